@@ -1,0 +1,32 @@
+"""Exceptions raised by pytest-celestra. Every message says how to fix the problem."""
+
+from __future__ import annotations
+
+
+class CelestraError(Exception):
+    """Base class of every error pytest-celestra raises on purpose."""
+
+
+class ConfigError(CelestraError, ValueError):
+    """A setting (option, ini key or environment variable) has a value we cannot use."""
+
+
+class NoSessionError(CelestraError, RuntimeError):
+    """A factory was asked to write to the database while no Celestra session is in effect."""
+
+    def __init__(self, factory_name: str) -> None:
+        super().__init__(
+            f"{factory_name}.create() needs a database session, and none is in effect. "
+            "In a test, request the `celestra_session` fixture (empty database) or "
+            "`celestra_seeded_db` (seeded scenario); outside pytest, wrap the calls in "
+            "`with pytest_celestra.factories.bound_session(session): ...`. "
+            f"Use {factory_name}.build() for an object that is not saved."
+        )
+
+
+class ServerError(CelestraError, RuntimeError):
+    """No PostgreSQL server could be reached or started."""
+
+
+class UnsafeDatabaseError(CelestraError, RuntimeError):
+    """An operation would touch a database that pytest-celestra did not create."""
