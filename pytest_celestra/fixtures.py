@@ -1,0 +1,244 @@
+"""The ``celestra_*`` fixtures.
+
+Databases are made only when a test asks for them: ``celestra_session`` clones the empty
+schema, ``celestra_seeded_db`` the seeded scenario; each test then runs in a transaction
+that is rolled back, so per-test cost does not grow with the volume.
+
+What connections you open yourself (through ``celestra_engine``, ``celestra_dsn`` and
+their seeded twins) can see: everything committed in the database, that is the template's
+rows; not the rows a test writes through ``celestra_session``/``celestra_seeded_db``,
+which stay uncommitted and are rolled back. What such connections commit stays for the
+rest of the run, for every later test of that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from pytest_celestra.config import CONFIG_KEY
+from pytest_celestra.database import (
+    DatabaseManager,
+    SchemaSetup,
+    builtin_schema_setup,
+    libpq_url,
+    start_server,
+    user_schema_key,
+)
+from pytest_celestra.errors import ServerError
+from pytest_celestra.models import MODELS_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from pytest_celestra.models import Base
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What this process shares with the other processes of the run (xdist workers)."""
+
+    run_id: str
+    worker: str
+    anchor: datetime
+    kept: list[str] = field(default_factory=list)
+
+
+RUN_KEY = pytest.StashKey[RunInfo]()
+
+
+def schema_setup(config: pytest.Config) -> SchemaSetup:
+    """The user's ``pytest_celestra_create_schema`` hook if there is one, else ``create_all``."""
+    hook: Any = config.hook
+    if not hook.pytest_celestra_create_schema.get_hookimpls():
+        return builtin_schema_setup()
+    builtin = builtin_schema_setup()
+
+    def create(connection: Connection) -> None:
+        if hook.pytest_celestra_create_schema(connection=connection, config=config) is None:
+            builtin.create(connection)
+
+    version = hook.pytest_celestra_schema_version(config=config)
+    return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
+
+
+@pytest.fixture(scope="session")
+def _celestra_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseManager]:
+    """The server and the template cache on it, for this test process."""
+    config = request.config.stash[CONFIG_KEY]
+    run = request.config.stash[RUN_KEY]
+    failure: str | None = None
+    try:
+        server = start_server(config, tmp_path_factory.mktemp("celestra-server"))
+    except ServerError as error:
+        failure = f"pytest-celestra: {error}"
+    if failure is not None:
+        # One clear message and a stop, rather than the same error for every test.
+        request.session.shouldstop = "pytest-celestra has no database server (see above)"
+        pytest.fail(failure, pytrace=False)
+    manager = DatabaseManager(
+        server,
+        schema_setup(request.config),
+        run_id=run.run_id,
+        worker=run.worker,
+        rebuild=config.rebuild.value,
+        keep=config.keep.value,
+    )
+    try:
+        yield manager
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _test_engine(manager: DatabaseManager, url: URL, run: RunInfo) -> Iterator[Engine]:
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        kept = manager.release(url)
+        if kept is not None:
+            run.kept.append(kept)
+
+
+@pytest.fixture(scope="session")
+def celestra_engine(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[Engine]:
+    """Engine of this process's database with the empty Celestra schema (session scope).
+
+    For code under test that opens its own connections. They see what is committed (no
+    rows); not what a test writes through ``celestra_session``. What they commit stays
+    for later tests.
+    """
+    url = _celestra_databases.create_empty()
+    with _test_engine(_celestra_databases, url, request.config.stash[RUN_KEY]) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def celestra_dsn(celestra_engine: Engine) -> str:
+    """URL (``postgresql://...``) of the database behind ``celestra_engine``."""
+    return libpq_url(celestra_engine.url)
+
+
+@pytest.fixture(scope="session")
+def celestra_seeded_engine(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[Engine]:
+    """Engine of this process's database holding the whole scenario (session scope).
+
+    For code under test that opens its own connections. They see the committed scenario;
+    not what a test writes through ``celestra_seeded_db``. What they commit stays for
+    later tests.
+    """
+    config = request.config.stash[CONFIG_KEY]
+    run = request.config.stash[RUN_KEY]
+    url = _celestra_databases.create_seeded(config.volume.value, config.seed.value, run.anchor)
+    with _test_engine(_celestra_databases, url, run) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
+    """URL (``postgresql://...``) of the database behind ``celestra_seeded_engine``."""
+    return libpq_url(celestra_seeded_engine.url)
+
+
+@contextlib.contextmanager
+def rolled_back_session(engine: Engine) -> Iterator[Session]:
+    """A session in a transaction that is rolled back at the end, commits included.
+
+    The session joins an outer transaction through a savepoint, so ``session.commit()``
+    in the code under test only releases a savepoint. Factories write into the session.
+    """
+    from pytest_celestra.factories import bound_session
+
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            with bound_session(session):
+                yield session
+        finally:
+            session.close()
+            transaction.rollback()
+
+
+@pytest.fixture
+def celestra_session(celestra_engine: Engine) -> Iterator[Session]:
+    """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
+
+    Every factory ``create()`` in the test goes into it; so do the ``celestra_<entity>``
+    fixtures. Commits made by the code under test are rolled back too.
+    """
+    with rolled_back_session(celestra_engine) as session:
+        yield session
+
+
+@pytest.fixture
+def celestra_seeded_db(
+    request: pytest.FixtureRequest, celestra_seeded_engine: Engine
+) -> Iterator[Session]:
+    """A SQLAlchemy session on the whole scenario (``--celestra-volume``), rolled back after.
+
+    Factories' ``create()`` goes into it. Seeding happens once (or never, when a cached
+    template matches), not per test.
+    """
+    if "celestra_session" in request.fixturenames:
+        pytest.fail(
+            "a test cannot use celestra_seeded_db together with celestra_session or a "
+            "celestra_<entity> fixture (those live in the empty database of "
+            "celestra_session): call the factories, e.g. UserFactory(), to add rows "
+            "to the seeded database.",
+            pytrace=False,
+        )
+    with rolled_back_session(celestra_seeded_engine) as session:
+        yield session
+
+
+# --- one fixture per table -------------------------------------------------------
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+#: ``celestra_<entity>`` fixture name -> model, for every table.
+ENTITY_FIXTURES: dict[str, type[Base]] = {
+    f"celestra_{_snake_case(model.__name__)}": model for model in MODELS_IN_FK_ORDER
+}
+
+
+def _entity_fixture(name: str, model: type[Base]) -> Any:
+    factory_name = f"{model.__name__}Factory"
+
+    def entity(celestra_session: Session) -> Any:
+        from pytest_celestra import factories
+
+        instance = getattr(factories, factory_name).create()
+        celestra_session.flush()
+        return instance
+
+    entity.__name__ = name
+    entity.__doc__ = (
+        f"One {model.__name__} ({model.__tablename__}) made by {factory_name}, with its "
+        "whole parent chain, in celestra_session; rolled back after the test."
+    )
+    return pytest.fixture(name=name)(entity)
+
+
+for _name, _model in ENTITY_FIXTURES.items():
+    globals()[_name] = _entity_fixture(_name, _model)

@@ -1,0 +1,139 @@
+"""pytest11 entry point of pytest-celestra: options, ini keys, hooks, header and fixtures.
+
+Nothing here touches a database: servers and databases are made by the fixtures, only
+when a test asks for one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_celestra import fixtures
+from pytest_celestra.config import CONFIG_KEY, SETTINGS, resolve_config
+from pytest_celestra.database import describe_server
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.fixtures import RUN_KEY, RunInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+
+class CelestraHookspecs:
+    """Hooks a project implements in its ``conftest.py`` to set up its own schema."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_celestra_create_schema(
+        self, connection: Connection, config: pytest.Config
+    ) -> object | None:
+        """Create the schema in a new, empty database instead of the built-in ``create_all``.
+
+        ``connection`` is a SQLAlchemy ``Connection`` in a transaction that is committed
+        afterwards. Return anything but None once the schema is there; None falls back
+        to the built-in schema. The result becomes a template database, found again by
+        a hash of its catalog (or by :func:`pytest_celestra_schema_version`)::
+
+            def pytest_celestra_create_schema(connection, config):
+                alembic_config = alembic.config.Config("alembic.ini")
+                alembic_config.attributes["connection"] = connection
+                alembic.command.upgrade(alembic_config, "head")
+                return True
+        """
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_celestra_schema_version(self, config: pytest.Config) -> str | None:
+        """A string that changes whenever your schema does, e.g. the Alembic head revision.
+
+        With it, a cached template of that version is used without running
+        ``pytest_celestra_create_schema`` at all; without it, the set-up runs once per
+        test process in a scratch database whose catalog is then hashed.
+        """
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(CelestraHookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("celestra", "pytest-celestra (Celestra test databases)")
+    for spec in SETTINGS:
+        if spec.is_flag:
+            group.addoption(
+                spec.option, action="store_true", default=None, dest=spec.ini, help=spec.help
+            )
+        else:
+            group.addoption(
+                spec.option,
+                type=spec.argparse_type,
+                default=None,
+                dest=spec.ini,
+                metavar=spec.metavar,
+                help=spec.help,
+            )
+        parser.addini(spec.ini, f"{spec.help} Environment: {spec.env}.", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        celestra = resolve_config(
+            {spec.name: config.getoption(spec.ini) for spec in SETTINGS},
+            {spec.name: config.getini(spec.ini) for spec in SETTINGS},
+            os.environ,
+        )
+    except ConfigError as error:
+        raise pytest.UsageError(f"pytest-celestra: {error}") from None
+    config.stash[CONFIG_KEY] = celestra
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run = RunInfo(
+            workerinput["testrunuid"],
+            workerinput["workerid"],
+            datetime.fromisoformat(workerinput["celestra_anchor"]),
+        )
+    else:
+        from pytest_celestra.scenario import anchor_for
+
+        run = RunInfo(uuid.uuid4().hex, "main", anchor_for())
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(fixtures, "celestra_fixtures")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(run), "celestra_xdist")
+
+
+class XdistHooks:
+    """Registered only under pytest-xdist: share the anchor, collect kept databases."""
+
+    def __init__(self, run: RunInfo) -> None:
+        self.run = run
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["celestra_anchor"] = self.run.anchor.isoformat()
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        self.run.kept.extend(getattr(node, "workeroutput", {}).get("celestra_kept", []))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    celestra = config.stash[CONFIG_KEY]
+    return f"celestra: {celestra.describe()} server={describe_server(celestra)}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["celestra_kept"] = list(session.config.stash[RUN_KEY].kept)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    kept = config.stash[RUN_KEY].kept
+    if kept:
+        terminalreporter.write_sep("-", "celestra: kept test databases (--celestra-keep)")
+        for url in kept:
+            terminalreporter.write_line(url)
+        terminalreporter.write_line(
+            "Drop them with DROP DATABASE when done; the plugin does not drop kept databases."
+        )
