@@ -1,0 +1,803 @@
+"""The value domain of every Celestra column, as one Faker provider.
+
+Both data paths draw from :class:`CelestraProvider`: the factories through
+``factory.Faker("<method>")`` and the bulk scenario builder by calling the methods of a
+seeded instance, so the two can never drift. Every method is cheap (a few microseconds):
+word pools are built once at import and values are drawn with ``self.generator.random``;
+no per-call Faker formatter (``name()``, ``sentence()`` ...) is used.
+
+Times are offsets in whole seconds from a reference instant (negative = past): the
+scenario's anchor for the bulk path, "now" for the factories. The ``*_times`` methods
+define what "expired", "active" and "future" mean for both paths.
+
+Example::
+
+    provider = CelestraProvider.seeded(42)
+    name = provider.company_name()
+    provider.email_address(provider.person_name(), company_domain(name))
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import itertools
+import re
+import uuid
+import zlib
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from faker import Generator
+from faker.providers import BaseProvider
+
+from pytest_celestra import vocabulary as words
+from pytest_celestra.models import (
+    AgentStatus,
+    AuditEventType,
+    CompanySize,
+    CompanyStatus,
+    CompanyVertical,
+    InvitationStatus,
+    KnowledgeBaseStatus,
+    NotificationDeliveryMethod,
+    NotificationPriority,
+    NotificationStatus,
+    NotificationType,
+    UserRole,
+    UserStatus,
+)
+from pytest_celestra.vocabulary import KNOWLEDGE_TYPES, NOTIFICATIONS
+
+if TYPE_CHECKING:
+    import random
+
+T = TypeVar("T", bound=Hashable)
+V = TypeVar("V")
+
+#: Domain of the platform's own staff; super admins have their email there.
+PLATFORM_DOMAIN = words.PLATFORM_DOMAIN
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+# --- weights (module constants so tests can check both paths use them) -----------------
+
+COMPANY_SIZE_WEIGHTS: Mapping[CompanySize, int] = {
+    CompanySize.SMALL: 40,
+    CompanySize.MEDIUM: 30,
+    CompanySize.LARGE: 20,
+    CompanySize.ENTERPRISE: 10,
+}
+COMPANY_VERTICAL_WEIGHTS: Mapping[CompanyVertical, int] = {
+    CompanyVertical.TECH: 35,
+    CompanyVertical.FINANCE: 20,
+    CompanyVertical.PHARMACEUTICAL: 15,
+    CompanyVertical.RETAIL: 15,
+    CompanyVertical.OTHER: 15,
+}
+COMPANY_STATUS_WEIGHTS: Mapping[CompanyStatus, int] = {
+    CompanyStatus.ACTIVE: 85,
+    CompanyStatus.SUSPENDED: 10,
+    CompanyStatus.ARCHIVED: 5,
+}
+#: How many members a company of each size has, relatively (the bulk path spreads users,
+#: agents and knowledge bases over companies with these weights).
+COMPANY_SIZE_HEADCOUNT: Mapping[CompanySize, float] = {
+    CompanySize.SMALL: 1.0,
+    CompanySize.MEDIUM: 2.5,
+    CompanySize.LARGE: 6.0,
+    CompanySize.ENTERPRISE: 15.0,
+}
+#: Roles of company members; SUPER_ADMIN is not drawn (it is a trait / a fixed share).
+USER_ROLE_WEIGHTS: Mapping[UserRole, int] = {
+    UserRole.COMPANY_ADMIN: 5,
+    UserRole.SPACE_ADMIN: 15,
+    UserRole.REGULAR_USER: 80,
+}
+USER_STATUS_WEIGHTS: Mapping[UserStatus, int] = {
+    UserStatus.ACTIVE: 82,
+    UserStatus.SUSPENDED: 7,
+    UserStatus.BLOCKED: 5,
+    UserStatus.ARCHIVED: 6,
+}
+#: Share of all users who are platform super admins (at least one always exists).
+SUPER_ADMIN_SHARE = 0.01
+AGENT_STATUS_WEIGHTS: Mapping[AgentStatus, int] = {
+    AgentStatus.ACTIVE: 65,
+    AgentStatus.DRAFT: 15,
+    AgentStatus.DISABLED: 12,
+    AgentStatus.ARCHIVED: 8,
+}
+AGENT_PROTOCOL_WEIGHTS: Mapping[str, int] = {
+    "MCP": 30,
+    "OpenAI Assistants": 20,
+    "A2A": 15,
+    "REST webhook": 15,
+    "LangGraph": 8,
+    "Amazon Bedrock Agents": 7,
+    "gRPC": 5,
+}
+KNOWLEDGE_BASE_STATUS_WEIGHTS: Mapping[KnowledgeBaseStatus, int] = {
+    KnowledgeBaseStatus.ACTIVE: 60,
+    KnowledgeBaseStatus.BUILDING: 12,
+    KnowledgeBaseStatus.DRAFT: 12,
+    KnowledgeBaseStatus.DISABLED: 8,
+    KnowledgeBaseStatus.ARCHIVED: 8,
+}
+#: Event types a factory draws by default (the row-changing ones come from traits).
+AUDIT_EVENT_WEIGHTS: Mapping[AuditEventType, int] = {
+    AuditEventType.SUCCESSFUL_LOGIN: 30,
+    AuditEventType.SESSION_STARTED: 20,
+    AuditEventType.SESSION_ENDED: 15,
+    AuditEventType.FAILED_LOGIN: 15,
+    AuditEventType.DATA_EXPORT: 5,
+    AuditEventType.OTHER: 15,
+}
+#: Event types that change a row: only these carry table_name, record_id and change logs.
+CHANGE_EVENT_TYPES = frozenset(
+    {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
+)
+#: Event types an admin signs (signed_by, digital_signature and reason are set).
+SIGNED_EVENT_TYPES = CHANGE_EVENT_TYPES | {AuditEventType.DATA_EXPORT}
+#: Tables a CONFIGURATION_UPDATE changes (ROLE_ASSIGNMENT_CHANGE always changes users).
+CONFIGURATION_TABLE_WEIGHTS: Mapping[str, int] = {
+    "agents": 40,
+    "knowledge_bases": 35,
+    "companies": 12,
+    "users": 13,
+}
+#: One user action produces this group of audit logs (same group_id when more than one).
+AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
+    "sign_in": (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED),
+    "sign_out": (AuditEventType.SESSION_ENDED,),
+    "failed_sign_in": (AuditEventType.FAILED_LOGIN,),
+    "lockout": (
+        AuditEventType.FAILED_LOGIN,
+        AuditEventType.FAILED_LOGIN,
+        AuditEventType.FAILED_LOGIN,
+        AuditEventType.OTHER,
+    ),
+    "role_change": (AuditEventType.ROLE_ASSIGNMENT_CHANGE,),
+    "configuration": (AuditEventType.CONFIGURATION_UPDATE,) * 3,
+    "data_export": (AuditEventType.DATA_EXPORT, AuditEventType.OTHER),
+    "other": (AuditEventType.OTHER,),
+}
+AUDIT_ACTION_WEIGHTS: Mapping[str, int] = {
+    "sign_in": 25,
+    "sign_out": 8,
+    "failed_sign_in": 8,
+    "lockout": 2,
+    "role_change": 15,
+    "configuration": 30,
+    "data_export": 5,
+    "other": 7,
+}
+#: Share of FAILED_LOGIN events (audit logs and failed_logins) for an email nobody has.
+UNKNOWN_EMAIL_SHARE = 0.12
+KNOWN_USER_FAILURE_WEIGHTS: Mapping[str, int] = {
+    "Invalid password": 70,
+    "MFA code rejected": 12,
+    "Expired password": 8,
+    "Account locked": 6,
+    "Account suspended": 4,
+}
+#: failure_reason of a failed login whose email matches no user (user_id is NULL).
+UNKNOWN_EMAIL_REASON = "Unknown email address"
+NOTIFICATION_STATUS_WEIGHTS: Mapping[NotificationStatus, int] = {
+    NotificationStatus.DELIVERED: 75,
+    NotificationStatus.PENDING: 15,
+    NotificationStatus.FAILED: 10,
+}
+#: Share of delivered notifications that were read.
+NOTIFICATION_READ_SHARE = 0.6
+NOTIFICATION_DELIVERY_WEIGHTS: Mapping[NotificationDeliveryMethod, int] = {
+    NotificationDeliveryMethod.IN_APP: 45,
+    NotificationDeliveryMethod.EMAIL: 35,
+    NotificationDeliveryMethod.PUSH: 10,
+    NotificationDeliveryMethod.SMS: 5,
+    NotificationDeliveryMethod.WEBHOOK: 5,
+}
+NOTIFICATION_TYPE_WEIGHTS: Mapping[NotificationType, int] = {
+    NotificationType.NEW_DEVICE_LOGIN: 12,
+    NotificationType.FAILED_LOGIN_NOTIFICATION: 10,
+    NotificationType.KNOWLEDGE_BASE_READY: 10,
+    NotificationType.SYSTEM_ANNOUNCEMENT: 8,
+    NotificationType.SESSION_EXPIRY: 8,
+    NotificationType.PASSWORD_EXPIRY: 7,
+    NotificationType.AGENT_STATUS_CHANGED: 7,
+    NotificationType.INVITATION_ACCEPTED: 6,
+    NotificationType.INVITATION_SENT: 6,
+    NotificationType.PASSWORD_CHANGED: 5,
+    NotificationType.ROLE_CHANGED: 5,
+    NotificationType.DATA_EXPORT_READY: 4,
+    NotificationType.KNOWLEDGE_BASE_FAILED: 4,
+    NotificationType.MAINTENANCE_SCHEDULED: 3,
+    NotificationType.ACCOUNT_LOCKED: 3,
+    NotificationType.ACCOUNT_UNLOCKED: 2,
+}
+#: Notifications whose expires_at is already past vs still ahead.
+NOTIFICATION_EXPIRY_WEIGHTS: Mapping[str, int] = {"past": 55, "future": 45}
+#: expired: ended before the reference; active: started before it, ends >= 2 days after;
+#: long: ends more than 7 days after ("remember me").
+SESSION_STATE_WEIGHTS: Mapping[str, int] = {"expired": 60, "active": 28, "long": 12}
+#: open: sent <= reference < expires (>= 2 days ahead); far: expires > 7 days ahead.
+INVITATION_STATE_WEIGHTS: Mapping[str, int] = {
+    "accepted": 45,
+    "open": 20,
+    "expired": 15,
+    "far": 10,
+    "cancelled": 10,
+}
+INVITATION_STATUS_FOR_STATE: Mapping[str, tuple[InvitationStatus, ...]] = {
+    "accepted": (InvitationStatus.ACCEPTED,),
+    "open": (InvitationStatus.SENT, InvitationStatus.SENT, InvitationStatus.PENDING),
+    "expired": (InvitationStatus.EXPIRED,),
+    "far": (InvitationStatus.SENT,),
+    "cancelled": (InvitationStatus.CANCELLED,),
+}
+#: ended: in the past; active: ends >= 2 days after the reference; long: > 7 days after.
+LOCKOUT_STATE_WEIGHTS: Mapping[str, int] = {"ended": 70, "active": 18, "long": 12}
+#: Failed attempts after which an account locks; failed_attempts is at least the
+#: number of failed logins recorded in the 30 minutes before lockout_start.
+LOCKOUT_THRESHOLD_WEIGHTS: Mapping[int, int] = {3: 20, 5: 60, 10: 20}
+#: Window before lockout_start in which a lockout's failed logins lie.
+LOCKOUT_BURST_WINDOW = 30 * MINUTE
+
+# --- time windows (offsets in seconds from the reference instant) -----------------------
+
+COMPANY_CREATED = (-3 * 365 * DAY, -400 * DAY)
+SUPER_ADMIN_CREATED = (-1500 * DAY, -1100 * DAY)
+KNOWLEDGE_TYPE_CREATED = -1600 * DAY
+#: Users, agents and knowledge bases exist at least this long before the reference.
+MEMBER_CREATED_LATEST = -30 * DAY
+#: A company's first admin joins within this long after the company is created.
+FIRST_ADMIN_DELAY = 2 * DAY
+ACTIVITY_EARLIEST = -365 * DAY
+"""Activity (logins, audit, notifications) reaches back at most one year."""
+
+
+class Weighted(Generic[T]):
+    """A weighted choice prepared once; :meth:`draw` costs one ``random()`` and a bisect."""
+
+    __slots__ = ("_cumulative", "_total", "values")
+
+    def __init__(self, weights: Mapping[T, float]) -> None:
+        self.values: tuple[T, ...] = tuple(weights)
+        self._cumulative = list(itertools.accumulate(weights.values()))
+        self._total = self._cumulative[-1]
+
+    def draw(self, rng: random.Random) -> T:
+        """One value, with probability proportional to its weight."""
+        return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
+
+    def covering(self, rng: random.Random, index: int) -> T:
+        """The ``index``-th draw of a series in which every value occurs at least once."""
+        return self.values[index] if index < len(self.values) else self.draw(rng)
+
+
+_COMPANY_SIZE = Weighted(COMPANY_SIZE_WEIGHTS)
+_COMPANY_VERTICAL = Weighted(COMPANY_VERTICAL_WEIGHTS)
+_COMPANY_STATUS = Weighted(COMPANY_STATUS_WEIGHTS)
+_USER_ROLE = Weighted(USER_ROLE_WEIGHTS)
+_USER_STATUS = Weighted(USER_STATUS_WEIGHTS)
+_AGENT_STATUS = Weighted(AGENT_STATUS_WEIGHTS)
+_AGENT_PROTOCOL = Weighted(AGENT_PROTOCOL_WEIGHTS)
+_KB_STATUS = Weighted(KNOWLEDGE_BASE_STATUS_WEIGHTS)
+_AUDIT_EVENT = Weighted(AUDIT_EVENT_WEIGHTS)
+_CONFIGURATION_TABLE = Weighted(CONFIGURATION_TABLE_WEIGHTS)
+_FAILURE = Weighted(KNOWN_USER_FAILURE_WEIGHTS)
+_NOTIFICATION_STATUS = Weighted(NOTIFICATION_STATUS_WEIGHTS)
+_DELIVERY = Weighted(NOTIFICATION_DELIVERY_WEIGHTS)
+_NOTIFICATION_TYPE = Weighted(NOTIFICATION_TYPE_WEIGHTS)
+_PRIORITY = {t: Weighted(spec[2]) for t, spec in NOTIFICATIONS.items()}
+_KNOWLEDGE_TYPE = Weighted({name: weight for name, (_, weight) in KNOWLEDGE_TYPES.items()})
+_LOCKOUT_THRESHOLD = Weighted(LOCKOUT_THRESHOLD_WEIGHTS)
+_AUDIT_ACTION = Weighted(AUDIT_ACTION_WEIGHTS)
+_NOTIFICATION_EXPIRY = Weighted(NOTIFICATION_EXPIRY_WEIGHTS)
+_SESSION_STATE = Weighted(SESSION_STATE_WEIGHTS)
+_INVITATION_STATE = Weighted(INVITATION_STATE_WEIGHTS)
+_LOCKOUT_STATE = Weighted(LOCKOUT_STATE_WEIGHTS)
+
+#: Columns an audit change may touch, per table, with their value domain.
+CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "users": ("role", "status", "name"),
+    "agents": ("status", "agent_protocol", "name", "description"),
+    "knowledge_bases": ("status", "name", "description"),
+    "companies": ("status", "size", "vertical", "description"),
+}
+_ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("users", "role"): tuple(r.value for r in USER_ROLE_WEIGHTS),
+    ("users", "status"): tuple(s.value for s in UserStatus),
+    ("agents", "status"): tuple(s.value for s in AgentStatus),
+    ("agents", "agent_protocol"): tuple(AGENT_PROTOCOL_WEIGHTS),
+    ("knowledge_bases", "status"): tuple(s.value for s in KnowledgeBaseStatus),
+    ("companies", "status"): tuple(s.value for s in CompanyStatus),
+    ("companies", "size"): tuple(s.value for s in CompanySize),
+    ("companies", "vertical"): tuple(v.value for v in CompanyVertical),
+}
+
+
+# --- pure functions ---------------------------------------------------------------------
+
+
+def company_domain(name: str) -> str:
+    """The email domain of the company called ``name``: a slug of the name plus a TLD.
+
+    Pure and deterministic (the TLD comes from a CRC of the slug), so a company's
+    domain can always be recomputed from its name:
+    ``company_domain("Bright Harbor Labs Inc.") == "brightharborlabs.com"``.
+    """
+    tokens = re.findall(r"[a-z0-9]+", name.lower())
+    slug = "".join(t for t in tokens if t not in words.DOMAIN_STOPWORDS) or "company"
+    return f"{slug}.{words.TLDS[zlib.crc32(slug.encode()) % len(words.TLDS)]}"
+
+
+def email_address(name: str, domain: str, number: int | None = None) -> str:
+    """The work email of ``name`` at ``domain``; ``number`` makes it unique when needed.
+
+    Each domain has one local-part convention (``first.last``, ``flast`` or
+    ``first_last``), chosen from the domain, as real companies do. Always lower case.
+    """
+    parts = re.findall(r"[a-z]+", name.lower()) or ["user"]
+    first, last = parts[0], parts[-1]
+    convention = zlib.crc32(domain.encode()) % 3
+    if convention == 0:
+        local = f"{first}.{last}"
+    elif convention == 1:
+        local = f"{first[0]}{last}"
+    else:
+        local = f"{first}_{last}"
+    return f"{local}{'' if number is None else number}@{domain}"
+
+
+def knowledge_type_description(name: str) -> str | None:
+    """The catalogue description of a knowledge type, or None for a type of your own."""
+    entry = KNOWLEDGE_TYPES.get(name)
+    return entry[0] if entry else None
+
+
+def fast_uuid(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from ``rng``: reproducible, unlike :func:`uuid.uuid4`."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+class CelestraProvider(BaseProvider):
+    """Faker provider of every Celestra column's values (see the module docstring).
+
+    Registered on factory_boy's Faker by :mod:`pytest_celestra.factories`; the scenario
+    builder uses its own seeded instance (:meth:`seeded`).
+    """
+
+    @classmethod
+    def seeded(cls, seed: int) -> CelestraProvider:
+        """A provider with its own ``random.Random(seed)``, independent of global state."""
+        generator = Generator()
+        generator.seed_instance(seed)
+        return cls(generator)
+
+    @property
+    def rng(self) -> random.Random:
+        """The random generator every draw uses."""
+        rng: random.Random = self.generator.random
+        return rng
+
+    # --- identifiers and secrets --------------------------------------------------------
+
+    def celestra_uuid(self) -> uuid.UUID:
+        """A version-4 UUID from this provider's random generator."""
+        return fast_uuid(self.generator.random)
+
+    def url_token(self) -> str:
+        """A URL-safe token of 43 characters (32 random bytes, base64url, no padding)."""
+        raw: bytes = self.generator.random.randbytes(32)
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def digital_signature(self) -> str:
+        """A base64 Ed25519-sized signature (64 random bytes)."""
+        raw: bytes = self.generator.random.randbytes(64)
+        return base64.b64encode(raw).decode("ascii")
+
+    def ip_address(self) -> str:
+        """A client IP address: public IPv4 mostly, some IPv6, a few office-network IPv4."""
+        rng = self.generator.random
+        roll = rng.random()
+        bits = rng.getrandbits(32)
+        if roll < 0.1:
+            return f"2a0{bits & 7}:{bits >> 16:x}:{bits & 0xFFFF:x}::{rng.getrandbits(16):x}"
+        if roll < 0.18:
+            return f"10.{bits >> 16 & 255}.{bits >> 8 & 255}.{(bits & 253) + 1}"
+        first = words.PUBLIC_FIRST_OCTETS[bits % len(words.PUBLIC_FIRST_OCTETS)]
+        return f"{first}.{bits >> 8 & 255}.{bits >> 16 & 255}.{(bits >> 24 & 253) + 1}"
+
+    def browser_user_agent(self) -> str:
+        """A browser, desktop-app or CLI user agent string."""
+        return words.USER_AGENTS[int(self.generator.random.random() * len(words.USER_AGENTS))]
+
+    # --- companies ----------------------------------------------------------------------
+
+    def company_size(self) -> CompanySize:
+        return _COMPANY_SIZE.draw(self.generator.random)
+
+    def company_vertical(self) -> CompanyVertical:
+        return _COMPANY_VERTICAL.draw(self.generator.random)
+
+    def company_status(self) -> CompanyStatus:
+        return _COMPANY_STATUS.draw(self.generator.random)
+
+    def company_name(self, vertical: CompanyVertical | None = None) -> str:
+        """A plausible company name whose last word fits ``vertical`` ("Bright Harbor Labs")."""
+        rng = self.generator.random
+        suffixes = words.VERTICAL_SUFFIXES[vertical or CompanyVertical.OTHER]
+        pattern = rng.random()
+        if pattern < 0.45:
+            base = f"{_pick(rng, words.NAME_ADJECTIVES)} {_pick(rng, words.NAME_NOUNS)}"
+        elif pattern < 0.85:
+            base = _pick(rng, words.LAST_NAMES)
+        else:
+            return f"{_pick(rng, words.LAST_NAMES)} & {_pick(rng, words.LAST_NAMES)}"
+        name = f"{base} {_pick(rng, suffixes)}"
+        if rng.random() < 0.25:
+            name = f"{name} {_pick(rng, words.LEGAL_SUFFIXES)}"
+        return name
+
+    def company_domain(self, name: str) -> str:
+        """See :func:`company_domain`."""
+        return company_domain(name)
+
+    def company_description(self, vertical: CompanyVertical | None = None) -> str:
+        """One sentence on what the company does and for whom."""
+        rng = self.generator.random
+        offering = _pick(rng, words.VERTICAL_OFFERINGS[vertical or CompanyVertical.OTHER])
+        return f"{offering} for {_pick(rng, words.AUDIENCES)}.{_pick(rng, words.DESCRIPTION_TAILS)}"
+
+    # --- users --------------------------------------------------------------------------
+
+    def person_name(self) -> str:
+        """First and last name from Faker's en_US pools."""
+        rng = self.generator.random
+        return f"{_pick(rng, words.FIRST_NAMES)} {_pick(rng, words.LAST_NAMES)}"
+
+    def email_address(self, name: str, domain: str, number: int | None = None) -> str:
+        """See :func:`email_address`."""
+        return email_address(name, domain, number)
+
+    def user_role(self) -> UserRole:
+        """The role of a company member (never SUPER_ADMIN)."""
+        return _USER_ROLE.draw(self.generator.random)
+
+    def user_status(self) -> UserStatus:
+        return _USER_STATUS.draw(self.generator.random)
+
+    # --- agents and knowledge -----------------------------------------------------------
+
+    def agent_name(self) -> str:
+        rng = self.generator.random
+        return f"{_pick(rng, words.AGENT_FUNCTIONS)} {_pick(rng, words.AGENT_KINDS)}"
+
+    def agent_description(self) -> str:
+        rng = self.generator.random
+        verb, thing = _pick(rng, words.AGENT_VERBS), _pick(rng, words.AGENT_OBJECTS)
+        return f"{verb} {thing} for {_pick(rng, words.TEAMS)}."
+
+    def agent_protocol(self) -> str:
+        """How the agent is wired: "MCP", "A2A", "OpenAI Assistants", "REST webhook" ..."""
+        return _AGENT_PROTOCOL.draw(self.generator.random)
+
+    def agent_status(self) -> AgentStatus:
+        return _AGENT_STATUS.draw(self.generator.random)
+
+    def knowledge_base_name(self) -> str:
+        rng = self.generator.random
+        return f"{_pick(rng, words.DEPARTMENTS)} {_pick(rng, words.COLLECTIONS)}"
+
+    def knowledge_base_description(self) -> str:
+        rng = self.generator.random
+        return (
+            f"Curated {_pick(rng, words.COLLECTIONS).lower()} for {_pick(rng, words.TEAMS)}, "
+            f"re-indexed {_pick(rng, words.KB_CADENCES)}."
+        )
+
+    def knowledge_base_status(self) -> KnowledgeBaseStatus:
+        return _KB_STATUS.draw(self.generator.random)
+
+    def knowledge_type_name(self) -> str:
+        """A name from :data:`KNOWLEDGE_TYPES`, common types more often."""
+        return _KNOWLEDGE_TYPE.draw(self.generator.random)
+
+    def knowledge_type_description(self, name: str) -> str | None:
+        """See :func:`knowledge_type_description`."""
+        return knowledge_type_description(name)
+
+    def knowledge_source_name(self, type_name: str, domain: str = "example.com") -> str:
+        """What a source of ``type_name`` is called: a path, a URL, a space or channel name."""
+        rng = self.generator.random
+        org = domain.partition(".")[0]
+        stem = _pick(rng, words.FILE_STEMS)
+        match type_name:
+            case "PDF document":
+                return f"{_pick(rng, words.PDF_FOLDERS)}/{stem}.pdf"
+            case "Web page":
+                host, section = _pick(rng, words.WEB_HOSTS), _pick(rng, words.WEB_SECTIONS)
+                return f"https://{host}.{domain}/{section}/{stem}"
+            case "Confluence space":
+                return f"{_pick(rng, words.SPACE_KEYS)} space"
+            case "Git repository":
+                return f"github.com/{org}/{_pick(rng, words.REPOS)}"
+            case "Google Drive folder":
+                return (
+                    f"Shared drives/{_pick(rng, words.DEPARTMENTS)}/{_pick(rng, words.COLLECTIONS)}"
+                )
+            case "Notion workspace":
+                return f"{_pick(rng, words.DEPARTMENTS)} wiki"
+            case "SharePoint site":
+                site = _pick(rng, words.DEPARTMENTS).replace(" ", "")
+                return f"sites/{site}/Shared Documents"
+            case "Jira project":
+                return f"{_pick(rng, words.SPACE_KEYS)} project"
+            case "Slack channel":
+                return f"#{_pick(rng, words.SLACK_CHANNELS)}"
+            case "Zendesk help center":
+                return f"{org}.zendesk.com/hc/en-us"
+            case "Markdown file":
+                return f"{_pick(rng, words.REPOS)}/docs/{stem}.md"
+            case "CSV dataset":
+                return f"exports/{stem}.csv"
+            case _:
+                return f"{type_name} {stem}"
+
+    # --- security events ----------------------------------------------------------------
+
+    def failure_reason(self, known_user: bool = True) -> str:
+        """Why a sign-in failed; :data:`UNKNOWN_EMAIL_REASON` when no user has the email."""
+        return _FAILURE.draw(self.generator.random) if known_user else UNKNOWN_EMAIL_REASON
+
+    def lockout_reason(self, state: str = "ended") -> str:
+        return _pick(self.generator.random, words.LOCKOUT_REASONS[state])
+
+    def lockout_threshold(self) -> int:
+        """Failed attempts after which an account locks (3, 5 or 10)."""
+        return _LOCKOUT_THRESHOLD.draw(self.generator.random)
+
+    def audit_event_type(self) -> AuditEventType:
+        """An event type that changes no row (row changes come from explicit choices)."""
+        return _AUDIT_EVENT.draw(self.generator.random)
+
+    def audit_action(self) -> str:
+        """A key of :data:`AUDIT_ACTIONS`: what a user did, producing 1-4 audit logs."""
+        return _AUDIT_ACTION.draw(self.generator.random)
+
+    def audit_change_table(self, event_type: AuditEventType) -> str:
+        """The table a row-changing event changed."""
+        if event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
+            return "users"
+        return _CONFIGURATION_TABLE.draw(self.generator.random)
+
+    def audit_description(
+        self,
+        event_type: AuditEventType,
+        table_name: str | None = None,
+        known_user: bool = True,
+    ) -> str:
+        """What happened, in the words of the audit trail."""
+        if event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
+            return words.ROLE_CHANGE_DESCRIPTION
+        if event_type is AuditEventType.CONFIGURATION_UPDATE:
+            return words.CHANGE_DESCRIPTIONS.get(table_name or "", "Updated configuration")
+        if event_type is AuditEventType.FAILED_LOGIN and not known_user:
+            return words.UNKNOWN_EMAIL_DESCRIPTION
+        return _pick(self.generator.random, words.AUDIT_DESCRIPTIONS[event_type])
+
+    def audit_reason(self, event_type: AuditEventType) -> str | None:
+        """The stated reason of a signed event; None for events nobody signs."""
+        if event_type not in SIGNED_EVENT_TYPES:
+            return None
+        rng = self.generator.random
+        if rng.random() < 0.3:
+            return f"Requested in ticket {_pick(rng, words.TICKET_KEYS)}-{rng.randint(100, 9999)}"
+        return _pick(rng, words.SIGNED_REASONS)
+
+    def audit_change(
+        self, table_name: str, column: str | None = None, current: str | None = None
+    ) -> tuple[str, str, str]:
+        """``(column, old_value, new_value)`` of one changed column; old != new.
+
+        ``current`` is the row's present value of ``column``: it becomes the new value.
+        """
+        rng = self.generator.random
+        columns = CHANGEABLE_COLUMNS[table_name]
+        column = column or _pick(rng, columns)
+        domain = _ENUM_COLUMN_VALUES.get((table_name, column))
+        if domain is not None:
+            new = current if current in domain else _pick(rng, domain)
+            old = _pick(rng, tuple(v for v in domain if v != new))
+            return column, old, new
+        new = current or self._free_text(table_name, column)
+        old = self._free_text(table_name, column)
+        while old == new:
+            old = f"{old} (old)"
+        return column, old, new
+
+    def audit_changes(
+        self,
+        table_name: str,
+        count: int,
+        current: Mapping[str, str] | None = None,
+        first_column: str | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """``count`` changes of one row, on distinct columns while there are enough."""
+        rng = self.generator.random
+        columns = list(CHANGEABLE_COLUMNS[table_name])
+        rng.shuffle(columns)
+        if first_column is not None:
+            columns.remove(first_column)
+            columns.insert(0, first_column)
+        current = current or {}
+        changes = []
+        for i in range(count):
+            column = columns[i % len(columns)]
+            # A column changed twice in one action: only the last change reaches the row.
+            value = current.get(column) if i + len(columns) >= count else None
+            changes.append(self.audit_change(table_name, column, value))
+        return changes
+
+    def _free_text(self, table_name: str, column: str) -> str:
+        if column == "name":
+            if table_name == "users":
+                return self.person_name()
+            if table_name == "agents":
+                return self.agent_name()
+            return self.knowledge_base_name()
+        if table_name == "agents":
+            return self.agent_description()
+        if table_name == "knowledge_bases":
+            return self.knowledge_base_description()
+        return self.company_description()
+
+    # --- notifications ------------------------------------------------------------------
+
+    def notification_type(self) -> NotificationType:
+        return _NOTIFICATION_TYPE.draw(self.generator.random)
+
+    def notification_title(self, notification_type: NotificationType) -> str:
+        return NOTIFICATIONS[notification_type][0]
+
+    def notification_message(self, notification_type: NotificationType) -> str:
+        return _pick(self.generator.random, NOTIFICATIONS[notification_type][1])
+
+    def notification_priority(self, notification_type: NotificationType) -> NotificationPriority:
+        return _PRIORITY[notification_type].draw(self.generator.random)
+
+    def notification_action_url(self, notification_type: NotificationType) -> str | None:
+        return NOTIFICATIONS[notification_type][3]
+
+    def notification_status(self) -> NotificationStatus:
+        return _NOTIFICATION_STATUS.draw(self.generator.random)
+
+    def notification_delivery_method(self) -> NotificationDeliveryMethod:
+        return _DELIVERY.draw(self.generator.random)
+
+    # --- time ---------------------------------------------------------------------------
+
+    def moment(self, lower: int, upper: int) -> int:
+        """An offset uniformly in ``[lower, upper]``; ``lower`` if the range is empty."""
+        if lower >= upper:
+            return lower
+        return lower + int(self.generator.random.random() * (upper - lower))
+
+    def recent_moment(self, lower: int, upper: int) -> int:
+        """An offset in ``[lower, upper]``, recent ones (near ``upper``) more likely."""
+        if lower >= upper:
+            return lower
+        r = self.generator.random.random()
+        return upper - int(r * r * (upper - lower))
+
+    def session_state(self) -> str:
+        return _SESSION_STATE.draw(self.generator.random)
+
+    def session_times(self, state: str, lower: int) -> tuple[int, int]:
+        """``(created_at, expires_at)`` of a session in ``state``, created at/after ``lower``."""
+        if state == "expired":
+            created = self.recent_moment(max(lower, -180 * DAY), -8 * DAY)
+            expires = created + self.moment(HOUR, 7 * DAY)
+        elif state == "active":
+            created = self.moment(max(lower, -DAY), -MINUTE)
+            expires = self.moment(2 * DAY + HOUR, 7 * DAY)
+        else:
+            created = self.moment(max(lower, -3 * DAY), -MINUTE)
+            expires = self.moment(8 * DAY, 30 * DAY)
+        return created, max(expires, created + HOUR)
+
+    def invitation_state(self) -> str:
+        return _INVITATION_STATE.draw(self.generator.random)
+
+    def invitation_status(self, state: str) -> InvitationStatus:
+        return _pick(self.generator.random, INVITATION_STATUS_FOR_STATE[state])
+
+    def invitation_times(self, state: str, lower: int) -> tuple[int, int, int, int]:
+        """``(created_at, sent_at, expires_at, updated_at)`` of an invitation in ``state``."""
+        if state == "open":
+            sent = self.moment(max(lower, -5 * DAY + HOUR), -MINUTE)
+            expires = sent + 7 * DAY
+        elif state == "far":
+            sent = self.moment(max(lower, -3 * DAY), -MINUTE)
+            expires = sent + 30 * DAY
+        else:
+            latest = {"expired": -10 * DAY, "accepted": -DAY, "cancelled": -HOUR}[state]
+            sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), latest)
+            expires = sent + 7 * DAY
+        created = max(lower, sent - self.moment(0, 10 * MINUTE))
+        sent = max(sent, created)
+        if state == "expired":
+            updated = max(sent, min(expires, -MINUTE))
+        elif state in ("accepted", "cancelled"):
+            updated = self.moment(sent + MINUTE, min(sent + 3 * DAY, -MINUTE))
+        else:
+            updated = sent
+        return created, sent, max(expires, sent + HOUR), max(updated, created)
+
+    def invitation_resend_count(self) -> int:
+        rng = self.generator.random
+        return 0 if rng.random() < 0.7 else rng.randint(1, 3)
+
+    def lockout_state(self) -> str:
+        return _LOCKOUT_STATE.draw(self.generator.random)
+
+    def lockout_times(self, state: str, lower: int) -> tuple[int, int, int]:
+        """``(lockout_start, lockout_end, updated_at)``; created_at is lockout_start.
+
+        The start is at least an hour after ``lower`` so the failed logins that caused the
+        lockout fit between the user's creation and the start.
+        """
+        earliest = lower + HOUR
+        if state == "ended":
+            start = self.recent_moment(max(earliest, ACTIVITY_EARLIEST), -2 * DAY)
+            end = start + self.moment(15 * MINUTE, DAY)
+            updated = min(end, -MINUTE)
+        elif state == "active":
+            start = self.moment(max(earliest, -DAY), -MINUTE)
+            end = self.moment(2 * DAY + HOUR, 6 * DAY)
+            updated = start
+        else:
+            start = self.moment(max(earliest, -3 * DAY), -MINUTE)
+            end = self.moment(8 * DAY, 30 * DAY)
+            updated = start
+        return start, max(end, start + MINUTE), max(updated, start)
+
+    def notification_expiry(self) -> str:
+        """ "past" or "future": whether a notification's expires_at has passed."""
+        return _NOTIFICATION_EXPIRY.draw(self.generator.random)
+
+    def notification_is_read(self) -> bool:
+        return bool(self.generator.random.random() < NOTIFICATION_READ_SHARE)
+
+    def notification_times(
+        self, status: NotificationStatus, read: bool, expiry: str, lower: int
+    ) -> tuple[int, int | None, int | None, int, int]:
+        """``(created_at, delivered_at, read_at, expires_at, updated_at)``.
+
+        delivered_at is set only for DELIVERED, read_at only when ``read``.
+        """
+        if expiry == "future":
+            created = self.recent_moment(max(lower, -30 * DAY), -MINUTE)
+            expires = self.moment(2 * DAY + HOUR, 90 * DAY)
+        else:
+            created = self.recent_moment(max(lower, ACTIVITY_EARLIEST), -2 * DAY)
+            expires = created + self.moment(HOUR, max(HOUR, min(30 * DAY, -created - HOUR)))
+        expires = max(expires, created + HOUR)
+        delivered = read_at = None
+        updated = created
+        if status is NotificationStatus.DELIVERED:
+            delivered = updated = self.moment(created + 1, min(created + 5 * MINUTE, 0))
+            if read:
+                read_at = self.moment(min(delivered + MINUTE, 0), min(delivered + 3 * DAY, 0))
+                read_at = updated = max(read_at, delivered)
+        elif status is NotificationStatus.FAILED:
+            updated = self.moment(created + 1, min(created + 15 * MINUTE, 0))
+        return created, delivered, read_at, expires, updated
+
+
+def _pick(rng: random.Random, values: Sequence[V]) -> V:
+    return values[int(rng.random() * len(values))]
