@@ -24,10 +24,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -179,7 +181,8 @@ def _one_line(error: BaseException) -> str:
 
 def _version_from_output(command: list[str]) -> str:
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
-    return "PostgreSQL " + output.stdout.split()[-1]
+    found = re.search(r"\(PostgreSQL\) (\S+)", output.stdout)
+    return f"PostgreSQL {found.group(1) if found else output.stdout.strip()}"
 
 
 def _embedded_binaries() -> Path:
@@ -270,27 +273,34 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
         from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 
     port = _free_port()
+    # A short socket directory: the datadir's path may pass the 107-byte socket limit.
+    socket_dir = tempfile.mkdtemp(prefix="celestra-pg-")
     executor = PostgreSQLExecutor(
         executable=pg_ctl,
         host="127.0.0.1",
         port=port,
         datadir=str(workdir / "data"),
-        unixsocketdir=str(workdir),
+        unixsocketdir=socket_dir,
         logfile=str(workdir / "postgresql.log"),
         startparams="-w",
         dbname="postgres",
     )
+
+    def stop() -> None:
+        try:
+            executor.stop()
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
     try:
         executor.start()
     except Exception as error:
+        shutil.rmtree(socket_dir, ignore_errors=True)
         raise ServerError(
-            f"could not start PostgreSQL with {pg_ctl}: {error}. See {workdir / 'postgresql.log'}; "
-            f"or use another server with {SPECS['server'].channels}."
+            f"could not start PostgreSQL with {pg_ctl}: {_one_line(error)}. See "
+            f"{workdir / 'postgresql.log'}, or use another server with "
+            f"{SPECS['server'].channels}."
         ) from error
-
-    def stop() -> None:
-        executor.stop()
-
     url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{port}/postgres")
     return Server(ServerKind.LOCAL, url, stop=stop)
 
@@ -342,11 +352,11 @@ WITH ns AS (
     WHERE nspname NOT IN ('pg_catalog', 'information_schema')
       AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
 )
-SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind
+SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind::text
   FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
 UNION ALL
 SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname || ' '
-       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' '
+       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
        || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -560,7 +570,7 @@ class DatabaseManager:
                 sql.Identifier(build), sql.Identifier(name)
             )
         )
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         _set_comment(
             admin,
             name,
@@ -637,7 +647,7 @@ class DatabaseManager:
 
     def _clone(self, admin: psycopg.Connection[Any], template: str, label: str) -> URL:
         name = f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._create(
             admin,
             name,

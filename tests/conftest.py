@@ -1,0 +1,94 @@
+"""Fixtures of the plugin's own tests: inner pytest runs (pytester) and their server.
+
+The suite picks its server like any user: ``CELESTRA_DSN`` set means that server, unset
+means the plugin's own choice (embedded when root). Inner runs are pointed at the very
+same server, so they share its templates and start nothing of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from pytest_celestra.config import CONFIG_KEY
+from pytest_celestra.database import ServerKind, libpq_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from pytest_celestra.database import DatabaseManager
+
+#: Generous bound for one inner pytest run; real runs take a few seconds.
+INNER_TIMEOUT = 180
+
+
+@pytest.fixture(scope="session")
+def inner_server_env(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> dict[str, str]:
+    """Environment that points an inner run at this suite's server."""
+    server = _celestra_databases.server
+    if server.kind is ServerKind.EMBEDDED:
+        pgdata = request.config.stash[CONFIG_KEY].pgdata.value
+        return {"CELESTRA_SERVER": "embedded", "CELESTRA_PGDATA": str(pgdata)}
+    # A DSN, or this process's throwaway local server, which inner runs reach by URL.
+    return {"CELESTRA_SERVER": "dsn", "CELESTRA_DSN": libpq_url(server.url)}
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(_celestra_databases: DatabaseManager) -> str:
+    """URL of the maintenance database of the suite's server."""
+    return libpq_url(_celestra_databases.server.url)
+
+
+@pytest.fixture
+def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the server's maintenance database."""
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def celestra_pytester(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_server_env: dict[str, str]
+) -> pytest.Pytester:
+    """A pytester whose runs use this suite's server, volume ``small`` and no other
+    CELESTRA_* setting from the outer environment."""
+    for name in list(os.environ):
+        if name.startswith("CELESTRA_"):
+            monkeypatch.delenv(name)
+    for name, value in inner_server_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CELESTRA_VOLUME", "small")
+    return pytester
+
+
+@pytest.fixture
+def run_inner(celestra_pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """Run pytest in a subprocess in the pytester directory."""
+
+    def run(*args: str) -> pytest.RunResult:
+        return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
+
+    return run
+
+
+@pytest.fixture
+def unique_seed() -> int:
+    """A seed no other test uses, so its template is this test's own."""
+    return 10_000_000 + secrets.randbelow(10**9)
+
+
+def templates_with_seed(admin: psycopg.Connection[Any], seed: int) -> dict[str, str]:
+    """Name -> comment of the seeded templates built with ``seed``."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE datname LIKE 'celestra\\_tpl\\_%%' AND shobj_description(oid, 'pg_database') "
+        "LIKE %s",
+        (f'%"seed": {seed},%',),
+    ).fetchall()
+    return dict(rows)

@@ -1,0 +1,132 @@
+"""The settings resolver: precedence, recorded sources, validation and its messages."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from pytest_celestra.config import (
+    SETTINGS,
+    SPECS,
+    ServerMode,
+    Source,
+    default_pgdata,
+    parse_dsn,
+    parse_flag,
+    parse_seed,
+    parse_server,
+    resolve_config,
+)
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.scenario import DEFAULT_SEED
+from pytest_celestra.volumes import Volume
+
+
+def resolve(options=None, ini=None, environ=None):
+    return resolve_config(options or {}, ini or {}, environ or {})
+
+
+def test_defaults_and_their_source():
+    config = resolve()
+    assert config.volume.value == Volume.named("medium")
+    assert config.seed.value == DEFAULT_SEED
+    assert config.dsn.value is None
+    assert config.server.value is ServerMode.AUTO
+    assert config.pgdata.value == default_pgdata()
+    assert config.pgdata.value.parts[-2:] == ("pytest-celestra", "pgdata")
+    assert (config.rebuild.value, config.keep.value) == (False, False)
+    assert {
+        config.volume.source,
+        config.seed.source,
+        config.dsn.source,
+        config.server.source,
+        config.pgdata.source,
+        config.rebuild.source,
+        config.keep.source,
+    } == {Source.DEFAULT}
+
+
+def test_option_beats_environment_beats_ini():
+    ini = {"volume": "large", "seed": "3"}
+    environ = {"CELESTRA_VOLUME": "small", "CELESTRA_SEED": "2"}
+    options = {"seed": 1}
+    config = resolve(options, ini, environ)
+    assert (config.seed.value, config.seed.source) == (1, Source.OPTION)
+    assert (config.volume.value.name, config.volume.source) == ("small", Source.ENV)
+    config = resolve({}, ini, {})
+    assert (config.volume.value.name, config.volume.source) == ("large", Source.INI)
+    assert (config.seed.value, config.seed.source) == (3, Source.INI)
+
+
+def test_falsy_option_values_are_not_skipped():
+    """Seed 0 from the command line is a value, not "unset" (no `getoption() or getini()`)."""
+    config = resolve({"seed": 0}, {"seed": "7"}, {"CELESTRA_SEED": "8"})
+    assert (config.seed.value, config.seed.source) == (0, Source.OPTION)
+
+
+def test_empty_environment_and_ini_values_count_as_unset():
+    config = resolve({}, {"dsn": ""}, {"CELESTRA_DSN": "  "})
+    assert (config.dsn.value, config.dsn.source) == (None, Source.DEFAULT)
+
+
+def test_every_channel_has_one_name():
+    assert [(s.option, s.ini, s.env) for s in SETTINGS if s.name == "volume"] == [
+        ("--celestra-volume", "celestra_volume", "CELESTRA_VOLUME")
+    ]
+    for spec in SETTINGS:
+        assert spec.option == "--celestra-" + spec.name
+        assert spec.ini == "celestra_" + spec.name
+        assert spec.env == "CELESTRA_" + spec.name.upper()
+
+
+@pytest.mark.parametrize(
+    ("setting", "bad", "allowed"),
+    [
+        ("volume", "huge", "small, medium or large"),
+        ("seed", "abc", "non-negative integer"),
+        ("seed", "-1", "non-negative integer"),
+        ("server", "cloud", "auto, dsn, local, embedded"),
+        ("dsn", "mysql://x@y/z", "postgresql://"),
+        ("dsn", "not a url", "postgresql://"),
+        ("keep", "maybe", "1, true, yes, on, 0, false, no, off"),
+    ],
+)
+def test_bad_values_name_the_channel_and_the_allowed_values(setting, bad, allowed):
+    spec = SPECS[setting]
+    with pytest.raises(ConfigError) as from_env:
+        resolve(environ={spec.env: bad})
+    assert str(from_env.value).startswith(f"environment variable {spec.env}: ")
+    assert allowed in str(from_env.value)
+    assert repr(bad) in str(from_env.value)
+    with pytest.raises(ConfigError) as from_ini:
+        resolve(ini={setting: bad})
+    assert str(from_ini.value).startswith(f"ini option {spec.ini}: ")
+    assert allowed in str(from_ini.value)
+    with pytest.raises(argparse.ArgumentTypeError, match=allowed.split(",")[0]):
+        spec.argparse_type(bad)
+
+
+def test_server_dsn_without_a_dsn_says_how_to_give_one():
+    with pytest.raises(ConfigError) as error:
+        resolve(environ={"CELESTRA_SERVER": "dsn"})
+    assert "--celestra-dsn, ini celestra_dsn or environment variable CELESTRA_DSN" in str(
+        error.value
+    )
+
+
+def test_converters():
+    assert parse_seed(" 42 ") == 42
+    assert parse_server("EMBEDDED") is ServerMode.EMBEDDED
+    assert parse_flag("Yes") is True
+    assert parse_flag("off") is False
+    dsn = "postgresql+psycopg2://u:p@h:5/db"
+    assert parse_dsn(dsn) == dsn
+    assert SPECS["pgdata"].parse("~/pg") == Path.home() / "pg"
+    assert SPECS["volume"].parse("small,users=40").counts["users"] == 40
+
+
+def test_describe_names_each_source_and_only_flags_that_are_on():
+    config = resolve({"volume": Volume.named("small")}, {"seed": "9"}, {"CELESTRA_KEEP": "1"})
+    assert config.describe() == "volume=small (option) seed=9 (ini) keep=yes (env)"

@@ -1,0 +1,264 @@
+"""Server choice, schema keys and the template cache, against the suite's real server."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import text
+
+from pytest_celestra import database
+from pytest_celestra.config import resolve_config
+from pytest_celestra.database import (
+    KEEP_TEMPLATES,
+    MARK,
+    DatabaseManager,
+    SchemaSetup,
+    ServerKind,
+    builtin_schema_key,
+    catalog_schema_key,
+    choose_server,
+    describe_server,
+    drop_database,
+)
+from pytest_celestra.errors import ServerError, UnsafeDatabaseError
+
+
+def config(**environ: str):
+    return resolve_config({}, {}, environ)
+
+
+# --- which server ----------------------------------------------------------------
+
+
+def test_a_dsn_comes_first():
+    choice = choose_server(config(CELESTRA_DSN="postgresql://u:secret@db.example:6543/app"))
+    assert choice.kind is ServerKind.DSN
+    assert choice.where == "postgresql://u@db.example:6543"  # no password, no database
+
+
+def test_as_root_the_local_path_is_skipped_with_a_reason(monkeypatch):
+    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
+    choice = choose_server(config())
+    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.passed_over == ("local pg_ctl skipped: running as root, which pg_ctl refuses",)
+    with pytest.raises(ServerError, match="server=local \\(env\\) cannot work: local pg_ctl"):
+        choose_server(config(CELESTRA_SERVER="local"))
+
+
+def test_without_pg_ctl_the_local_path_is_skipped(monkeypatch):
+    monkeypatch.setattr(database.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    choice = choose_server(config())
+    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.passed_over == ("local pg_ctl skipped: no pg_ctl on PATH",)
+
+
+def test_not_root_with_pg_ctl_picks_the_local_path(monkeypatch, tmp_path):
+    pg_ctl = tmp_path / "pg_ctl"
+    pg_ctl.write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 16.3'\n")
+    pg_ctl.chmod(0o755)
+    monkeypatch.setattr(database.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert choose_server(config()) == database.ServerChoice(ServerKind.LOCAL, str(pg_ctl))
+    assert describe_server(config()) == f"local (default) {pg_ctl} PostgreSQL 16.3"
+
+
+def test_no_server_at_all_names_the_three_ways_out(monkeypatch):
+    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(database, "_embedded_available", lambda: False)
+    with pytest.raises(ServerError) as error:
+        choose_server(config())
+    message = str(error.value)
+    assert "CELESTRA_DSN" in message
+    assert "pg_ctl on PATH" in message
+    assert "pip install 'pytest-celestra[embedded]'" in message
+    assert describe_server(config()).startswith("none (pytest-celestra found no PostgreSQL")
+
+
+def test_an_unreachable_dsn_is_reported_quickly():
+    started = time.monotonic()
+    described = describe_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"))
+    assert time.monotonic() - started < 10
+    assert described.startswith("dsn (env) postgresql://postgres@127.0.0.1:1 (unreachable: ")
+    assert "Connection refused" in described
+    with pytest.raises(ServerError) as error:
+        database.start_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"), Path())
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in str(error.value)
+    assert "CELESTRA_DSN" in str(error.value)
+
+
+# --- schema keys -----------------------------------------------------------------
+
+
+def test_the_builtin_schema_key_is_stable():
+    assert builtin_schema_key() == builtin_schema_key()
+    assert len(builtin_schema_key()) == 64
+
+
+@pytest.fixture
+def scratch_databases(admin):
+    """Make databases bearing our mark; drop whatever is left of them afterwards."""
+    names: list[str] = []
+
+    def make(comment: str | None = f"{MARK} test database {{}}") -> str:
+        name = f"celestra_probe_{secrets.token_hex(4)}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        names.append(name)
+        if comment is not None:
+            admin.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(comment)
+                )
+            )
+        return name
+
+    yield make
+    for name in names:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def test_the_catalog_key_follows_the_schema(admin_dsn, scratch_databases):
+    def key_after(ddl: str) -> str:
+        name = scratch_databases()
+        url = psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(ddl)
+            return catalog_schema_key(connection)
+
+    table = "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL)"
+    assert key_after(table) == key_after(table)
+    assert key_after(table) != key_after(table.replace("NOT NULL", "DEFAULT 'x'"))
+    assert key_after(table) != key_after(table + "; CREATE INDEX ON widgets (name)")
+
+
+# --- safety ----------------------------------------------------------------------
+
+
+def database_exists(admin, name: str) -> bool:
+    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def test_a_database_without_our_comment_is_never_dropped(admin, scratch_databases):
+    theirs = scratch_databases(comment=None)
+    commented = scratch_databases(comment="production data, hands off")
+    for name in (theirs, commented):
+        with pytest.raises(UnsafeDatabaseError, match=f"refusing to drop database '{name}'"):
+            drop_database(admin, name)
+        assert database_exists(admin, name)
+
+
+def test_protected_databases_are_never_dropped(admin, scratch_databases):
+    ours = scratch_databases()
+    with pytest.raises(UnsafeDatabaseError):
+        drop_database(admin, ours, protected=frozenset({ours}))
+    assert database_exists(admin, ours)
+    with pytest.raises(UnsafeDatabaseError):
+        drop_database(admin, "postgres")
+    drop_database(admin, ours)
+    assert not database_exists(admin, ours)
+
+
+# --- the template cache ----------------------------------------------------------
+
+
+@pytest.fixture
+def manager(_celestra_databases):
+    """A manager with a tiny schema of its own (a key no other test uses)."""
+    runs: list[DatabaseManager] = []
+
+    def make(schema_key: str, *, rebuild: bool = False, ddl: str = "") -> DatabaseManager:
+        def create(connection) -> None:
+            connection.execute(text(ddl or "CREATE TABLE widgets (id int PRIMARY KEY)"))
+
+        made = DatabaseManager(
+            _celestra_databases.server,
+            SchemaSetup(create, schema_key),
+            run_id=secrets.token_hex(8),
+            worker="probe",
+            rebuild=rebuild,
+        )
+        runs.append(made)
+        return made
+
+    yield make
+    for made in runs:
+        for name in list(made.created):
+            made.release(made.server.url_for(name))
+
+
+def comment_of(admin, name: str) -> dict:
+    comment = admin.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (name,),
+    ).fetchone()[0]
+    return json.loads(comment[comment.index("{") :])
+
+
+def test_a_template_is_built_once_then_cloned(admin, manager):
+    key = secrets.token_hex(32)
+    template = f"celestra_schema_{key[:12]}"
+    first = manager(key)
+    clone = first.create_empty()
+    assert comment_of(admin, template)["run"] == first.run_id
+    with psycopg.connect(database.libpq_url(clone)) as connection:
+        assert connection.execute("SELECT count(*) FROM widgets").fetchone() == (0,)
+    second = manager(key)
+    second.create_empty()
+    assert comment_of(admin, template)["run"] == first.run_id  # reused, not rebuilt
+    rebuilt = manager(key, rebuild=True)
+    rebuilt.create_empty()
+    rebuilt.create_empty()
+    assert comment_of(admin, template)["run"] == rebuilt.run_id  # rebuilt once for the run
+    assert comment_of(admin, clone.database)["worker"] == "probe"
+
+
+def test_a_failed_build_leaves_nothing_behind(admin, manager):
+    broken = manager(secrets.token_hex(32), ddl="CREATE TABLE oops (")
+    with pytest.raises(Exception, match="syntax error"):
+        broken.create_empty()
+    left = admin.execute(
+        "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE %s",
+        (f"%{broken.run_id}%",),
+    ).fetchall()
+    assert left == []
+
+
+def test_sweep_keeps_the_most_recent_templates_and_drops_the_stale(
+    admin, manager, scratch_databases
+):
+    day_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    leftover_build = scratch_databases(f"{MARK} template build {{}}")
+    old_test_db = scratch_databases(f'{MARK} test database {{"created": "{day_ago}"}}')
+    kept_test_db = scratch_databases(
+        f'{MARK} test database {{"created": "{day_ago}", "kept": true}}'
+    )
+    foreign = scratch_databases(comment=None)
+    probe = manager("unused")
+    kind = f"probe-{secrets.token_hex(4)}"
+    names = []
+    with probe._locked() as connection:
+        for _ in range(KEEP_TEMPLATES + 2):
+            name, _ = probe._ensure_template(
+                connection, kind, secrets.token_hex(32), "template0", lambda url: None
+            )
+            names.append(name)
+    try:
+        existing = {row[0] for row in admin.execute("SELECT datname FROM pg_database")}
+        # The template just built, plus the KEEP_TEMPLATES most recently used before it.
+        assert [name in existing for name in names] == [False] + [True] * (KEEP_TEMPLATES + 1)
+        assert leftover_build not in existing
+        assert old_test_db not in existing
+        assert {kept_test_db, foreign} <= existing
+    finally:
+        for name in names:
+            drop_database(admin, name)
