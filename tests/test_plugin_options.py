@@ -1,0 +1,129 @@
+"""Every setting through every channel (command line, ini, environment), in inner runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_celestra.config import SETTINGS
+from pytest_celestra.scenario import DEFAULT_SEED
+
+PLAIN_TEST = "def test_nothing_to_do_with_databases():\n    assert True\n"
+
+
+def header(result: pytest.RunResult) -> str:
+    lines = [line for line in result.outlines if line.startswith("celestra: ")]
+    assert len(lines) == 1, result.outlines
+    return lines[0]
+
+
+def test_help_lists_every_option_and_ini_key(run_inner):
+    result = run_inner("--help")
+    assert result.ret == 0
+    output = result.stdout.str()
+    assert "pytest-celestra (Celestra test databases):" in output
+    for spec in SETTINGS:
+        assert spec.option in output
+        assert f"{spec.ini} (string):" in output
+
+
+def test_defaults_in_the_header(celestra_pytester, run_inner, monkeypatch):
+    monkeypatch.delenv("CELESTRA_VOLUME")
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    line = header(run_inner("--co"))
+    assert line.startswith(f"celestra: volume=medium (default) seed={DEFAULT_SEED} (default) ")
+    assert " server=" in line
+
+
+@pytest.mark.parametrize("channel", ["option", "ini", "env"])
+def test_volume_and_seed_through_each_channel(celestra_pytester, run_inner, monkeypatch, channel):
+    monkeypatch.delenv("CELESTRA_VOLUME")
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    args: list[str] = ["--co"]
+    if channel == "option":
+        args += ["--celestra-volume=large", "--celestra-seed=77"]
+    elif channel == "ini":
+        celestra_pytester.makeini("[pytest]\ncelestra_volume = large\ncelestra_seed = 77\n")
+    else:
+        monkeypatch.setenv("CELESTRA_VOLUME", "large")
+        monkeypatch.setenv("CELESTRA_SEED", "77")
+    line = header(run_inner(*args))
+    assert line.startswith(f"celestra: volume=large ({channel}) seed=77 ({channel}) server=")
+
+
+def test_flags_through_each_channel(celestra_pytester, run_inner, monkeypatch):
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    celestra_pytester.makeini("[pytest]\ncelestra_keep = true\n")
+    monkeypatch.setenv("CELESTRA_REBUILD", "yes")
+    assert " rebuild=yes (env) keep=yes (ini) " in header(run_inner("--co"))
+    assert " rebuild=yes (option) keep=yes (ini) " in header(
+        run_inner("--co", "--celestra-rebuild")
+    )
+
+
+def test_the_command_line_beats_the_environment_which_beats_the_ini(
+    celestra_pytester, run_inner, monkeypatch
+):
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    celestra_pytester.makeini("[pytest]\ncelestra_seed = 1\ncelestra_volume = large\n")
+    monkeypatch.setenv("CELESTRA_SEED", "2")
+    line = header(run_inner("--co", "--celestra-volume=medium"))
+    assert line.startswith("celestra: volume=medium (option) seed=2 (env) ")
+
+
+def test_dsn_and_server_through_each_channel(celestra_pytester, run_inner, monkeypatch):
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    monkeypatch.delenv("CELESTRA_SERVER")
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    dead = "postgresql://someone:secret@127.0.0.1:1/app"
+    line = header(run_inner("--co", f"--celestra-dsn={dead}"))
+    assert " server=dsn (option) postgresql://someone@127.0.0.1:1 (unreachable: " in line
+    assert "secret" not in line
+    monkeypatch.setenv("CELESTRA_DSN", dead)
+    assert " server=dsn (env) postgresql://someone@127.0.0.1:1 " in header(run_inner("--co"))
+    celestra_pytester.makeini("[pytest]\ncelestra_server = embedded\n")
+    assert " server=embedded (ini) " in header(run_inner("--co"))
+
+
+BAD_VALUES = [
+    ("volume", "huge", "small, medium or large; xN"),
+    ("seed", "abc", "use a non-negative integer"),
+    ("server", "cloud", "use one of auto, dsn, local, embedded"),
+    ("dsn", "mysql://root@localhost/app", "not a PostgreSQL URL"),
+]
+
+
+@pytest.mark.parametrize(("setting", "bad", "allowed"), BAD_VALUES)
+@pytest.mark.parametrize("channel", ["option", "ini", "env"])
+def test_bad_values_are_usage_errors_naming_the_allowed_values(
+    celestra_pytester, run_inner, monkeypatch, channel, setting, bad, allowed
+):
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    monkeypatch.delenv(f"CELESTRA_{setting.upper()}", raising=False)  # it would win over ini
+    args: list[str] = []
+    if channel == "option":
+        args.append(f"--celestra-{setting}={bad}")
+        where = f"argument --celestra-{setting}: "
+    elif channel == "ini":
+        celestra_pytester.makeini(f"[pytest]\ncelestra_{setting} = {bad}\n")
+        where = f"pytest-celestra: ini option celestra_{setting}: "
+    else:
+        monkeypatch.setenv(f"CELESTRA_{setting.upper()}", bad)
+        where = f"pytest-celestra: environment variable CELESTRA_{setting.upper()}: "
+    result = run_inner(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert where in result.stderr.str()
+    assert allowed in result.stderr.str()
+
+
+def test_a_suite_without_celestra_fixtures_starts_no_server(
+    celestra_pytester, run_inner, monkeypatch, tmp_path
+):
+    pgdata = tmp_path / "never" / "pgdata"
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    monkeypatch.setenv("CELESTRA_SERVER", "embedded")
+    monkeypatch.setenv("CELESTRA_PGDATA", str(pgdata))
+    celestra_pytester.makepyfile(PLAIN_TEST)
+    result = run_inner()
+    result.assert_outcomes(passed=1)
+    assert f"server=embedded (env) {pgdata} PostgreSQL " in header(result)
+    assert not pgdata.parent.exists()
