@@ -338,7 +338,7 @@ def builtin_schema_key() -> str:
 
     mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
     Base.metadata.create_all(mock)
-    return _digest("builtin", statements)
+    return _digest("builtin", sorted(statements))  # emission order follows set order
 
 
 def user_schema_key(version: str) -> str:
@@ -623,7 +623,8 @@ class DatabaseManager:
     ) -> str:
         schema_template = self._schema_template(admin)
         day = anchor.date().isoformat()
-        key = _digest(self._schema_key, generator_code_key(), dict(volume.counts), seed, day)
+        code = generator_code_key()
+        key = _digest(self._schema_key, code, dict(volume.counts), seed, day)
 
         def populate(url: URL) -> None:
             from pytest_celestra.scenario import seed_scenario
@@ -642,6 +643,8 @@ class DatabaseManager:
             day=day,
             volume=volume.name,
             seed=seed,
+            schema=self._schema_key,
+            code=code,
         )
         return name
 

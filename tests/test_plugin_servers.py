@@ -1,0 +1,184 @@
+"""Each way to a server (DSN, local pg_ctl, embedded), its failures, and its safety."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.config import default_pgdata
+from pytest_celestra.database import MARK, drop_database, libpq_url
+
+USES_BOTH = """
+from sqlalchemy import text
+
+def test_empty(celestra_session):
+    assert celestra_session.execute(text("SELECT count(*) FROM users")).scalar() == 0
+
+def test_seeded(celestra_seeded_db):
+    assert celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar() == 5
+"""
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def header(result: pytest.RunResult) -> str:
+    return next(line for line in result.outlines if line.startswith("celestra: "))
+
+
+@pytest.fixture(scope="module")
+def reachable_dsn(inner_server_env: dict[str, str]) -> str:
+    """The suite's DSN, else the conventional local server, else skip."""
+    dsn = inner_server_env.get("CELESTRA_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        psycopg.connect(dsn, connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL server at {dsn}: {error}")
+    return dsn
+
+
+def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
+    monkeypatch.setenv("CELESTRA_DSN", reachable_dsn)
+    monkeypatch.setenv("CELESTRA_SERVER", "auto")
+    celestra_pytester.makepyfile(USES_BOTH)
+    result = run_inner()
+    result.assert_outcomes(passed=2)
+    bare = make_url(reachable_dsn)
+    expected = f"server=dsn (env) postgresql://{bare.username}@{bare.host}:{bare.port or 5432} "
+    assert expected + "PostgreSQL " in header(result)
+
+
+def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_env):
+    pgdata = inner_server_env.get("CELESTRA_PGDATA", str(default_pgdata()))
+    monkeypatch.setenv("CELESTRA_SERVER", "embedded")
+    monkeypatch.setenv("CELESTRA_PGDATA", pgdata)
+    celestra_pytester.makepyfile(USES_BOTH)
+    result = run_inner()
+    result.assert_outcomes(passed=2)
+    assert f"server=embedded (env) {pgdata} PostgreSQL " in header(result)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="pg_ctl refuses to run as root; CI runs this as a user")
+@pytest.mark.skipif(shutil.which("pg_ctl") is None, reason="no pg_ctl on PATH")
+def test_local_pg_ctl_path(celestra_pytester, run_inner, monkeypatch):
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    monkeypatch.setenv("CELESTRA_SERVER", "auto")
+    celestra_pytester.makepyfile(USES_BOTH)
+    result = run_inner()
+    result.assert_outcomes(passed=2)
+    assert f"server=local (default) {shutil.which('pg_ctl')} PostgreSQL " in header(result)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="checks what happens as root")
+def test_as_root_the_local_path_is_skipped_and_says_why(celestra_pytester, run_inner, monkeypatch):
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    monkeypatch.delenv("CELESTRA_SERVER")
+    celestra_pytester.makepyfile(USES_BOTH)
+    line = header(run_inner("--co"))
+    assert " server=embedded (default) " in line
+    assert line.endswith("(local pg_ctl skipped: running as root, which pg_ctl refuses)")
+    result = run_inner("--celestra-server=local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*server=local (option) cannot work: local pg_ctl skipped: running as root*"]
+    )
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_an_unreachable_server_fails_fast_with_one_message(
+    celestra_pytester, run_inner, monkeypatch, workers
+):
+    monkeypatch.setenv("CELESTRA_DSN", "postgresql://postgres@127.0.0.1:1/x")
+    monkeypatch.setenv("CELESTRA_SERVER", "auto")
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(20))
+        def test_needs_a_database(celestra_session, n):
+            pass
+        """
+    )
+    started = time.monotonic()
+    result = run_inner(*workers)
+    assert time.monotonic() - started < 30
+    assert result.ret != 0
+    outcomes = result.parseoutcomes()
+    assert 1 <= outcomes["errors"] <= 2  # the first test of each process, then a stop
+    assert "passed" not in outcomes
+    output = result.stdout.str()
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in output
+    assert "--celestra-dsn, ini celestra_dsn or environment variable CELESTRA_DSN" in output
+    assert "pytest-celestra has no database server" in output
+
+
+@pytest.fixture
+def victim(admin, admin_dsn):
+    """A database the plugin did not create, with a row in it, named as the DSN's database."""
+    name = f"celestra_victim_{secrets.token_hex(4)}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = libpq_url(make_url(admin_dsn).set(database=name))
+    with psycopg.connect(url) as connection:
+        connection.execute("CREATE TABLE precious (id int PRIMARY KEY, note text)")
+        connection.execute("INSERT INTO precious VALUES (1, 'keep me')")
+    yield name, url
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_the_dsns_own_database_is_never_dropped_or_written(
+    celestra_pytester, run_inner, monkeypatch, admin, victim
+):
+    name, url = victim
+    monkeypatch.setenv("CELESTRA_DSN", url)
+    monkeypatch.setenv("CELESTRA_SERVER", "dsn")
+    celestra_pytester.makepyfile(USES_BOTH)
+    run_inner("--celestra-rebuild").assert_outcomes(passed=2)
+    with psycopg.connect(url) as connection:
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        assert tables == [("precious",)]
+        assert connection.execute("SELECT * FROM precious").fetchall() == [(1, "keep me")]
+    comment = admin.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (name,),
+    ).fetchone()
+    assert comment == (None,)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_keep_leaves_the_test_databases_and_prints_their_urls(
+    celestra_pytester, run_inner, admin, workers
+):
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_uses_a_database(celestra_session, n):
+            pass
+        """
+    )
+    result = run_inner("--celestra-keep", *workers)
+    result.assert_outcomes(passed=4)
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if "kept test databases" in line)
+    urls = [line for line in lines[start + 1 :] if line.startswith("postgresql://")]
+    assert len(urls) == (2 if workers else 1)
+    for url in urls:
+        name = make_url(url).database
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
+        comment = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()[0]
+        assert comment.startswith(f"{MARK} test database ")
+        assert '"kept": true' in comment
+        drop_database(admin, name)

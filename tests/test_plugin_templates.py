@@ -1,0 +1,151 @@
+"""The template cache across runs: seed once, reuse, rebuild on demand, user schemas."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import psycopg
+from conftest import templates_with_seed
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.database import libpq_url, user_schema_key
+
+SEEDED_TEST = """
+from sqlalchemy import text
+
+def test_seeded(celestra_seeded_db):
+    assert celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar() == 5
+"""
+
+EMPTY_TEST = """
+def test_empty(celestra_session):
+    pass
+"""
+
+
+def schema_templates_with_table(admin, admin_dsn: str, table: str) -> list[str]:
+    """The schema templates that hold ``table``."""
+    names = admin.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'celestra\\_schema\\_%%'"
+    ).fetchall()
+    found = []
+    for (name,) in names:
+        url = libpq_url(make_url(admin_dsn).set(database=name))
+        with psycopg.connect(url) as connection:
+            if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+                found.append(name)
+    return found
+
+
+def meta(comment: str) -> dict:
+    return json.loads(comment[comment.index("{") :])
+
+
+def test_seeded_once_then_reused_and_rebuilt_on_demand(
+    celestra_pytester, run_inner, admin, unique_seed
+):
+    seed = f"--celestra-seed={unique_seed}"
+    celestra_pytester.makepyfile(test_empty=EMPTY_TEST)
+    run_inner(seed).assert_outcomes(passed=1)
+    assert templates_with_seed(admin, unique_seed) == {}  # no seeded test, no seeding
+
+    celestra_pytester.makepyfile(test_seeded=SEEDED_TEST)
+    run_inner(seed).assert_outcomes(passed=2)
+    [(name, comment)] = templates_with_seed(admin, unique_seed).items()
+    assert name.startswith("celestra_tpl_")
+    first = meta(comment)
+    assert (first["volume"], first["kind"]) == ("small", "seeded")
+
+    run_inner(seed).assert_outcomes(passed=2)
+    [(again, comment)] = templates_with_seed(admin, unique_seed).items()
+    assert again == name
+    assert (meta(comment)["run"], meta(comment)["built"]) == (first["run"], first["built"])
+
+    run_inner(seed, "--celestra-rebuild").assert_outcomes(passed=2)
+    [(rebuilt, comment)] = templates_with_seed(admin, unique_seed).items()
+    assert rebuilt == name  # same content, same name
+    assert meta(comment)["run"] != first["run"]
+
+
+def test_other_volume_other_template(celestra_pytester, run_inner, admin, unique_seed):
+    celestra_pytester.makepyfile(
+        """
+        from sqlalchemy import text
+
+        def test_seeded(celestra_seeded_db):
+            count = celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar()
+            assert count == 7
+        """
+    )
+    run_inner(f"--celestra-seed={unique_seed}", "--celestra-volume=small,companies=7")
+    templates = templates_with_seed(admin, unique_seed)
+    assert [meta(comment)["volume"] for comment in templates.values()] == ["small,companies=7"]
+
+
+CUSTOM_SCHEMA = """
+from pathlib import Path
+from sqlalchemy import text
+from pytest_celestra.models import Base
+
+TABLE = "{table}"
+VERSION = {version!r}
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text(f"CREATE TABLE {{TABLE}} (id int PRIMARY KEY)"))
+    with (Path(__file__).parent / "setups.log").open("a") as log:
+        log.write("set up\\n")
+    return True
+"""
+
+VERSION_HOOK = """
+def pytest_celestra_schema_version(config):
+    return VERSION
+"""
+
+CUSTOM_SCHEMA_TESTS = """
+from sqlalchemy import text
+from conftest import TABLE
+
+def test_custom_table_is_there(celestra_session):
+    assert celestra_session.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar() == 0
+
+def test_the_scenario_loads_into_it(celestra_seeded_db):
+    assert celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar() == 5
+"""
+
+
+def test_a_user_schema_hook_is_cached_by_its_catalog(
+    celestra_pytester, run_inner, admin, admin_dsn
+):
+    table = f"widgets_{secrets.token_hex(4)}"
+    celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=None))
+    celestra_pytester.makepyfile(CUSTOM_SCHEMA_TESTS)
+    run_inner().assert_outcomes(passed=2)
+    run_inner().assert_outcomes(passed=2)
+    # Without a version the set-up runs once per run, into a scratch database ...
+    assert (celestra_pytester.path / "setups.log").read_text().count("set up") == 2
+    # ... whose catalog hash finds the one template built for that schema.
+    assert len(schema_templates_with_table(admin, admin_dsn, table)) == 1
+
+
+def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_inner, admin):
+    version = f"v1-{secrets.token_hex(4)}"
+    table = f"widgets_{secrets.token_hex(4)}"
+    celestra_pytester.makeconftest(
+        CUSTOM_SCHEMA.format(table=table, version=version) + VERSION_HOOK
+    )
+    celestra_pytester.makepyfile(CUSTOM_SCHEMA_TESTS)
+    run_inner().assert_outcomes(passed=2)
+    run_inner().assert_outcomes(passed=2)
+    log = celestra_pytester.path / "setups.log"
+    assert log.read_text().count("set up") == 1
+    template = f"celestra_schema_{user_schema_key(version)[:12]}"
+    found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
+    assert found == (1,)
+
+    newer = f"v2-{secrets.token_hex(4)}"
+    celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=newer) + VERSION_HOOK)
+    run_inner().assert_outcomes(passed=2)
+    assert log.read_text().count("set up") == 2
