@@ -68,7 +68,7 @@ def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_e
 @pytest.mark.skipif(shutil.which("pg_ctl") is None, reason="no pg_ctl on PATH")
 def test_local_pg_ctl_path(celestra_pytester, run_inner, monkeypatch):
     monkeypatch.delenv("CELESTRA_DSN", raising=False)
-    monkeypatch.setenv("CELESTRA_SERVER", "auto")
+    monkeypatch.delenv("CELESTRA_SERVER")
     celestra_pytester.makepyfile(USES_BOTH)
     result = run_inner()
     result.assert_outcomes(passed=2)
