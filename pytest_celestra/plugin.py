@@ -15,9 +15,9 @@ import pytest
 
 from pytest_celestra import fixtures
 from pytest_celestra.config import CONFIG_KEY, SETTINGS, resolve_config
-from pytest_celestra.database import describe_server
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.fixtures import RUN_KEY, RunInfo
+from pytest_celestra.server import describe_server
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

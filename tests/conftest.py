@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from pytest_celestra.config import CONFIG_KEY
-from pytest_celestra.database import ServerKind, libpq_url
+from pytest_celestra.server import ServerKind, libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

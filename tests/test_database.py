@@ -1,4 +1,4 @@
-"""Server choice, schema keys and the template cache, against the suite's real server."""
+"""Schema keys, safety and the template cache, against the suite's real server."""
 
 from __future__ import annotations
 
@@ -7,95 +7,24 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import text
 
-from pytest_celestra import database
-from pytest_celestra.config import resolve_config
 from pytest_celestra.database import (
     KEEP_TEMPLATES,
     MARK,
     DatabaseManager,
     SchemaSetup,
-    ServerKind,
     builtin_schema_key,
     catalog_schema_key,
-    choose_server,
-    describe_server,
     drop_database,
 )
-from pytest_celestra.errors import ServerError, UnsafeDatabaseError
-
-
-def config(**environ: str):
-    return resolve_config({}, {}, environ)
-
-
-# --- which server ----------------------------------------------------------------
-
-
-def test_a_dsn_comes_first():
-    choice = choose_server(config(CELESTRA_DSN="postgresql://u:secret@db.example:6543/app"))
-    assert choice.kind is ServerKind.DSN
-    assert choice.where == "postgresql://u@db.example:6543"  # no password, no database
-
-
-def test_as_root_the_local_path_is_skipped_with_a_reason(monkeypatch):
-    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
-    choice = choose_server(config())
-    assert choice.kind is ServerKind.EMBEDDED
-    assert choice.passed_over == ("local pg_ctl skipped: running as root, which pg_ctl refuses",)
-    with pytest.raises(ServerError, match="server=local \\(env\\) cannot work: local pg_ctl"):
-        choose_server(config(CELESTRA_SERVER="local"))
-
-
-def test_without_pg_ctl_the_local_path_is_skipped(monkeypatch):
-    monkeypatch.setattr(database.os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("PATH", "/nonexistent")
-    choice = choose_server(config())
-    assert choice.kind is ServerKind.EMBEDDED
-    assert choice.passed_over == ("local pg_ctl skipped: no pg_ctl on PATH",)
-
-
-def test_not_root_with_pg_ctl_picks_the_local_path(monkeypatch, tmp_path):
-    pg_ctl = tmp_path / "pg_ctl"
-    pg_ctl.write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 16.3'\n")
-    pg_ctl.chmod(0o755)
-    monkeypatch.setattr(database.os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert choose_server(config()) == database.ServerChoice(ServerKind.LOCAL, str(pg_ctl))
-    assert describe_server(config()) == f"local (default) {pg_ctl} PostgreSQL 16.3"
-
-
-def test_no_server_at_all_names_the_three_ways_out(monkeypatch):
-    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(database, "_embedded_available", lambda: False)
-    with pytest.raises(ServerError) as error:
-        choose_server(config())
-    message = str(error.value)
-    assert "CELESTRA_DSN" in message
-    assert "pg_ctl on PATH" in message
-    assert "pip install 'pytest-celestra[embedded]'" in message
-    assert describe_server(config()).startswith("none (pytest-celestra found no PostgreSQL")
-
-
-def test_an_unreachable_dsn_is_reported_quickly():
-    started = time.monotonic()
-    described = describe_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"))
-    assert time.monotonic() - started < 10
-    assert described.startswith("dsn (env) postgresql://postgres@127.0.0.1:1 (unreachable: ")
-    assert "Connection refused" in described
-    with pytest.raises(ServerError) as error:
-        database.start_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"), Path())
-    assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in str(error.value)
-    assert "CELESTRA_DSN" in str(error.value)
-
+from pytest_celestra.errors import UnsafeDatabaseError
+from pytest_celestra.server import libpq_url
 
 # --- schema keys -----------------------------------------------------------------
 
@@ -224,7 +153,7 @@ def test_a_template_is_built_once_then_cloned(admin, manager):
     first = manager(key)
     clone = first.create_empty()
     assert comment_of(admin, template)["run"] == first.run_id
-    with psycopg.connect(database.libpq_url(clone)) as connection:
+    with psycopg.connect(libpq_url(clone)) as connection:
         assert connection.execute("SELECT count(*) FROM widgets").fetchone() == (0,)
     second = manager(key)
     second.create_empty()

@@ -13,7 +13,8 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import default_pgdata
-from pytest_celestra.database import MARK, drop_database, libpq_url
+from pytest_celestra.database import MARK, drop_database
+from pytest_celestra.server import libpq_url
 
 USES_BOTH = """
 from sqlalchemy import text

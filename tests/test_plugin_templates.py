@@ -9,7 +9,8 @@ import psycopg
 from conftest import templates_with_seed
 from sqlalchemy.engine import make_url
 
-from pytest_celestra.database import libpq_url, user_schema_key
+from pytest_celestra.database import user_schema_key
+from pytest_celestra.server import libpq_url
 
 SEEDED_TEST = """
 from sqlalchemy import text

