@@ -47,7 +47,6 @@ from pytest_celestra.models import (
     UserRole,
     UserStatus,
 )
-from pytest_celestra.vocabulary import KNOWLEDGE_TYPES, NOTIFICATIONS
 
 if TYPE_CHECKING:
     import random
@@ -57,6 +56,10 @@ V = TypeVar("V")
 
 #: Domain of the platform's own staff; super admins have their email there.
 PLATFORM_DOMAIN = words.PLATFORM_DOMAIN
+#: The knowledge types a scenario uses, most common first: name -> (description, weight).
+KNOWLEDGE_TYPES = words.KNOWLEDGE_TYPES
+#: Notification type -> (title, messages, priority weights, action_url or None).
+NOTIFICATIONS = words.NOTIFICATIONS
 
 MINUTE = 60
 HOUR = 60 * MINUTE

@@ -1,0 +1,786 @@
+# factory_boy is typed but its declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
+"""factory_boy factories for the 15 Celestra tables, with whole, consistent parent chains.
+
+Every factory makes a row that satisfies every constraint of the schema; a child made
+alone gets a valid parent chain, and parents that must agree are shared (an agent and a
+knowledge base linked together belong to one company; a notification's company is its
+user's). Column values come from :class:`~pytest_celestra.providers.CelestraProvider`,
+the same definitions the bulk scenario uses. Times are relative to "now": a child is never
+older than its parent nor in the future.
+
+``create()`` writes into the session bound by :func:`bound_session` (the ``celestra_*``
+fixtures bind theirs); ``build()`` needs no database at all::
+
+    def test_suspended_users_cannot_sign_in(celestra_session):
+        user = UserFactory(suspended=True, password="s3cret!")
+        ...
+
+    admin = UserFactory.build(company_admin=True)   # not saved, no session needed
+
+Traits of each factory: :func:`traits_of`; every factory: :data:`ALL_FACTORIES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import factory.enums
+import factory.random
+from factory.alchemy import SQLAlchemyModelFactory
+from factory.declarations import (
+    LazyAttribute,
+    LazyAttributeSequence,
+    LazyFunction,
+    Maybe,
+    PostGeneration,
+    SelfAttribute,
+    Sequence,
+    SubFactory,
+    Trait,
+)
+from factory.faker import Faker
+from sqlalchemy import select
+
+from pytest_celestra import passwords
+from pytest_celestra.errors import CelestraError, NoSessionError
+from pytest_celestra.models import (
+    Agent,
+    AgentKnowledgeBase,
+    AgentStatus,
+    AuditChangeLog,
+    AuditEventType,
+    AuditLog,
+    Company,
+    CompanyStatus,
+    FailedLogin,
+    Invitation,
+    InvitationStatus,
+    KnowledgeBase,
+    KnowledgeBaseStatus,
+    KnowledgeSource,
+    KnowledgeType,
+    Notification,
+    NotificationStatus,
+    PasswordHistory,
+    User,
+    UserLockout,
+    UserRole,
+    UserSession,
+    UserStatus,
+)
+from pytest_celestra.providers import (
+    ACTIVITY_EARLIEST,
+    COMPANY_CREATED,
+    DAY,
+    KNOWLEDGE_TYPE_CREATED,
+    LOCKOUT_BURST_WINDOW,
+    MEMBER_CREATED_LATEST,
+    MINUTE,
+    PLATFORM_DOMAIN,
+    SIGNED_EVENT_TYPES,
+    SUPER_ADMIN_CREATED,
+    CelestraProvider,
+    company_domain,
+    email_address,
+    knowledge_type_description,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.orm import Session
+
+Faker.add_provider(CelestraProvider)
+
+# --- session binding ----------------------------------------------------------------
+
+_SESSION: ContextVar[Session | None] = ContextVar("celestra_factory_session", default=None)
+
+
+@contextlib.contextmanager
+def bound_session(session: Session) -> Iterator[Session]:
+    """Make every factory ``create()`` inside the block write into ``session``.
+
+    The ``celestra_session`` and ``celestra_seeded_db`` fixtures do this for you; use it
+    directly outside pytest::
+
+        with Session(engine) as session, bound_session(session):
+            UserFactory.create_batch(10)
+            session.commit()
+    """
+    token = _SESSION.set(session)
+    try:
+        yield session
+    finally:
+        _SESSION.reset(token)
+
+
+def current_session(factory_name: str = "CelestraFactory") -> Session:
+    """The session bound by :func:`bound_session`; :class:`NoSessionError` if none is."""
+    session = _SESSION.get()
+    if session is None:
+        raise NoSessionError(factory_name)
+    return session
+
+
+# --- time ---------------------------------------------------------------------------
+
+#: Factory times end this long before the wall clock, so a row is not "in the future"
+#: for a database transaction that started a little earlier than the factory call.
+CLOCK_LAG = timedelta(minutes=1)
+_NO_BOUND = -10 * 365 * DAY
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - CLOCK_LAG
+
+
+def _offset(clock: datetime, when: datetime | None) -> int:
+    """Seconds from ``clock`` to ``when`` (rounded up, so "after" stays after)."""
+    if when is None:
+        return _NO_BOUND
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return math.ceil((when - clock).total_seconds())
+
+
+def _at(clock: datetime, offset: int | None) -> datetime | None:
+    return None if offset is None else clock + timedelta(seconds=offset)
+
+
+def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
+    """A parameter: the offset of the latest ``created_at`` among the named parents."""
+
+    def latest(o: Any) -> int:
+        offsets = [floor]
+        for name in parents:
+            parent = getattr(o, name)
+            if parent is not None:
+                offsets.append(_offset(o.clock, parent.created_at))
+        return max(offsets)
+
+    return LazyAttribute(latest)
+
+
+def _time(index: int | None = None, source: str = "times") -> Any:
+    """A column: ``clock`` + the offset in ``source`` (or its ``index``-th element)."""
+
+    def when(o: Any) -> datetime | None:
+        value = getattr(o, source)
+        return _at(o.clock, value if index is None else value[index])
+
+    return LazyAttribute(when)
+
+
+def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
+    """A parameter: an offset in [``lower``, ``upper``] (parameter names or constants)."""
+    upper_value = SelfAttribute(f"..{upper}") if isinstance(upper, str) else upper
+    return Faker(
+        "recent_moment" if recent else "moment",
+        lower=SelfAttribute(f"..{lower}"),
+        upper=upper_value,
+    )
+
+
+def _rng() -> Any:
+    # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
+    return factory.random.randgen
+
+
+# --- base -------------------------------------------------------------------------------
+
+
+class CelestraFactory(SQLAlchemyModelFactory):
+    """Base of the Celestra factories: writes into the session of :func:`bound_session`."""
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_persistence = "flush"
+
+    id = Faker("celestra_uuid")
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        if strategy == factory.enums.CREATE_STRATEGY:
+            # Fail before any parent is made, naming the factory the test called.
+            current_session(cls.__name__)
+        return super()._generate(strategy, params)
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        session = current_session(cls.__name__)
+        keys = getattr(cls._meta, "sqlalchemy_get_or_create", ())
+        if keys:
+            # No rollback on conflict (unlike factory_boy's): the test owns the transaction.
+            lookup = {key: kwargs[key] for key in keys}
+            existing = session.scalars(select(model_class).filter_by(**lookup)).first()
+            if existing is not None:
+                return existing
+        return cls._save(model_class, session, args, kwargs)
+
+
+def _member_of(company: Any, **kwargs: Any) -> Any:
+    """A SubFactory user of ``company``, a super admin when the company is None."""
+    return SubFactory(
+        "pytest_celestra.factories.UserFactory",
+        company=company,
+        role=Maybe(
+            LazyAttribute(lambda o: o.company is None),
+            UserRole.SUPER_ADMIN,
+            kwargs.pop("role", Faker("user_role")),
+        ),
+        **kwargs,
+    )
+
+
+def _parent_company(path: str) -> Any:
+    """The company of the parent's ``path`` object (None when there is none)."""
+
+    def company(o: Any) -> Any:
+        owner = getattr(o.factory_parent, path)
+        return None if owner is None else owner.company
+
+    return LazyAttribute(company)
+
+
+# --- independent tables -----------------------------------------------------------------
+
+
+class CompanyFactory(CelestraFactory):
+    """A company (tenant); its email domain is ``company_domain(company.name)``."""
+
+    class Meta:
+        model = Company
+
+    class Params:
+        clock = LazyFunction(_clock)
+        created = Faker("moment", lower=COMPANY_CREATED[0], upper=COMPANY_CREATED[1])
+        updated = _moment("created", -MINUTE)
+        suspended = Trait(status=CompanyStatus.SUSPENDED)
+        archived = Trait(status=CompanyStatus.ARCHIVED)
+
+    vertical = Faker("company_vertical")
+    name = Faker("company_name", vertical=SelfAttribute("..vertical"))
+    description = Faker("company_description", vertical=SelfAttribute("..vertical"))
+    size = Faker("company_size")
+    status = Faker("company_status")
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class KnowledgeTypeFactory(CelestraFactory):
+    """A knowledge type from the catalogue; ``create()`` reuses an existing one by name."""
+
+    class Meta:
+        model = KnowledgeType
+        sqlalchemy_get_or_create = ("name",)
+
+    class Params:
+        clock = LazyFunction(_clock)
+        created = Faker(
+            "moment", lower=KNOWLEDGE_TYPE_CREATED, upper=KNOWLEDGE_TYPE_CREATED + 30 * DAY
+        )
+
+    name = Faker("knowledge_type_name")
+    description = LazyAttribute(lambda o: knowledge_type_description(o.name))
+    created_at = _time(source="created")
+    updated_at = _time(source="created")
+
+
+# --- first level ------------------------------------------------------------------------
+
+
+class UserFactory(CelestraFactory):
+    """A user of a new company; pass ``company=`` to join an existing one.
+
+    Signs in with :data:`~pytest_celestra.passwords.DEFAULT_PASSWORD` unless you pass
+    ``password=``. ``super_admin=True`` makes a platform admin without a company.
+    """
+
+    class Meta:
+        model = User
+
+    class Params:
+        clock = LazyFunction(_clock)
+        password = passwords.DEFAULT_PASSWORD
+        lower = _not_before("company")
+        created = Maybe(
+            "company",
+            _moment("lower", MEMBER_CREATED_LATEST),
+            Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
+        )
+        updated = _moment("created", -MINUTE)
+        email_domain = LazyAttribute(
+            lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+        )
+        super_admin = Trait(role=UserRole.SUPER_ADMIN)
+        company_admin = Trait(role=UserRole.COMPANY_ADMIN)
+        space_admin = Trait(role=UserRole.SPACE_ADMIN)
+        suspended = Trait(status=UserStatus.SUSPENDED)
+        blocked = Trait(status=UserStatus.BLOCKED)
+        archived = Trait(status=UserStatus.ARCHIVED)
+
+    role = Faker("user_role")
+    company = Maybe(
+        LazyAttribute(lambda o: o.role is UserRole.SUPER_ADMIN),
+        None,
+        SubFactory(CompanyFactory),
+    )
+    name = Faker("person_name")
+    # The sequence number keeps emails unique however often a name comes up.
+    email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    status = Faker("user_status")
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class AgentFactory(CelestraFactory):
+    """An AI agent of a new company (or of ``company=``)."""
+
+    class Meta:
+        model = Agent
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("company")
+        created = _moment("lower", MEMBER_CREATED_LATEST)
+        updated = _moment("created", -MINUTE)
+        draft = Trait(status=AgentStatus.DRAFT)
+        disabled = Trait(status=AgentStatus.DISABLED)
+        archived = Trait(status=AgentStatus.ARCHIVED)
+
+    company = SubFactory(CompanyFactory)
+    name = Faker("agent_name")
+    description = Faker("agent_description")
+    agent_protocol = Faker("agent_protocol")
+    status = Faker("agent_status")
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class KnowledgeBaseFactory(CelestraFactory):
+    """A knowledge base of a new company (or of ``company=``)."""
+
+    class Meta:
+        model = KnowledgeBase
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("company")
+        created = _moment("lower", MEMBER_CREATED_LATEST)
+        updated = _moment("created", -MINUTE)
+        building = Trait(status=KnowledgeBaseStatus.BUILDING)
+        draft = Trait(status=KnowledgeBaseStatus.DRAFT)
+        disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
+        archived = Trait(status=KnowledgeBaseStatus.ARCHIVED)
+
+    company = SubFactory(CompanyFactory)
+    name = Faker("knowledge_base_name")
+    description = Faker("knowledge_base_description")
+    status = Faker("knowledge_base_status")
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+# --- second level -----------------------------------------------------------------------
+
+
+class AgentKnowledgeBaseFactory(CelestraFactory):
+    """An agent linked to a knowledge base of the same company.
+
+    Pass ``agent=`` or ``knowledge_base=`` (or both) and the other side joins that one's
+    company; pass ``company=`` to make both sides there.
+    """
+
+    class Meta:
+        model = AgentKnowledgeBase
+
+    class Params:
+        clock = LazyFunction(_clock)
+        company = SubFactory(CompanyFactory)
+        lower = _not_before("agent", "knowledge_base")
+        created = _moment("lower", -DAY)
+
+    agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
+    knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
+    created_at = _time(source="created")
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        if "company" not in params:
+            # Share the given side's company rather than making a new one for the other.
+            given = params.get("agent") or params.get("knowledge_base")
+            if given is not None:
+                params = {**params, "company": given.company}
+        return super()._generate(strategy, params)
+
+
+class KnowledgeSourceFactory(CelestraFactory):
+    """A source of a knowledge base; its type is reused from the catalogue (get or create)."""
+
+    class Meta:
+        model = KnowledgeSource
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("knowledge_base", "knowledge_type")
+        created = _moment("lower", -DAY)
+        updated = _moment("created", -MINUTE)
+        domain = LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name))
+
+    knowledge_base = SubFactory(KnowledgeBaseFactory)
+    knowledge_type = SubFactory(KnowledgeTypeFactory)
+    name = Faker(
+        "knowledge_source_name",
+        type_name=SelfAttribute("..knowledge_type.name"),
+        domain=SelfAttribute("..domain"),
+    )
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class AuditLogFactory(CelestraFactory):
+    """An audit log of a user's action; signed by an admin when the event type needs it.
+
+    ``role_change=True`` / ``config_change=True`` make an event that changed a row
+    (``table_name`` and ``record_id`` point at it; pass ``record=`` for your own row).
+    """
+
+    class Meta:
+        model = AuditLog
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("record",)
+
+    class Params:
+        clock = LazyFunction(_clock)
+        known_user = LazyAttribute(lambda o: o.user is not None)
+        lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
+        created = _moment("lower", -MINUTE, recent=True)
+        role_change = Trait(
+            event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
+            user=SubFactory(UserFactory, company_admin=True),
+            record=_member_of(_parent_company("user")),
+        )
+        config_change = Trait(
+            event_type=AuditEventType.CONFIGURATION_UPDATE,
+            user=SubFactory(UserFactory, company_admin=True),
+            record=SubFactory(
+                AgentFactory,
+                company=Maybe(
+                    _parent_company("user"),
+                    _parent_company("user"),
+                    SubFactory(CompanyFactory),
+                ),
+            ),
+        )
+        unknown_user = Trait(event_type=AuditEventType.FAILED_LOGIN, user=None)
+
+    record = None
+    user = SubFactory(UserFactory)
+    event_type = Faker("audit_event_type")
+    event_description = Faker(
+        "audit_description",
+        event_type=SelfAttribute("..event_type"),
+        table_name=SelfAttribute("..table_name"),
+        known_user=SelfAttribute("..known_user"),
+    )
+    ip_address = Faker("ip_address")
+    # Signed by a COMPANY_ADMIN of the user's company, or a super admin for platform users.
+    signer = Maybe(
+        LazyAttribute(lambda o: o.event_type in SIGNED_EVENT_TYPES),
+        _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
+        None,
+    )
+    digital_signature = Maybe("signer", Faker("digital_signature"), None)
+    reason = Faker("audit_reason", event_type=SelfAttribute("..event_type"))
+    table_name = LazyAttribute(lambda o: None if o.record is None else o.record.__tablename__)
+    record_id = LazyAttribute(lambda o: None if o.record is None else o.record.id)
+    group_id = None
+    created_at = _time(source="created")
+
+
+class FailedLoginFactory(CelestraFactory):
+    """A failed sign-in of a user; ``unknown_email=True`` for an email nobody has."""
+
+    class Meta:
+        model = FailedLogin
+
+    class Params:
+        clock = LazyFunction(_clock)
+        known_user = LazyAttribute(lambda o: o.user is not None)
+        lower = _not_before("user", floor=ACTIVITY_EARLIEST)
+        attempted = _moment("lower", -MINUTE, recent=True)
+        unknown_email = Trait(user=None)
+
+    user = SubFactory(UserFactory)
+    ip_address = Faker("ip_address")
+    attempted_at = _time(source="attempted")
+    failure_reason = Faker("failure_reason", known_user=SelfAttribute("..known_user"))
+
+
+class InvitationFactory(CelestraFactory):
+    """An invitation of a user, in a random state unless a trait picks one.
+
+    Traits: ``pending`` (open now, status PENDING), ``sent`` (open, SENT), ``far`` (expires
+    more than 7 days ahead), ``accepted``, ``expired``, ``cancelled``.
+    """
+
+    class Meta:
+        model = Invitation
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("user")
+        times = Faker(
+            "invitation_times",
+            state=SelfAttribute("..state"),
+            lower=SelfAttribute("..lower"),
+        )
+        pending = Trait(state="open", status=InvitationStatus.PENDING)
+        sent = Trait(state="open", status=InvitationStatus.SENT)
+        far = Trait(state="far", status=InvitationStatus.SENT)
+        accepted = Trait(state="accepted", status=InvitationStatus.ACCEPTED)
+        expired = Trait(state="expired", status=InvitationStatus.EXPIRED)
+        cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
+
+    state = Faker("invitation_state")
+    user = SubFactory(UserFactory)
+    token = Faker("url_token")
+    status = Faker("invitation_status", state=SelfAttribute("..state"))
+    created_at = _time(0)
+    sent_at = _time(1)
+    expires_at = _time(2)
+    updated_at = _time(3)
+    resend_count = Faker("invitation_resend_count")
+
+
+class NotificationFactory(CelestraFactory):
+    """A notification of a user, for the user's company (None for a super admin).
+
+    Traits: ``read``, ``delivered`` (delivered, unread), ``pending``, ``failed``, ``expired``
+    (expires_at already past).
+    """
+
+    class Meta:
+        model = Notification
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("is_read", "expiry")
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("user", "company")
+        times = Faker(
+            "notification_times",
+            status=SelfAttribute("..status"),
+            read=SelfAttribute("..is_read"),
+            expiry=SelfAttribute("..expiry"),
+            lower=SelfAttribute("..lower"),
+        )
+        read = Trait(status=NotificationStatus.DELIVERED, is_read=True)
+        delivered = Trait(status=NotificationStatus.DELIVERED, is_read=False)
+        pending = Trait(status=NotificationStatus.PENDING)
+        failed = Trait(status=NotificationStatus.FAILED)
+        expired = Trait(expiry="past")
+
+    is_read = Maybe(
+        LazyAttribute(lambda o: o.status is NotificationStatus.DELIVERED),
+        Faker("notification_is_read"),
+        False,
+    )
+    expiry = Faker("notification_expiry")
+    user = SubFactory(UserFactory)
+    company = LazyAttribute(lambda o: o.user.company)
+    notification_type = Faker("notification_type")
+    title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
+    message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
+    priority = Faker(
+        "notification_priority", notification_type=SelfAttribute("..notification_type")
+    )
+    status = Faker("notification_status")
+    delivery_method = Faker("notification_delivery_method")
+    read_at = _time(2)
+    action_url = Faker(
+        "notification_action_url",
+        notification_type=SelfAttribute("..notification_type"),
+    )
+    expires_at = _time(3)
+    delivered_at = _time(1)
+    created_at = _time(0)
+    updated_at = _time(4)
+
+
+class PasswordHistoryFactory(CelestraFactory):
+    """A former password of a user (never the current one; unique per user)."""
+
+    class Meta:
+        model = PasswordHistory
+
+    class Params:
+        clock = LazyFunction(_clock)
+        password = Sequence(passwords.old_password)
+        lower = _not_before("user")
+        created = _moment("lower", -DAY)
+
+    user = SubFactory(UserFactory)
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    created_at = _time(source="created")
+
+
+def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) -> None:
+    """The failed logins that caused ``lockout``, within the 30 minutes before its start."""
+    if not create or extracted is False or lockout.lockout_start is None:
+        return
+    count = min(lockout.failed_attempts, 3)
+    window = timedelta(seconds=LOCKOUT_BURST_WINDOW)
+    earliest = lockout.user.created_at or lockout.lockout_start - window
+    for i in range(count):
+        attempted = lockout.lockout_start - timedelta(minutes=5 * (count - 1 - i), seconds=20)
+        FailedLoginFactory(
+            user=lockout.user,
+            attempted_at=max(attempted, earliest),
+            failure_reason="Invalid password",
+        )
+
+
+class UserLockoutFactory(CelestraFactory):
+    """A lockout of a user after failed sign-ins; ``create()`` also records those.
+
+    The failed logins (``min(failed_attempts, 3)``) lie in the 30 minutes before
+    ``lockout_start``; pass ``failed_logins=False`` to skip them. Traits: ``active``
+    (ends >= 2 days ahead), ``ended``, ``long`` (ends > 7 days ahead).
+    """
+
+    class Meta:
+        model = UserLockout
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("user")
+        times = Faker(
+            "lockout_times",
+            state=SelfAttribute("..state"),
+            lower=SelfAttribute("..lower"),
+        )
+        active = Trait(state="active")
+        ended = Trait(state="ended")
+        long = Trait(state="long")
+
+    state = Faker("lockout_state")
+    user = SubFactory(UserFactory)
+    lockout_start = _time(0)
+    lockout_end = _time(1)
+    reason = Faker("lockout_reason", state=SelfAttribute("..state"))
+    failed_attempts = Faker("lockout_threshold")
+    created_at = _time(0)
+    updated_at = _time(2)
+
+    failed_logins = PostGeneration(
+        lambda obj, create, extracted, **_: _record_failed_logins(obj, create, extracted)
+    )
+
+
+class UserSessionFactory(CelestraFactory):
+    """A session of a user; traits ``expired``, ``active`` (valid >= 2 more days), ``long``."""
+
+    class Meta:
+        model = UserSession
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        clock = LazyFunction(_clock)
+        lower = _not_before("user")
+        times = Faker(
+            "session_times",
+            state=SelfAttribute("..state"),
+            lower=SelfAttribute("..lower"),
+        )
+        expired = Trait(state="expired")
+        active = Trait(state="active")
+        long = Trait(state="long")
+
+    state = Faker("session_state")
+    user = SubFactory(UserFactory)
+    session_token = Faker("url_token")
+    ip_address = Faker("ip_address")
+    user_agent = Faker("browser_user_agent")
+    expires_at = _time(1)
+    created_at = _time(0)
+
+
+# --- third level ------------------------------------------------------------------------
+
+
+def _change_table(o: Any) -> str:
+    table: str | None = o.audit_log.table_name
+    if table is None:
+        raise CelestraError(
+            "AuditChangeLogFactory needs an audit log that changed a row: pass "
+            "audit_log=AuditLogFactory(config_change=True) (or role_change=True, or record=...)"
+        )
+    return table
+
+
+class AuditChangeLogFactory(CelestraFactory):
+    """One changed column (old != new) of the row an audit log records a change of."""
+
+    class Meta:
+        model = AuditChangeLog
+
+    class Params:
+        table = LazyAttribute(_change_table)
+        first_column = LazyAttribute(
+            lambda o: (
+                "role" if o.audit_log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
+            )
+        )
+        change = Faker(
+            "audit_change",
+            table_name=SelfAttribute("..table"),
+            column=SelfAttribute("..first_column"),
+        )
+
+    audit_log = SubFactory(AuditLogFactory, config_change=True)
+    column_name = LazyAttribute(lambda o: o.change[0])
+    old_value = LazyAttribute(lambda o: o.change[1])
+    new_value = LazyAttribute(lambda o: o.change[2])
+    created_at = LazyAttribute(lambda o: o.audit_log.created_at or _clock())
+
+
+#: Every factory, parents before children (the order of ``models.MODELS_IN_FK_ORDER``).
+ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
+    CompanyFactory,
+    KnowledgeTypeFactory,
+    UserFactory,
+    AgentFactory,
+    KnowledgeBaseFactory,
+    AgentKnowledgeBaseFactory,
+    KnowledgeSourceFactory,
+    AuditLogFactory,
+    FailedLoginFactory,
+    InvitationFactory,
+    NotificationFactory,
+    PasswordHistoryFactory,
+    UserLockoutFactory,
+    UserSessionFactory,
+    AuditChangeLogFactory,
+)
+
+
+def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
+    """Names of the traits of ``factory_class`` (each usable as ``Factory(<name>=True)``)."""
+    return tuple(
+        name
+        for name, declaration in factory_class._meta.parameters.items()
+        if isinstance(declaration, Trait)
+    )

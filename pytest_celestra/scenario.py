@@ -1,0 +1,932 @@
+"""The whole Celestra scenario: every table at a volume's row counts, FK-consistent and
+realistic, generated as a stream of row chunks and COPY-loaded in one transaction.
+
+::
+
+    from pytest_celestra.scenario import seed_scenario
+
+    with psycopg.connect(dsn) as connection:       # schema already created
+        summary = seed_scenario(connection, "large", seed=42)
+        connection.commit()                        # seed_scenario never commits
+    print(summary)
+
+Rows are plain tuples drawn from :class:`~pytest_celestra.providers.CelestraProvider` (the
+definitions the factories use) on a provider seeded with ``seed`` alone: the same seed and
+volume give the same rows, ids included, whatever the anchor or global random state. Every
+time is ``anchor`` + a drawn offset; the anchor is midnight UTC of the day
+(:func:`anchor_for`), so "current" cases (sessions valid for >= 2 more days, open
+invitations, active lockouts) stay current all day.
+
+Memory stays flat at any volume: only compact facts about parents (ids, company, creation
+offset, role, status) are kept, and rows are produced in chunks of :data:`CHUNK_ROWS`.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import accumulate
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from pytest_celestra import loader
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.models import AuditEventType, NotificationStatus
+from pytest_celestra.passwords import DEFAULT_PASSWORD, current_hasher, old_password
+from pytest_celestra.providers import (
+    ACTIVITY_EARLIEST,
+    AGENT_STATUS_WEIGHTS,
+    AUDIT_ACTIONS,
+    COMPANY_CREATED,
+    COMPANY_SIZE_HEADCOUNT,
+    COMPANY_SIZE_WEIGHTS,
+    COMPANY_STATUS_WEIGHTS,
+    COMPANY_VERTICAL_WEIGHTS,
+    DAY,
+    FIRST_ADMIN_DELAY,
+    INVITATION_STATE_WEIGHTS,
+    KNOWLEDGE_BASE_STATUS_WEIGHTS,
+    KNOWLEDGE_TYPE_CREATED,
+    KNOWLEDGE_TYPES,
+    LOCKOUT_BURST_WINDOW,
+    LOCKOUT_STATE_WEIGHTS,
+    MEMBER_CREATED_LATEST,
+    MINUTE,
+    NOTIFICATION_DELIVERY_WEIGHTS,
+    NOTIFICATION_STATUS_WEIGHTS,
+    PLATFORM_DOMAIN,
+    SESSION_STATE_WEIGHTS,
+    SIGNED_EVENT_TYPES,
+    SUPER_ADMIN_CREATED,
+    SUPER_ADMIN_SHARE,
+    UNKNOWN_EMAIL_REASON,
+    UNKNOWN_EMAIL_SHARE,
+    USER_STATUS_WEIGHTS,
+    CelestraProvider,
+    company_domain,
+    email_address,
+    fast_uuid,
+)
+from pytest_celestra.volumes import Volume
+
+if TYPE_CHECKING:
+    import random
+    import uuid
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    from pytest_celestra.loader import Chunk, Row
+
+#: The seed used when none is given.
+DEFAULT_SEED = 1234
+#: Rows per generated chunk: large enough for COPY, small enough to keep memory flat.
+CHUNK_ROWS = 10_000
+#: Hashes of the default password per scenario (users share these salts).
+PASSWORD_POOL = 16
+#: Smallest pool of former-password hashes for password_history.
+OLD_PASSWORD_POOL = 24
+
+_CHANGE_EVENTS = (AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE)
+_ADMIN_ACTIONS = frozenset({"role_change", "configuration", "data_export"})
+
+
+def anchor_for(day: date | None = None) -> datetime:
+    """Midnight UTC of ``day`` (today, in UTC, by default): the instant scenario times
+    are relative to."""
+    day = day or datetime.now(UTC).date()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ScenarioSummary:
+    """What :func:`seed_scenario` wrote: rows per table (FK order) and how long it took."""
+
+    volume: Volume
+    seed: int
+    anchor: datetime
+    rows: Mapping[str, int]
+    seconds: float
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def __str__(self) -> str:
+        width = max(len(table) for table in self.rows)
+        lines = [
+            f"Celestra scenario {self.volume.name!r}, seed {self.seed}, "
+            f"anchor {self.anchor.isoformat()}"
+        ]
+        lines += [f"  {table:<{width}}  {count:>10,}" for table, count in self.rows.items()]
+        rate = self.total_rows / self.seconds if self.seconds > 0 else 0.0
+        lines.append(
+            f"  {'total':<{width}}  {self.total_rows:>10,}  in {self.seconds:.2f} s "
+            f"({rate:,.0f} rows/s)"
+        )
+        return "\n".join(lines)
+
+
+def seed_scenario(
+    connection: Any,
+    volume: Volume | str = "medium",
+    *,
+    seed: int = DEFAULT_SEED,
+    anchor: datetime | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> ScenarioSummary:
+    """Write the whole scenario into ``connection``'s current transaction; never commits.
+
+    ``connection`` is a psycopg 3 connection, or a SQLAlchemy Session or Connection using
+    the psycopg driver; the schema must exist (``Base.metadata.create_all``).
+    ``progress(table, rows_so_far)`` is called after every chunk.
+    """
+    volume = _as_volume(volume)
+    anchor = anchor or anchor_for()
+    started = time.perf_counter()
+    pg_conn = loader.raw_connection(connection)
+    with loader.caller_transaction(pg_conn):
+        counts = loader.load(
+            pg_conn, generate_scenario(volume, seed=seed, anchor=anchor), progress=progress
+        )
+    return ScenarioSummary(
+        volume, seed, anchor, MappingProxyType(counts), time.perf_counter() - started
+    )
+
+
+def generate_scenario(
+    volume: Volume | str = "medium",
+    *,
+    seed: int = DEFAULT_SEED,
+    anchor: datetime | None = None,
+) -> Iterator[Chunk]:
+    """``(table, rows)`` chunks of the whole scenario, parents before children.
+
+    Each row is a tuple in the order of ``loader.COLUMNS[table]``. Raises
+    :class:`~pytest_celestra.errors.ConfigError` at once for a volume it cannot realise.
+    """
+    builder = _Builder(_as_volume(volume), seed, anchor or anchor_for())
+    return builder.chunks()
+
+
+def _as_volume(volume: Volume | str) -> Volume:
+    return volume if isinstance(volume, Volume) else Volume.parse(volume)
+
+
+def allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """``total`` split into integer shares proportional to ``weights`` (largest remainder).
+
+    Shares are monotone in the weights (ties go to the lower index), so two allocations
+    over the same weights are similarly ordered.
+    """
+    if total <= 0 or not weights:
+        return [0] * len(weights)
+    weight_sum = sum(weights)
+    quotas = [w * total / weight_sum for w in weights]
+    shares = [int(q) for q in quotas]
+    left = max(0, min(len(shares), total - sum(shares)))
+    for i in sorted(range(len(shares)), key=lambda i: (shares[i] - quotas[i], i))[:left]:
+        shares[i] += 1
+    return shares
+
+
+class _Covering:
+    """Weighted draws in which each value occurs once first (small volumes see every case)."""
+
+    def __init__(self, weights: Mapping[Any, float], draw: Callable[[], Any]) -> None:
+        self.values = tuple(weights)
+        self.draw = draw
+        self.index = 0
+
+    def __call__(self) -> Any:
+        index = self.index
+        self.index += 1
+        return self.values[index] if index < len(self.values) else self.draw()
+
+
+@dataclass
+class _Users:
+    """Compact facts about the users, by index (memory: a few lists of small values)."""
+
+    ids: list[uuid.UUID]
+    company: list[int]  # -1: super admin
+    created: list[int]
+    role: list[str]
+    status: list[str]
+
+
+class _Builder:
+    """Generates one scenario; holds only compact facts about parent rows."""
+
+    def __init__(self, volume: Volume, seed: int, anchor: datetime) -> None:
+        self.volume = volume
+        self.counts = volume.counts
+        self.anchor = anchor
+        self.p = CelestraProvider.seeded(seed)
+        self.rng: random.Random = self.p.rng
+        self._check_feasible()
+
+    def _check_feasible(self) -> None:
+        types = self.counts["knowledge_types"]
+        if types > len(KNOWLEDGE_TYPES):
+            raise ConfigError(
+                f"volume {self.volume.name!r}: knowledge_types={types}, but the catalogue has "
+                f"{len(KNOWLEDGE_TYPES)} types ({', '.join(KNOWLEDGE_TYPES)}); "
+                f"use knowledge_types <= {len(KNOWLEDGE_TYPES)}"
+            )
+
+    def at(self, offset: int | None) -> datetime | None:
+        return None if offset is None else self.anchor + timedelta(seconds=offset)
+
+    def new_id(self) -> uuid.UUID:
+        return fast_uuid(self.rng)
+
+    def chunks(self) -> Iterator[Chunk]:
+        yield from self.companies()
+        yield from self.knowledge_types()
+        yield from self.users()
+        yield from self.agents()
+        yield from self.knowledge_bases()
+        yield from self.agent_knowledge_bases()
+        yield from self.knowledge_sources()
+        yield from self.audit_logs()
+        self.plan_lockouts()
+        yield from self.failed_logins()
+        yield from self.invitations()
+        yield from self.notifications()
+        yield from self.password_history()
+        yield from self.user_lockouts()
+        yield from self.user_sessions()
+
+    # --- companies and lookups -------------------------------------------------------
+
+    def companies(self) -> Iterator[Chunk]:
+        p, rng = self.p, self.rng
+        n = self.counts["companies"]
+        sizes = _Covering(COMPANY_SIZE_WEIGHTS, p.company_size)
+        verticals = _Covering(COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
+        statuses = _Covering(COMPANY_STATUS_WEIGHTS, p.company_status)
+        self.company_ids: list[uuid.UUID] = []
+        self.company_created: list[int] = []
+        self.company_domain: list[str] = []
+        self.company_facts: list[dict[str, str]] = []
+        self.company_weight: list[float] = []
+        used_domains = {PLATFORM_DOMAIN}
+        rows: list[Row] = []
+        for _ in range(n):
+            size, vertical, status = sizes(), verticals(), statuses()
+            name = p.company_name(vertical)
+            domain = company_domain(name)
+            for attempt in range(1, 1000):
+                if domain not in used_domains:
+                    break
+                # Another company already has this domain: its users' emails would mix.
+                name = p.company_name(vertical) if attempt < 50 else f"{name} {attempt}"
+                domain = company_domain(name)
+            used_domains.add(domain)
+            company_id = self.new_id()
+            created = p.moment(*COMPANY_CREATED)
+            updated = p.moment(created, -MINUTE)
+            self.company_ids.append(company_id)
+            self.company_created.append(created)
+            self.company_domain.append(domain)
+            self.company_facts.append(
+                {"status": status.value, "size": size.value, "vertical": vertical.value}
+            )
+            self.company_weight.append(COMPANY_SIZE_HEADCOUNT[size] * (0.7 + 0.6 * rng.random()))
+            rows.append(
+                (
+                    company_id,
+                    name,
+                    p.company_description(vertical),
+                    size.value,
+                    vertical.value,
+                    status.value,
+                    self.at(created),
+                    self.at(updated),
+                )
+            )
+        yield "companies", rows
+
+    def knowledge_types(self) -> Iterator[Chunk]:
+        names = list(KNOWLEDGE_TYPES)[: self.counts["knowledge_types"]]
+        self.type_ids = [self.new_id() for _ in names]
+        self.type_names = names
+        self.type_created = [KNOWLEDGE_TYPE_CREATED + i * DAY for i in range(len(names))]
+        self.type_cumulative = list(accumulate(KNOWLEDGE_TYPES[name][1] for name in names))
+        yield (
+            "knowledge_types",
+            [
+                (type_id, name, KNOWLEDGE_TYPES[name][0], self.at(created), self.at(created))
+                for type_id, name, created in zip(
+                    self.type_ids, names, self.type_created, strict=True
+                )
+            ],
+        )
+
+    # --- users -----------------------------------------------------------------------
+
+    def users(self) -> Iterator[Chunk]:
+        p, rng = self.p, self.rng
+        n_companies, n_users = self.counts["companies"], self.counts["users"]
+        supers = min(max(1, round(n_users * SUPER_ADMIN_SHARE)), n_users - n_companies)
+        per_company = [
+            1 + extra for extra in allocate(n_users - supers - n_companies, self.company_weight)
+        ]
+        hasher = current_hasher()
+        hashes = hasher.pool(DEFAULT_PASSWORD, PASSWORD_POOL, rng)
+        statuses = _Covering(USER_STATUS_WEIGHTS, p.user_status)
+        self.u = _Users([], [], [], [], [])
+        self.company_admins: list[list[int]] = [[] for _ in range(n_companies)]
+        self.company_members: list[list[int]] = [[] for _ in range(n_companies)]
+        self.super_admins: list[int] = []
+        self.active_users: list[int] = []
+        emails: set[str] = set()
+        rows: list[Row] = []
+
+        def add(company: int, role: str, status: str, created: int, domain: str) -> None:
+            name = p.person_name()
+            email = email_address(name, domain)
+            number = 1
+            while email in emails:
+                number += 1
+                email = email_address(name, domain, number)
+            emails.add(email)
+            index = len(self.u.ids)
+            user_id = self.new_id()
+            self.u.ids.append(user_id)
+            self.u.company.append(company)
+            self.u.created.append(created)
+            self.u.role.append(role)
+            self.u.status.append(status)
+            if company < 0:
+                self.super_admins.append(index)
+            else:
+                self.company_members[company].append(index)
+                if role == "COMPANY_ADMIN":
+                    self.company_admins[company].append(index)
+            if status == "ACTIVE":
+                self.active_users.append(index)
+            rows.append(
+                (
+                    user_id,
+                    None if company < 0 else self.company_ids[company],
+                    role,
+                    email,
+                    name,
+                    hashes[int(rng.random() * len(hashes))],
+                    status,
+                    self.at(created),
+                    self.at(p.moment(created, -MINUTE)),
+                )
+            )
+
+        for _ in range(supers):
+            add(-1, "SUPER_ADMIN", "ACTIVE", p.moment(*SUPER_ADMIN_CREATED), PLATFORM_DOMAIN)
+        for company, members in enumerate(per_company):
+            founded, domain = self.company_created[company], self.company_domain[company]
+            # The company's first admin joins right after it is created, and stays ACTIVE.
+            add(
+                company, "COMPANY_ADMIN", "ACTIVE", founded + p.moment(0, FIRST_ADMIN_DELAY), domain
+            )
+            for _ in range(members - 1):
+                created = p.moment(founded, MEMBER_CREATED_LATEST)
+                add(company, p.user_role().value, statuses().value, created, domain)
+            if len(rows) >= CHUNK_ROWS:
+                yield "users", rows
+                rows = []
+        yield "users", rows
+
+    # --- agents and knowledge ----------------------------------------------------------
+
+    def _company_members(
+        self, table: str, make: Callable[[int, uuid.UUID, int], Row]
+    ) -> Iterator[Chunk]:
+        """Rows of ``table`` spread over all companies (>= 1 each, more for bigger ones)."""
+        n_companies = self.counts["companies"]
+        per_company = [
+            1 + extra for extra in allocate(self.counts[table] - n_companies, self.company_weight)
+        ]
+        ids: list[uuid.UUID] = []
+        created: list[int] = []
+        by_company: list[list[int]] = [[] for _ in range(n_companies)]
+        rows: list[Row] = []
+        for company, count in enumerate(per_company):
+            for _ in range(count):
+                row_id = self.new_id()
+                when = self.p.moment(self.company_created[company], MEMBER_CREATED_LATEST)
+                by_company[company].append(len(ids))
+                ids.append(row_id)
+                created.append(when)
+                rows.append(make(company, row_id, when))
+            if len(rows) >= CHUNK_ROWS:
+                yield table, rows
+                rows = []
+        yield table, rows
+        self.members[table] = (ids, created, by_company)
+
+    def agents(self) -> Iterator[Chunk]:
+        p = self.p
+        statuses = _Covering(AGENT_STATUS_WEIGHTS, p.agent_status)
+        self.members: dict[str, tuple[list[uuid.UUID], list[int], list[list[int]]]] = {}
+        self.agent_facts: list[dict[str, str]] = []
+
+        def make(company: int, agent_id: uuid.UUID, created: int) -> Row:
+            status, protocol = statuses().value, p.agent_protocol()
+            self.agent_facts.append({"status": status, "agent_protocol": protocol})
+            return (
+                agent_id,
+                self.company_ids[company],
+                p.agent_name(),
+                p.agent_description(),
+                protocol,
+                status,
+                self.at(created),
+                self.at(p.moment(created, -MINUTE)),
+            )
+
+        yield from self._company_members("agents", make)
+
+    def knowledge_bases(self) -> Iterator[Chunk]:
+        p = self.p
+        statuses = _Covering(KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
+        self.kb_company: list[int] = []
+        self.kb_facts: list[dict[str, str]] = []
+
+        def make(company: int, kb_id: uuid.UUID, created: int) -> Row:
+            status = statuses().value
+            self.kb_company.append(company)
+            self.kb_facts.append({"status": status})
+            return (
+                kb_id,
+                self.company_ids[company],
+                p.knowledge_base_name(),
+                p.knowledge_base_description(),
+                status,
+                self.at(created),
+                self.at(p.moment(created, -MINUTE)),
+            )
+
+        yield from self._company_members("knowledge_bases", make)
+
+    def agent_knowledge_bases(self) -> Iterator[Chunk]:
+        p, rng = self.p, self.rng
+        agent_ids, agent_created, agents_of = self.members["agents"]
+        kb_ids, kb_created, kbs_of = self.members["knowledge_bases"]
+        capacity = [len(a) * len(k) for a, k in zip(agents_of, kbs_of, strict=True)]
+        # Proportional to each company's distinct pairs: never more than it has.
+        per_company = allocate(self.counts["agent_knowledge_bases"], capacity)
+        rows: list[Row] = []
+        for company, count in enumerate(per_company):
+            agents, kbs = agents_of[company], kbs_of[company]
+            for pair in sorted(rng.sample(range(capacity[company]), count)):
+                agent, kb = agents[pair // len(kbs)], kbs[pair % len(kbs)]
+                created = p.moment(max(agent_created[agent], kb_created[kb]), -DAY)
+                rows.append((self.new_id(), agent_ids[agent], kb_ids[kb], self.at(created)))
+            if len(rows) >= CHUNK_ROWS:
+                yield "agent_knowledge_bases", rows
+                rows = []
+        yield "agent_knowledge_bases", rows
+
+    def knowledge_sources(self) -> Iterator[Chunk]:
+        p, rng = self.p, self.rng
+        kb_ids, kb_created, _ = self.members["knowledge_bases"]
+        n_kbs, n_sources = len(kb_ids), self.counts["knowledge_sources"]
+        per_kb = [1 if i < n_sources else 0 for i in range(n_kbs)]
+        spare = n_sources - sum(per_kb)
+        if spare > 0:
+            # The first knowledge base always has several sources (of several types).
+            per_kb[0] += 1
+            spare -= 1
+        popularity = list(accumulate(rng.paretovariate(1.5) for _ in range(n_kbs)))
+        for _ in range(spare):
+            per_kb[bisect_right(popularity, rng.random() * popularity[-1])] += 1
+        type_total = self.type_cumulative[-1]
+        rows: list[Row] = []
+        for kb, count in enumerate(per_kb):
+            domain = self.company_domain[self.kb_company[kb]]
+            for i in range(count):
+                if kb == 0 and i < len(self.type_ids):
+                    kind = i
+                else:
+                    kind = bisect_right(self.type_cumulative, rng.random() * type_total)
+                created = p.moment(max(kb_created[kb], self.type_created[kind]), -DAY)
+                rows.append(
+                    (
+                        self.new_id(),
+                        kb_ids[kb],
+                        self.type_ids[kind],
+                        p.knowledge_source_name(self.type_names[kind], domain),
+                        self.at(created),
+                        self.at(p.moment(created, -MINUTE)),
+                    )
+                )
+            if len(rows) >= CHUNK_ROWS:
+                yield "knowledge_sources", rows
+                rows = []
+        yield "knowledge_sources", rows
+
+    # --- audit trail ---------------------------------------------------------------------
+
+    def _plan_audit(self) -> list[tuple[str, int]]:
+        """Actions and how many audit logs each produced, totalling the volume exactly."""
+        total = self.counts["audit_logs"]
+        plan: list[tuple[str, int]] = []
+        planned = 0
+        while planned < total:
+            action = self.p.audit_action()
+            size = (
+                self.rng.randint(1, 3) if action == "configuration" else len(AUDIT_ACTIONS[action])
+            )
+            size = min(size, total - planned)
+            plan.append((action, size))
+            planned += size
+        if self.counts["audit_change_logs"] and not any(
+            action in ("role_change", "configuration") for action, _ in plan
+        ):
+            plan[0] = ("configuration", plan[0][1])
+        return plan
+
+    def _change_counts(self, plan: list[tuple[str, int]]) -> list[int]:
+        """Change logs per row-changing audit log, totalling the volume exactly."""
+        changing = [
+            action == "configuration"
+            for action, size in plan
+            for event in _events(action, size)
+            if event in _CHANGE_EVENTS
+        ]
+        wanted = self.counts["audit_change_logs"]
+        if wanted < len(changing):
+            chosen = set(self.rng.sample(range(len(changing)), wanted))
+            return [int(i in chosen) for i in range(len(changing))]
+        counts = [1] * len(changing)
+        # Configuration updates touch more columns than role changes.
+        cumulative = list(accumulate(3 if config else 1 for config in changing))
+        for _ in range(wanted - len(changing)):
+            counts[bisect_right(cumulative, self.rng.random() * cumulative[-1])] += 1
+        return counts
+
+    def _record(self, table: str, company: int) -> tuple[uuid.UUID, int, dict[str, str]]:
+        """A row of ``table`` in ``company``: its id, creation offset and current values."""
+        rng = self.rng
+        if table == "companies":
+            return (
+                self.company_ids[company],
+                self.company_created[company],
+                self.company_facts[company],
+            )
+        if table == "users":
+            members = self.company_members[company]
+            user = members[int(rng.random() * len(members))]
+            facts = {"role": self.u.role[user], "status": self.u.status[user]}
+            return self.u.ids[user], self.u.created[user], facts
+        ids, created, by_company = self.members[table]
+        rows = by_company[company]
+        row = rows[int(rng.random() * len(rows))]
+        facts = self.agent_facts[row] if table == "agents" else self.kb_facts[row]
+        return ids[row], created[row], facts
+
+    def _pick(self, indices: Sequence[int]) -> int:
+        return indices[int(self.rng.random() * len(indices))]
+
+    def audit_logs(self) -> Iterator[Chunk]:
+        p, rng, u = self.p, self.rng, self.u
+        plan = self._plan_audit()
+        change_counts = iter(self._change_counts(plan))
+        n_users, n_companies = len(u.ids), self.counts["companies"]
+        members = [i for i in range(n_users) if u.company[i] >= 0]
+        logs: list[Row] = []
+        changes: list[Row] = []
+        for action, size in plan:
+            events = _events(action, size)
+            company = int(rng.random() * n_companies)
+            user: int | None
+            if action in _ADMIN_ACTIONS:
+                admins = self.company_admins[company]
+                user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
+            elif action == "lockout":
+                user = self._pick(members)
+            elif action == "failed_sign_in" and rng.random() < UNKNOWN_EMAIL_SHARE:
+                user = None
+            else:
+                user = int(rng.random() * n_users)
+            signer: int | None = None
+            if any(event in SIGNED_EVENT_TYPES for event in events) and user is not None:
+                own = u.company[user]
+                if own < 0 or rng.random() < 0.3:
+                    signer = self._pick(self.super_admins)
+                else:
+                    signer = self._pick(self.company_admins[own])
+            records: list[tuple[str, uuid.UUID, int, dict[str, str]] | None] = []
+            lower = ACTIVITY_EARLIEST
+            for parent in (user, signer):
+                if parent is not None:
+                    lower = max(lower, u.created[parent])
+            for event in events:
+                if event in _CHANGE_EVENTS:
+                    table = p.audit_change_table(event)
+                    record_id, record_created, facts = self._record(table, company)
+                    records.append((table, record_id, record_created, facts))
+                    lower = max(lower, record_created)
+                else:
+                    records.append(None)
+            group_id = self.new_id() if size > 1 else None
+            user_id = None if user is None else u.ids[user]
+            signer_id = None if signer is None else u.ids[signer]
+            ip = p.ip_address()
+            moment = p.recent_moment(lower, -MINUTE)
+            for event, record in zip(events, records, strict=True):
+                signed = signer is not None and event in SIGNED_EVENT_TYPES
+                log_id = self.new_id()
+                when = self.at(moment)
+                logs.append(
+                    (
+                        log_id,
+                        user_id,
+                        event.value,
+                        p.audit_description(event, record and record[0], user is not None),
+                        ip,
+                        signer_id if signed else None,
+                        p.digital_signature() if signed else None,
+                        p.audit_reason(event) if signed else None,
+                        record and record[0],
+                        record and record[1],
+                        group_id,
+                        when,
+                    )
+                )
+                if record is not None:
+                    first = "role" if event is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
+                    for column, old, new in p.audit_changes(
+                        record[0], next(change_counts), record[3], first
+                    ):
+                        changes.append((self.new_id(), log_id, column, old, new, when))
+                # The logs of one action follow each other within seconds.
+                moment += rng.randint(1, 5)
+            if len(logs) >= CHUNK_ROWS or len(changes) >= CHUNK_ROWS:
+                yield "audit_logs", logs
+                yield "audit_change_logs", changes
+                logs, changes = [], []
+        yield "audit_logs", logs
+        yield "audit_change_logs", changes
+
+    # --- security events ---------------------------------------------------------------
+
+    def plan_lockouts(self) -> None:
+        """Choose every lockout (user, times, burst of failed logins) before writing the
+        failed logins, which must precede them."""
+        p, rng, u = self.p, self.rng, self.u
+        n_failed, n_lockouts = self.counts["failed_logins"], self.counts["user_lockouts"]
+        self.unknown_failures = (
+            min(max(1, round(n_failed * UNKNOWN_EMAIL_SHARE)), n_failed - n_lockouts)
+            if n_failed > n_lockouts
+            else 0
+        )
+        spare = (n_failed - self.unknown_failures - n_lockouts) * 2 // 3
+        members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
+        if n_lockouts <= len(members):
+            users = rng.sample(members, n_lockouts)
+        else:
+            users = [self._pick(members) for _ in range(n_lockouts)]
+        states = _Covering(LOCKOUT_STATE_WEIGHTS, p.lockout_state)
+        self.lockouts: list[tuple[int, int, int, int, str, int, int]] = []
+        self.lockout_starts: dict[int, list[int]] = {}
+        for user in users:
+            state = states()
+            start, end, updated = p.lockout_times(state, u.created[user])
+            for _ in range(5):
+                if not self._in_window(user, start, margin=LOCKOUT_BURST_WINDOW):
+                    break
+                start, end, updated = p.lockout_times(state, u.created[user])
+            burst = 1 + min(rng.randint(0, 4), spare)
+            spare -= burst - 1
+            attempts = max(burst, p.lockout_threshold())
+            self.lockouts.append((user, start, end, updated, state, burst, attempts))
+            self.lockout_starts.setdefault(user, []).append(start)
+
+    def _in_window(self, user: int, moment: int, margin: int = 0) -> bool:
+        """Whether ``moment`` falls in the 30 minutes before one of ``user``'s lockouts."""
+        return any(
+            start - LOCKOUT_BURST_WINDOW - margin <= moment <= start + margin
+            for start in self.lockout_starts.get(user, ())
+        )
+
+    def failed_logins(self) -> Iterator[Chunk]:
+        p, u = self.p, self.u
+        rows: list[Row] = []
+        for user, start, _, _, _, burst, _ in self.lockouts:
+            ip = p.ip_address()
+            for offset in sorted(
+                p.moment(MINUTE, LOCKOUT_BURST_WINDOW - MINUTE) for _ in range(burst)
+            ):
+                rows.append(
+                    (
+                        self.new_id(),
+                        u.ids[user],
+                        ip,
+                        self.at(start - offset),
+                        p.failure_reason(True),
+                    )
+                )
+        singles = self.counts["failed_logins"] - self.unknown_failures - len(rows)
+        for _ in range(singles):
+            while True:
+                user = int(self.rng.random() * len(u.ids))
+                moment = p.recent_moment(max(u.created[user], ACTIVITY_EARLIEST), -MINUTE)
+                # Failures outside a lockout's window, which counts only the burst.
+                if not self._in_window(user, moment):
+                    break
+            rows.append(
+                (
+                    self.new_id(),
+                    u.ids[user],
+                    p.ip_address(),
+                    self.at(moment),
+                    p.failure_reason(True),
+                )
+            )
+            if len(rows) >= CHUNK_ROWS:
+                yield "failed_logins", rows
+                rows = []
+        for _ in range(self.unknown_failures):
+            moment = p.recent_moment(ACTIVITY_EARLIEST, -MINUTE)
+            rows.append(
+                (self.new_id(), None, p.ip_address(), self.at(moment), UNKNOWN_EMAIL_REASON)
+            )
+        yield "failed_logins", rows
+
+    def user_lockouts(self) -> Iterator[Chunk]:
+        p, u = self.p, self.u
+        rows: list[Row] = []
+        for user, start, end, updated, state, _, attempts in self.lockouts:
+            rows.append(
+                (
+                    self.new_id(),
+                    u.ids[user],
+                    self.at(start),
+                    self.at(end),
+                    p.lockout_reason(state),
+                    attempts,
+                    self.at(start),
+                    self.at(updated),
+                )
+            )
+        yield "user_lockouts", rows
+
+    # --- user activity ---------------------------------------------------------------------
+
+    def invitations(self) -> Iterator[Chunk]:
+        p, u = self.p, self.u
+        members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
+        states = _Covering(INVITATION_STATE_WEIGHTS, p.invitation_state)
+        rows: list[Row] = []
+        for _ in range(self.counts["invitations"]):
+            user = self._pick(members)
+            state = states()
+            created, sent, expires, updated = p.invitation_times(state, u.created[user])
+            rows.append(
+                (
+                    self.new_id(),
+                    u.ids[user],
+                    p.url_token(),
+                    p.invitation_status(state).value,
+                    self.at(sent),
+                    self.at(expires),
+                    p.invitation_resend_count(),
+                    self.at(created),
+                    self.at(updated),
+                )
+            )
+            if len(rows) >= CHUNK_ROWS:
+                yield "invitations", rows
+                rows = []
+        yield "invitations", rows
+
+    def notifications(self) -> Iterator[Chunk]:
+        p, rng, u = self.p, self.rng, self.u
+        statuses = _Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
+        methods = _Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
+        expiries = _Covering({"past": 1, "future": 1}, p.notification_expiry)
+        rows: list[Row] = []
+        for i in range(self.counts["notifications"]):
+            user = int(rng.random() * len(u.ids))
+            company = u.company[user]
+            kind = p.notification_type()
+            status = statuses()
+            delivered = status is NotificationStatus.DELIVERED
+            # The first notification is read, so read and unread ones both exist.
+            read = delivered and (i == 0 or p.notification_is_read())
+            created, delivered_at, read_at, expires, updated = p.notification_times(
+                status, read, expiries(), u.created[user]
+            )
+            rows.append(
+                (
+                    self.new_id(),
+                    u.ids[user],
+                    None if company < 0 else self.company_ids[company],
+                    kind.value,
+                    p.notification_title(kind),
+                    p.notification_message(kind),
+                    p.notification_priority(kind).value,
+                    status.value,
+                    methods().value,
+                    self.at(read_at),
+                    p.notification_action_url(kind),
+                    self.at(expires),
+                    self.at(delivered_at),
+                    self.at(created),
+                    self.at(updated),
+                )
+            )
+            if len(rows) >= CHUNK_ROWS:
+                yield "notifications", rows
+                rows = []
+        yield "notifications", rows
+
+    def password_history(self) -> Iterator[Chunk]:
+        p, rng, u = self.p, self.rng, self.u
+        per_user = [0] * len(u.ids)
+        for _ in range(self.counts["password_history"]):
+            per_user[int(rng.random() * len(per_user))] += 1
+        # Entries of one user must differ: the pool holds at least as many old passwords.
+        pool_size = max(OLD_PASSWORD_POOL, max(per_user, default=0))
+        hasher = current_hasher()
+        old_hashes = [hasher.hash(old_password(i), hasher.salt(rng)) for i in range(pool_size)]
+        rows: list[Row] = []
+        for user, count in enumerate(per_user):
+            if not count:
+                continue
+            moments = sorted(p.moment(u.created[user], -DAY) for _ in range(count))
+            for pick, moment in zip(rng.sample(range(pool_size), count), moments, strict=True):
+                rows.append((self.new_id(), u.ids[user], old_hashes[pick], self.at(moment)))
+            if len(rows) >= CHUNK_ROWS:
+                yield "password_history", rows
+                rows = []
+        yield "password_history", rows
+
+    def user_sessions(self) -> Iterator[Chunk]:
+        p, rng, u = self.p, self.rng, self.u
+        states = _Covering(SESSION_STATE_WEIGHTS, p.session_state)
+        active = self.active_users or list(range(len(u.ids)))
+        rows: list[Row] = []
+        for _ in range(self.counts["user_sessions"]):
+            state = states()
+            # Only active accounts hold sessions that are still valid.
+            user = int(rng.random() * len(u.ids)) if state == "expired" else self._pick(active)
+            created, expires = p.session_times(state, u.created[user])
+            rows.append(
+                (
+                    self.new_id(),
+                    u.ids[user],
+                    p.url_token(),
+                    p.ip_address(),
+                    p.browser_user_agent(),
+                    self.at(expires),
+                    self.at(created),
+                )
+            )
+            if len(rows) >= CHUNK_ROWS:
+                yield "user_sessions", rows
+                rows = []
+        yield "user_sessions", rows
+
+
+def _events(action: str, size: int) -> tuple[AuditEventType, ...]:
+    if action == "configuration":
+        return (AuditEventType.CONFIGURATION_UPDATE,) * size
+    return AUDIT_ACTIONS[action][:size]
+
+
+# Each generator above writes its tuples in this column order; fail loudly on model drift.
+_LAYOUT = {
+    "companies": ("id", "name", "description", "size", "vertical", "status", "created_at",
+                  "updated_at"),
+    "knowledge_types": ("id", "name", "description", "created_at", "updated_at"),
+    "users": ("id", "company_id", "role", "email", "name", "password_hash", "status",
+              "created_at", "updated_at"),
+    "agents": ("id", "company_id", "name", "description", "agent_protocol", "status",
+               "created_at", "updated_at"),
+    "knowledge_bases": ("id", "company_id", "name", "description", "status", "created_at",
+                        "updated_at"),
+    "agent_knowledge_bases": ("id", "agent_id", "knowledge_base_id", "created_at"),
+    "knowledge_sources": ("id", "knowledge_base_id", "knowledge_type_id", "name",
+                          "created_at", "updated_at"),
+    "audit_logs": ("id", "user_id", "event_type", "event_description", "ip_address",
+                   "signed_by", "digital_signature", "reason", "table_name", "record_id",
+                   "group_id", "created_at"),
+    "failed_logins": ("id", "user_id", "ip_address", "attempted_at", "failure_reason"),
+    "invitations": ("id", "user_id", "token", "status", "sent_at", "expires_at",
+                    "resend_count", "created_at", "updated_at"),
+    "notifications": ("id", "user_id", "company_id", "notification_type", "title", "message",
+                      "priority", "status", "delivery_method", "read_at", "action_url",
+                      "expires_at", "delivered_at", "created_at", "updated_at"),
+    "password_history": ("id", "user_id", "password_hash", "created_at"),
+    "user_lockouts": ("id", "user_id", "lockout_start", "lockout_end", "reason",
+                      "failed_attempts", "created_at", "updated_at"),
+    "user_sessions": ("id", "user_id", "session_token", "ip_address", "user_agent",
+                      "expires_at", "created_at"),
+    "audit_change_logs": ("id", "audit_log_id", "column_name", "old_value", "new_value",
+                          "created_at"),
+}  # fmt: skip
+if dict(loader.COLUMNS) != _LAYOUT:
+    raise RuntimeError("scenario row layout differs from the models' columns; update _LAYOUT")

@@ -1,0 +1,367 @@
+"""The factories: every factory and every trait makes rows the real database accepts,
+parents agree with each other, times are consistent, and build() needs no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import factory.random
+import pytest
+from realism_checks import CHECKS, Seeded
+from sqlalchemy import func, select, text
+
+from pytest_celestra import passwords
+from pytest_celestra.errors import NoSessionError
+from pytest_celestra.factories import (
+    ALL_FACTORIES,
+    AgentFactory,
+    AgentKnowledgeBaseFactory,
+    AuditChangeLogFactory,
+    AuditLogFactory,
+    CompanyFactory,
+    FailedLoginFactory,
+    InvitationFactory,
+    KnowledgeBaseFactory,
+    KnowledgeSourceFactory,
+    KnowledgeTypeFactory,
+    NotificationFactory,
+    PasswordHistoryFactory,
+    UserFactory,
+    UserLockoutFactory,
+    UserSessionFactory,
+    bound_session,
+    current_session,
+    traits_of,
+)
+from pytest_celestra.models import (
+    AuditEventType,
+    FailedLogin,
+    InvitationStatus,
+    KnowledgeType,
+    NotificationStatus,
+    User,
+    UserRole,
+    UserStatus,
+)
+from pytest_celestra.providers import (
+    CHANGE_EVENT_TYPES,
+    KNOWLEDGE_TYPES,
+    PLATFORM_DOMAIN,
+    UNKNOWN_EMAIL_REASON,
+    company_domain,
+)
+
+FACTORY_TRAITS = [
+    pytest.param(f, trait, id=f"{f.__name__}-{trait}")
+    for f in ALL_FACTORIES
+    for trait in traits_of(f)
+]
+TWO_DAYS = timedelta(days=2)
+
+
+def db_now(session) -> datetime:
+    return session.execute(select(func.now())).scalar_one()
+
+
+def reload(session, obj):
+    """The row as the database stores it (not the Python object that was saved)."""
+    session.flush()
+    session.expire(obj)
+    session.refresh(obj)
+    return obj
+
+
+# --- every factory, every trait --------------------------------------------------------
+
+
+@pytest.mark.parametrize("factory_class", ALL_FACTORIES, ids=lambda f: f.__name__)
+def test_every_factory_creates_a_row_the_database_accepts(celestra_session, factory_class):
+    obj = factory_class()
+    stored = reload(celestra_session, obj)
+    model = factory_class._meta.model
+    assert celestra_session.get(model, stored.id) is stored
+    created = stored.created_at if hasattr(stored, "created_at") else stored.attempted_at
+    assert created is not None
+    assert created <= db_now(celestra_session)
+
+
+@pytest.mark.parametrize(("factory_class", "trait"), FACTORY_TRAITS)
+def test_every_trait_creates_a_row_the_database_accepts(celestra_session, factory_class, trait):
+    obj = factory_class(**{trait: True})
+    reload(celestra_session, obj)
+
+
+def test_every_factory_has_its_traits_listed():
+    assert len(ALL_FACTORIES) == 15
+    assert set(traits_of(UserFactory)) >= {
+        "super_admin",
+        "company_admin",
+        "suspended",
+        "blocked",
+        "archived",
+    }
+    assert set(traits_of(UserSessionFactory)) >= {"expired", "active"}
+    assert set(traits_of(InvitationFactory)) >= {"pending", "accepted", "expired", "cancelled"}
+    assert set(traits_of(UserLockoutFactory)) >= {"active", "ended"}
+    assert set(traits_of(NotificationFactory)) >= {"read", "delivered", "failed"}
+
+
+def test_batches_of_every_factory_satisfy_the_realism_rules(celestra_session):
+    """Many rows of each factory pass the per-row realism rules the seeded data obeys."""
+    for factory_class in ALL_FACTORIES:
+        factory_class.create_batch(8)
+        for trait in traits_of(factory_class):
+            factory_class(**{trait: True})
+    AuditLogFactory.create_batch(4, event_type=AuditEventType.DATA_EXPORT)
+    AuditLogFactory(event_type=AuditEventType.DATA_EXPORT, user=UserFactory(super_admin=True))
+    celestra_session.flush()
+    per_row_rules = {"R03", "R04a", "R04b", "X04c", "R11", "X11", "R13", "R14", "R15", "R16"}
+    per_row_rules |= {"R17a", "X19"}
+    seeded = Seeded(celestra_session, volume=None)
+    checks = [c for c in CHECKS if c.rule.split()[0] in per_row_rules]
+    assert len(checks) == len(per_row_rules)
+    for check in checks:
+        check(seeded)
+
+
+# --- no database --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factory_class", ALL_FACTORIES, ids=lambda f: f.__name__)
+def test_build_needs_no_database(factory_class):
+    obj = factory_class.build()
+    assert obj.id is not None
+    for trait in traits_of(factory_class):
+        factory_class.build(**{trait: True})
+
+
+def test_create_without_a_session_names_the_fixtures():
+    with pytest.raises(NoSessionError) as error:
+        UserFactory()
+    message = str(error.value)
+    assert "UserFactory.create()" in message
+    assert "celestra_session" in message
+    assert "celestra_seeded_db" in message
+    assert "bound_session" in message
+
+
+def test_create_of_a_child_without_a_session_fails_before_making_parents():
+    with pytest.raises(NoSessionError, match=r"^UserSessionFactory\.create\(\)"):
+        UserSessionFactory()
+
+
+def test_bound_session_is_restored_after_the_block(celestra_session):
+    assert current_session() is celestra_session
+    other = object()
+    with bound_session(other):  # type: ignore[arg-type]
+        assert current_session() is other
+    assert current_session() is celestra_session
+
+
+def test_same_seed_same_objects():
+    def make():
+        factory.random.reseed_random(4242)
+        user = UserFactory.build()
+        return (user.name, user.role, user.status, user.company.name, user.password_hash)
+
+    assert make() == make()
+
+
+# --- users and passwords ----------------------------------------------------------------
+
+
+def test_super_admin_has_no_company_and_the_platform_domain(celestra_session):
+    admin = reload(celestra_session, UserFactory(super_admin=True))
+    assert admin.role is UserRole.SUPER_ADMIN
+    assert admin.company_id is None
+    assert admin.email.endswith(f"@{PLATFORM_DOMAIN}")
+    assert celestra_session.scalar(text("SELECT count(*) FROM companies")) == 0
+
+
+def test_company_admin_and_emails_on_the_company_domain(celestra_session):
+    company = CompanyFactory()
+    admin = UserFactory(company_admin=True, company=company)
+    members = UserFactory.create_batch(5, company=company, name="Ann Lee")
+    assert admin.role is UserRole.COMPANY_ADMIN
+    emails = [u.email for u in [admin, *members]]
+    assert len({e.lower() for e in emails}) == len(emails)
+    assert all(e.endswith("@" + company_domain(company.name)) for e in emails)
+    assert all(e == e.lower() for e in emails)
+
+
+@pytest.mark.parametrize("status", ["suspended", "blocked", "archived"])
+def test_status_traits(celestra_session, status):
+    assert UserFactory(**{status: True}).status is UserStatus[status.upper()]
+
+
+def test_default_password_verifies(celestra_session):
+    user = reload(celestra_session, UserFactory())
+    assert passwords.verify(passwords.DEFAULT_PASSWORD, user.password_hash)
+    assert not passwords.verify("wrong", user.password_hash)
+
+
+def test_own_password_verifies(celestra_session):
+    user = reload(celestra_session, UserFactory(password="s3cret-Passw0rd"))
+    assert passwords.verify("s3cret-Passw0rd", user.password_hash)
+    assert not passwords.verify(passwords.DEFAULT_PASSWORD, user.password_hash)
+
+
+def test_password_history_differs_from_the_current_password(celestra_session):
+    user = UserFactory()
+    history = PasswordHistoryFactory.create_batch(4, user=user)
+    hashes = {h.password_hash for h in history}
+    assert len(hashes) == 4
+    assert user.password_hash not in hashes
+    assert not any(passwords.verify(passwords.DEFAULT_PASSWORD, h) for h in hashes)
+
+
+# --- parents agree ------------------------------------------------------------------------
+
+
+def test_agent_and_knowledge_base_linked_within_one_company(celestra_session):
+    link = AgentKnowledgeBaseFactory()
+    assert link.agent.company is link.knowledge_base.company
+    assert celestra_session.scalar(text("SELECT count(*) FROM companies")) == 1
+
+
+@pytest.mark.parametrize("side", ["agent", "knowledge_base"])
+def test_link_joins_the_company_of_the_given_side(celestra_session, side):
+    given = AgentFactory() if side == "agent" else KnowledgeBaseFactory()
+    link = AgentKnowledgeBaseFactory(**{side: given})
+    assert link.agent.company is given.company
+    assert link.knowledge_base.company is given.company
+    assert celestra_session.scalar(text("SELECT count(*) FROM companies")) == 1
+
+
+def test_notification_belongs_to_its_users_company(celestra_session):
+    notification = NotificationFactory()
+    assert notification.company is notification.user.company is not None
+    platform = NotificationFactory(user=UserFactory(super_admin=True))
+    assert platform.company is None
+
+
+def test_signed_audit_logs_are_signed_by_an_admin_of_the_same_company(celestra_session):
+    log = AuditLogFactory(event_type=AuditEventType.DATA_EXPORT)
+    assert log.signer.role is UserRole.COMPANY_ADMIN
+    assert log.signer.company is log.user.company
+    assert log.digital_signature
+    assert log.reason
+    by_platform = AuditLogFactory(
+        event_type=AuditEventType.DATA_EXPORT, user=UserFactory(super_admin=True)
+    )
+    assert by_platform.signer.role is UserRole.SUPER_ADMIN
+    unsigned = AuditLogFactory(event_type=AuditEventType.SUCCESSFUL_LOGIN)
+    assert unsigned.signer is None
+    assert unsigned.digital_signature is None
+    assert unsigned.reason is None
+
+
+def test_knowledge_sources_reuse_the_knowledge_types(celestra_session):
+    KnowledgeSourceFactory.create_batch(40)
+    names = celestra_session.scalars(select(KnowledgeType.name)).all()
+    assert len(names) == len(set(names))
+    assert set(names) <= set(KNOWLEDGE_TYPES)
+    assert KnowledgeTypeFactory(name="PDF document") is KnowledgeTypeFactory(name="PDF document")
+
+
+def test_change_log_hangs_on_an_audit_log_that_changed_a_row(celestra_session):
+    for change in [AuditChangeLogFactory() for _ in range(10)]:
+        log = change.audit_log
+        assert log.event_type in CHANGE_EVENT_TYPES
+        assert log.table_name is not None
+        row = celestra_session.execute(
+            text(f"SELECT created_at FROM {log.table_name} WHERE id = :id"), {"id": log.record_id}
+        ).one()
+        assert row.created_at <= log.created_at
+        assert change.old_value != change.new_value
+        assert change.created_at >= log.created_at
+
+
+def test_role_change_changes_the_role_of_a_member_of_the_same_company(celestra_session):
+    log = AuditLogFactory(role_change=True)
+    assert log.table_name == "users"
+    member = celestra_session.get(User, log.record_id)
+    assert member.company is log.user.company
+    change = AuditChangeLogFactory(audit_log=log)
+    assert change.column_name == "role"
+
+
+def test_change_log_on_an_audit_log_that_changed_nothing_is_refused(celestra_session):
+    with pytest.raises(Exception, match="needs an audit log that changed a row"):
+        AuditChangeLogFactory(audit_log=AuditLogFactory(event_type=AuditEventType.OTHER))
+
+
+def test_unknown_email_failed_login(celestra_session):
+    failure = FailedLoginFactory(unknown_email=True)
+    assert failure.user is None
+    assert failure.failure_reason == UNKNOWN_EMAIL_REASON
+    assert FailedLoginFactory().failure_reason != UNKNOWN_EMAIL_REASON
+
+
+def test_lockout_follows_failed_logins(celestra_session):
+    lockout = UserLockoutFactory()
+    failures = celestra_session.scalars(
+        select(FailedLogin).where(FailedLogin.user_id == lockout.user.id)
+    ).all()
+    window = [
+        f
+        for f in failures
+        if lockout.lockout_start - timedelta(minutes=30) <= f.attempted_at <= lockout.lockout_start
+    ]
+    assert 1 <= len(window) <= lockout.failed_attempts
+
+
+# --- time-dependent traits ----------------------------------------------------------------
+
+
+def test_children_are_never_older_than_parents_nor_in_the_future(celestra_session):
+    sessions = UserSessionFactory.create_batch(20)
+    now = datetime.now(UTC)
+    for s in sessions:
+        assert s.user.company.created_at <= s.user.created_at <= s.created_at <= now
+        assert s.expires_at > s.created_at
+
+
+def test_session_traits(celestra_session):
+    now = db_now(celestra_session)
+    assert reload(celestra_session, UserSessionFactory(expired=True)).expires_at < now
+    active = reload(celestra_session, UserSessionFactory(active=True))
+    assert active.created_at <= now
+    assert active.expires_at >= now + TWO_DAYS
+    assert UserSessionFactory(long=True).expires_at > now + timedelta(days=7)
+
+
+def test_invitation_traits(celestra_session):
+    now = db_now(celestra_session)
+    pending = reload(celestra_session, InvitationFactory(pending=True))
+    assert pending.status is InvitationStatus.PENDING
+    assert pending.created_at <= pending.sent_at <= now < pending.expires_at
+    assert pending.expires_at >= now + TWO_DAYS
+    expired = InvitationFactory(expired=True)
+    assert expired.status is InvitationStatus.EXPIRED
+    assert expired.expires_at < now
+    assert InvitationFactory(accepted=True).status is InvitationStatus.ACCEPTED
+    assert InvitationFactory(cancelled=True).status is InvitationStatus.CANCELLED
+
+
+def test_lockout_traits(celestra_session):
+    now = db_now(celestra_session)
+    active = UserLockoutFactory(active=True)
+    assert active.lockout_start <= now
+    assert active.lockout_end >= now + TWO_DAYS
+    ended = UserLockoutFactory(ended=True)
+    assert ended.lockout_start < ended.lockout_end < now
+
+
+def test_notification_traits(celestra_session):
+    read = NotificationFactory(read=True)
+    assert read.status is NotificationStatus.DELIVERED
+    assert read.created_at <= read.delivered_at <= read.read_at
+    delivered = NotificationFactory(delivered=True)
+    assert delivered.delivered_at is not None
+    assert delivered.read_at is None
+    failed = NotificationFactory(failed=True)
+    assert failed.status is NotificationStatus.FAILED
+    assert failed.delivered_at is None
+    assert failed.read_at is None
+    assert NotificationFactory(expired=True).expires_at < db_now(celestra_session)
