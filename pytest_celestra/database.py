@@ -235,10 +235,22 @@ class DatabaseManager:
         """The maintenance database (the one a DSN names) is never dropped."""
         return frozenset({self.server.url.database or "postgres"})
 
+    def _admin(self) -> psycopg.Connection[Any]:
+        """An autocommit connection for server-wide work, to the ``postgres`` database.
+
+        Advisory locks are per database, so every process must lock in the same one;
+        ``postgres`` is where they meet whatever database their DSN names. Servers
+        without it (or without access to it) fall back to the DSN's database.
+        """
+        try:
+            return connect(self.server.url_for("postgres"), autocommit=True)
+        except psycopg.OperationalError:
+            return connect(self.server.url, autocommit=True)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[psycopg.Connection[Any]]:
         """An autocommit connection holding the server-wide template lock."""
-        with connect(self.server.url, autocommit=True) as admin:
+        with self._admin() as admin:
             admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
                 yield admin
@@ -429,7 +441,7 @@ class DatabaseManager:
         name = url.database
         assert name in self.created
         self.created.remove(name)
-        with connect(self.server.url, autocommit=True) as admin:
+        with self._admin() as admin:
             if self.keep:
                 comment = database_comment(admin, name) or ""
                 purpose, meta = _parse_comment(comment)

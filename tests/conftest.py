@@ -40,6 +40,12 @@ def inner_server_env(
 
 
 @pytest.fixture(scope="session")
+def suite_databases(_celestra_databases: DatabaseManager) -> DatabaseManager:
+    """The plugin's database manager of this test process."""
+    return _celestra_databases
+
+
+@pytest.fixture(scope="session")
 def admin_dsn(_celestra_databases: DatabaseManager) -> str:
     """URL of the maintenance database of the suite's server."""
     return libpq_url(_celestra_databases.server.url)

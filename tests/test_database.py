@@ -15,6 +15,7 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra.database import (
+    _LOCK_KEY,
     KEEP_TEMPLATES,
     MARK,
     DatabaseManager,
@@ -24,7 +25,7 @@ from pytest_celestra.database import (
     drop_database,
 )
 from pytest_celestra.errors import UnsafeDatabaseError
-from pytest_celestra.server import libpq_url
+from pytest_celestra.server import Server, ServerKind, libpq_url
 
 # --- schema keys -----------------------------------------------------------------
 
@@ -115,7 +116,7 @@ def test_protected_databases_are_never_dropped(admin, scratch_databases):
 
 
 @pytest.fixture
-def manager(_celestra_databases):
+def manager(suite_databases):
     """A manager with a tiny schema of its own (a key no other test uses)."""
     runs: list[DatabaseManager] = []
 
@@ -124,7 +125,7 @@ def manager(_celestra_databases):
             connection.execute(text(ddl or "CREATE TABLE widgets (id int PRIMARY KEY)"))
 
         made = DatabaseManager(
-            _celestra_databases.server,
+            suite_databases.server,
             SchemaSetup(create, schema_key),
             run_id=secrets.token_hex(8),
             worker="probe",
@@ -205,3 +206,17 @@ def test_sweep_keeps_the_most_recent_templates_and_drops_the_stale(
     finally:
         for name in names:
             drop_database(admin, name)
+
+
+def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, scratch_databases):
+    """Runs whose DSNs name different databases still build templates one at a time."""
+    other = scratch_databases()
+    elsewhere = DatabaseManager(
+        Server(ServerKind.DSN, suite_databases.server.url_for(other)),
+        SchemaSetup(lambda connection: None, "unused"),
+        run_id="lock",
+        worker="probe",
+    )
+    with elsewhere._locked(), psycopg.connect(admin_dsn, autocommit=True) as connection:
+        taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
+        assert taken == (False,)
