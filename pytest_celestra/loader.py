@@ -1,15 +1,18 @@
 """Fast bulk load of generated rows into PostgreSQL with ``COPY ... FROM STDIN``.
 
-The column list of every table comes from the models (:data:`COLUMNS`), so the generator
-and the loader agree on one order. Rows go through psycopg 3's ``Copy.write_row`` in text
-format, which measured faster here than binary for these rows (uuid, text, enum labels,
-inet, timestamptz) and needs no type registration for the enum types. Nothing is
-committed: the rows land in the caller's transaction.
+The column list and the PostgreSQL type of every table's columns come from the models
+(:data:`COLUMNS`, :data:`COPY_TYPES`), so the generator and the loader agree on one
+order. Rows go through psycopg 3's ``Copy.write_row`` in binary format: measured on the
+large scenario (130k rows, 2-core machine), binary COPY took 1.17-1.26 s against
+1.30-1.33 s for text. Enum labels travel as text (PostgreSQL's enum input reads the label),
+so no enum type needs registering on the caller's connection. Nothing is committed: the
+rows land in the caller's transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import operator
 from types import MappingProxyType
@@ -17,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import DateTime, Enum, Integer, String, Uuid
+from sqlalchemy.dialects.postgresql import INET
 
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from sqlalchemy.sql.elements import KeyedColumnElement
 
 Row = tuple[Any, ...]
 Chunk = tuple[str, list[Row]]
@@ -31,6 +38,33 @@ Chunk = tuple[str, list[Row]]
 COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         model.__tablename__: tuple(column.name for column in model.__table__.columns)
+        for model in MODELS_IN_FK_ORDER
+    }
+)
+
+
+def _copy_type(column: KeyedColumnElement[Any]) -> str:
+    """The PostgreSQL type psycopg dumps ``column``'s values as, in binary COPY."""
+    kind = column.type
+    if isinstance(kind, Enum):
+        return "text"
+    if isinstance(kind, INET):
+        return "inet"
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, Uuid):
+        return "uuid"
+    if isinstance(kind, String):
+        return "text"
+    raise TypeError(f"no COPY type for {column} of type {kind!r}")
+
+
+#: Table -> column -> PostgreSQL type of its binary COPY.
+COPY_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        model.__tablename__: {column.name: _copy_type(column) for column in model.__table__.columns}
         for model in MODELS_IN_FK_ORDER
     }
 )
@@ -68,16 +102,31 @@ def caller_transaction(pg_conn: psycopg.Connection[Any]) -> Iterator[None]:
 def copy_rows(
     pg_conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Row]
 ) -> int:
-    """``COPY table (columns) FROM STDIN`` of ``rows``; returns how many were written."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    """Binary ``COPY table (columns) FROM STDIN`` of ``rows`` (a Celestra table); returns
+    how many were written. IP addresses may be given as strings."""
+    types = [COPY_TYPES[table][column] for column in columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    inet = [i for i, kind in enumerate(types) if kind == "inet"]
     written = 0
     with pg_conn.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(types)
         for row in rows:
+            if inet:
+                row = _with_ip_objects(row, inet)
             copy.write_row(row)
             written += 1
     return written
+
+
+def _with_ip_objects(row: Row, positions: list[int]) -> Row:
+    """``row`` with its IP address strings parsed (binary inet needs ipaddress objects)."""
+    values = list(row)
+    for i in positions:
+        if isinstance(values[i], str):
+            values[i] = ipaddress.ip_address(values[i])
+    return tuple(values)
 
 
 def load(

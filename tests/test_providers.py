@@ -1,0 +1,301 @@
+"""CelestraProvider on its own: value domains, purity, cost, and the time windows that
+define "expired", "active" and "future" for both data paths."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import timeit
+from collections import Counter
+
+import faker
+import pytest
+
+from pytest_celestra import providers
+from pytest_celestra.models import AuditEventType, NotificationStatus, NotificationType
+from pytest_celestra.providers import (
+    CHANGEABLE_COLUMNS,
+    DAY,
+    INVITATION_STATUS_FOR_STATE,
+    KNOWLEDGE_TYPES,
+    NOTIFICATIONS,
+    PLATFORM_DOMAIN,
+    SIGNED_EVENT_TYPES,
+    UNKNOWN_EMAIL_REASON,
+    CelestraProvider,
+    Weighted,
+    company_domain,
+    email_address,
+)
+
+URL_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
+DRAWS = 2000
+
+
+@pytest.fixture
+def p() -> CelestraProvider:
+    return CelestraProvider.seeded(20240229)
+
+
+def public_methods() -> list[str]:
+    return [
+        name
+        for name in vars(CelestraProvider)
+        if not name.startswith("_") and callable(getattr(CelestraProvider, name))
+    ]
+
+
+def test_no_method_shadows_a_standard_faker_formatter():
+    standard = {name for provider in faker.Faker().providers for name in dir(provider)}
+    assert not set(public_methods()) & standard
+
+
+def test_seeded_providers_are_reproducible_and_seed_dependent():
+    def draws(seed):
+        p = CelestraProvider.seeded(seed)
+        return [p.company_name(), p.person_name(), p.url_token(), p.celestra_uuid()]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+
+
+CHEAP_CALLS = {
+    "company_name": lambda p: p.company_name(),
+    "person_name": lambda p: p.person_name(),
+    "email_address": lambda p: p.email_address("Ada Lovelace", "brightharbor.com"),
+    "agent_name": lambda p: p.agent_name(),
+    "agent_description": lambda p: p.agent_description(),
+    "knowledge_base_description": lambda p: p.knowledge_base_description(),
+    "knowledge_source_name": lambda p: p.knowledge_source_name("Web page", "acme.com"),
+    "url_token": lambda p: p.url_token(),
+    "ip_address": lambda p: p.ip_address(),
+    "celestra_uuid": lambda p: p.celestra_uuid(),
+    "user_status": lambda p: p.user_status(),
+    "audit_change": lambda p: p.audit_change("agents"),
+    "session_times": lambda p: p.session_times("active", -100 * DAY),
+    "notification_times": lambda p: p.notification_times(
+        NotificationStatus.DELIVERED, True, "past", -100 * DAY
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CHEAP_CALLS)
+def test_every_draw_is_cheap(p, name):
+    call = CHEAP_CALLS[name]
+    # Best of several runs, so a busy machine does not fail the test; ~1-3 us measured.
+    per_call = min(timeit.repeat(lambda: call(p), number=2000, repeat=5)) / 2000
+    assert per_call < 20e-6, f"{name}: {per_call * 1e6:.1f} us per call"
+
+
+# --- names, domains, emails --------------------------------------------------------------
+
+
+def test_company_domain_is_a_pure_slug_with_a_tld(p):
+    for _ in range(DRAWS):
+        name = p.company_name(p.company_vertical())
+        domain = company_domain(name)
+        assert DOMAIN.match(domain), (name, domain)
+        assert domain == company_domain(name)
+        assert domain != PLATFORM_DOMAIN
+    assert company_domain("Bright Harbor Labs Inc.").startswith("brightharborlabs.")
+    assert company_domain("Moore & Patel") == company_domain("Moore and Patel LLC")
+
+
+def test_company_names_vary(p):
+    names = [p.company_name() for _ in range(DRAWS)]
+    assert len(set(names)) > 0.9 * DRAWS
+
+
+def test_email_is_lower_case_on_the_domain_and_numbered_on_request():
+    assert email_address("Ada Lovelace", "acme.com").endswith("@acme.com")
+    plain = email_address("Ada Lovelace", "acme.com")
+    numbered = email_address("Ada Lovelace", "acme.com", 7)
+    assert plain != numbered
+    assert numbered.split("@")[0].endswith("7")
+    assert email_address("ADA LOVELACE", "acme.com") == plain
+    assert re.match(r"^[a-z0-9._]+@acme\.com$", plain)
+
+
+def test_one_local_part_convention_per_domain():
+    shapes = {
+        re.sub(r"[a-z]+", "w", email_address(n, "acme.com").split("@")[0])
+        for n in ("Ada Lovelace", "Grace Hopper", "Alan Turing")
+    }
+    assert len(shapes) == 1
+
+
+# --- tokens, addresses, signatures -----------------------------------------------------
+
+
+def test_tokens_are_url_safe_long_and_unique(p):
+    tokens = [p.url_token() for _ in range(DRAWS)]
+    assert all(URL_SAFE_TOKEN.match(t) for t in tokens)
+    assert len(set(tokens)) == DRAWS
+
+
+def test_ip_addresses_parse_and_include_both_versions(p):
+    versions = Counter(ipaddress.ip_address(p.ip_address()).version for _ in range(DRAWS))
+    assert versions[4] > versions[6] > 0
+
+
+def test_uuids_are_version_4(p):
+    assert all(p.celestra_uuid().version == 4 for _ in range(100))
+
+
+def test_signatures_are_base64_of_64_bytes(p):
+    assert all(len(p.digital_signature()) == 88 for _ in range(100))
+
+
+# --- catalogues ----------------------------------------------------------------------------
+
+
+def test_every_notification_type_has_a_catalogue_entry(p):
+    assert set(NOTIFICATIONS) == set(NotificationType)
+    for kind in NotificationType:
+        assert p.notification_title(kind)
+        assert p.notification_message(kind) in NOTIFICATIONS[kind][1]
+        assert p.notification_priority(kind) in NOTIFICATIONS[kind][2]
+
+
+def test_knowledge_source_names_fit_their_type(p):
+    patterns = {
+        "PDF document": r"\.pdf$",
+        "Web page": r"^https://[a-z]+\.acme\.com/",
+        "Confluence space": r"^[A-Z]+ space$",
+        "Git repository": r"^github\.com/acme/",
+        "Slack channel": r"^#[a-z-]+$",
+        "Jira project": r"^[A-Z]+ project$",
+        "Zendesk help center": r"^acme\.zendesk\.com/",
+    }
+    assert len(KNOWLEDGE_TYPES) >= 10
+    for type_name in KNOWLEDGE_TYPES:
+        name = p.knowledge_source_name(type_name, "acme.com")
+        assert name
+        if type_name in patterns:
+            assert re.search(patterns[type_name], name), (type_name, name)
+
+
+def test_failure_reasons(p):
+    assert p.failure_reason(known_user=False) == UNKNOWN_EMAIL_REASON
+    assert all(p.failure_reason() != UNKNOWN_EMAIL_REASON for _ in range(200))
+
+
+def test_audit_reasons_only_for_signed_events(p):
+    for event in AuditEventType:
+        reason = p.audit_reason(event)
+        assert (reason is not None) == (event in SIGNED_EVENT_TYPES)
+
+
+@pytest.mark.parametrize("table", CHANGEABLE_COLUMNS)
+def test_audit_changes_change_something(p, table):
+    for _ in range(300):
+        column, old, new = p.audit_change(table)
+        assert column in CHANGEABLE_COLUMNS[table]
+        assert old != new
+    assert p.audit_change("users", "status", "SUSPENDED")[2] == "SUSPENDED"
+    changes = p.audit_changes(table, 2 * len(CHANGEABLE_COLUMNS[table]) + 1)
+    assert len(changes) == 2 * len(CHANGEABLE_COLUMNS[table]) + 1
+    assert {c[0] for c in changes} == set(CHANGEABLE_COLUMNS[table])
+
+
+# --- weights ---------------------------------------------------------------------------------
+
+
+def test_weighted_draws_follow_the_weights(p):
+    weighted = Weighted({"a": 80, "b": 15, "c": 5})
+    counts = Counter(weighted.draw(p.rng) for _ in range(20000))
+    assert 0.77 < counts["a"] / 20000 < 0.83
+    assert 0.03 < counts["c"] / 20000 < 0.07
+    assert [weighted.covering(p.rng, i) for i in range(3)] == ["a", "b", "c"]
+
+
+def test_weights_are_module_constants_over_every_value():
+    from pytest_celestra.models import AgentStatus, CompanyStatus, UserStatus
+
+    assert set(providers.USER_STATUS_WEIGHTS) == set(UserStatus)
+    assert set(providers.AGENT_STATUS_WEIGHTS) == set(AgentStatus)
+    assert set(providers.COMPANY_STATUS_WEIGHTS) == set(CompanyStatus)
+    top = max(providers.USER_STATUS_WEIGHTS, key=providers.USER_STATUS_WEIGHTS.__getitem__)
+    assert top is UserStatus.ACTIVE
+
+
+# --- time windows ----------------------------------------------------------------------------
+
+LOWERS = [-400 * DAY, -31 * DAY, -2 * DAY, -90]
+
+
+@pytest.mark.parametrize("lower", LOWERS)
+def test_session_windows(p, lower):
+    for _ in range(300):
+        for state in ("expired", "active", "long"):
+            created, expires = p.session_times(state, lower)
+            assert created >= lower
+            assert expires > created
+            if lower <= -30 * DAY:
+                assert created <= 0
+                if state == "expired":
+                    assert expires < 0
+                elif state == "active":
+                    assert expires >= 2 * DAY
+                else:
+                    assert expires > 7 * DAY
+
+
+@pytest.mark.parametrize("lower", LOWERS)
+def test_invitation_windows(p, lower):
+    for _ in range(300):
+        for state, statuses in INVITATION_STATUS_FOR_STATE.items():
+            created, sent, expires, updated = p.invitation_times(state, lower)
+            assert lower <= created <= sent < expires
+            assert created <= updated
+            assert p.invitation_status(state) in statuses
+            if lower <= -30 * DAY:
+                assert max(sent, updated) <= 0
+                if state == "open":
+                    assert expires >= 2 * DAY
+                elif state == "far":
+                    assert expires > 7 * DAY
+                elif state == "expired":
+                    assert expires < 0
+
+
+@pytest.mark.parametrize("lower", LOWERS)
+def test_lockout_windows(p, lower):
+    for _ in range(300):
+        for state in ("ended", "active", "long"):
+            start, end, updated = p.lockout_times(state, lower)
+            assert start >= lower
+            assert end > start
+            assert updated >= start
+            if lower <= -30 * DAY:
+                assert start - 30 * 60 >= lower
+                assert max(start, updated) <= 0
+                if state == "ended":
+                    assert end < 0
+                elif state == "active":
+                    assert end >= 2 * DAY
+                else:
+                    assert end > 7 * DAY
+
+
+@pytest.mark.parametrize("lower", LOWERS)
+@pytest.mark.parametrize("status", list(NotificationStatus))
+def test_notification_windows(p, lower, status):
+    for _ in range(200):
+        for expiry in ("past", "future"):
+            read = status is NotificationStatus.DELIVERED and p.notification_is_read()
+            created, delivered, read_at, expires, updated = p.notification_times(
+                status, read, expiry, lower
+            )
+            assert created >= lower
+            assert expires > created
+            assert (delivered is not None) == (status is NotificationStatus.DELIVERED)
+            assert (read_at is not None) == read
+            assert created <= (delivered or created) <= (read_at or delivered or created)
+            assert updated == max(t for t in (created, delivered, read_at) if t is not None) or (
+                status is NotificationStatus.FAILED and updated >= created
+            )
+            if lower <= -30 * DAY:
+                assert max(t for t in (created, delivered, read_at, updated) if t is not None) <= 0
+                assert (expires < 0) if expiry == "past" else (expires >= 2 * DAY)

@@ -1,0 +1,210 @@
+"""The bulk path: generate_scenario (no database) and seed_scenario / the COPY loader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from pytest_celestra import loader
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.scenario import (
+    CHUNK_ROWS,
+    DEFAULT_SEED,
+    ScenarioSummary,
+    allocate,
+    anchor_for,
+    generate_scenario,
+    seed_scenario,
+)
+from pytest_celestra.volumes import Volume
+
+ANCHOR = anchor_for(date(2025, 3, 14))
+
+
+def collect(volume="small", seed=DEFAULT_SEED, anchor=ANCHOR) -> dict[str, list[tuple]]:
+    tables: dict[str, list[tuple]] = {}
+    for table, rows in generate_scenario(volume, seed=seed, anchor=anchor):
+        tables.setdefault(table, []).extend(rows)
+    return tables
+
+
+def split(table: str, row: tuple) -> tuple[tuple, tuple]:
+    """(non-time values, time values) of a generated row."""
+    columns = loader.COLUMNS[table]
+    kinds = [loader.COPY_TYPES[table][c] == "timestamptz" for c in columns]
+    plain = tuple(v for v, is_time in zip(row, kinds, strict=True) if not is_time)
+    times = tuple(v for v, is_time in zip(row, kinds, strict=True) if is_time)
+    return plain, times
+
+
+def test_anchor_is_midnight_utc():
+    anchor = anchor_for(date(2025, 3, 14))
+    assert anchor.isoformat() == "2025-03-14T00:00:00+00:00"
+    assert anchor_for().date() == datetime.now(anchor.tzinfo).date()
+
+
+@pytest.mark.parametrize("volume", ["small", "medium", "small,users=40,agents=12", "x3"])
+def test_exact_row_counts_in_fk_order_and_layout(volume):
+    counts: Counter[str] = Counter()
+    order: list[str] = []
+    for table, rows in generate_scenario(volume, seed=DEFAULT_SEED, anchor=ANCHOR):
+        assert len(rows) <= 2 * CHUNK_ROWS
+        assert all(len(row) == len(loader.COLUMNS[table]) for row in rows)
+        counts[table] += len(rows)
+        if not order or order[-1] != table:
+            order.append(table)
+    assert dict(counts) == dict(Volume.parse(volume).counts)
+    parents_first = [t for t in order if t != "audit_change_logs"]
+    assert parents_first == [t for t in TABLES_IN_FK_ORDER if t != "audit_change_logs"]
+    # Change logs follow the audit logs they hang on, chunk by chunk.
+    assert order.index("audit_change_logs") == order.index("audit_logs") + 1
+
+
+def test_same_seed_same_rows():
+    assert collect() == collect()
+
+
+def test_other_seed_other_rows():
+    first, second = collect(seed=1), collect(seed=2)
+    for table in first:
+        ids = {row[0] for row in first[table]}
+        assert ids.isdisjoint(row[0] for row in second[table]), table
+    names = lambda rows: sorted(r[1] for r in rows)  # noqa: E731
+    assert names(first["companies"]) != names(second["companies"])
+
+
+def test_other_anchor_shifts_only_the_times():
+    today, later = collect(anchor=ANCHOR), collect(anchor=ANCHOR + timedelta(days=3))
+    for table, rows in today.items():
+        for row, other in zip(rows, later[table], strict=True):
+            plain, times = split(table, row)
+            other_plain, other_times = split(table, other)
+            assert plain == other_plain
+            for t, o in zip(times, other_times, strict=True):
+                assert (t is None and o is None) or o - t == timedelta(days=3)
+
+
+def test_everything_is_on_or_before_the_anchor_except_expiries():
+    future_ok = {"expires_at", "lockout_end"}
+    for table, rows in collect("medium").items():
+        for column, kind in loader.COPY_TYPES[table].items():
+            if kind != "timestamptz" or column in future_ok:
+                continue
+            i = loader.COLUMNS[table].index(column)
+            assert all(row[i] is None or row[i] <= ANCHOR for row in rows), (table, column)
+
+
+def test_knowledge_types_beyond_the_catalogue_are_refused():
+    with pytest.raises(ConfigError, match="knowledge_types <= 12"):
+        generate_scenario("small,knowledge_types=13")
+
+
+def test_allocate_is_exact_proportional_and_monotone():
+    shares = allocate(100, [1, 2, 3, 4])
+    assert sum(shares) == 100
+    assert shares == sorted(shares)
+    assert allocate(3, [1, 1, 1, 1]) == [1, 1, 1, 0]
+    assert allocate(0, [1, 2]) == [0, 0]
+    weights = [5.0, 0.5, 2.0, 2.0, 9.0]
+    a, b = allocate(17, weights), allocate(23, weights)
+    order = sorted(range(5), key=lambda i: (weights[i], -i))
+    assert [a[i] for i in order] == sorted(a)
+    assert [b[i] for i in order] == sorted(b)
+
+
+_PEAK_MEMORY = """
+import resource, sys
+from pytest_celestra.scenario import generate_scenario
+rows = sum(len(chunk) for _, chunk in generate_scenario(sys.argv[1]))
+print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory_kib(volume: str) -> tuple[int, int]:
+    """(rows generated, peak RSS in KiB) of generating ``volume`` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY, volume],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    rows, peak = done.stdout.split()
+    return int(rows), int(peak)
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_at_a_large_multiplier():
+    """x300 (~390k rows) holds little more than medium: a chunk and the parents' facts."""
+    rows, peak = peak_memory_kib("x300")
+    assert rows == Volume.parse("x300").total_rows
+    _, baseline = peak_memory_kib("medium")
+    assert peak - baseline < 80 * 1024, f"x300 peaks {(peak - baseline) // 1024} MiB above medium"
+
+
+# --- seed_scenario and the loader ---------------------------------------------------------
+
+
+def test_seed_scenario_writes_the_volume_and_reports_it(celestra_session):
+    calls: list[tuple[str, int]] = []
+    summary = seed_scenario(
+        celestra_session, "small", anchor=ANCHOR, progress=lambda t, n: calls.append((t, n))
+    )
+    assert isinstance(summary, ScenarioSummary)
+    volume = Volume.parse("small")
+    assert dict(summary.rows) == dict(volume.counts)
+    assert summary.volume == volume
+    assert summary.seed == DEFAULT_SEED
+    assert summary.anchor == ANCHOR
+    for table, count in volume.counts.items():
+        stored = celestra_session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        assert stored == count
+    assert dict(calls) == dict(volume.counts)
+    report = str(summary)
+    assert all(table in report for table in TABLES_IN_FK_ORDER)
+    assert "total" in report
+
+
+def test_seed_scenario_does_not_commit(celestra_session, celestra_engine):
+    seed_scenario(celestra_session, "small", anchor=ANCHOR)
+    with celestra_engine.connect() as other:
+        assert other.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
+
+
+def test_seed_scenario_through_a_sqlalchemy_connection(celestra_session):
+    summary = seed_scenario(celestra_session.connection(), "small", anchor=ANCHOR)
+    assert summary.rows["users"] == Volume.parse("small").counts["users"]
+
+
+def test_seed_scenario_through_a_psycopg_connection(celestra_dsn):
+    with psycopg.connect(celestra_dsn) as connection:
+        seed_scenario(connection, "small", anchor=ANCHOR)
+        assert connection.execute("SELECT count(*) FROM companies").fetchone() == (5,)
+        connection.rollback()
+
+
+def test_an_autocommit_connection_gets_one_transaction(celestra_dsn):
+    with psycopg.connect(celestra_dsn, autocommit=True) as connection:
+        try:
+            seed_scenario(connection, "small", anchor=ANCHOR)
+            # The same seed again repeats every id: it fails and writes nothing ...
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                seed_scenario(connection, "small", anchor=ANCHOR)
+            # ... while the first one was committed as a whole.
+            assert connection.execute("SELECT count(*) FROM companies").fetchone() == (5,)
+        finally:
+            # The database outlives this test: leave it empty for the others.
+            for table in reversed(TABLES_IN_FK_ORDER):
+                connection.execute(f"DELETE FROM {table}")
+
+
+def test_unsupported_connections_are_refused():
+    with pytest.raises(ConfigError, match="psycopg 3"):
+        seed_scenario(object(), "small")
