@@ -417,7 +417,13 @@ class DatabaseManager:
             admin,
             name,
             template,
-            _comment("test database", run=self.run_id, worker=self.worker, created=now),
+            _comment(
+                "test database",
+                run=self.run_id,
+                worker=self.worker,
+                created=now,
+                template=template,
+            ),
         )
         self.created.append(name)
         purpose, meta = self._ours(admin).get(template, ("", {}))

@@ -32,11 +32,16 @@ def inner_server_env(
 ) -> dict[str, str]:
     """Environment that points an inner run at this suite's server."""
     server = _celestra_databases.server
+    # Resolved here, before pytester points HOME (and so the default) at a temporary dir.
+    pgdata = str(request.config.stash[CONFIG_KEY].pgdata.value)
     if server.kind is ServerKind.EMBEDDED:
-        pgdata = request.config.stash[CONFIG_KEY].pgdata.value
-        return {"CELESTRA_SERVER": "embedded", "CELESTRA_PGDATA": str(pgdata)}
+        return {"CELESTRA_SERVER": "embedded", "CELESTRA_PGDATA": pgdata}
     # A DSN, or this process's throwaway local server, which inner runs reach by URL.
-    return {"CELESTRA_SERVER": "dsn", "CELESTRA_DSN": libpq_url(server.url)}
+    return {
+        "CELESTRA_SERVER": "dsn",
+        "CELESTRA_DSN": libpq_url(server.url),
+        "CELESTRA_PGDATA": pgdata,
+    }
 
 
 @pytest.fixture(scope="session")

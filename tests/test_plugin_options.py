@@ -7,6 +7,7 @@ import pytest
 from pytest_celestra.config import SETTINGS
 from pytest_celestra.scenario import DEFAULT_SEED
 
+CHANNELS = ("option", "ini", "env")
 PLAIN_TEST = "def test_nothing_to_do_with_databases():\n    assert True\n"
 
 
@@ -34,7 +35,7 @@ def test_defaults_in_the_header(celestra_pytester, run_inner, monkeypatch):
     assert " server=" in line
 
 
-@pytest.mark.parametrize("channel", ["option", "ini", "env"])
+@pytest.mark.parametrize("channel", CHANNELS)
 def test_volume_and_seed_through_each_channel(celestra_pytester, run_inner, monkeypatch, channel):
     monkeypatch.delenv("CELESTRA_VOLUME")
     celestra_pytester.makepyfile(PLAIN_TEST)
@@ -85,15 +86,14 @@ def test_dsn_and_server_through_each_channel(celestra_pytester, run_inner, monke
 
 
 BAD_VALUES = [
-    ("volume", "huge", "small, medium or large; xN"),
-    ("seed", "abc", "use a non-negative integer"),
-    ("server", "cloud", "use one of auto, dsn, local, embedded"),
-    ("dsn", "mysql://root@localhost/app", "not a PostgreSQL URL"),
+    *[(channel, "volume", "huge", "small, medium or large; xN") for channel in CHANNELS],
+    *[(channel, "seed", "abc", "use a non-negative integer") for channel in CHANNELS],
+    ("ini", "server", "cloud", "use one of auto, dsn, local, embedded"),
+    ("env", "dsn", "mysql://root@localhost/app", "not a PostgreSQL URL"),
 ]
 
 
-@pytest.mark.parametrize(("setting", "bad", "allowed"), BAD_VALUES)
-@pytest.mark.parametrize("channel", ["option", "ini", "env"])
+@pytest.mark.parametrize(("channel", "setting", "bad", "allowed"), BAD_VALUES)
 def test_bad_values_are_usage_errors_naming_the_allowed_values(
     celestra_pytester, run_inner, monkeypatch, channel, setting, bad, allowed
 ):

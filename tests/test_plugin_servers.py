@@ -12,7 +12,6 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from pytest_celestra.config import default_pgdata
 from pytest_celestra.database import MARK, drop_database
 from pytest_celestra.server import libpq_url
 
@@ -56,9 +55,8 @@ def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
 
 
 def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_env):
-    pgdata = inner_server_env.get("CELESTRA_PGDATA", str(default_pgdata()))
+    pgdata = inner_server_env["CELESTRA_PGDATA"]
     monkeypatch.setenv("CELESTRA_SERVER", "embedded")
-    monkeypatch.setenv("CELESTRA_PGDATA", pgdata)
     celestra_pytester.makepyfile(USES_BOTH)
     result = run_inner()
     result.assert_outcomes(passed=2)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 
-import psycopg
 from conftest import templates_with_seed
-from sqlalchemy.engine import make_url
 
-from pytest_celestra.database import user_schema_key
-from pytest_celestra.server import libpq_url
+from pytest_celestra.database import builtin_schema_key, user_schema_key
 
 SEEDED_TEST = """
 from sqlalchemy import text
@@ -23,20 +20,6 @@ EMPTY_TEST = """
 def test_empty(celestra_session):
     pass
 """
-
-
-def schema_templates_with_table(admin, admin_dsn: str, table: str) -> list[str]:
-    """The schema templates that hold ``table``."""
-    names = admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'celestra\\_schema\\_%%'"
-    ).fetchall()
-    found = []
-    for (name,) in names:
-        url = libpq_url(make_url(admin_dsn).set(database=name))
-        with psycopg.connect(url) as connection:
-            if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
-                found.append(name)
-    return found
 
 
 def meta(comment: str) -> dict:
@@ -106,32 +89,42 @@ def pytest_celestra_schema_version(config):
 """
 
 CUSTOM_SCHEMA_TESTS = """
+import json
+from pathlib import Path
 from sqlalchemy import text
 from conftest import TABLE
 
 def test_custom_table_is_there(celestra_session):
     assert celestra_session.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar() == 0
+    comment = celestra_session.execute(
+        text("SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+             " WHERE datname = current_database()")
+    ).scalar()
+    template = json.loads(comment[comment.index("{"):])["template"]
+    with (Path(__file__).parent / "templates.log").open("a") as log:
+        log.write(template + "\\n")
 
 def test_the_scenario_loads_into_it(celestra_seeded_db):
     assert celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar() == 5
 """
 
 
-def test_a_user_schema_hook_is_cached_by_its_catalog(
-    celestra_pytester, run_inner, admin, admin_dsn
-):
+def test_a_user_schema_hook_is_cached_by_its_catalog(celestra_pytester, run_inner):
     table = f"widgets_{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=None))
     celestra_pytester.makepyfile(CUSTOM_SCHEMA_TESTS)
     run_inner().assert_outcomes(passed=2)
     run_inner().assert_outcomes(passed=2)
-    # Without a version the set-up runs once per run, into a scratch database ...
+    # Without a version the set-up runs once per run, into a scratch database, ...
     assert (celestra_pytester.path / "setups.log").read_text().count("set up") == 2
-    # ... whose catalog hash finds the one template built for that schema.
-    assert len(schema_templates_with_table(admin, admin_dsn, table)) == 1
+    # ... whose catalog hash names the same template both times.
+    first, second = (celestra_pytester.path / "templates.log").read_text().split()
+    assert first == second
+    assert first.startswith("celestra_schema_")
+    assert first != f"celestra_schema_{builtin_schema_key()[:12]}"
 
 
-def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_inner, admin):
+def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_inner):
     version = f"v1-{secrets.token_hex(4)}"
     table = f"widgets_{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(
@@ -142,9 +135,8 @@ def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_in
     run_inner().assert_outcomes(passed=2)
     log = celestra_pytester.path / "setups.log"
     assert log.read_text().count("set up") == 1
-    template = f"celestra_schema_{user_schema_key(version)[:12]}"
-    found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
-    assert found == (1,)
+    used = (celestra_pytester.path / "templates.log").read_text().split()
+    assert used == [f"celestra_schema_{user_schema_key(version)[:12]}"] * 2
 
     newer = f"v2-{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=newer) + VERSION_HOOK)
