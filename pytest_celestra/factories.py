@@ -49,6 +49,7 @@ from sqlalchemy import select
 from pytest_celestra import passwords
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.models import (
+    MODELS_IN_FK_ORDER,
     Agent,
     AgentKnowledgeBase,
     AgentStatus,
@@ -75,6 +76,7 @@ from pytest_celestra.models import (
 )
 from pytest_celestra.providers import (
     ACTIVITY_EARLIEST,
+    CHANGEABLE_COLUMNS,
     COMPANY_CREATED,
     DAY,
     KNOWLEDGE_TYPE_CREATED,
@@ -503,6 +505,20 @@ class AuditLogFactory(CelestraFactory):
     record_id = LazyAttribute(lambda o: None if o.record is None else o.record.id)
     group_id = None
     created_at = _time(source="created")
+    # A role assignment is recorded with the change of users.role (pass False to skip).
+    role_change_log = PostGeneration(
+        lambda obj, create, extracted, **_: _record_role_change(obj, create, extracted)
+    )
+
+
+def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
+    if (
+        create
+        and extracted is not False
+        and log.table_name == "users"
+        and (log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE)
+    ):
+        AuditChangeLogFactory(audit_log=log)
 
 
 class FailedLoginFactory(CelestraFactory):
@@ -721,33 +737,94 @@ class UserSessionFactory(CelestraFactory):
 # --- third level ------------------------------------------------------------------------
 
 
+_MODELS = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
+
+
 def _change_table(o: Any) -> str:
     table: str | None = o.audit_log.table_name
-    if table is None:
+    if table is None or table not in CHANGEABLE_COLUMNS:
         raise CelestraError(
-            "AuditChangeLogFactory needs an audit log that changed a row: pass "
-            "audit_log=AuditLogFactory(config_change=True) (or role_change=True, or record=...)"
+            "AuditChangeLogFactory needs an audit log that changed a row of "
+            f"{', '.join(CHANGEABLE_COLUMNS)}: pass audit_log=AuditLogFactory(config_change=True)"
+            " (or role_change=True, or record=<a row of one of those tables>)"
         )
     return table
 
 
+def _changed_row(o: Any) -> Any:
+    """The row the audit log changed, when it is in the bound session (create, not build)."""
+    session = _SESSION.get()
+    if session is None or o.audit_log.record_id is None:
+        return None
+    return session.get(_MODELS[o.table], o.audit_log.record_id)
+
+
+def _next_column(o: Any) -> str:
+    """A column this audit log has not changed yet (``role`` first for a role change)."""
+    session, log = _SESSION.get(), o.audit_log
+    done: set[str] = set()
+    if session is not None and log.id is not None:
+        done = set(
+            session.scalars(
+                select(AuditChangeLog.column_name).where(AuditChangeLog.audit_log_id == log.id)
+            )
+        )
+    columns = [c for c in CHANGEABLE_COLUMNS[o.table] if c not in done]
+    if not columns:
+        raise CelestraError(
+            f"audit log {log.id} already records a change of every changeable column of "
+            f"{o.table}; make another AuditLogFactory(config_change=True)"
+        )
+    if log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE and "role" in columns:
+        return "role"
+    return str(columns[int(_rng().random() * len(columns))])
+
+
+def _present_value(row: Any, column: str) -> str | None:
+    if row is None:
+        return None
+    value = getattr(row, column)
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _apply_change(change: AuditChangeLog, create: bool) -> None:
+    """Give the changed row its new value, so the row agrees with its audit history."""
+    session = _SESSION.get()
+    log = change.audit_log
+    if not create or session is None or log.table_name not in _MODELS:
+        return
+    row = session.get(_MODELS[log.table_name], log.record_id)
+    if row is None:
+        return
+    column = row.__table__.c[change.column_name]
+    enum_class = getattr(column.type, "enum_class", None)
+    value = change.new_value if enum_class is None else enum_class(change.new_value)
+    setattr(row, change.column_name, value)
+    session.flush()
+
+
 class AuditChangeLogFactory(CelestraFactory):
-    """One changed column (old != new) of the row an audit log records a change of."""
+    """One changed column of the row an audit log records a change of.
+
+    ``create()`` reads the row's present value as ``old_value``, draws a different
+    ``new_value`` and writes it to the row, so the row always agrees with its audit
+    history; each change of one audit log is on another column (``role`` first for a
+    role change).
+    """
 
     class Meta:
         model = AuditChangeLog
 
     class Params:
         table = LazyAttribute(_change_table)
-        first_column = LazyAttribute(
-            lambda o: (
-                "role" if o.audit_log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
-            )
-        )
+        row = LazyAttribute(_changed_row)
+        column = LazyAttribute(_next_column)
+        before = LazyAttribute(lambda o: _present_value(o.row, o.column))
         change = Faker(
             "audit_change",
             table_name=SelfAttribute("..table"),
-            column=SelfAttribute("..first_column"),
+            column=SelfAttribute("..column"),
+            old=SelfAttribute("..before"),
         )
 
     audit_log = SubFactory(AuditLogFactory, config_change=True)
@@ -755,6 +832,7 @@ class AuditChangeLogFactory(CelestraFactory):
     old_value = LazyAttribute(lambda o: o.change[1])
     new_value = LazyAttribute(lambda o: o.change[2])
     created_at = LazyAttribute(lambda o: o.audit_log.created_at or _clock())
+    apply = PostGeneration(lambda obj, create, extracted, **_: _apply_change(obj, create))
 
 
 #: Every factory, parents before children (the order of ``models.MODELS_IN_FK_ORDER``).

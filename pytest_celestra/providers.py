@@ -145,14 +145,22 @@ CHANGE_EVENT_TYPES = frozenset(
 )
 #: Event types an admin signs (signed_by, digital_signature and reason are set).
 SIGNED_EVENT_TYPES = CHANGE_EVENT_TYPES | {AuditEventType.DATA_EXPORT}
-#: Tables a CONFIGURATION_UPDATE changes (ROLE_ASSIGNMENT_CHANGE always changes users).
-CONFIGURATION_TABLE_WEIGHTS: Mapping[str, int] = {
-    "agents": 40,
-    "knowledge_bases": 35,
-    "companies": 12,
-    "users": 13,
+#: Tables a row-changing event changes (only users for ROLE_ASSIGNMENT_CHANGE).
+CHANGE_TABLE_WEIGHTS: Mapping[str, int] = {
+    "users": 35,
+    "agents": 30,
+    "knowledge_bases": 25,
+    "companies": 10,
 }
-#: One user action produces this group of audit logs (same group_id when more than one).
+#: Share of the changes of a user that are role assignments (the others: profile updates).
+ROLE_CHANGE_SHARE = 0.5
+#: Share of audit logs that change a row, at least (more when a volume asks for many
+#: change logs: each row-changing audit log records at most one change per column).
+CHANGE_LOG_SHARE = 0.35
+#: An administrator's configuration session changes this many rows, one audit log each.
+CHANGE_GROUP_SIZES = (1, 1, 1, 2, 2, 3)
+#: One user action that changes no row produces this group of audit logs (one group_id
+#: when there are several).
 AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
     "sign_in": (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED),
     "sign_out": (AuditEventType.SESSION_ENDED,),
@@ -163,20 +171,16 @@ AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
         AuditEventType.FAILED_LOGIN,
         AuditEventType.OTHER,
     ),
-    "role_change": (AuditEventType.ROLE_ASSIGNMENT_CHANGE,),
-    "configuration": (AuditEventType.CONFIGURATION_UPDATE,) * 3,
     "data_export": (AuditEventType.DATA_EXPORT, AuditEventType.OTHER),
     "other": (AuditEventType.OTHER,),
 }
 AUDIT_ACTION_WEIGHTS: Mapping[str, int] = {
-    "sign_in": 25,
-    "sign_out": 8,
-    "failed_sign_in": 8,
-    "lockout": 2,
-    "role_change": 15,
-    "configuration": 30,
-    "data_export": 5,
-    "other": 7,
+    "sign_in": 45,
+    "sign_out": 15,
+    "failed_sign_in": 15,
+    "lockout": 4,
+    "data_export": 8,
+    "other": 13,
 }
 #: Share of FAILED_LOGIN events (audit logs and failed_logins) for an email nobody has.
 UNKNOWN_EMAIL_SHARE = 0.12
@@ -290,7 +294,7 @@ _AGENT_STATUS = Weighted(AGENT_STATUS_WEIGHTS)
 _AGENT_PROTOCOL = Weighted(AGENT_PROTOCOL_WEIGHTS)
 _KB_STATUS = Weighted(KNOWLEDGE_BASE_STATUS_WEIGHTS)
 _AUDIT_EVENT = Weighted(AUDIT_EVENT_WEIGHTS)
-_CONFIGURATION_TABLE = Weighted(CONFIGURATION_TABLE_WEIGHTS)
+_CHANGE_TABLE = Weighted(CHANGE_TABLE_WEIGHTS)
 _FAILURE = Weighted(KNOWN_USER_FAILURE_WEIGHTS)
 _NOTIFICATION_STATUS = Weighted(NOTIFICATION_STATUS_WEIGHTS)
 _DELIVERY = Weighted(NOTIFICATION_DELIVERY_WEIGHTS)
@@ -304,7 +308,8 @@ _SESSION_STATE = Weighted(SESSION_STATE_WEIGHTS)
 _INVITATION_STATE = Weighted(INVITATION_STATE_WEIGHTS)
 _LOCKOUT_STATE = Weighted(LOCKOUT_STATE_WEIGHTS)
 
-#: Columns an audit change may touch, per table, with their value domain.
+#: Columns an audit change may touch, per table (at least 3 each: a volume may ask for
+#: up to 3 change logs per audit log).
 CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "users": ("role", "status", "name"),
     "agents": ("status", "agent_protocol", "name", "description"),
@@ -572,11 +577,15 @@ class CelestraProvider(BaseProvider):
         """A key of :data:`AUDIT_ACTIONS`: what a user did, producing 1-4 audit logs."""
         return _AUDIT_ACTION.draw(self.generator.random)
 
-    def audit_change_table(self, event_type: AuditEventType) -> str:
-        """The table a row-changing event changed."""
-        if event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
-            return "users"
-        return _CONFIGURATION_TABLE.draw(self.generator.random)
+    def change_table(self) -> str:
+        """The table a row-changing audit log changed."""
+        return _CHANGE_TABLE.draw(self.generator.random)
+
+    def change_event(self, table_name: str) -> AuditEventType:
+        """ROLE_ASSIGNMENT_CHANGE for some changes of users, else CONFIGURATION_UPDATE."""
+        if table_name == "users" and self.generator.random.random() < ROLE_CHANGE_SHARE:
+            return AuditEventType.ROLE_ASSIGNMENT_CHANGE
+        return AuditEventType.CONFIGURATION_UPDATE
 
     def audit_description(
         self,
@@ -603,48 +612,44 @@ class CelestraProvider(BaseProvider):
         return _pick(rng, words.SIGNED_REASONS)
 
     def audit_change(
-        self, table_name: str, column: str | None = None, current: str | None = None
+        self,
+        table_name: str,
+        column: str | None = None,
+        old: str | None = None,
+        new: str | None = None,
     ) -> tuple[str, str, str]:
         """``(column, old_value, new_value)`` of one changed column; old != new.
 
-        ``current`` is the row's present value of ``column``: it becomes the new value.
+        Pass the row's value before the change as ``old`` (factories) or after it as
+        ``new`` (the scenario, which chains a row's changes back from its present value).
         """
-        rng = self.generator.random
-        columns = CHANGEABLE_COLUMNS[table_name]
-        column = column or _pick(rng, columns)
-        domain = _ENUM_COLUMN_VALUES.get((table_name, column))
-        if domain is not None:
-            new = current if current in domain else _pick(rng, domain)
-            old = _pick(rng, tuple(v for v in domain if v != new))
-            return column, old, new
-        new = current or self._free_text(table_name, column)
-        old = self._free_text(table_name, column)
-        while old == new:
-            old = f"{old} (old)"
+        column = column or _pick(self.generator.random, CHANGEABLE_COLUMNS[table_name])
+        if new is None:
+            new = self.column_value(table_name, column, unlike=old)
+        if old is None:
+            old = self.column_value(table_name, column, unlike=new)
         return column, old, new
 
-    def audit_changes(
-        self,
-        table_name: str,
-        count: int,
-        current: Mapping[str, str] | None = None,
-        first_column: str | None = None,
-    ) -> list[tuple[str, str, str]]:
-        """``count`` changes of one row, on distinct columns while there are enough."""
-        rng = self.generator.random
+    def change_columns(self, table_name: str, count: int, first: str | None = None) -> list[str]:
+        """``count`` distinct changeable columns of ``table_name``, ``first`` first."""
         columns = list(CHANGEABLE_COLUMNS[table_name])
-        rng.shuffle(columns)
-        if first_column is not None:
-            columns.remove(first_column)
-            columns.insert(0, first_column)
-        current = current or {}
-        changes = []
-        for i in range(count):
-            column = columns[i % len(columns)]
-            # A column changed twice in one action: only the last change reaches the row.
-            value = current.get(column) if i + len(columns) >= count else None
-            changes.append(self.audit_change(table_name, column, value))
-        return changes
+        self.generator.random.shuffle(columns)
+        if first is not None:
+            columns.remove(first)
+            columns.insert(0, first)
+        if count > len(columns):
+            raise ValueError(f"{table_name} has only {len(columns)} changeable columns")
+        return columns[:count]
+
+    def column_value(self, table_name: str, column: str, unlike: str | None = None) -> str:
+        """A value of a changeable column (as text), other than ``unlike``."""
+        domain = _ENUM_COLUMN_VALUES.get((table_name, column))
+        if domain is not None:
+            return _pick(self.generator.random, tuple(v for v in domain if v != unlike))
+        value = self._free_text(table_name, column)
+        while value == unlike:
+            value = self._free_text(table_name, column)
+        return value
 
     def _free_text(self, table_name: str, column: str) -> str:
         if column == "name":

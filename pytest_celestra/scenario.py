@@ -39,6 +39,9 @@ from pytest_celestra.providers import (
     ACTIVITY_EARLIEST,
     AGENT_STATUS_WEIGHTS,
     AUDIT_ACTIONS,
+    CHANGE_GROUP_SIZES,
+    CHANGE_LOG_SHARE,
+    CHANGEABLE_COLUMNS,
     COMPANY_CREATED,
     COMPANY_SIZE_HEADCOUNT,
     COMPANY_SIZE_WEIGHTS,
@@ -86,9 +89,6 @@ CHUNK_ROWS = 10_000
 PASSWORD_POOL = 16
 #: Smallest pool of former-password hashes for password_history.
 OLD_PASSWORD_POOL = 24
-
-_CHANGE_EVENTS = (AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE)
-_ADMIN_ACTIONS = frozenset({"role_change", "configuration", "data_export"})
 
 
 def anchor_for(day: date | None = None) -> datetime:
@@ -224,6 +224,8 @@ class _Builder:
         self.anchor = anchor
         self.p = CelestraProvider.seeded(seed)
         self.rng: random.Random = self.p.rng
+        # Present values of the changeable columns of each row, for the audit history.
+        self.current: dict[str, list[tuple[str, ...]]] = {t: [] for t in CHANGEABLE_COLUMNS}
         self._check_feasible()
 
     def _check_feasible(self) -> None:
@@ -269,7 +271,6 @@ class _Builder:
         self.company_ids: list[uuid.UUID] = []
         self.company_created: list[int] = []
         self.company_domain: list[str] = []
-        self.company_facts: list[dict[str, str]] = []
         self.company_weight: list[float] = []
         used_domains = {PLATFORM_DOMAIN}
         rows: list[Row] = []
@@ -290,15 +291,16 @@ class _Builder:
             self.company_ids.append(company_id)
             self.company_created.append(created)
             self.company_domain.append(domain)
-            self.company_facts.append(
-                {"status": status.value, "size": size.value, "vertical": vertical.value}
+            description = p.company_description(vertical)
+            self.current["companies"].append(
+                (status.value, size.value, vertical.value, description)
             )
             self.company_weight.append(COMPANY_SIZE_HEADCOUNT[size] * (0.7 + 0.6 * rng.random()))
             rows.append(
                 (
                     company_id,
                     name,
-                    p.company_description(vertical),
+                    description,
                     size.value,
                     vertical.value,
                     status.value,
@@ -359,6 +361,7 @@ class _Builder:
             self.u.created.append(created)
             self.u.role.append(role)
             self.u.status.append(status)
+            self.current["users"].append((role, status, name))
             if company < 0:
                 self.super_admins.append(index)
             else:
@@ -429,16 +432,16 @@ class _Builder:
         p = self.p
         statuses = _Covering(AGENT_STATUS_WEIGHTS, p.agent_status)
         self.members: dict[str, tuple[list[uuid.UUID], list[int], list[list[int]]]] = {}
-        self.agent_facts: list[dict[str, str]] = []
 
         def make(company: int, agent_id: uuid.UUID, created: int) -> Row:
             status, protocol = statuses().value, p.agent_protocol()
-            self.agent_facts.append({"status": status, "agent_protocol": protocol})
+            name, description = p.agent_name(), p.agent_description()
+            self.current["agents"].append((status, protocol, name, description))
             return (
                 agent_id,
                 self.company_ids[company],
-                p.agent_name(),
-                p.agent_description(),
+                name,
+                description,
                 protocol,
                 status,
                 self.at(created),
@@ -451,17 +454,17 @@ class _Builder:
         p = self.p
         statuses = _Covering(KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
         self.kb_company: list[int] = []
-        self.kb_facts: list[dict[str, str]] = []
 
         def make(company: int, kb_id: uuid.UUID, created: int) -> Row:
             status = statuses().value
+            name, description = p.knowledge_base_name(), p.knowledge_base_description()
             self.kb_company.append(company)
-            self.kb_facts.append({"status": status})
+            self.current["knowledge_bases"].append((status, name, description))
             return (
                 kb_id,
                 self.company_ids[company],
-                p.knowledge_base_name(),
-                p.knowledge_base_description(),
+                name,
+                description,
                 status,
                 self.at(created),
                 self.at(p.moment(created, -MINUTE)),
@@ -528,80 +531,75 @@ class _Builder:
 
     # --- audit trail ---------------------------------------------------------------------
 
-    def _plan_audit(self) -> list[tuple[str, int]]:
-        """Actions and how many audit logs each produced, totalling the volume exactly."""
-        total = self.counts["audit_logs"]
-        plan: list[tuple[str, int]] = []
-        planned = 0
-        while planned < total:
-            action = self.p.audit_action()
-            size = (
-                self.rng.randint(1, 3) if action == "configuration" else len(AUDIT_ACTIONS[action])
+    def _plan_changes(self) -> tuple[list[dict[str, int]], list[int]]:
+        """How many row-changing audit logs each company has per table, and how many
+        change logs each company's audit logs record (totals: exactly the volume's)."""
+        n_audit, n_changes = self.counts["audit_logs"], self.counts["audit_change_logs"]
+        most = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
+        # Each row-changing audit log records one change per column, at most.
+        needed = -(-n_changes // most)
+        if needed > n_audit:
+            raise ConfigError(
+                f"volume {self.volume.name!r}: audit_change_logs={n_changes} needs at least "
+                f"{needed} audit_logs (an audit log changes each column once); "
+                f"use audit_change_logs <= {most * n_audit}"
             )
-            size = min(size, total - planned)
-            plan.append((action, size))
-            planned += size
-        if self.counts["audit_change_logs"] and not any(
-            action in ("role_change", "configuration") for action, _ in plan
-        ):
-            plan[0] = ("configuration", plan[0][1])
-        return plan
-
-    def _change_counts(self, plan: list[tuple[str, int]]) -> list[int]:
-        """Change logs per row-changing audit log, totalling the volume exactly."""
-        changing = [
-            action == "configuration"
-            for action, size in plan
-            for event in _events(action, size)
-            if event in _CHANGE_EVENTS
-        ]
-        wanted = self.counts["audit_change_logs"]
-        if wanted < len(changing):
-            chosen = set(self.rng.sample(range(len(changing)), wanted))
-            return [int(i in chosen) for i in range(len(changing))]
-        counts = [1] * len(changing)
-        # Configuration updates touch more columns than role changes.
-        cumulative = list(accumulate(3 if config else 1 for config in changing))
-        for _ in range(wanted - len(changing)):
-            counts[bisect_right(cumulative, self.rng.random() * cumulative[-1])] += 1
-        return counts
-
-    def _record(self, table: str, company: int) -> tuple[uuid.UUID, int, dict[str, str]]:
-        """A row of ``table`` in ``company``: its id, creation offset and current values."""
-        rng = self.rng
-        if table == "companies":
-            return (
-                self.company_ids[company],
-                self.company_created[company],
-                self.company_facts[company],
-            )
-        if table == "users":
-            members = self.company_members[company]
-            user = members[int(rng.random() * len(members))]
-            facts = {"role": self.u.role[user], "status": self.u.status[user]}
-            return self.u.ids[user], self.u.created[user], facts
-        ids, created, by_company = self.members[table]
-        rows = by_company[company]
-        row = rows[int(rng.random() * len(rows))]
-        facts = self.agent_facts[row] if table == "agents" else self.kb_facts[row]
-        return ids[row], created[row], facts
+        changing = min(n_audit, max(needed, round(n_audit * CHANGE_LOG_SHARE)))
+        per_company = allocate(changing, self.company_weight)
+        tables: list[dict[str, int]] = []
+        capacity: list[int] = []
+        for count in per_company:
+            by_table = dict.fromkeys(CHANGEABLE_COLUMNS, 0)
+            for _ in range(count):
+                by_table[self.p.change_table()] += 1
+            tables.append(by_table)
+            capacity.append(sum(n * len(CHANGEABLE_COLUMNS[t]) for t, n in by_table.items()))
+        return tables, allocate(n_changes, capacity)
 
     def _pick(self, indices: Sequence[int]) -> int:
         return indices[int(self.rng.random() * len(indices))]
 
+    def _signer(self, user: int) -> int:
+        """A COMPANY_ADMIN of ``user``'s company, or a super admin (always, for one)."""
+        own = self.u.company[user]
+        if own < 0 or self.rng.random() < 0.3:
+            return self._pick(self.super_admins)
+        return self._pick(self.company_admins[own])
+
     def audit_logs(self) -> Iterator[Chunk]:
+        """Audit logs of actions that change no row, then each company's row changes with
+        their change logs."""
+        tables, changes_per_company = self._plan_changes()
+        changing = sum(sum(by_table.values()) for by_table in tables)
+        logs: list[Row] = []
+        for row in self._plain_audit_logs(self.counts["audit_logs"] - changing):
+            logs.append(row)
+            if len(logs) >= CHUNK_ROWS:
+                yield "audit_logs", logs
+                logs = []
+        changes: list[Row] = []
+        for company, by_table in enumerate(tables):
+            self._company_changes(company, by_table, changes_per_company[company], logs, changes)
+            if len(logs) >= CHUNK_ROWS or len(changes) >= CHUNK_ROWS:
+                yield "audit_logs", logs
+                yield "audit_change_logs", changes
+                logs, changes = [], []
+        yield "audit_logs", logs
+        yield "audit_change_logs", changes
+
+    def _plain_audit_logs(self, total: int) -> Iterator[Row]:
+        """``total`` audit logs of sign-ins, exports ...: whole actions, the last one cut."""
         p, rng, u = self.p, self.rng, self.u
-        plan = self._plan_audit()
-        change_counts = iter(self._change_counts(plan))
         n_users, n_companies = len(u.ids), self.counts["companies"]
         members = [i for i in range(n_users) if u.company[i] >= 0]
-        logs: list[Row] = []
-        changes: list[Row] = []
-        for action, size in plan:
-            events = _events(action, size)
-            company = int(rng.random() * n_companies)
+        written = 0
+        while written < total:
+            action = p.audit_action()
+            events = AUDIT_ACTIONS[action][: total - written]
+            written += len(events)
             user: int | None
-            if action in _ADMIN_ACTIONS:
+            if action == "data_export":
+                company = int(rng.random() * n_companies)
                 admins = self.company_admins[company]
                 user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
             elif action == "lockout":
@@ -610,65 +608,162 @@ class _Builder:
                 user = None
             else:
                 user = int(rng.random() * n_users)
-            signer: int | None = None
-            if any(event in SIGNED_EVENT_TYPES for event in events) and user is not None:
-                own = u.company[user]
-                if own < 0 or rng.random() < 0.3:
-                    signer = self._pick(self.super_admins)
-                else:
-                    signer = self._pick(self.company_admins[own])
-            records: list[tuple[str, uuid.UUID, int, dict[str, str]] | None] = []
+            signs = user is not None and any(e in SIGNED_EVENT_TYPES for e in events)
+            signer = self._signer(user) if signs and user is not None else None
             lower = ACTIVITY_EARLIEST
-            for parent in (user, signer):
-                if parent is not None:
-                    lower = max(lower, u.created[parent])
-            for event in events:
-                if event in _CHANGE_EVENTS:
-                    table = p.audit_change_table(event)
-                    record_id, record_created, facts = self._record(table, company)
-                    records.append((table, record_id, record_created, facts))
-                    lower = max(lower, record_created)
-                else:
-                    records.append(None)
-            group_id = self.new_id() if size > 1 else None
+            for person in (user, signer):
+                if person is not None:
+                    lower = max(lower, u.created[person])
+            group_id = self.new_id() if len(events) > 1 else None
             user_id = None if user is None else u.ids[user]
-            signer_id = None if signer is None else u.ids[signer]
             ip = p.ip_address()
             moment = p.recent_moment(lower, -MINUTE)
-            for event, record in zip(events, records, strict=True):
+            for event in events:
                 signed = signer is not None and event in SIGNED_EVENT_TYPES
-                log_id = self.new_id()
-                when = self.at(moment)
-                logs.append(
-                    (
-                        log_id,
-                        user_id,
-                        event.value,
-                        p.audit_description(event, record and record[0], user is not None),
-                        ip,
-                        signer_id if signed else None,
-                        p.digital_signature() if signed else None,
-                        p.audit_reason(event) if signed else None,
-                        record and record[0],
-                        record and record[1],
-                        group_id,
-                        when,
-                    )
+                yield (
+                    self.new_id(),
+                    user_id,
+                    event.value,
+                    p.audit_description(event, None, user is not None),
+                    ip,
+                    u.ids[signer] if signed and signer is not None else None,
+                    p.digital_signature() if signed else None,
+                    p.audit_reason(event) if signed else None,
+                    None,
+                    None,
+                    group_id,
+                    self.at(moment),
                 )
-                if record is not None:
-                    first = "role" if event is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
-                    for column, old, new in p.audit_changes(
-                        record[0], next(change_counts), record[3], first
-                    ):
-                        changes.append((self.new_id(), log_id, column, old, new, when))
                 # The logs of one action follow each other within seconds.
                 moment += rng.randint(1, 5)
-            if len(logs) >= CHUNK_ROWS or len(changes) >= CHUNK_ROWS:
-                yield "audit_logs", logs
-                yield "audit_change_logs", changes
-                logs, changes = [], []
-        yield "audit_logs", logs
-        yield "audit_change_logs", changes
+
+    def _company_changes(
+        self,
+        company: int,
+        by_table: dict[str, int],
+        n_changes: int,
+        logs: list[Row],
+        changes: list[Row],
+    ) -> None:
+        """The row-changing audit logs of one company and their change logs.
+
+        Each changed column's history is a chain: a change's old value is the previous
+        change's new value, and the latest new value is the row's present value.
+        """
+        p, rng, u = self.p, self.rng, self.u
+        # (table, row index) of each audit log, in a random order.
+        targets: list[tuple[str, int]] = []
+        for table, count in by_table.items():
+            rows = self._company_rows(table, company)
+            targets += [(table, self._pick(rows)) for _ in range(count)]
+        rng.shuffle(targets)
+        counts = self._spread(n_changes, [len(CHANGEABLE_COLUMNS[t]) for t, _ in targets])
+        events = [
+            p.change_event(table) if count else AuditEventType.CONFIGURATION_UPDATE
+            for (table, _), count in zip(targets, counts, strict=True)
+        ]
+        moments = self._change_moments(company, targets, events)
+        history: dict[tuple[str, int, str], list[tuple[int, int, int]]] = {}
+        columns_of: list[list[str]] = []
+        for i, ((table, row), count) in enumerate(zip(targets, counts, strict=True)):
+            first = "role" if events[i] is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
+            columns = p.change_columns(table, count, first)
+            columns_of.append(columns)
+            for position, column in enumerate(columns):
+                history.setdefault((table, row, column), []).append((moments[i][0], i, position))
+        values: dict[tuple[int, int], tuple[str, str]] = {}
+        for (table, row, column), entries in history.items():
+            new = self.current[table][row][CHANGEABLE_COLUMNS[table].index(column)]
+            for _, i, position in sorted(entries, reverse=True):
+                old = p.column_value(table, column, unlike=new)
+                values[i, position] = (old, new)
+                new = old
+        for i, (table, row) in enumerate(targets):
+            moment, user, signer, group_id, ip = moments[i]
+            log_id, when = self.new_id(), self.at(moment)
+            event = events[i]
+            logs.append(
+                (
+                    log_id,
+                    u.ids[user],
+                    event.value,
+                    p.audit_description(event, table),
+                    ip,
+                    u.ids[signer],
+                    p.digital_signature(),
+                    p.audit_reason(event),
+                    table,
+                    self._row_id(table, row),
+                    group_id,
+                    when,
+                )
+            )
+            for position, column in enumerate(columns_of[i]):
+                old, new = values[i, position]
+                changes.append((self.new_id(), log_id, column, old, new, when))
+
+    def _change_moments(
+        self, company: int, targets: list[tuple[str, int]], events: list[AuditEventType]
+    ) -> list[tuple[int, int, int, uuid.UUID | None, str]]:
+        """(time, user, signer, group_id, ip) of each audit log: an admin's session
+        changes one to three rows, seconds apart; role changes are actions of their own."""
+        p, rng, u = self.p, self.rng, self.u
+        result: list[tuple[int, int, int, uuid.UUID | None, str]] = []
+        i = 0
+        while i < len(targets):
+            size = 1
+            if events[i] is AuditEventType.CONFIGURATION_UPDATE:
+                size = min(_pick_size(rng), len(targets) - i)
+                for j in range(i + 1, i + size):
+                    if events[j] is not AuditEventType.CONFIGURATION_UPDATE:
+                        size = j - i
+                        break
+            admins = self.company_admins[company]
+            user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
+            signer = self._signer(user)
+            lower = max(ACTIVITY_EARLIEST, u.created[user], u.created[signer])
+            for table, row in targets[i : i + size]:
+                lower = max(lower, self._row_created(table, row))
+            moment = p.recent_moment(lower, -MINUTE)
+            group_id = self.new_id() if size > 1 else None
+            ip = p.ip_address()
+            for _ in range(size):
+                result.append((moment, user, signer, group_id, ip))
+                moment += rng.randint(1, 5)
+            i += size
+        return result
+
+    def _spread(self, total: int, caps: list[int]) -> list[int]:
+        """``total`` split over slots with capacities ``caps``: one each first, the rest
+        at random among the free capacity."""
+        counts = [1 if i < total else 0 for i in range(len(caps))]
+        spare = total - sum(counts)
+        if spare > 0:
+            free = list(accumulate(cap - count for cap, count in zip(caps, counts, strict=True)))
+            for slot in self.rng.sample(range(free[-1]), spare):
+                counts[bisect_right(free, slot)] += 1
+        return counts
+
+    def _company_rows(self, table: str, company: int) -> list[int]:
+        if table == "companies":
+            return [company]
+        if table == "users":
+            return self.company_members[company]
+        return self.members[table][2][company]
+
+    def _row_id(self, table: str, row: int) -> uuid.UUID:
+        if table == "companies":
+            return self.company_ids[row]
+        if table == "users":
+            return self.u.ids[row]
+        return self.members[table][0][row]
+
+    def _row_created(self, table: str, row: int) -> int:
+        if table == "companies":
+            return self.company_created[row]
+        if table == "users":
+            return self.u.created[row]
+        return self.members[table][1][row]
 
     # --- security events ---------------------------------------------------------------
 
@@ -891,10 +986,8 @@ class _Builder:
         yield "user_sessions", rows
 
 
-def _events(action: str, size: int) -> tuple[AuditEventType, ...]:
-    if action == "configuration":
-        return (AuditEventType.CONFIGURATION_UPDATE,) * size
-    return AUDIT_ACTIONS[action][:size]
+def _pick_size(rng: random.Random) -> int:
+    return CHANGE_GROUP_SIZES[int(rng.random() * len(CHANGE_GROUP_SIZES))]
 
 
 # Each generator above writes its tuples in this column order; fail loudly on model drift.

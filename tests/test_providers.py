@@ -189,14 +189,26 @@ def test_audit_reasons_only_for_signed_events(p):
 
 @pytest.mark.parametrize("table", CHANGEABLE_COLUMNS)
 def test_audit_changes_change_something(p, table):
+    assert len(CHANGEABLE_COLUMNS[table]) >= 3
     for _ in range(300):
         column, old, new = p.audit_change(table)
         assert column in CHANGEABLE_COLUMNS[table]
         assert old != new
-    assert p.audit_change("users", "status", "SUSPENDED")[2] == "SUSPENDED"
-    changes = p.audit_changes(table, 2 * len(CHANGEABLE_COLUMNS[table]) + 1)
-    assert len(changes) == 2 * len(CHANGEABLE_COLUMNS[table]) + 1
-    assert {c[0] for c in changes} == set(CHANGEABLE_COLUMNS[table])
+    column = CHANGEABLE_COLUMNS[table][0]
+    present = p.column_value(table, column)
+    assert p.audit_change(table, column, new=present)[2] == present
+    assert p.audit_change(table, column, old=present)[1] == present
+    columns = p.change_columns(table, len(CHANGEABLE_COLUMNS[table]))
+    assert sorted(columns) == sorted(CHANGEABLE_COLUMNS[table])
+    with pytest.raises(ValueError, match="changeable columns"):
+        p.change_columns(table, len(CHANGEABLE_COLUMNS[table]) + 1)
+
+
+def test_role_changes_only_on_users(p):
+    events = {p.change_event("users") for _ in range(200)}
+    assert events == {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
+    assert {p.change_event("agents") for _ in range(50)} == {AuditEventType.CONFIGURATION_UPDATE}
+    assert p.change_columns("users", 2, first="role")[0] == "role"
 
 
 # --- weights ---------------------------------------------------------------------------------
