@@ -42,7 +42,11 @@ def create_rows_one_by_one(
     from sqlalchemy.pool import NullPool
 
     from pytest_celestra import factories as f
-    from pytest_celestra.providers import SIGNED_EVENT_TYPES, CelestraProvider
+    from pytest_celestra.providers import (
+        CHANGEABLE_COLUMNS,
+        SIGNED_EVENT_TYPES,
+        CelestraProvider,
+    )
     from pytest_celestra.server import sqlalchemy_url
 
     counts = sample_counts(volume, fraction)
@@ -89,19 +93,23 @@ def create_rows_one_by_one(
                     knowledge_type=rng.choice(knowledge_types),
                 )
 
-            # Audit logs: a quarter record a configuration change of an agent (those get
-            # the change logs); the signer, when the event type needs one, is an admin of
-            # the user's company, passed explicitly so no extra user is made.
+            # Audit logs: enough of them record a configuration change of an agent to hold
+            # the change logs (one per changeable column each); the signer, when the event
+            # type needs one, is an admin of the user's company, passed explicitly so no
+            # extra user is made.
             agents_by_company: dict[Any, list[Any]] = defaultdict(list)
             for agent in agents:
                 agents_by_company[agent.company_id].append(agent)
             change_logs: list[Any] = []
             audit_count = counts["audit_logs"]
-            changes_wanted = min(audit_count, max(1, audit_count // 4))
+            per_log = len(CHANGEABLE_COLUMNS["agents"])
+            changes_wanted = -(-counts["audit_change_logs"] // per_log)
+            if changes_wanted > audit_count:
+                raise RuntimeError(f"{audit_count} audit logs cannot hold the change logs")
             for index in range(audit_count):
                 user = rng.choice(users)
                 signer = admins.get(user.company_id, users[0])
-                if index < changes_wanted and counts["audit_change_logs"]:
+                if index < changes_wanted:
                     admin = signer
                     record = rng.choice(agents_by_company.get(admin.company_id) or agents)
                     change_logs.append(
@@ -128,8 +136,8 @@ def create_rows_one_by_one(
                 f.UserLockoutFactory.create(user=rng.choice(users), failed_logins=False)
             for _ in range(counts["user_sessions"]):
                 f.UserSessionFactory.create(user=rng.choice(users))
-            for _ in range(counts["audit_change_logs"]):
-                f.AuditChangeLogFactory.create(audit_log=rng.choice(change_logs))
+            for index in range(counts["audit_change_logs"]):
+                f.AuditChangeLogFactory.create(audit_log=change_logs[index % len(change_logs)])
             session.commit()
             created = sum(counts.values())
     finally:
