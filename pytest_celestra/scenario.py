@@ -592,7 +592,7 @@ class _Builder:
         p, rng, u = self.p, self.rng, self.u
         n_users, n_companies = len(u.ids), self.counts["companies"]
         members = [i for i in range(n_users) if u.company[i] >= 0]
-        written = 0
+        written, unknown_seen = 0, False
         while written < total:
             action = p.audit_action()
             events = AUDIT_ACTIONS[action][: total - written]
@@ -604,8 +604,11 @@ class _Builder:
                 user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
             elif action == "lockout":
                 user = self._pick(members)
-            elif action == "failed_sign_in" and rng.random() < UNKNOWN_EMAIL_SHARE:
-                user = None
+            elif action == "failed_sign_in" and (
+                # The first failed sign-in is for an unknown email, so every volume has one.
+                not unknown_seen or rng.random() < UNKNOWN_EMAIL_SHARE
+            ):
+                user, unknown_seen = None, True
             else:
                 user = int(rng.random() * n_users)
             signs = user is not None and any(e in SIGNED_EVENT_TYPES for e in events)
