@@ -152,7 +152,7 @@ class Target:
     def limit_text(self) -> str:
         if self.limit is None:
             return ""
-        return f"{'<=' if self.at_most else '>='} {self.limit:g}"
+        return f"{'<=' if self.at_most else '>='} {self.limit:.3g}"
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
