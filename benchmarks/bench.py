@@ -69,6 +69,8 @@ FULL_MEASURE_MAX_ROWS = 200_000
 #: Above this many rows the peer is timed on a sample of PEER_SAMPLE and scaled.
 PEER_MAX_ROWS = 20_000
 PEER_SAMPLE = 0.1
+#: Re-runs allowed when a "warm" pytest run found its template gone and rebuilt it.
+WARM_RETRIES = 3
 
 
 def default_repeats(total_rows: int) -> int:
@@ -104,11 +106,16 @@ class BenchServer:
 
         return libpq_url(self.server.url_for(name))
 
-    def admin(self) -> psycopg.Connection[Any]:
-        """An autocommit connection to the maintenance database."""
+    def admin(self, database: str | None = None) -> psycopg.Connection[Any]:
+        """An autocommit connection to ``database`` (default: the one the URL names)."""
         import psycopg
 
-        return psycopg.connect(self.admin_url, autocommit=True)
+        if database is None:
+            return psycopg.connect(self.admin_url, autocommit=True)
+        try:
+            return psycopg.connect(self.url_for(database), autocommit=True)
+        except psycopg.OperationalError:
+            return psycopg.connect(self.admin_url, autocommit=True)
 
     def new_database_name(self) -> str:
         self.counter += 1
@@ -124,48 +131,72 @@ class BenchServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
-    def cleanup(self) -> list[str]:
-        """Drop what is left of ours: scratch databases of this run, and templates that the
-        benchmark's own pytest runs built (found by the run id in their comment)."""
-        from pytest_celestra.database import _LOCK_KEY, MARK, drop_database
+    def built_by(self, run_ids: set[str]) -> list[str]:
+        """Databases of pytest-celestra (templates, builds) whose comment names one of
+        ``run_ids``: the plugin records the run that built each template."""
+        from pytest_celestra.database import MARK
 
-        dropped: list[str] = []
+        if not run_ids:
+            return []
         with self.admin() as admin:
             rows = admin.execute(
-                "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
-                "FROM pg_database WHERE datname LIKE %s OR "
-                "shobj_description(oid, 'pg_database') LIKE %s",
-                (f"{DB_PREFIX}{self.token}\\_%", MARK + "%"),
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+                (MARK + "%",),
             ).fetchall()
-            scratch = [name for name, _ in rows if name.startswith(f"{DB_PREFIX}{self.token}_")]
-            for name in scratch:
-                self.drop_scratch(name)
+        return [name for name, comment in rows if _comment_run(comment) in run_ids]
+
+    def cleanup(self) -> list[str]:
+        """Drop what is left of ours: this run's scratch databases, and the templates the
+        benchmark's own pytest runs built (found by the run id in their comment)."""
+        with self.admin() as admin:
+            rows = admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                (f"{DB_PREFIX}{self.token}\\_%",),
+            ).fetchall()
+        dropped = [name for (name,) in rows]
+        for name in dropped:
+            self.drop_scratch(name)
+        for name in self.built_by(self.pytest_run_ids):
+            if self.drop_template(name):
                 dropped.append(name)
-            built_here = [
-                name
-                for name, comment in rows
-                if name not in scratch and _built_by(comment, MARK, self.pytest_run_ids)
-            ]
-            if built_here:
-                # Under the plugin's template lock, so no concurrent run is cloning them.
-                admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-                try:
-                    for name in built_here:
-                        drop_database(admin, name)
-                        dropped.append(name)
-                finally:
-                    admin.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
         return dropped
 
+    def drop_template(self, name: str) -> bool:
+        """Drop a template the benchmark's pytest runs built, unless a session is using it.
 
-def _built_by(comment: str, mark: str, run_ids: set[str]) -> bool:
-    """Whether the comment of one of the plugin's databases names one of ``run_ids``."""
-    from pytest_celestra.database import _parse_comment
+        Under the plugin's own lock on that template when its version has one, so a
+        concurrent test run is never between checking the template and cloning it.
+        """
+        import psycopg
+        from psycopg import sql
 
-    if not run_ids or not comment.startswith(mark):
-        return False
-    _, meta = _parse_comment(comment)
-    return meta.get("run") in run_ids
+        from pytest_celestra import database
+
+        holding = getattr(database, "_holding", None)
+        with (
+            self.admin("postgres") as admin,
+            holding(admin, name) if holding else contextlib.nullcontext(),
+        ):
+            comment = database.database_comment(admin, name)
+            if comment is None or not comment.startswith(database.MARK):
+                return False
+            try:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            except psycopg.errors.ObjectInUse:
+                print(f"[bench] left template {name}: another session uses it", file=sys.stderr)
+                return False
+        return True
+
+
+def _comment_run(comment: str) -> str | None:
+    """The ``run`` recorded in a pytest-celestra database comment (``... {json}``)."""
+    _, brace, meta = comment.partition("{")
+    try:
+        run = json.loads(brace + meta).get("run") if brace else None
+    except ValueError:
+        return None
+    return run if isinstance(run, str) else None
 
 
 @contextlib.contextmanager
@@ -270,9 +301,18 @@ class Bench:
         self.log(f"{volume.name}: pytest, first run (builds the template unless cached)")
         first = self.run_pytest(suite, volume)
         result.first_run_first_test = first.first_test
+        result.first_run_built = bool(self.server.built_by({first.run_id}))
         for round_ in range(warm_runs):
             self.log(f"{volume.name}: pytest, warm run #{round_ + 1} ({self.tests}+{self.tests})")
             warm = self.run_pytest(suite, volume)
+            retries = 0
+            while rebuilt := self.server.built_by({warm.run_id}):
+                # Another run's sweep dropped our template in between: not a warm start.
+                retries += 1
+                if retries > WARM_RETRIES:
+                    raise BenchError(f"{volume.name}: no warm run, the template kept vanishing")
+                self.log(f"{volume.name}: that run rebuilt {', '.join(rebuilt)}; once more")
+                warm = self.run_pytest(suite, volume)
             result.warm_first_test.append(warm.first_test)
             result.warm_startup.append(warm.startup)
             result.warm_first_setup.append(warm.first_setup)
@@ -323,6 +363,10 @@ class PytestRun:
 
     launched: float
     record: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id") or "")
 
     @property
     def first_test(self) -> float:

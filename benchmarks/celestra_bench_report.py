@@ -64,6 +64,8 @@ class VolumeResult:
     #: Only the cold seed, COPY and RSS were measured (volumes beyond large).
     partial: bool = False
     first_run_first_test: float | None = None
+    #: Whether that first run built the seeded template (else it was cached already).
+    first_run_built: bool = False
     seeded_setup_teardown: list[float] = field(default_factory=list)
     plain_setup_teardown: list[float] = field(default_factory=list)
 
@@ -302,7 +304,8 @@ def render_details(results: dict[str, VolumeResult]) -> str:
                 f" {fmt_s(median(r.warm_first_setup))} s"
             )
         if r.first_run_first_test is not None:
-            parts.append(f"first pytest run (template build) {fmt_s(r.first_run_first_test)} s")
+            how = "built the template" if r.first_run_built else "template was cached"
+            parts.append(f"first pytest run ({how}) {fmt_s(r.first_run_first_test)} s")
         if r.partial:
             parts.append("beyond large: cold seed, COPY and RSS only")
         lines.append(f"  {r.volume}: " + "; ".join(parts))
