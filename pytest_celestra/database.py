@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from pytest_celestra.volumes import Volume
 
 MARK = "created by pytest-celestra"
-_LOCK_KEY = 0x63656C6573747261  # "celestra"
 _PROTECTED = frozenset({"postgres", "template0", "template1"})
 _GENERATOR_MODULES = (
     "providers",
@@ -192,12 +191,17 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
 
 
 def drop_database(
-    admin: psycopg.Connection[Any], name: str, *, protected: frozenset[str] = frozenset()
+    admin: psycopg.Connection[Any],
+    name: str,
+    *,
+    protected: frozenset[str] = frozenset(),
+    force: bool = True,
 ) -> None:
     """Drop ``name`` if pytest-celestra created it; raise :class:`UnsafeDatabaseError` if not.
 
     A database is ours only if its comment starts with ``created by pytest-celestra``;
     ``postgres``, ``template0``, ``template1`` and ``protected`` are never dropped.
+    ``force`` ends other sessions on it (else dropping a database in use fails).
     """
     comment = database_comment(admin, name)
     if comment is None:
@@ -208,7 +212,8 @@ def drop_database(
             f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
             "are sure; the plugin only ever drops its own databases."
         )
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    statement = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
+    admin.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
 
 def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
@@ -217,9 +222,37 @@ def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> Non
     )
 
 
+def _lock_id(name: str) -> int:
+    """The advisory lock that guards database ``name`` (a template or a build)."""
+    return int.from_bytes(
+        hashlib.sha256(f"pytest-celestra {name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+@contextlib.contextmanager
+def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+    """Hold the lock of database ``name``, waiting for it if another process has it."""
+    admin.execute("SELECT pg_advisory_lock(%s)", (_lock_id(name),))
+    try:
+        yield
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(%s)", (_lock_id(name),))
+
+
+def _template0() -> contextlib.nullcontext[str]:
+    return contextlib.nullcontext("template0")
+
+
 @dataclass
 class DatabaseManager:
-    """Templates and test databases of one test process on one server."""
+    """Templates and test databases of one test process on one server.
+
+    Locking: each template and each build has its own advisory lock, held while it is
+    built, checked, cloned or dropped. So a process building one template holds up only
+    those that need that template; sweeps only try locks and skip what is busy. Locks
+    are taken in one order (seeded template, then schema template), so they never
+    deadlock.
+    """
 
     server: Server
     schema: SchemaSetup
@@ -247,16 +280,6 @@ class DatabaseManager:
         except psycopg.OperationalError:
             return connect(self.server.url, autocommit=True)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[psycopg.Connection[Any]]:
-        """An autocommit connection holding the server-wide template lock."""
-        with self._admin() as admin:
-            admin.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-            try:
-                yield admin
-            finally:
-                admin.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-
     def _ours(self, admin: psycopg.Connection[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
         rows = admin.execute(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
@@ -264,6 +287,11 @@ class DatabaseManager:
             (MARK + "%",),
         ).fetchall()
         return {name: _parse_comment(comment) for name, comment in rows}
+
+    def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
+        """Is ``name`` a finished template (and, with ``rebuild``, one built by this run)?"""
+        purpose, meta = _parse_comment(database_comment(admin, name) or "")
+        return purpose == "template" and not (self.rebuild and meta.get("run") != self.run_id)
 
     def _create(
         self, admin: psycopg.Connection[Any], name: str, template: str, comment: str
@@ -290,39 +318,31 @@ class DatabaseManager:
                 ) from None
         _set_comment(admin, name, comment)
 
-    def _ensure_template(
+    @contextlib.contextmanager
+    def _building(
         self,
         admin: psycopg.Connection[Any],
-        kind: str,
-        key: str | None,
-        source: str,
+        source: Callable[[], contextlib.AbstractContextManager[str]],
         populate: Callable[[URL], None],
-        **meta: object,
-    ) -> tuple[str, str]:
-        """Name and key of an up-to-date template of ``kind``, built here if needed."""
-        ours = self._ours(admin)
-        prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
-
-        def usable(name: str) -> bool:
-            purpose, existing = ours.get(name, ("", {}))
-            return purpose == "template" and not (self.rebuild and existing["run"] != self.run_id)
-
-        if key is not None and usable(prefix + key[:12]):
-            return prefix + key[:12], key
+    ) -> Iterator[str]:
+        """A new database cloned from ``source`` and populated; dropped unless renamed."""
         build = f"celestra_build_{secrets.token_hex(6)}"
-        self._create(admin, build, source, _comment("template build", run=self.run_id))
-        try:
-            populate(self.server.url_for(build))
-            if key is None:
-                with connect(self.server.url_for(build)) as connection:
-                    key = catalog_schema_key(connection)
-        except BaseException:
-            drop_database(admin, build)
-            raise
-        name = prefix + key[:12]
-        if usable(name):
-            drop_database(admin, build)
-            return name, key
+        with _holding(admin, build):
+            try:
+                with source() as template:
+                    self._create(
+                        admin, build, template, _comment("template build", run=self.run_id)
+                    )
+                    self._touch(admin, template)
+                populate(self.server.url_for(build))
+                yield build
+            finally:
+                drop_database(admin, build)  # a no-op once it has become a template
+
+    def _install(
+        self, admin: psycopg.Connection[Any], build: str, name: str, **meta: object
+    ) -> None:
+        """Make ``build`` the template ``name`` (whose lock the caller holds)."""
         drop_database(admin, name, protected=self.protected)
         admin.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
@@ -331,23 +351,59 @@ class DatabaseManager:
         )
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         _set_comment(
-            admin,
-            name,
-            _comment("template", kind=kind, key=key, run=self.run_id, built=now, used=now, **meta),
+            admin, name, _comment("template", run=self.run_id, built=now, used=now, **meta)
         )
-        self._sweep(admin, keep={name, source})
-        return name, key
 
-    def _sweep(self, admin: psycopg.Connection[Any], keep: set[str]) -> None:
+    @contextlib.contextmanager
+    def _template(
+        self,
+        admin: psycopg.Connection[Any],
+        kind: str,
+        key: str | None,
+        source: Callable[[], contextlib.AbstractContextManager[str]],
+        populate: Callable[[URL], None],
+        **meta: object,
+    ) -> Iterator[str]:
+        """Hold the lock of an up-to-date template of ``kind``, building it if needed.
+
+        ``key`` None means: build first, then name the template by its catalog's hash.
+        """
+        prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
+        if key is not None:
+            name = prefix + key[:12]
+            with _holding(admin, name):
+                if not self._usable(admin, name):
+                    with self._building(admin, source, populate) as build:
+                        self._install(admin, build, name, kind=kind, key=key, **meta)
+                    self._sweep(admin, keep=name)
+                yield name
+            return
+        with self._building(admin, source, populate) as build:
+            with connect(self.server.url_for(build)) as connection:
+                key = catalog_schema_key(connection)
+            name = prefix + key[:12]
+            with _holding(admin, name):
+                built = not self._usable(admin, name)
+                if built:
+                    self._install(admin, build, name, kind=kind, key=key, **meta)
+                    self._sweep(admin, keep=name)
+                if kind == "schema":
+                    self._schema_key = key
+                yield name
+
+    def _sweep(self, admin: psycopg.Connection[Any], keep: str) -> None:
         """Drop stale databases of ours: leftover builds, templates of an older anchor day,
         templates beyond the most recently used few of each kind, and test databases
-        of runs that ended a day ago without dropping them (unless kept)."""
+        of runs that ended a day ago without dropping them (unless kept).
+
+        Only what nobody holds or uses is dropped: each one's lock is tried, not awaited.
+        """
         today = datetime.now(UTC).date().isoformat()
         yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
         by_kind: dict[str, list[tuple[str, str]]] = {}
         stale: list[str] = []
         for name, (purpose, meta) in self._ours(admin).items():
-            if name in keep:
+            if name == keep:
                 continue
             if purpose == "template" and meta.get("day", today) >= today:
                 by_kind.setdefault(str(meta.get("kind")), []).append((meta.get("used", ""), name))
@@ -360,13 +416,21 @@ class DatabaseManager:
         for templates in by_kind.values():
             stale += [name for _, name in sorted(templates, reverse=True)[KEEP_TEMPLATES:]]
         for name in stale:
-            # In use, or another role's: leave it to a later sweep or its owner.
-            with contextlib.suppress(
-                psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
-            ):
-                drop_database(admin, name, protected=self.protected)
+            lock = _lock_id(name)
+            if admin.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone() != (True,):
+                continue
+            try:
+                # In use, or another role's: leave it to a later sweep or its owner.
+                with contextlib.suppress(
+                    psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
+                ):
+                    drop_database(admin, name, protected=self.protected, force=False)
+            finally:
+                admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
-    def _schema_template(self, admin: psycopg.Connection[Any]) -> str:
+    def _schema_template(
+        self, admin: psycopg.Connection[Any]
+    ) -> contextlib.AbstractContextManager[str]:
         def populate(url: URL) -> None:
             engine = create_engine(url, poolclass=NullPool)
             try:
@@ -375,15 +439,17 @@ class DatabaseManager:
             finally:
                 engine.dispose()
 
-        name, self._schema_key = self._ensure_template(
-            admin, "schema", self._schema_key or self.schema.key, "template0", populate
-        )
-        return name
+        key = self._schema_key or self.schema.key
+        if key is not None:
+            self._schema_key = key
+        return self._template(admin, "schema", key, _template0, populate)
 
     def _seeded_template(
         self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
-    ) -> str:
-        schema_template = self._schema_template(admin)
+    ) -> contextlib.AbstractContextManager[str]:
+        if self._schema_key is None:  # a user schema: learn its key from its catalog
+            with self._schema_template(admin):
+                pass
         day = anchor.date().isoformat()
         code = generator_code_key()
         key = _digest(self._schema_key, code, dict(volume.counts), seed, day)
@@ -396,11 +462,11 @@ class DatabaseManager:
                 connection.commit()
                 connection.execute("ANALYZE")
 
-        name, _ = self._ensure_template(
+        return self._template(
             admin,
             "seeded",
             key,
-            schema_template,
+            lambda: self._schema_template(admin),
             populate,
             day=day,
             volume=volume.name,
@@ -408,39 +474,39 @@ class DatabaseManager:
             schema=self._schema_key,
             code=code,
         )
-        return name
 
     def _clone(self, admin: psycopg.Connection[Any], template: str, label: str) -> URL:
+        """A new test database from ``template`` (whose lock the caller holds)."""
         name = f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        self._create(
-            admin,
-            name,
-            template,
-            _comment(
-                "test database",
-                run=self.run_id,
-                worker=self.worker,
-                created=now,
-                template=template,
-            ),
+        comment = _comment(
+            "test database", run=self.run_id, worker=self.worker, created=now, template=template
         )
+        self._create(admin, name, template, comment)
         self.created.append(name)
-        purpose, meta = self._ours(admin).get(template, ("", {}))
+        self._touch(admin, template)
+        return self.server.url_for(name)
+
+    def _touch(self, admin: psycopg.Connection[Any], template: str) -> None:
+        """Record that ``template`` was just used, so sweeps keep it."""
+        purpose, meta = _parse_comment(database_comment(admin, template) or "")
         if purpose == "template":
+            now = datetime.now(UTC).isoformat(timespec="milliseconds")
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                 _set_comment(admin, template, _comment(purpose, **{**meta, "used": now}))
-        return self.server.url_for(name)
 
     def create_empty(self) -> URL:
         """A new database holding the empty schema, cloned from its template."""
-        with self._locked() as admin:
-            return self._clone(admin, self._schema_template(admin), "empty")
+        with self._admin() as admin, self._schema_template(admin) as template:
+            return self._clone(admin, template, "empty")
 
     def create_seeded(self, volume: Volume, seed: int, anchor: datetime) -> URL:
         """A new database holding the whole scenario, cloned from its template."""
-        with self._locked() as admin:
-            return self._clone(admin, self._seeded_template(admin, volume, seed, anchor), "seeded")
+        with (
+            self._admin() as admin,
+            self._seeded_template(admin, volume, seed, anchor) as template,
+        ):
+            return self._clone(admin, template, "seeded")
 
     def release(self, url: URL) -> str | None:
         """Drop a test database, or with ``keep`` mark it kept and return its URL."""

@@ -15,11 +15,13 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra.database import (
-    _LOCK_KEY,
     KEEP_TEMPLATES,
     MARK,
     DatabaseManager,
     SchemaSetup,
+    _holding,
+    _lock_id,
+    _template0,
     builtin_schema_key,
     catalog_schema_key,
     drop_database,
@@ -190,12 +192,11 @@ def test_sweep_keeps_the_most_recent_templates_and_drops_the_stale(
     probe = manager("unused")
     kind = f"probe-{secrets.token_hex(4)}"
     names = []
-    with probe._locked() as connection:
+    with probe._admin() as connection:
         for _ in range(KEEP_TEMPLATES + 2):
-            name, _ = probe._ensure_template(
-                connection, kind, secrets.token_hex(32), "template0", lambda url: None
-            )
-            names.append(name)
+            key = secrets.token_hex(32)
+            with probe._template(connection, kind, key, _template0, lambda url: None) as name:
+                names.append(name)
     try:
         existing = {row[0] for row in admin.execute("SELECT datname FROM pg_database")}
         # The template just built, plus the KEEP_TEMPLATES most recently used before it.
@@ -217,6 +218,11 @@ def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, sc
         run_id="lock",
         worker="probe",
     )
-    with elsewhere._locked(), psycopg.connect(admin_dsn, autocommit=True) as connection:
-        taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
-        assert taken == (False,)
+    name = f"celestra_tpl_{secrets.token_hex(6)}"
+    with (
+        elsewhere._admin() as locker,
+        _holding(locker, name),
+        psycopg.connect(admin_dsn, autocommit=True) as connection,
+    ):
+        taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (_lock_id(name),))
+        assert taken.fetchone() == (False,)

@@ -25,6 +25,11 @@ def test_seeded(celestra_seeded_db):
     assert celestra_seeded_db.execute(text("SELECT count(*) FROM companies")).scalar() == 5
 """
 
+FSYNC_IS = """
+def test_fsync(celestra_session):
+    assert celestra_session.execute(text("SHOW fsync")).scalar() == {!r}
+"""
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -46,9 +51,11 @@ def reachable_dsn(inner_server_env: dict[str, str]) -> str:
 def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
     monkeypatch.setenv("CELESTRA_DSN", reachable_dsn)
     monkeypatch.setenv("CELESTRA_SERVER", "auto")
-    celestra_pytester.makepyfile(USES_BOTH)
+    with psycopg.connect(reachable_dsn) as connection:
+        fsync = connection.execute("SHOW fsync").fetchone()[0]
+    celestra_pytester.makepyfile(USES_BOTH + FSYNC_IS.format(fsync))  # a DSN's settings stay
     result = run_inner()
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     bare = make_url(reachable_dsn)
     expected = f"server=dsn (env) postgresql://{bare.username}@{bare.host}:{bare.port or 5432} "
     assert expected + "PostgreSQL " in header(result)
@@ -57,9 +64,9 @@ def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
 def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_env):
     pgdata = inner_server_env["CELESTRA_PGDATA"]
     monkeypatch.setenv("CELESTRA_SERVER", "embedded")
-    celestra_pytester.makepyfile(USES_BOTH)
+    celestra_pytester.makepyfile(USES_BOTH + FSYNC_IS.format("off"))  # ours: disposable
     result = run_inner()
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert f"server=embedded (env) {pgdata} PostgreSQL " in header(result)
 
 
@@ -68,9 +75,9 @@ def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_e
 def test_local_pg_ctl_path(celestra_pytester, run_inner, monkeypatch):
     monkeypatch.delenv("CELESTRA_DSN", raising=False)
     monkeypatch.delenv("CELESTRA_SERVER")
-    celestra_pytester.makepyfile(USES_BOTH)
+    celestra_pytester.makepyfile(USES_BOTH + FSYNC_IS.format("off"))
     result = run_inner()
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert f"server=local (default) {shutil.which('pg_ctl')} PostgreSQL " in header(result)
 
 
