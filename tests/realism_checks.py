@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from pytest_celestra.providers import company_domain
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -700,25 +702,15 @@ def _emails(f: Findings) -> None:
         f" AND {_domain('s.email')} IN"
         f" (SELECT {_domain('u.email')} FROM users u WHERE u.company_id IS NOT NULL)",
     )
-    company_domain = _company_domain_function()
-    if company_domain is not None:
-        for company_id, name, domain in f.seeded.rows(
-            f"SELECT c.id, c.name, min({_domain('u.email')}) FROM companies c"
-            f" JOIN users u ON u.company_id = c.id GROUP BY c.id, c.name"
-        ):
-            f.expect(
-                domain == company_domain(name),
-                f"company {name!r} ({company_id}): users on {domain!r},"
-                f" company_domain() says {company_domain(name)!r}",
-            )
-
-
-def _company_domain_function() -> Callable[[str], str] | None:
-    try:
-        from pytest_celestra import providers
-    except ImportError:
-        return None
-    return getattr(providers, "company_domain", None)
+    for company_id, name, domain in f.seeded.rows(
+        f"SELECT c.id, c.name, min({_domain('u.email')}) FROM companies c"
+        f" JOIN users u ON u.company_id = c.id GROUP BY c.id, c.name"
+    ):
+        f.expect(
+            domain == company_domain(name),
+            f"company {name!r} ({company_id}): users on {domain!r},"
+            f" company_domain() says {company_domain(name)!r}",
+        )
 
 
 @check("R13 tokens unique, URL-safe and at least 32 characters")
