@@ -15,6 +15,8 @@ import contextlib
 import ipaddress
 import itertools
 import operator
+import threading
+from queue import Full, Queue
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -133,18 +135,67 @@ def load(
     pg_conn: psycopg.Connection[Any],
     chunks: Iterable[Chunk],
     progress: Callable[[str, int], None] | None = None,
+    *,
+    prefetch: int = 4,
 ) -> dict[str, int]:
     """COPY every chunk, in the order given (parents before children), into ``pg_conn``.
 
     Consecutive chunks of one table share one COPY. ``progress(table, rows_so_far)`` is
-    called after each chunk. Returns the rows written per table (every table listed).
+    called after each chunk. With ``prefetch`` > 0, a thread produces up to that many
+    chunks ahead while PostgreSQL digests the previous COPY (the wait releases the GIL),
+    so generating and loading overlap. Returns the rows written per table (every table
+    listed).
     """
     counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0)
-    for table, group in itertools.groupby(chunks, key=operator.itemgetter(0)):
-        counts[table] += copy_rows(
-            pg_conn, table, COLUMNS[table], _rows(table, group, counts, progress)
-        )
+    with _ahead(chunks, prefetch) as stream:
+        for table, group in itertools.groupby(stream, key=operator.itemgetter(0)):
+            counts[table] += copy_rows(
+                pg_conn, table, COLUMNS[table], _rows(table, group, counts, progress)
+            )
     return counts
+
+
+@contextlib.contextmanager
+def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
+    """``chunks``, produced by a worker thread up to ``depth`` chunks ahead."""
+    if depth <= 0:
+        yield iter(chunks)
+        return
+    queue: Queue[Chunk | BaseException | None] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Chunk | BaseException | None) -> bool:
+        """Queue ``item`` unless the consumer has stopped; whether it was queued."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(chunk):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            offer(error)
+
+    def consume() -> Iterator[Chunk]:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    worker = threading.Thread(target=produce, name="celestra-generate", daemon=True)
+    worker.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _rows(

@@ -236,6 +236,19 @@ class _Builder:
                 f"{len(KNOWLEDGE_TYPES)} types ({', '.join(KNOWLEDGE_TYPES)}); "
                 f"use knowledge_types <= {len(KNOWLEDGE_TYPES)}"
             )
+        n_audit, n_changes = self.counts["audit_logs"], self.counts["audit_change_logs"]
+        if self._audit_logs_needed() > n_audit:
+            most = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
+            raise ConfigError(
+                f"volume {self.volume.name!r}: audit_change_logs={n_changes} needs at least "
+                f"{self._audit_logs_needed()} audit_logs (an audit log changes each column "
+                f"once); use audit_change_logs <= {most * n_audit}"
+            )
+
+    def _audit_logs_needed(self) -> int:
+        """Row-changing audit logs needed for the change logs: one change per column each."""
+        most = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
+        return -(-self.counts["audit_change_logs"] // most)
 
     def at(self, offset: int | None) -> datetime | None:
         return None if offset is None else self.anchor + timedelta(seconds=offset)
@@ -534,16 +547,8 @@ class _Builder:
     def _plan_changes(self) -> tuple[list[dict[str, int]], list[int]]:
         """How many row-changing audit logs each company has per table, and how many
         change logs each company's audit logs record (totals: exactly the volume's)."""
-        n_audit, n_changes = self.counts["audit_logs"], self.counts["audit_change_logs"]
-        most = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
-        # Each row-changing audit log records one change per column, at most.
-        needed = -(-n_changes // most)
-        if needed > n_audit:
-            raise ConfigError(
-                f"volume {self.volume.name!r}: audit_change_logs={n_changes} needs at least "
-                f"{needed} audit_logs (an audit log changes each column once); "
-                f"use audit_change_logs <= {most * n_audit}"
-            )
+        n_audit = self.counts["audit_logs"]
+        needed = self._audit_logs_needed()
         changing = min(n_audit, max(needed, round(n_audit * CHANGE_LOG_SHARE)))
         per_company = allocate(changing, self.company_weight)
         tables: list[dict[str, int]] = []
@@ -554,7 +559,7 @@ class _Builder:
                 by_table[self.p.change_table()] += 1
             tables.append(by_table)
             capacity.append(sum(n * len(CHANGEABLE_COLUMNS[t]) for t, n in by_table.items()))
-        return tables, allocate(n_changes, capacity)
+        return tables, allocate(self.counts["audit_change_logs"], capacity)
 
     def _pick(self, indices: Sequence[int]) -> int:
         return indices[int(self.rng.random() * len(indices))]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta
 
@@ -104,6 +106,19 @@ def test_everything_is_on_or_before_the_anchor_except_expiries():
 def test_knowledge_types_beyond_the_catalogue_are_refused():
     with pytest.raises(ConfigError, match="knowledge_types <= 12"):
         generate_scenario("small,knowledge_types=13")
+
+
+def test_more_change_logs_than_audit_logs_can_record_are_refused_at_once():
+    with pytest.raises(ConfigError, match="audit_change_logs <= 300"):
+        generate_scenario("small,audit_change_logs=301")
+    assert (
+        sum(
+            len(r)
+            for t, r in generate_scenario("small,audit_change_logs=300")
+            if t == "audit_change_logs"
+        )
+        == 300
+    )
 
 
 def test_allocate_is_exact_proportional_and_monotone():
@@ -208,3 +223,30 @@ def test_an_autocommit_connection_gets_one_transaction(celestra_dsn):
 def test_unsupported_connections_are_refused():
     with pytest.raises(ConfigError, match="psycopg 3"):
         seed_scenario(object(), "small")
+
+
+def test_a_generation_error_reaches_the_caller_and_stops_the_worker(celestra_session):
+    def chunks():
+        yield from generate_scenario("small", anchor=ANCHOR)
+        raise RuntimeError("generator broke")
+
+    pg_conn = loader.raw_connection(celestra_session)
+    with pytest.raises(RuntimeError, match="generator broke"):
+        loader.load(pg_conn, chunks())
+    assert not [t for t in threading.enumerate() if t.name == "celestra-generate"]
+
+
+def test_a_load_error_stops_the_generating_worker(celestra_session):
+    pg_conn = loader.raw_connection(celestra_session)
+    # A size PostgreSQL's company_size type does not have: the server refuses the COPY.
+    bad = [("companies", [(uuid.uuid4(), "X", None, "HUGE", "TECH", "ACTIVE", None, None)])]
+    with pytest.raises(psycopg.DataError):
+        loader.load(pg_conn, iter(bad + list(generate_scenario("small", anchor=ANCHOR))))
+    assert not [t for t in threading.enumerate() if t.name == "celestra-generate"]
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_load_with_and_without_a_worker(celestra_session, prefetch):
+    pg_conn = loader.raw_connection(celestra_session)
+    counts = loader.load(pg_conn, generate_scenario("small", anchor=ANCHOR), prefetch=prefetch)
+    assert counts == dict(Volume.parse("small").counts)
