@@ -349,7 +349,7 @@ class Bench:
         if completed.returncode != 0 or not timings.exists():
             raise BenchError(
                 f"pytest run for {volume.name} failed (exit {completed.returncode}):\n"
-                f"{completed.stdout[-4000:]}{completed.stderr[-4000:]}"
+                f"{_excerpt(completed.stdout)}{_excerpt(completed.stderr)}"
             )
         record = json.loads(timings.read_text())
         if record.get("run_id"):
@@ -406,6 +406,13 @@ def write_suite(directory: Path, count: int) -> None:
         lines.append(f"\ndef test_seeded_{index:04d}(celestra_seeded_db):\n    pass\n")
         lines.append(f"\ndef test_plain_{index:04d}():\n    pass\n")
     (directory / "test_bench_overhead.py").write_text("".join(lines))
+
+
+def _excerpt(output: str, head: int = 3000, tail: int = 1500) -> str:
+    """The start (first failure) and the end (summary) of a long output."""
+    if len(output) <= head + tail:
+        return output
+    return f"{output[:head]}\n[... {len(output) - head - tail} characters ...]\n{output[-tail:]}"
 
 
 def _child_env() -> dict[str, str]:
