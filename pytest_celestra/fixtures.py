@@ -30,7 +30,7 @@ from pytest_celestra.database import (
     user_schema_key,
 )
 from pytest_celestra.errors import ServerError
-from pytest_celestra.models import MODELS_IN_FK_ORDER
+from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
 from pytest_celestra.server import libpq_url, start_server
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.engine import URL, Connection, Engine
-
-    from pytest_celestra.models import Base
 
 
 @dataclass(frozen=True)
@@ -60,11 +58,10 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
     hook: Any = config.hook
     if not hook.pytest_celestra_create_schema.get_hookimpls():
         return builtin_schema_setup()
-    builtin = builtin_schema_setup()
 
     def create(connection: Connection) -> None:
         if hook.pytest_celestra_create_schema(connection=connection, config=config) is None:
-            builtin.create(connection)
+            Base.metadata.create_all(connection)
 
     version = hook.pytest_celestra_schema_version(config=config)
     return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
@@ -77,15 +74,12 @@ def _celestra_databases(
     """The server and the template cache on it, for this test process."""
     config = request.config.stash[CONFIG_KEY]
     run = request.config.stash[RUN_KEY]
-    failure: str | None = None
     try:
         server = start_server(config, tmp_path_factory.mktemp("celestra-server"))
     except ServerError as error:
-        failure = f"pytest-celestra: {error}"
-    if failure is not None:
         # One clear message and a stop, rather than the same error for every test.
         request.session.shouldstop = "pytest-celestra has no database server (see above)"
-        pytest.fail(failure, pytrace=False)
+        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
     manager = DatabaseManager(
         server,
         schema_setup(request.config),
