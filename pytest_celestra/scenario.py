@@ -291,11 +291,16 @@ class _Builder:
             size, vertical, status = sizes(), verticals(), statuses()
             name = p.company_name(vertical)
             domain = company_domain(name)
-            for attempt in range(1, 1000):
+            # Another company with this domain would mix the two companies' emails.
+            for _ in range(50):
                 if domain not in used_domains:
                     break
-                # Another company already has this domain: its users' emails would mix.
-                name = p.company_name(vertical) if attempt < 50 else f"{name} {attempt}"
+                name = p.company_name(vertical)
+                domain = company_domain(name)
+            base, number = name, 1
+            while domain in used_domains:
+                number += 1
+                name = f"{base} {number}"
                 domain = company_domain(name)
             used_domains.add(domain)
             company_id = self.new_id()
@@ -510,10 +515,14 @@ class _Builder:
         n_kbs, n_sources = len(kb_ids), self.counts["knowledge_sources"]
         per_kb = [1 if i < n_sources else 0 for i in range(n_kbs)]
         spare = n_sources - sum(per_kb)
-        if spare > 0:
-            # The first knowledge base always has several sources (of several types).
+        if n_sources >= 2:
+            # The first knowledge base always has several sources (of several types),
+            # taken from the last one when there are no more sources than bases.
             per_kb[0] += 1
-            spare -= 1
+            if spare > 0:
+                spare -= 1
+            else:
+                per_kb[n_sources - 1] -= 1
         popularity = list(accumulate(rng.paretovariate(1.5) for _ in range(n_kbs)))
         for _ in range(spare):
             per_kb[bisect_right(popularity, rng.random() * popularity[-1])] += 1

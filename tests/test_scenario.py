@@ -250,3 +250,26 @@ def test_load_with_and_without_a_worker(celestra_session, prefetch):
     pg_conn = loader.raw_connection(celestra_session)
     counts = loader.load(pg_conn, generate_scenario("small", anchor=ANCHOR), prefetch=prefetch)
     assert counts == dict(Volume.parse("small").counts)
+
+
+EDGE_VOLUMES = {
+    "minimal": Volume(
+        "minimal",
+        dict.fromkeys(TABLES_IN_FK_ORDER, 0)
+        | {"companies": 1, "knowledge_types": 1, "users": 2, "agents": 1, "knowledge_bases": 1},
+    ),
+    "one of each": Volume.custom(
+        "ones", "small", **(dict.fromkeys(TABLES_IN_FK_ORDER, 1) | {"users": 2})
+    ),
+    "a lockout per failed login": Volume.custom("l", "small", failed_logins=10, user_lockouts=10),
+    "long password histories": Volume.custom("h", "small", users=6, password_history=500),
+    "three changes per audit log": Volume.custom("c", "small", audit_change_logs=300),
+    "no change logs": Volume.custom("n", "small", audit_change_logs=0),
+    "every agent linked to every base": Volume.custom("a", "small", agent_knowledge_bases=30),
+}
+
+
+@pytest.mark.parametrize("volume", EDGE_VOLUMES.values(), ids=EDGE_VOLUMES)
+def test_edge_volumes_seed_exactly_and_satisfy_the_constraints(celestra_session, volume):
+    summary = seed_scenario(celestra_session, volume, anchor=ANCHOR)
+    assert dict(summary.rows) == dict(volume.counts)
