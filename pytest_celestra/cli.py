@@ -359,9 +359,17 @@ def start_embedded(data_dir: Path) -> URL:
         server = pgserver.get_server(data_dir, cleanup_mode=None)
         return make_url(server.get_uri("postgres"))
     except Exception as error:
+        log = data_dir / "log"
+        hints = [f"see {log}"] if log.exists() else []
+        if getattr(os, "geteuid", lambda: -1)() == 0:
+            hints.append(
+                "as root it runs as the system user 'pgserver', who must be able to enter "
+                "every parent directory of the data directory"
+            )
+        hints.append("or use another --data-dir")
         raise CelestraError(
-            f"could not start the embedded PostgreSQL in {data_dir}: {error_text(error)}. "
-            f"See {data_dir / 'log'}; or use another --data-dir"
+            f"could not start the embedded PostgreSQL in {data_dir}: {error_text(error)}; "
+            + "; ".join(hints)
         ) from None
 
 

