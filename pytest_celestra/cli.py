@@ -222,6 +222,7 @@ class Outcome:
             "created_database",
             "reset",
             "server_version",
+            "server_address",
             "url",
             "sqlalchemy_url",
             "data_dir",
@@ -447,6 +448,20 @@ def tables_holding_rows(connection: Connection) -> list[str]:
     return [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
 
 
+def _truncate(connection: Connection, tables: str) -> None:
+    try:
+        connection.execute(text(f"TRUNCATE {tables}"))
+    except DBAPIError as error:
+        if not isinstance(error.orig, psycopg.errors.FeatureNotSupported):
+            raise
+        # Another table has a foreign key to one of ours; CASCADE would empty it too.
+        raise CelestraError(
+            f"--reset cannot empty the Celestra tables: {error_text(error.orig)}. "
+            f"{PROG} never empties other tables: empty or drop that table yourself first, "
+            "or seed another database with --database NAME"
+        ) from None
+
+
 def seed_database(
     url: URL,
     volume: Volume,
@@ -480,7 +495,7 @@ def seed_database(
                     "--database NAME"
                 )
             if reset:
-                connection.execute(text(f"TRUNCATE {tables}"))
+                _truncate(connection, tables)
             summary = seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
@@ -516,8 +531,11 @@ def write_sql(
             ) as out:
                 counts = write_script(out, chunks, title=title, progress=progress)
             partial.replace(target)
-        except BaseException:
+        except BaseException as error:
             partial.unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                reason = error.strerror or str(error)
+                raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
             raise
         size = target.stat().st_size
     seconds = time.perf_counter() - started
@@ -612,8 +630,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error_text(error.orig or error))
     except psycopg.Error as error:
         return _fail(error_text(error))
+    except BrokenPipeError:  # e.g. --sql - | head
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush stays quiet
+        return EXIT_ERROR
+    except OSError as error:
+        return _fail(str(error))
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was committed", file=sys.stderr)
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     report = sys.stderr if options.sql == "-" else sys.stdout
     if options.json:

@@ -173,13 +173,33 @@ def test_reset_empties_only_the_celestra_tables(seeded):
         connection.execute("CREATE SCHEMA other")
         connection.execute("CREATE TABLE other.users (note text)")
         connection.execute("INSERT INTO other.users VALUES ('also mine')")
-    result = run_cli("--dsn", seeded, "--volume", "small,users=30", "--seed", "5", "--reset")
+    reseed = ("--dsn", seeded, "--volume", "small,users=30", "--seed", "5", "--reset")
+    result = run_cli(*reseed)
     assert result.returncode == 0, result.stderr
     assert "its Celestra tables were emptied first" in result.stdout
     assert row_counts(seeded) == dict(Volume.parse("small,users=30").counts)
     with psycopg.connect(seeded) as connection:
         assert connection.execute("SELECT note FROM keep_me").fetchall() == [("mine",)]
         assert connection.execute("SELECT note FROM other.users").fetchall() == [("also mine",)]
+
+
+def test_reset_never_cascades_to_a_table_of_yours(seeded):
+    """A table with a foreign key to a Celestra table: TRUNCATE would need CASCADE,
+    which would empty it too; --reset refuses instead and writes nothing."""
+    with psycopg.connect(seeded, autocommit=True) as connection:
+        connection.execute(
+            "CREATE TABLE favourites (user_id uuid REFERENCES users (id));"
+            "INSERT INTO favourites SELECT id FROM users LIMIT 1"
+        )
+    before = row_counts(seeded)
+    result = run_cli("--dsn", seeded, "--volume", "small", "--reset")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "favourites" in result.stderr
+    assert "never empties other tables" in result.stderr
+    assert row_counts(seeded) == before
+    with psycopg.connect(seeded) as connection:
+        assert connection.execute("SELECT count(*) FROM favourites").fetchone() == (1,)
 
 
 # --- the SQL script -----------------------------------------------------------------
