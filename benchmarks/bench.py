@@ -227,6 +227,7 @@ class Bench:
     anchor: datetime
     tests: int
     repeat: int | None
+    warm_runs: int
     workdir: Path
     log: Callable[[str], None]
 
@@ -290,36 +291,55 @@ class Bench:
         result.peer_rows_created = peer["rows_created"]
         result.peer_rows = peer["create_seconds"] / fraction
         result.peer = peer["schema_seconds"] + result.peer_rows
-        self.measure_pytest(volume, result)
+        self.prime_pytest(volume, result)
         return result
 
     # --- pytest subprocesses: warm start and per-test overhead -----------------------
 
-    def measure_pytest(self, volume: Volume, result: VolumeResult, warm_runs: int = 3) -> None:
-        suite = self.workdir / f"suite_{volume.name}"
-        write_suite(suite, self.tests)
+    def prime_pytest(self, volume: Volume, result: VolumeResult) -> None:
+        """Write the volume's test suite and run it once, so its template exists."""
+        write_suite(self.suite(volume), self.tests)
         self.log(f"{volume.name}: pytest, first run (builds the template unless cached)")
-        first = self.run_pytest(suite, volume)
+        first = self.run_pytest(volume)
         result.first_run_first_test = first.first_test
         result.first_run_built = bool(self.server.built_by({first.run_id}))
-        for round_ in range(warm_runs):
-            self.log(f"{volume.name}: pytest, warm run #{round_ + 1} ({self.tests}+{self.tests})")
-            warm = self.run_pytest(suite, volume)
-            retries = 0
-            while rebuilt := self.server.built_by({warm.run_id}):
-                # Another run's sweep dropped our template in between: not a warm start.
-                retries += 1
-                if retries > WARM_RETRIES:
-                    raise BenchError(f"{volume.name}: no warm run, the template kept vanishing")
-                self.log(f"{volume.name}: that run rebuilt {', '.join(rebuilt)}; once more")
-                warm = self.run_pytest(suite, volume)
-            result.warm_first_test.append(warm.first_test)
-            result.warm_startup.append(warm.startup)
-            result.warm_first_setup.append(warm.first_setup)
-            result.seeded_setup_teardown += warm.setup_teardown("seeded")
-            result.plain_setup_teardown += warm.setup_teardown("plain")
 
-    def run_pytest(self, suite: Path, volume: Volume) -> PytestRun:
+    def measure_warm(self, volumes: list[Volume], results: dict[str, VolumeResult]) -> None:
+        """Warm pytest runs, in rounds over the volumes so that load drifting on the machine
+        affects them alike (their ratio is a target)."""
+        primed = [v for v in volumes if results[v.name].first_run_first_test is not None]
+        for round_ in range(self.warm_runs):
+            for volume in primed:
+                self.log(
+                    f"{volume.name}: pytest, warm run #{round_ + 1} of {self.warm_runs}"
+                    f" ({self.tests}+{self.tests} tests)"
+                )
+                warm = self.warm_run(volume)
+                result = results[volume.name]
+                result.warm_first_test.append(warm.first_test)
+                result.warm_startup.append(warm.startup)
+                result.warm_first_setup.append(warm.first_setup)
+                result.seeded_setup_teardown += warm.setup_teardown("seeded")
+                result.plain_setup_teardown += warm.setup_teardown("plain")
+
+    def warm_run(self, volume: Volume) -> PytestRun:
+        """A pytest run that found its template; one that had to rebuild it is repeated."""
+        warm = self.run_pytest(volume)
+        retries = 0
+        while rebuilt := self.server.built_by({warm.run_id}):
+            # Another run's sweep dropped our template in between: not a warm start.
+            retries += 1
+            if retries > WARM_RETRIES:
+                raise BenchError(f"{volume.name}: no warm run, the template kept vanishing")
+            self.log(f"{volume.name}: that run rebuilt {', '.join(rebuilt)}; once more")
+            warm = self.run_pytest(volume)
+        return warm
+
+    def suite(self, volume: Volume) -> Path:
+        return self.workdir / f"suite_{volume.name}"
+
+    def run_pytest(self, volume: Volume) -> PytestRun:
+        suite = self.suite(volume)
         timings = suite / "timings.json"
         timings.unlink(missing_ok=True)
         env = _child_env()
@@ -461,6 +481,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="repetitions of each cold seed and COPY load "
         "(default: 3 at small/medium, 2 at large, 1 beyond)",
     )
+    parser.add_argument(
+        "--warm-runs",
+        type=_positive_int,
+        default=5,
+        help="warm pytest runs per volume, in rounds over the volumes (default 5)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to FILE")
     parser.add_argument(
         "--profile",
@@ -523,15 +549,29 @@ def run_benchmark(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="celestra-bench-") as tmp:
         workdir = Path(tmp)
         profile_path = workdir / "cold.prof"
+        generate_path = workdir / "generate.prof"
         with open_server(args.dsn, workdir / "server") as server:
             log(f"server: {server.description}")
-            bench = Bench(server, seed, anchor, args.tests, args.repeat, workdir, log)
+            bench = Bench(
+                server=server,
+                seed=seed,
+                anchor=anchor,
+                tests=args.tests,
+                repeat=args.repeat,
+                warm_runs=args.warm_runs,
+                workdir=workdir,
+                log=log,
+            )
             try:
-                for name in args.volumes:
-                    results[name] = bench.measure(Volume.parse(name))
+                volumes = [Volume.parse(name) for name in args.volumes]
+                for volume in volumes:
+                    results[volume.name] = bench.measure(volume)
+                bench.measure_warm(volumes, results)
                 if args.profile:
-                    log(f"{args.profile}: one cold seed under cProfile")
-                    bench.worker("profile", Volume.parse(args.profile), profile_output=profile_path)
+                    profiled = Volume.parse(args.profile)
+                    log(f"{args.profile}: one cold seed, then generation alone, under cProfile")
+                    bench.worker("profile", profiled, profile_output=profile_path)
+                    bench.worker("profile-generate", profiled, profile_output=generate_path)
             finally:
                 dropped = server.cleanup()
                 log(f"dropped {len(dropped)} leftover database(s) of this run: {dropped}")
@@ -544,7 +584,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
         print(f"\n{render_table(results)}\n\n{render_details(results)}\n")
         print(render_targets(targets))
         if args.profile:
-            print_profile(profile_path)
+            print_profile(profile_path, f"cold seed at {args.profile} (main thread)")
+            print_profile(generate_path, f"generate_scenario alone at {args.profile}")
     if args.json:
         payload = {
             "server": server.description,

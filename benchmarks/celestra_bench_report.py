@@ -298,10 +298,14 @@ def render_details(results: dict[str, VolumeResult]) -> str:
             )
             parts.append(f"peer timed on {sample}")
         if r.warm_startup:
+            after_startup = [
+                first - startup
+                for first, startup in zip(r.warm_first_test, r.warm_startup, strict=True)
+            ]
             parts.append(
-                f"warm: interpreter + imports {fmt_s(median(r.warm_startup))} s of"
-                f" {fmt_s(r.warm_median)} s, first test's setup (template clone)"
-                f" {fmt_s(median(r.warm_first_setup))} s"
+                f"warm: interpreter + imports {fmt_s(median(r.warm_startup))} s, then"
+                f" {fmt_s(median(after_startup))} s to the first test, of which its setup"
+                f" (template lookup + clone) {fmt_s(median(r.warm_first_setup))} s"
             )
         if r.first_run_first_test is not None:
             how = "built the template" if r.first_run_built else "template was cached"
@@ -335,10 +339,11 @@ def _columns(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def print_profile(path: Path, limit: int = 25) -> None:
+def print_profile(path: Path, title: str, limit: int = 20) -> None:
+    """The ``limit`` functions with the most own time, then the most cumulative time."""
     stats = pstats.Stats(str(path))
     stats.strip_dirs()
-    print("\nhot spots by own time (cProfile, cold seed):")
+    print(f"\n=== {title}: by own time (cProfile) ===")
     stats.sort_stats("tottime").print_stats(limit)
-    print("by cumulative time:")
+    print(f"=== {title}: by cumulative time ===")
     stats.sort_stats("cumulative").print_stats(limit)
