@@ -2,4 +2,5 @@
 
 from pytest_celestra.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())
