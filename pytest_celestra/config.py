@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from pytest_celestra.errors import ConfigError
+from pytest_celestra.scenario import DEFAULT_SEED
 from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
@@ -55,12 +56,6 @@ class Setting(Generic[T]):
 
     value: T
     source: Source
-
-
-def _default_seed() -> int:
-    from pytest_celestra.scenario import DEFAULT_SEED
-
-    return int(DEFAULT_SEED)
 
 
 def default_pgdata() -> Path:
@@ -177,9 +172,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "seed",
-        "Seed of the scenario generator, a non-negative integer (default: a fixed seed).",
+        f"Seed of the scenario generator, a non-negative integer (default {DEFAULT_SEED}).",
         parse_seed,
-        _default_seed,
+        lambda: DEFAULT_SEED,
         "INT",
     ),
     SettingSpec(
