@@ -255,12 +255,15 @@ def resolve_config(
     options: Mapping[str, Any],
     ini: Mapping[str, Any],
     environ: Mapping[str, str],
+    ini_dir: Path | None = None,
 ) -> CelestraConfig:
     """Resolve every setting from the three channels; the only place that does so.
 
     ``options`` maps setting names to values already converted by argparse (None when
     not given); ``ini`` and ``environ`` hold raw text (ini values may be None or
-    empty when unset). Raises :class:`ConfigError` naming the channel of a bad value.
+    empty when unset). A relative path in the ini file is taken relative to the ini
+    file's directory ``ini_dir``. Raises :class:`ConfigError` naming the channel of a
+    bad value.
     """
     resolved: dict[str, Setting[Any]] = {}
     for spec in SETTINGS:
@@ -275,9 +278,12 @@ def resolve_config(
             text = "" if raw is None else str(raw).strip()
             if text:
                 try:
-                    resolved[spec.name] = Setting(spec.parse(text), source)
+                    value = spec.parse(text)
                 except ConfigError as error:
                     raise ConfigError(f"{where}: {error}") from None
+                if source is Source.INI and isinstance(value, Path) and ini_dir is not None:
+                    value = ini_dir / value  # an absolute value stays as it is
+                resolved[spec.name] = Setting(value, source)
                 break
         else:
             resolved[spec.name] = Setting(spec.default(), Source.DEFAULT)

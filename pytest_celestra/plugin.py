@@ -83,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
             {spec.name: config.getoption(spec.ini) for spec in SETTINGS},
             {spec.name: config.getini(spec.ini) for spec in SETTINGS},
             os.environ,
+            None if config.inipath is None else config.inipath.parent,
         )
     except ConfigError as error:
         raise pytest.UsageError(f"pytest-celestra: {error}") from None

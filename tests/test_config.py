@@ -130,3 +130,12 @@ def test_converters():
 def test_describe_names_each_source_and_only_flags_that_are_on():
     config = resolve({"volume": Volume.named("small")}, {"seed": "9"}, {"CELESTRA_KEEP": "1"})
     assert config.describe() == "volume=small (option) seed=9 (ini) keep=yes (env)"
+
+
+def test_relative_ini_paths_are_relative_to_the_ini_file(tmp_path):
+    config = resolve_config({}, {"pgdata": "cache/pg"}, {}, tmp_path)
+    assert config.pgdata.value == tmp_path / "cache" / "pg"
+    config = resolve_config({}, {"pgdata": "/abs/pg"}, {}, tmp_path)
+    assert config.pgdata.value == Path("/abs/pg")
+    config = resolve_config({}, {}, {"CELESTRA_PGDATA": "rel/pg"}, tmp_path)
+    assert config.pgdata.value == Path("rel/pg")  # the environment's stays relative to the cwd
