@@ -163,7 +163,7 @@ def _format_server_version(number: int) -> str:
 
 
 def describe_server(config: CelestraConfig) -> str:
-    """``dsn postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the report header.
+    """``dsn (env) postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the header.
 
     Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
     binary for its version; never starts a server.
@@ -181,8 +181,10 @@ def describe_server(config: CelestraConfig) -> str:
             version = _version_from_output([choice.where, "--version"])
         else:
             version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
-    except (psycopg.Error, OSError, subprocess.SubprocessError) as error:
+    except psycopg.Error as error:
         version = f"(unreachable: {error_text(error)})"
+    except (OSError, subprocess.SubprocessError) as error:
+        version = f"(version unknown: {error_text(error)})"
     source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
     notes = "".join(f" ({note})" for note in choice.passed_over)
     return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
