@@ -4,9 +4,9 @@ The plugin keeps *templates*, named after a hash of everything that determines t
 content, and gives each test process a clone of one. A schema template
 (``celestra_schema_<hash>``) holds the empty schema; a seeded template
 (``celestra_tpl_<hash>``) holds the whole scenario at one volume, seed and anchor day.
-Templates are built under a PostgreSQL advisory lock, so among processes sharing a
-server (xdist workers, concurrent runs) exactly one builds each template while the
-others wait and then clone it.
+Each template is built under a PostgreSQL advisory lock of its own, so among processes
+sharing a server (xdist workers, concurrent runs) exactly one builds each template while
+the others wait and then clone it. The hashes come from :mod:`pytest_celestra.cache_keys`.
 
 Safety: every database the plugin creates carries ``COMMENT ON DATABASE ... IS
 'created by pytest-celestra ...'``; the plugin drops only databases bearing that comment
@@ -22,16 +22,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import create_engine, create_mock_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra import __version__
+from pytest_celestra.cache_keys import SchemaSetup, catalog_schema_key, digest, generator_code_key
 from pytest_celestra.config import SPECS
 from pytest_celestra.errors import ServerError, UnsafeDatabaseError
 from pytest_celestra.server import connect, error_text, host_port, libpq_url
@@ -39,128 +37,15 @@ from pytest_celestra.server import connect, error_text, host_port, libpq_url
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL
 
     from pytest_celestra.server import Server
     from pytest_celestra.volumes import Volume
 
 MARK = "created by pytest-celestra"
 _PROTECTED = frozenset({"postgres", "template0", "template1"})
-_GENERATOR_MODULES = (
-    "providers",
-    "passwords",
-    "factories",
-    "scenario",
-    "loader",
-    "models",
-    "volumes",
-)
 #: How many recently used templates of each kind are kept besides the ones a run needs.
 KEEP_TEMPLATES = 3
-
-
-# --- what determines a template's content ----------------------------------------
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def builtin_schema_key() -> str:
-    """Hash of the DDL that ``Base.metadata.create_all`` emits for PostgreSQL."""
-    from pytest_celestra.models import Base
-
-    statements: list[str] = []
-
-    def record(statement: Any, *_: Any, **__: Any) -> None:
-        statements.append(str(statement.compile(dialect=mock.dialect)))
-
-    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
-    Base.metadata.create_all(mock)
-    return _digest("builtin", sorted(statements))  # emission order follows set order
-
-
-def user_schema_key(version: str) -> str:
-    """Key of a schema whose set-up hook declared a version."""
-    return _digest("user", version)
-
-
-_CATALOG_QUERY = """
-WITH ns AS (
-    SELECT oid, nspname FROM pg_namespace
-    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
-      AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
-)
-SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind::text
-  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
-UNION ALL
-SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname || ' '
-       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
-       || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
-  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE a.attnum > 0 AND NOT a.attisdropped
-UNION ALL
-SELECT 'constraint', n.nspname || '.' || c.conname || ' ' || pg_get_constraintdef(c.oid)
-  FROM pg_constraint c JOIN ns n ON n.oid = c.connamespace
-UNION ALL
-SELECT 'index', pg_get_indexdef(i.indexrelid)
-  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN ns n ON n.oid = c.relnamespace
-UNION ALL
-SELECT 'enum', n.nspname || '.' || t.typname || ' '
-       || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-             FROM pg_enum e WHERE e.enumtypid = t.oid)
-  FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'e'
-UNION ALL
-SELECT 'function', pg_get_functiondef(p.oid)
-  FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p')
-UNION ALL
-SELECT 'trigger', pg_get_triggerdef(t.oid)
-  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns n ON n.oid = c.relnamespace
- WHERE NOT t.tgisinternal
-UNION ALL
-SELECT 'view', n.nspname || '.' || c.relname || ' ' || pg_get_viewdef(c.oid)
-  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
-UNION ALL
-SELECT 'extension', extname || ' ' || extversion FROM pg_extension
-ORDER BY 1, 2
-"""
-
-
-def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
-    """Hash of a database's schema as the catalog describes it (and its Alembic revision)."""
-    rows = connection.execute(_CATALOG_QUERY).fetchall()
-    if connection.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
-        rows += connection.execute("SELECT 'alembic', version_num FROM alembic_version").fetchall()
-    return _digest("catalog", [list(row) for row in rows])
-
-
-def generator_code_key() -> str:
-    """Hash of the package version and the source of every module that shapes the data."""
-    package = Path(__file__).parent
-    sources = {}
-    for module in _GENERATOR_MODULES:
-        path = package / f"{module}.py"
-        sources[module] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-    return _digest(__version__, sources)
-
-
-@dataclass(frozen=True)
-class SchemaSetup:
-    """How to create the schema in an empty database, and its key if known beforehand.
-
-    ``key`` None means: run ``create`` and hash the resulting catalog.
-    """
-
-    create: Callable[[Connection], None]
-    key: str | None
-
-
-def builtin_schema_setup() -> SchemaSetup:
-    """The Celestra schema from :data:`pytest_celestra.models.Base`."""
-    from pytest_celestra.models import Base
-
-    return SchemaSetup(Base.metadata.create_all, builtin_schema_key())
 
 
 # --- our databases ---------------------------------------------------------------
@@ -220,6 +105,17 @@ def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> Non
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
     )
+
+
+def _describe(admin: psycopg.Connection[Any], name: str) -> tuple[str, dict[str, Any]]:
+    """``(purpose, meta)`` from the comment on ``name``; purpose "" if it is not ours."""
+    return _parse_comment(database_comment(admin, name) or "")
+
+
+def _update(admin: psycopg.Connection[Any], name: str, **changes: object) -> None:
+    """Change fields of the comment on our database ``name``."""
+    purpose, meta = _describe(admin, name)
+    _set_comment(admin, name, _comment(purpose, **{**meta, **changes}))
 
 
 def _lock_id(name: str) -> int:
@@ -290,7 +186,7 @@ class DatabaseManager:
 
     def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
         """Is ``name`` a finished template (and, with ``rebuild``, one built by this run)?"""
-        purpose, meta = _parse_comment(database_comment(admin, name) or "")
+        purpose, meta = _describe(admin, name)
         return purpose == "template" and not (self.rebuild and meta.get("run") != self.run_id)
 
     def _create(
@@ -452,7 +348,7 @@ class DatabaseManager:
                 pass
         day = anchor.date().isoformat()
         code = generator_code_key()
-        key = _digest(self._schema_key, code, dict(volume.counts), seed, day)
+        key = digest(self._schema_key, code, dict(volume.counts), seed, day)
 
         def populate(url: URL) -> None:
             from pytest_celestra.scenario import seed_scenario
@@ -489,11 +385,10 @@ class DatabaseManager:
 
     def _touch(self, admin: psycopg.Connection[Any], template: str) -> None:
         """Record that ``template`` was just used, so sweeps keep it."""
-        purpose, meta = _parse_comment(database_comment(admin, template) or "")
-        if purpose == "template":
+        if _describe(admin, template)[0] == "template":
             now = datetime.now(UTC).isoformat(timespec="milliseconds")
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
-                _set_comment(admin, template, _comment(purpose, **{**meta, "used": now}))
+                _update(admin, template, used=now)
 
     def create_empty(self) -> URL:
         """A new database holding the empty schema, cloned from its template."""
@@ -515,9 +410,7 @@ class DatabaseManager:
         self.created.remove(name)
         with self._admin() as admin:
             if self.keep:
-                comment = database_comment(admin, name) or ""
-                purpose, meta = _parse_comment(comment)
-                _set_comment(admin, name, _comment(purpose, **{**meta, "kept": True}))
+                _update(admin, name, kept=True)
                 return libpq_url(url)
             drop_database(admin, name, protected=self.protected)
         return None

@@ -22,13 +22,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
 from pytest_celestra.config import CONFIG_KEY
-from pytest_celestra.database import (
-    DatabaseManager,
-    SchemaSetup,
-    builtin_schema_setup,
-    user_schema_key,
-)
+from pytest_celestra.database import DatabaseManager
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
 from pytest_celestra.server import libpq_url, start_server

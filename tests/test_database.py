@@ -14,16 +14,14 @@ import pytest
 from psycopg import sql
 from sqlalchemy import text
 
+from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
 from pytest_celestra.database import (
     KEEP_TEMPLATES,
     MARK,
     DatabaseManager,
-    SchemaSetup,
     _holding,
     _lock_id,
     _template0,
-    builtin_schema_key,
-    catalog_schema_key,
     drop_database,
 )
 from pytest_celestra.errors import UnsafeDatabaseError
@@ -34,7 +32,7 @@ from pytest_celestra.server import Server, ServerKind, libpq_url
 
 def test_the_builtin_schema_key_is_the_same_in_every_process():
     """It must not follow str hashing (set order of the enum types)."""
-    code = "from pytest_celestra.database import builtin_schema_key; print(builtin_schema_key())"
+    code = "from pytest_celestra.cache_keys import builtin_schema_key; print(builtin_schema_key())"
     keys = {
         subprocess.run(
             [sys.executable, "-c", code],

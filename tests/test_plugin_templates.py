@@ -7,7 +7,7 @@ import secrets
 
 from conftest import templates_with_seed
 
-from pytest_celestra.database import builtin_schema_key, user_schema_key
+from pytest_celestra.cache_keys import builtin_schema_key, user_schema_key
 
 SEEDED_TEST = """
 from sqlalchemy import text

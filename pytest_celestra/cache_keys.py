@@ -1,0 +1,138 @@
+"""What determines a template's content, as hashes: the schema, the generator code.
+
+A template is found again by these keys, so they must change whenever the content would
+and never otherwise: the built-in schema is keyed by the DDL ``create_all`` emits, a
+user's schema by its declared version or by its catalog after set-up, the scenario by
+the source of every module that shapes the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_mock_engine
+from sqlalchemy.engine import make_url
+
+from pytest_celestra import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import psycopg
+    from sqlalchemy.engine import Connection
+
+_GENERATOR_MODULES = (
+    "providers",
+    "passwords",
+    "factories",
+    "scenario",
+    "loader",
+    "models",
+    "volumes",
+)
+
+
+def digest(*parts: object) -> str:
+    """A stable hash of JSON-able ``parts``."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def builtin_schema_key() -> str:
+    """Hash of the DDL that ``Base.metadata.create_all`` emits for PostgreSQL."""
+    from pytest_celestra.models import Base
+
+    statements: list[str] = []
+
+    def record(statement: Any, *_: Any, **__: Any) -> None:
+        statements.append(str(statement.compile(dialect=mock.dialect)))
+
+    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
+    Base.metadata.create_all(mock)
+    return digest("builtin", sorted(statements))  # emission order follows set order
+
+
+def user_schema_key(version: str) -> str:
+    """Key of a schema whose set-up hook declared a version."""
+    return digest("user", version)
+
+
+_CATALOG_QUERY = """
+WITH ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+      AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
+)
+SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind::text
+  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname || ' '
+       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
+       || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint', n.nspname || '.' || c.conname || ' ' || pg_get_constraintdef(c.oid)
+  FROM pg_constraint c JOIN ns n ON n.oid = c.connamespace
+UNION ALL
+SELECT 'index', pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN ns n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'enum', n.nspname || '.' || t.typname || ' '
+       || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+             FROM pg_enum e WHERE e.enumtypid = t.oid)
+  FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'e'
+UNION ALL
+SELECT 'function', pg_get_functiondef(p.oid)
+  FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p')
+UNION ALL
+SELECT 'trigger', pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns n ON n.oid = c.relnamespace
+ WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'view', n.nspname || '.' || c.relname || ' ' || pg_get_viewdef(c.oid)
+  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
+UNION ALL
+SELECT 'extension', extname || ' ' || extversion FROM pg_extension
+ORDER BY 1, 2
+"""
+
+
+def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
+    """Hash of a database's schema as the catalog describes it (and its Alembic revision)."""
+    rows = connection.execute(_CATALOG_QUERY).fetchall()
+    if connection.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
+        rows += connection.execute("SELECT 'alembic', version_num FROM alembic_version").fetchall()
+    return digest("catalog", [list(row) for row in rows])
+
+
+def generator_code_key() -> str:
+    """Hash of the package version and the source of every module that shapes the data."""
+    package = Path(__file__).parent
+    sources = {}
+    for module in _GENERATOR_MODULES:
+        path = package / f"{module}.py"
+        sources[module] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return digest(__version__, sources)
+
+
+@dataclass(frozen=True)
+class SchemaSetup:
+    """How to create the schema in an empty database, and its key if known beforehand.
+
+    ``key`` None means: run ``create`` and hash the resulting catalog.
+    """
+
+    create: Callable[[Connection], None]
+    key: str | None
+
+
+def builtin_schema_setup() -> SchemaSetup:
+    """The Celestra schema from :data:`pytest_celestra.models.Base`."""
+    from pytest_celestra.models import Base
+
+    return SchemaSetup(Base.metadata.create_all, builtin_schema_key())
