@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from passlib.context import CryptContext
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from pytest_celestra.models import Company, User, UserSession, UserStatus
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.orm import Session
 
 _passwords = CryptContext(schemes=["bcrypt", "pbkdf2_sha256", "argon2"], deprecated="auto")
 
@@ -25,9 +29,7 @@ def login(session: Session, email: str, password: str) -> User | None:
 def active_sessions(session: Session, user_id: uuid.UUID) -> list[UserSession]:
     """Sessions of a user that have not expired yet."""
     now = datetime.now(UTC)
-    query = select(UserSession).where(
-        UserSession.user_id == user_id, UserSession.expires_at > now
-    )
+    query = select(UserSession).where(UserSession.user_id == user_id, UserSession.expires_at > now)
     return list(session.scalars(query))
 
 
@@ -36,7 +38,7 @@ def headcount_by_company(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(Company.name, func.count(User.id)).join(User.company).group_by(Company.name)
     )
-    return {name: count for name, count in rows}
+    return dict(rows.tuples().all())
 
 
 def suspend(session: Session, user: User) -> None:

@@ -5,9 +5,9 @@ Run it with ``pytest examples``; ``--celestra-volume=large`` gives every test th
 
 from __future__ import annotations
 
+from celestra_app import active_sessions, headcount_by_company, login, suspend
 from sqlalchemy import func, select
 
-from celestra_app import active_sessions, headcount_by_company, login, suspend
 from pytest_celestra.factories import UserFactory, UserSessionFactory
 from pytest_celestra.models import Company, User, UserRole, UserStatus
 from pytest_celestra.passwords import DEFAULT_PASSWORD

@@ -440,9 +440,7 @@ class Notification(Base):
 
     id: Mapped[uuid.UUID] = _id()
     user_id: Mapped[uuid.UUID] = _fk("users.id", ondelete="CASCADE")
-    company_id: Mapped[uuid.UUID | None] = _fk(
-        "companies.id", ondelete="CASCADE", nullable=True
-    )
+    company_id: Mapped[uuid.UUID | None] = _fk("companies.id", ondelete="CASCADE", nullable=True)
     notification_type: Mapped[NotificationType] = mapped_column(_ENUMS[NotificationType])
     title: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)

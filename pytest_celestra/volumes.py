@@ -13,12 +13,15 @@ per table, so a user defines their own counts without editing the package::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import TABLES_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _SMALL = {
     "companies": 5,
@@ -110,7 +113,7 @@ class Volume:
 
     @classmethod
     def parse(cls, text: str) -> Volume:
-        """Parse the ``--celestra-volume`` syntax; raises :class:`ConfigError` naming the choices."""
+        """Parse the ``--celestra-volume`` syntax; a bad one raises :class:`ConfigError`."""
         base_text, *overrides = [part.strip() for part in text.strip().split(",")]
         multiplier = _MULTIPLIER.match(base_text)
         if multiplier:
