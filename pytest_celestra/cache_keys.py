@@ -3,11 +3,13 @@
 A template is found again by these keys, so they must change whenever the content would
 and never otherwise: the built-in schema is keyed by the DDL ``create_all`` emits, a
 user's schema by its declared version or by its catalog after set-up, the scenario by
-the source of every module that shapes the data.
+the source of every module of the package, the password hashing in effect, the volume,
+the seed and the anchor day.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,15 +27,9 @@ if TYPE_CHECKING:
     import psycopg
     from sqlalchemy.engine import Connection
 
-_GENERATOR_MODULES = (
-    "providers",
-    "passwords",
-    "factories",
-    "scenario",
-    "loader",
-    "models",
-    "volumes",
-)
+    from pytest_celestra.volumes import Volume
+
+PACKAGE_DIR = Path(__file__).parent
 
 
 def digest(*parts: object) -> str:
@@ -110,14 +106,35 @@ def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
     return digest("catalog", [list(row) for row in rows])
 
 
-def generator_code_key() -> str:
-    """Hash of the package version and the source of every module that shapes the data."""
-    package = Path(__file__).parent
-    sources = {}
-    for module in _GENERATOR_MODULES:
-        path = package / f"{module}.py"
-        sources[module] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-    return digest(__version__, sources)
+def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:
+    """Relative path -> SHA-256 of every ``.py`` file of the package."""
+    # Every file, not a list of "data modules": a list goes stale unnoticed when a module
+    # is added, and hashing one too many costs only a rebuild after an edit.
+    return {
+        path.relative_to(package).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(package.rglob("*.py"))
+    }
+
+
+def generator_code_key(package: Path = PACKAGE_DIR) -> str:
+    """Hash of the package version and the source of every module of the package."""
+    return digest(__version__, package_sources(package))
+
+
+def password_hashing_key() -> dict[str, object]:
+    """The password hashing in effect (:func:`pytest_celestra.passwords.configure`)."""
+    from pytest_celestra.passwords import current_hasher
+
+    hasher = current_hasher()
+    # Every field of the hasher, so one added later is part of the key too.
+    return {**dataclasses.asdict(hasher), "cost": hasher.cost}
+
+
+def scenario_key(schema_key: str | None, volume: Volume, seed: int, day: str) -> str:
+    """Key of a seeded template: schema, generator code, password hashing, volume, seed, day."""
+    return digest(
+        schema_key, generator_code_key(), password_hashing_key(), dict(volume.counts), seed, day
+    )
 
 
 @dataclass(frozen=True)

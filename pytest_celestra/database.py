@@ -29,7 +29,13 @@ from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra.cache_keys import SchemaSetup, catalog_schema_key, digest, generator_code_key
+from pytest_celestra.cache_keys import (
+    SchemaSetup,
+    catalog_schema_key,
+    generator_code_key,
+    password_hashing_key,
+    scenario_key,
+)
 from pytest_celestra.config import SPECS
 from pytest_celestra.errors import ServerError, UnsafeDatabaseError
 from pytest_celestra.server import connect, error_text, host_port, libpq_url
@@ -347,8 +353,7 @@ class DatabaseManager:
             with self._schema_template(admin):
                 pass
         day = anchor.date().isoformat()
-        code = generator_code_key()
-        key = digest(self._schema_key, code, dict(volume.counts), seed, day)
+        key = scenario_key(self._schema_key, volume, seed, day)
 
         def populate(url: URL) -> None:
             from pytest_celestra.scenario import seed_scenario
@@ -368,7 +373,8 @@ class DatabaseManager:
             volume=volume.name,
             seed=seed,
             schema=self._schema_key,
-            code=code,
+            code=generator_code_key(),
+            passwords=password_hashing_key(),
         )
 
     def _clone(self, admin: psycopg.Connection[Any], template: str, label: str) -> URL:

@@ -1,0 +1,84 @@
+"""The seeded template's key changes with everything that changes its content."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pytest_celestra import passwords
+from pytest_celestra.cache_keys import (
+    PACKAGE_DIR,
+    generator_code_key,
+    package_sources,
+    password_hashing_key,
+    scenario_key,
+)
+from pytest_celestra.volumes import Volume
+
+SMALL = Volume.named("small")
+
+
+def key() -> str:
+    return scenario_key("schema", SMALL, 1, "2026-01-01")
+
+
+def test_every_module_of_the_package_is_hashed():
+    modules = {path.relative_to(PACKAGE_DIR).as_posix() for path in PACKAGE_DIR.rglob("*.py")}
+    assert set(package_sources()) == modules
+    assert {"vocabulary.py", "providers.py", "passwords.py", "scenario.py"} <= modules
+
+
+def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
+    package = tmp_path / "pytest_celestra"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = generator_code_key(package)
+    assert before == generator_code_key()
+    unchanged = []
+    for path in sorted(package.glob("*.py")):
+        source = path.read_bytes()
+        path.write_bytes(source + b"\n# edited\n")
+        if generator_code_key(package) == before:
+            unchanged.append(path.name)
+        path.write_bytes(source)
+    assert unchanged == []
+    (package / "new_module.py").write_text("WORDS = ['a']\n")
+    assert generator_code_key(package) != before
+
+
+def test_the_scenario_key_uses_the_code_key(monkeypatch):
+    before = key()
+    monkeypatch.setattr("pytest_celestra.cache_keys.generator_code_key", lambda: "other code")
+    assert key() != before
+
+
+@pytest.fixture
+def restore_hasher():
+    hasher = passwords.current_hasher()
+    yield
+    passwords.configure(hasher.scheme, hasher.rounds)
+
+
+@pytest.mark.usefixtures("restore_hasher")
+def test_the_password_hashing_is_part_of_the_key():
+    passwords.configure()
+    default = key()
+    assert password_hashing_key()["scheme"] == passwords.DEFAULT_SCHEME
+    passwords.configure(rounds=5)
+    more_rounds = key()
+    passwords.configure(scheme="pbkdf2_sha256")
+    other_scheme = key()
+    assert len({default, more_rounds, other_scheme}) == 3
+    passwords.configure()
+    assert key() == default
+
+
+def test_volume_seed_day_and_schema_are_part_of_the_key():
+    keys = {
+        key(),
+        scenario_key("other schema", SMALL, 1, "2026-01-01"),
+        scenario_key("schema", Volume.parse("small,users=21"), 1, "2026-01-01"),
+        scenario_key("schema", SMALL, 2, "2026-01-01"),
+        scenario_key("schema", SMALL, 1, "2026-01-02"),
+    }
+    assert len(keys) == 5
