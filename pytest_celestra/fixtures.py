@@ -9,6 +9,13 @@ their seeded twins) can see: everything committed in the database, that is the t
 rows; not the rows a test writes through ``celestra_session``/``celestra_seeded_db``,
 which stay uncommitted and are rolled back. What such connections commit stays for the
 rest of the run, for every later test of that process.
+
+Factory data is reproducible: the fixtures that bind a session reseed factory_boy's and
+Faker's shared random generator, and reset the factories' sequences, from the run's
+``--celestra-seed`` and the test's node id, and the plugin reseeds once more right before
+the test function runs (after pytest-randomly's own reseeding). So a test makes the same
+rows whatever order the tests run in, under xdist or pytest-randomly, and other rows
+under another seed.
 """
 
 from __future__ import annotations
@@ -47,6 +54,36 @@ class RunInfo:
 
 
 RUN_KEY = pytest.StashKey[RunInfo]()
+
+#: The fixtures that bind a session for the factories; a test using one gets reseeded.
+SESSION_FIXTURES = frozenset({"celestra_session", "celestra_seeded_db"})
+
+
+def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
+    for subclass in base.__subclasses__():
+        if not subclass._meta.abstract:
+            yield subclass
+        yield from _concrete_factories(subclass)
+
+
+def reseed_factories(config: pytest.Config, nodeid: str, phase: str) -> None:
+    """Seed the factories' random generator from the run's seed, ``nodeid`` and ``phase``.
+
+    ``phase`` tells apart the reseeds of one test (each fixture's, the test call's), so
+    they draw different values (ids that do not collide). Phases other than ``call``
+    also restart the sequences of every factory (our own and their subclasses, e.g.
+    the numbers that keep emails unique), so they too are the same in any test order.
+    """
+    import factory.random
+
+    from pytest_celestra.factories import CelestraFactory
+
+    seed = config.stash[CONFIG_KEY].seed.value
+    seed_text = f"pytest-celestra {seed} {nodeid} {phase}"
+    factory.random.reseed_random(seed_text)  # type: ignore[no-untyped-call]
+    if phase != "call":
+        for factory_class in _concrete_factories(CelestraFactory):
+            factory_class.reset_sequence(0, force=True)
 
 
 def schema_setup(config: pytest.Config) -> SchemaSetup:
@@ -167,12 +204,14 @@ def rolled_back_session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def celestra_session(celestra_engine: Engine) -> Iterator[Session]:
+def celestra_session(request: pytest.FixtureRequest, celestra_engine: Engine) -> Iterator[Session]:
     """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
 
     Every factory ``create()`` in the test goes into it; so do the ``celestra_<entity>``
-    fixtures. Commits made by the code under test are rolled back too.
+    fixtures. Commits made by the code under test are rolled back too. Factory data
+    depends only on ``--celestra-seed`` and the test, not on the order of the tests.
     """
+    reseed_factories(request.config, request.node.nodeid, "celestra_session")
     with rolled_back_session(celestra_engine) as session:
         yield session
 
@@ -184,7 +223,8 @@ def celestra_seeded_db(
     """A SQLAlchemy session on the whole scenario (``--celestra-volume``), rolled back after.
 
     Factories' ``create()`` goes into it. Seeding happens once (or never, when a cached
-    template matches), not per test.
+    template matches), not per test. Factory data depends only on ``--celestra-seed`` and
+    the test, not on the order of the tests.
     """
     if "celestra_session" in request.fixturenames:
         pytest.fail(
@@ -194,6 +234,7 @@ def celestra_seeded_db(
             "to the seeded database.",
             pytrace=False,
         )
+    reseed_factories(request.config, request.node.nodeid, "celestra_seeded_db")
     with rolled_back_session(celestra_seeded_engine) as session:
         yield session
 

@@ -16,7 +16,7 @@ import pytest
 from pytest_celestra import fixtures
 from pytest_celestra.config import CONFIG_KEY, SETTINGS, resolve_config
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.fixtures import RUN_KEY, RunInfo
+from pytest_celestra.fixtures import RUN_KEY, SESSION_FIXTURES, RunInfo, reseed_factories
 from pytest_celestra.server import describe_server
 
 if TYPE_CHECKING:
@@ -116,6 +116,13 @@ class XdistHooks:
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         self.run.kept.extend(getattr(node, "workeroutput", {}).get("celestra_kept", []))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    # Here, not in pytest_runtest_call: this runs after pytest-randomly reseeds there.
+    if not SESSION_FIXTURES.isdisjoint(pyfuncitem.fixturenames):
+        reseed_factories(pyfuncitem.config, pyfuncitem.nodeid, "call")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -255,3 +255,58 @@ def test_per_test_overhead_is_a_rollback(request, fixture):
             session.connection()
         samples.append(time.perf_counter() - started)
     assert statistics.median(samples) < 0.002
+
+
+REPRODUCIBLE_TESTS = """
+from pathlib import Path
+from pytest_celestra.factories import CompanyFactory, UserFactory
+
+def record(test, *values):
+    folder = Path(__file__).parent / "names"
+    folder.mkdir(exist_ok=True)
+    (folder / test).write_text(" | ".join(values))
+
+def test_a(celestra_session):
+    record("a", CompanyFactory().name, UserFactory().email)
+
+def test_b(celestra_user):
+    record("b", celestra_user.name, celestra_user.email, CompanyFactory().name, UserFactory().email)
+
+def test_c(celestra_seeded_db):
+    record("c", UserFactory().name, UserFactory().email)
+"""
+
+#: Reseeds the way pytest-randomly does, at each test call (not installed here).
+LIKE_PYTEST_RANDOMLY = """
+import os, factory.random
+
+def pytest_runtest_call(item):
+    if os.environ.get("LIKE_RANDOMLY"):
+        factory.random.reseed_random(os.environ["LIKE_RANDOMLY"])
+"""
+
+
+def test_factory_data_is_the_same_in_any_test_order(celestra_pytester, run_inner, monkeypatch):
+    celestra_pytester.makeconftest(LIKE_PYTEST_RANDOMLY)
+    celestra_pytester.makepyfile(test_reproducible=REPRODUCIBLE_TESTS)
+    names = celestra_pytester.path / "names"
+
+    def names_after(*args: str) -> dict[str, str]:
+        run_inner("-p", "no:randomly", *args).assert_outcomes(passed=3)
+        found = {path.name: path.read_text() for path in names.iterdir()}
+        for path in names.iterdir():
+            path.unlink()
+        return found
+
+    in_order = names_after()
+    assert sorted(in_order) == ["a", "b", "c"]
+    reverse = [f"test_reproducible.py::test_{name}" for name in "cba"]
+    assert names_after(*reverse) == in_order
+    assert names_after("-n", "2") == in_order
+    monkeypatch.setenv("LIKE_RANDOMLY", "1")
+    assert names_after(*reverse) == in_order
+    monkeypatch.setenv("LIKE_RANDOMLY", "2")
+    assert names_after() == in_order
+    monkeypatch.delenv("LIKE_RANDOMLY")
+    other_seed = names_after("--celestra-seed=99")
+    assert all(other_seed[test] != in_order[test] for test in in_order)
