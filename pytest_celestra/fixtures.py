@@ -39,6 +39,7 @@ from pytest_celestra.server import libpq_url, start_server
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
+    from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine
 
@@ -100,31 +101,44 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
     return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
 
 
-@pytest.fixture(scope="session")
-def _celestra_databases(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DatabaseManager]:
-    """The server and the template cache on it, for this test process."""
-    config = request.config.stash[CONFIG_KEY]
-    run = request.config.stash[RUN_KEY]
-    try:
-        server = start_server(config, tmp_path_factory.mktemp("celestra-server"))
-    except ServerError as error:
-        # One clear message and a stop, rather than the same error for every test.
-        request.session.shouldstop = "pytest-celestra has no database server (see above)"
-        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+@contextlib.contextmanager
+def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
+    """Start or reach the run's server; the template cache on it. Raises ServerError.
+
+    ``workdir`` holds the data directory of a throwaway local server.
+    """
+    celestra = config.stash[CONFIG_KEY]
+    run = config.stash[RUN_KEY]
+    server = start_server(celestra, workdir)
     manager = DatabaseManager(
         server,
-        schema_setup(request.config),
+        schema_setup(config),
         run_id=run.run_id,
         worker=run.worker,
-        rebuild=config.rebuild.value,
-        keep=config.keep.value,
+        rebuild=celestra.rebuild.value,
+        keep=celestra.keep.value,
     )
     try:
         yield manager
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _celestra_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseManager]:
+    """The server and the template cache on it, for this test process."""
+    with contextlib.ExitStack() as stack:
+        try:
+            manager = stack.enter_context(
+                open_databases(request.config, tmp_path_factory.mktemp("celestra-server"))
+            )
+        except ServerError as error:
+            # One clear message and a stop, rather than the same error for every test.
+            request.session.shouldstop = "pytest-celestra has no database server (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        yield manager
 
 
 @contextlib.contextmanager

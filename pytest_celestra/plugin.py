@@ -75,6 +75,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help=spec.help,
             )
         parser.addini(spec.ini, f"{spec.help} Environment: {spec.env}.", default=None)
+    # A mode, like --collect-only, so no ini key or environment variable: either would
+    # turn every run into a lint run.
+    group.addoption(
+        "--celestra-lint",
+        action="store_true",
+        default=False,
+        dest="celestra_lint",
+        help="Instead of running the tests, create every factory and every trait "
+        "(the built-in ones and CelestraFactory subclasses your conftest and test modules "
+        "define) in a rolled-back transaction on the empty schema; print OK/FAIL for "
+        "each, naming the constraint a failure breaks; exit 1 if any fails.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,6 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
         run = RunInfo(uuid.uuid4().hex, "main", anchor_for())
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(fixtures, "celestra_fixtures")
+    if config.getoption("celestra_lint"):
+        from pytest_celestra.lint import LintMode
+
+        config.pluginmanager.register(LintMode(config), "celestra_lint")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(run), "celestra_xdist")
 

@@ -1,0 +1,240 @@
+"""``pytest --celestra-lint``: create every factory and every trait against the real schema.
+
+Each case (a factory alone, or with one trait: ``UserFactory(super_admin=True)``) runs
+``create()`` in a savepoint of one transaction on a fresh copy of the empty schema (the
+database of ``celestra_session``, with your schema hook if you have one), and is rolled
+back. A case that breaks a constraint is reported with the constraint's name.
+
+Which factories: every concrete subclass of
+:class:`~pytest_celestra.factories.CelestraFactory` that exists once pytest has collected
+the tests, that is, the 15 built-in ones and those your ``conftest.py`` files, test
+modules and what they import define at module level. Factories declared as abstract
+(``class Meta: abstract = True``) are skipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from pytest_celestra.errors import ServerError
+from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
+from pytest_celestra.server import error_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class LintCase:
+    """One ``create()`` call: a factory, alone or with one trait."""
+
+    factory: type[CelestraFactory]
+    trait: str | None = None
+
+    @property
+    def factory_name(self) -> str:
+        """``UserFactory``, or ``module.Name`` for a factory defined outside the plugin."""
+        cls = self.factory
+        if cls.__module__ == "pytest_celestra.factories":
+            return cls.__qualname__
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @property
+    def label(self) -> str:
+        """``UserFactory`` or ``UserFactory(super_admin=True)``."""
+        return (
+            self.factory_name if self.trait is None else f"{self.factory_name}({self.trait}=True)"
+        )
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """What one case did: ``problem`` None means it created its rows without error."""
+
+    case: LintCase
+    problem: str | None = None
+    constraint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def line(self) -> str:
+        """``OK   UserFactory`` or ``FAIL UserFactory(...): violates <constraint>: <message>``."""
+        if self.problem is None:
+            return f"OK   {self.case.label}"
+        return f"FAIL {self.case.label}: {self.problem}"
+
+
+def _subclasses(base: type[CelestraFactory]) -> Iterator[type[CelestraFactory]]:
+    for subclass in base.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+def factories_to_lint() -> list[type[CelestraFactory]]:
+    """The built-in factories in FK order, then every other concrete subclass, by name."""
+    others = {
+        subclass
+        for subclass in _subclasses(CelestraFactory)
+        if subclass not in ALL_FACTORIES and not subclass._meta.abstract
+    }
+    return [
+        *ALL_FACTORIES,
+        *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__)),
+    ]
+
+
+def lint_cases(factories: list[type[CelestraFactory]]) -> list[LintCase]:
+    """Each factory alone, then with each of its traits."""
+    return [
+        case
+        for factory_class in factories
+        for case in (
+            LintCase(factory_class),
+            *(LintCase(factory_class, trait) for trait in traits_of(factory_class)),
+        )
+    ]
+
+
+def _problem(error: Exception) -> tuple[str, str | None]:
+    """A one-line description of ``error`` and the name of the constraint it broke."""
+    original = error.orig if isinstance(error, DBAPIError) and error.orig else error
+    kind = type(original).__name__  # CheckViolation, UniqueViolation, ...
+    if isinstance(original, psycopg.Error) and original.diag.constraint_name:
+        diag = original.diag
+        detail = " ".join((diag.message_detail or "").split())
+        # "Failing row contains (...)" says nothing the constraint's name does not.
+        where = "" if not detail or detail.startswith("Failing row") else f": {detail}"
+        return f"violates {diag.constraint_name} ({kind} on {diag.table_name}{where})", (
+            diag.constraint_name
+        )
+    if isinstance(original, psycopg.Error) and original.diag.message_primary:
+        return f"{kind}: {' '.join(original.diag.message_primary.split())}", None
+    return f"{kind}: {error_text(original)}", None
+
+
+def run_lint(
+    connection: Connection,
+    cases: list[LintCase],
+    reseed: Callable[[LintCase], None] = lambda case: None,
+) -> Iterator[LintResult]:
+    """Create each case in a savepoint of ``connection``'s transaction, which it rolls back.
+
+    ``reseed`` is called before each case, so its data does not depend on the others.
+    """
+    transaction = connection.begin()
+    try:
+        # Deferrable constraints of a user's schema fire per statement, not at a commit.
+        connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+        for case in cases:
+            session = Session(bind=connection, join_transaction_mode="create_savepoint")
+            try:
+                reseed(case)
+                with bound_session(session):
+                    kwargs: dict[str, Any] = {} if case.trait is None else {case.trait: True}
+                    case.factory.create(**kwargs)
+                    session.flush()
+            except Exception as error:
+                problem, constraint = _problem(error)
+                yield LintResult(case, problem, constraint)
+            else:
+                yield LintResult(case)
+            finally:
+                session.close()  # rolls back the case's savepoint
+    finally:
+        transaction.rollback()
+
+
+# --- the pytest mode ------------------------------------------------------------------
+
+
+class LintMode:
+    """Registered by the plugin for ``pytest --celestra-lint``: lint instead of testing.
+
+    Tests are collected (so the factories of your conftest and test modules exist) but
+    not run. The exit status is 0 when every case passes, 1 otherwise.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.failed: int | None = None  # None until the lint has run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.config.pluginmanager.hasplugin("dsession"):
+            raise pytest.UsageError(
+                "--celestra-lint runs in one process: drop -n/--dist (or pass -n 0 or -p no:xdist)."
+            )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if session.testsfailed and not self.config.option.continue_on_collection_errors:
+            return None  # pytest's own loop reports the collection errors and stops
+        self.failed = self.lint()
+        return True
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.failed is not None:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.failed else 0
+
+    def write(self, line: str, **markup: bool) -> None:
+        reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, **markup)
+
+    def lint(self) -> int:
+        """Lint every case, print one line each and a summary; the number that failed."""
+        from pytest_celestra.fixtures import RUN_KEY, open_databases, reseed_factories
+
+        factories = factories_to_lint()
+        cases = lint_cases(factories)
+        reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
+        nodeid = "celestra-lint"
+        run = self.config.stash[RUN_KEY]
+        failed = 0
+        try:
+            with (
+                tempfile.TemporaryDirectory(prefix="celestra-lint-") as workdir,
+                open_databases(self.config, Path(workdir)) as manager,
+            ):
+                url = manager.create_empty()
+                engine = create_engine(url, poolclass=NullPool)
+                try:
+                    with engine.connect() as connection:
+                        for result in run_lint(
+                            connection,
+                            cases,
+                            lambda case: reseed_factories(self.config, nodeid, case.label),
+                        ):
+                            failed += not result.ok
+                            self.write(result.line(), green=result.ok, red=not result.ok)
+                finally:
+                    engine.dispose()
+                    kept = manager.release(url)
+                    if kept is not None:
+                        run.kept.append(kept)
+        except ServerError as error:
+            self.write(f"pytest-celestra: {error}", red=True)
+            return max(failed, 1)
+        traits = len(cases) - len(factories)
+        summary = (
+            f"celestra lint: {len(factories)} factories, {traits} traits: "
+            f"{len(cases) - failed} OK, {failed} FAIL"
+        )
+        self.write(summary, green=not failed, red=bool(failed), bold=True)
+        return failed

@@ -1,0 +1,119 @@
+"""``pytest --celestra-lint``: every factory and trait against the real schema, no tests run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_celestra.factories import ALL_FACTORIES, UserFactory, traits_of
+from pytest_celestra.lint import LintCase, factories_to_lint, lint_cases
+
+#: Would fail if lint mode ran the tests.
+FAILING_TEST = "def test_not_run():\n    assert False\n"
+
+BROKEN_FACTORIES = """
+import factory
+from pytest_celestra.factories import CompanyFactory, UserFactory
+from pytest_celestra.models import UserRole
+
+class SuperAdminOfACompanyFactory(UserFactory):
+    role = UserRole.SUPER_ADMIN
+    company = factory.SubFactory(CompanyFactory)
+"""
+
+
+def lint_lines(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if re.match(r"(OK  |FAIL) ", line)]
+
+
+def test_a_clean_run_lists_every_factory_and_trait_and_exits_0(celestra_pytester, run_inner):
+    celestra_pytester.makepyfile(FAILING_TEST)
+    result = run_inner("--celestra-lint")
+    assert result.ret == pytest.ExitCode.OK, result.outlines
+    expected = [f"OK   {case.label}" for case in lint_cases(list(ALL_FACTORIES))]
+    assert lint_lines(result) == expected
+    for factory in ALL_FACTORIES:
+        assert f"OK   {factory.__name__}" in expected
+    traits = sum(len(traits_of(factory)) for factory in ALL_FACTORIES)
+    result.stdout.fnmatch_lines(
+        [
+            f"celestra lint: 15 factories, {traits} traits: {15 + traits} OK, 0 FAIL",
+            "*no tests ran*",
+        ]
+    )
+
+
+def test_a_broken_factory_of_a_conftest_fails_naming_the_constraint(celestra_pytester, run_inner):
+    celestra_pytester.makeconftest(BROKEN_FACTORIES)
+    celestra_pytester.makepyfile(FAILING_TEST)
+    result = run_inner("--celestra-lint")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    failures = [line for line in lint_lines(result) if line.startswith("FAIL")]
+    assert failures[0] == (
+        "FAIL conftest.SuperAdminOfACompanyFactory: violates "
+        "ck_users_super_admin_has_no_company (CheckViolation on users)"
+    )
+    assert all("ck_users_super_admin_has_no_company" in line for line in failures)
+    assert "OK   UserFactory" in lint_lines(result)
+    result.stdout.fnmatch_lines([f"celestra lint: 16 factories, * {len(failures)} FAIL"])
+
+
+def test_factories_of_test_modules_are_linted_abstract_ones_are_not(celestra_pytester, run_inner):
+    celestra_pytester.makepyfile(
+        test_module="""
+        import factory
+        from pytest_celestra.factories import CelestraFactory, CompanyFactory
+        from pytest_celestra.models import Company
+
+        class NamelessCompanyFactory(CompanyFactory):
+            name = None
+
+        class CrashingFactory(CompanyFactory):
+            name = factory.LazyFunction(lambda: 1 / 0)
+
+        class BaseOfMine(CelestraFactory):
+            class Meta:
+                abstract = True
+
+        def test_not_run():
+            assert False
+        """
+    )
+    result = run_inner("--celestra-lint")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    lines = lint_lines(result)
+    assert "FAIL test_module.CrashingFactory: ZeroDivisionError: division by zero" in lines
+    assert (
+        'FAIL test_module.NamelessCompanyFactory: NotNullViolation: null value in column "name" '
+        'of relation "companies" violates not-null constraint'
+    ) in lines
+    assert not any("BaseOfMine" in line for line in lines)
+    result.stdout.fnmatch_lines(["celestra lint: 17 factories, *"])
+
+
+def test_collection_errors_stop_before_the_lint(celestra_pytester, run_inner):
+    celestra_pytester.makepyfile("import not_a_module_anywhere\n")
+    result = run_inner("--celestra-lint")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert lint_lines(result) == []
+
+
+def test_lint_runs_in_one_process(celestra_pytester, run_inner):
+    celestra_pytester.makepyfile(FAILING_TEST)
+    result = run_inner("--celestra-lint", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--celestra-lint runs in one process: drop -n/--dist" in result.stderr.str()
+
+
+def test_help_describes_the_lint(run_inner):
+    result = run_inner("--help")
+    result.stdout.fnmatch_lines(["*--celestra-lint*Instead of running the tests, create every*"])
+
+
+def test_cases_and_labels():
+    cases = lint_cases([UserFactory])
+    assert cases[0] == LintCase(UserFactory)
+    assert [case.label for case in cases[:2]] == ["UserFactory", "UserFactory(super_admin=True)"]
+    assert len(cases) == 1 + len(traits_of(UserFactory))
+    assert factories_to_lint()[: len(ALL_FACTORIES)] == list(ALL_FACTORIES)
