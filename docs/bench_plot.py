@@ -5,7 +5,8 @@ docs/performance.md between its ``<!-- bench:... -->`` markers, all from
 docs/assets/benchmark.json, so the page never quotes a number the JSON does not hold::
 
     python benchmarks/bench.py --volumes small,medium,large --json /tmp/bench.json
-    python docs/bench_plot.py /tmp/bench.json     # copies it to docs/assets/benchmark.json
+    python docs/bench_plot.py /tmp/bench.json --commit "$(git rev-parse --short HEAD)"
+                                                  # copies it to docs/assets/benchmark.json
     python docs/bench_plot.py --check             # exit 1 if a committed file is stale
 
 tests/test_docs.py runs the ``--check`` comparison too.
@@ -234,8 +235,9 @@ def targets_table(data: dict[str, Any]) -> str:
 
 
 def run_line(data: dict[str, Any]) -> str:
+    commit = f"Commit {data['commit']}; " if data.get("commit") else ""
     return (
-        f"Server: {data['server']}; Python {data['python']}; seed {data['seed']}; "
+        f"{commit}server: {data['server']}; Python {data['python']}; seed {data['seed']}; "
         f"{data['tests']} + {data['tests']} tests per warm pytest run."
     )
 
@@ -271,6 +273,7 @@ def stale_files() -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", nargs="?", type=Path, help="a bench.py --json file to adopt")
+    parser.add_argument("--commit", help="the commit the run measured, recorded in the JSON")
     parser.add_argument("--check", action="store_true", help="only report stale files")
     options = parser.parse_args(argv)
     if options.check:
@@ -281,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if options.json is not None and options.json.resolve() != JSON_PATH:
         shutil.copyfile(options.json, JSON_PATH)
     data = json.loads(JSON_PATH.read_text())
+    if options.commit:
+        data["commit"] = options.commit
+        JSON_PATH.write_text(json.dumps(data, indent=2) + "\n")
     for path, text in render(data, PAGE.read_text()).items():
         path.write_text(text)
         print(f"wrote {path.relative_to(DOCS.parent)}")
