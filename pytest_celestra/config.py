@@ -25,7 +25,7 @@ from pytest_celestra.scenario import DEFAULT_SEED
 from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from sqlalchemy.engine import URL
 
@@ -233,6 +233,11 @@ class CelestraConfig:
     keep: Setting[bool]
 
     @property
+    def scenario(self) -> Scenario:
+        """The run's scenario: what ``celestra_seeded_db`` holds unless a marker says otherwise."""
+        return Scenario(self.volume.value, self.seed.value)
+
+    @property
     def dsn_url(self) -> URL | None:
         """The DSN as a SQLAlchemy URL, or None."""
         return None if self.dsn.value is None else make_url(self.dsn.value)
@@ -297,3 +302,65 @@ def resolve_config(
 
 #: Where ``pytest_configure`` keeps the run's :class:`CelestraConfig`.
 CONFIG_KEY = pytest.StashKey[CelestraConfig]()
+
+
+# --- the celestra marker ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a seeded database holds: the whole scenario at one volume and seed."""
+
+    volume: Volume
+    seed: int
+
+    def describe(self) -> str:
+        return f"volume={self.volume.name} seed={self.seed}"
+
+
+MARKER = "celestra"
+MARKER_HELP = (
+    "celestra(volume=None, seed=None): celestra_seeded_db holds the scenario of this "
+    "volume and/or seed instead of the run's (--celestra-volume, --celestra-seed); "
+    "each argument comes from the closest marker that sets it."
+)
+#: Argument of the marker -> what a value of the wrong type should be instead.
+_MARKER_ARGUMENTS = {
+    "volume": f"a Volume or text: {VOLUME_HELP}",
+    "seed": "a non-negative integer such as 1234",
+}
+
+
+def _marker_value(name: str, value: object) -> Any:
+    if name == "volume" and isinstance(value, Volume):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(f"invalid {name} {value!r}: use {_MARKER_ARGUMENTS[name]}")
+    return SPECS[name].parse(str(value))
+
+
+def scenario_from_marks(marks: Iterable[pytest.Mark], default: Scenario) -> Scenario:
+    """The scenario of a test marked ``marks`` (closest first), else ``default``'s values.
+
+    Every argument of every mark is checked with the converters of the settings, so a
+    bad one raises :class:`ConfigError` naming the allowed values.
+    """
+    found: dict[str, Any] = {}
+    for mark in marks:
+        if mark.args:
+            raise ConfigError(
+                f"@pytest.mark.{MARKER}{mark.args!r}: takes keyword arguments only, "
+                "volume=... and/or seed=..."
+            )
+        for name, value in mark.kwargs.items():
+            if name not in _MARKER_ARGUMENTS:
+                raise ConfigError(
+                    f"@pytest.mark.{MARKER}({name}=...): unknown argument; use volume=... "
+                    "and/or seed=..."
+                )
+            try:
+                parsed = _marker_value(name, value)
+            except ConfigError as error:
+                raise ConfigError(f"@pytest.mark.{MARKER}({name}={value!r}): {error}") from None
+            found.setdefault(name, parsed)
+    return Scenario(found.get("volume", default.volume), found.get("seed", default.seed))

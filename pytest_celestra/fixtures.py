@@ -30,7 +30,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
-from pytest_celestra.config import CONFIG_KEY
+from pytest_celestra.config import CONFIG_KEY, Scenario
 from pytest_celestra.database import DatabaseManager
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
@@ -67,8 +67,17 @@ def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
         yield from _concrete_factories(subclass)
 
 
-def reseed_factories(config: pytest.Config, nodeid: str, phase: str) -> None:
-    """Seed the factories' random generator from the run's seed, ``nodeid`` and ``phase``.
+#: The scenario of a test whose ``@pytest.mark.celestra`` markers set one.
+SCENARIO_KEY = pytest.StashKey[Scenario]()
+
+
+def scenario_of(item: pytest.Item) -> Scenario:
+    """The scenario ``celestra_seeded_db`` holds for ``item``: its markers', else the run's."""
+    return item.stash.get(SCENARIO_KEY, None) or item.config.stash[CONFIG_KEY].scenario
+
+
+def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
+    """Seed the factories' random generator from ``seed``, ``nodeid`` and ``phase``.
 
     ``phase`` tells apart the reseeds of one test (each fixture's, the test call's), so
     they draw different values (ids that do not collide). Phases other than ``call``
@@ -79,7 +88,6 @@ def reseed_factories(config: pytest.Config, nodeid: str, phase: str) -> None:
 
     from pytest_celestra.factories import CelestraFactory
 
-    seed = config.stash[CONFIG_KEY].seed.value
     seed_text = f"pytest-celestra {seed} {nodeid} {phase}"
     factory.random.reseed_random(seed_text)  # type: ignore[no-untyped-call]
     if phase != "call":
@@ -174,21 +182,51 @@ def celestra_dsn(celestra_engine: Engine) -> str:
     return libpq_url(celestra_engine.url)
 
 
+class SeededDatabases:
+    """This process's seeded test databases: one per scenario, made when first asked for."""
+
+    def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
+        self.manager = manager
+        self.run = run
+        self.engines: dict[Scenario, Engine] = {}
+        self._stack = contextlib.ExitStack()
+
+    def engine(self, scenario: Scenario) -> Engine:
+        """Engine of the database holding ``scenario`` (cloned from its template once)."""
+        if scenario not in self.engines:
+            url = self.manager.create_seeded(scenario.volume, scenario.seed, self.run.anchor)
+            engine = self._stack.enter_context(_test_engine(self.manager, url, self.run))
+            self.engines[scenario] = engine
+        return self.engines[scenario]
+
+    def close(self) -> None:
+        """Dispose of the engines and drop (or keep) the databases."""
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def _celestra_seeded_databases(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[SeededDatabases]:
+    databases = SeededDatabases(_celestra_databases, request.config.stash[RUN_KEY])
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
 @pytest.fixture(scope="session")
 def celestra_seeded_engine(
-    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
-) -> Iterator[Engine]:
-    """Engine of this process's database holding the whole scenario (session scope).
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
+) -> Engine:
+    """Engine of this process's database holding the run's scenario (session scope).
 
     For code under test that opens its own connections. They see the committed scenario;
     not what a test writes through ``celestra_seeded_db``. What they commit stays for
-    later tests.
+    later tests. Always the run's ``--celestra-volume``/``--celestra-seed``, whatever a
+    test's ``@pytest.mark.celestra`` says.
     """
-    config = request.config.stash[CONFIG_KEY]
-    run = request.config.stash[RUN_KEY]
-    url = _celestra_databases.create_seeded(config.volume.value, config.seed.value, run.anchor)
-    with _test_engine(_celestra_databases, url, run) as engine:
-        yield engine
+    return _celestra_seeded_databases.engine(request.config.stash[CONFIG_KEY].scenario)
 
 
 @pytest.fixture(scope="session")
@@ -225,20 +263,24 @@ def celestra_session(request: pytest.FixtureRequest, celestra_engine: Engine) ->
     fixtures. Commits made by the code under test are rolled back too. Factory data
     depends only on ``--celestra-seed`` and the test, not on the order of the tests.
     """
-    reseed_factories(request.config, request.node.nodeid, "celestra_session")
+    reseed_factories(scenario_of(request.node).seed, request.node.nodeid, "celestra_session")
     with rolled_back_session(celestra_engine) as session:
         yield session
 
 
 @pytest.fixture
 def celestra_seeded_db(
-    request: pytest.FixtureRequest, celestra_seeded_engine: Engine
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> Iterator[Session]:
     """A SQLAlchemy session on the whole scenario (``--celestra-volume``), rolled back after.
 
     Factories' ``create()`` goes into it. Seeding happens once (or never, when a cached
     template matches), not per test. Factory data depends only on ``--celestra-seed`` and
     the test, not on the order of the tests.
+
+    ``@pytest.mark.celestra(volume="small", seed=3)`` on the test, its class or module
+    (``pytestmark``) gives it that scenario instead, in a database of its own made once
+    per process.
     """
     if "celestra_session" in request.fixturenames:
         pytest.fail(
@@ -248,9 +290,29 @@ def celestra_seeded_db(
             "to the seeded database.",
             pytrace=False,
         )
-    reseed_factories(request.config, request.node.nodeid, "celestra_seeded_db")
-    with rolled_back_session(celestra_seeded_engine) as session:
+    scenario = scenario_of(request.node)
+    _check_run_scenario(request, scenario)
+    reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
+    with rolled_back_session(_celestra_seeded_databases.engine(scenario)) as session:
         yield session
+
+
+_RUN_SCENARIO_FIXTURES = ("celestra_seeded_engine", "celestra_seeded_dsn")
+
+
+def _check_run_scenario(request: pytest.FixtureRequest, scenario: Scenario) -> None:
+    """Fail a marked test that also uses the engine or DSN of the run's scenario."""
+    run_scenario = request.config.stash[CONFIG_KEY].scenario
+    shared = [name for name in _RUN_SCENARIO_FIXTURES if name in request.fixturenames]
+    if scenario != run_scenario and shared:
+        verb = "holds" if len(shared) == 1 else "hold"
+        pytest.fail(
+            f"this test's @pytest.mark.celestra asks for {scenario.describe()}, but "
+            f"{' and '.join(shared)} {verb} the run's scenario ({run_scenario.describe()}) "
+            "for the whole session. For this test's database use "
+            "celestra_seeded_db.get_bind().engine (its .url for a DSN), or drop the marker.",
+            pytrace=False,
+        )
 
 
 # --- one fixture per table -------------------------------------------------------

@@ -197,6 +197,7 @@ class LintMode:
 
     def lint(self) -> int:
         """Lint every case, print one line each and a summary; the number that failed."""
+        from pytest_celestra.config import CONFIG_KEY
         from pytest_celestra.fixtures import RUN_KEY, open_databases, reseed_factories
 
         factories = factories_to_lint()
@@ -204,7 +205,7 @@ class LintMode:
         reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
-        nodeid = "celestra-lint"
+        seed = self.config.stash[CONFIG_KEY].seed.value
         run = self.config.stash[RUN_KEY]
         failed = 0
         try:
@@ -219,7 +220,7 @@ class LintMode:
                         for result in run_lint(
                             connection,
                             cases,
-                            lambda case: reseed_factories(self.config, nodeid, case.label),
+                            lambda case: reseed_factories(seed, "celestra-lint", case.label),
                         ):
                             failed += not result.ok
                             self.write(result.line(), green=result.ok, red=not result.ok)

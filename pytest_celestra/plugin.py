@@ -14,12 +14,28 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra import fixtures
-from pytest_celestra.config import CONFIG_KEY, SETTINGS, resolve_config
+from pytest_celestra.config import (
+    CONFIG_KEY,
+    MARKER,
+    MARKER_HELP,
+    SETTINGS,
+    resolve_config,
+    scenario_from_marks,
+)
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.fixtures import RUN_KEY, SESSION_FIXTURES, RunInfo, reseed_factories
+from pytest_celestra.fixtures import (
+    RUN_KEY,
+    SCENARIO_KEY,
+    SESSION_FIXTURES,
+    RunInfo,
+    reseed_factories,
+    scenario_of,
+)
 from pytest_celestra.server import describe_server
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from sqlalchemy.engine import Connection
 
 
@@ -100,6 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as error:
         raise pytest.UsageError(f"pytest-celestra: {error}") from None
     config.stash[CONFIG_KEY] = celestra
+    config.addinivalue_line("markers", MARKER_HELP)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:
         run = RunInfo(
@@ -134,11 +151,35 @@ class XdistHooks:
         self.run.kept.extend(getattr(node, "workeroutput", {}).get("celestra_kept", []))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    """Check the ``@pytest.mark.celestra`` markers of the tests a collector made.
+
+    A bad one fails that collector (a collection error, in xdist workers too) with a
+    message naming the allowed values; a good one gives the test its scenario.
+    """
+    report: pytest.CollectReport = yield
+    if not report.passed:
+        return report
+    run_scenario = collector.config.stash[CONFIG_KEY].scenario
+    problems = []
+    for item in report.result:
+        marks = list(item.iter_markers(MARKER)) if isinstance(item, pytest.Item) else []
+        if marks:
+            try:
+                item.stash[SCENARIO_KEY] = scenario_from_marks(marks, run_scenario)
+            except ConfigError as error:
+                problems.append(f"pytest-celestra: {item.nodeid}: {error}")
+    if problems:
+        return pytest.CollectReport(report.nodeid, "failed", "\n".join(problems), [])
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
     # Here, not in pytest_runtest_call: this runs after pytest-randomly reseeds there.
     if not SESSION_FIXTURES.isdisjoint(pyfuncitem.fixturenames):
-        reseed_factories(pyfuncitem.config, pyfuncitem.nodeid, "call")
+        reseed_factories(scenario_of(pyfuncitem).seed, pyfuncitem.nodeid, "call")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -10,6 +10,7 @@ import pytest
 from pytest_celestra.config import (
     SETTINGS,
     SPECS,
+    Scenario,
     ServerMode,
     Source,
     default_pgdata,
@@ -18,6 +19,7 @@ from pytest_celestra.config import (
     parse_seed,
     parse_server,
     resolve_config,
+    scenario_from_marks,
 )
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.scenario import DEFAULT_SEED
@@ -139,3 +141,43 @@ def test_relative_ini_paths_are_relative_to_the_ini_file(tmp_path):
     assert config.pgdata.value == Path("/abs/pg")
     config = resolve_config({}, {}, {"CELESTRA_PGDATA": "rel/pg"}, tmp_path)
     assert config.pgdata.value == Path("rel/pg")  # the environment's stays relative to the cwd
+
+
+RUN = Scenario(Volume.named("medium"), 1234)
+
+
+def marks(*decorators):
+    return [decorator.mark for decorator in decorators]
+
+
+def test_each_marker_argument_comes_from_the_closest_marker_that_sets_it():
+    closest_first = marks(
+        pytest.mark.celestra(seed=3),
+        pytest.mark.celestra(volume="small", seed=5),
+        pytest.mark.celestra(volume="large"),
+    )
+    assert scenario_from_marks(closest_first, RUN) == Scenario(Volume.named("small"), 3)
+    assert scenario_from_marks(marks(pytest.mark.celestra(seed="7")), RUN) == Scenario(
+        RUN.volume, 7
+    )
+    assert scenario_from_marks(marks(pytest.mark.celestra()), RUN) == RUN
+    custom = Volume.custom("tiny", base="small", users=8)
+    assert scenario_from_marks(marks(pytest.mark.celestra(volume=custom)), RUN).volume == custom
+
+
+@pytest.mark.parametrize(
+    ("decorator", "message"),
+    [
+        (pytest.mark.celestra(volume="huge"), "(volume='huge'): invalid volume 'huge': use small"),
+        (pytest.mark.celestra(volume=None), "(volume=None): invalid volume None: use a Volume"),
+        (pytest.mark.celestra(seed=True), "(seed=True): invalid seed True: use a non-negative"),
+        (pytest.mark.celestra(seed="x"), "(seed='x'): invalid seed 'x': use a non-negative"),
+        (pytest.mark.celestra(users=3), "(users=...): unknown argument; use volume=..."),
+        (pytest.mark.celestra(3), "(3,): takes keyword arguments only"),
+    ],
+)
+def test_bad_marker_arguments_name_the_allowed_values(decorator, message):
+    # Even on a marker farther away than one that sets the same argument.
+    with pytest.raises(ConfigError) as error:
+        scenario_from_marks(marks(pytest.mark.celestra(volume="small", seed=1), decorator), RUN)
+    assert str(error.value).startswith(f"@pytest.mark.celestra{message}")
