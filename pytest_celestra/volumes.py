@@ -7,7 +7,8 @@ per table, so a user defines their own counts without editing the package::
     Volume.parse("small")                       # the spec's lower bounds
     Volume.parse("x1000")                       # 1,000 x medium, ~1.3 million rows
     Volume.parse("medium,users=500,agents=80")  # medium with two tables changed
-    Volume.custom("tiny", companies=2, users=5, agents=2, knowledge_bases=2)
+    Volume.custom("tiny", companies=2, users=5, agents=2, knowledge_bases=2,
+                  agent_knowledge_bases=2)
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ _SMALL = {
     "password_history": 50,
     "user_lockouts": 10,
 }
-_MEDIUM = {table: 2 * count for table, count in _SMALL.items()}
+# The spec's upper bounds: twice small, but for users (50, not 40).
+_MEDIUM = {**{table: 2 * count for table, count in _SMALL.items()}, "users": 50}
 # knowledge_types is a lookup table: it does not grow with the data.
 _LOOKUP_TABLES = frozenset({"knowledge_types"})
 

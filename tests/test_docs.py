@@ -287,18 +287,10 @@ def test_factories_page_lists_every_factory_and_its_traits():
     assert listed == expected
 
 
-README_USERS_ROW = (
-    "README's volumes table says users 50 / 5,000 at medium / large; the volumes have "
-    "40 / 4,000. Fix the README's row, then remove this mark."
-)
-
-
 @pytest.mark.parametrize(
     ("page", "heading"),
     [
-        pytest.param(
-            README, "## Volumes", marks=pytest.mark.xfail(reason=README_USERS_ROW, strict=True)
-        ),
+        (README, "## Volumes"),
         (DOCS / "volumes.md", "## The named volumes"),
     ],
     ids=["README.md", "docs/volumes.md"],
