@@ -9,6 +9,14 @@ user's). Column values come from :class:`~pytest_celestra.providers.CelestraProv
 the same definitions the bulk scenario uses. Times are relative to "now": a child is never
 older than its parent nor in the future.
 
+Defaults are the happy path, as factory_boy and FactoryBot users expect: the simplest
+valid object that works. ``UserFactory()`` is an ACTIVE REGULAR_USER of an ACTIVE company
+who can sign in; companies, agents and knowledge bases are ACTIVE. Every other value of
+those columns is a trait (``UserFactory(suspended=True)``, ``AgentFactory(draft=True)``
+...). Names, sizes, verticals, protocols and the like are still drawn at random. The bulk
+scenario still draws roles and statuses from their weighted distributions; each of these
+defaults is the most common value there.
+
 ``create()`` writes into the session bound by :func:`bound_session` (the ``celestra_*``
 fixtures bind theirs); ``build()`` needs no database at all::
 
@@ -227,14 +235,15 @@ class CelestraFactory(SQLAlchemyModelFactory):
 
 
 def _member_of(company: Any, **kwargs: Any) -> Any:
-    """A SubFactory user of ``company``, a super admin when the company is None."""
+    """A SubFactory user of ``company`` (a REGULAR_USER unless ``role=``), a super admin
+    when the company is None."""
     return SubFactory(
         "pytest_celestra.factories.UserFactory",
         company=company,
         role=Maybe(
             LazyAttribute(lambda o: o.company is None),
             UserRole.SUPER_ADMIN,
-            kwargs.pop("role", Faker("user_role")),
+            kwargs.pop("role", UserRole.REGULAR_USER),
         ),
         **kwargs,
     )
@@ -254,7 +263,10 @@ def _parent_company(path: str) -> Any:
 
 
 class CompanyFactory(CelestraFactory):
-    """A company (tenant); its email domain is ``company_domain(company.name)``."""
+    """An ACTIVE company (tenant); its email domain is ``company_domain(company.name)``.
+
+    Traits: ``suspended``, ``archived``. Size and vertical are drawn at random.
+    """
 
     class Meta:
         model = Company
@@ -270,7 +282,7 @@ class CompanyFactory(CelestraFactory):
     name = Faker("company_name", vertical=SelfAttribute("..vertical"))
     description = Faker("company_description", vertical=SelfAttribute("..vertical"))
     size = Faker("company_size")
-    status = Faker("company_status")
+    status = CompanyStatus.ACTIVE
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
@@ -298,10 +310,13 @@ class KnowledgeTypeFactory(CelestraFactory):
 
 
 class UserFactory(CelestraFactory):
-    """A user of a new company; pass ``company=`` to join an existing one.
+    """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass ``company=`` to join an
+    existing one.
 
     Signs in with :data:`~pytest_celestra.passwords.DEFAULT_PASSWORD` unless you pass
-    ``password=``. ``super_admin=True`` makes a platform admin without a company.
+    ``password=``. Role traits: ``super_admin`` (a platform admin without a company),
+    ``company_admin``, ``space_admin``; status traits: ``suspended``, ``blocked``,
+    ``archived``.
     """
 
     class Meta:
@@ -327,7 +342,7 @@ class UserFactory(CelestraFactory):
         blocked = Trait(status=UserStatus.BLOCKED)
         archived = Trait(status=UserStatus.ARCHIVED)
 
-    role = Faker("user_role")
+    role = UserRole.REGULAR_USER
     company = Maybe(
         LazyAttribute(lambda o: o.role is UserRole.SUPER_ADMIN),
         None,
@@ -337,13 +352,16 @@ class UserFactory(CelestraFactory):
     # The sequence number keeps emails unique however often a name comes up.
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
     password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
-    status = Faker("user_status")
+    status = UserStatus.ACTIVE
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
 
 class AgentFactory(CelestraFactory):
-    """An AI agent of a new company (or of ``company=``)."""
+    """An ACTIVE AI agent of a new company (or of ``company=``).
+
+    Traits: ``draft``, ``disabled``, ``archived``. The protocol is drawn at random.
+    """
 
     class Meta:
         model = Agent
@@ -361,13 +379,16 @@ class AgentFactory(CelestraFactory):
     name = Faker("agent_name")
     description = Faker("agent_description")
     agent_protocol = Faker("agent_protocol")
-    status = Faker("agent_status")
+    status = AgentStatus.ACTIVE
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
 
 class KnowledgeBaseFactory(CelestraFactory):
-    """A knowledge base of a new company (or of ``company=``)."""
+    """An ACTIVE knowledge base of a new company (or of ``company=``).
+
+    Traits: ``building``, ``draft``, ``disabled``, ``archived``.
+    """
 
     class Meta:
         model = KnowledgeBase
@@ -385,7 +406,7 @@ class KnowledgeBaseFactory(CelestraFactory):
     company = SubFactory(CompanyFactory)
     name = Faker("knowledge_base_name")
     description = Faker("knowledge_base_description")
-    status = Faker("knowledge_base_status")
+    status = KnowledgeBaseStatus.ACTIVE
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 

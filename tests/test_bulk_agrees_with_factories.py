@@ -3,6 +3,11 @@ scenario generates fill the same columns, from the same weighted domains, with s
 the same shapes and vocabularies, and obey the same cross-row rules (email domains,
 notification companies, knowledge source names per type, change columns per table).
 
+Roles and statuses of users, companies, agents and knowledge bases are the one place the
+paths differ on purpose: a factory's default is the happy path (the weights' favourite)
+and its traits give every other value of the domain, while the bulk path draws from the
+weights.
+
 Every column of every table is covered: a new column fails ``test_every_column_is_checked``
 until it gets a rule here.
 """
@@ -182,7 +187,7 @@ ENUM_DOMAINS: dict[tuple[str, str], set[str]] = {
     ("notifications", "status"): {v.value for v in NOTIFICATION_STATUS_WEIGHTS},
     ("notifications", "delivery_method"): {v.value for v in NOTIFICATION_DELIVERY_WEIGHTS},
 }
-#: Columns both paths draw from one weights constant: value shares must match its weights.
+#: Columns the bulk path draws from one weights constant: value shares must match it.
 WEIGHTED = {
     ("companies", "size"): COMPANY_SIZE_WEIGHTS,
     ("users", "status"): USER_STATUS_WEIGHTS,
@@ -190,6 +195,15 @@ WEIGHTED = {
     ("knowledge_bases", "status"): KNOWLEDGE_BASE_STATUS_WEIGHTS,
     ("notifications", "status"): NOTIFICATION_STATUS_WEIGHTS,
     ("notifications", "delivery_method"): NOTIFICATION_DELIVERY_WEIGHTS,
+}
+#: Columns whose factory default is the happy path: the favourite of the weights the bulk
+#: path draws from, every other value of the domain coming from a trait.
+HAPPY_PATH = {
+    (factories.CompanyFactory, "status"): COMPANY_STATUS_WEIGHTS,
+    (factories.UserFactory, "role"): USER_ROLE_WEIGHTS,
+    (factories.UserFactory, "status"): USER_STATUS_WEIGHTS,
+    (factories.AgentFactory, "status"): AGENT_STATUS_WEIGHTS,
+    (factories.KnowledgeBaseFactory, "status"): KNOWLEDGE_BASE_STATUS_WEIGHTS,
 }
 
 
@@ -201,21 +215,58 @@ def test_enum_values_come_from_the_same_domain(factory_sample, bulk_sample, tabl
         assert len(values) >= 2, f"{path} uses only {values}"
 
 
+def favourite_of(weights: dict[Any, int]) -> Any:
+    """The most common value of ``weights`` (and the only one: no tie)."""
+    best = max(weights.values())
+    (favourite,) = [value for value, weight in weights.items() if weight == best]
+    return favourite
+
+
 @pytest.mark.parametrize(("table", "column"), WEIGHTED)
 def test_enum_shares_follow_the_shared_weights(factory_sample, bulk_sample, table, column):
     weights = WEIGHTED[table, column]
-    favourite = max(weights, key=weights.__getitem__)
+    favourite = favourite_of(weights)
     expected = weights[favourite] / sum(weights.values())
-    samples = {
+    samples = {"bulk": bulk_sample[table]}
+    if not any(f._meta.model.__tablename__ == table and c == column for f, c in HAPPY_PATH):
         # Factory objects made with their defaults only: traits pick values on purpose.
-        "factories": factory_sample[table][0][:FACTORY_ROWS],
-        "bulk": bulk_sample[table],
-    }
+        samples["factories"] = factory_sample[table][0][:FACTORY_ROWS]
     for path, rows in samples.items():
         share = sum(r[column] == favourite.value for r in rows) / len(rows)
         # Four standard errors, plus a little for the scenario's forced cases (admins ...).
         tolerance = 4 * math.sqrt(expected * (1 - expected) / len(rows)) + 0.05
         assert abs(share - expected) < tolerance, f"{path}: {favourite.value} {share:.2f}"
+
+
+HAPPY_PATH_IDS = [f"{f.__name__}-{column}" for f, column in HAPPY_PATH]
+
+
+@pytest.mark.parametrize(("factory_class", "column"), HAPPY_PATH, ids=HAPPY_PATH_IDS)
+def test_factory_default_is_the_bulk_favourite(factory_sample, bulk_sample, factory_class, column):
+    weights = HAPPY_PATH[factory_class, column]
+    table = factory_class._meta.model.__tablename__
+    favourite = favourite_of(weights).value
+    assert favourite in ENUM_DOMAINS[table, column]
+    defaults = {r[column] for r in factory_sample[table][0][:FACTORY_ROWS]}
+    assert defaults == {favourite}, f"{table}.{column} defaults: {defaults}"
+    # ... and the bulk path's most common value, drawn from those weights.
+    shares = Counter(r[column] for r in bulk_sample[table])
+    assert shares.most_common(1)[0][0] == favourite, shares
+
+
+@pytest.mark.parametrize(("factory_class", "column"), HAPPY_PATH, ids=HAPPY_PATH_IDS)
+def test_traits_give_the_rest_of_the_bulk_domain(factory_class, column):
+    table = factory_class._meta.model.__tablename__
+    domain = ENUM_DOMAINS[table, column]
+    default = plain(getattr(factory_class.build(), column))
+    by_trait = {}
+    for trait in factories.traits_of(factory_class):
+        value = plain(getattr(factory_class.build(**{trait: True}), column))
+        assert value in domain, f"{factory_class.__name__}({trait}=True).{column} = {value}"
+        if value != default:
+            by_trait[value] = trait
+    # Every value the bulk path can write, a test can ask a factory for by name.
+    assert {default, *by_trait} == domain, f"no trait gives {domain - {default, *by_trait}}"
 
 
 # --- strings: shapes and vocabularies -------------------------------------------------------

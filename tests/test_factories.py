@@ -35,10 +35,13 @@ from pytest_celestra.factories import (
 )
 from pytest_celestra.models import (
     Agent,
+    AgentStatus,
     AuditChangeLog,
     AuditEventType,
+    CompanyStatus,
     FailedLogin,
     InvitationStatus,
+    KnowledgeBaseStatus,
     KnowledgeType,
     NotificationStatus,
     User,
@@ -189,6 +192,20 @@ def test_company_admin_and_emails_on_the_company_domain(celestra_session):
     assert len({e.lower() for e in emails}) == len(emails)
     assert all(e.endswith("@" + company_domain(company.name)) for e in emails)
     assert all(e == e.lower() for e in emails)
+
+
+def test_defaults_are_the_happy_path(celestra_session):
+    """Without traits: an ACTIVE REGULAR_USER of an ACTIVE company, who can sign in."""
+    factory.random.reseed_random(11)
+    users = [reload(celestra_session, user) for user in UserFactory.create_batch(30)]
+    assert {(u.role, u.status) for u in users} == {(UserRole.REGULAR_USER, UserStatus.ACTIVE)}
+    assert {u.company.status for u in users} == {CompanyStatus.ACTIVE}
+    assert all(passwords.verify(passwords.DEFAULT_PASSWORD, u.password_hash) for u in users)
+    assert {a.status for a in AgentFactory.create_batch(10)} == {AgentStatus.ACTIVE}
+    assert {k.status for k in KnowledgeBaseFactory.create_batch(10)} == {KnowledgeBaseStatus.ACTIVE}
+    # Children made alone hang on happy-path parents too.
+    session = UserSessionFactory(active=True)
+    assert (session.user.role, session.user.status) == (UserRole.REGULAR_USER, UserStatus.ACTIVE)
 
 
 @pytest.mark.parametrize("status", ["suspended", "blocked", "archived"])
