@@ -21,6 +21,7 @@ under another seed.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,10 @@ class RunInfo:
 
 RUN_KEY = pytest.StashKey[RunInfo]()
 
-#: The fixtures that bind a session for the factories; a test using one gets reseeded.
-SESSION_FIXTURES = frozenset({"celestra_session", "celestra_seeded_db"})
+#: The fixtures that give a test a session (and so reseed its factories).
+SESSION_FIXTURES = frozenset(
+    {"celestra_session", "celestra_seeded_db", "celestra_async_session", "celestra_async_seeded_db"}
+)
 
 
 def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
@@ -348,3 +351,41 @@ def _entity_fixture(name: str, model: type[Base]) -> Any:
 
 for _name, _model in ENTITY_FIXTURES.items():
     globals()[_name] = _entity_fixture(_name, _model)
+
+
+# --- async fixtures when what they need is missing -------------------------------------
+
+
+def async_support_problem(config: pytest.Config) -> str | None:
+    """What the async fixtures need and how to install it, or None if they can work."""
+    if not config.pluginmanager.hasplugin("asyncio"):
+        return (
+            "pytest-asyncio, which runs async tests and fixtures: pip install pytest-asyncio "
+            "(then mark async tests @pytest.mark.asyncio, or set asyncio_mode = auto)"
+        )
+    if importlib.util.find_spec("greenlet") is None:
+        return (
+            "SQLAlchemy's asyncio support, the greenlet package: pip install 'sqlalchemy[asyncio]'"
+        )
+    return None
+
+
+class AsyncFixturesUnavailable:
+    """Stand-ins for ``celestra_async_session``/``celestra_async_seeded_db`` that say
+    what to install."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def _fail(self, name: str) -> None:
+        pytest.fail(f"{name} needs {self.problem}.", pytrace=False)
+
+    @pytest.fixture
+    def celestra_async_session(self) -> None:
+        """An AsyncSession on the empty schema; needs pytest-asyncio (not active here)."""
+        self._fail("celestra_async_session")
+
+    @pytest.fixture
+    def celestra_async_seeded_db(self) -> None:
+        """An AsyncSession on the whole scenario; needs pytest-asyncio (not active here)."""
+        self._fail("celestra_async_seeded_db")

@@ -130,6 +130,15 @@ def pytest_configure(config: pytest.Config) -> None:
         run = RunInfo(uuid.uuid4().hex, "main", anchor_for())
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(fixtures, "celestra_fixtures")
+    async_problem = fixtures.async_support_problem(config)
+    if async_problem is None:
+        from pytest_celestra import async_fixtures
+
+        config.pluginmanager.register(async_fixtures, "celestra_async_fixtures")
+    else:
+        config.pluginmanager.register(
+            fixtures.AsyncFixturesUnavailable(async_problem), "celestra_async_fixtures"
+        )
     if config.getoption("celestra_lint"):
         from pytest_celestra.lint import LintMode
 

@@ -1,0 +1,136 @@
+"""``celestra_async_session`` and ``celestra_async_seeded_db``: the same isolation, for async code.
+
+Registered only when pytest-asyncio is active and SQLAlchemy's asyncio support (the
+``greenlet`` package) is installed; otherwise fixtures of the same names fail with the
+command that installs what is missing.
+
+Each test gets an :class:`~sqlalchemy.ext.asyncio.AsyncSession` on psycopg's async
+driver, joined to an outer transaction through a savepoint and rolled back after the
+test, commits included. The fixtures run in the event loop of pytest-asyncio's
+``asyncio_default_fixture_loop_scope`` (``function`` unless you set it): set it to the
+loop scope your async tests use. Their connections are opened per test, so no connection
+outlives the loop it was made in.
+
+Factories cannot write through an ``AsyncSession``. Build objects and add them, or run
+the factories in the session's synchronous twin::
+
+    user = UserFactory.build()
+    celestra_async_session.add(user)            # its company comes with it
+    await celestra_async_session.flush()
+
+    def make_admin(sync_session):
+        with bound_session(sync_session):
+            return UserFactory(company_admin=True)
+
+    admin = await celestra_async_session.run_sync(make_admin)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from pytest_celestra.fixtures import SeededDatabases, reseed_factories, scenario_of
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from sqlalchemy.engine import Engine
+
+    from pytest_celestra.config import Scenario
+
+
+def _async_engine(engine: Engine) -> AsyncEngine:
+    # NullPool: a pooled connection belongs to the loop that opened it, and loops come and go.
+    return create_async_engine(engine.url, poolclass=NullPool)
+
+
+@contextlib.asynccontextmanager
+async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """An ``AsyncSession`` in a transaction that is rolled back at the end, commits included.
+
+    ``expire_on_commit=False``: after a commit, reading an attribute must not need I/O.
+    """
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+class AsyncEngines:
+    """Async engines of this process's databases: the empty one and one per scenario."""
+
+    def __init__(self, seeded: SeededDatabases) -> None:
+        self.seeded = seeded
+        self.engines: dict[Scenario | None, AsyncEngine] = {}
+
+    def empty(self, engine: Engine) -> AsyncEngine:
+        if None not in self.engines:
+            self.engines[None] = _async_engine(engine)
+        return self.engines[None]
+
+    def for_scenario(self, scenario: Scenario) -> AsyncEngine:
+        if scenario not in self.engines:
+            self.engines[scenario] = _async_engine(self.seeded.engine(scenario))
+        return self.engines[scenario]
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.sync_engine.dispose()  # NullPool: nothing is open, no loop needed
+
+
+@pytest.fixture(scope="session")
+def _celestra_async_engines(
+    _celestra_seeded_databases: SeededDatabases,
+) -> Iterator[AsyncEngines]:
+    engines = AsyncEngines(_celestra_seeded_databases)
+    try:
+        yield engines
+    finally:
+        engines.close()
+
+
+@pytest_asyncio.fixture
+async def celestra_async_session(
+    request: pytest.FixtureRequest,
+    celestra_engine: Engine,
+    _celestra_async_engines: AsyncEngines,
+) -> AsyncIterator[AsyncSession]:
+    """An ``AsyncSession`` on the empty Celestra schema, rolled back after the test.
+
+    Needs pytest-asyncio; the test is ``async def`` (marked ``@pytest.mark.asyncio`` in
+    strict mode). Commits by the code under test are rolled back too. Factories do not
+    write through it: use ``Factory.build()`` and ``session.add``, or
+    ``await session.run_sync(...)`` with ``bound_session``.
+    """
+    seed = scenario_of(request.node).seed
+    reseed_factories(seed, request.node.nodeid, "celestra_async_session")
+    engine = _celestra_async_engines.empty(celestra_engine)
+    async with rolled_back_async_session(engine) as session:
+        yield session
+
+
+@pytest_asyncio.fixture
+async def celestra_async_seeded_db(
+    request: pytest.FixtureRequest, _celestra_async_engines: AsyncEngines
+) -> AsyncIterator[AsyncSession]:
+    """An ``AsyncSession`` on the whole scenario, rolled back after the test.
+
+    The scenario of ``celestra_seeded_db``: the run's, or the one a
+    ``@pytest.mark.celestra`` marker asks for. Otherwise as ``celestra_async_session``.
+    """
+    scenario = scenario_of(request.node)
+    reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
+    async with rolled_back_async_session(_celestra_async_engines.for_scenario(scenario)) as session:
+        yield session
