@@ -9,8 +9,14 @@ that hashes at production cost spends its time in bcrypt.
 Hashes are deterministic: the salt is drawn from a seeded ``random.Random``, so the same
 seed gives the same hashes, and every ``(scheme, rounds, password, salt)`` is hashed
 once per process (:func:`functools.lru_cache`). A scenario hashes the default password
-with a small pool of salts and reuses them, so seeding thousands of users costs a few
-dozen hashes.
+with a small pool of salts and reuses them (a :class:`HashPool` computes a hash only
+when a row first uses it), so seeding thousands of users costs a few dozen hashes.
+
+bcrypt, the default, is computed by the ``bcrypt`` package directly: the same backend
+passlib would call, giving the same string, without the self-tests passlib runs when it
+first loads a backend (16 more hashes, about 20 ms at a process's first hash). Passwords
+bcrypt cannot take as they are (over 72 bytes, or with a NUL) and every other scheme go
+through passlib.
 
 One mechanism configures the hashing: :func:`configure`. Example::
 
@@ -23,15 +29,21 @@ One mechanism configures the hashing: :func:`configure`. Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import bcrypt as _bcrypt
 from passlib.context import CryptContext
 from passlib.registry import get_crypt_handler
 
 from pytest_celestra.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
 
 #: The password of every seeded user (and of ``UserFactory()`` unless you pass one).
 DEFAULT_PASSWORD = "Celestra-Test-1!"
@@ -121,11 +133,131 @@ class PasswordHasher:
 
 @functools.lru_cache(maxsize=4096)
 def _cached_hash(scheme: str, rounds: int | None, password: str, salt: str | bytes) -> str:
+    if scheme == "bcrypt" and rounds is not None:
+        direct = _direct_bcrypt(password, salt, rounds)
+        if direct is not None:
+            return direct
     settings: dict[str, Any] = {"salt": salt}
     if rounds is not None:
         settings["rounds"] = rounds
     digest: str = get_crypt_handler(scheme).using(**settings).hash(password)
     return digest
+
+
+#: What bcrypt's 22nd salt character may be (its last 2 bits are padding, kept zero).
+_BCRYPT_FINAL_SALT_CHARS = ".Oeu"
+
+
+def _direct_bcrypt(password: str, salt: str | bytes, rounds: int) -> str | None:
+    """passlib's ``bcrypt.using(salt=salt, rounds=rounds).hash(password)``, computed by the
+    ``bcrypt`` package directly; None when passlib's own rules would apply (a password over
+    72 bytes or with a NUL, a salt passlib would correct)."""
+    secret = password.encode("utf-8")
+    if (
+        len(secret) > 72
+        or b"\0" in secret
+        or not isinstance(salt, str)
+        or len(salt) != 22
+        or salt[-1] not in _BCRYPT_FINAL_SALT_CHARS
+    ):
+        return None
+    config = f"$2b${rounds:02d}${salt}".encode("ascii")
+    digest = _bcrypt.hashpw(secret, config)
+    if not digest.startswith(config) or len(digest) != len(config) + 31:
+        return None
+    return digest.decode("ascii")
+
+
+class HashPool:
+    """Hashes of ``password(i)`` for i = 0, 1, ..., the i-th with a salt that depends only on
+    ``salt_seed`` and i; each computed once, when first read or by :func:`hashing_ahead`.
+
+    A scenario reads only the hashes its rows use, so a pool costs no more hashes than
+    that, and which ones are computed where never changes a value. Safe to read from
+    several threads: a hash another thread is computing is waited for, not redone.
+    """
+
+    def __init__(
+        self, hasher: PasswordHasher, password: Callable[[int], str], salt_seed: str
+    ) -> None:
+        self._hasher = hasher
+        self._password = password
+        self._salt_seed = salt_seed
+        self._done: dict[int, str] = {}
+        self._busy: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def salt(self, index: int) -> str | bytes:
+        """The salt of the ``index``-th hash."""
+        return self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
+
+    def __getitem__(self, index: int) -> str:
+        digest = self._done.get(index)
+        if digest is None:
+            digest = self._compute(index, wait=True)
+            assert digest is not None
+        return digest
+
+    @property
+    def computed(self) -> int:
+        """How many hashes have been computed so far."""
+        return len(self._done)
+
+    def _compute(self, index: int, *, wait: bool) -> str | None:
+        """The ``index``-th hash, computed here unless done or under way in another thread
+        (then waited for, or with ``wait=False`` None)."""
+        while True:
+            with self._lock:
+                digest = self._done.get(index)
+                if digest is not None:
+                    return digest
+                busy = self._busy.get(index)
+                if busy is None:
+                    claimed = self._busy[index] = threading.Event()
+                    break
+            if not wait:
+                return None
+            busy.wait()  # then done, or failed there and computed here
+        try:
+            digest = self._hasher.hash(self._password(index), self.salt(index))
+            with self._lock:
+                self._done[index] = digest
+            return digest
+        finally:
+            with self._lock:
+                del self._busy[index]
+            claimed.set()
+
+
+@contextlib.contextmanager
+def hashing_ahead(*jobs: tuple[HashPool, Iterable[int]]) -> Iterator[threading.Thread]:
+    """Compute the hashes of each ``(pool, indices)``, in order, in a thread of their own
+    while the block runs.
+
+    bcrypt releases the GIL, so the block's own work (generating and loading rows) goes
+    on meanwhile and then finds its hashes ready. Hashes a reader is already computing
+    are skipped; an error stops the thread (the reader meets it when it computes that
+    hash itself). Leaving the block skips the hashes not begun and waits for the one
+    under way: the thread never outlives the block, so never an interpreter at exit,
+    which a thread inside bcrypt's Rust code would crash.
+    """
+    stop = threading.Event()
+
+    def work() -> None:
+        with contextlib.suppress(Exception):
+            for pool, indices in jobs:
+                for index in indices:
+                    if stop.is_set():
+                        return
+                    pool._compute(index, wait=False)
+
+    thread = threading.Thread(target=work, name="celestra-hash")
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join()
 
 
 _hasher = PasswordHasher()

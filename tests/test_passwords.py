@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 import warnings
 
@@ -14,10 +15,12 @@ from pytest_celestra import passwords
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.passwords import (
     DEFAULT_PASSWORD,
+    HashPool,
     PasswordHasher,
     configure,
     current_hasher,
     hash_password,
+    hashing_ahead,
     old_password,
     verify,
 )
@@ -76,6 +79,103 @@ def test_hashes_are_computed_once():
     for _ in range(1000):
         current_hasher().hash("cache me", salt)
     assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize(
+    "password", [DEFAULT_PASSWORD, "s3cret", "ünïcødé-pässwörd", "x" * 72, ""], ids=repr
+)
+def test_bcrypt_computed_directly_is_passlibs_bcrypt(password):
+    """bcrypt is called without passlib's backend self-tests: the very same strings."""
+    hasher, rng = current_hasher(), random.Random(8)
+    for rounds in (4, 5):
+        for _ in range(3):
+            salt = hasher.salt(rng)
+            expected = get_crypt_handler("bcrypt").using(salt=salt, rounds=rounds).hash(password)
+            assert PasswordHasher(rounds=rounds).hash(password, salt) == expected
+
+
+@pytest.mark.parametrize("password", ["x" * 73, "nul\0inside"], ids=["73 bytes", "NUL"])
+def test_passwords_bcrypt_cannot_take_as_they_are_get_passlibs_rules(password):
+    hasher = current_hasher()
+    with pytest.raises(ValueError):
+        hasher.hash(password, hasher.salt(random.Random(1)))
+
+
+def test_a_hash_pool_computes_a_hash_when_first_read(monkeypatch):
+    calls = counting_hashes(monkeypatch)
+    pool = HashPool(current_hasher(), old_password, "pool-test")
+    assert pool.computed == 0
+    digest = pool[3]
+    assert (pool.computed, pool[3], len(calls)) == (1, digest, 1)
+    assert verify(old_password(3), digest)
+    # The salt depends on the pool's seed and the index only.
+    assert HashPool(current_hasher(), old_password, "pool-test")[3] == digest
+    assert HashPool(current_hasher(), old_password, "pool-other")[3] != digest
+
+
+def test_threads_reading_a_pool_compute_each_hash_once(monkeypatch):
+    calls = counting_hashes(monkeypatch, delay=0.002)
+    pool = HashPool(current_hasher(), old_password, "pool-threads")
+    results: list[list[str]] = []
+
+    def read(seed: int) -> None:
+        indices = list(range(10))
+        random.Random(seed).shuffle(indices)  # each thread in its own order
+        got = {i: pool[i] for i in indices}
+        results.append([got[i] for i in range(10)])
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(6)]
+    with hashing_ahead((pool, range(10))):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(calls) == 10
+    assert len({tuple(r) for r in results}) == 1
+
+
+def test_hashing_ahead_computes_in_a_thread_that_ends_with_the_block():
+    pool = HashPool(current_hasher(), old_password, "pool-ahead")
+    with hashing_ahead((pool, range(4))) as thread:
+        while pool.computed < 4:
+            time.sleep(0.001)
+    assert not thread.is_alive()
+    assert all(verify(old_password(i), pool[i]) for i in range(4))
+    # Leaving the block early skips what was not begun, and still ends the thread.
+    other = HashPool(current_hasher(), old_password, "pool-left")
+    with hashing_ahead((other, range(1000))) as thread:
+        pass
+    assert not thread.is_alive()
+    assert other.computed < 1000
+
+
+def test_an_error_while_hashing_ahead_reaches_the_reader():
+    def password(index: int) -> str:
+        if index == 2:
+            raise RuntimeError("no password 2")
+        return old_password(index)
+
+    pool = HashPool(current_hasher(), password, "pool-error")
+    with hashing_ahead((pool, range(4))) as thread:
+        thread.join()
+        assert pool.computed == 2
+        with pytest.raises(RuntimeError, match="no password 2"):
+            pool[2]
+    assert verify(old_password(3), pool[3])
+
+
+def counting_hashes(monkeypatch, delay: float = 0.0) -> list[tuple]:
+    """Record every hash a hasher computes (lru cache bypassed)."""
+    calls: list[tuple] = []
+    real = passwords._cached_hash.__wrapped__
+
+    def counted(*args):
+        calls.append(args)
+        time.sleep(delay)
+        return real(*args)
+
+    monkeypatch.setattr(passwords, "_cached_hash", counted)
+    return calls
 
 
 def test_factory_hashes_use_a_small_pool_of_salts():

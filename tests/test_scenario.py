@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 import threading
@@ -13,12 +14,14 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from pytest_celestra import loader
+from pytest_celestra import loader, passwords
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import TABLES_IN_FK_ORDER
 from pytest_celestra.scenario import (
     CHUNK_ROWS,
     DEFAULT_SEED,
+    OLD_PASSWORD_POOL,
+    PASSWORD_POOL,
     ScenarioSummary,
     allocate,
     anchor_for,
@@ -164,6 +167,38 @@ def test_memory_stays_flat_at_a_large_multiplier():
     assert peak - baseline < 80 * 1024, f"x300 peaks {(peak - baseline) // 1024} MiB above medium"
 
 
+@pytest.mark.parametrize(
+    "volume",
+    [
+        Volume.custom("few users", "small", companies=2, users=3, password_history=4),
+        Volume.parse("medium"),
+        Volume.custom("long histories", "small", users=6, password_history=200),
+    ],
+    ids=lambda v: v.name,
+)
+def test_a_scenario_hashes_only_what_it_needs(monkeypatch, volume):
+    """At most one default-password hash per user (16 at most), at most one former
+    password per history entry (8 at most, unless one user has more entries)."""
+    calls: list[tuple] = []
+    real = passwords._cached_hash.__wrapped__
+    monkeypatch.setattr(passwords, "_cached_hash", lambda *a: calls.append(a) or real(*a))
+    tables = collect(volume)
+    column = loader.COLUMNS["users"].index("password_hash")
+    users = {row[column] for row in tables["users"]}
+    history: dict[uuid.UUID, list[str]] = {}
+    for _, user_id, digest, _ in tables["password_history"]:
+        history.setdefault(user_id, []).append(digest)
+    longest = max(map(len, history.values()))
+    n_users, n_history = volume.counts["users"], volume.counts["password_history"]
+    current = [a for a in calls if a[2] == passwords.DEFAULT_PASSWORD]
+    former = [a for a in calls if a[2] != passwords.DEFAULT_PASSWORD]
+    assert len(users) <= len(current) <= min(PASSWORD_POOL, n_users)
+    assert len(former) <= max(min(OLD_PASSWORD_POOL, n_history), longest)
+    assert all(len(set(digests)) == len(digests) for digests in history.values())
+    assert not users & {d for digests in history.values() for d in digests}
+    assert not [t for t in threading.enumerate() if t.name == "celestra-hash"]
+
+
 # --- seed_scenario and the loader ---------------------------------------------------------
 
 
@@ -243,6 +278,26 @@ def test_a_load_error_stops_the_generating_worker(celestra_session):
     with pytest.raises(psycopg.DataError):
         loader.load(pg_conn, iter(bad + list(generate_scenario("small", anchor=ANCHOR))))
     assert not [t for t in threading.enumerate() if t.name == "celestra-generate"]
+
+
+def test_copy_takes_ip_addresses_as_text_or_objects(celestra_session):
+    pg_conn = loader.raw_connection(celestra_session)
+    given = [
+        "203.0.113.7",
+        "2a01:5:0::c",
+        ipaddress.ip_address("198.51.100.1"),
+        ipaddress.ip_address("2001:db8::1"),
+        None,
+    ]
+    columns = ("id", "ip_address", "attempted_at", "failure_reason")
+    rows = [(uuid.uuid4(), ip, ANCHOR, "Unknown email address") for ip in given]
+    assert loader.copy_rows(pg_conn, "failed_logins", columns, rows) == len(rows)
+    stored = dict(pg_conn.execute("SELECT id, ip_address FROM failed_logins").fetchall())
+    expected = [None if ip is None else ipaddress.ip_address(str(ip)) for ip in given]
+    assert [stored[row[0]] for row in rows] == expected
+    bad = [(uuid.uuid4(), "300.1.2.3", ANCHOR, "Unknown email address")]
+    with pytest.raises(ValueError, match=r"'300\.1\.2\.3' does not appear to be an IP"):
+        loader.copy_rows(pg_conn, "failed_logins", columns, bad)
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
