@@ -38,7 +38,7 @@ def headcount_by_company(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(Company.name, func.count(User.id)).join(User.company).group_by(Company.name)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def suspend(session: Session, user: User) -> None:
