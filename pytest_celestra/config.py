@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.scenario import DEFAULT_SEED
+from pytest_celestra.urls import mask_url
 from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
@@ -82,16 +83,37 @@ def parse_seed(text: str) -> int:
     return seed
 
 
+#: URL schemes of PostgreSQL: SQLAlchemy's, and libpq's shorter ``postgres://``.
+_POSTGRESQL_BACKENDS = ("postgresql", "postgres")
+
+
 def parse_dsn(text: str) -> str:
-    """A PostgreSQL URL such as ``postgresql://postgres@127.0.0.1:5432/postgres``."""
+    """A PostgreSQL URL such as ``postgresql://postgres@127.0.0.1:5432/postgres``.
+
+    ``postgres://`` (which libpq accepts) is accepted too. Messages show the URL with its
+    password masked, however broken the URL is.
+    """
     example = "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+    stripped = text.strip()
+    shown = repr(mask_url(stripped))
     try:
-        url = make_url(text.strip())
+        url = make_url(stripped)
     except ArgumentError:
-        raise ConfigError(f"invalid DSN {text!r}: use a URL like {example}") from None
-    if url.get_backend_name() != "postgresql":
-        raise ConfigError(f"invalid DSN {text!r}: not a PostgreSQL URL; use {example}")
-    return text.strip()
+        raise ConfigError(f"invalid DSN {shown}: use a URL like {example}") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ConfigError(
+            f"invalid DSN {shown}: the port is not a number; use a URL like {example}"
+        ) from None
+    if url.get_backend_name() not in _POSTGRESQL_BACKENDS:
+        raise ConfigError(f"invalid DSN {shown}: not a PostgreSQL URL; use {example}")
+    if "@" in (url.host or ""):
+        raise ConfigError(
+            f"invalid DSN {shown}: an @ in the password must be written %40 (percent-encode "
+            "every special character of a password in a URL)"
+        )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigError(f"invalid DSN {shown}: port {url.port} is not 1 to 65535")
+    return stripped
 
 
 def parse_server(text: str) -> ServerMode:

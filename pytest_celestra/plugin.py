@@ -19,6 +19,7 @@ from pytest_celestra.config import (
     MARKER,
     MARKER_HELP,
     SETTINGS,
+    SPECS,
     resolve_config,
     scenario_from_marks,
 )
@@ -32,6 +33,7 @@ from pytest_celestra.fixtures import (
     scenario_of,
 )
 from pytest_celestra.server import describe_server
+from pytest_celestra.urls import MASK, mask_url
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -207,7 +209,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if kept:
         terminalreporter.write_sep("-", "celestra: kept test databases (--celestra-keep)")
         for url in kept:
-            terminalreporter.write_line(url)
+            terminalreporter.write_line(mask_url(url))
+        if any(MASK in mask_url(url) for url in kept):
+            terminalreporter.write_line(
+                f"{MASK} stands for the password of your DSN ({SPECS['dsn'].channels})."
+            )
         terminalreporter.write_line(
             "Drop them with DROP DATABASE when done; the plugin does not drop kept databases."
         )

@@ -24,13 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import URL, make_url
 
 from pytest_celestra.config import SPECS, ServerMode
 from pytest_celestra.errors import ServerError
+from pytest_celestra.urls import display_url, secrets_of, sqlalchemy_url
+
+# Re-exported: the rest of the package (and its users) have imported them from here.
+from pytest_celestra.urls import error_text as error_text
+from pytest_celestra.urls import host_port as host_port
+from pytest_celestra.urls import libpq_url as libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sqlalchemy.engine import URL
 
     from pytest_celestra.config import CelestraConfig
 
@@ -38,31 +45,6 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 3
 #: Settings of the servers the plugin runs itself (never of a DSN's): speed over durability.
 _DISPOSABLE = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
-
-
-# --- URLs ------------------------------------------------------------------------
-
-
-def sqlalchemy_url(dsn: str | URL) -> URL:
-    """The URL with the psycopg (3) driver, whatever driver it named."""
-    return make_url(dsn).set(drivername="postgresql+psycopg")
-
-
-def libpq_url(url: URL) -> str:
-    """A ``postgresql://`` URL that psycopg, libpq and SQLAlchemy all accept."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def display_url(url: URL) -> str:
-    """``postgresql://user@host:port`` (no password, no database) for messages."""
-    bare = URL.create("postgresql", url.username, None, url.host, url.port, None, url.query)
-    return bare.render_as_string()
-
-
-def host_port(url: URL) -> str:
-    """``host:port`` of a URL, the way libpq would resolve them."""
-    host = url.host or url.query.get("host") or "localhost"
-    return f"{host}:{url.port or 5432}"
 
 
 # --- which server ----------------------------------------------------------------
@@ -142,11 +124,6 @@ def choose_server(config: CelestraConfig) -> ServerChoice:
     raise ServerError(_no_server_message(passed_over))
 
 
-def error_text(error: BaseException) -> str:
-    """A driver's (multi-line) error message on one line, for messages of our own."""
-    return " ".join(line.strip() for line in str(error).strip().splitlines()).rstrip(".?!")
-
-
 def _version_from_output(command: list[str]) -> str:
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
     found = re.search(r"\(PostgreSQL\) (\S+)", output.stdout)
@@ -182,7 +159,7 @@ def describe_server(config: CelestraConfig) -> str:
         else:
             version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
     except psycopg.Error as error:
-        version = f"(unreachable: {error_text(error)})"
+        version = f"(unreachable: {error_text(error, secrets_of(config.dsn.value))})"
     except (OSError, subprocess.SubprocessError) as error:
         version = f"(version unknown: {error_text(error)})"
     source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
@@ -206,8 +183,18 @@ class Server:
 
 
 def connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
-    """A psycopg connection to ``url`` that gives up after :data:`CONNECT_TIMEOUT` seconds."""
-    return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
+    """A psycopg connection to ``url`` that gives up after :data:`CONNECT_TIMEOUT` seconds.
+
+    A failure is raised as the same psycopg error, its message scrubbed of the password
+    (libpq quotes the part of a URL it cannot parse).
+    """
+    try:
+        return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
+    except psycopg.Error as error:
+        secrets = secrets_of(url)
+        if not any(secret in str(error) for secret in secrets):
+            raise
+        raise type(error)(error_text(error, secrets)) from None
 
 
 def _free_port() -> int:
@@ -224,12 +211,12 @@ def start_server(config: CelestraConfig, workdir: Path) -> Server:
         url = sqlalchemy_url(config.dsn.value)
         try:
             connect(url, autocommit=True).close()
-        except psycopg.OperationalError as error:
+        except psycopg.Error as error:
             raise ServerError(
-                f"cannot connect to PostgreSQL at {host_port(url)} "
-                f"(DSN from {config.dsn.source}): {error_text(error)}. Start that server or fix "
-                f"the URL in {SPECS['dsn'].channels}; unset it to let pytest-celestra run its "
-                "own server."
+                f"cannot connect to PostgreSQL at {host_port(url)} (DSN from "
+                f"{config.dsn.source}): {error_text(error, secrets_of(url))}. Start that "
+                f"server or fix the URL in {SPECS['dsn'].channels}; unset it to let "
+                "pytest-celestra run its own server."
             ) from None
         return Server(ServerKind.DSN, url)
     if choice.kind is ServerKind.LOCAL:
