@@ -29,9 +29,9 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from traceback import format_exception
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import platformdirs
 import psycopg
@@ -44,10 +44,20 @@ from sqlalchemy.pool import NullPool
 from pytest_celestra import __version__
 from pytest_celestra.config import SPECS, parse_path
 from pytest_celestra.errors import CelestraError, ConfigError
+from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario, seed_scenario
-from pytest_celestra.server import CONNECT_TIMEOUT, connect, error_text, host_port
+from pytest_celestra.server import CONNECT_TIMEOUT, connect
 from pytest_celestra.sqlscript import write_script
+from pytest_celestra.urls import (
+    MASK,
+    error_text,
+    host_port,
+    mask_text,
+    render_url,
+    scrub,
+    secrets_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -121,8 +131,16 @@ def _data_dir(text: str) -> Path:
     return path
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors never echo a password (argparse quotes
+    arguments it does not recognise, e.g. a URL given without --dsn)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(mask_text(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Seed a PostgreSQL database with the Celestra scenario (or write it as a "
         "SQL script). Without --dsn or --sql it starts the embedded PostgreSQL in a data "
@@ -179,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_stop_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{PROG} stop",
         description=f"Stop the embedded PostgreSQL that {PROG} left running. Its data stays.",
     )
@@ -240,6 +258,9 @@ class Outcome:
             "database",
             "created_database",
             "reset",
+            "created_tables",
+            "created_types",
+            "other_tables",
             "server_version",
             "server_address",
             "url",
@@ -276,11 +297,27 @@ class Outcome:
                 f"Seeded database {d['database']!r}{created}{reset}, at "
                 f"{d['server_address']} ({d['server_version']})."
             )
+        lines.append(f"  {_created_there(d)}")
         lines.append(f"  psql:        psql {shlex.quote(d['url'])}")
         lines.append(f'  SQLAlchemy:  create_engine("{d["sqlalchemy_url"]}")')
+        if MASK in d["url"]:
+            lines.append(f"  ({MASK} stands for the password of your --dsn, which is never shown)")
         if self.target == "embedded":
             lines.append(f"  stop it:     {d['stop_command']}")
         return "\n".join(lines)
+
+
+def _created_there(details: Mapping[str, Any]) -> str:
+    """``Created there: 15 tables and 13 enum types (...), beside 3 tables of its own.``"""
+    tables, types = details["created_tables"], details["created_types"]
+    others = details["other_tables"]
+    beside = f", beside {others} other table{'s' * (others != 1)} (untouched)" if others else ""
+    if not tables and not types:
+        return f"Created there: nothing, the Celestra schema was there already{beside}."
+    return (
+        f"Created there: {len(tables)} table{'s' * (len(tables) != 1)} and {len(types)} "
+        f"enum type{'s' * (len(types) != 1)} of the Celestra schema{beside}."
+    )
 
 
 # --- the terminal ---------------------------------------------------------------------
@@ -337,22 +374,6 @@ def _status(message: str, show: bool) -> None:
 
 
 # --- URLs and servers -----------------------------------------------------------------
-
-
-def render_url(url: URL, driver: str = "postgresql") -> str:
-    """``url`` without its password, readable and accepted by libpq (psql) and SQLAlchemy
-    alike: ``postgresql://postgres@/celestra?host=/path/to/socket/dir``."""
-    user = f"{quote(url.username, safe='')}@" if url.username else ""
-    host = url.host or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{url.port}" if url.port else ""
-    query = "&".join(
-        f"{quote(key, safe='')}={quote(value, safe='/')}"
-        for key, values in url.query.items()
-        for value in ((values,) if isinstance(values, str) else values)
-    )
-    tail = f"?{query}" if query else ""
-    return f"{driver}://{user}{host}{port}/{quote(url.database or '', safe='')}{tail}"
 
 
 def _pgserver() -> Any:
@@ -483,6 +504,17 @@ def _truncate(connection: Connection, tables: str) -> None:
         ) from None
 
 
+def _refuse_conflicts(url: URL, existing: ExistingSchema) -> None:
+    if existing.conflicts:
+        raise CelestraError(
+            f"database {url.database!r} at {host_port(url)} has tables or types named like "
+            f"Celestra's that are not Celestra's: {'; '.join(existing.conflicts)}. Nothing "
+            f"was written (--reset would not help: {PROG} never changes or empties a table "
+            "that is not Celestra's). Seed another database with --database NAME (created "
+            "if missing), or rename or drop those yourself"
+        )
+
+
 def seed_database(
     url: URL,
     volume: Volume,
@@ -491,10 +523,12 @@ def seed_database(
     anchor: datetime,
     reset: bool = False,
     progress: Callable[[str, int], None] | None = None,
-) -> ScenarioSummary:
-    """Create the schema if absent and seed it, in one transaction: nothing is written
-    unless all of it is. Refuses a database whose Celestra tables hold rows unless
-    ``reset``, which empties those tables (only those) first."""
+) -> tuple[ScenarioSummary, ExistingSchema]:
+    """Create the schema where absent and seed it, in one transaction: nothing is
+    written unless all of it is. Refuses a database holding a table or enum type of a
+    Celestra name that is not Celestra's, and one whose Celestra tables hold rows unless
+    ``reset``, which empties those tables (only those) first. Returns the summary and
+    what the database held before (so what was created: its ``missing_*``)."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -504,6 +538,8 @@ def seed_database(
         with engine.begin() as connection:
             # Two seeds of one database at once: the second waits, then finds the rows.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": PROG})
+            existing = inspect_schema(connection)
+            _refuse_conflicts(url, existing)
             Base.metadata.create_all(connection)
             tables = ", ".join(_quoted_tables(connection))
             filled = tables_holding_rows(connection)
@@ -521,7 +557,7 @@ def seed_database(
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
-    return summary
+    return summary, existing
 
 
 def write_sql(
@@ -583,28 +619,45 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     if options.dsn is not None:
         server = make_url(options.dsn)
         database = options.database or server.database or DEFAULT_DATABASE
-        details: dict[str, Any] = {}
-    else:
-        data_dir = options.data_dir or default_data_dir()
-        _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
-        server = start_embedded(data_dir)
-        database = options.database or DEFAULT_DATABASE
-        stop = f"{PROG} stop"
-        if data_dir != default_data_dir():
-            stop += f" --data-dir {shlex.quote(str(data_dir))}"
-        details = {"data_dir": str(data_dir), "stop_command": stop}
+        return _seed_server(options, server.set(database=database), anchor, {}, bars, started)
+    data_dir = options.data_dir or default_data_dir()
+    _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
+    server = start_embedded(data_dir)
+    stop = f"{PROG} stop"
+    if data_dir != default_data_dir():
+        stop += f" --data-dir {shlex.quote(str(data_dir))}"
+    details = {"data_dir": str(data_dir), "stop_command": stop}
+    url = server.set(database=options.database or DEFAULT_DATABASE)
+    try:
+        return _seed_server(options, url, anchor, details, bars, started)
+    except (CelestraError, DBAPIError, psycopg.Error) as error:
+        raise CelestraError(
+            f"{failure_text(error)}. The embedded PostgreSQL in {data_dir} is left running; "
+            f"stop it with: {stop}"
+        ) from None
+
+
+def _seed_server(
+    options: argparse.Namespace,
+    url: URL,
+    anchor: datetime,
+    details: dict[str, Any],
+    bars: ProgressBars | None,
+    started: float,
+) -> Outcome:
+    """Seed database ``url`` (created if missing) of a running server."""
+    database = str(url.database)
     if database in PROTECTED_DATABASES:
         raise CelestraError(
             f"refusing to seed {database!r}, a database PostgreSQL itself relies on; name "
             "the database for the scenario with --database NAME (created if missing)"
         )
-    url = server.set(database=database)
     created, version = ensure_database(url)
-    _status(f"Seeding database {database!r} at {host_port(url)}:", on_terminal)
+    _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
     if bars:
         bars.draw()
-    summary = seed_database(
-        url, volume, seed=options.seed, anchor=anchor, reset=options.reset, progress=bars
+    summary, existing = seed_database(
+        url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset, progress=bars
     )
     if bars:
         bars.close()
@@ -612,10 +665,13 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         "database": database,
         "created_database": created,
         "reset": options.reset,
+        "created_tables": list(existing.missing_tables),
+        "created_types": list(existing.missing_types),
+        "other_tables": existing.other_tables,
         "server_version": version,
         "server_address": host_port(url),
         "url": render_url(url),
-        "sqlalchemy_url": render_url(url, "postgresql+psycopg"),
+        "sqlalchemy_url": render_url(url, driver="postgresql+psycopg"),
     }
     target = "dsn" if options.dsn is not None else "embedded"
     return Outcome(summary, target, details, time.perf_counter() - started)
@@ -630,14 +686,32 @@ def run_stop(options: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+def failure_text(error: BaseException) -> str:
+    """The one line a failure of ours or of the driver becomes."""
+    if isinstance(error, DBAPIError):
+        return error_text(error.orig or error)
+    if isinstance(error, psycopg.Error):
+        return error_text(error)
+    return str(error)
+
+
+def _secrets_in(arguments: Sequence[str]) -> frozenset[str]:
+    """Every password in the command line (``--dsn URL`` or ``--dsn=URL``), to scrub."""
+    found: set[str] = set()
+    for argument in arguments:
+        found |= secrets_of(argument) | secrets_of(argument.partition("=")[2])
+    return frozenset(found)
+
+
+def _fail(message: str, secrets: frozenset[str]) -> int:
+    print(f"{PROG}: error: {mask_text(scrub(message, secrets))}", file=sys.stderr)
     return EXIT_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``celestra-seed`` and ``python -m pytest_celestra``; the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    secrets = _secrets_in(arguments)
     try:
         if arguments[:1] == ["stop"]:
             return run_stop(build_stop_parser().parse_args(arguments[1:]))
@@ -645,20 +719,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parser.parse_args(arguments)
         _check_combinations(parser, options)
         outcome = run_seed(options)
-    except CelestraError as error:
-        return _fail(str(error))
-    except DBAPIError as error:
-        return _fail(error_text(error.orig or error))
-    except psycopg.Error as error:
-        return _fail(error_text(error))
+    except (CelestraError, DBAPIError, psycopg.Error) as error:
+        return _fail(failure_text(error), secrets)
     except BrokenPipeError:  # e.g. --sql - | head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush stays quiet
         return EXIT_ERROR
     except OSError as error:
-        return _fail(str(error))
+        return _fail(str(error), secrets)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        # A bug of ours: its traceback helps, but never with a password in it.
+        traceback = "".join(format_exception(*sys.exc_info()))
+        print(mask_text(scrub(traceback, secrets)), file=sys.stderr, end="")
+        return EXIT_ERROR
     report = sys.stderr if options.sql == "-" else sys.stdout
     if options.json:
         print(json.dumps(outcome.as_json(), indent=2), file=report)
