@@ -95,7 +95,8 @@ def parse_dsn(text: str) -> str:
     """
     example = "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
     stripped = text.strip()
-    shown = repr(mask_url(stripped))
+    # Only a URL can be masked; other text is not shown, as it may be a password.
+    shown = repr(mask_url(stripped)) if "://" in stripped else "(not a URL; not shown)"
     try:
         url = make_url(stripped)
     except ArgumentError:

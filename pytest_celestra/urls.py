@@ -55,9 +55,10 @@ def render_url(url: URL, *, driver: str = "postgresql", hide_password: bool = Tr
         for key, values in url.query.items()
         for value in ((values,) if isinstance(values, str) else values)
     )
-    at = "@" if user else ""
-    tail = f"?{query}" if query else ""
-    return f"{driver}://{user}{at}{host}{port}/{quote(url.database or '', safe='')}{tail}"
+    tail = f"/{quote(url.database or '', safe='')}" + (f"?{query}" if query else "")
+    if hide_password:  # the password repeated in a database name or a parameter
+        tail = scrub(tail, secrets_of(url))
+    return f"{driver}://{user}{'@' if user else ''}{host}{port}{tail}"
 
 
 def libpq_url(url: URL) -> str:
@@ -128,10 +129,15 @@ def secrets_of(url: str | URL | None) -> frozenset[str]:
 
 
 def scrub(text: str, secrets: frozenset[str]) -> str:
-    """``text`` with every one of ``secrets`` replaced by :data:`MASK` (longest first, so
-    an encoded form is not left half-replaced)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    """``text`` with every one of ``secrets`` replaced by :data:`MASK`.
+
+    A secret that begins or ends with a letter or digit is replaced only where it is
+    not part of a longer word, so a password ``postgres`` leaves ``postgresql`` whole.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):  # an encoded form is longer
+        before = r"(?<!\w)" if secret[0].isalnum() else ""
+        after = r"(?!\w)" if secret[-1].isalnum() else ""
+        text = re.sub(before + re.escape(secret) + after, MASK, text)
     return text
 
 
@@ -139,7 +145,8 @@ def display_url(url: URL) -> str:
     """``postgresql://user@host:port`` (no password, no database) for messages."""
     query = {key: value for key, value in url.query.items() if key not in SECRET_PARAMETERS}
     bare = URL.create("postgresql", url.username, None, url.host, url.port, None, query)
-    return bare.render_as_string()
+    address, mark, parameters = bare.render_as_string().partition("?")
+    return address + mark + scrub(parameters, secrets_of(url))
 
 
 def host_port(url: URL) -> str:
