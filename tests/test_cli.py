@@ -315,6 +315,13 @@ def test_embedded_server_keeps_running_until_stopped(data_dir):
     stop_line = next(line for line in result.stdout.splitlines() if "stop it:" in line)
     assert f"celestra-seed stop --data-dir {data_dir}" in stop_line
 
+    # A refused run says that the server keeps running, and how to stop it.
+    refused = run_cli("--database", "postgres", "--data-dir", str(data_dir))
+    assert refused.returncode == 1
+    assert "refusing to seed 'postgres'" in refused.stderr
+    assert f"The embedded PostgreSQL in {data_dir} is left running" in refused.stderr
+    assert f"stop it with: celestra-seed stop --data-dir {data_dir}" in refused.stderr
+
     stopped = run_cli("stop", "--data-dir", str(data_dir), script=True)
     assert stopped.returncode == 0, stopped.stderr
     assert "Stopped" in stopped.stdout
