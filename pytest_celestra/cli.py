@@ -10,7 +10,9 @@
 Without ``--dsn`` or ``--sql`` it starts the embedded PostgreSQL of the ``embedded`` extra
 in a data directory that persists (``--data-dir``), seeds database ``--database`` there
 and leaves the server running. It never seeds over data: a database whose Celestra tables
-hold rows is refused unless ``--reset`` empties those 15 tables (and no others) first.
+hold rows is refused unless ``--reset`` empties those 15 tables (and no others) first, and
+one holding a table or type of a Celestra name that is not Celestra's is refused, touched
+not at all. It never prints a password (URLs show it as ``***``).
 Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
 """
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Enum, text
 from sqlalchemy.dialects import postgresql
 
-from pytest_celestra.models import Base
+from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -27,13 +27,14 @@ _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized v
 
 @cache
 def celestra_columns() -> dict[str, dict[str, str]]:
-    """Table -> column -> type as PostgreSQL's ``format_type`` spells it."""
+    """Table (in foreign-key order) -> column -> type as PostgreSQL's ``format_type`` spells it."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     return {
-        table.name: {
-            column.name: column.type.compile(dialect=dialect).lower() for column in table.columns
+        name: {
+            column.name: column.type.compile(dialect=dialect).lower()
+            for column in Base.metadata.tables[name].columns
         }
-        for table in Base.metadata.sorted_tables
+        for name in TABLES_IN_FK_ORDER
     }
 
 
