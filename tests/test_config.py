@@ -101,7 +101,9 @@ def test_bad_values_name_the_channel_and_the_allowed_values(setting, bad, allowe
         resolve(environ={spec.env: bad})
     assert str(from_env.value).startswith(f"environment variable {spec.env}: ")
     assert allowed in str(from_env.value)
-    assert repr(bad) in str(from_env.value)
+    # A DSN that is not a URL is not echoed: it may be a password in the wrong place.
+    shown = "(not a URL; not shown)" if bad == "not a url" else repr(bad)
+    assert shown in str(from_env.value)
     with pytest.raises(ConfigError) as from_ini:
         resolve(ini={setting: bad})
     assert str(from_ini.value).startswith(f"ini option {spec.ini}: ")
