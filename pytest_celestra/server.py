@@ -27,12 +27,14 @@ from psycopg import sql
 
 from pytest_celestra.config import SPECS, ServerMode
 from pytest_celestra.errors import ServerError
-from pytest_celestra.urls import display_url, secrets_of, sqlalchemy_url
 
-# Re-exported: the rest of the package (and its users) have imported them from here.
+# The URL functions lived here; kept importable from here (explicit re-exports).
+from pytest_celestra.urls import display_url as display_url
 from pytest_celestra.urls import error_text as error_text
 from pytest_celestra.urls import host_port as host_port
 from pytest_celestra.urls import libpq_url as libpq_url
+from pytest_celestra.urls import secrets_of
+from pytest_celestra.urls import sqlalchemy_url as sqlalchemy_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
