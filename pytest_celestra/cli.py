@@ -310,7 +310,8 @@ class Outcome:
 
 
 def _created_there(details: Mapping[str, Any]) -> str:
-    """``Created there: 15 tables and 13 enum types (...), beside 3 tables of its own.``"""
+    """``Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
+    tables (untouched).``, for the summary."""
     tables, types = details["created_tables"], details["created_types"]
     others = details["other_tables"]
     beside = f", beside {others} other table{'s' * (others != 1)} (untouched)" if others else ""
