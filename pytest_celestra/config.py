@@ -72,14 +72,23 @@ def parse_volume(text: str) -> Volume:
     return Volume.parse(text)
 
 
+#: The largest seed: PostgreSQL's largest bigint, so a seed fits a column (and any tool).
+MAX_SEED = 2**63 - 1
+_SEED_HELP = f"use an integer from 0 to {MAX_SEED} (2**63 - 1), such as 1234"
+
+
 def parse_seed(text: str) -> int:
-    """A non-negative integer."""
-    try:
-        seed = int(text.strip())
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise ConfigError(f"invalid seed {text!r}: use a non-negative integer such as 1234")
+    """An integer from 0 to :data:`MAX_SEED`."""
+    digits = text.strip()
+    shown = (
+        repr(digits) if len(digits) <= 40 else f"{digits[:20]!r}... ({len(digits):,} characters)"
+    )
+    # Read only what can be in range: Python refuses to convert over 4,300 digits at all.
+    if not digits.isdigit() or not digits.isascii() or len(digits) > len(str(MAX_SEED)):
+        raise ConfigError(f"invalid seed {shown}: {_SEED_HELP}")
+    seed = int(digits)
+    if seed > MAX_SEED:
+        raise ConfigError(f"invalid seed {shown}: {_SEED_HELP}")
     return seed
 
 
@@ -195,7 +204,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "seed",
-        f"Seed of the scenario generator, a non-negative integer (default {DEFAULT_SEED}).",
+        f"Seed of the scenario generator, an integer from 0 to 2**63 - 1 (default {DEFAULT_SEED}).",
         parse_seed,
         lambda: DEFAULT_SEED,
         "INT",
@@ -350,15 +359,27 @@ MARKER_HELP = (
 #: Argument of the marker -> what a value of the wrong type should be instead.
 _MARKER_ARGUMENTS = {
     "volume": f"a Volume or text: {VOLUME_HELP}",
-    "seed": "a non-negative integer such as 1234",
+    "seed": f"an integer from 0 to {MAX_SEED}, such as 1234",
 }
+
+
+def _shown_value(value: object) -> str:
+    """``repr(value)`` for a message, cut when long (a huge int has no repr at all)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"<an integer of about {value.bit_length() * 30103 // 100000 + 1:,} digits>"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
 
 
 def _marker_value(name: str, value: object) -> Any:
     if name == "volume" and isinstance(value, Volume):
         return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(f"invalid {name} {value!r}: use {_MARKER_ARGUMENTS[name]}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int)
+        or (isinstance(value, int) and value.bit_length() > 64)
+    ):
+        raise ConfigError(f"invalid {name} {_shown_value(value)}: use {_MARKER_ARGUMENTS[name]}")
     return SPECS[name].parse(str(value))
 
 
@@ -384,6 +405,8 @@ def scenario_from_marks(marks: Iterable[pytest.Mark], default: Scenario) -> Scen
             try:
                 parsed = _marker_value(name, value)
             except ConfigError as error:
-                raise ConfigError(f"@pytest.mark.{MARKER}({name}={value!r}): {error}") from None
+                raise ConfigError(
+                    f"@pytest.mark.{MARKER}({name}={_shown_value(value)}): {error}"
+                ) from None
             found.setdefault(name, parsed)
     return Scenario(found.get("volume", default.volume), found.get("seed", default.seed))

@@ -22,7 +22,7 @@ from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 _SMALL = {
     "companies": 5,
@@ -53,6 +53,44 @@ VOLUME_HELP = (
 )
 _MULTIPLIER = re.compile(r"^x(\d+)$")
 
+#: The most rows a volume may hold in all tables together: about ``x7633`` (3.4 times
+#: ``x2222``'s 2.9 million rows). Beyond it, a seed would take over a minute and a half
+#: and a few GB on disk per copy, and the generator's facts about parent rows (ids,
+#: companies, creation times: about 300 bytes per user, agent or knowledge base) would
+#: grow to hundreds of MB. Documented in docs/volumes.md.
+MAX_TOTAL_ROWS = 10_000_000
+#: Bytes a seeded row takes on disk, tables and indexes (measured: an ``x100`` template
+#: is 45 MB, 7.7 MB of it the empty schema, for 131,010 rows: 285 bytes a row; rounded up).
+BYTES_PER_ROW = 300
+#: Bytes of a database holding the empty schema (measured: 7.7 MB).
+SCHEMA_BYTES = 8_000_000
+#: How many knowledge types the catalogue has (the vocabulary's; scenario.py checks it).
+KNOWLEDGE_TYPE_CATALOGUE = 12
+#: Columns a row-changing audit log changes at most: the fewest changeable columns of a
+#: table (users: role, status, name; scenario.py checks it against the providers).
+MOST_CHANGES_PER_AUDIT_LOG = 3
+#: Digits a count or multiplier may have before it is read (Python refuses to convert
+#: more than 4,300; any count with more than 8 is beyond :data:`MAX_TOTAL_ROWS` anyway).
+_MAX_DIGITS = 12
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message; a long one cut, saying how long it was."""
+    text = text.strip()
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text):,} characters)"
+
+
+def _count(shown: str, digits: str) -> int:
+    """The number ``digits`` of the volume ``shown``; refused before it is read when it
+    has more digits than any possible volume needs."""
+    digits = digits.strip()
+    if len(digits) > _MAX_DIGITS:
+        raise ConfigError(
+            f"invalid volume {shown}: a count of {len(digits):,} digits; a volume holds at "
+            f"most {MAX_TOTAL_ROWS:,} rows in all (x{largest_multiplier()})"
+        )
+    return int(digits)
+
 
 @dataclass(frozen=True)
 class Volume:
@@ -70,11 +108,11 @@ class Volume:
         unknown = sorted(set(self.counts) - set(TABLES_IN_FK_ORDER))
         if unknown:
             raise ConfigError(
-                f"volume {self.name!r}: unknown table(s) {', '.join(unknown)}; "
+                f"volume {_shown(self.name)}: unknown table(s) {', '.join(unknown)}; "
                 f"the tables are: {', '.join(TABLES_IN_FK_ORDER)}"
             )
         if missing:
-            raise ConfigError(f"volume {self.name!r}: no count for {', '.join(missing)}")
+            raise ConfigError(f"volume {_shown(self.name)}: no count for {', '.join(missing)}")
         ordered = {t: int(self.counts[t]) for t in TABLES_IN_FK_ORDER}
         object.__setattr__(self, "counts", MappingProxyType(ordered))
         self._check_feasible()
@@ -116,14 +154,15 @@ class Volume:
     @classmethod
     def parse(cls, text: str) -> Volume:
         """Parse the ``--celestra-volume`` syntax; a bad one raises :class:`ConfigError`."""
+        shown = _shown(text)
         base_text, *overrides = [part.strip() for part in text.strip().split(",")]
         multiplier = _MULTIPLIER.match(base_text)
         if multiplier:
-            base = cls.scaled(int(multiplier.group(1)))
+            base = cls.scaled(_count(shown, multiplier.group(1)))
         elif base_text in VOLUME_NAMES:
             base = cls.named(base_text)
         else:
-            raise ConfigError(f"invalid volume {text!r}: use {VOLUME_HELP}")
+            raise ConfigError(f"invalid volume {shown}: use {VOLUME_HELP}")
         if not overrides:
             return base
         changed: dict[str, int] = {}
@@ -131,44 +170,99 @@ class Volume:
             table, sep, value = item.partition("=")
             if not sep or not value.strip().isdigit():
                 raise ConfigError(
-                    f"invalid volume {text!r}: {item!r} is not TABLE=COUNT; use {VOLUME_HELP}"
+                    f"invalid volume {shown}: {_shown(item)} is not TABLE=COUNT; use {VOLUME_HELP}"
                 )
-            changed[table.strip()] = int(value)
+            changed[table.strip()] = _count(shown, value)
         return cls.custom(text.strip().replace(" ", ""), base, **changed)
 
     # --- validation -----------------------------------------------------------------
 
+    @property
+    def estimated_bytes(self) -> int:
+        """About how many bytes one database holding this volume takes on disk."""
+        return estimate_bytes(self.total_rows)
+
     def _check_feasible(self) -> None:
-        """Reject counts that cannot make a realistic, constraint-satisfying scenario."""
-        c = self.counts
-        rules = [
-            (c["companies"] >= 1, "companies must be at least 1"),
-            (c["knowledge_types"] >= 1, "knowledge_types must be at least 1"),
-            (
-                c["users"] >= c["companies"] + 1,
-                "users must be at least companies + 1 (an admin per company and a super admin)",
+        problem = feasibility_problem(self.counts)
+        if problem is not None:
+            raise ConfigError(f"volume {_shown(self.name)}: {problem}")
+
+
+def estimate_bytes(rows: int) -> int:
+    """Bytes on disk of a database holding the schema and ``rows`` seeded rows."""
+    return SCHEMA_BYTES + rows * BYTES_PER_ROW
+
+
+def format_bytes(size: float) -> str:
+    """``1.4 GB``: a size for messages, in powers of 1000."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def largest_multiplier() -> int:
+    """The largest ``xN`` within :data:`MAX_TOTAL_ROWS`."""
+    fixed = sum(_MEDIUM[table] for table in _LOOKUP_TABLES)
+    return (MAX_TOTAL_ROWS - fixed) // (sum(_MEDIUM.values()) - fixed)
+
+
+def feasibility_problem(counts: Mapping[str, int]) -> str | None:
+    """Why ``counts`` (rows per table) cannot make a scenario, or None if they can.
+
+    The one check of what a volume must allow: every channel (option, ini file,
+    environment, marker, ``celestra-seed``, :class:`Volume`) goes through it, and the
+    generator relies on it. The rules are checked in order, so each may rely on the
+    ones before it (no division by zero companies).
+    """
+    negative = [table for table, n in counts.items() if n < 0]
+    if negative:
+        return f"negative count for {', '.join(negative)}"
+    total = sum(counts.values())
+    if total > MAX_TOTAL_ROWS:
+        return (
+            f"{total:,} rows (about {format_bytes(estimate_bytes(total))} on disk) is more "
+            f"than the {MAX_TOTAL_ROWS:,} rows a volume may hold (x{largest_multiplier()}); "
+            "use a smaller volume (see docs/volumes.md)"
+        )
+    c = counts
+    most_changes = MOST_CHANGES_PER_AUDIT_LOG * c["audit_logs"]
+    rules: list[tuple[Callable[[], bool], str]] = [
+        (lambda: c["companies"] >= 1, "companies must be at least 1"),
+        (lambda: c["knowledge_types"] >= 1, "knowledge_types must be at least 1"),
+        (
+            lambda: c["knowledge_types"] <= KNOWLEDGE_TYPE_CATALOGUE,
+            f"knowledge_types={c['knowledge_types']}, but the catalogue has "
+            f"{KNOWLEDGE_TYPE_CATALOGUE} types; use knowledge_types <= {KNOWLEDGE_TYPE_CATALOGUE}",
+        ),
+        (
+            lambda: c["users"] >= c["companies"] + 1,
+            "users must be at least companies + 1 (an admin per company and a super admin)",
+        ),
+        (lambda: c["agents"] >= c["companies"], "agents must be at least companies (one each)"),
+        (
+            lambda: c["knowledge_bases"] >= c["companies"],
+            "knowledge_bases must be at least companies (one each)",
+        ),
+        (
+            lambda: c["user_lockouts"] <= c["failed_logins"],
+            "user_lockouts must not exceed failed_logins (a lockout follows failed logins)",
+        ),
+        (
+            lambda: c["audit_change_logs"] <= most_changes,
+            f"audit_change_logs={c['audit_change_logs']} needs at least "
+            f"{-(-c['audit_change_logs'] // MOST_CHANGES_PER_AUDIT_LOG)} audit_logs (an audit "
+            f"log changes each column once); use audit_change_logs <= {most_changes}",
+        ),
+        (
+            lambda: (
+                c["agent_knowledge_bases"] <= c["agents"] * c["knowledge_bases"] // c["companies"]
             ),
-            (c["agents"] >= c["companies"], "agents must be at least companies (one each)"),
-            (
-                c["knowledge_bases"] >= c["companies"],
-                "knowledge_bases must be at least companies (one each)",
-            ),
-            (
-                c["user_lockouts"] <= c["failed_logins"],
-                "user_lockouts must not exceed failed_logins (a lockout follows failed logins)",
-            ),
-            (
-                c["audit_change_logs"] == 0 or c["audit_logs"] >= 1,
-                "audit_change_logs need at least one audit_log",
-            ),
-            (
-                c["agent_knowledge_bases"] <= c["agents"] * c["knowledge_bases"] // c["companies"],
-                "agent_knowledge_bases exceed the distinct same-company agent/knowledge base pairs",
-            ),
-        ]
-        negative = [t for t, n in c.items() if n < 0]
-        if negative:
-            raise ConfigError(f"volume {self.name!r}: negative count for {', '.join(negative)}")
-        for ok, message in rules:
-            if not ok:
-                raise ConfigError(f"volume {self.name!r}: {message}")
+            "agent_knowledge_bases exceed the distinct same-company agent/knowledge base pairs",
+        ),
+    ]
+    for holds, message in rules:
+        if not holds():
+            return message
+    return None

@@ -261,7 +261,7 @@ def test_copy_text_escaping_survives_psql(scratch, admin_dsn, tmp_path):
     ("args", "expected"),
     [
         (["--volume", "huge"], "small, medium or large"),
-        (["--seed", "minus-one"], "non-negative integer"),
+        (["--seed", "minus-one"], "integer from 0 to 9223372036854775807"),
         (["--anchor-day", "tomorrow"], "YYYY-MM-DD"),
         (["--sql", "x.sql", "--reset"], "no effect with --sql"),
         (["--data-dir", "/tmp/with space"], "without spaces"),

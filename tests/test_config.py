@@ -87,8 +87,8 @@ def test_every_channel_has_one_name():
     ("setting", "bad", "allowed"),
     [
         ("volume", "huge", "small, medium or large"),
-        ("seed", "abc", "non-negative integer"),
-        ("seed", "-1", "non-negative integer"),
+        ("seed", "abc", "integer from 0 to 9223372036854775807"),
+        ("seed", "-1", "integer from 0 to 9223372036854775807"),
         ("server", "cloud", "auto, dsn, local, embedded"),
         ("dsn", "mysql://x@y/z", "postgresql://"),
         ("dsn", "not a url", "postgresql://"),
@@ -172,8 +172,8 @@ def test_each_marker_argument_comes_from_the_closest_marker_that_sets_it():
     [
         (pytest.mark.celestra(volume="huge"), "(volume='huge'): invalid volume 'huge': use small"),
         (pytest.mark.celestra(volume=None), "(volume=None): invalid volume None: use a Volume"),
-        (pytest.mark.celestra(seed=True), "(seed=True): invalid seed True: use a non-negative"),
-        (pytest.mark.celestra(seed="x"), "(seed='x'): invalid seed 'x': use a non-negative"),
+        (pytest.mark.celestra(seed=True), "(seed=True): invalid seed True: use an integer from 0"),
+        (pytest.mark.celestra(seed="x"), "(seed='x'): invalid seed 'x': use an integer from 0"),
         (pytest.mark.celestra(users=3), "(users=...): unknown argument; use volume=..."),
         (pytest.mark.celestra(3), "(3,): takes keyword arguments only"),
     ],

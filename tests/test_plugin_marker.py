@@ -100,8 +100,8 @@ def test_a_marked_test_cannot_use_the_run_scenario_engine(celestra_pytester, run
     ("marker", "message"),
     [
         ('volume="huge"', "(volume='huge'): invalid volume 'huge': use small, medium or large"),
-        ("seed=-1", "(seed=-1): invalid seed '-1': use a non-negative integer"),
-        ("seed=1.5", "(seed=1.5): invalid seed 1.5: use a non-negative integer"),
+        ("seed=-1", "(seed=-1): invalid seed '-1': use an integer from 0 to 9223372036854775807"),
+        ("seed=1.5", "(seed=1.5): invalid seed 1.5: use an integer from 0 to 9223372036854775807"),
         ('volumes="small"', "(volumes=...): unknown argument; use volume=... and/or seed=..."),
         ('"small"', "('small',): takes keyword arguments only, volume=... and/or seed=..."),
     ],

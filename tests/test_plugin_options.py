@@ -87,7 +87,10 @@ def test_dsn_and_server_through_each_channel(celestra_pytester, run_inner, monke
 
 BAD_VALUES = [
     *[(channel, "volume", "huge", "small, medium or large; xN") for channel in CHANNELS],
-    *[(channel, "seed", "abc", "use a non-negative integer") for channel in CHANNELS],
+    *[
+        (channel, "seed", "abc", "use an integer from 0 to 9223372036854775807")
+        for channel in CHANNELS
+    ],
     ("ini", "server", "cloud", "use one of auto, dsn, local, embedded"),
     ("env", "dsn", "mysql://root@localhost/app", "not a PostgreSQL URL"),
 ]
