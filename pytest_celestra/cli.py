@@ -49,7 +49,7 @@ from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario, seed_scenario
-from pytest_celestra.server import CONNECT_TIMEOUT, connect
+from pytest_celestra.server import CONNECT_TIMEOUT, check_room, connect
 from pytest_celestra.sqlscript import write_script
 from pytest_celestra.urls import (
     MASK,
@@ -655,6 +655,7 @@ def _seed_server(
             f"refusing to seed {database!r}, a database PostgreSQL itself relies on; name "
             "the database for the scenario with --database NAME (created if missing)"
         )
+    check_room(url, options.volume, copies=1)
     created, version = ensure_database(url)
     _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
     if bars:

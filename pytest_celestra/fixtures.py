@@ -35,7 +35,7 @@ from pytest_celestra.config import CONFIG_KEY, Scenario
 from pytest_celestra.database import DatabaseManager
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
-from pytest_celestra.server import libpq_url, start_server
+from pytest_celestra.server import check_room, libpq_url, start_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -197,6 +197,7 @@ class SeededDatabases:
     def engine(self, scenario: Scenario) -> Engine:
         """Engine of the database holding ``scenario`` (cloned from its template once)."""
         if scenario not in self.engines:
+            check_room(self.manager.server.url, scenario.volume)
             url = self.manager.create_seeded(scenario.volume, scenario.seed, self.run.anchor)
             engine = self._stack.enter_context(_test_engine(self.manager, url, self.run))
             self.engines[scenario] = engine

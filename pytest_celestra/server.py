@@ -35,6 +35,7 @@ from pytest_celestra.urls import host_port as host_port
 from pytest_celestra.urls import libpq_url as libpq_url
 from pytest_celestra.urls import secrets_of
 from pytest_celestra.urls import sqlalchemy_url as sqlalchemy_url
+from pytest_celestra.volumes import BYTES_PER_ROW, format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from pytest_celestra.config import CelestraConfig
+    from pytest_celestra.volumes import Volume
 
 #: Seconds to wait for a server to answer before saying it cannot be reached.
 CONNECT_TIMEOUT = 3
@@ -182,6 +184,63 @@ class Server:
 
     def url_for(self, database: str) -> URL:
         return self.url.set(database=database)
+
+
+# --- room for a volume -----------------------------------------------------------
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "")
+
+
+def free_disk_bytes(url: URL) -> int | None:
+    """Free bytes on the disk of the server's data directory, or None if unknown.
+
+    PostgreSQL has no SQL function for free disk space, so this is known only when the
+    server runs on this machine: it is asked for its ``data_directory`` (superusers and
+    members of ``pg_read_all_settings`` may read it) and that directory is looked at
+    here. For a remote server, or a role that may not read the setting, None.
+    """
+    host = url.host or str(url.query.get("host") or "")
+    if host not in _LOOPBACK and not host.startswith("/"):
+        return None
+    for database in (url, url.set(database="postgres")):  # the first may not exist yet
+        try:
+            with connect(database, autocommit=True) as connection:
+                row = connection.execute(
+                    "SELECT current_setting('data_directory', true)"
+                ).fetchone()
+        except psycopg.Error:
+            continue
+        path = Path(row[0]) if row and row[0] else None
+        try:
+            return None if path is None or not path.is_dir() else shutil.disk_usage(path).free
+        except OSError:
+            return None
+    return None
+
+
+def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
+    """Refuse ``volume`` before anything is built if ``copies`` of it would not fit on the
+    disk of the server at ``url``; a no-op when its free space is unknown (the volume's
+    ceiling still holds). The plugin needs two copies: a template and a test database."""
+    problem = room_problem(volume, free_disk_bytes(url), copies)
+    if problem is not None:
+        raise ServerError(
+            f"{problem} on the disk of PostgreSQL at {host_port(url)}; nothing was built. Use "
+            f"a smaller volume with {SPECS['volume'].channels}, or free some space."
+        )
+
+
+def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | None:
+    """Why ``copies`` of ``volume`` (a template and a test database) do not fit in
+    ``free`` bytes, or None (also when ``free`` is unknown)."""
+    needed = copies * volume.estimated_bytes
+    if free is None or needed <= free:
+        return None
+    return (
+        f"volume {volume.name!r} needs about {format_bytes(needed)} ({copies} copies of "
+        f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each), but there are "
+        f"{format_bytes(free)} free"
+    )
 
 
 def connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
