@@ -353,7 +353,7 @@ def test_ctrl_c_stops_a_template_build_and_drops_it(
     )
     sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
-    for _ in range(100):
+    for _ in range(200):
         gone = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (build,)).fetchone()
         if gone is None:
             break
@@ -363,6 +363,8 @@ def test_ctrl_c_stops_a_template_build_and_drops_it(
     exited = time.monotonic() - sent
     print(f"pytest x2000 build: dropped {dropped:.2f} s, exited {exited:.2f} s after SIGINT")
     assert gone is None, f"{build} is still there"
-    assert dropped < 3
+    # About 1 s on an idle machine (most of it DROP DATABASE of ~100 MB); the bound
+    # catches a seed that goes on after Ctrl-C, not a slow disk.
+    assert dropped < 5
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
