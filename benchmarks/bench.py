@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import celestra_bench_pertest as pertest
 from celestra_bench_report import (
     VolumeResult,
     evaluate_targets,
@@ -228,6 +229,7 @@ class Bench:
     tests: int
     repeat: int | None
     warm_runs: int
+    per_test_runs: int
     workdir: Path
     log: Callable[[str], None]
 
@@ -322,9 +324,11 @@ class Bench:
                 result.seeded_setup_teardown += warm.setup_teardown("seeded")
                 result.plain_setup_teardown += warm.setup_teardown("plain")
 
-    def warm_run(self, volume: Volume) -> PytestRun:
+    def warm_run(
+        self, volume: Volume, suite: Path | None = None, test_file: str = "test_bench_overhead.py"
+    ) -> PytestRun:
         """A pytest run that found its template; one that had to rebuild it is repeated."""
-        warm = self.run_pytest(volume)
+        warm = self.run_pytest(volume, suite, test_file)
         retries = 0
         while rebuilt := self.server.built_by({warm.run_id}):
             # Another run's sweep dropped our template in between: not a warm start.
@@ -332,14 +336,44 @@ class Bench:
             if retries > WARM_RETRIES:
                 raise BenchError(f"{volume.name}: no warm run, the template kept vanishing")
             self.log(f"{volume.name}: that run rebuilt {', '.join(rebuilt)}; once more")
-            warm = self.run_pytest(volume)
+            warm = self.run_pytest(volume, suite, test_file)
         return warm
+
+    def measure_per_test(self, volumes: list[Volume], results: dict[str, VolumeResult]) -> None:
+        """Whole pytest runs of 1 + N and of 1 test per case, in rounds over the volumes
+        (see ``celestra_bench_pertest``)."""
+        for volume in volumes:
+            pertest.write_suites(self.workdir / f"pertest_{volume.name}")
+            # Builds the templates if no earlier run did (with --per-test-only).
+            warm_up = pertest.suite_file(pertest.CASES[0], 1)
+            self.run_pytest(volume, self.workdir / f"pertest_{volume.name}", warm_up)
+        for round_ in range(self.per_test_runs):
+            for volume in volumes:
+                self.log(
+                    f"{volume.name}: per-test cost end to end, round {round_ + 1} of"
+                    f" {self.per_test_runs} ({2 * (1 + len(pertest.CASES))} pytest runs)"
+                )
+                result = results[volume.name]
+                for case in (pertest.PLAIN, *pertest.CASES):
+                    for count in pertest.COUNTS:
+                        run = self.run_pytest(
+                            volume,
+                            self.workdir / f"pertest_{volume.name}",
+                            pertest.suite_file(case, count),
+                        )
+                        by_count = result.per_test_runs.setdefault(case.key, {})
+                        by_count.setdefault(str(count), []).append(run.wall - run.first_setup)
+                        if count > 1:
+                            phases = pertest.phase_medians(list(run.record["tests"].values()))
+                            result.per_test_phases.setdefault(case.key, []).append(phases)
 
     def suite(self, volume: Volume) -> Path:
         return self.workdir / f"suite_{volume.name}"
 
-    def run_pytest(self, volume: Volume) -> PytestRun:
-        suite = self.suite(volume)
+    def run_pytest(
+        self, volume: Volume, suite: Path | None = None, test_file: str = "test_bench_overhead.py"
+    ) -> PytestRun:
+        suite = suite or self.suite(volume)
         timings = suite / "timings.json"
         timings.unlink(missing_ok=True)
         env = _child_env()
@@ -360,12 +394,13 @@ class Bench:
             f"--celestra-dsn={self.server.admin_url}",
             f"--celestra-volume={volume.name}",
             f"--celestra-seed={self.seed}",
-            "test_bench_overhead.py",
+            test_file,
         ]
         launched = time.time()
         completed = subprocess.run(
             command, cwd=suite, capture_output=True, text=True, env=env, check=False
         )
+        ended = time.time()
         if completed.returncode != 0 or not timings.exists():
             raise BenchError(
                 f"pytest run for {volume.name} failed (exit {completed.returncode}):\n"
@@ -374,7 +409,7 @@ class Bench:
         record = json.loads(timings.read_text())
         if record.get("run_id"):
             self.server.pytest_run_ids.add(record["run_id"])
-        return PytestRun(launched, record)
+        return PytestRun(launched, record, ended)
 
 
 @dataclass
@@ -383,6 +418,12 @@ class PytestRun:
 
     launched: float
     record: dict[str, Any]
+    ended: float = 0.0
+
+    @property
+    def wall(self) -> float:
+        """Seconds from launching pytest to its exit."""
+        return self.ended - self.launched
 
     @property
     def run_id(self) -> str:
@@ -487,6 +528,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=5,
         help="warm pytest runs per volume, in rounds over the volumes (default 5)",
     )
+    parser.add_argument(
+        "--per-test-runs",
+        type=_positive_int,
+        default=3,
+        help="rounds of the end-to-end per-test runs (1 + 1,000 and 1 test per case, "
+        "each case and the plain baseline; default 3)",
+    )
+    parser.add_argument(
+        "--per-test-only",
+        action="store_true",
+        help="measure only the per-test cost end to end (no seeding, peer or warm runs)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to FILE")
     parser.add_argument(
         "--profile",
@@ -559,14 +612,21 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 tests=args.tests,
                 repeat=args.repeat,
                 warm_runs=args.warm_runs,
+                per_test_runs=args.per_test_runs,
                 workdir=workdir,
                 log=log,
             )
             try:
                 volumes = [Volume.parse(name) for name in args.volumes]
                 for volume in volumes:
-                    results[volume.name] = bench.measure(volume)
-                bench.measure_warm(volumes, results)
+                    if args.per_test_only:
+                        results[volume.name] = VolumeResult(volume.name, volume.total_rows)
+                    else:
+                        results[volume.name] = bench.measure(volume)
+                if not args.per_test_only:
+                    bench.measure_warm(volumes, results)
+                full = [v for v in volumes if v.total_rows <= FULL_MEASURE_MAX_ROWS]
+                bench.measure_per_test(full, results)
                 if args.profile:
                     profiled = Volume.parse(args.profile)
                     log(f"{args.profile}: one cold seed, then generation alone, under cProfile")

@@ -12,6 +12,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import celestra_bench_pertest as pertest
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
@@ -68,6 +70,10 @@ class VolumeResult:
     first_run_built: bool = False
     seeded_setup_teardown: list[float] = field(default_factory=list)
     plain_setup_teardown: list[float] = field(default_factory=list)
+    #: Case key -> test count -> wall seconds of each whole pytest run (end to end).
+    per_test_runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: Case key -> per round, median setup / call / teardown of its 1 + N tests.
+    per_test_phases: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     @property
     def cold_median(self) -> float | None:
@@ -91,6 +97,17 @@ class VolumeResult:
         if not self.seeded_setup_teardown or not self.plain_setup_teardown:
             return None
         return median(self.seeded_setup_teardown) - median(self.plain_setup_teardown)
+
+    def per_test(self, case: pertest.Case) -> float | None:
+        """Seconds per test of ``case``, end to end (``celestra_bench_pertest``)."""
+        return pertest.per_test(self.per_test_runs, case)
+
+    def phases(self, case: pertest.Case) -> dict[str, float] | None:
+        """Median setup, call and teardown of ``case``'s tests over the rounds."""
+        rounds = self.per_test_phases.get(case.key)
+        if not rounds:
+            return None
+        return {when: median([r[when] for r in rounds]) for when in rounds[0]}
 
     @property
     def peer_vs_ours(self) -> float | None:
@@ -127,6 +144,10 @@ class VolumeResult:
             "overhead_median": self.overhead,
             "peer_vs_ours": self.peer_vs_ours,
             "peer_vs_ours_total": self.peer_vs_ours_total,
+            "per_test": {case.key: self.per_test(case) for case in pertest.CASES},
+            "per_test_phases": {
+                case.key: self.phases(case) for case in (pertest.PLAIN, *pertest.CASES)
+            },
         }
 
 
@@ -223,6 +244,8 @@ def evaluate_targets(results: dict[str, VolumeResult]) -> list[Target]:
     )
     targets.append(Target("per-test overhead, large / small", figure, _ratio(large, small), 1.3))
 
+    targets += per_test_targets(results)
+
     large, medium = _pair(results, "large", "medium", lambda r: r.cold_median)
     figure = (
         f"{fmt_s(large)} / {fmt_s(medium)}" if large and medium else _missing("medium", "large")
@@ -244,6 +267,32 @@ def evaluate_targets(results: dict[str, VolumeResult]) -> list[Target]:
     return targets
 
 
+def per_test_targets(results: dict[str, VolumeResult]) -> list[Target]:
+    """Per test, end to end, of each fixture and body at each volume measured."""
+    targets = []
+    for result in results.values():
+        runs = result.per_test_runs
+        for case in pertest.CASES:
+            value = result.per_test(case)
+            if value is None:
+                continue
+            many, one = (median(runs[case.key][str(n)]) for n in pertest.COUNTS)
+            base_many, base_one = (median(runs[pertest.PLAIN.key][str(n)]) for n in pertest.COUNTS)
+            figure = (
+                f"(({fmt_s(many)} - {fmt_s(one)}) - ({fmt_s(base_many)} - {fmt_s(base_one)}))"
+                f" / {pertest.PER_TEST_TESTS:,}"
+            )
+            targets.append(
+                Target(
+                    f"{result.volume}: per test end to end, {case.label}, ms",
+                    figure,
+                    value * 1000,
+                    pertest.PER_TEST_LIMIT * 1000,
+                )
+            )
+    return targets
+
+
 # --- report --------------------------------------------------------------------------
 
 
@@ -259,6 +308,7 @@ def render_table(results: dict[str, VolumeResult]) -> str:
             "peer s",
             "warm 1st test s",
             "overhead ms",
+            "per test e2e ms",
             "peak RSS MB",
         )
     ]
@@ -278,6 +328,7 @@ def render_table(results: dict[str, VolumeResult]) -> str:
                 if r.warm_median is None
                 else f"{fmt_s(r.warm_median)} n={len(r.warm_first_test)}",
                 fmt_ms(r.overhead),
+                " / ".join(fmt_ms(r.per_test(case)) for case in pertest.CASES),
                 fmt_mb(r.peak_rss_kib),
             )
         )
@@ -288,7 +339,11 @@ def render_details(results: dict[str, VolumeResult]) -> str:
     """Where the headline figures come from, one line per volume."""
     lines = []
     for r in results.values():
-        parts = [f"COPY-only rows generated beforehand in {fmt_s(median(r.copy_generate))} s"]
+        parts = []
+        if r.copy_generate:
+            parts.append(
+                f"COPY-only rows generated beforehand in {fmt_s(median(r.copy_generate))} s"
+            )
         if r.peer is not None:
             sample = (
                 f"a {r.peer_fraction:.0%} sample ({r.peer_rows_created:,} rows) scaled"
@@ -310,10 +365,27 @@ def render_details(results: dict[str, VolumeResult]) -> str:
         if r.first_run_first_test is not None:
             how = "built the template" if r.first_run_built else "template was cached"
             parts.append(f"first pytest run ({how}) {fmt_s(r.first_run_first_test)} s")
+        if r.per_test_runs:
+            parts.append(_per_test_details(r))
         if r.partial:
             parts.append("beyond large: cold seed, COPY and RSS only")
         lines.append(f"  {r.volume}: " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def _per_test_details(r: VolumeResult) -> str:
+    """The end-to-end per-test figures beside pytest's setup / call / teardown medians."""
+    cases = " / ".join(case.label for case in pertest.CASES)
+    figures = " / ".join(fmt_ms(r.per_test(case)) for case in pertest.CASES)
+    split = []
+    for case in (pertest.PLAIN, *pertest.CASES):
+        phases = r.phases(case)
+        if phases is not None:
+            split.append(f"{case.key} " + "/".join(fmt_ms(phases[w]) for w in phases))
+    return (
+        f"per test end to end ({cases}): {figures} ms; setup/call/teardown medians, ms: "
+        + ", ".join(split)
+    )
 
 
 def render_targets(targets: list[Target]) -> str:

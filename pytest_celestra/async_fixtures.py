@@ -35,7 +35,15 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra.fixtures import SeededDatabases, reseed_factories, scenario_of
+from pytest_celestra.fixtures import (
+    IsolationGuard,
+    SeededDatabases,
+    TestDatabase,
+    TransactionEscapedError,
+    fail_escaped,
+    reseed_factories,
+    scenario_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -55,8 +63,12 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
     """An ``AsyncSession`` in a transaction that is rolled back at the end, commits included.
 
     ``expire_on_commit=False``: after a commit, reading an attribute must not need I/O.
+    Raises :class:`~pytest_celestra.fixtures.TransactionEscapedError` at the end if the
+    code in between ended the outer transaction itself (a ``COMMIT`` statement).
     """
     async with engine.connect() as connection:
+        assert connection.sync_connection is not None  # set by connect()
+        guard = IsolationGuard(connection.sync_connection)
         transaction = await connection.begin()
         session = AsyncSession(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
@@ -64,8 +76,32 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
         try:
             yield session
         finally:
-            await session.close()
-            await transaction.rollback()
+            ended_by = guard.ended()
+            if ended_by is None:
+                await transaction.rollback()  # and every savepoint in it
+                await session.close()
+            else:
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                with contextlib.suppress(Exception):
+                    await session.close()
+                raise TransactionEscapedError(ended_by)
+
+
+@contextlib.asynccontextmanager
+async def isolated_async_session(
+    request: pytest.FixtureRequest, database: TestDatabase, engine: AsyncEngine
+) -> AsyncIterator[AsyncSession]:
+    """A rolled-back async session on ``database``; replaced if the test escapes it."""
+    try:
+        async with rolled_back_async_session(engine) as session:
+            yield session
+    except TransactionEscapedError as error:
+        ended_by = error.ended_by
+    else:
+        return
+    database.replace()
+    fail_escaped(request, ended_by)
 
 
 class AsyncEngines:
@@ -75,9 +111,9 @@ class AsyncEngines:
         self.seeded = seeded
         self.engines: dict[Scenario | None, AsyncEngine] = {}
 
-    def empty(self, engine: Engine) -> AsyncEngine:
+    def empty(self, database: TestDatabase) -> AsyncEngine:
         if None not in self.engines:
-            self.engines[None] = _async_engine(engine)
+            self.engines[None] = _async_engine(database.engine)
         return self.engines[None]
 
     def for_scenario(self, scenario: Scenario) -> AsyncEngine:
@@ -104,7 +140,7 @@ def _celestra_async_engines(
 @pytest_asyncio.fixture
 async def celestra_async_session(
     request: pytest.FixtureRequest,
-    celestra_engine: Engine,
+    _celestra_empty_database: TestDatabase,
     _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
     """An ``AsyncSession`` on the empty Celestra schema, rolled back after the test.
@@ -116,8 +152,9 @@ async def celestra_async_session(
     """
     seed = scenario_of(request.node).seed
     reseed_factories(seed, request.node.nodeid, "celestra_async_session")
-    engine = _celestra_async_engines.empty(celestra_engine)
-    async with rolled_back_async_session(engine) as session:
+    database = _celestra_empty_database
+    engine = _celestra_async_engines.empty(database)
+    async with isolated_async_session(request, database, engine) as session:
         yield session
 
 
@@ -132,5 +169,7 @@ async def celestra_async_seeded_db(
     """
     scenario = scenario_of(request.node)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
-    async with rolled_back_async_session(_celestra_async_engines.for_scenario(scenario)) as session:
+    database = _celestra_async_engines.seeded.database(scenario)
+    engine = _celestra_async_engines.for_scenario(scenario)
+    async with isolated_async_session(request, database, engine) as session:
         yield session

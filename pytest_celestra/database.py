@@ -377,9 +377,11 @@ class DatabaseManager:
             passwords=password_hashing_key(),
         )
 
-    def _clone(self, admin: psycopg.Connection[Any], template: str, label: str) -> URL:
+    def _clone(
+        self, admin: psycopg.Connection[Any], template: str, label: str, name: str | None = None
+    ) -> URL:
         """A new test database from ``template`` (whose lock the caller holds)."""
-        name = f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
+        name = name or f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         comment = _comment(
             "test database", run=self.run_id, worker=self.worker, created=now, template=template
@@ -396,18 +398,30 @@ class DatabaseManager:
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                 _update(admin, template, used=now)
 
-    def create_empty(self) -> URL:
-        """A new database holding the empty schema, cloned from its template."""
-        with self._admin() as admin, self._schema_template(admin) as template:
-            return self._clone(admin, template, "empty")
+    def create_empty(self, *, name: str | None = None) -> URL:
+        """A new database holding the empty schema, cloned from its template.
 
-    def create_seeded(self, volume: Volume, seed: int, anchor: datetime) -> URL:
+        ``name``: the name of a test database :meth:`discard` dropped, to clone it again.
+        """
+        with self._admin() as admin, self._schema_template(admin) as template:
+            return self._clone(admin, template, "empty", name)
+
+    def create_seeded(
+        self, volume: Volume, seed: int, anchor: datetime, *, name: str | None = None
+    ) -> URL:
         """A new database holding the whole scenario, cloned from its template."""
         with (
             self._admin() as admin,
             self._seeded_template(admin, volume, seed, anchor) as template,
         ):
-            return self._clone(admin, template, "seeded")
+            return self._clone(admin, template, "seeded", name)
+
+    def discard(self, url: URL) -> None:
+        """Drop a test database a test has damaged, even with ``keep``."""
+        assert url.database in self.created
+        self.created.remove(url.database)
+        with self._admin() as admin:
+            drop_database(admin, url.database, protected=self.protected)
 
     def release(self, url: URL) -> str | None:
         """Drop a test database, or with ``keep`` mark it kept and return its URL."""

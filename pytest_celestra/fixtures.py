@@ -21,13 +21,16 @@ under another seed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
@@ -38,11 +41,13 @@ from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
 from pytest_celestra.server import check_room, libpq_url, start_server
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from pathlib import Path
 
-    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.engine import URL, Engine
+
+    from pytest_celestra.volumes import Volume
 
 
 @dataclass(frozen=True)
@@ -88,11 +93,17 @@ def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
     the numbers that keep emails unique), so they too are the same in any test order.
     """
     import factory.random
+    import faker.generator
 
     from pytest_celestra.factories import CelestraFactory
 
-    seed_text = f"pytest-celestra {seed} {nodeid} {phase}"
-    factory.random.reseed_random(seed_text)  # type: ignore[no-untyped-call]
+    # What factory.random.reseed_random does, seeded with 64 bits of a hash: an integer
+    # seeds the generator several times faster than the text itself.
+    text = f"pytest-celestra {seed} {nodeid} {phase}".encode()
+    number = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+    factory.random.randgen.seed(number)
+    factory.random.randgen.state_set = True  # type: ignore[attr-defined]
+    faker.generator.random.seed(number)
     if phase != "call":
         for factory_class in _concrete_factories(CelestraFactory):
             factory_class.reset_sequence(0, force=True)
@@ -152,31 +163,101 @@ def _celestra_databases(
         yield manager
 
 
-@contextlib.contextmanager
-def _test_engine(manager: DatabaseManager, url: URL, run: RunInfo) -> Iterator[Engine]:
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        kept = manager.release(url)
+class TestDatabase:
+    """One test database of this process, its engine, and the one connection that the
+    per-test sessions on it share: each test begins a transaction on it and rolls it back.
+
+    ``create(name)`` clones the database from its template (under ``name`` when given).
+    """
+
+    __test__ = False  # not a test class, whatever pytest's naming rules say
+
+    def __init__(
+        self, manager: DatabaseManager, run: RunInfo, create: Callable[[str | None], URL]
+    ) -> None:
+        self.manager = manager
+        self.run = run
+        self._create = create
+        self.url = create(None)
+        self.engine = create_engine(self.url)
+        self._connection: Connection | None = None
+        self._guard: IsolationGuard | None = None
+
+    def connection(self) -> tuple[Connection, IsolationGuard]:
+        """The shared connection (opened on first use, or again after a failure) and its guard."""
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._connection = self.engine.connect()
+            self._guard = IsolationGuard(connection)
+        assert self._guard is not None
+        return connection, self._guard
+
+    @contextlib.contextmanager
+    def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
+        """A rolled-back session for one test; a test that ends its transaction fails at
+        teardown, and the database is replaced before the next test."""
+        connection, guard = self.connection()
+        try:
+            with rolled_back_session(connection, guard) as session:
+                yield session
+        except TransactionEscapedError as error:
+            ended_by = error.ended_by
+        else:
+            return
+        self.replace()
+        fail_escaped(request, ended_by)
+
+    def replace(self) -> None:
+        """Drop this database, damaged by a test, and clone it again under the same name.
+
+        Connections to it are cut, ours and any others (DROP DATABASE ... FORCE); the
+        engine reconnects.
+        """
+        self._close_connection()
+        self.engine.dispose()
+        self.manager.discard(self.url)
+        self._create(self.url.database)
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # it may be broken: that is why we close it
+                self._connection.close()
+            self._connection = self._guard = None
+
+    def close(self) -> None:
+        """Dispose of the engine and drop (or keep) the database."""
+        self._close_connection()
+        self.engine.dispose()
+        kept = self.manager.release(self.url)
         if kept is not None:
-            run.kept.append(kept)
+            self.run.kept.append(kept)
 
 
 @pytest.fixture(scope="session")
-def celestra_engine(
+def _celestra_empty_database(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
-) -> Iterator[Engine]:
+) -> Iterator[TestDatabase]:
+    """This process's database with the empty schema."""
+    database = TestDatabase(
+        _celestra_databases,
+        request.config.stash[RUN_KEY],
+        lambda name: _celestra_databases.create_empty(name=name),
+    )
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="session")
+def celestra_engine(_celestra_empty_database: TestDatabase) -> Engine:
     """Engine of this process's database with the empty Celestra schema (session scope).
 
     For code under test that opens its own connections. They see what is committed (no
     rows); not what a test writes through ``celestra_session``. What they commit stays
     for later tests.
     """
-    url = _celestra_databases.create_empty()
-    with _test_engine(_celestra_databases, url, request.config.stash[RUN_KEY]) as engine:
-        yield engine
+    return _celestra_empty_database.engine
 
 
 @pytest.fixture(scope="session")
@@ -191,21 +272,40 @@ class SeededDatabases:
     def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
         self.manager = manager
         self.run = run
-        self.engines: dict[Scenario, Engine] = {}
-        self._stack = contextlib.ExitStack()
+        self.databases: dict[Scenario, TestDatabase] = {}
+        self._rows: dict[Scenario, Mapping[str, int]] = {}
+
+    def database(self, scenario: Scenario) -> TestDatabase:
+        """The database holding ``scenario`` (cloned from its template once)."""
+        if scenario not in self.databases:
+            check_room(self.manager.server.url, scenario.volume)
+            volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
+            self.databases[scenario] = TestDatabase(
+                self.manager,
+                self.run,
+                lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
+            )
+        return self.databases[scenario]
 
     def engine(self, scenario: Scenario) -> Engine:
-        """Engine of the database holding ``scenario`` (cloned from its template once)."""
-        if scenario not in self.engines:
-            check_room(self.manager.server.url, scenario.volume)
-            url = self.manager.create_seeded(scenario.volume, scenario.seed, self.run.anchor)
-            engine = self._stack.enter_context(_test_engine(self.manager, url, self.run))
-            self.engines[scenario] = engine
-        return self.engines[scenario]
+        """Engine of the database holding ``scenario``."""
+        return self.database(scenario).engine
+
+    def rows(self, scenario: Scenario) -> Mapping[str, int]:
+        """Rows of each Celestra table committed in the database of ``scenario``."""
+        if scenario not in self._rows:
+            tables = list(scenario.volume.counts)
+            counts = ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)
+            with self.engine(scenario).connect() as connection:
+                row = connection.exec_driver_sql(f"SELECT {counts}").one()
+            self._rows[scenario] = MappingProxyType(dict(zip(tables, row, strict=True)))
+        return self._rows[scenario]
 
     def close(self) -> None:
         """Dispose of the engines and drop (or keep) the databases."""
-        self._stack.close()
+        with contextlib.ExitStack() as stack:
+            for database in self.databases.values():
+                stack.callback(database.close)
 
 
 @pytest.fixture(scope="session")
@@ -239,28 +339,137 @@ def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
     return libpq_url(celestra_seeded_engine.url)
 
 
+# --- the per-test sessions and their isolation -----------------------------------------
+
+
+class TransactionEscapedError(Exception):
+    """A test ended the transaction that isolates it; ``ended_by`` says how."""
+
+    def __init__(self, ended_by: str) -> None:
+        super().__init__(ended_by)
+        self.ended_by = ended_by
+
+
+#: How the transaction ended when no statement of ours saw it end.
+OUTSIDE_SQL = "a commit or rollback of the connection itself (e.g. the DB-API connection's)"
+
+
+class IsolationGuard:
+    """Notices when the transaction a test runs in is ended by the test (COMMIT, ROLLBACK).
+
+    It reads the driver's transaction status, which the server sends with every reply, so
+    it costs no round trip: once the test's transaction has begun (its first statement),
+    the connection is never outside a transaction until the plugin rolls it back. The
+    status is checked after each statement (a COMMIT followed by more statements would
+    otherwise be hidden by the new transaction the driver begins for them), before each
+    one, and at the end of the test.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        from psycopg.pq import TransactionStatus
+
+        self._idle = TransactionStatus.IDLE
+        self._driver: Any = connection.connection.driver_connection
+        self.begun = False
+        self.ended_by: str | None = None
+        event.listen(connection, "before_cursor_execute", self._before)
+        event.listen(connection, "after_cursor_execute", self._after)
+
+    def start(self) -> None:
+        """A new test begins."""
+        self.begun = False
+        self.ended_by = None
+
+    def _is_idle(self) -> bool:
+        return bool(self._driver.info.transaction_status == self._idle)
+
+    def _before(self, *_: object) -> None:
+        if self.begun and self.ended_by is None and self._is_idle():
+            self.ended_by = OUTSIDE_SQL
+
+    def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
+        self.begun = True
+        if self.ended_by is None and self._is_idle():
+            self.ended_by = statement
+
+    def ended(self) -> str | None:
+        """What ended the test's transaction, or None if it is open (or never began)."""
+        if self.ended_by is None and self.begun and self._is_idle():
+            self.ended_by = OUTSIDE_SQL
+        return self.ended_by
+
+
 @contextlib.contextmanager
-def rolled_back_session(engine: Engine) -> Iterator[Session]:
+def rolled_back_session(
+    bind: Engine | Connection, guard: IsolationGuard | None = None
+) -> Iterator[Session]:
     """A session in a transaction that is rolled back at the end, commits included.
 
     The session joins an outer transaction through a savepoint, so ``session.commit()``
     in the code under test only releases a savepoint. Factories write into the session.
+    Both begin with the first statement; at the end one ROLLBACK undoes everything.
+
+    ``bind`` is an engine (a connection is opened for this session) or a connection
+    (``guard`` watching it, if given). Raises :class:`TransactionEscapedError` at the end
+    if the code in between ended the outer transaction itself (a ``COMMIT`` statement):
+    what it committed stays in the database.
     """
     from pytest_celestra.factories import bound_session
 
-    with engine.connect() as connection:
+    with contextlib.ExitStack() as stack:
+        connection = bind if isinstance(bind, Connection) else stack.enter_context(bind.connect())
+        if guard is None:
+            guard = IsolationGuard(connection)
+        guard.start()
         transaction = connection.begin()
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
             with bound_session(session):
                 yield session
         finally:
-            session.close()
-            transaction.rollback()
+            ended_by = guard.ended()
+            if ended_by is None:
+                transaction.rollback()  # and every savepoint in it: one round trip
+                session.close()
+            else:
+                _abandon(connection, session)
+                raise TransactionEscapedError(ended_by)
+
+
+def _abandon(connection: Connection, session: Session) -> None:
+    """Drop a connection whose transaction a test ended: its state is not ours to trust."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+    with contextlib.suppress(Exception):
+        session.close()
+
+
+def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
+    """What a test that ended its own transaction did, what it caused, and what to use."""
+    how = ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
+    return (
+        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: after "
+        f"{how} the connection was outside any transaction, so the plugin could no longer "
+        "roll back what the test wrote (a COMMIT keeps it in the database). This process's "
+        "test database has been replaced by a fresh clone of its template, so no later "
+        "test sees any of it. "
+        "Do not run COMMIT or ROLLBACK (or the connection's commit()/rollback()) in a "
+        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
+        "release or roll back a savepoint). For code that must really commit, use the "
+        "celestra_transactional_db fixture."
+    )
+
+
+def fail_escaped(request: pytest.FixtureRequest, ended_by: str) -> None:
+    """Fail the test (at teardown) that ended the transaction of its fixture."""
+    fixture = request.fixturename or "celestra_session"
+    pytest.fail(escaped_message(request.node.nodeid, fixture, ended_by), pytrace=False)
 
 
 @pytest.fixture
-def celestra_session(request: pytest.FixtureRequest, celestra_engine: Engine) -> Iterator[Session]:
+def celestra_session(
+    request: pytest.FixtureRequest, _celestra_empty_database: TestDatabase
+) -> Iterator[Session]:
     """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
 
     Every factory ``create()`` in the test goes into it; so do the ``celestra_<entity>``
@@ -268,7 +477,7 @@ def celestra_session(request: pytest.FixtureRequest, celestra_engine: Engine) ->
     depends only on ``--celestra-seed`` and the test, not on the order of the tests.
     """
     reseed_factories(scenario_of(request.node).seed, request.node.nodeid, "celestra_session")
-    with rolled_back_session(celestra_engine) as session:
+    with _celestra_empty_database.session(request) as session:
         yield session
 
 
@@ -297,7 +506,7 @@ def celestra_seeded_db(
     scenario = scenario_of(request.node)
     _check_run_scenario(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
-    with rolled_back_session(_celestra_seeded_databases.engine(scenario)) as session:
+    with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
 
 
@@ -317,6 +526,53 @@ def _check_run_scenario(request: pytest.FixtureRequest, scenario: Scenario) -> N
             "celestra_seeded_db.get_bind().engine (its .url for a DSN), or drop the marker.",
             pytrace=False,
         )
+
+
+# --- what a test can read about its scenario ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class CelestraScenario:
+    """The scenario of a test's seeded database: what ``celestra_scenario`` gives.
+
+    ``volume`` is the resolved :class:`~pytest_celestra.volumes.Volume` (``.name``, and
+    ``.counts``, the rows per table it asks for), ``seed`` and ``anchor`` (the instant
+    every time column is relative to) are those the seeded database was built with:
+    the run's settings, or the test's ``@pytest.mark.celestra``.
+    """
+
+    volume: Volume
+    seed: int
+    anchor: datetime
+    _databases: SeededDatabases = field(repr=False, compare=False)
+
+    @property
+    def rows(self) -> Mapping[str, int]:
+        """Rows of each Celestra table in the seeded database, as every test starts it.
+
+        Counted once per process and scenario, in the committed database (so not what
+        a test adds); the first use clones the seeded database if no test did yet.
+        """
+        return self._databases.rows(Scenario(self.volume, self.seed))
+
+
+@pytest.fixture
+def celestra_scenario(
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
+) -> CelestraScenario:
+    """The volume, seed, anchor and row counts of the scenario ``celestra_seeded_db`` holds
+    for this test (its ``@pytest.mark.celestra`` marker's, else the run's)::
+
+        def test_users(celestra_seeded_db, celestra_scenario):
+            assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
+    """
+    scenario = scenario_of(request.node)
+    return CelestraScenario(
+        scenario.volume,
+        scenario.seed,
+        request.config.stash[RUN_KEY].anchor,
+        _celestra_seeded_databases,
+    )
 
 
 # --- one fixture per table -------------------------------------------------------
