@@ -236,25 +236,51 @@ def test_xdist_workers_get_databases_of_their_own(celestra_pytester, run_inner, 
     assert len(templates_with_seed(admin, unique_seed)) == 1  # built once, by one worker
 
 
-@pytest.mark.parametrize("fixture", ["celestra_session", "celestra_seeded_db"])
-def test_per_test_overhead_is_a_rollback(request, fixture):
-    """Setting up and tearing down the per-test session costs about a millisecond."""
-    import statistics
-    import time
+@pytest.mark.parametrize(
+    "database_fixture", ["_celestra_empty_database", "_celestra_seeded_databases"]
+)
+def test_per_test_sessions_share_one_connection_and_roll_back_once(request, database_fixture):
+    """What keeps a test cheap: no connection checkout, the transaction and savepoint begun
+    with the first statement, and one ROLLBACK (no ROLLBACK TO SAVEPOINT) at the end."""
+    from sqlalchemy import event, text
 
+    from pytest_celestra.config import CONFIG_KEY
     from pytest_celestra.fixtures import rolled_back_session
 
-    engine_fixture = (
-        "celestra_engine" if fixture == "celestra_session" else "celestra_seeded_engine"
-    )
-    engine = request.getfixturevalue(engine_fixture)
-    samples = []
-    for _ in range(200):
-        started = time.perf_counter()
-        with rolled_back_session(engine) as session:
-            session.connection()
-        samples.append(time.perf_counter() - started)
-    assert statistics.median(samples) < 0.002
+    database = request.getfixturevalue(database_fixture)
+    if database_fixture == "_celestra_seeded_databases":
+        database = database.database(request.config.stash[CONFIG_KEY].scenario)
+    connection, guard = database.connection()
+    seen: list[str] = []
+    listeners = {
+        "before_cursor_execute": lambda _c, _cur, statement, *_: seen.append(statement),
+        "rollback": lambda _c: seen.append("(rollback)"),
+        "rollback_savepoint": lambda _c, name, _ctx: seen.append(f"(rollback to {name})"),
+    }
+    for name, listener in listeners.items():
+        event.listen(connection, name, listener)
+    try:
+        with rolled_back_session(connection, guard):
+            pass
+        assert seen == ["(rollback)"]  # nothing was sent: psycopg has nothing to roll back
+        seen.clear()
+        with rolled_back_session(connection, guard) as session:
+            session.execute(text("SELECT 1"))
+            session.commit()  # releases the savepoint
+            session.execute(text("SELECT 2"))
+    finally:
+        for name, listener in listeners.items():
+            event.remove(connection, name, listener)
+    savepoints = [statement for statement in seen if statement.startswith("SAVEPOINT")]
+    released = [statement for statement in seen if statement.startswith("RELEASE")]
+    assert len(savepoints) == 2
+    assert len(released) == 1
+    assert [s for s in seen if s not in savepoints + released] == [
+        "SELECT 1",
+        "SELECT 2",
+        "(rollback)",
+    ]
+    assert database.connection()[0] is connection  # the same connection for the next test
 
 
 REPRODUCIBLE_TESTS = """
