@@ -57,6 +57,11 @@ def test_07_commit_of_the_dbapi_connection(celestra_session):
     CompanyFactory(name="Committed By The Driver")
     celestra_session.connection().connection.dbapi_connection.commit()
 
+def test_07b_commit_of_the_sqlalchemy_connection(celestra_seeded_db):
+    celestra_seeded_db.execute(text("DELETE FROM audit_change_logs"))
+    celestra_seeded_db.connection().commit()
+    assert count(celestra_seeded_db, "audit_change_logs") == 0
+
 def test_08_nothing_of_them_is_left(celestra_session, celestra_seeded_db_engine_counts):
     assert count(celestra_session, "companies") == 0
     assert celestra_seeded_db_engine_counts == (True, True)
@@ -82,6 +87,10 @@ ESCAPED = {
     "test_05_rollback_in_the_seeded_database": ("celestra_seeded_db", "'ROLLBACK'"),
     "test_06_rollback_then_writes_in_the_empty_database": ("celestra_session", "'ROLLBACK'"),
     "test_07_commit_of_the_dbapi_connection": ("celestra_session", "the connection itself"),
+    "test_07b_commit_of_the_sqlalchemy_connection": (
+        "celestra_seeded_db",
+        "the connection itself",
+    ),
 }
 
 
@@ -90,7 +99,7 @@ def test_an_escaping_test_errors_and_no_later_test_sees_its_changes(celestra_pyt
     result = run_inner("-p", "no:randomly", "-p", "no:xdist")
     output = result.stdout.str()
     # Every test passes (the later ones see nothing); each escaping one errors at teardown.
-    result.assert_outcomes(passed=9, errors=len(ESCAPED))
+    result.assert_outcomes(passed=10, errors=len(ESCAPED))
     errors = re.findall(r"ERROR at teardown of (\w+)", output)
     assert sorted(errors) == sorted(ESCAPED)
     for test, (fixture, how) in ESCAPED.items():
