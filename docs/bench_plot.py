@@ -221,6 +221,42 @@ def figures_table(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+PER_TEST_FIXTURES = ("celestra_seeded_db", "celestra_session")
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.2f} ms"
+
+
+def _phases(phases: dict[str, float] | None) -> str:
+    if not phases:
+        return "n/a"
+    return " / ".join(f"{phases[when] * 1000:.2f}" for when in ("setup", "call", "teardown"))
+
+
+def per_test_table(data: dict[str, Any]) -> str:
+    """Per test end to end, per fixture and body, beside pytest's phase medians."""
+    rows = [
+        "| volume | fixture | per test, no statement | per test, one statement "
+        "| setup / call / teardown, one statement (ms) | the same without the fixture (ms) |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for name in VOLUMES:
+        figures = data["volumes"].get(name, {})
+        per_test = figures.get("per_test") or {}
+        phases = figures.get("per_test_phases") or {}
+        for fixture in PER_TEST_FIXTURES:
+            if per_test.get(fixture) is None:
+                continue
+            rows.append(
+                f"| {name} | `{fixture}` | {_ms(per_test[fixture])} "
+                f"| {_ms(per_test.get(f'{fixture}+statement'))} "
+                f"| {_phases(phases.get(f'{fixture}+statement'))} "
+                f"| {_phases(phases.get('plain'))} |"
+            )
+    return "\n".join(rows)
+
+
 def targets_table(data: dict[str, Any]) -> str:
     rows = ["| target | figures | value | limit | verdict |", "|---|---|--:|---|---|"]
     for target in data["targets"]:
@@ -257,6 +293,7 @@ def render(data: dict[str, Any], page: str) -> dict[Path, str]:
     for marker, content in (
         ("run", run_line(data)),
         ("figures", figures_table(data)),
+        ("pertest", per_test_table(data)),
         ("targets", targets_table(data)),
     ):
         page = _replace(page, marker, content)

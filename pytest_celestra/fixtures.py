@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib.util
 import re
+import select
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -184,9 +185,11 @@ class TestDatabase:
         self._guard: IsolationGuard | None = None
 
     def connection(self) -> tuple[Connection, IsolationGuard]:
-        """The shared connection (opened on first use, or again after a failure) and its guard."""
+        """The shared connection and its guard; opened on first use, and again when the
+        server closed it (a restart, a terminated backend) or it failed."""
         connection = self._connection
-        if connection is None or connection.closed or connection.invalidated:
+        if connection is None or connection.invalidated or _hung_up(connection):
+            self._close_connection(invalidate=True)  # not back into the pool
             connection = self._connection = self.engine.connect()
             self._guard = IsolationGuard(connection)
         assert self._guard is not None
@@ -218,9 +221,11 @@ class TestDatabase:
         self.manager.discard(self.url)
         self._create(self.url.database)
 
-    def _close_connection(self) -> None:
+    def _close_connection(self, *, invalidate: bool = False) -> None:
         if self._connection is not None:
             with contextlib.suppress(Exception):  # it may be broken: that is why we close it
+                if invalidate:
+                    self._connection.invalidate()
                 self._connection.close()
             self._connection = self._guard = None
 
@@ -231,6 +236,19 @@ class TestDatabase:
         kept = self.manager.release(self.url)
         if kept is not None:
             self.run.kept.append(kept)
+
+
+def _hung_up(connection: Connection) -> bool:
+    """Whether the server closed this idle connection, told without a round trip: an idle
+    connection has nothing to read unless the server said goodbye (or it is closed)."""
+    if connection.closed:
+        return True
+    try:
+        socket = connection.connection.driver_connection.fileno()  # type: ignore[union-attr]
+        readable, _, _ = select.select([socket], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return True
+    return bool(readable)
 
 
 @pytest.fixture(scope="session")

@@ -148,3 +148,28 @@ def test_the_async_fixtures_notice_it_too(celestra_pytester, run_inner):
             " after the statement 'COMMIT'*"
         ]
     )
+
+
+def test_a_connection_the_server_closed_is_replaced_before_the_next_test(request, admin):
+    """A server restart or a terminated backend between tests costs nothing: the shared
+    connection is checked without a round trip and opened again."""
+    import time
+
+    from sqlalchemy import text
+
+    from pytest_celestra.fixtures import rolled_back_session
+
+    database = request.getfixturevalue("_celestra_empty_database")
+    connection, guard = database.connection()
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    connection.rollback()
+    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the goodbye has reached the socket
+        fresh, guard = database.connection()
+        if fresh is not connection:
+            break
+        time.sleep(0.05)
+    assert fresh is not connection
+    with rolled_back_session(fresh, guard) as session:
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
