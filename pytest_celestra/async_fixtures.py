@@ -40,7 +40,6 @@ from pytest_celestra.fixtures import (
     SeededDatabases,
     TestDatabase,
     TransactionEscapedError,
-    fail_escaped,
     reseed_factories,
     scenario_of,
 )
@@ -100,8 +99,7 @@ async def isolated_async_session(
         ended_by = error.ended_by
     else:
         return
-    database.replace()
-    fail_escaped(request, ended_by)
+    database.escaped(request, ended_by)  # outside the except: no chained traceback
 
 
 class AsyncEngines:

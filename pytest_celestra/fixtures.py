@@ -207,6 +207,10 @@ class TestDatabase:
             ended_by = error.ended_by
         else:
             return
+        self.escaped(request, ended_by)
+
+    def escaped(self, request: pytest.FixtureRequest, ended_by: str) -> None:
+        """Replace this database, then fail the test that ended its transaction."""
         self.replace()
         fail_escaped(request, ended_by)
 
