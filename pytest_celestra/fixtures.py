@@ -391,7 +391,8 @@ class IsolationGuard:
         from psycopg.pq import TransactionStatus
 
         self._idle = TransactionStatus.IDLE
-        self._driver: Any = connection.connection.driver_connection
+        # libpq's own status, kept by the driver from each reply of the server.
+        self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
         self.begun = False
         self.ended_by: str | None = None
         event.listen(connection, "before_cursor_execute", self._before)
@@ -403,7 +404,7 @@ class IsolationGuard:
         self.ended_by = None
 
     def _is_idle(self) -> bool:
-        return bool(self._driver.info.transaction_status == self._idle)
+        return bool(self._pgconn.transaction_status == self._idle)
 
     def _before(self, *_: object) -> None:
         if self.begun and self.ended_by is None and self._is_idle():
