@@ -89,6 +89,8 @@ class PendingRow:
         values = self.values
         if name in values:
             return values[name]
+        if name.startswith("_") and not name.startswith("__"):
+            raise AttributeError(name)  # hasattr(row, "_sa_instance_state"): not an ORM object
         foreign = _shape(self.model).foreign_keys.get(name)
         if foreign is not None:
             parent = values.get(foreign[0])
@@ -324,7 +326,9 @@ class _Resolver:
                     else value
                     for key, value in arguments.items()
                 }
-                return declaration.evaluate(self, self._step, extra)
+                # What Faker.evaluate does, with the provider's method looked up once.
+                method = self._step.maker.provider_method(declaration, extra.pop("locale"))
+                return method(**extra)
         if kind is SubFactory:
             sequence = self._step.sequence if declaration.FORCE_SEQUENCE else None
             extras = {**declaration._defaults, **context}
@@ -363,6 +367,16 @@ class Maker:
         self._by_key: dict[tuple[type[Any], Any], Any] = {}
         self._children: dict[tuple[type[Any], int], list[Any]] = {}
         self._made: set[int] = set()
+        self._provider_methods: dict[tuple[int, str | None], Any] = {}
+
+    def provider_method(self, declaration: Any, locale: str | None) -> Any:
+        """The Faker method a ``Faker`` declaration calls, looked up once per call."""
+        key = (id(declaration), locale)
+        method = self._provider_methods.get(key)
+        if method is None:
+            faker = declaration._get_faker(locale)
+            method = self._provider_methods[key] = getattr(faker, declaration.provider)
+        return method
 
     def run(self, factory_class: Any, params: dict[str, Any]) -> Any:
         """``make`` with this maker as :func:`current_maker`, so factories called by hooks
