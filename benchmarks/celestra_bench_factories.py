@@ -58,7 +58,14 @@ def _peer_factories(session: Any) -> dict[str, Any]:
             sqlalchemy_session = session
             sqlalchemy_session_persistence = "flush"
 
-    class PeerCompany(Peer):
+    class Dated(Peer):
+        class Meta:
+            abstract = True
+
+        created_at = now
+        updated_at = now
+
+    class PeerCompany(Dated):
         class Meta:
             model = m.Company
 
@@ -67,10 +74,8 @@ def _peer_factories(session: Any) -> dict[str, Any]:
         size = m.CompanySize.SMALL
         vertical = m.CompanyVertical.TECH
         status = m.CompanyStatus.ACTIVE
-        created_at = now
-        updated_at = now
 
-    class PeerUser(Peer):
+    class PeerUser(Dated):
         class Meta:
             model = m.User
 
@@ -80,10 +85,8 @@ def _peer_factories(session: Any) -> dict[str, Any]:
         email = factory.Sequence(lambda n: f"peer.user{n}@example.com")
         password_hash = default_hash
         status = m.UserStatus.ACTIVE
-        created_at = now
-        updated_at = now
 
-    class PeerAgent(Peer):
+    class PeerAgent(Dated):
         class Meta:
             model = m.Agent
 
@@ -92,8 +95,6 @@ def _peer_factories(session: Any) -> dict[str, Any]:
         description = factory.Faker("sentence")
         agent_protocol = "MCP"
         status = m.AgentStatus.ACTIVE
-        created_at = now
-        updated_at = now
 
     class PeerAuditLog(Peer):
         class Meta:

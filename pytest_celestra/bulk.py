@@ -173,8 +173,11 @@ def _shape(model: type[Any]) -> _Shape:
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
     """INSERT the row of ``obj`` (made from ``kwargs``) now, and make ``obj`` persistent in
     ``session`` as a flush would, for a fifth of a flush's cost. False (nothing done) when
-    a parent is not in the database yet: then only a flush saves them in order.
+    a parent is not in the database yet (only a flush saves them in order), or when
+    ``obj`` is not of a Celestra table (a model of yours has a flush).
     """
+    if type(obj) not in _MODEL_ORDER:
+        return False
     for value in kwargs.values():
         if hasattr(value, "_sa_instance_state") and not inspect(value).persistent:
             return False

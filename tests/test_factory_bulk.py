@@ -9,6 +9,7 @@ import pytest
 from realism_checks import CHECKS, Seeded
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pytest_celestra import passwords
 from pytest_celestra.bulk import BulkResult, BulkWriteError
@@ -19,6 +20,7 @@ from pytest_celestra.factories import (
     AgentKnowledgeBaseFactory,
     AuditChangeLogFactory,
     AuditLogFactory,
+    CelestraFactory,
     CompanyFactory,
     FailedLoginFactory,
     KnowledgeSourceFactory,
@@ -269,6 +271,30 @@ def test_a_parent_not_yet_in_the_database_is_saved_with_its_child(celestra_sessi
     assert inspect(company).persistent
     assert count(celestra_session, User, User.company_id == company.id) == 1
     assert user.company is company
+
+
+def test_a_factory_of_a_table_of_yours_still_saves_its_row(celestra_session):
+    """Only Celestra tables get the INSERT of their own; another model is flushed."""
+
+    class AppBase(DeclarativeBase):
+        pass
+
+    class Note(AppBase):
+        __tablename__ = "bulk_test_notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    AppBase.metadata.create_all(celestra_session.connection())
+
+    class NoteFactory(CelestraFactory):
+        class Meta:
+            model = Note
+
+        id = factory.Sequence(lambda n: n + 1)
+
+    note = NoteFactory()
+    assert inspect(note).persistent
+    with pytest.raises(CelestraError, match="only make rows of the Celestra tables"):
+        NoteFactory.bulk_create(2)
 
 
 def test_a_change_log_writes_its_new_value_to_the_row(celestra_session):
