@@ -55,6 +55,7 @@ T = TypeVar("T")
 
 _MAKER: ContextVar[Maker | None] = ContextVar("celestra_factory_maker", default=None)
 _MISSING = object()
+_UNSET = SelfAttribute("x").default  # what SelfAttribute keeps when it has no default
 
 
 def current_maker() -> Maker | None:
@@ -117,6 +118,9 @@ class _Shape:
         self.columns = loader.COLUMNS[self.table]
         #: FK column -> (relationship key, the parent's column key it copies).
         self.foreign_keys: dict[str, tuple[str, str]] = {}
+        self.parent_keys = [
+            r.key for r in mapper.relationships if r.direction is RelationshipDirection.MANYTOONE
+        ]
         for relationship in mapper.relationships:
             if relationship.direction is RelationshipDirection.MANYTOONE:
                 for local, remote in relationship.local_remote_pairs:
@@ -163,6 +167,13 @@ class _Shape:
 _SHAPES: dict[type[Any], _Shape] = {}
 
 
+def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """The parent objects among a factory's model arguments (its many-to-one relationships)."""
+    if model in _MODEL_ORDER:
+        return [kwargs[key] for key in _shape(model).parent_keys if kwargs.get(key) is not None]
+    return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
+
+
 def _shape(model: type[Any]) -> _Shape:
     shape = _SHAPES.get(model)
     if shape is None:
@@ -178,8 +189,8 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
     """
     if type(obj) not in _MODEL_ORDER:
         return False
-    for value in kwargs.values():
-        if hasattr(value, "_sa_instance_state") and not inspect(value).persistent:
+    for value in _parents(type(obj), kwargs):
+        if not isinstance(value, PendingRow) and not inspect(value).persistent:
             return False
     if session.new:
         session.flush()  # the session's own pending rows may be the parents of this one
@@ -345,7 +356,15 @@ class _Resolver:
         target: Any = self
         for _ in range(depth - 1):
             target = target.factory_parent
-        return deepgetattr(target, declaration.attribute_name, declaration.default)
+        name = declaration.attribute_name
+        if "." in name:
+            return deepgetattr(target, name, declaration.default)
+        try:
+            return getattr(target, name)
+        except AttributeError:
+            if declaration.default is _UNSET:
+                raise
+            return declaration.default
 
 
 def _fast_argument(value: Any) -> bool:
@@ -453,9 +472,8 @@ class Maker:
         self._made.add(id(instance))
         model = instance.model if isinstance(instance, PendingRow) else type(instance)
         self._by_key[model, kwargs.get("id")] = instance
-        for value in kwargs.values():
-            if isinstance(value, PendingRow) or hasattr(value, "_sa_instance_state"):
-                self._children.setdefault((model, id(value)), []).append(instance)
+        for value in _parents(model, kwargs):
+            self._children.setdefault((model, id(value)), []).append(instance)
 
     def made(self, obj: Any) -> bool:
         """Whether ``obj`` was made by this call (so the database has nothing of its own
@@ -513,8 +531,8 @@ class Batch(Maker):
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
                 "a batch can only make rows of the Celestra tables"
             )
-        for value in kwargs.values():
-            if hasattr(value, "_sa_instance_state") and id(value) not in self.given:
+        for value in _parents(model, kwargs):
+            if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
