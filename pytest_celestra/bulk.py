@@ -20,29 +20,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import factory.base
-import factory.enums
 import psycopg
-from factory.declarations import (
-    BaseDeclaration,
-    LazyAttribute,
-    LazyFunction,
-    Maybe,
-    RelatedFactory,
-    SelfAttribute,
-    SubFactory,
-    deepgetattr,
-)
-from factory.faker import Faker
+from factory.declarations import RelatedFactory
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
 from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pytest_celestra import loader
 from pytest_celestra.errors import CelestraError
+from pytest_celestra.making import Maker, current_maker
 from pytest_celestra.models import MODELS_IN_FK_ORDER
 
 if TYPE_CHECKING:
@@ -51,21 +40,16 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from pytest_celestra.making import Plan, Step
+
 T = TypeVar("T")
 
-_MAKER: ContextVar[Maker | None] = ContextVar("celestra_factory_maker", default=None)
 _MISSING = object()
-_UNSET = SelfAttribute("x").default  # what SelfAttribute keeps when it has no default
-
-
-def current_maker() -> Maker | None:
-    """The maker of the factory call (or batch) running now; None outside one."""
-    return _MAKER.get()
 
 
 def current_batch() -> Batch | None:
     """The batch being made, if a ``bulk_create`` is running (factories consult it)."""
-    maker = _MAKER.get()
+    maker = current_maker()
     return maker if isinstance(maker, Batch) else None
 
 
@@ -223,273 +207,7 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
     set_committed_value(row, shape.keys[column], value)
 
 
-# --- resolving declarations -----------------------------------------------------------
-
-
-class _Plan:
-    """A factory's declarations merged with one set of call arguments (made once per
-    batch for each distinct set: every row of a SubFactory declaration shares one)."""
-
-    def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
-        from factory.builder import parse_declarations
-
-        meta = factory_class._meta
-        pre, post = parse_declarations(
-            extras, base_pre=meta.pre_declarations, base_post=meta.post_declarations
-        )
-        lazy = factory.enums.BuilderPhase.ATTRIBUTE_RESOLUTION
-        self.factory = factory_class
-        self.declarations = {
-            name: (
-                pre.declarations[name],
-                pre.contexts[name],
-                factory.enums.get_builder_phase(pre.declarations[name]) == lazy,
-            )
-            for name in pre
-        }
-        self.post = [(name, post[name]) for name in post.sorted()]
-
-
-class _Builder:
-    """What post-generation declarations read from factory_boy's builder."""
-
-    strategy = factory.enums.CREATE_STRATEGY
-
-    def __init__(self, factory_class: Any) -> None:
-        self.factory_meta = factory_class._meta
-
-
-class _Step:
-    """Stands in for factory_boy's ``BuildStep``: the row being resolved, its sequence
-    number, its parent's step; ``recurse`` makes a SubFactory's row in the batch."""
-
-    __slots__ = ("attributes", "builder", "maker", "parent_step", "sequence", "stub")
-
-    def __init__(self, maker: Maker, plan: _Plan, sequence: int, parent: _Step | None) -> None:
-        self.maker = maker
-        self.builder = _Builder(plan.factory)
-        self.sequence = sequence
-        self.parent_step = parent
-        self.attributes: dict[str, Any] = {}
-        self.stub = _Resolver(plan, self)
-
-    @property
-    def chain(self) -> tuple[Any, ...]:
-        parent = self.parent_step.chain if self.parent_step else ()
-        return (self.stub, *parent)
-
-    def recurse(
-        self, factory_class: Any, declarations: dict[str, Any], force_sequence: int | None = None
-    ) -> Any:
-        return self.maker.make(factory_class, declarations, self, force_sequence)
-
-
-class _Resolver:
-    """factory_boy's ``Resolver`` without its costs: each attribute is computed on first
-    use by the factory's own declaration objects."""
-
-    __slots__ = ("_plan", "_step", "_values")
-
-    def __init__(self, plan: _Plan, step: _Step) -> None:
-        self._plan = plan
-        self._step = step
-        self._values: dict[str, Any] = {}
-
-    @property
-    def factory_parent(self) -> Any:
-        parent = self._step.parent_step
-        return parent.stub if parent else None
-
-    def __getattr__(self, name: str) -> Any:
-        values = self._values
-        if name in values:
-            return values[name]
-        entry = self._plan.declarations.get(name)
-        if entry is None:
-            raise AttributeError(f"{self._plan.factory.__name__} declares no {name!r}")
-        declaration, context, lazy = entry
-        value = self._evaluate(declaration, context) if lazy else declaration
-        values[name] = value
-        return value
-
-    def _evaluate(self, declaration: Any, context: dict[str, Any]) -> Any:
-        """``declaration.evaluate_pre(...)``, done directly for the kinds the factories
-        use most (factory_boy resolves a Faker's arguments in a whole sub-factory)."""
-        kind = type(declaration)
-        if kind is LazyAttribute:
-            return declaration.function(self)
-        if kind is LazyFunction:
-            return declaration.function()
-        if kind is SelfAttribute and not context:
-            return self._self_attribute(declaration, self)
-        if kind is Maybe:
-            decider = declaration.decider
-            choice = (
-                self._evaluate(decider, {}) if isinstance(decider, BaseDeclaration) else decider
-            )
-            target = declaration.yes if choice else declaration.no
-            if isinstance(target, BaseDeclaration):
-                return self._evaluate(target, context)
-            return target
-        if kind is Faker:
-            arguments = {**declaration._defaults, **context}
-            if all(_fast_argument(value) for value in arguments.values()):
-                extra = {
-                    key: self._self_attribute(value, None)
-                    if isinstance(value, SelfAttribute)
-                    else value
-                    for key, value in arguments.items()
-                }
-                # What Faker.evaluate does, with the provider's method looked up once.
-                method = self._step.maker.provider_method(declaration, extra.pop("locale"))
-                return method(**extra)
-        if kind is SubFactory:
-            sequence = self._step.sequence if declaration.FORCE_SEQUENCE else None
-            extras = {**declaration._defaults, **context}
-            return self._step.recurse(declaration.get_factory(), extras, sequence)
-        return declaration.evaluate_pre(instance=self, step=self._step, overrides=context)
-
-    def _self_attribute(self, declaration: Any, holder: Any) -> Any:
-        """A SelfAttribute's value; ``holder`` None means it is an argument of one of this
-        row's declarations (so one level up from the argument is this row)."""
-        depth = declaration.depth - (0 if holder is self else 1)
-        target: Any = self
-        for _ in range(depth - 1):
-            target = target.factory_parent
-        name = declaration.attribute_name
-        if "." in name:
-            return deepgetattr(target, name, declaration.default)
-        try:
-            return getattr(target, name)
-        except AttributeError:
-            if declaration.default is _UNSET:
-                raise
-            return declaration.default
-
-
-def _fast_argument(value: Any) -> bool:
-    """Whether a Faker argument can be read without factory_boy's sub-factory: a plain
-    value, or a SelfAttribute of the row (``SelfAttribute("..name")``)."""
-    if isinstance(value, SelfAttribute):
-        return value.depth >= 2  # depth 1 names another argument, not the row
-    return not isinstance(value, BaseDeclaration)
-
-
 # --- the batch ----------------------------------------------------------------------
-
-
-class Maker:
-    """Makes objects of a factory as factory_boy's ``StepBuilder`` does (same declarations,
-    same order, so the same random draws), with a cheaper resolver. ``create()`` of every
-    Celestra factory goes through one; :class:`Batch` is the one of ``bulk_create``."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._plans: dict[tuple[Any, ...], tuple[dict[str, Any], _Plan]] = {}
-        self._by_key: dict[tuple[type[Any], Any], Any] = {}
-        self._children: dict[tuple[type[Any], int], list[Any]] = {}
-        self._made: set[int] = set()
-        self._provider_methods: dict[tuple[int, str | None], Any] = {}
-
-    def provider_method(self, declaration: Any, locale: str | None) -> Any:
-        """The Faker method a ``Faker`` declaration calls, looked up once per call."""
-        key = (id(declaration), locale)
-        method = self._provider_methods.get(key)
-        if method is None:
-            faker = declaration._get_faker(locale)
-            method = self._provider_methods[key] = getattr(faker, declaration.provider)
-        return method
-
-    def run(self, factory_class: Any, params: dict[str, Any]) -> Any:
-        """``make`` with this maker as :func:`current_maker`, so factories called by hooks
-        and declarations of the object join it."""
-        token = _MAKER.set(self)
-        try:
-            return self.make(factory_class, params)
-        finally:
-            _MAKER.reset(token)
-
-    def _plan(self, factory_class: Any, extras: dict[str, Any]) -> _Plan:
-        key = (factory_class, *((k, id(v)) for k, v in extras.items()))
-        cached = self._plans.get(key)
-        if cached is None:
-            # The extras are kept with the plan, so the ids in the key stay theirs.
-            cached = self._plans[key] = (extras, self._new_plan(factory_class, extras))
-        return cached[1]
-
-    def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> _Plan:
-        return _Plan(factory_class, extras)
-
-    def make(
-        self,
-        factory_class: Any,
-        extras: dict[str, Any],
-        parent: _Step | None = None,
-        force_sequence: int | None = None,
-    ) -> Any:
-        """One object of ``factory_class``, as factory_boy's ``StepBuilder.build`` makes it."""
-        extras = dict(extras)
-        init_sequence = extras.pop("__sequence", None)
-        meta = factory_class._meta
-        plan = self._plan(factory_class, extras)
-        if force_sequence is not None:
-            sequence = force_sequence
-        elif init_sequence is not None:
-            sequence = init_sequence
-        else:
-            sequence = meta.next_sequence()
-        step = _Step(self, plan, sequence, parent)
-        stub, attributes = step.stub, step.attributes
-        for name in plan.declarations:
-            attributes[name] = getattr(stub, name)
-        if issubclass(factory_class, factory.base.BaseDictFactory):
-            return dict(attributes)  # a declaration's context (Faker's arguments, ...)
-        args, kwargs = meta.prepare_arguments(attributes)
-        instance = self._instantiate(factory_class, step, args, kwargs)
-        self._remember(instance, kwargs)
-        results = {
-            name: hook.declaration.evaluate_post(
-                instance=instance, step=step, overrides=hook.context
-            )
-            for name, hook in plan.post
-        }
-        self._finish(factory_class, step, instance, results)
-        return instance
-
-    def _instantiate(
-        self, factory_class: Any, step: _Step, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return factory_class._meta.instantiate(step=step, args=args, kwargs=kwargs)
-
-    def _finish(self, factory_class: Any, step: _Step, instance: Any, results: Any) -> None:
-        factory_class._meta.use_postgeneration_results(
-            step=step, instance=instance, results=results
-        )
-
-    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
-        if id(instance) in self._made:
-            return  # found by get-or-create again
-        self._made.add(id(instance))
-        model = instance.model if isinstance(instance, PendingRow) else type(instance)
-        self._by_key[model, kwargs.get("id")] = instance
-        for value in _parents(model, kwargs):
-            self._children.setdefault((model, id(value)), []).append(instance)
-
-    def made(self, obj: Any) -> bool:
-        """Whether ``obj`` was made by this call (so the database has nothing of its own
-        about it yet)."""
-        return id(obj) in self._made
-
-    def children(self, model: type[Any], parent: Any) -> list[Any]:
-        """The rows of ``model`` this call made with ``parent`` as one of their parents."""
-        return self._children.get((model, id(parent)), [])
-
-    def find(self, model: type[Any], key: Any) -> Any:
-        """The row of ``model`` with primary key ``key``: this call's, else the session's."""
-        row = self._by_key.get((model, key))
-        if row is not None:
-            return row
-        return self.session.get(model, key)
 
 
 class Batch(Maker):
@@ -503,8 +221,8 @@ class Batch(Maker):
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
 
-    def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> _Plan:
-        plan = _Plan(factory_class, extras)
+    def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
+        plan = super()._new_plan(factory_class, extras)
         for name, hook in plan.post:
             if not isinstance(hook.declaration, RelatedFactory) and not getattr(
                 hook.declaration, "celestra_bulk_safe", False
@@ -517,11 +235,17 @@ class Batch(Maker):
                 )
         return plan
 
-    def _finish(self, factory_class: Any, step: _Step, instance: Any, results: Any) -> None:
+    def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
         pass  # nothing to save again: the batch writes every row at its end
 
+    def _model_of(self, instance: Any) -> type[Any]:
+        return instance.model if isinstance(instance, PendingRow) else type(instance)
+
+    def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+        return _parents(model, kwargs)
+
     def _instantiate(
-        self, factory_class: Any, step: _Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         model = factory_class._meta.get_model_class()
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
@@ -666,11 +390,8 @@ def bulk_create(
     if current_batch() is not None:
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
     batch = Batch(session, description)
-    token = _MAKER.set(batch)
-    try:
+    with batch.active():
         made = [batch.make(factory_class, params) for _ in range(size)]
-    finally:
-        _MAKER.reset(token)
     batch.write()
     model = factory_class._meta.get_model_class()
     return BulkResult(session, model, [row.id for row in made])

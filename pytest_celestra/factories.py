@@ -54,7 +54,7 @@ from factory.declarations import (
 from factory.faker import Faker
 from sqlalchemy import select
 
-from pytest_celestra import bulk, passwords
+from pytest_celestra import bulk, making, passwords
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
@@ -238,11 +238,11 @@ class CelestraFactory(SQLAlchemyModelFactory):
         if strategy == factory.enums.CREATE_STRATEGY:
             # Fail before any parent is made, naming the factory the test called.
             current_session(cls.__name__)
-            maker = bulk.current_maker()
+            maker = making.current_maker()
             if maker is not None:  # called while making another object: join its call
                 return maker.make(cls, params)
             if not cls._meta.abstract:
-                return bulk.Maker(current_session(cls.__name__)).run(cls, params)
+                return making.Maker(current_session(cls.__name__)).run(cls, params)
         return super()._generate(strategy, params)
 
     @classmethod
@@ -834,7 +834,7 @@ def _change_table(o: Any) -> str:
 def _find_row(model: type[Any], key: Any) -> Any:
     """The row of ``model`` with ``key``: in the batch being made, else in the bound
     session (None when building, with no session)."""
-    maker = bulk.current_maker()
+    maker = making.current_maker()
     if maker is not None:
         return maker.find(model, key)
     session = _SESSION.get()
@@ -850,7 +850,7 @@ def _changed_row(o: Any) -> Any:
 
 def _changed_columns(log: Any) -> set[str]:
     """The columns ``log`` already records a change of (in the database or the batch)."""
-    session, maker = _SESSION.get(), bulk.current_maker()
+    session, maker = _SESSION.get(), making.current_maker()
     done: set[str] = set()
     if maker is not None:
         done = {row.column_name for row in maker.children(AuditChangeLog, log)}
