@@ -237,12 +237,12 @@ class CelestraFactory(SQLAlchemyModelFactory):
         params = cls._share_parents(params)
         if strategy == factory.enums.CREATE_STRATEGY:
             # Fail before any parent is made, naming the factory the test called.
-            current_session(cls.__name__)
+            session = current_session(cls.__name__)
             maker = making.current_maker()
             if maker is not None:  # called while making another object: join its call
                 return maker.make(cls, params)
             if not cls._meta.abstract:
-                return making.Maker(current_session(cls.__name__)).run(cls, params)
+                return making.Maker(session).run(cls, params)
         return super()._generate(strategy, params)
 
     @classmethod
