@@ -389,12 +389,25 @@ def bulk_create(
     description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
     if current_batch() is not None:
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
+    _check_driver(session, description)
     batch = Batch(session, description)
     with batch.active():
         made = [batch.make(factory_class, params) for _ in range(size)]
     batch.write()
     model = factory_class._meta.get_model_class()
     return BulkResult(session, model, [row.id for row in made])
+
+
+def _check_driver(session: Session, description: str) -> None:
+    """Fail before making anything when the session's connection cannot COPY for us."""
+    driver = getattr(session.connection().connection, "driver_connection", None)
+    if not isinstance(driver, psycopg.Connection):
+        raise CelestraError(
+            f"{description}: a batch is written with COPY through a synchronous psycopg 3 "
+            f"connection, and this session's is {type(driver).__name__} (an async session "
+            "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
+            "as celestra_session, or create_batch()"
+        )
 
 
 def _describe(params: dict[str, Any]) -> str:

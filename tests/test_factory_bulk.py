@@ -89,6 +89,18 @@ def test_a_batch_draws_what_the_factory_draws(celestra_session):
     assert [u.password_hash for u in made] == [u.password_hash for u in built]
 
 
+def test_declarations_of_your_own_subclass_work_in_a_batch_and_a_call(celestra_session):
+    class CyclingUserFactory(UserFactory):
+        name = factory.Iterator(["Ada Lovelace", "Grace Hopper"])
+        email = factory.LazyAttributeSequence(lambda o, n: f"cycling{n}@{o.email_domain}")
+
+    company = CompanyFactory()
+    made = CyclingUserFactory.bulk_create(3, company=company)
+    one = CyclingUserFactory(company=company)
+    assert [u.name for u in [*made, one]] == ["Ada Lovelace", "Grace Hopper"] * 2
+    assert len({u.email for u in [*made, one]}) == 4
+
+
 def test_sequences_go_on_across_batches_and_calls(celestra_session):
     company = CompanyFactory()
     first = UserFactory.bulk_create(3, company=company)
