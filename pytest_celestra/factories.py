@@ -53,6 +53,7 @@ from factory.declarations import (
 )
 from factory.faker import Faker
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from pytest_celestra import bulk, making, passwords
 from pytest_celestra.errors import CelestraError, NoSessionError
@@ -283,9 +284,13 @@ class CelestraFactory(SQLAlchemyModelFactory):
         # An INSERT of its own instead of a flush per object: the row is in the database
         # when the call returns, as before, and a constraint error is raised by that call.
         obj = model_class(*args, **kwargs)
-        if not bulk.insert_row(session, obj, kwargs):
-            session.add(obj)
-            session.flush()
+        try:
+            if not bulk.insert_row(session, obj, kwargs):
+                session.add(obj)
+                session.flush()
+        except DBAPIError as error:
+            error.add_note(f"raised saving the {model_class.__tablename__} row of {cls.__name__}")
+            raise
         return obj
 
 

@@ -273,8 +273,9 @@ def test_a_created_row_is_in_the_database_when_the_call_returns(celestra_session
 
 def test_a_constraint_error_is_raised_by_the_call_that_caused_it(celestra_session):
     taken = UserFactory()
-    with pytest.raises(IntegrityError, match="uq_users_email_lower"):
+    with pytest.raises(IntegrityError, match="uq_users_email_lower") as raised:
         UserFactory(company=taken.company, email=taken.email.upper())
+    assert raised.value.__notes__ == ["raised saving the users row of UserFactory"]
 
 
 def test_a_parent_not_yet_in_the_database_is_saved_with_its_child(celestra_session):
