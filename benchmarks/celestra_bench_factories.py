@@ -150,6 +150,7 @@ def measure(db_url: str, *, calls: int, rows: int, sample: int, seed: int) -> di
     from pytest_celestra.server import sqlalchemy_url
 
     factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]
+    sample = min(sample, rows)
     engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
     try:
         with rolled_back_session(engine) as session:
@@ -215,7 +216,6 @@ def flush_per_object(f: Any) -> Iterator[None]:
 def _measure_batches(f: Any, company: Any, *, rows: int, sample: int) -> dict[str, Any]:
     """``bulk_create(rows)`` (and loading its objects) against ``create_batch`` scaled,
     as it is now and as it was (a flush per object)."""
-    sample = min(sample, rows)
     cases = {
         "UserFactory(company=c)": (f.UserFactory, {"company": company}),
         "AuditChangeLogFactory()": (f.AuditChangeLogFactory, {}),
