@@ -17,7 +17,9 @@ Per volume it measures (details in ``benchmarks/README.md``):
   session, a flush per object, a commit at the end (at large a 10 % sample, scaled);
 * **warm**: time from launching pytest to the first test body when the seeded template
   already exists, and the per-test setup + teardown overhead of ``celestra_seeded_db``
-  over a test without it (medians over ``--tests`` tests of each kind).
+  over a test without it (medians over ``--tests`` tests of each kind);
+* **factories** (once per run): single factory calls against a plain factory_boy peer,
+  ``bulk_create`` batches against ``create_batch``.
 
 The server is the one ``--dsn`` / ``CELESTRA_DSN`` names, else the plugin's own choice
 (``pytest_celestra.server``: a throwaway ``pg_ctl`` server or the embedded one).
@@ -42,8 +44,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import celestra_bench_factories
 import celestra_bench_pertest as pertest
 from celestra_bench_report import (
+    Target,
     VolumeResult,
     evaluate_targets,
     print_profile,
@@ -547,6 +551,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="VOLUME",
         help="after the run, profile one cold seed at VOLUME with cProfile and print hot spots",
     )
+    parser.add_argument(
+        "--factory-rows",
+        type=_positive_int,
+        default=10_000,
+        help="rows of each bulk_create batch; create_batch is timed on up to 1,000 of them "
+        "and scaled (default 10000)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser.parse_args(argv)
 
@@ -599,6 +610,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     anchor = anchor_for()
     started = time.perf_counter()
     results: dict[str, VolumeResult] = {}
+    factory_figures: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="celestra-bench-") as tmp:
         workdir = Path(tmp)
         profile_path = workdir / "cold.prof"
@@ -625,6 +637,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
                         results[volume.name] = bench.measure(volume)
                 if not args.per_test_only:
                     bench.measure_warm(volumes, results)
+                    log(f"factories: single calls, then batches of {args.factory_rows:,} rows")
+                    factory_figures = bench.worker(
+                        "factories", volumes[0], factory_rows=args.factory_rows
+                    )
                 full = [v for v in volumes if v.total_rows <= FULL_MEASURE_MAX_ROWS]
                 bench.measure_per_test(full, results)
                 if args.profile:
@@ -636,12 +652,16 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 dropped = server.cleanup()
                 log(f"dropped {len(dropped)} leftover database(s) of this run: {dropped}")
         targets = evaluate_targets(results)
+        if factory_figures is not None:
+            targets += celestra_bench_factories.targets(factory_figures, Target)
         print(
             f"pytest-celestra benchmark: server {server.description}; seed {seed};"
             f" anchor {anchor.date()}; {args.tests}+{args.tests} tests per pytest run;"
             f" Python {platform.python_version()}; took {time.perf_counter() - started:.0f} s"
         )
         print(f"\n{render_table(results)}\n\n{render_details(results)}\n")
+        if factory_figures is not None:
+            print(f"{celestra_bench_factories.render(factory_figures)}\n")
         print(render_targets(targets))
         if args.profile:
             print_profile(profile_path, f"cold seed at {args.profile} (main thread)")
@@ -654,6 +674,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             "tests": args.tests,
             "python": platform.python_version(),
             "volumes": {name: result.figures() for name, result in results.items()},
+            "factories": factory_figures,
             "targets": [{**asdict(t), "verdict": t.verdict} for t in targets],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

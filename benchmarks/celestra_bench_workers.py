@@ -8,7 +8,9 @@ approach) and writes its figures as JSON, including the process's peak RSS.
 * ``cold``: CREATE DATABASE, ``create_all``, ``seed_scenario``, commit;
 * ``copy``: ``generate_scenario`` into memory (timed apart), then only the COPY load;
 * ``peer``: the factory_boy peer of :mod:`celestra_bench_peer`;
-* ``profile``: ``cold`` under cProfile.
+* ``profile``: ``cold`` under cProfile;
+* ``factories``: single factory calls and ``bulk_create`` batches
+  (:mod:`celestra_bench_factories`).
 """
 
 from __future__ import annotations
@@ -173,12 +175,29 @@ def worker_peer(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def worker_factories(args: argparse.Namespace) -> dict[str, Any]:
+    """Single factory calls against a plain factory_boy peer; bulk_create against
+    create_batch (the volume is unused)."""
+    from celestra_bench_factories import measure
+
+    create_schema_database(args.admin_url, args.db_url[0])
+    figures = measure(
+        args.db_url[0],
+        calls=args.factory_calls,
+        rows=args.factory_rows,
+        sample=args.factory_sample,
+        seed=args.seed,
+    )
+    return {**figures, "peak_rss_kib": peak_rss_kib()}
+
+
 WORKERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cold": worker_cold,
     "copy": worker_copy,
     "peer": worker_peer,
     "profile": worker_profile,
     "profile-generate": worker_profile_generate,
+    "factories": worker_factories,
 }
 
 
@@ -201,6 +220,7 @@ WORKER_IMPORTS = (
     "pytest_celestra.scenario",
 )
 PEER_IMPORTS = ("factory", "pytest_celestra.factories", "celestra_bench_peer")
+FACTORY_IMPORTS = ("factory", "pytest_celestra.factories", "celestra_bench_factories")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -222,12 +242,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="JSON file for the result")
     parser.add_argument("--fraction", type=float, default=1.0, help="peer: share of each table")
     parser.add_argument("--profile-output", help="profile: file for the cProfile stats")
+    parser.add_argument("--factory-calls", type=int, default=300, help="factories: calls")
+    parser.add_argument("--factory-rows", type=int, default=10_000, help="factories: batch")
+    parser.add_argument(
+        "--factory-sample", type=int, default=1_000, help="factories: create_batch rows timed"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for module in WORKER_IMPORTS + (PEER_IMPORTS if args.worker == "peer" else ()):
+    extra = {"peer": PEER_IMPORTS, "factories": FACTORY_IMPORTS}.get(args.worker, ())
+    for module in WORKER_IMPORTS + extra:
         importlib.import_module(module)
     result = WORKERS[args.worker](args)
     Path(args.output).write_text(json.dumps(result))

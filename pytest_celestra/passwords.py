@@ -289,7 +289,13 @@ def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = 
     """
     hasher = _hasher
     index = 0 if rng is None else int(rng.random() * SALT_POOL_SIZE)
-    return hasher.hash(password, hasher.salt(random.Random(f"celestra-salt:{index}")))
+    return hasher.hash(password, _pool_salt(hasher, index))
+
+
+@functools.lru_cache(maxsize=4 * SALT_POOL_SIZE)
+def _pool_salt(hasher: PasswordHasher, index: int) -> str | bytes:
+    """The ``index``-th salt of the pool (drawn once per process, not once per user)."""
+    return hasher.salt(random.Random(f"celestra-salt:{index}"))
 
 
 def old_password(index: int) -> str:

@@ -17,6 +17,7 @@ ASYNC_INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 ASYNC_TESTS = """
 import pytest
 from sqlalchemy import func, select, text
+from pytest_celestra.errors import CelestraError
 from pytest_celestra.factories import CompanyFactory, UserFactory, bound_session
 from pytest_celestra.models import Company, User
 
@@ -53,6 +54,13 @@ async def test_empty_database_and_sync_factories(celestra_async_session):
     await session.commit()
     assert admin.company.name  # no I/O after a commit: expire_on_commit=False
     assert await count(session, User) == 1
+
+    def make_many(sync_session):
+        with bound_session(sync_session):
+            return UserFactory.bulk_create(3)
+
+    with pytest.raises(CelestraError, match="an async session cannot run it"):
+        await session.run_sync(make_many)
 
 async def test_the_next_empty_test_starts_empty(celestra_async_session):
     assert await count(celestra_async_session, User) == 0

@@ -1,0 +1,291 @@
+"""Factory figures of ``bench.py``: single calls against a plain factory_boy peer, and
+batches through ``bulk_create`` against ``create_batch``.
+
+Run by ``celestra_bench_workers.py factories`` in a fresh interpreter on a scratch
+database with the empty schema, in one rolled-back session (as ``celestra_session``
+gives a test). Single calls: the median of ``calls`` calls of each, ours and the peer
+alternating in rounds so that load drifting on the machine weighs on both. Batches:
+``bulk_create(rows)`` against ``create_batch``, which is timed on ``sample`` rows and
+scaled (its cost per row is flat: one INSERT per row), both as ``create()`` is now and
+as it was before (factory_boy's builder, a flush per object: :func:`flush_per_object`).
+
+The peer is what a project writes with factory_boy alone: a ``SQLAlchemyModelFactory``
+per model with plain Faker fields, ``SubFactory`` parents and
+``sqlalchemy_session_persistence = "flush"`` (so its row is in the database when the
+call returns, like ours). Its audit change log chain has five rows (company, user,
+agent, audit log, change); ours has six (the audit log is also signed by an admin) and
+writes the change to the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+#: Single calls: (name, our call, the peer's call, target median in ms).
+SINGLE_TARGETS_MS = {
+    "UserFactory(company=c)": 1.5,
+    "UserFactory()": 3.0,
+    "AuditChangeLogFactory()": 6.0,
+}
+#: Batches: (name, bulk_create / create_batch speed-up at least).
+BATCH_TARGETS = {
+    "UserFactory(company=c)": 30.0,
+    "AuditChangeLogFactory()": 20.0,
+}
+
+
+def _peer_factories(session: Any) -> dict[str, Any]:
+    """Plain factory_boy factories of the same models, writing into ``session``."""
+    import factory
+    from factory.alchemy import SQLAlchemyModelFactory
+
+    from pytest_celestra import models as m
+    from pytest_celestra.passwords import hash_password
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    default_hash = hash_password()
+
+    class Peer(SQLAlchemyModelFactory):
+        class Meta:
+            abstract = True
+            sqlalchemy_session = session
+            sqlalchemy_session_persistence = "flush"
+
+    class Dated(Peer):
+        class Meta:
+            abstract = True
+
+        created_at = now
+        updated_at = now
+
+    class PeerCompany(Dated):
+        class Meta:
+            model = m.Company
+
+        name = factory.Faker("company")
+        description = factory.Faker("catch_phrase")
+        size = m.CompanySize.SMALL
+        vertical = m.CompanyVertical.TECH
+        status = m.CompanyStatus.ACTIVE
+
+    class PeerUser(Dated):
+        class Meta:
+            model = m.User
+
+        company = factory.SubFactory(PeerCompany)
+        role = m.UserRole.REGULAR_USER
+        name = factory.Faker("name")
+        email = factory.Sequence(lambda n: f"peer.user{n}@example.com")
+        password_hash = default_hash
+        status = m.UserStatus.ACTIVE
+
+    class PeerAgent(Dated):
+        class Meta:
+            model = m.Agent
+
+        company = factory.SubFactory(PeerCompany)
+        name = factory.Faker("catch_phrase")
+        description = factory.Faker("sentence")
+        agent_protocol = "MCP"
+        status = m.AgentStatus.ACTIVE
+
+    class PeerAuditLog(Peer):
+        class Meta:
+            model = m.AuditLog
+            exclude = ("record",)
+
+        user = factory.SubFactory(PeerUser, role=m.UserRole.COMPANY_ADMIN)
+        record = factory.SubFactory(PeerAgent, company=factory.SelfAttribute("..user.company"))
+        event_type = m.AuditEventType.CONFIGURATION_UPDATE
+        event_description = factory.Faker("sentence")
+        ip_address = factory.Faker("ipv4")
+        table_name = "agents"
+        record_id = factory.LazyAttribute(lambda o: o.record.id)
+        created_at = now
+
+    class PeerAuditChangeLog(Peer):
+        class Meta:
+            model = m.AuditChangeLog
+
+        audit_log = factory.SubFactory(PeerAuditLog)
+        column_name = "status"
+        old_value = "ACTIVE"
+        new_value = "DISABLED"
+        created_at = now
+
+    return {"company": PeerCompany, "user": PeerUser, "change": PeerAuditChangeLog}
+
+
+def _median_ms(calls: int, function: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds ``function(*args, **kwargs)`` took, and what it returned."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def measure(db_url: str, *, calls: int, rows: int, sample: int, seed: int) -> dict[str, Any]:
+    """Every factory figure, measured in one rolled-back session on ``db_url``."""
+    import factory.random
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from pytest_celestra import factories as f
+    from pytest_celestra.fixtures import rolled_back_session
+    from pytest_celestra.server import sqlalchemy_url
+
+    factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]
+    sample = min(sample, rows)
+    engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
+    try:
+        with rolled_back_session(engine) as session:
+            peer = _peer_factories(session)
+            company = f.CompanyFactory()
+            peer_company = peer["company"]()
+            singles = {
+                "UserFactory(company=c)": (
+                    lambda: f.UserFactory(company=company),
+                    lambda: peer["user"](company=peer_company),
+                ),
+                "UserFactory()": (f.UserFactory, peer["user"]),
+                "AuditChangeLogFactory()": (f.AuditChangeLogFactory, peer["change"]),
+            }
+            single: dict[str, dict[str, float]] = {}
+            rounds = 5
+            for name, (ours, theirs) in singles.items():
+                for function in (ours, theirs):
+                    _median_ms(10, function)  # warm: statement caches, first hashes
+                ours_ms, peer_ms = [], []
+                for _ in range(rounds):
+                    ours_ms.append(_median_ms(max(1, calls // rounds), ours))
+                    peer_ms.append(_median_ms(max(1, calls // rounds), theirs))
+                single[name] = {
+                    "ours_ms": statistics.median(ours_ms),
+                    "peer_ms": statistics.median(peer_ms),
+                }
+            batch = _measure_batches(f, company, rows=rows, sample=sample)
+    finally:
+        engine.dispose()
+    return {"calls": calls, "rows": rows, "sample": sample, "single": single, "batch": batch}
+
+
+@contextlib.contextmanager
+def flush_per_object(f: Any) -> Iterator[None]:
+    """``create()`` as it was before ``bulk_create`` (release 0.1): factory_boy's own
+    builder and a session flush per object (the cheaper lookup of traits stays)."""
+    from factory.alchemy import SQLAlchemyModelFactory
+
+    from pytest_celestra.bulk import current_maker
+
+    base = f.CelestraFactory
+    saved = base.__dict__["_generate"], base.__dict__["_save"]
+
+    def generate(cls: Any, strategy: Any, params: dict[str, Any]) -> Any:
+        assert current_maker() is None
+        f.current_session(cls.__name__)
+        return SQLAlchemyModelFactory._generate.__func__(cls, strategy, cls._share_parents(params))
+
+    def save(cls: Any, model_class: Any, session: Any, args: Any, kwargs: Any) -> Any:
+        obj = model_class(*args, **kwargs)
+        session.add(obj)
+        session.flush()
+        return obj
+
+    base._generate, base._save = classmethod(generate), classmethod(save)
+    try:
+        yield
+    finally:
+        base._generate, base._save = saved
+
+
+def _measure_batches(f: Any, company: Any, *, rows: int, sample: int) -> dict[str, Any]:
+    """``bulk_create(rows)`` (and loading its objects) against ``create_batch`` scaled,
+    as it is now and as it was (a flush per object)."""
+    cases = {
+        "UserFactory(company=c)": (f.UserFactory, {"company": company}),
+        "AuditChangeLogFactory()": (f.AuditChangeLogFactory, {}),
+    }
+    batch: dict[str, Any] = {}
+    for name, (factory_class, kwargs) in cases.items():
+        factory_class.bulk_create(10, **kwargs)  # warm
+        bulk, made = _timed(factory_class.bulk_create, rows, **kwargs)
+        load, _ = _timed(made.objects)
+        scale = rows / sample
+        now = _timed(factory_class.create_batch, sample, **kwargs)[0] * scale
+        with flush_per_object(f):
+            before = _timed(factory_class.create_batch, sample, **kwargs)[0] * scale
+        batch[name] = {
+            "bulk_s": bulk,
+            "load_objects_s": load,
+            "create_batch_s": now,
+            "create_batch_before_s": before,
+            "speedup": now / bulk,
+            "speedup_before": before / bulk,
+        }
+    return batch
+
+
+def targets(figures: dict[str, Any], target_class: Any) -> list[Any]:
+    """The factory targets (``target_class`` is the report's ``Target``)."""
+    out = []
+    for name, limit in SINGLE_TARGETS_MS.items():
+        values = figures["single"][name]
+        out.append(
+            target_class(
+                f"factory call {name}, median ms",
+                f"ours {values['ours_ms']:.2f} ms, plain factory_boy {values['peer_ms']:.2f} ms",
+                values["ours_ms"],
+                limit,
+            )
+        )
+    rows = figures["rows"]
+    for name, limit in BATCH_TARGETS.items():
+        values = figures["batch"][name]
+        for label, key in (("before", "_before"), ("now", "")):
+            out.append(
+                target_class(
+                    f"{rows:,} rows of {name}: create_batch ({label}) / bulk_create",
+                    f"create_batch {values[f'create_batch{key}_s']:.1f} s (scaled from "
+                    f"{figures['sample']:,}), bulk_create {values['bulk_s']:.2f} s",
+                    values[f"speedup{key}"],
+                    limit,
+                    at_most=False,
+                )
+            )
+    return out
+
+
+def render(figures: dict[str, Any]) -> str:
+    """The factory figures as a small table."""
+    lines = [
+        f"factories (median of {figures['calls']} calls; batches of {figures['rows']:,} rows)",
+        f"  {'call':<26} {'ours ms':>9} {'peer ms':>9}",
+    ]
+    for name, values in figures["single"].items():
+        lines.append(f"  {name:<26} {values['ours_ms']:>9.2f} {values['peer_ms']:>9.2f}")
+    lines.append(
+        f"  {'batch':<26} {'bulk s':>9} {'+objects':>9} {'create_batch s':>15}"
+        f" {'speed-up':>9} {'before: s':>10} {'speed-up':>9}"
+    )
+    for name, values in figures["batch"].items():
+        lines.append(
+            f"  {name:<26} {values['bulk_s']:>9.2f} {values['load_objects_s']:>9.2f}"
+            f" {values['create_batch_s']:>15.1f} {values['speedup']:>8.1f}x"
+            f" {values['create_batch_before_s']:>10.1f} {values['speedup_before']:>8.1f}x"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,415 @@
+# factory_boy is typed but its declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
+"""Factory batches at COPY speed: ``UserFactory.bulk_create(10_000, company=c)``.
+
+A batch resolves the factory's own declarations for every row (defaults, traits,
+overrides, sequences, ``SubFactory`` parents, the factories' shared-parent rules), the way
+factory_boy does, but makes no ORM object and sends no INSERT per row: each row is kept
+as a :class:`PendingRow`, and at the end of the batch every table's rows go to the
+database in one binary ``COPY`` (:func:`pytest_celestra.loader.copy_rows`) through the
+session's own connection. So the rows are in the test's transaction: visible to its
+session and rolled back with it.
+
+What a batch returns is a :class:`BulkResult`: the keys at once (:attr:`BulkResult.ids`,
+no query), and the objects when first asked for (one ``SELECT`` by those keys, through
+the session's identity map). Loading 10,000 ORM objects costs about as much as making
+their rows, so a test that only needs the rows to exist does not pay for it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+import factory.base
+import psycopg
+from factory.declarations import RelatedFactory
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
+from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from pytest_celestra import loader
+from pytest_celestra.errors import CelestraError
+from pytest_celestra.making import Maker, current_maker
+from pytest_celestra.models import MODELS_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Iterator
+
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.making import Plan, Step
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+def current_batch() -> Batch | None:
+    """The batch being made, if a ``bulk_create`` is running (factories consult it)."""
+    maker = current_maker()
+    return maker if isinstance(maker, Batch) else None
+
+
+def bulk_safe(declaration: T) -> T:
+    """Mark a post-generation declaration as one a batch can run: it only calls factories
+    or changes rows of the batch (:meth:`Batch.find` finds them), never the database."""
+    declaration.celestra_bulk_safe = True  # type: ignore[attr-defined]
+    return declaration
+
+
+class PendingRow:
+    """A row made in a batch, written by the batch's COPY: reads like the model object
+    (columns, relationships, ``__tablename__``), without being one."""
+
+    __slots__ = ("model", "values")
+
+    def __init__(self, model: type[Any], values: dict[str, Any]) -> None:
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "values", values)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.values
+        if name in values:
+            return values[name]
+        if name.startswith("_") and not name.startswith("__"):
+            raise AttributeError(name)  # hasattr(row, "_sa_instance_state"): not an ORM object
+        foreign = _shape(self.model).foreign_keys.get(name)
+        if foreign is not None:
+            parent = values.get(foreign[0])
+            return None if parent is None else getattr(parent, foreign[1])
+        if name.startswith("__"):
+            return getattr(self.model, name)  # __tablename__, __table__
+        if name in _shape(self.model).keys.values():
+            return None
+        raise AttributeError(f"{self!r} has no {name!r} (a batch's rows carry no collections)")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.values[name] = value
+
+    def __repr__(self) -> str:
+        return f"<pending {self.model.__name__} {self.values.get('id')}>"
+
+
+class _Shape:
+    """How a model's attributes become the columns of its COPY."""
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = inspect(model)
+        self.table: str = model.__tablename__
+        self.columns = loader.COLUMNS[self.table]
+        #: FK column -> (relationship key, the parent's column key it copies).
+        self.foreign_keys: dict[str, tuple[str, str]] = {}
+        self.parent_keys = [
+            r.key for r in mapper.relationships if r.direction is RelationshipDirection.MANYTOONE
+        ]
+        for relationship in mapper.relationships:
+            if relationship.direction is RelationshipDirection.MANYTOONE:
+                for local, remote in relationship.local_remote_pairs:
+                    self.foreign_keys[local.name] = (relationship.key, remote.key)
+        self.keys = {
+            column.name: mapper.get_property_by_column(column).key
+            for column in model.__table__.columns
+        }
+        self.defaults = {
+            column.name: column.default.arg
+            for column in model.__table__.columns
+            if column.default is not None and column.default.is_scalar
+        }
+        self.server_defaults = {
+            column.name for column in model.__table__.columns if column.server_default is not None
+        }
+        #: The collections of a parent that a batch adds children to (expired after it).
+        self.collections = [r.key for r in mapper.relationships if r.uselist]
+
+        self.insert = model.__table__.insert()
+
+    def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Column -> value of the row a factory made from ``kwargs`` (its model arguments).
+
+        A column the factory left out is left out here too when the database has a default
+        for it (as a flush leaves it out), else it takes the model's Python default.
+        """
+        values = {}
+        for column, key in self.keys.items():
+            value = kwargs.get(key, _MISSING)
+            if value is _MISSING:
+                foreign = self.foreign_keys.get(column)
+                if foreign is not None and foreign[0] in kwargs:
+                    parent = kwargs[foreign[0]]
+                    value = None if parent is None else getattr(parent, foreign[1])
+                elif column in self.server_defaults:
+                    continue
+                else:
+                    value = self.defaults.get(column)
+            values[column] = value
+        return values
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """The parent objects among a factory's model arguments (its many-to-one relationships)."""
+    if model in _MODEL_ORDER:
+        return [kwargs[key] for key in _shape(model).parent_keys if kwargs.get(key) is not None]
+    return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
+
+
+def _shape(model: type[Any]) -> _Shape:
+    shape = _SHAPES.get(model)
+    if shape is None:
+        shape = _SHAPES[model] = _Shape(model)
+    return shape
+
+
+def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
+    """INSERT the row of ``obj`` (made from ``kwargs``) now, and make ``obj`` persistent in
+    ``session`` as a flush would, for a fifth of a flush's cost. False (nothing done) when
+    a parent is not in the database yet (only a flush saves them in order), or when
+    ``obj`` is not of a Celestra table (a model of yours has a flush).
+    """
+    if type(obj) not in _MODEL_ORDER:
+        return False
+    for value in _parents(type(obj), kwargs):
+        if not isinstance(value, PendingRow) and not inspect(value).persistent:
+            return False
+    if session.new:
+        session.flush()  # the session's own pending rows may be the parents of this one
+    shape = _shape(type(obj))
+    values = shape.values(kwargs)
+    session.connection().execute(shape.insert, values)
+    state = obj.__dict__
+    for column, value in values.items():
+        if shape.keys[column] not in state:
+            set_committed_value(obj, shape.keys[column], value)  # no reload when read
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return True
+
+
+def set_column(session: Session, row: Any, column: str, value: Any) -> None:
+    """Give ``row`` a new value of ``column``: in a batch's row before it is written, else
+    in the database and the session's object at once (an UPDATE, no flush)."""
+    if isinstance(row, PendingRow):
+        row.values[_shape(row.model).keys[column]] = value
+        return
+    shape = _shape(type(row))
+    if not inspect(row).persistent:
+        setattr(row, shape.keys[column], value)
+        return
+    table = row.__table__
+    session.connection().execute(
+        table.update().where(table.c.id == row.id).values({table.c[column]: value})
+    )
+    set_committed_value(row, shape.keys[column], value)
+
+
+# --- the batch ----------------------------------------------------------------------
+
+
+class Batch(Maker):
+    """The rows of one ``bulk_create`` call, its parents' included, until they are written."""
+
+    def __init__(self, session: Session, description: str) -> None:
+        super().__init__(session)
+        self.description = description
+        self.rows: dict[type[Any], list[PendingRow]] = {}
+        self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
+        #: Parents given to the batch that are already in the session.
+        self.given: dict[int, Any] = {}
+
+    def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
+        plan = super()._new_plan(factory_class, extras)
+        for name, hook in plan.post:
+            if not isinstance(hook.declaration, RelatedFactory) and not getattr(
+                hook.declaration, "celestra_bulk_safe", False
+            ):
+                raise CelestraError(
+                    f"{self.description}: {factory_class.__name__} has the post-generation "
+                    f"hook {name!r}, which may need its object in the database, and a batch "
+                    "writes its rows only at its end. Use create_batch() for these rows, or "
+                    "make the hook a RelatedFactory"
+                )
+        return plan
+
+    def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
+        pass  # nothing to save again: the batch writes every row at its end
+
+    def _model_of(self, instance: Any) -> type[Any]:
+        return instance.model if isinstance(instance, PendingRow) else type(instance)
+
+    def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+        return _parents(model, kwargs)
+
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        model = factory_class._meta.get_model_class()
+        if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
+            if issubclass(factory_class, factory.base.BaseListFactory):
+                return factory_class._build(model, *args, **kwargs)
+            raise CelestraError(
+                f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
+                "a batch can only make rows of the Celestra tables"
+            )
+        for value in _parents(model, kwargs):
+            if not isinstance(value, PendingRow) and id(value) not in self.given:
+                self.given[id(value)] = value
+                if not inspect(value).persistent:
+                    self.session.add(value)  # flushed before the COPY, so it comes first
+        keys = getattr(factory_class._meta, "sqlalchemy_get_or_create", ())
+        if keys:
+            return self._get_or_create(model, kwargs, keys)
+        return self._add(model, kwargs)
+
+    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
+        row = PendingRow(model, kwargs)
+        self.rows.setdefault(model, []).append(row)
+        return row
+
+    def _get_or_create(self, model: type[Any], kwargs: dict[str, Any], keys: Any) -> Any:
+        """The batch's row or the session's with these keys (looked up once), else a new one."""
+        lookup = {key: kwargs[key] for key in keys}
+        found_key = (model, tuple(lookup.values()))
+        found = self._found.get(found_key)
+        if found is None:
+            found = self.session.scalars(select(model).filter_by(**lookup)).first()
+            if found is None:
+                found = self._add(model, kwargs)
+            self._found[found_key] = found
+        return found
+
+    def _copy(
+        self,
+        pg_conn: psycopg.Connection[Any],
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> int:
+        try:
+            return loader.copy_rows(pg_conn, table, columns, rows)
+        except psycopg.Error as error:
+            raise BulkWriteError(
+                f"{self.description} failed writing its {len(rows)} {table} rows: {error}. "
+                "The session's transaction is aborted (roll it back); a value you passed "
+                "likely breaks a constraint (e.g. the same email for every row)"
+            ) from error
+
+    def write(self) -> dict[str, int]:
+        """COPY every table's rows (parents first) through the session's connection."""
+        pg_conn = loader.raw_connection(self.session)  # flushes the session first
+        written: dict[str, int] = {}
+        for model in MODELS_IN_FK_ORDER:
+            shape = _shape(model)
+            # Rows that leave out the same columns (normally all of them) share a COPY.
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for row in self.rows.get(model, ()):
+                values = shape.values(row.values)
+                groups.setdefault(tuple(values), []).append(
+                    tuple(v.value if isinstance(v, enum.Enum) else v for v in values.values())
+                )
+            for columns, rows in groups.items():
+                written[shape.table] = written.get(shape.table, 0) + self._copy(
+                    pg_conn, shape.table, columns, rows
+                )
+        for parent in self.given.values():
+            # Their collections (company.users, ...) did not see the new children.
+            state = inspect(parent)
+            if state.persistent and state.session is self.session:
+                self.session.expire(parent, _shape(type(parent)).collections)
+        return written
+
+
+_MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
+
+
+class BulkWriteError(CelestraError):
+    """The database refused a batch's rows (its COPY failed)."""
+
+
+class BulkResult(Sequence[T], Generic[T]):
+    """The rows a ``bulk_create`` made, in order: keys now, objects on first use.
+
+    ``result.ids`` are the primary keys (no query). Indexing, iterating or ``len`` give
+    the ORM objects, attached to the session: the first access loads them all with one
+    ``SELECT ... WHERE id = ANY(:ids)`` (objects already in the session are reused).
+    """
+
+    def __init__(self, session: Session, model: type[T], ids: Sequence[uuid.UUID]) -> None:
+        self.session = session
+        self.model = model
+        self.ids: tuple[uuid.UUID, ...] = tuple(ids)
+        self._objects: list[T] | None = None
+
+    def objects(self) -> list[T]:
+        """The ORM objects, loaded on first call."""
+        if self._objects is None:
+            column = self.model.id  # type: ignore[attr-defined]
+            by_id = {
+                obj.id: obj  # type: ignore[attr-defined]
+                for obj in self.session.scalars(
+                    select(self.model).where(
+                        column == any_(bindparam("ids", list(self.ids), type_=ARRAY(Uuid)))
+                    )
+                )
+            }
+            self._objects = [by_id[key] for key in self.ids]
+        return self._objects
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self.objects()[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.objects())
+
+    def __repr__(self) -> str:
+        return f"<BulkResult of {len(self.ids)} {self.model.__name__}>"
+
+
+def bulk_create(
+    factory_class: Any, size: int, params: dict[str, Any], session: Session
+) -> BulkResult[Any]:
+    """Make ``size`` rows of ``factory_class`` with ``params`` and COPY them into
+    ``session``'s transaction; what ``CelestraFactory.bulk_create`` runs."""
+    if not isinstance(size, int) or size < 0:
+        raise CelestraError(
+            f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "
+            f"got {size!r}"
+        )
+    description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
+    if current_batch() is not None:
+        raise CelestraError(f"{description}: a batch cannot be made inside another batch")
+    _check_driver(session, description)
+    batch = Batch(session, description)
+    with batch.active():
+        made = [batch.make(factory_class, params) for _ in range(size)]
+    batch.write()
+    model = factory_class._meta.get_model_class()
+    return BulkResult(session, model, [row.id for row in made])
+
+
+def _check_driver(session: Session, description: str) -> None:
+    """Fail before making anything when the session's connection cannot COPY for us."""
+    driver = getattr(session.connection().connection, "driver_connection", None)
+    if not isinstance(driver, psycopg.Connection):
+        raise CelestraError(
+            f"{description}: a batch is written with COPY through a synchronous psycopg 3 "
+            f"connection, and this session's is {type(driver).__name__} (an async session "
+            "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
+            "as celestra_session, or create_batch()"
+        )
+
+
+def _describe(params: dict[str, Any]) -> str:
+    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
+    return text if len(text) <= 200 else text[:197] + "..."
