@@ -55,7 +55,7 @@ from factory.faker import Faker
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra import bulk, making, passwords
+from pytest_celestra import bulk, making, passwords, story
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
@@ -76,6 +76,7 @@ from pytest_celestra.models import (
     KnowledgeType,
     Notification,
     NotificationStatus,
+    NotificationType,
     PasswordHistory,
     User,
     UserLockout,
@@ -88,6 +89,7 @@ from pytest_celestra.providers import (
     CHANGEABLE_COLUMNS,
     COMPANY_CREATED,
     DAY,
+    HOUR,
     KNOWLEDGE_TYPE_CREATED,
     LOCKOUT_BURST_WINDOW,
     MEMBER_CREATED_LATEST,
@@ -102,7 +104,7 @@ from pytest_celestra.providers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from sqlalchemy.orm import Session
 
@@ -201,6 +203,68 @@ def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
 def _rng() -> Any:
     # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
     return factory.random.randgen
+
+
+def _provider() -> Any:
+    """The Faker instance factory_boy draws from (seeded with it), for story functions."""
+    return Faker._get_faker()
+
+
+def _closing(o: Any) -> int:
+    """A parameter's value: the latest offset a member row of ``o.company`` may change at,
+    its company's closing (``updated_at``) when that is not ACTIVE (pytest_celestra.story)."""
+    company = o.company
+    if company is None or company.status in (None, CompanyStatus.ACTIVE):
+        return -MINUTE
+    return min(-MINUTE, _offset(o.clock, company.updated_at))
+
+
+def _updated_at_status_change(changed: Any) -> Any:
+    """A parameter: ``updated`` of a member row, the moment its status changed (in
+    story.STATUS_CHANGED, not after its company closed) when ``changed(status)``."""
+    return Maybe(
+        LazyAttribute(lambda o: changed(getattr(o.status, "value", o.status))),
+        LazyAttribute(lambda o: story.status_changed(_provider(), o.created, o.latest)),
+        _moment("created", "latest"),
+    )
+
+
+def _company_status(o: Any) -> CompanyStatus | None:
+    return None if o.company is None else o.company.status
+
+
+def _active_until(o: Any, *people: str) -> int:
+    """The last offset at which each of the named users was ACTIVE (story.active_until)."""
+    latest = 0
+    for name in people:
+        user = getattr(o, name)
+        if user is not None and user.status is not None and user.updated_at is not None:
+            status = getattr(user.status, "value", user.status)
+            latest = min(latest, story.active_until(status, _offset(o.clock, user.updated_at)))
+    return latest
+
+
+def _closed_at(o: Any) -> int:
+    """The offset at which ``o.record`` left service (story.is_closed); 0 if it did not."""
+    record = o.record
+    if record is None or record.updated_at is None or record.status is None:
+        return 0
+    status = getattr(record.status, "value", record.status)
+    if not story.is_closed(record.__tablename__, status):
+        return 0
+    return _offset(o.clock, record.updated_at)
+
+
+def _retired_until(o: Any, *rows: str) -> int:
+    """The last offset at which the named agents / knowledge bases take new links or
+    sources: their ``updated_at`` once DISABLED or ARCHIVED (story.RETIRED_STATUSES)."""
+    latest = -DAY
+    for name in rows:
+        row = getattr(o, name)
+        status = None if row is None else getattr(row.status, "value", row.status)
+        if status in story.RETIRED_STATUSES and row.updated_at is not None:
+            latest = min(latest, _offset(o.clock, row.updated_at))
+    return latest
 
 
 # --- base -------------------------------------------------------------------------------
@@ -334,7 +398,12 @@ class CompanyFactory(CelestraFactory):
     class Params:
         clock = LazyFunction(_clock)
         created = Faker("moment", lower=COMPANY_CREATED[0], upper=COMPANY_CREATED[1])
-        updated = _moment("created", -MINUTE)
+        # A closed company's updated_at is when it closed: after its members were created.
+        updated = Maybe(
+            LazyAttribute(lambda o: o.status is CompanyStatus.ACTIVE),
+            _moment("created", -MINUTE),
+            LazyAttribute(lambda o: story.status_changed(_provider(), o.created)),
+        )
         suspended = Trait(status=CompanyStatus.SUSPENDED)
         archived = Trait(status=CompanyStatus.ARCHIVED)
 
@@ -391,7 +460,8 @@ class UserFactory(CelestraFactory):
             _moment("lower", MEMBER_CREATED_LATEST),
             Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
         )
-        updated = _moment("created", -MINUTE)
+        latest = LazyAttribute(_closing)
+        updated = _updated_at_status_change(lambda status: status != UserStatus.ACTIVE.value)
         email_domain = LazyAttribute(
             lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
         )
@@ -412,7 +482,8 @@ class UserFactory(CelestraFactory):
     # The sequence number keeps emails unique however often a name comes up.
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
     password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
-    status = UserStatus.ACTIVE
+    # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
+    status = LazyAttribute(lambda o: story.member_status(_company_status(o), UserStatus.ACTIVE))
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
@@ -430,7 +501,8 @@ class AgentFactory(CelestraFactory):
         clock = LazyFunction(_clock)
         lower = _not_before("company")
         created = _moment("lower", MEMBER_CREATED_LATEST)
-        updated = _moment("created", -MINUTE)
+        latest = LazyAttribute(_closing)
+        updated = _updated_at_status_change(story.RETIRED_STATUSES.__contains__)
         draft = Trait(status=AgentStatus.DRAFT)
         disabled = Trait(status=AgentStatus.DISABLED)
         archived = Trait(status=AgentStatus.ARCHIVED)
@@ -439,7 +511,7 @@ class AgentFactory(CelestraFactory):
     name = Faker("agent_name")
     description = Faker("agent_description")
     agent_protocol = Faker("agent_protocol")
-    status = AgentStatus.ACTIVE
+    status = LazyAttribute(lambda o: story.agent_status(_company_status(o), AgentStatus.ACTIVE))
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
@@ -457,7 +529,8 @@ class KnowledgeBaseFactory(CelestraFactory):
         clock = LazyFunction(_clock)
         lower = _not_before("company")
         created = _moment("lower", MEMBER_CREATED_LATEST)
-        updated = _moment("created", -MINUTE)
+        latest = LazyAttribute(_closing)
+        updated = _updated_at_status_change(story.RETIRED_STATUSES.__contains__)
         building = Trait(status=KnowledgeBaseStatus.BUILDING)
         draft = Trait(status=KnowledgeBaseStatus.DRAFT)
         disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
@@ -466,7 +539,9 @@ class KnowledgeBaseFactory(CelestraFactory):
     company = SubFactory(CompanyFactory)
     name = Faker("knowledge_base_name")
     description = Faker("knowledge_base_description")
-    status = KnowledgeBaseStatus.ACTIVE
+    status = LazyAttribute(
+        lambda o: story.knowledge_base_status(_company_status(o), KnowledgeBaseStatus.ACTIVE)
+    )
     created_at = _time(source="created")
     updated_at = _time(source="updated")
 
@@ -488,7 +563,8 @@ class AgentKnowledgeBaseFactory(CelestraFactory):
         clock = LazyFunction(_clock)
         company = SubFactory(CompanyFactory)
         lower = _not_before("agent", "knowledge_base")
-        created = _moment("lower", -DAY)
+        latest = LazyAttribute(lambda o: _retired_until(o, "agent", "knowledge_base"))
+        created = _moment("lower", "latest")
 
     agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
     knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
@@ -513,7 +589,8 @@ class KnowledgeSourceFactory(CelestraFactory):
     class Params:
         clock = LazyFunction(_clock)
         lower = _not_before("knowledge_base", "knowledge_type")
-        created = _moment("lower", -DAY)
+        latest = LazyAttribute(lambda o: _retired_until(o, "knowledge_base"))
+        created = _moment("lower", "latest")
         updated = _moment("created", -MINUTE)
         domain = LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name))
 
@@ -544,7 +621,11 @@ class AuditLogFactory(CelestraFactory):
         clock = LazyFunction(_clock)
         known_user = LazyAttribute(lambda o: o.user is not None)
         lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
-        created = _moment("lower", -MINUTE, recent=True)
+        # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
+        latest = LazyAttribute(
+            lambda o: min(-MINUTE, min(_active_until(o, "user", "signer"), _closed_at(o)) - MINUTE)
+        )
+        created = _moment("lower", "latest", recent=True)
         role_change = Trait(
             event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
             user=SubFactory(UserFactory, company_admin=True),
@@ -592,6 +673,36 @@ class AuditLogFactory(CelestraFactory):
             lambda obj, create, extracted, **_: _record_role_change(obj, create, extracted)
         )
     )
+    # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
+    # (pytest_celestra.story); ``activity=False`` skips that row.
+    activity = PostGeneration(
+        lambda obj, create, extracted, **_: _record_activity(obj, create, extracted)
+    )
+
+
+def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
+    if not create or extracted is False or log.created_at is None:
+        return
+    when = log.created_at
+    if log.event_type is AuditEventType.FAILED_LOGIN:
+        FailedLoginFactory(user=log.user, attempted_at=when)
+    elif log.user is None:
+        return
+    elif log.event_type in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
+        _session(log.user, when, when + timedelta(seconds=story.SIGNED_IN_SESSION))
+    elif log.event_type is AuditEventType.SESSION_ENDED:
+        start = max(log.user.created_at or when, when - timedelta(seconds=HOUR))
+        _session(log.user, start, when)
+
+
+def _session(user: User, start: datetime, end: datetime) -> Any:
+    """A session of ``user`` from ``start`` to ``end``; over by now if the user is no
+    longer ACTIVE."""
+    if user.status is not UserStatus.ACTIVE:
+        end = min(end, _clock())
+    return UserSessionFactory(
+        user=user, created_at=start, expires_at=max(end, start + timedelta(seconds=1))
+    )
 
 
 def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
@@ -638,10 +749,12 @@ class InvitationFactory(CelestraFactory):
     class Params:
         clock = LazyFunction(_clock)
         lower = _not_before("user")
+        until = LazyAttribute(lambda o: _active_until(o, "user"))
         times = Faker(
             "invitation_times",
             state=SelfAttribute("..state"),
             lower=SelfAttribute("..lower"),
+            upper=SelfAttribute("..until"),
         )
         pending = Trait(state="open", status=InvitationStatus.PENDING)
         sent = Trait(state="open", status=InvitationStatus.SENT)
@@ -650,7 +763,12 @@ class InvitationFactory(CelestraFactory):
         expired = Trait(state="expired", status=InvitationStatus.EXPIRED)
         cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
 
-    state = Faker("invitation_state")
+    # A user who is not ACTIVE has no open invitation (a state trait overrides).
+    state = Maybe(
+        LazyAttribute(lambda o: _active_until(o, "user") < 0),
+        "expired",
+        Faker("invitation_state"),
+    )
     user = SubFactory(UserFactory)
     token = Faker("url_token")
     status = Faker("invitation_status", state=SelfAttribute("..state"))
@@ -665,7 +783,15 @@ class NotificationFactory(CelestraFactory):
     """A notification of a user, for the user's company (None for a super admin).
 
     Traits: ``read``, ``delivered`` (delivered, unread), ``pending``, ``failed``, ``expired``
-    (expires_at already past).
+    (expires_at already past). The default type is an announcement, a maintenance notice
+    or a session expiry; a type that reports an event brings that event with it on
+    ``create()`` (pytest_celestra.story): ``NotificationFactory(failed_login=True)`` comes
+    after a failed login of its user, ``role_changed=True`` after an audit log that changed
+    its user's role. Type traits: ``failed_login``, ``account_locked``,
+    ``account_unlocked``, ``password_changed``, ``password_expiry``, ``role_changed``,
+    ``invitation_sent``, ``invitation_accepted``, ``knowledge_base_ready``,
+    ``knowledge_base_failed``, ``agent_status_changed``, ``data_export_ready``,
+    ``new_device_login``; pass ``event=False`` to skip the event.
     """
 
     class Meta:
@@ -675,7 +801,7 @@ class NotificationFactory(CelestraFactory):
 
     class Params:
         clock = LazyFunction(_clock)
-        lower = _not_before("user", "company")
+        lower = LazyAttribute(lambda o: _notification_lower(o))
         times = Faker(
             "notification_times",
             status=SelfAttribute("..status"),
@@ -688,6 +814,28 @@ class NotificationFactory(CelestraFactory):
         pending = Trait(status=NotificationStatus.PENDING)
         failed = Trait(status=NotificationStatus.FAILED)
         expired = Trait(expiry="past")
+        failed_login = Trait(notification_type=NotificationType.FAILED_LOGIN_NOTIFICATION)
+        account_locked = Trait(notification_type=NotificationType.ACCOUNT_LOCKED)
+        account_unlocked = Trait(notification_type=NotificationType.ACCOUNT_UNLOCKED)
+        password_changed = Trait(notification_type=NotificationType.PASSWORD_CHANGED)
+        # A user whose password (set when the account was made) is old enough to expire.
+        password_expiry = Trait(
+            notification_type=NotificationType.PASSWORD_EXPIRY,
+            user=SubFactory(
+                UserFactory,
+                created=Faker(
+                    "moment", lower=COMPANY_CREATED[1], upper=-story.PASSWORD_EXPIRY_NOTICE[1]
+                ),
+            ),
+        )
+        role_changed = Trait(notification_type=NotificationType.ROLE_CHANGED)
+        invitation_sent = Trait(notification_type=NotificationType.INVITATION_SENT)
+        invitation_accepted = Trait(notification_type=NotificationType.INVITATION_ACCEPTED)
+        knowledge_base_ready = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_READY)
+        knowledge_base_failed = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_FAILED)
+        agent_status_changed = Trait(notification_type=NotificationType.AGENT_STATUS_CHANGED)
+        data_export_ready = Trait(notification_type=NotificationType.DATA_EXPORT_READY)
+        new_device_login = Trait(notification_type=NotificationType.NEW_DEVICE_LOGIN)
 
     is_read = Maybe(
         LazyAttribute(lambda o: o.status is NotificationStatus.DELIVERED),
@@ -697,7 +845,11 @@ class NotificationFactory(CelestraFactory):
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
     company = LazyAttribute(lambda o: o.user.company)
-    notification_type = Faker("notification_type")
+    notification_type = LazyFunction(
+        lambda: story.EVENT_FREE_NOTIFICATION_TYPES[
+            int(_rng().random() * len(story.EVENT_FREE_NOTIFICATION_TYPES))
+        ]
+    )
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
     priority = Faker(
@@ -714,6 +866,145 @@ class NotificationFactory(CelestraFactory):
     delivered_at = _time(1)
     created_at = _time(0)
     updated_at = _time(4)
+    event = PostGeneration(
+        lambda obj, create, extracted, **_: _record_event(obj, create, extracted)
+    )
+
+
+def _notification_lower(o: Any) -> int:
+    """Not before the user and company; a password expiry notice not before the user's
+    password is old enough."""
+    parents = [p.created_at for p in (o.user, o.company) if p is not None]
+    lower = max((_offset(o.clock, created) for created in parents), default=_NO_BOUND)
+    if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
+        lower += story.PASSWORD_EXPIRY_NOTICE[0]
+    return lower
+
+
+def _record_event(notification: Notification, create: bool, extracted: Any) -> None:
+    """Create the event ``notification`` reports, a moment before it."""
+    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
+    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
+        return
+    user, created = notification.user, notification.created_at
+    clock = _clock()
+    lower = _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    assert when is not None
+    if event in story.COMPANY_EVENTS and user.company is None:
+        raise CelestraError(
+            f"a {notification.notification_type.value} notification reports an event of its "
+            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
+        )
+    _EVENT_MAKERS[event](user, when)
+
+
+def _admin_at(user: User, when: datetime) -> Any:
+    """An ACTIVE admin of ``user``'s company who existed at ``when``; a super admin for a
+    platform user or a closed company (whose own admins left with it)."""
+    if user.company is None or user.company.status is not CompanyStatus.ACTIVE:
+        return UserFactory(super_admin=True)
+    clock = _clock()
+    founded = _offset(clock, user.company.created_at)
+    return UserFactory(
+        company=user.company,
+        company_admin=True,
+        status=UserStatus.ACTIVE,
+        created=max(founded, _offset(clock, when) - DAY),
+    )
+
+
+def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
+    """A row of ``user``'s company created before ``when`` and last updated at ``when``."""
+    clock = _clock()
+    assert user.company is not None  # _record_event refuses company events of super admins
+    founded = _offset(clock, user.company.created_at)
+    return factory_class(
+        company=user.company,
+        created=max(founded, _offset(clock, when) - DAY),
+        updated_at=when,
+        **kwargs,
+    )
+
+
+def _lockout(user: User, start: datetime, end: datetime) -> None:
+    UserLockoutFactory(
+        user=user,
+        lockout_start=start,
+        lockout_end=end,
+        created_at=start,
+        updated_at=min(end, _clock()),
+        reason="Too many failed sign-in attempts",
+    )
+
+
+def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -> None:
+    expires = sent + timedelta(days=7)
+    if accepted:
+        status = InvitationStatus.ACCEPTED
+    else:
+        status = InvitationStatus.SENT if expires > _clock() else InvitationStatus.EXPIRED
+    InvitationFactory(
+        user=user,
+        status=status,
+        created_at=sent,
+        sent_at=sent,
+        expires_at=expires,
+        updated_at=updated,
+    )
+
+
+def _agent_status_change(user: User, when: datetime) -> None:
+    agent = _member_row(AgentFactory, user, when)
+    admin = _admin_at(user, when)
+    log = AuditLogFactory(
+        config_change=True, user=admin, signer=admin, record=agent, created_at=when
+    )
+    AuditChangeLogFactory(audit_log=log, column="status")
+
+
+def _role_change(user: User, when: datetime) -> None:
+    admin = _admin_at(user, when)
+    AuditLogFactory(role_change=True, user=admin, signer=admin, record=user, created_at=when)
+
+
+def _data_export(user: User, when: datetime) -> None:
+    signer = user if user.role in (UserRole.SUPER_ADMIN, UserRole.COMPANY_ADMIN) else None
+    AuditLogFactory(
+        user=user,
+        signer=signer or _admin_at(user, when),
+        event_type=AuditEventType.DATA_EXPORT,
+        created_at=when,
+    )
+
+
+#: How the factories make each event a notification reports (story.NOTIFICATION_EVENTS).
+_EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
+    story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
+    story.LOCKOUT_STARTED: lambda user, when: _lockout(
+        user, when, when + timedelta(seconds=story.NOTIFIED_LOCKOUT)
+    ),
+    story.LOCKOUT_ENDED: lambda user, when: _lockout(
+        user, max(user.created_at or when, when - timedelta(seconds=story.NOTIFIED_LOCKOUT)), when
+    ),
+    story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
+    story.ROLE_CHANGE: _role_change,
+    story.INVITATION_SENT: lambda user, when: _invitation(user, when, when, accepted=False),
+    story.INVITATION_ACCEPTED: lambda user, when: _invitation(
+        user, max(user.created_at or when, when - timedelta(days=1)), when, accepted=True
+    ),
+    story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
+        KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
+    ),
+    story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
+        KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.BUILDING
+    ),
+    story.AGENT_STATUS_CHANGE: _agent_status_change,
+    story.DATA_EXPORT: _data_export,
+    story.SESSION_STARTED: lambda user, when: _session(
+        user, when, when + timedelta(seconds=story.SIGNED_IN_SESSION)
+    ),
+}
 
 
 class PasswordHistoryFactory(CelestraFactory):
@@ -801,16 +1092,23 @@ class UserSessionFactory(CelestraFactory):
     class Params:
         clock = LazyFunction(_clock)
         lower = _not_before("user")
+        until = LazyAttribute(lambda o: _active_until(o, "user"))
         times = Faker(
             "session_times",
             state=SelfAttribute("..state"),
             lower=SelfAttribute("..lower"),
+            upper=SelfAttribute("..until"),
         )
         expired = Trait(state="expired")
         active = Trait(state="active")
         long = Trait(state="long")
 
-    state = Faker("session_state")
+    # A user who is not ACTIVE holds no live session (pass a state trait to override).
+    state = Maybe(
+        LazyAttribute(lambda o: _active_until(o, "user") < 0),
+        "expired",
+        Faker("session_state"),
+    )
     user = SubFactory(UserFactory)
     session_token = Faker("url_token")
     ip_address = Faker("ip_address")
@@ -905,6 +1203,10 @@ def _apply_change(change: AuditChangeLog, create: bool) -> None:
     enum_class = getattr(column.type, "enum_class", None)
     value = change.new_value if enum_class is None else enum_class(change.new_value)
     bulk.set_column(session, row, change.column_name, value)
+    # The row was last updated by this change (a status it now has changed then).
+    updated = getattr(row, "updated_at", None)
+    if updated is not None and log.created_at is not None and log.created_at > updated:
+        bulk.set_column(session, row, "updated_at", log.created_at)
 
 
 class AuditChangeLogFactory(CelestraFactory):

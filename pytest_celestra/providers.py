@@ -705,10 +705,11 @@ class CelestraProvider(BaseProvider):
     def session_state(self) -> str:
         return _SESSION_STATE.draw(self.generator.random)
 
-    def session_times(self, state: str, lower: int) -> tuple[int, int]:
-        """``(created_at, expires_at)`` of a session in ``state``, created at/after ``lower``."""
+    def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+        """``(created_at, expires_at)`` of a session in ``state``, created at/after ``lower``
+        (and, when expired, not after ``upper``)."""
         if state == "expired":
-            created = self.recent_moment(max(lower, -180 * DAY), -8 * DAY)
+            created = self.recent_moment(max(lower, -180 * DAY), min(upper, -8 * DAY))
             expires = created + self.moment(HOUR, 7 * DAY)
         elif state == "active":
             created = self.moment(max(lower, -DAY), -MINUTE)
@@ -724,8 +725,9 @@ class CelestraProvider(BaseProvider):
     def invitation_status(self, state: str) -> InvitationStatus:
         return _pick(self.generator.random, INVITATION_STATUS_FOR_STATE[state])
 
-    def invitation_times(self, state: str, lower: int) -> tuple[int, int, int, int]:
-        """``(created_at, sent_at, expires_at, updated_at)`` of an invitation in ``state``."""
+    def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
+        """``(created_at, sent_at, expires_at, updated_at)`` of an invitation in ``state``
+        (sent not after ``upper`` unless open now)."""
         if state == "open":
             sent = self.moment(max(lower, -5 * DAY + HOUR), -MINUTE)
             expires = sent + 7 * DAY
@@ -734,7 +736,7 @@ class CelestraProvider(BaseProvider):
             expires = sent + 30 * DAY
         else:
             latest = {"expired": -10 * DAY, "accepted": -DAY, "cancelled": -HOUR}[state]
-            sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), latest)
+            sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), min(latest, upper))
             expires = sent + 7 * DAY
         created = max(lower, sent - self.moment(0, 10 * MINUTE))
         sent = max(sent, created)
@@ -790,9 +792,18 @@ class CelestraProvider(BaseProvider):
         """
         if expiry == "future":
             created = self.recent_moment(max(lower, -30 * DAY), -MINUTE)
-            expires = self.moment(2 * DAY + HOUR, 90 * DAY)
         else:
             created = self.recent_moment(max(lower, ACTIVITY_EARLIEST), -2 * DAY)
+        return self.notification_times_from(created, status, read, expiry)
+
+    def notification_times_from(
+        self, created: int, status: NotificationStatus, read: bool, expiry: str
+    ) -> tuple[int, int | None, int | None, int, int]:
+        """:meth:`notification_times` of a notification created at ``created`` (an
+        ``expiry`` of "past" needs ``created`` at least two hours ago)."""
+        if expiry == "future":
+            expires = self.moment(2 * DAY + HOUR, 90 * DAY)
+        else:
             expires = created + self.moment(HOUR, max(HOUR, min(30 * DAY, -created - HOUR)))
         expires = max(expires, created + HOUR)
         delivered = read_at = None

@@ -38,8 +38,16 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra import loader
-from pytest_celestra.models import AuditEventType, NotificationStatus
+from pytest_celestra import loader, story
+from pytest_celestra.models import (
+    AuditEventType,
+    CompanySize,
+    CompanyStatus,
+    CompanyVertical,
+    KnowledgeBaseStatus,
+    NotificationStatus,
+    UserStatus,
+)
 from pytest_celestra.passwords import (
     DEFAULT_PASSWORD,
     HashPool,
@@ -257,6 +265,8 @@ class _Users:
     created: list[int]
     role: list[str]
     status: list[str]
+    #: The last moment each user was ACTIVE, minus a minute: the bound of their activity.
+    until: list[int]
 
 
 class _Builder:
@@ -278,6 +288,10 @@ class _Builder:
         self.old_password_pool = min(OLD_PASSWORD_POOL, self.counts["password_history"])
         # Present values of the changeable columns of each row, for the audit history.
         self.current: dict[str, list[tuple[str, ...]]] = {t: [] for t in CHANGEABLE_COLUMNS}
+        # The events notifications report, by story event: (user or company, moment).
+        self.events: dict[str, list[tuple[int, int]]] = {
+            event: [] for event in story.NOTIFICATION_EVENTS.values()
+        }
 
     def _audit_logs_needed(self) -> int:
         """Row-changing audit logs needed for the change logs: one change per column each."""
@@ -306,10 +320,15 @@ class _Builder:
             yield from self.knowledge_bases()
             yield from self.agent_knowledge_bases()
             yield from self.knowledge_sources()
-            yield from self.audit_logs()
+            # The audit trail records sign-ins, sign-outs and failed logins that happened.
             self.plan_lockouts()
+            self.plan_failed_logins()
+            self.plan_sessions()
+            yield from self.audit_logs()
             yield from self.failed_logins()
             yield from self.invitations()
+            # Notifications report events of every table, password changes included.
+            self.plan_password_history()
             yield from self.notifications()
             yield from self.password_history()
             yield from self.user_lockouts()
@@ -322,13 +341,15 @@ class _Builder:
         n = self.counts["companies"]
         sizes = _Covering(COMPANY_SIZE_WEIGHTS, p.company_size)
         verticals = _Covering(COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
-        statuses = _Covering(COMPANY_STATUS_WEIGHTS, p.company_status)
+        # The closed companies the covering draws come first and smallest (sizes cover
+        # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
+        statuses = _Covering(dict(reversed(list(COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
         self.company_ids: list[uuid.UUID] = []
         self.company_created: list[int] = []
         self.company_domain: list[str] = []
         self.company_weight: list[float] = []
         used_domains = {PLATFORM_DOMAIN}
-        rows: list[Row] = []
+        drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
         for _ in range(n):
             size, vertical, status = sizes(), verticals(), statuses()
             name = p.company_name(vertical)
@@ -345,27 +366,32 @@ class _Builder:
                 name = f"{base} {number}"
                 domain = company_domain(name)
             used_domains.add(domain)
-            company_id = self.new_id()
-            created = p.moment(*COMPANY_CREATED)
-            updated = p.moment(created, -MINUTE)
-            self.company_ids.append(company_id)
-            self.company_created.append(created)
+            self.company_ids.append(self.new_id())
+            self.company_created.append(p.moment(*COMPANY_CREATED))
             self.company_domain.append(domain)
-            description = p.company_description(vertical)
+            drafts.append((name, p.company_description(vertical), size, vertical, status))
+            self.company_weight.append(COMPANY_SIZE_HEADCOUNT[size] * (0.7 + 0.6 * rng.random()))
+        self.company_status = story.mostly_open([d[4] for d in drafts], self.company_weight)
+        #: When each closed company closed; None for an ACTIVE one.
+        self.company_closed: list[int | None] = []
+        rows: list[Row] = []
+        for company, (name, description, size, vertical, _) in enumerate(drafts):
+            status, created = self.company_status[company], self.company_created[company]
+            closed = None if status is CompanyStatus.ACTIVE else story.status_changed(p, created)
+            self.company_closed.append(closed)
             self.current["companies"].append(
                 (status.value, size.value, vertical.value, description)
             )
-            self.company_weight.append(COMPANY_SIZE_HEADCOUNT[size] * (0.7 + 0.6 * rng.random()))
             rows.append(
                 (
-                    company_id,
+                    self.company_ids[company],
                     name,
                     description,
                     size.value,
                     vertical.value,
                     status.value,
                     self.at(created),
-                    self.at(updated),
+                    self.at(p.moment(created, -MINUTE) if closed is None else closed),
                 )
             )
             if len(rows) >= CHUNK_ROWS:
@@ -399,7 +425,7 @@ class _Builder:
             1 + extra for extra in allocate(n_users - supers - n_companies, self.company_weight)
         ]
         statuses = _Covering(USER_STATUS_WEIGHTS, p.user_status)
-        self.u = _Users([], [], [], [], [])
+        self.u = _Users([], [], [], [], [], [])
         self.company_admins: list[list[int]] = [[] for _ in range(n_companies)]
         self.company_members: list[list[int]] = [[] for _ in range(n_companies)]
         self.super_admins: list[int] = []
@@ -407,7 +433,8 @@ class _Builder:
         emails: set[str] = set()
         rows: list[Row] = []
 
-        def add(company: int, role: str, status: str, created: int, domain: str) -> None:
+        def add(company: int, role: str, drawn: UserStatus, created: int, domain: str) -> None:
+            status, updated = self._member_status(company, drawn, created)
             name = p.person_name()
             email = email_address(name, domain)
             number = 1
@@ -422,6 +449,7 @@ class _Builder:
             self.u.created.append(created)
             self.u.role.append(role)
             self.u.status.append(status)
+            self.u.until.append(story.active_until(status, updated) - MINUTE)
             self.current["users"].append((role, status, name))
             if company < 0:
                 self.super_admins.append(index)
@@ -441,31 +469,54 @@ class _Builder:
                     self.passwords[int(rng.random() * self.password_salts)],
                     status,
                     self.at(created),
-                    self.at(p.moment(created, -MINUTE)),
+                    self.at(updated),
                 )
             )
 
+        active = UserStatus.ACTIVE
         for _ in range(supers):
-            add(-1, "SUPER_ADMIN", "ACTIVE", p.moment(*SUPER_ADMIN_CREATED), PLATFORM_DOMAIN)
+            add(-1, "SUPER_ADMIN", active, p.moment(*SUPER_ADMIN_CREATED), PLATFORM_DOMAIN)
             if len(rows) >= CHUNK_ROWS:
                 yield "users", rows
                 rows = []
         for company, members in enumerate(per_company):
             founded, domain = self.company_created[company], self.company_domain[company]
-            # The company's first admin joins right after it is created, and stays ACTIVE.
-            add(
-                company, "COMPANY_ADMIN", "ACTIVE", founded + p.moment(0, FIRST_ADMIN_DELAY), domain
-            )
+            # The company's first admin joins right after it is created, and stays ACTIVE
+            # while the company is.
+            add(company, "COMPANY_ADMIN", active, founded + p.moment(0, FIRST_ADMIN_DELAY), domain)
             if len(rows) >= CHUNK_ROWS:
                 yield "users", rows
                 rows = []
             for _ in range(members - 1):
                 created = p.moment(founded, MEMBER_CREATED_LATEST)
-                add(company, p.user_role().value, statuses().value, created, domain)
+                add(company, p.user_role().value, statuses(), created, domain)
                 if len(rows) >= CHUNK_ROWS:
                     yield "users", rows
                     rows = []
         yield "users", rows
+
+    def _member_status(self, company: int, drawn: UserStatus, created: int) -> tuple[str, int]:
+        """(status, updated) of a user: a member of a closed company left ACTIVE with it
+        (at its closing), another user who is not ACTIVE at a moment of its own."""
+        p = self.p
+        closing = None if company < 0 else self.company_closed[company]
+        status = drawn if company < 0 else story.member_status(self.company_status[company], drawn)
+        if status is UserStatus.ACTIVE:
+            return status.value, p.moment(created, -MINUTE)
+        if closing is not None and drawn is UserStatus.ACTIVE:
+            return status.value, closing
+        return status.value, story.status_changed(p, created, closing)
+
+    def _row_updated(self, company: int, created: int, retired: bool, followed: bool) -> int:
+        """updated_at of an agent or knowledge base: a retired one's is the moment it was
+        switched off (its company's closing when it ``followed`` it); nothing of a closed
+        company changes after its closing."""
+        closing = self.company_closed[company]
+        if followed and closing is not None:
+            return closing
+        if retired:
+            return story.status_changed(self.p, created, closing)
+        return self.p.moment(created, -MINUTE if closing is None else closing)
 
     # --- agents and knowledge ----------------------------------------------------------
 
@@ -499,9 +550,13 @@ class _Builder:
         p = self.p
         statuses = _Covering(AGENT_STATUS_WEIGHTS, p.agent_status)
         self.members: dict[str, tuple[list[uuid.UUID], list[int], list[list[int]]]] = {}
+        self.retired: dict[str, list[int]] = {"agents": [], "knowledge_bases": []}
 
         def make(company: int, agent_id: uuid.UUID, created: int) -> Row:
-            status, protocol = statuses().value, p.agent_protocol()
+            drawn = statuses()
+            state = story.agent_status(self.company_status[company], drawn)
+            status, protocol = state.value, p.agent_protocol()
+            updated = self._retire("agents", company, created, status, state is not drawn)
             name, description = p.agent_name(), p.agent_description()
             self.current["agents"].append((status, protocol, name, description))
             return (
@@ -512,7 +567,7 @@ class _Builder:
                 protocol,
                 status,
                 self.at(created),
-                self.at(p.moment(created, -MINUTE)),
+                self.at(updated),
             )
 
         yield from self._company_members("agents", make)
@@ -523,9 +578,17 @@ class _Builder:
         self.kb_company: list[int] = []
 
         def make(company: int, kb_id: uuid.UUID, created: int) -> Row:
-            status = statuses().value
+            drawn = statuses()
+            state = story.knowledge_base_status(self.company_status[company], drawn)
+            status = state.value
+            updated = self._retire("knowledge_bases", company, created, status, state is not drawn)
             name, description = p.knowledge_base_name(), p.knowledge_base_description()
             self.kb_company.append(company)
+            if updated >= ACTIVITY_EARLIEST:
+                if state is KnowledgeBaseStatus.ACTIVE:
+                    self.events[story.KNOWLEDGE_BASE_READY].append((company, updated))
+                elif state in story.FAILED_KNOWLEDGE_BASE_STATUSES:
+                    self.events[story.KNOWLEDGE_BASE_FAILED].append((company, updated))
             self.current["knowledge_bases"].append((status, name, description))
             return (
                 kb_id,
@@ -534,15 +597,24 @@ class _Builder:
                 description,
                 status,
                 self.at(created),
-                self.at(p.moment(created, -MINUTE)),
+                self.at(updated),
             )
 
         yield from self._company_members("knowledge_bases", make)
+
+    def _retire(self, table: str, company: int, created: int, status: str, followed: bool) -> int:
+        """updated_at of an agent or knowledge base; records until when it takes new
+        links and sources (its retirement, or for ever)."""
+        retired = status in story.RETIRED_STATUSES
+        updated = self._row_updated(company, created, retired, followed)
+        self.retired[table].append(updated if retired else 0)
+        return updated
 
     def agent_knowledge_bases(self) -> Iterator[Chunk]:
         p, rng = self.p, self.rng
         agent_ids, agent_created, agents_of = self.members["agents"]
         kb_ids, kb_created, kbs_of = self.members["knowledge_bases"]
+        retired_agent, retired_kb = self.retired["agents"], self.retired["knowledge_bases"]
         capacity = [len(a) * len(k) for a, k in zip(agents_of, kbs_of, strict=True)]
         # Proportional to each company's distinct pairs: never more than it has.
         per_company = allocate(self.counts["agent_knowledge_bases"], capacity)
@@ -551,7 +623,9 @@ class _Builder:
             agents, kbs = agents_of[company], kbs_of[company]
             for pair in sorted(rng.sample(range(capacity[company]), count)):
                 agent, kb = agents[pair // len(kbs)], kbs[pair % len(kbs)]
-                created = p.moment(max(agent_created[agent], kb_created[kb]), -DAY)
+                # No link to an agent or knowledge base after it was switched off.
+                latest = min(-DAY, retired_agent[agent], retired_kb[kb])
+                created = p.moment(max(agent_created[agent], kb_created[kb]), latest)
                 rows.append((self.new_id(), agent_ids[agent], kb_ids[kb], self.at(created)))
                 if len(rows) >= CHUNK_ROWS:
                     yield "agent_knowledge_bases", rows
@@ -584,7 +658,8 @@ class _Builder:
                     kind = i
                 else:
                     kind = bisect_right(self.type_cumulative, rng.random() * type_total)
-                created = p.moment(max(kb_created[kb], self.type_created[kind]), -DAY)
+                latest = min(-DAY, self.retired["knowledge_bases"][kb])
+                created = p.moment(max(kb_created[kb], self.type_created[kind]), latest)
                 rows.append(
                     (
                         self.new_id(),
@@ -653,41 +728,63 @@ class _Builder:
         yield "audit_change_logs", changes
 
     def _plain_audit_logs(self, total: int) -> Iterator[Row]:
-        """``total`` audit logs of sign-ins, exports ...: whole actions, the last one cut."""
+        """``total`` audit logs of sign-ins, exports ...: whole actions, the last one cut.
+
+        Sign-ins start a planned session, sign-outs lie within one, failed sign-ins are
+        planned failed logins (a lockout's burst for a lockout); when those run out, the
+        action becomes "other".
+        """
         p, rng, u = self.p, self.rng, self.u
         n_users, n_companies = len(u.ids), self.counts["companies"]
-        members = [i for i in range(n_users) if u.company[i] >= 0]
-        written, unknown_seen = 0, False
+        sessions = rng.sample(range(len(self.sessions)), len(self.sessions))
+        # The first failed sign-in is for an unknown email, so every volume has one.
+        singles = [i for i, failure in enumerate(self.failures) if failure[0] < 0]
+        singles += rng.sample(self.single_failures, len(self.single_failures))
+        lockouts = list(range(len(self.lockouts)))
+        written = 0
         while written < total:
             action = p.audit_action()
-            events = AUDIT_ACTIONS[action][: total - written]
-            written += len(events)
-            user: int | None
-            if action == "data_export":
-                company = int(rng.random() * n_companies)
-                admins = self.company_admins[company]
-                user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
-            elif action == "lockout":
-                user = self._pick(members)
-            elif action == "failed_sign_in" and (
-                # The first failed sign-in is for an unknown email, so every volume has one.
-                not unknown_seen or rng.random() < UNKNOWN_EMAIL_SHARE
+            if action == "lockout" and not lockouts:
+                action = "failed_sign_in"
+            if (action == "sign_in" and not sessions) or (
+                action == "failed_sign_in" and not singles
             ):
-                user, unknown_seen = None, True
+                action = "other"
+            user: int | None
+            signer: int | None = None
+            moments: list[int]
+            if action == "sign_in":
+                user, created, _ = self.sessions[sessions.pop()]
+                start = created - rng.randint(1, story.SIGN_IN_LEAD)
+                moments = [max(start, u.created[user]), created]
+            elif action == "sign_out" and self.sessions:
+                user, created, expires = self.sessions[self._pick(range(len(self.sessions)))]
+                moments = [p.moment(created, min(expires, u.until[user]))]
+            elif action == "failed_sign_in":
+                failure = self.failures[singles.pop()]
+                user, moments = (failure[0] if failure[0] >= 0 else None), [failure[1]]
+            elif action == "lockout":
+                lockout = lockouts.pop(int(rng.random() * len(lockouts)))
+                user, start = self.lockouts[lockout][0], self.lockouts[lockout][1]
+                burst = self.lockout_failures[lockout]
+                recorded = AUDIT_ACTIONS["lockout"].count(AuditEventType.FAILED_LOGIN)
+                moments = [self.failures[i][1] for i in burst[-recorded:]] + [start]
             else:
-                user = int(rng.random() * n_users)
-            signs = user is not None and any(e in SIGNED_EVENT_TYPES for e in events)
-            signer = self._signer(user) if signs and user is not None else None
-            lower = ACTIVITY_EARLIEST
-            for person in (user, signer):
-                if person is not None:
-                    lower = max(lower, u.created[person])
-            group_id = self.new_id() if len(events) > 1 else None
+                user, signer, moments = self._actor(action, n_users, n_companies)
+            events = list(AUDIT_ACTIONS[action])
+            if action == "lockout":
+                events = events[-len(moments) :]
+            events = events[: total - written]
+            written += len(events)
+            # A lockout's logs are minutes apart: one user action only when seconds apart.
+            grouped = len(events) > 1 and action != "lockout"
+            group_id = self.new_id() if grouped else None
             user_id = None if user is None else u.ids[user]
             ip = p.ip_address()
-            moment = p.recent_moment(lower, -MINUTE)
-            for event in events:
+            for event, moment in zip(events, moments, strict=False):
                 signed = signer is not None and event in SIGNED_EVENT_TYPES
+                if event is AuditEventType.DATA_EXPORT and user is not None:
+                    self.events[story.DATA_EXPORT].append((user, moment))
                 yield (
                     self.new_id(),
                     user_id,
@@ -702,8 +799,43 @@ class _Builder:
                     group_id,
                     self.at(moment),
                 )
-                # The logs of one action follow each other within seconds.
-                moment += rng.randint(1, 5)
+
+    def _actor(
+        self, action: str, n_users: int, n_companies: int
+    ) -> tuple[int, int | None, list[int]]:
+        """Who did a data export or another action, who signed it, and when (seconds
+        apart), while both were ACTIVE (super admins when those drawn never were)."""
+        p, rng = self.p, self.rng
+        signs = any(event in SIGNED_EVENT_TYPES for event in AUDIT_ACTIONS[action])
+        if action == "data_export":
+            admins = self.company_admins[int(rng.random() * n_companies)]
+            user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
+        else:
+            user = int(rng.random() * n_users)
+        signer = self._signer(user) if signs else None
+        lower, upper = self._active_window(user, signer)
+        if upper < lower:
+            user = self._pick(self.super_admins)
+            signer = self._signer(user) if signs else None
+            lower, upper = self._active_window(user, signer)
+        moment = p.recent_moment(lower, upper)
+        moments = [moment]
+        for _ in AUDIT_ACTIONS[action][1:]:
+            # The logs of one action follow each other within seconds.
+            moment += rng.randint(1, 5)
+            moments.append(moment)
+        return user, signer, moments
+
+    def _active_window(
+        self, *people: int | None, lower: int = ACTIVITY_EARLIEST, upper: int = -MINUTE
+    ) -> tuple[int, int]:
+        """(earliest, latest) moment at which every one of ``people`` existed and was ACTIVE."""
+        upper = min(upper, -MINUTE)
+        for person in people:
+            if person is not None:
+                lower = max(lower, self.u.created[person])
+                upper = min(upper, self.u.until[person])
+        return lower, upper
 
     def _company_changes(
         self,
@@ -750,6 +882,10 @@ class _Builder:
             moment, user, signer, group_id, ip = moments[i]
             log_id, when = self.new_id(), self.at(moment)
             event = events[i]
+            if event is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
+                self.events[story.ROLE_CHANGE].append((row, moment))
+            elif table == "agents" and "status" in columns_of[i]:
+                self.events[story.AGENT_STATUS_CHANGE].append((company, moment))
             logs.append(
                 (
                     log_id,
@@ -775,7 +911,7 @@ class _Builder:
     ) -> list[tuple[int, int, int, uuid.UUID | None, str]]:
         """(time, user, signer, group_id, ip) of each audit log: an admin's session
         changes one to three rows, seconds apart; role changes are actions of their own."""
-        p, rng, u = self.p, self.rng, self.u
+        p, rng = self.p, self.rng
         result: list[tuple[int, int, int, uuid.UUID | None, str]] = []
         i = 0
         while i < len(targets):
@@ -789,10 +925,18 @@ class _Builder:
             admins = self.company_admins[company]
             user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
             signer = self._signer(user)
-            lower = max(ACTIVITY_EARLIEST, u.created[user], u.created[signer])
-            for table, row in targets[i : i + size]:
-                lower = max(lower, self._row_created(table, row))
-            moment = p.recent_moment(lower, -MINUTE)
+            group = targets[i : i + size]
+            earliest = max(ACTIVITY_EARLIEST, *(self._row_created(t, row) for t, row in group))
+            # A row closed (or switched off) changes no more after that; the logs of the
+            # group follow the first within 5 s each.
+            latest = min(self._row_closed(t, row) for t, row in group) - 5 * size
+            lower, upper = self._active_window(user, signer, lower=earliest, upper=latest)
+            if upper < lower:
+                # The admins drawn had left before then: a super admin made the change.
+                user = self._pick(self.super_admins)
+                signer = self._signer(user)
+                lower, upper = self._active_window(user, signer, lower=earliest, upper=latest)
+            moment = p.recent_moment(lower, upper)
             group_id = self.new_id() if size > 1 else None
             ip = p.ip_address()
             for _ in range(size):
@@ -819,6 +963,16 @@ class _Builder:
             return self.company_members[company]
         return self.members[table][2][company]
 
+    def _row_closed(self, table: str, row: int) -> int:
+        """When a row left ACTIVE (a closed company, a user who is not ACTIVE, a retired
+        agent or knowledge base): its updated_at; 0 (now) for a row still live."""
+        if table == "companies":
+            closed = self.company_closed[row]
+            return 0 if closed is None else closed
+        if table == "users":
+            return self.u.until[row] + MINUTE
+        return self.retired[table][row]
+
     def _row_id(self, table: str, row: int) -> uuid.UUID:
         if table == "companies":
             return self.company_ids[row]
@@ -837,7 +991,7 @@ class _Builder:
 
     def plan_lockouts(self) -> None:
         """Choose every lockout (user, times, burst of failed logins) before writing the
-        failed logins, which must precede them."""
+        failed logins, which must precede them. Only ACTIVE accounts lock."""
         p, rng, u = self.p, self.rng, self.u
         n_failed, n_lockouts = self.counts["failed_logins"], self.counts["user_lockouts"]
         self.unknown_failures = (
@@ -847,6 +1001,7 @@ class _Builder:
         )
         spare = (n_failed - self.unknown_failures - n_lockouts) * 2 // 3
         members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
+        members = [i for i in members if u.status[i] == "ACTIVE"] or members
         if n_lockouts <= len(members):
             users = rng.sample(members, n_lockouts)
         else:
@@ -866,6 +1021,9 @@ class _Builder:
             attempts = max(burst, p.lockout_threshold())
             self.lockouts.append((user, start, end, updated, state, burst, attempts))
             self.lockout_starts.setdefault(user, []).append(start)
+            self.events[story.LOCKOUT_STARTED].append((user, start))
+            if end <= -MINUTE:
+                self.events[story.LOCKOUT_ENDED].append((user, end))
 
     def _in_window(self, user: int, moment: int, margin: int = 0) -> bool:
         """Whether ``moment`` falls in the 30 minutes before one of ``user``'s lockouts."""
@@ -874,28 +1032,24 @@ class _Builder:
             for start in self.lockout_starts.get(user, ())
         )
 
-    def failed_logins(self) -> Iterator[Chunk]:
+    def plan_failed_logins(self) -> None:
+        """Every failed login as (user or -1 for an unknown email, moment, ip): each
+        lockout's burst, single failures, unknown emails; before the audit trail that
+        records some of them."""
         p, u = self.p, self.u
-        rows: list[Row] = []
+        self.failures: list[tuple[int, int, str]] = []
+        self.lockout_failures: list[list[int]] = []
         for user, start, _, _, _, burst, _ in self.lockouts:
             ip = p.ip_address()
-            for offset in sorted(
-                p.moment(MINUTE, LOCKOUT_BURST_WINDOW - MINUTE) for _ in range(burst)
-            ):
-                rows.append(
-                    (
-                        self.new_id(),
-                        u.ids[user],
-                        ip,
-                        self.at(start - offset),
-                        p.failure_reason(True),
-                    )
-                )
-                if len(rows) >= CHUNK_ROWS:
-                    yield "failed_logins", rows
-                    rows = []
-        bursts = sum(lockout[5] for lockout in self.lockouts)
-        singles = self.counts["failed_logins"] - self.unknown_failures - bursts
+            offsets = sorted(
+                (p.moment(MINUTE, LOCKOUT_BURST_WINDOW - MINUTE) for _ in range(burst)),
+                reverse=True,
+            )
+            first = len(self.failures)
+            self.failures += [(user, start - offset, ip) for offset in offsets]
+            self.lockout_failures.append(list(range(first, len(self.failures))))
+        singles = self.counts["failed_logins"] - self.unknown_failures - len(self.failures)
+        first = len(self.failures)
         for _ in range(singles):
             while True:
                 user = int(self.rng.random() * len(u.ids))
@@ -903,27 +1057,39 @@ class _Builder:
                 # Failures outside a lockout's window, which counts only the burst.
                 if not self._in_window(user, moment):
                     break
-            rows.append(
-                (
-                    self.new_id(),
-                    u.ids[user],
-                    p.ip_address(),
-                    self.at(moment),
-                    p.failure_reason(True),
-                )
-            )
-            if len(rows) >= CHUNK_ROWS:
-                yield "failed_logins", rows
-                rows = []
+            self.failures.append((user, moment, p.ip_address()))
+        self.single_failures = list(range(first, len(self.failures)))
         for _ in range(self.unknown_failures):
             moment = p.recent_moment(ACTIVITY_EARLIEST, -MINUTE)
-            rows.append(
-                (self.new_id(), None, p.ip_address(), self.at(moment), UNKNOWN_EMAIL_REASON)
-            )
+            self.failures.append((-1, moment, p.ip_address()))
+        self.events[story.FAILED_LOGIN] += [(f[0], f[1]) for f in self.failures if f[0] >= 0]
+
+    def failed_logins(self) -> Iterator[Chunk]:
+        p, u = self.p, self.u
+        rows: list[Row] = []
+        for user, moment, ip in self.failures:
+            known = user >= 0
+            reason = p.failure_reason(True) if known else UNKNOWN_EMAIL_REASON
+            user_id = u.ids[user] if known else None
+            rows.append((self.new_id(), user_id, ip, self.at(moment), reason))
             if len(rows) >= CHUNK_ROWS:
                 yield "failed_logins", rows
                 rows = []
         yield "failed_logins", rows
+
+    def plan_sessions(self) -> None:
+        """Every session as (user, created, expires), before the audit trail whose sign-ins
+        start them: only ACTIVE users hold live ones; nobody's starts after they left ACTIVE."""
+        p, rng, u = self.p, self.rng, self.u
+        states = _Covering(SESSION_STATE_WEIGHTS, p.session_state)
+        active = self.active_users or list(range(len(u.ids)))
+        self.sessions: list[tuple[int, int, int]] = []
+        for _ in range(self.counts["user_sessions"]):
+            state = states()
+            user = int(rng.random() * len(u.ids)) if state == "expired" else self._pick(active)
+            created, expires = p.session_times(state, u.created[user], u.until[user])
+            self.sessions.append((user, created, expires))
+        self.events[story.SESSION_STARTED] = [(user, created) for user, created, _ in self.sessions]
 
     def user_lockouts(self) -> Iterator[Chunk]:
         p, u = self.p, self.u
@@ -951,12 +1117,20 @@ class _Builder:
     def invitations(self) -> Iterator[Chunk]:
         p, u = self.p, self.u
         members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
+        active = [i for i in members if u.status[i] == "ACTIVE"] or members
         states = _Covering(INVITATION_STATE_WEIGHTS, p.invitation_state)
         rows: list[Row] = []
         for _ in range(self.counts["invitations"]):
-            user = self._pick(members)
             state = states()
+            user = self._pick(active if state in story.OPEN_INVITATION_STATES else members)
             created, sent, expires, updated = p.invitation_times(state, u.created[user])
+            if sent > u.until[user]:
+                # Nobody is invited after leaving ACTIVE: the invitation is someone else's.
+                user = self._pick(active)
+                created, sent, expires, updated = p.invitation_times(state, u.created[user])
+            self.events[story.INVITATION_SENT].append((user, sent))
+            if state == "accepted":
+                self.events[story.INVITATION_ACCEPTED].append((user, updated))
             rows.append(
                 (
                     self.new_id(),
@@ -976,22 +1150,35 @@ class _Builder:
         yield "invitations", rows
 
     def notifications(self) -> Iterator[Chunk]:
+        """Notifications of drawn types; one that reports an event follows a real one of
+        its user (or company) by :data:`~pytest_celestra.story.NOTIFICATION_DELAY`, or
+        becomes an announcement when the scenario has no such event."""
         p, rng, u = self.p, self.rng, self.u
         statuses = _Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
         methods = _Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
         expiries = _Covering({"past": 1, "future": 1}, p.notification_expiry)
+        free = story.EVENT_FREE_NOTIFICATION_TYPES
         rows: list[Row] = []
         for i in range(self.counts["notifications"]):
-            user = int(rng.random() * len(u.ids))
-            company = u.company[user]
             kind = p.notification_type()
             status = statuses()
             delivered = status is NotificationStatus.DELIVERED
             # The first notification is read, so read and unread ones both exist.
             read = delivered and (i == 0 or p.notification_is_read())
-            created, delivered_at, read_at, expires, updated = p.notification_times(
-                status, read, expiries(), u.created[user]
-            )
+            expiry = expiries()
+            event = story.NOTIFICATION_EVENTS.get(kind)
+            reported = None if event is None else self._reported(event)
+            if reported is None:
+                kind = kind if event is None else free[int(rng.random() * len(free))]
+                user = int(rng.random() * len(u.ids))
+                times = p.notification_times(status, read, expiry, u.created[user])
+            else:
+                user, created = reported
+                # An expiry in the past needs an old enough notification.
+                expiry = expiry if created <= story.EXPIRED_NOTICE_LATEST else "future"
+                times = p.notification_times_from(created, status, read, expiry)
+            created, delivered_at, read_at, expires, updated = times
+            company = u.company[user]
             rows.append(
                 (
                     self.new_id(),
@@ -1016,35 +1203,79 @@ class _Builder:
                 rows = []
         yield "notifications", rows
 
-    def password_history(self) -> Iterator[Chunk]:
+    def _reported(self, event: str) -> tuple[int, int] | None:
+        """(user, created_at) of a notification reporting a random ``event``; None when the
+        scenario has none (or, for a company's event, no member who saw it)."""
+        p, u = self.p, self.u
+        if event == story.PASSWORD_AGE:
+            if not self.password_ages:
+                return None
+            user, earliest, latest = self.password_ages[self._pick_index(self.password_ages)]
+            return user, p.moment(earliest, latest)
+        happened = self.events[event]
+        if not happened:
+            return None
+        owner, moment = happened[self._pick_index(happened)]
+        user = owner
+        if event in story.COMPANY_EVENTS:
+            # A member of the company who existed then; its first admin, the oldest, else.
+            user = self._pick(self.company_members[owner])
+            if u.created[user] > moment:
+                user = self.company_members[owner][0]
+                if u.created[user] > moment:
+                    return None
+        return user, story.notified_after(p, moment)
+
+    def _pick_index(self, items: Sequence[Any]) -> int:
+        return int(self.rng.random() * len(items))
+
+    def _password_ages(self, user: int, changes: list[int]) -> None:
+        """Record when each password ``user`` had (set at creation, then at each change)
+        was old enough for a PASSWORD_EXPIRY notice."""
+        set_at = self.u.created[user]
+        for next_change in [*changes, 0]:
+            window = story.password_notice_window(set_at, next_change)
+            if window is not None and window[1] >= ACTIVITY_EARLIEST:
+                self.password_ages.append((user, max(window[0], ACTIVITY_EARLIEST), window[1]))
+            set_at = next_change
+
+    def plan_password_history(self) -> None:
+        """Every password change as (user, former password, moment), before the
+        notifications that report some of them."""
         p, rng, u = self.p, self.rng, self.u
         per_user = [0] * len(u.ids)
         for _ in range(self.counts["password_history"]):
             per_user[int(rng.random() * len(per_user))] += 1
         # Entries of one user must differ: the pool holds at least as many old passwords.
         pool_size = max(self.old_password_pool, max(per_user, default=0))
-        rows: list[Row] = []
+        self.password_changes: list[tuple[int, int, int]] = []
+        # (user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password.
+        self.password_ages: list[tuple[int, int, int]] = []
+        changes = self.events[story.PASSWORD_CHANGE]
         for user, count in enumerate(per_user):
+            moments = sorted(p.moment(u.created[user], -DAY) for _ in range(count))
+            self._password_ages(user, moments)
             if not count:
                 continue
-            moments = sorted(p.moment(u.created[user], -DAY) for _ in range(count))
             for pick, moment in zip(rng.sample(range(pool_size), count), moments, strict=True):
-                rows.append((self.new_id(), u.ids[user], self.old_passwords[pick], self.at(moment)))
-                if len(rows) >= CHUNK_ROWS:
-                    yield "password_history", rows
-                    rows = []
+                self.password_changes.append((user, pick, moment))
+                if moment >= ACTIVITY_EARLIEST:
+                    changes.append((user, moment))
+
+    def password_history(self) -> Iterator[Chunk]:
+        u = self.u
+        rows: list[Row] = []
+        for user, pick, moment in self.password_changes:
+            rows.append((self.new_id(), u.ids[user], self.old_passwords[pick], self.at(moment)))
+            if len(rows) >= CHUNK_ROWS:
+                yield "password_history", rows
+                rows = []
         yield "password_history", rows
 
     def user_sessions(self) -> Iterator[Chunk]:
-        p, rng, u = self.p, self.rng, self.u
-        states = _Covering(SESSION_STATE_WEIGHTS, p.session_state)
-        active = self.active_users or list(range(len(u.ids)))
+        p, u = self.p, self.u
         rows: list[Row] = []
-        for _ in range(self.counts["user_sessions"]):
-            state = states()
-            # Only active accounts hold sessions that are still valid.
-            user = int(rng.random() * len(u.ids)) if state == "expired" else self._pick(active)
-            created, expires = p.session_times(state, u.created[user])
+        for user, created, expires in self.sessions:
             rows.append(
                 (
                     self.new_id(),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from pytest_celestra import story
 from pytest_celestra.providers import company_domain
 
 if TYPE_CHECKING:
@@ -854,7 +855,7 @@ def _status_times(f: Findings) -> None:
 #: Rules about a whole scenario's counts and coverage, which rows made by factories need not
 #: meet.
 SCENARIO_RULES = frozenset(
-    {"R01", "R05a", "R05b", "R05c", "R05d", "R06", "R07", "R08", "R10", "R18"}
+    {"R01", "R05a", "R05b", "R05c", "R05d", "R06", "R07", "R08", "R10", "R18", "S10"}
 )
 
 
@@ -865,3 +866,225 @@ def check_row_rules(session: Any) -> None:
     assert len(checks) >= 15
     for rule_check in checks:
         rule_check(seeded)
+
+
+# --- one story across tables (pytest_celestra.story) -----------------------------------
+
+#: A user, agent or knowledge base of a company that is not ACTIVE, in a status it cannot
+#: have there (docs/realism.md, "Tenant lifecycle").
+CLOSED_COMPANY_LIVE_ROWS = {
+    "users": "r.status = 'ACTIVE'",
+    "agents": "r.status = 'ACTIVE'",
+    "knowledge_bases": "r.status IN ('ACTIVE', 'BUILDING')",
+}
+
+
+@check("S01 a closed company has no live members, none changed after it closed")
+def _closed_companies(f: Findings) -> None:
+    for table, live in CLOSED_COMPANY_LIVE_ROWS.items():
+        f.no_rows(
+            f"{table} row still live in a SUSPENDED or ARCHIVED company",
+            f"SELECT r.id, r.status, c.status AS company_status FROM {table} r"
+            f" JOIN companies c ON c.id = r.company_id WHERE c.status <> 'ACTIVE' AND {live}",
+        )
+        f.no_rows(
+            f"{table} row of a closed company updated after the company closed (updated_at)",
+            f"SELECT r.id, r.updated_at, c.updated_at AS company_closed FROM {table} r"
+            f" JOIN companies c ON c.id = r.company_id"
+            f" WHERE c.status <> 'ACTIVE' AND r.updated_at > c.updated_at",
+        )
+
+
+@check("S02 a user who is not ACTIVE holds no live session and started none after leaving ACTIVE")
+def _inactive_sessions(f: Findings) -> None:
+    f.no_rows(
+        "session of a user who is not ACTIVE, live now or started after the status change",
+        "SELECT s.id, u.status, u.updated_at AS status_changed, s.created_at, s.expires_at"
+        " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE u.status <> 'ACTIVE'"
+        " AND (s.expires_at > now() OR s.created_at > u.updated_at)",
+    )
+
+
+@check("S03 a user who is not ACTIVE acts, signs and is invited only before leaving ACTIVE")
+def _inactive_activity(f: Findings) -> None:
+    f.no_rows(
+        "audit log (other than a failed login) by a user after they left ACTIVE",
+        "SELECT a.id, a.event_type, u.status, u.updated_at AS status_changed, a.created_at"
+        " FROM audit_logs a JOIN users u ON u.id = a.user_id WHERE u.status <> 'ACTIVE'"
+        " AND a.event_type <> 'FAILED_LOGIN' AND a.created_at > u.updated_at",
+    )
+    f.no_rows(
+        "audit log signed by a user after they left ACTIVE",
+        "SELECT a.id, s.status, s.updated_at AS status_changed, a.created_at"
+        " FROM audit_logs a JOIN users s ON s.id = a.signed_by WHERE s.status <> 'ACTIVE'"
+        " AND a.created_at > s.updated_at",
+    )
+    f.no_rows(
+        "invitation of a user who is not ACTIVE, open now or sent after the status change",
+        "SELECT i.id, i.status, u.status AS user_status, u.updated_at AS status_changed,"
+        " i.sent_at, i.expires_at FROM invitations i JOIN users u ON u.id = i.user_id"
+        " WHERE u.status <> 'ACTIVE' AND (i.sent_at > u.updated_at"
+        "   OR (i.status IN ('PENDING', 'SENT') AND i.expires_at > now()))",
+    )
+
+
+@check("S04 nothing is added to a DISABLED or ARCHIVED agent or knowledge base later")
+def _retired_rows(f: Findings) -> None:
+    for table, column in (("agents", "agent_id"), ("knowledge_bases", "knowledge_base_id")):
+        f.no_rows(
+            f"agent/knowledge base link made after its {table} row was switched off",
+            f"SELECT l.id, r.status, r.updated_at AS switched_off, l.created_at"
+            f" FROM agent_knowledge_bases l JOIN {table} r ON r.id = l.{column}"
+            f" WHERE r.status IN ('DISABLED', 'ARCHIVED') AND l.created_at > r.updated_at",
+        )
+    f.no_rows(
+        "knowledge source added after its knowledge base was switched off",
+        "SELECT s.id, k.status, k.updated_at AS switched_off, s.created_at"
+        " FROM knowledge_sources s JOIN knowledge_bases k ON k.id = s.knowledge_base_id"
+        " WHERE k.status IN ('DISABLED', 'ARCHIVED') AND s.created_at > k.updated_at",
+    )
+
+
+#: When a row is closed (story): its status change is its updated_at, and it changes no more.
+CLOSED_ROWS = {
+    "companies": "r.status <> 'ACTIVE'",
+    "users": "r.status <> 'ACTIVE'",
+    "agents": "r.status IN ('DISABLED', 'ARCHIVED')",
+    "knowledge_bases": "r.status IN ('DISABLED', 'ARCHIVED')",
+}
+
+
+@check("S11 the audit trail changes a closed row only before its status change (updated_at)")
+def _closed_rows_audit(f: Findings) -> None:
+    for table, closed in CLOSED_ROWS.items():
+        f.no_rows(
+            f"audit log changing a closed {table} row after its updated_at",
+            f"SELECT a.id, a.event_type, r.status, r.updated_at AS status_changed, a.created_at"
+            f" FROM audit_logs a JOIN {table} r ON r.id = a.record_id"
+            f" WHERE a.table_name = :table AND {closed} AND a.created_at > r.updated_at",
+            table=table,
+        )
+
+
+#: An event is reported within this long (10 minutes).
+DELAY = f"interval '{story.NOTIFICATION_DELAY[1]} seconds'"
+#: A password is this old when its expiry is announced (76 days).
+NOTICE_AGE = f"interval '{story.PASSWORD_EXPIRY_NOTICE[0]} seconds'"
+
+
+def _within(column: str) -> str:
+    """``column`` (an event's time) lies in the delay before the notification n."""
+    return f"{column} BETWEEN n.created_at - {DELAY} AND n.created_at"
+
+
+#: For each notification type that reports an event, the event that must exist, in terms
+#: of the notification ``n`` and its user ``u`` (docs/realism.md).
+NOTIFICATION_EVENT_SQL: dict[str, dict[str, str]] = {
+    "S05 notifications of sign-ins, lockouts and passwords report real events of their user": {
+        "FAILED_LOGIN_NOTIFICATION": "SELECT 1 FROM failed_logins e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.attempted_at')}",
+        "ACCOUNT_LOCKED": "SELECT 1 FROM user_lockouts e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.lockout_start')}",
+        "ACCOUNT_UNLOCKED": "SELECT 1 FROM user_lockouts e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.lockout_end')}",
+        "PASSWORD_CHANGED": "SELECT 1 FROM password_history e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.created_at')}",
+        "PASSWORD_EXPIRY": f"SELECT 1 WHERE u.created_at <= n.created_at - {NOTICE_AGE}"
+        " AND NOT EXISTS (SELECT 1 FROM password_history e WHERE e.user_id = n.user_id"
+        f"   AND e.created_at BETWEEN n.created_at - {NOTICE_AGE} AND n.created_at)",
+        "NEW_DEVICE_LOGIN": "SELECT 1 FROM user_sessions e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.created_at')}",
+    },
+    "S06 notifications of roles, invitations and exports report real events of their user": {
+        "ROLE_CHANGED": "SELECT 1 FROM audit_logs e WHERE e.record_id = n.user_id"
+        f" AND e.event_type = 'ROLE_ASSIGNMENT_CHANGE' AND {_within('e.created_at')}",
+        "INVITATION_SENT": "SELECT 1 FROM invitations e WHERE e.user_id = n.user_id"
+        f" AND {_within('e.sent_at')}",
+        "INVITATION_ACCEPTED": "SELECT 1 FROM invitations e WHERE e.user_id = n.user_id"
+        f" AND e.status = 'ACCEPTED' AND {_within('e.updated_at')}",
+        "DATA_EXPORT_READY": "SELECT 1 FROM audit_logs e WHERE e.user_id = n.user_id"
+        f" AND e.event_type = 'DATA_EXPORT' AND {_within('e.created_at')}",
+    },
+    "S07 notifications of knowledge bases and agents report real events of their company": {
+        "KNOWLEDGE_BASE_READY": "SELECT 1 FROM knowledge_bases e WHERE e.company_id ="
+        f" u.company_id AND e.status = 'ACTIVE' AND {_within('e.updated_at')}",
+        "KNOWLEDGE_BASE_FAILED": "SELECT 1 FROM knowledge_bases e WHERE e.company_id ="
+        f" u.company_id AND e.status IN ('BUILDING', 'DISABLED') AND {_within('e.updated_at')}",
+        "AGENT_STATUS_CHANGED": "SELECT 1 FROM audit_logs e"
+        " JOIN audit_change_logs ch ON ch.audit_log_id = e.id AND ch.column_name = 'status'"
+        " JOIN agents g ON g.id = e.record_id AND e.table_name = 'agents'"
+        f" WHERE g.company_id = u.company_id AND {_within('e.created_at')}",
+    },
+}
+
+
+def _notification_rule(rule: str, events: dict[str, str]) -> None:
+    def run(f: Findings) -> None:
+        for notification_type, event in events.items():
+            f.no_rows(
+                f"{notification_type} notification without the event it reports",
+                "SELECT n.id, n.user_id, n.created_at FROM notifications n"
+                " JOIN users u ON u.id = n.user_id"
+                f" WHERE n.notification_type = '{notification_type}'"
+                f" AND NOT EXISTS ({event})",
+            )
+
+    check(rule)(run)
+
+
+for _rule, _events in NOTIFICATION_EVENT_SQL.items():
+    _notification_rule(_rule, _events)
+
+
+@check("S08 sign-ins start a session of their user, sign-outs lie within one")
+def _audit_sessions(f: Findings) -> None:
+    f.no_rows(
+        "SUCCESSFUL_LOGIN or SESSION_STARTED without a session of its user started in the"
+        " next 60 seconds",
+        "SELECT a.id, a.event_type, a.user_id, a.created_at FROM audit_logs a"
+        " WHERE a.event_type IN ('SUCCESSFUL_LOGIN', 'SESSION_STARTED') AND NOT EXISTS"
+        " (SELECT 1 FROM user_sessions s WHERE s.user_id = a.user_id"
+        "   AND s.created_at BETWEEN a.created_at AND a.created_at + interval '60 seconds')",
+    )
+    f.no_rows(
+        "SESSION_ENDED outside every session of its user",
+        "SELECT a.id, a.user_id, a.created_at FROM audit_logs a"
+        " WHERE a.event_type = 'SESSION_ENDED' AND NOT EXISTS"
+        " (SELECT 1 FROM user_sessions s WHERE s.user_id = a.user_id"
+        "   AND a.created_at BETWEEN s.created_at AND s.expires_at)",
+    )
+
+
+@check("S09 a FAILED_LOGIN audit log is a failed login of the same user at that moment")
+def _audit_failed_logins(f: Findings) -> None:
+    f.no_rows(
+        "FAILED_LOGIN audit log without a failed login of its user (or unknown email) within"
+        " 60 seconds",
+        "SELECT a.id, a.user_id, a.created_at FROM audit_logs a"
+        " WHERE a.event_type = 'FAILED_LOGIN' AND NOT EXISTS (SELECT 1 FROM failed_logins fl"
+        "   WHERE fl.user_id IS NOT DISTINCT FROM a.user_id"
+        "   AND fl.attempted_at BETWEEN a.created_at - interval '60 seconds'"
+        "   AND a.created_at + interval '60 seconds')",
+    )
+
+
+@check("S10 a scenario has a case of every story rule to check")
+def _story_cases(f: Findings) -> None:
+    f.some_rows(
+        "member of a closed company",
+        "SELECT u.id FROM users u JOIN companies c ON c.id = u.company_id"
+        " WHERE c.status <> 'ACTIVE'",
+    )
+    f.some_rows(
+        "session of a user who is not ACTIVE (from before the change)",
+        "SELECT s.id FROM user_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE u.status <> 'ACTIVE'",
+    )
+    for rule, events in NOTIFICATION_EVENT_SQL.items():
+        types = ", ".join(f"'{t}'" for t in events)
+        f.some_rows(
+            f"notification of one of {types} ({rule.split()[0]})",
+            f"SELECT id FROM notifications WHERE notification_type IN ({types})",
+        )
+    for event in ("SESSION_STARTED", "SESSION_ENDED", "FAILED_LOGIN"):
+        f.some_rows(f"{event} audit log", f"SELECT id FROM audit_logs WHERE event_type = '{event}'")

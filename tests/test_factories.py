@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import factory.random
 import pytest
-from realism_checks import check_row_rules
+from realism_checks import CHECKS, Seeded, check_row_rules
 from sqlalchemy import func, select, text
 
 from pytest_celestra import passwords
-from pytest_celestra.errors import NoSessionError
+from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.factories import (
     ALL_FACTORIES,
     AgentFactory,
@@ -46,6 +46,7 @@ from pytest_celestra.models import (
     NotificationStatus,
     User,
     UserRole,
+    UserSession,
     UserStatus,
 )
 from pytest_celestra.providers import (
@@ -400,3 +401,99 @@ def test_notification_traits(celestra_session):
     assert failed.delivered_at is None
     assert failed.read_at is None
     assert NotificationFactory(expired=True).expires_at < db_now(celestra_session)
+
+
+# --- one story across tables (pytest_celestra.story) ------------------------------------
+
+
+def story_checks():
+    return [c for c in CHECKS if c.rule.startswith("S") and not c.rule.startswith("S10")]
+
+
+def test_a_closed_company_tells_its_story(celestra_session):
+    archived = CompanyFactory(archived=True)
+    suspended = CompanyFactory(suspended=True)
+    members = [UserFactory(company=archived) for _ in range(3)]
+    members.append(UserFactory(company=suspended, company_admin=True))
+    agents = [AgentFactory(company=archived), AgentFactory(company=suspended)]
+    kbs = [KnowledgeBaseFactory(company=archived), KnowledgeBaseFactory(company=suspended)]
+    for member in members:
+        UserSessionFactory(user=member)
+        InvitationFactory(user=member, expired=True)
+        AuditLogFactory(user=member, event_type=AuditEventType.SUCCESSFUL_LOGIN)
+    celestra_session.flush()
+    assert {m.status for m in members} == {UserStatus.ARCHIVED, UserStatus.SUSPENDED}
+    assert {a.status for a in agents} == {AgentStatus.ARCHIVED, AgentStatus.DISABLED}
+    assert all(k.status is not KnowledgeBaseStatus.ACTIVE for k in kbs)
+    now = celestra_session.scalar(select(func.now()))
+    live = celestra_session.scalars(
+        select(UserSession).where(
+            UserSession.user_id.in_([m.id for m in members]), UserSession.expires_at > now
+        )
+    ).all()
+    assert live == []
+    # A test can still ask for what the story would not give.
+    assert UserFactory(company=archived, status=UserStatus.ACTIVE).status is UserStatus.ACTIVE
+
+
+def test_story_rules_hold_for_factory_rows(celestra_session):
+    archived = CompanyFactory(archived=True)
+    for member in (UserFactory(company=archived), UserFactory(blocked=True)):
+        UserSessionFactory(user=member)
+        InvitationFactory(user=member)
+        AuditLogFactory(user=member, event_type=AuditEventType.SESSION_ENDED)
+    for notification_trait in traits_of(NotificationFactory):
+        NotificationFactory(**{notification_trait: True})
+    for closed in (AgentFactory(archived=True), KnowledgeBaseFactory(disabled=True)):
+        AuditChangeLogFactory(audit_log=AuditLogFactory(config_change=True, record=closed))
+    celestra_session.flush()
+    seeded = Seeded(celestra_session, volume=None)
+    for check in story_checks():
+        check(seeded)
+
+
+@pytest.mark.parametrize(
+    ("trait", "table", "column"),
+    [
+        ("failed_login", "failed_logins", "attempted_at"),
+        ("account_locked", "user_lockouts", "lockout_start"),
+        ("password_changed", "password_history", "created_at"),
+        ("new_device_login", "user_sessions", "created_at"),
+        ("invitation_sent", "invitations", "sent_at"),
+    ],
+)
+def test_a_notification_brings_the_event_it_reports(celestra_session, trait, table, column):
+    notification = NotificationFactory(**{trait: True})
+    celestra_session.flush()
+    delay = celestra_session.scalar(
+        text(
+            f"SELECT min(:created - {column}) FROM {table}"
+            f" WHERE user_id = :user AND {column} <= :created"
+        ),
+        {"created": notification.created_at, "user": notification.user.id},
+    )
+    assert delay is not None
+    assert delay <= timedelta(minutes=10)
+    # ... unless told not to.
+    before = celestra_session.scalar(text(f"SELECT count(*) FROM {table}"))
+    NotificationFactory(**{trait: True}, event=False)
+    assert celestra_session.scalar(text(f"SELECT count(*) FROM {table}")) == before
+
+
+def test_a_company_event_needs_a_company(celestra_session):
+    with pytest.raises(CelestraError, match="super admin has none"):
+        NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))
+
+
+def test_sign_ins_start_sessions_and_failed_sign_ins_are_failed_logins(celestra_session):
+    sign_in = AuditLogFactory(event_type=AuditEventType.SUCCESSFUL_LOGIN)
+    failure = AuditLogFactory(event_type=AuditEventType.FAILED_LOGIN)
+    celestra_session.flush()
+    session = celestra_session.scalars(
+        select(UserSession).where(UserSession.user_id == sign_in.user.id)
+    ).one()
+    assert session.created_at == sign_in.created_at
+    attempted = celestra_session.scalars(
+        select(FailedLogin.attempted_at).where(FailedLogin.user_id == failure.user.id)
+    ).all()
+    assert attempted == [failure.created_at]

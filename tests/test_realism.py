@@ -109,6 +109,33 @@ CORRUPTIONS: dict[str, str | tuple[str, ...]] = {
     "R17b": f"UPDATE users SET password_hash = '{OTHER_PASSWORD_HASH}'",
     "R18": "UPDATE notifications SET priority = 'LOW'",
     "X19": "UPDATE notifications SET delivered_at = NULL WHERE status = 'DELIVERED'",
+    # One story across tables (pytest_celestra.story).
+    "S01": "UPDATE users u SET status = 'ACTIVE' FROM companies c"
+    " WHERE c.id = u.company_id AND c.status = 'ARCHIVED'",
+    "S02": "UPDATE user_sessions s SET expires_at = now() + interval '3 days' FROM users u"
+    " WHERE u.id = s.user_id AND u.status <> 'ACTIVE'",
+    "S03": "UPDATE invitations SET status = 'SENT', created_at = now() - interval '2 hours',"
+    " sent_at = now() - interval '1 hour', updated_at = now() - interval '1 hour',"
+    " expires_at = now() + interval '6 days',"
+    " user_id = (SELECT min(id::text)::uuid FROM users WHERE status <> 'ACTIVE')"
+    " WHERE id = (SELECT min(id::text)::uuid FROM invitations)",
+    "S04": "UPDATE knowledge_bases k SET status = 'ARCHIVED', updated_at = k.created_at"
+    " WHERE k.id IN (SELECT knowledge_base_id FROM knowledge_sources)",
+    "S05": "UPDATE notifications SET created_at = created_at - interval '1 hour'"
+    " WHERE notification_type IN ('FAILED_LOGIN_NOTIFICATION', 'NEW_DEVICE_LOGIN')",
+    "S06": "UPDATE notifications SET notification_type = 'ROLE_CHANGED'"
+    " WHERE notification_type IN ('SYSTEM_ANNOUNCEMENT', 'MAINTENANCE_SCHEDULED',"
+    " 'SESSION_EXPIRY', 'INVITATION_SENT')",
+    "S07": "UPDATE notifications SET notification_type = 'AGENT_STATUS_CHANGED'"
+    " WHERE notification_type IN ('SYSTEM_ANNOUNCEMENT', 'MAINTENANCE_SCHEDULED',"
+    " 'SESSION_EXPIRY', 'INVITATION_SENT')",
+    "S08": "UPDATE audit_logs SET created_at = created_at - interval '2 hours'"
+    " WHERE event_type = 'SESSION_STARTED'",
+    "S09": "UPDATE audit_logs SET created_at = created_at - interval '2 hours'"
+    " WHERE event_type = 'FAILED_LOGIN'",
+    "S10": "DELETE FROM audit_logs WHERE event_type = 'SESSION_ENDED'",
+    "S11": "UPDATE users SET status = 'SUSPENDED', updated_at = created_at"
+    " WHERE id = (SELECT min(record_id::text)::uuid FROM audit_logs WHERE table_name = 'users')",
 }
 
 

@@ -1,0 +1,218 @@
+"""One story across tables: the cross-table rules both data paths follow.
+
+The bulk scenario (:mod:`pytest_celestra.scenario`) and the factories
+(:mod:`pytest_celestra.factories`) call these functions and read these constants, so a rule
+lives here once. ``docs/realism.md`` states each rule in a sentence and an SQL check.
+
+- **Tenant lifecycle.** A company that is not ACTIVE closed at one moment (its
+  ``updated_at``): its members are not ACTIVE, its agents and knowledge bases are not live,
+  and none of them changed after it. A user who is not ACTIVE changed status at its
+  ``updated_at``: no session of theirs is live now or started later, no invitation was sent
+  to them later, and they act (or sign) in the audit trail only before it.
+- **Notifications report real events.** A notification whose type reports an event
+  (:data:`NOTIFICATION_EVENTS`) follows such an event of its user (or of its user's
+  company) within :data:`NOTIFICATION_DELAY`.
+- **The audit trail agrees with the activity tables.** A sign-in is the start of a
+  session, a sign-out lies within one, a failed sign-in is a failed login at that moment.
+
+Times are offsets in seconds from a reference instant, as in
+:mod:`pytest_celestra.providers`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_celestra.models import (
+    AgentStatus,
+    CompanyStatus,
+    KnowledgeBaseStatus,
+    NotificationType,
+    UserStatus,
+)
+from pytest_celestra.providers import DAY, HOUR, MEMBER_CREATED_LATEST, MINUTE
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from pytest_celestra.providers import CelestraProvider
+
+# --- tenant lifecycle ---------------------------------------------------------------------
+
+#: When a company, user, agent or knowledge base that is not ACTIVE changed its status
+#: (its ``updated_at``): after every member row was created (they are at least
+#: ``MEMBER_CREATED_LATEST`` old), at least an hour ago.
+STATUS_CHANGED = (MEMBER_CREATED_LATEST, -HOUR)
+#: The status an ACTIVE member takes when its company closes.
+MEMBER_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, UserStatus] = {
+    CompanyStatus.SUSPENDED: UserStatus.SUSPENDED,
+    CompanyStatus.ARCHIVED: UserStatus.ARCHIVED,
+}
+#: The status a live agent takes when its company closes.
+AGENT_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, AgentStatus] = {
+    CompanyStatus.SUSPENDED: AgentStatus.DISABLED,
+    CompanyStatus.ARCHIVED: AgentStatus.ARCHIVED,
+}
+#: The status a live knowledge base takes when its company closes.
+KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, KnowledgeBaseStatus] = {
+    CompanyStatus.SUSPENDED: KnowledgeBaseStatus.DISABLED,
+    CompanyStatus.ARCHIVED: KnowledgeBaseStatus.ARCHIVED,
+}
+#: Agent statuses of an agent in service; a closed company has none.
+LIVE_AGENT_STATUSES = frozenset({AgentStatus.ACTIVE})
+#: Knowledge base statuses of one in service or being built; a closed company has none.
+LIVE_KNOWLEDGE_BASE_STATUSES = frozenset({KnowledgeBaseStatus.ACTIVE, KnowledgeBaseStatus.BUILDING})
+#: Agent and knowledge base statuses that were switched off at their ``updated_at``: no
+#: link or knowledge source is added to them after it.
+RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
+#: Invitation states (``providers.INVITATION_STATE_WEIGHTS``) open now: only for ACTIVE users.
+OPEN_INVITATION_STATES = frozenset({"open", "far"})
+
+
+#: Closed companies hold at most this share of the headcount (weights of
+#: ``providers.COMPANY_SIZE_HEADCOUNT``): the largest closed ones reopen, so most users of
+#: a scenario stay ACTIVE at any volume.
+CLOSED_HEADCOUNT_SHARE = 0.25
+
+
+def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
+    """``statuses`` of companies with headcount ``weights``, the largest closed ones ACTIVE
+    until closed companies hold at most :data:`CLOSED_HEADCOUNT_SHARE` of the headcount."""
+    result = list(statuses)
+    closed = [i for i, status in enumerate(result) if status is not CompanyStatus.ACTIVE]
+    headcount = sum(weights[i] for i in closed)
+    for i in sorted(closed, key=lambda i: (-weights[i], i)):
+        if headcount <= CLOSED_HEADCOUNT_SHARE * sum(weights):
+            break
+        result[i] = CompanyStatus.ACTIVE
+        headcount -= weights[i]
+    return result
+
+
+def member_status(company: CompanyStatus | None, drawn: UserStatus) -> UserStatus:
+    """The status of a member of a company in status ``company`` who would be ``drawn``."""
+    if company is not None and drawn is UserStatus.ACTIVE:
+        return MEMBER_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def agent_status(company: CompanyStatus | None, drawn: AgentStatus) -> AgentStatus:
+    """The status of an agent of a company in status ``company`` that would be ``drawn``."""
+    if company is not None and drawn in LIVE_AGENT_STATUSES:
+        return AGENT_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def knowledge_base_status(
+    company: CompanyStatus | None, drawn: KnowledgeBaseStatus
+) -> KnowledgeBaseStatus:
+    """The status of a knowledge base of a company in status ``company``."""
+    if company is not None and drawn in LIVE_KNOWLEDGE_BASE_STATUSES:
+        return KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def is_closed(table: str, status: str) -> bool:
+    """Whether a row of ``table`` in ``status`` left service at its ``updated_at`` (a
+    closed company, a user who is not ACTIVE, a retired agent or knowledge base): nothing
+    of it changes after that."""
+    if table in ("agents", "knowledge_bases"):
+        return status in RETIRED_STATUSES
+    return status != UserStatus.ACTIVE.value
+
+
+def status_changed(p: CelestraProvider, created: int, closed: int | None = None) -> int:
+    """When a row created at ``created`` left ACTIVE: in :data:`STATUS_CHANGED`, never
+    after ``closed`` (its company's closing moment), never before ``created``."""
+    upper = STATUS_CHANGED[1] if closed is None else min(closed, STATUS_CHANGED[1])
+    return max(created, p.moment(max(created, STATUS_CHANGED[0]), upper))
+
+
+def active_until(status: str, updated: int) -> int:
+    """The last moment a user in ``status`` (changed at ``updated``) was ACTIVE: the
+    reference instant itself for an ACTIVE user."""
+    return 0 if status == UserStatus.ACTIVE.value else updated
+
+
+# --- notifications report real events ----------------------------------------------------
+
+#: Delay from an event to the notification that reports it (seconds).
+NOTIFICATION_DELAY = (1, 10 * MINUTE)
+#: A PASSWORD_EXPIRY notice comes this long after the password in use was set (the user's
+#: creation or last password change), before the next change.
+PASSWORD_EXPIRY_NOTICE = (76 * DAY, 90 * DAY)
+
+#: A notification created later than this cannot have expired by now (the "past" expiry
+#: of ``providers.CelestraProvider.notification_times`` starts no later).
+EXPIRED_NOTICE_LATEST = -2 * DAY
+
+# Events a notification can report; each names the row (and time column) it points at.
+FAILED_LOGIN = "failed login"  # failed_logins.attempted_at of the user
+LOCKOUT_STARTED = "lockout started"  # user_lockouts.lockout_start of the user
+LOCKOUT_ENDED = "lockout ended"  # user_lockouts.lockout_end (past) of the user
+PASSWORD_CHANGE = "password change"  # password_history.created_at of the user
+PASSWORD_AGE = "password age"  # the user's password is PASSWORD_EXPIRY_NOTICE old
+ROLE_CHANGE = "role change"  # ROLE_ASSIGNMENT_CHANGE audit log whose record is the user
+INVITATION_SENT = "invitation sent"  # invitations.sent_at of the user
+INVITATION_ACCEPTED = "invitation accepted"  # ACCEPTED invitation's updated_at
+KNOWLEDGE_BASE_READY = "knowledge base ready"  # ACTIVE knowledge base of the company
+KNOWLEDGE_BASE_FAILED = "knowledge base failed"  # BUILDING/DISABLED one of the company
+AGENT_STATUS_CHANGE = "agent status change"  # audit change of agents.status, same company
+DATA_EXPORT = "data export"  # DATA_EXPORT audit log of the user
+SESSION_STARTED = "session started"  # user_sessions.created_at of the user
+
+#: Which event each notification type reports; the types missing here (announcements,
+#: maintenance, session expiry) report none.
+NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
+    NotificationType.FAILED_LOGIN_NOTIFICATION: FAILED_LOGIN,
+    NotificationType.ACCOUNT_LOCKED: LOCKOUT_STARTED,
+    NotificationType.ACCOUNT_UNLOCKED: LOCKOUT_ENDED,
+    NotificationType.PASSWORD_CHANGED: PASSWORD_CHANGE,
+    NotificationType.PASSWORD_EXPIRY: PASSWORD_AGE,
+    NotificationType.ROLE_CHANGED: ROLE_CHANGE,
+    NotificationType.INVITATION_SENT: INVITATION_SENT,
+    NotificationType.INVITATION_ACCEPTED: INVITATION_ACCEPTED,
+    NotificationType.KNOWLEDGE_BASE_READY: KNOWLEDGE_BASE_READY,
+    NotificationType.KNOWLEDGE_BASE_FAILED: KNOWLEDGE_BASE_FAILED,
+    NotificationType.AGENT_STATUS_CHANGED: AGENT_STATUS_CHANGE,
+    NotificationType.DATA_EXPORT_READY: DATA_EXPORT,
+    NotificationType.NEW_DEVICE_LOGIN: SESSION_STARTED,
+}
+#: Notification types that report no event, the factories' default.
+EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
+#: Events of a company rather than of the notified user.
+COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
+#: Knowledge base statuses after a build that failed (retrying, or switched off).
+FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(
+    {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
+)
+
+
+def notified_after(p: CelestraProvider, event: int) -> int:
+    """When the notification of an event at ``event`` is created (a minute ago at most)."""
+    return p.moment(event + NOTIFICATION_DELAY[0], min(event + NOTIFICATION_DELAY[1], -MINUTE))
+
+
+def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
+    """When the event a notification created at ``notified`` reports happened (not before
+    ``lower``, its user's creation)."""
+    return max(lower, notified - p.moment(*NOTIFICATION_DELAY))
+
+
+def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
+    """When a PASSWORD_EXPIRY notice for a password set at ``set_at`` and replaced at
+    ``next_change`` (0: still in use) can come; None when no moment before then fits."""
+    lower = set_at + PASSWORD_EXPIRY_NOTICE[0]
+    upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, -MINUTE)
+    return (lower, upper) if lower <= upper else None
+
+
+# --- the audit trail agrees with the activity tables -------------------------------------
+
+#: A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
+#: the session they start.
+SIGN_IN_LEAD = 10
+#: How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts.
+SIGNED_IN_SESSION = 8 * HOUR
+#: How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts.
+NOTIFIED_LOCKOUT = 30 * MINUTE

@@ -1,0 +1,97 @@
+"""The cross-table rules of ``pytest_celestra.story``, as functions: what both data paths
+call (the SQL checks of the rules on seeded and factory data are in ``test_realism`` and
+``test_factories``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_celestra import story
+from pytest_celestra.models import (
+    AgentStatus,
+    CompanyStatus,
+    KnowledgeBaseStatus,
+    NotificationType,
+    UserStatus,
+)
+from pytest_celestra.providers import DAY, MINUTE, CelestraProvider
+
+ACTIVE, SUSPENDED, ARCHIVED = CompanyStatus.ACTIVE, CompanyStatus.SUSPENDED, CompanyStatus.ARCHIVED
+
+
+@pytest.mark.parametrize(
+    ("company", "expected"),
+    [(None, UserStatus.ACTIVE), (ACTIVE, UserStatus.ACTIVE), (SUSPENDED, UserStatus.SUSPENDED),
+     (ARCHIVED, UserStatus.ARCHIVED)],
+)  # fmt: skip
+def test_members_follow_their_company(company, expected):
+    assert story.member_status(company, UserStatus.ACTIVE) is expected
+    # A status that is not ACTIVE already stays.
+    assert story.member_status(company, UserStatus.BLOCKED) is UserStatus.BLOCKED
+
+
+def test_agents_and_knowledge_bases_of_a_closed_company_are_not_live():
+    for company in (SUSPENDED, ARCHIVED):
+        assert story.agent_status(company, AgentStatus.ACTIVE) not in story.LIVE_AGENT_STATUSES
+        for drawn in story.LIVE_KNOWLEDGE_BASE_STATUSES:
+            status = story.knowledge_base_status(company, drawn)
+            assert status not in story.LIVE_KNOWLEDGE_BASE_STATUSES
+    assert story.agent_status(ACTIVE, AgentStatus.ACTIVE) is AgentStatus.ACTIVE
+    assert story.agent_status(ARCHIVED, AgentStatus.DRAFT) is AgentStatus.DRAFT
+    assert (
+        story.knowledge_base_status(ACTIVE, KnowledgeBaseStatus.BUILDING)
+        is KnowledgeBaseStatus.BUILDING
+    )
+
+
+def test_closed_companies_hold_a_minority_of_the_headcount():
+    weights = [1.0, 2.5, 6.0, 15.0, 2.0]
+    statuses = [ARCHIVED, SUSPENDED, ACTIVE, ARCHIVED, SUSPENDED]
+    result = story.mostly_open(statuses, weights)
+    closed = sum(w for s, w in zip(result, weights, strict=True) if s is not ACTIVE)
+    assert closed <= story.CLOSED_HEADCOUNT_SHARE * sum(weights)
+    # The largest closed company reopened; the small ones stay closed.
+    assert result == [ARCHIVED, SUSPENDED, ACTIVE, ACTIVE, SUSPENDED]
+
+
+def test_status_changes_fall_in_the_window_and_not_after_the_company_closed():
+    p = CelestraProvider.seeded(3)
+    lower, upper = story.STATUS_CHANGED
+    for created in (-400 * DAY, -31 * DAY, -2 * DAY):
+        for _ in range(50):
+            changed = story.status_changed(p, created)
+            assert changed >= created
+            assert changed >= lower or changed == created
+            assert changed <= upper or changed == created
+            closed = story.status_changed(p, created, closed=-10 * DAY)
+            assert closed <= max(created, -10 * DAY)
+
+
+def test_notifications_follow_their_event_within_the_delay():
+    p = CelestraProvider.seeded(5)
+    for event in (-300 * DAY, -DAY, -5 * MINUTE):
+        for _ in range(50):
+            notified = story.notified_after(p, event)
+            assert story.NOTIFICATION_DELAY[0] <= notified - event <= story.NOTIFICATION_DELAY[1]
+            assert notified <= -MINUTE
+            before = story.event_before(p, notified, lower=-400 * DAY)
+            assert notified - story.NOTIFICATION_DELAY[1] <= before <= notified
+
+
+def test_password_notices_come_while_the_password_is_old_and_still_in_use():
+    set_at = -200 * DAY
+    earliest, latest = story.password_notice_window(set_at, next_change=0)
+    assert earliest == set_at + story.PASSWORD_EXPIRY_NOTICE[0]
+    assert latest == set_at + story.PASSWORD_EXPIRY_NOTICE[1]
+    # Changed again before it got old enough: no notice.
+    assert story.password_notice_window(set_at, next_change=set_at + 30 * DAY) is None
+    # Too recent to be old yet.
+    assert story.password_notice_window(-10 * DAY, next_change=0) is None
+
+
+def test_every_notification_type_reports_an_event_or_is_event_free():
+    reported = set(story.NOTIFICATION_EVENTS)
+    free = set(story.EVENT_FREE_NOTIFICATION_TYPES)
+    assert reported | free == set(NotificationType)
+    assert not reported & free
+    assert set(story.NOTIFICATION_EVENTS.values()) >= story.COMPANY_EVENTS
