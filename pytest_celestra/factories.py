@@ -675,8 +675,8 @@ class AuditLogFactory(CelestraFactory):
     )
     # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
     # (pytest_celestra.story); ``activity=False`` skips that row.
-    activity = PostGeneration(
-        lambda obj, create, extracted, **_: _record_activity(obj, create, extracted)
+    activity = bulk.bulk_safe(
+        PostGeneration(lambda obj, create, extracted, **_: _record_activity(obj, create, extracted))
     )
 
 
@@ -866,8 +866,8 @@ class NotificationFactory(CelestraFactory):
     delivered_at = _time(1)
     created_at = _time(0)
     updated_at = _time(4)
-    event = PostGeneration(
-        lambda obj, create, extracted, **_: _record_event(obj, create, extracted)
+    event = bulk.bulk_safe(
+        PostGeneration(lambda obj, create, extracted, **_: _record_event(obj, create, extracted))
     )
 
 
