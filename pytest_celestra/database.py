@@ -52,6 +52,8 @@ MARK = "created by pytest-celestra"
 _PROTECTED = frozenset({"postgres", "template0", "template1"})
 #: How many recently used templates of each kind are kept besides the ones a run needs.
 KEEP_TEMPLATES = 3
+#: ``CREATE DATABASE ... STRATEGY`` values (PostgreSQL 15+), checked before they reach SQL.
+STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
 
 
 # --- our databases ---------------------------------------------------------------
@@ -196,11 +198,20 @@ class DatabaseManager:
         return purpose == "template" and not (self.rebuild and meta.get("run") != self.run_id)
 
     def _create(
-        self, admin: psycopg.Connection[Any], name: str, template: str, comment: str
+        self,
+        admin: psycopg.Connection[Any],
+        name: str,
+        template: str,
+        comment: str,
+        strategy: str | None = None,
     ) -> None:
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )
+        if strategy is not None:  # PostgreSQL 15+: WAL_LOG (its default) or FILE_COPY
+            if strategy not in STRATEGIES:
+                raise ValueError(f"strategy {strategy!r}: use one of {sorted(STRATEGIES)}")
+            statement += sql.SQL(" STRATEGY {}").format(sql.SQL(strategy))
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -378,7 +389,12 @@ class DatabaseManager:
         )
 
     def _clone(
-        self, admin: psycopg.Connection[Any], template: str, label: str, name: str | None = None
+        self,
+        admin: psycopg.Connection[Any],
+        template: str,
+        label: str,
+        name: str | None = None,
+        strategy: str | None = None,
     ) -> URL:
         """A new test database from ``template`` (whose lock the caller holds)."""
         name = name or f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
@@ -386,7 +402,7 @@ class DatabaseManager:
         comment = _comment(
             "test database", run=self.run_id, worker=self.worker, created=now, template=template
         )
-        self._create(admin, name, template, comment)
+        self._create(admin, name, template, comment, strategy)
         self.created.append(name)
         self._touch(admin, template)
         return self.server.url_for(name)
@@ -407,14 +423,27 @@ class DatabaseManager:
             return self._clone(admin, template, "empty", name)
 
     def create_seeded(
-        self, volume: Volume, seed: int, anchor: datetime, *, name: str | None = None
+        self,
+        volume: Volume,
+        seed: int,
+        anchor: datetime,
+        *,
+        name: str | None = None,
+        label: str = "seeded",
+        strategy: str | None = None,
     ) -> URL:
-        """A new database holding the whole scenario, cloned from its template."""
+        """A new database holding the whole scenario, cloned from its template.
+
+        ``name``: as for :meth:`create_empty`; ``label`` goes into a new name;
+        ``strategy`` is that of ``CREATE DATABASE`` (``"WAL_LOG"``, ``"FILE_COPY"``; None:
+        the server's default). Each call has its own connection, so other threads may
+        call it too.
+        """
         with (
             self._admin() as admin,
             self._seeded_template(admin, volume, seed, anchor) as template,
         ):
-            return self._clone(admin, template, "seeded", name)
+            return self._clone(admin, template, label, name, strategy)
 
     def discard(self, url: URL) -> None:
         """Drop a test database a test has damaged, even with ``keep``."""

@@ -65,7 +65,13 @@ RUN_KEY = pytest.StashKey[RunInfo]()
 
 #: The fixtures that give a test a session (and so reseed its factories).
 SESSION_FIXTURES = frozenset(
-    {"celestra_session", "celestra_seeded_db", "celestra_async_session", "celestra_async_seeded_db"}
+    {
+        "celestra_session",
+        "celestra_seeded_db",
+        "celestra_async_session",
+        "celestra_async_seeded_db",
+        "celestra_transactional_db",
+    }
 )
 
 

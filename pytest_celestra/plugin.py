@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra import fixtures
+from pytest_celestra import fixtures, transactional
 from pytest_celestra.config import (
     CONFIG_KEY,
     MARKER,
@@ -132,6 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run = RunInfo(uuid.uuid4().hex, "main", anchor_for())
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(fixtures, "celestra_fixtures")
+    config.pluginmanager.register(transactional, "celestra_transactional")
     async_problem = fixtures.async_support_problem(config)
     if async_problem is None:
         from pytest_celestra import async_fixtures
