@@ -79,36 +79,41 @@ BEGIN
     END LOOP;
 END $$;
 """
-#: Catalogs whose rows change with any DDL, comment, grant or large object; a changed
-#: row gets a newer ``xmin``, a dropped one lowers the count.
-_CATALOGS = [
-    "pg_class",
-    "pg_attribute",
-    "pg_attrdef",
-    "pg_constraint",
-    "pg_index",
-    "pg_namespace",
-    "pg_proc",
-    "pg_type",
-    "pg_trigger",
-    "pg_rewrite",
-    "pg_sequence",
-    "pg_description",
-    "pg_policy",
-    "pg_extension",
-    "pg_enum",
-    "pg_inherits",
-    "pg_largeobject_metadata",
-    "pg_default_acl",
-    "pg_event_trigger",
-    "pg_publication",
-]
+#: Catalogs whose rows change with any DDL, comment, grant or large object (a changed row
+#: gets a newer ``xmin``, a dropped one lowers the count) -> the column holding the oid of
+#: the object a row is about: only user objects (oid >= 16384) count, found by index.
+_CATALOGS = {
+    "pg_class": "oid",
+    "pg_attribute": "attrelid",
+    "pg_attrdef": "adrelid",
+    "pg_constraint": "oid",
+    "pg_index": "indexrelid",
+    "pg_proc": "oid",
+    "pg_type": "oid",
+    "pg_trigger": "oid",
+    "pg_rewrite": "oid",
+    "pg_sequence": "seqrelid",
+    "pg_description": "objoid",
+    "pg_enum": "oid",
+    "pg_inherits": "inhrelid",
+    "pg_namespace": None,  # "public" is older than 16384
+    "pg_policy": None,
+    "pg_extension": None,
+    "pg_largeobject_metadata": None,
+    "pg_default_acl": None,
+    "pg_event_trigger": None,
+    "pg_publication": None,
+}
+
+
+def _catalog_state(catalog: str, oid_column: str | None) -> str:
+    where = "" if oid_column is None else f" WHERE {oid_column} >= 16384"
+    return f"(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM {catalog}{where})"
+
+
 #: One text that changes whenever anything but the tracked tables' rows changes.
 FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepared})".format(
-    catalogs=", ".join(
-        f"(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM {catalog})"
-        for catalog in _CATALOGS
-    ),
+    catalogs=", ".join(_catalog_state(*item) for item in _CATALOGS.items()),
     sequences="(SELECT string_agg(coalesce(last_value, 0)::text, ',' ORDER BY schemaname, "
     "sequencename) FROM pg_sequences)",
     settings="(SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d "
@@ -116,12 +121,14 @@ FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepa
     prepared="(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
 )
 #: Ends every other session on the database (the code under test's pooled connections,
-#: with their locks, LISTENs and open transactions), then tells what was committed.
-_CHECK = """
-SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+#: with their locks, LISTENs and open transactions), waiting up to a second for each, so
+#: that what they were committing is either committed or gone before the check.
+END_OTHER_SESSIONS = """
+SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
-_CHANGED = f"SELECT EXISTS (SELECT FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
+#: Was a tracked table written to, and the fingerprint now.
+_CHECK = f"SELECT EXISTS (SELECT FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
 
 
 @dataclass
@@ -142,8 +149,8 @@ class TestDatabase:
         if self.monitor is None:
             return False
         try:
-            self.monitor.execute(_CHECK)
-            row = self.monitor.execute(_CHANGED).fetchone()
+            self.monitor.execute(END_OTHER_SESSIONS)
+            row = self.monitor.execute(_CHECK).fetchone()
         except psycopg.Error:  # e.g. the test ended our session too: assume the worst
             return False
         return row is not None and not row[0] and row[1] == self.fingerprint

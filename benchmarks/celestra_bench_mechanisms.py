@@ -1,0 +1,166 @@
+"""The ways of giving each test a database it may commit to, as ``bench_transactional.py``
+compares them. Imported by the ``conftest.py`` of each generated suite, which replaces the
+plugin's ``_celestra_transactional_databases`` with the mechanism named in
+``CELESTRA_BENCH_MECHANISM``; the fixtures and everything else stay the plugin's.
+
+* ``clone-wal``, ``clone-file``: a clone of the template per test (``CREATE DATABASE ...
+  TEMPLATE ... STRATEGY WAL_LOG`` / ``FILE_COPY``), made and dropped in the test's thread;
+* ``pool``: clones made ahead and dropped by a background thread, a fresh one per test;
+* ``restore``: one database per process; after each test, the tables it wrote to (and
+  those referencing them, which ``TRUNCATE`` must empty too) are emptied and reloaded
+  from a pristine copy kept in the same database;
+* ``truncate``: the pytest-django way, one database per process, every table emptied and
+  the scenario loaded again after each test (``seed_scenario``, the package's fast COPY
+  path);
+* ``chosen``: the plugin's own (clones made ahead, reused while untouched).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_celestra.fixtures import RUN_KEY
+from pytest_celestra.server import connect
+from pytest_celestra.transactional import (
+    END_OTHER_SESSIONS,
+    INSTALL_TRACKING,
+    TRACKING_SCHEMA,
+    TestDatabase,
+    TransactionalDatabases,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import psycopg
+
+    from pytest_celestra.config import Scenario
+    from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.fixtures import RunInfo
+
+MECHANISM_VARIABLE = "CELESTRA_BENCH_MECHANISM"
+PRISTINE_SCHEMA = "celestra_pristine"
+
+
+class OneDatabasePerProcess:
+    """One database per scenario for the whole process, put back in shape after each test."""
+
+    def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
+        self.manager = manager
+        self.run = run
+        self.databases: dict[Scenario, TestDatabase] = {}
+
+    def take(self, scenario: Scenario) -> TestDatabase:
+        if scenario not in self.databases:
+            url = self.manager.create_seeded(
+                scenario.volume, scenario.seed, self.run.anchor, label="bench"
+            )
+            database = TestDatabase(url, scenario, monitor=connect(url, autocommit=True))
+            self.prepare(database.monitor)
+            self.databases[scenario] = database
+        return self.databases[scenario]
+
+    def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
+        assert database.monitor is not None
+        database.monitor.execute(END_OTHER_SESSIONS)
+        with database.monitor.transaction():
+            self.reset(database.monitor, database.scenario)
+        return None
+
+    def close(self) -> None:
+        for database in self.databases.values():
+            database.close_monitor()
+            self.manager.release(database.url, keep=False)
+
+    def prepare(self, connection: Any) -> None:
+        """Once, when the database is made."""
+
+    def reset(self, connection: Any, scenario: Scenario) -> None:
+        """After each test, in a transaction."""
+        raise NotImplementedError
+
+
+class TruncateAndReload(OneDatabasePerProcess):
+    """pytest-django's ``transactional_db``: empty every table, load the data again."""
+
+    def reset(self, connection: Any, scenario: Scenario) -> None:
+        from pytest_celestra.models import TABLES_IN_FK_ORDER
+        from pytest_celestra.scenario import seed_scenario
+
+        connection.execute(f"TRUNCATE {', '.join(TABLES_IN_FK_ORDER)}")
+        seed_scenario(connection, scenario.volume, seed=scenario.seed, anchor=self.run.anchor)
+
+
+class RestoreChangedTables(OneDatabasePerProcess):
+    """Reload only the tables a test wrote to (found by the plugin's change tracking)."""
+
+    def prepare(self, connection: Any) -> None:
+        from pytest_celestra.models import TABLES_IN_FK_ORDER
+
+        with connection.transaction():
+            connection.execute(f"CREATE SCHEMA {PRISTINE_SCHEMA}")
+            for table in TABLES_IN_FK_ORDER:
+                connection.execute(
+                    f"CREATE TABLE {PRISTINE_SCHEMA}.{table} AS TABLE public.{table}"
+                )
+            connection.execute(INSTALL_TRACKING)
+
+    def reset(self, connection: psycopg.Connection[Any], scenario: Scenario) -> None:
+        from pytest_celestra.models import TABLES_IN_FK_ORDER
+
+        changed = {
+            name
+            for (name,) in connection.execute(
+                f"SELECT DISTINCT relid::regclass::text FROM {TRACKING_SCHEMA}.changed"
+            )
+        }
+        if not changed:
+            return
+        # TRUNCATE must empty every table referencing an emptied one in the same statement.
+        references = connection.execute(
+            "SELECT confrelid::regclass::text, conrelid::regclass::text "
+            "FROM pg_constraint WHERE contype = 'f'"
+        ).fetchall()
+        while True:
+            more = {child for parent, child in references if parent in changed} - changed
+            if not more:
+                break
+            changed |= more
+        tables = [table for table in TABLES_IN_FK_ORDER if table in changed]
+        connection.execute(f"TRUNCATE {', '.join(tables)}")
+        for table in tables:
+            connection.execute(f"INSERT INTO {table} TABLE {PRISTINE_SCHEMA}.{table}")
+        connection.execute(f"TRUNCATE {TRACKING_SCHEMA}.changed")
+
+
+def make_mechanism(name: str, manager: DatabaseManager, run: RunInfo) -> Any:
+    """The object behind the fixtures for mechanism ``name`` (see the module docstring)."""
+    if name == "clone-wal":
+        return TransactionalDatabases(manager, run, ahead=0, reuse=False, strategy="WAL_LOG")
+    if name == "clone-file":
+        return TransactionalDatabases(manager, run, ahead=0, reuse=False, strategy="FILE_COPY")
+    if name == "pool":
+        return TransactionalDatabases(manager, run, reuse=False)
+    if name == "restore":
+        return RestoreChangedTables(manager, run)
+    if name == "truncate":
+        return TruncateAndReload(manager, run)
+    if name == "chosen":
+        return TransactionalDatabases(manager, run)
+    raise ValueError(f"unknown mechanism {name!r}")
+
+
+@pytest.fixture(scope="session")
+def _celestra_transactional_databases(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[Any]:
+    mechanism = make_mechanism(
+        os.environ[MECHANISM_VARIABLE], _celestra_databases, request.config.stash[RUN_KEY]
+    )
+    try:
+        yield mechanism
+    finally:
+        mechanism.close()
