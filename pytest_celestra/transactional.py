@@ -196,10 +196,10 @@ class TransactionalDatabases:
 
     def take(self, scenario: Scenario) -> TestDatabase:
         """A database holding ``scenario`` that no test has changed."""
-        if self.ahead == 0:
-            return self._make(scenario)
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
+            if self.ahead == 0:
+                return ready.popleft() if ready else self._make(scenario)
             self._start()
             self._changed.notify_all()
             while not ready:

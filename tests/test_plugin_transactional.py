@@ -1,0 +1,278 @@
+"""``celestra_transactional_db`` / ``_engine`` / ``_dsn``: real commits, gone after each test."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from pytest_celestra.config import Scenario
+from pytest_celestra.database import MARK, drop_database
+from pytest_celestra.fixtures import RUN_KEY
+from pytest_celestra.server import libpq_url
+from pytest_celestra.transactional import TransactionalDatabases
+from pytest_celestra.volumes import Volume
+
+#: Written by inner runs: the run id, and the database each test had.
+RECORD = """
+import json, pathlib
+import pytest
+from sqlalchemy import func, select
+from pytest_celestra.fixtures import RUN_KEY
+from pytest_celestra.models import User
+
+RECORDS = pathlib.Path(__file__).parent / "records"
+
+@pytest.fixture(autouse=True)
+def record(request):
+    yield
+    engine = request.node.funcargs.get("celestra_transactional_engine")
+    if engine is not None:
+        RECORDS.mkdir(exist_ok=True)
+        run = request.config.stash[RUN_KEY].run_id
+        data = {"run": run, "database": engine.url.database}
+        (RECORDS / f"{request.node.name}.json").write_text(json.dumps(data))
+
+def users(session):
+    return session.scalar(select(func.count()).select_from(User))
+"""
+
+
+def records(pytester: pytest.Pytester) -> tuple[str, dict[str, str]]:
+    """The run id and test name -> database name that the ``RECORD`` conftest wrote."""
+    data = {
+        path.stem: json.loads(path.read_text())
+        for path in (pytester.path / "records").glob("*.json")
+    }
+    (run,) = {record["run"] for record in data.values()}
+    return run, {name: record["database"] for name, record in data.items()}
+
+
+def ours_of_run(admin: psycopg.Connection, run_id: str) -> dict[str, str]:
+    """Name -> comment of the test databases whose comment names ``run_id``."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+        (f'{MARK} test database %"run": "{run_id}"%',),
+    ).fetchall()
+    return dict(rows)
+
+
+def test_commits_from_any_connection_are_gone_before_the_next_test(
+    celestra_pytester, run_inner, admin
+):
+    celestra_pytester.makeconftest(RECORD)
+    celestra_pytester.makepyfile(
+        """
+        import threading
+        import psycopg
+        import pytest
+        from sqlalchemy import create_engine, text
+        from conftest import users
+        from pytest_celestra.factories import UserFactory
+
+        def test_commits(celestra_transactional_db, celestra_transactional_dsn):
+            assert users(celestra_transactional_db) == 20
+            UserFactory(email="factory@example.com")
+            celestra_transactional_db.commit()
+
+            def app():  # code under test, with an engine of its own, in a thread
+                engine = create_engine(
+                    celestra_transactional_dsn.replace("postgresql:", "postgresql+psycopg:")
+                )
+                with engine.begin() as connection:
+                    connection.execute(text("UPDATE users SET name = 'changed'"))
+                engine.dispose()
+
+            thread = threading.Thread(target=app)
+            thread.start()
+            thread.join()
+            with psycopg.connect(celestra_transactional_dsn) as other:  # a second connection
+                rows = other.execute("SELECT count(*) FROM users WHERE name = 'changed'")
+                assert rows.fetchone() == (21,)
+
+        def test_sees_none_of_it(celestra_transactional_db):
+            assert users(celestra_transactional_db) == 20
+            changed = "SELECT count(*) FROM users WHERE name = 'changed'"
+            assert celestra_transactional_db.scalar(text(changed)) == 0
+
+        LEAKED = []
+
+        def test_only_reads(celestra_transactional_engine, celestra_transactional_dsn):
+            with celestra_transactional_engine.connect() as connection:
+                assert connection.scalar(text("SELECT count(*) FROM users")) == 20
+            # left open on purpose, holding a lock: the plugin ends it after the test
+            LEAKED.append(psycopg.connect(celestra_transactional_dsn))
+            LEAKED[0].execute("SELECT pg_advisory_lock(42)")
+
+        def test_reuses_it_without_the_leaked_session(celestra_transactional_db):
+            lock = "SELECT pg_try_advisory_lock(42)"
+            assert celestra_transactional_db.scalar(text(lock))
+
+        def test_commits_then_fails(celestra_transactional_db):
+            UserFactory(email="failed@example.com")
+            celestra_transactional_db.commit()
+            assert False, "fails on purpose"
+
+        def test_after_the_failure(celestra_transactional_db):
+            assert users(celestra_transactional_db) == 20
+
+        @pytest.mark.celestra(volume="small,users=30")
+        def test_marker(celestra_transactional_db):
+            assert users(celestra_transactional_db) == 30
+
+        def test_not_with_another_session(celestra_transactional_db, celestra_seeded_db):
+            pass
+        """
+    )
+    result = run_inner("-p", "no:randomly")
+    result.assert_outcomes(passed=6, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*cannot use celestra_transactional_db together with celestra_seeded_db*"]
+    )
+    run, databases = records(celestra_pytester)
+    # A database written to is never handed out again; one only read is reused.
+    assert databases["test_sees_none_of_it"] != databases["test_commits"]
+    assert databases["test_only_reads"] == databases["test_sees_none_of_it"]
+    assert databases["test_reuses_it_without_the_leaked_session"] == databases["test_only_reads"]
+    assert databases["test_after_the_failure"] != databases["test_commits_then_fails"]
+    assert ours_of_run(admin, run) == {}, "every database is dropped at the end"
+
+
+def test_under_xdist_every_worker_has_its_own(celestra_pytester, run_inner, admin):
+    celestra_pytester.makeconftest(RECORD)
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+        from conftest import users
+        from pytest_celestra.factories import CompanyFactory, UserFactory
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_commits_a_user(celestra_transactional_db, n):
+            assert users(celestra_transactional_db) == 20
+            UserFactory(company=CompanyFactory())
+            celestra_transactional_db.commit()
+        """
+    )
+    run_inner("-n", "2", "-p", "no:randomly").assert_outcomes(passed=6)
+    run, databases = records(celestra_pytester)
+    assert len(set(databases.values())) == 6
+    assert ours_of_run(admin, run) == {}
+
+
+def test_keep_keeps_and_lists_each_tests_database(celestra_pytester, run_inner, admin):
+    celestra_pytester.makepyfile(
+        """
+        from pytest_celestra.factories import UserFactory
+
+        def test_passes(celestra_transactional_db):
+            UserFactory(email="kept@example.com")
+            celestra_transactional_db.commit()
+
+        def test_fails(celestra_transactional_dsn):
+            assert False
+        """
+    )
+    result = run_inner("--celestra-keep", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if "kept test databases" in line)
+    urls = [line for line in lines[start + 1 :] if line.startswith("postgresql://")]
+    transactional = [url for url in urls if "celestra_transactional_" in url]
+    assert len(transactional) == 2
+    for url in urls:
+        name = make_url(url).database
+        comment = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()[0]
+        assert comment.startswith(f"{MARK} test database ")
+        assert '"kept": true' in comment
+    with psycopg.connect(transactional[0]) as connection:
+        rows = connection.execute("SELECT count(*) FROM users WHERE email = 'kept@example.com'")
+        assert rows.fetchone() == (1,)
+    for url in urls:
+        drop_database(admin, make_url(url).database)
+
+
+def test_lint_mode_makes_no_transactional_database(celestra_pytester, run_inner):
+    celestra_pytester.makepyfile(
+        """
+        def test_never_runs(celestra_transactional_db):
+            assert False
+        """
+    )
+    result = run_inner("--celestra-lint")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["OK   UserFactory"])
+    assert "celestra_transactional_" not in result.stdout.str()
+
+
+def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner, admin):
+    celestra_pytester.makepyfile(
+        """
+        import json, os, pathlib, signal, time
+        from pytest_celestra.fixtures import RUN_KEY
+
+        def test_killed(request, celestra_transactional_engine):
+            run = request.config.stash[RUN_KEY].run_id
+            pathlib.Path("run.json").write_text(json.dumps(run))
+            databases = request.getfixturevalue("_celestra_transactional_databases")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until the clones made ahead are there
+                if sum(len(ready) for ready in databases._ready.values()) >= 2:
+                    break
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    run_inner("-p", "no:randomly")
+    run_id = json.loads((celestra_pytester.path / "run.json").read_text())
+    left = ours_of_run(admin, run_id)
+    assert len(left) >= 3, "the test's database and the two made ahead"
+    for name, comment in left.items():
+        assert comment.startswith(f"{MARK} test database "), name
+        drop_database(admin, name)
+
+
+# --- in process: what counts as a change ----------------------------------------------
+
+
+@pytest.fixture
+def transactional(suite_databases, pytestconfig):
+    databases = TransactionalDatabases(suite_databases, pytestconfig.stash[RUN_KEY], ahead=0)
+    yield databases
+    databases.close()
+
+
+SMALL = Scenario(Volume.parse("small"), 1234)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT count(*) FROM users",
+        "BEGIN; UPDATE users SET name = 'x'; ROLLBACK",
+        "UPDATE users SET name = 'x'",
+        "TRUNCATE notifications",
+        "CREATE TABLE scratch (x int)",
+        "ALTER TABLE users RENAME COLUMN name TO full_name",
+        "COMMENT ON TABLE users IS 'changed'",
+        "SET session_replication_role = replica; DELETE FROM user_lockouts",
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = %L', "
+        "current_database(), '8MB'); END $$",
+        "SELECT lo_create(0)",
+        "CREATE SEQUENCE counter; SELECT nextval('counter')",
+    ],
+)
+def test_a_database_is_reused_only_if_nothing_was_committed(transactional, statement):
+    database = transactional.take(SMALL)
+    with psycopg.connect(libpq_url(database.url), autocommit=True) as connection:
+        connection.execute(statement)
+    transactional.give_back(database, failed=False)
+    again = transactional.take(SMALL)
+    changed = not statement.startswith(("SELECT count", "BEGIN"))
+    assert (again.url == database.url) is not changed
+    transactional.give_back(again, failed=False)
