@@ -231,7 +231,7 @@ def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner,
     run_inner("-p", "no:randomly")
     run_id = json.loads((celestra_pytester.path / "run.json").read_text())
     left = ours_of_run(admin, run_id)
-    assert len(left) >= 3, "the test's database and the two made ahead"
+    assert left, "the test's database and those made ahead outlive a SIGKILL"
     for name, comment in left.items():
         assert comment.startswith(f"{MARK} test database "), name
         drop_database(admin, name)
