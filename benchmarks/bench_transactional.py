@@ -118,16 +118,8 @@ class Runner:
         timings = suite / "timings.json"
         env[TIMINGS_VARIABLE] = str(timings)
         command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "celestra_bench_timing",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
+            *(sys.executable, "-m", "pytest", "-q", "-p", "celestra_bench_timing"),
+            *("-p", "no:cacheprovider", "-p", "no:randomly"),
             f"--rootdir={suite}",
             f"--celestra-dsn={self.server.admin_url}",
             f"--celestra-volume={volume}",

@@ -318,11 +318,9 @@ class TransactionalDatabases:
 def _celestra_transactional_databases(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
 ) -> Iterator[TransactionalDatabases]:
-    databases = TransactionalDatabases(_celestra_databases, request.config.stash[RUN_KEY])
-    try:
+    run = request.config.stash[RUN_KEY]
+    with contextlib.closing(TransactionalDatabases(_celestra_databases, run)) as databases:
         yield databases
-    finally:
-        databases.close()
 
 
 _OTHER_SESSIONS = ("celestra_session", "celestra_seeded_db")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import make_url
 
 from pytest_celestra.config import Scenario
-from pytest_celestra.database import MARK, drop_database
+from pytest_celestra.database import MARK, database_comment, drop_database
 from pytest_celestra.fixtures import RUN_KEY
 from pytest_celestra.server import libpq_url
 from pytest_celestra.transactional import TransactionalDatabases
@@ -183,11 +183,7 @@ def test_keep_keeps_and_lists_each_tests_database(celestra_pytester, run_inner, 
     transactional = [url for url in urls if "celestra_transactional_" in url]
     assert len(transactional) == 2
     for url in urls:
-        name = make_url(url).database
-        comment = admin.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            (name,),
-        ).fetchone()[0]
+        comment = database_comment(admin, make_url(url).database)
         assert comment.startswith(f"{MARK} test database ")
         assert '"kept": true' in comment
     with psycopg.connect(transactional[0]) as connection:
