@@ -8,7 +8,7 @@ plugin's ``_celestra_transactional_databases`` with the mechanism named in
 * ``pool``: clones made ahead and dropped by a background thread, a fresh one per test;
 * ``restore``: one database per process; after each test, the tables it wrote to (and
   those referencing them, which ``TRUNCATE`` must empty too) are emptied and reloaded
-  from a pristine copy kept in the same database;
+  from a pristine copy kept in the same database, in the test's thread;
 * ``truncate``: the pytest-django way, one database per process, every table emptied and
   the scenario loaded again after each test (``seed_scenario``, the package's fast COPY
   path);
@@ -26,8 +26,8 @@ from pytest_celestra.fixtures import RUN_KEY
 from pytest_celestra.server import connect
 from pytest_celestra.transactional import (
     END_OTHER_SESSIONS,
+    FINGERPRINT,
     INSTALL_TRACKING,
-    TRACKING_SCHEMA,
     TestDatabase,
     TransactionalDatabases,
 )
@@ -35,14 +35,11 @@ from pytest_celestra.transactional import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    import psycopg
-
     from pytest_celestra.config import Scenario
     from pytest_celestra.database import DatabaseManager
     from pytest_celestra.fixtures import RunInfo
 
 MECHANISM_VARIABLE = "CELESTRA_BENCH_MECHANISM"
-PRISTINE_SCHEMA = "celestra_pristine"
 
 
 class OneDatabasePerProcess:
@@ -59,7 +56,7 @@ class OneDatabasePerProcess:
                 scenario.volume, scenario.seed, self.run.anchor, label="bench"
             )
             database = TestDatabase(url, scenario, monitor=connect(url, autocommit=True))
-            self.prepare(database.monitor)
+            self.prepare(database)
             self.databases[scenario] = database
         return self.databases[scenario]
 
@@ -75,7 +72,7 @@ class OneDatabasePerProcess:
             database.close_monitor()
             self.manager.release(database.url, keep=False)
 
-    def prepare(self, connection: Any) -> None:
+    def prepare(self, database: TestDatabase) -> None:
         """Once, when the database is made."""
 
     def reset(self, connection: Any, scenario: Scenario) -> None:
@@ -95,45 +92,20 @@ class TruncateAndReload(OneDatabasePerProcess):
 
 
 class RestoreChangedTables(OneDatabasePerProcess):
-    """Reload only the tables a test wrote to (found by the plugin's change tracking)."""
+    """Reload only the tables a test wrote to, in the test's thread (the plugin's change
+    tracking and copies, without clones made ahead or reuse)."""
 
-    def prepare(self, connection: Any) -> None:
-        from pytest_celestra.models import TABLES_IN_FK_ORDER
+    def prepare(self, database: TestDatabase) -> None:
+        assert database.monitor is not None
+        with database.monitor.transaction():
+            database.monitor.execute(INSTALL_TRACKING)
+        database.fingerprint = str(database.monitor.execute(FINGERPRINT).fetchone()[0])
 
-        with connection.transaction():
-            connection.execute(f"CREATE SCHEMA {PRISTINE_SCHEMA}")
-            for table in TABLES_IN_FK_ORDER:
-                connection.execute(
-                    f"CREATE TABLE {PRISTINE_SCHEMA}.{table} AS TABLE public.{table}"
-                )
-            connection.execute(INSTALL_TRACKING)
-
-    def reset(self, connection: psycopg.Connection[Any], scenario: Scenario) -> None:
-        from pytest_celestra.models import TABLES_IN_FK_ORDER
-
-        changed = {
-            name
-            for (name,) in connection.execute(
-                f"SELECT DISTINCT relid::regclass::text FROM {TRACKING_SCHEMA}.changed"
-            )
-        }
-        if not changed:
-            return
-        # TRUNCATE must empty every table referencing an emptied one in the same statement.
-        references = connection.execute(
-            "SELECT confrelid::regclass::text, conrelid::regclass::text "
-            "FROM pg_constraint WHERE contype = 'f'"
-        ).fetchall()
-        while True:
-            more = {child for parent, child in references if parent in changed} - changed
-            if not more:
-                break
-            changed |= more
-        tables = [table for table in TABLES_IN_FK_ORDER if table in changed]
-        connection.execute(f"TRUNCATE {', '.join(tables)}")
-        for table in tables:
-            connection.execute(f"INSERT INTO {table} TABLE {PRISTINE_SCHEMA}.{table}")
-        connection.execute(f"TRUNCATE {TRACKING_SCHEMA}.changed")
+    def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
+        changed = database.changes()
+        if changed is None or (changed and not database.restore(changed)):
+            raise RuntimeError("restore: the test changed more than rows")
+        return None
 
 
 def make_mechanism(name: str, manager: DatabaseManager, run: RunInfo) -> Any:

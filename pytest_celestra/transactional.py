@@ -53,9 +53,28 @@ AHEAD = 2
 STRATEGY = "WAL_LOG"
 
 TRACKING_SCHEMA = "celestra_tracking"
-#: Statement triggers (fired even under ``session_replication_role = replica``) that
-#: record which tables were written to; installed in each clone before a test gets it.
+#: Where each clone keeps a copy of every table as the template had it, ``p<table oid>``.
+PRISTINE_SCHEMA = "celestra_pristine"
+#: The user tables (``tab``, ``oid``, ``relkind``) of a database, ours excluded.
+_USER_TABLES = f"""
+SELECT c.oid::regclass AS tab, c.oid, c.relkind
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
+  AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
+"""
+#: A copy of each table, then statement triggers (fired even under
+#: ``session_replication_role = replica``) on every table, copies included, that record
+#: which ones were written to; installed in each clone before a test gets it.
 INSTALL_TRACKING = f"""
+CREATE SCHEMA {PRISTINE_SCHEMA};
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN {_USER_TABLES} AND c.relkind = 'r' LOOP
+        EXECUTE format('CREATE TABLE {PRISTINE_SCHEMA}.%I AS TABLE %s', 'p' || t.oid, t.tab);
+    END LOOP;
+END $$;
 CREATE SCHEMA {TRACKING_SCHEMA};
 CREATE TABLE {TRACKING_SCHEMA}.changed (relid oid NOT NULL);
 CREATE FUNCTION {TRACKING_SCHEMA}.mark() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -127,8 +146,34 @@ END_OTHER_SESSIONS = """
 SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
-#: Was a tracked table written to, and the fingerprint now.
-_CHECK = f"SELECT EXISTS (SELECT FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
+#: The tables written to, and the fingerprint now.
+_CHECK = f"SELECT ARRAY(SELECT DISTINCT relid FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
+#: Foreign keys between user tables: (referenced table oid, referencing table oid).
+_FOREIGN_KEYS = "SELECT confrelid, conrelid FROM pg_constraint WHERE contype = 'f'"
+
+
+def restore_order(changed: set[int], foreign_keys: list[tuple[int, int]]) -> list[int] | None:
+    """The tables to empty and reload so that ``changed`` is as it was: those and every
+    table referencing them (``TRUNCATE`` empties them together), parents first; None if
+    their references form a cycle."""
+    tables = set(changed)
+    while more := {child for parent, child in foreign_keys if parent in tables} - tables:
+        tables |= more
+    parents: dict[int, set[int]] = {table: set() for table in tables}
+    for parent, child in foreign_keys:
+        if child in tables and parent in tables and parent != child:
+            parents[child].add(parent)
+    order: list[int] = []
+    while parents:
+        free = sorted(table for table, waiting in parents.items() if not waiting)
+        if not free:
+            return None
+        order += free
+        for table in free:
+            del parents[table]
+        for waiting in parents.values():
+            waiting.difference_update(free)
+    return order
 
 
 @dataclass
@@ -142,18 +187,59 @@ class TestDatabase:
     fingerprint: str = ""
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
 
-    def unchanged(self) -> bool:
-        """End other sessions on it; True if nothing was committed since it was made."""
+    def changes(self) -> set[int] | None:
+        """End other sessions on it; the tables written to since it was made or restored
+        (empty: nothing changed), or None if anything else changed (DDL, sequences, ...)."""
         import psycopg
 
         if self.monitor is None:
-            return False
+            return None
         try:
             self.monitor.execute(END_OTHER_SESSIONS)
             row = self.monitor.execute(_CHECK).fetchone()
         except psycopg.Error:  # e.g. the test ended our session too: assume the worst
+            return None
+        if row is None or row[1] != self.fingerprint:
+            return None
+        return set(row[0])
+
+    def unchanged(self) -> bool:
+        """End other sessions on it; True if nothing was committed since it was made."""
+        return self.changes() == set()
+
+    def restore(self, changed: set[int]) -> bool:
+        """Reload the ``changed`` tables (and those referencing them) from the copies made
+        with the clone; False (and nothing done) if that cannot be done."""
+        import psycopg
+
+        assert self.monitor is not None
+        connection = self.monitor
+        try:
+            with connection.transaction():
+                order = restore_order(changed, connection.execute(_FOREIGN_KEYS).fetchall())
+                names = dict(connection.execute(f"SELECT oid, tab::text FROM ({_USER_TABLES}) t"))
+                copies = {
+                    int(name[1:])
+                    for (name,) in connection.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                        (PRISTINE_SCHEMA,),
+                    )
+                }
+                if order is None or not set(order) <= copies:  # a copy written to, a view...
+                    return False
+                connection.execute(f"TRUNCATE {', '.join(names[table] for table in order)}")
+                for table in order:
+                    connection.execute(
+                        f"INSERT INTO {names[table]} OVERRIDING SYSTEM VALUE "
+                        f"TABLE {PRISTINE_SCHEMA}.p{table}"
+                    )
+                connection.execute(f"TRUNCATE {TRACKING_SCHEMA}.changed")
+            # TRUNCATE gave the tables new files, so new catalog rows: a new baseline.
+            row = connection.execute(FINGERPRINT).fetchone()
+        except psycopg.Error:  # e.g. a generated column: a fresh clone will do
             return False
-        return row is not None and not row[0] and row[1] == self.fingerprint
+        self.fingerprint = "" if row is None else str(row[0])
+        return True
 
     def close_monitor(self) -> None:
         if self.monitor is not None:
@@ -187,6 +273,7 @@ class TransactionalDatabases:
         self.strategy = strategy
         self._ready: dict[Scenario, deque[TestDatabase]] = {}
         self._to_drop: deque[TestDatabase] = deque()
+        self._to_restore: deque[tuple[TestDatabase, set[int]]] = deque()
         self._changed = threading.Condition()
         self._closing = False
         self._error: BaseException | None = None
@@ -216,11 +303,18 @@ class TransactionalDatabases:
         if self.manager.keep:
             database.close_monitor()
             return self.manager.release(database.url)
-        if self.reuse and not failed and database.unchanged():
+        changed = database.changes() if self.reuse and not failed else None
+        if changed == set():
             with self._changed:
                 self._ready.setdefault(database.scenario, deque()).appendleft(database)
-            return None
-        self._discard(database)
+        elif changed is None:
+            self._discard(database)
+        elif self.ahead == 0:
+            self._repair(database, changed)
+        else:
+            with self._changed:
+                self._to_restore.append((database, changed))
+                self._changed.notify_all()
         return None
 
     def close(self) -> None:
@@ -233,6 +327,8 @@ class TransactionalDatabases:
         for ready in self._ready.values():
             self._to_drop.extend(ready)
             ready.clear()
+        self._to_drop.extend(database for database, _ in self._to_restore)
+        self._to_restore.clear()
         while self._to_drop:
             self._drop(self._to_drop.popleft())
 
@@ -260,6 +356,15 @@ class TransactionalDatabases:
             raise
         return database
 
+    def _repair(self, database: TestDatabase, changed: set[int]) -> None:
+        """Restore what a test wrote and make ``database`` ready again, else drop it."""
+        if not database.restore(changed):
+            self._discard(database)
+            return
+        with self._changed:
+            self._ready.setdefault(database.scenario, deque()).append(database)
+            self._changed.notify_all()
+
     def _discard(self, database: TestDatabase) -> None:
         database.close_monitor()
         if self.ahead == 0:
@@ -282,10 +387,13 @@ class TransactionalDatabases:
             self._worker.start()
 
     def _next_job(self) -> tuple[str, Any] | None:
-        """What the thread does next: a clone a test may be waiting for comes first, then
-        drops, then clones up to ``ahead``. None when closing."""
+        """What the thread does next: restoring what tests wrote comes first (fastest way
+        to a ready database), then a clone a test may be waiting for, then drops, then
+        clones up to ``ahead``. None when closing."""
         with self._changed:
             while not self._closing:
+                if self._to_restore:
+                    return ("restore", self._to_restore.popleft())
                 short = [s for s, ready in self._ready.items() if len(ready) < self.ahead]
                 empty = [s for s in short if not self._ready[s]]
                 if empty:
@@ -301,6 +409,9 @@ class TransactionalDatabases:
         try:
             while (job := self._next_job()) is not None:
                 kind, subject = job
+                if kind == "restore":
+                    self._repair(*subject)
+                    continue
                 if kind == "drop":
                     self._drop(subject)
                     continue

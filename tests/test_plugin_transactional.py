@@ -244,31 +244,45 @@ def transactional(suite_databases, pytestconfig):
 
 
 SMALL = Scenario(Volume.parse("small"), 1234)
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "SELECT count(*) FROM users",
-        "BEGIN; UPDATE users SET name = 'x'; ROLLBACK",
-        "UPDATE users SET name = 'x'",
-        "TRUNCATE notifications",
-        "CREATE TABLE scratch (x int)",
-        "ALTER TABLE users RENAME COLUMN name TO full_name",
-        "COMMENT ON TABLE users IS 'changed'",
-        "SET session_replication_role = replica; DELETE FROM user_lockouts",
+#: What a test may leave behind, and what becomes of its database: reused as it is,
+#: restored (the tables written to are reloaded), or replaced by a fresh clone.
+AFTERMATHS = [
+    ("SELECT count(*) FROM users", "reused"),
+    ("BEGIN; UPDATE users SET name = 'x'; ROLLBACK", "reused"),
+    ("UPDATE users SET name = 'x'", "restored"),
+    ("DELETE FROM notifications", "restored"),
+    ("TRUNCATE notifications", "replaced"),  # new files: pg_class changes
+    ("SET session_replication_role = replica; DELETE FROM user_lockouts", "restored"),
+    ("DELETE FROM celestra_pristine.p{users}", "replaced"),
+    ("CREATE TABLE scratch (x int)", "replaced"),
+    ("ALTER TABLE users RENAME COLUMN name TO full_name", "replaced"),
+    ("COMMENT ON TABLE users IS 'changed'", "replaced"),
+    (
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = %L', "
         "current_database(), '8MB'); END $$",
-        "SELECT lo_create(0)",
-        "CREATE SEQUENCE counter; SELECT nextval('counter')",
-    ],
+        "replaced",
+    ),
+    ("SELECT lo_create(0)", "replaced"),
+    ("CREATE SEQUENCE counter; SELECT nextval('counter')", "replaced"),
+]
+SCENARIO_STATE = (
+    "SELECT (SELECT count(*) FROM users WHERE name <> 'x'), (SELECT count(*) FROM notifications),"
+    " (SELECT count(*) FROM user_lockouts)"
 )
-def test_a_database_is_reused_only_if_nothing_was_committed(transactional, statement):
+
+
+@pytest.mark.parametrize(("statement", "aftermath"), AFTERMATHS)
+def test_what_a_test_committed_is_gone_for_the_next(transactional, statement, aftermath):
     database = transactional.take(SMALL)
     with psycopg.connect(libpq_url(database.url), autocommit=True) as connection:
-        connection.execute(statement)
+        users = connection.execute("SELECT 'users'::regclass::oid").fetchone()[0]
+        connection.execute(statement.replace("{users}", str(users)))
     transactional.give_back(database, failed=False)
     again = transactional.take(SMALL)
-    changed = not statement.startswith(("SELECT count", "BEGIN"))
-    assert (again.url == database.url) is not changed
+    same = again.url == database.url
+    assert same is (aftermath != "replaced")
+    if aftermath != "replaced":
+        assert again.changes() == set(), "restored: nothing to report"
+    with psycopg.connect(libpq_url(again.url)) as connection:
+        assert connection.execute(SCENARIO_STATE).fetchone() == (20, 100, 10)
     transactional.give_back(again, failed=False)
