@@ -32,7 +32,8 @@ def record(request):
     if engine is not None:
         RECORDS.mkdir(exist_ok=True)
         run = request.config.stash[RUN_KEY].run_id
-        data = {"run": run, "database": engine.url.database}
+        worker = request.config.stash[RUN_KEY].worker
+        data = {"run": run, "database": engine.url.database, "worker": worker}
         (RECORDS / f"{request.node.name}.json").write_text(json.dumps(data))
 
 def users(session):
@@ -40,14 +41,14 @@ def users(session):
 """
 
 
-def records(pytester: pytest.Pytester) -> tuple[str, dict[str, str]]:
-    """The run id and test name -> database name that the ``RECORD`` conftest wrote."""
+def records(pytester: pytest.Pytester, key: str = "database") -> tuple[str, dict[str, str]]:
+    """The run id and test name -> database name (or ``key``) that ``RECORD`` wrote."""
     data = {
         path.stem: json.loads(path.read_text())
         for path in (pytester.path / "records").glob("*.json")
     }
     (run,) = {record["run"] for record in data.values()}
-    return run, {name: record["database"] for name, record in data.items()}
+    return run, {name: record[key] for name, record in data.items()}
 
 
 def ours_of_run(admin: psycopg.Connection, run_id: str) -> dict[str, str]:
@@ -158,7 +159,13 @@ def test_under_xdist_every_worker_has_its_own(celestra_pytester, run_inner, admi
     )
     run_inner("-n", "2", "-p", "no:randomly").assert_outcomes(passed=6)
     run, databases = records(celestra_pytester)
-    assert len(set(databases.values())) == 6
+    _, workers = records(celestra_pytester, "worker")
+    used = {
+        worker: {databases[test] for test in databases if workers[test] == worker}
+        for worker in ("gw0", "gw1")
+    }
+    assert all(used.values()), "both workers ran tests"
+    assert not used["gw0"] & used["gw1"], "no database is shared between workers"
     assert ours_of_run(admin, run) == {}
 
 
