@@ -3,18 +3,24 @@
 Each test that asks for one of them gets a database holding the whole scenario, in which
 it may commit from any connection (code under test with its own engine, threads,
 subprocesses). Nothing it commits reaches another test. How, chosen by measurement
-(``benchmarks/bench_transactional.py``): cloning a template takes 50-300 ms on a busy
-server, far more than a test, so
+(``benchmarks/bench_transactional.py``): cloning a template takes 50-1,000 ms on a busy
+server and dropping a database forces a checkpoint on PostgreSQL 15 (seconds when other
+sessions write), far more than a test, so
 
-* clones are made **ahead**, a few per scenario, by a background thread of this process,
-  which also drops the used ones;
-* every clone gets **change tracking** first: a statement trigger on each table records
-  that it was written to. After a test, other sessions on its database are ended and one
-  query checks the triggers' record, a fingerprint of the catalogs (DDL) and the sequence
-  values. A database nothing was committed to is **reused** by the next test of the
-  same scenario (it holds exactly what a fresh clone holds); any other is dropped in the
-  background and the next test takes a fresh clone. So a test that only reads costs a
-  query, and one that writes costs a clone, made while earlier tests ran.
+* clones are made **ahead**, two per scenario, by a background thread of this process;
+* every clone gets a copy of each table (schema ``celestra_pristine``) and **change
+  tracking**: a statement trigger on each table records that it was written to. After a
+  test, other sessions on its database are ended and one query reads the triggers' record,
+  a fingerprint of the catalogs (DDL, comments, grants, large objects), the sequence
+  values, the database's settings and prepared transactions;
+* a database nothing was committed to is **reused** by the next test of the same scenario
+  (it holds exactly what a fresh clone holds);
+* one whose tables only had rows written is **restored** by the background thread (those
+  tables, and the tables referencing them, emptied and reloaded from the copies) while
+  the next test runs on another clone; any other change gets it **dropped** there.
+
+So a test that only reads costs one query; one that writes costs its tables' reload, done
+while later tests run.
 
 A test that fails or errors never leaves its database to another test. With
 ``--celestra-keep`` every test's database is kept and listed. Databases are created
