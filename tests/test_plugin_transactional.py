@@ -12,7 +12,7 @@ from pytest_celestra.config import Scenario
 from pytest_celestra.database import MARK, database_comment, drop_database
 from pytest_celestra.fixtures import RUN_KEY
 from pytest_celestra.server import libpq_url
-from pytest_celestra.transactional import TransactionalDatabases
+from pytest_celestra.transactional import TransactionalDatabases, restore_order
 from pytest_celestra.volumes import Volume
 
 #: Written by inner runs: the run id, and the database each test had.
@@ -293,3 +293,16 @@ def test_what_a_test_committed_is_gone_for_the_next(transactional, statement, af
     with psycopg.connect(libpq_url(again.url)) as connection:
         assert connection.execute(SCENARIO_STATE).fetchone() == (20, 100, 10)
     transactional.give_back(again, failed=False)
+
+
+@pytest.mark.parametrize(
+    ("changed", "foreign_keys", "order"),
+    [
+        ({1}, [(1, 2), (2, 3), (4, 5)], [1, 2, 3]),  # with what references it, parents first
+        ({2}, [(1, 2), (2, 3)], [2, 3]),  # its parents stay as they are
+        ({1}, [(1, 1)], [1]),  # a table referencing itself
+        ({1}, [(1, 2), (2, 1)], None),  # a cycle: a fresh clone instead
+    ],
+)
+def test_restore_order(changed, foreign_keys, order):
+    assert restore_order(changed, foreign_keys) == order
