@@ -17,6 +17,7 @@ plugin's ``_celestra_transactional_databases`` with the mechanism named in
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,7 @@ class RestoreChangedTables(OneDatabasePerProcess):
 
     def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
         changed = database.changes()
-        if changed is None or (changed and not database.restore(changed)):
+        if changed is None or (changed and not database.restore(changed, math.inf)):
             raise RuntimeError("restore: the test changed more than rows")
         return None
 

@@ -169,7 +169,7 @@ SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = '{PRISTINE_SCHEMA}'
                    AND NOT tgisinternal AND tgname <> 'celestra_tracking')
    AND NOT EXISTS (SELECT FROM pg_rewrite WHERE ev_class = ANY(%(tables)s::oid[]))
    AND (SELECT sum(greatest(reltuples, 0)) FROM pg_class WHERE oid = ANY(%(tables)s::oid[]))
-       <= {RESTORE_MAX_ROWS}
+       <= %(max_rows)s
 """
 
 
@@ -230,9 +230,10 @@ class TestDatabase:
         """End other sessions on it; True if nothing was committed since it was made."""
         return self.changes() == set()
 
-    def restore(self, changed: set[int]) -> bool:
+    def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
         """Reload the ``changed`` tables (and those referencing them) from the copies made
-        with the clone; False (and nothing done) if that cannot be done."""
+        with the clone; False (and nothing done) if that cannot be done, or would reload
+        more than ``max_rows`` rows."""
         import psycopg
 
         assert self.monitor is not None
@@ -242,7 +243,9 @@ class TestDatabase:
                 order = restore_order(changed, connection.execute(_FOREIGN_KEYS).fetchall())
                 if order is None:
                     return False
-                restorable = connection.execute(_RESTORABLE, {"tables": order}).fetchone()
+                restorable = connection.execute(
+                    _RESTORABLE, {"tables": order, "max_rows": max_rows}
+                ).fetchone()
                 if restorable is None or not restorable[0]:
                     return False
                 names = dict(connection.execute(f"SELECT oid, tab::text FROM ({_USER_TABLES}) t"))
