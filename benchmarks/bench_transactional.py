@@ -207,26 +207,33 @@ def render(figures: dict[str, dict[str, dict[str, list[float]]]], mechanisms: li
 
 
 def targets(figures: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
-    """Each target of the chosen mechanism (read tests: the issue's formula), PASS/MISS."""
+    """Each target of the chosen mechanism on read tests, PASS/MISS, by the issue's formula
+    and by the in-process figure (the formula's run-to-run noise is seconds on a loaded
+    machine, which N tests divide but do not remove)."""
     lines = []
     for volume, kinds in figures.items():
-        chosen = kinds["read"].get("chosen")
-        if not chosen:
-            continue
-        value = statistics.median(chosen)
-        limit = TARGET_MS.get(volume)
-        if limit is not None:
-            verdict = "PASS" if value <= limit else "MISS"
-            lines.append(f"{volume}: chosen per test {value:.1f} ms <= {limit:.0f} ms: {verdict}")
-        baseline = kinds["read"].get("truncate")
-        if baseline:
-            slowest = statistics.median(baseline)
-            speedup = slowest / max(value, 0.1)  # a cost under 0.1 ms is counted as 0.1
-            verdict = "PASS" if speedup >= TARGET_SPEEDUP else "MISS"
-            lines.append(
-                f"{volume}: truncate+reload {slowest:.0f} ms / chosen {max(value, 0.1):.1f} ms"
-                f" = {speedup:.0f}x >= {TARGET_SPEEDUP:.0f}x: {verdict}"
-            )
+        for kind in ("read", "read in process"):
+            lines += _targets(volume, kind, kinds.get(kind, {}))
+    return lines
+
+
+def _targets(volume: str, kind: str, figures: dict[str, list[float]]) -> list[str]:
+    if not figures.get("chosen"):
+        return []
+    value = statistics.median(figures["chosen"])
+    lines = []
+    limit = TARGET_MS.get(volume)
+    if limit is not None:
+        verdict = "PASS" if value <= limit else "MISS"
+        lines.append(f"{volume} {kind}: chosen {value:.1f} ms <= {limit:.0f} ms: {verdict}")
+    if figures.get("truncate"):
+        slowest = statistics.median(figures["truncate"])
+        speedup = slowest / max(value, 0.1)  # a cost under 0.1 ms is counted as 0.1
+        verdict = "PASS" if speedup >= TARGET_SPEEDUP else "MISS"
+        lines.append(
+            f"{volume} {kind}: truncate+reload {slowest:.0f} ms / chosen {max(value, 0.1):.1f} ms"
+            f" = {speedup:.0f}x >= {TARGET_SPEEDUP:.0f}x: {verdict}"
+        )
     return lines
 
 
@@ -234,7 +241,7 @@ def print_report(
     figures: dict[str, dict[str, dict[str, list[float]]]], mechanisms: list[str]
 ) -> None:
     print(render(figures, mechanisms))
-    print("Targets (chosen mechanism, read tests):")
+    print("Targets (chosen mechanism, read tests; negative: noise larger than the cost):")
     print("\n".join(targets(figures)))
 
 
