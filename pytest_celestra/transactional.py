@@ -319,8 +319,9 @@ class TransactionalDatabases:
         return database
 
     def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
-        """After the test: reuse ``database`` if nothing was committed to it, else drop it
-        (or with ``--celestra-keep`` keep it and return its URL)."""
+        """After the test: reuse ``database`` if nothing was committed to it; if only rows
+        were, restore it (in the background thread, or here with ``ahead`` 0); else, or
+        if the test failed, drop it. With ``--celestra-keep``: keep it, return its URL."""
         if self.manager.keep:
             database.close_monitor()
             return self.manager.release(database.url)
