@@ -71,7 +71,7 @@ class OneDatabasePerProcess:
     def close(self) -> None:
         for database in self.databases.values():
             database.close_monitor()
-            self.manager.release(database.url, keep=False)
+            self.manager.discard(database.url)
 
     def prepare(self, database: TestDatabase) -> None:
         """Once, when the database is made."""

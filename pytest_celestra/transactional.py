@@ -398,7 +398,7 @@ class TransactionalDatabases:
 
     def _drop(self, database: TestDatabase) -> None:
         database.close_monitor()
-        self.manager.release(database.url, keep=False)
+        self.manager.discard(database.url)
 
     def _start(self) -> None:
         """Start the background thread (the caller holds ``_changed``)."""
