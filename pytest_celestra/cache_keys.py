@@ -5,6 +5,9 @@ and never otherwise: the built-in schema is keyed by the DDL ``create_all`` emit
 user's schema by its declared version or by its catalog after set-up, the scenario by
 the source of every module of the package, the password hashing in effect, the volume,
 the seed and the anchor day.
+
+A template's *content* is summed up by :func:`content_fingerprint`, recorded when it is
+built and compared with every copy made of it, so a template changed by hand is noticed.
 """
 
 from __future__ import annotations
@@ -104,6 +107,82 @@ def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
     if connection.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
         rows += connection.execute("SELECT 'alembic', version_num FROM alembic_version").fetchall()
     return digest("catalog", [list(row) for row in rows])
+
+
+_TABLES_QUERY = """
+SELECT format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+ ORDER BY 1
+"""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Rows per table and a checksum over every row of a database, to tell copies apart.
+
+    The checksum hashes, per table, the row count and the sum of the rows' ``xmin`` (the
+    transaction that wrote each row). Every row inserted or updated after the build
+    carries a newer transaction id than all the build's rows, so any change to the rows
+    (a delete, an insert, an update, a reload with other data) changes a count or a sum,
+    while a copy (CREATE DATABASE ... TEMPLATE copies the files) matches exactly. It
+    costs one scan per table, without reading the rows' text: about 0.1 s for the
+    ``large`` volume, five times less than hashing each row's text.
+    """
+
+    rows: dict[str, int]
+    checksum: str
+
+    def as_meta(self) -> dict[str, object]:
+        """What a template's comment records."""
+        return {"rows": self.rows, "checksum": self.checksum}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Fingerprint | None:
+        """The fingerprint recorded in a template's comment, or None if there is none."""
+        rows, checksum = meta.get("rows"), meta.get("checksum")
+        if not isinstance(rows, dict) or not isinstance(checksum, str):
+            return None
+        return cls({str(table): int(count) for table, count in rows.items()}, checksum)
+
+    def differences(self, other: Fingerprint) -> str | None:
+        """How ``other`` (a copy) differs from this one (the original), or None."""
+        if other == self:
+            return None
+        changed = [
+            f"{table} {other.rows.get(table, 'missing')} rows (built with {count})"
+            for table, count in self.rows.items()
+            if other.rows.get(table) != count
+        ]
+        changed += [f"{table} is new" for table in other.rows if table not in self.rows]
+        if not changed:
+            return "rows changed (same counts, other content)"
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return "; ".join(changed[:3]) + more
+
+
+def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
+    """The :class:`Fingerprint` of the database ``connection`` is on: one query per call
+    after listing the tables, one sequential scan of each table."""
+    from psycopg import sql
+
+    tables = [row[0] for row in connection.execute(_TABLES_QUERY).fetchall()]
+    if not tables:
+        return Fingerprint({}, digest("fingerprint", []))
+    per_table = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, count(*), coalesce(sum(xmin::text::bigint), 0) FROM {}").format(
+            sql.Literal(table), sql.SQL(table)
+        )
+        for table in tables
+    )
+    rows = connection.execute(per_table).fetchall()
+    return Fingerprint(
+        {str(table): int(count) for table, count, _ in rows},
+        digest(
+            "fingerprint", [[str(table), int(count), int(total)] for table, count, total in rows]
+        ),
+    )
 
 
 def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:

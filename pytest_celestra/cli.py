@@ -45,6 +45,7 @@ from sqlalchemy.pool import NullPool
 
 from pytest_celestra import __version__
 from pytest_celestra.config import SPECS, parse_path
+from pytest_celestra.database import refuse_plugin_database
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
@@ -652,6 +653,7 @@ def _seed_server(
             f"refusing to seed {database!r}, a database PostgreSQL itself relies on; name "
             "the database for the scenario with --database NAME (created if missing)"
         )
+    refuse_plugin_database(url)
     check_room(url, options.volume, copies=1)
     created, version = ensure_database(url)
     _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -162,6 +164,40 @@ def parse_flag(text: str) -> bool:
     raise ConfigError(f"invalid flag {text!r}: use one of {', '.join(_TRUE + _FALSE)}")
 
 
+_DURATION = re.compile(r"^(\d{1,6})\s*([smhd])$", re.IGNORECASE)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A number and a unit: ``90s``, ``30m``, ``12h`` or ``7d``."""
+    found = _DURATION.match(text.strip())
+    if found is None:
+        raise ConfigError(
+            f"invalid duration {text!r}: use a whole number and a unit s, m, h or d, e.g. 7d"
+        )
+    return timedelta(seconds=int(found.group(1)) * _SECONDS[found.group(2).lower()])
+
+
+_SIZE = re.compile(r"^(\d{1,9}(?:\.\d+)?)\s*(B|kB|MB|GB|TB)?$", re.IGNORECASE)
+_BYTES = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes, with an optional unit: ``500MB``, ``10GB``, ``0``."""
+    found = _SIZE.match(text.strip())
+    if found is None:
+        raise ConfigError(
+            f"invalid size {text!r}: use a number and a unit B, kB, MB, GB or TB, e.g. 10GB"
+        )
+    return int(float(found.group(1)) * _BYTES[(found.group(2) or "b").lower()])
+
+
+#: Templates unused for longer than this are dropped (``--celestra-template-max-age``).
+DEFAULT_TEMPLATE_MAX_AGE = timedelta(days=7)
+#: Total size of the templates a server keeps (``--celestra-template-max-size``).
+DEFAULT_TEMPLATE_MAX_SIZE = 10 * 1024**3
+
+
 # --- the settings -------------------------------------------------------------------
 
 
@@ -177,7 +213,7 @@ class SettingSpec:
 
     @property
     def option(self) -> str:
-        return f"--celestra-{self.name}"
+        return f"--celestra-{self.name.replace('_', '-')}"
 
     @property
     def ini(self) -> str:
@@ -259,6 +295,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         parse_flag,
         lambda: False,
     ),
+    SettingSpec(
+        "template_max_age",
+        "Drop cached templates unused for longer than this, e.g. 12h or 30d (default 7d); "
+        "one another run is using is never dropped.",
+        parse_duration,
+        lambda: DEFAULT_TEMPLATE_MAX_AGE,
+        "DURATION",
+    ),
+    SettingSpec(
+        "template_max_size",
+        "Total size of the cached templates kept on the server, e.g. 2GB (default 10GB); "
+        "the least recently used beyond it are dropped, unless another run is using them.",
+        parse_size,
+        lambda: DEFAULT_TEMPLATE_MAX_SIZE,
+        "SIZE",
+    ),
 )
 SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
 
@@ -274,6 +326,8 @@ class CelestraConfig:
     pgdata: Setting[Path]
     rebuild: Setting[bool]
     keep: Setting[bool]
+    template_max_age: Setting[timedelta]
+    template_max_size: Setting[int]
 
     @property
     def scenario(self) -> Scenario:

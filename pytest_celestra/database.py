@@ -8,9 +8,23 @@ Each template is built under a PostgreSQL advisory lock of its own, so among pro
 sharing a server (xdist workers, concurrent runs) exactly one builds each template while
 the others wait and then clone it. The hashes come from :mod:`pytest_celestra.cache_keys`.
 
+Integrity: a finished template is *sealed* (``ALLOW_CONNECTIONS false``,
+``IS_TEMPLATE true``), so nobody can connect to it or change it; its comment records a
+:class:`~pytest_celestra.cache_keys.Fingerprint` of its content, and every copy made of
+it is checked against that fingerprint before use. A template that fails the check (or
+was opened by someone who unsealed it) is rebuilt, and the run's report says why.
+
 Safety: every database the plugin creates carries ``COMMENT ON DATABASE ... IS
 'created by pytest-celestra ...'``; the plugin drops only databases bearing that comment
-and never writes to the database named in the DSN.
+and never writes to the database named in the DSN. Between ``CREATE DATABASE`` and its
+comment (two statements PostgreSQL will not run in one transaction) a database is marked
+by its connection limit, :data:`BIRTH_MARK`, and its creator holds the database's lock.
+
+Ownership: each test process holds a shared advisory lock keyed by its run id for its
+whole life (xdist workers of one run share it), and a shared "in use" lock on each
+template it cloned. A database whose run's lock is free belongs to a run that is gone and
+is dropped by the next run at its start; a template whose "in use" lock is taken is never
+evicted. Templates are evicted by a budget of age and total size (:class:`Budget`).
 """
 
 from __future__ import annotations
@@ -19,29 +33,32 @@ import contextlib
 import hashlib
 import json
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from pytest_celestra.cache_keys import (
+    Fingerprint,
     SchemaSetup,
     catalog_schema_key,
+    content_fingerprint,
+    digest,
     generator_code_key,
     password_hashing_key,
     scenario_key,
 )
-from pytest_celestra.config import SPECS
-from pytest_celestra.errors import ServerError, UnsafeDatabaseError
+from pytest_celestra.config import DEFAULT_TEMPLATE_MAX_AGE, DEFAULT_TEMPLATE_MAX_SIZE, SPECS
+from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
 from pytest_celestra.server import connect, error_text, host_port, libpq_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from sqlalchemy.engine import URL
 
@@ -50,10 +67,27 @@ if TYPE_CHECKING:
 
 MARK = "created by pytest-celestra"
 _PROTECTED = frozenset({"postgres", "template0", "template1"})
-#: How many recently used templates of each kind are kept besides the ones a run needs.
-KEEP_TEMPLATES = 3
 #: ``CREATE DATABASE ... STRATEGY`` values (PostgreSQL 15+), checked before they reach SQL.
 STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
+#: The connection limit every database of ours is created with. Unlike the comment, it
+#: is set by CREATE DATABASE itself, so a run killed before it could comment still leaves
+#: a database that is recognisably ours (with its ``celestra_`` name and free lock).
+BIRTH_MARK = 9973
+#: Purpose (in the comment) of a finished, sealed template. Templates of versions before
+#: sealing say ``template``; they are never used, and dropped once unused for the budget's age.
+SEALED = "sealed template"
+_LEGACY_TEMPLATE = "template"
+#: Test databases of runs from before owner locks are dropped once this old.
+_LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Which templates a server keeps: those used within ``max_age``, most recently
+    used first, up to ``max_size`` bytes in all. A template in use is never dropped."""
+
+    max_age: timedelta = DEFAULT_TEMPLATE_MAX_AGE
+    max_size: int = DEFAULT_TEMPLATE_MAX_SIZE
 
 
 # --- our databases ---------------------------------------------------------------
@@ -83,6 +117,35 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def is_plugin_database(admin: psycopg.Connection[Any], name: str) -> bool:
+    """Did pytest-celestra create database ``name`` (a template, build or test database)?"""
+    return (database_comment(admin, name) or "").startswith(MARK)
+
+
+def refuse_plugin_database(url: URL) -> None:
+    """Raise :class:`CelestraError` if ``url`` names a database pytest-celestra created.
+
+    For tools that write into a database they are given (``celestra-seed``): the
+    plugin's templates and test databases are rebuilt or dropped by the plugin alone.
+    Asks the database itself, else the server's ``postgres`` database (a sealed template
+    takes no connections); if neither answers, the caller's own connection error follows.
+    """
+    for where in (url, url.set(database="postgres")):
+        try:
+            with connect(where, autocommit=True) as admin:
+                ours = is_plugin_database(admin, str(url.database))
+        except psycopg.OperationalError:
+            continue
+        if ours:
+            raise CelestraError(
+                f"refusing to write into database {url.database!r} at {host_port(url)}: "
+                "pytest-celestra created it (a template or test database of the plugin; "
+                "its comment says so), and only the plugin may change it. Seed another "
+                "database with --database NAME; the plugin rebuilds its templates itself"
+            )
+        return
+
+
 def drop_database(
     admin: psycopg.Connection[Any],
     name: str,
@@ -94,7 +157,8 @@ def drop_database(
 
     A database is ours only if its comment starts with ``created by pytest-celestra``;
     ``postgres``, ``template0``, ``template1`` and ``protected`` are never dropped.
-    ``force`` ends other sessions on it (else dropping a database in use fails).
+    ``force`` ends other sessions on it (else dropping a database in use fails). A
+    sealed template is unsealed first (PostgreSQL does not drop templates).
     """
     comment = database_comment(admin, name)
     if comment is None:
@@ -105,8 +169,19 @@ def drop_database(
             f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
             "are sure; the plugin only ever drops its own databases."
         )
+    _drop(admin, name, force=force)
+
+
+def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
+    """Drop database ``name``, which the caller has proven ours (unsealing a template)."""
+    identifier = sql.Identifier(name)
+    is_template = admin.execute(
+        "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)
+    ).fetchone()
+    if is_template == (True,):
+        admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(identifier))
     statement = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
-    admin.execute(sql.SQL(statement).format(sql.Identifier(name)))
+    admin.execute(sql.SQL(statement).format(identifier))
 
 
 def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
@@ -133,6 +208,26 @@ def _lock_id(name: str) -> int:
     )
 
 
+def run_lock_id(run_id: str) -> int:
+    """The lock every process of run ``run_id`` holds (shared) while it lives."""
+    return _lock_id(f"run {run_id}")
+
+
+def _use_lock_id(template: str) -> int:
+    """The lock every process that cloned ``template`` holds (shared) while it lives."""
+    return _lock_id(f"use {template}")
+
+
+def template_name(kind: str, key: str) -> str:
+    """Name of the template of ``kind`` (``schema`` or ``seeded``) with cache key ``key``.
+
+    Sealed templates are named apart from the unsealed ones of earlier versions, which
+    those versions would otherwise try to replace (and fail: a template cannot be dropped).
+    """
+    prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
+    return prefix + digest(SEALED, key)[:12]
+
+
 @contextlib.contextmanager
 def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
     """Hold the lock of database ``name``, waiting for it if another process has it."""
@@ -143,8 +238,93 @@ def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
         admin.execute("SELECT pg_advisory_unlock(%s)", (_lock_id(name),))
 
 
-def _template0() -> contextlib.nullcontext[str]:
-    return contextlib.nullcontext("template0")
+@contextlib.contextmanager
+def _if_free(admin: psycopg.Connection[Any], locks: Iterable[int]) -> Iterator[bool]:
+    """Take each of ``locks`` if nobody holds it, without waiting; True if all were free.
+
+    Released at the end. A shared lock (a live run's, a template in use) makes it False.
+    """
+    wanted = list(locks)
+    taken: list[int] = []
+    try:
+        for lock in wanted:
+            if admin.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone() != (True,):
+                break
+            taken.append(lock)
+        yield len(taken) == len(wanted)
+    finally:
+        for lock in reversed(taken):
+            admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+
+
+def _when(text: object) -> datetime:
+    """A time recorded in a comment; long ago if missing or unreadable."""
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+class TemplateUse(NamedTuple):
+    """One sealed template as the budget sees it."""
+
+    name: str
+    used: datetime
+    size: int
+    day: str | None = None
+
+
+def templates_to_evict(
+    templates: Iterable[TemplateUse], budget: Budget, now: datetime, keep: Iterable[str] = ()
+) -> list[str]:
+    """The templates over ``budget``: of an anchor day before ``now``'s, unused for longer
+    than ``max_age``, or beyond ``max_size`` counting from the most recently used.
+
+    ``keep`` (a template just built) counts towards the size but is never chosen. The
+    caller still skips any template in use.
+    """
+    today = now.date().isoformat()
+    kept = set(keep)
+    total = 0
+    evict = []
+    for template in sorted(templates, key=lambda t: (t.name not in kept, -t.used.timestamp())):
+        total += template.size
+        stale = template.day is not None and template.day < today
+        if template.name not in kept and (
+            stale or now - template.used > budget.max_age or total > budget.max_size
+        ):
+            evict.append(template.name)
+    return evict
+
+
+class _Listed(NamedTuple):
+    name: str
+    purpose: str
+    meta: dict[str, Any]
+    size: int
+
+
+_LISTING = r"""
+SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),
+       CASE WHEN shobj_description(oid, 'pg_database') LIKE %(sealed)s
+            THEN pg_database_size(oid) ELSE 0 END
+  FROM pg_database
+ WHERE shobj_description(oid, 'pg_database') LIKE %(mark)s
+    OR (datname LIKE 'celestra\_%%' AND shobj_description(oid, 'pg_database') IS NULL
+        AND datconnlimit = %(birth)s)
+"""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How to make one template: its kind, key (None: learnt from the built catalog),
+    the template it starts from (None: ``template0``), how to fill it, what to record."""
+
+    kind: str
+    key: str | None
+    source: _Spec | None
+    populate: Callable[[URL], None]
+    meta: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,7 +335,11 @@ class DatabaseManager:
     built, checked, cloned or dropped. So a process building one template holds up only
     those that need that template; sweeps only try locks and skip what is busy. Locks
     are taken in one order (seeded template, then schema template), so they never
-    deadlock.
+    deadlock. Besides, the process holds its run's lock and an "in use" lock on each
+    template it cloned, on a connection kept open until :meth:`close`.
+
+    ``notes`` collects one line per template rebuilt because it was not what its key
+    says, for the run's report.
     """
 
     server: Server
@@ -164,15 +348,27 @@ class DatabaseManager:
     worker: str
     rebuild: bool = False
     keep: bool = False
+    budget: Budget = field(default_factory=Budget)
+    notes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     _schema_key: str | None = None
+    _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    _using: set[str] = field(default_factory=set)
+    _swept: bool = False
 
     @property
     def protected(self) -> frozenset[str]:
         """The maintenance database (the one a DSN names) is never dropped."""
         return frozenset({self.server.url.database or "postgres"})
 
-    def _admin(self) -> psycopg.Connection[Any]:
+    @property
+    def owner_lock(self) -> int:
+        """The lock of this run, recorded in the comment of each database it creates."""
+        return run_lock_id(self.run_id)
+
+    # --- connections and ownership ---
+
+    def _connect_admin(self) -> psycopg.Connection[Any]:
         """An autocommit connection for server-wide work, to the ``postgres`` database.
 
         Advisory locks are per database, so every process must lock in the same one;
@@ -184,18 +380,67 @@ class DatabaseManager:
         except psycopg.OperationalError:
             return connect(self.server.url, autocommit=True)
 
-    def _ours(self, admin: psycopg.Connection[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-        rows = admin.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE shobj_description(oid, 'pg_database') LIKE %s",
-            (MARK + "%",),
-        ).fetchall()
-        return {name: _parse_comment(comment) for name, comment in rows}
+    def _claim(self) -> None:
+        """Hold this run's lock and the in-use locks; again after a server restart."""
+        if self._owner is not None:
+            try:
+                self._owner.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:  # the server restarted: our locks are gone
+                self._owner.close()
+                self._owner = None
+        owner = self._connect_admin()
+        owner.execute("SELECT pg_advisory_lock_shared(%s)", (self.owner_lock,))
+        for template in self._using:
+            owner.execute("SELECT pg_advisory_lock_shared(%s)", (_use_lock_id(template),))
+        self._owner = owner
 
-    def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
-        """Is ``name`` a finished template (and, with ``rebuild``, one built by this run)?"""
-        purpose, meta = _describe(admin, name)
-        return purpose == "template" and not (self.rebuild and meta.get("run") != self.run_id)
+    def _use(self, template: str) -> None:
+        """Hold ``template``'s in-use lock for the rest of this process, so no sweep drops it."""
+        self._claim()
+        assert self._owner is not None
+        if template not in self._using:
+            self._owner.execute("SELECT pg_advisory_lock_shared(%s)", (_use_lock_id(template),))
+            self._using.add(template)
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one piece of work; the first one sweeps the leftovers of runs
+        that are gone."""
+        self._claim()
+        with self._connect_admin() as admin:
+            if not self._swept:
+                self._swept = True
+                self._sweep(admin)
+            yield admin
+
+    def open(self) -> None:
+        """Claim this run's lock and sweep what runs that are gone left behind."""
+        with self._server_faults("starting"), self._admin():
+            pass
+
+    def close(self) -> None:
+        """Release this run's locks (its databases then count as orphans if still there)."""
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+    @contextlib.contextmanager
+    def _server_faults(self, doing: str) -> Iterator[None]:
+        """Turn a lost or unreachable server into one :class:`ServerError` line."""
+        try:
+            yield
+        except (psycopg.OperationalError, DBAPIError) as error:
+            cause = error.orig if isinstance(error, DBAPIError) else error
+            if not isinstance(cause, psycopg.OperationalError):
+                raise
+            raise ServerError(
+                f"lost the PostgreSQL server at {host_port(self.server.url)} while {doing}: "
+                f"{error_text(cause)}. Was it restarted or stopped? Nothing half-built is "
+                "used: the next run removes what this one left behind."
+            ) from None
+
+    # --- creating databases ---
 
     def _create(
         self,
@@ -205,23 +450,23 @@ class DatabaseManager:
         comment: str,
         strategy: str | None = None,
     ) -> None:
-        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template)
+        """CREATE DATABASE ``name`` from ``template``, then comment it.
+
+        Until the comment, the database is marked by :data:`BIRTH_MARK` and by its lock,
+        which this process holds: a sweep drops it only once that lock is free.
+        Raises ObjectInUse if a session is connected to ``template`` (PostgreSQL waits
+        5 seconds for it to go first).
+        """
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} CONNECTION LIMIT {}").format(
+            sql.Identifier(name), sql.Identifier(template), sql.Literal(BIRTH_MARK)
         )
         if strategy is not None:  # PostgreSQL 15+: WAL_LOG (its default) or FILE_COPY
             if strategy not in STRATEGIES:
                 raise ValueError(f"strategy {strategy!r}: use one of {sorted(STRATEGIES)}")
             statement += sql.SQL(" STRATEGY {}").format(sql.SQL(strategy))
-        deadline = time.monotonic() + 30
-        while True:
+        with _holding(admin, name):
             try:
                 admin.execute(statement)
-                break
-            except psycopg.errors.ObjectInUse:
-                # "source database is being accessed by other users": a connection closing late.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
             except psycopg.errors.InsufficientPrivilege as error:
                 role = self.server.url.username or "this role"
                 raise ServerError(
@@ -229,121 +474,241 @@ class DatabaseManager:
                     f"{error_text(error)}. Grant it with ALTER ROLE {role} CREATEDB, or use "
                     f"another server or role with {SPECS['dsn'].channels}."
                 ) from None
-        _set_comment(admin, name, comment)
+            _set_comment(admin, name, comment)
+
+    def _copy(
+        self,
+        admin: psycopg.Connection[Any],
+        spec: _Spec,
+        name: str,
+        purpose: str,
+        *,
+        strategy: str | None = None,
+        **meta: object,
+    ) -> str:
+        """Create ``name`` from the template of ``spec``, checked against the template's
+        fingerprint (rebuilding the template once if it fails); the template's name."""
+        with self._template(admin, spec) as template:
+            self._use(template)
+            comment = _comment(purpose, template=template, **meta)
+            problem = self._checked_copy(admin, template, name, comment, strategy)
+            if problem is not None:
+                self.notes.append(f"template {template} was rebuilt: {problem}")
+                self._replace(admin, spec, template)
+                problem = self._checked_copy(admin, template, name, comment, strategy)
+                if problem is not None:
+                    raise ServerError(
+                        f"template {template} on {host_port(self.server.url)} failed its "
+                        f"check right after it was rebuilt: {problem}. Is something on the "
+                        "server changing new databases (a trigger on template0?)"
+                    )
+            self._touch(admin, template)
+            return template
+
+    def _checked_copy(
+        self,
+        admin: psycopg.Connection[Any],
+        template: str,
+        name: str,
+        comment: str,
+        strategy: str | None = None,
+    ) -> str | None:
+        """Create ``name`` from ``template``; None if it matches the template's fingerprint,
+        else (having dropped it) what is wrong with the template."""
+        try:
+            self._create(admin, name, template, comment, strategy)
+        except psycopg.errors.ObjectInUse:
+            return (
+                f"someone unsealed it and was connected to it ({_sessions_on(admin, template)}); "
+                "the rebuild ended that session"
+            )
+        expected = Fingerprint.from_meta(_describe(admin, template)[1])
+        with connect(self.server.url_for(name)) as connection:
+            found = content_fingerprint(connection)
+        problem = "it has no fingerprint" if expected is None else expected.differences(found)
+        if problem is None:
+            return None
+        _drop(admin, name, force=True)
+        return f"its content is not what was built ({problem})"
 
     @contextlib.contextmanager
     def _building(
-        self,
-        admin: psycopg.Connection[Any],
-        source: Callable[[], contextlib.AbstractContextManager[str]],
-        populate: Callable[[URL], None],
-    ) -> Iterator[str]:
-        """A new database cloned from ``source`` and populated; dropped unless renamed."""
+        self, admin: psycopg.Connection[Any], spec: _Spec
+    ) -> Iterator[tuple[str, Fingerprint]]:
+        """A new database made from ``spec``'s source and populated, with its fingerprint;
+        dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
+        meta = {"run": self.run_id, "owner": self.owner_lock}
         with _holding(admin, build):
             try:
-                with source() as template:
-                    self._create(
-                        admin, build, template, _comment("template build", run=self.run_id)
+                if spec.source is None:
+                    self._create(admin, build, "template0", _comment("template build", **meta))
+                else:
+                    self._copy(
+                        admin,
+                        spec.source,
+                        build,
+                        "template build",
+                        run=self.run_id,
+                        owner=self.owner_lock,
                     )
-                    self._touch(admin, template)
-                populate(self.server.url_for(build))
-                yield build
+                url = self.server.url_for(build)
+                spec.populate(url)
+                with connect(url) as connection:
+                    fingerprint = content_fingerprint(connection)
+                yield build, fingerprint
             finally:
-                drop_database(admin, build)  # a no-op once it has become a template
+                # A server gone mid-build cannot drop it: the next run's sweep will.
+                with contextlib.suppress(psycopg.OperationalError):
+                    drop_database(admin, build)  # a no-op once it has become a template
 
     def _install(
-        self, admin: psycopg.Connection[Any], build: str, name: str, **meta: object
+        self,
+        admin: psycopg.Connection[Any],
+        built: tuple[str, Fingerprint],
+        name: str,
+        spec: _Spec,
+        key: str,
     ) -> None:
-        """Make ``build`` the template ``name`` (whose lock the caller holds)."""
+        """Make the build the sealed template ``name`` (whose lock the caller holds).
+
+        An older template of that name is ours and untrusted: it is dropped, ending any
+        session someone opened on it after unsealing it.
+        """
+        build, fingerprint = built
         drop_database(admin, name, protected=self.protected)
+        target = sql.Identifier(name)
         admin.execute(
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(build), sql.Identifier(name)
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(build), target)
+        )
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true").format(
+                target
             )
         )
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         _set_comment(
-            admin, name, _comment("template", run=self.run_id, built=now, used=now, **meta)
+            admin,
+            name,
+            _comment(
+                SEALED,
+                run=self.run_id,
+                built=now,
+                used=now,
+                kind=spec.kind,
+                key=key,
+                **spec.meta,
+                **fingerprint.as_meta(),
+            ),
+        )
+
+    def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
+        """Build template ``name`` afresh (its lock held by the caller), then sweep."""
+        key = spec.key or str(_describe(admin, name)[1].get("key", ""))
+        with self._building(admin, spec) as built:
+            self._install(admin, built, name, spec, key)
+        self._sweep(admin, keep={name})
+
+    def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
+        """Is ``name`` a sealed template with a fingerprint (and, with ``rebuild``, one
+        built by this run)?"""
+        purpose, meta = _describe(admin, name)
+        return (
+            purpose == SEALED
+            and Fingerprint.from_meta(meta) is not None
+            and not (self.rebuild and meta.get("run") != self.run_id)
         )
 
     @contextlib.contextmanager
-    def _template(
-        self,
-        admin: psycopg.Connection[Any],
-        kind: str,
-        key: str | None,
-        source: Callable[[], contextlib.AbstractContextManager[str]],
-        populate: Callable[[URL], None],
-        **meta: object,
-    ) -> Iterator[str]:
-        """Hold the lock of an up-to-date template of ``kind``, building it if needed.
+    def _template(self, admin: psycopg.Connection[Any], spec: _Spec) -> Iterator[str]:
+        """Hold the lock of an up-to-date template of ``spec``, building it if needed.
 
-        ``key`` None means: build first, then name the template by its catalog's hash.
+        ``spec.key`` None means: build first, then name the template by its catalog's hash.
         """
-        prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
-        if key is not None:
-            name = prefix + key[:12]
+        if spec.key is not None:
+            name = template_name(spec.kind, spec.key)
             with _holding(admin, name):
                 if not self._usable(admin, name):
-                    with self._building(admin, source, populate) as build:
-                        self._install(admin, build, name, kind=kind, key=key, **meta)
-                    self._sweep(admin, keep=name)
+                    self._replace(admin, spec, name)
                 yield name
             return
-        with self._building(admin, source, populate) as build:
-            with connect(self.server.url_for(build)) as connection:
+        with self._building(admin, spec) as built:
+            with connect(self.server.url_for(built[0])) as connection:
                 key = catalog_schema_key(connection)
-            name = prefix + key[:12]
+            name = template_name(spec.kind, key)
             with _holding(admin, name):
-                built = not self._usable(admin, name)
-                if built:
-                    self._install(admin, build, name, kind=kind, key=key, **meta)
-                    self._sweep(admin, keep=name)
-                if kind == "schema":
+                if not self._usable(admin, name):
+                    self._install(admin, built, name, spec, key)
+                    self._sweep(admin, keep={name})
+                if spec.kind == "schema":
                     self._schema_key = key
                 yield name
 
-    def _sweep(self, admin: psycopg.Connection[Any], keep: str) -> None:
-        """Drop stale databases of ours: leftover builds, templates of an older anchor day,
-        templates beyond the most recently used few of each kind, and test databases
-        of runs that ended a day ago without dropping them (unless kept).
+    # --- sweeping ---
 
-        Only what nobody holds or uses is dropped: each one's lock is tried, not awaited.
+    def _listing(self, admin: psycopg.Connection[Any]) -> list[_Listed]:
+        """Our databases, and unmarked ones that bear our name and :data:`BIRTH_MARK`."""
+        rows = admin.execute(
+            _LISTING, {"sealed": f"{MARK} {SEALED} %", "mark": f"{MARK}%", "birth": BIRTH_MARK}
+        ).fetchall()
+        return [_Listed(name, *_parse_comment(comment), int(size)) for name, comment, size in rows]
+
+    def _sweep(self, admin: psycopg.Connection[Any], keep: Iterable[str] = ()) -> None:
+        """Drop what is ours and nobody needs (never what is kept, or in ``keep``):
+
+        - test databases and builds of runs that are gone (their run's lock is free);
+        - databases left unmarked by a run killed between creating and commenting them;
+        - sealed templates over the :class:`Budget`, unless in use; unsealed templates of
+          older versions, once unused for the budget's age;
+        - test databases of older versions a day old.
+
+        Only what nobody holds or uses is dropped: each one's locks are tried, not awaited.
         """
-        today = datetime.now(UTC).date().isoformat()
-        yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-        by_kind: dict[str, list[tuple[str, str]]] = {}
-        stale: list[str] = []
-        for name, (purpose, meta) in self._ours(admin).items():
-            if name == keep:
+        now = datetime.now(UTC)
+        kept = set(keep)
+        doomed: list[tuple[str, list[int]]] = []
+        sealed: list[TemplateUse] = []
+        for listed in self._listing(admin):
+            name, purpose, meta = listed.name, listed.purpose, listed.meta
+            locks = [_lock_id(name)]
+            if name in kept or name in _PROTECTED or name in self.protected or meta.get("kept"):
                 continue
-            if purpose == "template" and meta.get("day", today) >= today:
-                by_kind.setdefault(str(meta.get("kind")), []).append((meta.get("used", ""), name))
-            elif purpose in ("template build", "template") or (
-                purpose == "test database"
-                and not meta.get("kept")
-                and meta.get("created", "") < yesterday
+            if purpose != SEALED and meta.get("run") == self.run_id:
+                continue  # this run's own, alive by definition
+            if purpose == SEALED:
+                day = meta.get("day")
+                sealed.append(TemplateUse(name, _when(meta.get("used")), listed.size, day))
+            elif "owner" in meta and purpose in ("test database", "template build"):
+                doomed.append((name, [*locks, int(meta["owner"])]))
+            elif (
+                purpose in ("", "template build")
+                or (
+                    purpose == _LEGACY_TEMPLATE
+                    and now - _when(meta.get("used")) > self.budget.max_age
+                )
+                or (
+                    purpose == "test database"
+                    and now - _when(meta.get("created")) > _LEGACY_TEST_DATABASE_AGE
+                )
             ):
-                stale.append(name)
-        for templates in by_kind.values():
-            stale += [name for _, name in sorted(templates, reverse=True)[KEEP_TEMPLATES:]]
-        for name in stale:
-            lock = _lock_id(name)
-            if admin.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone() != (True,):
-                continue
-            try:
+                doomed.append((name, locks))
+        doomed += [
+            (name, [_lock_id(name), _use_lock_id(name)])
+            for name in templates_to_evict(sealed, self.budget, now, kept)
+        ]
+        for name, locks in doomed:
+            with _if_free(admin, locks) as free:
+                if not free:
+                    continue
                 # In use, or another role's: leave it to a later sweep or its owner.
                 with contextlib.suppress(
                     psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
                 ):
-                    drop_database(admin, name, protected=self.protected, force=False)
-            finally:
-                admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+                    _drop(admin, name, force=False)
 
-    def _schema_template(
-        self, admin: psycopg.Connection[Any]
-    ) -> contextlib.AbstractContextManager[str]:
+    # --- the two kinds of template ---
+
+    def _schema_spec(self) -> _Spec:
         def populate(url: URL) -> None:
             engine = create_engine(url, poolclass=NullPool)
             try:
@@ -355,14 +720,16 @@ class DatabaseManager:
         key = self._schema_key or self.schema.key
         if key is not None:
             self._schema_key = key
-        return self._template(admin, "schema", key, _template0, populate)
+        return _Spec("schema", key, None, populate)
 
-    def _seeded_template(
+    def _seeded_spec(
         self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
-    ) -> contextlib.AbstractContextManager[str]:
+    ) -> _Spec:
+        schema = self._schema_spec()
         if self._schema_key is None:  # a user schema: learn its key from its catalog
-            with self._schema_template(admin):
+            with self._template(admin, schema):
                 pass
+            schema = self._schema_spec()
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
 
@@ -374,42 +741,44 @@ class DatabaseManager:
                 connection.commit()
                 connection.execute("ANALYZE")
 
-        return self._template(
-            admin,
-            "seeded",
-            key,
-            lambda: self._schema_template(admin),
-            populate,
-            day=day,
-            volume=volume.name,
-            seed=seed,
-            schema=self._schema_key,
-            code=generator_code_key(),
-            passwords=password_hashing_key(),
-        )
+        meta: dict[str, object] = {
+            "day": day,
+            "volume": volume.name,
+            "seed": seed,
+            "schema": self._schema_key,
+            "code": generator_code_key(),
+            "passwords": password_hashing_key(),
+        }
+        return _Spec("seeded", key, schema, populate, meta)
+
+    # --- test databases ---
 
     def _clone(
         self,
         admin: psycopg.Connection[Any],
-        template: str,
+        spec: _Spec,
         label: str,
         name: str | None = None,
         strategy: str | None = None,
     ) -> URL:
-        """A new test database from ``template`` (whose lock the caller holds)."""
+        """A new test database from the template of ``spec``, checked against it."""
         name = name or f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        comment = _comment(
-            "test database", run=self.run_id, worker=self.worker, created=now, template=template
-        )
-        self._create(admin, name, template, comment, strategy)
+        meta: dict[str, object] = {
+            "run": self.run_id,
+            "owner": self.owner_lock,
+            "worker": self.worker,
+            "created": now,
+        }
+        if self.keep:  # kept even if the run is killed before it ends
+            meta["kept"] = True
+        self._copy(admin, spec, name, "test database", strategy=strategy, **meta)
         self.created.append(name)
-        self._touch(admin, template)
         return self.server.url_for(name)
 
     def _touch(self, admin: psycopg.Connection[Any], template: str) -> None:
         """Record that ``template`` was just used, so sweeps keep it."""
-        if _describe(admin, template)[0] == "template":
+        if _describe(admin, template)[0] == SEALED:
             now = datetime.now(UTC).isoformat(timespec="milliseconds")
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                 _update(admin, template, used=now)
@@ -419,8 +788,8 @@ class DatabaseManager:
 
         ``name``: the name of a test database :meth:`discard` dropped, to clone it again.
         """
-        with self._admin() as admin, self._schema_template(admin) as template:
-            return self._clone(admin, template, "empty", name)
+        with self._server_faults("making the empty-schema database"), self._admin() as admin:
+            return self._clone(admin, self._schema_spec(), "empty", name)
 
     def create_seeded(
         self,
@@ -440,10 +809,11 @@ class DatabaseManager:
         call it too.
         """
         with (
+            self._server_faults(f"building or cloning the {volume.name} scenario's template"),
             self._admin() as admin,
-            self._seeded_template(admin, volume, seed, anchor) as template,
         ):
-            return self._clone(admin, template, label, name, strategy)
+            spec = self._seeded_spec(admin, volume, seed, anchor)
+            return self._clone(admin, spec, label, name, strategy)
 
     def discard(self, url: URL) -> None:
         """Drop a test database a test has damaged, even with ``keep``."""
@@ -453,13 +823,35 @@ class DatabaseManager:
             drop_database(admin, url.database, protected=self.protected)
 
     def release(self, url: URL) -> str | None:
-        """Drop a test database, or with ``keep`` mark it kept and return its URL."""
+        """Drop a test database, or with ``keep`` leave it and return its URL.
+
+        A server that is gone by then gets a note: the next run drops the database.
+        """
         name = url.database
         assert name in self.created
         self.created.remove(name)
-        with self._admin() as admin:
-            if self.keep:
-                _update(admin, name, kept=True)
-                return libpq_url(url)
-            drop_database(admin, name, protected=self.protected)
+        if self.keep:
+            return libpq_url(url)
+        try:
+            with self._connect_admin() as admin:
+                drop_database(admin, name, protected=self.protected)
+        except psycopg.OperationalError as error:
+            self.notes.append(
+                f"could not drop test database {name} ({error_text(error)}); "
+                "the next run on that server drops it"
+            )
         return None
+
+
+def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:
+    """``pid 123 of postgres (psql)``, for each session connected to ``database``."""
+    rows = admin.execute(
+        "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s",
+        (database,),
+    ).fetchall()
+    return (
+        ", ".join(
+            f"pid {pid} of {user} ({app or 'no application name'})" for pid, user, app in rows
+        )
+        or "gone since"
+    )

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
 from pytest_celestra.config import CONFIG_KEY, Scenario
-from pytest_celestra.database import DatabaseManager
+from pytest_celestra.database import Budget, DatabaseManager
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
 from pytest_celestra.server import check_room, libpq_url, start_server
@@ -59,6 +59,8 @@ class RunInfo:
     worker: str
     anchor: datetime
     kept: list[str] = field(default_factory=list)
+    #: One line per template rebuilt because it was not what its key says, and the like.
+    notes: list[str] = field(default_factory=list)
 
 
 RUN_KEY = pytest.StashKey[RunInfo]()
@@ -146,10 +148,14 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         worker=run.worker,
         rebuild=celestra.rebuild.value,
         keep=celestra.keep.value,
+        budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
+        notes=run.notes,
     )
     try:
+        manager.open()
         yield manager
     finally:
+        manager.close()
         server.stop()
 
 
@@ -170,6 +176,15 @@ def _celestra_databases(
         yield manager
 
 
+@contextlib.contextmanager
+def _server_error_as_failure() -> Iterator[None]:
+    """A server lost while making a database: one line, not the driver's traceback."""
+    try:
+        yield
+    except ServerError as error:
+        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+
+
 class TestDatabase:
     """One test database of this process, its engine, and the one connection that the
     per-test sessions on it share: each test begins a transaction on it and rolls it back.
@@ -185,7 +200,8 @@ class TestDatabase:
         self.manager = manager
         self.run = run
         self._create = create
-        self.url = create(None)
+        with _server_error_as_failure():
+            self.url = create(None)
         self.engine = create_engine(self.url)
         self._connection: Connection | None = None
         self._guard: IsolationGuard | None = None

@@ -160,7 +160,9 @@ class XdistHooks:
         node.workerinput["celestra_anchor"] = self.run.anchor.isoformat()
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        self.run.kept.extend(getattr(node, "workeroutput", {}).get("celestra_kept", []))
+        workeroutput = getattr(node, "workeroutput", {})
+        self.run.kept.extend(workeroutput.get("celestra_kept", []))
+        self.run.notes.extend(workeroutput.get("celestra_notes", []))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -203,9 +205,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["celestra_kept"] = list(session.config.stash[RUN_KEY].kept)
+        workeroutput["celestra_notes"] = list(session.config.stash[RUN_KEY].notes)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for note in dict.fromkeys(config.stash[RUN_KEY].notes):  # once, whichever worker saw it
+        terminalreporter.write_line(f"celestra: {note}")
     kept = config.stash[RUN_KEY].kept
     if kept:
         terminalreporter.write_sep("-", "celestra: kept test databases (--celestra-keep)")

@@ -8,6 +8,7 @@ import secrets
 from conftest import templates_with_seed
 
 from pytest_celestra.cache_keys import builtin_schema_key, user_schema_key
+from pytest_celestra.database import template_name
 
 SEEDED_TEST = """
 from sqlalchemy import text
@@ -121,7 +122,7 @@ def test_a_user_schema_hook_is_cached_by_its_catalog(celestra_pytester, run_inne
     first, second = (celestra_pytester.path / "templates.log").read_text().split()
     assert first == second
     assert first.startswith("celestra_schema_")
-    assert first != f"celestra_schema_{builtin_schema_key()[:12]}"
+    assert first != template_name("schema", builtin_schema_key())
 
 
 def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_inner):
@@ -136,7 +137,7 @@ def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_in
     log = celestra_pytester.path / "setups.log"
     assert log.read_text().count("set up") == 1
     used = (celestra_pytester.path / "templates.log").read_text().split()
-    assert used == [f"celestra_schema_{user_schema_key(version)[:12]}"] * 2
+    assert used == [template_name("schema", user_schema_key(version))] * 2
 
     newer = f"v2-{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=newer) + VERSION_HOOK)
