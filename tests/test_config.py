@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_every_channel_has_one_name():
         ("--celestra-volume", "celestra_volume", "CELESTRA_VOLUME")
     ]
     for spec in SETTINGS:
-        assert spec.option == "--celestra-" + spec.name
+        assert spec.option == "--celestra-" + spec.name.replace("_", "-")
         assert spec.ini == "celestra_" + spec.name
         assert spec.env == "CELESTRA_" + spec.name.upper()
 
@@ -93,6 +94,9 @@ def test_every_channel_has_one_name():
         ("dsn", "mysql://x@y/z", "postgresql://"),
         ("dsn", "not a url", "postgresql://"),
         ("keep", "maybe", "1, true, yes, on, 0, false, no, off"),
+        ("template_max_age", "a week", "a unit s, m, h or d"),
+        ("template_max_age", "7", "a unit s, m, h or d"),
+        ("template_max_size", "lots", "a unit B, kB, MB, GB or TB"),
     ],
 )
 def test_bad_values_name_the_channel_and_the_allowed_values(setting, bad, allowed):
@@ -129,6 +133,11 @@ def test_converters():
     assert parse_dsn(dsn) == dsn
     assert SPECS["pgdata"].parse("~/pg") == Path.home() / "pg"
     assert SPECS["volume"].parse("small,users=40").counts["users"] == 40
+    assert SPECS["template_max_age"].parse("12h") == timedelta(hours=12)
+    assert SPECS["template_max_age"].parse(" 7D ") == timedelta(days=7)
+    assert SPECS["template_max_size"].parse("1.5GB") == 3 * 1024**3 // 2
+    assert SPECS["template_max_size"].parse("500 mb") == 500 * 1024**2
+    assert SPECS["template_max_size"].parse("0") == 0
 
 
 def test_describe_names_each_source_and_only_flags_that_are_on():
