@@ -176,7 +176,8 @@ def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
         )
         for table in tables
     )
-    rows = connection.execute(per_table).fetchall()
+    # Sorted: the planner may run the branches in parallel, in any order.
+    rows = sorted(connection.execute(per_table).fetchall())
     return Fingerprint(
         {str(table): int(count) for table, count, _ in rows},
         digest(

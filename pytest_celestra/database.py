@@ -306,7 +306,7 @@ class _Listed(NamedTuple):
 
 _LISTING = r"""
 SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),
-       CASE WHEN shobj_description(oid, 'pg_database') LIKE %(sealed)s
+       CASE WHEN %(sizes)s AND shobj_description(oid, 'pg_database') LIKE %(sealed)s
             THEN pg_database_size(oid) ELSE 0 END
   FROM pg_database
  WHERE shobj_description(oid, 'pg_database') LIKE %(mark)s
@@ -409,9 +409,9 @@ class DatabaseManager:
         that are gone."""
         self._claim()
         with self._connect_admin() as admin:
-            if not self._swept:
+            if not self._swept:  # orphans only: eviction waits until the cache grows
                 self._swept = True
-                self._sweep(admin)
+                self._sweep(admin, evict=False)
             yield admin
 
     def open(self) -> None:
@@ -646,21 +646,29 @@ class DatabaseManager:
 
     # --- sweeping ---
 
-    def _listing(self, admin: psycopg.Connection[Any]) -> list[_Listed]:
-        """Our databases, and unmarked ones that bear our name and :data:`BIRTH_MARK`."""
-        rows = admin.execute(
-            _LISTING, {"sealed": f"{MARK} {SEALED} %", "mark": f"{MARK}%", "birth": BIRTH_MARK}
-        ).fetchall()
+    def _listing(self, admin: psycopg.Connection[Any], sizes: bool = True) -> list[_Listed]:
+        """Our databases, and unmarked ones that bear our name and :data:`BIRTH_MARK`;
+        with ``sizes``, the size of each sealed template (a few ms each)."""
+        parameters = {
+            "sealed": f"{MARK} {SEALED} %",
+            "mark": f"{MARK}%",
+            "birth": BIRTH_MARK,
+            "sizes": sizes,
+        }
+        rows = admin.execute(_LISTING, parameters).fetchall()
         return [_Listed(name, *_parse_comment(comment), int(size)) for name, comment, size in rows]
 
-    def _sweep(self, admin: psycopg.Connection[Any], keep: Iterable[str] = ()) -> None:
+    def _sweep(
+        self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True
+    ) -> None:
         """Drop what is ours and nobody needs (never what is kept, or in ``keep``):
 
         - test databases and builds of runs that are gone (their run's lock is free);
         - databases left unmarked by a run killed between creating and commenting them;
-        - sealed templates over the :class:`Budget`, unless in use; unsealed templates of
-          older versions, once unused for the budget's age;
-        - test databases of older versions a day old.
+        - test databases of older versions a day old;
+        - with ``evict`` (after a build, when the cache grows), sealed templates over the
+          :class:`Budget`, unless in use, and unsealed templates of older versions once
+          unused for the budget's age.
 
         Only what nobody holds or uses is dropped: each one's locks are tried, not awaited.
         """
@@ -668,7 +676,7 @@ class DatabaseManager:
         kept = set(keep)
         doomed: list[tuple[str, list[int]]] = []
         sealed: list[TemplateUse] = []
-        for listed in self._listing(admin):
+        for listed in self._listing(admin, sizes=evict):
             name, purpose, meta = listed.name, listed.purpose, listed.meta
             locks = [_lock_id(name)]
             if name in kept or name in _PROTECTED or name in self.protected or meta.get("kept"):
@@ -683,7 +691,8 @@ class DatabaseManager:
             elif (
                 purpose in ("", "template build")
                 or (
-                    purpose == _LEGACY_TEMPLATE
+                    evict
+                    and purpose == _LEGACY_TEMPLATE
                     and now - _when(meta.get("used")) > self.budget.max_age
                 )
                 or (
@@ -692,10 +701,11 @@ class DatabaseManager:
                 )
             ):
                 doomed.append((name, locks))
-        doomed += [
-            (name, [_lock_id(name), _use_lock_id(name)])
-            for name in templates_to_evict(sealed, self.budget, now, kept)
-        ]
+        if evict:
+            doomed += [
+                (name, [_lock_id(name), _use_lock_id(name)])
+                for name in templates_to_evict(sealed, self.budget, now, kept)
+            ]
         for name, locks in doomed:
             with _if_free(admin, locks) as free:
                 if not free:

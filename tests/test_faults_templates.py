@@ -27,7 +27,7 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra import cli
-from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
+from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, content_fingerprint
 from pytest_celestra.database import (
     BIRTH_MARK,
     Budget,
@@ -201,6 +201,26 @@ def _templates_with_seed(admin: psycopg.Connection, seed: int) -> list[str]:
         (f'%"seed": {seed},%',),
     ).fetchall()
     return [name for (name,) in rows]
+
+
+def test_the_fingerprint_does_not_depend_on_the_query_plan(managers):
+    """Parallel plans return the tables' rows in any order; the fingerprint must not care."""
+
+    def create(connection) -> None:
+        for number in range(6):
+            connection.execute(text(f"CREATE TABLE t{number} AS SELECT generate_series(1, 2000) n"))
+
+    clone = managers(SchemaSetup(create, secrets.token_hex(32))).create_empty()
+    with psycopg.connect(libpq_url(clone)) as connection:
+        plain = content_fingerprint(connection)
+        for setting in (
+            "parallel_setup_cost",
+            "parallel_tuple_cost",
+            "min_parallel_table_scan_size",
+        ):
+            connection.execute(sql.SQL("SET {} = 0").format(sql.Identifier(setting)))
+        assert all(content_fingerprint(connection) == plain for _ in range(5))
+    assert plain.rows == {f"public.t{number}": 2000 for number in range(6)}
 
 
 def test_celestra_seed_refuses_every_database_of_the_plugin(managers, capsys):
@@ -379,9 +399,12 @@ def test_eviction_never_drops_a_template_in_use(admin, managers, monkeypatch):
     monkeypatch.setattr(
         sweeper,
         "_listing",
-        lambda connection: [db for db in listing(connection) if db.name in {in_use, unused}],
+        lambda connection, sizes=True: [
+            db for db in listing(connection, sizes) if db.name in {in_use, unused}
+        ],
     )
-    sweeper.open()
+    with sweeper._admin() as connection:  # as after a build: the cache grew
+        sweeper._sweep(connection)
     assert exists(admin, in_use)
     assert not exists(admin, unused)
 
