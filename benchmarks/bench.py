@@ -174,7 +174,6 @@ class BenchServer:
         concurrent test run is never between checking the template and cloning it.
         """
         import psycopg
-        from psycopg import sql
 
         from pytest_celestra import database
 
@@ -187,7 +186,7 @@ class BenchServer:
             if comment is None or not comment.startswith(database.MARK):
                 return False
             try:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                database.drop_database(admin, name, force=False)  # unseals a template first
             except psycopg.errors.ObjectInUse:
                 print(f"[bench] left template {name}: another session uses it", file=sys.stderr)
                 return False
