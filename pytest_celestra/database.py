@@ -670,11 +670,15 @@ class DatabaseManager:
           :class:`Budget`, unless in use, and unsealed templates of older versions once
           unused for the budget's age.
 
-        Only what nobody holds or uses is dropped: each one's locks are tried, not awaited.
+        Only what nobody holds is dropped: each one's locks are tried, not awaited. A dead
+        run's leftovers are dropped even if a session is still on them (its backends can
+        outlive a killed run for a moment); anything else in use is left to a later sweep.
         """
         now = datetime.now(UTC)
         kept = set(keep)
-        doomed: list[tuple[str, list[int]]] = []
+        # (name, locks to try, force): a dead run's leftovers may still have its backends
+        # on them for a moment after a kill, so those are dropped with FORCE.
+        doomed: list[tuple[str, list[int], bool]] = []
         sealed: list[TemplateUse] = []
         for listed in self._listing(admin, sizes=evict):
             name, purpose, meta = listed.name, listed.purpose, listed.meta
@@ -687,7 +691,7 @@ class DatabaseManager:
                 day = meta.get("day")
                 sealed.append(TemplateUse(name, _when(meta.get("used")), listed.size, day))
             elif "owner" in meta and purpose in ("test database", "template build"):
-                doomed.append((name, [*locks, int(meta["owner"])]))
+                doomed.append((name, [*locks, int(meta["owner"])], True))
             elif (
                 purpose in ("", "template build")
                 or (
@@ -700,13 +704,13 @@ class DatabaseManager:
                     and now - _when(meta.get("created")) > _LEGACY_TEST_DATABASE_AGE
                 )
             ):
-                doomed.append((name, locks))
+                doomed.append((name, locks, purpose == ""))
         if evict:
             doomed += [
-                (name, [_lock_id(name), _use_lock_id(name)])
+                (name, [_lock_id(name), _use_lock_id(name)], False)
                 for name in templates_to_evict(sealed, self.budget, now, kept)
             ]
-        for name, locks in doomed:
+        for name, locks, force in doomed:
             with _if_free(admin, locks) as free:
                 if not free:
                     continue
@@ -714,7 +718,7 @@ class DatabaseManager:
                 with contextlib.suppress(
                     psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
                 ):
-                    _drop(admin, name, force=False)
+                    _drop(admin, name, force=force)
 
     # --- the two kinds of template ---
 
