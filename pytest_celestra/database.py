@@ -656,7 +656,10 @@ class DatabaseManager:
             "sizes": sizes,
         }
         rows = admin.execute(_LISTING, parameters).fetchall()
-        return [_Listed(name, *_parse_comment(comment), int(size)) for name, comment, size in rows]
+        # A database dropped by another run while listed has no size (NULL): count it as 0.
+        return [
+            _Listed(name, *_parse_comment(comment), int(size or 0)) for name, comment, size in rows
+        ]
 
     def _sweep(
         self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True
