@@ -311,8 +311,11 @@ INNER_SLEEPER = """
 import os, time
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict
+
 def test_hold(celestra_dsn):
-    Path(os.environ["READY_FILE"]).write_text(celestra_dsn.rsplit("/", 1)[1].split("?")[0])
+    # The database's name, whatever the URL's form (the embedded server's has ?host=/...).
+    Path(os.environ["READY_FILE"]).write_text(conninfo_to_dict(celestra_dsn)["dbname"])
     time.sleep(300)
 """
 
