@@ -36,7 +36,7 @@ from pytest_celestra.transactional import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from pytest_celestra.config import Scenario
+    from pytest_celestra.config import ScenarioSettings as Scenario
     from pytest_celestra.database import DatabaseManager
     from pytest_celestra.fixtures import RunInfo
 

@@ -2,7 +2,8 @@
 
 Registered only when pytest-asyncio is active and SQLAlchemy's asyncio support (the
 ``greenlet`` package) is installed; otherwise fixtures of the same names fail with the
-command that installs what is missing.
+command that installs what is missing. SQLAlchemy is imported when a test first asks for
+one of them.
 
 Each test gets an :class:`~sqlalchemy.ext.asyncio.AsyncSession` on psycopg's async
 driver, joined to an outer transaction through a savepoint and rolled back after the
@@ -32,8 +33,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from pytest_celestra.fixtures import (
     IsolationGuard,
@@ -41,18 +40,22 @@ from pytest_celestra.fixtures import (
     TestDatabase,
     TransactionEscapedError,
     reseed_factories,
-    scenario_of,
 )
+from pytest_celestra.run import scenario_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-    from pytest_celestra.config import Scenario
+    from pytest_celestra.config import ScenarioSettings
 
 
 def _async_engine(engine: Engine) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
     # NullPool: a pooled connection belongs to the loop that opened it, and loops come and go.
     return create_async_engine(engine.url, poolclass=NullPool)
 
@@ -65,6 +68,8 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
     Raises :class:`~pytest_celestra.fixtures.TransactionEscapedError` at the end if the
     code in between ended the outer transaction itself (a ``COMMIT`` statement).
     """
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     async with engine.connect() as connection:
         assert connection.sync_connection is not None  # set by connect()
         guard = IsolationGuard(connection.sync_connection)
@@ -107,14 +112,14 @@ class AsyncEngines:
 
     def __init__(self, seeded: SeededDatabases) -> None:
         self.seeded = seeded
-        self.engines: dict[Scenario | None, AsyncEngine] = {}
+        self.engines: dict[ScenarioSettings | None, AsyncEngine] = {}
 
     def empty(self, database: TestDatabase) -> AsyncEngine:
         if None not in self.engines:
             self.engines[None] = _async_engine(database.engine)
         return self.engines[None]
 
-    def for_scenario(self, scenario: Scenario) -> AsyncEngine:
+    def for_scenario(self, scenario: ScenarioSettings) -> AsyncEngine:
         if scenario not in self.engines:
             self.engines[scenario] = _async_engine(self.seeded.engine(scenario))
         return self.engines[scenario]

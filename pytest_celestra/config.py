@@ -1,10 +1,15 @@
-"""Settings of the pytest plugin: one frozen :class:`CelestraConfig`, resolved once.
+"""Settings of pytest-celestra: one frozen
+[`CelestraConfig`][pytest_celestra.config.CelestraConfig], resolved once.
 
 Every setting has one name on each channel, e.g. ``--celestra-volume`` on the command
 line, ``celestra_volume`` in the ini file and ``CELESTRA_VOLUME`` in the environment.
 The command line wins over the environment, which wins over the ini file, which wins
 over the default; the resolved config records which of them each value came from, so
 the report header can say ``volume=large (option)``.
+
+This module knows nothing of pytest, SQLAlchemy or the data generator: the pytest side
+(options, the stash, the ``celestra`` marker) is in [`pytest_celestra.plugin`][] and
+[`pytest_celestra.run`][], and ``celestra-seed`` reads the same settings.
 """
 
 from __future__ import annotations
@@ -18,20 +23,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import platformdirs
-import pytest
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.scenario import DEFAULT_SEED
-from pytest_celestra.urls import mask_url
+from pytest_celestra.urls import ParsedUrl, UrlSyntaxError, mask_url, parse_url
 from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-
-    from sqlalchemy.engine import URL
+    from collections.abc import Callable, Mapping
 
 T = TypeVar("T")
 
@@ -46,7 +43,8 @@ class Source(StrEnum):
 
 
 class ServerMode(StrEnum):
-    """Which PostgreSQL server the plugin uses (``--celestra-server``)."""
+    """Which PostgreSQL server the plugin uses (``--celestra-server``): ``auto`` picks one
+    of the others, which also name the server a run ended up with."""
 
     AUTO = "auto"
     DSN = "dsn"
@@ -68,11 +66,17 @@ class Setting(Generic[T]):
 ROOT_PGDATA = Path("/var/cache/pytest-celestra/pgdata")
 
 
+#: The seed used when none is given.
+DEFAULT_SEED = 1234
+
+
 def default_pgdata() -> Path:
     """Data directory of the embedded server: ``<user cache dir>/pytest-celestra/pgdata``,
     or :data:`ROOT_PGDATA` as root."""
     if getattr(os, "geteuid", lambda: -1)() == 0:
         return ROOT_PGDATA
+    import platformdirs
+
     return platformdirs.user_cache_path("pytest-celestra") / "pgdata"
 
 
@@ -119,10 +123,10 @@ def parse_dsn(text: str) -> str:
     # Only a URL can be masked; other text is not shown, as it may be a password.
     shown = repr(mask_url(stripped)) if "://" in stripped else "(not a URL; not shown)"
     try:
-        url = make_url(stripped)
-    except ArgumentError:
+        url = parse_url(stripped)
+    except UrlSyntaxError:
         raise ConfigError(f"invalid DSN {shown}: use a URL like {example}") from None
-    except ValueError:  # SQLAlchemy's int() of the port
+    except ValueError:  # int() of the port
         raise ConfigError(
             f"invalid DSN {shown}: the port is not a number; use a URL like {example}"
         ) from None
@@ -330,14 +334,14 @@ class CelestraConfig:
     template_max_size: Setting[int]
 
     @property
-    def scenario(self) -> Scenario:
+    def scenario(self) -> ScenarioSettings:
         """The run's scenario: what ``celestra_seeded_db`` holds unless a marker says otherwise."""
-        return Scenario(self.volume.value, self.seed.value)
+        return ScenarioSettings(self.volume.value, self.seed.value)
 
     @property
-    def dsn_url(self) -> URL | None:
-        """The DSN as a SQLAlchemy URL, or None."""
-        return None if self.dsn.value is None else make_url(self.dsn.value)
+    def dsn_url(self) -> ParsedUrl | None:
+        """The DSN's parts, or None."""
+        return None if self.dsn.value is None else parse_url(self.dsn.value)
 
     def describe(self) -> str:
         """``volume=medium (default) seed=1234 (default)``, plus any flag that is on."""
@@ -397,15 +401,8 @@ def resolve_config(
     return config
 
 
-#: Where ``pytest_configure`` keeps the run's :class:`CelestraConfig`.
-CONFIG_KEY = pytest.StashKey[CelestraConfig]()
-
-
-# --- the celestra marker ------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class Scenario:
+class ScenarioSettings:
     """What a seeded database holds: the whole scenario at one volume and seed."""
 
     volume: Volume
@@ -413,65 +410,3 @@ class Scenario:
 
     def describe(self) -> str:
         return f"volume={self.volume.name} seed={self.seed}"
-
-
-MARKER = "celestra"
-MARKER_HELP = (
-    "celestra(volume=None, seed=None): celestra_seeded_db holds the scenario of this "
-    "volume and/or seed instead of the run's (--celestra-volume, --celestra-seed); "
-    "each argument comes from the closest marker that sets it."
-)
-#: Argument of the marker -> what a value of the wrong type should be instead.
-_MARKER_ARGUMENTS = {
-    "volume": f"a Volume or text: {VOLUME_HELP}",
-    "seed": f"an integer from 0 to {MAX_SEED}, such as 1234",
-}
-
-
-def _shown_value(value: object) -> str:
-    """``repr(value)`` for a message, cut when long (a huge int has no repr at all)."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"<an integer of about {value.bit_length() * 30103 // 100000 + 1:,} digits>"
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
-
-
-def _marker_value(name: str, value: object) -> Any:
-    if name == "volume" and isinstance(value, Volume):
-        return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, str | int)
-        or (isinstance(value, int) and value.bit_length() > 64)
-    ):
-        raise ConfigError(f"invalid {name} {_shown_value(value)}: use {_MARKER_ARGUMENTS[name]}")
-    return SPECS[name].parse(str(value))
-
-
-def scenario_from_marks(marks: Iterable[pytest.Mark], default: Scenario) -> Scenario:
-    """The scenario of a test marked ``marks`` (closest first), else ``default``'s values.
-
-    Every argument of every mark is checked with the converters of the settings, so a
-    bad one raises :class:`ConfigError` naming the allowed values.
-    """
-    found: dict[str, Any] = {}
-    for mark in marks:
-        if mark.args:
-            raise ConfigError(
-                f"@pytest.mark.{MARKER}{mark.args!r}: takes keyword arguments only, "
-                "volume=... and/or seed=..."
-            )
-        for name, value in mark.kwargs.items():
-            if name not in _MARKER_ARGUMENTS:
-                raise ConfigError(
-                    f"@pytest.mark.{MARKER}({name}=...): unknown argument; use volume=... "
-                    "and/or seed=..."
-                )
-            try:
-                parsed = _marker_value(name, value)
-            except ConfigError as error:
-                raise ConfigError(
-                    f"@pytest.mark.{MARKER}({name}={_shown_value(value)}): {error}"
-                ) from None
-            found.setdefault(name, parsed)
-    return Scenario(found.get("volume", default.volume), found.get("seed", default.seed))

@@ -25,6 +25,10 @@ whole life (xdist workers of one run share it), and a shared "in use" lock on ea
 template it cloned. A database whose run's lock is free belongs to a run that is gone and
 is dropped by the next run at its start; a template whose "in use" lock is taken is never
 evicted. Templates are evicted by a budget of age and total size (:class:`Budget`).
+
+What a seeded template holds is made by the recipe the manager is given (the plugin gives
+it [`seed_scenario`][pytest_celestra.scenario.seed_scenario]); this module does not import
+the data generator.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import sql
@@ -55,7 +59,7 @@ from pytest_celestra.cache_keys import (
 )
 from pytest_celestra.config import DEFAULT_TEMPLATE_MAX_AGE, DEFAULT_TEMPLATE_MAX_SIZE, SPECS
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
-from pytest_celestra.server import connect, error_text, host_port, libpq_url
+from pytest_celestra.server import connect, error_text, host_port, libpq_url, server_version
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -66,7 +70,9 @@ if TYPE_CHECKING:
     from pytest_celestra.volumes import Volume
 
 MARK = "created by pytest-celestra"
-_PROTECTED = frozenset({"postgres", "template0", "template1"})
+#: Databases nothing of ours ever drops or seeds: the maintenance database and the
+#: templates of new databases.
+PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1"})
 #: ``CREATE DATABASE ... STRATEGY`` values (PostgreSQL 15+), checked before they reach SQL.
 STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
 #: The connection limit every database of ours is created with. Unlike the comment, it
@@ -79,6 +85,16 @@ SEALED = "sealed template"
 _LEGACY_TEMPLATE = "template"
 #: Test databases of runs from before owner locks are dropped once this old.
 _LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
+
+
+class SeedRecipe(Protocol):
+    """What fills a seeded template: writes the scenario of ``volume``, ``seed`` and
+    ``anchor`` into ``connection``'s transaction, without committing (as
+    [`seed_scenario`][pytest_celestra.scenario.seed_scenario] does)."""
+
+    def __call__(
+        self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,44 @@ def refuse_plugin_database(url: URL) -> None:
         return
 
 
+def _cannot_connect(url: URL, error: BaseException) -> CelestraError:
+    return CelestraError(f"cannot connect to PostgreSQL at {host_port(url)}: {error_text(error)}")
+
+
+def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
+    """Make sure ``url``'s database exists, creating it (with ``comment``) through the
+    server's ``postgres`` database if needed; ``(created, "PostgreSQL 18.1")``.
+
+    For tools that write into a database they are given (``celestra-seed``); never one
+    of [`PROTECTED_DATABASES`][pytest_celestra.database.PROTECTED_DATABASES] (the caller
+    refuses those first).
+    """
+    try:
+        with connect(url) as connection:
+            return False, server_version(connection)
+    except psycopg.OperationalError as error:
+        first = error
+    try:
+        admin = connect(url.set(database="postgres"), autocommit=True)
+    except psycopg.OperationalError:
+        raise _cannot_connect(url, first) from None
+    name = str(url.database)
+    with admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if exists.fetchone() is not None:  # it exists: the first error was not about that
+            raise _cannot_connect(url, first)
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise CelestraError(
+                f"database {name!r} does not exist at {host_port(url)}, and "
+                f"{url.username or 'this role'} may not create it: {error_text(error)}. "
+                "Create it yourself (createdb), or name an existing one"
+            ) from None
+        _set_comment(admin, name, comment)
+        return True, server_version(admin)
+
+
 def drop_database(
     admin: psycopg.Connection[Any],
     name: str,
@@ -163,7 +217,7 @@ def drop_database(
     comment = database_comment(admin, name)
     if comment is None:
         return
-    if name in _PROTECTED or name in protected or not comment.startswith(MARK):
+    if name in PROTECTED_DATABASES or name in protected or not comment.startswith(MARK):
         raise UnsafeDatabaseError(
             f"refusing to drop database {name!r}: it does not carry the comment "
             f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
@@ -338,12 +392,15 @@ class DatabaseManager:
     deadlock. Besides, the process holds its run's lock and an "in use" lock on each
     template it cloned, on a connection kept open until :meth:`close`.
 
+    ``recipe`` fills each seeded template
+    (see [`SeedRecipe`][pytest_celestra.database.SeedRecipe]).
     ``notes`` collects one line per template rebuilt because it was not what its key
     says, for the run's report.
     """
 
     server: Server
     schema: SchemaSetup
+    recipe: SeedRecipe
     run_id: str
     worker: str
     rebuild: bool = False
@@ -686,7 +743,12 @@ class DatabaseManager:
         for listed in self._listing(admin, sizes=evict):
             name, purpose, meta = listed.name, listed.purpose, listed.meta
             locks = [_lock_id(name)]
-            if name in kept or name in _PROTECTED or name in self.protected or meta.get("kept"):
+            if (
+                name in kept
+                or name in PROTECTED_DATABASES
+                or name in self.protected
+                or meta.get("kept")
+            ):
                 continue
             if purpose != SEALED and meta.get("run") == self.run_id:
                 continue  # this run's own, alive by definition
@@ -751,10 +813,8 @@ class DatabaseManager:
         key = scenario_key(self._schema_key, volume, seed, day)
 
         def populate(url: URL) -> None:
-            from pytest_celestra.scenario import seed_scenario
-
             with connect(url) as connection:
-                seed_scenario(connection, volume, seed=seed, anchor=anchor)
+                self.recipe(connection, volume, seed=seed, anchor=anchor)
                 connection.commit()
                 connection.execute("ANALYZE")
 

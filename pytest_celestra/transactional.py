@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.fixtures import RUN_KEY, reseed_factories, scenario_of
+from pytest_celestra.fixtures import reseed_factories
+from pytest_celestra.run import RUN_KEY, scenario_of
 from pytest_celestra.server import connect, libpq_url
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
     from sqlalchemy.orm import Session
 
-    from pytest_celestra.config import Scenario
+    from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
-    from pytest_celestra.fixtures import RunInfo
+    from pytest_celestra.run import RunInfo
 
 #: Clones made ahead per scenario: enough for a test that writes, while the next is made.
 AHEAD = 2
@@ -204,7 +205,7 @@ class TestDatabase:
     __test__ = False  # not a pytest test class
 
     url: URL
-    scenario: Scenario
+    scenario: ScenarioSettings
     fingerprint: str = ""
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
 
@@ -292,7 +293,7 @@ class TransactionalDatabases:
         self.ahead = ahead
         self.reuse = reuse and not manager.keep
         self.strategy = strategy
-        self._ready: dict[Scenario, deque[TestDatabase]] = {}
+        self._ready: dict[ScenarioSettings, deque[TestDatabase]] = {}
         self._to_drop: deque[TestDatabase] = deque()
         self._to_restore: deque[tuple[TestDatabase, set[int]]] = deque()
         self._changed = threading.Condition()
@@ -302,7 +303,7 @@ class TransactionalDatabases:
 
     # --- what the fixtures call -------------------------------------------------------
 
-    def take(self, scenario: Scenario) -> TestDatabase:
+    def take(self, scenario: ScenarioSettings) -> TestDatabase:
         """A database holding ``scenario`` that no test has changed."""
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
@@ -356,7 +357,7 @@ class TransactionalDatabases:
 
     # --- making and dropping ----------------------------------------------------------
 
-    def _make(self, scenario: Scenario) -> TestDatabase:
+    def _make(self, scenario: ScenarioSettings) -> TestDatabase:
         """Clone the scenario's template and install the change tracking in the clone."""
         url = self.manager.create_seeded(
             scenario.volume,

@@ -1,18 +1,30 @@
 """How a PostgreSQL URL is written: in full for connecting, masked for showing.
 
-Every URL shown to a person goes through :func:`mask_url` (its password becomes
-``***``, as SQLAlchemy's ``render_as_string(hide_password=True)`` does); every driver
-message that may quote one goes through :func:`scrub` (or :func:`error_text`) before it
-is wrapped in a message of ours. Only :func:`libpq_url` writes a password, and only for
-a connection.
+Every URL shown to a person goes through [`mask_url`][pytest_celestra.urls.mask_url] (its
+password becomes ``***``, as SQLAlchemy's ``render_as_string(hide_password=True)`` does);
+every driver message that may quote one goes through [`scrub`][pytest_celestra.urls.scrub]
+(or [`error_text`][pytest_celestra.urls.error_text]) before it is wrapped in a message of
+ours. Only [`libpq_url`][pytest_celestra.urls.libpq_url] writes a password, and only for a
+connection.
+
+Text is parsed by [`parse_url`][pytest_celestra.urls.parse_url], which reads a URL the way
+SQLAlchemy's ``make_url`` does, without importing SQLAlchemy: settings and the report
+header use it. Only [`sqlalchemy_url`][pytest_celestra.urls.sqlalchemy_url] makes a
+SQLAlchemy ``URL`` (importing SQLAlchemy then). The other functions take either.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, quote_plus, unquote
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
-from sqlalchemy.engine import URL, make_url
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sqlalchemy.engine import URL
 
 #: What a password becomes in everything shown to a person (SQLAlchemy's choice too).
 MASK = "***"
@@ -28,14 +40,120 @@ _PASSWORD_PAIR = re.compile(
     r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&']*)",
     re.IGNORECASE,
 )
+#: SQLAlchemy's own pattern of a URL (``sqlalchemy.engine.url._parse_url``).
+_URL = re.compile(
+    r"""
+        (?P<name>[\w\+]+)://
+        (?:
+            (?P<username>[^:/]*)
+            (?::(?P<password>[^@]*))?
+        @)?
+        (?:
+            (?:
+                \[(?P<ipv6host>[^/\?]+)\] |
+                (?P<ipv4host>[^/:\?]+)
+            )?
+            (?::(?P<port>[^/\?]*))?
+        )?
+        (?:/(?P<database>[^\?]*))?
+        (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
 
 
-def sqlalchemy_url(dsn: str | URL) -> URL:
-    """The URL with the psycopg (3) driver, whatever driver it named."""
-    return make_url(dsn).set(drivername="postgresql+psycopg")
+class UrlParts(Protocol):
+    """What these functions read of a URL: a SQLAlchemy ``URL`` or a
+    [`ParsedUrl`][pytest_celestra.urls.ParsedUrl]."""
+
+    @property
+    def drivername(self) -> str: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> object: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def database(self) -> str | None: ...
+    @property
+    def query(self) -> Mapping[str, str | tuple[str, ...]]: ...
 
 
-def render_url(url: URL, *, driver: str = "postgresql", hide_password: bool = True) -> str:
+class UrlSyntaxError(ValueError):
+    """Text that is not a URL at all (SQLAlchemy's ``ArgumentError``)."""
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    """The parts of a URL, as SQLAlchemy's ``make_url`` would give them."""
+
+    drivername: str
+    username: str | None = None
+    password: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    query: Mapping[str, str | tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def get_backend_name(self) -> str:
+        """``postgresql`` of ``postgresql+psycopg``."""
+        return self.drivername.partition("+")[0]
+
+
+def parse_url(text: str) -> ParsedUrl:
+    """``text`` read as SQLAlchemy's ``make_url`` reads it.
+
+    Raises [`UrlSyntaxError`][pytest_celestra.urls.UrlSyntaxError] for text that is no
+    URL, and ``ValueError`` for a port that is not a number.
+    """
+    found = _URL.match(text)
+    if found is None:
+        raise UrlSyntaxError(f"not a URL: {text!r}")
+    parts = found.groupdict()
+    query: dict[str, str | tuple[str, ...]] = {}
+    for key, value in parse_qsl(parts["query"] or ""):
+        before = query.get(key)
+        query[key] = (
+            value
+            if before is None
+            else (*((before,) if isinstance(before, str) else before), value)
+        )
+    username, password, database = (
+        None if parts[name] is None else unquote(parts[name])
+        for name in ("username", "password", "database")
+    )
+    return ParsedUrl(
+        parts["name"],
+        username,
+        password,
+        parts["ipv4host"] or parts["ipv6host"],
+        None if parts["port"] is None else int(parts["port"]),
+        database,
+        MappingProxyType(query),
+    )
+
+
+def sqlalchemy_url(dsn: str | UrlParts) -> URL:
+    """A SQLAlchemy ``URL`` with the psycopg (3) driver, whatever driver it named."""
+    from sqlalchemy.engine import URL, make_url
+
+    if isinstance(dsn, str | URL):
+        return make_url(dsn).set(drivername="postgresql+psycopg")
+    return URL.create(
+        "postgresql+psycopg",
+        dsn.username,
+        None if dsn.password is None else str(dsn.password),
+        dsn.host,
+        dsn.port,
+        dsn.database,
+        dsn.query,
+    )
+
+
+def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool = True) -> str:
     """``url`` as text that libpq (psql), psycopg and SQLAlchemy all accept.
 
     Every part is percent-encoded (SQLAlchemy's own rendering leaves a space in a
@@ -61,19 +179,19 @@ def render_url(url: URL, *, driver: str = "postgresql", hide_password: bool = Tr
     return f"{driver}://{user}{'@' if user else ''}{host}{port}{tail}"
 
 
-def libpq_url(url: URL) -> str:
+def libpq_url(url: UrlParts) -> str:
     """A ``postgresql://`` URL with its password, for connecting, never for showing."""
     return render_url(url, hide_password=False)
 
 
-def mask_url(url: str | URL) -> str:
+def mask_url(url: str | UrlParts) -> str:
     """The one way a URL is shown to a person: its password replaced by :data:`MASK`.
 
     Text that is not a URL SQLAlchemy can parse (a typo, a port that is not a number)
     is masked by pattern: whatever stands between ``user:`` and ``@``, and any
     ``password=`` value.
     """
-    if isinstance(url, URL):
+    if not isinstance(url, str):
         return render_url(url, driver=url.drivername)
     parsed = _parsed(url)
     if parsed is None:
@@ -81,12 +199,12 @@ def mask_url(url: str | URL) -> str:
     return render_url(parsed, driver=parsed.drivername)
 
 
-def _parsed(text: str) -> URL | None:
-    """``text`` as a URL, or None if SQLAlchemy cannot make sense of it (an ``@`` in the
-    host means part of an unencoded password went there)."""
+def _parsed(text: str) -> ParsedUrl | None:
+    """``text`` as a URL, or None if SQLAlchemy could not make sense of it (an ``@`` in
+    the host means part of an unencoded password went there)."""
     try:
-        url = make_url(text)
-    except Exception:
+        url = parse_url(text)
+    except ValueError:
         return None
     return None if "@" in (url.host or "") else url
 
@@ -102,13 +220,13 @@ def mask_text(text: str) -> str:
     return _mask(text, _USERINFO_IN_TEXT)
 
 
-def secrets_of(url: str | URL | None) -> frozenset[str]:
+def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
     """The secrets in a URL (password, ``?password=``), as given and as percent-encoded,
     for :func:`scrub`. Text that does not parse gives what :func:`mask_url` would hide."""
     if url is None:
         return frozenset()
     found: set[str] = set()
-    parsed: URL | None = url if isinstance(url, URL) else None
+    parsed: UrlParts | None = None if isinstance(url, str) else url
     if isinstance(url, str):
         parsed = _parsed(url)
         if parsed is None:
@@ -141,15 +259,32 @@ def scrub(text: str, secrets: frozenset[str]) -> str:
     return text
 
 
-def display_url(url: URL) -> str:
-    """``postgresql://user@host:port`` (no password, no database) for messages."""
-    query = {key: value for key, value in url.query.items() if key not in SECRET_PARAMETERS}
-    bare = URL.create("postgresql", url.username, None, url.host, url.port, None, query)
-    address, mark, parameters = bare.render_as_string().partition("?")
-    return address + mark + scrub(parameters, secrets_of(url))
+def display_url(url: UrlParts) -> str:
+    """``postgresql://user@host:port`` (no password, no database) for messages, written
+    as SQLAlchemy's ``render_as_string`` writes it."""
+    address = "postgresql://"
+    if url.username is not None:
+        address += quote(url.username, safe=" +") + "@"
+    if url.host is not None:
+        address += f"[{url.host}]" if ":" in url.host else url.host
+    if url.port is not None:
+        address += f":{url.port}"
+    parameters = "&".join(
+        f"{quote_plus(key)}={quote_plus(value)}"
+        for key in sorted(url.query)
+        if key not in SECRET_PARAMETERS
+        for value in _values(url.query[key])
+    )
+    if not parameters:
+        return address
+    return f"{address}?{scrub(parameters, secrets_of(url))}"
 
 
-def host_port(url: URL) -> str:
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else value
+
+
+def host_port(url: UrlParts) -> str:
     """``host:port`` of a URL, the way libpq would resolve them."""
     host = url.host or url.query.get("host") or "localhost"
     return f"{host}:{url.port or 5432}"

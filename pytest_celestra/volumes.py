@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.tables import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from pytest_celestra.config import CONFIG_KEY
-from pytest_celestra.server import ServerKind, libpq_url
+from pytest_celestra.config import ServerMode
+from pytest_celestra.run import CONFIG_KEY
+from pytest_celestra.server import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ def inner_server_env(
     server = _celestra_databases.server
     # Resolved here, before pytester points HOME (and so the default) at a temporary dir.
     pgdata = str(request.config.stash[CONFIG_KEY].pgdata.value)
-    if server.kind is ServerKind.EMBEDDED:
+    if server.kind is ServerMode.EMBEDDED:
         return {"CELESTRA_SERVER": "embedded", "CELESTRA_PGDATA": pgdata}
     # A DSN, or this process's throwaway local server, which inner runs reach by URL.
     return {

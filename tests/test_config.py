@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from pytest_celestra.config import (
+    DEFAULT_SEED,
     SETTINGS,
     SPECS,
-    Scenario,
+    ScenarioSettings,
     ServerMode,
     Source,
     default_pgdata,
@@ -20,10 +21,9 @@ from pytest_celestra.config import (
     parse_seed,
     parse_server,
     resolve_config,
-    scenario_from_marks,
 )
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.scenario import DEFAULT_SEED
+from pytest_celestra.run import scenario_from_marks
 from pytest_celestra.volumes import Volume
 
 
@@ -154,7 +154,7 @@ def test_relative_ini_paths_are_relative_to_the_ini_file(tmp_path):
     assert config.pgdata.value == Path("rel/pg")  # the environment's stays relative to the cwd
 
 
-RUN = Scenario(Volume.named("medium"), 1234)
+RUN = ScenarioSettings(Volume.named("medium"), 1234)
 
 
 def marks(*decorators):
@@ -167,8 +167,8 @@ def test_each_marker_argument_comes_from_the_closest_marker_that_sets_it():
         pytest.mark.celestra(volume="small", seed=5),
         pytest.mark.celestra(volume="large"),
     )
-    assert scenario_from_marks(closest_first, RUN) == Scenario(Volume.named("small"), 3)
-    assert scenario_from_marks(marks(pytest.mark.celestra(seed="7")), RUN) == Scenario(
+    assert scenario_from_marks(closest_first, RUN) == ScenarioSettings(Volume.named("small"), 3)
+    assert scenario_from_marks(marks(pytest.mark.celestra(seed="7")), RUN) == ScenarioSettings(
         RUN.volume, 7
     )
     assert scenario_from_marks(marks(pytest.mark.celestra()), RUN) == RUN

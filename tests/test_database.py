@@ -15,6 +15,7 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
+from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
     MARK,
     DatabaseManager,
@@ -24,7 +25,8 @@ from pytest_celestra.database import (
     template_name,
 )
 from pytest_celestra.errors import UnsafeDatabaseError
-from pytest_celestra.server import Server, ServerKind, libpq_url
+from pytest_celestra.scenario import seed_scenario
+from pytest_celestra.server import Server, libpq_url
 
 # --- schema keys -----------------------------------------------------------------
 
@@ -126,6 +128,7 @@ def manager(suite_databases):
         made = DatabaseManager(
             suite_databases.server,
             SchemaSetup(create, schema_key),
+            seed_scenario,
             run_id=secrets.token_hex(8),
             worker="probe",
             rebuild=rebuild,
@@ -201,8 +204,9 @@ def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, sc
     """Runs whose DSNs name different databases still build templates one at a time."""
     other = scratch_databases()
     elsewhere = DatabaseManager(
-        Server(ServerKind.DSN, suite_databases.server.url_for(other)),
+        Server(ServerMode.DSN, suite_databases.server.url_for(other)),
         SchemaSetup(lambda connection: None, "unused"),
+        seed_scenario,
         run_id="lock",
         worker="probe",
     )

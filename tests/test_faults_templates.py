@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from pytest_celestra import cli
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, content_fingerprint
+from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
     BIRTH_MARK,
     Budget,
@@ -41,8 +42,8 @@ from pytest_celestra.database import (
     templates_to_evict,
 )
 from pytest_celestra.errors import ServerError
-from pytest_celestra.scenario import anchor_for
-from pytest_celestra.server import Server, ServerKind, libpq_url, sqlalchemy_url
+from pytest_celestra.scenario import anchor_for, seed_scenario
+from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
 from pytest_celestra.volumes import Volume
 
 SMALL = Volume.named("small")
@@ -97,6 +98,7 @@ def managers(suite_databases):
         manager = DatabaseManager(
             suite_databases.server,
             schema or builtin_schema_setup(),
+            seed_scenario,
             run_id=options.pop("run_id", secrets.token_hex(8)),
             worker=options.pop("worker", "probe"),
             **options,
@@ -543,8 +545,9 @@ def test_a_restart_between_tests_costs_nothing(throwaway_pytester, run_inner):
 
 def test_the_run_lock_is_taken_again_after_a_restart(throwaway_server):
     manager = DatabaseManager(
-        Server(ServerKind.DSN, sqlalchemy_url(throwaway_server.url)),
+        Server(ServerMode.DSN, sqlalchemy_url(throwaway_server.url)),
         builtin_schema_setup(),
+        seed_scenario,
         run_id=secrets.token_hex(8),
         worker="probe",
     )
@@ -606,8 +609,9 @@ def test_a_build_cut_off_by_the_server_is_one_message_and_leaves_nothing(
 def test_a_lost_server_is_a_server_error_naming_it(throwaway_server):
     nobody_there = sqlalchemy_url(throwaway_server.url).set(port=_free_port())
     manager = DatabaseManager(
-        Server(ServerKind.DSN, nobody_there),
+        Server(ServerMode.DSN, nobody_there),
         builtin_schema_setup(),
+        seed_scenario,
         run_id=secrets.token_hex(8),
         worker="probe",
     )

@@ -106,12 +106,13 @@ def test_entity_fixtures_bring_their_parent_chain_and_roll_back(celestra_pyteste
         import pytest
         from sqlalchemy import text
         from conftest import EMPTY, counts
+        from pytest_celestra import models
         from pytest_celestra.fixtures import ENTITY_FIXTURES
 
         @pytest.mark.parametrize("name", sorted(ENTITY_FIXTURES))
         def test_entity(request, celestra_session, name):
             entity = request.getfixturevalue(name)
-            model = ENTITY_FIXTURES[name]
+            model = getattr(models, ENTITY_FIXTURES[name])
             assert isinstance(entity, model)
             assert celestra_session.get(model, entity.id) is entity
             for key in model.__table__.foreign_keys:
@@ -244,8 +245,8 @@ def test_per_test_sessions_share_one_connection_and_roll_back_once(request, data
     with the first statement, and one ROLLBACK (no ROLLBACK TO SAVEPOINT) at the end."""
     from sqlalchemy import event, text
 
-    from pytest_celestra.config import CONFIG_KEY
     from pytest_celestra.fixtures import rolled_back_session
+    from pytest_celestra.run import CONFIG_KEY
 
     database = request.getfixturevalue(database_fixture)
     if database_fixture == "_celestra_seeded_databases":

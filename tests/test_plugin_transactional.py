@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from pytest_celestra.config import Scenario
+from pytest_celestra.config import ScenarioSettings
 from pytest_celestra.database import MARK, database_comment, drop_database
 from pytest_celestra.fixtures import RUN_KEY
 from pytest_celestra.server import libpq_url
@@ -250,7 +250,7 @@ def transactional(suite_databases, pytestconfig):
     databases.close()
 
 
-SMALL = Scenario(Volume.parse("small"), 1234)
+SMALL = ScenarioSettings(Volume.parse("small"), 1234)
 #: What a test may leave behind, and what becomes of its database: reused as it is,
 #: restored (the tables written to are reloaded), or replaced by a fresh clone.
 AFTERMATHS = [

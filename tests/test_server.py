@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pytest_celestra import server
-from pytest_celestra.config import resolve_config
+from pytest_celestra.config import ServerMode, resolve_config
 from pytest_celestra.errors import ServerError
-from pytest_celestra.server import ServerChoice, ServerKind, choose_server, describe_server
+from pytest_celestra.server import ServerChoice, choose_server, describe_server
 
 
 def config(**environ: str):
@@ -19,14 +19,14 @@ def config(**environ: str):
 
 def test_a_dsn_comes_first():
     choice = choose_server(config(CELESTRA_DSN="postgresql://u:secret@db.example:6543/app"))
-    assert choice.kind is ServerKind.DSN
+    assert choice.kind is ServerMode.DSN
     assert choice.where == "postgresql://u@db.example:6543"  # no password, no database
 
 
 def test_as_root_the_local_path_is_skipped_with_a_reason(monkeypatch):
     monkeypatch.setattr(server.os, "geteuid", lambda: 0)
     choice = choose_server(config())
-    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.kind is ServerMode.EMBEDDED
     assert choice.passed_over == ("local pg_ctl skipped: running as root, which pg_ctl refuses",)
     with pytest.raises(ServerError, match="server=local \\(env\\) cannot work: local pg_ctl"):
         choose_server(config(CELESTRA_SERVER="local"))
@@ -36,7 +36,7 @@ def test_without_pg_ctl_the_local_path_is_skipped(monkeypatch):
     monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("PATH", "/nonexistent")
     choice = choose_server(config())
-    assert choice.kind is ServerKind.EMBEDDED
+    assert choice.kind is ServerMode.EMBEDDED
     assert choice.passed_over == ("local pg_ctl skipped: no pg_ctl on PATH",)
 
 
@@ -46,7 +46,7 @@ def test_not_root_with_pg_ctl_picks_the_local_path(monkeypatch, tmp_path):
     pg_ctl.chmod(0o755)
     monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert choose_server(config()) == ServerChoice(ServerKind.LOCAL, str(pg_ctl))
+    assert choose_server(config()) == ServerChoice(ServerMode.LOCAL, str(pg_ctl))
     assert describe_server(config()) == f"local (default) {pg_ctl} PostgreSQL 16.3"
 
 
