@@ -8,7 +8,7 @@ over the default; the resolved config records which of them each value came from
 the report header can say ``volume=large (option)``.
 
 This module knows nothing of pytest, SQLAlchemy or the data generator: the pytest side
-(options, the stash, the ``celestra`` marker) is in [`pytest_celestra.plugin`][] and
+(options, the stash, the ``celestra`` marker) is in ``pytest_celestra.plugin`` and
 [`pytest_celestra.run`][], and ``celestra-seed`` reads the same settings.
 """
 

