@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import celestra_bench_factories
+import celestra_bench_import
 import celestra_bench_pertest as pertest
 from celestra_bench_report import (
     Target,
@@ -557,6 +558,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="rows of each bulk_create batch; create_batch is timed on up to 1,000 of them "
         "and scaled (default 10000)",
     )
+    parser.add_argument(
+        "--import-cost",
+        action="store_true",
+        help="also measure what having the plugin installed costs a run that uses none of "
+        "its fixtures (celestra_bench_import.py, with its defaults; a few minutes)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser.parse_args(argv)
 
@@ -610,6 +617,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     results: dict[str, VolumeResult] = {}
     factory_figures: dict[str, Any] | None = None
+    import_figures: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="celestra-bench-") as tmp:
         workdir = Path(tmp)
         profile_path = workdir / "cold.prof"
@@ -642,6 +650,9 @@ def run_benchmark(args: argparse.Namespace) -> None:
                     )
                 full = [v for v in volumes if v.total_rows <= FULL_MEASURE_MAX_ROWS]
                 bench.measure_per_test(full, results)
+                if args.import_cost:
+                    log("import cost: fresh interpreters and one-test pytest runs")
+                    import_figures = celestra_bench_import.measure(sys.executable)
                 if args.profile:
                     profiled = Volume.parse(args.profile)
                     log(f"{args.profile}: one cold seed, then generation alone, under cProfile")
@@ -653,6 +664,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
         targets = evaluate_targets(results)
         if factory_figures is not None:
             targets += celestra_bench_factories.targets(factory_figures, Target)
+        if import_figures is not None:
+            targets += celestra_bench_import.targets(import_figures, Target)
         print(
             f"pytest-celestra benchmark: server {server.description}; seed {seed};"
             f" anchor {anchor.date()}; {args.tests}+{args.tests} tests per pytest run;"
@@ -661,6 +674,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
         print(f"\n{render_table(results)}\n\n{render_details(results)}\n")
         if factory_figures is not None:
             print(f"{celestra_bench_factories.render(factory_figures)}\n")
+        if import_figures is not None:
+            print(f"{celestra_bench_import.render(import_figures)}\n")
         print(render_targets(targets))
         if args.profile:
             print_profile(profile_path, f"cold seed at {args.profile} (main thread)")
@@ -674,6 +689,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             "python": platform.python_version(),
             "volumes": {name: result.figures() for name, result in results.items()},
             "factories": factory_figures,
+            "import_cost": import_figures,
             "targets": [{**asdict(t), "verdict": t.verdict} for t in targets],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
