@@ -38,7 +38,7 @@ from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra import loader, story
+from pytest_celestra import loader, spec, story
 from pytest_celestra.models import (
     AuditEventType,
     CompanySize,
@@ -67,15 +67,12 @@ from pytest_celestra.providers import (
     COMPANY_SIZE_WEIGHTS,
     COMPANY_STATUS_WEIGHTS,
     COMPANY_VERTICAL_WEIGHTS,
-    DAY,
     FIRST_ADMIN_DELAY,
     INVITATION_STATE_WEIGHTS,
     KNOWLEDGE_BASE_STATUS_WEIGHTS,
-    KNOWLEDGE_TYPE_CREATED,
     KNOWLEDGE_TYPES,
     LOCKOUT_BURST_WINDOW,
     LOCKOUT_STATE_WEIGHTS,
-    MEMBER_CREATED_LATEST,
     MINUTE,
     NOTIFICATION_DELIVERY_WEIGHTS,
     NOTIFICATION_STATUS_WEIGHTS,
@@ -92,11 +89,7 @@ from pytest_celestra.providers import (
     email_address,
     fast_uuid,
 )
-from pytest_celestra.volumes import (
-    KNOWLEDGE_TYPE_CATALOGUE,
-    MOST_CHANGES_PER_AUDIT_LOG,
-    Volume,
-)
+from pytest_celestra.volumes import Volume, audit_logs_needed
 
 if TYPE_CHECKING:
     import random
@@ -293,10 +286,6 @@ class _Builder:
             event: [] for event in story.NOTIFICATION_EVENTS.values()
         }
 
-    def _audit_logs_needed(self) -> int:
-        """Row-changing audit logs needed for the change logs: one change per column each."""
-        return -(-self.counts["audit_change_logs"] // MOST_CHANGES_PER_AUDIT_LOG)
-
     def at(self, offset: int | None) -> datetime | None:
         return None if offset is None else self.anchor + timedelta(seconds=offset)
 
@@ -370,14 +359,15 @@ class _Builder:
             self.company_created.append(p.moment(*COMPANY_CREATED))
             self.company_domain.append(domain)
             drafts.append((name, p.company_description(vertical), size, vertical, status))
-            self.company_weight.append(COMPANY_SIZE_HEADCOUNT[size] * (0.7 + 0.6 * rng.random()))
+            self.company_weight.append(story.headcount_weight(rng, COMPANY_SIZE_HEADCOUNT[size]))
         self.company_status = story.mostly_open([d[4] for d in drafts], self.company_weight)
         #: When each closed company closed; None for an ACTIVE one.
         self.company_closed: list[int | None] = []
         rows: list[Row] = []
         for company, (name, description, size, vertical, _) in enumerate(drafts):
             status, created = self.company_status[company], self.company_created[company]
-            closed = None if status is CompanyStatus.ACTIVE else story.status_changed(p, created)
+            closing = story.row_updated(p, created, left_service=status is not CompanyStatus.ACTIVE)
+            closed = None if status is CompanyStatus.ACTIVE else closing
             self.company_closed.append(closed)
             self.current["companies"].append(
                 (status.value, size.value, vertical.value, description)
@@ -391,7 +381,7 @@ class _Builder:
                     vertical.value,
                     status.value,
                     self.at(created),
-                    self.at(p.moment(created, -MINUTE) if closed is None else closed),
+                    self.at(closing),
                 )
             )
             if len(rows) >= CHUNK_ROWS:
@@ -403,7 +393,7 @@ class _Builder:
         names = list(KNOWLEDGE_TYPES)[: self.counts["knowledge_types"]]
         self.type_ids = [self.new_id() for _ in names]
         self.type_names = names
-        self.type_created = [KNOWLEDGE_TYPE_CREATED + i * DAY for i in range(len(names))]
+        self.type_created = [story.knowledge_type_created(name) for name in names]
         self.type_cumulative = list(accumulate(KNOWLEDGE_TYPES[name][1] for name in names))
         yield (
             "knowledge_types",
@@ -488,7 +478,7 @@ class _Builder:
                 yield "users", rows
                 rows = []
             for _ in range(members - 1):
-                created = p.moment(founded, MEMBER_CREATED_LATEST)
+                created = story.member_created(p, founded)
                 add(company, p.user_role().value, statuses(), created, domain)
                 if len(rows) >= CHUNK_ROWS:
                     yield "users", rows
@@ -498,25 +488,28 @@ class _Builder:
     def _member_status(self, company: int, drawn: UserStatus, created: int) -> tuple[str, int]:
         """(status, updated) of a user: a member of a closed company left ACTIVE with it
         (at its closing), another user who is not ACTIVE at a moment of its own."""
-        p = self.p
         closing = None if company < 0 else self.company_closed[company]
         status = drawn if company < 0 else story.member_status(self.company_status[company], drawn)
-        if status is UserStatus.ACTIVE:
-            return status.value, p.moment(created, -MINUTE)
-        if closing is not None and drawn is UserStatus.ACTIVE:
-            return status.value, closing
-        return status.value, story.status_changed(p, created, closing)
+        updated = story.row_updated(
+            self.p,
+            created,
+            left_service=status is not UserStatus.ACTIVE,
+            closing=closing,
+            with_company=status is not drawn,
+        )
+        return status.value, updated
 
     def _row_updated(self, company: int, created: int, retired: bool, followed: bool) -> int:
         """updated_at of an agent or knowledge base: a retired one's is the moment it was
         switched off (its company's closing when it ``followed`` it); nothing of a closed
         company changes after its closing."""
-        closing = self.company_closed[company]
-        if followed and closing is not None:
-            return closing
-        if retired:
-            return story.status_changed(self.p, created, closing)
-        return self.p.moment(created, -MINUTE if closing is None else closing)
+        return story.row_updated(
+            self.p,
+            created,
+            left_service=retired,
+            closing=self.company_closed[company],
+            with_company=followed,
+        )
 
     # --- agents and knowledge ----------------------------------------------------------
 
@@ -535,7 +528,7 @@ class _Builder:
         for company, count in enumerate(per_company):
             for _ in range(count):
                 row_id = self.new_id()
-                when = self.p.moment(self.company_created[company], MEMBER_CREATED_LATEST)
+                when = story.member_created(self.p, self.company_created[company])
                 by_company[company].append(len(ids))
                 ids.append(row_id)
                 created.append(when)
@@ -624,8 +617,12 @@ class _Builder:
             for pair in sorted(rng.sample(range(capacity[company]), count)):
                 agent, kb = agents[pair // len(kbs)], kbs[pair % len(kbs)]
                 # No link to an agent or knowledge base after it was switched off.
-                latest = min(-DAY, retired_agent[agent], retired_kb[kb])
-                created = p.moment(max(agent_created[agent], kb_created[kb]), latest)
+                created = story.link_created(
+                    p,
+                    max(agent_created[agent], kb_created[kb]),
+                    retired_agent[agent],
+                    retired_kb[kb],
+                )
                 rows.append((self.new_id(), agent_ids[agent], kb_ids[kb], self.at(created)))
                 if len(rows) >= CHUNK_ROWS:
                     yield "agent_knowledge_bases", rows
@@ -658,8 +655,11 @@ class _Builder:
                     kind = i
                 else:
                     kind = bisect_right(self.type_cumulative, rng.random() * type_total)
-                latest = min(-DAY, self.retired["knowledge_bases"][kb])
-                created = p.moment(max(kb_created[kb], self.type_created[kind]), latest)
+                created = story.link_created(
+                    p,
+                    max(kb_created[kb], self.type_created[kind]),
+                    self.retired["knowledge_bases"][kb],
+                )
                 rows.append(
                     (
                         self.new_id(),
@@ -667,7 +667,7 @@ class _Builder:
                         self.type_ids[kind],
                         p.knowledge_source_name(self.type_names[kind], domain),
                         self.at(created),
-                        self.at(p.moment(created, -MINUTE)),
+                        self.at(story.updated_after(p, created)),
                     )
                 )
                 if len(rows) >= CHUNK_ROWS:
@@ -681,7 +681,7 @@ class _Builder:
         """How many row-changing audit logs each company has per table, and how many
         change logs each company's audit logs record (totals: exactly the volume's)."""
         n_audit = self.counts["audit_logs"]
-        needed = self._audit_logs_needed()
+        needed = audit_logs_needed(self.counts["audit_change_logs"])
         changing = min(n_audit, max(needed, round(n_audit * CHANGE_LOG_SHARE)))
         per_company = allocate(changing, self.company_weight)
         tables: list[dict[str, int]] = []
@@ -700,7 +700,7 @@ class _Builder:
     def _signer(self, user: int) -> int:
         """A COMPANY_ADMIN of ``user``'s company, or a super admin (always, for one)."""
         own = self.u.company[user]
-        if own < 0 or self.rng.random() < 0.3:
+        if story.super_admin_signs(self.rng, own < 0):
             return self._pick(self.super_admins)
         return self._pick(self.company_admins[own])
 
@@ -755,7 +755,7 @@ class _Builder:
             moments: list[int]
             if action == "sign_in":
                 user, created, _ = self.sessions[sessions.pop()]
-                start = created - rng.randint(1, story.SIGN_IN_LEAD)
+                start = created - rng.randint(1, spec.SIGN_IN_LEAD)
                 moments = [max(start, u.created[user]), created]
             elif action == "sign_out" and self.sessions:
                 user, created, expires = self.sessions[self._pick(range(len(self.sessions)))]
@@ -809,7 +809,7 @@ class _Builder:
         signs = any(event in SIGNED_EVENT_TYPES for event in AUDIT_ACTIONS[action])
         if action == "data_export":
             admins = self.company_admins[int(rng.random() * n_companies)]
-            user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
+            user = self._pick(self.super_admins if story.super_admin_acts(rng) else admins)
         else:
             user = int(rng.random() * n_users)
         signer = self._signer(user) if signs else None
@@ -818,24 +818,18 @@ class _Builder:
             user = self._pick(self.super_admins)
             signer = self._signer(user) if signs else None
             lower, upper = self._active_window(user, signer)
-        moment = p.recent_moment(lower, upper)
-        moments = [moment]
-        for _ in AUDIT_ACTIONS[action][1:]:
-            # The logs of one action follow each other within seconds.
-            moment += rng.randint(1, 5)
-            moments.append(moment)
+        moments = story.action_steps(rng, p.recent_moment(lower, upper), len(AUDIT_ACTIONS[action]))
         return user, signer, moments
 
     def _active_window(
-        self, *people: int | None, lower: int = ACTIVITY_EARLIEST, upper: int = -MINUTE
+        self, *people: int | None, lower: int = ACTIVITY_EARLIEST, upper: int = 0
     ) -> tuple[int, int]:
         """(earliest, latest) moment at which every one of ``people`` existed and was ACTIVE."""
-        upper = min(upper, -MINUTE)
-        for person in people:
-            if person is not None:
-                lower = max(lower, self.u.created[person])
-                upper = min(upper, self.u.until[person])
-        return lower, upper
+        present = [person for person in people if person is not None]
+        return story.activity_window(
+            [lower, *(self.u.created[person] for person in present)],
+            [upper, *(self.u.until[person] for person in present)],
+        )
 
     def _company_changes(
         self,
@@ -866,8 +860,7 @@ class _Builder:
         history: dict[tuple[str, int, str], list[tuple[int, int, int]]] = {}
         columns_of: list[list[str]] = []
         for i, ((table, row), count) in enumerate(zip(targets, counts, strict=True)):
-            first = "role" if events[i] is AuditEventType.ROLE_ASSIGNMENT_CHANGE else None
-            columns = p.change_columns(table, count, first)
+            columns = story.changed_columns(p, events[i], table, count)
             columns_of.append(columns)
             for position, column in enumerate(columns):
                 history.setdefault((table, row, column), []).append((moments[i][0], i, position))
@@ -923,13 +916,13 @@ class _Builder:
                         size = j - i
                         break
             admins = self.company_admins[company]
-            user = self._pick(self.super_admins if rng.random() < 0.2 else admins)
+            user = self._pick(self.super_admins if story.super_admin_acts(rng) else admins)
             signer = self._signer(user)
             group = targets[i : i + size]
             earliest = max(ACTIVITY_EARLIEST, *(self._row_created(t, row) for t, row in group))
             # A row closed (or switched off) changes no more after that; the logs of the
             # group follow the first within 5 s each.
-            latest = min(self._row_closed(t, row) for t, row in group) - 5 * size
+            latest = min(self._row_closed(t, row) for t, row in group) - spec.ACTION_STEP[1] * size
             lower, upper = self._active_window(user, signer, lower=earliest, upper=latest)
             if upper < lower:
                 # The admins drawn had left before then: a super admin made the change.
@@ -939,9 +932,8 @@ class _Builder:
             moment = p.recent_moment(lower, upper)
             group_id = self.new_id() if size > 1 else None
             ip = p.ip_address()
-            for _ in range(size):
-                result.append((moment, user, signer, group_id, ip))
-                moment += rng.randint(1, 5)
+            for step in story.action_steps(rng, moment, size):
+                result.append((step, user, signer, group_id, ip))
             i += size
         return result
 
@@ -999,7 +991,8 @@ class _Builder:
             if n_failed > n_lockouts
             else 0
         )
-        spare = (n_failed - self.unknown_failures - n_lockouts) * 2 // 3
+        share, of = spec.LOCKOUT_BURST_SPARE
+        spare = (n_failed - self.unknown_failures - n_lockouts) * share // of
         members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
         members = [i for i in members if u.status[i] == "ACTIVE"] or members
         if n_lockouts <= len(members):
@@ -1007,7 +1000,7 @@ class _Builder:
         else:
             users = [self._pick(members) for _ in range(n_lockouts)]
         states = _Covering(LOCKOUT_STATE_WEIGHTS, p.lockout_state)
-        self.lockouts: list[tuple[int, int, int, int, str, int, int]] = []
+        self.lockouts: list[tuple[int, int, int, int, str, list[int], int]] = []
         self.lockout_starts: dict[int, list[int]] = {}
         for user in users:
             state = states()
@@ -1016,9 +1009,9 @@ class _Builder:
                 if not self._in_window(user, start, margin=LOCKOUT_BURST_WINDOW):
                     break
                 start, end, updated = p.lockout_times(state, u.created[user])
-            burst = 1 + min(rng.randint(0, 4), spare)
-            spare -= burst - 1
-            attempts = max(burst, p.lockout_threshold())
+            attempts = p.lockout_threshold()
+            burst = story.lockout_burst(p, start, attempts, u.created[user], spare)
+            spare -= len(burst) - 1
             self.lockouts.append((user, start, end, updated, state, burst, attempts))
             self.lockout_starts.setdefault(user, []).append(start)
             self.events[story.LOCKOUT_STARTED].append((user, start))
@@ -1039,28 +1032,24 @@ class _Builder:
         p, u = self.p, self.u
         self.failures: list[tuple[int, int, str]] = []
         self.lockout_failures: list[list[int]] = []
-        for user, start, _, _, _, burst, _ in self.lockouts:
+        for user, _, _, _, _, burst, _ in self.lockouts:
             ip = p.ip_address()
-            offsets = sorted(
-                (p.moment(MINUTE, LOCKOUT_BURST_WINDOW - MINUTE) for _ in range(burst)),
-                reverse=True,
-            )
             first = len(self.failures)
-            self.failures += [(user, start - offset, ip) for offset in offsets]
+            self.failures += [(user, moment, ip) for moment in burst]
             self.lockout_failures.append(list(range(first, len(self.failures))))
         singles = self.counts["failed_logins"] - self.unknown_failures - len(self.failures)
         first = len(self.failures)
         for _ in range(singles):
             while True:
                 user = int(self.rng.random() * len(u.ids))
-                moment = p.recent_moment(max(u.created[user], ACTIVITY_EARLIEST), -MINUTE)
+                moment = story.activity_moment(p, u.created[user])
                 # Failures outside a lockout's window, which counts only the burst.
                 if not self._in_window(user, moment):
                     break
             self.failures.append((user, moment, p.ip_address()))
         self.single_failures = list(range(first, len(self.failures)))
         for _ in range(self.unknown_failures):
-            moment = p.recent_moment(ACTIVITY_EARLIEST, -MINUTE)
+            moment = story.activity_moment(p, ACTIVITY_EARLIEST)
             self.failures.append((-1, moment, p.ip_address()))
         self.events[story.FAILED_LOGIN] += [(f[0], f[1]) for f in self.failures if f[0] >= 0]
 
@@ -1175,7 +1164,7 @@ class _Builder:
             else:
                 user, created = reported
                 # An expiry in the past needs an old enough notification.
-                expiry = expiry if created <= story.EXPIRED_NOTICE_LATEST else "future"
+                expiry = expiry if created <= spec.EXPIRED_NOTICE_LATEST else "future"
                 times = p.notification_times_from(created, status, read, expiry)
             created, delivered_at, read_at, expires, updated = times
             company = u.company[user]
@@ -1253,7 +1242,7 @@ class _Builder:
         self.password_ages: list[tuple[int, int, int]] = []
         changes = self.events[story.PASSWORD_CHANGE]
         for user, count in enumerate(per_user):
-            moments = sorted(p.moment(u.created[user], -DAY) for _ in range(count))
+            moments = sorted(story.password_changed(p, u.created[user]) for _ in range(count))
             self._password_ages(user, moments)
             if not count:
                 continue
@@ -1334,11 +1323,5 @@ _LAYOUT = {
     "audit_change_logs": ("id", "audit_log_id", "column_name", "old_value", "new_value",
                           "created_at"),
 }  # fmt: skip
-# volumes.py checks volumes without importing the vocabulary: its figures must be these.
-if (
-    len(KNOWLEDGE_TYPES),
-    min(len(columns) for columns in CHANGEABLE_COLUMNS.values()),
-) != (KNOWLEDGE_TYPE_CATALOGUE, MOST_CHANGES_PER_AUDIT_LOG):
-    raise RuntimeError("volumes.py's catalogue figures differ from the vocabulary; update them")
 if dict(loader.COLUMNS) != _LAYOUT:
     raise RuntimeError("scenario row layout differs from the models' columns; update _LAYOUT")
