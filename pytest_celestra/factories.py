@@ -218,14 +218,16 @@ def _closing(o: Any) -> int | None:
     return min(LAST_MOMENT, _offset(o.clock, company.updated_at))
 
 
-def _member_updated(left_service: Callable[[str], bool], follows: Callable[[Any], Any]) -> Any:
+def _member_updated(
+    left_service: Callable[[str], bool], follow: Callable[[Any, Any], Any], active: Any
+) -> Any:
     """A parameter: ``updated`` of a member row of a company (story.row_updated): it
     ``left_service(status)`` at a moment of its own, or at its company's closing when its
-    status is the one ``follows(company status)`` gives."""
+    status is the one ``follow(company status, active)`` gives."""
 
     def updated(o: Any) -> int:
         status = getattr(o.status, "value", o.status)
-        followed = o.closing is not None and o.status == follows(_company_status(o))
+        followed = o.closing is not None and o.status == follow(_company_status(o), active)
         return story.row_updated(
             _provider(),
             o.created,
@@ -237,9 +239,37 @@ def _member_updated(left_service: Callable[[str], bool], follows: Callable[[Any]
     return LazyAttribute(updated)
 
 
+def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A member row's status: ``active``, or what its company's closing made of it."""
+    return LazyAttribute(lambda o: follow(_company_status(o), active))
+
+
 def _member_created() -> Any:
     """A parameter: ``created`` of a member row of a company (story.member_created)."""
     return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
+
+
+def _state_times(method: str, *upper: str) -> Any:
+    """A parameter: the offsets the provider's ``method`` draws for the row's ``state``,
+    not before ``lower`` (nor after the ``upper`` parameter, when named)."""
+    bounds = {"upper": SelfAttribute(f"..{upper[0]}")} if upper else {}
+    return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
+
+
+def _state_of_user(method: str) -> Any:
+    """A row's state: drawn by the provider's ``method``, "expired" for a user who is not
+    ACTIVE (pass a state trait to override)."""
+    return Maybe(LazyAttribute(lambda o: _active_until(o, "user") < 0), "expired", Faker(method))
+
+
+def _company_domains() -> set[str]:
+    """The email domains of the companies the factories made in the bound session (none
+    taken when building without one): a new company's domain is not among them."""
+    session = _SESSION.get()
+    if session is None:
+        return set()
+    domains: set[str] = session.info.setdefault("celestra_company_domains", set())
+    return domains
 
 
 def _company_status(o: Any) -> CompanyStatus | None:
@@ -433,7 +463,10 @@ class CompanyFactory(CelestraFactory):
         archived = Trait(status=CompanyStatus.ARCHIVED)
 
     vertical = Faker("company_vertical")
-    name = Faker("company_name", vertical=SelfAttribute("..vertical"))
+    # A domain of its own (story.unique_company_name) among the session's companies.
+    name = LazyAttribute(
+        lambda o: story.unique_company_name(_provider(), o.vertical, _company_domains())[0]
+    )
     description = Faker("company_description", vertical=SelfAttribute("..vertical"))
     size = Faker("company_size")
     status = CompanyStatus.ACTIVE
@@ -460,7 +493,28 @@ class KnowledgeTypeFactory(CelestraFactory):
 # --- first level ------------------------------------------------------------------------
 
 
-class UserFactory(CelestraFactory):
+_retired = story.RETIRED_STATUSES.__contains__
+
+
+class _CompanyRowFactory(CelestraFactory):
+    """Base of the factories of a company's rows (users, agents, knowledge bases): created
+    after the company (story.member_created), last updated before it closed, or when it
+    left service (``updated``: story.row_updated)."""
+
+    class Meta:
+        abstract = True
+
+    class Params:
+        lower = _not_before("company")
+        created = _member_created()
+        closing = LazyAttribute(_closing)
+
+    company: Any = SubFactory(CompanyFactory)
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class UserFactory(_CompanyRowFactory):
     """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass ``company=`` to join an
     existing one.
 
@@ -475,16 +529,13 @@ class UserFactory(CelestraFactory):
 
     class Params:
         password = passwords.DEFAULT_PASSWORD
-        lower = _not_before("company")
         created = Maybe(
             "company",
             _member_created(),
             Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
         )
-        closing = LazyAttribute(_closing)
         updated = _member_updated(
-            lambda status: status != UserStatus.ACTIVE.value,
-            lambda company: story.member_status(company, UserStatus.ACTIVE),
+            lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
         )
         email_domain = LazyAttribute(
             lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
@@ -507,12 +558,10 @@ class UserFactory(CelestraFactory):
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
     password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
     # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
-    status = LazyAttribute(lambda o: story.member_status(_company_status(o), UserStatus.ACTIVE))
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.member_status, UserStatus.ACTIVE)
 
 
-class AgentFactory(CelestraFactory):
+class AgentFactory(_CompanyRowFactory):
     """An ACTIVE AI agent of a new company (or of ``company=``).
 
     Traits: ``draft``, ``disabled``, ``archived``. The protocol is drawn at random.
@@ -522,27 +571,18 @@ class AgentFactory(CelestraFactory):
         model = Agent
 
     class Params:
-        lower = _not_before("company")
-        created = _member_created()
-        closing = LazyAttribute(_closing)
-        updated = _member_updated(
-            story.RETIRED_STATUSES.__contains__,
-            lambda company: story.agent_status(company, AgentStatus.ACTIVE),
-        )
+        updated = _member_updated(_retired, story.agent_status, AgentStatus.ACTIVE)
         draft = Trait(status=AgentStatus.DRAFT)
         disabled = Trait(status=AgentStatus.DISABLED)
         archived = Trait(status=AgentStatus.ARCHIVED)
 
-    company = SubFactory(CompanyFactory)
     name = Faker("agent_name")
     description = Faker("agent_description")
     agent_protocol = Faker("agent_protocol")
-    status = LazyAttribute(lambda o: story.agent_status(_company_status(o), AgentStatus.ACTIVE))
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.agent_status, AgentStatus.ACTIVE)
 
 
-class KnowledgeBaseFactory(CelestraFactory):
+class KnowledgeBaseFactory(_CompanyRowFactory):
     """An ACTIVE knowledge base of a new company (or of ``company=``).
 
     Traits: ``building``, ``draft``, ``disabled``, ``archived``.
@@ -552,26 +592,15 @@ class KnowledgeBaseFactory(CelestraFactory):
         model = KnowledgeBase
 
     class Params:
-        lower = _not_before("company")
-        created = _member_created()
-        closing = LazyAttribute(_closing)
-        updated = _member_updated(
-            story.RETIRED_STATUSES.__contains__,
-            lambda company: story.knowledge_base_status(company, KnowledgeBaseStatus.ACTIVE),
-        )
+        updated = _member_updated(_retired, story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
         building = Trait(status=KnowledgeBaseStatus.BUILDING)
         draft = Trait(status=KnowledgeBaseStatus.DRAFT)
         disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
         archived = Trait(status=KnowledgeBaseStatus.ARCHIVED)
 
-    company = SubFactory(CompanyFactory)
     name = Faker("knowledge_base_name")
     description = Faker("knowledge_base_description")
-    status = LazyAttribute(
-        lambda o: story.knowledge_base_status(_company_status(o), KnowledgeBaseStatus.ACTIVE)
-    )
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
 
 
 # --- second level -----------------------------------------------------------------------
@@ -772,7 +801,23 @@ class FailedLoginFactory(CelestraFactory):
     failure_reason = Faker("failure_reason", known_user=SelfAttribute("..known_user"))
 
 
-class InvitationFactory(CelestraFactory):
+class _UserStateFactory(CelestraFactory):
+    """Base of the factories of a user's rows whose times follow a drawn ``state``
+    (invitations, lockouts, sessions): a trait picks the state."""
+
+    class Meta:
+        abstract = True
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        lower = _not_before("user")
+        until = LazyAttribute(lambda o: _active_until(o, "user"))
+
+    user: Any = SubFactory(UserFactory)
+
+
+class InvitationFactory(_UserStateFactory):
     """An invitation of a user, in a random state unless a trait picks one.
 
     Traits: ``pending`` (open now, status PENDING), ``sent`` (open, SENT), ``far`` (expires
@@ -781,18 +826,9 @@ class InvitationFactory(CelestraFactory):
 
     class Meta:
         model = Invitation
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        lower = _not_before("user")
-        until = LazyAttribute(lambda o: _active_until(o, "user"))
-        times = Faker(
-            "invitation_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-            upper=SelfAttribute("..until"),
-        )
+        times = _state_times("invitation_times", "until")
         pending = Trait(state="open", status=InvitationStatus.PENDING)
         sent = Trait(state="open", status=InvitationStatus.SENT)
         far = Trait(state="far", status=InvitationStatus.SENT)
@@ -801,12 +837,7 @@ class InvitationFactory(CelestraFactory):
         cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
 
     # A user who is not ACTIVE has no open invitation (a state trait overrides).
-    state = Maybe(
-        LazyAttribute(lambda o: _active_until(o, "user") < 0),
-        "expired",
-        Faker("invitation_state"),
-    )
-    user = SubFactory(UserFactory)
+    state = _state_of_user("invitation_state")
     token = Faker("url_token")
     status = Faker("invitation_status", state=SelfAttribute("..state"))
     created_at = _time(0)
@@ -1091,32 +1122,25 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
         FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
-class UserLockoutFactory(CelestraFactory):
+class UserLockoutFactory(_UserStateFactory):
     """A lockout of a user after failed sign-ins; ``create()`` also records those.
 
-    The failed logins (``min(failed_attempts, 3)``) lie in the 30 minutes before
-    ``lockout_start``; pass ``failed_logins=False`` to skip them. Traits: ``active``
+    The failed logins (1 to 5, never more than ``failed_attempts``: story.lockout_burst)
+    lie in the 30 minutes before ``lockout_start``; pass ``failed_logins=False`` to skip
+    them. Traits: ``active``
     (ends >= 2 days ahead), ``ended``, ``long`` (ends > 7 days ahead).
     """
 
     class Meta:
         model = UserLockout
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        lower = _not_before("user")
-        times = Faker(
-            "lockout_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-        )
+        times = _state_times("lockout_times")
         active = Trait(state="active")
         ended = Trait(state="ended")
         long = Trait(state="long")
 
     state = Faker("lockout_state")
-    user = SubFactory(UserFactory)
     lockout_start = _time(0)
     lockout_end = _time(1)
     reason = Faker("lockout_reason", state=SelfAttribute("..state"))
@@ -1131,34 +1155,20 @@ class UserLockoutFactory(CelestraFactory):
     )
 
 
-class UserSessionFactory(CelestraFactory):
+class UserSessionFactory(_UserStateFactory):
     """A session of a user; traits ``expired``, ``active`` (valid >= 2 more days), ``long``."""
 
     class Meta:
         model = UserSession
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        lower = _not_before("user")
-        until = LazyAttribute(lambda o: _active_until(o, "user"))
-        times = Faker(
-            "session_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-            upper=SelfAttribute("..until"),
-        )
+        times = _state_times("session_times", "until")
         expired = Trait(state="expired")
         active = Trait(state="active")
         long = Trait(state="long")
 
     # A user who is not ACTIVE holds no live session (pass a state trait to override).
-    state = Maybe(
-        LazyAttribute(lambda o: _active_until(o, "user") < 0),
-        "expired",
-        Faker("session_state"),
-    )
-    user = SubFactory(UserFactory)
+    state = _state_of_user("session_state")
     session_token = Faker("url_token")
     ip_address = Faker("ip_address")
     user_agent = Faker("browser_user_agent")

@@ -38,13 +38,8 @@ from pytest_celestra.models import (
     CompanySize,
     CompanyStatus,
     CompanyVertical,
-    InvitationStatus,
     KnowledgeBaseStatus,
-    NotificationDeliveryMethod,
-    NotificationPriority,
     NotificationStatus,
-    NotificationType,
-    UserRole,
     UserStatus,
 )
 
@@ -88,6 +83,14 @@ from pytest_celestra.spec import (
 
 if TYPE_CHECKING:
     import random
+
+    from pytest_celestra.models import (
+        InvitationStatus,
+        NotificationDeliveryMethod,
+        NotificationPriority,
+        NotificationType,
+        UserRole,
+    )
 
 T = TypeVar("T", bound=Hashable)
 V = TypeVar("V")

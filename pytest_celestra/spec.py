@@ -263,6 +263,8 @@ KNOWLEDGE_TYPE_SPACING = DAY
 #: A company's weight in the spread of its members: its size's headcount times a factor
 #: drawn uniformly from ``low`` to ``low + width`` (``(low, width)``).
 HEADCOUNT_SPREAD = (0.7, 0.6)
+#: Fresh names a company draws before its name gets a number (its domain is taken).
+FRESH_COMPANY_NAMES = 50
 #: Shape (Pareto alpha) of how many sources the knowledge bases have beyond one each: a few
 #: popular ones have many.
 SOURCE_POPULARITY = 1.5

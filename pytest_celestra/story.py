@@ -31,6 +31,7 @@ from pytest_celestra.models import (
     NotificationType,
     UserStatus,
 )
+from pytest_celestra.providers import company_domain
 from pytest_celestra.spec import (
     CLOSED_HEADCOUNT_SHARE,
     MINUTE,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Iterable, Mapping, Sequence
 
-    from pytest_celestra.models import AuditEventType
+    from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
 
 # --- tenant lifecycle ---------------------------------------------------------------------
@@ -176,6 +177,28 @@ def knowledge_type_created(name: str) -> int:
     catalogue = list(spec.KNOWLEDGE_TYPES)
     index = catalogue.index(name) if name in catalogue else len(catalogue)
     return spec.KNOWLEDGE_TYPE_CREATED + index * spec.KNOWLEDGE_TYPE_SPACING
+
+
+def unique_company_name(
+    p: CelestraProvider, vertical: CompanyVertical, used: set[str]
+) -> tuple[str, str]:
+    """A company name of ``vertical`` and its email domain, which no company of ``used``
+    (the domains taken, updated) has: two companies of one domain would mix their
+    emails. A few fresh names are tried before the name gets a number."""
+    name = p.company_name(vertical)
+    domain = company_domain(name)
+    for _ in range(spec.FRESH_COMPANY_NAMES):
+        if domain not in used:
+            break
+        name = p.company_name(vertical)
+        domain = company_domain(name)
+    base, number = name, 1
+    while domain in used:
+        number += 1
+        name = f"{base} {number}"
+        domain = company_domain(name)
+    used.add(domain)
+    return name, domain
 
 
 def headcount_weight(rng: random.Random, headcount: float) -> float:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_celestra import story
-from pytest_celestra.generate.draw import Covering, allocate
+from pytest_celestra.generate.draw import Covering, RowFacts, allocate
 from pytest_celestra.models import KnowledgeBaseStatus
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
@@ -25,93 +25,97 @@ if TYPE_CHECKING:
     from pytest_celestra.generate.draw import Draw, Rows
     from pytest_celestra.generate.tenants import Companies, KnowledgeTypes
     from pytest_celestra.loader import Row
+    from pytest_celestra.models import CompanyStatus
 
 
 @dataclass(frozen=True)
-class Assets:
+class Assets(RowFacts):
     """What the children and the audit trail need of the agents (or knowledge bases)."""
 
-    ids: list[uuid.UUID] = field(default_factory=list)
-    created: list[int] = field(default_factory=list)
+    by_company: list[list[int]]
     company: list[int] = field(default_factory=list)
-    by_company: list[list[int]] = field(default_factory=list)
     #: Until when each takes new links and sources: its retirement, or 0 (for ever).
     retired: list[int] = field(default_factory=list)
-    current: list[tuple[str, ...]] = field(default_factory=list)
     #: (company, moment) of knowledge bases that became ready, or whose build failed.
     ready: list[tuple[int, int]] = field(default_factory=list)
     failed: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _spread(
-    d: Draw, table: str, c: Companies, make: Callable[[int, uuid.UUID, int], Row], a: Assets
-) -> Rows[Assets]:
-    """Rows of ``table`` spread over all companies (>= 1 each, more for bigger ones)."""
+    d: Draw,
+    table: str,
+    c: Companies,
+    statuses: Callable[[], Any],
+    follow: Callable[[CompanyStatus, Any], Any],
+    make: Callable[[int, uuid.UUID, int, Any, bool], Row],
+) -> Rows[None]:
+    """Rows of ``table`` spread over all companies (>= 1 each, more for bigger ones);
+    ``make(company, id, created, state, followed)`` makes a row in ``state``: the drawn
+    status, or the one ``follow`` gives it when its company closed (``followed``)."""
     n_companies = d.counts["companies"]
     per_company = [1 + extra for extra in allocate(d.counts[table] - n_companies, c.weight)]
-    a.by_company.extend([] for _ in range(n_companies))
     for company, count in enumerate(per_company):
         for _ in range(count):
             row_id = d.new_id()
             when = story.member_created(d.p, c.created[company])
-            a.by_company[company].append(len(a.ids))
-            a.ids.append(row_id)
-            a.created.append(when)
-            a.company.append(company)
-            yield table, make(company, row_id, when)
-    return a
+            drawn = statuses()
+            state = follow(c.status[company], drawn)
+            yield table, make(company, row_id, when, state, state is not drawn)
 
 
 def _updated(
     d: Draw, a: Assets, c: Companies, company: int, created: int, status: str, followed: bool
 ) -> int:
-    """updated_at of an agent or knowledge base; records until when it takes new links
-    and sources (its retirement, or for ever)."""
+    """updated_at of an agent or knowledge base, which it records with the row's other
+    facts (among them until when it takes new links and sources: its retirement, or for
+    ever)."""
     retired = status in story.RETIRED_STATUSES
     updated = story.row_updated(
         d.p, created, left_service=retired, closing=c.closed[company], with_company=followed
     )
+    a.by_company[company].append(len(a.ids))
+    a.created.append(created)
+    a.company.append(company)
     a.retired.append(updated if retired else 0)
     return updated
 
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
-    p, a = d.p, Assets()
+    p, a = d.p, Assets([[] for _ in c.ids])
     statuses = Covering(AGENT_STATUS_WEIGHTS, p.agent_status)
 
-    def make(company: int, agent_id: uuid.UUID, created: int) -> Row:
-        drawn = statuses()
-        state = story.agent_status(c.status[company], drawn)
+    def make(company: int, agent_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         status, protocol = state.value, p.agent_protocol()
-        updated = _updated(d, a, c, company, created, status, state is not drawn)
+        updated = _updated(d, a, c, company, created, status, followed)
         name, description = p.agent_name(), p.agent_description()
+        a.ids.append(agent_id)
         a.current.append((status, protocol, name, description))
         row = (agent_id, c.ids[company], name, description, protocol, status)
         return (*row, d.at(created), d.at(updated))
 
-    return (yield from _spread(d, "agents", c, make, a))
+    yield from _spread(d, "agents", c, statuses, story.agent_status, make)
+    return a
 
 
 def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
-    p, a = d.p, Assets()
+    p, a = d.p, Assets([[] for _ in c.ids])
     statuses = Covering(KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
 
-    def make(company: int, kb_id: uuid.UUID, created: int) -> Row:
-        drawn = statuses()
-        state = story.knowledge_base_status(c.status[company], drawn)
-        status = state.value
-        updated = _updated(d, a, c, company, created, status, state is not drawn)
+    def make(company: int, kb_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
+        updated = _updated(d, a, c, company, created, state.value, followed)
         name, description = p.knowledge_base_name(), p.knowledge_base_description()
         if updated >= ACTIVITY_EARLIEST:
             if state is KnowledgeBaseStatus.ACTIVE:
                 a.ready.append((company, updated))
             elif state in story.FAILED_KNOWLEDGE_BASE_STATUSES:
                 a.failed.append((company, updated))
-        a.current.append((status, name, description))
-        row = (kb_id, c.ids[company], name, description, status)
+        a.ids.append(kb_id)
+        a.current.append((state.value, name, description))
+        row = (kb_id, c.ids[company], name, description, state.value)
         return (*row, d.at(created), d.at(updated))
 
-    return (yield from _spread(d, "knowledge_bases", c, make, a))
+    yield from _spread(d, "knowledge_bases", c, statuses, story.knowledge_base_status, make)
+    return a
 
 
 def agent_knowledge_bases(d: Draw, agents: Assets, kbs: Assets) -> Rows[None]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import uuid
 
     from pytest_celestra.generate.assets import Assets
-    from pytest_celestra.generate.draw import Draw, Rows
+    from pytest_celestra.generate.draw import Draw, RowFacts, Rows
     from pytest_celestra.generate.security import Failures, Lockouts, Session
     from pytest_celestra.generate.tenants import Companies, Users
     from pytest_celestra.loader import Row
@@ -48,6 +48,7 @@ class Trail:
     sessions: list[Session]
 
     def rows_of(self, table: str, company: int) -> list[int]:
+        """The rows of ``table`` that belong to ``company``."""
         if table == "companies":
             return [company]
         if table == "users":
@@ -55,18 +56,14 @@ class Trail:
         return self._assets(table).by_company[company]
 
     def row_id(self, table: str, row: int) -> uuid.UUID:
-        if table == "companies":
-            return self.c.ids[row]
-        if table == "users":
-            return self.u.ids[row]
-        return self._assets(table).ids[row]
+        return self._record(table).ids[row]
 
     def created(self, table: str, row: int) -> int:
-        if table == "companies":
-            return self.c.created[row]
-        if table == "users":
-            return self.u.created[row]
-        return self._assets(table).created[row]
+        return self._record(table).created[row]
+
+    def current(self, table: str, row: int) -> tuple[str, ...]:
+        """The present values of the changeable columns of a row."""
+        return self._record(table).current[row]
 
     def closed(self, table: str, row: int) -> int:
         """When a row left ACTIVE (a closed company, a user who is not ACTIVE, a retired
@@ -78,12 +75,9 @@ class Trail:
             return self.u.until[row] + MINUTE
         return self._assets(table).retired[row]
 
-    def current(self, table: str, row: int) -> tuple[str, ...]:
-        if table == "companies":
-            return self.c.current[row]
-        if table == "users":
-            return self.u.current[row]
-        return self._assets(table).current[row]
+    def _record(self, table: str) -> RowFacts:
+        records: dict[str, RowFacts] = {"companies": self.c, "users": self.u}
+        return records.get(table) or self._assets(table)
 
     def _assets(self, table: str) -> Assets:
         return self.agents if table == "agents" else self.kbs

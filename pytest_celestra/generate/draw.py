@@ -4,7 +4,7 @@ counts, the password pools, and the helpers that spread rows and cut them into c
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 
 #: Rows per generated chunk: large enough for COPY, small enough to keep memory flat.
 CHUNK_ROWS = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowFacts:
+    """What a table step keeps of its rows for the steps after it, by row index; the
+    tables whose rows the audit trail changes keep their present values as well."""
+
+    ids: list[uuid.UUID] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+    #: Present values of the changeable columns (spec.CHANGEABLE_COLUMNS), if any.
+    current: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from pytest_celestra import story
-from pytest_celestra.generate.draw import Covering, allocate
+from pytest_celestra.generate.draw import Covering, RowFacts, allocate
 from pytest_celestra.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
-from pytest_celestra.providers import company_domain, email_address
+from pytest_celestra.providers import email_address
 from pytest_celestra.spec import (
     COMPANY_CREATED,
     COMPANY_SIZE_HEADCOUNT,
@@ -30,70 +30,38 @@ if TYPE_CHECKING:
 
     from pytest_celestra.generate.draw import Draw, Rows
 
-#: Tries at a fresh name before a company's domain gets a number.
-_DOMAIN_TRIES = 50
-
 
 @dataclass(frozen=True)
-class Companies:
+class Companies(RowFacts):
     """What the children of the companies need, by company index."""
 
-    ids: list[uuid.UUID]
-    created: list[int]
     domain: list[str]
     #: Relative headcount: members, agents and knowledge bases are spread by it.
     weight: list[float]
     status: list[CompanyStatus]
     #: When each closed company closed; None for an ACTIVE one.
     closed: list[int | None]
-    #: Present values of the changeable columns (providers.CHANGEABLE_COLUMNS).
-    current: list[tuple[str, ...]]
 
 
 @dataclass(frozen=True)
-class KnowledgeTypes:
-    ids: list[uuid.UUID]
+class KnowledgeTypes(RowFacts):
     names: list[str]
-    created: list[int]
     #: Cumulative catalogue weights, for drawing a type.
     cumulative: list[int]
 
 
 @dataclass(frozen=True)
-class Users:
+class Users(RowFacts):
     """Compact facts about the users, by index (memory: a few lists of small values)."""
 
-    ids: list[uuid.UUID]
-    company: list[int]  # -1: super admin
-    created: list[int]
-    status: list[str]
-    #: The last moment each user was ACTIVE, minus a minute: the bound of their activity.
-    until: list[int]
-    current: list[tuple[str, ...]]
     admins: list[list[int]]  # COMPANY_ADMINs, by company
     members: list[list[int]]  # every user, by company (its first admin first)
-    super_admins: list[int]
-    active: list[int]
-
-
-def _unique_domain(d: Draw, vertical: CompanyVertical, used: set[str]) -> tuple[str, str]:
-    """A company name of ``vertical`` and its domain, which no other company has (their
-    emails would mix)."""
-    p = d.p
-    name = p.company_name(vertical)
-    domain = company_domain(name)
-    for _ in range(_DOMAIN_TRIES):
-        if domain not in used:
-            break
-        name = p.company_name(vertical)
-        domain = company_domain(name)
-    base, number = name, 1
-    while domain in used:
-        number += 1
-        name = f"{base} {number}"
-        domain = company_domain(name)
-    used.add(domain)
-    return name, domain
+    company: list[int] = field(default_factory=list)  # -1: super admin
+    status: list[str] = field(default_factory=list)
+    #: The last moment each user was ACTIVE, minus a minute: the bound of their activity.
+    until: list[int] = field(default_factory=list)
+    super_admins: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
 
 
 def companies(d: Draw) -> Rows[Companies]:
@@ -111,7 +79,7 @@ def companies(d: Draw) -> Rows[Companies]:
     drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
     for _ in range(d.counts["companies"]):
         size, vertical, status = sizes(), verticals(), statuses()
-        name, domain = _unique_domain(d, vertical, used_domains)
+        name, domain = story.unique_company_name(p, vertical, used_domains)
         ids.append(d.new_id())
         created.append(p.moment(*COMPANY_CREATED))
         domains.append(domain)
@@ -140,7 +108,7 @@ def companies(d: Draw) -> Rows[Companies]:
                 d.at(updated),
             ),
         )
-    return Companies(ids, created, domains, weights, final, closed, current)
+    return Companies(domains, weights, final, closed, ids=ids, created=created, current=current)
 
 
 def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
@@ -150,7 +118,7 @@ def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
     for type_id, name, when in zip(ids, names, created, strict=True):
         yield "knowledge_types", (type_id, name, KNOWLEDGE_TYPES[name][0], d.at(when), d.at(when))
     cumulative = list(accumulate(KNOWLEDGE_TYPES[name][1] for name in names))
-    return KnowledgeTypes(ids, names, created, cumulative)
+    return KnowledgeTypes(names, cumulative, ids=ids, created=created)
 
 
 def users(d: Draw, c: Companies) -> Rows[Users]:
@@ -161,7 +129,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     supers = min(max(1, round(n_users * SUPER_ADMIN_SHARE)), n_users - n_companies)
     per_company = [1 + extra for extra in allocate(n_users - supers - n_companies, c.weight)]
     statuses = Covering(USER_STATUS_WEIGHTS, p.user_status)
-    u = Users([], [], [], [], [], [], [[] for _ in c.ids], [[] for _ in c.ids], [], [])
+    u = Users([[] for _ in c.ids], [[] for _ in c.ids])
     emails: set[str] = set()
     active = UserStatus.ACTIVE
     plan = [(-1, "SUPER_ADMIN", PLATFORM_DOMAIN, -1)] * supers
