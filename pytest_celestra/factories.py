@@ -96,7 +96,6 @@ from pytest_celestra.spec import (
     COMPANY_CREATED,
     DAY,
     LAST_MOMENT,
-    MINUTE,
     PLATFORM_DOMAIN,
     SIGNED_EVENT_TYPES,
     SUPER_ADMIN_CREATED,
@@ -676,7 +675,8 @@ class AuditLogFactory(CelestraFactory):
         # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
         window = LazyAttribute(
             lambda o: story.activity_window(
-                [o.lower], [min(_active_until(o, "user", "signer"), _closed_at(o)) - MINUTE]
+                [o.lower],
+                [min(_active_until(o, "user", "signer"), _closed_at(o)) - spec.ACTIVITY_MARGIN],
             )
         )
         created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))

@@ -257,6 +257,9 @@ CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 #: Nothing happens later than this: a minute before the reference instant.
 LAST_MOMENT = -MINUTE
+#: Nobody acts, and nothing changes a row, in this last stretch before the user left
+#: ACTIVE or the row closed.
+ACTIVITY_MARGIN = MINUTE
 #: The i-th knowledge type of the catalogue was created this long after
 #: :data:`KNOWLEDGE_TYPE_CREATED` (a type of your own, after every catalogue type).
 KNOWLEDGE_TYPE_SPACING = DAY

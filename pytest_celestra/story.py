@@ -293,6 +293,12 @@ def lockout_burst(
     return [max(lower, start - offset) for offset in offsets]
 
 
+def activity_until(status: str, updated: int) -> int:
+    """The last moment a user in ``status`` (changed at ``updated``) acts: a moment
+    ([`ACTIVITY_MARGIN`][pytest_celestra.spec.ACTIVITY_MARGIN]) before they left ACTIVE."""
+    return active_until(status, updated) - spec.ACTIVITY_MARGIN
+
+
 # --- notifications report real events ----------------------------------------------------
 
 # Events a notification can report; each names the row (and time column) it points at.

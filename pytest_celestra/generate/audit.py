@@ -15,7 +15,6 @@ from pytest_celestra.spec import (
     CHANGE_GROUP_SIZES,
     CHANGE_LOG_SHARE,
     CHANGEABLE_COLUMNS,
-    MINUTE,
     SIGNED_EVENT_TYPES,
 )
 from pytest_celestra.volumes import audit_logs_needed
@@ -72,7 +71,7 @@ class Trail:
             closed = self.c.closed[row]
             return 0 if closed is None else closed
         if table == "users":
-            return self.u.until[row] + MINUTE
+            return self.u.until[row] + spec.ACTIVITY_MARGIN
         return self._assets(table).retired[row]
 
     def _record(self, table: str) -> RowFacts:

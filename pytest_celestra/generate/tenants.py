@@ -18,7 +18,6 @@ from pytest_celestra.spec import (
     COMPANY_VERTICAL_WEIGHTS,
     FIRST_ADMIN_DELAY,
     KNOWLEDGE_TYPES,
-    MINUTE,
     PLATFORM_DOMAIN,
     SUPER_ADMIN_CREATED,
     SUPER_ADMIN_SHARE,
@@ -166,7 +165,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         u.company.append(company)
         u.created.append(created)
         u.status.append(status.value)
-        u.until.append(story.active_until(status.value, updated) - MINUTE)
+        u.until.append(story.activity_until(status.value, updated))
         u.current.append((role, status.value, name))
         if company < 0:
             u.super_admins.append(index)
