@@ -55,7 +55,7 @@ from factory.faker import Faker
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra import bulk, making, passwords, story
+from pytest_celestra import bulk, making, passwords, spec, story
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
@@ -85,22 +85,20 @@ from pytest_celestra.models import (
     UserStatus,
 )
 from pytest_celestra.providers import (
-    ACTIVITY_EARLIEST,
-    CHANGEABLE_COLUMNS,
-    COMPANY_CREATED,
-    DAY,
-    HOUR,
-    KNOWLEDGE_TYPE_CREATED,
-    LOCKOUT_BURST_WINDOW,
-    MEMBER_CREATED_LATEST,
-    MINUTE,
-    PLATFORM_DOMAIN,
-    SIGNED_EVENT_TYPES,
-    SUPER_ADMIN_CREATED,
     CelestraProvider,
     company_domain,
     email_address,
     knowledge_type_description,
+)
+from pytest_celestra.spec import (
+    ACTIVITY_EARLIEST,
+    CHANGEABLE_COLUMNS,
+    COMPANY_CREATED,
+    DAY,
+    LAST_MOMENT,
+    PLATFORM_DOMAIN,
+    SIGNED_EVENT_TYPES,
+    SUPER_ADMIN_CREATED,
 )
 
 if TYPE_CHECKING:
@@ -210,23 +208,67 @@ def _provider() -> Any:
     return Faker._get_faker()
 
 
-def _closing(o: Any) -> int:
-    """A parameter's value: the latest offset a member row of ``o.company`` may change at,
-    its company's closing (``updated_at``) when that is not ACTIVE (pytest_celestra.story)."""
+def _closing(o: Any) -> int | None:
+    """A parameter's value: the closing moment (``updated_at``) of ``o.company`` when that
+    is not ACTIVE, else None (pytest_celestra.story)."""
     company = o.company
     if company is None or company.status in (None, CompanyStatus.ACTIVE):
-        return -MINUTE
-    return min(-MINUTE, _offset(o.clock, company.updated_at))
+        return None
+    return min(LAST_MOMENT, _offset(o.clock, company.updated_at))
 
 
-def _updated_at_status_change(changed: Any) -> Any:
-    """A parameter: ``updated`` of a member row, the moment its status changed (in
-    story.STATUS_CHANGED, not after its company closed) when ``changed(status)``."""
-    return Maybe(
-        LazyAttribute(lambda o: changed(getattr(o.status, "value", o.status))),
-        LazyAttribute(lambda o: story.status_changed(_provider(), o.created, o.latest)),
-        _moment("created", "latest"),
-    )
+def _member_updated(
+    left_service: Callable[[str], bool], follow: Callable[[Any, Any], Any], active: Any
+) -> Any:
+    """A parameter: ``updated`` of a member row of a company (story.row_updated): it
+    ``left_service(status)`` at a moment of its own, or at its company's closing when its
+    status is the one ``follow(company status, active)`` gives."""
+
+    def updated(o: Any) -> int:
+        status = getattr(o.status, "value", o.status)
+        followed = o.closing is not None and o.status == follow(_company_status(o), active)
+        return story.row_updated(
+            _provider(),
+            o.created,
+            left_service=left_service(status),
+            closing=o.closing,
+            with_company=followed,
+        )
+
+    return LazyAttribute(updated)
+
+
+def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A member row's status: ``active``, or what its company's closing made of it."""
+    return LazyAttribute(lambda o: follow(_company_status(o), active))
+
+
+def _member_created() -> Any:
+    """A parameter: ``created`` of a member row of a company (story.member_created)."""
+    return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
+
+
+def _state_times(method: str, *upper: str) -> Any:
+    """A parameter: the offsets the provider's ``method`` draws for the row's ``state``,
+    not before ``lower`` (nor after the ``upper`` parameter, when named)."""
+    bounds = {"upper": SelfAttribute(f"..{upper[0]}")} if upper else {}
+    return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
+
+
+def _state_of_user(method: str) -> Any:
+    """A row's state: drawn by the provider's ``method``, "expired" for a user who is not
+    ACTIVE (pass a state trait to override)."""
+    return Maybe(LazyAttribute(lambda o: _active_until(o, "user") < 0), "expired", Faker(method))
+
+
+def _company_domains() -> set[str]:
+    """The email domains of the companies the factories made in the bound session (none
+    taken when building without one): a new company's domain is not among them."""
+    session = _SESSION.get()
+    if session is None:
+        return set()
+    domains: set[str] = session.info.setdefault("celestra_company_domains", set())
+    return domains
 
 
 def _company_status(o: Any) -> CompanyStatus | None:
@@ -255,16 +297,20 @@ def _closed_at(o: Any) -> int:
     return _offset(o.clock, record.updated_at)
 
 
-def _retired_until(o: Any, *rows: str) -> int:
-    """The last offset at which the named agents / knowledge bases take new links or
-    sources: their ``updated_at`` once DISABLED or ARCHIVED (story.RETIRED_STATUSES)."""
-    latest = -DAY
-    for name in rows:
-        row = getattr(o, name)
-        status = None if row is None else getattr(row.status, "value", row.status)
-        if status in story.RETIRED_STATUSES and row.updated_at is not None:
-            latest = min(latest, _offset(o.clock, row.updated_at))
-    return latest
+def _link_created(*rows: str) -> Any:
+    """A parameter: ``created`` of a link to the named agents / knowledge bases
+    (story.link_created), before they were DISABLED or ARCHIVED (their ``updated_at``)."""
+
+    def created(o: Any) -> int:
+        retired = []
+        for name in rows:
+            row = getattr(o, name)
+            status = None if row is None else getattr(row.status, "value", row.status)
+            if status in story.RETIRED_STATUSES and row.updated_at is not None:
+                retired.append(_offset(o.clock, row.updated_at))
+        return story.link_created(_provider(), o.lower, *retired)
+
+    return LazyAttribute(created)
 
 
 # --- base -------------------------------------------------------------------------------
@@ -294,6 +340,10 @@ class CelestraFactory(SQLAlchemyModelFactory):
     class Meta:
         abstract = True
         sqlalchemy_session_persistence = "flush"
+
+    class Params:
+        # "now" of the row: every time of a factory row is an offset from it.
+        clock = LazyFunction(_clock)
 
     id = Faker("celestra_uuid")
 
@@ -373,6 +423,11 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
     )
 
 
+def _company_of(user: Any) -> Any:
+    """The company of ``user`` (None for a super admin or no user)."""
+    return None if user is None else user.company
+
+
 def _parent_company(path: str) -> Any:
     """The company of the parent's ``path`` object (None when there is none)."""
 
@@ -396,19 +451,21 @@ class CompanyFactory(CelestraFactory):
         model = Company
 
     class Params:
-        clock = LazyFunction(_clock)
         created = Faker("moment", lower=COMPANY_CREATED[0], upper=COMPANY_CREATED[1])
         # A closed company's updated_at is when it closed: after its members were created.
-        updated = Maybe(
-            LazyAttribute(lambda o: o.status is CompanyStatus.ACTIVE),
-            _moment("created", -MINUTE),
-            LazyAttribute(lambda o: story.status_changed(_provider(), o.created)),
+        updated = LazyAttribute(
+            lambda o: story.row_updated(
+                _provider(), o.created, left_service=o.status is not CompanyStatus.ACTIVE
+            )
         )
         suspended = Trait(status=CompanyStatus.SUSPENDED)
         archived = Trait(status=CompanyStatus.ARCHIVED)
 
     vertical = Faker("company_vertical")
-    name = Faker("company_name", vertical=SelfAttribute("..vertical"))
+    # A domain of its own (story.unique_company_name) among the session's companies.
+    name = LazyAttribute(
+        lambda o: story.unique_company_name(_provider(), o.vertical, _company_domains())[0]
+    )
     description = Faker("company_description", vertical=SelfAttribute("..vertical"))
     size = Faker("company_size")
     status = CompanyStatus.ACTIVE
@@ -424,10 +481,7 @@ class KnowledgeTypeFactory(CelestraFactory):
         sqlalchemy_get_or_create = ("name",)
 
     class Params:
-        clock = LazyFunction(_clock)
-        created = Faker(
-            "moment", lower=KNOWLEDGE_TYPE_CREATED, upper=KNOWLEDGE_TYPE_CREATED + 30 * DAY
-        )
+        created = LazyAttribute(lambda o: story.knowledge_type_created(o.name))
 
     name = Faker("knowledge_type_name")
     description = LazyAttribute(lambda o: knowledge_type_description(o.name))
@@ -438,7 +492,28 @@ class KnowledgeTypeFactory(CelestraFactory):
 # --- first level ------------------------------------------------------------------------
 
 
-class UserFactory(CelestraFactory):
+_retired = story.RETIRED_STATUSES.__contains__
+
+
+class _CompanyRowFactory(CelestraFactory):
+    """Base of the factories of a company's rows (users, agents, knowledge bases): created
+    after the company (story.member_created), last updated before it closed, or when it
+    left service (``updated``: story.row_updated)."""
+
+    class Meta:
+        abstract = True
+
+    class Params:
+        lower = _not_before("company")
+        created = _member_created()
+        closing = LazyAttribute(_closing)
+
+    company: Any = SubFactory(CompanyFactory)
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class UserFactory(_CompanyRowFactory):
     """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass ``company=`` to join an
     existing one.
 
@@ -452,16 +527,15 @@ class UserFactory(CelestraFactory):
         model = User
 
     class Params:
-        clock = LazyFunction(_clock)
         password = passwords.DEFAULT_PASSWORD
-        lower = _not_before("company")
         created = Maybe(
             "company",
-            _moment("lower", MEMBER_CREATED_LATEST),
+            _member_created(),
             Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
         )
-        latest = LazyAttribute(_closing)
-        updated = _updated_at_status_change(lambda status: status != UserStatus.ACTIVE.value)
+        updated = _member_updated(
+            lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
+        )
         email_domain = LazyAttribute(
             lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
         )
@@ -483,12 +557,10 @@ class UserFactory(CelestraFactory):
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
     password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
     # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
-    status = LazyAttribute(lambda o: story.member_status(_company_status(o), UserStatus.ACTIVE))
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.member_status, UserStatus.ACTIVE)
 
 
-class AgentFactory(CelestraFactory):
+class AgentFactory(_CompanyRowFactory):
     """An ACTIVE AI agent of a new company (or of ``company=``).
 
     Traits: ``draft``, ``disabled``, ``archived``. The protocol is drawn at random.
@@ -498,25 +570,18 @@ class AgentFactory(CelestraFactory):
         model = Agent
 
     class Params:
-        clock = LazyFunction(_clock)
-        lower = _not_before("company")
-        created = _moment("lower", MEMBER_CREATED_LATEST)
-        latest = LazyAttribute(_closing)
-        updated = _updated_at_status_change(story.RETIRED_STATUSES.__contains__)
+        updated = _member_updated(_retired, story.agent_status, AgentStatus.ACTIVE)
         draft = Trait(status=AgentStatus.DRAFT)
         disabled = Trait(status=AgentStatus.DISABLED)
         archived = Trait(status=AgentStatus.ARCHIVED)
 
-    company = SubFactory(CompanyFactory)
     name = Faker("agent_name")
     description = Faker("agent_description")
     agent_protocol = Faker("agent_protocol")
-    status = LazyAttribute(lambda o: story.agent_status(_company_status(o), AgentStatus.ACTIVE))
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.agent_status, AgentStatus.ACTIVE)
 
 
-class KnowledgeBaseFactory(CelestraFactory):
+class KnowledgeBaseFactory(_CompanyRowFactory):
     """An ACTIVE knowledge base of a new company (or of ``company=``).
 
     Traits: ``building``, ``draft``, ``disabled``, ``archived``.
@@ -526,24 +591,15 @@ class KnowledgeBaseFactory(CelestraFactory):
         model = KnowledgeBase
 
     class Params:
-        clock = LazyFunction(_clock)
-        lower = _not_before("company")
-        created = _moment("lower", MEMBER_CREATED_LATEST)
-        latest = LazyAttribute(_closing)
-        updated = _updated_at_status_change(story.RETIRED_STATUSES.__contains__)
+        updated = _member_updated(_retired, story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
         building = Trait(status=KnowledgeBaseStatus.BUILDING)
         draft = Trait(status=KnowledgeBaseStatus.DRAFT)
         disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
         archived = Trait(status=KnowledgeBaseStatus.ARCHIVED)
 
-    company = SubFactory(CompanyFactory)
     name = Faker("knowledge_base_name")
     description = Faker("knowledge_base_description")
-    status = LazyAttribute(
-        lambda o: story.knowledge_base_status(_company_status(o), KnowledgeBaseStatus.ACTIVE)
-    )
-    created_at = _time(source="created")
-    updated_at = _time(source="updated")
+    status = _status_with_company(story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
 
 
 # --- second level -----------------------------------------------------------------------
@@ -560,11 +616,9 @@ class AgentKnowledgeBaseFactory(CelestraFactory):
         model = AgentKnowledgeBase
 
     class Params:
-        clock = LazyFunction(_clock)
         company = SubFactory(CompanyFactory)
         lower = _not_before("agent", "knowledge_base")
-        latest = LazyAttribute(lambda o: _retired_until(o, "agent", "knowledge_base"))
-        created = _moment("lower", "latest")
+        created = _link_created("agent", "knowledge_base")
 
     agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
     knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
@@ -587,11 +641,9 @@ class KnowledgeSourceFactory(CelestraFactory):
         model = KnowledgeSource
 
     class Params:
-        clock = LazyFunction(_clock)
         lower = _not_before("knowledge_base", "knowledge_type")
-        latest = LazyAttribute(lambda o: _retired_until(o, "knowledge_base"))
-        created = _moment("lower", "latest")
-        updated = _moment("created", -MINUTE)
+        created = _link_created("knowledge_base")
+        updated = LazyAttribute(lambda o: story.updated_after(_provider(), o.created))
         domain = LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name))
 
     knowledge_base = SubFactory(KnowledgeBaseFactory)
@@ -618,14 +670,16 @@ class AuditLogFactory(CelestraFactory):
         exclude = ("record",)
 
     class Params:
-        clock = LazyFunction(_clock)
         known_user = LazyAttribute(lambda o: o.user is not None)
         lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
         # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
-        latest = LazyAttribute(
-            lambda o: min(-MINUTE, min(_active_until(o, "user", "signer"), _closed_at(o)) - MINUTE)
+        window = LazyAttribute(
+            lambda o: story.activity_window(
+                [o.lower],
+                [min(_active_until(o, "user", "signer"), _closed_at(o)) - spec.ACTIVITY_MARGIN],
+            )
         )
-        created = _moment("lower", "latest", recent=True)
+        created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))
         role_change = Trait(
             event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
             user=SubFactory(UserFactory, company_admin=True),
@@ -646,7 +700,16 @@ class AuditLogFactory(CelestraFactory):
         unknown_user = Trait(event_type=AuditEventType.FAILED_LOGIN, user=None)
 
     record = None
-    user = SubFactory(UserFactory)
+    # A data export is an admin's: a super admin's now and then (story.super_admin_acts).
+    user = Maybe(
+        LazyAttribute(lambda o: o.event_type is AuditEventType.DATA_EXPORT),
+        Maybe(
+            LazyAttribute(lambda o: story.super_admin_acts(_rng())),
+            SubFactory(UserFactory, super_admin=True),
+            SubFactory(UserFactory, company_admin=True),
+        ),
+        SubFactory(UserFactory),
+    )
     event_type = Faker("audit_event_type")
     event_description = Faker(
         "audit_description",
@@ -655,10 +718,15 @@ class AuditLogFactory(CelestraFactory):
         known_user=SelfAttribute("..known_user"),
     )
     ip_address = Faker("ip_address")
-    # Signed by a COMPANY_ADMIN of the user's company, or a super admin for platform users.
+    # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
+    # platform users, else now and then: story.super_admin_signs).
     signer = Maybe(
         LazyAttribute(lambda o: o.event_type in SIGNED_EVENT_TYPES),
-        _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
+        Maybe(
+            LazyAttribute(lambda o: story.super_admin_signs(_rng(), _company_of(o.user) is None)),
+            SubFactory("pytest_celestra.factories.UserFactory", super_admin=True),
+            _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
+        ),
         None,
     )
     digital_signature = Maybe("signer", Faker("digital_signature"), None)
@@ -689,9 +757,9 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
     elif log.user is None:
         return
     elif log.event_type in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
-        _session(log.user, when, when + timedelta(seconds=story.SIGNED_IN_SESSION))
+        _session(log.user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION))
     elif log.event_type is AuditEventType.SESSION_ENDED:
-        start = max(log.user.created_at or when, when - timedelta(seconds=HOUR))
+        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
         _session(log.user, start, when)
 
 
@@ -722,10 +790,9 @@ class FailedLoginFactory(CelestraFactory):
         model = FailedLogin
 
     class Params:
-        clock = LazyFunction(_clock)
         known_user = LazyAttribute(lambda o: o.user is not None)
         lower = _not_before("user", floor=ACTIVITY_EARLIEST)
-        attempted = _moment("lower", -MINUTE, recent=True)
+        attempted = LazyAttribute(lambda o: story.activity_moment(_provider(), o.lower))
         unknown_email = Trait(user=None)
 
     user = SubFactory(UserFactory)
@@ -734,7 +801,23 @@ class FailedLoginFactory(CelestraFactory):
     failure_reason = Faker("failure_reason", known_user=SelfAttribute("..known_user"))
 
 
-class InvitationFactory(CelestraFactory):
+class _UserStateFactory(CelestraFactory):
+    """Base of the factories of a user's rows whose times follow a drawn ``state``
+    (invitations, lockouts, sessions): a trait picks the state."""
+
+    class Meta:
+        abstract = True
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        lower = _not_before("user")
+        until = LazyAttribute(lambda o: _active_until(o, "user"))
+
+    user: Any = SubFactory(UserFactory)
+
+
+class InvitationFactory(_UserStateFactory):
     """An invitation of a user, in a random state unless a trait picks one.
 
     Traits: ``pending`` (open now, status PENDING), ``sent`` (open, SENT), ``far`` (expires
@@ -743,19 +826,9 @@ class InvitationFactory(CelestraFactory):
 
     class Meta:
         model = Invitation
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        clock = LazyFunction(_clock)
-        lower = _not_before("user")
-        until = LazyAttribute(lambda o: _active_until(o, "user"))
-        times = Faker(
-            "invitation_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-            upper=SelfAttribute("..until"),
-        )
+        times = _state_times("invitation_times", "until")
         pending = Trait(state="open", status=InvitationStatus.PENDING)
         sent = Trait(state="open", status=InvitationStatus.SENT)
         far = Trait(state="far", status=InvitationStatus.SENT)
@@ -764,12 +837,7 @@ class InvitationFactory(CelestraFactory):
         cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
 
     # A user who is not ACTIVE has no open invitation (a state trait overrides).
-    state = Maybe(
-        LazyAttribute(lambda o: _active_until(o, "user") < 0),
-        "expired",
-        Faker("invitation_state"),
-    )
-    user = SubFactory(UserFactory)
+    state = _state_of_user("invitation_state")
     token = Faker("url_token")
     status = Faker("invitation_status", state=SelfAttribute("..state"))
     created_at = _time(0)
@@ -800,7 +868,6 @@ class NotificationFactory(CelestraFactory):
         exclude = ("is_read", "expiry")
 
     class Params:
-        clock = LazyFunction(_clock)
         lower = LazyAttribute(lambda o: _notification_lower(o))
         times = Faker(
             "notification_times",
@@ -824,7 +891,7 @@ class NotificationFactory(CelestraFactory):
             user=SubFactory(
                 UserFactory,
                 created=Faker(
-                    "moment", lower=COMPANY_CREATED[1], upper=-story.PASSWORD_EXPIRY_NOTICE[1]
+                    "moment", lower=COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
                 ),
             ),
         )
@@ -877,7 +944,7 @@ def _notification_lower(o: Any) -> int:
     parents = [p.created_at for p in (o.user, o.company) if p is not None]
     lower = max((_offset(o.clock, created) for created in parents), default=_NO_BOUND)
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
-        lower += story.PASSWORD_EXPIRY_NOTICE[0]
+        lower += spec.PASSWORD_EXPIRY_NOTICE[0]
     return lower
 
 
@@ -910,7 +977,7 @@ def _admin_at(user: User, when: datetime) -> Any:
         company=user.company,
         company_admin=True,
         status=UserStatus.ACTIVE,
-        created=max(founded, _offset(clock, when) - DAY),
+        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
     )
 
 
@@ -921,7 +988,7 @@ def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -
     founded = _offset(clock, user.company.created_at)
     return factory_class(
         company=user.company,
-        created=max(founded, _offset(clock, when) - DAY),
+        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
         updated_at=when,
         **kwargs,
     )
@@ -939,7 +1006,7 @@ def _lockout(user: User, start: datetime, end: datetime) -> None:
 
 
 def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -> None:
-    expires = sent + timedelta(days=7)
+    expires = sent + timedelta(seconds=spec.INVITATION_VALIDITY)
     if accepted:
         status = InvitationStatus.ACCEPTED
     else:
@@ -954,25 +1021,40 @@ def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -
     )
 
 
+def _signer_at(actor: User, when: datetime) -> Any:
+    """Who signs what ``actor`` did at ``when`` (story.super_admin_signs): a super admin,
+    or an admin of the actor's company then (the actor, when an admin)."""
+    if story.super_admin_signs(_rng(), actor.company is None):
+        return UserFactory(super_admin=True)
+    if actor.role is UserRole.COMPANY_ADMIN:
+        return actor
+    return _admin_at(actor, when)
+
+
 def _agent_status_change(user: User, when: datetime) -> None:
     agent = _member_row(AgentFactory, user, when)
     admin = _admin_at(user, when)
     log = AuditLogFactory(
-        config_change=True, user=admin, signer=admin, record=agent, created_at=when
+        config_change=True,
+        user=admin,
+        signer=_signer_at(admin, when),
+        record=agent,
+        created_at=when,
     )
     AuditChangeLogFactory(audit_log=log, column="status")
 
 
 def _role_change(user: User, when: datetime) -> None:
     admin = _admin_at(user, when)
-    AuditLogFactory(role_change=True, user=admin, signer=admin, record=user, created_at=when)
+    AuditLogFactory(
+        role_change=True, user=admin, signer=_signer_at(admin, when), record=user, created_at=when
+    )
 
 
 def _data_export(user: User, when: datetime) -> None:
-    signer = user if user.role in (UserRole.SUPER_ADMIN, UserRole.COMPANY_ADMIN) else None
     AuditLogFactory(
         user=user,
-        signer=signer or _admin_at(user, when),
+        signer=_signer_at(user, when),
         event_type=AuditEventType.DATA_EXPORT,
         created_at=when,
     )
@@ -982,16 +1064,19 @@ def _data_export(user: User, when: datetime) -> None:
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
     story.LOCKOUT_STARTED: lambda user, when: _lockout(
-        user, when, when + timedelta(seconds=story.NOTIFIED_LOCKOUT)
+        user, when, when + timedelta(seconds=spec.NOTIFIED_LOCKOUT)
     ),
     story.LOCKOUT_ENDED: lambda user, when: _lockout(
-        user, max(user.created_at or when, when - timedelta(seconds=story.NOTIFIED_LOCKOUT)), when
+        user, max(user.created_at or when, when - timedelta(seconds=spec.NOTIFIED_LOCKOUT)), when
     ),
     story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
     story.ROLE_CHANGE: _role_change,
     story.INVITATION_SENT: lambda user, when: _invitation(user, when, when, accepted=False),
     story.INVITATION_ACCEPTED: lambda user, when: _invitation(
-        user, max(user.created_at or when, when - timedelta(days=1)), when, accepted=True
+        user,
+        max(user.created_at or when, when - timedelta(seconds=spec.EVENT_ROW_LEAD)),
+        when,
+        accepted=True,
     ),
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
@@ -1002,7 +1087,7 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: _data_export,
     story.SESSION_STARTED: lambda user, when: _session(
-        user, when, when + timedelta(seconds=story.SIGNED_IN_SESSION)
+        user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION)
     ),
 }
 
@@ -1014,10 +1099,9 @@ class PasswordHistoryFactory(CelestraFactory):
         model = PasswordHistory
 
     class Params:
-        clock = LazyFunction(_clock)
         password = Sequence(passwords.old_password)
         lower = _not_before("user")
-        created = _moment("lower", -DAY)
+        created = LazyAttribute(lambda o: story.password_changed(_provider(), o.lower))
 
     user = SubFactory(UserFactory)
     password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
@@ -1025,48 +1109,38 @@ class PasswordHistoryFactory(CelestraFactory):
 
 
 def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) -> None:
-    """The failed logins that caused ``lockout``, within the 30 minutes before its start."""
+    """The failed logins that caused ``lockout`` (story.lockout_burst), from one address,
+    within the 30 minutes before its start."""
     if not create or extracted is False or lockout.lockout_start is None:
         return
-    count = min(lockout.failed_attempts, 3)
-    window = timedelta(seconds=LOCKOUT_BURST_WINDOW)
-    earliest = lockout.user.created_at or lockout.lockout_start - window
-    for i in range(count):
-        attempted = lockout.lockout_start - timedelta(minutes=5 * (count - 1 - i), seconds=20)
-        FailedLoginFactory(
-            user=lockout.user,
-            attempted_at=max(attempted, earliest),
-            failure_reason="Invalid password",
-        )
+    clock = _clock()
+    p = _provider()
+    start = _offset(clock, lockout.lockout_start)
+    lower = _offset(clock, lockout.user.created_at)
+    ip = p.ip_address()
+    for moment in story.lockout_burst(p, start, lockout.failed_attempts or 1, lower):
+        FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
-class UserLockoutFactory(CelestraFactory):
+class UserLockoutFactory(_UserStateFactory):
     """A lockout of a user after failed sign-ins; ``create()`` also records those.
 
-    The failed logins (``min(failed_attempts, 3)``) lie in the 30 minutes before
-    ``lockout_start``; pass ``failed_logins=False`` to skip them. Traits: ``active``
+    The failed logins (1 to 5, never more than ``failed_attempts``: story.lockout_burst)
+    lie in the 30 minutes before ``lockout_start``; pass ``failed_logins=False`` to skip
+    them. Traits: ``active``
     (ends >= 2 days ahead), ``ended``, ``long`` (ends > 7 days ahead).
     """
 
     class Meta:
         model = UserLockout
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        clock = LazyFunction(_clock)
-        lower = _not_before("user")
-        times = Faker(
-            "lockout_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-        )
+        times = _state_times("lockout_times")
         active = Trait(state="active")
         ended = Trait(state="ended")
         long = Trait(state="long")
 
     state = Faker("lockout_state")
-    user = SubFactory(UserFactory)
     lockout_start = _time(0)
     lockout_end = _time(1)
     reason = Faker("lockout_reason", state=SelfAttribute("..state"))
@@ -1081,35 +1155,20 @@ class UserLockoutFactory(CelestraFactory):
     )
 
 
-class UserSessionFactory(CelestraFactory):
+class UserSessionFactory(_UserStateFactory):
     """A session of a user; traits ``expired``, ``active`` (valid >= 2 more days), ``long``."""
 
     class Meta:
         model = UserSession
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
 
     class Params:
-        clock = LazyFunction(_clock)
-        lower = _not_before("user")
-        until = LazyAttribute(lambda o: _active_until(o, "user"))
-        times = Faker(
-            "session_times",
-            state=SelfAttribute("..state"),
-            lower=SelfAttribute("..lower"),
-            upper=SelfAttribute("..until"),
-        )
+        times = _state_times("session_times", "until")
         expired = Trait(state="expired")
         active = Trait(state="active")
         long = Trait(state="long")
 
     # A user who is not ACTIVE holds no live session (pass a state trait to override).
-    state = Maybe(
-        LazyAttribute(lambda o: _active_until(o, "user") < 0),
-        "expired",
-        Faker("session_state"),
-    )
-    user = SubFactory(UserFactory)
+    state = _state_of_user("session_state")
     session_token = Faker("url_token")
     ip_address = Faker("ip_address")
     user_agent = Faker("browser_user_agent")
@@ -1169,18 +1228,16 @@ def _changed_columns(log: Any) -> set[str]:
 
 
 def _next_column(o: Any) -> str:
-    """A column this audit log has not changed yet (``role`` first for a role change)."""
+    """A column this audit log has not changed yet (story.changed_columns: ``role`` first
+    for a role change)."""
     log = o.audit_log
     done = _changed_columns(log)
-    columns = [c for c in CHANGEABLE_COLUMNS[o.table] if c not in done]
-    if not columns:
+    if done >= set(CHANGEABLE_COLUMNS[o.table]):
         raise CelestraError(
             f"audit log {log.id} already records a change of every changeable column of "
             f"{o.table}; make another AuditLogFactory(config_change=True)"
         )
-    if log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE and "role" in columns:
-        return "role"
-    return str(columns[int(_rng().random() * len(columns))])
+    return story.changed_columns(_provider(), log.event_type, o.table, 1, done)[0]
 
 
 def _present_value(row: Any, column: str) -> str | None:

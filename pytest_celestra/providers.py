@@ -38,232 +38,62 @@ from pytest_celestra.models import (
     CompanySize,
     CompanyStatus,
     CompanyVertical,
-    InvitationStatus,
     KnowledgeBaseStatus,
-    NotificationDeliveryMethod,
-    NotificationPriority,
     NotificationStatus,
-    NotificationType,
-    UserRole,
     UserStatus,
+)
+
+# The spec's data (weights, windows, catalogues) lives in pytest_celestra.spec; the
+# names stay importable from here.
+from pytest_celestra.spec import *  # noqa: F403
+from pytest_celestra.spec import (
+    ACTIVITY_EARLIEST,
+    AGENT_PROTOCOL_WEIGHTS,
+    AGENT_STATUS_WEIGHTS,
+    AUDIT_ACTION_WEIGHTS,
+    AUDIT_EVENT_WEIGHTS,
+    CHANGE_TABLE_WEIGHTS,
+    CHANGEABLE_COLUMNS,
+    COMPANY_SIZE_WEIGHTS,
+    COMPANY_STATUS_WEIGHTS,
+    COMPANY_VERTICAL_WEIGHTS,
+    DAY,
+    HOUR,
+    INVITATION_STATE_WEIGHTS,
+    INVITATION_STATUS_FOR_STATE,
+    KNOWLEDGE_BASE_STATUS_WEIGHTS,
+    KNOWLEDGE_TYPES,
+    KNOWN_USER_FAILURE_WEIGHTS,
+    LOCKOUT_STATE_WEIGHTS,
+    LOCKOUT_THRESHOLD_WEIGHTS,
+    MINUTE,
+    NOTIFICATION_DELIVERY_WEIGHTS,
+    NOTIFICATION_EXPIRY_WEIGHTS,
+    NOTIFICATION_READ_SHARE,
+    NOTIFICATION_STATUS_WEIGHTS,
+    NOTIFICATION_TYPE_WEIGHTS,
+    NOTIFICATIONS,
+    ROLE_CHANGE_SHARE,
+    SESSION_STATE_WEIGHTS,
+    SIGNED_EVENT_TYPES,
+    UNKNOWN_EMAIL_REASON,
+    USER_ROLE_WEIGHTS,
+    USER_STATUS_WEIGHTS,
 )
 
 if TYPE_CHECKING:
     import random
 
+    from pytest_celestra.models import (
+        InvitationStatus,
+        NotificationDeliveryMethod,
+        NotificationPriority,
+        NotificationType,
+        UserRole,
+    )
+
 T = TypeVar("T", bound=Hashable)
 V = TypeVar("V")
-
-#: Domain of the platform's own staff; super admins have their email there.
-PLATFORM_DOMAIN = words.PLATFORM_DOMAIN
-#: The knowledge types a scenario uses, most common first: name -> (description, weight).
-KNOWLEDGE_TYPES = words.KNOWLEDGE_TYPES
-#: Notification type -> (title, messages, priority weights, action_url or None).
-NOTIFICATIONS = words.NOTIFICATIONS
-
-MINUTE = 60
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
-
-
-# --- weights (module constants so tests can check both paths use them) -----------------
-
-COMPANY_SIZE_WEIGHTS: Mapping[CompanySize, int] = {
-    CompanySize.SMALL: 40,
-    CompanySize.MEDIUM: 30,
-    CompanySize.LARGE: 20,
-    CompanySize.ENTERPRISE: 10,
-}
-COMPANY_VERTICAL_WEIGHTS: Mapping[CompanyVertical, int] = {
-    CompanyVertical.TECH: 35,
-    CompanyVertical.FINANCE: 20,
-    CompanyVertical.PHARMACEUTICAL: 15,
-    CompanyVertical.RETAIL: 15,
-    CompanyVertical.OTHER: 15,
-}
-COMPANY_STATUS_WEIGHTS: Mapping[CompanyStatus, int] = {
-    CompanyStatus.ACTIVE: 85,
-    CompanyStatus.SUSPENDED: 10,
-    CompanyStatus.ARCHIVED: 5,
-}
-#: How many members a company of each size has, relatively (the bulk path spreads users,
-#: agents and knowledge bases over companies with these weights).
-COMPANY_SIZE_HEADCOUNT: Mapping[CompanySize, float] = {
-    CompanySize.SMALL: 1.0,
-    CompanySize.MEDIUM: 2.5,
-    CompanySize.LARGE: 6.0,
-    CompanySize.ENTERPRISE: 15.0,
-}
-#: Roles of company members; SUPER_ADMIN is not drawn (it is a trait / a fixed share).
-USER_ROLE_WEIGHTS: Mapping[UserRole, int] = {
-    UserRole.COMPANY_ADMIN: 5,
-    UserRole.SPACE_ADMIN: 15,
-    UserRole.REGULAR_USER: 80,
-}
-USER_STATUS_WEIGHTS: Mapping[UserStatus, int] = {
-    UserStatus.ACTIVE: 82,
-    UserStatus.SUSPENDED: 7,
-    UserStatus.BLOCKED: 5,
-    UserStatus.ARCHIVED: 6,
-}
-#: Share of all users who are platform super admins (at least one always exists).
-SUPER_ADMIN_SHARE = 0.01
-AGENT_STATUS_WEIGHTS: Mapping[AgentStatus, int] = {
-    AgentStatus.ACTIVE: 65,
-    AgentStatus.DRAFT: 15,
-    AgentStatus.DISABLED: 12,
-    AgentStatus.ARCHIVED: 8,
-}
-AGENT_PROTOCOL_WEIGHTS: Mapping[str, int] = {
-    "MCP": 30,
-    "OpenAI Assistants": 20,
-    "A2A": 15,
-    "REST webhook": 15,
-    "LangGraph": 8,
-    "Amazon Bedrock Agents": 7,
-    "gRPC": 5,
-}
-KNOWLEDGE_BASE_STATUS_WEIGHTS: Mapping[KnowledgeBaseStatus, int] = {
-    KnowledgeBaseStatus.ACTIVE: 60,
-    KnowledgeBaseStatus.BUILDING: 12,
-    KnowledgeBaseStatus.DRAFT: 12,
-    KnowledgeBaseStatus.DISABLED: 8,
-    KnowledgeBaseStatus.ARCHIVED: 8,
-}
-#: Event types a factory draws by default (the row-changing ones come from traits).
-AUDIT_EVENT_WEIGHTS: Mapping[AuditEventType, int] = {
-    AuditEventType.SUCCESSFUL_LOGIN: 30,
-    AuditEventType.SESSION_STARTED: 20,
-    AuditEventType.SESSION_ENDED: 15,
-    AuditEventType.FAILED_LOGIN: 15,
-    AuditEventType.DATA_EXPORT: 5,
-    AuditEventType.OTHER: 15,
-}
-#: Event types that change a row: only these carry table_name, record_id and change logs.
-CHANGE_EVENT_TYPES = frozenset(
-    {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
-)
-#: Event types an admin signs (signed_by, digital_signature and reason are set).
-SIGNED_EVENT_TYPES = CHANGE_EVENT_TYPES | {AuditEventType.DATA_EXPORT}
-#: Tables a row-changing event changes (only users for ROLE_ASSIGNMENT_CHANGE).
-CHANGE_TABLE_WEIGHTS: Mapping[str, int] = {
-    "users": 35,
-    "agents": 30,
-    "knowledge_bases": 25,
-    "companies": 10,
-}
-#: Share of the changes of a user that are role assignments (the others: profile updates).
-ROLE_CHANGE_SHARE = 0.5
-#: Share of audit logs that change a row, at least (more when a volume asks for many
-#: change logs: each row-changing audit log records at most one change per column).
-CHANGE_LOG_SHARE = 0.35
-#: An administrator's configuration session changes this many rows, one audit log each.
-CHANGE_GROUP_SIZES = (1, 1, 1, 2, 2, 3)
-#: One user action that changes no row produces this group of audit logs (one group_id
-#: when there are several).
-AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
-    "sign_in": (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED),
-    "sign_out": (AuditEventType.SESSION_ENDED,),
-    "failed_sign_in": (AuditEventType.FAILED_LOGIN,),
-    "lockout": (
-        AuditEventType.FAILED_LOGIN,
-        AuditEventType.FAILED_LOGIN,
-        AuditEventType.FAILED_LOGIN,
-        AuditEventType.OTHER,
-    ),
-    "data_export": (AuditEventType.DATA_EXPORT, AuditEventType.OTHER),
-    "other": (AuditEventType.OTHER,),
-}
-AUDIT_ACTION_WEIGHTS: Mapping[str, int] = {
-    "sign_in": 45,
-    "sign_out": 15,
-    "failed_sign_in": 15,
-    "lockout": 4,
-    "data_export": 8,
-    "other": 13,
-}
-#: Share of FAILED_LOGIN events (audit logs and failed_logins) for an email nobody has.
-UNKNOWN_EMAIL_SHARE = 0.12
-KNOWN_USER_FAILURE_WEIGHTS: Mapping[str, int] = {
-    "Invalid password": 70,
-    "MFA code rejected": 12,
-    "Expired password": 8,
-    "Account locked": 6,
-    "Account suspended": 4,
-}
-#: failure_reason of a failed login whose email matches no user (user_id is NULL).
-UNKNOWN_EMAIL_REASON = "Unknown email address"
-NOTIFICATION_STATUS_WEIGHTS: Mapping[NotificationStatus, int] = {
-    NotificationStatus.DELIVERED: 75,
-    NotificationStatus.PENDING: 15,
-    NotificationStatus.FAILED: 10,
-}
-#: Share of delivered notifications that were read.
-NOTIFICATION_READ_SHARE = 0.6
-NOTIFICATION_DELIVERY_WEIGHTS: Mapping[NotificationDeliveryMethod, int] = {
-    NotificationDeliveryMethod.IN_APP: 45,
-    NotificationDeliveryMethod.EMAIL: 35,
-    NotificationDeliveryMethod.PUSH: 10,
-    NotificationDeliveryMethod.SMS: 5,
-    NotificationDeliveryMethod.WEBHOOK: 5,
-}
-NOTIFICATION_TYPE_WEIGHTS: Mapping[NotificationType, int] = {
-    NotificationType.NEW_DEVICE_LOGIN: 12,
-    NotificationType.FAILED_LOGIN_NOTIFICATION: 10,
-    NotificationType.KNOWLEDGE_BASE_READY: 10,
-    NotificationType.SYSTEM_ANNOUNCEMENT: 8,
-    NotificationType.SESSION_EXPIRY: 8,
-    NotificationType.PASSWORD_EXPIRY: 7,
-    NotificationType.AGENT_STATUS_CHANGED: 7,
-    NotificationType.INVITATION_ACCEPTED: 6,
-    NotificationType.INVITATION_SENT: 6,
-    NotificationType.PASSWORD_CHANGED: 5,
-    NotificationType.ROLE_CHANGED: 5,
-    NotificationType.DATA_EXPORT_READY: 4,
-    NotificationType.KNOWLEDGE_BASE_FAILED: 4,
-    NotificationType.MAINTENANCE_SCHEDULED: 3,
-    NotificationType.ACCOUNT_LOCKED: 3,
-    NotificationType.ACCOUNT_UNLOCKED: 2,
-}
-#: Notifications whose expires_at is already past vs still ahead.
-NOTIFICATION_EXPIRY_WEIGHTS: Mapping[str, int] = {"past": 55, "future": 45}
-#: expired: ended before the reference; active: started before it, ends >= 2 days after;
-#: long: ends more than 7 days after ("remember me").
-SESSION_STATE_WEIGHTS: Mapping[str, int] = {"expired": 60, "active": 28, "long": 12}
-#: open: sent <= reference < expires (>= 2 days ahead); far: expires > 7 days ahead.
-INVITATION_STATE_WEIGHTS: Mapping[str, int] = {
-    "accepted": 45,
-    "open": 20,
-    "expired": 15,
-    "far": 10,
-    "cancelled": 10,
-}
-INVITATION_STATUS_FOR_STATE: Mapping[str, tuple[InvitationStatus, ...]] = {
-    "accepted": (InvitationStatus.ACCEPTED,),
-    "open": (InvitationStatus.SENT, InvitationStatus.SENT, InvitationStatus.PENDING),
-    "expired": (InvitationStatus.EXPIRED,),
-    "far": (InvitationStatus.SENT,),
-    "cancelled": (InvitationStatus.CANCELLED,),
-}
-#: ended: in the past; active: ends >= 2 days after the reference; long: > 7 days after.
-LOCKOUT_STATE_WEIGHTS: Mapping[str, int] = {"ended": 70, "active": 18, "long": 12}
-#: Failed attempts after which an account locks; failed_attempts is at least the
-#: number of failed logins recorded in the 30 minutes before lockout_start.
-LOCKOUT_THRESHOLD_WEIGHTS: Mapping[int, int] = {3: 20, 5: 60, 10: 20}
-#: Window before lockout_start in which a lockout's failed logins lie.
-LOCKOUT_BURST_WINDOW = 30 * MINUTE
-
-# --- time windows (offsets in seconds from the reference instant) -----------------------
-
-COMPANY_CREATED = (-3 * 365 * DAY, -400 * DAY)
-SUPER_ADMIN_CREATED = (-1500 * DAY, -1100 * DAY)
-KNOWLEDGE_TYPE_CREATED = -1600 * DAY
-#: Users, agents and knowledge bases exist at least this long before the reference.
-MEMBER_CREATED_LATEST = -30 * DAY
-#: A company's first admin joins within this long after the company is created.
-FIRST_ADMIN_DELAY = 2 * DAY
-ACTIVITY_EARLIEST = -365 * DAY
-"""Activity (logins, audit, notifications) reaches back at most one year."""
 
 
 class Weighted(Generic[T]):
@@ -308,14 +138,6 @@ _SESSION_STATE = Weighted(SESSION_STATE_WEIGHTS)
 _INVITATION_STATE = Weighted(INVITATION_STATE_WEIGHTS)
 _LOCKOUT_STATE = Weighted(LOCKOUT_STATE_WEIGHTS)
 
-#: Columns an audit change may touch, per table (at least 3 each: a volume may ask for
-#: up to 3 change logs per audit log).
-CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "users": ("role", "status", "name"),
-    "agents": ("status", "agent_protocol", "name", "description"),
-    "knowledge_bases": ("status", "name", "description"),
-    "companies": ("status", "size", "vertical", "description"),
-}
 _ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("users", "role"): tuple(r.value for r in USER_ROLE_WEIGHTS),
     ("users", "status"): tuple(s.value for s in UserStatus),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_celestra import spec
 from pytest_celestra.models import (
     AgentStatus,
     CompanyStatus,
@@ -30,19 +31,24 @@ from pytest_celestra.models import (
     NotificationType,
     UserStatus,
 )
-from pytest_celestra.providers import DAY, HOUR, MEMBER_CREATED_LATEST, MINUTE
+from pytest_celestra.providers import company_domain
+from pytest_celestra.spec import (
+    CLOSED_HEADCOUNT_SHARE,
+    MINUTE,
+    NOTIFICATION_DELAY,
+    PASSWORD_EXPIRY_NOTICE,
+    STATUS_CHANGED,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    import random
+    from collections.abc import Iterable, Mapping, Sequence
 
+    from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
 
 # --- tenant lifecycle ---------------------------------------------------------------------
 
-#: When a company, user, agent or knowledge base that is not ACTIVE changed its status
-#: (its ``updated_at``): after every member row was created (they are at least
-#: ``MEMBER_CREATED_LATEST`` old), at least an hour ago.
-STATUS_CHANGED = (MEMBER_CREATED_LATEST, -HOUR)
 #: The status an ACTIVE member takes when its company closes.
 MEMBER_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, UserStatus] = {
     CompanyStatus.SUSPENDED: UserStatus.SUSPENDED,
@@ -67,12 +73,6 @@ LIVE_KNOWLEDGE_BASE_STATUSES = frozenset({KnowledgeBaseStatus.ACTIVE, KnowledgeB
 RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
 #: Invitation states (``providers.INVITATION_STATE_WEIGHTS``) open now: only for ACTIVE users.
 OPEN_INVITATION_STATES = frozenset({"open", "far"})
-
-
-#: Closed companies hold at most this share of the headcount (weights of
-#: ``providers.COMPANY_SIZE_HEADCOUNT``): the largest closed ones reopen, so most users of
-#: a scenario stay ACTIVE at any volume.
-CLOSED_HEADCOUNT_SHARE = 0.25
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
@@ -128,23 +128,178 @@ def status_changed(p: CelestraProvider, created: int, closed: int | None = None)
     return max(created, p.moment(max(created, STATUS_CHANGED[0]), upper))
 
 
+def row_updated(
+    p: CelestraProvider,
+    created: int,
+    *,
+    left_service: bool = False,
+    closing: int | None = None,
+    with_company: bool = False,
+) -> int:
+    """``updated_at`` of a company, user, agent or knowledge base created at ``created``.
+
+    A row that ``left_service`` (not ACTIVE, retired) left it at a moment of its own
+    ([`status_changed`][pytest_celestra.story.status_changed]), or at its company's
+    ``closing`` when it left ``with_company``; a row still in service was last updated
+    before now, and before its company's ``closing``.
+    """
+    if with_company and closing is not None:
+        return closing
+    if left_service:
+        return status_changed(p, created, closing)
+    return p.moment(created, spec.LAST_MOMENT if closing is None else closing)
+
+
+def updated_after(p: CelestraProvider, created: int) -> int:
+    """``updated_at`` of a row created at ``created`` that has no status: before now."""
+    return p.moment(created, spec.LAST_MOMENT)
+
+
+def member_created(p: CelestraProvider, lower: int) -> int:
+    """When a user, agent or knowledge base of a company founded at ``lower`` was created."""
+    return p.moment(lower, spec.MEMBER_CREATED_LATEST)
+
+
+def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:
+    """When a link or a knowledge source between parents created by ``lower`` was made:
+    at least a day ago, and not after any parent was ``retired`` (0: still in service)."""
+    return p.moment(lower, min((spec.LINK_CREATED_LATEST, *retired)))
+
+
+def password_changed(p: CelestraProvider, lower: int) -> int:
+    """When a user created at ``lower`` changed a password."""
+    return p.moment(lower, spec.PASSWORD_CHANGED_LATEST)
+
+
+def knowledge_type_created(name: str) -> int:
+    """When the knowledge type ``name`` was created: the catalogue's types a day apart in
+    catalogue order, a type of one's own after them."""
+    catalogue = list(spec.KNOWLEDGE_TYPES)
+    index = catalogue.index(name) if name in catalogue else len(catalogue)
+    return spec.KNOWLEDGE_TYPE_CREATED + index * spec.KNOWLEDGE_TYPE_SPACING
+
+
+def unique_company_name(
+    p: CelestraProvider, vertical: CompanyVertical, used: set[str]
+) -> tuple[str, str]:
+    """A company name of ``vertical`` and its email domain, which no company of ``used``
+    (the domains taken, updated) has: two companies of one domain would mix their
+    emails. A few fresh names are tried before the name gets a number."""
+    name = p.company_name(vertical)
+    domain = company_domain(name)
+    for _ in range(spec.FRESH_COMPANY_NAMES):
+        if domain not in used:
+            break
+        name = p.company_name(vertical)
+        domain = company_domain(name)
+    base, number = name, 1
+    while domain in used:
+        number += 1
+        name = f"{base} {number}"
+        domain = company_domain(name)
+    used.add(domain)
+    return name, domain
+
+
+def headcount_weight(rng: random.Random, headcount: float) -> float:
+    """A company's weight in the spread of its members, around its size's ``headcount``."""
+    low, width = spec.HEADCOUNT_SPREAD
+    return headcount * (low + width * rng.random())
+
+
 def active_until(status: str, updated: int) -> int:
     """The last moment a user in ``status`` (changed at ``updated``) was ACTIVE: the
     reference instant itself for an ACTIVE user."""
     return 0 if status == UserStatus.ACTIVE.value else updated
 
 
+def activity_window(created: Iterable[int], until: Iterable[int]) -> tuple[int, int]:
+    """(earliest, latest) moment of an action by or on rows ``created`` then and in service
+    ``until`` then: within the last year of activity, before now."""
+    return (
+        max((spec.ACTIVITY_EARLIEST, *created)),
+        min((spec.LAST_MOMENT, *until)),
+    )
+
+
+def activity_moment(p: CelestraProvider, lower: int) -> int:
+    """When something a user did after ``lower`` happened (recent moments more likely)."""
+    return p.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), spec.LAST_MOMENT)
+
+
+def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
+    """The moments of ``count`` audit logs of one action starting at ``start``: each a few
+    seconds ([`ACTION_STEP`][pytest_celestra.spec.ACTION_STEP]) after the one before."""
+    moments = [start]
+    for _ in range(count - 1):
+        moments.append(moments[-1] + rng.randint(*spec.ACTION_STEP))
+    return moments
+
+
+# --- who acts and who signs ------------------------------------------------------------
+
+
+def super_admin_signs(rng: random.Random, platform_user: bool) -> bool:
+    """Whether a super admin signs a log of a user (always for a ``platform_user``), rather
+    than an admin of the user's company."""
+    return platform_user or rng.random() < spec.SIGNER_SUPER_ADMIN_SHARE
+
+
+def super_admin_acts(rng: random.Random) -> bool:
+    """Whether a super admin, rather than a company admin, does an admin action (a data
+    export, a change of a row)."""
+    return rng.random() < spec.ACTOR_SUPER_ADMIN_SHARE
+
+
+def changed_columns(
+    p: CelestraProvider,
+    event: AuditEventType,
+    table: str,
+    count: int,
+    done: Iterable[str] = (),
+) -> list[str]:
+    """``count`` distinct columns of ``table`` an ``event`` changes, none of ``done`` (the
+    columns it already changed): the event's first column
+    ([`FIRST_CHANGED_COLUMN`][pytest_celestra.spec.FIRST_CHANGED_COLUMN]) first."""
+    done = set(done)
+    first = spec.FIRST_CHANGED_COLUMN.get(event)
+    columns = p.change_columns(table, len(spec.CHANGEABLE_COLUMNS[table]), None)
+    columns = [column for column in columns if column not in done]
+    if first in columns:
+        columns.remove(first)
+        columns.insert(0, first)
+    if count > len(columns):
+        raise ValueError(f"{table} has only {len(columns)} changeable columns left")
+    return columns[:count]
+
+
+# --- lockouts ------------------------------------------------------------------------------
+
+
+def lockout_burst(
+    p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None
+) -> list[int]:
+    """The moments, earliest first, of the failed logins recorded before a lockout that
+    starts at ``start`` after ``attempts`` failed attempts: 1 to 5 of them
+    ([`LOCKOUT_BURST`][pytest_celestra.spec.LOCKOUT_BURST]), never more than ``attempts``
+    (nor than 1 + ``spare``), at random moments of the
+    [`LOCKOUT_BURST_WINDOW`][pytest_celestra.spec.LOCKOUT_BURST_WINDOW] before it, none
+    before ``lower`` (the user's creation)."""
+    fewest, most = spec.LOCKOUT_BURST
+    extra = p.random_int(0, most - fewest)
+    count = fewest + min(extra, attempts - fewest, extra if spare is None else spare)
+    window = spec.LOCKOUT_BURST_WINDOW
+    offsets = sorted((p.moment(MINUTE, window - MINUTE) for _ in range(count)), reverse=True)
+    return [max(lower, start - offset) for offset in offsets]
+
+
+def activity_until(status: str, updated: int) -> int:
+    """The last moment a user in ``status`` (changed at ``updated``) acts: a moment
+    ([`ACTIVITY_MARGIN`][pytest_celestra.spec.ACTIVITY_MARGIN]) before they left ACTIVE."""
+    return active_until(status, updated) - spec.ACTIVITY_MARGIN
+
+
 # --- notifications report real events ----------------------------------------------------
-
-#: Delay from an event to the notification that reports it (seconds).
-NOTIFICATION_DELAY = (1, 10 * MINUTE)
-#: A PASSWORD_EXPIRY notice comes this long after the password in use was set (the user's
-#: creation or last password change), before the next change.
-PASSWORD_EXPIRY_NOTICE = (76 * DAY, 90 * DAY)
-
-#: A notification created later than this cannot have expired by now (the "past" expiry
-#: of ``providers.CelestraProvider.notification_times`` starts no later).
-EXPIRED_NOTICE_LATEST = -2 * DAY
 
 # Events a notification can report; each names the row (and time column) it points at.
 FAILED_LOGIN = "failed login"  # failed_logins.attempted_at of the user
@@ -208,11 +363,3 @@ def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | N
 
 
 # --- the audit trail agrees with the activity tables -------------------------------------
-
-#: A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
-#: the session they start.
-SIGN_IN_LEAD = 10
-#: How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts.
-SIGNED_IN_SESSION = 8 * HOUR
-#: How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts.
-NOTIFIED_LOCKOUT = 30 * MINUTE

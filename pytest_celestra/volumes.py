@@ -64,10 +64,10 @@ MAX_TOTAL_ROWS = 10_000_000
 BYTES_PER_ROW = 300
 #: Bytes of a database holding the empty schema (measured: 7.7 MB).
 SCHEMA_BYTES = 8_000_000
-#: How many knowledge types the catalogue has (the vocabulary's; scenario.py checks it).
+#: How many knowledge types the catalogue has (the vocabulary's; tests/test_scenario.py checks it).
 KNOWLEDGE_TYPE_CATALOGUE = 12
 #: Columns a row-changing audit log changes at most: the fewest changeable columns of a
-#: table (users: role, status, name; scenario.py checks it against the providers).
+#: table (users: role, status, name; tests/test_scenario.py checks it against the spec).
 MOST_CHANGES_PER_AUDIT_LOG = 3
 #: Digits a count or multiplier may have before it is read (Python refuses to convert
 #: more than 4,300; any count with more than 8 is beyond :data:`MAX_TOTAL_ROWS` anyway).
@@ -208,6 +208,12 @@ def largest_multiplier() -> int:
     return (MAX_TOTAL_ROWS - fixed) // (sum(_MEDIUM.values()) - fixed)
 
 
+def audit_logs_needed(change_logs: int) -> int:
+    """Row-changing audit logs needed to record ``change_logs`` change logs (an audit log
+    changes each column once, and changes at most :data:`MOST_CHANGES_PER_AUDIT_LOG`)."""
+    return -(-change_logs // MOST_CHANGES_PER_AUDIT_LOG)
+
+
 def feasibility_problem(counts: Mapping[str, int]) -> str | None:
     """Why ``counts`` (rows per table) cannot make a scenario, or None if they can.
 
@@ -252,7 +258,7 @@ def feasibility_problem(counts: Mapping[str, int]) -> str | None:
         (
             lambda: c["audit_change_logs"] <= most_changes,
             f"audit_change_logs={c['audit_change_logs']} needs at least "
-            f"{-(-c['audit_change_logs'] // MOST_CHANGES_PER_AUDIT_LOG)} audit_logs (an audit "
+            f"{audit_logs_needed(c['audit_change_logs'])} audit_logs (an audit "
             f"log changes each column once); use audit_change_logs <= {most_changes}",
         ),
         (

@@ -28,7 +28,7 @@ import factory.random
 import pytest
 from sqlalchemy import inspect
 
-from pytest_celestra import factories, loader, passwords
+from pytest_celestra import factories, loader, passwords, spec
 from pytest_celestra import vocabulary as words
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
@@ -370,7 +370,7 @@ VALUE_RULES: dict[tuple[str, str], Any] = {
     ("notifications", "action_url"): lambda v: v in {e[3] for e in NOTIFICATIONS.values()},
     ("password_history", "password_hash"): lambda v: bool(BCRYPT.match(v)),
     ("user_lockouts", "reason"): lambda v: v in LOCKOUT_REASONS,
-    ("user_lockouts", "failed_attempts"): lambda v: v in LOCKOUT_THRESHOLD_WEIGHTS or 1 <= v <= 5,
+    ("user_lockouts", "failed_attempts"): lambda v: v in LOCKOUT_THRESHOLD_WEIGHTS,
     ("user_sessions", "session_token"): lambda v: bool(TOKEN.match(v)),
     ("user_sessions", "ip_address"): is_ip,
     ("user_sessions", "user_agent"): lambda v: v in words.USER_AGENTS,
@@ -495,3 +495,52 @@ def test_invitation_statuses_follow_the_same_states(factory_sample, bulk_sample)
     for path, rows in both(factory_sample, bulk_sample, "invitations").items():
         statuses = Counter(r["status"] for r in rows)
         assert set(statuses) == {s.value for s in InvitationStatus}, path
+
+
+# --- one definition, both paths ---------------------------------------------------------
+
+
+def bulk_tables(volume: str = "small") -> dict[str, list[Row]]:
+    tables: dict[str, list[Row]] = {}
+    for table, rows in generate_scenario(volume, seed=3, anchor=anchor_for(date(2025, 6, 1))):
+        columns = loader.COLUMNS[table]
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    return tables
+
+
+def test_a_signer_rule_changed_in_the_spec_shows_in_both_paths(monkeypatch):
+    """Every signed log signed by a super admin, by one edit of the spec's data."""
+    monkeypatch.setattr(spec, "SIGNER_SUPER_ADMIN_SHARE", 1.0)
+    factory.random.reseed_random(11)
+    logs = factories.AuditLogFactory.build_batch(20, event_type=AuditEventType.DATA_EXPORT)
+    assert {log.signer.role for log in logs} == {UserRole.SUPER_ADMIN}
+    tables = bulk_tables()
+    roles = {user["id"]: user["role"] for user in tables["users"]}
+    signers = {roles[log["signed_by"]] for log in tables["audit_logs"] if log["signed_by"]}
+    assert signers == {UserRole.SUPER_ADMIN.value}
+
+
+def test_a_first_column_rule_added_to_the_spec_shows_in_both_paths(monkeypatch):
+    """A configuration update changes ``status`` first once the spec says so, with no
+    other edit: the factories and the bulk path both read the one definition."""
+    first = {**spec.FIRST_CHANGED_COLUMN, AuditEventType.CONFIGURATION_UPDATE: "status"}
+    monkeypatch.setattr(spec, "FIRST_CHANGED_COLUMN", first)
+    factory.random.reseed_random(11)
+    changes = [
+        factories.AuditChangeLogFactory.build(
+            audit_log=factories.AuditLogFactory.build(config_change=True)
+        )
+        for _ in range(20)
+    ]
+    assert {change.column_name for change in changes} == {"status"}
+    tables = bulk_tables()
+    updates = {
+        log["id"]
+        for log in tables["audit_logs"]
+        if log["event_type"] == AuditEventType.CONFIGURATION_UPDATE.value
+    }
+    firsts: dict[Any, str] = {}
+    for change in tables["audit_change_logs"]:
+        firsts.setdefault(change["audit_log_id"], change["column_name"])
+    assert updates & set(firsts)
+    assert {firsts[log] for log in updates & set(firsts)} == {"status"}

@@ -3,6 +3,7 @@ parents agree with each other, times are consistent, and build() needs no databa
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import factory.random
@@ -255,11 +256,19 @@ def test_notification_belongs_to_its_users_company(celestra_session):
 
 
 def test_signed_audit_logs_are_signed_by_an_admin_of_the_same_company(celestra_session):
-    log = AuditLogFactory(event_type=AuditEventType.DATA_EXPORT)
-    assert log.signer.role is UserRole.COMPANY_ADMIN
-    assert log.signer.company is log.user.company
-    assert log.digital_signature
-    assert log.reason
+    # story.super_admin_signs: an admin of the user's company, or now and then a super admin.
+    signers = Counter()
+    for log in AuditLogFactory.create_batch(30, event_type=AuditEventType.DATA_EXPORT):
+        assert log.user.role in (UserRole.COMPANY_ADMIN, UserRole.SUPER_ADMIN)
+        if log.signer.role is UserRole.COMPANY_ADMIN:
+            assert log.signer.company is log.user.company is not None
+        else:
+            assert log.signer.role is UserRole.SUPER_ADMIN
+        signers[log.signer.role] += 1
+        assert log.digital_signature
+        assert log.reason
+    assert signers[UserRole.COMPANY_ADMIN] > 0, signers
+    assert signers[UserRole.SUPER_ADMIN] > 0, signers
     by_platform = AuditLogFactory(
         event_type=AuditEventType.DATA_EXPORT, user=UserFactory(super_admin=True)
     )

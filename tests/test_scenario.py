@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from pytest_celestra import loader, passwords
+from pytest_celestra import loader, passwords, spec, volumes
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import TABLES_IN_FK_ORDER
 from pytest_celestra.scenario import (
@@ -328,3 +328,11 @@ EDGE_VOLUMES = {
 def test_edge_volumes_seed_exactly_and_satisfy_the_constraints(celestra_session, volume):
     summary = seed_scenario(celestra_session, volume, anchor=ANCHOR)
     assert dict(summary.rows) == dict(volume.counts)
+
+
+def test_the_volume_check_knows_the_catalogue_figures():
+    """volumes.py checks volumes without importing the spec's catalogues: its figures are
+    the spec's."""
+    assert len(spec.KNOWLEDGE_TYPES) == volumes.KNOWLEDGE_TYPE_CATALOGUE
+    fewest = min(len(columns) for columns in spec.CHANGEABLE_COLUMNS.values())
+    assert fewest == volumes.MOST_CHANGES_PER_AUDIT_LOG

@@ -1,0 +1,222 @@
+"""The bulk generator, in the spec's seeding order: one step per table (or plan), each a
+function of the facts the steps before it returned.
+
+[`STEPS`][pytest_celestra.generate.STEPS] is the order: each
+[`Step`][pytest_celestra.generate.Step] names the tables it writes (none for a plan that
+only chooses rows a later step writes), the steps whose facts it reads, and a function
+``(draw, facts) -> rows`` whose generator yields ``(table, row)`` pairs and returns the
+step's own facts (a small frozen record: ids, times, statuses its children need).
+[`generate`][pytest_celestra.generate.generate] runs the steps and cuts their rows into
+chunks. The public entry points stay in [`scenario`][pytest_celestra.scenario].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_celestra import story
+from pytest_celestra.generate import activity, assets, audit, security, tenants
+from pytest_celestra.generate.draw import CHUNK_ROWS, Draw, chunked
+from pytest_celestra.passwords import (
+    DEFAULT_PASSWORD,
+    HashPool,
+    current_hasher,
+    hashing_ahead,
+    old_password,
+)
+from pytest_celestra.providers import CelestraProvider
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime
+
+    from pytest_celestra.generate.draw import Rows
+    from pytest_celestra.loader import Chunk
+    from pytest_celestra.volumes import Volume
+
+__all__ = ["CHUNK_ROWS", "OLD_PASSWORD_POOL", "PASSWORD_POOL", "STEPS", "Step", "generate"]
+
+#: Hashes (salts) of the default password per scenario, shared by the users; never more
+#: than there are users.
+PASSWORD_POOL = 16
+#: Former passwords password_history draws from (never more than there are entries);
+#: more when one user has more entries, since a user's entries differ.
+OLD_PASSWORD_POOL = 8
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the seeding order."""
+
+    #: The facts it returns are known by this name to the steps after it.
+    name: str
+    #: Tables it writes, parents first (none for a plan).
+    tables: tuple[str, ...]
+    #: Names of the steps whose facts it reads.
+    parents: tuple[str, ...]
+    run: Callable[[Draw, Mapping[str, Any]], Rows[Any]]
+
+
+def _plan(choose: Callable[[Draw, Mapping[str, Any]], Any]) -> Callable[..., Rows[Any]]:
+    """A step that writes no row: it only chooses what later steps write."""
+
+    def run(d: Draw, f: Mapping[str, Any]) -> Rows[Any]:
+        yield from ()
+        return choose(d, f)
+
+    return run
+
+
+def _events(f: Mapping[str, Any]) -> dict[str, list[tuple[int, int]]]:
+    """The events notifications report, by story event: (user or company, moment)."""
+    kbs: assets.Assets = f["knowledge_bases"]
+    trail: audit.AuditEvents = f["audit_logs"]
+    invited: activity.Invited = f["invitations"]
+    return {
+        story.KNOWLEDGE_BASE_READY: kbs.ready,
+        story.KNOWLEDGE_BASE_FAILED: kbs.failed,
+        **f["lockouts"].events(),
+        **f["failures"].events(),
+        story.SESSION_STARTED: [(s.user, s.created) for s in f["sessions"]],
+        story.DATA_EXPORT: trail.data_exports,
+        story.ROLE_CHANGE: trail.role_changes,
+        story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
+        story.INVITATION_SENT: invited.sent,
+        story.INVITATION_ACCEPTED: invited.accepted,
+        story.PASSWORD_CHANGE: activity.password_events(f["passwords"]),
+    }
+
+
+def _trail(f: Mapping[str, Any]) -> audit.Trail:
+    return audit.Trail(
+        f["companies"],
+        f["users"],
+        f["agents"],
+        f["knowledge_bases"],
+        f["lockouts"],
+        f["failures"],
+        f["sessions"],
+    )
+
+
+#: The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
+#: happened, so those are planned before it; notifications report events of every table,
+#: password changes included. Users stay right after companies: loaded after agents ...
+#: knowledge sources (which do not reference them) they would find their password hashes
+#: ready, but the COPY of the tables after them then took longer (the same large rows:
+#: ~+100 ms, COPY only) than those few milliseconds saved at small volumes.
+STEPS: tuple[Step, ...] = (
+    Step("companies", ("companies",), (), lambda d, f: tenants.companies(d)),
+    Step("knowledge_types", ("knowledge_types",), (), lambda d, f: tenants.knowledge_types(d)),
+    Step("users", ("users",), ("companies",), lambda d, f: tenants.users(d, f["companies"])),
+    Step("agents", ("agents",), ("companies",), lambda d, f: assets.agents(d, f["companies"])),
+    Step(
+        "knowledge_bases",
+        ("knowledge_bases",),
+        ("companies",),
+        lambda d, f: assets.knowledge_bases(d, f["companies"]),
+    ),
+    Step(
+        "agent_knowledge_bases",
+        ("agent_knowledge_bases",),
+        ("agents", "knowledge_bases"),
+        lambda d, f: assets.agent_knowledge_bases(d, f["agents"], f["knowledge_bases"]),
+    ),
+    Step(
+        "knowledge_sources",
+        ("knowledge_sources",),
+        ("companies", "knowledge_types", "knowledge_bases"),
+        lambda d, f: assets.knowledge_sources(
+            d, f["companies"], f["knowledge_types"], f["knowledge_bases"]
+        ),
+    ),
+    Step(
+        "lockouts",
+        (),
+        ("users",),
+        _plan(lambda d, f: security.plan_lockouts(d, f["users"])),
+    ),
+    Step(
+        "failures",
+        (),
+        ("users", "lockouts"),
+        _plan(lambda d, f: security.plan_failed_logins(d, f["users"], f["lockouts"])),
+    ),
+    Step("sessions", (), ("users",), _plan(lambda d, f: security.plan_sessions(d, f["users"]))),
+    Step(
+        "audit_logs",
+        ("audit_logs", "audit_change_logs"),
+        ("companies", "users", "agents", "knowledge_bases", "lockouts", "failures", "sessions"),
+        lambda d, f: audit.audit_logs(d, _trail(f)),
+    ),
+    Step(
+        "failed_logins",
+        ("failed_logins",),
+        ("users", "failures"),
+        lambda d, f: security.failed_logins(d, f["users"], f["failures"]),
+    ),
+    Step(
+        "invitations",
+        ("invitations",),
+        ("users",),
+        lambda d, f: activity.invitations(d, f["users"]),
+    ),
+    Step(
+        "passwords",
+        (),
+        ("users",),
+        _plan(lambda d, f: activity.plan_password_history(d, f["users"])),
+    ),
+    Step(
+        "notifications",
+        ("notifications",),
+        ("companies", "users", "passwords", "audit_logs", "invitations"),
+        lambda d, f: activity.notifications(
+            d, f["companies"], f["users"], _events(f), f["passwords"]
+        ),
+    ),
+    Step(
+        "password_history",
+        ("password_history",),
+        ("users", "passwords"),
+        lambda d, f: activity.password_history(d, f["users"], f["passwords"]),
+    ),
+    Step(
+        "user_lockouts",
+        ("user_lockouts",),
+        ("users", "lockouts"),
+        lambda d, f: security.user_lockouts(d, f["users"], f["lockouts"]),
+    ),
+    Step(
+        "user_sessions",
+        ("user_sessions",),
+        ("users", "sessions"),
+        lambda d, f: security.user_sessions(d, f["users"], f["sessions"]),
+    ),
+)
+
+
+def generate(volume: Volume, seed: int, anchor: datetime) -> Iterator[Chunk]:
+    """``(table, rows)`` chunks of the whole scenario, in the order of
+    [`STEPS`][pytest_celestra.generate.STEPS]."""
+    counts = volume.counts
+    # Salts depend on (seed, index) alone, so hashes can be computed ahead, in a thread
+    # (bcrypt releases the GIL), from the start.
+    hasher = current_hasher()
+    d = Draw(
+        CelestraProvider.seeded(seed),
+        anchor,
+        counts,
+        HashPool(hasher, lambda _: DEFAULT_PASSWORD, f"celestra-scenario:{seed}:password"),
+        HashPool(hasher, old_password, f"celestra-scenario:{seed}:old"),
+        min(PASSWORD_POOL, counts["users"]),
+        min(OLD_PASSWORD_POOL, counts["password_history"]),
+    )
+    facts: dict[str, Any] = {}
+    with hashing_ahead(
+        (d.passwords, range(d.password_salts)),
+        (d.old_passwords, range(d.old_password_pool)),
+    ):
+        for step in STEPS:
+            facts[step.name] = yield from chunked(step.tables, step.run(d, facts))
