@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra import loader
+from pytest_celestra.config import DEFAULT_SEED
 from pytest_celestra.generate import CHUNK_ROWS, OLD_PASSWORD_POOL, PASSWORD_POOL, generate
 from pytest_celestra.generate.draw import allocate
 from pytest_celestra.volumes import Volume
@@ -61,8 +62,6 @@ __all__ = [
     "seed_scenario",
 ]
 
-#: The seed used when none is given.
-DEFAULT_SEED = 1234
 #: Scenarios of at most this many rows are generated in the thread that loads them;
 #: larger ones in a worker thread, ahead of the COPY (measured, seed_scenario on a 2-core
 #: machine: 1.3k rows 44 ms inline vs 48 ms with the worker; 13k rows even; 39k rows
