@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from conftest import INNER_TIMEOUT, templates_with_seed
 
 from pytest_celestra import cli, scenario
 from pytest_celestra.config import MAX_SEED, SPECS, resolve_config
@@ -328,14 +329,16 @@ def test_ctrl_c_stops_celestra_seed_and_writes_nothing(admin, suite_databases, t
 def test_ctrl_c_stops_a_template_build_and_drops_it(
     admin, celestra_pytester, inner_server_env, monkeypatch, tmp_path: Path
 ):
-    """An inner pytest run building an x2000 template is interrupted; its build database
-    is gone within a couple of seconds, and the run ends."""
+    """An inner pytest run building an x2000 template is interrupted: its build database
+    is dropped, no template comes of it (a seed that went on after Ctrl-C would finish
+    one), and the run ends as interrupted."""
     if inner_server_env["CELESTRA_SERVER"] == "embedded":
         pytest.skip("the inner run must reach this suite's server by URL")
     celestra_pytester.makepyfile(DATABASE_TEST)
     app = f"celestra-ctrlc-{os.getpid()}"
     env = {**os.environ, "PGAPPNAME": app, "CELESTRA_VOLUME": "x2000"}
-    env["CELESTRA_SEED"] = str(random.randrange(10**9))  # a template of this test's own
+    seed = random.randrange(10**9)
+    env["CELESTRA_SEED"] = str(seed)  # a template of this test's own
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
         cwd=celestra_pytester.path,
@@ -353,18 +356,12 @@ def test_ctrl_c_stops_a_template_build_and_drops_it(
     )
     sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
-    for _ in range(200):
-        gone = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (build,)).fetchone()
-        if gone is None:
-            break
-        time.sleep(0.05)
-    dropped = time.monotonic() - sent
-    output, _ = process.communicate(timeout=60)
-    exited = time.monotonic() - sent
-    print(f"pytest x2000 build: dropped {dropped:.2f} s, exited {exited:.2f} s after SIGINT")
+    output, _ = process.communicate(timeout=INNER_TIMEOUT)
+    # About 1 s on an idle machine (most of it DROP DATABASE of ~100 MB). Printed, not
+    # asserted: a bound in seconds fails on a busy machine (it did, at 5.1 s).
+    print(f"pytest x2000 build: exited {time.monotonic() - sent:.2f} s after SIGINT")
+    gone = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (build,)).fetchone()
     assert gone is None, f"{build} is still there"
-    # About 1 s on an idle machine (most of it DROP DATABASE of ~100 MB); the bound
-    # catches a seed that goes on after Ctrl-C, not a slow disk.
-    assert dropped < 5
+    assert templates_with_seed(admin, seed) == {}
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
