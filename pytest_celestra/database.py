@@ -43,6 +43,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from pytest_celestra.app_rules import SchemaRules  # drift seam
 from pytest_celestra.cache_keys import (
     Fingerprint,
     SchemaSetup,
@@ -350,6 +351,8 @@ class DatabaseManager:
     keep: bool = False
     budget: Budget = field(default_factory=Budget)
     notes: list[str] = field(default_factory=list)
+    #: drift seam: the user's schema rules (checked and followed when seeding).
+    rules: SchemaRules | None = None
     created: list[str] = field(default_factory=list)
     _schema_key: str | None = None
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
@@ -749,12 +752,15 @@ class DatabaseManager:
             schema = self._schema_spec()
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
+        if self.rules:  # drift seam: the user's rules are part of the content
+            key = digest(key, self.rules.key())
 
         def populate(url: URL) -> None:
-            from pytest_celestra.scenario import seed_scenario
+            from pytest_celestra.app_seed import seed_with_rules  # drift seam
 
             with connect(url) as connection:
-                seed_scenario(connection, volume, seed=seed, anchor=anchor)
+                rules = self.rules if self.rules is not None else SchemaRules()
+                self.notes.extend(seed_with_rules(connection, volume, seed, anchor, rules))
                 connection.commit()
                 connection.execute("ANALYZE")
 

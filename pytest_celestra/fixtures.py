@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
 from pytest_celestra.config import CONFIG_KEY, Scenario
 from pytest_celestra.database import Budget, DatabaseManager
+from pytest_celestra.drift import RowRejectedError, SchemaDriftError  # drift seam
 from pytest_celestra.errors import ServerError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, Base
 from pytest_celestra.server import check_room, libpq_url, start_server
@@ -141,9 +142,13 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
+    from pytest_celestra.app_rules import checked_schema_setup, collect_rules  # drift seam
+
+    rules = collect_rules(config)
     manager = DatabaseManager(
         server,
-        schema_setup(config),
+        checked_schema_setup(schema_setup(config), rules, run.notes),
+        rules=rules,
         run_id=run.run_id,
         worker=run.worker,
         rebuild=celestra.rebuild.value,
@@ -181,7 +186,7 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except ServerError as error:
+    except (ServerError, SchemaDriftError, RowRejectedError) as error:  # drift seam: +2 kinds
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
