@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from pytest_celestra.drift import SchemaDriftError  # drift seam
 from pytest_celestra.errors import ServerError
 from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
 from pytest_celestra.server import error_text
@@ -229,7 +230,7 @@ class LintMode:
                     kept = manager.release(url)
                     if kept is not None:
                         run.kept.append(kept)
-        except ServerError as error:
+        except (ServerError, SchemaDriftError) as error:  # drift seam: + SchemaDriftError
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)
         traits = len(cases) - len(factories)

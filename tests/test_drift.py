@@ -126,6 +126,23 @@ def test_with_the_rules_the_seeded_data_and_the_factories_follow_the_schema(
     )
 
 
+def test_lint_shows_the_report_then_the_differences_that_do_not_break(celestra_pytester, run_inner):
+    celestra_pytester.makeconftest(CHANGED_SCHEMA)
+    result = run_inner("--celestra-lint")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(REPORT.splitlines(), consecutive=True)
+    celestra_pytester.makeconftest(CHANGED_SCHEMA + RULES)
+    result = run_inner("--celestra-lint")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "celestra lint: * 0 FAIL",
+            "celestra: new column companies.motto (text) is left to its default",
+            "celestra: new table app_settings stays empty (no rule fills it)",
+        ]
+    )
+
+
 REFUSED_BY_COPY = """
 from sqlalchemy import text
 from pytest_celestra.models import Base
