@@ -18,8 +18,9 @@ three ways decided by what it defines at top level:
 
 ``<!-- docs-test: skip: REASON -->`` on the line before a block skips it; the reason is
 required, and meant for examples that need what a test machine cannot have
-(pytest-factoryboy). A conftest example that mentions Alembic runs next to the first
-migration of ``tests/alembic_app`` (``alembic.ini`` and ``migrations/``).
+(pytest-factoryboy). A conftest example that mentions Alembic runs next to the Alembic
+project ``tests/alembic_app``: all its migrations when the example has schema rules, else
+the first (Celestra's schema).
 """
 
 from __future__ import annotations
@@ -201,12 +202,14 @@ def test_conftest_examples_work(example, celestra_pytester):
     celestra_pytester.makeconftest(example.source)
     celestra_pytester.makepyfile(test_check=CONFTEST_CHECK)
     (celestra_pytester.path / "schema.sql").write_text(schema_sql())
-    if "alembic" in example.source:  # the Alembic project of test_drift_alembic, first step
+    if "alembic" in example.source:  # the Alembic project of test_drift_alembic:
+        # all its migrations for an example that has the rules they need, else the first.
+        later = () if "pytest_celestra_schema_rules" in example.source else ("000[234]_*",)
         shutil.copytree(
             ALEMBIC_PROJECT,
             celestra_pytester.path,
             dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("0002_*", "0003_*", "0004_*"),
+            ignore=shutil.ignore_patterns(*later),
         )
     # Rebuilt: an example's schema version stays the same while the models change, and a
     # template cached under it by an earlier run would hold yesterday's schema.
