@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pytest_celestra.app_rules import ColumnRule
 
 _active = SchemaRules()
+#: (table, column) -> binary COPY type of each rule column mapped onto one of our models.
+_mapped: dict[tuple[str, str], str] = {}
 
 
 def active_rules() -> SchemaRules:
@@ -71,10 +73,11 @@ def map_rule_columns(rules: SchemaRules) -> None:
             continue
         values = [value for value, _ in rule.values]
         kind: Any = Text
+        _mapped[table, column] = "text"
         if values and all(isinstance(value, bool) for value in values):
-            kind = Boolean
+            kind, _mapped[table, column] = Boolean, "bool"
         elif values and all(isinstance(value, int) for value in values):
-            kind = Integer
+            kind, _mapped[table, column] = Integer, "int4"
         # system: left out of CREATE TABLE (the schema is yours). server_default: the
         # factories' own INSERT leaves the column out, so this default fills it, as in a flush.
         mapped = Column(
@@ -83,6 +86,24 @@ def map_rule_columns(rules: SchemaRules) -> None:
         table_of_model: Table = model.__table__  # type: ignore[assignment]
         table_of_model.append_column(mapped)
         inspect(model).add_property(column, mapped)
+
+
+def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
+    """Add the rule columns a ``bulk_create`` row of ``table`` leaves out (a COPY fires
+    no column default), drawn as a factory's INSERT draws them."""
+    import factory.random
+
+    for (rule_table, column), rule in _active.columns.items():
+        if rule_table == table and column not in values and (table, column) in _mapped:
+            values[column] = rule.make(_plain(values), factory.random.randgen)
+
+
+def rule_copy_type(table: str, column: str) -> str:
+    """The binary COPY type of a rule column mapped onto one of our models."""
+    try:
+        return _mapped[table, column]
+    except KeyError:
+        raise TypeError(f"no COPY type for {table}.{column}: not a column of a rule") from None
 
 
 def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:

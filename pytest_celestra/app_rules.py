@@ -282,7 +282,7 @@ def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str
         from pytest_celestra.loader import raw_connection
 
         setup.create(connection)
-        notes.extend(check_drift(raw_connection(connection), rules))
+        notes.extend(check_drift(raw_connection(connection), rules, before_seeding=False))
 
     return replace(setup, create=create)
 

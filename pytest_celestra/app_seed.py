@@ -212,8 +212,8 @@ def seed_with_rules(
     """
     from pytest_celestra.scenario import generate_scenario, seed_scenario
 
-    catalog = read_catalog(pg_conn)
     notes = check_drift(pg_conn, rules)
+    catalog = read_catalog(pg_conn)
     if not rules:
         try:
             seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)

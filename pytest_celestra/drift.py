@@ -386,10 +386,21 @@ def _new_constraints(
         )
 
 
-def check_drift(pg_conn: psycopg.Connection[Any], rules: SchemaRules) -> list[str]:
+def check_drift(
+    pg_conn: psycopg.Connection[Any], rules: SchemaRules, *, before_seeding: bool = True
+) -> list[str]:
     """Raise [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] listing every
-    difference that breaks seeding; return the lines of those that do not."""
-    report = compare(read_catalog(pg_conn), rules)
+    difference that breaks seeding; return the lines of those that do not.
+
+    Right after the schema is created (``before_seeding`` False), a schema without any of
+    Celestra's tables is not checked: it may serve the empty-database fixtures only.
+    """
+    from pytest_celestra.loader import COLUMNS
+
+    catalog = read_catalog(pg_conn)
+    if not before_seeding and not any(table in catalog.tables for table in COLUMNS):
+        return []
+    report = compare(catalog, rules)
     if report.breaking:
         raise SchemaDriftError(report.message())
     return report.notes
@@ -432,6 +443,36 @@ def _sqlalchemy_kinds() -> tuple[type[Any], type[Any]]:
 _COPY_COLUMN = re.compile(r"\bcolumn (\w+)")
 
 
+def _refused_where(error: BaseException, table: str) -> tuple[Any, Any, str, str | None]:
+    """The driver error, its diagnostics, the table and the column (if one is named)."""
+    cause = getattr(error, "orig", None) or error
+    diag = getattr(cause, "diag", None)
+    table = (diag.table_name if diag is not None else None) or table
+    column = diag.column_name if diag is not None else None
+    if column is None and diag is not None and diag.context:
+        found = _COPY_COLUMN.search(diag.context.splitlines()[0])
+        column = found.group(1) if found else None
+    return cause, diag, table, column
+
+
+def describe_refusal(error: BaseException, table: str) -> str:
+    """Why PostgreSQL refused a row, and where: ``null value in column "locale" ...
+    [table users, column locale]``, from the error's diagnostics, without any value."""
+    cause, diag, table, column = _refused_where(error, table)
+    sqlstate = str(getattr(cause, "sqlstate", None) or "")
+    constraint = diag.constraint_name if diag is not None else None
+    parts = [f"table {table}"]
+    if column:
+        parts.append(f"column {column}")
+    if constraint:
+        parts.append(f"constraint {constraint}")
+    if sqlstate.startswith("23") and diag is not None and diag.message_primary:
+        why = diag.message_primary
+    else:
+        why = f"{type(cause).__name__} (SQLSTATE {sqlstate or 'unknown'})"
+    return f"{why} [{', '.join(parts)}]"
+
+
 def rejected_row(error: BaseException, table: str, producer: str) -> RowRejectedError:
     """A [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] for a driver error
     (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of ``table`` made by
@@ -444,31 +485,15 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
     which may quote the offending value. A SQLAlchemy error becomes a subclass of its
     class (``IntegrityError`` stays an ``IntegrityError``), its ``orig`` kept.
     """
-    cause = getattr(error, "orig", None) or error
-    diag = getattr(cause, "diag", None)
-    sqlstate = str(getattr(cause, "sqlstate", None) or "")
-    table = (diag.table_name if diag is not None else None) or table
-    column = diag.column_name if diag is not None else None
-    constraint = diag.constraint_name if diag is not None else None
-    if column is None and diag is not None and diag.context:
-        found = _COPY_COLUMN.search(diag.context.splitlines()[0])
-        column = found.group(1) if found else None
+    cause, _, table, column = _refused_where(error, table)
     from pytest_celestra.app_models import active_rules
 
     rule = active_rules().columns.get((table, column or ""))
     if rule is not None and rule.origin not in producer:
         producer = f"{producer} (its {column} from {rule.origin})"
-    parts = [f"table {table}"]
-    if column:
-        parts.append(f"column {column}")
-    if constraint:
-        parts.append(f"constraint {constraint}")
-    if sqlstate.startswith("23") and diag is not None and diag.message_primary:
-        why = diag.message_primary
-    else:
-        why = f"{type(cause).__name__} (SQLSTATE {sqlstate or 'unknown'})"
+    why = describe_refusal(error, table)
     message = (
-        f"PostgreSQL refused a row made by {producer}: {why} [{', '.join(parts)}]. "
+        f"PostgreSQL refused a row made by {producer}: {why}. "
         "The row's values are not shown. If your migrations changed this table, teach the "
         "plugin the change in pytest_celestra_schema_rules (docs: 'When your schema "
         "changes')."

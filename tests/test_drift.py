@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from pytest_celestra.app_rules import SchemaRules
+from pytest_celestra.bulk import BulkWriteError
 from pytest_celestra.drift import RowRejectedError
 from pytest_celestra.factories import UserFactory
 
@@ -255,6 +256,20 @@ def test_a_refused_check_shows_no_row(celestra_session):
     assert "constraint no_names" in message
     assert "Secretname" not in message
     assert "Failing row" not in message
+
+
+def test_a_refused_bulk_create_shows_no_row(celestra_session):
+    company = UserFactory().company
+    with pytest.raises(BulkWriteError) as raised:
+        UserFactory.bulk_create(2, company=company, email="twice@example.com")
+    message = str(raised.value)
+    assert (
+        "failed writing its 2 users rows: duplicate key value violates unique constraint "
+        '"uq_users_email_lower" [table users, constraint uq_users_email_lower].'
+    ) in message
+    assert "Key (" not in message  # the server's detail, which quotes the values
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
 
 
 def test_the_template_key_covers_the_rules():

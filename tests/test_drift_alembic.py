@@ -90,6 +90,12 @@ def test_factories(celestra_session):
             text("SELECT locale FROM users WHERE id = :id"), {{"id": user.id}}
         ).scalar()
         assert stored == user.locale
+        many = UserFactory.bulk_create(3, company=user.company)
+        locales = celestra_session.execute(
+            text("SELECT locale FROM users WHERE id = ANY(:ids)"), {{"ids": list(many.ids)}}
+        ).scalars().all()
+        assert len(locales) == 3
+        assert set(locales) <= {{"en-US", "de-DE", "fr-FR"}}
     if STEP >= 4:
         from pytest_celestra.app_models import create_row
 
