@@ -30,6 +30,7 @@ from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pytest_celestra import loader
+from pytest_celestra.app_models import fill_rule_columns
 from pytest_celestra.errors import CelestraError
 from pytest_celestra.making import Maker, current_maker
 from pytest_celestra.models import MODELS_IN_FK_ORDER
@@ -292,11 +293,14 @@ class Batch(Maker):
         try:
             return loader.copy_rows(pg_conn, table, columns, rows)
         except psycopg.Error as error:
+            from pytest_celestra.drift import describe_refusal
+
             raise BulkWriteError(
-                f"{self.description} failed writing its {len(rows)} {table} rows: {error}. "
+                f"{self.description} failed writing its {len(rows)} {table} rows: "
+                f"{describe_refusal(error, table)}. "
                 "The session's transaction is aborted (roll it back); a value you passed "
                 "likely breaks a constraint (e.g. the same email for every row)"
-            ) from error
+            ) from None
 
     def write(self) -> dict[str, int]:
         """COPY every table's rows (parents first) through the session's connection."""
@@ -308,6 +312,7 @@ class Batch(Maker):
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for row in self.rows.get(model, ()):
                 values = shape.values(row.values)
+                fill_rule_columns(shape.table, values)
                 groups.setdefault(tuple(values), []).append(
                     tuple(v.value if isinstance(v, enum.Enum) else v for v in values.values())
                 )

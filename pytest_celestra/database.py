@@ -62,7 +62,7 @@ from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseErr
 from pytest_celestra.server import connect, error_text, host_port, libpq_url, server_version
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from sqlalchemy.engine import URL
 
@@ -89,12 +89,18 @@ _LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
 
 class SeedRecipe(Protocol):
     """What fills a seeded template: writes the scenario of ``volume``, ``seed`` and
-    ``anchor`` into ``connection``'s transaction, without committing (as
-    [`seed_scenario`][pytest_celestra.scenario.seed_scenario] does)."""
+    ``anchor`` into ``connection``'s transaction, without committing, and returns lines
+    for the run's summary (the plugin's recipe is
+    [`SeedWithRules`][pytest_celestra.app_seed.SeedWithRules]).
+
+    ``key`` names what the recipe adds to the scenario (the user's schema rules); it is
+    part of every seeded template's key, so a changed recipe never reuses a template."""
+
+    key: str
 
     def __call__(
         self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
-    ) -> object: ...
+    ) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -811,10 +817,12 @@ class DatabaseManager:
             schema = self._schema_spec()
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
+        if self.recipe.key:
+            key = digest(key, self.recipe.key)
 
         def populate(url: URL) -> None:
             with connect(url) as connection:
-                self.recipe(connection, volume, seed=seed, anchor=anchor)
+                self.notes.extend(self.recipe(connection, volume, seed=seed, anchor=anchor))
                 connection.commit()
                 connection.execute("ANALYZE")
 

@@ -403,8 +403,13 @@ class CelestraFactory(SQLAlchemyModelFactory):
                 session.add(obj)
                 session.flush()
         except DBAPIError as error:
-            error.add_note(f"raised saving the {model_class.__tablename__} row of {cls.__name__}")
-            raise
+            # Name table, column and constraint, never the row's values.
+            from pytest_celestra.drift import rejected_row
+
+            table = model_class.__tablename__
+            rejected = rejected_row(error, table, cls.__name__)
+            rejected.add_note(f"raised saving the {table} row of {cls.__name__}")
+            raise rejected from None
         return obj
 
 

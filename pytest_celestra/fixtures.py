@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_celestra.drift import RowRejectedError, SchemaDriftError
 from pytest_celestra.errors import ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import check_room, libpq_url, start_server
@@ -124,16 +125,18 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
 
     ``workdir`` holds the data directory of a throwaway local server.
     """
+    from pytest_celestra.app_rules import checked_schema_setup, collect_rules
+    from pytest_celestra.app_seed import SeedWithRules
     from pytest_celestra.database import Budget, DatabaseManager
-    from pytest_celestra.scenario import seed_scenario
 
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
+    rules = collect_rules(config)
     manager = DatabaseManager(
         server,
-        schema_setup(config),
-        seed_scenario,
+        checked_schema_setup(schema_setup(config), rules, run.notes),
+        SeedWithRules(rules),
         run_id=run.run_id,
         worker=run.worker,
         rebuild=celestra.rebuild.value,
@@ -171,7 +174,7 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except ServerError as error:
+    except (ServerError, SchemaDriftError, RowRejectedError) as error:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from pytest_celestra.drift import SchemaDriftError
 from pytest_celestra.errors import ServerError
 from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
 from pytest_celestra.server import error_text
@@ -225,7 +226,7 @@ class LintMode:
                         self.write(result.line(), green=result.ok, red=not result.ok)
                 finally:
                     database.close()
-        except ServerError as error:
+        except (ServerError, SchemaDriftError) as error:
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)
         traits = len(cases) - len(factories)

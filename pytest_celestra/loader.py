@@ -28,6 +28,7 @@ from psycopg.types.net import PGSQL_AF_INET, PGSQL_AF_INET6, InetBinaryDumper
 from sqlalchemy import DateTime, Enum, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import INET
 
+from pytest_celestra.app_models import rule_copy_type
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, TABLES_IN_FK_ORDER
 
@@ -134,7 +135,7 @@ def copy_rows(
 ) -> int:
     """Binary ``COPY table (columns) FROM STDIN`` of ``rows`` (a Celestra table); returns
     how many were written. IP addresses may be strings or ``ipaddress`` objects."""
-    types = [COPY_TYPES[table][column] for column in columns]
+    types = [COPY_TYPES[table].get(column) or rule_copy_type(table, column) for column in columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )

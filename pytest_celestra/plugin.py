@@ -71,6 +71,12 @@ class CelestraHookspecs:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(CelestraHookspecs)
+    from pytest_celestra.app_rules import CelestraRulesHookspecs
+
+    pluginmanager.add_hookspecs(CelestraRulesHookspecs)
+    from pytest_celestra.row_reports import RowErrorReports
+
+    pluginmanager.register(RowErrorReports(), "celestra-row-reports")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,8 +17,10 @@ three ways decided by what it defines at top level:
   that block and dropped after it; no other server address may appear in a script.
 
 ``<!-- docs-test: skip: REASON -->`` on the line before a block skips it; the reason is
-required, and meant for examples that need what a test machine cannot have (Alembic
-migrations of your own, pytest-factoryboy).
+required, and meant for examples that need what a test machine cannot have
+(pytest-factoryboy). A conftest example that mentions Alembic runs next to the Alembic
+project ``tests/alembic_app``: all its migrations when the example has schema rules, else
+the first (Celestra's schema).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import importlib.util
 import io
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
+#: An Alembic project (its first migration creates Celestra's schema) for the examples.
+ALEMBIC_PROJECT = ROOT / "tests" / "alembic_app"
 
 #: The database URL examples use; a script using it gets a scratch database instead.
 DEMO_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/celestra_demo"
@@ -197,6 +202,15 @@ def test_conftest_examples_work(example, celestra_pytester):
     celestra_pytester.makeconftest(example.source)
     celestra_pytester.makepyfile(test_check=CONFTEST_CHECK)
     (celestra_pytester.path / "schema.sql").write_text(schema_sql())
+    if "alembic" in example.source:  # the Alembic project of test_drift_alembic:
+        # all its migrations for an example that has the rules they need, else the first.
+        later = () if "pytest_celestra_schema_rules" in example.source else ("000[234]_*",)
+        shutil.copytree(
+            ALEMBIC_PROJECT,
+            celestra_pytester.path,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(*later),
+        )
     # Rebuilt: an example's schema version stays the same while the models change, and a
     # template cached under it by an earlier run would hold yesterday's schema.
     result = celestra_pytester.runpytest_subprocess(

@@ -1,0 +1,292 @@
+"""Your application's own schema, taught to the plugin in one place.
+
+A project whose migrations add columns, enum labels or tables describes them once, in its
+``conftest.py``, and every path that makes rows follows that description: the seeded
+templates (the generator's chunks are extended with the new columns and followed by the
+new tables' rows), the factories (the new column is mapped onto the model with the rule as
+its default) and [`pytest_celestra.drift`][pytest_celestra.drift], which checks the
+database's catalog against what the rules fill before any row is written::
+
+    def pytest_celestra_schema_rules(rules):
+        rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
+        rules.enum_weights("user_status", {"archived": 0.02})
+        rules.table(
+            "user_preferences",
+            parents={"user_id": "users"},
+            count={"small": 40, "medium": 400, "large": 4000},
+            row=lambda row: {"theme": row.rng.choice(["light", "dark"])},
+        )
+
+Values are deterministic: the seeded templates draw them from random generators seeded
+with the scenario seed, the table and the column; the factories from factory_boy's
+generator, which the plugin reseeds for every test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_celestra.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pytest
+    from sqlalchemy.engine import Connection
+
+    from pytest_celestra.cache_keys import SchemaSetup
+    from pytest_celestra.volumes import Volume
+
+#: ``derive(row, rng)``: the value of a new column from the other values of its row.
+Derive = Callable[[Mapping[str, Any], random.Random], Any]
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a table's row rule is given: the row's parents and a random generator."""
+
+    #: FK column -> the key of the parent row it points at.
+    parents: Mapping[str, Any]
+    #: The row's number in its table, from 0.
+    index: int
+    rng: random.Random
+
+
+#: ``row(context)``: the values of a new table's row (FK columns are filled already).
+RowRule = Callable[[RowContext], Mapping[str, Any]]
+
+
+def _callable_key(function: Callable[..., Any] | None) -> str | None:
+    """A stable description of a rule's function: its source, else its qualified name."""
+    if function is None:
+        return None
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        source = getattr(function, "__qualname__", repr(type(function)))
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """How the values of one column that the generator does not know are made."""
+
+    table: str
+    column: str
+    values: tuple[tuple[Any, float], ...] = ()
+    derive: Derive | None = None
+
+    @property
+    def origin(self) -> str:
+        """How the rule is written in ``conftest.py``, to name it in messages."""
+        return f"rules.column({self.table!r}, {self.column!r})"
+
+    def make(self, row: Mapping[str, Any], rng: random.Random) -> Any:
+        """One value for ``row``."""
+        if self.derive is not None:
+            return self.derive(row, rng)
+        labels = [value for value, _ in self.values]
+        return rng.choices(labels, weights=[weight for _, weight in self.values])[0]
+
+    def key(self) -> object:
+        return [self.table, self.column, [list(pair) for pair in self.values],
+                _callable_key(self.derive)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """How the rows of a table the generator does not know are made."""
+
+    name: str
+    #: FK column -> the table it points at (ours or another new one).
+    parents: tuple[tuple[str, str], ...]
+    count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
+    row: RowRule | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"rules.table({self.name!r})"
+
+    def rows_for(self, volume: Volume) -> int:
+        """How many rows the table gets in ``volume``."""
+        if isinstance(self.count, int):
+            return self.count
+        if callable(self.count):
+            return int(self.count(volume))
+        counts = dict(self.count)
+        for name in (volume.name, "default"):
+            if name in counts:
+                return counts[name]
+        raise ConfigError(
+            f"{self.origin} gives no count for the volume {volume.name!r}: add "
+            f'"{volume.name}" or "default" to its count= mapping'
+        )
+
+    def key(self) -> object:
+        count = (
+            _callable_key(self.count)
+            if callable(self.count)
+            else self.count
+            if isinstance(self.count, int)
+            else [list(pair) for pair in self.count]
+        )
+        return [self.name, [list(pair) for pair in self.parents], count, _callable_key(self.row)]
+
+
+@dataclass
+class SchemaRules:
+    """The registry a ``pytest_celestra_schema_rules(rules)`` hook fills.
+
+    Each method records one rule; nothing touches a database until a fixture needs one.
+    """
+
+    columns: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
+    #: enum type -> new label -> share of the rows of every column of that type.
+    enum_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    tables: dict[str, TableRule] = field(default_factory=dict)
+    #: CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies.
+    accepted: set[str] = field(default_factory=set)
+    #: New tables left empty on purpose.
+    empty: set[str] = field(default_factory=set)
+
+    def column(
+        self,
+        table: str,
+        column: str,
+        *,
+        values: Mapping[Any, float] | None = None,
+        derive: Derive | None = None,
+    ) -> None:
+        """Fill ``table.column`` (a column the generator does not write).
+
+        Args:
+            table: A table of ours, or one given to
+                [`table`][pytest_celestra.app_rules.SchemaRules.table].
+            column: The new column.
+            values: Value -> weight: each row draws one value, with these weights.
+            derive: ``derive(row, rng)`` -> the value, from the row's other columns
+                (a mapping of column name -> value) and a seeded ``random.Random``.
+        """
+        if (values is None) == (derive is None):
+            raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
+        pairs = tuple((value, float(weight)) for value, weight in (values or {}).items())
+        if values is not None and (not pairs or sum(weight for _, weight in pairs) <= 0):
+            raise ConfigError(
+                f"rules.column({table!r}, {column!r}): values= needs a positive weight"
+            )
+        self.columns[table, column] = ColumnRule(table, column, pairs, derive)
+
+    def enum_weights(self, enum: str, shares: Mapping[str, float]) -> None:
+        """Give new labels of the enum type ``enum`` a share of the rows (0.02: 2 %).
+
+        In the seeded templates, that share of the values of every column of that type is
+        replaced by the new label; the other rows keep the generator's labels.
+        """
+        total = sum(shares.values())
+        if any(share < 0 for share in shares.values()) or total >= 1:
+            raise ConfigError(
+                f"rules.enum_weights({enum!r}, ...): shares are fractions of the rows, "
+                f"each >= 0 and together < 1 (got {total})"
+            )
+        self.enum_shares.setdefault(enum, {}).update(shares)
+
+    def table(
+        self,
+        name: str,
+        *,
+        parents: Mapping[str, str],
+        count: int | Mapping[str, int] | Callable[[Volume], int],
+        row: RowRule | None = None,
+    ) -> None:
+        """Fill a table of yours in the seeded templates.
+
+        Args:
+            name: The table.
+            parents: FK column -> the table it points at; each row picks a random parent.
+            count: Rows per volume: a number, a mapping of volume name (or ``"default"``)
+                to a number, or ``count(volume)``.
+            row: ``row(context)`` -> the values of the other columns, given a
+                [`RowContext`][pytest_celestra.app_rules.RowContext]. Columns it leaves
+                out take a [`column`][pytest_celestra.app_rules.SchemaRules.column] rule,
+                a random UUID (a ``uuid`` key without default) or the database's default.
+        """
+        frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
+        frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
+        self.tables[name] = TableRule(name, tuple(parents.items()), frozen_count, row)
+
+    def accept(self, *constraints: str) -> None:
+        """Say that the generated rows satisfy these CHECK/UNIQUE constraints (by name)."""
+        self.accepted.update(constraints)
+
+    def leave_empty(self, *tables: str) -> None:
+        """Say that these new tables stay empty in the seeded templates."""
+        self.empty.update(tables)
+
+    def __bool__(self) -> bool:
+        return bool(self.columns or self.enum_shares or self.tables)
+
+    def key(self) -> str:
+        """A stable hash of every rule, part of the seeded templates' key."""
+        description = {
+            "columns": sorted((rule.key() for rule in self.columns.values()), key=str),
+            "enums": {name: sorted(shares.items()) for name, shares in self.enum_shares.items()},
+            "tables": sorted((rule.key() for rule in self.tables.values()), key=str),
+            "accepted": sorted(self.accepted),
+            "empty": sorted(self.empty),
+        }
+        text = json.dumps(description, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CelestraRulesHookspecs:
+    """The hook a project implements in its ``conftest.py`` to describe its schema."""
+
+    def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
+        """Teach the plugin the columns, enum labels and tables your migrations added.
+
+        Called once per test process, before the first database is made; every
+        implementation adds to the same [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]::
+
+            def pytest_celestra_schema_rules(rules):
+                rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
+        """
+
+
+def collect_rules(config: pytest.Config) -> SchemaRules:
+    """The rules of every ``pytest_celestra_schema_rules`` implementation of the run."""
+    rules = SchemaRules()
+    hook: Any = config.hook
+    hook.pytest_celestra_schema_rules(rules=rules, config=config)
+    return rules
+
+
+def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
+    """``setup`` followed by the drift check, in the same transaction, before any row.
+
+    Also maps the rules' new columns onto the models, for the factories. The lines of the
+    differences that do not break seeding are added to ``notes`` (the run's summary).
+    """
+    from dataclasses import replace
+
+    from pytest_celestra.app_models import map_rule_columns
+
+    map_rule_columns(rules)
+
+    def create(connection: Connection) -> None:
+        from pytest_celestra.drift import check_drift
+        from pytest_celestra.loader import raw_connection
+
+        setup.create(connection)
+        notes.extend(check_drift(raw_connection(connection), rules, before_seeding=False))
+
+    return replace(setup, create=create)
+
+
+def new_uuid(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from ``rng``."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)

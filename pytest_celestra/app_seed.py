@@ -1,0 +1,251 @@
+"""Seeding a template that follows your [`SchemaRules`][pytest_celestra.app_rules.SchemaRules].
+
+The generator's chunk stream is wrapped, not changed: chunks of a table with new columns
+get the rules' values appended to each row, enum columns take new labels at the rules'
+shares, and the new tables' rows follow the generator's in foreign-key order. Chunks the
+rules do not touch are COPY-loaded as
+[`seed_scenario`][pytest_celestra.scenario.seed_scenario] loads them; the others go
+through a text COPY with the longer column list.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_celestra import loader
+from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
+from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_row
+from pytest_celestra.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from datetime import datetime
+
+    from pytest_celestra.volumes import Volume
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows of one table to COPY, with their column list and who made them."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[Row]
+    producer: str
+    #: The generator's own columns only: the binary COPY of the loader applies.
+    plain: bool
+
+
+def _seeded(seed: int, *names: str) -> random.Random:
+    return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
+
+
+class _Extender:
+    """Wraps the generator's chunks; keeps the keys the new tables' rows point at."""
+
+    def __init__(self, rules: SchemaRules, catalog: Catalog, volume: Volume, seed: int) -> None:
+        from pytest_celestra.existing_schema import celestra_enums
+
+        self.rules, self.catalog, self.volume, self.seed = rules, catalog, volume, seed
+        self.added: dict[str, list[str]] = {}
+        for table, column in rules.columns:
+            if table in loader.COLUMNS:
+                self.added.setdefault(table, []).append(column)
+        self.column_rngs = {key: _seeded(seed, *key) for key in rules.columns}
+        #: table -> [(column index, {label: share}, rng)] of enum columns with new labels.
+        self.enum_columns: dict[str, list[tuple[int, dict[str, float], random.Random]]] = {}
+        enum_names = set(celestra_enums())
+        from pytest_celestra.existing_schema import celestra_columns
+
+        for table, columns in celestra_columns().items():
+            for index, (column, kind) in enumerate(columns.items()):
+                if kind in enum_names and kind in rules.enum_shares:
+                    rng = _seeded(seed, "enum", table, column)
+                    shares = rules.enum_shares[kind]
+                    self.enum_columns.setdefault(table, []).append((index, shares, rng))
+        self.order = _tables_in_order(rules)
+        #: parent table -> referenced column -> the keys seen.
+        self.wanted: dict[str, dict[str, list[Any]]] = {}
+        for rule in self.order:
+            for column, parent in rule.parents:
+                self.wanted.setdefault(parent, {})[self._referenced(rule.name, column)] = []
+
+    def _referenced(self, table: str, column: str) -> str:
+        for fk in self.catalog.foreign_keys(table):
+            if fk.columns == (column,):
+                return fk.parent_columns[0]
+        return "id"
+
+    def parts(self, chunks: Iterable[tuple[str, list[Row]]]) -> Iterator[Part]:
+        for table, rows in chunks:
+            self._remember(table, loader.COLUMNS[table], rows)
+            yield self._extend(table, rows)
+        for rule in self.order:
+            yield self._table(rule)
+
+    def _remember(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        for column, keys in self.wanted.get(table, {}).items():
+            index = columns.index(column)
+            keys.extend(row[index] for row in rows)
+
+    def _extend(self, table: str, rows: list[Row]) -> Part:
+        added = self.added.get(table, [])
+        enums = self.enum_columns.get(table, [])
+        columns = loader.COLUMNS[table]
+        if not added and not enums:
+            return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
+        for index, shares, rng in enums:
+            labels, weights = list(shares), list(shares.values())
+            total = sum(weights)
+            for number, row in enumerate(rows):
+                if row[index] is not None and rng.random() < total:
+                    label = rng.choices(labels, weights)[0]
+                    rows[number] = (*row[:index], label, *row[index + 1 :])
+        extended = rows
+        if added:
+            column_rules = [self.rules.columns[table, column] for column in added]
+            rngs = [self.column_rngs[table, column] for column in added]
+            extended = []
+            for row in rows:
+                values = dict(zip(columns, row, strict=True))
+                pairs = zip(column_rules, rngs, strict=True)
+                extended.append((*row, *(rule.make(values, rng) for rule, rng in pairs)))
+        origins = ", ".join(self.rules.columns[table, column].origin for column in added)
+        producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
+        return Part(table, (*columns, *added), extended, producer, plain=False)
+
+    def _table(self, rule: TableRule) -> Part:
+        found = self.catalog.tables[rule.name]
+        rng = _seeded(self.seed, "table", rule.name)
+        keys = {
+            column: self.wanted[parent][self._referenced(rule.name, column)]
+            for column, parent in rule.parents
+        }
+        count = rule.rows_for(self.volume) if all(keys.values()) else 0
+        column_rules = [
+            (column, self.rules.columns[rule.name, column], self.column_rngs[rule.name, column])
+            for column in found
+            if (rule.name, column) in self.rules.columns
+        ]
+        made: list[dict[str, Any]] = []
+        for index in range(count):
+            parents = {column: rng.choice(choices) for column, choices in keys.items()}
+            values: dict[str, Any] = dict(parents)
+            if rule.row is not None:
+                values.update(rule.row(RowContext(parents, index, rng)))
+            for column, column_rule, column_rng in column_rules:
+                if column not in values:
+                    values[column] = column_rule.make(values, column_rng)
+            for column, info in found.items():
+                if column not in values and info.type == "uuid" and not info.has_default:
+                    values[column] = new_uuid(rng)
+            made.append(values)
+        named = {column for values in made for column in values}
+        if unknown := named - set(found):
+            raise ConfigError(
+                f"{rule.origin} makes values of {', '.join(sorted(unknown))}, which "
+                f"{rule.name} does not have"
+            )
+        columns = tuple(column for column in found if column in named)
+        rows = [tuple(values.get(column) for column in columns) for values in made]
+        self._remember(rule.name, columns, rows)
+        return Part(rule.name, columns, rows, rule.origin, plain=False)
+
+
+def _tables_in_order(rules: SchemaRules) -> list[TableRule]:
+    """The rules' tables, each after the new tables it points at."""
+    done: list[TableRule] = []
+    pending = dict(rules.tables)
+    while pending:
+        ready = [
+            rule
+            for rule in pending.values()
+            if all(parent not in pending for _, parent in rule.parents)
+        ]
+        if not ready:
+            raise ConfigError(
+                f"the tables of rules.table point at each other in a cycle: {', '.join(pending)}"
+            )
+        for rule in ready:
+            done.append(rule)
+            del pending[rule.name]
+    return done
+
+
+def _copy_text(pg_conn: psycopg.Connection[Any], part: Part) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(part.table), sql.SQL(", ").join(map(sql.Identifier, part.columns))
+    )
+    with pg_conn.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in part.rows:
+            copy.write_row(row)
+
+
+def _producer(part: Part, error: psycopg.Error, rules: SchemaRules) -> str:
+    """The rule that made the refused value, when the error names a column of a rule."""
+    column = error.diag.column_name
+    rule = rules.columns.get((part.table, column or ""))
+    return rule.origin if rule is not None else part.producer
+
+
+def seed_with_rules(
+    pg_conn: psycopg.Connection[Any],
+    volume: Volume,
+    seed: int,
+    anchor: datetime,
+    rules: SchemaRules,
+) -> list[str]:
+    """Check the schema for drift, then write the scenario extended by ``rules`` into
+    ``pg_conn``'s transaction. Returns the lines of the differences that do not break.
+
+    Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
+    when the schema needs rules it was not given, and
+    [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] (no values shown) when
+    the database refuses a row.
+    """
+    from pytest_celestra.scenario import generate_scenario, seed_scenario
+
+    notes = check_drift(pg_conn, rules)
+    catalog = read_catalog(pg_conn)
+    if not rules:
+        try:
+            seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)
+        except psycopg.Error as error:
+            table = error.diag.table_name or "?"
+            raise rejected_row(error, table, f"the generator's {table} rows") from None
+        return notes
+    extender = _Extender(rules, catalog, volume, seed)
+    parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
+    with loader.caller_transaction(pg_conn):
+        for part in parts:
+            if not part.rows:
+                continue
+            try:
+                if part.plain:
+                    loader.copy_rows(pg_conn, part.table, part.columns, part.rows)
+                else:
+                    _copy_text(pg_conn, part)
+            except psycopg.Error as error:
+                raise rejected_row(error, part.table, _producer(part, error, rules)) from None
+    return notes
+
+
+class SeedWithRules:
+    """The plugin's [`SeedRecipe`][pytest_celestra.database.SeedRecipe]: the scenario,
+    extended by the user's ``rules`` and checked against the live schema first."""
+
+    def __init__(self, rules: SchemaRules) -> None:
+        self.rules = rules
+        self.key = rules.key() if rules else ""
+
+    def __call__(
+        self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
+    ) -> list[str]:
+        return seed_with_rules(connection, volume, seed, anchor, self.rules)
