@@ -117,11 +117,12 @@ def _less(more: dict[str, float], less: dict[str, float]) -> dict[str, float]:
     return {kind: more[kind] - less[kind] for kind in ("wall", "cpu")}
 
 
-def _plugin_importtime(python: str) -> float:
+def _plugin_importtime(python: str, cwd: Path) -> float:
     """Cumulative ``-X importtime`` of ``pytest_celestra.plugin`` once pytest is imported."""
     done = subprocess.run(
         [python, "-X", "importtime", "-c", "import pytest, pytest_celestra.plugin"],
         env=_clean_env(),
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
@@ -133,18 +134,20 @@ def _plugin_importtime(python: str) -> float:
     raise RuntimeError("pytest_celestra.plugin is missing from -X importtime's output")
 
 
-def measure_import(python: str, runs: int) -> dict[str, Any]:
+def measure_import(python: str, runs: int, cwd: Path) -> dict[str, Any]:
+    """``cwd``: a directory without a ``pytest_celestra`` of its own (``python -c`` puts
+    the working directory first on ``sys.path``)."""
     env = _clean_env()
     medians = _medians(
         {
-            "pytest": lambda: _wall([python, "-c", "import pytest"], env),
+            "pytest": lambda: _wall([python, "-c", "import pytest"], env, cwd),
             "pytest+plugin": lambda: _wall(
-                [python, "-c", "import pytest, pytest_celestra.plugin"], env
+                [python, "-c", "import pytest, pytest_celestra.plugin"], env, cwd
             ),
         },
         runs,
     )
-    importtimes = sorted(_plugin_importtime(python) for _ in range(3))
+    importtimes = sorted(_plugin_importtime(python, cwd) for _ in range(3))
     return {
         **medians,
         "difference": _less(medians["pytest+plugin"], medians["pytest"]),
@@ -276,16 +279,20 @@ def measure(
     *,
     runs: int = 7,
     baseline_dir: Path | None = DEFAULT_BASELINE_DIR,
+    import_only: bool = False,
 ) -> dict[str, Any]:
-    """Every figure of this module (``baseline_dir`` None: no baseline venv)."""
+    """Every figure of this module (``baseline_dir`` None: no baseline venv;
+    ``import_only``: the import figure alone)."""
     with tempfile.TemporaryDirectory(prefix="celestra-bench-import-") as tmp:
         suite = _suite(Path(tmp) / "suite")
         figures: dict[str, Any] = {
             "python": python,
             "runs": runs,
-            "import": measure_import(python, runs),
-            "run": measure_run(python, runs, suite),
+            "import": measure_import(python, runs, suite),
         }
+        if import_only:
+            return figures
+        figures["run"] = measure_run(python, runs, suite)
         if baseline_dir is not None:
             figures["baseline"] = measure_baseline(python, runs, suite, baseline_dir)
     return figures
@@ -302,7 +309,7 @@ def _s(timing: dict[str, float], sign: str = "") -> str:
 def render(figures: dict[str, Any]) -> str:
     """The figures as text: wall time (what the user feels; the targets are about it),
     CPU time beside it, then the plugin's import self-cost."""
-    imp, run = figures["import"], figures["run"]
+    imp = figures["import"]
     lines = [
         f"Import cost ({figures['python']}, median of {figures['runs']} fresh interpreters, "
         "launch to exit)",
@@ -312,6 +319,11 @@ def render(figures: dict[str, Any]) -> str:
         f"                {_ms(imp['difference'])}",
         f"  (-X importtime of pytest_celestra.plugin after pytest: "
         f"{imp['importtime'] * 1000:.0f} ms, its own import without interpreter start)",
+    ]
+    if "run" not in figures:
+        return "\n".join(lines)
+    run = figures["run"]
+    lines += [
         "",
         "One-test suite, no celestra fixture: python -m pytest -q -p no:cacheprovider "
         "(launch to exit)",
@@ -371,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the baseline venv, made when missing (default {DEFAULT_BASELINE_DIR})",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline venv")
+    parser.add_argument("--import-only", action="store_true", help="only the import figure")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     try:
@@ -378,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.python,
             runs=args.runs,
             baseline_dir=None if args.no_baseline else args.baseline_dir,
+            import_only=args.import_only,
         )
     except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
         print(f"celestra_bench_import.py: {error}", file=sys.stderr)

@@ -54,6 +54,7 @@ class RunInfo:
         return anchor_for(self.day)
 
 
+#: Where ``pytest_configure`` keeps this process's [`RunInfo`][pytest_celestra.run.RunInfo].
 RUN_KEY = pytest.StashKey[RunInfo]()
 #: The scenario of a test whose ``@pytest.mark.celestra`` markers set one.
 SCENARIO_KEY = pytest.StashKey[ScenarioSettings]()
