@@ -13,7 +13,14 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.app_rules import RowContext, SchemaRules, new_uuid
+from pytest_celestra.app_rules import (
+    RowContext,
+    SchemaRules,
+    activate,
+    active_rules,
+    mapped_copy_types,
+    new_uuid,
+)
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,16 +30,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pytest_celestra.app_rules import ColumnRule
-
-_active = SchemaRules()
-#: (table, column) -> binary COPY type of each rule column mapped onto one of our models.
-_mapped: dict[tuple[str, str], str] = {}
-
-
-def active_rules() -> SchemaRules:
-    """The rules last given to
-    [`map_rule_columns`][pytest_celestra.app_models.map_rule_columns]."""
-    return _active
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,8 +61,7 @@ def map_rule_columns(rules: SchemaRules) -> None:
 
     celestra_columns()
     builtin_constraint_names()
-    global _active
-    _active = rules
+    activate(rules)
     models = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
     for (table, column), rule in rules.columns.items():
         model = models.get(table)
@@ -73,11 +69,11 @@ def map_rule_columns(rules: SchemaRules) -> None:
             continue
         values = [value for value, _ in rule.values]
         kind: Any = Text
-        _mapped[table, column] = "text"
+        mapped_copy_types[table, column] = "text"
         if values and all(isinstance(value, bool) for value in values):
-            kind, _mapped[table, column] = Boolean, "bool"
+            kind, mapped_copy_types[table, column] = Boolean, "bool"
         elif values and all(isinstance(value, int) for value in values):
-            kind, _mapped[table, column] = Integer, "int4"
+            kind, mapped_copy_types[table, column] = Integer, "int4"
         # system: left out of CREATE TABLE (the schema is yours). server_default: the
         # factories' own INSERT leaves the column out, so this default fills it, as in a flush.
         mapped = Column(
@@ -93,17 +89,9 @@ def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
     no column default), drawn as a factory's INSERT draws them."""
     import factory.random
 
-    for (rule_table, column), rule in _active.columns.items():
-        if rule_table == table and column not in values and (table, column) in _mapped:
+    for (rule_table, column), rule in active_rules().columns.items():
+        if rule_table == table and column not in values and (table, column) in mapped_copy_types:
             values[column] = rule.make(_plain(values), factory.random.randgen)
-
-
-def rule_copy_type(table: str, column: str) -> str:
-    """The binary COPY type of a rule column mapped onto one of our models."""
-    try:
-        return _mapped[table, column]
-    except KeyError:
-        raise TypeError(f"no COPY type for {table}.{column}: not a column of a rule") from None
 
 
 def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
@@ -121,7 +109,7 @@ def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
 
     from pytest_celestra.drift import rejected_row
 
-    rule = _active.tables.get(table)
+    rule = active_rules().tables.get(table)
     if rule is None:
         raise ConfigError(
             f"no rules.table({table!r}) in pytest_celestra_schema_rules: create_row "
@@ -141,7 +129,7 @@ def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
     for column in described.columns:
         if column.name in row:
             continue
-        column_rule = _active.columns.get((table, column.name))
+        column_rule = active_rules().columns.get((table, column.name))
         if column_rule is not None:
             row[column.name] = column_rule.make(row, rng)
         elif column.server_default is None and str(column.type).lower() == "uuid":

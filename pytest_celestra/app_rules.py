@@ -36,10 +36,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pytest
-    from sqlalchemy.engine import Connection
-
-    from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.volumes import Volume
 
 #: ``derive(row, rng)``: the value of a new column from the other values of its row.
@@ -243,48 +239,30 @@ class SchemaRules:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-class CelestraRulesHookspecs:
-    """The hook a project implements in its ``conftest.py`` to describe its schema."""
-
-    def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
-        """Teach the plugin the columns, enum labels and tables your migrations added.
-
-        Called once per test process, before the first database is made; every
-        implementation adds to the same [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]::
-
-            def pytest_celestra_schema_rules(rules):
-                rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
-        """
+#: The rules the run's factories follow (set once per process by the plugin, through
+#: [`map_rule_columns`][pytest_celestra.app_models.map_rule_columns]).
+_active = SchemaRules()
+#: (table, column) -> binary COPY type of each rule column mapped onto one of our models.
+mapped_copy_types: dict[tuple[str, str], str] = {}
 
 
-def collect_rules(config: pytest.Config) -> SchemaRules:
-    """The rules of every ``pytest_celestra_schema_rules`` implementation of the run."""
-    rules = SchemaRules()
-    hook: Any = config.hook
-    hook.pytest_celestra_schema_rules(rules=rules, config=config)
-    return rules
+def active_rules() -> SchemaRules:
+    """The rules the factories of this process follow (empty until the plugin sets them)."""
+    return _active
 
 
-def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
-    """``setup`` followed by the drift check, in the same transaction, before any row.
+def activate(rules: SchemaRules) -> None:
+    """Make ``rules`` the ones [`active_rules`][pytest_celestra.app_rules.active_rules] returns."""
+    global _active
+    _active = rules
 
-    Also maps the rules' new columns onto the models, for the factories. The lines of the
-    differences that do not break seeding are added to ``notes`` (the run's summary).
-    """
-    from dataclasses import replace
 
-    from pytest_celestra.app_models import map_rule_columns
-
-    map_rule_columns(rules)
-
-    def create(connection: Connection) -> None:
-        from pytest_celestra.drift import check_drift
-        from pytest_celestra.loader import raw_connection
-
-        setup.create(connection)
-        notes.extend(check_drift(raw_connection(connection), rules, before_seeding=False))
-
-    return replace(setup, create=create)
+def rule_copy_type(table: str, column: str) -> str:
+    """The binary COPY type of a rule column mapped onto one of our models."""
+    try:
+        return mapped_copy_types[table, column]
+    except KeyError:
+        raise TypeError(f"no COPY type for {table}.{column}: not a column of a rule") from None
 
 
 def new_uuid(rng: random.Random) -> uuid.UUID:

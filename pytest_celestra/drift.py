@@ -486,7 +486,7 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
     class (``IntegrityError`` stays an ``IntegrityError``), its ``orig`` kept.
     """
     cause, _, table, column = _refused_where(error, table)
-    from pytest_celestra.app_models import active_rules
+    from pytest_celestra.app_rules import active_rules
 
     rule = active_rules().columns.get((table, column or ""))
     if rule is not None and rule.origin not in producer:

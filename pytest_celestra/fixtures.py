@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
@@ -119,13 +120,44 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
     return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
 
 
+def collect_rules(config: pytest.Config) -> SchemaRules:
+    """The rules of every ``pytest_celestra_schema_rules`` implementation of the run."""
+    from pytest_celestra.app_rules import SchemaRules
+
+    rules = SchemaRules()
+    hook: Any = config.hook
+    hook.pytest_celestra_schema_rules(rules=rules, config=config)
+    return rules
+
+
+def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
+    """``setup`` followed by the drift check, in the same transaction, before any row.
+
+    Also maps the rules' new columns onto the models, for the factories. The lines of the
+    differences that do not break seeding are added to ``notes`` (the run's summary).
+    """
+    from dataclasses import replace
+
+    from pytest_celestra.app_models import map_rule_columns
+
+    map_rule_columns(rules)
+
+    def create(connection: Connection) -> None:
+        from pytest_celestra.drift import check_drift
+        from pytest_celestra.loader import raw_connection
+
+        setup.create(connection)
+        notes.extend(check_drift(raw_connection(connection), rules, before_seeding=False))
+
+    return replace(setup, create=create)
+
+
 @contextlib.contextmanager
 def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
     """Start or reach the run's server; the template cache on it. Raises ServerError.
 
     ``workdir`` holds the data directory of a throwaway local server.
     """
-    from pytest_celestra.app_rules import checked_schema_setup, collect_rules
     from pytest_celestra.app_seed import SeedWithRules
     from pytest_celestra.database import Budget, DatabaseManager
 

@@ -28,7 +28,7 @@ from psycopg.types.net import PGSQL_AF_INET, PGSQL_AF_INET6, InetBinaryDumper
 from sqlalchemy import DateTime, Enum, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import INET
 
-from pytest_celestra.app_models import rule_copy_type
+from pytest_celestra.app_rules import rule_copy_type
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, TABLES_IN_FK_ORDER
 

@@ -37,6 +37,22 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
+    from pytest_celestra.app_rules import SchemaRules
+
+
+class CelestraRulesHookspecs:
+    """The hook a project implements in its ``conftest.py`` to describe its schema."""
+
+    def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
+        """Teach the plugin the columns, enum labels and tables your migrations added.
+
+        Called once per test process, before the first database is made; every
+        implementation adds to the same [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]::
+
+            def pytest_celestra_schema_rules(rules):
+                rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
+        """
+
 
 class CelestraHookspecs:
     """Hooks a project implements in its ``conftest.py`` to set up its own schema."""
@@ -71,8 +87,6 @@ class CelestraHookspecs:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(CelestraHookspecs)
-    from pytest_celestra.app_rules import CelestraRulesHookspecs
-
     pluginmanager.add_hookspecs(CelestraRulesHookspecs)
     from pytest_celestra.row_reports import RowErrorReports
 
