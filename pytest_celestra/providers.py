@@ -575,7 +575,8 @@ class CelestraProvider(BaseProvider):
         rng = self.generator.random
         if rng.random() < spec.INVITATION_NOT_RESENT_SHARE:
             return 0
-        return rng.randint(*spec.INVITATION_RESENDS)
+        resends: int = rng.randint(*spec.INVITATION_RESENDS)
+        return resends
 
     def lockout_state(self) -> str:
         return _LOCKOUT_STATE.draw(self.generator.random)
