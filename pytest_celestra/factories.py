@@ -662,6 +662,23 @@ class KnowledgeSourceFactory(CelestraFactory):
     updated_at = _time(source="updated")
 
 
+def _admin_actor() -> Any:
+    """The user of an admin action (a data export, a change of a row): a company admin,
+    or a super admin now and then
+    ([`story.super_admin_acts`][pytest_celestra.story.super_admin_acts])."""
+    return Maybe(
+        LazyAttribute(lambda o: story.super_admin_acts(_rng())),
+        SubFactory(UserFactory, super_admin=True),
+        SubFactory(UserFactory, company_admin=True),
+    )
+
+
+def _actor_company() -> Any:
+    """The company of the parent's ``user`` (the actor), or a new one when the actor is a
+    super admin."""
+    return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
+
+
 class AuditLogFactory(CelestraFactory):
     """An audit log of a user's action; signed by an admin when the event type needs it.
 
@@ -685,22 +702,18 @@ class AuditLogFactory(CelestraFactory):
             )
         )
         created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))
+        # A company admin changes a row of their company, a super admin (now and then:
+        # story.super_admin_acts) one of any company; the row always has a company, so a
+        # role change never gives a company-less user a company role.
         role_change = Trait(
             event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
-            user=SubFactory(UserFactory, company_admin=True),
-            record=_member_of(_parent_company("user")),
+            user=_admin_actor(),
+            record=_member_of(_actor_company()),
         )
         config_change = Trait(
             event_type=AuditEventType.CONFIGURATION_UPDATE,
-            user=SubFactory(UserFactory, company_admin=True),
-            record=SubFactory(
-                AgentFactory,
-                company=Maybe(
-                    _parent_company("user"),
-                    _parent_company("user"),
-                    SubFactory(CompanyFactory),
-                ),
-            ),
+            user=_admin_actor(),
+            record=SubFactory(AgentFactory, company=_actor_company()),
         )
         unknown_user = Trait(event_type=AuditEventType.FAILED_LOGIN, user=None)
 
@@ -708,11 +721,7 @@ class AuditLogFactory(CelestraFactory):
     # A data export is an admin's: a super admin's now and then (story.super_admin_acts).
     user = Maybe(
         LazyAttribute(lambda o: o.event_type is AuditEventType.DATA_EXPORT),
-        Maybe(
-            LazyAttribute(lambda o: story.super_admin_acts(_rng())),
-            SubFactory(UserFactory, super_admin=True),
-            SubFactory(UserFactory, company_admin=True),
-        ),
+        _admin_actor(),
         SubFactory(UserFactory),
     )
     event_type = Faker("audit_event_type")

@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from faker import Generator
 from faker.providers import BaseProvider
 
+# The spec's data (weights, windows, catalogues) lives in pytest_celestra.spec; the
+# names stay importable from here.
+from pytest_celestra import spec
 from pytest_celestra import vocabulary as words
 from pytest_celestra.models import (
     AgentStatus,
@@ -42,9 +45,6 @@ from pytest_celestra.models import (
     NotificationStatus,
     UserStatus,
 )
-
-# The spec's data (weights, windows, catalogues) lives in pytest_celestra.spec; the
-# names stay importable from here.
 from pytest_celestra.spec import *  # noqa: F403
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
@@ -57,16 +57,15 @@ from pytest_celestra.spec import (
     COMPANY_SIZE_WEIGHTS,
     COMPANY_STATUS_WEIGHTS,
     COMPANY_VERTICAL_WEIGHTS,
-    DAY,
-    HOUR,
     INVITATION_STATE_WEIGHTS,
     INVITATION_STATUS_FOR_STATE,
+    INVITATION_VALIDITY,
     KNOWLEDGE_BASE_STATUS_WEIGHTS,
     KNOWLEDGE_TYPES,
     KNOWN_USER_FAILURE_WEIGHTS,
+    LAST_MOMENT,
     LOCKOUT_STATE_WEIGHTS,
     LOCKOUT_THRESHOLD_WEIGHTS,
-    MINUTE,
     NOTIFICATION_DELIVERY_WEIGHTS,
     NOTIFICATION_EXPIRY_WEIGHTS,
     NOTIFICATION_READ_SHARE,
@@ -235,9 +234,9 @@ class CelestraProvider(BaseProvider):
         rng = self.generator.random
         roll = rng.random()
         bits = rng.getrandbits(32)
-        if roll < 0.1:
+        if roll < spec.IP_ADDRESS_SHARES[0]:
             return f"2a0{bits & 7}:{bits >> 16:x}:{bits & 0xFFFF:x}::{rng.getrandbits(16):x}"
-        if roll < 0.18:
+        if roll < spec.IP_ADDRESS_SHARES[1]:
             return f"10.{bits >> 16 & 255}.{bits >> 8 & 255}.{(bits & 253) + 1}"
         first = words.PUBLIC_FIRST_OCTETS[bits % len(words.PUBLIC_FIRST_OCTETS)]
         return f"{first}.{bits >> 8 & 255}.{bits >> 16 & 255}.{(bits >> 24 & 253) + 1}"
@@ -262,14 +261,14 @@ class CelestraProvider(BaseProvider):
         rng = self.generator.random
         suffixes = words.VERTICAL_SUFFIXES[vertical or CompanyVertical.OTHER]
         pattern = rng.random()
-        if pattern < 0.45:
+        if pattern < spec.COMPANY_NAME_SHARES[0]:
             base = f"{_pick(rng, words.NAME_ADJECTIVES)} {_pick(rng, words.NAME_NOUNS)}"
-        elif pattern < 0.85:
+        elif pattern < spec.COMPANY_NAME_SHARES[1]:
             base = _pick(rng, words.LAST_NAMES)
         else:
             return f"{_pick(rng, words.LAST_NAMES)} & {_pick(rng, words.LAST_NAMES)}"
         name = f"{base} {_pick(rng, suffixes)}"
-        if rng.random() < 0.25:
+        if rng.random() < spec.COMPANY_LEGAL_SUFFIX_SHARE:
             name = f"{name} {_pick(rng, words.LEGAL_SUFFIXES)}"
         return name
 
@@ -429,7 +428,7 @@ class CelestraProvider(BaseProvider):
         if event_type not in SIGNED_EVENT_TYPES:
             return None
         rng = self.generator.random
-        if rng.random() < 0.3:
+        if rng.random() < spec.TICKET_REASON_SHARE:
             return f"Requested in ticket {_pick(rng, words.TICKET_KEYS)}-{rng.randint(100, 9999)}"
         return _pick(rng, words.SIGNED_REASONS)
 
@@ -531,15 +530,16 @@ class CelestraProvider(BaseProvider):
         """``(created_at, expires_at)`` of a session in ``state``, created at/after ``lower``
         (and, when expired, not after ``upper``)."""
         if state == "expired":
-            created = self.recent_moment(max(lower, -180 * DAY), min(upper, -8 * DAY))
-            expires = created + self.moment(HOUR, 7 * DAY)
+            earliest, latest = spec.SESSION_EXPIRED_CREATED
+            created = self.recent_moment(max(lower, earliest), min(upper, latest))
+            expires = created + self.moment(*spec.SESSION_EXPIRED_LENGTH)
         elif state == "active":
-            created = self.moment(max(lower, -DAY), -MINUTE)
-            expires = self.moment(2 * DAY + HOUR, 7 * DAY)
+            created = self.moment(max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT)
+            expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
-            created = self.moment(max(lower, -3 * DAY), -MINUTE)
-            expires = self.moment(8 * DAY, 30 * DAY)
-        return created, max(expires, created + HOUR)
+            created = self.moment(max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT)
+            expires = self.moment(*spec.SESSION_LONG_EXPIRES)
+        return created, max(expires, created + spec.MIN_VALIDITY)
 
     def invitation_state(self) -> str:
         return _INVITATION_STATE.draw(self.generator.random)
@@ -551,28 +551,32 @@ class CelestraProvider(BaseProvider):
         """``(created_at, sent_at, expires_at, updated_at)`` of an invitation in ``state``
         (sent not after ``upper`` unless open now)."""
         if state == "open":
-            sent = self.moment(max(lower, -5 * DAY + HOUR), -MINUTE)
-            expires = sent + 7 * DAY
+            sent = self.moment(max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT)
+            expires = sent + INVITATION_VALIDITY
         elif state == "far":
-            sent = self.moment(max(lower, -3 * DAY), -MINUTE)
-            expires = sent + 30 * DAY
+            sent = self.moment(max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT)
+            expires = sent + spec.INVITATION_FAR_VALIDITY
         else:
-            latest = {"expired": -10 * DAY, "accepted": -DAY, "cancelled": -HOUR}[state]
+            latest = spec.INVITATION_SENT_LATEST[state]
             sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), min(latest, upper))
-            expires = sent + 7 * DAY
-        created = max(lower, sent - self.moment(0, 10 * MINUTE))
+            expires = sent + INVITATION_VALIDITY
+        created = max(lower, sent - self.moment(0, spec.INVITATION_CREATED_LEAD))
         sent = max(sent, created)
         if state == "expired":
-            updated = max(sent, min(expires, -MINUTE))
+            updated = max(sent, min(expires, LAST_MOMENT))
         elif state in ("accepted", "cancelled"):
-            updated = self.moment(sent + MINUTE, min(sent + 3 * DAY, -MINUTE))
+            soonest, latest = spec.INVITATION_ANSWERED
+            updated = self.moment(sent + soonest, min(sent + latest, LAST_MOMENT))
         else:
             updated = sent
-        return created, sent, max(expires, sent + HOUR), max(updated, created)
+        return created, sent, max(expires, sent + spec.MIN_VALIDITY), max(updated, created)
 
     def invitation_resend_count(self) -> int:
         rng = self.generator.random
-        return 0 if rng.random() < 0.7 else rng.randint(1, 3)
+        if rng.random() < spec.INVITATION_NOT_RESENT_SHARE:
+            return 0
+        resends: int = rng.randint(*spec.INVITATION_RESENDS)
+        return resends
 
     def lockout_state(self) -> str:
         return _LOCKOUT_STATE.draw(self.generator.random)
@@ -583,20 +587,21 @@ class CelestraProvider(BaseProvider):
         The start is at least an hour after ``lower`` so the failed logins that caused the
         lockout fit between the user's creation and the start.
         """
-        earliest = lower + HOUR
+        earliest = lower + spec.LOCKOUT_AFTER_CREATED
         if state == "ended":
-            start = self.recent_moment(max(earliest, ACTIVITY_EARLIEST), -2 * DAY)
-            end = start + self.moment(15 * MINUTE, DAY)
-            updated = min(end, -MINUTE)
+            latest = spec.LOCKOUT_ENDED_START_LATEST
+            start = self.recent_moment(max(earliest, ACTIVITY_EARLIEST), latest)
+            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
+            updated = min(end, LAST_MOMENT)
         elif state == "active":
-            start = self.moment(max(earliest, -DAY), -MINUTE)
-            end = self.moment(2 * DAY + HOUR, 6 * DAY)
+            start = self.moment(max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT)
+            end = self.moment(*spec.LOCKOUT_ACTIVE_END)
             updated = start
         else:
-            start = self.moment(max(earliest, -3 * DAY), -MINUTE)
-            end = self.moment(8 * DAY, 30 * DAY)
+            start = self.moment(max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT)
+            end = self.moment(*spec.LOCKOUT_LONG_END)
             updated = start
-        return start, max(end, start + MINUTE), max(updated, start)
+        return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
     def notification_expiry(self) -> str:
         """ "past" or "future": whether a notification's expires_at has passed."""
@@ -613,9 +618,11 @@ class CelestraProvider(BaseProvider):
         delivered_at is set only for DELIVERED, read_at only when ``read``.
         """
         if expiry == "future":
-            created = self.recent_moment(max(lower, -30 * DAY), -MINUTE)
+            earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
+            created = self.recent_moment(max(lower, earliest), LAST_MOMENT)
         else:
-            created = self.recent_moment(max(lower, ACTIVITY_EARLIEST), -2 * DAY)
+            latest = spec.EXPIRED_NOTICE_LATEST
+            created = self.recent_moment(max(lower, ACTIVITY_EARLIEST), latest)
         return self.notification_times_from(created, status, read, expiry)
 
     def notification_times_from(
@@ -624,19 +631,23 @@ class CelestraProvider(BaseProvider):
         """:meth:`notification_times` of a notification created at ``created`` (an
         ``expiry`` of "past" needs ``created`` at least two hours ago)."""
         if expiry == "future":
-            expires = self.moment(2 * DAY + HOUR, 90 * DAY)
+            expires = self.moment(*spec.NOTIFICATION_FUTURE_EXPIRES)
         else:
-            expires = created + self.moment(HOUR, max(HOUR, min(30 * DAY, -created - HOUR)))
-        expires = max(expires, created + HOUR)
+            shortest, longest = spec.NOTIFICATION_PAST_LIFETIME
+            longest = max(shortest, min(longest, spec.NOTIFICATION_EXPIRED_LATEST - created))
+            expires = created + self.moment(shortest, longest)
+        expires = max(expires, created + spec.MIN_VALIDITY)
         delivered = read_at = None
         updated = created
         if status is NotificationStatus.DELIVERED:
-            delivered = updated = self.moment(created + 1, min(created + 5 * MINUTE, 0))
+            delivered_by = min(created + spec.NOTIFICATION_DELIVERED_WITHIN, 0)
+            delivered = updated = self.moment(created + 1, delivered_by)
             if read:
-                read_at = self.moment(min(delivered + MINUTE, 0), min(delivered + 3 * DAY, 0))
+                soonest, latest = spec.NOTIFICATION_READ_AFTER
+                read_at = self.moment(min(delivered + soonest, 0), min(delivered + latest, 0))
                 read_at = updated = max(read_at, delivered)
         elif status is NotificationStatus.FAILED:
-            updated = self.moment(created + 1, min(created + 15 * MINUTE, 0))
+            updated = self.moment(created + 1, min(created + spec.NOTIFICATION_FAILED_WITHIN, 0))
         return created, delivered, read_at, expires, updated
 
 

@@ -332,3 +332,85 @@ INVITATION_VALIDITY = 7 * DAY
 #: How long before the event a notification reports (an accepted invitation, a changed
 #: row) the factories make that invitation or row, at most.
 EVENT_ROW_LEAD = DAY
+
+# --- column values drawn by the provider (pytest_celestra.providers) ---------------------
+
+IP_ADDRESS_SHARES = (0.1, 0.18)
+"""Client IP addresses: IPv6 below the first share, an office-network IPv4 below the
+second, else a public IPv4."""
+COMPANY_NAME_SHARES = (0.45, 0.85)
+"""Company names: "Adjective Noun" below the first share, a surname below the second,
+else "Name & Name"."""
+COMPANY_LEGAL_SUFFIX_SHARE = 0.25
+"""Share of company names that end in a legal suffix ("Inc.", "GmbH", ...)."""
+TICKET_REASON_SHARE = 0.3
+"""Share of signed audit logs whose stated reason is a ticket reference."""
+INVITATION_NOT_RESENT_SHARE = 0.7
+"""Share of invitations never resent; the others were resent as often as
+[`INVITATION_RESENDS`][pytest_celestra.spec.INVITATION_RESENDS]."""
+INVITATION_RESENDS = (1, 3)
+"""How often a resent invitation was resent (drawn in this range)."""
+
+# --- time windows of sessions, invitations, lockouts and notifications by state ---------
+
+MIN_VALIDITY = HOUR
+"""A session, invitation or notification expires at least this long after it was created or sent."""
+SESSION_EXPIRED_CREATED = (-180 * DAY, -8 * DAY)
+"""An expired session was created in this window (recent ones more likely)."""
+SESSION_EXPIRED_LENGTH = (HOUR, 7 * DAY)
+"""An expired session lasted this long."""
+SESSION_ACTIVE_CREATED_EARLIEST = -DAY
+"""An active session was created at most this long ago."""
+SESSION_ACTIVE_EXPIRES = (2 * DAY + HOUR, 7 * DAY)
+"""An active session expires in this window from now."""
+SESSION_LONG_CREATED_EARLIEST = -3 * DAY
+"""A long ("remember me") session was created at most this long ago."""
+SESSION_LONG_EXPIRES = (8 * DAY, 30 * DAY)
+"""A long ("remember me") session expires in this window from now."""
+INVITATION_OPEN_SENT_EARLIEST = -5 * DAY + HOUR
+"""An open invitation was sent at most this long ago (so it is open for two more days at least)."""
+INVITATION_FAR_SENT_EARLIEST = -3 * DAY
+"""An invitation with a far expiry was sent at most this long ago."""
+INVITATION_FAR_VALIDITY = 30 * DAY
+"""How long an invitation with a far expiry stays open after it is sent."""
+INVITATION_SENT_LATEST: Mapping[str, int] = {
+    "expired": -10 * DAY,
+    "accepted": -DAY,
+    "cancelled": -HOUR,
+}
+"""The latest an expired, accepted or cancelled invitation was sent."""
+INVITATION_CREATED_LEAD = 10 * MINUTE
+"""An invitation is created at most this long before it is sent."""
+INVITATION_ANSWERED = (MINUTE, 3 * DAY)
+"""An accepted or cancelled invitation was answered (its `updated_at`) this long after it
+was sent."""
+LOCKOUT_AFTER_CREATED = HOUR
+"""A lockout starts at least this long after its user was created (room for the failed logins)."""
+LOCKOUT_ENDED_START_LATEST = -2 * DAY
+"""An ended lockout started at least this long ago."""
+LOCKOUT_ENDED_LENGTH = (15 * MINUTE, DAY)
+"""An ended lockout lasted this long."""
+LOCKOUT_ACTIVE_START_EARLIEST = -DAY
+"""An active lockout started at most this long ago."""
+LOCKOUT_ACTIVE_END = (2 * DAY + HOUR, 6 * DAY)
+"""An active lockout ends in this window from now."""
+LOCKOUT_LONG_START_EARLIEST = -3 * DAY
+"""A long lockout started at most this long ago."""
+LOCKOUT_LONG_END = (8 * DAY, 30 * DAY)
+"""A long lockout ends in this window from now."""
+LOCKOUT_MIN_LENGTH = MINUTE
+"""A lockout lasts at least this long."""
+NOTIFICATION_FUTURE_CREATED_EARLIEST = -30 * DAY
+"""A notification that has not expired yet was created at most this long ago."""
+NOTIFICATION_FUTURE_EXPIRES = (2 * DAY + HOUR, 90 * DAY)
+"""A notification that has not expired yet expires in this window from now."""
+NOTIFICATION_PAST_LIFETIME = (HOUR, 30 * DAY)
+"""An expired notification expired this long after it was created."""
+NOTIFICATION_EXPIRED_LATEST = -HOUR
+"""An expired notification expired at least this long ago."""
+NOTIFICATION_DELIVERED_WITHIN = 5 * MINUTE
+"""A DELIVERED notification was delivered at most this long after it was created."""
+NOTIFICATION_READ_AFTER = (MINUTE, 3 * DAY)
+"""A read notification was read this long after it was delivered."""
+NOTIFICATION_FAILED_WITHIN = 15 * MINUTE
+"""A FAILED notification failed at most this long after it was created."""

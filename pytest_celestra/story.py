@@ -345,7 +345,8 @@ FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(
 
 def notified_after(p: CelestraProvider, event: int) -> int:
     """When the notification of an event at ``event`` is created (a minute ago at most)."""
-    return p.moment(event + NOTIFICATION_DELAY[0], min(event + NOTIFICATION_DELAY[1], -MINUTE))
+    soonest, latest = NOTIFICATION_DELAY
+    return p.moment(event + soonest, min(event + latest, spec.LAST_MOMENT))
 
 
 def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
@@ -358,7 +359,7 @@ def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | N
     """When a PASSWORD_EXPIRY notice for a password set at ``set_at`` and replaced at
     ``next_change`` (0: still in use) can come; None when no moment before then fits."""
     lower = set_at + PASSWORD_EXPIRY_NOTICE[0]
-    upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, -MINUTE)
+    upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None
 
 

@@ -11,7 +11,7 @@ import pytest
 from realism_checks import CHECKS, Seeded, check_row_rules
 from sqlalchemy import func, select, text
 
-from pytest_celestra import passwords
+from pytest_celestra import passwords, spec
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.factories import (
     ALL_FACTORIES,
@@ -314,9 +314,13 @@ def test_change_logs_keep_the_row_and_its_history_in_agreement(celestra_session)
     assert again.old_value == first.new_value
 
 
-def test_role_change_changes_the_role_of_a_member_of_the_same_company(celestra_session):
+def test_role_change_changes_the_role_of_a_member_of_the_same_company(
+    celestra_session, monkeypatch
+):
+    monkeypatch.setattr(spec, "ACTOR_SUPER_ADMIN_SHARE", 0.0)
     log = AuditLogFactory(role_change=True)
     assert log.table_name == "users"
+    assert log.user.role is UserRole.COMPANY_ADMIN
     member = celestra_session.get(User, log.record_id)
     assert member.company is log.user.company
     (change,) = celestra_session.scalars(
@@ -329,6 +333,30 @@ def test_role_change_changes_the_role_of_a_member_of_the_same_company(celestra_s
     assert not celestra_session.scalars(
         select(AuditChangeLog).where(AuditChangeLog.audit_log_id == unrecorded.id)
     ).all()
+
+
+@pytest.mark.parametrize("trait", ["role_change", "config_change"])
+def test_a_super_admin_changes_a_row_of_a_company_as_in_the_bulk_path(
+    celestra_session, monkeypatch, trait
+):
+    """Row changes follow story.super_admin_acts like the bulk path; a super admin's change
+    is of a row that has a company (a role change never makes a company-less user a
+    company member)."""
+    monkeypatch.setattr(spec, "ACTOR_SUPER_ADMIN_SHARE", 1.0)
+    log = AuditLogFactory(**{trait: True})
+    assert log.user.role is UserRole.SUPER_ADMIN
+    assert log.signer.role is UserRole.SUPER_ADMIN
+    record = celestra_session.get(User if trait == "role_change" else Agent, log.record_id)
+    assert record.company is not None
+    if trait == "role_change":
+        assert record.role is not UserRole.SUPER_ADMIN
+
+
+def test_row_changes_are_made_by_super_admins_now_and_then(celestra_session):
+    factory.random.reseed_random(5)
+    actors = Counter(AuditLogFactory.build(config_change=True).user.role for _ in range(100))
+    assert set(actors) == {UserRole.COMPANY_ADMIN, UserRole.SUPER_ADMIN}
+    assert actors[UserRole.SUPER_ADMIN] < actors[UserRole.COMPANY_ADMIN]
 
 
 def test_change_log_on_an_audit_log_that_changed_nothing_is_refused(celestra_session):
