@@ -122,7 +122,8 @@ class _Extender:
         return Part(table, (*columns, *added), extended, producer, plain=False)
 
     def _table(self, rule: TableRule) -> Part:
-        found = self.catalog.tables[rule.name]
+        # No catalog (celestra-seed --sql): the columns are the ones the rules name.
+        found = self.catalog.tables.get(rule.name)
         rng = _seeded(self.seed, "table", rule.name)
         keys = {
             column: self.wanted[parent][self._referenced(rule.name, column)]
@@ -131,9 +132,11 @@ class _Extender:
         count = rule.rows_for(self.volume) if all(keys.values()) else 0
         column_rules = [
             (column, self.rules.columns[rule.name, column], self.column_rngs[rule.name, column])
-            for column in found
+            for column in (found if found is not None else dict.fromkeys(
+                column for table, column in self.rules.columns if table == rule.name
+            ))
             if (rule.name, column) in self.rules.columns
-        ]
+        ]  # fmt: skip
         made: list[dict[str, Any]] = []
         for index in range(count):
             parents = {column: rng.choice(choices) for column, choices in keys.items()}
@@ -143,20 +146,36 @@ class _Extender:
             for column, column_rule, column_rng in column_rules:
                 if column not in values:
                     values[column] = column_rule.make(values, column_rng)
-            for column, info in found.items():
+            for column, info in (found or {}).items():
                 if column not in values and info.type == "uuid" and not info.has_default:
                     values[column] = new_uuid(rng)
             made.append(values)
-        named = {column for values in made for column in values}
-        if unknown := named - set(found):
+        named = dict.fromkeys(column for values in made for column in values)
+        if found is None:
+            columns = tuple(named)
+        elif unknown := set(named) - set(found):
             raise ConfigError(
                 f"{rule.origin} makes values of {', '.join(sorted(unknown))}, which "
                 f"{rule.name} does not have"
             )
-        columns = tuple(column for column in found if column in named)
+        else:
+            columns = tuple(column for column in found if column in named)
         rows = [tuple(values.get(column) for column in columns) for values in made]
         self._remember(rule.name, columns, rows)
         return Part(rule.name, columns, rows, rule.origin, plain=False)
+
+
+def extended_rows(
+    volume: Volume, seed: int, anchor: datetime, rules: SchemaRules
+) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
+    """The scenario extended by ``rules`` without a database (for a data-only SQL
+    script): ``(table, columns, rows)``, the new tables' rows last. With no catalog to
+    read, a new table's columns are the ones its row and column rules give values."""
+    from pytest_celestra.scenario import generate_scenario
+
+    extender = _Extender(rules, Catalog({}, {}, ()), volume, seed)
+    for part in extender.parts(generate_scenario(volume, seed=seed, anchor=anchor)):
+        yield part.table, part.columns, part.rows
 
 
 def _tables_in_order(rules: SchemaRules) -> list[TableRule]:
@@ -201,9 +220,11 @@ def seed_with_rules(
     seed: int,
     anchor: datetime,
     rules: SchemaRules,
+    counts: dict[str, int] | None = None,
 ) -> list[str]:
     """Check the schema for drift, then write the scenario extended by ``rules`` into
-    ``pg_conn``'s transaction. Returns the lines of the differences that do not break.
+    ``pg_conn``'s transaction. Returns the lines of the differences that do not break;
+    ``counts``, if given, receives the rows written per table.
 
     Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
     when the schema needs rules it was not given, and
@@ -216,15 +237,19 @@ def seed_with_rules(
     catalog = read_catalog(pg_conn)
     if not rules:
         try:
-            seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)
+            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)
         except psycopg.Error as error:
             table = error.diag.table_name or "?"
             raise rejected_row(error, table, f"the generator's {table} rows") from None
+        if counts is not None:
+            counts.update(summary.rows)
         return notes
     extender = _Extender(rules, catalog, volume, seed)
     parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
     with loader.caller_transaction(pg_conn):
         for part in parts:
+            if counts is not None:
+                counts[part.table] = counts.get(part.table, 0) + len(part.rows)
             if not part.rows:
                 continue
             try:

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL, Connection
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.volumes import Volume
 
 PROG = "celestra-seed"
@@ -124,6 +125,50 @@ def _data_dir(text: str) -> Path:
     if has_space(path):
         raise argparse.ArgumentTypeError(f"{str(path)!r}: {SPACE_PROBLEM}")
     return path
+
+
+def _rules_file(text: str) -> Path:
+    path = parse_path(text).absolute()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{str(path)!r} is not a file")
+    return path
+
+
+def load_rules(path: Path) -> SchemaRules:
+    """The rules that ``path``'s ``pytest_celestra_schema_rules(rules[, config])`` gives,
+    called with ``config=None``. The file is imported by path (its directory first on
+    ``sys.path``, as pytest does for a ``conftest.py``); pytest is not run."""
+    import importlib.util
+    import inspect
+
+    from pytest_celestra.app_rules import SchemaRules
+
+    spec = importlib.util.spec_from_file_location(f"celestra_rules_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise CelestraError(f"--rules {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise CelestraError(
+            f"--rules {path}: importing it failed: {type(error).__name__}: {error}"
+        ) from None
+    hook = getattr(module, "pytest_celestra_schema_rules", None)
+    if not callable(hook):
+        raise CelestraError(f"--rules {path}: it defines no pytest_celestra_schema_rules function")
+    rules = SchemaRules()
+    given = {"rules": rules, "config": None}
+    names = inspect.signature(hook).parameters
+    try:
+        hook(**{name: given[name] for name in names if name in given})
+    except CelestraError:
+        raise
+    except Exception as error:
+        raise CelestraError(
+            f"--rules {path}: pytest_celestra_schema_rules failed: {type(error).__name__}: {error}"
+        ) from None
+    return rules
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Empty the 15 Celestra tables first (TRUNCATE; no other table is touched and "
         "the database is never dropped). Without it a database holding Celestra rows is "
         "refused.",
+    )  # fmt: skip
+    data.add_argument(
+        "--rules", type=_rules_file, metavar="FILE",
+        help="A Python file (e.g. your conftest.py) whose pytest_celestra_schema_rules(rules) "
+        "describes what your migrations added; imported without running pytest. With a "
+        "server the database's schema is checked against it first (the drift report, exit "
+        "1) and the rules' columns, enum labels and tables are filled. With --sql the script "
+        "is data only (no DDL): load it into a database whose schema your migrations made.",
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
@@ -264,6 +317,8 @@ class Outcome:
             "stop_command",
             "sql_file",
             "sql_bytes",
+            "rules_file",
+            "schema_notes",
         )
         return fields | {key: self.details.get(key) for key in keys}
 
@@ -273,12 +328,20 @@ class Outcome:
         if self.target == "sql":
             where = "stdout" if d["sql_file"] == "-" else d["sql_file"]
             size = f" ({d['sql_bytes'] / 1e6:,.1f} MB)" if d["sql_bytes"] is not None else ""
-            lines.append(f"Wrote the SQL script to {where}{size}. Load it into an empty database:")
+            if d.get("rules_file"):
+                lines.append(
+                    f"Wrote the data-only SQL script (rules of {d['rules_file']}) to {where}"
+                    f"{size}. Load it into a database your migrations made, without rows:"
+                )
+            else:
+                lines.append(
+                    f"Wrote the SQL script to {where}{size}. Load it into an empty database:"
+                )
             shown = shlex.quote(d["sql_file"])
             load = f"psql -v ON_ERROR_STOP=1 -d DATABASE -f {shown}"
             if d["sql_file"].endswith(".gz"):
                 load = f"gzip -dc {shown} | psql -v ON_ERROR_STOP=1 -d DATABASE"
-            lines.append(f"  createdb DATABASE && {load}")
+            lines.append(f"  {load}" if d.get("rules_file") else f"  createdb DATABASE && {load}")
             return "\n".join(lines)
         created = ", created now" if d["created_database"] else ""
         reset = "; its Celestra tables were emptied first" if d["reset"] else ""
@@ -299,6 +362,9 @@ class Outcome:
             lines.append(f"  ({MASK} stands for the password of your --dsn, which is never shown)")
         if self.target == "embedded":
             lines.append(f"  stop it:     {d['stop_command']}")
+        if d.get("rules_file"):
+            lines.append(f"  rules:       {d['rules_file']}")
+        lines += [f"  not breaking: {note}" for note in d.get("schema_notes") or ()]
         return "\n".join(lines)
 
 
@@ -428,12 +494,18 @@ def seed_database(
     anchor: datetime,
     reset: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    rules: SchemaRules | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[ScenarioSummary, ExistingSchema]:
     """Create the schema where absent and seed it, in one transaction: nothing is
     written unless all of it is. Refuses a database holding a table or enum type of a
     Celestra name that is not Celestra's, and one whose Celestra tables hold rows unless
     ``reset``, which empties those tables (only those) first. Returns the summary and
-    what the database held before (so what was created: its ``missing_*``)."""
+    what the database held before (so what was created: its ``missing_*``).
+
+    Before any row, the schema is checked against what the generator and ``rules``
+    write ([`check_drift`][pytest_celestra.drift.check_drift]); the lines of the
+    differences that do not break go to ``notes``."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -458,11 +530,46 @@ def seed_database(
                 )
             if reset:
                 _truncate(connection, tables)
-            summary = seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
+            summary = _seed_checked(connection, volume, seed, anchor, rules, notes, progress)
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
     return summary, existing
+
+
+def _seed_checked(
+    connection: Connection,
+    volume: Volume,
+    seed: int,
+    anchor: datetime,
+    rules: SchemaRules | None,
+    notes: list[str] | None,
+    progress: Callable[[str, int], None] | None,
+) -> ScenarioSummary:
+    """The drift check, then the seed: the scenario's own (with progress bars) without
+    rules, [`seed_with_rules`][pytest_celestra.app_seed.seed_with_rules] with them."""
+    from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.app_seed import seed_with_rules
+    from pytest_celestra.drift import SchemaDriftError, check_drift
+    from pytest_celestra.loader import raw_connection
+
+    rules = rules or SchemaRules()
+    pg_conn = raw_connection(connection)
+    try:
+        found = check_drift(pg_conn, rules)
+    except SchemaDriftError as error:
+        raise SchemaDriftError(
+            f"{error}\nThen pass that file to {PROG} with --rules FILE (e.g. --rules conftest.py)."
+        ) from None
+    if notes is not None:
+        notes.extend(found)
+    if not rules:
+        return seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    seed_with_rules(pg_conn, volume, seed, anchor, rules, counts)
+    seconds = time.perf_counter() - started
+    return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds)
 
 
 def write_sql(
@@ -472,15 +579,27 @@ def write_sql(
     seed: int,
     anchor: datetime,
     progress: Callable[[str, int], None] | None = None,
+    rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
     """Write the script to ``path`` (``-``: stdout; ``.gz``: gzipped), whole or not at
-    all; the summary and the file's size in bytes."""
+    all; the summary and the file's size in bytes. With ``rules``, a data-only script
+    of the scenario extended by them."""
     started = time.perf_counter()
-    chunks = generate_scenario(volume, seed=seed, anchor=anchor)
     title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
+
+    def write(out: TextIO) -> dict[str, int]:
+        if rules is not None:
+            from pytest_celestra.app_seed import extended_rows
+            from pytest_celestra.sqlscript import write_data_script
+
+            parts = extended_rows(volume, seed, anchor, rules)
+            return write_data_script(out, parts, title=title)
+        chunks = generate_scenario(volume, seed=seed, anchor=anchor)
+        return write_script(out, chunks, title=title, progress=progress)
+
     size: int | None = None
     if path == "-":
-        counts = write_script(sys.stdout, chunks, title=title, progress=progress)
+        counts = write(sys.stdout)
         sys.stdout.flush()
     else:
         target = Path(path)
@@ -491,7 +610,7 @@ def write_sql(
                 if target.name.endswith(".gz")
                 else partial.open("w", encoding="utf-8", newline="\n")
             ) as out:
-                counts = write_script(out, chunks, title=title, progress=progress)
+                counts = write(out)
             partial.replace(target)
         except BaseException as error:
             partial.unlink(missing_ok=True)
@@ -510,21 +629,26 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     anchor = anchor_for(options.anchor_day)
     sql_to_stdout = options.sql == "-"
     on_terminal = _on_terminal() and not sql_to_stdout
-    bars = ProgressBars(sys.stderr, volume.counts) if on_terminal else None
+    rules = load_rules(options.rules) if options.rules is not None else None
+    # The rules' tables have no bar: with rules, the summary only.
+    bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and rules is None else None
     if bars and options.sql is not None:
         bars.draw()
     if options.sql is not None:
         summary, size = write_sql(
-            options.sql, volume, seed=options.seed, anchor=anchor, progress=bars
+            options.sql, volume, seed=options.seed, anchor=anchor, progress=bars, rules=rules
         )
         if bars:
             bars.close()
         written = {"sql_file": options.sql, "sql_bytes": size}
+        if options.rules is not None:
+            written["rules_file"] = str(options.rules)
         return Outcome(summary, "sql", written, time.perf_counter() - started)
     if options.dsn is not None:
         given = make_url(options.dsn)
         database = options.database or given.database or DEFAULT_DATABASE
-        return _seed_server(options, given.set(database=database), anchor, {}, bars, started)
+        url = given.set(database=database)
+        return _seed_server(options, url, anchor, {}, bars, started, rules)
     data_dir = options.data_dir or default_data_dir()
     _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
     maintenance = start_embedded(data_dir)
@@ -534,7 +658,7 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     details = {"data_dir": str(data_dir), "stop_command": stop}
     url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     try:
-        return _seed_server(options, url, anchor, details, bars, started)
+        return _seed_server(options, url, anchor, details, bars, started, rules)
     except (CelestraError, DBAPIError, psycopg.Error) as error:
         raise CelestraError(
             f"{failure_text(error)}. The embedded PostgreSQL in {data_dir} is left running; "
@@ -549,6 +673,7 @@ def _seed_server(
     details: dict[str, Any],
     bars: ProgressBars | None,
     started: float,
+    rules: SchemaRules | None = None,
 ) -> Outcome:
     """Seed database ``url`` (created if missing) of a running server."""
     database = str(url.database)
@@ -563,9 +688,11 @@ def _seed_server(
     _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
     if bars:
         bars.draw()
+    notes: list[str] = []
     summary, existing = seed_database(
-        url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset, progress=bars
-    )
+        url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
+        progress=bars, rules=rules, notes=notes,
+    )  # fmt: skip
     if bars:
         bars.close()
     details |= {
@@ -579,6 +706,8 @@ def _seed_server(
         "server_address": host_port(url),
         "url": render_url(url),
         "sqlalchemy_url": render_url(url, driver="postgresql+psycopg"),
+        "rules_file": None if options.rules is None else str(options.rules),
+        "schema_notes": notes,
     }
     target = "dsn" if options.dsn is not None else "embedded"
     return Outcome(summary, target, details, time.perf_counter() - started)

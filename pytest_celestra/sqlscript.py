@@ -132,3 +132,32 @@ def write_script(
     out.write("\nCOMMIT;\n\n")
     out.write(f"ANALYZE {', '.join(map(_quote, TABLES_IN_FK_ORDER))};\n")
     return counts
+
+
+def write_data_script(
+    out: TextIO,
+    parts: Iterable[tuple[str, Sequence[str], Sequence[Row]]],
+    *,
+    title: str = "Celestra scenario",
+) -> dict[str, int]:
+    """Write a data-only script (no DDL, no indexes) for ``parts``, each ``(table,
+    columns, rows)``: what ``celestra-seed --sql --rules`` writes for a database whose
+    schema your migrations made. Returns the rows written per table."""
+    out.write(
+        f"-- {title} (data only)\n"
+        f"-- Written by pytest-celestra {__version__} (celestra-seed --sql --rules). Load it "
+        "into a database whose schema your migrations made, without rows:\n"
+        "--   psql -v ON_ERROR_STOP=1 -d DATABASE -f FILE\n\n"
+    )
+    out.write("\n".join(_SETTINGS) + "\n\nBEGIN;\n\n")
+    counts: dict[str, int] = {}
+    filled = (part for part in parts if part[2])
+    for (table, columns), group in itertools.groupby(filled, key=lambda part: part[:2]):
+        out.write(copy_header(table, columns))
+        for _, _, rows in group:
+            out.writelines([copy_line(tuple(row)) for row in rows])
+            counts[table] = counts.get(table, 0) + len(rows)
+        out.write("\\.\n\n")
+    out.write("COMMIT;\n\n")
+    out.write(f"ANALYZE {', '.join(map(_quote, counts))};\n")
+    return counts

@@ -1,0 +1,160 @@
+"""``celestra-seed --rules FILE``: the user's schema rules (their ``conftest.py``) used by
+the command as by the plugin. Against the suite's server, on scratch databases of this
+module (``celestra_cli_*``, dropped afterwards): the built-in schema plus what a migration
+of the app added (``users.locale TEXT NOT NULL``, a ``user_preferences`` table)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from test_cli import ANCHOR_DAY, SMALL, create_database, psql, row_counts, run_cli, scratch
+
+from pytest_celestra.models import Base
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+__all__ = ["scratch"]  # the fixture, shared with test_cli
+
+LOCALES = {"en-US", "de-DE", "fr-FR"}
+
+MIGRATION = """
+ALTER TABLE users ADD COLUMN locale text NOT NULL;
+CREATE TABLE user_preferences (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id uuid NOT NULL REFERENCES users (id),
+    theme text NOT NULL
+);
+"""
+
+#: A conftest.py as a project writes it: it imports pytest, and its hook takes config too.
+RULES = """
+import pytest
+
+
+def pytest_celestra_schema_rules(rules, config):
+    assert config is None
+    rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
+    rules.table(
+        "user_preferences",
+        parents={"user_id": "users"},
+        count={"default": 7},
+        row=lambda context: {"theme": context.rng.choice(["light", "dark"])},
+    )
+"""
+
+
+def migrated_database(admin_dsn: str, url: str) -> None:
+    """``url`` created with the built-in schema, then changed as the app's migration does."""
+    create_database(admin_dsn, url)
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+    finally:
+        engine.dispose()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(MIGRATION)
+
+
+def rules_file(tmp_path: Path, text: str = RULES) -> Path:
+    path = tmp_path / "conftest.py"
+    path.write_text(text)
+    return path
+
+
+def locales_and_preferences(url: str) -> tuple[list[str], int, int]:
+    with psycopg.connect(url) as connection:
+        locales = [row[0] for row in connection.execute("SELECT locale FROM users")]
+        preferences, orphans = connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE u.id IS NULL) FROM user_preferences p "
+            "LEFT JOIN users u ON u.id = p.user_id"
+        ).fetchone()  # type: ignore[misc]
+    return locales, preferences, orphans
+
+
+def test_without_rules_the_drift_report_says_what_to_add(
+    scratch: Callable[[], str], admin_dsn: str
+) -> None:
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    result = run_cli("--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    message = result.stderr
+    assert "no row was written" in message
+    assert "users.locale (text) is NOT NULL without a default, and no rule fills it" in message
+    assert 'rules.column("users", "locale", values=' in message
+    assert "new table user_preferences references ours" in message
+    assert "--rules FILE" in message
+    assert set(row_counts(url).values()) == {0}
+
+
+def test_with_rules_the_rule_columns_and_tables_are_filled(
+    scratch: Callable[[], str], admin_dsn: str, tmp_path: Path
+) -> None:
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    result = run_cli(
+        "--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY,
+        "--rules", str(rules_file(tmp_path)), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert row_counts(url) == SMALL
+    locales, preferences, orphans = locales_and_preferences(url)
+    assert len(locales) == SMALL["users"]
+    assert set(locales) <= LOCALES
+    assert len(set(locales)) > 1
+    assert (preferences, orphans) == (7, 0)
+    assert '"user_preferences": 7' in result.stdout
+    assert '"rules_file": ' in result.stdout
+
+
+def test_rules_of_a_file_without_the_hook_are_refused(
+    scratch: Callable[[], str], tmp_path: Path
+) -> None:
+    url = scratch()
+    path = rules_file(tmp_path, "def something_else(rules):\n    pass\n")
+    result = run_cli("--dsn", url, "--volume", "small", "--rules", str(path))
+    assert result.returncode == 1
+    assert "defines no pytest_celestra_schema_rules function" in result.stderr
+
+
+def test_sql_with_rules_is_a_data_only_script_that_follows_them(
+    scratch: Callable[[], str], admin_dsn: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "celestra.sql"
+    rules = str(rules_file(tmp_path))
+    result = run_cli(
+        "--volume", "small", "--anchor-day", ANCHOR_DAY, "--sql", str(script), "--rules", rules
+    )
+    assert result.returncode == 0, result.stderr
+    assert "data-only" in result.stdout
+    text = script.read_text()
+    assert "CREATE TABLE" not in text
+    assert "CREATE INDEX" not in text
+    header = next(line for line in text.splitlines() if line.startswith("COPY users ("))
+    assert header.endswith(", locale) FROM stdin;")
+    assert "COPY user_preferences (user_id, theme) FROM stdin;" in text
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    loaded = psql(url, "-f", str(script))
+    assert loaded.returncode == 0, loaded.stderr
+    assert row_counts(url) == SMALL
+    locales, preferences, orphans = locales_and_preferences(url)
+    assert set(locales) <= LOCALES
+    assert len(set(locales)) > 1
+    assert (preferences, orphans) == (7, 0)
+    # The same rules with a server give the same rows: one rule, one place.
+    seeded = scratch()
+    migrated_database(admin_dsn, seeded)
+    direct = run_cli(
+        "--dsn", seeded, "--volume", "small", "--anchor-day", ANCHOR_DAY, "--rules", rules
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert sorted(locales_and_preferences(seeded)[0]) == sorted(locales)
