@@ -1,4 +1,4 @@
-"""``python -m pytest_celestra``: the same as the ``celestra-seed`` command."""
+"""`python -m pytest_celestra`: the same as the `celestra-seed` command."""
 
 from pytest_celestra.cli import main
 

@@ -5,7 +5,7 @@
 model of its table, with the rule as the column's default: every INSERT the ORM or a
 factory makes then fills it, from the row's other values and factory_boy's random
 generator (which the plugin reseeds for every test). A value passed to the factory, e.g.
-``UserFactory(locale="fr-FR")``, wins over the rule.
+`UserFactory(locale="fr-FR")`, wins over the rule.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def map_rule_columns(rules: SchemaRules) -> None:
 
 
 def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
-    """Add the rule columns a ``bulk_create`` row of ``table`` leaves out (a COPY fires
+    """Add the rule columns a `bulk_create` row of `table` leaves out (a COPY fires
     no column default), drawn as a factory's INSERT draws them."""
     import factory.random
 
@@ -97,11 +97,13 @@ def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
 def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
     """INSERT one row of a table of your rules into the session's transaction; returns it.
 
-    ``values`` give the parents (``user_id=user.id``) and any column to fix; the others
-    come from the table's ``row`` rule, its column rules, random UUIDs for ``uuid``
-    columns without default, and the database's defaults::
+    `values` give the parents (`user_id=user.id`) and any column to fix; the others
+    come from the table's `row` rule, its column rules, random UUIDs for `uuid`
+    columns without default, and the database's defaults:
 
-        prefs = create_row(celestra_session, "user_preferences", user_id=user.id)
+    ```python
+    prefs = create_row(celestra_session, "user_preferences", user_id=user.id)
+    ```
     """
     import factory.random
     from sqlalchemy import MetaData, Table, insert

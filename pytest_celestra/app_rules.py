@@ -1,21 +1,23 @@
 """Your application's own schema, taught to the plugin in one place.
 
 A project whose migrations add columns, enum labels or tables describes them once, in its
-``conftest.py``, and every path that makes rows follows that description: the seeded
+`conftest.py`, and every path that makes rows follows that description: the seeded
 templates (the generator's chunks are extended with the new columns and followed by the
 new tables' rows), the factories (the new column is mapped onto the model with the rule as
 its default) and [`pytest_celestra.drift`][pytest_celestra.drift], which checks the
-database's catalog against what the rules fill before any row is written::
+database's catalog against what the rules fill before any row is written:
 
-    def pytest_celestra_schema_rules(rules):
-        rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
-        rules.enum_weights("user_status", {"archived": 0.02})
-        rules.table(
-            "user_preferences",
-            parents={"user_id": "users"},
-            count={"small": 40, "medium": 400, "large": 4000},
-            row=lambda row: {"theme": row.rng.choice(["light", "dark"])},
-        )
+```python
+def pytest_celestra_schema_rules(rules):
+    rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
+    rules.enum_weights("user_status", {"archived": 0.02})
+    rules.table(
+        "user_preferences",
+        parents={"user_id": "users"},
+        count={"small": 40, "medium": 400, "large": 4000},
+        row=lambda row: {"theme": row.rng.choice(["light", "dark"])},
+    )
+```
 
 Values are deterministic: the seeded templates draw them from random generators seeded
 with the scenario seed, the table and the column; the factories from factory_boy's
@@ -38,23 +40,23 @@ from pytest_celestra.errors import ConfigError
 if TYPE_CHECKING:
     from pytest_celestra.volumes import Volume
 
-#: ``derive(row, rng)``: the value of a new column from the other values of its row.
 Derive = Callable[[Mapping[str, Any], random.Random], Any]
+"""`derive(row, rng)`: the value of a new column from the other values of its row."""
 
 
 @dataclass(frozen=True)
 class RowContext:
     """What a table's row rule is given: the row's parents and a random generator."""
 
-    #: FK column -> the key of the parent row it points at.
     parents: Mapping[str, Any]
-    #: The row's number in its table, from 0.
+    """FK column -> the key of the parent row it points at."""
     index: int
+    """The row's number in its table, from 0."""
     rng: random.Random
 
 
-#: ``row(context)``: the values of a new table's row (FK columns are filled already).
 RowRule = Callable[[RowContext], Mapping[str, Any]]
+"""`row(context)`: the values of a new table's row (FK columns are filled already)."""
 
 
 def _callable_key(function: Callable[..., Any] | None) -> str | None:
@@ -79,11 +81,11 @@ class ColumnRule:
 
     @property
     def origin(self) -> str:
-        """How the rule is written in ``conftest.py``, to name it in messages."""
+        """How the rule is written in `conftest.py`, to name it in messages."""
         return f"rules.column({self.table!r}, {self.column!r})"
 
     def make(self, row: Mapping[str, Any], rng: random.Random) -> Any:
-        """One value for ``row``."""
+        """One value for `row`."""
         if self.derive is not None:
             return self.derive(row, rng)
         labels = [value for value, _ in self.values]
@@ -99,8 +101,8 @@ class TableRule:
     """How the rows of a table the generator does not know are made."""
 
     name: str
-    #: FK column -> the table it points at (ours or another new one).
     parents: tuple[tuple[str, str], ...]
+    """FK column -> the table it points at (ours or another new one)."""
     count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
     row: RowRule | None = None
 
@@ -109,7 +111,7 @@ class TableRule:
         return f"rules.table({self.name!r})"
 
     def rows_for(self, volume: Volume) -> int:
-        """How many rows the table gets in ``volume``."""
+        """How many rows the table gets in `volume`."""
         if isinstance(self.count, int):
             return self.count
         if callable(self.count):
@@ -136,19 +138,19 @@ class TableRule:
 
 @dataclass
 class SchemaRules:
-    """The registry a ``pytest_celestra_schema_rules(rules)`` hook fills.
+    """The registry a `pytest_celestra_schema_rules(rules)` hook fills.
 
     Each method records one rule; nothing touches a database until a fixture needs one.
     """
 
     columns: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
-    #: enum type -> new label -> share of the rows of every column of that type.
     enum_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    """enum type -> new label -> share of the rows of every column of that type."""
     tables: dict[str, TableRule] = field(default_factory=dict)
-    #: CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies.
     accepted: set[str] = field(default_factory=set)
-    #: New tables left empty on purpose.
+    """CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies."""
     empty: set[str] = field(default_factory=set)
+    """New tables left empty on purpose."""
 
     def column(
         self,
@@ -158,15 +160,15 @@ class SchemaRules:
         values: Mapping[Any, float] | None = None,
         derive: Derive | None = None,
     ) -> None:
-        """Fill ``table.column`` (a column the generator does not write).
+        """Fill `table.column` (a column the generator does not write).
 
         Args:
             table: A table of ours, or one given to
                 [`table`][pytest_celestra.app_rules.SchemaRules.table].
             column: The new column.
             values: Value -> weight: each row draws one value, with these weights.
-            derive: ``derive(row, rng)`` -> the value, from the row's other columns
-                (a mapping of column name -> value) and a seeded ``random.Random``.
+            derive: `derive(row, rng)` -> the value, from the row's other columns
+                (a mapping of column name -> value) and a seeded `random.Random`.
         """
         if (values is None) == (derive is None):
             raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
@@ -178,7 +180,7 @@ class SchemaRules:
         self.columns[table, column] = ColumnRule(table, column, pairs, derive)
 
     def enum_weights(self, enum: str, shares: Mapping[str, float]) -> None:
-        """Give new labels of the enum type ``enum`` a share of the rows (0.02: 2 %).
+        """Give new labels of the enum type `enum` a share of the rows (0.02: 2 %).
 
         In the seeded templates, that share of the values of every column of that type is
         replaced by the new label; the other rows keep the generator's labels.
@@ -204,12 +206,12 @@ class SchemaRules:
         Args:
             name: The table.
             parents: FK column -> the table it points at; each row picks a random parent.
-            count: Rows per volume: a number, a mapping of volume name (or ``"default"``)
-                to a number, or ``count(volume)``.
-            row: ``row(context)`` -> the values of the other columns, given a
+            count: Rows per volume: a number, a mapping of volume name (or `"default"`)
+                to a number, or `count(volume)`.
+            row: `row(context)` -> the values of the other columns, given a
                 [`RowContext`][pytest_celestra.app_rules.RowContext]. Columns it leaves
                 out take a [`column`][pytest_celestra.app_rules.SchemaRules.column] rule,
-                a random UUID (a ``uuid`` key without default) or the database's default.
+                a random UUID (a `uuid` key without default) or the database's default.
         """
         frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
         frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
@@ -239,11 +241,11 @@ class SchemaRules:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: The rules the run's factories follow (set once per process by the plugin, through
-#: [`map_rule_columns`][pytest_celestra.app_models.map_rule_columns]).
 _active = SchemaRules()
-#: (table, column) -> binary COPY type of each rule column mapped onto one of our models.
+"""The rules the run's factories follow (set once per process by the plugin, through
+[`map_rule_columns`][pytest_celestra.app_models.map_rule_columns])."""
 mapped_copy_types: dict[tuple[str, str], str] = {}
+"""(table, column) -> binary COPY type of each rule column mapped onto one of our models."""
 
 
 def active_rules() -> SchemaRules:
@@ -252,7 +254,7 @@ def active_rules() -> SchemaRules:
 
 
 def activate(rules: SchemaRules) -> None:
-    """Make ``rules`` the ones [`active_rules`][pytest_celestra.app_rules.active_rules] returns."""
+    """Make `rules` the ones [`active_rules`][pytest_celestra.app_rules.active_rules] returns."""
     global _active
     _active = rules
 
@@ -266,5 +268,5 @@ def rule_copy_type(table: str, column: str) -> str:
 
 
 def new_uuid(rng: random.Random) -> uuid.UUID:
-    """A version-4 UUID drawn from ``rng``."""
+    """A version-4 UUID drawn from `rng`."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)

@@ -39,8 +39,8 @@ class Part:
     columns: tuple[str, ...]
     rows: list[Row]
     producer: str
-    #: The generator's own columns only: the binary COPY of the loader applies.
     plain: bool
+    """The generator's own columns only: the binary COPY of the loader applies."""
 
 
 def _seeded(seed: int, *names: str) -> random.Random:
@@ -168,8 +168,8 @@ class _Extender:
 def extended_rows(
     volume: Volume, seed: int, anchor: datetime, rules: SchemaRules
 ) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
-    """The scenario extended by ``rules`` without a database (for a data-only SQL
-    script): ``(table, columns, rows)``, the new tables' rows last. With no catalog to
+    """The scenario extended by `rules` without a database (for a data-only SQL
+    script): `(table, columns, rows)`, the new tables' rows last. With no catalog to
     read, a new table's columns are the ones its row and column rules give values."""
     from pytest_celestra.scenario import generate_scenario
 
@@ -222,9 +222,9 @@ def seed_with_rules(
     rules: SchemaRules,
     counts: dict[str, int] | None = None,
 ) -> list[str]:
-    """Check the schema for drift, then write the scenario extended by ``rules`` into
-    ``pg_conn``'s transaction. Returns the lines of the differences that do not break;
-    ``counts``, if given, receives the rows written per table.
+    """Check the schema for drift, then write the scenario extended by `rules` into
+    `pg_conn`'s transaction. Returns the lines of the differences that do not break;
+    `counts`, if given, receives the rows written per table.
 
     Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
     when the schema needs rules it was not given, and
@@ -264,7 +264,7 @@ def seed_with_rules(
 
 class SeedWithRules:
     """The plugin's [`SeedRecipe`][pytest_celestra.database.SeedRecipe]: the scenario,
-    extended by the user's ``rules`` and checked against the live schema first."""
+    extended by the user's `rules` and checked against the live schema first."""
 
     def __init__(self, rules: SchemaRules) -> None:
         self.rules = rules

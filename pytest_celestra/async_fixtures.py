@@ -1,29 +1,31 @@
-"""``celestra_async_session`` and ``celestra_async_seeded_db``: the same isolation, for async code.
+"""`celestra_async_session` and `celestra_async_seeded_db`: the same isolation, for async code.
 
 Registered only when pytest-asyncio is active and SQLAlchemy's asyncio support (the
-``greenlet`` package) is installed; otherwise fixtures of the same names fail with the
+`greenlet` package) is installed; otherwise fixtures of the same names fail with the
 command that installs what is missing. SQLAlchemy is imported when a test first asks for
 one of them.
 
-Each test gets an :class:`~sqlalchemy.ext.asyncio.AsyncSession` on psycopg's async
+Each test gets an `AsyncSession` on psycopg's async
 driver, joined to an outer transaction through a savepoint and rolled back after the
 test, commits included. The fixtures run in the event loop of pytest-asyncio's
-``asyncio_default_fixture_loop_scope`` (``function`` unless you set it): set it to the
+`asyncio_default_fixture_loop_scope` (`function` unless you set it): set it to the
 loop scope your async tests use. Their connections are opened per test, so no connection
 outlives the loop it was made in.
 
-Factories cannot write through an ``AsyncSession``. Build objects and add them, or run
-the factories in the session's synchronous twin::
+Factories cannot write through an `AsyncSession`. Build objects and add them, or run
+the factories in the session's synchronous twin:
 
-    user = UserFactory.build()
-    celestra_async_session.add(user)            # its company comes with it
-    await celestra_async_session.flush()
+```python
+user = UserFactory.build()
+celestra_async_session.add(user)            # its company comes with it
+await celestra_async_session.flush()
 
-    def make_admin(sync_session):
-        with bound_session(sync_session):
-            return UserFactory(company_admin=True)
+def make_admin(sync_session):
+    with bound_session(sync_session):
+        return UserFactory(company_admin=True)
 
-    admin = await celestra_async_session.run_sync(make_admin)
+admin = await celestra_async_session.run_sync(make_admin)
+```
 """
 
 from __future__ import annotations
@@ -62,11 +64,11 @@ def _async_engine(engine: Engine) -> AsyncEngine:
 
 @contextlib.asynccontextmanager
 async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """An ``AsyncSession`` in a transaction that is rolled back at the end, commits included.
+    """An `AsyncSession` in a transaction that is rolled back at the end, commits included.
 
-    ``expire_on_commit=False``: after a commit, reading an attribute must not need I/O.
-    Raises :class:`~pytest_celestra.fixtures.TransactionEscapedError` at the end if the
-    code in between ended the outer transaction itself (a ``COMMIT`` statement).
+    `expire_on_commit=False`: after a commit, reading an attribute must not need I/O. Raises
+    [`TransactionEscapedError`][pytest_celestra.fixtures.TransactionEscapedError] at the end
+    if the code in between ended the outer transaction itself (a `COMMIT` statement).
     """
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,7 +98,7 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
 async def isolated_async_session(
     request: pytest.FixtureRequest, database: TestDatabase, engine: AsyncEngine
 ) -> AsyncIterator[AsyncSession]:
-    """A rolled-back async session on ``database``; replaced if the test escapes it."""
+    """A rolled-back async session on `database`; replaced if the test escapes it."""
     try:
         async with rolled_back_async_session(engine) as session:
             yield session
@@ -146,12 +148,12 @@ async def celestra_async_session(
     _celestra_empty_database: TestDatabase,
     _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
-    """An ``AsyncSession`` on the empty Celestra schema, rolled back after the test.
+    """An `AsyncSession` on the empty Celestra schema, rolled back after the test.
 
-    Needs pytest-asyncio; the test is ``async def`` (marked ``@pytest.mark.asyncio`` in
+    Needs pytest-asyncio; the test is `async def` (marked `@pytest.mark.asyncio` in
     strict mode). Commits by the code under test are rolled back too. Factories do not
-    write through it: use ``Factory.build()`` and ``session.add``, or
-    ``await session.run_sync(...)`` with ``bound_session``.
+    write through it: use `Factory.build()` and `session.add`, or
+    `await session.run_sync(...)` with `bound_session`.
     """
     seed = scenario_of(request.node).seed
     reseed_factories(seed, request.node.nodeid, "celestra_async_session")
@@ -165,10 +167,10 @@ async def celestra_async_session(
 async def celestra_async_seeded_db(
     request: pytest.FixtureRequest, _celestra_async_engines: AsyncEngines
 ) -> AsyncIterator[AsyncSession]:
-    """An ``AsyncSession`` on the whole scenario, rolled back after the test.
+    """An `AsyncSession` on the whole scenario, rolled back after the test.
 
-    The scenario of ``celestra_seeded_db``: the run's, or the one a
-    ``@pytest.mark.celestra`` marker asks for. Otherwise as ``celestra_async_session``.
+    The scenario of `celestra_seeded_db`: the run's, or the one a
+    `@pytest.mark.celestra` marker asks for. Otherwise as `celestra_async_session`.
     """
     scenario = scenario_of(request.node)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")

@@ -1,19 +1,20 @@
 # factory_boy is typed but its declarations are not annotated.
 # mypy: disable-error-code="no-untyped-call"
-"""Factory batches at COPY speed: ``UserFactory.bulk_create(10_000, company=c)``.
+"""Factory batches at COPY speed: `UserFactory.bulk_create(10_000, company=c)`.
 
-A batch resolves the factory's own declarations for every row (defaults, traits,
-overrides, sequences, ``SubFactory`` parents, the factories' shared-parent rules), the way
-factory_boy does, but makes no ORM object and sends no INSERT per row: each row is kept
-as a :class:`PendingRow`, and at the end of the batch every table's rows go to the
-database in one binary ``COPY`` (:func:`pytest_celestra.loader.copy_rows`) through the
-session's own connection. So the rows are in the test's transaction: visible to its
-session and rolled back with it.
+A batch resolves the factory's own declarations for every row (defaults, traits, overrides,
+sequences, `SubFactory` parents, the factories' shared-parent rules), the way factory_boy
+does, but makes no ORM object and sends no INSERT per row: each row is kept as a
+[`PendingRow`][pytest_celestra.bulk.PendingRow], and at the end of the batch every table's
+rows go to the database in one binary `COPY`
+([`pytest_celestra.loader.copy_rows`][pytest_celestra.loader.copy_rows]) through the
+session's own connection. So the rows are in the test's transaction: visible to its session
+and rolled back with it.
 
-What a batch returns is a :class:`BulkResult`: the keys at once (:attr:`BulkResult.ids`,
-no query), and the objects when first asked for (one ``SELECT`` by those keys, through
-the session's identity map). Loading 10,000 ORM objects costs about as much as making
-their rows, so a test that only needs the rows to exist does not pay for it.
+What a batch returns is a [`BulkResult`][pytest_celestra.bulk.BulkResult]: the keys at once
+(`BulkResult.ids`, no query), and the objects when first asked for (one `SELECT` by those
+keys, through the session's identity map). Loading 10,000 ORM objects costs about as much as
+making their rows, so a test that only needs the rows to exist does not pay for it.
 """
 
 from __future__ import annotations
@@ -49,21 +50,21 @@ _MISSING = object()
 
 
 def current_batch() -> Batch | None:
-    """The batch being made, if a ``bulk_create`` is running (factories consult it)."""
+    """The batch being made, if a `bulk_create` is running (factories consult it)."""
     maker = current_maker()
     return maker if isinstance(maker, Batch) else None
 
 
 def bulk_safe(declaration: T) -> T:
     """Mark a post-generation declaration as one a batch can run: it only calls factories
-    or changes rows of the batch (:meth:`Batch.find` finds them), never the database."""
+    or changes rows of the batch (`Batch.find` finds them), never the database."""
     declaration.celestra_bulk_safe = True  # type: ignore[attr-defined]
     return declaration
 
 
 class PendingRow:
     """A row made in a batch, written by the batch's COPY: reads like the model object
-    (columns, relationships, ``__tablename__``), without being one."""
+    (columns, relationships, `__tablename__`), without being one."""
 
     __slots__ = ("model", "values")
 
@@ -128,7 +129,7 @@ class _Shape:
         self.insert = model.__table__.insert()
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Column -> value of the row a factory made from ``kwargs`` (its model arguments).
+        """Column -> value of the row a factory made from `kwargs` (its model arguments).
 
         A column the factory left out is left out here too when the database has a default
         for it (as a flush leaves it out), else it takes the model's Python default.
@@ -167,10 +168,10 @@ def _shape(model: type[Any]) -> _Shape:
 
 
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
-    """INSERT the row of ``obj`` (made from ``kwargs``) now, and make ``obj`` persistent in
-    ``session`` as a flush would, for a fifth of a flush's cost. False (nothing done) when
+    """INSERT the row of `obj` (made from `kwargs`) now, and make `obj` persistent in
+    `session` as a flush would, for a fifth of a flush's cost. False (nothing done) when
     a parent is not in the database yet (only a flush saves them in order), or when
-    ``obj`` is not of a Celestra table (a model of yours has a flush).
+    `obj` is not of a Celestra table (a model of yours has a flush).
     """
     if type(obj) not in _MODEL_ORDER:
         return False
@@ -192,7 +193,7 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
 
 
 def set_column(session: Session, row: Any, column: str, value: Any) -> None:
-    """Give ``row`` a new value of ``column``: in a batch's row before it is written, else
+    """Give `row` a new value of `column`: in a batch's row before it is written, else
     in the database and the session's object at once (an UPDATE, no flush)."""
     if isinstance(row, PendingRow):
         row.values[_shape(row.model).keys[column]] = value
@@ -212,7 +213,7 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
 
 
 class Batch(Maker):
-    """The rows of one ``bulk_create`` call, its parents' included, until they are written."""
+    """The rows of one `bulk_create` call, its parents' included, until they are written."""
 
     def __init__(self, session: Session, description: str) -> None:
         super().__init__(session)
@@ -336,11 +337,11 @@ class BulkWriteError(CelestraError):
 
 
 class BulkResult(Sequence[T], Generic[T]):
-    """The rows a ``bulk_create`` made, in order: keys now, objects on first use.
+    """The rows a `bulk_create` made, in order: keys now, objects on first use.
 
-    ``result.ids`` are the primary keys (no query). Indexing, iterating or ``len`` give
+    `result.ids` are the primary keys (no query). Indexing, iterating or `len` give
     the ORM objects, attached to the session: the first access loads them all with one
-    ``SELECT ... WHERE id = ANY(:ids)`` (objects already in the session are reused).
+    `SELECT ... WHERE id = ANY(:ids)` (objects already in the session are reused).
     """
 
     def __init__(self, session: Session, model: type[T], ids: Sequence[uuid.UUID]) -> None:
@@ -384,8 +385,8 @@ class BulkResult(Sequence[T], Generic[T]):
 def bulk_create(
     factory_class: Any, size: int, params: dict[str, Any], session: Session
 ) -> BulkResult[Any]:
-    """Make ``size`` rows of ``factory_class`` with ``params`` and COPY them into
-    ``session``'s transaction; what ``CelestraFactory.bulk_create`` runs."""
+    """Make `size` rows of `factory_class` with `params` and COPY them into
+    `session`'s transaction; what `CelestraFactory.bulk_create` runs."""
     if not isinstance(size, int) or size < 0:
         raise CelestraError(
             f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "

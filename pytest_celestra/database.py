@@ -2,29 +2,32 @@
 
 The plugin keeps *templates*, named after a hash of everything that determines their
 content, and gives each test process a clone of one. A schema template
-(``celestra_schema_<hash>``) holds the empty schema; a seeded template
-(``celestra_tpl_<hash>``) holds the whole scenario at one volume, seed and anchor day.
+(`celestra_schema_<hash>`) holds the empty schema; a seeded template
+(`celestra_tpl_<hash>`) holds the whole scenario at one volume, seed and anchor day.
 Each template is built under a PostgreSQL advisory lock of its own, so among processes
 sharing a server (xdist workers, concurrent runs) exactly one builds each template while
-the others wait and then clone it. The hashes come from :mod:`pytest_celestra.cache_keys`.
+the others wait and then clone it. The hashes come from `pytest_celestra.cache_keys`.
 
-Integrity: a finished template is *sealed* (``ALLOW_CONNECTIONS false``,
-``IS_TEMPLATE true``), so nobody can connect to it or change it; its comment records a
-:class:`~pytest_celestra.cache_keys.Fingerprint` of its content, and every copy made of
+Integrity: a finished template is *sealed* (`ALLOW_CONNECTIONS false`,
+`IS_TEMPLATE true`), so nobody can connect to it or change it; its comment records a
+`Fingerprint` of its content, and every copy made of
 it is checked against that fingerprint before use. A template that fails the check (or
 was opened by someone who unsealed it) is rebuilt, and the run's report says why.
 
-Safety: every database the plugin creates carries ``COMMENT ON DATABASE ... IS
-'created by pytest-celestra ...'``; the plugin drops only databases bearing that comment
-and never writes to the database named in the DSN. Between ``CREATE DATABASE`` and its
-comment (two statements PostgreSQL will not run in one transaction) a database is marked
-by its connection limit, :data:`BIRTH_MARK`, and its creator holds the database's lock.
+Safety: every database the plugin creates carries
+`COMMENT ON DATABASE ... IS 'created by pytest-celestra ...'`; the plugin drops only
+databases bearing that comment and never writes to the database named in the DSN. Between
+`CREATE DATABASE` and its comment (two statements PostgreSQL will not run in one
+transaction) a database is marked by its connection limit,
+[`BIRTH_MARK`][pytest_celestra.database.BIRTH_MARK], and its creator holds the database's
+lock.
 
-Ownership: each test process holds a shared advisory lock keyed by its run id for its
-whole life (xdist workers of one run share it), and a shared "in use" lock on each
-template it cloned. A database whose run's lock is free belongs to a run that is gone and
-is dropped by the next run at its start; a template whose "in use" lock is taken is never
-evicted. Templates are evicted by a budget of age and total size (:class:`Budget`).
+Ownership: each test process holds a shared advisory lock keyed by its run id for its whole
+life (xdist workers of one run share it), and a shared "in use" lock on each template it
+cloned. A database whose run's lock is free belongs to a run that is gone and is dropped by
+the next run at its start; a template whose "in use" lock is taken is never evicted.
+Templates are evicted by a budget of age and total size
+([`Budget`][pytest_celestra.database.Budget]).
 
 What a seeded template holds is made by the recipe the manager is given (the plugin gives
 it [`seed_scenario`][pytest_celestra.scenario.seed_scenario]); this module does not import
@@ -70,30 +73,30 @@ if TYPE_CHECKING:
     from pytest_celestra.volumes import Volume
 
 MARK = "created by pytest-celestra"
-#: Databases nothing of ours ever drops or seeds: the maintenance database and the
-#: templates of new databases.
 PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1"})
-#: ``CREATE DATABASE ... STRATEGY`` values (PostgreSQL 15+), checked before they reach SQL.
+"""Databases nothing of ours ever drops or seeds: the maintenance database and the
+templates of new databases."""
 STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
-#: The connection limit every database of ours is created with. Unlike the comment, it
-#: is set by CREATE DATABASE itself, so a run killed before it could comment still leaves
-#: a database that is recognisably ours (with its ``celestra_`` name and free lock).
+"""`CREATE DATABASE ... STRATEGY` values (PostgreSQL 15+), checked before they reach SQL."""
 BIRTH_MARK = 9973
-#: Purpose (in the comment) of a finished, sealed template. Templates of versions before
-#: sealing say ``template``; they are never used, and dropped once unused for the budget's age.
+"""The connection limit every database of ours is created with. Unlike the comment, it
+is set by CREATE DATABASE itself, so a run killed before it could comment still leaves
+a database that is recognisably ours (with its `celestra_` name and free lock)."""
 SEALED = "sealed template"
+"""Purpose (in the comment) of a finished, sealed template. Templates of versions before
+sealing say `template`; they are never used, and dropped once unused for the budget's age."""
 _LEGACY_TEMPLATE = "template"
-#: Test databases of runs from before owner locks are dropped once this old.
 _LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
+"""Test databases of runs from before owner locks are dropped once this old."""
 
 
 class SeedRecipe(Protocol):
-    """What fills a seeded template: writes the scenario of ``volume``, ``seed`` and
-    ``anchor`` into ``connection``'s transaction, without committing, and returns lines
+    """What fills a seeded template: writes the scenario of `volume`, `seed` and
+    `anchor` into `connection`'s transaction, without committing, and returns lines
     for the run's summary (the plugin's recipe is
     [`SeedWithRules`][pytest_celestra.app_seed.SeedWithRules]).
 
-    ``key`` names what the recipe adds to the scenario (the user's schema rules); it is
+    `key` names what the recipe adds to the scenario (the user's schema rules); it is
     part of every seeded template's key, so a changed recipe never reuses a template."""
 
     key: str
@@ -105,8 +108,8 @@ class SeedRecipe(Protocol):
 
 @dataclass(frozen=True)
 class Budget:
-    """Which templates a server keeps: those used within ``max_age``, most recently
-    used first, up to ``max_size`` bytes in all. A template in use is never dropped."""
+    """Which templates a server keeps: those used within `max_age`, most recently
+    used first, up to `max_size` bytes in all. A template in use is never dropped."""
 
     max_age: timedelta = DEFAULT_TEMPLATE_MAX_AGE
     max_size: int = DEFAULT_TEMPLATE_MAX_SIZE
@@ -120,7 +123,7 @@ def _comment(purpose: str, **meta: object) -> str:
 
 
 def _parse_comment(comment: str) -> tuple[str, dict[str, Any]]:
-    """``(purpose, meta)`` of one of our comments."""
+    """`(purpose, meta)` of one of our comments."""
     body = comment.removeprefix(MARK).strip()
     purpose, _, meta = body.partition(" {")
     try:
@@ -130,7 +133,7 @@ def _parse_comment(comment: str) -> tuple[str, dict[str, Any]]:
 
 
 def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
-    """The comment on database ``name`` ("" if it has none), or None if it does not exist."""
+    """The comment on database `name` ("" if it has none), or None if it does not exist."""
     row = admin.execute(
         "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
         "FROM pg_database WHERE datname = %s",
@@ -140,16 +143,17 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
 
 
 def is_plugin_database(admin: psycopg.Connection[Any], name: str) -> bool:
-    """Did pytest-celestra create database ``name`` (a template, build or test database)?"""
+    """Did pytest-celestra create database `name` (a template, build or test database)?"""
     return (database_comment(admin, name) or "").startswith(MARK)
 
 
 def refuse_plugin_database(url: URL) -> None:
-    """Raise :class:`CelestraError` if ``url`` names a database pytest-celestra created.
+    """Raise [`CelestraError`][pytest_celestra.errors.CelestraError] if `url` names a
+    database pytest-celestra created.
 
-    For tools that write into a database they are given (``celestra-seed``): the
+    For tools that write into a database they are given (`celestra-seed`): the
     plugin's templates and test databases are rebuilt or dropped by the plugin alone.
-    Asks the database itself, else the server's ``postgres`` database (a sealed template
+    Asks the database itself, else the server's `postgres` database (a sealed template
     takes no connections); if neither answers, the caller's own connection error follows.
     """
     for where in (url, url.set(database="postgres")):
@@ -173,10 +177,10 @@ def _cannot_connect(url: URL, error: BaseException) -> CelestraError:
 
 
 def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
-    """Make sure ``url``'s database exists, creating it (with ``comment``) through the
-    server's ``postgres`` database if needed; ``(created, "PostgreSQL 18.1")``.
+    """Make sure `url`'s database exists, creating it (with `comment`) through the
+    server's `postgres` database if needed; `(created, "PostgreSQL 18.1")`.
 
-    For tools that write into a database they are given (``celestra-seed``); never one
+    For tools that write into a database they are given (`celestra-seed`); never one
     of [`PROTECTED_DATABASES`][pytest_celestra.database.PROTECTED_DATABASES] (the caller
     refuses those first).
     """
@@ -213,11 +217,12 @@ def drop_database(
     protected: frozenset[str] = frozenset(),
     force: bool = True,
 ) -> None:
-    """Drop ``name`` if pytest-celestra created it; raise :class:`UnsafeDatabaseError` if not.
+    """Drop `name` if pytest-celestra created it; raise
+    [`UnsafeDatabaseError`][pytest_celestra.errors.UnsafeDatabaseError] if not.
 
-    A database is ours only if its comment starts with ``created by pytest-celestra``;
-    ``postgres``, ``template0``, ``template1`` and ``protected`` are never dropped.
-    ``force`` ends other sessions on it (else dropping a database in use fails). A
+    A database is ours only if its comment starts with `created by pytest-celestra`;
+    `postgres`, `template0`, `template1` and `protected` are never dropped.
+    `force` ends other sessions on it (else dropping a database in use fails). A
     sealed template is unsealed first (PostgreSQL does not drop templates).
     """
     comment = database_comment(admin, name)
@@ -233,7 +238,7 @@ def drop_database(
 
 
 def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
-    """Drop database ``name``, which the caller has proven ours (unsealing a template)."""
+    """Drop database `name`, which the caller has proven ours (unsealing a template)."""
     identifier = sql.Identifier(name)
     is_template = admin.execute(
         "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)
@@ -251,35 +256,35 @@ def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> Non
 
 
 def _describe(admin: psycopg.Connection[Any], name: str) -> tuple[str, dict[str, Any]]:
-    """``(purpose, meta)`` from the comment on ``name``; purpose "" if it is not ours."""
+    """`(purpose, meta)` from the comment on `name`; purpose "" if it is not ours."""
     return _parse_comment(database_comment(admin, name) or "")
 
 
 def _update(admin: psycopg.Connection[Any], name: str, **changes: object) -> None:
-    """Change fields of the comment on our database ``name``."""
+    """Change fields of the comment on our database `name`."""
     purpose, meta = _describe(admin, name)
     _set_comment(admin, name, _comment(purpose, **{**meta, **changes}))
 
 
 def _lock_id(name: str) -> int:
-    """The advisory lock that guards database ``name`` (a template or a build)."""
+    """The advisory lock that guards database `name` (a template or a build)."""
     return int.from_bytes(
         hashlib.sha256(f"pytest-celestra {name}".encode()).digest()[:8], "big", signed=True
     )
 
 
 def run_lock_id(run_id: str) -> int:
-    """The lock every process of run ``run_id`` holds (shared) while it lives."""
+    """The lock every process of run `run_id` holds (shared) while it lives."""
     return _lock_id(f"run {run_id}")
 
 
 def _use_lock_id(template: str) -> int:
-    """The lock every process that cloned ``template`` holds (shared) while it lives."""
+    """The lock every process that cloned `template` holds (shared) while it lives."""
     return _lock_id(f"use {template}")
 
 
 def template_name(kind: str, key: str) -> str:
-    """Name of the template of ``kind`` (``schema`` or ``seeded``) with cache key ``key``.
+    """Name of the template of `kind` (`schema` or `seeded`) with cache key `key`.
 
     Sealed templates are named apart from the unsealed ones of earlier versions, which
     those versions would otherwise try to replace (and fail: a template cannot be dropped).
@@ -290,7 +295,7 @@ def template_name(kind: str, key: str) -> str:
 
 @contextlib.contextmanager
 def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
-    """Hold the lock of database ``name``, waiting for it if another process has it."""
+    """Hold the lock of database `name`, waiting for it if another process has it."""
     admin.execute("SELECT pg_advisory_lock(%s)", (_lock_id(name),))
     try:
         yield
@@ -300,7 +305,7 @@ def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _if_free(admin: psycopg.Connection[Any], locks: Iterable[int]) -> Iterator[bool]:
-    """Take each of ``locks`` if nobody holds it, without waiting; True if all were free.
+    """Take each of `locks` if nobody holds it, without waiting; True if all were free.
 
     Released at the end. A shared lock (a live run's, a template in use) makes it False.
     """
@@ -337,10 +342,10 @@ class TemplateUse(NamedTuple):
 def templates_to_evict(
     templates: Iterable[TemplateUse], budget: Budget, now: datetime, keep: Iterable[str] = ()
 ) -> list[str]:
-    """The templates over ``budget``: of an anchor day before ``now``'s, unused for longer
-    than ``max_age``, or beyond ``max_size`` counting from the most recently used.
+    """The templates over `budget`: of an anchor day before `now`'s, unused for longer
+    than `max_age`, or beyond `max_size` counting from the most recently used.
 
-    ``keep`` (a template just built) counts towards the size but is never chosen. The
+    `keep` (a template just built) counts towards the size but is never chosen. The
     caller still skips any template in use.
     """
     today = now.date().isoformat()
@@ -378,7 +383,7 @@ SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),
 @dataclass(frozen=True)
 class _Spec:
     """How to make one template: its kind, key (None: learnt from the built catalog),
-    the template it starts from (None: ``template0``), how to fill it, what to record."""
+    the template it starts from (None: `template0`), how to fill it, what to record."""
 
     kind: str
     key: str | None
@@ -391,16 +396,16 @@ class _Spec:
 class DatabaseManager:
     """Templates and test databases of one test process on one server.
 
-    Locking: each template and each build has its own advisory lock, held while it is
-    built, checked, cloned or dropped. So a process building one template holds up only
-    those that need that template; sweeps only try locks and skip what is busy. Locks
-    are taken in one order (seeded template, then schema template), so they never
-    deadlock. Besides, the process holds its run's lock and an "in use" lock on each
-    template it cloned, on a connection kept open until :meth:`close`.
+    Locking: each template and each build has its own advisory lock, held while it is built,
+    checked, cloned or dropped. So a process building one template holds up only those that
+    need that template; sweeps only try locks and skip what is busy. Locks are taken in one
+    order (seeded template, then schema template), so they never deadlock. Besides, the
+    process holds its run's lock and an "in use" lock on each template it cloned, on a
+    connection kept open until [`close`][pytest_celestra.database.DatabaseManager.close].
 
-    ``recipe`` fills each seeded template
+    `recipe` fills each seeded template
     (see [`SeedRecipe`][pytest_celestra.database.SeedRecipe]).
-    ``notes`` collects one line per template rebuilt because it was not what its key
+    `notes` collects one line per template rebuilt because it was not what its key
     says, for the run's report.
     """
 
@@ -432,10 +437,10 @@ class DatabaseManager:
     # --- connections and ownership ---
 
     def _connect_admin(self) -> psycopg.Connection[Any]:
-        """An autocommit connection for server-wide work, to the ``postgres`` database.
+        """An autocommit connection for server-wide work, to the `postgres` database.
 
         Advisory locks are per database, so every process must lock in the same one;
-        ``postgres`` is where they meet whatever database their DSN names. Servers
+        `postgres` is where they meet whatever database their DSN names. Servers
         without it (or without access to it) fall back to the DSN's database.
         """
         try:
@@ -459,7 +464,7 @@ class DatabaseManager:
         self._owner = owner
 
     def _use(self, template: str) -> None:
-        """Hold ``template``'s in-use lock for the rest of this process, so no sweep drops it."""
+        """Hold `template`'s in-use lock for the rest of this process, so no sweep drops it."""
         self._claim()
         assert self._owner is not None
         if template not in self._using:
@@ -490,7 +495,8 @@ class DatabaseManager:
 
     @contextlib.contextmanager
     def _server_faults(self, doing: str) -> Iterator[None]:
-        """Turn a lost or unreachable server into one :class:`ServerError` line."""
+        """Turn a lost or unreachable server into one
+        [`ServerError`][pytest_celestra.errors.ServerError] line."""
         try:
             yield
         except (psycopg.OperationalError, DBAPIError) as error:
@@ -513,12 +519,12 @@ class DatabaseManager:
         comment: str,
         strategy: str | None = None,
     ) -> None:
-        """CREATE DATABASE ``name`` from ``template``, then comment it.
+        """CREATE DATABASE `name` from `template`, then comment it.
 
-        Until the comment, the database is marked by :data:`BIRTH_MARK` and by its lock,
-        which this process holds: a sweep drops it only once that lock is free.
-        Raises ObjectInUse if a session is connected to ``template`` (PostgreSQL waits
-        5 seconds for it to go first).
+        Until the comment, the database is marked by
+        [`BIRTH_MARK`][pytest_celestra.database.BIRTH_MARK] and by its lock, which this
+        process holds: a sweep drops it only once that lock is free. Raises ObjectInUse if a
+        session is connected to `template` (PostgreSQL waits 5 seconds for it to go first).
         """
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} CONNECTION LIMIT {}").format(
             sql.Identifier(name), sql.Identifier(template), sql.Literal(BIRTH_MARK)
@@ -549,7 +555,7 @@ class DatabaseManager:
         strategy: str | None = None,
         **meta: object,
     ) -> str:
-        """Create ``name`` from the template of ``spec``, checked against the template's
+        """Create `name` from the template of `spec`, checked against the template's
         fingerprint (rebuilding the template once if it fails); the template's name."""
         with self._template(admin, spec) as template:
             self._use(template)
@@ -576,7 +582,7 @@ class DatabaseManager:
         comment: str,
         strategy: str | None = None,
     ) -> str | None:
-        """Create ``name`` from ``template``; None if it matches the template's fingerprint,
+        """Create `name` from `template`; None if it matches the template's fingerprint,
         else (having dropped it) what is wrong with the template."""
         try:
             self._create(admin, name, template, comment, strategy)
@@ -598,7 +604,7 @@ class DatabaseManager:
     def _building(
         self, admin: psycopg.Connection[Any], spec: _Spec
     ) -> Iterator[tuple[str, Fingerprint]]:
-        """A new database made from ``spec``'s source and populated, with its fingerprint;
+        """A new database made from `spec`'s source and populated, with its fingerprint;
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
         meta = {"run": self.run_id, "owner": self.owner_lock}
@@ -633,7 +639,7 @@ class DatabaseManager:
         spec: _Spec,
         key: str,
     ) -> None:
-        """Make the build the sealed template ``name`` (whose lock the caller holds).
+        """Make the build the sealed template `name` (whose lock the caller holds).
 
         An older template of that name is ours and untrusted: it is dropped, ending any
         session someone opened on it after unsealing it.
@@ -666,14 +672,14 @@ class DatabaseManager:
         )
 
     def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
-        """Build template ``name`` afresh (its lock held by the caller), then sweep."""
+        """Build template `name` afresh (its lock held by the caller), then sweep."""
         key = spec.key or str(_describe(admin, name)[1].get("key", ""))
         with self._building(admin, spec) as built:
             self._install(admin, built, name, spec, key)
         self._sweep(admin, keep={name})
 
     def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
-        """Is ``name`` a sealed template with a fingerprint (and, with ``rebuild``, one
+        """Is `name` a sealed template with a fingerprint (and, with `rebuild`, one
         built by this run)?"""
         purpose, meta = _describe(admin, name)
         return (
@@ -684,9 +690,9 @@ class DatabaseManager:
 
     @contextlib.contextmanager
     def _template(self, admin: psycopg.Connection[Any], spec: _Spec) -> Iterator[str]:
-        """Hold the lock of an up-to-date template of ``spec``, building it if needed.
+        """Hold the lock of an up-to-date template of `spec`, building it if needed.
 
-        ``spec.key`` None means: build first, then name the template by its catalog's hash.
+        `spec.key` None means: build first, then name the template by its catalog's hash.
         """
         if spec.key is not None:
             name = template_name(spec.kind, spec.key)
@@ -710,8 +716,9 @@ class DatabaseManager:
     # --- sweeping ---
 
     def _listing(self, admin: psycopg.Connection[Any], sizes: bool = True) -> list[_Listed]:
-        """Our databases, and unmarked ones that bear our name and :data:`BIRTH_MARK`;
-        with ``sizes``, the size of each sealed template (a few ms each)."""
+        """Our databases, and unmarked ones that bear our name and
+        [`BIRTH_MARK`][pytest_celestra.database.BIRTH_MARK]; with `sizes`, the size of each
+        sealed template (a few ms each)."""
         parameters = {
             "sealed": f"{MARK} {SEALED} %",
             "mark": f"{MARK}%",
@@ -727,14 +734,14 @@ class DatabaseManager:
     def _sweep(
         self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True
     ) -> None:
-        """Drop what is ours and nobody needs (never what is kept, or in ``keep``):
+        """Drop what is ours and nobody needs (never what is kept, or in `keep`):
 
         - test databases and builds of runs that are gone (their run's lock is free);
         - databases left unmarked by a run killed between creating and commenting them;
         - test databases of older versions a day old;
-        - with ``evict`` (after a build, when the cache grows), sealed templates over the
-          :class:`Budget`, unless in use, and unsealed templates of older versions once
-          unused for the budget's age.
+        - with `evict` (after a build, when the cache grows), sealed templates over the
+          [`Budget`][pytest_celestra.database.Budget], unless in use, and unsealed templates
+          of older versions once unused for the budget's age.
 
         Only what nobody holds is dropped: each one's locks are tried, not awaited. A dead
         run's leftovers are dropped even if a session is still on them (its backends can
@@ -846,7 +853,7 @@ class DatabaseManager:
         name: str | None = None,
         strategy: str | None = None,
     ) -> URL:
-        """A new test database from the template of ``spec``, checked against it."""
+        """A new test database from the template of `spec`, checked against it."""
         name = name or f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         meta: dict[str, object] = {
@@ -862,7 +869,7 @@ class DatabaseManager:
         return self.server.url_for(name)
 
     def _touch(self, admin: psycopg.Connection[Any], template: str) -> None:
-        """Record that ``template`` was just used, so sweeps keep it."""
+        """Record that `template` was just used, so sweeps keep it."""
         if _describe(admin, template)[0] == SEALED:
             now = datetime.now(UTC).isoformat(timespec="milliseconds")
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
@@ -871,7 +878,9 @@ class DatabaseManager:
     def create_empty(self, *, name: str | None = None) -> URL:
         """A new database holding the empty schema, cloned from its template.
 
-        ``name``: the name of a test database :meth:`discard` dropped, to clone it again.
+        `name`: the name of a test database
+        [`discard`][pytest_celestra.database.DatabaseManager.discard] dropped, to clone it
+        again.
         """
         with self._server_faults("making the empty-schema database"), self._admin() as admin:
             return self._clone(admin, self._schema_spec(), "empty", name)
@@ -888,10 +897,11 @@ class DatabaseManager:
     ) -> URL:
         """A new database holding the whole scenario, cloned from its template.
 
-        ``name``: as for :meth:`create_empty`; ``label`` goes into a new name;
-        ``strategy`` is that of ``CREATE DATABASE`` (``"WAL_LOG"``, ``"FILE_COPY"``; None:
-        the server's default). Each call has its own connection, so other threads may
-        call it too.
+        `name`: as for
+        [`create_empty`][pytest_celestra.database.DatabaseManager.create_empty]; `label`
+        goes into a new name; `strategy` is that of `CREATE DATABASE` (`"WAL_LOG"`,
+        `"FILE_COPY"`; None: the server's default). Each call has its own connection, so
+        other threads may call it too.
         """
         with (
             self._server_faults(f"building or cloning the {volume.name} scenario's template"),
@@ -901,14 +911,14 @@ class DatabaseManager:
             return self._clone(admin, spec, label, name, strategy)
 
     def discard(self, url: URL) -> None:
-        """Drop a test database a test has damaged, even with ``keep``."""
+        """Drop a test database a test has damaged, even with `keep`."""
         assert url.database in self.created
         self.created.remove(url.database)
         with self._admin() as admin:
             drop_database(admin, url.database, protected=self.protected)
 
     def release(self, url: URL) -> str | None:
-        """Drop a test database, or with ``keep`` leave it and return its URL.
+        """Drop a test database, or with `keep` leave it and return its URL.
 
         A server that is gone by then gets a note: the next run drops the database.
         """
@@ -929,7 +939,7 @@ class DatabaseManager:
 
 
 def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:
-    """``pid 123 of postgres (psql)``, for each session connected to ``database``."""
+    """`pid 123 of postgres (psql)`, for each session connected to `database`."""
     rows = admin.execute(
         "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s",
         (database,),

@@ -1,13 +1,13 @@
 """The drift report: the live schema measured against what the plugin writes into it.
 
-After the schema is created (by ``create_all`` or your ``pytest_celestra_create_schema``
+After the schema is created (by `create_all` or your `pytest_celestra_create_schema`
 hook) and before any row is written, [`check_drift`][pytest_celestra.drift.check_drift]
 reads the catalog once and compares it with the columns the generator and the factories
 write, the enum labels they produce, the constraints they were written for, and your
 [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]. Every difference that would make
 seeding or a factory fail is listed in one
 [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError], each with the lines of
-``conftest.py`` that teach the plugin the change; the others become one line each in the
+`conftest.py` that teach the plugin the change; the others become one line each in the
 run's summary.
 """
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from pytest_celestra.app_rules import SchemaRules
 
-#: Tables of the database that are nobody's data.
 _BOOKKEEPING_TABLES = frozenset({"alembic_version"})
+"""Tables of the database that are nobody's data."""
 
 
 class SchemaDriftError(CelestraError):
@@ -39,8 +39,8 @@ class ColumnInfo:
 
     type: str
     not_null: bool
-    #: A DEFAULT, an identity or a generated column: the database fills it.
     has_default: bool
+    """A DEFAULT, an identity or a generated column: the database fills it."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class Constraint:
     """A constraint (or a unique index that backs none) of a table."""
 
     name: str
-    #: ``c`` check, ``u`` unique, ``f`` foreign key, ``p`` primary key, ``x`` exclusion,
-    #: ``i`` unique index.
     kind: str
+    """`c` check, `u` unique, `f` foreign key, `p` primary key, `x` exclusion,
+    `i` unique index."""
     table: str
     columns: tuple[str, ...]
     parent: str | None
@@ -140,7 +140,7 @@ def _builtin_nullable() -> dict[str, dict[str, bool]]:
 
 @cache
 def builtin_constraint_names() -> frozenset[str]:
-    """Names of the CHECK, UNIQUE and key constraints and the indexes ``create_all`` makes."""
+    """Names of the CHECK, UNIQUE and key constraints and the indexes `create_all` makes."""
     from sqlalchemy import create_mock_engine
     from sqlalchemy.engine import make_url
 
@@ -161,7 +161,7 @@ _STRING_TYPE = re.compile(r"^(?:text|character varying|varchar)(?:\((\d+)\))?$")
 
 
 def _widened(old: str, new: str) -> bool:
-    """Whether a column of type ``old`` now of type ``new`` still takes every old value."""
+    """Whether a column of type `old` now of type `new` still takes every old value."""
     old_match, new_match = _STRING_TYPE.match(old), _STRING_TYPE.match(new)
     if old_match is None or new_match is None:
         return False
@@ -177,12 +177,12 @@ def _widened(old: str, new: str) -> bool:
 class DriftReport:
     """Differences between the catalog and what the plugin writes."""
 
-    #: One line per difference that makes seeding or a factory fail.
     breaking: list[str] = field(default_factory=list)
-    #: The ``conftest.py`` lines that teach the plugin the breaking differences.
+    """One line per difference that makes seeding or a factory fail."""
     remedies: list[str] = field(default_factory=list)
-    #: One line per difference that does not stop seeding.
+    """The `conftest.py` lines that teach the plugin the breaking differences."""
     notes: list[str] = field(default_factory=list)
+    """One line per difference that does not stop seeding."""
 
     def message(self) -> str:
         """The whole report, as the error states it."""
@@ -209,7 +209,7 @@ def _python(value: object) -> str:
 
 
 def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
-    """Every difference between ``catalog`` and what the plugin and ``rules`` write."""
+    """Every difference between `catalog` and what the plugin and `rules` write."""
     from pytest_celestra.existing_schema import celestra_columns, celestra_enums
 
     report = DriftReport()
@@ -392,7 +392,7 @@ def check_drift(
     """Raise [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] listing every
     difference that breaks seeding; return the lines of those that do not.
 
-    Right after the schema is created (``before_seeding`` False), a schema without any of
+    Right after the schema is created (`before_seeding` False), a schema without any of
     Celestra's tables is not checked: it may serve the empty-database fixtures only.
     """
     from pytest_celestra.loader import COLUMNS
@@ -415,7 +415,7 @@ class RowRejectedError(CelestraError):
 
 @cache
 def _sqlalchemy_kinds() -> tuple[type[Any], type[Any]]:
-    """Subclasses of SQLAlchemy's errors, so ``pytest.raises(IntegrityError)`` still
+    """Subclasses of SQLAlchemy's errors, so `pytest.raises(IntegrityError)` still
     catches a factory's refused row; their text is ours, without statement or values."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -456,8 +456,9 @@ def _refused_where(error: BaseException, table: str) -> tuple[Any, Any, str, str
 
 
 def describe_refusal(error: BaseException, table: str) -> str:
-    """Why PostgreSQL refused a row, and where: ``null value in column "locale" ...
-    [table users, column locale]``, from the error's diagnostics, without any value."""
+    """Why PostgreSQL refused a row, and where:
+    `null value in column "locale" ... [table users, column locale]`, from the error's
+    diagnostics, without any value."""
     cause, diag, table, column = _refused_where(error, table)
     sqlstate = str(getattr(cause, "sqlstate", None) or "")
     constraint = diag.constraint_name if diag is not None else None
@@ -475,15 +476,15 @@ def describe_refusal(error: BaseException, table: str) -> str:
 
 def rejected_row(error: BaseException, table: str, producer: str) -> RowRejectedError:
     """A [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] for a driver error
-    (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of ``table`` made by
-    ``producer`` (a factory, a rule, the generator).
+    (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of `table` made by
+    `producer` (a factory, a rule, the generator).
 
     It names the table, the column and the constraint from the error's diagnostics, never
     the row's values nor the statement's parameters (password hashes, tokens): the
-    server's detail line (``Key (email)=(...)``, ``Failing row contains (...)``) is left
+    server's detail line (`Key (email)=(...)`, `Failing row contains (...)`) is left
     out, and so is the primary message of errors other than constraint violations,
     which may quote the offending value. A SQLAlchemy error becomes a subclass of its
-    class (``IntegrityError`` stays an ``IntegrityError``), its ``orig`` kept.
+    class (`IntegrityError` stays an `IntegrityError`), its `orig` kept.
     """
     cause, _, table, column = _refused_where(error, table)
     from pytest_celestra.app_rules import active_rules

@@ -1,8 +1,8 @@
 """What a database already holds under the names of Celestra's tables and enum types.
 
-``celestra-seed`` may be pointed at a database of someone else's: it creates the Celestra
+`celestra-seed` may be pointed at a database of someone else's: it creates the Celestra
 schema there only where nothing of the same name is in the way, and refuses (touching
-nothing) when a table or type of that name is not Celestra's. :func:`inspect_schema`
+nothing) when a table or type of that name is not Celestra's. `inspect_schema`
 compares the catalog of the current schema with the models, in one round trip each.
 """
 
@@ -20,14 +20,14 @@ from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-#: Kinds of pg_class rows that hold a name a table of ours would need.
 _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
                    "f": "foreign table", "S": "sequence", "i": "index", "c": "type"}  # fmt: skip
+"""Kinds of pg_class rows that hold a name a table of ours would need."""
 
 
 @cache
 def celestra_columns() -> dict[str, dict[str, str]]:
-    """Table (in foreign-key order) -> column -> type as PostgreSQL's ``format_type`` spells it."""
+    """Table (in foreign-key order) -> column -> type as PostgreSQL's `format_type` spells it."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     return {
         name: {
@@ -53,13 +53,13 @@ def celestra_enums() -> dict[str, tuple[str, ...]]:
 class ExistingSchema:
     """The current schema of a database, measured against Celestra's."""
 
-    #: Celestra tables and enum types already there, exactly as Celestra defines them.
     tables: tuple[str, ...]
+    """Celestra tables and enum types already there, exactly as Celestra defines them."""
     types: tuple[str, ...]
-    #: ``users: no column email; column nickname is not Celestra's``, one per object in the way.
     conflicts: tuple[str, ...]
-    #: How many other tables the schema holds (never touched).
+    """`users: no column email; column nickname is not Celestra's`, one per object in the way."""
     other_tables: int
+    """How many other tables the schema holds (never touched)."""
 
     @property
     def missing_tables(self) -> tuple[str, ...]:

@@ -5,28 +5,32 @@
 Every factory makes a row that satisfies every constraint of the schema; a child made
 alone gets a valid parent chain, and parents that must agree are shared (an agent and a
 knowledge base linked together belong to one company; a notification's company is its
-user's). Column values come from :class:`~pytest_celestra.providers.CelestraProvider`,
+user's). Column values come from [`CelestraProvider`][pytest_celestra.providers.CelestraProvider],
 the same definitions the bulk scenario uses. Times are relative to "now": a child is never
 older than its parent nor in the future.
 
 Defaults are the happy path, as factory_boy and FactoryBot users expect: the simplest
-valid object that works. ``UserFactory()`` is an ACTIVE REGULAR_USER of an ACTIVE company
+valid object that works. `UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company
 who can sign in; companies, agents and knowledge bases are ACTIVE. Every other value of
-those columns is a trait (``UserFactory(suspended=True)``, ``AgentFactory(draft=True)``
+those columns is a trait (`UserFactory(suspended=True)`, `AgentFactory(draft=True)`
 ...). Names, sizes, verticals, protocols and the like are still drawn at random. The bulk
 scenario still draws roles and statuses from their weighted distributions; each of these
 defaults is the most common value there.
 
-``create()`` writes into the session bound by :func:`bound_session` (the ``celestra_*``
-fixtures bind theirs); ``build()`` needs no database at all::
+`create()` writes into the session bound by
+[`bound_session`][pytest_celestra.factories.bound_session] (the `celestra_*` fixtures bind
+theirs); `build()` needs no database at all:
 
-    def test_suspended_users_cannot_sign_in(celestra_session):
-        user = UserFactory(suspended=True, password="s3cret!")
-        ...
+```python
+def test_suspended_users_cannot_sign_in(celestra_session):
+    user = UserFactory(suspended=True, password="s3cret!")
+    ...
 
-    admin = UserFactory.build(company_admin=True)   # not saved, no session needed
+admin = UserFactory.build(company_admin=True)   # not saved, no session needed
+```
 
-Traits of each factory: :func:`traits_of`; every factory: :data:`ALL_FACTORIES`.
+Traits of each factory: [`traits_of`][pytest_celestra.factories.traits_of]; every factory:
+[`ALL_FACTORIES`][pytest_celestra.factories.ALL_FACTORIES].
 """
 
 from __future__ import annotations
@@ -115,14 +119,16 @@ _SESSION: ContextVar[Session | None] = ContextVar("celestra_factory_session", de
 
 @contextlib.contextmanager
 def bound_session(session: Session) -> Iterator[Session]:
-    """Make every factory ``create()`` inside the block write into ``session``.
+    """Make every factory `create()` inside the block write into `session`.
 
-    The ``celestra_session`` and ``celestra_seeded_db`` fixtures do this for you; use it
-    directly outside pytest::
+    The `celestra_session` and `celestra_seeded_db` fixtures do this for you; use it
+    directly outside pytest:
 
-        with Session(engine) as session, bound_session(session):
-            UserFactory.create_batch(10)
-            session.commit()
+    ```python
+    with Session(engine) as session, bound_session(session):
+        UserFactory.create_batch(10)
+        session.commit()
+    ```
     """
     token = _SESSION.set(session)
     try:
@@ -132,7 +138,8 @@ def bound_session(session: Session) -> Iterator[Session]:
 
 
 def current_session(factory_name: str = "CelestraFactory") -> Session:
-    """The session bound by :func:`bound_session`; :class:`NoSessionError` if none is."""
+    """The session bound by [`bound_session`][pytest_celestra.factories.bound_session];
+    [`NoSessionError`][pytest_celestra.errors.NoSessionError] if none is."""
     session = _SESSION.get()
     if session is None:
         raise NoSessionError(factory_name)
@@ -141,9 +148,9 @@ def current_session(factory_name: str = "CelestraFactory") -> Session:
 
 # --- time ---------------------------------------------------------------------------
 
-#: Factory times end this long before the wall clock, so a row is not "in the future"
-#: for a database transaction that started a little earlier than the factory call.
 CLOCK_LAG = timedelta(minutes=1)
+"""Factory times end this long before the wall clock, so a row is not "in the future"
+for a database transaction that started a little earlier than the factory call."""
 _NO_BOUND = -10 * 365 * DAY
 
 
@@ -152,7 +159,7 @@ def _clock() -> datetime:
 
 
 def _offset(clock: datetime, when: datetime | None) -> int:
-    """Seconds from ``clock`` to ``when`` (rounded up, so "after" stays after)."""
+    """Seconds from `clock` to `when` (rounded up, so "after" stays after)."""
     if when is None:
         return _NO_BOUND
     if when.tzinfo is None:
@@ -165,7 +172,7 @@ def _at(clock: datetime, offset: int | None) -> datetime | None:
 
 
 def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
-    """A parameter: the offset of the latest ``created_at`` among the named parents."""
+    """A parameter: the offset of the latest `created_at` among the named parents."""
 
     def latest(o: Any) -> int:
         offsets = [floor]
@@ -179,7 +186,7 @@ def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
 
 
 def _time(index: int | None = None, source: str = "times") -> Any:
-    """A column: ``clock`` + the offset in ``source`` (or its ``index``-th element)."""
+    """A column: `clock` + the offset in `source` (or its `index`-th element)."""
 
     def when(o: Any) -> datetime | None:
         value = getattr(o, source)
@@ -189,7 +196,7 @@ def _time(index: int | None = None, source: str = "times") -> Any:
 
 
 def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
-    """A parameter: an offset in [``lower``, ``upper``] (parameter names or constants)."""
+    """A parameter: an offset in [`lower`, `upper`] (parameter names or constants)."""
     upper_value = SelfAttribute(f"..{upper}") if isinstance(upper, str) else upper
     return Faker(
         "recent_moment" if recent else "moment",
@@ -209,7 +216,7 @@ def _provider() -> Any:
 
 
 def _closing(o: Any) -> int | None:
-    """A parameter's value: the closing moment (``updated_at``) of ``o.company`` when that
+    """A parameter's value: the closing moment (`updated_at`) of `o.company` when that
     is not ACTIVE, else None (pytest_celestra.story)."""
     company = o.company
     if company is None or company.status in (None, CompanyStatus.ACTIVE):
@@ -220,9 +227,9 @@ def _closing(o: Any) -> int | None:
 def _member_updated(
     left_service: Callable[[str], bool], follow: Callable[[Any, Any], Any], active: Any
 ) -> Any:
-    """A parameter: ``updated`` of a member row of a company (story.row_updated): it
-    ``left_service(status)`` at a moment of its own, or at its company's closing when its
-    status is the one ``follow(company status, active)`` gives."""
+    """A parameter: `updated` of a member row of a company (story.row_updated): it
+    `left_service(status)` at a moment of its own, or at its company's closing when its
+    status is the one `follow(company status, active)` gives."""
 
     def updated(o: Any) -> int:
         status = getattr(o.status, "value", o.status)
@@ -239,24 +246,24 @@ def _member_updated(
 
 
 def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
-    """A member row's status: ``active``, or what its company's closing made of it."""
+    """A member row's status: `active`, or what its company's closing made of it."""
     return LazyAttribute(lambda o: follow(_company_status(o), active))
 
 
 def _member_created() -> Any:
-    """A parameter: ``created`` of a member row of a company (story.member_created)."""
+    """A parameter: `created` of a member row of a company (story.member_created)."""
     return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
 
 
 def _state_times(method: str, *upper: str) -> Any:
-    """A parameter: the offsets the provider's ``method`` draws for the row's ``state``,
-    not before ``lower`` (nor after the ``upper`` parameter, when named)."""
+    """A parameter: the offsets the provider's `method` draws for the row's `state`,
+    not before `lower` (nor after the `upper` parameter, when named)."""
     bounds = {"upper": SelfAttribute(f"..{upper[0]}")} if upper else {}
     return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
 
 
 def _state_of_user(method: str) -> Any:
-    """A row's state: drawn by the provider's ``method``, "expired" for a user who is not
+    """A row's state: drawn by the provider's `method`, "expired" for a user who is not
     ACTIVE (pass a state trait to override)."""
     return Maybe(LazyAttribute(lambda o: _active_until(o, "user") < 0), "expired", Faker(method))
 
@@ -287,7 +294,7 @@ def _active_until(o: Any, *people: str) -> int:
 
 
 def _closed_at(o: Any) -> int:
-    """The offset at which ``o.record`` left service (story.is_closed); 0 if it did not."""
+    """The offset at which `o.record` left service (story.is_closed); 0 if it did not."""
     record = o.record
     if record is None or record.updated_at is None or record.status is None:
         return 0
@@ -298,8 +305,8 @@ def _closed_at(o: Any) -> int:
 
 
 def _link_created(*rows: str) -> Any:
-    """A parameter: ``created`` of a link to the named agents / knowledge bases
-    (story.link_created), before they were DISABLED or ARCHIVED (their ``updated_at``)."""
+    """A parameter: `created` of a link to the named agents / knowledge bases
+    (story.link_created), before they were DISABLED or ARCHIVED (their `updated_at`)."""
 
     def created(o: Any) -> int:
         retired = []
@@ -317,11 +324,11 @@ def _link_created(*rows: str) -> Any:
 
 
 class CelestraOptions(SQLAlchemyOptions):
-    """factory_boy's options, with every trait ``False`` unless a call sets it.
+    """factory_boy's options, with every trait `False` unless a call sets it.
 
     factory_boy looks a trait up on the object being resolved and takes a missing name as
     "off"; the miss raises an AttributeError whose message formats every declaration, a
-    third of a ``UserFactory()`` call. A declared ``False`` makes the same choice at once.
+    third of a `UserFactory()` call. A declared `False` makes the same choice at once.
     """
 
     def contribute_to_class(self, factory: Any, *args: Any, **kwargs: Any) -> None:
@@ -333,7 +340,8 @@ class CelestraOptions(SQLAlchemyOptions):
 
 
 class CelestraFactory(SQLAlchemyModelFactory):
-    """Base of the Celestra factories: writes into the session of :func:`bound_session`."""
+    """Base of the Celestra factories: writes into the session of
+    [`bound_session`][pytest_celestra.factories.bound_session]."""
 
     _options_class = CelestraOptions
 
@@ -367,16 +375,18 @@ class CelestraFactory(SQLAlchemyModelFactory):
 
     @classmethod
     def bulk_create(cls, size: int, **kwargs: Any) -> bulk.BulkResult[Any]:
-        """Make ``size`` rows like ``create_batch(size, **kwargs)``, at COPY speed.
+        """Make `size` rows like `create_batch(size, **kwargs)`, at COPY speed.
 
         The same declarations, traits, overrides, sequences and parents (made in the batch
-        too, unless given) as ``create_batch``; the rows go into the bound session's
+        too, unless given) as `create_batch`; the rows go into the bound session's
         transaction in one binary COPY per table. Returns a
-        :class:`~pytest_celestra.bulk.BulkResult`: ``.ids`` at once, the ORM objects
-        (attached to the session) on first use::
+        [`BulkResult`][pytest_celestra.bulk.BulkResult]: `.ids` at once, the ORM objects
+        (attached to the session) on first use:
 
-            users = UserFactory.bulk_create(10_000, company=company, suspended=True)
-            assert users[0].company is company
+        ```python
+        users = UserFactory.bulk_create(10_000, company=company, suspended=True)
+        assert users[0].company is company
+        ```
         """
         session = current_session(cls.__name__)
         return bulk.bulk_create(cls, size, cls._share_parents(kwargs), session)
@@ -414,7 +424,7 @@ class CelestraFactory(SQLAlchemyModelFactory):
 
 
 def _member_of(company: Any, **kwargs: Any) -> Any:
-    """A SubFactory user of ``company`` (a REGULAR_USER unless ``role=``), a super admin
+    """A SubFactory user of `company` (a REGULAR_USER unless `role=`), a super admin
     when the company is None."""
     return SubFactory(
         "pytest_celestra.factories.UserFactory",
@@ -429,12 +439,12 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
 
 
 def _company_of(user: Any) -> Any:
-    """The company of ``user`` (None for a super admin or no user)."""
+    """The company of `user` (None for a super admin or no user)."""
     return None if user is None else user.company
 
 
 def _parent_company(path: str) -> Any:
-    """The company of the parent's ``path`` object (None when there is none)."""
+    """The company of the parent's `path` object (None when there is none)."""
 
     def company(o: Any) -> Any:
         owner = getattr(o.factory_parent, path)
@@ -447,9 +457,9 @@ def _parent_company(path: str) -> Any:
 
 
 class CompanyFactory(CelestraFactory):
-    """An ACTIVE company (tenant); its email domain is ``company_domain(company.name)``.
+    """An ACTIVE company (tenant); its email domain is `company_domain(company.name)`.
 
-    Traits: ``suspended``, ``archived``. Size and vertical are drawn at random.
+    Traits: `suspended`, `archived`. Size and vertical are drawn at random.
     """
 
     class Meta:
@@ -479,7 +489,7 @@ class CompanyFactory(CelestraFactory):
 
 
 class KnowledgeTypeFactory(CelestraFactory):
-    """A knowledge type from the catalogue; ``create()`` reuses an existing one by name."""
+    """A knowledge type from the catalogue; `create()` reuses an existing one by name."""
 
     class Meta:
         model = KnowledgeType
@@ -503,7 +513,7 @@ _retired = story.RETIRED_STATUSES.__contains__
 class _CompanyRowFactory(CelestraFactory):
     """Base of the factories of a company's rows (users, agents, knowledge bases): created
     after the company (story.member_created), last updated before it closed, or when it
-    left service (``updated``: story.row_updated)."""
+    left service (`updated`: story.row_updated)."""
 
     class Meta:
         abstract = True
@@ -519,13 +529,13 @@ class _CompanyRowFactory(CelestraFactory):
 
 
 class UserFactory(_CompanyRowFactory):
-    """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass ``company=`` to join an
+    """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass `company=` to join an
     existing one.
 
-    Signs in with :data:`~pytest_celestra.passwords.DEFAULT_PASSWORD` unless you pass
-    ``password=``. Role traits: ``super_admin`` (a platform admin without a company),
-    ``company_admin``, ``space_admin``; status traits: ``suspended``, ``blocked``,
-    ``archived``.
+    Signs in with [`DEFAULT_PASSWORD`][pytest_celestra.passwords.DEFAULT_PASSWORD] unless you pass
+    `password=`. Role traits: `super_admin` (a platform admin without a company),
+    `company_admin`, `space_admin`; status traits: `suspended`, `blocked`,
+    `archived`.
     """
 
     class Meta:
@@ -566,9 +576,9 @@ class UserFactory(_CompanyRowFactory):
 
 
 class AgentFactory(_CompanyRowFactory):
-    """An ACTIVE AI agent of a new company (or of ``company=``).
+    """An ACTIVE AI agent of a new company (or of `company=`).
 
-    Traits: ``draft``, ``disabled``, ``archived``. The protocol is drawn at random.
+    Traits: `draft`, `disabled`, `archived`. The protocol is drawn at random.
     """
 
     class Meta:
@@ -587,9 +597,9 @@ class AgentFactory(_CompanyRowFactory):
 
 
 class KnowledgeBaseFactory(_CompanyRowFactory):
-    """An ACTIVE knowledge base of a new company (or of ``company=``).
+    """An ACTIVE knowledge base of a new company (or of `company=`).
 
-    Traits: ``building``, ``draft``, ``disabled``, ``archived``.
+    Traits: `building`, `draft`, `disabled`, `archived`.
     """
 
     class Meta:
@@ -613,8 +623,8 @@ class KnowledgeBaseFactory(_CompanyRowFactory):
 class AgentKnowledgeBaseFactory(CelestraFactory):
     """An agent linked to a knowledge base of the same company.
 
-    Pass ``agent=`` or ``knowledge_base=`` (or both) and the other side joins that one's
-    company; pass ``company=`` to make both sides there.
+    Pass `agent=` or `knowledge_base=` (or both) and the other side joins that one's
+    company; pass `company=` to make both sides there.
     """
 
     class Meta:
@@ -674,7 +684,7 @@ def _admin_actor() -> Any:
 
 
 def _actor_company() -> Any:
-    """The company of the parent's ``user`` (the actor), or a new one when the actor is a
+    """The company of the parent's `user` (the actor), or a new one when the actor is a
     super admin."""
     return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
 
@@ -682,8 +692,8 @@ def _actor_company() -> Any:
 class AuditLogFactory(CelestraFactory):
     """An audit log of a user's action; signed by an admin when the event type needs it.
 
-    ``role_change=True`` / ``config_change=True`` make an event that changed a row
-    (``table_name`` and ``record_id`` point at it; pass ``record=`` for your own row).
+    `role_change=True` / `config_change=True` make an event that changed a row
+    (`table_name` and `record_id` point at it; pass `record=` for your own row).
     """
 
     class Meta:
@@ -778,7 +788,7 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
 
 
 def _session(user: User, start: datetime, end: datetime) -> Any:
-    """A session of ``user`` from ``start`` to ``end``; over by now if the user is no
+    """A session of `user` from `start` to `end`; over by now if the user is no
     longer ACTIVE."""
     if user.status is not UserStatus.ACTIVE:
         end = min(end, _clock())
@@ -798,7 +808,7 @@ def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
 
 
 class FailedLoginFactory(CelestraFactory):
-    """A failed sign-in of a user; ``unknown_email=True`` for an email nobody has."""
+    """A failed sign-in of a user; `unknown_email=True` for an email nobody has."""
 
     class Meta:
         model = FailedLogin
@@ -816,7 +826,7 @@ class FailedLoginFactory(CelestraFactory):
 
 
 class _UserStateFactory(CelestraFactory):
-    """Base of the factories of a user's rows whose times follow a drawn ``state``
+    """Base of the factories of a user's rows whose times follow a drawn `state`
     (invitations, lockouts, sessions): a trait picks the state."""
 
     class Meta:
@@ -834,8 +844,8 @@ class _UserStateFactory(CelestraFactory):
 class InvitationFactory(_UserStateFactory):
     """An invitation of a user, in a random state unless a trait picks one.
 
-    Traits: ``pending`` (open now, status PENDING), ``sent`` (open, SENT), ``far`` (expires
-    more than 7 days ahead), ``accepted``, ``expired``, ``cancelled``.
+    Traits: `pending` (open now, status PENDING), `sent` (open, SENT), `far` (expires
+    more than 7 days ahead), `accepted`, `expired`, `cancelled`.
     """
 
     class Meta:
@@ -864,16 +874,16 @@ class InvitationFactory(_UserStateFactory):
 class NotificationFactory(CelestraFactory):
     """A notification of a user, for the user's company (None for a super admin).
 
-    Traits: ``read``, ``delivered`` (delivered, unread), ``pending``, ``failed``, ``expired``
+    Traits: `read`, `delivered` (delivered, unread), `pending`, `failed`, `expired`
     (expires_at already past). The default type is an announcement, a maintenance notice
     or a session expiry; a type that reports an event brings that event with it on
-    ``create()`` (pytest_celestra.story): ``NotificationFactory(failed_login=True)`` comes
-    after a failed login of its user, ``role_changed=True`` after an audit log that changed
-    its user's role. Type traits: ``failed_login``, ``account_locked``,
-    ``account_unlocked``, ``password_changed``, ``password_expiry``, ``role_changed``,
-    ``invitation_sent``, ``invitation_accepted``, ``knowledge_base_ready``,
-    ``knowledge_base_failed``, ``agent_status_changed``, ``data_export_ready``,
-    ``new_device_login``; pass ``event=False`` to skip the event.
+    `create()` (pytest_celestra.story): `NotificationFactory(failed_login=True)` comes
+    after a failed login of its user, `role_changed=True` after an audit log that changed
+    its user's role. Type traits: `failed_login`, `account_locked`,
+    `account_unlocked`, `password_changed`, `password_expiry`, `role_changed`,
+    `invitation_sent`, `invitation_accepted`, `knowledge_base_ready`,
+    `knowledge_base_failed`, `agent_status_changed`, `data_export_ready`,
+    `new_device_login`; pass `event=False` to skip the event.
     """
 
     class Meta:
@@ -963,7 +973,7 @@ def _notification_lower(o: Any) -> int:
 
 
 def _record_event(notification: Notification, create: bool, extracted: Any) -> None:
-    """Create the event ``notification`` reports, a moment before it."""
+    """Create the event `notification` reports, a moment before it."""
     event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
     if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
         return
@@ -981,7 +991,7 @@ def _record_event(notification: Notification, create: bool, extracted: Any) -> N
 
 
 def _admin_at(user: User, when: datetime) -> Any:
-    """An ACTIVE admin of ``user``'s company who existed at ``when``; a super admin for a
+    """An ACTIVE admin of `user`'s company who existed at `when`; a super admin for a
     platform user or a closed company (whose own admins left with it)."""
     if user.company is None or user.company.status is not CompanyStatus.ACTIVE:
         return UserFactory(super_admin=True)
@@ -996,7 +1006,7 @@ def _admin_at(user: User, when: datetime) -> Any:
 
 
 def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
-    """A row of ``user``'s company created before ``when`` and last updated at ``when``."""
+    """A row of `user`'s company created before `when` and last updated at `when`."""
     clock = _clock()
     assert user.company is not None  # _record_event refuses company events of super admins
     founded = _offset(clock, user.company.created_at)
@@ -1036,7 +1046,7 @@ def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -
 
 
 def _signer_at(actor: User, when: datetime) -> Any:
-    """Who signs what ``actor`` did at ``when`` (story.super_admin_signs): a super admin,
+    """Who signs what `actor` did at `when` (story.super_admin_signs): a super admin,
     or an admin of the actor's company then (the actor, when an admin)."""
     if story.super_admin_signs(_rng(), actor.company is None):
         return UserFactory(super_admin=True)
@@ -1074,7 +1084,6 @@ def _data_export(user: User, when: datetime) -> None:
     )
 
 
-#: How the factories make each event a notification reports (story.NOTIFICATION_EVENTS).
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
     story.LOCKOUT_STARTED: lambda user, when: _lockout(
@@ -1104,6 +1113,7 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
         user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION)
     ),
 }
+"""How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
 
 
 class PasswordHistoryFactory(CelestraFactory):
@@ -1123,7 +1133,7 @@ class PasswordHistoryFactory(CelestraFactory):
 
 
 def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) -> None:
-    """The failed logins that caused ``lockout`` (story.lockout_burst), from one address,
+    """The failed logins that caused `lockout` (story.lockout_burst), from one address,
     within the 30 minutes before its start."""
     if not create or extracted is False or lockout.lockout_start is None:
         return
@@ -1137,12 +1147,12 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
 
 
 class UserLockoutFactory(_UserStateFactory):
-    """A lockout of a user after failed sign-ins; ``create()`` also records those.
+    """A lockout of a user after failed sign-ins; `create()` also records those.
 
-    The failed logins (1 to 5, never more than ``failed_attempts``: story.lockout_burst)
-    lie in the 30 minutes before ``lockout_start``; pass ``failed_logins=False`` to skip
-    them. Traits: ``active``
-    (ends >= 2 days ahead), ``ended``, ``long`` (ends > 7 days ahead).
+    The failed logins (1 to 5, never more than `failed_attempts`: story.lockout_burst)
+    lie in the 30 minutes before `lockout_start`; pass `failed_logins=False` to skip
+    them. Traits: `active`
+    (ends >= 2 days ahead), `ended`, `long` (ends > 7 days ahead).
     """
 
     class Meta:
@@ -1170,7 +1180,7 @@ class UserLockoutFactory(_UserStateFactory):
 
 
 class UserSessionFactory(_UserStateFactory):
-    """A session of a user; traits ``expired``, ``active`` (valid >= 2 more days), ``long``."""
+    """A session of a user; traits `expired`, `active` (valid >= 2 more days), `long`."""
 
     class Meta:
         model = UserSession
@@ -1208,7 +1218,7 @@ def _change_table(o: Any) -> str:
 
 
 def _find_row(model: type[Any], key: Any) -> Any:
-    """The row of ``model`` with ``key``: in the batch being made, else in the bound
+    """The row of `model` with `key`: in the batch being made, else in the bound
     session (None when building, with no session)."""
     maker = making.current_maker()
     if maker is not None:
@@ -1225,7 +1235,7 @@ def _changed_row(o: Any) -> Any:
 
 
 def _changed_columns(log: Any) -> set[str]:
-    """The columns ``log`` already records a change of (in the database or the batch)."""
+    """The columns `log` already records a change of (in the database or the batch)."""
     session, maker = _SESSION.get(), making.current_maker()
     done: set[str] = set()
     if maker is not None:
@@ -1242,7 +1252,7 @@ def _changed_columns(log: Any) -> set[str]:
 
 
 def _next_column(o: Any) -> str:
-    """A column this audit log has not changed yet (story.changed_columns: ``role`` first
+    """A column this audit log has not changed yet (story.changed_columns: `role` first
     for a role change)."""
     log = o.audit_log
     done = _changed_columns(log)
@@ -1283,9 +1293,9 @@ def _apply_change(change: AuditChangeLog, create: bool) -> None:
 class AuditChangeLogFactory(CelestraFactory):
     """One changed column of the row an audit log records a change of.
 
-    ``create()`` reads the row's present value as ``old_value``, draws a different
-    ``new_value`` and writes it to the row, so the row always agrees with its audit
-    history; each change of one audit log is on another column (``role`` first for a
+    `create()` reads the row's present value as `old_value`, draws a different
+    `new_value` and writes it to the row, so the row always agrees with its audit
+    history; each change of one audit log is on another column (`role` first for a
     role change).
     """
 
@@ -1314,7 +1324,6 @@ class AuditChangeLogFactory(CelestraFactory):
     )
 
 
-#: Every factory, parents before children (the order of ``models.MODELS_IN_FK_ORDER``).
 ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
     CompanyFactory,
     KnowledgeTypeFactory,
@@ -1332,10 +1341,11 @@ ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
     UserSessionFactory,
     AuditChangeLogFactory,
 )
+"""Every factory, parents before children (the order of `models.MODELS_IN_FK_ORDER`)."""
 
 
 def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
-    """Names of the traits of ``factory_class`` (each usable as ``Factory(<name>=True)``)."""
+    """Names of the traits of `factory_class` (each usable as `Factory(<name>=True)`)."""
     return tuple(
         name
         for name, declaration in factory_class._meta.parameters.items()

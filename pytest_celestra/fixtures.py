@@ -1,18 +1,18 @@
-"""The ``celestra_*`` fixtures.
+"""The `celestra_*` fixtures.
 
-Databases are made only when a test asks for them: ``celestra_session`` clones the empty
-schema, ``celestra_seeded_db`` the seeded scenario; each test then runs in a transaction
+Databases are made only when a test asks for them: `celestra_session` clones the empty
+schema, `celestra_seeded_db` the seeded scenario; each test then runs in a transaction
 that is rolled back, so per-test cost does not grow with the volume.
 
-What connections you open yourself (through ``celestra_engine``, ``celestra_dsn`` and
+What connections you open yourself (through `celestra_engine`, `celestra_dsn` and
 their seeded twins) can see: everything committed in the database, that is the template's
-rows; not the rows a test writes through ``celestra_session``/``celestra_seeded_db``,
+rows; not the rows a test writes through `celestra_session`/`celestra_seeded_db`,
 which stay uncommitted and are rolled back. What such connections commit stays for the
 rest of the run, for every later test of that process.
 
 Factory data is reproducible: the fixtures that bind a session reseed factory_boy's and
 Faker's shared random generator, and reset the factories' sequences, from the run's
-``--celestra-seed`` and the test's node id, and the plugin reseeds once more right before
+`--celestra-seed` and the test's node id, and the plugin reseeds once more right before
 the test function runs (after pytest-randomly's own reseeding). So a test makes the same
 rows whatever order the tests run in, under xdist or pytest-randomly, and other rows
 under another seed.
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 # Importable from here too, as they were.
 __all__ = ["CONFIG_KEY", "RUN_KEY", "SCENARIO_KEY", "RunInfo", "scenario_of"]
 
-#: The fixtures that give a test a session (and so reseed its factories).
 SESSION_FIXTURES = frozenset(
     {
         "celestra_session",
@@ -68,6 +67,7 @@ SESSION_FIXTURES = frozenset(
         "celestra_transactional_db",
     }
 )
+"""The fixtures that give a test a session (and so reseed its factories)."""
 
 
 def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
@@ -78,10 +78,10 @@ def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
 
 
 def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
-    """Seed the factories' random generator from ``seed``, ``nodeid`` and ``phase``.
+    """Seed the factories' random generator from `seed`, `nodeid` and `phase`.
 
-    ``phase`` tells apart the reseeds of one test (each fixture's, the test call's), so
-    they draw different values (ids that do not collide). Phases other than ``call``
+    `phase` tells apart the reseeds of one test (each fixture's, the test call's), so
+    they draw different values (ids that do not collide). Phases other than `call`
     also restart the sequences of every factory (our own and their subclasses, e.g.
     the numbers that keep emails unique), so they too are the same in any test order.
     """
@@ -103,7 +103,7 @@ def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
 
 
 def schema_setup(config: pytest.Config) -> SchemaSetup:
-    """The user's ``pytest_celestra_create_schema`` hook if there is one, else ``create_all``."""
+    """The user's `pytest_celestra_create_schema` hook if there is one, else `create_all`."""
     from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
 
     hook: Any = config.hook
@@ -121,7 +121,7 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
 
 
 def collect_rules(config: pytest.Config) -> SchemaRules:
-    """The rules of every ``pytest_celestra_schema_rules`` implementation of the run."""
+    """The rules of every `pytest_celestra_schema_rules` implementation of the run."""
     from pytest_celestra.app_rules import SchemaRules
 
     rules = SchemaRules()
@@ -131,10 +131,10 @@ def collect_rules(config: pytest.Config) -> SchemaRules:
 
 
 def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
-    """``setup`` followed by the drift check, in the same transaction, before any row.
+    """`setup` followed by the drift check, in the same transaction, before any row.
 
     Also maps the rules' new columns onto the models, for the factories. The lines of the
-    differences that do not break seeding are added to ``notes`` (the run's summary).
+    differences that do not break seeding are added to `notes` (the run's summary).
     """
     from dataclasses import replace
 
@@ -156,7 +156,7 @@ def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str
 def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
     """Start or reach the run's server; the template cache on it. Raises ServerError.
 
-    ``workdir`` holds the data directory of a throwaway local server.
+    `workdir` holds the data directory of a throwaway local server.
     """
     from pytest_celestra.app_seed import SeedWithRules
     from pytest_celestra.database import Budget, DatabaseManager
@@ -214,9 +214,9 @@ class TestDatabase:
     """One test database of this process, its engine, and the one connection that the
     per-test sessions on it share: each test begins a transaction on it and rolls it back.
 
-    ``create(name)`` clones the database from its template (under ``name`` when given);
+    `create(name)` clones the database from its template (under `name` when given);
     a [`ServerError`][pytest_celestra.errors.ServerError] it raises is the caller's to
-    report. The fixtures and ``--celestra-lint`` both use it.
+    report. The fixtures and `--celestra-lint` both use it.
     """
 
     __test__ = False  # not a test class, whatever pytest's naming rules say
@@ -323,7 +323,7 @@ def celestra_engine(_celestra_empty_database: TestDatabase) -> Engine:
     """Engine of this process's database with the empty Celestra schema (session scope).
 
     For code under test that opens its own connections. They see what is committed (no
-    rows); not what a test writes through ``celestra_session``. What they commit stays
+    rows); not what a test writes through `celestra_session`. What they commit stays
     for later tests.
     """
     return _celestra_empty_database.engine
@@ -331,12 +331,12 @@ def celestra_engine(_celestra_empty_database: TestDatabase) -> Engine:
 
 @pytest.fixture(scope="session")
 def celestra_dsn(celestra_engine: Engine) -> str:
-    """URL (``postgresql://...``) of the database behind ``celestra_engine``."""
+    """URL (`postgresql://...`) of the database behind `celestra_engine`."""
     return libpq_url(celestra_engine.url)
 
 
 def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
-    """A new test database holding the empty schema (``celestra_session``'s, the lint's)."""
+    """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
     return TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
 
 
@@ -350,7 +350,7 @@ class SeededDatabases:
         self._rows: dict[ScenarioSettings, Mapping[str, int]] = {}
 
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
-        """The database holding ``scenario`` (cloned from its template once)."""
+        """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
             check_room(self.manager.server.url, scenario.volume)
             volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
@@ -363,11 +363,11 @@ class SeededDatabases:
         return self.databases[scenario]
 
     def engine(self, scenario: ScenarioSettings) -> Engine:
-        """Engine of the database holding ``scenario``."""
+        """Engine of the database holding `scenario`."""
         return self.database(scenario).engine
 
     def rows(self, scenario: ScenarioSettings) -> Mapping[str, int]:
-        """Rows of each Celestra table committed in the database of ``scenario``."""
+        """Rows of each Celestra table committed in the database of `scenario`."""
         if scenario not in self._rows:
             tables = list(scenario.volume.counts)
             counts = ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)
@@ -401,16 +401,16 @@ def celestra_seeded_engine(
     """Engine of this process's database holding the run's scenario (session scope).
 
     For code under test that opens its own connections. They see the committed scenario;
-    not what a test writes through ``celestra_seeded_db``. What they commit stays for
-    later tests. Always the run's ``--celestra-volume``/``--celestra-seed``, whatever a
-    test's ``@pytest.mark.celestra`` says.
+    not what a test writes through `celestra_seeded_db`. What they commit stays for
+    later tests. Always the run's `--celestra-volume`/`--celestra-seed`, whatever a
+    test's `@pytest.mark.celestra` says.
     """
     return _celestra_seeded_databases.engine(request.config.stash[CONFIG_KEY].scenario)
 
 
 @pytest.fixture(scope="session")
 def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
-    """URL (``postgresql://...``) of the database behind ``celestra_seeded_engine``."""
+    """URL (`postgresql://...`) of the database behind `celestra_seeded_engine`."""
     return libpq_url(celestra_seeded_engine.url)
 
 
@@ -418,15 +418,15 @@ def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
 
 
 class TransactionEscapedError(Exception):
-    """A test ended the transaction that isolates it; ``ended_by`` says how."""
+    """A test ended the transaction that isolates it; `ended_by` says how."""
 
     def __init__(self, ended_by: str) -> None:
         super().__init__(ended_by)
         self.ended_by = ended_by
 
 
-#: How the transaction ended when no statement of ours saw it end.
 OUTSIDE_SQL = "a commit or rollback of the connection itself (e.g. the DB-API connection's)"
+"""How the transaction ended when no statement of ours saw it end."""
 
 
 class IsolationGuard:
@@ -482,14 +482,15 @@ def rolled_back_session(
 ) -> Iterator[Session]:
     """A session in a transaction that is rolled back at the end, commits included.
 
-    The session joins an outer transaction through a savepoint, so ``session.commit()``
+    The session joins an outer transaction through a savepoint, so `session.commit()`
     in the code under test only releases a savepoint. Factories write into the session.
     Both begin with the first statement; at the end one ROLLBACK undoes everything.
 
-    ``bind`` is an engine (a connection is opened for this session) or a connection
-    (``guard`` watching it, if given). Raises :class:`TransactionEscapedError` at the end
-    if the code in between ended the outer transaction itself (a ``COMMIT`` statement):
-    what it committed stays in the database.
+    `bind` is an engine (a connection is opened for this session) or a connection (`guard`
+    watching it, if given). Raises
+    [`TransactionEscapedError`][pytest_celestra.fixtures.TransactionEscapedError] at the end
+    if the code in between ended the outer transaction itself (a `COMMIT` statement): what
+    it committed stays in the database.
     """
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -552,9 +553,9 @@ def celestra_session(
 ) -> Iterator[Session]:
     """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
 
-    Every factory ``create()`` in the test goes into it; so do the ``celestra_<entity>``
+    Every factory `create()` in the test goes into it; so do the `celestra_<entity>`
     fixtures. Commits made by the code under test are rolled back too. Factory data
-    depends only on ``--celestra-seed`` and the test, not on the order of the tests.
+    depends only on `--celestra-seed` and the test, not on the order of the tests.
     """
     reseed_factories(scenario_of(request.node).seed, request.node.nodeid, "celestra_session")
     with _celestra_empty_database.session(request) as session:
@@ -565,14 +566,14 @@ def celestra_session(
 def celestra_seeded_db(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> Iterator[Session]:
-    """A SQLAlchemy session on the whole scenario (``--celestra-volume``), rolled back after.
+    """A SQLAlchemy session on the whole scenario (`--celestra-volume`), rolled back after.
 
-    Factories' ``create()`` goes into it. Seeding happens once (or never, when a cached
-    template matches), not per test. Factory data depends only on ``--celestra-seed`` and
+    Factories' `create()` goes into it. Seeding happens once (or never, when a cached
+    template matches), not per test. Factory data depends only on `--celestra-seed` and
     the test, not on the order of the tests.
 
-    ``@pytest.mark.celestra(volume="small", seed=3)`` on the test, its class or module
-    (``pytestmark``) gives it that scenario instead, in a database of its own made once
+    `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module
+    (`pytestmark`) gives it that scenario instead, in a database of its own made once
     per process.
     """
     if "celestra_session" in request.fixturenames:
@@ -613,12 +614,12 @@ def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettin
 
 @dataclass(frozen=True)
 class CelestraScenario:
-    """The scenario of a test's seeded database: what ``celestra_scenario`` gives.
+    """The scenario of a test's seeded database: what `celestra_scenario` gives.
 
-    ``volume`` is the resolved :class:`~pytest_celestra.volumes.Volume` (``.name``, and
-    ``.counts``, the rows per table it asks for), ``seed`` and ``anchor`` (the instant
+    `volume` is the resolved [`Volume`][pytest_celestra.volumes.Volume] (`.name`, and
+    `.counts`, the rows per table it asks for), `seed` and `anchor` (the instant
     every time column is relative to) are those the seeded database was built with:
-    the run's settings, or the test's ``@pytest.mark.celestra``.
+    the run's settings, or the test's `@pytest.mark.celestra`.
     """
 
     volume: Volume
@@ -642,11 +643,13 @@ class CelestraScenario:
 def celestra_scenario(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> CelestraScenario:
-    """The volume, seed, anchor and row counts of the scenario ``celestra_seeded_db`` holds
-    for this test (its ``@pytest.mark.celestra`` marker's, else the run's)::
+    """The volume, seed, anchor and row counts of the scenario `celestra_seeded_db` holds
+    for this test (its `@pytest.mark.celestra` marker's, else the run's):
 
-        def test_users(celestra_seeded_db, celestra_scenario):
-            assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
+    ```python
+    def test_users(celestra_seeded_db, celestra_scenario):
+        assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
+    ```
     """
     scenario = scenario_of(request.node)
     return CelestraScenario(
@@ -664,11 +667,11 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-#: ``celestra_<entity>`` fixture name -> model class name, for every table (plain names:
-#: the models and factories are imported when a test asks for one).
 ENTITY_FIXTURES: dict[str, str] = {
     f"celestra_{_snake_case(model)}": model for model in MODEL_NAMES_IN_FK_ORDER
 }
+"""`celestra_<entity>` fixture name -> model class name, for every table (plain names:
+the models and factories are imported when a test asks for one)."""
 _TABLES = dict(ENTITIES)
 
 
@@ -712,7 +715,7 @@ def async_support_problem(config: pytest.Config) -> str | None:
 
 
 class AsyncFixturesUnavailable:
-    """Stand-ins for ``celestra_async_session``/``celestra_async_seeded_db`` that say
+    """Stand-ins for `celestra_async_session`/`celestra_async_seeded_db` that say
     what to install."""
 
     def __init__(self, problem: str) -> None:

@@ -1,15 +1,15 @@
-"""``pytest --celestra-lint``: create every factory and every trait against the real schema.
+"""`pytest --celestra-lint`: create every factory and every trait against the real schema.
 
-Each case (a factory alone, or with one trait: ``UserFactory(super_admin=True)``) runs
-``create()`` in a savepoint of one transaction on a fresh copy of the empty schema (the
-database of ``celestra_session``, with your schema hook if you have one), and is rolled
+Each case (a factory alone, or with one trait: `UserFactory(super_admin=True)`) runs
+`create()` in a savepoint of one transaction on a fresh copy of the empty schema (the
+database of `celestra_session`, with your schema hook if you have one), and is rolled
 back. A case that breaks a constraint is reported with the constraint's name.
 
 Which factories: every concrete subclass of
-:class:`~pytest_celestra.factories.CelestraFactory` that exists once pytest has collected
-the tests, that is, the 15 built-in ones and those your ``conftest.py`` files, test
+[`CelestraFactory`][pytest_celestra.factories.CelestraFactory] that exists once pytest has collected
+the tests, that is, the 15 built-in ones and those your `conftest.py` files, test
 modules and what they import define at module level. Factories declared as abstract
-(``class Meta: abstract = True``) are skipped.
+(`class Meta: abstract = True`) are skipped.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LintCase:
-    """One ``create()`` call: a factory, alone or with one trait."""
+    """One `create()` call: a factory, alone or with one trait."""
 
     factory: type[CelestraFactory]
     trait: str | None = None
 
     @property
     def factory_name(self) -> str:
-        """``UserFactory``, or ``module.Name`` for a factory defined outside the plugin."""
+        """`UserFactory`, or `module.Name` for a factory defined outside the plugin."""
         cls = self.factory
         if cls.__module__ == "pytest_celestra.factories":
             return cls.__qualname__
@@ -53,7 +53,7 @@ class LintCase:
 
     @property
     def label(self) -> str:
-        """``UserFactory`` or ``UserFactory(super_admin=True)``."""
+        """`UserFactory` or `UserFactory(super_admin=True)`."""
         return (
             self.factory_name if self.trait is None else f"{self.factory_name}({self.trait}=True)"
         )
@@ -61,7 +61,7 @@ class LintCase:
 
 @dataclass(frozen=True)
 class LintResult:
-    """What one case did: ``problem`` None means it created its rows without error."""
+    """What one case did: `problem` None means it created its rows without error."""
 
     case: LintCase
     problem: str | None = None
@@ -72,7 +72,7 @@ class LintResult:
         return self.problem is None
 
     def line(self) -> str:
-        """``OK   UserFactory`` or ``FAIL UserFactory(...): violates <constraint>: <message>``."""
+        """`OK   UserFactory` or `FAIL UserFactory(...): violates <constraint>: <message>`."""
         if self.problem is None:
             return f"OK   {self.case.label}"
         return f"FAIL {self.case.label}: {self.problem}"
@@ -110,7 +110,7 @@ def lint_cases(factories: list[type[CelestraFactory]]) -> list[LintCase]:
 
 
 def _problem(error: Exception) -> tuple[str, str | None]:
-    """A one-line description of ``error`` and the name of the constraint it broke."""
+    """A one-line description of `error` and the name of the constraint it broke."""
     original = error.orig if isinstance(error, DBAPIError) and error.orig else error
     kind = type(original).__name__  # CheckViolation, UniqueViolation, ...
     if isinstance(original, psycopg.Error) and original.diag.constraint_name:
@@ -131,9 +131,9 @@ def run_lint(
     cases: list[LintCase],
     reseed: Callable[[LintCase], None] = lambda case: None,
 ) -> Iterator[LintResult]:
-    """Create each case in a savepoint of ``connection``'s transaction, which it rolls back.
+    """Create each case in a savepoint of `connection`'s transaction, which it rolls back.
 
-    ``reseed`` is called before each case, so its data does not depend on the others.
+    `reseed` is called before each case, so its data does not depend on the others.
     """
     transaction = connection.begin()
     try:
@@ -162,7 +162,7 @@ def run_lint(
 
 
 class LintMode:
-    """Registered by the plugin for ``pytest --celestra-lint``: lint instead of testing.
+    """Registered by the plugin for `pytest --celestra-lint`: lint instead of testing.
 
     Tests are collected (so the factories of your conftest and test modules exist) but
     not run. The exit status is 0 when every case passes, 1 otherwise.

@@ -1,15 +1,16 @@
-"""Fast bulk load of generated rows into PostgreSQL with ``COPY ... FROM STDIN``.
+"""Fast bulk load of generated rows into PostgreSQL with `COPY ... FROM STDIN`.
 
 The column list and the PostgreSQL type of every table's columns come from the models
-(:data:`COLUMNS`, :data:`COPY_TYPES`), so the generator and the loader agree on one
-order. Rows go through psycopg 3's ``Copy.write_row`` in binary format (IP addresses may
-stay text: a dumper of ours packs them). Measured on the
-large scenario (130k rows, 2-core machine): binary COPY 1.17-1.26 s against 1.30-1.33 s
-for text; and generating in a worker thread while PostgreSQL digests the previous COPY
-(:func:`load`'s ``prefetch``) brings a whole seed from ~1.85 s to ~1.5 s, client and
-server each spending ~1.1 s of CPU. Enum labels travel as text (PostgreSQL's enum input
-reads the label), so no enum type needs registering on the caller's connection. Nothing
-is committed: the rows land in the caller's transaction.
+([`COLUMNS`][pytest_celestra.loader.COLUMNS],
+[`COPY_TYPES`][pytest_celestra.loader.COPY_TYPES]), so the generator and the loader agree on
+one order. Rows go through psycopg 3's `Copy.write_row` in binary format (IP addresses may
+stay text: a dumper of ours packs them). Measured on the large scenario (130k rows, 2-core
+machine): binary COPY 1.17-1.26 s against 1.30-1.33 s for text; and generating in a worker
+thread while PostgreSQL digests the previous COPY ([`load`][pytest_celestra.loader.load]'s
+`prefetch`) brings a whole seed from ~1.85 s to ~1.5 s, client and server each spending ~1.1
+s of CPU. Enum labels travel as text (PostgreSQL's enum input reads the label), so no enum
+type needs registering on the caller's connection. Nothing is committed: the rows land in
+the caller's transaction.
 """
 
 from __future__ import annotations
@@ -41,17 +42,17 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 Chunk = tuple[str, list[Row]]
 
-#: Column names of every table, in the order generated rows carry their values.
 COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         model.__tablename__: tuple(column.name for column in model.__table__.columns)
         for model in MODELS_IN_FK_ORDER
     }
 )
+"""Column names of every table, in the order generated rows carry their values."""
 
 
 def _copy_type(column: KeyedColumnElement[Any]) -> str:
-    """The PostgreSQL type psycopg dumps ``column``'s values as, in binary COPY."""
+    """The PostgreSQL type psycopg dumps `column`'s values as, in binary COPY."""
     kind = column.type
     if isinstance(kind, Enum):
         return "text"
@@ -68,13 +69,13 @@ def _copy_type(column: KeyedColumnElement[Any]) -> str:
     raise TypeError(f"no COPY type for {column} of type {kind!r}")
 
 
-#: Table -> column -> PostgreSQL type of its binary COPY.
 COPY_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
         model.__tablename__: {column.name: _copy_type(column) for column in model.__table__.columns}
         for model in MODELS_IN_FK_ORDER
     }
 )
+"""Table -> column -> PostgreSQL type of its binary COPY."""
 
 
 def raw_connection(connection: Any) -> psycopg.Connection[Any]:
@@ -111,11 +112,11 @@ _INET6_HEAD = bytes((PGSQL_AF_INET6, 128, 0, 16))
 
 
 class _TextOrAddressInetDumper(InetBinaryDumper):
-    """Binary inet from an address string as well as from an ``ipaddress`` object.
+    """Binary inet from an address string as well as from an `ipaddress` object.
 
     Generated rows carry IP addresses as text (what the factories, the SQL script and a
-    reader see); this packs them with the C ``inet_pton`` instead of making an
-    ``ipaddress`` object of each for psycopg's own dumper (the client's side of a
+    reader see); this packs them with the C `inet_pton` instead of making an
+    `ipaddress` object of each for psycopg's own dumper (the client's side of a
     10,000-row user_sessions COPY: 14 ms instead of 65 ms).
     """
 
@@ -133,8 +134,8 @@ class _TextOrAddressInetDumper(InetBinaryDumper):
 def copy_rows(
     pg_conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Row]
 ) -> int:
-    """Binary ``COPY table (columns) FROM STDIN`` of ``rows`` (a Celestra table); returns
-    how many were written. IP addresses may be strings or ``ipaddress`` objects."""
+    """Binary `COPY table (columns) FROM STDIN` of `rows` (a Celestra table); returns
+    how many were written. IP addresses may be strings or `ipaddress` objects."""
     types = [COPY_TYPES[table].get(column) or rule_copy_type(table, column) for column in columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -159,12 +160,12 @@ def load(
     *,
     prefetch: int = 4,
 ) -> dict[str, int]:
-    """COPY every chunk, in the order given (parents before children), into ``pg_conn``.
+    """COPY every chunk, in the order given (parents before children), into `pg_conn`.
 
     Each non-empty chunk is one COPY, ended as soon as its rows are sent, so PostgreSQL
     checks its foreign keys while the next chunk is being made (a COPY kept open for the
-    next chunk of the same table would wait for it). ``progress(table, rows_so_far)`` is
-    called after each chunk. With ``prefetch`` > 0, a thread produces up to that many
+    next chunk of the same table would wait for it). `progress(table, rows_so_far)` is
+    called after each chunk. With `prefetch` > 0, a thread produces up to that many
     chunks ahead while PostgreSQL digests the previous COPY (the wait releases the GIL),
     so generating and loading overlap. Returns the rows written per table (every table
     listed).
@@ -181,7 +182,7 @@ def load(
 
 @contextlib.contextmanager
 def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
-    """``chunks``, produced by a worker thread up to ``depth`` chunks ahead."""
+    """`chunks`, produced by a worker thread up to `depth` chunks ahead."""
     if depth <= 0:
         yield iter(chunks)
         return
@@ -189,7 +190,7 @@ def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
     stop = threading.Event()
 
     def offer(item: Chunk | BaseException | None) -> bool:
-        """Queue ``item`` unless the consumer has stopped; whether it was queued."""
+        """Queue `item` unless the consumer has stopped; whether it was queued."""
         while not stop.is_set():
             try:
                 queue.put(item, timeout=0.1)

@@ -2,16 +2,16 @@
 # mypy: disable-error-code="no-untyped-call"
 """Making factory objects from their declarations, as factory_boy does, for less.
 
-:class:`Maker` resolves a factory's declarations in factory_boy's order with factory_boy's
-own declaration objects (so a seed gives the same values), but without its per-call
-costs: a ``Faker`` whose arguments name other attributes is evaluated directly instead of
-through a whole sub-factory, and the plan of a factory's declarations is made once per
-call. Every ``create()`` of a Celestra factory runs through a maker;
-:class:`pytest_celestra.bulk.Batch` is the maker of ``bulk_create``, which keeps its rows
-for one COPY instead of saving each.
+`Maker` resolves a factory's declarations in factory_boy's order with factory_boy's own
+declaration objects (so a seed gives the same values), but without its per-call costs: a
+`Faker` whose arguments name other attributes is evaluated directly instead of through a
+whole sub-factory, and the plan of a factory's declarations is made once per call. Every
+`create()` of a Celestra factory runs through a maker;
+[`pytest_celestra.bulk.Batch`][pytest_celestra.bulk.Batch] is the maker of `bulk_create`,
+which keeps its rows for one COPY instead of saving each.
 
-While a maker works, :func:`current_maker` returns it: factories called by its objects'
-hooks join it, and the factories' helpers find the rows it made (:meth:`Maker.find`).
+While a maker works, `current_maker` returns it: factories called by its objects'
+hooks join it, and the factories' helpers find the rows it made (`Maker.find`).
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class _Builder:
 
 
 class Step:
-    """Stands in for factory_boy's ``BuildStep``: the object being resolved, its sequence
-    number, its parent's step; ``recurse`` makes a SubFactory's object with the same maker."""
+    """Stands in for factory_boy's `BuildStep`: the object being resolved, its sequence
+    number, its parent's step; `recurse` makes a SubFactory's object with the same maker."""
 
     __slots__ = ("attributes", "builder", "maker", "parent_step", "sequence", "stub")
 
@@ -105,7 +105,7 @@ class Step:
 
 
 class _Resolver:
-    """factory_boy's ``Resolver`` without its costs: each attribute is computed on first
+    """factory_boy's `Resolver` without its costs: each attribute is computed on first
     use by the factory's own declaration objects."""
 
     __slots__ = ("_plan", "_step", "_values")
@@ -133,7 +133,7 @@ class _Resolver:
         return value
 
     def _evaluate(self, declaration: Any, context: dict[str, Any]) -> Any:
-        """``declaration.evaluate_pre(...)``, done directly for the kinds the factories
+        """`declaration.evaluate_pre(...)`, done directly for the kinds the factories
         use most (factory_boy resolves a Faker's arguments in a whole sub-factory)."""
         kind = type(declaration)
         if kind is LazyAttribute:
@@ -170,7 +170,7 @@ class _Resolver:
         return declaration.evaluate_pre(instance=self, step=self._step, overrides=context)
 
     def _self_attribute(self, declaration: Any, holder: Any) -> Any:
-        """A SelfAttribute's value; ``holder`` None means it is an argument of one of this
+        """A SelfAttribute's value; `holder` None means it is an argument of one of this
         row's declarations (so one level up from the argument is this row)."""
         depth = declaration.depth - (0 if holder is self else 1)
         target: Any = self
@@ -189,7 +189,7 @@ class _Resolver:
 
 def _fast_argument(value: Any) -> bool:
     """Whether a Faker argument can be read without factory_boy's sub-factory: a plain
-    value, or a SelfAttribute of the row (``SelfAttribute("..name")``)."""
+    value, or a SelfAttribute of the row (`SelfAttribute("..name")`)."""
     if isinstance(value, SelfAttribute):
         return value.depth >= 2  # depth 1 names another argument, not the row
     return not isinstance(value, BaseDeclaration)
@@ -199,9 +199,9 @@ def _fast_argument(value: Any) -> bool:
 
 
 class Maker:
-    """Makes objects of a factory as factory_boy's ``StepBuilder`` does (same declarations,
-    same order, so the same random draws), with a cheaper resolver. ``create()`` of every
-    Celestra factory goes through one; :class:`Batch` is the one of ``bulk_create``."""
+    """Makes objects of a factory as factory_boy's `StepBuilder` does (same declarations,
+    same order, so the same random draws), with a cheaper resolver. `create()` of every
+    Celestra factory goes through one; `Batch` is the one of `bulk_create`."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -212,7 +212,7 @@ class Maker:
         self._provider_methods: dict[tuple[int, str | None], Any] = {}
 
     def provider_method(self, declaration: Any, locale: str | None) -> Any:
-        """The Faker method a ``Faker`` declaration calls, looked up once per call."""
+        """The Faker method a `Faker` declaration calls, looked up once per call."""
         key = (id(declaration), locale)
         method = self._provider_methods.get(key)
         if method is None:
@@ -222,7 +222,7 @@ class Maker:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Maker]:
-        """This maker as :func:`current_maker` inside the block, so factories called by
+        """This maker as `current_maker` inside the block, so factories called by
         hooks and declarations of its objects join it."""
         token = _MAKER.set(self)
         try:
@@ -231,7 +231,7 @@ class Maker:
             _MAKER.reset(token)
 
     def run(self, factory_class: Any, params: dict[str, Any]) -> Any:
-        """One object of ``factory_class`` made with ``params``, this maker active."""
+        """One object of `factory_class` made with `params`, this maker active."""
         with self.active():
             return self.make(factory_class, params)
 
@@ -253,7 +253,7 @@ class Maker:
         parent: Step | None = None,
         force_sequence: int | None = None,
     ) -> Any:
-        """One object of ``factory_class``, as factory_boy's ``StepBuilder.build`` makes it."""
+        """One object of `factory_class`, as factory_boy's `StepBuilder.build` makes it."""
         extras = dict(extras)
         init_sequence = extras.pop("__sequence", None)
         meta = factory_class._meta
@@ -309,16 +309,16 @@ class Maker:
         return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
     def made(self, obj: Any) -> bool:
-        """Whether ``obj`` was made by this call (so the database has nothing of its own
+        """Whether `obj` was made by this call (so the database has nothing of its own
         about it yet)."""
         return id(obj) in self._made
 
     def children(self, model: type[Any], parent: Any) -> list[Any]:
-        """The rows of ``model`` this call made with ``parent`` as one of their parents."""
+        """The rows of `model` this call made with `parent` as one of their parents."""
         return self._children.get((model, id(parent)), [])
 
     def find(self, model: type[Any], key: Any) -> Any:
-        """The row of ``model`` with primary key ``key``: this call's, else the session's."""
+        """The row of `model` with primary key `key`: this call's, else the session's."""
         row = self._by_key.get((model, key))
         if row is not None:
             return row

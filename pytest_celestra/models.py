@@ -1,7 +1,7 @@
 """The Celestra schema as SQLAlchemy 2 models: 13 PostgreSQL enum types and 15 tables.
 
 Table, column and enum type names are exactly those of the Celestra schema analysis.
-Every table has a client-generated UUID primary key (``id``), so rows can be wired
+Every table has a client-generated UUID primary key (`id`), so rows can be wired
 together and bulk-loaded without a round trip to the database.
 
 ON DELETE behaviour, chosen so that deleting a tenant removes what belongs to it while
@@ -15,8 +15,8 @@ the security trail outlives the people it mentions:
   failed_logins.user_id are SET NULL.
 * lookups are protected: knowledge_sources -> knowledge_types is RESTRICT.
 
-Constraint names follow :data:`NAMING_CONVENTION`, so an error names the rule it broke
-(for example ``ck_users_super_admin_has_no_company``).
+Constraint names follow [`NAMING_CONVENTION`][pytest_celestra.models.NAMING_CONVENTION], so
+an error names the rule it broke (for example `ck_users_super_admin_has_no_company`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ NAMING_CONVENTION = {
 
 
 class Base(DeclarativeBase):
-    """Declarative base of the Celestra schema; ``Base.metadata`` holds all 15 tables."""
+    """Declarative base of the Celestra schema; `Base.metadata` holds all 15 tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -180,7 +180,6 @@ def _pg_enum(enum_class: type[enum.Enum], type_name: str) -> Enum:
     )
 
 
-#: PostgreSQL type name of each enum, exactly as in the schema analysis.
 ENUM_TYPE_NAMES: dict[type[enum.Enum], str] = {
     AgentStatus: "agent_status",
     AuditEventType: "audit_event_type",
@@ -196,6 +195,7 @@ ENUM_TYPE_NAMES: dict[type[enum.Enum], str] = {
     UserRole: "user_role",
     UserStatus: "user_status",
 }
+"""PostgreSQL type name of each enum, exactly as in the schema analysis."""
 _ENUMS = {cls: _pg_enum(cls, name) for cls, name in ENUM_TYPE_NAMES.items()}
 
 
@@ -528,7 +528,6 @@ class AuditChangeLog(Base):
     audit_log: Mapped[AuditLog] = relationship(back_populates="changes")
 
 
-#: The 15 models in an order that respects every foreign key (parents first).
 MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
     Company,
     KnowledgeType,
@@ -546,9 +545,10 @@ MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
     UserSession,
     AuditChangeLog,
 )
+"""The 15 models in an order that respects every foreign key (parents first)."""
 
-#: Table names in FK order.
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(m.__tablename__ for m in MODELS_IN_FK_ORDER)
+"""Table names in FK order."""
 # The plain names that cheap modules use (pytest_celestra.tables) must be these.
 if tuple((m.__name__, m.__tablename__) for m in MODELS_IN_FK_ORDER) != ENTITIES:
     raise AssertionError("pytest_celestra.tables.ENTITIES differs from MODELS_IN_FK_ORDER")

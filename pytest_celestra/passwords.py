@@ -1,30 +1,33 @@
 """Password hashes for seeded users, through the passlib API: real, verifiable and cheap.
 
-Every seeded user can sign in with :data:`DEFAULT_PASSWORD`. Hashes are real hashes of
-the configured scheme (bcrypt by default), so your application's own verification
-accepts them, but at the scheme's *lowest* cost (bcrypt: 4 rounds, about 1 ms per hash
-instead of about 250 ms at 12 rounds): test data protects no secret, and a test suite
-that hashes at production cost spends its time in bcrypt.
+Every seeded user can sign in with
+[`DEFAULT_PASSWORD`][pytest_celestra.passwords.DEFAULT_PASSWORD]. Hashes are real hashes of
+the configured scheme (bcrypt by default), so your application's own verification accepts
+them, but at the scheme's *lowest* cost (bcrypt: 4 rounds, about 1 ms per hash instead of
+about 250 ms at 12 rounds): test data protects no secret, and a test suite that hashes at
+production cost spends its time in bcrypt.
 
-Hashes are deterministic: the salt is drawn from a seeded ``random.Random``, so the same
-seed gives the same hashes, and every ``(scheme, rounds, password, salt)`` is hashed
-once per process (:func:`functools.lru_cache`). A scenario hashes the default password
-with a small pool of salts and reuses them (a :class:`HashPool` computes a hash only
-when a row first uses it), so seeding thousands of users costs a few dozen hashes.
+Hashes are deterministic: the salt is drawn from a seeded `random.Random`, so the same seed
+gives the same hashes, and every `(scheme, rounds, password, salt)` is hashed once per
+process (`functools.lru_cache`). A scenario hashes the default password with a small pool of
+salts and reuses them (a [`HashPool`][pytest_celestra.passwords.HashPool] computes a hash
+only when a row first uses it), so seeding thousands of users costs a few dozen hashes.
 
-bcrypt, the default, is computed by the ``bcrypt`` package directly: the same backend
+bcrypt, the default, is computed by the `bcrypt` package directly: the same backend
 passlib would call, giving the same string, without the self-tests passlib runs when it
 first loads a backend (16 more hashes, about 20 ms at a process's first hash). Passwords
 bcrypt cannot take as they are (over 72 bytes, or with a NUL) and every other scheme go
 through passlib.
 
-One mechanism configures the hashing: :func:`configure`. Example::
+One mechanism configures the hashing: [`configure`][pytest_celestra.passwords.configure]. Example:
 
-    from pytest_celestra import passwords
+```python
+from pytest_celestra import passwords
 
-    passwords.configure(scheme="pbkdf2_sha256")      # or rounds=6
-    user = UserFactory(password="s3cret!")
-    assert passwords.verify("s3cret!", user.password_hash)
+passwords.configure(scheme="pbkdf2_sha256")      # or rounds=6
+user = UserFactory(password="s3cret!")
+assert passwords.verify("s3cret!", user.password_hash)
+```
 """
 
 from __future__ import annotations
@@ -45,10 +48,9 @@ from pytest_celestra.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-#: The password of every seeded user (and of ``UserFactory()`` unless you pass one).
 DEFAULT_PASSWORD = "Celestra-Test-1!"
+"""The password of every seeded user (and of `UserFactory()` unless you pass one)."""
 DEFAULT_SCHEME = "bcrypt"
-#: Schemes you may configure; :func:`verify` recognises a hash of any of them.
 SUPPORTED_SCHEMES = (
     "bcrypt",
     "bcrypt_sha256",
@@ -59,15 +61,18 @@ SUPPORTED_SCHEMES = (
     "sha256_crypt",
     "sha512_crypt",
 )
-#: How many salts :func:`hash_password` spreads the factories' hashes over.
+"""Schemes you may configure; [`verify`][pytest_celestra.passwords.verify] recognises a hash
+of any of them."""
 SALT_POOL_SIZE = 16
+"""How many salts [`hash_password`][pytest_celestra.passwords.hash_password] spreads the
+factories' hashes over."""
 
 _VERIFIER = CryptContext(schemes=list(SUPPORTED_SCHEMES))
 
 
 @dataclass(frozen=True)
 class PasswordHasher:
-    """A password scheme and its cost. ``rounds=None`` means the scheme's minimum cost."""
+    """A password scheme and its cost. `rounds=None` means the scheme's minimum cost."""
 
     scheme: str = DEFAULT_SCHEME
     rounds: int | None = None
@@ -88,18 +93,18 @@ class PasswordHasher:
 
     @property
     def handler(self) -> Any:
-        """The passlib handler class of :attr:`scheme`."""
+        """The passlib handler class of `scheme`."""
         return get_crypt_handler(self.scheme)
 
     @property
     def cost(self) -> int | None:
-        """The rounds actually used: :attr:`rounds`, or the scheme's minimum."""
+        """The rounds actually used: `rounds`, or the scheme's minimum."""
         if "rounds" not in self.handler.setting_kwds:
             return None
         return self.rounds if self.rounds is not None else int(self.handler.min_rounds)
 
     def salt(self, rng: random.Random) -> str | bytes:
-        """A valid salt for :attr:`scheme`, drawn from ``rng`` (so it is reproducible)."""
+        """A valid salt for `scheme`, drawn from `rng` (so it is reproducible)."""
         handler = self.handler
         size = handler.default_salt_size
         if getattr(handler, "_salt_is_bytes", False):
@@ -113,11 +118,11 @@ class PasswordHasher:
         return salt
 
     def hash(self, password: str, salt: str | bytes) -> str:
-        """The hash of ``password`` with ``salt``; computed once per process."""
+        """The hash of `password` with `salt`; computed once per process."""
         return _cached_hash(self.scheme, self.cost, password, salt)
 
     def pool(self, password: str, size: int, rng: random.Random) -> tuple[str, ...]:
-        """``size`` hashes of ``password``, each with its own salt from ``rng``."""
+        """`size` hashes of `password`, each with its own salt from `rng`."""
         return tuple(self.hash(password, self.salt(rng)) for _ in range(size))
 
     def check(self) -> None:
@@ -144,13 +149,13 @@ def _cached_hash(scheme: str, rounds: int | None, password: str, salt: str | byt
     return digest
 
 
-#: What bcrypt's 22nd salt character may be (its last 2 bits are padding, kept zero).
 _BCRYPT_FINAL_SALT_CHARS = ".Oeu"
+"""What bcrypt's 22nd salt character may be (its last 2 bits are padding, kept zero)."""
 
 
 def _direct_bcrypt(password: str, salt: str | bytes, rounds: int) -> str | None:
-    """passlib's ``bcrypt.using(salt=salt, rounds=rounds).hash(password)``, computed by the
-    ``bcrypt`` package directly; None when passlib's own rules would apply (a password over
+    """passlib's `bcrypt.using(salt=salt, rounds=rounds).hash(password)`, computed by the
+    `bcrypt` package directly; None when passlib's own rules would apply (a password over
     72 bytes or with a NUL, a salt passlib would correct)."""
     secret = password.encode("utf-8")
     if (
@@ -169,8 +174,9 @@ def _direct_bcrypt(password: str, salt: str | bytes, rounds: int) -> str | None:
 
 
 class HashPool:
-    """Hashes of ``password(i)`` for i = 0, 1, ..., the i-th with a salt that depends only on
-    ``salt_seed`` and i; each computed once, when first read or by :func:`hashing_ahead`.
+    """Hashes of `password(i)` for i = 0, 1, ..., the i-th with a salt that depends only on
+    `salt_seed` and i; each computed once, when first read or by
+    [`hashing_ahead`][pytest_celestra.passwords.hashing_ahead].
 
     A scenario reads only the hashes its rows use, so a pool costs no more hashes than
     that, and which ones are computed where never changes a value. Safe to read from
@@ -188,7 +194,7 @@ class HashPool:
         self._lock = threading.Lock()
 
     def salt(self, index: int) -> str | bytes:
-        """The salt of the ``index``-th hash."""
+        """The salt of the `index`-th hash."""
         return self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
 
     def __getitem__(self, index: int) -> str:
@@ -204,8 +210,8 @@ class HashPool:
         return len(self._done)
 
     def _compute(self, index: int, *, wait: bool) -> str | None:
-        """The ``index``-th hash, computed here unless done or under way in another thread
-        (then waited for, or with ``wait=False`` None)."""
+        """The `index`-th hash, computed here unless done or under way in another thread
+        (then waited for, or with `wait=False` None)."""
         while True:
             with self._lock:
                 digest = self._done.get(index)
@@ -231,7 +237,7 @@ class HashPool:
 
 @contextlib.contextmanager
 def hashing_ahead(*jobs: tuple[HashPool, Iterable[int]]) -> Iterator[threading.Thread]:
-    """Compute the hashes of each ``(pool, indices)``, in order, in a thread of their own
+    """Compute the hashes of each `(pool, indices)`, in order, in a thread of their own
     while the block runs.
 
     bcrypt releases the GIL, so the block's own work (generating and loading rows) goes
@@ -264,9 +270,9 @@ _hasher = PasswordHasher()
 
 
 def configure(scheme: str = DEFAULT_SCHEME, rounds: int | None = None) -> PasswordHasher:
-    """Make every later hash use ``scheme`` at ``rounds`` (None: the scheme's minimum).
+    """Make every later hash use `scheme` at `rounds` (None: the scheme's minimum).
 
-    Returns the hasher now in effect. Raises :class:`~pytest_celestra.errors.ConfigError`
+    Returns the hasher now in effect. Raises [`ConfigError`][pytest_celestra.errors.ConfigError]
     for an unknown scheme, out-of-range rounds, or a scheme whose backend is missing.
     """
     global _hasher
@@ -277,15 +283,17 @@ def configure(scheme: str = DEFAULT_SCHEME, rounds: int | None = None) -> Passwo
 
 
 def current_hasher() -> PasswordHasher:
-    """The hasher :func:`configure` set (bcrypt at 4 rounds unless configured)."""
+    """The hasher [`configure`][pytest_celestra.passwords.configure] set (bcrypt at 4 rounds
+    unless configured)."""
     return _hasher
 
 
 def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = None) -> str:
-    """A hash of ``password`` with one of :data:`SALT_POOL_SIZE` fixed salts.
+    """A hash of `password` with one of
+    [`SALT_POOL_SIZE`][pytest_celestra.passwords.SALT_POOL_SIZE] fixed salts.
 
-    ``rng`` picks which salt (the first without one), so many users cost at most
-    :data:`SALT_POOL_SIZE` hashes per password.
+    `rng` picks which salt (the first without one), so many users cost at most
+    [`SALT_POOL_SIZE`][pytest_celestra.passwords.SALT_POOL_SIZE] hashes per password.
     """
     hasher = _hasher
     index = 0 if rng is None else int(rng.random() * SALT_POOL_SIZE)
@@ -294,15 +302,15 @@ def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = 
 
 @functools.lru_cache(maxsize=4 * SALT_POOL_SIZE)
 def _pool_salt(hasher: PasswordHasher, index: int) -> str | bytes:
-    """The ``index``-th salt of the pool (drawn once per process, not once per user)."""
+    """The `index`-th salt of the pool (drawn once per process, not once per user)."""
     return hasher.salt(random.Random(f"celestra-salt:{index}"))
 
 
 def old_password(index: int) -> str:
-    """The ``index``-th password a user had before the current one (password_history)."""
+    """The `index`-th password a user had before the current one (password_history)."""
     return f"Celestra-Old-{index:04d}!"
 
 
 def verify(password: str, password_hash: str) -> bool:
-    """Whether ``password`` matches ``password_hash`` (any scheme of SUPPORTED_SCHEMES)."""
+    """Whether `password` matches `password_hash` (any scheme of SUPPORTED_SCHEMES)."""
     return bool(_VERIFIER.verify(password, password_hash))

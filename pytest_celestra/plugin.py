@@ -3,7 +3,7 @@
 Nothing here touches a database: servers and databases are made by the fixtures, only
 when a test asks for one. Loading the plugin is cheap: the fixture modules it registers
 import SQLAlchemy, Faker and the data generator only when a test first asks for a
-celestra fixture (``tests/test_import_cost.py`` checks it).
+celestra fixture (`tests/test_import_cost.py` checks it).
 """
 
 from __future__ import annotations
@@ -41,38 +41,43 @@ if TYPE_CHECKING:
 
 
 class CelestraRulesHookspecs:
-    """The hook a project implements in its ``conftest.py`` to describe its schema."""
+    """The hook a project implements in its `conftest.py` to describe its schema."""
 
     def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
         """Teach the plugin the columns, enum labels and tables your migrations added.
 
         Called once per test process, before the first database is made; every
-        implementation adds to the same [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]::
+        implementation adds to the same [`SchemaRules`][pytest_celestra.app_rules.SchemaRules]:
 
-            def pytest_celestra_schema_rules(rules):
-                rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
+        ```python
+        def pytest_celestra_schema_rules(rules):
+            rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
+        ```
         """
 
 
 class CelestraHookspecs:
-    """Hooks a project implements in its ``conftest.py`` to set up its own schema."""
+    """Hooks a project implements in its `conftest.py` to set up its own schema."""
 
     @pytest.hookspec(firstresult=True)
     def pytest_celestra_create_schema(
         self, connection: Connection, config: pytest.Config
     ) -> object | None:
-        """Create the schema in a new, empty database instead of the built-in ``create_all``.
+        """Create the schema in a new, empty database instead of the built-in `create_all`.
 
-        ``connection`` is a SQLAlchemy ``Connection`` in a transaction that is committed
-        afterwards. Return anything but None once the schema is there; None falls back
-        to the built-in schema. The result becomes a template database, found again by
-        a hash of its catalog (or by :func:`pytest_celestra_schema_version`)::
+        `connection` is a SQLAlchemy `Connection` in a transaction that is committed
+        afterwards. Return anything but None once the schema is there; None falls back to
+        the built-in schema. The result becomes a template database, found again by a hash
+        of its catalog (or by
+        [`pytest_celestra_schema_version`][pytest_celestra.plugin.CelestraHookspecs.pytest_celestra_schema_version]):
 
-            def pytest_celestra_create_schema(connection, config):
-                alembic_config = alembic.config.Config("alembic.ini")
-                alembic_config.attributes["connection"] = connection
-                alembic.command.upgrade(alembic_config, "head")
-                return True
+        ```python
+        def pytest_celestra_create_schema(connection, config):
+            alembic_config = alembic.config.Config("alembic.ini")
+            alembic_config.attributes["connection"] = connection
+            alembic.command.upgrade(alembic_config, "head")
+            return True
+        ```
         """
 
     @pytest.hookspec(firstresult=True)
@@ -80,7 +85,7 @@ class CelestraHookspecs:
         """A string that changes whenever your schema does, e.g. the Alembic head revision.
 
         With it, a cached template of that version is used without running
-        ``pytest_celestra_create_schema`` at all; without it, the set-up runs once per
+        `pytest_celestra_create_schema` at all; without it, the set-up runs once per
         test process in a scratch database whose catalog is then hashed.
         """
 
@@ -182,7 +187,7 @@ class XdistHooks:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
-    """Check the ``@pytest.mark.celestra`` markers of the tests a collector made.
+    """Check the `@pytest.mark.celestra` markers of the tests a collector made.
 
     A bad one fails that collector (a collection error, in xdist workers too) with a
     message naming the allowed values; a good one gives the test its scenario.

@@ -1,20 +1,21 @@
 """The value domain of every Celestra column, as one Faker provider.
 
-Both data paths draw from :class:`CelestraProvider`: the factories through
-``factory.Faker("<method>")`` and the bulk scenario builder by calling the methods of a
-seeded instance, so the two can never drift. Every method is cheap (a few microseconds):
-word pools are built once at import and values are drawn with ``self.generator.random``;
-no per-call Faker formatter (``name()``, ``sentence()`` ...) is used.
+Both data paths draw from [`CelestraProvider`][pytest_celestra.providers.CelestraProvider]:
+the factories through `factory.Faker("<method>")` and the bulk scenario builder by calling
+the methods of a seeded instance, so the two can never drift. Every method is cheap (a few
+microseconds): word pools are built once at import and values are drawn with
+`self.generator.random`; no per-call Faker formatter (`name()`, `sentence()` ...) is used.
 
 Times are offsets in whole seconds from a reference instant (negative = past): the
-scenario's anchor for the bulk path, "now" for the factories. The ``*_times`` methods
+scenario's anchor for the bulk path, "now" for the factories. The `*_times` methods
 define what "expired", "active" and "future" mean for both paths.
 
-Example::
-
+Example:
+    ```python
     provider = CelestraProvider.seeded(42)
     name = provider.company_name()
     provider.email_address(provider.person_name(), company_domain(name))
+    ```
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ V = TypeVar("V")
 
 
 class Weighted(Generic[T]):
-    """A weighted choice prepared once; :meth:`draw` costs one ``random()`` and a bisect."""
+    """A weighted choice prepared once; [`draw`][pytest_celestra.providers.Weighted.draw]
+    costs one `random()` and a bisect."""
 
     __slots__ = ("_cumulative", "_total", "values")
 
@@ -110,7 +112,7 @@ class Weighted(Generic[T]):
         return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
 
     def covering(self, rng: random.Random, index: int) -> T:
-        """The ``index``-th draw of a series in which every value occurs at least once."""
+        """The `index`-th draw of a series in which every value occurs at least once."""
         return self.values[index] if index < len(self.values) else self.draw(rng)
 
 
@@ -153,11 +155,11 @@ _ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
 
 
 def company_domain(name: str) -> str:
-    """The email domain of the company called ``name``: a slug of the name plus a TLD.
+    """The email domain of the company called `name`: a slug of the name plus a TLD.
 
     Pure and deterministic (the TLD comes from a CRC of the slug), so a company's
     domain can always be recomputed from its name:
-    ``company_domain("Bright Harbor Labs Inc.") == "brightharborlabs.com"``.
+    `company_domain("Bright Harbor Labs Inc.") == "brightharborlabs.com"`.
     """
     tokens = re.findall(r"[a-z0-9]+", name.lower())
     slug = "".join(t for t in tokens if t not in words.DOMAIN_STOPWORDS) or "company"
@@ -165,10 +167,10 @@ def company_domain(name: str) -> str:
 
 
 def email_address(name: str, domain: str, number: int | None = None) -> str:
-    """The work email of ``name`` at ``domain``; ``number`` makes it unique when needed.
+    """The work email of `name` at `domain`; `number` makes it unique when needed.
 
-    Each domain has one local-part convention (``first.last``, ``flast`` or
-    ``first_last``), chosen from the domain, as real companies do. Always lower case.
+    Each domain has one local-part convention (`first.last`, `flast` or
+    `first_last`), chosen from the domain, as real companies do. Always lower case.
     """
     parts = re.findall(r"[a-z]+", name.lower()) or ["user"]
     first, last = parts[0], parts[-1]
@@ -189,20 +191,21 @@ def knowledge_type_description(name: str) -> str | None:
 
 
 def fast_uuid(rng: random.Random) -> uuid.UUID:
-    """A version-4 UUID drawn from ``rng``: reproducible, unlike :func:`uuid.uuid4`."""
+    """A version-4 UUID drawn from `rng`: reproducible, unlike `uuid.uuid4`."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
 class CelestraProvider(BaseProvider):
     """Faker provider of every Celestra column's values (see the module docstring).
 
-    Registered on factory_boy's Faker by :mod:`pytest_celestra.factories`; the scenario
-    builder uses its own seeded instance (:meth:`seeded`).
+    Registered on factory_boy's Faker by
+    [`pytest_celestra.factories`][pytest_celestra.factories]; the scenario builder uses its
+    own seeded instance ([`seeded`][pytest_celestra.providers.CelestraProvider.seeded]).
     """
 
     @classmethod
     def seeded(cls, seed: int) -> CelestraProvider:
-        """A provider with its own ``random.Random(seed)``, independent of global state."""
+        """A provider with its own `random.Random(seed)`, independent of global state."""
         generator = Generator()
         generator.seed_instance(seed)
         return cls(generator)
@@ -257,7 +260,7 @@ class CelestraProvider(BaseProvider):
         return _COMPANY_STATUS.draw(self.generator.random)
 
     def company_name(self, vertical: CompanyVertical | None = None) -> str:
-        """A plausible company name whose last word fits ``vertical`` ("Bright Harbor Labs")."""
+        """A plausible company name whose last word fits `vertical` ("Bright Harbor Labs")."""
         rng = self.generator.random
         suffixes = words.VERTICAL_SUFFIXES[vertical or CompanyVertical.OTHER]
         pattern = rng.random()
@@ -273,7 +276,7 @@ class CelestraProvider(BaseProvider):
         return name
 
     def company_domain(self, name: str) -> str:
-        """See :func:`company_domain`."""
+        """See [`company_domain`][pytest_celestra.providers.CelestraProvider.company_domain]."""
         return company_domain(name)
 
     def company_description(self, vertical: CompanyVertical | None = None) -> str:
@@ -290,7 +293,7 @@ class CelestraProvider(BaseProvider):
         return f"{_pick(rng, words.FIRST_NAMES)} {_pick(rng, words.LAST_NAMES)}"
 
     def email_address(self, name: str, domain: str, number: int | None = None) -> str:
-        """See :func:`email_address`."""
+        """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""
         return email_address(name, domain, number)
 
     def user_role(self) -> UserRole:
@@ -333,15 +336,17 @@ class CelestraProvider(BaseProvider):
         return _KB_STATUS.draw(self.generator.random)
 
     def knowledge_type_name(self) -> str:
-        """A name from :data:`KNOWLEDGE_TYPES`, common types more often."""
+        """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.spec.KNOWLEDGE_TYPES], common
+        types more often."""
         return _KNOWLEDGE_TYPE.draw(self.generator.random)
 
     def knowledge_type_description(self, name: str) -> str | None:
-        """See :func:`knowledge_type_description`."""
+        """See
+        [`knowledge_type_description`][pytest_celestra.providers.CelestraProvider.knowledge_type_description]."""
         return knowledge_type_description(name)
 
     def knowledge_source_name(self, type_name: str, domain: str = "example.com") -> str:
-        """What a source of ``type_name`` is called: a path, a URL, a space or channel name."""
+        """What a source of `type_name` is called: a path, a URL, a space or channel name."""
         rng = self.generator.random
         org = domain.partition(".")[0]
         stem = _pick(rng, words.FILE_STEMS)
@@ -380,7 +385,9 @@ class CelestraProvider(BaseProvider):
     # --- security events ----------------------------------------------------------------
 
     def failure_reason(self, known_user: bool = True) -> str:
-        """Why a sign-in failed; :data:`UNKNOWN_EMAIL_REASON` when no user has the email."""
+        """Why a sign-in failed;
+        [`UNKNOWN_EMAIL_REASON`][pytest_celestra.spec.UNKNOWN_EMAIL_REASON] when no user has
+        the email."""
         return _FAILURE.draw(self.generator.random) if known_user else UNKNOWN_EMAIL_REASON
 
     def lockout_reason(self, state: str = "ended") -> str:
@@ -395,7 +402,8 @@ class CelestraProvider(BaseProvider):
         return _AUDIT_EVENT.draw(self.generator.random)
 
     def audit_action(self) -> str:
-        """A key of :data:`AUDIT_ACTIONS`: what a user did, producing 1-4 audit logs."""
+        """A key of [`AUDIT_ACTIONS`][pytest_celestra.spec.AUDIT_ACTIONS]: what a user did,
+        producing 1-4 audit logs."""
         return _AUDIT_ACTION.draw(self.generator.random)
 
     def change_table(self) -> str:
@@ -439,10 +447,10 @@ class CelestraProvider(BaseProvider):
         old: str | None = None,
         new: str | None = None,
     ) -> tuple[str, str, str]:
-        """``(column, old_value, new_value)`` of one changed column; old != new.
+        """`(column, old_value, new_value)` of one changed column; old != new.
 
-        Pass the row's value before the change as ``old`` (factories) or after it as
-        ``new`` (the scenario, which chains a row's changes back from its present value).
+        Pass the row's value before the change as `old` (factories) or after it as
+        `new` (the scenario, which chains a row's changes back from its present value).
         """
         column = column or _pick(self.generator.random, CHANGEABLE_COLUMNS[table_name])
         if new is None:
@@ -452,7 +460,7 @@ class CelestraProvider(BaseProvider):
         return column, old, new
 
     def change_columns(self, table_name: str, count: int, first: str | None = None) -> list[str]:
-        """``count`` distinct changeable columns of ``table_name``, ``first`` first."""
+        """`count` distinct changeable columns of `table_name`, `first` first."""
         columns = list(CHANGEABLE_COLUMNS[table_name])
         self.generator.random.shuffle(columns)
         if first is not None:
@@ -463,7 +471,7 @@ class CelestraProvider(BaseProvider):
         return columns[:count]
 
     def column_value(self, table_name: str, column: str, unlike: str | None = None) -> str:
-        """A value of a changeable column (as text), other than ``unlike``."""
+        """A value of a changeable column (as text), other than `unlike`."""
         domain = _ENUM_COLUMN_VALUES.get((table_name, column))
         if domain is not None:
             return _pick(self.generator.random, tuple(v for v in domain if v != unlike))
@@ -511,13 +519,13 @@ class CelestraProvider(BaseProvider):
     # --- time ---------------------------------------------------------------------------
 
     def moment(self, lower: int, upper: int) -> int:
-        """An offset uniformly in ``[lower, upper]``; ``lower`` if the range is empty."""
+        """An offset uniformly in `[lower, upper]`; `lower` if the range is empty."""
         if lower >= upper:
             return lower
         return lower + int(self.generator.random.random() * (upper - lower))
 
     def recent_moment(self, lower: int, upper: int) -> int:
-        """An offset in ``[lower, upper]``, recent ones (near ``upper``) more likely."""
+        """An offset in `[lower, upper]`, recent ones (near `upper`) more likely."""
         if lower >= upper:
             return lower
         r = self.generator.random.random()
@@ -527,8 +535,8 @@ class CelestraProvider(BaseProvider):
         return _SESSION_STATE.draw(self.generator.random)
 
     def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
-        """``(created_at, expires_at)`` of a session in ``state``, created at/after ``lower``
-        (and, when expired, not after ``upper``)."""
+        """`(created_at, expires_at)` of a session in `state`, created at/after `lower`
+        (and, when expired, not after `upper`)."""
         if state == "expired":
             earliest, latest = spec.SESSION_EXPIRED_CREATED
             created = self.recent_moment(max(lower, earliest), min(upper, latest))
@@ -548,8 +556,8 @@ class CelestraProvider(BaseProvider):
         return _pick(self.generator.random, INVITATION_STATUS_FOR_STATE[state])
 
     def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
-        """``(created_at, sent_at, expires_at, updated_at)`` of an invitation in ``state``
-        (sent not after ``upper`` unless open now)."""
+        """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`
+        (sent not after `upper` unless open now)."""
         if state == "open":
             sent = self.moment(max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT)
             expires = sent + INVITATION_VALIDITY
@@ -582,9 +590,9 @@ class CelestraProvider(BaseProvider):
         return _LOCKOUT_STATE.draw(self.generator.random)
 
     def lockout_times(self, state: str, lower: int) -> tuple[int, int, int]:
-        """``(lockout_start, lockout_end, updated_at)``; created_at is lockout_start.
+        """`(lockout_start, lockout_end, updated_at)`; created_at is lockout_start.
 
-        The start is at least an hour after ``lower`` so the failed logins that caused the
+        The start is at least an hour after `lower` so the failed logins that caused the
         lockout fit between the user's creation and the start.
         """
         earliest = lower + spec.LOCKOUT_AFTER_CREATED
@@ -613,9 +621,9 @@ class CelestraProvider(BaseProvider):
     def notification_times(
         self, status: NotificationStatus, read: bool, expiry: str, lower: int
     ) -> tuple[int, int | None, int | None, int, int]:
-        """``(created_at, delivered_at, read_at, expires_at, updated_at)``.
+        """`(created_at, delivered_at, read_at, expires_at, updated_at)`.
 
-        delivered_at is set only for DELIVERED, read_at only when ``read``.
+        delivered_at is set only for DELIVERED, read_at only when `read`.
         """
         if expiry == "future":
             earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
@@ -628,8 +636,9 @@ class CelestraProvider(BaseProvider):
     def notification_times_from(
         self, created: int, status: NotificationStatus, read: bool, expiry: str
     ) -> tuple[int, int | None, int | None, int, int]:
-        """:meth:`notification_times` of a notification created at ``created`` (an
-        ``expiry`` of "past" needs ``created`` at least two hours ago)."""
+        """[`notification_times`][pytest_celestra.providers.CelestraProvider.notification_times]
+        of a notification created at `created` (an `expiry` of "past" needs `created` at
+        least two hours ago)."""
         if expiry == "future":
             expires = self.moment(*spec.NOTIFICATION_FUTURE_EXPIRES)
         else:

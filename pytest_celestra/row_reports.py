@@ -3,7 +3,7 @@
 pytest's long tracebacks print the arguments of every frame, and the frames between a
 test and a factory's INSERT hold the row's values (a password hash among them). For a
 [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] the report is redrawn
-without them (and without locals, even under ``-l``); the message names the table,
+without them (and without locals, even under `-l`); the message names the table,
 column, constraint and factory instead.
 """
 

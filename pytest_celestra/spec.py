@@ -33,12 +33,12 @@ from pytest_celestra.models import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: Domain of the platform's own staff; super admins have their email there.
 PLATFORM_DOMAIN = words.PLATFORM_DOMAIN
-#: The knowledge types a scenario uses, most common first: name -> (description, weight).
+"""Domain of the platform's own staff; super admins have their email there."""
 KNOWLEDGE_TYPES = words.KNOWLEDGE_TYPES
-#: Notification type -> (title, messages, priority weights, action_url or None).
+"""The knowledge types a scenario uses, most common first: name -> (description, weight)."""
 NOTIFICATIONS = words.NOTIFICATIONS
+"""Notification type -> (title, messages, priority weights, action_url or None)."""
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -65,28 +65,28 @@ COMPANY_STATUS_WEIGHTS: Mapping[CompanyStatus, int] = {
     CompanyStatus.SUSPENDED: 10,
     CompanyStatus.ARCHIVED: 5,
 }
-#: How many members a company of each size has, relatively (the bulk path spreads users,
-#: agents and knowledge bases over companies with these weights).
 COMPANY_SIZE_HEADCOUNT: Mapping[CompanySize, float] = {
     CompanySize.SMALL: 1.0,
     CompanySize.MEDIUM: 2.5,
     CompanySize.LARGE: 6.0,
     CompanySize.ENTERPRISE: 15.0,
 }
-#: Roles of company members; SUPER_ADMIN is not drawn (it is a trait / a fixed share).
+"""How many members a company of each size has, relatively (the bulk path spreads users,
+agents and knowledge bases over companies with these weights)."""
 USER_ROLE_WEIGHTS: Mapping[UserRole, int] = {
     UserRole.COMPANY_ADMIN: 5,
     UserRole.SPACE_ADMIN: 15,
     UserRole.REGULAR_USER: 80,
 }
+"""Roles of company members; SUPER_ADMIN is not drawn (it is a trait / a fixed share)."""
 USER_STATUS_WEIGHTS: Mapping[UserStatus, int] = {
     UserStatus.ACTIVE: 82,
     UserStatus.SUSPENDED: 7,
     UserStatus.BLOCKED: 5,
     UserStatus.ARCHIVED: 6,
 }
-#: Share of all users who are platform super admins (at least one always exists).
 SUPER_ADMIN_SHARE = 0.01
+"""Share of all users who are platform super admins (at least one always exists)."""
 AGENT_STATUS_WEIGHTS: Mapping[AgentStatus, int] = {
     AgentStatus.ACTIVE: 65,
     AgentStatus.DRAFT: 15,
@@ -109,7 +109,6 @@ KNOWLEDGE_BASE_STATUS_WEIGHTS: Mapping[KnowledgeBaseStatus, int] = {
     KnowledgeBaseStatus.DISABLED: 8,
     KnowledgeBaseStatus.ARCHIVED: 8,
 }
-#: Event types a factory draws by default (the row-changing ones come from traits).
 AUDIT_EVENT_WEIGHTS: Mapping[AuditEventType, int] = {
     AuditEventType.SUCCESSFUL_LOGIN: 30,
     AuditEventType.SESSION_STARTED: 20,
@@ -118,28 +117,27 @@ AUDIT_EVENT_WEIGHTS: Mapping[AuditEventType, int] = {
     AuditEventType.DATA_EXPORT: 5,
     AuditEventType.OTHER: 15,
 }
-#: Event types that change a row: only these carry table_name, record_id and change logs.
+"""Event types a factory draws by default (the row-changing ones come from traits)."""
 CHANGE_EVENT_TYPES = frozenset(
     {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
 )
-#: Event types an admin signs (signed_by, digital_signature and reason are set).
+"""Event types that change a row: only these carry table_name, record_id and change logs."""
 SIGNED_EVENT_TYPES = CHANGE_EVENT_TYPES | {AuditEventType.DATA_EXPORT}
-#: Tables a row-changing event changes (only users for ROLE_ASSIGNMENT_CHANGE).
+"""Event types an admin signs (signed_by, digital_signature and reason are set)."""
 CHANGE_TABLE_WEIGHTS: Mapping[str, int] = {
     "users": 35,
     "agents": 30,
     "knowledge_bases": 25,
     "companies": 10,
 }
-#: Share of the changes of a user that are role assignments (the others: profile updates).
+"""Tables a row-changing event changes (only users for ROLE_ASSIGNMENT_CHANGE)."""
 ROLE_CHANGE_SHARE = 0.5
-#: Share of audit logs that change a row, at least (more when a volume asks for many
-#: change logs: each row-changing audit log records at most one change per column).
+"""Share of the changes of a user that are role assignments (the others: profile updates)."""
 CHANGE_LOG_SHARE = 0.35
-#: An administrator's configuration session changes this many rows, one audit log each.
+"""Share of audit logs that change a row, at least (more when a volume asks for many
+change logs: each row-changing audit log records at most one change per column)."""
 CHANGE_GROUP_SIZES = (1, 1, 1, 2, 2, 3)
-#: One user action that changes no row produces this group of audit logs (one group_id
-#: when there are several).
+"""An administrator's configuration session changes this many rows, one audit log each."""
 AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
     "sign_in": (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED),
     "sign_out": (AuditEventType.SESSION_ENDED,),
@@ -153,6 +151,8 @@ AUDIT_ACTIONS: Mapping[str, tuple[AuditEventType, ...]] = {
     "data_export": (AuditEventType.DATA_EXPORT, AuditEventType.OTHER),
     "other": (AuditEventType.OTHER,),
 }
+"""One user action that changes no row produces this group of audit logs (one group_id
+when there are several)."""
 AUDIT_ACTION_WEIGHTS: Mapping[str, int] = {
     "sign_in": 45,
     "sign_out": 15,
@@ -161,8 +161,8 @@ AUDIT_ACTION_WEIGHTS: Mapping[str, int] = {
     "data_export": 8,
     "other": 13,
 }
-#: Share of FAILED_LOGIN events (audit logs and failed_logins) for an email nobody has.
 UNKNOWN_EMAIL_SHARE = 0.12
+"""Share of FAILED_LOGIN events (audit logs and failed_logins) for an email nobody has."""
 KNOWN_USER_FAILURE_WEIGHTS: Mapping[str, int] = {
     "Invalid password": 70,
     "MFA code rejected": 12,
@@ -170,15 +170,15 @@ KNOWN_USER_FAILURE_WEIGHTS: Mapping[str, int] = {
     "Account locked": 6,
     "Account suspended": 4,
 }
-#: failure_reason of a failed login whose email matches no user (user_id is NULL).
 UNKNOWN_EMAIL_REASON = "Unknown email address"
+"""failure_reason of a failed login whose email matches no user (user_id is NULL)."""
 NOTIFICATION_STATUS_WEIGHTS: Mapping[NotificationStatus, int] = {
     NotificationStatus.DELIVERED: 75,
     NotificationStatus.PENDING: 15,
     NotificationStatus.FAILED: 10,
 }
-#: Share of delivered notifications that were read.
 NOTIFICATION_READ_SHARE = 0.6
+"""Share of delivered notifications that were read."""
 NOTIFICATION_DELIVERY_WEIGHTS: Mapping[NotificationDeliveryMethod, int] = {
     NotificationDeliveryMethod.IN_APP: 45,
     NotificationDeliveryMethod.EMAIL: 35,
@@ -204,12 +204,11 @@ NOTIFICATION_TYPE_WEIGHTS: Mapping[NotificationType, int] = {
     NotificationType.ACCOUNT_LOCKED: 3,
     NotificationType.ACCOUNT_UNLOCKED: 2,
 }
-#: Notifications whose expires_at is already past vs still ahead.
 NOTIFICATION_EXPIRY_WEIGHTS: Mapping[str, int] = {"past": 55, "future": 45}
-#: expired: ended before the reference; active: started before it, ends >= 2 days after;
-#: long: ends more than 7 days after ("remember me").
+"""Notifications whose expires_at is already past vs still ahead."""
 SESSION_STATE_WEIGHTS: Mapping[str, int] = {"expired": 60, "active": 28, "long": 12}
-#: open: sent <= reference < expires (>= 2 days ahead); far: expires > 7 days ahead.
+"""expired: ended before the reference; active: started before it, ends >= 2 days after;
+long: ends more than 7 days after ("remember me")."""
 INVITATION_STATE_WEIGHTS: Mapping[str, int] = {
     "accepted": 45,
     "open": 20,
@@ -217,6 +216,7 @@ INVITATION_STATE_WEIGHTS: Mapping[str, int] = {
     "far": 10,
     "cancelled": 10,
 }
+"""open: sent <= reference < expires (>= 2 days ahead); far: expires > 7 days ahead."""
 INVITATION_STATUS_FOR_STATE: Mapping[str, tuple[InvitationStatus, ...]] = {
     "accepted": (InvitationStatus.ACCEPTED,),
     "open": (InvitationStatus.SENT, InvitationStatus.SENT, InvitationStatus.PENDING),
@@ -224,114 +224,116 @@ INVITATION_STATUS_FOR_STATE: Mapping[str, tuple[InvitationStatus, ...]] = {
     "far": (InvitationStatus.SENT,),
     "cancelled": (InvitationStatus.CANCELLED,),
 }
-#: ended: in the past; active: ends >= 2 days after the reference; long: > 7 days after.
 LOCKOUT_STATE_WEIGHTS: Mapping[str, int] = {"ended": 70, "active": 18, "long": 12}
-#: Failed attempts after which an account locks; failed_attempts is at least the
-#: number of failed logins recorded in the 30 minutes before lockout_start.
+"""ended: in the past; active: ends >= 2 days after the reference; long: > 7 days after."""
 LOCKOUT_THRESHOLD_WEIGHTS: Mapping[int, int] = {3: 20, 5: 60, 10: 20}
-#: Window before lockout_start in which a lockout's failed logins lie.
+"""Failed attempts after which an account locks; failed_attempts is at least the
+number of failed logins recorded in the 30 minutes before lockout_start."""
 LOCKOUT_BURST_WINDOW = 30 * MINUTE
+"""Window before lockout_start in which a lockout's failed logins lie."""
 
 # --- time windows (offsets in seconds from the reference instant) -----------------------
 
 COMPANY_CREATED = (-3 * 365 * DAY, -400 * DAY)
 SUPER_ADMIN_CREATED = (-1500 * DAY, -1100 * DAY)
 KNOWLEDGE_TYPE_CREATED = -1600 * DAY
-#: Users, agents and knowledge bases exist at least this long before the reference.
 MEMBER_CREATED_LATEST = -30 * DAY
-#: A company's first admin joins within this long after the company is created.
+"""Users, agents and knowledge bases exist at least this long before the reference."""
 FIRST_ADMIN_DELAY = 2 * DAY
+"""A company's first admin joins within this long after the company is created."""
 ACTIVITY_EARLIEST = -365 * DAY
 """Activity (logins, audit, notifications) reaches back at most one year."""
 
-#: Columns an audit change may touch, per table (at least 3 each: a volume may ask for
-#: up to 3 change logs per audit log).
 CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "users": ("role", "status", "name"),
     "agents": ("status", "agent_protocol", "name", "description"),
     "knowledge_bases": ("status", "name", "description"),
     "companies": ("status", "size", "vertical", "description"),
 }
+"""Columns an audit change may touch, per table (at least 3 each: a volume may ask for
+up to 3 change logs per audit log)."""
 
 # --- windows of one row relative to its parents (pytest_celestra.story applies them) -----
 
-#: Nothing happens later than this: a minute before the reference instant.
 LAST_MOMENT = -MINUTE
-#: Nobody acts, and nothing changes a row, in this last stretch before the user left
-#: ACTIVE or the row closed.
+"""Nothing happens later than this: a minute before the reference instant."""
 ACTIVITY_MARGIN = MINUTE
-#: The i-th knowledge type of the catalogue was created this long after
-#: :data:`KNOWLEDGE_TYPE_CREATED` (a type of your own, after every catalogue type).
+"""Nobody acts, and nothing changes a row, in this last stretch before the user left
+ACTIVE or the row closed."""
 KNOWLEDGE_TYPE_SPACING = DAY
-#: A company's weight in the spread of its members: its size's headcount times a factor
-#: drawn uniformly from ``low`` to ``low + width`` (``(low, width)``).
+"""The i-th knowledge type of the catalogue was created this long after
+[`KNOWLEDGE_TYPE_CREATED`][pytest_celestra.spec.KNOWLEDGE_TYPE_CREATED] (a type of your own,
+after every catalogue type)."""
 HEADCOUNT_SPREAD = (0.7, 0.6)
-#: Fresh names a company draws before its name gets a number (its domain is taken).
+"""A company's weight in the spread of its members: its size's headcount times a factor
+drawn uniformly from `low` to `low + width` (`(low, width)`)."""
 FRESH_COMPANY_NAMES = 50
-#: Shape (Pareto alpha) of how many sources the knowledge bases have beyond one each: a few
-#: popular ones have many.
+"""Fresh names a company draws before its name gets a number (its domain is taken)."""
 SOURCE_POPULARITY = 1.5
-#: An agent-knowledge base link, a knowledge source and a password change are at least
-#: this old.
+"""Shape (Pareto alpha) of how many sources the knowledge bases have beyond one each: a few
+popular ones have many."""
 LINK_CREATED_LATEST = -DAY
+"""An agent-knowledge base link, a knowledge source and a password change are at least
+this old."""
 PASSWORD_CHANGED_LATEST = -DAY
-#: When a company, user, agent or knowledge base that is not ACTIVE changed its status
-#: (its ``updated_at``): after every member row was created (they are at least
-#: ``MEMBER_CREATED_LATEST`` old), at least an hour ago.
 STATUS_CHANGED = (MEMBER_CREATED_LATEST, -HOUR)
-#: Closed companies hold at most this share of the headcount (weights of
-#: :data:`COMPANY_SIZE_HEADCOUNT`): the largest closed ones reopen, so most users of
-#: a scenario stay ACTIVE at any volume.
+"""When a company, user, agent or knowledge base that is not ACTIVE changed its status
+(its `updated_at`): after every member row was created (they are at least
+`MEMBER_CREATED_LATEST` old), at least an hour ago."""
 CLOSED_HEADCOUNT_SHARE = 0.25
+"""Closed companies hold at most this share of the headcount (weights of
+[`COMPANY_SIZE_HEADCOUNT`][pytest_celestra.spec.COMPANY_SIZE_HEADCOUNT]): the largest closed
+ones reopen, so most users of a scenario stay ACTIVE at any volume."""
 
 # --- who acts and who signs ---------------------------------------------------------------
 
-#: Share of signed audit logs a super admin signs rather than an admin of the user's
-#: company (a platform user's are always signed by a super admin).
 SIGNER_SUPER_ADMIN_SHARE = 0.3
-#: Share of admin actions (data exports, row changes) a super admin does rather than a
-#: company admin.
+"""Share of signed audit logs a super admin signs rather than an admin of the user's
+company (a platform user's are always signed by a super admin)."""
 ACTOR_SUPER_ADMIN_SHARE = 0.2
-#: The column a row-changing event changes first (its other changes are drawn).
+"""Share of admin actions (data exports, row changes) a super admin does rather than a
+company admin."""
 FIRST_CHANGED_COLUMN: Mapping[AuditEventType, str] = {
     AuditEventType.ROLE_ASSIGNMENT_CHANGE: "role",
 }
-#: Seconds between the audit logs of one action (drawn in this range each time).
+"""The column a row-changing event changes first (its other changes are drawn)."""
 ACTION_STEP = (1, 5)
-#: A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
-#: the session they start.
+"""Seconds between the audit logs of one action (drawn in this range each time)."""
 SIGN_IN_LEAD = 10
-#: How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts.
+"""A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
+the session they start."""
 SIGNED_IN_SESSION = 8 * HOUR
-#: How long before a factory-made sign-out the session it ends started (at most).
+"""How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts."""
 SIGNED_OUT_SESSION = HOUR
+"""How long before a factory-made sign-out the session it ends started (at most)."""
 
 # --- lockouts -------------------------------------------------------------------------------
 
-#: How many failed logins a lockout's burst records (in the :data:`LOCKOUT_BURST_WINDOW`
-#: before its start): drawn in this range, never more than its ``failed_attempts``.
 LOCKOUT_BURST = (1, 5)
-#: Of the failed logins a volume has beyond one per lockout and the unknown emails, at
-#: most this fraction (numerator, denominator) lengthens the lockouts' bursts.
+"""How many failed logins a lockout's burst records (in the
+[`LOCKOUT_BURST_WINDOW`][pytest_celestra.spec.LOCKOUT_BURST_WINDOW] before its start): drawn
+in this range, never more than its `failed_attempts`."""
 LOCKOUT_BURST_SPARE = (2, 3)
-#: How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts.
+"""Of the failed logins a volume has beyond one per lockout and the unknown emails, at
+most this fraction (numerator, denominator) lengthens the lockouts' bursts."""
 NOTIFIED_LOCKOUT = 30 * MINUTE
+"""How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts."""
 
 # --- notifications and invitations -----------------------------------------------------------
 
-#: Delay from an event to the notification that reports it (seconds).
 NOTIFICATION_DELAY = (1, 10 * MINUTE)
-#: A PASSWORD_EXPIRY notice comes this long after the password in use was set (the user's
-#: creation or last password change), before the next change.
+"""Delay from an event to the notification that reports it (seconds)."""
 PASSWORD_EXPIRY_NOTICE = (76 * DAY, 90 * DAY)
-#: A notification created later than this cannot have expired by now (the "past" expiry
-#: of ``providers.CelestraProvider.notification_times`` starts no later).
+"""A PASSWORD_EXPIRY notice comes this long after the password in use was set (the user's
+creation or last password change), before the next change."""
 EXPIRED_NOTICE_LATEST = -2 * DAY
-#: How long an invitation stays open after it is sent.
+"""A notification created later than this cannot have expired by now (the "past" expiry
+of `providers.CelestraProvider.notification_times` starts no later)."""
 INVITATION_VALIDITY = 7 * DAY
-#: How long before the event a notification reports (an accepted invitation, a changed
-#: row) the factories make that invitation or row, at most.
+"""How long an invitation stays open after it is sent."""
 EVENT_ROW_LEAD = DAY
+"""How long before the event a notification reports (an accepted invitation, a changed
+row) the factories make that invitation or row, at most."""
 
 # --- column values drawn by the provider (pytest_celestra.providers) ---------------------
 

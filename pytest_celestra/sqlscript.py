@@ -1,12 +1,14 @@
-"""The scenario as a plain PostgreSQL script that ``psql`` loads, without a server at
-generation time::
+"""The scenario as a plain PostgreSQL script that `psql` loads, without a server at
+generation time:
 
-    celestra-seed --volume large --sql celestra.sql
-    createdb celestra && psql -v ON_ERROR_STOP=1 -d celestra -f celestra.sql
+```bash
+celestra-seed --volume large --sql celestra.sql
+createdb celestra && psql -v ON_ERROR_STOP=1 -d celestra -f celestra.sql
+```
 
 The script holds the schema DDL compiled from the models for the PostgreSQL dialect (the
-13 enum types, the 15 tables), one ``COPY ... FROM stdin;`` text-format block per run of
-rows of a table, then the indexes, all in one transaction, and finally ``ANALYZE``. Same
+13 enum types, the 15 tables), one `COPY ... FROM stdin;` text-format block per run of
+rows of a table, then the indexes, all in one transaction, and finally `ANALYZE`. Same
 volume, seed and anchor give the same bytes.
 """
 
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
 
 _DIALECT_URL = make_url("postgresql+psycopg://")
 _DIALECT = create_mock_engine(_DIALECT_URL, lambda *_, **__: None).dialect
-#: How psql reads a NULL in a text-format COPY block.
 NULL = r"\N"
+"""How psql reads a NULL in a text-format COPY block."""
 # Text COPY format: a backslash starts an escape, tab separates columns, newline ends a row.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -48,7 +50,7 @@ _SETTINGS = (
 
 
 def copy_text(value: Any) -> str:
-    """``value`` as one field of a text-format COPY row: ``\\N`` for None, backslash,
+    """`value` as one field of a text-format COPY row: `\\N` for None, backslash,
     tab, newline and carriage return escaped."""
     if value is None:
         return NULL
@@ -73,12 +75,12 @@ def _quote(name: str) -> str:
 
 
 def copy_header(table: str, columns: Sequence[str]) -> str:
-    """``COPY table (columns) FROM stdin;``: what precedes a block of rows."""
+    """`COPY table (columns) FROM stdin;`: what precedes a block of rows."""
     return f"COPY {_quote(table)} ({', '.join(map(_quote, columns))}) FROM stdin;\n"
 
 
 def schema_statements() -> tuple[list[str], list[str]]:
-    """The DDL of ``Base.metadata`` for PostgreSQL, without trailing semicolons: what goes
+    """The DDL of `Base.metadata` for PostgreSQL, without trailing semicolons: what goes
     before the data (enum types sorted by name, tables parents first) and after it (the
     indexes, sorted, built once over the loaded rows rather than row by row)."""
     types: list[str] = []
@@ -107,9 +109,9 @@ def write_script(
     title: str = "Celestra scenario",
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
-    """Write the whole script for ``chunks`` (from ``scenario.generate_scenario``) to
-    ``out``; returns the rows written per table. ``progress(table, rows_so_far)`` is
-    called after every chunk, as :func:`~pytest_celestra.scenario.seed_scenario` does."""
+    """Write the whole script for `chunks` (from `scenario.generate_scenario`) to
+    `out`; returns the rows written per table. `progress(table, rows_so_far)` is
+    called after every chunk, as [`seed_scenario`][pytest_celestra.scenario.seed_scenario] does."""
     before, after = schema_statements()
     out.write(
         f"-- {title}\n"
@@ -140,8 +142,8 @@ def write_data_script(
     *,
     title: str = "Celestra scenario",
 ) -> dict[str, int]:
-    """Write a data-only script (no DDL, no indexes) for ``parts``, each ``(table,
-    columns, rows)``: what ``celestra-seed --sql --rules`` writes for a database whose
+    """Write a data-only script (no DDL, no indexes) for `parts`, each
+    `(table, columns, rows)`: what `celestra-seed --sql --rules` writes for a database whose
     schema your migrations made. Returns the rows written per table."""
     out.write(
         f"-- {title} (data only)\n"

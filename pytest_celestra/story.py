@@ -1,22 +1,24 @@
 """One story across tables: the cross-table rules both data paths follow.
 
-The bulk scenario (:mod:`pytest_celestra.scenario`) and the factories
-(:mod:`pytest_celestra.factories`) call these functions and read these constants, so a rule
-lives here once. ``docs/realism.md`` states each rule in a sentence and an SQL check.
+The bulk scenario ([`pytest_celestra.scenario`][pytest_celestra.scenario]) and the factories
+([`pytest_celestra.factories`][pytest_celestra.factories]) call these functions and read
+these constants, so a rule lives here once. `docs/realism.md` states each rule in a sentence
+and an SQL check.
 
 - **Tenant lifecycle.** A company that is not ACTIVE closed at one moment (its
-  ``updated_at``): its members are not ACTIVE, its agents and knowledge bases are not live,
+  `updated_at`): its members are not ACTIVE, its agents and knowledge bases are not live,
   and none of them changed after it. A user who is not ACTIVE changed status at its
-  ``updated_at``: no session of theirs is live now or started later, no invitation was sent
+  `updated_at`: no session of theirs is live now or started later, no invitation was sent
   to them later, and they act (or sign) in the audit trail only before it.
 - **Notifications report real events.** A notification whose type reports an event
-  (:data:`NOTIFICATION_EVENTS`) follows such an event of its user (or of its user's
-  company) within :data:`NOTIFICATION_DELAY`.
+  ([`NOTIFICATION_EVENTS`][pytest_celestra.story.NOTIFICATION_EVENTS]) follows such an event
+  of its user (or of its user's company) within
+  [`NOTIFICATION_DELAY`][pytest_celestra.spec.NOTIFICATION_DELAY].
 - **The audit trail agrees with the activity tables.** A sign-in is the start of a
   session, a sign-out lies within one, a failed sign-in is a failed login at that moment.
 
 Times are offsets in seconds from a reference instant, as in
-:mod:`pytest_celestra.providers`.
+[`pytest_celestra.providers`][pytest_celestra.providers].
 """
 
 from __future__ import annotations
@@ -49,35 +51,37 @@ if TYPE_CHECKING:
 
 # --- tenant lifecycle ---------------------------------------------------------------------
 
-#: The status an ACTIVE member takes when its company closes.
 MEMBER_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, UserStatus] = {
     CompanyStatus.SUSPENDED: UserStatus.SUSPENDED,
     CompanyStatus.ARCHIVED: UserStatus.ARCHIVED,
 }
-#: The status a live agent takes when its company closes.
+"""The status an ACTIVE member takes when its company closes."""
 AGENT_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, AgentStatus] = {
     CompanyStatus.SUSPENDED: AgentStatus.DISABLED,
     CompanyStatus.ARCHIVED: AgentStatus.ARCHIVED,
 }
-#: The status a live knowledge base takes when its company closes.
+"""The status a live agent takes when its company closes."""
 KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, KnowledgeBaseStatus] = {
     CompanyStatus.SUSPENDED: KnowledgeBaseStatus.DISABLED,
     CompanyStatus.ARCHIVED: KnowledgeBaseStatus.ARCHIVED,
 }
-#: Agent statuses of an agent in service; a closed company has none.
+"""The status a live knowledge base takes when its company closes."""
 LIVE_AGENT_STATUSES = frozenset({AgentStatus.ACTIVE})
-#: Knowledge base statuses of one in service or being built; a closed company has none.
+"""Agent statuses of an agent in service; a closed company has none."""
 LIVE_KNOWLEDGE_BASE_STATUSES = frozenset({KnowledgeBaseStatus.ACTIVE, KnowledgeBaseStatus.BUILDING})
-#: Agent and knowledge base statuses that were switched off at their ``updated_at``: no
-#: link or knowledge source is added to them after it.
+"""Knowledge base statuses of one in service or being built; a closed company has none."""
 RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
-#: Invitation states (``providers.INVITATION_STATE_WEIGHTS``) open now: only for ACTIVE users.
+"""Agent and knowledge base statuses that were switched off at their `updated_at`: no
+link or knowledge source is added to them after it."""
 OPEN_INVITATION_STATES = frozenset({"open", "far"})
+"""Invitation states (`providers.INVITATION_STATE_WEIGHTS`) open now: only for ACTIVE users."""
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
-    """``statuses`` of companies with headcount ``weights``, the largest closed ones ACTIVE
-    until closed companies hold at most :data:`CLOSED_HEADCOUNT_SHARE` of the headcount."""
+    """`statuses` of companies with headcount `weights`, the largest closed ones ACTIVE
+    until closed companies hold at most
+    [`CLOSED_HEADCOUNT_SHARE`][pytest_celestra.spec.CLOSED_HEADCOUNT_SHARE] of the
+    headcount."""
     result = list(statuses)
     closed = [i for i, status in enumerate(result) if status is not CompanyStatus.ACTIVE]
     headcount = sum(weights[i] for i in closed)
@@ -90,14 +94,14 @@ def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> 
 
 
 def member_status(company: CompanyStatus | None, drawn: UserStatus) -> UserStatus:
-    """The status of a member of a company in status ``company`` who would be ``drawn``."""
+    """The status of a member of a company in status `company` who would be `drawn`."""
     if company is not None and drawn is UserStatus.ACTIVE:
         return MEMBER_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
     return drawn
 
 
 def agent_status(company: CompanyStatus | None, drawn: AgentStatus) -> AgentStatus:
-    """The status of an agent of a company in status ``company`` that would be ``drawn``."""
+    """The status of an agent of a company in status `company` that would be `drawn`."""
     if company is not None and drawn in LIVE_AGENT_STATUSES:
         return AGENT_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
     return drawn
@@ -106,14 +110,14 @@ def agent_status(company: CompanyStatus | None, drawn: AgentStatus) -> AgentStat
 def knowledge_base_status(
     company: CompanyStatus | None, drawn: KnowledgeBaseStatus
 ) -> KnowledgeBaseStatus:
-    """The status of a knowledge base of a company in status ``company``."""
+    """The status of a knowledge base of a company in status `company`."""
     if company is not None and drawn in LIVE_KNOWLEDGE_BASE_STATUSES:
         return KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
     return drawn
 
 
 def is_closed(table: str, status: str) -> bool:
-    """Whether a row of ``table`` in ``status`` left service at its ``updated_at`` (a
+    """Whether a row of `table` in `status` left service at its `updated_at` (a
     closed company, a user who is not ACTIVE, a retired agent or knowledge base): nothing
     of it changes after that."""
     if table in ("agents", "knowledge_bases"):
@@ -122,8 +126,9 @@ def is_closed(table: str, status: str) -> bool:
 
 
 def status_changed(p: CelestraProvider, created: int, closed: int | None = None) -> int:
-    """When a row created at ``created`` left ACTIVE: in :data:`STATUS_CHANGED`, never
-    after ``closed`` (its company's closing moment), never before ``created``."""
+    """When a row created at `created` left ACTIVE: in
+    [`STATUS_CHANGED`][pytest_celestra.spec.STATUS_CHANGED], never after `closed` (its
+    company's closing moment), never before `created`."""
     upper = STATUS_CHANGED[1] if closed is None else min(closed, STATUS_CHANGED[1])
     return max(created, p.moment(max(created, STATUS_CHANGED[0]), upper))
 
@@ -136,12 +141,12 @@ def row_updated(
     closing: int | None = None,
     with_company: bool = False,
 ) -> int:
-    """``updated_at`` of a company, user, agent or knowledge base created at ``created``.
+    """`updated_at` of a company, user, agent or knowledge base created at `created`.
 
-    A row that ``left_service`` (not ACTIVE, retired) left it at a moment of its own
+    A row that `left_service` (not ACTIVE, retired) left it at a moment of its own
     ([`status_changed`][pytest_celestra.story.status_changed]), or at its company's
-    ``closing`` when it left ``with_company``; a row still in service was last updated
-    before now, and before its company's ``closing``.
+    `closing` when it left `with_company`; a row still in service was last updated
+    before now, and before its company's `closing`.
     """
     if with_company and closing is not None:
         return closing
@@ -151,28 +156,28 @@ def row_updated(
 
 
 def updated_after(p: CelestraProvider, created: int) -> int:
-    """``updated_at`` of a row created at ``created`` that has no status: before now."""
+    """`updated_at` of a row created at `created` that has no status: before now."""
     return p.moment(created, spec.LAST_MOMENT)
 
 
 def member_created(p: CelestraProvider, lower: int) -> int:
-    """When a user, agent or knowledge base of a company founded at ``lower`` was created."""
+    """When a user, agent or knowledge base of a company founded at `lower` was created."""
     return p.moment(lower, spec.MEMBER_CREATED_LATEST)
 
 
 def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:
-    """When a link or a knowledge source between parents created by ``lower`` was made:
-    at least a day ago, and not after any parent was ``retired`` (0: still in service)."""
+    """When a link or a knowledge source between parents created by `lower` was made:
+    at least a day ago, and not after any parent was `retired` (0: still in service)."""
     return p.moment(lower, min((spec.LINK_CREATED_LATEST, *retired)))
 
 
 def password_changed(p: CelestraProvider, lower: int) -> int:
-    """When a user created at ``lower`` changed a password."""
+    """When a user created at `lower` changed a password."""
     return p.moment(lower, spec.PASSWORD_CHANGED_LATEST)
 
 
 def knowledge_type_created(name: str) -> int:
-    """When the knowledge type ``name`` was created: the catalogue's types a day apart in
+    """When the knowledge type `name` was created: the catalogue's types a day apart in
     catalogue order, a type of one's own after them."""
     catalogue = list(spec.KNOWLEDGE_TYPES)
     index = catalogue.index(name) if name in catalogue else len(catalogue)
@@ -182,7 +187,7 @@ def knowledge_type_created(name: str) -> int:
 def unique_company_name(
     p: CelestraProvider, vertical: CompanyVertical, used: set[str]
 ) -> tuple[str, str]:
-    """A company name of ``vertical`` and its email domain, which no company of ``used``
+    """A company name of `vertical` and its email domain, which no company of `used`
     (the domains taken, updated) has: two companies of one domain would mix their
     emails. A few fresh names are tried before the name gets a number."""
     name = p.company_name(vertical)
@@ -202,20 +207,20 @@ def unique_company_name(
 
 
 def headcount_weight(rng: random.Random, headcount: float) -> float:
-    """A company's weight in the spread of its members, around its size's ``headcount``."""
+    """A company's weight in the spread of its members, around its size's `headcount`."""
     low, width = spec.HEADCOUNT_SPREAD
     return headcount * (low + width * rng.random())
 
 
 def active_until(status: str, updated: int) -> int:
-    """The last moment a user in ``status`` (changed at ``updated``) was ACTIVE: the
+    """The last moment a user in `status` (changed at `updated`) was ACTIVE: the
     reference instant itself for an ACTIVE user."""
     return 0 if status == UserStatus.ACTIVE.value else updated
 
 
 def activity_window(created: Iterable[int], until: Iterable[int]) -> tuple[int, int]:
-    """(earliest, latest) moment of an action by or on rows ``created`` then and in service
-    ``until`` then: within the last year of activity, before now."""
+    """(earliest, latest) moment of an action by or on rows `created` then and in service
+    `until` then: within the last year of activity, before now."""
     return (
         max((spec.ACTIVITY_EARLIEST, *created)),
         min((spec.LAST_MOMENT, *until)),
@@ -223,12 +228,12 @@ def activity_window(created: Iterable[int], until: Iterable[int]) -> tuple[int, 
 
 
 def activity_moment(p: CelestraProvider, lower: int) -> int:
-    """When something a user did after ``lower`` happened (recent moments more likely)."""
+    """When something a user did after `lower` happened (recent moments more likely)."""
     return p.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), spec.LAST_MOMENT)
 
 
 def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
-    """The moments of ``count`` audit logs of one action starting at ``start``: each a few
+    """The moments of `count` audit logs of one action starting at `start`: each a few
     seconds ([`ACTION_STEP`][pytest_celestra.spec.ACTION_STEP]) after the one before."""
     moments = [start]
     for _ in range(count - 1):
@@ -240,7 +245,7 @@ def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
 
 
 def super_admin_signs(rng: random.Random, platform_user: bool) -> bool:
-    """Whether a super admin signs a log of a user (always for a ``platform_user``), rather
+    """Whether a super admin signs a log of a user (always for a `platform_user`), rather
     than an admin of the user's company."""
     return platform_user or rng.random() < spec.SIGNER_SUPER_ADMIN_SHARE
 
@@ -258,7 +263,7 @@ def changed_columns(
     count: int,
     done: Iterable[str] = (),
 ) -> list[str]:
-    """``count`` distinct columns of ``table`` an ``event`` changes, none of ``done`` (the
+    """`count` distinct columns of `table` an `event` changes, none of `done` (the
     columns it already changed): the event's first column
     ([`FIRST_CHANGED_COLUMN`][pytest_celestra.spec.FIRST_CHANGED_COLUMN]) first."""
     done = set(done)
@@ -280,11 +285,11 @@ def lockout_burst(
     p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None
 ) -> list[int]:
     """The moments, earliest first, of the failed logins recorded before a lockout that
-    starts at ``start`` after ``attempts`` failed attempts: 1 to 5 of them
-    ([`LOCKOUT_BURST`][pytest_celestra.spec.LOCKOUT_BURST]), never more than ``attempts``
-    (nor than 1 + ``spare``), at random moments of the
+    starts at `start` after `attempts` failed attempts: 1 to 5 of them
+    ([`LOCKOUT_BURST`][pytest_celestra.spec.LOCKOUT_BURST]), never more than `attempts`
+    (nor than 1 + `spare`), at random moments of the
     [`LOCKOUT_BURST_WINDOW`][pytest_celestra.spec.LOCKOUT_BURST_WINDOW] before it, none
-    before ``lower`` (the user's creation)."""
+    before `lower` (the user's creation)."""
     fewest, most = spec.LOCKOUT_BURST
     extra = p.random_int(0, most - fewest)
     count = fewest + min(extra, attempts - fewest, extra if spare is None else spare)
@@ -294,7 +299,7 @@ def lockout_burst(
 
 
 def activity_until(status: str, updated: int) -> int:
-    """The last moment a user in ``status`` (changed at ``updated``) acts: a moment
+    """The last moment a user in `status` (changed at `updated`) acts: a moment
     ([`ACTIVITY_MARGIN`][pytest_celestra.spec.ACTIVITY_MARGIN]) before they left ACTIVE."""
     return active_until(status, updated) - spec.ACTIVITY_MARGIN
 
@@ -316,8 +321,6 @@ AGENT_STATUS_CHANGE = "agent status change"  # audit change of agents.status, sa
 DATA_EXPORT = "data export"  # DATA_EXPORT audit log of the user
 SESSION_STARTED = "session started"  # user_sessions.created_at of the user
 
-#: Which event each notification type reports; the types missing here (announcements,
-#: maintenance, session expiry) report none.
 NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
     NotificationType.FAILED_LOGIN_NOTIFICATION: FAILED_LOGIN,
     NotificationType.ACCOUNT_LOCKED: LOCKOUT_STARTED,
@@ -333,31 +336,33 @@ NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
     NotificationType.DATA_EXPORT_READY: DATA_EXPORT,
     NotificationType.NEW_DEVICE_LOGIN: SESSION_STARTED,
 }
-#: Notification types that report no event, the factories' default.
+"""Which event each notification type reports; the types missing here (announcements,
+maintenance, session expiry) report none."""
 EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
-#: Events of a company rather than of the notified user.
+"""Notification types that report no event, the factories' default."""
 COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
-#: Knowledge base statuses after a build that failed (retrying, or switched off).
+"""Events of a company rather than of the notified user."""
 FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(
     {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
 )
+"""Knowledge base statuses after a build that failed (retrying, or switched off)."""
 
 
 def notified_after(p: CelestraProvider, event: int) -> int:
-    """When the notification of an event at ``event`` is created (a minute ago at most)."""
+    """When the notification of an event at `event` is created (a minute ago at most)."""
     soonest, latest = NOTIFICATION_DELAY
     return p.moment(event + soonest, min(event + latest, spec.LAST_MOMENT))
 
 
 def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
-    """When the event a notification created at ``notified`` reports happened (not before
-    ``lower``, its user's creation)."""
+    """When the event a notification created at `notified` reports happened (not before
+    `lower`, its user's creation)."""
     return max(lower, notified - p.moment(*NOTIFICATION_DELAY))
 
 
 def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
-    """When a PASSWORD_EXPIRY notice for a password set at ``set_at`` and replaced at
-    ``next_change`` (0: still in use) can come; None when no moment before then fits."""
+    """When a PASSWORD_EXPIRY notice for a password set at `set_at` and replaced at
+    `next_change` (0: still in use) can come; None when no moment before then fits."""
     lower = set_at + PASSWORD_EXPIRY_NOTICE[0]
     upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None

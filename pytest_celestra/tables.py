@@ -1,14 +1,12 @@
 """The 15 tables of the Celestra schema by name, parents first: plain strings, no SQLAlchemy.
 
 For the modules that need the tables' names and order but not their columns (volumes, the
-``celestra_<entity>`` fixtures), so importing them stays cheap.
-:mod:`pytest_celestra.models` checks at import that its models agree.
+`celestra_<entity>` fixtures), so importing them stays cheap.
+[`pytest_celestra.models`][pytest_celestra.models] checks at import that its models agree.
 """
 
 from __future__ import annotations
 
-#: (model class name, table name) of each table, in an order that respects every
-#: foreign key (parents first).
 ENTITIES: tuple[tuple[str, str], ...] = (
     ("Company", "companies"),
     ("KnowledgeType", "knowledge_types"),
@@ -26,8 +24,10 @@ ENTITIES: tuple[tuple[str, str], ...] = (
     ("UserSession", "user_sessions"),
     ("AuditChangeLog", "audit_change_logs"),
 )
+"""(model class name, table name) of each table, in an order that respects every
+foreign key (parents first)."""
 
-#: Table names in FK order.
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(table for _, table in ENTITIES)
-#: Model class names in FK order.
+"""Table names in FK order."""
 MODEL_NAMES_IN_FK_ORDER: tuple[str, ...] = tuple(model for model, _ in ENTITIES)
+"""Model class names in FK order."""

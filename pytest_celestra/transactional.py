@@ -1,14 +1,14 @@
-"""``celestra_transactional_db``, ``_engine``, ``_dsn``: commits are real, and gone after the test.
+"""`celestra_transactional_db`, `_engine`, `_dsn`: commits are real, and gone after the test.
 
 Each test that asks for one of them gets a database holding the whole scenario, in which
 it may commit from any connection (code under test with its own engine, threads,
 subprocesses). Nothing it commits reaches another test. How, chosen by measurement
-(``benchmarks/bench_transactional.py``): cloning a template takes 50-1,000 ms on a busy
+(`benchmarks/bench_transactional.py`): cloning a template takes 50-1,000 ms on a busy
 server and dropping a database forces a checkpoint on PostgreSQL 15 (seconds when other
 sessions write), far more than a test, so
 
 * clones are made **ahead**, two per scenario, by a background thread of this process;
-* every clone gets a copy of each table (schema ``celestra_pristine``) and **change
+* every clone gets a copy of each table (schema `celestra_pristine`) and **change
   tracking**: a statement trigger on each table records that it was written to. After a
   test, other sessions on its database are ended and one query reads the triggers' record,
   a fingerprint of the catalogs (DDL, comments, grants, large objects), the sequence
@@ -23,8 +23,8 @@ So a test that only reads costs one query; one that writes costs its tables' rel
 while later tests run.
 
 A test that fails or errors never leaves its database to another test. With
-``--celestra-keep`` every test's database is kept and listed. Databases are created
-through :class:`~pytest_celestra.database.DatabaseManager`, so they carry the plugin's
+`--celestra-keep` every test's database is kept and listed. Databases are created
+through [`DatabaseManager`][pytest_celestra.database.DatabaseManager], so they carry the plugin's
 comment and are swept like its other test databases if a run is killed.
 """
 
@@ -53,25 +53,22 @@ if TYPE_CHECKING:
     from pytest_celestra.database import DatabaseManager
     from pytest_celestra.run import RunInfo
 
-#: Clones made ahead per scenario: enough for a test that writes, while the next is made.
 AHEAD = 2
-#: ``CREATE DATABASE`` strategy: on PostgreSQL 15 WAL_LOG beat FILE_COPY, whose two
-#: checkpoints cost 100-2,000 ms on a server other sessions write to (see the benchmark).
+"""Clones made ahead per scenario: enough for a test that writes, while the next is made."""
 STRATEGY = "WAL_LOG"
+"""`CREATE DATABASE` strategy: on PostgreSQL 15 WAL_LOG beat FILE_COPY, whose two
+checkpoints cost 100-2,000 ms on a server other sessions write to (see the benchmark)."""
 
 TRACKING_SCHEMA = "celestra_tracking"
-#: Where each clone keeps a copy of every table as the template had it, ``p<table oid>``.
 PRISTINE_SCHEMA = "celestra_pristine"
-#: The user tables (``tab``, ``oid``, ``relkind``) of a database, ours excluded.
+"""Where each clone keeps a copy of every table as the template had it, `p<table oid>`."""
 _USER_TABLES = f"""
 SELECT c.oid::regclass AS tab, c.oid, c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
   AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
 """
-#: A copy of each table, then statement triggers (fired even under
-#: ``session_replication_role = replica``) on every table, copies included, that record
-#: which ones were written to; installed in each clone before a test gets it.
+"""The user tables (`tab`, `oid`, `relkind`) of a database, ours excluded."""
 INSTALL_TRACKING = f"""
 CREATE SCHEMA {PRISTINE_SCHEMA};
 DO $$
@@ -105,9 +102,9 @@ BEGIN
     END LOOP;
 END $$;
 """
-#: Catalogs whose rows change with any DDL, comment, grant or large object (a changed row
-#: gets a newer ``xmin``, a dropped one lowers the count) -> the column holding the oid of
-#: the object a row is about: only user objects (oid >= 16384) count, found by index.
+"""A copy of each table, then statement triggers (fired even under
+`session_replication_role = replica`) on every table, copies included, that record
+which ones were written to; installed in each clone before a test gets it."""
 _CATALOGS = {
     "pg_class": "oid",
     "pg_attribute": "attrelid",
@@ -130,6 +127,9 @@ _CATALOGS = {
     "pg_event_trigger": None,
     "pg_publication": None,
 }
+"""Catalogs whose rows change with any DDL, comment, grant or large object (a changed row
+gets a newer `xmin`, a dropped one lowers the count) -> the column holding the oid of
+the object a row is about: only user objects (oid >= 16384) count, found by index."""
 
 
 def _catalog_state(catalog: str, oid_column: str | None) -> str:
@@ -137,7 +137,6 @@ def _catalog_state(catalog: str, oid_column: str | None) -> str:
     return f"(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM {catalog}{where})"
 
 
-#: One text that changes whenever anything but the tracked tables' rows changes.
 FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepared})".format(
     catalogs=", ".join(_catalog_state(*item) for item in _CATALOGS.items()),
     sequences="(SELECT string_agg(coalesce(last_value, 0)::text, ',' ORDER BY schemaname, "
@@ -146,23 +145,22 @@ FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepa
     "ON d.oid = s.setdatabase WHERE d.datname = current_database())",
     prepared="(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
 )
-#: Ends every other session on the database (the code under test's pooled connections,
-#: with their locks, LISTENs and open transactions), waiting up to a second for each, so
-#: that what they were committing is either committed or gone before the check.
+"""One text that changes whenever anything but the tracked tables' rows changes."""
 END_OTHER_SESSIONS = """
 SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
-#: The tables written to, and the fingerprint now.
+"""Ends every other session on the database (the code under test's pooled connections,
+with their locks, LISTENs and open transactions), waiting up to a second for each, so
+that what they were committing is either committed or gone before the check."""
 _CHECK = f"SELECT ARRAY(SELECT DISTINCT relid FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
-#: Foreign keys between user tables: (referenced table oid, referencing table oid).
+"""The tables written to, and the fingerprint now."""
 _FOREIGN_KEYS = "SELECT confrelid, conrelid FROM pg_constraint WHERE contype = 'f'"
-#: Above this many rows to reload (as the template's statistics count them), a fresh clone
-#: is cheaper than a restore: 100,000 rows took 13 s to reload on the loaded benchmark
-#: machine, a clone 2-4 s.
+"""Foreign keys between user tables: (referenced table oid, referencing table oid)."""
 RESTORE_MAX_ROWS = 10_000
-#: Can these tables (oids) be reloaded from their copies? Each has one, no trigger (but
-#: ours) or rule that would write elsewhere while they are reloaded, and not too many rows.
+"""Above this many rows to reload (as the template's statistics count them), a fresh clone
+is cheaper than a restore: 100,000 rows took 13 s to reload on the loaded benchmark
+machine, a clone 2-4 s."""
 _RESTORABLE = f"""
 SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = '{PRISTINE_SCHEMA}'
         AND substr(tablename, 2) = ANY(%(tables)s::oid[]::text[])) = cardinality(%(tables)s)
@@ -172,10 +170,12 @@ SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = '{PRISTINE_SCHEMA}'
    AND (SELECT sum(greatest(reltuples, 0)) FROM pg_class WHERE oid = ANY(%(tables)s::oid[]))
        <= %(max_rows)s
 """
+"""Can these tables (oids) be reloaded from their copies? Each has one, no trigger (but
+ours) or rule that would write elsewhere while they are reloaded, and not too many rows."""
 
 
 def restore_order(changed: set[int], foreign_keys: list[tuple[int, int]]) -> list[int] | None:
-    """The tables to empty and reload so that ``changed`` is as it was: those and every
+    """The tables to empty and reload so that `changed` is as it was: those and every
     table referencing them (emptied with them), parents first; None if their references
     form a cycle."""
     tables = set(changed)
@@ -232,9 +232,9 @@ class TestDatabase:
         return self.changes() == set()
 
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
-        """Reload the ``changed`` tables (and those referencing them) from the copies made
+        """Reload the `changed` tables (and those referencing them) from the copies made
         with the clone; False (and nothing done) if that cannot be done, or would reload
-        more than ``max_rows`` rows."""
+        more than `max_rows` rows."""
         import psycopg
 
         assert self.monitor is not None
@@ -274,7 +274,7 @@ class TransactionalDatabases:
     """This process's per-test databases: made ahead, checked after each test, reused if
     untouched, dropped in the background otherwise.
 
-    ``ahead`` 0 makes and drops every clone in the test's own thread; ``reuse`` False
+    `ahead` 0 makes and drops every clone in the test's own thread; `reuse` False
     gives every test a fresh clone. The benchmark compares such variants; the fixtures
     use the defaults.
     """
@@ -304,7 +304,7 @@ class TransactionalDatabases:
     # --- what the fixtures call -------------------------------------------------------
 
     def take(self, scenario: ScenarioSettings) -> TestDatabase:
-        """A database holding ``scenario`` that no test has changed."""
+        """A database holding `scenario` that no test has changed."""
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
             if self.ahead == 0:
@@ -320,9 +320,9 @@ class TransactionalDatabases:
         return database
 
     def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
-        """After the test: reuse ``database`` if nothing was committed to it; if only rows
-        were, restore it (in the background thread, or here with ``ahead`` 0); else, or
-        if the test failed, drop it. With ``--celestra-keep``: keep it, return its URL."""
+        """After the test: reuse `database` if nothing was committed to it; if only rows
+        were, restore it (in the background thread, or here with `ahead` 0); else, or
+        if the test failed, drop it. With `--celestra-keep`: keep it, return its URL."""
         if self.manager.keep:
             database.close_monitor()
             return self.manager.release(database.url)
@@ -380,7 +380,7 @@ class TransactionalDatabases:
         return database
 
     def _repair(self, database: TestDatabase, changed: set[int]) -> None:
-        """Restore what a test wrote and make ``database`` ready again, else drop it."""
+        """Restore what a test wrote and make `database` ready again, else drop it."""
         if not database.restore(changed):
             self._discard(database)
             return
@@ -402,7 +402,7 @@ class TransactionalDatabases:
         self.manager.discard(database.url)
 
     def _start(self) -> None:
-        """Start the background thread (the caller holds ``_changed``)."""
+        """Start the background thread (the caller holds `_changed`)."""
         if self._worker is None:
             self._worker = threading.Thread(
                 target=self._work, name="celestra-transactional", daemon=True
@@ -412,7 +412,7 @@ class TransactionalDatabases:
     def _next_job(self) -> tuple[str, Any] | None:
         """What the thread does next: restoring what tests wrote comes first (fastest way
         to a ready database), then a clone a test may be waiting for, then drops, then
-        clones up to ``ahead``. None when closing."""
+        clones up to `ahead`. None when closing."""
         with self._changed:
             while not self._closing:
                 if self._to_restore:
@@ -468,8 +468,8 @@ def celestra_transactional_engine(
 
     Whatever the test commits there, through this engine, your own engines, threads or
     subprocesses, is gone before the next test and seen by no other test. The scenario
-    is the run's (``--celestra-volume``, ``--celestra-seed``) or that of the test's
-    ``@pytest.mark.celestra``.
+    is the run's (`--celestra-volume`, `--celestra-seed`) or that of the test's
+    `@pytest.mark.celestra`.
     """
     from sqlalchemy import create_engine
 
@@ -488,7 +488,7 @@ def celestra_transactional_engine(
 
 @pytest.fixture
 def celestra_transactional_dsn(celestra_transactional_engine: Engine) -> str:
-    """URL (``postgresql://...``) of the database behind ``celestra_transactional_engine``,
+    """URL (`postgresql://...`) of the database behind `celestra_transactional_engine`,
     for code that builds its own engine or runs in a subprocess."""
     return libpq_url(celestra_transactional_engine.url)
 
@@ -499,7 +499,7 @@ def celestra_transactional_db(
 ) -> Iterator[Session]:
     """A SQLAlchemy session on this test's own database; its commits are real.
 
-    Factories' ``create()`` goes into it; ``celestra_transactional_db.commit()`` makes
+    Factories' `create()` goes into it; `celestra_transactional_db.commit()` makes
     their rows visible to every other connection. All of it is gone after the test.
     """
     from sqlalchemy.orm import Session
@@ -521,7 +521,7 @@ def celestra_transactional_db(
 
 
 def _failed(item: pytest.Item) -> bool:
-    """Did a phase of ``item`` so far fail (set-up or call)?"""
+    """Did a phase of `item` so far fail (set-up or call)?"""
     reports = item.stash.get(_REPORTS_KEY, {})
     return any(report.failed for report in reports.values())
 

@@ -1,16 +1,16 @@
 """How a PostgreSQL URL is written: in full for connecting, masked for showing.
 
 Every URL shown to a person goes through [`mask_url`][pytest_celestra.urls.mask_url] (its
-password becomes ``***``, as SQLAlchemy's ``render_as_string(hide_password=True)`` does);
+password becomes `***`, as SQLAlchemy's `render_as_string(hide_password=True)` does);
 every driver message that may quote one goes through [`scrub`][pytest_celestra.urls.scrub]
 (or [`error_text`][pytest_celestra.urls.error_text]) before it is wrapped in a message of
 ours. Only [`libpq_url`][pytest_celestra.urls.libpq_url] writes a password, and only for a
 connection.
 
 Text is parsed by [`parse_url`][pytest_celestra.urls.parse_url], which reads a URL the way
-SQLAlchemy's ``make_url`` does, without importing SQLAlchemy: settings and the report
+SQLAlchemy's `make_url` does, without importing SQLAlchemy: settings and the report
 header use it. Only [`sqlalchemy_url`][pytest_celestra.urls.sqlalchemy_url] makes a
-SQLAlchemy ``URL`` (importing SQLAlchemy then). The other functions take either.
+SQLAlchemy `URL` (importing SQLAlchemy then). The other functions take either.
 """
 
 from __future__ import annotations
@@ -26,21 +26,20 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL
 
-#: What a password becomes in everything shown to a person (SQLAlchemy's choice too).
 MASK = "***"
-#: Query parameters of a URL that carry a secret (libpq takes ``?password=...`` too).
+"""What a password becomes in everything shown to a person (SQLAlchemy's choice too)."""
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
-#: ``scheme://user:password@`` in one URL that SQLAlchemy cannot parse (or parses with an
-#: ``@`` in the host): up to the last ``@``, as a password may hold an unencoded one.
+"""Query parameters of a URL that carry a secret (libpq takes `?password=...` too)."""
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/?#@\s\[\]]*):(?P<secret>[^\n]*)@")
-#: The same in free text, which may hold more than one ``@``: up to the first.
+"""`scheme://user:password@` in one URL that SQLAlchemy cannot parse (or parses with an
+`@` in the host): up to the last `@`, as a password may hold an unencoded one."""
 _USERINFO_IN_TEXT = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/?#@\s\[\]]*):(?P<secret>[^@\n]*)@")
-#: ``password=...`` in a query string or a libpq key/value string.
+"""The same in free text, which may hold more than one `@`: up to the first."""
 _PASSWORD_PAIR = re.compile(
     r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&']*)",
     re.IGNORECASE,
 )
-#: SQLAlchemy's own pattern of a URL (``sqlalchemy.engine.url._parse_url``).
+"""`password=...` in a query string or a libpq key/value string."""
 _URL = re.compile(
     r"""
         (?P<name>[\w\+]+)://
@@ -60,10 +59,11 @@ _URL = re.compile(
     """,
     re.X,
 )
+"""SQLAlchemy's own pattern of a URL (`sqlalchemy.engine.url._parse_url`)."""
 
 
 class UrlParts(Protocol):
-    """What these functions read of a URL: a SQLAlchemy ``URL`` or a
+    """What these functions read of a URL: a SQLAlchemy `URL` or a
     [`ParsedUrl`][pytest_celestra.urls.ParsedUrl]."""
 
     @property
@@ -83,12 +83,12 @@ class UrlParts(Protocol):
 
 
 class UrlSyntaxError(ValueError):
-    """Text that is not a URL at all (SQLAlchemy's ``ArgumentError``)."""
+    """Text that is not a URL at all (SQLAlchemy's `ArgumentError`)."""
 
 
 @dataclass(frozen=True)
 class ParsedUrl:
-    """The parts of a URL, as SQLAlchemy's ``make_url`` would give them."""
+    """The parts of a URL, as SQLAlchemy's `make_url` would give them."""
 
     drivername: str
     username: str | None = None
@@ -99,15 +99,15 @@ class ParsedUrl:
     query: Mapping[str, str | tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def get_backend_name(self) -> str:
-        """``postgresql`` of ``postgresql+psycopg``."""
+        """`postgresql` of `postgresql+psycopg`."""
         return self.drivername.partition("+")[0]
 
 
 def parse_url(text: str) -> ParsedUrl:
-    """``text`` read as SQLAlchemy's ``make_url`` reads it.
+    """`text` read as SQLAlchemy's `make_url` reads it.
 
     Raises [`UrlSyntaxError`][pytest_celestra.urls.UrlSyntaxError] for text that is no
-    URL, and ``ValueError`` for a port that is not a number.
+    URL, and `ValueError` for a port that is not a number.
     """
     found = _URL.match(text)
     if found is None:
@@ -137,7 +137,7 @@ def parse_url(text: str) -> ParsedUrl:
 
 
 def sqlalchemy_url(dsn: str | UrlParts) -> URL:
-    """A SQLAlchemy ``URL`` with the psycopg (3) driver, whatever driver it named."""
+    """A SQLAlchemy `URL` with the psycopg (3) driver, whatever driver it named."""
     from sqlalchemy.engine import URL, make_url
 
     if isinstance(dsn, str | URL):
@@ -154,11 +154,11 @@ def sqlalchemy_url(dsn: str | UrlParts) -> URL:
 
 
 def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool = True) -> str:
-    """``url`` as text that libpq (psql), psycopg and SQLAlchemy all accept.
+    """`url` as text that libpq (psql), psycopg and SQLAlchemy all accept.
 
     Every part is percent-encoded (SQLAlchemy's own rendering leaves a space in a
-    password, which libpq refuses). With ``hide_password`` (the default, for anything
-    shown to a person) the password and ``?password=`` are :data:`MASK`.
+    password, which libpq refuses). With `hide_password` (the default, for anything
+    shown to a person) the password and `?password=` are [`MASK`][pytest_celestra.urls.MASK].
     """
     user = quote(url.username, safe="") if url.username else ""
     if url.password:  # None or "" (pgserver's URLs): no password at all
@@ -180,16 +180,17 @@ def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool
 
 
 def libpq_url(url: UrlParts) -> str:
-    """A ``postgresql://`` URL with its password, for connecting, never for showing."""
+    """A `postgresql://` URL with its password, for connecting, never for showing."""
     return render_url(url, hide_password=False)
 
 
 def mask_url(url: str | UrlParts) -> str:
-    """The one way a URL is shown to a person: its password replaced by :data:`MASK`.
+    """The one way a URL is shown to a person: its password replaced by
+    [`MASK`][pytest_celestra.urls.MASK].
 
     Text that is not a URL SQLAlchemy can parse (a typo, a port that is not a number)
-    is masked by pattern: whatever stands between ``user:`` and ``@``, and any
-    ``password=`` value.
+    is masked by pattern: whatever stands between `user:` and `@`, and any
+    `password=` value.
     """
     if not isinstance(url, str):
         return render_url(url, driver=url.drivername)
@@ -200,7 +201,7 @@ def mask_url(url: str | UrlParts) -> str:
 
 
 def _parsed(text: str) -> ParsedUrl | None:
-    """``text`` as a URL, or None if SQLAlchemy could not make sense of it (an ``@`` in
+    """`text` as a URL, or None if SQLAlchemy could not make sense of it (an `@` in
     the host means part of an unencoded password went there)."""
     try:
         url = parse_url(text)
@@ -216,13 +217,14 @@ def _mask(text: str, userinfo: re.Pattern[str]) -> str:
 
 def mask_text(text: str) -> str:
     """Free text (an argument list, a message) with the password of every URL in it,
-    and every ``password=`` value, replaced by :data:`MASK`."""
+    and every `password=` value, replaced by [`MASK`][pytest_celestra.urls.MASK]."""
     return _mask(text, _USERINFO_IN_TEXT)
 
 
 def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
-    """The secrets in a URL (password, ``?password=``), as given and as percent-encoded,
-    for :func:`scrub`. Text that does not parse gives what :func:`mask_url` would hide."""
+    """The secrets in a URL (password, `?password=`), as given and as percent-encoded, for
+    [`scrub`][pytest_celestra.urls.scrub]. Text that does not parse gives what
+    [`mask_url`][pytest_celestra.urls.mask_url] would hide."""
     if url is None:
         return frozenset()
     found: set[str] = set()
@@ -247,10 +249,10 @@ def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
 
 
 def scrub(text: str, secrets: frozenset[str]) -> str:
-    """``text`` with every one of ``secrets`` replaced by :data:`MASK`.
+    """`text` with every one of `secrets` replaced by [`MASK`][pytest_celestra.urls.MASK].
 
     A secret that begins or ends with a letter or digit is replaced only where it is
-    not part of a longer word, so a password ``postgres`` leaves ``postgresql`` whole.
+    not part of a longer word, so a password `postgres` leaves `postgresql` whole.
     """
     for secret in sorted(secrets, key=len, reverse=True):  # an encoded form is longer
         before = r"(?<!\w)" if secret[0].isalnum() else ""
@@ -260,8 +262,8 @@ def scrub(text: str, secrets: frozenset[str]) -> str:
 
 
 def display_url(url: UrlParts) -> str:
-    """``postgresql://user@host:port`` (no password, no database) for messages, written
-    as SQLAlchemy's ``render_as_string`` writes it."""
+    """`postgresql://user@host:port` (no password, no database) for messages, written
+    as SQLAlchemy's `render_as_string` writes it."""
     address = "postgresql://"
     if url.username is not None:
         address += quote(url.username, safe=" +") + "@"
@@ -285,13 +287,13 @@ def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def host_port(url: UrlParts) -> str:
-    """``host:port`` of a URL, the way libpq would resolve them."""
+    """`host:port` of a URL, the way libpq would resolve them."""
     host = url.host or url.query.get("host") or "localhost"
     return f"{host}:{url.port or 5432}"
 
 
 def error_text(error: BaseException, secrets: frozenset[str] = frozenset()) -> str:
     """A driver's (multi-line) error message on one line, for messages of our own, with
-    ``secrets`` (see :func:`secrets_of`) scrubbed out."""
+    `secrets` (see [`secrets_of`][pytest_celestra.urls.secrets_of]) scrubbed out."""
     one_line = " ".join(line.strip() for line in str(error).strip().splitlines())
     return scrub(one_line, secrets).rstrip(".?!")

@@ -1,7 +1,7 @@
 """Word pools and catalogues the Celestra provider draws from: pure data, built at import.
 
-Kept apart from :mod:`pytest_celestra.providers` (which decides how values are drawn) so
-that the vocabulary can grow without touching the drawing logic.
+Kept apart from [`pytest_celestra.providers`][pytest_celestra.providers] (which decides how
+values are drawn) so that the vocabulary can grow without touching the drawing logic.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pytest_celestra.models import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: Domain of the platform's own staff; super admins have their email there.
 PLATFORM_DOMAIN = "celestra.io"
-#: Base of every notification ``action_url``.
+"""Domain of the platform's own staff; super admins have their email there."""
 APP_URL = "https://app.celestra.io"
+"""Base of every notification `action_url`."""
 
 # --- word pools -------------------------------------------------------------------------
 
@@ -200,7 +200,6 @@ TICKET_KEYS = ("IT", "OPS", "SEC", "SUP", "HR")
 
 # --- catalogues -------------------------------------------------------------------------
 
-#: The knowledge types a scenario uses, most common first: name -> (description, weight).
 KNOWLEDGE_TYPES: Mapping[str, tuple[str, int]] = {
     "PDF document": ("Uploaded PDF files, parsed page by page", 18),
     "Web page": ("Public or intranet web pages, crawled on a schedule", 14),
@@ -215,13 +214,13 @@ KNOWLEDGE_TYPES: Mapping[str, tuple[str, int]] = {
     "Markdown file": ("A single Markdown file uploaded by a user", 4),
     "CSV dataset": ("Tabular data uploaded as CSV", 4),
 }
+"""The knowledge types a scenario uses, most common first: name -> (description, weight)."""
 
 
 def _url(path: str) -> str:
     return f"{APP_URL}{path}"
 
 
-#: type -> (title, messages, priority weights, action_url or None).
 NOTIFICATIONS: Mapping[
     NotificationType, tuple[str, tuple[str, ...], Mapping[NotificationPriority, int], str | None]
 ] = {
@@ -329,3 +328,4 @@ NOTIFICATIONS: Mapping[
         "https://status.celestra.io",
     ),
 }  # fmt: skip
+"""type -> (title, messages, priority weights, action_url or None)."""

@@ -1,14 +1,16 @@
 """Scenario volumes: how many rows of each table a seeded scenario holds.
 
-Three named volumes come with the package (``small``, ``medium``, ``large``); a
-multiplier such as ``x1000`` scales ``medium``; and any of them can be adjusted
-per table, so a user defines their own counts without editing the package::
+Three named volumes come with the package (`small`, `medium`, `large`); a
+multiplier such as `x1000` scales `medium`; and any of them can be adjusted
+per table, so a user defines their own counts without editing the package:
 
-    Volume.parse("small")                       # the spec's lower bounds
-    Volume.parse("x1000")                       # 1,000 x medium, ~1.3 million rows
-    Volume.parse("medium,users=500,agents=80")  # medium with two tables changed
-    Volume.custom("tiny", companies=2, users=5, agents=2, knowledge_bases=2,
-                  agent_knowledge_bases=2)
+```python
+Volume.parse("small")                       # the spec's lower bounds
+Volume.parse("x1000")                       # 1,000 x medium, ~1.3 million rows
+Volume.parse("medium,users=500,agents=80")  # medium with two tables changed
+Volume.custom("tiny", companies=2, users=5, agents=2, knowledge_bases=2,
+              agent_knowledge_bases=2)
+```
 """
 
 from __future__ import annotations
@@ -53,35 +55,37 @@ VOLUME_HELP = (
 )
 _MULTIPLIER = re.compile(r"^x(\d+)$")
 
-#: The most rows a volume may hold in all tables together: about ``x7633`` (3.4 times
-#: ``x2222``'s 2.9 million rows). Beyond it, a seed would take over a minute and a half
-#: and a few GB on disk per copy, and the generator's facts about parent rows (ids,
-#: companies, creation times: about 300 bytes per user, agent or knowledge base) would
-#: grow to hundreds of MB. Documented in docs/volumes.md.
 MAX_TOTAL_ROWS = 10_000_000
-#: Bytes a seeded row takes on disk, tables and indexes (measured: an ``x100`` template
-#: is 45 MB, 7.7 MB of it the empty schema, for 131,010 rows: 285 bytes a row; rounded up).
+"""The most rows a volume may hold in all tables together: about `x7633` (3.4 times
+`x2222`'s 2.9 million rows). Beyond it, a seed would take over a minute and a half
+and a few GB on disk per copy, and the generator's facts about parent rows (ids,
+companies, creation times: about 300 bytes per user, agent or knowledge base) would
+grow to hundreds of MB. Documented in docs/volumes.md."""
 BYTES_PER_ROW = 300
-#: Bytes of a database holding the empty schema (measured: 7.7 MB).
+"""Bytes a seeded row takes on disk, tables and indexes (measured: an `x100` template
+is 45 MB, 7.7 MB of it the empty schema, for 131,010 rows: 285 bytes a row; rounded up)."""
 SCHEMA_BYTES = 8_000_000
-#: How many knowledge types the catalogue has (the vocabulary's; tests/test_scenario.py checks it).
+"""Bytes of a database holding the empty schema (measured: 7.7 MB)."""
 KNOWLEDGE_TYPE_CATALOGUE = 12
-#: Columns a row-changing audit log changes at most: the fewest changeable columns of a
-#: table (users: role, status, name; tests/test_scenario.py checks it against the spec).
+"""How many knowledge types the catalogue has (the vocabulary's; tests/test_scenario.py
+checks it)."""
 MOST_CHANGES_PER_AUDIT_LOG = 3
-#: Digits a count or multiplier may have before it is read (Python refuses to convert
-#: more than 4,300; any count with more than 8 is beyond :data:`MAX_TOTAL_ROWS` anyway).
+"""Columns a row-changing audit log changes at most: the fewest changeable columns of a
+table (users: role, status, name; tests/test_scenario.py checks it against the spec)."""
 _MAX_DIGITS = 12
+"""Digits a count or multiplier may have before it is read (Python refuses to convert more
+than 4,300; any count with more than 8 is beyond
+[`MAX_TOTAL_ROWS`][pytest_celestra.volumes.MAX_TOTAL_ROWS] anyway)."""
 
 
 def _shown(text: str) -> str:
-    """``text`` quoted for a message; a long one cut, saying how long it was."""
+    """`text` quoted for a message; a long one cut, saying how long it was."""
     text = text.strip()
     return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text):,} characters)"
 
 
 def _count(shown: str, digits: str) -> int:
-    """The number ``digits`` of the volume ``shown``; refused before it is read when it
+    """The number `digits` of the volume `shown`; refused before it is read when it
     has more digits than any possible volume needs."""
     digits = digits.strip()
     if len(digits) > _MAX_DIGITS:
@@ -96,8 +100,8 @@ def _count(shown: str, digits: str) -> int:
 class Volume:
     """Rows per table for one scenario. Immutable and hashable.
 
-    ``name`` is how the volume is shown and keyed (the template cache uses it together
-    with the counts); ``counts`` maps every one of the 15 table names to a row count.
+    `name` is how the volume is shown and keyed (the template cache uses it together
+    with the counts); `counts` maps every one of the 15 table names to a row count.
     """
 
     name: str
@@ -128,7 +132,7 @@ class Volume:
 
     @classmethod
     def named(cls, name: str) -> Volume:
-        """``small``, ``medium`` or ``large``."""
+        """`small`, `medium` or `large`."""
         if name == "small":
             return cls("small", _SMALL)
         if name == "medium":
@@ -139,7 +143,7 @@ class Volume:
 
     @classmethod
     def scaled(cls, factor: int, *, name: str | None = None) -> Volume:
-        """``factor`` x medium; lookup tables keep their medium size."""
+        """`factor` x medium; lookup tables keep their medium size."""
         if factor < 1:
             raise ConfigError(f"volume multiplier must be at least 1, got x{factor}")
         counts = {t: c if t in _LOOKUP_TABLES else c * factor for t, c in _MEDIUM.items()}
@@ -147,13 +151,14 @@ class Volume:
 
     @classmethod
     def custom(cls, name: str, base: str | Volume = "small", **counts: int) -> Volume:
-        """A volume of your own: ``base`` (a volume or its name) with ``counts`` changed."""
+        """A volume of your own: `base` (a volume or its name) with `counts` changed."""
         base_volume = base if isinstance(base, Volume) else cls.parse(base)
         return cls(name, {**base_volume.counts, **counts})
 
     @classmethod
     def parse(cls, text: str) -> Volume:
-        """Parse the ``--celestra-volume`` syntax; a bad one raises :class:`ConfigError`."""
+        """Parse the `--celestra-volume` syntax; a bad one raises
+        [`ConfigError`][pytest_celestra.errors.ConfigError]."""
         shown = _shown(text)
         base_text, *overrides = [part.strip() for part in text.strip().split(",")]
         multiplier = _MULTIPLIER.match(base_text)
@@ -189,12 +194,12 @@ class Volume:
 
 
 def estimate_bytes(rows: int) -> int:
-    """Bytes on disk of a database holding the schema and ``rows`` seeded rows."""
+    """Bytes on disk of a database holding the schema and `rows` seeded rows."""
     return SCHEMA_BYTES + rows * BYTES_PER_ROW
 
 
 def format_bytes(size: float) -> str:
-    """``1.4 GB``: a size for messages, in powers of 1000."""
+    """`1.4 GB`: a size for messages, in powers of 1000."""
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
             return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
@@ -203,23 +208,24 @@ def format_bytes(size: float) -> str:
 
 
 def largest_multiplier() -> int:
-    """The largest ``xN`` within :data:`MAX_TOTAL_ROWS`."""
+    """The largest `xN` within [`MAX_TOTAL_ROWS`][pytest_celestra.volumes.MAX_TOTAL_ROWS]."""
     fixed = sum(_MEDIUM[table] for table in _LOOKUP_TABLES)
     return (MAX_TOTAL_ROWS - fixed) // (sum(_MEDIUM.values()) - fixed)
 
 
 def audit_logs_needed(change_logs: int) -> int:
-    """Row-changing audit logs needed to record ``change_logs`` change logs (an audit log
-    changes each column once, and changes at most :data:`MOST_CHANGES_PER_AUDIT_LOG`)."""
+    """Row-changing audit logs needed to record `change_logs` change logs (an audit log
+    changes each column once, and changes at most
+    [`MOST_CHANGES_PER_AUDIT_LOG`][pytest_celestra.volumes.MOST_CHANGES_PER_AUDIT_LOG])."""
     return -(-change_logs // MOST_CHANGES_PER_AUDIT_LOG)
 
 
 def feasibility_problem(counts: Mapping[str, int]) -> str | None:
-    """Why ``counts`` (rows per table) cannot make a scenario, or None if they can.
+    """Why `counts` (rows per table) cannot make a scenario, or None if they can.
 
-    The one check of what a volume must allow: every channel (option, ini file,
-    environment, marker, ``celestra-seed``, :class:`Volume`) goes through it, and the
-    generator relies on it. The rules are checked in order, so each may rely on the
+    The one check of what a volume must allow: every channel (option, ini file, environment,
+    marker, `celestra-seed`, [`Volume`][pytest_celestra.volumes.Volume]) goes through it,
+    and the generator relies on it. The rules are checked in order, so each may rely on the
     ones before it (no division by zero companies).
     """
     negative = [table for table, n in counts.items() if n < 0]

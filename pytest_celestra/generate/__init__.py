@@ -4,7 +4,7 @@ function of the facts the steps before it returned.
 [`STEPS`][pytest_celestra.generate.STEPS] is the order: each
 [`Step`][pytest_celestra.generate.Step] names the tables it writes (none for a plan that
 only chooses rows a later step writes), the steps whose facts it reads, and a function
-``(draw, facts) -> rows`` whose generator yields ``(table, row)`` pairs and returns the
+`(draw, facts) -> rows` whose generator yields `(table, row)` pairs and returns the
 step's own facts (a small frozen record: ids, times, statuses its children need).
 [`generate`][pytest_celestra.generate.generate] runs the steps and cuts their rows into
 chunks. The public entry points stay in [`scenario`][pytest_celestra.scenario].
@@ -37,24 +37,24 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_ROWS", "OLD_PASSWORD_POOL", "PASSWORD_POOL", "STEPS", "Step", "generate"]
 
-#: Hashes (salts) of the default password per scenario, shared by the users; never more
-#: than there are users.
 PASSWORD_POOL = 16
-#: Former passwords password_history draws from (never more than there are entries);
-#: more when one user has more entries, since a user's entries differ.
+"""Hashes (salts) of the default password per scenario, shared by the users; never more
+than there are users."""
 OLD_PASSWORD_POOL = 8
+"""Former passwords password_history draws from (never more than there are entries);
+more when one user has more entries, since a user's entries differ."""
 
 
 @dataclass(frozen=True)
 class Step:
     """One step of the seeding order."""
 
-    #: The facts it returns are known by this name to the steps after it.
     name: str
-    #: Tables it writes, parents first (none for a plan).
+    """The facts it returns are known by this name to the steps after it."""
     tables: tuple[str, ...]
-    #: Names of the steps whose facts it reads.
+    """Tables it writes, parents first (none for a plan)."""
     parents: tuple[str, ...]
+    """Names of the steps whose facts it reads."""
     run: Callable[[Draw, Mapping[str, Any]], Rows[Any]]
 
 
@@ -100,12 +100,6 @@ def _trail(f: Mapping[str, Any]) -> audit.Trail:
     )
 
 
-#: The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
-#: happened, so those are planned before it; notifications report events of every table,
-#: password changes included. Users stay right after companies: loaded after agents ...
-#: knowledge sources (which do not reference them) they would find their password hashes
-#: ready, but the COPY of the tables after them then took longer (the same large rows:
-#: ~+100 ms, COPY only) than those few milliseconds saved at small volumes.
 STEPS: tuple[Step, ...] = (
     Step("companies", ("companies",), (), lambda d, f: tenants.companies(d)),
     Step("knowledge_types", ("knowledge_types",), (), lambda d, f: tenants.knowledge_types(d)),
@@ -195,10 +189,16 @@ STEPS: tuple[Step, ...] = (
         lambda d, f: security.user_sessions(d, f["users"], f["sessions"]),
     ),
 )
+"""The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
+happened, so those are planned before it; notifications report events of every table,
+password changes included. Users stay right after companies: loaded after agents ...
+knowledge sources (which do not reference them) they would find their password hashes
+ready, but the COPY of the tables after them then took longer (the same large rows:
+~+100 ms, COPY only) than those few milliseconds saved at small volumes."""
 
 
 def generate(volume: Volume, seed: int, anchor: datetime) -> Iterator[Chunk]:
-    """``(table, rows)`` chunks of the whole scenario, in the order of
+    """`(table, rows)` chunks of the whole scenario, in the order of
     [`STEPS`][pytest_celestra.generate.STEPS]."""
     counts = volume.counts
     # Salts depend on (seed, index) alone, so hashes can be computed ahead, in a thread

@@ -33,16 +33,16 @@ class Invited:
 
 class PasswordChange(NamedTuple):
     user: int
-    #: Index of the former password in the scenario's pool.
     pick: int
+    """Index of the former password in the scenario's pool."""
     moment: int
 
 
 @dataclass(frozen=True)
 class Passwords:
     changes: list[PasswordChange] = field(default_factory=list)
-    #: (user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password.
     ages: list[tuple[int, int, int]] = field(default_factory=list)
+    """(user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password."""
 
 
 def invitations(d: Draw, u: Users) -> Rows[Invited]:
@@ -89,7 +89,7 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
 
 
 def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) -> None:
-    """Record when each password ``user`` had (set at creation, then at each change)
+    """Record when each password `user` had (set at creation, then at each change)
     was old enough for a PASSWORD_EXPIRY notice."""
     for next_change in [*changes, 0]:
         window = story.password_notice_window(set_at, next_change)
@@ -155,7 +155,7 @@ def _reported(
     events: Mapping[str, Sequence[tuple[int, int]]],
     ages: list[tuple[int, int, int]],
 ) -> tuple[int, int] | None:
-    """(user, created_at) of a notification reporting a random ``event``; None when the
+    """(user, created_at) of a notification reporting a random `event`; None when the
     scenario has none (or, for a company's event, no member who saw it)."""
     if event == story.PASSWORD_AGE:
         if not ages:

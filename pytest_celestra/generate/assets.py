@@ -34,10 +34,10 @@ class Assets(RowFacts):
 
     by_company: list[list[int]]
     company: list[int] = field(default_factory=list)
-    #: Until when each takes new links and sources: its retirement, or 0 (for ever).
     retired: list[int] = field(default_factory=list)
-    #: (company, moment) of knowledge bases that became ready, or whose build failed.
+    """Until when each takes new links and sources: its retirement, or 0 (for ever)."""
     ready: list[tuple[int, int]] = field(default_factory=list)
+    """(company, moment) of knowledge bases that became ready, or whose build failed."""
     failed: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -49,9 +49,9 @@ def _spread(
     follow: Callable[[CompanyStatus, Any], Any],
     make: Callable[[int, uuid.UUID, int, Any, bool], Row],
 ) -> Rows[None]:
-    """Rows of ``table`` spread over all companies (>= 1 each, more for bigger ones);
-    ``make(company, id, created, state, followed)`` makes a row in ``state``: the drawn
-    status, or the one ``follow`` gives it when its company closed (``followed``)."""
+    """Rows of `table` spread over all companies (>= 1 each, more for bigger ones);
+    `make(company, id, created, state, followed)` makes a row in `state`: the drawn
+    status, or the one `follow` gives it when its company closed (`followed`)."""
     n_companies = d.counts["companies"]
     per_company = [1 + extra for extra in allocate(d.counts[table] - n_companies, c.weight)]
     for company, count in enumerate(per_company):

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from pytest_celestra.generate.tenants import Companies, Users
     from pytest_celestra.loader import Row
 
-#: When each log of a row change happened, by whom, signed by whom, in which group, from
-#: which address.
 _When = tuple[int, int, int, "uuid.UUID | None", str]
+"""When each log of a row change happened, by whom, signed by whom, in which group, from
+which address."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Trail:
     sessions: list[Session]
 
     def rows_of(self, table: str, company: int) -> list[int]:
-        """The rows of ``table`` that belong to ``company``."""
+        """The rows of `table` that belong to `company`."""
         if table == "companies":
             return [company]
         if table == "users":
@@ -92,7 +92,7 @@ class AuditEvents:
 
 
 def _signer(d: Draw, u: Users, user: int) -> int:
-    """A COMPANY_ADMIN of ``user``'s company, or a super admin (story.super_admin_signs)."""
+    """A COMPANY_ADMIN of `user`'s company, or a super admin (story.super_admin_signs)."""
     own = u.company[user]
     if story.super_admin_signs(d.rng, own < 0):
         return d.pick(u.super_admins)
@@ -102,7 +102,7 @@ def _signer(d: Draw, u: Users, user: int) -> int:
 def _window(
     u: Users, *people: int | None, lower: int = ACTIVITY_EARLIEST, upper: int = 0
 ) -> tuple[int, int]:
-    """(earliest, latest) moment at which every one of ``people`` existed and was ACTIVE."""
+    """(earliest, latest) moment at which every one of `people` existed and was ACTIVE."""
     present = [person for person in people if person is not None]
     return story.activity_window(
         [lower, *(u.created[person] for person in present)],
@@ -140,7 +140,7 @@ def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
 
 
 def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Rows[None]:
-    """``total`` audit logs of sign-ins, exports ...: whole actions, the last one cut.
+    """`total` audit logs of sign-ins, exports ...: whole actions, the last one cut.
 
     Sign-ins start a planned session, sign-outs lie within one, failed sign-ins are
     planned failed logins (a lockout's burst for a lockout); when those run out, the

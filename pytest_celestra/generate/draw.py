@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     #: A step's output: ``(table, row)`` pairs; the step's return value is its facts.
     Rows: TypeAlias = Generator[tuple[str, Row], None, F]
 
-#: Rows per generated chunk: large enough for COPY, small enough to keep memory flat.
 CHUNK_ROWS = 10_000
+"""Rows per generated chunk: large enough for COPY, small enough to keep memory flat."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,8 +37,8 @@ class RowFacts:
 
     ids: list[uuid.UUID] = field(default_factory=list)
     created: list[int] = field(default_factory=list)
-    #: Present values of the changeable columns (spec.CHANGEABLE_COLUMNS), if any.
     current: list[tuple[str, ...]] = field(default_factory=list)
+    """Present values of the changeable columns (spec.CHANGEABLE_COLUMNS), if any."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Draw:
     counts: Mapping[str, int]
     passwords: HashPool
     old_passwords: HashPool
-    #: How many hashes of each pool the scenario uses.
     password_salts: int
+    """How many hashes of each pool the scenario uses."""
     old_password_pool: int
 
     @property
@@ -59,22 +59,22 @@ class Draw:
         return self.p.rng
 
     def at(self, offset: int | None) -> datetime | None:
-        """The instant ``offset`` seconds from the anchor (None stays None)."""
+        """The instant `offset` seconds from the anchor (None stays None)."""
         return None if offset is None else self.anchor + timedelta(seconds=offset)
 
     def new_id(self) -> uuid.UUID:
         return fast_uuid(self.p.rng)
 
     def index(self, items: Sequence[Any]) -> int:
-        """A random index of ``items``."""
+        """A random index of `items`."""
         return int(self.p.rng.random() * len(items))
 
     def pick(self, indices: Sequence[int]) -> int:
-        """A random element of ``indices``."""
+        """A random element of `indices`."""
         return indices[int(self.p.rng.random() * len(indices))]
 
     def spread(self, total: int, caps: list[int]) -> list[int]:
-        """``total`` split over slots with capacities ``caps``: one each first, the rest
+        """`total` split over slots with capacities `caps`: one each first, the rest
         at random among the free capacity."""
         counts = [1 if i < total else 0 for i in range(len(caps))]
         spare = total - sum(counts)
@@ -86,7 +86,7 @@ class Draw:
 
 
 def allocate(total: int, weights: Sequence[float]) -> list[int]:
-    """``total`` split into integer shares proportional to ``weights`` (largest remainder).
+    """`total` split into integer shares proportional to `weights` (largest remainder).
 
     Shares are monotone in the weights (ties go to the lower index), so two allocations
     over the same weights are similarly ordered.
@@ -117,8 +117,8 @@ class Covering:
 
 
 def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:
-    """``rows`` of ``tables`` in chunks of at most :data:`CHUNK_ROWS`; returns the step's
-    facts. A full chunk flushes every table's rows, parents first (``tables`` is in FK
+    """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's
+    facts. A full chunk flushes every table's rows, parents first (`tables` is in FK
     order), so a child row never reaches the database before its parent; each table
     ends with a chunk, empty or not."""
     batches: dict[str, list[Row]] = {table: [] for table in tables}

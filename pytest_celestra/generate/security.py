@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from pytest_celestra.generate.draw import Draw, Rows
     from pytest_celestra.generate.tenants import Users
 
-#: Draws of a lockout's start that may fall near another lockout of the same user.
 _START_TRIES = 5
+"""Draws of a lockout's start that may fall near another lockout of the same user."""
 
 
 class Lockout(NamedTuple):
@@ -32,8 +32,8 @@ class Lockout(NamedTuple):
     end: int
     updated: int
     state: str
-    #: Moments of the failed logins before it, earliest first (story.lockout_burst).
     burst: list[int]
+    """Moments of the failed logins before it, earliest first (story.lockout_burst)."""
     attempts: int
 
 
@@ -52,12 +52,12 @@ class Session(NamedTuple):
 @dataclass(frozen=True)
 class Lockouts:
     lockouts: list[Lockout]
-    #: Failed logins (of known emails) not in a lockout's burst, at most.
     unknown_failures: int
+    """Failed logins (of known emails) not in a lockout's burst, at most."""
     starts: dict[int, list[int]]
 
     def in_window(self, user: int, moment: int, margin: int = 0) -> bool:
-        """Whether ``moment`` falls in the 30 minutes before one of ``user``'s lockouts."""
+        """Whether `moment` falls in the 30 minutes before one of `user`'s lockouts."""
         return any(
             start - LOCKOUT_BURST_WINDOW - margin <= moment <= start + margin
             for start in self.starts.get(user, ())
@@ -75,8 +75,8 @@ class Lockouts:
 @dataclass(frozen=True)
 class Failures:
     failures: list[Failure]
-    #: Indices in ``failures`` of each lockout's burst, and of the single failures.
     of_lockout: list[list[int]]
+    """Indices in `failures` of each lockout's burst, and of the single failures."""
     singles: list[int]
 
     def events(self) -> dict[str, list[tuple[int, int]]]:

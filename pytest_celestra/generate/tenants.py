@@ -35,18 +35,18 @@ class Companies(RowFacts):
     """What the children of the companies need, by company index."""
 
     domain: list[str]
-    #: Relative headcount: members, agents and knowledge bases are spread by it.
     weight: list[float]
+    """Relative headcount: members, agents and knowledge bases are spread by it."""
     status: list[CompanyStatus]
-    #: When each closed company closed; None for an ACTIVE one.
     closed: list[int | None]
+    """When each closed company closed; None for an ACTIVE one."""
 
 
 @dataclass(frozen=True)
 class KnowledgeTypes(RowFacts):
     names: list[str]
-    #: Cumulative catalogue weights, for drawing a type.
     cumulative: list[int]
+    """Cumulative catalogue weights, for drawing a type."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class Users(RowFacts):
     members: list[list[int]]  # every user, by company (its first admin first)
     company: list[int] = field(default_factory=list)  # -1: super admin
     status: list[str] = field(default_factory=list)
-    #: The last moment each user was ACTIVE, minus a minute: the bound of their activity.
     until: list[int] = field(default_factory=list)
+    """The last moment each user was ACTIVE, minus a minute: the bound of their activity."""
     super_admins: list[int] = field(default_factory=list)
     active: list[int] = field(default_factory=list)
 
