@@ -14,6 +14,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy import text
 
+from pytest_celestra.app_rules import SchemaRules
+from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
 from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
@@ -25,7 +27,6 @@ from pytest_celestra.database import (
     template_name,
 )
 from pytest_celestra.errors import UnsafeDatabaseError
-from pytest_celestra.scenario import seed_scenario
 from pytest_celestra.server import Server, libpq_url
 
 # --- schema keys -----------------------------------------------------------------
@@ -128,7 +129,7 @@ def manager(suite_databases):
         made = DatabaseManager(
             suite_databases.server,
             SchemaSetup(create, schema_key),
-            seed_scenario,
+            SeedWithRules(SchemaRules()),
             run_id=secrets.token_hex(8),
             worker="probe",
             rebuild=rebuild,
@@ -206,7 +207,7 @@ def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, sc
     elsewhere = DatabaseManager(
         Server(ServerMode.DSN, suite_databases.server.url_for(other)),
         SchemaSetup(lambda connection: None, "unused"),
-        seed_scenario,
+        SeedWithRules(SchemaRules()),
         run_id="lock",
         worker="probe",
     )
