@@ -456,7 +456,10 @@ def prepare_data_dir(path: Path, option: str) -> None:
         )
     missing = [parent for parent in reversed(path.parents) if not parent.exists()]
     for parent in missing:
-        parent.mkdir()
+        try:
+            parent.mkdir()
+        except FileExistsError:  # another xdist worker of the run made it a moment ago
+            continue
         parent.chmod(0o755)  # new, so no one's folder changes; the server's user enters it
 
 

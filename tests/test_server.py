@@ -96,3 +96,20 @@ def test_an_unreachable_dsn_is_reported_quickly():
         server.start_server(config(CELESTRA_DSN="postgresql://postgres@127.0.0.1:1/x"), Path())
     assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in str(error.value)
     assert "CELESTRA_DSN" in str(error.value)
+
+
+def test_a_data_dir_parent_made_by_another_worker_meanwhile_is_not_an_error(tmp_path, monkeypatch):
+    """Two xdist workers may both find a parent missing; the second mkdir must not fail."""
+    monkeypatch.setattr(server, "_binaries_problem", lambda: None)
+    monkeypatch.setattr(server, "data_dir_problem", lambda path: None)  # root: tmp is 700
+    target = tmp_path / "cache" / "pgdata"
+    original = Path.mkdir
+
+    def raced(self: Path, *args: object, **kwargs: object) -> None:
+        original(self)  # the other worker wins the race
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", raced)
+    server.prepare_data_dir(target, "--celestra-pgdata")
+    monkeypatch.undo()
+    assert (tmp_path / "cache").is_dir()
