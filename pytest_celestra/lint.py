@@ -115,9 +115,9 @@ def _problem(error: Exception) -> tuple[str, str | None]:
     kind = type(original).__name__  # CheckViolation, UniqueViolation, ...
     if isinstance(original, psycopg.Error) and original.diag.constraint_name:
         diag = original.diag
-        detail = " ".join((diag.message_detail or "").split())
-        # "Failing row contains (...)" says nothing the constraint's name does not.
-        where = "" if not detail or detail.startswith("Failing row") else f": {detail}"
+        # The server's detail line quotes the row's values ("Key (email)=(...)", "Failing
+        # row contains (...)"): name the column instead, never a value.
+        where = f", column {diag.column_name}" if diag.column_name else ""
         return f"violates {diag.constraint_name} ({kind} on {diag.table_name}{where})", (
             diag.constraint_name
         )

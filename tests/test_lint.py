@@ -117,3 +117,26 @@ def test_cases_and_labels():
     assert [case.label for case in cases[:2]] == ["UserFactory", "UserFactory(super_admin=True)"]
     assert len(cases) == 1 + len(traits_of(UserFactory))
     assert factories_to_lint()[: len(ALL_FACTORIES)] == list(ALL_FACTORIES)
+
+
+def test_a_unique_violation_is_named_without_the_values(celestra_pytester, run_inner):
+    celestra_pytester.makeconftest(
+        """
+        import factory
+        from pytest_celestra.factories import UserFactory
+
+        class TwinFactory(UserFactory):
+            email = "twin.secret@example.com"
+            twin = factory.RelatedFactory(UserFactory, email="twin.secret@example.com")
+        """
+    )
+    celestra_pytester.makepyfile(FAILING_TEST)
+    result = run_inner("--celestra-lint")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    twin = [line for line in lint_lines(result) if "TwinFactory" in line]
+    assert twin
+    assert twin[0].startswith("FAIL conftest.TwinFactory: violates ")
+    assert "UniqueViolation on users" in twin[0]
+    output = result.stdout.str() + result.stderr.str()
+    assert "twin.secret" not in output
+    assert "Key (" not in output
