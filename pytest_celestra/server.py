@@ -18,10 +18,12 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,6 +465,64 @@ def prepare_data_dir(path: Path, option: str) -> None:
         parent.chmod(0o755)  # new, so no one's folder changes; the server's user enters it
 
 
+def orphaned_postmaster(pgdata: Path) -> int | None:
+    """The process id of a server running in `pgdata` from an installation that has since
+    been deleted (a virtualenv recreated while it ran), or None.
+
+    Such a server keeps serving the connections it has, but every new one fails to load
+    its libraries (`could not access file "plpgsql"`), so it must not be reused.
+    Linux only (it reads `/proc`); elsewhere None.
+    """
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        executable = os.readlink(f"/proc/{pid}/exe")
+    except (OSError, ValueError):
+        return None
+    return pid if executable.endswith(" (deleted)") else None
+
+
+def _running(pid: int) -> bool:
+    """Is process `pid` alive (a zombie that only waits to be reaped is not)?"""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -> None:
+    """Stop (fast shutdown) the server in `pgdata` if its installation is gone (see
+    [`orphaned_postmaster`][pytest_celestra.server.orphaned_postmaster]), so that the next
+    start runs this installation's server. Raises
+    [`ServerError`][pytest_celestra.errors.ServerError] if it does not stop in `wait` seconds.
+    """
+    pid = orphaned_postmaster(pgdata)
+    if pid is None:
+        return
+    deadline = time.monotonic() + wait
+    try:
+        os.kill(pid, signal.SIGINT)
+        while _running(pid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
+    except ProcessLookupError:
+        return
+    except PermissionError as error:
+        raise ServerError(
+            f"the embedded PostgreSQL in {pgdata} (process {pid}) runs from an installation "
+            f"that was deleted and cannot be stopped from here ({error}); stop it, or choose "
+            f"another data directory with {option}"
+        ) from None
+    raise ServerError(
+        f"the embedded PostgreSQL in {pgdata} (process {pid}) runs from an installation that "
+        f"was deleted and did not stop within {wait:.0f} s; stop it, or choose another data "
+        f"directory with {option}"
+    )
+
+
 def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> Server:
     """Start (or reach) the embedded server in `pgdata`; stopped by the result's `stop`
     unless `keep_running` (`celestra-seed` leaves it running for the user).
@@ -473,6 +533,7 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
     """
     pgserver = _import_pgserver()
     prepare_data_dir(pgdata, option)
+    stop_orphaned_postmaster(pgdata, option)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         url = sqlalchemy_url(server.get_uri("postgres"))

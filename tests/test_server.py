@@ -113,3 +113,29 @@ def test_a_data_dir_parent_made_by_another_worker_meanwhile_is_not_an_error(tmp_
     server.prepare_data_dir(target, "--celestra-pgdata")
     monkeypatch.undo()
     assert (tmp_path / "cache").is_dir()
+
+
+@pytest.mark.skipif(not Path("/proc/self/exe").exists(), reason="reads /proc (Linux)")
+def test_a_server_whose_installation_was_deleted_is_stopped_not_reused(tmp_path):
+    """A postmaster started from a virtualenv deleted since cannot load its libraries:
+    it is found through /proc and stopped; a live installation's server is left alone."""
+    import shutil
+    import subprocess
+
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    program = tmp_path / "postgres"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    process = subprocess.Popen([str(program), "300"])
+    try:
+        (pgdata / "postmaster.pid").write_text(f"{process.pid}\n{pgdata}\n")
+        assert server.orphaned_postmaster(pgdata) is None  # its program is still there
+        server.stop_orphaned_postmaster(pgdata, "--celestra-pgdata")
+        assert process.poll() is None
+        program.unlink()  # the virtualenv is recreated
+        assert server.orphaned_postmaster(pgdata) == process.pid
+        server.stop_orphaned_postmaster(pgdata, "--celestra-pgdata", wait=10)
+        assert process.wait(timeout=10) != 0
+    finally:
+        process.kill()
+        process.wait()
