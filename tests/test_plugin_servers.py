@@ -61,11 +61,11 @@ def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
     assert expected + "PostgreSQL " in header(result)
 
 
-def test_embedded_path(celestra_pytester, run_inner, monkeypatch, inner_server_env):
+def test_embedded_path(celestra_pytester, run_inner_process, monkeypatch, inner_server_env):
     pgdata = inner_server_env["CELESTRA_PGDATA"]
     monkeypatch.setenv("CELESTRA_SERVER", "embedded")
     celestra_pytester.makepyfile(USES_BOTH + FSYNC_IS.format("off"))  # ours: disposable
-    result = run_inner()
+    result = run_inner_process()
     result.assert_outcomes(passed=3)
     assert f"server=embedded (env) {pgdata} PostgreSQL " in header(result)
 
