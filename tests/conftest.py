@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from helpers import INNER_TIMEOUT
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import ServerMode
 from pytest_celestra.run import CONFIG_KEY
@@ -20,11 +23,9 @@ from pytest_celestra.server import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from pytest_celestra.database import DatabaseManager
-
-#: Generous bound for one inner pytest run; real runs take a few seconds.
-INNER_TIMEOUT = 180
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +98,13 @@ def _shares_the_embedded_server(args: tuple[str, ...], pgdata: str) -> bool:
     return server == "embedded" and os.environ.get("CELESTRA_PGDATA") == pgdata
 
 
+def _defines_schema_rules(path: Path) -> bool:
+    return any(
+        "pytest_celestra_schema_rules" in conftest.read_text()
+        for conftest in path.rglob("conftest.py")
+    )
+
+
 @pytest.fixture
 def run_inner(
     celestra_pytester: pytest.Pytester, inner_server_env: dict[str, str]
@@ -104,19 +112,29 @@ def run_inner(
     """Run pytest in this process in the pytester directory (milliseconds, where a child
     process costs a second of interpreter start-up). For what only a process shows (an
     exit by signal, the embedded server of this suite's data directory, started and
-    stopped), use ``run_inner_process``. A run with xdist workers (``-n``) runs in a child
-    process too: its workers are processes anyway, and their temporary folders are then
-    where the test expects them."""
+    stopped), use ``run_inner_process``.
+
+    Two kinds of run go to a child process by themselves: one with xdist workers (``-n``:
+    its workers are processes anyway, and their temporary folders are then where the test
+    expects them), and one whose conftest.py defines schema rules (the plugin maps their
+    columns onto the models of the process, for good: they would leak into this run)."""
 
     def run(*args: str) -> pytest.RunResult:
-        if "-n" in args:
+        if "-n" in args or _defines_schema_rules(celestra_pytester.path):
             return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
         if _shares_the_embedded_server(args, inner_server_env["CELESTRA_PGDATA"]):
             # Its end would stop this process's server (one pgserver handle per process).
             raise AssertionError(
                 "an inner run on this suite's embedded server: use run_inner_process"
             )
-        return celestra_pytester.runpytest_inprocess(*args)
+        from pytest_celestra import app_rules
+
+        rules_before = app_rules.active_rules().key()
+        result = celestra_pytester.runpytest_inprocess(*args)
+        assert app_rules.active_rules().key() == rules_before, (
+            "the inner run changed the schema rules of this process: run it in a child process"
+        )
+        return result
 
     return run
 
@@ -137,12 +155,20 @@ def unique_seed() -> int:
     return 10_000_000 + secrets.randbelow(10**9)
 
 
-def templates_with_seed(admin: psycopg.Connection[Any], seed: int) -> dict[str, str]:
-    """Name -> comment of the seeded templates built with ``seed``."""
-    rows = admin.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-        "WHERE datname LIKE 'celestra\\_tpl\\_%%' AND shobj_description(oid, 'pg_database') "
-        "LIKE %s",
-        (f'%"seed": {seed},%',),
-    ).fetchall()
-    return dict(rows)
+@pytest.fixture
+def scratch(admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """Names of fresh databases (not created) on the suite's server, as URLs; every
+    ``celestra_cli_*`` database named here is dropped afterwards."""
+    names: list[str] = []
+    server = make_url(admin_dsn)
+
+    def name() -> str:
+        names.append(f"celestra_cli_{secrets.token_hex(4)}")
+        return libpq_url(server.set(database=names[-1]))
+
+    yield name
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for database in names:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )

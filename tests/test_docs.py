@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from conftest import INNER_TIMEOUT
+from helpers import INNER_TIMEOUT
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
