@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from conftest import INNER_TIMEOUT, templates_with_seed
+from helpers import INNER_TIMEOUT, templates_with_seed
 
 from pytest_celestra import cli, scenario
 from pytest_celestra.config import MAX_SEED, SPECS, resolve_config
@@ -258,6 +258,7 @@ def test_a_volume_larger_than_the_free_disk_is_refused_with_the_estimate():
     assert room_problem(Volume.parse("small"), free=100_000_000) is None
 
 
+@pytest.mark.server_path
 def test_free_disk_is_read_from_a_local_server(suite_databases: DatabaseManager):
     url = suite_databases.server.url
     free = free_disk_bytes(url)

@@ -15,6 +15,9 @@ from sqlalchemy.engine import make_url
 from pytest_celestra.database import MARK, drop_database
 from pytest_celestra.server import libpq_url
 
+# Each way to a server, tried from the server the suite runs on: CI runs these on each path.
+pytestmark = pytest.mark.server_path
+
 USES_BOTH = """
 from sqlalchemy import text
 
