@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -23,9 +25,30 @@ from pytest_celestra.server import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from pytest_celestra.database import DatabaseManager
+
+
+def suite_pgdata() -> Path:
+    """The suite's own data directory for the embedded server: kept between runs (its
+    templates are reused), apart from the user's (the default, shared with their own
+    projects), and where the server's system user may enter as root (under the system's
+    temporary folder, not a checkout that may sit in a private folder)."""
+    return Path(tempfile.gettempdir()) / f"pytest-celestra-tests-{os.getuid()}" / "pgdata"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Unless a data directory was chosen (option, ini or environment), the suite's own,
+    before the plugin resolves its settings; xdist workers inherit it."""
+    chosen = (
+        os.environ.get("CELESTRA_PGDATA")
+        or config.getoption("celestra_pgdata", default=None)
+        or config.getini("celestra_pgdata")
+    )
+    if not chosen:
+        os.environ["CELESTRA_PGDATA"] = str(suite_pgdata())
+        config.add_cleanup(lambda: os.environ.pop("CELESTRA_PGDATA", None))
 
 
 @pytest.fixture(scope="session")
