@@ -69,7 +69,7 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
   AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
 """
 """The user tables (`tab`, `oid`, `relkind`) of a database, ours excluded."""
-INSTALL_TRACKING = f"""
+_INSTALL_COPIES_AND_TRIGGERS = f"""
 CREATE SCHEMA {PRISTINE_SCHEMA};
 DO $$
 DECLARE
@@ -105,46 +105,81 @@ END $$;
 """A copy of each table, then statement triggers (fired even under
 `session_replication_role = replica`) on every table, copies included, that record
 which ones were written to; installed in each clone before a test gets it."""
-_CATALOGS = {
-    "pg_class": "oid",
+_OBJECT_COLUMNS = {
+    "pg_aggregate": "aggfnoid",
     "pg_attribute": "attrelid",
-    "pg_attrdef": "adrelid",
-    "pg_constraint": "oid",
-    "pg_index": "indexrelid",
-    "pg_proc": "oid",
-    "pg_type": "oid",
-    "pg_trigger": "oid",
-    "pg_rewrite": "oid",
-    "pg_sequence": "seqrelid",
     "pg_description": "objoid",
-    "pg_enum": "oid",
+    "pg_foreign_table": "ftrelid",
+    "pg_index": "indexrelid",
     "pg_inherits": "inhrelid",
-    "pg_namespace": None,  # "public" is older than 16384
-    "pg_policy": None,
-    "pg_extension": None,
-    "pg_largeobject_metadata": None,
-    "pg_default_acl": None,
-    "pg_event_trigger": None,
-    "pg_publication": None,
+    "pg_init_privs": "objoid",
+    "pg_largeobject": "loid",
+    "pg_partitioned_table": "partrelid",
+    "pg_range": "rngtypid",
+    "pg_seclabel": "objoid",
+    "pg_sequence": "seqrelid",
+    "pg_subscription_rel": "srrelid",
+    "pg_ts_config_map": "mapcfg",
 }
-"""Catalogs whose rows change with any DDL, comment, grant or large object (a changed row
-gets a newer `xmin`, a dropped one lowers the count) -> the column holding the oid of
-the object a row is about: only user objects (oid >= 16384) count, found by index."""
-
-
-def _catalog_state(catalog: str, oid_column: str | None) -> str:
-    where = "" if oid_column is None else f" WHERE {oid_column} >= 16384"
-    return f"(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM {catalog}{where})"
-
-
-FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepared})".format(
-    catalogs=", ".join(_catalog_state(*item) for item in _CATALOGS.items()),
-    sequences="(SELECT string_agg(coalesce(last_value, 0)::text, ',' ORDER BY schemaname, "
-    "sequencename) FROM pg_sequences)",
-    settings="(SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d "
-    "ON d.oid = s.setdatabase WHERE d.datname = current_database())",
-    prepared="(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
+"""Catalogs without an `oid` column -> the column naming the object a row is about, so
+that only user objects' rows are read (by index). A catalog that has neither (a new one,
+`pg_depend`) is read whole."""
+_OBJECT_COLUMN_ROWS = ", ".join(
+    f"('{table}', '{column}')" for table, column in _OBJECT_COLUMNS.items()
 )
+_UNSETTLED = ("pg_statistic", "pg_statistic_ext_data")
+"""Catalogs the server rewrites by itself (autovacuum's ANALYZE): not what a test made."""
+FINGERPRINT_FUNCTION = f"{TRACKING_SCHEMA}.fingerprint"
+INSTALL_FINGERPRINT = f"""
+DO $$
+DECLARE
+    parts text;
+BEGIN
+    SELECT string_agg(format(
+               '(SELECT count(*) || '':'' || coalesce(max(xmin::text::bigint), 0) '
+               'FROM pg_catalog.%I%s)',
+               c.relname,
+               CASE WHEN k.col IS NULL THEN '' ELSE format(' WHERE %I::oid >= 16384', k.col) END),
+           $sep$ || '|' || $sep$ ORDER BY c.relname)
+    INTO parts
+    FROM pg_class c
+    LEFT JOIN LATERAL (
+        SELECT coalesce(
+            (SELECT 'oid' FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attname = 'oid' AND NOT a.attisdropped),
+            (SELECT m.col FROM (VALUES {_OBJECT_COLUMN_ROWS}) m(tab, col)
+             WHERE m.tab = c.relname)) AS col
+    ) k ON true
+    WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
+      AND c.relname NOT IN {_UNSETTLED!r};
+    EXECUTE 'CREATE FUNCTION {FINGERPRINT_FUNCTION}() RETURNS text LANGUAGE plpgsql '
+        'STABLE AS $body$ BEGIN RETURN ' || parts || $rest$
+        || '|' || (SELECT xmin::text || ':' || coalesce(shobj_description(oid, 'pg_database'), '')
+                   FROM pg_database WHERE datname = current_database())
+        || '|' || (SELECT count(*) || ':' || coalesce(max(s.xmin::text::bigint), 0)
+                   FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                   WHERE d.datname = current_database())
+        || '|' || (SELECT count(*) FROM pg_replication_slots
+                   WHERE database = current_database())
+        || '|' || (SELECT count(*) FROM pg_subscription s JOIN pg_database d
+                   ON d.oid = s.subdbid WHERE d.datname = current_database())
+        || '|' || (SELECT count(*) FROM pg_prepared_xacts
+                   WHERE database = current_database())
+        || '|' || coalesce((SELECT string_agg(coalesce(last_value, 0)::text, ','
+                            ORDER BY schemaname, sequencename) FROM pg_sequences), '');
+        END $body$ $rest$;
+END $$;
+"""
+"""A function whose value changes whenever anything but the tracked tables' rows changes
+(PL/pgSQL, so its plan is made once per session). It is written from the catalog as a
+whole, not from a list of the kinds of object a test might make: every catalog of the
+database (a changed row gets a newer `xmin`, a dropped one lowers the count; only user
+objects, oid >= 16384, are read where an index allows it), and what shared catalogs
+hold about the database: its own row and comment, its settings, replication slots,
+subscriptions and prepared transactions; then the sequences' values."""
+INSTALL_TRACKING = _INSTALL_COPIES_AND_TRIGGERS + INSTALL_FINGERPRINT
+"""Installed in each clone, in one transaction, before a test gets it."""
+FINGERPRINT = f"SELECT {FINGERPRINT_FUNCTION}()"
 """One text that changes whenever anything but the tracked tables' rows changes."""
 END_OTHER_SESSIONS = """
 SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
@@ -153,6 +188,10 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """Ends every other session on the database (the code under test's pooled connections,
 with their locks, LISTENs and open transactions), waiting up to a second for each, so
 that what they were committing is either committed or gone before the check."""
+_OWN_COMMENT = (
+    "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+    "WHERE datname = current_database()"
+)
 _CHECK = f"SELECT ARRAY(SELECT DISTINCT relid FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
 """The tables written to, and the fingerprint now."""
 _FOREIGN_KEYS = "SELECT confrelid, conrelid FROM pg_constraint WHERE contype = 'f'"
@@ -208,6 +247,7 @@ class TestDatabase:
     scenario: ScenarioSettings
     fingerprint: str = ""
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    comment: str = field(default="", repr=False)
 
     def changes(self) -> set[int] | None:
         """End other sessions on it; the tables written to since it was made or restored
@@ -217,15 +257,44 @@ class TestDatabase:
         if self.monitor is None:
             return None
         try:
-            # One round trip; the second statement takes its snapshot after the first.
-            cursor = self.monitor.execute(f"{END_OTHER_SESSIONS};\n{_CHECK}")
-            cursor.nextset()
-            row = cursor.fetchone()
-        except psycopg.Error:  # e.g. the test ended our session too: assume the worst
+            row = self._check()
+        except psycopg.OperationalError:  # the server restarted, or a test ended our session
+            self.close_monitor()
+            try:
+                self.monitor = connect(self.url, autocommit=True)
+                row = self._check()
+            except psycopg.Error:
+                return None
+        except psycopg.Error:  # assume the worst
             return None
         if row is None or row[1] != self.fingerprint:
             return None
         return set(row[0])
+
+    def _check(self) -> Any:
+        assert self.monitor is not None
+        # One round trip; the second statement takes its snapshot after the first.
+        cursor = self.monitor.execute(f"{END_OTHER_SESSIONS};\n{_CHECK}")
+        cursor.nextset()
+        return cursor.fetchone()
+
+    def reclaim_comment(self) -> None:
+        """Put back the plugin's comment, if a test changed it (`COMMENT ON DATABASE`):
+        without it the plugin would refuse to drop the database. Only through the
+        monitor, which is on this very database (a database dropped and made again by a
+        test ended it), so the database it comments is the one the plugin made."""
+        import psycopg
+        from psycopg import sql
+
+        if self.monitor is None or not self.comment:
+            return
+        with contextlib.suppress(psycopg.Error):
+            row = self.monitor.execute(_OWN_COMMENT).fetchone()
+            if row is not None and row[0] != self.comment:
+                name = sql.Identifier(str(self.url.database))
+                self.monitor.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
+                )
 
     def unchanged(self) -> bool:
         """End other sessions on it; True if nothing was committed since it was made."""
@@ -372,8 +441,9 @@ class TransactionalDatabases:
             database.monitor = monitor
             with monitor.transaction():
                 monitor.execute(INSTALL_TRACKING)
-            row = monitor.execute(FINGERPRINT).fetchone()
-            database.fingerprint = "" if row is None else str(row[0])
+            row = monitor.execute(f"{FINGERPRINT}, ({_OWN_COMMENT})").fetchone()
+            assert row is not None
+            database.fingerprint, database.comment = str(row[0]), str(row[1])
         except BaseException:
             self._drop(database)
             raise
@@ -389,6 +459,7 @@ class TransactionalDatabases:
             self._changed.notify_all()
 
     def _discard(self, database: TestDatabase) -> None:
+        database.reclaim_comment()
         database.close_monitor()
         if self.ahead == 0:
             self._drop(database)
