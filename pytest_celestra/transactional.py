@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_celestra.errors import ServerError, UnsafeDatabaseError
 from pytest_celestra.fixtures import reseed_factories
 from pytest_celestra.run import RUN_KEY, scenario_of
 from pytest_celestra.server import connect, libpq_url
@@ -339,6 +341,11 @@ class TestDatabase:
             self.monitor = None
 
 
+ATTEMPTS = (0.0, 0.5, 2.0)
+"""Pauses (s) before each attempt of a background job that lost the server: a restart
+takes a second or two, so it costs the next test a reconnection, not an error."""
+
+
 class TransactionalDatabases:
     """This process's per-test databases: made ahead, checked after each test, reused if
     untouched, dropped in the background otherwise.
@@ -346,6 +353,12 @@ class TransactionalDatabases:
     `ahead` 0 makes and drops every clone in the test's own thread; `reuse` False
     gives every test a fresh clone. The benchmark compares such variants; the fixtures
     use the defaults.
+
+    The background thread never dies of a job: each job fails alone. One that lost the
+    server is tried again (`ATTEMPTS`); a clone that still cannot be made is the error of
+    the one test waiting for it (the next test tries again); a database that cannot be
+    dropped is named once in the run's summary. Drops go before new clones, so the
+    databases on the server stay few: those made ahead, the test's, one being dropped.
     """
 
     def __init__(
@@ -367,22 +380,27 @@ class TransactionalDatabases:
         self._to_restore: deque[tuple[TestDatabase, set[int]]] = deque()
         self._changed = threading.Condition()
         self._closing = False
-        self._error: BaseException | None = None
+        self._failed: dict[ScenarioSettings, str] = {}
+        """Scenarios whose clone could not be made -> the message for the test waiting."""
         self._worker: threading.Thread | None = None
 
     # --- what the fixtures call -------------------------------------------------------
 
     def take(self, scenario: ScenarioSettings) -> TestDatabase:
-        """A database holding `scenario` that no test has changed."""
+        """A database holding `scenario` that no test has changed. Raises
+        [`ServerError`][pytest_celestra.errors.ServerError] if none could be made."""
+        from pytest_celestra.errors import ServerError
+
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
             if self.ahead == 0:
                 return ready.popleft() if ready else self._make(scenario)
+            self._failed.pop(scenario, None)  # ask for one again
             self._start()
             self._changed.notify_all()
             while not ready:
-                if self._error is not None:
-                    raise self._error
+                if scenario in self._failed:
+                    raise ServerError(self._failed[scenario])
                 self._changed.wait(timeout=1)
             database = ready.popleft()
             self._changed.notify_all()  # make the next one
@@ -422,7 +440,7 @@ class TransactionalDatabases:
         self._to_drop.extend(database for database, _ in self._to_restore)
         self._to_restore.clear()
         while self._to_drop:
-            self._drop(self._to_drop.popleft())
+            self._run_job("drop", self._to_drop.popleft())
 
     # --- making and dropping ----------------------------------------------------------
 
@@ -445,7 +463,8 @@ class TransactionalDatabases:
             assert row is not None
             database.fingerprint, database.comment = str(row[0]), str(row[1])
         except BaseException:
-            self._drop(database)
+            with contextlib.suppress(Exception):  # if the server is gone, the next run drops it
+                self._drop(database)
             raise
         return database
 
@@ -482,41 +501,96 @@ class TransactionalDatabases:
 
     def _next_job(self) -> tuple[str, Any] | None:
         """What the thread does next: restoring what tests wrote comes first (fastest way
-        to a ready database), then a clone a test may be waiting for, then drops, then
+        to a ready database), then drops (so that the databases on the server never pile
+        up: a clone at `large` is 65 MB), then a clone a test may be waiting for, then
         clones up to `ahead`. None when closing."""
         with self._changed:
             while not self._closing:
                 if self._to_restore:
                     return ("restore", self._to_restore.popleft())
-                short = [s for s, ready in self._ready.items() if len(ready) < self.ahead]
-                empty = [s for s in short if not self._ready[s]]
-                if empty:
-                    return ("make", empty[0])
                 if self._to_drop:
                     return ("drop", self._to_drop.popleft())
-                if short:
-                    return ("make", short[0])
+                short = [
+                    scenario
+                    for scenario, ready in self._ready.items()
+                    if len(ready) < self.ahead and scenario not in self._failed
+                ]
+                empty = [scenario for scenario in short if not self._ready[scenario]]
+                if empty or short:
+                    return ("make", (empty or short)[0])
                 self._changed.wait()
             return None
 
     def _work(self) -> None:
-        try:
-            while (job := self._next_job()) is not None:
-                kind, subject = job
+        while (job := self._next_job()) is not None:
+            self._run_job(*job)
+
+    def _run_job(self, kind: str, subject: Any) -> None:
+        """Run one job to its end; its failure is its own (see the class)."""
+        import psycopg
+
+        for pause in ATTEMPTS:
+            time.sleep(pause)
+            try:
                 if kind == "restore":
                     self._repair(*subject)
-                    continue
-                if kind == "drop":
-                    self._drop(subject)
-                    continue
-                database = self._make(subject)
-                with self._changed:
-                    self._ready[subject].append(database)
-                    self._changed.notify_all()
-        except BaseException as error:  # handed to the test waiting in take()
+                elif kind == "drop":
+                    self._drop_named(subject)
+                else:
+                    database = self._make(subject)
+                    with self._changed:
+                        self._ready[subject].append(database)
+                        self._changed.notify_all()
+                return
+            except (psycopg.OperationalError, ServerError) as error:
+                last: BaseException = error  # the server: restarted, or gone
+            except Exception as error:  # contained: reported below, once
+                last = error
+                break
+        self._report(kind, subject, last)
+
+    def _drop_named(self, database: TestDatabase) -> None:
+        """Drop a database a test is done with; tried again after a lost server."""
+        if database.url.database not in self.manager.created:  # an earlier attempt's
+            self.manager.created.append(str(database.url.database))
+        self._drop(database)
+
+    def _report(self, kind: str, subject: Any, error: BaseException) -> None:
+        """Say once, scrubbed, which job failed and on which database."""
+        what = _scrubbed(error, self.manager)
+        if kind == "make":
+            scenario: ScenarioSettings = subject
             with self._changed:
-                self._error = error
+                self._failed[scenario] = (
+                    f"could not make a database for {scenario.describe()} in the "
+                    f"background: {what}. The next test asks for one again"
+                )
                 self._changed.notify_all()
+            return
+        database: TestDatabase = subject[0] if kind == "restore" else subject
+        name = database.url.database
+        if kind == "restore":  # not ready again: drop it instead, as any other change
+            with self._changed:
+                self._to_drop.append(database)
+                self._changed.notify_all()
+            return
+        if isinstance(error, UnsafeDatabaseError):
+            note = (
+                f"left test database {name}: a test dropped it and made another of that "
+                "name (it no longer carries the plugin's comment); drop it yourself"
+            )
+        else:
+            note = f"could not drop test database {name} ({what}); the next run drops it"
+        if name in self.manager.created:
+            self.manager.created.remove(str(name))
+        self.run.notes.append(note)
+
+
+def _scrubbed(error: BaseException, manager: DatabaseManager) -> str:
+    """A driver's message on one line, no password in it (libpq's `conninfo` text too)."""
+    from pytest_celestra.urls import error_text, mask_text, secrets_of
+
+    return mask_text(error_text(error, secrets_of(manager.server.url)))
 
 
 @pytest.fixture(scope="session")
@@ -544,8 +618,11 @@ def celestra_transactional_engine(
     """
     from sqlalchemy import create_engine
 
+    from pytest_celestra.fixtures import _server_error_as_failure
+
     databases = _celestra_transactional_databases
-    database = databases.take(scenario_of(request.node))
+    with _server_error_as_failure():
+        database = databases.take(scenario_of(request.node))
     engine = create_engine(database.url)
     try:
         yield engine
