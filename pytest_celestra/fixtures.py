@@ -237,10 +237,22 @@ class TestDatabase:
     def connection(self) -> tuple[Connection, IsolationGuard]:
         """The shared connection and its guard; opened on first use, and again when the
         server closed it (a restart, a terminated backend) or it failed."""
+        from sqlalchemy.exc import DBAPIError
+
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
+
         connection = self._connection
         if connection is None or connection.invalidated or _hung_up(connection):
             self._close_connection(invalidate=True)  # not back into the pool
-            connection = self._connection = self.engine.connect()
+            try:
+                connection = self._connection = self.engine.connect()
+            except DBAPIError as error:  # one line, scrubbed: never the driver's traceback
+                cause = error_text(error.orig or error, secrets_of(self.url))
+                raise ServerError(
+                    f"could not connect to test database {self.url.database} at "
+                    f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+                    "or stopped? The next test connects again"
+                ) from None
             self._guard = IsolationGuard(connection)
         assert self._guard is not None
         return connection, self._guard
@@ -249,7 +261,8 @@ class TestDatabase:
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
         """A rolled-back session for one test; a test that ends its transaction fails at
         teardown, and the database is replaced before the next test."""
-        connection, guard = self.connection()
+        with _server_error_as_failure():
+            connection, guard = self.connection()
         try:
             with rolled_back_session(connection, guard) as session:
                 yield session
