@@ -190,6 +190,7 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """Ends every other session on the database (the code under test's pooled connections,
 with their locks, LISTENs and open transactions), waiting up to a second for each, so
 that what they were committing is either committed or gone before the check."""
+_OWN_OID = "SELECT oid FROM pg_database WHERE datname = current_database()"
 _OWN_COMMENT = (
     "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
     "WHERE datname = current_database()"
@@ -250,6 +251,8 @@ class TestDatabase:
     fingerprint: str = ""
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
     comment: str = field(default="", repr=False)
+    oid: int | None = field(default=None, repr=False)
+    """The database's oid when made: a database of the same name made by a test differs."""
 
     def changes(self) -> set[int] | None:
         """End other sessions on it; the tables written to since it was made or restored
@@ -264,6 +267,9 @@ class TestDatabase:
             self.close_monitor()
             try:
                 self.monitor = connect(self.url, autocommit=True)
+                if self._own_oid() != self.oid:  # dropped and made again by a test
+                    self.close_monitor()
+                    return None
                 row = self._check()
             except psycopg.Error:
                 return None
@@ -280,6 +286,11 @@ class TestDatabase:
         cursor.nextset()
         return cursor.fetchone()
 
+    def _own_oid(self) -> int | None:
+        assert self.monitor is not None
+        row = self.monitor.execute(_OWN_OID).fetchone()
+        return None if row is None else int(row[0])
+
     def reclaim_comment(self) -> None:
         """Put back the plugin's comment, if a test changed it (`COMMENT ON DATABASE`):
         without it the plugin would refuse to drop the database. Only through the
@@ -292,7 +303,7 @@ class TestDatabase:
             return
         with contextlib.suppress(psycopg.Error):
             row = self.monitor.execute(_OWN_COMMENT).fetchone()
-            if row is not None and row[0] != self.comment:
+            if row is not None and row[0] != self.comment and self._own_oid() == self.oid:
                 name = sql.Identifier(str(self.url.database))
                 self.monitor.execute(
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
@@ -459,9 +470,9 @@ class TransactionalDatabases:
             database.monitor = monitor
             with monitor.transaction():
                 monitor.execute(INSTALL_TRACKING)
-            row = monitor.execute(f"{FINGERPRINT}, ({_OWN_COMMENT})").fetchone()
+            row = monitor.execute(f"{FINGERPRINT}, ({_OWN_COMMENT}), ({_OWN_OID})").fetchone()
             assert row is not None
-            database.fingerprint, database.comment = str(row[0]), str(row[1])
+            database.fingerprint, database.comment, database.oid = str(row[0]), row[1], row[2]
         except BaseException:
             with contextlib.suppress(Exception):  # if the server is gone, the next run drops it
                 self._drop(database)
