@@ -42,6 +42,7 @@ from pytest_celestra.fixtures import (
     TestDatabase,
     TransactionEscapedError,
     reseed_factories,
+    reset_session,
 )
 from pytest_celestra.run import scenario_of
 
@@ -76,22 +77,31 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
         assert connection.sync_connection is not None  # set by connect()
         guard = IsolationGuard(connection.sync_connection)
         transaction = await connection.begin()
+        await connection.run_sync(guard.open)
         session = AsyncSession(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
         try:
             yield session
         finally:
-            ended_by = guard.ended()
-            if ended_by is None:
+            ended_by = await connection.run_sync(guard.escaped)
+            escape = None if ended_by is None else TransactionEscapedError(ended_by)
+            if escape is None:
                 await transaction.rollback()  # and every savepoint in it
                 await session.close()
-            else:
+                try:
+                    left = await connection.run_sync(reset_session)
+                except TransactionEscapedError as error:
+                    escape = error
+                else:
+                    if left is not None:
+                        escape = TransactionEscapedError(left, replace=False)
+            if escape is not None:
                 with contextlib.suppress(Exception):
                     await connection.invalidate()
                 with contextlib.suppress(Exception):
                     await session.close()
-                raise TransactionEscapedError(ended_by)
+                raise escape
 
 
 @contextlib.asynccontextmanager
@@ -103,10 +113,10 @@ async def isolated_async_session(
         async with rolled_back_async_session(engine) as session:
             yield session
     except TransactionEscapedError as error:
-        ended_by = error.ended_by
+        escape = error
     else:
         return
-    database.escaped(request, ended_by)  # outside the except: no chained traceback
+    database.escaped(request, escape)  # outside the except: no chained traceback
 
 
 class AsyncEngines:

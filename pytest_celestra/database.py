@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -245,8 +246,40 @@ def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
     ).fetchone()
     if is_template == (True,):
         admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(identifier))
+    end_prepared_work(admin, name)
     statement = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
     admin.execute(sql.SQL(statement).format(identifier))
+
+
+def end_prepared_work(admin: psycopg.Connection[Any], name: str) -> list[str]:
+    """Roll back the prepared transactions left in database `name` (which the caller has
+    proven ours) and drop its inactive replication slots: either keeps PostgreSQL from
+    dropping the database, and holds back the whole server's cleanup (its xmin) and WAL.
+    Returns what it ended (`prepared transaction 'gid'`, `replication slot 'name'`)."""
+    prepared = admin.execute(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = %s", (name,)
+    ).fetchall()
+    slots = admin.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = %s AND NOT active", (name,)
+    ).fetchall()
+    ended = [f"replication slot {slot!r}" for (slot,) in slots]
+    for (slot,) in slots:
+        with contextlib.suppress(psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
+            admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    if prepared:
+        # ROLLBACK PREPARED runs in the prepared transaction's own database.
+        info = admin.info
+        conninfo = make_conninfo(info.dsn, dbname=name, password=info.password or None)
+        try:
+            inside = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.OperationalError:  # e.g. a sealed template: DROP will say it is in use
+            return ended
+        with inside:
+            for (gid,) in prepared:
+                with contextlib.suppress(psycopg.errors.UndefinedObject):  # ended since
+                    inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+                    ended.append(f"prepared transaction {gid!r}")
+    return ended
 
 
 def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
