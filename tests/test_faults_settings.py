@@ -49,6 +49,10 @@ SEEN_VOLUMES = {
     "x99999999": f"more than the {MAX_TOTAL_ROWS:,} rows a volume may hold",
     "x" + "9" * 5000: "a count of 5,000 digits",
     "small,users=" + "9" * 5000: "a count of 5,000 digits",
+    # Issue 17: digits other than ASCII's (int() reads them), a table counted twice.
+    "x\uff11\uff10": "use small, medium or large; xN",
+    "small,users=\uff12\uff10": "(a count in the digits 0-9)",
+    "small,users=20,users=30": "users is counted twice (users=20 and users=30)",
 }
 HUGE_SEED = "9" * 5000
 SEED_BOUND = f"use an integer from 0 to {MAX_SEED} (2**63 - 1)"
