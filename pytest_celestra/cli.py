@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -274,6 +275,9 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
             )
         if options.sql == "-" and options.json:
             parser.error("--json and --sql - would both write to stdout; name a --sql FILE")
+        problem = sql_target_problem(options.sql)
+        if problem is not None:
+            parser.error(f"--sql {options.sql}: {problem}")
     if options.dsn is not None and options.data_dir is not None:
         parser.error("--data-dir is for the embedded server: drop it, or drop --dsn")
 
@@ -581,9 +585,11 @@ def write_sql(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
-    """Write the script to `path` (`-`: stdout; `.gz`: gzipped), whole or not at
-    all; the summary and the file's size in bytes. With `rules`, a data-only script
-    of the scenario extended by them."""
+    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the
+    file's size in bytes (None unless a regular file). A regular file is written whole or
+    not at all; a symlink, FIFO or character device is written through, never replaced
+    (see [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, a
+    data-only script of the scenario extended by them."""
     started = time.perf_counter()
     title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
 
@@ -601,26 +607,82 @@ def write_sql(
     if path == "-":
         counts = write(sys.stdout)
         sys.stdout.flush()
+    elif sql_target_kind(path) == "stream":
+        counts = _write_through(Path(path), write)
     else:
-        target = Path(path)
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with (
-                gzip.open(partial, "wt", encoding="utf-8", newline="\n", compresslevel=6)
-                if target.name.endswith(".gz")
-                else partial.open("w", encoding="utf-8", newline="\n")
-            ) as out:
-                counts = write(out)
-            partial.replace(target)
-        except BaseException as error:
-            partial.unlink(missing_ok=True)
-            if isinstance(error, OSError):
-                reason = error.strerror or str(error)
-                raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
-            raise
-        size = target.stat().st_size
+        counts = _write_atomically(Path(path), write)
+        size = Path(path).stat().st_size
     seconds = time.perf_counter() - started
     return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), size
+
+
+def sql_target_problem(path: str) -> str | None:
+    """Why `--sql PATH` cannot be written, or None: a directory, a block device (a disk)
+    or a socket is refused before anything is generated."""
+    if path == "-":
+        return None
+    try:
+        mode = os.stat(path).st_mode  # through a symlink: what it points to
+    except OSError:
+        return None  # nothing there (or a dangling symlink): created when written
+    if stat.S_ISDIR(mode):
+        return "it is a directory; name a file in it"
+    if stat.S_ISBLK(mode):
+        return "it is a block device (a disk); name a file, a FIFO or a character device"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket; name a file or a FIFO"
+    return None
+
+
+def sql_target_kind(path: str) -> str:
+    """How `--sql PATH` is written: `file` (a regular file or a new name: under a
+    temporary name, renamed over it at the end) or `stream` (a symlink, FIFO or
+    character device such as /dev/null: opened and written through, never replaced)."""
+    try:
+        if os.path.islink(path) or not stat.S_ISREG(os.stat(path).st_mode):
+            return "stream"
+    except OSError:  # nothing there yet
+        pass
+    return "file"
+
+
+def _open_script(path: Path) -> Any:
+    """A text stream writing the script to `path` (gzipped for a `.gz` name)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "wt", encoding="utf-8", newline="\n", compresslevel=6)
+    return path.open("w", encoding="utf-8", newline="\n")
+
+
+def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
+    """Write a regular file under a temporary name beside it and rename it over `target`
+    at the end: whole or not at all. An existing file keeps its permissions."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with _open_script(partial) as out:
+            counts = write(out)
+        if target.exists():
+            shutil.copymode(target, partial)
+        partial.replace(target)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+            raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
+        raise
+    return counts
+
+
+def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
+    """Write into what `target` is (a FIFO, a character device, a symlink's target),
+    never replacing it: a reader of a FIFO gets the script, /dev/null stays a device."""
+    try:
+        with _open_script(target) as out:
+            return write(out)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
 
 
 def run_seed(options: argparse.Namespace) -> Outcome:

@@ -53,7 +53,7 @@ VOLUME_HELP = (
     "small, medium or large; xN for N x medium (e.g. x1000); "
     "optionally followed by per-table counts, e.g. 'small,users=200,agents=30'"
 )
-_MULTIPLIER = re.compile(r"^x([0-9]+)$")  # ASCII digits only: \d takes x１０ too
+_MULTIPLIER = re.compile(r"^x([0-9]+)$")  # ASCII only: \d takes full-width digits too
 
 MAX_TOTAL_ROWS = 10_000_000
 """The most rows a volume may hold in all tables together: about `x7633` (3.4 times
