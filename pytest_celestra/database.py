@@ -62,7 +62,15 @@ from pytest_celestra.cache_keys import (
 )
 from pytest_celestra.config import DEFAULT_TEMPLATE_MAX_AGE, DEFAULT_TEMPLATE_MAX_SIZE, SPECS
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
-from pytest_celestra.server import connect, error_text, host_port, libpq_url, server_version
+from pytest_celestra.server import (
+    connect,
+    connection_limit_message,
+    error_text,
+    host_port,
+    libpq_url,
+    server_version,
+    too_many_clients,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -419,6 +427,10 @@ class DatabaseManager:
     budget: Budget = field(default_factory=Budget)
     notes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    processes: int = 1
+    """Test processes of the run (xdist workers), for what a connection limit must allow."""
+    connection_limit: str | None = None
+    """What the first "too many clients" of this process was, once it happened."""
     _schema_key: str | None = None
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _using: set[str] = field(default_factory=set)
@@ -503,11 +515,45 @@ class DatabaseManager:
             cause = error.orig if isinstance(error, DBAPIError) else error
             if not isinstance(cause, psycopg.OperationalError):
                 raise
+            if too_many_clients(cause):
+                raise self.connection_limit_error(cause) from None
             raise ServerError(
                 f"lost the PostgreSQL server at {host_port(self.server.url)} while {doing}: "
                 f"{error_text(cause)}. Was it restarted or stopped? Nothing half-built is "
                 "used: the next run removes what this one left behind."
             ) from None
+
+    def _limits(self) -> tuple[int, int, bool] | None:
+        """`(max_connections, superuser_reserved_connections, is superuser)`, asked on the
+        connection this process keeps (there may be no slot for a new one), or None."""
+        if self._owner is None or self._owner.closed:
+            return None
+        try:
+            row = self._owner.execute(
+                "SELECT current_setting('max_connections')::int, "
+                "current_setting('superuser_reserved_connections')::int, "
+                "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()
+        except psycopg.Error:
+            return None
+        return None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
+
+    def connection_limit_error(self, error: BaseException) -> ServerError:
+        """The error for a connection the server refused for want of a slot ("too many
+        clients"): the first of this process says what the limit is, what the run needs
+        and what to change (and goes into the run's summary, once for all workers); later
+        ones refer to it in one line."""
+        if self.connection_limit is None:
+            self.connection_limit = connection_limit_message(
+                self.server.url, error, self._limits(), self.processes
+            )
+            self.notes.append(self.connection_limit)
+            return ServerError(self.connection_limit)
+        return ServerError(
+            f"no connection left on the PostgreSQL server at {host_port(self.server.url)} "
+            "(too many clients already), as this process's first such error explains: raise "
+            "the server's max_connections or run fewer processes (-n)"
+        )
 
     # --- creating databases ---
 

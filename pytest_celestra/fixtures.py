@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import os
 import re
 import select
 from dataclasses import dataclass, field
@@ -175,6 +176,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         keep=celestra.keep.value,
         budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
         notes=run.notes,
+        processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
     )
     try:
         manager.open()

@@ -265,6 +265,65 @@ def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | Non
     )
 
 
+# --- the server's limits -----------------------------------------------------------
+
+CONNECTIONS_PER_PROCESS = 6
+"""Connections one test process of ours may hold at once: its run's locks, one for server
+work, one per test database in use (empty, seeded, transactional) and the transactional
+fixture's checker. Code under test with engines of its own needs more."""
+_NO_SLOT = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for role",
+)
+_NO_SPACE = ("no space left on device", "could not extend file", "disk full")
+
+
+def too_many_clients(error: BaseException) -> bool:
+    """Did the server refuse a connection for want of a slot (`max_connections`, the
+    slots reserved for superusers, or the role's connection limit: SQLSTATE 53300)?"""
+    text = str(error).lower()
+    return getattr(error, "sqlstate", None) == "53300" or any(m in text for m in _NO_SLOT)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Did the server fail for want of disk space (SQLSTATE 53100, `No space left on
+    device` while writing a file or the WAL)?"""
+    text = str(error).lower()
+    return getattr(error, "sqlstate", None) == "53100" or any(m in text for m in _NO_SPACE)
+
+
+def connection_limit_message(
+    url: URL, error: BaseException, limits: tuple[int, int, bool] | None, processes: int
+) -> str:
+    """What "too many clients" means for a run: the server's `max_connections` (with the
+    slots reserved for superusers), what a run of `processes` test processes needs, and
+    what to change. `limits` is `(max_connections, superuser_reserved, is_superuser)`, or
+    None when no connection could ask."""
+    need = processes * CONNECTIONS_PER_PROCESS
+    run = f"a run with -n {processes}" if processes > 1 else "a run without xdist"
+    if limits is None:
+        have = "its max_connections is reached"
+    else:
+        most, reserved, superuser = limits
+        usable = most if superuser else most - reserved
+        role = "a superuser" if superuser else "a role that is not a superuser"
+        have = (
+            f"its max_connections is {most}, {reserved} of them reserved for superusers, "
+            f"so {role} may have {usable} in all"
+        )
+    fewer = f", run fewer processes (-n {processes // 2})" if processes > 1 else ""
+    said = error_text(error).strip()
+    said = said.rpartition("FATAL:")[2].strip() or said  # libpq's "connection failed: ..."
+    return (
+        f"the PostgreSQL server at {host_port(url)} has no connection left "
+        f"({said}): {have}, and {run} needs up to {need} "
+        f"({CONNECTIONS_PER_PROCESS} per test process), besides the server's other clients. "
+        f"Raise max_connections on that server (ALTER SYSTEM SET max_connections = "
+        f"{max(100, 2 * need)}, then restart it){fewer}, or end other clients' sessions"
+    )
+
+
 def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
     """A psycopg connection to `url` that gives up after
     [`CONNECT_TIMEOUT`][pytest_celestra.server.CONNECT_TIMEOUT] seconds.

@@ -1,0 +1,160 @@
+"""Issue 17, items 3, 7, 8 and 9: the server's limits and other users of it.
+
+- 8: a server out of connection slots ("too many clients") is reported as what it is,
+  on a throwaway cluster started with a low ``max_connections``;
+- 9: a run waiting on another run's template build says who holds the lock, and gives up
+  after ``--celestra-lock-timeout``;
+- 7: a template built by one role is usable by another role with CREATEDB;
+- 3: the room check counts WAL and a margin, and a disk that fills anyway (a throwaway
+  cluster on a small tmpfs) is reported as a full disk, with what was half made removed.
+
+Throwaway clusters and roles are this module's own; on the shared server only databases
+and roles these tests create are touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
+
+from pytest_celestra.app_rules import SchemaRules
+from pytest_celestra.app_seed import SeedWithRules
+from pytest_celestra.cache_keys import builtin_schema_setup
+from pytest_celestra.config import ServerMode
+from pytest_celestra.database import DatabaseManager
+from pytest_celestra.errors import ServerError
+from pytest_celestra.server import CONNECTIONS_PER_PROCESS, Server, sqlalchemy_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+class LimitedServer(ThrowawayServer):
+    """A throwaway cluster started with settings of its own (``max_connections=12``)."""
+
+    def __init__(self, bindir: Path, user: str | None, settings: dict[str, str]) -> None:
+        super().__init__(bindir, user)
+        self.settings = settings
+
+    def pg_ctl(self, *arguments: str) -> list[str]:
+        command = super().pg_ctl(*arguments)
+        extra = "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        at = command.index("-o") + 1
+        command[at] += extra
+        return command
+
+
+@contextlib.contextmanager
+def limited_server(**settings: str) -> Iterator[LimitedServer]:
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("no pg_ctl to start a throwaway server")
+    user = None
+    import os
+    import shutil
+
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None or not _user_exists("postgres"):
+            pytest.skip("as root, a throwaway server needs runuser and a postgres user")
+        user = "postgres"
+    server = LimitedServer(bindir, user, settings)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as error:
+        server.stop()
+        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def manager_on(url: str, **options: Any) -> DatabaseManager:
+    return DatabaseManager(
+        Server(ServerMode.DSN, sqlalchemy_url(url)),
+        builtin_schema_setup(),
+        SeedWithRules(SchemaRules()),
+        run_id=secrets.token_hex(8),
+        worker="probe",
+        **options,
+    )
+
+
+# --- 8. too many clients ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def few_connections() -> Iterator[LimitedServer]:
+    with limited_server(max_connections="12") as server:
+        yield server
+
+
+def _take_every_slot(url: str) -> list[psycopg.Connection[Any]]:
+    """Connections until the server refuses one (at most 50)."""
+    taken: list[psycopg.Connection[Any]] = []
+    with contextlib.suppress(psycopg.OperationalError):
+        for _ in range(50):
+            taken.append(psycopg.connect(url, autocommit=True))
+    assert len(taken) < 50, "the server took 50 connections: max_connections did not apply"
+    return taken
+
+
+def test_too_many_clients_is_reported_once_as_the_connection_limit(few_connections):
+    manager = manager_on(few_connections.url, processes=4)
+    manager.open()  # holds its run's lock: that connection can still ask the limits
+    taken = _take_every_slot(few_connections.url)
+    try:
+        with pytest.raises(ServerError) as first:
+            manager.create_empty()
+        with pytest.raises(ServerError) as second:
+            manager.create_empty()
+    finally:
+        for connection in taken:
+            connection.close()
+        manager.close()
+    message = str(first.value)
+    assert "lost the PostgreSQL server" not in message
+    assert "Was it restarted" not in message
+    assert f"127.0.0.1:{few_connections.port} has no connection left" in message
+    assert "(sorry, too many clients already)" in message
+    assert "its max_connections is 12, 3 of them reserved for superusers" in message
+    assert f"a run with -n 4 needs up to {4 * CONNECTIONS_PER_PROCESS}" in message
+    assert "ALTER SYSTEM SET max_connections" in message
+    assert "-n 2" in message
+    # Reported once: later errors of the process point at it; the summary has it once.
+    assert "max_connections is 12" not in str(second.value)
+    assert "as this process's first such error explains" in str(second.value)
+    assert manager.notes == [message]
+
+
+def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestra_pytester):
+    """An inner run in process: its test errors name the limit, never a lost server."""
+    celestra_pytester.makepyfile(
+        "def test_empty(celestra_session):\n    pass\ndef test_again(celestra_session):\n    pass\n"
+    )
+    manager = manager_on(few_connections.url)
+    manager.open()
+    manager.create_empty()  # the template exists: the inner run only clones
+    manager.close()
+    taken = _take_every_slot(few_connections.url)
+    taken.pop().close()  # one slot: enough for the inner run's lock, none to clone
+    try:
+        result = celestra_pytester.runpytest(
+            f"--celestra-dsn={few_connections.url}", "-p", "no:randomly"
+        )
+    finally:
+        for connection in taken:
+            connection.close()
+    output = result.stdout.str()
+    assert "has no connection left (sorry, too many clients already)" in output, output
+    assert "its max_connections is 12" in output
+    result.assert_outcomes(errors=1)  # the run stops at the first: reported once
+    assert "lost the PostgreSQL server" not in output
+    assert result.ret != 0
