@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,12 @@ from pytest_celestra.cache_keys import (
     password_hashing_key,
     scenario_key,
 )
-from pytest_celestra.config import DEFAULT_TEMPLATE_MAX_AGE, DEFAULT_TEMPLATE_MAX_SIZE, SPECS
+from pytest_celestra.config import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TEMPLATE_MAX_AGE,
+    DEFAULT_TEMPLATE_MAX_SIZE,
+    SPECS,
+)
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
 from pytest_celestra.server import (
     connect,
@@ -429,6 +435,11 @@ class DatabaseManager:
     created: list[str] = field(default_factory=list)
     processes: int = 1
     """Test processes of the run (xdist workers), for what a connection limit must allow."""
+    lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
+    """How long to wait for a template another process is building before giving up."""
+    say: Callable[[str], None] | None = field(default=None, repr=False)
+    """Where to say, while waiting, that another run holds a template's lock (the
+    plugin: the terminal); None: nowhere."""
     connection_limit: str | None = None
     """What the first "too many clients" of this process was, once it happened."""
     _schema_key: str | None = None
@@ -455,10 +466,13 @@ class DatabaseManager:
         `postgres` is where they meet whatever database their DSN names. Servers
         without it (or without access to it) fall back to the DSN's database.
         """
+        name = f"{APPLICATION} {self.worker} pid {os.getpid()}"
         try:
-            return connect(self.server.url_for("postgres"), autocommit=True)
-        except psycopg.OperationalError:
-            return connect(self.server.url, autocommit=True)
+            return connect(self.server.url_for("postgres"), autocommit=True, application_name=name)
+        except psycopg.OperationalError as error:
+            if too_many_clients(error):
+                raise
+            return connect(self.server.url, autocommit=True, application_name=name)
 
     def _claim(self) -> None:
         """Hold this run's lock and the in-use locks; again after a server restart."""
@@ -554,6 +568,52 @@ class DatabaseManager:
             "(too many clients already), as this process's first such error explains: raise "
             "the server's max_connections or run fewer processes (-n)"
         )
+
+    @contextlib.contextmanager
+    def _waiting_for(self, admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+        """Hold the lock of template `name`, waiting while another process builds it:
+        after [`WAIT_NOTICE`][pytest_celestra.database.WAIT_NOTICE] seconds, say who
+        holds it (through `say` and the run's summary); after `lock_timeout`, give up
+        with a [`ServerError`][pytest_celestra.errors.ServerError] naming them."""
+        lock = _lock_id(name)
+        timeout = self.lock_timeout.total_seconds()
+        waited = 0.0
+        holder = ""
+        while True:
+            step = max(min(WAIT_NOTICE, timeout) if waited == 0 else timeout - waited, 0.001)
+            admin.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{step}s")))
+            try:
+                admin.execute("SELECT pg_advisory_lock(%s)", (lock,))
+                break
+            except psycopg.errors.LockNotAvailable:
+                waited += step
+                holder = _lock_holders(admin, lock)
+                if waited >= timeout:
+                    raise ServerError(
+                        f"gave up after waiting {_seconds(waited)} for template {name} on "
+                        f"{host_port(self.server.url)}, which another run is building or "
+                        f"checking: {holder} holds its lock. If that run is stopped "
+                        "(Ctrl-Z, SIGSTOP, a debugger) resume or end it; if it is only slow, "
+                        f"wait longer with {SPECS['lock_timeout'].channels} (now "
+                        f"{_seconds(timeout)})"
+                    ) from None
+                line = (
+                    f"waiting for template {name} on {host_port(self.server.url)}, which "
+                    f"another run is building: {holder} holds its lock; giving up after "
+                    f"{_seconds(timeout)} ({SPECS['lock_timeout'].option})"
+                )
+                if self.say is not None:
+                    self.say(line)
+            finally:
+                admin.execute("RESET lock_timeout")
+        if waited:
+            self.notes.append(
+                f"waited {_seconds(waited)} or more for template {name}, which {holder} held"
+            )
+        try:
+            yield
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
     # --- creating databases ---
 
@@ -742,7 +802,7 @@ class DatabaseManager:
         """
         if spec.key is not None:
             name = template_name(spec.kind, spec.key)
-            with _holding(admin, name):
+            with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._replace(admin, spec, name)
                 yield name
@@ -751,7 +811,7 @@ class DatabaseManager:
             with connect(self.server.url_for(built[0])) as connection:
                 key = catalog_schema_key(connection)
             name = template_name(spec.kind, key)
-            with _holding(admin, name):
+            with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
                     self._sweep(admin, keep={name})
@@ -982,6 +1042,46 @@ class DatabaseManager:
                 "the next run on that server drops it"
             )
         return None
+
+
+WAIT_NOTICE = 3.0
+"""Seconds a process waits for a template's lock before it says who holds it."""
+APPLICATION = "pytest-celestra"
+"""The `application_name` of our server-wide connections: another run waiting for a lock
+sees whose it is (`pytest-celestra gw0 pid 4242`)."""
+
+
+def _seconds(seconds: float) -> str:
+    """`4 s`, `10 min`: a wait, for messages."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+
+
+def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
+    """`pid 4242 (pytest-celestra gw0 pid 977, postgres, connected since 08:01:02 UTC,
+    idle since 08:01:05 UTC)`: who holds the advisory lock `lock`, from the server's
+    `pg_locks` and `pg_stat_activity`."""
+    unsigned = lock & 0xFFFFFFFFFFFFFFFF
+    rows = admin.execute(
+        "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
+        "       a.backend_start, a.state, a.state_change "
+        "  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "   AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+        (unsigned >> 32, unsigned & 0xFFFFFFFF),
+    ).fetchall()
+    if not rows:
+        return "nobody any more (it was released a moment ago)"
+
+    def when(moment: datetime | None) -> str:
+        return "?" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    return ", ".join(
+        f"pid {pid} ({app or 'no application name'}, {user or 'unknown role'}, connected "
+        f"since {when(started)}, {state or 'state unknown'} since {when(changed)})"
+        for pid, app, user, started, state, changed in rows
+    )
 
 
 def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:

@@ -177,6 +177,8 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
         notes=run.notes,
         processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
+        lock_timeout=celestra.lock_timeout.value,
+        say=_terminal_line(config),
     )
     try:
         manager.open()
@@ -305,6 +307,21 @@ def _hung_up(connection: Connection) -> bool:
     except (OSError, ValueError, AttributeError):
         return True
     return bool(readable)
+
+
+def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
+    """A function that prints a line of ours at once, on the terminal even while pytest
+    captures output (as `capsys.disabled()` does); from an xdist worker it reaches the
+    terminal through the worker's inherited standard error."""
+    import sys
+
+    def say(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stderr.write(f"\npytest-celestra: {line}\n")
+            sys.stderr.flush()
+
+    return say
 
 
 @pytest.fixture(scope="session")

@@ -15,20 +15,25 @@ and roles these tests create are touched.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import shutil
 import subprocess
+import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
 
 from pytest_celestra.app_rules import SchemaRules
 from pytest_celestra.app_seed import SeedWithRules
-from pytest_celestra.cache_keys import builtin_schema_setup
-from pytest_celestra.config import ServerMode
-from pytest_celestra.database import DatabaseManager
-from pytest_celestra.errors import ServerError
+from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
+from pytest_celestra.config import SPECS, ServerMode, Setting, Source, resolve_config
+from pytest_celestra.database import DatabaseManager, drop_database
+from pytest_celestra.errors import ConfigError, ServerError
 from pytest_celestra.server import CONNECTIONS_PER_PROCESS, Server, sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -57,9 +62,6 @@ def limited_server(**settings: str) -> Iterator[LimitedServer]:
     if bindir is None:
         pytest.skip("no pg_ctl to start a throwaway server")
     user = None
-    import os
-    import shutil
-
     if os.geteuid() == 0:
         if shutil.which("runuser") is None or not _user_exists("postgres"):
             pytest.skip("as root, a throwaway server needs runuser and a postgres user")
@@ -158,3 +160,98 @@ def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestr
     result.assert_outcomes(errors=1)  # the run stops at the first: reported once
     assert "lost the PostgreSQL server" not in output
     assert result.ret != 0
+
+
+# --- 9. waiting on another run's build --------------------------------------------------
+
+
+def _blocking_schema(started: threading.Event, release: threading.Event) -> SchemaSetup:
+    """A schema under a key no other test uses, whose build waits for ``release``: a run
+    stopped (SIGSTOP, a debugger) in the middle of a template build, as the server sees it."""
+
+    def create(connection: Any) -> None:
+        started.set()
+        assert release.wait(120), "the test never released the build"
+        connection.execute(text("CREATE TABLE widgets (id int)"))
+
+    return SchemaSetup(create, secrets.token_hex(32))
+
+
+def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databases):
+    started, release = threading.Event(), threading.Event()
+    schema = _blocking_schema(started, release)
+    server = suite_databases.server
+    run_a = DatabaseManager(
+        server, schema, SeedWithRules(SchemaRules()), run_id=secrets.token_hex(8), worker="gw7"
+    )
+    built: list[Any] = []
+    builder = threading.Thread(target=lambda: built.append(run_a.create_empty()), daemon=True)
+    builder.start()
+    said: list[str] = []
+    run_b = DatabaseManager(
+        server,
+        schema,
+        SeedWithRules(SchemaRules()),
+        run_id=secrets.token_hex(8),
+        worker="probe",
+        lock_timeout=timedelta(seconds=5),
+        say=said.append,
+    )
+    try:
+        assert started.wait(60)
+        with pytest.raises(ServerError) as gave_up:
+            run_b.create_empty()
+        # Said while waiting, before giving up: who holds the lock and since when.
+        assert len(said) == 1
+        holder = f"(pytest-celestra gw7 pid {os.getpid()}, "
+        assert said[0].startswith("waiting for template celestra_schema_")
+        assert holder in said[0]
+        assert "connected since 20" in said[0]
+        assert "giving up after 5 s (--celestra-lock-timeout)" in said[0]
+        message = str(gave_up.value)
+        assert message.startswith("gave up after waiting 5 s for template celestra_schema_")
+        assert holder in message
+        assert "resume or end it" in message
+        assert "ini celestra_lock_timeout or environment variable CELESTRA_LOCK_TIMEOUT" in message
+        # Once the build is done, a waiting run goes on and the summary says it waited.
+        run_c = DatabaseManager(
+            server,
+            schema,
+            SeedWithRules(SchemaRules()),
+            run_id=secrets.token_hex(8),
+            worker="probe",
+            say=said.append,
+        )
+        threading.Timer(4, release.set).start()
+        clone = run_c.create_empty()
+        assert any(note.startswith("waited ") for note in run_c.notes), run_c.notes
+        run_c.release(clone)
+    finally:
+        release.set()
+        builder.join(60)
+        for manager in (run_a, run_b):
+            for name in list(manager.created):
+                manager.release(manager.server.url_for(name))
+            manager.close()
+        run_c.close()
+        with suite_databases._connect_admin() as admin:
+            for name in run_a._using:
+                drop_database(admin, name)
+
+
+def test_the_lock_timeout_setting_on_every_channel():
+    spec = SPECS["lock_timeout"]
+    assert (spec.option, spec.ini, spec.env) == (
+        "--celestra-lock-timeout",
+        "celestra_lock_timeout",
+        "CELESTRA_LOCK_TIMEOUT",
+    )
+    assert resolve_config({}, {}, {}).lock_timeout == Setting(timedelta(minutes=10), Source.DEFAULT)
+    assert resolve_config({}, {"lock_timeout": "90s"}, {}).lock_timeout.value.total_seconds() == 90
+    assert resolve_config({}, {}, {spec.env: "2m"}).lock_timeout == Setting(
+        timedelta(minutes=2), Source.ENV
+    )
+    option = spec.argparse_type("30m")
+    assert resolve_config({"lock_timeout": option}, {}, {}).lock_timeout.source is Source.OPTION
+    with pytest.raises(ConfigError, match=f"^environment variable {spec.env}: invalid duration"):
+        resolve_config({}, {}, {spec.env: "forever"})
