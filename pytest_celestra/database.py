@@ -443,6 +443,8 @@ class DatabaseManager:
     connection_limit: str | None = None
     """What the first "too many clients" of this process was, once it happened."""
     _schema_key: str | None = None
+    _role: str | None = None
+    """"" for a superuser, else the role's name (its templates are its own)."""
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _using: set[str] = field(default_factory=set)
     _swept: bool = False
@@ -801,7 +803,7 @@ class DatabaseManager:
         `spec.key` None means: build first, then name the template by its catalog's hash.
         """
         if spec.key is not None:
-            name = template_name(spec.kind, spec.key)
+            name = template_name(spec.kind, self._role_key(admin, spec.key))
             with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._replace(admin, spec, name)
@@ -810,7 +812,7 @@ class DatabaseManager:
         with self._building(admin, spec) as built:
             with connect(self.server.url_for(built[0])) as connection:
                 key = catalog_schema_key(connection)
-            name = template_name(spec.kind, key)
+            name = template_name(spec.kind, self._role_key(admin, key))
             with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
@@ -818,6 +820,20 @@ class DatabaseManager:
                 if spec.kind == "schema":
                     self._schema_key = key
                 yield name
+
+    def _role_key(self, admin: psycopg.Connection[Any], key: str) -> str:
+        """`key`, or for a role that is not a superuser, `key` and the role's name.
+
+        A clone's tables belong to whoever built its template, so a role that is not a
+        superuser could not read a superuser's (`permission denied for table ...`) nor
+        replace it (`must be owner of database ...`): such a role keeps templates of its
+        own. Superusers share theirs, as before."""
+        if self._role is None:
+            row = admin.execute(
+                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            self._role = "" if row is None or row[1] else str(row[0])
+        return digest(key, "role", self._role) if self._role else key
 
     # --- sweeping ---
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import text
 from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
 
@@ -34,7 +35,9 @@ from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
 from pytest_celestra.config import SPECS, ServerMode, Setting, Source, resolve_config
 from pytest_celestra.database import DatabaseManager, drop_database
 from pytest_celestra.errors import ConfigError, ServerError
-from pytest_celestra.server import CONNECTIONS_PER_PROCESS, Server, sqlalchemy_url
+from pytest_celestra.scenario import anchor_for
+from pytest_celestra.server import CONNECTIONS_PER_PROCESS, Server, libpq_url, sqlalchemy_url
+from pytest_celestra.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -255,3 +258,86 @@ def test_the_lock_timeout_setting_on_every_channel():
     assert resolve_config({"lock_timeout": option}, {}, {}).lock_timeout.source is Source.OPTION
     with pytest.raises(ConfigError, match=f"^environment variable {spec.env}: invalid duration"):
         resolve_config({}, {}, {spec.env: "forever"})
+
+
+# --- 7. several roles on one server -------------------------------------------------------
+
+
+@pytest.fixture
+def createdb_role(admin, admin_dsn) -> Iterator[str]:
+    """A throwaway login role with CREATEDB and no superuser rights; at teardown the
+    databases it owns (all of them ours, so marked) are dropped, then the role."""
+    role = f"celestra_probe_{secrets.token_hex(4)}"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
+    yield role
+    owned = admin.execute(
+        "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles "
+        "WHERE rolname = %s)",
+        (role,),
+    ).fetchall()
+    for (name,) in owned:
+        drop_database(admin, name)
+    admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_template_built_by_a_superuser_serves_a_role_with_createdb(
+    suite_databases, createdb_role, unique_seed
+):
+    server = suite_databases.server
+    superuser = DatabaseManager(
+        server,
+        builtin_schema_setup(),
+        SeedWithRules(SchemaRules()),
+        run_id=secrets.token_hex(8),
+        worker="probe",
+    )
+    as_role = Server(ServerMode.DSN, server.url.set(username=createdb_role))
+    managers = [superuser]
+
+    def role_manager(**options: Any) -> DatabaseManager:
+        manager = DatabaseManager(
+            as_role,
+            builtin_schema_setup(),
+            SeedWithRules(SchemaRules()),
+            run_id=secrets.token_hex(8),
+            worker="probe",
+            **options,
+        )
+        managers.append(manager)
+        return manager
+
+    small = Volume.named("small")
+    anchor = anchor_for(None)
+    try:
+        first = superuser.create_seeded(small, unique_seed, anchor)
+        assert count_rows(first, "agent_knowledge_bases") == small.counts["agent_knowledge_bases"]
+        for manager in (role_manager(), role_manager(rebuild=True)):
+            clone = manager.create_seeded(small, unique_seed, anchor)
+            assert clone.username == createdb_role
+            assert (
+                count_rows(clone, "agent_knowledge_bases") == small.counts["agent_knowledge_bases"]
+            )
+            with psycopg.connect(libpq_url(clone)) as connection:  # the role may write there
+                connection.execute("DELETE FROM agent_knowledge_bases")
+            empty = manager.create_empty()
+            assert count_rows(empty, "users") == 0
+        # And the superuser still uses its own template, untouched by the role's rebuild.
+        again = superuser.create_seeded(small, unique_seed, anchor)
+        assert count_rows(again, "users") == small.counts["users"]
+    finally:
+        built = set()
+        for manager in managers:
+            built |= manager._using
+            for name in list(manager.created):
+                manager.release(manager.server.url_for(name))
+            manager.close()
+        with suite_databases._connect_admin() as admin:
+            for name in built:
+                if "_tpl_" in name:
+                    drop_database(admin, name)
+
+
+def count_rows(url: Any, table: str) -> int:
+    with psycopg.connect(libpq_url(url)) as connection:
+        row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        return int(row.fetchone()[0])  # type: ignore[index]
