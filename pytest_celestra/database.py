@@ -69,17 +69,26 @@ from pytest_celestra.config import (
 )
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
 from pytest_celestra.server import (
+    ROOM_MARGIN,
     connect,
     connection_limit_message,
+    data_directory,
+    disk_free,
+    disk_full,
     error_text,
     host_port,
     libpq_url,
+    max_wal_bytes,
+    room_message,
+    room_problem,
     server_version,
     too_many_clients,
 )
+from pytest_celestra.volumes import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
 
     from sqlalchemy.engine import URL
 
@@ -443,6 +452,10 @@ class DatabaseManager:
     connection_limit: str | None = None
     """What the first "too many clients" of this process was, once it happened."""
     _schema_key: str | None = None
+    _data_directory: Path | None = None
+    """The server's data directory, where this machine can see it."""
+    _asked_disk: bool = False
+    _max_wal: int | None = None
     _role: str | None = None
     """"" for a superuser, else the role's name (its templates are its own)."""
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
@@ -505,6 +518,10 @@ class DatabaseManager:
         that are gone."""
         self._claim()
         with self._connect_admin() as admin:
+            if not self._asked_disk:  # where its disk is, to check the room and a full disk
+                self._data_directory = data_directory(admin)
+                self._max_wal = max_wal_bytes(admin)
+                self._asked_disk = True
             if not self._swept:  # orphans only: eviction waits until the cache grows
                 self._swept = True
                 self._sweep(admin, evict=False)
@@ -533,6 +550,24 @@ class DatabaseManager:
                 raise
             if too_many_clients(cause):
                 raise self.connection_limit_error(cause) from None
+            full = disk_full(cause)
+            free = disk_free(self._data_directory)
+            if full or (free is not None and free < ROOM_MARGIN // 4):
+                where = f"the disk of the PostgreSQL server at {host_port(self.server.url)}"
+                if full:
+                    what = f"{where} is full: {error_text(cause).strip()}"
+                else:  # it could not write its write-ahead log: PANIC, the server stops
+                    what = (
+                        f"{where} is full ({format_bytes(free or 0)} free under "
+                        f"{self._data_directory}), and the server ended the connection "
+                        f"({error_text(cause).strip()}): a server that cannot write its "
+                        "write-ahead log stops, and may not start again until there is room"
+                    )
+                raise ServerError(
+                    f"{what}, while {doing}. What this run half made is dropped now if the "
+                    "server is up, else by the next run once it is back. Free some space "
+                    f"on that disk, or use a smaller volume with {SPECS['volume'].channels}."
+                ) from None
             raise ServerError(
                 f"lost the PostgreSQL server at {host_port(self.server.url)} while {doing}: "
                 f"{error_text(cause)}. Was it restarted or stopped? Nothing half-built is "
@@ -997,6 +1032,24 @@ class DatabaseManager:
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                 _update(admin, template, used=now)
 
+    def check_room(self, volume: Volume | None, copies: int = 1) -> None:
+        """Raise [`ServerError`][pytest_celestra.errors.ServerError] if `copies` new
+        databases of `volume` (None: the empty schema), their write-ahead log and a
+        margin would not fit on the server's disk (see
+        [`room_problem`][pytest_celestra.server.room_problem]); a no-op where its free
+        space cannot be known. Every path that creates a database of ours calls it first
+        (`create_seeded` counts the template too when it must be built)."""
+        with self._server_faults("checking the room on its disk"), self._admin() as admin:
+            self._check_room(admin, volume, copies)
+
+    def _check_room(
+        self, admin: psycopg.Connection[Any], volume: Volume | None, copies: int
+    ) -> None:
+        free = disk_free(self._data_directory)
+        problem = room_problem(volume, free, copies, self._max_wal)
+        if problem is not None:
+            raise ServerError(room_message(problem, self.server.url))
+
     def create_empty(self, *, name: str | None = None) -> URL:
         """A new database holding the empty schema, cloned from its template.
 
@@ -1005,6 +1058,7 @@ class DatabaseManager:
         again.
         """
         with self._server_faults("making the empty-schema database"), self._admin() as admin:
+            self._check_room(admin, None, 2)
             return self._clone(admin, self._schema_spec(), "empty", name)
 
     def create_seeded(
@@ -1030,6 +1084,9 @@ class DatabaseManager:
             self._admin() as admin,
         ):
             spec = self._seeded_spec(admin, volume, seed, anchor)
+            assert spec.key is not None
+            built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
+            self._check_room(admin, volume, 1 if built else 2)
             return self._clone(admin, spec, label, name, strategy)
 
     def discard(self, url: URL) -> None:

@@ -39,7 +39,7 @@ import pytest
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
 from pytest_celestra.errors import ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
-from pytest_celestra.server import check_room, libpq_url, start_server
+from pytest_celestra.server import libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
 
 if TYPE_CHECKING:
@@ -371,7 +371,6 @@ class SeededDatabases:
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
-            check_room(self.manager.server.url, scenario.volume)
             volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
             with _server_error_as_failure():
                 self.databases[scenario] = TestDatabase(
