@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import platformdirs
 import psycopg
+from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -751,10 +752,16 @@ def _seed_server(
     if bars:
         bars.draw()
     notes: list[str] = []
-    summary, existing = seed_database(
-        url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
-        progress=bars, rules=rules, notes=notes,
-    )  # fmt: skip
+    try:
+        summary, existing = seed_database(
+            url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
+            progress=bars, rules=rules, notes=notes,
+        )  # fmt: skip
+    except (DBAPIError, psycopg.Error) as error:
+        cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+        if not server.disk_full(cause) and not _disk_nearly_full(url):
+            raise
+        raise CelestraError(_disk_full_text(url, cause, database if created else None)) from None
     if bars:
         bars.close()
     details |= {
@@ -773,6 +780,34 @@ def _seed_server(
     }
     target = "dsn" if options.dsn is not None else "embedded"
     return Outcome(summary, target, details, time.perf_counter() - started)
+
+
+def _disk_nearly_full(url: URL) -> bool:
+    """After a lost connection: is the server's disk (nearly) full? A server that
+    cannot write its write-ahead log stops instead of reporting an error."""
+    free = server.free_disk_bytes(url)
+    return free is not None and free < server.ROOM_MARGIN // 4
+
+
+def _disk_full_text(url: URL, error: BaseException, created: str | None) -> str:
+    """The error for a seed that filled the server's disk; drops the database this run
+    created for it (`created`), which holds nothing: the seed was one transaction."""
+    dropped = ""
+    if created is not None:
+        try:
+            with server.connect(url.set(database="postgres"), autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(created)))
+            dropped = f" Database {created!r}, created for it, was dropped again."
+        except psycopg.Error:
+            dropped = (
+                f" Database {created!r}, created for it, could not be dropped (the server "
+                "is gone); drop it once the server is back."
+            )
+    return (
+        f"the disk of the PostgreSQL server at {host_port(url)} is full: "
+        f"{error_text(error).strip()}. Nothing was written (the seed is one transaction)."
+        f"{dropped} Free some space on that disk, or use a smaller --volume"
+    )
 
 
 def run_stop(options: argparse.Namespace) -> int:

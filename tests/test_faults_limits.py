@@ -30,6 +30,7 @@ from psycopg import sql
 from sqlalchemy import text
 from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
 
+from pytest_celestra import cli
 from pytest_celestra.app_rules import SchemaRules
 from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
@@ -507,3 +508,29 @@ def test_a_disk_that_fills_anyway_is_reported_as_full_and_nothing_half_made_stay
     assert left == []
     # Not asserted: PostgreSQL's crash recovery leaves the files of the clone its PANIC cut
     # off in base/<oid>, a directory no SQL reaches (docs/faults.md says so).
+
+
+def test_celestra_seed_checks_the_room_and_reports_a_full_disk(small_disk, monkeypatch, capsys):
+    target = sqlalchemy_url(small_disk.url).set(database="celestra_full")
+    arguments = ["--dsn", libpq_url(target), "--volume", "x200"]
+    assert cli.main(arguments) == cli.EXIT_ERROR
+    refused = capsys.readouterr().err
+    assert "volume 'x200' needs about" in refused
+    assert "1 copies of 262,010 rows" in refused
+    assert "celestra_full" not in _ours(small_disk.url) + _all(small_disk.url)
+
+    monkeypatch.setattr(cli, "check_room", lambda *arguments, **options: None)
+    assert cli.main(arguments) == cli.EXIT_ERROR
+    failed = capsys.readouterr().err
+    assert f"the disk of the PostgreSQL server at 127.0.0.1:{small_disk.port} is full" in failed
+    assert "Nothing was written (the seed is one transaction)" in failed
+    assert "Traceback" not in failed
+    small_disk.resize("400m")
+    small_disk.start_again()
+    still_there = "celestra_full" in _all(small_disk.url)
+    assert still_there == ("could not be dropped" in failed), failed
+
+
+def _all(url: str) -> list[str]:
+    with psycopg.connect(url) as admin:
+        return [name for (name,) in admin.execute("SELECT datname FROM pg_database").fetchall()]
