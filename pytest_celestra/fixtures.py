@@ -312,10 +312,14 @@ def _hung_up(connection: Connection) -> bool:
 def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
     """A function that prints a line of ours at once, on the terminal even while pytest
     captures output (as `capsys.disabled()` does); from an xdist worker it reaches the
-    terminal through the worker's inherited standard error."""
+    terminal through the worker's inherited standard error. Lines from other threads
+    than the main one are left out (the run's summary still has them)."""
     import sys
+    import threading
 
     def say(line: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a background clone: suspending capture from there would race the test
         capture = config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             sys.stderr.write(f"\npytest-celestra: {line}\n")
