@@ -244,10 +244,25 @@ class TestDatabase:
         connection = self._connection
         if connection is None or connection.invalidated or _hung_up(connection):
             self._close_connection(invalidate=True)  # not back into the pool
-            connection = self._connection = self.engine.connect()
+            connection = self._connection = self._connect()
             self._guard = IsolationGuard(connection)
         assert self._guard is not None
         return connection, self._guard
+
+    def _connect(self) -> Connection:
+        """A new connection of the engine; a server out of connection slots is one
+        failure naming its limit, not the driver's traceback."""
+        from sqlalchemy.exc import OperationalError
+
+        from pytest_celestra.server import too_many_clients
+
+        try:
+            return self.engine.connect()
+        except OperationalError as error:
+            if error.orig is None or not too_many_clients(error.orig):
+                raise
+            limit = self.manager.connection_limit_error(error.orig)
+        raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:

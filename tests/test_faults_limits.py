@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -37,6 +37,8 @@ from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
 from pytest_celestra.config import SPECS, ServerMode, Setting, Source, resolve_config
 from pytest_celestra.database import DatabaseManager, drop_database
 from pytest_celestra.errors import ConfigError, ServerError
+from pytest_celestra.fixtures import TestDatabase
+from pytest_celestra.run import RunInfo
 from pytest_celestra.scenario import anchor_for
 from pytest_celestra.server import (
     CONNECTIONS_PER_PROCESS,
@@ -146,6 +148,27 @@ def test_too_many_clients_is_reported_once_as_the_connection_limit(few_connectio
     assert "max_connections is 12" not in str(second.value)
     assert "as this process's first such error explains" in str(second.value)
     assert manager.notes == [message]
+
+
+def test_a_test_databases_connection_out_of_slots_names_the_limit(few_connections):
+    """The per-test connection of celestra_session / celestra_seeded_db."""
+    manager = manager_on(few_connections.url, processes=2)
+    manager.open()
+    run = RunInfo(manager.run_id, "probe", date.today())
+    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    taken = _take_every_slot(few_connections.url)
+    try:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            database.connection()
+    finally:
+        for connection in taken:
+            connection.close()
+        database.close()
+        manager.close()
+    message = str(failed.value)
+    assert message.startswith("pytest-celestra: the PostgreSQL server at 127.0.0.1:")
+    assert "has no connection left (sorry, too many clients already)" in message
+    assert f"a run with -n 2 needs up to {2 * CONNECTIONS_PER_PROCESS}" in message
 
 
 def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestra_pytester):
