@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import platformdirs
 import psycopg
+from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -274,6 +276,9 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
             )
         if options.sql == "-" and options.json:
             parser.error("--json and --sql - would both write to stdout; name a --sql FILE")
+        problem = sql_target_problem(options.sql)
+        if problem is not None:
+            parser.error(f"--sql {options.sql}: {problem}")
     if options.dsn is not None and options.data_dir is not None:
         parser.error("--data-dir is for the embedded server: drop it, or drop --dsn")
 
@@ -581,9 +586,11 @@ def write_sql(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
-    """Write the script to `path` (`-`: stdout; `.gz`: gzipped), whole or not at
-    all; the summary and the file's size in bytes. With `rules`, a data-only script
-    of the scenario extended by them."""
+    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the
+    file's size in bytes (None unless a regular file). A regular file is written whole or
+    not at all; a symlink, FIFO or character device is written through, never replaced
+    (see [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, a
+    data-only script of the scenario extended by them."""
     started = time.perf_counter()
     title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
 
@@ -601,26 +608,82 @@ def write_sql(
     if path == "-":
         counts = write(sys.stdout)
         sys.stdout.flush()
+    elif sql_target_kind(path) == "stream":
+        counts = _write_through(Path(path), write)
     else:
-        target = Path(path)
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with (
-                gzip.open(partial, "wt", encoding="utf-8", newline="\n", compresslevel=6)
-                if target.name.endswith(".gz")
-                else partial.open("w", encoding="utf-8", newline="\n")
-            ) as out:
-                counts = write(out)
-            partial.replace(target)
-        except BaseException as error:
-            partial.unlink(missing_ok=True)
-            if isinstance(error, OSError):
-                reason = error.strerror or str(error)
-                raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
-            raise
-        size = target.stat().st_size
+        counts = _write_atomically(Path(path), write)
+        size = Path(path).stat().st_size
     seconds = time.perf_counter() - started
     return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), size
+
+
+def sql_target_problem(path: str) -> str | None:
+    """Why `--sql PATH` cannot be written, or None: a directory, a block device (a disk)
+    or a socket is refused before anything is generated."""
+    if path == "-":
+        return None
+    try:
+        mode = os.stat(path).st_mode  # through a symlink: what it points to
+    except OSError:
+        return None  # nothing there (or a dangling symlink): created when written
+    if stat.S_ISDIR(mode):
+        return "it is a directory; name a file in it"
+    if stat.S_ISBLK(mode):
+        return "it is a block device (a disk); name a file, a FIFO or a character device"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket; name a file or a FIFO"
+    return None
+
+
+def sql_target_kind(path: str) -> str:
+    """How `--sql PATH` is written: `file` (a regular file or a new name: under a
+    temporary name, renamed over it at the end) or `stream` (a symlink, FIFO or
+    character device such as /dev/null: opened and written through, never replaced)."""
+    try:
+        if os.path.islink(path) or not stat.S_ISREG(os.stat(path).st_mode):
+            return "stream"
+    except OSError:  # nothing there yet
+        pass
+    return "file"
+
+
+def _open_script(path: Path) -> Any:
+    """A text stream writing the script to `path` (gzipped for a `.gz` name)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "wt", encoding="utf-8", newline="\n", compresslevel=6)
+    return path.open("w", encoding="utf-8", newline="\n")
+
+
+def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
+    """Write a regular file under a temporary name beside it and rename it over `target`
+    at the end: whole or not at all. An existing file keeps its permissions."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with _open_script(partial) as out:
+            counts = write(out)
+        if target.exists():
+            shutil.copymode(target, partial)
+        partial.replace(target)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+            raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
+        raise
+    return counts
+
+
+def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
+    """Write into what `target` is (a FIFO, a character device, a symlink's target),
+    never replacing it: a reader of a FIFO gets the script, /dev/null stays a device."""
+    try:
+        with _open_script(target) as out:
+            return write(out)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
 
 
 def run_seed(options: argparse.Namespace) -> Outcome:
@@ -689,10 +752,16 @@ def _seed_server(
     if bars:
         bars.draw()
     notes: list[str] = []
-    summary, existing = seed_database(
-        url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
-        progress=bars, rules=rules, notes=notes,
-    )  # fmt: skip
+    try:
+        summary, existing = seed_database(
+            url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
+            progress=bars, rules=rules, notes=notes,
+        )  # fmt: skip
+    except (DBAPIError, psycopg.Error) as error:
+        cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+        if not server.disk_full(cause) and not _disk_nearly_full(url):
+            raise
+        raise CelestraError(_disk_full_text(url, cause, database if created else None)) from None
     if bars:
         bars.close()
     details |= {
@@ -711,6 +780,34 @@ def _seed_server(
     }
     target = "dsn" if options.dsn is not None else "embedded"
     return Outcome(summary, target, details, time.perf_counter() - started)
+
+
+def _disk_nearly_full(url: URL) -> bool:
+    """After a lost connection: is the server's disk (nearly) full? A server that
+    cannot write its write-ahead log stops instead of reporting an error."""
+    free = server.free_disk_bytes(url)
+    return free is not None and free < server.ROOM_MARGIN // 4
+
+
+def _disk_full_text(url: URL, error: BaseException, created: str | None) -> str:
+    """The error for a seed that filled the server's disk; drops the database this run
+    created for it (`created`), which holds nothing: the seed was one transaction."""
+    dropped = ""
+    if created is not None:
+        try:
+            with server.connect(url.set(database="postgres"), autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(created)))
+            dropped = f" Database {created!r}, created for it, was dropped again."
+        except psycopg.Error:
+            dropped = (
+                f" Database {created!r}, created for it, could not be dropped (the server "
+                "is gone); drop it once the server is back."
+            )
+    return (
+        f"the disk of the PostgreSQL server at {host_port(url)} is full: "
+        f"{error_text(error).strip()}. Nothing was written (the seed is one transaction)."
+        f"{dropped} Free some space on that disk, or use a smaller --volume"
+    )
 
 
 def run_stop(options: argparse.Namespace) -> int:

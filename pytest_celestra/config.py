@@ -200,6 +200,8 @@ DEFAULT_TEMPLATE_MAX_AGE = timedelta(days=7)
 """Templates unused for longer than this are dropped (`--celestra-template-max-age`)."""
 DEFAULT_TEMPLATE_MAX_SIZE = 10 * 1024**3
 """Total size of the templates a server keeps (`--celestra-template-max-size`)."""
+DEFAULT_LOCK_TIMEOUT = timedelta(minutes=10)
+"""How long a run waits for another run's template build (`--celestra-lock-timeout`)."""
 
 
 # --- the settings -------------------------------------------------------------------
@@ -315,6 +317,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         lambda: DEFAULT_TEMPLATE_MAX_SIZE,
         "SIZE",
     ),
+    SettingSpec(
+        "lock_timeout",
+        "How long to wait for a template that another run is building, e.g. 90s or 30m "
+        "(default 10m); after a few seconds of waiting the run says who holds it.",
+        parse_duration,
+        lambda: DEFAULT_LOCK_TIMEOUT,
+        "DURATION",
+    ),
 )
 SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
 
@@ -332,6 +342,7 @@ class CelestraConfig:
     keep: Setting[bool]
     template_max_age: Setting[timedelta]
     template_max_size: Setting[int]
+    lock_timeout: Setting[timedelta]
 
     @property
     def scenario(self) -> ScenarioSettings:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,12 +62,34 @@ from pytest_celestra.cache_keys import (
     password_hashing_key,
     scenario_key,
 )
-from pytest_celestra.config import DEFAULT_TEMPLATE_MAX_AGE, DEFAULT_TEMPLATE_MAX_SIZE, SPECS
+from pytest_celestra.config import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TEMPLATE_MAX_AGE,
+    DEFAULT_TEMPLATE_MAX_SIZE,
+    SPECS,
+)
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
-from pytest_celestra.server import connect, error_text, host_port, libpq_url, server_version
+from pytest_celestra.server import (
+    ROOM_MARGIN,
+    connect,
+    connection_limit_message,
+    data_directory,
+    disk_free,
+    disk_full,
+    error_text,
+    host_port,
+    libpq_url,
+    max_wal_bytes,
+    room_message,
+    room_problem,
+    server_version,
+    too_many_clients,
+)
+from pytest_celestra.volumes import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
 
     from sqlalchemy.engine import URL
 
@@ -452,7 +475,22 @@ class DatabaseManager:
     budget: Budget = field(default_factory=Budget)
     notes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    processes: int = 1
+    """Test processes of the run (xdist workers), for what a connection limit must allow."""
+    lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
+    """How long to wait for a template another process is building before giving up."""
+    say: Callable[[str], None] | None = field(default=None, repr=False)
+    """Where to say, while waiting, that another run holds a template's lock (the
+    plugin: the terminal); None: nowhere."""
+    connection_limit: str | None = None
+    """What the first "too many clients" of this process was, once it happened."""
     _schema_key: str | None = None
+    _data_directory: Path | None = None
+    """The server's data directory, where this machine can see it."""
+    _asked_disk: bool = False
+    _max_wal: int | None = None
+    _role: str | None = None
+    """"" for a superuser, else the role's name (its templates are its own)."""
     _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
     _using: set[str] = field(default_factory=set)
     _swept: bool = False
@@ -476,10 +514,13 @@ class DatabaseManager:
         `postgres` is where they meet whatever database their DSN names. Servers
         without it (or without access to it) fall back to the DSN's database.
         """
+        name = f"{APPLICATION} {self.worker} pid {os.getpid()}"
         try:
-            return connect(self.server.url_for("postgres"), autocommit=True)
-        except psycopg.OperationalError:
-            return connect(self.server.url, autocommit=True)
+            return connect(self.server.url_for("postgres"), autocommit=True, application_name=name)
+        except psycopg.OperationalError as error:
+            if too_many_clients(error):
+                raise
+            return connect(self.server.url, autocommit=True, application_name=name)
 
     def _claim(self) -> None:
         """Hold this run's lock and the in-use locks; again after a server restart."""
@@ -510,6 +551,10 @@ class DatabaseManager:
         that are gone."""
         self._claim()
         with self._connect_admin() as admin:
+            if not self._asked_disk:  # where its disk is, to check the room and a full disk
+                self._data_directory = data_directory(admin)
+                self._max_wal = max_wal_bytes(admin)
+                self._asked_disk = True
             if not self._swept:  # orphans only: eviction waits until the cache grows
                 self._swept = True
                 self._sweep(admin, evict=False)
@@ -536,11 +581,109 @@ class DatabaseManager:
             cause = error.orig if isinstance(error, DBAPIError) else error
             if not isinstance(cause, psycopg.OperationalError):
                 raise
+            if too_many_clients(cause):
+                raise self.connection_limit_error(cause) from None
+            full = disk_full(cause)
+            free = disk_free(self._data_directory)
+            if full or (free is not None and free < ROOM_MARGIN // 4):
+                where = f"the disk of the PostgreSQL server at {host_port(self.server.url)}"
+                if full:
+                    what = f"{where} is full: {error_text(cause).strip()}"
+                else:  # it could not write its write-ahead log: PANIC, the server stops
+                    what = (
+                        f"{where} is full ({format_bytes(free or 0)} free under "
+                        f"{self._data_directory}), and the server ended the connection "
+                        f"({error_text(cause).strip()}): a server that cannot write its "
+                        "write-ahead log stops, and may not start again until there is room"
+                    )
+                raise ServerError(
+                    f"{what}, while {doing}. What this run half made is dropped now if the "
+                    "server is up, else by the next run once it is back. Free some space "
+                    f"on that disk, or use a smaller volume with {SPECS['volume'].channels}."
+                ) from None
             raise ServerError(
                 f"lost the PostgreSQL server at {host_port(self.server.url)} while {doing}: "
                 f"{error_text(cause)}. Was it restarted or stopped? Nothing half-built is "
                 "used: the next run removes what this one left behind."
             ) from None
+
+    def _limits(self) -> tuple[int, int, bool] | None:
+        """`(max_connections, superuser_reserved_connections, is superuser)`, asked on the
+        connection this process keeps (there may be no slot for a new one), or None."""
+        if self._owner is None or self._owner.closed:
+            return None
+        try:
+            row = self._owner.execute(
+                "SELECT current_setting('max_connections')::int, "
+                "current_setting('superuser_reserved_connections')::int, "
+                "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()
+        except psycopg.Error:
+            return None
+        return None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
+
+    def connection_limit_error(self, error: BaseException) -> ServerError:
+        """The error for a connection the server refused for want of a slot ("too many
+        clients"): the first of this process says what the limit is, what the run needs
+        and what to change (and goes into the run's summary, once for all workers); later
+        ones refer to it in one line."""
+        if self.connection_limit is None:
+            self.connection_limit = connection_limit_message(
+                self.server.url, error, self._limits(), self.processes
+            )
+            self.notes.append(self.connection_limit)
+            return ServerError(self.connection_limit)
+        return ServerError(
+            f"no connection left on the PostgreSQL server at {host_port(self.server.url)} "
+            "(too many clients already), as this process's first such error explains: raise "
+            "the server's max_connections or run fewer processes (-n)"
+        )
+
+    @contextlib.contextmanager
+    def _waiting_for(self, admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+        """Hold the lock of template `name`, waiting while another process builds it:
+        after [`WAIT_NOTICE`][pytest_celestra.database.WAIT_NOTICE] seconds, say who
+        holds it (through `say` and the run's summary); after `lock_timeout`, give up
+        with a [`ServerError`][pytest_celestra.errors.ServerError] naming them."""
+        lock = _lock_id(name)
+        timeout = self.lock_timeout.total_seconds()
+        waited = 0.0
+        holder = ""
+        while True:
+            step = max(min(WAIT_NOTICE, timeout) if waited == 0 else timeout - waited, 0.001)
+            admin.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{step}s")))
+            try:
+                admin.execute("SELECT pg_advisory_lock(%s)", (lock,))
+                break
+            except psycopg.errors.LockNotAvailable:
+                waited += step
+                holder = _lock_holders(admin, lock)
+                if waited >= timeout:
+                    raise ServerError(
+                        f"gave up after waiting {_seconds(waited)} for template {name} on "
+                        f"{host_port(self.server.url)}, which another run is building or "
+                        f"checking: {holder} holds its lock. If that run is stopped "
+                        "(Ctrl-Z, SIGSTOP, a debugger) resume or end it; if it is only slow, "
+                        f"wait longer with {SPECS['lock_timeout'].channels} (now "
+                        f"{_seconds(timeout)})"
+                    ) from None
+                line = (
+                    f"waiting for template {name} on {host_port(self.server.url)}, which "
+                    f"another run is building: {holder} holds its lock; giving up after "
+                    f"{_seconds(timeout)} ({SPECS['lock_timeout'].option})"
+                )
+                if self.say is not None:
+                    self.say(line)
+            finally:
+                admin.execute("RESET lock_timeout")
+        if waited:
+            self.notes.append(
+                f"waited {_seconds(waited)} or more for template {name}, which {holder} held"
+            )
+        try:
+            yield
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
     # --- creating databases ---
 
@@ -728,8 +871,8 @@ class DatabaseManager:
         `spec.key` None means: build first, then name the template by its catalog's hash.
         """
         if spec.key is not None:
-            name = template_name(spec.kind, spec.key)
-            with _holding(admin, name):
+            name = template_name(spec.kind, self._role_key(admin, spec.key))
+            with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._replace(admin, spec, name)
                 yield name
@@ -737,14 +880,28 @@ class DatabaseManager:
         with self._building(admin, spec) as built:
             with connect(self.server.url_for(built[0])) as connection:
                 key = catalog_schema_key(connection)
-            name = template_name(spec.kind, key)
-            with _holding(admin, name):
+            name = template_name(spec.kind, self._role_key(admin, key))
+            with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
                     self._sweep(admin, keep={name})
                 if spec.kind == "schema":
                     self._schema_key = key
                 yield name
+
+    def _role_key(self, admin: psycopg.Connection[Any], key: str) -> str:
+        """`key`, or for a role that is not a superuser, `key` and the role's name.
+
+        A clone's tables belong to whoever built its template, so a role that is not a
+        superuser could not read a superuser's (`permission denied for table ...`) nor
+        replace it (`must be owner of database ...`): such a role keeps templates of its
+        own. Superusers share theirs, as before."""
+        if self._role is None:
+            row = admin.execute(
+                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            self._role = "" if row is None or row[1] else str(row[0])
+        return digest(key, "role", self._role) if self._role else key
 
     # --- sweeping ---
 
@@ -908,6 +1065,24 @@ class DatabaseManager:
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                 _update(admin, template, used=now)
 
+    def check_room(self, volume: Volume | None, copies: int = 1) -> None:
+        """Raise [`ServerError`][pytest_celestra.errors.ServerError] if `copies` new
+        databases of `volume` (None: the empty schema), their write-ahead log and a
+        margin would not fit on the server's disk (see
+        [`room_problem`][pytest_celestra.server.room_problem]); a no-op where its free
+        space cannot be known. Every path that creates a database of ours calls it first
+        (`create_seeded` counts the template too when it must be built)."""
+        with self._server_faults("checking the room on its disk"), self._admin() as admin:
+            self._check_room(admin, volume, copies)
+
+    def _check_room(
+        self, admin: psycopg.Connection[Any], volume: Volume | None, copies: int
+    ) -> None:
+        free = disk_free(self._data_directory)
+        problem = room_problem(volume, free, copies, self._max_wal)
+        if problem is not None:
+            raise ServerError(room_message(problem, self.server.url))
+
     def create_empty(self, *, name: str | None = None) -> URL:
         """A new database holding the empty schema, cloned from its template.
 
@@ -916,6 +1091,7 @@ class DatabaseManager:
         again.
         """
         with self._server_faults("making the empty-schema database"), self._admin() as admin:
+            self._check_room(admin, None, 2)
             return self._clone(admin, self._schema_spec(), "empty", name)
 
     def create_seeded(
@@ -941,6 +1117,9 @@ class DatabaseManager:
             self._admin() as admin,
         ):
             spec = self._seeded_spec(admin, volume, seed, anchor)
+            assert spec.key is not None
+            built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
+            self._check_room(admin, volume, 1 if built else 2)
             return self._clone(admin, spec, label, name, strategy)
 
     def discard(self, url: URL) -> None:
@@ -969,6 +1148,46 @@ class DatabaseManager:
                 "the next run on that server drops it"
             )
         return None
+
+
+WAIT_NOTICE = 3.0
+"""Seconds a process waits for a template's lock before it says who holds it."""
+APPLICATION = "pytest-celestra"
+"""The `application_name` of our server-wide connections: another run waiting for a lock
+sees whose it is (`pytest-celestra gw0 pid 4242`)."""
+
+
+def _seconds(seconds: float) -> str:
+    """`4 s`, `10 min`: a wait, for messages."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+
+
+def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
+    """`pid 4242 (pytest-celestra gw0 pid 977, postgres, connected since 08:01:02 UTC,
+    idle since 08:01:05 UTC)`: who holds the advisory lock `lock`, from the server's
+    `pg_locks` and `pg_stat_activity`."""
+    unsigned = lock & 0xFFFFFFFFFFFFFFFF
+    rows = admin.execute(
+        "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
+        "       a.backend_start, a.state, a.state_change "
+        "  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "   AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+        (unsigned >> 32, unsigned & 0xFFFFFFFF),
+    ).fetchall()
+    if not rows:
+        return "nobody any more (it was released a moment ago)"
+
+    def when(moment: datetime | None) -> str:
+        return "?" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    return ", ".join(
+        f"pid {pid} ({app or 'no application name'}, {user or 'unknown role'}, connected "
+        f"since {when(started)}, {state or 'state unknown'} since {when(changed)})"
+        for pid, app, user, started, state, changed in rows
+    )
 
 
 def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import os
 import re
 import select
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import pytest
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
 from pytest_celestra.errors import ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
-from pytest_celestra.server import check_room, libpq_url, start_server
+from pytest_celestra.server import libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     from pytest_celestra.app_rules import SchemaRules
@@ -175,6 +177,9 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         keep=celestra.keep.value,
         budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
         notes=run.notes,
+        processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
+        lock_timeout=celestra.lock_timeout.value,
+        say=_terminal_line(config),
     )
     try:
         manager.open()
@@ -237,25 +242,41 @@ class TestDatabase:
     def connection(self) -> tuple[Connection, IsolationGuard]:
         """The shared connection and its guard; opened on first use, and again when the
         server closed it (a restart, a terminated backend) or it failed."""
-        from sqlalchemy.exc import DBAPIError
-
-        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
-
         connection = self._connection
         if connection is None or connection.invalidated or _hung_up(connection):
             self._close_connection(invalidate=True)  # not back into the pool
-            try:
-                connection = self._connection = self.engine.connect()
-            except DBAPIError as error:  # one line, scrubbed: never the driver's traceback
-                cause = error_text(error.orig or error, secrets_of(self.url))
-                raise ServerError(
-                    f"could not connect to test database {self.url.database} at "
-                    f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
-                    "or stopped? The next test connects again"
-                ) from None
+            connection = self._connection = self._connect()
             self._guard = IsolationGuard(connection)
         assert self._guard is not None
         return connection, self._guard
+
+    def _connect(self) -> Connection:
+        """A new connection of the engine; a server out of connection slots is one
+        failure naming its limit, not the driver's traceback."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        from pytest_celestra.server import too_many_clients
+
+        try:
+            return self.engine.connect()
+        except OperationalError as error:
+            if error.orig is None or not too_many_clients(error.orig):
+                raise self._connect_error(error) from None
+            limit = self.manager.connection_limit_error(error.orig)
+        except DBAPIError as error:
+            raise self._connect_error(error) from None
+        raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
+
+    def _connect_error(self, error: DBAPIError) -> ServerError:
+        """One line, scrubbed: never the driver's traceback."""
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
+
+        cause = error_text(error.orig or error, secrets_of(self.url))
+        return ServerError(
+            f"could not connect to test database {self.url.database} at "
+            f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+            "or stopped? The next test connects again"
+        )
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
@@ -320,6 +341,25 @@ def _hung_up(connection: Connection) -> bool:
     return bool(readable)
 
 
+def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
+    """A function that prints a line of ours at once, on the terminal even while pytest
+    captures output (as `capsys.disabled()` does); from an xdist worker it reaches the
+    terminal through the worker's inherited standard error. Lines from other threads
+    than the main one are left out (the run's summary still has them)."""
+    import sys
+    import threading
+
+    def say(line: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a background clone: suspending capture from there would race the test
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stderr.write(f"\npytest-celestra: {line}\n")
+            sys.stderr.flush()
+
+    return say
+
+
 @pytest.fixture(scope="session")
 def _celestra_empty_database(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
@@ -367,7 +407,6 @@ class SeededDatabases:
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
-            check_room(self.manager.server.url, scenario.volume)
             volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
             with _server_error_as_failure():
                 self.databases[scenario] = TestDatabase(

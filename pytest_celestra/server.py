@@ -39,7 +39,7 @@ from pytest_celestra.urls import error_text as error_text
 from pytest_celestra.urls import host_port as host_port
 from pytest_celestra.urls import libpq_url as libpq_url
 from pytest_celestra.urls import sqlalchemy_url as sqlalchemy_url
-from pytest_celestra.volumes import BYTES_PER_ROW, format_bytes
+from pytest_celestra.volumes import BYTES_PER_ROW, SCHEMA_BYTES, format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -211,57 +211,179 @@ class Server:
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "")
 
 
+ROOM_MARGIN = 64_000_000
+"""Bytes kept free besides a volume's estimate (and a tenth of it): the server's own
+files, temporary files of sorts and index builds, the catalog, other databases growing."""
+
+
+def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
+    """The server's data directory, if this machine can see it: the server must run
+    here (its address a loopback one or a socket), and the role may read the setting
+    (superusers and members of `pg_read_all_settings`)."""
+    info = connection.info
+    host = info.host or ""
+    if host not in _LOOPBACK and not host.startswith("/"):
+        return None
+    row = connection.execute("SELECT current_setting('data_directory', true)").fetchone()
+    path = Path(row[0]) if row and row[0] else None
+    return path if path is not None and path.is_dir() else None
+
+
+def max_wal_bytes(connection: psycopg.Connection[Any]) -> int | None:
+    """The server's `max_wal_size` in bytes: how much write-ahead log it keeps before a
+    checkpoint lets it recycle the files."""
+    row = connection.execute(
+        "SELECT pg_size_bytes(current_setting('max_wal_size', true))"
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def disk_free(path: Path | None) -> int | None:
+    """Free bytes on the disk holding `path`, or None."""
+    try:
+        return None if path is None else shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
 def free_disk_bytes(url: URL) -> int | None:
     """Free bytes on the disk of the server's data directory, or None if unknown.
 
     PostgreSQL has no SQL function for free disk space, so this is known only when the
-    server runs on this machine: it is asked for its `data_directory` (superusers and
-    members of `pg_read_all_settings` may read it) and that directory is looked at
-    here. For a remote server, or a role that may not read the setting, None.
+    server runs on this machine: it is asked for its `data_directory` (see
+    [`data_directory`][pytest_celestra.server.data_directory]) and that directory is
+    looked at here. For a remote server, or a role that may not read the setting, None.
     """
+    return _disk_facts(url)[0]
+
+
+def _disk_facts(url: URL) -> tuple[int | None, int | None]:
+    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
     host = url.host or str(url.query.get("host") or "")
     if host not in _LOOPBACK and not host.startswith("/"):
-        return None
+        return None, None
     import psycopg
 
     for database in (url, url.set(database="postgres")):  # the first may not exist yet
         try:
             with connect(database, autocommit=True) as connection:
-                row = connection.execute(
-                    "SELECT current_setting('data_directory', true)"
-                ).fetchone()
+                return disk_free(data_directory(connection)), max_wal_bytes(connection)
         except psycopg.Error:
             continue
-        path = Path(row[0]) if row and row[0] else None
-        try:
-            return None if path is None or not path.is_dir() else shutil.disk_usage(path).free
-        except OSError:
-            return None
-    return None
+    return None, None
 
 
 def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
     """Refuse `volume` before anything is built if `copies` of it would not fit on the
-    disk of the server at `url`; a no-op when its free space is unknown (the volume's
-    ceiling still holds). The plugin needs two copies: a template and a test database."""
-    problem = room_problem(volume, free_disk_bytes(url), copies)
+    disk of the server at `url` (see [`room_problem`][pytest_celestra.server.room_problem]);
+    a no-op when its free space is unknown (the volume's ceiling still holds)."""
+    free, max_wal = _disk_facts(url)
+    problem = room_problem(volume, free, copies, max_wal)
     if problem is not None:
-        raise ServerError(
-            f"{problem} on the disk of PostgreSQL at {host_port(url)}; nothing was built. Use "
-            f"a smaller volume with {SPECS['volume'].channels}, or free some space."
-        )
+        raise ServerError(room_message(problem, url))
 
 
-def room_problem(volume: Volume, free: int | None, copies: int = 2) -> str | None:
-    """Why `copies` of `volume` (a template and a test database) do not fit in
-    `free` bytes, or None (also when `free` is unknown)."""
-    needed = copies * volume.estimated_bytes
+def room_message(problem: str, url: URL) -> str:
+    """The error for a volume that does not fit on the disk of the server at `url`."""
+    return (
+        f"{problem} on the disk of PostgreSQL at {host_port(url)}; nothing was built. Use "
+        f"a smaller volume with {SPECS['volume'].channels}, or free some space."
+    )
+
+
+def room_needed(size: int, copies: int, max_wal: int | None) -> int:
+    """Bytes that `copies` databases of `size` bytes need on the server's disk: the
+    copies, the write-ahead log that writes them (as much again, since a clone is
+    WAL-logged too, up to `max_wal_size` if known) and a margin
+    ([`ROOM_MARGIN`][pytest_celestra.server.ROOM_MARGIN] and a tenth)."""
+    data = copies * size
+    wal = data if max_wal is None else min(data, max_wal)
+    return data + wal + ROOM_MARGIN + data // 10
+
+
+def room_problem(
+    volume: Volume | None, free: int | None, copies: int = 2, max_wal: int | None = None
+) -> str | None:
+    """Why `copies` databases of `volume` (a template and a test database; None: the
+    empty schema) with their write-ahead log and a margin do not fit in `free` bytes, or
+    None (also when `free` is unknown)."""
+    size = volume.estimated_bytes if volume is not None else SCHEMA_BYTES
+    needed = room_needed(size, copies, max_wal)
     if free is None or needed <= free:
         return None
+    if volume is None:
+        what = f"the empty schema needs about {format_bytes(needed)}: {copies} copies"
+    else:
+        what = (
+            f"volume {volume.name!r} needs about {format_bytes(needed)}: {copies} copies of "
+            f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each"
+        )
+    wal = "as much again" + (
+        "" if max_wal is None else f", up to the server's max_wal_size of {format_bytes(max_wal)}"
+    )
     return (
-        f"volume {volume.name!r} needs about {format_bytes(needed)} ({copies} copies of "
-        f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each), but there are "
+        f"{what} ({format_bytes(copies * size)}), their write-ahead log ({wal}) and a "
+        f"margin of {format_bytes(ROOM_MARGIN)} and a tenth, but there are "
         f"{format_bytes(free)} free"
+    )
+
+
+# --- the server's limits -----------------------------------------------------------
+
+CONNECTIONS_PER_PROCESS = 6
+"""Connections one test process of ours may hold at once: its run's locks, one for server
+work, one per test database in use (empty, seeded, transactional) and the transactional
+fixture's checker. Code under test with engines of its own needs more."""
+_NO_SLOT = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for role",
+)
+_NO_SPACE = ("no space left on device", "could not extend file", "disk full")
+
+
+def too_many_clients(error: BaseException) -> bool:
+    """Did the server refuse a connection for want of a slot (`max_connections`, the
+    slots reserved for superusers, or the role's connection limit: SQLSTATE 53300)?"""
+    text = str(error).lower()
+    return getattr(error, "sqlstate", None) == "53300" or any(m in text for m in _NO_SLOT)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Did the server fail for want of disk space (SQLSTATE 53100, `No space left on
+    device` while writing a file or the WAL)?"""
+    text = str(error).lower()
+    return getattr(error, "sqlstate", None) == "53100" or any(m in text for m in _NO_SPACE)
+
+
+def connection_limit_message(
+    url: URL, error: BaseException, limits: tuple[int, int, bool] | None, processes: int
+) -> str:
+    """What "too many clients" means for a run: the server's `max_connections` (with the
+    slots reserved for superusers), what a run of `processes` test processes needs, and
+    what to change. `limits` is `(max_connections, superuser_reserved, is_superuser)`, or
+    None when no connection could ask."""
+    need = processes * CONNECTIONS_PER_PROCESS
+    run = f"a run with -n {processes}" if processes > 1 else "a run without xdist"
+    if limits is None:
+        have = "its max_connections is reached"
+    else:
+        most, reserved, superuser = limits
+        usable = most if superuser else most - reserved
+        role = "a superuser" if superuser else "a role that is not a superuser"
+        have = (
+            f"its max_connections is {most}, {reserved} of them reserved for superusers, "
+            f"so {role} may have {usable} in all"
+        )
+    fewer = f", run fewer processes (-n {processes // 2})" if processes > 1 else ""
+    said = error_text(error).strip()
+    said = said.rpartition("FATAL:")[2].strip() or said  # libpq's "connection failed: ..."
+    return (
+        f"the PostgreSQL server at {host_port(url)} has no connection left "
+        f"({said}): {have}, and {run} needs up to {need} "
+        f"({CONNECTIONS_PER_PROCESS} per test process), besides the server's other clients. "
+        f"Raise max_connections on that server (ALTER SYSTEM SET max_connections = "
+        f"{max(100, 2 * need)}, then restart it){fewer}, or end other clients' sessions"
     )
 
 

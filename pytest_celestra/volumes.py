@@ -53,7 +53,7 @@ VOLUME_HELP = (
     "small, medium or large; xN for N x medium (e.g. x1000); "
     "optionally followed by per-table counts, e.g. 'small,users=200,agents=30'"
 )
-_MULTIPLIER = re.compile(r"^x(\d+)$")
+_MULTIPLIER = re.compile(r"^x([0-9]+)$")  # ASCII only: \d takes full-width digits too
 
 MAX_TOTAL_ROWS = 10_000_000
 """The most rows a volume may hold in all tables together: about `x7633` (3.4 times
@@ -88,6 +88,11 @@ def _count(shown: str, digits: str) -> int:
     """The number `digits` of the volume `shown`; refused before it is read when it
     has more digits than any possible volume needs."""
     digits = digits.strip()
+    if not digits.isascii() or not digits.isdigit():
+        raise ConfigError(
+            f"invalid volume {shown}: {_shown(digits)} is not a count; write it in the "
+            f"digits 0-9; use {VOLUME_HELP}"
+        )
     if len(digits) > _MAX_DIGITS:
         raise ConfigError(
             f"invalid volume {shown}: a count of {len(digits):,} digits; a volume holds at "
@@ -173,11 +178,18 @@ class Volume:
         changed: dict[str, int] = {}
         for item in overrides:
             table, sep, value = item.partition("=")
-            if not sep or not value.strip().isdigit():
+            table = table.strip()
+            if not sep or not value.strip().isascii() or not value.strip().isdigit():
                 raise ConfigError(
-                    f"invalid volume {shown}: {_shown(item)} is not TABLE=COUNT; use {VOLUME_HELP}"
+                    f"invalid volume {shown}: {_shown(item)} is not TABLE=COUNT (a count in "
+                    f"the digits 0-9); use {VOLUME_HELP}"
                 )
-            changed[table.strip()] = _count(shown, value)
+            if table in changed:
+                raise ConfigError(
+                    f"invalid volume {shown}: {table} is counted twice ({table}={changed[table]} "
+                    f"and {table}={value.strip()}); give each table one count"
+                )
+            changed[table] = _count(shown, value)
         return cls.custom(text.strip().replace(" ", ""), base, **changed)
 
     # --- validation -----------------------------------------------------------------

@@ -49,6 +49,10 @@ SEEN_VOLUMES = {
     "x99999999": f"more than the {MAX_TOTAL_ROWS:,} rows a volume may hold",
     "x" + "9" * 5000: "a count of 5,000 digits",
     "small,users=" + "9" * 5000: "a count of 5,000 digits",
+    # Issue 17: digits other than ASCII's (int() reads them), a table counted twice.
+    "x\uff11\uff10": "use small, medium or large; xN",
+    "small,users=\uff12\uff10": "(a count in the digits 0-9)",
+    "small,users=20,users=30": "users is counted twice (users=20 and users=30)",
 }
 HUGE_SEED = "9" * 5000
 SEED_BOUND = f"use an integer from 0 to {MAX_SEED} (2**63 - 1)"
@@ -252,8 +256,14 @@ def test_a_volume_larger_than_the_free_disk_is_refused_with_the_estimate():
     problem = room_problem(volume, free=100_000_000)
     assert problem is not None
     assert f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each" in problem
-    assert "needs about 802.0 MB (2 copies of 1,310,010 rows" in problem
+    # Two copies (802 MB), as much write-ahead log, 64 MB and a tenth: 1.7 GB.
+    assert "needs about 1.7 GB: 2 copies of 1,310,010 rows" in problem
+    assert "at about 300 bytes each (802.0 MB), their write-ahead log (as much again)" in problem
     assert "100.0 MB free" in problem
+    capped = room_problem(volume, free=100_000_000, max_wal=1024**3)
+    assert capped is not None
+    assert "up to the server's max_wal_size of 1.1 GB" in capped
+    assert room_problem(volume, free=2_000_000_000) is None
     assert room_problem(volume, free=None) is None  # unknown: the ceiling still holds
     assert room_problem(Volume.parse("small"), free=100_000_000) is None
 
