@@ -27,7 +27,6 @@ generator, which the plugin reseeds for every test.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import random
 import uuid
@@ -35,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_celestra.callables import callable_fingerprint
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,14 +60,12 @@ RowRule = Callable[[RowContext], Mapping[str, Any]]
 
 
 def _callable_key(function: Callable[..., Any] | None) -> str | None:
-    """A stable description of a rule's function: its source, else its qualified name."""
+    """A hash of a rule's function and what it reads (constants, closure values, partial
+    arguments, modules of your project): see
+    [`callable_fingerprint`][pytest_celestra.callables.callable_fingerprint]."""
     if function is None:
         return None
-    try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
-        source = getattr(function, "__qualname__", repr(type(function)))
-    return hashlib.sha256(source.encode()).hexdigest()
+    return callable_fingerprint(function)
 
 
 @dataclass(frozen=True)
