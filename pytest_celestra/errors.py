@@ -30,3 +30,9 @@ class ServerError(CelestraError, RuntimeError):
 
 class UnsafeDatabaseError(CelestraError, RuntimeError):
     """An operation would touch a database that pytest-celestra did not create."""
+
+
+class RuleError(CelestraError):
+    """A schema rule of yours (`pytest_celestra_schema_rules`) raised, or made a value
+    its column cannot take. No row was written, and the message holds none of the row's
+    values."""

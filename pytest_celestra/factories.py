@@ -57,10 +57,10 @@ from factory.declarations import (
 )
 from factory.faker import Faker
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from pytest_celestra import bulk, making, passwords, spec, story
-from pytest_celestra.errors import CelestraError, NoSessionError
+from pytest_celestra.errors import CelestraError, NoSessionError, RuleError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     Agent,
@@ -420,6 +420,14 @@ class CelestraFactory(SQLAlchemyModelFactory):
             rejected = rejected_row(error, table, cls.__name__)
             rejected.add_note(f"raised saving the {table} row of {cls.__name__}")
             raise rejected from None
+        except StatementError as error:
+            # A rule's column default failed inside the INSERT: SQLAlchemy wrapped our
+            # message in one that prints the statement's parameters (the row's values).
+            if not isinstance(error.orig, RuleError):
+                raise
+            failed = error.orig
+            failed.add_note(f"raised making the {model_class.__tablename__} row of {cls.__name__}")
+            raise failed from None
         return obj
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
-from pytest_celestra.errors import ServerError
+from pytest_celestra.errors import RuleError, ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import check_room, libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
@@ -206,7 +206,7 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except (ServerError, SchemaDriftError, RowRejectedError) as error:
+    except (ServerError, SchemaDriftError, RowRejectedError, RuleError) as error:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 

@@ -2,13 +2,15 @@
 
 pytest's long tracebacks print the arguments of every frame, and the frames between a
 test and a factory's INSERT hold the row's values (a password hash among them). For a
-[`RowRejectedError`][pytest_celestra.drift.RowRejectedError] the report is redrawn
-without them (and without locals, even under `-l`); the message names the table,
-column, constraint and factory instead.
+[`RowRejectedError`][pytest_celestra.drift.RowRejectedError], and for a rule of yours that
+failed making one ([`RuleError`][pytest_celestra.errors.RuleError]), the report is
+redrawn without them (and without locals, even under `-l`); the message names the table,
+column, constraint, rule and factory instead.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +29,19 @@ def _outside_pytest(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
     return traceback.filter(excinfo)
 
 
+def _callers(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
+    """The frames of the test and your code, down to the call into the plugin: a rule's
+    error is about your rule, and the plugin's and SQLAlchemy's frames between say
+    nothing about it."""
+    package = str(Path(__file__).parent)
+    traceback = _outside_pytest(excinfo)
+    kept = traceback.filter(
+        lambda entry: not str(entry.path).startswith(package)
+        and "site-packages" not in str(entry.path)
+    )
+    return kept if len(kept) else traceback
+
+
 class RowErrorReports:
     """Registered by the plugin; touches only reports of a refused row."""
 
@@ -39,8 +54,9 @@ class RowErrorReports:
         if excinfo is None or not report.failed:
             return report
         from pytest_celestra.drift import RowRejectedError
+        from pytest_celestra.errors import RuleError
 
-        if not excinfo.errisinstance(RowRejectedError):
+        if not excinfo.errisinstance((RowRejectedError, RuleError)):
             return report
         style = item.config.getoption("tbstyle", "auto")
         if style in ("auto", "long", "short"):
@@ -48,6 +64,6 @@ class RowErrorReports:
                 style="short" if style == "short" else "long",
                 funcargs=False,
                 showlocals=False,
-                tbfilter=_outside_pytest,
+                tbfilter=_callers if excinfo.errisinstance(RuleError) else _outside_pytest,
             )
         return report
