@@ -504,11 +504,29 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
         )
     why = describe_refusal(error, table)
     message = f"PostgreSQL refused a row made by {producer}: {why}. The row's values are not shown."
-    message += (
-        " If your migrations changed this table, teach the plugin the change in "
-        "pytest_celestra_schema_rules (docs: 'When your schema changes')."
-    )
+    constraint = diag.constraint_name if diag is not None else None
+    if not _ours(table, column, constraint, str(cause.sqlstate)):
+        message += (
+            " If your migrations changed this table, teach the plugin the change in "
+            "pytest_celestra_schema_rules (docs: 'When your schema changes')."
+        )
     return _wrapped(error, cause, message)
+
+
+def _ours(table: str, column: str | None, constraint: str | None, sqlstate: str) -> bool:
+    """Whether what refused the row is part of the schema the plugin writes, as built:
+    then the row broke the schema itself (a duplicate email), and no migration is to
+    blame. A constraint, column or table the migrations added (or a trigger's error,
+    which names none) is not ours."""
+    from pytest_celestra.loader import COLUMNS
+
+    if table not in COLUMNS:
+        return False
+    if constraint:
+        return constraint in builtin_constraint_names()
+    if sqlstate == "23502" and column:  # not_null_violation names a column, no constraint
+        return column in COLUMNS[table]
+    return False
 
 
 def _wrapped(error: BaseException, cause: BaseException, message: str) -> RowRejectedError:

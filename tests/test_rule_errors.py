@@ -10,15 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from test_cli import ANCHOR_DAY, scratch
 from test_cli_rules import migrated_database, rules_file
 
 from pytest_celestra import cli
 from pytest_celestra.app_rules import wrong_type
+from pytest_celestra.drift import RowRejectedError
+from pytest_celestra.factories import UserFactory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from sqlalchemy.orm import Session
 
 __all__ = ["scratch"]  # the fixture, shared with test_cli
 
@@ -219,3 +225,38 @@ def test_the_type_check_knows_postgresqls_types() -> None:
     assert wrong_type({"a": 1}, "jsonb") is None
     assert wrong_type({"a": 1}, None) is not None
     assert wrong_type("ACTIVE", "enum") is None
+
+
+def test_a_duplicate_email_does_not_blame_migrations(celestra_session: Session) -> None:
+    taken = UserFactory()
+    with pytest.raises(IntegrityError) as raised:
+        UserFactory(company=taken.company, email=taken.email)
+    assert str(raised.value) == (
+        "PostgreSQL refused a row made by UserFactory: duplicate key value violates unique "
+        'constraint "uq_users_email_lower" [table users, constraint uq_users_email_lower]. '
+        "The row's values are not shown."
+    )
+
+
+def test_a_constraint_the_migrations_added_points_to_the_rules(celestra_session: Session) -> None:
+    celestra_session.execute(
+        text("ALTER TABLE users ADD CONSTRAINT no_names CHECK (name = '')")  # rolled back
+    )
+    with pytest.raises(IntegrityError) as raised:
+        UserFactory()
+    assert str(raised.value) == (
+        'PostgreSQL refused a row made by UserFactory: new row for relation "users" violates '
+        'check constraint "no_names" [table users, constraint no_names]. The row\'s values are '
+        "not shown. If your migrations changed this table, teach the plugin the change in "
+        "pytest_celestra_schema_rules (docs: 'When your schema changes')."
+    )
+
+
+def test_a_value_the_driver_cannot_send_is_not_called_a_refusal(celestra_session: Session) -> None:
+    with pytest.raises(RowRejectedError) as raised:
+        UserFactory(password_hash=object())
+    assert str(raised.value) == (
+        "psycopg could not send a row made by UserFactory to PostgreSQL [table users]: a value "
+        "of the row is of a type it cannot send as that column (ProgrammingError). PostgreSQL "
+        "never saw the row; its values are not shown."
+    )
