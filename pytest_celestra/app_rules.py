@@ -63,6 +63,9 @@ RowRule = Callable[[RowContext], Mapping[str, Any]]
 """`row(context)`: the values of a new table's row (FK columns are filled already)."""
 
 
+_PLACEHOLDER = {"VALUE": 1}
+"""What the drift report writes where your values go."""
+
 _SCALARS = (str, int, float, Decimal, bool, uuid.UUID, date, time, timedelta, bytes, enum.Enum)
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "text": (str,), "character varying": (str,), "varchar": (str,), "character": (str,),
@@ -313,6 +316,13 @@ class SchemaRules:
         """
         if (values is None) == (derive is None):
             raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
+        if values is not None and dict(values) == _PLACEHOLDER:
+            raise ConfigError(
+                f'rules.column({table!r}, {column!r}, values={{"VALUE": 1}}): "VALUE" is the '
+                "drift report's placeholder. Put your own values and their weights in its "
+                'place, e.g. values={"en-US": 3, "de-DE": 1}, or compute each value with '
+                "derive=lambda row, rng: ..."
+            )
         pairs = tuple((value, float(weight)) for value, weight in (values or {}).items())
         if values is not None and (not pairs or sum(weight for _, weight in pairs) <= 0):
             raise ConfigError(

@@ -16,8 +16,9 @@ from test_cli import ANCHOR_DAY, scratch
 from test_cli_rules import migrated_database, rules_file
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import wrong_type
+from pytest_celestra.app_rules import SchemaRules, wrong_type
 from pytest_celestra.drift import RowRejectedError
+from pytest_celestra.errors import ConfigError
 from pytest_celestra.factories import UserFactory
 
 if TYPE_CHECKING:
@@ -225,6 +226,19 @@ def test_the_type_check_knows_postgresqls_types() -> None:
     assert wrong_type({"a": 1}, "jsonb") is None
     assert wrong_type({"a": 1}, None) is not None
     assert wrong_type("ACTIVE", "enum") is None
+
+
+def test_the_drift_reports_placeholder_is_refused_when_pasted_unchanged() -> None:
+    rules = SchemaRules()
+    with pytest.raises(ConfigError) as raised:
+        rules.column("users", "locale", values={"VALUE": 1})
+    assert str(raised.value) == (
+        "rules.column('users', 'locale', values={\"VALUE\": 1}): \"VALUE\" is the drift "
+        "report's placeholder. Put your own values and their weights in its place, e.g. "
+        'values={"en-US": 3, "de-DE": 1}, or compute each value with derive=lambda row, '
+        "rng: ..."
+    )
+    rules.column("users", "locale", values={"VALUE": 1, "other": 1})  # a real value named so
 
 
 def test_a_duplicate_email_does_not_blame_migrations(celestra_session: Session) -> None:
