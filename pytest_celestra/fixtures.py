@@ -206,7 +206,11 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except (ServerError, SchemaDriftError, RowRejectedError, RuleError) as error:
+    except SchemaDriftError as error:
+        failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
+        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        raise failure from None
+    except (ServerError, RowRejectedError, RuleError) as error:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 

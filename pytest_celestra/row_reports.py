@@ -36,14 +36,27 @@ def _callers(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
     package = str(Path(__file__).parent)
     traceback = _outside_pytest(excinfo)
     kept = traceback.filter(
-        lambda entry: not str(entry.path).startswith(package)
-        and "site-packages" not in str(entry.path)
+        lambda entry: (
+            not str(entry.path).startswith(package) and "site-packages" not in str(entry.path)
+        )
     )
     return kept if len(kept) else traceback
 
 
+DRIFT_SEEN = (
+    "pytest-celestra: the database's schema differs from what pytest-celestra writes; "
+    "no row was written. See the report under the first test that needed a database, above "
+    "(--celestra-lint prints it alone)."
+)
+"""What the tests after the first say about the drift report (it is shown once per process)."""
+
+
 class RowErrorReports:
-    """Registered by the plugin; touches only reports of a refused row."""
+    """Registered by the plugin; touches only reports of a refused row, and of the drift
+    report, which it shows in full for the first test only."""
+
+    def __init__(self) -> None:
+        self.drift_shown = False
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -52,6 +65,11 @@ class RowErrorReports:
         report = yield
         excinfo = call.excinfo
         if excinfo is None or not report.failed:
+            return report
+        if getattr(excinfo.value, "celestra_drift", False):
+            if self.drift_shown:
+                report.longrepr = DRIFT_SEEN
+            self.drift_shown = True
             return report
         from pytest_celestra.drift import RowRejectedError
         from pytest_celestra.errors import RuleError
