@@ -341,7 +341,28 @@ def celestra_dsn(celestra_engine: Engine) -> str:
 
 def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
     """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
-    return TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    note_schema_differences(database, run)
+    return database
+
+
+def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
+    """Add the schema's differences that do not break seeding to the run's summary,
+    once per process, from the first database it uses. The build that found them may
+    have been an earlier run's (the template was cached): they are read again here,
+    a few catalog queries."""
+    if "schema notes" in run.reported:
+        return
+    run.reported.add("schema notes")
+    from pytest_celestra.app_rules import active_rules
+    from pytest_celestra.drift import compare, read_catalog
+    from pytest_celestra.loader import COLUMNS, raw_connection
+
+    with database.engine.connect() as connection:
+        catalog = read_catalog(raw_connection(connection))
+        connection.rollback()
+    if any(table in catalog.tables for table in COLUMNS):
+        run.notes.extend(compare(catalog, active_rules()).notes)
 
 
 class SeededDatabases:
@@ -364,6 +385,7 @@ class SeededDatabases:
                     self.run,
                     lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
                 )
+            note_schema_differences(self.databases[scenario], self.run)
         return self.databases[scenario]
 
     def engine(self, scenario: ScenarioSettings) -> Engine:

@@ -83,6 +83,24 @@ def test_the_drift_report_is_shown_once_then_pointed_at(
     )
 
 
+def test_the_notes_that_do_not_break_are_shown_on_cached_runs_too(
+    celestra_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, unique_seed: int
+) -> None:
+    _isolated(monkeypatch)
+    tag = str(unique_seed)  # a schema of this test's own: its first run builds the template
+    celestra_pytester.makeconftest(NOT_BREAKING.format(tag=tag))
+    celestra_pytester.makepyfile(TESTS)
+    notes = [
+        f"celestra: new column companies.nickname_{tag} (text) is left to its default",
+        f"celestra: new table app_settings_{tag} stays empty (no rule fills it)",
+    ]
+    for _ in range(2):  # the template is built, then found in the cache
+        result: Any = celestra_pytester.runpytest("-p", "no:randomly", f"--celestra-seed={tag}")
+        result.assert_outcomes(passed=3)
+        result.stdout.fnmatch_lines(notes)
+        assert result.stdout.str().count(notes[0]) == 1
+
+
 def test_the_reports_placeholder_pasted_unchanged_is_refused(
     celestra_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
