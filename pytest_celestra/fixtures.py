@@ -234,7 +234,8 @@ class TestDatabase:
         self.run = run
         self._create = create
         self.url = create(None)
-        self.engine = create_engine(self.url)
+        # A statement's parameters are a row's values: never in an error's text.
+        self.engine = create_engine(self.url, hide_parameters=True)
         self._connection: Connection | None = None
         self._guard: IsolationGuard | None = None
 

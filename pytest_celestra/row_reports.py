@@ -10,6 +10,7 @@ column, constraint, rule and factory instead.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,14 @@ class RowErrorReports:
         from pytest_celestra.drift import RowRejectedError
         from pytest_celestra.errors import RuleError
 
-        if not excinfo.errisinstance((RowRejectedError, RuleError)):
+        # A rule of yours failing in a flush of your own reaches the test inside
+        # SQLAlchemy's StatementError, whose frames hold the row's values.
+        statement_error = getattr(sys.modules.get("sqlalchemy.exc"), "StatementError", ())
+        rule_failed = excinfo.errisinstance(RuleError) or (
+            excinfo.errisinstance(statement_error)
+            and isinstance(getattr(excinfo.value, "orig", None), RuleError)
+        )
+        if not rule_failed and not excinfo.errisinstance(RowRejectedError):
             return report
         style = item.config.getoption("tbstyle", "auto")
         if style in ("auto", "long", "short"):
@@ -82,6 +90,7 @@ class RowErrorReports:
                 style="short" if style == "short" else "long",
                 funcargs=False,
                 showlocals=False,
-                tbfilter=_callers if excinfo.errisinstance(RuleError) else _outside_pytest,
+                tbfilter=_callers if rule_failed else _outside_pytest,
+                chain=not rule_failed,  # the rule's error is in the message already
             )
         return report
