@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
-from pytest_celestra.errors import RuleError, ServerError
+from pytest_celestra.errors import ConfigError, RuleError, ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import check_room, libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
@@ -197,6 +197,9 @@ def _celestra_databases(
         except ServerError as error:
             # One clear message and a stop, rather than the same error for every test.
             request.session.shouldstop = "pytest-celestra has no database server (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        except ConfigError as error:  # a rule of pytest_celestra_schema_rules it cannot use
+            request.session.shouldstop = "pytest-celestra cannot use your schema rules (see above)"
             raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
         yield manager
 

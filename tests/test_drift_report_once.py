@@ -114,10 +114,16 @@ def pytest_celestra_schema_rules(rules):
     )
     celestra_pytester.makepyfile(TESTS)
     result = celestra_pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(errors=3)
+    result.assert_outcomes(errors=1)  # one message, then the run stops
     result.stdout.fnmatch_lines(
         [
-            "*rules.column('users', 'locale', values={\"VALUE\": 1}): \"VALUE\" is the drift "
-            "report's placeholder. Put your own values and their weights in its place*"
-        ]
+            "*ERROR at setup of test_one*",
+            "pytest-celestra: rules.column('users', 'locale', values={\"VALUE\": 1}): \"VALUE\" "
+            "is the drift report's placeholder. Put your own values and their weights in its "
+            'place, e.g. values={"en-US": 3, "de-DE": 1}, or compute each value with '
+            "derive=lambda row, rng: ...",
+            "*Interrupted: pytest-celestra cannot use your schema rules (see above)*",
+        ],
+        consecutive=False,
     )
+    assert "def column(" not in result.stdout.str()  # no traceback into the plugin
