@@ -103,10 +103,12 @@ class _Hasher:
             self.attributes(value, depth)
         else:
             self.add("object", type(value).__module__, type(value).__qualname__)
+            if isinstance(getattr(value, "__dict__", None), dict):
+                self.attributes(value, depth)  # not its repr: a set in it has no stable order
+                return
             text = repr(value)
             if " at 0x" not in text:  # the default repr holds an address: not stable
                 self.add(text)
-            self.attributes(value, depth)
 
     def attributes(self, value: Any, depth: int) -> None:
         fields = getattr(value, "__dict__", None)
@@ -174,7 +176,7 @@ class _Hasher:
             if isinstance(constant, types.CodeType):
                 self.code(constant)
             else:
-                self.add(type(constant).__name__, repr(constant))
+                self.add(type(constant).__name__, _stable_repr(constant))
 
     def module(self, module: types.ModuleType, depth: int) -> None:
         """A module of your project by its source; an installed one by name and version."""
@@ -194,6 +196,16 @@ class _Hasher:
         module = sys.modules.get(cls.__module__)
         if module is not None:
             self.module(module, depth + 1)
+
+
+def _stable_repr(constant: Any) -> str:
+    """The repr of a code constant, a frozenset's items sorted (`x in {"a", "b"}`
+    compiles to one, whose order changes with each process's string hashing)."""
+    if isinstance(constant, frozenset):
+        return "frozenset(" + repr(sorted(_stable_repr(item) for item in constant)) + ")"
+    if isinstance(constant, tuple):
+        return "(" + ", ".join(_stable_repr(item) for item in constant) + ",)"
+    return repr(constant)
 
 
 def _alone(value: Any, depth: int) -> str:

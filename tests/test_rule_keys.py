@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -169,3 +171,33 @@ def test_a_changed_value_a_rule_reads_builds_a_new_template(
     # Nothing changed: the template is found again.
     run("dark!", "festina lente").stdout.fnmatch_lines(["*NOTES [[]('dark!', 'festina lente')]"])
     assert len(templates_with_seed(admin, unique_seed)) == 3
+
+
+FINGERPRINT_OF_A_SET_TEST = """
+from pytest_celestra.cache_keys import callable_fingerprint
+
+SETTINGS = type("Settings", (), {})()
+SETTINGS.locales = {"en-US", "de-DE", "fr-FR", "it-IT"}
+
+def rule(row, rng):
+    return "eu" if row["locale"] in {"de-DE", "fr-FR", "it-IT", "es-ES"} else SETTINGS.locales
+
+print(callable_fingerprint(rule))
+"""
+
+
+def test_the_key_does_not_change_with_pythons_string_hashing(tmp_path: Path) -> None:
+    # Each process orders a set of strings its own way: only a new process shows it.
+    script = tmp_path / "fingerprint.py"
+    script.write_text(FINGERPRINT_OF_A_SET_TEST)
+    prints = {
+        subprocess.run(
+            [sys.executable, str(script)],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(prints) == 1
