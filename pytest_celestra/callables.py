@@ -25,6 +25,8 @@ _MAX_DEPTH = 8
 """How deep references are followed (a function calling a function reading a constant...)."""
 _MAX_ITEMS = 10_000
 """Items of one container hashed; a longer one is hashed by its first items and its length."""
+_MAX_PARTS = 200_000
+"""Parts hashed in all: the walk stops there (a rule reading that much is keyed by its start)."""
 
 
 @cache
@@ -53,8 +55,12 @@ class _Hasher:
     def __init__(self) -> None:
         self.seen: set[int] = set()
         self.digest = hashlib.sha256()
+        self.budget = _MAX_PARTS
 
     def add(self, *parts: str) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            return  # a bounded walk: a value this big is keyed by its first parts
         for part in parts:
             self.digest.update(part.encode("utf-8", "backslashreplace"))
             self.digest.update(b"\0")
@@ -100,10 +106,11 @@ class _Hasher:
         elif callable(value) and hasattr(type(value), "__call__"):  # noqa: B004
             self.add("callable object", type(value).__qualname__)
             self.class_(type(value), depth + 1)
-            self.attributes(value, depth)
+            if _ours(type(value)):
+                self.attributes(value, depth)
         else:
             self.add("object", type(value).__module__, type(value).__qualname__)
-            if isinstance(getattr(value, "__dict__", None), dict):
+            if isinstance(getattr(value, "__dict__", None), dict) and _ours(type(value)):
                 self.attributes(value, depth)  # not its repr: a set in it has no stable order
                 return
             text = repr(value)
@@ -196,6 +203,13 @@ class _Hasher:
         module = sys.modules.get(cls.__module__)
         if module is not None:
             self.module(module, depth + 1)
+
+
+def _ours(cls: type) -> bool:
+    """Whether a class is of your project: its objects are hashed by their attributes
+    (an installed library's, a logger say, may reach half the interpreter)."""
+    module = sys.modules.get(cls.__module__)
+    return module is not None and not _is_library(module)
 
 
 def _stable_repr(constant: Any) -> str:
