@@ -1415,10 +1415,14 @@ def checked_arguments(
     """
     names, enums = _arguments_of(factory_class)
     call = call or factory_class.__name__
+    model = factory_class._meta.model
+    # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
+    mapped = hasattr(model, "__mapper__")
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]
-        if base and base not in names:
+        # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
+        if mapped and base and base not in names and not hasattr(model, base):
             raise _unknown_argument(factory_class, call, name, names)
         enum_class = enums.get(name)
         if enum_class is not None and isinstance(value, str):
