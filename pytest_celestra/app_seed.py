@@ -18,7 +18,14 @@ import psycopg
 from psycopg import sql
 
 from pytest_celestra import loader
-from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
+from pytest_celestra.app_rules import (
+    RowContext,
+    SchemaRules,
+    TableRule,
+    new_uuid,
+    rule_mistyped,
+    wrong_type,
+)
 from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_row
 from pytest_celestra.errors import ConfigError
 
@@ -110,16 +117,29 @@ class _Extender:
                     rows[number] = (*row[:index], label, *row[index + 1 :])
         extended = rows
         if added:
-            column_rules = [self.rules.columns[table, column] for column in added]
-            rngs = [self.column_rngs[table, column] for column in added]
+            makers = [
+                (
+                    self.rules.columns[table, column],
+                    self.column_rngs[table, column],
+                    self._type(table, column),
+                )
+                for column in added
+            ]
             extended = []
             for row in rows:
                 values = dict(zip(columns, row, strict=True))
-                pairs = zip(column_rules, rngs, strict=True)
-                extended.append((*row, *(rule.make(values, rng) for rule, rng in pairs)))
+                made = (rule.make(values, rng, kind) for rule, rng, kind in makers)
+                extended.append((*row, *made))
         origins = ", ".join(self.rules.columns[table, column].origin for column in added)
         producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
         return Part(table, (*columns, *added), extended, producer, plain=False)
+
+    def _type(self, table: str, column: str) -> str | None:
+        """The catalog's type of a column (`enum` for an enum type); None when unknown."""
+        info = self.catalog.tables.get(table, {}).get(column)
+        if info is None:
+            return None
+        return "enum" if info.type in self.catalog.enums else info.type
 
     def _table(self, rule: TableRule) -> Part:
         # No catalog (celestra-seed --sql): the columns are the ones the rules name.
@@ -141,11 +161,16 @@ class _Extender:
         for index in range(count):
             parents = {column: rng.choice(choices) for column, choices in keys.items()}
             values: dict[str, Any] = dict(parents)
-            if rule.row is not None:
-                values.update(rule.row(RowContext(parents, index, rng)))
+            from_row = rule.make_row(RowContext(parents, index, rng))
+            for column, value in from_row.items():
+                if (wanted := wrong_type(value, self._type(rule.name, column))) is not None:
+                    what = f"rules.table({rule.name!r}, row=...)"
+                    raise rule_mistyped(what, f"{rule.name}.{column}", value, wanted)
+            values.update(from_row)
             for column, column_rule, column_rng in column_rules:
                 if column not in values:
-                    values[column] = column_rule.make(values, column_rng)
+                    kind = self._type(rule.name, column)
+                    values[column] = column_rule.make(values, column_rng, kind)
             for column, info in (found or {}).items():
                 if column not in values and info.type == "uuid" and not info.has_default:
                     values[column] = new_uuid(rng)

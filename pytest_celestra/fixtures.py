@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
-from pytest_celestra.errors import ServerError
+from pytest_celestra.errors import ConfigError, RuleError, ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
@@ -203,6 +203,9 @@ def _celestra_databases(
             # One clear message and a stop, rather than the same error for every test.
             request.session.shouldstop = "pytest-celestra has no database server (see above)"
             raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        except ConfigError as error:  # a rule of pytest_celestra_schema_rules it cannot use
+            request.session.shouldstop = "pytest-celestra cannot use your schema rules (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
         yield manager
 
 
@@ -211,7 +214,11 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except (ServerError, SchemaDriftError, RowRejectedError) as error:
+    except SchemaDriftError as error:
+        failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
+        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        raise failure from None
+    except (ServerError, RowRejectedError, RuleError) as error:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
@@ -235,7 +242,8 @@ class TestDatabase:
         self.run = run
         self._create = create
         self.url = create(None)
-        self.engine = create_engine(self.url)
+        # A statement's parameters are a row's values: never in an error's text.
+        self.engine = create_engine(self.url, hide_parameters=True)
         self._connection: Connection | None = None
         self._guard: IsolationGuard | None = None
 
@@ -392,7 +400,28 @@ def celestra_dsn(celestra_engine: Engine) -> str:
 
 def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
     """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
-    return TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    note_schema_differences(database, run)
+    return database
+
+
+def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
+    """Add the schema's differences that do not break seeding to the run's summary,
+    once per process, from the first database it uses. The build that found them may
+    have been an earlier run's (the template was cached): they are read again here,
+    a few catalog queries."""
+    if "schema notes" in run.reported:
+        return
+    run.reported.add("schema notes")
+    from pytest_celestra.app_rules import active_rules
+    from pytest_celestra.drift import compare, read_catalog
+    from pytest_celestra.loader import COLUMNS, raw_connection
+
+    with database.engine.connect() as connection:
+        catalog = read_catalog(raw_connection(connection))
+        connection.rollback()
+    if any(table in catalog.tables for table in COLUMNS):
+        run.notes.extend(compare(catalog, active_rules()).notes)
 
 
 class SeededDatabases:
@@ -414,6 +443,7 @@ class SeededDatabases:
                     self.run,
                     lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
                 )
+            note_schema_differences(self.databases[scenario], self.run)
         return self.databases[scenario]
 
     def engine(self, scenario: ScenarioSettings) -> Engine:

@@ -45,6 +45,8 @@ class RunInfo:
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per template rebuilt because it was not what its key says, and the like."""
+    reported: set[str] = field(default_factory=set)
+    """What this process has said once and will not repeat (`"schema notes"`)."""
 
     @property
     def anchor(self) -> datetime:
