@@ -202,6 +202,8 @@ class Server:
     kind: ServerMode  # never AUTO
     url: URL
     stop: Callable[[], None] = lambda: None
+    leave_running: Callable[[], None] = lambda: None
+    """Let go of the server without stopping it (the embedded one, for kept databases)."""
 
     def url_for(self, database: str) -> URL:
         return self.url.set(database=database)
@@ -618,7 +620,11 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
         prune_dead_users(server.pgdata)
         server.cleanup()
 
-    return Server(ServerMode.EMBEDDED, url, stop=stop)
+    def leave_running() -> None:
+        server.cleanup_mode = None  # this process leaves the list; nobody stops the server
+        stop()
+
+    return Server(ServerMode.EMBEDDED, url, stop=stop, leave_running=leave_running)
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -631,7 +637,11 @@ def stop_embedded(pgdata: Path) -> bool:
         )
     if running_postmaster(pgdata) is None:
         return False
-    _import_pgserver().get_server(pgdata, cleanup_mode=None).stop()
+    handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
+    try:
+        handle.stop()
+    finally:
+        handle.cleanup()  # leave its list of users, and this process's cache of handles
     return True
 
 

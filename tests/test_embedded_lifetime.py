@@ -21,9 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
-from pytest_celestra import server
+from pytest_celestra import cli, server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -121,3 +124,44 @@ def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):
     assert not server.process_alive(os.getpid(), since=written)
     os.utime(written)
     assert server.process_alive(os.getpid(), since=written)
+
+
+def test_keep_keeps_the_server_up_while_kept_databases_exist(embedded_pytester, pgdata, capsys):
+    embedded_pytester.makepyfile(test_clean=USES_THE_SERVER)
+    note = (
+        f"celestra: the embedded PostgreSQL in {pgdata} keeps running for the test databases "
+        "kept with --celestra-keep; drop them with DROP DATABASE when done, and stop it with: "
+        f"celestra-seed stop --data-dir {pgdata}"
+    )
+    kept = embedded_pytester.runpytest("-p", "celestra", "--celestra-keep")
+    kept.assert_outcomes(passed=1)
+    kept.stdout.fnmatch_lines([note])
+    (url,) = [line for line in kept.outlines if line.startswith("postgresql://")]
+    with psycopg.connect(url) as connection:  # the printed URL connects after the run
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+    # The command the note names stops it; the kept database stays in the data directory.
+    assert cli.main(["stop", "--data-dir", str(pgdata)]) == 0
+    assert f"Stopped the embedded PostgreSQL in {pgdata}" in capsys.readouterr().out
+    assert not running(pgdata)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=3).close()
+
+    # A later run without --celestra-keep starts it again and leaves it up for that database ...
+    later = embedded_pytester.runpytest("-p", "celestra")
+    later.assert_outcomes(passed=1)
+    later.stdout.fnmatch_lines([note])
+    assert running(pgdata)
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+    # ... until it is dropped: then the run's end stops the server, as without keep.
+    name = make_url(url).database
+    with psycopg.connect(
+        make_url(url).set(database="postgres").render_as_string(), autocommit=True
+    ) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    last = embedded_pytester.runpytest("-p", "celestra")
+    last.assert_outcomes(passed=1)
+    assert note not in last.stdout.str()
+    assert not running(pgdata)
