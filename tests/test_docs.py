@@ -343,6 +343,16 @@ def test_factories_page_lists_every_factory_and_its_traits():
     assert listed == expected
 
 
+def test_the_lint_sample_counts_every_factory_and_trait():
+    """The sample output of --celestra-lint in factories.md, which went stale once."""
+    factories = len(ALL_FACTORIES)
+    traits = sum(len(traits_of(factory)) for factory in ALL_FACTORIES)
+    text = (DOCS / "factories.md").read_text()
+    assert f" celestra lint: {factories + traits} cases " in text
+    summary = f"celestra lint: {factories} factories, {traits} traits: {factories + traits} OK"
+    assert f"\n{summary}, 0 FAIL\n" in text
+
+
 @pytest.mark.parametrize(
     ("page", "heading"),
     [
