@@ -35,6 +35,7 @@ import io
 import re
 import secrets
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -341,6 +342,37 @@ def test_factories_page_lists_every_factory_and_its_traits():
         for factory in ALL_FACTORIES
     }
     assert listed == expected
+
+
+def _requirement_names(extras: list[str], optional: dict[str, list[str]]) -> set[str]:
+    """The distributions the extras of pytest-celestra install (theirs, not theirs')."""
+    names: set[str] = set()
+    for extra in extras:
+        for requirement in optional[extra]:
+            name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+            if name == "pytest-celestra":
+                inner = requirement.split("[", 1)[1].split("]", 1)[0].split(",")
+                names |= _requirement_names(inner, optional)
+            else:
+                names.add(name)
+    return names
+
+
+def test_the_readmes_first_command_runs_every_example():
+    """No example is skipped for a package the README's first command leaves out."""
+    command = re.search(
+        r"pip install -e '\.\[(?P<extras>[\w,]+)\]' && python -m pytest examples",
+        README.read_text(),
+    )
+    assert command is not None
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    installed = _requirement_names(command["extras"].split(","), optional)
+    examples = "".join(path.read_text() for path in (ROOT / "examples").glob("*.py"))
+    needed = set(re.findall(r"importorskip\(\s*\"(\w+)\"", examples))
+    assert needed, "the examples no longer skip for a missing package: drop this test"
+    assert needed <= installed
 
 
 def test_the_lint_sample_counts_every_factory_and_trait():
