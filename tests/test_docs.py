@@ -375,6 +375,13 @@ def test_the_readmes_first_command_runs_every_example():
     assert needed <= installed
 
 
+def test_the_navigation_lists_each_page_once():
+    nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:\n", 1)[1].split("\n\n", 1)[0]
+    pages = re.findall(r"([\w/-]+\.md)\s*$", nav, re.MULTILINE)
+    assert len(pages) > 10
+    assert sorted(page for page in set(pages) if pages.count(page) > 1) == []
+
+
 def test_the_lint_sample_counts_every_factory_and_trait():
     """The sample output of --celestra-lint in factories.md, which went stale once."""
     factories = len(ALL_FACTORIES)
