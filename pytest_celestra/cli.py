@@ -360,7 +360,8 @@ class Outcome:
                 f"Seeded database {d['database']!r}{created}{reset}, at "
                 f"{d['server_address']} ({d['server_version']})."
             )
-        lines.append(f"  {_created_there(d)}")
+        rule_tables = [table for table in self.summary.rows if table not in TABLES_IN_FK_ORDER]
+        lines.append(f"  {_created_there(d, rule_tables)}")
         lines.append(f"  psql:        psql {shlex.quote(d['url'])}")
         lines.append(f'  SQLAlchemy:  create_engine("{d["sqlalchemy_url"]}")')
         if MASK in d["url"]:
@@ -373,12 +374,24 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _created_there(details: Mapping[str, Any]) -> str:
+def server_address(url: URL) -> str:
+    """`host:port`, or for a server on a Unix socket (the embedded one) the socket's path,
+    `DIR/.s.PGSQL.5432`: a directory with a port is no host."""
+    host = str(url.host or url.query.get("host") or "")
+    if host.startswith("/"):
+        return f"{host.rstrip('/')}/.s.PGSQL.{url.port or 5432}"
+    return host_port(url)
+
+
+def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) -> str:
     """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
-    tables (untouched).`, for the summary."""
+    tables (untouched).`, for the summary; the tables `--rules` seeded are named apart."""
     tables, types = details["created_tables"], details["created_types"]
-    others = details["other_tables"]
-    beside = f", beside {others} other table{'s' * (others != 1)} (untouched)" if others else ""
+    untouched = max(details["other_tables"] - len(rule_tables), 0)
+    parts = [f"{', '.join(rule_tables)} (seeded by your rules)"] if rule_tables else []
+    if untouched:
+        parts.append(f"{untouched} other table{'s' * (untouched != 1)} (untouched)")
+    beside = f", beside {' and '.join(parts)}" if parts else ""
     if not tables and not types:
         return f"Created there: nothing, the Celestra schema was there already{beside}."
     return (
@@ -483,7 +496,7 @@ def _truncate(connection: Connection, tables: str) -> None:
 def _refuse_conflicts(url: URL, existing: ExistingSchema) -> None:
     if existing.conflicts:
         raise CelestraError(
-            f"database {url.database!r} at {host_port(url)} has tables or types named like "
+            f"database {url.database!r} at {server_address(url)} has tables or types named like "
             f"Celestra's that are not Celestra's: {'; '.join(existing.conflicts)}. Nothing "
             f"was written (--reset would not help: {PROG} never changes or empties a table "
             "that is not Celestra's). Seed another database with --database NAME (created "
@@ -527,7 +540,7 @@ def seed_database(
             filled = tables_holding_rows(connection)
             if filled and not reset:
                 raise CelestraError(
-                    f"database {url.database!r} at {host_port(url)} already holds Celestra "
+                    f"database {url.database!r} at {server_address(url)} already holds Celestra "
                     f"data (in {len(filled)} of its 15 tables, {filled[0]} first); nothing "
                     "was written. Run again with --reset to empty the 15 Celestra tables "
                     "first (no other table is touched), or seed another database with "
@@ -748,7 +761,7 @@ def _seed_server(
     refuse_plugin_database(url)
     check_room(url, options.volume, copies=1)
     created, version = ensure_database(url, f"seeded by {PROG} {__version__}")
-    _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
+    _status(f"Seeding database {database!r} at {server_address(url)}:", bars is not None)
     if bars:
         bars.draw()
     notes: list[str] = []
@@ -772,7 +785,7 @@ def _seed_server(
         "created_types": list(existing.missing_types),
         "other_tables": existing.other_tables,
         "server_version": version,
-        "server_address": host_port(url),
+        "server_address": server_address(url),
         "url": render_url(url),
         "sqlalchemy_url": render_url(url, driver="postgresql+psycopg"),
         "rules_file": None if options.rules is None else str(options.rules),

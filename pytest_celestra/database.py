@@ -171,6 +171,17 @@ def is_plugin_database(admin: psycopg.Connection[Any], name: str) -> bool:
     return (database_comment(admin, name) or "").startswith(MARK)
 
 
+def kept_databases(admin: psycopg.Connection[Any]) -> list[str]:
+    """The test databases on this server that a run kept (`--celestra-keep`), by name."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s) "
+        "ORDER BY datname",
+        (MARK,),
+    ).fetchall()
+    return [name for name, comment in rows if _parse_comment(comment)[1].get("kept") is True]
+
+
 def refuse_plugin_database(url: URL) -> None:
     """Raise [`CelestraError`][pytest_celestra.errors.CelestraError] if `url` names a
     database pytest-celestra created.

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.server import Server
     from pytest_celestra.volumes import Volume
 
 # Importable from here too, as they were.
@@ -186,7 +187,35 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         yield manager
     finally:
         manager.close()
+        _stop_unless_kept(server, celestra.pgdata.value, run.notes)
+
+
+def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
+    """Stop the run's server, except an embedded one holding kept databases (of this run
+    or an earlier one): their URLs must connect. Says so, and how to stop it, in `notes`."""
+    import psycopg
+
+    from pytest_celestra.config import ServerMode
+    from pytest_celestra.database import kept_databases
+    from pytest_celestra.server import connect
+
+    if server.kind is not ServerMode.EMBEDDED:
         server.stop()
+        return
+    try:
+        with connect(server.url, autocommit=True) as admin:
+            kept = kept_databases(admin)
+    except psycopg.Error:
+        kept = []
+    if not kept:
+        server.stop()
+        return
+    server.leave_running()
+    notes.append(
+        f"the embedded PostgreSQL in {pgdata} keeps running for the test databases kept "
+        "with --celestra-keep; drop them with DROP DATABASE when done, and stop it with: "
+        f"celestra-seed stop --data-dir {pgdata}"
+    )
 
 
 @pytest.fixture(scope="session")
