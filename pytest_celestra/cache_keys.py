@@ -234,3 +234,182 @@ def builtin_schema_setup() -> SchemaSetup:
     from pytest_celestra.models import Base
 
     return SchemaSetup(Base.metadata.create_all, builtin_schema_key())
+
+
+# --- what a function of the user's reads ------------------------------------------------
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+_MAX_ITEMS = 10_000
+"""A container with more items than this is hashed by its repr alone."""
+
+
+def callable_fingerprint(fn: Callable[..., Any]) -> str:
+    """A hash of `fn` and of what it reads: its source, defaults, closure values,
+    `functools.partial` arguments, and every global name its code (nested functions
+    included) uses: values, functions and classes of your own (followed the same way),
+    your own modules (by their source file).
+
+    Installed libraries and the standard library count by name and version, this package
+    by its code key (which every template's key holds). What a function reads at run
+    time from files, the environment or a database cannot be seen: give such a builder
+    a `version=`, or rebuild with `--celestra-rebuild`.
+    """
+    return digest("callable", _described(fn, set()))
+
+
+def _is_library(module_name: str | None) -> bool:
+    """Is `module_name` installed code (standard library, site-packages, this package)?"""
+    import sys
+    import sysconfig
+
+    if not module_name:
+        return True
+    top = module_name.partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return True
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return True
+    resolved = str(Path(path).resolve())
+    if top == "pytest_celestra":
+        return True
+    paths = sysconfig.get_paths()
+    roots = {paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(resolved.startswith(str(Path(root).resolve())) for root in roots)
+
+
+def _library_version(module_name: str | None) -> object:
+    import sys
+
+    if not module_name:
+        return None
+    if module_name.partition(".")[0] == "pytest_celestra":
+        return "the package's code key"  # part of every template's key already
+    top = sys.modules.get(module_name.partition(".")[0])
+    return getattr(top, "__version__", None)
+
+
+def _source(obj: Any) -> str | None:
+    import inspect
+    import textwrap
+
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        return None
+
+
+def _names_read(code: Any) -> set[str]:
+    """Global (and attribute) names used by `code` and the code nested in it."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= _names_read(constant)
+    return names
+
+
+def _described(value: Any, seen: set[int]) -> object:
+    """A JSON-able description of `value` that changes when what it would do changes."""
+    import enum
+    import functools
+    import inspect
+    import types
+
+    if isinstance(value, (*_PLAIN, enum.Enum)):
+        return repr(value)
+    if id(value) in seen:
+        return ["seen", getattr(value, "__qualname__", type(value).__qualname__)]
+    seen.add(id(value))
+    if isinstance(value, functools.partial):
+        return [
+            "partial",
+            _described(value.func, seen),
+            [_described(item, seen) for item in value.args],
+            {key: _described(item, seen) for key, item in sorted(value.keywords.items())},
+        ]
+    if isinstance(value, types.MethodType):
+        return ["method", _described(value.__func__, seen), type(value.__self__).__qualname__]
+    if isinstance(value, types.ModuleType):
+        if _is_library(value.__name__):
+            return ["library", value.__name__, _library_version(value.__name__)]
+        path = getattr(value, "__file__", None)
+        return ["module", value.__name__, _file_hash(path)]
+    module_name = getattr(value, "__module__", None)
+    if isinstance(value, types.FunctionType):
+        if _is_library(module_name):
+            return ["library", module_name, value.__qualname__, _library_version(module_name)]
+        return _function(value, seen)
+    if inspect.isclass(value):
+        if _is_library(module_name):
+            return ["library", module_name, value.__qualname__, _library_version(module_name)]
+        return [
+            "class",
+            value.__qualname__,
+            _source(value),
+            [_described(base, seen) for base in value.__bases__],
+        ]
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        if len(value) > _MAX_ITEMS:
+            return ["container", type(value).__name__, repr(value)]
+        if isinstance(value, dict):
+            return [
+                "dict",
+                sorted([repr(key), _described(item, seen)] for key, item in value.items()),
+            ]
+        items = [_described(item, seen) for item in value]
+        if isinstance(value, set | frozenset):
+            items = sorted(items, key=repr)
+        return [type(value).__name__, items]
+    return ["object", _described(type(value), seen), _state(value, seen)]
+
+
+def _state(value: Any, seen: set[int]) -> object:
+    """An instance's attributes, or its repr when it has none and the repr says more
+    than its address."""
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict):
+        return _described(attributes, seen)
+    text = repr(value)
+    return None if " at 0x" in text else text
+
+
+def _function(fn: Any, seen: set[int]) -> object:
+    import builtins
+
+    code = fn.__code__
+    globals_read = {
+        name: _described(fn.__globals__[name], seen)
+        for name in sorted(_names_read(code))
+        if name in fn.__globals__ and not hasattr(builtins, name)
+    }
+    closure = [
+        _described(cell.cell_contents, seen) if _cell_filled(cell) else None
+        for cell in fn.__closure__ or ()
+    ]
+    return [
+        "function",
+        fn.__qualname__,
+        _source(fn) or [code.co_code.hex(), repr(code.co_consts)],
+        _described(fn.__defaults__ or (), seen),
+        _described(fn.__kwdefaults__ or {}, seen),
+        closure,
+        globals_read,
+    ]
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def _file_hash(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
