@@ -123,8 +123,11 @@ class TemplateLayer(Protocol):
     it in progress lines and the summary.
     """
 
-    key: str
-    label: str
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
 
     def __call__(
         self,
@@ -1052,6 +1055,21 @@ class DatabaseManager:
         ):
             spec = self._layered_spec(admin, base, layers, seed, anchor)
             return self._clone(admin, spec, label, name, strategy)
+
+    def prepare_layered(
+        self, base: Volume | None, layers: Sequence[TemplateLayer], seed: int, anchor: datetime
+    ) -> str:
+        """Build (or find up to date) the template of `layers` on `base`, as
+        [`create_layered`][pytest_celestra.database.DatabaseManager.create_layered] would,
+        without cloning it; its name."""
+        what = layers[-1].label if layers else "the scenario"
+        with (
+            self._server_faults(f"building the template of {what}"),
+            self._admin() as admin,
+        ):
+            spec = self._layered_spec(admin, base, layers, seed, anchor)
+            with self._template(admin, spec) as template:
+                return template
 
     def discard(self, url: URL) -> None:
         """Drop a test database a test has damaged, even with `keep`."""

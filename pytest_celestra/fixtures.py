@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.user_scenarios import ScenarioTemplates
     from pytest_celestra.volumes import Volume
 
 # Importable from here too, as they were.
@@ -159,6 +160,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     `workdir` holds the data directory of a throwaway local server.
     """
     from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.build_progress import BuildProgress
     from pytest_celestra.database import Budget, DatabaseManager
 
     celestra = config.stash[CONFIG_KEY]
@@ -175,6 +177,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         keep=celestra.keep.value,
         budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
         notes=run.notes,
+        watcher=BuildProgress(config, run),
     )
     try:
         manager.open()
@@ -352,13 +355,16 @@ class SeededDatabases:
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
-            check_room(self.manager.server.url, scenario.volume)
-            volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
+            from pytest_celestra.user_scenarios import clone_scenario
+
+            if scenario.builder is None or scenario.builder.volume is not None:
+                check_room(self.manager.server.url, scenario.volume)
+            manager, anchor = self.manager, self.run.anchor
             with _server_error_as_failure():
                 self.databases[scenario] = TestDatabase(
-                    self.manager,
+                    manager,
                     self.run,
-                    lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
+                    lambda name: clone_scenario(manager, scenario, anchor, name=name),
                 )
         return self.databases[scenario]
 
@@ -392,6 +398,24 @@ def _celestra_seeded_databases(
         yield databases
     finally:
         databases.close()
+
+
+@pytest.fixture(scope="session")
+def _celestra_scenario_templates(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> ScenarioTemplates:
+    """The templates of your scenarios this process has built or found."""
+    from pytest_celestra.user_scenarios import ScenarioTemplates
+
+    return ScenarioTemplates(_celestra_databases, request.config.stash[RUN_KEY].anchor)
+
+
+def ensure_scenario_template(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+    """Build the template of a scenario of yours in the test's thread, if it needs one."""
+    if scenario.builder is not None:
+        templates: ScenarioTemplates = request.getfixturevalue("_celestra_scenario_templates")
+        with _server_error_as_failure():
+            templates.ensure(scenario, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -586,6 +610,7 @@ def celestra_seeded_db(
         )
     scenario = scenario_of(request.node)
     _check_run_scenario(request, scenario)
+    ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
