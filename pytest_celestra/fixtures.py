@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
-    from pytest_celestra.user_scenarios import ScenarioTemplates
+    from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioTemplates
     from pytest_celestra.volumes import Volume
 
 # Importable from here too, as they were.
@@ -651,6 +651,9 @@ class CelestraScenario:
     seed: int
     anchor: datetime
     _databases: SeededDatabases = field(repr=False, compare=False)
+    builder: ScenarioBuilder | None = None
+    """Your scenario (`@pytest.mark.celestra(scenario=...)`), if the test asked for one;
+    then `volume` is that of its base (the run's if it is built on the empty schema)."""
 
     @property
     def rows(self) -> Mapping[str, int]:
@@ -661,7 +664,7 @@ class CelestraScenario:
         """
         from pytest_celestra.config import ScenarioSettings
 
-        return self._databases.rows(ScenarioSettings(self.volume, self.seed))
+        return self._databases.rows(ScenarioSettings(self.volume, self.seed, self.builder))
 
 
 @pytest.fixture
@@ -682,6 +685,7 @@ def celestra_scenario(
         scenario.seed,
         request.config.stash[RUN_KEY].anchor,
         _celestra_seeded_databases,
+        scenario.builder,
     )
 
 

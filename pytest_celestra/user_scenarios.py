@@ -32,6 +32,7 @@ scenario is first built.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
@@ -271,7 +272,9 @@ class BuilderLayer:
     def __call__(
         self, url: URL, *, seed: int, anchor: datetime, progress: Callable[[str], None]
     ) -> Sequence[str]:
+        import psycopg
         from sqlalchemy import create_engine, event
+        from sqlalchemy.exc import OperationalError
         from sqlalchemy.orm import Session
         from sqlalchemy.pool import NullPool
 
@@ -299,10 +302,19 @@ class BuilderLayer:
                 try:
                     with bound_session(session):
                         self.builder(session)
-                    Session.commit(session)  # releases its savepoint; ends no transaction
+                    ended_by = guard.ended()
+                    if ended_by is None:
+                        Session.commit(session)  # releases its savepoint: ends no transaction
+                except (OperationalError, psycopg.OperationalError) as error:
+                    # Not "the server is lost" (how the manager reads these): the builder's.
+                    raise ScenarioBuildError(
+                        f"the builder of scenario {name!r} failed: {error}"
+                    ) from error
                 finally:
-                    Session.close(session)
-                ended_by = guard.ended()
+                    # After a COMMIT of the builder's, its savepoint is gone: the rollback
+                    # that closing tries fails, and the connection is thrown away anyway.
+                    with contextlib.suppress(Exception):
+                        Session.close(session)
                 if ended_by is not None:
                     raise ScenarioBuildError(
                         f"the builder of scenario {name!r} ended the transaction it runs "
