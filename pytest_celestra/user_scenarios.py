@@ -44,8 +44,9 @@ from pytest_celestra.volumes import Volume
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
+    from pathlib import Path
 
-    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import URL, Connection
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -272,16 +273,9 @@ class BuilderLayer:
     def __call__(
         self, url: URL, *, seed: int, anchor: datetime, progress: Callable[[str], None]
     ) -> Sequence[str]:
-        import psycopg
         from sqlalchemy import create_engine, event
-        from sqlalchemy.exc import OperationalError
-        from sqlalchemy.orm import Session
         from sqlalchemy.pool import NullPool
 
-        from pytest_celestra.factories import bound_session
-        from pytest_celestra.fixtures import IsolationGuard, reseed_factories
-
-        name = self.builder.name
         engine = create_engine(url, poolclass=NullPool)
         started = time.perf_counter()
         statements = [0]
@@ -292,39 +286,52 @@ class BuilderLayer:
 
         try:
             with engine.connect() as connection:
-                guard = IsolationGuard(connection)
-                guard.start()
                 event.listen(connection, "after_cursor_execute", count)
                 transaction = connection.begin()
-                session = _builder_session(connection, name)
-                # Same rows for the same key, whatever ran before in this process.
-                reseed_factories(seed, f"scenario {name}", "build")
-                try:
-                    with bound_session(session):
-                        self.builder(session)
-                    ended_by = guard.ended()
-                    if ended_by is None:
-                        Session.commit(session)  # releases its savepoint: ends no transaction
-                except (OperationalError, psycopg.OperationalError) as error:
-                    # Not "the server is lost" (how the manager reads these): the builder's.
-                    raise ScenarioBuildError(
-                        f"the builder of scenario {name!r} failed: {error}"
-                    ) from error
-                finally:
-                    # After a COMMIT of the builder's, its savepoint is gone: the rollback
-                    # that closing tries fails, and the connection is thrown away anyway.
-                    with contextlib.suppress(Exception):
-                        Session.close(session)
-                if ended_by is not None:
-                    raise ScenarioBuildError(
-                        f"the builder of scenario {name!r} ended the transaction it runs "
-                        f"in ({ended_by.strip()[:200]}): nothing it wrote is kept. Do not "
-                        "run COMMIT or ROLLBACK: the plugin commits once the builder returns."
-                    )
+                self.write(connection, seed=seed)
                 transaction.commit()
         finally:
             engine.dispose()
         return []
+
+    def write(self, connection: Connection, *, seed: int) -> None:
+        """Run the builder in `connection`'s transaction (begun), which it must leave
+        open; commits nothing. Raises
+        [`ScenarioBuildError`][pytest_celestra.user_scenarios.ScenarioBuildError] if the
+        builder ended it, and whatever the builder raised."""
+        import psycopg
+        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.orm import Session
+
+        from pytest_celestra.factories import bound_session
+        from pytest_celestra.fixtures import IsolationGuard, reseed_factories
+
+        name = self.builder.name
+        guard = IsolationGuard(connection)
+        guard.start()
+        session = _builder_session(connection, name)
+        # Same rows for the same key, whatever ran before in this process.
+        reseed_factories(seed, f"scenario {name}", "build")
+        try:
+            with bound_session(session):
+                self.builder(session)
+            ended_by = guard.ended()
+            if ended_by is None:
+                Session.commit(session)  # releases its savepoint: ends no transaction
+        except (OperationalError, psycopg.OperationalError) as error:
+            # Not "the server is lost" (how the manager reads these): the builder's.
+            raise ScenarioBuildError(f"the builder of scenario {name!r} failed: {error}") from error
+        finally:
+            # After a COMMIT of the builder's, its savepoint is gone: the rollback that
+            # closing tries fails, and the connection is thrown away anyway.
+            with contextlib.suppress(Exception):
+                Session.close(session)
+        if ended_by is not None:
+            raise ScenarioBuildError(
+                f"the builder of scenario {name!r} ended the transaction it runs in "
+                f"({ended_by.strip()[:200]}): nothing it wrote is kept. Do not run COMMIT "
+                "or ROLLBACK: the plugin commits once the builder returns."
+            )
 
 
 def layers_of(builder: ScenarioBuilder) -> list[BuilderLayer]:
@@ -386,6 +393,35 @@ class ScenarioTemplates:
         except Exception as error:
             self.failed[scenario] = f"{type(error).__name__} in {nodeid}"
             raise
+
+
+def load_scenario(text: str, default_file: Path | None = None) -> ScenarioBuilder:
+    """The scenario `FILE::NAME` names (or `NAME`, in `default_file`): the file is
+    imported by path, its directory first on `sys.path`, as pytest imports a conftest."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    file_text, separator, name = text.rpartition("::")
+    path = Path(file_text).absolute() if separator else default_file
+    if path is None or not path.is_file():
+        shown = file_text if separator else "(none given)"
+        raise ScenarioBuildError(
+            f"--scenario {text}: no file {shown} to find it in; write FILE::NAME, e.g. "
+            "--scenario tests/conftest.py::acme"
+        )
+    spec = importlib.util.spec_from_file_location(f"celestra_scenarios_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ScenarioBuildError(f"--scenario {text}: {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise ScenarioBuildError(
+            f"--scenario {text}: importing {path} failed: {type(error).__name__}: {error}"
+        ) from error
+    return scenarios_in([module]).resolve(name, module)
 
 
 def scenarios_in(modules: Iterable[object]) -> ScenarioRegistry:

@@ -424,3 +424,94 @@ def test_the_key_follows_what_the_builder_reads(monkeypatch):
     assert key() == first
     assert scenario_builder(version="2")(build).key != first
     assert scenario_builder(name="renamed")(build).key != first
+
+
+# --- celestra-seed --scenario ---------------------------------------------------------
+
+CLI_SCENARIOS = """
+from sqlalchemy import select, text
+
+from pytest_celestra.factories import CompanyFactory, UserFactory
+from pytest_celestra.models import Company
+from pytest_celestra.user_scenarios import scenario_builder
+
+
+@scenario_builder(base="small")
+def acme(session):
+    UserFactory.bulk_create(7, company=CompanyFactory(name="Acme"))
+
+
+@scenario_builder(base=acme)
+def renamed(session):
+    session.execute(text("UPDATE companies SET name = 'Acme 2' WHERE name = 'Acme'"))
+
+
+@scenario_builder
+def broken(session):
+    session.commit()
+"""
+
+
+@pytest.fixture
+def cli_database(admin_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """URL of a database (not created) the CLI may create; dropped afterwards."""
+    import secrets
+    import sys
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from pytest_celestra.server import libpq_url
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI puts the file's folder first
+    name = f"celestra_cli_{secrets.token_hex(4)}"
+    yield libpq_url(make_url(admin_dsn).set(database=name))
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def test_celestra_seed_builds_a_scenario_of_yours(cli_database, tmp_path, capsys):
+    import psycopg
+
+    from pytest_celestra.cli import main
+
+    scenarios = tmp_path / "conftest.py"
+    scenarios.write_text(CLI_SCENARIOS)
+    status = main(
+        ["--dsn", cli_database, "--scenario", f"{scenarios}::renamed", "--seed", "5", "--json"]
+    )
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    summary = json.loads(out.out)
+    small = Volume.parse("small").counts
+    assert summary["rows"]["users"] == small["users"] + 7
+    assert summary["rows"]["companies"] == small["companies"] + 1
+    assert summary["scenario"] == "scenario 'renamed' on scenario 'acme'"
+    assert summary["volume"] == "small"
+    with psycopg.connect(cli_database) as connection:
+        names = [row[0] for row in connection.execute("SELECT name FROM companies")]
+        assert "Acme 2" in names
+        assert "Acme" not in names
+
+
+def test_celestra_seed_reports_a_bad_scenario(cli_database, tmp_path, capsys):
+    import psycopg
+
+    from pytest_celestra.cli import main
+
+    (tmp_path / "conftest.py").write_text(CLI_SCENARIOS)
+    assert main(["--dsn", cli_database, "--scenario", f"{tmp_path}/conftest.py::nope"]) == 1
+    assert "no scenario of that name" in capsys.readouterr().err
+
+    assert main(["--dsn", cli_database, "--scenario", f"{tmp_path}/conftest.py::broken"]) == 1
+    assert "the builder of scenario 'broken' committed its session" in capsys.readouterr().err
+    with psycopg.connect(cli_database) as connection:  # one transaction: nothing written
+        assert connection.execute("SELECT to_regclass('companies')").fetchone() == (None,)
+
+    with pytest.raises(SystemExit) as usage:
+        main(["--sql", "-", "--scenario", "acme"])
+    assert usage.value.code == 2
+    assert "--scenario and --sql" in capsys.readouterr().err
