@@ -30,7 +30,7 @@ from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_r
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
     from pytest_celestra.volumes import Volume
@@ -246,6 +246,7 @@ def seed_with_rules(
     anchor: datetime,
     rules: SchemaRules,
     counts: dict[str, int] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> list[str]:
     """Check the schema for drift, then write the scenario extended by `rules` into
     `pg_conn`'s transaction. Returns the lines of the differences that do not break;
@@ -254,7 +255,8 @@ def seed_with_rules(
     Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
     when the schema needs rules it was not given, and
     [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] (no values shown) when
-    the database refuses a row.
+    the database refuses a row. `progress(table, rows_so_far)` is called after each
+    chunk.
     """
     from pytest_celestra.scenario import generate_scenario, seed_scenario
 
@@ -262,7 +264,7 @@ def seed_with_rules(
     catalog = read_catalog(pg_conn)
     if not rules:
         try:
-            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)
+            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor, progress=progress)
         except psycopg.Error as error:
             table = error.diag.table_name or "?"
             raise rejected_row(error, table, f"the generator's {table} rows") from None
@@ -271,10 +273,14 @@ def seed_with_rules(
         return notes
     extender = _Extender(rules, catalog, volume, seed)
     parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
+    written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):
         for part in parts:
+            written[part.table] = written.get(part.table, 0) + len(part.rows)
             if counts is not None:
                 counts[part.table] = counts.get(part.table, 0) + len(part.rows)
+            if progress is not None:
+                progress(part.table, written[part.table])
             if not part.rows:
                 continue
             try:
@@ -296,6 +302,12 @@ class SeedWithRules:
         self.key = rules.key() if rules else ""
 
     def __call__(
-        self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
+        self,
+        connection: psycopg.Connection[Any],
+        volume: Volume,
+        *,
+        seed: int,
+        anchor: datetime,
+        progress: Callable[[str, int], None] | None = None,
     ) -> list[str]:
-        return seed_with_rules(connection, volume, seed, anchor, self.rules)
+        return seed_with_rules(connection, volume, seed, anchor, self.rules, progress=progress)

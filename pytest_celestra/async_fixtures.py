@@ -41,6 +41,7 @@ from pytest_celestra.fixtures import (
     SeededDatabases,
     TestDatabase,
     TransactionEscapedError,
+    ensure_scenario_template,
     reseed_factories,
     reset_session,
 )
@@ -183,6 +184,7 @@ async def celestra_async_seeded_db(
     `@pytest.mark.celestra` marker asks for. Otherwise as `celestra_async_session`.
     """
     scenario = scenario_of(request.node)
+    ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
     database = _celestra_async_engines.seeded.database(scenario)
     engine = _celestra_async_engines.for_scenario(scenario)

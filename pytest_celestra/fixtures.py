@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
     from pytest_celestra.server import Server
+    from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioTemplates
     from pytest_celestra.volumes import Volume
 
 # Importable from here too, as they were.
@@ -162,6 +163,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     `workdir` holds the data directory of a throwaway local server.
     """
     from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.build_progress import BuildProgress
     from pytest_celestra.database import Budget, DatabaseManager
 
     celestra = config.stash[CONFIG_KEY]
@@ -181,6 +183,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
         lock_timeout=celestra.lock_timeout.value,
         say=_terminal_line(config),
+        watcher=BuildProgress(config, run),
     )
     try:
         manager.open()
@@ -465,12 +468,14 @@ class SeededDatabases:
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
-            volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
+            from pytest_celestra.user_scenarios import clone_scenario
+
+            manager, anchor = self.manager, self.run.anchor
             with _server_error_as_failure():
                 self.databases[scenario] = TestDatabase(
-                    self.manager,
+                    manager,
                     self.run,
-                    lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
+                    lambda name: clone_scenario(manager, scenario, anchor, name=name),
                 )
             note_schema_differences(self.databases[scenario], self.run)
         return self.databases[scenario]
@@ -505,6 +510,24 @@ def _celestra_seeded_databases(
         yield databases
     finally:
         databases.close()
+
+
+@pytest.fixture(scope="session")
+def _celestra_scenario_templates(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> ScenarioTemplates:
+    """The templates of your scenarios this process has built or found."""
+    from pytest_celestra.user_scenarios import ScenarioTemplates
+
+    return ScenarioTemplates(_celestra_databases, request.config.stash[RUN_KEY].anchor)
+
+
+def ensure_scenario_template(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+    """Build the template of a scenario of yours in the test's thread, if it needs one."""
+    if scenario.builder is not None:
+        templates: ScenarioTemplates = request.getfixturevalue("_celestra_scenario_templates")
+        with _server_error_as_failure():
+            templates.ensure(scenario, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -835,6 +858,7 @@ def celestra_seeded_db(
         )
     scenario = scenario_of(request.node)
     _check_run_scenario(request, scenario)
+    ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
@@ -875,6 +899,9 @@ class CelestraScenario:
     seed: int
     anchor: datetime
     _databases: SeededDatabases = field(repr=False, compare=False)
+    builder: ScenarioBuilder | None = None
+    """Your scenario (`@pytest.mark.celestra(scenario=...)`), if the test asked for one;
+    then `volume` is that of its base (the run's if it is built on the empty schema)."""
 
     @property
     def rows(self) -> Mapping[str, int]:
@@ -885,7 +912,7 @@ class CelestraScenario:
         """
         from pytest_celestra.config import ScenarioSettings
 
-        return self._databases.rows(ScenarioSettings(self.volume, self.seed))
+        return self._databases.rows(ScenarioSettings(self.volume, self.seed, self.builder))
 
 
 @pytest.fixture
@@ -906,6 +933,7 @@ def celestra_scenario(
         scenario.seed,
         request.config.stash[RUN_KEY].anchor,
         _celestra_seeded_databases,
+        scenario.builder,
     )
 
 

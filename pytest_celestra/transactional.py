@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.errors import ServerError, UnsafeDatabaseError
-from pytest_celestra.fixtures import reseed_factories
+from pytest_celestra.fixtures import ensure_scenario_template, reseed_factories
 from pytest_celestra.run import RUN_KEY, scenario_of
 from pytest_celestra.server import connect, libpq_url
 
@@ -457,12 +457,10 @@ class TransactionalDatabases:
 
     def _make(self, scenario: ScenarioSettings) -> TestDatabase:
         """Clone the scenario's template and install the change tracking in the clone."""
-        url = self.manager.create_seeded(
-            scenario.volume,
-            scenario.seed,
-            self.run.anchor,
-            label="transactional",
-            strategy=self.strategy,
+        from pytest_celestra.user_scenarios import clone_scenario
+
+        url = clone_scenario(
+            self.manager, scenario, self.run.anchor, label="transactional", strategy=self.strategy
         )
         database = TestDatabase(url, scenario)
         try:
@@ -632,8 +630,10 @@ def celestra_transactional_engine(
     from pytest_celestra.fixtures import _server_error_as_failure
 
     databases = _celestra_transactional_databases
+    scenario = scenario_of(request.node)
+    ensure_scenario_template(request, scenario)  # here, not in the background thread
     with _server_error_as_failure():
-        database = databases.take(scenario_of(request.node))
+        database = databases.take(scenario)
     engine = create_engine(database.url)
     try:
         yield engine
