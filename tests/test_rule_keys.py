@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from conftest import templates_with_seed
+from helpers import templates_with_seed
 
 from pytest_celestra import app_rules
 from pytest_celestra.app_rules import SchemaRules
