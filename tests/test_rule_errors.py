@@ -156,16 +156,23 @@ from pytest_celestra.models import Base
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
     connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
-    connection.execute(text("ALTER TABLE users ADD COLUMN rank integer"))
+    connection.execute(text(
+        "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
+        " user_id uuid NOT NULL REFERENCES users (id), theme text NOT NULL)"
+    ))
     return True
 
 
 def pytest_celestra_schema_rules(rules):
     rules.column("users", "locale", derive=lambda row, rng: {"lang": row["name"]})
-    rules.column("users", "rank", values={True: 1})  # a bool is no integer to PostgreSQL
+    rules.table(
+        "user_preferences", parents={"user_id": "users"}, count=2,
+        row=lambda context: {"theme": {"dark": True}},
+    )
 """
 
 WRONG_TYPE_TESTS = """
+from pytest_celestra.app_models import create_row
 from pytest_celestra.factories import UserFactory
 
 
@@ -174,11 +181,16 @@ def test_seeded(celestra_seeded_db):
 
 
 def test_factory(celestra_session):
-    UserFactory(name="Ada " + "Secret" + "name", rank=3)
+    UserFactory(name="Ada " + "Secret" + "name")
 
 
 def test_bulk(celestra_session):
-    UserFactory.bulk_create(2, name="Ada " + "Secret" + "name", rank=3)
+    UserFactory.bulk_create(2, name="Ada " + "Secret" + "name")
+
+
+def test_create_row(celestra_session):
+    user = UserFactory(locale="fr-FR")
+    create_row(celestra_session, "user_preferences", user_id=user.id)
 """
 
 
@@ -188,7 +200,7 @@ def test_a_rule_of_the_wrong_type_is_reported_as_such_not_as_a_refusal(
     celestra_pytester.makeconftest(WRONG_TYPES)
     celestra_pytester.makepyfile(WRONG_TYPE_TESTS)
     result = run_inner("-p", "no:randomly")
-    result.assert_outcomes(failed=2, errors=1)
+    result.assert_outcomes(failed=3, errors=1)
     output = result.stdout.str() + result.stderr.str()
     _no_values(output)
     assert "PostgreSQL refused" not in output
@@ -203,6 +215,11 @@ def test_a_rule_of_the_wrong_type_is_reported_as_such_not_as_a_refusal(
             "E       pytest_celestra.errors.RuleError: rules.column('users', 'locale', derive=...) "
             "made a value of the wrong type for users.locale: a dict, where the column takes a "
             "value the driver can send (str, int, float, bool, Decimal, UUID, date/time, "
+            "bytes). The value is not shown; PostgreSQL never saw the row.",
+            # create_row: the row rule of a table of yours.
+            "E       pytest_celestra.errors.RuleError: rules.table('user_preferences', row=...) "
+            "made a value of the wrong type for user_preferences.theme: a dict, where the column "
+            "takes a value the driver can send (str, int, float, bool, Decimal, UUID, date/time, "
             "bytes). The value is not shown; PostgreSQL never saw the row.",
         ]
     )
