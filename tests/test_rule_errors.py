@@ -304,3 +304,30 @@ def test_a_value_the_driver_cannot_send_is_not_called_a_refusal(celestra_session
         "of the row is of a type it cannot send as that column (ProgrammingError). PostgreSQL "
         "never saw the row; its values are not shown."
     )
+
+
+def test_the_cli_names_a_raising_rule_writing_a_script_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rules_file(tmp_path, RAISING.replace("from pytest_celestra.models import Base", ""))
+    script = tmp_path / "celestra.sql"
+    status = cli.main(
+        [
+            "--volume",
+            "small",
+            "--anchor-day",
+            ANCHOR_DAY,
+            "--sql",
+            str(script),
+            "--rules",
+            str(path),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err == (
+        "celestra-seed: error: rules.column('users', 'locale', derive=...) failed: locale "
+        "(conftest.py:18) raised KeyError: '***' at conftest.py:19. The row's values are not "
+        "shown; no row was written.\n"
+    )
+    assert not [made for made in tmp_path.iterdir() if made.name.startswith(script.name)]
