@@ -122,13 +122,14 @@ def _function_name(function: Any) -> str:
 
 
 def _hidden(text: str, values: Iterable[Any]) -> str:
-    """`text` with every value of the row it quotes replaced by `***`."""
+    """`text` with every value of the row it quotes replaced by `***` (as `str` or
+    `repr` shows it: a KeyError quotes a datetime's repr)."""
     for value in values:
-        if isinstance(value, enum.Enum):
-            continue  # a label: not data
-        shown = str(value)
-        if len(shown) >= 3 and not isinstance(value, bool):
-            text = text.replace(shown, "***")
+        if isinstance(value, (enum.Enum, bool)) or value is None:
+            continue  # a label, a flag: not data
+        for shown in (str(value), repr(value)):  # str first: KeyError: '***'
+            if len(shown) >= 3:
+                text = text.replace(shown, "***")
     return text
 
 

@@ -8,7 +8,8 @@ process that runs it, which must not be this suite's."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from test_cli import ANCHOR_DAY, scratch
 from test_cli_rules import migrated_database, rules_file
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import SchemaRules, wrong_type
+from pytest_celestra.app_rules import SchemaRules, rule_failed, wrong_type
 from pytest_celestra.drift import RowRejectedError
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.factories import UserFactory
@@ -331,3 +332,22 @@ def test_the_cli_names_a_raising_rule_writing_a_script_and_writes_nothing(
         "shown; no row was written.\n"
     )
     assert not [made for made in tmp_path.iterdir() if made.name.startswith(script.name)]
+
+
+def test_a_rules_message_hides_the_values_of_the_row_as_str_or_repr_shows_them() -> None:
+    when = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    row = {"email": "ada@example.com", "created_at": when, "logins": 12345, "admin": True}
+
+    def rule(row: dict[str, Any], rng: Any) -> None:
+        raise ValueError(f"no locale for {row['email']} at {row['created_at']!r}, {row['logins']}")
+
+    try:
+        rule(row, None)
+    except ValueError as error:
+        message = str(
+            rule_failed("rules.column('users', 'locale', derive=...)", rule, error, row.values())
+        )
+    assert message.startswith(
+        "rules.column('users', 'locale', derive=...) failed: rule (test_rule_errors.py:"
+    )
+    assert "raised ValueError: no locale for *** at ***, ***" in message
