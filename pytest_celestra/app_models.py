@@ -39,6 +39,13 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _checked_type(table: str, column: str) -> str | None:
+    """The type a mapped rule column's values must have: boolean or integer for a
+    `values` rule of such values; None (any value the driver can send) for text, which
+    is also the mapping of every `derive` rule, whatever the database's type."""
+    return {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
+
+
 def _column_default(rule: ColumnRule, column_type: str | None) -> Any:
     def default(context: Any) -> Any:
         import factory.random
@@ -76,9 +83,7 @@ def map_rule_columns(rules: SchemaRules) -> None:
             kind, mapped_copy_types[table, column] = Integer, "int4"
         # system: left out of CREATE TABLE (the schema is yours). server_default: the
         # factories' own INSERT leaves the column out, so this default fills it, as in a flush.
-        # A derive rule's column is Text to the model whatever the database's type:
-        # its values are checked only for being values the driver can send.
-        checked = {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
+        checked = _checked_type(table, column)
         mapped = Column(
             column,
             kind,
@@ -98,7 +103,7 @@ def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
 
     for (rule_table, column), rule in active_rules().columns.items():
         if rule_table == table and column not in values and (table, column) in mapped_copy_types:
-            checked = {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
+            checked = _checked_type(table, column)
             values[column] = rule.make(_plain(values), factory.random.randgen, checked)
 
 

@@ -122,13 +122,14 @@ def _function_name(function: Any) -> str:
 
 
 def _hidden(text: str, values: Iterable[Any]) -> str:
-    """`text` with every value of the row it quotes replaced by `***`."""
+    """`text` with every value of the row it quotes replaced by `***` (as `str` or
+    `repr` shows it: a KeyError quotes a datetime's repr)."""
     for value in values:
-        if isinstance(value, enum.Enum):
-            continue  # a label: not data
-        shown = str(value)
-        if len(shown) >= 3 and not isinstance(value, bool):
-            text = text.replace(shown, "***")
+        if isinstance(value, (enum.Enum, bool)) or value is None:
+            continue  # a label, a flag: not data
+        for shown in (str(value), repr(value)):  # str first: KeyError: '***'
+            if len(shown) >= 3:
+                text = text.replace(shown, "***")
     return text
 
 
@@ -250,11 +251,15 @@ class TableRule:
             f'"{volume.name}" or "default" to its count= mapping'
         )
 
-    def make_row(self, context: RowContext) -> dict[str, Any]:
-        """The values of one row from the `row` rule (empty without one).
+    def make_row(
+        self, context: RowContext, column_type: Callable[[str], str | None] | None = None
+    ) -> dict[str, Any]:
+        """The values of one row from the `row` rule (empty without one), each checked
+        against `column_type(column)` (None: any value the driver can send).
 
-        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises
-        or returns something other than a mapping of column names to values."""
+        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises,
+        returns something other than a mapping of column names to values, or a value
+        that does not fit its column."""
         if self.row is None:
             return {}
         what = f"rules.table({self.name!r}, row=...)"
@@ -267,6 +272,10 @@ class TableRule:
                 f"{what} returned a {type(made).__qualname__}, not a mapping of column "
                 'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
             )
+        for column, value in made.items():
+            kind = column_type(column) if column_type is not None else None
+            if (wanted := wrong_type(value, kind)) is not None:
+                raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
         return dict(made)
 
     def key(self) -> object:

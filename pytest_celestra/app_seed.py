@@ -10,6 +10,7 @@ through a text COPY with the longer column list.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,14 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_celestra import loader
-from pytest_celestra.app_rules import (
-    RowContext,
-    SchemaRules,
-    TableRule,
-    new_uuid,
-    rule_mistyped,
-    wrong_type,
-)
+from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
 from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_row
 from pytest_celestra.errors import ConfigError
 
@@ -161,12 +155,8 @@ class _Extender:
         for index in range(count):
             parents = {column: rng.choice(choices) for column, choices in keys.items()}
             values: dict[str, Any] = dict(parents)
-            from_row = rule.make_row(RowContext(parents, index, rng))
-            for column, value in from_row.items():
-                if (wanted := wrong_type(value, self._type(rule.name, column))) is not None:
-                    what = f"rules.table({rule.name!r}, row=...)"
-                    raise rule_mistyped(what, f"{rule.name}.{column}", value, wanted)
-            values.update(from_row)
+            column_type = functools.partial(self._type, rule.name)
+            values.update(rule.make_row(RowContext(parents, index, rng), column_type))
             for column, column_rule, column_rng in column_rules:
                 if column not in values:
                     kind = self._type(rule.name, column)

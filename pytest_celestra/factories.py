@@ -374,6 +374,12 @@ class CelestraFactory(SQLAlchemyModelFactory):
         return super()._generate(strategy, params)
 
     @classmethod
+    def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` with enum labels given as strings made members (for a parent's
+        factory, whose keywords come from the call's `company__status=...`)."""
+        return checked_arguments(cls, params, check_names=False)
+
+    @classmethod
     def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments with the parents that must be shared filled in."""
         return params
@@ -652,6 +658,12 @@ class AgentKnowledgeBaseFactory(CelestraFactory):
     agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
     knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
     created_at = _time(source="created")
+
+    @classmethod
+    def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` with enum labels given as strings made members (for a parent's
+        factory, whose keywords come from the call's `company__status=...`)."""
+        return checked_arguments(cls, params, check_names=False)
 
     @classmethod
     def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -1404,7 +1416,11 @@ def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str
 
 
 def checked_arguments(
-    factory_class: type[CelestraFactory], params: dict[str, Any], *, call: str | None = None
+    factory_class: type[CelestraFactory],
+    params: dict[str, Any],
+    *,
+    call: str | None = None,
+    check_names: bool = True,
 ) -> dict[str, Any]:
     """`params` with enum labels given as strings made enum members
     (`status="SUSPENDED"` -> `UserStatus.SUSPENDED`), after checking that every keyword
@@ -1417,7 +1433,7 @@ def checked_arguments(
     call = call or factory_class.__name__
     model = factory_class._meta.model
     # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
-    mapped = hasattr(model, "__mapper__")
+    mapped = check_names and hasattr(model, "__mapper__")
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]

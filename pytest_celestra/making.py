@@ -255,6 +255,9 @@ class Maker:
     ) -> Any:
         """One object of `factory_class`, as factory_boy's `StepBuilder.build` makes it."""
         extras = dict(extras)
+        labels = getattr(factory_class, "_enum_labels", None)
+        if parent is not None and labels is not None:  # a parent's `company__status="..."`
+            extras = labels(extras)
         init_sequence = extras.pop("__sequence", None)
         meta = factory_class._meta
         plan = self._plan(factory_class, extras)

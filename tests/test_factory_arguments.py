@@ -76,6 +76,10 @@ def test_enum_columns_take_their_labels_as_strings(celestra_session: Session) ->
     rows = UserFactory.bulk_create(2, status="BLOCKED")
     assert {row.status for row in rows} == {UserStatus.BLOCKED}
     assert CompanyFactory(status="ARCHIVED").status is CompanyStatus.ARCHIVED
+    # A parent's, through the call.
+    assert UserFactory(company__status="ARCHIVED").company.status is CompanyStatus.ARCHIVED
+    batch = UserFactory.bulk_create(2, company__status="SUSPENDED")
+    assert {row.company.status for row in batch} == {CompanyStatus.SUSPENDED}
 
 
 def test_an_unknown_label_is_refused_with_the_labels(celestra_session: Session) -> None:

@@ -8,7 +8,8 @@ process that runs it, which must not be this suite's."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from test_cli import ANCHOR_DAY, scratch
 from test_cli_rules import migrated_database, rules_file
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import SchemaRules, wrong_type
+from pytest_celestra.app_rules import SchemaRules, rule_failed, wrong_type
 from pytest_celestra.drift import RowRejectedError
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.factories import UserFactory
@@ -156,16 +157,23 @@ from pytest_celestra.models import Base
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
     connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
-    connection.execute(text("ALTER TABLE users ADD COLUMN rank integer"))
+    connection.execute(text(
+        "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
+        " user_id uuid NOT NULL REFERENCES users (id), theme text NOT NULL)"
+    ))
     return True
 
 
 def pytest_celestra_schema_rules(rules):
     rules.column("users", "locale", derive=lambda row, rng: {"lang": row["name"]})
-    rules.column("users", "rank", values={True: 1})  # a bool is no integer to PostgreSQL
+    rules.table(
+        "user_preferences", parents={"user_id": "users"}, count=2,
+        row=lambda context: {"theme": {"dark": True}},
+    )
 """
 
 WRONG_TYPE_TESTS = """
+from pytest_celestra.app_models import create_row
 from pytest_celestra.factories import UserFactory
 
 
@@ -174,11 +182,16 @@ def test_seeded(celestra_seeded_db):
 
 
 def test_factory(celestra_session):
-    UserFactory(name="Ada " + "Secret" + "name", rank=3)
+    UserFactory(name="Ada " + "Secret" + "name")
 
 
 def test_bulk(celestra_session):
-    UserFactory.bulk_create(2, name="Ada " + "Secret" + "name", rank=3)
+    UserFactory.bulk_create(2, name="Ada " + "Secret" + "name")
+
+
+def test_create_row(celestra_session):
+    user = UserFactory(locale="fr-FR")
+    create_row(celestra_session, "user_preferences", user_id=user.id)
 """
 
 
@@ -188,7 +201,7 @@ def test_a_rule_of_the_wrong_type_is_reported_as_such_not_as_a_refusal(
     celestra_pytester.makeconftest(WRONG_TYPES)
     celestra_pytester.makepyfile(WRONG_TYPE_TESTS)
     result = run_inner("-p", "no:randomly")
-    result.assert_outcomes(failed=2, errors=1)
+    result.assert_outcomes(failed=3, errors=1)
     output = result.stdout.str() + result.stderr.str()
     _no_values(output)
     assert "PostgreSQL refused" not in output
@@ -203,6 +216,11 @@ def test_a_rule_of_the_wrong_type_is_reported_as_such_not_as_a_refusal(
             "E       pytest_celestra.errors.RuleError: rules.column('users', 'locale', derive=...) "
             "made a value of the wrong type for users.locale: a dict, where the column takes a "
             "value the driver can send (str, int, float, bool, Decimal, UUID, date/time, "
+            "bytes). The value is not shown; PostgreSQL never saw the row.",
+            # create_row: the row rule of a table of yours.
+            "E       pytest_celestra.errors.RuleError: rules.table('user_preferences', row=...) "
+            "made a value of the wrong type for user_preferences.theme: a dict, where the column "
+            "takes a value the driver can send (str, int, float, bool, Decimal, UUID, date/time, "
             "bytes). The value is not shown; PostgreSQL never saw the row.",
         ]
     )
@@ -287,3 +305,49 @@ def test_a_value_the_driver_cannot_send_is_not_called_a_refusal(celestra_session
         "of the row is of a type it cannot send as that column (ProgrammingError). PostgreSQL "
         "never saw the row; its values are not shown."
     )
+
+
+def test_the_cli_names_a_raising_rule_writing_a_script_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rules_file(tmp_path, RAISING.replace("from pytest_celestra.models import Base", ""))
+    script = tmp_path / "celestra.sql"
+    status = cli.main(
+        [
+            "--volume",
+            "small",
+            "--anchor-day",
+            ANCHOR_DAY,
+            "--sql",
+            str(script),
+            "--rules",
+            str(path),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err == (
+        "celestra-seed: error: rules.column('users', 'locale', derive=...) failed: locale "
+        "(conftest.py:18) raised KeyError: '***' at conftest.py:19. The row's values are not "
+        "shown; no row was written.\n"
+    )
+    assert not [made for made in tmp_path.iterdir() if made.name.startswith(script.name)]
+
+
+def test_a_rules_message_hides_the_values_of_the_row_as_str_or_repr_shows_them() -> None:
+    when = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    row = {"email": "ada@example.com", "created_at": when, "logins": 12345, "admin": True}
+
+    def rule(row: dict[str, Any], rng: Any) -> None:
+        raise ValueError(f"no locale for {row['email']} at {row['created_at']!r}, {row['logins']}")
+
+    try:
+        rule(row, None)
+    except ValueError as error:
+        message = str(
+            rule_failed("rules.column('users', 'locale', derive=...)", rule, error, row.values())
+        )
+    assert message.startswith(
+        "rules.column('users', 'locale', derive=...) failed: rule (test_rule_errors.py:"
+    )
+    assert "raised ValueError: no locale for *** at ***, ***" in message
