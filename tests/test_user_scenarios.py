@@ -515,3 +515,27 @@ def test_celestra_seed_reports_a_bad_scenario(cli_database, tmp_path, capsys):
         main(["--sql", "-", "--scenario", "acme"])
     assert usage.value.code == 2
     assert "--scenario and --sql" in capsys.readouterr().err
+
+
+def test_under_xdist_one_worker_builds_and_both_use_it(
+    celestra_pytester, inner, admin, unique_seed
+):
+    write(celestra_pytester, users=5)
+    celestra_pytester.makepyfile(
+        test_xdist="""
+        import pytest
+        from sqlalchemy import text
+
+        @pytest.mark.celestra(scenario="acme")
+        @pytest.mark.parametrize("n", range(6))
+        def test_users(celestra_seeded_db, n):
+            assert celestra_seeded_db.execute(text("SELECT count(*) FROM users")).scalar() == 5
+        """
+    )
+    result = inner("-n", "2")
+    result.assert_outcomes(passed=6)
+    built = [line for line in result.stdout.lines if line.startswith("scenario 'acme'")]
+    assert len(built) == 1  # the other worker waited, then cloned it
+    assert built[0].startswith("scenario 'acme' on the empty schema: 11 rows in ")
+    assert built[0].endswith(("[gw0]", "[gw1]"))
+    assert len(scenario_templates(admin, unique_seed)) == 1
