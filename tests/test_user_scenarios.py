@@ -685,3 +685,64 @@ def test_progress_lines_after_two_seconds(monkeypatch):
     progress.built("the empty schema", 0, 0.2)  # short: the summary only
     assert len(lines) == 3
     assert run.builds[-1] == "the empty schema: 0 rows in 0.2 s"
+
+
+def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, admin, unique_seed):
+    """A real SIGINT (what only a process shows), while the builder's query runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    celestra_pytester.makeconftest(
+        CONFTEST.format(users=3)
+        + textwrap.dedent(
+            """
+
+            @scenario_builder
+            def endless(session):
+                UserFactory.create_batch(3)
+                Path("building").write_text("")
+                session.execute(text("SELECT pg_sleep(60)"))
+            """
+        )
+    )
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.celestra(scenario="endless")
+        def test_one(celestra_seeded_db):
+            pass
+        """
+    )
+    process = celestra_pytester.popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", f"--celestra-seed={unique_seed}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        marker = celestra_pytester.path / "building"
+        for _ in range(600):  # the builder says when it is in its long query
+            if marker.exists() or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), process.communicate(timeout=30)[0]
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert scenario_templates(admin, unique_seed) == {}
+    run_id = (celestra_pytester.path / "run_id.txt").read_text()
+    left = databases_of_run(admin, run_id)
+    assert all(found.get("kind") == "schema" for found in left.values()), left
+    sessions = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%%'"
+        " AND datname LIKE 'celestra\\_build\\_%%'"
+    ).fetchone()
+    assert sessions == (0,)  # the builder's query was cancelled, not left running
