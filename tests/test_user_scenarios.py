@@ -746,3 +746,33 @@ def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, ad
         " AND datname LIKE 'celestra\\_build\\_%%'"
     ).fetchone()
     assert sessions == (0,)  # the builder's query was cancelled, not left running
+
+
+def test_names_are_found_in_the_module_first_then_the_conftests():
+    from types import SimpleNamespace
+
+    from pytest_celestra.user_scenarios import scenarios_in
+
+    def build(session: object) -> None:
+        pass
+
+    def acme(name: str = "acme", **more: Any) -> ScenarioBuilder:
+        return scenario_builder(name=name, **more)(build)
+
+    first = SimpleNamespace(__file__="a/conftest.py", acme=acme())
+    second = SimpleNamespace(__file__="b/conftest.py", acme=acme())
+    own = SimpleNamespace(__file__="test_mod.py", mine=acme())
+
+    assert scenarios_in([first]).resolve("acme") is first.acme
+    assert scenarios_in([first, second]).resolve("acme", own) is own.mine
+    with pytest.raises(ScenarioBuildError, match=r"several scenarios .*a/conftest.py, b/conftest"):
+        scenarios_in([first, second]).resolve("acme")
+    with pytest.raises(ScenarioBuildError, match=r"no scenario of that name.*\(known: acme\)"):
+        scenarios_in([first]).resolve("other")
+    # A layer's base is known by name too, and one object seen twice is one scenario.
+    child = SimpleNamespace(
+        __file__="c/conftest.py", child=scenario_builder(base=first.acme)(build)
+    )
+    registry = scenarios_in([first, child])
+    assert registry.resolve("build") is child.child
+    assert registry.resolve("acme") is first.acme
