@@ -3,6 +3,8 @@
 Declare one in `conftest.py` or a test module, then ask for it with the `celestra` marker:
 
 ```python
+import pytest
+
 from pytest_celestra.factories import CompanyFactory, UserFactory
 from pytest_celestra.user_scenarios import scenario_builder
 

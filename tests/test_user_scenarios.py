@@ -515,3 +515,264 @@ def test_celestra_seed_reports_a_bad_scenario(cli_database, tmp_path, capsys):
         main(["--sql", "-", "--scenario", "acme"])
     assert usage.value.code == 2
     assert "--scenario and --sql" in capsys.readouterr().err
+
+
+def test_under_xdist_one_worker_builds_and_both_use_it(
+    celestra_pytester, inner, admin, unique_seed
+):
+    write(celestra_pytester, users=5)
+    celestra_pytester.makepyfile(
+        test_xdist="""
+        import pytest
+        from sqlalchemy import text
+
+        @pytest.mark.celestra(scenario="acme")
+        @pytest.mark.parametrize("n", range(6))
+        def test_users(celestra_seeded_db, n):
+            assert celestra_seeded_db.execute(text("SELECT count(*) FROM users")).scalar() == 5
+        """
+    )
+    result = inner("-n", "2")
+    result.assert_outcomes(passed=6)
+    built = [line for line in result.stdout.lines if line.startswith("scenario 'acme'")]
+    assert len(built) == 1  # the other worker waited, then cloned it
+    assert built[0].startswith("scenario 'acme' on the empty schema: 11 rows in ")
+    assert built[0].endswith(("[gw0]", "[gw1]"))
+    assert len(scenario_templates(admin, unique_seed)) == 1
+
+
+# --- the manager's layers and its build watcher ------------------------------------------
+
+
+class RecordingWatcher:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def building(self, label: str) -> None:
+        self.events.append(("building", label))
+
+    def progress(self, label: str, done: str) -> None:
+        self.events.append(("progress", label, done))
+
+    def built(self, label: str, rows: int, seconds: float) -> None:
+        self.events.append(("built", label, str(rows)))
+
+
+class WidgetLayer:
+    """A layer that adds `rows` users named by `tag` with plain SQL (or raises)."""
+
+    def __init__(self, tag: str, rows: int, fail: bool = False) -> None:
+        self.key = f"widget layer {tag} {rows} {fail}"
+        self.label = f"layer {tag}"
+        self.tag, self.rows, self.fail = tag, rows, fail
+
+    def __call__(self, url, *, seed, anchor, progress):
+        from pytest_celestra.server import connect
+
+        with connect(url) as connection:
+            connection.execute(
+                "INSERT INTO users (id, company_id, role, email, name, password_hash, status) "
+                "SELECT gen_random_uuid(), NULL, 'SUPER_ADMIN', %s || n || '@example.com', %s, "
+                "'x', 'ACTIVE' FROM generate_series(1, %s) n",
+                (self.tag, self.tag, self.rows),
+            )
+            progress(f"{self.rows} rows")
+            if self.fail:
+                raise RuntimeError("layer failed")
+            connection.commit()
+        return []
+
+
+@pytest.fixture
+def watched_manager(suite_databases) -> Any:
+    import secrets
+
+    from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.cache_keys import builtin_schema_setup
+    from pytest_celestra.database import DatabaseManager
+
+    manager = DatabaseManager(
+        suite_databases.server,
+        builtin_schema_setup(),
+        SeedWithRules(SchemaRules()),
+        run_id=secrets.token_hex(8),
+        worker="probe",
+        watcher=RecordingWatcher(),
+    )
+    yield manager
+    for name in list(manager.created):
+        manager.release(manager.server.url_for(name))
+    manager.close()
+
+
+def test_layers_are_templates_of_their_own_and_builds_are_watched(
+    watched_manager, admin, unique_seed
+):
+    import psycopg
+
+    from pytest_celestra.scenario import anchor_for
+
+    small = Volume.parse("small")
+    bottom, top = WidgetLayer("bottom", 3), WidgetLayer("top", 2)
+    url = watched_manager.create_layered(small, [bottom, top], unique_seed, anchor_for())
+    with psycopg.connect(url.render_as_string(hide_password=False).replace("+psycopg", "")) as db:
+        users = db.execute("SELECT count(*) FROM users").fetchone()[0]
+    assert users == small.counts["users"] + 5
+    events = watched_manager.watcher.events
+    built = [event[1] for event in events if event[0] == "built"]
+    assert f"volume small (seed {unique_seed})" in built
+    assert built[-2:] == ["layer bottom", "layer top"]  # the top one copies the bottom one
+    volume_steps = [e[2] for e in events if e[0] == "progress" and e[1].startswith("volume")]
+    assert f"companies {small.counts['companies']} rows" in volume_steps
+    assert ("progress", "layer top", "2 rows") in events
+
+    # Again, and with another top layer: only what is new is built.
+    events.clear()
+    watched_manager.create_layered(small, [bottom, top], unique_seed, anchor_for())
+    assert [e for e in events if e[0] == "built"] == []
+    watched_manager.create_layered(
+        small, [bottom, WidgetLayer("other", 1)], unique_seed, anchor_for()
+    )
+    assert [e[1] for e in events if e[0] == "built"] == ["layer other"]
+
+
+def test_a_failing_layer_leaves_no_build(watched_manager, admin, unique_seed):
+    from pytest_celestra.scenario import anchor_for
+
+    with pytest.raises(RuntimeError, match="layer failed"):
+        watched_manager.create_layered(
+            None, [WidgetLayer("broken", 1, fail=True)], unique_seed, anchor_for()
+        )
+    left = databases_of_run(admin, watched_manager.run_id)
+    assert all(found.get("kind") == "schema" for found in left.values()), left
+
+
+def test_progress_lines_after_two_seconds(monkeypatch):
+    from types import SimpleNamespace
+
+    from pytest_celestra import build_progress
+    from pytest_celestra.run import RunInfo
+
+    lines: list[str] = []
+    reporter = SimpleNamespace(ensure_newline=lambda: None, write_line=lines.append)
+    plugins = {"terminalreporter": reporter, "capturemanager": None}
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get))
+    clock = [100.0]
+    monkeypatch.setattr(build_progress.time, "perf_counter", lambda: clock[0])
+    run = RunInfo("run", "main", __import__("datetime").date(2026, 1, 1))
+    progress = build_progress.BuildProgress(config, run)  # type: ignore[arg-type]
+
+    progress.building("volume large")
+    clock[0] = 101.5
+    progress.progress("volume large", "users 10 rows")
+    assert lines == []  # quiet for the first 2 s
+    clock[0] = 102.5
+    progress.progress("volume large", "users 20 rows")
+    clock[0] = 103.0
+    progress.progress("volume large", "users 30 rows")  # within a second of the last line
+    clock[0] = 103.6
+    progress.progress("volume large", "audit_logs 5 rows")
+    progress.built("volume large", 1234, 3.9)
+    assert lines == [
+        "celestra: building volume large: users 20 rows (2 s)",
+        "celestra: building volume large: audit_logs 5 rows (4 s)",
+        "celestra: built volume large: 1,234 rows in 3.9 s",
+    ]
+    assert run.builds == ["volume large: 1,234 rows in 3.9 s"]
+
+    progress.building("the empty schema")
+    progress.built("the empty schema", 0, 0.2)  # short: the summary only
+    assert len(lines) == 3
+    assert run.builds[-1] == "the empty schema: 0 rows in 0.2 s"
+
+
+def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, admin, unique_seed):
+    """A real SIGINT (what only a process shows), while the builder's query runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    celestra_pytester.makeconftest(
+        CONFTEST.format(users=3)
+        + textwrap.dedent(
+            """
+
+            @scenario_builder
+            def endless(session):
+                UserFactory.create_batch(3)
+                Path("building").write_text("")
+                session.execute(text("SELECT pg_sleep(60)"))
+            """
+        )
+    )
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.celestra(scenario="endless")
+        def test_one(celestra_seeded_db):
+            pass
+        """
+    )
+    process = celestra_pytester.popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", f"--celestra-seed={unique_seed}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        marker = celestra_pytester.path / "building"
+        for _ in range(600):  # the builder says when it is in its long query
+            if marker.exists() or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), process.communicate(timeout=30)[0]
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert scenario_templates(admin, unique_seed) == {}
+    run_id = (celestra_pytester.path / "run_id.txt").read_text()
+    left = databases_of_run(admin, run_id)
+    assert all(found.get("kind") == "schema" for found in left.values()), left
+    sessions = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%%'"
+        " AND datname LIKE 'celestra\\_build\\_%%'"
+    ).fetchone()
+    assert sessions == (0,)  # the builder's query was cancelled, not left running
+
+
+def test_names_are_found_in_the_module_first_then_the_conftests():
+    from types import SimpleNamespace
+
+    from pytest_celestra.user_scenarios import scenarios_in
+
+    def build(session: object) -> None:
+        pass
+
+    def acme(name: str = "acme", **more: Any) -> ScenarioBuilder:
+        return scenario_builder(name=name, **more)(build)
+
+    first = SimpleNamespace(__file__="a/conftest.py", acme=acme())
+    second = SimpleNamespace(__file__="b/conftest.py", acme=acme())
+    own = SimpleNamespace(__file__="test_mod.py", mine=acme())
+
+    assert scenarios_in([first]).resolve("acme") is first.acme
+    assert scenarios_in([first, second]).resolve("acme", own) is own.mine
+    with pytest.raises(ScenarioBuildError, match=r"several scenarios .*a/conftest.py, b/conftest"):
+        scenarios_in([first, second]).resolve("acme")
+    with pytest.raises(ScenarioBuildError, match=r"no scenario of that name.*\(known: acme\)"):
+        scenarios_in([first]).resolve("other")
+    # A layer's base is known by name too, and one object seen twice is one scenario.
+    child = SimpleNamespace(
+        __file__="c/conftest.py", child=scenario_builder(base=first.acme)(build)
+    )
+    registry = scenarios_in([first, child])
+    assert registry.resolve("build") is child.child
+    assert registry.resolve("acme") is first.acme
