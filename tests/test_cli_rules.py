@@ -156,3 +156,22 @@ def test_sql_with_rules_is_a_data_only_script_that_follows_them(
     )
     assert direct.returncode == 0, direct.stderr
     assert sorted(locales_and_preferences(seeded)[0]) == sorted(locales)
+
+
+def test_a_table_the_rules_seeded_is_not_called_untouched(
+    scratch: Callable[[], str], admin_dsn: str, tmp_path: Path
+) -> None:
+    """Issue 21: the summary said "beside 2 other tables (untouched)" of these two."""
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (id serial PRIMARY KEY)")
+    result = run_cli(
+        "--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY,
+        "--rules", str(rules_file(tmp_path)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  Created there: nothing, the Celestra schema was there already, beside "
+        "user_preferences (seeded by your rules) and 1 other table (untouched).\n"
+    ) in result.stdout

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from helpers import skip_unless_the_embedded_server_can_start
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -55,6 +56,7 @@ def pgdata() -> Iterator[Path]:
     Not under pytest's basetemp: as root the server runs as the system user ``pgserver``,
     who cannot enter ``pytest-of-root`` (0700), so a fresh folder others may enter.
     """
+    skip_unless_the_embedded_server_can_start()
     parent = Path(tempfile.mkdtemp(prefix="celestra-life-"))
     parent.chmod(0o755)
     path = parent / "pgdata"
