@@ -224,7 +224,14 @@ def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
     host = info.host or ""
     if host not in _LOOPBACK and not host.startswith("/"):
         return None
-    row = connection.execute("SELECT current_setting('data_directory', true)").fetchone()
+    import psycopg
+
+    try:  # pg_settings hides it from other roles, where current_setting() raises
+        row = connection.execute(
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+        ).fetchone()
+    except psycopg.Error:
+        return None
     path = Path(row[0]) if row and row[0] else None
     return path if path is not None and path.is_dir() else None
 
