@@ -1,14 +1,15 @@
 """A web application that commits on its own connections, tested with
 ``celestra_transactional_db``: its commits are real, and gone before the next test.
 
-Needs Flask (``pip install flask``, part of the ``test`` extra); skipped without it.
+Needs Flask (``pip install -e '.[examples]'``, part of the ``test`` extra too); skipped
+without it, saying so.
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("flask")
+pytest.importorskip("flask", reason="the Flask example needs flask: pip install -e '.[examples]'")
 
 from celestra_web import create_app
 from sqlalchemy import select

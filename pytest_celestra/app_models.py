@@ -39,12 +39,12 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _column_default(rule: ColumnRule) -> Any:
+def _column_default(rule: ColumnRule, column_type: str | None) -> Any:
     def default(context: Any) -> Any:
         import factory.random
 
         rng: random.Random = factory.random.randgen
-        return rule.make(_plain(context.get_current_parameters()), rng)
+        return rule.make(_plain(context.get_current_parameters()), rng, column_type)
 
     return default
 
@@ -76,8 +76,15 @@ def map_rule_columns(rules: SchemaRules) -> None:
             kind, mapped_copy_types[table, column] = Integer, "int4"
         # system: left out of CREATE TABLE (the schema is yours). server_default: the
         # factories' own INSERT leaves the column out, so this default fills it, as in a flush.
+        # A derive rule's column is Text to the model whatever the database's type:
+        # its values are checked only for being values the driver can send.
+        checked = {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
         mapped = Column(
-            column, kind, default=_column_default(rule), server_default=FetchedValue(), system=True
+            column,
+            kind,
+            default=_column_default(rule, checked),
+            server_default=FetchedValue(),
+            system=True,
         )
         table_of_model: Table = model.__table__  # type: ignore[assignment]
         table_of_model.append_column(mapped)
@@ -91,7 +98,8 @@ def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
 
     for (rule_table, column), rule in active_rules().columns.items():
         if rule_table == table and column not in values and (table, column) in mapped_copy_types:
-            values[column] = rule.make(_plain(values), factory.random.randgen)
+            checked = {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
+            values[column] = rule.make(_plain(values), factory.random.randgen, checked)
 
 
 def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
@@ -125,8 +133,7 @@ def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
     if missing := [column for column, _ in rule.parents if column not in values]:
         raise ConfigError(f"create_row({table!r}) needs the parent keys {', '.join(missing)}")
     row: dict[str, Any] = dict(parents)
-    if rule.row is not None:
-        row.update(rule.row(RowContext(parents, 0, rng)))
+    row.update(rule.make_row(RowContext(parents, 0, rng)))
     row.update(values)
     for column in described.columns:
         if column.name in row:

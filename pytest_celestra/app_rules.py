@@ -26,16 +26,20 @@ generator, which the plugin reseeds for every test.
 
 from __future__ import annotations
 
+import enum
 import hashlib
-import inspect
 import json
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.errors import ConfigError
+from pytest_celestra.callables import callable_fingerprint
+from pytest_celestra.errors import ConfigError, RuleError
 
 if TYPE_CHECKING:
     from pytest_celestra.volumes import Volume
@@ -59,15 +63,108 @@ RowRule = Callable[[RowContext], Mapping[str, Any]]
 """`row(context)`: the values of a new table's row (FK columns are filled already)."""
 
 
+_PLACEHOLDER = {"VALUE": 1}
+"""What the drift report writes where your values go."""
+
+_SCALARS = (str, int, float, Decimal, bool, uuid.UUID, date, time, timedelta, bytes, enum.Enum)
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,), "character varying": (str,), "varchar": (str,), "character": (str,),
+    "citext": (str,), "enum": (str, enum.Enum),
+    "integer": (int,), "bigint": (int,), "smallint": (int,),
+    "boolean": (bool,),
+    "numeric": (int, float, Decimal), "real": (int, float, Decimal),
+    "double precision": (int, float, Decimal),
+    "uuid": (uuid.UUID, str),
+    "date": (date,), "timestamp with time zone": (datetime,),
+    "timestamp without time zone": (datetime,),
+}  # fmt: skip
+"""PostgreSQL type (as the catalog spells it) -> the Python values a rule may give it."""
+_SENDABLE = "a value the driver can send (str, int, float, bool, Decimal, UUID, date/time, bytes)"
+
+
+def wrong_type(value: Any, column_type: str | None) -> str | None:
+    """What a column of `column_type` takes, if `value` is not that (None: it fits).
+
+    `column_type` None (unknown): any value the driver can send (a scalar, or a list of
+    them for an array). NULL always fits here; a NOT NULL column refuses it itself."""
+    if value is None:
+        return None
+    base = (column_type or "").split("(")[0].strip()
+    if base.endswith("[]"):
+        fits = isinstance(value, (list, tuple))
+        return None if fits else f"a list (the column is {column_type})"
+    if base in ("json", "jsonb"):
+        return None
+    kinds = _PYTHON_TYPES.get(base)
+    if kinds is None:
+        fits = isinstance(value, _SCALARS) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value)
+        )
+        return None if fits else _SENDABLE
+    # True is an int to Python, not to PostgreSQL.
+    fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if fits:
+        return None
+    names = " or ".join(kind.__name__ for kind in kinds)
+    return f"{names} (the column is {column_type})"
+
+
+def _function_name(function: Any) -> str:
+    """`<lambda> (conftest.py:12)`: a rule's function as its author finds it."""
+    inner = getattr(function, "func", function)  # a functools.partial's function
+    inner = getattr(inner, "__func__", inner)  # a bound method's
+    name = str(getattr(inner, "__qualname__", type(inner).__qualname__))
+    name = name.rsplit(".<locals>.", 1)[-1]  # a lambda in the hook: <lambda>
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return name
+    return f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+
+def _hidden(text: str, values: Iterable[Any]) -> str:
+    """`text` with every value of the row it quotes replaced by `***`."""
+    for value in values:
+        if isinstance(value, enum.Enum):
+            continue  # a label: not data
+        shown = str(value)
+        if len(shown) >= 3 and not isinstance(value, bool):
+            text = text.replace(shown, "***")
+    return text
+
+
+def rule_failed(what: str, function: Any, error: BaseException, values: Iterable[Any]) -> RuleError:
+    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that
+    raised: the rule, the function, the exception's type and message (the row's values
+    in it hidden) and the line it was raised at."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    message = _hidden(str(error), values)
+    kind = type(error).__qualname__
+    return RuleError(
+        f"{what} failed: {_function_name(function)} raised {kind}{': ' if message else ''}"
+        f"{message}{at}. The row's values are not shown; no row was written."
+    )
+
+
+def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
+    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule whose value
+    does not fit its column (PostgreSQL never saw it)."""
+    return RuleError(
+        f"{what} made a value of the wrong type for {column}: a "
+        f"{type(value).__qualname__}, where the column takes {wanted}. The value is not "
+        "shown; PostgreSQL never saw the row."
+    )
+
+
 def _callable_key(function: Callable[..., Any] | None) -> str | None:
-    """A stable description of a rule's function: its source, else its qualified name."""
+    """A hash of a rule's function and what it reads (constants, closure values, partial
+    arguments, modules of your project): see
+    [`callable_fingerprint`][pytest_celestra.callables.callable_fingerprint]."""
     if function is None:
         return None
-    try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
-        source = getattr(function, "__qualname__", repr(type(function)))
-    return hashlib.sha256(source.encode()).hexdigest()
+    return callable_fingerprint(function)
 
 
 @dataclass(frozen=True)
@@ -84,12 +181,31 @@ class ColumnRule:
         """How the rule is written in `conftest.py`, to name it in messages."""
         return f"rules.column({self.table!r}, {self.column!r})"
 
-    def make(self, row: Mapping[str, Any], rng: random.Random) -> Any:
-        """One value for `row`."""
+    @property
+    def described(self) -> str:
+        """The rule and which part of it: `rules.column('users', 'locale', derive=...)`."""
+        kind = "derive" if self.derive is not None else "values"
+        return f"rules.column({self.table!r}, {self.column!r}, {kind}=...)"
+
+    def make(
+        self, row: Mapping[str, Any], rng: random.Random, column_type: str | None = None
+    ) -> Any:
+        """One value for `row`, checked against `column_type` (the catalog's name of
+        the column's type; None: any value the driver can send).
+
+        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises
+        or its value does not fit."""
         if self.derive is not None:
-            return self.derive(row, rng)
-        labels = [value for value, _ in self.values]
-        return rng.choices(labels, weights=[weight for _, weight in self.values])[0]
+            try:
+                value = self.derive(row, rng)
+            except Exception as error:
+                raise rule_failed(self.described, self.derive, error, row.values()) from None
+        else:
+            labels = [value for value, _ in self.values]
+            value = rng.choices(labels, weights=[weight for _, weight in self.values])[0]
+        if (wanted := wrong_type(value, column_type)) is not None:
+            raise rule_mistyped(self.described, f"{self.table}.{self.column}", value, wanted)
+        return value
 
     def key(self) -> object:
         return [self.table, self.column, [list(pair) for pair in self.values],
@@ -115,7 +231,16 @@ class TableRule:
         if isinstance(self.count, int):
             return self.count
         if callable(self.count):
-            return int(self.count(volume))
+            what = f"rules.table({self.name!r}, count=...)"
+            try:
+                count = self.count(volume)
+            except Exception as error:
+                raise rule_failed(what, self.count, error, ()) from None
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise RuleError(
+                    f"{what} returned a {type(count).__qualname__}, not a number of rows (int)"
+                )
+            return count
         counts = dict(self.count)
         for name in (volume.name, "default"):
             if name in counts:
@@ -124,6 +249,25 @@ class TableRule:
             f"{self.origin} gives no count for the volume {volume.name!r}: add "
             f'"{volume.name}" or "default" to its count= mapping'
         )
+
+    def make_row(self, context: RowContext) -> dict[str, Any]:
+        """The values of one row from the `row` rule (empty without one).
+
+        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises
+        or returns something other than a mapping of column names to values."""
+        if self.row is None:
+            return {}
+        what = f"rules.table({self.name!r}, row=...)"
+        try:
+            made = self.row(context)
+        except Exception as error:
+            raise rule_failed(what, self.row, error, context.parents.values()) from None
+        if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
+            raise RuleError(
+                f"{what} returned a {type(made).__qualname__}, not a mapping of column "
+                'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
+            )
+        return dict(made)
 
     def key(self) -> object:
         count = (
@@ -172,6 +316,13 @@ class SchemaRules:
         """
         if (values is None) == (derive is None):
             raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
+        if values is not None and dict(values) == _PLACEHOLDER:
+            raise ConfigError(
+                f'rules.column({table!r}, {column!r}, values={{"VALUE": 1}}): "VALUE" is the '
+                "drift report's placeholder. Put your own values and their weights in its "
+                'place, e.g. values={"en-US": 3, "de-DE": 1}, or compute each value with '
+                "derive=lambda row, rng: ..."
+            )
         pairs = tuple((value, float(weight)) for value, weight in (values or {}).items())
         if values is not None and (not pairs or sum(weight for _, weight in pairs) <= 0):
             raise ConfigError(

@@ -18,12 +18,19 @@ import psycopg
 from psycopg import sql
 
 from pytest_celestra import loader
-from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
+from pytest_celestra.app_rules import (
+    RowContext,
+    SchemaRules,
+    TableRule,
+    new_uuid,
+    rule_mistyped,
+    wrong_type,
+)
 from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_row
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
     from pytest_celestra.volumes import Volume
@@ -110,16 +117,29 @@ class _Extender:
                     rows[number] = (*row[:index], label, *row[index + 1 :])
         extended = rows
         if added:
-            column_rules = [self.rules.columns[table, column] for column in added]
-            rngs = [self.column_rngs[table, column] for column in added]
+            makers = [
+                (
+                    self.rules.columns[table, column],
+                    self.column_rngs[table, column],
+                    self._type(table, column),
+                )
+                for column in added
+            ]
             extended = []
             for row in rows:
                 values = dict(zip(columns, row, strict=True))
-                pairs = zip(column_rules, rngs, strict=True)
-                extended.append((*row, *(rule.make(values, rng) for rule, rng in pairs)))
+                made = (rule.make(values, rng, kind) for rule, rng, kind in makers)
+                extended.append((*row, *made))
         origins = ", ".join(self.rules.columns[table, column].origin for column in added)
         producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
         return Part(table, (*columns, *added), extended, producer, plain=False)
+
+    def _type(self, table: str, column: str) -> str | None:
+        """The catalog's type of a column (`enum` for an enum type); None when unknown."""
+        info = self.catalog.tables.get(table, {}).get(column)
+        if info is None:
+            return None
+        return "enum" if info.type in self.catalog.enums else info.type
 
     def _table(self, rule: TableRule) -> Part:
         # No catalog (celestra-seed --sql): the columns are the ones the rules name.
@@ -141,11 +161,16 @@ class _Extender:
         for index in range(count):
             parents = {column: rng.choice(choices) for column, choices in keys.items()}
             values: dict[str, Any] = dict(parents)
-            if rule.row is not None:
-                values.update(rule.row(RowContext(parents, index, rng)))
+            from_row = rule.make_row(RowContext(parents, index, rng))
+            for column, value in from_row.items():
+                if (wanted := wrong_type(value, self._type(rule.name, column))) is not None:
+                    what = f"rules.table({rule.name!r}, row=...)"
+                    raise rule_mistyped(what, f"{rule.name}.{column}", value, wanted)
+            values.update(from_row)
             for column, column_rule, column_rng in column_rules:
                 if column not in values:
-                    values[column] = column_rule.make(values, column_rng)
+                    kind = self._type(rule.name, column)
+                    values[column] = column_rule.make(values, column_rng, kind)
             for column, info in (found or {}).items():
                 if column not in values and info.type == "uuid" and not info.has_default:
                     values[column] = new_uuid(rng)
@@ -221,6 +246,7 @@ def seed_with_rules(
     anchor: datetime,
     rules: SchemaRules,
     counts: dict[str, int] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> list[str]:
     """Check the schema for drift, then write the scenario extended by `rules` into
     `pg_conn`'s transaction. Returns the lines of the differences that do not break;
@@ -229,7 +255,8 @@ def seed_with_rules(
     Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
     when the schema needs rules it was not given, and
     [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] (no values shown) when
-    the database refuses a row.
+    the database refuses a row. `progress(table, rows_so_far)` is called after each
+    chunk.
     """
     from pytest_celestra.scenario import generate_scenario, seed_scenario
 
@@ -237,7 +264,7 @@ def seed_with_rules(
     catalog = read_catalog(pg_conn)
     if not rules:
         try:
-            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor)
+            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor, progress=progress)
         except psycopg.Error as error:
             table = error.diag.table_name or "?"
             raise rejected_row(error, table, f"the generator's {table} rows") from None
@@ -246,10 +273,14 @@ def seed_with_rules(
         return notes
     extender = _Extender(rules, catalog, volume, seed)
     parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
+    written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):
         for part in parts:
+            written[part.table] = written.get(part.table, 0) + len(part.rows)
             if counts is not None:
                 counts[part.table] = counts.get(part.table, 0) + len(part.rows)
+            if progress is not None:
+                progress(part.table, written[part.table])
             if not part.rows:
                 continue
             try:
@@ -271,6 +302,12 @@ class SeedWithRules:
         self.key = rules.key() if rules else ""
 
     def __call__(
-        self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
+        self,
+        connection: psycopg.Connection[Any],
+        volume: Volume,
+        *,
+        seed: int,
+        anchor: datetime,
+        progress: Callable[[str, int], None] | None = None,
     ) -> list[str]:
-        return seed_with_rules(connection, volume, seed, anchor, self.rules)
+        return seed_with_rules(connection, volume, seed, anchor, self.rules, progress=progress)

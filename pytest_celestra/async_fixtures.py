@@ -41,7 +41,9 @@ from pytest_celestra.fixtures import (
     SeededDatabases,
     TestDatabase,
     TransactionEscapedError,
+    ensure_scenario_template,
     reseed_factories,
+    reset_session,
 )
 from pytest_celestra.run import scenario_of
 
@@ -76,22 +78,31 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
         assert connection.sync_connection is not None  # set by connect()
         guard = IsolationGuard(connection.sync_connection)
         transaction = await connection.begin()
+        await connection.run_sync(guard.open)
         session = AsyncSession(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
         try:
             yield session
         finally:
-            ended_by = guard.ended()
-            if ended_by is None:
+            ended_by = await connection.run_sync(guard.escaped)
+            escape = None if ended_by is None else TransactionEscapedError(ended_by)
+            if escape is None:
                 await transaction.rollback()  # and every savepoint in it
                 await session.close()
-            else:
+                try:
+                    left = await connection.run_sync(reset_session)
+                except TransactionEscapedError as error:
+                    escape = error
+                else:
+                    if left is not None:
+                        escape = TransactionEscapedError(left, replace=False)
+            if escape is not None:
                 with contextlib.suppress(Exception):
                     await connection.invalidate()
                 with contextlib.suppress(Exception):
                     await session.close()
-                raise TransactionEscapedError(ended_by)
+                raise escape
 
 
 @contextlib.asynccontextmanager
@@ -103,10 +114,10 @@ async def isolated_async_session(
         async with rolled_back_async_session(engine) as session:
             yield session
     except TransactionEscapedError as error:
-        ended_by = error.ended_by
+        escape = error
     else:
         return
-    database.escaped(request, ended_by)  # outside the except: no chained traceback
+    database.escaped(request, escape)  # outside the except: no chained traceback
 
 
 class AsyncEngines:
@@ -173,6 +184,7 @@ async def celestra_async_seeded_db(
     `@pytest.mark.celestra` marker asks for. Otherwise as `celestra_async_session`.
     """
     scenario = scenario_of(request.node)
+    ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
     database = _celestra_async_engines.seeded.database(scenario)
     engine = _celestra_async_engines.for_scenario(scenario)

@@ -32,7 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pytest_celestra import loader
 from pytest_celestra.app_models import fill_rule_columns
-from pytest_celestra.errors import CelestraError
+from pytest_celestra.errors import CelestraError, RuleError
 from pytest_celestra.making import Maker, current_maker
 from pytest_celestra.models import MODELS_IN_FK_ORDER
 
@@ -399,7 +399,11 @@ def bulk_create(
     batch = Batch(session, description)
     with batch.active():
         made = [batch.make(factory_class, params) for _ in range(size)]
-    batch.write()
+    try:
+        batch.write()
+    except RuleError as error:
+        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
+        raise
     model = factory_class._meta.get_model_class()
     return BulkResult(session, model, [row.id for row in made])
 

@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
     from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.user_scenarios import ScenarioBuilder
     from pytest_celestra.volumes import Volume
 
 PROG = "celestra-seed"
@@ -239,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
         "1) and the rules' columns, enum labels and tables are filled. With --sql the script "
         "is data only (no DDL): load it into a database whose schema your migrations made.",
     )  # fmt: skip
+    data.add_argument(
+        "--scenario", metavar="[FILE::]NAME",
+        help="Build a scenario of yours (declared with @scenario_builder) instead of a "
+        "volume: on its own base (--volume does not apply), with --seed. FILE is the "
+        "conftest.py or module that declares it (default: the --rules file, else "
+        "./conftest.py). Needs a server (not --sql).",
+    )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
         help="Print the summary as one JSON object (for scripts) instead of a table.",
@@ -259,6 +267,11 @@ def build_stop_parser() -> argparse.ArgumentParser:
 
 
 def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    if options.scenario is not None and options.sql is not None:
+        parser.error(
+            "--scenario and --sql: a scenario of yours is built by its own code through a "
+            "database session, so it needs a server; drop --sql (or --scenario)"
+        )
     if options.sql is not None:
         extra = [
             flag
@@ -298,7 +311,7 @@ class Outcome:
     def as_json(self) -> dict[str, Any]:
         summary = self.summary
         fields: dict[str, Any] = {
-            "volume": summary.volume.name,
+            "volume": self.details.get("volume", summary.volume.name),
             "seed": summary.seed,
             "anchor": summary.anchor.isoformat(),
             "rows": dict(summary.rows),
@@ -324,12 +337,16 @@ class Outcome:
             "sql_bytes",
             "rules_file",
             "schema_notes",
+            "scenario",
         )
         return fields | {key: self.details.get(key) for key in keys}
 
     def as_text(self) -> str:
         d = self.details
         lines = [str(self.summary), ""]
+        if d.get("scenario"):  # not the volume's scenario: say whose
+            _, _, rest = lines[0].partition("\n")
+            lines[0] = f"Your {d['scenario']}, seed {self.summary.seed}\n{rest}"
         if self.target == "sql":
             where = "stdout" if d["sql_file"] == "-" else d["sql_file"]
             size = f" ({d['sql_bytes'] / 1e6:,.1f} MB)" if d["sql_bytes"] is not None else ""
@@ -360,7 +377,8 @@ class Outcome:
                 f"Seeded database {d['database']!r}{created}{reset}, at "
                 f"{d['server_address']} ({d['server_version']})."
             )
-        lines.append(f"  {_created_there(d)}")
+        rule_tables = [table for table in self.summary.rows if table not in TABLES_IN_FK_ORDER]
+        lines.append(f"  {_created_there(d, rule_tables)}")
         lines.append(f"  psql:        psql {shlex.quote(d['url'])}")
         lines.append(f'  SQLAlchemy:  create_engine("{d["sqlalchemy_url"]}")')
         if MASK in d["url"]:
@@ -369,16 +387,30 @@ class Outcome:
             lines.append(f"  stop it:     {d['stop_command']}")
         if d.get("rules_file"):
             lines.append(f"  rules:       {d['rules_file']}")
+        if d.get("scenario"):
+            lines.append(f"  scenario:    {d['scenario']}")
         lines += [f"  not breaking: {note}" for note in d.get("schema_notes") or ()]
         return "\n".join(lines)
 
 
-def _created_there(details: Mapping[str, Any]) -> str:
+def server_address(url: URL) -> str:
+    """`host:port`, or for a server on a Unix socket (the embedded one) the socket's path,
+    `DIR/.s.PGSQL.5432`: a directory with a port is no host."""
+    host = str(url.host or url.query.get("host") or "")
+    if host.startswith("/"):
+        return f"{host.rstrip('/')}/.s.PGSQL.{url.port or 5432}"
+    return host_port(url)
+
+
+def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) -> str:
     """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
-    tables (untouched).`, for the summary."""
+    tables (untouched).`, for the summary; the tables `--rules` seeded are named apart."""
     tables, types = details["created_tables"], details["created_types"]
-    others = details["other_tables"]
-    beside = f", beside {others} other table{'s' * (others != 1)} (untouched)" if others else ""
+    untouched = max(details["other_tables"] - len(rule_tables), 0)
+    parts = [f"{', '.join(rule_tables)} (seeded by your rules)"] if rule_tables else []
+    if untouched:
+        parts.append(f"{untouched} other table{'s' * (untouched != 1)} (untouched)")
+    beside = f", beside {' and '.join(parts)}" if parts else ""
     if not tables and not types:
         return f"Created there: nothing, the Celestra schema was there already{beside}."
     return (
@@ -483,7 +515,7 @@ def _truncate(connection: Connection, tables: str) -> None:
 def _refuse_conflicts(url: URL, existing: ExistingSchema) -> None:
     if existing.conflicts:
         raise CelestraError(
-            f"database {url.database!r} at {host_port(url)} has tables or types named like "
+            f"database {url.database!r} at {server_address(url)} has tables or types named like "
             f"Celestra's that are not Celestra's: {'; '.join(existing.conflicts)}. Nothing "
             f"was written (--reset would not help: {PROG} never changes or empties a table "
             "that is not Celestra's). Seed another database with --database NAME (created "
@@ -501,6 +533,7 @@ def seed_database(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
     notes: list[str] | None = None,
+    scenario: ScenarioBuilder | None = None,
 ) -> tuple[ScenarioSummary, ExistingSchema]:
     """Create the schema where absent and seed it, in one transaction: nothing is
     written unless all of it is. Refuses a database holding a table or enum type of a
@@ -510,7 +543,11 @@ def seed_database(
 
     Before any row, the schema is checked against what the generator and `rules`
     write ([`check_drift`][pytest_celestra.drift.check_drift]); the lines of the
-    differences that do not break go to `notes`."""
+    differences that do not break go to `notes`.
+
+    With `scenario`, a scenario of yours: its base volume (none if it has none: then
+    `volume` only names the summary), then each of its layers' builders, in the same
+    transaction; the summary counts the rows of the 15 tables once it is done."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -527,7 +564,7 @@ def seed_database(
             filled = tables_holding_rows(connection)
             if filled and not reset:
                 raise CelestraError(
-                    f"database {url.database!r} at {host_port(url)} already holds Celestra "
+                    f"database {url.database!r} at {server_address(url)} already holds Celestra "
                     f"data (in {len(filled)} of its 15 tables, {filled[0]} first); nothing "
                     "was written. Run again with --reset to empty the 15 Celestra tables "
                     "first (no other table is touched), or seed another database with "
@@ -535,7 +572,10 @@ def seed_database(
                 )
             if reset:
                 _truncate(connection, tables)
-            summary = _seed_checked(connection, volume, seed, anchor, rules, notes, progress)
+            if scenario is None:
+                summary = _seed_checked(connection, volume, seed, anchor, rules, notes, progress)
+            else:
+                summary = _build_scenario(connection, scenario, volume, seed, anchor, rules, notes)
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
@@ -575,6 +615,34 @@ def _seed_checked(
     seed_with_rules(pg_conn, volume, seed, anchor, rules, counts)
     seconds = time.perf_counter() - started
     return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds)
+
+
+def _build_scenario(
+    connection: Connection,
+    scenario: ScenarioBuilder,
+    volume: Volume,
+    seed: int,
+    anchor: datetime,
+    rules: SchemaRules | None,
+    notes: list[str] | None,
+) -> ScenarioSummary:
+    """The scenario's base volume (if any), then its layers; rows counted at the end."""
+    from pytest_celestra.tables import TABLES_IN_FK_ORDER
+    from pytest_celestra.user_scenarios import layers_of
+
+    started = time.perf_counter()
+    if scenario.volume is not None:
+        _seed_checked(connection, scenario.volume, seed, anchor, rules, notes, None)
+    for layer in layers_of(scenario):
+        layer.write(connection, seed=seed)
+    counts = connection.execute(
+        text(
+            "SELECT "
+            + ", ".join(f'(SELECT count(*) FROM "{table}")' for table in TABLES_IN_FK_ORDER)
+        )
+    ).one()
+    rows = MappingProxyType(dict(zip(TABLES_IN_FK_ORDER, counts, strict=True)))
+    return ScenarioSummary(volume, seed, anchor, rows, time.perf_counter() - started)
 
 
 def write_sql(
@@ -693,8 +761,15 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     sql_to_stdout = options.sql == "-"
     on_terminal = _on_terminal() and not sql_to_stdout
     rules = load_rules(options.rules) if options.rules is not None else None
-    # The rules' tables have no bar: with rules, the summary only.
-    bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and rules is None else None
+    options.scenario_builder = None
+    if options.scenario is not None:
+        from pytest_celestra.user_scenarios import load_scenario
+
+        default = options.rules or Path("conftest.py").absolute()
+        options.scenario_builder = load_scenario(options.scenario, default)
+    # The rules' tables have no bar: with rules or a scenario, the summary only.
+    plain = rules is None and options.scenario_builder is None
+    bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and plain else None
     if bars and options.sql is not None:
         bars.draw()
     if options.sql is not None:
@@ -746,16 +821,18 @@ def _seed_server(
             "the database for the scenario with --database NAME (created if missing)"
         )
     refuse_plugin_database(url)
-    check_room(url, options.volume, copies=1)
+    scenario = options.scenario_builder
+    volume = options.volume if scenario is None else scenario.volume or options.volume
+    check_room(url, volume, copies=1)
     created, version = ensure_database(url, f"seeded by {PROG} {__version__}")
-    _status(f"Seeding database {database!r} at {host_port(url)}:", bars is not None)
+    _status(f"Seeding database {database!r} at {server_address(url)}:", bars is not None)
     if bars:
         bars.draw()
     notes: list[str] = []
     try:
         summary, existing = seed_database(
-            url, options.volume, seed=options.seed, anchor=anchor, reset=options.reset,
-            progress=bars, rules=rules, notes=notes,
+            url, volume, seed=options.seed, anchor=anchor, reset=options.reset,
+            progress=bars, rules=rules, notes=notes, scenario=scenario,
         )  # fmt: skip
     except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
@@ -772,12 +849,15 @@ def _seed_server(
         "created_types": list(existing.missing_types),
         "other_tables": existing.other_tables,
         "server_version": version,
-        "server_address": host_port(url),
+        "server_address": server_address(url),
         "url": render_url(url),
         "sqlalchemy_url": render_url(url, driver="postgresql+psycopg"),
         "rules_file": None if options.rules is None else str(options.rules),
         "schema_notes": notes,
+        "scenario": None if scenario is None else scenario.describe(),
     }
+    if scenario is not None:  # its base's volume, if it has one
+        details["volume"] = None if scenario.volume is None else scenario.volume.name
     target = "dsn" if options.dsn is not None else "embedded"
     return Outcome(summary, target, details, time.perf_counter() - started)
 

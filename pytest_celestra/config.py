@@ -30,6 +30,8 @@ from pytest_celestra.volumes import VOLUME_HELP, Volume
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from pytest_celestra.user_scenarios import ScenarioBuilder
+
 T = TypeVar("T")
 
 
@@ -414,10 +416,16 @@ def resolve_config(
 
 @dataclass(frozen=True)
 class ScenarioSettings:
-    """What a seeded database holds: the whole scenario at one volume and seed."""
+    """What a seeded database holds: the whole scenario at one volume and seed, or with
+    `builder`, a scenario of yours
+    ([`scenario_builder`][pytest_celestra.user_scenarios.scenario_builder]) at that seed,
+    on its own base (then `volume` is its base's, or the run's if it has none)."""
 
     volume: Volume
     seed: int
+    builder: ScenarioBuilder | None = None
 
     def describe(self) -> str:
+        if self.builder is not None:
+            return f"{self.builder.describe()} seed={self.seed}"
         return f"volume={self.volume.name} seed={self.seed}"

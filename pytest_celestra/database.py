@@ -41,12 +41,14 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -125,8 +127,54 @@ class SeedRecipe(Protocol):
     key: str
 
     def __call__(
-        self, connection: psycopg.Connection[Any], volume: Volume, *, seed: int, anchor: datetime
+        self,
+        connection: psycopg.Connection[Any],
+        volume: Volume,
+        *,
+        seed: int,
+        anchor: datetime,
+        progress: Callable[[str, int], None] | None = None,
     ) -> Sequence[str]: ...
+
+
+class TemplateLayer(Protocol):
+    """Data added on top of another template by code of the user's (a scenario of
+    [`pytest_celestra.user_scenarios`][]): writes into the database at `url` and commits,
+    or raises and commits nothing. Returns lines for the run's summary.
+
+    `key` covers everything that decides what the layer adds (its code and what that
+    reads); the manager adds its base's key, the seed and the anchor day. `label` names
+    it in progress lines and the summary.
+    """
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def __call__(
+        self,
+        url: URL,
+        *,
+        seed: int,
+        anchor: datetime,
+        progress: Callable[[str], None],
+    ) -> Sequence[str]: ...
+
+
+class BuildWatcher(Protocol):
+    """Told about each template this process builds: the pytest side shows progress
+    and lists the builds in the run's summary."""
+
+    def building(self, label: str) -> None:
+        """A build of the template described by `label` begins."""
+
+    def progress(self, label: str, done: str) -> None:
+        """`done` says how far the build of `label` is (`users 1,200 rows`)."""
+
+    def built(self, label: str, rows: int, seconds: float) -> None:
+        """The build of `label` ended with `rows` rows in all, in `seconds`."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +216,17 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
 def is_plugin_database(admin: psycopg.Connection[Any], name: str) -> bool:
     """Did pytest-celestra create database `name` (a template, build or test database)?"""
     return (database_comment(admin, name) or "").startswith(MARK)
+
+
+def kept_databases(admin: psycopg.Connection[Any]) -> list[str]:
+    """The test databases on this server that a run kept (`--celestra-keep`), by name."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s) "
+        "ORDER BY datname",
+        (MARK,),
+    ).fetchall()
+    return [name for name, comment in rows if _parse_comment(comment)[1].get("kept") is True]
 
 
 def refuse_plugin_database(url: URL) -> None:
@@ -268,8 +327,40 @@ def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
     ).fetchone()
     if is_template == (True,):
         admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(identifier))
+    end_prepared_work(admin, name)
     statement = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
     admin.execute(sql.SQL(statement).format(identifier))
+
+
+def end_prepared_work(admin: psycopg.Connection[Any], name: str) -> list[str]:
+    """Roll back the prepared transactions left in database `name` (which the caller has
+    proven ours) and drop its inactive replication slots: either keeps PostgreSQL from
+    dropping the database, and holds back the whole server's cleanup (its xmin) and WAL.
+    Returns what it ended (`prepared transaction 'gid'`, `replication slot 'name'`)."""
+    prepared = admin.execute(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = %s", (name,)
+    ).fetchall()
+    slots = admin.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = %s AND NOT active", (name,)
+    ).fetchall()
+    ended = [f"replication slot {slot!r}" for (slot,) in slots]
+    for (slot,) in slots:
+        with contextlib.suppress(psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
+            admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    if prepared:
+        # ROLLBACK PREPARED runs in the prepared transaction's own database.
+        info = admin.info
+        conninfo = make_conninfo(info.dsn, dbname=name, password=info.password or None)
+        try:
+            inside = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.OperationalError:  # e.g. a sealed template: DROP will say it is in use
+            return ended
+        with inside:
+            for (gid,) in prepared:
+                with contextlib.suppress(psycopg.errors.UndefinedObject):  # ended since
+                    inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+                    ended.append(f"prepared transaction {gid!r}")
+    return ended
 
 
 def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
@@ -413,6 +504,7 @@ class _Spec:
     source: _Spec | None
     populate: Callable[[URL], None]
     meta: dict[str, object] = field(default_factory=dict)
+    label: str = ""
 
 
 @dataclass
@@ -441,6 +533,7 @@ class DatabaseManager:
     keep: bool = False
     budget: Budget = field(default_factory=Budget)
     notes: list[str] = field(default_factory=list)
+    watcher: BuildWatcher | None = None
     created: list[str] = field(default_factory=list)
     processes: int = 1
     """Test processes of the run (xdist workers), for what a connection limit must allow."""
@@ -751,8 +844,12 @@ class DatabaseManager:
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
         meta = {"run": self.run_id, "owner": self.owner_lock}
+        label = spec.label or spec.kind
         with _holding(admin, build):
             try:
+                started = time.perf_counter()
+                if self.watcher is not None:
+                    self.watcher.building(label)
                 if spec.source is None:
                     self._create(admin, build, "template0", _comment("template build", **meta))
                 else:
@@ -768,6 +865,9 @@ class DatabaseManager:
                 spec.populate(url)
                 with connect(url) as connection:
                     fingerprint = content_fingerprint(connection)
+                if self.watcher is not None:
+                    seconds = time.perf_counter() - started
+                    self.watcher.built(label, sum(fingerprint.rows.values()), seconds)
                 yield build, fingerprint
             finally:
                 # A server gone mid-build cannot drop it: the next run's sweep will.
@@ -969,7 +1069,7 @@ class DatabaseManager:
         key = self._schema_key or self.schema.key
         if key is not None:
             self._schema_key = key
-        return _Spec("schema", key, None, populate)
+        return _Spec("schema", key, None, populate, label="the empty schema")
 
     def _seeded_spec(
         self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
@@ -984,9 +1084,17 @@ class DatabaseManager:
         if self.recipe.key:
             key = digest(key, self.recipe.key)
 
+        label = f"volume {volume.name} (seed {seed})"
+
+        def progress(table: str, rows: int) -> None:
+            if self.watcher is not None:
+                self.watcher.progress(label, f"{table} {rows:,} rows")
+
         def populate(url: URL) -> None:
             with connect(url) as connection:
-                self.notes.extend(self.recipe(connection, volume, seed=seed, anchor=anchor))
+                self.notes.extend(
+                    self.recipe(connection, volume, seed=seed, anchor=anchor, progress=progress)
+                )
                 connection.commit()
                 connection.execute("ANALYZE")
 
@@ -998,7 +1106,63 @@ class DatabaseManager:
             "code": generator_code_key(),
             "passwords": password_hashing_key(),
         }
-        return _Spec("seeded", key, schema, populate, meta)
+        return _Spec("seeded", key, schema, populate, meta, label)
+
+    def _layered_spec(
+        self,
+        admin: psycopg.Connection[Any],
+        base: Volume | None,
+        layers: Sequence[TemplateLayer],
+        seed: int,
+        anchor: datetime,
+    ) -> _Spec:
+        """The spec of `layers` (bottom first) on the scenario of `base`, or on the empty
+        schema: each layer's template is a copy of the one below, plus what it adds."""
+        if base is not None:
+            spec = self._seeded_spec(admin, base, seed, anchor)
+        else:
+            spec = self._schema_spec()
+            if self._schema_key is None:  # a user schema: learn its key from its catalog
+                with self._template(admin, spec):
+                    pass
+                spec = self._schema_spec()
+        day = anchor.date().isoformat()
+        for layer in layers:
+            spec = self._layer_spec(spec, layer, seed, anchor, day, base)
+        return spec
+
+    def _layer_spec(
+        self,
+        below: _Spec,
+        layer: TemplateLayer,
+        seed: int,
+        anchor: datetime,
+        day: str,
+        base: Volume | None,
+    ) -> _Spec:
+        code = generator_code_key()
+        passwords = password_hashing_key()
+        key = digest("layer", below.key, layer.key, seed, day, self.recipe.key, code, passwords)
+        label = layer.label
+
+        def progress(done: str) -> None:
+            if self.watcher is not None:
+                self.watcher.progress(label, done)
+
+        def populate(url: URL) -> None:
+            self.notes.extend(layer(url, seed=seed, anchor=anchor, progress=progress))
+            with connect(url, autocommit=True) as connection:
+                connection.execute("ANALYZE")
+
+        meta: dict[str, object] = {
+            "day": day,
+            "scenario": label,
+            "volume": None if base is None else base.name,
+            "seed": seed,
+            "schema": self._schema_key,
+            "code": code,
+        }
+        return _Spec("scenario", key, below, populate, meta, label)
 
     # --- test databases ---
 
@@ -1088,6 +1252,48 @@ class DatabaseManager:
             built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
             self._check_room(admin, volume, 1 if built else 2)
             return self._clone(admin, spec, label, name, strategy)
+
+    def create_layered(
+        self,
+        base: Volume | None,
+        layers: Sequence[TemplateLayer],
+        seed: int,
+        anchor: datetime,
+        *,
+        name: str | None = None,
+        label: str = "scenario",
+        strategy: str | None = None,
+    ) -> URL:
+        """A new database holding `layers` (bottom first) on the scenario of volume `base`
+        (None: on the empty schema), cloned from the top layer's template.
+
+        Each layer is a sealed template of its own, made from a copy of the template
+        below it, so a layer shared by several scenarios is built once. Arguments as for
+        [`create_seeded`][pytest_celestra.database.DatabaseManager.create_seeded].
+        """
+        what = layers[-1].label if layers else "the scenario"
+        with (
+            self._server_faults(f"building or cloning the template of {what}"),
+            self._admin() as admin,
+        ):
+            spec = self._layered_spec(admin, base, layers, seed, anchor)
+            self._check_room(admin, base, 2)  # the clone and, where not built yet, its template
+            return self._clone(admin, spec, label, name, strategy)
+
+    def prepare_layered(
+        self, base: Volume | None, layers: Sequence[TemplateLayer], seed: int, anchor: datetime
+    ) -> str:
+        """Build (or find up to date) the template of `layers` on `base`, as
+        [`create_layered`][pytest_celestra.database.DatabaseManager.create_layered] would,
+        without cloning it; its name."""
+        what = layers[-1].label if layers else "the scenario"
+        with (
+            self._server_faults(f"building the template of {what}"),
+            self._admin() as admin,
+        ):
+            spec = self._layered_spec(admin, base, layers, seed, anchor)
+            with self._template(admin, spec) as template:
+                return template
 
     def discard(self, url: URL) -> None:
         """Drop a test database a test has damaged, even with `keep`."""

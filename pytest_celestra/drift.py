@@ -486,19 +486,50 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
     which may quote the offending value. A SQLAlchemy error becomes a subclass of its
     class (`IntegrityError` stays an `IntegrityError`), its `orig` kept.
     """
-    cause, _, table, column = _refused_where(error, table)
+    cause, diag, table, column = _refused_where(error, table)
     from pytest_celestra.app_rules import active_rules
 
     rule = active_rules().columns.get((table, column or ""))
     if rule is not None and rule.origin not in producer:
         producer = f"{producer} (its {column} from {rule.origin})"
+    if not getattr(cause, "sqlstate", None):
+        # psycopg's own error (a value it cannot adapt or dump): the server saw nothing.
+        return _wrapped(
+            error,
+            cause,
+            f"psycopg could not send a row made by {producer} to PostgreSQL "
+            f"[table {table}{f', column {column}' if column else ''}]: a value of the row is "
+            f"of a type it cannot send as that column ({type(cause).__name__}). PostgreSQL "
+            "never saw the row; its values are not shown.",
+        )
     why = describe_refusal(error, table)
-    message = (
-        f"PostgreSQL refused a row made by {producer}: {why}. "
-        "The row's values are not shown. If your migrations changed this table, teach the "
-        "plugin the change in pytest_celestra_schema_rules (docs: 'When your schema "
-        "changes')."
-    )
+    message = f"PostgreSQL refused a row made by {producer}: {why}. The row's values are not shown."
+    constraint = diag.constraint_name if diag is not None else None
+    if not _ours(table, column, constraint, str(cause.sqlstate)):
+        message += (
+            " If your migrations changed this table, teach the plugin the change in "
+            "pytest_celestra_schema_rules (docs: 'When your schema changes')."
+        )
+    return _wrapped(error, cause, message)
+
+
+def _ours(table: str, column: str | None, constraint: str | None, sqlstate: str) -> bool:
+    """Whether what refused the row is part of the schema the plugin writes, as built:
+    then the row broke the schema itself (a duplicate email), and no migration is to
+    blame. A constraint, column or table the migrations added (or a trigger's error,
+    which names none) is not ours."""
+    from pytest_celestra.loader import COLUMNS
+
+    if table not in COLUMNS:
+        return False
+    if constraint:
+        return constraint in builtin_constraint_names()
+    if sqlstate == "23502" and column:  # not_null_violation names a column, no constraint
+        return column in COLUMNS[table]
+    return False
+
+
+def _wrapped(error: BaseException, cause: BaseException, message: str) -> RowRejectedError:
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
     if isinstance(error, DBAPIError):

@@ -30,3 +30,14 @@ class ServerError(CelestraError, RuntimeError):
 
 class UnsafeDatabaseError(CelestraError, RuntimeError):
     """An operation would touch a database that pytest-celestra did not create."""
+
+
+class RuleError(CelestraError):
+    """A schema rule of yours (`pytest_celestra_schema_rules`) raised, or made a value
+    its column cannot take. No row was written, and the message holds none of the row's
+    values."""
+
+
+class FactoryArgumentError(CelestraError, TypeError):
+    """A factory was called with a keyword it does not know (not a trait, a declaration,
+    a parameter or a column of its model), or a label its enum column does not have."""

@@ -57,10 +57,15 @@ from factory.declarations import (
 )
 from factory.faker import Faker
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from pytest_celestra import bulk, making, passwords, spec, story
-from pytest_celestra.errors import CelestraError, NoSessionError
+from pytest_celestra.errors import (
+    CelestraError,
+    FactoryArgumentError,
+    NoSessionError,
+    RuleError,
+)
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     Agent,
@@ -357,7 +362,7 @@ class CelestraFactory(SQLAlchemyModelFactory):
 
     @classmethod
     def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
-        params = cls._share_parents(params)
+        params = cls._share_parents(checked_arguments(cls, params))
         if strategy == factory.enums.CREATE_STRATEGY:
             # Fail before any parent is made, naming the factory the test called.
             session = current_session(cls.__name__)
@@ -389,6 +394,7 @@ class CelestraFactory(SQLAlchemyModelFactory):
         ```
         """
         session = current_session(cls.__name__)
+        kwargs = checked_arguments(cls, kwargs, call=f"{cls.__name__}.bulk_create")
         return bulk.bulk_create(cls, size, cls._share_parents(kwargs), session)
 
     @classmethod
@@ -420,6 +426,14 @@ class CelestraFactory(SQLAlchemyModelFactory):
             rejected = rejected_row(error, table, cls.__name__)
             rejected.add_note(f"raised saving the {table} row of {cls.__name__}")
             raise rejected from None
+        except StatementError as error:
+            # A rule's column default failed inside the INSERT: SQLAlchemy wrapped our
+            # message in one that prints the statement's parameters (the row's values).
+            if not isinstance(error.orig, RuleError):
+                raise
+            failed = error.orig
+            failed.add_note(f"raised making the {model_class.__tablename__} row of {cls.__name__}")
+            raise failed from None
         return obj
 
 
@@ -1350,4 +1364,106 @@ def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
         name
         for name, declaration in factory_class._meta.parameters.items()
         if isinstance(declaration, Trait)
+    )
+
+
+# --- the arguments of a call -----------------------------------------------------------
+
+
+_ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
+
+
+def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
+    """What a factory's keywords may be (declarations, parameters and traits, the model's
+    columns and relationships) and its model's enum attributes (name -> enum class);
+    worked out again when the model gains a column (a rule's)."""
+    model = factory_class._meta.model
+    size = len(model.__mapper__.attrs) if hasattr(model, "__mapper__") else 0
+    known = _ARGUMENTS.get(factory_class)
+    if known is None or known[0] != size:
+        known = _ARGUMENTS[factory_class] = (size, *_read_arguments(factory_class))
+    return known[1], known[2]
+
+
+def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
+    meta = factory_class._meta
+    names = set(meta.pre_declarations.as_dict()) | set(meta.post_declarations.as_dict())
+    names |= set(meta.parameters) | set(getattr(meta, "rename", None) or {})
+    enums: dict[str, Any] = {}
+    model = meta.model
+    if model is not None and hasattr(model, "__mapper__"):
+        from sqlalchemy import Enum as EnumType
+
+        mapper = model.__mapper__
+        names |= {attribute.key for attribute in mapper.attrs}
+        for attribute in mapper.column_attrs:
+            kind = attribute.columns[0].type
+            if isinstance(kind, EnumType) and kind.enum_class is not None:
+                enums[attribute.key] = kind.enum_class
+    return frozenset(names), enums
+
+
+def checked_arguments(
+    factory_class: type[CelestraFactory], params: dict[str, Any], *, call: str | None = None
+) -> dict[str, Any]:
+    """`params` with enum labels given as strings made enum members
+    (`status="SUSPENDED"` -> `UserStatus.SUSPENDED`), after checking that every keyword
+    is one the factory knows.
+
+    Raises [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming
+    the factory's traits and the closest name, or the enum's labels.
+    """
+    names, enums = _arguments_of(factory_class)
+    call = call or factory_class.__name__
+    model = factory_class._meta.model
+    # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
+    mapped = hasattr(model, "__mapper__")
+    checked = params
+    for name, value in params.items():
+        base = name.split("__", 1)[0]
+        # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
+        if mapped and base and base not in names and not hasattr(model, base):
+            raise _unknown_argument(factory_class, call, name, names)
+        enum_class = enums.get(name)
+        if enum_class is not None and isinstance(value, str):
+            if checked is params:
+                checked = dict(params)
+            checked[name] = _enum_member(call, name, enum_class, value)
+    return checked
+
+
+def _unknown_argument(
+    factory_class: type[CelestraFactory], call: str, name: str, names: frozenset[str]
+) -> FactoryArgumentError:
+    import difflib
+
+    traits = traits_of(factory_class)
+    base = name.split("__", 1)[0]
+    close = difflib.get_close_matches(base, [*traits, *sorted(names - set(traits))], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(traits) if traits else "none"
+    fields = ", ".join(sorted(n for n in names - set(traits) if not n.startswith("_")))
+    return FactoryArgumentError(
+        f"{call}({name}=...): {factory_class.__name__} has no trait, field or parameter "
+        f"{base!r}.{hint} Its traits (each used as name=True): {listed}. Its other "
+        f"keywords: {fields}. See the docs page 'Factories and traits' (docs/factories.md)."
+    )
+
+
+def _enum_member(call: str, name: str, enum_class: Any, label: str) -> Any:
+    """The member of `enum_class` whose name (the PostgreSQL label) or value is `label`."""
+    member = enum_class.__members__.get(label)
+    if member is not None:
+        return member
+    for member in enum_class:
+        if member.value == label:
+            return member
+    import difflib
+
+    labels = list(enum_class.__members__)
+    close = difflib.get_close_matches(label.upper(), labels, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise FactoryArgumentError(
+        f"{call}({name}={label!r}): {label!r} is not a label of {enum_class.__name__}.{hint} "
+        f"Its labels: {', '.join(labels)} (as strings or {enum_class.__name__} members)."
     )

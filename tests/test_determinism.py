@@ -21,27 +21,13 @@ from pathlib import Path
 
 import factory.random
 import pytest
+from helpers import digest, table_columns
 from sqlalchemy import text
 
 from pytest_celestra.scenario import DEFAULT_SEED, anchor_for, seed_scenario
 from pytest_celestra.volumes import Volume
 
 VOLUMES = ["small", "small,users=40,agents=12"]
-TIMESTAMPTZ = "timestamp with time zone"
-
-
-def table_columns(session) -> dict[str, tuple[list[str], list[str]]]:
-    """table -> (non-time columns, time columns), both in ordinal order."""
-    split: dict[str, tuple[list[str], list[str]]] = {}
-    for table, column, data_type in session.execute(
-        text(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
-        )
-    ):
-        plain, times = split.setdefault(table, ([], []))
-        (times if data_type == TIMESTAMPTZ else plain).append(column)
-    return split
 
 
 def dump(session) -> dict[str, dict[str, list[tuple]]]:
@@ -53,19 +39,6 @@ def dump(session) -> dict[str, dict[str, list[tuple]]]:
             "plain": [tuple(r) for r in session.execute(text(_select(table, plain)))],
             "times": [tuple(r) for r in session.execute(text(_select(table, ["id", *times])))],
         }
-    return result
-
-
-def digest(session) -> dict[str, str]:
-    """table -> md5 of its non-time columns (ids included), rows ordered by id."""
-    result = {}
-    for table, (plain, _) in table_columns(session).items():
-        rows = f"SELECT {', '.join(plain)} FROM {table}"
-        result[table] = session.execute(
-            text(
-                f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r.id), '')) FROM ({rows}) r"
-            )
-        ).scalar_one()
     return result
 
 
@@ -165,7 +138,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from pytest_celestra.scenario import anchor_for, seed_scenario
 from pytest_celestra.volumes import Volume
-from test_determinism import digest
+from helpers import digest
 
 url, volume, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 engine = create_engine(url)

@@ -18,9 +18,12 @@ three ways decided by what it defines at top level:
 
 ``<!-- docs-test: skip: REASON -->`` on the line before a block skips it; the reason is
 required, and meant for examples that need what a test machine cannot have
-(pytest-factoryboy). A conftest example that mentions Alembic runs next to the Alembic
-project ``tests/alembic_app``: all its migrations when the example has schema rules, else
-the first (Celestra's schema).
+(pytest-factoryboy). ``<!-- docs-test: file: PATH -->`` before a block (of any language)
+says it shows the file ``PATH`` of this repository, which it must equal; the tests that
+run that file run the example. A conftest example runs in a folder of its own, with
+pytest started from the folder above it; one that mentions Alembic runs next to the
+Alembic project ``tests/alembic_app``: all its migrations when the example has schema
+rules, else the first (Celestra's schema).
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ import io
 import re
 import secrets
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from conftest import INNER_TIMEOUT
+from helpers import INNER_TIMEOUT
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -86,6 +90,12 @@ FENCE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip:\s*(?P<reason>\S.*?)\s*-->")
+SHOWN_FILE = re.compile(r"<!--\s*docs-test:\s*file:\s*(?P<path>\S+)\s*-->")
+#: A block of any language after a ``docs-test: file`` marker.
+FILE_BLOCK = re.compile(
+    r"^<!--\s*docs-test:\s*file:\s*(?P<path>\S+)\s*-->\n```[^\n]*\n(?P<body>.*?)^```[ ]*$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -134,9 +144,13 @@ def examples_of(page: Path) -> list[Example]:
         indent = len(match["indent"])
         source = "\n".join(line[indent:] for line in match["body"].splitlines()) + "\n"
         before = text[: match.start()].rstrip().rsplit("\n", 1)[-1]
+        if SHOWN_FILE.search(before):
+            continue  # a file of the repository: see test_shown_files_are_the_files
         skip = SKIP.search(before)
         if "docs-test" in before and skip is None:
-            raise AssertionError(f"{page}: a docs-test marker needs the form 'skip: REASON'")
+            raise AssertionError(
+                f"{page}: a docs-test marker needs the form 'skip: REASON' or 'file: PATH'"
+            )
         line = text.count("\n", 0, match.start()) + 1
         found.append(Example(page, line, source, skip["reason"] if skip else None))
     return found
@@ -199,24 +213,53 @@ def schema_sql() -> str:
 
 @pytest.mark.parametrize("example", examples("conftest"))
 def test_conftest_examples_work(example, celestra_pytester):
-    celestra_pytester.makeconftest(example.source)
-    celestra_pytester.makepyfile(test_check=CONFTEST_CHECK)
-    (celestra_pytester.path / "schema.sql").write_text(schema_sql())
+    # The project in a folder of its own, pytest started from the one above: files the
+    # hooks read are found from pytest's root (config.rootpath), not the current directory.
+    project = celestra_pytester.mkdir("myapp")
+    (project / "conftest.py").write_text(example.source)
+    (project / "test_check.py").write_text(CONFTEST_CHECK)
+    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (project / "schema.sql").write_text(schema_sql())
     if "alembic" in example.source:  # the Alembic project of test_drift_alembic:
         # all its migrations for an example that has the rules they need, else the first.
         later = () if "pytest_celestra_schema_rules" in example.source else ("000[234]_*",)
         shutil.copytree(
-            ALEMBIC_PROJECT,
-            celestra_pytester.path,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns(*later),
+            ALEMBIC_PROJECT, project, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*later)
         )
     # Rebuilt: an example's schema version stays the same while the models change, and a
     # template cached under it by an earlier run would hold yesterday's schema.
     result = celestra_pytester.runpytest_subprocess(
-        "-p", "celestra", "--celestra-volume=small", "--celestra-rebuild", timeout=INNER_TIMEOUT
+        "-p",
+        "celestra",
+        "--celestra-volume=small",
+        "--celestra-rebuild",
+        "myapp",
+        timeout=INNER_TIMEOUT,
     )
     result.assert_outcomes(passed=3)
+
+
+def shown_files() -> list[Any]:
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for match in FILE_BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start()) + 2
+            found.append(
+                pytest.param(match["path"], match["body"], id=f"{page.relative_to(ROOT)}:{line}")
+            )
+    return found
+
+
+@pytest.mark.parametrize(("path", "shown"), shown_files())
+def test_shown_files_are_the_files(path, shown):
+    """A block marked ``docs-test: file: PATH`` is that file, which the tests run."""
+    assert shown == (ROOT / path).read_text()
+
+
+def test_every_file_marker_is_read():
+    markers = sum(len(SHOWN_FILE.findall(page.read_text())) for page in PAGES)
+    assert markers == len(shown_files()) > 0
 
 
 # --- scripts -----------------------------------------------------------------------------------
@@ -299,6 +342,54 @@ def test_factories_page_lists_every_factory_and_its_traits():
         for factory in ALL_FACTORIES
     }
     assert listed == expected
+
+
+def _requirement_names(extras: list[str], optional: dict[str, list[str]]) -> set[str]:
+    """The distributions the extras of pytest-celestra install (theirs, not theirs')."""
+    names: set[str] = set()
+    for extra in extras:
+        for requirement in optional[extra]:
+            name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+            if name == "pytest-celestra":
+                inner = requirement.split("[", 1)[1].split("]", 1)[0].split(",")
+                names |= _requirement_names(inner, optional)
+            else:
+                names.add(name)
+    return names
+
+
+def test_the_readmes_first_command_runs_every_example():
+    """No example is skipped for a package the README's first command leaves out."""
+    command = re.search(
+        r"pip install -e '\.\[(?P<extras>[\w,]+)\]' && python -m pytest examples",
+        README.read_text(),
+    )
+    assert command is not None
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    installed = _requirement_names(command["extras"].split(","), optional)
+    examples = "".join(path.read_text() for path in (ROOT / "examples").glob("*.py"))
+    needed = set(re.findall(r"importorskip\(\s*\"(\w+)\"", examples))
+    assert needed, "the examples no longer skip for a missing package: drop this test"
+    assert needed <= installed
+
+
+def test_the_navigation_lists_each_page_once():
+    nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:\n", 1)[1].split("\n\n", 1)[0]
+    pages = re.findall(r"([\w/-]+\.md)\s*$", nav, re.MULTILINE)
+    assert len(pages) > 10
+    assert sorted(page for page in set(pages) if pages.count(page) > 1) == []
+
+
+def test_the_lint_sample_counts_every_factory_and_trait():
+    """The sample output of --celestra-lint in factories.md, which went stale once."""
+    factories = len(ALL_FACTORIES)
+    traits = sum(len(traits_of(factory)) for factory in ALL_FACTORIES)
+    text = (DOCS / "factories.md").read_text()
+    assert f" celestra lint: {factories + traits} cases " in text
+    summary = f"celestra lint: {factories} factories, {traits} traits: {factories + traits} OK"
+    assert f"\n{summary}, 0 FAIL\n" in text
 
 
 @pytest.mark.parametrize(

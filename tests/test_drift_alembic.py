@@ -9,10 +9,20 @@ that fill the new parts.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.server import libpq_url
+from pytest_celestra.tables import TABLES_IN_FK_ORDER
 
 pytest.importorskip("alembic")
 
@@ -181,3 +191,43 @@ def test_step_4_a_new_table_pointing_at_users(alembic_run):
         consecutive=True,
     )
     alembic_run("0004", 4, LOCALE_RULE + DORMANT_RULE + TABLE_RULE).assert_outcomes(passed=2)
+
+
+@pytest.fixture
+def scratch_url(admin: psycopg.Connection, admin_dsn: str):
+    """SQLAlchemy URL of a new, empty database on this suite's server; dropped after."""
+    name = f"celestra_alembic_{secrets.token_hex(4)}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(admin_dsn).set(drivername="postgresql+psycopg", database=name)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_the_project_migrates_from_the_alembic_command_line(scratch_url, tmp_path):
+    """Issue 21: the env.py the docs show once failed there with KeyError: 'connection'."""
+    project = tmp_path / "myapp"
+    shutil.copytree(PROJECT, project)
+    url = scratch_url.render_as_string(hide_password=False)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", "myapp/alembic.ini", "upgrade", "head"],
+        cwd=tmp_path,  # not the project's folder: script_location is relative to alembic.ini
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    with psycopg.connect(libpq_url(scratch_url)) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0004",)
+        ]
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert {name for (name,) in tables} == {
+        *TABLES_IN_FK_ORDER,
+        "user_preferences",
+        "alembic_version",
+    }

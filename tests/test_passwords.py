@@ -72,13 +72,25 @@ def test_same_seed_same_hashes_other_seed_other_hashes():
     assert all(verify(DEFAULT_PASSWORD, h) for h in first)
 
 
-def test_hashes_are_computed_once():
-    salt = current_hasher().salt(random.Random(99))
-    current_hasher().hash("cache me", salt)
-    started = time.perf_counter()
+def test_hashes_are_computed_once(monkeypatch):
+    """Counted, not timed: bcrypt runs once for a password and salt, then never again."""
+    computed: list[str] = []
+    direct = passwords._direct_bcrypt
+
+    def counting(password: str, salt: str | bytes, rounds: int) -> str | None:
+        computed.append(password)
+        return direct(password, salt, rounds)
+
+    monkeypatch.setattr(passwords, "_direct_bcrypt", counting)
+    hasher = PasswordHasher()  # bcrypt, whatever another test configured
+    salt = hasher.salt(random.Random(99))
+    password = f"cache me {random.random()}"  # computed by no test before this one
+    first = hasher.hash(password, salt)
+    assert computed == [password]
     for _ in range(1000):
-        current_hasher().hash("cache me", salt)
-    assert time.perf_counter() - started < 0.05
+        assert hasher.hash(password, salt) == first
+    assert computed == [password]
+    assert verify(password, first)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,10 @@ needs_async_support = pytest.mark.skipif(
 
 ASYNC_INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
+# The async driver reaches the suite's server by its URL (a socket folder for the embedded
+# one): CI runs these on each path.
+pytestmark = pytest.mark.server_path
+
 ASYNC_TESTS = """
 import pytest
 from sqlalchemy import func, select, text

@@ -6,6 +6,9 @@ import pytest
 
 from pytest_celestra.fixtures import ENTITY_FIXTURES
 
+# The fixtures on the server the suite runs on: CI runs these on each path.
+pytestmark = pytest.mark.server_path
+
 COUNTS = """
 from sqlalchemy import func, select
 from pytest_celestra.models import MODELS_IN_FK_ORDER
@@ -222,7 +225,7 @@ def test_empty(celestra_session, worker_id, round, tmp_path_factory):
 
 
 def test_xdist_workers_get_databases_of_their_own(celestra_pytester, run_inner, admin, unique_seed):
-    from conftest import templates_with_seed
+    from helpers import templates_with_seed
 
     celestra_pytester.makeconftest(COUNTS)
     celestra_pytester.makepyfile(WORKER_TESTS)

@@ -102,8 +102,14 @@ def test_a_marked_test_cannot_use_the_run_scenario_engine(celestra_pytester, run
         ('volume="huge"', "(volume='huge'): invalid volume 'huge': use small, medium or large"),
         ("seed=-1", "(seed=-1): invalid seed '-1': use an integer from 0 to 9223372036854775807"),
         ("seed=1.5", "(seed=1.5): invalid seed 1.5: use an integer from 0 to 9223372036854775807"),
-        ('volumes="small"', "(volumes=...): unknown argument; use volume=... and/or seed=..."),
-        ('"small"', "('small',): takes keyword arguments only, volume=... and/or seed=..."),
+        (
+            'volumes="small"',
+            "(volumes=...): unknown argument; use volume=..., seed=... and/or scenario=...",
+        ),
+        (
+            '"small"',
+            "('small',): takes keyword arguments only, volume=..., seed=... and/or scenario=...",
+        ),
     ],
 )
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
@@ -135,4 +141,4 @@ def test_bad_marker_arguments_are_collection_errors(
 
 def test_the_marker_is_registered(run_inner):
     result = run_inner("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.celestra(volume=None, seed=None): *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.celestra(volume=None, seed=None, scenario=None): *"])

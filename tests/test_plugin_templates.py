@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from conftest import templates_with_seed
+from helpers import templates_with_seed
 
 from pytest_celestra.cache_keys import builtin_schema_key, user_schema_key
 from pytest_celestra.database import template_name

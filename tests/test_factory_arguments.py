@@ -1,0 +1,88 @@
+"""What a factory call's keywords may be: an unknown one is named with the factory's
+traits and the closest name; an enum column takes its labels as strings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import text
+
+from pytest_celestra.errors import FactoryArgumentError
+from pytest_celestra.factories import CompanyFactory, UserFactory
+from pytest_celestra.models import CompanyStatus, UserRole, UserStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+USER_KEYWORDS = (
+    "Its traits (each used as name=True): super_admin, company_admin, space_admin, suspended, "
+    "blocked, archived. Its other keywords: clock, closing, company, company_id, created, "
+    "created_at, email, email_domain, id, invitations, lockouts, lower, name, notifications, "
+    "password, password_hash, password_history, role, sessions, status, updated, updated_at. "
+    "See the docs page 'Factories and traits' (docs/factories.md)."
+)
+
+
+def test_an_unknown_trait_lists_the_traits_and_the_closest_one(celestra_session: Session) -> None:
+    with pytest.raises(FactoryArgumentError) as raised:
+        UserFactory(suspend=True)
+    message = str(raised.value)
+    assert message.startswith(
+        "UserFactory(suspend=...): UserFactory has no trait, field or parameter 'suspend'. "
+        "Did you mean 'suspended'? "
+    )
+    assert "Its traits (each used as name=True): super_admin, company_admin, space_admin, " in (
+        message
+    )
+    assert isinstance(raised.value, TypeError)  # what SQLAlchemy's refusal was
+    # Nothing was written: the check comes before any parent is made.
+    assert celestra_session.execute(text("SELECT count(*) FROM companies")).scalar() == 0
+
+
+def test_an_unknown_keyword_without_a_close_name_still_lists_the_traits(
+    celestra_session: Session,
+) -> None:
+    for call in (
+        lambda: UserFactory(inactive=True),
+        lambda: UserFactory.build(inactive=True),
+        lambda: UserFactory.bulk_create(2, inactive=True),
+    ):
+        with pytest.raises(FactoryArgumentError) as raised:
+            call()
+        assert "has no trait, field or parameter 'inactive'. Did you mean 'archived'?" in str(
+            raised.value
+        )
+        assert "is an invalid keyword argument" not in str(raised.value)
+        assert str(raised.value).endswith(USER_KEYWORDS)
+
+
+def test_parent_keywords_and_parameters_are_known(celestra_session: Session) -> None:
+    user = UserFactory(company__name="Acme Rockets", password="x" * 12, suspended=True)
+    assert user.company.name == "Acme Rockets"
+    with pytest.raises(FactoryArgumentError, match="has no trait, field or parameter 'compny'"):
+        UserFactory(compny__name="Acme")
+
+
+def test_enum_columns_take_their_labels_as_strings(celestra_session: Session) -> None:
+    user = UserFactory(status="SUSPENDED", role="COMPANY_ADMIN")
+    assert user.status is UserStatus.SUSPENDED
+    assert user.role is UserRole.COMPANY_ADMIN
+    stored = celestra_session.execute(
+        text("SELECT status::text FROM users WHERE id = :id"), {"id": user.id}
+    ).scalar()
+    assert stored == "SUSPENDED"
+    assert UserFactory.build(status="ARCHIVED").status is UserStatus.ARCHIVED
+    rows = UserFactory.bulk_create(2, status="BLOCKED")
+    assert {row.status for row in rows} == {UserStatus.BLOCKED}
+    assert CompanyFactory(status="ARCHIVED").status is CompanyStatus.ARCHIVED
+
+
+def test_an_unknown_label_is_refused_with_the_labels(celestra_session: Session) -> None:
+    with pytest.raises(FactoryArgumentError) as raised:
+        UserFactory(status="SUSPENDE")
+    assert str(raised.value) == (
+        "UserFactory(status='SUSPENDE'): 'SUSPENDE' is not a label of UserStatus. Did you mean "
+        "'SUSPENDED'? Its labels: ACTIVE, SUSPENDED, BLOCKED, ARCHIVED (as strings or "
+        "UserStatus members)."
+    )

@@ -1,0 +1,289 @@
+"""A schema rule that raises, or makes a value of the wrong type: one message naming the
+rule, on every path that makes rows (seeded build, factories, ``bulk_create``,
+``create_row``, ``celestra-seed --rules``), and none of the row's values.
+
+The inner runs are subprocesses: a rule's column is mapped onto the models of the
+process that runs it, which must not be this suite's."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from test_cli import ANCHOR_DAY, scratch
+from test_cli_rules import migrated_database, rules_file
+
+from pytest_celestra import cli
+from pytest_celestra.app_rules import SchemaRules, wrong_type
+from pytest_celestra.drift import RowRejectedError
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.factories import UserFactory
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+__all__ = ["scratch"]  # the fixture, shared with test_cli
+
+#: Emails end up in a KeyError's message: they must not reach the report.
+RAISING = """
+from sqlalchemy import text
+from pytest_celestra.models import Base
+
+LOCALE_OF = {}  # no email in it: every lookup raises KeyError(<the row's email>)
+
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
+    connection.execute(text(
+        "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
+        " user_id uuid NOT NULL REFERENCES users (id), theme text NOT NULL)"
+    ))
+    return True
+
+
+def locale(row, rng):
+    return LOCALE_OF[row["email"]]
+
+
+def pytest_celestra_schema_rules(rules):
+    rules.column("users", "locale", derive=locale)
+    rules.table(
+        "user_preferences", parents={"user_id": "users"}, count=3,
+        row=lambda context: {"theme": THEMES[context.parents["user_id"]]},
+    )
+
+THEMES = {}
+"""
+
+TESTS = """
+import pytest
+from pytest_celestra.app_models import create_row
+from pytest_celestra.factories import UserFactory
+from pytest_celestra.errors import RuleError
+
+
+def test_seeded(celestra_seeded_db):
+    pass
+
+
+def test_factory(celestra_session):
+    UserFactory(name="Ada " + "Secret" + "name")
+
+
+def test_bulk(celestra_session):
+    UserFactory.bulk_create(3, name="Ada " + "Secret" + "name")
+
+
+def test_own_flush(celestra_session):
+    user = UserFactory.build(super_admin=True, name="Ada " + "Secret" + "name")
+    celestra_session.add(user)
+    celestra_session.flush()
+
+
+def test_create_row(celestra_session):
+    user = UserFactory(locale="fr-FR", name="Ada " + "Secret" + "name")
+    with pytest.raises(RuleError) as raised:
+        create_row(celestra_session, "user_preferences", user_id=user.id)
+    assert str(user.id) not in str(raised.value)
+    print("CREATE_ROW:", raised.value)
+"""
+
+
+def _no_values(output: str) -> None:
+    assert "Secretname" not in output
+    assert "[parameters:" not in output  # SQLAlchemy's statement text holds no value
+    assert "kwargs = {" not in output
+    assert "row = {" not in output
+    assert "$2b$" not in output
+
+
+def test_a_raising_rule_is_named_on_every_path_without_the_rows_values(
+    celestra_pytester: pytest.Pytester, run_inner: Callable[..., pytest.RunResult]
+) -> None:
+    celestra_pytester.makeconftest(RAISING)
+    celestra_pytester.makepyfile(TESTS)
+    result = run_inner("-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=3, errors=1)
+    output = result.stdout.str() + result.stderr.str()
+    _no_values(output)
+    assert not re.search(r"[\w.+-]+@[a-z][\w-]*\.[a-z]+", output)  # no email, in a KeyError either
+    assert "The above exception was the direct cause" not in output  # SQLAlchemy's frames
+    rule = "rules.column('users', 'locale', derive=...) failed: locale (conftest.py:17) raised "
+    raised = (
+        "KeyError: '***' at conftest.py:18. The row's values are not shown; no row was written."
+    )
+    result.stdout.fnmatch_lines(
+        [
+            # create_row, the row rule of a table of yours.
+            "*CREATE_ROW: rules.table('user_preferences', row=...) failed: <lambda> "
+            "(conftest.py:25) raised KeyError: UUID('***') at conftest.py:25. The row's values "
+            "are not shown; no row was written.",
+            # The seeded build: one line, the rule named.
+            f"pytest-celestra: {rule}{raised}",
+            # The factory: the same words, which factory asked, and the test's line only.
+            ">       UserFactory(name=*",
+            f"E       pytest_celestra.errors.RuleError: {rule}{raised}",
+            "E       raised making the users row of UserFactory",
+            "",
+            "*.py:12: RuleError",
+            ">       UserFactory.bulk_create(3, name=*",
+            f"E       pytest_celestra.errors.RuleError: {rule}{raised}",
+            "E       raised making the rows of UserFactory.bulk_create(3)",
+            # Your own flush: SQLAlchemy's error around ours, without its parameters.
+            ">       celestra_session.flush()",
+            "E       sqlalchemy.exc.StatementError: (pytest_celestra.errors.RuleError) "
+            f"{rule}{raised}",
+            "E       [[]SQL: INSERT INTO users *",
+            "E       [[]SQL parameters hidden due to hide_parameters=True]",
+        ],
+    )
+    # PostgreSQL never saw these rows: nothing says it refused them.
+    assert "PostgreSQL refused" not in output
+
+
+WRONG_TYPES = """
+from sqlalchemy import text
+from pytest_celestra.models import Base
+
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
+    connection.execute(text("ALTER TABLE users ADD COLUMN rank integer"))
+    return True
+
+
+def pytest_celestra_schema_rules(rules):
+    rules.column("users", "locale", derive=lambda row, rng: {"lang": row["name"]})
+    rules.column("users", "rank", values={True: 1})  # a bool is no integer to PostgreSQL
+"""
+
+WRONG_TYPE_TESTS = """
+from pytest_celestra.factories import UserFactory
+
+
+def test_seeded(celestra_seeded_db):
+    pass
+
+
+def test_factory(celestra_session):
+    UserFactory(name="Ada " + "Secret" + "name", rank=3)
+
+
+def test_bulk(celestra_session):
+    UserFactory.bulk_create(2, name="Ada " + "Secret" + "name", rank=3)
+"""
+
+
+def test_a_rule_of_the_wrong_type_is_reported_as_such_not_as_a_refusal(
+    celestra_pytester: pytest.Pytester, run_inner: Callable[..., pytest.RunResult]
+) -> None:
+    celestra_pytester.makeconftest(WRONG_TYPES)
+    celestra_pytester.makepyfile(WRONG_TYPE_TESTS)
+    result = run_inner("-p", "no:randomly")
+    result.assert_outcomes(failed=2, errors=1)
+    output = result.stdout.str() + result.stderr.str()
+    _no_values(output)
+    assert "PostgreSQL refused" not in output
+    assert "SQLSTATE" not in output
+    result.stdout.fnmatch_lines(
+        [
+            # Seeded: the catalog says text.
+            "*pytest-celestra: rules.column('users', 'locale', derive=...) made a value of the "
+            "wrong type for users.locale: a dict, where the column takes str (the column is "
+            "text). The value is not shown; PostgreSQL never saw the row.*",
+            # Factories: a derive rule's column may be of any type the driver can send.
+            "E       pytest_celestra.errors.RuleError: rules.column('users', 'locale', derive=...) "
+            "made a value of the wrong type for users.locale: a dict, where the column takes a "
+            "value the driver can send (str, int, float, bool, Decimal, UUID, date/time, "
+            "bytes). The value is not shown; PostgreSQL never saw the row.",
+        ]
+    )
+
+
+def test_the_cli_names_a_raising_rule(
+    scratch: Callable[[], str],
+    admin_dsn: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    path = rules_file(tmp_path, RAISING.replace("from pytest_celestra.models import Base", ""))
+    status = cli.main(
+        ["--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY, "--rules", str(path)]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err == (
+        "celestra-seed: error: rules.column('users', 'locale', derive=...) failed: locale "
+        "(conftest.py:18) raised KeyError: '***' at conftest.py:19. The row's values are not "
+        "shown; no row was written.\n"
+    )
+
+
+def test_the_type_check_knows_postgresqls_types() -> None:
+    assert wrong_type("x", "text") is None
+    assert wrong_type("x", "character varying(20)") is None
+    assert wrong_type(None, "integer") is None  # NOT NULL is the server's to say
+    assert wrong_type(True, "integer") == "int (the column is integer)"
+    assert wrong_type(3, "boolean") == "bool (the column is boolean)"
+    assert wrong_type([1, 2], "integer[]") is None
+    assert wrong_type({"a": 1}, "jsonb") is None
+    assert wrong_type({"a": 1}, None) is not None
+    assert wrong_type("ACTIVE", "enum") is None
+
+
+def test_the_drift_reports_placeholder_is_refused_when_pasted_unchanged() -> None:
+    rules = SchemaRules()
+    with pytest.raises(ConfigError) as raised:
+        rules.column("users", "locale", values={"VALUE": 1})
+    assert str(raised.value) == (
+        "rules.column('users', 'locale', values={\"VALUE\": 1}): \"VALUE\" is the drift "
+        "report's placeholder. Put your own values and their weights in its place, e.g. "
+        'values={"en-US": 3, "de-DE": 1}, or compute each value with derive=lambda row, '
+        "rng: ..."
+    )
+    rules.column("users", "locale", values={"VALUE": 1, "other": 1})  # a real value named so
+
+
+def test_a_duplicate_email_does_not_blame_migrations(celestra_session: Session) -> None:
+    taken = UserFactory()
+    with pytest.raises(IntegrityError) as raised:
+        UserFactory(company=taken.company, email=taken.email)
+    assert str(raised.value) == (
+        "PostgreSQL refused a row made by UserFactory: duplicate key value violates unique "
+        'constraint "uq_users_email_lower" [table users, constraint uq_users_email_lower]. '
+        "The row's values are not shown."
+    )
+
+
+def test_a_constraint_the_migrations_added_points_to_the_rules(celestra_session: Session) -> None:
+    celestra_session.execute(
+        text("ALTER TABLE users ADD CONSTRAINT no_names CHECK (name = '')")  # rolled back
+    )
+    with pytest.raises(IntegrityError) as raised:
+        UserFactory()
+    assert str(raised.value) == (
+        'PostgreSQL refused a row made by UserFactory: new row for relation "users" violates '
+        'check constraint "no_names" [table users, constraint no_names]. The row\'s values are '
+        "not shown. If your migrations changed this table, teach the plugin the change in "
+        "pytest_celestra_schema_rules (docs: 'When your schema changes')."
+    )
+
+
+def test_a_value_the_driver_cannot_send_is_not_called_a_refusal(celestra_session: Session) -> None:
+    with pytest.raises(RowRejectedError) as raised:
+        UserFactory(password_hash=object())
+    assert str(raised.value) == (
+        "psycopg could not send a row made by UserFactory to PostgreSQL [table users]: a value "
+        "of the row is of a type it cannot send as that column (ProgrammingError). PostgreSQL "
+        "never saw the row; its values are not shown."
+    )

@@ -1,0 +1,517 @@
+"""Your own scenarios (``@scenario_builder``): built once as templates, keyed by their code,
+deterministic, and refused cleanly when their builder misbehaves."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+# Imported before any in-process inner run: pytester forgets the modules a run imports,
+# and a second import would make factory classes that the first import's modules reject.
+import pytest_celestra.bulk
+import pytest_celestra.factories  # noqa: F401
+from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioBuildError, scenario_builder
+from pytest_celestra.volumes import Volume
+
+if TYPE_CHECKING:
+    import psycopg
+
+# The inner runs' conftest: two layers of scenario and the run id, for the checks.
+CONFTEST = """
+from pathlib import Path
+
+import factory
+from sqlalchemy import select, text
+
+from pytest_celestra.factories import CompanyFactory, UserFactory, UserSessionFactory
+from pytest_celestra.models import Company
+from pytest_celestra.run import RUN_KEY
+from pytest_celestra.user_scenarios import scenario_builder
+
+USERS = {users}
+COMPANY = "Acme"
+
+
+def company_name():
+    return COMPANY
+
+
+@scenario_builder
+def acme(session):
+    company = CompanyFactory(name=company_name())
+    users = UserFactory.bulk_create(USERS, company=company)
+    UserSessionFactory.bulk_create(len(users), user=factory.Iterator(users.objects()))
+    session.execute(text("UPDATE users SET name = upper(name)"))
+
+
+@scenario_builder(base=acme)
+def acme_with_admin(session):
+    UserFactory(email="admin@acme.example", company=session.scalar(select(Company)))
+
+
+def pytest_sessionfinish(session):
+    Path("run_id.txt").write_text(session.config.stash[RUN_KEY].run_id)
+"""
+
+TESTS = """
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+
+def dump(session, name):
+    rows = session.execute(text(
+        "SELECT u.id::text, u.email, u.name, c.name FROM users u "
+        "JOIN companies c ON c.id = u.company_id ORDER BY u.id")).all()
+    Path(name).write_text(json.dumps([list(row) for row in rows]))
+
+
+@pytest.mark.celestra(scenario="acme")
+def test_rolled_back(celestra_seeded_db):
+    count = celestra_seeded_db.execute(text("SELECT count(*) FROM users")).scalar()
+    assert count == {users}
+    assert celestra_seeded_db.execute(text("SELECT count(*) FROM user_sessions")).scalar() == count
+    dump(celestra_seeded_db, "acme.json")
+    celestra_seeded_db.execute(text("DELETE FROM user_sessions"))
+
+
+@pytest.mark.celestra(scenario="acme")
+def test_rollback_undid_the_delete(celestra_seeded_db):
+    count = celestra_seeded_db.execute(text("SELECT count(*) FROM user_sessions")).scalar()
+    assert count == {users}
+
+
+@pytest.mark.celestra(scenario="acme_with_admin")
+def test_layer(celestra_seeded_db, celestra_scenario):
+    emails = celestra_seeded_db.execute(text("SELECT email FROM users")).scalars().all()
+    assert len(emails) == {users} + 1 and "admin@acme.example" in emails
+    assert celestra_scenario.builder.name == "acme_with_admin"
+
+
+@pytest.mark.celestra(scenario="acme")
+def test_transactional(celestra_transactional_db):
+    celestra_transactional_db.execute(text("DELETE FROM user_sessions"))
+    celestra_transactional_db.commit()
+    count = celestra_transactional_db.execute(text("SELECT count(*) FROM user_sessions")).scalar()
+    assert count == 0
+
+
+@pytest.mark.celestra(scenario="acme")
+def test_transactional_again(celestra_transactional_db):
+    count = celestra_transactional_db.execute(text("SELECT count(*) FROM user_sessions")).scalar()
+    assert count == {users}
+"""
+
+
+def meta(comment: str) -> dict[str, Any]:
+    return json.loads(comment[comment.index("{") :])
+
+
+def scenario_templates(admin: psycopg.Connection[Any], seed: int) -> dict[str, dict[str, Any]]:
+    """Name -> comment meta of the templates of scenarios of yours built with `seed`."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+        (f'%"kind": "scenario"%"seed": {seed},%',),
+    ).fetchall()
+    return {name: meta(comment) for name, comment in rows}
+
+
+def databases_of_run(admin: psycopg.Connection[Any], run_id: str) -> dict[str, dict[str, Any]]:
+    """Name -> comment meta of every database the run `run_id` created and left."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE shobj_description(oid, 'pg_database') LIKE %s",
+        (f'%"run": "{run_id}"%',),
+    ).fetchall()
+    return {name: meta(comment) for name, comment in rows}
+
+
+@pytest.fixture
+def inner(celestra_pytester: pytest.Pytester, unique_seed: int) -> Any:
+    """Run pytest in process in the pytester directory, with this test's own seed."""
+
+    def run(*args: str) -> pytest.RunResult:
+        return celestra_pytester.runpytest(
+            f"--celestra-seed={unique_seed}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            *args,
+            no_reraise_ctrlc=True,  # an interrupted inner run is a result, not our Ctrl-C
+        )
+
+    return run
+
+
+def write(pytester: pytest.Pytester, users: int = 40, **files: str) -> None:
+    pytester.makeconftest(CONFTEST.format(users=users))
+    if files:
+        pytester.makepyfile(**{name: text.format(users=users) for name, text in files.items()})
+
+
+def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_seed):
+    write(celestra_pytester, test_scenarios=TESTS)
+    first = inner()
+    first.assert_outcomes(passed=5)
+    first.stdout.fnmatch_lines(
+        [
+            "*celestra: templates built by this run*",
+            "scenario 'acme' on the empty schema: * rows in * s",
+            "scenario 'acme_with_admin' on scenario 'acme': * rows in * s",
+        ]
+    )
+    templates = scenario_templates(admin, unique_seed)
+    labels = sorted(found["scenario"] for found in templates.values())
+    assert labels == [
+        "scenario 'acme' on the empty schema",
+        "scenario 'acme_with_admin' on scenario 'acme'",
+    ]
+    # 1 company, 40 users, 40 sessions; the layer adds one user.
+    rows = {found["scenario"]: sum(found["rows"].values()) for found in templates.values()}
+    assert rows == {
+        "scenario 'acme' on the empty schema": 81,
+        "scenario 'acme_with_admin' on scenario 'acme'": 82,
+    }
+
+    second = inner()
+    second.assert_outcomes(passed=5)
+    assert "templates built by this run" not in second.stdout.str()
+    again = scenario_templates(admin, unique_seed)
+    assert {name: found["built"] for name, found in again.items()} == {
+        name: found["built"] for name, found in templates.items()
+    }
+
+
+def test_a_change_to_what_the_builder_reads_rebuilds(celestra_pytester, inner, admin, unique_seed):
+    write(celestra_pytester, test_scenarios=TESTS)
+    inner("-k", "test_rolled_back").assert_outcomes(passed=1)
+    before = set(scenario_templates(admin, unique_seed))
+
+    # A constant read by a helper the builder calls: a new key, a new template.
+    conftest = celestra_pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text().replace('COMPANY = "Acme"', 'COMPANY = "Acme 2"'))
+    inner("-k", "test_rolled_back").assert_outcomes(passed=1)
+    after = set(scenario_templates(admin, unique_seed))
+    assert len(after - before) == 1
+    names = json.loads((celestra_pytester.path / "acme.json").read_text())
+    assert {row[3] for row in names} == {"Acme 2"}
+
+    # A global the builder reads directly.
+    write(celestra_pytester, users=41, test_scenarios=TESTS)
+    inner("-k", "test_rolled_back").assert_outcomes(passed=1)
+    assert len(set(scenario_templates(admin, unique_seed)) - after) == 1
+
+
+def test_same_key_same_rows_in_any_order(celestra_pytester, inner, admin, unique_seed):
+    write(celestra_pytester, test_scenarios=TESTS)
+    inner("-k", "test_rolled_back").assert_outcomes(passed=1)
+    first = json.loads((celestra_pytester.path / "acme.json").read_text())
+    [built] = [m["built"] for m in scenario_templates(admin, unique_seed).values()]
+
+    # Rebuilt by a process whose factories drew other values before the build.
+    celestra_pytester.makepyfile(
+        test_aaa_first="""
+        from pytest_celestra.factories import UserFactory
+
+        def test_draws_first(celestra_session):
+            UserFactory.create_batch(7)
+        """
+    )
+    inner("--celestra-rebuild", "-k", "test_draws_first or test_rolled_back").assert_outcomes(
+        passed=2
+    )
+    [rebuilt] = [m["built"] for m in scenario_templates(admin, unique_seed).values()]
+    assert rebuilt != built
+    again = json.loads((celestra_pytester.path / "acme.json").read_text())
+    assert again == first
+    assert len(first) == 40
+
+
+BAD_BUILDERS = {
+    "raises": ("raise ValueError('boom in the builder')", ["*ValueError: boom in the builder*"]),
+    "commits": (
+        "session.commit()",
+        ["*the builder of scenario 'bad' committed its session*Remove the session.commit()*"],
+    ),
+    "rolls back": ("session.rollback()", ["*the builder of scenario 'bad' rolled back its*"]),
+    "closes": ("session.close()", ["*the builder of scenario 'bad' closed its session*"]),
+    "runs COMMIT": (
+        "session.execute(text('COMMIT'))",
+        ["*the builder of scenario 'bad' ended the transaction it runs in (COMMIT)*"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BUILDERS))
+def test_a_bad_builder_errors_and_leaves_nothing(
+    celestra_pytester, inner, admin, unique_seed, case
+):
+    statement, expected = BAD_BUILDERS[case]
+    celestra_pytester.makeconftest(
+        CONFTEST.format(users=3)
+        + textwrap.dedent(
+            f"""
+
+            @scenario_builder
+            def bad(session):
+                UserFactory.create_batch(3)
+                {statement}
+            """
+        )
+    )
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.celestra(scenario="bad")
+        def test_one(celestra_seeded_db):
+            pass
+
+        @pytest.mark.celestra(scenario="bad")
+        def test_two(celestra_transactional_db):
+            pass
+        """
+    )
+    result = inner()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(expected)
+    result.stdout.fnmatch_lines(["*scenario 'bad' on the empty schema could not be built*"])
+    if case == "raises":
+        result.stdout.fnmatch_lines(["*def bad(session):*"])  # the builder's own frame
+    assert scenario_templates(admin, unique_seed) == {}
+    run_id = (celestra_pytester.path / "run_id.txt").read_text()
+    left = databases_of_run(admin, run_id)
+    assert all(found.get("kind") == "schema" for found in left.values()), left
+
+
+def test_an_interrupted_build_leaves_nothing(celestra_pytester, inner, admin, unique_seed):
+    celestra_pytester.makeconftest(
+        CONFTEST.format(users=3)
+        + textwrap.dedent(
+            """
+
+            @scenario_builder
+            def interrupted(session):
+                UserFactory.create_batch(3)
+                raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+            """
+        )
+    )
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.celestra(scenario="interrupted")
+        def test_one(celestra_seeded_db):
+            pass
+        """
+    )
+    result = inner()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert scenario_templates(admin, unique_seed) == {}
+    run_id = (celestra_pytester.path / "run_id.txt").read_text()
+    left = databases_of_run(admin, run_id)
+    assert all(found.get("kind") == "schema" for found in left.values()), left
+
+
+def test_a_long_build_shows_progress(celestra_pytester, inner):
+    celestra_pytester.makeconftest(
+        CONFTEST.format(users=3)
+        + textwrap.dedent(
+            """
+
+            @scenario_builder
+            def slow(session):
+                for _ in range(12):
+                    session.execute(text("SELECT pg_sleep(0.25)"))
+            """
+        )
+    )
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.celestra(scenario="slow")
+        def test_one(celestra_seeded_db):
+            pass
+        """
+    )
+    result = inner()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "celestra: building scenario 'slow' on the empty schema: * statements, * s (* s)",
+            "celestra: built scenario 'slow' on the empty schema: 0 rows in * s",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        ('scenario="nope"', "*no scenario of that name*declare one with @scenario_builder*"),
+        ('scenario="acme", volume="small"', "*a scenario is built on its own base*"),
+        ("scenario=3", "*scenario=3: give the name of a scenario*"),
+    ],
+)
+def test_marker_errors(celestra_pytester, inner, marker, expected):
+    write(celestra_pytester)
+    celestra_pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.celestra({marker})
+        def test_one(celestra_seeded_db):
+            pass
+        """
+    )
+    result = inner()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([expected])
+
+
+# --- the declaration and its key, without a database ----------------------------------
+
+FACTOR = 2
+
+
+def _helper() -> int:
+    return FACTOR
+
+
+def test_declaration_forms():
+    @scenario_builder
+    def bare(session: object) -> None:
+        pass
+
+    @scenario_builder(name="other", base="small", version="2")
+    def named(session: object) -> None:
+        pass
+
+    @scenario_builder(base=named)
+    def child(session: object) -> None:
+        pass
+
+    assert isinstance(bare, ScenarioBuilder)
+    assert (bare.name, bare.base, bare.volume) == ("bare", None, None)
+    assert (named.name, named.volume, named.version) == ("other", Volume.parse("small"), "2")
+    assert child.layers == [named, child]
+    assert child.volume == Volume.parse("small")
+    assert child.describe() == "scenario 'child' on scenario 'other'"
+    with pytest.raises(ScenarioBuildError, match="use a volume"):
+        scenario_builder(base=3)  # type: ignore[call-overload]
+
+
+def test_the_key_follows_what_the_builder_reads(monkeypatch):
+    def build(session: object) -> None:
+        _helper()
+
+    def key() -> str:
+        return scenario_builder(build).key
+
+    first = key()
+    assert key() == first
+    monkeypatch.setattr(f"{__name__}.FACTOR", 3)
+    assert key() != first
+    monkeypatch.undo()
+    assert key() == first
+    assert scenario_builder(version="2")(build).key != first
+    assert scenario_builder(name="renamed")(build).key != first
+
+
+# --- celestra-seed --scenario ---------------------------------------------------------
+
+CLI_SCENARIOS = """
+from sqlalchemy import select, text
+
+from pytest_celestra.factories import CompanyFactory, UserFactory
+from pytest_celestra.models import Company
+from pytest_celestra.user_scenarios import scenario_builder
+
+
+@scenario_builder(base="small")
+def acme(session):
+    UserFactory.bulk_create(7, company=CompanyFactory(name="Acme"))
+
+
+@scenario_builder(base=acme)
+def renamed(session):
+    session.execute(text("UPDATE companies SET name = 'Acme 2' WHERE name = 'Acme'"))
+
+
+@scenario_builder
+def broken(session):
+    session.commit()
+"""
+
+
+@pytest.fixture
+def cli_database(admin_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """URL of a database (not created) the CLI may create; dropped afterwards."""
+    import secrets
+    import sys
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from pytest_celestra.server import libpq_url
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI puts the file's folder first
+    name = f"celestra_cli_{secrets.token_hex(4)}"
+    yield libpq_url(make_url(admin_dsn).set(database=name))
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def test_celestra_seed_builds_a_scenario_of_yours(cli_database, tmp_path, capsys):
+    import psycopg
+
+    from pytest_celestra.cli import main
+
+    scenarios = tmp_path / "conftest.py"
+    scenarios.write_text(CLI_SCENARIOS)
+    status = main(
+        ["--dsn", cli_database, "--scenario", f"{scenarios}::renamed", "--seed", "5", "--json"]
+    )
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    summary = json.loads(out.out)
+    small = Volume.parse("small").counts
+    assert summary["rows"]["users"] == small["users"] + 7
+    assert summary["rows"]["companies"] == small["companies"] + 1
+    assert summary["scenario"] == "scenario 'renamed' on scenario 'acme'"
+    assert summary["volume"] == "small"
+    with psycopg.connect(cli_database) as connection:
+        names = [row[0] for row in connection.execute("SELECT name FROM companies")]
+        assert "Acme 2" in names
+        assert "Acme" not in names
+
+
+def test_celestra_seed_reports_a_bad_scenario(cli_database, tmp_path, capsys):
+    import psycopg
+
+    from pytest_celestra.cli import main
+
+    (tmp_path / "conftest.py").write_text(CLI_SCENARIOS)
+    assert main(["--dsn", cli_database, "--scenario", f"{tmp_path}/conftest.py::nope"]) == 1
+    assert "no scenario of that name" in capsys.readouterr().err
+
+    assert main(["--dsn", cli_database, "--scenario", f"{tmp_path}/conftest.py::broken"]) == 1
+    assert "the builder of scenario 'broken' committed its session" in capsys.readouterr().err
+    with psycopg.connect(cli_database) as connection:  # one transaction: nothing written
+        assert connection.execute("SELECT to_regclass('companies')").fetchone() == (None,)
+
+    with pytest.raises(SystemExit) as usage:
+        main(["--sql", "-", "--scenario", "acme"])
+    assert usage.value.code == 2
+    assert "--scenario and --sql" in capsys.readouterr().err
