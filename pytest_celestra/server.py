@@ -267,6 +267,25 @@ def free_disk_bytes(url: URL) -> int | None:
     return _disk_facts(url)[0]
 
 
+def data_directory_at(url: URL) -> Path | None:
+    """The data directory of the server at `url` where this machine can see it (see
+    [`data_directory`][pytest_celestra.server.data_directory]), else None; learnt before
+    a long write, so that a server stopped by a full disk can be told from one that went
+    away."""
+    host = url.host or str(url.query.get("host") or "")
+    if host not in _LOOPBACK and not host.startswith("/"):
+        return None
+    import psycopg
+
+    for database in (url, url.set(database="postgres")):  # the first may not exist yet
+        try:
+            with connect(database, autocommit=True) as connection:
+                return data_directory(connection)
+        except psycopg.Error:
+            continue
+    return None
+
+
 def _disk_facts(url: URL) -> tuple[int | None, int | None]:
     """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
     host = url.host or str(url.query.get("host") or "")
