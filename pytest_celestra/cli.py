@@ -66,6 +66,7 @@ from pytest_celestra.urls import (
     scrub,
     secrets_of,
 )
+from pytest_celestra.volumes import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -829,6 +830,7 @@ def _seed_server(
     if bars:
         bars.draw()
     notes: list[str] = []
+    data_directory = server.data_directory_at(url)  # to tell a full disk from a lost server
     try:
         summary, existing = seed_database(
             url, volume, seed=options.seed, anchor=anchor, reset=options.reset,
@@ -836,9 +838,11 @@ def _seed_server(
         )  # fmt: skip
     except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
-        if not server.disk_full(cause) and not _disk_nearly_full(url):
+        if not server.disk_full(cause) and not _disk_nearly_full(data_directory):
             raise
-        raise CelestraError(_disk_full_text(url, cause, database if created else None)) from None
+        raise CelestraError(
+            _disk_full_text(url, cause, database if created else None, data_directory)
+        ) from None
     if bars:
         bars.close()
     details |= {
@@ -862,14 +866,16 @@ def _seed_server(
     return Outcome(summary, target, details, time.perf_counter() - started)
 
 
-def _disk_nearly_full(url: URL) -> bool:
+def _disk_nearly_full(data_directory: Path | None) -> bool:
     """After a lost connection: is the server's disk (nearly) full? A server that
-    cannot write its write-ahead log stops instead of reporting an error."""
-    free = server.free_disk_bytes(url)
+    cannot write its write-ahead log stops (PANIC) instead of reporting an error."""
+    free = server.disk_free(data_directory)
     return free is not None and free < server.ROOM_MARGIN // 4
 
 
-def _disk_full_text(url: URL, error: BaseException, created: str | None) -> str:
+def _disk_full_text(
+    url: URL, error: BaseException, created: str | None, data_directory: Path | None
+) -> str:
     """The error for a seed that filled the server's disk; drops the database this run
     created for it (`created`), which holds nothing: the seed was one transaction."""
     dropped = ""
@@ -883,10 +889,20 @@ def _disk_full_text(url: URL, error: BaseException, created: str | None) -> str:
                 f" Database {created!r}, created for it, could not be dropped (the server "
                 "is gone); drop it once the server is back."
             )
+    said = error_text(error).strip()
+    if server.disk_full(error):
+        what = f"is full: {said}"
+    else:  # it could not write its write-ahead log: PANIC, the server stops
+        free = format_bytes(server.disk_free(data_directory) or 0)
+        what = (
+            f"is full ({free} free under {data_directory}), and the server ended the "
+            f"connection ({said}): a server that cannot write its write-ahead log stops, "
+            "and may not start again until there is room"
+        )
     return (
-        f"the disk of the PostgreSQL server at {host_port(url)} is full: "
-        f"{error_text(error).strip()}. Nothing was written (the seed is one transaction)."
-        f"{dropped} Free some space on that disk, or use a smaller --volume"
+        f"the disk of the PostgreSQL server at {host_port(url)} {what}. Nothing was written "
+        f"(the seed is one transaction).{dropped} Free some space on that disk, or use a "
+        "smaller --volume"
     )
 
 

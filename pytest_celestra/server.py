@@ -227,7 +227,14 @@ def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
     host = info.host or ""
     if host not in _LOOPBACK and not host.startswith("/"):
         return None
-    row = connection.execute("SELECT current_setting('data_directory', true)").fetchone()
+    import psycopg
+
+    try:  # pg_settings hides it from other roles, where current_setting() raises
+        row = connection.execute(
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+        ).fetchone()
+    except psycopg.Error:
+        return None
     path = Path(row[0]) if row and row[0] else None
     return path if path is not None and path.is_dir() else None
 
@@ -258,6 +265,25 @@ def free_disk_bytes(url: URL) -> int | None:
     looked at here. For a remote server, or a role that may not read the setting, None.
     """
     return _disk_facts(url)[0]
+
+
+def data_directory_at(url: URL) -> Path | None:
+    """The data directory of the server at `url` where this machine can see it (see
+    [`data_directory`][pytest_celestra.server.data_directory]), else None; learnt before
+    a long write, so that a server stopped by a full disk can be told from one that went
+    away."""
+    host = url.host or str(url.query.get("host") or "")
+    if host not in _LOOPBACK and not host.startswith("/"):
+        return None
+    import psycopg
+
+    for database in (url, url.set(database="postgres")):  # the first may not exist yet
+        try:
+            with connect(database, autocommit=True) as connection:
+                return data_directory(connection)
+        except psycopg.Error:
+            continue
+    return None
 
 
 def _disk_facts(url: URL) -> tuple[int | None, int | None]:

@@ -18,11 +18,9 @@ import stat
 import subprocess
 
 import pytest
-from test_cli import ANCHOR_DAY, SMALL, create_database, psql_binary, row_counts, scratch
+from helpers import ANCHOR_DAY, SMALL, create_database, psql_binary, row_counts
 
 from pytest_celestra import cli
-
-__all__ = ["scratch"]  # a fixture of test_cli's, used here
 
 SCENARIO = ["--volume", "small", "--seed", "11", "--anchor-day", ANCHOR_DAY]
 
