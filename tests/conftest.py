@@ -166,12 +166,15 @@ def run_inner(
             raise AssertionError(
                 "an inner run on this suite's embedded server: use run_inner_process"
             )
-        from pytest_celestra import app_rules
+        from pytest_celestra import app_rules, passwords
 
-        rules_before = app_rules.active_rules().key()
+        # What the plugin keeps per process: an inner run must leave it as it found it.
+        state_before = (app_rules.active_rules().key(), passwords.current_hasher())
         result = celestra_pytester.runpytest_inprocess(*args)
-        assert app_rules.active_rules().key() == rules_before, (
-            "the inner run changed the schema rules of this process: run it in a child process"
+        state_after = (app_rules.active_rules().key(), passwords.current_hasher())
+        assert state_after == state_before, (
+            "the inner run changed the schema rules or the password hasher of this process: "
+            "run it in a child process (run_inner_process)"
         )
         return result
 
