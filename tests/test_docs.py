@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from helpers import INNER_TIMEOUT
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -187,14 +186,12 @@ def pages_with_tests() -> list[Any]:
 
 
 @pytest.mark.parametrize("page", pages_with_tests())
-def test_test_examples_pass(page, celestra_pytester):
+def test_test_examples_pass(page, celestra_pytester, run_inner):
     blocks = [e for e in EXAMPLES if e.page == page and e.kind == "tests" and not e.skip]
     if not blocks:
         pytest.skip(f"every test example of {page.name} is skipped")
     celestra_pytester.makepyfile(**{block.module_name: block.source for block in blocks})
-    result = celestra_pytester.runpytest_subprocess(
-        "-p", "celestra", "--celestra-volume=small", "-v", timeout=INNER_TIMEOUT
-    )
+    result = run_inner("-p", "celestra", "--celestra-volume=small", "-v")
     passed = re.findall(r"^(\w+)\.py::(\w+)(?:\[.*\])? PASSED", result.stdout.str(), re.MULTILINE)
     # Every test function of every block passed (a parametrized one at least once) ...
     expected = {(block.module_name, test) for block in blocks for test in block.tests}
@@ -212,7 +209,7 @@ def schema_sql() -> str:
 
 
 @pytest.mark.parametrize("example", examples("conftest"))
-def test_conftest_examples_work(example, celestra_pytester):
+def test_conftest_examples_work(example, celestra_pytester, run_inner, run_inner_process):
     # The project in a folder of its own, pytest started from the one above: files the
     # hooks read are found from pytest's root (config.rootpath), not the current directory.
     project = celestra_pytester.mkdir("myapp")
@@ -228,14 +225,10 @@ def test_conftest_examples_work(example, celestra_pytester):
         )
     # Rebuilt: an example's schema version stays the same while the models change, and a
     # template cached under it by an earlier run would hold yesterday's schema.
-    result = celestra_pytester.runpytest_subprocess(
-        "-p",
-        "celestra",
-        "--celestra-volume=small",
-        "--celestra-rebuild",
-        "myapp",
-        timeout=INNER_TIMEOUT,
-    )
+    # An Alembic project in a child process: its env.py configures the logging of the
+    # process it runs in. (A conftest with schema rules goes to one by itself, see run_inner.)
+    run = run_inner_process if "alembic" in example.source else run_inner
+    result = run("-p", "celestra", "--celestra-volume=small", "--celestra-rebuild", "myapp")
     result.assert_outcomes(passed=3)
 
 
@@ -326,7 +319,7 @@ def test_settings_tables_list_exactly_the_settings(page):
 
 
 def test_every_fixture_of_the_plugin_is_documented(pytester):
-    result = pytester.runpytest_subprocess("-p", "celestra", "--fixtures")
+    result = pytester.runpytest_inprocess("-p", "celestra", "--fixtures")
     registered = set(re.findall(r"^(celestra_\w+)\b", result.stdout.str(), re.MULTILINE))
     assert {"celestra_session", "celestra_seeded_db", "celestra_user"} <= registered
     documented = set(code_spans((DOCS / "fixtures.md").read_text()))

@@ -41,9 +41,9 @@ def header(result: pytest.RunResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def reachable_dsn(inner_server_env: dict[str, str]) -> str:
-    """The suite's DSN, else the conventional local server, else skip."""
-    dsn = inner_server_env.get("CELESTRA_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+def reachable_dsn() -> str:
+    """The suite's DSN (CELESTRA_DSN), else the conventional local server, else skip."""
+    dsn = os.environ.get("CELESTRA_DSN") or "postgresql://postgres@127.0.0.1:5432/postgres"
     try:
         psycopg.connect(dsn, connect_timeout=3).close()
     except psycopg.OperationalError as error:

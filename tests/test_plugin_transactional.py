@@ -213,7 +213,7 @@ def test_lint_mode_makes_no_transactional_database(celestra_pytester, run_inner)
     assert "celestra_transactional_" not in result.stdout.str()
 
 
-def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner, admin):
+def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner_process, admin):
     celestra_pytester.makepyfile(
         """
         import json, os, pathlib, signal, time
@@ -231,7 +231,7 @@ def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner,
             os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    run_inner("-p", "no:randomly")
+    run_inner_process("-p", "no:randomly")  # the run kills its own process
     run_id = json.loads((celestra_pytester.path / "run.json").read_text())
     left = ours_of_run(admin, run_id)
     assert left, "the test's database and those made ahead outlive a SIGKILL"
