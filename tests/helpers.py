@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
-from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.volumes import Volume
 
 if TYPE_CHECKING:
@@ -173,3 +174,50 @@ def skip_unless_the_embedded_server_can_start() -> None:
     problem = server._binaries_problem()
     if problem is not None:
         pytest.skip(f"the embedded server cannot start from this installation: {problem}")
+
+
+# --- an application's migration and its schema rules (celestra-seed --rules) ----------
+
+MIGRATION = """
+ALTER TABLE users ADD COLUMN locale text NOT NULL;
+CREATE TABLE user_preferences (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id uuid NOT NULL REFERENCES users (id),
+    theme text NOT NULL
+);
+"""
+
+#: A conftest.py as a project writes it: it imports pytest, and its hook takes config too.
+RULES = """
+import pytest
+
+
+def pytest_celestra_schema_rules(rules, config):
+    assert config is None
+    rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
+    rules.table(
+        "user_preferences",
+        parents={"user_id": "users"},
+        count={"default": 7},
+        row=lambda context: {"theme": context.rng.choice(["light", "dark"])},
+    )
+"""
+
+
+def migrated_database(admin_dsn: str, url: str) -> None:
+    """``url`` created with the built-in schema, then changed as the app's migration does."""
+    create_database(admin_dsn, url)
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+    finally:
+        engine.dispose()
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(MIGRATION)
+
+
+def rules_file(tmp_path: Path, text: str = RULES) -> Path:
+    path = tmp_path / "conftest.py"
+    path.write_text(text)
+    return path

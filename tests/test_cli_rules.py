@@ -8,62 +8,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import psycopg
-from helpers import ANCHOR_DAY, SMALL, create_database, psql, row_counts, run_cli
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
-
-from pytest_celestra.models import Base
+from helpers import (
+    ANCHOR_DAY,
+    SMALL,
+    migrated_database,
+    psql,
+    row_counts,
+    rules_file,
+    run_cli,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
 LOCALES = {"en-US", "de-DE", "fr-FR"}
-
-MIGRATION = """
-ALTER TABLE users ADD COLUMN locale text NOT NULL;
-CREATE TABLE user_preferences (
-    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    user_id uuid NOT NULL REFERENCES users (id),
-    theme text NOT NULL
-);
-"""
-
-#: A conftest.py as a project writes it: it imports pytest, and its hook takes config too.
-RULES = """
-import pytest
-
-
-def pytest_celestra_schema_rules(rules, config):
-    assert config is None
-    rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
-    rules.table(
-        "user_preferences",
-        parents={"user_id": "users"},
-        count={"default": 7},
-        row=lambda context: {"theme": context.rng.choice(["light", "dark"])},
-    )
-"""
-
-
-def migrated_database(admin_dsn: str, url: str) -> None:
-    """``url`` created with the built-in schema, then changed as the app's migration does."""
-    create_database(admin_dsn, url)
-    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            Base.metadata.create_all(connection)
-    finally:
-        engine.dispose()
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(MIGRATION)
-
-
-def rules_file(tmp_path: Path, text: str = RULES) -> Path:
-    path = tmp_path / "conftest.py"
-    path.write_text(text)
-    return path
 
 
 def locales_and_preferences(url: str) -> tuple[list[str], int, int]:

@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import ANCHOR_DAY, migrated_database, rules_file
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from test_cli import ANCHOR_DAY, scratch
-from test_cli_rules import migrated_database, rules_file
 
 from pytest_celestra import cli
 from pytest_celestra.app_rules import SchemaRules, rule_failed, wrong_type
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-__all__ = ["scratch"]  # the fixture, shared with test_cli
 
 #: Emails end up in a KeyError's message: they must not reach the report.
 RAISING = """
