@@ -125,6 +125,8 @@ def celestra_pytester(
     for name, value in inner_server_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CELESTRA_VOLUME", "small")
+    # pytest-asyncio warns in every run whose ini leaves this unset (the inner runs have none).
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
     return pytester
 
 
