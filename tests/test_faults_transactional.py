@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections import deque
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -122,6 +123,25 @@ def test_writing_tests_keep_a_handful_of_databases(celestra_pytester):
     assert len(counts) == 16
     # Made ahead (2), the test's own, one being dropped, one being made.
     assert max(counts) <= 5, sorted(counts)
+
+
+def test_drops_go_before_a_clone_even_when_a_test_waits_for_one():
+    """The order that kept databases from piling up: with no clone ready (a test waiting)
+    and one to drop, the thread drops first; it used to clone first, and with tests that
+    kept it busy drops never ran (61 databases after 60 writing tests at large)."""
+    from types import SimpleNamespace
+
+    from pytest_celestra.config import ScenarioSettings
+    from pytest_celestra.transactional import TransactionalDatabases
+    from pytest_celestra.volumes import Volume
+
+    databases = TransactionalDatabases(SimpleNamespace(keep=False), SimpleNamespace())  # type: ignore[arg-type]
+    scenario = ScenarioSettings(Volume.parse("small"), 1)
+    databases._ready[scenario] = deque()
+    used = object()
+    databases._to_drop.append(used)  # type: ignore[arg-type]
+    assert databases._next_job() == ("drop", used)
+    assert databases._next_job() == ("make", scenario)
 
 
 # --- 2. background work on a throwaway server -------------------------------------------
