@@ -60,8 +60,9 @@ WHERE datname LIKE 'celestra\\_transactional\\_%%'
 class Sampler(threading.Thread):
     """Polls the server for the run's databases until stopped; keeps the peaks."""
 
-    def __init__(self, dsn: str, run_id_file: Path, interval: float) -> None:
+    def __init__(self, dsn: str, run_id_file: Path, interval: float, progress: bool) -> None:
         super().__init__(daemon=True)
+        self.progress = progress
         self.dsn = dsn
         self.run_id_file = run_id_file
         self.interval = interval
@@ -84,6 +85,14 @@ class Sampler(threading.Thread):
                 self.samples += 1
                 self.peak_count = max(self.peak_count, int(row[0]))
                 self.peak_bytes = max(self.peak_bytes, int(row[1]))
+                if self.progress and self.samples % 120 == 0:  # a line a minute or so
+                    print(
+                        f"{self.samples} samples: now {row[0]} databases "
+                        f"({int(row[1]) / 2**20:.0f} MB), peak {self.peak_count} "
+                        f"({self.peak_bytes / 2**20:.0f} MB)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
     def left(self) -> int:
         with psycopg.connect(self.dsn, autocommit=True) as admin:
@@ -102,6 +111,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="server (default: CELESTRA_DSN); the benchmark needs one it can poll",
     )
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples")
+    parser.add_argument(
+        "--progress", action="store_true", help="print the peaks so far about once a minute"
+    )
     arguments = parser.parse_args(argv)
     if not arguments.dsn:
         parser.error("give --dsn or set CELESTRA_DSN")
@@ -121,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "CELESTRA_DSN": arguments.dsn,
             "CELESTRA_VOLUME": arguments.volume,
         }
-        sampler = Sampler(arguments.dsn, directory / "run_id", arguments.interval)
+        sampler = Sampler(
+            arguments.dsn, directory / "run_id", arguments.interval, arguments.progress
+        )
         sampler.start()
         started = time.monotonic()
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist"]
