@@ -11,7 +11,9 @@ run and their total size (``pg_database_size``). Prints the peak of both, and ho
 databases were left when the run ended (none expected). Only the run's own databases are
 counted (their comment names its run id), so other runs on the server do not count.
 
-Exit status 1 if the run failed or left databases behind.
+Ctrl-C (SIGINT) stops it early: the pytest run is interrupted (it drops its databases) and
+the figures so far are printed, with the number of tests done. Exit status 1 if the run
+failed, was stopped, or left databases behind.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,10 @@ from pytest_celestra.run import RUN_KEY
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     pathlib.Path(__file__).with_name("run_id").write_text(config.stash[RUN_KEY].run_id)
+
+def pytest_runtest_logfinish(nodeid):
+    with pathlib.Path(__file__).with_name("done").open("a") as done:
+        done.write(".")
 """
 HEADER = "from sqlalchemy import text\n"
 WRITE_TEST = """
@@ -87,18 +94,31 @@ class Sampler(threading.Thread):
                 self.peak_bytes = max(self.peak_bytes, int(row[1]))
                 if self.progress and self.samples % 120 == 0:  # a line a minute or so
                     print(
-                        f"{self.samples} samples: now {row[0]} databases "
+                        f"{self.tests_done()} tests done, {self.samples} samples: "
+                        f"now {row[0]} databases "
                         f"({int(row[1]) / 2**20:.0f} MB), peak {self.peak_count} "
                         f"({self.peak_bytes / 2**20:.0f} MB)",
                         file=sys.stderr,
                         flush=True,
                     )
 
+    def tests_done(self) -> int:
+        done = self.run_id_file.with_name("done")
+        return done.stat().st_size if done.exists() else 0
+
     def left(self) -> int:
         with psycopg.connect(self.dsn, autocommit=True) as admin:
             pattern = f'%"run": "{self.run_id_file.read_text()}"%'
             row = admin.execute(SAMPLE, (pattern,)).fetchone()
         return 0 if row is None else int(row[0])
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_early(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -122,6 +142,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_args(argv)
+    signal.signal(signal.SIGINT, _stop_early)
+    signal.signal(signal.SIGTERM, _stop_early)
     with tempfile.TemporaryDirectory(prefix="celestra-bench-disk-") as folder:
         directory = Path(folder)
         (directory / "conftest.py").write_text(CONFTEST)
@@ -139,20 +161,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampler.start()
         started = time.monotonic()
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist"]
-        run = subprocess.run(
+        with subprocess.Popen(
             [*command, "-p", "no:cacheprovider", "test_writes.py"],
             cwd=directory,
             env=environment,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
-        )
+            preexec_fn=_interruptible,  # even when started in the background (SIGINT ignored)
+        ) as run:
+            try:
+                stdout, stderr = run.communicate()
+            except KeyboardInterrupt:  # stop early: pytest drops its databases, then a report
+                run.send_signal(signal.SIGINT)
+                stdout, stderr = run.communicate()
         elapsed = time.monotonic() - started
         sampler.stopped.set()
         sampler.join()
         left = sampler.left() if (directory / "run_id").exists() else 0
+        done = sampler.tests_done()
     summary = {
         "tests": arguments.tests,
+        "tests_done": done,
         "volume": arguments.volume,
         "exit_status": run.returncode,
         "seconds": round(elapsed, 1),
@@ -163,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(json.dumps(summary, indent=2))
     if run.returncode != 0:
-        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n", file=sys.stderr)
+        print(stdout[-3000:], stderr[-3000:], sep="\n", file=sys.stderr)
     return 0 if run.returncode == 0 and left == 0 else 1
 
 
