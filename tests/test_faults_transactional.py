@@ -114,8 +114,27 @@ def test_write(celestra_transactional_engine, index):
 """
 
 
+SLOW_CLONES = """
+import time
+from pytest_celestra.database import DatabaseManager
+
+made = DatabaseManager.create_seeded
+
+def slowly(self, *args, **kwargs):
+    time.sleep(0.4)  # a clone slower than a test, as at large
+    return made(self, *args, **kwargs)
+
+def pytest_configure(config):
+    DatabaseManager.create_seeded = slowly
+
+def pytest_unconfigure(config):  # in process: the outer run's class is the same
+    DatabaseManager.create_seeded = made
+"""
+
+
 def test_writing_tests_keep_a_handful_of_databases(celestra_pytester):
     celestra_pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    celestra_pytester.makeconftest(SLOW_CLONES)
     celestra_pytester.makepyfile(test_pile=PILE)
     result = celestra_pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")
     result.assert_outcomes(passed=16)
