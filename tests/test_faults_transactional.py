@@ -117,18 +117,26 @@ def test_write(celestra_transactional_engine, index):
 SLOW_CLONES = """
 import time
 from pytest_celestra.database import DatabaseManager
+from pytest_celestra.transactional import TransactionalDatabases
 
 made = DatabaseManager.create_seeded
+next_job = TransactionalDatabases._next_job
 
 def slowly(self, *args, **kwargs):
     time.sleep(0.4)  # a clone slower than a test, as at large
     return made(self, *args, **kwargs)
 
+def after_the_test(self):
+    time.sleep(0.1)  # the test waiting for a clone takes it before the thread chooses
+    return next_job(self)
+
 def pytest_configure(config):
     DatabaseManager.create_seeded = slowly
+    TransactionalDatabases._next_job = after_the_test
 
-def pytest_unconfigure(config):  # in process: the outer run's class is the same
+def pytest_unconfigure(config):  # in process: the outer run's classes are the same
     DatabaseManager.create_seeded = made
+    TransactionalDatabases._next_job = next_job
 """
 
 
