@@ -694,15 +694,20 @@ def reset_session(connection: Connection) -> str | None:
     state, advisory locks) as connection poolers do. What a later test would trip over
     and the test should hear of is returned: session advisory locks it still held
     (released now), prepared transactions in the database (these need a fresh database)."""
+    import psycopg
+
     dbapi: Any = connection.connection.dbapi_connection
-    dbapi.autocommit = True  # the reset runs outside any transaction
     try:
+        dbapi.autocommit = True  # the reset runs outside any transaction
         cursor = dbapi.cursor()
         cursor.execute(_SESSION_LEFTOVERS)
         locks, prepared = cursor.fetchone()
         cursor.close()
+    except psycopg.OperationalError:  # the server closed it: its session state went too
+        return None
     finally:
-        dbapi.autocommit = False
+        with contextlib.suppress(psycopg.Error):
+            dbapi.autocommit = False
     if prepared:
         raise TransactionEscapedError(
             "a transaction was prepared in its database (PREPARE TRANSACTION "

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections import deque
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -113,8 +114,35 @@ def test_write(celestra_transactional_engine, index):
 """
 
 
+SLOW_CLONES = """
+import time
+from pytest_celestra.database import DatabaseManager
+from pytest_celestra.transactional import TransactionalDatabases
+
+made = DatabaseManager.create_seeded
+next_job = TransactionalDatabases._next_job
+
+def slowly(self, *args, **kwargs):
+    time.sleep(0.4)  # a clone slower than a test, as at large
+    return made(self, *args, **kwargs)
+
+def after_the_test(self):
+    time.sleep(0.1)  # the test waiting for a clone takes it before the thread chooses
+    return next_job(self)
+
+def pytest_configure(config):
+    DatabaseManager.create_seeded = slowly
+    TransactionalDatabases._next_job = after_the_test
+
+def pytest_unconfigure(config):  # in process: the outer run's classes are the same
+    DatabaseManager.create_seeded = made
+    TransactionalDatabases._next_job = next_job
+"""
+
+
 def test_writing_tests_keep_a_handful_of_databases(celestra_pytester):
     celestra_pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    celestra_pytester.makeconftest(SLOW_CLONES)
     celestra_pytester.makepyfile(test_pile=PILE)
     result = celestra_pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")
     result.assert_outcomes(passed=16)
@@ -122,6 +150,25 @@ def test_writing_tests_keep_a_handful_of_databases(celestra_pytester):
     assert len(counts) == 16
     # Made ahead (2), the test's own, one being dropped, one being made.
     assert max(counts) <= 5, sorted(counts)
+
+
+def test_drops_go_before_a_clone_even_when_a_test_waits_for_one():
+    """The order that kept databases from piling up: with no clone ready (a test waiting)
+    and one to drop, the thread drops first; it used to clone first, and with tests that
+    kept it busy drops never ran (61 databases after 60 writing tests at large)."""
+    from types import SimpleNamespace
+
+    from pytest_celestra.config import ScenarioSettings
+    from pytest_celestra.transactional import TransactionalDatabases
+    from pytest_celestra.volumes import Volume
+
+    databases = TransactionalDatabases(SimpleNamespace(keep=False), SimpleNamespace())  # type: ignore[arg-type]
+    scenario = ScenarioSettings(Volume.parse("small"), 1)
+    databases._ready[scenario] = deque()
+    used = object()
+    databases._to_drop.append(used)  # type: ignore[arg-type]
+    assert databases._next_job() == ("drop", used)
+    assert databases._next_job() == ("make", scenario)
 
 
 # --- 2. background work on a throwaway server -------------------------------------------

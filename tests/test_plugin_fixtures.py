@@ -240,12 +240,17 @@ def test_xdist_workers_get_databases_of_their_own(celestra_pytester, run_inner, 
     assert len(templates_with_seed(admin, unique_seed)) == 1  # built once, by one worker
 
 
+START = "SELECT transaction_timestamp()"
+
+
 @pytest.mark.parametrize(
     "database_fixture", ["_celestra_empty_database", "_celestra_seeded_databases"]
 )
 def test_per_test_sessions_share_one_connection_and_roll_back_once(request, database_fixture):
-    """What keeps a test cheap: no connection checkout, the transaction and savepoint begun
-    with the first statement, and one ROLLBACK (no ROLLBACK TO SAVEPOINT) at the end."""
+    """What keeps a test cheap: no connection checkout, one ROLLBACK (no ROLLBACK TO
+    SAVEPOINT) at the end; besides, the transaction's start asked of the server when it
+    begins and again before the rollback (what catches COMMIT AND CHAIN), and the session
+    reset after it (through the driver: not a statement SQLAlchemy sees)."""
     from sqlalchemy import event, text
 
     from pytest_celestra.fixtures import rolled_back_session
@@ -266,7 +271,7 @@ def test_per_test_sessions_share_one_connection_and_roll_back_once(request, data
     try:
         with rolled_back_session(connection, guard):
             pass
-        assert seen == ["(rollback)"]  # nothing was sent: psycopg has nothing to roll back
+        assert seen == [START, START, "(rollback)"]
         seen.clear()
         with rolled_back_session(connection, guard) as session:
             session.execute(text("SELECT 1"))
@@ -280,8 +285,10 @@ def test_per_test_sessions_share_one_connection_and_roll_back_once(request, data
     assert len(savepoints) == 2
     assert len(released) == 1
     assert [s for s in seen if s not in savepoints + released] == [
+        START,
         "SELECT 1",
         "SELECT 2",
+        START,
         "(rollback)",
     ]
     assert database.connection()[0] is connection  # the same connection for the next test
