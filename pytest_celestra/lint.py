@@ -32,7 +32,7 @@ from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_sess
 from pytest_celestra.server import error_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
 
     from sqlalchemy.engine import Connection
 
@@ -85,23 +85,34 @@ def _subclasses(base: type[CelestraFactory]) -> Iterator[type[CelestraFactory]]:
         yield from _subclasses(subclass)
 
 
-def _still_loaded(cls: type) -> bool:
+def _still_loaded(cls: type, earlier: Collection[type]) -> bool:
     """Is `cls` what its module, as loaded now, names? A class of a module unloaded or
     imported afresh since (a run before this one in the same process: pytester's
-    in-process runs, an IDE) lives on in `__subclasses__` until collected."""
+    in-process runs, an IDE) lives on in `__subclasses__` until collected. A class made
+    inside a function cannot be looked up: it counts unless it is one of `earlier`."""
+    if "<locals>" in cls.__qualname__:
+        return cls not in earlier
     found: object = sys.modules.get(cls.__module__)
     for name in cls.__qualname__.split("."):
         found = getattr(found, name, None)
-    return found is cls or "<locals>" in cls.__qualname__
+    return found is cls
 
 
-def factories_to_lint() -> list[type[CelestraFactory]]:
+def factory_classes() -> frozenset[type[CelestraFactory]]:
+    """Every subclass of `CelestraFactory` alive now."""
+    return frozenset(_subclasses(CelestraFactory))
+
+
+def factories_to_lint(earlier: Collection[type] = ()) -> list[type[CelestraFactory]]:
     """The built-in factories in FK order, then every other concrete subclass of a module
-    loaded now, by name."""
+    loaded now, by name; of the classes made inside a function, those not in `earlier`
+    (the factories alive before this run began: an earlier test's, in the same process)."""
     others = {
         subclass
         for subclass in _subclasses(CelestraFactory)
-        if subclass not in ALL_FACTORIES and not subclass._meta.abstract and _still_loaded(subclass)
+        if subclass not in ALL_FACTORIES
+        and not subclass._meta.abstract
+        and _still_loaded(subclass, earlier)
     }
     return [
         *ALL_FACTORIES,
@@ -183,6 +194,7 @@ class LintMode:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.failed: int | None = None  # None until the lint has run
+        self.earlier = factory_classes()  # before collection: not this run's own
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -212,7 +224,7 @@ class LintMode:
         from pytest_celestra.fixtures import empty_database, open_databases, reseed_factories
         from pytest_celestra.run import CONFIG_KEY, RUN_KEY
 
-        factories = factories_to_lint()
+        factories = factories_to_lint(self.earlier)
         cases = lint_cases(factories)
         reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
