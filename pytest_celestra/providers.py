@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from faker import Generator
 from faker.providers import BaseProvider
+from faker.providers.person.en_US import Provider as _EnUsPerson
 
 # The spec's data (weights, windows, catalogues) lives in pytest_celestra.spec; the
 # names stay importable from here.
@@ -91,6 +92,9 @@ if TYPE_CHECKING:
         NotificationType,
         UserRole,
     )
+
+FIRST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.first_names)
+LAST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.last_names)
 
 T = TypeVar("T", bound=Hashable)
 V = TypeVar("V")
@@ -267,9 +271,9 @@ class CelestraProvider(BaseProvider):
         if pattern < spec.COMPANY_NAME_SHARES[0]:
             base = f"{_pick(rng, words.NAME_ADJECTIVES)} {_pick(rng, words.NAME_NOUNS)}"
         elif pattern < spec.COMPANY_NAME_SHARES[1]:
-            base = _pick(rng, words.LAST_NAMES)
+            base = _pick(rng, LAST_NAMES)
         else:
-            return f"{_pick(rng, words.LAST_NAMES)} & {_pick(rng, words.LAST_NAMES)}"
+            return f"{_pick(rng, LAST_NAMES)} & {_pick(rng, LAST_NAMES)}"
         name = f"{base} {_pick(rng, suffixes)}"
         if rng.random() < spec.COMPANY_LEGAL_SUFFIX_SHARE:
             name = f"{name} {_pick(rng, words.LEGAL_SUFFIXES)}"
@@ -290,7 +294,7 @@ class CelestraProvider(BaseProvider):
     def person_name(self) -> str:
         """First and last name from Faker's en_US pools."""
         rng = self.generator.random
-        return f"{_pick(rng, words.FIRST_NAMES)} {_pick(rng, words.LAST_NAMES)}"
+        return f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"
 
     def email_address(self, name: str, domain: str, number: int | None = None) -> str:
         """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""

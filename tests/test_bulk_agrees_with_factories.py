@@ -28,7 +28,7 @@ import factory.random
 import pytest
 from sqlalchemy import inspect
 
-from pytest_celestra import factories, loader, passwords, spec
+from pytest_celestra import factories, loader, passwords, providers, spec
 from pytest_celestra import vocabulary as words
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
@@ -300,7 +300,7 @@ SOURCE_NAMES = {
 def is_company_name(name: str) -> bool:
     words_ = name.split()
     if "&" in words_:
-        return len(words_) == 3 and words_[0] in words.LAST_NAMES
+        return len(words_) == 3 and words_[0] in providers.LAST_NAMES
     if words_[-1] in words.LEGAL_SUFFIXES:
         words_ = words_[:-1]
     if words_[-1].isdigit():  # the scenario's last resort for a taken domain
@@ -315,7 +315,7 @@ def is_company_description(text: str) -> bool:
 
 def is_person_name(name: str) -> bool:
     first, _, last = name.partition(" ")
-    return first in words.FIRST_NAMES and last in words.LAST_NAMES
+    return first in providers.FIRST_NAMES and last in providers.LAST_NAMES
 
 
 def is_ip(value: str) -> bool:

@@ -104,3 +104,10 @@ def test_the_recorded_modules_include_what_a_test_imports(pytester: pytest.Pytes
     result.assert_outcomes(passed=1)
     modules = json.loads((pytester.path / "modules.json").read_text())
     assert {"pytest_celestra.factories", "factory", "faker"} <= set(heavy(modules))
+
+
+def test_importing_the_volumes_and_the_spec_imports_nothing_heavy():
+    """Volumes (the settings layer) read the spec's figures: the spec is pure data."""
+    modules = modules_after("import pytest_celestra.volumes")
+    assert "pytest_celestra.spec" in modules
+    assert heavy(modules) == []

@@ -330,9 +330,12 @@ def test_edge_volumes_seed_exactly_and_satisfy_the_constraints(celestra_session,
     assert dict(summary.rows) == dict(volume.counts)
 
 
-def test_the_volume_check_knows_the_catalogue_figures():
-    """volumes.py checks volumes without importing the spec's catalogues: its figures are
-    the spec's."""
-    assert len(spec.KNOWLEDGE_TYPES) == volumes.KNOWLEDGE_TYPE_CATALOGUE
-    fewest = min(len(columns) for columns in spec.CHANGEABLE_COLUMNS.values())
-    assert fewest == volumes.MOST_CHANGES_PER_AUDIT_LOG
+def test_the_volume_check_follows_the_spec_figures(monkeypatch):
+    """A volume is checked against the spec's catalogue and changeable columns, read when
+    the check runs: a catalogue one type longer allows one more knowledge type."""
+    allowed = len(spec.KNOWLEDGE_TYPES)
+    too_many = {**volumes.Volume.named("small").counts, "knowledge_types": allowed + 1}
+    assert "catalogue has" in (volumes.feasibility_problem(too_many) or "")
+    longer = {**spec.KNOWLEDGE_TYPES, "Made-up type": ("A type of this test", 1)}
+    monkeypatch.setattr(spec, "KNOWLEDGE_TYPES", longer)
+    assert volumes.feasibility_problem(too_many) is None
