@@ -463,16 +463,11 @@ class CelestraProvider(BaseProvider):
             old = self.column_value(table_name, column, unlike=new)
         return column, old, new
 
-    def change_columns(self, table_name: str, count: int, first: str | None = None) -> list[str]:
-        """`count` distinct changeable columns of `table_name`, `first` first."""
-        columns = list(CHANGEABLE_COLUMNS[table_name])
-        self.generator.random.shuffle(columns)
-        if first is not None:
-            columns.remove(first)
-            columns.insert(0, first)
-        if count > len(columns):
-            raise ValueError(f"{table_name} has only {len(columns)} changeable columns")
-        return columns[:count]
+    def shuffled(self, values: Sequence[V]) -> list[V]:
+        """`values` in a random order."""
+        result = list(values)
+        self.generator.random.shuffle(result)
+        return result
 
     def column_value(self, table_name: str, column: str, unlike: str | None = None) -> str:
         """A value of a changeable column (as text), other than `unlike`."""

@@ -268,7 +268,7 @@ def changed_columns(
     ([`FIRST_CHANGED_COLUMN`][pytest_celestra.spec.FIRST_CHANGED_COLUMN]) first."""
     done = set(done)
     first = spec.FIRST_CHANGED_COLUMN.get(event)
-    columns = p.change_columns(table, len(spec.CHANGEABLE_COLUMNS[table]), None)
+    columns = p.shuffled(spec.CHANGEABLE_COLUMNS[table])
     columns = [column for column in columns if column not in done]
     if first in columns:
         columns.remove(first)

@@ -10,7 +10,7 @@ from collections import Counter
 import faker
 import pytest
 
-from pytest_celestra import providers
+from pytest_celestra import providers, story
 from pytest_celestra.models import AuditEventType, NotificationStatus, NotificationType
 from pytest_celestra.providers import (
     CHANGEABLE_COLUMNS,
@@ -216,17 +216,20 @@ def test_audit_changes_change_something(p, table):
     present = p.column_value(table, column)
     assert p.audit_change(table, column, new=present)[2] == present
     assert p.audit_change(table, column, old=present)[1] == present
-    columns = p.change_columns(table, len(CHANGEABLE_COLUMNS[table]))
+    event = p.change_event(table)
+    columns = story.changed_columns(p, event, table, len(CHANGEABLE_COLUMNS[table]))
     assert sorted(columns) == sorted(CHANGEABLE_COLUMNS[table])
     with pytest.raises(ValueError, match="changeable columns"):
-        p.change_columns(table, len(CHANGEABLE_COLUMNS[table]) + 1)
+        story.changed_columns(p, event, table, len(CHANGEABLE_COLUMNS[table]) + 1)
 
 
 def test_role_changes_only_on_users(p):
     events = {p.change_event("users") for _ in range(200)}
     assert events == {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
     assert {p.change_event("agents") for _ in range(50)} == {AuditEventType.CONFIGURATION_UPDATE}
-    assert p.change_columns("users", 2, first="role")[0] == "role"
+    role_change = AuditEventType.ROLE_ASSIGNMENT_CHANGE
+    firsts = {story.changed_columns(p, role_change, "users", 2)[0] for _ in range(50)}
+    assert firsts == {"role"}
 
 
 # --- weights ---------------------------------------------------------------------------------
