@@ -115,10 +115,6 @@ class Weighted(Generic[T]):
         """One value, with probability proportional to its weight."""
         return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
 
-    def covering(self, rng: random.Random, index: int) -> T:
-        """The `index`-th draw of a series in which every value occurs at least once."""
-        return self.values[index] if index < len(self.values) else self.draw(rng)
-
 
 _COMPANY_SIZE = Weighted(COMPANY_SIZE_WEIGHTS)
 _COMPANY_VERTICAL = Weighted(COMPANY_VERTICAL_WEIGHTS)
