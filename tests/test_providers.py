@@ -240,7 +240,16 @@ def test_weighted_draws_follow_the_weights(p):
     counts = Counter(weighted.draw(p.rng) for _ in range(20000))
     assert 0.77 < counts["a"] / 20000 < 0.83
     assert 0.03 < counts["c"] / 20000 < 0.07
-    assert [weighted.covering(p.rng, i) for i in range(3)] == ["a", "b", "c"]
+
+
+def test_covering_draws_give_each_value_once_then_draw(p):
+    """The generator's one rule for small volumes: every value first, then weighted."""
+    from pytest_celestra.generate.draw import Covering
+
+    weighted = Weighted({"a": 80, "b": 15, "c": 5})
+    covering = Covering({"a": 80, "b": 15, "c": 5}, lambda: weighted.draw(p.rng))
+    assert [covering() for _ in range(3)] == ["a", "b", "c"]
+    assert Counter(covering() for _ in range(2000))["a"] > 1400
 
 
 def test_weights_are_module_constants_over_every_value():
