@@ -962,11 +962,7 @@ class NotificationFactory(CelestraFactory):
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
     company = LazyAttribute(lambda o: o.user.company)
-    notification_type = LazyFunction(
-        lambda: story.EVENT_FREE_NOTIFICATION_TYPES[
-            int(_rng().random() * len(story.EVENT_FREE_NOTIFICATION_TYPES))
-        ]
-    )
+    notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
     priority = Faker(

@@ -339,7 +339,15 @@ NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
 """Which event each notification type reports; the types missing here (announcements,
 maintenance, session expiry) report none."""
 EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
-"""Notification types that report no event, the factories' default."""
+"""Notification types that report no event: the factories' default, and what a drawn
+type becomes in a scenario that has no event of its kind."""
+
+
+def event_free_notification_type(rng: random.Random) -> NotificationType:
+    """A notification type that reports no event (an announcement, a maintenance notice,
+    a session expiry), each as likely: the factories' default type, and the fallback of a
+    scenario's notification whose event the scenario lacks."""
+    return EVENT_FREE_NOTIFICATION_TYPES[int(rng.random() * len(EVENT_FREE_NOTIFICATION_TYPES))]
 COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
 """Events of a company rather than of the notified user."""
 FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(

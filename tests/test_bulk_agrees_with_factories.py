@@ -28,12 +28,13 @@ import factory.random
 import pytest
 from sqlalchemy import inspect
 
-from pytest_celestra import factories, loader, passwords, providers, spec
+from pytest_celestra import factories, loader, passwords, providers, spec, story
 from pytest_celestra import vocabulary as words
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     AuditEventType,
     InvitationStatus,
+    NotificationType,
     UserRole,
 )
 from pytest_celestra.providers import (
@@ -62,6 +63,7 @@ from pytest_celestra.providers import (
     company_domain,
 )
 from pytest_celestra.scenario import anchor_for, generate_scenario
+from pytest_celestra.volumes import Volume
 
 FACTORY_ROWS = 200
 TRAIT_ROWS = 8
@@ -500,7 +502,7 @@ def test_invitation_statuses_follow_the_same_states(factory_sample, bulk_sample)
 # --- one definition, both paths ---------------------------------------------------------
 
 
-def bulk_tables(volume: str = "small") -> dict[str, list[Row]]:
+def bulk_tables(volume: str | Volume = "small") -> dict[str, list[Row]]:
     tables: dict[str, list[Row]] = {}
     for table, rows in generate_scenario(volume, seed=3, anchor=anchor_for(date(2025, 6, 1))):
         columns = loader.COLUMNS[table]
@@ -544,3 +546,24 @@ def test_a_first_column_rule_added_to_the_spec_shows_in_both_paths(monkeypatch):
         firsts.setdefault(change["audit_log_id"], change["column_name"])
     assert updates & set(firsts)
     assert {firsts[log] for log in updates & set(firsts)} == {"status"}
+
+
+def test_the_event_free_notification_type_is_one_rule_in_both_paths(monkeypatch):
+    """The factories' default notification type and the scenario's fallback (a drawn type
+    whose event the scenario lacks) both come from story.EVENT_FREE_NOTIFICATION_TYPES."""
+    maintenance = NotificationType.MAINTENANCE_SCHEDULED
+    monkeypatch.setattr(story, "EVENT_FREE_NOTIFICATION_TYPES", (maintenance,))
+    factory.random.reseed_random(11)
+    built = factories.NotificationFactory.build_batch(20)
+    assert {n.notification_type for n in built} == {maintenance}
+    # No sessions, failed logins, lockouts, invitations, password changes or audit logs:
+    # most drawn types (60 of the weights' 100) have no event and fall back.
+    eventless = Volume.custom(
+        "eventless",
+        notifications=400,
+        **dict.fromkeys(("user_sessions", "failed_logins", "user_lockouts", "invitations"), 0),
+        **dict.fromkeys(("password_history", "audit_logs", "audit_change_logs"), 0),
+    )
+    types = Counter(n["notification_type"] for n in bulk_tables(eventless)["notifications"])
+    assert types[maintenance.value] > 200, types
+    assert types[NotificationType.FAILED_LOGIN_NOTIFICATION.value] == 0
