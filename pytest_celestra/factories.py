@@ -267,10 +267,14 @@ def _state_times(method: str, *upper: str) -> Any:
     return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
 
 
-def _state_of_user(method: str) -> Any:
-    """A row's state: drawn by the provider's `method`, "expired" for a user who is not
-    ACTIVE (pass a state trait to override)."""
-    return Maybe(LazyAttribute(lambda o: _active_until(o, "user") < 0), "expired", Faker(method))
+def _state_of_user(method: str, live: frozenset[str]) -> Any:
+    """A row's state: drawn by the provider's `method`, none of the `live` states for a
+    user who is not ACTIVE (story.state_of_user; pass a state trait to override)."""
+    return LazyAttribute(
+        lambda o: story.state_of_user(
+            getattr(_provider(), method), live, active=_active_until(o, "user") == 0
+        )
+    )
 
 
 def _company_domains() -> set[str]:
@@ -887,7 +891,7 @@ class InvitationFactory(_UserStateFactory):
         cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
 
     # A user who is not ACTIVE has no open invitation (a state trait overrides).
-    state = _state_of_user("invitation_state")
+    state = _state_of_user("invitation_state", story.OPEN_INVITATION_STATES)
     token = Faker("url_token")
     status = Faker("invitation_status", state=SelfAttribute("..state"))
     created_at = _time(0)
@@ -1214,7 +1218,7 @@ class UserSessionFactory(_UserStateFactory):
         long = Trait(state="long")
 
     # A user who is not ACTIVE holds no live session (pass a state trait to override).
-    state = _state_of_user("session_state")
+    state = _state_of_user("session_state", story.LIVE_SESSION_STATES)
     session_token = Faker("url_token")
     ip_address = Faker("ip_address")
     user_agent = Faker("browser_user_agent")

@@ -44,7 +44,7 @@ from pytest_celestra.spec import (
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
     from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
@@ -74,7 +74,26 @@ RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
 """Agent and knowledge base statuses that were switched off at their `updated_at`: no
 link or knowledge source is added to them after it."""
 OPEN_INVITATION_STATES = frozenset({"open", "far"})
-"""Invitation states (`providers.INVITATION_STATE_WEIGHTS`) open now: only for ACTIVE users."""
+"""Invitation states ([`INVITATION_STATE_WEIGHTS`][pytest_celestra.spec.INVITATION_STATE_WEIGHTS])
+open now: only for ACTIVE users."""
+LIVE_SESSION_STATES = frozenset({"active", "long"})
+"""Session states ([`SESSION_STATE_WEIGHTS`][pytest_celestra.spec.SESSION_STATE_WEIGHTS])
+valid now: only for ACTIVE users."""
+
+
+def state_of_user(draw: Callable[[], str], live: Collection[str], active: bool) -> str:
+    """The state of a user's session or invitation: `draw`n from the spec's state table,
+    but none of the `live` states (valid or open now) for a user who is not `active`;
+    such a user's state is drawn among the others with their weights.
+
+    The scenario applies the same rule the other way round (it draws the state, then a
+    user who may hold it): either way, a user who is not ACTIVE holds each of the other
+    states as often, relatively, as the table says.
+    """
+    state = draw()
+    while not active and state in live:
+        state = draw()
+    return state
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:

@@ -567,3 +567,18 @@ def test_the_event_free_notification_type_is_one_rule_in_both_paths(monkeypatch)
     types = Counter(n["notification_type"] for n in bulk_tables(eventless)["notifications"])
     assert types[maintenance.value] > 200, types
     assert types[NotificationType.FAILED_LOGIN_NOTIFICATION.value] == 0
+
+
+def test_the_invitation_state_of_a_user_who_left_is_one_rule_in_both_paths():
+    """A user who is not ACTIVE has no open invitation, and their invitations take the
+    other states of the spec's state table (story.state_of_user): accepted, expired and
+    cancelled alike, in the factories (not "expired" only) as in the scenario."""
+    closed = {s.value for s in InvitationStatus} - {"SENT", "PENDING"}
+    factory.random.reseed_random(11)
+    user = factories.UserFactory.build(suspended=True)
+    built = factories.InvitationFactory.build_batch(60, user=user)
+    assert {i.status.value for i in built} == closed
+    tables = bulk_tables("x2")
+    left = {u["id"] for u in tables["users"] if u["status"] != "ACTIVE"}
+    statuses = {i["status"] for i in tables["invitations"] if i["user_id"] in left}
+    assert statuses == closed

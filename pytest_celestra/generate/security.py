@@ -154,7 +154,7 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
     sessions: list[Session] = []
     for _ in range(d.counts["user_sessions"]):
         state = states()
-        user = d.index(u.ids) if state == "expired" else d.pick(active)
+        user = d.pick(active) if state in story.LIVE_SESSION_STATES else d.index(u.ids)
         created, expires = p.session_times(state, u.created[user], u.until[user])
         sessions.append(Session(user, created, expires))
     return sessions
