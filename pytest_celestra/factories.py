@@ -1172,6 +1172,20 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
         FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
+def _lockout_times(o: Any) -> tuple[int, int, int]:
+    """The lockout's times for its state; a user who cannot be locked out (story.lockable)
+    is refused, naming the rule."""
+    status = None if o.user is None else getattr(o.user.status, "value", o.user.status)
+    if status is not None and not story.lockable(status):
+        raise FactoryArgumentError(
+            f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
+            f"{', '.join(sorted(story.LOCKABLE_USER_STATUSES))} users are: "
+            "pytest_celestra.story.lockable); pass an ACTIVE user"
+        )
+    times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
+    return times
+
+
 class UserLockoutFactory(_UserStateFactory):
     """A lockout of a user after failed sign-ins; `create()` also records those.
 
@@ -1185,7 +1199,7 @@ class UserLockoutFactory(_UserStateFactory):
         model = UserLockout
 
     class Params:
-        times = _state_times("lockout_times")
+        times = LazyAttribute(lambda o: _lockout_times(o))
         active = Trait(state="active")
         ended = Trait(state="ended")
         long = Trait(state="long")

@@ -299,6 +299,17 @@ def changed_columns(
 
 # --- lockouts ------------------------------------------------------------------------------
 
+LOCKABLE_USER_STATUSES = frozenset({UserStatus.ACTIVE.value})
+"""Statuses of users who can be locked out: a lockout counts failed sign-ins of an account
+that may sign in, and a user who is not ACTIVE acts (and fails to sign in) no more."""
+
+
+def lockable(status: str) -> bool:
+    """Whether a user in `status` can be locked out (the scenario locks only such users;
+    a factory refuses any other)."""
+    return status in LOCKABLE_USER_STATUSES
+
+
 
 def lockout_burst(
     p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None

@@ -30,12 +30,14 @@ from sqlalchemy import inspect
 
 from pytest_celestra import factories, loader, passwords, providers, spec, story
 from pytest_celestra import vocabulary as words
+from pytest_celestra.errors import FactoryArgumentError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     AuditEventType,
     InvitationStatus,
     NotificationType,
     UserRole,
+    UserStatus,
 )
 from pytest_celestra.providers import (
     AGENT_PROTOCOL_WEIGHTS,
@@ -582,3 +584,19 @@ def test_the_invitation_state_of_a_user_who_left_is_one_rule_in_both_paths():
     left = {u["id"] for u in tables["users"] if u["status"] != "ACTIVE"}
     statuses = {i["status"] for i in tables["invitations"] if i["user_id"] in left}
     assert statuses == closed
+
+
+def test_who_can_be_locked_out_is_one_rule_in_both_paths():
+    """Only ACTIVE users are locked out (story.lockable): the scenario locks no one else,
+    and the factory refuses a user who is not ACTIVE, naming the rule."""
+    factory.random.reseed_random(11)
+    assert {lock.user.status for lock in factories.UserLockoutFactory.build_batch(10)} == {
+        UserStatus.ACTIVE
+    }
+    suspended = factories.UserFactory.build(suspended=True)
+    with pytest.raises(FactoryArgumentError, match=r"SUSPENDED cannot be locked out.*lockable"):
+        factories.UserLockoutFactory.build(user=suspended)
+    tables = bulk_tables("x2")
+    status = {u["id"]: u["status"] for u in tables["users"]}
+    assert "SUSPENDED" in status.values()
+    assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}

@@ -97,7 +97,7 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     share, of = spec.LOCKOUT_BURST_SPARE
     spare = (n_failed - unknown - n_lockouts) * share // of
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    members = [i for i in members if u.status[i] == "ACTIVE"] or members
+    members = [i for i in members if story.lockable(u.status[i])] or members
     if n_lockouts <= len(members):
         users = rng.sample(members, n_lockouts)
     else:
