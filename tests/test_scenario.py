@@ -339,3 +339,37 @@ def test_the_volume_check_follows_the_spec_figures(monkeypatch):
     longer = {**spec.KNOWLEDGE_TYPES, "Made-up type": ("A type of this test", 1)}
     monkeypatch.setattr(spec, "KNOWLEDGE_TYPES", longer)
     assert volumes.feasibility_problem(too_many) is None
+
+
+def step_cases() -> list[tuple[str, str]]:
+    from pytest_celestra.generate import STEPS
+
+    return [(step.name, parent) for step in STEPS for parent in step.parents]
+
+
+def test_each_step_reads_the_facts_of_steps_before_it():
+    from pytest_celestra.generate import STEPS
+
+    names = [step.name for step in STEPS]
+    for index, step in enumerate(STEPS):
+        assert set(step.parents) <= set(names[:index]), step.name
+
+
+@pytest.mark.parametrize(("name", "parent"), step_cases())
+def test_a_step_reads_each_parent_it_declares_and_no_other(monkeypatch, name, parent):
+    """Each step is handed only the facts its `parents` name (the whole scenario runs so in
+    every other test): one parent fewer, and the step fails at once."""
+    import dataclasses
+
+    from pytest_celestra import generate
+
+    steps = tuple(
+        dataclasses.replace(step, parents=tuple(p for p in step.parents if p != parent))
+        if step.name == name
+        else step
+        for step in generate.STEPS
+    )
+    monkeypatch.setattr(generate, "STEPS", steps)
+    with pytest.raises(KeyError, match=parent):
+        for _ in generate_scenario("small", seed=1, anchor=ANCHOR):
+            pass
