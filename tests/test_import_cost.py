@@ -111,3 +111,13 @@ def test_importing_the_volumes_and_the_spec_imports_nothing_heavy():
     modules = modules_after("import pytest_celestra.volumes")
     assert "pytest_celestra.spec" in modules
     assert heavy(modules) == []
+
+
+def test_importing_the_package_imports_nothing_of_its_own():
+    """`import pytest_celestra` (pytest does it for the plugin) loads no module of ours,
+    and a top-level name loads only its own module's imports."""
+    modules = modules_after("import pytest_celestra")
+    assert [name for name in modules if name.startswith("pytest_celestra.")] == []
+    assert heavy(modules) == []
+    assert heavy(modules_after("from pytest_celestra import Volume")) == []
+    assert "sqlalchemy" in heavy(modules_after("from pytest_celestra import User"))
