@@ -310,7 +310,6 @@ def lockable(status: str) -> bool:
     return status in LOCKABLE_USER_STATUSES
 
 
-
 def lockout_burst(
     p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None
 ) -> list[int]:
@@ -378,6 +377,8 @@ def event_free_notification_type(rng: random.Random) -> NotificationType:
     a session expiry), each as likely: the factories' default type, and the fallback of a
     scenario's notification whose event the scenario lacks."""
     return EVENT_FREE_NOTIFICATION_TYPES[int(rng.random() * len(EVENT_FREE_NOTIFICATION_TYPES))]
+
+
 COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
 """Events of a company rather than of the notified user."""
 FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(
