@@ -600,3 +600,15 @@ def test_who_can_be_locked_out_is_one_rule_in_both_paths():
     status = {u["id"]: u["status"] for u in tables["users"]}
     assert "SUSPENDED" in status.values()
     assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
+
+
+def test_the_lockout_reason_is_one_catalogue_in_both_paths(monkeypatch):
+    """Both paths take a lockout's reason from vocabulary.LOCKOUT_REASONS by its state
+    (providers.lockout_reason): one edit of the catalogue shows in both."""
+    reasons = {state: (f"Reason of this test ({state})",) for state in words.LOCKOUT_REASONS}
+    monkeypatch.setattr(words, "LOCKOUT_REASONS", reasons)
+    factory.random.reseed_random(11)
+    built = factories.UserLockoutFactory.build(long=True)
+    assert built.reason == "Reason of this test (long)"
+    made = {lock["reason"] for lock in bulk_tables()["user_lockouts"]}
+    assert made == {reason for (reason,) in reasons.values()}
