@@ -165,13 +165,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """`name` from its module, imported on first use."""
+    """`name` from its module, imported on first use.
+
+    Not cached here: the module's current object is returned each time, so a run that
+    unloads and re-imports our modules (pytester's in-process runs restore `sys.modules`)
+    never gets a stale class.
+    """
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return getattr(importlib.import_module(module), name)
 
 
 def __dir__() -> list[str]:

@@ -51,3 +51,17 @@ def test_submodules_stay_importable_from_the_package():
 
     assert factories.UserFactory is pytest_celestra.UserFactory
     assert volumes.Volume is pytest_celestra.Volume
+
+
+def test_a_reimported_module_is_the_one_the_top_level_gives(monkeypatch):
+    """After its module is unloaded and imported again (as pytester's in-process runs do),
+    a top-level name is the new module's object, not a stale one."""
+    import sys
+
+    first = pytest_celestra.scenario_builder
+    # Both restored afterwards: the module in sys.modules and the package's attribute.
+    monkeypatch.setattr(pytest_celestra, "user_scenarios", sys.modules[first.__module__])
+    monkeypatch.delitem(sys.modules, "pytest_celestra.user_scenarios")
+    again = importlib.import_module("pytest_celestra.user_scenarios")
+    assert again.scenario_builder is not first
+    assert pytest_celestra.scenario_builder is again.scenario_builder
