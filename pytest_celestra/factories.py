@@ -267,10 +267,14 @@ def _state_times(method: str, *upper: str) -> Any:
     return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
 
 
-def _state_of_user(method: str) -> Any:
-    """A row's state: drawn by the provider's `method`, "expired" for a user who is not
-    ACTIVE (pass a state trait to override)."""
-    return Maybe(LazyAttribute(lambda o: _active_until(o, "user") < 0), "expired", Faker(method))
+def _state_of_user(method: str, live: frozenset[str]) -> Any:
+    """A row's state: drawn by the provider's `method`, none of the `live` states for a
+    user who is not ACTIVE (story.state_of_user; pass a state trait to override)."""
+    return LazyAttribute(
+        lambda o: story.state_of_user(
+            getattr(_provider(), method), live, active=_active_until(o, "user") == 0
+        )
+    )
 
 
 def _company_domains() -> set[str]:
@@ -887,7 +891,7 @@ class InvitationFactory(_UserStateFactory):
         cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
 
     # A user who is not ACTIVE has no open invitation (a state trait overrides).
-    state = _state_of_user("invitation_state")
+    state = _state_of_user("invitation_state", story.OPEN_INVITATION_STATES)
     token = Faker("url_token")
     status = Faker("invitation_status", state=SelfAttribute("..state"))
     created_at = _time(0)
@@ -962,11 +966,7 @@ class NotificationFactory(CelestraFactory):
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
     company = LazyAttribute(lambda o: o.user.company)
-    notification_type = LazyFunction(
-        lambda: story.EVENT_FREE_NOTIFICATION_TYPES[
-            int(_rng().random() * len(story.EVENT_FREE_NOTIFICATION_TYPES))
-        ]
-    )
+    notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
     priority = Faker(
@@ -1172,6 +1172,20 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
         FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
+def _lockout_times(o: Any) -> tuple[int, int, int]:
+    """The lockout's times for its state; a user who cannot be locked out (story.lockable)
+    is refused, naming the rule."""
+    status = None if o.user is None else getattr(o.user.status, "value", o.user.status)
+    if status is not None and not story.lockable(status):
+        raise FactoryArgumentError(
+            f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
+            f"{', '.join(sorted(story.LOCKABLE_USER_STATUSES))} users are: "
+            "pytest_celestra.story.lockable); pass an ACTIVE user"
+        )
+    times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
+    return times
+
+
 class UserLockoutFactory(_UserStateFactory):
     """A lockout of a user after failed sign-ins; `create()` also records those.
 
@@ -1185,7 +1199,7 @@ class UserLockoutFactory(_UserStateFactory):
         model = UserLockout
 
     class Params:
-        times = _state_times("lockout_times")
+        times = LazyAttribute(lambda o: _lockout_times(o))
         active = Trait(state="active")
         ended = Trait(state="ended")
         long = Trait(state="long")
@@ -1218,7 +1232,7 @@ class UserSessionFactory(_UserStateFactory):
         long = Trait(state="long")
 
     # A user who is not ACTIVE holds no live session (pass a state trait to override).
-    state = _state_of_user("session_state")
+    state = _state_of_user("session_state", story.LIVE_SESSION_STATES)
     session_token = Faker("url_token")
     ip_address = Faker("ip_address")
     user_agent = Faker("browser_user_agent")

@@ -21,9 +21,9 @@ an error names the rule it broke (for example `ck_users_super_admin_has_no_compa
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     CheckConstraint,
@@ -41,7 +41,61 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pytest_celestra.enums import (  # the enums, re-exported (see __all__)
+    AgentStatus,
+    AuditEventType,
+    CompanySize,
+    CompanyStatus,
+    CompanyVertical,
+    InvitationStatus,
+    KnowledgeBaseStatus,
+    NotificationDeliveryMethod,
+    NotificationPriority,
+    NotificationStatus,
+    NotificationType,
+    UserRole,
+    UserStatus,
+)
 from pytest_celestra.tables import ENTITIES
+
+if TYPE_CHECKING:
+    import enum
+
+__all__ = [
+    "ENUM_TYPE_NAMES",
+    "MODELS_IN_FK_ORDER",
+    "NAMING_CONVENTION",
+    "TABLES_IN_FK_ORDER",
+    "Agent",
+    "AgentKnowledgeBase",
+    "AgentStatus",
+    "AuditChangeLog",
+    "AuditEventType",
+    "AuditLog",
+    "Base",
+    "Company",
+    "CompanySize",
+    "CompanyStatus",
+    "CompanyVertical",
+    "FailedLogin",
+    "Invitation",
+    "InvitationStatus",
+    "KnowledgeBase",
+    "KnowledgeBaseStatus",
+    "KnowledgeSource",
+    "KnowledgeType",
+    "Notification",
+    "NotificationDeliveryMethod",
+    "NotificationPriority",
+    "NotificationStatus",
+    "NotificationType",
+    "PasswordHistory",
+    "User",
+    "UserLockout",
+    "UserRole",
+    "UserSession",
+    "UserStatus",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,116 +112,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-# --- enum types -------------------------------------------------------------------------
-
-
-class AgentStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    DISABLED = "DISABLED"
-    ARCHIVED = "ARCHIVED"
-    DRAFT = "DRAFT"
-
-
-class AuditEventType(enum.Enum):
-    FAILED_LOGIN = "FAILED_LOGIN"
-    SUCCESSFUL_LOGIN = "SUCCESSFUL_LOGIN"
-    SESSION_STARTED = "SESSION_STARTED"
-    SESSION_ENDED = "SESSION_ENDED"
-    ROLE_ASSIGNMENT_CHANGE = "ROLE_ASSIGNMENT_CHANGE"
-    CONFIGURATION_UPDATE = "CONFIGURATION_UPDATE"
-    DATA_EXPORT = "DATA_EXPORT"
-    OTHER = "OTHER"
-
-
-class CompanySize(enum.Enum):
-    SMALL = "SMALL"
-    MEDIUM = "MEDIUM"
-    LARGE = "LARGE"
-    ENTERPRISE = "ENTERPRISE"
-
-
-class CompanyStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
-    ARCHIVED = "ARCHIVED"
-
-
-class CompanyVertical(enum.Enum):
-    TECH = "TECH"
-    PHARMACEUTICAL = "PHARMACEUTICAL"
-    FINANCE = "FINANCE"
-    RETAIL = "RETAIL"
-    OTHER = "OTHER"
-
-
-class InvitationStatus(enum.Enum):
-    PENDING = "PENDING"
-    SENT = "SENT"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
-    ACCEPTED = "ACCEPTED"
-
-
-class KnowledgeBaseStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    BUILDING = "BUILDING"
-    DISABLED = "DISABLED"
-    ARCHIVED = "ARCHIVED"
-    DRAFT = "DRAFT"
-
-
-class NotificationDeliveryMethod(enum.Enum):
-    IN_APP = "IN_APP"
-    EMAIL = "EMAIL"
-    SMS = "SMS"
-    WEBHOOK = "WEBHOOK"
-    PUSH = "PUSH"
-
-
-class NotificationPriority(enum.Enum):
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-    CRITICAL = "CRITICAL"
-
-
-class NotificationStatus(enum.Enum):
-    PENDING = "PENDING"
-    DELIVERED = "DELIVERED"
-    FAILED = "FAILED"
-
-
-class NotificationType(enum.Enum):
-    FAILED_LOGIN_NOTIFICATION = "FAILED_LOGIN_NOTIFICATION"
-    SESSION_EXPIRY = "SESSION_EXPIRY"
-    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
-    ACCOUNT_UNLOCKED = "ACCOUNT_UNLOCKED"
-    PASSWORD_CHANGED = "PASSWORD_CHANGED"
-    PASSWORD_EXPIRY = "PASSWORD_EXPIRY"
-    NEW_DEVICE_LOGIN = "NEW_DEVICE_LOGIN"
-    INVITATION_SENT = "INVITATION_SENT"
-    INVITATION_ACCEPTED = "INVITATION_ACCEPTED"
-    ROLE_CHANGED = "ROLE_CHANGED"
-    KNOWLEDGE_BASE_READY = "KNOWLEDGE_BASE_READY"
-    KNOWLEDGE_BASE_FAILED = "KNOWLEDGE_BASE_FAILED"
-    AGENT_STATUS_CHANGED = "AGENT_STATUS_CHANGED"
-    DATA_EXPORT_READY = "DATA_EXPORT_READY"
-    SYSTEM_ANNOUNCEMENT = "SYSTEM_ANNOUNCEMENT"
-    MAINTENANCE_SCHEDULED = "MAINTENANCE_SCHEDULED"
-
-
-class UserRole(enum.Enum):
-    SUPER_ADMIN = "SUPER_ADMIN"
-    COMPANY_ADMIN = "COMPANY_ADMIN"
-    SPACE_ADMIN = "SPACE_ADMIN"
-    REGULAR_USER = "REGULAR_USER"
-
-
-class UserStatus(enum.Enum):
-    ACTIVE = "ACTIVE"
-    SUSPENDED = "SUSPENDED"
-    BLOCKED = "BLOCKED"
-    ARCHIVED = "ARCHIVED"
+# --- enum types (pytest_celestra.enums) -------------------------------------------------
 
 
 def _pg_enum(enum_class: type[enum.Enum], type_name: str) -> Enum:

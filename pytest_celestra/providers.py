@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from faker import Generator
 from faker.providers import BaseProvider
+from faker.providers.person.en_US import Provider as _EnUsPerson
 
 # The spec's data (weights, windows, catalogues) lives in pytest_celestra.spec; the
 # names stay importable from here.
@@ -92,6 +93,9 @@ if TYPE_CHECKING:
         UserRole,
     )
 
+FIRST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.first_names)
+LAST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.last_names)
+
 T = TypeVar("T", bound=Hashable)
 V = TypeVar("V")
 
@@ -110,10 +114,6 @@ class Weighted(Generic[T]):
     def draw(self, rng: random.Random) -> T:
         """One value, with probability proportional to its weight."""
         return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
-
-    def covering(self, rng: random.Random, index: int) -> T:
-        """The `index`-th draw of a series in which every value occurs at least once."""
-        return self.values[index] if index < len(self.values) else self.draw(rng)
 
 
 _COMPANY_SIZE = Weighted(COMPANY_SIZE_WEIGHTS)
@@ -267,9 +267,9 @@ class CelestraProvider(BaseProvider):
         if pattern < spec.COMPANY_NAME_SHARES[0]:
             base = f"{_pick(rng, words.NAME_ADJECTIVES)} {_pick(rng, words.NAME_NOUNS)}"
         elif pattern < spec.COMPANY_NAME_SHARES[1]:
-            base = _pick(rng, words.LAST_NAMES)
+            base = _pick(rng, LAST_NAMES)
         else:
-            return f"{_pick(rng, words.LAST_NAMES)} & {_pick(rng, words.LAST_NAMES)}"
+            return f"{_pick(rng, LAST_NAMES)} & {_pick(rng, LAST_NAMES)}"
         name = f"{base} {_pick(rng, suffixes)}"
         if rng.random() < spec.COMPANY_LEGAL_SUFFIX_SHARE:
             name = f"{name} {_pick(rng, words.LEGAL_SUFFIXES)}"
@@ -290,7 +290,7 @@ class CelestraProvider(BaseProvider):
     def person_name(self) -> str:
         """First and last name from Faker's en_US pools."""
         rng = self.generator.random
-        return f"{_pick(rng, words.FIRST_NAMES)} {_pick(rng, words.LAST_NAMES)}"
+        return f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"
 
     def email_address(self, name: str, domain: str, number: int | None = None) -> str:
         """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""
@@ -459,16 +459,11 @@ class CelestraProvider(BaseProvider):
             old = self.column_value(table_name, column, unlike=new)
         return column, old, new
 
-    def change_columns(self, table_name: str, count: int, first: str | None = None) -> list[str]:
-        """`count` distinct changeable columns of `table_name`, `first` first."""
-        columns = list(CHANGEABLE_COLUMNS[table_name])
-        self.generator.random.shuffle(columns)
-        if first is not None:
-            columns.remove(first)
-            columns.insert(0, first)
-        if count > len(columns):
-            raise ValueError(f"{table_name} has only {len(columns)} changeable columns")
-        return columns[:count]
+    def shuffled(self, values: Sequence[V]) -> list[V]:
+        """`values` in a random order."""
+        result = list(values)
+        self.generator.random.shuffle(result)
+        return result
 
     def column_value(self, table_name: str, column: str, unlike: str | None = None) -> str:
         """A value of a changeable column (as text), other than `unlike`."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_celestra import vocabulary as words
-from pytest_celestra.models import (
+from pytest_celestra.enums import (
     AgentStatus,
     AuditEventType,
     CompanySize,
@@ -252,6 +252,10 @@ CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
 }
 """Columns an audit change may touch, per table (at least 3 each: a volume may ask for
 up to 3 change logs per audit log)."""
+MOST_CHANGES_PER_AUDIT_LOG = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
+"""Columns a row-changing audit log changes at most (it changes each column once): the
+fewest changeable columns of a table. [`Volume`][pytest_celestra.volumes.Volume] checks
+`audit_change_logs` against it."""
 
 # --- windows of one row relative to its parents (pytest_celestra.story applies them) -----
 

@@ -44,7 +44,7 @@ from pytest_celestra.spec import (
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
     from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
@@ -74,7 +74,26 @@ RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
 """Agent and knowledge base statuses that were switched off at their `updated_at`: no
 link or knowledge source is added to them after it."""
 OPEN_INVITATION_STATES = frozenset({"open", "far"})
-"""Invitation states (`providers.INVITATION_STATE_WEIGHTS`) open now: only for ACTIVE users."""
+"""Invitation states ([`INVITATION_STATE_WEIGHTS`][pytest_celestra.spec.INVITATION_STATE_WEIGHTS])
+open now: only for ACTIVE users."""
+LIVE_SESSION_STATES = frozenset({"active", "long"})
+"""Session states ([`SESSION_STATE_WEIGHTS`][pytest_celestra.spec.SESSION_STATE_WEIGHTS])
+valid now: only for ACTIVE users."""
+
+
+def state_of_user(draw: Callable[[], str], live: Collection[str], active: bool) -> str:
+    """The state of a user's session or invitation: `draw`n from the spec's state table,
+    but none of the `live` states (valid or open now) for a user who is not `active`;
+    such a user's state is drawn among the others with their weights.
+
+    The scenario applies the same rule the other way round (it draws the state, then a
+    user who may hold it): either way, a user who is not ACTIVE holds each of the other
+    states as often, relatively, as the table says.
+    """
+    state = draw()
+    while not active and state in live:
+        state = draw()
+    return state
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
@@ -268,7 +287,7 @@ def changed_columns(
     ([`FIRST_CHANGED_COLUMN`][pytest_celestra.spec.FIRST_CHANGED_COLUMN]) first."""
     done = set(done)
     first = spec.FIRST_CHANGED_COLUMN.get(event)
-    columns = p.change_columns(table, len(spec.CHANGEABLE_COLUMNS[table]), None)
+    columns = p.shuffled(spec.CHANGEABLE_COLUMNS[table])
     columns = [column for column in columns if column not in done]
     if first in columns:
         columns.remove(first)
@@ -279,6 +298,16 @@ def changed_columns(
 
 
 # --- lockouts ------------------------------------------------------------------------------
+
+LOCKABLE_USER_STATUSES = frozenset({UserStatus.ACTIVE.value})
+"""Statuses of users who can be locked out: a lockout counts failed sign-ins of an account
+that may sign in, and a user who is not ACTIVE acts (and fails to sign in) no more."""
+
+
+def lockable(status: str) -> bool:
+    """Whether a user in `status` can be locked out (the scenario locks only such users;
+    a factory refuses any other)."""
+    return status in LOCKABLE_USER_STATUSES
 
 
 def lockout_burst(
@@ -339,7 +368,17 @@ NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
 """Which event each notification type reports; the types missing here (announcements,
 maintenance, session expiry) report none."""
 EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
-"""Notification types that report no event, the factories' default."""
+"""Notification types that report no event: the factories' default, and what a drawn
+type becomes in a scenario that has no event of its kind."""
+
+
+def event_free_notification_type(rng: random.Random) -> NotificationType:
+    """A notification type that reports no event (an announcement, a maintenance notice,
+    a session expiry), each as likely: the factories' default type, and the fallback of a
+    scenario's notification whose event the scenario lacks."""
+    return EVENT_FREE_NOTIFICATION_TYPES[int(rng.random() * len(EVENT_FREE_NOTIFICATION_TYPES))]
+
+
 COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
 """Events of a company rather than of the notified user."""
 FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(

@@ -1,4 +1,5 @@
-"""Word pools and catalogues the Celestra provider draws from: pure data, built at import.
+"""Word pools and catalogues the Celestra provider draws from: pure data, built at import
+(standard library only; the person names are Faker's, in `providers`).
 
 Kept apart from [`pytest_celestra.providers`][pytest_celestra.providers] (which decides how
 values are drawn) so that the vocabulary can grow without touching the drawing logic.
@@ -8,9 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from faker.providers.person.en_US import Provider as _EnUsPerson
-
-from pytest_celestra.models import (
+from pytest_celestra.enums import (
     AuditEventType,
     CompanyVertical,
     NotificationPriority,
@@ -27,8 +26,6 @@ APP_URL = "https://app.celestra.io"
 
 # --- word pools -------------------------------------------------------------------------
 
-FIRST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.first_names)
-LAST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.last_names)
 LEGAL_SUFFIXES = ("Inc.", "LLC", "Ltd", "GmbH", "PLC", "Corp.")
 DOMAIN_STOPWORDS = frozenset({"inc", "llc", "ltd", "gmbh", "plc", "corp", "and"})
 TLDS = ("com",) * 7 + ("io", "io", "ai", "co", "net", "dev")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from pytest_celestra import spec
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.tables import TABLES_IN_FK_ORDER
 
@@ -66,12 +67,6 @@ BYTES_PER_ROW = 300
 is 45 MB, 7.7 MB of it the empty schema, for 131,010 rows: 285 bytes a row; rounded up)."""
 SCHEMA_BYTES = 8_000_000
 """Bytes of a database holding the empty schema (measured: 7.7 MB)."""
-KNOWLEDGE_TYPE_CATALOGUE = 12
-"""How many knowledge types the catalogue has (the vocabulary's; tests/test_scenario.py
-checks it)."""
-MOST_CHANGES_PER_AUDIT_LOG = 3
-"""Columns a row-changing audit log changes at most: the fewest changeable columns of a
-table (users: role, status, name; tests/test_scenario.py checks it against the spec)."""
 _MAX_DIGITS = 12
 """Digits a count or multiplier may have before it is read (Python refuses to convert more
 than 4,300; any count with more than 8 is beyond
@@ -228,8 +223,8 @@ def largest_multiplier() -> int:
 def audit_logs_needed(change_logs: int) -> int:
     """Row-changing audit logs needed to record `change_logs` change logs (an audit log
     changes each column once, and changes at most
-    [`MOST_CHANGES_PER_AUDIT_LOG`][pytest_celestra.volumes.MOST_CHANGES_PER_AUDIT_LOG])."""
-    return -(-change_logs // MOST_CHANGES_PER_AUDIT_LOG)
+    [`MOST_CHANGES_PER_AUDIT_LOG`][pytest_celestra.spec.MOST_CHANGES_PER_AUDIT_LOG])."""
+    return -(-change_logs // spec.MOST_CHANGES_PER_AUDIT_LOG)
 
 
 def feasibility_problem(counts: Mapping[str, int]) -> str | None:
@@ -251,14 +246,15 @@ def feasibility_problem(counts: Mapping[str, int]) -> str | None:
             "use a smaller volume (see docs/volumes.md)"
         )
     c = counts
-    most_changes = MOST_CHANGES_PER_AUDIT_LOG * c["audit_logs"]
+    most_changes = spec.MOST_CHANGES_PER_AUDIT_LOG * c["audit_logs"]
+    catalogue = len(spec.KNOWLEDGE_TYPES)
     rules: list[tuple[Callable[[], bool], str]] = [
         (lambda: c["companies"] >= 1, "companies must be at least 1"),
         (lambda: c["knowledge_types"] >= 1, "knowledge_types must be at least 1"),
         (
-            lambda: c["knowledge_types"] <= KNOWLEDGE_TYPE_CATALOGUE,
+            lambda: c["knowledge_types"] <= catalogue,
             f"knowledge_types={c['knowledge_types']}, but the catalogue has "
-            f"{KNOWLEDGE_TYPE_CATALOGUE} types; use knowledge_types <= {KNOWLEDGE_TYPE_CATALOGUE}",
+            f"{catalogue} types; use knowledge_types <= {catalogue}",
         ),
         (
             lambda: c["users"] >= c["companies"] + 1,

@@ -28,13 +28,16 @@ import factory.random
 import pytest
 from sqlalchemy import inspect
 
-from pytest_celestra import factories, loader, passwords, spec
+from pytest_celestra import factories, loader, passwords, providers, spec, story
 from pytest_celestra import vocabulary as words
+from pytest_celestra.errors import FactoryArgumentError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     AuditEventType,
     InvitationStatus,
+    NotificationType,
     UserRole,
+    UserStatus,
 )
 from pytest_celestra.providers import (
     AGENT_PROTOCOL_WEIGHTS,
@@ -62,6 +65,7 @@ from pytest_celestra.providers import (
     company_domain,
 )
 from pytest_celestra.scenario import anchor_for, generate_scenario
+from pytest_celestra.volumes import Volume
 
 FACTORY_ROWS = 200
 TRAIT_ROWS = 8
@@ -300,7 +304,7 @@ SOURCE_NAMES = {
 def is_company_name(name: str) -> bool:
     words_ = name.split()
     if "&" in words_:
-        return len(words_) == 3 and words_[0] in words.LAST_NAMES
+        return len(words_) == 3 and words_[0] in providers.LAST_NAMES
     if words_[-1] in words.LEGAL_SUFFIXES:
         words_ = words_[:-1]
     if words_[-1].isdigit():  # the scenario's last resort for a taken domain
@@ -315,7 +319,7 @@ def is_company_description(text: str) -> bool:
 
 def is_person_name(name: str) -> bool:
     first, _, last = name.partition(" ")
-    return first in words.FIRST_NAMES and last in words.LAST_NAMES
+    return first in providers.FIRST_NAMES and last in providers.LAST_NAMES
 
 
 def is_ip(value: str) -> bool:
@@ -500,7 +504,7 @@ def test_invitation_statuses_follow_the_same_states(factory_sample, bulk_sample)
 # --- one definition, both paths ---------------------------------------------------------
 
 
-def bulk_tables(volume: str = "small") -> dict[str, list[Row]]:
+def bulk_tables(volume: str | Volume = "small") -> dict[str, list[Row]]:
     tables: dict[str, list[Row]] = {}
     for table, rows in generate_scenario(volume, seed=3, anchor=anchor_for(date(2025, 6, 1))):
         columns = loader.COLUMNS[table]
@@ -544,3 +548,67 @@ def test_a_first_column_rule_added_to_the_spec_shows_in_both_paths(monkeypatch):
         firsts.setdefault(change["audit_log_id"], change["column_name"])
     assert updates & set(firsts)
     assert {firsts[log] for log in updates & set(firsts)} == {"status"}
+
+
+def test_the_event_free_notification_type_is_one_rule_in_both_paths(monkeypatch):
+    """The factories' default notification type and the scenario's fallback (a drawn type
+    whose event the scenario lacks) both come from story.EVENT_FREE_NOTIFICATION_TYPES."""
+    maintenance = NotificationType.MAINTENANCE_SCHEDULED
+    monkeypatch.setattr(story, "EVENT_FREE_NOTIFICATION_TYPES", (maintenance,))
+    factory.random.reseed_random(11)
+    built = factories.NotificationFactory.build_batch(20)
+    assert {n.notification_type for n in built} == {maintenance}
+    # No sessions, failed logins, lockouts, invitations, password changes or audit logs:
+    # most drawn types (60 of the weights' 100) have no event and fall back.
+    eventless = Volume.custom(
+        "eventless",
+        notifications=400,
+        **dict.fromkeys(("user_sessions", "failed_logins", "user_lockouts", "invitations"), 0),
+        **dict.fromkeys(("password_history", "audit_logs", "audit_change_logs"), 0),
+    )
+    types = Counter(n["notification_type"] for n in bulk_tables(eventless)["notifications"])
+    assert types[maintenance.value] > 200, types
+    assert types[NotificationType.FAILED_LOGIN_NOTIFICATION.value] == 0
+
+
+def test_the_invitation_state_of_a_user_who_left_is_one_rule_in_both_paths():
+    """A user who is not ACTIVE has no open invitation, and their invitations take the
+    other states of the spec's state table (story.state_of_user): accepted, expired and
+    cancelled alike, in the factories (not "expired" only) as in the scenario."""
+    closed = {s.value for s in InvitationStatus} - {"SENT", "PENDING"}
+    factory.random.reseed_random(11)
+    user = factories.UserFactory.build(suspended=True)
+    built = factories.InvitationFactory.build_batch(60, user=user)
+    assert {i.status.value for i in built} == closed
+    tables = bulk_tables("x2")
+    left = {u["id"] for u in tables["users"] if u["status"] != "ACTIVE"}
+    statuses = {i["status"] for i in tables["invitations"] if i["user_id"] in left}
+    assert statuses == closed
+
+
+def test_who_can_be_locked_out_is_one_rule_in_both_paths():
+    """Only ACTIVE users are locked out (story.lockable): the scenario locks no one else,
+    and the factory refuses a user who is not ACTIVE, naming the rule."""
+    factory.random.reseed_random(11)
+    assert {lock.user.status for lock in factories.UserLockoutFactory.build_batch(10)} == {
+        UserStatus.ACTIVE
+    }
+    suspended = factories.UserFactory.build(suspended=True)
+    with pytest.raises(FactoryArgumentError, match=r"SUSPENDED cannot be locked out.*lockable"):
+        factories.UserLockoutFactory.build(user=suspended)
+    tables = bulk_tables("x2")
+    status = {u["id"]: u["status"] for u in tables["users"]}
+    assert "SUSPENDED" in status.values()
+    assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
+
+
+def test_the_lockout_reason_is_one_catalogue_in_both_paths(monkeypatch):
+    """Both paths take a lockout's reason from vocabulary.LOCKOUT_REASONS by its state
+    (providers.lockout_reason): one edit of the catalogue shows in both."""
+    reasons = {state: (f"Reason of this test ({state})",) for state in words.LOCKOUT_REASONS}
+    monkeypatch.setattr(words, "LOCKOUT_REASONS", reasons)
+    factory.random.reseed_random(11)
+    built = factories.UserLockoutFactory.build(long=True)
+    assert built.reason == "Reason of this test (long)"
+    made = {lock["reason"] for lock in bulk_tables()["user_lockouts"]}
+    assert made == {reason for (reason,) in reasons.values()}

@@ -104,3 +104,20 @@ def test_the_recorded_modules_include_what_a_test_imports(pytester: pytest.Pytes
     result.assert_outcomes(passed=1)
     modules = json.loads((pytester.path / "modules.json").read_text())
     assert {"pytest_celestra.factories", "factory", "faker"} <= set(heavy(modules))
+
+
+def test_importing_the_volumes_and_the_spec_imports_nothing_heavy():
+    """Volumes (the settings layer) read the spec's figures: the spec is pure data."""
+    modules = modules_after("import pytest_celestra.volumes")
+    assert "pytest_celestra.spec" in modules
+    assert heavy(modules) == []
+
+
+def test_importing_the_package_imports_nothing_of_its_own():
+    """`import pytest_celestra` (pytest does it for the plugin) loads no module of ours,
+    and a top-level name loads only its own module's imports."""
+    modules = modules_after("import pytest_celestra")
+    assert [name for name in modules if name.startswith("pytest_celestra.")] == []
+    assert heavy(modules) == []
+    assert heavy(modules_after("from pytest_celestra import Volume")) == []
+    assert "sqlalchemy" in heavy(modules_after("from pytest_celestra import User"))

@@ -10,7 +10,7 @@ from collections import Counter
 import faker
 import pytest
 
-from pytest_celestra import providers
+from pytest_celestra import providers, story
 from pytest_celestra.models import AuditEventType, NotificationStatus, NotificationType
 from pytest_celestra.providers import (
     CHANGEABLE_COLUMNS,
@@ -216,17 +216,20 @@ def test_audit_changes_change_something(p, table):
     present = p.column_value(table, column)
     assert p.audit_change(table, column, new=present)[2] == present
     assert p.audit_change(table, column, old=present)[1] == present
-    columns = p.change_columns(table, len(CHANGEABLE_COLUMNS[table]))
+    event = p.change_event(table)
+    columns = story.changed_columns(p, event, table, len(CHANGEABLE_COLUMNS[table]))
     assert sorted(columns) == sorted(CHANGEABLE_COLUMNS[table])
     with pytest.raises(ValueError, match="changeable columns"):
-        p.change_columns(table, len(CHANGEABLE_COLUMNS[table]) + 1)
+        story.changed_columns(p, event, table, len(CHANGEABLE_COLUMNS[table]) + 1)
 
 
 def test_role_changes_only_on_users(p):
     events = {p.change_event("users") for _ in range(200)}
     assert events == {AuditEventType.ROLE_ASSIGNMENT_CHANGE, AuditEventType.CONFIGURATION_UPDATE}
     assert {p.change_event("agents") for _ in range(50)} == {AuditEventType.CONFIGURATION_UPDATE}
-    assert p.change_columns("users", 2, first="role")[0] == "role"
+    role_change = AuditEventType.ROLE_ASSIGNMENT_CHANGE
+    firsts = {story.changed_columns(p, role_change, "users", 2)[0] for _ in range(50)}
+    assert firsts == {"role"}
 
 
 # --- weights ---------------------------------------------------------------------------------
@@ -237,7 +240,16 @@ def test_weighted_draws_follow_the_weights(p):
     counts = Counter(weighted.draw(p.rng) for _ in range(20000))
     assert 0.77 < counts["a"] / 20000 < 0.83
     assert 0.03 < counts["c"] / 20000 < 0.07
-    assert [weighted.covering(p.rng, i) for i in range(3)] == ["a", "b", "c"]
+
+
+def test_covering_draws_give_each_value_once_then_draw(p):
+    """The generator's one rule for small volumes: every value first, then weighted."""
+    from pytest_celestra.generate.draw import Covering
+
+    weighted = Weighted({"a": 80, "b": 15, "c": 5})
+    covering = Covering({"a": 80, "b": 15, "c": 5}, lambda: weighted.draw(p.rng))
+    assert [covering() for _ in range(3)] == ["a", "b", "c"]
+    assert Counter(covering() for _ in range(2000))["a"] > 1400
 
 
 def test_weights_are_module_constants_over_every_value():

@@ -330,9 +330,46 @@ def test_edge_volumes_seed_exactly_and_satisfy_the_constraints(celestra_session,
     assert dict(summary.rows) == dict(volume.counts)
 
 
-def test_the_volume_check_knows_the_catalogue_figures():
-    """volumes.py checks volumes without importing the spec's catalogues: its figures are
-    the spec's."""
-    assert len(spec.KNOWLEDGE_TYPES) == volumes.KNOWLEDGE_TYPE_CATALOGUE
-    fewest = min(len(columns) for columns in spec.CHANGEABLE_COLUMNS.values())
-    assert fewest == volumes.MOST_CHANGES_PER_AUDIT_LOG
+def test_the_volume_check_follows_the_spec_figures(monkeypatch):
+    """A volume is checked against the spec's catalogue and changeable columns, read when
+    the check runs: a catalogue one type longer allows one more knowledge type."""
+    allowed = len(spec.KNOWLEDGE_TYPES)
+    too_many = {**volumes.Volume.named("small").counts, "knowledge_types": allowed + 1}
+    assert "catalogue has" in (volumes.feasibility_problem(too_many) or "")
+    longer = {**spec.KNOWLEDGE_TYPES, "Made-up type": ("A type of this test", 1)}
+    monkeypatch.setattr(spec, "KNOWLEDGE_TYPES", longer)
+    assert volumes.feasibility_problem(too_many) is None
+
+
+def step_cases() -> list[tuple[str, str]]:
+    from pytest_celestra.generate import STEPS
+
+    return [(step.name, parent) for step in STEPS for parent in step.parents]
+
+
+def test_each_step_reads_the_facts_of_steps_before_it():
+    from pytest_celestra.generate import STEPS
+
+    names = [step.name for step in STEPS]
+    for index, step in enumerate(STEPS):
+        assert set(step.parents) <= set(names[:index]), step.name
+
+
+@pytest.mark.parametrize(("name", "parent"), step_cases())
+def test_a_step_reads_each_parent_it_declares_and_no_other(monkeypatch, name, parent):
+    """Each step is handed only the facts its `parents` name (the whole scenario runs so in
+    every other test): one parent fewer, and the step fails at once."""
+    import dataclasses
+
+    from pytest_celestra import generate
+
+    steps = tuple(
+        dataclasses.replace(step, parents=tuple(p for p in step.parents if p != parent))
+        if step.name == name
+        else step
+        for step in generate.STEPS
+    )
+    monkeypatch.setattr(generate, "STEPS", steps)
+    with pytest.raises(KeyError, match=parent):
+        for _ in generate_scenario("small", seed=1, anchor=ANCHOR):
+            pass

@@ -95,3 +95,33 @@ def test_every_notification_type_reports_an_event_or_is_event_free():
     assert reported | free == set(NotificationType)
     assert not reported & free
     assert set(story.NOTIFICATION_EVENTS.values()) >= story.COMPANY_EVENTS
+
+
+@pytest.mark.parametrize(
+    ("draw", "weights", "live"),
+    [
+        ("invitation_state", "INVITATION_STATE_WEIGHTS", story.OPEN_INVITATION_STATES),
+        ("session_state", "SESSION_STATE_WEIGHTS", story.LIVE_SESSION_STATES),
+    ],
+)
+def test_a_user_who_left_holds_the_other_states_with_their_weights(draw, weights, live):
+    """story.state_of_user: no live state for a user who is not ACTIVE, the others in the
+    proportions of the spec's table (within 3 points of 4,000 draws); an ACTIVE user's
+    states follow the whole table."""
+    from collections import Counter
+
+    from pytest_celestra import spec
+
+    p = CelestraProvider.seeded(5)
+    table = getattr(spec, weights)
+    left = Counter(story.state_of_user(getattr(p, draw), live, active=False) for _ in range(4000))
+    assert not set(left) & live
+    others = {state: w for state, w in table.items() if state not in live}
+    for state, weight in others.items():
+        assert abs(left[state] / 4000 - weight / sum(others.values())) < 0.03, state
+    active = Counter(story.state_of_user(getattr(p, draw), live, active=True) for _ in range(4000))
+    assert set(active) == set(table)
+
+
+def test_only_active_users_can_be_locked_out():
+    assert [s.value for s in UserStatus if story.lockable(s.value)] == ["ACTIVE"]

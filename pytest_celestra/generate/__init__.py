@@ -13,6 +13,7 @@ chunks. The public entry points stay in [`scenario`][pytest_celestra.scenario].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra import story
@@ -54,7 +55,7 @@ class Step:
     tables: tuple[str, ...]
     """Tables it writes, parents first (none for a plan)."""
     parents: tuple[str, ...]
-    """Names of the steps whose facts it reads."""
+    """Names of the steps whose facts it reads: it is handed those and no others."""
     run: Callable[[Draw, Mapping[str, Any]], Rows[Any]]
 
 
@@ -165,7 +166,17 @@ STEPS: tuple[Step, ...] = (
     Step(
         "notifications",
         ("notifications",),
-        ("companies", "users", "passwords", "audit_logs", "invitations"),
+        (
+            "companies",
+            "users",
+            "knowledge_bases",
+            "lockouts",
+            "failures",
+            "sessions",
+            "audit_logs",
+            "invitations",
+            "passwords",
+        ),
         lambda d, f: activity.notifications(
             d, f["companies"], f["users"], _events(f), f["passwords"]
         ),
@@ -219,4 +230,10 @@ def generate(volume: Volume, seed: int, anchor: datetime) -> Iterator[Chunk]:
         (d.old_passwords, range(d.old_password_pool)),
     ):
         for step in STEPS:
-            facts[step.name] = yield from chunked(step.tables, step.run(d, facts))
+            facts[step.name] = yield from chunked(step.tables, step.run(d, declared(step, facts)))
+
+
+def declared(step: Step, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The facts `step` declares it reads (its `parents`), and no others: reading another
+    step's facts raises `KeyError` at once."""
+    return MappingProxyType({name: facts[name] for name in step.parents})

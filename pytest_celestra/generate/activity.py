@@ -118,7 +118,6 @@ def notifications(
     statuses = Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
     expiries = Covering({"past": 1, "future": 1}, p.notification_expiry)
-    free = story.EVENT_FREE_NOTIFICATION_TYPES
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()
@@ -129,7 +128,7 @@ def notifications(
         event = story.NOTIFICATION_EVENTS.get(kind)
         reported = None if event is None else _reported(d, u, event, events, pw.ages)
         if reported is None:
-            kind = kind if event is None else free[int(rng.random() * len(free))]
+            kind = kind if event is None else story.event_free_notification_type(rng)
             user = int(rng.random() * len(u.ids))
             times = p.notification_times(status, read, expiry, u.created[user])
         else:

@@ -97,7 +97,7 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     share, of = spec.LOCKOUT_BURST_SPARE
     spare = (n_failed - unknown - n_lockouts) * share // of
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    members = [i for i in members if u.status[i] == "ACTIVE"] or members
+    members = [i for i in members if story.lockable(u.status[i])] or members
     if n_lockouts <= len(members):
         users = rng.sample(members, n_lockouts)
     else:
@@ -154,7 +154,7 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
     sessions: list[Session] = []
     for _ in range(d.counts["user_sessions"]):
         state = states()
-        user = d.index(u.ids) if state == "expired" else d.pick(active)
+        user = d.pick(active) if state in story.LIVE_SESSION_STATES else d.index(u.ids)
         created, expires = p.session_times(state, u.created[user], u.until[user])
         sessions.append(Session(user, created, expires))
     return sessions
