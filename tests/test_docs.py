@@ -319,7 +319,9 @@ def test_settings_tables_list_exactly_the_settings(page):
 
 
 def test_every_fixture_of_the_plugin_is_documented(pytester):
-    result = pytester.runpytest_inprocess("-p", "celestra", "--fixtures")
+    result = pytester.runpytest_inprocess(
+        "-p", "celestra", "-o", "asyncio_default_fixture_loop_scope=function", "--fixtures"
+    )
     registered = set(re.findall(r"^(celestra_\w+)\b", result.stdout.str(), re.MULTILINE))
     assert {"celestra_session", "celestra_seeded_db", "celestra_user"} <= registered
     documented = set(code_spans((DOCS / "fixtures.md").read_text()))
