@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import pwd
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,8 @@ from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.volumes import Volume
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sqlalchemy.orm import Session
 
 # --- celestra-seed ---------------------------------------------------------------------
@@ -221,3 +227,111 @@ def rules_file(tmp_path: Path, text: str = RULES) -> Path:
     path = tmp_path / "conftest.py"
     path.write_text(text)
     return path
+
+
+# --- throwaway PostgreSQL clusters (restarts, limits, full disks) ---------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return candidates[-1].parent if candidates else None
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def throwaway_setup() -> tuple[Path, str | None]:
+    """pg_ctl's folder and the system user to run it as (``postgres`` as root, where
+    pg_ctl refuses to run); skips the test where there is none."""
+    bindir = pg_bindir()
+    if bindir is None:
+        pytest.skip("no pg_ctl to start a throwaway server")
+    if os.geteuid() != 0:
+        return bindir, None
+    if shutil.which("runuser") is None or not user_exists("postgres"):
+        pytest.skip("as root, a throwaway server needs runuser and a postgres user")
+    return bindir, "postgres"
+
+
+#: Settings of a throwaway server that allows prepared transactions and logical slots.
+PREPARING = {
+    "max_prepared_transactions": "10",
+    "wal_level": "logical",
+    "max_replication_slots": "10",
+    "max_wal_senders": "10",
+}
+
+
+class ThrowawayServer:
+    """A PostgreSQL cluster of these tests only, in a temporary directory, on a free port,
+    started with `settings` of its own (``max_connections=12``, :data:`PREPARING`).
+
+    pg_ctl refuses root: as root it runs as the ``postgres`` system user.
+    """
+
+    def __init__(self, bindir: Path, user: str | None, settings: dict[str, str] | None = None):
+        self.bindir = bindir
+        self.settings = settings or {}
+        self.prefix = ["runuser", "-u", user, "--"] if user else []
+        self.root = Path(tempfile.mkdtemp(prefix="celestra-throwaway-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        if user:
+            shutil.chown(self.root, user)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def command(self, *arguments: str) -> list[str]:
+        return [*self.prefix, str(self.bindir / arguments[0]), *arguments[1:]]
+
+    def pg_ctl(self, *arguments: str) -> list[str]:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        return self.command("pg_ctl", "-D", str(self.data), "-o", options, "-w", *arguments)
+
+    def start(self) -> None:
+        subprocess.run(
+            self.command("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N"),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            self.pg_ctl("-l", str(self.root / "log"), "start"), check=True, capture_output=True
+        )
+
+    def restart_command(self) -> list[str]:
+        return self.pg_ctl("-m", "fast", "-l", str(self.root / "log"), "restart")
+
+    def stop(self) -> None:
+        subprocess.run(self.pg_ctl("-m", "immediate", "stop"), capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(server: ThrowawayServer) -> Iterator[ThrowawayServer]:
+    """`server` started (the test skipped if it cannot start), stopped and removed after."""
+    try:
+        server.start()
+    except subprocess.CalledProcessError as error:
+        server.stop()
+        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -15,12 +15,11 @@ so those cases run on a throwaway server of their own.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
+from helpers import PREPARING, ThrowawayServer, running, throwaway_setup
 
 from pytest_celestra.app_rules import SchemaRules
 from pytest_celestra.app_seed import SeedWithRules
@@ -181,40 +180,11 @@ def test_the_async_fixtures_ask_the_server_too(celestra_pytester, run_inner):
 # --- prepared transactions: a throwaway server that allows them ----------------------
 
 
-class PreparingServer(ThrowawayServer):
-    """A throwaway server that allows prepared transactions and logical slots."""
-
-    def pg_ctl(self, *arguments: str) -> list[str]:
-        command = super().pg_ctl(*arguments)
-        options = command.index("-o") + 1
-        command[options] += (
-            " -c max_prepared_transactions=10 -c wal_level=logical"
-            " -c max_replication_slots=10 -c max_wal_senders=10"
-        )
-        return command
-
-
 @pytest.fixture(scope="module")
-def preparing_server() -> Iterator[PreparingServer]:
-    import os
-    import shutil
-
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("no pg_ctl to start a throwaway server")
-    user = None
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or not _user_exists("postgres"):
-            pytest.skip("as root, a throwaway server needs runuser and a postgres user")
-        user = "postgres"
-    server = PreparingServer(bindir, user)
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        server.stop()
-        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
-    yield server
-    server.stop()
+def preparing_server() -> Iterator[ThrowawayServer]:
+    """A throwaway server that allows prepared transactions and logical slots."""
+    with running(ThrowawayServer(*throwaway_setup(), PREPARING)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from helpers import ThrowawayServer, running, throwaway_setup
 from psycopg import sql
 from sqlalchemy import text
-from test_faults_templates import ThrowawayServer, _pg_bindir, _user_exists
 
 from pytest_celestra import cli
 from pytest_celestra.app_rules import SchemaRules
@@ -55,41 +55,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-class LimitedServer(ThrowawayServer):
-    """A throwaway cluster started with settings of its own (``max_connections=12``)."""
-
-    def __init__(self, bindir: Path, user: str | None, settings: dict[str, str]) -> None:
-        super().__init__(bindir, user)
-        self.settings = settings
-
-    def pg_ctl(self, *arguments: str) -> list[str]:
-        command = super().pg_ctl(*arguments)
-        extra = "".join(f" -c {name}={value}" for name, value in self.settings.items())
-        at = command.index("-o") + 1
-        command[at] += extra
-        return command
-
-
 @contextlib.contextmanager
-def limited_server(**settings: str) -> Iterator[LimitedServer]:
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("no pg_ctl to start a throwaway server")
-    user = None
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or not _user_exists("postgres"):
-            pytest.skip("as root, a throwaway server needs runuser and a postgres user")
-        user = "postgres"
-    server = LimitedServer(bindir, user, settings)
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        server.stop()
-        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
-    try:
+def limited_server(**settings: str) -> Iterator[ThrowawayServer]:
+    """A throwaway cluster started with settings of its own (``max_connections=12``)."""
+    with running(ThrowawayServer(*throwaway_setup(), settings)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def manager_on(url: str, **options: Any) -> DatabaseManager:
@@ -107,7 +77,7 @@ def manager_on(url: str, **options: Any) -> DatabaseManager:
 
 
 @pytest.fixture(scope="module")
-def few_connections() -> Iterator[LimitedServer]:
+def few_connections() -> Iterator[ThrowawayServer]:
     with limited_server(max_connections="12") as server:
         yield server
 
@@ -378,11 +348,11 @@ def count_rows(url: Any, table: str) -> int:
 # --- 3. a small disk --------------------------------------------------------------------
 
 
-class SmallDiskServer(LimitedServer):
+class SmallDiskServer(ThrowawayServer):
     """A throwaway cluster whose data directory is on a tmpfs of ``size`` (150 MB)."""
 
     def __init__(self, bindir: Path, user: str | None, size: str) -> None:
-        super().__init__(bindir, user, {})
+        super().__init__(bindir, user)
         self.disk = self.root / "disk"
         self.disk.mkdir()
         mount = subprocess.run(
@@ -427,23 +397,11 @@ class SmallDiskServer(LimitedServer):
 
 @pytest.fixture
 def small_disk() -> Iterator[SmallDiskServer]:
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("no pg_ctl to start a throwaway server")
-    if os.geteuid() != 0:
+    bindir, user = throwaway_setup()
+    if user is None:
         pytest.skip("mounting a tmpfs needs root")
-    if shutil.which("runuser") is None or not _user_exists("postgres"):
-        pytest.skip("as root, a throwaway server needs runuser and a postgres user")
-    server = SmallDiskServer(bindir, "postgres", "150m")
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        server.stop()
-        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
-    try:
+    with running(SmallDiskServer(bindir, user, "150m")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(

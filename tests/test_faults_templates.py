@@ -11,18 +11,16 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from helpers import ThrowawayServer, free_port, running, throwaway_setup
 from psycopg import sql
 from sqlalchemy import text
 
@@ -47,6 +45,10 @@ from pytest_celestra.errors import ServerError
 from pytest_celestra.scenario import anchor_for
 from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
 from pytest_celestra.volumes import Volume
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 SMALL = Volume.named("small")
 
@@ -435,92 +437,10 @@ def test_eviction_never_drops_a_template_in_use(admin, managers, monkeypatch):
 # --- 5a, 5b. a server that restarts ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _pg_bindir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return candidates[-1].parent if candidates else None
-
-
-class ThrowawayServer:
-    """A PostgreSQL cluster of these tests only, in a temporary directory, on a free port.
-
-    pg_ctl refuses root: as root it runs as the ``postgres`` system user.
-    """
-
-    def __init__(self, bindir: Path, user: str | None) -> None:
-        self.bindir = bindir
-        self.prefix = ["runuser", "-u", user, "--"] if user else []
-        self.root = Path(tempfile.mkdtemp(prefix="celestra-throwaway-"))
-        self.data = self.root / "data"
-        self.port = _free_port()
-        if user:
-            shutil.chown(self.root, user)
-
-    def command(self, *arguments: str) -> list[str]:
-        return [*self.prefix, str(self.bindir / arguments[0]), *arguments[1:]]
-
-    def pg_ctl(self, *arguments: str) -> list[str]:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        return self.command("pg_ctl", "-D", str(self.data), "-o", options, "-w", *arguments)
-
-    def start(self) -> None:
-        subprocess.run(
-            self.command("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N"),
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            self.pg_ctl("-l", str(self.root / "log"), "start"), check=True, capture_output=True
-        )
-
-    def restart_command(self) -> list[str]:
-        return self.pg_ctl("-m", "fast", "-l", str(self.root / "log"), "restart")
-
-    def stop(self) -> None:
-        subprocess.run(self.pg_ctl("-m", "immediate", "stop"), capture_output=True)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-
 @pytest.fixture(scope="module")
-def throwaway_server():
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("no pg_ctl to start a throwaway server")
-    user = None
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or not _user_exists("postgres"):
-            pytest.skip("as root, a throwaway server needs runuser and a postgres user")
-        user = "postgres"
-    server = ThrowawayServer(bindir, user)
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        server.stop()
-        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
-    yield server
-    server.stop()
-
-
-def _user_exists(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+def throwaway_server() -> Iterator[ThrowawayServer]:
+    with running(ThrowawayServer(*throwaway_setup())) as server:
+        yield server
 
 
 @pytest.fixture
@@ -615,7 +535,7 @@ def test_a_build_cut_off_by_the_server_is_one_message_and_leaves_nothing(
 
 
 def test_a_lost_server_is_a_server_error_naming_it(throwaway_server):
-    nobody_there = sqlalchemy_url(throwaway_server.url).set(port=_free_port())
+    nobody_there = sqlalchemy_url(throwaway_server.url).set(port=free_port())
     manager = DatabaseManager(
         Server(ServerMode.DSN, nobody_there),
         builtin_schema_setup(),

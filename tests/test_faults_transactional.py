@@ -14,17 +14,13 @@ Restarts, prepared transactions and logical slots need a throwaway server of the
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
-import subprocess
 from collections import deque
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from test_faults_escapes import PreparingServer
-from test_faults_templates import _pg_bindir, _user_exists
+from helpers import PREPARING, ThrowawayServer, running, throwaway_setup
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -177,23 +173,9 @@ SENTINEL = "S3ntinelPassw0rd"
 
 
 @pytest.fixture(scope="module")
-def faulty_server() -> Iterator[PreparingServer]:
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("no pg_ctl to start a throwaway server")
-    user = None
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or not _user_exists("postgres"):
-            pytest.skip("as root, a throwaway server needs runuser and a postgres user")
-        user = "postgres"
-    server = PreparingServer(bindir, user)
-    try:
-        server.start()
-    except subprocess.CalledProcessError as error:
-        server.stop()
-        pytest.skip(f"could not start a throwaway server: {error.stderr!r}")
-    yield server
-    server.stop()
+def faulty_server() -> Iterator[ThrowawayServer]:
+    with running(ThrowawayServer(*throwaway_setup(), PREPARING)) as server:
+        yield server
 
 
 @pytest.fixture
@@ -212,7 +194,7 @@ def faulty_pytester(celestra_pytester, monkeypatch, faulty_server):
     return celestra_pytester
 
 
-def leftovers(server: PreparingServer) -> tuple[list[str], list[str], list[str]]:
+def leftovers(server: ThrowawayServer) -> tuple[list[str], list[str], list[str]]:
     """Test databases, prepared transactions and replication slots on `server`."""
     with psycopg.connect(server.url) as admin:
         return (
