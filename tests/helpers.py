@@ -8,6 +8,7 @@ import io
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -335,3 +336,10 @@ def running(server: ThrowawayServer) -> Iterator[ThrowawayServer]:
         yield server
     finally:
         server.stop()
+
+
+def sigint_as_in_a_terminal() -> None:
+    """In a child process (``preexec_fn``): SIGINT's default action. A job started in the
+    background by a shell ignores SIGINT, and so would its children (Python then installs
+    no KeyboardInterrupt handler), so a test that sends one would wait for nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

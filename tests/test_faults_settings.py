@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from helpers import INNER_TIMEOUT, templates_with_seed
+from helpers import INNER_TIMEOUT, sigint_as_in_a_terminal, templates_with_seed
 
 from pytest_celestra import cli, scenario
 from pytest_celestra.config import MAX_SEED, SPECS, resolve_config
@@ -306,13 +306,6 @@ def _interrupt(process: subprocess.Popen[str]) -> tuple[float, str]:
     return time.monotonic() - sent, output
 
 
-def _sigint_as_in_a_terminal() -> None:
-    """In the child: SIGINT's default action. A job started in the background by a shell
-    ignores SIGINT, and so would its children (Python then installs no KeyboardInterrupt
-    handler)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
 def test_ctrl_c_stops_celestra_seed_and_writes_nothing(admin, suite_databases, tmp_path):
     name = f"celestra_ctrlc_{os.getpid()}"
@@ -327,7 +320,7 @@ def test_ctrl_c_stops_celestra_seed_and_writes_nothing(admin, suite_databases, t
             text=True,
             env={**os.environ, "PGAPPNAME": app},
             start_new_session=True,
-            preexec_fn=_sigint_as_in_a_terminal,
+            preexec_fn=sigint_as_in_a_terminal,
         )
         _wait_for(
             admin,
@@ -367,7 +360,7 @@ def test_ctrl_c_stops_a_template_build_and_drops_it(
         text=True,
         env=env,
         start_new_session=True,
-        preexec_fn=_sigint_as_in_a_terminal,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     (build,) = _wait_for(
         admin,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import sigint_as_in_a_terminal
 
 from pytest_celestra import server
 from pytest_celestra.config import ServerMode, resolve_config
@@ -128,9 +129,7 @@ def test_a_data_dir_parent_made_by_another_worker_meanwhile_is_not_an_error(tmp_
 def test_a_server_whose_installation_was_deleted_is_stopped_not_reused(tmp_path):
     """A postmaster started from a virtualenv deleted since cannot load its libraries:
     it is found through /proc and stopped; a live installation's server is left alone."""
-    import functools
     import shutil
-    import signal
     import subprocess
 
     pgdata = tmp_path / "pgdata"
@@ -139,8 +138,7 @@ def test_a_server_whose_installation_was_deleted_is_stopped_not_reused(tmp_path)
     shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
     # Like a postmaster, it stops on SIGINT even when started from a job that ignores it
     # (a background job of a shell): a child inherits the ignored signal.
-    restore_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
-    process = subprocess.Popen([str(program), "300"], preexec_fn=restore_sigint)
+    process = subprocess.Popen([str(program), "300"], preexec_fn=sigint_as_in_a_terminal)
     try:
         (pgdata / "postmaster.pid").write_text(f"{process.pid}\n{pgdata}\n")
         assert server.orphaned_postmaster(pgdata) is None  # its program is still there

@@ -8,6 +8,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import sigint_as_in_a_terminal
 
 # Imported before any in-process inner run: pytester forgets the modules a run imports,
 # and a second import would make factory classes that the first import's modules reject.
@@ -721,6 +722,7 @@ def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, ad
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         marker = celestra_pytester.path / "building"
