@@ -20,7 +20,7 @@ from psycopg import sql
 
 from pytest_celestra import loader
 from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
-from pytest_celestra.drift import Catalog, check_drift, read_catalog, rejected_row
+from pytest_celestra.drift import Catalog, read_catalog, rejected_row
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -229,46 +229,28 @@ def _producer(part: Part, error: psycopg.Error, rules: SchemaRules) -> str:
     return rule.origin if rule is not None else part.producer
 
 
-def seed_with_rules(
+def write_with_rules(
     pg_conn: psycopg.Connection[Any],
     volume: Volume,
     seed: int,
     anchor: datetime,
     rules: SchemaRules,
-    counts: dict[str, int] | None = None,
     progress: Callable[[str, int], None] | None = None,
-) -> list[str]:
-    """Check the schema for drift, then write the scenario extended by `rules` into
-    `pg_conn`'s transaction. Returns the lines of the differences that do not break;
-    `counts`, if given, receives the rows written per table.
-
-    Raises [`SchemaDriftError`][pytest_celestra.drift.SchemaDriftError] before any row
-    when the schema needs rules it was not given, and
-    [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] (no values shown) when
-    the database refuses a row. `progress(table, rows_so_far)` is called after each
-    chunk.
+) -> dict[str, int]:
+    """Write the scenario extended by `rules` into `pg_conn`'s transaction, whose schema
+    the caller checked for drift ([`Seeder`][pytest_celestra.seeding.Seeder]); the rows
+    written per table. Raises [`RowRejectedError`][pytest_celestra.drift.RowRejectedError]
+    (no values shown) when the database refuses a row. `progress(table, rows_so_far)` is
+    called after each chunk.
     """
-    from pytest_celestra.scenario import generate_scenario, seed_scenario
+    from pytest_celestra.scenario import generate_scenario
 
-    notes = check_drift(pg_conn, rules)
-    catalog = read_catalog(pg_conn)
-    if not rules:
-        try:
-            summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor, progress=progress)
-        except psycopg.Error as error:
-            table = error.diag.table_name or "?"
-            raise rejected_row(error, table, f"the generator's {table} rows") from None
-        if counts is not None:
-            counts.update(summary.rows)
-        return notes
-    extender = _Extender(rules, catalog, volume, seed)
+    extender = _Extender(rules, read_catalog(pg_conn), volume, seed)
     parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
     written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):
         for part in parts:
             written[part.table] = written.get(part.table, 0) + len(part.rows)
-            if counts is not None:
-                counts[part.table] = counts.get(part.table, 0) + len(part.rows)
             if progress is not None:
                 progress(part.table, written[part.table])
             if not part.rows:
@@ -280,24 +262,4 @@ def seed_with_rules(
                     _copy_text(pg_conn, part)
             except psycopg.Error as error:
                 raise rejected_row(error, part.table, _producer(part, error, rules)) from None
-    return notes
-
-
-class SeedWithRules:
-    """The plugin's [`SeedRecipe`][pytest_celestra.database.SeedRecipe]: the scenario,
-    extended by the user's `rules` and checked against the live schema first."""
-
-    def __init__(self, rules: SchemaRules) -> None:
-        self.rules = rules
-        self.key = rules.key() if rules else ""
-
-    def __call__(
-        self,
-        connection: psycopg.Connection[Any],
-        volume: Volume,
-        *,
-        seed: int,
-        anchor: datetime,
-        progress: Callable[[str, int], None] | None = None,
-    ) -> list[str]:
-        return seed_with_rules(connection, volume, seed, anchor, self.rules, progress=progress)
+    return written

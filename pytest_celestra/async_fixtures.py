@@ -38,8 +38,8 @@ import pytest_asyncio
 
 from pytest_celestra.fixtures import (
     IsolationGuard,
+    RollbackDatabase,
     SeededDatabases,
-    TestDatabase,
     TransactionEscapedError,
     ensure_scenario_template,
     reseed_factories,
@@ -107,7 +107,7 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
 
 @contextlib.asynccontextmanager
 async def isolated_async_session(
-    request: pytest.FixtureRequest, database: TestDatabase, engine: AsyncEngine
+    request: pytest.FixtureRequest, database: RollbackDatabase, engine: AsyncEngine
 ) -> AsyncIterator[AsyncSession]:
     """A rolled-back async session on `database`; replaced if the test escapes it."""
     try:
@@ -127,7 +127,7 @@ class AsyncEngines:
         self.seeded = seeded
         self.engines: dict[ScenarioSettings | None, AsyncEngine] = {}
 
-    def empty(self, database: TestDatabase) -> AsyncEngine:
+    def empty(self, database: RollbackDatabase) -> AsyncEngine:
         if None not in self.engines:
             self.engines[None] = _async_engine(database.engine)
         return self.engines[None]
@@ -156,7 +156,7 @@ def _celestra_async_engines(
 @pytest_asyncio.fixture
 async def celestra_async_session(
     request: pytest.FixtureRequest,
-    _celestra_empty_database: TestDatabase,
+    _celestra_empty_database: RollbackDatabase,
     _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
     """An `AsyncSession` on the empty Celestra schema, rolled back after the test.

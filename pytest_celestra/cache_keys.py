@@ -13,6 +13,7 @@ built and compared with every copy made of it, so a template changed by hand is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -200,8 +201,20 @@ def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:
 
 
 def generator_code_key(package: Path = PACKAGE_DIR) -> str:
-    """Hash of the package version and the source of every module of the package."""
+    """Hash of the package version and the source of every module of the package.
+
+    The installed package's is hashed once per process (its files do not change while
+    it runs); another directory's (a test's copy) on every call."""
+    return _installed_code_key() if package == PACKAGE_DIR else _code_key(package)
+
+
+def _code_key(package: Path) -> str:
     return digest(__version__, package_sources(package))
+
+
+@functools.cache
+def _installed_code_key() -> str:
+    return _code_key(PACKAGE_DIR)
 
 
 def password_hashing_key() -> dict[str, object]:

@@ -45,10 +45,12 @@ from sqlalchemy.pool import NullPool
 from pytest_celestra import __version__, server
 from pytest_celestra.config import SPECS, parse_path
 from pytest_celestra.database import PROTECTED_DATABASES, ensure_database, refuse_plugin_database
+from pytest_celestra.drift import SchemaDriftError
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
-from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario, seed_scenario
+from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario
+from pytest_celestra.seeding import Seeder, rules_from_file, scenario_from_file
 from pytest_celestra.server import (
     CONNECT_TIMEOUT,
     SPACE_PROBLEM,
@@ -56,7 +58,6 @@ from pytest_celestra.server import (
     has_space,
     is_root,
 )
-from pytest_celestra.sqlscript import write_script
 from pytest_celestra.urls import (
     MASK,
     error_text,
@@ -136,43 +137,6 @@ def _rules_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{str(path)!r} is not a file")
     return path
-
-
-def load_rules(path: Path) -> SchemaRules:
-    """The rules that `path`'s `pytest_celestra_schema_rules(rules[, config])` gives,
-    called with `config=None`. The file is imported by path (its directory first on
-    `sys.path`, as pytest does for a `conftest.py`); pytest is not run."""
-    import importlib.util
-    import inspect
-
-    from pytest_celestra.app_rules import SchemaRules
-
-    spec = importlib.util.spec_from_file_location(f"celestra_rules_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise CelestraError(f"--rules {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        raise CelestraError(
-            f"--rules {path}: importing it failed: {type(error).__name__}: {error}"
-        ) from None
-    hook = getattr(module, "pytest_celestra_schema_rules", None)
-    if not callable(hook):
-        raise CelestraError(f"--rules {path}: it defines no pytest_celestra_schema_rules function")
-    rules = SchemaRules()
-    given = {"rules": rules, "config": None}
-    names = inspect.signature(hook).parameters
-    try:
-        hook(**{name: given[name] for name in names if name in given})
-    except CelestraError:
-        raise
-    except Exception as error:
-        raise CelestraError(
-            f"--rules {path}: pytest_celestra_schema_rules failed: {type(error).__name__}: {error}"
-        ) from None
-    return rules
 
 
 class _Parser(argparse.ArgumentParser):
@@ -573,77 +537,25 @@ def seed_database(
                 )
             if reset:
                 _truncate(connection, tables)
-            if scenario is None:
-                summary = _seed_checked(connection, volume, seed, anchor, rules, notes, progress)
-            else:
-                summary = _build_scenario(connection, scenario, volume, seed, anchor, rules, notes)
+            seeder = Seeder(rules)
+            try:
+                if scenario is None:
+                    report = seeder.seed(
+                        connection, volume, seed=seed, anchor=anchor, progress=progress
+                    )
+                else:
+                    report = seeder.build(connection, scenario, seed=seed, anchor=anchor)
+            except SchemaDriftError as error:
+                raise SchemaDriftError(
+                    f"{error}\nThen pass that file to {PROG} with --rules FILE (e.g. --rules "
+                    "conftest.py)."
+                ) from None
+            if notes is not None:
+                notes.extend(report.notes)
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
-    return summary, existing
-
-
-def _seed_checked(
-    connection: Connection,
-    volume: Volume,
-    seed: int,
-    anchor: datetime,
-    rules: SchemaRules | None,
-    notes: list[str] | None,
-    progress: Callable[[str, int], None] | None,
-) -> ScenarioSummary:
-    """The drift check, then the seed: the scenario's own (with progress bars) without
-    rules, [`seed_with_rules`][pytest_celestra.app_seed.seed_with_rules] with them."""
-    from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.app_seed import seed_with_rules
-    from pytest_celestra.drift import SchemaDriftError, check_drift
-    from pytest_celestra.loader import raw_connection
-
-    rules = rules or SchemaRules()
-    pg_conn = raw_connection(connection)
-    try:
-        found = check_drift(pg_conn, rules)
-    except SchemaDriftError as error:
-        raise SchemaDriftError(
-            f"{error}\nThen pass that file to {PROG} with --rules FILE (e.g. --rules conftest.py)."
-        ) from None
-    if notes is not None:
-        notes.extend(found)
-    if not rules:
-        return seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
-    started = time.perf_counter()
-    counts: dict[str, int] = {}
-    seed_with_rules(pg_conn, volume, seed, anchor, rules, counts)
-    seconds = time.perf_counter() - started
-    return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds)
-
-
-def _build_scenario(
-    connection: Connection,
-    scenario: ScenarioBuilder,
-    volume: Volume,
-    seed: int,
-    anchor: datetime,
-    rules: SchemaRules | None,
-    notes: list[str] | None,
-) -> ScenarioSummary:
-    """The scenario's base volume (if any), then its layers; rows counted at the end."""
-    from pytest_celestra.tables import TABLES_IN_FK_ORDER
-    from pytest_celestra.user_scenarios import layers_of
-
-    started = time.perf_counter()
-    if scenario.volume is not None:
-        _seed_checked(connection, scenario.volume, seed, anchor, rules, notes, None)
-    for layer in layers_of(scenario):
-        layer.write(connection, seed=seed)
-    counts = connection.execute(
-        text(
-            "SELECT "
-            + ", ".join(f'(SELECT count(*) FROM "{table}")' for table in TABLES_IN_FK_ORDER)
-        )
-    ).one()
-    rows = MappingProxyType(dict(zip(TABLES_IN_FK_ORDER, counts, strict=True)))
-    return ScenarioSummary(volume, seed, anchor, rows, time.perf_counter() - started)
+    return report.summary, existing
 
 
 def write_sql(
@@ -661,17 +573,10 @@ def write_sql(
     (see [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, a
     data-only script of the scenario extended by them."""
     started = time.perf_counter()
-    title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
+    seeder = Seeder(rules)
 
     def write(out: TextIO) -> dict[str, int]:
-        if rules is not None:
-            from pytest_celestra.app_seed import extended_rows
-            from pytest_celestra.sqlscript import write_data_script
-
-            parts = extended_rows(volume, seed, anchor, rules)
-            return write_data_script(out, parts, title=title)
-        chunks = generate_scenario(volume, seed=seed, anchor=anchor)
-        return write_script(out, chunks, title=title, progress=progress)
+        return seeder.write_script(out, volume, seed=seed, anchor=anchor, progress=progress)
 
     size: int | None = None
     if path == "-":
@@ -761,13 +666,11 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     anchor = anchor_for(options.anchor_day)
     sql_to_stdout = options.sql == "-"
     on_terminal = _on_terminal() and not sql_to_stdout
-    rules = load_rules(options.rules) if options.rules is not None else None
+    rules = rules_from_file(options.rules) if options.rules is not None else None
     options.scenario_builder = None
     if options.scenario is not None:
-        from pytest_celestra.user_scenarios import load_scenario
-
         default = options.rules or Path("conftest.py").absolute()
-        options.scenario_builder = load_scenario(options.scenario, default)
+        options.scenario_builder = scenario_from_file(options.scenario, default)
     # The rules' tables have no bar: with rules or a scenario, the summary only.
     plain = rules is None and options.scenario_builder is None
     bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and plain else None

@@ -29,9 +29,9 @@ the next run at its start; a template whose "in use" lock is taken is never evic
 Templates are evicted by a budget of age and total size
 ([`Budget`][pytest_celestra.database.Budget]).
 
-What a seeded template holds is made by the recipe the manager is given (the plugin gives
-it [`seed_scenario`][pytest_celestra.scenario.seed_scenario]); this module does not import
-the data generator.
+What a seeded template holds is written by the manager's
+[`Seeder`][pytest_celestra.seeding.Seeder], as `celestra-seed` writes it; this module does
+not import the data generator.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL
 
+    from pytest_celestra.seeding import Seeder
     from pytest_celestra.server import Server
     from pytest_celestra.volumes import Volume
 
@@ -113,28 +114,6 @@ sealing say `template`; they are never used, and dropped once unused for the bud
 _LEGACY_TEMPLATE = "template"
 _LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
 """Test databases of runs from before owner locks are dropped once this old."""
-
-
-class SeedRecipe(Protocol):
-    """What fills a seeded template: writes the scenario of `volume`, `seed` and
-    `anchor` into `connection`'s transaction, without committing, and returns lines
-    for the run's summary (the plugin's recipe is
-    [`SeedWithRules`][pytest_celestra.app_seed.SeedWithRules]).
-
-    `key` names what the recipe adds to the scenario (the user's schema rules); it is
-    part of every seeded template's key, so a changed recipe never reuses a template."""
-
-    key: str
-
-    def __call__(
-        self,
-        connection: psycopg.Connection[Any],
-        volume: Volume,
-        *,
-        seed: int,
-        anchor: datetime,
-        progress: Callable[[str, int], None] | None = None,
-    ) -> Sequence[str]: ...
 
 
 class TemplateLayer(Protocol):
@@ -518,15 +497,15 @@ class DatabaseManager:
     process holds its run's lock and an "in use" lock on each template it cloned, on a
     connection kept open until [`close`][pytest_celestra.database.DatabaseManager.close].
 
-    `recipe` fills each seeded template
-    (see [`SeedRecipe`][pytest_celestra.database.SeedRecipe]).
+    `seeder` checks the schema of each schema template and fills each seeded template
+    (its `key` is part of theirs).
     `notes` collects one line per template rebuilt because it was not what its key
     says, for the run's report.
     """
 
     server: Server
     schema: SchemaSetup
-    recipe: SeedRecipe
+    seeder: Seeder
     run_id: str
     worker: str
     rebuild: bool = False
@@ -1063,6 +1042,7 @@ class DatabaseManager:
             try:
                 with engine.begin() as connection:
                     self.schema.create(connection)
+                    self.notes.extend(self.seeder.schema_notes(connection))
             finally:
                 engine.dispose()
 
@@ -1081,8 +1061,8 @@ class DatabaseManager:
             schema = self._schema_spec()
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
-        if self.recipe.key:
-            key = digest(key, self.recipe.key)
+        if self.seeder.key:
+            key = digest(key, self.seeder.key)
 
         label = f"volume {volume.name} (seed {seed})"
 
@@ -1092,9 +1072,10 @@ class DatabaseManager:
 
         def populate(url: URL) -> None:
             with connect(url) as connection:
-                self.notes.extend(
-                    self.recipe(connection, volume, seed=seed, anchor=anchor, progress=progress)
+                report = self.seeder.seed(
+                    connection, volume, seed=seed, anchor=anchor, progress=progress
                 )
+                self.notes.extend(report.notes)
                 connection.commit()
                 connection.execute("ANALYZE")
 
@@ -1142,7 +1123,7 @@ class DatabaseManager:
     ) -> _Spec:
         code = generator_code_key()
         passwords = password_hashing_key()
-        key = digest("layer", below.key, layer.key, seed, day, self.recipe.key, code, passwords)
+        key = digest("layer", below.key, layer.key, seed, day, self.seeder.key, code, passwords)
         label = layer.label
 
         def progress(done: str) -> None:

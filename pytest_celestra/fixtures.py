@@ -134,46 +134,27 @@ def collect_rules(config: pytest.Config) -> SchemaRules:
     return rules
 
 
-def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
-    """`setup` followed by the drift check, in the same transaction, before any row.
-
-    Also maps the rules' new columns onto the models, for the factories. The lines of the
-    differences that do not break seeding are added to `notes` (the run's summary).
-    """
-    from dataclasses import replace
-
-    from pytest_celestra.app_models import map_rule_columns
-
-    map_rule_columns(rules)
-
-    def create(connection: Connection) -> None:
-        from pytest_celestra.drift import check_drift
-        from pytest_celestra.loader import raw_connection
-
-        setup.create(connection)
-        notes.extend(check_drift(raw_connection(connection), rules, before_seeding=False))
-
-    return replace(setup, create=create)
-
-
 @contextlib.contextmanager
 def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
     """Start or reach the run's server; the template cache on it. Raises ServerError.
 
     `workdir` holds the data directory of a throwaway local server.
     """
-    from pytest_celestra.app_seed import SeedWithRules
+    from pytest_celestra.app_models import map_rule_columns
     from pytest_celestra.build_progress import BuildProgress
     from pytest_celestra.database import Budget, DatabaseManager
+    from pytest_celestra.seeding import Seeder
 
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
+    schema = schema_setup(config)  # keyed by the models' DDL before the rules' columns
     rules = collect_rules(config)
+    map_rule_columns(rules)  # for the factories
     manager = DatabaseManager(
         server,
-        checked_schema_setup(schema_setup(config), rules, run.notes),
-        SeedWithRules(rules),
+        schema,
+        Seeder(rules),
         run_id=run.run_id,
         worker=run.worker,
         rebuild=celestra.rebuild.value,
@@ -254,16 +235,15 @@ def _server_error_as_failure() -> Iterator[None]:
         raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
-class TestDatabase:
-    """One test database of this process, its engine, and the one connection that the
-    per-test sessions on it share: each test begins a transaction on it and rolls it back.
+class RollbackDatabase:
+    """One database of this process whose tests roll back: the database, its engine, and
+    the one connection that the per-test sessions on it share (each test begins a
+    transaction on it and rolls it back).
 
     `create(name)` clones the database from its template (under `name` when given);
     a [`ServerError`][pytest_celestra.errors.ServerError] it raises is the caller's to
     report. The fixtures and `--celestra-lint` both use it.
     """
-
-    __test__ = False  # not a test class, whatever pytest's naming rules say
 
     def __init__(
         self, manager: DatabaseManager, run: RunInfo, create: Callable[[str | None], URL]
@@ -403,7 +383,7 @@ def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
 @pytest.fixture(scope="session")
 def _celestra_empty_database(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
-) -> Iterator[TestDatabase]:
+) -> Iterator[RollbackDatabase]:
     """This process's database with the empty schema."""
     with _server_error_as_failure():
         database = empty_database(_celestra_databases, request.config.stash[RUN_KEY])
@@ -414,7 +394,7 @@ def _celestra_empty_database(
 
 
 @pytest.fixture(scope="session")
-def celestra_engine(_celestra_empty_database: TestDatabase) -> Engine:
+def celestra_engine(_celestra_empty_database: RollbackDatabase) -> Engine:
     """Engine of this process's database with the empty Celestra schema (session scope).
 
     For code under test that opens its own connections. They see what is committed (no
@@ -430,14 +410,14 @@ def celestra_dsn(celestra_engine: Engine) -> str:
     return libpq_url(celestra_engine.url)
 
 
-def empty_database(manager: DatabaseManager, run: RunInfo) -> TestDatabase:
+def empty_database(manager: DatabaseManager, run: RunInfo) -> RollbackDatabase:
     """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
-    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    database = RollbackDatabase(manager, run, lambda name: manager.create_empty(name=name))
     note_schema_differences(database, run)
     return database
 
 
-def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
+def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
     """Add the schema's differences that do not break seeding to the run's summary,
     once per process, from the first database it uses. The build that found them may
     have been an earlier run's (the template was cached): they are read again here,
@@ -462,17 +442,17 @@ class SeededDatabases:
     def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
         self.manager = manager
         self.run = run
-        self.databases: dict[ScenarioSettings, TestDatabase] = {}
+        self.databases: dict[ScenarioSettings, RollbackDatabase] = {}
         self._rows: dict[ScenarioSettings, Mapping[str, int]] = {}
 
-    def database(self, scenario: ScenarioSettings) -> TestDatabase:
+    def database(self, scenario: ScenarioSettings) -> RollbackDatabase:
         """The database holding `scenario` (cloned from its template once)."""
         if scenario not in self.databases:
             from pytest_celestra.user_scenarios import clone_scenario
 
             manager, anchor = self.manager, self.run.anchor
             with _server_error_as_failure():
-                self.databases[scenario] = TestDatabase(
+                self.databases[scenario] = RollbackDatabase(
                     manager,
                     self.run,
                     lambda name: clone_scenario(manager, scenario, anchor, name=name),
@@ -826,7 +806,7 @@ def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError
 
 @pytest.fixture
 def celestra_session(
-    request: pytest.FixtureRequest, _celestra_empty_database: TestDatabase
+    request: pytest.FixtureRequest, _celestra_empty_database: RollbackDatabase
 ) -> Iterator[Session]:
     """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
 

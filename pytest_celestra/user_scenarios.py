@@ -46,7 +46,6 @@ from pytest_celestra.volumes import Volume
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
-    from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection
     from sqlalchemy.orm import Session
@@ -395,35 +394,6 @@ class ScenarioTemplates:
         except Exception as error:
             self.failed[scenario] = f"{type(error).__name__} in {nodeid}"
             raise
-
-
-def load_scenario(text: str, default_file: Path | None = None) -> ScenarioBuilder:
-    """The scenario `FILE::NAME` names (or `NAME`, in `default_file`): the file is
-    imported by path, its directory first on `sys.path`, as pytest imports a conftest."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    file_text, separator, name = text.rpartition("::")
-    path = Path(file_text).absolute() if separator else default_file
-    if path is None or not path.is_file():
-        shown = file_text if separator else "(none given)"
-        raise ScenarioBuildError(
-            f"--scenario {text}: no file {shown} to find it in; write FILE::NAME, e.g. "
-            "--scenario tests/conftest.py::acme"
-        )
-    spec = importlib.util.spec_from_file_location(f"celestra_scenarios_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ScenarioBuildError(f"--scenario {text}: {path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        raise ScenarioBuildError(
-            f"--scenario {text}: importing {path} failed: {type(error).__name__}: {error}"
-        ) from error
-    return scenarios_in([module]).resolve(name, module)
 
 
 def scenarios_in(modules: Iterable[object]) -> ScenarioRegistry:

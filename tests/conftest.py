@@ -75,15 +75,14 @@ def suite_server(admin_dsn: str) -> Server:
 def suite_databases(suite_server: Server) -> Iterator[DatabaseManager]:
     """A database manager of the suite's own on its server (the built-in schema, no schema
     rules, a run id of its own); its databases are dropped at the end."""
-    from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.app_seed import SeedWithRules
     from pytest_celestra.cache_keys import builtin_schema_setup
     from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.seeding import Seeder
 
     manager = DatabaseManager(
         suite_server,
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="suite",
     )

@@ -14,8 +14,6 @@ import pytest
 from psycopg import sql
 from sqlalchemy import text
 
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
 from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
@@ -27,6 +25,7 @@ from pytest_celestra.database import (
     template_name,
 )
 from pytest_celestra.errors import UnsafeDatabaseError
+from pytest_celestra.seeding import Seeder
 from pytest_celestra.server import Server, libpq_url
 
 # --- schema keys -----------------------------------------------------------------
@@ -129,7 +128,7 @@ def manager(suite_databases):
         made = DatabaseManager(
             suite_databases.server,
             SchemaSetup(create, schema_key),
-            SeedWithRules(SchemaRules()),
+            Seeder(),
             run_id=secrets.token_hex(8),
             worker="probe",
             rebuild=rebuild,
@@ -207,7 +206,7 @@ def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, sc
     elsewhere = DatabaseManager(
         Server(ServerMode.DSN, suite_databases.server.url_for(other)),
         SchemaSetup(lambda connection: None, "unused"),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id="lock",
         worker="probe",
     )

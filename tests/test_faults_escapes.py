@@ -21,11 +21,10 @@ import psycopg
 import pytest
 from helpers import PREPARING, ThrowawayServer, running, throwaway_setup
 
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import builtin_schema_setup
 from pytest_celestra.config import ServerMode
 from pytest_celestra.database import DatabaseManager
+from pytest_celestra.seeding import Seeder
 from pytest_celestra.server import Server
 from pytest_celestra.urls import sqlalchemy_url
 
@@ -238,7 +237,7 @@ def test_the_sweep_ends_prepared_transactions_in_databases_of_ours_only(preparin
         return DatabaseManager(
             Server(ServerMode.DSN, sqlalchemy_url(preparing_server.url)),
             builtin_schema_setup(),
-            SeedWithRules(SchemaRules()),
+            Seeder(),
             run_id=secrets.token_hex(8),
             worker="probe",
         )

@@ -31,15 +31,14 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
 from pytest_celestra.config import SPECS, ServerMode, Setting, Source, resolve_config
 from pytest_celestra.database import DatabaseManager, drop_database
 from pytest_celestra.errors import ConfigError, ServerError
-from pytest_celestra.fixtures import TestDatabase
+from pytest_celestra.fixtures import RollbackDatabase
 from pytest_celestra.run import RunInfo
 from pytest_celestra.scenario import anchor_for
+from pytest_celestra.seeding import Seeder
 from pytest_celestra.server import (
     CONNECTIONS_PER_PROCESS,
     Server,
@@ -66,7 +65,7 @@ def manager_on(url: str, **options: Any) -> DatabaseManager:
     return DatabaseManager(
         Server(ServerMode.DSN, sqlalchemy_url(url)),
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
         **options,
@@ -125,7 +124,7 @@ def test_a_test_databases_connection_out_of_slots_names_the_limit(few_connection
     manager = manager_on(few_connections.url, processes=2)
     manager.open()
     run = RunInfo(manager.run_id, "probe", date.today())
-    database = TestDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    database = RollbackDatabase(manager, run, lambda name: manager.create_empty(name=name))
     taken = _take_every_slot(few_connections.url)
     try:
         with pytest.raises(pytest.fail.Exception) as failed:
@@ -186,9 +185,7 @@ def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databas
     started, release = threading.Event(), threading.Event()
     schema = _blocking_schema(started, release)
     server = suite_databases.server
-    run_a = DatabaseManager(
-        server, schema, SeedWithRules(SchemaRules()), run_id=secrets.token_hex(8), worker="gw7"
-    )
+    run_a = DatabaseManager(server, schema, Seeder(), run_id=secrets.token_hex(8), worker="gw7")
     built: list[Any] = []
     builder = threading.Thread(target=lambda: built.append(run_a.create_empty()), daemon=True)
     builder.start()
@@ -196,7 +193,7 @@ def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databas
     run_b = DatabaseManager(
         server,
         schema,
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
         lock_timeout=timedelta(seconds=5),
@@ -222,7 +219,7 @@ def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databas
         run_c = DatabaseManager(
             server,
             schema,
-            SeedWithRules(SchemaRules()),
+            Seeder(),
             run_id=secrets.token_hex(8),
             worker="probe",
             say=said.append,
@@ -289,7 +286,7 @@ def test_a_template_built_by_a_superuser_serves_a_role_with_createdb(
     superuser = DatabaseManager(
         server,
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
     )
@@ -300,7 +297,7 @@ def test_a_template_built_by_a_superuser_serves_a_role_with_createdb(
         manager = DatabaseManager(
             as_role,
             builtin_schema_setup(),
-            SeedWithRules(SchemaRules()),
+            Seeder(),
             run_id=secrets.token_hex(8),
             worker="probe",
             **options,

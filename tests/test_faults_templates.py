@@ -25,8 +25,6 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.app_seed import SeedWithRules
 from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, content_fingerprint
 from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
@@ -43,6 +41,7 @@ from pytest_celestra.database import (
 )
 from pytest_celestra.errors import ServerError
 from pytest_celestra.scenario import anchor_for
+from pytest_celestra.seeding import Seeder
 from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
 from pytest_celestra.volumes import Volume
 
@@ -102,7 +101,7 @@ def managers(suite_databases):
         manager = DatabaseManager(
             suite_databases.server,
             schema or builtin_schema_setup(),
-            SeedWithRules(SchemaRules()),
+            Seeder(),
             run_id=options.pop("run_id", secrets.token_hex(8)),
             worker=options.pop("worker", "probe"),
             **options,
@@ -475,7 +474,7 @@ def test_the_run_lock_is_taken_again_after_a_restart(throwaway_server):
     manager = DatabaseManager(
         Server(ServerMode.DSN, sqlalchemy_url(throwaway_server.url)),
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
     )
@@ -539,7 +538,7 @@ def test_a_lost_server_is_a_server_error_naming_it(throwaway_server):
     manager = DatabaseManager(
         Server(ServerMode.DSN, nobody_there),
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
     )

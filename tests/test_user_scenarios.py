@@ -588,15 +588,14 @@ class WidgetLayer:
 def watched_manager(suite_databases) -> Any:
     import secrets
 
-    from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.app_seed import SeedWithRules
     from pytest_celestra.cache_keys import builtin_schema_setup
     from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.seeding import Seeder
 
     manager = DatabaseManager(
         suite_databases.server,
         builtin_schema_setup(),
-        SeedWithRules(SchemaRules()),
+        Seeder(),
         run_id=secrets.token_hex(8),
         worker="probe",
         watcher=RecordingWatcher(),
