@@ -44,7 +44,12 @@ from sqlalchemy.pool import NullPool
 
 from pytest_celestra import __version__, server
 from pytest_celestra.config import SPECS, parse_path
-from pytest_celestra.database import PROTECTED_DATABASES, ensure_database, refuse_plugin_database
+from pytest_celestra.database import (
+    PROTECTED_DATABASES,
+    ensure_database,
+    full_disk,
+    refuse_plugin_database,
+)
 from pytest_celestra.drift import SchemaDriftError
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
@@ -67,7 +72,6 @@ from pytest_celestra.urls import (
     scrub,
     secrets_of,
 )
-from pytest_celestra.volumes import format_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -506,13 +510,10 @@ def seed_database(
     `reset`, which empties those tables (only those) first. Returns the summary and
     what the database held before (so what was created: its `missing_*`).
 
-    Before any row, the schema is checked against what the generator and `rules`
-    write ([`check_drift`][pytest_celestra.drift.check_drift]); the lines of the
-    differences that do not break go to `notes`.
-
-    With `scenario`, a scenario of yours: its base volume (none if it has none: then
-    `volume` only names the summary), then each of its layers' builders, in the same
-    transaction; the summary counts the rows of the 15 tables once it is done."""
+    The rows are written as the plugin writes them, by a
+    [`Seeder`][pytest_celestra.seeding.Seeder] of `rules`: the scenario of `volume`, or
+    with `scenario` a scenario of yours, after the drift check; the lines of the
+    differences that do not break go to `notes`."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -741,11 +742,10 @@ def _seed_server(
         )  # fmt: skip
     except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
-        if not server.disk_full(cause) and not _disk_nearly_full(data_directory):
+        full = full_disk(url, cause, data_directory)
+        if full is None:
             raise
-        raise CelestraError(
-            _disk_full_text(url, cause, database if created else None, data_directory)
-        ) from None
+        raise CelestraError(_disk_full_text(url, full, database if created else None)) from None
     if bars:
         bars.close()
     details |= {
@@ -769,18 +769,10 @@ def _seed_server(
     return Outcome(summary, target, details, time.perf_counter() - started)
 
 
-def _disk_nearly_full(data_directory: Path | None) -> bool:
-    """After a lost connection: is the server's disk (nearly) full? A server that
-    cannot write its write-ahead log stops (PANIC) instead of reporting an error."""
-    free = server.disk_free(data_directory)
-    return free is not None and free < server.ROOM_MARGIN // 4
-
-
-def _disk_full_text(
-    url: URL, error: BaseException, created: str | None, data_directory: Path | None
-) -> str:
-    """The error for a seed that filled the server's disk; drops the database this run
-    created for it (`created`), which holds nothing: the seed was one transaction."""
+def _disk_full_text(url: URL, full: str, created: str | None) -> str:
+    """The error for a seed that filled the server's disk (`full` says how); drops the
+    database this run created for it (`created`), which holds nothing: the seed was one
+    transaction."""
     dropped = ""
     if created is not None:
         try:
@@ -792,20 +784,9 @@ def _disk_full_text(
                 f" Database {created!r}, created for it, could not be dropped (the server "
                 "is gone); drop it once the server is back."
             )
-    said = error_text(error).strip()
-    if server.disk_full(error):
-        what = f"is full: {said}"
-    else:  # it could not write its write-ahead log: PANIC, the server stops
-        free = format_bytes(server.disk_free(data_directory) or 0)
-        what = (
-            f"is full ({free} free under {data_directory}), and the server ended the "
-            f"connection ({said}): a server that cannot write its write-ahead log stops, "
-            "and may not start again until there is room"
-        )
     return (
-        f"the disk of the PostgreSQL server at {host_port(url)} {what}. Nothing was written "
-        f"(the seed is one transaction).{dropped} Free some space on that disk, or use a "
-        "smaller --volume"
+        f"{full}. Nothing was written (the seed is one transaction).{dropped} Free some space "
+        "on that disk, or use a smaller --volume"
     )
 
 

@@ -271,6 +271,25 @@ def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
         return True, server_version(admin)
 
 
+def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> str | None:
+    """`the disk of the PostgreSQL server at host:port is full: ...` if `error` (a refused
+    statement, a lost connection) came of a full disk, else None. A server that cannot
+    write its write-ahead log stops (PANIC) instead of reporting an error: then the free
+    space under its `data_directory` tells, where this machine can see it."""
+    where = f"the disk of the PostgreSQL server at {host_port(url)}"
+    said = error_text(error).strip()
+    if disk_full(error):
+        return f"{where} is full: {said}"
+    free = disk_free(data_directory)
+    if free is None or free >= ROOM_MARGIN // 4:
+        return None
+    return (
+        f"{where} is full ({format_bytes(free)} free under {data_directory}), and the server "
+        f"ended the connection ({said}): a server that cannot write its write-ahead log "
+        "stops, and may not start again until there is room"
+    )
+
+
 def drop_database(
     admin: psycopg.Connection[Any],
     name: str,
@@ -622,21 +641,10 @@ class DatabaseManager:
                 raise
             if too_many_clients(cause):
                 raise self.connection_limit_error(cause) from None
-            full = disk_full(cause)
-            free = disk_free(self._data_directory)
-            if full or (free is not None and free < ROOM_MARGIN // 4):
-                where = f"the disk of the PostgreSQL server at {host_port(self.server.url)}"
-                if full:
-                    what = f"{where} is full: {error_text(cause).strip()}"
-                else:  # it could not write its write-ahead log: PANIC, the server stops
-                    what = (
-                        f"{where} is full ({format_bytes(free or 0)} free under "
-                        f"{self._data_directory}), and the server ended the connection "
-                        f"({error_text(cause).strip()}): a server that cannot write its "
-                        "write-ahead log stops, and may not start again until there is room"
-                    )
+            full = full_disk(self.server.url, cause, self._data_directory)
+            if full is not None:
                 raise ServerError(
-                    f"{what}, while {doing}. What this run half made is dropped now if the "
+                    f"{full}, while {doing}. What this run half made is dropped now if the "
                     "server is up, else by the next run once it is back. Free some space "
                     f"on that disk, or use a smaller volume with {SPECS['volume'].channels}."
                 ) from None
@@ -1051,14 +1059,20 @@ class DatabaseManager:
             self._schema_key = key
         return _Spec("schema", key, None, populate, label="the empty schema")
 
+    def _known_schema_spec(self, admin: psycopg.Connection[Any]) -> _Spec:
+        """The schema template's spec with its key: a user schema's is learnt from its
+        catalog, building (or finding) its template first."""
+        spec = self._schema_spec()
+        if spec.key is None:
+            with self._template(admin, spec):
+                pass
+            spec = self._schema_spec()
+        return spec
+
     def _seeded_spec(
         self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
     ) -> _Spec:
-        schema = self._schema_spec()
-        if self._schema_key is None:  # a user schema: learn its key from its catalog
-            with self._template(admin, schema):
-                pass
-            schema = self._schema_spec()
+        schema = self._known_schema_spec(admin)
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
         if self.seeder.key:
@@ -1102,11 +1116,7 @@ class DatabaseManager:
         if base is not None:
             spec = self._seeded_spec(admin, base, seed, anchor)
         else:
-            spec = self._schema_spec()
-            if self._schema_key is None:  # a user schema: learn its key from its catalog
-                with self._template(admin, spec):
-                    pass
-                spec = self._schema_spec()
+            spec = self._known_schema_spec(admin)
         day = anchor.date().isoformat()
         for layer in layers:
             spec = self._layer_spec(spec, layer, seed, anchor, day, base)

@@ -7,16 +7,17 @@ scenario, or a scenario of yours, into the connection's transaction (it never co
 and reports what it wrote; given a text stream, it writes the same rows as a SQL script.
 
 ```python
+from pytest_celestra import Volume, anchor_for
 from pytest_celestra.seeding import Seeder
 
 with psycopg.connect(dsn) as connection:  # the schema exists
     report = Seeder().seed(connection, Volume.named("small"), seed=42, anchor=anchor_for())
     connection.commit()
-print(report.summary)
+print(report.summary, *report.notes, sep="\n")
 ```
 
-The files `celestra-seed` is given (`--rules`, `--scenario`) are imported here too, by
-[`import_user_file`][pytest_celestra.seeding.import_user_file].
+[`import_user_file`][pytest_celestra.seeding.import_user_file] imports the files
+`celestra-seed` is given (`--rules`, `--scenario`).
 """
 
 from __future__ import annotations
@@ -166,20 +167,22 @@ class Seeder:
         progress: Callable[[str, int], None] | None = None,
     ) -> dict[str, int]:
         """Write the scenario as a `psql -f` script to `out` (see
-        [`pytest_celestra.sqlscript`][]); with rules, a data-only script of the scenario
+        `pytest_celestra.sqlscript`); with rules, a data-only script of the scenario
         extended by them, for a database your migrations made. The rows per table."""
-        from pytest_celestra import sqlscript
+        from pytest_celestra.sqlscript import write_script
 
         title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
         if self.rules:
             from pytest_celestra.app_seed import extended_rows
 
             parts = extended_rows(volume, seed, anchor, self.rules)
-            return sqlscript.write_data_script(out, parts, title=title)
+            return write_script(out, parts, title=title, schema=False)
+        from pytest_celestra.loader import COLUMNS
         from pytest_celestra.scenario import generate_scenario
 
         chunks = generate_scenario(volume, seed=seed, anchor=anchor)
-        return sqlscript.write_script(out, chunks, title=title, progress=progress)
+        plain = ((table, COLUMNS[table], rows) for table, rows in chunks)
+        return write_script(out, plain, title=title, progress=progress)
 
 
 # --- your files ---------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import operator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +24,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.ddl import CreateIndex
 
 from pytest_celestra import __version__
-from pytest_celestra.loader import COLUMNS
 from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import TextIO
 
-    from pytest_celestra.loader import Chunk, Row
+    from pytest_celestra.loader import Row
 
 _DIALECT_URL = make_url("postgresql+psycopg://")
 _DIALECT = create_mock_engine(_DIALECT_URL, lambda *_, **__: None).dialect
@@ -104,62 +102,44 @@ def schema_statements() -> tuple[list[str], list[str]]:
 
 def write_script(
     out: TextIO,
-    chunks: Iterable[Chunk],
+    parts: Iterable[tuple[str, Sequence[str], Sequence[Row]]],
     *,
     title: str = "Celestra scenario",
+    schema: bool = True,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
-    """Write the whole script for `chunks` (from `scenario.generate_scenario`) to
-    `out`; returns the rows written per table. `progress(table, rows_so_far)` is
-    called after every chunk, as [`seed_scenario`][pytest_celestra.scenario.seed_scenario] does."""
-    before, after = schema_statements()
+    """Write the whole script for `parts`, each `(table, columns, rows)`, to `out`; the
+    rows written per table. With `schema`, the built-in DDL comes first and its indexes
+    after the data; without it, the script is data only, for a database whose schema your
+    migrations made (`celestra-seed --sql --rules`). `progress(table, rows_so_far)` is
+    called after every part, as [`seed_scenario`][pytest_celestra.scenario.seed_scenario]
+    does."""
+    before, after = schema_statements() if schema else ([], [])
+    if schema:
+        what, load = "", "(celestra-seed --sql). Load it into an empty database:"
+    else:
+        what = " (data only)"
+        load = (
+            "(celestra-seed --sql --rules). Load it into a database whose schema your "
+            "migrations made, without rows:"
+        )
     out.write(
-        f"-- {title}\n"
-        f"-- Written by pytest-celestra {__version__} (celestra-seed --sql). Load it into an "
-        "empty database:\n"
+        f"-- {title}{what}\n-- Written by pytest-celestra {__version__} {load}\n"
         "--   psql -v ON_ERROR_STOP=1 -d DATABASE -f FILE\n\n"
     )
     out.write("\n".join(_SETTINGS) + "\n\nBEGIN;\n\n")
     out.writelines(f"{statement};\n\n" for statement in before)
-    counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0)
-    for table, group in itertools.groupby(chunks, key=operator.itemgetter(0)):
-        out.write(copy_header(table, COLUMNS[table]))
-        for _, rows in group:
-            out.writelines([copy_line(row) for row in rows])
-            counts[table] += len(rows)
-            if progress is not None:
-                progress(table, counts[table])
-        out.write("\\.\n\n")
-    out.writelines(f"{statement};\n" for statement in after)
-    out.write("\nCOMMIT;\n\n")
-    out.write(f"ANALYZE {', '.join(map(_quote, TABLES_IN_FK_ORDER))};\n")
-    return counts
-
-
-def write_data_script(
-    out: TextIO,
-    parts: Iterable[tuple[str, Sequence[str], Sequence[Row]]],
-    *,
-    title: str = "Celestra scenario",
-) -> dict[str, int]:
-    """Write a data-only script (no DDL, no indexes) for `parts`, each
-    `(table, columns, rows)`: what `celestra-seed --sql --rules` writes for a database whose
-    schema your migrations made. Returns the rows written per table."""
-    out.write(
-        f"-- {title} (data only)\n"
-        f"-- Written by pytest-celestra {__version__} (celestra-seed --sql --rules). Load it "
-        "into a database whose schema your migrations made, without rows:\n"
-        "--   psql -v ON_ERROR_STOP=1 -d DATABASE -f FILE\n\n"
-    )
-    out.write("\n".join(_SETTINGS) + "\n\nBEGIN;\n\n")
-    counts: dict[str, int] = {}
-    filled = (part for part in parts if part[2])
-    for (table, columns), group in itertools.groupby(filled, key=lambda part: part[:2]):
+    counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0) if schema else {}
+    written = parts if schema else (part for part in parts if part[2])
+    for (table, columns), group in itertools.groupby(written, key=lambda part: part[:2]):
         out.write(copy_header(table, columns))
         for _, _, rows in group:
             out.writelines([copy_line(tuple(row)) for row in rows])
             counts[table] = counts.get(table, 0) + len(rows)
+            if progress is not None:
+                progress(table, counts[table])
         out.write("\\.\n\n")
-    out.write("COMMIT;\n\n")
+    out.writelines(f"{statement};\n" for statement in after)
+    out.write("\nCOMMIT;\n\n" if after else "COMMIT;\n\n")
     out.write(f"ANALYZE {', '.join(map(_quote, counts))};\n")
     return counts

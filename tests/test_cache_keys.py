@@ -46,6 +46,33 @@ def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
     assert generator_code_key(package) != before
 
 
+def test_the_installed_package_is_hashed_once_per_process(monkeypatch, tmp_path):
+    from pytest_celestra import cache_keys
+
+    hashed: list[object] = []
+    real = cache_keys.package_sources
+
+    def counting(package=PACKAGE_DIR):
+        hashed.append(package)
+        return real(package)
+
+    monkeypatch.setattr(cache_keys, "package_sources", counting)
+    cache_keys._installed_code_key.cache_clear()
+    try:
+        first = generator_code_key()
+        for day in ("2026-01-01", "2026-01-02"):
+            scenario_key("schema", SMALL, 1, day)
+        assert generator_code_key() == first
+        assert hashed == [PACKAGE_DIR]
+        shutil.copytree(
+            PACKAGE_DIR, tmp_path / "copy", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        assert generator_code_key(tmp_path / "copy") == first  # another directory: hashed anew
+        assert hashed == [PACKAGE_DIR, tmp_path / "copy"]
+    finally:
+        cache_keys._installed_code_key.cache_clear()
+
+
 def test_the_scenario_key_uses_the_code_key(monkeypatch):
     before = key()
     monkeypatch.setattr("pytest_celestra.cache_keys.generator_code_key", lambda: "other code")

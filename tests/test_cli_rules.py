@@ -134,3 +134,30 @@ def test_a_table_the_rules_seeded_is_not_called_untouched(
         "  Created there: nothing, the Celestra schema was there already, beside "
         "user_preferences (seeded by your rules) and 1 other table (untouched).\n"
     ) in result.stdout
+
+
+def test_a_row_refused_while_seeding_is_reported_as_the_plugin_reports_it(
+    scratch: Callable[[], str], admin_dsn: str, tmp_path: Path
+) -> None:
+    """The rules accept a constraint the generator's rows break (and add no column): the
+    command seeds as the plugin does, and names the table and constraint, no value."""
+    url = scratch()
+    migrated_database(admin_dsn, url)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ALTER TABLE users DROP COLUMN locale")
+        connection.execute("DROP TABLE user_preferences")
+        connection.execute(
+            "ALTER TABLE users ADD CONSTRAINT users_hash_short CHECK (length(password_hash) < 8)"
+        )
+    accepting = 'def pytest_celestra_schema_rules(rules):\n    rules.accept("users_hash_short")\n'
+    path = rules_file(tmp_path, accepting)
+    result = run_cli("--dsn", url, "--volume", "small", "--rules", str(path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "celestra-seed: error: PostgreSQL refused a row made by the generator's users rows: "
+        'new row for relation "users" violates check constraint "users_hash_short" [table '
+        "users, constraint users_hash_short]. The row's values are not shown. If your "
+        "migrations changed this table, teach the plugin the change in "
+        "pytest_celestra_schema_rules (docs: 'When your schema changes').\n"
+    )
+    assert set(row_counts(url).values()) == {0}
