@@ -106,20 +106,25 @@ class Seeder:
 
         pg_conn = raw_connection(connection)
         notes = check_drift(pg_conn, self.rules)
+        started = time.perf_counter()
         if self.rules:
-            started = time.perf_counter()
             counts = write_with_rules(pg_conn, volume, seed, anchor, self.rules, progress)
-            seconds = time.perf_counter() - started
-            summary = ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds)
-            return SeedReport(summary, notes)
-        try:
-            summary = seed_scenario(connection, volume, seed=seed, anchor=anchor, progress=progress)
-        except psycopg.Error as error:
-            if isinstance(error, psycopg.OperationalError):
-                raise
-            table = error.diag.table_name or "?"
-            raise rejected_row(error, table, f"the generator's {table} rows") from None
-        return SeedReport(summary, notes)
+        else:
+            try:
+                # The caller's connection: a Ctrl-C during the COPY invalidates a SQLAlchemy one.
+                written = seed_scenario(
+                    connection, volume, seed=seed, anchor=anchor, progress=progress
+                )
+                counts = dict(written.rows)
+            except psycopg.Error as error:
+                if isinstance(error, psycopg.OperationalError):
+                    raise
+                table = error.diag.table_name or "?"
+                raise rejected_row(error, table, f"the generator's {table} rows") from None
+        seconds = time.perf_counter() - started
+        return SeedReport(
+            ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), notes
+        )
 
     def build(
         self, connection: Any, scenario: ScenarioBuilder, *, seed: int, anchor: datetime
