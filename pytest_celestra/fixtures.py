@@ -425,6 +425,7 @@ def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
     if "schema notes" in run.reported:
         return
     run.reported.add("schema notes")
+    from pytest_celestra.app_rules import active_rules
     from pytest_celestra.drift import compare, read_catalog
     from pytest_celestra.loader import COLUMNS, raw_connection
 
@@ -432,7 +433,7 @@ def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
         catalog = read_catalog(raw_connection(connection))
         connection.rollback()
     if any(table in catalog.tables for table in COLUMNS):
-        run.notes.extend(compare(catalog, database.manager.seeder.rules).notes)
+        run.notes.extend(compare(catalog, active_rules()).notes)
 
 
 class SeededDatabases:
