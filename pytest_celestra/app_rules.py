@@ -1,11 +1,15 @@
 """Your application's own schema, taught to the plugin in one place.
 
 A project whose migrations add columns, enum labels or tables describes them once, in its
-`conftest.py`, and every path that makes rows follows that description: the seeded
-templates (the generator's chunks are extended with the new columns and followed by the
-new tables' rows), the factories (the new column is mapped onto the model with the rule as
-its default) and [`pytest_celestra.drift`][pytest_celestra.drift], which checks the
-database's catalog against what the rules fill before any row is written:
+`conftest.py`. The [`SchemaRules`][pytest_celestra.app_rules.SchemaRules] it fills is the
+description of the schema: our 15 tables as built in, extended by the rules. It is one
+explicit object, never state of the process: the plugin collects it once per run and hands
+it to every path that makes rows: the seeded templates (the generator's chunks are
+extended with the new columns and followed by the new tables' rows), the factories (through
+the session, [`rules_of`][pytest_celestra.app_rules.rules_of]: a factory's INSERT and a
+`bulk_create`'s COPY carry the new columns) and
+[`pytest_celestra.drift`][pytest_celestra.drift], which checks the database's catalog
+against what the rules fill before any row is written:
 
 ```python
 def pytest_celestra_schema_rules(rules):
@@ -208,6 +212,17 @@ class ColumnRule:
             raise rule_mistyped(self.described, f"{self.table}.{self.column}", value, wanted)
         return value
 
+    @property
+    def value_type(self) -> str | None:
+        """What a factory checks the rule's values against: boolean or integer for a
+        `values` rule of such values, else None (any value the driver can send)."""
+        values = [value for value, _ in self.values]
+        if values and all(isinstance(value, bool) for value in values):
+            return "boolean"
+        if values and all(isinstance(value, int) for value in values):
+            return "integer"
+        return None
+
     def key(self) -> object:
         return [self.table, self.column, [list(pair) for pair in self.values],
                 _callable_key(self.derive)]  # fmt: skip
@@ -304,6 +319,8 @@ class SchemaRules:
     """CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies."""
     empty: set[str] = field(default_factory=set)
     """New tables left empty on purpose."""
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What is worked out once from these rules (statements, factories)."""
 
     def column(
         self,
@@ -385,6 +402,33 @@ class SchemaRules:
         """Say that these new tables stay empty in the seeded templates."""
         self.empty.update(tables)
 
+    def added_columns(self, table: str) -> dict[str, ColumnRule]:
+        """The rules of the columns of `table` beyond the built-in description's: the
+        columns your migrations added to one of our tables, or those of a table of yours."""
+        from pytest_celestra.loader import COLUMNS
+
+        builtin = COLUMNS.get(table, ())
+        return {
+            column: rule
+            for (name, column), rule in self.columns.items()
+            if name == table and column not in builtin
+        }
+
+    def added_values(
+        self, table: str, row: Mapping[str, Any], given: Mapping[str, Any], rng: random.Random
+    ) -> dict[str, Any]:
+        """The values of `table`'s added columns for one row a factory made: those in
+        `given` (the call's arguments), the others from their rules, which see `row`
+        (column -> value; enum members as their labels) and the values made before."""
+        added: dict[str, Any] = {}
+        for column, rule in self.added_columns(table).items():
+            if column in given:
+                added[column] = given[column]
+                continue
+            plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
+            added[column] = rule.make({**plain, **added}, rng, rule.value_type)
+        return added
+
     def __bool__(self) -> bool:
         return bool(self.columns or self.enum_shares or self.tables)
 
@@ -401,30 +445,16 @@ class SchemaRules:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_active = SchemaRules()
-"""The rules the run's factories follow (set once per process by the plugin, through
-[`map_rule_columns`][pytest_celestra.app_models.map_rule_columns])."""
-mapped_copy_types: dict[tuple[str, str], str] = {}
-"""(table, column) -> binary COPY type of each rule column mapped onto one of our models."""
+SESSION_INFO_KEY = "celestra_schema"
+"""Where a session carries the description its factories follow (`session.info`)."""
 
 
-def active_rules() -> SchemaRules:
-    """The rules the factories of this process follow (empty until the plugin sets them)."""
-    return _active
-
-
-def activate(rules: SchemaRules) -> None:
-    """Make `rules` the ones [`active_rules`][pytest_celestra.app_rules.active_rules] returns."""
-    global _active
-    _active = rules
-
-
-def rule_copy_type(table: str, column: str) -> str:
-    """The binary COPY type of a rule column mapped onto one of our models."""
-    try:
-        return mapped_copy_types[table, column]
-    except KeyError:
-        raise TypeError(f"no COPY type for {table}.{column}: not a column of a rule") from None
+def rules_of(session: Any) -> SchemaRules:
+    """The description `session`'s factories follow: the one
+    [`bound_session`][pytest_celestra.factories.bound_session] gave it, else the
+    built-in one (our 15 tables, no rules of yours)."""
+    found = session.info.get(SESSION_INFO_KEY) if session is not None else None
+    return found if found is not None else SchemaRules()
 
 
 def new_uuid(rng: random.Random) -> uuid.UUID:

@@ -257,7 +257,7 @@ def seed_with_rules(
             summary = seed_scenario(pg_conn, volume, seed=seed, anchor=anchor, progress=progress)
         except psycopg.Error as error:
             table = error.diag.table_name or "?"
-            raise rejected_row(error, table, f"the generator's {table} rows") from None
+            raise rejected_row(error, table, f"the generator's {table} rows", rules) from None
         if counts is not None:
             counts.update(summary.rows)
         return notes
@@ -279,7 +279,8 @@ def seed_with_rules(
                 else:
                     _copy_text(pg_conn, part)
             except psycopg.Error as error:
-                raise rejected_row(error, part.table, _producer(part, error, rules)) from None
+                producer = _producer(part, error, rules)
+                raise rejected_row(error, part.table, producer, rules) from None
     return notes
 
 

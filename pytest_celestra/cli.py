@@ -634,7 +634,7 @@ def _build_scenario(
     started = time.perf_counter()
     if scenario.volume is not None:
         _seed_checked(connection, scenario.volume, seed, anchor, rules, notes, None)
-    for layer in layers_of(scenario):
+    for layer in layers_of(scenario, rules):
         layer.write(connection, seed=seed)
     counts = connection.execute(
         text(

@@ -474,10 +474,12 @@ def describe_refusal(error: BaseException, table: str) -> str:
     return f"{why} [{', '.join(parts)}]"
 
 
-def rejected_row(error: BaseException, table: str, producer: str) -> RowRejectedError:
+def rejected_row(
+    error: BaseException, table: str, producer: str, rules: SchemaRules | None = None
+) -> RowRejectedError:
     """A [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] for a driver error
     (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of `table` made by
-    `producer` (a factory, a rule, the generator).
+    `producer` (a factory, a rule, the generator), following `rules`.
 
     It names the table, the column and the constraint from the error's diagnostics, never
     the row's values nor the statement's parameters (password hashes, tokens): the
@@ -487,9 +489,7 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
     class (`IntegrityError` stays an `IntegrityError`), its `orig` kept.
     """
     cause, diag, table, column = _refused_where(error, table)
-    from pytest_celestra.app_rules import active_rules
-
-    rule = active_rules().columns.get((table, column or ""))
+    rule = None if rules is None else rules.columns.get((table, column or ""))
     if rule is not None and rule.origin not in producer:
         producer = f"{producer} (its {column} from {rule.origin})"
     if not getattr(cause, "sqlstate", None):

@@ -137,14 +137,10 @@ def collect_rules(config: pytest.Config) -> SchemaRules:
 def checked_schema_setup(setup: SchemaSetup, rules: SchemaRules, notes: list[str]) -> SchemaSetup:
     """`setup` followed by the drift check, in the same transaction, before any row.
 
-    Also maps the rules' new columns onto the models, for the factories. The lines of the
-    differences that do not break seeding are added to `notes` (the run's summary).
+    The lines of the differences that do not break seeding are added to `notes` (the
+    run's summary).
     """
     from dataclasses import replace
-
-    from pytest_celestra.app_models import map_rule_columns
-
-    map_rule_columns(rules)
 
     def create(connection: Connection) -> None:
         from pytest_celestra.drift import check_drift
@@ -169,7 +165,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
-    rules = collect_rules(config)
+    rules = run.rules = collect_rules(config)
     manager = DatabaseManager(
         server,
         checked_schema_setup(schema_setup(config), rules, run.notes),
@@ -325,7 +321,7 @@ class TestDatabase:
         with _server_error_as_failure():
             connection, guard = self.connection()
         try:
-            with rolled_back_session(connection, guard) as session:
+            with rolled_back_session(connection, guard, self.run.rules) as session:
                 yield session
         except TransactionEscapedError as error:
             escape = error
@@ -445,7 +441,7 @@ def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
     if "schema notes" in run.reported:
         return
     run.reported.add("schema notes")
-    from pytest_celestra.app_rules import active_rules
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.drift import compare, read_catalog
     from pytest_celestra.loader import COLUMNS, raw_connection
 
@@ -453,7 +449,7 @@ def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
         catalog = read_catalog(raw_connection(connection))
         connection.rollback()
     if any(table in catalog.tables for table in COLUMNS):
-        run.notes.extend(compare(catalog, active_rules()).notes)
+        run.notes.extend(compare(catalog, run.rules or SchemaRules()).notes)
 
 
 class SeededDatabases:
@@ -727,7 +723,9 @@ def reset_session(connection: Connection) -> str | None:
 
 @contextlib.contextmanager
 def rolled_back_session(
-    bind: Engine | Connection, guard: IsolationGuard | None = None
+    bind: Engine | Connection,
+    guard: IsolationGuard | None = None,
+    rules: SchemaRules | None = None,
 ) -> Iterator[Session]:
     """A session in a transaction that is rolled back at the end, commits included.
 
@@ -755,7 +753,7 @@ def rolled_back_session(
         guard.open(connection)
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
-            with bound_session(session):
+            with bound_session(session, rules):
                 yield session
         finally:
             ended_by = guard.escaped(connection)
