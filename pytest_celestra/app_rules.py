@@ -293,6 +293,32 @@ class TableRule:
                 raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
         return dict(made)
 
+    def row_values(
+        self,
+        parents: Mapping[str, Any],
+        index: int,
+        rng: random.Random,
+        columns: Iterable[tuple[str, ColumnRule, random.Random]],
+        found: Mapping[str, Any],
+        column_type: Callable[[str], str | None],
+        given: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One row of the table: its parents' keys, the `row` rule's values, `given`
+        (a factory's arguments), then the column rules (each `(column, rule, rng)`) of
+        the columns still empty, and random UUIDs for the keys of `found` (the catalog's
+        columns) without a default. The seeded templates and the factory both make
+        their rows here."""
+        values = dict(parents)
+        values.update(self.make_row(RowContext(parents, index, rng), column_type))
+        values.update(given or {})
+        for column, rule, column_rng in columns:
+            if column not in values:
+                values[column] = rule.make(values, column_rng, column_type(column))
+        for column, info in found.items():
+            if column not in values and info.type == "uuid" and not info.has_default:
+                values[column] = new_uuid(rng)
+        return values
+
     def key(self) -> object:
         count = (
             _callable_key(self.count)
@@ -402,6 +428,12 @@ class SchemaRules:
         """Say that these new tables stay empty in the seeded templates."""
         self.empty.update(tables)
 
+    def reshaper(self, seed: int) -> Reshaper | None:
+        """What the rules do to the rows of our tables in the scenario of `seed` (None:
+        nothing)."""
+        reshaper = Reshaper(self, seed)
+        return reshaper if reshaper.enums or reshaper.columns else None
+
     def added_columns(self, table: str) -> dict[str, ColumnRule]:
         """The rules of the columns of `table` beyond the built-in description's: the
         columns your migrations added to one of our tables, or those of a table of yours."""
@@ -415,19 +447,37 @@ class SchemaRules:
         }
 
     def added_values(
-        self, table: str, row: Mapping[str, Any], given: Mapping[str, Any], rng: random.Random
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        given: Mapping[str, Any],
+        rng: random.Random | Mapping[tuple[str, str], random.Random],
+        column_type: Callable[[str], str | None] | None = None,
     ) -> dict[str, Any]:
-        """The values of `table`'s added columns for one row a factory made: those in
-        `given` (the call's arguments), the others from their rules, which see `row`
-        (column -> value; enum members as their labels) and the values made before."""
+        """The values of `table`'s added columns for one row: those in `given` (a
+        factory's arguments), the others from their rules, which see `row` (column ->
+        value; enum members as their labels) and the values made before. `rng`: one
+        generator, or one per (table, column) (the seeded templates'); `column_type`:
+        the catalog's type of a column (default: the rule's own, see `value_type`)."""
         added: dict[str, Any] = {}
+        plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
         for column, rule in self.added_columns(table).items():
             if column in given:
                 added[column] = given[column]
                 continue
-            plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
-            added[column] = rule.make({**plain, **added}, rng, rule.value_type)
+            kind = rule.value_type if column_type is None else column_type(column)
+            column_rng = rng if isinstance(rng, random.Random) else rng[table, column]
+            added[column] = rule.make({**plain, **added}, column_rng, kind)
         return added
+
+    def factory(self, table: str) -> Any:
+        """The factory of `table`, a table of yours these rules describe (see
+        [`factory_for`][pytest_celestra.app_models.factory_for]); made once."""
+        from pytest_celestra.app_models import table_factory
+
+        if ("factory", table) not in self.cache:
+            self.cache["factory", table] = table_factory(self, table)
+        return self.cache["factory", table]
 
     def __bool__(self) -> bool:
         return bool(self.columns or self.enum_shares or self.tables)
@@ -443,6 +493,59 @@ class SchemaRules:
         }
         text = json.dumps(description, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seeded_rng(seed: int, *names: str) -> random.Random:
+    """The random generator of one rule's values in the scenario of `seed`."""
+    return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
+
+
+IN_THE_GENERATOR: Mapping[str, tuple[bool, bool]] = {
+    "users": (True, True),
+    "companies": (False, True),
+}
+"""Tables of ours whose rows the rules reshape as the generator makes them, before the
+steps after them read their facts: (new enum labels, column rules). A user a rule makes
+SUSPENDED (or DORMANT) is not ACTIVE for the sessions, lockouts and notifications after
+it. The other tables' rows are reshaped after the generator made them."""
+
+
+class Reshaper:
+    """The rules' values of our own columns (`rules.column` on a column the generator
+    writes, and `rules.enum_weights`), one row at a time, each rule with a generator
+    seeded by the scenario's seed, the table and the column."""
+
+    def __init__(self, rules: SchemaRules, seed: int) -> None:
+        from pytest_celestra.existing_schema import celestra_columns, celestra_enums
+
+        ours, enum_types = celestra_columns(), celestra_enums()
+        self.enums: dict[str, list[tuple[str, dict[str, float], random.Random]]] = {}
+        self.columns: dict[str, list[tuple[str, ColumnRule, random.Random, str | None]]] = {}
+        for table, columns in ours.items():
+            for column, kind in columns.items():
+                if kind in enum_types and kind in rules.enum_shares:
+                    rng = seeded_rng(seed, "enum", table, column)
+                    self.enums.setdefault(table, []).append((column, rules.enum_shares[kind], rng))
+                rule = rules.columns.get((table, column))
+                if rule is not None:
+                    wanted = "enum" if kind in enum_types else kind
+                    rng = seeded_rng(seed, table, column)
+                    self.columns.setdefault(table, []).append((column, rule, rng, wanted))
+
+    def touches(self, table: str, *, enums: bool = True, columns: bool = True) -> bool:
+        return (enums and table in self.enums) or (columns and table in self.columns)
+
+    def __call__(
+        self, table: str, values: dict[str, Any], *, enums: bool = True, columns: bool = True
+    ) -> dict[str, Any]:
+        """`values` (column -> value, enum columns as labels) reshaped; new enum labels
+        first, so a column rule's `derive` sees them."""
+        for column, shares, rng in self.enums.get(table, ()) if enums else ():
+            if values[column] is not None and rng.random() < sum(shares.values()):
+                values[column] = rng.choices(list(shares), list(shares.values()))[0]
+        for column, rule, rng, kind in self.columns.get(table, ()) if columns else ():
+            values[column] = rule.make(values, rng, kind)
+        return values
 
 
 SESSION_INFO_KEY = "celestra_schema"

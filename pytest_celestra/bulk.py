@@ -189,8 +189,10 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
         key = shape.keys.get(column)
         if key is None:
             state[column] = value  # a column of your rules: an attribute of this object only
-        elif key not in state:
-            set_committed_value(obj, key, value)  # no reload when read
+        elif key not in state or (
+            with_rules is not None and getattr(state[key], "value", state[key]) != value
+        ):
+            set_committed_value(obj, key, value)  # no reload when read; a rule's label
     make_transient_to_detached(obj)
     session.add(obj)
     return True

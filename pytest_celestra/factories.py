@@ -60,6 +60,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from pytest_celestra import bulk, making, passwords, spec, story
+from pytest_celestra.app_models import added_label
 from pytest_celestra.app_rules import SESSION_INFO_KEY, rules_of
 from pytest_celestra.errors import (
     CelestraError,
@@ -1477,6 +1478,8 @@ def checked_arguments(
             raise _unknown_argument(factory_class, call, name, names)
         enum_class = enums.get(name)
         if enum_class is not None and isinstance(value, str):
+            if mapped and added_label(_SESSION.get(), model.__tablename__, name, value):
+                continue  # a label your rules add (rules.enum_weights): written as given
             if checked is params:
                 checked = dict(params)
             checked[name] = _enum_member(call, name, enum_class, value)

@@ -442,7 +442,8 @@ def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
         return
     run.reported.add("schema notes")
     from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.drift import compare, read_catalog
+    from pytest_celestra.drift import compare
+    from pytest_celestra.existing_schema import read_catalog
     from pytest_celestra.loader import COLUMNS, raw_connection
 
     with database.engine.connect() as connection:
