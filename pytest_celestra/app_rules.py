@@ -163,15 +163,6 @@ def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
     )
 
 
-def _callable_key(function: Callable[..., Any] | None) -> str | None:
-    """A hash of a rule's function and what it reads (constants, closure values, partial
-    arguments, modules of your project): see
-    [`callable_fingerprint`][pytest_celestra.callables.callable_fingerprint]."""
-    if function is None:
-        return None
-    return callable_fingerprint(function)
-
-
 @dataclass(frozen=True)
 class ColumnRule:
     """How the values of one column that the generator does not know are made."""
@@ -225,7 +216,7 @@ class ColumnRule:
 
     def key(self) -> object:
         return [self.table, self.column, [list(pair) for pair in self.values],
-                _callable_key(self.derive)]  # fmt: skip
+                self.derive and callable_fingerprint(self.derive)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -321,13 +312,14 @@ class TableRule:
 
     def key(self) -> object:
         count = (
-            _callable_key(self.count)
+            callable_fingerprint(self.count)
             if callable(self.count)
             else self.count
             if isinstance(self.count, int)
             else [list(pair) for pair in self.count]
         )
-        return [self.name, [list(pair) for pair in self.parents], count, _callable_key(self.row)]
+        row = self.row and callable_fingerprint(self.row)
+        return [self.name, [list(pair) for pair in self.parents], count, row]
 
 
 @dataclass

@@ -330,25 +330,16 @@ def _sqlalchemy_kinds() -> tuple[type[Any], type[Any]]:
     catches a factory's refused row; their text is ours, without statement or values."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    class RowRejectedIntegrityError(RowRejectedError, IntegrityError):
-        def __init__(self, message: str, orig: BaseException) -> None:
-            IntegrityError.__init__(self, None, None, orig)
+    def rejected(base: type[DBAPIError]) -> type[Any]:
+        def __init__(self: Any, message: str, orig: BaseException) -> None:
+            base.__init__(self, None, None, orig)
             self.message = message
 
-        def __str__(self) -> str:
-            return self.message
+        name = f"RowRejected{base.__name__}"  # its own name, not <locals>, in tracebacks
+        methods = {"__init__": __init__, "__str__": lambda self: self.message}
+        return type(name, (RowRejectedError, base), {**methods, "__qualname__": name})
 
-    class RowRejectedDBAPIError(RowRejectedError, DBAPIError):
-        def __init__(self, message: str, orig: BaseException) -> None:
-            DBAPIError.__init__(self, None, None, orig)
-            self.message = message
-
-        def __str__(self) -> str:
-            return self.message
-
-    for kind in (RowRejectedIntegrityError, RowRejectedDBAPIError):
-        kind.__qualname__ = kind.__name__  # not <locals>, in tracebacks
-    return RowRejectedIntegrityError, RowRejectedDBAPIError
+    return rejected(IntegrityError), rejected(DBAPIError)
 
 
 _COPY_COLUMN = re.compile(r"\bcolumn (\w+)")
