@@ -450,7 +450,8 @@ def note_schema_differences(database: TestDatabase, run: RunInfo) -> None:
         catalog = read_catalog(raw_connection(connection))
         connection.rollback()
     if any(table in catalog.tables for table in COLUMNS):
-        run.notes.extend(compare(catalog, run.rules or SchemaRules()).notes)
+        rules = run.rules if run.rules is not None else SchemaRules()
+        run.notes.extend(compare(catalog, rules).notes)
 
 
 class SeededDatabases:
