@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "scenario_builder": "pytest_celestra.user_scenarios",
     # your schema's rules
     "SchemaRules": "pytest_celestra.app_rules",
+    "factory_for": "pytest_celestra.app_models",
     # passwords
     "DEFAULT_PASSWORD": "pytest_celestra.passwords",
     "verify": "pytest_celestra.passwords",
@@ -157,6 +158,7 @@ __all__ = [
     "__version__",
     "anchor_for",
     "bound_session",
+    "factory_for",
     "generate_scenario",
     "scenario_builder",
     "seed_scenario",
@@ -182,6 +184,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from pytest_celestra.app_models import (
+        factory_for,
+    )
     from pytest_celestra.app_rules import (
         SchemaRules,
     )

@@ -1,155 +1,219 @@
-"""Your rules in the factories: new columns mapped onto the models, rows of new tables.
+"""Your rules in the factories: the columns and labels your migrations added, and a
+factory for each table of yours.
 
-[`map_rule_columns`][pytest_celestra.app_models.map_rule_columns] adds each column a
-[`SchemaRules.column`][pytest_celestra.app_rules.SchemaRules.column] rule fills to the
-model of its table, with the rule as the column's default: every INSERT the ORM or a
-factory makes then fills it, from the row's other values and factory_boy's random
-generator (which the plugin reseeds for every test). A value passed to the factory, e.g.
-`UserFactory(locale="fr-FR")`, wins over the rule.
+A factory reads the rules from its session
+([`rules_of`][pytest_celestra.app_rules.rules_of]; the fixtures bind the run's), never
+from the models: [`fill_rule_columns`][pytest_celestra.app_models.fill_rule_columns]
+adds the values of the columns a rule fills to the row a factory INSERTs or a
+`bulk_create` COPYs, drawn from the row's other values and factory_boy's random
+generator (which the plugin reseeds for every test). A value passed to the factory,
+e.g. `UserFactory(locale="fr-FR")`, wins over the rule, and the object carries it
+(`user.locale`); so does a label your rules add (`UserFactory(status="DORMANT")`).
+[`factory_for`][pytest_celestra.app_models.factory_for] is the factory of a table of yours.
 """
 
 from __future__ import annotations
 
 import enum
+from functools import cache
+from itertools import groupby
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.app_rules import (
-    RowContext,
-    SchemaRules,
-    activate,
-    active_rules,
-    mapped_copy_types,
-    new_uuid,
-)
+from factory.base import Factory
+from factory.declarations import Maybe, SubFactory
+
+from pytest_celestra.app_rules import rules_of
 from pytest_celestra.errors import ConfigError
 
 if TYPE_CHECKING:
-    import random
-    from collections.abc import Mapping
-
+    from sqlalchemy import Insert
     from sqlalchemy.orm import Session
 
-    from pytest_celestra.app_rules import ColumnRule
+    from pytest_celestra.app_rules import SchemaRules, TableRule
 
 
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Enum members as the labels the generator writes, so a rule sees one shape."""
-    return {
-        key: value.name if isinstance(value, enum.Enum) else value for key, value in values.items()
-    }
+@cache
+def _enum_types(table: str) -> dict[str, str]:
+    """Column -> enum type, of one of our tables."""
+    from sqlalchemy import Enum
+
+    from pytest_celestra.models import Base
+
+    columns = Base.metadata.tables[table].columns
+    return {c.name: str(c.type.name) for c in columns if isinstance(c.type, Enum) and c.type.name}
 
 
-def _checked_type(table: str, column: str) -> str | None:
-    """The type a mapped rule column's values must have: boolean or integer for a
-    `values` rule of such values; None (any value the driver can send) for text, which
-    is also the mapping of every `derive` rule, whatever the database's type."""
-    return {"bool": "boolean", "int4": "integer"}.get(mapped_copy_types[table, column])
-
-
-def _column_default(rule: ColumnRule, column_type: str | None) -> Any:
-    def default(context: Any) -> Any:
-        import factory.random
-
-        rng: random.Random = factory.random.randgen
-        return rule.make(_plain(context.get_current_parameters()), rng, column_type)
-
-    return default
-
-
-def map_rule_columns(rules: SchemaRules) -> None:
-    """Map every rule's column of one of our tables onto its model (once per process)."""
-    from sqlalchemy import Boolean, Column, FetchedValue, Integer, Table, Text, inspect
-
-    # What the generator writes is read from the models before they change.
-    from pytest_celestra import loader
-    from pytest_celestra.drift import builtin_constraint_names
-    from pytest_celestra.existing_schema import celestra_columns
-    from pytest_celestra.models import MODELS_IN_FK_ORDER
-
-    celestra_columns()
-    builtin_constraint_names()
-    activate(rules)
-    models = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
-    for (table, column), rule in rules.columns.items():
-        model = models.get(table)
-        if model is None or column in loader.COLUMNS[table] or column in model.__table__.c:
-            continue
-        values = [value for value, _ in rule.values]
-        kind: Any = Text
-        mapped_copy_types[table, column] = "text"
-        if values and all(isinstance(value, bool) for value in values):
-            kind, mapped_copy_types[table, column] = Boolean, "bool"
-        elif values and all(isinstance(value, int) for value in values):
-            kind, mapped_copy_types[table, column] = Integer, "int4"
-        # system: left out of CREATE TABLE (the schema is yours). server_default: the
-        # factories' own INSERT leaves the column out, so this default fills it, as in a flush.
-        checked = _checked_type(table, column)
-        mapped = Column(
-            column,
-            kind,
-            default=_column_default(rule, checked),
-            server_default=FetchedValue(),
-            system=True,
-        )
-        table_of_model: Table = model.__table__  # type: ignore[assignment]
-        table_of_model.append_column(mapped)
-        inspect(model).add_property(column, mapped)
-
-
-def fill_rule_columns(table: str, values: dict[str, Any]) -> None:
-    """Add the rule columns a `bulk_create` row of `table` leaves out (a COPY fires
-    no column default), drawn as a factory's INSERT draws them."""
+def fill_rule_columns(
+    session: Session, table: str, values: dict[str, Any], given: dict[str, Any]
+) -> Insert | None:
+    """Apply to `values` (a row of one of our tables) the rules of `session`: its enum
+    columns take the labels your rules add (`UserFactory(status="DORMANT")`), and the
+    columns the rules add get values (from `given`, the factory's arguments, else from
+    their rules, which see the row). Returns the INSERT that takes them (a table of the
+    rules' own, never the model's), or None when the rules do not touch `table`."""
     import factory.random
 
-    for (rule_table, column), rule in active_rules().columns.items():
-        if rule_table == table and column not in values and (table, column) in mapped_copy_types:
-            checked = _checked_type(table, column)
-            values[column] = rule.make(_plain(values), factory.random.randgen, checked)
+    rules = rules_of(session)
+    labels = {c: kind for c, kind in _enum_types(table).items() if kind in rules.enum_shares}
+    for column in labels:
+        if isinstance(values.get(column), enum.Enum):
+            values[column] = values[column].value
+    added = rules.added_values(table, values, given, factory.random.randgen)
+    if not added and not labels:
+        return None
+    values.update(added)
+    key = ("insert", table, tuple(added))
+    if key not in rules.cache:
+        from sqlalchemy import Column, Enum, MetaData, Table
+
+        from pytest_celestra.models import Base
+
+        def typed(c: Any) -> Any:  # an enum column takes your labels too
+            if c.name not in labels:
+                return c.type
+            return Enum(*c.type.enums, *rules.enum_shares[labels[c.name]], name=labels[c.name])
+
+        rules.cache[key] = Table(
+            table,
+            MetaData(),
+            *(Column(c.name, typed(c), key=c.name) for c in Base.metadata.tables[table].columns),
+            *(Column(column) for column in added),
+        ).insert()
+    statement: Insert = rules.cache[key]
+    return statement
 
 
-def create_row(session: Session, table: str, **values: Any) -> dict[str, Any]:
-    """INSERT one row of a table of your rules into the session's transaction; returns it.
+def added_label(session: Any, table: str, column: str, label: str) -> bool:
+    """Whether `label` is a label your rules add to the enum type of `table.column`."""
+    kind = _enum_types(table).get(column)
+    return kind is not None and label in rules_of(session).enum_shares.get(kind, {})
 
-    `values` give the parents (`user_id=user.id`) and any column to fix; the others
-    come from the table's `row` rule, its column rules, random UUIDs for `uuid`
-    columns without default, and the database's defaults:
+
+def factory_for(table: str) -> Any:
+    """The factory of `table`, a table of yours that the bound session's rules describe
+    (`rules.table(...)`): a factory_boy factory whose parents are `SubFactory`s (ours,
+    e.g. `UserFactory`, or the factory of a table of yours), named after the FK column
+    without `_id` (`user_id` -> `user`):
 
     ```python
-    prefs = create_row(celestra_session, "user_preferences", user_id=user.id)
+    from pytest_celestra.app_models import factory_for
+
+    prefs = factory_for("user_preferences")(user=user, theme="dark")
+    many = factory_for("user_preferences").bulk_create(100, user=user)
     ```
+
+    A row's other values come from the table's `row` rule, its column rules and random
+    UUIDs for `uuid` keys without default, as in the seeded templates; each object has
+    the row's columns (and its parents) as attributes.
     """
-    import factory.random
-    from sqlalchemy import MetaData, Table, insert
-    from sqlalchemy.exc import DBAPIError
+    from pytest_celestra.factories import current_session
 
-    from pytest_celestra.drift import rejected_row
+    return rules_of(current_session(f"factory_for({table!r})")).factory(table)
 
-    rule = active_rules().tables.get(table)
+
+def _relation(column: str) -> str:
+    return column.removesuffix("_id") if column.endswith("_id") else f"{column}_row"
+
+
+def table_factory(rules: SchemaRules, table: str) -> Any:
+    """The factory of `table` for `rules`; what `rules.factory(table)` returns."""
+    from pytest_celestra.factories import ALL_FACTORIES
+
+    rule = rules.tables.get(table)
     if rule is None:
         raise ConfigError(
-            f"no rules.table({table!r}) in pytest_celestra_schema_rules: create_row "
+            f"no rules.table({table!r}) in pytest_celestra_schema_rules: factory_for "
             "makes rows of the tables your rules describe"
         )
-    session.flush()
-    connection = session.connection()
-    described = Table(table, MetaData(), autoload_with=connection)
-    rng: random.Random = factory.random.randgen
-    parents = {column: values[column] for column, _ in rule.parents if column in values}
-    if missing := [column for column, _ in rule.parents if column not in values]:
-        raise ConfigError(f"create_row({table!r}) needs the parent keys {', '.join(missing)}")
-    row: dict[str, Any] = dict(parents)
-    row.update(rule.make_row(RowContext(parents, 0, rng)))
-    row.update(values)
-    for column in described.columns:
-        if column.name in row:
-            continue
-        column_rule = active_rules().columns.get((table, column.name))
-        if column_rule is not None:
-            row[column.name] = column_rule.make(row, rng)
-        elif column.server_default is None and str(column.type).lower() == "uuid":
-            row[column.name] = new_uuid(rng)
-    try:
-        made = connection.execute(insert(described).values(row).returning(*described.columns))
-        return dict(made.mappings().one())
-    except DBAPIError as error:
-        raise rejected_row(error, table, f"create_row({table!r})") from None
+    ours = {f._meta.model.__tablename__: f for f in reversed(ALL_FACTORIES)}
+    parents = {
+        _relation(column): ours[parent] if parent in ours else rules.factory(parent)
+        for column, parent in rule.parents
+    }
+    declarations: dict[str, Any] = {column: None for column, _ in rule.parents}
+    for column, _ in rule.parents:  # a parent's key given: no parent made
+        name = _relation(column)
+        declarations[name] = Maybe(column, None, SubFactory(parents[name]))  # type: ignore[no-untyped-call]
+    name = "".join(part.title() for part in table.split("_")) + "Factory"
+    meta = type("Meta", (), {"model": dict})
+    attributes = {"Meta": meta, "_rules": rules, "_rule": rule, "_parents": parents}
+    return type(name, (_TableFactory,), {**attributes, **declarations})
+
+
+class _TableFactory(Factory[dict[str, Any]]):
+    """Base of the factories of your tables (made by `table_factory`)."""
+
+    class Meta:
+        abstract = True
+
+    _rules: SchemaRules
+    _rule: TableRule
+    _parents: dict[str, Any]
+    """Parent's name (`user`) -> its factory."""
+
+    @classmethod
+    def _create(cls, model_class: Any, **kwargs: Any) -> Any:
+        return cls._insert([kwargs])[0]
+
+    @classmethod
+    def bulk_create(cls, size: int, **kwargs: Any) -> list[Any]:
+        """`size` rows in one INSERT; a parent not given is made for each row, in one
+        `bulk_create` of its factory."""
+        for column, _ in cls._rule.parents:
+            name = _relation(column)
+            if kwargs.get(name) is None and kwargs.get(column) is None:
+                kwargs[name] = list(cls._parents[name].bulk_create(size))
+        calls = [
+            {key: value[i] if isinstance(value, list) else value for key, value in kwargs.items()}
+            for i in range(size)
+        ]
+        return cls._insert(calls)
+
+    @classmethod
+    def _insert(cls, calls: list[dict[str, Any]]) -> list[Any]:
+        import factory.random
+        from sqlalchemy import Column, MetaData, Table, insert
+        from sqlalchemy.exc import DBAPIError
+
+        from pytest_celestra.drift import rejected_row
+        from pytest_celestra.existing_schema import read_catalog
+        from pytest_celestra.factories import current_session
+
+        rule, rules, rng = cls._rule, cls._rules, factory.random.randgen
+        session = current_session(cls.__name__)
+        session.flush()
+        connection = session.connection()
+        if "celestra_catalog" not in session.info:  # read once per session
+            session.info["celestra_catalog"] = read_catalog(connection)
+        found = session.info["celestra_catalog"].tables.get(rule.name, {})
+        columns = [
+            (name, column_rule, rng) for name, column_rule in rules.added_columns(rule.name).items()
+        ]
+
+        def kind(name: str) -> str | None:
+            return found[name].type if name in found else None
+
+        rows, given_parents = [], []
+        for call in calls:
+            given = {key: value for key, value in call.items() if key not in cls._parents}
+            parents = {}
+            for key, _ in rule.parents:
+                parent = call.get(_relation(key))
+                parents[key] = given.pop(key, None) or getattr(parent, "id", None)
+            given_parents.append({name: call.get(name) for name in cls._parents})
+            index = cls._meta.next_sequence()  # type: ignore[no-untyped-call]
+            rows.append(rule.row_values(parents, index, rng, columns, found, kind, given))
+        names = found or rows[0]
+        described = Table(rule.name, MetaData(), *(Column(name) for name in names))
+        statement = insert(described).returning(*described.c, sort_by_parameter_order=True)
+        made: list[Any] = []
+        try:  # one INSERT for each run of rows with the same columns (normally all of them)
+            for _, same in groupby(rows, key=tuple):
+                made += connection.execute(statement, list(same)).mappings().all()
+        except DBAPIError as error:
+            raise rejected_row(error, rule.name, cls.__name__, rules) from None
+        return [
+            SimpleNamespace(**row, **parents)
+            for row, parents in zip(made, given_parents, strict=True)
+        ]

@@ -1,11 +1,15 @@
 """Your application's own schema, taught to the plugin in one place.
 
 A project whose migrations add columns, enum labels or tables describes them once, in its
-`conftest.py`, and every path that makes rows follows that description: the seeded
-templates (the generator's chunks are extended with the new columns and followed by the
-new tables' rows), the factories (the new column is mapped onto the model with the rule as
-its default) and [`pytest_celestra.drift`][pytest_celestra.drift], which checks the
-database's catalog against what the rules fill before any row is written:
+`conftest.py`. The [`SchemaRules`][pytest_celestra.app_rules.SchemaRules] it fills is the
+description of the schema: our 15 tables as built in, extended by the rules. It is one
+explicit object, never state of the process: the plugin collects it once per run and hands
+it to every path that makes rows: the seeded templates (the generator's chunks are
+extended with the new columns and followed by the new tables' rows), the factories (through
+the session, [`rules_of`][pytest_celestra.app_rules.rules_of]: a factory's INSERT and a
+`bulk_create`'s COPY carry the new columns) and
+[`pytest_celestra.drift`][pytest_celestra.drift], which checks the database's catalog
+against what the rules fill before any row is written:
 
 ```python
 def pytest_celestra_schema_rules(rules):
@@ -159,15 +163,6 @@ def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
     )
 
 
-def _callable_key(function: Callable[..., Any] | None) -> str | None:
-    """A hash of a rule's function and what it reads (constants, closure values, partial
-    arguments, modules of your project): see
-    [`callable_fingerprint`][pytest_celestra.callables.callable_fingerprint]."""
-    if function is None:
-        return None
-    return callable_fingerprint(function)
-
-
 @dataclass(frozen=True)
 class ColumnRule:
     """How the values of one column that the generator does not know are made."""
@@ -208,9 +203,20 @@ class ColumnRule:
             raise rule_mistyped(self.described, f"{self.table}.{self.column}", value, wanted)
         return value
 
+    @property
+    def value_type(self) -> str | None:
+        """What a factory checks the rule's values against: boolean or integer for a
+        `values` rule of such values, else None (any value the driver can send)."""
+        values = [value for value, _ in self.values]
+        if values and all(isinstance(value, bool) for value in values):
+            return "boolean"
+        if values and all(isinstance(value, int) for value in values):
+            return "integer"
+        return None
+
     def key(self) -> object:
         return [self.table, self.column, [list(pair) for pair in self.values],
-                _callable_key(self.derive)]  # fmt: skip
+                self.derive and callable_fingerprint(self.derive)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -278,15 +284,42 @@ class TableRule:
                 raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
         return dict(made)
 
+    def row_values(
+        self,
+        parents: Mapping[str, Any],
+        index: int,
+        rng: random.Random,
+        columns: Iterable[tuple[str, ColumnRule, random.Random]],
+        found: Mapping[str, Any],
+        column_type: Callable[[str], str | None],
+        given: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One row of the table: its parents' keys, the `row` rule's values, `given`
+        (a factory's arguments), then the column rules (each `(column, rule, rng)`) of
+        the columns still empty, and random UUIDs for the keys of `found` (the catalog's
+        columns) without a default. The seeded templates and the factory both make
+        their rows here."""
+        values = dict(parents)
+        values.update(self.make_row(RowContext(parents, index, rng), column_type))
+        values.update(given or {})
+        for column, rule, column_rng in columns:
+            if column not in values:
+                values[column] = rule.make(values, column_rng, column_type(column))
+        for column, info in found.items():
+            if column not in values and info.type == "uuid" and not info.has_default:
+                values[column] = new_uuid(rng)
+        return values
+
     def key(self) -> object:
         count = (
-            _callable_key(self.count)
+            callable_fingerprint(self.count)
             if callable(self.count)
             else self.count
             if isinstance(self.count, int)
             else [list(pair) for pair in self.count]
         )
-        return [self.name, [list(pair) for pair in self.parents], count, _callable_key(self.row)]
+        row = self.row and callable_fingerprint(self.row)
+        return [self.name, [list(pair) for pair in self.parents], count, row]
 
 
 @dataclass
@@ -304,6 +337,8 @@ class SchemaRules:
     """CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies."""
     empty: set[str] = field(default_factory=set)
     """New tables left empty on purpose."""
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What is worked out once from these rules (statements, factories)."""
 
     def column(
         self,
@@ -385,6 +420,57 @@ class SchemaRules:
         """Say that these new tables stay empty in the seeded templates."""
         self.empty.update(tables)
 
+    def reshaper(self, seed: int) -> Reshaper | None:
+        """What the rules do to the rows of our tables in the scenario of `seed` (None:
+        nothing)."""
+        reshaper = Reshaper(self, seed)
+        return reshaper if reshaper.enums or reshaper.columns else None
+
+    def added_columns(self, table: str) -> dict[str, ColumnRule]:
+        """The rules of the columns of `table` beyond the built-in description's: the
+        columns your migrations added to one of our tables, or those of a table of yours."""
+        from pytest_celestra.loader import COLUMNS
+
+        builtin = COLUMNS.get(table, ())
+        return {
+            column: rule
+            for (name, column), rule in self.columns.items()
+            if name == table and column not in builtin
+        }
+
+    def added_values(
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        given: Mapping[str, Any],
+        rng: random.Random | Mapping[tuple[str, str], random.Random],
+        column_type: Callable[[str], str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The values of `table`'s added columns for one row: those in `given` (a
+        factory's arguments), the others from their rules, which see `row` (column ->
+        value; enum members as their labels) and the values made before. `rng`: one
+        generator, or one per (table, column) (the seeded templates'); `column_type`:
+        the catalog's type of a column (default: the rule's own, see `value_type`)."""
+        added: dict[str, Any] = {}
+        plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
+        for column, rule in self.added_columns(table).items():
+            if column in given:
+                added[column] = given[column]
+                continue
+            kind = rule.value_type if column_type is None else column_type(column)
+            column_rng = rng if isinstance(rng, random.Random) else rng[table, column]
+            added[column] = rule.make({**plain, **added}, column_rng, kind)
+        return added
+
+    def factory(self, table: str) -> Any:
+        """The factory of `table`, a table of yours these rules describe (see
+        [`factory_for`][pytest_celestra.app_models.factory_for]); made once."""
+        from pytest_celestra.app_models import table_factory
+
+        if ("factory", table) not in self.cache:
+            self.cache["factory", table] = table_factory(self, table)
+        return self.cache["factory", table]
+
     def __bool__(self) -> bool:
         return bool(self.columns or self.enum_shares or self.tables)
 
@@ -401,30 +487,69 @@ class SchemaRules:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_active = SchemaRules()
-"""The rules the run's factories follow (set once per process by the plugin, through
-[`map_rule_columns`][pytest_celestra.app_models.map_rule_columns])."""
-mapped_copy_types: dict[tuple[str, str], str] = {}
-"""(table, column) -> binary COPY type of each rule column mapped onto one of our models."""
+def seeded_rng(seed: int, *names: str) -> random.Random:
+    """The random generator of one rule's values in the scenario of `seed`."""
+    return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
 
 
-def active_rules() -> SchemaRules:
-    """The rules the factories of this process follow (empty until the plugin sets them)."""
-    return _active
+IN_THE_GENERATOR: Mapping[str, tuple[bool, bool]] = {
+    "users": (True, True),
+    "companies": (False, True),
+}
+"""Tables of ours whose rows the rules reshape as the generator makes them, before the
+steps after them read their facts: (new enum labels, column rules). A user a rule makes
+SUSPENDED (or DORMANT) is not ACTIVE for the sessions, lockouts and notifications after
+it. The other tables' rows are reshaped after the generator made them."""
 
 
-def activate(rules: SchemaRules) -> None:
-    """Make `rules` the ones [`active_rules`][pytest_celestra.app_rules.active_rules] returns."""
-    global _active
-    _active = rules
+class Reshaper:
+    """The rules' values of our own columns (`rules.column` on a column the generator
+    writes, and `rules.enum_weights`), one row at a time, each rule with a generator
+    seeded by the scenario's seed, the table and the column."""
+
+    def __init__(self, rules: SchemaRules, seed: int) -> None:
+        from pytest_celestra.existing_schema import celestra_columns, celestra_enums
+
+        ours, enum_types = celestra_columns(), celestra_enums()
+        self.enums: dict[str, list[tuple[str, dict[str, float], random.Random]]] = {}
+        self.columns: dict[str, list[tuple[str, ColumnRule, random.Random, str | None]]] = {}
+        for table, columns in ours.items():
+            for column, kind in columns.items():
+                if kind in enum_types and kind in rules.enum_shares:
+                    rng = seeded_rng(seed, "enum", table, column)
+                    self.enums.setdefault(table, []).append((column, rules.enum_shares[kind], rng))
+                rule = rules.columns.get((table, column))
+                if rule is not None:
+                    wanted = "enum" if kind in enum_types else kind
+                    rng = seeded_rng(seed, table, column)
+                    self.columns.setdefault(table, []).append((column, rule, rng, wanted))
+
+    def touches(self, table: str, *, enums: bool = True, columns: bool = True) -> bool:
+        return (enums and table in self.enums) or (columns and table in self.columns)
+
+    def __call__(
+        self, table: str, values: dict[str, Any], *, enums: bool = True, columns: bool = True
+    ) -> dict[str, Any]:
+        """`values` (column -> value, enum columns as labels) reshaped; new enum labels
+        first, so a column rule's `derive` sees them."""
+        for column, shares, rng in self.enums.get(table, ()) if enums else ():
+            if values[column] is not None and rng.random() < sum(shares.values()):
+                values[column] = rng.choices(list(shares), list(shares.values()))[0]
+        for column, rule, rng, kind in self.columns.get(table, ()) if columns else ():
+            values[column] = rule.make(values, rng, kind)
+        return values
 
 
-def rule_copy_type(table: str, column: str) -> str:
-    """The binary COPY type of a rule column mapped onto one of our models."""
-    try:
-        return mapped_copy_types[table, column]
-    except KeyError:
-        raise TypeError(f"no COPY type for {table}.{column}: not a column of a rule") from None
+SESSION_INFO_KEY = "celestra_schema"
+"""Where a session carries the description its factories follow (`session.info`)."""
+
+
+def rules_of(session: Any) -> SchemaRules:
+    """The description `session`'s factories follow: the one
+    [`bound_session`][pytest_celestra.factories.bound_session] gave it, else the
+    built-in one (our 15 tables, no rules of yours)."""
+    found = session.info.get(SESSION_INFO_KEY) if session is not None else None
+    return found if found is not None else SchemaRules()
 
 
 def new_uuid(rng: random.Random) -> uuid.UUID:

@@ -11,7 +11,6 @@ through a text COPY with the longer column list.
 from __future__ import annotations
 
 import functools
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +18,16 @@ import psycopg
 from psycopg import sql
 
 from pytest_celestra import loader
-from pytest_celestra.app_rules import RowContext, SchemaRules, TableRule, new_uuid
-from pytest_celestra.drift import Catalog, read_catalog, rejected_row
+from pytest_celestra.app_rules import IN_THE_GENERATOR, seeded_rng
+from pytest_celestra.drift import rejected_row
 from pytest_celestra.errors import ConfigError
+from pytest_celestra.existing_schema import Catalog, read_catalog
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
+    from pytest_celestra.app_rules import SchemaRules, TableRule
     from pytest_celestra.volumes import Volume
 
 Row = tuple[Any, ...]
@@ -44,33 +45,15 @@ class Part:
     """The generator's own columns only: the binary COPY of the loader applies."""
 
 
-def _seeded(seed: int, *names: str) -> random.Random:
-    return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
-
-
 class _Extender:
     """Wraps the generator's chunks; keeps the keys the new tables' rows point at."""
 
     def __init__(self, rules: SchemaRules, catalog: Catalog, volume: Volume, seed: int) -> None:
-        from pytest_celestra.existing_schema import celestra_enums
-
         self.rules, self.catalog, self.volume, self.seed = rules, catalog, volume, seed
-        self.added: dict[str, list[str]] = {}
-        for table, column in rules.columns:
-            if table in loader.COLUMNS:
-                self.added.setdefault(table, []).append(column)
-        self.column_rngs = {key: _seeded(seed, *key) for key in rules.columns}
-        #: table -> [(column index, {label: share}, rng)] of enum columns with new labels.
-        self.enum_columns: dict[str, list[tuple[int, dict[str, float], random.Random]]] = {}
-        enum_names = set(celestra_enums())
-        from pytest_celestra.existing_schema import celestra_columns
-
-        for table, columns in celestra_columns().items():
-            for index, (column, kind) in enumerate(columns.items()):
-                if kind in enum_names and kind in rules.enum_shares:
-                    rng = _seeded(seed, "enum", table, column)
-                    shares = rules.enum_shares[kind]
-                    self.enum_columns.setdefault(table, []).append((index, shares, rng))
+        self.added = {table: list(rules.added_columns(table)) for table in loader.COLUMNS}
+        self.column_rngs = {key: seeded_rng(seed, *key) for key in rules.columns}
+        #: Our columns' rules and new enum labels the generator did not apply itself.
+        self.reshape = rules.reshaper(seed)
         self.order = _tables_in_order(rules)
         #: parent table -> referenced column -> the keys seen.
         self.wanted: dict[str, dict[str, list[Any]]] = {}
@@ -98,35 +81,30 @@ class _Extender:
 
     def _extend(self, table: str, rows: list[Row]) -> Part:
         added = self.added.get(table, [])
-        enums = self.enum_columns.get(table, [])
         columns = loader.COLUMNS[table]
-        if not added and not enums:
-            return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
-        for index, shares, rng in enums:
-            labels, weights = list(shares), list(shares.values())
-            total = sum(weights)
+        enums, ours = (not done for done in IN_THE_GENERATOR.get(table, (False, False)))
+        reshape = self.reshape
+        if reshape is None or not reshape.touches(table, enums=enums, columns=ours):
+            reshape = None
+            if not added:
+                return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
+        if reshape is not None:
             for number, row in enumerate(rows):
-                if row[index] is not None and rng.random() < total:
-                    label = rng.choices(labels, weights)[0]
-                    rows[number] = (*row[:index], label, *row[index + 1 :])
-        extended = rows
-        if added:
-            makers = [
-                (
-                    self.rules.columns[table, column],
-                    self.column_rngs[table, column],
-                    self._type(table, column),
+                values = reshape(
+                    table, dict(zip(columns, row, strict=True)), enums=enums, columns=ours
                 )
-                for column in added
-            ]
-            extended = []
-            for row in rows:
-                values = dict(zip(columns, row, strict=True))
-                made = (rule.make(values, rng, kind) for rule, rng, kind in makers)
-                extended.append((*row, *made))
+                rows[number] = tuple(values.values())
+        if added:
+            kind = functools.partial(self._type, table)
+            rows = [
+                (*row, *self.rules.added_values(
+                    table, dict(zip(columns, row, strict=True)), {}, self.column_rngs, kind
+                ).values())
+                for row in rows
+            ]  # fmt: skip
         origins = ", ".join(self.rules.columns[table, column].origin for column in added)
         producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
-        return Part(table, (*columns, *added), extended, producer, plain=False)
+        return Part(table, (*columns, *added), rows, producer, plain=False)
 
     def _type(self, table: str, column: str) -> str | None:
         """The catalog's type of a column (`enum` for an enum type); None when unknown."""
@@ -138,7 +116,7 @@ class _Extender:
     def _table(self, rule: TableRule) -> Part:
         # No catalog (celestra-seed --sql): the columns are the ones the rules name.
         found = self.catalog.tables.get(rule.name)
-        rng = _seeded(self.seed, "table", rule.name)
+        rng = seeded_rng(self.seed, "table", rule.name)
         keys = {
             column: self.wanted[parent][self._referenced(rule.name, column)]
             for column, parent in rule.parents
@@ -151,20 +129,18 @@ class _Extender:
             ))
             if (rule.name, column) in self.rules.columns
         ]  # fmt: skip
-        made: list[dict[str, Any]] = []
-        for index in range(count):
-            parents = {column: rng.choice(choices) for column, choices in keys.items()}
-            values: dict[str, Any] = dict(parents)
-            column_type = functools.partial(self._type, rule.name)
-            values.update(rule.make_row(RowContext(parents, index, rng), column_type))
-            for column, column_rule, column_rng in column_rules:
-                if column not in values:
-                    kind = self._type(rule.name, column)
-                    values[column] = column_rule.make(values, column_rng, kind)
-            for column, info in (found or {}).items():
-                if column not in values and info.type == "uuid" and not info.has_default:
-                    values[column] = new_uuid(rng)
-            made.append(values)
+        column_type = functools.partial(self._type, rule.name)
+        made = [
+            rule.row_values(
+                {column: rng.choice(choices) for column, choices in keys.items()},
+                index,
+                rng,
+                column_rules,
+                found or {},
+                column_type,
+            )
+            for index in range(count)
+        ]
         named = dict.fromkeys(column for values in made for column in values)
         if found is None:
             columns = tuple(named)
@@ -189,7 +165,7 @@ def extended_rows(
     from pytest_celestra.scenario import generate_scenario
 
     extender = _Extender(rules, Catalog({}, {}, ()), volume, seed)
-    for part in extender.parts(generate_scenario(volume, seed=seed, anchor=anchor)):
+    for part in extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules)):
         yield part.table, part.columns, part.rows
 
 
@@ -246,7 +222,7 @@ def write_with_rules(
     from pytest_celestra.scenario import generate_scenario
 
     extender = _Extender(rules, read_catalog(pg_conn), volume, seed)
-    parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor))
+    parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules))
     written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):
         for part in parts:
@@ -261,5 +237,6 @@ def write_with_rules(
                 else:
                     _copy_text(pg_conn, part)
             except psycopg.Error as error:
-                raise rejected_row(error, part.table, _producer(part, error, rules)) from None
+                producer = _producer(part, error, rules)
+                raise rejected_row(error, part.table, producer, rules) from None
     return written

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.config import ScenarioSettings
 
 
@@ -65,8 +66,11 @@ def _async_engine(engine: Engine) -> AsyncEngine:
 
 
 @contextlib.asynccontextmanager
-async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """An `AsyncSession` in a transaction that is rolled back at the end, commits included.
+async def rolled_back_async_session(
+    engine: AsyncEngine, rules: SchemaRules | None = None
+) -> AsyncIterator[AsyncSession]:
+    """An `AsyncSession` in a transaction that is rolled back at the end, commits included;
+    its `sync_session` carries `rules` for the factories (`bound_session(sync_session)`).
 
     `expire_on_commit=False`: after a commit, reading an attribute must not need I/O. Raises
     [`TransactionEscapedError`][pytest_celestra.fixtures.TransactionEscapedError] at the end
@@ -74,13 +78,18 @@ async def rolled_back_async_session(engine: AsyncEngine) -> AsyncIterator[AsyncS
     """
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from pytest_celestra.app_rules import SESSION_INFO_KEY
+
     async with engine.connect() as connection:
         assert connection.sync_connection is not None  # set by connect()
         guard = IsolationGuard(connection.sync_connection)
         transaction = await connection.begin()
         await connection.run_sync(guard.open)
         session = AsyncSession(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            bind=connection,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+            info=None if rules is None else {SESSION_INFO_KEY: rules},
         )
         try:
             yield session
@@ -111,7 +120,7 @@ async def isolated_async_session(
 ) -> AsyncIterator[AsyncSession]:
     """A rolled-back async session on `database`; replaced if the test escapes it."""
     try:
-        async with rolled_back_async_session(engine) as session:
+        async with rolled_back_async_session(engine, database.run.rules) as session:
             yield session
     except TransactionEscapedError as error:
         escape = error

@@ -182,11 +182,17 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
         session.flush()  # the session's own pending rows may be the parents of this one
     shape = _shape(type(obj))
     values = shape.values(kwargs)
-    session.connection().execute(shape.insert, values)
+    with_rules = fill_rule_columns(session, shape.table, values, kwargs)
+    session.connection().execute(with_rules if with_rules is not None else shape.insert, values)
     state = obj.__dict__
     for column, value in values.items():
-        if shape.keys[column] not in state:
-            set_committed_value(obj, shape.keys[column], value)  # no reload when read
+        key = shape.keys.get(column)
+        if key is None:
+            state[column] = value  # a column of your rules: an attribute of this object only
+        elif key not in state or (
+            with_rules is not None and getattr(state[key], "value", state[key]) != value
+        ):
+            set_committed_value(obj, key, value)  # no reload when read; a rule's label
     make_transient_to_detached(obj)
     session.add(obj)
     return True
@@ -313,7 +319,7 @@ class Batch(Maker):
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for row in self.rows.get(model, ()):
                 values = shape.values(row.values)
-                fill_rule_columns(shape.table, values)
+                fill_rule_columns(self.session, shape.table, values, row.values)
                 groups.setdefault(tuple(values), []).append(
                     tuple(v.value if isinstance(v, enum.Enum) else v for v in values.values())
                 )

@@ -63,54 +63,11 @@ def user_schema_key(version: str) -> str:
     return digest("user", version)
 
 
-_CATALOG_QUERY = """
-WITH ns AS (
-    SELECT oid, nspname FROM pg_namespace
-    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
-      AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
-)
-SELECT 'relation', n.nspname || '.' || c.relname || ' ' || c.relkind::text
-  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
-UNION ALL
-SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname || ' '
-       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
-       || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
-  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE a.attnum > 0 AND NOT a.attisdropped
-UNION ALL
-SELECT 'constraint', n.nspname || '.' || c.conname || ' ' || pg_get_constraintdef(c.oid)
-  FROM pg_constraint c JOIN ns n ON n.oid = c.connamespace
-UNION ALL
-SELECT 'index', pg_get_indexdef(i.indexrelid)
-  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN ns n ON n.oid = c.relnamespace
-UNION ALL
-SELECT 'enum', n.nspname || '.' || t.typname || ' '
-       || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-             FROM pg_enum e WHERE e.enumtypid = t.oid)
-  FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'e'
-UNION ALL
-SELECT 'function', pg_get_functiondef(p.oid)
-  FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p')
-UNION ALL
-SELECT 'trigger', pg_get_triggerdef(t.oid)
-  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns n ON n.oid = c.relnamespace
- WHERE NOT t.tgisinternal
-UNION ALL
-SELECT 'view', n.nspname || '.' || c.relname || ' ' || pg_get_viewdef(c.oid)
-  FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
-UNION ALL
-SELECT 'extension', extname || ' ' || extversion FROM pg_extension
-ORDER BY 1, 2
-"""
-
-
 def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:
     """Hash of a database's schema as the catalog describes it (and its Alembic revision)."""
-    rows = connection.execute(_CATALOG_QUERY).fetchall()
-    if connection.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
-        rows += connection.execute("SELECT 'alembic', version_num FROM alembic_version").fetchall()
-    return digest("catalog", [list(row) for row in rows])
+    from pytest_celestra.existing_schema import catalog_definitions
+
+    return digest("catalog", catalog_definitions(connection))
 
 
 _TABLES_QUERY = """

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.existing_schema import Catalog, ColumnInfo
 
 _BOOKKEEPING_TABLES = frozenset({"alembic_version"})
 """Tables of the database that are nobody's data."""
@@ -31,97 +32,6 @@ _BOOKKEEPING_TABLES = frozenset({"alembic_version"})
 
 class SchemaDriftError(CelestraError):
     """The database's schema needs rules the plugin was not given; nothing was written."""
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    """One column as the catalog describes it."""
-
-    type: str
-    not_null: bool
-    has_default: bool
-    """A DEFAULT, an identity or a generated column: the database fills it."""
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A constraint (or a unique index that backs none) of a table."""
-
-    name: str
-    kind: str
-    """`c` check, `u` unique, `f` foreign key, `p` primary key, `x` exclusion,
-    `i` unique index."""
-    table: str
-    columns: tuple[str, ...]
-    parent: str | None
-    parent_columns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """The tables, enum types and constraints of the connection's current schema."""
-
-    tables: dict[str, dict[str, ColumnInfo]]
-    enums: dict[str, tuple[str, ...]]
-    constraints: tuple[Constraint, ...]
-
-    def foreign_keys(self, table: str) -> list[Constraint]:
-        return [c for c in self.constraints if c.table == table and c.kind == "f"]
-
-
-_COLUMNS_QUERY = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
-  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-   AND NOT a.attisdropped
- WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
- ORDER BY c.relname, a.attnum
-"""
-
-_ENUMS_QUERY = """
-SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
-  FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
- WHERE t.typnamespace = current_schema()::regnamespace
- GROUP BY t.typname
-"""
-
-_CONSTRAINTS_QUERY = """
-SELECT con.conname, con.contype::text, c.relname,
-       array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
-               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
-              ORDER BY k.i),
-       f.relname,
-       array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
-               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
-              ORDER BY k.i)
-  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-  LEFT JOIN pg_class f ON f.oid = con.confrelid
- WHERE c.relnamespace = current_schema()::regnamespace
-UNION ALL
-SELECT i.relname, 'i', c.relname,
-       array(SELECT a.attname FROM pg_attribute a
-              WHERE a.attrelid = c.oid AND a.attnum = ANY(x.indkey) ORDER BY a.attnum),
-       NULL, '{}'::name[]
-  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
- WHERE x.indisunique AND c.relnamespace = current_schema()::regnamespace
-   AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = x.indexrelid)
-ORDER BY 3, 1
-"""
-
-
-def read_catalog(pg_conn: psycopg.Connection[Any]) -> Catalog:
-    """The [`Catalog`][pytest_celestra.drift.Catalog] of the connection's current schema."""
-    tables: dict[str, dict[str, ColumnInfo]] = {}
-    for table, column, kind, not_null, has_default in pg_conn.execute(_COLUMNS_QUERY):
-        tables.setdefault(table, {})[column] = ColumnInfo(kind, not_null, has_default)
-    enums = {name: tuple(labels) for name, labels in pg_conn.execute(_ENUMS_QUERY)}
-    constraints = tuple(
-        Constraint(name, kind, table, tuple(columns), parent, tuple(parent_columns))
-        for name, kind, table, columns, parent, parent_columns in pg_conn.execute(
-            _CONSTRAINTS_QUERY
-        )
-    )
-    return Catalog(tables, enums, constraints)
 
 
 # --- what the plugin writes ---------------------------------------------------------
@@ -395,6 +305,7 @@ def check_drift(
     Right after the schema is created (`before_seeding` False), a schema without any of
     Celestra's tables is not checked: it may serve the empty-database fixtures only.
     """
+    from pytest_celestra.existing_schema import read_catalog
     from pytest_celestra.loader import COLUMNS
 
     catalog = read_catalog(pg_conn)
@@ -419,25 +330,16 @@ def _sqlalchemy_kinds() -> tuple[type[Any], type[Any]]:
     catches a factory's refused row; their text is ours, without statement or values."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    class RowRejectedIntegrityError(RowRejectedError, IntegrityError):
-        def __init__(self, message: str, orig: BaseException) -> None:
-            IntegrityError.__init__(self, None, None, orig)
+    def rejected(base: type[DBAPIError]) -> type[Any]:
+        def __init__(self: Any, message: str, orig: BaseException) -> None:
+            base.__init__(self, None, None, orig)
             self.message = message
 
-        def __str__(self) -> str:
-            return self.message
+        name = f"RowRejected{base.__name__}"  # its own name, not <locals>, in tracebacks
+        methods = {"__init__": __init__, "__str__": lambda self: self.message}
+        return type(name, (RowRejectedError, base), {**methods, "__qualname__": name})
 
-    class RowRejectedDBAPIError(RowRejectedError, DBAPIError):
-        def __init__(self, message: str, orig: BaseException) -> None:
-            DBAPIError.__init__(self, None, None, orig)
-            self.message = message
-
-        def __str__(self) -> str:
-            return self.message
-
-    for kind in (RowRejectedIntegrityError, RowRejectedDBAPIError):
-        kind.__qualname__ = kind.__name__  # not <locals>, in tracebacks
-    return RowRejectedIntegrityError, RowRejectedDBAPIError
+    return rejected(IntegrityError), rejected(DBAPIError)
 
 
 _COPY_COLUMN = re.compile(r"\bcolumn (\w+)")
@@ -474,10 +376,12 @@ def describe_refusal(error: BaseException, table: str) -> str:
     return f"{why} [{', '.join(parts)}]"
 
 
-def rejected_row(error: BaseException, table: str, producer: str) -> RowRejectedError:
+def rejected_row(
+    error: BaseException, table: str, producer: str, rules: SchemaRules | None = None
+) -> RowRejectedError:
     """A [`RowRejectedError`][pytest_celestra.drift.RowRejectedError] for a driver error
     (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of `table` made by
-    `producer` (a factory, a rule, the generator).
+    `producer` (a factory, a rule, the generator), following `rules`.
 
     It names the table, the column and the constraint from the error's diagnostics, never
     the row's values nor the statement's parameters (password hashes, tokens): the
@@ -487,9 +391,7 @@ def rejected_row(error: BaseException, table: str, producer: str) -> RowRejected
     class (`IntegrityError` stays an `IntegrityError`), its `orig` kept.
     """
     cause, diag, table, column = _refused_where(error, table)
-    from pytest_celestra.app_rules import active_rules
-
-    rule = active_rules().columns.get((table, column or ""))
+    rule = None if rules is None else rules.columns.get((table, column or ""))
     if rule is not None and rule.origin not in producer:
         producer = f"{producer} (its {column} from {rule.origin})"
     if not getattr(cause, "sqlstate", None):

@@ -56,10 +56,12 @@ from factory.declarations import (
     Trait,
 )
 from factory.faker import Faker
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import DBAPIError
 
 from pytest_celestra import bulk, making, passwords, spec, story
+from pytest_celestra.app_models import added_label
+from pytest_celestra.app_rules import SESSION_INFO_KEY, rules_of
 from pytest_celestra.errors import (
     CelestraError,
     FactoryArgumentError,
@@ -115,6 +117,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from pytest_celestra.app_rules import SchemaRules
+
 Faker.add_provider(CelestraProvider)
 
 # --- session binding ----------------------------------------------------------------
@@ -123,11 +127,12 @@ _SESSION: ContextVar[Session | None] = ContextVar("celestra_factory_session", de
 
 
 @contextlib.contextmanager
-def bound_session(session: Session) -> Iterator[Session]:
-    """Make every factory `create()` inside the block write into `session`.
+def bound_session(session: Session, rules: SchemaRules | None = None) -> Iterator[Session]:
+    """Make every factory `create()` inside the block write into `session`, following
+    `rules` (the description of your schema; the session keeps it in `session.info`).
 
-    The `celestra_session` and `celestra_seeded_db` fixtures do this for you; use it
-    directly outside pytest:
+    The `celestra_session` and `celestra_seeded_db` fixtures do this for you, with the
+    rules of your `pytest_celestra_schema_rules`; use it directly outside pytest:
 
     ```python
     with Session(engine) as session, bound_session(session):
@@ -135,6 +140,8 @@ def bound_session(session: Session) -> Iterator[Session]:
         session.commit()
     ```
     """
+    if rules is not None:
+        session.info[SESSION_INFO_KEY] = rules
     token = _SESSION.set(session)
     try:
         yield session
@@ -423,8 +430,17 @@ class CelestraFactory(SQLAlchemyModelFactory):
     def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
         # when the call returns, as before, and a constraint error is raised by that call.
-        obj = model_class(*args, **kwargs)
+        table = model_class.__tablename__
+        rules = rules_of(session)
+        added = rules.added_columns(table)
         try:
+            if added:  # the INSERT of this call carries them: its parents must be saved
+                if parents := [v for v in kwargs.values() if _unsaved(v)]:
+                    session.add_all(parents)
+                    session.flush()
+                obj = model_class(*args, **{k: v for k, v in kwargs.items() if k not in added})
+            else:
+                obj = model_class(*args, **kwargs)
             if not bulk.insert_row(session, obj, kwargs):
                 session.add(obj)
                 session.flush()
@@ -432,19 +448,18 @@ class CelestraFactory(SQLAlchemyModelFactory):
             # Name table, column and constraint, never the row's values.
             from pytest_celestra.drift import rejected_row
 
-            table = model_class.__tablename__
-            rejected = rejected_row(error, table, cls.__name__)
+            rejected = rejected_row(error, table, cls.__name__, rules)
             rejected.add_note(f"raised saving the {table} row of {cls.__name__}")
             raise rejected from None
-        except StatementError as error:
-            # A rule's column default failed inside the INSERT: SQLAlchemy wrapped our
-            # message in one that prints the statement's parameters (the row's values).
-            if not isinstance(error.orig, RuleError):
-                raise
-            failed = error.orig
-            failed.add_note(f"raised making the {model_class.__tablename__} row of {cls.__name__}")
-            raise failed from None
+        except RuleError as error:
+            error.add_note(f"raised making the {table} row of {cls.__name__}")
+            raise
         return obj
+
+
+def _unsaved(value: Any) -> bool:
+    """Whether `value` is an ORM object not in the database yet (a parent built unsaved)."""
+    return hasattr(value, "_sa_instance_state") and not inspect(value).persistent
 
 
 def _member_of(company: Any, **kwargs: Any) -> Any:
@@ -1452,10 +1467,19 @@ def checked_arguments(
     for name, value in params.items():
         base = name.split("__", 1)[0]
         # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
-        if mapped and base and base not in names and not hasattr(model, base):
+        # A column your rules add to the table is one too (the bound session's rules).
+        if (
+            mapped
+            and base
+            and base not in names
+            and not hasattr(model, base)
+            and base not in rules_of(_SESSION.get()).added_columns(model.__tablename__)
+        ):
             raise _unknown_argument(factory_class, call, name, names)
         enum_class = enums.get(name)
         if enum_class is not None and isinstance(value, str):
+            if mapped and added_label(_SESSION.get(), model.__tablename__, name, value):
+                continue  # a label your rules add (rules.enum_weights): written as given
             if checked is params:
                 checked = dict(params)
             checked[name] = _enum_member(call, name, enum_class, value)

@@ -140,7 +140,6 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
 
     `workdir` holds the data directory of a throwaway local server.
     """
-    from pytest_celestra.app_models import map_rule_columns
     from pytest_celestra.build_progress import BuildProgress
     from pytest_celestra.database import Budget, DatabaseManager
     from pytest_celestra.seeding import Seeder
@@ -148,9 +147,8 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
-    schema = schema_setup(config)  # keyed by the models' DDL before the rules' columns
-    rules = collect_rules(config)
-    map_rule_columns(rules)  # for the factories
+    schema = schema_setup(config)
+    rules = run.rules = collect_rules(config)
     manager = DatabaseManager(
         server,
         schema,
@@ -305,7 +303,7 @@ class RollbackDatabase:
         with _server_error_as_failure():
             connection, guard = self.connection()
         try:
-            with rolled_back_session(connection, guard) as session:
+            with rolled_back_session(connection, guard, self.run.rules) as session:
                 yield session
         except TransactionEscapedError as error:
             escape = error
@@ -425,15 +423,17 @@ def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
     if "schema notes" in run.reported:
         return
     run.reported.add("schema notes")
-    from pytest_celestra.app_rules import active_rules
-    from pytest_celestra.drift import compare, read_catalog
+    from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.drift import compare
+    from pytest_celestra.existing_schema import read_catalog
     from pytest_celestra.loader import COLUMNS, raw_connection
 
     with database.engine.connect() as connection:
         catalog = read_catalog(raw_connection(connection))
         connection.rollback()
     if any(table in catalog.tables for table in COLUMNS):
-        run.notes.extend(compare(catalog, active_rules()).notes)
+        rules = run.rules if run.rules is not None else SchemaRules()
+        run.notes.extend(compare(catalog, rules).notes)
 
 
 class SeededDatabases:
@@ -707,7 +707,9 @@ def reset_session(connection: Connection) -> str | None:
 
 @contextlib.contextmanager
 def rolled_back_session(
-    bind: Engine | Connection, guard: IsolationGuard | None = None
+    bind: Engine | Connection,
+    guard: IsolationGuard | None = None,
+    rules: SchemaRules | None = None,
 ) -> Iterator[Session]:
     """A session in a transaction that is rolled back at the end, commits included.
 
@@ -735,7 +737,7 @@ def rolled_back_session(
         guard.open(connection)
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
-            with bound_session(session):
+            with bound_session(session, rules):
                 yield session
         finally:
             ended_by = guard.escaped(connection)

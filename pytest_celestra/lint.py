@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
+    from pytest_celestra.app_rules import SchemaRules
+
 
 @dataclass(frozen=True)
 class LintCase:
@@ -153,6 +155,7 @@ def run_lint(
     connection: Connection,
     cases: list[LintCase],
     reseed: Callable[[LintCase], None] = lambda case: None,
+    rules: SchemaRules | None = None,
 ) -> Iterator[LintResult]:
     """Create each case in a savepoint of `connection`'s transaction, which it rolls back.
 
@@ -166,7 +169,7 @@ def run_lint(
             session = Session(bind=connection, join_transaction_mode="create_savepoint")
             try:
                 reseed(case)
-                with bound_session(session):
+                with bound_session(session, rules):
                     kwargs: dict[str, Any] = {} if case.trait is None else {case.trait: True}
                     case.factory.create(**kwargs)
                     session.flush()
@@ -245,6 +248,7 @@ class LintMode:
                         connection,
                         cases,
                         lambda case: reseed_factories(seed, "celestra-lint", case.label),
+                        run.rules,
                     ):
                         failed += not result.ok
                         self.write(result.line(), green=result.ok, red=not result.ok)

@@ -29,7 +29,6 @@ from psycopg.types.net import PGSQL_AF_INET, PGSQL_AF_INET6, InetBinaryDumper
 from sqlalchemy import DateTime, Enum, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import INET
 
-from pytest_celestra.app_rules import rule_copy_type
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.models import MODELS_IN_FK_ORDER, TABLES_IN_FK_ORDER
 
@@ -131,12 +130,24 @@ class _TextOrAddressInetDumper(InetBinaryDumper):
         return super().dump(obj)
 
 
+def _added_type(rows: Any, index: int) -> str:
+    values = [row[index] for row in rows if row[index] is not None]
+    for kind, name in ((bool, "bool"), (int, "int4")):
+        if values and all(isinstance(value, kind) for value in values):
+            return name
+    return "text"
+
+
 def copy_rows(
     pg_conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Row]
 ) -> int:
     """Binary `COPY table (columns) FROM STDIN` of `rows` (a Celestra table); returns
-    how many were written. IP addresses may be strings or `ipaddress` objects."""
-    types = [COPY_TYPES[table].get(column) or rule_copy_type(table, column) for column in columns]
+    how many were written. IP addresses may be strings or `ipaddress` objects; a
+    column a rule of yours added is sent as its values' type (bool, int4, else text)."""
+    known = COPY_TYPES[table]
+    if not all(column in known for column in columns):
+        rows = list(rows)
+    types = [known.get(column) or _added_type(rows, index) for index, column in enumerate(columns)]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )

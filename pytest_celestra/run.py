@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from datetime import date, datetime
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.user_scenarios import ScenarioBuilder
 
 CONFIG_KEY = pytest.StashKey[CelestraConfig]()
@@ -33,7 +34,7 @@ CONFIG_KEY = pytest.StashKey[CelestraConfig]()
 [`CelestraConfig`][pytest_celestra.config.CelestraConfig]."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunInfo:
     """What this process shares with the other processes of the run (xdist workers).
 
@@ -51,6 +52,9 @@ class RunInfo:
     """What this process has said once and will not repeat (`"schema notes"`)."""
     builds: list[str] = field(default_factory=list)
     """One line per template this run built: what, rows, seconds (and the xdist worker)."""
+    rules: SchemaRules | None = None
+    """The description of the schema (your `pytest_celestra_schema_rules`), once the
+    first fixture that needs a database collected it; handed to every session."""
 
     @property
     def anchor(self) -> datetime:

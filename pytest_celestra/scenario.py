@@ -48,6 +48,7 @@ from pytest_celestra.volumes import Volume
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.loader import Chunk
 
 __all__ = [
@@ -158,15 +159,17 @@ def generate_scenario(
     *,
     seed: int = DEFAULT_SEED,
     anchor: datetime | None = None,
+    rules: SchemaRules | None = None,
 ) -> Iterator[Chunk]:
-    """`(table, rows)` chunks of the whole scenario, parents before children.
+    """`(table, rows)` chunks of the whole scenario, parents before children; with
+    `rules`, the users and companies are reshaped by them as they are made.
 
     Each row is a tuple in the order of `loader.COLUMNS[table]`; no chunk holds more
     than `CHUNK_ROWS` rows. A [`Volume`][pytest_celestra.volumes.Volume] is feasible
     by construction (a volume's text that is not raises
     [`ConfigError`][pytest_celestra.errors.ConfigError] at once).
     """
-    return generate(_as_volume(volume), seed, anchor or anchor_for())
+    return generate(_as_volume(volume), seed, anchor or anchor_for(), rules)
 
 
 def _as_volume(volume: Volume | str) -> Volume:

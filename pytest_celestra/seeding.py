@@ -120,7 +120,9 @@ class Seeder:
                 if isinstance(error, psycopg.OperationalError):
                     raise
                 table = error.diag.table_name or "?"
-                raise rejected_row(error, table, f"the generator's {table} rows") from None
+                raise rejected_row(
+                    error, table, f"the generator's {table} rows", self.rules
+                ) from None
         seconds = time.perf_counter() - started
         return SeedReport(
             ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), notes
@@ -148,7 +150,7 @@ class Seeder:
             notes = self.schema_notes(connection)
         else:
             notes = self.seed(connection, volume, seed=seed, anchor=anchor).notes
-        for layer in layers_of(scenario):
+        for layer in layers_of(scenario, self.rules):
             layer.write(connection, seed=seed)
         counts = connection.execute(
             text(

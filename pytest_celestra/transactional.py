@@ -675,7 +675,8 @@ def celestra_transactional_db(
         )
     scenario = scenario_of(request.node)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_transactional_db")
-    with Session(celestra_transactional_engine) as session, bound_session(session):
+    rules = request.config.stash[RUN_KEY].rules
+    with Session(celestra_transactional_engine) as session, bound_session(session, rules):
         yield session
 
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
     from sqlalchemy.orm import Session
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.config import ScenarioSettings
     from pytest_celestra.database import DatabaseManager
 
@@ -262,6 +263,8 @@ class BuilderLayer:
     builder in a transaction on a copy of the template below it, and commits."""
 
     builder: ScenarioBuilder
+    rules: SchemaRules | None = field(default=None, compare=False)
+    """The description of the schema the builder's factories follow."""
 
     @property
     def key(self) -> str:
@@ -314,7 +317,7 @@ class BuilderLayer:
         # Same rows for the same key, whatever ran before in this process.
         reseed_factories(seed, f"scenario {name}", "build")
         try:
-            with bound_session(session):
+            with bound_session(session, self.rules):
                 self.builder(session)
             ended_by = guard.ended()
             if ended_by is None:
@@ -335,9 +338,9 @@ class BuilderLayer:
             )
 
 
-def layers_of(builder: ScenarioBuilder) -> list[BuilderLayer]:
-    """The template layers of `builder`, bottom first."""
-    return [BuilderLayer(layer) for layer in builder.layers]
+def layers_of(builder: ScenarioBuilder, rules: SchemaRules | None = None) -> list[BuilderLayer]:
+    """The template layers of `builder`, bottom first, their factories following `rules`."""
+    return [BuilderLayer(layer, rules) for layer in builder.layers]
 
 
 def clone_scenario(
@@ -357,7 +360,7 @@ def clone_scenario(
         )
     return manager.create_layered(
         builder.volume,
-        layers_of(builder),
+        layers_of(builder, manager.seeder.rules),
         scenario.seed,
         anchor,
         name=name,
@@ -389,7 +392,10 @@ class ScenarioTemplates:
             )
         try:
             self.ready[scenario] = self.manager.prepare_layered(
-                builder.volume, layers_of(builder), scenario.seed, self.anchor
+                builder.volume,
+                layers_of(builder, self.manager.seeder.rules),
+                scenario.seed,
+                self.anchor,
             )
         except Exception as error:
             self.failed[scenario] = f"{type(error).__name__} in {nodeid}"

@@ -138,11 +138,10 @@ def _shares_the_embedded_server(args: tuple[str, ...], pgdata: str) -> bool:
     return server == "embedded" and os.environ.get("CELESTRA_PGDATA") == pgdata
 
 
-def _defines_schema_rules(path: Path) -> bool:
-    return any(
-        "pytest_celestra_schema_rules" in conftest.read_text()
-        for conftest in path.rglob("conftest.py")
-    )
+def _model_columns() -> dict[str, tuple[str, ...]]:
+    from pytest_celestra.models import Base
+
+    return {name: tuple(table.c.keys()) for name, table in Base.metadata.tables.items()}
 
 
 @pytest.fixture
@@ -154,27 +153,28 @@ def run_inner(
     exit by signal, the embedded server of this suite's data directory, started and
     stopped), use ``run_inner_process``.
 
-    Two kinds of run go to a child process by themselves: one with xdist workers (``-n``:
-    its workers are processes anyway, and their temporary folders are then where the test
-    expects them), and one whose conftest.py defines schema rules (the plugin maps their
-    columns onto the models of the process, for good: they would leak into this run)."""
+    A run with xdist workers (``-n``) goes to a child process by itself: its workers are
+    processes anyway, and their temporary folders are then where the test expects them.
+    A run whose conftest.py defines schema rules stays in this process: its rules travel
+    with its sessions, and this suite's models are checked unchanged after it."""
 
     def run(*args: str) -> pytest.RunResult:
-        if "-n" in args or _defines_schema_rules(celestra_pytester.path):
+        if "-n" in args:
             return celestra_pytester.runpytest_subprocess(*args, timeout=INNER_TIMEOUT)
         if _shares_the_embedded_server(args, inner_server_env["CELESTRA_PGDATA"]):
             # Its end would stop this process's server (one pgserver handle per process).
             raise AssertionError(
                 "an inner run on this suite's embedded server: use run_inner_process"
             )
-        from pytest_celestra import app_rules, passwords
+        from pytest_celestra import passwords
 
-        # What the plugin keeps per process: an inner run must leave it as it found it.
-        state_before = (app_rules.active_rules().key(), passwords.current_hasher())
+        # What the plugin keeps per process (the models' columns: your schema rules never
+        # add any): an inner run must leave it as it found it.
+        state_before = (_model_columns(), passwords.current_hasher())
         result = celestra_pytester.runpytest_inprocess(*args)
-        state_after = (app_rules.active_rules().key(), passwords.current_hasher())
+        state_after = (_model_columns(), passwords.current_hasher())
         assert state_after == state_before, (
-            "the inner run changed the schema rules or the password hasher of this process: "
+            "the inner run changed the models or the password hasher of this process: "
             "run it in a child process (run_inner_process)"
         )
         return result

@@ -90,6 +90,8 @@ FENCE = re.compile(
 )
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip:\s*(?P<reason>\S.*?)\s*-->")
 SHOWN_FILE = re.compile(r"<!--\s*docs-test:\s*file:\s*(?P<path>\S+)\s*-->")
+#: Before a test block: it runs with the page's conftest example above it, not alone.
+WITH_CONFTEST = re.compile(r"<!--\s*docs-test:\s*with the conftest above\s*-->")
 #: A block of any language after a ``docs-test: file`` marker.
 FILE_BLOCK = re.compile(
     r"^<!--\s*docs-test:\s*file:\s*(?P<path>\S+)\s*-->\n```[^\n]*\n(?P<body>.*?)^```[ ]*$",
@@ -103,6 +105,7 @@ class Example:
     line: int
     source: str
     skip: str | None
+    with_conftest: bool = False
 
     @property
     def name(self) -> str:
@@ -145,13 +148,14 @@ def examples_of(page: Path) -> list[Example]:
         before = text[: match.start()].rstrip().rsplit("\n", 1)[-1]
         if SHOWN_FILE.search(before):
             continue  # a file of the repository: see test_shown_files_are_the_files
-        skip = SKIP.search(before)
-        if "docs-test" in before and skip is None:
+        skip, with_conftest = SKIP.search(before), bool(WITH_CONFTEST.search(before))
+        if "docs-test" in before and skip is None and not with_conftest:
             raise AssertionError(
-                f"{page}: a docs-test marker needs the form 'skip: REASON' or 'file: PATH'"
+                f"{page}: a docs-test marker needs the form 'skip: REASON', 'file: PATH' or "
+                "'with the conftest above'"
             )
         line = text.count("\n", 0, match.start()) + 1
-        found.append(Example(page, line, source, skip["reason"] if skip else None))
+        found.append(Example(page, line, source, skip["reason"] if skip else None, with_conftest))
     return found
 
 
@@ -180,14 +184,34 @@ def test_the_docs_have_examples_of_every_kind():
 # --- test files: one pytest run per page ---------------------------------------------------
 
 
+def companions(conftest: Example) -> list[Example]:
+    """The test blocks that run with `conftest` (marked 'with the conftest above')."""
+    found = []
+    for example in EXAMPLES:
+        if example.page != conftest.page or not example.with_conftest:
+            continue
+        above = [
+            e
+            for e in EXAMPLES
+            if e.page == example.page and e.kind == "conftest" and e.line < example.line
+        ]
+        if above and max(above, key=lambda e: e.line) == conftest:
+            found.append(example)
+    return found
+
+
 def pages_with_tests() -> list[Any]:
-    pages = sorted({example.page for example in EXAMPLES if example.kind == "tests"})
+    pages = sorted({e.page for e in EXAMPLES if e.kind == "tests" and not e.with_conftest})
     return [pytest.param(page, id=str(page.relative_to(ROOT))) for page in pages]
 
 
 @pytest.mark.parametrize("page", pages_with_tests())
 def test_test_examples_pass(page, celestra_pytester, run_inner):
-    blocks = [e for e in EXAMPLES if e.page == page and e.kind == "tests" and not e.skip]
+    blocks = [
+        e
+        for e in EXAMPLES
+        if e.page == page and e.kind == "tests" and not e.skip and not e.with_conftest
+    ]
     if not blocks:
         pytest.skip(f"every test example of {page.name} is skipped")
     celestra_pytester.makepyfile(**{block.module_name: block.source for block in blocks})
@@ -215,6 +239,8 @@ def test_conftest_examples_work(example, celestra_pytester, run_inner, run_inner
     project = celestra_pytester.mkdir("myapp")
     (project / "conftest.py").write_text(example.source)
     (project / "test_check.py").write_text(CONFTEST_CHECK)
+    for block in companions(example):  # the test blocks that run with it
+        (project / f"{block.module_name}.py").write_text(block.source)
     (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
     (project / "schema.sql").write_text(schema_sql())
     if "alembic" in example.source:  # the Alembic project of test_drift_alembic:
@@ -229,7 +255,7 @@ def test_conftest_examples_work(example, celestra_pytester, run_inner, run_inner
     # process it runs in. (A conftest with schema rules goes to one by itself, see run_inner.)
     run = run_inner_process if "alembic" in example.source else run_inner
     result = run("-p", "celestra", "--celestra-volume=small", "--celestra-rebuild", "myapp")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=3 + sum(len(block.tests) for block in companions(example)))
 
 
 def shown_files() -> list[Any]:

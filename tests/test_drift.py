@@ -50,7 +50,7 @@ def pytest_celestra_schema_rules(rules):
 
 TESTS = """
 from sqlalchemy import text
-from pytest_celestra.app_models import create_row
+from pytest_celestra.app_models import factory_for
 from pytest_celestra.factories import UserFactory
 
 def test_seeded(celestra_seeded_db):
@@ -75,9 +75,15 @@ def test_factories(celestra_session):
     assert stored == user.locale
     assert stored in {"en-US", "fr-FR"}
     assert UserFactory(locale="it-IT").locale == "it-IT"
-    preferences = create_row(celestra_session, "user_preferences", user_id=user.id)
-    assert preferences["user_id"] == user.id
-    assert preferences["theme"] in {"light", "dark"}
+    preferences = factory_for("user_preferences")(user=user)
+    assert preferences.user_id == user.id
+    assert preferences.theme in {"light", "dark"}
+    made = factory_for("user_preferences")()  # its parent: a UserFactory user
+    assert made.user.locale in {"en-US", "fr-FR", "de-DE"}
+    many = factory_for("user_preferences").bulk_create(3, user_id=user.id)
+    assert {row.user_id for row in many} == {user.id}
+    stored = celestra_session.execute(text("SELECT count(*) FROM user_preferences")).scalar()
+    assert stored == 5
 """
 
 REPORT = """\

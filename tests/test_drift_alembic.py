@@ -107,10 +107,10 @@ def test_factories(celestra_session):
         assert len(locales) == 3
         assert set(locales) <= {{"en-US", "de-DE", "fr-FR"}}
     if STEP >= 4:
-        from pytest_celestra.app_models import create_row
+        from pytest_celestra.app_models import factory_for
 
-        row = create_row(celestra_session, "user_preferences", user_id=user.id)
-        assert row["theme"] in {{"light", "dark", "system"}}
+        row = factory_for("user_preferences")(user=user)
+        assert row.theme in {{"light", "dark", "system"}}
 """
 
 HEADER = (

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra import app_rules
-
 if TYPE_CHECKING:
     import pytest
 
@@ -48,15 +46,9 @@ def test_seeded(celestra_seeded_db):
 """
 
 
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The inner runs make their rules the process's: give this suite's back afterwards."""
-    monkeypatch.setattr(app_rules, "_active", app_rules.active_rules())
-
-
 def test_the_drift_report_is_shown_once_then_pointed_at(
-    celestra_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    celestra_pytester: pytest.Pytester,
 ) -> None:
-    _isolated(monkeypatch)
     celestra_pytester.makeconftest(BREAKING)
     celestra_pytester.makepyfile(TESTS)
     result = celestra_pytester.runpytest("-p", "no:randomly")
@@ -86,9 +78,8 @@ def test_the_drift_report_is_shown_once_then_pointed_at(
 
 
 def test_the_notes_that_do_not_break_are_shown_on_cached_runs_too(
-    celestra_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, unique_seed: int
+    celestra_pytester: pytest.Pytester, unique_seed: int
 ) -> None:
-    _isolated(monkeypatch)
     tag = str(unique_seed)  # a schema of this test's own: its first run builds the template
     celestra_pytester.makeconftest(NOT_BREAKING.format(tag=tag))
     celestra_pytester.makepyfile(TESTS)
@@ -104,9 +95,8 @@ def test_the_notes_that_do_not_break_are_shown_on_cached_runs_too(
 
 
 def test_the_reports_placeholder_pasted_unchanged_is_refused(
-    celestra_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    celestra_pytester: pytest.Pytester,
 ) -> None:
-    _isolated(monkeypatch)
     celestra_pytester.makeconftest(
         BREAKING
         + """

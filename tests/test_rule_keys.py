@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from helpers import templates_with_seed
 
-from pytest_celestra import app_rules
 from pytest_celestra.app_rules import SchemaRules
 from pytest_celestra.cache_keys import callable_fingerprint
 
@@ -147,8 +146,6 @@ def test_a_changed_value_a_rule_reads_builds_a_new_template(
     admin: psycopg.Connection[Any],
     unique_seed: int,
 ) -> None:
-    # The inner run makes its rules the process's; give this suite's back afterwards.
-    monkeypatch.setattr(app_rules, "_active", app_rules.active_rules())
     celestra_pytester.makepyfile(SEEDED_TEST)
     celestra_pytester.syspathinsert()
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
 
+    from pytest_celestra.app_rules import SchemaRules
     from pytest_celestra.generate.draw import Rows
     from pytest_celestra.loader import Chunk
     from pytest_celestra.volumes import Volume
@@ -208,9 +209,13 @@ ready, but the COPY of the tables after them then took longer (the same large ro
 ~+100 ms, COPY only) than those few milliseconds saved at small volumes."""
 
 
-def generate(volume: Volume, seed: int, anchor: datetime) -> Iterator[Chunk]:
+def generate(
+    volume: Volume, seed: int, anchor: datetime, rules: SchemaRules | None = None
+) -> Iterator[Chunk]:
     """`(table, rows)` chunks of the whole scenario, in the order of
-    [`STEPS`][pytest_celestra.generate.STEPS]."""
+    [`STEPS`][pytest_celestra.generate.STEPS]; the users and companies reshaped by
+    `rules` as they are made (see
+    [`IN_THE_GENERATOR`][pytest_celestra.app_rules.IN_THE_GENERATOR])."""
     counts = volume.counts
     # Salts depend on (seed, index) alone, so hashes can be computed ahead, in a thread
     # (bcrypt releases the GIL), from the start.
@@ -223,6 +228,7 @@ def generate(volume: Volume, seed: int, anchor: datetime) -> Iterator[Chunk]:
         HashPool(hasher, old_password, f"celestra-scenario:{seed}:old"),
         min(PASSWORD_POOL, counts["users"]),
         min(OLD_PASSWORD_POOL, counts["password_history"]),
+        None if rules is None else rules.reshaper(seed),
     )
     facts: dict[str, Any] = {}
     with hashing_ahead(

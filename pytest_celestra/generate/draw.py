@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping, Sequence
     from datetime import datetime
 
+    from pytest_celestra.app_rules import Reshaper
     from pytest_celestra.loader import Chunk, Row
     from pytest_celestra.passwords import HashPool
     from pytest_celestra.providers import CelestraProvider
@@ -53,6 +54,8 @@ class Draw:
     password_salts: int
     """How many hashes of each pool the scenario uses."""
     old_password_pool: int
+    reshape: Reshaper | None = None
+    """Your rules' values of our columns, applied as a step makes a row (None: none)."""
 
     @property
     def rng(self) -> random.Random:

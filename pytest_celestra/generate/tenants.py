@@ -76,8 +76,14 @@ def companies(d: Draw) -> Rows[Companies]:
     weights: list[float] = []
     used_domains = {PLATFORM_DOMAIN}
     drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
+    reshape = d.reshape if d.reshape and d.reshape.touches("companies", enums=False) else None
     for _ in range(d.counts["companies"]):
         size, vertical, status = sizes(), verticals(), statuses()
+        if reshape is not None:  # your rules, before the name and the members follow them
+            drawn = {"size": size.value, "vertical": vertical.value, "status": status.value}
+            shaped = reshape("companies", drawn, enums=False)
+            size, vertical = CompanySize(shaped["size"]), CompanyVertical(shaped["vertical"])
+            status = CompanyStatus(shaped["status"])
         name, domain = story.unique_company_name(p, vertical, used_domains)
         ids.append(d.new_id())
         created.append(p.moment(*COMPANY_CREATED))
@@ -131,6 +137,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     u = Users([[] for _ in c.ids], [[] for _ in c.ids])
     emails: set[str] = set()
     active = UserStatus.ACTIVE
+    reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
     plan = [(-1, "SUPER_ADMIN", PLATFORM_DOMAIN, -1)] * supers
     for company, members in enumerate(per_company):
         domain = c.domain[company]
@@ -145,13 +152,17 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
         closing = None if company < 0 else c.closed[company]
-        status = drawn if company < 0 else story.member_status(c.status[company], drawn)
+        label = (drawn if company < 0 else story.member_status(c.status[company], drawn)).value
+        if reshape is not None:  # your rules, before the stories after this step read it
+            company_id = None if company < 0 else c.ids[company]
+            values = reshape("users", {"company_id": company_id, "role": role, "status": label})
+            role, label = values["role"], values["status"]
         updated = story.row_updated(
             p,
             created,
-            left_service=status is not active,
+            left_service=label != active.value,
             closing=closing,
-            with_company=status is not drawn,
+            with_company=label != drawn.value,
         )
         name = p.person_name()
         email = email_address(name, domain)
@@ -164,19 +175,19 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         u.ids.append(user_id)
         u.company.append(company)
         u.created.append(created)
-        u.status.append(status.value)
-        u.until.append(story.activity_until(status.value, updated))
-        u.current.append((role, status.value, name))
+        u.status.append(label)
+        u.until.append(story.activity_until(label, updated))
+        u.current.append((role, label, name))
         if company < 0:
             u.super_admins.append(index)
         else:
             u.members[company].append(index)
             if role == "COMPANY_ADMIN":
                 u.admins[company].append(index)
-        if status is active:
+        if label == active.value:
             u.active.append(index)
         password = d.passwords[int(rng.random() * d.password_salts)]
         company_id = None if company < 0 else c.ids[company]
-        row = (user_id, company_id, role, email, name, password, status.value)
+        row = (user_id, company_id, role, email, name, password, label)
         yield "users", (*row, d.at(created), d.at(updated))
     return u

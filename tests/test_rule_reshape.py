@@ -1,0 +1,91 @@
+"""Rules that reshape our own columns: the seeded data's stories follow them (a user a rule
+makes SUSPENDED holds no live session), and the factories write the enum labels the
+application added."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pytest
+
+CONFTEST = """
+from sqlalchemy import text
+from pytest_celestra.models import Base
+
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text("ALTER TYPE user_status ADD VALUE 'DORMANT'"))
+    return True
+
+
+def suspend_half(row, rng):
+    if row["role"] == "REGULAR_USER" and rng.random() < 0.5:
+        return "SUSPENDED"
+    return row["status"]
+
+
+def pytest_celestra_schema_rules(rules):
+    rules.enum_weights("user_status", {"DORMANT": 0.1})
+    rules.column("users", "status", derive=suspend_half)
+    rules.column("companies", "vertical", values={"FINANCE": 1})
+"""
+
+TESTS = """
+import pytest
+from sqlalchemy import text
+from pytest_celestra.errors import FactoryArgumentError
+from pytest_celestra.factories import UserFactory
+from pytest_celestra.models import UserStatus
+
+
+def test_seeded(celestra_seeded_db):
+    db = celestra_seeded_db
+    assert db.execute(text("SELECT DISTINCT vertical FROM companies")).scalars().all() == [
+        "FINANCE"
+    ]
+    shares = dict(db.execute(text(
+        "SELECT status, count(*)::float / sum(count(*)) OVER () FROM users"
+        " WHERE role = 'REGULAR_USER' GROUP BY status"
+    )).all())
+    assert shares["SUSPENDED"] > 0.35  # about half, where the spec has a few per cent
+    assert shares.get("DORMANT", 0) > 0
+    # The stories followed: a user who is not ACTIVE holds no live session (realism S02) ...
+    live = db.execute(text(
+        "SELECT count(*) FROM user_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE u.status <> 'ACTIVE' AND (s.expires_at > now() OR s.created_at > u.updated_at)"
+    )).scalar()
+    assert live == 0
+    # ... and the ACTIVE ones still have theirs.
+    assert db.execute(text(
+        "SELECT count(*) FROM user_sessions WHERE expires_at > now()"
+    )).scalar() > 0
+
+
+def test_factories_write_the_applications_labels(celestra_session):
+    user = UserFactory(status="DORMANT")
+    assert user.status == "DORMANT"
+    stored = celestra_session.execute(
+        text("SELECT status::text FROM users WHERE id = :id"), {"id": user.id}
+    ).scalar()
+    assert stored == "DORMANT"
+    many = UserFactory.bulk_create(3, company=user.company, status="DORMANT")
+    statuses = celestra_session.execute(
+        text("SELECT status::text FROM users WHERE id = ANY(:ids)"), {"ids": list(many.ids)}
+    ).scalars().all()
+    assert statuses == ["DORMANT"] * 3
+    assert UserFactory().status is UserStatus.ACTIVE  # the factory's own default
+    with pytest.raises(FactoryArgumentError, match="not a label"):
+        UserFactory(status="HIBERNATING")
+"""
+
+
+def test_rules_reshape_our_columns_before_the_stories(
+    celestra_pytester: pytest.Pytester, run_inner: Callable[..., pytest.RunResult]
+) -> None:
+    celestra_pytester.makeconftest(CONFTEST)
+    celestra_pytester.makepyfile(TESTS)
+    run_inner("-p", "no:randomly").assert_outcomes(passed=2)
