@@ -123,6 +123,57 @@ def _peer_factories(session: Any) -> dict[str, Any]:
     return {"company": PeerCompany, "user": PeerUser, "change": PeerAuditChangeLog}
 
 
+#: The generator's steps whose rows a batch makes: users alone; an audit change log's
+#: chain is the audit trail's step (its audit logs and change logs, written together).
+GENERATOR_STEPS = {"UserFactory(company=c)": "users", "AuditChangeLogFactory()": "audit_logs"}
+
+
+def generator_costs(
+    rows: int, *, seed: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Microseconds per row of the scenario generator's steps of ``GENERATOR_STEPS``:
+    the time spent inside each step (its rows drawn, no COPY) over the rows it yields,
+    at a volume of about ``rows`` users (x20 at most: the cost per row is flat)."""
+    import dataclasses
+
+    from pytest_celestra import generate, scenario
+    from pytest_celestra.volumes import Volume
+
+    spent: dict[str, float] = {}
+    made: dict[str, int] = {}
+
+    def timed(step: generate.Step) -> generate.Step:
+        def run(d: Any, f: Any) -> Any:
+            rows = step.run(d, f)
+            while True:
+                started = clock()
+                try:
+                    item = next(rows)
+                except StopIteration as done:
+                    spent[step.name] = spent.get(step.name, 0) + clock() - started
+                    return done.value
+                spent[step.name] = spent.get(step.name, 0) + clock() - started
+                made[step.name] = made.get(step.name, 0) + 1
+                yield item
+
+        return dataclasses.replace(step, run=run)
+
+    volume = Volume.parse(f"x{min(20, max(1, rows // 500))}")
+    saved = generate.STEPS
+    generate.STEPS = tuple(timed(step) for step in saved)
+    try:
+        for _ in range(2):  # the first run hashes the passwords (a batch's warm-up does)
+            spent.clear()
+            made.clear()
+            for _ in generate.generate(volume, seed, scenario.anchor_for()):
+                pass
+    finally:
+        generate.STEPS = saved
+    return {
+        name: spent[step] / made[step] * 1e6 for name, step in GENERATOR_STEPS.items()
+    }
+
+
 def _median_ms(calls: int, function: Callable[[], Any]) -> float:
     times = []
     for _ in range(calls):
