@@ -132,7 +132,6 @@ class _Shape:
             for column in model.__table__.columns
             if getattr(column.type, "enum_class", None) is not None
         }
-        self._writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
 
         self.insert = model.__table__.insert()
 
@@ -166,19 +165,23 @@ class _Shape:
         rule fills a column the rows of that kind all do.
         """
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        writers = self._writers
+        # Per call: the rules in force may change between batches.
+        writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
         for row in rows:
             kwargs = row.values
             kind = tuple(kwargs)
-            writer = writers.get(kind, _MISSING)
-            if writer is _MISSING:
+            if kind in writers:
+                writer = writers[kind]
+                values = None
+            else:
                 values = self.values(kwargs)
                 plain = dict(values)
                 fill_rule_columns(self.table, values)
                 writer = writers[kind] = self._writer(kwargs) if values == plain else None
             if writer is None:  # rule columns: row by row
-                values = self.values(kwargs)
-                fill_rule_columns(self.table, values)
+                if values is None:
+                    values = self.values(kwargs)
+                    fill_rule_columns(self.table, values)
                 groups.setdefault(tuple(values), []).append(
                     tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
                 )

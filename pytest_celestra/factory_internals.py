@@ -124,9 +124,8 @@ class Arguments:
         self._meta = meta
         # A factory that adjusts its keywords itself goes through factory_boy's own code.
         adjust = getattr(factory_class._adjust_kwargs, "__func__", None)
-        self.plain = (
-            adjust is factory.base.BaseFactory._adjust_kwargs.__func__ and not meta.inline_args
-        )
+        own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
+        self.plain = adjust is own and not meta.inline_args
         self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

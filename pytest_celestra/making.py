@@ -232,19 +232,24 @@ class Plan:
         (the plan's first row in a batch), so the batch's other rows skip them."""
         self.folded = True
         constant = set(self.constants)
+        candidates = set(self._pure)
         values = row.__dict__
         changed = True
         while changed:
             changed = False
-            for name in self._pure - constant:
+            for name in sorted(candidates):
                 tracer = _Tracer(row)
                 try:
                     self.evaluators[name](tracer)
-                except Exception:
+                except Exception:  # noqa: BLE001 - the row computed it: only the trace failed
+                    candidates.discard(name)
                     continue
                 if tracer.reads <= constant:
                     constant.add(name)
+                    candidates.discard(name)
                     changed = True
+                elif not tracer.reads <= constant | candidates:
+                    candidates.discard(name)  # reads a value of its own row: never constant
         folded = {name: values[name] for name in constant - set(self.constants)}
         if folded:
             self.constants.update(folded)
