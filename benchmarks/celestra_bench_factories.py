@@ -249,7 +249,8 @@ def flush_per_object(f: Any) -> Iterator[None]:
     from pytest_celestra.bulk import current_maker
 
     base = f.CelestraFactory
-    saved = base.__dict__["_route"], base.__dict__["_save"]
+    entry = "_route" if "_route" in base.__dict__ else "_generate"  # an older checkout
+    saved = base.__dict__[entry], base.__dict__["_save"]
 
     def generate(cls: Any, strategy: Any, params: dict[str, Any]) -> Any:
         assert current_maker() is None
@@ -262,11 +263,13 @@ def flush_per_object(f: Any) -> Iterator[None]:
         session.flush()
         return obj
 
-    base._route, base._save = classmethod(generate), classmethod(save)
+    setattr(base, entry, classmethod(generate))
+    base._save = classmethod(save)
     try:
         yield
     finally:
-        base._route, base._save = saved
+        setattr(base, entry, saved[0])
+        base._save = saved[1]
 
 
 def _rows_in(session: Any) -> int:

@@ -65,35 +65,52 @@ def bulk_safe(declaration: T) -> T:
 
 class PendingRow:
     """A row made in a batch, written by the batch's COPY: reads like the model object
-    (columns, relationships, `__tablename__`), without being one."""
+    (columns, relationships, `__tablename__`), without being one.
 
-    __slots__ = ("model", "values")
+    Its attributes are its values (`row.values` is its `__dict__`, the factory's model
+    arguments), so reading a column costs no more than on any object; each model has a
+    subclass of its own, which knows the model (`row.model`).
+    """
 
-    def __init__(self, model: type[Any], values: dict[str, Any]) -> None:
-        object.__setattr__(self, "model", model)
-        object.__setattr__(self, "values", values)
+    _model: type[Any]
 
-    def __getattr__(self, name: str) -> Any:
-        values = self.values
-        if name in values:
-            return values[name]
+    def __new__(cls, model: type[Any], values: dict[str, Any]) -> PendingRow:
+        kind = _PENDING_KINDS.get(model)
+        if kind is None:
+            kind = _PENDING_KINDS[model] = type(
+                f"Pending{model.__name__}", (PendingRow,), {"_model": model}
+            )
+        row = object.__new__(kind)
+        object.__setattr__(row, "__dict__", values)
+        return row
+
+    @property
+    def model(self) -> type[Any]:
+        return self._model
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.__dict__
+
+    def __getattr__(self, name: str) -> Any:  # what the values do not hold
         if name.startswith("_") and not name.startswith("__"):
             raise AttributeError(name)  # hasattr(row, "_sa_instance_state"): not an ORM object
-        foreign = _shape(self.model).foreign_keys.get(name)
+        shape = _shape(self._model)
+        foreign = shape.foreign_keys.get(name)
         if foreign is not None:
-            parent = values.get(foreign[0])
+            parent = self.__dict__.get(foreign[0])
             return None if parent is None else getattr(parent, foreign[1])
         if name.startswith("__"):
-            return getattr(self.model, name)  # __tablename__, __table__
-        if name in _shape(self.model).keys.values():
+            return getattr(self._model, name)  # __tablename__, __table__
+        if name in shape.keys.values():
             return None
         raise AttributeError(f"{self!r} has no {name!r} (a batch's rows carry no collections)")
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.values[name] = value
-
     def __repr__(self) -> str:
-        return f"<pending {self.model.__name__} {self.values.get('id')}>"
+        return f"<pending {self._model.__name__} {self.__dict__.get('id')}>"
+
+
+_PENDING_KINDS: dict[type[Any], type[PendingRow]] = {}
 
 
 class _Shape:
@@ -359,7 +376,7 @@ class Batch(Maker):
             kwargs[key] for key in parent_keys if kwargs.get(key) is not None
         ]
         for value in parents:
-            if type(value) is not PendingRow and id(value) not in self.given:
+            if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
@@ -368,7 +385,7 @@ class Batch(Maker):
         return self._add(model, kwargs)
 
     def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
-        if type(instance) is not PendingRow:
+        if not isinstance(instance, PendingRow):
             super()._remember(instance, kwargs)
             return
         key = id(instance)

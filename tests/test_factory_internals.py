@@ -48,7 +48,8 @@ def test_declarations_merge_a_calls_arguments_and_traits():
     assert resolved["name"] == ("Ada", False)
     assert resolved["suspended"] == (True, False)
     status = resolved["status"][0]  # each status trait, nested: on, its value
-    assert isinstance(status, Maybe) and "UserStatus.SUSPENDED" in repr(status)
+    assert isinstance(status, Maybe)
+    assert "UserStatus.SUSPENDED" in repr(status)
     assert resolved["email"][1] is True  # a declaration to evaluate
     assert hooks == []
     _, log_hooks = fb.declarations(AuditLogFactory, {"activity": False})
