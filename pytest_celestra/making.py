@@ -229,7 +229,8 @@ class Plan:
 
     def fold(self, row: _Row) -> None:
         """Keep as constants the pure declarations that read only constants on `row`
-        (the plan's first row in a batch), so the batch's other rows skip them."""
+        (the plan's first row in a batch), so the batch's other rows skip them; and
+        resolve the others in the order `row` completed them."""
         self.folded = True
         constant = set(self.constants)
         candidates = set(self._pure)
@@ -251,9 +252,14 @@ class Plan:
                 elif not tracer.reads <= constant | candidates:
                     candidates.discard(name)  # reads a value of its own row: never constant
         folded = {name: values[name] for name in constant - set(self.constants)}
-        if folded:
-            self.constants.update(folded)
-            self.lazy = [(name, e) for name, e in self.lazy if name not in folded]
+        self.constants.update(folded)
+        # The other declarations in the order the first row completed them (a value read
+        # before its turn first): the batch's rows then compute none out of turn.
+        self.lazy = [
+            (name, self.evaluators[name])
+            for name in values
+            if name in self.evaluators and name not in folded
+        ]
 
 
 class _Row:
