@@ -14,6 +14,7 @@ another one, and checks that no other module of the package reads them).
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import factory.base
@@ -127,16 +128,26 @@ class Arguments:
         own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
         self.plain = adjust is own and not meta.inline_args
         self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
+        self._keys = [key for _, key in self.kept]
+        kept = [name for name, _ in self.kept]
+        self._names = names
+        self._pick = (
+            operator.itemgetter(*kept)
+            if len(kept) > 1
+            else lambda attributes: tuple(attributes[name] for name in kept)
+        )
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """(args, kwargs) of the model from a resolved object's `attributes` (which may
+        hold more than the factory's declarations)."""
         if not self.plain:
-            args, kwargs = self._meta.prepare_arguments(attributes)
+            declared = {name: attributes[name] for name in self._names}
+            args, kwargs = self._meta.prepare_arguments(declared)
             return args, kwargs
-        kwargs = {}
-        for name, key in self.kept:
-            value = attributes[name]
-            if value is not SKIP:
-                kwargs[key] = value
+        values = self._pick(attributes)
+        kwargs = dict(zip(self._keys, values, strict=True))
+        if SKIP in values:  # a Maybe that chose neither value leaves its field out
+            kwargs = {key: value for key, value in kwargs.items() if value is not SKIP}
         return (), kwargs
 
 

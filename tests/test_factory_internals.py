@@ -90,3 +90,16 @@ def test_every_trait_is_declared_false(factory_class):
     ]
     assert traits
     assert {name: values[name] for name in traits} == dict.fromkeys(traits, False)
+
+
+def test_arguments_of_a_factory_that_adjusts_its_keywords_go_through_factory_boy():
+    class ShoutingUserFactory(UserFactory):
+        @classmethod
+        def _adjust_kwargs(cls, **kwargs):
+            return {**kwargs, "name": kwargs["name"].upper()}
+
+    arguments = fb.Arguments(ShoutingUserFactory, ["name", "password"])
+    assert not arguments.plain
+    row = {"name": "ada", "password": "x", "factory_parent": None}  # a row holds more
+    assert arguments(row) == ((), {"name": "ADA"})
+    assert fb.Arguments(UserFactory, ["name"])({"name": "ada", "extra": 1}) == ((), {"name": "ada"})
