@@ -422,12 +422,14 @@ class Maker:
         if self.folds and not plan.folded:
             plan.fold(step.stub)
         if plan.arguments is None:  # a dict factory: a declaration's context (Faker's ...)
+            step.stub = None
             return {name: attributes[name] for name in plan.names}
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
         self._remember(instance, kwargs)
         results = {name: hook(instance, step) for name, hook in plan.hooks}
         self._finish(factory_class, step, instance, results)
+        step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
 
     def _instantiate(
