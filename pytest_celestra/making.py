@@ -191,7 +191,8 @@ class Plan:
         self.names = [name for name, *_ in resolved]
         #: Attributes every row starts with (plain values; a batch adds folded ones).
         self.constants: dict[str, Any] = {}
-        #: (name, evaluator) in declaration order, for the attributes computed per row.
+        #: (name, evaluator) of the attributes computed per row: in declaration order (in a
+        #: batch, after `fold`, in the order its first row completed them).
         self.lazy: list[tuple[str, Evaluator]] = []
         self.evaluators: dict[str, Evaluator] = {}
         self._pure: set[str] = set()
