@@ -39,6 +39,9 @@ BATCH_TARGETS = {
     "UserFactory(company=c)": 30.0,
     "AuditChangeLogFactory()": 20.0,
 }
+#: A batch's cost per row (every row it writes, its parents' included) over the scenario
+#: generator's cost per row of the same table(s): at most this.
+GENERATOR_RATIO_TARGET = 2.0
 
 
 def _peer_factories(session: Any) -> dict[str, Any]:
@@ -123,6 +126,55 @@ def _peer_factories(session: Any) -> dict[str, Any]:
     return {"company": PeerCompany, "user": PeerUser, "change": PeerAuditChangeLog}
 
 
+#: The generator's steps whose rows a batch makes: users alone; an audit change log's
+#: chain is the audit trail's step (its audit logs and change logs, written together).
+GENERATOR_STEPS = {"UserFactory(company=c)": "users", "AuditChangeLogFactory()": "audit_logs"}
+
+
+def generator_costs(
+    rows: int, *, seed: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Microseconds per row of the scenario generator's steps of ``GENERATOR_STEPS``:
+    the time spent inside each step (its rows drawn, no COPY) over the rows it yields,
+    at a volume of about ``rows`` users (x20 at most: the cost per row is flat)."""
+    import dataclasses
+
+    from pytest_celestra import generate, scenario
+    from pytest_celestra.volumes import Volume
+
+    spent: dict[str, float] = {}
+    made: dict[str, int] = {}
+
+    def timed(step: generate.Step) -> generate.Step:
+        def run(d: Any, f: Any) -> Any:
+            rows = step.run(d, f)
+            while True:
+                started = clock()
+                try:
+                    item = next(rows)
+                except StopIteration as done:
+                    spent[step.name] = spent.get(step.name, 0) + clock() - started
+                    return done.value
+                spent[step.name] = spent.get(step.name, 0) + clock() - started
+                made[step.name] = made.get(step.name, 0) + 1
+                yield item
+
+        return dataclasses.replace(step, run=run)
+
+    volume = Volume.parse(f"x{min(20, max(1, rows // 500))}")
+    saved = generate.STEPS
+    generate.STEPS = tuple(timed(step) for step in saved)
+    try:
+        for _ in range(2):  # the first run hashes the passwords (a batch's warm-up does)
+            spent.clear()
+            made.clear()
+            for _ in generate.generate(volume, seed, scenario.anchor_for()):
+                pass
+    finally:
+        generate.STEPS = saved
+    return {name: spent[step] / made[step] * 1e6 for name, step in GENERATOR_STEPS.items()}
+
+
 def _median_ms(calls: int, function: Callable[[], Any]) -> float:
     times = []
     for _ in range(calls):
@@ -178,9 +230,13 @@ def measure(db_url: str, *, calls: int, rows: int, sample: int, seed: int) -> di
                     "ours_ms": statistics.median(ours_ms),
                     "peer_ms": statistics.median(peer_ms),
                 }
-            batch = _measure_batches(f, company, rows=rows, sample=sample)
+            batch = _measure_batches(f, company, session, rows=rows, sample=sample)
     finally:
         engine.dispose()
+    generator = generator_costs(rows, seed=seed)
+    for name, values in batch.items():
+        values["generator_us_per_row"] = generator[name]
+        values["generator_ratio"] = values["bulk_us_per_row"] / generator[name]
     return {"calls": calls, "rows": rows, "sample": sample, "single": single, "batch": batch}
 
 
@@ -193,7 +249,8 @@ def flush_per_object(f: Any) -> Iterator[None]:
     from pytest_celestra.bulk import current_maker
 
     base = f.CelestraFactory
-    saved = base.__dict__["_generate"], base.__dict__["_save"]
+    entry = "_route" if "_route" in base.__dict__ else "_generate"  # an older checkout
+    saved = base.__dict__[entry], base.__dict__["_save"]
 
     def generate(cls: Any, strategy: Any, params: dict[str, Any]) -> Any:
         assert current_maker() is None
@@ -206,16 +263,31 @@ def flush_per_object(f: Any) -> Iterator[None]:
         session.flush()
         return obj
 
-    base._generate, base._save = classmethod(generate), classmethod(save)
+    setattr(base, entry, classmethod(generate))
+    base._save = classmethod(save)
     try:
         yield
     finally:
-        base._generate, base._save = saved
+        setattr(base, entry, saved[0])
+        base._save = saved[1]
 
 
-def _measure_batches(f: Any, company: Any, *, rows: int, sample: int) -> dict[str, Any]:
+def _rows_in(session: Any) -> int:
+    """Rows in every Celestra table, as ``session`` sees them."""
+    from sqlalchemy import text
+
+    from pytest_celestra.tables import TABLES_IN_FK_ORDER
+
+    counts = " + ".join(f"(SELECT count(*) FROM {table})" for table in TABLES_IN_FK_ORDER)
+    return int(session.scalar(text(f"SELECT {counts}")))
+
+
+def _measure_batches(
+    f: Any, company: Any, session: Any, *, rows: int, sample: int
+) -> dict[str, Any]:
     """``bulk_create(rows)`` (and loading its objects) against ``create_batch`` scaled,
-    as it is now and as it was (a flush per object)."""
+    as it is now and as it was (a flush per object); and the batch's cost per row it
+    writes (its parents' rows included)."""
     cases = {
         "UserFactory(company=c)": (f.UserFactory, {"company": company}),
         "AuditChangeLogFactory()": (f.AuditChangeLogFactory, {}),
@@ -223,7 +295,9 @@ def _measure_batches(f: Any, company: Any, *, rows: int, sample: int) -> dict[st
     batch: dict[str, Any] = {}
     for name, (factory_class, kwargs) in cases.items():
         factory_class.bulk_create(10, **kwargs)  # warm
+        before_rows = _rows_in(session)
         bulk, made = _timed(factory_class.bulk_create, rows, **kwargs)
+        written = _rows_in(session) - before_rows
         load, _ = _timed(made.objects)
         scale = rows / sample
         now = _timed(factory_class.create_batch, sample, **kwargs)[0] * scale
@@ -236,6 +310,8 @@ def _measure_batches(f: Any, company: Any, *, rows: int, sample: int) -> dict[st
             "create_batch_before_s": before,
             "speedup": now / bulk,
             "speedup_before": before / bulk,
+            "rows_written": written,
+            "bulk_us_per_row": bulk / written * 1e6,
         }
     return batch
 
@@ -256,6 +332,16 @@ def targets(figures: dict[str, Any], target_class: Any) -> list[Any]:
     rows = figures["rows"]
     for name, limit in BATCH_TARGETS.items():
         values = figures["batch"][name]
+        out.append(
+            target_class(
+                f"{rows:,} rows of {name}: bulk_create / scenario generator, per row",
+                f"bulk_create {values['bulk_us_per_row']:.0f} us a row "
+                f"({values['rows_written']:,} rows), generator "
+                f"{values['generator_us_per_row']:.0f} us a row",
+                values["generator_ratio"],
+                GENERATOR_RATIO_TARGET,
+            )
+        )
         for label, key in (("before", "_before"), ("now", "")):
             out.append(
                 target_class(
@@ -279,13 +365,58 @@ def render(figures: dict[str, Any]) -> str:
     for name, values in figures["single"].items():
         lines.append(f"  {name:<26} {values['ours_ms']:>9.2f} {values['peer_ms']:>9.2f}")
     lines.append(
-        f"  {'batch':<26} {'bulk s':>9} {'+objects':>9} {'create_batch s':>15}"
-        f" {'speed-up':>9} {'before: s':>10} {'speed-up':>9}"
+        f"  {'batch':<26} {'create_batch s':>15} {'bulk s':>9} {'ratio':>7} {'target':>7}"
+        f" {'bulk us/row':>12} {'gen us/row':>11} {'ratio':>6} {'target':>7}"
+        f" {'+objects':>9} {'before: s':>10} {'ratio':>7}"
     )
+    gen_target = f"<={GENERATOR_RATIO_TARGET:.0f}x"
     for name, values in figures["batch"].items():
+        batch_target = f">={BATCH_TARGETS[name]:.0f}x"
         lines.append(
-            f"  {name:<26} {values['bulk_s']:>9.2f} {values['load_objects_s']:>9.2f}"
-            f" {values['create_batch_s']:>15.1f} {values['speedup']:>8.1f}x"
-            f" {values['create_batch_before_s']:>10.1f} {values['speedup_before']:>8.1f}x"
+            f"  {name:<26} {values['create_batch_s']:>15.1f} {values['bulk_s']:>9.2f}"
+            f" {values['speedup']:>6.1f}x {batch_target:>7}"
+            f" {values['bulk_us_per_row']:>12.0f} {values['generator_us_per_row']:>11.0f}"
+            f" {values['generator_ratio']:>5.1f}x {gen_target:>7}"
+            f" {values['load_objects_s']:>9.2f} {values['create_batch_before_s']:>10.1f}"
+            f" {values['speedup_before']:>6.1f}x"
         )
+    lines.append(
+        "  ratio: create_batch / bulk_create (target: at least); us/row: every row the batch"
+        " writes, its parents' included, against the scenario generator's rows of the same"
+        " table(s) (users; audit logs and change logs), drawn without COPY (target: at most)"
+    )
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The factory section alone, on a scratch database of ``--dsn``'s server (created
+    with the empty schema, dropped at the end): ``python
+    benchmarks/celestra_bench_factories.py --dsn postgresql://postgres@127.0.0.1/postgres``."""
+    import argparse
+    import secrets
+
+    from celestra_bench_workers import DB_PREFIX, create_schema_database
+    from psycopg import connect, sql
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--dsn", required=True, help="a server's DSN (its database is unused)")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows of each bulk_create")
+    parser.add_argument("--sample", type=int, default=1_000, help="create_batch rows timed")
+    parser.add_argument("--calls", type=int, default=300, help="single calls of each kind")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    from sqlalchemy.engine import make_url
+
+    name = f"{DB_PREFIX}factories_{secrets.token_hex(4)}"
+    url = make_url(args.dsn).set(database=name).render_as_string(hide_password=False)
+    create_schema_database(args.dsn, url)
+    try:
+        figures = measure(url, calls=args.calls, rows=args.rows, sample=args.sample, seed=args.seed)
+    finally:
+        with connect(args.dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    print(render(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -20,16 +20,17 @@ making their rows, so a test that only needs the rows to exist does not pay for 
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-import factory.base
 import psycopg
 from factory.declarations import RelatedFactory
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
 from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from pytest_celestra import factory_internals as fb
 from pytest_celestra import loader
 from pytest_celestra.app_models import fill_rule_columns
 from pytest_celestra.errors import CelestraError, RuleError
@@ -64,35 +65,52 @@ def bulk_safe(declaration: T) -> T:
 
 class PendingRow:
     """A row made in a batch, written by the batch's COPY: reads like the model object
-    (columns, relationships, `__tablename__`), without being one."""
+    (columns, relationships, `__tablename__`), without being one.
 
-    __slots__ = ("model", "values")
+    Its attributes are its values (`row.values` is its `__dict__`, the factory's model
+    arguments), so reading a column costs no more than on any object; each model has a
+    subclass of its own, which knows the model (`row.model`).
+    """
 
-    def __init__(self, model: type[Any], values: dict[str, Any]) -> None:
-        object.__setattr__(self, "model", model)
-        object.__setattr__(self, "values", values)
+    _model: type[Any]
 
-    def __getattr__(self, name: str) -> Any:
-        values = self.values
-        if name in values:
-            return values[name]
+    def __new__(cls, model: type[Any], values: dict[str, Any]) -> PendingRow:
+        kind = _PENDING_KINDS.get(model)
+        if kind is None:
+            kind = _PENDING_KINDS[model] = type(
+                f"Pending{model.__name__}", (PendingRow,), {"_model": model}
+            )
+        row = object.__new__(kind)
+        object.__setattr__(row, "__dict__", values)
+        return row
+
+    @property
+    def model(self) -> type[Any]:
+        return self._model
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.__dict__
+
+    def __getattr__(self, name: str) -> Any:  # what the values do not hold
         if name.startswith("_") and not name.startswith("__"):
             raise AttributeError(name)  # hasattr(row, "_sa_instance_state"): not an ORM object
-        foreign = _shape(self.model).foreign_keys.get(name)
+        shape = _shape(self._model)
+        foreign = shape.foreign_keys.get(name)
         if foreign is not None:
-            parent = values.get(foreign[0])
+            parent = self.__dict__.get(foreign[0])
             return None if parent is None else getattr(parent, foreign[1])
         if name.startswith("__"):
-            return getattr(self.model, name)  # __tablename__, __table__
-        if name in _shape(self.model).keys.values():
+            return getattr(self._model, name)  # __tablename__, __table__
+        if name in shape.keys.values():
             return None
         raise AttributeError(f"{self!r} has no {name!r} (a batch's rows carry no collections)")
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.values[name] = value
-
     def __repr__(self) -> str:
-        return f"<pending {self.model.__name__} {self.values.get('id')}>"
+        return f"<pending {self._model.__name__} {self.__dict__.get('id')}>"
+
+
+_PENDING_KINDS: dict[type[Any], type[PendingRow]] = {}
 
 
 class _Shape:
@@ -125,6 +143,12 @@ class _Shape:
         }
         #: The collections of a parent that a batch adds children to (expired after it).
         self.collections = [r.key for r in mapper.relationships if r.uselist]
+        #: Columns whose values are Python enums (written as their labels).
+        self.enums = {
+            column.name
+            for column in model.__table__.columns
+            if getattr(column.type, "enum_class", None) is not None
+        }
 
         self.insert = model.__table__.insert()
 
@@ -148,6 +172,83 @@ class _Shape:
                     value = self.defaults.get(column)
             values[column] = value
         return values
+
+    def tuples(
+        self, session: Session, rows: list[PendingRow]
+    ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The COPY rows of `rows`, by the columns they give (normally one group).
+
+        Rows with the same attributes are turned into tuples by one compiled function
+        (their keys, in column order, then the parents' keys, then the defaults); the
+        first row of each kind goes through `values` and the rule columns, and when a
+        rule fills a column the rows of that kind all do.
+        """
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        # Per call: each session's rules are its own.
+        writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
+        for row in rows:
+            kwargs = row.values
+            kind = tuple(kwargs)
+            if kind in writers:
+                writer = writers[kind]
+                values = None
+            else:
+                values = self.values(kwargs)
+                plain = dict(values)
+                fill_rule_columns(session, self.table, values, kwargs)
+                writer = writers[kind] = self._writer(kwargs) if values == plain else None
+            if writer is None:  # rule columns: row by row
+                if values is None:
+                    values = self.values(kwargs)
+                    fill_rule_columns(session, self.table, values, kwargs)
+                groups.setdefault(tuple(values), []).append(
+                    tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
+                )
+                continue
+            columns, make = writer
+            group = groups.get(columns)
+            if group is None:
+                group = groups[columns] = []
+            group.append(make(kwargs))
+        return groups
+
+    def _writer(self, kwargs: dict[str, Any]) -> tuple[tuple[str, ...], Any]:
+        """(columns, kwargs -> COPY tuple) for rows with the attributes of `kwargs`."""
+        direct: list[tuple[str, str]] = []
+        parents: list[tuple[str, str, str]] = []
+        constants: list[tuple[str, Any]] = []
+        for column, key in self.keys.items():
+            foreign = self.foreign_keys.get(column)
+            if key in kwargs:
+                direct.append((column, key))
+            elif foreign is not None and foreign[0] in kwargs:
+                parents.append((column, *foreign))
+            elif column not in self.server_defaults:
+                constants.append((column, self.defaults.get(column)))
+        columns = (
+            *(c for c, _ in direct),
+            *(c for c, _, _ in parents),
+            *(c for c, _ in constants),
+        )
+        enums = [i for i, column in enumerate(columns) if column in self.enums]
+        tail = tuple(value for _, value in constants)
+        keys = [key for _, key in direct]
+        pick = operator.itemgetter(*keys) if len(keys) > 1 else lambda kw: (kw[keys[0]],)
+        links = [(relation, attribute) for _, relation, attribute in parents]
+
+        def make(kw: dict[str, Any]) -> tuple[Any, ...]:
+            row = [*pick(kw)]
+            for relation, attribute in links:
+                parent = kw[relation]
+                row.append(None if parent is None else getattr(parent, attribute))
+            row.extend(tail)
+            for i in enums:
+                value = row[i]
+                if isinstance(value, enum.Enum):
+                    row[i] = value.value
+            return tuple(row)
+
+        return columns, make
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -221,6 +322,8 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
 class Batch(Maker):
     """The rows of one `bulk_create` call, its parents' included, until they are written."""
 
+    folds = True
+
     def __init__(self, session: Session, description: str) -> None:
         super().__init__(session)
         self.description = description
@@ -228,12 +331,14 @@ class Batch(Maker):
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
+        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...], list[str]] | None] = {}
+        self._last_parents: list[Any] = []
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
-        for name, hook in plan.post:
-            if not isinstance(hook.declaration, RelatedFactory) and not getattr(
-                hook.declaration, "celestra_bulk_safe", False
+        for name, declaration, _ in plan.post:
+            if not isinstance(declaration, RelatedFactory) and not getattr(
+                declaration, "celestra_bulk_safe", False
             ):
                 raise CelestraError(
                     f"{self.description}: {factory_class.__name__} has the post-generation "
@@ -252,26 +357,58 @@ class Batch(Maker):
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
         return _parents(model, kwargs)
 
-    def _instantiate(
-        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        model = factory_class._meta.get_model_class()
+    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...], list[str]] | None:
+        """The model of a factory's rows and its get-or-create keys; None for a list
+        factory (a declaration's list, not a row)."""
+        model = fb.model_class(factory_class)
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
-            if issubclass(factory_class, factory.base.BaseListFactory):
-                return factory_class._build(model, *args, **kwargs)
+            if fb.is_list_factory(factory_class):
+                return None
             raise CelestraError(
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
                 "a batch can only make rows of the Celestra tables"
             )
-        for value in _parents(model, kwargs):
+        return model, fb.get_or_create_keys(factory_class), _shape(model).parent_keys
+
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            kind = self._kinds[factory_class]
+        except KeyError:
+            kind = self._kinds[factory_class] = self._kind(factory_class)
+        if kind is None:
+            return fb.build(factory_class, args, kwargs)
+        model, keys, parent_keys = kind
+        parents = self._last_parents = [
+            kwargs[key] for key in parent_keys if kwargs.get(key) is not None
+        ]
+        for value in parents:
             if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
-        keys = getattr(factory_class._meta, "sqlalchemy_get_or_create", ())
         if keys:
             return self._get_or_create(model, kwargs, keys)
         return self._add(model, kwargs)
+
+    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
+        if not isinstance(instance, PendingRow):
+            super()._remember(instance, kwargs)
+            return
+        key = id(instance)
+        if key in self._made:
+            return  # found by get-or-create again
+        self._made.add(key)
+        model = instance.model
+        self._by_key[model, kwargs.get("id")] = instance
+        children = self._children
+        for value in self._last_parents:
+            found = children.get((model, id(value)))
+            if found is None:
+                children[model, id(value)] = [instance]
+            else:
+                found.append(instance)
 
     def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
         row = PendingRow(model, kwargs)
@@ -316,14 +453,7 @@ class Batch(Maker):
         for model in MODELS_IN_FK_ORDER:
             shape = _shape(model)
             # Rows that leave out the same columns (normally all of them) share a COPY.
-            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-            for row in self.rows.get(model, ()):
-                values = shape.values(row.values)
-                fill_rule_columns(self.session, shape.table, values, row.values)
-                groups.setdefault(tuple(values), []).append(
-                    tuple(v.value if isinstance(v, enum.Enum) else v for v in values.values())
-                )
-            for columns, rows in groups.items():
+            for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
                 written[shape.table] = written.get(shape.table, 0) + self._copy(
                     pg_conn, shape.table, columns, rows
                 )
@@ -410,7 +540,7 @@ def bulk_create(
     except RuleError as error:
         error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
         raise
-    model = factory_class._meta.get_model_class()
+    model = fb.model_class(factory_class)
     return BulkResult(session, model, [row.id for row in made])
 
 

@@ -41,9 +41,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import factory.enums
 import factory.random
-from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.declarations import (
     LazyAttribute,
     LazyAttributeSequence,
@@ -59,7 +57,7 @@ from factory.faker import Faker
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra import bulk, making, passwords, spec, story
+from pytest_celestra import bulk, factory_internals, making, passwords, spec, story
 from pytest_celestra.app_models import added_label
 from pytest_celestra.app_rules import SESSION_INFO_KEY, rules_of
 from pytest_celestra.errors import (
@@ -68,6 +66,7 @@ from pytest_celestra.errors import (
     NoSessionError,
     RuleError,
 )
+from pytest_celestra.making import pure
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     Agent,
@@ -167,6 +166,10 @@ _NO_BOUND = -10 * 365 * DAY
 
 
 def _clock() -> datetime:
+    """ "Now" of a factory row: one reading per factory call or batch (its maker's)."""
+    maker = making.current_maker()
+    if maker is not None:
+        return maker.clock(CLOCK_LAG)
     return datetime.now(UTC).replace(microsecond=0) - CLOCK_LAG
 
 
@@ -194,7 +197,7 @@ def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
                 offsets.append(_offset(o.clock, parent.created_at))
         return max(offsets)
 
-    return LazyAttribute(latest)
+    return pure(LazyAttribute(latest))
 
 
 def _time(index: int | None = None, source: str = "times") -> Any:
@@ -204,7 +207,7 @@ def _time(index: int | None = None, source: str = "times") -> Any:
         value = getattr(o, source)
         return _at(o.clock, value if index is None else value[index])
 
-    return LazyAttribute(when)
+    return pure(LazyAttribute(when))
 
 
 def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
@@ -224,7 +227,7 @@ def _rng() -> Any:
 
 def _provider() -> Any:
     """The Faker instance factory_boy draws from (seeded with it), for story functions."""
-    return Faker._get_faker()
+    return factory_internals.faker_instance()
 
 
 def _closing(o: Any) -> int | None:
@@ -259,7 +262,7 @@ def _member_updated(
 
 def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
     """A member row's status: `active`, or what its company's closing made of it."""
-    return LazyAttribute(lambda o: follow(_company_status(o), active))
+    return pure(LazyAttribute(lambda o: follow(_company_status(o), active)))
 
 
 def _member_created() -> Any:
@@ -339,27 +342,12 @@ def _link_created(*rows: str) -> Any:
 # --- base -------------------------------------------------------------------------------
 
 
-class CelestraOptions(SQLAlchemyOptions):
-    """factory_boy's options, with every trait `False` unless a call sets it.
-
-    factory_boy looks a trait up on the object being resolved and takes a missing name as
-    "off"; the miss raises an AttributeError whose message formats every declaration, a
-    third of a `UserFactory()` call. A declared `False` makes the same choice at once.
-    """
-
-    def contribute_to_class(self, factory: Any, *args: Any, **kwargs: Any) -> None:
-        super().contribute_to_class(factory, *args, **kwargs)
-        traits = [name for name, value in self.parameters.items() if isinstance(value, Trait)]
-        self.pre_declarations.update(
-            {name: False for name in traits if name not in self.pre_declarations}
-        )
+CelestraOptions = factory_internals.TraitOptions
 
 
-class CelestraFactory(SQLAlchemyModelFactory):
+class CelestraFactory(factory_internals.RoutedFactory):
     """Base of the Celestra factories: writes into the session of
     [`bound_session`][pytest_celestra.factories.bound_session]."""
-
-    _options_class = CelestraOptions
 
     class Meta:
         abstract = True
@@ -367,22 +355,22 @@ class CelestraFactory(SQLAlchemyModelFactory):
 
     class Params:
         # "now" of the row: every time of a factory row is an offset from it.
-        clock = LazyFunction(_clock)
+        clock = pure(LazyFunction(_clock))
 
     id = Faker("celestra_uuid")
 
     @classmethod
-    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+    def _route(cls, strategy: Any, params: dict[str, Any]) -> Any:
         params = cls._share_parents(checked_arguments(cls, params))
-        if strategy == factory.enums.CREATE_STRATEGY:
+        if strategy == factory_internals.CREATE_STRATEGY:
             # Fail before any parent is made, naming the factory the test called.
             session = current_session(cls.__name__)
             maker = making.current_maker()
             if maker is not None:  # called while making another object: join its call
                 return maker.make(cls, params)
-            if not cls._meta.abstract:
+            if not factory_internals.is_abstract(cls):
                 return making.Maker(session).run(cls, params)
-        return super()._generate(strategy, params)
+        return cls._default_generate(strategy, params)
 
     @classmethod
     def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -417,7 +405,7 @@ class CelestraFactory(SQLAlchemyModelFactory):
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         session = current_session(cls.__name__)
-        keys = getattr(cls._meta, "sqlalchemy_get_or_create", ())
+        keys = factory_internals.get_or_create_keys(cls)
         if keys:
             # No rollback on conflict (unlike factory_boy's): the test owns the transaction.
             lookup = {key: kwargs[key] for key in keys}
@@ -469,7 +457,7 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
         "pytest_celestra.factories.UserFactory",
         company=company,
         role=Maybe(
-            LazyAttribute(lambda o: o.company is None),
+            pure(LazyAttribute(lambda o: o.company is None)),
             UserRole.SUPER_ADMIN,
             kwargs.pop("role", UserRole.REGULAR_USER),
         ),
@@ -489,7 +477,7 @@ def _parent_company(path: str) -> Any:
         owner = getattr(o.factory_parent, path)
         return None if owner is None else owner.company
 
-    return LazyAttribute(company)
+    return pure(LazyAttribute(company))
 
 
 # --- independent tables -----------------------------------------------------------------
@@ -535,10 +523,10 @@ class KnowledgeTypeFactory(CelestraFactory):
         sqlalchemy_get_or_create = ("name",)
 
     class Params:
-        created = LazyAttribute(lambda o: story.knowledge_type_created(o.name))
+        created = pure(LazyAttribute(lambda o: story.knowledge_type_created(o.name)))
 
     name = Faker("knowledge_type_name")
-    description = LazyAttribute(lambda o: knowledge_type_description(o.name))
+    description = pure(LazyAttribute(lambda o: knowledge_type_description(o.name)))
     created_at = _time(source="created")
     updated_at = _time(source="created")
 
@@ -560,7 +548,7 @@ class _CompanyRowFactory(CelestraFactory):
     class Params:
         lower = _not_before("company")
         created = _member_created()
-        closing = LazyAttribute(_closing)
+        closing = pure(LazyAttribute(_closing))
 
     company: Any = SubFactory(CompanyFactory)
     created_at = _time(source="created")
@@ -590,8 +578,10 @@ class UserFactory(_CompanyRowFactory):
         updated = _member_updated(
             lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
         )
-        email_domain = LazyAttribute(
-            lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+        email_domain = pure(
+            LazyAttribute(
+                lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+            )
         )
         super_admin = Trait(role=UserRole.SUPER_ADMIN)
         company_admin = Trait(role=UserRole.COMPANY_ADMIN)
@@ -602,7 +592,7 @@ class UserFactory(_CompanyRowFactory):
 
     role = UserRole.REGULAR_USER
     company = Maybe(
-        LazyAttribute(lambda o: o.role is UserRole.SUPER_ADMIN),
+        pure(LazyAttribute(lambda o: o.role is UserRole.SUPER_ADMIN)),
         None,
         SubFactory(CompanyFactory),
     )
@@ -704,7 +694,7 @@ class KnowledgeSourceFactory(CelestraFactory):
         lower = _not_before("knowledge_base", "knowledge_type")
         created = _link_created("knowledge_base")
         updated = LazyAttribute(lambda o: story.updated_after(_provider(), o.created))
-        domain = LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name))
+        domain = pure(LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name)))
 
     knowledge_base = SubFactory(KnowledgeBaseFactory)
     knowledge_type = SubFactory(KnowledgeTypeFactory)
@@ -747,13 +737,15 @@ class AuditLogFactory(CelestraFactory):
         exclude = ("record",)
 
     class Params:
-        known_user = LazyAttribute(lambda o: o.user is not None)
+        known_user = pure(LazyAttribute(lambda o: o.user is not None))
         lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
         # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
-        window = LazyAttribute(
-            lambda o: story.activity_window(
-                [o.lower],
-                [min(_active_until(o, "user", "signer"), _closed_at(o)) - spec.ACTIVITY_MARGIN],
+        window = pure(
+            LazyAttribute(
+                lambda o: story.activity_window(
+                    [o.lower],
+                    [min(_active_until(o, "user", "signer"), _closed_at(o)) - spec.ACTIVITY_MARGIN],
+                )
             )
         )
         created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))
@@ -800,8 +792,8 @@ class AuditLogFactory(CelestraFactory):
     )
     digital_signature = Maybe("signer", Faker("digital_signature"), None)
     reason = Faker("audit_reason", event_type=SelfAttribute("..event_type"))
-    table_name = LazyAttribute(lambda o: None if o.record is None else o.record.__tablename__)
-    record_id = LazyAttribute(lambda o: None if o.record is None else o.record.id)
+    table_name = pure(LazyAttribute(lambda o: None if o.record is None else o.record.__tablename__))
+    record_id = pure(LazyAttribute(lambda o: None if o.record is None else o.record.id))
     group_id = None
     created_at = _time(source="created")
     # A role assignment is recorded with the change of users.role (pass False to skip).
@@ -859,7 +851,7 @@ class FailedLoginFactory(CelestraFactory):
         model = FailedLogin
 
     class Params:
-        known_user = LazyAttribute(lambda o: o.user is not None)
+        known_user = pure(LazyAttribute(lambda o: o.user is not None))
         lower = _not_before("user", floor=ACTIVITY_EARLIEST)
         attempted = LazyAttribute(lambda o: story.activity_moment(_provider(), o.lower))
         unknown_email = Trait(user=None)
@@ -881,7 +873,7 @@ class _UserStateFactory(CelestraFactory):
 
     class Params:
         lower = _not_before("user")
-        until = LazyAttribute(lambda o: _active_until(o, "user"))
+        until = pure(LazyAttribute(lambda o: _active_until(o, "user")))
 
     user: Any = SubFactory(UserFactory)
 
@@ -937,7 +929,7 @@ class NotificationFactory(CelestraFactory):
         exclude = ("is_read", "expiry")
 
     class Params:
-        lower = LazyAttribute(lambda o: _notification_lower(o))
+        lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
         times = Faker(
             "notification_times",
             status=SelfAttribute("..status"),
@@ -980,7 +972,7 @@ class NotificationFactory(CelestraFactory):
     )
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
-    company = LazyAttribute(lambda o: o.user.company)
+    company = pure(LazyAttribute(lambda o: o.user.company))
     notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
@@ -1358,7 +1350,7 @@ class AuditChangeLogFactory(CelestraFactory):
         model = AuditChangeLog
 
     class Params:
-        table = LazyAttribute(_change_table)
+        table = pure(LazyAttribute(_change_table))
         row = LazyAttribute(_changed_row)
         column = LazyAttribute(_next_column)
         before = LazyAttribute(lambda o: _present_value(o.row, o.column))
@@ -1370,10 +1362,10 @@ class AuditChangeLogFactory(CelestraFactory):
         )
 
     audit_log = SubFactory(AuditLogFactory, config_change=True)
-    column_name = LazyAttribute(lambda o: o.change[0])
-    old_value = LazyAttribute(lambda o: o.change[1])
-    new_value = LazyAttribute(lambda o: o.change[2])
-    created_at = LazyAttribute(lambda o: o.audit_log.created_at or _clock())
+    column_name = pure(LazyAttribute(lambda o: o.change[0]))
+    old_value = pure(LazyAttribute(lambda o: o.change[1]))
+    new_value = pure(LazyAttribute(lambda o: o.change[2]))
+    created_at = pure(LazyAttribute(lambda o: o.audit_log.created_at or _clock()))
     apply = bulk.bulk_safe(
         PostGeneration(lambda obj, create, extracted, **_: _apply_change(obj, create))
     )
@@ -1403,7 +1395,7 @@ def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
     """Names of the traits of `factory_class` (each usable as `Factory(<name>=True)`)."""
     return tuple(
         name
-        for name, declaration in factory_class._meta.parameters.items()
+        for name, declaration in factory_internals.parameters(factory_class).items()
         if isinstance(declaration, Trait)
     )
 
@@ -1418,7 +1410,7 @@ def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str],
     """What a factory's keywords may be (declarations, parameters and traits, the model's
     columns and relationships) and its model's enum attributes (name -> enum class);
     worked out again when the model gains a column (a rule's)."""
-    model = factory_class._meta.model
+    model = factory_internals.model_class(factory_class)
     size = len(model.__mapper__.attrs) if hasattr(model, "__mapper__") else 0
     known = _ARGUMENTS.get(factory_class)
     if known is None or known[0] != size:
@@ -1427,11 +1419,9 @@ def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str],
 
 
 def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    meta = factory_class._meta
-    names = set(meta.pre_declarations.as_dict()) | set(meta.post_declarations.as_dict())
-    names |= set(meta.parameters) | set(getattr(meta, "rename", None) or {})
+    names = factory_internals.known_names(factory_class)
     enums: dict[str, Any] = {}
-    model = meta.model
+    model = factory_internals.model_class(factory_class)
     if model is not None and hasattr(model, "__mapper__"):
         from sqlalchemy import Enum as EnumType
 
@@ -1460,7 +1450,7 @@ def checked_arguments(
     """
     names, enums = _arguments_of(factory_class)
     call = call or factory_class.__name__
-    model = factory_class._meta.model
+    model = factory_internals.model_class(factory_class)
     # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
     mapped = check_names and hasattr(model, "__mapper__")
     checked = params

@@ -75,8 +75,10 @@ SESSION_FIXTURES = frozenset(
 
 
 def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
+    from pytest_celestra.factory_internals import is_abstract
+
     for subclass in base.__subclasses__():
-        if not subclass._meta.abstract:
+        if not is_abstract(subclass):
             yield subclass
         yield from _concrete_factories(subclass)
 

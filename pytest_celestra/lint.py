@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from pytest_celestra.drift import SchemaDriftError
 from pytest_celestra.errors import ServerError
 from pytest_celestra.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
+from pytest_celestra.factory_internals import is_abstract
 from pytest_celestra.server import error_text
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def factories_to_lint(earlier: Collection[type] = ()) -> list[type[CelestraFacto
         subclass
         for subclass in _subclasses(CelestraFactory)
         if subclass not in ALL_FACTORIES
-        and not subclass._meta.abstract
+        and not is_abstract(subclass)
         and _still_loaded(subclass, earlier)
     }
     return [

@@ -295,8 +295,14 @@ def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = 
     `rng` picks which salt (the first without one), so many users cost at most
     [`SALT_POOL_SIZE`][pytest_celestra.passwords.SALT_POOL_SIZE] hashes per password.
     """
-    hasher = _hasher
     index = 0 if rng is None else int(rng.random() * SALT_POOL_SIZE)
+    return _pooled_hash(_hasher, password, index)
+
+
+@functools.lru_cache(maxsize=64 * SALT_POOL_SIZE)
+def _pooled_hash(hasher: PasswordHasher, password: str, index: int) -> str:
+    """The hash of `password` with the `index`-th salt of the pool (a batch's users look
+    it up, not the hasher's settings, once per row)."""
     return hasher.hash(password, _pool_salt(hasher, index))
 
 

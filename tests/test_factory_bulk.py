@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pytest_celestra import passwords, spec
+from pytest_celestra import making, passwords, spec
 from pytest_celestra.bulk import BulkResult, BulkWriteError
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.factories import (
@@ -88,6 +88,40 @@ def test_a_batch_draws_what_the_factory_draws(celestra_session):
     made = UserFactory.bulk_create(4, company=company)
     assert [u.name for u in made] == [u.name for u in built]
     assert [u.password_hash for u in made] == [u.password_hash for u in built]
+
+
+def test_a_batch_computes_a_pure_declaration_of_constants_once(celestra_session):
+    """After a plan's first row, a batch keeps as a constant each declaration marked
+    `pure` that reads only constants; one that reads a per-row value runs for each row,
+    and a single call never folds."""
+    calls = {"tag": 0, "first": 0}
+
+    def tag_of(o):
+        calls["tag"] += 1
+        return o.company.name.split()[0]
+
+    def first_of(o):
+        calls["first"] += 1
+        return o.given.split()[0]
+
+    class TaggedUserFactory(UserFactory):
+        class Params:
+            given = factory.Faker("person_name")
+            tag = making.pure(factory.LazyAttribute(tag_of))
+            first = making.pure(factory.LazyAttribute(first_of))
+
+        name = factory.LazyAttribute(lambda o: f"{o.first} of {o.tag}")
+
+    company = CompanyFactory()
+    made = TaggedUserFactory.bulk_create(30, company=company)
+    assert calls["tag"] <= 2  # the first row, and its trace
+    assert 30 <= calls["first"] <= 31
+    names = [user.name for user in made]
+    assert {name.split(" of ")[1] for name in names} == {company.name.split()[0]}
+    assert len({name.split(" of ")[0] for name in names}) > 1  # still drawn per row
+    calls["tag"] = 0
+    TaggedUserFactory.create_batch(3, company=company)
+    assert calls["tag"] == 3
 
 
 def test_declarations_of_your_own_subclass_work_in_a_batch_and_a_call(celestra_session):
