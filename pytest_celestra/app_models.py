@@ -25,6 +25,7 @@ from factory.declarations import Maybe, SubFactory
 
 from pytest_celestra.app_rules import rules_of
 from pytest_celestra.errors import ConfigError
+from pytest_celestra.factory_internals import model_class, next_sequence
 
 if TYPE_CHECKING:
     from sqlalchemy import Insert
@@ -126,7 +127,7 @@ def table_factory(rules: SchemaRules, table: str) -> Any:
             f"no rules.table({table!r}) in pytest_celestra_schema_rules: factory_for "
             "makes rows of the tables your rules describe"
         )
-    ours = {f._meta.model.__tablename__: f for f in reversed(ALL_FACTORIES)}
+    ours = {model_class(f).__tablename__: f for f in reversed(ALL_FACTORIES)}
     parents = {
         _relation(column): ours[parent] if parent in ours else rules.factory(parent)
         for column, parent in rule.parents
@@ -202,7 +203,7 @@ class _TableFactory(Factory[dict[str, Any]]):
                 parent = call.get(_relation(key))
                 parents[key] = given.pop(key, None) or getattr(parent, "id", None)
             given_parents.append({name: call.get(name) for name in cls._parents})
-            index = cls._meta.next_sequence()  # type: ignore[no-untyped-call]
+            index = next_sequence(cls)
             rows.append(rule.row_values(parents, index, rng, columns, found, kind, given))
         names = found or rows[0]
         described = Table(rule.name, MetaData(), *(Column(name) for name in names))
