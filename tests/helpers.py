@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,24 @@ def create_database(admin_dsn: str, url: str, *, template: str | None = None) ->
             admin.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, sql.Identifier(template))
             )
+
+
+# --- databases on the suite's server --------------------------------------------------
+
+
+def exists(admin: psycopg.Connection[Any], name: str) -> bool:
+    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return row.fetchone() is not None
+
+
+def swept(admin: psycopg.Connection[Any], name: str) -> bool:
+    """Is ``name`` gone, or going? Another run's sweep (another xdist worker's, another
+    run's on the same server) may have taken it first, in which case this one skipped it
+    and that DROP (with its checkpoint) may still be under way: wait for it."""
+    deadline = time.monotonic() + 30
+    while exists(admin, name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not exists(admin, name)
 
 
 # --- templates -------------------------------------------------------------------------

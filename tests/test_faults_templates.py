@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from helpers import ThrowawayServer, free_port, running, throwaway_setup
+from helpers import ThrowawayServer, exists, free_port, running, swept, throwaway_setup
 from psycopg import sql
 from sqlalchemy import text
 
@@ -51,21 +51,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 SMALL = Volume.named("small")
-
-
-def exists(admin: psycopg.Connection, name: str) -> bool:
-    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-    return row.fetchone() is not None
-
-
-def swept(admin: psycopg.Connection, name: str) -> bool:
-    """Is ``name`` gone, or going? Another test's sweep (the other xdist worker's) may
-    have taken the orphan first, in which case this one skipped it and the DROP (with
-    its checkpoint) may still be under way: wait for it."""
-    deadline = time.monotonic() + 30
-    while exists(admin, name) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not exists(admin, name)
 
 
 def count_users(url) -> int:
