@@ -34,6 +34,7 @@ from pytest_celestra.database import (
     Budget,
     DatabaseManager,
     TemplateUse,
+    _comment,
     _lock_id,
     _use_lock_id,
     drop_database,
@@ -267,6 +268,48 @@ def test_a_database_left_unmarked_is_swept_when_its_creator_is_gone(admin, admin
 
 def _name_lock(name: str) -> int:
     return _lock_id(name)
+
+
+def test_a_sweep_never_drops_a_database_finished_since_it_listed_it(
+    admin, admin_dsn, managers, monkeypatch
+):
+    """A sweep lists, then takes each doomed database's lock. A database still unmarked
+    when listed (between CREATE DATABASE and COMMENT) and finished by its living creator
+    before the sweep got to it is a live run's test database: it stays. (It was dropped
+    WITH (FORCE), milliseconds after its creator had commented it and let go of its lock.)"""
+    name = f"celestra_empty_probe_{secrets.token_hex(4)}"
+    run = secrets.token_hex(8)
+    with psycopg.connect(admin_dsn, autocommit=True) as creator:
+        creator.execute("SELECT pg_advisory_lock_shared(%s)", (run_lock_id(run),))  # alive
+        creator.execute("SELECT pg_advisory_lock(%s)", (_name_lock(name),))
+        try:
+            sweeper = managers()
+            listing = sweeper._listing
+
+            def listed_then_finished(connection, sizes=True):
+                limit = sql.Literal(BIRTH_MARK)
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} CONNECTION LIMIT {}").format(
+                        sql.Identifier(name), limit
+                    )
+                )
+                seen = listing(connection, sizes)
+                assert name in {database.name for database in seen}  # unmarked: listed
+                comment = _comment("test database", run=run, owner=run_lock_id(run))
+                admin.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                        sql.Identifier(name), sql.Literal(comment)
+                    )
+                )
+                creator.execute("SELECT pg_advisory_unlock(%s)", (_name_lock(name),))
+                return seen
+
+            monkeypatch.setattr(sweeper, "_listing", listed_then_finished)
+            with sweeper._admin():  # a run's first connection sweeps
+                pass
+            assert exists(admin, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def test_workers_of_one_run_keep_each_others_databases(admin, managers):
