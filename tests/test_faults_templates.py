@@ -247,22 +247,23 @@ def test_celestra_seed_refuses_every_database_of_the_plugin(managers, capsys):
 def test_a_database_left_unmarked_is_swept_when_its_creator_is_gone(admin, admin_dsn, managers):
     """A run killed between CREATE DATABASE and COMMENT leaves only the birth mark."""
     names = {kind: f"celestra_seeded_probe_{secrets.token_hex(4)}" for kind in "abc"}
-    for kind, name in names.items():
-        limit = sql.SQL(" CONNECTION LIMIT {}").format(sql.Literal(BIRTH_MARK))
-        admin.execute(
-            sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-            + (limit if kind != "c" else sql.SQL(""))
-        )
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as creator:  # still at work on "b"
+            # Its lock first, as a creator takes it: other runs on the server sweep too.
             creator.execute("SELECT pg_advisory_lock(%s)", (_name_lock(names["b"]),))
+            for kind, name in names.items():
+                limit = sql.SQL(" CONNECTION LIMIT {}").format(sql.Literal(BIRTH_MARK))
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                    + (limit if kind != "c" else sql.SQL(""))
+                )
             with managers()._admin():  # a run's first connection sweeps
                 pass
             assert swept(admin, names["a"])
             assert exists(admin, names["b"])  # its creator is alive
             assert exists(admin, names["c"])  # no birth mark: not ours, never touched
     finally:
-        for name in (names["b"], names["c"]):
+        for name in names.values():
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
