@@ -989,15 +989,17 @@ class DatabaseManager:
 
         Only what nobody holds is dropped: each one's locks are tried, not awaited. A dead
         run's leftovers are dropped even if a session is still on them (its backends can
-        outlive a killed run for a moment); anything else in use is left to a later sweep.
+        outlive a killed run for a moment); anything else in use is left to a later sweep,
+        and so is a database whose comment changed between the listing and its locks.
         """
         now = datetime.now(UTC)
         kept = set(keep)
-        # (name, locks to try, force): a dead run's leftovers may still have its backends
+        # (listed, locks to try, force): a dead run's leftovers may still have its backends
         # on them for a moment after a kill, so those are dropped with FORCE.
-        doomed: list[tuple[str, list[int], bool]] = []
+        doomed: list[tuple[_Listed, list[int], bool]] = []
         sealed: list[TemplateUse] = []
-        for listed in self._listing(admin, sizes=evict):
+        listings = self._listing(admin, sizes=evict)
+        for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
             locks = [_lock_id(name)]
             if (
@@ -1013,7 +1015,7 @@ class DatabaseManager:
                 day = meta.get("day")
                 sealed.append(TemplateUse(name, _when(meta.get("used")), listed.size, day))
             elif "owner" in meta and purpose in ("test database", "template build"):
-                doomed.append((name, [*locks, int(meta["owner"])], True))
+                doomed.append((listed, [*locks, int(meta["owner"])], True))
             elif (
                 purpose in ("", "template build")
                 or (
@@ -1026,15 +1028,27 @@ class DatabaseManager:
                     and now - _when(meta.get("created")) > _LEGACY_TEST_DATABASE_AGE
                 )
             ):
-                doomed.append((name, locks, purpose == ""))
+                doomed.append((listed, locks, purpose == ""))
         if evict:
+            evicted = set(templates_to_evict(sealed, self.budget, now, kept))
             doomed += [
-                (name, [_lock_id(name), _use_lock_id(name)], False)
-                for name in templates_to_evict(sealed, self.budget, now, kept)
+                (listed, [_lock_id(listed.name), _use_lock_id(listed.name)], False)
+                for listed in listings
+                if listed.name in evicted
             ]
-        for name, locks, force in doomed:
+        for listed, locks, force in doomed:
+            name = listed.name
             with _if_free(admin, locks) as free:
                 if not free:
+                    continue
+                # What was listed may have changed before its locks were free: a database
+                # unmarked then (its creator between CREATE DATABASE and COMMENT, holding
+                # its lock) is now a living run's, whose run lock was not among those
+                # tried; a template was just used. Only what is still as listed goes.
+                if _parse_comment(database_comment(admin, name) or "") != (
+                    listed.purpose,
+                    listed.meta,
+                ):
                     continue
                 # In use, or another role's: leave it to a later sweep or its owner.
                 with contextlib.suppress(

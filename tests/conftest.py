@@ -49,6 +49,39 @@ def _chosen_pgdata(config: pytest.Config) -> str | None:
     return None
 
 
+def _runs_on_every_core(config: pytest.Config) -> bool:
+    """Should this run use an xdist worker per core without being asked (``-n``)?
+
+    Yes for the whole suite from its ``testpaths`` (``pytest``, ``pytest -m "not slow"``),
+    when xdist is installed and there are two cores or more. No when the run names what
+    to run (``pytest tests/test_cli.py``: a quick look, where starting workers costs more
+    than it saves), chooses ``-n`` itself (``-n 0``: no workers), or wants one process:
+    ``--pdb``, ``-s``, ``--sw``, ``--collect-only``."""
+    option = config.option
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")
+        and config.args_source is pytest.Config.ArgsSource.TESTPATHS
+        and getattr(option, "numprocesses", None) is None
+        and not (option.usepdb or option.collectonly or option.capture == "no")
+        and not getattr(option, "stepwise", False)
+        and len(os.sched_getaffinity(0)) >= 2
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``pytest`` alone runs the suite on every core (``-n auto``; ``-n 0`` to turn it
+    off), before xdist reads ``-n``. Inner pytester runs and ``pytest examples`` never
+    load this file, so they run as the user chose."""
+    if _runs_on_every_core(config):
+        config.option.numprocesses = "auto"
+        if config.option.dist == "no":
+            # Tests take from a few ms to tens of seconds: an idle worker takes over the
+            # queue of a busy one instead of waiting out a fixed share.
+            config.option.dist = "worksteal"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Unless a data directory was chosen (option, ini or environment), the suite's own,
@@ -56,6 +89,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if _chosen_pgdata(config) is None:
         os.environ["CELESTRA_PGDATA"] = str(suite_pgdata())
         config.add_cleanup(lambda: os.environ.pop("CELESTRA_PGDATA", None))
+    if not hasattr(config, "workerinput"):
+        _bytecode_in_a_cache_of_our_own(config)
+
+
+def _bytecode_in_a_cache_of_our_own(config: pytest.Config) -> None:
+    """Under ``PYTHONDONTWRITEBYTECODE`` (set by CI scripts and some shells), every child
+    process of the suite (xdist workers, inner pytest runs, CLI runs: about a hundred)
+    would compile and assertion-rewrite the plugin and the tests afresh, a second or more
+    of CPU each. They write it instead to a cache of the suite's own under the system's
+    temporary folder (``PYTHONPYCACHEPREFIX``): still nothing in the checkout or the
+    virtualenv. This process keeps the setting it was started with."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(suite_pgdata().parent / "pycache")
+
+    def restore() -> None:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+
+    config.add_cleanup(restore)
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +178,12 @@ def celestra_pytester(
     for name, value in inner_server_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CELESTRA_VOLUME", "small")
-    # pytest-asyncio warns in every run whose ini leaves this unset (the inner runs have none).
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    # pytest-asyncio warns in every run whose ini leaves this unset (the inner runs have none);
+    # an inner run's tests run in the order written (some build on the one before), even
+    # when this run is in random order (-p randomly).
+    monkeypatch.setenv(
+        "PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function -p no:randomly"
+    )
     return pytester
 
 

@@ -3,6 +3,7 @@ another). Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +122,24 @@ def create_database(admin_dsn: str, url: str, *, template: str | None = None) ->
             admin.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, sql.Identifier(template))
             )
+
+
+# --- databases on the suite's server --------------------------------------------------
+
+
+def exists(admin: psycopg.Connection[Any], name: str) -> bool:
+    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return row.fetchone() is not None
+
+
+def swept(admin: psycopg.Connection[Any], name: str) -> bool:
+    """Is ``name`` gone, or going? Another run's sweep (another xdist worker's, another
+    run's on the same server) may have taken it first, in which case this one skipped it
+    and that DROP (with its checkpoint) may still be under way: wait for it."""
+    deadline = time.monotonic() + 30
+    while exists(admin, name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not exists(admin, name)
 
 
 # --- templates -------------------------------------------------------------------------
@@ -277,6 +297,10 @@ PREPARING = {
 }
 
 
+_INITIALISED: dict[tuple[Path, str | None], Path] = {}
+"""pg_ctl's folder and system user -> a cluster fresh from initdb, to copy."""
+
+
 class ThrowawayServer:
     """A PostgreSQL cluster of these tests only, in a temporary directory, on a free port,
     started with `settings` of its own (``max_connections=12``, :data:`PREPARING`).
@@ -287,6 +311,7 @@ class ThrowawayServer:
     def __init__(self, bindir: Path, user: str | None, settings: dict[str, str] | None = None):
         self.bindir = bindir
         self.settings = settings or {}
+        self.user = user
         self.prefix = ["runuser", "-u", user, "--"] if user else []
         self.root = Path(tempfile.mkdtemp(prefix="celestra-throwaway-"))
         self.data = self.root / "data"
@@ -307,14 +332,33 @@ class ThrowawayServer:
         return self.command("pg_ctl", "-D", str(self.data), "-o", options, "-w", *arguments)
 
     def start(self) -> None:
+        # A copy of a cluster initialised once per process: initdb costs seconds, cp -a a
+        # fraction of it (settings are given at start, so every server can share one).
         subprocess.run(
-            self.command("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N"),
+            [*self.prefix, "cp", "-a", str(self._initialised()), str(self.data)],
             check=True,
             capture_output=True,
         )
         subprocess.run(
             self.pg_ctl("-l", str(self.root / "log"), "start"), check=True, capture_output=True
         )
+
+    def _initialised(self) -> Path:
+        """A cluster fresh from initdb, made once per process for pg_ctl's folder and user."""
+        key = (self.bindir, self.user)
+        if key not in _INITIALISED:
+            root = Path(tempfile.mkdtemp(prefix="celestra-initdb-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            if self.user:
+                shutil.chown(root, self.user)
+            data = root / "data"
+            subprocess.run(
+                self.command("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-N"),
+                check=True,
+                capture_output=True,
+            )
+            _INITIALISED[key] = data
+        return _INITIALISED[key]
 
     def restart_command(self) -> list[str]:
         return self.pg_ctl("-m", "fast", "-l", str(self.root / "log"), "restart")

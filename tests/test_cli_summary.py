@@ -25,13 +25,17 @@ def test_a_server_on_a_socket_is_named_by_its_socket_not_as_a_host() -> None:
     assert cli.server_address(tcp) == "db.example.com:6543"
 
 
-def test_the_json_summary_names_a_tcp_server_by_host_and_port(
+def test_the_json_summary_names_the_server_by_host_and_port_or_by_socket(
     scratch: Callable[[], str],
 ) -> None:
+    """The suite's server: on TCP with a DSN, on a socket when it is the embedded one."""
     url = scratch()
     result = run_cli("--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     parsed = make_url(url)
-    assert summary["server_address"] == f"{parsed.host}:{parsed.port or 5432}"
+    port = parsed.port or 5432
+    socket_folder = parsed.query.get("host")
+    expected = f"{parsed.host}:{port}" if parsed.host else f"{socket_folder}/.s.PGSQL.{port}"
+    assert summary["server_address"] == expected
     assert summary["other_tables"] == 0

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from helpers import ThrowawayServer, free_port, running, throwaway_setup
+from helpers import ThrowawayServer, exists, free_port, running, swept, throwaway_setup
 from psycopg import sql
 from sqlalchemy import text
 
@@ -32,6 +32,7 @@ from pytest_celestra.database import (
     Budget,
     DatabaseManager,
     TemplateUse,
+    _comment,
     _lock_id,
     _use_lock_id,
     drop_database,
@@ -50,21 +51,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 SMALL = Volume.named("small")
-
-
-def exists(admin: psycopg.Connection, name: str) -> bool:
-    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-    return row.fetchone() is not None
-
-
-def swept(admin: psycopg.Connection, name: str) -> bool:
-    """Is ``name`` gone, or going? Another test's sweep (the other xdist worker's) may
-    have taken the orphan first, in which case this one skipped it and the DROP (with
-    its checkpoint) may still be under way: wait for it."""
-    deadline = time.monotonic() + 30
-    while exists(admin, name) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not exists(admin, name)
 
 
 def count_users(url) -> int:
@@ -260,27 +246,70 @@ def test_celestra_seed_refuses_every_database_of_the_plugin(managers, capsys):
 def test_a_database_left_unmarked_is_swept_when_its_creator_is_gone(admin, admin_dsn, managers):
     """A run killed between CREATE DATABASE and COMMENT leaves only the birth mark."""
     names = {kind: f"celestra_seeded_probe_{secrets.token_hex(4)}" for kind in "abc"}
-    for kind, name in names.items():
-        limit = sql.SQL(" CONNECTION LIMIT {}").format(sql.Literal(BIRTH_MARK))
-        admin.execute(
-            sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-            + (limit if kind != "c" else sql.SQL(""))
-        )
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as creator:  # still at work on "b"
+            # Its lock first, as a creator takes it: other runs on the server sweep too.
             creator.execute("SELECT pg_advisory_lock(%s)", (_name_lock(names["b"]),))
+            for kind, name in names.items():
+                limit = sql.SQL(" CONNECTION LIMIT {}").format(sql.Literal(BIRTH_MARK))
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                    + (limit if kind != "c" else sql.SQL(""))
+                )
             with managers()._admin():  # a run's first connection sweeps
                 pass
             assert swept(admin, names["a"])
             assert exists(admin, names["b"])  # its creator is alive
             assert exists(admin, names["c"])  # no birth mark: not ours, never touched
     finally:
-        for name in (names["b"], names["c"]):
+        for name in names.values():
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def _name_lock(name: str) -> int:
     return _lock_id(name)
+
+
+def test_a_sweep_never_drops_a_database_finished_since_it_listed_it(
+    admin, admin_dsn, managers, monkeypatch
+):
+    """A sweep lists, then takes each doomed database's lock. A database still unmarked
+    when listed (between CREATE DATABASE and COMMENT) and finished by its living creator
+    before the sweep got to it is a live run's test database: it stays. (It was dropped
+    WITH (FORCE), milliseconds after its creator had commented it and let go of its lock.)"""
+    name = f"celestra_empty_probe_{secrets.token_hex(4)}"
+    run = secrets.token_hex(8)
+    with psycopg.connect(admin_dsn, autocommit=True) as creator:
+        creator.execute("SELECT pg_advisory_lock_shared(%s)", (run_lock_id(run),))  # alive
+        creator.execute("SELECT pg_advisory_lock(%s)", (_name_lock(name),))
+        try:
+            sweeper = managers()
+            listing = sweeper._listing
+
+            def listed_then_finished(connection, sizes=True):
+                limit = sql.Literal(BIRTH_MARK)
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} CONNECTION LIMIT {}").format(
+                        sql.Identifier(name), limit
+                    )
+                )
+                seen = listing(connection, sizes)
+                assert name in {database.name for database in seen}  # unmarked: listed
+                comment = _comment("test database", run=run, owner=run_lock_id(run))
+                admin.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                        sql.Identifier(name), sql.Literal(comment)
+                    )
+                )
+                creator.execute("SELECT pg_advisory_unlock(%s)", (_name_lock(name),))
+                return seen
+
+            monkeypatch.setattr(sweeper, "_listing", listed_then_finished)
+            with sweeper._admin():  # a run's first connection sweeps
+                pass
+            assert exists(admin, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def test_workers_of_one_run_keep_each_others_databases(admin, managers):

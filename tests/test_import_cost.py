@@ -73,10 +73,11 @@ def pytest_unconfigure(config):
 
 
 def test_a_suite_without_celestra_fixtures_imports_nothing_heavy(pytester: pytest.Pytester):
-    """Faker's own plugin imports faker, and is blocked; ours stays loaded."""
+    """Faker's own plugin imports faker, and pytest-randomly (the test extra) factory_boy
+    and faker to reseed them: both are blocked; ours stays loaded."""
     pytester.makeconftest(RECORD_MODULES)
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    blocked = ["-p", "no:faker"]
+    blocked = ["-p", "no:faker", "-p", "no:randomly"]
     if importlib.util.find_spec("pytest_postgresql") is not None:
         blocked += ["-p", "no:pytest_postgresql"]  # its entry point's name
     result = pytester.runpytest_subprocess(*blocked, "-p", "no:cacheprovider")

@@ -96,47 +96,63 @@ def test_a_marked_test_cannot_use_the_run_scenario_engine(celestra_pytester, run
     )
 
 
-@pytest.mark.parametrize(
-    ("marker", "message"),
-    [
-        ('volume="huge"', "(volume='huge'): invalid volume 'huge': use small, medium or large"),
-        ("seed=-1", "(seed=-1): invalid seed '-1': use an integer from 0 to 9223372036854775807"),
-        ("seed=1.5", "(seed=1.5): invalid seed 1.5: use an integer from 0 to 9223372036854775807"),
-        (
-            'volumes="small"',
-            "(volumes=...): unknown argument; use volume=..., seed=... and/or scenario=...",
-        ),
-        (
-            '"small"',
-            "('small',): takes keyword arguments only, volume=..., seed=... and/or scenario=...",
-        ),
-    ],
-)
+BAD_MARKERS = [
+    ('volume="huge"', "(volume='huge'): invalid volume 'huge': use small, medium or large"),
+    ("seed=-1", "(seed=-1): invalid seed '-1': use an integer from 0 to 9223372036854775807"),
+    ("seed=1.5", "(seed=1.5): invalid seed 1.5: use an integer from 0 to 9223372036854775807"),
+    (
+        'volumes="small"',
+        "(volumes=...): unknown argument; use volume=..., seed=... and/or scenario=...",
+    ),
+    (
+        '"small"',
+        "('small',): takes keyword arguments only, volume=..., seed=... and/or scenario=...",
+    ),
+]
+MARKED_TEST = """
+import pytest
+
+@pytest.mark.celestra({marker})
+def test_marked(celestra_seeded_db):
+    pass
+"""
+_XDIST_RUN: list[pytest.RunResult] = []
+"""The one xdist run of all the bad markers (a module each), shared by their tests: three
+interpreters per run, where the in-process runs cost next to nothing."""
+
+
+@pytest.mark.parametrize(("marker", "message"), BAD_MARKERS)
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
 def test_bad_marker_arguments_are_collection_errors(
     celestra_pytester, run_inner, marker, message, workers
 ):
-    celestra_pytester.makepyfile(
-        f"""
-        import pytest
-
-        @pytest.mark.celestra({marker})
-        def test_marked(celestra_seeded_db):
-            pass
-        """
-    )
-    result = run_inner(*workers)
-    # pytest stops on a collection error; xdist reports it as a failure.
-    stopped = pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.INTERRUPTED
-    assert result.ret == stopped
+    if not workers:
+        module = "test_bad_marker_arguments_are_collection_errors"
+        celestra_pytester.makepyfile(MARKED_TEST.format(marker=marker))
+        result = run_inner()
+        # pytest stops on a collection error.
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.assert_outcomes(errors=1)
+    else:
+        module = f"test_bad_{BAD_MARKERS.index((marker, message))}"
+        if not _XDIST_RUN:
+            celestra_pytester.makepyfile(
+                **{
+                    f"test_bad_{index}": MARKED_TEST.format(marker=bad)
+                    for index, (bad, _) in enumerate(BAD_MARKERS)
+                }
+            )
+            _XDIST_RUN.append(run_inner(*workers))
+        result = _XDIST_RUN[0]
+        # xdist reports each module's collection error as a failure of the run.
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.assert_outcomes(errors=len(BAD_MARKERS))
     result.stdout.fnmatch_lines(
         [
-            "*ERROR collecting *.py*",
-            "pytest-celestra: test_bad_marker_arguments_are_collection_errors.py::test_marked: "
-            f"@pytest.mark.celestra{message}*",
+            f"*ERROR collecting {module}.py*",
+            f"pytest-celestra: {module}.py::test_marked: @pytest.mark.celestra{message}*",
         ]
     )
-    result.assert_outcomes(errors=1)
 
 
 def test_the_marker_is_registered(run_inner):
