@@ -234,6 +234,7 @@ class Bench:
     repeat: int | None
     warm_runs: int
     per_test_runs: int
+    per_test_tests: int
     workdir: Path
     log: Callable[[str], None]
 
@@ -347,7 +348,7 @@ class Bench:
         """Whole pytest runs of 1 + N and of 1 test per case, in rounds over the volumes
         (see ``celestra_bench_pertest``)."""
         for volume in volumes:
-            pertest.write_suites(self.workdir / f"pertest_{volume.name}")
+            pertest.write_suites(self.workdir / f"pertest_{volume.name}", self.per_test_tests)
             # Builds the templates if no earlier run did (with --per-test-only).
             warm_up = pertest.suite_file(pertest.CASES[0], 1)
             self.run_pytest(volume, self.workdir / f"pertest_{volume.name}", warm_up)
@@ -359,7 +360,7 @@ class Bench:
                 )
                 result = results[volume.name]
                 for case in (pertest.PLAIN, *pertest.CASES):
-                    for count in pertest.COUNTS:
+                    for count in pertest.counts(self.per_test_tests):
                         run = self.run_pytest(
                             volume,
                             self.workdir / f"pertest_{volume.name}",
@@ -540,6 +541,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "each case and the plain baseline; default 3)",
     )
     parser.add_argument(
+        "--per-test-tests",
+        type=_positive_int,
+        default=pertest.PER_TEST_TESTS,
+        help="N, the tests of the large file of each per-test case (default "
+        f"{pertest.PER_TEST_TESTS:,}; fewer gives a noisier figure)",
+    )
+    parser.add_argument(
         "--per-test-only",
         action="store_true",
         help="measure only the per-test cost end to end (no seeding, peer or warm runs)",
@@ -632,6 +640,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 repeat=args.repeat,
                 warm_runs=args.warm_runs,
                 per_test_runs=args.per_test_runs,
+                per_test_tests=args.per_test_tests,
                 workdir=workdir,
                 log=log,
             )

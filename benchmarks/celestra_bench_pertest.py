@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-#: N: the tests whose cost is measured, beyond the first one.
+#: N: the tests whose cost is measured, beyond the first one (``--per-test-tests``).
 PER_TEST_TESTS = 1_000
 #: The target for every case, in seconds.
 PER_TEST_LIMIT = 0.0005
@@ -72,30 +72,40 @@ CASES = tuple(
     for fixture in ("celestra_seeded_db", "celestra_session")
     for statement in (False, True)
 )
-COUNTS = (PER_TEST_TESTS + 1, 1)
+
+
+def counts(tests: int = PER_TEST_TESTS) -> tuple[int, int]:
+    """The sizes of the two files of a case: 1 + N tests, and 1."""
+    return (tests + 1, 1)
+
+
+def measured_counts(runs: Mapping[str, Sequence[float]]) -> tuple[int, int]:
+    """The sizes a case's runs were measured at (its keys are the counts)."""
+    return (max(int(count) for count in runs), 1)
 
 
 def suite_file(case: Case, count: int) -> str:
     return f"test_pertest_{case.key.replace('+', '_')}_{count}.py"
 
 
-def write_suites(directory: Path) -> None:
-    """One test file per case (the plain baseline included) and count."""
+def write_suites(directory: Path, tests: int = PER_TEST_TESTS) -> None:
+    """One test file per case (the plain baseline included) and count (1 + `tests`, 1)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "pytest.ini").write_text("[pytest]\naddopts =\n")
     for case in (PLAIN, *CASES):
-        for count in COUNTS:
+        for count in counts(tests):
             (directory / suite_file(case, count)).write_text(case.source(count))
 
 
 def per_test(runs: Mapping[str, Mapping[str, Sequence[float]]], case: Case) -> float | None:
     """Seconds per test, end to end (see the module docstring); None if not measured."""
     try:
-        with_many, with_one = (statistics.median(runs[case.key][str(n)]) for n in COUNTS)
-        without_many, without_one = (statistics.median(runs[PLAIN.key][str(n)]) for n in COUNTS)
-    except (KeyError, statistics.StatisticsError):
+        sizes = measured_counts(runs[case.key])
+        with_many, with_one = (statistics.median(runs[case.key][str(n)]) for n in sizes)
+        without_many, without_one = (statistics.median(runs[PLAIN.key][str(n)]) for n in sizes)
+    except (KeyError, ValueError, statistics.StatisticsError):
         return None
-    return ((with_many - with_one) - (without_many - without_one)) / PER_TEST_TESTS
+    return ((with_many - with_one) - (without_many - without_one)) / (sizes[0] - 1)
 
 
 def phase_medians(phases: Sequence[Mapping[str, float]]) -> dict[str, float]:

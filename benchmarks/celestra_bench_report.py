@@ -276,11 +276,12 @@ def per_test_targets(results: dict[str, VolumeResult]) -> list[Target]:
             value = result.per_test(case)
             if value is None:
                 continue
-            many, one = (median(runs[case.key][str(n)]) for n in pertest.COUNTS)
-            base_many, base_one = (median(runs[pertest.PLAIN.key][str(n)]) for n in pertest.COUNTS)
+            sizes = pertest.measured_counts(runs[case.key])
+            many, one = (median(runs[case.key][str(n)]) for n in sizes)
+            base_many, base_one = (median(runs[pertest.PLAIN.key][str(n)]) for n in sizes)
             figure = (
                 f"(({fmt_s(many)} - {fmt_s(one)}) - ({fmt_s(base_many)} - {fmt_s(base_one)}))"
-                f" / {pertest.PER_TEST_TESTS:,}"
+                f" / {sizes[0] - 1:,}"
             )
             targets.append(
                 Target(
