@@ -9,6 +9,7 @@ start nothing of their own. Only the plugin's public fixtures are used (``celest
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -91,6 +92,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: os.environ.pop("CELESTRA_PGDATA", None))
     if not hasattr(config, "workerinput"):
         _bytecode_in_a_cache_of_our_own(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under ``--strict-markers`` a marker name in ``-m`` that nothing registered is a
+    usage error (pytest 9), which pytest raises while collecting: under xdist each worker
+    raises it alone and the controller crashes with an ``INTERNALERROR`` instead of naming
+    the marker. Say it here, once, before xdist starts a worker."""
+    config = session.config
+    expression = config.option.markexpr
+    if not expression or hasattr(config, "workerinput") or config.option.dist == "no":
+        return
+    strict = config.getini("strict_markers")
+    if not (config.getini("strict") if strict is None else strict):
+        return
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    names = set(_MARKER_NAME.findall(re.sub(r"\([^)]*\)", "", expression)))
+    unknown = sorted(names - known - {"and", "or", "not"})
+    if unknown:
+        raise pytest.UsageError(
+            f"Unknown marker(s) in '-m' expression: {', '.join(unknown)}. "
+            "Use 'pytest --markers' to see available markers."
+        )
+
+
+_MARKER_NAME = re.compile(r"(?:\w|:|\+|-|\.|\[|\]|\\|/)+")
 
 
 def _bytecode_in_a_cache_of_our_own(config: pytest.Config) -> None:
