@@ -55,7 +55,6 @@ from pytest_celestra.spec import (
     AUDIT_ACTION_WEIGHTS,
     AUDIT_EVENT_WEIGHTS,
     CHANGE_TABLE_WEIGHTS,
-    CHANGEABLE_COLUMNS,
     COMPANY_SIZE_WEIGHTS,
     COMPANY_STATUS_WEIGHTS,
     COMPANY_VERTICAL_WEIGHTS,
@@ -443,16 +442,17 @@ class CelestraProvider(BaseProvider):
     def audit_change(
         self,
         table_name: str,
-        column: str | None = None,
+        column: str,
         old: str | None = None,
         new: str | None = None,
     ) -> tuple[str, str, str]:
-        """`(column, old_value, new_value)` of one changed column; old != new.
+        """`(column, old_value, new_value)` of one changed `column`; old != new (which
+        columns an event changes:
+        [`changed_columns`][pytest_celestra.story.changed_columns]).
 
         Pass the row's value before the change as `old` (factories) or after it as
         `new` (the scenario, which chains a row's changes back from its present value).
         """
-        column = column or _pick(self.generator.random, CHANGEABLE_COLUMNS[table_name])
         if new is None:
             new = self.column_value(table_name, column, unlike=old)
         if old is None:

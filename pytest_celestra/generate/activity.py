@@ -13,6 +13,7 @@ from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
     INVITATION_STATE_WEIGHTS,
     NOTIFICATION_DELIVERY_WEIGHTS,
+    NOTIFICATION_EXPIRY_WEIGHTS,
     NOTIFICATION_STATUS_WEIGHTS,
 )
 
@@ -117,7 +118,7 @@ def notifications(
     p, rng = d.p, d.rng
     statuses = Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
-    expiries = Covering({"past": 1, "future": 1}, p.notification_expiry)
+    expiries = Covering(NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()

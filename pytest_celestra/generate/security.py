@@ -14,7 +14,6 @@ from pytest_celestra.spec import (
     LOCKOUT_BURST_WINDOW,
     LOCKOUT_STATE_WEIGHTS,
     SESSION_STATE_WEIGHTS,
-    UNKNOWN_EMAIL_REASON,
     UNKNOWN_EMAIL_SHARE,
 )
 
@@ -163,7 +162,7 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
 def failed_logins(d: Draw, u: Users, plan: Failures) -> Rows[None]:
     for user, moment, ip in plan.failures:
         known = user >= 0
-        reason = d.p.failure_reason(True) if known else UNKNOWN_EMAIL_REASON
+        reason = d.p.failure_reason(known)
         user_id = u.ids[user] if known else None
         yield "failed_logins", (d.new_id(), user_id, ip, d.at(moment), reason)
 
