@@ -98,7 +98,9 @@ from pytest_celestra.providers import (
     CelestraProvider,
     company_domain,
     email_address,
+    invitation_sent_window,
     knowledge_type_description,
+    lockout_start_window,
 )
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
@@ -1051,31 +1053,49 @@ def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -
     )
 
 
-def _lockout(user: User, start: datetime, end: datetime) -> None:
-    UserLockoutFactory(
-        user=user,
-        lockout_start=start,
-        lockout_end=end,
-        created_at=start,
-        updated_at=min(end, _clock()),
-        reason="Too many failed sign-in attempts",
-    )
-
-
-def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -> None:
-    expires = sent + timedelta(seconds=spec.INVITATION_VALIDITY)
-    if accepted:
-        status = InvitationStatus.ACCEPTED
+def _lockout(user: User, when: datetime, started: bool) -> None:
+    """A lockout of `user` that starts (`started`) or ends at `when`: one of the spec's
+    lockout states whose start window holds it (story.state_of_user), or an ended one,
+    with that state's times (providers.lockout_times_from) and reason."""
+    _refuse_unlockable(user.status)
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if started:
+        fits = story.states_holding(
+            moment, spec.LOCKOUT_STATE_WEIGHTS, lambda state: lockout_start_window(state, lower)
+        )
+        state = story.state_of_user(p.lockout_state, (), active=True, fits=fits)
+        times = p.lockout_times_from(state, moment)
     else:
-        status = InvitationStatus.SENT if expires > _clock() else InvitationStatus.EXPIRED
-    InvitationFactory(
-        user=user,
-        status=status,
-        created_at=sent,
-        sent_at=sent,
-        expires_at=expires,
-        updated_at=updated,
-    )
+        state = "ended"
+        start = max(lower, moment - p.moment(*spec.LOCKOUT_ENDED_LENGTH))
+        times = p.lockout_times_from(state, start, end=moment)
+    UserLockoutFactory(user=user, state=state, times=times)
+
+
+def _invitation(user: User, when: datetime, accepted: bool) -> None:
+    """An invitation of `user` sent at `when`, in one of the spec's invitation states
+    whose sending window holds it (story.state_of_user), or `accepted` then; its status
+    and times are that state's (providers.invitation_times_from)."""
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if accepted:
+        state = "accepted"
+        latest = invitation_sent_window(state, lower)[1]
+        sent = max(lower, min(moment - p.moment(*spec.INVITATION_ANSWERED), latest))
+        times = (*p.invitation_times_from(state, sent, lower)[:3], moment)
+    else:
+        fits = story.states_holding(
+            moment,
+            spec.INVITATION_STATE_WEIGHTS,
+            lambda state: invitation_sent_window(state, lower),
+        )
+        active = user.status is UserStatus.ACTIVE
+        state = story.state_of_user(
+            p.invitation_state, story.OPEN_INVITATION_STATES, active, fits=fits
+        )
+        times = p.invitation_times_from(state, moment, lower)
+    InvitationFactory(user=user, state=state, times=times)
 
 
 def _signer_at(actor: User, when: datetime) -> Any:
@@ -1119,21 +1139,12 @@ def _data_export(user: User, when: datetime) -> None:
 
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
-    story.LOCKOUT_STARTED: lambda user, when: _lockout(
-        user, when, when + timedelta(seconds=spec.NOTIFIED_LOCKOUT)
-    ),
-    story.LOCKOUT_ENDED: lambda user, when: _lockout(
-        user, max(user.created_at or when, when - timedelta(seconds=spec.NOTIFIED_LOCKOUT)), when
-    ),
+    story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
+    story.LOCKOUT_ENDED: lambda user, when: _lockout(user, when, started=False),
     story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
     story.ROLE_CHANGE: _role_change,
-    story.INVITATION_SENT: lambda user, when: _invitation(user, when, when, accepted=False),
-    story.INVITATION_ACCEPTED: lambda user, when: _invitation(
-        user,
-        max(user.created_at or when, when - timedelta(seconds=spec.EVENT_ROW_LEAD)),
-        when,
-        accepted=True,
-    ),
+    story.INVITATION_SENT: lambda user, when: _invitation(user, when, accepted=False),
+    story.INVITATION_ACCEPTED: lambda user, when: _invitation(user, when, accepted=True),
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
     ),
@@ -1179,16 +1190,20 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
         FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
-def _lockout_times(o: Any) -> tuple[int, int, int]:
-    """The lockout's times for its state; a user who cannot be locked out (story.lockable)
-    is refused, naming the rule."""
-    status = None if o.user is None else getattr(o.user.status, "value", o.user.status)
+def _refuse_unlockable(status: Any) -> None:
+    """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
+    status = getattr(status, "value", status)
     if status is not None and not story.lockable(status):
         raise FactoryArgumentError(
             f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
             f"{', '.join(sorted(story.LOCKABLE_USER_STATUSES))} users are: "
             "pytest_celestra.story.lockable); pass an ACTIVE user"
         )
+
+
+def _lockout_times(o: Any) -> tuple[int, int, int]:
+    """The lockout's times for its state; a user who cannot be locked out is refused."""
+    _refuse_unlockable(None if o.user is None else o.user.status)
     times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
     return times
 

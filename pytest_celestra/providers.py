@@ -189,6 +189,29 @@ def knowledge_type_description(name: str) -> str | None:
     return entry[0] if entry else None
 
 
+def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+    """(earliest, latest) moment an invitation in `state` was sent: not before `lower`
+    (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
+    recently enough to stay open two more days at least, the others long enough ago."""
+    if state == "open":
+        return max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT
+    if state == "far":
+        return max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT
+    return max(lower, ACTIVITY_EARLIEST), min(spec.INVITATION_SENT_LATEST[state], upper)
+
+
+def lockout_start_window(state: str, lower: int) -> tuple[int, int]:
+    """(earliest, latest) moment a lockout in `state` of a user created at `lower` starts:
+    an hour after the user's creation at least (room for the failed logins before it);
+    an ended lockout long enough ago, an active or long one recently."""
+    earliest = lower + spec.LOCKOUT_AFTER_CREATED
+    if state == "ended":
+        return max(earliest, ACTIVITY_EARLIEST), spec.LOCKOUT_ENDED_START_LATEST
+    if state == "active":
+        return max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT
+    return max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT
+
+
 def fast_uuid(rng: random.Random) -> uuid.UUID:
     """A version-4 UUID drawn from `rng`: reproducible, unlike `uuid.uuid4`."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -553,16 +576,17 @@ class CelestraProvider(BaseProvider):
     def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
         """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`
         (sent not after `upper` unless open now)."""
-        if state == "open":
-            sent = self.moment(max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT)
-            expires = sent + INVITATION_VALIDITY
-        elif state == "far":
-            sent = self.moment(max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT)
-            expires = sent + spec.INVITATION_FAR_VALIDITY
-        else:
-            latest = spec.INVITATION_SENT_LATEST[state]
-            sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), min(latest, upper))
-            expires = sent + INVITATION_VALIDITY
+        earliest, latest = invitation_sent_window(state, lower, upper)
+        draw = self.moment if state in ("open", "far") else self.recent_moment
+        return self.invitation_times_from(state, draw(earliest, latest), lower)
+
+    def invitation_times_from(self, state: str, sent: int, lower: int) -> tuple[int, int, int, int]:
+        """[`invitation_times`][pytest_celestra.providers.CelestraProvider.invitation_times]
+        of an invitation in `state` sent at `sent` (a moment of its
+        [`invitation_sent_window`][pytest_celestra.providers.invitation_sent_window]),
+        created not before `lower`."""
+        validity = spec.INVITATION_FAR_VALIDITY if state == "far" else INVITATION_VALIDITY
+        expires = sent + validity
         created = max(lower, sent - self.moment(0, spec.INVITATION_CREATED_LEAD))
         sent = max(sent, created)
         if state == "expired":
@@ -590,19 +614,25 @@ class CelestraProvider(BaseProvider):
         The start is at least an hour after `lower` so the failed logins that caused the
         lockout fit between the user's creation and the start.
         """
-        earliest = lower + spec.LOCKOUT_AFTER_CREATED
+        earliest, latest = lockout_start_window(state, lower)
+        draw = self.recent_moment if state == "ended" else self.moment
+        return self.lockout_times_from(state, draw(earliest, latest))
+
+    def lockout_times_from(
+        self, state: str, start: int, end: int | None = None
+    ) -> tuple[int, int, int]:
+        """[`lockout_times`][pytest_celestra.providers.CelestraProvider.lockout_times] of
+        a lockout in `state` that starts at `start` (a moment of its
+        [`lockout_start_window`][pytest_celestra.providers.lockout_start_window]) and,
+        when `end` is given, ends then."""
         if state == "ended":
-            latest = spec.LOCKOUT_ENDED_START_LATEST
-            start = self.recent_moment(max(earliest, ACTIVITY_EARLIEST), latest)
-            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
+            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH) if end is None else end
             updated = min(end, LAST_MOMENT)
         elif state == "active":
-            start = self.moment(max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT)
-            end = self.moment(*spec.LOCKOUT_ACTIVE_END)
+            end = self.moment(*spec.LOCKOUT_ACTIVE_END) if end is None else end
             updated = start
         else:
-            start = self.moment(max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT)
-            end = self.moment(*spec.LOCKOUT_LONG_END)
+            end = self.moment(*spec.LOCKOUT_LONG_END) if end is None else end
             updated = start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 

@@ -320,8 +320,6 @@ in this range, never more than its `failed_attempts`."""
 LOCKOUT_BURST_SPARE = (2, 3)
 """Of the failed logins a volume has beyond one per lockout and the unknown emails, at
 most this fraction (numerator, denominator) lengthens the lockouts' bursts."""
-NOTIFIED_LOCKOUT = 30 * MINUTE
-"""How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts."""
 
 # --- notifications and invitations -----------------------------------------------------------
 

@@ -81,19 +81,38 @@ LIVE_SESSION_STATES = frozenset({"active", "long"})
 valid now: only for ACTIVE users."""
 
 
-def state_of_user(draw: Callable[[], str], live: Collection[str], active: bool) -> str:
-    """The state of a user's session or invitation: `draw`n from the spec's state table,
-    but none of the `live` states (valid or open now) for a user who is not `active`;
-    such a user's state is drawn among the others with their weights.
+def state_of_user(
+    draw: Callable[[], str],
+    live: Collection[str],
+    active: bool,
+    fits: Collection[str] | None = None,
+) -> str:
+    """The state of a user's session, invitation or lockout: `draw`n from the spec's
+    state table, but none of the `live` states (valid or open now) for a user who is not
+    `active`; such a user's state is drawn among the others with their weights.
+
+    `fits`, when given, are the states whose time window holds a moment already known
+    (the moment a notification reports:
+    [`states_holding`][pytest_celestra.story.states_holding]); the state is one of them,
+    a live one for a user who is not `active` only when no other fits, and any when none
+    does.
 
     The scenario applies the same rule the other way round (it draws the state, then a
-    user who may hold it): either way, a user who is not ACTIVE holds each of the other
-    states as often, relatively, as the table says.
+    user who may hold it, then its moments): either way, a user who is not ACTIVE holds
+    each of the other states as often, relatively, as the table says.
     """
+    allowed = None if not fits else [s for s in fits if active or s not in live] or list(fits)
     state = draw()
-    while not active and state in live:
+    while (not active and state in live) if allowed is None else state not in allowed:
         state = draw()
     return state
+
+
+def states_holding(
+    moment: int, states: Iterable[str], window: Callable[[str], tuple[int, int]]
+) -> list[str]:
+    """The `states` whose time `window` (earliest, latest) holds `moment`."""
+    return [state for state in states if window(state)[0] <= moment <= window(state)[1]]
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:

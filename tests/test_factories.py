@@ -517,6 +517,56 @@ def test_a_notification_brings_the_event_it_reports(celestra_session, trait, tab
     assert celestra_session.scalar(text(f"SELECT count(*) FROM {table}")) == before
 
 
+def test_the_invitation_a_notification_reports_is_in_a_state_of_the_spec(celestra_session):
+    """An INVITATION_SENT notification's invitation takes a state of the spec's table whose
+    sending window holds its sent_at, and that state's status (not one read off the clock):
+    accepted and cancelled ones too, and an open one stays open two more days at least."""
+    factory.random.reseed_random(5)
+    invitations = [
+        invitation
+        for _ in range(40)
+        for invitation in NotificationFactory(invitation_sent=True).user.invitations
+    ]
+    now = db_now(celestra_session)
+    statuses = Counter(invitation.status for invitation in invitations)
+    assert {InvitationStatus.ACCEPTED, InvitationStatus.CANCELLED} <= set(statuses), statuses
+    for invitation in invitations:
+        if invitation.status in (InvitationStatus.SENT, InvitationStatus.PENDING):
+            assert invitation.expires_at >= now + TWO_DAYS
+        if invitation.status is InvitationStatus.EXPIRED:
+            assert invitation.sent_at <= now - timedelta(days=10)
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
+def test_the_lockout_a_notification_reports_is_in_a_state_of_the_spec(
+    celestra_session, monkeypatch
+):
+    """The lockout an ACCOUNT_LOCKED or ACCOUNT_UNLOCKED notification brings has a state of
+    the spec's table: the reason of that state (vocabulary.LOCKOUT_REASONS, as every other
+    lockout's), and an ongoing one ends two days ahead at least."""
+    from pytest_celestra import vocabulary
+
+    reasons = {state: (f"Reason of this test ({state})",) for state in vocabulary.LOCKOUT_REASONS}
+    monkeypatch.setattr(vocabulary, "LOCKOUT_REASONS", reasons)
+    factory.random.reseed_random(5)
+    locked = [NotificationFactory(account_locked=True).user for _ in range(20)]
+    unlocked = [NotificationFactory(account_unlocked=True).user for _ in range(5)]
+    now = db_now(celestra_session)
+    for user in locked + unlocked:
+        (lockout,) = user.lockouts
+        state = "ended" if lockout.lockout_end < now else "long"
+        if state == "long" and lockout.lockout_end <= now + timedelta(days=7):
+            state = "active"
+        assert lockout.reason == reasons[state][0]
+        assert lockout.lockout_end < now or lockout.lockout_end >= now + TWO_DAYS
+    assert {user.lockouts[0].reason for user in unlocked} == {reasons["ended"][0]}
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
 def test_a_company_event_needs_a_company(celestra_session):
     with pytest.raises(CelestraError, match="super admin has none"):
         NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))

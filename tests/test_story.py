@@ -123,5 +123,36 @@ def test_a_user_who_left_holds_the_other_states_with_their_weights(draw, weights
     assert set(active) == set(table)
 
 
+def test_a_state_whose_moment_is_known_is_one_whose_window_holds_it():
+    """story.state_of_user with `fits` (story.states_holding over the provider's windows):
+    an invitation sent 20 days ago is accepted, expired or cancelled, in the table's
+    proportions; one sent an hour ago is open, far or cancelled (a user who left: cancelled);
+    a moment no window holds leaves the whole table."""
+    from collections import Counter
+
+    from pytest_celestra import spec
+    from pytest_celestra.providers import invitation_sent_window
+
+    p = CelestraProvider.seeded(5)
+    table, live = spec.INVITATION_STATE_WEIGHTS, story.OPEN_INVITATION_STATES
+
+    def holding(moment: int) -> list[str]:
+        return story.states_holding(moment, table, lambda s: invitation_sent_window(s, -DAY * 900))
+
+    old = holding(-20 * DAY)
+    assert sorted(old) == ["accepted", "cancelled", "expired"]
+    drawn = Counter(story.state_of_user(p.invitation_state, live, True, old) for _ in range(4000))
+    for state in old:
+        share = table[state] / sum(table[s] for s in old)
+        assert abs(drawn[state] / 4000 - share) < 0.03, state
+    recent = holding(-2 * 3600)
+    assert sorted(recent) == ["cancelled", "far", "open"]
+    left = {story.state_of_user(p.invitation_state, live, False, recent) for _ in range(200)}
+    assert left == {"cancelled"}
+    assert story.states_holding(-1000 * DAY, table, lambda s: invitation_sent_window(s, 0)) == []
+    anything = {story.state_of_user(p.invitation_state, live, True, []) for _ in range(400)}
+    assert anything == set(table)
+
+
 def test_only_active_users_can_be_locked_out():
     assert [s.value for s in UserStatus if story.lockable(s.value)] == ["ACTIVE"]
