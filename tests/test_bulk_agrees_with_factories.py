@@ -602,6 +602,27 @@ def test_who_can_be_locked_out_is_one_rule_in_both_paths():
     assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
 
 
+def test_the_scenario_locks_no_one_else_when_rules_leave_no_active_member():
+    """story.lockable holds even when your rules suspend every company member: the
+    scenario then locks out platform staff, not members who cannot sign in."""
+    from pytest_celestra.app_rules import SchemaRules
+
+    rules = SchemaRules()
+    rules.column(
+        "users",
+        "status",
+        derive=lambda row, rng: row["status"] if row["company_id"] is None else "SUSPENDED",
+    )
+    tables: dict[str, list[Row]] = {}
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, rows in generate_scenario("small", seed=3, anchor=anchor, rules=rules):
+        columns = loader.COLUMNS[table]
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    status = {u["id"]: u["status"] for u in tables["users"]}
+    assert Counter(status.values())["SUSPENDED"] == len(status) - 1
+    assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
+
+
 def test_the_lockout_reason_is_one_catalogue_in_both_paths(monkeypatch):
     """Both paths take a lockout's reason from vocabulary.LOCKOUT_REASONS by its state
     (providers.lockout_reason): one edit of the catalogue shows in both."""

@@ -51,7 +51,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
     a user left ACTIVE."""
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    active = [i for i in members if u.status[i] == "ACTIVE"] or members
+    active = [i for i in u.active if u.company[i] >= 0] or members
     states = Covering(INVITATION_STATE_WEIGHTS, p.invitation_state)
     invited = Invited()
     for _ in range(d.counts["invitations"]):

@@ -95,8 +95,10 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     )
     share, of = spec.LOCKOUT_BURST_SPARE
     spare = (n_failed - unknown - n_lockouts) * share // of
-    members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    members = [i for i in members if story.lockable(u.status[i])] or members
+    # Company members, else platform staff; never a user who cannot be locked out, unless
+    # your rules left nobody who can.
+    lockable = [i for i in range(len(u.ids)) if story.lockable(u.status[i])]
+    members = [i for i in lockable if u.company[i] >= 0] or lockable or list(range(len(u.ids)))
     if n_lockouts <= len(members):
         users = rng.sample(members, n_lockouts)
     else:
