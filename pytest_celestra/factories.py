@@ -932,13 +932,7 @@ class NotificationFactory(CelestraFactory):
 
     class Params:
         lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
-        times = Faker(
-            "notification_times",
-            status=SelfAttribute("..status"),
-            read=SelfAttribute("..is_read"),
-            expiry=SelfAttribute("..expiry"),
-            lower=SelfAttribute("..lower"),
-        )
+        times = LazyAttribute(lambda o: _notification_times(o))
         read = Trait(status=NotificationStatus.DELIVERED, is_read=True)
         delivered = Trait(status=NotificationStatus.DELIVERED, is_read=False)
         pending = Trait(status=NotificationStatus.PENDING)
@@ -995,6 +989,23 @@ class NotificationFactory(CelestraFactory):
     event = bulk.bulk_safe(
         PostGeneration(lambda obj, create, extracted, **_: _record_event(obj, create, extracted))
     )
+
+
+def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
+    """The notification's times (providers.notification_times); a password expiry notice
+    comes while the password the user was created with is old enough and not too old
+    (story.password_notice_window), as the scenario's do."""
+    p = _provider()
+    notice = None
+    if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
+        notice = story.password_notice_window(_offset(o.clock, o.user.created_at), 0)
+    if notice is None or notice[1] < o.lower:
+        times: tuple[int, int | None, int | None, int, int]
+        times = p.notification_times(o.status, o.is_read, o.expiry, o.lower)
+        return times
+    created = p.moment(max(o.lower, notice[0]), notice[1])
+    times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
+    return times
 
 
 def _notification_lower(o: Any) -> int:

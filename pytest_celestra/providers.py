@@ -662,8 +662,12 @@ class CelestraProvider(BaseProvider):
         self, created: int, status: NotificationStatus, read: bool, expiry: str
     ) -> tuple[int, int | None, int | None, int, int]:
         """[`notification_times`][pytest_celestra.providers.CelestraProvider.notification_times]
-        of a notification created at `created` (an `expiry` of "past" needs `created` at
-        least two hours ago)."""
+        of a notification created at `created`; an `expiry` in the "past" needs an old
+        enough one (created by
+        [`EXPIRED_NOTICE_LATEST`][pytest_celestra.spec.EXPIRED_NOTICE_LATEST]): a newer one's
+        is in the "future"."""
+        if created > spec.EXPIRED_NOTICE_LATEST:
+            expiry = "future"
         if expiry == "future":
             expires = self.moment(*spec.NOTIFICATION_FUTURE_EXPIRES)
         else:

@@ -420,8 +420,9 @@ def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
 
 def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
     """When a PASSWORD_EXPIRY notice for a password set at `set_at` and replaced at
-    `next_change` (0: still in use) can come; None when no moment before then fits."""
-    lower = set_at + PASSWORD_EXPIRY_NOTICE[0]
+    `next_change` (0: still in use) can come, within the last year of activity; None when
+    no moment before then fits."""
+    lower = max(set_at + PASSWORD_EXPIRY_NOTICE[0], spec.ACTIVITY_EARLIEST)
     upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None
 

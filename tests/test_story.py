@@ -87,6 +87,13 @@ def test_password_notices_come_while_the_password_is_old_and_still_in_use():
     assert story.password_notice_window(set_at, next_change=set_at + 30 * DAY) is None
     # Too recent to be old yet.
     assert story.password_notice_window(-10 * DAY, next_change=0) is None
+    # Notices reach back a year at most, like all activity.
+    assert story.password_notice_window(-500 * DAY, next_change=0) is None
+    year = -365 * DAY
+    assert story.password_notice_window(year - 80 * DAY, next_change=0) == (
+        year,
+        year + 10 * DAY,
+    )
 
 
 def test_every_notification_type_reports_an_event_or_is_event_free():

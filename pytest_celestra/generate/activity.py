@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from pytest_celestra import spec, story
+from pytest_celestra import story
 from pytest_celestra.generate.draw import Covering
 from pytest_celestra.models import NotificationStatus
 from pytest_celestra.spec import (
@@ -94,8 +94,8 @@ def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) 
     was old enough for a PASSWORD_EXPIRY notice."""
     for next_change in [*changes, 0]:
         window = story.password_notice_window(set_at, next_change)
-        if window is not None and window[1] >= ACTIVITY_EARLIEST:
-            plan.ages.append((user, max(window[0], ACTIVITY_EARLIEST), window[1]))
+        if window is not None:
+            plan.ages.append((user, *window))
         set_at = next_change
 
 
@@ -134,8 +134,6 @@ def notifications(
             times = p.notification_times(status, read, expiry, u.created[user])
         else:
             user, created = reported
-            # An expiry in the past needs an old enough notification.
-            expiry = expiry if created <= spec.EXPIRED_NOTICE_LATEST else "future"
             times = p.notification_times_from(created, status, read, expiry)
         created, delivered_at, read_at, expires, updated = times
         company = u.company[user]
