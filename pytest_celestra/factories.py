@@ -958,7 +958,10 @@ class NotificationFactory(CelestraFactory):
         knowledge_base_ready = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_READY)
         knowledge_base_failed = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_FAILED)
         agent_status_changed = Trait(notification_type=NotificationType.AGENT_STATUS_CHANGED)
-        data_export_ready = Trait(notification_type=NotificationType.DATA_EXPORT_READY)
+        # A data export is an admin's (story.super_admin_acts), as in the scenario.
+        data_export_ready = Trait(
+            notification_type=NotificationType.DATA_EXPORT_READY, user=_admin_actor()
+        )
         new_device_login = Trait(notification_type=NotificationType.NEW_DEVICE_LOGIN)
 
     is_read = Maybe(
@@ -1119,9 +1122,17 @@ def _signer_at(actor: User, when: datetime) -> Any:
     return _admin_at(actor, when)
 
 
+def _actor_at(user: User, when: datetime) -> Any:
+    """Who changes a row of `user`'s company at `when`: a super admin now and then
+    (story.super_admin_acts, as in the scenario), else an admin of the company then."""
+    if story.super_admin_acts(_rng()):
+        return UserFactory(super_admin=True)
+    return _admin_at(user, when)
+
+
 def _agent_status_change(user: User, when: datetime) -> None:
     agent = _member_row(AgentFactory, user, when)
-    admin = _admin_at(user, when)
+    admin = _actor_at(user, when)
     log = AuditLogFactory(
         config_change=True,
         user=admin,
@@ -1133,7 +1144,7 @@ def _agent_status_change(user: User, when: datetime) -> None:
 
 
 def _role_change(user: User, when: datetime) -> None:
-    admin = _admin_at(user, when)
+    admin = _actor_at(user, when)
     AuditLogFactory(
         role_change=True, user=admin, signer=_signer_at(admin, when), record=user, created_at=when
     )
