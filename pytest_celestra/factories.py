@@ -1170,8 +1170,14 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
     ),
+    # Retrying or switched off, as often as the spec's weights say (as in the scenario).
     story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
-        KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.BUILDING
+        KnowledgeBaseFactory,
+        user,
+        when,
+        status=story.state_of_user(
+            _provider().knowledge_base_status, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES
+        ),
     ),
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: _data_export,

@@ -23,7 +23,7 @@ Times are offsets in seconds from a reference instant, as in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pytest_celestra import spec
 from pytest_celestra.models import (
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
     from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
+
+S = TypeVar("S")
 
 # --- tenant lifecycle ---------------------------------------------------------------------
 
@@ -82,13 +84,14 @@ valid now: only for ACTIVE users."""
 
 
 def state_of_user(
-    draw: Callable[[], str],
-    live: Collection[str],
+    draw: Callable[[], S],
+    live: Collection[S],
     active: bool,
-    fits: Collection[str] | None = None,
-) -> str:
-    """The state of a user's session, invitation or lockout: `draw`n from the spec's
-    state table, but none of the `live` states (valid or open now) for a user who is not
+    fits: Collection[S] | None = None,
+) -> S:
+    """The state of a user's session, invitation or lockout (or of another row, such as a
+    knowledge base whose build failed): `draw`n from the spec's state table, but none of
+    the `live` states (valid or open now) for a user who is not
     `active`; such a user's state is drawn among the others with their weights.
 
     `fits`, when given, are the states whose time window holds a moment already known

@@ -567,6 +567,20 @@ def test_the_lockout_a_notification_reports_is_in_a_state_of_the_spec(
         check(Seeded(celestra_session, volume=None))
 
 
+def test_the_knowledge_base_a_failed_build_notification_reports_is_retrying_or_off(
+    celestra_session,
+):
+    """KNOWLEDGE_BASE_FAILED reports a knowledge base in one of story's failed statuses,
+    each as often, relatively, as the spec's weights say (the scenario's rule)."""
+    factory.random.reseed_random(5)
+    statuses = Counter(
+        kb.status
+        for _ in range(30)
+        for kb in NotificationFactory(knowledge_base_failed=True).user.company.knowledge_bases
+    )
+    assert set(statuses) == {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
+
+
 def test_a_company_event_needs_a_company(celestra_session):
     with pytest.raises(CelestraError, match="super admin has none"):
         NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))
