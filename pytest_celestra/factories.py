@@ -101,6 +101,7 @@ from pytest_celestra.providers import (
     invitation_sent_window,
     knowledge_type_description,
     lockout_start_window,
+    session_created_window,
 )
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
@@ -750,7 +751,7 @@ class AuditLogFactory(CelestraFactory):
                 )
             )
         )
-        created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))
+        created = LazyAttribute(lambda o: _logged_moment(o))
         # A company admin changes a row of their company, a super admin (now and then:
         # story.super_admin_acts) one of any company; the row always has a company, so a
         # role change never gives a company-less user a company role.
@@ -811,6 +812,20 @@ class AuditLogFactory(CelestraFactory):
     )
 
 
+def _logged_moment(o: Any) -> int:
+    """When the logged action happened, within the actors' `window`; a sign-in when a
+    session of its user in a state of the spec's table starts (story.state_of_user,
+    providers.session_times), as the scenario's sign-ins do."""
+    p = _provider()
+    if o.user is None or o.event_type not in spec.AUDIT_ACTIONS["sign_in"]:
+        moment: int = p.recent_moment(*o.window)
+        return moment
+    active = _active_until(o, "user") == 0
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, active)
+    created: int = p.session_times(state, *o.window)[0]
+    return created
+
+
 def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
     if not create or extracted is False or log.created_at is None:
         return
@@ -819,21 +834,29 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
         FailedLoginFactory(user=log.user, attempted_at=when)
     elif log.user is None:
         return
-    elif log.event_type in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
-        _session(log.user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION))
+    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+        _session(log.user, when)
     elif log.event_type is AuditEventType.SESSION_ENDED:
         start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
-        _session(log.user, start, when)
+        UserSessionFactory(
+            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
+        )
 
 
-def _session(user: User, start: datetime, end: datetime) -> Any:
-    """A session of `user` from `start` to `end`; over by now if the user is no
-    longer ACTIVE."""
-    if user.status is not UserStatus.ACTIVE:
-        end = min(end, _clock())
-    return UserSessionFactory(
-        user=user, created_at=start, expires_at=max(end, start + timedelta(seconds=1))
+def _session(user: User, when: datetime) -> Any:
+    """A session of `user` that starts at `when`: in a state of the spec's table whose
+    window holds that moment (story.state_of_user; none live for a user who is not
+    ACTIVE), with that state's times (providers.session_times_from)."""
+    clock, p = _clock(), _provider()
+    start, lower = _offset(clock, when), _offset(clock, user.created_at)
+    status = str(getattr(user.status, "value", user.status))
+    updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
+    until = story.active_until(status, updated)
+    fits = story.states_holding(
+        start, spec.SESSION_STATE_WEIGHTS, lambda state: session_created_window(state, lower, until)
     )
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, until == 0, fits)
+    return UserSessionFactory(user=user, state=state, times=p.session_times_from(state, start))
 
 
 def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
@@ -1181,9 +1204,7 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     ),
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: _data_export,
-    story.SESSION_STARTED: lambda user, when: _session(
-        user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION)
-    ),
+    story.SESSION_STARTED: _session,
 }
 """How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
 

@@ -189,6 +189,18 @@ def knowledge_type_description(name: str) -> str | None:
     return entry[0] if entry else None
 
 
+def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+    """(earliest, latest) moment a session in `state` was created: not before `lower` (its
+    user's creation), nor, when expired, after `upper`. A live session started recently
+    (a long one a few days ago at most), an expired one long enough ago."""
+    if state == "expired":
+        earliest, latest = spec.SESSION_EXPIRED_CREATED
+        return max(lower, earliest), min(upper, latest)
+    if state == "active":
+        return max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT
+    return max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT
+
+
 def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
     """(earliest, latest) moment an invitation in `state` was sent: not before `lower`
     (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
@@ -555,15 +567,20 @@ class CelestraProvider(BaseProvider):
     def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
         """`(created_at, expires_at)` of a session in `state`, created at/after `lower`
         (and, when expired, not after `upper`)."""
+        earliest, latest = session_created_window(state, lower, upper)
+        draw = self.recent_moment if state == "expired" else self.moment
+        return self.session_times_from(state, draw(earliest, latest))
+
+    def session_times_from(self, state: str, created: int) -> tuple[int, int]:
+        """[`session_times`][pytest_celestra.providers.CelestraProvider.session_times] of
+        a session in `state` created at `created` (a moment of its
+        [`session_created_window`][pytest_celestra.providers.session_created_window]); an
+        expired one is over by now."""
         if state == "expired":
-            earliest, latest = spec.SESSION_EXPIRED_CREATED
-            created = self.recent_moment(max(lower, earliest), min(upper, latest))
-            expires = created + self.moment(*spec.SESSION_EXPIRED_LENGTH)
+            expires = min(created + self.moment(*spec.SESSION_EXPIRED_LENGTH), LAST_MOMENT)
         elif state == "active":
-            created = self.moment(max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT)
             expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
-            created = self.moment(max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT)
             expires = self.moment(*spec.SESSION_LONG_EXPIRES)
         return created, max(expires, created + spec.MIN_VALIDITY)
 

@@ -306,8 +306,6 @@ ACTION_STEP = (1, 5)
 SIGN_IN_LEAD = 10
 """A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
 the session they start."""
-SIGNED_IN_SESSION = 8 * HOUR
-"""How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts."""
 SIGNED_OUT_SESSION = HOUR
 """How long before a factory-made sign-out the session it ends started (at most)."""
 

@@ -95,18 +95,18 @@ def state_of_user(
     `active`; such a user's state is drawn among the others with their weights.
 
     `fits`, when given, are the states whose time window holds a moment already known
-    (the moment a notification reports:
+    (the moment a notification reports, or a session starts:
     [`states_holding`][pytest_celestra.story.states_holding]); the state is one of them,
-    a live one for a user who is not `active` only when no other fits, and any when none
-    does.
+    drawn as without `fits` when none is (none fits, or only live ones for a user who
+    is not `active`: the user's status wins).
 
     The scenario applies the same rule the other way round (it draws the state, then a
     user who may hold it, then its moments): either way, a user who is not ACTIVE holds
     each of the other states as often, relatively, as the table says.
     """
-    allowed = None if not fits else [s for s in fits if active or s not in live] or list(fits)
+    allowed = [s for s in fits if active or s not in live] if fits else None
     state = draw()
-    while (not active and state in live) if allowed is None else state not in allowed:
+    while (not active and state in live) if not allowed else state not in allowed:
         state = draw()
     return state
 

@@ -581,6 +581,37 @@ def test_the_knowledge_base_a_failed_build_notification_reports_is_retrying_or_o
     assert set(statuses) == {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
 
 
+def test_a_sign_in_starts_a_session_in_a_state_of_the_spec(celestra_session):
+    """A factory-made sign-in (and a NEW_DEVICE_LOGIN notification) starts a session of a
+    state of the spec's table, with that state's times, as in the scenario: over by now,
+    or valid two more days at least (not one of a fixed length that ends in a few hours)."""
+    factory.random.reseed_random(5)
+    member = UserFactory()
+    for event in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
+        AuditLogFactory.create_batch(15, user=member, event_type=event)
+    users = [member] + [NotificationFactory(new_device_login=True).user for _ in range(5)]
+    now = db_now(celestra_session)
+    sessions = [session for user in users for session in user.sessions]
+    assert len(sessions) == 35
+    ahead = Counter(
+        "over"
+        if s.expires_at < now
+        else "long"
+        if s.expires_at > now + timedelta(days=7)
+        else "active"
+        for s in sessions
+    )
+    assert set(ahead) == {"over", "active", "long"}, ahead
+    for session in sessions:
+        assert session.expires_at < now or session.expires_at >= now + TWO_DAYS
+    left = UserFactory(suspended=True)
+    AuditLogFactory.create_batch(10, user=left, event_type=AuditEventType.SUCCESSFUL_LOGIN)
+    assert all(session.expires_at < now for session in left.sessions)
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
 def test_a_company_event_needs_a_company(celestra_session):
     with pytest.raises(CelestraError, match="super admin has none"):
         NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))
