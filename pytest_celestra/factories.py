@@ -1073,18 +1073,19 @@ def _admin_at(user: User, when: datetime) -> Any:
         company=user.company,
         company_admin=True,
         status=UserStatus.ACTIVE,
-        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
     )
 
 
 def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
-    """A row of `user`'s company created before `when` and last updated at `when`."""
+    """A row of `user`'s company created before `when` (story.member_created) and last
+    updated at `when`."""
     clock = _clock()
     assert user.company is not None  # _record_event refuses company events of super admins
     founded = _offset(clock, user.company.created_at)
     return factory_class(
         company=user.company,
-        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
         updated_at=when,
         **kwargs,
     )

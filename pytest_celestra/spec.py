@@ -331,9 +331,6 @@ EXPIRED_NOTICE_LATEST = -2 * DAY
 of `providers.CelestraProvider.notification_times` starts no later)."""
 INVITATION_VALIDITY = 7 * DAY
 """How long an invitation stays open after it is sent."""
-EVENT_ROW_LEAD = DAY
-"""How long before the event a notification reports (an accepted invitation, a changed
-row) the factories make that invitation or row, at most."""
 
 # --- column values drawn by the provider (pytest_celestra.providers) ---------------------
 

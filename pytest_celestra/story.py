@@ -201,9 +201,10 @@ def updated_after(p: CelestraProvider, created: int) -> int:
     return p.moment(created, spec.LAST_MOMENT)
 
 
-def member_created(p: CelestraProvider, lower: int) -> int:
-    """When a user, agent or knowledge base of a company founded at `lower` was created."""
-    return p.moment(lower, spec.MEMBER_CREATED_LATEST)
+def member_created(p: CelestraProvider, lower: int, upper: int = 0) -> int:
+    """When a user, agent or knowledge base of a company founded at `lower` was created
+    (by `upper` at the latest: a row that took part in an event then)."""
+    return p.moment(lower, min(upper, spec.MEMBER_CREATED_LATEST))
 
 
 def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:

@@ -612,6 +612,22 @@ def test_a_sign_in_starts_a_session_in_a_state_of_the_spec(celestra_session):
         check(Seeded(celestra_session, volume=None))
 
 
+def test_the_rows_a_company_event_brings_are_as_old_as_members_are(celestra_session):
+    """The knowledge base, agent and admin a company's event brings were created when a
+    member of the company can be (story.member_created: a month ago at least), not a day
+    before the event, however recent the event."""
+    factory.random.reseed_random(5)
+    created = []
+    for trait in ("knowledge_base_ready", "knowledge_base_failed", "agent_status_changed"):
+        for _ in range(5):
+            company = NotificationFactory(**{trait: True}).user.company
+            created += [row.created_at for row in (*company.knowledge_bases, *company.agents)]
+            created += [u.created_at for u in company.users if u.role is UserRole.COMPANY_ADMIN]
+    now = db_now(celestra_session)
+    assert len(created) >= 15
+    assert max(created) <= now + timedelta(seconds=spec.MEMBER_CREATED_LATEST)
+
+
 def test_a_company_event_needs_a_company(celestra_session):
     with pytest.raises(CelestraError, match="super admin has none"):
         NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))
