@@ -823,7 +823,8 @@ def _logged_moment(o: Any) -> int:
     active = _active_until(o, "user") == 0
     state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, active)
     created: int = p.session_times(state, *o.window)[0]
-    return created
+    latest: int = o.window[1]
+    return min(created, latest)  # never after the user left, whatever the state
 
 
 def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:

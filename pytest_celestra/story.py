@@ -91,8 +91,8 @@ def state_of_user(
 ) -> S:
     """The state of a user's session, invitation or lockout (or of another row, such as a
     knowledge base whose build failed): `draw`n from the spec's state table, but none of
-    the `live` states (valid or open now) for a user who is not
-    `active`; such a user's state is drawn among the others with their weights.
+    the `live` states (valid or open now) for a user who is not `active`; such a user's
+    state is drawn among the others with their weights.
 
     `fits`, when given, are the states whose time window holds a moment already known
     (the moment a notification reports, or a session starts:
