@@ -98,7 +98,10 @@ from pytest_celestra.providers import (
     CelestraProvider,
     company_domain,
     email_address,
+    invitation_sent_window,
     knowledge_type_description,
+    lockout_start_window,
+    session_created_window,
 )
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
@@ -748,7 +751,7 @@ class AuditLogFactory(CelestraFactory):
                 )
             )
         )
-        created = LazyAttribute(lambda o: _provider().recent_moment(*o.window))
+        created = LazyAttribute(lambda o: _logged_moment(o))
         # A company admin changes a row of their company, a super admin (now and then:
         # story.super_admin_acts) one of any company; the row always has a company, so a
         # role change never gives a company-less user a company role.
@@ -809,6 +812,21 @@ class AuditLogFactory(CelestraFactory):
     )
 
 
+def _logged_moment(o: Any) -> int:
+    """When the logged action happened, within the actors' `window`; a sign-in when a
+    session of its user in a state of the spec's table starts (story.state_of_user,
+    providers.session_times), as the scenario's sign-ins do."""
+    p = _provider()
+    if o.user is None or o.event_type not in spec.AUDIT_ACTIONS["sign_in"]:
+        moment: int = p.recent_moment(*o.window)
+        return moment
+    active = _active_until(o, "user") == 0
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, active)
+    created: int = p.session_times(state, *o.window)[0]
+    latest: int = o.window[1]
+    return min(created, latest)  # never after the user left, whatever the state
+
+
 def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
     if not create or extracted is False or log.created_at is None:
         return
@@ -817,21 +835,29 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
         FailedLoginFactory(user=log.user, attempted_at=when)
     elif log.user is None:
         return
-    elif log.event_type in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
-        _session(log.user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION))
+    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+        _session(log.user, when)
     elif log.event_type is AuditEventType.SESSION_ENDED:
         start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
-        _session(log.user, start, when)
+        UserSessionFactory(
+            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
+        )
 
 
-def _session(user: User, start: datetime, end: datetime) -> Any:
-    """A session of `user` from `start` to `end`; over by now if the user is no
-    longer ACTIVE."""
-    if user.status is not UserStatus.ACTIVE:
-        end = min(end, _clock())
-    return UserSessionFactory(
-        user=user, created_at=start, expires_at=max(end, start + timedelta(seconds=1))
+def _session(user: User, when: datetime) -> Any:
+    """A session of `user` that starts at `when`: in a state of the spec's table whose
+    window holds that moment (story.state_of_user; none live for a user who is not
+    ACTIVE), with that state's times (providers.session_times_from)."""
+    clock, p = _clock(), _provider()
+    start, lower = _offset(clock, when), _offset(clock, user.created_at)
+    status = str(getattr(user.status, "value", user.status))
+    updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
+    until = story.active_until(status, updated)
+    fits = story.states_holding(
+        start, spec.SESSION_STATE_WEIGHTS, lambda state: session_created_window(state, lower, until)
     )
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, until == 0, fits)
+    return UserSessionFactory(user=user, state=state, times=p.session_times_from(state, start))
 
 
 def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
@@ -930,13 +956,7 @@ class NotificationFactory(CelestraFactory):
 
     class Params:
         lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
-        times = Faker(
-            "notification_times",
-            status=SelfAttribute("..status"),
-            read=SelfAttribute("..is_read"),
-            expiry=SelfAttribute("..expiry"),
-            lower=SelfAttribute("..lower"),
-        )
+        times = LazyAttribute(lambda o: _notification_times(o))
         read = Trait(status=NotificationStatus.DELIVERED, is_read=True)
         delivered = Trait(status=NotificationStatus.DELIVERED, is_read=False)
         pending = Trait(status=NotificationStatus.PENDING)
@@ -962,7 +982,10 @@ class NotificationFactory(CelestraFactory):
         knowledge_base_ready = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_READY)
         knowledge_base_failed = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_FAILED)
         agent_status_changed = Trait(notification_type=NotificationType.AGENT_STATUS_CHANGED)
-        data_export_ready = Trait(notification_type=NotificationType.DATA_EXPORT_READY)
+        # A data export is an admin's (story.super_admin_acts), as in the scenario.
+        data_export_ready = Trait(
+            notification_type=NotificationType.DATA_EXPORT_READY, user=_admin_actor()
+        )
         new_device_login = Trait(notification_type=NotificationType.NEW_DEVICE_LOGIN)
 
     is_read = Maybe(
@@ -993,6 +1016,23 @@ class NotificationFactory(CelestraFactory):
     event = bulk.bulk_safe(
         PostGeneration(lambda obj, create, extracted, **_: _record_event(obj, create, extracted))
     )
+
+
+def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
+    """The notification's times (providers.notification_times); a password expiry notice
+    comes while the password the user was created with is old enough and not too old
+    (story.password_notice_window), as the scenario's do."""
+    p = _provider()
+    notice = None
+    if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
+        notice = story.password_notice_window(_offset(o.clock, o.user.created_at), 0)
+    if notice is None or notice[1] < o.lower:
+        times: tuple[int, int | None, int | None, int, int]
+        times = p.notification_times(o.status, o.is_read, o.expiry, o.lower)
+        return times
+    created = p.moment(max(o.lower, notice[0]), notice[1])
+    times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
+    return times
 
 
 def _notification_lower(o: Any) -> int:
@@ -1034,48 +1074,67 @@ def _admin_at(user: User, when: datetime) -> Any:
         company=user.company,
         company_admin=True,
         status=UserStatus.ACTIVE,
-        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
     )
 
 
 def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
-    """A row of `user`'s company created before `when` and last updated at `when`."""
+    """A row of `user`'s company created before `when` (story.member_created) and last
+    updated at `when`."""
     clock = _clock()
     assert user.company is not None  # _record_event refuses company events of super admins
     founded = _offset(clock, user.company.created_at)
     return factory_class(
         company=user.company,
-        created=max(founded, _offset(clock, when) - spec.EVENT_ROW_LEAD),
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
         updated_at=when,
         **kwargs,
     )
 
 
-def _lockout(user: User, start: datetime, end: datetime) -> None:
-    UserLockoutFactory(
-        user=user,
-        lockout_start=start,
-        lockout_end=end,
-        created_at=start,
-        updated_at=min(end, _clock()),
-        reason="Too many failed sign-in attempts",
-    )
-
-
-def _invitation(user: User, sent: datetime, updated: datetime, accepted: bool) -> None:
-    expires = sent + timedelta(seconds=spec.INVITATION_VALIDITY)
-    if accepted:
-        status = InvitationStatus.ACCEPTED
+def _lockout(user: User, when: datetime, started: bool) -> None:
+    """A lockout of `user` that starts (`started`) or ends at `when`: one of the spec's
+    lockout states whose start window holds it (story.state_of_user), or an ended one,
+    with that state's times (providers.lockout_times_from) and reason."""
+    _refuse_unlockable(user.status)
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if started:
+        fits = story.states_holding(
+            moment, spec.LOCKOUT_STATE_WEIGHTS, lambda state: lockout_start_window(state, lower)
+        )
+        state = story.state_of_user(p.lockout_state, (), active=True, fits=fits)
+        times = p.lockout_times_from(state, moment)
     else:
-        status = InvitationStatus.SENT if expires > _clock() else InvitationStatus.EXPIRED
-    InvitationFactory(
-        user=user,
-        status=status,
-        created_at=sent,
-        sent_at=sent,
-        expires_at=expires,
-        updated_at=updated,
-    )
+        state = "ended"
+        start = max(lower, moment - p.moment(*spec.LOCKOUT_ENDED_LENGTH))
+        times = p.lockout_times_from(state, start, end=moment)
+    UserLockoutFactory(user=user, state=state, times=times)
+
+
+def _invitation(user: User, when: datetime, accepted: bool) -> None:
+    """An invitation of `user` sent at `when`, in one of the spec's invitation states
+    whose sending window holds it (story.state_of_user), or `accepted` then; its status
+    and times are that state's (providers.invitation_times_from)."""
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if accepted:
+        state = "accepted"
+        latest = invitation_sent_window(state, lower)[1]
+        sent = max(lower, min(moment - p.moment(*spec.INVITATION_ANSWERED), latest))
+        times = (*p.invitation_times_from(state, sent, lower)[:3], moment)
+    else:
+        fits = story.states_holding(
+            moment,
+            spec.INVITATION_STATE_WEIGHTS,
+            lambda state: invitation_sent_window(state, lower),
+        )
+        active = user.status is UserStatus.ACTIVE
+        state = story.state_of_user(
+            p.invitation_state, story.OPEN_INVITATION_STATES, active, fits=fits
+        )
+        times = p.invitation_times_from(state, moment, lower)
+    InvitationFactory(user=user, state=state, times=times)
 
 
 def _signer_at(actor: User, when: datetime) -> Any:
@@ -1088,9 +1147,17 @@ def _signer_at(actor: User, when: datetime) -> Any:
     return _admin_at(actor, when)
 
 
+def _actor_at(user: User, when: datetime) -> Any:
+    """Who changes a row of `user`'s company at `when`: a super admin now and then
+    (story.super_admin_acts, as in the scenario), else an admin of the company then."""
+    if story.super_admin_acts(_rng()):
+        return UserFactory(super_admin=True)
+    return _admin_at(user, when)
+
+
 def _agent_status_change(user: User, when: datetime) -> None:
     agent = _member_row(AgentFactory, user, when)
-    admin = _admin_at(user, when)
+    admin = _actor_at(user, when)
     log = AuditLogFactory(
         config_change=True,
         user=admin,
@@ -1102,7 +1169,7 @@ def _agent_status_change(user: User, when: datetime) -> None:
 
 
 def _role_change(user: User, when: datetime) -> None:
-    admin = _admin_at(user, when)
+    admin = _actor_at(user, when)
     AuditLogFactory(
         role_change=True, user=admin, signer=_signer_at(admin, when), record=user, created_at=when
     )
@@ -1119,32 +1186,27 @@ def _data_export(user: User, when: datetime) -> None:
 
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
-    story.LOCKOUT_STARTED: lambda user, when: _lockout(
-        user, when, when + timedelta(seconds=spec.NOTIFIED_LOCKOUT)
-    ),
-    story.LOCKOUT_ENDED: lambda user, when: _lockout(
-        user, max(user.created_at or when, when - timedelta(seconds=spec.NOTIFIED_LOCKOUT)), when
-    ),
+    story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
+    story.LOCKOUT_ENDED: lambda user, when: _lockout(user, when, started=False),
     story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
     story.ROLE_CHANGE: _role_change,
-    story.INVITATION_SENT: lambda user, when: _invitation(user, when, when, accepted=False),
-    story.INVITATION_ACCEPTED: lambda user, when: _invitation(
-        user,
-        max(user.created_at or when, when - timedelta(seconds=spec.EVENT_ROW_LEAD)),
-        when,
-        accepted=True,
-    ),
+    story.INVITATION_SENT: lambda user, when: _invitation(user, when, accepted=False),
+    story.INVITATION_ACCEPTED: lambda user, when: _invitation(user, when, accepted=True),
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
     ),
+    # Retrying or switched off, as often as the spec's weights say (as in the scenario).
     story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
-        KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.BUILDING
+        KnowledgeBaseFactory,
+        user,
+        when,
+        status=story.state_of_user(
+            _provider().knowledge_base_status, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES
+        ),
     ),
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: _data_export,
-    story.SESSION_STARTED: lambda user, when: _session(
-        user, when, when + timedelta(seconds=spec.SIGNED_IN_SESSION)
-    ),
+    story.SESSION_STARTED: _session,
 }
 """How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
 
@@ -1179,16 +1241,20 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) ->
         FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
 
 
-def _lockout_times(o: Any) -> tuple[int, int, int]:
-    """The lockout's times for its state; a user who cannot be locked out (story.lockable)
-    is refused, naming the rule."""
-    status = None if o.user is None else getattr(o.user.status, "value", o.user.status)
+def _refuse_unlockable(status: Any) -> None:
+    """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
+    status = getattr(status, "value", status)
     if status is not None and not story.lockable(status):
         raise FactoryArgumentError(
             f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
             f"{', '.join(sorted(story.LOCKABLE_USER_STATUSES))} users are: "
             "pytest_celestra.story.lockable); pass an ACTIVE user"
         )
+
+
+def _lockout_times(o: Any) -> tuple[int, int, int]:
+    """The lockout's times for its state; a user who cannot be locked out is refused."""
+    _refuse_unlockable(None if o.user is None else o.user.status)
     times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
     return times
 

@@ -55,7 +55,6 @@ from pytest_celestra.spec import (
     AUDIT_ACTION_WEIGHTS,
     AUDIT_EVENT_WEIGHTS,
     CHANGE_TABLE_WEIGHTS,
-    CHANGEABLE_COLUMNS,
     COMPANY_SIZE_WEIGHTS,
     COMPANY_STATUS_WEIGHTS,
     COMPANY_VERTICAL_WEIGHTS,
@@ -188,6 +187,41 @@ def knowledge_type_description(name: str) -> str | None:
     """The catalogue description of a knowledge type, or None for a type of your own."""
     entry = KNOWLEDGE_TYPES.get(name)
     return entry[0] if entry else None
+
+
+def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+    """(earliest, latest) moment a session in `state` was created: not before `lower` (its
+    user's creation), nor, when expired, after `upper`. A live session started recently
+    (a long one a few days ago at most), an expired one long enough ago."""
+    if state == "expired":
+        earliest, latest = spec.SESSION_EXPIRED_CREATED
+        return max(lower, earliest), min(upper, latest)
+    if state == "active":
+        return max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT
+    return max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT
+
+
+def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+    """(earliest, latest) moment an invitation in `state` was sent: not before `lower`
+    (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
+    recently enough to stay open two more days at least, the others long enough ago."""
+    if state == "open":
+        return max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT
+    if state == "far":
+        return max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT
+    return max(lower, ACTIVITY_EARLIEST), min(spec.INVITATION_SENT_LATEST[state], upper)
+
+
+def lockout_start_window(state: str, lower: int) -> tuple[int, int]:
+    """(earliest, latest) moment a lockout in `state` of a user created at `lower` starts:
+    an hour after the user's creation at least (room for the failed logins before it);
+    an ended lockout long enough ago, an active or long one recently."""
+    earliest = lower + spec.LOCKOUT_AFTER_CREATED
+    if state == "ended":
+        return max(earliest, ACTIVITY_EARLIEST), spec.LOCKOUT_ENDED_START_LATEST
+    if state == "active":
+        return max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT
+    return max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT
 
 
 def fast_uuid(rng: random.Random) -> uuid.UUID:
@@ -443,16 +477,17 @@ class CelestraProvider(BaseProvider):
     def audit_change(
         self,
         table_name: str,
-        column: str | None = None,
+        column: str,
         old: str | None = None,
         new: str | None = None,
     ) -> tuple[str, str, str]:
-        """`(column, old_value, new_value)` of one changed column; old != new.
+        """`(column, old_value, new_value)` of one changed `column`; old != new (which
+        columns an event changes:
+        [`changed_columns`][pytest_celestra.story.changed_columns]).
 
         Pass the row's value before the change as `old` (factories) or after it as
         `new` (the scenario, which chains a row's changes back from its present value).
         """
-        column = column or _pick(self.generator.random, CHANGEABLE_COLUMNS[table_name])
         if new is None:
             new = self.column_value(table_name, column, unlike=old)
         if old is None:
@@ -532,15 +567,20 @@ class CelestraProvider(BaseProvider):
     def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
         """`(created_at, expires_at)` of a session in `state`, created at/after `lower`
         (and, when expired, not after `upper`)."""
+        earliest, latest = session_created_window(state, lower, upper)
+        draw = self.recent_moment if state == "expired" else self.moment
+        return self.session_times_from(state, draw(earliest, latest))
+
+    def session_times_from(self, state: str, created: int) -> tuple[int, int]:
+        """[`session_times`][pytest_celestra.providers.CelestraProvider.session_times] of
+        a session in `state` created at `created` (a moment of its
+        [`session_created_window`][pytest_celestra.providers.session_created_window]); an
+        expired one is over by now."""
         if state == "expired":
-            earliest, latest = spec.SESSION_EXPIRED_CREATED
-            created = self.recent_moment(max(lower, earliest), min(upper, latest))
-            expires = created + self.moment(*spec.SESSION_EXPIRED_LENGTH)
+            expires = min(created + self.moment(*spec.SESSION_EXPIRED_LENGTH), LAST_MOMENT)
         elif state == "active":
-            created = self.moment(max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT)
             expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
-            created = self.moment(max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT)
             expires = self.moment(*spec.SESSION_LONG_EXPIRES)
         return created, max(expires, created + spec.MIN_VALIDITY)
 
@@ -553,16 +593,17 @@ class CelestraProvider(BaseProvider):
     def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
         """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`
         (sent not after `upper` unless open now)."""
-        if state == "open":
-            sent = self.moment(max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT)
-            expires = sent + INVITATION_VALIDITY
-        elif state == "far":
-            sent = self.moment(max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT)
-            expires = sent + spec.INVITATION_FAR_VALIDITY
-        else:
-            latest = spec.INVITATION_SENT_LATEST[state]
-            sent = self.recent_moment(max(lower, ACTIVITY_EARLIEST), min(latest, upper))
-            expires = sent + INVITATION_VALIDITY
+        earliest, latest = invitation_sent_window(state, lower, upper)
+        draw = self.moment if state in ("open", "far") else self.recent_moment
+        return self.invitation_times_from(state, draw(earliest, latest), lower)
+
+    def invitation_times_from(self, state: str, sent: int, lower: int) -> tuple[int, int, int, int]:
+        """[`invitation_times`][pytest_celestra.providers.CelestraProvider.invitation_times]
+        of an invitation in `state` sent at `sent` (a moment of its
+        [`invitation_sent_window`][pytest_celestra.providers.invitation_sent_window]),
+        created not before `lower`."""
+        validity = spec.INVITATION_FAR_VALIDITY if state == "far" else INVITATION_VALIDITY
+        expires = sent + validity
         created = max(lower, sent - self.moment(0, spec.INVITATION_CREATED_LEAD))
         sent = max(sent, created)
         if state == "expired":
@@ -590,19 +631,25 @@ class CelestraProvider(BaseProvider):
         The start is at least an hour after `lower` so the failed logins that caused the
         lockout fit between the user's creation and the start.
         """
-        earliest = lower + spec.LOCKOUT_AFTER_CREATED
+        earliest, latest = lockout_start_window(state, lower)
+        draw = self.recent_moment if state == "ended" else self.moment
+        return self.lockout_times_from(state, draw(earliest, latest))
+
+    def lockout_times_from(
+        self, state: str, start: int, end: int | None = None
+    ) -> tuple[int, int, int]:
+        """[`lockout_times`][pytest_celestra.providers.CelestraProvider.lockout_times] of
+        a lockout in `state` that starts at `start` (a moment of its
+        [`lockout_start_window`][pytest_celestra.providers.lockout_start_window]) and,
+        when `end` is given, ends then."""
         if state == "ended":
-            latest = spec.LOCKOUT_ENDED_START_LATEST
-            start = self.recent_moment(max(earliest, ACTIVITY_EARLIEST), latest)
-            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
+            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH) if end is None else end
             updated = min(end, LAST_MOMENT)
         elif state == "active":
-            start = self.moment(max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT)
-            end = self.moment(*spec.LOCKOUT_ACTIVE_END)
+            end = self.moment(*spec.LOCKOUT_ACTIVE_END) if end is None else end
             updated = start
         else:
-            start = self.moment(max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT)
-            end = self.moment(*spec.LOCKOUT_LONG_END)
+            end = self.moment(*spec.LOCKOUT_LONG_END) if end is None else end
             updated = start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
@@ -632,8 +679,12 @@ class CelestraProvider(BaseProvider):
         self, created: int, status: NotificationStatus, read: bool, expiry: str
     ) -> tuple[int, int | None, int | None, int, int]:
         """[`notification_times`][pytest_celestra.providers.CelestraProvider.notification_times]
-        of a notification created at `created` (an `expiry` of "past" needs `created` at
-        least two hours ago)."""
+        of a notification created at `created`; an `expiry` in the "past" needs an old
+        enough one (created by
+        [`EXPIRED_NOTICE_LATEST`][pytest_celestra.spec.EXPIRED_NOTICE_LATEST]): a newer one's
+        is in the "future"."""
+        if created > spec.EXPIRED_NOTICE_LATEST:
+            expiry = "future"
         if expiry == "future":
             expires = self.moment(*spec.NOTIFICATION_FUTURE_EXPIRES)
         else:

@@ -306,8 +306,6 @@ ACTION_STEP = (1, 5)
 SIGN_IN_LEAD = 10
 """A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
 the session they start."""
-SIGNED_IN_SESSION = 8 * HOUR
-"""How long a session a factory-made sign-in (or NEW_DEVICE_LOGIN) starts lasts."""
 SIGNED_OUT_SESSION = HOUR
 """How long before a factory-made sign-out the session it ends started (at most)."""
 
@@ -320,8 +318,6 @@ in this range, never more than its `failed_attempts`."""
 LOCKOUT_BURST_SPARE = (2, 3)
 """Of the failed logins a volume has beyond one per lockout and the unknown emails, at
 most this fraction (numerator, denominator) lengthens the lockouts' bursts."""
-NOTIFIED_LOCKOUT = 30 * MINUTE
-"""How long a lockout a factory-made ACCOUNT_LOCKED / ACCOUNT_UNLOCKED reports lasts."""
 
 # --- notifications and invitations -----------------------------------------------------------
 
@@ -335,9 +331,6 @@ EXPIRED_NOTICE_LATEST = -2 * DAY
 of `providers.CelestraProvider.notification_times` starts no later)."""
 INVITATION_VALIDITY = 7 * DAY
 """How long an invitation stays open after it is sent."""
-EVENT_ROW_LEAD = DAY
-"""How long before the event a notification reports (an accepted invitation, a changed
-row) the factories make that invitation or row, at most."""
 
 # --- column values drawn by the provider (pytest_celestra.providers) ---------------------
 

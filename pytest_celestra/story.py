@@ -23,7 +23,7 @@ Times are offsets in seconds from a reference instant, as in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pytest_celestra import spec
 from pytest_celestra.models import (
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
     from pytest_celestra.models import AuditEventType, CompanyVertical
     from pytest_celestra.providers import CelestraProvider
+
+S = TypeVar("S")
 
 # --- tenant lifecycle ---------------------------------------------------------------------
 
@@ -81,19 +83,39 @@ LIVE_SESSION_STATES = frozenset({"active", "long"})
 valid now: only for ACTIVE users."""
 
 
-def state_of_user(draw: Callable[[], str], live: Collection[str], active: bool) -> str:
-    """The state of a user's session or invitation: `draw`n from the spec's state table,
-    but none of the `live` states (valid or open now) for a user who is not `active`;
-    such a user's state is drawn among the others with their weights.
+def state_of_user(
+    draw: Callable[[], S],
+    live: Collection[S],
+    active: bool,
+    fits: Collection[S] | None = None,
+) -> S:
+    """The state of a user's session, invitation or lockout (or of another row, such as a
+    knowledge base whose build failed): `draw`n from the spec's state table, but none of
+    the `live` states (valid or open now) for a user who is not `active`; such a user's
+    state is drawn among the others with their weights.
+
+    `fits`, when given, are the states whose time window holds a moment already known
+    (the moment a notification reports, or a session starts:
+    [`states_holding`][pytest_celestra.story.states_holding]); the state is one of them,
+    drawn as without `fits` when none is (none fits, or only live ones for a user who
+    is not `active`: the user's status wins).
 
     The scenario applies the same rule the other way round (it draws the state, then a
-    user who may hold it): either way, a user who is not ACTIVE holds each of the other
-    states as often, relatively, as the table says.
+    user who may hold it, then its moments): either way, a user who is not ACTIVE holds
+    each of the other states as often, relatively, as the table says.
     """
+    allowed = [s for s in fits if active or s not in live] if fits else None
     state = draw()
-    while not active and state in live:
+    while (not active and state in live) if not allowed else state not in allowed:
         state = draw()
     return state
+
+
+def states_holding(
+    moment: int, states: Iterable[str], window: Callable[[str], tuple[int, int]]
+) -> list[str]:
+    """The `states` whose time `window` (earliest, latest) holds `moment`."""
+    return [state for state in states if window(state)[0] <= moment <= window(state)[1]]
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
@@ -179,9 +201,10 @@ def updated_after(p: CelestraProvider, created: int) -> int:
     return p.moment(created, spec.LAST_MOMENT)
 
 
-def member_created(p: CelestraProvider, lower: int) -> int:
-    """When a user, agent or knowledge base of a company founded at `lower` was created."""
-    return p.moment(lower, spec.MEMBER_CREATED_LATEST)
+def member_created(p: CelestraProvider, lower: int, upper: int = 0) -> int:
+    """When a user, agent or knowledge base of a company founded at `lower` was created
+    (by `upper` at the latest: a row that took part in an event then)."""
+    return p.moment(lower, min(upper, spec.MEMBER_CREATED_LATEST))
 
 
 def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:
@@ -401,8 +424,9 @@ def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
 
 def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
     """When a PASSWORD_EXPIRY notice for a password set at `set_at` and replaced at
-    `next_change` (0: still in use) can come; None when no moment before then fits."""
-    lower = set_at + PASSWORD_EXPIRY_NOTICE[0]
+    `next_change` (0: still in use) can come, within the last year of activity; None when
+    no moment before then fits."""
+    lower = max(set_at + PASSWORD_EXPIRY_NOTICE[0], spec.ACTIVITY_EARLIEST)
     upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None
 

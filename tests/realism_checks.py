@@ -970,6 +970,8 @@ def _closed_rows_audit(f: Findings) -> None:
 DELAY = f"interval '{story.NOTIFICATION_DELAY[1]} seconds'"
 #: A password is this old when its expiry is announced (76 days).
 NOTICE_AGE = f"interval '{story.PASSWORD_EXPIRY_NOTICE[0]} seconds'"
+#: ... and at most this old (90 days).
+NOTICE_OLDEST = f"interval '{story.PASSWORD_EXPIRY_NOTICE[1]} seconds'"
 
 
 def _within(column: str) -> str:
@@ -989,9 +991,11 @@ NOTIFICATION_EVENT_SQL: dict[str, dict[str, str]] = {
         f" AND {_within('e.lockout_end')}",
         "PASSWORD_CHANGED": "SELECT 1 FROM password_history e WHERE e.user_id = n.user_id"
         f" AND {_within('e.created_at')}",
-        "PASSWORD_EXPIRY": f"SELECT 1 WHERE u.created_at <= n.created_at - {NOTICE_AGE}"
-        " AND NOT EXISTS (SELECT 1 FROM password_history e WHERE e.user_id = n.user_id"
-        f"   AND e.created_at BETWEEN n.created_at - {NOTICE_AGE} AND n.created_at)",
+        # The password in use then (set at the user's creation or last change) is 76 to 90
+        # days old.
+        "PASSWORD_EXPIRY": "SELECT 1 WHERE greatest(u.created_at, (SELECT max(e.created_at)"
+        " FROM password_history e WHERE e.user_id = n.user_id AND e.created_at <= n.created_at))"
+        f" BETWEEN n.created_at - {NOTICE_OLDEST} AND n.created_at - {NOTICE_AGE}",
         "NEW_DEVICE_LOGIN": "SELECT 1 FROM user_sessions e WHERE e.user_id = n.user_id"
         f" AND {_within('e.created_at')}",
     },

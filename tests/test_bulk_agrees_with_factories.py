@@ -26,7 +26,7 @@ from typing import Any
 
 import factory.random
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from pytest_celestra import factories, loader, passwords, providers, spec, story
 from pytest_celestra import vocabulary as words
@@ -34,6 +34,7 @@ from pytest_celestra.errors import FactoryArgumentError
 from pytest_celestra.models import (
     MODELS_IN_FK_ORDER,
     AuditEventType,
+    AuditLog,
     InvitationStatus,
     NotificationType,
     UserRole,
@@ -524,6 +525,54 @@ def test_a_signer_rule_changed_in_the_spec_shows_in_both_paths(monkeypatch):
     assert signers == {UserRole.SUPER_ADMIN.value}
 
 
+def test_an_actor_rule_changed_in_the_spec_shows_in_both_paths(celestra_session, monkeypatch):
+    """Every row change and data export done by a super admin, by one edit of the spec's
+    data: the audit logs a notification's event brings too (story.super_admin_acts)."""
+    monkeypatch.setattr(spec, "ACTOR_SUPER_ADMIN_SHARE", 1.0)
+    factory.random.reseed_random(11)
+    reported = []
+    for trait in ("role_changed", "agent_status_changed"):
+        user = factories.NotificationFactory(**{trait: True}).user
+        reported += celestra_session.scalars(
+            select(AuditLog).where(
+                AuditLog.record_id.in_([user.id, *(a.id for a in user.company.agents)])
+            )
+        ).all()
+    exporter = factories.NotificationFactory(data_export_ready=True).user
+    assert len(reported) == 2
+    assert {log.user.role for log in reported} | {exporter.role} == {UserRole.SUPER_ADMIN}
+    tables = bulk_tables()
+    roles = {user["id"]: user["role"] for user in tables["users"]}
+    actors = {
+        roles[log["user_id"]]
+        for log in tables["audit_logs"]
+        if log["table_name"] is not None or log["event_type"] == AuditEventType.DATA_EXPORT.value
+    }
+    assert actors == {UserRole.SUPER_ADMIN.value}
+
+
+def test_the_margin_before_a_row_closed_is_one_rule_in_both_paths(monkeypatch):
+    """Nothing changes a row in the last stretch (spec.ACTIVITY_MARGIN) before it closed,
+    in the factories and in the scenario alike: a margin of a day shows in both."""
+    margin = spec.DAY
+    monkeypatch.setattr(spec, "ACTIVITY_MARGIN", margin)
+    factory.random.reseed_random(11)
+    for _ in range(20):
+        agent = factories.AgentFactory.build(disabled=True)
+        log = factories.AuditLogFactory.build(config_change=True, record=agent)
+        assert (agent.updated_at - log.created_at).total_seconds() >= margin
+    tables = bulk_tables()
+    rows = {row["id"]: (table, row) for table in CHANGEABLE_COLUMNS for row in tables[table]}
+    closed = 0
+    for log in tables["audit_logs"]:
+        if log["table_name"] is not None:
+            table, row = rows[log["record_id"]]
+            if story.is_closed(table, row["status"]):
+                closed += 1
+                assert (row["updated_at"] - log["created_at"]).total_seconds() >= margin
+    assert closed
+
+
 def test_a_first_column_rule_added_to_the_spec_shows_in_both_paths(monkeypatch):
     """A configuration update changes ``status`` first once the spec says so, with no
     other edit: the factories and the bulk path both read the one definition."""
@@ -599,6 +648,27 @@ def test_who_can_be_locked_out_is_one_rule_in_both_paths():
     tables = bulk_tables("x2")
     status = {u["id"]: u["status"] for u in tables["users"]}
     assert "SUSPENDED" in status.values()
+    assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
+
+
+def test_the_scenario_locks_no_one_else_when_rules_leave_no_active_member():
+    """story.lockable holds even when your rules suspend every company member: the
+    scenario then locks out platform staff, not members who cannot sign in."""
+    from pytest_celestra.app_rules import SchemaRules
+
+    rules = SchemaRules()
+    rules.column(
+        "users",
+        "status",
+        derive=lambda row, rng: row["status"] if row["company_id"] is None else "SUSPENDED",
+    )
+    tables: dict[str, list[Row]] = {}
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, rows in generate_scenario("small", seed=3, anchor=anchor, rules=rules):
+        columns = loader.COLUMNS[table]
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    status = {u["id"]: u["status"] for u in tables["users"]}
+    assert Counter(status.values())["SUSPENDED"] == len(status) - 1
     assert {status[lock["user_id"]] for lock in tables["user_lockouts"]} == {"ACTIVE"}
 
 

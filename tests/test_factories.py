@@ -517,6 +517,117 @@ def test_a_notification_brings_the_event_it_reports(celestra_session, trait, tab
     assert celestra_session.scalar(text(f"SELECT count(*) FROM {table}")) == before
 
 
+def test_the_invitation_a_notification_reports_is_in_a_state_of_the_spec(celestra_session):
+    """An INVITATION_SENT notification's invitation takes a state of the spec's table whose
+    sending window holds its sent_at, and that state's status (not one read off the clock):
+    accepted and cancelled ones too, and an open one stays open two more days at least."""
+    factory.random.reseed_random(5)
+    invitations = [
+        invitation
+        for _ in range(40)
+        for invitation in NotificationFactory(invitation_sent=True).user.invitations
+    ]
+    now = db_now(celestra_session)
+    statuses = Counter(invitation.status for invitation in invitations)
+    assert {InvitationStatus.ACCEPTED, InvitationStatus.CANCELLED} <= set(statuses), statuses
+    for invitation in invitations:
+        if invitation.status in (InvitationStatus.SENT, InvitationStatus.PENDING):
+            assert invitation.expires_at >= now + TWO_DAYS
+        if invitation.status is InvitationStatus.EXPIRED:
+            assert invitation.sent_at <= now - timedelta(days=10)
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
+def test_the_lockout_a_notification_reports_is_in_a_state_of_the_spec(
+    celestra_session, monkeypatch
+):
+    """The lockout an ACCOUNT_LOCKED or ACCOUNT_UNLOCKED notification brings has a state of
+    the spec's table: the reason of that state (vocabulary.LOCKOUT_REASONS, as every other
+    lockout's), and an ongoing one ends two days ahead at least."""
+    from pytest_celestra import vocabulary
+
+    reasons = {state: (f"Reason of this test ({state})",) for state in vocabulary.LOCKOUT_REASONS}
+    monkeypatch.setattr(vocabulary, "LOCKOUT_REASONS", reasons)
+    factory.random.reseed_random(5)
+    locked = [NotificationFactory(account_locked=True).user for _ in range(20)]
+    unlocked = [NotificationFactory(account_unlocked=True).user for _ in range(5)]
+    now = db_now(celestra_session)
+    for user in locked + unlocked:
+        (lockout,) = user.lockouts
+        state = "ended" if lockout.lockout_end < now else "long"
+        if state == "long" and lockout.lockout_end <= now + timedelta(days=7):
+            state = "active"
+        assert lockout.reason == reasons[state][0]
+        assert lockout.lockout_end < now or lockout.lockout_end >= now + TWO_DAYS
+    assert {user.lockouts[0].reason for user in unlocked} == {reasons["ended"][0]}
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
+def test_the_knowledge_base_a_failed_build_notification_reports_is_retrying_or_off(
+    celestra_session,
+):
+    """KNOWLEDGE_BASE_FAILED reports a knowledge base in one of story's failed statuses,
+    each as often, relatively, as the spec's weights say (the scenario's rule)."""
+    factory.random.reseed_random(5)
+    statuses = Counter(
+        kb.status
+        for _ in range(30)
+        for kb in NotificationFactory(knowledge_base_failed=True).user.company.knowledge_bases
+    )
+    assert set(statuses) == {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
+
+
+def test_a_sign_in_starts_a_session_in_a_state_of_the_spec(celestra_session):
+    """A factory-made sign-in (and a NEW_DEVICE_LOGIN notification) starts a session of a
+    state of the spec's table, with that state's times, as in the scenario: over by now,
+    or valid two more days at least (not one of a fixed length that ends in a few hours)."""
+    factory.random.reseed_random(5)
+    member = UserFactory()
+    for event in (AuditEventType.SUCCESSFUL_LOGIN, AuditEventType.SESSION_STARTED):
+        AuditLogFactory.create_batch(15, user=member, event_type=event)
+    users = [member] + [NotificationFactory(new_device_login=True).user for _ in range(5)]
+    now = db_now(celestra_session)
+    sessions = [session for user in users for session in user.sessions]
+    assert len(sessions) == 35
+    ahead = Counter(
+        "over"
+        if s.expires_at < now
+        else "long"
+        if s.expires_at > now + timedelta(days=7)
+        else "active"
+        for s in sessions
+    )
+    assert set(ahead) == {"over", "active", "long"}, ahead
+    for session in sessions:
+        assert session.expires_at < now or session.expires_at >= now + TWO_DAYS
+    left = UserFactory(suspended=True)
+    AuditLogFactory.create_batch(10, user=left, event_type=AuditEventType.SUCCESSFUL_LOGIN)
+    assert all(session.expires_at < now for session in left.sessions)
+    celestra_session.flush()
+    for check in story_checks():
+        check(Seeded(celestra_session, volume=None))
+
+
+def test_the_rows_a_company_event_brings_are_as_old_as_members_are(celestra_session):
+    """The knowledge base, agent and admin a company's event brings were created when a
+    member of the company can be (story.member_created: a month ago at least), not a day
+    before the event, however recent the event."""
+    factory.random.reseed_random(5)
+    created = []
+    for trait in ("knowledge_base_ready", "knowledge_base_failed", "agent_status_changed"):
+        for _ in range(5):
+            company = NotificationFactory(**{trait: True}).user.company
+            created += [row.created_at for row in (*company.knowledge_bases, *company.agents)]
+            created += [u.created_at for u in company.users if u.role is UserRole.COMPANY_ADMIN]
+    now = db_now(celestra_session)
+    assert len(created) >= 15
+    assert max(created) <= now + timedelta(seconds=spec.MEMBER_CREATED_LATEST)
+
+
 def test_a_company_event_needs_a_company(celestra_session):
     with pytest.raises(CelestraError, match="super admin has none"):
         NotificationFactory(knowledge_base_ready=True, user=UserFactory(super_admin=True))

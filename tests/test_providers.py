@@ -71,7 +71,7 @@ CHEAP_CALLS = {
     "ip_address": lambda p: p.ip_address(),
     "celestra_uuid": lambda p: p.celestra_uuid(),
     "user_status": lambda p: p.user_status(),
-    "audit_change": lambda p: p.audit_change("agents"),
+    "audit_change": lambda p: p.audit_change("agents", "name"),
     "session_times": lambda p: p.session_times("active", -100 * DAY),
     "notification_times": lambda p: p.notification_times(
         NotificationStatus.DELIVERED, True, "past", -100 * DAY
@@ -209,9 +209,14 @@ def test_audit_reasons_only_for_signed_events(p):
 def test_audit_changes_change_something(p, table):
     assert len(CHANGEABLE_COLUMNS[table]) >= 3
     for _ in range(300):
-        column, old, new = p.audit_change(table)
+        column = story.changed_columns(p, p.change_event(table), table, 1)[0]
+        assert p.audit_change(table, column)[0] == column
         assert column in CHANGEABLE_COLUMNS[table]
+        old, new = p.audit_change(table, column)[1:]
         assert old != new
+    # Which column changes is story.changed_columns' rule alone: the provider draws none.
+    with pytest.raises(TypeError, match="column"):
+        p.audit_change(table)
     column = CHANGEABLE_COLUMNS[table][0]
     present = p.column_value(table, column)
     assert p.audit_change(table, column, new=present)[2] == present

@@ -87,6 +87,13 @@ def test_password_notices_come_while_the_password_is_old_and_still_in_use():
     assert story.password_notice_window(set_at, next_change=set_at + 30 * DAY) is None
     # Too recent to be old yet.
     assert story.password_notice_window(-10 * DAY, next_change=0) is None
+    # Notices reach back a year at most, like all activity.
+    assert story.password_notice_window(-500 * DAY, next_change=0) is None
+    year = -365 * DAY
+    assert story.password_notice_window(year - 80 * DAY, next_change=0) == (
+        year,
+        year + 10 * DAY,
+    )
 
 
 def test_every_notification_type_reports_an_event_or_is_event_free():
@@ -121,6 +128,37 @@ def test_a_user_who_left_holds_the_other_states_with_their_weights(draw, weights
         assert abs(left[state] / 4000 - weight / sum(others.values())) < 0.03, state
     active = Counter(story.state_of_user(getattr(p, draw), live, active=True) for _ in range(4000))
     assert set(active) == set(table)
+
+
+def test_a_state_whose_moment_is_known_is_one_whose_window_holds_it():
+    """story.state_of_user with `fits` (story.states_holding over the provider's windows):
+    an invitation sent 20 days ago is accepted, expired or cancelled, in the table's
+    proportions; one sent an hour ago is open, far or cancelled (a user who left: cancelled);
+    a moment no window holds leaves the whole table."""
+    from collections import Counter
+
+    from pytest_celestra import spec
+    from pytest_celestra.providers import invitation_sent_window
+
+    p = CelestraProvider.seeded(5)
+    table, live = spec.INVITATION_STATE_WEIGHTS, story.OPEN_INVITATION_STATES
+
+    def holding(moment: int) -> list[str]:
+        return story.states_holding(moment, table, lambda s: invitation_sent_window(s, -DAY * 900))
+
+    old = holding(-20 * DAY)
+    assert sorted(old) == ["accepted", "cancelled", "expired"]
+    drawn = Counter(story.state_of_user(p.invitation_state, live, True, old) for _ in range(4000))
+    for state in old:
+        share = table[state] / sum(table[s] for s in old)
+        assert abs(drawn[state] / 4000 - share) < 0.03, state
+    recent = holding(-2 * 3600)
+    assert sorted(recent) == ["cancelled", "far", "open"]
+    left = {story.state_of_user(p.invitation_state, live, False, recent) for _ in range(200)}
+    assert left == {"cancelled"}
+    assert story.states_holding(-1000 * DAY, table, lambda s: invitation_sent_window(s, 0)) == []
+    anything = {story.state_of_user(p.invitation_state, live, True, []) for _ in range(400)}
+    assert anything == set(table)
 
 
 def test_only_active_users_can_be_locked_out():

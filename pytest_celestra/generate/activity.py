@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from pytest_celestra import spec, story
+from pytest_celestra import story
 from pytest_celestra.generate.draw import Covering
 from pytest_celestra.models import NotificationStatus
 from pytest_celestra.spec import (
     ACTIVITY_EARLIEST,
     INVITATION_STATE_WEIGHTS,
     NOTIFICATION_DELIVERY_WEIGHTS,
+    NOTIFICATION_EXPIRY_WEIGHTS,
     NOTIFICATION_STATUS_WEIGHTS,
 )
 
@@ -50,7 +51,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
     a user left ACTIVE."""
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    active = [i for i in members if u.status[i] == "ACTIVE"] or members
+    active = [i for i in u.active if u.company[i] >= 0] or members
     states = Covering(INVITATION_STATE_WEIGHTS, p.invitation_state)
     invited = Invited()
     for _ in range(d.counts["invitations"]):
@@ -93,8 +94,8 @@ def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) 
     was old enough for a PASSWORD_EXPIRY notice."""
     for next_change in [*changes, 0]:
         window = story.password_notice_window(set_at, next_change)
-        if window is not None and window[1] >= ACTIVITY_EARLIEST:
-            plan.ages.append((user, max(window[0], ACTIVITY_EARLIEST), window[1]))
+        if window is not None:
+            plan.ages.append((user, *window))
         set_at = next_change
 
 
@@ -117,7 +118,7 @@ def notifications(
     p, rng = d.p, d.rng
     statuses = Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
-    expiries = Covering({"past": 1, "future": 1}, p.notification_expiry)
+    expiries = Covering(NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()
@@ -133,8 +134,6 @@ def notifications(
             times = p.notification_times(status, read, expiry, u.created[user])
         else:
             user, created = reported
-            # An expiry in the past needs an old enough notification.
-            expiry = expiry if created <= spec.EXPIRED_NOTICE_LATEST else "future"
             times = p.notification_times_from(created, status, read, expiry)
         created, delivered_at, read_at, expires, updated = times
         company = u.company[user]

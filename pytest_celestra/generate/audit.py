@@ -300,9 +300,10 @@ def _change_moments(
         signer = _signer(d, u, user)
         group = targets[i : i + size]
         earliest = max(ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
-        # A row closed (or switched off) changes no more after that; the logs of the
-        # group follow the first within a few seconds each.
-        latest = min(t.closed(table, row) for table, row in group) - spec.ACTION_STEP[1] * size
+        # A row closed (or switched off) changes no more in the last stretch before that
+        # (as in the factories); the logs of the group follow the first within seconds.
+        closed = min(t.closed(table, row) for table, row in group)
+        latest = closed - spec.ACTIVITY_MARGIN - spec.ACTION_STEP[1] * (size - 1)
         lower, upper = _window(u, user, signer, lower=earliest, upper=latest)
         if upper < lower:
             # The admins drawn had left before then: a super admin made the change.

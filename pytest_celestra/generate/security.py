@@ -14,7 +14,6 @@ from pytest_celestra.spec import (
     LOCKOUT_BURST_WINDOW,
     LOCKOUT_STATE_WEIGHTS,
     SESSION_STATE_WEIGHTS,
-    UNKNOWN_EMAIL_REASON,
     UNKNOWN_EMAIL_SHARE,
 )
 
@@ -96,8 +95,10 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     )
     share, of = spec.LOCKOUT_BURST_SPARE
     spare = (n_failed - unknown - n_lockouts) * share // of
-    members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
-    members = [i for i in members if story.lockable(u.status[i])] or members
+    # Company members, else platform staff; never a user who cannot be locked out, unless
+    # your rules left nobody who can.
+    lockable = [i for i in range(len(u.ids)) if story.lockable(u.status[i])]
+    members = [i for i in lockable if u.company[i] >= 0] or lockable or list(range(len(u.ids)))
     if n_lockouts <= len(members):
         users = rng.sample(members, n_lockouts)
     else:
@@ -163,7 +164,7 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
 def failed_logins(d: Draw, u: Users, plan: Failures) -> Rows[None]:
     for user, moment, ip in plan.failures:
         known = user >= 0
-        reason = d.p.failure_reason(True) if known else UNKNOWN_EMAIL_REASON
+        reason = d.p.failure_reason(known)
         user_id = u.ids[user] if known else None
         yield "failed_logins", (d.new_id(), user_id, ip, d.at(moment), reason)
 
