@@ -490,6 +490,7 @@ SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),
     OR (datname LIKE 'celestra\_%%' AND shobj_description(oid, 'pg_database') IS NULL
         AND datconnlimit = %(birth)s)
 """
+_LISTING_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -969,8 +970,16 @@ class DatabaseManager:
             "birth": BIRTH_MARK,
             "sizes": sizes,
         }
-        rows = admin.execute(_LISTING, parameters).fetchall()
-        # A database dropped by another run while listed has no size (NULL): count it as 0.
+        # A database another run drops while it is listed has no size: NULL for a superuser
+        # (counted as 0), an error for another role (PostgreSQL checks its CONNECT
+        # privilege first, on a database that is gone): list again.
+        for attempt in range(_LISTING_ATTEMPTS):
+            try:
+                rows = admin.execute(_LISTING, parameters).fetchall()
+                break
+            except psycopg.errors.InvalidCatalogName:
+                if attempt == _LISTING_ATTEMPTS - 1:
+                    raise
         return [
             _Listed(name, *_parse_comment(comment), int(size or 0)) for name, comment, size in rows
         ]
