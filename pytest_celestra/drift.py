@@ -114,10 +114,6 @@ class DriftReport:
         return "\n".join(lines)
 
 
-def _python(value: object) -> str:
-    return repr(value).replace("'", '"')
-
-
 def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
     """Every difference between `catalog` and what the plugin and `rules` write."""
     from pytest_celestra.existing_schema import celestra_columns, celestra_enums
