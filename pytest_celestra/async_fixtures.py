@@ -94,24 +94,19 @@ async def rolled_back_async_session(
         try:
             yield session
         finally:
-            ended_by = await connection.run_sync(guard.escaped)
-            escape = None if ended_by is None else TransactionEscapedError(ended_by)
-            if escape is None:
+            try:
+                ended_by = await connection.run_sync(guard.escaped)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
                 await transaction.rollback()  # and every savepoint in it
                 await session.close()
-                try:
-                    left = await connection.run_sync(reset_session)
-                except TransactionEscapedError as error:
-                    escape = error
-                else:
-                    if left is not None:
-                        escape = TransactionEscapedError(left, replace=False)
-            if escape is not None:
+                await connection.run_sync(reset_session)
+            except TransactionEscapedError:
                 with contextlib.suppress(Exception):
                     await connection.invalidate()
                 with contextlib.suppress(Exception):
                     await session.close()
-                raise escape
+                raise
 
 
 @contextlib.asynccontextmanager

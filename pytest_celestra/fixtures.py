@@ -670,12 +670,13 @@ class IsolationGuard:
         return None
 
 
-def reset_session(connection: Connection) -> str | None:
+def reset_session(connection: Connection) -> None:
     """After the test's rollback: reset what outlives a transaction in the connection's
     session (prepared statements, settings, LISTEN, temporary tables, cursors, sequence
     state, advisory locks) as connection poolers do. What a later test would trip over
-    and the test should hear of is returned: session advisory locks it still held
-    (released now), prepared transactions in the database (these need a fresh database)."""
+    and the test should hear of is raised as a `TransactionEscapedError`: session advisory
+    locks it still held (released now; `replace=False`), prepared transactions in the
+    database (these need a fresh database)."""
     import psycopg
 
     dbapi: Any = connection.connection.dbapi_connection
@@ -686,7 +687,7 @@ def reset_session(connection: Connection) -> str | None:
         locks, prepared = cursor.fetchone()
         cursor.close()
     except psycopg.OperationalError:  # the server closed it: its session state went too
-        return None
+        return
     finally:
         with contextlib.suppress(psycopg.Error):
             dbapi.autocommit = False
@@ -698,13 +699,13 @@ def reset_session(connection: Connection) -> str | None:
         )
     if locks:
         keys = ", ".join(f"pg_advisory_lock({key})" for key in locks)
-        return (
+        raise TransactionEscapedError(
             f"the test still held the session advisory lock {keys} after its transaction "
             "ended: a later test taking it would wait forever. The plugin released it. "
             "Take pg_advisory_xact_lock instead, which the rollback releases, or release "
-            "the lock (pg_advisory_unlock) before the test ends"
+            "the lock (pg_advisory_unlock) before the test ends",
+            replace=False,
         )
-    return None
 
 
 @contextlib.contextmanager
@@ -742,29 +743,20 @@ def rolled_back_session(
             with bound_session(session, rules):
                 yield session
         finally:
-            ended_by = guard.escaped(connection)
-            if ended_by is None:
+            try:
+                ended_by = guard.escaped(connection)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
                 transaction.rollback()  # and every savepoint in it: one round trip
                 session.close()
-                try:
-                    left = reset_session(connection)
-                except TransactionEscapedError:
-                    _abandon(connection, session)
-                    raise
-                if left is not None:
-                    _abandon(connection, session)  # its session ends: nothing outlives it
-                    raise TransactionEscapedError(left, replace=False)
-            else:
-                _abandon(connection, session)
-                raise TransactionEscapedError(ended_by)
-
-
-def _abandon(connection: Connection, session: Session) -> None:
-    """Drop a connection whose transaction a test ended: its state is not ours to trust."""
-    with contextlib.suppress(Exception):
-        connection.invalidate()
-    with contextlib.suppress(Exception):
-        session.close()
+                reset_session(connection)
+            except TransactionEscapedError:
+                # Its state is not ours to trust: the connection (and its session) ends.
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                with contextlib.suppress(Exception):
+                    session.close()
+                raise
 
 
 def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
@@ -929,38 +921,42 @@ def celestra_scenario(
 # --- one fixture per table -------------------------------------------------------
 
 
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-ENTITY_FIXTURES: dict[str, str] = {
-    f"celestra_{_snake_case(model)}": model for model in MODEL_NAMES_IN_FK_ORDER
-}
-"""`celestra_<entity>` fixture name -> model class name, for every table (plain names:
-the models and factories are imported when a test asks for one)."""
-_TABLES = dict(ENTITIES)
-
-
-def _entity_fixture(name: str, model: str) -> Any:
-    factory_name = f"{model}Factory"
-
+def _entity_fixture(model: str) -> Any:
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra import factories
 
-        instance = getattr(factories, factory_name).create()
+        instance = getattr(factories, f"{model}Factory").create()
         celestra_session.flush()
         return instance
 
-    entity.__name__ = name
     entity.__doc__ = (
-        f"One {model} ({_TABLES[model]}) made by {factory_name}, with its "
+        f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
-    return pytest.fixture(name=name)(entity)
+    return pytest.fixture(entity)  # named after the variable it is assigned to
 
 
-for _name, _model in ENTITY_FIXTURES.items():
-    globals()[_name] = _entity_fixture(_name, _model)
+celestra_company = _entity_fixture("Company")
+celestra_knowledge_type = _entity_fixture("KnowledgeType")
+celestra_user = _entity_fixture("User")
+celestra_agent = _entity_fixture("Agent")
+celestra_knowledge_base = _entity_fixture("KnowledgeBase")
+celestra_agent_knowledge_base = _entity_fixture("AgentKnowledgeBase")
+celestra_knowledge_source = _entity_fixture("KnowledgeSource")
+celestra_audit_log = _entity_fixture("AuditLog")
+celestra_failed_login = _entity_fixture("FailedLogin")
+celestra_invitation = _entity_fixture("Invitation")
+celestra_notification = _entity_fixture("Notification")
+celestra_password_history = _entity_fixture("PasswordHistory")
+celestra_user_lockout = _entity_fixture("UserLockout")
+celestra_user_session = _entity_fixture("UserSession")
+celestra_audit_change_log = _entity_fixture("AuditChangeLog")
+
+ENTITY_FIXTURES: dict[str, str] = {
+    "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower(): model
+    for model in MODEL_NAMES_IN_FK_ORDER
+}
+"""`celestra_<entity>` fixture name -> model class name, for every table."""
 
 
 # --- async fixtures when what they need is missing -------------------------------------
