@@ -830,7 +830,7 @@ class DatabaseManager:
         """A new database made from `spec`'s source and populated, with its fingerprint;
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
-        meta = {"run": self.run_id, "owner": self.owner_lock}
+        meta: dict[str, Any] = {"run": self.run_id, "owner": self.owner_lock}
         label = spec.label or spec.kind
         with _holding(admin, build):
             try:
@@ -840,14 +840,7 @@ class DatabaseManager:
                 if spec.source is None:
                     self._create(admin, build, "template0", _comment("template build", **meta))
                 else:
-                    self._copy(
-                        admin,
-                        spec.source,
-                        build,
-                        "template build",
-                        run=self.run_id,
-                        owner=self.owner_lock,
-                    )
+                    self._copy(admin, spec.source, build, "template build", **meta)
                 url = self.server.url_for(build)
                 spec.populate(url)
                 with connect(url) as connection:
@@ -994,6 +987,7 @@ class DatabaseManager:
         """
         now = datetime.now(UTC)
         kept = set(keep)
+        spared = kept | PROTECTED_DATABASES | self.protected
         # (listed, locks to try, force): a dead run's leftovers may still have its backends
         # on them for a moment after a kill, so those are dropped with FORCE.
         doomed: list[tuple[_Listed, list[int], bool]] = []
@@ -1002,12 +996,7 @@ class DatabaseManager:
         for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
             locks = [_lock_id(name)]
-            if (
-                name in kept
-                or name in PROTECTED_DATABASES
-                or name in self.protected
-                or meta.get("kept")
-            ):
+            if name in spared or meta.get("kept"):
                 continue
             if purpose != SEALED and meta.get("run") == self.run_id:
                 continue  # this run's own, alive by definition
@@ -1292,10 +1281,7 @@ class DatabaseManager:
         [`create_layered`][pytest_celestra.database.DatabaseManager.create_layered] would,
         without cloning it; its name."""
         what = layers[-1].label if layers else "the scenario"
-        with (
-            self._server_faults(f"building the template of {what}"),
-            self._admin() as admin,
-        ):
+        with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
             with self._template(admin, spec) as template:
                 return template

@@ -272,6 +272,18 @@ def data_directory_at(url: URL) -> Path | None:
     [`data_directory`][pytest_celestra.server.data_directory]), else None; learnt before
     a long write, so that a server stopped by a full disk can be told from one that went
     away."""
+    directory: Path | None = _ask_local(url, data_directory)
+    return directory
+
+
+def _disk_facts(url: URL) -> tuple[int | None, int | None]:
+    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
+    facts = _ask_local(url, lambda c: (disk_free(data_directory(c)), max_wal_bytes(c)))
+    return facts or (None, None)
+
+
+def _ask_local(url: URL, ask: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    """`ask` on a connection to the server at `url` if it runs on this machine, else None."""
     host = url.host or str(url.query.get("host") or "")
     if host not in _LOOPBACK and not host.startswith("/"):
         return None
@@ -280,26 +292,10 @@ def data_directory_at(url: URL) -> Path | None:
     for database in (url, url.set(database="postgres")):  # the first may not exist yet
         try:
             with connect(database, autocommit=True) as connection:
-                return data_directory(connection)
+                return ask(connection)
         except psycopg.Error:
             continue
     return None
-
-
-def _disk_facts(url: URL) -> tuple[int | None, int | None]:
-    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
-    host = url.host or str(url.query.get("host") or "")
-    if host not in _LOOPBACK and not host.startswith("/"):
-        return None, None
-    import psycopg
-
-    for database in (url, url.set(database="postgres")):  # the first may not exist yet
-        try:
-            with connect(database, autocommit=True) as connection:
-                return disk_free(data_directory(connection)), max_wal_bytes(connection)
-        except psycopg.Error:
-            continue
-    return None, None
 
 
 def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
