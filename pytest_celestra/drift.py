@@ -51,20 +51,9 @@ def _builtin_nullable() -> dict[str, dict[str, bool]]:
 @cache
 def builtin_constraint_names() -> frozenset[str]:
     """Names of the CHECK, UNIQUE and key constraints and the indexes `create_all` makes."""
-    from sqlalchemy import create_mock_engine
-    from sqlalchemy.engine import make_url
+    from pytest_celestra.existing_schema import builtin_ddl
 
-    from pytest_celestra.models import Base
-
-    statements: list[str] = []
-
-    def record(statement: Any, *_: Any, **__: Any) -> None:
-        statements.append(str(statement.compile(dialect=mock.dialect)))
-
-    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
-    Base.metadata.create_all(mock)
-    text = "\n".join(statements)
-    return frozenset(re.findall(r"(?:CONSTRAINT|INDEX) (\w+)", text))
+    return frozenset(re.findall(r"(?:CONSTRAINT|INDEX) (\w+)", "\n".join(builtin_ddl())))
 
 
 _STRING_TYPE = re.compile(r"^(?:text|character varying|varchar)(?:\((\d+)\))?$")
