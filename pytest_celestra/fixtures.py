@@ -387,10 +387,8 @@ def _celestra_empty_database(
     """This process's database with the empty schema."""
     with _server_error_as_failure():
         database = empty_database(_celestra_databases, request.config.stash[RUN_KEY])
-    try:
+    with contextlib.closing(database):
         yield database
-    finally:
-        database.close()
 
 
 @pytest.fixture(scope="session")
@@ -487,11 +485,9 @@ class SeededDatabases:
 def _celestra_seeded_databases(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
 ) -> Iterator[SeededDatabases]:
-    databases = SeededDatabases(_celestra_databases, request.config.stash[RUN_KEY])
-    try:
+    run = request.config.stash[RUN_KEY]
+    with contextlib.closing(SeededDatabases(_celestra_databases, run)) as databases:
         yield databases
-    finally:
-        databases.close()
 
 
 @pytest.fixture(scope="session")
