@@ -755,45 +755,36 @@ def rolled_back_session(
                 raise
 
 
-def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
-    """What a test that ended its own transaction did, what it caused, and what to use."""
-    if ended_by == OUTSIDE_SQL:
-        what = f"after {ended_by} the connection was outside any transaction"
-    elif ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
+    """Fail the test (at teardown) that ended the transaction of its fixture, or left
+    state in its connection's session that outlives its transaction: what it did, what
+    it caused, and what to use."""
+    fixture = request.fixturename or "celestra_session"
+    nodeid, ended_by = request.node.nodeid, escape.ended_by
+    if not escape.replace:
+        pytest.fail(
+            f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
+            f"{ended_by}. Its database was not changed; the next test gets a new connection.",
+            pytrace=False,
+        )
+    if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
         what = ended_by
     else:
-        statement = f"the statement {ended_by.strip()[:200]!r}"
+        statement = (
+            ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
+        )
         what = f"after {statement} the connection was outside any transaction"
-    return (
+    pytest.fail(
         f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
         f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
-        "keeps it in the database). This process's "
-        "test database has been replaced by a fresh clone of its template, so no later "
-        "test sees any of it. "
-        "Do not run COMMIT or ROLLBACK (or the connection's commit()/rollback()) in a "
+        "keeps it in the database). This process's test database has been replaced by a "
+        "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
+        "or ROLLBACK (or the connection's commit()/rollback()) in a "
         f"{fixture} test: session.commit() and session.rollback() are safe (they only "
         "release or roll back a savepoint). For code that must really commit, use the "
-        "celestra_transactional_db fixture."
+        "celestra_transactional_db fixture.",
+        pytrace=False,
     )
-
-
-def left_behind_message(nodeid: str, fixture: str, left: str) -> str:
-    """What a test left in its connection's session that outlives its transaction."""
-    return (
-        f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
-        f"{left}. Its database was not changed; the next test gets a new connection."
-    )
-
-
-def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-    """Fail the test (at teardown) that ended the transaction of its fixture."""
-    fixture = request.fixturename or "celestra_session"
-    nodeid = request.node.nodeid
-    if escape.replace:
-        message = escaped_message(nodeid, fixture, escape.ended_by)
-    else:
-        message = left_behind_message(nodeid, fixture, escape.ended_by)
-    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
