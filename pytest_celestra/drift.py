@@ -193,9 +193,7 @@ def _enum_labels(
                 "produce them"
             )
         for label in found:
-            if label in labels:
-                continue
-            if label in rules.enum_shares.get(enum, {}):
+            if label in labels or label in rules.enum_shares.get(enum, {}):
                 continue
             report.notes.append(
                 f"new label {label} of enum {enum} is never generated; to have it: "
