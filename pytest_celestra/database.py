@@ -873,26 +873,11 @@ class DatabaseManager:
         admin.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(build), target)
         )
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true").format(
-                target
-            )
-        )
+        seal = "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"
+        admin.execute(sql.SQL(seal).format(target))
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        _set_comment(
-            admin,
-            name,
-            _comment(
-                SEALED,
-                run=self.run_id,
-                built=now,
-                used=now,
-                kind=spec.kind,
-                key=key,
-                **spec.meta,
-                **fingerprint.as_meta(),
-            ),
-        )
+        facts = {"run": self.run_id, "built": now, "used": now, "kind": spec.kind, "key": key}
+        _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
 
     def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
         """Build template `name` afresh (its lock held by the caller), then sweep."""

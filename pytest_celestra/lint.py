@@ -118,10 +118,7 @@ def factories_to_lint(earlier: Collection[type] = ()) -> list[type[CelestraFacto
         and not is_abstract(subclass)
         and _still_loaded(subclass, earlier)
     }
-    return [
-        *ALL_FACTORIES,
-        *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__)),
-    ]
+    return [*ALL_FACTORIES, *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__))]
 
 
 def lint_cases(factories: list[type[CelestraFactory]]) -> list[LintCase]:

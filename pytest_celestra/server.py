@@ -801,14 +801,9 @@ def _make_disposable(url: URL) -> None:
     with connect(url, autocommit=True) as connection:
         changed = False
         for name, value in _DISPOSABLE.items():
-            if connection.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone() != (
-                value,
-            ):
-                connection.execute(
-                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                        sql.Identifier(name), sql.Literal(value)
-                    )
-                )
+            setting, wanted = sql.Identifier(name), sql.Literal(value)
+            if connection.execute(sql.SQL("SHOW {}").format(setting)).fetchone() != (value,):
+                connection.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(setting, wanted))
                 changed = True
         if changed:
             connection.execute("SELECT pg_reload_conf()")
