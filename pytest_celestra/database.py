@@ -1019,10 +1019,7 @@ class DatabaseManager:
                 # unmarked then (its creator between CREATE DATABASE and COMMENT, holding
                 # its lock) is now a living run's, whose run lock was not among those
                 # tried; a template was just used. Only what is still as listed goes.
-                if _parse_comment(database_comment(admin, name) or "") != (
-                    listed.purpose,
-                    listed.meta,
-                ):
+                if _describe(admin, name) != (listed.purpose, listed.meta):
                     continue
                 # In use, or another role's: leave it to a later sweep or its owner.
                 with contextlib.suppress(

@@ -583,7 +583,6 @@ class IsolationGuard:
         from psycopg.pq import TransactionStatus
         from sqlalchemy import event
 
-        self._idle = TransactionStatus.IDLE
         self._status = TransactionStatus
         # libpq's own status, kept by the driver from each reply of the server.
         self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
@@ -606,11 +605,10 @@ class IsolationGuard:
         self.started_at = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar()
 
     def _is_idle(self) -> bool:
-        return bool(self._pgconn.transaction_status == self._idle)
+        return bool(self._pgconn.transaction_status == self._status.IDLE)
 
     def _before(self, *_: object) -> None:
-        if self.begun and self.ended_by is None and self._is_idle():
-            self.ended_by = OUTSIDE_SQL
+        self.ended()
 
     def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
         self.begun = True

@@ -635,8 +635,7 @@ def celestra_transactional_engine(
         yield engine
     finally:
         engine.dispose()
-        failed = _failed(request.node)
-        kept = databases.give_back(database, failed=failed)
+        kept = databases.give_back(database, failed=_failed(request.node))
         if kept is not None:
             request.config.stash[RUN_KEY].kept.append(kept)
 
