@@ -906,6 +906,10 @@ def celestra_scenario(
 # --- one fixture per table -------------------------------------------------------
 
 
+def _fixture_name(model: str) -> str:
+    return "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
+
+
 def _entity_fixture(model: str) -> Any:
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra import factories
@@ -914,11 +918,12 @@ def _entity_fixture(model: str) -> Any:
         celestra_session.flush()
         return instance
 
+    entity.__name__ = _fixture_name(model)
     entity.__doc__ = (
         f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
-    return pytest.fixture(entity)  # named after the variable it is assigned to
+    return pytest.fixture(name=entity.__name__)(entity)
 
 
 celestra_company = _entity_fixture("Company")
@@ -937,10 +942,7 @@ celestra_user_lockout = _entity_fixture("UserLockout")
 celestra_user_session = _entity_fixture("UserSession")
 celestra_audit_change_log = _entity_fixture("AuditChangeLog")
 
-ENTITY_FIXTURES: dict[str, str] = {
-    "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower(): model
-    for model in MODEL_NAMES_IN_FK_ORDER
-}
+ENTITY_FIXTURES: dict[str, str] = {_fixture_name(model): model for model in MODEL_NAMES_IN_FK_ORDER}
 """`celestra_<entity>` fixture name -> model class name, for every table."""
 
 
