@@ -50,19 +50,9 @@ from pytest_celestra.run import scenario_of
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
     from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.config import ScenarioSettings
-
-
-def _async_engine(engine: Engine) -> AsyncEngine:
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    # NullPool: a pooled connection belongs to the loop that opened it, and loops come and go.
-    return create_async_engine(engine.url, poolclass=NullPool)
 
 
 @contextlib.asynccontextmanager
@@ -94,24 +84,19 @@ async def rolled_back_async_session(
         try:
             yield session
         finally:
-            ended_by = await connection.run_sync(guard.escaped)
-            escape = None if ended_by is None else TransactionEscapedError(ended_by)
-            if escape is None:
+            try:
+                ended_by = await connection.run_sync(guard.escaped)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
                 await transaction.rollback()  # and every savepoint in it
                 await session.close()
-                try:
-                    left = await connection.run_sync(reset_session)
-                except TransactionEscapedError as error:
-                    escape = error
-                else:
-                    if left is not None:
-                        escape = TransactionEscapedError(left, replace=False)
-            if escape is not None:
+                await connection.run_sync(reset_session)
+            except TransactionEscapedError:
                 with contextlib.suppress(Exception):
                     await connection.invalidate()
                 with contextlib.suppress(Exception):
                     await session.close()
-                raise escape
+                raise
 
 
 @contextlib.asynccontextmanager
@@ -129,37 +114,26 @@ async def isolated_async_session(
     database.escaped(request, escape)  # outside the except: no chained traceback
 
 
-class AsyncEngines:
-    """Async engines of this process's databases: the empty one and one per scenario."""
+class AsyncEngines(dict["RollbackDatabase", "AsyncEngine"]):
+    """Async twins of the engines of this process's databases."""
 
-    def __init__(self, seeded: SeededDatabases) -> None:
-        self.seeded = seeded
-        self.engines: dict[ScenarioSettings | None, AsyncEngine] = {}
+    def of(self, database: RollbackDatabase) -> AsyncEngine:
+        if database not in self:
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from sqlalchemy.pool import NullPool
 
-    def empty(self, database: RollbackDatabase) -> AsyncEngine:
-        if None not in self.engines:
-            self.engines[None] = _async_engine(database.engine)
-        return self.engines[None]
-
-    def for_scenario(self, scenario: ScenarioSettings) -> AsyncEngine:
-        if scenario not in self.engines:
-            self.engines[scenario] = _async_engine(self.seeded.engine(scenario))
-        return self.engines[scenario]
-
-    def close(self) -> None:
-        for engine in self.engines.values():
-            engine.sync_engine.dispose()  # NullPool: nothing is open, no loop needed
+            # NullPool: a pooled connection belongs to the loop that opened it, and loops
+            # come and go.
+            self[database] = create_async_engine(database.engine.url, poolclass=NullPool)
+        return self[database]
 
 
 @pytest.fixture(scope="session")
-def _celestra_async_engines(
-    _celestra_seeded_databases: SeededDatabases,
-) -> Iterator[AsyncEngines]:
-    engines = AsyncEngines(_celestra_seeded_databases)
-    try:
-        yield engines
-    finally:
-        engines.close()
+def _celestra_async_engines() -> Iterator[AsyncEngines]:
+    engines = AsyncEngines()
+    yield engines
+    for engine in engines.values():
+        engine.sync_engine.dispose()  # NullPool: nothing is open, no loop needed
 
 
 @pytest_asyncio.fixture
@@ -178,14 +152,16 @@ async def celestra_async_session(
     seed = scenario_of(request.node).seed
     reseed_factories(seed, request.node.nodeid, "celestra_async_session")
     database = _celestra_empty_database
-    engine = _celestra_async_engines.empty(database)
+    engine = _celestra_async_engines.of(database)
     async with isolated_async_session(request, database, engine) as session:
         yield session
 
 
 @pytest_asyncio.fixture
 async def celestra_async_seeded_db(
-    request: pytest.FixtureRequest, _celestra_async_engines: AsyncEngines
+    request: pytest.FixtureRequest,
+    _celestra_seeded_databases: SeededDatabases,
+    _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
     """An `AsyncSession` on the whole scenario, rolled back after the test.
 
@@ -195,7 +171,7 @@ async def celestra_async_seeded_db(
     scenario = scenario_of(request.node)
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
-    database = _celestra_async_engines.seeded.database(scenario)
-    engine = _celestra_async_engines.for_scenario(scenario)
+    database = _celestra_seeded_databases.database(scenario)
+    engine = _celestra_async_engines.of(database)
     async with isolated_async_session(request, database, engine) as session:
         yield session

@@ -43,19 +43,9 @@ def digest(*parts: object) -> str:
 
 def builtin_schema_key() -> str:
     """Hash of the DDL that `Base.metadata.create_all` emits for PostgreSQL."""
-    from sqlalchemy import create_mock_engine
-    from sqlalchemy.engine import make_url
+    from pytest_celestra.existing_schema import builtin_ddl
 
-    from pytest_celestra.models import Base
-
-    statements: list[str] = []
-
-    def record(statement: Any, *_: Any, **__: Any) -> None:
-        statements.append(str(statement.compile(dialect=mock.dialect)))
-
-    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
-    Base.metadata.create_all(mock)
-    return digest("builtin", sorted(statements))  # emission order follows set order
+    return digest("builtin", sorted(builtin_ddl()))  # emission order follows set order
 
 
 def user_schema_key(version: str) -> str:

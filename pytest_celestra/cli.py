@@ -290,25 +290,11 @@ class Outcome:
             "target": self.target,
         }
         keys = (
-            "database",
-            "created_database",
-            "reset",
-            "created_tables",
-            "created_types",
-            "other_tables",
-            "server_version",
-            "server_address",
-            "url",
-            "sqlalchemy_url",
-            "data_dir",
-            "stop_command",
-            "sql_file",
-            "sql_bytes",
-            "rules_file",
-            "schema_notes",
-            "scenario",
+            "database created_database reset created_tables created_types other_tables "
+            "server_version server_address url sqlalchemy_url data_dir stop_command sql_file "
+            "sql_bytes rules_file schema_notes scenario"
         )
-        return fields | {key: self.details.get(key) for key in keys}
+        return fields | {key: self.details.get(key) for key in keys.split()}
 
     def as_text(self) -> str:
         d = self.details
@@ -642,10 +628,13 @@ def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -
     except BaseException as error:
         partial.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            reason = error.strerror or str(error)
-            raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
+            raise _cannot_write(target, error) from None
         raise
     return counts
+
+
+def _cannot_write(target: Path, error: OSError) -> CelestraError:
+    return CelestraError(f"cannot write the SQL script to {target}: {error.strerror or error}")
 
 
 def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
@@ -657,8 +646,7 @@ def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> d
     except BrokenPipeError:
         raise
     except OSError as error:
-        reason = error.strerror or str(error)
-        raise CelestraError(f"cannot write the SQL script to {target}: {reason}") from None
+        raise _cannot_write(target, error) from None
 
 
 def run_seed(options: argparse.Namespace) -> Outcome:

@@ -831,7 +831,7 @@ class DatabaseManager:
         """A new database made from `spec`'s source and populated, with its fingerprint;
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
-        meta = {"run": self.run_id, "owner": self.owner_lock}
+        meta: dict[str, Any] = {"run": self.run_id, "owner": self.owner_lock}
         label = spec.label or spec.kind
         with _holding(admin, build):
             try:
@@ -841,14 +841,7 @@ class DatabaseManager:
                 if spec.source is None:
                     self._create(admin, build, "template0", _comment("template build", **meta))
                 else:
-                    self._copy(
-                        admin,
-                        spec.source,
-                        build,
-                        "template build",
-                        run=self.run_id,
-                        owner=self.owner_lock,
-                    )
+                    self._copy(admin, spec.source, build, "template build", **meta)
                 url = self.server.url_for(build)
                 spec.populate(url)
                 with connect(url) as connection:
@@ -881,26 +874,11 @@ class DatabaseManager:
         admin.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(build), target)
         )
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true").format(
-                target
-            )
-        )
+        seal = "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"
+        admin.execute(sql.SQL(seal).format(target))
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        _set_comment(
-            admin,
-            name,
-            _comment(
-                SEALED,
-                run=self.run_id,
-                built=now,
-                used=now,
-                kind=spec.kind,
-                key=key,
-                **spec.meta,
-                **fingerprint.as_meta(),
-            ),
-        )
+        facts = {"run": self.run_id, "built": now, "used": now, "kind": spec.kind, "key": key}
+        _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
 
     def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
         """Build template `name` afresh (its lock held by the caller), then sweep."""
@@ -1003,6 +981,7 @@ class DatabaseManager:
         """
         now = datetime.now(UTC)
         kept = set(keep)
+        spared = kept | PROTECTED_DATABASES | self.protected
         # (listed, locks to try, force): a dead run's leftovers may still have its backends
         # on them for a moment after a kill, so those are dropped with FORCE.
         doomed: list[tuple[_Listed, list[int], bool]] = []
@@ -1011,12 +990,7 @@ class DatabaseManager:
         for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
             locks = [_lock_id(name)]
-            if (
-                name in kept
-                or name in PROTECTED_DATABASES
-                or name in self.protected
-                or meta.get("kept")
-            ):
+            if name in spared or meta.get("kept"):
                 continue
             if purpose != SEALED and meta.get("run") == self.run_id:
                 continue  # this run's own, alive by definition
@@ -1054,10 +1028,7 @@ class DatabaseManager:
                 # unmarked then (its creator between CREATE DATABASE and COMMENT, holding
                 # its lock) is now a living run's, whose run lock was not among those
                 # tried; a template was just used. Only what is still as listed goes.
-                if _parse_comment(database_comment(admin, name) or "") != (
-                    listed.purpose,
-                    listed.meta,
-                ):
+                if _describe(admin, name) != (listed.purpose, listed.meta):
                     continue
                 # In use, or another role's: leave it to a later sweep or its owner.
                 with contextlib.suppress(
@@ -1301,10 +1272,7 @@ class DatabaseManager:
         [`create_layered`][pytest_celestra.database.DatabaseManager.create_layered] would,
         without cloning it; its name."""
         what = layers[-1].label if layers else "the scenario"
-        with (
-            self._server_faults(f"building the template of {what}"),
-            self._admin() as admin,
-        ):
+        with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
             with self._template(admin, spec) as template:
                 return template

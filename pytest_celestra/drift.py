@@ -51,20 +51,9 @@ def _builtin_nullable() -> dict[str, dict[str, bool]]:
 @cache
 def builtin_constraint_names() -> frozenset[str]:
     """Names of the CHECK, UNIQUE and key constraints and the indexes `create_all` makes."""
-    from sqlalchemy import create_mock_engine
-    from sqlalchemy.engine import make_url
+    from pytest_celestra.existing_schema import builtin_ddl
 
-    from pytest_celestra.models import Base
-
-    statements: list[str] = []
-
-    def record(statement: Any, *_: Any, **__: Any) -> None:
-        statements.append(str(statement.compile(dialect=mock.dialect)))
-
-    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
-    Base.metadata.create_all(mock)
-    text = "\n".join(statements)
-    return frozenset(re.findall(r"(?:CONSTRAINT|INDEX) (\w+)", text))
+    return frozenset(re.findall(r"(?:CONSTRAINT|INDEX) (\w+)", "\n".join(builtin_ddl())))
 
 
 _STRING_TYPE = re.compile(r"^(?:text|character varying|varchar)(?:\((\d+)\))?$")
@@ -112,10 +101,6 @@ class DriftReport:
             lines += [f"  - {line}" for line in self.notes]
         lines.append("See the docs page 'When your schema changes' (docs/schema-changes.md).")
         return "\n".join(lines)
-
-
-def _python(value: object) -> str:
-    return repr(value).replace("'", '"')
 
 
 def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
@@ -208,9 +193,7 @@ def _enum_labels(
                 "produce them"
             )
         for label in found:
-            if label in labels:
-                continue
-            if label in rules.enum_shares.get(enum, {}):
+            if label in labels or label in rules.enum_shares.get(enum, {}):
                 continue
             report.notes.append(
                 f"new label {label} of enum {enum} is never generated; to have it: "

@@ -31,6 +31,21 @@ _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized v
 """Kinds of pg_class rows that hold a name a table of ours would need."""
 
 
+def builtin_ddl() -> list[str]:
+    """The statements `Base.metadata.create_all` emits for PostgreSQL, as text."""
+    from sqlalchemy import create_mock_engine
+    from sqlalchemy.engine import make_url
+
+    statements: list[str] = []
+
+    def record(statement: Any, *_: Any, **__: Any) -> None:
+        statements.append(str(statement.compile(dialect=mock.dialect)))
+
+    mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
+    Base.metadata.create_all(mock)
+    return statements
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     """One column as the catalog describes it."""

@@ -387,10 +387,8 @@ def _celestra_empty_database(
     """This process's database with the empty schema."""
     with _server_error_as_failure():
         database = empty_database(_celestra_databases, request.config.stash[RUN_KEY])
-    try:
+    with contextlib.closing(database):
         yield database
-    finally:
-        database.close()
 
 
 @pytest.fixture(scope="session")
@@ -487,11 +485,9 @@ class SeededDatabases:
 def _celestra_seeded_databases(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
 ) -> Iterator[SeededDatabases]:
-    databases = SeededDatabases(_celestra_databases, request.config.stash[RUN_KEY])
-    try:
+    run = request.config.stash[RUN_KEY]
+    with contextlib.closing(SeededDatabases(_celestra_databases, run)) as databases:
         yield databases
-    finally:
-        databases.close()
 
 
 @pytest.fixture(scope="session")
@@ -587,7 +583,6 @@ class IsolationGuard:
         from psycopg.pq import TransactionStatus
         from sqlalchemy import event
 
-        self._idle = TransactionStatus.IDLE
         self._status = TransactionStatus
         # libpq's own status, kept by the driver from each reply of the server.
         self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
@@ -610,11 +605,10 @@ class IsolationGuard:
         self.started_at = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar()
 
     def _is_idle(self) -> bool:
-        return bool(self._pgconn.transaction_status == self._idle)
+        return bool(self._pgconn.transaction_status == self._status.IDLE)
 
     def _before(self, *_: object) -> None:
-        if self.begun and self.ended_by is None and self._is_idle():
-            self.ended_by = OUTSIDE_SQL
+        self.ended()
 
     def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
         self.begun = True
@@ -670,12 +664,13 @@ class IsolationGuard:
         return None
 
 
-def reset_session(connection: Connection) -> str | None:
+def reset_session(connection: Connection) -> None:
     """After the test's rollback: reset what outlives a transaction in the connection's
     session (prepared statements, settings, LISTEN, temporary tables, cursors, sequence
     state, advisory locks) as connection poolers do. What a later test would trip over
-    and the test should hear of is returned: session advisory locks it still held
-    (released now), prepared transactions in the database (these need a fresh database)."""
+    and the test should hear of is raised as a `TransactionEscapedError`: session advisory
+    locks it still held (released now; `replace=False`), prepared transactions in the
+    database (these need a fresh database)."""
     import psycopg
 
     dbapi: Any = connection.connection.dbapi_connection
@@ -686,7 +681,7 @@ def reset_session(connection: Connection) -> str | None:
         locks, prepared = cursor.fetchone()
         cursor.close()
     except psycopg.OperationalError:  # the server closed it: its session state went too
-        return None
+        return
     finally:
         with contextlib.suppress(psycopg.Error):
             dbapi.autocommit = False
@@ -698,13 +693,13 @@ def reset_session(connection: Connection) -> str | None:
         )
     if locks:
         keys = ", ".join(f"pg_advisory_lock({key})" for key in locks)
-        return (
+        raise TransactionEscapedError(
             f"the test still held the session advisory lock {keys} after its transaction "
             "ended: a later test taking it would wait forever. The plugin released it. "
             "Take pg_advisory_xact_lock instead, which the rollback releases, or release "
-            "the lock (pg_advisory_unlock) before the test ends"
+            "the lock (pg_advisory_unlock) before the test ends",
+            replace=False,
         )
-    return None
 
 
 @contextlib.contextmanager
@@ -742,70 +737,52 @@ def rolled_back_session(
             with bound_session(session, rules):
                 yield session
         finally:
-            ended_by = guard.escaped(connection)
-            if ended_by is None:
+            try:
+                ended_by = guard.escaped(connection)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
                 transaction.rollback()  # and every savepoint in it: one round trip
                 session.close()
-                try:
-                    left = reset_session(connection)
-                except TransactionEscapedError:
-                    _abandon(connection, session)
-                    raise
-                if left is not None:
-                    _abandon(connection, session)  # its session ends: nothing outlives it
-                    raise TransactionEscapedError(left, replace=False)
-            else:
-                _abandon(connection, session)
-                raise TransactionEscapedError(ended_by)
-
-
-def _abandon(connection: Connection, session: Session) -> None:
-    """Drop a connection whose transaction a test ended: its state is not ours to trust."""
-    with contextlib.suppress(Exception):
-        connection.invalidate()
-    with contextlib.suppress(Exception):
-        session.close()
-
-
-def escaped_message(nodeid: str, fixture: str, ended_by: str) -> str:
-    """What a test that ended its own transaction did, what it caused, and what to use."""
-    if ended_by == OUTSIDE_SQL:
-        what = f"after {ended_by} the connection was outside any transaction"
-    elif ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
-        what = ended_by
-    else:
-        statement = f"the statement {ended_by.strip()[:200]!r}"
-        what = f"after {statement} the connection was outside any transaction"
-    return (
-        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
-        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
-        "keeps it in the database). This process's "
-        "test database has been replaced by a fresh clone of its template, so no later "
-        "test sees any of it. "
-        "Do not run COMMIT or ROLLBACK (or the connection's commit()/rollback()) in a "
-        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
-        "release or roll back a savepoint). For code that must really commit, use the "
-        "celestra_transactional_db fixture."
-    )
-
-
-def left_behind_message(nodeid: str, fixture: str, left: str) -> str:
-    """What a test left in its connection's session that outlives its transaction."""
-    return (
-        f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
-        f"{left}. Its database was not changed; the next test gets a new connection."
-    )
+                reset_session(connection)
+            except TransactionEscapedError:
+                # Its state is not ours to trust: the connection (and its session) ends.
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                with contextlib.suppress(Exception):
+                    session.close()
+                raise
 
 
 def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-    """Fail the test (at teardown) that ended the transaction of its fixture."""
+    """Fail the test (at teardown) that ended the transaction of its fixture, or left
+    state in its connection's session that outlives its transaction: what it did, what
+    it caused, and what to use."""
     fixture = request.fixturename or "celestra_session"
-    nodeid = request.node.nodeid
-    if escape.replace:
-        message = escaped_message(nodeid, fixture, escape.ended_by)
+    nodeid, ended_by = request.node.nodeid, escape.ended_by
+    if not escape.replace:
+        pytest.fail(
+            f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
+            f"{ended_by}. Its database was not changed; the next test gets a new connection.",
+            pytrace=False,
+        )
+    if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+        what = ended_by
     else:
-        message = left_behind_message(nodeid, fixture, escape.ended_by)
-    pytest.fail(message, pytrace=False)
+        statement = (
+            ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
+        )
+        what = f"after {statement} the connection was outside any transaction"
+    pytest.fail(
+        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
+        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
+        "keeps it in the database). This process's test database has been replaced by a "
+        "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
+        "or ROLLBACK (or the connection's commit()/rollback()) in a "
+        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
+        "release or roll back a savepoint). For code that must really commit, use the "
+        "celestra_transactional_db fixture.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -929,38 +906,44 @@ def celestra_scenario(
 # --- one fixture per table -------------------------------------------------------
 
 
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+def _fixture_name(model: str) -> str:
+    return "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
 
 
-ENTITY_FIXTURES: dict[str, str] = {
-    f"celestra_{_snake_case(model)}": model for model in MODEL_NAMES_IN_FK_ORDER
-}
-"""`celestra_<entity>` fixture name -> model class name, for every table (plain names:
-the models and factories are imported when a test asks for one)."""
-_TABLES = dict(ENTITIES)
-
-
-def _entity_fixture(name: str, model: str) -> Any:
-    factory_name = f"{model}Factory"
-
+def _entity_fixture(model: str) -> Any:
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra import factories
 
-        instance = getattr(factories, factory_name).create()
+        instance = getattr(factories, f"{model}Factory").create()
         celestra_session.flush()
         return instance
 
-    entity.__name__ = name
+    entity.__name__ = _fixture_name(model)
     entity.__doc__ = (
-        f"One {model} ({_TABLES[model]}) made by {factory_name}, with its "
+        f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
-    return pytest.fixture(name=name)(entity)
+    return pytest.fixture(name=entity.__name__)(entity)
 
 
-for _name, _model in ENTITY_FIXTURES.items():
-    globals()[_name] = _entity_fixture(_name, _model)
+celestra_company = _entity_fixture("Company")
+celestra_knowledge_type = _entity_fixture("KnowledgeType")
+celestra_user = _entity_fixture("User")
+celestra_agent = _entity_fixture("Agent")
+celestra_knowledge_base = _entity_fixture("KnowledgeBase")
+celestra_agent_knowledge_base = _entity_fixture("AgentKnowledgeBase")
+celestra_knowledge_source = _entity_fixture("KnowledgeSource")
+celestra_audit_log = _entity_fixture("AuditLog")
+celestra_failed_login = _entity_fixture("FailedLogin")
+celestra_invitation = _entity_fixture("Invitation")
+celestra_notification = _entity_fixture("Notification")
+celestra_password_history = _entity_fixture("PasswordHistory")
+celestra_user_lockout = _entity_fixture("UserLockout")
+celestra_user_session = _entity_fixture("UserSession")
+celestra_audit_change_log = _entity_fixture("AuditChangeLog")
+
+ENTITY_FIXTURES: dict[str, str] = {_fixture_name(model): model for model in MODEL_NAMES_IN_FK_ORDER}
+"""`celestra_<entity>` fixture name -> model class name, for every table."""
 
 
 # --- async fixtures when what they need is missing -------------------------------------

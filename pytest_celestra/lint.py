@@ -14,6 +14,7 @@ modules and what they import define at module level. Factories declared as abstr
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -117,10 +118,7 @@ def factories_to_lint(earlier: Collection[type] = ()) -> list[type[CelestraFacto
         and not is_abstract(subclass)
         and _still_loaded(subclass, earlier)
     }
-    return [
-        *ALL_FACTORIES,
-        *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__)),
-    ]
+    return [*ALL_FACTORIES, *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__))]
 
 
 def lint_cases(factories: list[type[CelestraFactory]]) -> list[LintCase]:
@@ -240,21 +238,18 @@ class LintMode:
             with (
                 tempfile.TemporaryDirectory(prefix="celestra-lint-") as workdir,
                 open_databases(self.config, Path(workdir)) as manager,
-            ):
                 # The database and connection celestra_session's tests get.
-                database = empty_database(manager, run)
-                try:
-                    connection, _ = database.connection()
-                    for result in run_lint(
-                        connection,
-                        cases,
-                        lambda case: reseed_factories(seed, "celestra-lint", case.label),
-                        run.rules,
-                    ):
-                        failed += not result.ok
-                        self.write(result.line(), green=result.ok, red=not result.ok)
-                finally:
-                    database.close()
+                contextlib.closing(empty_database(manager, run)) as database,
+            ):
+                connection, _ = database.connection()
+                for result in run_lint(
+                    connection,
+                    cases,
+                    lambda case: reseed_factories(seed, "celestra-lint", case.label),
+                    run.rules,
+                ):
+                    failed += not result.ok
+                    self.write(result.line(), green=result.ok, red=not result.ok)
         except (ServerError, SchemaDriftError) as error:
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)

@@ -103,19 +103,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("celestra", "pytest-celestra (Celestra test databases)")
     for spec in SETTINGS:
-        if spec.is_flag:
-            group.addoption(
-                spec.option, action="store_true", default=None, dest=spec.ini, help=spec.help
-            )
-        else:
-            group.addoption(
-                spec.option,
-                type=spec.argparse_type,
-                default=None,
-                dest=spec.ini,
-                metavar=spec.metavar,
-                help=spec.help,
-            )
+        kind: dict[str, Any] = (
+            {"action": "store_true"}
+            if spec.is_flag
+            else {"type": spec.argparse_type, "metavar": spec.metavar}
+        )
+        group.addoption(spec.option, default=None, dest=spec.ini, help=spec.help, **kind)
         parser.addini(spec.ini, f"{spec.help} Environment: {spec.env}.", default=None)
     # A mode, like --collect-only, so no ini key or environment variable: either would
     # turn every run into a lint run.

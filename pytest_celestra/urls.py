@@ -116,11 +116,7 @@ def parse_url(text: str) -> ParsedUrl:
     query: dict[str, str | tuple[str, ...]] = {}
     for key, value in parse_qsl(parts["query"] or ""):
         before = query.get(key)
-        query[key] = (
-            value
-            if before is None
-            else (*((before,) if isinstance(before, str) else before), value)
-        )
+        query[key] = value if before is None else (*_values(before), value)
     username, password, database = (
         None if parts[name] is None else unquote(parts[name])
         for name in ("username", "password", "database")
@@ -171,7 +167,7 @@ def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool
         f"{quote(key, safe='')}="
         + (MASK if hide_password and key in SECRET_PARAMETERS else quote(value, safe="/"))
         for key, values in url.query.items()
-        for value in ((values,) if isinstance(values, str) else values)
+        for value in _values(values)
     )
     tail = f"/{quote(url.database or '', safe='')}" + (f"?{query}" if query else "")
     if hide_password:  # the password repeated in a database name or a parameter
@@ -238,8 +234,7 @@ def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
         if parsed.password is not None:
             found.add(str(parsed.password))
         for key in SECRET_PARAMETERS & set(parsed.query):
-            values = parsed.query[key]
-            found.update((values,) if isinstance(values, str) else values)
+            found.update(_values(parsed.query[key]))
     spelled = {
         form
         for secret in found
