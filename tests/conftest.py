@@ -15,12 +15,19 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Imported here, as a full run has by the time it reaches any inner run: pytester's
+# in-process runs restore sys.modules after each run, so factory_boy first imported by an
+# inner run is dropped while modules kept from this process still hold its classes, and
+# a later inner run mixes the two ("Attempting to recursing into a non-factory object"
+# when a test file ran alone).
+import factory  # noqa: F401
 import psycopg
 import pytest
 from helpers import INNER_TIMEOUT
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+import pytest_celestra.factories  # noqa: F401  (see factory above)
 from pytest_celestra.config import ServerMode
 from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
 
