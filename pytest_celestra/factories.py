@@ -213,16 +213,6 @@ def _time(index: int | None = None, source: str = "times") -> Any:
     return pure(LazyAttribute(when))
 
 
-def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
-    """A parameter: an offset in [`lower`, `upper`] (parameter names or constants)."""
-    upper_value = SelfAttribute(f"..{upper}") if isinstance(upper, str) else upper
-    return Faker(
-        "recent_moment" if recent else "moment",
-        lower=SelfAttribute(f"..{lower}"),
-        upper=upper_value,
-    )
-
-
 def _rng() -> Any:
     # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
     return factory.random.randgen
@@ -343,9 +333,6 @@ def _link_created(*rows: str) -> Any:
 
 
 # --- base -------------------------------------------------------------------------------
-
-
-CelestraOptions = factory_internals.TraitOptions
 
 
 class CelestraFactory(factory_internals.RoutedFactory):
@@ -672,12 +659,6 @@ class AgentKnowledgeBaseFactory(CelestraFactory):
     created_at = _time(source="created")
 
     @classmethod
-    def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """`params` with enum labels given as strings made members (for a parent's
-        factory, whose keywords come from the call's `company__status=...`)."""
-        return checked_arguments(cls, params, check_names=False)
-
-    @classmethod
     def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
         if "company" not in params:
             # Share the given side's company rather than making a new one for the other.
@@ -725,6 +706,29 @@ def _actor_company() -> Any:
     """The company of the parent's `user` (the actor), or a new one when the actor is a
     super admin."""
     return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
+
+
+def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    if not create or extracted is False or log.created_at is None:
+        return
+    when = log.created_at
+    if log.event_type is AuditEventType.FAILED_LOGIN:
+        FailedLoginFactory(user=log.user, attempted_at=when)
+    elif log.user is None:
+        return
+    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+        _session(log.user, when)
+    elif log.event_type is AuditEventType.SESSION_ENDED:
+        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
+        UserSessionFactory(
+            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
+        )
+
+
+def _record_role_change(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    role_change = log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE
+    if create and extracted is not False and log.table_name == "users" and role_change:
+        AuditChangeLogFactory(audit_log=log)
 
 
 class AuditLogFactory(CelestraFactory):
@@ -800,16 +804,10 @@ class AuditLogFactory(CelestraFactory):
     group_id = None
     created_at = _time(source="created")
     # A role assignment is recorded with the change of users.role (pass False to skip).
-    role_change_log = bulk.bulk_safe(
-        PostGeneration(
-            lambda obj, create, extracted, **_: _record_role_change(obj, create, extracted)
-        )
-    )
+    role_change_log = bulk.bulk_safe(PostGeneration(_record_role_change))
     # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
     # (pytest_celestra.story); ``activity=False`` skips that row.
-    activity = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _record_activity(obj, create, extracted))
-    )
+    activity = bulk.bulk_safe(PostGeneration(_record_activity))
 
 
 def _logged_moment(o: Any) -> int:
@@ -827,23 +825,6 @@ def _logged_moment(o: Any) -> int:
     return min(created, latest)  # never after the user left, whatever the state
 
 
-def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
-    if not create or extracted is False or log.created_at is None:
-        return
-    when = log.created_at
-    if log.event_type is AuditEventType.FAILED_LOGIN:
-        FailedLoginFactory(user=log.user, attempted_at=when)
-    elif log.user is None:
-        return
-    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
-        _session(log.user, when)
-    elif log.event_type is AuditEventType.SESSION_ENDED:
-        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
-        UserSessionFactory(
-            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
-        )
-
-
 def _session(user: User, when: datetime) -> Any:
     """A session of `user` that starts at `when`: in a state of the spec's table whose
     window holds that moment (story.state_of_user; none live for a user who is not
@@ -858,16 +839,6 @@ def _session(user: User, when: datetime) -> Any:
     )
     state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, until == 0, fits)
     return UserSessionFactory(user=user, state=state, times=p.session_times_from(state, start))
-
-
-def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
-    if (
-        create
-        and extracted is not False
-        and log.table_name == "users"
-        and (log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE)
-    ):
-        AuditChangeLogFactory(audit_log=log)
 
 
 class FailedLoginFactory(CelestraFactory):
@@ -932,6 +903,24 @@ class InvitationFactory(_UserStateFactory):
     expires_at = _time(2)
     updated_at = _time(3)
     resend_count = Faker("invitation_resend_count")
+
+
+def _record_event(notification: Notification, create: bool, extracted: Any, **_: Any) -> None:
+    """Create the event `notification` reports, a moment before it."""
+    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
+    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
+        return
+    user, created = notification.user, notification.created_at
+    clock = _clock()
+    lower = _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    assert when is not None
+    if event in story.COMPANY_EVENTS and user.company is None:
+        raise CelestraError(
+            f"a {notification.notification_type.value} notification reports an event of its "
+            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
+        )
+    _EVENT_MAKERS[event](user, when)
 
 
 class NotificationFactory(CelestraFactory):
@@ -1013,9 +1002,7 @@ class NotificationFactory(CelestraFactory):
     delivered_at = _time(1)
     created_at = _time(0)
     updated_at = _time(4)
-    event = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _record_event(obj, create, extracted))
-    )
+    event = bulk.bulk_safe(PostGeneration(_record_event))
 
 
 def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
@@ -1043,24 +1030,6 @@ def _notification_lower(o: Any) -> int:
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
         lower += spec.PASSWORD_EXPIRY_NOTICE[0]
     return lower
-
-
-def _record_event(notification: Notification, create: bool, extracted: Any) -> None:
-    """Create the event `notification` reports, a moment before it."""
-    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
-    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
-        return
-    user, created = notification.user, notification.created_at
-    clock = _clock()
-    lower = _offset(clock, user.created_at)
-    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
-    assert when is not None
-    if event in story.COMPANY_EVENTS and user.company is None:
-        raise CelestraError(
-            f"a {notification.notification_type.value} notification reports an event of its "
-            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
-        )
-    _EVENT_MAKERS[event](user, when)
 
 
 def _admin_at(user: User, when: datetime) -> Any:
@@ -1227,7 +1196,7 @@ class PasswordHistoryFactory(CelestraFactory):
     created_at = _time(source="created")
 
 
-def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) -> None:
+def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any, **_: Any) -> None:
     """The failed logins that caused `lockout` (story.lockout_burst), from one address,
     within the 30 minutes before its start."""
     if not create or extracted is False or lockout.lockout_start is None:
@@ -1285,11 +1254,7 @@ class UserLockoutFactory(_UserStateFactory):
     created_at = _time(0)
     updated_at = _time(2)
 
-    failed_logins = bulk.bulk_safe(
-        PostGeneration(
-            lambda obj, create, extracted, **_: _record_failed_logins(obj, create, extracted)
-        )
-    )
+    failed_logins = bulk.bulk_safe(PostGeneration(_record_failed_logins))
 
 
 class UserSessionFactory(_UserStateFactory):
@@ -1384,7 +1349,7 @@ def _present_value(row: Any, column: str) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def _apply_change(change: AuditChangeLog, create: bool) -> None:
+def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:
     """Give the changed row its new value, so the row agrees with its audit history."""
     session = _SESSION.get()
     log = change.audit_log
@@ -1432,9 +1397,7 @@ class AuditChangeLogFactory(CelestraFactory):
     old_value = pure(LazyAttribute(lambda o: o.change[1]))
     new_value = pure(LazyAttribute(lambda o: o.change[2]))
     created_at = pure(LazyAttribute(lambda o: o.audit_log.created_at or _clock()))
-    apply = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _apply_change(obj, create))
-    )
+    apply = bulk.bulk_safe(PostGeneration(_apply_change))
 
 
 ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
