@@ -83,13 +83,12 @@ from pytest_celestra.spec import (
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Callable
 
     from pytest_celestra.models import (
         InvitationStatus,
-        NotificationDeliveryMethod,
         NotificationPriority,
         NotificationType,
-        UserRole,
     )
 
 FIRST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.first_names)
@@ -115,28 +114,16 @@ class Weighted(Generic[T]):
         return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
 
 
-_COMPANY_SIZE = Weighted(COMPANY_SIZE_WEIGHTS)
-_COMPANY_VERTICAL = Weighted(COMPANY_VERTICAL_WEIGHTS)
-_COMPANY_STATUS = Weighted(COMPANY_STATUS_WEIGHTS)
-_USER_ROLE = Weighted(USER_ROLE_WEIGHTS)
-_USER_STATUS = Weighted(USER_STATUS_WEIGHTS)
-_AGENT_STATUS = Weighted(AGENT_STATUS_WEIGHTS)
-_AGENT_PROTOCOL = Weighted(AGENT_PROTOCOL_WEIGHTS)
-_KB_STATUS = Weighted(KNOWLEDGE_BASE_STATUS_WEIGHTS)
-_AUDIT_EVENT = Weighted(AUDIT_EVENT_WEIGHTS)
-_CHANGE_TABLE = Weighted(CHANGE_TABLE_WEIGHTS)
 _FAILURE = Weighted(KNOWN_USER_FAILURE_WEIGHTS)
-_NOTIFICATION_STATUS = Weighted(NOTIFICATION_STATUS_WEIGHTS)
-_DELIVERY = Weighted(NOTIFICATION_DELIVERY_WEIGHTS)
-_NOTIFICATION_TYPE = Weighted(NOTIFICATION_TYPE_WEIGHTS)
 _PRIORITY = {t: Weighted(spec[2]) for t, spec in NOTIFICATIONS.items()}
-_KNOWLEDGE_TYPE = Weighted({name: weight for name, (_, weight) in KNOWLEDGE_TYPES.items()})
-_LOCKOUT_THRESHOLD = Weighted(LOCKOUT_THRESHOLD_WEIGHTS)
-_AUDIT_ACTION = Weighted(AUDIT_ACTION_WEIGHTS)
-_NOTIFICATION_EXPIRY = Weighted(NOTIFICATION_EXPIRY_WEIGHTS)
-_SESSION_STATE = Weighted(SESSION_STATE_WEIGHTS)
-_INVITATION_STATE = Weighted(INVITATION_STATE_WEIGHTS)
-_LOCKOUT_STATE = Weighted(LOCKOUT_STATE_WEIGHTS)
+
+
+def _drawn(weights: Mapping[T, float]) -> Callable[[CelestraProvider], T]:
+    """A provider method: one value of `weights`, with probability proportional to its
+    weight."""
+    weighted = Weighted(weights)
+    return lambda provider: weighted.draw(provider.generator.random)
+
 
 _ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("users", "role"): tuple(r.value for r in USER_ROLE_WEIGHTS),
@@ -284,14 +271,9 @@ class CelestraProvider(BaseProvider):
 
     # --- companies ----------------------------------------------------------------------
 
-    def company_size(self) -> CompanySize:
-        return _COMPANY_SIZE.draw(self.generator.random)
-
-    def company_vertical(self) -> CompanyVertical:
-        return _COMPANY_VERTICAL.draw(self.generator.random)
-
-    def company_status(self) -> CompanyStatus:
-        return _COMPANY_STATUS.draw(self.generator.random)
+    company_size = _drawn(COMPANY_SIZE_WEIGHTS)
+    company_vertical = _drawn(COMPANY_VERTICAL_WEIGHTS)
+    company_status = _drawn(COMPANY_STATUS_WEIGHTS)
 
     def company_name(self, vertical: CompanyVertical | None = None) -> str:
         """A plausible company name whose last word fits `vertical` ("Bright Harbor Labs")."""
@@ -330,12 +312,10 @@ class CelestraProvider(BaseProvider):
         """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""
         return email_address(name, domain, number)
 
-    def user_role(self) -> UserRole:
-        """The role of a company member (never SUPER_ADMIN)."""
-        return _USER_ROLE.draw(self.generator.random)
+    user_role = _drawn(USER_ROLE_WEIGHTS)
+    """The role of a company member (never SUPER_ADMIN)."""
 
-    def user_status(self) -> UserStatus:
-        return _USER_STATUS.draw(self.generator.random)
+    user_status = _drawn(USER_STATUS_WEIGHTS)
 
     # --- agents and knowledge -----------------------------------------------------------
 
@@ -348,12 +328,10 @@ class CelestraProvider(BaseProvider):
         verb, thing = _pick(rng, words.AGENT_VERBS), _pick(rng, words.AGENT_OBJECTS)
         return f"{verb} {thing} for {_pick(rng, words.TEAMS)}."
 
-    def agent_protocol(self) -> str:
-        """How the agent is wired: "MCP", "A2A", "OpenAI Assistants", "REST webhook" ..."""
-        return _AGENT_PROTOCOL.draw(self.generator.random)
+    agent_protocol = _drawn(AGENT_PROTOCOL_WEIGHTS)
+    """How the agent is wired: "MCP", "A2A", "OpenAI Assistants", "REST webhook" ..."""
 
-    def agent_status(self) -> AgentStatus:
-        return _AGENT_STATUS.draw(self.generator.random)
+    agent_status = _drawn(AGENT_STATUS_WEIGHTS)
 
     def knowledge_base_name(self) -> str:
         rng = self.generator.random
@@ -366,13 +344,10 @@ class CelestraProvider(BaseProvider):
             f"re-indexed {_pick(rng, words.KB_CADENCES)}."
         )
 
-    def knowledge_base_status(self) -> KnowledgeBaseStatus:
-        return _KB_STATUS.draw(self.generator.random)
-
-    def knowledge_type_name(self) -> str:
-        """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.spec.KNOWLEDGE_TYPES], common
-        types more often."""
-        return _KNOWLEDGE_TYPE.draw(self.generator.random)
+    knowledge_base_status = _drawn(KNOWLEDGE_BASE_STATUS_WEIGHTS)
+    knowledge_type_name = _drawn({name: weight for name, (_, weight) in KNOWLEDGE_TYPES.items()})
+    """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.spec.KNOWLEDGE_TYPES], common
+    types more often."""
 
     def knowledge_type_description(self, name: str) -> str | None:
         """See
@@ -427,22 +402,18 @@ class CelestraProvider(BaseProvider):
     def lockout_reason(self, state: str = "ended") -> str:
         return _pick(self.generator.random, words.LOCKOUT_REASONS[state])
 
-    def lockout_threshold(self) -> int:
-        """Failed attempts after which an account locks (3, 5 or 10)."""
-        return _LOCKOUT_THRESHOLD.draw(self.generator.random)
+    lockout_threshold = _drawn(LOCKOUT_THRESHOLD_WEIGHTS)
+    """Failed attempts after which an account locks (3, 5 or 10)."""
 
-    def audit_event_type(self) -> AuditEventType:
-        """An event type that changes no row (row changes come from explicit choices)."""
-        return _AUDIT_EVENT.draw(self.generator.random)
+    audit_event_type = _drawn(AUDIT_EVENT_WEIGHTS)
+    """An event type that changes no row (row changes come from explicit choices)."""
 
-    def audit_action(self) -> str:
-        """A key of [`AUDIT_ACTIONS`][pytest_celestra.spec.AUDIT_ACTIONS]: what a user did,
-        producing 1-4 audit logs."""
-        return _AUDIT_ACTION.draw(self.generator.random)
+    audit_action = _drawn(AUDIT_ACTION_WEIGHTS)
+    """A key of [`AUDIT_ACTIONS`][pytest_celestra.spec.AUDIT_ACTIONS]: what a user did,
+    producing 1-4 audit logs."""
 
-    def change_table(self) -> str:
-        """The table a row-changing audit log changed."""
-        return _CHANGE_TABLE.draw(self.generator.random)
+    change_table = _drawn(CHANGE_TABLE_WEIGHTS)
+    """The table a row-changing audit log changed."""
 
     def change_event(self, table_name: str) -> AuditEventType:
         """ROLE_ASSIGNMENT_CHANGE for some changes of users, else CONFIGURATION_UPDATE."""
@@ -525,8 +496,7 @@ class CelestraProvider(BaseProvider):
 
     # --- notifications ------------------------------------------------------------------
 
-    def notification_type(self) -> NotificationType:
-        return _NOTIFICATION_TYPE.draw(self.generator.random)
+    notification_type = _drawn(NOTIFICATION_TYPE_WEIGHTS)
 
     def notification_title(self, notification_type: NotificationType) -> str:
         return NOTIFICATIONS[notification_type][0]
@@ -540,11 +510,8 @@ class CelestraProvider(BaseProvider):
     def notification_action_url(self, notification_type: NotificationType) -> str | None:
         return NOTIFICATIONS[notification_type][3]
 
-    def notification_status(self) -> NotificationStatus:
-        return _NOTIFICATION_STATUS.draw(self.generator.random)
-
-    def notification_delivery_method(self) -> NotificationDeliveryMethod:
-        return _DELIVERY.draw(self.generator.random)
+    notification_status = _drawn(NOTIFICATION_STATUS_WEIGHTS)
+    notification_delivery_method = _drawn(NOTIFICATION_DELIVERY_WEIGHTS)
 
     # --- time ---------------------------------------------------------------------------
 
@@ -561,8 +528,7 @@ class CelestraProvider(BaseProvider):
         r = self.generator.random.random()
         return upper - int(r * r * (upper - lower))
 
-    def session_state(self) -> str:
-        return _SESSION_STATE.draw(self.generator.random)
+    session_state = _drawn(SESSION_STATE_WEIGHTS)
 
     def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
         """`(created_at, expires_at)` of a session in `state`, created at/after `lower`
@@ -584,8 +550,7 @@ class CelestraProvider(BaseProvider):
             expires = self.moment(*spec.SESSION_LONG_EXPIRES)
         return created, max(expires, created + spec.MIN_VALIDITY)
 
-    def invitation_state(self) -> str:
-        return _INVITATION_STATE.draw(self.generator.random)
+    invitation_state = _drawn(INVITATION_STATE_WEIGHTS)
 
     def invitation_status(self, state: str) -> InvitationStatus:
         return _pick(self.generator.random, INVITATION_STATUS_FOR_STATE[state])
@@ -622,8 +587,7 @@ class CelestraProvider(BaseProvider):
         resends: int = rng.randint(*spec.INVITATION_RESENDS)
         return resends
 
-    def lockout_state(self) -> str:
-        return _LOCKOUT_STATE.draw(self.generator.random)
+    lockout_state = _drawn(LOCKOUT_STATE_WEIGHTS)
 
     def lockout_times(self, state: str, lower: int) -> tuple[int, int, int]:
         """`(lockout_start, lockout_end, updated_at)`; created_at is lockout_start.
@@ -653,9 +617,8 @@ class CelestraProvider(BaseProvider):
             updated = start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
-    def notification_expiry(self) -> str:
-        """ "past" or "future": whether a notification's expires_at has passed."""
-        return _NOTIFICATION_EXPIRY.draw(self.generator.random)
+    notification_expiry = _drawn(NOTIFICATION_EXPIRY_WEIGHTS)
+    """"past" or "future": whether a notification's expires_at has passed."""
 
     def notification_is_read(self) -> bool:
         return bool(self.generator.random.random() < NOTIFICATION_READ_SHARE)
