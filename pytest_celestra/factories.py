@@ -103,16 +103,6 @@ from pytest_celestra.providers import (
     lockout_start_window,
     session_created_window,
 )
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    CHANGEABLE_COLUMNS,
-    COMPANY_CREATED,
-    DAY,
-    LAST_MOMENT,
-    PLATFORM_DOMAIN,
-    SIGNED_EVENT_TYPES,
-    SUPER_ADMIN_CREATED,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -165,7 +155,7 @@ def current_session(factory_name: str = "CelestraFactory") -> Session:
 CLOCK_LAG = timedelta(minutes=1)
 """Factory times end this long before the wall clock, so a row is not "in the future"
 for a database transaction that started a little earlier than the factory call."""
-_NO_BOUND = -10 * 365 * DAY
+_NO_BOUND = -10 * 365 * spec.DAY
 
 
 def _clock() -> datetime:
@@ -229,7 +219,7 @@ def _closing(o: Any) -> int | None:
     company = o.company
     if company is None or company.status in (None, CompanyStatus.ACTIVE):
         return None
-    return min(LAST_MOMENT, _offset(o.clock, company.updated_at))
+    return min(spec.LAST_MOMENT, _offset(o.clock, company.updated_at))
 
 
 def _member_updated(
@@ -483,7 +473,7 @@ class CompanyFactory(CelestraFactory):
         model = Company
 
     class Params:
-        created = Faker("moment", lower=COMPANY_CREATED[0], upper=COMPANY_CREATED[1])
+        created = Faker("moment", lower=spec.COMPANY_CREATED[0], upper=spec.COMPANY_CREATED[1])
         # A closed company's updated_at is when it closed: after its members were created.
         updated = LazyAttribute(
             lambda o: story.row_updated(
@@ -563,14 +553,16 @@ class UserFactory(_CompanyRowFactory):
         created = Maybe(
             "company",
             _member_created(),
-            Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
+            Faker("moment", lower=spec.SUPER_ADMIN_CREATED[0], upper=spec.SUPER_ADMIN_CREATED[1]),
         )
         updated = _member_updated(
             lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
         )
         email_domain = pure(
             LazyAttribute(
-                lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+                lambda o: (
+                    spec.PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+                )
             )
         )
         super_admin = Trait(role=UserRole.SUPER_ADMIN)
@@ -745,7 +737,7 @@ class AuditLogFactory(CelestraFactory):
 
     class Params:
         known_user = pure(LazyAttribute(lambda o: o.user is not None))
-        lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
+        lower = _not_before("user", "signer", "record", floor=spec.ACTIVITY_EARLIEST)
         # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
         window = pure(
             LazyAttribute(
@@ -789,7 +781,7 @@ class AuditLogFactory(CelestraFactory):
     # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
     # platform users, else now and then: story.super_admin_signs).
     signer = Maybe(
-        LazyAttribute(lambda o: o.event_type in SIGNED_EVENT_TYPES),
+        LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
             LazyAttribute(lambda o: story.super_admin_signs(_rng(), _company_of(o.user) is None)),
             SubFactory("pytest_celestra.factories.UserFactory", super_admin=True),
@@ -849,7 +841,7 @@ class FailedLoginFactory(CelestraFactory):
 
     class Params:
         known_user = pure(LazyAttribute(lambda o: o.user is not None))
-        lower = _not_before("user", floor=ACTIVITY_EARLIEST)
+        lower = _not_before("user", floor=spec.ACTIVITY_EARLIEST)
         attempted = LazyAttribute(lambda o: story.activity_moment(_provider(), o.lower))
         unknown_email = Trait(user=None)
 
@@ -961,7 +953,7 @@ class NotificationFactory(CelestraFactory):
             user=SubFactory(
                 UserFactory,
                 created=Faker(
-                    "moment", lower=COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
+                    "moment", lower=spec.COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
                 ),
             ),
         )
@@ -1286,11 +1278,12 @@ _MODELS = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
 
 def _change_table(o: Any) -> str:
     table: str | None = o.audit_log.table_name
-    if table is None or table not in CHANGEABLE_COLUMNS:
+    if table is None or table not in spec.CHANGEABLE_COLUMNS:
         raise CelestraError(
             "AuditChangeLogFactory needs an audit log that changed a row of "
-            f"{', '.join(CHANGEABLE_COLUMNS)}: pass audit_log=AuditLogFactory(config_change=True)"
-            " (or role_change=True, or record=<a row of one of those tables>)"
+            f"{', '.join(spec.CHANGEABLE_COLUMNS)}: pass "
+            "audit_log=AuditLogFactory(config_change=True) (or role_change=True, or "
+            "record=<a row of one of those tables>)"
         )
     return table
 
@@ -1334,7 +1327,7 @@ def _next_column(o: Any) -> str:
     for a role change)."""
     log = o.audit_log
     done = _changed_columns(log)
-    if done >= set(CHANGEABLE_COLUMNS[o.table]):
+    if done >= set(spec.CHANGEABLE_COLUMNS[o.table]):
         raise CelestraError(
             f"audit log {log.id} already records a change of every changeable column of "
             f"{o.table}; make another AuditLogFactory(config_change=True)"
