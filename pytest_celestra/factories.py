@@ -222,12 +222,10 @@ def _closing(o: Any) -> int | None:
     return min(spec.LAST_MOMENT, _offset(o.clock, company.updated_at))
 
 
-def _member_updated(
-    left_service: Callable[[str], bool], follow: Callable[[Any, Any], Any], active: Any
-) -> Any:
-    """A parameter: `updated` of a member row of a company (story.row_updated): it
-    `left_service(status)` at a moment of its own, or at its company's closing when its
-    status is the one `follow(company status, active)` gives."""
+def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A parameter: `updated` of a member row of a company (story.row_updated): it left
+    service (story.is_closed) at a moment of its own, or at its company's closing when
+    its status is the one `follow(company status, active)` gives."""
 
     def updated(o: Any) -> int:
         status = getattr(o.status, "value", o.status)
@@ -235,7 +233,7 @@ def _member_updated(
         return story.row_updated(
             _provider(),
             o.created,
-            left_service=left_service(status),
+            left_service=story.is_closed(table, status),
             closing=o.closing,
             with_company=followed,
         )
@@ -253,11 +251,11 @@ def _member_created() -> Any:
     return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
 
 
-def _state_times(method: str, *upper: str) -> Any:
+def _state_times(method: str) -> Any:
     """A parameter: the offsets the provider's `method` draws for the row's `state`,
-    not before `lower` (nor after the `upper` parameter, when named)."""
-    bounds = {"upper": SelfAttribute(f"..{upper[0]}")} if upper else {}
-    return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
+    between `lower` and `until`."""
+    state, lower, until = (SelfAttribute(f"..{name}") for name in ("state", "lower", "until"))
+    return Faker(method, state=state, lower=lower, upper=until)
 
 
 def _state_of_user(method: str, live: frozenset[str]) -> Any:
@@ -514,9 +512,6 @@ class KnowledgeTypeFactory(CelestraFactory):
 # --- first level ------------------------------------------------------------------------
 
 
-_retired = story.RETIRED_STATUSES.__contains__
-
-
 class _CompanyRowFactory(CelestraFactory):
     """Base of the factories of a company's rows (users, agents, knowledge bases): created
     after the company (story.member_created), last updated before it closed, or when it
@@ -555,9 +550,7 @@ class UserFactory(_CompanyRowFactory):
             _member_created(),
             Faker("moment", lower=spec.SUPER_ADMIN_CREATED[0], upper=spec.SUPER_ADMIN_CREATED[1]),
         )
-        updated = _member_updated(
-            lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
-        )
+        updated = _member_updated("users", story.member_status, UserStatus.ACTIVE)
         email_domain = pure(
             LazyAttribute(
                 lambda o: (
@@ -596,7 +589,7 @@ class AgentFactory(_CompanyRowFactory):
         model = Agent
 
     class Params:
-        updated = _member_updated(_retired, story.agent_status, AgentStatus.ACTIVE)
+        updated = _member_updated("agents", story.agent_status, AgentStatus.ACTIVE)
         draft = Trait(status=AgentStatus.DRAFT)
         disabled = Trait(status=AgentStatus.DISABLED)
         archived = Trait(status=AgentStatus.ARCHIVED)
@@ -617,7 +610,9 @@ class KnowledgeBaseFactory(_CompanyRowFactory):
         model = KnowledgeBase
 
     class Params:
-        updated = _member_updated(_retired, story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
+        updated = _member_updated(
+            "knowledge_bases", story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE
+        )
         building = Trait(status=KnowledgeBaseStatus.BUILDING)
         draft = Trait(status=KnowledgeBaseStatus.DRAFT)
         disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
@@ -878,7 +873,7 @@ class InvitationFactory(_UserStateFactory):
         model = Invitation
 
     class Params:
-        times = _state_times("invitation_times", "until")
+        times = _state_times("invitation_times")
         pending = Trait(state="open", status=InvitationStatus.PENDING)
         sent = Trait(state="open", status=InvitationStatus.SENT)
         far = Trait(state="far", status=InvitationStatus.SENT)
@@ -1256,7 +1251,7 @@ class UserSessionFactory(_UserStateFactory):
         model = UserSession
 
     class Params:
-        times = _state_times("session_times", "until")
+        times = _state_times("session_times")
         expired = Trait(state="expired")
         active = Trait(state="active")
         long = Trait(state="long")
