@@ -1111,33 +1111,15 @@ def _actor_at(user: User, when: datetime) -> Any:
     return _admin_at(user, when)
 
 
+def _logged(actor: User, when: datetime, **kwargs: Any) -> Any:
+    """An audit log of what `actor` did at `when`, signed by whoever signs it then."""
+    return AuditLogFactory(**kwargs, user=actor, signer=_signer_at(actor, when), created_at=when)
+
+
 def _agent_status_change(user: User, when: datetime) -> None:
     agent = _member_row(AgentFactory, user, when)
-    admin = _actor_at(user, when)
-    log = AuditLogFactory(
-        config_change=True,
-        user=admin,
-        signer=_signer_at(admin, when),
-        record=agent,
-        created_at=when,
-    )
+    log = _logged(_actor_at(user, when), when, config_change=True, record=agent)
     AuditChangeLogFactory(audit_log=log, column="status")
-
-
-def _role_change(user: User, when: datetime) -> None:
-    admin = _actor_at(user, when)
-    AuditLogFactory(
-        role_change=True, user=admin, signer=_signer_at(admin, when), record=user, created_at=when
-    )
-
-
-def _data_export(user: User, when: datetime) -> None:
-    AuditLogFactory(
-        user=user,
-        signer=_signer_at(user, when),
-        event_type=AuditEventType.DATA_EXPORT,
-        created_at=when,
-    )
 
 
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
@@ -1145,7 +1127,9 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
     story.LOCKOUT_ENDED: lambda user, when: _lockout(user, when, started=False),
     story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
-    story.ROLE_CHANGE: _role_change,
+    story.ROLE_CHANGE: lambda user, when: _logged(
+        _actor_at(user, when), when, role_change=True, record=user
+    ),
     story.INVITATION_SENT: lambda user, when: _invitation(user, when, accepted=False),
     story.INVITATION_ACCEPTED: lambda user, when: _invitation(user, when, accepted=True),
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
@@ -1161,7 +1145,9 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
         ),
     ),
     story.AGENT_STATUS_CHANGE: _agent_status_change,
-    story.DATA_EXPORT: _data_export,
+    story.DATA_EXPORT: lambda user, when: _logged(
+        user, when, event_type=AuditEventType.DATA_EXPORT
+    ),
     story.SESSION_STARTED: _session,
 }
 """How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
