@@ -260,7 +260,7 @@ class CelestraProvider(BaseProvider):
         return name
 
     def company_domain(self, name: str) -> str:
-        """See [`company_domain`][pytest_celestra.providers.CelestraProvider.company_domain]."""
+        """See [`company_domain`][pytest_celestra.providers.company_domain]."""
         return company_domain(name)
 
     def company_description(self, vertical: CompanyVertical | None = None) -> str:
@@ -277,7 +277,7 @@ class CelestraProvider(BaseProvider):
         return f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"
 
     def email_address(self, name: str, domain: str, number: int | None = None) -> str:
-        """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""
+        """See [`email_address`][pytest_celestra.providers.email_address]."""
         return email_address(name, domain, number)
 
     user_role = _drawn(spec.USER_ROLE_WEIGHTS)
@@ -321,7 +321,7 @@ class CelestraProvider(BaseProvider):
 
     def knowledge_type_description(self, name: str) -> str | None:
         """See
-        [`knowledge_type_description`][pytest_celestra.providers.CelestraProvider.knowledge_type_description]."""
+        [`knowledge_type_description`][pytest_celestra.providers.knowledge_type_description]."""
         return knowledge_type_description(name)
 
     def knowledge_source_name(self, type_name: str, domain: str = "example.com") -> str:
