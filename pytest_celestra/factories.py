@@ -443,11 +443,6 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
     )
 
 
-def _company_of(user: Any) -> Any:
-    """The company of `user` (None for a super admin or no user)."""
-    return None if user is None else user.company
-
-
 def _parent_company(path: str) -> Any:
     """The company of the parent's `path` object (None when there is none)."""
 
@@ -778,7 +773,9 @@ class AuditLogFactory(CelestraFactory):
     signer = Maybe(
         LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
-            LazyAttribute(lambda o: story.super_admin_signs(_rng(), _company_of(o.user) is None)),
+            LazyAttribute(
+                lambda o: story.super_admin_signs(_rng(), o.user is None or o.user.company is None)
+            ),
             SubFactory("pytest_celestra.factories.UserFactory", super_admin=True),
             _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
         ),
