@@ -103,16 +103,6 @@ from pytest_celestra.providers import (
     lockout_start_window,
     session_created_window,
 )
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    CHANGEABLE_COLUMNS,
-    COMPANY_CREATED,
-    DAY,
-    LAST_MOMENT,
-    PLATFORM_DOMAIN,
-    SIGNED_EVENT_TYPES,
-    SUPER_ADMIN_CREATED,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -165,7 +155,7 @@ def current_session(factory_name: str = "CelestraFactory") -> Session:
 CLOCK_LAG = timedelta(minutes=1)
 """Factory times end this long before the wall clock, so a row is not "in the future"
 for a database transaction that started a little earlier than the factory call."""
-_NO_BOUND = -10 * 365 * DAY
+_NO_BOUND = -10 * 365 * spec.DAY
 
 
 def _clock() -> datetime:
@@ -213,16 +203,6 @@ def _time(index: int | None = None, source: str = "times") -> Any:
     return pure(LazyAttribute(when))
 
 
-def _moment(lower: str, upper: int | str, *, recent: bool = False) -> Any:
-    """A parameter: an offset in [`lower`, `upper`] (parameter names or constants)."""
-    upper_value = SelfAttribute(f"..{upper}") if isinstance(upper, str) else upper
-    return Faker(
-        "recent_moment" if recent else "moment",
-        lower=SelfAttribute(f"..{lower}"),
-        upper=upper_value,
-    )
-
-
 def _rng() -> Any:
     # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
     return factory.random.randgen
@@ -239,15 +219,13 @@ def _closing(o: Any) -> int | None:
     company = o.company
     if company is None or company.status in (None, CompanyStatus.ACTIVE):
         return None
-    return min(LAST_MOMENT, _offset(o.clock, company.updated_at))
+    return min(spec.LAST_MOMENT, _offset(o.clock, company.updated_at))
 
 
-def _member_updated(
-    left_service: Callable[[str], bool], follow: Callable[[Any, Any], Any], active: Any
-) -> Any:
-    """A parameter: `updated` of a member row of a company (story.row_updated): it
-    `left_service(status)` at a moment of its own, or at its company's closing when its
-    status is the one `follow(company status, active)` gives."""
+def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A parameter: `updated` of a member row of a company (story.row_updated): it left
+    service (story.is_closed) at a moment of its own, or at its company's closing when
+    its status is the one `follow(company status, active)` gives."""
 
     def updated(o: Any) -> int:
         status = getattr(o.status, "value", o.status)
@@ -255,7 +233,7 @@ def _member_updated(
         return story.row_updated(
             _provider(),
             o.created,
-            left_service=left_service(status),
+            left_service=story.is_closed(table, status),
             closing=o.closing,
             with_company=followed,
         )
@@ -273,11 +251,11 @@ def _member_created() -> Any:
     return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
 
 
-def _state_times(method: str, *upper: str) -> Any:
+def _state_times(method: str) -> Any:
     """A parameter: the offsets the provider's `method` draws for the row's `state`,
-    not before `lower` (nor after the `upper` parameter, when named)."""
-    bounds = {"upper": SelfAttribute(f"..{upper[0]}")} if upper else {}
-    return Faker(method, state=SelfAttribute("..state"), lower=SelfAttribute("..lower"), **bounds)
+    between `lower` and `until`."""
+    state, lower, until = (SelfAttribute(f"..{name}") for name in ("state", "lower", "until"))
+    return Faker(method, state=state, lower=lower, upper=until)
 
 
 def _state_of_user(method: str, live: frozenset[str]) -> Any:
@@ -343,9 +321,6 @@ def _link_created(*rows: str) -> Any:
 
 
 # --- base -------------------------------------------------------------------------------
-
-
-CelestraOptions = factory_internals.TraitOptions
 
 
 class CelestraFactory(factory_internals.RoutedFactory):
@@ -468,11 +443,6 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
     )
 
 
-def _company_of(user: Any) -> Any:
-    """The company of `user` (None for a super admin or no user)."""
-    return None if user is None else user.company
-
-
 def _parent_company(path: str) -> Any:
     """The company of the parent's `path` object (None when there is none)."""
 
@@ -496,7 +466,7 @@ class CompanyFactory(CelestraFactory):
         model = Company
 
     class Params:
-        created = Faker("moment", lower=COMPANY_CREATED[0], upper=COMPANY_CREATED[1])
+        created = Faker("moment", lower=spec.COMPANY_CREATED[0], upper=spec.COMPANY_CREATED[1])
         # A closed company's updated_at is when it closed: after its members were created.
         updated = LazyAttribute(
             lambda o: story.row_updated(
@@ -537,9 +507,6 @@ class KnowledgeTypeFactory(CelestraFactory):
 # --- first level ------------------------------------------------------------------------
 
 
-_retired = story.RETIRED_STATUSES.__contains__
-
-
 class _CompanyRowFactory(CelestraFactory):
     """Base of the factories of a company's rows (users, agents, knowledge bases): created
     after the company (story.member_created), last updated before it closed, or when it
@@ -576,14 +543,14 @@ class UserFactory(_CompanyRowFactory):
         created = Maybe(
             "company",
             _member_created(),
-            Faker("moment", lower=SUPER_ADMIN_CREATED[0], upper=SUPER_ADMIN_CREATED[1]),
+            Faker("moment", lower=spec.SUPER_ADMIN_CREATED[0], upper=spec.SUPER_ADMIN_CREATED[1]),
         )
-        updated = _member_updated(
-            lambda status: status != UserStatus.ACTIVE.value, story.member_status, UserStatus.ACTIVE
-        )
+        updated = _member_updated("users", story.member_status, UserStatus.ACTIVE)
         email_domain = pure(
             LazyAttribute(
-                lambda o: PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+                lambda o: (
+                    spec.PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+                )
             )
         )
         super_admin = Trait(role=UserRole.SUPER_ADMIN)
@@ -617,7 +584,7 @@ class AgentFactory(_CompanyRowFactory):
         model = Agent
 
     class Params:
-        updated = _member_updated(_retired, story.agent_status, AgentStatus.ACTIVE)
+        updated = _member_updated("agents", story.agent_status, AgentStatus.ACTIVE)
         draft = Trait(status=AgentStatus.DRAFT)
         disabled = Trait(status=AgentStatus.DISABLED)
         archived = Trait(status=AgentStatus.ARCHIVED)
@@ -638,7 +605,9 @@ class KnowledgeBaseFactory(_CompanyRowFactory):
         model = KnowledgeBase
 
     class Params:
-        updated = _member_updated(_retired, story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
+        updated = _member_updated(
+            "knowledge_bases", story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE
+        )
         building = Trait(status=KnowledgeBaseStatus.BUILDING)
         draft = Trait(status=KnowledgeBaseStatus.DRAFT)
         disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
@@ -670,12 +639,6 @@ class AgentKnowledgeBaseFactory(CelestraFactory):
     agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
     knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
     created_at = _time(source="created")
-
-    @classmethod
-    def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """`params` with enum labels given as strings made members (for a parent's
-        factory, whose keywords come from the call's `company__status=...`)."""
-        return checked_arguments(cls, params, check_names=False)
 
     @classmethod
     def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -727,6 +690,29 @@ def _actor_company() -> Any:
     return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
 
 
+def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    if not create or extracted is False or log.created_at is None:
+        return
+    when = log.created_at
+    if log.event_type is AuditEventType.FAILED_LOGIN:
+        FailedLoginFactory(user=log.user, attempted_at=when)
+    elif log.user is None:
+        return
+    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+        _session(log.user, when)
+    elif log.event_type is AuditEventType.SESSION_ENDED:
+        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
+        UserSessionFactory(
+            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
+        )
+
+
+def _record_role_change(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    role_change = log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE
+    if create and extracted is not False and log.table_name == "users" and role_change:
+        AuditChangeLogFactory(audit_log=log)
+
+
 class AuditLogFactory(CelestraFactory):
     """An audit log of a user's action; signed by an admin when the event type needs it.
 
@@ -741,7 +727,7 @@ class AuditLogFactory(CelestraFactory):
 
     class Params:
         known_user = pure(LazyAttribute(lambda o: o.user is not None))
-        lower = _not_before("user", "signer", "record", floor=ACTIVITY_EARLIEST)
+        lower = _not_before("user", "signer", "record", floor=spec.ACTIVITY_EARLIEST)
         # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
         window = pure(
             LazyAttribute(
@@ -785,9 +771,11 @@ class AuditLogFactory(CelestraFactory):
     # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
     # platform users, else now and then: story.super_admin_signs).
     signer = Maybe(
-        LazyAttribute(lambda o: o.event_type in SIGNED_EVENT_TYPES),
+        LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
-            LazyAttribute(lambda o: story.super_admin_signs(_rng(), _company_of(o.user) is None)),
+            LazyAttribute(
+                lambda o: story.super_admin_signs(_rng(), o.user is None or o.user.company is None)
+            ),
             SubFactory("pytest_celestra.factories.UserFactory", super_admin=True),
             _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
         ),
@@ -800,16 +788,10 @@ class AuditLogFactory(CelestraFactory):
     group_id = None
     created_at = _time(source="created")
     # A role assignment is recorded with the change of users.role (pass False to skip).
-    role_change_log = bulk.bulk_safe(
-        PostGeneration(
-            lambda obj, create, extracted, **_: _record_role_change(obj, create, extracted)
-        )
-    )
+    role_change_log = bulk.bulk_safe(PostGeneration(_record_role_change))
     # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
     # (pytest_celestra.story); ``activity=False`` skips that row.
-    activity = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _record_activity(obj, create, extracted))
-    )
+    activity = bulk.bulk_safe(PostGeneration(_record_activity))
 
 
 def _logged_moment(o: Any) -> int:
@@ -825,23 +807,6 @@ def _logged_moment(o: Any) -> int:
     created: int = p.session_times(state, *o.window)[0]
     latest: int = o.window[1]
     return min(created, latest)  # never after the user left, whatever the state
-
-
-def _record_activity(log: AuditLog, create: bool, extracted: Any) -> None:
-    if not create or extracted is False or log.created_at is None:
-        return
-    when = log.created_at
-    if log.event_type is AuditEventType.FAILED_LOGIN:
-        FailedLoginFactory(user=log.user, attempted_at=when)
-    elif log.user is None:
-        return
-    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
-        _session(log.user, when)
-    elif log.event_type is AuditEventType.SESSION_ENDED:
-        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
-        UserSessionFactory(
-            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
-        )
 
 
 def _session(user: User, when: datetime) -> Any:
@@ -860,16 +825,6 @@ def _session(user: User, when: datetime) -> Any:
     return UserSessionFactory(user=user, state=state, times=p.session_times_from(state, start))
 
 
-def _record_role_change(log: AuditLog, create: bool, extracted: Any) -> None:
-    if (
-        create
-        and extracted is not False
-        and log.table_name == "users"
-        and (log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE)
-    ):
-        AuditChangeLogFactory(audit_log=log)
-
-
 class FailedLoginFactory(CelestraFactory):
     """A failed sign-in of a user; `unknown_email=True` for an email nobody has."""
 
@@ -878,7 +833,7 @@ class FailedLoginFactory(CelestraFactory):
 
     class Params:
         known_user = pure(LazyAttribute(lambda o: o.user is not None))
-        lower = _not_before("user", floor=ACTIVITY_EARLIEST)
+        lower = _not_before("user", floor=spec.ACTIVITY_EARLIEST)
         attempted = LazyAttribute(lambda o: story.activity_moment(_provider(), o.lower))
         unknown_email = Trait(user=None)
 
@@ -915,7 +870,7 @@ class InvitationFactory(_UserStateFactory):
         model = Invitation
 
     class Params:
-        times = _state_times("invitation_times", "until")
+        times = _state_times("invitation_times")
         pending = Trait(state="open", status=InvitationStatus.PENDING)
         sent = Trait(state="open", status=InvitationStatus.SENT)
         far = Trait(state="far", status=InvitationStatus.SENT)
@@ -932,6 +887,24 @@ class InvitationFactory(_UserStateFactory):
     expires_at = _time(2)
     updated_at = _time(3)
     resend_count = Faker("invitation_resend_count")
+
+
+def _record_event(notification: Notification, create: bool, extracted: Any, **_: Any) -> None:
+    """Create the event `notification` reports, a moment before it."""
+    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
+    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
+        return
+    user, created = notification.user, notification.created_at
+    clock = _clock()
+    lower = _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    assert when is not None
+    if event in story.COMPANY_EVENTS and user.company is None:
+        raise CelestraError(
+            f"a {notification.notification_type.value} notification reports an event of its "
+            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
+        )
+    _EVENT_MAKERS[event](user, when)
 
 
 class NotificationFactory(CelestraFactory):
@@ -972,7 +945,7 @@ class NotificationFactory(CelestraFactory):
             user=SubFactory(
                 UserFactory,
                 created=Faker(
-                    "moment", lower=COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
+                    "moment", lower=spec.COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
                 ),
             ),
         )
@@ -1013,9 +986,7 @@ class NotificationFactory(CelestraFactory):
     delivered_at = _time(1)
     created_at = _time(0)
     updated_at = _time(4)
-    event = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _record_event(obj, create, extracted))
-    )
+    event = bulk.bulk_safe(PostGeneration(_record_event))
 
 
 def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
@@ -1043,24 +1014,6 @@ def _notification_lower(o: Any) -> int:
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
         lower += spec.PASSWORD_EXPIRY_NOTICE[0]
     return lower
-
-
-def _record_event(notification: Notification, create: bool, extracted: Any) -> None:
-    """Create the event `notification` reports, a moment before it."""
-    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
-    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
-        return
-    user, created = notification.user, notification.created_at
-    clock = _clock()
-    lower = _offset(clock, user.created_at)
-    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
-    assert when is not None
-    if event in story.COMPANY_EVENTS and user.company is None:
-        raise CelestraError(
-            f"a {notification.notification_type.value} notification reports an event of its "
-            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
-        )
-    _EVENT_MAKERS[event](user, when)
 
 
 def _admin_at(user: User, when: datetime) -> Any:
@@ -1155,33 +1108,15 @@ def _actor_at(user: User, when: datetime) -> Any:
     return _admin_at(user, when)
 
 
+def _logged(actor: User, when: datetime, **kwargs: Any) -> Any:
+    """An audit log of what `actor` did at `when`, signed by whoever signs it then."""
+    return AuditLogFactory(**kwargs, user=actor, signer=_signer_at(actor, when), created_at=when)
+
+
 def _agent_status_change(user: User, when: datetime) -> None:
     agent = _member_row(AgentFactory, user, when)
-    admin = _actor_at(user, when)
-    log = AuditLogFactory(
-        config_change=True,
-        user=admin,
-        signer=_signer_at(admin, when),
-        record=agent,
-        created_at=when,
-    )
+    log = _logged(_actor_at(user, when), when, config_change=True, record=agent)
     AuditChangeLogFactory(audit_log=log, column="status")
-
-
-def _role_change(user: User, when: datetime) -> None:
-    admin = _actor_at(user, when)
-    AuditLogFactory(
-        role_change=True, user=admin, signer=_signer_at(admin, when), record=user, created_at=when
-    )
-
-
-def _data_export(user: User, when: datetime) -> None:
-    AuditLogFactory(
-        user=user,
-        signer=_signer_at(user, when),
-        event_type=AuditEventType.DATA_EXPORT,
-        created_at=when,
-    )
 
 
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
@@ -1189,7 +1124,9 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
     story.LOCKOUT_ENDED: lambda user, when: _lockout(user, when, started=False),
     story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
-    story.ROLE_CHANGE: _role_change,
+    story.ROLE_CHANGE: lambda user, when: _logged(
+        _actor_at(user, when), when, role_change=True, record=user
+    ),
     story.INVITATION_SENT: lambda user, when: _invitation(user, when, accepted=False),
     story.INVITATION_ACCEPTED: lambda user, when: _invitation(user, when, accepted=True),
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
@@ -1205,7 +1142,9 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
         ),
     ),
     story.AGENT_STATUS_CHANGE: _agent_status_change,
-    story.DATA_EXPORT: _data_export,
+    story.DATA_EXPORT: lambda user, when: _logged(
+        user, when, event_type=AuditEventType.DATA_EXPORT
+    ),
     story.SESSION_STARTED: _session,
 }
 """How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
@@ -1227,7 +1166,7 @@ class PasswordHistoryFactory(CelestraFactory):
     created_at = _time(source="created")
 
 
-def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any) -> None:
+def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any, **_: Any) -> None:
     """The failed logins that caused `lockout` (story.lockout_burst), from one address,
     within the 30 minutes before its start."""
     if not create or extracted is False or lockout.lockout_start is None:
@@ -1285,11 +1224,7 @@ class UserLockoutFactory(_UserStateFactory):
     created_at = _time(0)
     updated_at = _time(2)
 
-    failed_logins = bulk.bulk_safe(
-        PostGeneration(
-            lambda obj, create, extracted, **_: _record_failed_logins(obj, create, extracted)
-        )
-    )
+    failed_logins = bulk.bulk_safe(PostGeneration(_record_failed_logins))
 
 
 class UserSessionFactory(_UserStateFactory):
@@ -1299,7 +1234,7 @@ class UserSessionFactory(_UserStateFactory):
         model = UserSession
 
     class Params:
-        times = _state_times("session_times", "until")
+        times = _state_times("session_times")
         expired = Trait(state="expired")
         active = Trait(state="active")
         long = Trait(state="long")
@@ -1321,11 +1256,12 @@ _MODELS = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
 
 def _change_table(o: Any) -> str:
     table: str | None = o.audit_log.table_name
-    if table is None or table not in CHANGEABLE_COLUMNS:
+    if table is None or table not in spec.CHANGEABLE_COLUMNS:
         raise CelestraError(
             "AuditChangeLogFactory needs an audit log that changed a row of "
-            f"{', '.join(CHANGEABLE_COLUMNS)}: pass audit_log=AuditLogFactory(config_change=True)"
-            " (or role_change=True, or record=<a row of one of those tables>)"
+            f"{', '.join(spec.CHANGEABLE_COLUMNS)}: pass "
+            "audit_log=AuditLogFactory(config_change=True) (or role_change=True, or "
+            "record=<a row of one of those tables>)"
         )
     return table
 
@@ -1369,7 +1305,7 @@ def _next_column(o: Any) -> str:
     for a role change)."""
     log = o.audit_log
     done = _changed_columns(log)
-    if done >= set(CHANGEABLE_COLUMNS[o.table]):
+    if done >= set(spec.CHANGEABLE_COLUMNS[o.table]):
         raise CelestraError(
             f"audit log {log.id} already records a change of every changeable column of "
             f"{o.table}; make another AuditLogFactory(config_change=True)"
@@ -1384,7 +1320,7 @@ def _present_value(row: Any, column: str) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def _apply_change(change: AuditChangeLog, create: bool) -> None:
+def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:
     """Give the changed row its new value, so the row agrees with its audit history."""
     session = _SESSION.get()
     log = change.audit_log
@@ -1432,9 +1368,7 @@ class AuditChangeLogFactory(CelestraFactory):
     old_value = pure(LazyAttribute(lambda o: o.change[1]))
     new_value = pure(LazyAttribute(lambda o: o.change[2]))
     created_at = pure(LazyAttribute(lambda o: o.audit_log.created_at or _clock()))
-    apply = bulk.bulk_safe(
-        PostGeneration(lambda obj, create, extracted, **_: _apply_change(obj, create))
-    )
+    apply = bulk.bulk_safe(PostGeneration(_apply_change))
 
 
 ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (

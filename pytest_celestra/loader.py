@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 from psycopg.types.net import PGSQL_AF_INET, PGSQL_AF_INET6, InetBinaryDumper
-from sqlalchemy import DateTime, Enum, Integer, String, Uuid
+from sqlalchemy import DateTime, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import INET
 
 from pytest_celestra.errors import ConfigError
@@ -50,21 +50,18 @@ COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 """Column names of every table, in the order generated rows carry their values."""
 
 
+_COPY_TYPE_NAMES = ((INET, "inet"), (Integer, "int4"), (Uuid, "uuid"), (String, "text"))
+
+
 def _copy_type(column: KeyedColumnElement[Any]) -> str:
-    """The PostgreSQL type psycopg dumps `column`'s values as, in binary COPY."""
+    """The PostgreSQL type psycopg dumps `column`'s values as, in binary COPY (an enum,
+    a `String`, as its label's text)."""
     kind = column.type
-    if isinstance(kind, Enum):
-        return "text"
-    if isinstance(kind, INET):
-        return "inet"
     if isinstance(kind, DateTime):
         return "timestamptz" if kind.timezone else "timestamp"
-    if isinstance(kind, Integer):
-        return "int4"
-    if isinstance(kind, Uuid):
-        return "uuid"
-    if isinstance(kind, String):
-        return "text"
+    for sa_type, name in _COPY_TYPE_NAMES:
+        if isinstance(kind, sa_type):
+            return name
     raise TypeError(f"no COPY type for {column} of type {kind!r}")
 
 

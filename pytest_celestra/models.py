@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -161,6 +161,12 @@ def _fk(target: str, *, ondelete: str, nullable: bool = False) -> Mapped[uuid.UU
     return mapped_column(ForeignKey(target, ondelete=ondelete), nullable=nullable, index=True)
 
 
+def _children(parent: str) -> Any:
+    """The rows that reference this one (the database deletes them with it, or keeps
+    them: ON DELETE is the foreign key's)."""
+    return relationship(back_populates=parent, passive_deletes=True)
+
+
 def _created_before_updated() -> CheckConstraint:
     return CheckConstraint("created_at <= updated_at", name="created_before_updated")
 
@@ -181,11 +187,9 @@ class Company(Base):
     created_at: Mapped[datetime | None] = _timestamp()
     updated_at: Mapped[datetime | None] = _timestamp()
 
-    users: Mapped[list[User]] = relationship(back_populates="company", passive_deletes=True)
-    agents: Mapped[list[Agent]] = relationship(back_populates="company", passive_deletes=True)
-    knowledge_bases: Mapped[list[KnowledgeBase]] = relationship(
-        back_populates="company", passive_deletes=True
-    )
+    users: Mapped[list[User]] = _children("company")
+    agents: Mapped[list[Agent]] = _children("company")
+    knowledge_bases: Mapped[list[KnowledgeBase]] = _children("company")
 
     def __repr__(self) -> str:
         return f"<Company {self.name!r}>"
@@ -224,9 +228,7 @@ class Agent(Base):
     updated_at: Mapped[datetime | None] = _timestamp()
 
     company: Mapped[Company] = relationship(back_populates="agents")
-    knowledge_base_links: Mapped[list[AgentKnowledgeBase]] = relationship(
-        back_populates="agent", passive_deletes=True
-    )
+    knowledge_base_links: Mapped[list[AgentKnowledgeBase]] = _children("agent")
 
     def __repr__(self) -> str:
         return f"<Agent {self.name!r}>"
@@ -245,12 +247,8 @@ class KnowledgeBase(Base):
     updated_at: Mapped[datetime | None] = _timestamp()
 
     company: Mapped[Company] = relationship(back_populates="knowledge_bases")
-    sources: Mapped[list[KnowledgeSource]] = relationship(
-        back_populates="knowledge_base", passive_deletes=True
-    )
-    agent_links: Mapped[list[AgentKnowledgeBase]] = relationship(
-        back_populates="knowledge_base", passive_deletes=True
-    )
+    sources: Mapped[list[KnowledgeSource]] = _children("knowledge_base")
+    agent_links: Mapped[list[AgentKnowledgeBase]] = _children("knowledge_base")
 
     def __repr__(self) -> str:
         return f"<KnowledgeBase {self.name!r}>"
@@ -277,17 +275,11 @@ class User(Base):
     updated_at: Mapped[datetime | None] = _timestamp()
 
     company: Mapped[Company | None] = relationship(back_populates="users")
-    sessions: Mapped[list[UserSession]] = relationship(back_populates="user", passive_deletes=True)
-    invitations: Mapped[list[Invitation]] = relationship(
-        back_populates="user", passive_deletes=True
-    )
-    password_history: Mapped[list[PasswordHistory]] = relationship(
-        back_populates="user", passive_deletes=True
-    )
-    lockouts: Mapped[list[UserLockout]] = relationship(back_populates="user", passive_deletes=True)
-    notifications: Mapped[list[Notification]] = relationship(
-        back_populates="user", passive_deletes=True
-    )
+    sessions: Mapped[list[UserSession]] = _children("user")
+    invitations: Mapped[list[Invitation]] = _children("user")
+    password_history: Mapped[list[PasswordHistory]] = _children("user")
+    lockouts: Mapped[list[UserLockout]] = _children("user")
+    notifications: Mapped[list[Notification]] = _children("user")
 
     def __repr__(self) -> str:
         return f"<User {self.email!r} {self.role.value}>"
@@ -342,9 +334,7 @@ class AuditLog(Base):
 
     user: Mapped[User | None] = relationship(foreign_keys=[user_id])
     signer: Mapped[User | None] = relationship(foreign_keys=[signed_by])
-    changes: Mapped[list[AuditChangeLog]] = relationship(
-        back_populates="audit_log", passive_deletes=True
-    )
+    changes: Mapped[list[AuditChangeLog]] = _children("audit_log")
 
 
 class FailedLogin(Base):

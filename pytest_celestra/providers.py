@@ -48,48 +48,15 @@ from pytest_celestra.models import (
     UserStatus,
 )
 from pytest_celestra.spec import *  # noqa: F403
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    AGENT_PROTOCOL_WEIGHTS,
-    AGENT_STATUS_WEIGHTS,
-    AUDIT_ACTION_WEIGHTS,
-    AUDIT_EVENT_WEIGHTS,
-    CHANGE_TABLE_WEIGHTS,
-    COMPANY_SIZE_WEIGHTS,
-    COMPANY_STATUS_WEIGHTS,
-    COMPANY_VERTICAL_WEIGHTS,
-    INVITATION_STATE_WEIGHTS,
-    INVITATION_STATUS_FOR_STATE,
-    INVITATION_VALIDITY,
-    KNOWLEDGE_BASE_STATUS_WEIGHTS,
-    KNOWLEDGE_TYPES,
-    KNOWN_USER_FAILURE_WEIGHTS,
-    LAST_MOMENT,
-    LOCKOUT_STATE_WEIGHTS,
-    LOCKOUT_THRESHOLD_WEIGHTS,
-    NOTIFICATION_DELIVERY_WEIGHTS,
-    NOTIFICATION_EXPIRY_WEIGHTS,
-    NOTIFICATION_READ_SHARE,
-    NOTIFICATION_STATUS_WEIGHTS,
-    NOTIFICATION_TYPE_WEIGHTS,
-    NOTIFICATIONS,
-    ROLE_CHANGE_SHARE,
-    SESSION_STATE_WEIGHTS,
-    SIGNED_EVENT_TYPES,
-    UNKNOWN_EMAIL_REASON,
-    USER_ROLE_WEIGHTS,
-    USER_STATUS_WEIGHTS,
-)
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Callable
 
     from pytest_celestra.models import (
         InvitationStatus,
-        NotificationDeliveryMethod,
         NotificationPriority,
         NotificationType,
-        UserRole,
     )
 
 FIRST_NAMES: tuple[str, ...] = tuple(_EnUsPerson.first_names)
@@ -115,34 +82,22 @@ class Weighted(Generic[T]):
         return self.values[bisect.bisect_right(self._cumulative, rng.random() * self._total)]
 
 
-_COMPANY_SIZE = Weighted(COMPANY_SIZE_WEIGHTS)
-_COMPANY_VERTICAL = Weighted(COMPANY_VERTICAL_WEIGHTS)
-_COMPANY_STATUS = Weighted(COMPANY_STATUS_WEIGHTS)
-_USER_ROLE = Weighted(USER_ROLE_WEIGHTS)
-_USER_STATUS = Weighted(USER_STATUS_WEIGHTS)
-_AGENT_STATUS = Weighted(AGENT_STATUS_WEIGHTS)
-_AGENT_PROTOCOL = Weighted(AGENT_PROTOCOL_WEIGHTS)
-_KB_STATUS = Weighted(KNOWLEDGE_BASE_STATUS_WEIGHTS)
-_AUDIT_EVENT = Weighted(AUDIT_EVENT_WEIGHTS)
-_CHANGE_TABLE = Weighted(CHANGE_TABLE_WEIGHTS)
-_FAILURE = Weighted(KNOWN_USER_FAILURE_WEIGHTS)
-_NOTIFICATION_STATUS = Weighted(NOTIFICATION_STATUS_WEIGHTS)
-_DELIVERY = Weighted(NOTIFICATION_DELIVERY_WEIGHTS)
-_NOTIFICATION_TYPE = Weighted(NOTIFICATION_TYPE_WEIGHTS)
-_PRIORITY = {t: Weighted(spec[2]) for t, spec in NOTIFICATIONS.items()}
-_KNOWLEDGE_TYPE = Weighted({name: weight for name, (_, weight) in KNOWLEDGE_TYPES.items()})
-_LOCKOUT_THRESHOLD = Weighted(LOCKOUT_THRESHOLD_WEIGHTS)
-_AUDIT_ACTION = Weighted(AUDIT_ACTION_WEIGHTS)
-_NOTIFICATION_EXPIRY = Weighted(NOTIFICATION_EXPIRY_WEIGHTS)
-_SESSION_STATE = Weighted(SESSION_STATE_WEIGHTS)
-_INVITATION_STATE = Weighted(INVITATION_STATE_WEIGHTS)
-_LOCKOUT_STATE = Weighted(LOCKOUT_STATE_WEIGHTS)
+_FAILURE = Weighted(spec.KNOWN_USER_FAILURE_WEIGHTS)
+_PRIORITY = {t: Weighted(entry[2]) for t, entry in spec.NOTIFICATIONS.items()}
+
+
+def _drawn(weights: Mapping[T, float]) -> Callable[[CelestraProvider], T]:
+    """A provider method: one value of `weights`, with probability proportional to its
+    weight."""
+    weighted = Weighted(weights)
+    return lambda provider: weighted.draw(provider.generator.random)
+
 
 _ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
-    ("users", "role"): tuple(r.value for r in USER_ROLE_WEIGHTS),
+    ("users", "role"): tuple(r.value for r in spec.USER_ROLE_WEIGHTS),
     ("users", "status"): tuple(s.value for s in UserStatus),
     ("agents", "status"): tuple(s.value for s in AgentStatus),
-    ("agents", "agent_protocol"): tuple(AGENT_PROTOCOL_WEIGHTS),
+    ("agents", "agent_protocol"): tuple(spec.AGENT_PROTOCOL_WEIGHTS),
     ("knowledge_bases", "status"): tuple(s.value for s in KnowledgeBaseStatus),
     ("companies", "status"): tuple(s.value for s in CompanyStatus),
     ("companies", "size"): tuple(s.value for s in CompanySize),
@@ -185,7 +140,7 @@ def email_address(name: str, domain: str, number: int | None = None) -> str:
 
 def knowledge_type_description(name: str) -> str | None:
     """The catalogue description of a knowledge type, or None for a type of your own."""
-    entry = KNOWLEDGE_TYPES.get(name)
+    entry = spec.KNOWLEDGE_TYPES.get(name)
     return entry[0] if entry else None
 
 
@@ -197,8 +152,8 @@ def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int,
         earliest, latest = spec.SESSION_EXPIRED_CREATED
         return max(lower, earliest), min(upper, latest)
     if state == "active":
-        return max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), LAST_MOMENT
-    return max(lower, spec.SESSION_LONG_CREATED_EARLIEST), LAST_MOMENT
+        return max(lower, spec.SESSION_ACTIVE_CREATED_EARLIEST), spec.LAST_MOMENT
+    return max(lower, spec.SESSION_LONG_CREATED_EARLIEST), spec.LAST_MOMENT
 
 
 def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
@@ -206,10 +161,10 @@ def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int,
     (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
     recently enough to stay open two more days at least, the others long enough ago."""
     if state == "open":
-        return max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), LAST_MOMENT
+        return max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), spec.LAST_MOMENT
     if state == "far":
-        return max(lower, spec.INVITATION_FAR_SENT_EARLIEST), LAST_MOMENT
-    return max(lower, ACTIVITY_EARLIEST), min(spec.INVITATION_SENT_LATEST[state], upper)
+        return max(lower, spec.INVITATION_FAR_SENT_EARLIEST), spec.LAST_MOMENT
+    return max(lower, spec.ACTIVITY_EARLIEST), min(spec.INVITATION_SENT_LATEST[state], upper)
 
 
 def lockout_start_window(state: str, lower: int) -> tuple[int, int]:
@@ -218,10 +173,10 @@ def lockout_start_window(state: str, lower: int) -> tuple[int, int]:
     an ended lockout long enough ago, an active or long one recently."""
     earliest = lower + spec.LOCKOUT_AFTER_CREATED
     if state == "ended":
-        return max(earliest, ACTIVITY_EARLIEST), spec.LOCKOUT_ENDED_START_LATEST
+        return max(earliest, spec.ACTIVITY_EARLIEST), spec.LOCKOUT_ENDED_START_LATEST
     if state == "active":
-        return max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), LAST_MOMENT
-    return max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), LAST_MOMENT
+        return max(earliest, spec.LOCKOUT_ACTIVE_START_EARLIEST), spec.LAST_MOMENT
+    return max(earliest, spec.LOCKOUT_LONG_START_EARLIEST), spec.LAST_MOMENT
 
 
 def fast_uuid(rng: random.Random) -> uuid.UUID:
@@ -284,14 +239,9 @@ class CelestraProvider(BaseProvider):
 
     # --- companies ----------------------------------------------------------------------
 
-    def company_size(self) -> CompanySize:
-        return _COMPANY_SIZE.draw(self.generator.random)
-
-    def company_vertical(self) -> CompanyVertical:
-        return _COMPANY_VERTICAL.draw(self.generator.random)
-
-    def company_status(self) -> CompanyStatus:
-        return _COMPANY_STATUS.draw(self.generator.random)
+    company_size = _drawn(spec.COMPANY_SIZE_WEIGHTS)
+    company_vertical = _drawn(spec.COMPANY_VERTICAL_WEIGHTS)
+    company_status = _drawn(spec.COMPANY_STATUS_WEIGHTS)
 
     def company_name(self, vertical: CompanyVertical | None = None) -> str:
         """A plausible company name whose last word fits `vertical` ("Bright Harbor Labs")."""
@@ -310,7 +260,7 @@ class CelestraProvider(BaseProvider):
         return name
 
     def company_domain(self, name: str) -> str:
-        """See [`company_domain`][pytest_celestra.providers.CelestraProvider.company_domain]."""
+        """See [`company_domain`][pytest_celestra.providers.company_domain]."""
         return company_domain(name)
 
     def company_description(self, vertical: CompanyVertical | None = None) -> str:
@@ -327,15 +277,13 @@ class CelestraProvider(BaseProvider):
         return f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"
 
     def email_address(self, name: str, domain: str, number: int | None = None) -> str:
-        """See [`email_address`][pytest_celestra.providers.CelestraProvider.email_address]."""
+        """See [`email_address`][pytest_celestra.providers.email_address]."""
         return email_address(name, domain, number)
 
-    def user_role(self) -> UserRole:
-        """The role of a company member (never SUPER_ADMIN)."""
-        return _USER_ROLE.draw(self.generator.random)
+    user_role = _drawn(spec.USER_ROLE_WEIGHTS)
+    """The role of a company member (never SUPER_ADMIN)."""
 
-    def user_status(self) -> UserStatus:
-        return _USER_STATUS.draw(self.generator.random)
+    user_status = _drawn(spec.USER_STATUS_WEIGHTS)
 
     # --- agents and knowledge -----------------------------------------------------------
 
@@ -348,12 +296,10 @@ class CelestraProvider(BaseProvider):
         verb, thing = _pick(rng, words.AGENT_VERBS), _pick(rng, words.AGENT_OBJECTS)
         return f"{verb} {thing} for {_pick(rng, words.TEAMS)}."
 
-    def agent_protocol(self) -> str:
-        """How the agent is wired: "MCP", "A2A", "OpenAI Assistants", "REST webhook" ..."""
-        return _AGENT_PROTOCOL.draw(self.generator.random)
+    agent_protocol = _drawn(spec.AGENT_PROTOCOL_WEIGHTS)
+    """How the agent is wired: "MCP", "A2A", "OpenAI Assistants", "REST webhook" ..."""
 
-    def agent_status(self) -> AgentStatus:
-        return _AGENT_STATUS.draw(self.generator.random)
+    agent_status = _drawn(spec.AGENT_STATUS_WEIGHTS)
 
     def knowledge_base_name(self) -> str:
         rng = self.generator.random
@@ -366,17 +312,16 @@ class CelestraProvider(BaseProvider):
             f"re-indexed {_pick(rng, words.KB_CADENCES)}."
         )
 
-    def knowledge_base_status(self) -> KnowledgeBaseStatus:
-        return _KB_STATUS.draw(self.generator.random)
-
-    def knowledge_type_name(self) -> str:
-        """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.spec.KNOWLEDGE_TYPES], common
-        types more often."""
-        return _KNOWLEDGE_TYPE.draw(self.generator.random)
+    knowledge_base_status = _drawn(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS)
+    knowledge_type_name = _drawn(
+        {name: weight for name, (_, weight) in spec.KNOWLEDGE_TYPES.items()}
+    )
+    """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.spec.KNOWLEDGE_TYPES], common
+    types more often."""
 
     def knowledge_type_description(self, name: str) -> str | None:
         """See
-        [`knowledge_type_description`][pytest_celestra.providers.CelestraProvider.knowledge_type_description]."""
+        [`knowledge_type_description`][pytest_celestra.providers.knowledge_type_description]."""
         return knowledge_type_description(name)
 
     def knowledge_source_name(self, type_name: str, domain: str = "example.com") -> str:
@@ -422,31 +367,27 @@ class CelestraProvider(BaseProvider):
         """Why a sign-in failed;
         [`UNKNOWN_EMAIL_REASON`][pytest_celestra.spec.UNKNOWN_EMAIL_REASON] when no user has
         the email."""
-        return _FAILURE.draw(self.generator.random) if known_user else UNKNOWN_EMAIL_REASON
+        return _FAILURE.draw(self.generator.random) if known_user else spec.UNKNOWN_EMAIL_REASON
 
     def lockout_reason(self, state: str = "ended") -> str:
         return _pick(self.generator.random, words.LOCKOUT_REASONS[state])
 
-    def lockout_threshold(self) -> int:
-        """Failed attempts after which an account locks (3, 5 or 10)."""
-        return _LOCKOUT_THRESHOLD.draw(self.generator.random)
+    lockout_threshold = _drawn(spec.LOCKOUT_THRESHOLD_WEIGHTS)
+    """Failed attempts after which an account locks (3, 5 or 10)."""
 
-    def audit_event_type(self) -> AuditEventType:
-        """An event type that changes no row (row changes come from explicit choices)."""
-        return _AUDIT_EVENT.draw(self.generator.random)
+    audit_event_type = _drawn(spec.AUDIT_EVENT_WEIGHTS)
+    """An event type that changes no row (row changes come from explicit choices)."""
 
-    def audit_action(self) -> str:
-        """A key of [`AUDIT_ACTIONS`][pytest_celestra.spec.AUDIT_ACTIONS]: what a user did,
-        producing 1-4 audit logs."""
-        return _AUDIT_ACTION.draw(self.generator.random)
+    audit_action = _drawn(spec.AUDIT_ACTION_WEIGHTS)
+    """A key of [`AUDIT_ACTIONS`][pytest_celestra.spec.AUDIT_ACTIONS]: what a user did,
+    producing 1-4 audit logs."""
 
-    def change_table(self) -> str:
-        """The table a row-changing audit log changed."""
-        return _CHANGE_TABLE.draw(self.generator.random)
+    change_table = _drawn(spec.CHANGE_TABLE_WEIGHTS)
+    """The table a row-changing audit log changed."""
 
     def change_event(self, table_name: str) -> AuditEventType:
         """ROLE_ASSIGNMENT_CHANGE for some changes of users, else CONFIGURATION_UPDATE."""
-        if table_name == "users" and self.generator.random.random() < ROLE_CHANGE_SHARE:
+        if table_name == "users" and self.generator.random.random() < spec.ROLE_CHANGE_SHARE:
             return AuditEventType.ROLE_ASSIGNMENT_CHANGE
         return AuditEventType.CONFIGURATION_UPDATE
 
@@ -467,7 +408,7 @@ class CelestraProvider(BaseProvider):
 
     def audit_reason(self, event_type: AuditEventType) -> str | None:
         """The stated reason of a signed event; None for events nobody signs."""
-        if event_type not in SIGNED_EVENT_TYPES:
+        if event_type not in spec.SIGNED_EVENT_TYPES:
             return None
         rng = self.generator.random
         if rng.random() < spec.TICKET_REASON_SHARE:
@@ -525,26 +466,22 @@ class CelestraProvider(BaseProvider):
 
     # --- notifications ------------------------------------------------------------------
 
-    def notification_type(self) -> NotificationType:
-        return _NOTIFICATION_TYPE.draw(self.generator.random)
+    notification_type = _drawn(spec.NOTIFICATION_TYPE_WEIGHTS)
 
     def notification_title(self, notification_type: NotificationType) -> str:
-        return NOTIFICATIONS[notification_type][0]
+        return spec.NOTIFICATIONS[notification_type][0]
 
     def notification_message(self, notification_type: NotificationType) -> str:
-        return _pick(self.generator.random, NOTIFICATIONS[notification_type][1])
+        return _pick(self.generator.random, spec.NOTIFICATIONS[notification_type][1])
 
     def notification_priority(self, notification_type: NotificationType) -> NotificationPriority:
         return _PRIORITY[notification_type].draw(self.generator.random)
 
     def notification_action_url(self, notification_type: NotificationType) -> str | None:
-        return NOTIFICATIONS[notification_type][3]
+        return spec.NOTIFICATIONS[notification_type][3]
 
-    def notification_status(self) -> NotificationStatus:
-        return _NOTIFICATION_STATUS.draw(self.generator.random)
-
-    def notification_delivery_method(self) -> NotificationDeliveryMethod:
-        return _DELIVERY.draw(self.generator.random)
+    notification_status = _drawn(spec.NOTIFICATION_STATUS_WEIGHTS)
+    notification_delivery_method = _drawn(spec.NOTIFICATION_DELIVERY_WEIGHTS)
 
     # --- time ---------------------------------------------------------------------------
 
@@ -561,8 +498,7 @@ class CelestraProvider(BaseProvider):
         r = self.generator.random.random()
         return upper - int(r * r * (upper - lower))
 
-    def session_state(self) -> str:
-        return _SESSION_STATE.draw(self.generator.random)
+    session_state = _drawn(spec.SESSION_STATE_WEIGHTS)
 
     def session_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int]:
         """`(created_at, expires_at)` of a session in `state`, created at/after `lower`
@@ -577,18 +513,17 @@ class CelestraProvider(BaseProvider):
         [`session_created_window`][pytest_celestra.providers.session_created_window]); an
         expired one is over by now."""
         if state == "expired":
-            expires = min(created + self.moment(*spec.SESSION_EXPIRED_LENGTH), LAST_MOMENT)
+            expires = min(created + self.moment(*spec.SESSION_EXPIRED_LENGTH), spec.LAST_MOMENT)
         elif state == "active":
             expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
             expires = self.moment(*spec.SESSION_LONG_EXPIRES)
         return created, max(expires, created + spec.MIN_VALIDITY)
 
-    def invitation_state(self) -> str:
-        return _INVITATION_STATE.draw(self.generator.random)
+    invitation_state = _drawn(spec.INVITATION_STATE_WEIGHTS)
 
     def invitation_status(self, state: str) -> InvitationStatus:
-        return _pick(self.generator.random, INVITATION_STATUS_FOR_STATE[state])
+        return _pick(self.generator.random, spec.INVITATION_STATUS_FOR_STATE[state])
 
     def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
         """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`
@@ -602,15 +537,15 @@ class CelestraProvider(BaseProvider):
         of an invitation in `state` sent at `sent` (a moment of its
         [`invitation_sent_window`][pytest_celestra.providers.invitation_sent_window]),
         created not before `lower`."""
-        validity = spec.INVITATION_FAR_VALIDITY if state == "far" else INVITATION_VALIDITY
+        validity = spec.INVITATION_FAR_VALIDITY if state == "far" else spec.INVITATION_VALIDITY
         expires = sent + validity
         created = max(lower, sent - self.moment(0, spec.INVITATION_CREATED_LEAD))
         sent = max(sent, created)
         if state == "expired":
-            updated = max(sent, min(expires, LAST_MOMENT))
+            updated = max(sent, min(expires, spec.LAST_MOMENT))
         elif state in ("accepted", "cancelled"):
             soonest, latest = spec.INVITATION_ANSWERED
-            updated = self.moment(sent + soonest, min(sent + latest, LAST_MOMENT))
+            updated = self.moment(sent + soonest, min(sent + latest, spec.LAST_MOMENT))
         else:
             updated = sent
         return created, sent, max(expires, sent + spec.MIN_VALIDITY), max(updated, created)
@@ -622,8 +557,7 @@ class CelestraProvider(BaseProvider):
         resends: int = rng.randint(*spec.INVITATION_RESENDS)
         return resends
 
-    def lockout_state(self) -> str:
-        return _LOCKOUT_STATE.draw(self.generator.random)
+    lockout_state = _drawn(spec.LOCKOUT_STATE_WEIGHTS)
 
     def lockout_times(self, state: str, lower: int) -> tuple[int, int, int]:
         """`(lockout_start, lockout_end, updated_at)`; created_at is lockout_start.
@@ -644,7 +578,7 @@ class CelestraProvider(BaseProvider):
         when `end` is given, ends then."""
         if state == "ended":
             end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH) if end is None else end
-            updated = min(end, LAST_MOMENT)
+            updated = min(end, spec.LAST_MOMENT)
         elif state == "active":
             end = self.moment(*spec.LOCKOUT_ACTIVE_END) if end is None else end
             updated = start
@@ -653,12 +587,11 @@ class CelestraProvider(BaseProvider):
             updated = start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
-    def notification_expiry(self) -> str:
-        """ "past" or "future": whether a notification's expires_at has passed."""
-        return _NOTIFICATION_EXPIRY.draw(self.generator.random)
+    notification_expiry = _drawn(spec.NOTIFICATION_EXPIRY_WEIGHTS)
+    """"past" or "future": whether a notification's expires_at has passed."""
 
     def notification_is_read(self) -> bool:
-        return bool(self.generator.random.random() < NOTIFICATION_READ_SHARE)
+        return bool(self.generator.random.random() < spec.NOTIFICATION_READ_SHARE)
 
     def notification_times(
         self, status: NotificationStatus, read: bool, expiry: str, lower: int
@@ -669,10 +602,10 @@ class CelestraProvider(BaseProvider):
         """
         if expiry == "future":
             earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
-            created = self.recent_moment(max(lower, earliest), LAST_MOMENT)
+            created = self.recent_moment(max(lower, earliest), spec.LAST_MOMENT)
         else:
             latest = spec.EXPIRED_NOTICE_LATEST
-            created = self.recent_moment(max(lower, ACTIVITY_EARLIEST), latest)
+            created = self.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), latest)
         return self.notification_times_from(created, status, read, expiry)
 
     def notification_times_from(

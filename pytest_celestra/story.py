@@ -429,6 +429,3 @@ def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | N
     lower = max(set_at + PASSWORD_EXPIRY_NOTICE[0], spec.ACTIVITY_EARLIEST)
     upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None
-
-
-# --- the audit trail agrees with the activity tables -------------------------------------

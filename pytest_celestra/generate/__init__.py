@@ -60,146 +60,90 @@ class Step:
     run: Callable[[Draw, Mapping[str, Any]], Rows[Any]]
 
 
-def _plan(choose: Callable[[Draw, Mapping[str, Any]], Any]) -> Callable[..., Rows[Any]]:
-    """A step that writes no row: it only chooses what later steps write."""
+def _table(
+    name: str, parents: str, make: Callable[..., Rows[Any]], tables: tuple[str, ...] | None = None
+) -> Step:
+    """A step that writes `tables` (the table `name`): `make(draw, *facts)`, handed the
+    facts of `parents` (names separated by spaces) in their order."""
+    names = tuple(parents.split())
 
     def run(d: Draw, f: Mapping[str, Any]) -> Rows[Any]:
+        return make(d, *(f[name] for name in names))
+
+    return Step(name, (name,) if tables is None else tables, names, run)
+
+
+def _plan(name: str, parents: str, choose: Callable[..., Any]) -> Step:
+    """A step that writes no row: it only chooses what later steps write."""
+
+    def make(d: Draw, *facts: Any) -> Rows[Any]:
         yield from ()
-        return choose(d, f)
+        return choose(d, *facts)
 
-    return run
+    return _table(name, parents, make, tables=())
 
 
-def _events(f: Mapping[str, Any]) -> dict[str, list[tuple[int, int]]]:
-    """The events notifications report, by story event: (user or company, moment)."""
-    kbs: assets.Assets = f["knowledge_bases"]
-    trail: audit.AuditEvents = f["audit_logs"]
-    invited: activity.Invited = f["invitations"]
-    return {
+def _notifications(
+    d: Draw,
+    c: tenants.Companies,
+    u: tenants.Users,
+    kbs: assets.Assets,
+    locks: security.Lockouts,
+    failures: security.Failures,
+    sessions: list[security.Session],
+    trail: audit.AuditEvents,
+    invited: activity.Invited,
+    passwords: activity.Passwords,
+) -> Rows[None]:
+    """The notifications, each reporting an event of a story event's kind (user or
+    company, moment)."""
+    events = {
         story.KNOWLEDGE_BASE_READY: kbs.ready,
         story.KNOWLEDGE_BASE_FAILED: kbs.failed,
-        **f["lockouts"].events(),
-        **f["failures"].events(),
-        story.SESSION_STARTED: [(s.user, s.created) for s in f["sessions"]],
+        **locks.events(),
+        **failures.events(),
+        story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
         story.DATA_EXPORT: trail.data_exports,
         story.ROLE_CHANGE: trail.role_changes,
         story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
         story.INVITATION_SENT: invited.sent,
         story.INVITATION_ACCEPTED: invited.accepted,
-        story.PASSWORD_CHANGE: activity.password_events(f["passwords"]),
+        story.PASSWORD_CHANGE: activity.password_events(passwords),
     }
-
-
-def _trail(f: Mapping[str, Any]) -> audit.Trail:
-    return audit.Trail(
-        f["companies"],
-        f["users"],
-        f["agents"],
-        f["knowledge_bases"],
-        f["lockouts"],
-        f["failures"],
-        f["sessions"],
-    )
+    return activity.notifications(d, c, u, events, passwords)
 
 
 STEPS: tuple[Step, ...] = (
-    Step("companies", ("companies",), (), lambda d, f: tenants.companies(d)),
-    Step("knowledge_types", ("knowledge_types",), (), lambda d, f: tenants.knowledge_types(d)),
-    Step("users", ("users",), ("companies",), lambda d, f: tenants.users(d, f["companies"])),
-    Step("agents", ("agents",), ("companies",), lambda d, f: assets.agents(d, f["companies"])),
-    Step(
-        "knowledge_bases",
-        ("knowledge_bases",),
-        ("companies",),
-        lambda d, f: assets.knowledge_bases(d, f["companies"]),
+    _table("companies", "", tenants.companies),
+    _table("knowledge_types", "", tenants.knowledge_types),
+    _table("users", "companies", tenants.users),
+    _table("agents", "companies", assets.agents),
+    _table("knowledge_bases", "companies", assets.knowledge_bases),
+    _table("agent_knowledge_bases", "agents knowledge_bases", assets.agent_knowledge_bases),
+    _table(
+        "knowledge_sources", "companies knowledge_types knowledge_bases", assets.knowledge_sources
     ),
-    Step(
-        "agent_knowledge_bases",
-        ("agent_knowledge_bases",),
-        ("agents", "knowledge_bases"),
-        lambda d, f: assets.agent_knowledge_bases(d, f["agents"], f["knowledge_bases"]),
-    ),
-    Step(
-        "knowledge_sources",
-        ("knowledge_sources",),
-        ("companies", "knowledge_types", "knowledge_bases"),
-        lambda d, f: assets.knowledge_sources(
-            d, f["companies"], f["knowledge_types"], f["knowledge_bases"]
-        ),
-    ),
-    Step(
-        "lockouts",
-        (),
-        ("users",),
-        _plan(lambda d, f: security.plan_lockouts(d, f["users"])),
-    ),
-    Step(
-        "failures",
-        (),
-        ("users", "lockouts"),
-        _plan(lambda d, f: security.plan_failed_logins(d, f["users"], f["lockouts"])),
-    ),
-    Step("sessions", (), ("users",), _plan(lambda d, f: security.plan_sessions(d, f["users"]))),
-    Step(
+    _plan("lockouts", "users", security.plan_lockouts),
+    _plan("failures", "users lockouts", security.plan_failed_logins),
+    _plan("sessions", "users", security.plan_sessions),
+    _table(
         "audit_logs",
-        ("audit_logs", "audit_change_logs"),
-        ("companies", "users", "agents", "knowledge_bases", "lockouts", "failures", "sessions"),
-        lambda d, f: audit.audit_logs(d, _trail(f)),
+        "companies users agents knowledge_bases lockouts failures sessions",
+        lambda d, *facts: audit.audit_logs(d, audit.Trail(*facts)),
+        tables=("audit_logs", "audit_change_logs"),
     ),
-    Step(
-        "failed_logins",
-        ("failed_logins",),
-        ("users", "failures"),
-        lambda d, f: security.failed_logins(d, f["users"], f["failures"]),
-    ),
-    Step(
-        "invitations",
-        ("invitations",),
-        ("users",),
-        lambda d, f: activity.invitations(d, f["users"]),
-    ),
-    Step(
-        "passwords",
-        (),
-        ("users",),
-        _plan(lambda d, f: activity.plan_password_history(d, f["users"])),
-    ),
-    Step(
+    _table("failed_logins", "users failures", security.failed_logins),
+    _table("invitations", "users", activity.invitations),
+    _plan("passwords", "users", activity.plan_password_history),
+    _table(
         "notifications",
-        ("notifications",),
-        (
-            "companies",
-            "users",
-            "knowledge_bases",
-            "lockouts",
-            "failures",
-            "sessions",
-            "audit_logs",
-            "invitations",
-            "passwords",
-        ),
-        lambda d, f: activity.notifications(
-            d, f["companies"], f["users"], _events(f), f["passwords"]
-        ),
+        "companies users knowledge_bases lockouts failures sessions audit_logs invitations "
+        "passwords",
+        _notifications,
     ),
-    Step(
-        "password_history",
-        ("password_history",),
-        ("users", "passwords"),
-        lambda d, f: activity.password_history(d, f["users"], f["passwords"]),
-    ),
-    Step(
-        "user_lockouts",
-        ("user_lockouts",),
-        ("users", "lockouts"),
-        lambda d, f: security.user_lockouts(d, f["users"], f["lockouts"]),
-    ),
-    Step(
-        "user_sessions",
-        ("user_sessions",),
-        ("users", "sessions"),
-        lambda d, f: security.user_sessions(d, f["users"], f["sessions"]),
-    ),
+    _table("password_history", "users passwords", activity.password_history),
+    _table("user_lockouts", "users lockouts", security.user_lockouts),
+    _table("user_sessions", "users sessions", security.user_sessions),
 )
 """The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
 happened, so those are planned before it; notifications report events of every table,

@@ -6,16 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from pytest_celestra import story
+from pytest_celestra import spec, story
 from pytest_celestra.generate.draw import Covering
 from pytest_celestra.models import NotificationStatus
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    INVITATION_STATE_WEIGHTS,
-    NOTIFICATION_DELIVERY_WEIGHTS,
-    NOTIFICATION_EXPIRY_WEIGHTS,
-    NOTIFICATION_STATUS_WEIGHTS,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -52,7 +45,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
     active = [i for i in u.active if u.company[i] >= 0] or members
-    states = Covering(INVITATION_STATE_WEIGHTS, p.invitation_state)
+    states = Covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
     invited = Invited()
     for _ in range(d.counts["invitations"]):
         state = states()
@@ -106,7 +99,7 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 
 def password_events(plan: Passwords) -> list[tuple[int, int]]:
     """(user, moment) of the password changes within the reach of activity."""
-    return [(c.user, c.moment) for c in plan.changes if c.moment >= ACTIVITY_EARLIEST]
+    return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
 
 
 def notifications(
@@ -116,9 +109,9 @@ def notifications(
     its user (or company) by [`NOTIFICATION_DELAY`][pytest_celestra.spec.NOTIFICATION_DELAY],
     or becomes an announcement when the scenario has no such event."""
     p, rng = d.p, d.rng
-    statuses = Covering(NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
-    methods = Covering(NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
-    expiries = Covering(NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
+    statuses = Covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
+    methods = Covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
+    expiries = Covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()

@@ -8,15 +8,9 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra import story
+from pytest_celestra import spec, story
 from pytest_celestra.generate.draw import Covering, RowFacts, allocate
 from pytest_celestra.models import KnowledgeBaseStatus
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    AGENT_STATUS_WEIGHTS,
-    KNOWLEDGE_BASE_STATUS_WEIGHTS,
-    SOURCE_POPULARITY,
-)
 
 if TYPE_CHECKING:
     import uuid
@@ -82,7 +76,7 @@ def _updated(
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(AGENT_STATUS_WEIGHTS, p.agent_status)
+    statuses = Covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
 
     def make(company: int, agent_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         status, protocol = state.value, p.agent_protocol()
@@ -99,12 +93,12 @@ def agents(d: Draw, c: Companies) -> Rows[Assets]:
 
 def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
+    statuses = Covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
 
     def make(company: int, kb_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         updated = _updated(d, a, c, company, created, state.value, followed)
         name, description = p.knowledge_base_name(), p.knowledge_base_description()
-        if updated >= ACTIVITY_EARLIEST:
+        if updated >= spec.ACTIVITY_EARLIEST:
             if state is KnowledgeBaseStatus.ACTIVE:
                 a.ready.append((company, updated))
             elif state in story.FAILED_KNOWLEDGE_BASE_STATUSES:
@@ -152,7 +146,7 @@ def _sources_per_base(d: Draw, n_kbs: int) -> list[int]:
             spare -= 1
         else:
             per_kb[n_sources - 1] -= 1
-    popularity = list(accumulate(rng.paretovariate(SOURCE_POPULARITY) for _ in range(n_kbs)))
+    popularity = list(accumulate(rng.paretovariate(spec.SOURCE_POPULARITY) for _ in range(n_kbs)))
     for _ in range(spare):
         per_kb[bisect_right(popularity, rng.random() * popularity[-1])] += 1
     return per_kb

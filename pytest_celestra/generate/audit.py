@@ -9,14 +9,6 @@ from typing import TYPE_CHECKING
 from pytest_celestra import spec, story
 from pytest_celestra.generate.draw import allocate
 from pytest_celestra.models import AuditEventType
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    AUDIT_ACTIONS,
-    CHANGE_GROUP_SIZES,
-    CHANGE_LOG_SHARE,
-    CHANGEABLE_COLUMNS,
-    SIGNED_EVENT_TYPES,
-)
 from pytest_celestra.volumes import audit_logs_needed
 
 if TYPE_CHECKING:
@@ -100,7 +92,7 @@ def _signer(d: Draw, u: Users, user: int) -> int:
 
 
 def _window(
-    u: Users, *people: int | None, lower: int = ACTIVITY_EARLIEST, upper: int = 0
+    u: Users, *people: int | None, lower: int = spec.ACTIVITY_EARLIEST, upper: int = 0
 ) -> tuple[int, int]:
     """(earliest, latest) moment at which every one of `people` existed and was ACTIVE."""
     present = [person for person in people if person is not None]
@@ -115,15 +107,15 @@ def _plan_changes(d: Draw, c: Companies) -> tuple[list[dict[str, int]], list[int
     change logs each company's audit logs record (totals: exactly the volume's)."""
     n_audit = d.counts["audit_logs"]
     needed = audit_logs_needed(d.counts["audit_change_logs"])
-    changing = min(n_audit, max(needed, round(n_audit * CHANGE_LOG_SHARE)))
+    changing = min(n_audit, max(needed, round(n_audit * spec.CHANGE_LOG_SHARE)))
     tables: list[dict[str, int]] = []
     capacity: list[int] = []
     for count in allocate(changing, c.weight):
-        by_table = dict.fromkeys(CHANGEABLE_COLUMNS, 0)
+        by_table = dict.fromkeys(spec.CHANGEABLE_COLUMNS, 0)
         for _ in range(count):
             by_table[d.p.change_table()] += 1
         tables.append(by_table)
-        capacity.append(sum(n * len(CHANGEABLE_COLUMNS[t]) for t, n in by_table.items()))
+        capacity.append(sum(n * len(spec.CHANGEABLE_COLUMNS[t]) for t, n in by_table.items()))
     return tables, allocate(d.counts["audit_change_logs"], capacity)
 
 
@@ -176,13 +168,13 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         elif action == "lockout":
             lockout = lockouts.pop(d.index(lockouts))
             burst = t.failures.of_lockout[lockout]
-            recorded = AUDIT_ACTIONS["lockout"].count(AuditEventType.FAILED_LOGIN)
+            recorded = spec.AUDIT_ACTIONS["lockout"].count(AuditEventType.FAILED_LOGIN)
             user = lockouts_planned[lockout].user
             moments = [failures[i].moment for i in burst[-recorded:]]
             moments.append(lockouts_planned[lockout].start)
         else:
             user, signer, moments = _actor(d, t, action)
-        kinds = list(AUDIT_ACTIONS[action])
+        kinds = list(spec.AUDIT_ACTIONS[action])
         if action == "lockout":
             kinds = kinds[-len(moments) :]
         kinds = kinds[: total - written]
@@ -192,7 +184,7 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         user_id = None if user is None else u.ids[user]
         ip = p.ip_address()
         for event, moment in zip(kinds, moments, strict=False):
-            signed = signer is not None and event in SIGNED_EVENT_TYPES
+            signed = signer is not None and event in spec.SIGNED_EVENT_TYPES
             if event is AuditEventType.DATA_EXPORT and user is not None:
                 events.data_exports.append((user, moment))
             log_id = d.new_id()
@@ -208,7 +200,7 @@ def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
     """Who did a data export or another action, who signed it, and when (seconds
     apart), while both were ACTIVE (super admins when those drawn never were)."""
     rng, u = d.rng, t.u
-    signs = any(event in SIGNED_EVENT_TYPES for event in AUDIT_ACTIONS[action])
+    signs = any(event in spec.SIGNED_EVENT_TYPES for event in spec.AUDIT_ACTIONS[action])
     if action == "data_export":
         admins = u.admins[int(rng.random() * d.counts["companies"])]
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
@@ -221,7 +213,7 @@ def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
         signer = _signer(d, u, user) if signs else None
         lower, upper = _window(u, user, signer)
     start = d.p.recent_moment(lower, upper)
-    return user, signer, story.action_steps(rng, start, len(AUDIT_ACTIONS[action]))
+    return user, signer, story.action_steps(rng, start, len(spec.AUDIT_ACTIONS[action]))
 
 
 def _company_changes(
@@ -239,7 +231,7 @@ def _company_changes(
         rows = t.rows_of(table, company)
         targets += [(table, d.pick(rows)) for _ in range(count)]
     rng.shuffle(targets)
-    counts = d.spread(n_changes, [len(CHANGEABLE_COLUMNS[table]) for table, _ in targets])
+    counts = d.spread(n_changes, [len(spec.CHANGEABLE_COLUMNS[table]) for table, _ in targets])
     events = [
         p.change_event(table) if count else AuditEventType.CONFIGURATION_UPDATE
         for (table, _), count in zip(targets, counts, strict=True)
@@ -254,7 +246,7 @@ def _company_changes(
             history.setdefault((table, row, column), []).append((whens[i][0], i, position))
     values: dict[tuple[int, int], tuple[str, str]] = {}
     for (table, row, column), entries in history.items():
-        new = t.current(table, row)[CHANGEABLE_COLUMNS[table].index(column)]
+        new = t.current(table, row)[spec.CHANGEABLE_COLUMNS[table].index(column)]
         for _, i, position in sorted(entries, reverse=True):
             old = p.column_value(table, column, unlike=new)
             values[i, position] = (old, new)
@@ -290,7 +282,7 @@ def _change_moments(
     while i < len(targets):
         size = 1
         if events[i] is AuditEventType.CONFIGURATION_UPDATE:
-            size = min(CHANGE_GROUP_SIZES[d.index(CHANGE_GROUP_SIZES)], len(targets) - i)
+            size = min(spec.CHANGE_GROUP_SIZES[d.index(spec.CHANGE_GROUP_SIZES)], len(targets) - i)
             for j in range(i + 1, i + size):
                 if events[j] is not AuditEventType.CONFIGURATION_UPDATE:
                     size = j - i
@@ -299,7 +291,7 @@ def _change_moments(
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
         signer = _signer(d, u, user)
         group = targets[i : i + size]
-        earliest = max(ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
+        earliest = max(spec.ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
         # A row closed (or switched off) changes no more in the last stretch before that
         # (as in the factories); the logs of the group follow the first within seconds.
         closed = min(t.closed(table, row) for table, row in group)

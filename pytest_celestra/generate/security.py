@@ -8,14 +8,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra import spec, story
 from pytest_celestra.generate.draw import Covering
-from pytest_celestra.spec import (
-    ACTIVITY_EARLIEST,
-    LAST_MOMENT,
-    LOCKOUT_BURST_WINDOW,
-    LOCKOUT_STATE_WEIGHTS,
-    SESSION_STATE_WEIGHTS,
-    UNKNOWN_EMAIL_SHARE,
-)
 
 if TYPE_CHECKING:
     from pytest_celestra.generate.draw import Draw, Rows
@@ -58,7 +50,7 @@ class Lockouts:
     def in_window(self, user: int, moment: int, margin: int = 0) -> bool:
         """Whether `moment` falls in the 30 minutes before one of `user`'s lockouts."""
         return any(
-            start - LOCKOUT_BURST_WINDOW - margin <= moment <= start + margin
+            start - spec.LOCKOUT_BURST_WINDOW - margin <= moment <= start + margin
             for start in self.starts.get(user, ())
         )
 
@@ -66,7 +58,7 @@ class Lockouts:
         return {
             story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in self.lockouts],
             story.LOCKOUT_ENDED: [
-                (lock.user, lock.end) for lock in self.lockouts if lock.end <= LAST_MOMENT
+                (lock.user, lock.end) for lock in self.lockouts if lock.end <= spec.LAST_MOMENT
             ],
         }
 
@@ -89,7 +81,7 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     p, rng = d.p, d.rng
     n_failed, n_lockouts = d.counts["failed_logins"], d.counts["user_lockouts"]
     unknown = (
-        min(max(1, round(n_failed * UNKNOWN_EMAIL_SHARE)), n_failed - n_lockouts)
+        min(max(1, round(n_failed * spec.UNKNOWN_EMAIL_SHARE)), n_failed - n_lockouts)
         if n_failed > n_lockouts
         else 0
     )
@@ -103,13 +95,13 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
         users = rng.sample(members, n_lockouts)
     else:
         users = [d.pick(members) for _ in range(n_lockouts)]
-    states = Covering(LOCKOUT_STATE_WEIGHTS, p.lockout_state)
+    states = Covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
     plan = Lockouts([], unknown, {})
     for user in users:
         state = states()
         start, end, updated = p.lockout_times(state, u.created[user])
         for _ in range(_START_TRIES):
-            if not plan.in_window(user, start, margin=LOCKOUT_BURST_WINDOW):
+            if not plan.in_window(user, start, margin=spec.LOCKOUT_BURST_WINDOW):
                 break
             start, end, updated = p.lockout_times(state, u.created[user])
         attempts = p.lockout_threshold()
@@ -141,7 +133,7 @@ def plan_failed_logins(d: Draw, u: Users, locks: Lockouts) -> Failures:
         plan.singles.append(len(plan.failures))
         plan.failures.append(Failure(user, moment, p.ip_address()))
     for _ in range(locks.unknown_failures):
-        moment = story.activity_moment(p, ACTIVITY_EARLIEST)
+        moment = story.activity_moment(p, spec.ACTIVITY_EARLIEST)
         plan.failures.append(Failure(-1, moment, p.ip_address()))
     return plan
 
@@ -150,7 +142,7 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
     """Every session, before the audit trail whose sign-ins start them: only ACTIVE users
     hold live ones; nobody's starts after they left ACTIVE."""
     p = d.p
-    states = Covering(SESSION_STATE_WEIGHTS, p.session_state)
+    states = Covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
     active = u.active or list(range(len(u.ids)))
     sessions: list[Session] = []
     for _ in range(d.counts["user_sessions"]):

@@ -6,23 +6,10 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
-from pytest_celestra import story
+from pytest_celestra import spec, story
 from pytest_celestra.generate.draw import Covering, RowFacts, allocate
 from pytest_celestra.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
 from pytest_celestra.providers import email_address
-from pytest_celestra.spec import (
-    COMPANY_CREATED,
-    COMPANY_SIZE_HEADCOUNT,
-    COMPANY_SIZE_WEIGHTS,
-    COMPANY_STATUS_WEIGHTS,
-    COMPANY_VERTICAL_WEIGHTS,
-    FIRST_ADMIN_DELAY,
-    KNOWLEDGE_TYPES,
-    PLATFORM_DOMAIN,
-    SUPER_ADMIN_CREATED,
-    SUPER_ADMIN_SHARE,
-    USER_STATUS_WEIGHTS,
-)
 
 if TYPE_CHECKING:
     import uuid
@@ -65,16 +52,16 @@ class Users(RowFacts):
 
 def companies(d: Draw) -> Rows[Companies]:
     p = d.p
-    sizes = Covering(COMPANY_SIZE_WEIGHTS, p.company_size)
-    verticals = Covering(COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
+    sizes = Covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
+    verticals = Covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
     # The closed companies the covering draws come first and smallest (sizes cover
     # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
-    statuses = Covering(dict(reversed(list(COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
+    statuses = Covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
     ids: list[uuid.UUID] = []
     created: list[int] = []
     domains: list[str] = []
     weights: list[float] = []
-    used_domains = {PLATFORM_DOMAIN}
+    used_domains = {spec.PLATFORM_DOMAIN}
     drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
     reshape = d.reshape if d.reshape and d.reshape.touches("companies", enums=False) else None
     for _ in range(d.counts["companies"]):
@@ -86,10 +73,10 @@ def companies(d: Draw) -> Rows[Companies]:
             status = CompanyStatus(shaped["status"])
         name, domain = story.unique_company_name(p, vertical, used_domains)
         ids.append(d.new_id())
-        created.append(p.moment(*COMPANY_CREATED))
+        created.append(p.moment(*spec.COMPANY_CREATED))
         domains.append(domain)
         drafts.append((name, p.company_description(vertical), size, vertical, status))
-        weights.append(story.headcount_weight(d.rng, COMPANY_SIZE_HEADCOUNT[size]))
+        weights.append(story.headcount_weight(d.rng, spec.COMPANY_SIZE_HEADCOUNT[size]))
     final = story.mostly_open([draft[4] for draft in drafts], weights)
     closed: list[int | None] = []
     current: list[tuple[str, ...]] = []
@@ -117,12 +104,15 @@ def companies(d: Draw) -> Rows[Companies]:
 
 
 def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
-    names = list(KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
+    names = list(spec.KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
     ids = [d.new_id() for _ in names]
     created = [story.knowledge_type_created(name) for name in names]
     for type_id, name, when in zip(ids, names, created, strict=True):
-        yield "knowledge_types", (type_id, name, KNOWLEDGE_TYPES[name][0], d.at(when), d.at(when))
-    cumulative = list(accumulate(KNOWLEDGE_TYPES[name][1] for name in names))
+        yield (
+            "knowledge_types",
+            (type_id, name, spec.KNOWLEDGE_TYPES[name][0], d.at(when), d.at(when)),
+        )
+    cumulative = list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names))
     return KnowledgeTypes(names, cumulative, ids=ids, created=created)
 
 
@@ -131,23 +121,23 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     created, ACTIVE while the company is) and its other members."""
     p, rng = d.p, d.rng
     n_companies, n_users = d.counts["companies"], d.counts["users"]
-    supers = min(max(1, round(n_users * SUPER_ADMIN_SHARE)), n_users - n_companies)
+    supers = min(max(1, round(n_users * spec.SUPER_ADMIN_SHARE)), n_users - n_companies)
     per_company = [1 + extra for extra in allocate(n_users - supers - n_companies, c.weight)]
-    statuses = Covering(USER_STATUS_WEIGHTS, p.user_status)
+    statuses = Covering(spec.USER_STATUS_WEIGHTS, p.user_status)
     u = Users([[] for _ in c.ids], [[] for _ in c.ids])
     emails: set[str] = set()
     active = UserStatus.ACTIVE
     reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
-    plan = [(-1, "SUPER_ADMIN", PLATFORM_DOMAIN, -1)] * supers
+    plan = [(-1, "SUPER_ADMIN", spec.PLATFORM_DOMAIN, -1)] * supers
     for company, members in enumerate(per_company):
         domain = c.domain[company]
         plan += [(company, "COMPANY_ADMIN", domain, 0)] + [(company, "", domain, 1)] * (members - 1)
     for company, role, domain, kind in plan:
         # kind -1: super admin, 0: the company's first admin, 1: another member.
         if kind < 0:
-            drawn, created = active, p.moment(*SUPER_ADMIN_CREATED)
+            drawn, created = active, p.moment(*spec.SUPER_ADMIN_CREATED)
         elif kind == 0:
-            drawn, created = active, c.created[company] + p.moment(0, FIRST_ADMIN_DELAY)
+            drawn, created = active, c.created[company] + p.moment(0, spec.FIRST_ADMIN_DELAY)
         else:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
