@@ -32,6 +32,7 @@ UNSET = SelfAttribute("x").default
 """What a `SelfAttribute` keeps as its default when it was given none."""
 
 _LAZY = factory.enums.BuilderPhase.ATTRIBUTE_RESOLUTION
+_SKIP_ID = id(SKIP)
 
 
 def declarations(
@@ -146,7 +147,8 @@ class Arguments:
             return args, kwargs
         values = self._pick(attributes)
         kwargs = dict(zip(self._keys, values, strict=True))
-        if SKIP in values:  # a Maybe that chose neither value leaves its field out
+        # By identity: `SKIP in values` would call every value's __eq__ (UUID's is Python).
+        if _SKIP_ID in map(id, values):  # a Maybe that chose neither value leaves it out
             kwargs = {key: value for key, value in kwargs.items() if value is not SKIP}
         return (), kwargs
 
