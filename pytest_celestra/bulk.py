@@ -19,7 +19,9 @@ making their rows, so a test that only needs the rows to exist does not pay for 
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -468,6 +470,19 @@ class Batch(Maker):
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
 
 
+@contextlib.contextmanager
+def _no_cyclic_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a batch makes its rows: it keeps every row until
+    it ends, and each collection would go through them all again (a tenth of its time)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 class BulkWriteError(CelestraError):
     """The database refused a batch's rows (its COPY failed)."""
 
@@ -533,7 +548,7 @@ def bulk_create(
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
     _check_driver(session, description)
     batch = Batch(session, description)
-    with batch.active():
+    with batch.active(), _no_cyclic_collection():
         made = [batch.make(factory_class, params) for _ in range(size)]
     try:
         batch.write()

@@ -14,7 +14,6 @@ another one, and checks that no other module of the package reads them).
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import factory.base
@@ -32,7 +31,6 @@ UNSET = SelfAttribute("x").default
 """What a `SelfAttribute` keeps as its default when it was given none."""
 
 _LAZY = factory.enums.BuilderPhase.ATTRIBUTE_RESOLUTION
-_SKIP_ID = id(SKIP)
 
 
 def declarations(
@@ -129,14 +127,7 @@ class Arguments:
         own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
         self.plain = adjust is own and not meta.inline_args
         self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
-        self._keys = [key for _, key in self.kept]
-        kept = [name for name, _ in self.kept]
         self._names = names
-        self._pick = (
-            operator.itemgetter(*kept)
-            if len(kept) > 1
-            else lambda attributes: tuple(attributes[name] for name in kept)
-        )
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """(args, kwargs) of the model from a resolved object's `attributes` (which may
@@ -145,11 +136,11 @@ class Arguments:
             declared = {name: attributes[name] for name in self._names}
             args, kwargs = self._meta.prepare_arguments(declared)
             return args, kwargs
-        values = self._pick(attributes)
-        kwargs = dict(zip(self._keys, values, strict=True))
+        kwargs = {key: attributes[name] for name, key in self.kept}
         # By identity: `SKIP in values` would call every value's __eq__ (UUID's is Python).
-        if _SKIP_ID in map(id, values):  # a Maybe that chose neither value leaves it out
-            kwargs = {key: value for key, value in kwargs.items() if value is not SKIP}
+        for value in kwargs.values():
+            if value is SKIP:  # a Maybe that chose neither value leaves its field out
+                return (), {key: value for key, value in kwargs.items() if value is not SKIP}
         return (), kwargs
 
 

@@ -428,7 +428,7 @@ class Maker:
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
         self._remember(instance, kwargs)
-        results = {name: hook(instance, step) for name, hook in plan.hooks}
+        results = {name: hook(instance, step) for name, hook in plan.hooks} if plan.hooks else {}
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
