@@ -247,7 +247,7 @@ class _Shape:
             for i in enums:
                 value = row[i]
                 if isinstance(value, enum.Enum):
-                    row[i] = value.value
+                    row[i] = value._value_  # its label (without `.value`'s descriptor)
             return tuple(row)
 
         return columns, make

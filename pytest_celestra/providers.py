@@ -132,16 +132,24 @@ def email_address(name: str, domain: str, number: int | None = None) -> str:
     Each domain has one local-part convention (`first.last`, `flast` or
     `first_last`), chosen from the domain, as real companies do. Always lower case.
     """
+    local = _local_part(name, _convention(domain))
+    return f"{local}{'' if number is None else number}@{domain}"
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's rows share a few domains
+def _convention(domain: str) -> int:
+    return zlib.crc32(domain.encode()) % 3
+
+
+@functools.lru_cache(maxsize=8192)  # names come from a vocabulary: they come up again
+def _local_part(name: str, convention: int) -> str:
     parts = _NAME_PARTS.findall(name.lower()) or ["user"]
     first, last = parts[0], parts[-1]
-    convention = zlib.crc32(domain.encode()) % 3
     if convention == 0:
-        local = f"{first}.{last}"
-    elif convention == 1:
-        local = f"{first[0]}{last}"
-    else:
-        local = f"{first}_{last}"
-    return f"{local}{'' if number is None else number}@{domain}"
+        return f"{first}.{last}"
+    if convention == 1:
+        return f"{first[0]}{last}"
+    return f"{first}_{last}"
 
 
 def knowledge_type_description(name: str) -> str | None:
