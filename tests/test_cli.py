@@ -251,6 +251,7 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_embedded_server_keeps_running_until_stopped(data_dir):
     result = run_cli_process("--volume", "small", "--data-dir", str(data_dir), script=True)
     assert result.returncode == 0, result.stderr

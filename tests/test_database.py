@@ -32,6 +32,7 @@ from pytest_celestra.server import Server, libpq_url
 # --- schema keys -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_builtin_schema_key_is_the_same_in_every_process():
     """It must not follow str hashing (set order of the enum types)."""
     code = "from pytest_celestra.cache_keys import builtin_schema_key; print(builtin_schema_key())"

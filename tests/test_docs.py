@@ -206,6 +206,7 @@ def pages_with_tests() -> list[Any]:
 
 
 @pytest.mark.parametrize("page", pages_with_tests())
+@pytest.mark.slow
 def test_test_examples_pass(page, celestra_pytester, run_inner):
     blocks = [
         e
@@ -233,6 +234,7 @@ def schema_sql() -> str:
 
 
 @pytest.mark.parametrize("example", examples("conftest"))
+@pytest.mark.slow
 def test_conftest_examples_work(example, celestra_pytester, run_inner, run_inner_process):
     # The project in a folder of its own, pytest started from the one above: files the
     # hooks read are found from pytest's root (config.rootpath), not the current directory.

@@ -133,10 +133,12 @@ def alembic_run(celestra_pytester, run_inner):
     return run
 
 
+@pytest.mark.slow
 def test_step_1_the_schema_from_the_models_seeds_as_is(alembic_run):
     alembic_run("0001", 1).assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_step_2_a_not_null_column(alembic_run):
     result = alembic_run("0002", 1)
     result.assert_outcomes(errors=2)
@@ -157,6 +159,7 @@ def test_step_2_a_not_null_column(alembic_run):
     alembic_run("0002", 2, LOCALE_RULE).assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_step_3_a_new_enum_label(alembic_run):
     result = alembic_run("0003", 2, LOCALE_RULE)
     result.assert_outcomes(passed=2)
@@ -169,6 +172,7 @@ def test_step_3_a_new_enum_label(alembic_run):
     alembic_run("0003", 3, LOCALE_RULE + DORMANT_RULE).assert_outcomes(passed=2)
 
 
+@pytest.mark.slow
 def test_step_4_a_new_table_pointing_at_users(alembic_run):
     result = alembic_run("0004", 3, LOCALE_RULE + DORMANT_RULE)
     result.assert_outcomes(errors=2)

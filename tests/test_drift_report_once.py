@@ -3,10 +3,9 @@ every run (a cached template's too), and the report's placeholder refused if pas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import pytest
+import pytest
 
 #: A migration that breaks seeding (a NOT NULL column no rule fills) ...
 BREAKING = """
@@ -77,6 +76,7 @@ def test_the_drift_report_is_shown_once_then_pointed_at(
     )
 
 
+@pytest.mark.slow
 def test_the_notes_that_do_not_break_are_shown_on_cached_runs_too(
     celestra_pytester: pytest.Pytester, unique_seed: int
 ) -> None:

@@ -85,6 +85,7 @@ def running(pgdata: Path) -> bool:
     return server.running_postmaster(pgdata) is not None
 
 
+@pytest.mark.slow
 def test_a_killed_run_does_not_keep_the_server_running(embedded_pytester, pgdata):
     embedded_pytester.makepyfile(test_killed=KILLED)
     killed = embedded_pytester.runpytest_subprocess("-p", "celestra", timeout=180)
@@ -128,6 +129,7 @@ def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):
     assert server.process_alive(os.getpid(), since=written)
 
 
+@pytest.mark.slow
 def test_keep_keeps_the_server_up_while_kept_databases_exist(embedded_pytester, pgdata, capsys):
     embedded_pytester.makepyfile(test_clean=USES_THE_SERVER)
     note = (

@@ -109,6 +109,7 @@ ESCAPED = {
 }
 
 
+@pytest.mark.slow
 def test_every_spelling_of_an_escape_errors_and_later_tests_see_nothing(celestra_pytester):
     celestra_pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     celestra_pytester.makepyfile(test_escapes=ESCAPES)
@@ -210,6 +211,7 @@ def test_3_whole(celestra_seeded_db, celestra_scenario):
 """
 
 
+@pytest.mark.slow
 def test_a_prepared_transaction_is_rolled_back_and_its_database_replaced(
     preparing_pytester, run_inner, preparing_server
 ):

@@ -94,6 +94,7 @@ ESCAPED = {
 }
 
 
+@pytest.mark.slow
 def test_an_escaping_test_errors_and_no_later_test_sees_its_changes(celestra_pytester, run_inner):
     celestra_pytester.makepyfile(test_escapes=ESCAPING_TESTS)
     result = run_inner("-p", "no:randomly", "-p", "no:xdist")

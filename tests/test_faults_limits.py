@@ -181,6 +181,7 @@ def _blocking_schema(started: threading.Event, release: threading.Event) -> Sche
     return SchemaSetup(create, secrets.token_hex(32))
 
 
+@pytest.mark.slow
 def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databases):
     started, release = threading.Event(), threading.Event()
     schema = _blocking_schema(started, release)
@@ -279,6 +280,7 @@ def createdb_role(admin, admin_dsn) -> Iterator[str]:
     admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
+@pytest.mark.slow
 def test_a_template_built_by_a_superuser_serves_a_role_with_createdb(
     suite_databases, createdb_role, unique_seed
 ):
@@ -453,6 +455,7 @@ def test_the_room_check_counts_the_write_ahead_log_and_a_margin(small_disk):
         manager.close()
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_anyway_is_reported_as_full_and_nothing_half_made_stays(
     small_disk, monkeypatch
 ):
@@ -488,6 +491,7 @@ def test_a_disk_that_fills_anyway_is_reported_as_full_and_nothing_half_made_stay
     # off in base/<oid>, a directory no SQL reaches (docs/faults.md says so).
 
 
+@pytest.mark.slow
 def test_celestra_seed_checks_the_room_and_reports_a_full_disk(small_disk, monkeypatch, capsys):
     target = sqlalchemy_url(small_disk.url).set(database="celestra_full")
     arguments = ["--dsn", libpq_url(target), "--volume", "x200"]

@@ -204,6 +204,7 @@ def run_plugin(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult,
     return result, output
 
 
+@pytest.mark.slow
 def test_plugin_runs_print_no_password(celestra_pytester, monkeypatch, secret_url, admin):
     celestra_pytester.makepyfile(PLUGIN_TESTS)
     monkeypatch.setenv("CELESTRA_SERVER", "dsn")
@@ -286,6 +287,7 @@ def scratch_database(admin: psycopg.Connection[Any]) -> Any:
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.mark.slow
 def test_cli_runs_print_no_password(secret_url, scratch_database):
     dsn = libpq_url(secret_url(WITH_SPACE, scratch_database))
     seeded = run_cli("--dsn", dsn, "--volume", "small", "--json")

@@ -237,6 +237,7 @@ def test_no_chunk_exceeds_the_chunk_limit(monkeypatch, text):
     assert made == dict(volume.counts)
 
 
+@pytest.mark.slow
 def test_the_largest_volume_starts_in_chunks():
     """The first chunks of the largest volume (76,330 companies, once one chunk) come
     in chunks of CHUNK_ROWS; nothing else of it is generated."""

@@ -129,6 +129,7 @@ def test_a_template_is_sealed_once_built(admin, managers):
         psycopg.connect(libpq_url(manager.server.url_for(template))).close()
 
 
+@pytest.mark.slow
 def test_rows_deleted_in_a_template_mean_a_rebuild(admin, managers, unique_seed):
     anchor = anchor_for()
     first = managers()
@@ -144,6 +145,7 @@ def test_rows_deleted_in_a_template_mean_a_rebuild(admin, managers, unique_seed)
     assert "users 15 rows (built with 20)" in note
 
 
+@pytest.mark.slow
 def test_a_session_left_on_a_template_does_not_block_a_run(admin, managers):
     manager = managers(tiny_schema())
     manager.create_empty()
@@ -377,6 +379,7 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> str:
     return path.read_text()
 
 
+@pytest.mark.slow
 def test_databases_of_a_killed_run_are_dropped_by_the_next_run(
     celestra_pytester, admin, managers, tmp_path
 ):
@@ -494,6 +497,7 @@ def test_after(celestra_session):
 """
 
 
+@pytest.mark.slow
 def test_a_restart_between_tests_costs_nothing(throwaway_pytester, run_inner):
     throwaway_pytester.makepyfile(RESTART_BETWEEN_TESTS)
     run_inner("-p", "no:randomly").assert_outcomes(passed=3)

@@ -136,6 +136,7 @@ def pytest_unconfigure(config):  # in process: the outer run's classes are the s
 """
 
 
+@pytest.mark.slow
 def test_writing_tests_keep_a_handful_of_databases(celestra_pytester):
     celestra_pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     celestra_pytester.makeconftest(SLOW_CLONES)
@@ -239,6 +240,7 @@ def test_{index:02d}(celestra_transactional_engine):
 )
 
 
+@pytest.mark.slow
 def test_a_restart_while_the_background_thread_works_costs_no_test(faulty_pytester, faulty_server):
     faulty_pytester.makepyfile(test_restarts=RESTARTS)
     result = faulty_pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")

@@ -10,10 +10,8 @@ import importlib.util
 import json
 import subprocess
 import sys
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pytest
+import pytest
 
 #: Packages a suite that asks for no celestra fixture must not import through the plugin.
 HEAVY_PACKAGES = ("sqlalchemy", "faker", "passlib", "bcrypt", "factory")
@@ -88,6 +86,7 @@ def test_a_suite_without_celestra_fixtures_imports_nothing_heavy(pytester: pytes
     assert heavy(modules) == []
 
 
+@pytest.mark.slow
 def test_the_recorded_modules_include_what_a_test_imports(pytester: pytest.Pytester):
     """The record is taken at the end of the run: a test that reseeds the factories (as
     every celestra session fixture does) shows up in it, so the test above would see the

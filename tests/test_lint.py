@@ -99,6 +99,7 @@ def test_collection_errors_stop_before_the_lint(celestra_pytester, run_inner):
     assert lint_lines(result) == []
 
 
+@pytest.mark.slow
 def test_lint_runs_in_one_process(celestra_pytester, run_inner):
     celestra_pytester.makepyfile(FAILING_TEST)
     result = run_inner("--celestra-lint", "-n", "2")

@@ -224,6 +224,7 @@ def test_empty(celestra_session, worker_id, round, tmp_path_factory):
 """
 
 
+@pytest.mark.slow
 def test_xdist_workers_get_databases_of_their_own(celestra_pytester, run_inner, admin, unique_seed):
     from helpers import templates_with_seed
 
@@ -323,6 +324,7 @@ def pytest_runtest_call(item):
 """
 
 
+@pytest.mark.slow
 def test_factory_data_is_the_same_in_any_test_order(celestra_pytester, run_inner, monkeypatch):
     celestra_pytester.makeconftest(LIKE_PYTEST_RANDOMLY)
     celestra_pytester.makepyfile(test_reproducible=REPRODUCIBLE_TESTS)

@@ -123,6 +123,7 @@ interpreters per run, where the in-process runs cost next to nothing."""
 
 @pytest.mark.parametrize(("marker", "message"), BAD_MARKERS)
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+@pytest.mark.slow
 def test_bad_marker_arguments_are_collection_errors(
     celestra_pytester, run_inner, marker, message, workers
 ):

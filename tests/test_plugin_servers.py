@@ -64,6 +64,7 @@ def test_dsn_path(celestra_pytester, run_inner, monkeypatch, reachable_dsn):
     assert expected + "PostgreSQL " in header(result)
 
 
+@pytest.mark.slow
 def test_embedded_path(celestra_pytester, run_inner_process, monkeypatch, inner_server_env):
     skip_unless_the_embedded_server_can_start()
     pgdata = inner_server_env["CELESTRA_PGDATA"]
@@ -101,6 +102,7 @@ def test_as_root_the_local_path_is_skipped_and_says_why(celestra_pytester, run_i
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+@pytest.mark.slow
 def test_an_unreachable_server_fails_fast_with_one_message(
     celestra_pytester, run_inner, monkeypatch, workers
 ):
@@ -139,6 +141,7 @@ def victim(admin, admin_dsn):
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.mark.slow
 def test_the_dsns_own_database_is_never_dropped_or_written(
     celestra_pytester, run_inner, monkeypatch, admin, victim
 ):
@@ -161,6 +164,7 @@ def test_the_dsns_own_database_is_never_dropped_or_written(
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+@pytest.mark.slow
 def test_keep_leaves_the_test_databases_and_prints_their_urls(
     celestra_pytester, run_inner, admin, workers
 ):

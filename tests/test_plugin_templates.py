@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
+import pytest
 from helpers import templates_with_seed
 
 from pytest_celestra.cache_keys import builtin_schema_key, user_schema_key
@@ -27,6 +28,7 @@ def meta(comment: str) -> dict:
     return json.loads(comment[comment.index("{") :])
 
 
+@pytest.mark.slow
 def test_seeded_once_then_reused_and_rebuilt_on_demand(
     celestra_pytester, run_inner, admin, unique_seed
 ):
@@ -110,6 +112,7 @@ def test_the_scenario_loads_into_it(celestra_seeded_db):
 """
 
 
+@pytest.mark.slow
 def test_a_user_schema_hook_is_cached_by_its_catalog(celestra_pytester, run_inner):
     table = f"widgets_{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=None))
@@ -125,6 +128,7 @@ def test_a_user_schema_hook_is_cached_by_its_catalog(celestra_pytester, run_inne
     assert first != template_name("schema", builtin_schema_key())
 
 
+@pytest.mark.slow
 def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_inner):
     version = f"v1-{secrets.token_hex(4)}"
     table = f"widgets_{secrets.token_hex(4)}"

@@ -142,6 +142,7 @@ def test_commits_from_any_connection_are_gone_before_the_next_test(
     assert ours_of_run(admin, run) == {}, "every database is dropped at the end"
 
 
+@pytest.mark.slow
 def test_under_xdist_every_worker_has_its_own(celestra_pytester, run_inner, admin):
     celestra_pytester.makeconftest(RECORD)
     celestra_pytester.makepyfile(
@@ -213,6 +214,7 @@ def test_lint_mode_makes_no_transactional_database(celestra_pytester, run_inner)
     assert "celestra_transactional_" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner_process, admin):
     celestra_pytester.makepyfile(
         """
@@ -279,6 +281,7 @@ SCENARIO_STATE = (
 
 
 @pytest.mark.parametrize(("statement", "aftermath"), AFTERMATHS)
+@pytest.mark.slow
 def test_what_a_test_committed_is_gone_for_the_next(transactional, statement, aftermath):
     database = transactional.take(SMALL)
     with psycopg.connect(libpq_url(database.url), autocommit=True) as connection:

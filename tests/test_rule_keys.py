@@ -11,6 +11,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from helpers import templates_with_seed
 
 from pytest_celestra.app_rules import SchemaRules
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import psycopg
-    import pytest
 
 LOCALES = ["en-US", "de-DE"]
 
@@ -140,6 +140,7 @@ def test_seeded(celestra_seeded_db):
 """
 
 
+@pytest.mark.slow
 def test_a_changed_value_a_rule_reads_builds_a_new_template(
     celestra_pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,

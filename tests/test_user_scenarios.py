@@ -157,6 +157,7 @@ def write(pytester: pytest.Pytester, users: int = 40, **files: str) -> None:
         pytester.makepyfile(**{name: text.format(users=users) for name, text in files.items()})
 
 
+@pytest.mark.slow
 def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_seed):
     write(celestra_pytester, test_scenarios=TESTS)
     first = inner()
@@ -190,6 +191,7 @@ def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_s
     }
 
 
+@pytest.mark.slow
 def test_a_change_to_what_the_builder_reads_rebuilds(celestra_pytester, inner, admin, unique_seed):
     write(celestra_pytester, test_scenarios=TESTS)
     inner("-k", "test_rolled_back").assert_outcomes(passed=1)
@@ -210,6 +212,7 @@ def test_a_change_to_what_the_builder_reads_rebuilds(celestra_pytester, inner, a
     assert len(set(scenario_templates(admin, unique_seed)) - after) == 1
 
 
+@pytest.mark.slow
 def test_same_key_same_rows_in_any_order(celestra_pytester, inner, admin, unique_seed):
     write(celestra_pytester, test_scenarios=TESTS)
     inner("-k", "test_rolled_back").assert_outcomes(passed=1)
@@ -251,6 +254,7 @@ BAD_BUILDERS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_BUILDERS))
+@pytest.mark.slow
 def test_a_bad_builder_errors_and_leaves_nothing(
     celestra_pytester, inner, admin, unique_seed, case
 ):
@@ -322,6 +326,7 @@ def test_an_interrupted_build_leaves_nothing(celestra_pytester, inner, admin, un
     assert all(found.get("kind") == "schema" for found in left.values()), left
 
 
+@pytest.mark.slow
 def test_a_long_build_shows_progress(celestra_pytester, inner):
     celestra_pytester.makeconftest(
         CONFTEST.format(users=3)
@@ -518,6 +523,7 @@ def test_celestra_seed_reports_a_bad_scenario(cli_database, tmp_path, capsys):
     assert "--scenario and --sql" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_under_xdist_one_worker_builds_and_both_use_it(
     celestra_pytester, inner, admin, unique_seed
 ):
@@ -606,6 +612,7 @@ def watched_manager(suite_databases) -> Any:
     manager.close()
 
 
+@pytest.mark.slow
 def test_layers_are_templates_of_their_own_and_builds_are_watched(
     watched_manager, admin, unique_seed
 ):
@@ -687,6 +694,7 @@ def test_progress_lines_after_two_seconds(monkeypatch):
     assert run.builds[-1] == "the empty schema: 0 rows in 0.2 s"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, admin, unique_seed):
     """A real SIGINT (what only a process shows), while the builder's query runs."""
     import signal
