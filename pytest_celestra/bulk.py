@@ -456,9 +456,10 @@ class Batch(Maker):
             shape = _shape(model)
             # Rows that leave out the same columns (normally all of them) share a COPY.
             for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
-                written[shape.table] = written.get(shape.table, 0) + self._copy(
-                    pg_conn, shape.table, columns, rows
-                )
+                count = self._copy(pg_conn, shape.table, columns, rows)
+                written[shape.table] = written.get(shape.table, 0) + count
+                if (heard := self.session.info.get(ROWS_WRITTEN)) is not None:
+                    heard(count)
         for parent in self.given.values():
             # Their collections (company.users, ...) did not see the new children.
             state = inspect(parent)
@@ -468,6 +469,11 @@ class Batch(Maker):
 
 
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
+
+ROWS_WRITTEN = "celestra_rows_written"
+"""Key of `session.info` for a callable that hears how many rows each COPY of a batch
+wrote (SQLAlchemy's statement events do not see a COPY): a scenario's build counts them
+in its progress line."""
 
 
 @contextlib.contextmanager

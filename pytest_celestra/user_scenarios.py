@@ -282,25 +282,41 @@ class BuilderLayer:
 
         engine = create_engine(url, poolclass=NullPool)
         started = time.perf_counter()
-        statements = [0]
+        statements, copied = [0], [0]
+
+        def report() -> None:
+            rows = f", {copied[0]:,} rows by bulk_create" if copied[0] else ""
+            seconds = time.perf_counter() - started
+            progress(f"{statements[0]:,} statements{rows}, {seconds:.0f} s")
 
         def count(*_: object) -> None:
             statements[0] += 1
-            progress(f"{statements[0]:,} statements, {time.perf_counter() - started:.0f} s")
+            report()
+
+        def count_rows(rows: int) -> None:
+            copied[0] += rows
+            report()
 
         try:
             with engine.connect() as connection:
                 event.listen(connection, "after_cursor_execute", count)
                 transaction = connection.begin()
-                self.write(connection, seed=seed)
+                self.write(connection, seed=seed, rows_written=count_rows)
                 transaction.commit()
         finally:
             engine.dispose()
         return []
 
-    def write(self, connection: Connection, *, seed: int) -> None:
+    def write(
+        self,
+        connection: Connection,
+        *,
+        seed: int,
+        rows_written: Callable[[int], None] | None = None,
+    ) -> None:
         """Run the builder in `connection`'s transaction (begun), which it must leave
-        open; commits nothing. Raises
+        open; commits nothing. `rows_written` hears the rows each COPY of a `bulk_create`
+        wrote. Raises
         [`ScenarioBuildError`][pytest_celestra.user_scenarios.ScenarioBuildError] if the
         builder ended it, and whatever the builder raised."""
         import psycopg
@@ -314,6 +330,10 @@ class BuilderLayer:
         guard = IsolationGuard(connection)
         guard.start()
         session = _builder_session(connection, name)
+        if rows_written is not None:
+            from pytest_celestra.bulk import ROWS_WRITTEN
+
+            session.info[ROWS_WRITTEN] = rows_written
         # Same rows for the same key, whatever ran before in this process.
         reseed_factories(seed, f"scenario {name}", "build")
         try:
