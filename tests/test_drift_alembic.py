@@ -235,3 +235,37 @@ def test_the_project_migrates_from_the_alembic_command_line(scratch_url, tmp_pat
         "user_preferences",
         "alembic_version",
     }
+
+
+@pytest.mark.slow
+def test_the_project_writes_its_sql_offline(scratch_url, tmp_path):
+    """`alembic upgrade head --sql` connects to nothing (DATABASE_URL names a database that
+    does not exist) and prints a script that makes the same schema as the migrations."""
+    project = tmp_path / "myapp"
+    shutil.copytree(PROJECT, project)
+    offline = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", "myapp/alembic.ini", "upgrade", "head", "--sql"],
+        cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": str(scratch_url.set(database="celestra_no_such_db"))},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert offline.returncode == 0, offline.stderr
+    with psycopg.connect(libpq_url(scratch_url), autocommit=True) as connection:
+        connection.execute(offline.stdout.encode())
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0004",)
+        ]
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        labels = connection.execute("SELECT enum_range(NULL::user_status)::text[]").fetchone()
+    assert {name for (name,) in tables} == {
+        *TABLES_IN_FK_ORDER,
+        "user_preferences",
+        "alembic_version",
+    }
+    assert labels is not None
+    assert "DORMANT" in labels[0]
