@@ -102,6 +102,7 @@ from pytest_celestra.providers import (
     knowledge_type_description,
     lockout_start_window,
     session_created_window,
+    session_held_window,
 )
 
 if TYPE_CHECKING:
@@ -704,10 +705,7 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> N
     elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
         _session(log.user, when)
     elif log.event_type is AuditEventType.SESSION_ENDED:
-        start = max(log.user.created_at or when, when - timedelta(seconds=spec.SIGNED_OUT_SESSION))
-        UserSessionFactory(
-            user=log.user, created_at=start, expires_at=max(when, start + timedelta(seconds=1))
-        )
+        _session(log.user, when, ended=True)
 
 
 def _record_role_change(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
@@ -800,32 +798,48 @@ class AuditLogFactory(CelestraFactory):
 def _logged_moment(o: Any) -> int:
     """When the logged action happened, within the actors' `window`; a sign-in when a
     session of its user in a state of the spec's table starts (story.state_of_user,
-    providers.session_times), as the scenario's sign-ins do."""
+    providers.session_times), a sign-out while one is in progress, as the scenario's
+    sign-ins and sign-outs do."""
     p = _provider()
-    if o.user is None or o.event_type not in spec.AUDIT_ACTIONS["sign_in"]:
+    signs_in = o.event_type in spec.AUDIT_ACTIONS["sign_in"]
+    if o.user is None or not (signs_in or o.event_type is AuditEventType.SESSION_ENDED):
         moment: int = p.recent_moment(*o.window)
         return moment
     active = _active_until(o, "user") == 0
     state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, active)
-    created: int = p.session_times(state, *o.window)[0]
+    times: tuple[int, int] = p.session_times(state, *o.window)
     latest: int = o.window[1]
+    created: int = times[0] if signs_in else p.moment(times[0], min(times[1], latest))
     return min(created, latest)  # never after the user left, whatever the state
 
 
-def _session(user: User, when: datetime) -> Any:
-    """A session of `user` that starts at `when`: in a state of the spec's table whose
-    window holds that moment (story.state_of_user; none live for a user who is not
-    ACTIVE), with that state's times (providers.session_times_from)."""
+def _session(user: User, when: datetime, ended: bool = False) -> Any:
+    """A session of `user` that starts at `when` (or, `ended`, is in progress then: the
+    session a sign-out ends): in a state of the spec's table whose window holds that
+    moment (story.state_of_user over story.states_holding with
+    providers.session_created_window, or session_held_window; none live for a user who
+    is not ACTIVE), with that state's times (providers.session_times_from, or
+    session_times_holding), as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
-    start, lower = _offset(clock, when), _offset(clock, user.created_at)
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
     status = str(getattr(user.status, "value", user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
     until = story.active_until(status, updated)
+    window = session_held_window if ended else session_created_window
     fits = story.states_holding(
-        start, spec.SESSION_STATE_WEIGHTS, lambda state: session_created_window(state, lower, until)
+        moment, spec.SESSION_STATE_WEIGHTS, lambda state: window(state, lower, until)
     )
     state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, until == 0, fits)
-    return UserSessionFactory(user=user, state=state, times=p.session_times_from(state, start))
+    if ended:
+        # Offsets round up: the session starts by `when`'s whole second, ends after it.
+        exact = _at(clock, moment) == (when if when.tzinfo else when.replace(tzinfo=UTC))
+        created, expires = p.session_times_holding(
+            state, moment if exact else moment - 1, lower, until
+        )
+        times = (created, max(expires, moment))
+    else:
+        times = p.session_times_from(state, moment)
+    return UserSessionFactory(user=user, state=state, times=times)
 
 
 class FailedLoginFactory(CelestraFactory):

@@ -170,6 +170,22 @@ def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int,
     return max(lower, spec.SESSION_LONG_CREATED_EARLIEST), spec.LAST_MOMENT
 
 
+def session_held_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
+    """(earliest, latest) moment a session in `state` of a user created at `lower` and
+    ACTIVE until `upper` can be in progress (created at or before it, expiring at or
+    after it: a sign-out's moment): from the earliest moment of its
+    [`session_created_window`][pytest_celestra.providers.session_created_window] to the
+    latest it can expire, and not after `upper`."""
+    earliest, latest = session_created_window(state, lower, upper)
+    if earliest > latest:
+        return earliest, latest  # no such session: none can be in progress
+    if state == "expired":
+        latest += spec.SESSION_EXPIRED_LENGTH[1]
+    else:
+        latest = spec.LAST_MOMENT  # a live session expires after now
+    return earliest, min(latest, spec.LAST_MOMENT, upper)
+
+
 def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
     """(earliest, latest) moment an invitation in `state` was sent: not before `lower`
     (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
@@ -531,18 +547,44 @@ class CelestraProvider(BaseProvider):
         draw = self.recent_moment if state == "expired" else self.moment
         return self.session_times_from(state, draw(earliest, latest))
 
-    def session_times_from(self, state: str, created: int) -> tuple[int, int]:
+    def session_times_from(
+        self, state: str, created: int, holding: int | None = None
+    ) -> tuple[int, int]:
         """[`session_times`][pytest_celestra.providers.CelestraProvider.session_times] of
         a session in `state` created at `created` (a moment of its
         [`session_created_window`][pytest_celestra.providers.session_created_window]); an
-        expired one is over by now."""
+        expired one is over by now. With `holding` (a moment at or after `created`), the
+        session is still in progress then: it expires at or after `holding`."""
         if state == "expired":
-            expires = min(created + self.moment(*spec.SESSION_EXPIRED_LENGTH), spec.LAST_MOMENT)
+            shortest, longest = spec.SESSION_EXPIRED_LENGTH
+            if holding is not None:
+                shortest = max(shortest, holding - created)
+            expires = min(created + self.moment(shortest, longest), spec.LAST_MOMENT)
         elif state == "active":
             expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
             expires = self.moment(*spec.SESSION_LONG_EXPIRES)
-        return created, max(expires, created + spec.MIN_VALIDITY)
+        latest = created if holding is None else holding
+        return created, max(expires, created + spec.MIN_VALIDITY, latest)
+
+    def session_times_holding(
+        self, state: str, moment: int, lower: int, upper: int = 0
+    ) -> tuple[int, int]:
+        """[`session_times`][pytest_celestra.providers.CelestraProvider.session_times] of
+        a session in `state` (of a user created at `lower`, ACTIVE until `upper`) in
+        progress at `moment`: created at or before it, in the state's
+        [`session_created_window`][pytest_celestra.providers.session_created_window],
+        expiring at or after it. `moment` is one of the state's
+        [`session_held_window`][pytest_celestra.providers.session_held_window]; outside
+        it, the session is created as close to that window as `moment` allows (by
+        `moment`, not before `lower` unless `moment` is)."""
+        earliest, latest = session_created_window(state, lower, upper)
+        if state == "expired":
+            earliest = max(earliest, moment - spec.SESSION_EXPIRED_LENGTH[1])
+        floor = min(lower, moment)
+        latest = max(floor, min(latest, moment))
+        created = self.moment(max(floor, min(earliest, latest)), latest)
+        return self.session_times_from(state, created, holding=moment)
 
     invitation_state = _drawn(spec.INVITATION_STATE_WEIGHTS)
 

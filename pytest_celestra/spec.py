@@ -306,8 +306,6 @@ ACTION_STEP = (1, 5)
 SIGN_IN_LEAD = 10
 """A sign-in's SUCCESSFUL_LOGIN and SESSION_STARTED lie this many seconds before (at most)
 the session they start."""
-SIGNED_OUT_SESSION = HOUR
-"""How long before a factory-made sign-out the session it ends started (at most)."""
 
 # --- lockouts -------------------------------------------------------------------------------
 

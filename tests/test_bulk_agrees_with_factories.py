@@ -21,12 +21,12 @@ import math
 import re
 import uuid
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import factory.random
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 
 from pytest_celestra import factories, loader, passwords, providers, spec, story
 from pytest_celestra import vocabulary as words
@@ -38,6 +38,7 @@ from pytest_celestra.models import (
     InvitationStatus,
     NotificationType,
     UserRole,
+    UserSession,
     UserStatus,
 )
 from pytest_celestra.providers import (
@@ -633,6 +634,58 @@ def test_the_invitation_state_of_a_user_who_left_is_one_rule_in_both_paths():
     left = {u["id"] for u in tables["users"] if u["status"] != "ACTIVE"}
     statuses = {i["status"] for i in tables["invitations"] if i["user_id"] in left}
     assert statuses == closed
+
+
+def test_a_sign_out_ends_a_session_in_progress_in_both_paths(celestra_session):
+    """A sign-out (SESSION_ENDED) ends a session in progress then (created at or before
+    it, expiring at or after it), of one of the spec's session states whose session can
+    hold that moment (story.states_holding over providers.session_held_window), with that
+    state's times: in the factories (not a session of an hour at most that ends at the
+    sign-out) as in the scenario. Live ones only for ACTIVE users."""
+    factory.random.reseed_random(11)
+    now = celestra_session.scalar(select(func.now()))
+    users = [factories.UserFactory() for _ in range(30)]
+    users += [factories.UserFactory(suspended=True) for _ in range(20)]
+    logs = [
+        factories.AuditLogFactory(user=user, event_type=AuditEventType.SESSION_ENDED)
+        for user in users
+    ]
+    old = factories.UserFactory(created_at=now - timedelta(days=400))
+    for days in (0.1, 2, 20, 100, 300):
+        moment = now - timedelta(days=days)
+        logs.append(
+            factories.AuditLogFactory(
+                user=old, event_type=AuditEventType.SESSION_ENDED, created_at=moment
+            )
+        )
+    celestra_session.flush()
+    ended = []
+    for log in logs:
+        sessions = celestra_session.scalars(
+            select(UserSession).where(UserSession.user_id == log.user_id)
+        ).all()
+        holding = [s for s in sessions if s.created_at <= log.created_at <= s.expires_at]
+        assert holding, (log.user.status, log.created_at)
+        ended += holding
+    lengths = [s.expires_at - s.created_at for s in ended]
+    assert max(lengths) > timedelta(days=2)
+    assert sum(length > timedelta(hours=1) for length in lengths) > len(lengths) / 2
+    assert {s.expires_at > now for s in ended} == {True, False}
+    assert all(s.expires_at < now for s in ended if s.user.status is not UserStatus.ACTIVE)
+    tables = bulk_tables()
+    of_user: dict[Any, list[Row]] = {}
+    for row in tables["user_sessions"]:
+        of_user.setdefault(row["user_id"], []).append(row)
+    sign_outs = [
+        log
+        for log in tables["audit_logs"]
+        if log["event_type"] == AuditEventType.SESSION_ENDED.value
+    ]
+    assert sign_outs
+    for log in sign_outs:
+        assert any(
+            s["created_at"] <= log["created_at"] <= s["expires_at"] for s in of_user[log["user_id"]]
+        )
 
 
 def test_who_can_be_locked_out_is_one_rule_in_both_paths():

@@ -161,5 +161,55 @@ def test_a_state_whose_moment_is_known_is_one_whose_window_holds_it():
     assert anything == set(table)
 
 
+def test_a_sign_out_ends_a_session_of_a_state_that_holds_its_moment():
+    """A sign-out's moment picks the session it ends as a sign-in's picks the session it
+    starts: story.states_holding over providers.session_held_window gives the states whose
+    session can be in progress then (an expired one until a week after its latest start, a
+    live one from its earliest start on, none after the user left), and
+    session_times_holding gives that state's times around the moment: created in the
+    state's window at or before it, expiring at or after it. A moment no window holds
+    still lies inside its session."""
+    from pytest_celestra import spec
+    from pytest_celestra.providers import (
+        HOUR,
+        session_created_window,
+        session_held_window,
+    )
+
+    p = CelestraProvider.seeded(5)
+    table, lower = spec.SESSION_STATE_WEIGHTS, -400 * DAY
+
+    def holding(moment: int, until: int = 0) -> list[str]:
+        return story.states_holding(moment, table, lambda s: session_held_window(s, lower, until))
+
+    assert holding(-100 * DAY) == ["expired"]
+    assert sorted(holding(-2 * DAY)) == ["expired", "long"]
+    assert sorted(holding(-2 * HOUR)) == ["active", "long"]
+    assert holding(-2 * HOUR, until=-3 * HOUR) == []  # the user had left
+    assert holding(-300 * DAY) == []
+    # A user created a week ago had no expired session (one started 8 days ago or more),
+    # and no state's session holds five days ago; a sign-out then still lies inside the
+    # session it ends, started after the user's creation.
+    assert session_held_window("expired", -7 * DAY)[0] > session_held_window("expired", -7 * DAY)[1]
+    assert story.states_holding(-5 * DAY, table, lambda s: session_held_window(s, -7 * DAY)) == []
+    created, expires = p.session_times_holding("expired", -5 * DAY, -7 * DAY)
+    assert -7 * DAY <= created <= -5 * DAY <= expires
+    lengths = []
+    for moment in (-100 * DAY, -20 * DAY, -2 * DAY, -6 * HOUR, -2 * HOUR, -300 * DAY):
+        fits = holding(moment)
+        for state in fits or table:
+            for _ in range(50):
+                created, expires = p.session_times_holding(state, moment, lower)
+                assert created <= moment <= expires, (state, moment)
+                assert expires - created >= spec.MIN_VALIDITY
+                if state in fits:
+                    earliest, latest = session_created_window(state, lower)
+                    assert earliest <= created <= latest, (state, moment)
+                    assert state != "expired" or expires <= spec.LAST_MOMENT
+                lengths.append(expires - created)
+    assert max(lengths) > 7 * DAY  # sessions of the spec's states, not one-hour ones
+    assert sum(length > HOUR for length in lengths) > len(lengths) / 2
+
+
 def test_only_active_users_can_be_locked_out():
     assert [s.value for s in UserStatus if story.lockable(s.value)] == ["ACTIVE"]
