@@ -484,6 +484,7 @@ class _Listed(NamedTuple):
 _LISTING = r"""
 SELECT datname, coalesce(shobj_description(oid, 'pg_database'), ''),
        CASE WHEN %(sizes)s AND shobj_description(oid, 'pg_database') LIKE %(sealed)s
+                 AND shobj_description(oid, 'pg_database') NOT LIKE %(sized)s
             THEN pg_database_size(oid) ELSE 0 END
   FROM pg_database
  WHERE shobj_description(oid, 'pg_database') LIKE %(mark)s
@@ -874,10 +875,14 @@ class DatabaseManager:
         admin.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(build), target)
         )
+        # A sealed template never changes: its size is recorded once, so that sweeps read
+        # it from the comment instead of walking every template's files each time.
+        size = admin.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
         seal = "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"
         admin.execute(sql.SQL(seal).format(target))
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        facts = {"run": self.run_id, "built": now, "used": now, "kind": spec.kind, "key": key}
+        facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
+        facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
         _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
 
     def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
@@ -941,9 +946,11 @@ class DatabaseManager:
     def _listing(self, admin: psycopg.Connection[Any], sizes: bool = True) -> list[_Listed]:
         """Our databases, and unmarked ones that bear our name and
         [`BIRTH_MARK`][pytest_celestra.database.BIRTH_MARK]; with `sizes`, the size of each
-        sealed template (a few ms each)."""
+        sealed template (recorded when it was sealed; measured, a few ms each, for one
+        sealed by an older version)."""
         parameters = {
             "sealed": f"{MARK} {SEALED} %",
+            "sized": '%"size": %',
             "mark": f"{MARK}%",
             "birth": BIRTH_MARK,
             "sizes": sizes,
@@ -958,9 +965,14 @@ class DatabaseManager:
             except psycopg.errors.InvalidCatalogName:
                 if attempt == _LISTING_ATTEMPTS - 1:
                     raise
-        return [
-            _Listed(name, *_parse_comment(comment), int(size or 0)) for name, comment, size in rows
-        ]
+        listed = []
+        for name, comment, size in rows:
+            purpose, meta = _parse_comment(comment)
+            recorded = meta.get("size")
+            if isinstance(recorded, int):
+                size = recorded
+            listed.append(_Listed(name, purpose, meta, int(size or 0)))
+        return listed
 
     def _sweep(
         self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True

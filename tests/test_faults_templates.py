@@ -29,12 +29,15 @@ from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, conten
 from pytest_celestra.config import ServerMode
 from pytest_celestra.database import (
     BIRTH_MARK,
+    SEALED,
     Budget,
     DatabaseManager,
     TemplateUse,
     _comment,
     _lock_id,
+    _parse_comment,
     _use_lock_id,
+    database_comment,
     drop_database,
     run_lock_id,
     template_name,
@@ -127,6 +130,28 @@ def test_a_template_is_sealed_once_built(admin, managers):
     assert row == (False, True)
     with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
         psycopg.connect(libpq_url(manager.server.url_for(template))).close()
+
+
+def test_a_sealed_templates_size_is_recorded_once_and_read_by_sweeps(admin, managers):
+    """A sweep after every build weighs every sealed template against the budget: with a
+    thousand templates on a shared server, measuring each (pg_database_size walks its
+    files) cost seconds per build. A sealed template never changes, so its size is
+    recorded when it is sealed, and the sweep reads that."""
+    manager = managers(tiny_schema())
+    manager.create_empty()
+    [template] = manager._using
+    _, meta = _parse_comment(database_comment(admin, template) or "")
+    measured = admin.execute("SELECT pg_database_size(%s)", (template,)).fetchone()[0]
+    assert abs(meta["size"] - measured) <= measured // 100
+    admin.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(template),
+            sql.Literal(_comment(SEALED, **{**meta, "size": 4242})),
+        )
+    )
+    with manager._admin() as connection:
+        [listed] = [db for db in manager._listing(connection) if db.name == template]
+    assert listed.size == 4242
 
 
 @pytest.mark.slow
