@@ -8,6 +8,7 @@ start nothing of their own. Only the plugin's public fixtures are used (``celest
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -285,9 +286,22 @@ def run_inner_process(celestra_pytester: pytest.Pytester) -> Callable[..., pytes
 
 
 @pytest.fixture
-def unique_seed() -> int:
-    """A seed no other test uses, so its template is this test's own."""
-    return 10_000_000 + secrets.randbelow(10**9)
+def unique_seed(admin_dsn: str) -> Iterator[int]:
+    """A seed no other test uses, so its templates are this test's own. They are dropped
+    after it (no later run could use them): the suite leaves no pile of them on the
+    server, which may be yours (``CELESTRA_DSN``)."""
+    from pytest_celestra.database import drop_database
+
+    seed = 10_000_000 + secrets.randbelow(10**9)
+    yield seed
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        built = admin.execute(
+            "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') ~ %s",
+            (f'"seed": {seed}[,}}]',),
+        ).fetchall()
+        for (name,) in built:
+            with contextlib.suppress(psycopg.Error):  # in use after all: a sweep takes it
+                drop_database(admin, name)
 
 
 @pytest.fixture
