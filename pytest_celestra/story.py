@@ -115,7 +115,12 @@ def states_holding(
     moment: int, states: Iterable[str], window: Callable[[str], tuple[int, int]]
 ) -> list[str]:
     """The `states` whose time `window` (earliest, latest) holds `moment`."""
-    return [state for state in states if window(state)[0] <= moment <= window(state)[1]]
+    return [state for state in states if _holds(window(state), moment)]
+
+
+def _holds(window: tuple[int, int], moment: int) -> bool:
+    earliest, latest = window
+    return earliest <= moment <= latest
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import factory  # noqa: F401
 import psycopg
 import pytest
-from helpers import INNER_TIMEOUT
+from helpers import INNER_TIMEOUT, templates_with_seed
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -286,7 +286,7 @@ def run_inner_process(celestra_pytester: pytest.Pytester) -> Callable[..., pytes
 
 
 @pytest.fixture
-def unique_seed(admin_dsn: str) -> Iterator[int]:
+def unique_seed(admin: psycopg.Connection[Any]) -> Iterator[int]:
     """A seed no other test uses, so its templates are this test's own. They are dropped
     after it (no later run could use them): the suite leaves no pile of them on the
     server, which may be yours (``CELESTRA_DSN``)."""
@@ -294,14 +294,9 @@ def unique_seed(admin_dsn: str) -> Iterator[int]:
 
     seed = 10_000_000 + secrets.randbelow(10**9)
     yield seed
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        built = admin.execute(
-            "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') ~ %s",
-            (f'"seed": {seed}[,}}]',),
-        ).fetchall()
-        for (name,) in built:
-            with contextlib.suppress(psycopg.Error):  # in use after all: a sweep takes it
-                drop_database(admin, name)
+    for name in templates_with_seed(admin, seed):
+        with contextlib.suppress(psycopg.Error):  # in use after all: a sweep takes it
+            drop_database(admin, name)
 
 
 @pytest.fixture

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from helpers import ThrowawayServer, exists, free_port, running, swept, throwaway_setup
+from helpers import (
+    ThrowawayServer,
+    exists,
+    free_port,
+    running,
+    swept,
+    templates_with_seed,
+    throwaway_setup,
+)
 from psycopg import sql
 from sqlalchemy import text
 
@@ -212,7 +220,7 @@ def test_a_reseeded_template_is_rebuilt_and_the_report_says_why(
     earlier = managers()
     earlier.release(earlier.create_seeded(SMALL, unique_seed, anchor_for()))
     earlier.close()
-    [template] = _templates_with_seed(admin, unique_seed)
+    [template] = templates_with_seed(admin, unique_seed)
     wait_until_free(admin, _use_lock_id(template))
     # What `celestra-seed --reset --volume medium` on the template did before it refused.
     with unsealed(admin, suite_databases, template) as url:
@@ -224,15 +232,7 @@ def test_a_reseeded_template_is_rebuilt_and_the_report_says_why(
     result.stdout.fnmatch_lines(
         [f"celestra: template {template} was rebuilt: its content is not what was built (*"]
     )
-    assert _templates_with_seed(admin, unique_seed) == [template]
-
-
-def _templates_with_seed(admin: psycopg.Connection, seed: int) -> list[str]:
-    rows = admin.execute(
-        "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE %s",
-        (f'%"seed": {seed},%',),
-    ).fetchall()
-    return [name for (name,) in rows]
+    assert list(templates_with_seed(admin, unique_seed)) == [template]
 
 
 def test_the_fingerprint_does_not_depend_on_the_query_plan(managers):
