@@ -22,7 +22,7 @@ Per volume it measures (details in ``benchmarks/README.md``):
   ``bulk_create`` batches against ``create_batch``.
 
 The server is the one ``--dsn`` / ``CELESTRA_DSN`` names, else the plugin's own choice
-(``pytest_celestra.server``: a throwaway ``pg_ctl`` server or the embedded one).
+(``pytest_celestra.db.server``: a throwaway ``pg_ctl`` server or the embedded one).
 Scratch databases are named ``celestra_bench_<run token>_<n>``; they, and any template
 the benchmark's pytest runs built, are dropped at the end. Targets are reported, not
 asserted: the exit status is 0 unless something failed.
@@ -64,8 +64,8 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from pytest_celestra.server import Server
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.db.server import Server
+    from pytest_celestra.schema.volumes import Volume
 
 BENCH_DIR = Path(__file__).resolve().parent
 TIMING_PLUGIN = "celestra_bench_timing"
@@ -103,12 +103,12 @@ class BenchServer:
 
     @property
     def admin_url(self) -> str:
-        from pytest_celestra.server import libpq_url
+        from pytest_celestra.db.server import libpq_url
 
         return libpq_url(self.server.url)
 
     def url_for(self, name: str) -> str:
-        from pytest_celestra.server import libpq_url
+        from pytest_celestra.db.server import libpq_url
 
         return libpq_url(self.server.url_for(name))
 
@@ -140,7 +140,7 @@ class BenchServer:
     def built_by(self, run_ids: set[str]) -> list[str]:
         """Databases of pytest-celestra (templates, builds) whose comment names one of
         ``run_ids``: the plugin records the run that built each template."""
-        from pytest_celestra.database import MARK
+        from pytest_celestra.db.database import MARK
 
         if not run_ids:
             return []
@@ -176,7 +176,7 @@ class BenchServer:
         """
         import psycopg
 
-        from pytest_celestra import database
+        from pytest_celestra.db import database
 
         holding = getattr(database, "_holding", None)
         with (
@@ -208,7 +208,7 @@ def _comment_run(comment: str) -> str | None:
 def open_server(dsn: str | None, workdir: Path) -> Iterator[BenchServer]:
     """The server as the plugin resolves it: ``--dsn``, else ``CELESTRA_DSN``, else its own."""
     from pytest_celestra.config import parse_dsn, resolve_config
-    from pytest_celestra.server import describe_server, start_server
+    from pytest_celestra.db.server import describe_server, start_server
 
     options = {"dsn": None if dsn is None else parse_dsn(dsn)}
     config = resolve_config(options, {}, os.environ)
@@ -598,7 +598,7 @@ def _seed(text: str) -> int:
 
 def _volume_list(text: str) -> list[str]:
     from pytest_celestra.errors import ConfigError
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.schema.volumes import Volume
 
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
@@ -613,8 +613,8 @@ def _volume_list(text: str) -> list[str]:
 
 def run_benchmark(args: argparse.Namespace) -> None:
     """Measure every volume, print the report, write ``--json``; raise on any failure."""
-    from pytest_celestra.scenario import DEFAULT_SEED, anchor_for
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.rows.scenario import DEFAULT_SEED, anchor_for
+    from pytest_celestra.schema.volumes import Volume
 
     def log(message: str) -> None:
         if not args.quiet:

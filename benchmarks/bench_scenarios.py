@@ -41,8 +41,8 @@ from pathlib import Path
 import factory
 import pytest
 
-from pytest_celestra.factories import CompanyFactory, UserFactory, UserSessionFactory
-from pytest_celestra.user_scenarios import scenario_builder
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory, UserSessionFactory
+from pytest_celestra.db.user_scenarios import scenario_builder
 
 USERS = {users}
 
@@ -172,7 +172,7 @@ def drop_templates(dsn: str, seed: int) -> int:
     """Drop the templates built with this run's seed (ours: they carry our comment)."""
     import psycopg
 
-    from pytest_celestra.database import drop_database
+    from pytest_celestra.db.database import drop_database
 
     with psycopg.connect(dsn, autocommit=True) as admin:
         names = [

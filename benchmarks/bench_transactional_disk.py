@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 CONFTEST = """
 import pathlib
 import pytest
-from pytest_celestra.run import RUN_KEY
+from pytest_celestra.plugin.run_info import RUN_KEY
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):

@@ -49,8 +49,8 @@ def _peer_factories(session: Any) -> dict[str, Any]:
     import factory
     from factory.alchemy import SQLAlchemyModelFactory
 
-    from pytest_celestra import models as m
-    from pytest_celestra.passwords import hash_password
+    from pytest_celestra.rows.passwords import hash_password
+    from pytest_celestra.schema import models as m
 
     now = datetime.now(UTC).replace(microsecond=0)
     default_hash = hash_password()
@@ -139,8 +139,9 @@ def generator_costs(
     at a volume of about ``rows`` users (x20 at most: the cost per row is flat)."""
     import dataclasses
 
-    from pytest_celestra import generate, scenario
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.rows import scenario
+    from pytest_celestra.rows import steps as generate
+    from pytest_celestra.schema.volumes import Volume
 
     spent: dict[str, float] = {}
     made: dict[str, int] = {}
@@ -197,9 +198,9 @@ def measure(db_url: str, *, calls: int, rows: int, sample: int, seed: int) -> di
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from pytest_celestra import factories as f
-    from pytest_celestra.fixtures import rolled_back_session
-    from pytest_celestra.server import sqlalchemy_url
+    from pytest_celestra.db.server import sqlalchemy_url
+    from pytest_celestra.plugin.fixtures import rolled_back_session
+    from pytest_celestra.rows import factories as f
 
     factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]
     sample = min(sample, rows)
@@ -246,7 +247,7 @@ def flush_per_object(f: Any) -> Iterator[None]:
     builder and a session flush per object (the cheaper lookup of traits stays)."""
     from factory.alchemy import SQLAlchemyModelFactory
 
-    from pytest_celestra.bulk import current_maker
+    from pytest_celestra.rows.batches import current_maker
 
     base = f.CelestraFactory
     entry = "_route" if "_route" in base.__dict__ else "_generate"  # an older checkout
@@ -276,7 +277,7 @@ def _rows_in(session: Any) -> int:
     """Rows in every Celestra table, as ``session`` sees them."""
     from sqlalchemy import text
 
-    from pytest_celestra.tables import TABLES_IN_FK_ORDER
+    from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
     counts = " + ".join(f"(SELECT count(*) FROM {table})" for table in TABLES_IN_FK_ORDER)
     return int(session.scalar(text(f"SELECT {counts}")))

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.fixtures import RUN_KEY
-from pytest_celestra.server import connect
-from pytest_celestra.transactional import (
+from pytest_celestra.db.server import connect
+from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.plugin.transactional import (
     END_OTHER_SESSIONS,
     FINGERPRINT,
     INSTALL_TRACKING,
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from pytest_celestra.config import ScenarioSettings as Scenario
-    from pytest_celestra.database import DatabaseManager
-    from pytest_celestra.fixtures import RunInfo
+    from pytest_celestra.db.database import DatabaseManager
+    from pytest_celestra.plugin.fixtures import RunInfo
 
 MECHANISM_VARIABLE = "CELESTRA_BENCH_MECHANISM"
 
@@ -85,8 +85,8 @@ class TruncateAndReload(OneDatabasePerProcess):
     """pytest-django's ``transactional_db``: empty every table, load the data again."""
 
     def reset(self, connection: Any, scenario: Scenario) -> None:
-        from pytest_celestra.models import TABLES_IN_FK_ORDER
-        from pytest_celestra.scenario import seed_scenario
+        from pytest_celestra.rows.scenario import seed_scenario
+        from pytest_celestra.schema.models import TABLES_IN_FK_ORDER
 
         connection.execute(f"TRUNCATE {', '.join(TABLES_IN_FK_ORDER)}")
         seed_scenario(connection, scenario.volume, seed=scenario.seed, anchor=self.run.anchor)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.schema.volumes import Volume
 
 #: Every scratch database of the benchmark has a name starting with this.
 DB_PREFIX = "celestra_bench_"
@@ -49,9 +49,9 @@ def create_schema_database(admin_url: str, url: str) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from pytest_celestra.database import MARK
-    from pytest_celestra.models import Base
-    from pytest_celestra.server import sqlalchemy_url
+    from pytest_celestra.db.database import MARK
+    from pytest_celestra.db.server import sqlalchemy_url
+    from pytest_celestra.schema.models import Base
 
     target = sqlalchemy_url(url)
     name = target.database
@@ -78,7 +78,7 @@ def peak_rss_kib() -> int:
 
 def worker_cold(args: argparse.Namespace) -> dict[str, Any]:
     """Seed from nothing: empty database, schema, ``seed_scenario``, commit."""
-    from pytest_celestra.scenario import seed_scenario
+    from pytest_celestra.rows.scenario import seed_scenario
 
     volume, anchor = _volume_and_anchor(args)
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def worker_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 def worker_profile_generate(args: argparse.Namespace) -> dict[str, Any]:
     """``generate_scenario`` drained in this thread under cProfile (no database)."""
-    from pytest_celestra.scenario import generate_scenario
+    from pytest_celestra.rows.scenario import generate_scenario
 
     volume, anchor = _volume_and_anchor(args)
     profiler = cProfile.Profile()
@@ -128,8 +128,8 @@ def worker_profile_generate(args: argparse.Namespace) -> dict[str, Any]:
 def worker_copy(args: argparse.Namespace) -> dict[str, Any]:
     """The limit: rows generated into memory once, then only their COPY is timed, once
     per database given (each a repetition)."""
-    from pytest_celestra import loader
-    from pytest_celestra.scenario import generate_scenario
+    from pytest_celestra.rows import loader
+    from pytest_celestra.rows.scenario import generate_scenario
 
     volume, anchor = _volume_and_anchor(args)
     generating = time.perf_counter()
@@ -202,7 +202,7 @@ WORKERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 
 
 def _volume_and_anchor(args: argparse.Namespace) -> tuple[Volume, datetime]:
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.schema.volumes import Volume
 
     return Volume.parse(args.volume), datetime.fromisoformat(args.anchor)
 
@@ -213,14 +213,14 @@ WORKER_IMPORTS = (
     "sqlalchemy",
     "sqlalchemy.orm",
     "sqlalchemy.pool",
-    "pytest_celestra.models",
-    "pytest_celestra.server",
-    "pytest_celestra.database",
-    "pytest_celestra.loader",
-    "pytest_celestra.scenario",
+    "pytest_celestra.schema.models",
+    "pytest_celestra.db.server",
+    "pytest_celestra.db.database",
+    "pytest_celestra.rows.loader",
+    "pytest_celestra.rows.scenario",
 )
-PEER_IMPORTS = ("factory", "pytest_celestra.factories", "celestra_bench_peer")
-FACTORY_IMPORTS = ("factory", "pytest_celestra.factories", "celestra_bench_factories")
+PEER_IMPORTS = ("factory", "pytest_celestra.rows.factories", "celestra_bench_peer")
+FACTORY_IMPORTS = ("factory", "pytest_celestra.rows.factories", "celestra_bench_factories")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from passlib.context import CryptContext
 from sqlalchemy import func, select
 
-from pytest_celestra.models import Company, User, UserSession, UserStatus
+from pytest_celestra.schema.models import Company, User, UserSession, UserStatus
 
 if TYPE_CHECKING:
     import uuid

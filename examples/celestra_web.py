@@ -15,7 +15,7 @@ from flask import Flask, abort, request
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from pytest_celestra.models import User
+from pytest_celestra.schema.models import User
 
 
 def create_app(database_url: str) -> Flask:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from celestra_app import active_sessions, headcount_by_company, login, suspend
 from sqlalchemy import func, select
 
-from pytest_celestra.factories import UserFactory, UserSessionFactory
-from pytest_celestra.models import Company, User, UserRole, UserStatus
-from pytest_celestra.passwords import DEFAULT_PASSWORD
+from pytest_celestra.rows.factories import UserFactory, UserSessionFactory
+from pytest_celestra.rows.passwords import DEFAULT_PASSWORD
+from pytest_celestra.schema.models import Company, User, UserRole, UserStatus
 
 
 def test_every_company_has_staff(celestra_seeded_db):

@@ -14,9 +14,9 @@ pytest.importorskip("flask", reason="the Flask example needs flask: pip install 
 from celestra_web import create_app
 from sqlalchemy import select
 
-from pytest_celestra.factories import UserFactory
-from pytest_celestra.models import User, UserStatus
-from pytest_celestra.passwords import DEFAULT_PASSWORD
+from pytest_celestra.rows.factories import UserFactory
+from pytest_celestra.rows.passwords import DEFAULT_PASSWORD
+from pytest_celestra.schema.models import User, UserStatus
 
 #: What the first test committed, for the second to look for.
 COMMITTED: dict[str, str] = {}

@@ -20,71 +20,73 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # one factory per table
-    "CelestraFactory": "pytest_celestra.factories",
-    "CompanyFactory": "pytest_celestra.factories",
-    "KnowledgeTypeFactory": "pytest_celestra.factories",
-    "UserFactory": "pytest_celestra.factories",
-    "AgentFactory": "pytest_celestra.factories",
-    "KnowledgeBaseFactory": "pytest_celestra.factories",
-    "AgentKnowledgeBaseFactory": "pytest_celestra.factories",
-    "KnowledgeSourceFactory": "pytest_celestra.factories",
-    "AuditLogFactory": "pytest_celestra.factories",
-    "FailedLoginFactory": "pytest_celestra.factories",
-    "InvitationFactory": "pytest_celestra.factories",
-    "NotificationFactory": "pytest_celestra.factories",
-    "PasswordHistoryFactory": "pytest_celestra.factories",
-    "UserLockoutFactory": "pytest_celestra.factories",
-    "UserSessionFactory": "pytest_celestra.factories",
-    "AuditChangeLogFactory": "pytest_celestra.factories",
-    "bound_session": "pytest_celestra.factories",
+    "CelestraFactory": "pytest_celestra.rows.factories",
+    "CompanyFactory": "pytest_celestra.rows.factories",
+    "KnowledgeTypeFactory": "pytest_celestra.rows.factories",
+    "UserFactory": "pytest_celestra.rows.factories",
+    "AgentFactory": "pytest_celestra.rows.factories",
+    "KnowledgeBaseFactory": "pytest_celestra.rows.factories",
+    "AgentKnowledgeBaseFactory": "pytest_celestra.rows.factories",
+    "KnowledgeSourceFactory": "pytest_celestra.rows.factories",
+    "AuditLogFactory": "pytest_celestra.rows.factories",
+    "FailedLoginFactory": "pytest_celestra.rows.factories",
+    "InvitationFactory": "pytest_celestra.rows.factories",
+    "NotificationFactory": "pytest_celestra.rows.factories",
+    "PasswordHistoryFactory": "pytest_celestra.rows.factories",
+    "UserLockoutFactory": "pytest_celestra.rows.factories",
+    "UserSessionFactory": "pytest_celestra.rows.factories",
+    "AuditChangeLogFactory": "pytest_celestra.rows.factories",
+    "bound_session": "pytest_celestra.rows.factories",
     # the SQLAlchemy models
-    "Base": "pytest_celestra.models",
-    "Company": "pytest_celestra.models",
-    "KnowledgeType": "pytest_celestra.models",
-    "User": "pytest_celestra.models",
-    "Agent": "pytest_celestra.models",
-    "KnowledgeBase": "pytest_celestra.models",
-    "AgentKnowledgeBase": "pytest_celestra.models",
-    "KnowledgeSource": "pytest_celestra.models",
-    "AuditLog": "pytest_celestra.models",
-    "FailedLogin": "pytest_celestra.models",
-    "Invitation": "pytest_celestra.models",
-    "Notification": "pytest_celestra.models",
-    "PasswordHistory": "pytest_celestra.models",
-    "UserLockout": "pytest_celestra.models",
-    "UserSession": "pytest_celestra.models",
-    "AuditChangeLog": "pytest_celestra.models",
+    "Base": "pytest_celestra.schema.models",
+    "Company": "pytest_celestra.schema.models",
+    "KnowledgeType": "pytest_celestra.schema.models",
+    "User": "pytest_celestra.schema.models",
+    "Agent": "pytest_celestra.schema.models",
+    "KnowledgeBase": "pytest_celestra.schema.models",
+    "AgentKnowledgeBase": "pytest_celestra.schema.models",
+    "KnowledgeSource": "pytest_celestra.schema.models",
+    "AuditLog": "pytest_celestra.schema.models",
+    "FailedLogin": "pytest_celestra.schema.models",
+    "Invitation": "pytest_celestra.schema.models",
+    "Notification": "pytest_celestra.schema.models",
+    "PasswordHistory": "pytest_celestra.schema.models",
+    "UserLockout": "pytest_celestra.schema.models",
+    "UserSession": "pytest_celestra.schema.models",
+    "AuditChangeLog": "pytest_celestra.schema.models",
     # the enum types
-    "AgentStatus": "pytest_celestra.enums",
-    "AuditEventType": "pytest_celestra.enums",
-    "CompanySize": "pytest_celestra.enums",
-    "CompanyStatus": "pytest_celestra.enums",
-    "CompanyVertical": "pytest_celestra.enums",
-    "InvitationStatus": "pytest_celestra.enums",
-    "KnowledgeBaseStatus": "pytest_celestra.enums",
-    "NotificationDeliveryMethod": "pytest_celestra.enums",
-    "NotificationPriority": "pytest_celestra.enums",
-    "NotificationStatus": "pytest_celestra.enums",
-    "NotificationType": "pytest_celestra.enums",
-    "UserRole": "pytest_celestra.enums",
-    "UserStatus": "pytest_celestra.enums",
+    "AgentStatus": "pytest_celestra.schema.enums",
+    "AuditEventType": "pytest_celestra.schema.enums",
+    "CompanySize": "pytest_celestra.schema.enums",
+    "CompanyStatus": "pytest_celestra.schema.enums",
+    "CompanyVertical": "pytest_celestra.schema.enums",
+    "InvitationStatus": "pytest_celestra.schema.enums",
+    "KnowledgeBaseStatus": "pytest_celestra.schema.enums",
+    "NotificationDeliveryMethod": "pytest_celestra.schema.enums",
+    "NotificationPriority": "pytest_celestra.schema.enums",
+    "NotificationStatus": "pytest_celestra.schema.enums",
+    "NotificationType": "pytest_celestra.schema.enums",
+    "UserRole": "pytest_celestra.schema.enums",
+    "UserStatus": "pytest_celestra.schema.enums",
     # rows per table
-    "Volume": "pytest_celestra.volumes",
+    "Volume": "pytest_celestra.schema.volumes",
     # the whole scenario
-    "ScenarioSummary": "pytest_celestra.scenario",
-    "anchor_for": "pytest_celestra.scenario",
-    "generate_scenario": "pytest_celestra.scenario",
-    "seed_scenario": "pytest_celestra.scenario",
+    "ScenarioSummary": "pytest_celestra.rows.scenario",
+    "anchor_for": "pytest_celestra.rows.scenario",
+    "generate_scenario": "pytest_celestra.rows.scenario",
+    "seed_scenario": "pytest_celestra.rows.scenario",
     # your own scenarios
-    "ScenarioBuildError": "pytest_celestra.user_scenarios",
-    "ScenarioBuilder": "pytest_celestra.user_scenarios",
-    "scenario_builder": "pytest_celestra.user_scenarios",
+    "ScenarioBuildError": "pytest_celestra.db.user_scenarios",
+    "ScenarioBuilder": "pytest_celestra.db.user_scenarios",
+    "scenario_builder": "pytest_celestra.db.user_scenarios",
     # your schema's rules
-    "SchemaRules": "pytest_celestra.app_rules",
-    "factory_for": "pytest_celestra.app_models",
+    "SchemaRules": "pytest_celestra.schema.app_rules",
+    "factory_for": "pytest_celestra.rows.app_factories",
     # passwords
-    "DEFAULT_PASSWORD": "pytest_celestra.passwords",
-    "verify": "pytest_celestra.passwords",
+    "DEFAULT_PASSWORD": "pytest_celestra.rows.passwords",
+    "verify": "pytest_celestra.rows.passwords",
+    "passwords": "pytest_celestra.rows",
+    "company_domain": "pytest_celestra.rows.providers",
     # errors
     "CelestraError": "pytest_celestra.errors",
     "ConfigError": "pytest_celestra.errors",
@@ -158,8 +160,10 @@ __all__ = [
     "__version__",
     "anchor_for",
     "bound_session",
+    "company_domain",
     "factory_for",
     "generate_scenario",
+    "passwords",
     "scenario_builder",
     "seed_scenario",
     "verify",
@@ -176,7 +180,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except AttributeError:  # a module of ours (`passwords`), not imported yet
+        return importlib.import_module(f"{module}.{name}")
 
 
 def __dir__() -> list[str]:
@@ -184,26 +191,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from pytest_celestra.app_models import (
-        factory_for,
-    )
-    from pytest_celestra.app_rules import (
-        SchemaRules,
-    )
-    from pytest_celestra.enums import (
-        AgentStatus,
-        AuditEventType,
-        CompanySize,
-        CompanyStatus,
-        CompanyVertical,
-        InvitationStatus,
-        KnowledgeBaseStatus,
-        NotificationDeliveryMethod,
-        NotificationPriority,
-        NotificationStatus,
-        NotificationType,
-        UserRole,
-        UserStatus,
+    from pytest_celestra.db.user_scenarios import (
+        ScenarioBuilder,
+        ScenarioBuildError,
+        scenario_builder,
     )
     from pytest_celestra.errors import (
         CelestraError,
@@ -214,7 +205,11 @@ if TYPE_CHECKING:
         ServerError,
         UnsafeDatabaseError,
     )
-    from pytest_celestra.factories import (
+    from pytest_celestra.rows import passwords
+    from pytest_celestra.rows.app_factories import (
+        factory_for,
+    )
+    from pytest_celestra.rows.factories import (
         AgentFactory,
         AgentKnowledgeBaseFactory,
         AuditChangeLogFactory,
@@ -233,7 +228,36 @@ if TYPE_CHECKING:
         UserSessionFactory,
         bound_session,
     )
-    from pytest_celestra.models import (
+    from pytest_celestra.rows.passwords import (
+        DEFAULT_PASSWORD,
+        verify,
+    )
+    from pytest_celestra.rows.providers import company_domain
+    from pytest_celestra.rows.scenario import (
+        ScenarioSummary,
+        anchor_for,
+        generate_scenario,
+        seed_scenario,
+    )
+    from pytest_celestra.schema.app_rules import (
+        SchemaRules,
+    )
+    from pytest_celestra.schema.enums import (
+        AgentStatus,
+        AuditEventType,
+        CompanySize,
+        CompanyStatus,
+        CompanyVertical,
+        InvitationStatus,
+        KnowledgeBaseStatus,
+        NotificationDeliveryMethod,
+        NotificationPriority,
+        NotificationStatus,
+        NotificationType,
+        UserRole,
+        UserStatus,
+    )
+    from pytest_celestra.schema.models import (
         Agent,
         AgentKnowledgeBase,
         AuditChangeLog,
@@ -251,21 +275,6 @@ if TYPE_CHECKING:
         UserLockout,
         UserSession,
     )
-    from pytest_celestra.passwords import (
-        DEFAULT_PASSWORD,
-        verify,
-    )
-    from pytest_celestra.scenario import (
-        ScenarioSummary,
-        anchor_for,
-        generate_scenario,
-        seed_scenario,
-    )
-    from pytest_celestra.user_scenarios import (
-        ScenarioBuilder,
-        ScenarioBuildError,
-        scenario_builder,
-    )
-    from pytest_celestra.volumes import (
+    from pytest_celestra.schema.volumes import (
         Volume,
     )

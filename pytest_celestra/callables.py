@@ -9,7 +9,7 @@ run time from outside Python's objects: environment variables, files, the clock,
 network. A rule that reads them needs `--celestra-rebuild` after they change.
 
 Standard library only: the rules' layer uses it, and so does
-`pytest_celestra.cache_keys`.
+`pytest_celestra.db.cache_keys`.
 """
 
 from __future__ import annotations

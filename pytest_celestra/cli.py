@@ -42,27 +42,28 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra import __version__, server
+from pytest_celestra import __version__
 from pytest_celestra.config import SPECS, parse_path
-from pytest_celestra.database import (
+from pytest_celestra.db import server
+from pytest_celestra.db.database import (
     PROTECTED_DATABASES,
     ensure_database,
     full_disk,
     refuse_plugin_database,
 )
-from pytest_celestra.drift import SchemaDriftError
-from pytest_celestra.errors import CelestraError, ConfigError
-from pytest_celestra.existing_schema import ExistingSchema, inspect_schema
-from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
-from pytest_celestra.scenario import ScenarioSummary, anchor_for, generate_scenario
-from pytest_celestra.seeding import Seeder, rules_from_file, scenario_from_file
-from pytest_celestra.server import (
+from pytest_celestra.db.drift import SchemaDriftError
+from pytest_celestra.db.seeding import Seeder, rules_from_file, scenario_from_file
+from pytest_celestra.db.server import (
     CONNECT_TIMEOUT,
     SPACE_PROBLEM,
     check_room,
     has_space,
     is_root,
 )
+from pytest_celestra.errors import CelestraError, ConfigError
+from pytest_celestra.rows.scenario import ScenarioSummary, anchor_for, generate_scenario
+from pytest_celestra.schema.catalog import ExistingSchema, inspect_schema
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER, Base
 from pytest_celestra.urls import (
     MASK,
     error_text,
@@ -79,9 +80,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL, Connection
 
-    from pytest_celestra.app_rules import SchemaRules
-    from pytest_celestra.user_scenarios import ScenarioBuilder
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.db.user_scenarios import ScenarioBuilder
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
 
 PROG = "celestra-seed"
 DEFAULT_DATABASE = "celestra"
@@ -379,7 +380,7 @@ def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) 
 
 class ProgressBars:
     """One bar per table on a terminal, redrawn in place (`progress` callback of
-    [`seed_scenario`][pytest_celestra.scenario.seed_scenario])."""
+    [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario])."""
 
     def __init__(self, stream: TextIO, targets: Mapping[str, int]) -> None:
         self.stream = stream
@@ -497,7 +498,7 @@ def seed_database(
     what the database held before (so what was created: its `missing_*`).
 
     The rows are written as the plugin writes them, by a
-    [`Seeder`][pytest_celestra.seeding.Seeder] of `rules`: the scenario of `volume`, or
+    [`Seeder`][pytest_celestra.db.seeding.Seeder] of `rules`: the scenario of `volume`, or
     with `scenario` a scenario of yours, after the drift check; the lines of the
     differences that do not break go to `notes`."""
     engine = create_engine(

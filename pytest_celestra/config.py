@@ -9,7 +9,7 @@ the report header can say `volume=large (option)`.
 
 This module knows nothing of pytest, SQLAlchemy or the data generator: the pytest side
 (options, the stash, the `celestra` marker) is in `pytest_celestra.plugin` and
-[`pytest_celestra.run`][], and `celestra-seed` reads the same settings.
+[`pytest_celestra.plugin.run_info`][], and `celestra-seed` reads the same settings.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pytest_celestra.errors import ConfigError
+from pytest_celestra.schema.volumes import VOLUME_HELP, Volume
 from pytest_celestra.urls import ParsedUrl, UrlSyntaxError, mask_url, parse_url
-from pytest_celestra.volumes import VOLUME_HELP, Volume
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from pytest_celestra.user_scenarios import ScenarioBuilder
+    from pytest_celestra.db.user_scenarios import ScenarioBuilder
 
 T = TypeVar("T")
 
@@ -418,7 +418,7 @@ def resolve_config(
 class ScenarioSettings:
     """What a seeded database holds: the whole scenario at one volume and seed, or with
     `builder`, a scenario of yours
-    ([`scenario_builder`][pytest_celestra.user_scenarios.scenario_builder]) at that seed,
+    ([`scenario_builder`][pytest_celestra.db.user_scenarios.scenario_builder]) at that seed,
     on its own base (then `volume` is its base's, or the run's if it has none)."""
 
     volume: Volume

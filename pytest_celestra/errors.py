@@ -19,7 +19,7 @@ class NoSessionError(CelestraError, RuntimeError):
             f"{factory_name}.create() needs a database session, and none is in effect. "
             "In a test, request the `celestra_session` fixture (empty database) or "
             "`celestra_seeded_db` (seeded scenario); outside pytest, wrap the calls in "
-            "`with pytest_celestra.factories.bound_session(session): ...`. "
+            "`with pytest_celestra.rows.factories.bound_session(session): ...`. "
             f"Use {factory_name}.build() for an object that is not saved."
         )
 

@@ -28,14 +28,14 @@ from helpers import INNER_TIMEOUT, templates_with_seed
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-import pytest_celestra.factories  # noqa: F401  (see factory above)
+import pytest_celestra.rows.factories  # noqa: F401  (see factory above)
 from pytest_celestra.config import ServerMode
-from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
+from pytest_celestra.db.server import Server, libpq_url, sqlalchemy_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.db.database import DatabaseManager
 
 
 def suite_pgdata() -> Path:
@@ -164,9 +164,9 @@ def suite_server(admin_dsn: str) -> Server:
 def suite_databases(suite_server: Server) -> Iterator[DatabaseManager]:
     """A database manager of the suite's own on its server (the built-in schema, no schema
     rules, a run id of its own); its databases are dropped at the end."""
-    from pytest_celestra.cache_keys import builtin_schema_setup
-    from pytest_celestra.database import DatabaseManager
-    from pytest_celestra.seeding import Seeder
+    from pytest_celestra.db.cache_keys import builtin_schema_setup
+    from pytest_celestra.db.database import DatabaseManager
+    from pytest_celestra.db.seeding import Seeder
 
     manager = DatabaseManager(
         suite_server,
@@ -232,7 +232,7 @@ def _shares_the_embedded_server(args: tuple[str, ...], pgdata: str) -> bool:
 
 
 def _model_columns() -> dict[str, tuple[str, ...]]:
-    from pytest_celestra.models import Base
+    from pytest_celestra import Base
 
     return {name: tuple(table.c.keys()) for name, table in Base.metadata.tables.items()}
 
@@ -259,7 +259,7 @@ def run_inner(
             raise AssertionError(
                 "an inner run on this suite's embedded server: use run_inner_process"
             )
-        from pytest_celestra import passwords
+        from pytest_celestra.rows import passwords
 
         # What the plugin keeps per process (the models' columns: your schema rules never
         # add any): an inner run must leave it as it found it.
@@ -290,7 +290,7 @@ def unique_seed(admin: psycopg.Connection[Any]) -> Iterator[int]:
     """A seed no other test uses, so its templates are this test's own. They are dropped
     after it (no later run could use them): the suite leaves no pile of them on the
     server, which may be yours (``CELESTRA_DSN``)."""
-    from pytest_celestra.database import drop_database
+    from pytest_celestra.db.database import drop_database
 
     seed = 10_000_000 + secrets.randbelow(10**9)
     yield seed

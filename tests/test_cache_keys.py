@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 
-from pytest_celestra import passwords
-from pytest_celestra.cache_keys import (
+from pytest_celestra.db.cache_keys import (
     PACKAGE_DIR,
     generator_code_key,
     package_sources,
     password_hashing_key,
     scenario_key,
 )
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows import passwords
+from pytest_celestra.schema.volumes import Volume
 
 SMALL = Volume.named("small")
 
@@ -26,7 +26,12 @@ def key() -> str:
 def test_every_module_of_the_package_is_hashed():
     modules = {path.relative_to(PACKAGE_DIR).as_posix() for path in PACKAGE_DIR.rglob("*.py")}
     assert set(package_sources()) == modules
-    assert {"vocabulary.py", "providers.py", "passwords.py", "scenario.py"} <= modules
+    assert {
+        "schema/vocabulary.py",
+        "rows/providers.py",
+        "rows/passwords.py",
+        "rows/scenario.py",
+    } <= modules
 
 
 def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
@@ -35,7 +40,7 @@ def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
     before = generator_code_key(package)
     assert before == generator_code_key()
     unchanged = []
-    for path in sorted(package.glob("*.py")):
+    for path in sorted(package.rglob("*.py")):
         source = path.read_bytes()
         path.write_bytes(source + b"\n# edited\n")
         if generator_code_key(package) == before:
@@ -47,7 +52,7 @@ def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
 
 
 def test_the_installed_package_is_hashed_once_per_process(monkeypatch, tmp_path):
-    from pytest_celestra import cache_keys
+    from pytest_celestra.db import cache_keys
 
     hashed: list[object] = []
     real = cache_keys.package_sources
@@ -75,7 +80,7 @@ def test_the_installed_package_is_hashed_once_per_process(monkeypatch, tmp_path)
 
 def test_the_scenario_key_uses_the_code_key(monkeypatch):
     before = key()
-    monkeypatch.setattr("pytest_celestra.cache_keys.generator_code_key", lambda: "other code")
+    monkeypatch.setattr("pytest_celestra.db.cache_keys.generator_code_key", lambda: "other code")
     assert key() != before
 
 

@@ -23,8 +23,8 @@ from pytest_celestra.config import (
     resolve_config,
 )
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.run import scenario_from_marks
-from pytest_celestra.volumes import Volume
+from pytest_celestra.plugin.run_info import scenario_from_marks
+from pytest_celestra.schema.volumes import Volume
 
 
 def resolve(options=None, ini=None, environ=None):

@@ -15,9 +15,9 @@ from helpers import exists, swept
 from psycopg import sql
 from sqlalchemy import text
 
-from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
 from pytest_celestra.config import ServerMode
-from pytest_celestra.database import (
+from pytest_celestra.db.cache_keys import SchemaSetup, builtin_schema_key, catalog_schema_key
+from pytest_celestra.db.database import (
     MARK,
     DatabaseManager,
     _holding,
@@ -25,9 +25,9 @@ from pytest_celestra.database import (
     drop_database,
     template_name,
 )
+from pytest_celestra.db.seeding import Seeder
+from pytest_celestra.db.server import Server, libpq_url
 from pytest_celestra.errors import UnsafeDatabaseError
-from pytest_celestra.seeding import Seeder
-from pytest_celestra.server import Server, libpq_url
 
 # --- schema keys -----------------------------------------------------------------
 
@@ -35,7 +35,9 @@ from pytest_celestra.server import Server, libpq_url
 @pytest.mark.slow
 def test_the_builtin_schema_key_is_the_same_in_every_process():
     """It must not follow str hashing (set order of the enum types)."""
-    code = "from pytest_celestra.cache_keys import builtin_schema_key; print(builtin_schema_key())"
+    code = (
+        "from pytest_celestra.db.cache_keys import builtin_schema_key; print(builtin_schema_key())"
+    )
     keys = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -24,8 +24,8 @@ import pytest
 from helpers import digest, table_columns
 from sqlalchemy import text
 
-from pytest_celestra.scenario import DEFAULT_SEED, anchor_for, seed_scenario
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows.scenario import DEFAULT_SEED, anchor_for, seed_scenario
+from pytest_celestra.schema.volumes import Volume
 
 VOLUMES = ["small", "small,users=40,agents=12"]
 
@@ -136,8 +136,8 @@ _SEED_IN_SUBPROCESS = """
 import json, sys
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
-from pytest_celestra.scenario import anchor_for, seed_scenario
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows.scenario import anchor_for, seed_scenario
+from pytest_celestra.schema.volumes import Volume
 from helpers import digest
 
 url, volume, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])

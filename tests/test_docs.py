@@ -46,10 +46,10 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import SETTINGS
-from pytest_celestra.factories import ALL_FACTORIES, traits_of
-from pytest_celestra.server import libpq_url
-from pytest_celestra.sqlscript import schema_statements
-from pytest_celestra.volumes import VOLUME_NAMES, Volume
+from pytest_celestra.db.server import libpq_url
+from pytest_celestra.rows.factories import ALL_FACTORIES, traits_of
+from pytest_celestra.rows.sqlscript import schema_statements
+from pytest_celestra.schema.volumes import VOLUME_NAMES, Volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,7 +68,7 @@ DEMO_LIBPQ_URL = "postgresql://postgres@127.0.0.1:5432/celestra_demo"
 #: The test file a conftest example runs with: the hook must leave a usable schema.
 CONFTEST_CHECK = """
 from sqlalchemy import func, select
-from pytest_celestra.models import User
+from pytest_celestra.schema.models import User
 
 
 def test_a_schema_hook_is_registered(request):

@@ -6,15 +6,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.bulk import BulkWriteError
-from pytest_celestra.drift import RowRejectedError
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.db.drift import RowRejectedError
+from pytest_celestra.rows.batches import BulkWriteError
+from pytest_celestra.rows.factories import UserFactory
+from pytest_celestra.schema.app_rules import SchemaRules
 
 #: The schema of an app whose migrations changed Celestra's in every way the report knows.
 CHANGED_SCHEMA = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
@@ -50,8 +50,8 @@ def pytest_celestra_schema_rules(rules):
 
 TESTS = """
 from sqlalchemy import text
-from pytest_celestra.app_models import factory_for
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.app_factories import factory_for
+from pytest_celestra.rows.factories import UserFactory
 
 def test_seeded(celestra_seeded_db):
     db = celestra_seeded_db
@@ -152,7 +152,7 @@ def test_lint_shows_the_report_then_the_differences_that_do_not_break(celestra_p
 
 REFUSED_BY_COPY = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
@@ -198,7 +198,7 @@ def header_line(result: pytest.RunResult) -> str:
 
 NULL_LOCALE = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
@@ -210,7 +210,7 @@ def pytest_celestra_schema_rules(rules):
 """
 
 FACTORY_TEST = """
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.factories import UserFactory
 
 def test_factory(celestra_session):
     UserFactory()

@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from pytest_celestra.server import libpq_url
-from pytest_celestra.tables import TABLES_IN_FK_ORDER
+from pytest_celestra.db.server import libpq_url
+from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
 pytest.importorskip("alembic")
 
@@ -70,7 +70,7 @@ TABLE_RULE = """
 
 TESTS = """
 from sqlalchemy import text
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.factories import UserFactory
 
 STEP = {step}
 
@@ -107,7 +107,7 @@ def test_factories(celestra_session):
         assert len(locales) == 3
         assert set(locales) <= {{"en-US", "de-DE", "fr-FR"}}
     if STEP >= 4:
-        from pytest_celestra.app_models import factory_for
+        from pytest_celestra.rows.app_factories import factory_for
 
         row = factory_for("user_preferences")(user=user)
         assert row.theme in {{"light", "dark", "system"}}

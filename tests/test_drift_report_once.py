@@ -10,7 +10,7 @@ import pytest
 #: A migration that breaks seeding (a NOT NULL column no rule fills) ...
 BREAKING = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)
@@ -21,7 +21,7 @@ def pytest_celestra_create_schema(connection, config):
 #: ... and one that does not.
 NOT_BREAKING = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 def pytest_celestra_create_schema(connection, config):
     Base.metadata.create_all(connection)

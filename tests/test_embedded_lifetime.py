@@ -27,7 +27,8 @@ from helpers import skip_unless_the_embedded_server_can_start
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from pytest_celestra import cli, server
+from pytest_celestra import cli
+from pytest_celestra.db import server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,9 +11,9 @@ import pytest
 from realism_checks import CHECKS, Seeded, check_row_rules
 from sqlalchemy import func, select, text
 
-from pytest_celestra import passwords, spec
 from pytest_celestra.errors import CelestraError, NoSessionError
-from pytest_celestra.factories import (
+from pytest_celestra.rows import passwords
+from pytest_celestra.rows.factories import (
     ALL_FACTORIES,
     AgentFactory,
     AgentKnowledgeBaseFactory,
@@ -34,7 +34,15 @@ from pytest_celestra.factories import (
     current_session,
     traits_of,
 )
-from pytest_celestra.models import (
+from pytest_celestra.rows.providers import (
+    CHANGE_EVENT_TYPES,
+    KNOWLEDGE_TYPES,
+    PLATFORM_DOMAIN,
+    UNKNOWN_EMAIL_REASON,
+    company_domain,
+)
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import (
     Agent,
     AgentStatus,
     AuditChangeLog,
@@ -49,13 +57,6 @@ from pytest_celestra.models import (
     UserRole,
     UserSession,
     UserStatus,
-)
-from pytest_celestra.providers import (
-    CHANGE_EVENT_TYPES,
-    KNOWLEDGE_TYPES,
-    PLATFORM_DOMAIN,
-    UNKNOWN_EMAIL_REASON,
-    company_domain,
 )
 
 FACTORY_TRAITS = [
@@ -440,7 +441,7 @@ def test_notification_traits(celestra_session):
     assert NotificationFactory(expired=True).expires_at < db_now(celestra_session)
 
 
-# --- one story across tables (pytest_celestra.story) ------------------------------------
+# --- one story across tables (pytest_celestra.rows.story) ------------------------------------
 
 
 def story_checks():
@@ -546,7 +547,7 @@ def test_the_lockout_a_notification_reports_is_in_a_state_of_the_spec(
     """The lockout an ACCOUNT_LOCKED or ACCOUNT_UNLOCKED notification brings has a state of
     the spec's table: the reason of that state (vocabulary.LOCKOUT_REASONS, as every other
     lockout's), and an ongoing one ends two days ahead at least."""
-    from pytest_celestra import vocabulary
+    from pytest_celestra.schema import vocabulary
 
     reasons = {state: (f"Reason of this test ({state})",) for state in vocabulary.LOCKOUT_REASONS}
     monkeypatch.setattr(vocabulary, "LOCKOUT_REASONS", reasons)

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from pytest_celestra.errors import FactoryArgumentError
-from pytest_celestra.factories import CompanyFactory, UserFactory
-from pytest_celestra.models import CompanyStatus, UserRole, UserStatus
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory
+from pytest_celestra.schema.models import CompanyStatus, UserRole, UserStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -11,10 +11,11 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pytest_celestra import making, passwords, spec
-from pytest_celestra.bulk import BulkResult, BulkWriteError
 from pytest_celestra.errors import CelestraError, NoSessionError
-from pytest_celestra.factories import (
+from pytest_celestra.plugin.fixtures import rolled_back_session
+from pytest_celestra.rows import passwords, row_maker
+from pytest_celestra.rows.batches import BulkResult, BulkWriteError
+from pytest_celestra.rows.factories import (
     ALL_FACTORIES,
     AgentFactory,
     AgentKnowledgeBaseFactory,
@@ -30,8 +31,9 @@ from pytest_celestra.factories import (
     UserLockoutFactory,
     traits_of,
 )
-from pytest_celestra.fixtures import rolled_back_session
-from pytest_celestra.models import (
+from pytest_celestra.rows.providers import company_domain
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import (
     Agent,
     AuditChangeLog,
     AuditEventType,
@@ -42,8 +44,7 @@ from pytest_celestra.models import (
     UserRole,
     UserStatus,
 )
-from pytest_celestra.providers import company_domain
-from pytest_celestra.spec import LOCKOUT_BURST
+from pytest_celestra.schema.spec import LOCKOUT_BURST
 
 
 def count(session, model, *where) -> int:
@@ -107,8 +108,8 @@ def test_a_batch_computes_a_pure_declaration_of_constants_once(celestra_session)
     class TaggedUserFactory(UserFactory):
         class Params:
             given = factory.Faker("person_name")
-            tag = making.pure(factory.LazyAttribute(tag_of))
-            first = making.pure(factory.LazyAttribute(first_of))
+            tag = row_maker.pure(factory.LazyAttribute(tag_of))
+            first = row_maker.pure(factory.LazyAttribute(first_of))
 
         name = factory.LazyAttribute(lambda o: f"{o.first} of {o.tag}")
 

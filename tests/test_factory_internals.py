@@ -12,9 +12,9 @@ from factory.declarations import Maybe, PostGeneration, SubFactory, Trait
 from factory.faker import Faker
 
 import pytest_celestra
-from pytest_celestra import factory_internals as fb
-from pytest_celestra.factories import AuditLogFactory, UserFactory
-from pytest_celestra.models import User
+from pytest_celestra.rows import factory_internals as fb
+from pytest_celestra.rows.factories import AuditLogFactory, UserFactory
+from pytest_celestra.schema.models import User
 
 PACKAGE = Path(pytest_celestra.__file__).parent
 
@@ -29,7 +29,7 @@ def test_the_installed_factory_boy_is_one_the_adapter_supports():
     installed = version("factory_boy")
     assert installed.rsplit(".", 1)[0] in fb.SUPPORTED_VERSIONS, (
         f"factory_boy {installed} is not among {fb.SUPPORTED_VERSIONS}: check what "
-        "pytest_celestra/factory_internals.py reads against it, then add it there"
+        "pytest_celestra/rows/factory_internals.py reads against it, then add it there"
     )
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from helpers import SMALL, create_database, row_counts, run_cli
 
-from pytest_celestra.existing_schema import celestra_enums
-from pytest_celestra.models import TABLES_IN_FK_ORDER
+from pytest_celestra.schema.catalog import celestra_enums
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from collections.abc import Callable

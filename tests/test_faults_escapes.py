@@ -21,11 +21,11 @@ import psycopg
 import pytest
 from helpers import PREPARING, ThrowawayServer, running, throwaway_setup
 
-from pytest_celestra.cache_keys import builtin_schema_setup
 from pytest_celestra.config import ServerMode
-from pytest_celestra.database import DatabaseManager
-from pytest_celestra.seeding import Seeder
-from pytest_celestra.server import Server
+from pytest_celestra.db.cache_keys import builtin_schema_setup
+from pytest_celestra.db.database import DatabaseManager
+from pytest_celestra.db.seeding import Seeder
+from pytest_celestra.db.server import Server
 from pytest_celestra.urls import sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 ESCAPES = """
 import pytest
 from sqlalchemy import text
-from pytest_celestra.factories import CompanyFactory
+from pytest_celestra.rows.factories import CompanyFactory
 
 def count(session, table):
     return session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()

@@ -17,7 +17,7 @@ import pytest
 ESCAPING_TESTS = """
 import pytest
 from sqlalchemy import text
-from pytest_celestra.factories import CompanyFactory
+from pytest_celestra.rows.factories import CompanyFactory
 
 COUNT = "SELECT count(*) FROM {}"
 
@@ -161,7 +161,7 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_test(request
 
     from sqlalchemy import text
 
-    from pytest_celestra.fixtures import rolled_back_session
+    from pytest_celestra.plugin.fixtures import rolled_back_session
 
     database = request.getfixturevalue("_celestra_empty_database")
     connection, guard = database.connection()

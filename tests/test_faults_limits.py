@@ -31,15 +31,11 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra import cli
-from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup
 from pytest_celestra.config import SPECS, ServerMode, Setting, Source, resolve_config
-from pytest_celestra.database import DatabaseManager, drop_database
-from pytest_celestra.errors import ConfigError, ServerError
-from pytest_celestra.fixtures import RollbackDatabase
-from pytest_celestra.run import RunInfo
-from pytest_celestra.scenario import anchor_for
-from pytest_celestra.seeding import Seeder
-from pytest_celestra.server import (
+from pytest_celestra.db.cache_keys import SchemaSetup, builtin_schema_setup
+from pytest_celestra.db.database import DatabaseManager, drop_database
+from pytest_celestra.db.seeding import Seeder
+from pytest_celestra.db.server import (
     CONNECTIONS_PER_PROCESS,
     Server,
     disk_full,
@@ -47,7 +43,11 @@ from pytest_celestra.server import (
     sqlalchemy_url,
     too_many_clients,
 )
-from pytest_celestra.volumes import Volume
+from pytest_celestra.errors import ConfigError, ServerError
+from pytest_celestra.plugin.fixtures import RollbackDatabase
+from pytest_celestra.plugin.run_info import RunInfo
+from pytest_celestra.rows.scenario import anchor_for
+from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

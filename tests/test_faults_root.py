@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 from helpers import skip_unless_the_embedded_server_can_start
 
-from pytest_celestra import cli, server
+from pytest_celestra import cli
 from pytest_celestra.config import ROOT_PGDATA, default_pgdata
+from pytest_celestra.db import server
 from pytest_celestra.errors import CelestraError, ServerError
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from sqlalchemy.engine import URL, make_url
 
 from pytest_celestra import cli
 from pytest_celestra.config import parse_dsn, resolve_config
-from pytest_celestra.database import drop_database
+from pytest_celestra.db.database import drop_database
+from pytest_celestra.db.server import connect, sqlalchemy_url
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.server import connect, sqlalchemy_url
 from pytest_celestra.urls import (
     MASK,
     error_text,

@@ -22,13 +22,14 @@ import psycopg
 import pytest
 from helpers import INNER_TIMEOUT, sigint_as_in_a_terminal, templates_with_seed
 
-from pytest_celestra import cli, scenario
+from pytest_celestra import cli
 from pytest_celestra.config import MAX_SEED, SPECS, resolve_config
+from pytest_celestra.db.server import free_disk_bytes, libpq_url, room_problem
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.generate import draw
-from pytest_celestra.models import TABLES_IN_FK_ORDER
-from pytest_celestra.server import free_disk_bytes, libpq_url, room_problem
-from pytest_celestra.volumes import (
+from pytest_celestra.rows import scenario
+from pytest_celestra.rows.steps import draw
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER
+from pytest_celestra.schema.volumes import (
     BYTES_PER_ROW,
     MAX_TOTAL_ROWS,
     Volume,
@@ -39,7 +40,7 @@ from pytest_celestra.volumes import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pytest_celestra.database import DatabaseManager
+    from pytest_celestra.db.database import DatabaseManager
 
 #: Each impossible volume of the issue -> what its message must say.
 SEEN_VOLUMES = {

@@ -33,9 +33,9 @@ from psycopg import sql
 from sqlalchemy import text
 
 from pytest_celestra import cli
-from pytest_celestra.cache_keys import SchemaSetup, builtin_schema_setup, content_fingerprint
 from pytest_celestra.config import ServerMode
-from pytest_celestra.database import (
+from pytest_celestra.db.cache_keys import SchemaSetup, builtin_schema_setup, content_fingerprint
+from pytest_celestra.db.database import (
     BIRTH_MARK,
     SEALED,
     Budget,
@@ -51,11 +51,11 @@ from pytest_celestra.database import (
     template_name,
     templates_to_evict,
 )
+from pytest_celestra.db.seeding import Seeder
+from pytest_celestra.db.server import Server, libpq_url, sqlalchemy_url
 from pytest_celestra.errors import ServerError
-from pytest_celestra.scenario import anchor_for
-from pytest_celestra.seeding import Seeder
-from pytest_celestra.server import Server, libpq_url, sqlalchemy_url
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows.scenario import anchor_for
+from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

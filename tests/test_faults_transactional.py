@@ -112,8 +112,8 @@ def test_write(celestra_transactional_engine, index):
 
 SLOW_CLONES = """
 import time
-from pytest_celestra.database import DatabaseManager
-from pytest_celestra.transactional import TransactionalDatabases
+from pytest_celestra.db.database import DatabaseManager
+from pytest_celestra.plugin.transactional import TransactionalDatabases
 
 made = DatabaseManager.create_seeded
 next_job = TransactionalDatabases._next_job
@@ -157,8 +157,8 @@ def test_drops_go_before_a_clone_even_when_a_test_waits_for_one():
     from types import SimpleNamespace
 
     from pytest_celestra.config import ScenarioSettings
-    from pytest_celestra.transactional import TransactionalDatabases
-    from pytest_celestra.volumes import Volume
+    from pytest_celestra.plugin.transactional import TransactionalDatabases
+    from pytest_celestra.schema.volumes import Volume
 
     databases = TransactionalDatabases(SimpleNamespace(keep=False), SimpleNamespace())  # type: ignore[arg-type]
     scenario = ScenarioSettings(Volume.parse("small"), 1)

@@ -17,10 +17,10 @@ import pytest
 HEAVY_PACKAGES = ("sqlalchemy", "faker", "passlib", "bcrypt", "factory")
 #: Our modules that bring them (the data generator, the factories, their providers).
 HEAVY_MODULES = (
-    "pytest_celestra.scenario",
-    "pytest_celestra.factories",
-    "pytest_celestra.providers",
-    "pytest_celestra.models",
+    "pytest_celestra.rows.scenario",
+    "pytest_celestra.rows.factories",
+    "pytest_celestra.rows.providers",
+    "pytest_celestra.schema.models",
 )
 
 
@@ -45,20 +45,20 @@ def modules_after(code: str) -> list[str]:
 
 
 def test_the_check_sees_a_heavy_import():
-    assert heavy(modules_after("import pytest_celestra.factories")) != []
+    assert heavy(modules_after("import pytest_celestra.rows.factories")) != []
 
 
 def test_importing_the_plugin_imports_nothing_heavy():
     modules = modules_after("import pytest_celestra.plugin")
-    assert "pytest_celestra.fixtures" in modules  # registered at load: imported
+    assert "pytest_celestra.plugin.fixtures" in modules  # registered at load: imported
     assert heavy(modules) == []
 
 
 def test_importing_the_cli_imports_no_pytest():
     modules = modules_after("import pytest_celestra.cli")
-    assert "pytest_celestra.scenario" in modules
+    assert "pytest_celestra.rows.scenario" in modules
     assert [name for name in modules if name.split(".")[0] in ("pytest", "_pytest")] == []
-    assert "pytest_celestra.fixtures" not in modules
+    assert "pytest_celestra.plugin.fixtures" not in modules
 
 
 RECORD_MODULES = """
@@ -82,7 +82,7 @@ def test_a_suite_without_celestra_fixtures_imports_nothing_heavy(pytester: pytes
     result.assert_outcomes(passed=1)
     modules = json.loads((pytester.path / "modules.json").read_text())
     assert "pytest_celestra.plugin" in modules
-    assert "pytest_celestra.fixtures" in modules
+    assert "pytest_celestra.plugin.fixtures" in modules
     assert heavy(modules) == []
 
 
@@ -94,7 +94,7 @@ def test_the_recorded_modules_include_what_a_test_imports(pytester: pytest.Pytes
     pytester.makeconftest(RECORD_MODULES)
     pytester.makepyfile(
         """
-        from pytest_celestra import fixtures
+        from pytest_celestra.plugin import fixtures
 
         def test_reseed():
             fixtures.reseed_factories(1, "probe", "celestra_session")
@@ -103,13 +103,13 @@ def test_the_recorded_modules_include_what_a_test_imports(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("-p", "no:faker", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     modules = json.loads((pytester.path / "modules.json").read_text())
-    assert {"pytest_celestra.factories", "factory", "faker"} <= set(heavy(modules))
+    assert {"pytest_celestra.rows.factories", "factory", "faker"} <= set(heavy(modules))
 
 
 def test_importing_the_volumes_and_the_spec_imports_nothing_heavy():
     """Volumes (the settings layer) read the spec's figures: the spec is pure data."""
-    modules = modules_after("import pytest_celestra.volumes")
-    assert "pytest_celestra.spec" in modules
+    modules = modules_after("import pytest_celestra.schema.volumes")
+    assert "pytest_celestra.schema.spec" in modules
     assert heavy(modules) == []
 
 

@@ -6,16 +6,16 @@ import re
 
 import pytest
 
-from pytest_celestra.factories import ALL_FACTORIES, UserFactory, traits_of
-from pytest_celestra.lint import LintCase, factories_to_lint, lint_cases
+from pytest_celestra.plugin.lint import LintCase, factories_to_lint, lint_cases
+from pytest_celestra.rows.factories import ALL_FACTORIES, UserFactory, traits_of
 
 #: Would fail if lint mode ran the tests.
 FAILING_TEST = "def test_not_run():\n    assert False\n"
 
 BROKEN_FACTORIES = """
 import factory
-from pytest_celestra.factories import CompanyFactory, UserFactory
-from pytest_celestra.models import UserRole
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory
+from pytest_celestra.schema.models import UserRole
 
 class SuperAdminOfACompanyFactory(UserFactory):
     role = UserRole.SUPER_ADMIN
@@ -63,8 +63,8 @@ def test_factories_of_test_modules_are_linted_abstract_ones_are_not(celestra_pyt
     celestra_pytester.makepyfile(
         test_module="""
         import factory
-        from pytest_celestra.factories import CelestraFactory, CompanyFactory
-        from pytest_celestra.models import Company
+        from pytest_celestra.rows.factories import CelestraFactory, CompanyFactory
+        from pytest_celestra.schema.models import Company
 
         class NamelessCompanyFactory(CompanyFactory):
             name = None
@@ -124,7 +124,7 @@ def test_a_unique_violation_is_named_without_the_values(celestra_pytester, run_i
     celestra_pytester.makeconftest(
         """
         import factory
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         class TwinFactory(UserFactory):
             email = "twin.secret@example.com"

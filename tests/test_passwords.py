@@ -11,9 +11,9 @@ import warnings
 import pytest
 from passlib.registry import get_crypt_handler
 
-from pytest_celestra import passwords
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.passwords import (
+from pytest_celestra.rows import passwords
+from pytest_celestra.rows.passwords import (
     DEFAULT_PASSWORD,
     HashPool,
     PasswordHasher,

@@ -22,8 +22,8 @@ ASYNC_TESTS = """
 import pytest
 from sqlalchemy import func, select, text
 from pytest_celestra.errors import CelestraError
-from pytest_celestra.factories import CompanyFactory, UserFactory, bound_session
-from pytest_celestra.models import Company, User
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory, bound_session
+from pytest_celestra.schema.models import Company, User
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,7 +90,7 @@ def test_async_factory_data_is_reseeded_per_test(celestra_pytester, run_inner):
         """
         import pytest
         from pathlib import Path
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         @pytest.mark.asyncio
         @pytest.mark.parametrize("test", ["a", "b"])

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_celestra.fixtures import ENTITY_FIXTURES
+from pytest_celestra.plugin.fixtures import ENTITY_FIXTURES
 
 # The fixtures on the server the suite runs on: CI runs these on each path.
 pytestmark = pytest.mark.server_path
 
 COUNTS = """
 from sqlalchemy import func, select
-from pytest_celestra.models import MODELS_IN_FK_ORDER
-from pytest_celestra.volumes import Volume
+from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
+from pytest_celestra.schema.volumes import Volume
 
 SMALL = dict(Volume.parse("small").counts)
 EMPTY = dict.fromkeys(SMALL, 0)
@@ -53,8 +53,8 @@ def test_celestra_session_is_empty_and_rolls_back_commits(celestra_pytester, run
     celestra_pytester.makepyfile(
         """
         from conftest import EMPTY, counts
-        from pytest_celestra.factories import CompanyFactory
-        from pytest_celestra.models import Company
+        from pytest_celestra.rows.factories import CompanyFactory
+        from pytest_celestra.schema.models import Company
 
         def test_starts_empty(celestra_session):
             assert counts(celestra_session) == EMPTY
@@ -79,7 +79,7 @@ def test_celestra_seeded_db_holds_the_scenario_for_every_test(celestra_pytester,
         """
         from sqlalchemy import text
         from conftest import SMALL, counts
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         def test_the_whole_scenario(celestra_seeded_db):
             assert counts(celestra_seeded_db) == SMALL
@@ -109,8 +109,8 @@ def test_entity_fixtures_bring_their_parent_chain_and_roll_back(celestra_pyteste
         import pytest
         from sqlalchemy import text
         from conftest import EMPTY, counts
-        from pytest_celestra import models
-        from pytest_celestra.fixtures import ENTITY_FIXTURES
+        from pytest_celestra.schema import models
+        from pytest_celestra.plugin.fixtures import ENTITY_FIXTURES
 
         @pytest.mark.parametrize("name", sorted(ENTITY_FIXTURES))
         def test_entity(request, celestra_session, name):
@@ -141,8 +141,8 @@ def test_engines_and_dsns_see_committed_rows_only(celestra_pytester, run_inner):
         """
         import psycopg
         from sqlalchemy import text
-        from pytest_celestra.factories import CompanyFactory
-        from pytest_celestra.volumes import Volume
+        from pytest_celestra.rows.factories import CompanyFactory
+        from pytest_celestra.schema.volumes import Volume
 
         COUNT = "SELECT count(*) FROM companies"
 
@@ -190,7 +190,7 @@ def test_seeded_db_and_the_empty_session_do_not_mix(celestra_pytester, run_inner
 def test_factories_outside_a_celestra_fixture_name_the_fixtures(celestra_pytester, run_inner):
     celestra_pytester.makepyfile(
         """
-        from pytest_celestra.factories import CompanyFactory
+        from pytest_celestra.rows.factories import CompanyFactory
 
         def test_no_session():
             CompanyFactory()
@@ -254,8 +254,8 @@ def test_per_test_sessions_share_one_connection_and_roll_back_once(request, data
     reset after it (through the driver: not a statement SQLAlchemy sees)."""
     from sqlalchemy import event, text
 
-    from pytest_celestra.fixtures import rolled_back_session
-    from pytest_celestra.run import CONFIG_KEY
+    from pytest_celestra.plugin.fixtures import rolled_back_session
+    from pytest_celestra.plugin.run_info import CONFIG_KEY
 
     database = request.getfixturevalue(database_fixture)
     if database_fixture == "_celestra_seeded_databases":
@@ -297,7 +297,7 @@ def test_per_test_sessions_share_one_connection_and_roll_back_once(request, data
 
 REPRODUCIBLE_TESTS = """
 from pathlib import Path
-from pytest_celestra.factories import CompanyFactory, UserFactory
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory
 
 def record(test, *values):
     folder = Path(__file__).parent / "names"

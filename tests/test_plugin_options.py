@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_celestra.config import SETTINGS
-from pytest_celestra.scenario import DEFAULT_SEED
+from pytest_celestra.rows.scenario import DEFAULT_SEED
 
 CHANNELS = ("option", "ini", "env")
 PLAIN_TEST = "def test_nothing_to_do_with_databases():\n    assert True\n"

@@ -8,8 +8,8 @@ import secrets
 import pytest
 from helpers import templates_with_seed
 
-from pytest_celestra.cache_keys import builtin_schema_key, user_schema_key
-from pytest_celestra.database import template_name
+from pytest_celestra.db.cache_keys import builtin_schema_key, user_schema_key
+from pytest_celestra.db.database import template_name
 
 SEEDED_TEST = """
 from sqlalchemy import text
@@ -73,7 +73,7 @@ def test_other_volume_other_template(celestra_pytester, run_inner, admin, unique
 CUSTOM_SCHEMA = """
 from pathlib import Path
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 TABLE = "{table}"
 VERSION = {version!r}

@@ -9,19 +9,19 @@ import pytest
 from sqlalchemy import make_url
 
 from pytest_celestra.config import ScenarioSettings
-from pytest_celestra.database import MARK, database_comment, drop_database
-from pytest_celestra.fixtures import RUN_KEY
-from pytest_celestra.server import libpq_url
-from pytest_celestra.transactional import TransactionalDatabases, restore_order
-from pytest_celestra.volumes import Volume
+from pytest_celestra.db.database import MARK, database_comment, drop_database
+from pytest_celestra.db.server import libpq_url
+from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.plugin.transactional import TransactionalDatabases, restore_order
+from pytest_celestra.schema.volumes import Volume
 
 #: Written by inner runs: the run id, and the database each test had.
 RECORD = """
 import json, pathlib
 import pytest
 from sqlalchemy import func, select
-from pytest_celestra.fixtures import RUN_KEY
-from pytest_celestra.models import User
+from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.schema.models import User
 
 RECORDS = pathlib.Path(__file__).parent / "records"
 
@@ -72,7 +72,7 @@ def test_commits_from_any_connection_are_gone_before_the_next_test(
         import pytest
         from sqlalchemy import create_engine, text
         from conftest import users
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         def test_commits(celestra_transactional_db, celestra_transactional_dsn):
             assert users(celestra_transactional_db) == 20
@@ -149,7 +149,7 @@ def test_under_xdist_every_worker_has_its_own(celestra_pytester, run_inner, admi
         """
         import pytest
         from conftest import users
-        from pytest_celestra.factories import CompanyFactory, UserFactory
+        from pytest_celestra.rows.factories import CompanyFactory, UserFactory
 
         @pytest.mark.parametrize("n", range(6))
         def test_commits_a_user(celestra_transactional_db, n):
@@ -173,7 +173,7 @@ def test_under_xdist_every_worker_has_its_own(celestra_pytester, run_inner, admi
 def test_keep_keeps_and_lists_each_tests_database(celestra_pytester, run_inner, admin):
     celestra_pytester.makepyfile(
         """
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         def test_passes(celestra_transactional_db):
             UserFactory(email="kept@example.com")
@@ -219,7 +219,7 @@ def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner_
     celestra_pytester.makepyfile(
         """
         import json, os, pathlib, signal, time
-        from pytest_celestra.fixtures import RUN_KEY
+        from pytest_celestra.plugin.fixtures import RUN_KEY
 
         def test_killed(request, celestra_transactional_engine):
             run = request.config.stash[RUN_KEY].run_id

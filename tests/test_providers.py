@@ -10,9 +10,8 @@ from collections import Counter
 import faker
 import pytest
 
-from pytest_celestra import providers, story
-from pytest_celestra.models import AuditEventType, NotificationStatus, NotificationType
-from pytest_celestra.providers import (
+from pytest_celestra.rows import providers, story
+from pytest_celestra.rows.providers import (
     CHANGEABLE_COLUMNS,
     DAY,
     INVITATION_STATUS_FOR_STATE,
@@ -26,6 +25,7 @@ from pytest_celestra.providers import (
     company_domain,
     email_address,
 )
+from pytest_celestra.schema.models import AuditEventType, NotificationStatus, NotificationType
 
 URL_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
@@ -249,7 +249,7 @@ def test_weighted_draws_follow_the_weights(p):
 
 def test_covering_draws_give_each_value_once_then_draw(p):
     """The generator's one rule for small volumes: every value first, then weighted."""
-    from pytest_celestra.generate.draw import Covering
+    from pytest_celestra.rows.steps.draw import Covering
 
     weighted = Weighted({"a": 80, "b": 15, "c": 5})
     covering = Covering({"a": 80, "b": 15, "c": 5}, lambda: weighted.draw(p.rng))
@@ -258,7 +258,7 @@ def test_covering_draws_give_each_value_once_then_draw(p):
 
 
 def test_weights_are_module_constants_over_every_value():
-    from pytest_celestra.models import AgentStatus, CompanyStatus, UserStatus
+    from pytest_celestra.schema.models import AgentStatus, CompanyStatus, UserStatus
 
     assert set(providers.USER_STATUS_WEIGHTS) == set(UserStatus)
     assert set(providers.AGENT_STATUS_WEIGHTS) == set(AgentStatus)

@@ -47,7 +47,8 @@ def test_an_unknown_name_is_an_attribute_error():
 
 
 def test_submodules_stay_importable_from_the_package():
-    from pytest_celestra import factories, volumes
+    from pytest_celestra.rows import factories
+    from pytest_celestra.schema import volumes
 
     assert factories.UserFactory is pytest_celestra.UserFactory
     assert volumes.Volume is pytest_celestra.Volume
@@ -58,10 +59,12 @@ def test_a_reimported_module_is_the_one_the_top_level_gives(monkeypatch):
     a top-level name is the new module's object, not a stale one."""
     import sys
 
+    import pytest_celestra.db
+
     first = pytest_celestra.scenario_builder
     # Both restored afterwards: the module in sys.modules and the package's attribute.
-    monkeypatch.setattr(pytest_celestra, "user_scenarios", sys.modules[first.__module__])
-    monkeypatch.delitem(sys.modules, "pytest_celestra.user_scenarios")
-    again = importlib.import_module("pytest_celestra.user_scenarios")
+    monkeypatch.setattr(pytest_celestra.db, "user_scenarios", sys.modules[first.__module__])
+    monkeypatch.delitem(sys.modules, "pytest_celestra.db.user_scenarios")
+    again = importlib.import_module("pytest_celestra.db.user_scenarios")
     assert again.scenario_builder is not first
     assert pytest_celestra.scenario_builder is again.scenario_builder

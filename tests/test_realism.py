@@ -14,8 +14,8 @@ from passlib.hash import bcrypt
 from realism_checks import CHECKS, Seeded
 from sqlalchemy import text
 
-from pytest_celestra.scenario import DEFAULT_SEED, anchor_for, seed_scenario
-from pytest_celestra.volumes import Volume
+from pytest_celestra.rows.scenario import DEFAULT_SEED, anchor_for, seed_scenario
+from pytest_celestra.schema.volumes import Volume
 
 VOLUMES = [
     pytest.param("small", DEFAULT_SEED, id="small"),
@@ -109,7 +109,7 @@ CORRUPTIONS: dict[str, str | tuple[str, ...]] = {
     "R17b": f"UPDATE users SET password_hash = '{OTHER_PASSWORD_HASH}'",
     "R18": "UPDATE notifications SET priority = 'LOW'",
     "X19": "UPDATE notifications SET delivered_at = NULL WHERE status = 'DELIVERED'",
-    # One story across tables (pytest_celestra.story).
+    # One story across tables (pytest_celestra.rows.story).
     "S01": "UPDATE users u SET status = 'ACTIVE' FROM companies c"
     " WHERE c.id = u.company_id AND c.status = 'ARCHIVED'",
     "S02": "UPDATE user_sessions s SET expires_at = now() + interval '3 days' FROM users u"

@@ -17,10 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from pytest_celestra import cli
-from pytest_celestra.app_rules import SchemaRules, rule_failed, wrong_type
-from pytest_celestra.drift import RowRejectedError
+from pytest_celestra.db.drift import RowRejectedError
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.factories import UserFactory
+from pytest_celestra.schema.app_rules import SchemaRules, rule_failed, wrong_type
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 
 #: Emails end up in a KeyError's message: they must not reach the report.
+IMPORT_BASE = "from pytest_celestra import Base"
 RAISING = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 LOCALE_OF = {}  # no email in it: every lookup raises KeyError(<the row's email>)
 
@@ -63,8 +64,8 @@ THEMES = {}
 
 TESTS = """
 import pytest
-from pytest_celestra.app_models import factory_for
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.app_factories import factory_for
+from pytest_celestra.rows.factories import UserFactory
 from pytest_celestra.errors import RuleError
 
 
@@ -137,7 +138,7 @@ def test_a_raising_rule_is_named_on_every_path_without_the_rows_values(
 
 WRONG_TYPES = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 
 def pytest_celestra_create_schema(connection, config):
@@ -159,8 +160,8 @@ def pytest_celestra_schema_rules(rules):
 """
 
 WRONG_TYPE_TESTS = """
-from pytest_celestra.app_models import factory_for
-from pytest_celestra.factories import UserFactory
+from pytest_celestra.rows.app_factories import factory_for
+from pytest_celestra.rows.factories import UserFactory
 
 
 def test_seeded(celestra_seeded_db):
@@ -220,7 +221,7 @@ def test_the_cli_names_a_raising_rule(
 ) -> None:
     url = scratch()
     migrated_database(admin_dsn, url)
-    path = rules_file(tmp_path, RAISING.replace("from pytest_celestra.models import Base", ""))
+    path = rules_file(tmp_path, RAISING.replace(IMPORT_BASE, ""))
     status = cli.main(
         ["--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY, "--rules", str(path)]
     )
@@ -296,7 +297,7 @@ def test_a_value_the_driver_cannot_send_is_not_called_a_refusal(celestra_session
 def test_the_cli_names_a_raising_rule_writing_a_script_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = rules_file(tmp_path, RAISING.replace("from pytest_celestra.models import Base", ""))
+    path = rules_file(tmp_path, RAISING.replace(IMPORT_BASE, ""))
     script = tmp_path / "celestra.sql"
     status = cli.main(
         [

@@ -13,10 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from pytest_celestra.app_rules import SchemaRules
 from pytest_celestra.errors import FactoryArgumentError
-from pytest_celestra.factories import UserFactory, bound_session
-from pytest_celestra.models import Base, User
+from pytest_celestra.rows.factories import UserFactory, bound_session
+from pytest_celestra.schema.app_rules import SchemaRules
+from pytest_celestra.schema.models import Base, User
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

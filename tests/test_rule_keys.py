@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from helpers import templates_with_seed
 
-from pytest_celestra.app_rules import SchemaRules
-from pytest_celestra.cache_keys import callable_fingerprint
+from pytest_celestra.db.cache_keys import callable_fingerprint
+from pytest_celestra.schema.app_rules import SchemaRules
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -109,7 +109,7 @@ def test_the_rules_key_follows_what_their_functions_read(
 #: reads does (a constant of conftest.py, and a module of the project).
 CONFTEST = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 import celestra_mottos
 
 THEME = {theme!r}
@@ -172,7 +172,7 @@ def test_a_changed_value_a_rule_reads_builds_a_new_template(
 
 
 FINGERPRINT_OF_A_SET_TEST = """
-from pytest_celestra.cache_keys import callable_fingerprint
+from pytest_celestra.db.cache_keys import callable_fingerprint
 
 SETTINGS = type("Settings", (), {})()
 SETTINGS.locales = {"en-US", "de-DE", "fr-FR", "it-IT"}

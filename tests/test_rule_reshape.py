@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 CONFTEST = """
 from sqlalchemy import text
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 
 def pytest_celestra_create_schema(connection, config):
@@ -38,8 +38,8 @@ TESTS = """
 import pytest
 from sqlalchemy import text
 from pytest_celestra.errors import FactoryArgumentError
-from pytest_celestra.factories import UserFactory
-from pytest_celestra.models import UserStatus
+from pytest_celestra.rows.factories import UserFactory
+from pytest_celestra.schema.models import UserStatus
 
 
 def test_seeded(celestra_seeded_db):

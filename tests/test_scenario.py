@@ -14,10 +14,9 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from pytest_celestra import loader, passwords, spec, volumes
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.models import TABLES_IN_FK_ORDER
-from pytest_celestra.scenario import (
+from pytest_celestra.rows import loader, passwords
+from pytest_celestra.rows.scenario import (
     CHUNK_ROWS,
     DEFAULT_SEED,
     OLD_PASSWORD_POOL,
@@ -28,7 +27,9 @@ from pytest_celestra.scenario import (
     generate_scenario,
     seed_scenario,
 )
-from pytest_celestra.volumes import Volume
+from pytest_celestra.schema import spec, volumes
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER
+from pytest_celestra.schema.volumes import Volume
 
 ANCHOR = anchor_for(date(2025, 3, 14))
 
@@ -139,7 +140,7 @@ def test_allocate_is_exact_proportional_and_monotone():
 
 _PEAK_MEMORY = """
 import resource, sys
-from pytest_celestra.scenario import generate_scenario
+from pytest_celestra.rows.scenario import generate_scenario
 rows = sum(len(chunk) for _, chunk in generate_scenario(sys.argv[1]))
 print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -342,13 +343,13 @@ def test_the_volume_check_follows_the_spec_figures(monkeypatch):
 
 
 def step_cases() -> list[tuple[str, str]]:
-    from pytest_celestra.generate import STEPS
+    from pytest_celestra.rows.steps import STEPS
 
     return [(step.name, parent) for step in STEPS for parent in step.parents]
 
 
 def test_each_step_reads_the_facts_of_steps_before_it():
-    from pytest_celestra.generate import STEPS
+    from pytest_celestra.rows.steps import STEPS
 
     names = [step.name for step in STEPS]
     for index, step in enumerate(STEPS):
@@ -361,7 +362,7 @@ def test_a_step_reads_each_parent_it_declares_and_no_other(monkeypatch, name, pa
     every other test): one parent fewer, and the step fails at once."""
     import dataclasses
 
-    from pytest_celestra import generate
+    from pytest_celestra.rows import steps as generate
 
     steps = tuple(
         dataclasses.replace(step, parents=tuple(p for p in step.parents if p != parent))

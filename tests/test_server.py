@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from helpers import sigint_as_in_a_terminal
 
-from pytest_celestra import server
 from pytest_celestra.config import ServerMode, resolve_config
+from pytest_celestra.db import server
+from pytest_celestra.db.server import ServerChoice, choose_server, describe_server
 from pytest_celestra.errors import ServerError
-from pytest_celestra.server import ServerChoice, choose_server, describe_server
 
 
 def config(**environ: str):

@@ -1,4 +1,4 @@
-"""The cross-table rules of ``pytest_celestra.story``, as functions: what both data paths
+"""The cross-table rules of ``pytest_celestra.rows.story``, as functions: what both data paths
 call (the SQL checks of the rules on seeded and factory data are in ``test_realism`` and
 ``test_factories``)."""
 
@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_celestra import story
-from pytest_celestra.models import (
+from pytest_celestra.rows import story
+from pytest_celestra.rows.providers import DAY, MINUTE, CelestraProvider
+from pytest_celestra.schema.models import (
     AgentStatus,
     CompanyStatus,
     KnowledgeBaseStatus,
     NotificationType,
     UserStatus,
 )
-from pytest_celestra.providers import DAY, MINUTE, CelestraProvider
 
 ACTIVE, SUSPENDED, ARCHIVED = CompanyStatus.ACTIVE, CompanyStatus.SUSPENDED, CompanyStatus.ARCHIVED
 
@@ -117,7 +117,7 @@ def test_a_user_who_left_holds_the_other_states_with_their_weights(draw, weights
     states follow the whole table."""
     from collections import Counter
 
-    from pytest_celestra import spec
+    from pytest_celestra.schema import spec
 
     p = CelestraProvider.seeded(5)
     table = getattr(spec, weights)
@@ -137,8 +137,8 @@ def test_a_state_whose_moment_is_known_is_one_whose_window_holds_it():
     a moment no window holds leaves the whole table."""
     from collections import Counter
 
-    from pytest_celestra import spec
-    from pytest_celestra.providers import invitation_sent_window
+    from pytest_celestra.rows.providers import invitation_sent_window
+    from pytest_celestra.schema import spec
 
     p = CelestraProvider.seeded(5)
     table, live = spec.INVITATION_STATE_WEIGHTS, story.OPEN_INVITATION_STATES
@@ -169,12 +169,12 @@ def test_a_sign_out_ends_a_session_of_a_state_that_holds_its_moment():
     session_times_holding gives that state's times around the moment: created in the
     state's window at or before it, expiring at or after it. A moment no window holds
     still lies inside its session."""
-    from pytest_celestra import spec
-    from pytest_celestra.providers import (
+    from pytest_celestra.rows.providers import (
         HOUR,
         session_created_window,
         session_held_window,
     )
+    from pytest_celestra.schema import spec
 
     p = CelestraProvider.seeded(5)
     table, lower = spec.SESSION_STATE_WEIGHTS, -400 * DAY

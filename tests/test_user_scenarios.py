@@ -12,10 +12,10 @@ from helpers import sigint_as_in_a_terminal
 
 # Imported before any in-process inner run: pytester forgets the modules a run imports,
 # and a second import would make factory classes that the first import's modules reject.
-import pytest_celestra.bulk
-import pytest_celestra.factories  # noqa: F401
-from pytest_celestra.user_scenarios import ScenarioBuilder, ScenarioBuildError, scenario_builder
-from pytest_celestra.volumes import Volume
+import pytest_celestra.rows.batches
+import pytest_celestra.rows.factories  # noqa: F401
+from pytest_celestra.db.user_scenarios import ScenarioBuilder, ScenarioBuildError, scenario_builder
+from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     import psycopg
@@ -27,10 +27,10 @@ from pathlib import Path
 import factory
 from sqlalchemy import select, text
 
-from pytest_celestra.factories import CompanyFactory, UserFactory, UserSessionFactory
-from pytest_celestra.models import Company
-from pytest_celestra.run import RUN_KEY
-from pytest_celestra.user_scenarios import scenario_builder
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory, UserSessionFactory
+from pytest_celestra.schema.models import Company
+from pytest_celestra.plugin.run_info import RUN_KEY
+from pytest_celestra.db.user_scenarios import scenario_builder
 
 USERS = {users}
 COMPANY = "Acme"
@@ -222,7 +222,7 @@ def test_same_key_same_rows_in_any_order(celestra_pytester, inner, admin, unique
     # Rebuilt by a process whose factories drew other values before the build.
     celestra_pytester.makepyfile(
         test_aaa_first="""
-        from pytest_celestra.factories import UserFactory
+        from pytest_celestra.rows.factories import UserFactory
 
         def test_draws_first(celestra_session):
             UserFactory.create_batch(7)
@@ -440,9 +440,9 @@ def test_the_key_follows_what_the_builder_reads(monkeypatch):
 CLI_SCENARIOS = """
 from sqlalchemy import select, text
 
-from pytest_celestra.factories import CompanyFactory, UserFactory
-from pytest_celestra.models import Company
-from pytest_celestra.user_scenarios import scenario_builder
+from pytest_celestra.rows.factories import CompanyFactory, UserFactory
+from pytest_celestra.schema.models import Company
+from pytest_celestra.db.user_scenarios import scenario_builder
 
 
 @scenario_builder(base="small")
@@ -471,7 +471,7 @@ def cli_database(admin_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from psycopg import sql
     from sqlalchemy.engine import make_url
 
-    from pytest_celestra.server import libpq_url
+    from pytest_celestra.db.server import libpq_url
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI puts the file's folder first
     name = f"celestra_cli_{secrets.token_hex(4)}"
@@ -577,7 +577,7 @@ class WidgetLayer:
         self.tag, self.rows, self.fail = tag, rows, fail
 
     def __call__(self, url, *, seed, anchor, progress):
-        from pytest_celestra.server import connect
+        from pytest_celestra.db.server import connect
 
         with connect(url) as connection:
             connection.execute(
@@ -597,9 +597,9 @@ class WidgetLayer:
 def watched_manager(suite_databases) -> Any:
     import secrets
 
-    from pytest_celestra.cache_keys import builtin_schema_setup
-    from pytest_celestra.database import DatabaseManager
-    from pytest_celestra.seeding import Seeder
+    from pytest_celestra.db.cache_keys import builtin_schema_setup
+    from pytest_celestra.db.database import DatabaseManager
+    from pytest_celestra.db.seeding import Seeder
 
     manager = DatabaseManager(
         suite_databases.server,
@@ -621,7 +621,7 @@ def test_layers_are_templates_of_their_own_and_builds_are_watched(
 ):
     import psycopg
 
-    from pytest_celestra.scenario import anchor_for
+    from pytest_celestra.rows.scenario import anchor_for
 
     small = Volume.parse("small")
     bottom, top = WidgetLayer("bottom", 3), WidgetLayer("top", 2)
@@ -648,7 +648,7 @@ def test_layers_are_templates_of_their_own_and_builds_are_watched(
 
 
 def test_a_failing_layer_leaves_no_build(watched_manager, admin, unique_seed):
-    from pytest_celestra.scenario import anchor_for
+    from pytest_celestra.rows.scenario import anchor_for
 
     with pytest.raises(RuntimeError, match="layer failed"):
         watched_manager.create_layered(
@@ -661,8 +661,8 @@ def test_a_failing_layer_leaves_no_build(watched_manager, admin, unique_seed):
 def test_progress_lines_after_two_seconds(monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_celestra import build_progress
-    from pytest_celestra.run import RunInfo
+    from pytest_celestra.plugin import build_progress
+    from pytest_celestra.plugin.run_info import RunInfo
 
     lines: list[str] = []
     reporter = SimpleNamespace(ensure_newline=lambda: None, write_line=lines.append)
@@ -763,7 +763,7 @@ def test_ctrl_c_during_a_build_stops_it_and_leaves_nothing(celestra_pytester, ad
 def test_names_are_found_in_the_module_first_then_the_conftests():
     from types import SimpleNamespace
 
-    from pytest_celestra.user_scenarios import scenarios_in
+    from pytest_celestra.db.user_scenarios import scenarios_in
 
     def build(session: object) -> None:
         pass

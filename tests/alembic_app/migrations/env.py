@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 config = context.config
 

@@ -2,7 +2,7 @@
 
 from alembic import op
 
-from pytest_celestra.models import Base
+from pytest_celestra import Base
 
 revision = "0001"
 down_revision = None

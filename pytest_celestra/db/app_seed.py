@@ -1,0 +1,243 @@
+"""Seeding a template that follows your
+[`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules].
+
+The generator's chunk stream is wrapped, not changed: chunks of a table with new columns
+get the rules' values appended to each row, enum columns take new labels at the rules'
+shares, and the new tables' rows follow the generator's in foreign-key order. Chunks the
+rules do not touch are COPY-loaded as
+[`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] loads them; the others go
+through a text COPY with the longer column list.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_celestra.db.drift import rejected_row
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.rows import loader
+from pytest_celestra.schema.app_rules import IN_THE_GENERATOR, seeded_rng
+from pytest_celestra.schema.catalog import Catalog, read_catalog
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from datetime import datetime
+
+    from pytest_celestra.schema.app_rules import SchemaRules, TableRule
+    from pytest_celestra.schema.volumes import Volume
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows of one table to COPY, with their column list and who made them."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[Row]
+    producer: str
+    plain: bool
+    """The generator's own columns only: the binary COPY of the loader applies."""
+
+
+class _Extender:
+    """Wraps the generator's chunks; keeps the keys the new tables' rows point at."""
+
+    def __init__(self, rules: SchemaRules, catalog: Catalog, volume: Volume, seed: int) -> None:
+        self.rules, self.catalog, self.volume, self.seed = rules, catalog, volume, seed
+        self.added = {table: list(rules.added_columns(table)) for table in loader.COLUMNS}
+        self.column_rngs = {key: seeded_rng(seed, *key) for key in rules.columns}
+        #: Our columns' rules and new enum labels the generator did not apply itself.
+        self.reshape = rules.reshaper(seed)
+        self.order = _tables_in_order(rules)
+        #: parent table -> referenced column -> the keys seen.
+        self.wanted: dict[str, dict[str, list[Any]]] = {}
+        for rule in self.order:
+            for column, parent in rule.parents:
+                self.wanted.setdefault(parent, {})[self._referenced(rule.name, column)] = []
+
+    def _referenced(self, table: str, column: str) -> str:
+        for fk in self.catalog.foreign_keys(table):
+            if fk.columns == (column,):
+                return fk.parent_columns[0]
+        return "id"
+
+    def parts(self, chunks: Iterable[tuple[str, list[Row]]]) -> Iterator[Part]:
+        for table, rows in chunks:
+            self._remember(table, loader.COLUMNS[table], rows)
+            yield self._extend(table, rows)
+        for rule in self.order:
+            yield self._table(rule)
+
+    def _remember(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        for column, keys in self.wanted.get(table, {}).items():
+            index = columns.index(column)
+            keys.extend(row[index] for row in rows)
+
+    def _extend(self, table: str, rows: list[Row]) -> Part:
+        added = self.added.get(table, [])
+        columns = loader.COLUMNS[table]
+        enums, ours = (not done for done in IN_THE_GENERATOR.get(table, (False, False)))
+        reshape = self.reshape
+        if reshape is None or not reshape.touches(table, enums=enums, columns=ours):
+            reshape = None
+            if not added:
+                return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
+        if reshape is not None:
+            for number, row in enumerate(rows):
+                values = reshape(
+                    table, dict(zip(columns, row, strict=True)), enums=enums, columns=ours
+                )
+                rows[number] = tuple(values.values())
+        if added:
+            kind = functools.partial(self._type, table)
+            rows = [
+                (*row, *self.rules.added_values(
+                    table, dict(zip(columns, row, strict=True)), {}, self.column_rngs, kind
+                ).values())
+                for row in rows
+            ]  # fmt: skip
+        origins = ", ".join(self.rules.columns[table, column].origin for column in added)
+        producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
+        return Part(table, (*columns, *added), rows, producer, plain=False)
+
+    def _type(self, table: str, column: str) -> str | None:
+        """The catalog's type of a column (`enum` for an enum type); None when unknown."""
+        info = self.catalog.tables.get(table, {}).get(column)
+        if info is None:
+            return None
+        return "enum" if info.type in self.catalog.enums else info.type
+
+    def _table(self, rule: TableRule) -> Part:
+        # No catalog (celestra-seed --sql): the columns are the ones the rules name.
+        found = self.catalog.tables.get(rule.name)
+        rng = seeded_rng(self.seed, "table", rule.name)
+        keys = {
+            column: self.wanted[parent][self._referenced(rule.name, column)]
+            for column, parent in rule.parents
+        }
+        count = rule.rows_for(self.volume) if all(keys.values()) else 0
+        column_rules = [
+            (column, self.rules.columns[rule.name, column], self.column_rngs[rule.name, column])
+            for column in (found if found is not None else dict.fromkeys(
+                column for table, column in self.rules.columns if table == rule.name
+            ))
+            if (rule.name, column) in self.rules.columns
+        ]  # fmt: skip
+        column_type = functools.partial(self._type, rule.name)
+        made = [
+            rule.row_values(
+                {column: rng.choice(choices) for column, choices in keys.items()},
+                index,
+                rng,
+                column_rules,
+                found or {},
+                column_type,
+            )
+            for index in range(count)
+        ]
+        named = dict.fromkeys(column for values in made for column in values)
+        if found is None:
+            columns = tuple(named)
+        elif unknown := set(named) - set(found):
+            raise ConfigError(
+                f"{rule.origin} makes values of {', '.join(sorted(unknown))}, which "
+                f"{rule.name} does not have"
+            )
+        else:
+            columns = tuple(column for column in found if column in named)
+        rows = [tuple(values.get(column) for column in columns) for values in made]
+        self._remember(rule.name, columns, rows)
+        return Part(rule.name, columns, rows, rule.origin, plain=False)
+
+
+def extended_rows(
+    volume: Volume, seed: int, anchor: datetime, rules: SchemaRules
+) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
+    """The scenario extended by `rules` without a database (for a data-only SQL
+    script): `(table, columns, rows)`, the new tables' rows last. With no catalog to
+    read, a new table's columns are the ones its row and column rules give values."""
+    from pytest_celestra.rows.scenario import generate_scenario
+
+    extender = _Extender(rules, Catalog({}, {}, ()), volume, seed)
+    for part in extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules)):
+        yield part.table, part.columns, part.rows
+
+
+def _tables_in_order(rules: SchemaRules) -> list[TableRule]:
+    """The rules' tables, each after the new tables it points at."""
+    done: list[TableRule] = []
+    pending = dict(rules.tables)
+    while pending:
+        ready = [
+            rule
+            for rule in pending.values()
+            if all(parent not in pending for _, parent in rule.parents)
+        ]
+        if not ready:
+            raise ConfigError(
+                f"the tables of rules.table point at each other in a cycle: {', '.join(pending)}"
+            )
+        for rule in ready:
+            done.append(rule)
+            del pending[rule.name]
+    return done
+
+
+def _copy_text(pg_conn: psycopg.Connection[Any], part: Part) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(part.table), sql.SQL(", ").join(map(sql.Identifier, part.columns))
+    )
+    with pg_conn.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in part.rows:
+            copy.write_row(row)
+
+
+def _producer(part: Part, error: psycopg.Error, rules: SchemaRules) -> str:
+    """The rule that made the refused value, when the error names a column of a rule."""
+    column = error.diag.column_name
+    rule = rules.columns.get((part.table, column or ""))
+    return rule.origin if rule is not None else part.producer
+
+
+def write_with_rules(
+    pg_conn: psycopg.Connection[Any],
+    volume: Volume,
+    seed: int,
+    anchor: datetime,
+    rules: SchemaRules,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Write the scenario extended by `rules` into `pg_conn`'s transaction, whose schema
+    the caller checked for drift ([`Seeder`][pytest_celestra.db.seeding.Seeder]); the rows
+    written per table. Raises [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError]
+    (no values shown) when the database refuses a row. `progress(table, rows_so_far)` is
+    called after each chunk.
+    """
+    from pytest_celestra.rows.scenario import generate_scenario
+
+    extender = _Extender(rules, read_catalog(pg_conn), volume, seed)
+    parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules))
+    written: dict[str, int] = {}
+    with loader.caller_transaction(pg_conn):
+        for part in parts:
+            written[part.table] = written.get(part.table, 0) + len(part.rows)
+            if progress is not None:
+                progress(part.table, written[part.table])
+            if not part.rows:
+                continue
+            try:
+                if part.plain:
+                    loader.copy_rows(pg_conn, part.table, part.columns, part.rows)
+                else:
+                    _copy_text(pg_conn, part)
+            except psycopg.Error as error:
+                producer = _producer(part, error, rules)
+                raise rejected_row(error, part.table, producer, rules) from None
+    return written

@@ -1,0 +1,177 @@
+"""`celestra_async_session` and `celestra_async_seeded_db`: the same isolation, for async code.
+
+Registered only when pytest-asyncio is active and SQLAlchemy's asyncio support (the
+`greenlet` package) is installed; otherwise fixtures of the same names fail with the
+command that installs what is missing. SQLAlchemy is imported when a test first asks for
+one of them.
+
+Each test gets an `AsyncSession` on psycopg's async
+driver, joined to an outer transaction through a savepoint and rolled back after the
+test, commits included. The fixtures run in the event loop of pytest-asyncio's
+`asyncio_default_fixture_loop_scope` (`function` unless you set it): set it to the
+loop scope your async tests use. Their connections are opened per test, so no connection
+outlives the loop it was made in.
+
+Factories cannot write through an `AsyncSession`. Build objects and add them, or run
+the factories in the session's synchronous twin:
+
+```python
+user = UserFactory.build()
+celestra_async_session.add(user)            # its company comes with it
+await celestra_async_session.flush()
+
+def make_admin(sync_session):
+    with bound_session(sync_session):
+        return UserFactory(company_admin=True)
+
+admin = await celestra_async_session.run_sync(make_admin)
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import pytest
+import pytest_asyncio
+
+from pytest_celestra.plugin.fixtures import (
+    IsolationGuard,
+    RollbackDatabase,
+    SeededDatabases,
+    TransactionEscapedError,
+    ensure_scenario_template,
+    reseed_factories,
+    reset_session,
+)
+from pytest_celestra.plugin.run_info import scenario_of
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    from pytest_celestra.schema.app_rules import SchemaRules
+
+
+@contextlib.asynccontextmanager
+async def rolled_back_async_session(
+    engine: AsyncEngine, rules: SchemaRules | None = None
+) -> AsyncIterator[AsyncSession]:
+    """An `AsyncSession` in a transaction that is rolled back at the end, commits included;
+    its `sync_session` carries `rules` for the factories (`bound_session(sync_session)`).
+
+    `expire_on_commit=False`: after a commit, reading an attribute must not need I/O. Raises
+    [`TransactionEscapedError`][pytest_celestra.plugin.fixtures.TransactionEscapedError] at the end
+    if the code in between ended the outer transaction itself (a `COMMIT` statement).
+    """
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from pytest_celestra.schema.app_rules import SESSION_INFO_KEY
+
+    async with engine.connect() as connection:
+        assert connection.sync_connection is not None  # set by connect()
+        guard = IsolationGuard(connection.sync_connection)
+        transaction = await connection.begin()
+        await connection.run_sync(guard.open)
+        session = AsyncSession(
+            bind=connection,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+            info=None if rules is None else {SESSION_INFO_KEY: rules},
+        )
+        try:
+            yield session
+        finally:
+            try:
+                ended_by = await connection.run_sync(guard.escaped)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
+                await transaction.rollback()  # and every savepoint in it
+                await session.close()
+                await connection.run_sync(reset_session)
+            except TransactionEscapedError:
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                with contextlib.suppress(Exception):
+                    await session.close()
+                raise
+
+
+@contextlib.asynccontextmanager
+async def isolated_async_session(
+    request: pytest.FixtureRequest, database: RollbackDatabase, engine: AsyncEngine
+) -> AsyncIterator[AsyncSession]:
+    """A rolled-back async session on `database`; replaced if the test escapes it."""
+    try:
+        async with rolled_back_async_session(engine, database.run.rules) as session:
+            yield session
+    except TransactionEscapedError as error:
+        escape = error
+    else:
+        return
+    database.escaped(request, escape)  # outside the except: no chained traceback
+
+
+class AsyncEngines(dict["RollbackDatabase", "AsyncEngine"]):
+    """Async twins of the engines of this process's databases."""
+
+    def of(self, database: RollbackDatabase) -> AsyncEngine:
+        if database not in self:
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from sqlalchemy.pool import NullPool
+
+            # NullPool: a pooled connection belongs to the loop that opened it, and loops
+            # come and go.
+            self[database] = create_async_engine(database.engine.url, poolclass=NullPool)
+        return self[database]
+
+
+@pytest.fixture(scope="session")
+def _celestra_async_engines() -> Iterator[AsyncEngines]:
+    engines = AsyncEngines()
+    yield engines
+    for engine in engines.values():
+        engine.sync_engine.dispose()  # NullPool: nothing is open, no loop needed
+
+
+@pytest_asyncio.fixture
+async def celestra_async_session(
+    request: pytest.FixtureRequest,
+    _celestra_empty_database: RollbackDatabase,
+    _celestra_async_engines: AsyncEngines,
+) -> AsyncIterator[AsyncSession]:
+    """An `AsyncSession` on the empty Celestra schema, rolled back after the test.
+
+    Needs pytest-asyncio; the test is `async def` (marked `@pytest.mark.asyncio` in
+    strict mode). Commits by the code under test are rolled back too. Factories do not
+    write through it: use `Factory.build()` and `session.add`, or
+    `await session.run_sync(...)` with `bound_session`.
+    """
+    seed = scenario_of(request.node).seed
+    reseed_factories(seed, request.node.nodeid, "celestra_async_session")
+    database = _celestra_empty_database
+    engine = _celestra_async_engines.of(database)
+    async with isolated_async_session(request, database, engine) as session:
+        yield session
+
+
+@pytest_asyncio.fixture
+async def celestra_async_seeded_db(
+    request: pytest.FixtureRequest,
+    _celestra_seeded_databases: SeededDatabases,
+    _celestra_async_engines: AsyncEngines,
+) -> AsyncIterator[AsyncSession]:
+    """An `AsyncSession` on the whole scenario, rolled back after the test.
+
+    The scenario of `celestra_seeded_db`: the run's, or the one a
+    `@pytest.mark.celestra` marker asks for. Otherwise as `celestra_async_session`.
+    """
+    scenario = scenario_of(request.node)
+    ensure_scenario_template(request, scenario)
+    reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
+    database = _celestra_seeded_databases.database(scenario)
+    engine = _celestra_async_engines.of(database)
+    async with isolated_async_session(request, database, engine) as session:
+        yield session

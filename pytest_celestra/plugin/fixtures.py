@@ -1,0 +1,984 @@
+"""The `celestra_*` fixtures.
+
+Databases are made only when a test asks for them: `celestra_session` clones the empty
+schema, `celestra_seeded_db` the seeded scenario; each test then runs in a transaction
+that is rolled back, so per-test cost does not grow with the volume.
+
+What connections you open yourself (through `celestra_engine`, `celestra_dsn` and
+their seeded twins) can see: everything committed in the database, that is the template's
+rows; not the rows a test writes through `celestra_session`/`celestra_seeded_db`,
+which stay uncommitted and are rolled back. What such connections commit stays for the
+rest of the run, for every later test of that process.
+
+Factory data is reproducible: the fixtures that bind a session reseed factory_boy's and
+Faker's shared random generator, and reset the factories' sequences, from the run's
+`--celestra-seed` and the test's node id, and the plugin reseeds once more right before
+the test function runs (after pytest-randomly's own reseeding). So a test makes the same
+rows whatever order the tests run in, under xdist or pytest-randomly, and other rows
+under another seed.
+
+Importing this module is cheap (the plugin registers it in every run): SQLAlchemy, the
+database manager and the factories are imported by the fixtures that need them, when a
+test first asks for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import select
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_celestra.db.drift import RowRejectedError, SchemaDriftError
+from pytest_celestra.db.server import libpq_url, start_server
+from pytest_celestra.errors import ConfigError, RuleError, ServerError
+from pytest_celestra.plugin.run_info import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
+from pytest_celestra.schema.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime
+    from pathlib import Path
+
+    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.config import ScenarioSettings
+    from pytest_celestra.db.cache_keys import SchemaSetup
+    from pytest_celestra.db.database import DatabaseManager
+    from pytest_celestra.db.server import Server
+    from pytest_celestra.db.user_scenarios import ScenarioBuilder, ScenarioTemplates
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
+
+# Importable from here too, as they were.
+__all__ = ["CONFIG_KEY", "RUN_KEY", "SCENARIO_KEY", "RunInfo", "scenario_of"]
+
+SESSION_FIXTURES = frozenset(
+    {
+        "celestra_session",
+        "celestra_seeded_db",
+        "celestra_async_session",
+        "celestra_async_seeded_db",
+        "celestra_transactional_db",
+    }
+)
+"""The fixtures that give a test a session (and so reseed its factories)."""
+
+
+def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
+    from pytest_celestra.rows.factory_internals import is_abstract
+
+    for subclass in base.__subclasses__():
+        if not is_abstract(subclass):
+            yield subclass
+        yield from _concrete_factories(subclass)
+
+
+def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
+    """Seed the factories' random generator from `seed`, `nodeid` and `phase`.
+
+    `phase` tells apart the reseeds of one test (each fixture's, the test call's), so
+    they draw different values (ids that do not collide). Phases other than `call`
+    also restart the sequences of every factory (our own and their subclasses, e.g.
+    the numbers that keep emails unique), so they too are the same in any test order.
+    """
+    import factory.random
+    import faker.generator
+
+    from pytest_celestra.rows.factories import CelestraFactory
+
+    # What factory.random.reseed_random does, seeded with 64 bits of a hash: an integer
+    # seeds the generator several times faster than the text itself.
+    text = f"pytest-celestra {seed} {nodeid} {phase}".encode()
+    number = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+    factory.random.randgen.seed(number)
+    factory.random.randgen.state_set = True  # type: ignore[attr-defined]
+    faker.generator.random.seed(number)
+    if phase != "call":
+        for factory_class in _concrete_factories(CelestraFactory):
+            factory_class.reset_sequence(0, force=True)
+
+
+def schema_setup(config: pytest.Config) -> SchemaSetup:
+    """The user's `pytest_celestra_create_schema` hook if there is one, else `create_all`."""
+    from pytest_celestra.db.cache_keys import SchemaSetup, builtin_schema_setup, user_schema_key
+
+    hook: Any = config.hook
+    if not hook.pytest_celestra_create_schema.get_hookimpls():
+        return builtin_schema_setup()
+
+    def create(connection: Connection) -> None:
+        if hook.pytest_celestra_create_schema(connection=connection, config=config) is None:
+            from pytest_celestra.schema.models import Base
+
+            Base.metadata.create_all(connection)
+
+    version = hook.pytest_celestra_schema_version(config=config)
+    return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
+
+
+def collect_rules(config: pytest.Config) -> SchemaRules:
+    """The rules of every `pytest_celestra_schema_rules` implementation of the run."""
+    from pytest_celestra.schema.app_rules import SchemaRules
+
+    rules = SchemaRules()
+    hook: Any = config.hook
+    hook.pytest_celestra_schema_rules(rules=rules, config=config)
+    return rules
+
+
+@contextlib.contextmanager
+def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
+    """Start or reach the run's server; the template cache on it. Raises ServerError.
+
+    `workdir` holds the data directory of a throwaway local server.
+    """
+    from pytest_celestra.db.database import Budget, DatabaseManager
+    from pytest_celestra.db.seeding import Seeder
+    from pytest_celestra.plugin.build_progress import BuildProgress
+
+    celestra = config.stash[CONFIG_KEY]
+    run = config.stash[RUN_KEY]
+    server = start_server(celestra, workdir)
+    schema = schema_setup(config)
+    rules = run.rules = collect_rules(config)
+    manager = DatabaseManager(
+        server,
+        schema,
+        Seeder(rules),
+        run_id=run.run_id,
+        worker=run.worker,
+        rebuild=celestra.rebuild.value,
+        keep=celestra.keep.value,
+        budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
+        notes=run.notes,
+        processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
+        lock_timeout=celestra.lock_timeout.value,
+        say=_terminal_line(config),
+        watcher=BuildProgress(config, run),
+    )
+    try:
+        manager.open()
+        yield manager
+    finally:
+        manager.close()
+        _stop_unless_kept(server, celestra.pgdata.value, run.notes)
+
+
+def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
+    """Stop the run's server, except an embedded one holding kept databases (of this run
+    or an earlier one): their URLs must connect. Says so, and how to stop it, in `notes`."""
+    import psycopg
+
+    from pytest_celestra.config import ServerMode
+    from pytest_celestra.db.database import kept_databases
+    from pytest_celestra.db.server import connect
+
+    if server.kind is not ServerMode.EMBEDDED:
+        server.stop()
+        return
+    try:
+        with connect(server.url, autocommit=True) as admin:
+            kept = kept_databases(admin)
+    except psycopg.Error:
+        kept = []
+    if not kept:
+        server.stop()
+        return
+    server.leave_running()
+    notes.append(
+        f"the embedded PostgreSQL in {pgdata} keeps running for the test databases kept "
+        "with --celestra-keep; drop them with DROP DATABASE when done, and stop it with: "
+        f"celestra-seed stop --data-dir {pgdata}"
+    )
+
+
+@pytest.fixture(scope="session")
+def _celestra_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseManager]:
+    """The server and the template cache on it, for this test process."""
+    with contextlib.ExitStack() as stack:
+        try:
+            manager = stack.enter_context(
+                open_databases(request.config, tmp_path_factory.mktemp("celestra-server"))
+            )
+        except ServerError as error:
+            # One clear message and a stop, rather than the same error for every test.
+            request.session.shouldstop = "pytest-celestra has no database server (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        except ConfigError as error:  # a rule of pytest_celestra_schema_rules it cannot use
+            request.session.shouldstop = "pytest-celestra cannot use your schema rules (see above)"
+            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+        yield manager
+
+
+@contextlib.contextmanager
+def _server_error_as_failure() -> Iterator[None]:
+    """A server lost while making a database: one line, not the driver's traceback."""
+    try:
+        yield
+    except SchemaDriftError as error:
+        failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
+        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        raise failure from None
+    except (ServerError, RowRejectedError, RuleError) as error:
+        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
+
+
+class RollbackDatabase:
+    """One database of this process whose tests roll back: the database, its engine, and
+    the one connection that the per-test sessions on it share (each test begins a
+    transaction on it and rolls it back).
+
+    `create(name)` clones the database from its template (under `name` when given);
+    a [`ServerError`][pytest_celestra.errors.ServerError] it raises is the caller's to
+    report. The fixtures and `--celestra-lint` both use it.
+    """
+
+    def __init__(
+        self, manager: DatabaseManager, run: RunInfo, create: Callable[[str | None], URL]
+    ) -> None:
+        from sqlalchemy import create_engine
+
+        self.manager = manager
+        self.run = run
+        self._create = create
+        self.url = create(None)
+        # A statement's parameters are a row's values: never in an error's text.
+        self.engine = create_engine(self.url, hide_parameters=True)
+        self._connection: Connection | None = None
+        self._guard: IsolationGuard | None = None
+
+    def connection(self) -> tuple[Connection, IsolationGuard]:
+        """The shared connection and its guard; opened on first use, and again when the
+        server closed it (a restart, a terminated backend) or it failed."""
+        connection = self._connection
+        if connection is None or connection.invalidated or _hung_up(connection):
+            self._close_connection(invalidate=True)  # not back into the pool
+            connection = self._connection = self._connect()
+            self._guard = IsolationGuard(connection)
+        assert self._guard is not None
+        return connection, self._guard
+
+    def _connect(self) -> Connection:
+        """A new connection of the engine; a server out of connection slots is one
+        failure naming its limit, not the driver's traceback."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        from pytest_celestra.db.server import too_many_clients
+
+        try:
+            return self.engine.connect()
+        except OperationalError as error:
+            if error.orig is None or not too_many_clients(error.orig):
+                raise self._connect_error(error) from None
+            limit = self.manager.connection_limit_error(error.orig)
+        except DBAPIError as error:
+            raise self._connect_error(error) from None
+        raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
+
+    def _connect_error(self, error: DBAPIError) -> ServerError:
+        """One line, scrubbed: never the driver's traceback."""
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
+
+        cause = error_text(error.orig or error, secrets_of(self.url))
+        return ServerError(
+            f"could not connect to test database {self.url.database} at "
+            f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+            "or stopped? The next test connects again"
+        )
+
+    @contextlib.contextmanager
+    def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
+        """A rolled-back session for one test; a test that ends its transaction fails at
+        teardown, and the database is replaced before the next test."""
+        with _server_error_as_failure():
+            connection, guard = self.connection()
+        try:
+            with rolled_back_session(connection, guard, self.run.rules) as session:
+                yield session
+        except TransactionEscapedError as error:
+            escape = error
+        else:
+            return
+        self.escaped(request, escape)
+
+    def escaped(self, request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
+        """Replace this database if the test may have changed it, then fail the test
+        that ended its transaction or left state behind."""
+        if escape.replace:
+            self.replace()
+        fail_escaped(request, escape)
+
+    def replace(self) -> None:
+        """Drop this database, damaged by a test, and clone it again under the same name.
+
+        Connections to it are cut, ours and any others (DROP DATABASE ... FORCE); the
+        engine reconnects.
+        """
+        self._close_connection()
+        self.engine.dispose()
+        self.manager.discard(self.url)
+        self._create(self.url.database)
+
+    def _close_connection(self, *, invalidate: bool = False) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # it may be broken: that is why we close it
+                if invalidate:
+                    self._connection.invalidate()
+                self._connection.close()
+            self._connection = self._guard = None
+
+    def close(self) -> None:
+        """Dispose of the engine and drop (or keep) the database."""
+        self._close_connection()
+        self.engine.dispose()
+        kept = self.manager.release(self.url)
+        if kept is not None:
+            self.run.kept.append(kept)
+
+
+def _hung_up(connection: Connection) -> bool:
+    """Whether the server closed this idle connection, told without a round trip: an idle
+    connection has nothing to read unless the server said goodbye (or it is closed)."""
+    if connection.closed:
+        return True
+    try:
+        socket = connection.connection.driver_connection.fileno()  # type: ignore[union-attr]
+        readable, _, _ = select.select([socket], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return True
+    return bool(readable)
+
+
+def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
+    """A function that prints a line of ours at once, on the terminal even while pytest
+    captures output (as `capsys.disabled()` does); from an xdist worker it reaches the
+    terminal through the worker's inherited standard error. Lines from other threads
+    than the main one are left out (the run's summary still has them)."""
+    import sys
+    import threading
+
+    def say(line: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a background clone: suspending capture from there would race the test
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stderr.write(f"\npytest-celestra: {line}\n")
+            sys.stderr.flush()
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def _celestra_empty_database(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[RollbackDatabase]:
+    """This process's database with the empty schema."""
+    with _server_error_as_failure():
+        database = empty_database(_celestra_databases, request.config.stash[RUN_KEY])
+    with contextlib.closing(database):
+        yield database
+
+
+@pytest.fixture(scope="session")
+def celestra_engine(_celestra_empty_database: RollbackDatabase) -> Engine:
+    """Engine of this process's database with the empty Celestra schema (session scope).
+
+    For code under test that opens its own connections. They see what is committed (no
+    rows); not what a test writes through `celestra_session`. What they commit stays
+    for later tests.
+    """
+    return _celestra_empty_database.engine
+
+
+@pytest.fixture(scope="session")
+def celestra_dsn(celestra_engine: Engine) -> str:
+    """URL (`postgresql://...`) of the database behind `celestra_engine`."""
+    return libpq_url(celestra_engine.url)
+
+
+def empty_database(manager: DatabaseManager, run: RunInfo) -> RollbackDatabase:
+    """A new test database holding the empty schema (`celestra_session`'s, the lint's)."""
+    database = RollbackDatabase(manager, run, lambda name: manager.create_empty(name=name))
+    note_schema_differences(database, run)
+    return database
+
+
+def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
+    """Add the schema's differences that do not break seeding to the run's summary,
+    once per process, from the first database it uses. The build that found them may
+    have been an earlier run's (the template was cached): they are read again here,
+    a few catalog queries."""
+    if "schema notes" in run.reported:
+        return
+    run.reported.add("schema notes")
+    from pytest_celestra.db.drift import compare
+    from pytest_celestra.rows.loader import COLUMNS, raw_connection
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.catalog import read_catalog
+
+    with database.engine.connect() as connection:
+        catalog = read_catalog(raw_connection(connection))
+        connection.rollback()
+    if any(table in catalog.tables for table in COLUMNS):
+        rules = run.rules if run.rules is not None else SchemaRules()
+        run.notes.extend(compare(catalog, rules).notes)
+
+
+class SeededDatabases:
+    """This process's seeded test databases: one per scenario, made when first asked for."""
+
+    def __init__(self, manager: DatabaseManager, run: RunInfo) -> None:
+        self.manager = manager
+        self.run = run
+        self.databases: dict[ScenarioSettings, RollbackDatabase] = {}
+        self._rows: dict[ScenarioSettings, Mapping[str, int]] = {}
+
+    def database(self, scenario: ScenarioSettings) -> RollbackDatabase:
+        """The database holding `scenario` (cloned from its template once)."""
+        if scenario not in self.databases:
+            from pytest_celestra.db.user_scenarios import clone_scenario
+
+            manager, anchor = self.manager, self.run.anchor
+            with _server_error_as_failure():
+                self.databases[scenario] = RollbackDatabase(
+                    manager,
+                    self.run,
+                    lambda name: clone_scenario(manager, scenario, anchor, name=name),
+                )
+            note_schema_differences(self.databases[scenario], self.run)
+        return self.databases[scenario]
+
+    def engine(self, scenario: ScenarioSettings) -> Engine:
+        """Engine of the database holding `scenario`."""
+        return self.database(scenario).engine
+
+    def rows(self, scenario: ScenarioSettings) -> Mapping[str, int]:
+        """Rows of each Celestra table committed in the database of `scenario`."""
+        if scenario not in self._rows:
+            tables = list(scenario.volume.counts)
+            counts = ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)
+            with self.engine(scenario).connect() as connection:
+                row = connection.exec_driver_sql(f"SELECT {counts}").one()
+            self._rows[scenario] = MappingProxyType(dict(zip(tables, row, strict=True)))
+        return self._rows[scenario]
+
+    def close(self) -> None:
+        """Dispose of the engines and drop (or keep) the databases."""
+        with contextlib.ExitStack() as stack:
+            for database in self.databases.values():
+                stack.callback(database.close)
+
+
+@pytest.fixture(scope="session")
+def _celestra_seeded_databases(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> Iterator[SeededDatabases]:
+    run = request.config.stash[RUN_KEY]
+    with contextlib.closing(SeededDatabases(_celestra_databases, run)) as databases:
+        yield databases
+
+
+@pytest.fixture(scope="session")
+def _celestra_scenario_templates(
+    request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
+) -> ScenarioTemplates:
+    """The templates of your scenarios this process has built or found."""
+    from pytest_celestra.db.user_scenarios import ScenarioTemplates
+
+    return ScenarioTemplates(_celestra_databases, request.config.stash[RUN_KEY].anchor)
+
+
+def ensure_scenario_template(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+    """Build the template of a scenario of yours in the test's thread, if it needs one."""
+    if scenario.builder is not None:
+        templates: ScenarioTemplates = request.getfixturevalue("_celestra_scenario_templates")
+        with _server_error_as_failure():
+            templates.ensure(scenario, request.node.nodeid)
+
+
+@pytest.fixture(scope="session")
+def celestra_seeded_engine(
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
+) -> Engine:
+    """Engine of this process's database holding the run's scenario (session scope).
+
+    For code under test that opens its own connections. They see the committed scenario;
+    not what a test writes through `celestra_seeded_db`. What they commit stays for
+    later tests. Always the run's `--celestra-volume`/`--celestra-seed`, whatever a
+    test's `@pytest.mark.celestra` says.
+    """
+    return _celestra_seeded_databases.engine(request.config.stash[CONFIG_KEY].scenario)
+
+
+@pytest.fixture(scope="session")
+def celestra_seeded_dsn(celestra_seeded_engine: Engine) -> str:
+    """URL (`postgresql://...`) of the database behind `celestra_seeded_engine`."""
+    return libpq_url(celestra_seeded_engine.url)
+
+
+# --- the per-test sessions and their isolation -----------------------------------------
+
+
+class TransactionEscapedError(Exception):
+    """A test ended the transaction that isolates it, or left state that outlives it;
+    `ended_by` says how. With `replace` the database is not to be trusted any more."""
+
+    def __init__(self, ended_by: str, *, replace: bool = True) -> None:
+        super().__init__(ended_by)
+        self.ended_by = ended_by
+        self.replace = replace
+
+
+OUTSIDE_SQL = "a commit or rollback of the connection itself (e.g. the DB-API connection's)"
+"""How the transaction ended when no statement of ours saw it end."""
+CHAINED = (
+    "the test ended it and the connection went on in another transaction (COMMIT AND "
+    "CHAIN, ROLLBACK AND CHAIN, or COMMIT and BEGIN sent as one string): the server "
+    "reports the connection's transaction began at {now}, not at {start} when the "
+    "plugin began it"
+)
+"""How the transaction ended when the server shows another one in its place."""
+
+_SESSION_LEFTOVERS = """
+SELECT ARRAY(SELECT CASE objsubid WHEN 1 THEN ((classid::bigint << 32) | objid::bigint)::text
+                    ELSE classid || ', ' || objid END
+             FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'),
+       ARRAY(SELECT gid FROM pg_prepared_xacts WHERE database = current_database());
+CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *;
+SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES
+"""
+"""After the test's rollback: the advisory locks the connection still holds (session
+locks: the transaction's went with it) and the database's prepared transactions; then
+the reset connection poolers do (`DISCARD ALL`, which cannot share one message)."""
+
+
+class IsolationGuard:
+    """Notices when the transaction a test runs in is ended by the test (COMMIT, ROLLBACK,
+    COMMIT AND CHAIN, PREPARE TRANSACTION, ...) and what a test leaves in its session.
+
+    Two views. The driver's transaction status, which the server sends with every reply,
+    costs no round trip: once the test's transaction has begun, the connection is never
+    outside a transaction until the plugin rolls it back. It is checked after each
+    statement (a COMMIT followed by more statements would otherwise be hidden by the new
+    transaction the driver begins for them), before each one, and at the end of the test.
+    The server's view catches what the status cannot (a transaction ended and another
+    begun in one reply): the plugin notes when the server says the test's transaction
+    began ([`open`][pytest_celestra.plugin.fixtures.IsolationGuard.open]) and compares at the
+    end ([`escaped`][pytest_celestra.plugin.fixtures.IsolationGuard.escaped]).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        from psycopg.pq import TransactionStatus
+        from sqlalchemy import event
+
+        self._status = TransactionStatus
+        # libpq's own status, kept by the driver from each reply of the server.
+        self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        self._url = connection.engine.url
+        self.begun = False
+        self.ended_by: str | None = None
+        self.started_at: datetime | None = None
+        event.listen(connection, "before_cursor_execute", self._before)
+        event.listen(connection, "after_cursor_execute", self._after)
+
+    def start(self) -> None:
+        """A new test begins."""
+        self.begun = False
+        self.ended_by = None
+        self.started_at = None
+
+    def open(self, connection: Connection) -> None:
+        """Begin the test's transaction now (after `connection.begin()`) and note when
+        the server says it began."""
+        self.started_at = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar()
+
+    def _is_idle(self) -> bool:
+        return bool(self._pgconn.transaction_status == self._status.IDLE)
+
+    def _before(self, *_: object) -> None:
+        self.ended()
+
+    def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
+        self.begun = True
+        if self.ended_by is None and self._is_idle():
+            self.ended_by = statement
+
+    def ended(self) -> str | None:
+        """What ended the test's transaction as the driver saw it, or None if it is open
+        (or never began)."""
+        if self.ended_by is None and self.begun and self._is_idle():
+            self.ended_by = OUTSIDE_SQL
+        return self.ended_by
+
+    def escaped(self, connection: Connection) -> str | None:
+        """At the end of the test, before the rollback: what ended the transaction the
+        plugin began, as the driver or the server sees it; None if it is still open."""
+        ended = self.ended()
+        if ended is not None or self.started_at is None:
+            return ended
+        now = self._transaction_start(connection)
+        if now is None or now == self.started_at:
+            return None
+        self.ended_by = CHAINED.format(now=now, start=self.started_at)
+        return self.ended_by
+
+    def _transaction_start(self, connection: Connection) -> datetime | str | None:
+        """When the connection's current transaction began, as the server says; None if
+        the server cannot say (the connection is broken: nothing of it stays)."""
+        import psycopg
+        from sqlalchemy.exc import DBAPIError
+
+        from pytest_celestra.db.server import connect
+
+        status = self._pgconn.transaction_status
+        try:
+            if status == self._status.INTRANS:
+                started: datetime | None = connection.exec_driver_sql(
+                    "SELECT transaction_timestamp()"
+                ).scalar()
+                return started
+            if status == self._status.INERROR:  # it answers nothing: ask from outside
+                with connect(self._url, autocommit=True) as other:
+                    row = other.execute(
+                        "SELECT xact_start FROM pg_stat_activity WHERE pid = %s",
+                        (self._pgconn.backend_pid,),
+                    ).fetchone()
+                if row is None:
+                    return None
+                # A chained transaction's start is not reported (NULL): not the plugin's.
+                return row[0] or "an unreported time"
+        except (DBAPIError, psycopg.Error):
+            return None
+        return None
+
+
+def reset_session(connection: Connection) -> None:
+    """After the test's rollback: reset what outlives a transaction in the connection's
+    session (prepared statements, settings, LISTEN, temporary tables, cursors, sequence
+    state, advisory locks) as connection poolers do. What a later test would trip over
+    and the test should hear of is raised as a `TransactionEscapedError`: session advisory
+    locks it still held (released now; `replace=False`), prepared transactions in the
+    database (these need a fresh database)."""
+    import psycopg
+
+    dbapi: Any = connection.connection.dbapi_connection
+    try:
+        dbapi.autocommit = True  # the reset runs outside any transaction
+        cursor = dbapi.cursor()
+        cursor.execute(_SESSION_LEFTOVERS)
+        locks, prepared = cursor.fetchone()
+        cursor.close()
+    except psycopg.OperationalError:  # the server closed it: its session state went too
+        return
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            dbapi.autocommit = False
+    if prepared:
+        raise TransactionEscapedError(
+            "a transaction was prepared in its database (PREPARE TRANSACTION "
+            + ", ".join(repr(gid) for gid in prepared)
+            + "), which holds its locks and the server's cleanup until someone ends it"
+        )
+    if locks:
+        keys = ", ".join(f"pg_advisory_lock({key})" for key in locks)
+        raise TransactionEscapedError(
+            f"the test still held the session advisory lock {keys} after its transaction "
+            "ended: a later test taking it would wait forever. The plugin released it. "
+            "Take pg_advisory_xact_lock instead, which the rollback releases, or release "
+            "the lock (pg_advisory_unlock) before the test ends",
+            replace=False,
+        )
+
+
+@contextlib.contextmanager
+def rolled_back_session(
+    bind: Engine | Connection,
+    guard: IsolationGuard | None = None,
+    rules: SchemaRules | None = None,
+) -> Iterator[Session]:
+    """A session in a transaction that is rolled back at the end, commits included.
+
+    The session joins an outer transaction through a savepoint, so `session.commit()`
+    in the code under test only releases a savepoint. Factories write into the session.
+    Both begin with the first statement; at the end one ROLLBACK undoes everything.
+
+    `bind` is an engine (a connection is opened for this session) or a connection (`guard`
+    watching it, if given). Raises
+    [`TransactionEscapedError`][pytest_celestra.plugin.fixtures.TransactionEscapedError] at the end
+    if the code in between ended the outer transaction itself (a `COMMIT` statement): what
+    it committed stays in the database.
+    """
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.rows.factories import bound_session
+
+    with contextlib.ExitStack() as stack:
+        connection = bind if isinstance(bind, Connection) else stack.enter_context(bind.connect())
+        if guard is None:
+            guard = IsolationGuard(connection)
+        guard.start()
+        transaction = connection.begin()
+        guard.open(connection)
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            with bound_session(session, rules):
+                yield session
+        finally:
+            try:
+                ended_by = guard.escaped(connection)
+                if ended_by is not None:
+                    raise TransactionEscapedError(ended_by)
+                transaction.rollback()  # and every savepoint in it: one round trip
+                session.close()
+                reset_session(connection)
+            except TransactionEscapedError:
+                # Its state is not ours to trust: the connection (and its session) ends.
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                with contextlib.suppress(Exception):
+                    session.close()
+                raise
+
+
+def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
+    """Fail the test (at teardown) that ended the transaction of its fixture, or left
+    state in its connection's session that outlives its transaction: what it did, what
+    it caused, and what to use."""
+    fixture = request.fixturename or "celestra_session"
+    nodeid, ended_by = request.node.nodeid, escape.ended_by
+    if not escape.replace:
+        pytest.fail(
+            f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
+            f"{ended_by}. Its database was not changed; the next test gets a new connection.",
+            pytrace=False,
+        )
+    if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+        what = ended_by
+    else:
+        statement = (
+            ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
+        )
+        what = f"after {statement} the connection was outside any transaction"
+    pytest.fail(
+        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
+        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
+        "keeps it in the database). This process's test database has been replaced by a "
+        "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
+        "or ROLLBACK (or the connection's commit()/rollback()) in a "
+        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
+        "release or roll back a savepoint). For code that must really commit, use the "
+        "celestra_transactional_db fixture.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def celestra_session(
+    request: pytest.FixtureRequest, _celestra_empty_database: RollbackDatabase
+) -> Iterator[Session]:
+    """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
+
+    Every factory `create()` in the test goes into it; so do the `celestra_<entity>`
+    fixtures. Commits made by the code under test are rolled back too. Factory data
+    depends only on `--celestra-seed` and the test, not on the order of the tests.
+    """
+    reseed_factories(scenario_of(request.node).seed, request.node.nodeid, "celestra_session")
+    with _celestra_empty_database.session(request) as session:
+        yield session
+
+
+@pytest.fixture
+def celestra_seeded_db(
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
+) -> Iterator[Session]:
+    """A SQLAlchemy session on the whole scenario (`--celestra-volume`), rolled back after.
+
+    Factories' `create()` goes into it. Seeding happens once (or never, when a cached
+    template matches), not per test. Factory data depends only on `--celestra-seed` and
+    the test, not on the order of the tests.
+
+    `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module
+    (`pytestmark`) gives it that scenario instead, in a database of its own made once
+    per process.
+    """
+    if "celestra_session" in request.fixturenames:
+        pytest.fail(
+            "a test cannot use celestra_seeded_db together with celestra_session or a "
+            "celestra_<entity> fixture (those live in the empty database of "
+            "celestra_session): call the factories, e.g. UserFactory(), to add rows "
+            "to the seeded database.",
+            pytrace=False,
+        )
+    scenario = scenario_of(request.node)
+    _check_run_scenario(request, scenario)
+    ensure_scenario_template(request, scenario)
+    reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
+    with _celestra_seeded_databases.database(scenario).session(request) as session:
+        yield session
+
+
+_RUN_SCENARIO_FIXTURES = ("celestra_seeded_engine", "celestra_seeded_dsn")
+
+
+def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+    """Fail a marked test that also uses the engine or DSN of the run's scenario."""
+    run_scenario = request.config.stash[CONFIG_KEY].scenario
+    shared = [name for name in _RUN_SCENARIO_FIXTURES if name in request.fixturenames]
+    if scenario != run_scenario and shared:
+        verb = "holds" if len(shared) == 1 else "hold"
+        pytest.fail(
+            f"this test's @pytest.mark.celestra asks for {scenario.describe()}, but "
+            f"{' and '.join(shared)} {verb} the run's scenario ({run_scenario.describe()}) "
+            "for the whole session. For this test's database use "
+            "celestra_seeded_db.get_bind().engine (its .url for a DSN), or drop the marker.",
+            pytrace=False,
+        )
+
+
+# --- what a test can read about its scenario ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class CelestraScenario:
+    """The scenario of a test's seeded database: what `celestra_scenario` gives.
+
+    `volume` is the resolved [`Volume`][pytest_celestra.schema.volumes.Volume] (`.name`, and
+    `.counts`, the rows per table it asks for), `seed` and `anchor` (the instant
+    every time column is relative to) are those the seeded database was built with:
+    the run's settings, or the test's `@pytest.mark.celestra`.
+    """
+
+    volume: Volume
+    seed: int
+    anchor: datetime
+    _databases: SeededDatabases = field(repr=False, compare=False)
+    builder: ScenarioBuilder | None = None
+    """Your scenario (`@pytest.mark.celestra(scenario=...)`), if the test asked for one;
+    then `volume` is that of its base (the run's if it is built on the empty schema)."""
+
+    @property
+    def rows(self) -> Mapping[str, int]:
+        """Rows of each Celestra table in the seeded database, as every test starts it.
+
+        Counted once per process and scenario, in the committed database (so not what
+        a test adds); the first use clones the seeded database if no test did yet.
+        """
+        from pytest_celestra.config import ScenarioSettings
+
+        return self._databases.rows(ScenarioSettings(self.volume, self.seed, self.builder))
+
+
+@pytest.fixture
+def celestra_scenario(
+    request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
+) -> CelestraScenario:
+    """The volume, seed, anchor and row counts of the scenario `celestra_seeded_db` holds
+    for this test (its `@pytest.mark.celestra` marker's, else the run's):
+
+    ```python
+    def test_users(celestra_seeded_db, celestra_scenario):
+        assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
+    ```
+    """
+    scenario = scenario_of(request.node)
+    return CelestraScenario(
+        scenario.volume,
+        scenario.seed,
+        request.config.stash[RUN_KEY].anchor,
+        _celestra_seeded_databases,
+        scenario.builder,
+    )
+
+
+# --- one fixture per table -------------------------------------------------------
+
+
+def _fixture_name(model: str) -> str:
+    return "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
+
+
+def _entity_fixture(model: str) -> Any:
+    def entity(celestra_session: Session) -> Any:
+        from pytest_celestra.rows import factories
+
+        instance = getattr(factories, f"{model}Factory").create()
+        celestra_session.flush()
+        return instance
+
+    entity.__name__ = _fixture_name(model)
+    entity.__doc__ = (
+        f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
+        "whole parent chain, in celestra_session; rolled back after the test."
+    )
+    return pytest.fixture(name=entity.__name__)(entity)
+
+
+celestra_company = _entity_fixture("Company")
+celestra_knowledge_type = _entity_fixture("KnowledgeType")
+celestra_user = _entity_fixture("User")
+celestra_agent = _entity_fixture("Agent")
+celestra_knowledge_base = _entity_fixture("KnowledgeBase")
+celestra_agent_knowledge_base = _entity_fixture("AgentKnowledgeBase")
+celestra_knowledge_source = _entity_fixture("KnowledgeSource")
+celestra_audit_log = _entity_fixture("AuditLog")
+celestra_failed_login = _entity_fixture("FailedLogin")
+celestra_invitation = _entity_fixture("Invitation")
+celestra_notification = _entity_fixture("Notification")
+celestra_password_history = _entity_fixture("PasswordHistory")
+celestra_user_lockout = _entity_fixture("UserLockout")
+celestra_user_session = _entity_fixture("UserSession")
+celestra_audit_change_log = _entity_fixture("AuditChangeLog")
+
+ENTITY_FIXTURES: dict[str, str] = {_fixture_name(model): model for model in MODEL_NAMES_IN_FK_ORDER}
+"""`celestra_<entity>` fixture name -> model class name, for every table."""
+
+
+# --- async fixtures when what they need is missing -------------------------------------
+
+
+def async_support_problem(config: pytest.Config) -> str | None:
+    """What the async fixtures need and how to install it, or None if they can work."""
+    if not config.pluginmanager.hasplugin("asyncio"):
+        return (
+            "pytest-asyncio, which runs async tests and fixtures: pip install pytest-asyncio "
+            "(then mark async tests @pytest.mark.asyncio, or set asyncio_mode = auto)"
+        )
+    if importlib.util.find_spec("greenlet") is None:
+        return (
+            "SQLAlchemy's asyncio support, the greenlet package: pip install 'sqlalchemy[asyncio]'"
+        )
+    return None
+
+
+class AsyncFixturesUnavailable:
+    """Stand-ins for `celestra_async_session`/`celestra_async_seeded_db` that say
+    what to install."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def _fail(self, name: str) -> None:
+        pytest.fail(f"{name} needs {self.problem}.", pytrace=False)
+
+    @pytest.fixture
+    def celestra_async_session(self) -> None:
+        """An AsyncSession on the empty schema; needs pytest-asyncio (not active here)."""
+        self._fail("celestra_async_session")
+
+    @pytest.fixture
+    def celestra_async_seeded_db(self) -> None:
+        """An AsyncSession on the whole scenario; needs pytest-asyncio (not active here)."""
+        self._fail("celestra_async_seeded_db")

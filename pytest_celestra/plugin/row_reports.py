@@ -1,0 +1,96 @@
+"""Tracebacks of a refused row without the rows' values.
+
+pytest's long tracebacks print the arguments of every frame, and the frames between a
+test and a factory's INSERT hold the row's values (a password hash among them). For a
+[`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError], and for a rule of yours that
+failed making one ([`RuleError`][pytest_celestra.errors.RuleError]), the report is
+redrawn without them (and without locals, even under `-l`); the message names the table,
+column, constraint, rule and factory instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from _pytest._code.code import Traceback
+
+
+def _outside_pytest(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
+    """The frames of the test and the code it calls, as pytest's own report shows."""
+    traceback = excinfo.traceback.filter(
+        lambda entry: not any(part in str(entry.path) for part in ("_pytest", "pluggy"))
+    )
+    return traceback.filter(excinfo)
+
+
+def _callers(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
+    """The frames of the test and your code, down to the call into the plugin: a rule's
+    error is about your rule, and the plugin's and SQLAlchemy's frames between say
+    nothing about it."""
+    package = str(Path(__file__).parent.parent)
+    traceback = _outside_pytest(excinfo)
+    kept = traceback.filter(
+        lambda entry: (
+            not str(entry.path).startswith(package) and "site-packages" not in str(entry.path)
+        )
+    )
+    return kept if len(kept) else traceback
+
+
+DRIFT_SEEN = (
+    "pytest-celestra: the database's schema differs from what pytest-celestra writes; "
+    "no row was written. See the report under the first test that needed a database, above "
+    "(--celestra-lint prints it alone)."
+)
+"""What the tests after the first say about the drift report (it is shown once per process)."""
+
+
+class RowErrorReports:
+    """Registered by the plugin; touches only reports of a refused row, and of the drift
+    report, which it shows in full for the first test only."""
+
+    def __init__(self) -> None:
+        self.drift_shown = False
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        excinfo = call.excinfo
+        if excinfo is None or not report.failed:
+            return report
+        if getattr(excinfo.value, "celestra_drift", False):
+            if self.drift_shown:
+                report.longrepr = DRIFT_SEEN
+            self.drift_shown = True
+            return report
+        from pytest_celestra.db.drift import RowRejectedError
+        from pytest_celestra.errors import RuleError
+
+        # A rule of yours failing in a flush of your own reaches the test inside
+        # SQLAlchemy's StatementError, whose frames hold the row's values.
+        statement_error = getattr(sys.modules.get("sqlalchemy.exc"), "StatementError", ())
+        rule_failed = excinfo.errisinstance(RuleError) or (
+            excinfo.errisinstance(statement_error)
+            and isinstance(getattr(excinfo.value, "orig", None), RuleError)
+        )
+        if not rule_failed and not excinfo.errisinstance(RowRejectedError):
+            return report
+        style = item.config.getoption("tbstyle", "auto")
+        if style in ("auto", "long", "short"):
+            report.longrepr = excinfo.getrepr(
+                style="short" if style == "short" else "long",
+                funcargs=False,
+                showlocals=False,
+                tbfilter=_callers if rule_failed else _outside_pytest,
+                chain=not rule_failed,  # the rule's error is in the message already
+            )
+        return report

@@ -1,0 +1,220 @@
+"""Your rules in the factories: the columns and labels your migrations added, and a
+factory for each table of yours.
+
+A factory reads the rules from its session
+([`rules_of`][pytest_celestra.schema.app_rules.rules_of]; the fixtures bind the run's), never
+from the models: [`fill_rule_columns`][pytest_celestra.rows.app_factories.fill_rule_columns]
+adds the values of the columns a rule fills to the row a factory INSERTs or a
+`bulk_create` COPYs, drawn from the row's other values and factory_boy's random
+generator (which the plugin reseeds for every test). A value passed to the factory,
+e.g. `UserFactory(locale="fr-FR")`, wins over the rule, and the object carries it
+(`user.locale`); so does a label your rules add (`UserFactory(status="DORMANT")`).
+[`factory_for`][pytest_celestra.rows.app_factories.factory_for] is the factory of a table of yours.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import cache
+from itertools import groupby
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from factory.base import Factory
+from factory.declarations import Maybe, SubFactory
+
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.rows.factory_internals import model_class, next_sequence
+from pytest_celestra.schema.app_rules import rules_of
+
+if TYPE_CHECKING:
+    from sqlalchemy import Insert
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.schema.app_rules import SchemaRules, TableRule
+
+
+@cache
+def _enum_types(table: str) -> dict[str, str]:
+    """Column -> enum type, of one of our tables."""
+    from sqlalchemy import Enum
+
+    from pytest_celestra.schema.models import Base
+
+    columns = Base.metadata.tables[table].columns
+    return {c.name: str(c.type.name) for c in columns if isinstance(c.type, Enum) and c.type.name}
+
+
+def fill_rule_columns(
+    session: Session, table: str, values: dict[str, Any], given: dict[str, Any]
+) -> Insert | None:
+    """Apply to `values` (a row of one of our tables) the rules of `session`: its enum
+    columns take the labels your rules add (`UserFactory(status="DORMANT")`), and the
+    columns the rules add get values (from `given`, the factory's arguments, else from
+    their rules, which see the row). Returns the INSERT that takes them (a table of the
+    rules' own, never the model's), or None when the rules do not touch `table`."""
+    import factory.random
+
+    rules = rules_of(session)
+    labels = {c: kind for c, kind in _enum_types(table).items() if kind in rules.enum_shares}
+    for column in labels:
+        if isinstance(values.get(column), enum.Enum):
+            values[column] = values[column].value
+    added = rules.added_values(table, values, given, factory.random.randgen)
+    if not added and not labels:
+        return None
+    values.update(added)
+    key = ("insert", table, tuple(added))
+    if key not in rules.cache:
+        from sqlalchemy import Column, Enum, MetaData, Table
+
+        from pytest_celestra.schema.models import Base
+
+        def typed(c: Any) -> Any:  # an enum column takes your labels too
+            if c.name not in labels:
+                return c.type
+            return Enum(*c.type.enums, *rules.enum_shares[labels[c.name]], name=labels[c.name])
+
+        rules.cache[key] = Table(
+            table,
+            MetaData(),
+            *(Column(c.name, typed(c), key=c.name) for c in Base.metadata.tables[table].columns),
+            *(Column(column) for column in added),
+        ).insert()
+    statement: Insert = rules.cache[key]
+    return statement
+
+
+def added_label(session: Any, table: str, column: str, label: str) -> bool:
+    """Whether `label` is a label your rules add to the enum type of `table.column`."""
+    kind = _enum_types(table).get(column)
+    return kind is not None and label in rules_of(session).enum_shares.get(kind, {})
+
+
+def factory_for(table: str) -> Any:
+    """The factory of `table`, a table of yours that the bound session's rules describe
+    (`rules.table(...)`): a factory_boy factory whose parents are `SubFactory`s (ours,
+    e.g. `UserFactory`, or the factory of a table of yours), named after the FK column
+    without `_id` (`user_id` -> `user`):
+
+    ```python
+    from pytest_celestra.rows.app_factories import factory_for
+
+    prefs = factory_for("user_preferences")(user=user, theme="dark")
+    many = factory_for("user_preferences").bulk_create(100, user=user)
+    ```
+
+    A row's other values come from the table's `row` rule, its column rules and random
+    UUIDs for `uuid` keys without default, as in the seeded templates; each object has
+    the row's columns (and its parents) as attributes.
+    """
+    from pytest_celestra.rows.factories import current_session
+
+    return rules_of(current_session(f"factory_for({table!r})")).factory(table)
+
+
+def _relation(column: str) -> str:
+    return column.removesuffix("_id") if column.endswith("_id") else f"{column}_row"
+
+
+def table_factory(rules: SchemaRules, table: str) -> Any:
+    """The factory of `table` for `rules`; what `rules.factory(table)` returns."""
+    from pytest_celestra.rows.factories import ALL_FACTORIES
+
+    rule = rules.tables.get(table)
+    if rule is None:
+        raise ConfigError(
+            f"no rules.table({table!r}) in pytest_celestra_schema_rules: factory_for "
+            "makes rows of the tables your rules describe"
+        )
+    ours = {model_class(f).__tablename__: f for f in reversed(ALL_FACTORIES)}
+    parents = {
+        _relation(column): ours[parent] if parent in ours else rules.factory(parent)
+        for column, parent in rule.parents
+    }
+    declarations: dict[str, Any] = {column: None for column, _ in rule.parents}
+    for column, _ in rule.parents:  # a parent's key given: no parent made
+        name = _relation(column)
+        declarations[name] = Maybe(column, None, SubFactory(parents[name]))  # type: ignore[no-untyped-call]
+    name = "".join(part.title() for part in table.split("_")) + "Factory"
+    meta = type("Meta", (), {"model": dict})
+    attributes = {"Meta": meta, "_rules": rules, "_rule": rule, "_parents": parents}
+    return type(name, (_TableFactory,), {**attributes, **declarations})
+
+
+class _TableFactory(Factory[dict[str, Any]]):
+    """Base of the factories of your tables (made by `table_factory`)."""
+
+    class Meta:
+        abstract = True
+
+    _rules: SchemaRules
+    _rule: TableRule
+    _parents: dict[str, Any]
+    """Parent's name (`user`) -> its factory."""
+
+    @classmethod
+    def _create(cls, model_class: Any, **kwargs: Any) -> Any:
+        return cls._insert([kwargs])[0]
+
+    @classmethod
+    def bulk_create(cls, size: int, **kwargs: Any) -> list[Any]:
+        """`size` rows in one INSERT; a parent not given is made for each row, in one
+        `bulk_create` of its factory."""
+        for column, _ in cls._rule.parents:
+            name = _relation(column)
+            if kwargs.get(name) is None and kwargs.get(column) is None:
+                kwargs[name] = list(cls._parents[name].bulk_create(size))
+        calls = [
+            {key: value[i] if isinstance(value, list) else value for key, value in kwargs.items()}
+            for i in range(size)
+        ]
+        return cls._insert(calls)
+
+    @classmethod
+    def _insert(cls, calls: list[dict[str, Any]]) -> list[Any]:
+        import factory.random
+        from sqlalchemy import Column, MetaData, Table, insert
+        from sqlalchemy.exc import DBAPIError
+
+        from pytest_celestra.db.drift import rejected_row
+        from pytest_celestra.rows.factories import current_session
+        from pytest_celestra.schema.catalog import read_catalog
+
+        rule, rules, rng = cls._rule, cls._rules, factory.random.randgen
+        session = current_session(cls.__name__)
+        session.flush()
+        connection = session.connection()
+        if "celestra_catalog" not in session.info:  # read once per session
+            session.info["celestra_catalog"] = read_catalog(connection)
+        found = session.info["celestra_catalog"].tables.get(rule.name, {})
+        columns = [
+            (name, column_rule, rng) for name, column_rule in rules.added_columns(rule.name).items()
+        ]
+
+        def kind(name: str) -> str | None:
+            return found[name].type if name in found else None
+
+        rows, given_parents = [], []
+        for call in calls:
+            given = {key: value for key, value in call.items() if key not in cls._parents}
+            parents = {}
+            for key, _ in rule.parents:
+                parent = call.get(_relation(key))
+                parents[key] = given.pop(key, None) or getattr(parent, "id", None)
+            given_parents.append({name: call.get(name) for name in cls._parents})
+            index = next_sequence(cls)
+            rows.append(rule.row_values(parents, index, rng, columns, found, kind, given))
+        names = found or rows[0]
+        described = Table(rule.name, MetaData(), *(Column(name) for name in names))
+        statement = insert(described).returning(*described.c, sort_by_parameter_order=True)
+        made: list[Any] = []
+        try:  # one INSERT for each run of rows with the same columns (normally all of them)
+            for _, same in groupby(rows, key=tuple):
+                made += connection.execute(statement, list(same)).mappings().all()
+        except DBAPIError as error:
+            raise rejected_row(error, rule.name, cls.__name__, rules) from None
+        return [
+            SimpleNamespace(**row, **parents)
+            for row, parents in zip(made, given_parents, strict=True)
+        ]

@@ -1,0 +1,582 @@
+# factory_boy is typed but its declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
+"""Factory batches at COPY speed: `UserFactory.bulk_create(10_000, company=c)`.
+
+A batch resolves the factory's own declarations for every row (defaults, traits, overrides,
+sequences, `SubFactory` parents, the factories' shared-parent rules), the way factory_boy
+does, but makes no ORM object and sends no INSERT per row: each row is kept as a
+[`PendingRow`][pytest_celestra.rows.batches.PendingRow], and at the end of the batch every table's
+rows go to the database in one binary `COPY`
+([`pytest_celestra.rows.loader.copy_rows`][pytest_celestra.rows.loader.copy_rows]) through the
+session's own connection. So the rows are in the test's transaction: visible to its session
+and rolled back with it.
+
+What a batch returns is a [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: the keys at once
+(`BulkResult.ids`, no query), and the objects when first asked for (one `SELECT` by those
+keys, through the session's identity map). Loading 10,000 ORM objects costs about as much as
+making their rows, so a test that only needs the rows to exist does not pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import gc
+import operator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+import psycopg
+from factory.declarations import RelatedFactory
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
+from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from pytest_celestra.errors import CelestraError, RuleError
+from pytest_celestra.rows import factory_internals as fb
+from pytest_celestra.rows import loader
+from pytest_celestra.rows.app_factories import fill_rule_columns
+from pytest_celestra.rows.row_maker import Maker, current_maker
+from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Iterator
+
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.rows.row_maker import Plan, Step
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+def current_batch() -> Batch | None:
+    """The batch being made, if a `bulk_create` is running (factories consult it)."""
+    maker = current_maker()
+    return maker if isinstance(maker, Batch) else None
+
+
+def bulk_safe(declaration: T) -> T:
+    """Mark a post-generation declaration as one a batch can run: it only calls factories
+    or changes rows of the batch (`Batch.find` finds them), never the database."""
+    declaration.celestra_bulk_safe = True  # type: ignore[attr-defined]
+    return declaration
+
+
+class PendingRow:
+    """A row made in a batch, written by the batch's COPY: reads like the model object
+    (columns, relationships, `__tablename__`), without being one.
+
+    Its attributes are its values (`row.values` is its `__dict__`, the factory's model
+    arguments), so reading a column costs no more than on any object; each model has a
+    subclass of its own, which knows the model (`row.model`).
+    """
+
+    _model: type[Any]
+
+    def __new__(cls, model: type[Any], values: dict[str, Any]) -> PendingRow:
+        kind = _PENDING_KINDS.get(model)
+        if kind is None:
+            kind = _PENDING_KINDS[model] = type(
+                f"Pending{model.__name__}", (PendingRow,), {"_model": model}
+            )
+        row = object.__new__(kind)
+        object.__setattr__(row, "__dict__", values)
+        return row
+
+    @property
+    def model(self) -> type[Any]:
+        return self._model
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.__dict__
+
+    def __getattr__(self, name: str) -> Any:  # what the values do not hold
+        if name.startswith("_") and not name.startswith("__"):
+            raise AttributeError(name)  # hasattr(row, "_sa_instance_state"): not an ORM object
+        shape = _shape(self._model)
+        foreign = shape.foreign_keys.get(name)
+        if foreign is not None:
+            parent = self.__dict__.get(foreign[0])
+            return None if parent is None else getattr(parent, foreign[1])
+        if name.startswith("__"):
+            return getattr(self._model, name)  # __tablename__, __table__
+        if name in shape.keys.values():
+            return None
+        raise AttributeError(f"{self!r} has no {name!r} (a batch's rows carry no collections)")
+
+    def __repr__(self) -> str:
+        return f"<pending {self._model.__name__} {self.__dict__.get('id')}>"
+
+
+_PENDING_KINDS: dict[type[Any], type[PendingRow]] = {}
+
+
+class _Shape:
+    """How a model's attributes become the columns of its COPY."""
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = inspect(model)
+        self.table: str = model.__tablename__
+        self.columns = loader.COLUMNS[self.table]
+        #: FK column -> (relationship key, the parent's column key it copies).
+        self.foreign_keys: dict[str, tuple[str, str]] = {}
+        self.parent_keys = [
+            r.key for r in mapper.relationships if r.direction is RelationshipDirection.MANYTOONE
+        ]
+        for relationship in mapper.relationships:
+            if relationship.direction is RelationshipDirection.MANYTOONE:
+                for local, remote in relationship.local_remote_pairs:
+                    self.foreign_keys[local.name] = (relationship.key, remote.key)
+        self.keys = {
+            column.name: mapper.get_property_by_column(column).key
+            for column in model.__table__.columns
+        }
+        self.defaults = {
+            column.name: column.default.arg
+            for column in model.__table__.columns
+            if column.default is not None and column.default.is_scalar
+        }
+        self.server_defaults = {
+            column.name for column in model.__table__.columns if column.server_default is not None
+        }
+        #: The collections of a parent that a batch adds children to (expired after it).
+        self.collections = [r.key for r in mapper.relationships if r.uselist]
+        #: Columns whose values are Python enums (written as their labels).
+        self.enums = {
+            column.name
+            for column in model.__table__.columns
+            if getattr(column.type, "enum_class", None) is not None
+        }
+
+        self.insert = model.__table__.insert()
+
+    def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Column -> value of the row a factory made from `kwargs` (its model arguments).
+
+        A column the factory left out is left out here too when the database has a default
+        for it (as a flush leaves it out), else it takes the model's Python default.
+        """
+        values = {}
+        for column, key in self.keys.items():
+            value = kwargs.get(key, _MISSING)
+            if value is _MISSING:
+                foreign = self.foreign_keys.get(column)
+                if foreign is not None and foreign[0] in kwargs:
+                    parent = kwargs[foreign[0]]
+                    value = None if parent is None else getattr(parent, foreign[1])
+                elif column in self.server_defaults:
+                    continue
+                else:
+                    value = self.defaults.get(column)
+            values[column] = value
+        return values
+
+    def tuples(
+        self, session: Session, rows: list[PendingRow]
+    ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The COPY rows of `rows`, by the columns they give (normally one group).
+
+        Rows with the same attributes are turned into tuples by one compiled function
+        (their keys, in column order, then the parents' keys, then the defaults); the
+        first row of each kind goes through `values` and the rule columns, and when a
+        rule fills a column the rows of that kind all do.
+        """
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        # Per call: each session's rules are its own.
+        writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
+        for row in rows:
+            kwargs = row.values
+            kind = tuple(kwargs)
+            if kind in writers:
+                writer = writers[kind]
+                values = None
+            else:
+                values = self.values(kwargs)
+                plain = dict(values)
+                fill_rule_columns(session, self.table, values, kwargs)
+                writer = writers[kind] = self._writer(kwargs) if values == plain else None
+            if writer is None:  # rule columns: row by row
+                if values is None:
+                    values = self.values(kwargs)
+                    fill_rule_columns(session, self.table, values, kwargs)
+                groups.setdefault(tuple(values), []).append(
+                    tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
+                )
+                continue
+            columns, make = writer
+            group = groups.get(columns)
+            if group is None:
+                group = groups[columns] = []
+            group.append(make(kwargs))
+        return groups
+
+    def _writer(self, kwargs: dict[str, Any]) -> tuple[tuple[str, ...], Any]:
+        """(columns, kwargs -> COPY tuple) for rows with the attributes of `kwargs`."""
+        direct: list[tuple[str, str]] = []
+        parents: list[tuple[str, str, str]] = []
+        constants: list[tuple[str, Any]] = []
+        for column, key in self.keys.items():
+            foreign = self.foreign_keys.get(column)
+            if key in kwargs:
+                direct.append((column, key))
+            elif foreign is not None and foreign[0] in kwargs:
+                parents.append((column, *foreign))
+            elif column not in self.server_defaults:
+                constants.append((column, self.defaults.get(column)))
+        columns = (
+            *(c for c, _ in direct),
+            *(c for c, _, _ in parents),
+            *(c for c, _ in constants),
+        )
+        enums = [i for i, column in enumerate(columns) if column in self.enums]
+        tail = tuple(value for _, value in constants)
+        keys = [key for _, key in direct]
+        pick = operator.itemgetter(*keys) if len(keys) > 1 else lambda kw: (kw[keys[0]],)
+        links = [(relation, attribute) for _, relation, attribute in parents]
+
+        def make(kw: dict[str, Any]) -> tuple[Any, ...]:
+            row = [*pick(kw)]
+            for relation, attribute in links:
+                parent = kw[relation]
+                row.append(None if parent is None else getattr(parent, attribute))
+            row.extend(tail)
+            for i in enums:
+                value = row[i]
+                if isinstance(value, enum.Enum):
+                    row[i] = value._value_  # its label (without `.value`'s descriptor)
+            return tuple(row)
+
+        return columns, make
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """The parent objects among a factory's model arguments (its many-to-one relationships)."""
+    if model in _MODEL_ORDER:
+        return [kwargs[key] for key in _shape(model).parent_keys if kwargs.get(key) is not None]
+    return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
+
+
+def _shape(model: type[Any]) -> _Shape:
+    shape = _SHAPES.get(model)
+    if shape is None:
+        shape = _SHAPES[model] = _Shape(model)
+    return shape
+
+
+def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
+    """INSERT the row of `obj` (made from `kwargs`) now, and make `obj` persistent in
+    `session` as a flush would, for a fifth of a flush's cost. False (nothing done) when
+    a parent is not in the database yet (only a flush saves them in order), or when
+    `obj` is not of a Celestra table (a model of yours has a flush).
+    """
+    if type(obj) not in _MODEL_ORDER:
+        return False
+    for value in _parents(type(obj), kwargs):
+        if not isinstance(value, PendingRow) and not inspect(value).persistent:
+            return False
+    if session.new:
+        session.flush()  # the session's own pending rows may be the parents of this one
+    shape = _shape(type(obj))
+    values = shape.values(kwargs)
+    with_rules = fill_rule_columns(session, shape.table, values, kwargs)
+    session.connection().execute(with_rules if with_rules is not None else shape.insert, values)
+    state = obj.__dict__
+    for column, value in values.items():
+        key = shape.keys.get(column)
+        if key is None:
+            state[column] = value  # a column of your rules: an attribute of this object only
+        elif key not in state or (
+            with_rules is not None and getattr(state[key], "value", state[key]) != value
+        ):
+            set_committed_value(obj, key, value)  # no reload when read; a rule's label
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return True
+
+
+def set_column(session: Session, row: Any, column: str, value: Any) -> None:
+    """Give `row` a new value of `column`: in a batch's row before it is written, else
+    in the database and the session's object at once (an UPDATE, no flush)."""
+    if isinstance(row, PendingRow):
+        row.values[_shape(row.model).keys[column]] = value
+        return
+    shape = _shape(type(row))
+    if not inspect(row).persistent:
+        setattr(row, shape.keys[column], value)
+        return
+    table = row.__table__
+    session.connection().execute(
+        table.update().where(table.c.id == row.id).values({table.c[column]: value})
+    )
+    set_committed_value(row, shape.keys[column], value)
+
+
+# --- the batch ----------------------------------------------------------------------
+
+
+class Batch(Maker):
+    """The rows of one `bulk_create` call, its parents' included, until they are written."""
+
+    folds = True
+
+    def __init__(self, session: Session, description: str) -> None:
+        super().__init__(session)
+        self.description = description
+        self.rows: dict[type[Any], list[PendingRow]] = {}
+        self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
+        #: Parents given to the batch that are already in the session.
+        self.given: dict[int, Any] = {}
+        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...], list[str]] | None] = {}
+        self._last_parents: list[Any] = []
+
+    def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
+        plan = super()._new_plan(factory_class, extras)
+        for name, declaration, _ in plan.post:
+            if not isinstance(declaration, RelatedFactory) and not getattr(
+                declaration, "celestra_bulk_safe", False
+            ):
+                raise CelestraError(
+                    f"{self.description}: {factory_class.__name__} has the post-generation "
+                    f"hook {name!r}, which may need its object in the database, and a batch "
+                    "writes its rows only at its end. Use create_batch() for these rows, or "
+                    "make the hook a RelatedFactory"
+                )
+        return plan
+
+    def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
+        pass  # nothing to save again: the batch writes every row at its end
+
+    def _model_of(self, instance: Any) -> type[Any]:
+        return instance.model if isinstance(instance, PendingRow) else type(instance)
+
+    def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
+        return _parents(model, kwargs)
+
+    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...], list[str]] | None:
+        """The model of a factory's rows and its get-or-create keys; None for a list
+        factory (a declaration's list, not a row)."""
+        model = fb.model_class(factory_class)
+        if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
+            if fb.is_list_factory(factory_class):
+                return None
+            raise CelestraError(
+                f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
+                "a batch can only make rows of the Celestra tables"
+            )
+        return model, fb.get_or_create_keys(factory_class), _shape(model).parent_keys
+
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            kind = self._kinds[factory_class]
+        except KeyError:
+            kind = self._kinds[factory_class] = self._kind(factory_class)
+        if kind is None:
+            return fb.build(factory_class, args, kwargs)
+        model, keys, parent_keys = kind
+        parents = self._last_parents = [
+            kwargs[key] for key in parent_keys if kwargs.get(key) is not None
+        ]
+        for value in parents:
+            if not isinstance(value, PendingRow) and id(value) not in self.given:
+                self.given[id(value)] = value
+                if not inspect(value).persistent:
+                    self.session.add(value)  # flushed before the COPY, so it comes first
+        if keys:
+            return self._get_or_create(model, kwargs, keys)
+        return self._add(model, kwargs)
+
+    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
+        if not isinstance(instance, PendingRow):
+            super()._remember(instance, kwargs)
+            return
+        key = id(instance)
+        if key in self._made:
+            return  # found by get-or-create again
+        self._made.add(key)
+        model = instance.model
+        self._by_key[model, kwargs.get("id")] = instance
+        children = self._children
+        for value in self._last_parents:
+            found = children.get((model, id(value)))
+            if found is None:
+                children[model, id(value)] = [instance]
+            else:
+                found.append(instance)
+
+    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
+        row = PendingRow(model, kwargs)
+        self.rows.setdefault(model, []).append(row)
+        return row
+
+    def _get_or_create(self, model: type[Any], kwargs: dict[str, Any], keys: Any) -> Any:
+        """The batch's row or the session's with these keys (looked up once), else a new one."""
+        lookup = {key: kwargs[key] for key in keys}
+        found_key = (model, tuple(lookup.values()))
+        found = self._found.get(found_key)
+        if found is None:
+            found = self.session.scalars(select(model).filter_by(**lookup)).first()
+            if found is None:
+                found = self._add(model, kwargs)
+            self._found[found_key] = found
+        return found
+
+    def _copy(
+        self,
+        pg_conn: psycopg.Connection[Any],
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> int:
+        try:
+            return loader.copy_rows(pg_conn, table, columns, rows)
+        except psycopg.Error as error:
+            from pytest_celestra.db.drift import describe_refusal
+
+            raise BulkWriteError(
+                f"{self.description} failed writing its {len(rows)} {table} rows: "
+                f"{describe_refusal(error, table)}. "
+                "The session's transaction is aborted (roll it back); a value you passed "
+                "likely breaks a constraint (e.g. the same email for every row)"
+            ) from None
+
+    def write(self) -> dict[str, int]:
+        """COPY every table's rows (parents first) through the session's connection."""
+        pg_conn = loader.raw_connection(self.session)  # flushes the session first
+        written: dict[str, int] = {}
+        for model in MODELS_IN_FK_ORDER:
+            shape = _shape(model)
+            # Rows that leave out the same columns (normally all of them) share a COPY.
+            for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
+                count = self._copy(pg_conn, shape.table, columns, rows)
+                written[shape.table] = written.get(shape.table, 0) + count
+                if (heard := self.session.info.get(ROWS_WRITTEN)) is not None:
+                    heard(count)
+        for parent in self.given.values():
+            # Their collections (company.users, ...) did not see the new children.
+            state = inspect(parent)
+            if state.persistent and state.session is self.session:
+                self.session.expire(parent, _shape(type(parent)).collections)
+        return written
+
+
+_MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
+
+ROWS_WRITTEN = "celestra_rows_written"
+"""Key of `session.info` for a callable that hears how many rows each COPY of a batch
+wrote (SQLAlchemy's statement events do not see a COPY): a scenario's build counts them
+in its progress line."""
+
+
+@contextlib.contextmanager
+def _no_cyclic_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a batch makes its rows: it keeps every row until
+    it ends, and each collection would go through them all again (a tenth of its time)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+class BulkWriteError(CelestraError):
+    """The database refused a batch's rows (its COPY failed)."""
+
+
+class BulkResult(Sequence[T], Generic[T]):
+    """The rows a `bulk_create` made, in order: keys now, objects on first use.
+
+    `result.ids` are the primary keys (no query). Indexing, iterating or `len` give
+    the ORM objects, attached to the session: the first access loads them all with one
+    `SELECT ... WHERE id = ANY(:ids)` (objects already in the session are reused).
+    """
+
+    def __init__(self, session: Session, model: type[T], ids: Sequence[uuid.UUID]) -> None:
+        self.session = session
+        self.model = model
+        self.ids: tuple[uuid.UUID, ...] = tuple(ids)
+        self._objects: list[T] | None = None
+
+    def objects(self) -> list[T]:
+        """The ORM objects, loaded on first call."""
+        if self._objects is None:
+            column = self.model.id  # type: ignore[attr-defined]
+            by_id = {
+                obj.id: obj  # type: ignore[attr-defined]
+                for obj in self.session.scalars(
+                    select(self.model).where(
+                        column == any_(bindparam("ids", list(self.ids), type_=ARRAY(Uuid)))
+                    )
+                )
+            }
+            self._objects = [by_id[key] for key in self.ids]
+        return self._objects
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self.objects()[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.objects())
+
+    def __repr__(self) -> str:
+        return f"<BulkResult of {len(self.ids)} {self.model.__name__}>"
+
+
+def bulk_create(
+    factory_class: Any, size: int, params: dict[str, Any], session: Session
+) -> BulkResult[Any]:
+    """Make `size` rows of `factory_class` with `params` and COPY them into
+    `session`'s transaction; what `CelestraFactory.bulk_create` runs."""
+    if not isinstance(size, int) or size < 0:
+        raise CelestraError(
+            f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "
+            f"got {size!r}"
+        )
+    description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
+    if current_batch() is not None:
+        raise CelestraError(f"{description}: a batch cannot be made inside another batch")
+    _check_driver(session, description)
+    batch = Batch(session, description)
+    with batch.active(), _no_cyclic_collection():
+        made = [batch.make(factory_class, params) for _ in range(size)]
+    try:
+        batch.write()
+    except RuleError as error:
+        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
+        raise
+    model = fb.model_class(factory_class)
+    return BulkResult(session, model, [row.id for row in made])
+
+
+def _check_driver(session: Session, description: str) -> None:
+    """Fail before making anything when the session's connection cannot COPY for us."""
+    driver = getattr(session.connection().connection, "driver_connection", None)
+    if not isinstance(driver, psycopg.Connection):
+        raise CelestraError(
+            f"{description}: a batch is written with COPY through a synchronous psycopg 3 "
+            f"connection, and this session's is {type(driver).__name__} (an async session "
+            "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
+            "as celestra_session, or create_batch()"
+        )
+
+
+def _describe(params: dict[str, Any]) -> str:
+    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
+    return text if len(text) <= 200 else text[:197] + "..."

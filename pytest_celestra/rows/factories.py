@@ -1,0 +1,1533 @@
+# factory_boy is typed but its declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
+"""factory_boy factories for the 15 Celestra tables, with whole, consistent parent chains.
+
+Every factory makes a row that satisfies every constraint of the schema; a child made
+alone gets a valid parent chain, and parents that must agree are shared (an agent and a
+knowledge base linked together belong to one company; a notification's company is its
+user's). Column values come from
+[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider],
+the same definitions the bulk scenario uses. Times are relative to "now": a child is never
+older than its parent nor in the future.
+
+Defaults are the happy path, as factory_boy and FactoryBot users expect: the simplest
+valid object that works. `UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company
+who can sign in; companies, agents and knowledge bases are ACTIVE. Every other value of
+those columns is a trait (`UserFactory(suspended=True)`, `AgentFactory(draft=True)`
+...). Names, sizes, verticals, protocols and the like are still drawn at random. The bulk
+scenario still draws roles and statuses from their weighted distributions; each of these
+defaults is the most common value there.
+
+`create()` writes into the session bound by
+[`bound_session`][pytest_celestra.rows.factories.bound_session] (the `celestra_*` fixtures bind
+theirs); `build()` needs no database at all:
+
+```python
+def test_suspended_users_cannot_sign_in(celestra_session):
+    user = UserFactory(suspended=True, password="s3cret!")
+    ...
+
+admin = UserFactory.build(company_admin=True)   # not saved, no session needed
+```
+
+Traits of each factory: [`traits_of`][pytest_celestra.rows.factories.traits_of]; every factory:
+[`ALL_FACTORIES`][pytest_celestra.rows.factories.ALL_FACTORIES].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import factory.random
+from factory.declarations import (
+    LazyAttribute,
+    LazyAttributeSequence,
+    LazyFunction,
+    Maybe,
+    PostGeneration,
+    SelfAttribute,
+    Sequence,
+    SubFactory,
+    Trait,
+)
+from factory.faker import Faker
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import DBAPIError
+
+from pytest_celestra.errors import (
+    CelestraError,
+    FactoryArgumentError,
+    NoSessionError,
+    RuleError,
+)
+from pytest_celestra.rows import batches, factory_internals, passwords, row_maker, story
+from pytest_celestra.rows.app_factories import added_label
+from pytest_celestra.rows.providers import (
+    CelestraProvider,
+    company_domain,
+    email_address,
+    invitation_sent_window,
+    knowledge_type_description,
+    lockout_start_window,
+    session_created_window,
+    session_held_window,
+)
+from pytest_celestra.rows.row_maker import pure
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.app_rules import SESSION_INFO_KEY, rules_of
+from pytest_celestra.schema.models import (
+    MODELS_IN_FK_ORDER,
+    Agent,
+    AgentKnowledgeBase,
+    AgentStatus,
+    AuditChangeLog,
+    AuditEventType,
+    AuditLog,
+    Company,
+    CompanyStatus,
+    FailedLogin,
+    Invitation,
+    InvitationStatus,
+    KnowledgeBase,
+    KnowledgeBaseStatus,
+    KnowledgeSource,
+    KnowledgeType,
+    Notification,
+    NotificationStatus,
+    NotificationType,
+    PasswordHistory,
+    User,
+    UserLockout,
+    UserRole,
+    UserSession,
+    UserStatus,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy.orm import Session
+
+    from pytest_celestra.schema.app_rules import SchemaRules
+
+Faker.add_provider(CelestraProvider)
+
+# --- session binding ----------------------------------------------------------------
+
+_SESSION: ContextVar[Session | None] = ContextVar("celestra_factory_session", default=None)
+
+
+@contextlib.contextmanager
+def bound_session(session: Session, rules: SchemaRules | None = None) -> Iterator[Session]:
+    """Make every factory `create()` inside the block write into `session`, following
+    `rules` (the description of your schema; the session keeps it in `session.info`).
+
+    The `celestra_session` and `celestra_seeded_db` fixtures do this for you, with the
+    rules of your `pytest_celestra_schema_rules`; use it directly outside pytest:
+
+    ```python
+    with Session(engine) as session, bound_session(session):
+        UserFactory.create_batch(10)
+        session.commit()
+    ```
+    """
+    if rules is not None:
+        session.info[SESSION_INFO_KEY] = rules
+    token = _SESSION.set(session)
+    try:
+        yield session
+    finally:
+        _SESSION.reset(token)
+
+
+def current_session(factory_name: str = "CelestraFactory") -> Session:
+    """The session bound by [`bound_session`][pytest_celestra.rows.factories.bound_session];
+    [`NoSessionError`][pytest_celestra.errors.NoSessionError] if none is."""
+    session = _SESSION.get()
+    if session is None:
+        raise NoSessionError(factory_name)
+    return session
+
+
+# --- time ---------------------------------------------------------------------------
+
+CLOCK_LAG = timedelta(minutes=1)
+"""Factory times end this long before the wall clock, so a row is not "in the future"
+for a database transaction that started a little earlier than the factory call."""
+_NO_BOUND = -10 * 365 * spec.DAY
+
+
+def _clock() -> datetime:
+    """ "Now" of a factory row: one reading per factory call or batch (its maker's)."""
+    maker = row_maker.current_maker()
+    if maker is not None:
+        return maker.clock(CLOCK_LAG)
+    return datetime.now(UTC).replace(microsecond=0) - CLOCK_LAG
+
+
+def _offset(clock: datetime, when: datetime | None) -> int:
+    """Seconds from `clock` to `when` (rounded up, so "after" stays after)."""
+    if when is None:
+        return _NO_BOUND
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return math.ceil((when - clock).total_seconds())
+
+
+def _at(clock: datetime, offset: int | None) -> datetime | None:
+    return None if offset is None else clock + _SECOND * offset
+
+
+_SECOND = timedelta(seconds=1)  # times an offset: cheaper than timedelta(seconds=offset)
+
+
+def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
+    """A parameter: the offset of the latest `created_at` among the named parents."""
+
+    def latest(o: Any) -> int:
+        offsets = [floor]
+        for name in parents:
+            parent = getattr(o, name)
+            if parent is not None:
+                offsets.append(_offset(o.clock, parent.created_at))
+        return max(offsets)
+
+    return pure(LazyAttribute(latest))
+
+
+def _time(index: int | None = None, source: str = "times") -> Any:
+    """A column: `clock` + the offset in `source` (or its `index`-th element)."""
+
+    def when(o: Any) -> datetime | None:
+        value = getattr(o, source)
+        return _at(o.clock, value if index is None else value[index])
+
+    return pure(LazyAttribute(when))
+
+
+def _rng() -> Any:
+    # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
+    return factory.random.randgen
+
+
+def _provider() -> Any:
+    """The Faker instance factory_boy draws from (seeded with it), for story functions."""
+    return factory_internals.faker_instance()
+
+
+def _closing(o: Any) -> int | None:
+    """A parameter's value: the closing moment (`updated_at`) of `o.company` when that
+    is not ACTIVE, else None (pytest_celestra.rows.story)."""
+    company = o.company
+    if company is None or company.status in (None, CompanyStatus.ACTIVE):
+        return None
+    return min(spec.LAST_MOMENT, _offset(o.clock, company.updated_at))
+
+
+def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A parameter: `updated` of a member row of a company (story.row_updated): it left
+    service (story.is_closed) at a moment of its own, or at its company's closing when
+    its status is the one `follow(company status, active)` gives."""
+
+    def updated(o: Any) -> int:
+        status = getattr(o.status, "value", o.status)
+        followed = o.closing is not None and o.status == follow(_company_status(o), active)
+        return story.row_updated(
+            _provider(),
+            o.created,
+            left_service=story.is_closed(table, status),
+            closing=o.closing,
+            with_company=followed,
+        )
+
+    return LazyAttribute(updated)
+
+
+def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
+    """A member row's status: `active`, or what its company's closing made of it."""
+    return pure(LazyAttribute(lambda o: follow(_company_status(o), active)))
+
+
+def _member_created() -> Any:
+    """A parameter: `created` of a member row of a company (story.member_created)."""
+    return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
+
+
+def _state_times(method: str) -> Any:
+    """A parameter: the offsets the provider's `method` draws for the row's `state`,
+    between `lower` and `until`."""
+    state, lower, until = (SelfAttribute(f"..{name}") for name in ("state", "lower", "until"))
+    return Faker(method, state=state, lower=lower, upper=until)
+
+
+def _state_of_user(method: str, live: frozenset[str]) -> Any:
+    """A row's state: drawn by the provider's `method`, none of the `live` states for a
+    user who is not ACTIVE (story.state_of_user; pass a state trait to override)."""
+    return LazyAttribute(
+        lambda o: story.state_of_user(
+            getattr(_provider(), method), live, active=_active_until(o, "user") == 0
+        )
+    )
+
+
+def _company_domains() -> set[str]:
+    """The email domains of the companies the factories made in the bound session (none
+    taken when building without one): a new company's domain is not among them."""
+    session = _SESSION.get()
+    if session is None:
+        return set()
+    domains: set[str] = session.info.setdefault("celestra_company_domains", set())
+    return domains
+
+
+def _company_status(o: Any) -> CompanyStatus | None:
+    return None if o.company is None else o.company.status
+
+
+def _active_until(o: Any, *people: str) -> int:
+    """The last offset at which each of the named users was ACTIVE (story.active_until)."""
+    latest = 0
+    for name in people:
+        user = getattr(o, name)
+        if user is not None and user.status is not None and user.updated_at is not None:
+            status = getattr(user.status, "value", user.status)
+            latest = min(latest, story.active_until(status, _offset(o.clock, user.updated_at)))
+    return latest
+
+
+def _closed_at(o: Any) -> int:
+    """The offset at which `o.record` left service (story.is_closed); 0 if it did not."""
+    record = o.record
+    if record is None or record.updated_at is None or record.status is None:
+        return 0
+    status = getattr(record.status, "value", record.status)
+    if not story.is_closed(record.__tablename__, status):
+        return 0
+    return _offset(o.clock, record.updated_at)
+
+
+def _link_created(*rows: str) -> Any:
+    """A parameter: `created` of a link to the named agents / knowledge bases
+    (story.link_created), before they were DISABLED or ARCHIVED (their `updated_at`)."""
+
+    def created(o: Any) -> int:
+        retired = []
+        for name in rows:
+            row = getattr(o, name)
+            status = None if row is None else getattr(row.status, "value", row.status)
+            if status in story.RETIRED_STATUSES and row.updated_at is not None:
+                retired.append(_offset(o.clock, row.updated_at))
+        return story.link_created(_provider(), o.lower, *retired)
+
+    return LazyAttribute(created)
+
+
+# --- base -------------------------------------------------------------------------------
+
+
+class CelestraFactory(factory_internals.RoutedFactory):
+    """Base of the Celestra factories: writes into the session of
+    [`bound_session`][pytest_celestra.rows.factories.bound_session]."""
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_persistence = "flush"
+
+    class Params:
+        # "now" of the row: every time of a factory row is an offset from it.
+        clock = pure(LazyFunction(_clock))
+
+    id = Faker("celestra_uuid")
+
+    @classmethod
+    def _route(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        params = cls._share_parents(checked_arguments(cls, params))
+        if strategy == factory_internals.CREATE_STRATEGY:
+            # Fail before any parent is made, naming the factory the test called.
+            session = current_session(cls.__name__)
+            maker = row_maker.current_maker()
+            if maker is not None:  # called while making another object: join its call
+                return maker.make(cls, params)
+            if not factory_internals.is_abstract(cls):
+                return row_maker.Maker(session).run(cls, params)
+        return cls._default_generate(strategy, params)
+
+    @classmethod
+    def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` with enum labels given as strings made members (for a parent's
+        factory, whose keywords come from the call's `company__status=...`)."""
+        return checked_arguments(cls, params, check_names=False)
+
+    @classmethod
+    def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments with the parents that must be shared filled in."""
+        return params
+
+    @classmethod
+    def bulk_create(cls, size: int, **kwargs: Any) -> batches.BulkResult[Any]:
+        """Make `size` rows like `create_batch(size, **kwargs)`, at COPY speed.
+
+        The same declarations, traits, overrides, sequences and parents (made in the batch
+        too, unless given) as `create_batch`; the rows go into the bound session's
+        transaction in one binary COPY per table. Returns a
+        [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: `.ids` at once, the ORM objects
+        (attached to the session) on first use:
+
+        ```python
+        users = UserFactory.bulk_create(10_000, company=company, suspended=True)
+        assert users[0].company is company
+        ```
+        """
+        session = current_session(cls.__name__)
+        kwargs = checked_arguments(cls, kwargs, call=f"{cls.__name__}.bulk_create")
+        return batches.bulk_create(cls, size, cls._share_parents(kwargs), session)
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        session = current_session(cls.__name__)
+        keys = factory_internals.get_or_create_keys(cls)
+        if keys:
+            # No rollback on conflict (unlike factory_boy's): the test owns the transaction.
+            lookup = {key: kwargs[key] for key in keys}
+            existing = session.scalars(select(model_class).filter_by(**lookup)).first()
+            if existing is not None:
+                return existing
+        return cls._save(model_class, session, args, kwargs)
+
+    @classmethod
+    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
+        # An INSERT of its own instead of a flush per object: the row is in the database
+        # when the call returns, as before, and a constraint error is raised by that call.
+        table = model_class.__tablename__
+        rules = rules_of(session)
+        added = rules.added_columns(table)
+        try:
+            if added:  # the INSERT of this call carries them: its parents must be saved
+                if parents := [v for v in kwargs.values() if _unsaved(v)]:
+                    session.add_all(parents)
+                    session.flush()
+                obj = model_class(*args, **{k: v for k, v in kwargs.items() if k not in added})
+            else:
+                obj = model_class(*args, **kwargs)
+            if not batches.insert_row(session, obj, kwargs):
+                session.add(obj)
+                session.flush()
+        except DBAPIError as error:
+            # Name table, column and constraint, never the row's values.
+            from pytest_celestra.db.drift import rejected_row
+
+            rejected = rejected_row(error, table, cls.__name__, rules)
+            rejected.add_note(f"raised saving the {table} row of {cls.__name__}")
+            raise rejected from None
+        except RuleError as error:
+            error.add_note(f"raised making the {table} row of {cls.__name__}")
+            raise
+        return obj
+
+
+def _unsaved(value: Any) -> bool:
+    """Whether `value` is an ORM object not in the database yet (a parent built unsaved)."""
+    return hasattr(value, "_sa_instance_state") and not inspect(value).persistent
+
+
+def _member_of(company: Any, **kwargs: Any) -> Any:
+    """A SubFactory user of `company` (a REGULAR_USER unless `role=`), a super admin
+    when the company is None."""
+    return SubFactory(
+        "pytest_celestra.rows.factories.UserFactory",
+        company=company,
+        role=Maybe(
+            pure(LazyAttribute(lambda o: o.company is None)),
+            UserRole.SUPER_ADMIN,
+            kwargs.pop("role", UserRole.REGULAR_USER),
+        ),
+        **kwargs,
+    )
+
+
+def _parent_company(path: str) -> Any:
+    """The company of the parent's `path` object (None when there is none)."""
+
+    def company(o: Any) -> Any:
+        owner = getattr(o.factory_parent, path)
+        return None if owner is None else owner.company
+
+    return pure(LazyAttribute(company))
+
+
+# --- independent tables -----------------------------------------------------------------
+
+
+class CompanyFactory(CelestraFactory):
+    """An ACTIVE company (tenant); its email domain is `company_domain(company.name)`.
+
+    Traits: `suspended`, `archived`. Size and vertical are drawn at random.
+    """
+
+    class Meta:
+        model = Company
+
+    class Params:
+        created = Faker("moment", lower=spec.COMPANY_CREATED[0], upper=spec.COMPANY_CREATED[1])
+        # A closed company's updated_at is when it closed: after its members were created.
+        updated = LazyAttribute(
+            lambda o: story.row_updated(
+                _provider(), o.created, left_service=o.status is not CompanyStatus.ACTIVE
+            )
+        )
+        suspended = Trait(status=CompanyStatus.SUSPENDED)
+        archived = Trait(status=CompanyStatus.ARCHIVED)
+
+    vertical = Faker("company_vertical")
+    # A domain of its own (story.unique_company_name) among the session's companies.
+    name = LazyAttribute(
+        lambda o: story.unique_company_name(_provider(), o.vertical, _company_domains())[0]
+    )
+    description = Faker("company_description", vertical=SelfAttribute("..vertical"))
+    size = Faker("company_size")
+    status = CompanyStatus.ACTIVE
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class KnowledgeTypeFactory(CelestraFactory):
+    """A knowledge type from the catalogue; `create()` reuses an existing one by name."""
+
+    class Meta:
+        model = KnowledgeType
+        sqlalchemy_get_or_create = ("name",)
+
+    class Params:
+        created = pure(LazyAttribute(lambda o: story.knowledge_type_created(o.name)))
+
+    name = Faker("knowledge_type_name")
+    description = pure(LazyAttribute(lambda o: knowledge_type_description(o.name)))
+    created_at = _time(source="created")
+    updated_at = _time(source="created")
+
+
+# --- first level ------------------------------------------------------------------------
+
+
+class _CompanyRowFactory(CelestraFactory):
+    """Base of the factories of a company's rows (users, agents, knowledge bases): created
+    after the company (story.member_created), last updated before it closed, or when it
+    left service (`updated`: story.row_updated)."""
+
+    class Meta:
+        abstract = True
+
+    class Params:
+        lower = _not_before("company")
+        created = _member_created()
+        closing = pure(LazyAttribute(_closing))
+
+    company: Any = SubFactory(CompanyFactory)
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+class UserFactory(_CompanyRowFactory):
+    """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass `company=` to join an
+    existing one.
+
+    Signs in with [`DEFAULT_PASSWORD`][pytest_celestra.rows.passwords.DEFAULT_PASSWORD] unless you
+    pass
+    `password=`. Role traits: `super_admin` (a platform admin without a company),
+    `company_admin`, `space_admin`; status traits: `suspended`, `blocked`,
+    `archived`.
+    """
+
+    class Meta:
+        model = User
+
+    class Params:
+        password = passwords.DEFAULT_PASSWORD
+        created = Maybe(
+            "company",
+            _member_created(),
+            Faker("moment", lower=spec.SUPER_ADMIN_CREATED[0], upper=spec.SUPER_ADMIN_CREATED[1]),
+        )
+        updated = _member_updated("users", story.member_status, UserStatus.ACTIVE)
+        email_domain = pure(
+            LazyAttribute(
+                lambda o: (
+                    spec.PLATFORM_DOMAIN if o.company is None else company_domain(o.company.name)
+                )
+            )
+        )
+        super_admin = Trait(role=UserRole.SUPER_ADMIN)
+        company_admin = Trait(role=UserRole.COMPANY_ADMIN)
+        space_admin = Trait(role=UserRole.SPACE_ADMIN)
+        suspended = Trait(status=UserStatus.SUSPENDED)
+        blocked = Trait(status=UserStatus.BLOCKED)
+        archived = Trait(status=UserStatus.ARCHIVED)
+
+    role = UserRole.REGULAR_USER
+    company = Maybe(
+        pure(LazyAttribute(lambda o: o.role is UserRole.SUPER_ADMIN)),
+        None,
+        SubFactory(CompanyFactory),
+    )
+    name = Faker("person_name")
+    # The sequence number keeps emails unique however often a name comes up.
+    email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
+    status = _status_with_company(story.member_status, UserStatus.ACTIVE)
+
+
+class AgentFactory(_CompanyRowFactory):
+    """An ACTIVE AI agent of a new company (or of `company=`).
+
+    Traits: `draft`, `disabled`, `archived`. The protocol is drawn at random.
+    """
+
+    class Meta:
+        model = Agent
+
+    class Params:
+        updated = _member_updated("agents", story.agent_status, AgentStatus.ACTIVE)
+        draft = Trait(status=AgentStatus.DRAFT)
+        disabled = Trait(status=AgentStatus.DISABLED)
+        archived = Trait(status=AgentStatus.ARCHIVED)
+
+    name = Faker("agent_name")
+    description = Faker("agent_description")
+    agent_protocol = Faker("agent_protocol")
+    status = _status_with_company(story.agent_status, AgentStatus.ACTIVE)
+
+
+class KnowledgeBaseFactory(_CompanyRowFactory):
+    """An ACTIVE knowledge base of a new company (or of `company=`).
+
+    Traits: `building`, `draft`, `disabled`, `archived`.
+    """
+
+    class Meta:
+        model = KnowledgeBase
+
+    class Params:
+        updated = _member_updated(
+            "knowledge_bases", story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE
+        )
+        building = Trait(status=KnowledgeBaseStatus.BUILDING)
+        draft = Trait(status=KnowledgeBaseStatus.DRAFT)
+        disabled = Trait(status=KnowledgeBaseStatus.DISABLED)
+        archived = Trait(status=KnowledgeBaseStatus.ARCHIVED)
+
+    name = Faker("knowledge_base_name")
+    description = Faker("knowledge_base_description")
+    status = _status_with_company(story.knowledge_base_status, KnowledgeBaseStatus.ACTIVE)
+
+
+# --- second level -----------------------------------------------------------------------
+
+
+class AgentKnowledgeBaseFactory(CelestraFactory):
+    """An agent linked to a knowledge base of the same company.
+
+    Pass `agent=` or `knowledge_base=` (or both) and the other side joins that one's
+    company; pass `company=` to make both sides there.
+    """
+
+    class Meta:
+        model = AgentKnowledgeBase
+
+    class Params:
+        company = SubFactory(CompanyFactory)
+        lower = _not_before("agent", "knowledge_base")
+        created = _link_created("agent", "knowledge_base")
+
+    agent = SubFactory(AgentFactory, company=SelfAttribute("..company"))
+    knowledge_base = SubFactory(KnowledgeBaseFactory, company=SelfAttribute("..company"))
+    created_at = _time(source="created")
+
+    @classmethod
+    def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
+        if "company" not in params:
+            # Share the given side's company rather than making a new one for the other.
+            given = params.get("agent") or params.get("knowledge_base")
+            if given is not None:
+                params = {**params, "company": given.company}
+        return params
+
+
+class KnowledgeSourceFactory(CelestraFactory):
+    """A source of a knowledge base; its type is reused from the catalogue (get or create)."""
+
+    class Meta:
+        model = KnowledgeSource
+
+    class Params:
+        lower = _not_before("knowledge_base", "knowledge_type")
+        created = _link_created("knowledge_base")
+        updated = LazyAttribute(lambda o: story.updated_after(_provider(), o.created))
+        domain = pure(LazyAttribute(lambda o: company_domain(o.knowledge_base.company.name)))
+
+    knowledge_base = SubFactory(KnowledgeBaseFactory)
+    knowledge_type = SubFactory(KnowledgeTypeFactory)
+    name = Faker(
+        "knowledge_source_name",
+        type_name=SelfAttribute("..knowledge_type.name"),
+        domain=SelfAttribute("..domain"),
+    )
+    created_at = _time(source="created")
+    updated_at = _time(source="updated")
+
+
+def _admin_actor() -> Any:
+    """The user of an admin action (a data export, a change of a row): a company admin,
+    or a super admin now and then
+    ([`story.super_admin_acts`][pytest_celestra.rows.story.super_admin_acts])."""
+    return Maybe(
+        LazyAttribute(lambda o: story.super_admin_acts(_rng())),
+        SubFactory(UserFactory, super_admin=True),
+        SubFactory(UserFactory, company_admin=True),
+    )
+
+
+def _actor_company() -> Any:
+    """The company of the parent's `user` (the actor), or a new one when the actor is a
+    super admin."""
+    return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
+
+
+def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    if not create or extracted is False or log.created_at is None:
+        return
+    when = log.created_at
+    if log.event_type is AuditEventType.FAILED_LOGIN:
+        FailedLoginFactory(user=log.user, attempted_at=when)
+    elif log.user is None:
+        return
+    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+        _session(log.user, when)
+    elif log.event_type is AuditEventType.SESSION_ENDED:
+        _session(log.user, when, ended=True)
+
+
+def _record_role_change(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
+    role_change = log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE
+    if create and extracted is not False and log.table_name == "users" and role_change:
+        AuditChangeLogFactory(audit_log=log)
+
+
+class AuditLogFactory(CelestraFactory):
+    """An audit log of a user's action; signed by an admin when the event type needs it.
+
+    `role_change=True` / `config_change=True` make an event that changed a row
+    (`table_name` and `record_id` point at it; pass `record=` for your own row).
+    """
+
+    class Meta:
+        model = AuditLog
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("record",)
+
+    class Params:
+        known_user = pure(LazyAttribute(lambda o: o.user is not None))
+        lower = _not_before("user", "signer", "record", floor=spec.ACTIVITY_EARLIEST)
+        # Nobody acts or signs after leaving ACTIVE; a closed row changes no more.
+        window = pure(
+            LazyAttribute(
+                lambda o: story.activity_window(
+                    [o.lower],
+                    [min(_active_until(o, "user", "signer"), _closed_at(o)) - spec.ACTIVITY_MARGIN],
+                )
+            )
+        )
+        created = LazyAttribute(lambda o: _logged_moment(o))
+        # A company admin changes a row of their company, a super admin (now and then:
+        # story.super_admin_acts) one of any company; the row always has a company, so a
+        # role change never gives a company-less user a company role.
+        role_change = Trait(
+            event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
+            user=_admin_actor(),
+            record=_member_of(_actor_company()),
+        )
+        config_change = Trait(
+            event_type=AuditEventType.CONFIGURATION_UPDATE,
+            user=_admin_actor(),
+            record=SubFactory(AgentFactory, company=_actor_company()),
+        )
+        unknown_user = Trait(event_type=AuditEventType.FAILED_LOGIN, user=None)
+
+    record = None
+    # A data export is an admin's: a super admin's now and then (story.super_admin_acts).
+    user = Maybe(
+        LazyAttribute(lambda o: o.event_type is AuditEventType.DATA_EXPORT),
+        _admin_actor(),
+        SubFactory(UserFactory),
+    )
+    event_type = Faker("audit_event_type")
+    event_description = Faker(
+        "audit_description",
+        event_type=SelfAttribute("..event_type"),
+        table_name=SelfAttribute("..table_name"),
+        known_user=SelfAttribute("..known_user"),
+    )
+    ip_address = Faker("ip_address")
+    # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
+    # platform users, else now and then: story.super_admin_signs).
+    signer = Maybe(
+        LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
+        Maybe(
+            LazyAttribute(
+                lambda o: story.super_admin_signs(_rng(), o.user is None or o.user.company is None)
+            ),
+            SubFactory("pytest_celestra.rows.factories.UserFactory", super_admin=True),
+            _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
+        ),
+        None,
+    )
+    digital_signature = Maybe("signer", Faker("digital_signature"), None)
+    reason = Faker("audit_reason", event_type=SelfAttribute("..event_type"))
+    table_name = pure(LazyAttribute(lambda o: None if o.record is None else o.record.__tablename__))
+    record_id = pure(LazyAttribute(lambda o: None if o.record is None else o.record.id))
+    group_id = None
+    created_at = _time(source="created")
+    # A role assignment is recorded with the change of users.role (pass False to skip).
+    role_change_log = batches.bulk_safe(PostGeneration(_record_role_change))
+    # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
+    # (pytest_celestra.rows.story); ``activity=False`` skips that row.
+    activity = batches.bulk_safe(PostGeneration(_record_activity))
+
+
+def _logged_moment(o: Any) -> int:
+    """When the logged action happened, within the actors' `window`; a sign-in when a
+    session of its user in a state of the spec's table starts (story.state_of_user,
+    providers.session_times), a sign-out while one is in progress, as the scenario's
+    sign-ins and sign-outs do."""
+    p = _provider()
+    signs_in = o.event_type in spec.AUDIT_ACTIONS["sign_in"]
+    if o.user is None or not (signs_in or o.event_type is AuditEventType.SESSION_ENDED):
+        moment: int = p.recent_moment(*o.window)
+        return moment
+    active = _active_until(o, "user") == 0
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, active)
+    times: tuple[int, int] = p.session_times(state, *o.window)
+    latest: int = o.window[1]
+    created: int = times[0] if signs_in else p.moment(times[0], min(times[1], latest))
+    return min(created, latest)  # never after the user left, whatever the state
+
+
+def _session(user: User, when: datetime, ended: bool = False) -> Any:
+    """A session of `user` that starts at `when` (or, `ended`, is in progress then: the
+    session a sign-out ends): in a state of the spec's table whose window holds that
+    moment (story.state_of_user over story.states_holding with
+    providers.session_created_window, or session_held_window; none live for a user who
+    is not ACTIVE), with that state's times (providers.session_times_from, or
+    session_times_holding), as the scenario's sign-ins and sign-outs do."""
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    status = str(getattr(user.status, "value", user.status))
+    updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
+    until = story.active_until(status, updated)
+    window = session_held_window if ended else session_created_window
+    fits = story.states_holding(
+        moment, spec.SESSION_STATE_WEIGHTS, lambda state: window(state, lower, until)
+    )
+    state = story.state_of_user(p.session_state, story.LIVE_SESSION_STATES, until == 0, fits)
+    if ended:
+        # Offsets round up: the session starts by `when`'s whole second, ends after it.
+        exact = _at(clock, moment) == (when if when.tzinfo else when.replace(tzinfo=UTC))
+        created, expires = p.session_times_holding(
+            state, moment if exact else moment - 1, lower, until
+        )
+        times = (created, max(expires, moment))
+    else:
+        times = p.session_times_from(state, moment)
+    return UserSessionFactory(user=user, state=state, times=times)
+
+
+class FailedLoginFactory(CelestraFactory):
+    """A failed sign-in of a user; `unknown_email=True` for an email nobody has."""
+
+    class Meta:
+        model = FailedLogin
+
+    class Params:
+        known_user = pure(LazyAttribute(lambda o: o.user is not None))
+        lower = _not_before("user", floor=spec.ACTIVITY_EARLIEST)
+        attempted = LazyAttribute(lambda o: story.activity_moment(_provider(), o.lower))
+        unknown_email = Trait(user=None)
+
+    user = SubFactory(UserFactory)
+    ip_address = Faker("ip_address")
+    attempted_at = _time(source="attempted")
+    failure_reason = Faker("failure_reason", known_user=SelfAttribute("..known_user"))
+
+
+class _UserStateFactory(CelestraFactory):
+    """Base of the factories of a user's rows whose times follow a drawn `state`
+    (invitations, lockouts, sessions): a trait picks the state."""
+
+    class Meta:
+        abstract = True
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("state",)
+
+    class Params:
+        lower = _not_before("user")
+        until = pure(LazyAttribute(lambda o: _active_until(o, "user")))
+
+    user: Any = SubFactory(UserFactory)
+
+
+class InvitationFactory(_UserStateFactory):
+    """An invitation of a user, in a random state unless a trait picks one.
+
+    Traits: `pending` (open now, status PENDING), `sent` (open, SENT), `far` (expires
+    more than 7 days ahead), `accepted`, `expired`, `cancelled`.
+    """
+
+    class Meta:
+        model = Invitation
+
+    class Params:
+        times = _state_times("invitation_times")
+        pending = Trait(state="open", status=InvitationStatus.PENDING)
+        sent = Trait(state="open", status=InvitationStatus.SENT)
+        far = Trait(state="far", status=InvitationStatus.SENT)
+        accepted = Trait(state="accepted", status=InvitationStatus.ACCEPTED)
+        expired = Trait(state="expired", status=InvitationStatus.EXPIRED)
+        cancelled = Trait(state="cancelled", status=InvitationStatus.CANCELLED)
+
+    # A user who is not ACTIVE has no open invitation (a state trait overrides).
+    state = _state_of_user("invitation_state", story.OPEN_INVITATION_STATES)
+    token = Faker("url_token")
+    status = Faker("invitation_status", state=SelfAttribute("..state"))
+    created_at = _time(0)
+    sent_at = _time(1)
+    expires_at = _time(2)
+    updated_at = _time(3)
+    resend_count = Faker("invitation_resend_count")
+
+
+def _record_event(notification: Notification, create: bool, extracted: Any, **_: Any) -> None:
+    """Create the event `notification` reports, a moment before it."""
+    event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
+    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
+        return
+    user, created = notification.user, notification.created_at
+    clock = _clock()
+    lower = _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    assert when is not None
+    if event in story.COMPANY_EVENTS and user.company is None:
+        raise CelestraError(
+            f"a {notification.notification_type.value} notification reports an event of its "
+            "user's company, and a super admin has none: pass user=UserFactory(company=...)"
+        )
+    _EVENT_MAKERS[event](user, when)
+
+
+class NotificationFactory(CelestraFactory):
+    """A notification of a user, for the user's company (None for a super admin).
+
+    Traits: `read`, `delivered` (delivered, unread), `pending`, `failed`, `expired`
+    (expires_at already past). The default type is an announcement, a maintenance notice
+    or a session expiry; a type that reports an event brings that event with it on
+    `create()` (pytest_celestra.rows.story): `NotificationFactory(failed_login=True)` comes
+    after a failed login of its user, `role_changed=True` after an audit log that changed
+    its user's role. Type traits: `failed_login`, `account_locked`,
+    `account_unlocked`, `password_changed`, `password_expiry`, `role_changed`,
+    `invitation_sent`, `invitation_accepted`, `knowledge_base_ready`,
+    `knowledge_base_failed`, `agent_status_changed`, `data_export_ready`,
+    `new_device_login`; pass `event=False` to skip the event.
+    """
+
+    class Meta:
+        model = Notification
+        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
+        exclude = ("is_read", "expiry")
+
+    class Params:
+        lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
+        times = LazyAttribute(lambda o: _notification_times(o))
+        read = Trait(status=NotificationStatus.DELIVERED, is_read=True)
+        delivered = Trait(status=NotificationStatus.DELIVERED, is_read=False)
+        pending = Trait(status=NotificationStatus.PENDING)
+        failed = Trait(status=NotificationStatus.FAILED)
+        expired = Trait(expiry="past")
+        failed_login = Trait(notification_type=NotificationType.FAILED_LOGIN_NOTIFICATION)
+        account_locked = Trait(notification_type=NotificationType.ACCOUNT_LOCKED)
+        account_unlocked = Trait(notification_type=NotificationType.ACCOUNT_UNLOCKED)
+        password_changed = Trait(notification_type=NotificationType.PASSWORD_CHANGED)
+        # A user whose password (set when the account was made) is old enough to expire.
+        password_expiry = Trait(
+            notification_type=NotificationType.PASSWORD_EXPIRY,
+            user=SubFactory(
+                UserFactory,
+                created=Faker(
+                    "moment", lower=spec.COMPANY_CREATED[1], upper=-spec.PASSWORD_EXPIRY_NOTICE[1]
+                ),
+            ),
+        )
+        role_changed = Trait(notification_type=NotificationType.ROLE_CHANGED)
+        invitation_sent = Trait(notification_type=NotificationType.INVITATION_SENT)
+        invitation_accepted = Trait(notification_type=NotificationType.INVITATION_ACCEPTED)
+        knowledge_base_ready = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_READY)
+        knowledge_base_failed = Trait(notification_type=NotificationType.KNOWLEDGE_BASE_FAILED)
+        agent_status_changed = Trait(notification_type=NotificationType.AGENT_STATUS_CHANGED)
+        # A data export is an admin's (story.super_admin_acts), as in the scenario.
+        data_export_ready = Trait(
+            notification_type=NotificationType.DATA_EXPORT_READY, user=_admin_actor()
+        )
+        new_device_login = Trait(notification_type=NotificationType.NEW_DEVICE_LOGIN)
+
+    is_read = Maybe(
+        LazyAttribute(lambda o: o.status is NotificationStatus.DELIVERED),
+        Faker("notification_is_read"),
+        False,
+    )
+    expiry = Faker("notification_expiry")
+    user = SubFactory(UserFactory)
+    company = pure(LazyAttribute(lambda o: o.user.company))
+    notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
+    title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
+    message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
+    priority = Faker(
+        "notification_priority", notification_type=SelfAttribute("..notification_type")
+    )
+    status = Faker("notification_status")
+    delivery_method = Faker("notification_delivery_method")
+    read_at = _time(2)
+    action_url = Faker(
+        "notification_action_url",
+        notification_type=SelfAttribute("..notification_type"),
+    )
+    expires_at = _time(3)
+    delivered_at = _time(1)
+    created_at = _time(0)
+    updated_at = _time(4)
+    event = batches.bulk_safe(PostGeneration(_record_event))
+
+
+def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
+    """The notification's times (providers.notification_times); a password expiry notice
+    comes while the password the user was created with is old enough and not too old
+    (story.password_notice_window), as the scenario's do."""
+    p = _provider()
+    notice = None
+    if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
+        notice = story.password_notice_window(_offset(o.clock, o.user.created_at), 0)
+    if notice is None or notice[1] < o.lower:
+        times: tuple[int, int | None, int | None, int, int]
+        times = p.notification_times(o.status, o.is_read, o.expiry, o.lower)
+        return times
+    created = p.moment(max(o.lower, notice[0]), notice[1])
+    times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
+    return times
+
+
+def _notification_lower(o: Any) -> int:
+    """Not before the user and company; a password expiry notice not before the user's
+    password is old enough."""
+    parents = [p.created_at for p in (o.user, o.company) if p is not None]
+    lower = max((_offset(o.clock, created) for created in parents), default=_NO_BOUND)
+    if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
+        lower += spec.PASSWORD_EXPIRY_NOTICE[0]
+    return lower
+
+
+def _admin_at(user: User, when: datetime) -> Any:
+    """An ACTIVE admin of `user`'s company who existed at `when`; a super admin for a
+    platform user or a closed company (whose own admins left with it)."""
+    if user.company is None or user.company.status is not CompanyStatus.ACTIVE:
+        return UserFactory(super_admin=True)
+    clock = _clock()
+    founded = _offset(clock, user.company.created_at)
+    return UserFactory(
+        company=user.company,
+        company_admin=True,
+        status=UserStatus.ACTIVE,
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
+    )
+
+
+def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
+    """A row of `user`'s company created before `when` (story.member_created) and last
+    updated at `when`."""
+    clock = _clock()
+    assert user.company is not None  # _record_event refuses company events of super admins
+    founded = _offset(clock, user.company.created_at)
+    return factory_class(
+        company=user.company,
+        created=story.member_created(_provider(), founded, _offset(clock, when)),
+        updated_at=when,
+        **kwargs,
+    )
+
+
+def _lockout(user: User, when: datetime, started: bool) -> None:
+    """A lockout of `user` that starts (`started`) or ends at `when`: one of the spec's
+    lockout states whose start window holds it (story.state_of_user), or an ended one,
+    with that state's times (providers.lockout_times_from) and reason."""
+    _refuse_unlockable(user.status)
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if started:
+        fits = story.states_holding(
+            moment, spec.LOCKOUT_STATE_WEIGHTS, lambda state: lockout_start_window(state, lower)
+        )
+        state = story.state_of_user(p.lockout_state, (), active=True, fits=fits)
+        times = p.lockout_times_from(state, moment)
+    else:
+        state = "ended"
+        start = max(lower, moment - p.moment(*spec.LOCKOUT_ENDED_LENGTH))
+        times = p.lockout_times_from(state, start, end=moment)
+    UserLockoutFactory(user=user, state=state, times=times)
+
+
+def _invitation(user: User, when: datetime, accepted: bool) -> None:
+    """An invitation of `user` sent at `when`, in one of the spec's invitation states
+    whose sending window holds it (story.state_of_user), or `accepted` then; its status
+    and times are that state's (providers.invitation_times_from)."""
+    clock, p = _clock(), _provider()
+    moment, lower = _offset(clock, when), _offset(clock, user.created_at)
+    if accepted:
+        state = "accepted"
+        latest = invitation_sent_window(state, lower)[1]
+        sent = max(lower, min(moment - p.moment(*spec.INVITATION_ANSWERED), latest))
+        times = (*p.invitation_times_from(state, sent, lower)[:3], moment)
+    else:
+        fits = story.states_holding(
+            moment,
+            spec.INVITATION_STATE_WEIGHTS,
+            lambda state: invitation_sent_window(state, lower),
+        )
+        active = user.status is UserStatus.ACTIVE
+        state = story.state_of_user(
+            p.invitation_state, story.OPEN_INVITATION_STATES, active, fits=fits
+        )
+        times = p.invitation_times_from(state, moment, lower)
+    InvitationFactory(user=user, state=state, times=times)
+
+
+def _signer_at(actor: User, when: datetime) -> Any:
+    """Who signs what `actor` did at `when` (story.super_admin_signs): a super admin,
+    or an admin of the actor's company then (the actor, when an admin)."""
+    if story.super_admin_signs(_rng(), actor.company is None):
+        return UserFactory(super_admin=True)
+    if actor.role is UserRole.COMPANY_ADMIN:
+        return actor
+    return _admin_at(actor, when)
+
+
+def _actor_at(user: User, when: datetime) -> Any:
+    """Who changes a row of `user`'s company at `when`: a super admin now and then
+    (story.super_admin_acts, as in the scenario), else an admin of the company then."""
+    if story.super_admin_acts(_rng()):
+        return UserFactory(super_admin=True)
+    return _admin_at(user, when)
+
+
+def _logged(actor: User, when: datetime, **kwargs: Any) -> Any:
+    """An audit log of what `actor` did at `when`, signed by whoever signs it then."""
+    return AuditLogFactory(**kwargs, user=actor, signer=_signer_at(actor, when), created_at=when)
+
+
+def _agent_status_change(user: User, when: datetime) -> None:
+    agent = _member_row(AgentFactory, user, when)
+    log = _logged(_actor_at(user, when), when, config_change=True, record=agent)
+    AuditChangeLogFactory(audit_log=log, column="status")
+
+
+_EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
+    story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
+    story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
+    story.LOCKOUT_ENDED: lambda user, when: _lockout(user, when, started=False),
+    story.PASSWORD_CHANGE: lambda user, when: PasswordHistoryFactory(user=user, created_at=when),
+    story.ROLE_CHANGE: lambda user, when: _logged(
+        _actor_at(user, when), when, role_change=True, record=user
+    ),
+    story.INVITATION_SENT: lambda user, when: _invitation(user, when, accepted=False),
+    story.INVITATION_ACCEPTED: lambda user, when: _invitation(user, when, accepted=True),
+    story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
+        KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
+    ),
+    # Retrying or switched off, as often as the spec's weights say (as in the scenario).
+    story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
+        KnowledgeBaseFactory,
+        user,
+        when,
+        status=story.state_of_user(
+            _provider().knowledge_base_status, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES
+        ),
+    ),
+    story.AGENT_STATUS_CHANGE: _agent_status_change,
+    story.DATA_EXPORT: lambda user, when: _logged(
+        user, when, event_type=AuditEventType.DATA_EXPORT
+    ),
+    story.SESSION_STARTED: _session,
+}
+"""How the factories make each event a notification reports (story.NOTIFICATION_EVENTS)."""
+
+
+class PasswordHistoryFactory(CelestraFactory):
+    """A former password of a user (never the current one; unique per user)."""
+
+    class Meta:
+        model = PasswordHistory
+
+    class Params:
+        password = Sequence(passwords.old_password)
+        lower = _not_before("user")
+        created = LazyAttribute(lambda o: story.password_changed(_provider(), o.lower))
+
+    user = SubFactory(UserFactory)
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    created_at = _time(source="created")
+
+
+def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any, **_: Any) -> None:
+    """The failed logins that caused `lockout` (story.lockout_burst), from one address,
+    within the 30 minutes before its start."""
+    if not create or extracted is False or lockout.lockout_start is None:
+        return
+    clock = _clock()
+    p = _provider()
+    start = _offset(clock, lockout.lockout_start)
+    lower = _offset(clock, lockout.user.created_at)
+    ip = p.ip_address()
+    for moment in story.lockout_burst(p, start, lockout.failed_attempts or 1, lower):
+        FailedLoginFactory(user=lockout.user, attempted_at=_at(clock, moment), ip_address=ip)
+
+
+def _refuse_unlockable(status: Any) -> None:
+    """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
+    status = getattr(status, "value", status)
+    if status is not None and not story.lockable(status):
+        raise FactoryArgumentError(
+            f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
+            f"{', '.join(sorted(story.LOCKABLE_USER_STATUSES))} users are: "
+            "pytest_celestra.rows.story.lockable); pass an ACTIVE user"
+        )
+
+
+def _lockout_times(o: Any) -> tuple[int, int, int]:
+    """The lockout's times for its state; a user who cannot be locked out is refused."""
+    _refuse_unlockable(None if o.user is None else o.user.status)
+    times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
+    return times
+
+
+class UserLockoutFactory(_UserStateFactory):
+    """A lockout of a user after failed sign-ins; `create()` also records those.
+
+    The failed logins (1 to 5, never more than `failed_attempts`: story.lockout_burst)
+    lie in the 30 minutes before `lockout_start`; pass `failed_logins=False` to skip
+    them. Traits: `active`
+    (ends >= 2 days ahead), `ended`, `long` (ends > 7 days ahead).
+    """
+
+    class Meta:
+        model = UserLockout
+
+    class Params:
+        times = LazyAttribute(lambda o: _lockout_times(o))
+        active = Trait(state="active")
+        ended = Trait(state="ended")
+        long = Trait(state="long")
+
+    state = Faker("lockout_state")
+    lockout_start = _time(0)
+    lockout_end = _time(1)
+    reason = Faker("lockout_reason", state=SelfAttribute("..state"))
+    failed_attempts = Faker("lockout_threshold")
+    created_at = _time(0)
+    updated_at = _time(2)
+
+    failed_logins = batches.bulk_safe(PostGeneration(_record_failed_logins))
+
+
+class UserSessionFactory(_UserStateFactory):
+    """A session of a user; traits `expired`, `active` (valid >= 2 more days), `long`."""
+
+    class Meta:
+        model = UserSession
+
+    class Params:
+        times = _state_times("session_times")
+        expired = Trait(state="expired")
+        active = Trait(state="active")
+        long = Trait(state="long")
+
+    # A user who is not ACTIVE holds no live session (pass a state trait to override).
+    state = _state_of_user("session_state", story.LIVE_SESSION_STATES)
+    session_token = Faker("url_token")
+    ip_address = Faker("ip_address")
+    user_agent = Faker("browser_user_agent")
+    expires_at = _time(1)
+    created_at = _time(0)
+
+
+# --- third level ------------------------------------------------------------------------
+
+
+_MODELS = {model.__tablename__: model for model in MODELS_IN_FK_ORDER}
+
+
+def _change_table(o: Any) -> str:
+    table: str | None = o.audit_log.table_name
+    if table is None or table not in spec.CHANGEABLE_COLUMNS:
+        raise CelestraError(
+            "AuditChangeLogFactory needs an audit log that changed a row of "
+            f"{', '.join(spec.CHANGEABLE_COLUMNS)}: pass "
+            "audit_log=AuditLogFactory(config_change=True) (or role_change=True, or "
+            "record=<a row of one of those tables>)"
+        )
+    return table
+
+
+def _find_row(model: type[Any], key: Any) -> Any:
+    """The row of `model` with `key`: in the batch being made, else in the bound
+    session (None when building, with no session)."""
+    maker = row_maker.current_maker()
+    if maker is not None:
+        return maker.find(model, key)
+    session = _SESSION.get()
+    return None if session is None else session.get(model, key)
+
+
+def _changed_row(o: Any) -> Any:
+    """The row the audit log changed, when it is in the bound session (create, not build)."""
+    if o.audit_log.record_id is None:
+        return None
+    return _find_row(_MODELS[o.table], o.audit_log.record_id)
+
+
+def _changed_columns(log: Any) -> set[str]:
+    """The columns `log` already records a change of (in the database or the batch)."""
+    session, maker = _SESSION.get(), row_maker.current_maker()
+    done: set[str] = set()
+    if maker is not None:
+        done = {row.column_name for row in maker.children(AuditChangeLog, log)}
+        if maker.made(log):
+            return done  # a log made by this call has no other change in the database
+    if session is not None and log.id is not None:
+        done |= set(
+            session.scalars(
+                select(AuditChangeLog.column_name).where(AuditChangeLog.audit_log_id == log.id)
+            )
+        )
+    return done
+
+
+def _next_column(o: Any) -> str:
+    """A column this audit log has not changed yet (story.changed_columns: `role` first
+    for a role change)."""
+    log = o.audit_log
+    done = _changed_columns(log)
+    if done >= set(spec.CHANGEABLE_COLUMNS[o.table]):
+        raise CelestraError(
+            f"audit log {log.id} already records a change of every changeable column of "
+            f"{o.table}; make another AuditLogFactory(config_change=True)"
+        )
+    return story.changed_columns(_provider(), log.event_type, o.table, 1, done)[0]
+
+
+def _present_value(row: Any, column: str) -> str | None:
+    if row is None:
+        return None
+    value = getattr(row, column)
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:
+    """Give the changed row its new value, so the row agrees with its audit history."""
+    session = _SESSION.get()
+    log = change.audit_log
+    if not create or session is None or log.table_name not in _MODELS:
+        return
+    row = _find_row(_MODELS[log.table_name], log.record_id)
+    if row is None:
+        return
+    column = row.__table__.c[change.column_name]
+    enum_class = getattr(column.type, "enum_class", None)
+    value = change.new_value if enum_class is None else enum_class(change.new_value)
+    batches.set_column(session, row, change.column_name, value)
+    # The row was last updated by this change (a status it now has changed then).
+    updated = getattr(row, "updated_at", None)
+    if updated is not None and log.created_at is not None and log.created_at > updated:
+        batches.set_column(session, row, "updated_at", log.created_at)
+
+
+class AuditChangeLogFactory(CelestraFactory):
+    """One changed column of the row an audit log records a change of.
+
+    `create()` reads the row's present value as `old_value`, draws a different
+    `new_value` and writes it to the row, so the row always agrees with its audit
+    history; each change of one audit log is on another column (`role` first for a
+    role change).
+    """
+
+    class Meta:
+        model = AuditChangeLog
+
+    class Params:
+        table = pure(LazyAttribute(_change_table))
+        row = LazyAttribute(_changed_row)
+        column = LazyAttribute(_next_column)
+        before = LazyAttribute(lambda o: _present_value(o.row, o.column))
+        change = Faker(
+            "audit_change",
+            table_name=SelfAttribute("..table"),
+            column=SelfAttribute("..column"),
+            old=SelfAttribute("..before"),
+        )
+
+    audit_log = SubFactory(AuditLogFactory, config_change=True)
+    column_name = pure(LazyAttribute(lambda o: o.change[0]))
+    old_value = pure(LazyAttribute(lambda o: o.change[1]))
+    new_value = pure(LazyAttribute(lambda o: o.change[2]))
+    created_at = pure(LazyAttribute(lambda o: o.audit_log.created_at or _clock()))
+    apply = batches.bulk_safe(PostGeneration(_apply_change))
+
+
+ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
+    CompanyFactory,
+    KnowledgeTypeFactory,
+    UserFactory,
+    AgentFactory,
+    KnowledgeBaseFactory,
+    AgentKnowledgeBaseFactory,
+    KnowledgeSourceFactory,
+    AuditLogFactory,
+    FailedLoginFactory,
+    InvitationFactory,
+    NotificationFactory,
+    PasswordHistoryFactory,
+    UserLockoutFactory,
+    UserSessionFactory,
+    AuditChangeLogFactory,
+)
+"""Every factory, parents before children (the order of `models.MODELS_IN_FK_ORDER`)."""
+
+
+def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
+    """Names of the traits of `factory_class` (each usable as `Factory(<name>=True)`)."""
+    return tuple(
+        name
+        for name, declaration in factory_internals.parameters(factory_class).items()
+        if isinstance(declaration, Trait)
+    )
+
+
+# --- the arguments of a call -----------------------------------------------------------
+
+
+_ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
+
+
+def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
+    """What a factory's keywords may be (declarations, parameters and traits, the model's
+    columns and relationships) and its model's enum attributes (name -> enum class);
+    worked out again when the model gains a column (a rule's)."""
+    model = factory_internals.model_class(factory_class)
+    size = len(model.__mapper__.attrs) if hasattr(model, "__mapper__") else 0
+    known = _ARGUMENTS.get(factory_class)
+    if known is None or known[0] != size:
+        known = _ARGUMENTS[factory_class] = (size, *_read_arguments(factory_class))
+    return known[1], known[2]
+
+
+def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
+    names = factory_internals.known_names(factory_class)
+    enums: dict[str, Any] = {}
+    model = factory_internals.model_class(factory_class)
+    if model is not None and hasattr(model, "__mapper__"):
+        from sqlalchemy import Enum as EnumType
+
+        mapper = model.__mapper__
+        names |= {attribute.key for attribute in mapper.attrs}
+        for attribute in mapper.column_attrs:
+            kind = attribute.columns[0].type
+            if isinstance(kind, EnumType) and kind.enum_class is not None:
+                enums[attribute.key] = kind.enum_class
+    return frozenset(names), enums
+
+
+def checked_arguments(
+    factory_class: type[CelestraFactory],
+    params: dict[str, Any],
+    *,
+    call: str | None = None,
+    check_names: bool = True,
+) -> dict[str, Any]:
+    """`params` with enum labels given as strings made enum members
+    (`status="SUSPENDED"` -> `UserStatus.SUSPENDED`), after checking that every keyword
+    is one the factory knows.
+
+    Raises [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming
+    the factory's traits and the closest name, or the enum's labels.
+    """
+    names, enums = _arguments_of(factory_class)
+    call = call or factory_class.__name__
+    model = factory_internals.model_class(factory_class)
+    # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
+    mapped = check_names and hasattr(model, "__mapper__")
+    checked = params
+    for name, value in params.items():
+        base = name.split("__", 1)[0]
+        # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
+        # A column your rules add to the table is one too (the bound session's rules).
+        if (
+            mapped
+            and base
+            and base not in names
+            and not hasattr(model, base)
+            and base not in rules_of(_SESSION.get()).added_columns(model.__tablename__)
+        ):
+            raise _unknown_argument(factory_class, call, name, names)
+        enum_class = enums.get(name)
+        if enum_class is not None and isinstance(value, str):
+            if mapped and added_label(_SESSION.get(), model.__tablename__, name, value):
+                continue  # a label your rules add (rules.enum_weights): written as given
+            if checked is params:
+                checked = dict(params)
+            checked[name] = _enum_member(call, name, enum_class, value)
+    return checked
+
+
+def _unknown_argument(
+    factory_class: type[CelestraFactory], call: str, name: str, names: frozenset[str]
+) -> FactoryArgumentError:
+    import difflib
+
+    traits = traits_of(factory_class)
+    base = name.split("__", 1)[0]
+    close = difflib.get_close_matches(base, [*traits, *sorted(names - set(traits))], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(traits) if traits else "none"
+    fields = ", ".join(sorted(n for n in names - set(traits) if not n.startswith("_")))
+    return FactoryArgumentError(
+        f"{call}({name}=...): {factory_class.__name__} has no trait, field or parameter "
+        f"{base!r}.{hint} Its traits (each used as name=True): {listed}. Its other "
+        f"keywords: {fields}. See the docs page 'Factories and traits' (docs/factories.md)."
+    )
+
+
+def _enum_member(call: str, name: str, enum_class: Any, label: str) -> Any:
+    """The member of `enum_class` whose name (the PostgreSQL label) or value is `label`."""
+    member = enum_class.__members__.get(label)
+    if member is not None:
+        return member
+    for member in enum_class:
+        if member.value == label:
+            return member
+    import difflib
+
+    labels = list(enum_class.__members__)
+    close = difflib.get_close_matches(label.upper(), labels, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise FactoryArgumentError(
+        f"{call}({name}={label!r}): {label!r} is not a label of {enum_class.__name__}.{hint} "
+        f"Its labels: {', '.join(labels)} (as strings or {enum_class.__name__} members)."
+    )

@@ -1,0 +1,205 @@
+# factory_boy is typed but its declarations are not annotated.
+# mypy: disable-error-code="no-untyped-call"
+"""The one module that reads factory_boy's private internals.
+
+`row_maker` and `batches` resolve a factory's declarations themselves (that is what makes a
+`create()` and a `bulk_create` cheap), so they need what factory_boy keeps to itself: the
+declarations merged with a call's arguments (`factory.builder.parse_declarations`), a
+declaration's own keywords (`_defaults`), the options of `Factory._meta`, the Faker
+instance a `factory.Faker` draws from. Every such access is a function here, and
+[`SUPPORTED_VERSIONS`][pytest_celestra.rows.factory_internals.SUPPORTED_VERSIONS] names the
+factory_boy releases they were checked against (`tests/test_factory_internals.py` fails on
+another one, and checks that no other module of the package reads them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory.base
+import factory.enums
+from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
+from factory.builder import parse_declarations
+from factory.declarations import SKIP, SelfAttribute, Trait
+from factory.faker import Faker
+
+SUPPORTED_VERSIONS = ("3.3",)
+"""factory_boy releases (major.minor) whose internals this module was checked against."""
+
+CREATE_STRATEGY = factory.enums.CREATE_STRATEGY
+UNSET = SelfAttribute("x").default
+"""What a `SelfAttribute` keeps as its default when it was given none."""
+
+_LAZY = factory.enums.BuilderPhase.ATTRIBUTE_RESOLUTION
+
+
+def declarations(
+    factory_class: Any, extras: dict[str, Any]
+) -> tuple[list[tuple[str, Any, dict[str, Any], bool]], list[tuple[str, Any, dict[str, Any]]]]:
+    """A factory's declarations merged with a call's arguments, traits applied:
+    `(name, declaration, context, lazy)` to resolve before the object is made (`lazy`:
+    a declaration to evaluate, else a plain value), and `(name, declaration, context)`
+    of its post-generation hooks, in factory_boy's order."""
+    meta = factory_class._meta
+    pre, post = parse_declarations(
+        extras, base_pre=meta.pre_declarations, base_post=meta.post_declarations
+    )
+    resolved = [
+        (
+            name,
+            pre.declarations[name],
+            pre.contexts[name],
+            factory.enums.get_builder_phase(pre.declarations[name]) == _LAZY,
+        )
+        for name in pre
+    ]
+    hooks = [(name, post[name].declaration, post[name].context) for name in post.sorted()]
+    return resolved, hooks
+
+
+def defaults(declaration: Any) -> dict[str, Any]:
+    """The keywords a declaration was written with (a `Faker`'s arguments, a
+    `SubFactory`'s fields)."""
+    return dict(declaration._defaults)
+
+
+def faker_instance(locale: str | None = None) -> Any:
+    """What `factory.Faker` declarations of `locale` draw from: the Faker instance's
+    generator (its one locale's, called directly rather than through the proxy)."""
+    proxy = Faker._get_faker(locale)
+    cached = _GENERATORS.get(locale)
+    if cached is None or cached[0] is not proxy:
+        generators = proxy.factories
+        cached = _GENERATORS[locale] = (proxy, generators[0] if len(generators) == 1 else proxy)
+    return cached[1]
+
+
+_GENERATORS: dict[str | None, tuple[Any, Any]] = {}
+
+
+def next_sequence(factory_class: Any) -> int:
+    sequence: int = factory_class._meta.next_sequence()
+    return sequence
+
+
+def model_class(factory_class: Any) -> Any:
+    return factory_class._meta.get_model_class()
+
+
+def is_abstract(factory_class: Any) -> bool:
+    return bool(factory_class._meta.abstract)
+
+
+def get_or_create_keys(factory_class: Any) -> tuple[str, ...]:
+    return tuple(getattr(factory_class._meta, "sqlalchemy_get_or_create", ()) or ())
+
+
+def parameters(factory_class: Any) -> dict[str, Any]:
+    """The factory's `Params` (traits included), by name."""
+    return dict(factory_class._meta.parameters)
+
+
+def known_names(factory_class: Any) -> set[str]:
+    """Every keyword the factory declares: fields, hooks, parameters, renamed fields."""
+    meta = factory_class._meta
+    names = set(meta.pre_declarations.as_dict()) | set(meta.post_declarations.as_dict())
+    return names | set(meta.parameters) | set(getattr(meta, "rename", None) or {})
+
+
+def is_dict_factory(factory_class: Any) -> bool:
+    return issubclass(factory_class, factory.base.BaseDictFactory)
+
+
+def is_list_factory(factory_class: Any) -> bool:
+    return issubclass(factory_class, factory.base.BaseListFactory)
+
+
+class Arguments:
+    """What `Factory._meta.prepare_arguments` does with a resolved object, worked out once
+    per factory: which attributes become the model's keywords, under which names."""
+
+    def __init__(self, factory_class: Any, names: list[str]) -> None:
+        meta = factory_class._meta
+        hidden = set(meta.exclude) | set(meta.parameters)
+        self._meta = meta
+        # A factory that adjusts its keywords itself goes through factory_boy's own code.
+        adjust = getattr(factory_class._adjust_kwargs, "__func__", None)
+        own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
+        self.plain = adjust is own and not meta.inline_args
+        self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
+        self._names = names
+
+    def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """(args, kwargs) of the model from a resolved object's `attributes` (which may
+        hold more than the factory's declarations)."""
+        if not self.plain:
+            declared = {name: attributes[name] for name in self._names}
+            args, kwargs = self._meta.prepare_arguments(declared)
+            return args, kwargs
+        kwargs = {key: attributes[name] for name, key in self.kept}
+        # By identity: `SKIP in values` would call every value's __eq__ (UUID's is Python).
+        for value in kwargs.values():
+            if value is SKIP:  # a Maybe that chose neither value leaves its field out
+                return (), {key: value for key, value in kwargs.items() if value is not SKIP}
+        return (), kwargs
+
+
+class Builder:
+    """What post-generation declarations read from factory_boy's builder."""
+
+    strategy = CREATE_STRATEGY
+
+    def __init__(self, factory_class: Any) -> None:
+        self.factory_meta = factory_class._meta
+
+
+def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    return factory_class._meta.instantiate(step=step, args=args, kwargs=kwargs)
+
+
+def build(factory_class: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """A list factory's object (what `instantiate` does for the build strategy)."""
+    return factory_class._build(model_class(factory_class), *args, **kwargs)
+
+
+def use_postgeneration_results(factory_class: Any, step: Any, instance: Any, results: Any) -> None:
+    factory_class._meta.use_postgeneration_results(step=step, instance=instance, results=results)
+
+
+class TraitOptions(SQLAlchemyOptions):
+    """factory_boy's options, with every trait `False` unless a call sets it.
+
+    factory_boy looks a trait up on the object being resolved and takes a missing name as
+    "off"; the miss raises an AttributeError whose message formats every declaration, a
+    third of a `UserFactory()` call. A declared `False` makes the same choice at once.
+    """
+
+    def contribute_to_class(self, factory: Any, *args: Any, **kwargs: Any) -> None:
+        super().contribute_to_class(factory, *args, **kwargs)
+        traits = [name for name, value in self.parameters.items() if isinstance(value, Trait)]
+        self.pre_declarations.update(
+            {name: False for name in traits if name not in self.pre_declarations}
+        )
+
+
+class RoutedFactory(SQLAlchemyModelFactory):
+    """A SQLAlchemy factory whose `_generate` (factory_boy's private entry point of every
+    call) goes to `_route(strategy, params)`, a class method of ours; `_default_generate`
+    is factory_boy's own."""
+
+    _options_class = TraitOptions
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        return cls._route(strategy, params)
+
+    @classmethod
+    def _route(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        return cls._default_generate(strategy, params)
+
+    @classmethod
+    def _default_generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        return super()._generate(strategy, params)

@@ -1,0 +1,231 @@
+"""Fast bulk load of generated rows into PostgreSQL with `COPY ... FROM STDIN`.
+
+The column list and the PostgreSQL type of every table's columns come from the models
+([`COLUMNS`][pytest_celestra.rows.loader.COLUMNS],
+[`COPY_TYPES`][pytest_celestra.rows.loader.COPY_TYPES]), so the generator and the loader agree on
+one order. Rows go through psycopg 3's `Copy.write_row` in binary format (IP addresses may
+stay text: a dumper of ours packs them). Measured on the large scenario (130k rows, 2-core
+machine): binary COPY 1.17-1.26 s against 1.30-1.33 s for text; and generating in a worker
+thread while PostgreSQL digests the previous COPY ([`load`][pytest_celestra.rows.loader.load]'s
+`prefetch`) brings a whole seed from ~1.85 s to ~1.5 s, client and server each spending ~1.1
+s of CPU. Enum labels travel as text (PostgreSQL's enum input reads the label), so no enum
+type needs registering on the caller's connection. Nothing is committed: the rows land in
+the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+from queue import Full, Queue
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.net import PGSQL_AF_INET, PGSQL_AF_INET6, InetBinaryDumper
+from sqlalchemy import DateTime, Integer, String, Uuid
+from sqlalchemy.dialects.postgresql import INET
+
+from pytest_celestra.errors import ConfigError
+from pytest_celestra.schema.models import MODELS_IN_FK_ORDER, TABLES_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from psycopg.adapt import Buffer
+    from sqlalchemy.sql.elements import KeyedColumnElement
+
+Row = tuple[Any, ...]
+Chunk = tuple[str, list[Row]]
+
+COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        model.__tablename__: tuple(column.name for column in model.__table__.columns)
+        for model in MODELS_IN_FK_ORDER
+    }
+)
+"""Column names of every table, in the order generated rows carry their values."""
+
+
+_COPY_TYPE_NAMES = ((INET, "inet"), (Integer, "int4"), (Uuid, "uuid"), (String, "text"))
+
+
+def _copy_type(column: KeyedColumnElement[Any]) -> str:
+    """The PostgreSQL type psycopg dumps `column`'s values as, in binary COPY (an enum,
+    a `String`, as its label's text)."""
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    for sa_type, name in _COPY_TYPE_NAMES:
+        if isinstance(kind, sa_type):
+            return name
+    raise TypeError(f"no COPY type for {column} of type {kind!r}")
+
+
+COPY_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        model.__tablename__: {column.name: _copy_type(column) for column in model.__table__.columns}
+        for model in MODELS_IN_FK_ORDER
+    }
+)
+"""Table -> column -> PostgreSQL type of its binary COPY."""
+
+
+def raw_connection(connection: Any) -> psycopg.Connection[Any]:
+    """The psycopg 3 connection behind a psycopg connection, a SQLAlchemy Connection or a
+    SQLAlchemy Session (whose pending objects are flushed first, so they come before)."""
+    if isinstance(connection, psycopg.Connection):
+        return connection
+    flush = getattr(connection, "flush", None)
+    if callable(flush):
+        flush()
+        connection = connection.connection()
+    driver = getattr(getattr(connection, "connection", None), "driver_connection", None)
+    if isinstance(driver, psycopg.Connection):
+        return driver
+    raise ConfigError(
+        f"cannot seed through {type(connection).__name__}: pass a psycopg 3 connection, or a "
+        "SQLAlchemy Session/Connection on a postgresql+psycopg:// URL (the psycopg 3 driver)"
+    )
+
+
+@contextlib.contextmanager
+def caller_transaction(pg_conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """The caller's transaction; one of our own when the connection is in autocommit
+    mode, so a seed is never half-written."""
+    if pg_conn.autocommit:
+        with pg_conn.transaction():
+            yield
+    else:
+        yield
+
+
+_INET4_HEAD = bytes((PGSQL_AF_INET, 32, 0, 4))
+_INET6_HEAD = bytes((PGSQL_AF_INET6, 128, 0, 16))
+
+
+class _TextOrAddressInetDumper(InetBinaryDumper):
+    """Binary inet from an address string as well as from an `ipaddress` object.
+
+    Generated rows carry IP addresses as text (what the factories, the SQL script and a
+    reader see); this packs them with the C `inet_pton` instead of making an
+    `ipaddress` object of each for psycopg's own dumper (the client's side of a
+    10,000-row user_sessions COPY: 14 ms instead of 65 ms).
+    """
+
+    def dump(self, obj: Any) -> Buffer | None:
+        if isinstance(obj, str):
+            try:
+                if ":" in obj:
+                    return _INET6_HEAD + socket.inet_pton(socket.AF_INET6, obj)
+                return _INET4_HEAD + socket.inet_pton(socket.AF_INET, obj)
+            except OSError:
+                obj = ipaddress.ip_address(obj)  # a scoped address, or a clear ValueError
+        return super().dump(obj)
+
+
+def _added_type(rows: Any, index: int) -> str:
+    values = [row[index] for row in rows if row[index] is not None]
+    for kind, name in ((bool, "bool"), (int, "int4")):
+        if values and all(isinstance(value, kind) for value in values):
+            return name
+    return "text"
+
+
+def copy_rows(
+    pg_conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Row]
+) -> int:
+    """Binary `COPY table (columns) FROM STDIN` of `rows` (a Celestra table); returns
+    how many were written. IP addresses may be strings or `ipaddress` objects; a
+    column a rule of yours added is sent as its values' type (bool, int4, else text)."""
+    known = COPY_TYPES[table]
+    if not all(column in known for column in columns):
+        rows = list(rows)
+    types = [known.get(column) or _added_type(rows, index) for index, column in enumerate(columns)]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    written = 0
+    with pg_conn.cursor() as cursor:
+        if "inet" in types:
+            # On this cursor only: the caller's connection keeps its own adapters.
+            cursor.adapters.register_dumper(None, _TextOrAddressInetDumper)
+        with cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+    return written
+
+
+def load(
+    pg_conn: psycopg.Connection[Any],
+    chunks: Iterable[Chunk],
+    progress: Callable[[str, int], None] | None = None,
+    *,
+    prefetch: int = 4,
+) -> dict[str, int]:
+    """COPY every chunk, in the order given (parents before children), into `pg_conn`.
+
+    Each non-empty chunk is one COPY, ended as soon as its rows are sent, so PostgreSQL
+    checks its foreign keys while the next chunk is being made (a COPY kept open for the
+    next chunk of the same table would wait for it). `progress(table, rows_so_far)` is
+    called after each chunk. With `prefetch` > 0, a thread produces up to that many
+    chunks ahead while PostgreSQL digests the previous COPY (the wait releases the GIL),
+    so generating and loading overlap. Returns the rows written per table (every table
+    listed).
+    """
+    counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0)
+    with _ahead(chunks, prefetch) as stream:
+        for table, rows in stream:
+            if rows:
+                counts[table] += copy_rows(pg_conn, table, COLUMNS[table], rows)
+            if progress is not None:
+                progress(table, counts[table])
+    return counts
+
+
+@contextlib.contextmanager
+def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
+    """`chunks`, produced by a worker thread up to `depth` chunks ahead."""
+    if depth <= 0:
+        yield iter(chunks)
+        return
+    queue: Queue[Chunk | BaseException | None] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Chunk | BaseException | None) -> bool:
+        """Queue `item` unless the consumer has stopped; whether it was queued."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(chunk):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            offer(error)
+
+    def consume() -> Iterator[Chunk]:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    worker = threading.Thread(target=produce, name="celestra-generate", daemon=True)
+    worker.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        worker.join()

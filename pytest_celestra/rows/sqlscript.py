@@ -1,0 +1,140 @@
+"""The scenario as a plain PostgreSQL script that `psql` loads, without a server at
+generation time:
+
+```bash
+celestra-seed --volume large --sql celestra.sql
+createdb celestra && psql -v ON_ERROR_STOP=1 -d celestra -f celestra.sql
+```
+
+The script holds the schema DDL compiled from the models for the PostgreSQL dialect (the
+13 enum types, the 15 tables), one `COPY ... FROM stdin;` text-format block per run of
+rows of a table, then the indexes, all in one transaction, and finally `ANALYZE`. Same
+volume, seed and anchor give the same bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_mock_engine
+from sqlalchemy.engine import make_url
+
+from pytest_celestra import __version__
+from pytest_celestra.schema.catalog import builtin_ddl
+from pytest_celestra.schema.models import TABLES_IN_FK_ORDER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import TextIO
+
+    from pytest_celestra.rows.loader import Row
+
+_DIALECT = create_mock_engine(make_url("postgresql+psycopg://"), lambda *_, **__: None).dialect
+NULL = r"\N"
+"""How psql reads a NULL in a text-format COPY block."""
+# Text COPY format: a backslash starts an escape, tab separates columns, newline ends a row.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+_SETTINGS = (
+    "SET client_encoding = 'UTF8';",
+    "SET standard_conforming_strings = on;",
+    "SET client_min_messages = warning;",
+    "SET TimeZone = 'UTC';",
+)
+
+
+def copy_text(value: Any) -> str:
+    """`value` as one field of a text-format COPY row: `\\N` for None, backslash,
+    tab, newline and carriage return escaped."""
+    if value is None:
+        return NULL
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).translate(_ESCAPES)
+
+
+def copy_line(row: Row) -> str:
+    """One row of a text-format COPY block, newline included."""
+    return "\t".join([copy_text(value) for value in row]) + "\n"
+
+
+def _quote(name: str) -> str:
+    return str(_DIALECT.identifier_preparer.quote(name))
+
+
+def copy_header(table: str, columns: Sequence[str]) -> str:
+    """`COPY table (columns) FROM stdin;`: what precedes a block of rows."""
+    return f"COPY {_quote(table)} ({', '.join(map(_quote, columns))}) FROM stdin;\n"
+
+
+def schema_statements() -> tuple[list[str], list[str]]:
+    """The DDL of `Base.metadata` for PostgreSQL, without trailing semicolons: what goes
+    before the data (enum types sorted by name, tables parents first) and after it (the
+    indexes, sorted, built once over the loaded rows rather than row by row)."""
+    types: list[str] = []
+    tables: list[str] = []
+    indexes: list[str] = []
+    for compiled in builtin_ddl():
+        text = "\n".join(line.rstrip() for line in compiled.strip().splitlines())
+        if text.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
+            indexes.append(text)
+        elif text.startswith("CREATE TYPE"):
+            types.append(text)
+        else:
+            tables.append(text)
+    # Enum types and indexes come out in set order, which varies between processes.
+    return sorted(types) + tables, sorted(indexes)
+
+
+def write_script(
+    out: TextIO,
+    parts: Iterable[tuple[str, Sequence[str], Sequence[Row]]],
+    *,
+    title: str = "Celestra scenario",
+    schema: bool = True,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Write the whole script for `parts`, each `(table, columns, rows)`, to `out`; the
+    rows written per table. With `schema`, the built-in DDL comes first and its indexes
+    after the data; without it, the script is data only, for a database whose schema your
+    migrations made (`celestra-seed --sql --rules`). `progress(table, rows_so_far)` is
+    called after every part, as [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario]
+    does."""
+    before, after = schema_statements() if schema else ([], [])
+    if schema:
+        what, load = "", "(celestra-seed --sql). Load it into an empty database:"
+    else:
+        what = " (data only)"
+        load = (
+            "(celestra-seed --sql --rules). Load it into a database whose schema your "
+            "migrations made, without rows:"
+        )
+    out.write(
+        f"-- {title}{what}\n-- Written by pytest-celestra {__version__} {load}\n"
+        "--   psql -v ON_ERROR_STOP=1 -d DATABASE -f FILE\n\n"
+    )
+    out.write("\n".join(_SETTINGS) + "\n\nBEGIN;\n\n")
+    out.writelines(f"{statement};\n\n" for statement in before)
+    counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0) if schema else {}
+    written = parts if schema else (part for part in parts if part[2])
+    for (table, columns), group in itertools.groupby(written, key=lambda part: part[:2]):
+        out.write(copy_header(table, columns))
+        for _, _, rows in group:
+            out.writelines([copy_line(tuple(row)) for row in rows])
+            counts[table] = counts.get(table, 0) + len(rows)
+            if progress is not None:
+                progress(table, counts[table])
+        out.write("\\.\n\n")
+    out.writelines(f"{statement};\n" for statement in after)
+    out.write("\nCOMMIT;\n\n" if after else "COMMIT;\n\n")
+    out.write(f"ANALYZE {', '.join(map(_quote, counts))};\n")
+    return counts

@@ -1,0 +1,189 @@
+"""The bulk generator, in the spec's seeding order: one step per table (or plan), each a
+function of the facts the steps before it returned.
+
+[`STEPS`][pytest_celestra.rows.steps.STEPS] is the order: each
+[`Step`][pytest_celestra.rows.steps.Step] names the tables it writes (none for a plan that
+only chooses rows a later step writes), the steps whose facts it reads, and a function
+`(draw, facts) -> rows` whose generator yields `(table, row)` pairs and returns the
+step's own facts (a small frozen record: ids, times, statuses its children need).
+[`generate`][pytest_celestra.rows.steps.generate] runs the steps and cuts their rows into
+chunks. The public entry points stay in [`scenario`][pytest_celestra.rows.scenario].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from pytest_celestra.rows import story
+from pytest_celestra.rows.passwords import (
+    DEFAULT_PASSWORD,
+    HashPool,
+    current_hasher,
+    hashing_ahead,
+    old_password,
+)
+from pytest_celestra.rows.providers import CelestraProvider
+from pytest_celestra.rows.steps import activity, assets, audit, security, tenants
+from pytest_celestra.rows.steps.draw import CHUNK_ROWS, Draw, chunked
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime
+
+    from pytest_celestra.rows.loader import Chunk
+    from pytest_celestra.rows.steps.draw import Rows
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
+
+__all__ = ["CHUNK_ROWS", "OLD_PASSWORD_POOL", "PASSWORD_POOL", "STEPS", "Step", "generate"]
+
+PASSWORD_POOL = 16
+"""Hashes (salts) of the default password per scenario, shared by the users; never more
+than there are users."""
+OLD_PASSWORD_POOL = 8
+"""Former passwords password_history draws from (never more than there are entries);
+more when one user has more entries, since a user's entries differ."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the seeding order."""
+
+    name: str
+    """The facts it returns are known by this name to the steps after it."""
+    tables: tuple[str, ...]
+    """Tables it writes, parents first (none for a plan)."""
+    parents: tuple[str, ...]
+    """Names of the steps whose facts it reads: it is handed those and no others."""
+    run: Callable[[Draw, Mapping[str, Any]], Rows[Any]]
+
+
+def _table(
+    name: str, parents: str, make: Callable[..., Rows[Any]], tables: tuple[str, ...] | None = None
+) -> Step:
+    """A step that writes `tables` (the table `name`): `make(draw, *facts)`, handed the
+    facts of `parents` (names separated by spaces) in their order."""
+    names = tuple(parents.split())
+
+    def run(d: Draw, f: Mapping[str, Any]) -> Rows[Any]:
+        return make(d, *(f[name] for name in names))
+
+    return Step(name, (name,) if tables is None else tables, names, run)
+
+
+def _plan(name: str, parents: str, choose: Callable[..., Any]) -> Step:
+    """A step that writes no row: it only chooses what later steps write."""
+
+    def make(d: Draw, *facts: Any) -> Rows[Any]:
+        yield from ()
+        return choose(d, *facts)
+
+    return _table(name, parents, make, tables=())
+
+
+def _notifications(
+    d: Draw,
+    c: tenants.Companies,
+    u: tenants.Users,
+    kbs: assets.Assets,
+    locks: security.Lockouts,
+    failures: security.Failures,
+    sessions: list[security.Session],
+    trail: audit.AuditEvents,
+    invited: activity.Invited,
+    passwords: activity.Passwords,
+) -> Rows[None]:
+    """The notifications, each reporting an event of a story event's kind (user or
+    company, moment)."""
+    events = {
+        story.KNOWLEDGE_BASE_READY: kbs.ready,
+        story.KNOWLEDGE_BASE_FAILED: kbs.failed,
+        **locks.events(),
+        **failures.events(),
+        story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
+        story.DATA_EXPORT: trail.data_exports,
+        story.ROLE_CHANGE: trail.role_changes,
+        story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
+        story.INVITATION_SENT: invited.sent,
+        story.INVITATION_ACCEPTED: invited.accepted,
+        story.PASSWORD_CHANGE: activity.password_events(passwords),
+    }
+    return activity.notifications(d, c, u, events, passwords)
+
+
+STEPS: tuple[Step, ...] = (
+    _table("companies", "", tenants.companies),
+    _table("knowledge_types", "", tenants.knowledge_types),
+    _table("users", "companies", tenants.users),
+    _table("agents", "companies", assets.agents),
+    _table("knowledge_bases", "companies", assets.knowledge_bases),
+    _table("agent_knowledge_bases", "agents knowledge_bases", assets.agent_knowledge_bases),
+    _table(
+        "knowledge_sources", "companies knowledge_types knowledge_bases", assets.knowledge_sources
+    ),
+    _plan("lockouts", "users", security.plan_lockouts),
+    _plan("failures", "users lockouts", security.plan_failed_logins),
+    _plan("sessions", "users", security.plan_sessions),
+    _table(
+        "audit_logs",
+        "companies users agents knowledge_bases lockouts failures sessions",
+        lambda d, *facts: audit.audit_logs(d, audit.Trail(*facts)),
+        tables=("audit_logs", "audit_change_logs"),
+    ),
+    _table("failed_logins", "users failures", security.failed_logins),
+    _table("invitations", "users", activity.invitations),
+    _plan("passwords", "users", activity.plan_password_history),
+    _table(
+        "notifications",
+        "companies users knowledge_bases lockouts failures sessions audit_logs invitations "
+        "passwords",
+        _notifications,
+    ),
+    _table("password_history", "users passwords", activity.password_history),
+    _table("user_lockouts", "users lockouts", security.user_lockouts),
+    _table("user_sessions", "users sessions", security.user_sessions),
+)
+"""The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
+happened, so those are planned before it; notifications report events of every table,
+password changes included. Users stay right after companies: loaded after agents ...
+knowledge sources (which do not reference them) they would find their password hashes
+ready, but the COPY of the tables after them then took longer (the same large rows:
+~+100 ms, COPY only) than those few milliseconds saved at small volumes."""
+
+
+def generate(
+    volume: Volume, seed: int, anchor: datetime, rules: SchemaRules | None = None
+) -> Iterator[Chunk]:
+    """`(table, rows)` chunks of the whole scenario, in the order of
+    [`STEPS`][pytest_celestra.rows.steps.STEPS]; the users and companies reshaped by
+    `rules` as they are made (see
+    [`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR])."""
+    counts = volume.counts
+    # Salts depend on (seed, index) alone, so hashes can be computed ahead, in a thread
+    # (bcrypt releases the GIL), from the start.
+    hasher = current_hasher()
+    d = Draw(
+        CelestraProvider.seeded(seed),
+        anchor,
+        counts,
+        HashPool(hasher, lambda _: DEFAULT_PASSWORD, f"celestra-scenario:{seed}:password"),
+        HashPool(hasher, old_password, f"celestra-scenario:{seed}:old"),
+        min(PASSWORD_POOL, counts["users"]),
+        min(OLD_PASSWORD_POOL, counts["password_history"]),
+        None if rules is None else rules.reshaper(seed),
+    )
+    facts: dict[str, Any] = {}
+    with hashing_ahead(
+        (d.passwords, range(d.password_salts)),
+        (d.old_passwords, range(d.old_password_pool)),
+    ):
+        for step in STEPS:
+            facts[step.name] = yield from chunked(step.tables, step.run(d, declared(step, facts)))
+
+
+def declared(step: Step, facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The facts `step` declares it reads (its `parents`), and no others: reading another
+    step's facts raises `KeyError` at once."""
+    return MappingProxyType({name: facts[name] for name in step.parents})

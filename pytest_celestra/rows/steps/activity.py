@@ -1,0 +1,169 @@
+"""What users see and do last: invitations, password changes and the notifications that
+report the events of every table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from pytest_celestra.rows import story
+from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import NotificationStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from pytest_celestra.rows.steps.draw import Draw, Rows
+    from pytest_celestra.rows.steps.tenants import Companies, Users
+
+
+@dataclass(frozen=True)
+class Invited:
+    """(user, moment) of the invitations sent, and of those accepted."""
+
+    sent: list[tuple[int, int]] = field(default_factory=list)
+    accepted: list[tuple[int, int]] = field(default_factory=list)
+
+
+class PasswordChange(NamedTuple):
+    user: int
+    pick: int
+    """Index of the former password in the scenario's pool."""
+    moment: int
+
+
+@dataclass(frozen=True)
+class Passwords:
+    changes: list[PasswordChange] = field(default_factory=list)
+    ages: list[tuple[int, int, int]] = field(default_factory=list)
+    """(user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password."""
+
+
+def invitations(d: Draw, u: Users) -> Rows[Invited]:
+    """Invitations of company members; open ones only for ACTIVE users, none sent after
+    a user left ACTIVE."""
+    p = d.p
+    members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
+    active = [i for i in u.active if u.company[i] >= 0] or members
+    states = Covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
+    invited = Invited()
+    for _ in range(d.counts["invitations"]):
+        state = states()
+        user = d.pick(active if state in story.OPEN_INVITATION_STATES else members)
+        created, sent, expires, updated = p.invitation_times(state, u.created[user])
+        if sent > u.until[user]:
+            # Nobody is invited after leaving ACTIVE: the invitation is someone else's.
+            user = d.pick(active)
+            created, sent, expires, updated = p.invitation_times(state, u.created[user])
+        invited.sent.append((user, sent))
+        if state == "accepted":
+            invited.accepted.append((user, updated))
+        row = (d.new_id(), u.ids[user], p.url_token(), p.invitation_status(state).value)
+        resent = (d.at(sent), d.at(expires), p.invitation_resend_count())
+        yield "invitations", (*row, *resent, d.at(created), d.at(updated))
+    return invited
+
+
+def plan_password_history(d: Draw, u: Users) -> Passwords:
+    """Every password change, before the notifications that report some of them."""
+    p, rng = d.p, d.rng
+    per_user = [0] * len(u.ids)
+    for _ in range(d.counts["password_history"]):
+        per_user[int(rng.random() * len(per_user))] += 1
+    # Entries of one user must differ: the pool holds at least as many old passwords.
+    pool_size = max(d.old_password_pool, max(per_user, default=0))
+    plan = Passwords()
+    for user, count in enumerate(per_user):
+        moments = sorted(story.password_changed(p, u.created[user]) for _ in range(count))
+        _password_ages(plan, user, u.created[user], moments)
+        if count:
+            picks = rng.sample(range(pool_size), count)
+            plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
+    return plan
+
+
+def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) -> None:
+    """Record when each password `user` had (set at creation, then at each change)
+    was old enough for a PASSWORD_EXPIRY notice."""
+    for next_change in [*changes, 0]:
+        window = story.password_notice_window(set_at, next_change)
+        if window is not None:
+            plan.ages.append((user, *window))
+        set_at = next_change
+
+
+def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
+    for user, pick, moment in plan.changes:
+        yield "password_history", (d.new_id(), u.ids[user], d.old_passwords[pick], d.at(moment))
+
+
+def password_events(plan: Passwords) -> list[tuple[int, int]]:
+    """(user, moment) of the password changes within the reach of activity."""
+    return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
+
+
+def notifications(
+    d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
+) -> Rows[None]:
+    """Notifications of drawn types; one that reports an event follows a real one of
+    its user (or company) by [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY],
+    or becomes an announcement when the scenario has no such event."""
+    p, rng = d.p, d.rng
+    statuses = Covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
+    methods = Covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
+    expiries = Covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
+    for i in range(d.counts["notifications"]):
+        kind = p.notification_type()
+        status = statuses()
+        delivered = status is NotificationStatus.DELIVERED
+        # The first notification is read, so read and unread ones both exist.
+        read = delivered and (i == 0 or p.notification_is_read())
+        expiry = expiries()
+        event = story.NOTIFICATION_EVENTS.get(kind)
+        reported = None if event is None else _reported(d, u, event, events, pw.ages)
+        if reported is None:
+            kind = kind if event is None else story.event_free_notification_type(rng)
+            user = int(rng.random() * len(u.ids))
+            times = p.notification_times(status, read, expiry, u.created[user])
+        else:
+            user, created = reported
+            times = p.notification_times_from(created, status, read, expiry)
+        created, delivered_at, read_at, expires, updated = times
+        company = u.company[user]
+        row_id = d.new_id()
+        title, message = p.notification_title(kind), p.notification_message(kind)
+        head = (row_id, u.ids[user], None if company < 0 else c.ids[company], kind.value, title)
+        priority, method = p.notification_priority(kind).value, methods().value
+        body = (message, priority, status.value, method, d.at(read_at))
+        tail = (p.notification_action_url(kind), d.at(expires), d.at(delivered_at))
+        yield "notifications", (*head, *body, *tail, d.at(created), d.at(updated))
+
+
+def _reported(
+    d: Draw,
+    u: Users,
+    event: str,
+    events: Mapping[str, Sequence[tuple[int, int]]],
+    ages: list[tuple[int, int, int]],
+) -> tuple[int, int] | None:
+    """(user, created_at) of a notification reporting a random `event`; None when the
+    scenario has none (or, for a company's event, no member who saw it)."""
+    if event == story.PASSWORD_AGE:
+        if not ages:
+            return None
+        user, earliest, latest = ages[d.index(ages)]
+        return user, d.p.moment(earliest, latest)
+    happened = events.get(event, ())
+    if not happened:
+        return None
+    owner, moment = happened[d.index(happened)]
+    user = owner
+    if event in story.COMPANY_EVENTS:
+        # A member of the company who existed then; its first admin, the oldest, else.
+        user = d.pick(u.members[owner])
+        if u.created[user] > moment:
+            user = u.members[owner][0]
+            if u.created[user] > moment:
+                return None
+    return user, story.notified_after(d.p, moment)

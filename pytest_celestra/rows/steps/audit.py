@@ -1,0 +1,312 @@
+"""The audit trail: audit logs of actions that change no row (sign-ins, exports ...),
+then each company's row changes with their change logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pytest_celestra.rows import story
+from pytest_celestra.rows.steps.draw import allocate
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import AuditEventType
+from pytest_celestra.schema.volumes import audit_logs_needed
+
+if TYPE_CHECKING:
+    import uuid
+
+    from pytest_celestra.rows.loader import Row
+    from pytest_celestra.rows.steps.assets import Assets
+    from pytest_celestra.rows.steps.draw import Draw, RowFacts, Rows
+    from pytest_celestra.rows.steps.security import Failures, Lockouts, Session
+    from pytest_celestra.rows.steps.tenants import Companies, Users
+
+_When = tuple[int, int, int, "uuid.UUID | None", str]
+"""When each log of a row change happened, by whom, signed by whom, in which group, from
+which address."""
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The facts the audit trail reads: the rows it changes, who can act, and the
+    activity it records."""
+
+    c: Companies
+    u: Users
+    agents: Assets
+    kbs: Assets
+    locks: Lockouts
+    failures: Failures
+    sessions: list[Session]
+
+    def rows_of(self, table: str, company: int) -> list[int]:
+        """The rows of `table` that belong to `company`."""
+        if table == "companies":
+            return [company]
+        if table == "users":
+            return self.u.members[company]
+        return self._assets(table).by_company[company]
+
+    def row_id(self, table: str, row: int) -> uuid.UUID:
+        return self._record(table).ids[row]
+
+    def created(self, table: str, row: int) -> int:
+        return self._record(table).created[row]
+
+    def current(self, table: str, row: int) -> tuple[str, ...]:
+        """The present values of the changeable columns of a row."""
+        return self._record(table).current[row]
+
+    def closed(self, table: str, row: int) -> int:
+        """When a row left ACTIVE (a closed company, a user who is not ACTIVE, a retired
+        agent or knowledge base): its updated_at; 0 (now) for a row still live."""
+        if table == "companies":
+            closed = self.c.closed[row]
+            return 0 if closed is None else closed
+        if table == "users":
+            return self.u.until[row] + spec.ACTIVITY_MARGIN
+        return self._assets(table).retired[row]
+
+    def _record(self, table: str) -> RowFacts:
+        records: dict[str, RowFacts] = {"companies": self.c, "users": self.u}
+        return records.get(table) or self._assets(table)
+
+    def _assets(self, table: str) -> Assets:
+        return self.agents if table == "agents" else self.kbs
+
+
+@dataclass(frozen=True)
+class AuditEvents:
+    """(user or company, moment) of the audit logs notifications report."""
+
+    data_exports: list[tuple[int, int]] = field(default_factory=list)
+    role_changes: list[tuple[int, int]] = field(default_factory=list)
+    agent_status_changes: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _signer(d: Draw, u: Users, user: int) -> int:
+    """A COMPANY_ADMIN of `user`'s company, or a super admin (story.super_admin_signs)."""
+    own = u.company[user]
+    if story.super_admin_signs(d.rng, own < 0):
+        return d.pick(u.super_admins)
+    return d.pick(u.admins[own])
+
+
+def _window(
+    u: Users, *people: int | None, lower: int = spec.ACTIVITY_EARLIEST, upper: int = 0
+) -> tuple[int, int]:
+    """(earliest, latest) moment at which every one of `people` existed and was ACTIVE."""
+    present = [person for person in people if person is not None]
+    return story.activity_window(
+        [lower, *(u.created[person] for person in present)],
+        [upper, *(u.until[person] for person in present)],
+    )
+
+
+def _plan_changes(d: Draw, c: Companies) -> tuple[list[dict[str, int]], list[int]]:
+    """How many row-changing audit logs each company has per table, and how many
+    change logs each company's audit logs record (totals: exactly the volume's)."""
+    n_audit = d.counts["audit_logs"]
+    needed = audit_logs_needed(d.counts["audit_change_logs"])
+    changing = min(n_audit, max(needed, round(n_audit * spec.CHANGE_LOG_SHARE)))
+    tables: list[dict[str, int]] = []
+    capacity: list[int] = []
+    for count in allocate(changing, c.weight):
+        by_table = dict.fromkeys(spec.CHANGEABLE_COLUMNS, 0)
+        for _ in range(count):
+            by_table[d.p.change_table()] += 1
+        tables.append(by_table)
+        capacity.append(sum(n * len(spec.CHANGEABLE_COLUMNS[t]) for t, n in by_table.items()))
+    return tables, allocate(d.counts["audit_change_logs"], capacity)
+
+
+def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
+    """Audit logs of actions that change no row, then each company's row changes with
+    their change logs (one company's come whole: their histories are chains)."""
+    tables, changes_per_company = _plan_changes(d, t.c)
+    changing = sum(sum(by_table.values()) for by_table in tables)
+    events = AuditEvents()
+    yield from _plain_audit_logs(d, t, d.counts["audit_logs"] - changing, events)
+    for company, by_table in enumerate(tables):
+        yield from _company_changes(d, t, company, by_table, changes_per_company[company], events)
+    return events
+
+
+def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Rows[None]:
+    """`total` audit logs of sign-ins, exports ...: whole actions, the last one cut.
+
+    Sign-ins start a planned session, sign-outs lie within one, failed sign-ins are
+    planned failed logins (a lockout's burst for a lockout); when those run out, the
+    action becomes "other".
+    """
+    p, rng, u = d.p, d.rng, t.u
+    failures, lockouts_planned = t.failures.failures, t.locks.lockouts
+    sessions = rng.sample(range(len(t.sessions)), len(t.sessions))
+    # The first failed sign-in is for an unknown email, so every volume has one.
+    singles = [i for i, failure in enumerate(failures) if failure.user < 0]
+    singles += rng.sample(t.failures.singles, len(t.failures.singles))
+    lockouts = list(range(len(lockouts_planned)))
+    written = 0
+    while written < total:
+        action = p.audit_action()
+        if action == "lockout" and not lockouts:
+            action = "failed_sign_in"
+        if (action == "sign_in" and not sessions) or (action == "failed_sign_in" and not singles):
+            action = "other"
+        user: int | None
+        signer: int | None = None
+        moments: list[int]
+        if action == "sign_in":
+            user, created, _ = t.sessions[sessions.pop()]
+            start = created - rng.randint(1, spec.SIGN_IN_LEAD)
+            moments = [max(start, u.created[user]), created]
+        elif action == "sign_out" and t.sessions:
+            user, created, expires = t.sessions[d.index(t.sessions)]
+            moments = [p.moment(created, min(expires, u.until[user]))]
+        elif action == "failed_sign_in":
+            failure = failures[singles.pop()]
+            user, moments = (failure.user if failure.user >= 0 else None), [failure.moment]
+        elif action == "lockout":
+            lockout = lockouts.pop(d.index(lockouts))
+            burst = t.failures.of_lockout[lockout]
+            recorded = spec.AUDIT_ACTIONS["lockout"].count(AuditEventType.FAILED_LOGIN)
+            user = lockouts_planned[lockout].user
+            moments = [failures[i].moment for i in burst[-recorded:]]
+            moments.append(lockouts_planned[lockout].start)
+        else:
+            user, signer, moments = _actor(d, t, action)
+        kinds = list(spec.AUDIT_ACTIONS[action])
+        if action == "lockout":
+            kinds = kinds[-len(moments) :]
+        kinds = kinds[: total - written]
+        written += len(kinds)
+        # A lockout's logs are minutes apart: one user action only when seconds apart.
+        group_id = d.new_id() if len(kinds) > 1 and action != "lockout" else None
+        user_id = None if user is None else u.ids[user]
+        ip = p.ip_address()
+        for event, moment in zip(kinds, moments, strict=False):
+            signed = signer is not None and event in spec.SIGNED_EVENT_TYPES
+            if event is AuditEventType.DATA_EXPORT and user is not None:
+                events.data_exports.append((user, moment))
+            log_id = d.new_id()
+            description = p.audit_description(event, None, user is not None)
+            signed_by = u.ids[signer] if signed and signer is not None else None
+            signature = p.digital_signature() if signed else None
+            reason = p.audit_reason(event) if signed else None
+            row = (log_id, user_id, event.value, description, ip, signed_by, signature, reason)
+            yield "audit_logs", (*row, None, None, group_id, d.at(moment))
+
+
+def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
+    """Who did a data export or another action, who signed it, and when (seconds
+    apart), while both were ACTIVE (super admins when those drawn never were)."""
+    rng, u = d.rng, t.u
+    signs = any(event in spec.SIGNED_EVENT_TYPES for event in spec.AUDIT_ACTIONS[action])
+    if action == "data_export":
+        admins = u.admins[int(rng.random() * d.counts["companies"])]
+        user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
+    else:
+        user = int(rng.random() * len(u.ids))
+    signer = _signer(d, u, user) if signs else None
+    lower, upper = _window(u, user, signer)
+    if upper < lower:
+        user = d.pick(u.super_admins)
+        signer = _signer(d, u, user) if signs else None
+        lower, upper = _window(u, user, signer)
+    start = d.p.recent_moment(lower, upper)
+    return user, signer, story.action_steps(rng, start, len(spec.AUDIT_ACTIONS[action]))
+
+
+def _company_changes(
+    d: Draw, t: Trail, company: int, by_table: dict[str, int], n_changes: int, ev: AuditEvents
+) -> Rows[None]:
+    """The row-changing audit logs of one company, then their change logs.
+
+    Each changed column's history is a chain: a change's old value is the previous
+    change's new value, and the latest new value is the row's present value.
+    """
+    p, rng, u = d.p, d.rng, t.u
+    # (table, row index) of each audit log, in a random order.
+    targets: list[tuple[str, int]] = []
+    for table, count in by_table.items():
+        rows = t.rows_of(table, company)
+        targets += [(table, d.pick(rows)) for _ in range(count)]
+    rng.shuffle(targets)
+    counts = d.spread(n_changes, [len(spec.CHANGEABLE_COLUMNS[table]) for table, _ in targets])
+    events = [
+        p.change_event(table) if count else AuditEventType.CONFIGURATION_UPDATE
+        for (table, _), count in zip(targets, counts, strict=True)
+    ]
+    whens = _change_moments(d, t, company, targets, events)
+    history: dict[tuple[str, int, str], list[tuple[int, int, int]]] = {}
+    columns_of: list[list[str]] = []
+    for i, ((table, row), count) in enumerate(zip(targets, counts, strict=True)):
+        columns = story.changed_columns(p, events[i], table, count)
+        columns_of.append(columns)
+        for position, column in enumerate(columns):
+            history.setdefault((table, row, column), []).append((whens[i][0], i, position))
+    values: dict[tuple[int, int], tuple[str, str]] = {}
+    for (table, row, column), entries in history.items():
+        new = t.current(table, row)[spec.CHANGEABLE_COLUMNS[table].index(column)]
+        for _, i, position in sorted(entries, reverse=True):
+            old = p.column_value(table, column, unlike=new)
+            values[i, position] = (old, new)
+            new = old
+    changes: list[Row] = []
+    for i, (table, row) in enumerate(targets):
+        moment, user, signer, group_id, ip = whens[i]
+        log_id, when, event = d.new_id(), d.at(moment), events[i]
+        if event is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
+            ev.role_changes.append((row, moment))
+        elif table == "agents" and "status" in columns_of[i]:
+            ev.agent_status_changes.append((company, moment))
+        description, signed_by = p.audit_description(event, table), u.ids[signer]
+        row_facts = (log_id, u.ids[user], event.value, description, ip, signed_by)
+        signature, reason = p.digital_signature(), p.audit_reason(event)
+        record = (table, t.row_id(table, row), group_id, when)
+        yield "audit_logs", (*row_facts, signature, reason, *record)
+        for position, column in enumerate(columns_of[i]):
+            old, new = values[i, position]
+            changes.append((d.new_id(), log_id, column, old, new, when))
+    for change in changes:
+        yield "audit_change_logs", change
+
+
+def _change_moments(
+    d: Draw, t: Trail, company: int, targets: list[tuple[str, int]], events: list[AuditEventType]
+) -> list[_When]:
+    """(time, user, signer, group_id, ip) of each audit log: an admin's session
+    changes one to three rows, seconds apart; role changes are actions of their own."""
+    p, rng, u = d.p, d.rng, t.u
+    result: list[_When] = []
+    i = 0
+    while i < len(targets):
+        size = 1
+        if events[i] is AuditEventType.CONFIGURATION_UPDATE:
+            size = min(spec.CHANGE_GROUP_SIZES[d.index(spec.CHANGE_GROUP_SIZES)], len(targets) - i)
+            for j in range(i + 1, i + size):
+                if events[j] is not AuditEventType.CONFIGURATION_UPDATE:
+                    size = j - i
+                    break
+        admins = u.admins[company]
+        user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
+        signer = _signer(d, u, user)
+        group = targets[i : i + size]
+        earliest = max(spec.ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
+        # A row closed (or switched off) changes no more in the last stretch before that
+        # (as in the factories); the logs of the group follow the first within seconds.
+        closed = min(t.closed(table, row) for table, row in group)
+        latest = closed - spec.ACTIVITY_MARGIN - spec.ACTION_STEP[1] * (size - 1)
+        lower, upper = _window(u, user, signer, lower=earliest, upper=latest)
+        if upper < lower:
+            # The admins drawn had left before then: a super admin made the change.
+            user = d.pick(u.super_admins)
+            signer = _signer(d, u, user)
+            lower, upper = _window(u, user, signer, lower=earliest, upper=latest)
+        moment = p.recent_moment(lower, upper)
+        group_id = d.new_id() if size > 1 else None
+        ip = p.ip_address()
+        for step in story.action_steps(rng, moment, size):
+            result.append((step, user, signer, group_id, ip))
+        i += size
+    return result

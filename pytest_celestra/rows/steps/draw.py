@@ -1,0 +1,142 @@
+"""What every table step of the bulk generator shares: the seeded draws, the volume's
+counts, the password pools, and the helpers that spread rows and cut them into chunks."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from pytest_celestra.rows.providers import fast_uuid
+
+if TYPE_CHECKING:
+    import random
+    import uuid
+    from collections.abc import Callable, Generator, Mapping, Sequence
+    from datetime import datetime
+
+    from pytest_celestra.rows.loader import Chunk, Row
+    from pytest_celestra.rows.passwords import HashPool
+    from pytest_celestra.rows.providers import CelestraProvider
+    from pytest_celestra.schema.app_rules import Reshaper
+
+F = TypeVar("F")
+if TYPE_CHECKING:
+    #: A step's output: ``(table, row)`` pairs; the step's return value is its facts.
+    Rows: TypeAlias = Generator[tuple[str, Row], None, F]
+
+CHUNK_ROWS = 10_000
+"""Rows per generated chunk: large enough for COPY, small enough to keep memory flat."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowFacts:
+    """What a table step keeps of its rows for the steps after it, by row index; the
+    tables whose rows the audit trail changes keep their present values as well."""
+
+    ids: list[uuid.UUID] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+    current: list[tuple[str, ...]] = field(default_factory=list)
+    """Present values of the changeable columns (spec.CHANGEABLE_COLUMNS), if any."""
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The seeded provider, the volume's row counts and the password pools of a scenario."""
+
+    p: CelestraProvider
+    anchor: datetime
+    counts: Mapping[str, int]
+    passwords: HashPool
+    old_passwords: HashPool
+    password_salts: int
+    """How many hashes of each pool the scenario uses."""
+    old_password_pool: int
+    reshape: Reshaper | None = None
+    """Your rules' values of our columns, applied as a step makes a row (None: none)."""
+
+    @property
+    def rng(self) -> random.Random:
+        return self.p.rng
+
+    def at(self, offset: int | None) -> datetime | None:
+        """The instant `offset` seconds from the anchor (None stays None)."""
+        return None if offset is None else self.anchor + timedelta(seconds=offset)
+
+    def new_id(self) -> uuid.UUID:
+        return fast_uuid(self.p.rng)
+
+    def index(self, items: Sequence[Any]) -> int:
+        """A random index of `items`."""
+        return int(self.p.rng.random() * len(items))
+
+    def pick(self, indices: Sequence[int]) -> int:
+        """A random element of `indices`."""
+        return indices[int(self.p.rng.random() * len(indices))]
+
+    def spread(self, total: int, caps: list[int]) -> list[int]:
+        """`total` split over slots with capacities `caps`: one each first, the rest
+        at random among the free capacity."""
+        counts = [1 if i < total else 0 for i in range(len(caps))]
+        spare = total - sum(counts)
+        if spare > 0:
+            free = list(accumulate(cap - count for cap, count in zip(caps, counts, strict=True)))
+            for slot in self.p.rng.sample(range(free[-1]), spare):
+                counts[bisect_right(free, slot)] += 1
+        return counts
+
+
+def allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """`total` split into integer shares proportional to `weights` (largest remainder).
+
+    Shares are monotone in the weights (ties go to the lower index), so two allocations
+    over the same weights are similarly ordered.
+    """
+    if total <= 0 or not weights:
+        return [0] * len(weights)
+    weight_sum = sum(weights)
+    quotas = [w * total / weight_sum for w in weights]
+    shares = [int(q) for q in quotas]
+    left = max(0, min(len(shares), total - sum(shares)))
+    for i in sorted(range(len(shares)), key=lambda i: (shares[i] - quotas[i], i))[:left]:
+        shares[i] += 1
+    return shares
+
+
+class Covering:
+    """Weighted draws in which each value occurs once first (small volumes see every case)."""
+
+    def __init__(self, weights: Mapping[Any, float], draw: Callable[[], Any]) -> None:
+        self.values = tuple(weights)
+        self.draw = draw
+        self.index = 0
+
+    def __call__(self) -> Any:
+        index = self.index
+        self.index += 1
+        return self.values[index] if index < len(self.values) else self.draw()
+
+
+def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:
+    """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's
+    facts. A full chunk flushes every table's rows, parents first (`tables` is in FK
+    order), so a child row never reaches the database before its parent; each table
+    ends with a chunk, empty or not."""
+    batches: dict[str, list[Row]] = {table: [] for table in tables}
+    while True:
+        try:
+            table, row = next(rows)
+        except StopIteration as done:
+            for name, batch in batches.items():
+                yield name, batch
+            facts: F = done.value
+            return facts
+        batch = batches[table]
+        batch.append(row)
+        if len(batch) >= CHUNK_ROWS:
+            for name in tables:
+                if batches[name]:
+                    yield name, batches[name]
+                    batches[name] = []

@@ -1,0 +1,177 @@
+"""Lockouts, failed logins and sessions: planned before the audit trail that records
+them, written after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from pytest_celestra.rows import story
+from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.schema import spec
+
+if TYPE_CHECKING:
+    from pytest_celestra.rows.steps.draw import Draw, Rows
+    from pytest_celestra.rows.steps.tenants import Users
+
+_START_TRIES = 5
+"""Draws of a lockout's start that may fall near another lockout of the same user."""
+
+
+class Lockout(NamedTuple):
+    user: int
+    start: int
+    end: int
+    updated: int
+    state: str
+    burst: list[int]
+    """Moments of the failed logins before it, earliest first (story.lockout_burst)."""
+    attempts: int
+
+
+class Failure(NamedTuple):
+    user: int  # -1: an email nobody has
+    moment: int
+    ip: str
+
+
+class Session(NamedTuple):
+    user: int
+    created: int
+    expires: int
+
+
+@dataclass(frozen=True)
+class Lockouts:
+    lockouts: list[Lockout]
+    unknown_failures: int
+    """Failed logins (of known emails) not in a lockout's burst, at most."""
+    starts: dict[int, list[int]]
+
+    def in_window(self, user: int, moment: int, margin: int = 0) -> bool:
+        """Whether `moment` falls in the 30 minutes before one of `user`'s lockouts."""
+        return any(
+            start - spec.LOCKOUT_BURST_WINDOW - margin <= moment <= start + margin
+            for start in self.starts.get(user, ())
+        )
+
+    def events(self) -> dict[str, list[tuple[int, int]]]:
+        return {
+            story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in self.lockouts],
+            story.LOCKOUT_ENDED: [
+                (lock.user, lock.end) for lock in self.lockouts if lock.end <= spec.LAST_MOMENT
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Failures:
+    failures: list[Failure]
+    of_lockout: list[list[int]]
+    """Indices in `failures` of each lockout's burst, and of the single failures."""
+    singles: list[int]
+
+    def events(self) -> dict[str, list[tuple[int, int]]]:
+        known = [(f.user, f.moment) for f in self.failures if f.user >= 0]
+        return {story.FAILED_LOGIN: known}
+
+
+def plan_lockouts(d: Draw, u: Users) -> Lockouts:
+    """Every lockout (user, times, burst of failed logins), chosen before the failed
+    logins, which must precede them. Only ACTIVE accounts lock."""
+    p, rng = d.p, d.rng
+    n_failed, n_lockouts = d.counts["failed_logins"], d.counts["user_lockouts"]
+    unknown = (
+        min(max(1, round(n_failed * spec.UNKNOWN_EMAIL_SHARE)), n_failed - n_lockouts)
+        if n_failed > n_lockouts
+        else 0
+    )
+    share, of = spec.LOCKOUT_BURST_SPARE
+    spare = (n_failed - unknown - n_lockouts) * share // of
+    # Company members, else platform staff; never a user who cannot be locked out, unless
+    # your rules left nobody who can.
+    lockable = [i for i in range(len(u.ids)) if story.lockable(u.status[i])]
+    members = [i for i in lockable if u.company[i] >= 0] or lockable or list(range(len(u.ids)))
+    if n_lockouts <= len(members):
+        users = rng.sample(members, n_lockouts)
+    else:
+        users = [d.pick(members) for _ in range(n_lockouts)]
+    states = Covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
+    plan = Lockouts([], unknown, {})
+    for user in users:
+        state = states()
+        start, end, updated = p.lockout_times(state, u.created[user])
+        for _ in range(_START_TRIES):
+            if not plan.in_window(user, start, margin=spec.LOCKOUT_BURST_WINDOW):
+                break
+            start, end, updated = p.lockout_times(state, u.created[user])
+        attempts = p.lockout_threshold()
+        burst = story.lockout_burst(p, start, attempts, u.created[user], spare)
+        spare -= len(burst) - 1
+        plan.lockouts.append(Lockout(user, start, end, updated, state, burst, attempts))
+        plan.starts.setdefault(user, []).append(start)
+    return plan
+
+
+def plan_failed_logins(d: Draw, u: Users, locks: Lockouts) -> Failures:
+    """Every failed login: each lockout's burst, single failures (outside any lockout's
+    window, which counts only the burst), unknown emails; before the audit trail that
+    records some of them."""
+    p = d.p
+    plan = Failures([], [], [])
+    for lockout in locks.lockouts:
+        ip = p.ip_address()
+        first = len(plan.failures)
+        plan.failures.extend(Failure(lockout.user, moment, ip) for moment in lockout.burst)
+        plan.of_lockout.append(list(range(first, len(plan.failures))))
+    singles = d.counts["failed_logins"] - locks.unknown_failures - len(plan.failures)
+    for _ in range(singles):
+        while True:
+            user = d.index(u.ids)
+            moment = story.activity_moment(p, u.created[user])
+            if not locks.in_window(user, moment):
+                break
+        plan.singles.append(len(plan.failures))
+        plan.failures.append(Failure(user, moment, p.ip_address()))
+    for _ in range(locks.unknown_failures):
+        moment = story.activity_moment(p, spec.ACTIVITY_EARLIEST)
+        plan.failures.append(Failure(-1, moment, p.ip_address()))
+    return plan
+
+
+def plan_sessions(d: Draw, u: Users) -> list[Session]:
+    """Every session, before the audit trail whose sign-ins start them: only ACTIVE users
+    hold live ones; nobody's starts after they left ACTIVE."""
+    p = d.p
+    states = Covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
+    active = u.active or list(range(len(u.ids)))
+    sessions: list[Session] = []
+    for _ in range(d.counts["user_sessions"]):
+        state = states()
+        user = d.pick(active) if state in story.LIVE_SESSION_STATES else d.index(u.ids)
+        created, expires = p.session_times(state, u.created[user], u.until[user])
+        sessions.append(Session(user, created, expires))
+    return sessions
+
+
+def failed_logins(d: Draw, u: Users, plan: Failures) -> Rows[None]:
+    for user, moment, ip in plan.failures:
+        known = user >= 0
+        reason = d.p.failure_reason(known)
+        user_id = u.ids[user] if known else None
+        yield "failed_logins", (d.new_id(), user_id, ip, d.at(moment), reason)
+
+
+def user_lockouts(d: Draw, u: Users, plan: Lockouts) -> Rows[None]:
+    for lock in plan.lockouts:
+        row_id = d.new_id()
+        row = (row_id, u.ids[lock.user], d.at(lock.start), d.at(lock.end))
+        reason = d.p.lockout_reason(lock.state)
+        yield "user_lockouts", (*row, reason, lock.attempts, d.at(lock.start), d.at(lock.updated))
+
+
+def user_sessions(d: Draw, u: Users, sessions: list[Session]) -> Rows[None]:
+    p = d.p
+    for user, created, expires in sessions:
+        row = (d.new_id(), u.ids[user], p.url_token(), p.ip_address(), p.browser_user_agent())
+        yield "user_sessions", (*row, d.at(expires), d.at(created))

@@ -1,0 +1,184 @@
+"""The first steps of the seeding order: companies, the knowledge type catalogue, users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import TYPE_CHECKING
+
+from pytest_celestra.rows import story
+from pytest_celestra.rows.providers import email_address
+from pytest_celestra.rows.steps.draw import Covering, RowFacts, allocate
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
+
+if TYPE_CHECKING:
+    import uuid
+
+    from pytest_celestra.rows.steps.draw import Draw, Rows
+
+
+@dataclass(frozen=True)
+class Companies(RowFacts):
+    """What the children of the companies need, by company index."""
+
+    domain: list[str]
+    weight: list[float]
+    """Relative headcount: members, agents and knowledge bases are spread by it."""
+    status: list[CompanyStatus]
+    closed: list[int | None]
+    """When each closed company closed; None for an ACTIVE one."""
+
+
+@dataclass(frozen=True)
+class KnowledgeTypes(RowFacts):
+    names: list[str]
+    cumulative: list[int]
+    """Cumulative catalogue weights, for drawing a type."""
+
+
+@dataclass(frozen=True)
+class Users(RowFacts):
+    """Compact facts about the users, by index (memory: a few lists of small values)."""
+
+    admins: list[list[int]]  # COMPANY_ADMINs, by company
+    members: list[list[int]]  # every user, by company (its first admin first)
+    company: list[int] = field(default_factory=list)  # -1: super admin
+    status: list[str] = field(default_factory=list)
+    until: list[int] = field(default_factory=list)
+    """The last moment each user was ACTIVE, minus a minute: the bound of their activity."""
+    super_admins: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+
+
+def companies(d: Draw) -> Rows[Companies]:
+    p = d.p
+    sizes = Covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
+    verticals = Covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
+    # The closed companies the covering draws come first and smallest (sizes cover
+    # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
+    statuses = Covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
+    ids: list[uuid.UUID] = []
+    created: list[int] = []
+    domains: list[str] = []
+    weights: list[float] = []
+    used_domains = {spec.PLATFORM_DOMAIN}
+    drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
+    reshape = d.reshape if d.reshape and d.reshape.touches("companies", enums=False) else None
+    for _ in range(d.counts["companies"]):
+        size, vertical, status = sizes(), verticals(), statuses()
+        if reshape is not None:  # your rules, before the name and the members follow them
+            drawn = {"size": size.value, "vertical": vertical.value, "status": status.value}
+            shaped = reshape("companies", drawn, enums=False)
+            size, vertical = CompanySize(shaped["size"]), CompanyVertical(shaped["vertical"])
+            status = CompanyStatus(shaped["status"])
+        name, domain = story.unique_company_name(p, vertical, used_domains)
+        ids.append(d.new_id())
+        created.append(p.moment(*spec.COMPANY_CREATED))
+        domains.append(domain)
+        drafts.append((name, p.company_description(vertical), size, vertical, status))
+        weights.append(story.headcount_weight(d.rng, spec.COMPANY_SIZE_HEADCOUNT[size]))
+    final = story.mostly_open([draft[4] for draft in drafts], weights)
+    closed: list[int | None] = []
+    current: list[tuple[str, ...]] = []
+    for company, (name, description, size, vertical, _) in enumerate(drafts):
+        status = final[company]
+        updated = story.row_updated(
+            p, created[company], left_service=status is not CompanyStatus.ACTIVE
+        )
+        closed.append(None if status is CompanyStatus.ACTIVE else updated)
+        current.append((status.value, size.value, vertical.value, description))
+        yield (
+            "companies",
+            (
+                ids[company],
+                name,
+                description,
+                size.value,
+                vertical.value,
+                status.value,
+                d.at(created[company]),
+                d.at(updated),
+            ),
+        )
+    return Companies(domains, weights, final, closed, ids=ids, created=created, current=current)
+
+
+def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
+    names = list(spec.KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
+    ids = [d.new_id() for _ in names]
+    created = [story.knowledge_type_created(name) for name in names]
+    for type_id, name, when in zip(ids, names, created, strict=True):
+        yield (
+            "knowledge_types",
+            (type_id, name, spec.KNOWLEDGE_TYPES[name][0], d.at(when), d.at(when)),
+        )
+    cumulative = list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names))
+    return KnowledgeTypes(names, cumulative, ids=ids, created=created)
+
+
+def users(d: Draw, c: Companies) -> Rows[Users]:
+    """Super admins, then each company's first admin (right after the company was
+    created, ACTIVE while the company is) and its other members."""
+    p, rng = d.p, d.rng
+    n_companies, n_users = d.counts["companies"], d.counts["users"]
+    supers = min(max(1, round(n_users * spec.SUPER_ADMIN_SHARE)), n_users - n_companies)
+    per_company = [1 + extra for extra in allocate(n_users - supers - n_companies, c.weight)]
+    statuses = Covering(spec.USER_STATUS_WEIGHTS, p.user_status)
+    u = Users([[] for _ in c.ids], [[] for _ in c.ids])
+    emails: set[str] = set()
+    active = UserStatus.ACTIVE
+    reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
+    plan = [(-1, "SUPER_ADMIN", spec.PLATFORM_DOMAIN, -1)] * supers
+    for company, members in enumerate(per_company):
+        domain = c.domain[company]
+        plan += [(company, "COMPANY_ADMIN", domain, 0)] + [(company, "", domain, 1)] * (members - 1)
+    for company, role, domain, kind in plan:
+        # kind -1: super admin, 0: the company's first admin, 1: another member.
+        if kind < 0:
+            drawn, created = active, p.moment(*spec.SUPER_ADMIN_CREATED)
+        elif kind == 0:
+            drawn, created = active, c.created[company] + p.moment(0, spec.FIRST_ADMIN_DELAY)
+        else:
+            created = story.member_created(p, c.created[company])
+            role, drawn = p.user_role().value, statuses()
+        closing = None if company < 0 else c.closed[company]
+        label = (drawn if company < 0 else story.member_status(c.status[company], drawn)).value
+        if reshape is not None:  # your rules, before the stories after this step read it
+            company_id = None if company < 0 else c.ids[company]
+            values = reshape("users", {"company_id": company_id, "role": role, "status": label})
+            role, label = values["role"], values["status"]
+        updated = story.row_updated(
+            p,
+            created,
+            left_service=label != active.value,
+            closing=closing,
+            with_company=label != drawn.value,
+        )
+        name = p.person_name()
+        email = email_address(name, domain)
+        number = 1
+        while email in emails:
+            number += 1
+            email = email_address(name, domain, number)
+        emails.add(email)
+        index, user_id = len(u.ids), d.new_id()
+        u.ids.append(user_id)
+        u.company.append(company)
+        u.created.append(created)
+        u.status.append(label)
+        u.until.append(story.activity_until(label, updated))
+        u.current.append((role, label, name))
+        if company < 0:
+            u.super_admins.append(index)
+        else:
+            u.members[company].append(index)
+            if role == "COMPANY_ADMIN":
+                u.admins[company].append(index)
+        if label == active.value:
+            u.active.append(index)
+        password = d.passwords[int(rng.random() * d.password_salts)]
+        company_id = None if company < 0 else c.ids[company]
+        row = (user_id, company_id, role, email, name, password, label)
+        yield "users", (*row, d.at(created), d.at(updated))
+    return u

@@ -1,0 +1,438 @@
+"""One story across tables: the cross-table rules both data paths follow.
+
+The bulk scenario ([`pytest_celestra.rows.scenario`][pytest_celestra.rows.scenario]) and the
+factories
+([`pytest_celestra.rows.factories`][pytest_celestra.rows.factories]) call these functions and read
+these constants, so a rule lives here once. `docs/realism.md` states each rule in a sentence
+and an SQL check.
+
+- **Tenant lifecycle.** A company that is not ACTIVE closed at one moment (its
+  `updated_at`): its members are not ACTIVE, its agents and knowledge bases are not live,
+  and none of them changed after it. A user who is not ACTIVE changed status at its
+  `updated_at`: no session of theirs is live now or started later, no invitation was sent
+  to them later, and they act (or sign) in the audit trail only before it.
+- **Notifications report real events.** A notification whose type reports an event
+  ([`NOTIFICATION_EVENTS`][pytest_celestra.rows.story.NOTIFICATION_EVENTS]) follows such an event
+  of its user (or of its user's company) within
+  [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY].
+- **The audit trail agrees with the activity tables.** A sign-in is the start of a
+  session, a sign-out lies within one, a failed sign-in is a failed login at that moment.
+
+Times are offsets in seconds from a reference instant, as in
+[`pytest_celestra.rows.providers`][pytest_celestra.rows.providers].
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+from pytest_celestra.rows.providers import company_domain
+from pytest_celestra.schema import spec
+from pytest_celestra.schema.models import (
+    AgentStatus,
+    CompanyStatus,
+    KnowledgeBaseStatus,
+    NotificationType,
+    UserStatus,
+)
+from pytest_celestra.schema.spec import (
+    CLOSED_HEADCOUNT_SHARE,
+    MINUTE,
+    NOTIFICATION_DELAY,
+    PASSWORD_EXPIRY_NOTICE,
+    STATUS_CHANGED,
+)
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from pytest_celestra.rows.providers import CelestraProvider
+    from pytest_celestra.schema.models import AuditEventType, CompanyVertical
+
+S = TypeVar("S")
+
+# --- tenant lifecycle ---------------------------------------------------------------------
+
+MEMBER_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, UserStatus] = {
+    CompanyStatus.SUSPENDED: UserStatus.SUSPENDED,
+    CompanyStatus.ARCHIVED: UserStatus.ARCHIVED,
+}
+"""The status an ACTIVE member takes when its company closes."""
+AGENT_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, AgentStatus] = {
+    CompanyStatus.SUSPENDED: AgentStatus.DISABLED,
+    CompanyStatus.ARCHIVED: AgentStatus.ARCHIVED,
+}
+"""The status a live agent takes when its company closes."""
+KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, KnowledgeBaseStatus] = {
+    CompanyStatus.SUSPENDED: KnowledgeBaseStatus.DISABLED,
+    CompanyStatus.ARCHIVED: KnowledgeBaseStatus.ARCHIVED,
+}
+"""The status a live knowledge base takes when its company closes."""
+LIVE_AGENT_STATUSES = frozenset({AgentStatus.ACTIVE})
+"""Agent statuses of an agent in service; a closed company has none."""
+LIVE_KNOWLEDGE_BASE_STATUSES = frozenset({KnowledgeBaseStatus.ACTIVE, KnowledgeBaseStatus.BUILDING})
+"""Knowledge base statuses of one in service or being built; a closed company has none."""
+RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
+"""Agent and knowledge base statuses that were switched off at their `updated_at`: no
+link or knowledge source is added to them after it."""
+OPEN_INVITATION_STATES = frozenset({"open", "far"})
+"""Invitation states
+([`INVITATION_STATE_WEIGHTS`][pytest_celestra.schema.spec.INVITATION_STATE_WEIGHTS])
+open now: only for ACTIVE users."""
+LIVE_SESSION_STATES = frozenset({"active", "long"})
+"""Session states ([`SESSION_STATE_WEIGHTS`][pytest_celestra.schema.spec.SESSION_STATE_WEIGHTS])
+valid now: only for ACTIVE users."""
+
+
+def state_of_user(
+    draw: Callable[[], S],
+    live: Collection[S],
+    active: bool,
+    fits: Collection[S] | None = None,
+) -> S:
+    """The state of a user's session, invitation or lockout (or of another row, such as a
+    knowledge base whose build failed): `draw`n from the spec's state table, but none of
+    the `live` states (valid or open now) for a user who is not `active`; such a user's
+    state is drawn among the others with their weights.
+
+    `fits`, when given, are the states whose time window holds a moment already known
+    (the moment a notification reports, or a session starts:
+    [`states_holding`][pytest_celestra.rows.story.states_holding]); the state is one of them,
+    drawn as without `fits` when none is (none fits, or only live ones for a user who
+    is not `active`: the user's status wins).
+
+    The scenario applies the same rule the other way round (it draws the state, then a
+    user who may hold it, then its moments): either way, a user who is not ACTIVE holds
+    each of the other states as often, relatively, as the table says.
+    """
+    allowed = [s for s in fits if active or s not in live] if fits else None
+    state = draw()
+    while (not active and state in live) if not allowed else state not in allowed:
+        state = draw()
+    return state
+
+
+def states_holding(
+    moment: int, states: Iterable[str], window: Callable[[str], tuple[int, int]]
+) -> list[str]:
+    """The `states` whose time `window` (earliest, latest) holds `moment`."""
+    return [state for state in states if _holds(window(state), moment)]
+
+
+def _holds(window: tuple[int, int], moment: int) -> bool:
+    earliest, latest = window
+    return earliest <= moment <= latest
+
+
+def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
+    """`statuses` of companies with headcount `weights`, the largest closed ones ACTIVE
+    until closed companies hold at most
+    [`CLOSED_HEADCOUNT_SHARE`][pytest_celestra.schema.spec.CLOSED_HEADCOUNT_SHARE] of the
+    headcount."""
+    result = list(statuses)
+    closed = [i for i, status in enumerate(result) if status is not CompanyStatus.ACTIVE]
+    headcount = sum(weights[i] for i in closed)
+    for i in sorted(closed, key=lambda i: (-weights[i], i)):
+        if headcount <= CLOSED_HEADCOUNT_SHARE * sum(weights):
+            break
+        result[i] = CompanyStatus.ACTIVE
+        headcount -= weights[i]
+    return result
+
+
+def member_status(company: CompanyStatus | None, drawn: UserStatus) -> UserStatus:
+    """The status of a member of a company in status `company` who would be `drawn`."""
+    if company is not None and drawn is UserStatus.ACTIVE:
+        return MEMBER_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def agent_status(company: CompanyStatus | None, drawn: AgentStatus) -> AgentStatus:
+    """The status of an agent of a company in status `company` that would be `drawn`."""
+    if company is not None and drawn in LIVE_AGENT_STATUSES:
+        return AGENT_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def knowledge_base_status(
+    company: CompanyStatus | None, drawn: KnowledgeBaseStatus
+) -> KnowledgeBaseStatus:
+    """The status of a knowledge base of a company in status `company`."""
+    if company is not None and drawn in LIVE_KNOWLEDGE_BASE_STATUSES:
+        return KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
+    return drawn
+
+
+def is_closed(table: str, status: str) -> bool:
+    """Whether a row of `table` in `status` left service at its `updated_at` (a
+    closed company, a user who is not ACTIVE, a retired agent or knowledge base): nothing
+    of it changes after that."""
+    if table in ("agents", "knowledge_bases"):
+        return status in RETIRED_STATUSES
+    return status != UserStatus.ACTIVE.value
+
+
+def status_changed(p: CelestraProvider, created: int, closed: int | None = None) -> int:
+    """When a row created at `created` left ACTIVE: in
+    [`STATUS_CHANGED`][pytest_celestra.schema.spec.STATUS_CHANGED], never after `closed` (its
+    company's closing moment), never before `created`."""
+    upper = STATUS_CHANGED[1] if closed is None else min(closed, STATUS_CHANGED[1])
+    return max(created, p.moment(max(created, STATUS_CHANGED[0]), upper))
+
+
+def row_updated(
+    p: CelestraProvider,
+    created: int,
+    *,
+    left_service: bool = False,
+    closing: int | None = None,
+    with_company: bool = False,
+) -> int:
+    """`updated_at` of a company, user, agent or knowledge base created at `created`.
+
+    A row that `left_service` (not ACTIVE, retired) left it at a moment of its own
+    ([`status_changed`][pytest_celestra.rows.story.status_changed]), or at its company's
+    `closing` when it left `with_company`; a row still in service was last updated
+    before now, and before its company's `closing`.
+    """
+    if with_company and closing is not None:
+        return closing
+    if left_service:
+        return status_changed(p, created, closing)
+    return p.moment(created, spec.LAST_MOMENT if closing is None else closing)
+
+
+def updated_after(p: CelestraProvider, created: int) -> int:
+    """`updated_at` of a row created at `created` that has no status: before now."""
+    return p.moment(created, spec.LAST_MOMENT)
+
+
+def member_created(p: CelestraProvider, lower: int, upper: int = 0) -> int:
+    """When a user, agent or knowledge base of a company founded at `lower` was created
+    (by `upper` at the latest: a row that took part in an event then)."""
+    return p.moment(lower, min(upper, spec.MEMBER_CREATED_LATEST))
+
+
+def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:
+    """When a link or a knowledge source between parents created by `lower` was made:
+    at least a day ago, and not after any parent was `retired` (0: still in service)."""
+    return p.moment(lower, min((spec.LINK_CREATED_LATEST, *retired)))
+
+
+def password_changed(p: CelestraProvider, lower: int) -> int:
+    """When a user created at `lower` changed a password."""
+    return p.moment(lower, spec.PASSWORD_CHANGED_LATEST)
+
+
+def knowledge_type_created(name: str) -> int:
+    """When the knowledge type `name` was created: the catalogue's types a day apart in
+    catalogue order, a type of one's own after them."""
+    catalogue = list(spec.KNOWLEDGE_TYPES)
+    index = catalogue.index(name) if name in catalogue else len(catalogue)
+    return spec.KNOWLEDGE_TYPE_CREATED + index * spec.KNOWLEDGE_TYPE_SPACING
+
+
+def unique_company_name(
+    p: CelestraProvider, vertical: CompanyVertical, used: set[str]
+) -> tuple[str, str]:
+    """A company name of `vertical` and its email domain, which no company of `used`
+    (the domains taken, updated) has: two companies of one domain would mix their
+    emails. A few fresh names are tried before the name gets a number."""
+    name = p.company_name(vertical)
+    domain = company_domain(name)
+    for _ in range(spec.FRESH_COMPANY_NAMES):
+        if domain not in used:
+            break
+        name = p.company_name(vertical)
+        domain = company_domain(name)
+    base, number = name, 1
+    while domain in used:
+        number += 1
+        name = f"{base} {number}"
+        domain = company_domain(name)
+    used.add(domain)
+    return name, domain
+
+
+def headcount_weight(rng: random.Random, headcount: float) -> float:
+    """A company's weight in the spread of its members, around its size's `headcount`."""
+    low, width = spec.HEADCOUNT_SPREAD
+    return headcount * (low + width * rng.random())
+
+
+def active_until(status: str, updated: int) -> int:
+    """The last moment a user in `status` (changed at `updated`) was ACTIVE: the
+    reference instant itself for an ACTIVE user."""
+    return 0 if status == UserStatus.ACTIVE.value else updated
+
+
+def activity_window(created: Iterable[int], until: Iterable[int]) -> tuple[int, int]:
+    """(earliest, latest) moment of an action by or on rows `created` then and in service
+    `until` then: within the last year of activity, before now."""
+    return (
+        max((spec.ACTIVITY_EARLIEST, *created)),
+        min((spec.LAST_MOMENT, *until)),
+    )
+
+
+def activity_moment(p: CelestraProvider, lower: int) -> int:
+    """When something a user did after `lower` happened (recent moments more likely)."""
+    return p.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), spec.LAST_MOMENT)
+
+
+def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
+    """The moments of `count` audit logs of one action starting at `start`: each a few
+    seconds ([`ACTION_STEP`][pytest_celestra.schema.spec.ACTION_STEP]) after the one before."""
+    moments = [start]
+    for _ in range(count - 1):
+        moments.append(moments[-1] + rng.randint(*spec.ACTION_STEP))
+    return moments
+
+
+# --- who acts and who signs ------------------------------------------------------------
+
+
+def super_admin_signs(rng: random.Random, platform_user: bool) -> bool:
+    """Whether a super admin signs a log of a user (always for a `platform_user`), rather
+    than an admin of the user's company."""
+    return platform_user or rng.random() < spec.SIGNER_SUPER_ADMIN_SHARE
+
+
+def super_admin_acts(rng: random.Random) -> bool:
+    """Whether a super admin, rather than a company admin, does an admin action (a data
+    export, a change of a row)."""
+    return rng.random() < spec.ACTOR_SUPER_ADMIN_SHARE
+
+
+def changed_columns(
+    p: CelestraProvider,
+    event: AuditEventType,
+    table: str,
+    count: int,
+    done: Iterable[str] = (),
+) -> list[str]:
+    """`count` distinct columns of `table` an `event` changes, none of `done` (the
+    columns it already changed): the event's first column
+    ([`FIRST_CHANGED_COLUMN`][pytest_celestra.schema.spec.FIRST_CHANGED_COLUMN]) first."""
+    done = set(done)
+    first = spec.FIRST_CHANGED_COLUMN.get(event)
+    columns = p.shuffled(spec.CHANGEABLE_COLUMNS[table])
+    columns = [column for column in columns if column not in done]
+    if first in columns:
+        columns.remove(first)
+        columns.insert(0, first)
+    if count > len(columns):
+        raise ValueError(f"{table} has only {len(columns)} changeable columns left")
+    return columns[:count]
+
+
+# --- lockouts ------------------------------------------------------------------------------
+
+LOCKABLE_USER_STATUSES = frozenset({UserStatus.ACTIVE.value})
+"""Statuses of users who can be locked out: a lockout counts failed sign-ins of an account
+that may sign in, and a user who is not ACTIVE acts (and fails to sign in) no more."""
+
+
+def lockable(status: str) -> bool:
+    """Whether a user in `status` can be locked out (the scenario locks only such users;
+    a factory refuses any other)."""
+    return status in LOCKABLE_USER_STATUSES
+
+
+def lockout_burst(
+    p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None
+) -> list[int]:
+    """The moments, earliest first, of the failed logins recorded before a lockout that
+    starts at `start` after `attempts` failed attempts: 1 to 5 of them
+    ([`LOCKOUT_BURST`][pytest_celestra.schema.spec.LOCKOUT_BURST]), never more than `attempts`
+    (nor than 1 + `spare`), at random moments of the
+    [`LOCKOUT_BURST_WINDOW`][pytest_celestra.schema.spec.LOCKOUT_BURST_WINDOW] before it, none
+    before `lower` (the user's creation)."""
+    fewest, most = spec.LOCKOUT_BURST
+    extra = p.random_int(0, most - fewest)
+    count = fewest + min(extra, attempts - fewest, extra if spare is None else spare)
+    window = spec.LOCKOUT_BURST_WINDOW
+    offsets = sorted((p.moment(MINUTE, window - MINUTE) for _ in range(count)), reverse=True)
+    return [max(lower, start - offset) for offset in offsets]
+
+
+def activity_until(status: str, updated: int) -> int:
+    """The last moment a user in `status` (changed at `updated`) acts: a moment
+    ([`ACTIVITY_MARGIN`][pytest_celestra.schema.spec.ACTIVITY_MARGIN]) before they left ACTIVE."""
+    return active_until(status, updated) - spec.ACTIVITY_MARGIN
+
+
+# --- notifications report real events ----------------------------------------------------
+
+# Events a notification can report; each names the row (and time column) it points at.
+FAILED_LOGIN = "failed login"  # failed_logins.attempted_at of the user
+LOCKOUT_STARTED = "lockout started"  # user_lockouts.lockout_start of the user
+LOCKOUT_ENDED = "lockout ended"  # user_lockouts.lockout_end (past) of the user
+PASSWORD_CHANGE = "password change"  # password_history.created_at of the user
+PASSWORD_AGE = "password age"  # the user's password is PASSWORD_EXPIRY_NOTICE old
+ROLE_CHANGE = "role change"  # ROLE_ASSIGNMENT_CHANGE audit log whose record is the user
+INVITATION_SENT = "invitation sent"  # invitations.sent_at of the user
+INVITATION_ACCEPTED = "invitation accepted"  # ACCEPTED invitation's updated_at
+KNOWLEDGE_BASE_READY = "knowledge base ready"  # ACTIVE knowledge base of the company
+KNOWLEDGE_BASE_FAILED = "knowledge base failed"  # BUILDING/DISABLED one of the company
+AGENT_STATUS_CHANGE = "agent status change"  # audit change of agents.status, same company
+DATA_EXPORT = "data export"  # DATA_EXPORT audit log of the user
+SESSION_STARTED = "session started"  # user_sessions.created_at of the user
+
+NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
+    NotificationType.FAILED_LOGIN_NOTIFICATION: FAILED_LOGIN,
+    NotificationType.ACCOUNT_LOCKED: LOCKOUT_STARTED,
+    NotificationType.ACCOUNT_UNLOCKED: LOCKOUT_ENDED,
+    NotificationType.PASSWORD_CHANGED: PASSWORD_CHANGE,
+    NotificationType.PASSWORD_EXPIRY: PASSWORD_AGE,
+    NotificationType.ROLE_CHANGED: ROLE_CHANGE,
+    NotificationType.INVITATION_SENT: INVITATION_SENT,
+    NotificationType.INVITATION_ACCEPTED: INVITATION_ACCEPTED,
+    NotificationType.KNOWLEDGE_BASE_READY: KNOWLEDGE_BASE_READY,
+    NotificationType.KNOWLEDGE_BASE_FAILED: KNOWLEDGE_BASE_FAILED,
+    NotificationType.AGENT_STATUS_CHANGED: AGENT_STATUS_CHANGE,
+    NotificationType.DATA_EXPORT_READY: DATA_EXPORT,
+    NotificationType.NEW_DEVICE_LOGIN: SESSION_STARTED,
+}
+"""Which event each notification type reports; the types missing here (announcements,
+maintenance, session expiry) report none."""
+EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
+"""Notification types that report no event: the factories' default, and what a drawn
+type becomes in a scenario that has no event of its kind."""
+
+
+def event_free_notification_type(rng: random.Random) -> NotificationType:
+    """A notification type that reports no event (an announcement, a maintenance notice,
+    a session expiry), each as likely: the factories' default type, and the fallback of a
+    scenario's notification whose event the scenario lacks."""
+    return EVENT_FREE_NOTIFICATION_TYPES[int(rng.random() * len(EVENT_FREE_NOTIFICATION_TYPES))]
+
+
+COMPANY_EVENTS = frozenset({KNOWLEDGE_BASE_READY, KNOWLEDGE_BASE_FAILED, AGENT_STATUS_CHANGE})
+"""Events of a company rather than of the notified user."""
+FAILED_KNOWLEDGE_BASE_STATUSES = frozenset(
+    {KnowledgeBaseStatus.BUILDING, KnowledgeBaseStatus.DISABLED}
+)
+"""Knowledge base statuses after a build that failed (retrying, or switched off)."""
+
+
+def notified_after(p: CelestraProvider, event: int) -> int:
+    """When the notification of an event at `event` is created (a minute ago at most)."""
+    soonest, latest = NOTIFICATION_DELAY
+    return p.moment(event + soonest, min(event + latest, spec.LAST_MOMENT))
+
+
+def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
+    """When the event a notification created at `notified` reports happened (not before
+    `lower`, its user's creation)."""
+    return max(lower, notified - p.moment(*NOTIFICATION_DELAY))
+
+
+def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
+    """When a PASSWORD_EXPIRY notice for a password set at `set_at` and replaced at
+    `next_change` (0: still in use) can come, within the last year of activity; None when
+    no moment before then fits."""
+    lower = max(set_at + PASSWORD_EXPIRY_NOTICE[0], spec.ACTIVITY_EARLIEST)
+    upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
+    return (lower, upper) if lower <= upper else None

@@ -1,0 +1,557 @@
+"""Your application's own schema, taught to the plugin in one place.
+
+A project whose migrations add columns, enum labels or tables describes them once, in its
+`conftest.py`. The [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules] it fills is the
+description of the schema: our 15 tables as built in, extended by the rules. It is one
+explicit object, never state of the process: the plugin collects it once per run and hands
+it to every path that makes rows: the seeded templates (the generator's chunks are
+extended with the new columns and followed by the new tables' rows), the factories (through
+the session, [`rules_of`][pytest_celestra.schema.app_rules.rules_of]: a factory's INSERT and a
+`bulk_create`'s COPY carry the new columns) and
+[`pytest_celestra.db.drift`][pytest_celestra.db.drift], which checks the database's catalog
+against what the rules fill before any row is written:
+
+```python
+def pytest_celestra_schema_rules(rules):
+    rules.column("users", "locale", values={"en-US": 6, "de-DE": 3, "fr-FR": 1})
+    rules.enum_weights("user_status", {"archived": 0.02})
+    rules.table(
+        "user_preferences",
+        parents={"user_id": "users"},
+        count={"small": 40, "medium": 400, "large": 4000},
+        row=lambda row: {"theme": row.rng.choice(["light", "dark"])},
+    )
+```
+
+Values are deterministic: the seeded templates draw them from random generators seeded
+with the scenario seed, the table and the column; the factories from factory_boy's
+generator, which the plugin reseeds for every test.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_celestra.callables import callable_fingerprint
+from pytest_celestra.errors import ConfigError, RuleError
+
+if TYPE_CHECKING:
+    from pytest_celestra.schema.volumes import Volume
+
+Derive = Callable[[Mapping[str, Any], random.Random], Any]
+"""`derive(row, rng)`: the value of a new column from the other values of its row."""
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a table's row rule is given: the row's parents and a random generator."""
+
+    parents: Mapping[str, Any]
+    """FK column -> the key of the parent row it points at."""
+    index: int
+    """The row's number in its table, from 0."""
+    rng: random.Random
+
+
+RowRule = Callable[[RowContext], Mapping[str, Any]]
+"""`row(context)`: the values of a new table's row (FK columns are filled already)."""
+
+
+_PLACEHOLDER = {"VALUE": 1}
+"""What the drift report writes where your values go."""
+
+_SCALARS = (str, int, float, Decimal, bool, uuid.UUID, date, time, timedelta, bytes, enum.Enum)
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,), "character varying": (str,), "varchar": (str,), "character": (str,),
+    "citext": (str,), "enum": (str, enum.Enum),
+    "integer": (int,), "bigint": (int,), "smallint": (int,),
+    "boolean": (bool,),
+    "numeric": (int, float, Decimal), "real": (int, float, Decimal),
+    "double precision": (int, float, Decimal),
+    "uuid": (uuid.UUID, str),
+    "date": (date,), "timestamp with time zone": (datetime,),
+    "timestamp without time zone": (datetime,),
+}  # fmt: skip
+"""PostgreSQL type (as the catalog spells it) -> the Python values a rule may give it."""
+_SENDABLE = "a value the driver can send (str, int, float, bool, Decimal, UUID, date/time, bytes)"
+
+
+def wrong_type(value: Any, column_type: str | None) -> str | None:
+    """What a column of `column_type` takes, if `value` is not that (None: it fits).
+
+    `column_type` None (unknown): any value the driver can send (a scalar, or a list of
+    them for an array). NULL always fits here; a NOT NULL column refuses it itself."""
+    if value is None:
+        return None
+    base = (column_type or "").split("(")[0].strip()
+    if base.endswith("[]"):
+        fits = isinstance(value, (list, tuple))
+        return None if fits else f"a list (the column is {column_type})"
+    if base in ("json", "jsonb"):
+        return None
+    kinds = _PYTHON_TYPES.get(base)
+    if kinds is None:
+        fits = isinstance(value, _SCALARS) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value)
+        )
+        return None if fits else _SENDABLE
+    # True is an int to Python, not to PostgreSQL.
+    fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if fits:
+        return None
+    names = " or ".join(kind.__name__ for kind in kinds)
+    return f"{names} (the column is {column_type})"
+
+
+def _function_name(function: Any) -> str:
+    """`<lambda> (conftest.py:12)`: a rule's function as its author finds it."""
+    inner = getattr(function, "func", function)  # a functools.partial's function
+    inner = getattr(inner, "__func__", inner)  # a bound method's
+    name = str(getattr(inner, "__qualname__", type(inner).__qualname__))
+    name = name.rsplit(".<locals>.", 1)[-1]  # a lambda in the hook: <lambda>
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return name
+    return f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+
+
+def _hidden(text: str, values: Iterable[Any]) -> str:
+    """`text` with every value of the row it quotes replaced by `***` (as `str` or
+    `repr` shows it: a KeyError quotes a datetime's repr)."""
+    for value in values:
+        if isinstance(value, (enum.Enum, bool)) or value is None:
+            continue  # a label, a flag: not data
+        for shown in (str(value), repr(value)):  # str first: KeyError: '***'
+            if len(shown) >= 3:
+                text = text.replace(shown, "***")
+    return text
+
+
+def rule_failed(what: str, function: Any, error: BaseException, values: Iterable[Any]) -> RuleError:
+    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that
+    raised: the rule, the function, the exception's type and message (the row's values
+    in it hidden) and the line it was raised at."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    message = _hidden(str(error), values)
+    kind = type(error).__qualname__
+    return RuleError(
+        f"{what} failed: {_function_name(function)} raised {kind}{': ' if message else ''}"
+        f"{message}{at}. The row's values are not shown; no row was written."
+    )
+
+
+def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
+    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule whose value
+    does not fit its column (PostgreSQL never saw it)."""
+    return RuleError(
+        f"{what} made a value of the wrong type for {column}: a "
+        f"{type(value).__qualname__}, where the column takes {wanted}. The value is not "
+        "shown; PostgreSQL never saw the row."
+    )
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """How the values of one column that the generator does not know are made."""
+
+    table: str
+    column: str
+    values: tuple[tuple[Any, float], ...] = ()
+    derive: Derive | None = None
+
+    @property
+    def origin(self) -> str:
+        """How the rule is written in `conftest.py`, to name it in messages."""
+        return f"rules.column({self.table!r}, {self.column!r})"
+
+    @property
+    def described(self) -> str:
+        """The rule and which part of it: `rules.column('users', 'locale', derive=...)`."""
+        kind = "derive" if self.derive is not None else "values"
+        return f"rules.column({self.table!r}, {self.column!r}, {kind}=...)"
+
+    def make(
+        self, row: Mapping[str, Any], rng: random.Random, column_type: str | None = None
+    ) -> Any:
+        """One value for `row`, checked against `column_type` (the catalog's name of
+        the column's type; None: any value the driver can send).
+
+        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises
+        or its value does not fit."""
+        if self.derive is not None:
+            try:
+                value = self.derive(row, rng)
+            except Exception as error:
+                raise rule_failed(self.described, self.derive, error, row.values()) from None
+        else:
+            labels = [value for value, _ in self.values]
+            value = rng.choices(labels, weights=[weight for _, weight in self.values])[0]
+        if (wanted := wrong_type(value, column_type)) is not None:
+            raise rule_mistyped(self.described, f"{self.table}.{self.column}", value, wanted)
+        return value
+
+    @property
+    def value_type(self) -> str | None:
+        """What a factory checks the rule's values against: boolean or integer for a
+        `values` rule of such values, else None (any value the driver can send)."""
+        values = [value for value, _ in self.values]
+        if values and all(isinstance(value, bool) for value in values):
+            return "boolean"
+        if values and all(isinstance(value, int) for value in values):
+            return "integer"
+        return None
+
+    def key(self) -> object:
+        return [self.table, self.column, [list(pair) for pair in self.values],
+                self.derive and callable_fingerprint(self.derive)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """How the rows of a table the generator does not know are made."""
+
+    name: str
+    parents: tuple[tuple[str, str], ...]
+    """FK column -> the table it points at (ours or another new one)."""
+    count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
+    row: RowRule | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"rules.table({self.name!r})"
+
+    def rows_for(self, volume: Volume) -> int:
+        """How many rows the table gets in `volume`."""
+        if isinstance(self.count, int):
+            return self.count
+        if callable(self.count):
+            what = f"rules.table({self.name!r}, count=...)"
+            try:
+                count = self.count(volume)
+            except Exception as error:
+                raise rule_failed(what, self.count, error, ()) from None
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise RuleError(
+                    f"{what} returned a {type(count).__qualname__}, not a number of rows (int)"
+                )
+            return count
+        counts = dict(self.count)
+        for name in (volume.name, "default"):
+            if name in counts:
+                return counts[name]
+        raise ConfigError(
+            f"{self.origin} gives no count for the volume {volume.name!r}: add "
+            f'"{volume.name}" or "default" to its count= mapping'
+        )
+
+    def make_row(
+        self, context: RowContext, column_type: Callable[[str], str | None] | None = None
+    ) -> dict[str, Any]:
+        """The values of one row from the `row` rule (empty without one), each checked
+        against `column_type(column)` (None: any value the driver can send).
+
+        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises,
+        returns something other than a mapping of column names to values, or a value
+        that does not fit its column."""
+        if self.row is None:
+            return {}
+        what = f"rules.table({self.name!r}, row=...)"
+        try:
+            made = self.row(context)
+        except Exception as error:
+            raise rule_failed(what, self.row, error, context.parents.values()) from None
+        if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
+            raise RuleError(
+                f"{what} returned a {type(made).__qualname__}, not a mapping of column "
+                'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
+            )
+        for column, value in made.items():
+            kind = column_type(column) if column_type is not None else None
+            if (wanted := wrong_type(value, kind)) is not None:
+                raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
+        return dict(made)
+
+    def row_values(
+        self,
+        parents: Mapping[str, Any],
+        index: int,
+        rng: random.Random,
+        columns: Iterable[tuple[str, ColumnRule, random.Random]],
+        found: Mapping[str, Any],
+        column_type: Callable[[str], str | None],
+        given: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One row of the table: its parents' keys, the `row` rule's values, `given`
+        (a factory's arguments), then the column rules (each `(column, rule, rng)`) of
+        the columns still empty, and random UUIDs for the keys of `found` (the catalog's
+        columns) without a default. The seeded templates and the factory both make
+        their rows here."""
+        values = dict(parents)
+        values.update(self.make_row(RowContext(parents, index, rng), column_type))
+        values.update(given or {})
+        for column, rule, column_rng in columns:
+            if column not in values:
+                values[column] = rule.make(values, column_rng, column_type(column))
+        for column, info in found.items():
+            if column not in values and info.type == "uuid" and not info.has_default:
+                values[column] = new_uuid(rng)
+        return values
+
+    def key(self) -> object:
+        count = (
+            callable_fingerprint(self.count)
+            if callable(self.count)
+            else self.count
+            if isinstance(self.count, int)
+            else [list(pair) for pair in self.count]
+        )
+        row = self.row and callable_fingerprint(self.row)
+        return [self.name, [list(pair) for pair in self.parents], count, row]
+
+
+@dataclass
+class SchemaRules:
+    """The registry a `pytest_celestra_schema_rules(rules)` hook fills.
+
+    Each method records one rule; nothing touches a database until a fixture needs one.
+    """
+
+    columns: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
+    enum_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    """enum type -> new label -> share of the rows of every column of that type."""
+    tables: dict[str, TableRule] = field(default_factory=dict)
+    accepted: set[str] = field(default_factory=set)
+    """CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies."""
+    empty: set[str] = field(default_factory=set)
+    """New tables left empty on purpose."""
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What is worked out once from these rules (statements, factories)."""
+
+    def column(
+        self,
+        table: str,
+        column: str,
+        *,
+        values: Mapping[Any, float] | None = None,
+        derive: Derive | None = None,
+    ) -> None:
+        """Fill `table.column` (a column the generator does not write).
+
+        Args:
+            table: A table of ours, or one given to
+                [`table`][pytest_celestra.schema.app_rules.SchemaRules.table].
+            column: The new column.
+            values: Value -> weight: each row draws one value, with these weights.
+            derive: `derive(row, rng)` -> the value, from the row's other columns
+                (a mapping of column name -> value) and a seeded `random.Random`.
+        """
+        if (values is None) == (derive is None):
+            raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
+        if values is not None and dict(values) == _PLACEHOLDER:
+            raise ConfigError(
+                f'rules.column({table!r}, {column!r}, values={{"VALUE": 1}}): "VALUE" is the '
+                "drift report's placeholder. Put your own values and their weights in its "
+                'place, e.g. values={"en-US": 3, "de-DE": 1}, or compute each value with '
+                "derive=lambda row, rng: ..."
+            )
+        pairs = tuple((value, float(weight)) for value, weight in (values or {}).items())
+        if values is not None and (not pairs or sum(weight for _, weight in pairs) <= 0):
+            raise ConfigError(
+                f"rules.column({table!r}, {column!r}): values= needs a positive weight"
+            )
+        self.columns[table, column] = ColumnRule(table, column, pairs, derive)
+
+    def enum_weights(self, enum: str, shares: Mapping[str, float]) -> None:
+        """Give new labels of the enum type `enum` a share of the rows (0.02: 2 %).
+
+        In the seeded templates, that share of the values of every column of that type is
+        replaced by the new label; the other rows keep the generator's labels.
+        """
+        total = sum(shares.values())
+        if any(share < 0 for share in shares.values()) or total >= 1:
+            raise ConfigError(
+                f"rules.enum_weights({enum!r}, ...): shares are fractions of the rows, "
+                f"each >= 0 and together < 1 (got {total})"
+            )
+        self.enum_shares.setdefault(enum, {}).update(shares)
+
+    def table(
+        self,
+        name: str,
+        *,
+        parents: Mapping[str, str],
+        count: int | Mapping[str, int] | Callable[[Volume], int],
+        row: RowRule | None = None,
+    ) -> None:
+        """Fill a table of yours in the seeded templates.
+
+        Args:
+            name: The table.
+            parents: FK column -> the table it points at; each row picks a random parent.
+            count: Rows per volume: a number, a mapping of volume name (or `"default"`)
+                to a number, or `count(volume)`.
+            row: `row(context)` -> the values of the other columns, given a
+                [`RowContext`][pytest_celestra.schema.app_rules.RowContext]. Columns it leaves
+                out take a [`column`][pytest_celestra.schema.app_rules.SchemaRules.column] rule,
+                a random UUID (a `uuid` key without default) or the database's default.
+        """
+        frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
+        frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
+        self.tables[name] = TableRule(name, tuple(parents.items()), frozen_count, row)
+
+    def accept(self, *constraints: str) -> None:
+        """Say that the generated rows satisfy these CHECK/UNIQUE constraints (by name)."""
+        self.accepted.update(constraints)
+
+    def leave_empty(self, *tables: str) -> None:
+        """Say that these new tables stay empty in the seeded templates."""
+        self.empty.update(tables)
+
+    def reshaper(self, seed: int) -> Reshaper | None:
+        """What the rules do to the rows of our tables in the scenario of `seed` (None:
+        nothing)."""
+        reshaper = Reshaper(self, seed)
+        return reshaper if reshaper.enums or reshaper.columns else None
+
+    def added_columns(self, table: str) -> dict[str, ColumnRule]:
+        """The rules of the columns of `table` beyond the built-in description's: the
+        columns your migrations added to one of our tables, or those of a table of yours."""
+        from pytest_celestra.rows.loader import COLUMNS
+
+        builtin = COLUMNS.get(table, ())
+        return {
+            column: rule
+            for (name, column), rule in self.columns.items()
+            if name == table and column not in builtin
+        }
+
+    def added_values(
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        given: Mapping[str, Any],
+        rng: random.Random | Mapping[tuple[str, str], random.Random],
+        column_type: Callable[[str], str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The values of `table`'s added columns for one row: those in `given` (a
+        factory's arguments), the others from their rules, which see `row` (column ->
+        value; enum members as their labels) and the values made before. `rng`: one
+        generator, or one per (table, column) (the seeded templates'); `column_type`:
+        the catalog's type of a column (default: the rule's own, see `value_type`)."""
+        added: dict[str, Any] = {}
+        plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
+        for column, rule in self.added_columns(table).items():
+            if column in given:
+                added[column] = given[column]
+                continue
+            kind = rule.value_type if column_type is None else column_type(column)
+            column_rng = rng if isinstance(rng, random.Random) else rng[table, column]
+            added[column] = rule.make({**plain, **added}, column_rng, kind)
+        return added
+
+    def factory(self, table: str) -> Any:
+        """The factory of `table`, a table of yours these rules describe (see
+        [`factory_for`][pytest_celestra.rows.app_factories.factory_for]); made once."""
+        from pytest_celestra.rows.app_factories import table_factory
+
+        if ("factory", table) not in self.cache:
+            self.cache["factory", table] = table_factory(self, table)
+        return self.cache["factory", table]
+
+    def __bool__(self) -> bool:
+        return bool(self.columns or self.enum_shares or self.tables)
+
+    def key(self) -> str:
+        """A stable hash of every rule, part of the seeded templates' key."""
+        description = {
+            "columns": sorted((rule.key() for rule in self.columns.values()), key=str),
+            "enums": {name: sorted(shares.items()) for name, shares in self.enum_shares.items()},
+            "tables": sorted((rule.key() for rule in self.tables.values()), key=str),
+            "accepted": sorted(self.accepted),
+            "empty": sorted(self.empty),
+        }
+        text = json.dumps(description, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seeded_rng(seed: int, *names: str) -> random.Random:
+    """The random generator of one rule's values in the scenario of `seed`."""
+    return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
+
+
+IN_THE_GENERATOR: Mapping[str, tuple[bool, bool]] = {
+    "users": (True, True),
+    "companies": (False, True),
+}
+"""Tables of ours whose rows the rules reshape as the generator makes them, before the
+steps after them read their facts: (new enum labels, column rules). A user a rule makes
+SUSPENDED (or DORMANT) is not ACTIVE for the sessions, lockouts and notifications after
+it. The other tables' rows are reshaped after the generator made them."""
+
+
+class Reshaper:
+    """The rules' values of our own columns (`rules.column` on a column the generator
+    writes, and `rules.enum_weights`), one row at a time, each rule with a generator
+    seeded by the scenario's seed, the table and the column."""
+
+    def __init__(self, rules: SchemaRules, seed: int) -> None:
+        from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
+
+        ours, enum_types = celestra_columns(), celestra_enums()
+        self.enums: dict[str, list[tuple[str, dict[str, float], random.Random]]] = {}
+        self.columns: dict[str, list[tuple[str, ColumnRule, random.Random, str | None]]] = {}
+        for table, columns in ours.items():
+            for column, kind in columns.items():
+                if kind in enum_types and kind in rules.enum_shares:
+                    rng = seeded_rng(seed, "enum", table, column)
+                    self.enums.setdefault(table, []).append((column, rules.enum_shares[kind], rng))
+                rule = rules.columns.get((table, column))
+                if rule is not None:
+                    wanted = "enum" if kind in enum_types else kind
+                    rng = seeded_rng(seed, table, column)
+                    self.columns.setdefault(table, []).append((column, rule, rng, wanted))
+
+    def touches(self, table: str, *, enums: bool = True, columns: bool = True) -> bool:
+        return (enums and table in self.enums) or (columns and table in self.columns)
+
+    def __call__(
+        self, table: str, values: dict[str, Any], *, enums: bool = True, columns: bool = True
+    ) -> dict[str, Any]:
+        """`values` (column -> value, enum columns as labels) reshaped; new enum labels
+        first, so a column rule's `derive` sees them."""
+        for column, shares, rng in self.enums.get(table, ()) if enums else ():
+            if values[column] is not None and rng.random() < sum(shares.values()):
+                values[column] = rng.choices(list(shares), list(shares.values()))[0]
+        for column, rule, rng, kind in self.columns.get(table, ()) if columns else ():
+            values[column] = rule.make(values, rng, kind)
+        return values
+
+
+SESSION_INFO_KEY = "celestra_schema"
+"""Where a session carries the description its factories follow (`session.info`)."""
+
+
+def rules_of(session: Any) -> SchemaRules:
+    """The description `session`'s factories follow: the one
+    [`bound_session`][pytest_celestra.rows.factories.bound_session] gave it, else the
+    built-in one (our 15 tables, no rules of yours)."""
+    found = session.info.get(SESSION_INFO_KEY) if session is not None else None
+    return found if found is not None else SchemaRules()
+
+
+def new_uuid(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from `rng`."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
