@@ -326,7 +326,7 @@ def _copy_time() -> Iterator[list[float]]:
     try:
         yield spent
     finally:
-        loader.copy_rows = copy_rows  # type: ignore[assignment]
+        loader.copy_rows = copy_rows
 
 
 def _measure_batches(
