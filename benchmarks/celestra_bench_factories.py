@@ -322,7 +322,7 @@ def _copy_time() -> Iterator[list[float]]:
         finally:
             spent[0] += time.perf_counter() - started
 
-    loader.copy_rows = timed  # type: ignore[assignment]
+    loader.copy_rows = timed
     try:
         yield spent
     finally:
