@@ -85,22 +85,19 @@ if TYPE_CHECKING:
     from pytest_celestra.db.server import Server
     from pytest_celestra.schema.volumes import Volume
 
+Admin = psycopg.Connection[Any]
 MARK = "created by pytest-celestra"
 PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1"})
-"""Databases nothing of ours ever drops or seeds: the maintenance database and the
-templates of new databases."""
+"""Databases nothing of ours ever drops or seeds."""
 STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
 """`CREATE DATABASE ... STRATEGY` values (PostgreSQL 15+), checked before they reach SQL."""
 BIRTH_MARK = 9973
-"""The connection limit every database of ours is created with. Unlike the comment, it
-is set by CREATE DATABASE itself, so a run killed before it could comment still leaves
-a database that is recognisably ours (with its `celestra_` name and free lock)."""
+"""The connection limit every database of ours is created with: set by CREATE DATABASE
+itself, it marks a database whose creator was killed before it could comment it."""
 SEALED = "sealed template"
-"""Purpose (in the comment) of a finished, sealed template. Templates of versions before
-sealing say `template`; they are never used, and dropped once unused for the budget's age."""
-_LEGACY_TEMPLATE = "template"
-_LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
-"""Test databases of runs from before owner locks are dropped once this old."""
+"""Purpose (in the comment) of a finished, sealed template."""
+_LEGACY_TEMPLATE = "template"  # before sealing: never used, dropped once unused for max_age
+_LEGACY_TEST_DATABASE_AGE = timedelta(days=1)  # runs from before owner locks
 
 
 class TemplateLayer(Protocol):
@@ -117,38 +114,28 @@ class TemplateLayer(Protocol):
     def label(self) -> str: ...
 
     def __call__(
-        self,
-        url: URL,
-        *,
-        seed: int,
-        anchor: datetime,
-        progress: Callable[[str], None],
+        self, url: URL, *, seed: int, anchor: datetime, progress: Callable[[str], None]
     ) -> Sequence[str]: ...
 
 
 class BuildWatcher(Protocol):
-    """Told about each template this process builds, for progress and the run's summary."""
+    """Told when a build of the template `label` begins, how far it is (`done`: `users
+    1,200 rows`) and when it ended, for progress and the run's summary."""
 
-    def building(self, label: str) -> None:
-        """A build of the template described by `label` begins."""
+    def building(self, label: str) -> None: ...
 
-    def progress(self, label: str, done: str) -> None:
-        """`done` says how far the build of `label` is (`users 1,200 rows`)."""
+    def progress(self, label: str, done: str) -> None: ...
 
-    def built(self, label: str, rows: int, seconds: float) -> None:
-        """The build of `label` ended with `rows` rows in all, in `seconds`."""
+    def built(self, label: str, rows: int, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
 class Budget:
     """Which templates a server keeps: those used within `max_age`, most recently
-    used first, up to `max_size` bytes in all. A template in use is never dropped."""
+    used first, up to `max_size` bytes in all."""
 
     max_age: timedelta = DEFAULT_TEMPLATE_MAX_AGE
     max_size: int = DEFAULT_TEMPLATE_MAX_SIZE
-
-
-# --- our databases ---------------------------------------------------------------
 
 
 def _comment(purpose: str, **meta: object) -> str:
@@ -165,7 +152,7 @@ def _parse_comment(comment: str) -> tuple[str, dict[str, Any]]:
         return purpose, {}
 
 
-def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
+def database_comment(admin: Admin, name: str) -> str | None:
     """The comment on database `name` ("" if it has none), or None if it does not exist."""
     row = admin.execute(
         "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
@@ -175,7 +162,7 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def kept_databases(admin: psycopg.Connection[Any]) -> list[str]:
+def kept_databases(admin: Admin) -> list[str]:
     """The test databases on this server that a run kept (`--celestra-keep`), by name."""
     listed = DatabaseManager._listing(admin, sizes=False)
     return sorted(db.name for db in listed if db.meta.get("kept") is True)
@@ -254,11 +241,7 @@ def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> st
 
 
 def drop_database(
-    admin: psycopg.Connection[Any],
-    name: str,
-    *,
-    protected: frozenset[str] = frozenset(),
-    force: bool = True,
+    admin: Admin, name: str, *, protected: frozenset[str] = frozenset(), force: bool = True
 ) -> None:
     """Drop `name` if its comment says pytest-celestra created it, else raise
     UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`. `force` ends
@@ -275,7 +258,7 @@ def drop_database(
     _drop(admin, name, force=force)
 
 
-def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
+def _drop(admin: Admin, name: str, *, force: bool) -> None:
     """Drop database `name`, which the caller has proven ours (PostgreSQL does not drop a
     template: unseal it first)."""
     identifier = sql.Identifier(name)
@@ -289,7 +272,7 @@ def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
     admin.execute(sql.SQL(statement).format(identifier))
 
 
-def end_prepared_work(admin: psycopg.Connection[Any], name: str) -> None:
+def end_prepared_work(admin: Admin, name: str) -> None:
     """Roll back the prepared transactions left in database `name` (which the caller has
     proven ours) and drop its inactive replication slots: either keeps PostgreSQL from
     dropping the database, and holds back the whole server's cleanup (its xmin) and WAL."""
@@ -317,13 +300,13 @@ def end_prepared_work(admin: psycopg.Connection[Any], name: str) -> None:
                 inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
 
 
-def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
+def _set_comment(admin: Admin, name: str, comment: str) -> None:
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
     )
 
 
-def _describe(admin: psycopg.Connection[Any], name: str) -> tuple[str, dict[str, Any]]:
+def _describe(admin: Admin, name: str) -> tuple[str, dict[str, Any]]:
     """`(purpose, meta)` from the comment on `name`; purpose "" if it is not ours."""
     return _parse_comment(database_comment(admin, name) or "")
 
@@ -353,7 +336,7 @@ def template_name(kind: str, key: str) -> str:
 
 
 @contextlib.contextmanager
-def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+def _holding(admin: Admin, name: str) -> Iterator[None]:
     """Hold the lock of database `name`, waiting for it if another process has it."""
     admin.execute("SELECT pg_advisory_lock(%s)", (_lock_id(name),))
     try:
@@ -363,24 +346,23 @@ def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _if_free(admin: psycopg.Connection[Any], locks: Iterable[int]) -> Iterator[bool]:
+def _if_free(admin: Admin, locks: list[int]) -> Iterator[bool]:
     """Take each of `locks` if nobody holds it (shared or not), without waiting, until the
     end; True if all were free."""
-    wanted = list(locks)
     taken: list[int] = []
     try:
-        for lock in wanted:
+        for lock in locks:
             if admin.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone() != (True,):
                 break
             taken.append(lock)
-        yield len(taken) == len(wanted)
+        yield len(taken) == len(locks)
     finally:
         for lock in reversed(taken):
             admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
 
 def _when(text: object) -> datetime:
-    """A time recorded in a comment; long ago if missing or unreadable."""
+    """A time recorded in a comment; long ago if unreadable."""
     try:
         return datetime.fromisoformat(str(text))
     except ValueError:
@@ -388,7 +370,7 @@ def _when(text: object) -> datetime:
 
 
 class TemplateUse(NamedTuple):
-    """One sealed template as the budget sees it."""
+    """A sealed template as the budget sees it."""
 
     name: str
     used: datetime
@@ -438,8 +420,8 @@ _LISTING_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class _Spec:
-    """How to make one template: its kind, key (None: learnt from the built catalog),
-    the template it starts from (None: `template0`), how to fill it, what to record."""
+    """How to make a template: kind, key (None: from the built catalog), source (None:
+    `template0`), how to fill it, what its comment records, what progress calls it."""
 
     kind: str
     key: str | None
@@ -480,16 +462,12 @@ class DatabaseManager:
     """How long to wait for a template another process is building before giving up."""
     say: Callable[[str], None] | None = field(default=None, repr=False)
     """Where to say, while waiting, that another run holds a template's lock."""
-    connection_limit: str | None = None
-    """What the first "too many clients" of this process was, once it happened."""
+    connection_limit: str | None = None  # the first "too many clients" of this process
     _schema_key: str | None = None
-    _data_directory: Path | None = None
-    """The server's data directory, where this machine can see it."""
-    _asked_disk: bool = False
+    _data_directory: Path | None = None  # where this machine can see it
     _max_wal: int | None = None
-    _role: str | None = None
-    """"" for a superuser, else the role's name (its templates are its own)."""
-    _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    _role: str | None = None  # "" for a superuser, else the role's name
+    _owner: Admin | None = field(default=None, repr=False)
     _using: set[str] = field(default_factory=set)
     _swept: bool = False
 
@@ -503,9 +481,7 @@ class DatabaseManager:
         """The lock of this run, recorded in the comment of each database it creates."""
         return run_lock_id(self.run_id)
 
-    # --- connections and ownership ---
-
-    def _connect_admin(self) -> psycopg.Connection[Any]:
+    def _connect_admin(self) -> Admin:
         """An autocommit connection to `postgres`: advisory locks are per database, so all
         processes lock there, whatever database their DSN names (else in the DSN's)."""
         name = f"{APPLICATION} {self.worker} pid {os.getpid()}"
@@ -537,18 +513,15 @@ class DatabaseManager:
         self._using.update(using)
 
     @contextlib.contextmanager
-    def _admin(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection for one piece of work; the first one sweeps the leftovers of runs
-        that are gone."""
+    def _admin(self) -> Iterator[Admin]:
+        """A connection for one piece of work; the first sweeps what gone runs left."""
         self._claim()
         with self._connect_admin() as admin:
-            if not self._asked_disk:  # where its disk is, to check the room and a full disk
+            if not self._swept:  # where its disk is, to check the room and a full disk
                 self._data_directory = data_directory(admin)
                 self._max_wal = max_wal_bytes(admin)
-                self._asked_disk = True
-            if not self._swept:  # orphans only: eviction waits until the cache grows
                 self._swept = True
-                self._sweep(admin, evict=False)
+                self._sweep(admin, evict=False)  # orphans only: eviction waits for a build
             yield admin
 
     def open(self) -> None:
@@ -557,7 +530,7 @@ class DatabaseManager:
             pass
 
     def close(self) -> None:
-        """Release this run's locks (its databases then count as orphans if still there)."""
+        """Release this run's locks (its databases left then count as orphans)."""
         if self._owner is not None:
             self._owner.close()
             self._owner = None
@@ -588,9 +561,8 @@ class DatabaseManager:
 
     def connection_limit_error(self, error: BaseException) -> ServerError:
         """The error for a connection refused for want of a slot: the first of this process
-        says what the limit is and what to change (and goes into the run's summary); later
-        ones refer to it. The limits are asked on the connection this process keeps (there
-        may be no slot for a new one)."""
+        says what the limit is and what to change (and goes into the run's summary), asked
+        on the connection this process keeps (there may be no slot for a new one)."""
         if self.connection_limit is not None:
             return ServerError(
                 f"no connection left on the PostgreSQL server at {host_port(self.server.url)} "
@@ -613,7 +585,7 @@ class DatabaseManager:
         return ServerError(self.connection_limit)
 
     @contextlib.contextmanager
-    def _waiting_for(self, admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+    def _waiting_for(self, admin: Admin, name: str) -> Iterator[None]:
         """Hold the lock of template `name`, waiting while another process builds it:
         after [`WAIT_NOTICE`][pytest_celestra.db.database.WAIT_NOTICE] seconds, say who
         holds it (through `say` and the run's summary); after `lock_timeout`, give up."""
@@ -656,23 +628,12 @@ class DatabaseManager:
         finally:
             admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
-    # --- creating databases ---
-
     def _create(
-        self,
-        admin: psycopg.Connection[Any],
-        name: str,
-        template: str,
-        comment: str,
-        strategy: str | None = None,
+        self, admin: Admin, name: str, template: str, comment: str, strategy: str | None = None
     ) -> None:
-        """CREATE DATABASE `name` from `template`, then comment it.
-
-        Until the comment, the database is marked by
-        [`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK] and by its lock, which this
-        process holds: a sweep drops it only once that lock is free. Raises ObjectInUse if a
-        session is connected to `template` (PostgreSQL waits 5 seconds for it to go first).
-        """
+        """CREATE DATABASE `name` from `template`, then comment it; until then it is marked
+        by `BIRTH_MARK` and by its lock, held here. Raises ObjectInUse if a session is
+        connected to `template` (PostgreSQL waits 5 seconds for it to go first)."""
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} CONNECTION LIMIT {}").format(
             sql.Identifier(name), sql.Identifier(template), sql.Literal(BIRTH_MARK)
         )
@@ -694,7 +655,7 @@ class DatabaseManager:
 
     def _copy(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         spec: _Spec,
         name: str,
         purpose: str,
@@ -726,12 +687,7 @@ class DatabaseManager:
             return template
 
     def _checked_copy(
-        self,
-        admin: psycopg.Connection[Any],
-        template: str,
-        name: str,
-        comment: str,
-        strategy: str | None = None,
+        self, admin: Admin, template: str, name: str, comment: str, strategy: str | None = None
     ) -> str | None:
         """Create `name` from `template`; None if it matches the template's fingerprint,
         else (having dropped it) what is wrong with the template."""
@@ -752,9 +708,7 @@ class DatabaseManager:
         return f"its content is not what was built ({problem})"
 
     @contextlib.contextmanager
-    def _building(
-        self, admin: psycopg.Connection[Any], spec: _Spec
-    ) -> Iterator[tuple[str, Fingerprint]]:
+    def _building(self, admin: Admin, spec: _Spec) -> Iterator[tuple[str, Fingerprint]]:
         """A new database made from `spec`'s source and populated, with its fingerprint;
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
@@ -783,12 +737,7 @@ class DatabaseManager:
                     drop_database(admin, build)  # a no-op once it has become a template
 
     def _install(
-        self,
-        admin: psycopg.Connection[Any],
-        built: tuple[str, Fingerprint],
-        name: str,
-        spec: _Spec,
-        key: str,
+        self, admin: Admin, built: tuple[str, Fingerprint], name: str, spec: _Spec, key: str
     ) -> None:
         """Make the build the sealed template `name` (whose lock the caller holds), then
         sweep. An older template of that name is untrusted: dropped, with its sessions."""
@@ -809,13 +758,13 @@ class DatabaseManager:
         _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
         self._sweep(admin, keep={name})
 
-    def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
+    def _replace(self, admin: Admin, spec: _Spec, name: str) -> None:
         """Build template `name` afresh (its lock held by the caller)."""
         key = spec.key or str(_describe(admin, name)[1].get("key", ""))
         with self._building(admin, spec) as built:
             self._install(admin, built, name, spec, key)
 
-    def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
+    def _usable(self, admin: Admin, name: str) -> bool:
         """Is `name` a sealed template with a fingerprint (and, with `rebuild`, one
         built by this run)?"""
         purpose, meta = _describe(admin, name)
@@ -826,7 +775,7 @@ class DatabaseManager:
         )
 
     @contextlib.contextmanager
-    def _template(self, admin: psycopg.Connection[Any], spec: _Spec) -> Iterator[str]:
+    def _template(self, admin: Admin, spec: _Spec) -> Iterator[str]:
         """Hold the lock of an up-to-date template of `spec`, building it if needed.
 
         `spec.key` None means: build first, then name the template by its catalog's hash.
@@ -849,7 +798,7 @@ class DatabaseManager:
                     self._schema_key = key
                 yield name
 
-    def _role_key(self, admin: psycopg.Connection[Any], key: str) -> str:
+    def _role_key(self, admin: Admin, key: str) -> str:
         """`key`, or for a role that is not a superuser, `key` and the role's name: the
         tables of a clone belong to whoever built its template, so such a role could
         neither read a superuser's nor replace it, and keeps templates of its own."""
@@ -860,10 +809,8 @@ class DatabaseManager:
             self._role = "" if row is None or row[1] else str(row[0])
         return digest(key, "role", self._role) if self._role else key
 
-    # --- sweeping ---
-
     @staticmethod
-    def _listing(admin: psycopg.Connection[Any], sizes: bool = True) -> list[_Listed]:
+    def _listing(admin: Admin, sizes: bool = True) -> list[_Listed]:
         """Our databases, and unmarked ones with our name and
         [`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK]; with `sizes`, each sealed
         template's size (recorded when sealed; measured for one sealed by an older version)."""
@@ -892,9 +839,7 @@ class DatabaseManager:
             listed.append(_Listed(name, purpose, meta, int(size or 0)))
         return listed
 
-    def _sweep(
-        self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True
-    ) -> None:
+    def _sweep(self, admin: Admin, keep: Iterable[str] = (), *, evict: bool = True) -> None:
         """Drop what is ours and nobody needs (never what is kept, or in `keep`):
 
         - test databases and builds of runs that are gone (their run's lock is free);
@@ -966,8 +911,6 @@ class DatabaseManager:
                 ):
                     _drop(admin, name, force=force)
 
-    # --- the two kinds of template ---
-
     def _schema_spec(self) -> _Spec:
         def populate(url: URL) -> None:
             engine = create_engine(url, poolclass=NullPool)
@@ -983,7 +926,7 @@ class DatabaseManager:
             self._schema_key = key
         return _Spec("schema", key, None, populate, label="the empty schema")
 
-    def _known_schema_spec(self, admin: psycopg.Connection[Any]) -> _Spec:
+    def _known_schema_spec(self, admin: Admin) -> _Spec:
         """The schema template's spec with its key: a user schema's is learnt from its
         catalog, building (or finding) its template first."""
         spec = self._schema_spec()
@@ -1000,9 +943,7 @@ class DatabaseManager:
 
         return progress
 
-    def _seeded_spec(
-        self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
-    ) -> _Spec:
+    def _seeded_spec(self, admin: Admin, volume: Volume, seed: int, anchor: datetime) -> _Spec:
         schema = self._known_schema_spec(admin)
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
@@ -1036,7 +977,7 @@ class DatabaseManager:
 
     def _layered_spec(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         base: Volume | None,
         layers: Sequence[TemplateLayer],
         seed: int,
@@ -1071,11 +1012,9 @@ class DatabaseManager:
         with connect(url, autocommit=True) as connection:
             connection.execute("ANALYZE")
 
-    # --- test databases ---
-
     def _clone(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         spec: _Spec,
         label: str,
         name: str | None = None,
@@ -1222,7 +1161,7 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
 
 
-def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
+def _lock_holders(admin: Admin, lock: int) -> str:
     """`pid 4242 (pytest-celestra gw0 pid 977, postgres, connected since 08:01:02 UTC,
     idle since 08:01:05 UTC)`: who holds the advisory lock `lock`, as the server says."""
     unsigned = lock & 0xFFFFFFFFFFFFFFFF
@@ -1247,7 +1186,7 @@ def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
     )
 
 
-def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:
+def _sessions_on(admin: Admin, database: str) -> str:
     """`pid 123 of postgres (psql)`, for each session connected to `database`."""
     rows = admin.execute(
         "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s",
