@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_celestra import __version__
 
-# What a function reads, as a hash: the rules' part of a key (scenarios may use it too).
-from pytest_celestra.callables import callable_fingerprint as callable_fingerprint
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 

