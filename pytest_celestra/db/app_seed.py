@@ -109,9 +109,7 @@ class _Extender:
     def _type(self, table: str, column: str) -> str | None:
         """The catalog's type of a column (`enum` for an enum type); None when unknown."""
         info = self.catalog.tables.get(table, {}).get(column)
-        if info is None:
-            return None
-        return "enum" if info.type in self.catalog.enums else info.type
+        return None if info is None else "enum" if info.type in self.catalog.enums else info.type
 
     def _table(self, rule: TableRule) -> Part:
         # No catalog (celestra-seed --sql): the columns are the ones the rules name.

@@ -904,7 +904,10 @@ class DatabaseManager:
                 ):
                     _drop(admin, name, force=force)
 
-    def _schema_spec(self) -> _Spec:
+    def _schema_spec(self, admin: Admin | None = None) -> _Spec:
+        """The schema template's spec; with `admin`, with its key: a user schema's is learnt
+        from its catalog, building (or finding) its template first."""
+
         def populate(url: URL) -> None:
             engine = create_engine(url, poolclass=NullPool)
             try:
@@ -917,16 +920,11 @@ class DatabaseManager:
         key = self._schema_key or self.schema.key
         if key is not None:
             self._schema_key = key
-        return _Spec("schema", key, None, populate, label="the empty schema")
-
-    def _known_schema_spec(self, admin: Admin) -> _Spec:
-        """The schema template's spec with its key: a user schema's is learnt from its
-        catalog, building (or finding) its template first."""
-        spec = self._schema_spec()
-        if spec.key is None:
+        spec = _Spec("schema", key, None, populate, label="the empty schema")
+        if key is None and admin is not None:
             with self._template(admin, spec):
                 pass
-            spec = self._schema_spec()
+            return self._schema_spec()
         return spec
 
     def _progress(self, label: str) -> Callable[[str], None]:
@@ -937,7 +935,7 @@ class DatabaseManager:
         return progress
 
     def _seeded_spec(self, admin: Admin, volume: Volume, seed: int, anchor: datetime) -> _Spec:
-        schema = self._known_schema_spec(admin)
+        schema = self._schema_spec(admin)
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
         if self.seeder.key:
@@ -981,7 +979,7 @@ class DatabaseManager:
         if base is not None:
             spec = self._seeded_spec(admin, base, seed, anchor)
         else:
-            spec = self._known_schema_spec(admin)
+            spec = self._schema_spec(admin)
         day = anchor.date().isoformat()
         code = generator_code_key()
         passwords = password_hashing_key()

@@ -615,13 +615,13 @@ def process_alive(pid: int, *, since: Path) -> bool:
         return True
 
 
-def prune_dead_users(pgdata: Path) -> list[int]:
+def prune_dead_users(pgdata: Path) -> None:
     """Remove the processes that are gone (a run killed with SIGKILL) from pixeltable-
-    pgserver's list of the users of the server in `pgdata`, under its lock; their ids. It
-    stops the server only when the list holds exactly the process that leaves."""
+    pgserver's list of the users of the server in `pgdata`, under its lock: it stops the
+    server only when the list holds exactly the process that leaves."""
     path = pgdata / HANDLE_LIST
     if not path.exists():
-        return []
+        return
     pgserver = _import_pgserver()
     with pgserver.PostgresServer._lock:
         try:
@@ -633,13 +633,11 @@ def prune_dead_users(pgdata: Path) -> list[int]:
         alive = [pid for pid in pids if pid is not None and process_alive(pid, since=path)]
         if alive != pids:
             path.write_text(json.dumps(alive))
-    return [pid for pid in pids if pid is not None and pid not in alive]
 
 
 def running_postmaster(pgdata: Path) -> int | None:
     """The process id of the embedded server running in `pgdata`, or None."""
-    pgserver = _import_pgserver()
-    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
     return info.pid if info is not None and info.is_running() else None
 
 

@@ -166,14 +166,9 @@ class ScenarioRegistry:
                 f"scenario={wanted!r}: give the name of a scenario declared with "
                 "@scenario_builder, or the scenario itself"
             )
-        if module is not None:
-            local = [
-                value
-                for value in vars(module).values()
-                if isinstance(value, ScenarioBuilder) and value.name == wanted
-            ]
-            if local:
-                return local[0]
+        for value in getattr(module, "__dict__", {}).values():  # the test's module first
+            if isinstance(value, ScenarioBuilder) and value.name == wanted:
+                return value
         found = self.by_name.get(wanted, [])
         if len(found) == 1:
             return found[0][0]
