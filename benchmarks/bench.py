@@ -103,12 +103,12 @@ class BenchServer:
 
     @property
     def admin_url(self) -> str:
-        from pytest_celestra.db.server import libpq_url
+        from pytest_celestra.urls import libpq_url
 
         return libpq_url(self.server.url)
 
     def url_for(self, name: str) -> str:
-        from pytest_celestra.db.server import libpq_url
+        from pytest_celestra.urls import libpq_url
 
         return libpq_url(self.server.url_for(name))
 

@@ -219,9 +219,9 @@ def measure(db_url: str, *, calls: int, rows: int, sample: int, seed: int) -> di
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from pytest_celestra.db.server import sqlalchemy_url
     from pytest_celestra.plugin.fixtures import rolled_back_session
     from pytest_celestra.rows import factories as f
+    from pytest_celestra.urls import sqlalchemy_url
 
     factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]
     sample = min(sample, rows)

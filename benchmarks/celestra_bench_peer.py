@@ -41,13 +41,13 @@ def create_rows_one_by_one(
     from sqlalchemy.orm import Session
     from sqlalchemy.pool import NullPool
 
-    from pytest_celestra.db.server import sqlalchemy_url
     from pytest_celestra.rows import factories as f
     from pytest_celestra.rows.providers import (
         CHANGEABLE_COLUMNS,
         SIGNED_EVENT_TYPES,
         CelestraProvider,
     )
+    from pytest_celestra.urls import sqlalchemy_url
 
     counts = sample_counts(volume, fraction)
     factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]

@@ -50,8 +50,8 @@ def create_schema_database(admin_url: str, url: str) -> None:
     from sqlalchemy.pool import NullPool
 
     from pytest_celestra.db.database import MARK
-    from pytest_celestra.db.server import sqlalchemy_url
     from pytest_celestra.schema.models import Base
+    from pytest_celestra.urls import sqlalchemy_url
 
     target = sqlalchemy_url(url)
     name = target.database

@@ -30,7 +30,8 @@ from sqlalchemy.engine import make_url
 
 import pytest_celestra.rows.factories  # noqa: F401  (see factory above)
 from pytest_celestra.config import ServerMode
-from pytest_celestra.db.server import Server, libpq_url, sqlalchemy_url
+from pytest_celestra.db.server import Server
+from pytest_celestra.urls import libpq_url, sqlalchemy_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

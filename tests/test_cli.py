@@ -34,9 +34,9 @@ from helpers import (
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from pytest_celestra.db.server import libpq_url
 from pytest_celestra.rows.sqlscript import copy_header, copy_line
 from pytest_celestra.schema.volumes import Volume
+from pytest_celestra.urls import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

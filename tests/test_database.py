@@ -26,8 +26,9 @@ from pytest_celestra.db.database import (
     template_name,
 )
 from pytest_celestra.db.seeding import Seeder
-from pytest_celestra.db.server import Server, libpq_url
+from pytest_celestra.db.server import Server
 from pytest_celestra.errors import UnsafeDatabaseError
+from pytest_celestra.urls import libpq_url
 
 # --- schema keys -----------------------------------------------------------------
 

@@ -46,10 +46,10 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pytest_celestra.config import SETTINGS
-from pytest_celestra.db.server import libpq_url
 from pytest_celestra.rows.factories import ALL_FACTORIES, traits_of
 from pytest_celestra.rows.sqlscript import schema_statements
 from pytest_celestra.schema.volumes import VOLUME_NAMES, Volume
+from pytest_celestra.urls import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from pytest_celestra.db.server import libpq_url
 from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
+from pytest_celestra.urls import libpq_url
 
 pytest.importorskip("alembic")
 

@@ -461,7 +461,7 @@ def test_a_disk_that_fills_anyway_is_reported_as_full_and_nothing_half_made_stay
 ):
     manager = manager_on(small_disk.url)
     # As if the estimate were wrong (or someone filled the disk meanwhile).
-    monkeypatch.setattr(manager, "_check_room", lambda *arguments: None)
+    monkeypatch.setattr(manager, "check_room", lambda *arguments: None)
     try:
         with pytest.raises(ServerError) as failed:
             manager.create_seeded(LARGE, 1234, anchor_for(None))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from pytest_celestra import cli
 from pytest_celestra.config import parse_dsn, resolve_config
 from pytest_celestra.db.database import drop_database
-from pytest_celestra.db.server import connect, sqlalchemy_url
+from pytest_celestra.db.server import connect
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.urls import (
     MASK,
@@ -34,6 +34,7 @@ from pytest_celestra.urls import (
     render_url,
     scrub,
     secrets_of,
+    sqlalchemy_url,
 )
 
 if TYPE_CHECKING:

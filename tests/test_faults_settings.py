@@ -24,7 +24,7 @@ from helpers import INNER_TIMEOUT, sigint_as_in_a_terminal, templates_with_seed
 
 from pytest_celestra import cli
 from pytest_celestra.config import MAX_SEED, SPECS, resolve_config
-from pytest_celestra.db.server import free_disk_bytes, libpq_url, room_problem
+from pytest_celestra.db.server import data_directory_at, disk_free, room_problem
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.rows import scenario
 from pytest_celestra.rows.steps import draw
@@ -36,6 +36,7 @@ from pytest_celestra.schema.volumes import (
     feasibility_problem,
     largest_multiplier,
 )
+from pytest_celestra.urls import libpq_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -273,7 +274,7 @@ def test_a_volume_larger_than_the_free_disk_is_refused_with_the_estimate():
 @pytest.mark.server_path
 def test_free_disk_is_read_from_a_local_server(suite_databases: DatabaseManager):
     url = suite_databases.server.url
-    free = free_disk_bytes(url)
+    free = disk_free(data_directory_at(url))
     if url.host not in ("localhost", "127.0.0.1", "::1", None):
         assert free is None
         return

@@ -52,10 +52,11 @@ from pytest_celestra.db.database import (
     templates_to_evict,
 )
 from pytest_celestra.db.seeding import Seeder
-from pytest_celestra.db.server import Server, libpq_url, sqlalchemy_url
+from pytest_celestra.db.server import Server
 from pytest_celestra.errors import ServerError
 from pytest_celestra.rows.scenario import anchor_for
 from pytest_celestra.schema.volumes import Volume
+from pytest_celestra.urls import libpq_url, sqlalchemy_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -13,7 +13,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pytest_celestra.db.database import MARK, drop_database
-from pytest_celestra.db.server import libpq_url
+from pytest_celestra.urls import libpq_url
 
 # Each way to a server, tried from the server the suite runs on: CI runs these on each path.
 pytestmark = pytest.mark.server_path

@@ -10,10 +10,10 @@ from sqlalchemy import make_url
 
 from pytest_celestra.config import ScenarioSettings
 from pytest_celestra.db.database import MARK, database_comment, drop_database
-from pytest_celestra.db.server import libpq_url
 from pytest_celestra.plugin.fixtures import RUN_KEY
 from pytest_celestra.plugin.transactional import TransactionalDatabases, restore_order
 from pytest_celestra.schema.volumes import Volume
+from pytest_celestra.urls import libpq_url
 
 #: Written by inner runs: the run id, and the database each test had.
 RECORD = """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from helpers import templates_with_seed
 
-from pytest_celestra.db.cache_keys import callable_fingerprint
+from pytest_celestra.callables import callable_fingerprint
 from pytest_celestra.schema.app_rules import SchemaRules
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def test_a_changed_value_a_rule_reads_builds_a_new_template(
 
 
 FINGERPRINT_OF_A_SET_TEST = """
-from pytest_celestra.db.cache_keys import callable_fingerprint
+from pytest_celestra.callables import callable_fingerprint
 
 SETTINGS = type("Settings", (), {})()
 SETTINGS.locales = {"en-US", "de-DE", "fr-FR", "it-IT"}

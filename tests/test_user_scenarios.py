@@ -471,7 +471,7 @@ def cli_database(admin_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from psycopg import sql
     from sqlalchemy.engine import make_url
 
-    from pytest_celestra.db.server import libpq_url
+    from pytest_celestra.urls import libpq_url
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI puts the file's folder first
     name = f"celestra_cli_{secrets.token_hex(4)}"

@@ -1,12 +1,11 @@
 """Seeding a template that follows your
 [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules].
 
-The generator's chunk stream is wrapped, not changed: chunks of a table with new columns
-get the rules' values appended to each row, enum columns take new labels at the rules'
-shares, and the new tables' rows follow the generator's in foreign-key order. Chunks the
-rules do not touch are COPY-loaded as
-[`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] loads them; the others go
-through a text COPY with the longer column list.
+The generator's chunks are wrapped, not changed: a table's new columns get the rules' values
+appended to each row, enum columns take new labels at the rules' shares, and the new tables'
+rows follow in foreign-key order. Untouched chunks are loaded by binary COPY as
+[`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] loads them, the others by a
+text COPY.
 """
 
 from __future__ import annotations
@@ -110,9 +109,7 @@ class _Extender:
     def _type(self, table: str, column: str) -> str | None:
         """The catalog's type of a column (`enum` for an enum type); None when unknown."""
         info = self.catalog.tables.get(table, {}).get(column)
-        if info is None:
-            return None
-        return "enum" if info.type in self.catalog.enums else info.type
+        return None if info is None else "enum" if info.type in self.catalog.enums else info.type
 
     def _table(self, rule: TableRule) -> Part:
         # No catalog (celestra-seed --sql): the columns are the ones the rules name.
@@ -199,13 +196,6 @@ def _copy_text(pg_conn: psycopg.Connection[Any], part: Part) -> None:
             copy.write_row(row)
 
 
-def _producer(part: Part, error: psycopg.Error, rules: SchemaRules) -> str:
-    """The rule that made the refused value, when the error names a column of a rule."""
-    column = error.diag.column_name
-    rule = rules.columns.get((part.table, column or ""))
-    return rule.origin if rule is not None else part.producer
-
-
 def write_with_rules(
     pg_conn: psycopg.Connection[Any],
     volume: Volume,
@@ -215,11 +205,9 @@ def write_with_rules(
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
     """Write the scenario extended by `rules` into `pg_conn`'s transaction, whose schema
-    the caller checked for drift ([`Seeder`][pytest_celestra.db.seeding.Seeder]); the rows
-    written per table. Raises [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError]
-    (no values shown) when the database refuses a row. `progress(table, rows_so_far)` is
-    called after each chunk.
-    """
+    the caller checked for drift; the rows written per table. Raises
+    [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] when the database refuses
+    a row. `progress(table, rows_so_far)` follows each chunk."""
     from pytest_celestra.rows.scenario import generate_scenario
 
     extender = _Extender(rules, read_catalog(pg_conn), volume, seed)
@@ -237,7 +225,8 @@ def write_with_rules(
                     loader.copy_rows(pg_conn, part.table, part.columns, part.rows)
                 else:
                     _copy_text(pg_conn, part)
-            except psycopg.Error as error:
-                producer = _producer(part, error, rules)
+            except psycopg.Error as error:  # named after the rule of the column it names
+                rule = rules.columns.get((part.table, error.diag.column_name or ""))
+                producer = rule.origin if rule is not None else part.producer
                 raise rejected_row(error, part.table, producer, rules) from None
     return written

@@ -1,13 +1,8 @@
-"""What determines a template's content, as hashes: the schema, the generator code.
+"""What determines a template's content, as hashes, and a fingerprint of what it holds.
 
-A template is found again by these keys, so they must change whenever the content would
-and never otherwise: the built-in schema is keyed by the DDL `create_all` emits, a
-user's schema by its declared version or by its catalog after set-up, the scenario by
-the source of every module of the package, the password hashing in effect, the volume,
-the seed and the anchor day.
-
-A template's *content* is summed up by `content_fingerprint`, recorded when it is
-built and compared with every copy made of it, so a template changed by hand is noticed.
+A key must change whenever the content would and never otherwise: the built-in schema is
+keyed by the DDL `create_all` emits, yours by its declared version or its catalog, the
+scenario by the package's source, the password hashing, the volume, the seed and the day.
 """
 
 from __future__ import annotations
@@ -21,9 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra import __version__
-
-# What a function reads, as a hash: the rules' part of a key (scenarios may use it too).
-from pytest_celestra.callables import callable_fingerprint as callable_fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -114,8 +106,7 @@ class Fingerprint:
 
 
 def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
-    """The `Fingerprint` of the database `connection` is on: one query per call
-    after listing the tables, one sequential scan of each table."""
+    """The `Fingerprint` of the database `connection` is on (a scan of each table)."""
     from psycopg import sql
 
     tables = [row[0] for row in connection.execute(_TABLES_QUERY).fetchall()]
@@ -148,20 +139,16 @@ def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:
 
 
 def generator_code_key(package: Path = PACKAGE_DIR) -> str:
-    """Hash of the package version and the source of every module of the package.
-
-    The installed package's is hashed once per process (its files do not change while
-    it runs); another directory's (a test's copy) on every call."""
-    return _installed_code_key() if package == PACKAGE_DIR else _code_key(package)
-
-
-def _code_key(package: Path) -> str:
+    """Hash of the package version and the source of every module of the package; the
+    installed package's once per process (its files do not change while it runs)."""
+    if package == PACKAGE_DIR:
+        return _installed_code_key()
     return digest(__version__, package_sources(package))
 
 
 @functools.cache
 def _installed_code_key() -> str:
-    return _code_key(PACKAGE_DIR)
+    return digest(__version__, package_sources(PACKAGE_DIR))
 
 
 def password_hashing_key() -> dict[str, object]:
@@ -183,10 +170,8 @@ def scenario_key(schema_key: str | None, volume: Volume, seed: int, day: str) ->
 
 @dataclass(frozen=True)
 class SchemaSetup:
-    """How to create the schema in an empty database, and its key if known beforehand.
-
-    `key` None means: run `create` and hash the resulting catalog.
-    """
+    """How to create the schema in an empty database, and its key (None: run `create`
+    and hash the resulting catalog)."""
 
     create: Callable[[Connection], None]
     key: str | None

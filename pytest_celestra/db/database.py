@@ -1,42 +1,30 @@
 """The databases pytest-celestra makes on a server: templates, clones, and their safety.
 
-The plugin keeps *templates*, named after a hash of everything that determines their
-content, and gives each test process a clone of one. A schema template
-(`celestra_schema_<hash>`) holds the empty schema; a seeded template
-(`celestra_tpl_<hash>`) holds the whole scenario at one volume, seed and anchor day.
-Each template is built under a PostgreSQL advisory lock of its own, so among processes
-sharing a server (xdist workers, concurrent runs) exactly one builds each template while
-the others wait and then clone it. The hashes come from `pytest_celestra.db.cache_keys`.
+Each test process gets clones of *templates* named after a hash (`db.cache_keys`) of what
+decides their content: `celestra_schema_<hash>` holds the empty schema, `celestra_tpl_<hash>`
+the scenario at one volume, seed and anchor day. Each is built under an advisory lock of
+its own, so among processes sharing a server exactly one builds it while the others wait.
 
-Integrity: a finished template is *sealed* (`ALLOW_CONNECTIONS false`,
-`IS_TEMPLATE true`), so nobody can connect to it or change it; its comment records a
-`Fingerprint` of its content, and every copy made of
-it is checked against that fingerprint before use. A template that fails the check (or
-was opened by someone who unsealed it) is rebuilt, and the run's report says why.
+Integrity: a finished template is *sealed* (`ALLOW_CONNECTIONS false`, `IS_TEMPLATE true`)
+and its comment records a `Fingerprint` of its content, against which every copy is checked;
+a template that fails (or was unsealed and opened) is rebuilt, and the run's report says why.
 
-Safety: every database the plugin creates carries
-`COMMENT ON DATABASE ... IS 'created by pytest-celestra ...'`; the plugin drops only
-databases bearing that comment and never writes to the database named in the DSN. Between
-`CREATE DATABASE` and its comment (two statements PostgreSQL will not run in one
-transaction) a database is marked by its connection limit,
-[`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK], and its creator holds the database's
-lock.
+Safety: the plugin drops only databases whose comment starts `created by pytest-celestra`,
+and never writes to the DSN's database. Between `CREATE DATABASE` and its comment (which
+PostgreSQL will not run in one transaction) a database is marked by its connection limit,
+[`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK], and its creator holds its lock.
 
-Ownership: each test process holds a shared advisory lock keyed by its run id for its whole
-life (xdist workers of one run share it), and a shared "in use" lock on each template it
-cloned. A database whose run's lock is free belongs to a run that is gone and is dropped by
-the next run at its start; a template whose "in use" lock is taken is never evicted.
-Templates are evicted by a budget of age and total size
-([`Budget`][pytest_celestra.db.database.Budget]).
-
-What a seeded template holds is written by the manager's
-[`Seeder`][pytest_celestra.db.seeding.Seeder], as `celestra-seed` writes it; this module does
-not import the data generator.
+Ownership: each test process holds, for its whole life, a shared lock keyed by its run id
+and a shared "in use" lock on each template it cloned. A database whose run's lock is free
+is an orphan, dropped by the next run; a template in use is never evicted by the
+[`Budget`][pytest_celestra.db.database.Budget]. The rows come from the manager's
+[`Seeder`][pytest_celestra.db.seeding.Seeder]; this module does not import the generator.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -76,17 +64,16 @@ from pytest_celestra.db.server import (
     data_directory,
     disk_free,
     disk_full,
-    error_text,
-    host_port,
-    libpq_url,
     max_wal_bytes,
-    room_message,
-    room_problem,
     server_version,
     too_many_clients,
 )
+from pytest_celestra.db.server import (
+    check_room as check_disk_room,
+)
 from pytest_celestra.errors import CelestraError, ServerError, UnsafeDatabaseError
 from pytest_celestra.schema.volumes import format_bytes
+from pytest_celestra.urls import error_text, host_port, libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -98,33 +85,27 @@ if TYPE_CHECKING:
     from pytest_celestra.db.server import Server
     from pytest_celestra.schema.volumes import Volume
 
+Admin = psycopg.Connection[Any]
 MARK = "created by pytest-celestra"
 PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1"})
-"""Databases nothing of ours ever drops or seeds: the maintenance database and the
-templates of new databases."""
+"""Databases nothing of ours ever drops or seeds."""
 STRATEGIES = frozenset({"WAL_LOG", "FILE_COPY"})
 """`CREATE DATABASE ... STRATEGY` values (PostgreSQL 15+), checked before they reach SQL."""
 BIRTH_MARK = 9973
-"""The connection limit every database of ours is created with. Unlike the comment, it
-is set by CREATE DATABASE itself, so a run killed before it could comment still leaves
-a database that is recognisably ours (with its `celestra_` name and free lock)."""
+"""The connection limit every database of ours is created with: set by CREATE DATABASE
+itself, it marks a database whose creator was killed before it could comment it."""
 SEALED = "sealed template"
-"""Purpose (in the comment) of a finished, sealed template. Templates of versions before
-sealing say `template`; they are never used, and dropped once unused for the budget's age."""
-_LEGACY_TEMPLATE = "template"
-_LEGACY_TEST_DATABASE_AGE = timedelta(days=1)
-"""Test databases of runs from before owner locks are dropped once this old."""
+"""Purpose (in the comment) of a finished, sealed template."""
+_LEGACY_TEMPLATE = "template"  # before sealing: never used, dropped once unused for max_age
+_LEGACY_TEST_DATABASE_AGE = timedelta(days=1)  # runs from before owner locks
 
 
 class TemplateLayer(Protocol):
-    """Data added on top of another template by code of the user's (a scenario of
+    """Data added on top of another template by your code (a scenario of
     [`pytest_celestra.db.user_scenarios`][]): writes into the database at `url` and commits,
-    or raises and commits nothing. Returns lines for the run's summary.
-
-    `key` covers everything that decides what the layer adds (its code and what that
-    reads); the manager adds its base's key, the seed and the anchor day. `label` names
-    it in progress lines and the summary.
-    """
+    or raises and commits nothing; returns lines for the run's summary. `key` covers what
+    decides what it adds (the manager adds its base's key, the seed and the day); `label`
+    names it."""
 
     @property
     def key(self) -> str: ...
@@ -133,39 +114,28 @@ class TemplateLayer(Protocol):
     def label(self) -> str: ...
 
     def __call__(
-        self,
-        url: URL,
-        *,
-        seed: int,
-        anchor: datetime,
-        progress: Callable[[str], None],
+        self, url: URL, *, seed: int, anchor: datetime, progress: Callable[[str], None]
     ) -> Sequence[str]: ...
 
 
 class BuildWatcher(Protocol):
-    """Told about each template this process builds: the pytest side shows progress
-    and lists the builds in the run's summary."""
+    """Told when a build of the template `label` begins, how far it is (`done`: `users
+    1,200 rows`) and when it ended, for progress and the run's summary."""
 
-    def building(self, label: str) -> None:
-        """A build of the template described by `label` begins."""
+    def building(self, label: str) -> None: ...
 
-    def progress(self, label: str, done: str) -> None:
-        """`done` says how far the build of `label` is (`users 1,200 rows`)."""
+    def progress(self, label: str, done: str) -> None: ...
 
-    def built(self, label: str, rows: int, seconds: float) -> None:
-        """The build of `label` ended with `rows` rows in all, in `seconds`."""
+    def built(self, label: str, rows: int, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
 class Budget:
     """Which templates a server keeps: those used within `max_age`, most recently
-    used first, up to `max_size` bytes in all. A template in use is never dropped."""
+    used first, up to `max_size` bytes in all."""
 
     max_age: timedelta = DEFAULT_TEMPLATE_MAX_AGE
     max_size: int = DEFAULT_TEMPLATE_MAX_SIZE
-
-
-# --- our databases ---------------------------------------------------------------
 
 
 def _comment(purpose: str, **meta: object) -> str:
@@ -182,7 +152,7 @@ def _parse_comment(comment: str) -> tuple[str, dict[str, Any]]:
         return purpose, {}
 
 
-def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
+def database_comment(admin: Admin, name: str) -> str | None:
     """The comment on database `name` ("" if it has none), or None if it does not exist."""
     row = admin.execute(
         "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
@@ -192,35 +162,20 @@ def database_comment(admin: psycopg.Connection[Any], name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def is_plugin_database(admin: psycopg.Connection[Any], name: str) -> bool:
-    """Did pytest-celestra create database `name` (a template, build or test database)?"""
-    return (database_comment(admin, name) or "").startswith(MARK)
-
-
-def kept_databases(admin: psycopg.Connection[Any]) -> list[str]:
+def kept_databases(admin: Admin) -> list[str]:
     """The test databases on this server that a run kept (`--celestra-keep`), by name."""
-    rows = admin.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-        "WHERE starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s) "
-        "ORDER BY datname",
-        (MARK,),
-    ).fetchall()
-    return [name for name, comment in rows if _parse_comment(comment)[1].get("kept") is True]
+    listed = DatabaseManager._listing(admin, sizes=False)
+    return sorted(db.name for db in listed if db.meta.get("kept") is True)
 
 
 def refuse_plugin_database(url: URL) -> None:
-    """Raise [`CelestraError`][pytest_celestra.errors.CelestraError] if `url` names a
-    database pytest-celestra created.
-
-    For tools that write into a database they are given (`celestra-seed`): the
-    plugin's templates and test databases are rebuilt or dropped by the plugin alone.
-    Asks the database itself, else the server's `postgres` database (a sealed template
-    takes no connections); if neither answers, the caller's own connection error follows.
-    """
+    """Raise CelestraError if `url` names a database pytest-celestra created (for
+    `celestra-seed`). Asks the database itself, else `postgres` (a sealed template takes no
+    connections); if neither answers, the caller's own connection error follows."""
     for where in (url, url.set(database="postgres")):
         try:
             with connect(where, autocommit=True) as admin:
-                ours = is_plugin_database(admin, str(url.database))
+                ours = (database_comment(admin, str(url.database)) or "").startswith(MARK)
         except psycopg.OperationalError:
             continue
         if ours:
@@ -239,12 +194,8 @@ def _cannot_connect(url: URL, error: BaseException) -> CelestraError:
 
 def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
     """Make sure `url`'s database exists, creating it (with `comment`) through the
-    server's `postgres` database if needed; `(created, "PostgreSQL 18.1")`.
-
-    For tools that write into a database they are given (`celestra-seed`); never one
-    of [`PROTECTED_DATABASES`][pytest_celestra.db.database.PROTECTED_DATABASES] (the caller
-    refuses those first).
-    """
+    server's `postgres` database if needed; `(created, "PostgreSQL 18.1")`. For
+    `celestra-seed`, which refuses the `PROTECTED_DATABASES` first."""
     try:
         with connect(url) as connection:
             return False, server_version(connection)
@@ -272,10 +223,9 @@ def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
 
 
 def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> str | None:
-    """`the disk of the PostgreSQL server at host:port is full: ...` if `error` (a refused
-    statement, a lost connection) came of a full disk, else None. A server that cannot
-    write its write-ahead log stops (PANIC) instead of reporting an error: then the free
-    space under its `data_directory` tells, where this machine can see it."""
+    """`the disk of the PostgreSQL server at host:port is full: ...` if `error` came of a
+    full disk, else None. A server that cannot write its WAL stops (PANIC) instead of
+    reporting an error: then the free space under its `data_directory` tells."""
     where = f"the disk of the PostgreSQL server at {host_port(url)}"
     said = error_text(error).strip()
     if disk_full(error):
@@ -291,20 +241,11 @@ def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> st
 
 
 def drop_database(
-    admin: psycopg.Connection[Any],
-    name: str,
-    *,
-    protected: frozenset[str] = frozenset(),
-    force: bool = True,
+    admin: Admin, name: str, *, protected: frozenset[str] = frozenset(), force: bool = True
 ) -> None:
-    """Drop `name` if pytest-celestra created it; raise
-    [`UnsafeDatabaseError`][pytest_celestra.errors.UnsafeDatabaseError] if not.
-
-    A database is ours only if its comment starts with `created by pytest-celestra`;
-    `postgres`, `template0`, `template1` and `protected` are never dropped.
-    `force` ends other sessions on it (else dropping a database in use fails). A
-    sealed template is unsealed first (PostgreSQL does not drop templates).
-    """
+    """Drop `name` if its comment says pytest-celestra created it, else raise
+    UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`. `force` ends
+    other sessions on it."""
     comment = database_comment(admin, name)
     if comment is None:
         return
@@ -317,8 +258,9 @@ def drop_database(
     _drop(admin, name, force=force)
 
 
-def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
-    """Drop database `name`, which the caller has proven ours (unsealing a template)."""
+def _drop(admin: Admin, name: str, *, force: bool) -> None:
+    """Drop database `name`, which the caller has proven ours (PostgreSQL does not drop a
+    template: unseal it first)."""
     identifier = sql.Identifier(name)
     is_template = admin.execute(
         "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)
@@ -330,52 +272,43 @@ def _drop(admin: psycopg.Connection[Any], name: str, *, force: bool) -> None:
     admin.execute(sql.SQL(statement).format(identifier))
 
 
-def end_prepared_work(admin: psycopg.Connection[Any], name: str) -> list[str]:
+def end_prepared_work(admin: Admin, name: str) -> None:
     """Roll back the prepared transactions left in database `name` (which the caller has
     proven ours) and drop its inactive replication slots: either keeps PostgreSQL from
-    dropping the database, and holds back the whole server's cleanup (its xmin) and WAL.
-    Returns what it ended (`prepared transaction 'gid'`, `replication slot 'name'`)."""
+    dropping the database, and holds back the whole server's cleanup (its xmin) and WAL."""
     prepared = admin.execute(
         "SELECT gid FROM pg_prepared_xacts WHERE database = %s", (name,)
     ).fetchall()
     slots = admin.execute(
         "SELECT slot_name FROM pg_replication_slots WHERE database = %s AND NOT active", (name,)
     ).fetchall()
-    ended = [f"replication slot {slot!r}" for (slot,) in slots]
     for (slot,) in slots:
         with contextlib.suppress(psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
             admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-    if prepared:
-        # ROLLBACK PREPARED runs in the prepared transaction's own database.
-        info = admin.info
-        conninfo = make_conninfo(info.dsn, dbname=name, password=info.password or None)
-        try:
-            inside = psycopg.connect(conninfo, autocommit=True)
-        except psycopg.OperationalError:  # e.g. a sealed template: DROP will say it is in use
-            return ended
-        with inside:
-            for (gid,) in prepared:
-                with contextlib.suppress(psycopg.errors.UndefinedObject):  # ended since
-                    inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
-                    ended.append(f"prepared transaction {gid!r}")
-    return ended
+    if not prepared:
+        return
+    # ROLLBACK PREPARED runs in the prepared transaction's own database.
+    info = admin.info
+    conninfo = make_conninfo(info.dsn, dbname=name, password=info.password or None)
+    try:
+        inside = psycopg.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError:  # e.g. a sealed template: DROP will say it is in use
+        return
+    with inside:
+        for (gid,) in prepared:
+            with contextlib.suppress(psycopg.errors.UndefinedObject):  # ended since
+                inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
 
 
-def _set_comment(admin: psycopg.Connection[Any], name: str, comment: str) -> None:
+def _set_comment(admin: Admin, name: str, comment: str) -> None:
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
     )
 
 
-def _describe(admin: psycopg.Connection[Any], name: str) -> tuple[str, dict[str, Any]]:
+def _describe(admin: Admin, name: str) -> tuple[str, dict[str, Any]]:
     """`(purpose, meta)` from the comment on `name`; purpose "" if it is not ours."""
     return _parse_comment(database_comment(admin, name) or "")
-
-
-def _update(admin: psycopg.Connection[Any], name: str, **changes: object) -> None:
-    """Change fields of the comment on our database `name`."""
-    purpose, meta = _describe(admin, name)
-    _set_comment(admin, name, _comment(purpose, **{**meta, **changes}))
 
 
 def _lock_id(name: str) -> int:
@@ -396,17 +329,14 @@ def _use_lock_id(template: str) -> int:
 
 
 def template_name(kind: str, key: str) -> str:
-    """Name of the template of `kind` (`schema` or `seeded`) with cache key `key`.
-
-    Sealed templates are named apart from the unsealed ones of earlier versions, which
-    those versions would otherwise try to replace (and fail: a template cannot be dropped).
-    """
+    """Name of the template of `kind` (`schema` or `seeded`) with cache key `key`; apart
+    from the unsealed ones of earlier versions, which those would try (and fail) to replace."""
     prefix = "celestra_schema_" if kind == "schema" else "celestra_tpl_"
     return prefix + digest(SEALED, key)[:12]
 
 
 @contextlib.contextmanager
-def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+def _holding(admin: Admin, name: str) -> Iterator[None]:
     """Hold the lock of database `name`, waiting for it if another process has it."""
     admin.execute("SELECT pg_advisory_lock(%s)", (_lock_id(name),))
     try:
@@ -416,26 +346,23 @@ def _holding(admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _if_free(admin: psycopg.Connection[Any], locks: Iterable[int]) -> Iterator[bool]:
-    """Take each of `locks` if nobody holds it, without waiting; True if all were free.
-
-    Released at the end. A shared lock (a live run's, a template in use) makes it False.
-    """
-    wanted = list(locks)
+def _if_free(admin: Admin, locks: list[int]) -> Iterator[bool]:
+    """Take each of `locks` if nobody holds it (shared or not), without waiting, until the
+    end; True if all were free."""
     taken: list[int] = []
     try:
-        for lock in wanted:
+        for lock in locks:
             if admin.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone() != (True,):
                 break
             taken.append(lock)
-        yield len(taken) == len(wanted)
+        yield len(taken) == len(locks)
     finally:
         for lock in reversed(taken):
             admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
 
 def _when(text: object) -> datetime:
-    """A time recorded in a comment; long ago if missing or unreadable."""
+    """A time recorded in a comment; long ago if unreadable."""
     try:
         return datetime.fromisoformat(str(text))
     except ValueError:
@@ -443,7 +370,7 @@ def _when(text: object) -> datetime:
 
 
 class TemplateUse(NamedTuple):
-    """One sealed template as the budget sees it."""
+    """A sealed template as the budget sees it."""
 
     name: str
     used: datetime
@@ -455,11 +382,8 @@ def templates_to_evict(
     templates: Iterable[TemplateUse], budget: Budget, now: datetime, keep: Iterable[str] = ()
 ) -> list[str]:
     """The templates over `budget`: of an anchor day before `now`'s, unused for longer
-    than `max_age`, or beyond `max_size` counting from the most recently used.
-
-    `keep` (a template just built) counts towards the size but is never chosen. The
-    caller still skips any template in use.
-    """
+    than `max_age`, or beyond `max_size` counting from the most recently used. `keep` (a
+    template just built) counts towards the size but is never chosen."""
     today = now.date().isoformat()
     kept = set(keep)
     total = 0
@@ -496,8 +420,8 @@ _LISTING_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class _Spec:
-    """How to make one template: its kind, key (None: learnt from the built catalog),
-    the template it starts from (None: `template0`), how to fill it, what to record."""
+    """How to make a template: kind, key (None: from the built catalog), source (None:
+    `template0`), how to fill it, what its comment records, what progress calls it."""
 
     kind: str
     key: str | None
@@ -512,16 +436,13 @@ class DatabaseManager:
     """Templates and test databases of one test process on one server.
 
     Locking: each template and each build has its own advisory lock, held while it is built,
-    checked, cloned or dropped. So a process building one template holds up only those that
-    need that template; sweeps only try locks and skip what is busy. Locks are taken in one
-    order (seeded template, then schema template), so they never deadlock. Besides, the
-    process holds its run's lock and an "in use" lock on each template it cloned, on a
+    checked, cloned or dropped, so a build holds up only those that need that template;
+    sweeps only try locks. Locks are taken in one order (seeded template, then schema
+    template), so they never deadlock. The run's lock and the in-use locks are held on a
     connection kept open until [`close`][pytest_celestra.db.database.DatabaseManager.close].
 
-    `seeder` checks the schema of each schema template and fills each seeded template
-    (its `key` is part of theirs).
-    `notes` collects one line per template rebuilt because it was not what its key
-    says, for the run's report.
+    `seeder` checks each schema template and fills each seeded one (its `key` is part of
+    theirs); `notes` collects lines for the run's report (a template rebuilt, and why).
     """
 
     server: Server
@@ -540,18 +461,13 @@ class DatabaseManager:
     lock_timeout: timedelta = DEFAULT_LOCK_TIMEOUT
     """How long to wait for a template another process is building before giving up."""
     say: Callable[[str], None] | None = field(default=None, repr=False)
-    """Where to say, while waiting, that another run holds a template's lock (the
-    plugin: the terminal); None: nowhere."""
-    connection_limit: str | None = None
-    """What the first "too many clients" of this process was, once it happened."""
+    """Where to say, while waiting, that another run holds a template's lock."""
+    connection_limit: str | None = None  # the first "too many clients" of this process
     _schema_key: str | None = None
-    _data_directory: Path | None = None
-    """The server's data directory, where this machine can see it."""
-    _asked_disk: bool = False
+    _data_directory: Path | None = None  # where this machine can see it
     _max_wal: int | None = None
-    _role: str | None = None
-    """"" for a superuser, else the role's name (its templates are its own)."""
-    _owner: psycopg.Connection[Any] | None = field(default=None, repr=False)
+    _role: str | None = None  # "" for a superuser, else the role's name
+    _owner: Admin | None = field(default=None, repr=False)
     _using: set[str] = field(default_factory=set)
     _swept: bool = False
 
@@ -565,15 +481,9 @@ class DatabaseManager:
         """The lock of this run, recorded in the comment of each database it creates."""
         return run_lock_id(self.run_id)
 
-    # --- connections and ownership ---
-
-    def _connect_admin(self) -> psycopg.Connection[Any]:
-        """An autocommit connection for server-wide work, to the `postgres` database.
-
-        Advisory locks are per database, so every process must lock in the same one;
-        `postgres` is where they meet whatever database their DSN names. Servers
-        without it (or without access to it) fall back to the DSN's database.
-        """
+    def _connect_admin(self) -> Admin:
+        """An autocommit connection to `postgres`: advisory locks are per database, so all
+        processes lock there, whatever database their DSN names (else in the DSN's)."""
         name = f"{APPLICATION} {self.worker} pid {os.getpid()}"
         try:
             return connect(self.server.url_for("postgres"), autocommit=True, application_name=name)
@@ -582,42 +492,36 @@ class DatabaseManager:
                 raise
             return connect(self.server.url, autocommit=True, application_name=name)
 
-    def _claim(self) -> None:
-        """Hold this run's lock and the in-use locks; again after a server restart."""
+    def _claim(self, template: str | None = None) -> None:
+        """Hold this run's lock and the in-use locks, again after a server restart; with
+        `template`, its in-use lock too, for the rest of this process (no sweep drops it)."""
         if self._owner is not None:
             try:
                 self._owner.execute("SELECT 1")
-                return
             except psycopg.OperationalError:  # the server restarted: our locks are gone
                 self._owner.close()
                 self._owner = None
-        owner = self._connect_admin()
-        owner.execute("SELECT pg_advisory_lock_shared(%s)", (self.owner_lock,))
-        for template in self._using:
-            owner.execute("SELECT pg_advisory_lock_shared(%s)", (_use_lock_id(template),))
+        owner = self._owner
+        using = [] if template is None or template in self._using else [template]
+        if owner is None:
+            owner = self._connect_admin()
+            owner.execute("SELECT pg_advisory_lock_shared(%s)", (self.owner_lock,))
+            using += self._using
+        for name in using:
+            owner.execute("SELECT pg_advisory_lock_shared(%s)", (_use_lock_id(name),))
         self._owner = owner
-
-    def _use(self, template: str) -> None:
-        """Hold `template`'s in-use lock for the rest of this process, so no sweep drops it."""
-        self._claim()
-        assert self._owner is not None
-        if template not in self._using:
-            self._owner.execute("SELECT pg_advisory_lock_shared(%s)", (_use_lock_id(template),))
-            self._using.add(template)
+        self._using.update(using)
 
     @contextlib.contextmanager
-    def _admin(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection for one piece of work; the first one sweeps the leftovers of runs
-        that are gone."""
+    def _admin(self) -> Iterator[Admin]:
+        """A connection for one piece of work; the first sweeps what gone runs left."""
         self._claim()
         with self._connect_admin() as admin:
-            if not self._asked_disk:  # where its disk is, to check the room and a full disk
+            if not self._swept:  # where its disk is, to check the room and a full disk
                 self._data_directory = data_directory(admin)
                 self._max_wal = max_wal_bytes(admin)
-                self._asked_disk = True
-            if not self._swept:  # orphans only: eviction waits until the cache grows
                 self._swept = True
-                self._sweep(admin, evict=False)
+                self._sweep(admin, evict=False)  # orphans only: eviction waits for a build
             yield admin
 
     def open(self) -> None:
@@ -626,15 +530,14 @@ class DatabaseManager:
             pass
 
     def close(self) -> None:
-        """Release this run's locks (its databases then count as orphans if still there)."""
+        """Release this run's locks (its databases left then count as orphans)."""
         if self._owner is not None:
             self._owner.close()
             self._owner = None
 
     @contextlib.contextmanager
     def _server_faults(self, doing: str) -> Iterator[None]:
-        """Turn a lost or unreachable server into one
-        [`ServerError`][pytest_celestra.errors.ServerError] line."""
+        """Turn a lost or unreachable server into one ServerError line."""
         try:
             yield
         except (psycopg.OperationalError, DBAPIError) as error:
@@ -656,44 +559,36 @@ class DatabaseManager:
                 "used: the next run removes what this one left behind."
             ) from None
 
-    def _limits(self) -> tuple[int, int, bool] | None:
-        """`(max_connections, superuser_reserved_connections, is superuser)`, asked on the
-        connection this process keeps (there may be no slot for a new one), or None."""
-        if self._owner is None or self._owner.closed:
-            return None
-        try:
-            row = self._owner.execute(
-                "SELECT current_setting('max_connections')::int, "
-                "current_setting('superuser_reserved_connections')::int, "
-                "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
-            ).fetchone()
-        except psycopg.Error:
-            return None
-        return None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
-
     def connection_limit_error(self, error: BaseException) -> ServerError:
-        """The error for a connection the server refused for want of a slot ("too many
-        clients"): the first of this process says what the limit is, what the run needs
-        and what to change (and goes into the run's summary, once for all workers); later
-        ones refer to it in one line."""
-        if self.connection_limit is None:
-            self.connection_limit = connection_limit_message(
-                self.server.url, error, self._limits(), self.processes
+        """The error for a connection refused for want of a slot: the first of this process
+        says what the limit is and what to change (and goes into the run's summary), asked
+        on the connection this process keeps (there may be no slot for a new one)."""
+        if self.connection_limit is not None:
+            return ServerError(
+                f"no connection left on the PostgreSQL server at {host_port(self.server.url)} "
+                "(too many clients already), as this process's first such error explains: "
+                "raise the server's max_connections or run fewer processes (-n)"
             )
-            self.notes.append(self.connection_limit)
-            return ServerError(self.connection_limit)
-        return ServerError(
-            f"no connection left on the PostgreSQL server at {host_port(self.server.url)} "
-            "(too many clients already), as this process's first such error explains: raise "
-            "the server's max_connections or run fewer processes (-n)"
+        row = None
+        if self._owner is not None and not self._owner.closed:
+            with contextlib.suppress(psycopg.Error):
+                row = self._owner.execute(
+                    "SELECT current_setting('max_connections')::int, "
+                    "current_setting('superuser_reserved_connections')::int, "
+                    "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+                ).fetchone()
+        limits = None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
+        self.connection_limit = connection_limit_message(
+            self.server.url, error, limits, self.processes
         )
+        self.notes.append(self.connection_limit)
+        return ServerError(self.connection_limit)
 
     @contextlib.contextmanager
-    def _waiting_for(self, admin: psycopg.Connection[Any], name: str) -> Iterator[None]:
+    def _waiting_for(self, admin: Admin, name: str) -> Iterator[None]:
         """Hold the lock of template `name`, waiting while another process builds it:
         after [`WAIT_NOTICE`][pytest_celestra.db.database.WAIT_NOTICE] seconds, say who
-        holds it (through `say` and the run's summary); after `lock_timeout`, give up
-        with a [`ServerError`][pytest_celestra.errors.ServerError] naming them."""
+        holds it (through `say` and the run's summary); after `lock_timeout`, give up."""
         lock = _lock_id(name)
         timeout = self.lock_timeout.total_seconds()
         waited = 0.0
@@ -716,13 +611,12 @@ class DatabaseManager:
                         f"wait longer with {SPECS['lock_timeout'].channels} (now "
                         f"{_seconds(timeout)})"
                     ) from None
-                line = (
-                    f"waiting for template {name} on {host_port(self.server.url)}, which "
-                    f"another run is building: {holder} holds its lock; giving up after "
-                    f"{_seconds(timeout)} ({SPECS['lock_timeout'].option})"
-                )
                 if self.say is not None:
-                    self.say(line)
+                    self.say(
+                        f"waiting for template {name} on {host_port(self.server.url)}, which "
+                        f"another run is building: {holder} holds its lock; giving up after "
+                        f"{_seconds(timeout)} ({SPECS['lock_timeout'].option})"
+                    )
             finally:
                 admin.execute("RESET lock_timeout")
         if waited:
@@ -734,23 +628,12 @@ class DatabaseManager:
         finally:
             admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
-    # --- creating databases ---
-
     def _create(
-        self,
-        admin: psycopg.Connection[Any],
-        name: str,
-        template: str,
-        comment: str,
-        strategy: str | None = None,
+        self, admin: Admin, name: str, template: str, comment: str, strategy: str | None = None
     ) -> None:
-        """CREATE DATABASE `name` from `template`, then comment it.
-
-        Until the comment, the database is marked by
-        [`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK] and by its lock, which this
-        process holds: a sweep drops it only once that lock is free. Raises ObjectInUse if a
-        session is connected to `template` (PostgreSQL waits 5 seconds for it to go first).
-        """
+        """CREATE DATABASE `name` from `template`, then comment it; until then it is marked
+        by `BIRTH_MARK` and by its lock, held here. Raises ObjectInUse if a session is
+        connected to `template` (PostgreSQL waits 5 seconds for it to go first)."""
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} CONNECTION LIMIT {}").format(
             sql.Identifier(name), sql.Identifier(template), sql.Literal(BIRTH_MARK)
         )
@@ -772,7 +655,7 @@ class DatabaseManager:
 
     def _copy(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         spec: _Spec,
         name: str,
         purpose: str,
@@ -783,7 +666,7 @@ class DatabaseManager:
         """Create `name` from the template of `spec`, checked against the template's
         fingerprint (rebuilding the template once if it fails); the template's name."""
         with self._template(admin, spec) as template:
-            self._use(template)
+            self._claim(template)
             comment = _comment(purpose, template=template, **meta)
             problem = self._checked_copy(admin, template, name, comment, strategy)
             if problem is not None:
@@ -796,16 +679,15 @@ class DatabaseManager:
                         f"check right after it was rebuilt: {problem}. Is something on the "
                         "server changing new databases (a trigger on template0?)"
                     )
-            self._touch(admin, template)
+            purpose, meta = _describe(admin, template)
+            if purpose == SEALED:  # record that it was just used, so sweeps keep it
+                now = datetime.now(UTC).isoformat(timespec="milliseconds")
+                with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
+                    _set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
             return template
 
     def _checked_copy(
-        self,
-        admin: psycopg.Connection[Any],
-        template: str,
-        name: str,
-        comment: str,
-        strategy: str | None = None,
+        self, admin: Admin, template: str, name: str, comment: str, strategy: str | None = None
     ) -> str | None:
         """Create `name` from `template`; None if it matches the template's fingerprint,
         else (having dropped it) what is wrong with the template."""
@@ -826,9 +708,7 @@ class DatabaseManager:
         return f"its content is not what was built ({problem})"
 
     @contextlib.contextmanager
-    def _building(
-        self, admin: psycopg.Connection[Any], spec: _Spec
-    ) -> Iterator[tuple[str, Fingerprint]]:
+    def _building(self, admin: Admin, spec: _Spec) -> Iterator[tuple[str, Fingerprint]]:
         """A new database made from `spec`'s source and populated, with its fingerprint;
         dropped at the end unless it has become a template."""
         build = f"celestra_build_{secrets.token_hex(6)}"
@@ -857,18 +737,10 @@ class DatabaseManager:
                     drop_database(admin, build)  # a no-op once it has become a template
 
     def _install(
-        self,
-        admin: psycopg.Connection[Any],
-        built: tuple[str, Fingerprint],
-        name: str,
-        spec: _Spec,
-        key: str,
+        self, admin: Admin, built: tuple[str, Fingerprint], name: str, spec: _Spec, key: str
     ) -> None:
-        """Make the build the sealed template `name` (whose lock the caller holds).
-
-        An older template of that name is ours and untrusted: it is dropped, ending any
-        session someone opened on it after unsealing it.
-        """
+        """Make the build the sealed template `name` (whose lock the caller holds), then
+        sweep. An older template of that name is untrusted: dropped, with its sessions."""
         build, fingerprint = built
         drop_database(admin, name, protected=self.protected)
         target = sql.Identifier(name)
@@ -884,15 +756,15 @@ class DatabaseManager:
         facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
         facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
         _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
+        self._sweep(admin, keep={name})
 
-    def _replace(self, admin: psycopg.Connection[Any], spec: _Spec, name: str) -> None:
-        """Build template `name` afresh (its lock held by the caller), then sweep."""
+    def _replace(self, admin: Admin, spec: _Spec, name: str) -> None:
+        """Build template `name` afresh (its lock held by the caller)."""
         key = spec.key or str(_describe(admin, name)[1].get("key", ""))
         with self._building(admin, spec) as built:
             self._install(admin, built, name, spec, key)
-        self._sweep(admin, keep={name})
 
-    def _usable(self, admin: psycopg.Connection[Any], name: str) -> bool:
+    def _usable(self, admin: Admin, name: str) -> bool:
         """Is `name` a sealed template with a fingerprint (and, with `rebuild`, one
         built by this run)?"""
         purpose, meta = _describe(admin, name)
@@ -903,11 +775,9 @@ class DatabaseManager:
         )
 
     @contextlib.contextmanager
-    def _template(self, admin: psycopg.Connection[Any], spec: _Spec) -> Iterator[str]:
-        """Hold the lock of an up-to-date template of `spec`, building it if needed.
-
-        `spec.key` None means: build first, then name the template by its catalog's hash.
-        """
+    def _template(self, admin: Admin, spec: _Spec) -> Iterator[str]:
+        """Hold the lock of an up-to-date template of `spec`, building it if needed
+        (`spec.key` None: build first, then name it by its catalog's hash)."""
         if spec.key is not None:
             name = template_name(spec.kind, self._role_key(admin, spec.key))
             with self._waiting_for(admin, name):
@@ -922,18 +792,13 @@ class DatabaseManager:
             with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
-                    self._sweep(admin, keep={name})
                 if spec.kind == "schema":
                     self._schema_key = key
                 yield name
 
-    def _role_key(self, admin: psycopg.Connection[Any], key: str) -> str:
-        """`key`, or for a role that is not a superuser, `key` and the role's name.
-
-        A clone's tables belong to whoever built its template, so a role that is not a
-        superuser could not read a superuser's (`permission denied for table ...`) nor
-        replace it (`must be owner of database ...`): such a role keeps templates of its
-        own. Superusers share theirs, as before."""
+    def _role_key(self, admin: Admin, key: str) -> str:
+        """`key`, or for a role that is not a superuser, `key` and the role's name: a clone's
+        tables belong to whoever built its template, so such a role keeps its own."""
         if self._role is None:
             row = admin.execute(
                 "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
@@ -941,13 +806,11 @@ class DatabaseManager:
             self._role = "" if row is None or row[1] else str(row[0])
         return digest(key, "role", self._role) if self._role else key
 
-    # --- sweeping ---
-
-    def _listing(self, admin: psycopg.Connection[Any], sizes: bool = True) -> list[_Listed]:
-        """Our databases, and unmarked ones that bear our name and
-        [`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK]; with `sizes`, the size of each
-        sealed template (recorded when it was sealed; measured, a few ms each, for one
-        sealed by an older version)."""
+    @staticmethod
+    def _listing(admin: Admin, sizes: bool = True) -> list[_Listed]:
+        """Our databases, and unmarked ones with our name and
+        [`BIRTH_MARK`][pytest_celestra.db.database.BIRTH_MARK]; with `sizes`, each sealed
+        template's size (recorded when sealed; measured for one sealed by an older version)."""
         parameters = {
             "sealed": f"{MARK} {SEALED} %",
             "sized": '%"size": %',
@@ -969,33 +832,26 @@ class DatabaseManager:
         for name, comment, size in rows:
             purpose, meta = _parse_comment(comment)
             recorded = meta.get("size")
-            if isinstance(recorded, int):
-                size = recorded
+            size = recorded if isinstance(recorded, int) else size
             listed.append(_Listed(name, purpose, meta, int(size or 0)))
         return listed
 
-    def _sweep(
-        self, admin: psycopg.Connection[Any], keep: Iterable[str] = (), *, evict: bool = True
-    ) -> None:
-        """Drop what is ours and nobody needs (never what is kept, or in `keep`):
+    def _sweep(self, admin: Admin, keep: Iterable[str] = (), *, evict: bool = True) -> None:
+        """Drop what is ours and nobody needs (never what is kept, or in `keep`): test
+        databases and builds of runs that are gone (their run's lock is free), databases
+        left unmarked by a run killed before commenting them, older versions' test
+        databases a day old; with `evict` (after a build), sealed templates over the
+        [`Budget`][pytest_celestra.db.database.Budget] and older versions' unsealed ones
+        unused for its age.
 
-        - test databases and builds of runs that are gone (their run's lock is free);
-        - databases left unmarked by a run killed between creating and commenting them;
-        - test databases of older versions a day old;
-        - with `evict` (after a build, when the cache grows), sealed templates over the
-          [`Budget`][pytest_celestra.db.database.Budget], unless in use, and unsealed templates
-          of older versions once unused for the budget's age.
-
-        Only what nobody holds is dropped: each one's locks are tried, not awaited. A dead
-        run's leftovers are dropped even if a session is still on them (its backends can
-        outlive a killed run for a moment); anything else in use is left to a later sweep,
-        and so is a database whose comment changed between the listing and its locks.
+        Each one's locks are tried, not awaited; anything in use (but a dead run's leftovers,
+        whose backends can outlive it for a moment) or whose comment changed since the
+        listing is left to a later sweep.
         """
         now = datetime.now(UTC)
         kept = set(keep)
         spared = kept | PROTECTED_DATABASES | self.protected
-        # (listed, locks to try, force): a dead run's leftovers may still have its backends
-        # on them for a moment after a kill, so those are dropped with FORCE.
+        # (listed, locks to try, force: a dead run's leftovers)
         doomed: list[tuple[_Listed, list[int], bool]] = []
         sealed: list[TemplateUse] = []
         listings = self._listing(admin, sizes=evict)
@@ -1048,9 +904,10 @@ class DatabaseManager:
                 ):
                     _drop(admin, name, force=force)
 
-    # --- the two kinds of template ---
+    def _schema_spec(self, admin: Admin | None = None) -> _Spec:
+        """The schema template's spec; with `admin`, with its key: a user schema's is learnt
+        from its catalog, building (or finding) its template first."""
 
-    def _schema_spec(self) -> _Spec:
         def populate(url: URL) -> None:
             engine = create_engine(url, poolclass=NullPool)
             try:
@@ -1063,37 +920,37 @@ class DatabaseManager:
         key = self._schema_key or self.schema.key
         if key is not None:
             self._schema_key = key
-        return _Spec("schema", key, None, populate, label="the empty schema")
-
-    def _known_schema_spec(self, admin: psycopg.Connection[Any]) -> _Spec:
-        """The schema template's spec with its key: a user schema's is learnt from its
-        catalog, building (or finding) its template first."""
-        spec = self._schema_spec()
-        if spec.key is None:
+        spec = _Spec("schema", key, None, populate, label="the empty schema")
+        if key is None and admin is not None:
             with self._template(admin, spec):
                 pass
-            spec = self._schema_spec()
+            return self._schema_spec()
         return spec
 
-    def _seeded_spec(
-        self, admin: psycopg.Connection[Any], volume: Volume, seed: int, anchor: datetime
-    ) -> _Spec:
-        schema = self._known_schema_spec(admin)
+    def _progress(self, label: str) -> Callable[[str], None]:
+        def progress(done: str) -> None:
+            if self.watcher is not None:
+                self.watcher.progress(label, done)
+
+        return progress
+
+    def _seeded_spec(self, admin: Admin, volume: Volume, seed: int, anchor: datetime) -> _Spec:
+        schema = self._schema_spec(admin)
         day = anchor.date().isoformat()
         key = scenario_key(self._schema_key, volume, seed, day)
         if self.seeder.key:
             key = digest(key, self.seeder.key)
-
         label = f"volume {volume.name} (seed {seed})"
-
-        def progress(table: str, rows: int) -> None:
-            if self.watcher is not None:
-                self.watcher.progress(label, f"{table} {rows:,} rows")
+        say = self._progress(label)
 
         def populate(url: URL) -> None:
             with connect(url) as connection:
                 report = self.seeder.seed(
-                    connection, volume, seed=seed, anchor=anchor, progress=progress
+                    connection,
+                    volume,
+                    seed=seed,
+                    anchor=anchor,
+                    progress=lambda table, rows: say(f"{table} {rows:,} rows"),
                 )
                 self.notes.extend(report.notes)
                 connection.commit()
@@ -1111,7 +968,7 @@ class DatabaseManager:
 
     def _layered_spec(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         base: Volume | None,
         layers: Sequence[TemplateLayer],
         seed: int,
@@ -1122,50 +979,33 @@ class DatabaseManager:
         if base is not None:
             spec = self._seeded_spec(admin, base, seed, anchor)
         else:
-            spec = self._known_schema_spec(admin)
+            spec = self._schema_spec(admin)
         day = anchor.date().isoformat()
-        for layer in layers:
-            spec = self._layer_spec(spec, layer, seed, anchor, day, base)
-        return spec
-
-    def _layer_spec(
-        self,
-        below: _Spec,
-        layer: TemplateLayer,
-        seed: int,
-        anchor: datetime,
-        day: str,
-        base: Volume | None,
-    ) -> _Spec:
         code = generator_code_key()
         passwords = password_hashing_key()
-        key = digest("layer", below.key, layer.key, seed, day, self.seeder.key, code, passwords)
-        label = layer.label
+        for layer in layers:
+            key = digest("layer", spec.key, layer.key, seed, day, self.seeder.key, code, passwords)
+            meta: dict[str, object] = {
+                "day": day,
+                "scenario": layer.label,
+                "volume": None if base is None else base.name,
+                "seed": seed,
+                "schema": self._schema_key,
+                "code": code,
+            }
+            populate = functools.partial(self._fill_layer, layer, seed, anchor)
+            spec = _Spec("scenario", key, spec, populate, meta, layer.label)
+        return spec
 
-        def progress(done: str) -> None:
-            if self.watcher is not None:
-                self.watcher.progress(label, done)
-
-        def populate(url: URL) -> None:
-            self.notes.extend(layer(url, seed=seed, anchor=anchor, progress=progress))
-            with connect(url, autocommit=True) as connection:
-                connection.execute("ANALYZE")
-
-        meta: dict[str, object] = {
-            "day": day,
-            "scenario": label,
-            "volume": None if base is None else base.name,
-            "seed": seed,
-            "schema": self._schema_key,
-            "code": code,
-        }
-        return _Spec("scenario", key, below, populate, meta, label)
-
-    # --- test databases ---
+    def _fill_layer(self, layer: TemplateLayer, seed: int, anchor: datetime, url: URL) -> None:
+        progress = self._progress(layer.label)
+        self.notes.extend(layer(url, seed=seed, anchor=anchor, progress=progress))
+        with connect(url, autocommit=True) as connection:
+            connection.execute("ANALYZE")
 
     def _clone(
         self,
-        admin: psycopg.Connection[Any],
+        admin: Admin,
         spec: _Spec,
         label: str,
         name: str | None = None,
@@ -1186,40 +1026,17 @@ class DatabaseManager:
         self.created.append(name)
         return self.server.url_for(name)
 
-    def _touch(self, admin: psycopg.Connection[Any], template: str) -> None:
-        """Record that `template` was just used, so sweeps keep it."""
-        if _describe(admin, template)[0] == SEALED:
-            now = datetime.now(UTC).isoformat(timespec="milliseconds")
-            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
-                _update(admin, template, used=now)
-
     def check_room(self, volume: Volume | None, copies: int = 1) -> None:
-        """Raise [`ServerError`][pytest_celestra.errors.ServerError] if `copies` new
-        databases of `volume` (None: the empty schema), their write-ahead log and a
-        margin would not fit on the server's disk (see
-        [`room_problem`][pytest_celestra.db.server.room_problem]); a no-op where its free
-        space cannot be known. Every path that creates a database of ours calls it first
-        (`create_seeded` counts the template too when it must be built)."""
-        with self._server_faults("checking the room on its disk"), self._admin() as admin:
-            self._check_room(admin, volume, copies)
-
-    def _check_room(
-        self, admin: psycopg.Connection[Any], volume: Volume | None, copies: int
-    ) -> None:
-        free = disk_free(self._data_directory)
-        problem = room_problem(volume, free, copies, self._max_wal)
-        if problem is not None:
-            raise ServerError(room_message(problem, self.server.url))
+        """Raise ServerError if `copies` new databases of `volume` (None: the empty schema)
+        would not fit on the server's disk; every path that creates a database calls it."""
+        disk = (disk_free(self._data_directory), self._max_wal)
+        check_disk_room(self.server.url, volume, copies, disk)
 
     def create_empty(self, *, name: str | None = None) -> URL:
-        """A new database holding the empty schema, cloned from its template.
-
-        `name`: the name of a test database
-        [`discard`][pytest_celestra.db.database.DatabaseManager.discard] dropped, to clone it
-        again.
-        """
+        """A new database holding the empty schema, cloned from its template. `name`: that
+        of a test database `discard` dropped, to clone it again."""
         with self._server_faults("making the empty-schema database"), self._admin() as admin:
-            self._check_room(admin, None, 2)
+            self.check_room(None, 2)
             return self._clone(admin, self._schema_spec(), "empty", name)
 
     def create_seeded(
@@ -1232,14 +1049,9 @@ class DatabaseManager:
         label: str = "seeded",
         strategy: str | None = None,
     ) -> URL:
-        """A new database holding the whole scenario, cloned from its template.
-
-        `name`: as for
-        [`create_empty`][pytest_celestra.db.database.DatabaseManager.create_empty]; `label`
-        goes into a new name; `strategy` is that of `CREATE DATABASE` (`"WAL_LOG"`,
-        `"FILE_COPY"`; None: the server's default). Each call has its own connection, so
-        other threads may call it too.
-        """
+        """A new database holding the whole scenario, cloned from its template. `name`: as
+        for `create_empty`; `label` goes into a new name; `strategy`: that of `CREATE
+        DATABASE` (None: the server's default). Other threads may call it too."""
         with (
             self._server_faults(f"building or cloning the {volume.name} scenario's template"),
             self._admin() as admin,
@@ -1247,7 +1059,7 @@ class DatabaseManager:
             spec = self._seeded_spec(admin, volume, seed, anchor)
             assert spec.key is not None
             built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
-            self._check_room(admin, volume, 1 if built else 2)
+            self.check_room(volume, 1 if built else 2)
             return self._clone(admin, spec, label, name, strategy)
 
     def create_layered(
@@ -1262,27 +1074,22 @@ class DatabaseManager:
         strategy: str | None = None,
     ) -> URL:
         """A new database holding `layers` (bottom first) on the scenario of volume `base`
-        (None: on the empty schema), cloned from the top layer's template.
-
-        Each layer is a sealed template of its own, made from a copy of the template
-        below it, so a layer shared by several scenarios is built once. Arguments as for
-        [`create_seeded`][pytest_celestra.db.database.DatabaseManager.create_seeded].
-        """
+        (None: on the empty schema), cloned from the top layer's template. Each layer is a
+        template of its own, so one shared by several scenarios is built once."""
         what = layers[-1].label if layers else "the scenario"
         with (
             self._server_faults(f"building or cloning the template of {what}"),
             self._admin() as admin,
         ):
             spec = self._layered_spec(admin, base, layers, seed, anchor)
-            self._check_room(admin, base, 2)  # the clone and, where not built yet, its template
+            self.check_room(base, 2)  # the clone and, where not built yet, its template
             return self._clone(admin, spec, label, name, strategy)
 
     def prepare_layered(
         self, base: Volume | None, layers: Sequence[TemplateLayer], seed: int, anchor: datetime
     ) -> str:
-        """Build (or find up to date) the template of `layers` on `base`, as
-        [`create_layered`][pytest_celestra.db.database.DatabaseManager.create_layered] would,
-        without cloning it; its name."""
+        """Build (or find up to date) the template of `layers` on `base`, as `create_layered`
+        would, without cloning it; its name."""
         what = layers[-1].label if layers else "the scenario"
         with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
@@ -1297,10 +1104,8 @@ class DatabaseManager:
             drop_database(admin, url.database, protected=self.protected)
 
     def release(self, url: URL) -> str | None:
-        """Drop a test database, or with `keep` leave it and return its URL.
-
-        A server that is gone by then gets a note: the next run drops the database.
-        """
+        """Drop a test database, or with `keep` leave it and return its URL. A server gone
+        by then gets a note: the next run drops the database."""
         name = url.database
         assert name in self.created
         self.created.remove(name)
@@ -1320,8 +1125,7 @@ class DatabaseManager:
 WAIT_NOTICE = 3.0
 """Seconds a process waits for a template's lock before it says who holds it."""
 APPLICATION = "pytest-celestra"
-"""The `application_name` of our server-wide connections: another run waiting for a lock
-sees whose it is (`pytest-celestra gw0 pid 4242`)."""
+"""The `application_name` of our server-wide connections, for whoever waits for a lock."""
 
 
 def _seconds(seconds: float) -> str:
@@ -1331,10 +1135,9 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
 
 
-def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
+def _lock_holders(admin: Admin, lock: int) -> str:
     """`pid 4242 (pytest-celestra gw0 pid 977, postgres, connected since 08:01:02 UTC,
-    idle since 08:01:05 UTC)`: who holds the advisory lock `lock`, from the server's
-    `pg_locks` and `pg_stat_activity`."""
+    idle since 08:01:05 UTC)`: who holds the advisory lock `lock`, as the server says."""
     unsigned = lock & 0xFFFFFFFFFFFFFFFF
     rows = admin.execute(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
@@ -1357,7 +1160,7 @@ def _lock_holders(admin: psycopg.Connection[Any], lock: int) -> str:
     )
 
 
-def _sessions_on(admin: psycopg.Connection[Any], database: str) -> str:
+def _sessions_on(admin: Admin, database: str) -> str:
     """`pid 123 of postgres (psql)`, for each session connected to `database`."""
     rows = admin.execute(
         "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s",

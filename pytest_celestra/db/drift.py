@@ -1,14 +1,11 @@
 """The drift report: the live schema measured against what the plugin writes into it.
 
-After the schema is created (by `create_all` or your `pytest_celestra_create_schema`
-hook) and before any row is written, [`check_drift`][pytest_celestra.db.drift.check_drift]
-reads the catalog once and compares it with the columns the generator and the factories
-write, the enum labels they produce, the constraints they were written for, and your
-[`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules]. Every difference that would make
-seeding or a factory fail is listed in one
-[`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError], each with the lines of
-`conftest.py` that teach the plugin the change; the others become one line each in the
-run's summary.
+Before any row is written, [`check_drift`][pytest_celestra.db.drift.check_drift] compares the
+catalog with the columns, enum labels and constraints the generator and the factories were
+written for, and your [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules]. Every
+difference that would make seeding fail is listed in one
+[`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError], with the `conftest.py` lines
+that teach the plugin the change; the others become lines of the run's summary.
 """
 
 from __future__ import annotations
@@ -26,15 +23,11 @@ if TYPE_CHECKING:
     from pytest_celestra.schema.app_rules import SchemaRules
     from pytest_celestra.schema.catalog import Catalog, ColumnInfo
 
-_BOOKKEEPING_TABLES = frozenset({"alembic_version"})
-"""Tables of the database that are nobody's data."""
+_BOOKKEEPING_TABLES = frozenset({"alembic_version"})  # nobody's data
 
 
 class SchemaDriftError(CelestraError):
     """The database's schema needs rules the plugin was not given; nothing was written."""
-
-
-# --- what the plugin writes ---------------------------------------------------------
 
 
 @cache
@@ -69,22 +62,16 @@ def _widened(old: str, new: str) -> bool:
     return old_match.group(1) is not None and int(new_match.group(1)) >= int(old_match.group(1))
 
 
-# --- the report ---------------------------------------------------------------------
-
-
 @dataclass
 class DriftReport:
-    """Differences between the catalog and what the plugin writes."""
+    """Differences between the catalog and what the plugin writes: those that make seeding
+    fail, the `conftest.py` lines that teach the plugin them, and those that do not."""
 
     breaking: list[str] = field(default_factory=list)
-    """One line per difference that makes seeding or a factory fail."""
     remedies: list[str] = field(default_factory=list)
-    """The `conftest.py` lines that teach the plugin the breaking differences."""
     notes: list[str] = field(default_factory=list)
-    """One line per difference that does not stop seeding."""
 
     def message(self) -> str:
-        """The whole report, as the error states it."""
         lines = [
             f"the database's schema differs from what pytest-celestra writes "
             f"({len(self.breaking)} difference{'s' if len(self.breaking) != 1 else ''} "
@@ -142,32 +129,24 @@ def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
                     f"column {table}.{column} became NOT NULL; the generator leaves it NULL in "
                     "some rows (give it a DEFAULT in the migration)"
                 )
-        _new_columns(report, table, found, filled[table], rules)
+        for column, info in found.items():
+            if column in filled[table]:
+                continue
+            if info.not_null and not info.has_default:
+                report.breaking.append(
+                    f"{table}.{column} ({info.type}) is NOT NULL without a default, and no "
+                    "rule fills it"
+                )
+                report.remedies.append(_column_remedy(table, column, info))
+            else:
+                report.notes.append(
+                    f"new column {table}.{column} ({info.type}) is left to its default"
+                )
 
     _enum_labels(report, catalog, celestra_enums(), rules)
     _new_tables(report, catalog, rules, set(ours))
     _new_constraints(report, catalog, rules, set(ours), filled)
     return report
-
-
-def _new_columns(
-    report: DriftReport,
-    table: str,
-    found: dict[str, ColumnInfo],
-    filled: set[str],
-    rules: SchemaRules,
-) -> None:
-    for column, info in found.items():
-        if column in filled:
-            continue
-        if info.not_null and not info.has_default:
-            report.breaking.append(
-                f"{table}.{column} ({info.type}) is NOT NULL without a default, and no rule "
-                "fills it"
-            )
-            report.remedies.append(_column_remedy(table, column, info))
-        else:
-            report.notes.append(f"new column {table}.{column} ({info.type}) is left to its default")
 
 
 def _column_remedy(table: str, column: str, info: ColumnInfo) -> str:
@@ -178,10 +157,7 @@ def _column_remedy(table: str, column: str, info: ColumnInfo) -> str:
 
 
 def _enum_labels(
-    report: DriftReport,
-    catalog: Catalog,
-    produced: dict[str, tuple[str, ...]],
-    rules: SchemaRules,
+    report: DriftReport, catalog: Catalog, produced: dict[str, tuple[str, ...]], rules: SchemaRules
 ) -> None:
     for enum, labels in produced.items():
         found = catalog.enums.get(enum)
@@ -283,11 +259,9 @@ def check_drift(
     pg_conn: psycopg.Connection[Any], rules: SchemaRules, *, before_seeding: bool = True
 ) -> list[str]:
     """Raise [`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError] listing every
-    difference that breaks seeding; return the lines of those that do not.
-
-    Right after the schema is created (`before_seeding` False), a schema without any of
-    Celestra's tables is not checked: it may serve the empty-database fixtures only.
-    """
+    difference that breaks seeding; return the lines of those that do not. Right after the
+    schema is created (`before_seeding` False), one without Celestra's tables is not checked:
+    it may serve the empty-database fixtures only."""
     from pytest_celestra.rows.loader import COLUMNS
     from pytest_celestra.schema.catalog import read_catalog
 
@@ -298,9 +272,6 @@ def check_drift(
     if report.breaking:
         raise SchemaDriftError(report.message())
     return report.notes
-
-
-# --- a row the database refused ---------------------------------------------------------
 
 
 class RowRejectedError(CelestraError):
@@ -341,9 +312,8 @@ def _refused_where(error: BaseException, table: str) -> tuple[Any, Any, str, str
 
 
 def describe_refusal(error: BaseException, table: str) -> str:
-    """Why PostgreSQL refused a row, and where:
-    `null value in column "locale" ... [table users, column locale]`, from the error's
-    diagnostics, without any value."""
+    """`null value in column "locale" ... [table users, column locale]`: why PostgreSQL
+    refused a row, and where, from the error's diagnostics, without any value."""
     cause, diag, table, column = _refused_where(error, table)
     sqlstate = str(getattr(cause, "sqlstate", None) or "")
     constraint = diag.constraint_name if diag is not None else None
@@ -364,14 +334,13 @@ def rejected_row(
 ) -> RowRejectedError:
     """A [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] for a driver error
     (psycopg's, or SQLAlchemy's wrapping one) raised writing a row of `table` made by
-    `producer` (a factory, a rule, the generator), following `rules`.
+    `producer` (a factory, a rule, the generator).
 
-    It names the table, the column and the constraint from the error's diagnostics, never
-    the row's values nor the statement's parameters (password hashes, tokens): the
-    server's detail line (`Key (email)=(...)`, `Failing row contains (...)`) is left
-    out, and so is the primary message of errors other than constraint violations,
-    which may quote the offending value. A SQLAlchemy error becomes a subclass of its
-    class (`IntegrityError` stays an `IntegrityError`), its `orig` kept.
+    It names the table, column and constraint, never the row's values or the statement's
+    parameters (password hashes, tokens): the server's detail line (`Key (email)=(...)`)
+    is left out, and so is the primary message of errors other than constraint violations,
+    which may quote the value. A SQLAlchemy error becomes a subclass of its class, its
+    `orig` kept.
     """
     cause, diag, table, column = _refused_where(error, table)
     rule = None if rules is None else rules.columns.get((table, column or ""))
@@ -399,10 +368,8 @@ def rejected_row(
 
 
 def _ours(table: str, column: str | None, constraint: str | None, sqlstate: str) -> bool:
-    """Whether what refused the row is part of the schema the plugin writes, as built:
-    then the row broke the schema itself (a duplicate email), and no migration is to
-    blame. A constraint, column or table the migrations added (or a trigger's error,
-    which names none) is not ours."""
+    """Whether what refused the row is part of the schema as built (then the row broke the
+    schema itself, and no migration is to blame); a trigger's error, naming none, is not."""
     from pytest_celestra.rows.loader import COLUMNS
 
     if table not in COLUMNS:

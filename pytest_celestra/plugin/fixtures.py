@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.db.drift import RowRejectedError, SchemaDriftError
-from pytest_celestra.db.server import libpq_url, start_server
+from pytest_celestra.db.server import start_server
 from pytest_celestra.errors import ConfigError, RuleError, ServerError
 from pytest_celestra.plugin.run_info import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
 from pytest_celestra.schema.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
+from pytest_celestra.urls import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

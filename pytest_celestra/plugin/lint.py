@@ -29,10 +29,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pytest_celestra.db.drift import SchemaDriftError
-from pytest_celestra.db.server import error_text
 from pytest_celestra.errors import ServerError
 from pytest_celestra.rows.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
 from pytest_celestra.rows.factory_internals import is_abstract
+from pytest_celestra.urls import error_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator

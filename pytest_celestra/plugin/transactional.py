@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.db.server import connect, libpq_url
+from pytest_celestra.db.server import connect
 from pytest_celestra.errors import ServerError, UnsafeDatabaseError
 from pytest_celestra.plugin.fixtures import ensure_scenario_template, reseed_factories
 from pytest_celestra.plugin.run_info import RUN_KEY, scenario_of
+from pytest_celestra.urls import libpq_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
