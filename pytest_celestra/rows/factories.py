@@ -1337,31 +1337,23 @@ _ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
 
 
 def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    """What a factory's keywords may be (declarations, parameters and traits, the model's
-    columns and relationships) and its model's enum attributes (name -> enum class);
-    worked out again when the model gains a column (a rule's)."""
+    """A factory's keywords (its declarations, its model's attributes) and its model's enum
+    attributes (name -> enum class); worked out again when the model gains a column."""
     model = factory_internals.model_class(factory_class)
-    size = len(model.__mapper__.attrs) if hasattr(model, "__mapper__") else 0
+    mapped = hasattr(model, "__mapper__")
+    size = len(model.__mapper__.attrs) if mapped else 0
     known = _ARGUMENTS.get(factory_class)
     if known is None or known[0] != size:
-        known = _ARGUMENTS[factory_class] = (size, *_read_arguments(factory_class))
+        names = factory_internals.known_names(factory_class)
+        enums: dict[str, Any] = {}
+        if mapped:
+            names |= {attribute.key for attribute in model.__mapper__.attrs}
+            for attribute in model.__mapper__.column_attrs:
+                enum_class = getattr(attribute.columns[0].type, "enum_class", None)
+                if enum_class is not None:
+                    enums[attribute.key] = enum_class
+        known = _ARGUMENTS[factory_class] = (size, frozenset(names), enums)
     return known[1], known[2]
-
-
-def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    names = factory_internals.known_names(factory_class)
-    enums: dict[str, Any] = {}
-    model = factory_internals.model_class(factory_class)
-    if model is not None and hasattr(model, "__mapper__"):
-        from sqlalchemy import Enum as EnumType
-
-        mapper = model.__mapper__
-        names |= {attribute.key for attribute in mapper.attrs}
-        for attribute in mapper.column_attrs:
-            kind = attribute.columns[0].type
-            if isinstance(kind, EnumType) and kind.enum_class is not None:
-                enums[attribute.key] = kind.enum_class
-    return frozenset(names), enums
 
 
 def checked_arguments(
