@@ -2,19 +2,13 @@
 # mypy: disable-error-code="no-untyped-call"
 """Factory batches at COPY speed: `UserFactory.bulk_create(10_000, company=c)`.
 
-A batch resolves the factory's own declarations for every row (defaults, traits, overrides,
-sequences, `SubFactory` parents, the factories' shared-parent rules), the way factory_boy
-does, but makes no ORM object and sends no INSERT per row: each row is kept as a
+A batch resolves the factory's own declarations for every row, the way factory_boy does,
+but makes no ORM object and sends no INSERT per row: each row is kept as a
 [`PendingRow`][pytest_celestra.rows.batches.PendingRow], and at the end of the batch every table's
-rows go to the database in one binary `COPY`
-([`pytest_celestra.rows.loader.copy_rows`][pytest_celestra.rows.loader.copy_rows]) through the
-session's own connection. So the rows are in the test's transaction: visible to its session
-and rolled back with it.
-
-What a batch returns is a [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: the keys at once
-(`BulkResult.ids`, no query), and the objects when first asked for (one `SELECT` by those
-keys, through the session's identity map). Loading 10,000 ORM objects costs about as much as
-making their rows, so a test that only needs the rows to exist does not pay for it.
+rows go to the database in one binary `COPY` through the session's own connection, so they
+are in the test's transaction. A batch returns a
+[`BulkResult`][pytest_celestra.rows.batches.BulkResult]: the keys at once, the objects (one
+`SELECT`) when first asked for, since loading them costs about as much as making the rows.
 """
 
 from __future__ import annotations
@@ -52,27 +46,17 @@ T = TypeVar("T")
 _MISSING = object()
 
 
-def current_batch() -> Batch | None:
-    """The batch being made, if a `bulk_create` is running (factories consult it)."""
-    maker = current_maker()
-    return maker if isinstance(maker, Batch) else None
-
-
 def bulk_safe(declaration: T) -> T:
     """Mark a post-generation declaration as one a batch can run: it only calls factories
-    or changes rows of the batch (`Batch.find` finds them), never the database."""
+    or changes rows of the batch, never the database."""
     declaration.celestra_bulk_safe = True  # type: ignore[attr-defined]
     return declaration
 
 
 class PendingRow:
     """A row made in a batch, written by the batch's COPY: reads like the model object
-    (columns, relationships, `__tablename__`), without being one.
-
-    Its attributes are its values (`row.values` is its `__dict__`, the factory's model
-    arguments), so reading a column costs no more than on any object; each model has a
-    subclass of its own, which knows the model (`row.model`).
-    """
+    (columns, relationships, `__tablename__`) without being one; its `__dict__` holds the
+    factory's model arguments (`row.values`)."""
 
     _model: type[Any]
 
@@ -155,11 +139,8 @@ class _Shape:
         self.insert = model.__table__.insert()
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Column -> value of the row a factory made from `kwargs` (its model arguments).
-
-        A column the factory left out is left out here too when the database has a default
-        for it (as a flush leaves it out), else it takes the model's Python default.
-        """
+        """Column -> value of the row a factory made from `kwargs`: a column left out has
+        the database's default (left out here too, as by a flush) or the model's."""
         values = {}
         for column, key in self.keys.items():
             value = kwargs.get(key, _MISSING)
@@ -178,13 +159,8 @@ class _Shape:
     def tuples(
         self, session: Session, rows: list[PendingRow]
     ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
-        """The COPY rows of `rows`, by the columns they give (normally one group).
-
-        Rows with the same attributes are turned into tuples by one compiled function
-        (their keys, in column order, then the parents' keys, then the defaults); the
-        first row of each kind goes through `values` and the rule columns, and when a
-        rule fills a column the rows of that kind all do.
-        """
+        """The COPY rows of `rows`, by the columns they give (normally one group): rows
+        with the same attributes through one `_writer`, unless a rule fills a column."""
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         # Per call: each session's rules are its own.
         writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
@@ -272,10 +248,8 @@ def _shape(model: type[Any]) -> _Shape:
 
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
     """INSERT the row of `obj` (made from `kwargs`) now, and make `obj` persistent in
-    `session` as a flush would, for a fifth of a flush's cost. False (nothing done) when
-    a parent is not in the database yet (only a flush saves them in order), or when
-    `obj` is not of a Celestra table (a model of yours has a flush).
-    """
+    `session` as a flush would, for a fifth of its cost. False (nothing done) for a model
+    not ours, or when a parent is not in the database yet (only a flush orders them)."""
     if type(obj) not in _MODEL_ORDER:
         return False
     for value in _parents(type(obj), kwargs):
@@ -302,8 +276,8 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
 
 
 def set_column(session: Session, row: Any, column: str, value: Any) -> None:
-    """Give `row` a new value of `column`: in a batch's row before it is written, else
-    in the database and the session's object at once (an UPDATE, no flush)."""
+    """Give `row` a new value of `column`: a batch's row before it is written, else the
+    database's and the session's object at once (an UPDATE, no flush)."""
     if isinstance(row, PendingRow):
         row.values[_shape(row.model).keys[column]] = value
         return
@@ -333,8 +307,7 @@ class Batch(Maker):
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
-        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...], list[str]] | None] = {}
-        self._last_parents: list[Any] = []
+        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...]] | None] = {}
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
@@ -359,9 +332,8 @@ class Batch(Maker):
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
         return _parents(model, kwargs)
 
-    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...], list[str]] | None:
-        """The model of a factory's rows and its get-or-create keys; None for a list
-        factory (a declaration's list, not a row)."""
+    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...]] | None:
+        """The model of a factory's rows and its get-or-create keys; None for a list factory."""
         model = fb.model_class(factory_class)
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
             if fb.is_list_factory(factory_class):
@@ -370,7 +342,7 @@ class Batch(Maker):
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
                 "a batch can only make rows of the Celestra tables"
             )
-        return model, fb.get_or_create_keys(factory_class), _shape(model).parent_keys
+        return model, fb.get_or_create_keys(factory_class)
 
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -381,11 +353,8 @@ class Batch(Maker):
             kind = self._kinds[factory_class] = self._kind(factory_class)
         if kind is None:
             return fb.build(factory_class, args, kwargs)
-        model, keys, parent_keys = kind
-        parents = self._last_parents = [
-            kwargs[key] for key in parent_keys if kwargs.get(key) is not None
-        ]
-        for value in parents:
+        model, keys = kind
+        for value in _parents(model, kwargs):
             if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
@@ -393,24 +362,6 @@ class Batch(Maker):
         if keys:
             return self._get_or_create(model, kwargs, keys)
         return self._add(model, kwargs)
-
-    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
-        if not isinstance(instance, PendingRow):
-            super()._remember(instance, kwargs)
-            return
-        key = id(instance)
-        if key in self._made:
-            return  # found by get-or-create again
-        self._made.add(key)
-        model = instance.model
-        self._by_key[model, kwargs.get("id")] = instance
-        children = self._children
-        for value in self._last_parents:
-            found = children.get((model, id(value)))
-            if found is None:
-                children[model, id(value)] = [instance]
-            else:
-                found.append(instance)
 
     def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
         row = PendingRow(model, kwargs)
@@ -429,35 +380,25 @@ class Batch(Maker):
             self._found[found_key] = found
         return found
 
-    def _copy(
-        self,
-        pg_conn: psycopg.Connection[Any],
-        table: str,
-        columns: tuple[str, ...],
-        rows: list[tuple[Any, ...]],
-    ) -> int:
-        try:
-            return loader.copy_rows(pg_conn, table, columns, rows)
-        except psycopg.Error as error:
-            from pytest_celestra.db.drift import describe_refusal
-
-            raise BulkWriteError(
-                f"{self.description} failed writing its {len(rows)} {table} rows: "
-                f"{describe_refusal(error, table)}. "
-                "The session's transaction is aborted (roll it back); a value you passed "
-                "likely breaks a constraint (e.g. the same email for every row)"
-            ) from None
-
-    def write(self) -> dict[str, int]:
+    def write(self) -> None:
         """COPY every table's rows (parents first) through the session's connection."""
         pg_conn = loader.raw_connection(self.session)  # flushes the session first
-        written: dict[str, int] = {}
         for model in MODELS_IN_FK_ORDER:
             shape = _shape(model)
+            table = shape.table
             # Rows that leave out the same columns (normally all of them) share a COPY.
             for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
-                count = self._copy(pg_conn, shape.table, columns, rows)
-                written[shape.table] = written.get(shape.table, 0) + count
+                try:
+                    count = loader.copy_rows(pg_conn, table, columns, rows)
+                except psycopg.Error as error:
+                    from pytest_celestra.db.drift import describe_refusal
+
+                    raise BulkWriteError(
+                        f"{self.description} failed writing its {len(rows)} {table} rows: "
+                        f"{describe_refusal(error, table)}. "
+                        "The session's transaction is aborted (roll it back); a value you "
+                        "passed likely breaks a constraint (e.g. the same email for every row)"
+                    ) from None
                 if (heard := self.session.info.get(ROWS_WRITTEN)) is not None:
                     heard(count)
         for parent in self.given.values():
@@ -465,7 +406,6 @@ class Batch(Maker):
             state = inspect(parent)
             if state.persistent and state.session is self.session:
                 self.session.expire(parent, _shape(type(parent)).collections)
-        return written
 
 
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
@@ -478,8 +418,8 @@ in its progress line."""
 
 @contextlib.contextmanager
 def _no_cyclic_collection() -> Iterator[None]:
-    """No cyclic garbage collection while a batch makes its rows: it keeps every row until
-    it ends, and each collection would go through them all again (a tenth of its time)."""
+    """No cyclic garbage collection while a batch makes its rows: each collection would go
+    through every row kept so far (a tenth of a batch's time)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -494,12 +434,9 @@ class BulkWriteError(CelestraError):
 
 
 class BulkResult(Sequence[T], Generic[T]):
-    """The rows a `bulk_create` made, in order: keys now, objects on first use.
-
-    `result.ids` are the primary keys (no query). Indexing, iterating or `len` give
-    the ORM objects, attached to the session: the first access loads them all with one
-    `SELECT ... WHERE id = ANY(:ids)` (objects already in the session are reused).
-    """
+    """The rows a `bulk_create` made, in order: `result.ids` (the primary keys) now, the
+    ORM objects (indexing, iterating), attached to the session, loaded on first use with
+    one `SELECT ... WHERE id = ANY(:ids)`."""
 
     def __init__(self, session: Session, model: type[T], ids: Sequence[uuid.UUID]) -> None:
         self.session = session
@@ -542,15 +479,14 @@ class BulkResult(Sequence[T], Generic[T]):
 def bulk_create(
     factory_class: Any, size: int, params: dict[str, Any], session: Session
 ) -> BulkResult[Any]:
-    """Make `size` rows of `factory_class` with `params` and COPY them into
-    `session`'s transaction; what `CelestraFactory.bulk_create` runs."""
+    """What `CelestraFactory.bulk_create` runs."""
     if not isinstance(size, int) or size < 0:
         raise CelestraError(
             f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "
             f"got {size!r}"
         )
     description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
-    if current_batch() is not None:
+    if isinstance(current_maker(), Batch):
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
     _check_driver(session, description)
     batch = Batch(session, description)

@@ -332,7 +332,8 @@ class CelestraFactory(factory_internals.RoutedFactory):
             if maker is not None:  # called while making another object: join its call
                 return maker.make(cls, params)
             if not factory_internals.is_abstract(cls):
-                return row_maker.Maker(session).run(cls, params)
+                with row_maker.Maker(session).active() as maker:
+                    return maker.make(cls, params)
         return cls._default_generate(strategy, params)
 
     @classmethod

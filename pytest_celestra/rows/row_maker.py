@@ -3,21 +3,15 @@
 """Making factory objects from their declarations, as factory_boy does, for less.
 
 A [`Plan`][pytest_celestra.rows.row_maker.Plan] is a factory's declarations merged with one set of
-call arguments, each compiled once into a plain function of the row being resolved (a
-`Faker` is its provider's bound method, a `SelfAttribute` a getter, a `SubFactory` a call
-of the same maker). A row is resolved in factory_boy's order (declaration order, a
-declaration another one reads first), so a seed gives the same values as factory_boy's
-builder, and each value is an attribute of the row once computed (no lookup through the
-resolver again). Every `create()` of a Celestra factory runs through a `Maker`;
-[`pytest_celestra.rows.batches.Batch`][pytest_celestra.rows.batches.Batch] is the maker of
-`bulk_create`,
-which keeps its rows for one COPY and, after a plan's first row, keeps as constants the
-declarations marked [`pure`][pytest_celestra.rows.row_maker.pure] that read only constants (the
-clock, a given company's status, its email domain ...): the other rows compute only what
-differs between rows.
+call arguments, each compiled once into a plain function of the row being resolved. A row
+is resolved in factory_boy's order, so a seed gives the same values as factory_boy's
+builder. Every `create()` of a Celestra factory runs through a `Maker`;
+[`Batch`][pytest_celestra.rows.batches.Batch], the maker of `bulk_create`, keeps after a plan's
+first row the declarations marked [`pure`][pytest_celestra.rows.row_maker.pure] that read only
+constants (the clock, a given company's status ...) as constants.
 
-While a maker works, `current_maker` returns it: factories called by its objects'
-hooks join it, and the factories' helpers find the rows it made (`Maker.find`).
+While a maker works, `current_maker` returns it: factories called by its objects' hooks
+join it, and the factories' helpers find the rows it made (`Maker.find`).
 """
 
 from __future__ import annotations
@@ -88,8 +82,7 @@ def _getter(declaration: Any, levels: int) -> Evaluator:
 
 
 def _fast_argument(value: Any) -> bool:
-    """Whether a Faker argument can be read without factory_boy's sub-factory: a plain
-    value, or a SelfAttribute of the row (`SelfAttribute("..name")`)."""
+    """Whether a Faker argument is a plain value or a `SelfAttribute("..name")` of the row."""
     if isinstance(value, SelfAttribute):
         return value.depth >= 2  # depth 1 names another argument, not the row
     return not isinstance(value, BaseDeclaration)
@@ -105,9 +98,6 @@ def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
     read = [(k, _getter(v, v.depth - 2)) for k, v in arguments.items() if k not in plain]
     if not read:
         return lambda row: method(**plain)
-    if not plain and len(read) == 1:
-        ((key, get),) = read
-        return lambda row: method(**{key: get(row)})
     return lambda row: method(**plain, **{key: get(row) for key, get in read})
 
 
@@ -158,9 +148,7 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
 
 
 def _compile_hook(declaration: Any, context: dict[str, Any]) -> Callable[[Any, Step], Any]:
-    """`declaration.evaluate_post(instance, step, context)` as a function of both; a
-    `PostGeneration` given plain values calls its function directly, as factory_boy would
-    (`function(obj, create, extracted, **kwargs)`)."""
+    """`declaration.evaluate_post(instance, step, context)` as a function of both."""
     if type(declaration) is PostGeneration and not any(
         isinstance(value, BaseDeclaration) for value in context.values()
     ):
@@ -183,18 +171,14 @@ def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
 
 
 class Plan:
-    """A factory's declarations merged with one set of call arguments, compiled (made once
-    per maker for each distinct set: every row of a SubFactory declaration shares one)."""
+    """A factory's declarations merged with one set of call arguments, compiled."""
 
     def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
         resolved, hooks = fb.declarations(factory_class, extras)
         self.factory = factory_class
         self.names = [name for name, *_ in resolved]
-        #: Attributes every row starts with (plain values; a batch adds folded ones).
-        self.constants: dict[str, Any] = {}
-        #: (name, evaluator) of the attributes computed per row: in declaration order (in a
-        #: batch, after `fold`, in the order its first row completed them).
-        self.lazy: list[tuple[str, Evaluator]] = []
+        self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
+        self.lazy: list[tuple[str, Evaluator]] = []  # (name, evaluator), in resolution order
         self.evaluators: dict[str, Evaluator] = {}
         self._pure: set[str] = set()
         for name, declaration, context, lazy in resolved:
@@ -216,7 +200,6 @@ class Plan:
         self.builder = fb.Builder(factory_class)
 
     def resolve(self, step: Step) -> _Row:
-        """The row of `step`: every declaration's value, as attributes."""
         row = _Row.__new__(_Row)
         values = row.__dict__
         values.update(self.constants)
@@ -230,9 +213,8 @@ class Plan:
         return row
 
     def fold(self, row: _Row) -> None:
-        """Keep as constants the pure declarations that read only constants on `row`
-        (the plan's first row in a batch), so the batch's other rows skip them; and
-        resolve the others in the order `row` completed them."""
+        """Keep as constants the pure declarations that read only constants on `row`, the
+        plan's first row in a batch; resolve the others in the order `row` completed them."""
         self.folded = True
         constant = set(self.constants)
         candidates = set(self._pure)
@@ -255,8 +237,6 @@ class Plan:
                     candidates.discard(name)  # reads a value of its own row: never constant
         folded = {name: values[name] for name in constant - set(self.constants)}
         self.constants.update(folded)
-        # The other declarations in the order the first row completed them (a value read
-        # before its turn first): the batch's rows then compute none out of turn.
         self.lazy = [
             (name, self.evaluators[name])
             for name in values
@@ -265,8 +245,8 @@ class Plan:
 
 
 class _Row:
-    """The object a factory's declarations read (factory_boy's `Resolver`): each value an
-    attribute once computed; a value read before its turn is computed then."""
+    """What a factory's declarations read (factory_boy's `Resolver`): a value read before
+    its turn is computed then."""
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__
@@ -304,9 +284,8 @@ class _Tracer:
 
 
 class Step:
-    """Stands in for factory_boy's `BuildStep`: the row being resolved (`stub`), its
-    sequence number, its parent's step; `recurse` makes a SubFactory's object with the
-    same maker."""
+    """Stands in for factory_boy's `BuildStep`; `recurse` makes a SubFactory's object with
+    the same maker."""
 
     __slots__ = ("builder", "maker", "parent_step", "plan", "resolving", "sequence", "stub")
 
@@ -340,11 +319,9 @@ class Step:
 
 class Maker:
     """Makes objects of a factory as factory_boy's `StepBuilder` does (same declarations,
-    same order, so the same random draws), with compiled plans. `create()` of every
-    Celestra factory goes through one; `Batch` is the one of `bulk_create`."""
+    same order, so the same random draws), with compiled plans."""
 
-    #: Whether a plan's pure constants are folded after its first row (batches).
-    folds = False
+    folds = False  # whether a plan's pure constants are folded after its first row
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -356,26 +333,19 @@ class Maker:
         self._clock: datetime | None = None
 
     def clock(self, lag: Any) -> datetime:
-        """ "Now" for every row of this call (or batch), `lag` before the wall clock:
-        read once, so a call's rows share one present."""
+        """ "Now" minus `lag`, read once, so the rows of a call (or batch) share one present."""
         if self._clock is None:
             self._clock = datetime.now(UTC).replace(microsecond=0) - lag
         return self._clock
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Maker]:
-        """This maker as `current_maker` inside the block, so factories called by
-        hooks and declarations of its objects join it."""
+        """This maker as `current_maker` inside the block."""
         token = _MAKER.set(self)
         try:
             yield self
         finally:
             _MAKER.reset(token)
-
-    def run(self, factory_class: Any, params: dict[str, Any]) -> Any:
-        """One object of `factory_class` made with `params`, this maker active."""
-        with self.active():
-            return self.make(factory_class, params)
 
     def _plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         key = (factory_class, *((k, id(v)) for k, v in extras.items()))
@@ -395,7 +365,6 @@ class Maker:
         parent: Step | None = None,
         force_sequence: int | None = None,
     ) -> Any:
-        """One object of `factory_class`, as factory_boy's `StepBuilder.build` makes it."""
         init_sequence = None
         # The same arguments object again (a batch's, a SubFactory declaration's): its plan.
         seen = self._seen.get((factory_class, id(extras)))
@@ -455,12 +424,10 @@ class Maker:
         return type(instance)
 
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
-        """The parent objects among an object's model arguments."""
         return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
     def made(self, obj: Any) -> bool:
-        """Whether `obj` was made by this call (so the database has nothing of its own
-        about it yet)."""
+        """Whether `obj` was made by this call (so the database has nothing about it yet)."""
         return id(obj) in self._made
 
     def children(self, model: type[Any], parent: Any) -> list[Any]:
