@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import gc
 import operator
 from collections.abc import Sequence
@@ -105,14 +106,12 @@ class _Shape:
     def __init__(self, model: type[Any]) -> None:
         mapper = inspect(model)
         self.table: str = model.__tablename__
-        self.columns = loader.COLUMNS[self.table]
         #: FK column -> (relationship key, the parent's column key it copies).
         self.foreign_keys: dict[str, tuple[str, str]] = {}
-        self.parent_keys = [
-            r.key for r in mapper.relationships if r.direction is RelationshipDirection.MANYTOONE
-        ]
+        self.parent_keys: list[str] = []
         for relationship in mapper.relationships:
             if relationship.direction is RelationshipDirection.MANYTOONE:
+                self.parent_keys.append(relationship.key)
                 for local, remote in relationship.local_remote_pairs:
                     self.foreign_keys[local.name] = (relationship.key, remote.key)
         self.keys = {
@@ -135,7 +134,6 @@ class _Shape:
             for column in model.__table__.columns
             if getattr(column.type, "enum_class", None) is not None
         }
-
         self.insert = model.__table__.insert()
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -184,10 +182,7 @@ class _Shape:
                 )
                 continue
             columns, make = writer
-            group = groups.get(columns)
-            if group is None:
-                group = groups[columns] = []
-            group.append(make(kwargs))
+            groups.setdefault(columns, []).append(make(kwargs))
         return groups
 
     def _writer(self, kwargs: dict[str, Any]) -> tuple[tuple[str, ...], Any]:
@@ -229,9 +224,6 @@ class _Shape:
         return columns, make
 
 
-_SHAPES: dict[type[Any], _Shape] = {}
-
-
 def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
     """The parent objects among a factory's model arguments (its many-to-one relationships)."""
     if model in _MODEL_ORDER:
@@ -239,11 +231,9 @@ def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
     return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
 
+@functools.cache
 def _shape(model: type[Any]) -> _Shape:
-    shape = _SHAPES.get(model)
-    if shape is None:
-        shape = _SHAPES[model] = _Shape(model)
-    return shape
+    return _Shape(model)
 
 
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:

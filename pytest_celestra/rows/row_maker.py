@@ -25,12 +25,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from factory.declarations import (
     BaseDeclaration,
     LazyAttribute,
-    LazyAttributeSequence,
     LazyFunction,
     Maybe,
     PostGeneration,
     SelfAttribute,
-    Sequence,
     SubFactory,
     deepgetattr,
 )
@@ -134,12 +132,6 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
             return step.recurse(factory_class, extras, step.sequence if force else None)
 
         return sub, False
-    if kind is Sequence and not context:
-        function = declaration.function
-        return lambda row: function(int(row._celestra_step.sequence)), False
-    if kind is LazyAttributeSequence and not context:
-        function = declaration.function
-        return lambda row: function(row, int(row._celestra_step.sequence)), False
 
     def evaluate(row: Any) -> Any:
         return declaration.evaluate_pre(instance=row, step=row._celestra_step, overrides=context)
@@ -195,8 +187,8 @@ class Plan:
             (name, _compile_hook(declaration, context)) for name, declaration, context in hooks
         ]
         self.folded = False
-        self.is_dict = fb.is_dict_factory(factory_class)
-        self.arguments = None if self.is_dict else fb.Arguments(factory_class, self.names)
+        dict_factory = fb.is_dict_factory(factory_class)
+        self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
         self.builder = fb.Builder(factory_class)
 
     def resolve(self, step: Step) -> _Row:
@@ -299,11 +291,6 @@ class Step:
         self.stub: Any = None
 
     @property
-    def attributes(self) -> dict[str, Any]:
-        values = self.stub.__dict__
-        return {name: values[name] for name in self.plan.names}
-
-    @property
     def chain(self) -> tuple[Any, ...]:
         parent = self.parent_step.chain if self.parent_step else ()
         return (self.stub, *parent)
@@ -347,14 +334,6 @@ class Maker:
         finally:
             _MAKER.reset(token)
 
-    def _plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
-        key = (factory_class, *((k, id(v)) for k, v in extras.items()))
-        cached = self._plans.get(key)
-        if cached is None:
-            # The extras are kept with the plan, so the ids in the key stay theirs.
-            cached = self._plans[key] = (extras, self._new_plan(factory_class, extras))
-        return cached[1]
-
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         return Plan(factory_class, extras)
 
@@ -379,7 +358,12 @@ class Maker:
             if "__sequence" in extras:
                 extras = dict(extras)
                 init_sequence = extras.pop("__sequence")
-            plan = self._plan(factory_class, extras)
+            key = (factory_class, *((k, id(v)) for k, v in extras.items()))
+            cached = self._plans.get(key)
+            if cached is None:
+                # The extras are kept with the plan, so the ids in the key stay theirs.
+                cached = self._plans[key] = (extras, self._new_plan(factory_class, extras))
+            plan = cached[1]
             if init_sequence is None:
                 self._seen[factory_class, id(given)] = (given, plan)
         if force_sequence is not None:
@@ -437,6 +421,4 @@ class Maker:
     def find(self, model: type[Any], key: Any) -> Any:
         """The row of `model` with primary key `key`: this call's, else the session's."""
         row = self._by_key.get((model, key))
-        if row is not None:
-            return row
-        return self.session.get(model, key)
+        return row if row is not None else self.session.get(model, key)
