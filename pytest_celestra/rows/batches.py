@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import gc
 import operator
 from collections.abc import Sequence
@@ -231,9 +230,13 @@ def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
     return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
 
-@functools.cache
 def _shape(model: type[Any]) -> _Shape:
-    return _Shape(model)
+    if model not in _SHAPES:
+        _SHAPES[model] = _Shape(model)
+    return _SHAPES[model]
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
 
 
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:

@@ -3,20 +3,11 @@
 """factory_boy factories for the 15 Celestra tables, with whole, consistent parent chains.
 
 Every factory makes a row that satisfies every constraint of the schema; a child made
-alone gets a valid parent chain, and parents that must agree are shared (an agent and a
-knowledge base linked together belong to one company; a notification's company is its
-user's). Column values come from
-[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider],
-the same definitions the bulk scenario uses. Times are relative to "now": a child is never
-older than its parent nor in the future.
-
-Defaults are the happy path, as factory_boy and FactoryBot users expect: the simplest
-valid object that works. `UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company
-who can sign in; companies, agents and knowledge bases are ACTIVE. Every other value of
-those columns is a trait (`UserFactory(suspended=True)`, `AgentFactory(draft=True)`
-...). Names, sizes, verticals, protocols and the like are still drawn at random. The bulk
-scenario still draws roles and statuses from their weighted distributions; each of these
-defaults is the most common value there.
+alone gets a valid parent chain, and parents that must agree are shared. Column values
+come from [`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider], the same
+definitions the bulk scenario uses. Times are relative to "now". Defaults are the happy
+path (`UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company who can sign in);
+every other status or role is a trait (`UserFactory(suspended=True)`).
 
 `create()` writes into the session bound by
 [`bound_session`][pytest_celestra.rows.factories.bound_session] (the `celestra_*` fixtures bind
@@ -375,12 +366,8 @@ class CelestraFactory(factory_internals.RoutedFactory):
             existing = session.scalars(select(model_class).filter_by(**lookup)).first()
             if existing is not None:
                 return existing
-        return cls._save(model_class, session, args, kwargs)
-
-    @classmethod
-    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
-        # when the call returns, as before, and a constraint error is raised by that call.
+        # when the call returns, and a constraint error is raised by that call.
         table = model_class.__tablename__
         rules = rules_of(session)
         added = rules.added_columns(table)
@@ -775,7 +762,7 @@ def _session(user: User, when: datetime, ended: bool = False) -> Any:
     whose window holds that moment, as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
-    status = str(getattr(user.status, "value", user.status))
+    status = str(_label(user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
     until = story.active_until(status, updated)
     window = session_held_window if ended else session_created_window
@@ -1129,7 +1116,7 @@ def _record_failed_logins(lockout: UserLockout) -> None:
 
 def _refuse_unlockable(status: Any) -> None:
     """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
-    status = getattr(status, "value", status)
+    status = _label(status)
     if status is not None and not story.lockable(status):
         raise FactoryArgumentError(
             f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
@@ -1254,7 +1241,7 @@ def _present_value(row: Any, column: str) -> str | None:
     if row is None:
         return None
     value = getattr(row, column)
-    return None if value is None else str(getattr(value, "value", value))
+    return None if value is None else str(_label(value))
 
 
 def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:

@@ -130,12 +130,9 @@ class Arguments:
 
 
 class Builder:
-    """What post-generation declarations read from factory_boy's builder."""
+    """What factory_boy's declarations and options read from its builder: the strategy."""
 
     strategy = CREATE_STRATEGY
-
-    def __init__(self, factory_class: Any) -> None:
-        self.factory_meta = factory_class._meta
 
 
 def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]) -> Any:

@@ -189,7 +189,6 @@ class Plan:
         self.folded = False
         dict_factory = fb.is_dict_factory(factory_class)
         self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
-        self.builder = fb.Builder(factory_class)
 
     def resolve(self, step: Step) -> _Row:
         row = _Row.__new__(_Row)
@@ -279,12 +278,12 @@ class Step:
     """Stands in for factory_boy's `BuildStep`; `recurse` makes a SubFactory's object with
     the same maker."""
 
-    __slots__ = ("builder", "maker", "parent_step", "plan", "resolving", "sequence", "stub")
+    __slots__ = ("maker", "parent_step", "plan", "resolving", "sequence", "stub")
+    builder = fb.Builder()
 
     def __init__(self, maker: Maker, plan: Plan, sequence: int, parent: Step | None) -> None:
         self.maker = maker
         self.plan = plan
-        self.builder = plan.builder
         self.sequence = sequence
         self.parent_step = parent
         self.resolving: list[str] = []
