@@ -27,7 +27,6 @@ from factory.declarations import (
     LazyAttribute,
     LazyFunction,
     Maybe,
-    PostGeneration,
     SelfAttribute,
     SubFactory,
     deepgetattr,
@@ -141,13 +140,6 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
 
 def _compile_hook(declaration: Any, context: dict[str, Any]) -> Callable[[Any, Step], Any]:
     """`declaration.evaluate_post(instance, step, context)` as a function of both."""
-    if type(declaration) is PostGeneration and not any(
-        isinstance(value, BaseDeclaration) for value in context.values()
-    ):
-        function = declaration.function
-        extracted = context.get("")
-        extra = {key: value for key, value in context.items() if key != ""}
-        return lambda instance, step: function(instance, True, extracted, **extra)
 
     def evaluate(instance: Any, step: Step) -> Any:
         return declaration.evaluate_post(instance=instance, step=step, overrides=context)
@@ -170,18 +162,17 @@ class Plan:
         self.factory = factory_class
         self.names = [name for name, *_ in resolved]
         self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
-        self.lazy: list[tuple[str, Evaluator]] = []  # (name, evaluator), in resolution order
         self.evaluators: dict[str, Evaluator] = {}
         self._pure: set[str] = set()
         for name, declaration, context, lazy in resolved:
             if not lazy:
                 self.constants[name] = declaration
                 continue
-            evaluator, is_pure = compile_declaration(declaration, context)
-            self.lazy.append((name, evaluator))
-            self.evaluators[name] = evaluator
+            self.evaluators[name], is_pure = compile_declaration(declaration, context)
             if is_pure:
                 self._pure.add(name)
+        # (name, evaluator) in resolution order: declaration order, until a batch folds it
+        self.lazy = list(self.evaluators.items())
         self.post = hooks
         self.hooks = [
             (name, _compile_hook(declaration, context)) for name, declaration, context in hooks
