@@ -478,24 +478,12 @@ def bulk_create(
             f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "
             f"got {size!r}"
         )
-    description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
+    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    description = f"{factory_class.__name__}.bulk_create({size}, {text})"
     if isinstance(current_maker(), Batch):
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
-    _check_driver(session, description)
-    batch = Batch(session, description)
-    with batch.active(), _no_cyclic_collection():
-        made = [batch.make(factory_class, params) for _ in range(size)]
-    try:
-        batch.write()
-    except RuleError as error:
-        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
-        raise
-    model = fb.model_class(factory_class)
-    return BulkResult(session, model, [row.id for row in made])
-
-
-def _check_driver(session: Session, description: str) -> None:
-    """Fail before making anything when the session's connection cannot COPY for us."""
+    # Fail before making anything when the session's connection cannot COPY for us.
     driver = getattr(session.connection().connection, "driver_connection", None)
     if not isinstance(driver, psycopg.Connection):
         raise CelestraError(
@@ -504,8 +492,12 @@ def _check_driver(session: Session, description: str) -> None:
             "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
             "as celestra_session, or create_batch()"
         )
-
-
-def _describe(params: dict[str, Any]) -> str:
-    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
-    return text if len(text) <= 200 else text[:197] + "..."
+    batch = Batch(session, description)
+    with batch.active(), _no_cyclic_collection():
+        made = [batch.make(factory_class, params) for _ in range(size)]
+    try:
+        batch.write()
+    except RuleError as error:
+        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
+        raise
+    return BulkResult(session, fb.model_class(factory_class), [row.id for row in made])
