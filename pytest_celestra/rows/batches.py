@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_MISSING = object()
-
 
 def bulk_safe(declaration: T) -> T:
     """Mark a post-generation declaration as one a batch can run: it only calls factories
@@ -136,22 +134,10 @@ class _Shape:
         self.insert = model.__table__.insert()
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Column -> value of the row a factory made from `kwargs`: a column left out has
-        the database's default (left out here too, as by a flush) or the model's."""
-        values = {}
-        for column, key in self.keys.items():
-            value = kwargs.get(key, _MISSING)
-            if value is _MISSING:
-                foreign = self.foreign_keys.get(column)
-                if foreign is not None and foreign[0] in kwargs:
-                    parent = kwargs[foreign[0]]
-                    value = None if parent is None else getattr(parent, foreign[1])
-                elif column in self.server_defaults:
-                    continue
-                else:
-                    value = self.defaults.get(column)
-            values[column] = value
-        return values
+        """Column -> value of the row a factory made from `kwargs`, in the table's order."""
+        columns, make = self._writer(kwargs, labels=False)
+        found = dict(zip(columns, make(kwargs), strict=True))
+        return {column: found[column] for column in self.keys if column in found}
 
     def tuples(
         self, session: Session, rows: list[PendingRow]
@@ -184,8 +170,10 @@ class _Shape:
             groups.setdefault(columns, []).append(make(kwargs))
         return groups
 
-    def _writer(self, kwargs: dict[str, Any]) -> tuple[tuple[str, ...], Any]:
-        """(columns, kwargs -> COPY tuple) for rows with the attributes of `kwargs`."""
+    def _writer(self, kwargs: dict[str, Any], labels: bool = True) -> tuple[tuple[str, ...], Any]:
+        """(columns, kwargs -> COPY tuple, enums as `labels`) for rows with the attributes
+        of `kwargs`: a column left out has the database's default (left out here too, as by
+        a flush) or the model's."""
         direct: list[tuple[str, str]] = []
         parents: list[tuple[str, str, str]] = []
         constants: list[tuple[str, Any]] = []
@@ -202,7 +190,7 @@ class _Shape:
             *(c for c, _, _ in parents),
             *(c for c, _ in constants),
         )
-        enums = [i for i, column in enumerate(columns) if column in self.enums]
+        enums = [i for i, column in enumerate(columns) if labels and column in self.enums]
         tail = tuple(value for _, value in constants)
         keys = [key for _, key in direct]
         pick = operator.itemgetter(*keys) if len(keys) > 1 else lambda kw: (kw[keys[0]],)
