@@ -273,9 +273,6 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
     set_committed_value(row, shape.keys[column], value)
 
 
-# --- the batch ----------------------------------------------------------------------
-
-
 class Batch(Maker):
     """The rows of one `bulk_create` call, its parents' included, until they are written."""
 

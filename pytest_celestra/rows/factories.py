@@ -297,9 +297,6 @@ def _link_created(*rows: str) -> Any:
     return LazyAttribute(created)
 
 
-# --- base -------------------------------------------------------------------------------
-
-
 class CelestraFactory(factory_internals.RoutedFactory):
     """Base of the Celestra factories: writes into the session of
     [`bound_session`][pytest_celestra.rows.factories.bound_session]."""
@@ -339,13 +336,10 @@ class CelestraFactory(factory_internals.RoutedFactory):
 
     @classmethod
     def bulk_create(cls, size: int, **kwargs: Any) -> batches.BulkResult[Any]:
-        """Make `size` rows like `create_batch(size, **kwargs)`, at COPY speed.
-
-        The same declarations, traits, overrides, sequences and parents (made in the batch
-        too, unless given) as `create_batch`; the rows go into the bound session's
-        transaction in one binary COPY per table. Returns a
+        """Make `size` rows like `create_batch(size, **kwargs)`, with one binary COPY per
+        table into the bound session's transaction. Returns a
         [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: `.ids` at once, the ORM objects
-        (attached to the session) on first use:
+        on first use:
 
         ```python
         users = UserFactory.bulk_create(10_000, company=company, suspended=True)
@@ -644,6 +638,7 @@ def _after_create(function: Callable[[Any], None]) -> Any:
 
 @_after_create
 def _record_activity(log: AuditLog) -> None:
+    """A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login."""
     if log.created_at is None:
         return
     when = log.created_at
@@ -659,6 +654,7 @@ def _record_activity(log: AuditLog) -> None:
 
 @_after_create
 def _record_role_change(log: AuditLog) -> None:
+    """A role assignment is recorded with the change of users.role."""
     if log.table_name == "users" and log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
         AuditChangeLogFactory(audit_log=log)
 
@@ -685,9 +681,7 @@ class AuditLogFactory(CelestraFactory):
             )
         )
         created = LazyAttribute(lambda o: _logged_moment(o))
-        # A company admin changes a row of their company, a super admin (now and then:
-        # story.super_admin_acts) one of any company; the row always has a company, so a
-        # role change never gives a company-less user a company role.
+        # The changed row always has a company: no company-less user gets a company role.
         role_change = Trait(
             event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
             user=_admin_actor(),
@@ -715,8 +709,7 @@ class AuditLogFactory(CelestraFactory):
         known_user=SelfAttribute("..known_user"),
     )
     ip_address = Faker("ip_address")
-    # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
-    # platform users, else now and then: story.super_admin_signs).
+    # A COMPANY_ADMIN of the user's company, or a super admin (story.super_admin_signs).
     signer = Maybe(
         LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
@@ -734,10 +727,7 @@ class AuditLogFactory(CelestraFactory):
     record_id = pure(LazyAttribute(lambda o: None if o.record is None else o.record.id))
     group_id = None
     created_at = _time(source="created")
-    # A role assignment is recorded with the change of users.role (pass False to skip).
     role_change_log = _record_role_change
-    # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
-    # (pytest_celestra.rows.story); ``activity=False`` skips that row.
     activity = _record_activity
 
 
@@ -1318,9 +1308,6 @@ def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
     )
 
 
-# --- the arguments of a call -----------------------------------------------------------
-
-
 _ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
 
 
@@ -1351,13 +1338,9 @@ def checked_arguments(
     call: str | None = None,
     check_names: bool = True,
 ) -> dict[str, Any]:
-    """`params` with enum labels given as strings made enum members
-    (`status="SUSPENDED"` -> `UserStatus.SUSPENDED`), after checking that every keyword
-    is one the factory knows.
-
-    Raises [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming
-    the factory's traits and the closest name, or the enum's labels.
-    """
+    """`params` with enum labels made members (`status="SUSPENDED"`), after checking that
+    the factory knows every keyword; else a
+    [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming its traits."""
     names, enums = _arguments_of(factory_class)
     call = call or factory_class.__name__
     model = factory_internals.model_class(factory_class)
@@ -1366,8 +1349,7 @@ def checked_arguments(
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]
-        # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
-        # A column your rules add to the table is one too (the bound session's rules).
+        # SQLAlchemy's constructor also takes properties and hybrids, and your rules' columns.
         if (
             mapped
             and base

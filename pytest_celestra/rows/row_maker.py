@@ -61,9 +61,6 @@ def pure(declaration: T) -> T:
     return declaration
 
 
-# --- compiling declarations -----------------------------------------------------------
-
-
 def _getter(declaration: Any, levels: int) -> Evaluator:
     """A `SelfAttribute`'s value, `levels` parents up from the row it is read on."""
     name, default = declaration.attribute_name, declaration.default
@@ -289,9 +286,6 @@ class Step:
         self, factory_class: Any, declarations: dict[str, Any], force_sequence: int | None = None
     ) -> Any:
         return self.maker.make(factory_class, declarations, self, force_sequence)
-
-
-# --- the maker ----------------------------------------------------------------------
 
 
 class Maker:
