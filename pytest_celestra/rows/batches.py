@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import psycopg
+from factory.base import BaseListFactory
 from factory.declarations import RelatedFactory
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
 from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
@@ -314,7 +315,7 @@ class Batch(Maker):
         """The model of a factory's rows and its get-or-create keys; None for a list factory."""
         model = fb.model_class(factory_class)
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
-            if fb.is_list_factory(factory_class):
+            if issubclass(factory_class, BaseListFactory):
                 return None
             raise CelestraError(
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "

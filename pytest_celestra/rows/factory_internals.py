@@ -94,14 +94,6 @@ def known_names(factory_class: Any) -> set[str]:
     return names | set(meta.parameters) | set(getattr(meta, "rename", None) or {})
 
 
-def is_dict_factory(factory_class: Any) -> bool:
-    return issubclass(factory_class, factory.base.BaseDictFactory)
-
-
-def is_list_factory(factory_class: Any) -> bool:
-    return issubclass(factory_class, factory.base.BaseListFactory)
-
-
 class Arguments:
     """What `Factory._meta.prepare_arguments` does, worked out once per factory."""
 

@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from factory.base import BaseDictFactory
 from factory.declarations import (
     BaseDeclaration,
     LazyAttribute,
@@ -175,7 +176,7 @@ class Plan:
             (name, _compile_hook(declaration, context)) for name, declaration, context in hooks
         ]
         self.folded = False
-        dict_factory = fb.is_dict_factory(factory_class)
+        dict_factory = issubclass(factory_class, BaseDictFactory)
         self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
 
     def resolve(self, step: Step) -> _Row:
