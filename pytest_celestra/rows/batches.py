@@ -290,7 +290,7 @@ class Batch(Maker):
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
-        for name, declaration, _ in plan.post:
+        for name, declaration, _ in plan.hooks:
             if not isinstance(declaration, RelatedFactory) and not getattr(
                 declaration, "celestra_bulk_safe", False
             ):
@@ -338,17 +338,9 @@ class Batch(Maker):
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
-        if keys:
-            return self._get_or_create(model, kwargs, keys)
-        return self._add(model, kwargs)
-
-    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
-        row = PendingRow(model, kwargs)
-        self.rows.setdefault(model, []).append(row)
-        return row
-
-    def _get_or_create(self, model: type[Any], kwargs: dict[str, Any], keys: Any) -> Any:
-        """The batch's row or the session's with these keys (looked up once), else a new one."""
+        if not keys:
+            return self._add(model, kwargs)
+        # The batch's row or the session's with these keys (looked up once), else a new one.
         lookup = {key: kwargs[key] for key in keys}
         found_key = (model, tuple(lookup.values()))
         found = self._found.get(found_key)
@@ -358,6 +350,11 @@ class Batch(Maker):
                 found = self._add(model, kwargs)
             self._found[found_key] = found
         return found
+
+    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
+        row = PendingRow(model, kwargs)
+        self.rows.setdefault(model, []).append(row)
+        return row
 
     def write(self) -> None:
         """COPY every table's rows (parents first) through the session's connection."""

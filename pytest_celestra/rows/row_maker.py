@@ -76,18 +76,14 @@ def _getter(declaration: Any, levels: int) -> Evaluator:
     return get
 
 
-def _fast_argument(value: Any) -> bool:
-    """Whether a Faker argument is a plain value or a `SelfAttribute("..name")` of the row."""
-    if isinstance(value, SelfAttribute):
-        return value.depth >= 2  # depth 1 names another argument, not the row
-    return not isinstance(value, BaseDeclaration)
-
-
 def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
-    """What `Faker.evaluate` does, with the provider's method looked up once."""
+    """What `Faker.evaluate` does, with the provider's method looked up once; None unless
+    every argument is a plain value or a `SelfAttribute("..name")` of the row."""
     arguments = {**fb.defaults(declaration), **context}
-    if not all(_fast_argument(value) for value in arguments.values()):
-        return None
+    for value in arguments.values():
+        of_row = isinstance(value, SelfAttribute) and value.depth >= 2  # 1: another argument
+        if isinstance(value, BaseDeclaration) and not of_row:
+            return None
     method = getattr(fb.faker_instance(arguments.pop("locale", None)), declaration.provider)
     plain = {k: v for k, v in arguments.items() if not isinstance(v, SelfAttribute)}
     read = [(k, _getter(v, v.depth - 2)) for k, v in arguments.items() if k not in plain]
@@ -136,15 +132,6 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
     return evaluate, False
 
 
-def _compile_hook(declaration: Any, context: dict[str, Any]) -> Callable[[Any, Step], Any]:
-    """`declaration.evaluate_post(instance, step, context)` as a function of both."""
-
-    def evaluate(instance: Any, step: Step) -> Any:
-        return declaration.evaluate_post(instance=instance, step=step, overrides=context)
-
-    return evaluate
-
-
 def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
     """A part of a `Maybe`: a declaration compiled, or a plain value."""
     if isinstance(value, BaseDeclaration):
@@ -156,7 +143,7 @@ class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
     def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
-        resolved, hooks = fb.declarations(factory_class, extras)
+        resolved, self.hooks = fb.declarations(factory_class, extras)
         self.factory = factory_class
         self.names = [name for name, *_ in resolved]
         self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
@@ -171,10 +158,6 @@ class Plan:
                 self._pure.add(name)
         # (name, evaluator) in resolution order: declaration order, until a batch folds it
         self.lazy = list(self.evaluators.items())
-        self.post = hooks
-        self.hooks = [
-            (name, _compile_hook(declaration, context)) for name, declaration, context in hooks
-        ]
         self.folded = False
         dict_factory = issubclass(factory_class, BaseDictFactory)
         self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
@@ -367,7 +350,10 @@ class Maker:
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
         self._remember(instance, kwargs)
-        results = {name: hook(instance, step) for name, hook in plan.hooks} if plan.hooks else {}
+        results = {
+            name: hook.evaluate_post(instance=instance, step=step, overrides=context)
+            for name, hook, context in plan.hooks
+        }
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
