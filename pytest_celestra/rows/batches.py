@@ -286,7 +286,6 @@ class Batch(Maker):
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
-        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...]] | None] = {}
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
@@ -311,33 +310,23 @@ class Batch(Maker):
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
         return _parents(model, kwargs)
 
-    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...]] | None:
-        """The model of a factory's rows and its get-or-create keys; None for a list factory."""
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         model = fb.model_class(factory_class)
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
-            if issubclass(factory_class, BaseListFactory):
-                return None
+            if issubclass(factory_class, BaseListFactory):  # a declaration's list, not a row
+                return fb.build(factory_class, args, kwargs)
             raise CelestraError(
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
                 "a batch can only make rows of the Celestra tables"
             )
-        return model, fb.get_or_create_keys(factory_class)
-
-    def _instantiate(
-        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        try:
-            kind = self._kinds[factory_class]
-        except KeyError:
-            kind = self._kinds[factory_class] = self._kind(factory_class)
-        if kind is None:
-            return fb.build(factory_class, args, kwargs)
-        model, keys = kind
         for value in _parents(model, kwargs):
             if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
+        keys = fb.get_or_create_keys(factory_class)
         if not keys:
             return self._add(model, kwargs)
         # The batch's row or the session's with these keys (looked up once), else a new one.
