@@ -360,6 +360,10 @@ class CelestraFactory(factory_internals.RoutedFactory):
             existing = session.scalars(select(model_class).filter_by(**lookup)).first()
             if existing is not None:
                 return existing
+        return cls._save(model_class, session, args, kwargs)
+
+    @classmethod
+    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
         # when the call returns, and a constraint error is raised by that call.
         table = model_class.__tablename__
