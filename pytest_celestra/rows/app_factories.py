@@ -1,11 +1,6 @@
-"""Your rules in the factories: the columns and labels your migrations added, and a
-factory for each table of yours.
-
-A factory reads the rules from its session
-([`rules_of`][pytest_celestra.schema.app_rules.rules_of]), never from the models. A value
-passed to the factory, e.g. `UserFactory(locale="fr-FR")`, wins over the rule, and the
-object carries it (`user.locale`); so does a label your rules add
-(`UserFactory(status="DORMANT")`).
+"""Your rules in the factories (read from the session, never from the models): the columns
+and labels your migrations added, and a factory for each table of yours. A value passed to
+a factory (`UserFactory(locale="fr-FR")`) wins over the rule, and the object carries it.
 """
 
 from __future__ import annotations

@@ -2,13 +2,9 @@
 # mypy: disable-error-code="no-untyped-call"
 """Factory batches at COPY speed: `UserFactory.bulk_create(10_000, company=c)`.
 
-A batch resolves the factory's own declarations for every row, the way factory_boy does,
-but makes no ORM object and sends no INSERT per row: each row is kept as a
-[`PendingRow`][pytest_celestra.rows.batches.PendingRow], and at the end of the batch every table's
-rows go to the database in one binary `COPY` through the session's own connection, so they
-are in the test's transaction. A batch returns a
-[`BulkResult`][pytest_celestra.rows.batches.BulkResult]: the keys at once, the objects (one
-`SELECT`) when first asked for, since loading them costs about as much as making the rows.
+A batch makes no ORM object and sends no INSERT per row: each row is kept as a
+[`PendingRow`][pytest_celestra.rows.batches.PendingRow], and every table's rows go to the test's
+transaction in one binary `COPY` at the end of the batch.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 # factory_boy is typed but its declarations are not annotated.
 # mypy: disable-error-code="no-untyped-call"
-"""Making factory objects from their declarations, as factory_boy does, for less.
-
-A [`Plan`][pytest_celestra.rows.row_maker.Plan] is a factory's declarations merged with one set of
-call arguments, each compiled once into a plain function of the row being resolved. A row
-is resolved in factory_boy's order, so a seed gives the same values as factory_boy's
-builder. Every `create()` of a Celestra factory runs through a `Maker`;
-[`Batch`][pytest_celestra.rows.batches.Batch], the maker of `bulk_create`, keeps after a plan's
-first row the declarations marked [`pure`][pytest_celestra.rows.row_maker.pure] that read only
-constants (the clock, a given company's status ...) as constants.
-
-While a maker works, `current_maker` returns it: factories called by its objects' hooks
-join it, and the factories' helpers find the rows it made (`Maker.find`).
+"""Making factory objects from their declarations, as factory_boy does (in its order, so
+with the same draws), for less: every `create()` of a Celestra factory runs through a
+`Maker`, which compiles each declaration once into a function of the row; a
+[`Batch`][pytest_celestra.rows.batches.Batch] also keeps the
+[`pure`][pytest_celestra.rows.row_maker.pure] declarations that read only constants once.
 """
 
 from __future__ import annotations
