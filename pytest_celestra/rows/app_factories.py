@@ -1,15 +1,6 @@
-"""Your rules in the factories: the columns and labels your migrations added, and a
-factory for each table of yours.
-
-A factory reads the rules from its session
-([`rules_of`][pytest_celestra.schema.app_rules.rules_of]; the fixtures bind the run's), never
-from the models: [`fill_rule_columns`][pytest_celestra.rows.app_factories.fill_rule_columns]
-adds the values of the columns a rule fills to the row a factory INSERTs or a
-`bulk_create` COPYs, drawn from the row's other values and factory_boy's random
-generator (which the plugin reseeds for every test). A value passed to the factory,
-e.g. `UserFactory(locale="fr-FR")`, wins over the rule, and the object carries it
-(`user.locale`); so does a label your rules add (`UserFactory(status="DORMANT")`).
-[`factory_for`][pytest_celestra.rows.app_factories.factory_for] is the factory of a table of yours.
+"""Your rules in the factories (read from the session, never from the models): the columns
+and labels your migrations added, and a factory for each table of yours. A value passed to
+a factory (`UserFactory(locale="fr-FR")`) wins over the rule, and the object carries it.
 """
 
 from __future__ import annotations
@@ -36,7 +27,6 @@ if TYPE_CHECKING:
 
 @cache
 def _enum_types(table: str) -> dict[str, str]:
-    """Column -> enum type, of one of our tables."""
     from sqlalchemy import Enum
 
     from pytest_celestra.schema.models import Base
@@ -48,11 +38,10 @@ def _enum_types(table: str) -> dict[str, str]:
 def fill_rule_columns(
     session: Session, table: str, values: dict[str, Any], given: dict[str, Any]
 ) -> Insert | None:
-    """Apply to `values` (a row of one of our tables) the rules of `session`: its enum
-    columns take the labels your rules add (`UserFactory(status="DORMANT")`), and the
-    columns the rules add get values (from `given`, the factory's arguments, else from
-    their rules, which see the row). Returns the INSERT that takes them (a table of the
-    rules' own, never the model's), or None when the rules do not touch `table`."""
+    """Apply to `values` (a row of one of our tables) the rules of `session`: enum labels
+    your rules add, and values of the columns they add (from `given`, the factory's
+    arguments, else from their rules, drawn with factory_boy's generator). Returns the
+    INSERT that takes them, or None when the rules do not touch `table`."""
     import factory.random
 
     rules = rules_of(session)
@@ -104,9 +93,8 @@ def factory_for(table: str) -> Any:
     many = factory_for("user_preferences").bulk_create(100, user=user)
     ```
 
-    A row's other values come from the table's `row` rule, its column rules and random
-    UUIDs for `uuid` keys without default, as in the seeded templates; each object has
-    the row's columns (and its parents) as attributes.
+    A row's other values come from the table's rules, as in the seeded templates; each
+    object has the row's columns (and its parents) as attributes.
     """
     from pytest_celestra.rows.factories import current_session
 
@@ -118,7 +106,7 @@ def _relation(column: str) -> str:
 
 
 def table_factory(rules: SchemaRules, table: str) -> Any:
-    """The factory of `table` for `rules`; what `rules.factory(table)` returns."""
+    """What `rules.factory(table)` returns."""
     from pytest_celestra.rows.factories import ALL_FACTORIES
 
     rule = rules.tables.get(table)
@@ -150,8 +138,7 @@ class _TableFactory(Factory[dict[str, Any]]):
 
     _rules: SchemaRules
     _rule: TableRule
-    _parents: dict[str, Any]
-    """Parent's name (`user`) -> its factory."""
+    _parents: dict[str, Any]  # parent's name (`user`) -> its factory
 
     @classmethod
     def _create(cls, model_class: Any, **kwargs: Any) -> Any:
@@ -159,8 +146,7 @@ class _TableFactory(Factory[dict[str, Any]]):
 
     @classmethod
     def bulk_create(cls, size: int, **kwargs: Any) -> list[Any]:
-        """`size` rows in one INSERT; a parent not given is made for each row, in one
-        `bulk_create` of its factory."""
+        """`size` rows in one INSERT; a parent not given is made for each row, in one batch."""
         for column, _ in cls._rule.parents:
             name = _relation(column)
             if kwargs.get(name) is None and kwargs.get(column) is None:

@@ -2,19 +2,9 @@
 # mypy: disable-error-code="no-untyped-call"
 """Factory batches at COPY speed: `UserFactory.bulk_create(10_000, company=c)`.
 
-A batch resolves the factory's own declarations for every row (defaults, traits, overrides,
-sequences, `SubFactory` parents, the factories' shared-parent rules), the way factory_boy
-does, but makes no ORM object and sends no INSERT per row: each row is kept as a
-[`PendingRow`][pytest_celestra.rows.batches.PendingRow], and at the end of the batch every table's
-rows go to the database in one binary `COPY`
-([`pytest_celestra.rows.loader.copy_rows`][pytest_celestra.rows.loader.copy_rows]) through the
-session's own connection. So the rows are in the test's transaction: visible to its session
-and rolled back with it.
-
-What a batch returns is a [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: the keys at once
-(`BulkResult.ids`, no query), and the objects when first asked for (one `SELECT` by those
-keys, through the session's identity map). Loading 10,000 ORM objects costs about as much as
-making their rows, so a test that only needs the rows to exist does not pay for it.
+A batch makes no ORM object and sends no INSERT per row: each row is kept as a
+[`PendingRow`][pytest_celestra.rows.batches.PendingRow], and every table's rows go to the test's
+transaction in one binary `COPY` at the end of the batch.
 """
 
 from __future__ import annotations
@@ -27,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import psycopg
+from factory.base import BaseListFactory
 from factory.declarations import RelatedFactory
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, inspect, select
 from sqlalchemy.orm import RelationshipDirection, make_transient_to_detached
@@ -49,30 +40,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_MISSING = object()
-
-
-def current_batch() -> Batch | None:
-    """The batch being made, if a `bulk_create` is running (factories consult it)."""
-    maker = current_maker()
-    return maker if isinstance(maker, Batch) else None
-
 
 def bulk_safe(declaration: T) -> T:
     """Mark a post-generation declaration as one a batch can run: it only calls factories
-    or changes rows of the batch (`Batch.find` finds them), never the database."""
+    or changes rows of the batch, never the database."""
     declaration.celestra_bulk_safe = True  # type: ignore[attr-defined]
     return declaration
 
 
 class PendingRow:
     """A row made in a batch, written by the batch's COPY: reads like the model object
-    (columns, relationships, `__tablename__`), without being one.
-
-    Its attributes are its values (`row.values` is its `__dict__`, the factory's model
-    arguments), so reading a column costs no more than on any object; each model has a
-    subclass of its own, which knows the model (`row.model`).
-    """
+    (columns, relationships, `__tablename__`) without being one; its `__dict__` holds the
+    factory's model arguments (`row.values`)."""
 
     _model: type[Any]
 
@@ -121,14 +100,12 @@ class _Shape:
     def __init__(self, model: type[Any]) -> None:
         mapper = inspect(model)
         self.table: str = model.__tablename__
-        self.columns = loader.COLUMNS[self.table]
         #: FK column -> (relationship key, the parent's column key it copies).
         self.foreign_keys: dict[str, tuple[str, str]] = {}
-        self.parent_keys = [
-            r.key for r in mapper.relationships if r.direction is RelationshipDirection.MANYTOONE
-        ]
+        self.parent_keys: list[str] = []
         for relationship in mapper.relationships:
             if relationship.direction is RelationshipDirection.MANYTOONE:
+                self.parent_keys.append(relationship.key)
                 for local, remote in relationship.local_remote_pairs:
                     self.foreign_keys[local.name] = (relationship.key, remote.key)
         self.keys = {
@@ -151,40 +128,19 @@ class _Shape:
             for column in model.__table__.columns
             if getattr(column.type, "enum_class", None) is not None
         }
-
         self.insert = model.__table__.insert()
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Column -> value of the row a factory made from `kwargs` (its model arguments).
-
-        A column the factory left out is left out here too when the database has a default
-        for it (as a flush leaves it out), else it takes the model's Python default.
-        """
-        values = {}
-        for column, key in self.keys.items():
-            value = kwargs.get(key, _MISSING)
-            if value is _MISSING:
-                foreign = self.foreign_keys.get(column)
-                if foreign is not None and foreign[0] in kwargs:
-                    parent = kwargs[foreign[0]]
-                    value = None if parent is None else getattr(parent, foreign[1])
-                elif column in self.server_defaults:
-                    continue
-                else:
-                    value = self.defaults.get(column)
-            values[column] = value
-        return values
+        """Column -> value of the row a factory made from `kwargs`, in the table's order."""
+        columns, make = self._writer(kwargs, labels=False)
+        found = dict(zip(columns, make(kwargs), strict=True))
+        return {column: found[column] for column in self.keys if column in found}
 
     def tuples(
         self, session: Session, rows: list[PendingRow]
     ) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
-        """The COPY rows of `rows`, by the columns they give (normally one group).
-
-        Rows with the same attributes are turned into tuples by one compiled function
-        (their keys, in column order, then the parents' keys, then the defaults); the
-        first row of each kind goes through `values` and the rule columns, and when a
-        rule fills a column the rows of that kind all do.
-        """
+        """The COPY rows of `rows`, by the columns they give (normally one group): rows
+        with the same attributes through one `_writer`, unless a rule fills a column."""
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         # Per call: each session's rules are its own.
         writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
@@ -208,14 +164,13 @@ class _Shape:
                 )
                 continue
             columns, make = writer
-            group = groups.get(columns)
-            if group is None:
-                group = groups[columns] = []
-            group.append(make(kwargs))
+            groups.setdefault(columns, []).append(make(kwargs))
         return groups
 
-    def _writer(self, kwargs: dict[str, Any]) -> tuple[tuple[str, ...], Any]:
-        """(columns, kwargs -> COPY tuple) for rows with the attributes of `kwargs`."""
+    def _writer(self, kwargs: dict[str, Any], labels: bool = True) -> tuple[tuple[str, ...], Any]:
+        """(columns, kwargs -> COPY tuple, enums as `labels`) for rows with the attributes
+        of `kwargs`: a column left out has the database's default (left out here too, as by
+        a flush) or the model's."""
         direct: list[tuple[str, str]] = []
         parents: list[tuple[str, str, str]] = []
         constants: list[tuple[str, Any]] = []
@@ -232,7 +187,7 @@ class _Shape:
             *(c for c, _, _ in parents),
             *(c for c, _ in constants),
         )
-        enums = [i for i, column in enumerate(columns) if column in self.enums]
+        enums = [i for i, column in enumerate(columns) if labels and column in self.enums]
         tail = tuple(value for _, value in constants)
         keys = [key for _, key in direct]
         pick = operator.itemgetter(*keys) if len(keys) > 1 else lambda kw: (kw[keys[0]],)
@@ -253,9 +208,6 @@ class _Shape:
         return columns, make
 
 
-_SHAPES: dict[type[Any], _Shape] = {}
-
-
 def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
     """The parent objects among a factory's model arguments (its many-to-one relationships)."""
     if model in _MODEL_ORDER:
@@ -264,18 +216,18 @@ def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
 
 
 def _shape(model: type[Any]) -> _Shape:
-    shape = _SHAPES.get(model)
-    if shape is None:
-        shape = _SHAPES[model] = _Shape(model)
-    return shape
+    if model not in _SHAPES:
+        _SHAPES[model] = _Shape(model)
+    return _SHAPES[model]
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
 
 
 def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
     """INSERT the row of `obj` (made from `kwargs`) now, and make `obj` persistent in
-    `session` as a flush would, for a fifth of a flush's cost. False (nothing done) when
-    a parent is not in the database yet (only a flush saves them in order), or when
-    `obj` is not of a Celestra table (a model of yours has a flush).
-    """
+    `session` as a flush would, for a fifth of its cost. False (nothing done) for a model
+    not ours, or when a parent is not in the database yet (only a flush orders them)."""
     if type(obj) not in _MODEL_ORDER:
         return False
     for value in _parents(type(obj), kwargs):
@@ -302,8 +254,8 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
 
 
 def set_column(session: Session, row: Any, column: str, value: Any) -> None:
-    """Give `row` a new value of `column`: in a batch's row before it is written, else
-    in the database and the session's object at once (an UPDATE, no flush)."""
+    """Give `row` a new value of `column`: a batch's row before it is written, else the
+    database's and the session's object at once (an UPDATE, no flush)."""
     if isinstance(row, PendingRow):
         row.values[_shape(row.model).keys[column]] = value
         return
@@ -318,9 +270,6 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
     set_committed_value(row, shape.keys[column], value)
 
 
-# --- the batch ----------------------------------------------------------------------
-
-
 class Batch(Maker):
     """The rows of one `bulk_create` call, its parents' included, until they are written."""
 
@@ -333,12 +282,10 @@ class Batch(Maker):
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
-        self._kinds: dict[Any, tuple[type[Any], tuple[str, ...], list[str]] | None] = {}
-        self._last_parents: list[Any] = []
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
-        for name, declaration, _ in plan.post:
+        for name, declaration, _ in plan.hooks:
             if not isinstance(declaration, RelatedFactory) and not getattr(
                 declaration, "celestra_bulk_safe", False
             ):
@@ -359,66 +306,26 @@ class Batch(Maker):
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
         return _parents(model, kwargs)
 
-    def _kind(self, factory_class: Any) -> tuple[type[Any], tuple[str, ...], list[str]] | None:
-        """The model of a factory's rows and its get-or-create keys; None for a list
-        factory (a declaration's list, not a row)."""
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         model = fb.model_class(factory_class)
         if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
-            if fb.is_list_factory(factory_class):
-                return None
+            if issubclass(factory_class, BaseListFactory):  # a declaration's list, not a row
+                return fb.build(factory_class, args, kwargs)
             raise CelestraError(
                 f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
                 "a batch can only make rows of the Celestra tables"
             )
-        return model, fb.get_or_create_keys(factory_class), _shape(model).parent_keys
-
-    def _instantiate(
-        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        try:
-            kind = self._kinds[factory_class]
-        except KeyError:
-            kind = self._kinds[factory_class] = self._kind(factory_class)
-        if kind is None:
-            return fb.build(factory_class, args, kwargs)
-        model, keys, parent_keys = kind
-        parents = self._last_parents = [
-            kwargs[key] for key in parent_keys if kwargs.get(key) is not None
-        ]
-        for value in parents:
+        for value in _parents(model, kwargs):
             if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
-        if keys:
-            return self._get_or_create(model, kwargs, keys)
-        return self._add(model, kwargs)
-
-    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
-        if not isinstance(instance, PendingRow):
-            super()._remember(instance, kwargs)
-            return
-        key = id(instance)
-        if key in self._made:
-            return  # found by get-or-create again
-        self._made.add(key)
-        model = instance.model
-        self._by_key[model, kwargs.get("id")] = instance
-        children = self._children
-        for value in self._last_parents:
-            found = children.get((model, id(value)))
-            if found is None:
-                children[model, id(value)] = [instance]
-            else:
-                found.append(instance)
-
-    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
-        row = PendingRow(model, kwargs)
-        self.rows.setdefault(model, []).append(row)
-        return row
-
-    def _get_or_create(self, model: type[Any], kwargs: dict[str, Any], keys: Any) -> Any:
-        """The batch's row or the session's with these keys (looked up once), else a new one."""
+        keys = fb.get_or_create_keys(factory_class)
+        if not keys:
+            return self._add(model, kwargs)
+        # The batch's row or the session's with these keys (looked up once), else a new one.
         lookup = {key: kwargs[key] for key in keys}
         found_key = (model, tuple(lookup.values()))
         found = self._found.get(found_key)
@@ -429,35 +336,30 @@ class Batch(Maker):
             self._found[found_key] = found
         return found
 
-    def _copy(
-        self,
-        pg_conn: psycopg.Connection[Any],
-        table: str,
-        columns: tuple[str, ...],
-        rows: list[tuple[Any, ...]],
-    ) -> int:
-        try:
-            return loader.copy_rows(pg_conn, table, columns, rows)
-        except psycopg.Error as error:
-            from pytest_celestra.db.drift import describe_refusal
+    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
+        row = PendingRow(model, kwargs)
+        self.rows.setdefault(model, []).append(row)
+        return row
 
-            raise BulkWriteError(
-                f"{self.description} failed writing its {len(rows)} {table} rows: "
-                f"{describe_refusal(error, table)}. "
-                "The session's transaction is aborted (roll it back); a value you passed "
-                "likely breaks a constraint (e.g. the same email for every row)"
-            ) from None
-
-    def write(self) -> dict[str, int]:
+    def write(self) -> None:
         """COPY every table's rows (parents first) through the session's connection."""
         pg_conn = loader.raw_connection(self.session)  # flushes the session first
-        written: dict[str, int] = {}
         for model in MODELS_IN_FK_ORDER:
             shape = _shape(model)
+            table = shape.table
             # Rows that leave out the same columns (normally all of them) share a COPY.
             for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
-                count = self._copy(pg_conn, shape.table, columns, rows)
-                written[shape.table] = written.get(shape.table, 0) + count
+                try:
+                    count = loader.copy_rows(pg_conn, table, columns, rows)
+                except psycopg.Error as error:
+                    from pytest_celestra.db.drift import describe_refusal
+
+                    raise BulkWriteError(
+                        f"{self.description} failed writing its {len(rows)} {table} rows: "
+                        f"{describe_refusal(error, table)}. "
+                        "The session's transaction is aborted (roll it back); a value you "
+                        "passed likely breaks a constraint (e.g. the same email for every row)"
+                    ) from None
                 if (heard := self.session.info.get(ROWS_WRITTEN)) is not None:
                     heard(count)
         for parent in self.given.values():
@@ -465,7 +367,6 @@ class Batch(Maker):
             state = inspect(parent)
             if state.persistent and state.session is self.session:
                 self.session.expire(parent, _shape(type(parent)).collections)
-        return written
 
 
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
@@ -478,8 +379,8 @@ in its progress line."""
 
 @contextlib.contextmanager
 def _no_cyclic_collection() -> Iterator[None]:
-    """No cyclic garbage collection while a batch makes its rows: it keeps every row until
-    it ends, and each collection would go through them all again (a tenth of its time)."""
+    """No cyclic garbage collection while a batch makes its rows: each collection would go
+    through every row kept so far (a tenth of a batch's time)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -494,12 +395,9 @@ class BulkWriteError(CelestraError):
 
 
 class BulkResult(Sequence[T], Generic[T]):
-    """The rows a `bulk_create` made, in order: keys now, objects on first use.
-
-    `result.ids` are the primary keys (no query). Indexing, iterating or `len` give
-    the ORM objects, attached to the session: the first access loads them all with one
-    `SELECT ... WHERE id = ANY(:ids)` (objects already in the session are reused).
-    """
+    """The rows a `bulk_create` made, in order: `result.ids` (the primary keys) now, the
+    ORM objects (indexing, iterating), attached to the session, loaded on first use with
+    one `SELECT ... WHERE id = ANY(:ids)`."""
 
     def __init__(self, session: Session, model: type[T], ids: Sequence[uuid.UUID]) -> None:
         self.session = session
@@ -542,31 +440,18 @@ class BulkResult(Sequence[T], Generic[T]):
 def bulk_create(
     factory_class: Any, size: int, params: dict[str, Any], session: Session
 ) -> BulkResult[Any]:
-    """Make `size` rows of `factory_class` with `params` and COPY them into
-    `session`'s transaction; what `CelestraFactory.bulk_create` runs."""
+    """What `CelestraFactory.bulk_create` runs."""
     if not isinstance(size, int) or size < 0:
         raise CelestraError(
             f"{factory_class.__name__}.bulk_create(size): size must be a whole number >= 0, "
             f"got {size!r}"
         )
-    description = f"{factory_class.__name__}.bulk_create({size}, {_describe(params)})"
-    if current_batch() is not None:
+    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    description = f"{factory_class.__name__}.bulk_create({size}, {text})"
+    if isinstance(current_maker(), Batch):
         raise CelestraError(f"{description}: a batch cannot be made inside another batch")
-    _check_driver(session, description)
-    batch = Batch(session, description)
-    with batch.active(), _no_cyclic_collection():
-        made = [batch.make(factory_class, params) for _ in range(size)]
-    try:
-        batch.write()
-    except RuleError as error:
-        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
-        raise
-    model = fb.model_class(factory_class)
-    return BulkResult(session, model, [row.id for row in made])
-
-
-def _check_driver(session: Session, description: str) -> None:
-    """Fail before making anything when the session's connection cannot COPY for us."""
+    # Fail before making anything when the session's connection cannot COPY for us.
     driver = getattr(session.connection().connection, "driver_connection", None)
     if not isinstance(driver, psycopg.Connection):
         raise CelestraError(
@@ -575,8 +460,12 @@ def _check_driver(session: Session, description: str) -> None:
             "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
             "as celestra_session, or create_batch()"
         )
-
-
-def _describe(params: dict[str, Any]) -> str:
-    text = ", ".join(f"{key}={value!r}" for key, value in params.items())
-    return text if len(text) <= 200 else text[:197] + "..."
+    batch = Batch(session, description)
+    with batch.active(), _no_cyclic_collection():
+        made = [batch.make(factory_class, params) for _ in range(size)]
+    try:
+        batch.write()
+    except RuleError as error:
+        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
+        raise
+    return BulkResult(session, fb.model_class(factory_class), [row.id for row in made])

@@ -3,20 +3,11 @@
 """factory_boy factories for the 15 Celestra tables, with whole, consistent parent chains.
 
 Every factory makes a row that satisfies every constraint of the schema; a child made
-alone gets a valid parent chain, and parents that must agree are shared (an agent and a
-knowledge base linked together belong to one company; a notification's company is its
-user's). Column values come from
-[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider],
-the same definitions the bulk scenario uses. Times are relative to "now": a child is never
-older than its parent nor in the future.
-
-Defaults are the happy path, as factory_boy and FactoryBot users expect: the simplest
-valid object that works. `UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company
-who can sign in; companies, agents and knowledge bases are ACTIVE. Every other value of
-those columns is a trait (`UserFactory(suspended=True)`, `AgentFactory(draft=True)`
-...). Names, sizes, verticals, protocols and the like are still drawn at random. The bulk
-scenario still draws roles and statuses from their weighted distributions; each of these
-defaults is the most common value there.
+alone gets a valid parent chain, and parents that must agree are shared. Column values
+come from [`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider], the same
+definitions the bulk scenario uses. Times are relative to "now". Defaults are the happy
+path (`UserFactory()` is an ACTIVE REGULAR_USER of an ACTIVE company who can sign in);
+every other status or role is a trait (`UserFactory(suspended=True)`).
 
 `create()` writes into the session bound by
 [`bound_session`][pytest_celestra.rows.factories.bound_session] (the `celestra_*` fixtures bind
@@ -116,8 +107,6 @@ if TYPE_CHECKING:
 
 Faker.add_provider(CelestraProvider)
 
-# --- session binding ----------------------------------------------------------------
-
 _SESSION: ContextVar[Session | None] = ContextVar("celestra_factory_session", default=None)
 
 
@@ -153,12 +142,14 @@ def current_session(factory_name: str = "CelestraFactory") -> Session:
     return session
 
 
-# --- time ---------------------------------------------------------------------------
+# --- time: every time of a factory row is an offset in seconds from its `clock` ---------
 
 CLOCK_LAG = timedelta(minutes=1)
 """Factory times end this long before the wall clock, so a row is not "in the future"
 for a database transaction that started a little earlier than the factory call."""
 _NO_BOUND = -10 * 365 * spec.DAY
+_SECOND = timedelta(seconds=1)  # times an offset: cheaper than timedelta(seconds=offset)
+_RNG = factory.random.randgen  # factory_boy's generator, reseeded in place with Faker's
 
 
 def _clock() -> datetime:
@@ -182,21 +173,17 @@ def _at(clock: datetime, offset: int | None) -> datetime | None:
     return None if offset is None else clock + _SECOND * offset
 
 
-_SECOND = timedelta(seconds=1)  # times an offset: cheaper than timedelta(seconds=offset)
+def _label(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _latest_created(o: Any, *parents: str, floor: int = _NO_BOUND) -> int:
+    rows = (getattr(o, name) for name in parents)
+    return max([floor, *(_offset(o.clock, row.created_at) for row in rows if row is not None)])
 
 
 def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:
-    """A parameter: the offset of the latest `created_at` among the named parents."""
-
-    def latest(o: Any) -> int:
-        offsets = [floor]
-        for name in parents:
-            parent = getattr(o, name)
-            if parent is not None:
-                offsets.append(_offset(o.clock, parent.created_at))
-        return max(offsets)
-
-    return pure(LazyAttribute(latest))
+    return pure(LazyAttribute(lambda o: _latest_created(o, *parents, floor=floor)))
 
 
 def _time(index: int | None = None, source: str = "times") -> Any:
@@ -209,19 +196,13 @@ def _time(index: int | None = None, source: str = "times") -> Any:
     return pure(LazyAttribute(when))
 
 
-def _rng() -> Any:
-    # factory_boy's own generator: reseeded with Faker's by factory.random.reseed_random.
-    return factory.random.randgen
-
-
 def _provider() -> Any:
     """The Faker instance factory_boy draws from (seeded with it), for story functions."""
     return factory_internals.faker_instance()
 
 
 def _closing(o: Any) -> int | None:
-    """A parameter's value: the closing moment (`updated_at`) of `o.company` when that
-    is not ACTIVE, else None (pytest_celestra.rows.story)."""
+    """When `o.company` closed (its `updated_at`), None while it is ACTIVE."""
     company = o.company
     if company is None or company.status in (None, CompanyStatus.ACTIVE):
         return None
@@ -229,17 +210,15 @@ def _closing(o: Any) -> int | None:
 
 
 def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) -> Any:
-    """A parameter: `updated` of a member row of a company (story.row_updated): it left
-    service (story.is_closed) at a moment of its own, or at its company's closing when
+    """`updated` of a company's row (story.row_updated): at its company's closing when
     its status is the one `follow(company status, active)` gives."""
 
     def updated(o: Any) -> int:
-        status = getattr(o.status, "value", o.status)
         followed = o.closing is not None and o.status == follow(_company_status(o), active)
         return story.row_updated(
             _provider(),
             o.created,
-            left_service=story.is_closed(table, status),
+            left_service=story.is_closed(table, _label(o.status)),
             closing=o.closing,
             with_company=followed,
         )
@@ -248,25 +227,20 @@ def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) 
 
 
 def _status_with_company(follow: Callable[[Any, Any], Any], active: Any) -> Any:
-    """A member row's status: `active`, or what its company's closing made of it."""
     return pure(LazyAttribute(lambda o: follow(_company_status(o), active)))
 
 
 def _member_created() -> Any:
-    """A parameter: `created` of a member row of a company (story.member_created)."""
     return LazyAttribute(lambda o: story.member_created(_provider(), o.lower))
 
 
 def _state_times(method: str) -> Any:
-    """A parameter: the offsets the provider's `method` draws for the row's `state`,
-    between `lower` and `until`."""
     state, lower, until = (SelfAttribute(f"..{name}") for name in ("state", "lower", "until"))
     return Faker(method, state=state, lower=lower, upper=until)
 
 
 def _state_of_user(method: str, live: frozenset[str]) -> Any:
-    """A row's state: drawn by the provider's `method`, none of the `live` states for a
-    user who is not ACTIVE (story.state_of_user; pass a state trait to override)."""
+    """A state drawn by the provider's `method`, none of `live` for a user not ACTIVE."""
     return LazyAttribute(
         lambda o: story.state_of_user(
             getattr(_provider(), method), live, active=_active_until(o, "user") == 0
@@ -275,8 +249,7 @@ def _state_of_user(method: str, live: frozenset[str]) -> Any:
 
 
 def _company_domains() -> set[str]:
-    """The email domains of the companies the factories made in the bound session (none
-    taken when building without one): a new company's domain is not among them."""
+    """The email domains of the companies made in the bound session (none without one)."""
     session = _SESSION.get()
     if session is None:
         return set()
@@ -294,8 +267,8 @@ def _active_until(o: Any, *people: str) -> int:
     for name in people:
         user = getattr(o, name)
         if user is not None and user.status is not None and user.updated_at is not None:
-            status = getattr(user.status, "value", user.status)
-            latest = min(latest, story.active_until(status, _offset(o.clock, user.updated_at)))
+            until = story.active_until(_label(user.status), _offset(o.clock, user.updated_at))
+            latest = min(latest, until)
     return latest
 
 
@@ -304,29 +277,24 @@ def _closed_at(o: Any) -> int:
     record = o.record
     if record is None or record.updated_at is None or record.status is None:
         return 0
-    status = getattr(record.status, "value", record.status)
-    if not story.is_closed(record.__tablename__, status):
+    if not story.is_closed(record.__tablename__, _label(record.status)):
         return 0
     return _offset(o.clock, record.updated_at)
 
 
 def _link_created(*rows: str) -> Any:
-    """A parameter: `created` of a link to the named agents / knowledge bases
-    (story.link_created), before they were DISABLED or ARCHIVED (their `updated_at`)."""
+    """`created` of a link (story.link_created): before its rows were DISABLED or ARCHIVED."""
 
     def created(o: Any) -> int:
         retired = []
         for name in rows:
             row = getattr(o, name)
-            status = None if row is None else getattr(row.status, "value", row.status)
+            status = None if row is None else _label(row.status)
             if status in story.RETIRED_STATUSES and row.updated_at is not None:
                 retired.append(_offset(o.clock, row.updated_at))
         return story.link_created(_provider(), o.lower, *retired)
 
     return LazyAttribute(created)
-
-
-# --- base -------------------------------------------------------------------------------
 
 
 class CelestraFactory(factory_internals.RoutedFactory):
@@ -338,7 +306,6 @@ class CelestraFactory(factory_internals.RoutedFactory):
         sqlalchemy_session_persistence = "flush"
 
     class Params:
-        # "now" of the row: every time of a factory row is an offset from it.
         clock = pure(LazyFunction(_clock))
 
     id = Faker("celestra_uuid")
@@ -353,13 +320,13 @@ class CelestraFactory(factory_internals.RoutedFactory):
             if maker is not None:  # called while making another object: join its call
                 return maker.make(cls, params)
             if not factory_internals.is_abstract(cls):
-                return row_maker.Maker(session).run(cls, params)
+                with row_maker.Maker(session).active() as maker:
+                    return maker.make(cls, params)
         return cls._default_generate(strategy, params)
 
     @classmethod
     def _enum_labels(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """`params` with enum labels given as strings made members (for a parent's
-        factory, whose keywords come from the call's `company__status=...`)."""
+        """`params` with enum labels made members (a parent's `company__status=...`)."""
         return checked_arguments(cls, params, check_names=False)
 
     @classmethod
@@ -369,13 +336,10 @@ class CelestraFactory(factory_internals.RoutedFactory):
 
     @classmethod
     def bulk_create(cls, size: int, **kwargs: Any) -> batches.BulkResult[Any]:
-        """Make `size` rows like `create_batch(size, **kwargs)`, at COPY speed.
-
-        The same declarations, traits, overrides, sequences and parents (made in the batch
-        too, unless given) as `create_batch`; the rows go into the bound session's
-        transaction in one binary COPY per table. Returns a
+        """Make `size` rows like `create_batch(size, **kwargs)`, with one binary COPY per
+        table into the bound session's transaction. Returns a
         [`BulkResult`][pytest_celestra.rows.batches.BulkResult]: `.ids` at once, the ORM objects
-        (attached to the session) on first use:
+        on first use:
 
         ```python
         users = UserFactory.bulk_create(10_000, company=company, suspended=True)
@@ -401,7 +365,7 @@ class CelestraFactory(factory_internals.RoutedFactory):
     @classmethod
     def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
-        # when the call returns, as before, and a constraint error is raised by that call.
+        # when the call returns, and a constraint error is raised by that call.
         table = model_class.__tablename__
         rules = rules_of(session)
         added = rules.added_columns(table)
@@ -430,13 +394,11 @@ class CelestraFactory(factory_internals.RoutedFactory):
 
 
 def _unsaved(value: Any) -> bool:
-    """Whether `value` is an ORM object not in the database yet (a parent built unsaved)."""
     return hasattr(value, "_sa_instance_state") and not inspect(value).persistent
 
 
 def _member_of(company: Any, **kwargs: Any) -> Any:
-    """A SubFactory user of `company` (a REGULAR_USER unless `role=`), a super admin
-    when the company is None."""
+    """A user of `company` (a REGULAR_USER unless `role=`), a super admin without one."""
     return SubFactory(
         "pytest_celestra.rows.factories.UserFactory",
         company=company,
@@ -451,22 +413,14 @@ def _member_of(company: Any, **kwargs: Any) -> Any:
 
 def _parent_company(path: str) -> Any:
     """The company of the parent's `path` object (None when there is none)."""
-
-    def company(o: Any) -> Any:
-        owner = getattr(o.factory_parent, path)
-        return None if owner is None else owner.company
-
-    return pure(LazyAttribute(company))
+    return pure(LazyAttribute(lambda o: getattr(getattr(o.factory_parent, path), "company", None)))
 
 
 # --- independent tables -----------------------------------------------------------------
 
 
 class CompanyFactory(CelestraFactory):
-    """An ACTIVE company (tenant); its email domain is `company_domain(company.name)`.
-
-    Traits: `suspended`, `archived`. Size and vertical are drawn at random.
-    """
+    """An ACTIVE company (tenant); its email domain is `company_domain(company.name)`."""
 
     class Meta:
         model = Company
@@ -514,9 +468,7 @@ class KnowledgeTypeFactory(CelestraFactory):
 
 
 class _CompanyRowFactory(CelestraFactory):
-    """Base of the factories of a company's rows (users, agents, knowledge bases): created
-    after the company (story.member_created), last updated before it closed, or when it
-    left service (`updated`: story.row_updated)."""
+    """Base of the factories of a company's rows (users, agents, knowledge bases)."""
 
     class Meta:
         abstract = True
@@ -532,15 +484,8 @@ class _CompanyRowFactory(CelestraFactory):
 
 
 class UserFactory(_CompanyRowFactory):
-    """An ACTIVE REGULAR_USER of a new (ACTIVE) company; pass `company=` to join an
-    existing one.
-
-    Signs in with [`DEFAULT_PASSWORD`][pytest_celestra.rows.passwords.DEFAULT_PASSWORD] unless you
-    pass
-    `password=`. Role traits: `super_admin` (a platform admin without a company),
-    `company_admin`, `space_admin`; status traits: `suspended`, `blocked`,
-    `archived`.
-    """
+    """An ACTIVE REGULAR_USER of a new (ACTIVE) company, or of `company=`; signs in with
+    [`DEFAULT_PASSWORD`][pytest_celestra.rows.passwords.DEFAULT_PASSWORD] unless `password=`."""
 
     class Meta:
         model = User
@@ -576,16 +521,13 @@ class UserFactory(_CompanyRowFactory):
     name = Faker("person_name")
     # The sequence number keeps emails unique however often a name comes up.
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
-    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _RNG))
     # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
     status = _status_with_company(story.member_status, UserStatus.ACTIVE)
 
 
 class AgentFactory(_CompanyRowFactory):
-    """An ACTIVE AI agent of a new company (or of `company=`).
-
-    Traits: `draft`, `disabled`, `archived`. The protocol is drawn at random.
-    """
+    """An ACTIVE AI agent of a new company (or of `company=`)."""
 
     class Meta:
         model = Agent
@@ -603,10 +545,7 @@ class AgentFactory(_CompanyRowFactory):
 
 
 class KnowledgeBaseFactory(_CompanyRowFactory):
-    """An ACTIVE knowledge base of a new company (or of `company=`).
-
-    Traits: `building`, `draft`, `disabled`, `archived`.
-    """
+    """An ACTIVE knowledge base of a new company (or of `company=`)."""
 
     class Meta:
         model = KnowledgeBase
@@ -629,11 +568,8 @@ class KnowledgeBaseFactory(_CompanyRowFactory):
 
 
 class AgentKnowledgeBaseFactory(CelestraFactory):
-    """An agent linked to a knowledge base of the same company.
-
-    Pass `agent=` or `knowledge_base=` (or both) and the other side joins that one's
-    company; pass `company=` to make both sides there.
-    """
+    """An agent linked to a knowledge base of the same company: the given side's, or
+    `company=`."""
 
     class Meta:
         model = AgentKnowledgeBase
@@ -681,24 +617,33 @@ class KnowledgeSourceFactory(CelestraFactory):
 
 
 def _admin_actor() -> Any:
-    """The user of an admin action (a data export, a change of a row): a company admin,
-    or a super admin now and then
-    ([`story.super_admin_acts`][pytest_celestra.rows.story.super_admin_acts])."""
+    """The user of an admin action: a company admin, now and then a super admin."""
     return Maybe(
-        LazyAttribute(lambda o: story.super_admin_acts(_rng())),
+        LazyAttribute(lambda o: story.super_admin_acts(_RNG)),
         SubFactory(UserFactory, super_admin=True),
         SubFactory(UserFactory, company_admin=True),
     )
 
 
 def _actor_company() -> Any:
-    """The company of the parent's `user` (the actor), or a new one when the actor is a
-    super admin."""
+    """The actor's company, or a new one for a super admin."""
     return Maybe(_parent_company("user"), _parent_company("user"), SubFactory(CompanyFactory))
 
 
-def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
-    if not create or extracted is False or log.created_at is None:
+def _after_create(function: Callable[[Any], None]) -> Any:
+    """A post-generation hook: `function(obj)` after `create()`, unless passed False."""
+
+    def hook(obj: Any, create: bool, extracted: Any, **_: Any) -> None:
+        if create and extracted is not False:
+            function(obj)
+
+    return batches.bulk_safe(PostGeneration(hook))
+
+
+@_after_create
+def _record_activity(log: AuditLog) -> None:
+    """A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login."""
+    if log.created_at is None:
         return
     when = log.created_at
     if log.event_type is AuditEventType.FAILED_LOGIN:
@@ -711,18 +656,16 @@ def _record_activity(log: AuditLog, create: bool, extracted: Any, **_: Any) -> N
         _session(log.user, when, ended=True)
 
 
-def _record_role_change(log: AuditLog, create: bool, extracted: Any, **_: Any) -> None:
-    role_change = log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE
-    if create and extracted is not False and log.table_name == "users" and role_change:
+@_after_create
+def _record_role_change(log: AuditLog) -> None:
+    """A role assignment is recorded with the change of users.role."""
+    if log.table_name == "users" and log.event_type is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
         AuditChangeLogFactory(audit_log=log)
 
 
 class AuditLogFactory(CelestraFactory):
-    """An audit log of a user's action; signed by an admin when the event type needs it.
-
-    `role_change=True` / `config_change=True` make an event that changed a row
-    (`table_name` and `record_id` point at it; pass `record=` for your own row).
-    """
+    """An audit log of a user's action, signed by an admin when the event type needs it;
+    `role_change` / `config_change` (or `record=`) make one that changed a row."""
 
     class Meta:
         model = AuditLog
@@ -742,9 +685,7 @@ class AuditLogFactory(CelestraFactory):
             )
         )
         created = LazyAttribute(lambda o: _logged_moment(o))
-        # A company admin changes a row of their company, a super admin (now and then:
-        # story.super_admin_acts) one of any company; the row always has a company, so a
-        # role change never gives a company-less user a company role.
+        # The changed row always has a company: no company-less user gets a company role.
         role_change = Trait(
             event_type=AuditEventType.ROLE_ASSIGNMENT_CHANGE,
             user=_admin_actor(),
@@ -772,13 +713,12 @@ class AuditLogFactory(CelestraFactory):
         known_user=SelfAttribute("..known_user"),
     )
     ip_address = Faker("ip_address")
-    # Signed by a COMPANY_ADMIN of the user's company, or a super admin (always for
-    # platform users, else now and then: story.super_admin_signs).
+    # A COMPANY_ADMIN of the user's company, or a super admin (story.super_admin_signs).
     signer = Maybe(
         LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
             LazyAttribute(
-                lambda o: story.super_admin_signs(_rng(), o.user is None or o.user.company is None)
+                lambda o: story.super_admin_signs(_RNG, o.user is None or o.user.company is None)
             ),
             SubFactory("pytest_celestra.rows.factories.UserFactory", super_admin=True),
             _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
@@ -791,18 +731,13 @@ class AuditLogFactory(CelestraFactory):
     record_id = pure(LazyAttribute(lambda o: None if o.record is None else o.record.id))
     group_id = None
     created_at = _time(source="created")
-    # A role assignment is recorded with the change of users.role (pass False to skip).
-    role_change_log = batches.bulk_safe(PostGeneration(_record_role_change))
-    # A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login
-    # (pytest_celestra.rows.story); ``activity=False`` skips that row.
-    activity = batches.bulk_safe(PostGeneration(_record_activity))
+    role_change_log = _record_role_change
+    activity = _record_activity
 
 
 def _logged_moment(o: Any) -> int:
-    """When the logged action happened, within the actors' `window`; a sign-in when a
-    session of its user in a state of the spec's table starts (story.state_of_user,
-    providers.session_times), a sign-out while one is in progress, as the scenario's
-    sign-ins and sign-outs do."""
+    """When the action happened, in `window`; a sign-in starts a session, a sign-out
+    happens while one is in progress (as in the scenario)."""
     p = _provider()
     signs_in = o.event_type in spec.AUDIT_ACTIONS["sign_in"]
     if o.user is None or not (signs_in or o.event_type is AuditEventType.SESSION_ENDED):
@@ -817,15 +752,11 @@ def _logged_moment(o: Any) -> int:
 
 
 def _session(user: User, when: datetime, ended: bool = False) -> Any:
-    """A session of `user` that starts at `when` (or, `ended`, is in progress then: the
-    session a sign-out ends): in a state of the spec's table whose window holds that
-    moment (story.state_of_user over story.states_holding with
-    providers.session_created_window, or session_held_window; none live for a user who
-    is not ACTIVE), with that state's times (providers.session_times_from, or
-    session_times_holding), as the scenario's sign-ins and sign-outs do."""
+    """A session of `user` that starts at `when` (`ended`: in progress then), in a state
+    whose window holds that moment, as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
-    status = str(getattr(user.status, "value", user.status))
+    status = str(_label(user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
     until = story.active_until(status, updated)
     window = session_held_window if ended else session_created_window
@@ -846,7 +777,7 @@ def _session(user: User, when: datetime, ended: bool = False) -> Any:
 
 
 class FailedLoginFactory(CelestraFactory):
-    """A failed sign-in of a user; `unknown_email=True` for an email nobody has."""
+    """A failed sign-in of a user."""
 
     class Meta:
         model = FailedLogin
@@ -864,8 +795,7 @@ class FailedLoginFactory(CelestraFactory):
 
 
 class _UserStateFactory(CelestraFactory):
-    """Base of the factories of a user's rows whose times follow a drawn `state`
-    (invitations, lockouts, sessions): a trait picks the state."""
+    """Base of a user's rows whose times follow a drawn `state` (a trait picks one)."""
 
     class Meta:
         abstract = True
@@ -880,11 +810,7 @@ class _UserStateFactory(CelestraFactory):
 
 
 class InvitationFactory(_UserStateFactory):
-    """An invitation of a user, in a random state unless a trait picks one.
-
-    Traits: `pending` (open now, status PENDING), `sent` (open, SENT), `far` (expires
-    more than 7 days ahead), `accepted`, `expired`, `cancelled`.
-    """
+    """An invitation of a user, in a random state unless a trait picks one."""
 
     class Meta:
         model = Invitation
@@ -909,10 +835,10 @@ class InvitationFactory(_UserStateFactory):
     resend_count = Faker("invitation_resend_count")
 
 
-def _record_event(notification: Notification, create: bool, extracted: Any, **_: Any) -> None:
-    """Create the event `notification` reports, a moment before it."""
+@_after_create
+def _record_event(notification: Notification) -> None:
     event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
-    if not create or extracted is False or event is None or event == story.PASSWORD_AGE:
+    if event is None or event == story.PASSWORD_AGE:
         return
     user, created = notification.user, notification.created_at
     clock = _clock()
@@ -930,16 +856,9 @@ def _record_event(notification: Notification, create: bool, extracted: Any, **_:
 class NotificationFactory(CelestraFactory):
     """A notification of a user, for the user's company (None for a super admin).
 
-    Traits: `read`, `delivered` (delivered, unread), `pending`, `failed`, `expired`
-    (expires_at already past). The default type is an announcement, a maintenance notice
-    or a session expiry; a type that reports an event brings that event with it on
-    `create()` (pytest_celestra.rows.story): `NotificationFactory(failed_login=True)` comes
-    after a failed login of its user, `role_changed=True` after an audit log that changed
-    its user's role. Type traits: `failed_login`, `account_locked`,
-    `account_unlocked`, `password_changed`, `password_expiry`, `role_changed`,
-    `invitation_sent`, `invitation_accepted`, `knowledge_base_ready`,
-    `knowledge_base_failed`, `agent_status_changed`, `data_export_ready`,
-    `new_device_login`; pass `event=False` to skip the event.
+    The default type reports no event; a type that reports one brings that event with it
+    on `create()`: `NotificationFactory(failed_login=True)` comes after a failed login of
+    its user. Pass `event=False` to skip the event.
     """
 
     class Meta:
@@ -989,7 +908,7 @@ class NotificationFactory(CelestraFactory):
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
     company = pure(LazyAttribute(lambda o: o.user.company))
-    notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
+    notification_type = LazyFunction(lambda: story.event_free_notification_type(_RNG))
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
     priority = Faker(
@@ -1006,13 +925,12 @@ class NotificationFactory(CelestraFactory):
     delivered_at = _time(1)
     created_at = _time(0)
     updated_at = _time(4)
-    event = batches.bulk_safe(PostGeneration(_record_event))
+    event = _record_event
 
 
 def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
-    """The notification's times (providers.notification_times); a password expiry notice
-    comes while the password the user was created with is old enough and not too old
-    (story.password_notice_window), as the scenario's do."""
+    """The notification's times; a password expiry notice comes while the user's first
+    password is old enough and not too old (story.password_notice_window)."""
     p = _provider()
     notice = None
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
@@ -1029,8 +947,7 @@ def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
 def _notification_lower(o: Any) -> int:
     """Not before the user and company; a password expiry notice not before the user's
     password is old enough."""
-    parents = [p.created_at for p in (o.user, o.company) if p is not None]
-    lower = max((_offset(o.clock, created) for created in parents), default=_NO_BOUND)
+    lower = _latest_created(o, "user", "company")
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
         lower += spec.PASSWORD_EXPIRY_NOTICE[0]
     return lower
@@ -1038,37 +955,33 @@ def _notification_lower(o: Any) -> int:
 
 def _admin_at(user: User, when: datetime) -> Any:
     """An ACTIVE admin of `user`'s company who existed at `when`; a super admin for a
-    platform user or a closed company (whose own admins left with it)."""
+    platform user or a closed company."""
     if user.company is None or user.company.status is not CompanyStatus.ACTIVE:
         return UserFactory(super_admin=True)
-    clock = _clock()
-    founded = _offset(clock, user.company.created_at)
     return UserFactory(
         company=user.company,
         company_admin=True,
         status=UserStatus.ACTIVE,
-        created=story.member_created(_provider(), founded, _offset(clock, when)),
+        created=_created_before(user.company, when),
     )
+
+
+def _created_before(company: Company, when: datetime) -> int:
+    """`created` of a row of `company` made before `when` (story.member_created)."""
+    clock = _clock()
+    founded = _offset(clock, company.created_at)
+    return story.member_created(_provider(), founded, _offset(clock, when))
 
 
 def _member_row(factory_class: Any, user: User, when: datetime, **kwargs: Any) -> Any:
-    """A row of `user`'s company created before `when` (story.member_created) and last
-    updated at `when`."""
-    clock = _clock()
+    """A row of `user`'s company created before `when` and last updated at `when`."""
     assert user.company is not None  # _record_event refuses company events of super admins
-    founded = _offset(clock, user.company.created_at)
-    return factory_class(
-        company=user.company,
-        created=story.member_created(_provider(), founded, _offset(clock, when)),
-        updated_at=when,
-        **kwargs,
-    )
+    created = _created_before(user.company, when)
+    return factory_class(company=user.company, created=created, updated_at=when, **kwargs)
 
 
 def _lockout(user: User, when: datetime, started: bool) -> None:
-    """A lockout of `user` that starts (`started`) or ends at `when`: one of the spec's
-    lockout states whose start window holds it (story.state_of_user), or an ended one,
-    with that state's times (providers.lockout_times_from) and reason."""
+    """A lockout of `user` that starts (`started`) or ends at `when`."""
     _refuse_unlockable(user.status)
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
@@ -1086,9 +999,7 @@ def _lockout(user: User, when: datetime, started: bool) -> None:
 
 
 def _invitation(user: User, when: datetime, accepted: bool) -> None:
-    """An invitation of `user` sent at `when`, in one of the spec's invitation states
-    whose sending window holds it (story.state_of_user), or `accepted` then; its status
-    and times are that state's (providers.invitation_times_from)."""
+    """An invitation of `user` sent at `when`, or `accepted` then."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
     if accepted:
@@ -1111,9 +1022,8 @@ def _invitation(user: User, when: datetime, accepted: bool) -> None:
 
 
 def _signer_at(actor: User, when: datetime) -> Any:
-    """Who signs what `actor` did at `when` (story.super_admin_signs): a super admin,
-    or an admin of the actor's company then (the actor, when an admin)."""
-    if story.super_admin_signs(_rng(), actor.company is None):
+    """Who signs what `actor` did at `when` (story.super_admin_signs)."""
+    if story.super_admin_signs(_RNG, actor.company is None):
         return UserFactory(super_admin=True)
     if actor.role is UserRole.COMPANY_ADMIN:
         return actor
@@ -1121,15 +1031,13 @@ def _signer_at(actor: User, when: datetime) -> Any:
 
 
 def _actor_at(user: User, when: datetime) -> Any:
-    """Who changes a row of `user`'s company at `when`: a super admin now and then
-    (story.super_admin_acts, as in the scenario), else an admin of the company then."""
-    if story.super_admin_acts(_rng()):
+    """Who changes a row of `user`'s company at `when` (story.super_admin_acts)."""
+    if story.super_admin_acts(_RNG):
         return UserFactory(super_admin=True)
     return _admin_at(user, when)
 
 
 def _logged(actor: User, when: datetime, **kwargs: Any) -> Any:
-    """An audit log of what `actor` did at `when`, signed by whoever signs it then."""
     return AuditLogFactory(**kwargs, user=actor, signer=_signer_at(actor, when), created_at=when)
 
 
@@ -1182,14 +1090,14 @@ class PasswordHistoryFactory(CelestraFactory):
         created = LazyAttribute(lambda o: story.password_changed(_provider(), o.lower))
 
     user = SubFactory(UserFactory)
-    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _RNG))
     created_at = _time(source="created")
 
 
-def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any, **_: Any) -> None:
-    """The failed logins that caused `lockout` (story.lockout_burst), from one address,
-    within the 30 minutes before its start."""
-    if not create or extracted is False or lockout.lockout_start is None:
+@_after_create
+def _record_failed_logins(lockout: UserLockout) -> None:
+    """The failed logins that caused `lockout` (story.lockout_burst), from one address."""
+    if lockout.lockout_start is None:
         return
     clock = _clock()
     p = _provider()
@@ -1202,7 +1110,7 @@ def _record_failed_logins(lockout: UserLockout, create: bool, extracted: Any, **
 
 def _refuse_unlockable(status: Any) -> None:
     """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
-    status = getattr(status, "value", status)
+    status = _label(status)
     if status is not None and not story.lockable(status):
         raise FactoryArgumentError(
             f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
@@ -1212,20 +1120,14 @@ def _refuse_unlockable(status: Any) -> None:
 
 
 def _lockout_times(o: Any) -> tuple[int, int, int]:
-    """The lockout's times for its state; a user who cannot be locked out is refused."""
     _refuse_unlockable(None if o.user is None else o.user.status)
     times: tuple[int, int, int] = _provider().lockout_times(o.state, o.lower)
     return times
 
 
 class UserLockoutFactory(_UserStateFactory):
-    """A lockout of a user after failed sign-ins; `create()` also records those.
-
-    The failed logins (1 to 5, never more than `failed_attempts`: story.lockout_burst)
-    lie in the 30 minutes before `lockout_start`; pass `failed_logins=False` to skip
-    them. Traits: `active`
-    (ends >= 2 days ahead), `ended`, `long` (ends > 7 days ahead).
-    """
+    """A lockout of a user; `create()` also records the failed logins before its start
+    (pass `failed_logins=False` to skip them)."""
 
     class Meta:
         model = UserLockout
@@ -1244,11 +1146,11 @@ class UserLockoutFactory(_UserStateFactory):
     created_at = _time(0)
     updated_at = _time(2)
 
-    failed_logins = batches.bulk_safe(PostGeneration(_record_failed_logins))
+    failed_logins = _record_failed_logins
 
 
 class UserSessionFactory(_UserStateFactory):
-    """A session of a user; traits `expired`, `active` (valid >= 2 more days), `long`."""
+    """A session of a user."""
 
     class Meta:
         model = UserSession
@@ -1287,8 +1189,7 @@ def _change_table(o: Any) -> str:
 
 
 def _find_row(model: type[Any], key: Any) -> Any:
-    """The row of `model` with `key`: in the batch being made, else in the bound
-    session (None when building, with no session)."""
+    """The row of `model` with `key`: the maker's, else the bound session's, else None."""
     maker = row_maker.current_maker()
     if maker is not None:
         return maker.find(model, key)
@@ -1297,14 +1198,12 @@ def _find_row(model: type[Any], key: Any) -> Any:
 
 
 def _changed_row(o: Any) -> Any:
-    """The row the audit log changed, when it is in the bound session (create, not build)."""
     if o.audit_log.record_id is None:
         return None
     return _find_row(_MODELS[o.table], o.audit_log.record_id)
 
 
 def _changed_columns(log: Any) -> set[str]:
-    """The columns `log` already records a change of (in the database or the batch)."""
     session, maker = _SESSION.get(), row_maker.current_maker()
     done: set[str] = set()
     if maker is not None:
@@ -1321,8 +1220,7 @@ def _changed_columns(log: Any) -> set[str]:
 
 
 def _next_column(o: Any) -> str:
-    """A column this audit log has not changed yet (story.changed_columns: `role` first
-    for a role change)."""
+    """A column this audit log has not changed yet (story.changed_columns)."""
     log = o.audit_log
     done = _changed_columns(log)
     if done >= set(spec.CHANGEABLE_COLUMNS[o.table]):
@@ -1337,11 +1235,10 @@ def _present_value(row: Any, column: str) -> str | None:
     if row is None:
         return None
     value = getattr(row, column)
-    return None if value is None else str(getattr(value, "value", value))
+    return None if value is None else str(_label(value))
 
 
 def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:
-    """Give the changed row its new value, so the row agrees with its audit history."""
     session = _SESSION.get()
     log = change.audit_log
     if not create or session is None or log.table_name not in _MODELS:
@@ -1360,13 +1257,8 @@ def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> N
 
 
 class AuditChangeLogFactory(CelestraFactory):
-    """One changed column of the row an audit log records a change of.
-
-    `create()` reads the row's present value as `old_value`, draws a different
-    `new_value` and writes it to the row, so the row always agrees with its audit
-    history; each change of one audit log is on another column (`role` first for a
-    role change).
-    """
+    """One changed column of the row an audit log records a change of: `create()` writes
+    `new_value` to the row, so the row agrees with its audit history."""
 
     class Meta:
         model = AuditChangeLog
@@ -1420,38 +1312,27 @@ def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
     )
 
 
-# --- the arguments of a call -----------------------------------------------------------
-
-
 _ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
 
 
 def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    """What a factory's keywords may be (declarations, parameters and traits, the model's
-    columns and relationships) and its model's enum attributes (name -> enum class);
-    worked out again when the model gains a column (a rule's)."""
+    """A factory's keywords (its declarations, its model's attributes) and its model's enum
+    attributes (name -> enum class); worked out again when the model gains a column."""
     model = factory_internals.model_class(factory_class)
-    size = len(model.__mapper__.attrs) if hasattr(model, "__mapper__") else 0
+    mapped = hasattr(model, "__mapper__")
+    size = len(model.__mapper__.attrs) if mapped else 0
     known = _ARGUMENTS.get(factory_class)
     if known is None or known[0] != size:
-        known = _ARGUMENTS[factory_class] = (size, *_read_arguments(factory_class))
+        names = factory_internals.known_names(factory_class)
+        enums: dict[str, Any] = {}
+        if mapped:
+            names |= {attribute.key for attribute in model.__mapper__.attrs}
+            for attribute in model.__mapper__.column_attrs:
+                enum_class = getattr(attribute.columns[0].type, "enum_class", None)
+                if enum_class is not None:
+                    enums[attribute.key] = enum_class
+        known = _ARGUMENTS[factory_class] = (size, frozenset(names), enums)
     return known[1], known[2]
-
-
-def _read_arguments(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    names = factory_internals.known_names(factory_class)
-    enums: dict[str, Any] = {}
-    model = factory_internals.model_class(factory_class)
-    if model is not None and hasattr(model, "__mapper__"):
-        from sqlalchemy import Enum as EnumType
-
-        mapper = model.__mapper__
-        names |= {attribute.key for attribute in mapper.attrs}
-        for attribute in mapper.column_attrs:
-            kind = attribute.columns[0].type
-            if isinstance(kind, EnumType) and kind.enum_class is not None:
-                enums[attribute.key] = kind.enum_class
-    return frozenset(names), enums
 
 
 def checked_arguments(
@@ -1461,13 +1342,9 @@ def checked_arguments(
     call: str | None = None,
     check_names: bool = True,
 ) -> dict[str, Any]:
-    """`params` with enum labels given as strings made enum members
-    (`status="SUSPENDED"` -> `UserStatus.SUSPENDED`), after checking that every keyword
-    is one the factory knows.
-
-    Raises [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming
-    the factory's traits and the closest name, or the enum's labels.
-    """
+    """`params` with enum labels made members (`status="SUSPENDED"`), after checking that
+    the factory knows every keyword; else a
+    [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming its traits."""
     names, enums = _arguments_of(factory_class)
     call = call or factory_class.__name__
     model = factory_internals.model_class(factory_class)
@@ -1476,8 +1353,7 @@ def checked_arguments(
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]
-        # hasattr: SQLAlchemy's constructor also takes properties and hybrids of the model.
-        # A column your rules add to the table is one too (the bound session's rules).
+        # SQLAlchemy's constructor also takes properties and hybrids, and your rules' columns.
         if (
             mapped
             and base

@@ -1,15 +1,8 @@
 # factory_boy is typed but its declarations are not annotated.
 # mypy: disable-error-code="no-untyped-call"
-"""The one module that reads factory_boy's private internals.
-
-`row_maker` and `batches` resolve a factory's declarations themselves (that is what makes a
-`create()` and a `bulk_create` cheap), so they need what factory_boy keeps to itself: the
-declarations merged with a call's arguments (`factory.builder.parse_declarations`), a
-declaration's own keywords (`_defaults`), the options of `Factory._meta`, the Faker
-instance a `factory.Faker` draws from. Every such access is a function here, and
-[`SUPPORTED_VERSIONS`][pytest_celestra.rows.factory_internals.SUPPORTED_VERSIONS] names the
-factory_boy releases they were checked against (`tests/test_factory_internals.py` fails on
-another one, and checks that no other module of the package reads them).
+"""The one module that reads factory_boy's private internals, which `row_maker` and
+`batches` need to resolve a factory's declarations themselves; `SUPPORTED_VERSIONS` names
+the releases they were checked against (`tests/test_factory_internals.py`).
 """
 
 from __future__ import annotations
@@ -36,10 +29,9 @@ _LAZY = factory.enums.BuilderPhase.ATTRIBUTE_RESOLUTION
 def declarations(
     factory_class: Any, extras: dict[str, Any]
 ) -> tuple[list[tuple[str, Any, dict[str, Any], bool]], list[tuple[str, Any, dict[str, Any]]]]:
-    """A factory's declarations merged with a call's arguments, traits applied:
-    `(name, declaration, context, lazy)` to resolve before the object is made (`lazy`:
-    a declaration to evaluate, else a plain value), and `(name, declaration, context)`
-    of its post-generation hooks, in factory_boy's order."""
+    """A factory's declarations merged with a call's arguments, traits applied, in
+    factory_boy's order: `(name, declaration, context, lazy)` (`lazy`: not a plain value),
+    and `(name, declaration, context)` of its post-generation hooks."""
     meta = factory_class._meta
     pre, post = parse_declarations(
         extras, base_pre=meta.pre_declarations, base_post=meta.post_declarations
@@ -58,14 +50,12 @@ def declarations(
 
 
 def defaults(declaration: Any) -> dict[str, Any]:
-    """The keywords a declaration was written with (a `Faker`'s arguments, a
-    `SubFactory`'s fields)."""
+    """The keywords a declaration was written with."""
     return dict(declaration._defaults)
 
 
 def faker_instance(locale: str | None = None) -> Any:
-    """What `factory.Faker` declarations of `locale` draw from: the Faker instance's
-    generator (its one locale's, called directly rather than through the proxy)."""
+    """What `factory.Faker` declarations of `locale` draw from (the proxy's one generator)."""
     proxy = Faker._get_faker(locale)
     cached = _GENERATORS.get(locale)
     if cached is None or cached[0] is not proxy:
@@ -95,28 +85,17 @@ def get_or_create_keys(factory_class: Any) -> tuple[str, ...]:
 
 
 def parameters(factory_class: Any) -> dict[str, Any]:
-    """The factory's `Params` (traits included), by name."""
     return dict(factory_class._meta.parameters)
 
 
 def known_names(factory_class: Any) -> set[str]:
-    """Every keyword the factory declares: fields, hooks, parameters, renamed fields."""
     meta = factory_class._meta
     names = set(meta.pre_declarations.as_dict()) | set(meta.post_declarations.as_dict())
     return names | set(meta.parameters) | set(getattr(meta, "rename", None) or {})
 
 
-def is_dict_factory(factory_class: Any) -> bool:
-    return issubclass(factory_class, factory.base.BaseDictFactory)
-
-
-def is_list_factory(factory_class: Any) -> bool:
-    return issubclass(factory_class, factory.base.BaseListFactory)
-
-
 class Arguments:
-    """What `Factory._meta.prepare_arguments` does with a resolved object, worked out once
-    per factory: which attributes become the model's keywords, under which names."""
+    """What `Factory._meta.prepare_arguments` does, worked out once per factory."""
 
     def __init__(self, factory_class: Any, names: list[str]) -> None:
         meta = factory_class._meta
@@ -130,8 +109,6 @@ class Arguments:
         self._names = names
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """(args, kwargs) of the model from a resolved object's `attributes` (which may
-        hold more than the factory's declarations)."""
         if not self.plain:
             declared = {name: attributes[name] for name in self._names}
             args, kwargs = self._meta.prepare_arguments(declared)
@@ -145,12 +122,9 @@ class Arguments:
 
 
 class Builder:
-    """What post-generation declarations read from factory_boy's builder."""
+    """What factory_boy's declarations and options read from its builder: the strategy."""
 
     strategy = CREATE_STRATEGY
-
-    def __init__(self, factory_class: Any) -> None:
-        self.factory_meta = factory_class._meta
 
 
 def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -158,7 +132,6 @@ def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]
 
 
 def build(factory_class: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-    """A list factory's object (what `instantiate` does for the build strategy)."""
     return factory_class._build(model_class(factory_class), *args, **kwargs)
 
 
@@ -167,12 +140,9 @@ def use_postgeneration_results(factory_class: Any, step: Any, instance: Any, res
 
 
 class TraitOptions(SQLAlchemyOptions):
-    """factory_boy's options, with every trait `False` unless a call sets it.
-
-    factory_boy looks a trait up on the object being resolved and takes a missing name as
-    "off"; the miss raises an AttributeError whose message formats every declaration, a
-    third of a `UserFactory()` call. A declared `False` makes the same choice at once.
-    """
+    """factory_boy's options, with every trait `False` unless a call sets it: factory_boy
+    takes a missing trait as "off", but the miss raises an AttributeError whose message
+    formats every declaration, a third of a `UserFactory()` call."""
 
     def contribute_to_class(self, factory: Any, *args: Any, **kwargs: Any) -> None:
         super().contribute_to_class(factory, *args, **kwargs)
@@ -184,8 +154,7 @@ class TraitOptions(SQLAlchemyOptions):
 
 class RoutedFactory(SQLAlchemyModelFactory):
     """A SQLAlchemy factory whose `_generate` (factory_boy's private entry point of every
-    call) goes to `_route(strategy, params)`, a class method of ours; `_default_generate`
-    is factory_boy's own."""
+    call) goes to `_route`; `_default_generate` is factory_boy's own."""
 
     _options_class = TraitOptions
 

@@ -1,23 +1,10 @@
 # factory_boy is typed but its declarations are not annotated.
 # mypy: disable-error-code="no-untyped-call"
-"""Making factory objects from their declarations, as factory_boy does, for less.
-
-A [`Plan`][pytest_celestra.rows.row_maker.Plan] is a factory's declarations merged with one set of
-call arguments, each compiled once into a plain function of the row being resolved (a
-`Faker` is its provider's bound method, a `SelfAttribute` a getter, a `SubFactory` a call
-of the same maker). A row is resolved in factory_boy's order (declaration order, a
-declaration another one reads first), so a seed gives the same values as factory_boy's
-builder, and each value is an attribute of the row once computed (no lookup through the
-resolver again). Every `create()` of a Celestra factory runs through a `Maker`;
-[`pytest_celestra.rows.batches.Batch`][pytest_celestra.rows.batches.Batch] is the maker of
-`bulk_create`,
-which keeps its rows for one COPY and, after a plan's first row, keeps as constants the
-declarations marked [`pure`][pytest_celestra.rows.row_maker.pure] that read only constants (the
-clock, a given company's status, its email domain ...): the other rows compute only what
-differs between rows.
-
-While a maker works, `current_maker` returns it: factories called by its objects'
-hooks join it, and the factories' helpers find the rows it made (`Maker.find`).
+"""Making factory objects from their declarations, as factory_boy does (in its order, so
+with the same draws), for less: every `create()` of a Celestra factory runs through a
+`Maker`, which compiles each declaration once into a function of the row; a
+[`Batch`][pytest_celestra.rows.batches.Batch] also keeps the
+[`pure`][pytest_celestra.rows.row_maker.pure] declarations that read only constants once.
 """
 
 from __future__ import annotations
@@ -28,15 +15,13 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from factory.base import BaseDictFactory
 from factory.declarations import (
     BaseDeclaration,
     LazyAttribute,
-    LazyAttributeSequence,
     LazyFunction,
     Maybe,
-    PostGeneration,
     SelfAttribute,
-    Sequence,
     SubFactory,
     deepgetattr,
 )
@@ -70,9 +55,6 @@ def pure(declaration: T) -> T:
     return declaration
 
 
-# --- compiling declarations -----------------------------------------------------------
-
-
 def _getter(declaration: Any, levels: int) -> Evaluator:
     """A `SelfAttribute`'s value, `levels` parents up from the row it is read on."""
     name, default = declaration.attribute_name, declaration.default
@@ -87,27 +69,19 @@ def _getter(declaration: Any, levels: int) -> Evaluator:
     return get
 
 
-def _fast_argument(value: Any) -> bool:
-    """Whether a Faker argument can be read without factory_boy's sub-factory: a plain
-    value, or a SelfAttribute of the row (`SelfAttribute("..name")`)."""
-    if isinstance(value, SelfAttribute):
-        return value.depth >= 2  # depth 1 names another argument, not the row
-    return not isinstance(value, BaseDeclaration)
-
-
 def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
-    """What `Faker.evaluate` does, with the provider's method looked up once."""
+    """What `Faker.evaluate` does, with the provider's method looked up once; None unless
+    every argument is a plain value or a `SelfAttribute("..name")` of the row."""
     arguments = {**fb.defaults(declaration), **context}
-    if not all(_fast_argument(value) for value in arguments.values()):
-        return None
+    for value in arguments.values():
+        of_row = isinstance(value, SelfAttribute) and value.depth >= 2  # 1: another argument
+        if isinstance(value, BaseDeclaration) and not of_row:
+            return None
     method = getattr(fb.faker_instance(arguments.pop("locale", None)), declaration.provider)
     plain = {k: v for k, v in arguments.items() if not isinstance(v, SelfAttribute)}
     read = [(k, _getter(v, v.depth - 2)) for k, v in arguments.items() if k not in plain]
     if not read:
         return lambda row: method(**plain)
-    if not plain and len(read) == 1:
-        ((key, get),) = read
-        return lambda row: method(**{key: get(row)})
     return lambda row: method(**plain, **{key: get(row) for key, get in read})
 
 
@@ -144,35 +118,11 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
             return step.recurse(factory_class, extras, step.sequence if force else None)
 
         return sub, False
-    if kind is Sequence and not context:
-        function = declaration.function
-        return lambda row: function(int(row._celestra_step.sequence)), False
-    if kind is LazyAttributeSequence and not context:
-        function = declaration.function
-        return lambda row: function(row, int(row._celestra_step.sequence)), False
 
     def evaluate(row: Any) -> Any:
         return declaration.evaluate_pre(instance=row, step=row._celestra_step, overrides=context)
 
     return evaluate, False
-
-
-def _compile_hook(declaration: Any, context: dict[str, Any]) -> Callable[[Any, Step], Any]:
-    """`declaration.evaluate_post(instance, step, context)` as a function of both; a
-    `PostGeneration` given plain values calls its function directly, as factory_boy would
-    (`function(obj, create, extracted, **kwargs)`)."""
-    if type(declaration) is PostGeneration and not any(
-        isinstance(value, BaseDeclaration) for value in context.values()
-    ):
-        function = declaration.function
-        extracted = context.get("")
-        extra = {key: value for key, value in context.items() if key != ""}
-        return lambda instance, step: function(instance, True, extracted, **extra)
-
-    def evaluate(instance: Any, step: Step) -> Any:
-        return declaration.evaluate_post(instance=instance, step=step, overrides=context)
-
-    return evaluate
 
 
 def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
@@ -183,40 +133,29 @@ def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
 
 
 class Plan:
-    """A factory's declarations merged with one set of call arguments, compiled (made once
-    per maker for each distinct set: every row of a SubFactory declaration shares one)."""
+    """A factory's declarations merged with one set of call arguments, compiled."""
 
     def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
-        resolved, hooks = fb.declarations(factory_class, extras)
+        resolved, self.hooks = fb.declarations(factory_class, extras)
         self.factory = factory_class
         self.names = [name for name, *_ in resolved]
-        #: Attributes every row starts with (plain values; a batch adds folded ones).
-        self.constants: dict[str, Any] = {}
-        #: (name, evaluator) of the attributes computed per row: in declaration order (in a
-        #: batch, after `fold`, in the order its first row completed them).
-        self.lazy: list[tuple[str, Evaluator]] = []
+        self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
         self.evaluators: dict[str, Evaluator] = {}
         self._pure: set[str] = set()
         for name, declaration, context, lazy in resolved:
             if not lazy:
                 self.constants[name] = declaration
                 continue
-            evaluator, is_pure = compile_declaration(declaration, context)
-            self.lazy.append((name, evaluator))
-            self.evaluators[name] = evaluator
+            self.evaluators[name], is_pure = compile_declaration(declaration, context)
             if is_pure:
                 self._pure.add(name)
-        self.post = hooks
-        self.hooks = [
-            (name, _compile_hook(declaration, context)) for name, declaration, context in hooks
-        ]
+        # (name, evaluator) in resolution order: declaration order, until a batch folds it
+        self.lazy = list(self.evaluators.items())
         self.folded = False
-        self.is_dict = fb.is_dict_factory(factory_class)
-        self.arguments = None if self.is_dict else fb.Arguments(factory_class, self.names)
-        self.builder = fb.Builder(factory_class)
+        dict_factory = issubclass(factory_class, BaseDictFactory)
+        self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
 
     def resolve(self, step: Step) -> _Row:
-        """The row of `step`: every declaration's value, as attributes."""
         row = _Row.__new__(_Row)
         values = row.__dict__
         values.update(self.constants)
@@ -230,9 +169,8 @@ class Plan:
         return row
 
     def fold(self, row: _Row) -> None:
-        """Keep as constants the pure declarations that read only constants on `row`
-        (the plan's first row in a batch), so the batch's other rows skip them; and
-        resolve the others in the order `row` completed them."""
+        """Keep as constants the pure declarations that read only constants on `row`, the
+        plan's first row in a batch; resolve the others in the order `row` completed them."""
         self.folded = True
         constant = set(self.constants)
         candidates = set(self._pure)
@@ -255,8 +193,6 @@ class Plan:
                     candidates.discard(name)  # reads a value of its own row: never constant
         folded = {name: values[name] for name in constant - set(self.constants)}
         self.constants.update(folded)
-        # The other declarations in the order the first row completed them (a value read
-        # before its turn first): the batch's rows then compute none out of turn.
         self.lazy = [
             (name, self.evaluators[name])
             for name in values
@@ -265,8 +201,8 @@ class Plan:
 
 
 class _Row:
-    """The object a factory's declarations read (factory_boy's `Resolver`): each value an
-    attribute once computed; a value read before its turn is computed then."""
+    """What a factory's declarations read (factory_boy's `Resolver`): a value read before
+    its turn is computed then."""
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__
@@ -304,25 +240,19 @@ class _Tracer:
 
 
 class Step:
-    """Stands in for factory_boy's `BuildStep`: the row being resolved (`stub`), its
-    sequence number, its parent's step; `recurse` makes a SubFactory's object with the
-    same maker."""
+    """Stands in for factory_boy's `BuildStep`; `recurse` makes a SubFactory's object with
+    the same maker."""
 
-    __slots__ = ("builder", "maker", "parent_step", "plan", "resolving", "sequence", "stub")
+    __slots__ = ("maker", "parent_step", "plan", "resolving", "sequence", "stub")
+    builder = fb.Builder()
 
     def __init__(self, maker: Maker, plan: Plan, sequence: int, parent: Step | None) -> None:
         self.maker = maker
         self.plan = plan
-        self.builder = plan.builder
         self.sequence = sequence
         self.parent_step = parent
         self.resolving: list[str] = []
         self.stub: Any = None
-
-    @property
-    def attributes(self) -> dict[str, Any]:
-        values = self.stub.__dict__
-        return {name: values[name] for name in self.plan.names}
 
     @property
     def chain(self) -> tuple[Any, ...]:
@@ -335,16 +265,11 @@ class Step:
         return self.maker.make(factory_class, declarations, self, force_sequence)
 
 
-# --- the maker ----------------------------------------------------------------------
-
-
 class Maker:
     """Makes objects of a factory as factory_boy's `StepBuilder` does (same declarations,
-    same order, so the same random draws), with compiled plans. `create()` of every
-    Celestra factory goes through one; `Batch` is the one of `bulk_create`."""
+    same order, so the same random draws), with compiled plans."""
 
-    #: Whether a plan's pure constants are folded after its first row (batches).
-    folds = False
+    folds = False  # whether a plan's pure constants are folded after its first row
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -356,34 +281,19 @@ class Maker:
         self._clock: datetime | None = None
 
     def clock(self, lag: Any) -> datetime:
-        """ "Now" for every row of this call (or batch), `lag` before the wall clock:
-        read once, so a call's rows share one present."""
+        """ "Now" minus `lag`, read once, so the rows of a call (or batch) share one present."""
         if self._clock is None:
             self._clock = datetime.now(UTC).replace(microsecond=0) - lag
         return self._clock
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Maker]:
-        """This maker as `current_maker` inside the block, so factories called by
-        hooks and declarations of its objects join it."""
+        """This maker as `current_maker` inside the block."""
         token = _MAKER.set(self)
         try:
             yield self
         finally:
             _MAKER.reset(token)
-
-    def run(self, factory_class: Any, params: dict[str, Any]) -> Any:
-        """One object of `factory_class` made with `params`, this maker active."""
-        with self.active():
-            return self.make(factory_class, params)
-
-    def _plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
-        key = (factory_class, *((k, id(v)) for k, v in extras.items()))
-        cached = self._plans.get(key)
-        if cached is None:
-            # The extras are kept with the plan, so the ids in the key stay theirs.
-            cached = self._plans[key] = (extras, self._new_plan(factory_class, extras))
-        return cached[1]
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         return Plan(factory_class, extras)
@@ -395,7 +305,6 @@ class Maker:
         parent: Step | None = None,
         force_sequence: int | None = None,
     ) -> Any:
-        """One object of `factory_class`, as factory_boy's `StepBuilder.build` makes it."""
         init_sequence = None
         # The same arguments object again (a batch's, a SubFactory declaration's): its plan.
         seen = self._seen.get((factory_class, id(extras)))
@@ -410,7 +319,12 @@ class Maker:
             if "__sequence" in extras:
                 extras = dict(extras)
                 init_sequence = extras.pop("__sequence")
-            plan = self._plan(factory_class, extras)
+            key = (factory_class, *((k, id(v)) for k, v in extras.items()))
+            cached = self._plans.get(key)
+            if cached is None:
+                # The extras are kept with the plan, so the ids in the key stay theirs.
+                cached = self._plans[key] = (extras, self._new_plan(factory_class, extras))
+            plan = cached[1]
             if init_sequence is None:
                 self._seen[factory_class, id(given)] = (given, plan)
         if force_sequence is not None:
@@ -429,7 +343,10 @@ class Maker:
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
         self._remember(instance, kwargs)
-        results = {name: hook(instance, step) for name, hook in plan.hooks} if plan.hooks else {}
+        results = {
+            name: hook.evaluate_post(instance=instance, step=step, overrides=context)
+            for name, hook, context in plan.hooks
+        }
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
@@ -455,12 +372,10 @@ class Maker:
         return type(instance)
 
     def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
-        """The parent objects among an object's model arguments."""
         return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
     def made(self, obj: Any) -> bool:
-        """Whether `obj` was made by this call (so the database has nothing of its own
-        about it yet)."""
+        """Whether `obj` was made by this call (so the database has nothing about it yet)."""
         return id(obj) in self._made
 
     def children(self, model: type[Any], parent: Any) -> list[Any]:
@@ -470,6 +385,4 @@ class Maker:
     def find(self, model: type[Any], key: Any) -> Any:
         """The row of `model` with primary key `key`: this call's, else the session's."""
         row = self._by_key.get((model, key))
-        if row is not None:
-            return row
-        return self.session.get(model, key)
+        return row if row is not None else self.session.get(model, key)
