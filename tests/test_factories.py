@@ -315,6 +315,20 @@ def test_change_logs_keep_the_row_and_its_history_in_agreement(celestra_session)
     assert again.old_value == first.new_value
 
 
+def test_a_change_log_with_apply_false_leaves_the_row_as_it_is(celestra_session):
+    """As every other hook of the factories: `=False` skips it."""
+    log = AuditLogFactory(config_change=True)
+    agent = celestra_session.get(Agent, log.record_id)
+    before = {column: getattr(agent, column) for column in ("name", "status", "updated_at")}
+    change = AuditChangeLogFactory(audit_log=log, apply=False)
+    celestra_session.refresh(agent)
+    assert {column: getattr(agent, column) for column in before} == before
+    applied = AuditChangeLogFactory(audit_log=log)
+    value = getattr(agent, applied.column_name)
+    assert applied.new_value == getattr(value, "value", value) != applied.old_value
+    assert change.column_name != applied.column_name
+
+
 def test_role_change_changes_the_role_of_a_member_of_the_same_company(
     celestra_session, monkeypatch
 ):

@@ -1238,10 +1238,12 @@ def _present_value(row: Any, column: str) -> str | None:
     return None if value is None else str(_label(value))
 
 
-def _apply_change(change: AuditChangeLog, create: bool, *_: Any, **__: Any) -> None:
+@_after_create
+def _apply_change(change: AuditChangeLog) -> None:
+    """`new_value` written to the changed row (`apply=False` leaves the row as it is)."""
     session = _SESSION.get()
     log = change.audit_log
-    if not create or session is None or log.table_name not in _MODELS:
+    if session is None or log.table_name not in _MODELS:
         return
     row = _find_row(_MODELS[log.table_name], log.record_id)
     if row is None:
@@ -1280,7 +1282,7 @@ class AuditChangeLogFactory(CelestraFactory):
     old_value = pure(LazyAttribute(lambda o: o.change[1]))
     new_value = pure(LazyAttribute(lambda o: o.change[2]))
     created_at = pure(LazyAttribute(lambda o: o.audit_log.created_at or _clock()))
-    apply = batches.bulk_safe(PostGeneration(_apply_change))
+    apply = _apply_change
 
 
 ALL_FACTORIES: tuple[type[CelestraFactory], ...] = (
