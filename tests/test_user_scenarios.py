@@ -617,7 +617,7 @@ def watched_manager(suite_databases) -> Any:
 
 @pytest.mark.slow
 def test_layers_are_templates_of_their_own_and_builds_are_watched(
-    watched_manager, admin, unique_seed
+    watched_manager, admin, unique_seed, monkeypatch
 ):
     import psycopg
 
@@ -637,14 +637,24 @@ def test_layers_are_templates_of_their_own_and_builds_are_watched(
     assert f"companies {small.counts['companies']} rows" in volume_steps
     assert ("progress", "layer top", "2 rows") in events
 
-    # Again, and with another top layer: only what is new is built.
+    # Again, and with another top layer: only what is new is built, and only the room for
+    # what is made is asked for (the clone; the clone and its template).
     events.clear()
+    rooms: list[int] = []
+    check_room = watched_manager.check_room
+
+    def recorded(volume: Volume | None, copies: int = 1) -> None:
+        rooms.append(copies)
+        check_room(volume, copies)
+
+    monkeypatch.setattr(watched_manager, "check_room", recorded)
     watched_manager.create_layered(small, [bottom, top], unique_seed, anchor_for())
     assert [e for e in events if e[0] == "built"] == []
     watched_manager.create_layered(
         small, [bottom, WidgetLayer("other", 1)], unique_seed, anchor_for()
     )
     assert [e[1] for e in events if e[0] == "built"] == ["layer other"]
+    assert rooms == [1, 2]
 
 
 def test_a_failing_layer_leaves_no_build(watched_manager, admin, unique_seed):

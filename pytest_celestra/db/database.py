@@ -1039,6 +1039,12 @@ class DatabaseManager:
             self.check_room(None, 2)
             return self._clone(admin, self._schema_spec(), "empty", name)
 
+    def _check_room_for(self, admin: Admin, spec: _Spec, volume: Volume | None) -> None:
+        """Room for a clone of `spec`'s template, and for the template where it is not built."""
+        assert spec.key is not None
+        built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
+        self.check_room(volume, 1 if built else 2)
+
     def create_seeded(
         self,
         volume: Volume,
@@ -1057,9 +1063,7 @@ class DatabaseManager:
             self._admin() as admin,
         ):
             spec = self._seeded_spec(admin, volume, seed, anchor)
-            assert spec.key is not None
-            built = self._usable(admin, template_name(spec.kind, self._role_key(admin, spec.key)))
-            self.check_room(volume, 1 if built else 2)
+            self._check_room_for(admin, spec, volume)
             return self._clone(admin, spec, label, name, strategy)
 
     def create_layered(
@@ -1082,7 +1086,7 @@ class DatabaseManager:
             self._admin() as admin,
         ):
             spec = self._layered_spec(admin, base, layers, seed, anchor)
-            self.check_room(base, 2)  # the clone and, where not built yet, its template
+            self._check_room_for(admin, spec, base)
             return self._clone(admin, spec, label, name, strategy)
 
     def prepare_layered(
