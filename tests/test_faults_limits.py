@@ -447,7 +447,8 @@ def test_the_room_check_counts_the_write_ahead_log_and_a_margin(small_disk):
         )
         assert "--celestra-volume, ini celestra_volume or environment variable" in message
         assert not any("_tpl_" in name or "_build_" in name for name in _ours(small_disk.url))
-        # The one function the transactional fixture calls before a clone of its own.
+        # What create_seeded and create_layered ask before a clone (the transactional fixture
+        # clones through them).
         with pytest.raises(ServerError, match="1 copies of 131,010 rows"):
             manager.check_room(LARGE, copies=1)
         manager.check_room(Volume.named("small"), copies=2)  # fits: no error
