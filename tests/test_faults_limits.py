@@ -449,7 +449,7 @@ def test_the_room_check_counts_the_write_ahead_log_and_a_margin(small_disk):
         assert not any("_tpl_" in name or "_build_" in name for name in _ours(small_disk.url))
         # What create_seeded and create_layered ask before a clone (the transactional fixture
         # clones through them).
-        with pytest.raises(ServerError, match="1 copies of 131,010 rows"):
+        with pytest.raises(ServerError, match="1 copy of 131,010 rows"):
             manager.check_room(LARGE, copies=1)
         manager.check_room(Volume.named("small"), copies=2)  # fits: no error
     finally:
@@ -499,7 +499,7 @@ def test_celestra_seed_checks_the_room_and_reports_a_full_disk(small_disk, monke
     assert cli.main(arguments) == cli.EXIT_ERROR
     refused = capsys.readouterr().err
     assert "volume 'x200' needs about" in refused
-    assert "1 copies of 262,010 rows" in refused
+    assert "1 copy of 262,010 rows" in refused
     assert "celestra_full" not in _ours(small_disk.url) + _all(small_disk.url)
 
     monkeypatch.setattr(cli, "check_room", lambda *arguments, **options: None)

@@ -293,7 +293,8 @@ def room_problem(
         what = f"the empty schema needs about {format_bytes(needed)}: {copies} copies"
     else:
         what = (
-            f"volume {volume.name!r} needs about {format_bytes(needed)}: {copies} copies of "
+            f"volume {volume.name!r} needs about {format_bytes(needed)}: {copies} "
+            f"{'copy' if copies == 1 else 'copies'} of "
             f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each"
         )
     wal = "as much again" + (
