@@ -20,29 +20,25 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Invited:
-    """(user, moment) of the invitations sent, and of those accepted."""
-
     sent: list[tuple[int, int]] = field(default_factory=list)
     accepted: list[tuple[int, int]] = field(default_factory=list)
 
 
 class PasswordChange(NamedTuple):
     user: int
-    pick: int
-    """Index of the former password in the scenario's pool."""
+    pick: int  # index of the former password in the scenario's pool
     moment: int
 
 
 @dataclass(frozen=True)
 class Passwords:
     changes: list[PasswordChange] = field(default_factory=list)
+    # (user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password
     ages: list[tuple[int, int, int]] = field(default_factory=list)
-    """(user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password."""
 
 
 def invitations(d: Draw, u: Users) -> Rows[Invited]:
-    """Invitations of company members; open ones only for ACTIVE users, none sent after
-    a user left ACTIVE."""
+    """Invitations of company members: open ones only for ACTIVE users."""
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
     active = [i for i in u.active if u.company[i] >= 0] or members
@@ -66,7 +62,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
 
 
 def plan_password_history(d: Draw, u: Users) -> Passwords:
-    """Every password change, before the notifications that report some of them."""
+
     p, rng = d.p, d.rng
     per_user = [0] * len(u.ids)
     for _ in range(d.counts["password_history"]):
@@ -84,8 +80,7 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
 
 
 def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) -> None:
-    """Record when each password `user` had (set at creation, then at each change)
-    was old enough for a PASSWORD_EXPIRY notice."""
+    """Record when each password of `user` was old enough for a PASSWORD_EXPIRY notice."""
     for next_change in [*changes, 0]:
         window = story.password_notice_window(set_at, next_change)
         if window is not None:
@@ -99,16 +94,15 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 
 
 def password_events(plan: Passwords) -> list[tuple[int, int]]:
-    """(user, moment) of the password changes within the reach of activity."""
+
     return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
 
 
 def notifications(
     d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
 ) -> Rows[None]:
-    """Notifications of drawn types; one that reports an event follows a real one of
-    its user (or company) by [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY],
-    or becomes an announcement when the scenario has no such event."""
+    """Notifications of drawn types; one that reports an event follows one of its user (or
+    company), or reports none when the scenario has no such event."""
     p, rng = d.p, d.rng
     statuses = Covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = Covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
@@ -147,8 +141,7 @@ def _reported(
     events: Mapping[str, Sequence[tuple[int, int]]],
     ages: list[tuple[int, int, int]],
 ) -> tuple[int, int] | None:
-    """(user, created_at) of a notification reporting a random `event`; None when the
-    scenario has none (or, for a company's event, no member who saw it)."""
+    """(user, created_at) of a notification reporting a random `event`; None if none fits."""
     if event == story.PASSWORD_AGE:
         if not ages:
             return None
