@@ -288,11 +288,7 @@ def inspect_schema(connection: Connection) -> ExistingSchema:
         for name in celestra_enums()
         if name in types
     }
-    conflicts = [
-        difference
-        for difference in (*differences.values(), *type_differences.values())
-        if difference is not None
-    ]
+    conflicts = [d for d in (*differences.values(), *type_differences.values()) if d is not None]
     same_tables = [name for name, difference in differences.items() if difference is None]
     same_types = [name for name, difference in type_differences.items() if difference is None]
     others = sum(1 for name in catalog.tables if name not in tables)

@@ -41,15 +41,6 @@ class Trail:
             return self.u.members[company]
         return self._assets(table).by_company[company]
 
-    def row_id(self, table: str, row: int) -> uuid.UUID:
-        return self._record(table).ids[row]
-
-    def created(self, table: str, row: int) -> int:
-        return self._record(table).created[row]
-
-    def current(self, table: str, row: int) -> tuple[str, ...]:
-        return self._record(table).current[row]
-
     def closed(self, table: str, row: int) -> int:
         """When a row left service (its updated_at), or 0 (now) for a row still live."""
         if table == "companies":
@@ -59,7 +50,7 @@ class Trail:
             return self.u.until[row] + spec.ACTIVITY_MARGIN
         return self._assets(table).retired[row]
 
-    def _record(self, table: str) -> RowFacts:
+    def facts(self, table: str) -> RowFacts:
         records: dict[str, RowFacts] = {"companies": self.c, "users": self.u}
         return records.get(table) or self._assets(table)
 
@@ -75,7 +66,6 @@ class AuditEvents:
 
 
 def _signer(d: Draw, u: Users, user: int) -> int:
-
     own = u.company[user]
     if story.super_admin_signs(d.rng, own < 0):
         return d.pick(u.super_admins)
@@ -230,7 +220,7 @@ def _company_changes(
             history.setdefault((table, row, column), []).append((whens[i][0], i, position))
     values: dict[tuple[int, int], tuple[str, str]] = {}
     for (table, row, column), entries in history.items():
-        new = t.current(table, row)[spec.CHANGEABLE_COLUMNS[table].index(column)]
+        new = t.facts(table).current[row][spec.CHANGEABLE_COLUMNS[table].index(column)]
         for _, i, position in sorted(entries, reverse=True):
             old = p.column_value(table, column, unlike=new)
             values[i, position] = (old, new)
@@ -246,7 +236,7 @@ def _company_changes(
         description, signed_by = p.audit_description(event, table), u.ids[signer]
         row_facts = (log_id, u.ids[user], event.value, description, ip, signed_by)
         signature, reason = p.digital_signature(), p.audit_reason(event)
-        record = (table, t.row_id(table, row), group_id, when)
+        record = (table, t.facts(table).ids[row], group_id, when)
         yield "audit_logs", (*row_facts, signature, reason, *record)
         for position, column in enumerate(columns_of[i]):
             old, new = values[i, position]
@@ -275,7 +265,9 @@ def _change_moments(
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
         signer = _signer(d, u, user)
         group = targets[i : i + size]
-        earliest = max(spec.ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
+        earliest = max(
+            spec.ACTIVITY_EARLIEST, *(t.facts(table).created[row] for table, row in group)
+        )
         # A row closed (or switched off) changes no more in the last stretch before that
         # (as in the factories); the logs of the group follow the first within seconds.
         closed = min(t.closed(table, row) for table, row in group)
