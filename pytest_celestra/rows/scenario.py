@@ -122,21 +122,14 @@ def seed_scenario(
         with loader.caller_transaction(pg_conn):
             counts = loader.load(pg_conn, rows, progress=progress, prefetch=prefetch)
     except KeyboardInterrupt:
-        _abandon(connection, pg_conn)
+        # Ctrl-C cut a COPY off: a rollback would fail ("another command is already in
+        # progress") and hide the interrupt, so the connection is closed (or invalidated).
+        close = getattr(connection, "invalidate", None) or pg_conn.close
+        close()
         raise
     return ScenarioSummary(
         volume, seed, anchor, MappingProxyType(counts), time.perf_counter() - started
     )
-
-
-def _abandon(connection: Any, pg_conn: Any) -> None:
-    """Close (or invalidate) a connection whose COPY Ctrl-C cut off: a rollback would fail
-    ("another command is already in progress") and hide the interrupt."""
-    invalidate = getattr(connection, "invalidate", None)
-    if invalidate is not None:
-        invalidate()
-    else:
-        pg_conn.close()
 
 
 def generate_scenario(

@@ -151,8 +151,7 @@ def _fk(target: str, *, ondelete: str, nullable: bool = False) -> Mapped[uuid.UU
 
 
 def _children(parent: str) -> Any:
-    """The rows that reference this one (the database deletes them with it, or keeps
-    them: ON DELETE is the foreign key's)."""
+    """The rows that reference this one (ON DELETE is the foreign key's business)."""
     return relationship(back_populates=parent, passive_deletes=True)
 
 
@@ -472,7 +471,6 @@ MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
 """The 15 models in an order that respects every foreign key (parents first)."""
 
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(m.__tablename__ for m in MODELS_IN_FK_ORDER)
-"""Table names in FK order."""
 # The plain names that cheap modules use (pytest_celestra.schema.tables) must be these.
 if tuple((m.__name__, m.__tablename__) for m in MODELS_IN_FK_ORDER) != ENTITIES:
     raise AssertionError("pytest_celestra.schema.tables.ENTITIES differs from MODELS_IN_FK_ORDER")

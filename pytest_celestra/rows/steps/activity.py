@@ -72,20 +72,15 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
     plan = Passwords()
     for user, count in enumerate(per_user):
         moments = sorted(story.password_changed(p, u.created[user]) for _ in range(count))
-        _password_ages(plan, user, u.created[user], moments)
+        set_at = u.created[user]  # each password's age: when a PASSWORD_EXPIRY notice fits
+        for next_change in [*moments, 0]:
+            if (window := story.password_notice_window(set_at, next_change)) is not None:
+                plan.ages.append((user, *window))
+            set_at = next_change
         if count:
             picks = rng.sample(range(pool_size), count)
             plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
     return plan
-
-
-def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) -> None:
-    """Record when each password of `user` was old enough for a PASSWORD_EXPIRY notice."""
-    for next_change in [*changes, 0]:
-        window = story.password_notice_window(set_at, next_change)
-        if window is not None:
-            plan.ages.append((user, *window))
-        set_at = next_change
 
 
 def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
