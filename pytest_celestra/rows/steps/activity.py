@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import NotificationStatus
 
@@ -42,7 +42,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
     active = [i for i in u.active if u.company[i] >= 0] or members
-    states = Covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
+    states = covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
     invited = Invited()
     for _ in range(d.counts["invitations"]):
         state = states()
@@ -99,9 +99,9 @@ def notifications(
     """Notifications of drawn types; one that reports an event follows one of its user (or
     company), or reports none when the scenario has no such event."""
     p, rng = d.p, d.rng
-    statuses = Covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
-    methods = Covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
-    expiries = Covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
+    statuses = covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
+    methods = covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
+    expiries = covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()

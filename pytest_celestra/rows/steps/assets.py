@@ -9,7 +9,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering, RowFacts, allocate
+from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import KnowledgeBaseStatus
 
@@ -73,7 +73,7 @@ def _updated(
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
+    statuses = covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
 
     def make(company: int, agent_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         status, protocol = state.value, p.agent_protocol()
@@ -90,7 +90,7 @@ def agents(d: Draw, c: Companies) -> Rows[Assets]:
 
 def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
+    statuses = covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
 
     def make(company: int, kb_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         updated = _updated(d, a, c, company, created, state.value, followed)

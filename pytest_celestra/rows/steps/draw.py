@@ -6,7 +6,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pytest_celestra.rows.providers import fast_uuid
@@ -96,18 +96,9 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
     return shares
 
 
-class Covering:
+def covering(weights: Mapping[F, float], draw: Callable[[], F]) -> Callable[[], F]:
     """Weighted draws in which each value occurs once first (small volumes see every case)."""
-
-    def __init__(self, weights: Mapping[Any, float], draw: Callable[[], Any]) -> None:
-        self.values = tuple(weights)
-        self.draw = draw
-        self.index = 0
-
-    def __call__(self) -> Any:
-        index = self.index
-        self.index += 1
-        return self.values[index] if index < len(self.values) else self.draw()
+    return chain(tuple(weights), iter(draw, object())).__next__
 
 
 def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:

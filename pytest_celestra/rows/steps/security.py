@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
         users = rng.sample(members, n_lockouts)
     else:
         users = [d.pick(members) for _ in range(n_lockouts)]
-    states = Covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
+    states = covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
     plan = Lockouts([], unknown, {})
     for user in users:
         state = states()
@@ -136,7 +136,7 @@ def plan_failed_logins(d: Draw, u: Users, locks: Lockouts) -> Failures:
 def plan_sessions(d: Draw, u: Users) -> list[Session]:
     """Every session: only ACTIVE users hold live ones; none starts after its user left."""
     p = d.p
-    states = Covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
+    states = covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
     active = u.active or list(range(len(u.ids)))
     sessions: list[Session] = []
     for _ in range(d.counts["user_sessions"]):

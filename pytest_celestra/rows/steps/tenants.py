@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pytest_celestra.rows import story
 from pytest_celestra.rows.providers import email_address
-from pytest_celestra.rows.steps.draw import Covering, RowFacts, allocate
+from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
 
@@ -47,11 +47,11 @@ class Users(RowFacts):
 
 def companies(d: Draw) -> Rows[Companies]:
     p = d.p
-    sizes = Covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
-    verticals = Covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
+    sizes = covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
+    verticals = covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
     # The closed companies the covering draws come first and smallest (sizes cover
     # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
-    statuses = Covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
+    statuses = covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
     ids: list[uuid.UUID] = []
     created: list[int] = []
     domains: list[str] = []
@@ -118,7 +118,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     n_companies, n_users = d.counts["companies"], d.counts["users"]
     supers = min(max(1, round(n_users * spec.SUPER_ADMIN_SHARE)), n_users - n_companies)
     per_company = [1 + extra for extra in allocate(n_users - supers - n_companies, c.weight)]
-    statuses = Covering(spec.USER_STATUS_WEIGHTS, p.user_status)
+    statuses = covering(spec.USER_STATUS_WEIGHTS, p.user_status)
     u = Users([[] for _ in c.ids], [[] for _ in c.ids])
     emails: set[str] = set()
     active = UserStatus.ACTIVE
