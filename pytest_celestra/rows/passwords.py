@@ -115,9 +115,6 @@ class PasswordHasher:
         """The hash of `password` with `salt`; computed once per process."""
         return _cached_hash(self.scheme, self.cost, password, salt)
 
-    def pool(self, password: str, size: int, rng: random.Random) -> tuple[str, ...]:
-        return tuple(self.hash(password, self.salt(rng)) for _ in range(size))
-
     def check(self) -> None:
         """Hash once, so a scheme whose backend is missing fails now and says so."""
         try:
