@@ -97,8 +97,7 @@ def wrong_type(value: Any, column_type: str | None) -> str | None:
         )
         return None if fits else _SENDABLE
     # True is an int to Python, not to PostgreSQL.
-    fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if fits:
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
         return None
     names = " or ".join(kind.__name__ for kind in kinds)
     return f"{names} (the column is {column_type})"
@@ -143,7 +142,6 @@ def rule_failed(what: str, function: Any, error: BaseException, values: Iterable
 
 
 def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
-
     return RuleError(
         f"{what} made a value of the wrong type for {column}: a "
         f"{type(value).__qualname__}, where the column takes {wanted}. The value is not "

@@ -69,7 +69,6 @@ _MAX_DIGITS = 12
 
 
 def _shown(text: str) -> str:
-
     text = text.strip()
     return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text):,} characters)"
 

@@ -62,7 +62,6 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
 
 
 def plan_password_history(d: Draw, u: Users) -> Passwords:
-
     p, rng = d.p, d.rng
     per_user = [0] * len(u.ids)
     for _ in range(d.counts["password_history"]):
@@ -89,7 +88,6 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 
 
 def password_events(plan: Passwords) -> list[tuple[int, int]]:
-
     return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
 
 
