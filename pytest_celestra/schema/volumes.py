@@ -74,13 +74,9 @@ def _shown(text: str) -> str:
 
 
 def _count(shown: str, digits: str) -> int:
-    """The number `digits` of the volume `shown`, refused unread when too long."""
+    """The number `digits` (ASCII digits, checked by the caller) of the volume `shown`,
+    refused unread when too long."""
     digits = digits.strip()
-    if not digits.isascii() or not digits.isdigit():
-        raise ConfigError(
-            f"invalid volume {shown}: {_shown(digits)} is not a count; write it in the "
-            f"digits 0-9; use {VOLUME_HELP}"
-        )
     if len(digits) > _MAX_DIGITS:
         raise ConfigError(
             f"invalid volume {shown}: a count of {len(digits):,} digits; a volume holds at "
