@@ -184,11 +184,9 @@ def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
 
     def offer(item: Chunk | BaseException | None) -> bool:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(Full):
                 queue.put(item, timeout=0.1)
                 return True
-            except Full:
-                continue
         return False
 
     def produce() -> None:

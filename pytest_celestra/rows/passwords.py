@@ -178,10 +178,8 @@ class HashPool:
         return self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
 
     def __getitem__(self, index: int) -> str:
-        digest = self._done.get(index)
-        if digest is None:
-            digest = self._compute(index, wait=True)
-            assert digest is not None
+        digest = self._done.get(index) or self._compute(index, wait=True)
+        assert digest is not None
         return digest
 
     @property

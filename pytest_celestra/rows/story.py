@@ -199,13 +199,10 @@ def unique_company_name(
 ) -> tuple[str, str]:
     """A company name of `vertical` and its email domain, not in `used` (which it joins):
     two companies of one domain would mix their emails."""
-    name = p.company_name(vertical)
-    domain = company_domain(name)
-    for _ in range(spec.FRESH_COMPANY_NAMES):
-        if domain not in used:
-            break
+    for _ in range(1 + spec.FRESH_COMPANY_NAMES):
         name = p.company_name(vertical)
-        domain = company_domain(name)
+        if (domain := company_domain(name)) not in used:
+            break
     base, number = name, 1
     while domain in used:
         number += 1
