@@ -463,10 +463,14 @@ class CelestraProvider(BaseProvider):
         return value
 
     def _free_text(self, table_name: str, column: str) -> str:
-        kind = {"users": "person", "agents": "agent", "knowledge_bases": "knowledge_base"}
         if column == "name":
-            return str(getattr(self, f"{kind.get(table_name, 'knowledge_base')}_name")())
-        return str(getattr(self, f"{kind.get(table_name, 'company')}_description")())
+            names = {"users": self.person_name, "agents": self.agent_name}
+            return names.get(table_name, self.knowledge_base_name)()
+        texts = {
+            "agents": self.agent_description,
+            "knowledge_bases": self.knowledge_base_description,
+        }
+        return texts.get(table_name, self.company_description)()
 
     # --- notifications ------------------------------------------------------------------
 
