@@ -26,6 +26,7 @@ from pytest_celestra.rows.passwords import (
 from pytest_celestra.rows.providers import CelestraProvider
 from pytest_celestra.rows.steps import activity, assets, audit, security, tenants
 from pytest_celestra.rows.steps.draw import CHUNK_ROWS, Draw, chunked
+from pytest_celestra.schema import spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -92,15 +93,20 @@ def _notifications(
     events = {
         story.KNOWLEDGE_BASE_READY: kbs.ready,
         story.KNOWLEDGE_BASE_FAILED: kbs.failed,
-        **locks.events(),
-        **failures.events(),
+        story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in locks.lockouts],
+        story.LOCKOUT_ENDED: [
+            (lock.user, lock.end) for lock in locks.lockouts if lock.end <= spec.LAST_MOMENT
+        ],
+        story.FAILED_LOGIN: [(f.user, f.moment) for f in failures.failures if f.user >= 0],
         story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
         story.DATA_EXPORT: trail.data_exports,
         story.ROLE_CHANGE: trail.role_changes,
         story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
         story.INVITATION_SENT: invited.sent,
         story.INVITATION_ACCEPTED: invited.accepted,
-        story.PASSWORD_CHANGE: activity.password_events(passwords),
+        story.PASSWORD_CHANGE: [
+            (c.user, c.moment) for c in passwords.changes if c.moment >= spec.ACTIVITY_EARLIEST
+        ],
     }
     return activity.notifications(d, c, u, events, passwords)
 

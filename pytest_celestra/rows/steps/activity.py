@@ -87,10 +87,6 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
         yield "password_history", (d.new_id(), u.ids[user], d.old_passwords[pick], d.at(moment))
 
 
-def password_events(plan: Passwords) -> list[tuple[int, int]]:
-    return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
-
-
 def notifications(
     d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
 ) -> Rows[None]:

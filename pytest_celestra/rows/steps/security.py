@@ -52,24 +52,12 @@ class Lockouts:
             for start in self.starts.get(user, ())
         )
 
-    def events(self) -> dict[str, list[tuple[int, int]]]:
-        return {
-            story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in self.lockouts],
-            story.LOCKOUT_ENDED: [
-                (lock.user, lock.end) for lock in self.lockouts if lock.end <= spec.LAST_MOMENT
-            ],
-        }
-
 
 @dataclass(frozen=True)
 class Failures:
     failures: list[Failure]
     of_lockout: list[list[int]]  # indices in `failures` of each lockout's burst
     singles: list[int]
-
-    def events(self) -> dict[str, list[tuple[int, int]]]:
-        known = [(f.user, f.moment) for f in self.failures if f.user >= 0]
-        return {story.FAILED_LOGIN: known}
 
 
 def plan_lockouts(d: Draw, u: Users) -> Lockouts:
