@@ -14,15 +14,8 @@ a row first uses it), so thousands of users cost a few dozen hashes.
 bcrypt is computed by the `bcrypt` package directly (passlib's backend, the same string,
 without the self-tests passlib runs when it loads it: 16 more hashes); passwords bcrypt
 cannot take as they are (over 72 bytes, or with a NUL) and other schemes go through passlib.
-Hashing is configured in one place, [`configure`][pytest_celestra.rows.passwords.configure]:
-
-```python
-from pytest_celestra.rows import passwords
-
-passwords.configure(scheme="pbkdf2_sha256")      # or rounds=6
-user = UserFactory(password="s3cret!")
-assert passwords.verify("s3cret!", user.password_hash)
-```
+Hashing is configured in one place, [`configure`][pytest_celestra.rows.passwords.configure]
+(an example: `docs/factories.md`, Passwords).
 """
 
 from __future__ import annotations

@@ -1,23 +1,11 @@
-"""One story across tables: the cross-table rules both data paths follow.
+"""One story across tables: the cross-table rules both data paths follow (the tenant
+lifecycle, notifications that report real events, an audit trail that agrees with the
+activity tables).
 
 The scenario ([`pytest_celestra.rows.scenario`][pytest_celestra.rows.scenario]) and the
 factories ([`pytest_celestra.rows.factories`][pytest_celestra.rows.factories]) both call
-these, so a rule lives here once; `docs/realism.md` states each with an SQL check.
-
-- **Tenant lifecycle.** A company that is not ACTIVE closed at one moment (its
-  `updated_at`): its members are not ACTIVE, its agents and knowledge bases are not live,
-  and none of them changed after it. A user who is not ACTIVE changed status at its
-  `updated_at`: no session of theirs is live now or started later, no invitation was sent
-  to them later, and they act (or sign) in the audit trail only before it.
-- **Notifications report real events.** A notification whose type reports an event
-  ([`NOTIFICATION_EVENTS`][pytest_celestra.rows.story.NOTIFICATION_EVENTS]) follows such an event
-  of its user (or of its user's company) within
-  [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY].
-- **The audit trail agrees with the activity tables.** A sign-in is the start of a
-  session, a sign-out lies within one, a failed sign-in is a failed login at that moment.
-
-Times are offsets in seconds from a reference instant, as in
-[`pytest_celestra.rows.providers`][pytest_celestra.rows.providers].
+these, so a rule lives here once; `docs/realism.md` states each in a sentence and an SQL
+check. Times are offsets in seconds from a reference instant.
 """
 
 from __future__ import annotations
