@@ -1,13 +1,9 @@
 """The data of the Celestra spec: weights, shares, time windows and catalogues.
 
-Pure data, kept apart from the code that draws from it:
-[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] draws column values with
-these weights, [`story`][pytest_celestra.rows.story] holds the rules across rows and tables, and
-both the factories and the bulk scenario call those two. Change a figure here once and
-both data paths follow.
-
-Times are offsets in whole seconds from a reference instant (negative = past): the
-scenario's anchor for the bulk path, "now" for the factories.
+Pure data, read by [`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] and
+[`story`][pytest_celestra.rows.story], which both data paths call: change a figure once and
+both follow. Times are offsets in seconds from a reference instant (negative = past): the
+scenario's anchor, or "now" for the factories.
 """
 
 from __future__ import annotations
