@@ -38,15 +38,6 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 Chunk = tuple[str, list[Row]]
 
-COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        model.__tablename__: tuple(column.name for column in model.__table__.columns)
-        for model in MODELS_IN_FK_ORDER
-    }
-)
-"""Column names of every table, in the order generated rows carry their values."""
-
-
 _COPY_TYPE_NAMES = ((INET, "inet"), (Integer, "int4"), (Uuid, "uuid"), (String, "text"))
 
 
@@ -68,6 +59,10 @@ COPY_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     }
 )
 """Table -> column -> PostgreSQL type of its binary COPY."""
+COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {table: tuple(types) for table, types in COPY_TYPES.items()}
+)
+"""Column names of every table, in the order generated rows carry their values."""
 
 
 def raw_connection(connection: Any) -> psycopg.Connection[Any]:
