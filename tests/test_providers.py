@@ -249,12 +249,12 @@ def test_weighted_draws_follow_the_weights(p):
 
 def test_covering_draws_give_each_value_once_then_draw(p):
     """The generator's one rule for small volumes: every value first, then weighted."""
-    from pytest_celestra.rows.steps.draw import Covering
+    from pytest_celestra.rows.steps.draw import covering
 
     weighted = Weighted({"a": 80, "b": 15, "c": 5})
-    covering = Covering({"a": 80, "b": 15, "c": 5}, lambda: weighted.draw(p.rng))
-    assert [covering() for _ in range(3)] == ["a", "b", "c"]
-    assert Counter(covering() for _ in range(2000))["a"] > 1400
+    draw = covering({"a": 80, "b": 15, "c": 5}, lambda: weighted.draw(p.rng))
+    assert [draw() for _ in range(3)] == ["a", "b", "c"]
+    assert Counter(draw() for _ in range(2000))["a"] > 1400
 
 
 def test_weights_are_module_constants_over_every_value():

@@ -1,16 +1,13 @@
 """Fast bulk load of generated rows into PostgreSQL with `COPY ... FROM STDIN`.
 
-The column list and the PostgreSQL type of every table's columns come from the models
+The columns and their PostgreSQL types come from the models
 ([`COLUMNS`][pytest_celestra.rows.loader.COLUMNS],
 [`COPY_TYPES`][pytest_celestra.rows.loader.COPY_TYPES]), so the generator and the loader agree on
-one order. Rows go through psycopg 3's `Copy.write_row` in binary format (IP addresses may
-stay text: a dumper of ours packs them). Measured on the large scenario (130k rows, 2-core
-machine): binary COPY 1.17-1.26 s against 1.30-1.33 s for text; and generating in a worker
-thread while PostgreSQL digests the previous COPY ([`load`][pytest_celestra.rows.loader.load]'s
-`prefetch`) brings a whole seed from ~1.85 s to ~1.5 s, client and server each spending ~1.1
-s of CPU. Enum labels travel as text (PostgreSQL's enum input reads the label), so no enum
-type needs registering on the caller's connection. Nothing is committed: the rows land in
-the caller's transaction.
+one order. Rows go through psycopg 3's `Copy.write_row` in binary format (large scenario,
+130k rows: 1.17-1.26 s against 1.30-1.33 s for text); generating in a worker thread while
+PostgreSQL digests the previous COPY ([`load`][pytest_celestra.rows.loader.load]'s
+`prefetch`) brings a seed from ~1.85 s to ~1.5 s. Enum labels travel as text, so no enum
+type needs registering. Nothing is committed: the rows land in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -41,21 +38,11 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 Chunk = tuple[str, list[Row]]
 
-COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        model.__tablename__: tuple(column.name for column in model.__table__.columns)
-        for model in MODELS_IN_FK_ORDER
-    }
-)
-"""Column names of every table, in the order generated rows carry their values."""
-
-
 _COPY_TYPE_NAMES = ((INET, "inet"), (Integer, "int4"), (Uuid, "uuid"), (String, "text"))
 
 
 def _copy_type(column: KeyedColumnElement[Any]) -> str:
-    """The PostgreSQL type psycopg dumps `column`'s values as, in binary COPY (an enum,
-    a `String`, as its label's text)."""
+    """The type `column`'s values are dumped as in binary COPY (an enum as its label's text)."""
     kind = column.type
     if isinstance(kind, DateTime):
         return "timestamptz" if kind.timezone else "timestamp"
@@ -72,11 +59,15 @@ COPY_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     }
 )
 """Table -> column -> PostgreSQL type of its binary COPY."""
+COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {table: tuple(types) for table, types in COPY_TYPES.items()}
+)
+"""Column names of every table, in the order generated rows carry their values."""
 
 
 def raw_connection(connection: Any) -> psycopg.Connection[Any]:
-    """The psycopg 3 connection behind a psycopg connection, a SQLAlchemy Connection or a
-    SQLAlchemy Session (whose pending objects are flushed first, so they come before)."""
+    """The psycopg 3 connection behind a psycopg connection, a SQLAlchemy Connection or
+    Session (whose pending objects are flushed first)."""
     if isinstance(connection, psycopg.Connection):
         return connection
     flush = getattr(connection, "flush", None)
@@ -94,8 +85,7 @@ def raw_connection(connection: Any) -> psycopg.Connection[Any]:
 
 @contextlib.contextmanager
 def caller_transaction(pg_conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """The caller's transaction; one of our own when the connection is in autocommit
-    mode, so a seed is never half-written."""
+    """The caller's transaction, or ours in autocommit mode: a seed is never half-written."""
     if pg_conn.autocommit:
         with pg_conn.transaction():
             yield
@@ -108,13 +98,8 @@ _INET6_HEAD = bytes((PGSQL_AF_INET6, 128, 0, 16))
 
 
 class _TextOrAddressInetDumper(InetBinaryDumper):
-    """Binary inet from an address string as well as from an `ipaddress` object.
-
-    Generated rows carry IP addresses as text (what the factories, the SQL script and a
-    reader see); this packs them with the C `inet_pton` instead of making an
-    `ipaddress` object of each for psycopg's own dumper (the client's side of a
-    10,000-row user_sessions COPY: 14 ms instead of 65 ms).
-    """
+    """Binary inet from an address string too, packed by the C `inet_pton` rather than
+    through an `ipaddress` object (a 10,000-row user_sessions COPY: 14 ms instead of 65)."""
 
     def dump(self, obj: Any) -> Buffer | None:
         if isinstance(obj, str):
@@ -138,9 +123,8 @@ def _added_type(rows: Any, index: int) -> str:
 def copy_rows(
     pg_conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Row]
 ) -> int:
-    """Binary `COPY table (columns) FROM STDIN` of `rows` (a Celestra table); returns
-    how many were written. IP addresses may be strings or `ipaddress` objects; a
-    column a rule of yours added is sent as its values' type (bool, int4, else text)."""
+    """Binary `COPY table (columns) FROM STDIN` of `rows`; how many were written. A column
+    a rule of yours added is sent as its values' type (bool, int4, else text)."""
     known = COPY_TYPES[table]
     if not all(column in known for column in columns):
         rows = list(rows)
@@ -168,15 +152,11 @@ def load(
     *,
     prefetch: int = 4,
 ) -> dict[str, int]:
-    """COPY every chunk, in the order given (parents before children), into `pg_conn`.
+    """COPY every chunk, in the order given, into `pg_conn`; the rows written per table.
 
-    Each non-empty chunk is one COPY, ended as soon as its rows are sent, so PostgreSQL
-    checks its foreign keys while the next chunk is being made (a COPY kept open for the
-    next chunk of the same table would wait for it). `progress(table, rows_so_far)` is
-    called after each chunk. With `prefetch` > 0, a thread produces up to that many
-    chunks ahead while PostgreSQL digests the previous COPY (the wait releases the GIL),
-    so generating and loading overlap. Returns the rows written per table (every table
-    listed).
+    Each non-empty chunk is one COPY, ended at once, so PostgreSQL checks its foreign keys
+    while the next chunk is made. `progress(table, rows_so_far)` is called after each chunk.
+    With `prefetch` > 0, a thread makes up to that many chunks ahead.
     """
     counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0)
     with _ahead(chunks, prefetch) as stream:
@@ -198,13 +178,10 @@ def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
     stop = threading.Event()
 
     def offer(item: Chunk | BaseException | None) -> bool:
-        """Queue `item` unless the consumer has stopped; whether it was queued."""
         while not stop.is_set():
-            try:
+            with contextlib.suppress(Full):
                 queue.put(item, timeout=0.1)
                 return True
-            except Full:
-                continue
         return False
 
     def produce() -> None:

@@ -2,33 +2,20 @@
 
 Every seeded user can sign in with
 [`DEFAULT_PASSWORD`][pytest_celestra.rows.passwords.DEFAULT_PASSWORD]. Hashes are real hashes of
-the configured scheme (bcrypt by default), so your application's own verification accepts
-them, but at the scheme's *lowest* cost (bcrypt: 4 rounds, about 1 ms per hash instead of
-about 250 ms at 12 rounds): test data protects no secret, and a test suite that hashes at
-production cost spends its time in bcrypt.
+the configured scheme (bcrypt by default), so your application's verification accepts them,
+at the scheme's *lowest* cost (bcrypt: 4 rounds, about 1 ms instead of 250 ms at 12): test
+data protects no secret.
 
-Hashes are deterministic: the salt is drawn from a seeded `random.Random`, so the same seed
-gives the same hashes, and every `(scheme, rounds, password, salt)` is hashed once per
-process (`functools.lru_cache`). A scenario hashes the default password with a small pool of
-salts and reuses them (a [`HashPool`][pytest_celestra.rows.passwords.HashPool] computes a hash
-only when a row first uses it), so seeding thousands of users costs a few dozen hashes.
+Hashes are deterministic: salts come from a seeded `random.Random`, and each
+`(scheme, rounds, password, salt)` is hashed once per process. A scenario reuses a small
+pool of salts (a [`HashPool`][pytest_celestra.rows.passwords.HashPool] computes a hash when
+a row first uses it), so thousands of users cost a few dozen hashes.
 
-bcrypt, the default, is computed by the `bcrypt` package directly: the same backend
-passlib would call, giving the same string, without the self-tests passlib runs when it
-first loads a backend (16 more hashes, about 20 ms at a process's first hash). Passwords
-bcrypt cannot take as they are (over 72 bytes, or with a NUL) and every other scheme go
-through passlib.
-
-One mechanism configures the hashing: [`configure`][pytest_celestra.rows.passwords.configure].
-Example:
-
-```python
-from pytest_celestra.rows import passwords
-
-passwords.configure(scheme="pbkdf2_sha256")      # or rounds=6
-user = UserFactory(password="s3cret!")
-assert passwords.verify("s3cret!", user.password_hash)
-```
+bcrypt is computed by the `bcrypt` package directly (passlib's backend, the same string,
+without the self-tests passlib runs when it loads it: 16 more hashes); passwords bcrypt
+cannot take as they are (over 72 bytes, or with a NUL) and other schemes go through passlib.
+Hashing is configured in one place, [`configure`][pytest_celestra.rows.passwords.configure]
+(an example: `docs/factories.md`, Passwords).
 """
 
 from __future__ import annotations
@@ -94,7 +81,6 @@ class PasswordHasher:
 
     @property
     def handler(self) -> Any:
-        """The passlib handler class of `scheme`."""
         return get_crypt_handler(self.scheme)
 
     @property
@@ -122,10 +108,6 @@ class PasswordHasher:
         """The hash of `password` with `salt`; computed once per process."""
         return _cached_hash(self.scheme, self.cost, password, salt)
 
-    def pool(self, password: str, size: int, rng: random.Random) -> tuple[str, ...]:
-        """`size` hashes of `password`, each with its own salt from `rng`."""
-        return tuple(self.hash(password, self.salt(rng)) for _ in range(size))
-
     def check(self) -> None:
         """Hash once, so a scheme whose backend is missing fails now and says so."""
         try:
@@ -150,21 +132,16 @@ def _cached_hash(scheme: str, rounds: int | None, password: str, salt: str | byt
     return digest
 
 
-_BCRYPT_FINAL_SALT_CHARS = ".Oeu"
-"""What bcrypt's 22nd salt character may be (its last 2 bits are padding, kept zero)."""
-
-
 def _direct_bcrypt(password: str, salt: str | bytes, rounds: int) -> str | None:
-    """passlib's `bcrypt.using(salt=salt, rounds=rounds).hash(password)`, computed by the
-    `bcrypt` package directly; None when passlib's own rules would apply (a password over
-    72 bytes or with a NUL, a salt passlib would correct)."""
+    """passlib's `bcrypt.using(salt=salt, rounds=rounds).hash(password)`, by the `bcrypt`
+    package; None where passlib's own rules apply (a long password, a NUL, a salt it corrects)."""
     secret = password.encode("utf-8")
     if (
         len(secret) > 72
         or b"\0" in secret
         or not isinstance(salt, str)
         or len(salt) != 22
-        or salt[-1] not in _BCRYPT_FINAL_SALT_CHARS
+        or salt[-1] not in ".Oeu"  # the 22nd character's last 2 bits are padding, kept zero
     ):
         return None
     config = f"$2b${rounds:02d}${salt}".encode("ascii")
@@ -175,14 +152,10 @@ def _direct_bcrypt(password: str, salt: str | bytes, rounds: int) -> str | None:
 
 
 class HashPool:
-    """Hashes of `password(i)` for i = 0, 1, ..., the i-th with a salt that depends only on
-    `salt_seed` and i; each computed once, when first read or by
-    [`hashing_ahead`][pytest_celestra.rows.passwords.hashing_ahead].
-
-    A scenario reads only the hashes its rows use, so a pool costs no more hashes than
-    that, and which ones are computed where never changes a value. Safe to read from
-    several threads: a hash another thread is computing is waited for, not redone.
-    """
+    """Hashes of `password(i)` for i = 0, 1, ..., the i-th salted by `salt_seed` and i alone;
+    each computed once, when first read or by
+    [`hashing_ahead`][pytest_celestra.rows.passwords.hashing_ahead]. Thread-safe: a hash
+    under way in another thread is waited for, not redone."""
 
     def __init__(
         self, hasher: PasswordHasher, password: Callable[[int], str], salt_seed: str
@@ -195,19 +168,15 @@ class HashPool:
         self._lock = threading.Lock()
 
     def salt(self, index: int) -> str | bytes:
-        """The salt of the `index`-th hash."""
         return self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
 
     def __getitem__(self, index: int) -> str:
-        digest = self._done.get(index)
-        if digest is None:
-            digest = self._compute(index, wait=True)
-            assert digest is not None
+        digest = self._done.get(index) or self._compute(index, wait=True)
+        assert digest is not None
         return digest
 
     @property
     def computed(self) -> int:
-        """How many hashes have been computed so far."""
         return len(self._done)
 
     def _compute(self, index: int, *, wait: bool) -> str | None:
@@ -238,15 +207,12 @@ class HashPool:
 
 @contextlib.contextmanager
 def hashing_ahead(*jobs: tuple[HashPool, Iterable[int]]) -> Iterator[threading.Thread]:
-    """Compute the hashes of each `(pool, indices)`, in order, in a thread of their own
-    while the block runs.
+    """Compute the hashes of each `(pool, indices)` in a thread while the block runs
+    (bcrypt releases the GIL).
 
-    bcrypt releases the GIL, so the block's own work (generating and loading rows) goes
-    on meanwhile and then finds its hashes ready. Hashes a reader is already computing
-    are skipped; an error stops the thread (the reader meets it when it computes that
-    hash itself). Leaving the block skips the hashes not begun and waits for the one
-    under way: the thread never outlives the block, so never an interpreter at exit,
-    which a thread inside bcrypt's Rust code would crash.
+    Hashes a reader is computing are skipped; an error stops the thread (the reader meets
+    it itself). Leaving the block waits for the hash under way: the thread never outlives
+    the block, so never an interpreter at exit, which a thread in bcrypt's Rust code crashes.
     """
     stop = threading.Event()
 
@@ -291,19 +257,14 @@ def current_hasher() -> PasswordHasher:
 
 def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = None) -> str:
     """A hash of `password` with one of
-    [`SALT_POOL_SIZE`][pytest_celestra.rows.passwords.SALT_POOL_SIZE] fixed salts.
-
-    `rng` picks which salt (the first without one), so many users cost at most
-    [`SALT_POOL_SIZE`][pytest_celestra.rows.passwords.SALT_POOL_SIZE] hashes per password.
-    """
+    [`SALT_POOL_SIZE`][pytest_celestra.rows.passwords.SALT_POOL_SIZE] fixed salts, picked by
+    `rng` (the first without one)."""
     index = 0 if rng is None else int(rng.random() * SALT_POOL_SIZE)
     return _pooled_hash(_hasher, password, index)
 
 
 @functools.lru_cache(maxsize=64 * SALT_POOL_SIZE)
 def _pooled_hash(hasher: PasswordHasher, password: str, index: int) -> str:
-    """The hash of `password` with the `index`-th salt of the pool (a batch's users look
-    it up, not the hasher's settings, once per row)."""
     return hasher.hash(password, _pool_salt(hasher, index))
 
 

@@ -34,8 +34,6 @@ from faker import Generator
 from faker.providers import BaseProvider
 from faker.providers.person.en_US import Provider as _EnUsPerson
 
-# The spec's data (weights, windows, catalogues) lives in pytest_celestra.schema.spec; the
-# names stay importable from here.
 from pytest_celestra.schema import spec
 from pytest_celestra.schema import vocabulary as words
 from pytest_celestra.schema.models import (
@@ -48,7 +46,7 @@ from pytest_celestra.schema.models import (
     NotificationStatus,
     UserStatus,
 )
-from pytest_celestra.schema.spec import *  # noqa: F403
+from pytest_celestra.schema.spec import *  # noqa: F403  (the spec's names stay importable here)
 
 if TYPE_CHECKING:
     import random
@@ -88,8 +86,7 @@ _PRIORITY = {t: Weighted(entry[2]) for t, entry in spec.NOTIFICATIONS.items()}
 
 
 def _drawn(weights: Mapping[T, float]) -> Callable[[CelestraProvider], T]:
-    """A provider method: one value of `weights`, with probability proportional to its
-    weight."""
+    """A provider method drawing one value of `weights`."""
     weighted = Weighted(weights)
     return lambda provider: weighted.draw(provider.generator.random)
 
@@ -104,9 +101,6 @@ _ENUM_COLUMN_VALUES: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("companies", "size"): tuple(s.value for s in CompanySize),
     ("companies", "vertical"): tuple(v.value for v in CompanyVertical),
 }
-
-
-# --- pure functions ---------------------------------------------------------------------
 
 
 _SLUG_TOKENS = re.compile(r"[a-z0-9]+")
@@ -127,11 +121,8 @@ def company_domain(name: str) -> str:
 
 
 def email_address(name: str, domain: str, number: int | None = None) -> str:
-    """The work email of `name` at `domain`; `number` makes it unique when needed.
-
-    Each domain has one local-part convention (`first.last`, `flast` or
-    `first_last`), chosen from the domain, as real companies do. Always lower case.
-    """
+    """The lower-case work email of `name` at `domain` (`number` makes it unique), in the
+    domain's one convention: `first.last`, `flast` or `first_last`."""
     local = _local_part(name, _convention(domain))
     return f"{local}{'' if number is None else number}@{domain}"
 
@@ -145,11 +136,7 @@ def _convention(domain: str) -> int:
 def _local_part(name: str, convention: int) -> str:
     parts = _NAME_PARTS.findall(name.lower()) or ["user"]
     first, last = parts[0], parts[-1]
-    if convention == 0:
-        return f"{first}.{last}"
-    if convention == 1:
-        return f"{first[0]}{last}"
-    return f"{first}_{last}"
+    return (f"{first}.{last}", f"{first[0]}{last}", f"{first}_{last}")[convention]
 
 
 def knowledge_type_description(name: str) -> str | None:
@@ -160,8 +147,7 @@ def knowledge_type_description(name: str) -> str | None:
 
 def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
     """(earliest, latest) moment a session in `state` was created: not before `lower` (its
-    user's creation), nor, when expired, after `upper`. A live session started recently
-    (a long one a few days ago at most), an expired one long enough ago."""
+    user's creation), nor, when expired, after `upper`."""
     if state == "expired":
         earliest, latest = spec.SESSION_EXPIRED_CREATED
         return max(lower, earliest), min(upper, latest)
@@ -172,10 +158,9 @@ def session_created_window(state: str, lower: int, upper: int = 0) -> tuple[int,
 
 def session_held_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
     """(earliest, latest) moment a session in `state` of a user created at `lower` and
-    ACTIVE until `upper` can be in progress (created at or before it, expiring at or
-    after it: a sign-out's moment): from the earliest moment of its
+    ACTIVE until `upper` can be in progress (a sign-out's moment): from its
     [`session_created_window`][pytest_celestra.rows.providers.session_created_window] to the
-    latest it can expire, and not after `upper`."""
+    latest it can expire, not after `upper`."""
     earliest, latest = session_created_window(state, lower, upper)
     if earliest > latest:
         return earliest, latest  # no such session: none can be in progress
@@ -188,8 +173,7 @@ def session_held_window(state: str, lower: int, upper: int = 0) -> tuple[int, in
 
 def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int, int]:
     """(earliest, latest) moment an invitation in `state` was sent: not before `lower`
-    (the user's creation), nor, unless it is open now, after `upper`. Open ones are sent
-    recently enough to stay open two more days at least, the others long enough ago."""
+    (the user's creation), nor, unless it is open now, after `upper`."""
     if state == "open":
         return max(lower, spec.INVITATION_OPEN_SENT_EARLIEST), spec.LAST_MOMENT
     if state == "far":
@@ -198,9 +182,8 @@ def invitation_sent_window(state: str, lower: int, upper: int = 0) -> tuple[int,
 
 
 def lockout_start_window(state: str, lower: int) -> tuple[int, int]:
-    """(earliest, latest) moment a lockout in `state` of a user created at `lower` starts:
-    an hour after the user's creation at least (room for the failed logins before it);
-    an ended lockout long enough ago, an active or long one recently."""
+    """(earliest, latest) moment a lockout in `state` of a user created at `lower` starts
+    (an hour after it at least: room for the failed logins before it)."""
     earliest = lower + spec.LOCKOUT_AFTER_CREATED
     if state == "ended":
         return max(earliest, spec.ACTIVITY_EARLIEST), spec.LOCKOUT_ENDED_START_LATEST
@@ -225,13 +208,9 @@ _UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 class CelestraProvider(BaseProvider):
-    """Faker provider of every Celestra column's values (see the module docstring).
-
-    Registered on factory_boy's Faker by
-    [`pytest_celestra.rows.factories`][pytest_celestra.rows.factories]; the scenario builder uses
-    its
-    own seeded instance ([`seeded`][pytest_celestra.rows.providers.CelestraProvider.seeded]).
-    """
+    """Faker provider of every Celestra column's values (see the module docstring): the
+    factories' through factory_boy's Faker, the scenario's
+    [`seeded`][pytest_celestra.rows.providers.CelestraProvider.seeded]."""
 
     @classmethod
     def seeded(cls, seed: int) -> CelestraProvider:
@@ -357,8 +336,7 @@ class CelestraProvider(BaseProvider):
     knowledge_type_name = _drawn(
         {name: weight for name, (_, weight) in spec.KNOWLEDGE_TYPES.items()}
     )
-    """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.schema.spec.KNOWLEDGE_TYPES], common
-    types more often."""
+    """A name from [`KNOWLEDGE_TYPES`][pytest_celestra.schema.spec.KNOWLEDGE_TYPES]."""
 
     def knowledge_type_description(self, name: str) -> str | None:
         """See
@@ -405,9 +383,7 @@ class CelestraProvider(BaseProvider):
     # --- security events ----------------------------------------------------------------
 
     def failure_reason(self, known_user: bool = True) -> str:
-        """Why a sign-in failed;
-        [`UNKNOWN_EMAIL_REASON`][pytest_celestra.schema.spec.UNKNOWN_EMAIL_REASON] when no user has
-        the email."""
+        """Why a sign-in failed (for an unknown email: `UNKNOWN_EMAIL_REASON`)."""
         return _FAILURE.draw(self.generator.random) if known_user else spec.UNKNOWN_EMAIL_REASON
 
     def lockout_reason(self, state: str = "ended") -> str:
@@ -420,8 +396,7 @@ class CelestraProvider(BaseProvider):
     """An event type that changes no row (row changes come from explicit choices)."""
 
     audit_action = _drawn(spec.AUDIT_ACTION_WEIGHTS)
-    """A key of [`AUDIT_ACTIONS`][pytest_celestra.schema.spec.AUDIT_ACTIONS]: what a user did,
-    producing 1-4 audit logs."""
+    """A key of [`AUDIT_ACTIONS`][pytest_celestra.schema.spec.AUDIT_ACTIONS]: what a user did."""
 
     change_table = _drawn(spec.CHANGE_TABLE_WEIGHTS)
     """The table a row-changing audit log changed."""
@@ -463,13 +438,8 @@ class CelestraProvider(BaseProvider):
         old: str | None = None,
         new: str | None = None,
     ) -> tuple[str, str, str]:
-        """`(column, old_value, new_value)` of one changed `column`; old != new (which
-        columns an event changes:
-        [`changed_columns`][pytest_celestra.rows.story.changed_columns]).
-
-        Pass the row's value before the change as `old` (factories) or after it as
-        `new` (the scenario, which chains a row's changes back from its present value).
-        """
+        """`(column, old_value, new_value)` of one changed `column`, old != new; give the
+        value before the change as `old` (factories) or after it as `new` (the scenario)."""
         if new is None:
             new = self.column_value(table_name, column, unlike=old)
         if old is None:
@@ -494,16 +464,13 @@ class CelestraProvider(BaseProvider):
 
     def _free_text(self, table_name: str, column: str) -> str:
         if column == "name":
-            if table_name == "users":
-                return self.person_name()
-            if table_name == "agents":
-                return self.agent_name()
-            return self.knowledge_base_name()
-        if table_name == "agents":
-            return self.agent_description()
-        if table_name == "knowledge_bases":
-            return self.knowledge_base_description()
-        return self.company_description()
+            names = {"users": self.person_name, "agents": self.agent_name}
+            return names.get(table_name, self.knowledge_base_name)()
+        texts = {
+            "agents": self.agent_description,
+            "knowledge_bases": self.knowledge_base_description,
+        }
+        return texts.get(table_name, self.company_description)()
 
     # --- notifications ------------------------------------------------------------------
 
@@ -552,19 +519,16 @@ class CelestraProvider(BaseProvider):
         self, state: str, created: int, holding: int | None = None
     ) -> tuple[int, int]:
         """[`session_times`][pytest_celestra.rows.providers.CelestraProvider.session_times] of
-        a session in `state` created at `created` (a moment of its
-        [`session_created_window`][pytest_celestra.rows.providers.session_created_window]); an
-        expired one is over by now. With `holding` (a moment at or after `created`), the
-        session is still in progress then: it expires at or after `holding`."""
+        a session in `state` created at `created`; with `holding`, it expires at or after
+        that moment."""
         if state == "expired":
             shortest, longest = spec.SESSION_EXPIRED_LENGTH
             if holding is not None:
                 shortest = max(shortest, holding - created)
             expires = min(created + self.moment(shortest, longest), spec.LAST_MOMENT)
-        elif state == "active":
-            expires = self.moment(*spec.SESSION_ACTIVE_EXPIRES)
         else:
-            expires = self.moment(*spec.SESSION_LONG_EXPIRES)
+            live = spec.SESSION_ACTIVE_EXPIRES if state == "active" else spec.SESSION_LONG_EXPIRES
+            expires = self.moment(*live)
         latest = created if holding is None else holding
         return created, max(expires, created + spec.MIN_VALIDITY, latest)
 
@@ -573,12 +537,9 @@ class CelestraProvider(BaseProvider):
     ) -> tuple[int, int]:
         """[`session_times`][pytest_celestra.rows.providers.CelestraProvider.session_times] of
         a session in `state` (of a user created at `lower`, ACTIVE until `upper`) in
-        progress at `moment`: created at or before it, in the state's
-        [`session_created_window`][pytest_celestra.rows.providers.session_created_window],
-        expiring at or after it. `moment` is one of the state's
-        [`session_held_window`][pytest_celestra.rows.providers.session_held_window]; outside
-        it, the session is created as close to that window as `moment` allows (by
-        `moment`, not before `lower` unless `moment` is)."""
+        progress at `moment`, a moment of its
+        [`session_held_window`][pytest_celestra.rows.providers.session_held_window] (outside
+        it, as close to the window as `moment` allows)."""
         earliest, latest = session_created_window(state, lower, upper)
         if state == "expired":
             earliest = max(earliest, moment - spec.SESSION_EXPIRED_LENGTH[1])
@@ -593,17 +554,14 @@ class CelestraProvider(BaseProvider):
         return _pick(self.generator.random, spec.INVITATION_STATUS_FOR_STATE[state])
 
     def invitation_times(self, state: str, lower: int, upper: int = 0) -> tuple[int, int, int, int]:
-        """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`
-        (sent not after `upper` unless open now)."""
+        """`(created_at, sent_at, expires_at, updated_at)` of an invitation in `state`."""
         earliest, latest = invitation_sent_window(state, lower, upper)
         draw = self.moment if state in ("open", "far") else self.recent_moment
         return self.invitation_times_from(state, draw(earliest, latest), lower)
 
     def invitation_times_from(self, state: str, sent: int, lower: int) -> tuple[int, int, int, int]:
         """[`invitation_times`][pytest_celestra.rows.providers.CelestraProvider.invitation_times]
-        of an invitation in `state` sent at `sent` (a moment of its
-        [`invitation_sent_window`][pytest_celestra.rows.providers.invitation_sent_window]),
-        created not before `lower`."""
+        of an invitation in `state` sent at `sent`, created not before `lower`."""
         validity = spec.INVITATION_FAR_VALIDITY if state == "far" else spec.INVITATION_VALIDITY
         expires = sent + validity
         created = max(lower, sent - self.moment(0, spec.INVITATION_CREATED_LEAD))
@@ -627,11 +585,8 @@ class CelestraProvider(BaseProvider):
     lockout_state = _drawn(spec.LOCKOUT_STATE_WEIGHTS)
 
     def lockout_times(self, state: str, lower: int) -> tuple[int, int, int]:
-        """`(lockout_start, lockout_end, updated_at)`; created_at is lockout_start.
-
-        The start is at least an hour after `lower` so the failed logins that caused the
-        lockout fit between the user's creation and the start.
-        """
+        """`(lockout_start, lockout_end, updated_at)` of a user created at `lower`;
+        created_at is lockout_start."""
         earliest, latest = lockout_start_window(state, lower)
         draw = self.recent_moment if state == "ended" else self.moment
         return self.lockout_times_from(state, draw(earliest, latest))
@@ -640,18 +595,14 @@ class CelestraProvider(BaseProvider):
         self, state: str, start: int, end: int | None = None
     ) -> tuple[int, int, int]:
         """[`lockout_times`][pytest_celestra.rows.providers.CelestraProvider.lockout_times] of
-        a lockout in `state` that starts at `start` (a moment of its
-        [`lockout_start_window`][pytest_celestra.rows.providers.lockout_start_window]) and,
-        when `end` is given, ends then."""
-        if state == "ended":
-            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH) if end is None else end
-            updated = min(end, spec.LAST_MOMENT)
-        elif state == "active":
-            end = self.moment(*spec.LOCKOUT_ACTIVE_END) if end is None else end
-            updated = start
-        else:
-            end = self.moment(*spec.LOCKOUT_LONG_END) if end is None else end
-            updated = start
+        a lockout in `state` that starts at `start` (and ends at `end`, when given)."""
+        if end is None and state == "ended":
+            end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
+        elif end is None:
+            end = self.moment(
+                *(spec.LOCKOUT_ACTIVE_END if state == "active" else spec.LOCKOUT_LONG_END)
+            )
+        updated = min(end, spec.LAST_MOMENT) if state == "ended" else start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
     notification_expiry = _drawn(spec.NOTIFICATION_EXPIRY_WEIGHTS)
@@ -663,10 +614,8 @@ class CelestraProvider(BaseProvider):
     def notification_times(
         self, status: NotificationStatus, read: bool, expiry: str, lower: int
     ) -> tuple[int, int | None, int | None, int, int]:
-        """`(created_at, delivered_at, read_at, expires_at, updated_at)`.
-
-        delivered_at is set only for DELIVERED, read_at only when `read`.
-        """
+        """`(created_at, delivered_at, read_at, expires_at, updated_at)`: delivered_at only
+        for DELIVERED, read_at only when `read`."""
         if expiry == "future":
             earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
             created = self.recent_moment(max(lower, earliest), spec.LAST_MOMENT)
@@ -679,10 +628,9 @@ class CelestraProvider(BaseProvider):
         self, created: int, status: NotificationStatus, read: bool, expiry: str
     ) -> tuple[int, int | None, int | None, int, int]:
         """[`notification_times`][pytest_celestra.rows.providers.CelestraProvider.notification_times]
-        of a notification created at `created`; an `expiry` in the "past" needs an old
-        enough one (created by
-        [`EXPIRED_NOTICE_LATEST`][pytest_celestra.schema.spec.EXPIRED_NOTICE_LATEST]): a newer one's
-        is in the "future"."""
+        of a notification created at `created` (one created after
+        [`EXPIRED_NOTICE_LATEST`][pytest_celestra.schema.spec.EXPIRED_NOTICE_LATEST] expires in
+        the "future")."""
         if created > spec.EXPIRED_NOTICE_LATEST:
             expiry = "future"
         if expiry == "future":

@@ -11,24 +11,17 @@ print(summary)
 ```
 
 Rows are plain tuples drawn from
-[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] (the definitions the
-factories use) on a provider seeded with `seed` alone: the same seed and volume give the
-same rows, ids included, whatever the anchor or global random state. Every time is
+[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] (as the factories) seeded
+with `seed` alone: the same seed and volume give the same rows, ids included. Every time is
 `anchor` + a drawn offset; the anchor is midnight UTC of the day
 ([`anchor_for`][pytest_celestra.rows.scenario.anchor_for]), so "current" cases (sessions valid
 for >= 2 more days, open invitations, active lockouts) stay current all day.
 
 The rows come from [`pytest_celestra.rows.steps`][pytest_celestra.rows.steps], one step per
-table in the spec's seeding order. Memory stays flat at any volume: only compact facts
-about parents (ids, company, creation offset, role, status) are kept, and rows are
-produced in chunks of `CHUNK_ROWS`.
-
-The fixed cost of a seed is mostly password hashing, so a scenario hashes only what its
-rows use: at most `PASSWORD_POOL` hashes of the default password (never more than
-there are users) and a few former passwords (`OLD_PASSWORD_POOL`, more only for a
-user with more entries). A thread computes them from the start, beside the generator
-(bcrypt releases the GIL); the salts depend on the seed and the hash's index alone, so
-which thread computes a hash never changes it.
+table; only compact facts about parents are kept, and rows come in chunks of `CHUNK_ROWS`,
+so memory stays flat. The password hashes its rows use (at most `PASSWORD_POOL` of the
+default password, and `OLD_PASSWORD_POOL` former ones) are computed by a thread beside the
+generator; their salts depend on the seed and the index alone.
 """
 
 from __future__ import annotations
@@ -65,23 +58,19 @@ __all__ = [
 ]
 
 INLINE_ROWS = 10_000
-"""Scenarios of at most this many rows are generated in the thread that loads them;
-larger ones in a worker thread, ahead of the COPY (measured, seed_scenario on a 2-core
-machine: 1.3k rows 44 ms inline vs 48 ms with the worker; 13k rows even; 39k rows
-646 vs 543 ms; 130k rows 2.05 vs 1.57 s)."""
+"""Scenarios of at most this many rows are generated in the thread that loads them; larger
+ones in a worker thread (2 cores: 1.3k rows 44 vs 48 ms; 13k even; 130k 2.05 vs 1.57 s)."""
 
 
 def anchor_for(day: date | None = None) -> datetime:
-    """Midnight UTC of `day` (today, in UTC, by default): the instant scenario times
-    are relative to."""
+    """Midnight UTC of `day` (today by default): the instant scenario times are relative to."""
     day = day or datetime.now(UTC).date()
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class ScenarioSummary:
-    """What [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] wrote: rows per table
-    (FK order) and how long it took."""
+    """What [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] wrote, and how fast."""
 
     volume: Volume
     seed: int
@@ -127,31 +116,20 @@ def seed_scenario(
     started = time.perf_counter()
     pg_conn = loader.raw_connection(connection)
     rows = generate_scenario(volume, seed=seed, anchor=anchor)
-    # A worker thread making rows ahead pays off only for many rows (the two threads
-    # hand the GIL to each other, which delays each by up to a switch interval).
-    prefetch = 0 if sum(volume.counts.values()) <= INLINE_ROWS else 4
+    # Two threads hand the GIL to each other, which pays off only for many rows.
+    prefetch = 0 if volume.total_rows <= INLINE_ROWS else 4
     try:
         with loader.caller_transaction(pg_conn):
             counts = loader.load(pg_conn, rows, progress=progress, prefetch=prefetch)
     except KeyboardInterrupt:
-        _abandon(connection, pg_conn)
+        # Ctrl-C cut a COPY off: a rollback would fail ("another command is already in
+        # progress") and hide the interrupt, so the connection is closed (or invalidated).
+        close = getattr(connection, "invalidate", None) or pg_conn.close
+        close()
         raise
     return ScenarioSummary(
         volume, seed, anchor, MappingProxyType(counts), time.perf_counter() - started
     )
-
-
-def _abandon(connection: Any, pg_conn: Any) -> None:
-    """Close a connection whose COPY Ctrl-C cut off, which aborts its transaction.
-
-    A rollback on it would fail ("another command is already in progress") and hide the
-    interrupt; a SQLAlchemy Session or Connection is invalidated, so it tries none.
-    """
-    invalidate = getattr(connection, "invalidate", None)
-    if invalidate is not None:
-        invalidate()
-    else:
-        pg_conn.close()
 
 
 def generate_scenario(
@@ -161,13 +139,10 @@ def generate_scenario(
     anchor: datetime | None = None,
     rules: SchemaRules | None = None,
 ) -> Iterator[Chunk]:
-    """`(table, rows)` chunks of the whole scenario, parents before children; with
-    `rules`, the users and companies are reshaped by them as they are made.
+    """`(table, rows)` chunks of the whole scenario, parents first, each row in the order of
+    `loader.COLUMNS[table]`; with `rules`, users and companies are reshaped as they are made.
 
-    Each row is a tuple in the order of `loader.COLUMNS[table]`; no chunk holds more
-    than `CHUNK_ROWS` rows. A [`Volume`][pytest_celestra.schema.volumes.Volume] is feasible
-    by construction (a volume's text that is not raises
-    [`ConfigError`][pytest_celestra.errors.ConfigError] at once).
+    An infeasible volume's text raises [`ConfigError`][pytest_celestra.errors.ConfigError].
     """
     return generate(_as_volume(volume), seed, anchor or anchor_for(), rules)
 

@@ -6,10 +6,9 @@ celestra-seed --volume large --sql celestra.sql
 createdb celestra && psql -v ON_ERROR_STOP=1 -d celestra -f celestra.sql
 ```
 
-The script holds the schema DDL compiled from the models for the PostgreSQL dialect (the
-13 enum types, the 15 tables), one `COPY ... FROM stdin;` text-format block per run of
-rows of a table, then the indexes, all in one transaction, and finally `ANALYZE`. Same
-volume, seed and anchor give the same bytes.
+The script holds the models' DDL, one text-format `COPY ... FROM stdin;` block per run of
+rows of a table, then the indexes, in one transaction, and `ANALYZE`. Same volume, seed
+and anchor give the same bytes.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 _DIALECT = create_mock_engine(make_url("postgresql+psycopg://"), lambda *_, **__: None).dialect
 NULL = r"\N"
-"""How psql reads a NULL in a text-format COPY block."""
 # Text COPY format: a backslash starts an escape, tab separates columns, newline ends a row.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -47,8 +45,7 @@ _SETTINGS = (
 
 
 def copy_text(value: Any) -> str:
-    """`value` as one field of a text-format COPY row: `\\N` for None, backslash,
-    tab, newline and carriage return escaped."""
+    """`value` as one field of a text-format COPY row."""
     if value is None:
         return NULL
     if isinstance(value, enum.Enum):
@@ -63,7 +60,6 @@ def copy_text(value: Any) -> str:
 
 
 def copy_line(row: Row) -> str:
-    """One row of a text-format COPY block, newline included."""
     return "\t".join([copy_text(value) for value in row]) + "\n"
 
 
@@ -72,14 +68,12 @@ def _quote(name: str) -> str:
 
 
 def copy_header(table: str, columns: Sequence[str]) -> str:
-    """`COPY table (columns) FROM stdin;`: what precedes a block of rows."""
     return f"COPY {_quote(table)} ({', '.join(map(_quote, columns))}) FROM stdin;\n"
 
 
 def schema_statements() -> tuple[list[str], list[str]]:
-    """The DDL of `Base.metadata` for PostgreSQL, without trailing semicolons: what goes
-    before the data (enum types sorted by name, tables parents first) and after it (the
-    indexes, sorted, built once over the loaded rows rather than row by row)."""
+    """The DDL of `Base.metadata` without semicolons: before the data (enum types, tables)
+    and after it (the indexes, built once over the loaded rows)."""
     types: list[str] = []
     tables: list[str] = []
     indexes: list[str] = []
@@ -103,12 +97,9 @@ def write_script(
     schema: bool = True,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
-    """Write the whole script for `parts`, each `(table, columns, rows)`, to `out`; the
-    rows written per table. With `schema`, the built-in DDL comes first and its indexes
-    after the data; without it, the script is data only, for a database whose schema your
-    migrations made (`celestra-seed --sql --rules`). `progress(table, rows_so_far)` is
-    called after every part, as [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario]
-    does."""
+    """Write the script of `parts`, each `(table, columns, rows)`, to `out`; the rows written
+    per table. Without `schema` (the built-in DDL), data only, for a schema your migrations
+    made. `progress(table, rows_so_far)` is called after every part."""
     before, after = schema_statements() if schema else ([], [])
     if schema:
         what, load = "", "(celestra-seed --sql). Load it into an empty database:"

@@ -1,25 +1,11 @@
-"""One story across tables: the cross-table rules both data paths follow.
+"""One story across tables: the cross-table rules both data paths follow (the tenant
+lifecycle, notifications that report real events, an audit trail that agrees with the
+activity tables).
 
-The bulk scenario ([`pytest_celestra.rows.scenario`][pytest_celestra.rows.scenario]) and the
-factories
-([`pytest_celestra.rows.factories`][pytest_celestra.rows.factories]) call these functions and read
-these constants, so a rule lives here once. `docs/realism.md` states each rule in a sentence
-and an SQL check.
-
-- **Tenant lifecycle.** A company that is not ACTIVE closed at one moment (its
-  `updated_at`): its members are not ACTIVE, its agents and knowledge bases are not live,
-  and none of them changed after it. A user who is not ACTIVE changed status at its
-  `updated_at`: no session of theirs is live now or started later, no invitation was sent
-  to them later, and they act (or sign) in the audit trail only before it.
-- **Notifications report real events.** A notification whose type reports an event
-  ([`NOTIFICATION_EVENTS`][pytest_celestra.rows.story.NOTIFICATION_EVENTS]) follows such an event
-  of its user (or of its user's company) within
-  [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY].
-- **The audit trail agrees with the activity tables.** A sign-in is the start of a
-  session, a sign-out lies within one, a failed sign-in is a failed login at that moment.
-
-Times are offsets in seconds from a reference instant, as in
-[`pytest_celestra.rows.providers`][pytest_celestra.rows.providers].
+The scenario ([`pytest_celestra.rows.scenario`][pytest_celestra.rows.scenario]) and the
+factories ([`pytest_celestra.rows.factories`][pytest_celestra.rows.factories]) both call
+these, so a rule lives here once; `docs/realism.md` states each in a sentence and an SQL
+check. Times are offsets in seconds from a reference instant.
 """
 
 from __future__ import annotations
@@ -54,35 +40,16 @@ S = TypeVar("S")
 
 # --- tenant lifecycle ---------------------------------------------------------------------
 
-MEMBER_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, UserStatus] = {
-    CompanyStatus.SUSPENDED: UserStatus.SUSPENDED,
-    CompanyStatus.ARCHIVED: UserStatus.ARCHIVED,
-}
-"""The status an ACTIVE member takes when its company closes."""
-AGENT_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, AgentStatus] = {
-    CompanyStatus.SUSPENDED: AgentStatus.DISABLED,
-    CompanyStatus.ARCHIVED: AgentStatus.ARCHIVED,
-}
-"""The status a live agent takes when its company closes."""
-KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY: Mapping[CompanyStatus, KnowledgeBaseStatus] = {
-    CompanyStatus.SUSPENDED: KnowledgeBaseStatus.DISABLED,
-    CompanyStatus.ARCHIVED: KnowledgeBaseStatus.ARCHIVED,
-}
-"""The status a live knowledge base takes when its company closes."""
 LIVE_AGENT_STATUSES = frozenset({AgentStatus.ACTIVE})
 """Agent statuses of an agent in service; a closed company has none."""
 LIVE_KNOWLEDGE_BASE_STATUSES = frozenset({KnowledgeBaseStatus.ACTIVE, KnowledgeBaseStatus.BUILDING})
 """Knowledge base statuses of one in service or being built; a closed company has none."""
 RETIRED_STATUSES = frozenset({"DISABLED", "ARCHIVED"})
-"""Agent and knowledge base statuses that were switched off at their `updated_at`: no
-link or knowledge source is added to them after it."""
+"""Agent and knowledge base statuses switched off at `updated_at`: nothing is linked after it."""
 OPEN_INVITATION_STATES = frozenset({"open", "far"})
-"""Invitation states
-([`INVITATION_STATE_WEIGHTS`][pytest_celestra.schema.spec.INVITATION_STATE_WEIGHTS])
-open now: only for ACTIVE users."""
+"""Invitation states open now: only for ACTIVE users."""
 LIVE_SESSION_STATES = frozenset({"active", "long"})
-"""Session states ([`SESSION_STATE_WEIGHTS`][pytest_celestra.schema.spec.SESSION_STATE_WEIGHTS])
-valid now: only for ACTIVE users."""
+"""Session states valid now: only for ACTIVE users."""
 
 
 def state_of_user(
@@ -91,20 +58,12 @@ def state_of_user(
     active: bool,
     fits: Collection[S] | None = None,
 ) -> S:
-    """The state of a user's session, invitation or lockout (or of another row, such as a
-    knowledge base whose build failed): `draw`n from the spec's state table, but none of
-    the `live` states (valid or open now) for a user who is not `active`; such a user's
-    state is drawn among the others with their weights.
+    """The state of a user's session, invitation or lockout: `draw`n, but none of the `live`
+    states for a user who is not `active`.
 
-    `fits`, when given, are the states whose time window holds a moment already known
-    (the moment a notification reports, or a session starts:
-    [`states_holding`][pytest_celestra.rows.story.states_holding]); the state is one of them,
-    drawn as without `fits` when none is (none fits, or only live ones for a user who
-    is not `active`: the user's status wins).
-
-    The scenario applies the same rule the other way round (it draws the state, then a
-    user who may hold it, then its moments): either way, a user who is not ACTIVE holds
-    each of the other states as often, relatively, as the table says.
+    With `fits` (the states whose window holds a known moment:
+    [`states_holding`][pytest_celestra.rows.story.states_holding]), one of them, unless none
+    is allowed; the user's status wins.
     """
     allowed = [s for s in fits if active or s not in live] if fits else None
     state = draw()
@@ -117,19 +76,13 @@ def states_holding(
     moment: int, states: Iterable[str], window: Callable[[str], tuple[int, int]]
 ) -> list[str]:
     """The `states` whose time `window` (earliest, latest) holds `moment`."""
-    return [state for state in states if _holds(window(state), moment)]
-
-
-def _holds(window: tuple[int, int], moment: int) -> bool:
-    earliest, latest = window
-    return earliest <= moment <= latest
+    return [state for state in states if (w := window(state))[0] <= moment <= w[1]]
 
 
 def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> list[CompanyStatus]:
-    """`statuses` of companies with headcount `weights`, the largest closed ones ACTIVE
-    until closed companies hold at most
+    """`statuses`, the largest closed companies reopened until the closed ones hold at most
     [`CLOSED_HEADCOUNT_SHARE`][pytest_celestra.schema.spec.CLOSED_HEADCOUNT_SHARE] of the
-    headcount."""
+    headcount (`weights`)."""
     result = list(statuses)
     closed = [i for i, status in enumerate(result) if status is not CompanyStatus.ACTIVE]
     headcount = sum(weights[i] for i in closed)
@@ -141,33 +94,37 @@ def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> 
     return result
 
 
+def _follow_company(
+    company: CompanyStatus | None, drawn: S, live: Collection[S], closed: tuple[S, S]
+) -> S:
+    """`drawn`, or, when it is `live` and its company closed, `closed` (SUSPENDED, ARCHIVED)."""
+    if company in (None, CompanyStatus.ACTIVE) or drawn not in live:
+        return drawn
+    return closed[company is CompanyStatus.ARCHIVED]
+
+
 def member_status(company: CompanyStatus | None, drawn: UserStatus) -> UserStatus:
     """The status of a member of a company in status `company` who would be `drawn`."""
-    if company is not None and drawn is UserStatus.ACTIVE:
-        return MEMBER_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
-    return drawn
+    closed = (UserStatus.SUSPENDED, UserStatus.ARCHIVED)
+    return _follow_company(company, drawn, {UserStatus.ACTIVE}, closed)
 
 
 def agent_status(company: CompanyStatus | None, drawn: AgentStatus) -> AgentStatus:
     """The status of an agent of a company in status `company` that would be `drawn`."""
-    if company is not None and drawn in LIVE_AGENT_STATUSES:
-        return AGENT_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
-    return drawn
+    closed = (AgentStatus.DISABLED, AgentStatus.ARCHIVED)
+    return _follow_company(company, drawn, LIVE_AGENT_STATUSES, closed)
 
 
 def knowledge_base_status(
     company: CompanyStatus | None, drawn: KnowledgeBaseStatus
 ) -> KnowledgeBaseStatus:
     """The status of a knowledge base of a company in status `company`."""
-    if company is not None and drawn in LIVE_KNOWLEDGE_BASE_STATUSES:
-        return KNOWLEDGE_BASE_STATUS_OF_CLOSED_COMPANY.get(company, drawn)
-    return drawn
+    closed = (KnowledgeBaseStatus.DISABLED, KnowledgeBaseStatus.ARCHIVED)
+    return _follow_company(company, drawn, LIVE_KNOWLEDGE_BASE_STATUSES, closed)
 
 
 def is_closed(table: str, status: str) -> bool:
-    """Whether a row of `table` in `status` left service at its `updated_at` (a
-    closed company, a user who is not ACTIVE, a retired agent or knowledge base): nothing
-    of it changes after that."""
+    """Whether a row of `table` in `status` left service at its `updated_at`."""
     if table in ("agents", "knowledge_bases"):
         return status in RETIRED_STATUSES
     return status != UserStatus.ACTIVE.value
@@ -175,8 +132,7 @@ def is_closed(table: str, status: str) -> bool:
 
 def status_changed(p: CelestraProvider, created: int, closed: int | None = None) -> int:
     """When a row created at `created` left ACTIVE: in
-    [`STATUS_CHANGED`][pytest_celestra.schema.spec.STATUS_CHANGED], never after `closed` (its
-    company's closing moment), never before `created`."""
+    [`STATUS_CHANGED`][pytest_celestra.schema.spec.STATUS_CHANGED], by its company's `closed`."""
     upper = STATUS_CHANGED[1] if closed is None else min(closed, STATUS_CHANGED[1])
     return max(created, p.moment(max(created, STATUS_CHANGED[0]), upper))
 
@@ -189,13 +145,9 @@ def row_updated(
     closing: int | None = None,
     with_company: bool = False,
 ) -> int:
-    """`updated_at` of a company, user, agent or knowledge base created at `created`.
-
-    A row that `left_service` (not ACTIVE, retired) left it at a moment of its own
-    ([`status_changed`][pytest_celestra.rows.story.status_changed]), or at its company's
-    `closing` when it left `with_company`; a row still in service was last updated
-    before now, and before its company's `closing`.
-    """
+    """`updated_at` of a company, user, agent or knowledge base created at `created`: when
+    it `left_service` ([`status_changed`][pytest_celestra.rows.story.status_changed]), or
+    its company's `closing` when it left `with_company`; else before now and `closing`."""
     if with_company and closing is not None:
         return closing
     if left_service:
@@ -209,14 +161,12 @@ def updated_after(p: CelestraProvider, created: int) -> int:
 
 
 def member_created(p: CelestraProvider, lower: int, upper: int = 0) -> int:
-    """When a user, agent or knowledge base of a company founded at `lower` was created
-    (by `upper` at the latest: a row that took part in an event then)."""
+    """When a user, agent or knowledge base of a company founded at `lower` was created."""
     return p.moment(lower, min(upper, spec.MEMBER_CREATED_LATEST))
 
 
 def link_created(p: CelestraProvider, lower: int, *retired: int) -> int:
-    """When a link or a knowledge source between parents created by `lower` was made:
-    at least a day ago, and not after any parent was `retired` (0: still in service)."""
+    """When a link or knowledge source was made: after `lower`, before any parent `retired`."""
     return p.moment(lower, min((spec.LINK_CREATED_LATEST, *retired)))
 
 
@@ -226,8 +176,7 @@ def password_changed(p: CelestraProvider, lower: int) -> int:
 
 
 def knowledge_type_created(name: str) -> int:
-    """When the knowledge type `name` was created: the catalogue's types a day apart in
-    catalogue order, a type of one's own after them."""
+    """When the knowledge type `name` was created: a day apart in catalogue order."""
     catalogue = list(spec.KNOWLEDGE_TYPES)
     index = catalogue.index(name) if name in catalogue else len(catalogue)
     return spec.KNOWLEDGE_TYPE_CREATED + index * spec.KNOWLEDGE_TYPE_SPACING
@@ -236,16 +185,12 @@ def knowledge_type_created(name: str) -> int:
 def unique_company_name(
     p: CelestraProvider, vertical: CompanyVertical, used: set[str]
 ) -> tuple[str, str]:
-    """A company name of `vertical` and its email domain, which no company of `used`
-    (the domains taken, updated) has: two companies of one domain would mix their
-    emails. A few fresh names are tried before the name gets a number."""
-    name = p.company_name(vertical)
-    domain = company_domain(name)
-    for _ in range(spec.FRESH_COMPANY_NAMES):
-        if domain not in used:
-            break
+    """A company name of `vertical` and its email domain, not in `used` (which it joins):
+    two companies of one domain would mix their emails."""
+    for _ in range(1 + spec.FRESH_COMPANY_NAMES):
         name = p.company_name(vertical)
-        domain = company_domain(name)
+        if (domain := company_domain(name)) not in used:
+            break
     base, number = name, 1
     while domain in used:
         number += 1
@@ -262,18 +207,13 @@ def headcount_weight(rng: random.Random, headcount: float) -> float:
 
 
 def active_until(status: str, updated: int) -> int:
-    """The last moment a user in `status` (changed at `updated`) was ACTIVE: the
-    reference instant itself for an ACTIVE user."""
+    """The last moment a user in `status` (changed at `updated`) was ACTIVE (0: still)."""
     return 0 if status == UserStatus.ACTIVE.value else updated
 
 
 def activity_window(created: Iterable[int], until: Iterable[int]) -> tuple[int, int]:
-    """(earliest, latest) moment of an action by or on rows `created` then and in service
-    `until` then: within the last year of activity, before now."""
-    return (
-        max((spec.ACTIVITY_EARLIEST, *created)),
-        min((spec.LAST_MOMENT, *until)),
-    )
+    """(earliest, latest) moment of an action on rows `created` then, in service `until`."""
+    return max((spec.ACTIVITY_EARLIEST, *created)), min((spec.LAST_MOMENT, *until))
 
 
 def activity_moment(p: CelestraProvider, lower: int) -> int:
@@ -282,8 +222,8 @@ def activity_moment(p: CelestraProvider, lower: int) -> int:
 
 
 def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
-    """The moments of `count` audit logs of one action starting at `start`: each a few
-    seconds ([`ACTION_STEP`][pytest_celestra.schema.spec.ACTION_STEP]) after the one before."""
+    """The moments of `count` audit logs of one action from `start`, each
+    [`ACTION_STEP`][pytest_celestra.schema.spec.ACTION_STEP] after the one before."""
     moments = [start]
     for _ in range(count - 1):
         moments.append(moments[-1] + rng.randint(*spec.ACTION_STEP))
@@ -294,14 +234,12 @@ def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
 
 
 def super_admin_signs(rng: random.Random, platform_user: bool) -> bool:
-    """Whether a super admin signs a log of a user (always for a `platform_user`), rather
-    than an admin of the user's company."""
+    """Whether a super admin, not a company admin, signs a log (always for a `platform_user`)."""
     return platform_user or rng.random() < spec.SIGNER_SUPER_ADMIN_SHARE
 
 
 def super_admin_acts(rng: random.Random) -> bool:
-    """Whether a super admin, rather than a company admin, does an admin action (a data
-    export, a change of a row)."""
+    """Whether a super admin, not a company admin, does an export or a change of a row."""
     return rng.random() < spec.ACTOR_SUPER_ADMIN_SHARE
 
 
@@ -312,9 +250,8 @@ def changed_columns(
     count: int,
     done: Iterable[str] = (),
 ) -> list[str]:
-    """`count` distinct columns of `table` an `event` changes, none of `done` (the
-    columns it already changed): the event's first column
-    ([`FIRST_CHANGED_COLUMN`][pytest_celestra.schema.spec.FIRST_CHANGED_COLUMN]) first."""
+    """`count` distinct columns of `table` an `event` changes, none of `done`, its
+    [`FIRST_CHANGED_COLUMN`][pytest_celestra.schema.spec.FIRST_CHANGED_COLUMN] first."""
     done = set(done)
     first = spec.FIRST_CHANGED_COLUMN.get(event)
     columns = p.shuffled(spec.CHANGEABLE_COLUMNS[table])
@@ -330,25 +267,22 @@ def changed_columns(
 # --- lockouts ------------------------------------------------------------------------------
 
 LOCKABLE_USER_STATUSES = frozenset({UserStatus.ACTIVE.value})
-"""Statuses of users who can be locked out: a lockout counts failed sign-ins of an account
-that may sign in, and a user who is not ACTIVE acts (and fails to sign in) no more."""
+"""Statuses of users who can be locked out: only they still sign in."""
 
 
 def lockable(status: str) -> bool:
-    """Whether a user in `status` can be locked out (the scenario locks only such users;
-    a factory refuses any other)."""
+    """Whether a user in `status` can be locked out (a factory refuses any other)."""
     return status in LOCKABLE_USER_STATUSES
 
 
 def lockout_burst(
     p: CelestraProvider, start: int, attempts: int, lower: int, spare: int | None = None
 ) -> list[int]:
-    """The moments, earliest first, of the failed logins recorded before a lockout that
-    starts at `start` after `attempts` failed attempts: 1 to 5 of them
-    ([`LOCKOUT_BURST`][pytest_celestra.schema.spec.LOCKOUT_BURST]), never more than `attempts`
-    (nor than 1 + `spare`), at random moments of the
-    [`LOCKOUT_BURST_WINDOW`][pytest_celestra.schema.spec.LOCKOUT_BURST_WINDOW] before it, none
-    before `lower` (the user's creation)."""
+    """The moments, earliest first, of the failed logins before a lockout at `start`:
+    [`LOCKOUT_BURST`][pytest_celestra.schema.spec.LOCKOUT_BURST] of them, at most `attempts`
+    (and 1 + `spare`), in the
+    [`LOCKOUT_BURST_WINDOW`][pytest_celestra.schema.spec.LOCKOUT_BURST_WINDOW] before it,
+    none before `lower`."""
     fewest, most = spec.LOCKOUT_BURST
     extra = p.random_int(0, most - fewest)
     count = fewest + min(extra, attempts - fewest, extra if spare is None else spare)
@@ -358,8 +292,8 @@ def lockout_burst(
 
 
 def activity_until(status: str, updated: int) -> int:
-    """The last moment a user in `status` (changed at `updated`) acts: a moment
-    ([`ACTIVITY_MARGIN`][pytest_celestra.schema.spec.ACTIVITY_MARGIN]) before they left ACTIVE."""
+    """The last moment a user in `status` (changed at `updated`) acts: a
+    [`ACTIVITY_MARGIN`][pytest_celestra.schema.spec.ACTIVITY_MARGIN] before leaving ACTIVE."""
     return active_until(status, updated) - spec.ACTIVITY_MARGIN
 
 
@@ -395,17 +329,14 @@ NOTIFICATION_EVENTS: Mapping[NotificationType, str] = {
     NotificationType.DATA_EXPORT_READY: DATA_EXPORT,
     NotificationType.NEW_DEVICE_LOGIN: SESSION_STARTED,
 }
-"""Which event each notification type reports; the types missing here (announcements,
-maintenance, session expiry) report none."""
+"""Which event each notification type reports; the types missing here report none."""
 EVENT_FREE_NOTIFICATION_TYPES = tuple(t for t in NotificationType if t not in NOTIFICATION_EVENTS)
-"""Notification types that report no event: the factories' default, and what a drawn
-type becomes in a scenario that has no event of its kind."""
+"""Notification types that report no event (announcements, maintenance, session expiry)."""
 
 
 def event_free_notification_type(rng: random.Random) -> NotificationType:
-    """A notification type that reports no event (an announcement, a maintenance notice,
-    a session expiry), each as likely: the factories' default type, and the fallback of a
-    scenario's notification whose event the scenario lacks."""
+    """A notification type that reports no event, each as likely: the factories' default,
+    and a scenario's fallback when it lacks the event."""
     return EVENT_FREE_NOTIFICATION_TYPES[int(rng.random() * len(EVENT_FREE_NOTIFICATION_TYPES))]
 
 
@@ -424,15 +355,13 @@ def notified_after(p: CelestraProvider, event: int) -> int:
 
 
 def event_before(p: CelestraProvider, notified: int, lower: int) -> int:
-    """When the event a notification created at `notified` reports happened (not before
-    `lower`, its user's creation)."""
+    """When the event a notification created at `notified` reports happened, not before `lower`."""
     return max(lower, notified - p.moment(*NOTIFICATION_DELAY))
 
 
 def password_notice_window(set_at: int, next_change: int) -> tuple[int, int] | None:
-    """When a PASSWORD_EXPIRY notice for a password set at `set_at` and replaced at
-    `next_change` (0: still in use) can come, within the last year of activity; None when
-    no moment before then fits."""
+    """When a PASSWORD_EXPIRY notice of a password set at `set_at` and replaced at
+    `next_change` (0: still in use) can come; None when no moment fits."""
     lower = max(set_at + PASSWORD_EXPIRY_NOTICE[0], spec.ACTIVITY_EARLIEST)
     upper = min(set_at + PASSWORD_EXPIRY_NOTICE[1], next_change - 1, spec.LAST_MOMENT)
     return (lower, upper) if lower <= upper else None

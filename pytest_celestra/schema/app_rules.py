@@ -1,15 +1,11 @@
 """Your application's own schema, taught to the plugin in one place.
 
 A project whose migrations add columns, enum labels or tables describes them once, in its
-`conftest.py`. The [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules] it fills is the
-description of the schema: our 15 tables as built in, extended by the rules. It is one
-explicit object, never state of the process: the plugin collects it once per run and hands
-it to every path that makes rows: the seeded templates (the generator's chunks are
-extended with the new columns and followed by the new tables' rows), the factories (through
-the session, [`rules_of`][pytest_celestra.schema.app_rules.rules_of]: a factory's INSERT and a
-`bulk_create`'s COPY carry the new columns) and
-[`pytest_celestra.db.drift`][pytest_celestra.db.drift], which checks the database's catalog
-against what the rules fill before any row is written:
+`conftest.py`. The [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules] it fills (our
+15 tables, extended by the rules) is one explicit object, collected once per run and handed
+to every path that makes rows: the seeded templates, the factories (through the session,
+[`rules_of`][pytest_celestra.schema.app_rules.rules_of]) and
+[`pytest_celestra.db.drift`][pytest_celestra.db.drift], which checks the catalog first:
 
 ```python
 def pytest_celestra_schema_rules(rules):
@@ -23,9 +19,8 @@ def pytest_celestra_schema_rules(rules):
     )
 ```
 
-Values are deterministic: the seeded templates draw them from random generators seeded
-with the scenario seed, the table and the column; the factories from factory_boy's
-generator, which the plugin reseeds for every test.
+Values are deterministic: the templates draw them from generators seeded with the seed, the
+table and the column; the factories from factory_boy's, reseeded for every test.
 """
 
 from __future__ import annotations
@@ -67,8 +62,7 @@ RowRule = Callable[[RowContext], Mapping[str, Any]]
 """`row(context)`: the values of a new table's row (FK columns are filled already)."""
 
 
-_PLACEHOLDER = {"VALUE": 1}
-"""What the drift report writes where your values go."""
+_PLACEHOLDER = {"VALUE": 1}  # what the drift report writes where your values go
 
 _SCALARS = (str, int, float, Decimal, bool, uuid.UUID, date, time, timedelta, bytes, enum.Enum)
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -82,15 +76,12 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "date": (date,), "timestamp with time zone": (datetime,),
     "timestamp without time zone": (datetime,),
 }  # fmt: skip
-"""PostgreSQL type (as the catalog spells it) -> the Python values a rule may give it."""
 _SENDABLE = "a value the driver can send (str, int, float, bool, Decimal, UUID, date/time, bytes)"
 
 
 def wrong_type(value: Any, column_type: str | None) -> str | None:
-    """What a column of `column_type` takes, if `value` is not that (None: it fits).
-
-    `column_type` None (unknown): any value the driver can send (a scalar, or a list of
-    them for an array). NULL always fits here; a NOT NULL column refuses it itself."""
+    """What a column of `column_type` (None: unknown) takes, if `value` is not that; None
+    when it fits (NULL always does: a NOT NULL column refuses it itself)."""
     if value is None:
         return None
     base = (column_type or "").split("(")[0].strip()
@@ -106,8 +97,7 @@ def wrong_type(value: Any, column_type: str | None) -> str | None:
         )
         return None if fits else _SENDABLE
     # True is an int to Python, not to PostgreSQL.
-    fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if fits:
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
         return None
     names = " or ".join(kind.__name__ for kind in kinds)
     return f"{names} (the column is {column_type})"
@@ -126,8 +116,7 @@ def _function_name(function: Any) -> str:
 
 
 def _hidden(text: str, values: Iterable[Any]) -> str:
-    """`text` with every value of the row it quotes replaced by `***` (as `str` or
-    `repr` shows it: a KeyError quotes a datetime's repr)."""
+    """`text` with every value of the row it quotes (as `str` or `repr`) replaced by `***`."""
     for value in values:
         if isinstance(value, (enum.Enum, bool)) or value is None:
             continue  # a label, a flag: not data
@@ -138,9 +127,8 @@ def _hidden(text: str, values: Iterable[Any]) -> str:
 
 
 def rule_failed(what: str, function: Any, error: BaseException, values: Iterable[Any]) -> RuleError:
-    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that
-    raised: the rule, the function, the exception's type and message (the row's values
-    in it hidden) and the line it was raised at."""
+    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that raised,
+    the row's values hidden."""
     import traceback
 
     frames = traceback.extract_tb(error.__traceback__)
@@ -154,8 +142,6 @@ def rule_failed(what: str, function: Any, error: BaseException, values: Iterable
 
 
 def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
-    """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule whose value
-    does not fit its column (PostgreSQL never saw it)."""
     return RuleError(
         f"{what} made a value of the wrong type for {column}: a "
         f"{type(value).__qualname__}, where the column takes {wanted}. The value is not "
@@ -165,7 +151,7 @@ def rule_mistyped(what: str, column: str, value: Any, wanted: str) -> RuleError:
 
 @dataclass(frozen=True)
 class ColumnRule:
-    """How the values of one column that the generator does not know are made."""
+    """How the values of one column are made."""
 
     table: str
     column: str
@@ -179,18 +165,14 @@ class ColumnRule:
 
     @property
     def described(self) -> str:
-        """The rule and which part of it: `rules.column('users', 'locale', derive=...)`."""
         kind = "derive" if self.derive is not None else "values"
         return f"rules.column({self.table!r}, {self.column!r}, {kind}=...)"
 
     def make(
         self, row: Mapping[str, Any], rng: random.Random, column_type: str | None = None
     ) -> Any:
-        """One value for `row`, checked against `column_type` (the catalog's name of
-        the column's type; None: any value the driver can send).
-
-        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises
-        or its value does not fit."""
+        """One value for `row`, checked against `column_type` (the catalog's name); raises
+        [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises or it does not fit."""
         if self.derive is not None:
             try:
                 value = self.derive(row, rng)
@@ -205,8 +187,7 @@ class ColumnRule:
 
     @property
     def value_type(self) -> str | None:
-        """What a factory checks the rule's values against: boolean or integer for a
-        `values` rule of such values, else None (any value the driver can send)."""
+        """What a factory checks the values against: boolean, integer or None (any)."""
         values = [value for value, _ in self.values]
         if values and all(isinstance(value, bool) for value in values):
             return "boolean"
@@ -221,11 +202,10 @@ class ColumnRule:
 
 @dataclass(frozen=True)
 class TableRule:
-    """How the rows of a table the generator does not know are made."""
+    """How the rows of a table of yours are made."""
 
     name: str
-    parents: tuple[tuple[str, str], ...]
-    """FK column -> the table it points at (ours or another new one)."""
+    parents: tuple[tuple[str, str], ...]  # FK column -> the table it points at
     count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
     row: RowRule | None = None
 
@@ -234,7 +214,6 @@ class TableRule:
         return f"rules.table({self.name!r})"
 
     def rows_for(self, volume: Volume) -> int:
-        """How many rows the table gets in `volume`."""
         if isinstance(self.count, int):
             return self.count
         if callable(self.count):
@@ -260,12 +239,7 @@ class TableRule:
     def make_row(
         self, context: RowContext, column_type: Callable[[str], str | None] | None = None
     ) -> dict[str, Any]:
-        """The values of one row from the `row` rule (empty without one), each checked
-        against `column_type(column)` (None: any value the driver can send).
-
-        Raises [`RuleError`][pytest_celestra.errors.RuleError] when the rule raises,
-        returns something other than a mapping of column names to values, or a value
-        that does not fit its column."""
+        """The `row` rule's values (checked against `column_type(column)`) for one row."""
         if self.row is None:
             return {}
         what = f"rules.table({self.name!r}, row=...)"
@@ -294,11 +268,9 @@ class TableRule:
         column_type: Callable[[str], str | None],
         given: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One row of the table: its parents' keys, the `row` rule's values, `given`
-        (a factory's arguments), then the column rules (each `(column, rule, rng)`) of
-        the columns still empty, and random UUIDs for the keys of `found` (the catalog's
-        columns) without a default. The seeded templates and the factory both make
-        their rows here."""
+        """One row (for the templates and the factory alike): its parents' keys, the `row`
+        rule's values, `given`, the column rules (`(column, rule, rng)`) of the columns
+        still empty, and random UUIDs for the keys of `found` without a default."""
         values = dict(parents)
         values.update(self.make_row(RowContext(parents, index, rng), column_type))
         values.update(given or {})
@@ -307,7 +279,7 @@ class TableRule:
                 values[column] = rule.make(values, column_rng, column_type(column))
         for column, info in found.items():
             if column not in values and info.type == "uuid" and not info.has_default:
-                values[column] = new_uuid(rng)
+                values[column] = uuid.UUID(int=rng.getrandbits(128), version=4)
         return values
 
     def key(self) -> object:
@@ -324,10 +296,7 @@ class TableRule:
 
 @dataclass
 class SchemaRules:
-    """The registry a `pytest_celestra_schema_rules(rules)` hook fills.
-
-    Each method records one rule; nothing touches a database until a fixture needs one.
-    """
+    """The registry a `pytest_celestra_schema_rules(rules)` hook fills, one rule per call."""
 
     columns: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
     enum_shares: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -338,7 +307,6 @@ class SchemaRules:
     empty: set[str] = field(default_factory=set)
     """New tables left empty on purpose."""
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-    """What is worked out once from these rules (statements, factories)."""
 
     def column(
         self,
@@ -375,11 +343,8 @@ class SchemaRules:
         self.columns[table, column] = ColumnRule(table, column, pairs, derive)
 
     def enum_weights(self, enum: str, shares: Mapping[str, float]) -> None:
-        """Give new labels of the enum type `enum` a share of the rows (0.02: 2 %).
-
-        In the seeded templates, that share of the values of every column of that type is
-        replaced by the new label; the other rows keep the generator's labels.
-        """
+        """Give new labels of the enum type `enum` a share of the rows (0.02: 2 %) of every
+        column of that type, in the seeded templates."""
         total = sum(shares.values())
         if any(share < 0 for share in shares.values()) or total >= 1:
             raise ConfigError(
@@ -421,14 +386,12 @@ class SchemaRules:
         self.empty.update(tables)
 
     def reshaper(self, seed: int) -> Reshaper | None:
-        """What the rules do to the rows of our tables in the scenario of `seed` (None:
-        nothing)."""
+        """What the rules do to our tables' rows in the scenario of `seed` (None: nothing)."""
         reshaper = Reshaper(self, seed)
         return reshaper if reshaper.enums or reshaper.columns else None
 
     def added_columns(self, table: str) -> dict[str, ColumnRule]:
-        """The rules of the columns of `table` beyond the built-in description's: the
-        columns your migrations added to one of our tables, or those of a table of yours."""
+        """The rules of the columns of `table` that are not ours."""
         from pytest_celestra.rows.loader import COLUMNS
 
         builtin = COLUMNS.get(table, ())
@@ -446,11 +409,9 @@ class SchemaRules:
         rng: random.Random | Mapping[tuple[str, str], random.Random],
         column_type: Callable[[str], str | None] | None = None,
     ) -> dict[str, Any]:
-        """The values of `table`'s added columns for one row: those in `given` (a
-        factory's arguments), the others from their rules, which see `row` (column ->
-        value; enum members as their labels) and the values made before. `rng`: one
-        generator, or one per (table, column) (the seeded templates'); `column_type`:
-        the catalog's type of a column (default: the rule's own, see `value_type`)."""
+        """The values of `table`'s added columns for one row: those in `given`, the others
+        from their rules, which see `row` (enums as labels) and the values made before.
+        `rng`: one, or one per (table, column); `column_type`: default, the rule's own."""
         added: dict[str, Any] = {}
         plain = {k: v.name if isinstance(v, enum.Enum) else v for k, v in row.items()}
         for column, rule in self.added_columns(table).items():
@@ -463,8 +424,8 @@ class SchemaRules:
         return added
 
     def factory(self, table: str) -> Any:
-        """The factory of `table`, a table of yours these rules describe (see
-        [`factory_for`][pytest_celestra.rows.app_factories.factory_for]); made once."""
+        """The factory of your `table`, made once
+        ([`factory_for`][pytest_celestra.rows.app_factories.factory_for])."""
         from pytest_celestra.rows.app_factories import table_factory
 
         if ("factory", table) not in self.cache:
@@ -488,7 +449,6 @@ class SchemaRules:
 
 
 def seeded_rng(seed: int, *names: str) -> random.Random:
-    """The random generator of one rule's values in the scenario of `seed`."""
     return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
 
 
@@ -496,16 +456,13 @@ IN_THE_GENERATOR: Mapping[str, tuple[bool, bool]] = {
     "users": (True, True),
     "companies": (False, True),
 }
-"""Tables of ours whose rows the rules reshape as the generator makes them, before the
-steps after them read their facts: (new enum labels, column rules). A user a rule makes
-SUSPENDED (or DORMANT) is not ACTIVE for the sessions, lockouts and notifications after
-it. The other tables' rows are reshaped after the generator made them."""
+"""Tables of ours the rules reshape as the generator makes them, before later steps read
+their facts: (new enum labels, column rules); the others' rows are reshaped after."""
 
 
 class Reshaper:
-    """The rules' values of our own columns (`rules.column` on a column the generator
-    writes, and `rules.enum_weights`), one row at a time, each rule with a generator
-    seeded by the scenario's seed, the table and the column."""
+    """The rules' values of our own columns (`rules.column`, `rules.enum_weights`), one row
+    at a time, each from a generator seeded by the seed, the table and the column."""
 
     def __init__(self, rules: SchemaRules, seed: int) -> None:
         from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
@@ -530,8 +487,7 @@ class Reshaper:
     def __call__(
         self, table: str, values: dict[str, Any], *, enums: bool = True, columns: bool = True
     ) -> dict[str, Any]:
-        """`values` (column -> value, enum columns as labels) reshaped; new enum labels
-        first, so a column rule's `derive` sees them."""
+        """`values` (enums as labels) reshaped; new labels first, so a `derive` sees them."""
         for column, shares, rng in self.enums.get(table, ()) if enums else ():
             if values[column] is not None and rng.random() < sum(shares.values()):
                 values[column] = rng.choices(list(shares), list(shares.values()))[0]
@@ -540,18 +496,11 @@ class Reshaper:
         return values
 
 
-SESSION_INFO_KEY = "celestra_schema"
-"""Where a session carries the description its factories follow (`session.info`)."""
+SESSION_INFO_KEY = "celestra_schema"  # where a session carries its rules (`session.info`)
 
 
 def rules_of(session: Any) -> SchemaRules:
-    """The description `session`'s factories follow: the one
-    [`bound_session`][pytest_celestra.rows.factories.bound_session] gave it, else the
-    built-in one (our 15 tables, no rules of yours)."""
+    """The rules `session`'s factories follow: those
+    [`bound_session`][pytest_celestra.rows.factories.bound_session] gave it, else none."""
     found = session.info.get(SESSION_INFO_KEY) if session is not None else None
     return found if found is not None else SchemaRules()
-
-
-def new_uuid(rng: random.Random) -> uuid.UUID:
-    """A version-4 UUID drawn from `rng`."""
-    return uuid.UUID(int=rng.getrandbits(128), version=4)

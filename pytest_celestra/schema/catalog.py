@@ -1,14 +1,10 @@
 """The one reader of a database's catalog, and what it holds under Celestra's names.
 
 [`read_catalog`][pytest_celestra.schema.catalog.read_catalog] reads the current schema's
-relations, columns, types, enum labels and constraints, in four queries; the drift report,
-the seeding with your rules, the factories of your tables and `celestra-seed`'s check of a
-database of someone else's all read it, and
-[`catalog_definitions`][pytest_celestra.schema.catalog.catalog_definitions] is what a
-schema created by your hook is keyed by. `celestra-seed` creates the Celestra schema only
-where nothing of the same name is in the way, and refuses (touching nothing) when a table
-or type of that name is not Celestra's: `inspect_schema` compares the catalog with the
-models.
+relations, columns, types, enum labels and constraints in four queries, for the drift
+report, the seeding with your rules, your tables' factories and `celestra-seed`;
+[`catalog_definitions`][pytest_celestra.schema.catalog.catalog_definitions] keys a schema
+your hook created; `inspect_schema` compares the catalog with the models.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ if TYPE_CHECKING:
 
 _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
                    "f": "foreign table", "S": "sequence", "i": "index", "c": "type"}  # fmt: skip
-"""Kinds of pg_class rows that hold a name a table of ours would need."""
 
 
 def builtin_ddl() -> list[str]:
@@ -52,8 +47,7 @@ class ColumnInfo:
 
     type: str
     not_null: bool
-    has_default: bool
-    """A DEFAULT, an identity or a generated column: the database fills it."""
+    has_default: bool  # a DEFAULT, an identity or a generated column
 
 
 @dataclass(frozen=True)
@@ -61,9 +55,7 @@ class Constraint:
     """A constraint (or a unique index that backs none) of a table."""
 
     name: str
-    kind: str
-    """`c` check, `u` unique, `f` foreign key, `p` primary key, `x` exclusion,
-    `i` unique index."""
+    kind: str  # c check, u unique, f foreign key, p primary key, x exclusion, i unique index
     table: str
     columns: tuple[str, ...]
     parent: str | None
@@ -77,10 +69,8 @@ class Catalog:
     tables: dict[str, dict[str, ColumnInfo]]
     enums: dict[str, tuple[str, ...]]
     constraints: tuple[Constraint, ...]
-    relations: dict[str, str] | None = None
-    """Every relation's name -> its `relkind` (`r` table, `v` view, `i` index, ...)."""
-    types: dict[str, str] | None = None
-    """Every type's name -> its `typtype` (`e` enum, `c` composite, `d` domain, ...)."""
+    relations: dict[str, str] | None = None  # name -> relkind
+    types: dict[str, str] | None = None  # name -> typtype
 
     def foreign_keys(self, table: str) -> list[Constraint]:
         return [c for c in self.constraints if c.table == table and c.kind == "f"]
@@ -131,8 +121,7 @@ ORDER BY 3, 1
 
 
 def read_catalog(connection: psycopg.Connection[Any] | Connection) -> Catalog:
-    """The [`Catalog`][pytest_celestra.schema.catalog.Catalog] of the connection's current
-    schema (a psycopg connection, or SQLAlchemy's)."""
+    """The [`Catalog`][pytest_celestra.schema.catalog.Catalog] of the current schema."""
     pg_conn: Any = connection
     if hasattr(pg_conn, "exec_driver_sql"):  # SQLAlchemy's
         pg_conn = pg_conn.connection.driver_connection
@@ -198,9 +187,8 @@ ORDER BY 1, 2
 
 
 def catalog_definitions(pg_conn: psycopg.Connection[Any]) -> list[list[str]]:
-    """The definition of everything in the database's schemas (relations, columns and
-    defaults, constraints, indexes, enums, functions, triggers, views, extensions, and
-    the Alembic revision): what a schema your hook created is keyed by."""
+    """The definition of everything in the database's schemas, and the Alembic revision:
+    what a schema your hook created is keyed by."""
     rows = [list(row) for row in pg_conn.execute(_DEFINITIONS_QUERY)]
     if pg_conn.execute("SELECT to_regclass('alembic_version')").fetchone() != (None,):
         rows += [["alembic", version] for (version,) in pg_conn.execute(
@@ -237,13 +225,10 @@ def celestra_enums() -> dict[str, tuple[str, ...]]:
 class ExistingSchema:
     """The current schema of a database, measured against Celestra's."""
 
-    tables: tuple[str, ...]
-    """Celestra tables and enum types already there, exactly as Celestra defines them."""
+    tables: tuple[str, ...]  # Celestra tables and enum types there, as Celestra defines them
     types: tuple[str, ...]
-    conflicts: tuple[str, ...]
-    """`users: no column email; column nickname is not Celestra's`, one per object in the way."""
+    conflicts: tuple[str, ...]  # one per object of ours in the way
     other_tables: int
-    """How many other tables the schema holds (never touched)."""
 
     @property
     def missing_tables(self) -> tuple[str, ...]:
@@ -285,7 +270,7 @@ def _type_difference(name: str, kind: str, labels: tuple[str, ...]) -> str | Non
 
 
 def inspect_schema(connection: Connection) -> ExistingSchema:
-    """What the connection's current schema holds under Celestra's names (and besides)."""
+    """What the current schema holds under Celestra's names (and besides)."""
     catalog = read_catalog(connection)
     relations, types = catalog.relations or {}, catalog.types or {}
     tables = list(celestra_columns())
@@ -303,11 +288,7 @@ def inspect_schema(connection: Connection) -> ExistingSchema:
         for name in celestra_enums()
         if name in types
     }
-    conflicts = [
-        difference
-        for difference in (*differences.values(), *type_differences.values())
-        if difference is not None
-    ]
+    conflicts = [d for d in (*differences.values(), *type_differences.values()) if d is not None]
     same_tables = [name for name, difference in differences.items() if difference is None]
     same_types = [name for name, difference in type_differences.items() if difference is None]
     others = sum(1 for name in catalog.tables if name not in tables)

@@ -1,9 +1,5 @@
-"""The 13 enum types of the Celestra schema as plain Python enums: standard library only.
-
-[`pytest_celestra.schema.models`][pytest_celestra.schema.models] maps them to PostgreSQL enum types;
-the spec's figures ([`pytest_celestra.schema.spec`][pytest_celestra.schema.spec]) and
-[`Volume`][pytest_celestra.schema.volumes.Volume] read them without importing SQLAlchemy.
-"""
+"""The 13 enum types of the Celestra schema as plain Python enums, without SQLAlchemy;
+[`pytest_celestra.schema.models`][pytest_celestra.schema.models] maps them to PostgreSQL's."""
 
 from __future__ import annotations
 

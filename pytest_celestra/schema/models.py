@@ -21,9 +21,11 @@ an error names the rule it broke (for example `ck_users_super_admin_has_no_compa
 
 from __future__ import annotations
 
+import enum
+import re
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -41,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pytest_celestra.schema import enums
 from pytest_celestra.schema.enums import (  # the enums, re-exported (see __all__)
     AgentStatus,
     AuditEventType,
@@ -57,9 +60,6 @@ from pytest_celestra.schema.enums import (  # the enums, re-exported (see __all_
     UserStatus,
 )
 from pytest_celestra.schema.tables import ENTITIES
-
-if TYPE_CHECKING:
-    import enum
 
 __all__ = [
     "ENUM_TYPE_NAMES",
@@ -115,33 +115,22 @@ class Base(DeclarativeBase):
 # --- enum types (pytest_celestra.schema.enums) -------------------------------------------------
 
 
-def _pg_enum(enum_class: type[enum.Enum], type_name: str) -> Enum:
-    """A PostgreSQL enum type named like the schema's, whose labels are the Python values."""
-    return Enum(
-        enum_class,
-        name=type_name,
+ENUM_TYPE_NAMES: dict[type[enum.Enum], str] = {
+    cls: re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    for name, cls in vars(enums).items()
+    if isinstance(cls, type) and issubclass(cls, enum.Enum) and cls.__module__ == enums.__name__
+}
+"""PostgreSQL type name of each enum (`UserStatus`: `user_status`), as in the schema analysis."""
+# A PostgreSQL enum type whose labels are the Python values.
+_ENUMS = {
+    cls: Enum(
+        cls,
+        name=name,
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
-
-
-ENUM_TYPE_NAMES: dict[type[enum.Enum], str] = {
-    AgentStatus: "agent_status",
-    AuditEventType: "audit_event_type",
-    CompanySize: "company_size",
-    CompanyStatus: "company_status",
-    CompanyVertical: "company_vertical",
-    InvitationStatus: "invitation_status",
-    KnowledgeBaseStatus: "knowledge_base_status",
-    NotificationDeliveryMethod: "notification_delivery_method",
-    NotificationPriority: "notification_priority",
-    NotificationStatus: "notification_status",
-    NotificationType: "notification_type",
-    UserRole: "user_role",
-    UserStatus: "user_status",
+    for cls, name in ENUM_TYPE_NAMES.items()
 }
-"""PostgreSQL type name of each enum, exactly as in the schema analysis."""
-_ENUMS = {cls: _pg_enum(cls, name) for cls, name in ENUM_TYPE_NAMES.items()}
 
 
 # --- column helpers ---------------------------------------------------------------------
@@ -162,8 +151,7 @@ def _fk(target: str, *, ondelete: str, nullable: bool = False) -> Mapped[uuid.UU
 
 
 def _children(parent: str) -> Any:
-    """The rows that reference this one (the database deletes them with it, or keeps
-    them: ON DELETE is the foreign key's)."""
+    """The rows that reference this one (ON DELETE is the foreign key's business)."""
     return relationship(back_populates=parent, passive_deletes=True)
 
 
@@ -483,7 +471,6 @@ MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
 """The 15 models in an order that respects every foreign key (parents first)."""
 
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(m.__tablename__ for m in MODELS_IN_FK_ORDER)
-"""Table names in FK order."""
 # The plain names that cheap modules use (pytest_celestra.schema.tables) must be these.
 if tuple((m.__name__, m.__tablename__) for m in MODELS_IN_FK_ORDER) != ENTITIES:
     raise AssertionError("pytest_celestra.schema.tables.ENTITIES differs from MODELS_IN_FK_ORDER")

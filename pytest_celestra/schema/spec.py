@@ -1,13 +1,9 @@
 """The data of the Celestra spec: weights, shares, time windows and catalogues.
 
-Pure data, kept apart from the code that draws from it:
-[`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] draws column values with
-these weights, [`story`][pytest_celestra.rows.story] holds the rules across rows and tables, and
-both the factories and the bulk scenario call those two. Change a figure here once and
-both data paths follow.
-
-Times are offsets in whole seconds from a reference instant (negative = past): the
-scenario's anchor for the bulk path, "now" for the factories.
+Pure data, read by [`CelestraProvider`][pytest_celestra.rows.providers.CelestraProvider] and
+[`story`][pytest_celestra.rows.story], which both data paths call: change a figure once and
+both follow. Times are offsets in seconds from a reference instant (negative = past): the
+scenario's anchor, or "now" for the factories.
 """
 
 from __future__ import annotations
@@ -71,8 +67,7 @@ COMPANY_SIZE_HEADCOUNT: Mapping[CompanySize, float] = {
     CompanySize.LARGE: 6.0,
     CompanySize.ENTERPRISE: 15.0,
 }
-"""How many members a company of each size has, relatively (the bulk path spreads users,
-agents and knowledge bases over companies with these weights)."""
+"""How many members (users, agents, knowledge bases) a company of each size has, relatively."""
 USER_ROLE_WEIGHTS: Mapping[UserRole, int] = {
     UserRole.COMPANY_ADMIN: 5,
     UserRole.SPACE_ADMIN: 15,
@@ -250,12 +245,9 @@ CHANGEABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "knowledge_bases": ("status", "name", "description"),
     "companies": ("status", "size", "vertical", "description"),
 }
-"""Columns an audit change may touch, per table (at least 3 each: a volume may ask for
-up to 3 change logs per audit log)."""
+"""Columns an audit change may touch, per table (at least 3 each)."""
 MOST_CHANGES_PER_AUDIT_LOG = min(len(columns) for columns in CHANGEABLE_COLUMNS.values())
-"""Columns a row-changing audit log changes at most (it changes each column once): the
-fewest changeable columns of a table. [`Volume`][pytest_celestra.schema.volumes.Volume] checks
-`audit_change_logs` against it."""
+"""Columns a row-changing audit log changes at most (each once): the fewest of a table."""
 
 # --- windows of one row relative to its parents (pytest_celestra.rows.story applies them) -----
 
@@ -265,9 +257,8 @@ ACTIVITY_MARGIN = MINUTE
 """Nobody acts, and nothing changes a row, in this last stretch before the user left
 ACTIVE or the row closed."""
 KNOWLEDGE_TYPE_SPACING = DAY
-"""The i-th knowledge type of the catalogue was created this long after
-[`KNOWLEDGE_TYPE_CREATED`][pytest_celestra.schema.spec.KNOWLEDGE_TYPE_CREATED] (a type of your own,
-after every catalogue type)."""
+"""The i-th catalogue type was created i times this after
+[`KNOWLEDGE_TYPE_CREATED`][pytest_celestra.schema.spec.KNOWLEDGE_TYPE_CREATED]."""
 HEADCOUNT_SPREAD = (0.7, 0.6)
 """A company's weight in the spread of its members: its size's headcount times a factor
 drawn uniformly from `low` to `low + width` (`(low, width)`)."""
@@ -282,12 +273,10 @@ this old."""
 PASSWORD_CHANGED_LATEST = -DAY
 STATUS_CHANGED = (MEMBER_CREATED_LATEST, -HOUR)
 """When a company, user, agent or knowledge base that is not ACTIVE changed its status
-(its `updated_at`): after every member row was created (they are at least
-`MEMBER_CREATED_LATEST` old), at least an hour ago."""
+(its `updated_at`): after every member row was created, at least an hour ago."""
 CLOSED_HEADCOUNT_SHARE = 0.25
-"""Closed companies hold at most this share of the headcount (weights of
-[`COMPANY_SIZE_HEADCOUNT`][pytest_celestra.schema.spec.COMPANY_SIZE_HEADCOUNT]): the largest closed
-ones reopen, so most users of a scenario stay ACTIVE at any volume."""
+"""Closed companies hold at most this share of the headcount: the largest closed ones
+reopen, so most users stay ACTIVE at any volume."""
 
 # --- who acts and who signs ---------------------------------------------------------------
 
@@ -310,9 +299,8 @@ the session they start."""
 # --- lockouts -------------------------------------------------------------------------------
 
 LOCKOUT_BURST = (1, 5)
-"""How many failed logins a lockout's burst records (in the
-[`LOCKOUT_BURST_WINDOW`][pytest_celestra.schema.spec.LOCKOUT_BURST_WINDOW] before its start): drawn
-in this range, never more than its `failed_attempts`."""
+"""How many failed logins a lockout's burst records before its start (at most its
+`failed_attempts`)."""
 LOCKOUT_BURST_SPARE = (2, 3)
 """Of the failed logins a volume has beyond one per lockout and the unknown emails, at
 most this fraction (numerator, denominator) lengthens the lockouts' bursts."""

@@ -1,10 +1,5 @@
-"""The 15 tables of the Celestra schema by name, parents first: plain strings, no SQLAlchemy.
-
-For the modules that need the tables' names and order but not their columns (volumes, the
-`celestra_<entity>` fixtures), so importing them stays cheap.
-[`pytest_celestra.schema.models`][pytest_celestra.schema.models] checks at import that its models
-agree.
-"""
+"""The 15 tables of the Celestra schema by name, parents first, without SQLAlchemy (cheap to
+import); [`pytest_celestra.schema.models`][pytest_celestra.schema.models] checks they agree."""
 
 from __future__ import annotations
 
@@ -25,10 +20,7 @@ ENTITIES: tuple[tuple[str, str], ...] = (
     ("UserSession", "user_sessions"),
     ("AuditChangeLog", "audit_change_logs"),
 )
-"""(model class name, table name) of each table, in an order that respects every
-foreign key (parents first)."""
+"""(model class name, table name) of each table, parents first."""
 
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(table for _, table in ENTITIES)
-"""Table names in FK order."""
 MODEL_NAMES_IN_FK_ORDER: tuple[str, ...] = tuple(model for model, _ in ENTITIES)
-"""Model class names in FK order."""

@@ -1,10 +1,5 @@
-"""Word pools and catalogues the Celestra provider draws from: pure data, built at import
-(standard library only; the person names are Faker's, in `providers`).
-
-Kept apart from [`pytest_celestra.rows.providers`][pytest_celestra.rows.providers] (which decides
-how
-values are drawn) so that the vocabulary can grow without touching the drawing logic.
-"""
+"""Word pools and catalogues [`pytest_celestra.rows.providers`][pytest_celestra.rows.providers]
+draws from: pure data (the person names are Faker's)."""
 
 from __future__ import annotations
 

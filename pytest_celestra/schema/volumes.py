@@ -25,7 +25,7 @@ from pytest_celestra.schema import spec
 from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
 _SMALL = {
     "companies": 5,
@@ -46,8 +46,7 @@ _SMALL = {
 }
 # The spec's upper bounds: twice small, but for users (50, not 40).
 _MEDIUM = {**{table: 2 * count for table, count in _SMALL.items()}, "users": 50}
-# knowledge_types is a lookup table: it does not grow with the data.
-_LOOKUP_TABLES = frozenset({"knowledge_types"})
+_LOOKUP_TABLES = frozenset({"knowledge_types"})  # it does not grow with the data
 
 VOLUME_NAMES = ("small", "medium", "large")
 VOLUME_HELP = (
@@ -57,37 +56,27 @@ VOLUME_HELP = (
 _MULTIPLIER = re.compile(r"^x([0-9]+)$")  # ASCII only: \d takes full-width digits too
 
 MAX_TOTAL_ROWS = 10_000_000
-"""The most rows a volume may hold in all tables together: about `x7633` (3.4 times
-`x2222`'s 2.9 million rows). Beyond it, a seed would take over a minute and a half
-and a few GB on disk per copy, and the generator's facts about parent rows (ids,
-companies, creation times: about 300 bytes per user, agent or knowledge base) would
-grow to hundreds of MB. Documented in docs/volumes.md."""
+"""The most rows a volume may hold in all tables together (about `x7633`): beyond it, a
+seed would take over a minute and a half, a few GB on disk per copy, and the generator's
+facts about parent rows hundreds of MB."""
 BYTES_PER_ROW = 300
 """Bytes a seeded row takes on disk, tables and indexes (measured: an `x100` template
 is 45 MB, 7.7 MB of it the empty schema, for 131,010 rows: 285 bytes a row; rounded up)."""
 SCHEMA_BYTES = 8_000_000
 """Bytes of a database holding the empty schema (measured: 7.7 MB)."""
 _MAX_DIGITS = 12
-"""Digits a count or multiplier may have before it is read (Python refuses to convert more
-than 4,300; any count with more than 8 is beyond
-[`MAX_TOTAL_ROWS`][pytest_celestra.schema.volumes.MAX_TOTAL_ROWS] anyway)."""
+"""Digits a count may have before it is read (Python converts no more than 4,300)."""
 
 
 def _shown(text: str) -> str:
-    """`text` quoted for a message; a long one cut, saying how long it was."""
     text = text.strip()
     return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text):,} characters)"
 
 
 def _count(shown: str, digits: str) -> int:
-    """The number `digits` of the volume `shown`; refused before it is read when it
-    has more digits than any possible volume needs."""
+    """The number `digits` (ASCII digits, checked by the caller) of the volume `shown`,
+    refused unread when too long."""
     digits = digits.strip()
-    if not digits.isascii() or not digits.isdigit():
-        raise ConfigError(
-            f"invalid volume {shown}: {_shown(digits)} is not a count; write it in the "
-            f"digits 0-9; use {VOLUME_HELP}"
-        )
     if len(digits) > _MAX_DIGITS:
         raise ConfigError(
             f"invalid volume {shown}: a count of {len(digits):,} digits; a volume holds at "
@@ -100,8 +89,8 @@ def _count(shown: str, digits: str) -> int:
 class Volume:
     """Rows per table for one scenario. Immutable and hashable.
 
-    `name` is how the volume is shown and keyed (the template cache uses it together
-    with the counts); `counts` maps every one of the 15 table names to a row count.
+    `name` is how the volume is shown (and, with the counts, keyed); `counts` maps every
+    one of the 15 table names to a row count.
     """
 
     name: str
@@ -119,7 +108,8 @@ class Volume:
             raise ConfigError(f"volume {_shown(self.name)}: no count for {', '.join(missing)}")
         ordered = {t: int(self.counts[t]) for t in TABLES_IN_FK_ORDER}
         object.__setattr__(self, "counts", MappingProxyType(ordered))
-        self._check_feasible()
+        if (problem := feasibility_problem(self.counts)) is not None:
+            raise ConfigError(f"volume {_shown(self.name)}: {problem}")
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(self.counts.items())))
@@ -127,8 +117,6 @@ class Volume:
     @property
     def total_rows(self) -> int:
         return sum(self.counts.values())
-
-    # --- constructors ---------------------------------------------------------------
 
     @classmethod
     def named(cls, name: str) -> Volume:
@@ -187,17 +175,10 @@ class Volume:
             changed[table] = _count(shown, value)
         return cls.custom(text.strip().replace(" ", ""), base, **changed)
 
-    # --- validation -----------------------------------------------------------------
-
     @property
     def estimated_bytes(self) -> int:
         """About how many bytes one database holding this volume takes on disk."""
         return estimate_bytes(self.total_rows)
-
-    def _check_feasible(self) -> None:
-        problem = feasibility_problem(self.counts)
-        if problem is not None:
-            raise ConfigError(f"volume {_shown(self.name)}: {problem}")
 
 
 def estimate_bytes(rows: int) -> int:
@@ -230,10 +211,8 @@ def audit_logs_needed(change_logs: int) -> int:
 def feasibility_problem(counts: Mapping[str, int]) -> str | None:
     """Why `counts` (rows per table) cannot make a scenario, or None if they can.
 
-    The one check of what a volume must allow: every channel (option, ini file, environment,
-    marker, `celestra-seed`, [`Volume`][pytest_celestra.schema.volumes.Volume]) goes through it,
-    and the generator relies on it. The rules are checked in order, so each may rely on the
-    ones before it (no division by zero companies).
+    The one check of what a volume must allow: every channel goes through it, and the
+    generator relies on it. Checked in order (no division by zero companies).
     """
     negative = [table for table, n in counts.items() if n < 0]
     if negative:
@@ -246,43 +225,31 @@ def feasibility_problem(counts: Mapping[str, int]) -> str | None:
             "use a smaller volume (see docs/volumes.md)"
         )
     c = counts
-    most_changes = spec.MOST_CHANGES_PER_AUDIT_LOG * c["audit_logs"]
     catalogue = len(spec.KNOWLEDGE_TYPES)
-    rules: list[tuple[Callable[[], bool], str]] = [
-        (lambda: c["companies"] >= 1, "companies must be at least 1"),
-        (lambda: c["knowledge_types"] >= 1, "knowledge_types must be at least 1"),
-        (
-            lambda: c["knowledge_types"] <= catalogue,
+    most_changes = spec.MOST_CHANGES_PER_AUDIT_LOG * c["audit_logs"]
+    if c["companies"] < 1:
+        return "companies must be at least 1"
+    if c["knowledge_types"] < 1:
+        return "knowledge_types must be at least 1"
+    if c["knowledge_types"] > catalogue:
+        return (
             f"knowledge_types={c['knowledge_types']}, but the catalogue has "
-            f"{catalogue} types; use knowledge_types <= {catalogue}",
-        ),
-        (
-            lambda: c["users"] >= c["companies"] + 1,
-            "users must be at least companies + 1 (an admin per company and a super admin)",
-        ),
-        (lambda: c["agents"] >= c["companies"], "agents must be at least companies (one each)"),
-        (
-            lambda: c["knowledge_bases"] >= c["companies"],
-            "knowledge_bases must be at least companies (one each)",
-        ),
-        (
-            lambda: c["user_lockouts"] <= c["failed_logins"],
-            "user_lockouts must not exceed failed_logins (a lockout follows failed logins)",
-        ),
-        (
-            lambda: c["audit_change_logs"] <= most_changes,
+            f"{catalogue} types; use knowledge_types <= {catalogue}"
+        )
+    if c["users"] < c["companies"] + 1:
+        return "users must be at least companies + 1 (an admin per company and a super admin)"
+    if c["agents"] < c["companies"]:
+        return "agents must be at least companies (one each)"
+    if c["knowledge_bases"] < c["companies"]:
+        return "knowledge_bases must be at least companies (one each)"
+    if c["user_lockouts"] > c["failed_logins"]:
+        return "user_lockouts must not exceed failed_logins (a lockout follows failed logins)"
+    if c["audit_change_logs"] > most_changes:
+        return (
             f"audit_change_logs={c['audit_change_logs']} needs at least "
             f"{audit_logs_needed(c['audit_change_logs'])} audit_logs (an audit "
-            f"log changes each column once); use audit_change_logs <= {most_changes}",
-        ),
-        (
-            lambda: (
-                c["agent_knowledge_bases"] <= c["agents"] * c["knowledge_bases"] // c["companies"]
-            ),
-            "agent_knowledge_bases exceed the distinct same-company agent/knowledge base pairs",
-        ),
-    ]
-    for holds, message in rules:
-        if not holds():
-            return message
+            f"log changes each column once); use audit_change_logs <= {most_changes}"
+        )
+    if c["agent_knowledge_bases"] > c["agents"] * c["knowledge_bases"] // c["companies"]:
+        return "agent_knowledge_bases exceed the distinct same-company agent/knowledge base pairs"
     return None

@@ -1,13 +1,12 @@
-"""The bulk generator, in the spec's seeding order: one step per table (or plan), each a
-function of the facts the steps before it returned.
+"""The bulk generator: one step per table (or plan), each a function of the facts the
+steps before it returned.
 
 [`STEPS`][pytest_celestra.rows.steps.STEPS] is the order: each
-[`Step`][pytest_celestra.rows.steps.Step] names the tables it writes (none for a plan that
-only chooses rows a later step writes), the steps whose facts it reads, and a function
-`(draw, facts) -> rows` whose generator yields `(table, row)` pairs and returns the
-step's own facts (a small frozen record: ids, times, statuses its children need).
+[`Step`][pytest_celestra.rows.steps.Step] names the tables it writes (none for a plan), the
+steps whose facts it reads, and a function `(draw, facts) -> rows` whose generator yields
+`(table, row)` pairs and returns the step's own facts.
 [`generate`][pytest_celestra.rows.steps.generate] runs the steps and cuts their rows into
-chunks. The public entry points stay in [`scenario`][pytest_celestra.rows.scenario].
+chunks; the public entry points are in [`scenario`][pytest_celestra.rows.scenario].
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from pytest_celestra.rows.passwords import (
 from pytest_celestra.rows.providers import CelestraProvider
 from pytest_celestra.rows.steps import activity, assets, audit, security, tenants
 from pytest_celestra.rows.steps.draw import CHUNK_ROWS, Draw, chunked
+from pytest_celestra.schema import spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -40,11 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK_ROWS", "OLD_PASSWORD_POOL", "PASSWORD_POOL", "STEPS", "Step", "generate"]
 
 PASSWORD_POOL = 16
-"""Hashes (salts) of the default password per scenario, shared by the users; never more
-than there are users."""
+"""Hashes (salts) of the default password the users share (never more than users)."""
 OLD_PASSWORD_POOL = 8
-"""Former passwords password_history draws from (never more than there are entries);
-more when one user has more entries, since a user's entries differ."""
+"""Former passwords password_history draws from (more when one user has more entries)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,7 @@ class Step:
 def _table(
     name: str, parents: str, make: Callable[..., Rows[Any]], tables: tuple[str, ...] | None = None
 ) -> Step:
-    """A step that writes `tables` (the table `name`): `make(draw, *facts)`, handed the
-    facts of `parents` (names separated by spaces) in their order."""
+    """A step that writes `tables` (the table `name`): `make(draw, *facts of parents)`."""
     names = tuple(parents.split())
 
     def run(d: Draw, f: Mapping[str, Any]) -> Rows[Any]:
@@ -74,8 +71,6 @@ def _table(
 
 
 def _plan(name: str, parents: str, choose: Callable[..., Any]) -> Step:
-    """A step that writes no row: it only chooses what later steps write."""
-
     def make(d: Draw, *facts: Any) -> Rows[Any]:
         yield from ()
         return choose(d, *facts)
@@ -95,20 +90,23 @@ def _notifications(
     invited: activity.Invited,
     passwords: activity.Passwords,
 ) -> Rows[None]:
-    """The notifications, each reporting an event of a story event's kind (user or
-    company, moment)."""
     events = {
         story.KNOWLEDGE_BASE_READY: kbs.ready,
         story.KNOWLEDGE_BASE_FAILED: kbs.failed,
-        **locks.events(),
-        **failures.events(),
+        story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in locks.lockouts],
+        story.LOCKOUT_ENDED: [
+            (lock.user, lock.end) for lock in locks.lockouts if lock.end <= spec.LAST_MOMENT
+        ],
+        story.FAILED_LOGIN: [(f.user, f.moment) for f in failures.failures if f.user >= 0],
         story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
         story.DATA_EXPORT: trail.data_exports,
         story.ROLE_CHANGE: trail.role_changes,
         story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
         story.INVITATION_SENT: invited.sent,
         story.INVITATION_ACCEPTED: invited.accepted,
-        story.PASSWORD_CHANGE: activity.password_events(passwords),
+        story.PASSWORD_CHANGE: [
+            (c.user, c.moment) for c in passwords.changes if c.moment >= spec.ACTIVITY_EARLIEST
+        ],
     }
     return activity.notifications(d, c, u, events, passwords)
 
@@ -145,24 +143,20 @@ STEPS: tuple[Step, ...] = (
     _table("user_lockouts", "users lockouts", security.user_lockouts),
     _table("user_sessions", "users sessions", security.user_sessions),
 )
-"""The seeding order. The audit trail records sign-ins, sign-outs and failed logins that
-happened, so those are planned before it; notifications report events of every table,
-password changes included. Users stay right after companies: loaded after agents ...
-knowledge sources (which do not reference them) they would find their password hashes
-ready, but the COPY of the tables after them then took longer (the same large rows:
-~+100 ms, COPY only) than those few milliseconds saved at small volumes."""
+"""The seeding order. Sign-ins, sign-outs and failed logins are planned before the audit
+trail that records them; notifications report events of every table. Users stay right
+after companies (loaded later they would find their hashes ready, but the COPY of the
+tables after them took ~100 ms longer)."""
 
 
 def generate(
     volume: Volume, seed: int, anchor: datetime, rules: SchemaRules | None = None
 ) -> Iterator[Chunk]:
     """`(table, rows)` chunks of the whole scenario, in the order of
-    [`STEPS`][pytest_celestra.rows.steps.STEPS]; the users and companies reshaped by
-    `rules` as they are made (see
-    [`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR])."""
+    [`STEPS`][pytest_celestra.rows.steps.STEPS]; users and companies reshaped by `rules`
+    ([`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR])."""
     counts = volume.counts
-    # Salts depend on (seed, index) alone, so hashes can be computed ahead, in a thread
-    # (bcrypt releases the GIL), from the start.
+    # Salts depend on (seed, index) alone, so a thread can hash ahead from the start.
     hasher = current_hasher()
     d = Draw(
         CelestraProvider.seeded(seed),
@@ -184,6 +178,5 @@ def generate(
 
 
 def declared(step: Step, facts: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The facts `step` declares it reads (its `parents`), and no others: reading another
-    step's facts raises `KeyError` at once."""
+    """The facts of `step`'s `parents` alone: reading another step's raises `KeyError`."""
     return MappingProxyType({name: facts[name] for name in step.parents})

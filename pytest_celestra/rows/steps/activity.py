@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import NotificationStatus
 
@@ -20,33 +20,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Invited:
-    """(user, moment) of the invitations sent, and of those accepted."""
-
     sent: list[tuple[int, int]] = field(default_factory=list)
     accepted: list[tuple[int, int]] = field(default_factory=list)
 
 
 class PasswordChange(NamedTuple):
     user: int
-    pick: int
-    """Index of the former password in the scenario's pool."""
+    pick: int  # index of the former password in the scenario's pool
     moment: int
 
 
 @dataclass(frozen=True)
 class Passwords:
     changes: list[PasswordChange] = field(default_factory=list)
+    # (user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password
     ages: list[tuple[int, int, int]] = field(default_factory=list)
-    """(user, earliest, latest) moments of a PASSWORD_EXPIRY notice for each password."""
 
 
 def invitations(d: Draw, u: Users) -> Rows[Invited]:
-    """Invitations of company members; open ones only for ACTIVE users, none sent after
-    a user left ACTIVE."""
+    """Invitations of company members: open ones only for ACTIVE users."""
     p = d.p
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
     active = [i for i in u.active if u.company[i] >= 0] or members
-    states = Covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
+    states = covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
     invited = Invited()
     for _ in range(d.counts["invitations"]):
         state = states()
@@ -66,7 +62,6 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
 
 
 def plan_password_history(d: Draw, u: Users) -> Passwords:
-    """Every password change, before the notifications that report some of them."""
     p, rng = d.p, d.rng
     per_user = [0] * len(u.ids)
     for _ in range(d.counts["password_history"]):
@@ -76,21 +71,15 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
     plan = Passwords()
     for user, count in enumerate(per_user):
         moments = sorted(story.password_changed(p, u.created[user]) for _ in range(count))
-        _password_ages(plan, user, u.created[user], moments)
+        set_at = u.created[user]  # each password's age: when a PASSWORD_EXPIRY notice fits
+        for next_change in [*moments, 0]:
+            if (window := story.password_notice_window(set_at, next_change)) is not None:
+                plan.ages.append((user, *window))
+            set_at = next_change
         if count:
             picks = rng.sample(range(pool_size), count)
             plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
     return plan
-
-
-def _password_ages(plan: Passwords, user: int, set_at: int, changes: list[int]) -> None:
-    """Record when each password `user` had (set at creation, then at each change)
-    was old enough for a PASSWORD_EXPIRY notice."""
-    for next_change in [*changes, 0]:
-        window = story.password_notice_window(set_at, next_change)
-        if window is not None:
-            plan.ages.append((user, *window))
-        set_at = next_change
 
 
 def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
@@ -98,21 +87,15 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
         yield "password_history", (d.new_id(), u.ids[user], d.old_passwords[pick], d.at(moment))
 
 
-def password_events(plan: Passwords) -> list[tuple[int, int]]:
-    """(user, moment) of the password changes within the reach of activity."""
-    return [(c.user, c.moment) for c in plan.changes if c.moment >= spec.ACTIVITY_EARLIEST]
-
-
 def notifications(
     d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
 ) -> Rows[None]:
-    """Notifications of drawn types; one that reports an event follows a real one of
-    its user (or company) by [`NOTIFICATION_DELAY`][pytest_celestra.schema.spec.NOTIFICATION_DELAY],
-    or becomes an announcement when the scenario has no such event."""
+    """Notifications of drawn types; one that reports an event follows one of its user (or
+    company), or reports none when the scenario has no such event."""
     p, rng = d.p, d.rng
-    statuses = Covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
-    methods = Covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
-    expiries = Covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
+    statuses = covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
+    methods = covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
+    expiries = covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()
@@ -147,8 +130,7 @@ def _reported(
     events: Mapping[str, Sequence[tuple[int, int]]],
     ages: list[tuple[int, int, int]],
 ) -> tuple[int, int] | None:
-    """(user, created_at) of a notification reporting a random `event`; None when the
-    scenario has none (or, for a company's event, no member who saw it)."""
+    """(user, created_at) of a notification reporting a random `event`; None if none fits."""
     if event == story.PASSWORD_AGE:
         if not ages:
             return None

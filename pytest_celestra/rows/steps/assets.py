@@ -9,7 +9,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering, RowFacts, allocate
+from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import KnowledgeBaseStatus
 
@@ -29,10 +29,9 @@ class Assets(RowFacts):
 
     by_company: list[list[int]]
     company: list[int] = field(default_factory=list)
-    retired: list[int] = field(default_factory=list)
-    """Until when each takes new links and sources: its retirement, or 0 (for ever)."""
+    retired: list[int] = field(default_factory=list)  # when each retired, or 0 (never)
+    # (company, moment) of knowledge bases that became ready, or whose build failed
     ready: list[tuple[int, int]] = field(default_factory=list)
-    """(company, moment) of knowledge bases that became ready, or whose build failed."""
     failed: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -44,9 +43,8 @@ def _spread(
     follow: Callable[[CompanyStatus, Any], Any],
     make: Callable[[int, uuid.UUID, int, Any, bool], Row],
 ) -> Rows[None]:
-    """Rows of `table` spread over all companies (>= 1 each, more for bigger ones);
-    `make(company, id, created, state, followed)` makes a row in `state`: the drawn
-    status, or the one `follow` gives it when its company closed (`followed`)."""
+    """Rows of `table` spread over the companies by weight (>= 1 each), each made by
+    `make(company, id, created, status, followed)`, the status `follow`ing its company's."""
     n_companies = d.counts["companies"]
     per_company = [1 + extra for extra in allocate(d.counts[table] - n_companies, c.weight)]
     for company, count in enumerate(per_company):
@@ -61,9 +59,7 @@ def _spread(
 def _updated(
     d: Draw, a: Assets, c: Companies, company: int, created: int, status: str, followed: bool
 ) -> int:
-    """updated_at of an agent or knowledge base, which it records with the row's other
-    facts (among them until when it takes new links and sources: its retirement, or for
-    ever)."""
+    """updated_at of an agent or knowledge base, recording the row's facts in `a`."""
     retired = status in story.RETIRED_STATUSES
     updated = story.row_updated(
         d.p, created, left_service=retired, closing=c.closed[company], with_company=followed
@@ -77,7 +73,7 @@ def _updated(
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
+    statuses = covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
 
     def make(company: int, agent_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         status, protocol = state.value, p.agent_protocol()
@@ -94,7 +90,7 @@ def agents(d: Draw, c: Companies) -> Rows[Assets]:
 
 def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
     p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = Covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
+    statuses = covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
 
     def make(company: int, kb_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
         updated = _updated(d, a, c, company, created, state.value, followed)
@@ -114,8 +110,7 @@ def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
 
 
 def agent_knowledge_bases(d: Draw, agents: Assets, kbs: Assets) -> Rows[None]:
-    """Links within each company, proportional to its distinct agent / knowledge base
-    pairs (never more than it has), none to a row after it was switched off."""
+    """Links within each company, spread by its distinct agent / knowledge base pairs."""
     capacity = [len(a) * len(k) for a, k in zip(agents.by_company, kbs.by_company, strict=True)]
     per_company = allocate(d.counts["agent_knowledge_bases"], capacity)
     for company, count in enumerate(per_company):
@@ -135,9 +130,8 @@ def agent_knowledge_bases(d: Draw, agents: Assets, kbs: Assets) -> Rows[None]:
 
 
 def _sources_per_base(d: Draw, n_kbs: int) -> list[int]:
-    """How many sources each knowledge base has: one each, a few popular ones many. The
-    first always has several (of several types), taken from the last one when there are
-    no more sources than bases."""
+    """How many sources each knowledge base has: one each, a few popular ones many; the
+    first always several (of several types)."""
     rng, n_sources = d.rng, d.counts["knowledge_sources"]
     per_kb = [1 if i < n_sources else 0 for i in range(n_kbs)]
     spare = n_sources - sum(per_kb)

@@ -21,16 +21,11 @@ if TYPE_CHECKING:
     from pytest_celestra.rows.steps.security import Failures, Lockouts, Session
     from pytest_celestra.rows.steps.tenants import Companies, Users
 
-_When = tuple[int, int, int, "uuid.UUID | None", str]
-"""When each log of a row change happened, by whom, signed by whom, in which group, from
-which address."""
+_When = tuple[int, int, int, "uuid.UUID | None", str]  # moment, user, signer, group, ip
 
 
 @dataclass(frozen=True)
 class Trail:
-    """The facts the audit trail reads: the rows it changes, who can act, and the
-    activity it records."""
-
     c: Companies
     u: Users
     agents: Assets
@@ -40,26 +35,14 @@ class Trail:
     sessions: list[Session]
 
     def rows_of(self, table: str, company: int) -> list[int]:
-        """The rows of `table` that belong to `company`."""
         if table == "companies":
             return [company]
         if table == "users":
             return self.u.members[company]
         return self._assets(table).by_company[company]
 
-    def row_id(self, table: str, row: int) -> uuid.UUID:
-        return self._record(table).ids[row]
-
-    def created(self, table: str, row: int) -> int:
-        return self._record(table).created[row]
-
-    def current(self, table: str, row: int) -> tuple[str, ...]:
-        """The present values of the changeable columns of a row."""
-        return self._record(table).current[row]
-
     def closed(self, table: str, row: int) -> int:
-        """When a row left ACTIVE (a closed company, a user who is not ACTIVE, a retired
-        agent or knowledge base): its updated_at; 0 (now) for a row still live."""
+        """When a row left service (its updated_at), or 0 (now) for a row still live."""
         if table == "companies":
             closed = self.c.closed[row]
             return 0 if closed is None else closed
@@ -67,7 +50,7 @@ class Trail:
             return self.u.until[row] + spec.ACTIVITY_MARGIN
         return self._assets(table).retired[row]
 
-    def _record(self, table: str) -> RowFacts:
+    def facts(self, table: str) -> RowFacts:
         records: dict[str, RowFacts] = {"companies": self.c, "users": self.u}
         return records.get(table) or self._assets(table)
 
@@ -77,15 +60,12 @@ class Trail:
 
 @dataclass(frozen=True)
 class AuditEvents:
-    """(user or company, moment) of the audit logs notifications report."""
-
     data_exports: list[tuple[int, int]] = field(default_factory=list)
     role_changes: list[tuple[int, int]] = field(default_factory=list)
     agent_status_changes: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _signer(d: Draw, u: Users, user: int) -> int:
-    """A COMPANY_ADMIN of `user`'s company, or a super admin (story.super_admin_signs)."""
     own = u.company[user]
     if story.super_admin_signs(d.rng, own < 0):
         return d.pick(u.super_admins)
@@ -104,8 +84,7 @@ def _window(
 
 
 def _plan_changes(d: Draw, c: Companies) -> tuple[list[dict[str, int]], list[int]]:
-    """How many row-changing audit logs each company has per table, and how many
-    change logs each company's audit logs record (totals: exactly the volume's)."""
+    """Row-changing audit logs per company and table, and change logs per company."""
     n_audit = d.counts["audit_logs"]
     needed = audit_logs_needed(d.counts["audit_change_logs"])
     changing = min(n_audit, max(needed, round(n_audit * spec.CHANGE_LOG_SHARE)))
@@ -121,8 +100,8 @@ def _plan_changes(d: Draw, c: Companies) -> tuple[list[dict[str, int]], list[int
 
 
 def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
-    """Audit logs of actions that change no row, then each company's row changes with
-    their change logs (one company's come whole: their histories are chains)."""
+    """Audit logs of actions that change no row, then each company's row changes (whole:
+    their histories are chains)."""
     tables, changes_per_company = _plan_changes(d, t.c)
     changing = sum(sum(by_table.values()) for by_table in tables)
     events = AuditEvents()
@@ -133,12 +112,9 @@ def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
 
 
 def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Rows[None]:
-    """`total` audit logs of sign-ins, exports ...: whole actions, the last one cut.
-
-    Sign-ins start a planned session, sign-outs lie within one, failed sign-ins are
-    planned failed logins (a lockout's burst for a lockout); when those run out, the
-    action becomes "other".
-    """
+    """`total` audit logs of whole actions (the last one cut): sign-ins start a planned
+    session, sign-outs lie within one, failed sign-ins are planned failed logins; when
+    those run out, the action becomes "other"."""
     p, rng, u = d.p, d.rng, t.u
     failures, lockouts_planned = t.failures.failures, t.locks.lockouts
     sessions = rng.sample(range(len(t.sessions)), len(t.sessions))
@@ -198,8 +174,8 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
 
 
 def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
-    """Who did a data export or another action, who signed it, and when (seconds
-    apart), while both were ACTIVE (super admins when those drawn never were)."""
+    """Who did a data export or another action, who signed it, and when, while both were
+    ACTIVE (super admins when those drawn never were)."""
     rng, u = d.rng, t.u
     signs = any(event in spec.SIGNED_EVENT_TYPES for event in spec.AUDIT_ACTIONS[action])
     if action == "data_export":
@@ -220,11 +196,8 @@ def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
 def _company_changes(
     d: Draw, t: Trail, company: int, by_table: dict[str, int], n_changes: int, ev: AuditEvents
 ) -> Rows[None]:
-    """The row-changing audit logs of one company, then their change logs.
-
-    Each changed column's history is a chain: a change's old value is the previous
-    change's new value, and the latest new value is the row's present value.
-    """
+    """The row-changing audit logs of one company, then their change logs: each column's
+    history a chain ending in the row's present value."""
     p, rng, u = d.p, d.rng, t.u
     # (table, row index) of each audit log, in a random order.
     targets: list[tuple[str, int]] = []
@@ -247,7 +220,7 @@ def _company_changes(
             history.setdefault((table, row, column), []).append((whens[i][0], i, position))
     values: dict[tuple[int, int], tuple[str, str]] = {}
     for (table, row, column), entries in history.items():
-        new = t.current(table, row)[spec.CHANGEABLE_COLUMNS[table].index(column)]
+        new = t.facts(table).current[row][spec.CHANGEABLE_COLUMNS[table].index(column)]
         for _, i, position in sorted(entries, reverse=True):
             old = p.column_value(table, column, unlike=new)
             values[i, position] = (old, new)
@@ -263,7 +236,7 @@ def _company_changes(
         description, signed_by = p.audit_description(event, table), u.ids[signer]
         row_facts = (log_id, u.ids[user], event.value, description, ip, signed_by)
         signature, reason = p.digital_signature(), p.audit_reason(event)
-        record = (table, t.row_id(table, row), group_id, when)
+        record = (table, t.facts(table).ids[row], group_id, when)
         yield "audit_logs", (*row_facts, signature, reason, *record)
         for position, column in enumerate(columns_of[i]):
             old, new = values[i, position]
@@ -275,8 +248,8 @@ def _company_changes(
 def _change_moments(
     d: Draw, t: Trail, company: int, targets: list[tuple[str, int]], events: list[AuditEventType]
 ) -> list[_When]:
-    """(time, user, signer, group_id, ip) of each audit log: an admin's session
-    changes one to three rows, seconds apart; role changes are actions of their own."""
+    """(time, user, signer, group_id, ip) of each audit log: an admin changes one to three
+    rows seconds apart; role changes are actions of their own."""
     p, rng, u = d.p, d.rng, t.u
     result: list[_When] = []
     i = 0
@@ -292,7 +265,9 @@ def _change_moments(
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
         signer = _signer(d, u, user)
         group = targets[i : i + size]
-        earliest = max(spec.ACTIVITY_EARLIEST, *(t.created(table, row) for table, row in group))
+        earliest = max(
+            spec.ACTIVITY_EARLIEST, *(t.facts(table).created[row] for table, row in group)
+        )
         # A row closed (or switched off) changes no more in the last stretch before that
         # (as in the factories); the logs of the group follow the first within seconds.
         closed = min(t.closed(table, row) for table, row in group)

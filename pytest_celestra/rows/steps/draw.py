@@ -1,12 +1,12 @@
-"""What every table step of the bulk generator shares: the seeded draws, the volume's
-counts, the password pools, and the helpers that spread rows and cut them into chunks."""
+"""What every step of the bulk generator shares: seeded draws, counts, password pools, and
+the helpers that spread rows and cut them into chunks."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pytest_celestra.rows.providers import fast_uuid
@@ -33,8 +33,7 @@ CHUNK_ROWS = 10_000
 
 @dataclass(frozen=True, kw_only=True)
 class RowFacts:
-    """What a table step keeps of its rows for the steps after it, by row index; the
-    tables whose rows the audit trail changes keep their present values as well."""
+    """What a table step keeps of its rows for the steps after it, by row index."""
 
     ids: list[uuid.UUID] = field(default_factory=list)
     created: list[int] = field(default_factory=list)
@@ -51,29 +50,24 @@ class Draw:
     counts: Mapping[str, int]
     passwords: HashPool
     old_passwords: HashPool
-    password_salts: int
-    """How many hashes of each pool the scenario uses."""
+    password_salts: int  # how many hashes of each pool the scenario uses
     old_password_pool: int
-    reshape: Reshaper | None = None
-    """Your rules' values of our columns, applied as a step makes a row (None: none)."""
+    reshape: Reshaper | None = None  # your rules' values of our columns
 
     @property
     def rng(self) -> random.Random:
         return self.p.rng
 
     def at(self, offset: int | None) -> datetime | None:
-        """The instant `offset` seconds from the anchor (None stays None)."""
         return None if offset is None else self.anchor + timedelta(seconds=offset)
 
     def new_id(self) -> uuid.UUID:
         return fast_uuid(self.p.rng)
 
     def index(self, items: Sequence[Any]) -> int:
-        """A random index of `items`."""
         return int(self.p.rng.random() * len(items))
 
     def pick(self, indices: Sequence[int]) -> int:
-        """A random element of `indices`."""
         return indices[int(self.p.rng.random() * len(indices))]
 
     def spread(self, total: int, caps: list[int]) -> list[int]:
@@ -89,11 +83,8 @@ class Draw:
 
 
 def allocate(total: int, weights: Sequence[float]) -> list[int]:
-    """`total` split into integer shares proportional to `weights` (largest remainder).
-
-    Shares are monotone in the weights (ties go to the lower index), so two allocations
-    over the same weights are similarly ordered.
-    """
+    """`total` split into integer shares proportional to `weights` (largest remainder, ties
+    to the lower index, so two allocations over the same weights are similarly ordered)."""
     if total <= 0 or not weights:
         return [0] * len(weights)
     weight_sum = sum(weights)
@@ -105,25 +96,14 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
     return shares
 
 
-class Covering:
+def covering(weights: Mapping[F, float], draw: Callable[[], F]) -> Callable[[], F]:
     """Weighted draws in which each value occurs once first (small volumes see every case)."""
-
-    def __init__(self, weights: Mapping[Any, float], draw: Callable[[], Any]) -> None:
-        self.values = tuple(weights)
-        self.draw = draw
-        self.index = 0
-
-    def __call__(self) -> Any:
-        index = self.index
-        self.index += 1
-        return self.values[index] if index < len(self.values) else self.draw()
+    return chain(tuple(weights), iter(draw, object())).__next__
 
 
 def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:
-    """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's
-    facts. A full chunk flushes every table's rows, parents first (`tables` is in FK
-    order), so a child row never reaches the database before its parent; each table
-    ends with a chunk, empty or not."""
+    """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's facts. A full
+    chunk flushes every table's rows, parents first, so no child comes before its parent."""
     batches: dict[str, list[Row]] = {table: [] for table in tables}
     while True:
         try:

@@ -7,15 +7,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import Covering
+from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
 
 if TYPE_CHECKING:
     from pytest_celestra.rows.steps.draw import Draw, Rows
     from pytest_celestra.rows.steps.tenants import Users
 
-_START_TRIES = 5
-"""Draws of a lockout's start that may fall near another lockout of the same user."""
+_START_TRIES = 5  # draws of a lockout's start that may fall near another of its user's
 
 
 class Lockout(NamedTuple):
@@ -24,8 +23,7 @@ class Lockout(NamedTuple):
     end: int
     updated: int
     state: str
-    burst: list[int]
-    """Moments of the failed logins before it, earliest first (story.lockout_burst)."""
+    burst: list[int]  # moments of the failed logins before it (story.lockout_burst)
     attempts: int
 
 
@@ -45,7 +43,6 @@ class Session(NamedTuple):
 class Lockouts:
     lockouts: list[Lockout]
     unknown_failures: int
-    """Failed logins (of known emails) not in a lockout's burst, at most."""
     starts: dict[int, list[int]]
 
     def in_window(self, user: int, moment: int, margin: int = 0) -> bool:
@@ -55,30 +52,16 @@ class Lockouts:
             for start in self.starts.get(user, ())
         )
 
-    def events(self) -> dict[str, list[tuple[int, int]]]:
-        return {
-            story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in self.lockouts],
-            story.LOCKOUT_ENDED: [
-                (lock.user, lock.end) for lock in self.lockouts if lock.end <= spec.LAST_MOMENT
-            ],
-        }
-
 
 @dataclass(frozen=True)
 class Failures:
     failures: list[Failure]
-    of_lockout: list[list[int]]
-    """Indices in `failures` of each lockout's burst, and of the single failures."""
+    of_lockout: list[list[int]]  # indices in `failures` of each lockout's burst
     singles: list[int]
-
-    def events(self) -> dict[str, list[tuple[int, int]]]:
-        known = [(f.user, f.moment) for f in self.failures if f.user >= 0]
-        return {story.FAILED_LOGIN: known}
 
 
 def plan_lockouts(d: Draw, u: Users) -> Lockouts:
-    """Every lockout (user, times, burst of failed logins), chosen before the failed
-    logins, which must precede them. Only ACTIVE accounts lock."""
+    """Every lockout and its burst of failed logins; only ACTIVE accounts lock."""
     p, rng = d.p, d.rng
     n_failed, n_lockouts = d.counts["failed_logins"], d.counts["user_lockouts"]
     unknown = (
@@ -96,7 +79,7 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
         users = rng.sample(members, n_lockouts)
     else:
         users = [d.pick(members) for _ in range(n_lockouts)]
-    states = Covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
+    states = covering(spec.LOCKOUT_STATE_WEIGHTS, p.lockout_state)
     plan = Lockouts([], unknown, {})
     for user in users:
         state = states()
@@ -114,9 +97,8 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
 
 
 def plan_failed_logins(d: Draw, u: Users, locks: Lockouts) -> Failures:
-    """Every failed login: each lockout's burst, single failures (outside any lockout's
-    window, which counts only the burst), unknown emails; before the audit trail that
-    records some of them."""
+    """Every failed login: the lockouts' bursts, single failures (outside any lockout's
+    window), unknown emails."""
     p = d.p
     plan = Failures([], [], [])
     for lockout in locks.lockouts:
@@ -140,10 +122,9 @@ def plan_failed_logins(d: Draw, u: Users, locks: Lockouts) -> Failures:
 
 
 def plan_sessions(d: Draw, u: Users) -> list[Session]:
-    """Every session, before the audit trail whose sign-ins start them: only ACTIVE users
-    hold live ones; nobody's starts after they left ACTIVE."""
+    """Every session: only ACTIVE users hold live ones; none starts after its user left."""
     p = d.p
-    states = Covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
+    states = covering(spec.SESSION_STATE_WEIGHTS, p.session_state)
     active = u.active or list(range(len(u.ids)))
     sessions: list[Session] = []
     for _ in range(d.counts["user_sessions"]):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pytest_celestra.rows import story
 from pytest_celestra.rows.providers import email_address
-from pytest_celestra.rows.steps.draw import Covering, RowFacts, allocate
+from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
 
@@ -23,41 +23,35 @@ class Companies(RowFacts):
     """What the children of the companies need, by company index."""
 
     domain: list[str]
-    weight: list[float]
-    """Relative headcount: members, agents and knowledge bases are spread by it."""
+    weight: list[float]  # relative headcount: members, agents and knowledge bases follow it
     status: list[CompanyStatus]
-    closed: list[int | None]
-    """When each closed company closed; None for an ACTIVE one."""
+    closed: list[int | None]  # when each closed company closed; None for an ACTIVE one
 
 
 @dataclass(frozen=True)
 class KnowledgeTypes(RowFacts):
     names: list[str]
-    cumulative: list[int]
-    """Cumulative catalogue weights, for drawing a type."""
+    cumulative: list[int]  # catalogue weights, for drawing a type
 
 
 @dataclass(frozen=True)
 class Users(RowFacts):
-    """Compact facts about the users, by index (memory: a few lists of small values)."""
-
     admins: list[list[int]]  # COMPANY_ADMINs, by company
     members: list[list[int]]  # every user, by company (its first admin first)
     company: list[int] = field(default_factory=list)  # -1: super admin
     status: list[str] = field(default_factory=list)
-    until: list[int] = field(default_factory=list)
-    """The last moment each user was ACTIVE, minus a minute: the bound of their activity."""
+    until: list[int] = field(default_factory=list)  # the last moment each user acts
     super_admins: list[int] = field(default_factory=list)
     active: list[int] = field(default_factory=list)
 
 
 def companies(d: Draw) -> Rows[Companies]:
     p = d.p
-    sizes = Covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
-    verticals = Covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
+    sizes = covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
+    verticals = covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
     # The closed companies the covering draws come first and smallest (sizes cover
     # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
-    statuses = Covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
+    statuses = covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
     ids: list[uuid.UUID] = []
     created: list[int] = []
     domains: list[str] = []
@@ -118,13 +112,13 @@ def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
 
 
 def users(d: Draw, c: Companies) -> Rows[Users]:
-    """Super admins, then each company's first admin (right after the company was
-    created, ACTIVE while the company is) and its other members."""
+    """Super admins, then each company's first admin (ACTIVE while the company is) and
+    its other members."""
     p, rng = d.p, d.rng
     n_companies, n_users = d.counts["companies"], d.counts["users"]
     supers = min(max(1, round(n_users * spec.SUPER_ADMIN_SHARE)), n_users - n_companies)
     per_company = [1 + extra for extra in allocate(n_users - supers - n_companies, c.weight)]
-    statuses = Covering(spec.USER_STATUS_WEIGHTS, p.user_status)
+    statuses = covering(spec.USER_STATUS_WEIGHTS, p.user_status)
     u = Users([[] for _ in c.ids], [[] for _ in c.ids])
     emails: set[str] = set()
     active = UserStatus.ACTIVE
@@ -143,9 +137,9 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
         closing = None if company < 0 else c.closed[company]
+        company_id = None if company < 0 else c.ids[company]
         label = (drawn if company < 0 else story.member_status(c.status[company], drawn)).value
         if reshape is not None:  # your rules, before the stories after this step read it
-            company_id = None if company < 0 else c.ids[company]
             values = reshape("users", {"company_id": company_id, "role": role, "status": label})
             role, label = values["role"], values["status"]
         updated = story.row_updated(
@@ -178,7 +172,6 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         if label == active.value:
             u.active.append(index)
         password = d.passwords[int(rng.random() * d.password_salts)]
-        company_id = None if company < 0 else c.ids[company]
         row = (user_id, company_id, role, email, name, password, label)
         yield "users", (*row, d.at(created), d.at(updated))
     return u
