@@ -56,6 +56,16 @@ def test_anchor_is_midnight_utc():
     assert anchor_for().date() == datetime.now(anchor.tzinfo).date()
 
 
+def test_without_sessions_nobody_signs_out():
+    """A sign-out lies within a session: a volume without sessions has none (its action
+    becomes another one, as a sign-in's does)."""
+    logs = collect("small,user_sessions=0")["audit_logs"]
+    event = loader.COLUMNS["audit_logs"].index("event_type")
+    events = Counter(row[event] for row in logs)
+    assert events["SESSION_ENDED"] == events["SESSION_STARTED"] == 0
+    assert sum(events.values()) == Volume.parse("small").counts["audit_logs"]
+
+
 @pytest.mark.parametrize("volume", ["small", "medium", "small,users=40,agents=12", "x3"])
 def test_exact_row_counts_in_fk_order_and_layout(volume):
     counts: Counter[str] = Counter()

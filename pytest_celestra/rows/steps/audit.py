@@ -127,7 +127,11 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         action = p.audit_action()
         if action == "lockout" and not lockouts:
             action = "failed_sign_in"
-        if (action == "sign_in" and not sessions) or (action == "failed_sign_in" and not singles):
+        if (
+            (action == "sign_in" and not sessions)
+            or (action == "sign_out" and not t.sessions)
+            or (action == "failed_sign_in" and not singles)
+        ):
             action = "other"
         user: int | None
         signer: int | None = None
@@ -136,7 +140,7 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
             user, created, _ = t.sessions[sessions.pop()]
             start = created - rng.randint(1, spec.SIGN_IN_LEAD)
             moments = [max(start, u.created[user]), created]
-        elif action == "sign_out" and t.sessions:
+        elif action == "sign_out":
             user, created, expires = t.sessions[d.index(t.sessions)]
             moments = [p.moment(created, min(expires, u.until[user]))]
         elif action == "failed_sign_in":
