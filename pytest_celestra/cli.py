@@ -7,13 +7,11 @@ celestra-seed --volume small --sql celestra.sql
 celestra-seed stop                           # stop the embedded server again
 ```
 
-Without `--dsn` or `--sql` it starts the embedded PostgreSQL of the `embedded` extra
-in a data directory that persists (`--data-dir`), seeds database `--database` there
-and leaves the server running. It never seeds over data: a database whose Celestra tables
-hold rows is refused unless `--reset` empties those 15 tables (and no others) first, and
-one holding a table or type of a Celestra name that is not Celestra's is refused, touched
-not at all. It never prints a password (URLs show it as `***`).
-Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
+Without `--dsn` or `--sql` it starts the embedded PostgreSQL in a data directory that
+persists (`--data-dir`), seeds `--database` there and leaves the server running. It never
+seeds over data (`--reset` empties the 15 Celestra tables, and no others, first) nor
+touches a table or type of a Celestra name that is not Celestra's, and never prints a
+password. Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
 """
 
 from __future__ import annotations
@@ -90,19 +88,15 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def default_data_dir() -> Path:
-    """`<user data dir>/pytest-celestra/demo-pgdata`: kept apart from the plugin's
-    cache, so test runs never stop or sweep the server this command leaves running.
-    Where that path has a space (macOS: Application Support), the user cache dir; as
-    root, `/var/lib/pytest-celestra/demo-pgdata`, whose parents anyone may enter."""
+    """`<user data dir>/pytest-celestra/demo-pgdata`, apart from the plugin's cache so test
+    runs never stop or sweep it; the user cache dir where that path has a space (macOS);
+    as root, `/var/lib/pytest-celestra/demo-pgdata`, whose parents anyone may enter."""
     if is_root():
         return Path("/var/lib/pytest-celestra/demo-pgdata")
     path = platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
     if has_space(path):
         path = platformdirs.user_cache_path("pytest-celestra") / "demo-pgdata"
     return path
-
-
-# --- arguments ------------------------------------------------------------------------
 
 
 def _volume(text: str) -> Volume:
@@ -145,8 +139,7 @@ def _rules_file(text: str) -> Path:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors never echo a password (argparse quotes
-    arguments it does not recognise, e.g. a URL given without --dsn)."""
+    """Usage errors never echo a password (argparse quotes arguments it does not know)."""
 
     def error(self, message: str) -> NoReturn:
         super().error(mask_text(message))
@@ -266,9 +259,6 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
         parser.error("--data-dir is for the embedded server: drop it, or drop --dsn")
 
 
-# --- what happened -------------------------------------------------------------------
-
-
 @dataclass
 class Outcome:
     """What one run did: the scenario summary and where it went (for the report)."""
@@ -360,7 +350,7 @@ def server_address(url: URL) -> str:
 
 def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) -> str:
     """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
-    tables (untouched).`, for the summary; the tables `--rules` seeded are named apart."""
+    tables (untouched).`; the tables `--rules` seeded are named apart."""
     tables, types = details["created_tables"], details["created_types"]
     untouched = max(details["other_tables"] - len(rule_tables), 0)
     parts = [f"{', '.join(rule_tables)} (seeded by your rules)"] if rule_tables else []
@@ -373,9 +363,6 @@ def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) 
         f"Created there: {len(tables)} table{'s' * (len(tables) != 1)} and {len(types)} "
         f"enum type{'s' * (len(types) != 1)} of the Celestra schema{beside}."
     )
-
-
-# --- the terminal ---------------------------------------------------------------------
 
 
 class ProgressBars:
@@ -428,18 +415,6 @@ def _status(message: str, show: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-# --- URLs and servers -----------------------------------------------------------------
-
-
-def start_embedded(data_dir: Path) -> URL:
-    """Start (or reach) the embedded server in `data_dir`, left running when we exit;
-    the URL of its `postgres` database."""
-    return server.start_embedded(data_dir, "--data-dir", keep_running=True).url
-
-
-# --- seeding --------------------------------------------------------------------------
-
-
 def _quoted_tables(connection: Connection) -> list[str]:
     quote_name = connection.dialect.identifier_preparer.quote
     return [quote_name(table) for table in TABLES_IN_FK_ORDER]
@@ -454,31 +429,6 @@ def tables_holding_rows(connection: Connection) -> list[str]:
     return [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
 
 
-def _truncate(connection: Connection, tables: str) -> None:
-    try:
-        connection.execute(text(f"TRUNCATE {tables}"))
-    except DBAPIError as error:
-        if not isinstance(error.orig, psycopg.errors.FeatureNotSupported):
-            raise
-        # Another table has a foreign key to one of ours; CASCADE would empty it too.
-        raise CelestraError(
-            f"--reset cannot empty the Celestra tables: {error_text(error.orig)}. "
-            f"{PROG} never empties other tables: empty or drop that table yourself first, "
-            "or seed another database with --database NAME"
-        ) from None
-
-
-def _refuse_conflicts(url: URL, existing: ExistingSchema) -> None:
-    if existing.conflicts:
-        raise CelestraError(
-            f"database {url.database!r} at {server_address(url)} has tables or types named like "
-            f"Celestra's that are not Celestra's: {'; '.join(existing.conflicts)}. Nothing "
-            f"was written (--reset would not help: {PROG} never changes or empties a table "
-            "that is not Celestra's). Seed another database with --database NAME (created "
-            "if missing), or rename or drop those yourself"
-        )
-
-
 def seed_database(
     url: URL,
     volume: Volume,
@@ -491,15 +441,13 @@ def seed_database(
     notes: list[str] | None = None,
     scenario: ScenarioBuilder | None = None,
 ) -> tuple[ScenarioSummary, ExistingSchema]:
-    """Create the schema where absent and seed it, in one transaction: nothing is
-    written unless all of it is. Refuses a database holding a table or enum type of a
-    Celestra name that is not Celestra's, and one whose Celestra tables hold rows unless
-    `reset`, which empties those tables (only those) first. Returns the summary and
-    what the database held before (so what was created: its `missing_*`).
+    """Create the schema where absent and seed it, in one transaction. Refuses a database
+    holding a table or enum type of a Celestra name that is not Celestra's, and one whose
+    Celestra tables hold rows unless `reset` empties them (only them) first. Returns the
+    summary and what the database held before (its `missing_*` were created).
 
-    The rows are written as the plugin writes them, by a
-    [`Seeder`][pytest_celestra.db.seeding.Seeder] of `rules`: the scenario of `volume`, or
-    with `scenario` a scenario of yours, after the drift check; the lines of the
+    The rows are written by the plugin's [`Seeder`][pytest_celestra.db.seeding.Seeder] of
+    `rules` (the scenario of `volume`, or your `scenario`), after the drift check; the
     differences that do not break go to `notes`."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
@@ -511,7 +459,15 @@ def seed_database(
             # Two seeds of one database at once: the second waits, then finds the rows.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": PROG})
             existing = inspect_schema(connection)
-            _refuse_conflicts(url, existing)
+            if existing.conflicts:
+                raise CelestraError(
+                    f"database {url.database!r} at {server_address(url)} has tables or types "
+                    f"named like Celestra's that are not Celestra's: "
+                    f"{'; '.join(existing.conflicts)}. Nothing was written (--reset would not "
+                    f"help: {PROG} never changes or empties a table that is not Celestra's). "
+                    "Seed another database with --database NAME (created if missing), or "
+                    "rename or drop those yourself"
+                )
             Base.metadata.create_all(connection)
             tables = ", ".join(_quoted_tables(connection))
             filled = tables_holding_rows(connection)
@@ -524,7 +480,17 @@ def seed_database(
                     "--database NAME"
                 )
             if reset:
-                _truncate(connection, tables)
+                try:
+                    connection.execute(text(f"TRUNCATE {tables}"))
+                except DBAPIError as error:
+                    if not isinstance(error.orig, psycopg.errors.FeatureNotSupported):
+                        raise
+                    # Another table has a foreign key to one of ours; CASCADE would empty it.
+                    raise CelestraError(
+                        f"--reset cannot empty the Celestra tables: {error_text(error.orig)}. "
+                        f"{PROG} never empties other tables: empty or drop that table yourself "
+                        "first, or seed another database with --database NAME"
+                    ) from None
             seeder = Seeder(rules)
             try:
                 if scenario is None:
@@ -555,11 +521,9 @@ def write_sql(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
-    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the
-    file's size in bytes (None unless a regular file). A regular file is written whole or
-    not at all; a symlink, FIFO or character device is written through, never replaced
-    (see [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, a
-    data-only script of the scenario extended by them."""
+    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the file's
+    size (None unless a regular file, which is written whole or not at all; see
+    [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, data only."""
     started = time.perf_counter()
     seeder = Seeder(rules)
 
@@ -683,7 +647,7 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         return _seed_server(options, url, anchor, {}, bars, started, rules)
     data_dir = options.data_dir or default_data_dir()
     _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
-    maintenance = start_embedded(data_dir)
+    maintenance = server.start_embedded(data_dir, "--data-dir", keep_running=True).url
     stop = f"{PROG} stop"
     if data_dir != default_data_dir():
         stop += f" --data-dir {shlex.quote(str(data_dir))}"
