@@ -618,8 +618,7 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     started = time.perf_counter()
     volume: Volume = options.volume
     anchor = anchor_for(options.anchor_day)
-    sql_to_stdout = options.sql == "-"
-    on_terminal = _on_terminal() and not sql_to_stdout
+    on_terminal = _on_terminal() and options.sql != "-"
     rules = rules_from_file(options.rules) if options.rules is not None else None
     options.scenario_builder = None
     if options.scenario is not None:
@@ -628,9 +627,9 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     # The rules' tables have no bar: with rules or a scenario, the summary only.
     plain = rules is None and options.scenario_builder is None
     bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and plain else None
-    if bars and options.sql is not None:
-        bars.draw()
     if options.sql is not None:
+        if bars:
+            bars.draw()
         summary, size = write_sql(
             options.sql, volume, seed=options.seed, anchor=anchor, progress=bars, rules=rules
         )
@@ -642,17 +641,16 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         return Outcome(summary, "sql", written, time.perf_counter() - started)
     if options.dsn is not None:
         given = make_url(options.dsn)
-        database = options.database or given.database or DEFAULT_DATABASE
-        url = given.set(database=database)
+        url = given.set(database=options.database or given.database or DEFAULT_DATABASE)
         return _seed_server(options, url, anchor, {}, bars, started, rules)
     data_dir = options.data_dir or default_data_dir()
     _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
     maintenance = server.start_embedded(data_dir, "--data-dir", keep_running=True).url
+    url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     stop = f"{PROG} stop"
     if data_dir != default_data_dir():
         stop += f" --data-dir {shlex.quote(str(data_dir))}"
     details = {"data_dir": str(data_dir), "stop_command": stop}
-    url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     try:
         return _seed_server(options, url, anchor, details, bars, started, rules)
     except (CelestraError, DBAPIError, psycopg.Error) as error:

@@ -126,21 +126,11 @@ def parse_url(text: str) -> ParsedUrl:
     )
 
 
-def sqlalchemy_url(dsn: str | UrlParts) -> URL:
+def sqlalchemy_url(dsn: str | URL) -> URL:
     """A SQLAlchemy `URL` with the psycopg (3) driver, whatever driver it named."""
-    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.engine import make_url
 
-    if isinstance(dsn, str | URL):
-        return make_url(dsn).set(drivername="postgresql+psycopg")
-    return URL.create(
-        "postgresql+psycopg",
-        dsn.username,
-        None if dsn.password is None else str(dsn.password),
-        dsn.host,
-        dsn.port,
-        dsn.database,
-        dsn.query,
-    )
+    return make_url(dsn).set(drivername="postgresql+psycopg")
 
 
 def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool = True) -> str:
@@ -211,12 +201,10 @@ def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
     if url is None:
         return frozenset()
     found: set[str] = set()
-    parsed: UrlParts | None = None if isinstance(url, str) else url
-    if isinstance(url, str):
-        parsed = _parsed(url)
-        if parsed is None:
-            found.update(match["secret"] for match in _USERINFO.finditer(url))
-            found.update(match["secret"].strip("'") for match in _PASSWORD_PAIR.finditer(url))
+    parsed = _parsed(url) if isinstance(url, str) else url
+    if isinstance(url, str) and parsed is None:
+        found.update(match["secret"] for match in _USERINFO.finditer(url))
+        found.update(match["secret"].strip("'") for match in _PASSWORD_PAIR.finditer(url))
     if parsed is not None:
         if parsed.password is not None:
             found.add(str(parsed.password))

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from pytest_celestra.schema.app_rules import SchemaRules
 
 
-class CelestraRulesHookspecs:
-    """The hook a project implements in its `conftest.py` to describe its schema."""
+class CelestraHookspecs:
+    """Hooks a project implements in its `conftest.py` to set up and describe its schema."""
 
     def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
         """Teach the plugin the columns, enum labels and tables your migrations added.
@@ -55,10 +55,6 @@ class CelestraRulesHookspecs:
             rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
         ```
         """
-
-
-class CelestraHookspecs:
-    """Hooks a project implements in its `conftest.py` to set up its own schema."""
 
     @pytest.hookspec(firstresult=True)
     def pytest_celestra_create_schema(
@@ -93,7 +89,6 @@ class CelestraHookspecs:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(CelestraHookspecs)
-    pluginmanager.add_hookspecs(CelestraRulesHookspecs)
     from pytest_celestra.plugin.row_reports import RowErrorReports
 
     pluginmanager.register(RowErrorReports(), "celestra-row-reports")

@@ -164,14 +164,10 @@ def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
     from pytest_celestra.db.database import kept_databases
     from pytest_celestra.db.server import connect
 
-    if server.kind is not ServerMode.EMBEDDED:
-        server.stop()
-        return
-    try:
-        with connect(server.url, autocommit=True) as admin:
+    kept = []
+    if server.kind is ServerMode.EMBEDDED:
+        with contextlib.suppress(psycopg.Error), connect(server.url, autocommit=True) as admin:
             kept = kept_databases(admin)
-    except psycopg.Error:
-        kept = []
     if not kept:
         server.stop()
         return
@@ -209,12 +205,11 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except SchemaDriftError as error:
+    except (SchemaDriftError, ServerError, RowRejectedError, RuleError) as error:
         failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
-        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        # A drift report is shown in full once (row_reports).
+        failure.celestra_drift = isinstance(error, SchemaDriftError)  # type: ignore[attr-defined]
         raise failure from None
-    except (ServerError, RowRejectedError, RuleError) as error:
-        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
 class RollbackDatabase:
@@ -539,16 +534,14 @@ class IsolationGuard:
         # libpq's own status, kept by the driver from each reply of the server.
         self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
         self._url = connection.engine.url
-        self.begun = False
-        self.ended_by: str | None = None
-        self.started_at: datetime | None = None
-        event.listen(connection, "before_cursor_execute", self._before)
+        self.start()
+        event.listen(connection, "before_cursor_execute", lambda *_: self.ended())
         event.listen(connection, "after_cursor_execute", self._after)
 
     def start(self) -> None:
         self.begun = False
-        self.ended_by = None
-        self.started_at = None
+        self.ended_by: str | None = None
+        self.started_at: datetime | None = None
 
     def open(self, connection: Connection) -> None:
         """Begin the test's transaction (after `connection.begin()`); note when it began."""
@@ -556,9 +549,6 @@ class IsolationGuard:
 
     def _is_idle(self) -> bool:
         return bool(self._pgconn.transaction_status == self._status.IDLE)
-
-    def _before(self, *_: object) -> None:
-        self.ended()
 
     def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
         self.begun = True

@@ -98,27 +98,14 @@ END $$;
 """
 """A copy of each table, then statement triggers (fired even under
 `session_replication_role = replica`) on every table, copies included."""
-_OBJECT_COLUMNS = {
-    "pg_aggregate": "aggfnoid",
-    "pg_attribute": "attrelid",
-    "pg_description": "objoid",
-    "pg_foreign_table": "ftrelid",
-    "pg_index": "indexrelid",
-    "pg_inherits": "inhrelid",
-    "pg_init_privs": "objoid",
-    "pg_largeobject": "loid",
-    "pg_partitioned_table": "partrelid",
-    "pg_range": "rngtypid",
-    "pg_seclabel": "objoid",
-    "pg_sequence": "seqrelid",
-    "pg_subscription_rel": "srrelid",
-    "pg_ts_config_map": "mapcfg",
-}
+_OBJECT_COLUMN_ROWS = """
+    ('pg_aggregate', 'aggfnoid'), ('pg_attribute', 'attrelid'), ('pg_description', 'objoid'),
+    ('pg_foreign_table', 'ftrelid'), ('pg_index', 'indexrelid'), ('pg_inherits', 'inhrelid'),
+    ('pg_init_privs', 'objoid'), ('pg_largeobject', 'loid'), ('pg_range', 'rngtypid'),
+    ('pg_partitioned_table', 'partrelid'), ('pg_seclabel', 'objoid'), ('pg_sequence', 'seqrelid'),
+    ('pg_subscription_rel', 'srrelid'), ('pg_ts_config_map', 'mapcfg')"""
 """Catalogs without an `oid` column -> the column naming a row's object, so only user
 objects' rows are read (by index); a catalog with neither (`pg_depend`) is read whole."""
-_OBJECT_COLUMN_ROWS = ", ".join(
-    f"('{table}', '{column}')" for table, column in _OBJECT_COLUMNS.items()
-)
 _UNSETTLED = ("pg_statistic", "pg_statistic_ext_data")
 """Catalogs the server rewrites by itself (autovacuum's ANALYZE): not what a test made."""
 FINGERPRINT_FUNCTION = f"{TRACKING_SCHEMA}.fingerprint"
