@@ -340,8 +340,7 @@ class Outcome:
 
 
 def server_address(url: URL) -> str:
-    """`host:port`, or for a server on a Unix socket (the embedded one) the socket's path,
-    `DIR/.s.PGSQL.5432`: a directory with a port is no host."""
+    """`host:port`, or for a server on a Unix socket the socket's path `DIR/.s.PGSQL.5432`."""
     host = str(url.host or url.query.get("host") or "")
     if host.startswith("/"):
         return f"{host.rstrip('/')}/.s.PGSQL.{url.port or 5432}"
@@ -544,8 +543,7 @@ def write_sql(
 
 
 def sql_target_problem(path: str) -> str | None:
-    """Why `--sql PATH` cannot be written, or None: a directory, a block device (a disk)
-    or a socket is refused before anything is generated."""
+    """Why `--sql PATH` cannot be written (a directory, a disk, a socket), or None."""
     if path == "-":
         return None
     try:
@@ -562,9 +560,8 @@ def sql_target_problem(path: str) -> str | None:
 
 
 def sql_target_kind(path: str) -> str:
-    """How `--sql PATH` is written: `file` (a regular file or a new name: under a
-    temporary name, renamed over it at the end) or `stream` (a symlink, FIFO or
-    character device such as /dev/null: opened and written through, never replaced)."""
+    """How `--sql PATH` is written: `file` (a regular file or a new name: renamed over at
+    the end) or `stream` (a symlink, FIFO or character device: written through)."""
     try:
         if os.path.islink(path) or not stat.S_ISREG(os.stat(path).st_mode):
             return "stream"
@@ -581,8 +578,8 @@ def _open_script(path: Path) -> Any:
 
 
 def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write a regular file under a temporary name beside it and rename it over `target`
-    at the end: whole or not at all. An existing file keeps its permissions."""
+    """Write a regular file beside `target` and rename it over at the end: whole or not at
+    all. An existing file keeps its permissions."""
     partial = target.with_name(target.name + ".partial")
     try:
         with _open_script(partial) as out:
@@ -603,8 +600,8 @@ def _cannot_write(target: Path, error: OSError) -> CelestraError:
 
 
 def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write into what `target` is (a FIFO, a character device, a symlink's target),
-    never replacing it: a reader of a FIFO gets the script, /dev/null stays a device."""
+    """Write into what `target` is (a FIFO, a device, a symlink's target), never replacing
+    it."""
     try:
         with _open_script(target) as out:
             return write(out)
@@ -721,9 +718,8 @@ def _seed_server(
 
 
 def _disk_full_text(url: URL, full: str, created: str | None) -> str:
-    """The error for a seed that filled the server's disk (`full` says how); drops the
-    database this run created for it (`created`), which holds nothing: the seed was one
-    transaction."""
+    """The error for a seed that filled the server's disk; drops the database created for
+    it (`created`), empty as the seed was one transaction."""
     dropped = ""
     if created is not None:
         try:

@@ -78,13 +78,9 @@ def concrete_factories(base: type[Any] | None = None) -> Iterator[type[Any]]:
 
 
 def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
-    """Seed the factories' random generator from `seed`, `nodeid` and `phase`.
-
-    `phase` tells apart the reseeds of one test (each fixture's, the test call's), so
-    they draw different values (ids that do not collide). Phases other than `call`
-    also restart the sequences of every factory (our own and their subclasses, e.g.
-    the numbers that keep emails unique), so they too are the same in any test order.
-    """
+    """Seed the factories' random generator from `seed`, `nodeid` and `phase` (which tells
+    apart the reseeds of one test, so their ids do not collide). Phases other than `call`
+    also restart every factory's sequences, so they too are the same in any test order."""
     import factory.random
     import faker.generator
 
@@ -379,9 +375,9 @@ def empty_database(manager: DatabaseManager, run: RunInfo) -> RollbackDatabase:
 def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
     """Add the schema's differences that do not break seeding to the run's summary, once
     per process; read again here, as a cached template was found by an earlier run."""
-    if "schema notes" in run.reported:
+    if run.schema_noted:
         return
-    run.reported.add("schema notes")
+    run.schema_noted = True
     from pytest_celestra.db.drift import compare
     from pytest_celestra.rows.loader import COLUMNS, raw_connection
     from pytest_celestra.schema.app_rules import SchemaRules
@@ -755,13 +751,14 @@ def celestra_seeded_db(
         yield session
 
 
-_RUN_SCENARIO_FIXTURES = ("celestra_seeded_engine", "celestra_seeded_dsn")
-
-
 def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
     """Fail a marked test that also uses the engine or DSN of the run's scenario."""
     run_scenario = request.config.stash[CONFIG_KEY].scenario
-    shared = [name for name in _RUN_SCENARIO_FIXTURES if name in request.fixturenames]
+    shared = [
+        name
+        for name in ("celestra_seeded_engine", "celestra_seeded_dsn")
+        if name in request.fixturenames
+    ]
     if scenario != run_scenario and shared:
         verb = "holds" if len(shared) == 1 else "hold"
         pytest.fail(
@@ -807,8 +804,7 @@ def celestra_scenario(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> CelestraScenario:
     """The volume, seed, anchor and row counts of the scenario `celestra_seeded_db` holds
-    for this test (its `@pytest.mark.celestra` marker's, else the run's):
-
+    for this test (its `@pytest.mark.celestra`'s, else the run's):
     ```python
     def test_users(celestra_seeded_db, celestra_scenario):
         assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
@@ -827,11 +823,7 @@ def celestra_scenario(
 # --- one fixture per table -------------------------------------------------------
 
 
-def _fixture_name(model: str) -> str:
-    return "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
-
-
-def _entity_fixture(model: str) -> Any:
+def _entity_fixture(name: str, model: str) -> Any:
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra.rows import factories
 
@@ -839,18 +831,21 @@ def _entity_fixture(model: str) -> Any:
         celestra_session.flush()
         return instance
 
-    entity.__name__ = _fixture_name(model)
+    entity.__name__ = name
     entity.__doc__ = (
         f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
-    return pytest.fixture(name=entity.__name__)(entity)
+    return pytest.fixture(name=name)(entity)
 
 
-ENTITY_FIXTURES: dict[str, str] = {_fixture_name(model): model for model in MODEL_NAMES_IN_FK_ORDER}
+ENTITY_FIXTURES: dict[str, str] = {
+    "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower(): model
+    for model in MODEL_NAMES_IN_FK_ORDER
+}
 """`celestra_<entity>` fixture name -> model class name, for every table."""
 # Module attributes (celestra_company, celestra_user, ...): where pytest finds fixtures.
-globals().update({name: _entity_fixture(model) for name, model in ENTITY_FIXTURES.items()})
+globals().update({name: _entity_fixture(name, model) for name, model in ENTITY_FIXTURES.items()})
 
 
 # --- async fixtures when what they need is missing -------------------------------------

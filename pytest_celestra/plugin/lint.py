@@ -56,22 +56,6 @@ class LintCase:
         return name if self.trait is None else f"{name}({self.trait}=True)"
 
 
-@dataclass(frozen=True)
-class LintResult:
-    """What one case did: `problem` None means it created its rows without error."""
-
-    case: LintCase
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    def line(self) -> str:
-        """`OK   UserFactory` or `FAIL UserFactory(...): violates <constraint> (...)`."""
-        return f"OK   {self.case.label}" if self.ok else f"FAIL {self.case.label}: {self.problem}"
-
-
 def _still_loaded(cls: type, earlier: Collection[type]) -> bool:
     """Is `cls` what its module, as loaded now, names? A class of a module unloaded or
     imported afresh since (a run before this one in the same process: pytester's
@@ -129,9 +113,9 @@ def run_lint(
     cases: list[LintCase],
     reseed: Callable[[LintCase], None] = lambda case: None,
     rules: SchemaRules | None = None,
-) -> Iterator[LintResult]:
-    """Create each case in a savepoint of `connection`'s transaction, which it rolls back;
-    `reseed` before each, so its data does not depend on the others."""
+) -> Iterator[tuple[LintCase, str | None]]:
+    """Create each case in a savepoint of `connection`'s transaction, which it rolls back
+    (`reseed` before each); yield it with its problem, None if it made its rows."""
     transaction = connection.begin()
     try:
         # Deferrable constraints of a user's schema fire per statement, not at a commit.
@@ -145,9 +129,9 @@ def run_lint(
                     case.factory.create(**kwargs)
                     session.flush()
             except Exception as error:
-                yield LintResult(case, _problem(error))
+                yield case, _problem(error)
             else:
-                yield LintResult(case)
+                yield case, None
             finally:
                 session.close()  # rolls back the case's savepoint
     finally:
@@ -212,14 +196,16 @@ class LintMode:
                 contextlib.closing(empty_database(manager, run)) as database,
             ):
                 connection, _ = database.connection()
-                for result in run_lint(
+                for case, problem in run_lint(
                     connection,
                     cases,
                     lambda case: reseed_factories(seed, "celestra-lint", case.label),
                     run.rules,
                 ):
-                    failed += not result.ok
-                    self.write(result.line(), green=result.ok, red=not result.ok)
+                    ok = problem is None
+                    failed += not ok
+                    line = f"OK   {case.label}" if ok else f"FAIL {case.label}: {problem}"
+                    self.write(line, green=ok, red=not ok)
         except (ServerError, SchemaDriftError) as error:
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)

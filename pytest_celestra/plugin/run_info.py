@@ -40,8 +40,8 @@ class RunInfo:
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per template rebuilt because it was not what its key says, and the like."""
-    reported: set[str] = field(default_factory=set)
-    """What this process has said once and will not repeat (`"schema notes"`)."""
+    schema_noted: bool = False
+    """Whether this process added the schema's differences to `notes` (once)."""
     builds: list[str] = field(default_factory=list)
     """One line per template this run built: what, rows, seconds (and the xdist worker)."""
     rules: SchemaRules | None = None

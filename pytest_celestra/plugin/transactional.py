@@ -50,8 +50,7 @@ if TYPE_CHECKING:
 AHEAD = 2
 """Clones made ahead per scenario: enough for a test that writes, while the next is made."""
 STRATEGY = "WAL_LOG"
-"""`CREATE DATABASE` strategy: on PostgreSQL 15 WAL_LOG beat FILE_COPY, whose two
-checkpoints cost 100-2,000 ms on a server other sessions write to (see the benchmark)."""
+"""On PostgreSQL 15 WAL_LOG beat FILE_COPY, whose checkpoints cost 100-2,000 ms (benchmark)."""
 
 TRACKING_SCHEMA = "celestra_tracking"
 PRISTINE_SCHEMA = "celestra_pristine"
@@ -223,11 +222,11 @@ class TestDatabase:
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
     comment: str = field(default="", repr=False)
     oid: int | None = field(default=None, repr=False)
-    """The database's oid when made: a database of the same name made by a test differs."""
+    """Its oid when made: a database of the same name made by a test differs."""
 
     def changes(self) -> set[int] | None:
-        """End other sessions on it; the tables written to since it was made or restored
-        (empty: nothing changed), or None if anything else changed (DDL, sequences, ...)."""
+        """End other sessions on it; the tables written to since it was made or restored,
+        or None if anything else changed (DDL, sequences, ...)."""
         import psycopg
 
         if self.monitor is None:
@@ -318,8 +317,8 @@ class TestDatabase:
 
 
 ATTEMPTS = (0.0, 0.5, 2.0)
-"""Pauses (s) before each attempt of a background job that lost the server: a restart
-takes a second or two, so it costs the next test a reconnection, not an error."""
+"""Pauses (s) before each attempt of a background job that lost the server (a restart
+takes a second or two)."""
 
 
 class TransactionalDatabases:
@@ -383,9 +382,9 @@ class TransactionalDatabases:
         return database
 
     def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
-        """After the test: reuse `database` if nothing was committed to it; if only rows
-        were, restore it (in the background thread, or here with `ahead` 0); else, or
-        if the test failed, drop it. With `--celestra-keep`: keep it, return its URL."""
+        """After the test: reuse `database` if nothing was committed to it, restore it if
+        only rows were, else (or if the test failed) drop it. With `--celestra-keep`: keep
+        it, return its URL."""
         if self.manager.keep:
             database.close_monitor()
             return self.manager.release(database.url)
@@ -557,9 +556,6 @@ def _celestra_transactional_databases(
         yield databases
 
 
-_OTHER_SESSIONS = ("celestra_session", "celestra_seeded_db")
-
-
 @pytest.fixture
 def celestra_transactional_engine(
     request: pytest.FixtureRequest, _celestra_transactional_databases: TransactionalDatabases
@@ -606,7 +602,9 @@ def celestra_transactional_db(
 
     from pytest_celestra.rows.factories import bound_session
 
-    both = [name for name in _OTHER_SESSIONS if name in request.fixturenames]
+    both = [
+        name for name in ("celestra_session", "celestra_seeded_db") if name in request.fixturenames
+    ]
     if both:
         pytest.fail(
             f"a test cannot use celestra_transactional_db together with {' and '.join(both)}: "
