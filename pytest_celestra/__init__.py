@@ -7,8 +7,7 @@ from pytest_celestra import UserFactory, User, UserStatus, Volume, scenario_buil
 ```
 
 Each name is imported from its module when first used, so `import pytest_celestra` (which
-pytest does for the plugin in every run) imports neither SQLAlchemy nor Faker. The modules
-named in `_EXPORTS` remain where each name lives; this package never imports the plugin.
+pytest does for the plugin in every run) imports neither SQLAlchemy nor Faker.
 """
 
 from __future__ import annotations
@@ -68,12 +67,8 @@ __all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """`name` from its module, imported on first use.
-
-    Not cached here: the module's current object is returned each time, so a run that
-    unloads and re-imports our modules (pytester's in-process runs restore `sys.modules`)
-    never gets a stale class.
-    """
+    """`name` from its module, imported on first use. Not cached, so a run that re-imports
+    our modules (pytester's in-process runs restore `sys.modules`) gets no stale class."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

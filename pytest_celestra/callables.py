@@ -95,7 +95,7 @@ class _Hasher:
                 self.value(item, depth + 1)
         elif isinstance(value, (set, frozenset)):
             self.add("set", str(len(value)))
-            for text in sorted(_alone(item, depth + 1) for item in value)[:_MAX_ITEMS]:
+            for text in sorted(_fingerprint(item, depth + 1) for item in value)[:_MAX_ITEMS]:
                 self.add(text)
         elif callable(value) and hasattr(type(value), "__call__"):  # noqa: B004
             self.add("callable object", type(value).__qualname__)
@@ -213,8 +213,8 @@ def _stable_repr(constant: Any) -> str:
     return repr(constant)
 
 
-def _alone(value: Any, depth: int) -> str:
-    """The fingerprint of one item of a set (sets have no order to hash them in)."""
+def _fingerprint(value: Any, depth: int) -> str:
+    """The hash of one value: a function's, or an item of a set (which has no order)."""
     hasher = _Hasher()
     hasher.value(value, depth)
     return hasher.digest.hexdigest()
@@ -243,6 +243,4 @@ def callable_fingerprint(function: Any) -> str:
     method's function and arguments or object; to a bounded depth, cycles once. Not covered:
     what it reads at run time from outside (environment variables, files, the clock).
     """
-    hasher = _Hasher()
-    hasher.value(function, 0)
-    return hasher.digest.hexdigest()
+    return _fingerprint(function, 0)
