@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import TextIO
 
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL
 
     from pytest_celestra.db.user_scenarios import ScenarioBuilder
     from pytest_celestra.schema.app_rules import SchemaRules
@@ -414,20 +414,6 @@ def _status(message: str, show: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _quoted_tables(connection: Connection) -> list[str]:
-    quote_name = connection.dialect.identifier_preparer.quote
-    return [quote_name(table) for table in TABLES_IN_FK_ORDER]
-
-
-def tables_holding_rows(connection: Connection) -> list[str]:
-    """The Celestra tables that hold any row (cheap at any size: no counting)."""
-    quoted = _quoted_tables(connection)
-    holding = text(" UNION ALL ".join(
-        f"SELECT {i} WHERE EXISTS (SELECT FROM {table})" for i, table in enumerate(quoted)
-    ))  # fmt: skip
-    return [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
-
-
 def seed_database(
     url: URL,
     volume: Volume,
@@ -468,8 +454,12 @@ def seed_database(
                     "rename or drop those yourself"
                 )
             Base.metadata.create_all(connection)
-            tables = ", ".join(_quoted_tables(connection))
-            filled = tables_holding_rows(connection)
+            quoted = [connection.dialect.identifier_preparer.quote(t) for t in TABLES_IN_FK_ORDER]
+            tables = ", ".join(quoted)
+            holding = text(" UNION ALL ".join(  # cheap at any size: no counting
+                f"SELECT {i} WHERE EXISTS (SELECT FROM {table})" for i, table in enumerate(quoted)
+            ))  # fmt: skip
+            filled = [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
             if filled and not reset:
                 raise CelestraError(
                     f"database {url.database!r} at {server_address(url)} already holds Celestra "
