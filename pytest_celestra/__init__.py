@@ -18,39 +18,30 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _NAMES_BY_MODULE: dict[str, str] = {
-    # one factory per table
     "pytest_celestra.rows.factories": (
         "CelestraFactory CompanyFactory KnowledgeTypeFactory UserFactory AgentFactory "
         "KnowledgeBaseFactory AgentKnowledgeBaseFactory KnowledgeSourceFactory AuditLogFactory "
         "FailedLoginFactory InvitationFactory NotificationFactory PasswordHistoryFactory "
         "UserLockoutFactory UserSessionFactory AuditChangeLogFactory bound_session"
     ),
-    # the SQLAlchemy models
     "pytest_celestra.schema.models": (
         "Base Company KnowledgeType User Agent KnowledgeBase AgentKnowledgeBase KnowledgeSource "
         "AuditLog FailedLogin Invitation Notification PasswordHistory UserLockout UserSession "
         "AuditChangeLog"
     ),
-    # the enum types
     "pytest_celestra.schema.enums": (
         "AgentStatus AuditEventType CompanySize CompanyStatus CompanyVertical InvitationStatus "
         "KnowledgeBaseStatus NotificationDeliveryMethod NotificationPriority NotificationStatus "
         "NotificationType UserRole UserStatus"
     ),
-    # rows per table
     "pytest_celestra.schema.volumes": "Volume",
-    # the whole scenario
     "pytest_celestra.rows.scenario": "ScenarioSummary anchor_for generate_scenario seed_scenario",
-    # your own scenarios
     "pytest_celestra.db.user_scenarios": "ScenarioBuildError ScenarioBuilder scenario_builder",
-    # your schema's rules
     "pytest_celestra.schema.app_rules": "SchemaRules",
     "pytest_celestra.rows.app_factories": "factory_for",
-    # passwords
     "pytest_celestra.rows.passwords": "DEFAULT_PASSWORD verify",
     "pytest_celestra.rows": "passwords",
     "pytest_celestra.rows.providers": "company_domain",
-    # errors
     "pytest_celestra.errors": (
         "CelestraError ConfigError FactoryArgumentError NoSessionError RuleError ServerError "
         "UnsafeDatabaseError"

@@ -59,8 +59,6 @@ class _Hasher:
             self.digest.update(part.encode("utf-8", "backslashreplace"))
             self.digest.update(b"\0")
 
-    # --- values -------------------------------------------------------------------
-
     def value(self, value: Any, depth: int) -> None:
         """Hash a value a function reads."""
         if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
@@ -115,8 +113,6 @@ class _Hasher:
         fields = getattr(value, "__dict__", None)
         if isinstance(fields, dict):
             self.value(fields, depth + 1)
-
-    # --- code ---------------------------------------------------------------------
 
     def function(self, function: Any, depth: int) -> None:
         """Hash a function, method or partial with everything it reads."""

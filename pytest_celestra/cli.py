@@ -296,20 +296,15 @@ class Outcome:
         if self.target == "sql":
             where = "stdout" if d["sql_file"] == "-" else d["sql_file"]
             size = f" ({d['sql_bytes'] / 1e6:,.1f} MB)" if d["sql_bytes"] is not None else ""
-            if d.get("rules_file"):
-                lines.append(
-                    f"Wrote the data-only SQL script (rules of {d['rules_file']}) to {where}"
-                    f"{size}. Load it into a database your migrations made, without rows:"
-                )
-            else:
-                lines.append(
-                    f"Wrote the SQL script to {where}{size}. Load it into an empty database:"
-                )
+            rules = d.get("rules_file")
+            script = f"the data-only SQL script (rules of {rules})" if rules else "the SQL script"
+            into = "a database your migrations made, without rows" if rules else "an empty database"
+            lines.append(f"Wrote {script} to {where}{size}. Load it into {into}:")
             shown = shlex.quote(d["sql_file"])
             load = f"psql -v ON_ERROR_STOP=1 -d DATABASE -f {shown}"
             if d["sql_file"].endswith(".gz"):
                 load = f"gzip -dc {shown} | psql -v ON_ERROR_STOP=1 -d DATABASE"
-            lines.append(f"  {load}" if d.get("rules_file") else f"  createdb DATABASE && {load}")
+            lines.append(f"  {load}" if rules else f"  createdb DATABASE && {load}")
             return "\n".join(lines)
         created = ", created now" if d["created_database"] else ""
         reset = "; its Celestra tables were emptied first" if d["reset"] else ""

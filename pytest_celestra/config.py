@@ -78,9 +78,6 @@ def default_pgdata() -> Path:
     return platformdirs.user_cache_path("pytest-celestra") / "pgdata"
 
 
-# --- converters: text -> value, raising ConfigError that names the allowed values ---
-
-
 MAX_SEED = 2**63 - 1
 """The largest seed: PostgreSQL's largest bigint, so a seed fits a column (and any tool)."""
 _SEED_HELP = f"use an integer from 0 to {MAX_SEED} (2**63 - 1), such as 1234"
@@ -186,9 +183,6 @@ DEFAULT_TEMPLATE_MAX_SIZE = 10 * 1024**3
 """Total size of the templates a server keeps (`--celestra-template-max-size`)."""
 DEFAULT_LOCK_TIMEOUT = timedelta(minutes=10)
 """How long a run waits for another run's template build (`--celestra-lock-timeout`)."""
-
-
-# --- the settings -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

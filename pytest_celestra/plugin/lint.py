@@ -138,9 +138,6 @@ def run_lint(
         transaction.rollback()
 
 
-# --- the pytest mode ------------------------------------------------------------------
-
-
 class LintMode:
     """Registered for `pytest --celestra-lint`: tests are collected (so your factories
     exist), not run; exit status 0 when every case passes, else 1."""

@@ -68,9 +68,6 @@ def scenario_of(item: pytest.Item) -> ScenarioSettings:
     return item.stash.get(SCENARIO_KEY, None) or item.config.stash[CONFIG_KEY].scenario
 
 
-# --- the celestra marker ------------------------------------------------------------
-
-
 MARKER = "celestra"
 MARKER_HELP = (
     "celestra(volume=None, seed=None, scenario=None): celestra_seeded_db holds the scenario "

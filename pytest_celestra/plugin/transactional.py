@@ -357,8 +357,6 @@ class TransactionalDatabases:
         """Scenarios whose clone could not be made -> the message for the test waiting."""
         self._worker: threading.Thread | None = None
 
-    # --- what the fixtures call -------------------------------------------------------
-
     def take(self, scenario: ScenarioSettings) -> TestDatabase:
         """A database holding `scenario` that no test has changed. Raises
         [`ServerError`][pytest_celestra.errors.ServerError] if none could be made."""
@@ -416,8 +414,6 @@ class TransactionalDatabases:
         self._to_restore.clear()
         while self._to_drop:
             self._run_job("drop", self._to_drop.popleft())
-
-    # --- making and dropping ----------------------------------------------------------
 
     def _make(self, scenario: ScenarioSettings) -> TestDatabase:
         from pytest_celestra.db.user_scenarios import clone_scenario
@@ -528,13 +524,12 @@ class TransactionalDatabases:
                 )
                 self._changed.notify_all()
             return
-        database: TestDatabase = subject[0] if kind == "restore" else subject
-        name = database.url.database
         if kind == "restore":  # not ready again: drop it instead, as any other change
             with self._changed:
-                self._to_drop.append(database)
+                self._to_drop.append(subject[0])
                 self._changed.notify_all()
             return
+        name = subject.url.database
         if isinstance(error, UnsafeDatabaseError):
             note = (
                 f"left test database {name}: a test dropped it and made another of that "
