@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celestra.db.server import connect
-from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.plugin.run_info import RUN_KEY
 from pytest_celestra.plugin.transactional import (
     END_OTHER_SESSIONS,
     FINGERPRINT,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from pytest_celestra.config import ScenarioSettings as Scenario
     from pytest_celestra.db.database import DatabaseManager
-    from pytest_celestra.plugin.fixtures import RunInfo
+    from pytest_celestra.plugin.run_info import RunInfo
 
 MECHANISM_VARIABLE = "CELESTRA_BENCH_MECHANISM"
 

@@ -48,7 +48,7 @@ class TimingRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         run_id = None
         try:
-            from pytest_celestra.plugin.fixtures import RUN_KEY
+            from pytest_celestra.plugin.run_info import RUN_KEY
 
             run = session.config.stash.get(RUN_KEY, None)
             run_id = None if run is None else run.run_id

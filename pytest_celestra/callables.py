@@ -1,15 +1,9 @@
 """What a function reads, as one hash: the part of a template's key your rules make.
 
-A rule's source alone does not decide what it returns: a module constant it reads, a
-value captured in its closure, the arguments of a `functools.partial`, the default of
-a parameter or a module of your project it calls all do. `callable_fingerprint` hashes
-the function's code together with each of these, recursively (bounded), so changing any
-of them changes the template's key. What it cannot see is what the function reads at
-run time from outside Python's objects: environment variables, files, the clock, the
-network. A rule that reads them needs `--celestra-rebuild` after they change.
-
-Standard library only: the rules' layer uses it, and so does
-`pytest_celestra.db.cache_keys`.
+A rule's source alone does not decide what it returns: constants, closure values,
+`partial` arguments, defaults and project modules it calls do too, and are all hashed.
+What it reads from outside Python (environment, files, the clock) is not: a rule that
+does needs `--celestra-rebuild` after they change. Standard library only.
 """
 
 from __future__ import annotations
@@ -65,8 +59,6 @@ class _Hasher:
             self.digest.update(part.encode("utf-8", "backslashreplace"))
             self.digest.update(b"\0")
 
-    # --- values -------------------------------------------------------------------
-
     def value(self, value: Any, depth: int) -> None:
         """Hash a value a function reads."""
         if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
@@ -101,7 +93,7 @@ class _Hasher:
                 self.value(item, depth + 1)
         elif isinstance(value, (set, frozenset)):
             self.add("set", str(len(value)))
-            for text in sorted(_alone(item, depth + 1) for item in value)[:_MAX_ITEMS]:
+            for text in sorted(_fingerprint(item, depth + 1) for item in value)[:_MAX_ITEMS]:
                 self.add(text)
         elif callable(value) and hasattr(type(value), "__call__"):  # noqa: B004
             self.add("callable object", type(value).__qualname__)
@@ -121,8 +113,6 @@ class _Hasher:
         fields = getattr(value, "__dict__", None)
         if isinstance(fields, dict):
             self.value(fields, depth + 1)
-
-    # --- code ---------------------------------------------------------------------
 
     def function(self, function: Any, depth: int) -> None:
         """Hash a function, method or partial with everything it reads."""
@@ -173,11 +163,8 @@ class _Hasher:
                     self.value(attribute, depth + 1)
 
     def code(self, code: types.CodeType) -> None:
-        """A code object's behaviour: its bytecode, constants and names, nested ones too.
-
-        The bytecode rather than the source text: a function made at run time (no file),
-        or defined in a REPL, is covered as well, and a comment edited is not a change.
-        """
+        """A code object's bytecode, constants and names, nested ones too (not the source:
+        a function made at run time is covered, and an edited comment is no change)."""
         self.add("code", code.co_code.hex(), repr(code.co_names), repr(code.co_varnames))
         for constant in code.co_consts:
             if isinstance(constant, types.CodeType):
@@ -222,8 +209,8 @@ def _stable_repr(constant: Any) -> str:
     return repr(constant)
 
 
-def _alone(value: Any, depth: int) -> str:
-    """The fingerprint of one item of a set (sets have no order to hash them in)."""
+def _fingerprint(value: Any, depth: int) -> str:
+    """The hash of one value: a function's, or an item of a set (which has no order)."""
     hasher = _Hasher()
     hasher.value(value, depth)
     return hasher.digest.hexdigest()
@@ -246,16 +233,10 @@ def _file_hash(path: Path, mtime_ns: int) -> str:
 def callable_fingerprint(function: Any) -> str:
     """A hash of `function` and everything it reads that Python can see.
 
-    Covers its bytecode and constants (nested functions and lambdas included), the
-    defaults of its parameters, the values in its closure, the globals it names (their
-    values; functions among them recursively; of a module, its source when it belongs to
-    your project, and the attributes the function names), the modules it imports inside
-    its body, and for a `functools.partial` or a bound method, the function and its
-    arguments or object. References are followed to a bounded depth, cycles once.
-
-    Not covered: what the function reads at run time from outside (environment
-    variables, files, the clock, the network).
+    Covers its bytecode and constants (nested functions included), its defaults, closure
+    values, the globals it names (functions recursively; a project module by its source,
+    with the attributes named), modules it imports in its body, and a `partial`'s or bound
+    method's function and arguments or object; to a bounded depth, cycles once. Not covered:
+    what it reads at run time from outside (environment variables, files, the clock).
     """
-    hasher = _Hasher()
-    hasher.value(function, 0)
-    return hasher.digest.hexdigest()
+    return _fingerprint(function, 0)

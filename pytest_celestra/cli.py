@@ -7,13 +7,11 @@ celestra-seed --volume small --sql celestra.sql
 celestra-seed stop                           # stop the embedded server again
 ```
 
-Without `--dsn` or `--sql` it starts the embedded PostgreSQL of the `embedded` extra
-in a data directory that persists (`--data-dir`), seeds database `--database` there
-and leaves the server running. It never seeds over data: a database whose Celestra tables
-hold rows is refused unless `--reset` empties those 15 tables (and no others) first, and
-one holding a table or type of a Celestra name that is not Celestra's is refused, touched
-not at all. It never prints a password (URLs show it as `***`).
-Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
+Without `--dsn` or `--sql` it starts the embedded PostgreSQL in a data directory that
+persists (`--data-dir`), seeds `--database` there and leaves the server running. It never
+seeds over data (`--reset` empties the 15 Celestra tables, and no others, first) nor
+touches a table or type of a Celestra name that is not Celestra's, and never prints a
+password. Exit status: 0 done, 1 failed (one line on stderr), 2 bad arguments. See docs/cli.md.
 """
 
 from __future__ import annotations
@@ -78,7 +76,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import TextIO
 
-    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.engine import URL
 
     from pytest_celestra.db.user_scenarios import ScenarioBuilder
     from pytest_celestra.schema.app_rules import SchemaRules
@@ -90,19 +88,15 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def default_data_dir() -> Path:
-    """`<user data dir>/pytest-celestra/demo-pgdata`: kept apart from the plugin's
-    cache, so test runs never stop or sweep the server this command leaves running.
-    Where that path has a space (macOS: Application Support), the user cache dir; as
-    root, `/var/lib/pytest-celestra/demo-pgdata`, whose parents anyone may enter."""
+    """`<user data dir>/pytest-celestra/demo-pgdata`, apart from the plugin's cache so test
+    runs never stop or sweep it; the user cache dir where that path has a space (macOS);
+    as root, `/var/lib/pytest-celestra/demo-pgdata`, whose parents anyone may enter."""
     if is_root():
         return Path("/var/lib/pytest-celestra/demo-pgdata")
     path = platformdirs.user_data_path("pytest-celestra") / "demo-pgdata"
     if has_space(path):
         path = platformdirs.user_cache_path("pytest-celestra") / "demo-pgdata"
     return path
-
-
-# --- arguments ------------------------------------------------------------------------
 
 
 def _volume(text: str) -> Volume:
@@ -145,8 +139,7 @@ def _rules_file(text: str) -> Path:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors never echo a password (argparse quotes
-    arguments it does not recognise, e.g. a URL given without --dsn)."""
+    """Usage errors never echo a password (argparse quotes arguments it does not know)."""
 
     def error(self, message: str) -> NoReturn:
         super().error(mask_text(message))
@@ -266,9 +259,6 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
         parser.error("--data-dir is for the embedded server: drop it, or drop --dsn")
 
 
-# --- what happened -------------------------------------------------------------------
-
-
 @dataclass
 class Outcome:
     """What one run did: the scenario summary and where it went (for the report)."""
@@ -306,20 +296,15 @@ class Outcome:
         if self.target == "sql":
             where = "stdout" if d["sql_file"] == "-" else d["sql_file"]
             size = f" ({d['sql_bytes'] / 1e6:,.1f} MB)" if d["sql_bytes"] is not None else ""
-            if d.get("rules_file"):
-                lines.append(
-                    f"Wrote the data-only SQL script (rules of {d['rules_file']}) to {where}"
-                    f"{size}. Load it into a database your migrations made, without rows:"
-                )
-            else:
-                lines.append(
-                    f"Wrote the SQL script to {where}{size}. Load it into an empty database:"
-                )
+            rules = d.get("rules_file")
+            script = f"the data-only SQL script (rules of {rules})" if rules else "the SQL script"
+            into = "a database your migrations made, without rows" if rules else "an empty database"
+            lines.append(f"Wrote {script} to {where}{size}. Load it into {into}:")
             shown = shlex.quote(d["sql_file"])
             load = f"psql -v ON_ERROR_STOP=1 -d DATABASE -f {shown}"
             if d["sql_file"].endswith(".gz"):
                 load = f"gzip -dc {shown} | psql -v ON_ERROR_STOP=1 -d DATABASE"
-            lines.append(f"  {load}" if d.get("rules_file") else f"  createdb DATABASE && {load}")
+            lines.append(f"  {load}" if rules else f"  createdb DATABASE && {load}")
             return "\n".join(lines)
         created = ", created now" if d["created_database"] else ""
         reset = "; its Celestra tables were emptied first" if d["reset"] else ""
@@ -350,8 +335,7 @@ class Outcome:
 
 
 def server_address(url: URL) -> str:
-    """`host:port`, or for a server on a Unix socket (the embedded one) the socket's path,
-    `DIR/.s.PGSQL.5432`: a directory with a port is no host."""
+    """`host:port`, or for a server on a Unix socket the socket's path `DIR/.s.PGSQL.5432`."""
     host = str(url.host or url.query.get("host") or "")
     if host.startswith("/"):
         return f"{host.rstrip('/')}/.s.PGSQL.{url.port or 5432}"
@@ -360,7 +344,7 @@ def server_address(url: URL) -> str:
 
 def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) -> str:
     """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
-    tables (untouched).`, for the summary; the tables `--rules` seeded are named apart."""
+    tables (untouched).`; the tables `--rules` seeded are named apart."""
     tables, types = details["created_tables"], details["created_types"]
     untouched = max(details["other_tables"] - len(rule_tables), 0)
     parts = [f"{', '.join(rule_tables)} (seeded by your rules)"] if rule_tables else []
@@ -373,9 +357,6 @@ def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) 
         f"Created there: {len(tables)} table{'s' * (len(tables) != 1)} and {len(types)} "
         f"enum type{'s' * (len(types) != 1)} of the Celestra schema{beside}."
     )
-
-
-# --- the terminal ---------------------------------------------------------------------
 
 
 class ProgressBars:
@@ -428,57 +409,6 @@ def _status(message: str, show: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-# --- URLs and servers -----------------------------------------------------------------
-
-
-def start_embedded(data_dir: Path) -> URL:
-    """Start (or reach) the embedded server in `data_dir`, left running when we exit;
-    the URL of its `postgres` database."""
-    return server.start_embedded(data_dir, "--data-dir", keep_running=True).url
-
-
-# --- seeding --------------------------------------------------------------------------
-
-
-def _quoted_tables(connection: Connection) -> list[str]:
-    quote_name = connection.dialect.identifier_preparer.quote
-    return [quote_name(table) for table in TABLES_IN_FK_ORDER]
-
-
-def tables_holding_rows(connection: Connection) -> list[str]:
-    """The Celestra tables that hold any row (cheap at any size: no counting)."""
-    quoted = _quoted_tables(connection)
-    holding = text(" UNION ALL ".join(
-        f"SELECT {i} WHERE EXISTS (SELECT FROM {table})" for i, table in enumerate(quoted)
-    ))  # fmt: skip
-    return [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
-
-
-def _truncate(connection: Connection, tables: str) -> None:
-    try:
-        connection.execute(text(f"TRUNCATE {tables}"))
-    except DBAPIError as error:
-        if not isinstance(error.orig, psycopg.errors.FeatureNotSupported):
-            raise
-        # Another table has a foreign key to one of ours; CASCADE would empty it too.
-        raise CelestraError(
-            f"--reset cannot empty the Celestra tables: {error_text(error.orig)}. "
-            f"{PROG} never empties other tables: empty or drop that table yourself first, "
-            "or seed another database with --database NAME"
-        ) from None
-
-
-def _refuse_conflicts(url: URL, existing: ExistingSchema) -> None:
-    if existing.conflicts:
-        raise CelestraError(
-            f"database {url.database!r} at {server_address(url)} has tables or types named like "
-            f"Celestra's that are not Celestra's: {'; '.join(existing.conflicts)}. Nothing "
-            f"was written (--reset would not help: {PROG} never changes or empties a table "
-            "that is not Celestra's). Seed another database with --database NAME (created "
-            "if missing), or rename or drop those yourself"
-        )
-
-
 def seed_database(
     url: URL,
     volume: Volume,
@@ -491,15 +421,13 @@ def seed_database(
     notes: list[str] | None = None,
     scenario: ScenarioBuilder | None = None,
 ) -> tuple[ScenarioSummary, ExistingSchema]:
-    """Create the schema where absent and seed it, in one transaction: nothing is
-    written unless all of it is. Refuses a database holding a table or enum type of a
-    Celestra name that is not Celestra's, and one whose Celestra tables hold rows unless
-    `reset`, which empties those tables (only those) first. Returns the summary and
-    what the database held before (so what was created: its `missing_*`).
+    """Create the schema where absent and seed it, in one transaction. Refuses a database
+    holding a table or enum type of a Celestra name that is not Celestra's, and one whose
+    Celestra tables hold rows unless `reset` empties them (only them) first. Returns the
+    summary and what the database held before (its `missing_*` were created).
 
-    The rows are written as the plugin writes them, by a
-    [`Seeder`][pytest_celestra.db.seeding.Seeder] of `rules`: the scenario of `volume`, or
-    with `scenario` a scenario of yours, after the drift check; the lines of the
+    The rows are written by the plugin's [`Seeder`][pytest_celestra.db.seeding.Seeder] of
+    `rules` (the scenario of `volume`, or your `scenario`), after the drift check; the
     differences that do not break go to `notes`."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
@@ -511,10 +439,22 @@ def seed_database(
             # Two seeds of one database at once: the second waits, then finds the rows.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": PROG})
             existing = inspect_schema(connection)
-            _refuse_conflicts(url, existing)
+            if existing.conflicts:
+                raise CelestraError(
+                    f"database {url.database!r} at {server_address(url)} has tables or types "
+                    f"named like Celestra's that are not Celestra's: "
+                    f"{'; '.join(existing.conflicts)}. Nothing was written (--reset would not "
+                    f"help: {PROG} never changes or empties a table that is not Celestra's). "
+                    "Seed another database with --database NAME (created if missing), or "
+                    "rename or drop those yourself"
+                )
             Base.metadata.create_all(connection)
-            tables = ", ".join(_quoted_tables(connection))
-            filled = tables_holding_rows(connection)
+            quoted = [connection.dialect.identifier_preparer.quote(t) for t in TABLES_IN_FK_ORDER]
+            tables = ", ".join(quoted)
+            holding = text(" UNION ALL ".join(  # cheap at any size: no counting
+                f"SELECT {i} WHERE EXISTS (SELECT FROM {table})" for i, table in enumerate(quoted)
+            ))  # fmt: skip
+            filled = [TABLES_IN_FK_ORDER[i] for i in connection.execute(holding).scalars()]
             if filled and not reset:
                 raise CelestraError(
                     f"database {url.database!r} at {server_address(url)} already holds Celestra "
@@ -524,7 +464,17 @@ def seed_database(
                     "--database NAME"
                 )
             if reset:
-                _truncate(connection, tables)
+                try:
+                    connection.execute(text(f"TRUNCATE {tables}"))
+                except DBAPIError as error:
+                    if not isinstance(error.orig, psycopg.errors.FeatureNotSupported):
+                        raise
+                    # Another table has a foreign key to one of ours; CASCADE would empty it.
+                    raise CelestraError(
+                        f"--reset cannot empty the Celestra tables: {error_text(error.orig)}. "
+                        f"{PROG} never empties other tables: empty or drop that table yourself "
+                        "first, or seed another database with --database NAME"
+                    ) from None
             seeder = Seeder(rules)
             try:
                 if scenario is None:
@@ -555,11 +505,9 @@ def write_sql(
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
 ) -> tuple[ScenarioSummary, int | None]:
-    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the
-    file's size in bytes (None unless a regular file). A regular file is written whole or
-    not at all; a symlink, FIFO or character device is written through, never replaced
-    (see [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, a
-    data-only script of the scenario extended by them."""
+    """Write the script to `path` (`-`: stdout; `.gz`: gzipped); the summary and the file's
+    size (None unless a regular file, which is written whole or not at all; see
+    [`sql_target_kind`][pytest_celestra.cli.sql_target_kind]). With `rules`, data only."""
     started = time.perf_counter()
     seeder = Seeder(rules)
 
@@ -580,8 +528,7 @@ def write_sql(
 
 
 def sql_target_problem(path: str) -> str | None:
-    """Why `--sql PATH` cannot be written, or None: a directory, a block device (a disk)
-    or a socket is refused before anything is generated."""
+    """Why `--sql PATH` cannot be written (a directory, a disk, a socket), or None."""
     if path == "-":
         return None
     try:
@@ -598,9 +545,8 @@ def sql_target_problem(path: str) -> str | None:
 
 
 def sql_target_kind(path: str) -> str:
-    """How `--sql PATH` is written: `file` (a regular file or a new name: under a
-    temporary name, renamed over it at the end) or `stream` (a symlink, FIFO or
-    character device such as /dev/null: opened and written through, never replaced)."""
+    """How `--sql PATH` is written: `file` (a regular file or a new name: renamed over at
+    the end) or `stream` (a symlink, FIFO or character device: written through)."""
     try:
         if os.path.islink(path) or not stat.S_ISREG(os.stat(path).st_mode):
             return "stream"
@@ -617,8 +563,8 @@ def _open_script(path: Path) -> Any:
 
 
 def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write a regular file under a temporary name beside it and rename it over `target`
-    at the end: whole or not at all. An existing file keeps its permissions."""
+    """Write a regular file beside `target` and rename it over at the end: whole or not at
+    all. An existing file keeps its permissions."""
     partial = target.with_name(target.name + ".partial")
     try:
         with _open_script(partial) as out:
@@ -639,8 +585,8 @@ def _cannot_write(target: Path, error: OSError) -> CelestraError:
 
 
 def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write into what `target` is (a FIFO, a character device, a symlink's target),
-    never replacing it: a reader of a FIFO gets the script, /dev/null stays a device."""
+    """Write into what `target` is (a FIFO, a device, a symlink's target), never replacing
+    it."""
     try:
         with _open_script(target) as out:
             return write(out)
@@ -654,8 +600,7 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     started = time.perf_counter()
     volume: Volume = options.volume
     anchor = anchor_for(options.anchor_day)
-    sql_to_stdout = options.sql == "-"
-    on_terminal = _on_terminal() and not sql_to_stdout
+    on_terminal = _on_terminal() and options.sql != "-"
     rules = rules_from_file(options.rules) if options.rules is not None else None
     options.scenario_builder = None
     if options.scenario is not None:
@@ -664,9 +609,9 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     # The rules' tables have no bar: with rules or a scenario, the summary only.
     plain = rules is None and options.scenario_builder is None
     bars = ProgressBars(sys.stderr, volume.counts) if on_terminal and plain else None
-    if bars and options.sql is not None:
-        bars.draw()
     if options.sql is not None:
+        if bars:
+            bars.draw()
         summary, size = write_sql(
             options.sql, volume, seed=options.seed, anchor=anchor, progress=bars, rules=rules
         )
@@ -678,17 +623,16 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         return Outcome(summary, "sql", written, time.perf_counter() - started)
     if options.dsn is not None:
         given = make_url(options.dsn)
-        database = options.database or given.database or DEFAULT_DATABASE
-        url = given.set(database=database)
+        url = given.set(database=options.database or given.database or DEFAULT_DATABASE)
         return _seed_server(options, url, anchor, {}, bars, started, rules)
     data_dir = options.data_dir or default_data_dir()
     _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
-    maintenance = start_embedded(data_dir)
+    maintenance = server.start_embedded(data_dir, "--data-dir", keep_running=True).url
+    url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     stop = f"{PROG} stop"
     if data_dir != default_data_dir():
         stop += f" --data-dir {shlex.quote(str(data_dir))}"
     details = {"data_dir": str(data_dir), "stop_command": stop}
-    url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     try:
         return _seed_server(options, url, anchor, details, bars, started, rules)
     except (CelestraError, DBAPIError, psycopg.Error) as error:
@@ -759,9 +703,8 @@ def _seed_server(
 
 
 def _disk_full_text(url: URL, full: str, created: str | None) -> str:
-    """The error for a seed that filled the server's disk (`full` says how); drops the
-    database this run created for it (`created`), which holds nothing: the seed was one
-    transaction."""
+    """The error for a seed that filled the server's disk; drops the database created for
+    it (`created`), empty as the seed was one transaction."""
     dropped = ""
     if created is not None:
         try:

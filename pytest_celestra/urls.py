@@ -1,16 +1,13 @@
 """How a PostgreSQL URL is written: in full for connecting, masked for showing.
 
 Every URL shown to a person goes through [`mask_url`][pytest_celestra.urls.mask_url] (its
-password becomes `***`, as SQLAlchemy's `render_as_string(hide_password=True)` does);
-every driver message that may quote one goes through [`scrub`][pytest_celestra.urls.scrub]
-(or [`error_text`][pytest_celestra.urls.error_text]) before it is wrapped in a message of
-ours. Only [`libpq_url`][pytest_celestra.urls.libpq_url] writes a password, and only for a
-connection.
+password becomes `***`); every driver message that may quote one through
+[`scrub`][pytest_celestra.urls.scrub] or [`error_text`][pytest_celestra.urls.error_text].
+Only [`libpq_url`][pytest_celestra.urls.libpq_url] writes a password, for connecting.
 
-Text is parsed by [`parse_url`][pytest_celestra.urls.parse_url], which reads a URL the way
-SQLAlchemy's `make_url` does, without importing SQLAlchemy: settings and the report
-header use it. Only [`sqlalchemy_url`][pytest_celestra.urls.sqlalchemy_url] makes a
-SQLAlchemy `URL` (importing SQLAlchemy then). The other functions take either.
+[`parse_url`][pytest_celestra.urls.parse_url] reads a URL as SQLAlchemy's `make_url` does,
+without importing SQLAlchemy; [`sqlalchemy_url`][pytest_celestra.urls.sqlalchemy_url] makes a
+SQLAlchemy `URL`. The other functions take either.
 """
 
 from __future__ import annotations
@@ -31,8 +28,8 @@ MASK = "***"
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 """Query parameters of a URL that carry a secret (libpq takes `?password=...` too)."""
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/?#@\s\[\]]*):(?P<secret>[^\n]*)@")
-"""`scheme://user:password@` in one URL that SQLAlchemy cannot parse (or parses with an
-`@` in the host): up to the last `@`, as a password may hold an unencoded one."""
+"""`scheme://user:password@` in a URL that does not parse: up to the last `@`, as a
+password may hold an unencoded one."""
 _USERINFO_IN_TEXT = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/?#@\s\[\]]*):(?P<secret>[^@\n]*)@")
 """The same in free text, which may hold more than one `@`: up to the first."""
 _PASSWORD_PAIR = re.compile(
@@ -63,8 +60,7 @@ _URL = re.compile(
 
 
 class UrlParts(Protocol):
-    """What these functions read of a URL: a SQLAlchemy `URL` or a
-    [`ParsedUrl`][pytest_celestra.urls.ParsedUrl]."""
+    """A SQLAlchemy `URL` or a [`ParsedUrl`][pytest_celestra.urls.ParsedUrl]."""
 
     @property
     def drivername(self) -> str: ...
@@ -104,11 +100,9 @@ class ParsedUrl:
 
 
 def parse_url(text: str) -> ParsedUrl:
-    """`text` read as SQLAlchemy's `make_url` reads it.
-
-    Raises [`UrlSyntaxError`][pytest_celestra.urls.UrlSyntaxError] for text that is no
-    URL, and `ValueError` for a port that is not a number.
-    """
+    """`text` read as SQLAlchemy's `make_url` reads it. Raises
+    [`UrlSyntaxError`][pytest_celestra.urls.UrlSyntaxError] for text that is no URL, and
+    `ValueError` for a port that is not a number."""
     found = _URL.match(text)
     if found is None:
         raise UrlSyntaxError(f"not a URL: {text!r}")
@@ -132,29 +126,17 @@ def parse_url(text: str) -> ParsedUrl:
     )
 
 
-def sqlalchemy_url(dsn: str | UrlParts) -> URL:
+def sqlalchemy_url(dsn: str | URL) -> URL:
     """A SQLAlchemy `URL` with the psycopg (3) driver, whatever driver it named."""
-    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.engine import make_url
 
-    if isinstance(dsn, str | URL):
-        return make_url(dsn).set(drivername="postgresql+psycopg")
-    return URL.create(
-        "postgresql+psycopg",
-        dsn.username,
-        None if dsn.password is None else str(dsn.password),
-        dsn.host,
-        dsn.port,
-        dsn.database,
-        dsn.query,
-    )
+    return make_url(dsn).set(drivername="postgresql+psycopg")
 
 
 def render_url(url: UrlParts, *, driver: str = "postgresql", hide_password: bool = True) -> str:
-    """`url` as text that libpq (psql), psycopg and SQLAlchemy all accept.
-
-    Every part is percent-encoded (SQLAlchemy's own rendering leaves a space in a
-    password, which libpq refuses). With `hide_password` (the default, for anything
-    shown to a person) the password and `?password=` are [`MASK`][pytest_celestra.urls.MASK].
+    """`url` as text that libpq, psycopg and SQLAlchemy all accept: every part
+    percent-encoded (SQLAlchemy leaves a space in a password, which libpq refuses). With
+    `hide_password` the password and `?password=` are [`MASK`][pytest_celestra.urls.MASK].
     """
     user = quote(url.username, safe="") if url.username else ""
     if url.password:  # None or "" (pgserver's URLs): no password at all
@@ -182,12 +164,8 @@ def libpq_url(url: UrlParts) -> str:
 
 def mask_url(url: str | UrlParts) -> str:
     """The one way a URL is shown to a person: its password replaced by
-    [`MASK`][pytest_celestra.urls.MASK].
-
-    Text that is not a URL SQLAlchemy can parse (a typo, a port that is not a number)
-    is masked by pattern: whatever stands between `user:` and `@`, and any
-    `password=` value.
-    """
+    [`MASK`][pytest_celestra.urls.MASK]. Text that does not parse is masked by pattern:
+    whatever stands between `user:` and `@`, and any `password=` value."""
     if not isinstance(url, str):
         return render_url(url, driver=url.drivername)
     parsed = _parsed(url)
@@ -197,8 +175,7 @@ def mask_url(url: str | UrlParts) -> str:
 
 
 def _parsed(text: str) -> ParsedUrl | None:
-    """`text` as a URL, or None if SQLAlchemy could not make sense of it (an `@` in
-    the host means part of an unencoded password went there)."""
+    """`text` as a URL, or None (an `@` in the host is part of an unencoded password)."""
     try:
         url = parse_url(text)
     except ValueError:
@@ -224,12 +201,10 @@ def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
     if url is None:
         return frozenset()
     found: set[str] = set()
-    parsed: UrlParts | None = None if isinstance(url, str) else url
-    if isinstance(url, str):
-        parsed = _parsed(url)
-        if parsed is None:
-            found.update(match["secret"] for match in _USERINFO.finditer(url))
-            found.update(match["secret"].strip("'") for match in _PASSWORD_PAIR.finditer(url))
+    parsed = _parsed(url) if isinstance(url, str) else url
+    if isinstance(url, str) and parsed is None:
+        found.update(match["secret"] for match in _USERINFO.finditer(url))
+        found.update(match["secret"].strip("'") for match in _PASSWORD_PAIR.finditer(url))
     if parsed is not None:
         if parsed.password is not None:
             found.add(str(parsed.password))
@@ -244,11 +219,8 @@ def secrets_of(url: str | UrlParts | None) -> frozenset[str]:
 
 
 def scrub(text: str, secrets: frozenset[str]) -> str:
-    """`text` with every one of `secrets` replaced by [`MASK`][pytest_celestra.urls.MASK].
-
-    A secret that begins or ends with a letter or digit is replaced only where it is
-    not part of a longer word, so a password `postgres` leaves `postgresql` whole.
-    """
+    """`text` with every one of `secrets` replaced by [`MASK`][pytest_celestra.urls.MASK],
+    but not inside a longer word (a password `postgres` leaves `postgresql` whole)."""
     for secret in sorted(secrets, key=len, reverse=True):  # an encoded form is longer
         before = r"(?<!\w)" if secret[0].isalnum() else ""
         after = r"(?!\w)" if secret[-1].isalnum() else ""

@@ -97,7 +97,7 @@ def _refused_alike(pgdata: Path, problem: str) -> None:
     with pytest.raises(ServerError) as plugin:
         server._start_embedded(pgdata)
     with pytest.raises(CelestraError) as seed:
-        cli.start_embedded(pgdata)
+        server.start_embedded(pgdata, "--data-dir", keep_running=True)
     head = f"cannot use {pgdata} as the data directory of the embedded PostgreSQL: {problem}."
     assert str(plugin.value) == f"{head} Choose another with {server.SPECS['pgdata'].channels}."
     assert str(seed.value) == f"{head} Choose another with --data-dir."

@@ -7,8 +7,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from pytest_celestra.plugin.fixtures import RUN_KEY
-from pytest_celestra.plugin.run_info import CONFIG_KEY
+from pytest_celestra.plugin.run_info import CONFIG_KEY, RUN_KEY
 
 
 def table_counts(session, tables) -> dict[str, int]:

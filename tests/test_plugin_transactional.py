@@ -10,7 +10,7 @@ from sqlalchemy import make_url
 
 from pytest_celestra.config import ScenarioSettings
 from pytest_celestra.db.database import MARK, database_comment, drop_database
-from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.plugin.run_info import RUN_KEY
 from pytest_celestra.plugin.transactional import TransactionalDatabases, restore_order
 from pytest_celestra.schema.volumes import Volume
 from pytest_celestra.urls import libpq_url
@@ -20,7 +20,7 @@ RECORD = """
 import json, pathlib
 import pytest
 from sqlalchemy import func, select
-from pytest_celestra.plugin.fixtures import RUN_KEY
+from pytest_celestra.plugin.run_info import RUN_KEY
 from pytest_celestra.schema.models import User
 
 RECORDS = pathlib.Path(__file__).parent / "records"
@@ -219,7 +219,7 @@ def test_a_killed_run_leaves_only_marked_databases(celestra_pytester, run_inner_
     celestra_pytester.makepyfile(
         """
         import json, os, pathlib, signal, time
-        from pytest_celestra.plugin.fixtures import RUN_KEY
+        from pytest_celestra.plugin.run_info import RUN_KEY
 
         def test_killed(request, celestra_transactional_engine):
             run = request.config.stash[RUN_KEY].run_id

@@ -1,9 +1,7 @@
 """pytest11 entry point of pytest-celestra: options, ini keys, hooks, header and fixtures.
 
-Nothing here touches a database: servers and databases are made by the fixtures, only
-when a test asks for one. Loading the plugin is cheap: the fixture modules it registers
-import SQLAlchemy, Faker and the data generator only when a test first asks for a
-celestra fixture (`tests/test_import_cost.py` checks it).
+Nothing here touches a database, and loading it is cheap: the fixtures import SQLAlchemy,
+Faker and the generator when a test first asks for one (`tests/test_import_cost.py`).
 """
 
 from __future__ import annotations
@@ -42,8 +40,8 @@ if TYPE_CHECKING:
     from pytest_celestra.schema.app_rules import SchemaRules
 
 
-class CelestraRulesHookspecs:
-    """The hook a project implements in its `conftest.py` to describe its schema."""
+class CelestraHookspecs:
+    """Hooks a project implements in its `conftest.py` to set up and describe its schema."""
 
     def pytest_celestra_schema_rules(self, rules: SchemaRules, config: pytest.Config) -> None:
         """Teach the plugin the columns, enum labels and tables your migrations added.
@@ -57,10 +55,6 @@ class CelestraRulesHookspecs:
             rules.column("users", "locale", values={"en-US": 3, "de-DE": 1})
         ```
         """
-
-
-class CelestraHookspecs:
-    """Hooks a project implements in its `conftest.py` to set up its own schema."""
 
     @pytest.hookspec(firstresult=True)
     def pytest_celestra_create_schema(
@@ -95,7 +89,6 @@ class CelestraHookspecs:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(CelestraHookspecs)
-    pluginmanager.add_hookspecs(CelestraRulesHookspecs)
     from pytest_celestra.plugin.row_reports import RowErrorReports
 
     pluginmanager.register(RowErrorReports(), "celestra-row-reports")
@@ -176,23 +169,17 @@ class XdistHooks:
         node.workerinput["celestra_day"] = self.run.day.isoformat()
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        workeroutput = getattr(node, "workeroutput", {})
-        self.run.kept.extend(workeroutput.get("celestra_kept", []))
-        self.run.notes.extend(workeroutput.get("celestra_notes", []))
-        worker = getattr(node, "gateway", None)
-        name = getattr(worker, "id", "a worker")
-        self.run.builds.extend(
-            f"{line} [{name}]" for line in workeroutput.get("celestra_builds", [])
-        )
+        output = getattr(node, "workeroutput", {})
+        self.run.kept.extend(output.get("celestra_kept", []))
+        self.run.notes.extend(output.get("celestra_notes", []))
+        name = getattr(getattr(node, "gateway", None), "id", "a worker")
+        self.run.builds.extend(f"{line} [{name}]" for line in output.get("celestra_builds", []))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
-    """Check the `@pytest.mark.celestra` markers of the tests a collector made.
-
-    A bad one fails that collector (a collection error, in xdist workers too) with a
-    message naming the allowed values; a good one gives the test its scenario.
-    """
+    """Check the `@pytest.mark.celestra` markers of the tests a collector made: a bad one
+    fails the collector, naming the allowed values; a good one gives the test its scenario."""
     report: pytest.CollectReport = yield
     if not report.passed:
         return report
@@ -243,21 +230,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    run = session.config.stash[RUN_KEY]
     if workeroutput is not None:
-        workeroutput["celestra_kept"] = list(session.config.stash[RUN_KEY].kept)
-        workeroutput["celestra_notes"] = list(session.config.stash[RUN_KEY].notes)
-        workeroutput["celestra_builds"] = list(session.config.stash[RUN_KEY].builds)
+        for name in ("kept", "notes", "builds"):
+            workeroutput[f"celestra_{name}"] = list(getattr(run, name))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    builds = config.stash[RUN_KEY].builds
-    if builds:
+    run = config.stash[RUN_KEY]
+    if run.builds:
         terminalreporter.write_sep("-", "celestra: templates built by this run")
-        for line in builds:
+        for line in run.builds:
             terminalreporter.write_line(line)
-    for note in dict.fromkeys(config.stash[RUN_KEY].notes):  # once, whichever worker saw it
+    for note in dict.fromkeys(run.notes):  # once, whichever worker saw it
         terminalreporter.write_line(f"celestra: {note}")
-    kept = config.stash[RUN_KEY].kept
+    kept = run.kept
     if kept:
         terminalreporter.write_sep("-", "celestra: kept test databases (--celestra-keep)")
         for url in kept:

@@ -1,31 +1,13 @@
 """`celestra_async_session` and `celestra_async_seeded_db`: the same isolation, for async code.
 
-Registered only when pytest-asyncio is active and SQLAlchemy's asyncio support (the
-`greenlet` package) is installed; otherwise fixtures of the same names fail with the
-command that installs what is missing. SQLAlchemy is imported when a test first asks for
-one of them.
+Registered only when pytest-asyncio is active and greenlet installed; otherwise fixtures
+of these names fail naming what to install (`fixtures.AsyncFixturesUnavailable`).
 
-Each test gets an `AsyncSession` on psycopg's async
-driver, joined to an outer transaction through a savepoint and rolled back after the
-test, commits included. The fixtures run in the event loop of pytest-asyncio's
-`asyncio_default_fixture_loop_scope` (`function` unless you set it): set it to the
-loop scope your async tests use. Their connections are opened per test, so no connection
-outlives the loop it was made in.
-
-Factories cannot write through an `AsyncSession`. Build objects and add them, or run
-the factories in the session's synchronous twin:
-
-```python
-user = UserFactory.build()
-celestra_async_session.add(user)            # its company comes with it
-await celestra_async_session.flush()
-
-def make_admin(sync_session):
-    with bound_session(sync_session):
-        return UserFactory(company_admin=True)
-
-admin = await celestra_async_session.run_sync(make_admin)
-```
+Each test gets an `AsyncSession` (psycopg async) joined to an outer transaction through a
+savepoint and rolled back after the test. The fixtures run in the loop of pytest-asyncio's
+`asyncio_default_fixture_loop_scope`; connections are opened per test, so none outlives
+its loop. Factories cannot write through an `AsyncSession`: `session.add(Factory.build())`,
+or `await session.run_sync(make)` with `bound_session(sync_session)` inside `make`.
 """
 
 from __future__ import annotations
@@ -59,13 +41,10 @@ if TYPE_CHECKING:
 async def rolled_back_async_session(
     engine: AsyncEngine, rules: SchemaRules | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """An `AsyncSession` in a transaction that is rolled back at the end, commits included;
-    its `sync_session` carries `rules` for the factories (`bound_session(sync_session)`).
-
-    `expire_on_commit=False`: after a commit, reading an attribute must not need I/O. Raises
-    [`TransactionEscapedError`][pytest_celestra.plugin.fixtures.TransactionEscapedError] at the end
-    if the code in between ended the outer transaction itself (a `COMMIT` statement).
-    """
+    """An `AsyncSession` rolled back at the end, as
+    [`rolled_back_session`][pytest_celestra.plugin.fixtures.rolled_back_session]; its
+    `sync_session` carries `rules` for the factories. `expire_on_commit=False`: after a
+    commit, reading an attribute must not need I/O."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from pytest_celestra.schema.app_rules import SESSION_INFO_KEY
@@ -101,11 +80,11 @@ async def rolled_back_async_session(
 
 @contextlib.asynccontextmanager
 async def isolated_async_session(
-    request: pytest.FixtureRequest, database: RollbackDatabase, engine: AsyncEngine
+    request: pytest.FixtureRequest, database: RollbackDatabase, engines: AsyncEngines
 ) -> AsyncIterator[AsyncSession]:
     """A rolled-back async session on `database`; replaced if the test escapes it."""
     try:
-        async with rolled_back_async_session(engine, database.run.rules) as session:
+        async with rolled_back_async_session(engines.of(database), database.run.rules) as session:
             yield session
     except TransactionEscapedError as error:
         escape = error
@@ -142,18 +121,14 @@ async def celestra_async_session(
     _celestra_empty_database: RollbackDatabase,
     _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
-    """An `AsyncSession` on the empty Celestra schema, rolled back after the test.
-
-    Needs pytest-asyncio; the test is `async def` (marked `@pytest.mark.asyncio` in
-    strict mode). Commits by the code under test are rolled back too. Factories do not
-    write through it: use `Factory.build()` and `session.add`, or
-    `await session.run_sync(...)` with `bound_session`.
-    """
+    """An `AsyncSession` on the empty Celestra schema, rolled back after the test, commits
+    included. Needs pytest-asyncio (`@pytest.mark.asyncio` in strict mode). Factories do
+    not write through it: `session.add(Factory.build())`, or `await session.run_sync(...)`
+    with `bound_session`."""
     seed = scenario_of(request.node).seed
     reseed_factories(seed, request.node.nodeid, "celestra_async_session")
     database = _celestra_empty_database
-    engine = _celestra_async_engines.of(database)
-    async with isolated_async_session(request, database, engine) as session:
+    async with isolated_async_session(request, database, _celestra_async_engines) as session:
         yield session
 
 
@@ -163,15 +138,11 @@ async def celestra_async_seeded_db(
     _celestra_seeded_databases: SeededDatabases,
     _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
-    """An `AsyncSession` on the whole scenario, rolled back after the test.
-
-    The scenario of `celestra_seeded_db`: the run's, or the one a
-    `@pytest.mark.celestra` marker asks for. Otherwise as `celestra_async_session`.
-    """
+    """An `AsyncSession` on the scenario of `celestra_seeded_db` (the run's, or its
+    `@pytest.mark.celestra`), otherwise as `celestra_async_session`."""
     scenario = scenario_of(request.node)
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
     database = _celestra_seeded_databases.database(scenario)
-    engine = _celestra_async_engines.of(database)
-    async with isolated_async_session(request, database, engine) as session:
+    async with isolated_async_session(request, database, _celestra_async_engines) as session:
         yield session

@@ -1,14 +1,10 @@
 """What the terminal shows while a template is built, and the run's list of builds.
 
-A build that takes longer than
-[`QUIET_SECONDS`][pytest_celestra.plugin.build_progress.QUIET_SECONDS]
-prints a line every [`EVERY_SECONDS`][pytest_celestra.plugin.build_progress.EVERY_SECONDS] saying
-what is being built and how far it is (the table and rows so far for a volume, the
-statements so far for a scenario of yours), then a line when it is done. Every build,
-short or long, is listed in the run's summary with its rows and seconds.
-
-Under pytest-xdist a worker's output never reaches the terminal while it runs, so workers
-print nothing live; their builds are listed in the summary, each with its worker's id.
+A build longer than [`QUIET_SECONDS`][pytest_celestra.plugin.build_progress.QUIET_SECONDS]
+prints how far it is every
+[`EVERY_SECONDS`][pytest_celestra.plugin.build_progress.EVERY_SECONDS], then a line when done.
+Every build is listed in the run's summary with its rows and seconds (an xdist worker's,
+which prints nothing live, with the worker's id).
 """
 
 from __future__ import annotations
@@ -70,12 +66,7 @@ class BuildProgress:
         if reporter is None:
             return False
         capture: Any = plugins.get_plugin("capturemanager")
-        disabled = (
-            capture.global_and_fixture_disabled()
-            if capture is not None
-            else contextlib.nullcontext()
-        )
-        with disabled:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.ensure_newline()
             reporter.write_line(line)
         return True

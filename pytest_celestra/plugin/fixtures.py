@@ -4,22 +4,17 @@ Databases are made only when a test asks for them: `celestra_session` clones the
 schema, `celestra_seeded_db` the seeded scenario; each test then runs in a transaction
 that is rolled back, so per-test cost does not grow with the volume.
 
-What connections you open yourself (through `celestra_engine`, `celestra_dsn` and
-their seeded twins) can see: everything committed in the database, that is the template's
-rows; not the rows a test writes through `celestra_session`/`celestra_seeded_db`,
-which stay uncommitted and are rolled back. What such connections commit stays for the
-rest of the run, for every later test of that process.
+Connections you open yourself (`celestra_engine`, `celestra_dsn` and their seeded twins)
+see what is committed, the template's rows, not what a test writes through a session
+fixture; what they commit stays for every later test of that process.
 
-Factory data is reproducible: the fixtures that bind a session reseed factory_boy's and
-Faker's shared random generator, and reset the factories' sequences, from the run's
-`--celestra-seed` and the test's node id, and the plugin reseeds once more right before
-the test function runs (after pytest-randomly's own reseeding). So a test makes the same
-rows whatever order the tests run in, under xdist or pytest-randomly, and other rows
-under another seed.
+Factory data is reproducible: the session fixtures reseed factory_boy's and Faker's random
+generator and reset the factories' sequences from `--celestra-seed` and the test's node id,
+and again right before the test function runs (after pytest-randomly's reseeding), so a
+test makes the same rows in any order, under xdist or pytest-randomly.
 
-Importing this module is cheap (the plugin registers it in every run): SQLAlchemy, the
-database manager and the factories are imported by the fixtures that need them, when a
-test first asks for one.
+Cheap to import: SQLAlchemy, the database manager and the factories are imported by the
+fixtures that need them.
 """
 
 from __future__ import annotations
@@ -39,7 +34,7 @@ import pytest
 from pytest_celestra.db.drift import RowRejectedError, SchemaDriftError
 from pytest_celestra.db.server import start_server
 from pytest_celestra.errors import ConfigError, RuleError, ServerError
-from pytest_celestra.plugin.run_info import CONFIG_KEY, RUN_KEY, SCENARIO_KEY, RunInfo, scenario_of
+from pytest_celestra.plugin.run_info import CONFIG_KEY, RUN_KEY, RunInfo, scenario_of
 from pytest_celestra.schema.tables import ENTITIES, MODEL_NAMES_IN_FK_ORDER
 from pytest_celestra.urls import libpq_url
 
@@ -60,9 +55,6 @@ if TYPE_CHECKING:
     from pytest_celestra.schema.app_rules import SchemaRules
     from pytest_celestra.schema.volumes import Volume
 
-# Importable from here too, as they were.
-__all__ = ["CONFIG_KEY", "RUN_KEY", "SCENARIO_KEY", "RunInfo", "scenario_of"]
-
 SESSION_FIXTURES = frozenset(
     {
         "celestra_session",
@@ -75,27 +67,23 @@ SESSION_FIXTURES = frozenset(
 """The fixtures that give a test a session (and so reseed its factories)."""
 
 
-def _concrete_factories(base: type[Any]) -> Iterator[type[Any]]:
+def concrete_factories(base: type[Any] | None = None) -> Iterator[type[Any]]:
+    """Every subclass of `CelestraFactory` (or `base`) alive now, but the abstract ones."""
+    from pytest_celestra.rows.factories import CelestraFactory
     from pytest_celestra.rows.factory_internals import is_abstract
 
-    for subclass in base.__subclasses__():
+    for subclass in (base or CelestraFactory).__subclasses__():
         if not is_abstract(subclass):
             yield subclass
-        yield from _concrete_factories(subclass)
+        yield from concrete_factories(subclass)
 
 
 def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
-    """Seed the factories' random generator from `seed`, `nodeid` and `phase`.
-
-    `phase` tells apart the reseeds of one test (each fixture's, the test call's), so
-    they draw different values (ids that do not collide). Phases other than `call`
-    also restart the sequences of every factory (our own and their subclasses, e.g.
-    the numbers that keep emails unique), so they too are the same in any test order.
-    """
+    """Seed the factories' random generator from `seed`, `nodeid` and `phase` (which tells
+    apart the reseeds of one test, so their ids do not collide). Phases other than `call`
+    also restart every factory's sequences, so they too are the same in any test order."""
     import factory.random
     import faker.generator
-
-    from pytest_celestra.rows.factories import CelestraFactory
 
     # What factory.random.reseed_random does, seeded with 64 bits of a hash: an integer
     # seeds the generator several times faster than the text itself.
@@ -105,7 +93,7 @@ def reseed_factories(seed: int, nodeid: str, phase: str) -> None:
     factory.random.randgen.state_set = True  # type: ignore[attr-defined]
     faker.generator.random.seed(number)
     if phase != "call":
-        for factory_class in _concrete_factories(CelestraFactory):
+        for factory_class in concrete_factories():
             factory_class.reset_sequence(0, force=True)
 
 
@@ -127,35 +115,24 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
     return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
 
 
-def collect_rules(config: pytest.Config) -> SchemaRules:
-    """The rules of every `pytest_celestra_schema_rules` implementation of the run."""
-    from pytest_celestra.schema.app_rules import SchemaRules
-
-    rules = SchemaRules()
-    hook: Any = config.hook
-    hook.pytest_celestra_schema_rules(rules=rules, config=config)
-    return rules
-
-
 @contextlib.contextmanager
 def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseManager]:
-    """Start or reach the run's server; the template cache on it. Raises ServerError.
-
-    `workdir` holds the data directory of a throwaway local server.
-    """
+    """Start or reach the run's server (a throwaway one's data in `workdir`); the template
+    cache on it. Raises ServerError."""
     from pytest_celestra.db.database import Budget, DatabaseManager
     from pytest_celestra.db.seeding import Seeder
     from pytest_celestra.plugin.build_progress import BuildProgress
+    from pytest_celestra.schema.app_rules import SchemaRules
 
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     server = start_server(celestra, workdir)
-    schema = schema_setup(config)
-    rules = run.rules = collect_rules(config)
+    run.rules = SchemaRules()
+    config.hook.pytest_celestra_schema_rules(rules=run.rules, config=config)
     manager = DatabaseManager(
         server,
-        schema,
-        Seeder(rules),
+        schema_setup(config),
+        Seeder(run.rules),
         run_id=run.run_id,
         worker=run.worker,
         rebuild=celestra.rebuild.value,
@@ -184,14 +161,10 @@ def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
     from pytest_celestra.db.database import kept_databases
     from pytest_celestra.db.server import connect
 
-    if server.kind is not ServerMode.EMBEDDED:
-        server.stop()
-        return
-    try:
-        with connect(server.url, autocommit=True) as admin:
+    kept = []
+    if server.kind is ServerMode.EMBEDDED:
+        with contextlib.suppress(psycopg.Error), connect(server.url, autocommit=True) as admin:
             kept = kept_databases(admin)
-    except psycopg.Error:
-        kept = []
     if not kept:
         server.stop()
         return
@@ -213,12 +186,13 @@ def _celestra_databases(
             manager = stack.enter_context(
                 open_databases(request.config, tmp_path_factory.mktemp("celestra-server"))
             )
-        except ServerError as error:
+        except (ServerError, ConfigError) as error:  # ConfigError: a rule it cannot use
             # One clear message and a stop, rather than the same error for every test.
-            request.session.shouldstop = "pytest-celestra has no database server (see above)"
-            raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
-        except ConfigError as error:  # a rule of pytest_celestra_schema_rules it cannot use
-            request.session.shouldstop = "pytest-celestra cannot use your schema rules (see above)"
+            request.session.shouldstop = (
+                "pytest-celestra has no database server (see above)"
+                if isinstance(error, ServerError)
+                else "pytest-celestra cannot use your schema rules (see above)"
+            )
             raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
         yield manager
 
@@ -228,22 +202,17 @@ def _server_error_as_failure() -> Iterator[None]:
     """A server lost while making a database: one line, not the driver's traceback."""
     try:
         yield
-    except SchemaDriftError as error:
+    except (SchemaDriftError, ServerError, RowRejectedError, RuleError) as error:
         failure = pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False)
-        failure.celestra_drift = True  # type: ignore[attr-defined]  # shown once: row_reports
+        # A drift report is shown in full once (row_reports).
+        failure.celestra_drift = isinstance(error, SchemaDriftError)  # type: ignore[attr-defined]
         raise failure from None
-    except (ServerError, RowRejectedError, RuleError) as error:
-        raise pytest.fail.Exception(f"pytest-celestra: {error}", pytrace=False) from None
 
 
 class RollbackDatabase:
-    """One database of this process whose tests roll back: the database, its engine, and
-    the one connection that the per-test sessions on it share (each test begins a
-    transaction on it and rolls it back).
-
-    `create(name)` clones the database from its template (under `name` when given);
-    a [`ServerError`][pytest_celestra.errors.ServerError] it raises is the caller's to
-    report. The fixtures and `--celestra-lint` both use it.
+    """A database of this process whose tests roll back: its engine and the one connection
+    the per-test sessions share. `create(name)` clones it from its template (under `name`
+    when given). The fixtures and `--celestra-lint` both use it.
     """
 
     def __init__(
@@ -261,8 +230,8 @@ class RollbackDatabase:
         self._guard: IsolationGuard | None = None
 
     def connection(self) -> tuple[Connection, IsolationGuard]:
-        """The shared connection and its guard; opened on first use, and again when the
-        server closed it (a restart, a terminated backend) or it failed."""
+        """The shared connection and its guard; opened again when the server closed it or
+        it failed."""
         connection = self._connection
         if connection is None or connection.invalidated or _hung_up(connection):
             self._close_connection(invalidate=True)  # not back into the pool
@@ -272,8 +241,7 @@ class RollbackDatabase:
         return connection, self._guard
 
     def _connect(self) -> Connection:
-        """A new connection of the engine; a server out of connection slots is one
-        failure naming its limit, not the driver's traceback."""
+        """A new connection; a server out of slots is one failure naming its limit."""
         from sqlalchemy.exc import DBAPIError, OperationalError
 
         from pytest_celestra.db.server import too_many_clients
@@ -289,7 +257,6 @@ class RollbackDatabase:
         raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
 
     def _connect_error(self, error: DBAPIError) -> ServerError:
-        """One line, scrubbed: never the driver's traceback."""
         from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
 
         cause = error_text(error.orig or error, secrets_of(self.url))
@@ -302,7 +269,7 @@ class RollbackDatabase:
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
         """A rolled-back session for one test; a test that ends its transaction fails at
-        teardown, and the database is replaced before the next test."""
+        teardown, and the database is replaced."""
         with _server_error_as_failure():
             connection, guard = self.connection()
         try:
@@ -315,18 +282,14 @@ class RollbackDatabase:
         self.escaped(request, escape)
 
     def escaped(self, request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-        """Replace this database if the test may have changed it, then fail the test
-        that ended its transaction or left state behind."""
+        """Replace this database if the test may have changed it, then fail the test."""
         if escape.replace:
             self.replace()
         fail_escaped(request, escape)
 
     def replace(self) -> None:
-        """Drop this database, damaged by a test, and clone it again under the same name.
-
-        Connections to it are cut, ours and any others (DROP DATABASE ... FORCE); the
-        engine reconnects.
-        """
+        """Drop this database, damaged by a test (cutting every connection to it), and
+        clone it again under the same name."""
         self._close_connection()
         self.engine.dispose()
         self.manager.discard(self.url)
@@ -341,7 +304,6 @@ class RollbackDatabase:
             self._connection = self._guard = None
 
     def close(self) -> None:
-        """Dispose of the engine and drop (or keep) the database."""
         self._close_connection()
         self.engine.dispose()
         kept = self.manager.release(self.url)
@@ -350,8 +312,8 @@ class RollbackDatabase:
 
 
 def _hung_up(connection: Connection) -> bool:
-    """Whether the server closed this idle connection, told without a round trip: an idle
-    connection has nothing to read unless the server said goodbye (or it is closed)."""
+    """Whether the server closed this idle connection, without a round trip: an idle
+    connection has nothing to read unless the server said goodbye."""
     if connection.closed:
         return True
     try:
@@ -363,10 +325,8 @@ def _hung_up(connection: Connection) -> bool:
 
 
 def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
-    """A function that prints a line of ours at once, on the terminal even while pytest
-    captures output (as `capsys.disabled()` does); from an xdist worker it reaches the
-    terminal through the worker's inherited standard error. Lines from other threads
-    than the main one are left out (the run's summary still has them)."""
+    """Prints a line at once, past pytest's capture (an xdist worker's reaches the terminal
+    through its inherited stderr); only from the main thread (the summary has the rest)."""
     import sys
     import threading
 
@@ -394,12 +354,9 @@ def _celestra_empty_database(
 
 @pytest.fixture(scope="session")
 def celestra_engine(_celestra_empty_database: RollbackDatabase) -> Engine:
-    """Engine of this process's database with the empty Celestra schema (session scope).
-
-    For code under test that opens its own connections. They see what is committed (no
-    rows); not what a test writes through `celestra_session`. What they commit stays
-    for later tests.
-    """
+    """Engine of this process's database with the empty Celestra schema (session scope),
+    for code that opens its own connections: they see no rows, not what a test writes through
+    `celestra_session`, and what they commit stays for later tests."""
     return _celestra_empty_database.engine
 
 
@@ -417,13 +374,11 @@ def empty_database(manager: DatabaseManager, run: RunInfo) -> RollbackDatabase:
 
 
 def note_schema_differences(database: RollbackDatabase, run: RunInfo) -> None:
-    """Add the schema's differences that do not break seeding to the run's summary,
-    once per process, from the first database it uses. The build that found them may
-    have been an earlier run's (the template was cached): they are read again here,
-    a few catalog queries."""
-    if "schema notes" in run.reported:
+    """Add the schema's differences that do not break seeding to the run's summary, once
+    per process; read again here, as a cached template was found by an earlier run."""
+    if run.schema_noted:
         return
-    run.reported.add("schema notes")
+    run.schema_noted = True
     from pytest_celestra.db.drift import compare
     from pytest_celestra.rows.loader import COLUMNS, raw_connection
     from pytest_celestra.schema.app_rules import SchemaRules
@@ -461,22 +416,17 @@ class SeededDatabases:
             note_schema_differences(self.databases[scenario], self.run)
         return self.databases[scenario]
 
-    def engine(self, scenario: ScenarioSettings) -> Engine:
-        """Engine of the database holding `scenario`."""
-        return self.database(scenario).engine
-
     def rows(self, scenario: ScenarioSettings) -> Mapping[str, int]:
         """Rows of each Celestra table committed in the database of `scenario`."""
         if scenario not in self._rows:
             tables = list(scenario.volume.counts)
             counts = ", ".join(f"(SELECT count(*) FROM {table})" for table in tables)
-            with self.engine(scenario).connect() as connection:
+            with self.database(scenario).engine.connect() as connection:
                 row = connection.exec_driver_sql(f"SELECT {counts}").one()
             self._rows[scenario] = MappingProxyType(dict(zip(tables, row, strict=True)))
         return self._rows[scenario]
 
     def close(self) -> None:
-        """Dispose of the engines and drop (or keep) the databases."""
         with contextlib.ExitStack() as stack:
             for database in self.databases.values():
                 stack.callback(database.close)
@@ -513,14 +463,10 @@ def ensure_scenario_template(request: pytest.FixtureRequest, scenario: ScenarioS
 def celestra_seeded_engine(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> Engine:
-    """Engine of this process's database holding the run's scenario (session scope).
-
-    For code under test that opens its own connections. They see the committed scenario;
-    not what a test writes through `celestra_seeded_db`. What they commit stays for
-    later tests. Always the run's `--celestra-volume`/`--celestra-seed`, whatever a
-    test's `@pytest.mark.celestra` says.
-    """
-    return _celestra_seeded_databases.engine(request.config.stash[CONFIG_KEY].scenario)
+    """Engine of this process's database holding the run's scenario (session scope), as
+    `celestra_engine` is of the empty one; always the run's, whatever a test's
+    `@pytest.mark.celestra` says."""
+    return _celestra_seeded_databases.database(request.config.stash[CONFIG_KEY].scenario).engine
 
 
 @pytest.fixture(scope="session")
@@ -560,24 +506,21 @@ SELECT ARRAY(SELECT CASE objsubid WHEN 1 THEN ((classid::bigint << 32) | objid::
 CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *;
 SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES
 """
-"""After the test's rollback: the advisory locks the connection still holds (session
-locks: the transaction's went with it) and the database's prepared transactions; then
-the reset connection poolers do (`DISCARD ALL`, which cannot share one message)."""
+"""After the test's rollback: the session advisory locks still held and the database's
+prepared transactions; then the reset poolers do (`DISCARD ALL` cannot share a message)."""
 
 
 class IsolationGuard:
-    """Notices when the transaction a test runs in is ended by the test (COMMIT, ROLLBACK,
-    COMMIT AND CHAIN, PREPARE TRANSACTION, ...) and what a test leaves in its session.
+    """Notices when a test ends the transaction it runs in (COMMIT, ROLLBACK, COMMIT AND
+    CHAIN, PREPARE TRANSACTION, ...).
 
-    Two views. The driver's transaction status, which the server sends with every reply,
-    costs no round trip: once the test's transaction has begun, the connection is never
-    outside a transaction until the plugin rolls it back. It is checked after each
-    statement (a COMMIT followed by more statements would otherwise be hidden by the new
-    transaction the driver begins for them), before each one, and at the end of the test.
-    The server's view catches what the status cannot (a transaction ended and another
-    begun in one reply): the plugin notes when the server says the test's transaction
-    began ([`open`][pytest_celestra.plugin.fixtures.IsolationGuard.open]) and compares at the
-    end ([`escaped`][pytest_celestra.plugin.fixtures.IsolationGuard.escaped]).
+    Two views. The driver's transaction status, sent with every reply, costs no round trip:
+    once the test's transaction has begun the connection is never idle until the plugin
+    rolls back. It is checked after each statement (more statements after a COMMIT would
+    hide it in a new transaction), before each one, and at the end. The server's view
+    catches a transaction ended and another begun in one reply: the plugin notes when the
+    server says the test's began ([`open`][pytest_celestra.plugin.fixtures.IsolationGuard.open])
+    and compares at the end ([`escaped`][pytest_celestra.plugin.fixtures.IsolationGuard.escaped]).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -588,28 +531,21 @@ class IsolationGuard:
         # libpq's own status, kept by the driver from each reply of the server.
         self._pgconn: Any = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
         self._url = connection.engine.url
-        self.begun = False
-        self.ended_by: str | None = None
-        self.started_at: datetime | None = None
-        event.listen(connection, "before_cursor_execute", self._before)
+        self.start()
+        event.listen(connection, "before_cursor_execute", lambda *_: self.ended())
         event.listen(connection, "after_cursor_execute", self._after)
 
     def start(self) -> None:
-        """A new test begins."""
         self.begun = False
-        self.ended_by = None
-        self.started_at = None
+        self.ended_by: str | None = None
+        self.started_at: datetime | None = None
 
     def open(self, connection: Connection) -> None:
-        """Begin the test's transaction now (after `connection.begin()`) and note when
-        the server says it began."""
+        """Begin the test's transaction (after `connection.begin()`); note when it began."""
         self.started_at = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar()
 
     def _is_idle(self) -> bool:
         return bool(self._pgconn.transaction_status == self._status.IDLE)
-
-    def _before(self, *_: object) -> None:
-        self.ended()
 
     def _after(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
         self.begun = True
@@ -617,15 +553,14 @@ class IsolationGuard:
             self.ended_by = statement
 
     def ended(self) -> str | None:
-        """What ended the test's transaction as the driver saw it, or None if it is open
-        (or never began)."""
+        """What ended the test's transaction as the driver saw it, or None."""
         if self.ended_by is None and self.begun and self._is_idle():
             self.ended_by = OUTSIDE_SQL
         return self.ended_by
 
     def escaped(self, connection: Connection) -> str | None:
-        """At the end of the test, before the rollback: what ended the transaction the
-        plugin began, as the driver or the server sees it; None if it is still open."""
+        """Before the rollback: what ended the test's transaction, as the driver or the
+        server sees it; None if it is still open."""
         ended = self.ended()
         if ended is not None or self.started_at is None:
             return ended
@@ -636,8 +571,8 @@ class IsolationGuard:
         return self.ended_by
 
     def _transaction_start(self, connection: Connection) -> datetime | str | None:
-        """When the connection's current transaction began, as the server says; None if
-        the server cannot say (the connection is broken: nothing of it stays)."""
+        """When the connection's transaction began, as the server says; None if it cannot
+        say (the connection is broken: nothing of it stays)."""
         import psycopg
         from sqlalchemy.exc import DBAPIError
 
@@ -666,12 +601,10 @@ class IsolationGuard:
 
 
 def reset_session(connection: Connection) -> None:
-    """After the test's rollback: reset what outlives a transaction in the connection's
-    session (prepared statements, settings, LISTEN, temporary tables, cursors, sequence
-    state, advisory locks) as connection poolers do. What a later test would trip over
-    and the test should hear of is raised as a `TransactionEscapedError`: session advisory
-    locks it still held (released now; `replace=False`), prepared transactions in the
-    database (these need a fresh database)."""
+    """After the test's rollback: reset what outlives a transaction in the session, as
+    connection poolers do. Raises `TransactionEscapedError` for what the test should hear
+    of: session advisory locks it held (released now; `replace=False`), prepared
+    transactions (these need a fresh database)."""
     import psycopg
 
     dbapi: Any = connection.connection.dbapi_connection
@@ -711,15 +644,11 @@ def rolled_back_session(
 ) -> Iterator[Session]:
     """A session in a transaction that is rolled back at the end, commits included.
 
-    The session joins an outer transaction through a savepoint, so `session.commit()`
-    in the code under test only releases a savepoint. Factories write into the session.
-    Both begin with the first statement; at the end one ROLLBACK undoes everything.
-
-    `bind` is an engine (a connection is opened for this session) or a connection (`guard`
-    watching it, if given). Raises
+    The session joins the outer transaction through a savepoint, so `session.commit()` only
+    releases a savepoint; factories write into it. `bind` is an engine or a connection
+    (`guard` watching it, if given). Raises
     [`TransactionEscapedError`][pytest_celestra.plugin.fixtures.TransactionEscapedError] at the end
-    if the code in between ended the outer transaction itself (a `COMMIT` statement): what
-    it committed stays in the database.
+    if the code ended the outer transaction itself (a `COMMIT` statement).
     """
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -755,9 +684,8 @@ def rolled_back_session(
 
 
 def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-    """Fail the test (at teardown) that ended the transaction of its fixture, or left
-    state in its connection's session that outlives its transaction: what it did, what
-    it caused, and what to use."""
+    """Fail the test (at teardown) that ended its fixture's transaction or left state in
+    the session: what it did, what it caused, and what to use."""
     fixture = request.fixturename or "celestra_session"
     nodeid, ended_by = request.node.nodeid, escape.ended_by
     if not escape.replace:
@@ -790,12 +718,9 @@ def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError
 def celestra_session(
     request: pytest.FixtureRequest, _celestra_empty_database: RollbackDatabase
 ) -> Iterator[Session]:
-    """A SQLAlchemy session on the empty Celestra schema, rolled back after the test.
-
-    Every factory `create()` in the test goes into it; so do the `celestra_<entity>`
-    fixtures. Commits made by the code under test are rolled back too. Factory data
-    depends only on `--celestra-seed` and the test, not on the order of the tests.
-    """
+    """A SQLAlchemy session on the empty Celestra schema, rolled back after the test,
+    commits included. Every factory `create()` and `celestra_<entity>` fixture writes into
+    it; their data depends only on `--celestra-seed` and the test."""
     reseed_factories(scenario_of(request.node).seed, request.node.nodeid, "celestra_session")
     with _celestra_empty_database.session(request) as session:
         yield session
@@ -805,15 +730,11 @@ def celestra_session(
 def celestra_seeded_db(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> Iterator[Session]:
-    """A SQLAlchemy session on the whole scenario (`--celestra-volume`), rolled back after.
+    """A SQLAlchemy session on the whole scenario (`--celestra-volume`), rolled back after,
+    as `celestra_session`. Seeding happens once (or never, when a cached template matches).
 
-    Factories' `create()` goes into it. Seeding happens once (or never, when a cached
-    template matches), not per test. Factory data depends only on `--celestra-seed` and
-    the test, not on the order of the tests.
-
-    `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module
-    (`pytestmark`) gives it that scenario instead, in a database of its own made once
-    per process.
+    `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module gives
+    it that scenario instead, in a database of its own made once per process.
     """
     if "celestra_session" in request.fixturenames:
         pytest.fail(
@@ -831,13 +752,14 @@ def celestra_seeded_db(
         yield session
 
 
-_RUN_SCENARIO_FIXTURES = ("celestra_seeded_engine", "celestra_seeded_dsn")
-
-
 def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
     """Fail a marked test that also uses the engine or DSN of the run's scenario."""
     run_scenario = request.config.stash[CONFIG_KEY].scenario
-    shared = [name for name in _RUN_SCENARIO_FIXTURES if name in request.fixturenames]
+    shared = [
+        name
+        for name in ("celestra_seeded_engine", "celestra_seeded_dsn")
+        if name in request.fixturenames
+    ]
     if scenario != run_scenario and shared:
         verb = "holds" if len(shared) == 1 else "hold"
         pytest.fail(
@@ -856,10 +778,9 @@ def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettin
 class CelestraScenario:
     """The scenario of a test's seeded database: what `celestra_scenario` gives.
 
-    `volume` is the resolved [`Volume`][pytest_celestra.schema.volumes.Volume] (`.name`, and
-    `.counts`, the rows per table it asks for), `seed` and `anchor` (the instant
-    every time column is relative to) are those the seeded database was built with:
-    the run's settings, or the test's `@pytest.mark.celestra`.
+    `volume` ([`Volume`][pytest_celestra.schema.volumes.Volume]: `.name`, `.counts`), `seed`
+    and `anchor` (the instant every time column is relative to) are those the database was
+    built with: the run's, or the test's `@pytest.mark.celestra`.
     """
 
     volume: Volume
@@ -872,11 +793,8 @@ class CelestraScenario:
 
     @property
     def rows(self) -> Mapping[str, int]:
-        """Rows of each Celestra table in the seeded database, as every test starts it.
-
-        Counted once per process and scenario, in the committed database (so not what
-        a test adds); the first use clones the seeded database if no test did yet.
-        """
+        """Rows of each Celestra table in the seeded database as every test starts it
+        (counted once per process and scenario)."""
         from pytest_celestra.config import ScenarioSettings
 
         return self._databases.rows(ScenarioSettings(self.volume, self.seed, self.builder))
@@ -887,8 +805,7 @@ def celestra_scenario(
     request: pytest.FixtureRequest, _celestra_seeded_databases: SeededDatabases
 ) -> CelestraScenario:
     """The volume, seed, anchor and row counts of the scenario `celestra_seeded_db` holds
-    for this test (its `@pytest.mark.celestra` marker's, else the run's):
-
+    for this test (its `@pytest.mark.celestra`'s, else the run's):
     ```python
     def test_users(celestra_seeded_db, celestra_scenario):
         assert celestra_scenario.rows["users"] == celestra_scenario.volume.counts["users"]
@@ -907,11 +824,7 @@ def celestra_scenario(
 # --- one fixture per table -------------------------------------------------------
 
 
-def _fixture_name(model: str) -> str:
-    return "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower()
-
-
-def _entity_fixture(model: str) -> Any:
+def _entity_fixture(name: str, model: str) -> Any:
     def entity(celestra_session: Session) -> Any:
         from pytest_celestra.rows import factories
 
@@ -919,32 +832,21 @@ def _entity_fixture(model: str) -> Any:
         celestra_session.flush()
         return instance
 
-    entity.__name__ = _fixture_name(model)
+    entity.__name__ = name
     entity.__doc__ = (
         f"One {model} ({dict(ENTITIES)[model]}) made by {model}Factory, with its "
         "whole parent chain, in celestra_session; rolled back after the test."
     )
-    return pytest.fixture(name=entity.__name__)(entity)
+    return pytest.fixture(name=name)(entity)
 
 
-celestra_company = _entity_fixture("Company")
-celestra_knowledge_type = _entity_fixture("KnowledgeType")
-celestra_user = _entity_fixture("User")
-celestra_agent = _entity_fixture("Agent")
-celestra_knowledge_base = _entity_fixture("KnowledgeBase")
-celestra_agent_knowledge_base = _entity_fixture("AgentKnowledgeBase")
-celestra_knowledge_source = _entity_fixture("KnowledgeSource")
-celestra_audit_log = _entity_fixture("AuditLog")
-celestra_failed_login = _entity_fixture("FailedLogin")
-celestra_invitation = _entity_fixture("Invitation")
-celestra_notification = _entity_fixture("Notification")
-celestra_password_history = _entity_fixture("PasswordHistory")
-celestra_user_lockout = _entity_fixture("UserLockout")
-celestra_user_session = _entity_fixture("UserSession")
-celestra_audit_change_log = _entity_fixture("AuditChangeLog")
-
-ENTITY_FIXTURES: dict[str, str] = {_fixture_name(model): model for model in MODEL_NAMES_IN_FK_ORDER}
+ENTITY_FIXTURES: dict[str, str] = {
+    "celestra_" + re.sub(r"(?<!^)(?=[A-Z])", "_", model).lower(): model
+    for model in MODEL_NAMES_IN_FK_ORDER
+}
 """`celestra_<entity>` fixture name -> model class name, for every table."""
+# Module attributes (celestra_company, celestra_user, ...): where pytest finds fixtures.
+globals().update({name: _entity_fixture(name, model) for name, model in ENTITY_FIXTURES.items()})
 
 
 # --- async fixtures when what they need is missing -------------------------------------
@@ -971,15 +873,12 @@ class AsyncFixturesUnavailable:
     def __init__(self, problem: str) -> None:
         self.problem = problem
 
-    def _fail(self, name: str) -> None:
-        pytest.fail(f"{name} needs {self.problem}.", pytrace=False)
-
     @pytest.fixture
     def celestra_async_session(self) -> None:
         """An AsyncSession on the empty schema; needs pytest-asyncio (not active here)."""
-        self._fail("celestra_async_session")
+        pytest.fail(f"celestra_async_session needs {self.problem}.", pytrace=False)
 
     @pytest.fixture
     def celestra_async_seeded_db(self) -> None:
         """An AsyncSession on the whole scenario; needs pytest-asyncio (not active here)."""
-        self._fail("celestra_async_seeded_db")
+        pytest.fail(f"celestra_async_seeded_db needs {self.problem}.", pytrace=False)

@@ -1,16 +1,13 @@
 """`pytest --celestra-lint`: create every factory and every trait against the real schema.
 
 Each case (a factory alone, or with one trait: `UserFactory(super_admin=True)`) runs
-`create()` in a savepoint of one transaction on a fresh copy of the empty schema (the
-database of `celestra_session`, with your schema hook if you have one), and is rolled
-back. A case that breaks a constraint is reported with the constraint's name.
+`create()` in a rolled-back savepoint on a fresh copy of the empty schema (that of
+`celestra_session`, with your schema hook if you have one); a broken constraint is named.
 
 Which factories: every concrete subclass of
-[`CelestraFactory`][pytest_celestra.rows.factories.CelestraFactory] that exists once pytest has
-collected
-the tests, that is, the 15 built-in ones and those your `conftest.py` files, test
-modules and what they import define at module level. Factories declared as abstract
-(`class Meta: abstract = True`) are skipped.
+[`CelestraFactory`][pytest_celestra.rows.factories.CelestraFactory] once pytest has collected
+the tests: the 15 built-in ones and those your `conftest.py` files, test modules and what
+they import define at module level (not `class Meta: abstract = True`).
 """
 
 from __future__ import annotations
@@ -30,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from pytest_celestra.db.drift import SchemaDriftError
 from pytest_celestra.errors import ServerError
+from pytest_celestra.plugin.fixtures import concrete_factories
 from pytest_celestra.rows.factories import ALL_FACTORIES, CelestraFactory, bound_session, traits_of
-from pytest_celestra.rows.factory_internals import is_abstract
 from pytest_celestra.urls import error_text
 
 if TYPE_CHECKING:
@@ -50,44 +47,13 @@ class LintCase:
     trait: str | None = None
 
     @property
-    def factory_name(self) -> str:
-        """`UserFactory`, or `module.Name` for a factory defined outside the plugin."""
-        cls = self.factory
-        if cls.__module__ == "pytest_celestra.rows.factories":
-            return cls.__qualname__
-        return f"{cls.__module__}.{cls.__qualname__}"
-
-    @property
     def label(self) -> str:
-        """`UserFactory` or `UserFactory(super_admin=True)`."""
-        return (
-            self.factory_name if self.trait is None else f"{self.factory_name}({self.trait}=True)"
-        )
-
-
-@dataclass(frozen=True)
-class LintResult:
-    """What one case did: `problem` None means it created its rows without error."""
-
-    case: LintCase
-    problem: str | None = None
-    constraint: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    def line(self) -> str:
-        """`OK   UserFactory` or `FAIL UserFactory(...): violates <constraint>: <message>`."""
-        if self.problem is None:
-            return f"OK   {self.case.label}"
-        return f"FAIL {self.case.label}: {self.problem}"
-
-
-def _subclasses(base: type[CelestraFactory]) -> Iterator[type[CelestraFactory]]:
-    for subclass in base.__subclasses__():
-        yield subclass
-        yield from _subclasses(subclass)
+        """`UserFactory`, `UserFactory(super_admin=True)`; `module.Name` if not built in."""
+        cls = self.factory
+        name = cls.__qualname__
+        if cls.__module__ != "pytest_celestra.rows.factories":
+            name = f"{cls.__module__}.{name}"
+        return name if self.trait is None else f"{name}({self.trait}=True)"
 
 
 def _still_loaded(cls: type, earlier: Collection[type]) -> bool:
@@ -103,21 +69,14 @@ def _still_loaded(cls: type, earlier: Collection[type]) -> bool:
     return found is cls
 
 
-def factory_classes() -> frozenset[type[CelestraFactory]]:
-    """Every subclass of `CelestraFactory` alive now."""
-    return frozenset(_subclasses(CelestraFactory))
-
-
 def factories_to_lint(earlier: Collection[type] = ()) -> list[type[CelestraFactory]]:
     """The built-in factories in FK order, then every other concrete subclass of a module
     loaded now, by name; of the classes made inside a function, those not in `earlier`
     (the factories alive before this run began: an earlier test's, in the same process)."""
     others = {
         subclass
-        for subclass in _subclasses(CelestraFactory)
-        if subclass not in ALL_FACTORIES
-        and not is_abstract(subclass)
-        and _still_loaded(subclass, earlier)
+        for subclass in concrete_factories()
+        if subclass not in ALL_FACTORIES and _still_loaded(subclass, earlier)
     }
     return [*ALL_FACTORIES, *sorted(others, key=lambda cls: (cls.__module__, cls.__qualname__))]
 
@@ -134,8 +93,8 @@ def lint_cases(factories: list[type[CelestraFactory]]) -> list[LintCase]:
     ]
 
 
-def _problem(error: Exception) -> tuple[str, str | None]:
-    """A one-line description of `error` and the name of the constraint it broke."""
+def _problem(error: Exception) -> str:
+    """A one-line description of `error`, naming the constraint it broke."""
     original = error.orig if isinstance(error, DBAPIError) and error.orig else error
     kind = type(original).__name__  # CheckViolation, UniqueViolation, ...
     if isinstance(original, psycopg.Error) and original.diag.constraint_name:
@@ -143,12 +102,10 @@ def _problem(error: Exception) -> tuple[str, str | None]:
         # The server's detail line quotes the row's values ("Key (email)=(...)", "Failing
         # row contains (...)"): name the column instead, never a value.
         where = f", column {diag.column_name}" if diag.column_name else ""
-        return f"violates {diag.constraint_name} ({kind} on {diag.table_name}{where})", (
-            diag.constraint_name
-        )
+        return f"violates {diag.constraint_name} ({kind} on {diag.table_name}{where})"
     if isinstance(original, psycopg.Error) and original.diag.message_primary:
-        return f"{kind}: {' '.join(original.diag.message_primary.split())}", None
-    return f"{kind}: {error_text(original)}", None
+        return f"{kind}: {' '.join(original.diag.message_primary.split())}"
+    return f"{kind}: {error_text(original)}"
 
 
 def run_lint(
@@ -156,11 +113,9 @@ def run_lint(
     cases: list[LintCase],
     reseed: Callable[[LintCase], None] = lambda case: None,
     rules: SchemaRules | None = None,
-) -> Iterator[LintResult]:
-    """Create each case in a savepoint of `connection`'s transaction, which it rolls back.
-
-    `reseed` is called before each case, so its data does not depend on the others.
-    """
+) -> Iterator[tuple[LintCase, str | None]]:
+    """Create each case in a savepoint of `connection`'s transaction, which it rolls back
+    (`reseed` before each); yield it with its problem, None if it made its rows."""
     transaction = connection.begin()
     try:
         # Deferrable constraints of a user's schema fire per statement, not at a commit.
@@ -174,30 +129,23 @@ def run_lint(
                     case.factory.create(**kwargs)
                     session.flush()
             except Exception as error:
-                problem, constraint = _problem(error)
-                yield LintResult(case, problem, constraint)
+                yield case, _problem(error)
             else:
-                yield LintResult(case)
+                yield case, None
             finally:
                 session.close()  # rolls back the case's savepoint
     finally:
         transaction.rollback()
 
 
-# --- the pytest mode ------------------------------------------------------------------
-
-
 class LintMode:
-    """Registered by the plugin for `pytest --celestra-lint`: lint instead of testing.
-
-    Tests are collected (so the factories of your conftest and test modules exist) but
-    not run. The exit status is 0 when every case passes, 1 otherwise.
-    """
+    """Registered for `pytest --celestra-lint`: tests are collected (so your factories
+    exist), not run; exit status 0 when every case passes, else 1."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.failed: int | None = None  # None until the lint has run
-        self.earlier = factory_classes()  # before collection: not this run's own
+        self.earlier = frozenset(concrete_factories())  # before collection: not this run's
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -218,9 +166,12 @@ class LintMode:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.failed else 0
 
     def write(self, line: str, **markup: bool) -> None:
-        reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(line, **markup)
+        if self.reporter is not None:
+            self.reporter.write_line(line, **markup)
+
+    @property
+    def reporter(self) -> Any:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
 
     def lint(self) -> int:
         """Lint every case, print one line each and a summary; the number that failed."""
@@ -229,9 +180,8 @@ class LintMode:
 
         factories = factories_to_lint(self.earlier)
         cases = lint_cases(factories)
-        reporter: Any = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
+        if self.reporter is not None:
+            self.reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
         seed = self.config.stash[CONFIG_KEY].seed.value
         run = self.config.stash[RUN_KEY]
         failed = 0
@@ -243,14 +193,16 @@ class LintMode:
                 contextlib.closing(empty_database(manager, run)) as database,
             ):
                 connection, _ = database.connection()
-                for result in run_lint(
+                for case, problem in run_lint(
                     connection,
                     cases,
                     lambda case: reseed_factories(seed, "celestra-lint", case.label),
                     run.rules,
                 ):
-                    failed += not result.ok
-                    self.write(result.line(), green=result.ok, red=not result.ok)
+                    ok = problem is None
+                    failed += not ok
+                    line = f"OK   {case.label}" if ok else f"FAIL {case.label}: {problem}"
+                    self.write(line, green=ok, red=not ok)
         except (ServerError, SchemaDriftError) as error:
             self.write(f"pytest-celestra: {error}", red=True)
             return max(failed, 1)

@@ -1,11 +1,10 @@
 """Tracebacks of a refused row without the rows' values.
 
-pytest's long tracebacks print the arguments of every frame, and the frames between a
-test and a factory's INSERT hold the row's values (a password hash among them). For a
-[`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError], and for a rule of yours that
-failed making one ([`RuleError`][pytest_celestra.errors.RuleError]), the report is
-redrawn without them (and without locals, even under `-l`); the message names the table,
-column, constraint, rule and factory instead.
+pytest's long tracebacks print every frame's arguments, and the frames between a test and
+a factory's INSERT hold the row's values (a password hash among them). For a
+[`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] or a failed rule of yours
+([`RuleError`][pytest_celestra.errors.RuleError]) the report is redrawn without them (and
+without locals, even under `-l`); the message names table, column, constraint and rule.
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ def _outside_pytest(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
 
 
 def _callers(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
-    """The frames of the test and your code, down to the call into the plugin: a rule's
-    error is about your rule, and the plugin's and SQLAlchemy's frames between say
-    nothing about it."""
+    """The frames of the test and your code, down to the call into the plugin (whose and
+    SQLAlchemy's frames say nothing about your rule)."""
     package = str(Path(__file__).parent.parent)
     traceback = _outside_pytest(excinfo)
     kept = traceback.filter(

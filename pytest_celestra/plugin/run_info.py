@@ -13,12 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.config import (
-    MAX_SEED,
-    SPECS,
-    CelestraConfig,
-    ScenarioSettings,
-)
+from pytest_celestra.config import MAX_SEED, SPECS, CelestraConfig, ScenarioSettings
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.schema.volumes import VOLUME_HELP, Volume
 
@@ -37,10 +32,7 @@ CONFIG_KEY = pytest.StashKey[CelestraConfig]()
 @dataclass
 class RunInfo:
     """What this process shares with the other processes of the run (xdist workers).
-
-    `day` is the run's day (UTC), decided once by the main process; the scenario's
-    [`anchor_for`][pytest_celestra.rows.scenario.anchor_for] turns it into the anchor.
-    """
+    `day` is the run's day (UTC), decided once by the main process."""
 
     run_id: str
     worker: str
@@ -48,17 +40,17 @@ class RunInfo:
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """One line per template rebuilt because it was not what its key says, and the like."""
-    reported: set[str] = field(default_factory=set)
-    """What this process has said once and will not repeat (`"schema notes"`)."""
+    schema_noted: bool = False
+    """Whether this process added the schema's differences to `notes` (once)."""
     builds: list[str] = field(default_factory=list)
     """One line per template this run built: what, rows, seconds (and the xdist worker)."""
     rules: SchemaRules | None = None
-    """The description of the schema (your `pytest_celestra_schema_rules`), once the
-    first fixture that needs a database collected it; handed to every session."""
+    """Your `pytest_celestra_schema_rules`, once the first database fixture collected them."""
 
     @property
     def anchor(self) -> datetime:
-        """The instant every time column of the run's scenarios is relative to."""
+        """The instant every time column of the run's scenarios is relative to
+        ([`anchor_for`][pytest_celestra.rows.scenario.anchor_for] of `day`)."""
         from pytest_celestra.rows.scenario import anchor_for
 
         return anchor_for(self.day)
@@ -74,9 +66,6 @@ SCENARIO_KEY = pytest.StashKey[ScenarioSettings]()
 def scenario_of(item: pytest.Item) -> ScenarioSettings:
     """The scenario `celestra_seeded_db` holds for `item`: its markers', else the run's."""
     return item.stash.get(SCENARIO_KEY, None) or item.config.stash[CONFIG_KEY].scenario
-
-
-# --- the celestra marker ------------------------------------------------------------
 
 
 MARKER = "celestra"
@@ -121,8 +110,8 @@ def scenario_from_marks(
 ) -> ScenarioSettings:
     """The scenario of a test marked `marks` (closest first), else `default`'s values.
 
-    Every argument of every mark is checked with the converters of the settings, so a
-    bad one raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming the allowed values.
+    Every argument is checked with the settings' converters: a bad one raises
+    [`ConfigError`][pytest_celestra.errors.ConfigError] naming the allowed values.
     `find_scenario` turns a `scenario=` argument into your scenario (or raises).
     """
     found: dict[str, Any] = {}

@@ -1,31 +1,23 @@
 """`celestra_transactional_db`, `_engine`, `_dsn`: commits are real, and gone after the test.
 
-Each test that asks for one of them gets a database holding the whole scenario, in which
-it may commit from any connection (code under test with its own engine, threads,
-subprocesses). Nothing it commits reaches another test. How, chosen by measurement
-(`benchmarks/bench_transactional.py`): cloning a template takes 50-1,000 ms on a busy
-server and dropping a database forces a checkpoint on PostgreSQL 15 (seconds when other
-sessions write), far more than a test, so
+Each test gets a database holding the whole scenario, in which it may commit from any
+connection (its own engines, threads, subprocesses); nothing reaches another test. Cloning
+takes 50-1,000 ms on a busy server and a drop forces a checkpoint on PostgreSQL 15, far
+more than a test (`benchmarks/bench_transactional.py`), so
 
 * clones are made **ahead**, two per scenario, by a background thread of this process;
 * every clone gets a copy of each table (schema `celestra_pristine`) and **change
-  tracking**: a statement trigger on each table records that it was written to. After a
-  test, other sessions on its database are ended and one query reads the triggers' record,
-  a fingerprint of the catalogs (DDL, comments, grants, large objects), the sequence
-  values, the database's settings and prepared transactions;
-* a database nothing was committed to is **reused** by the next test of the same scenario
-  (it holds exactly what a fresh clone holds);
-* one whose tables only had rows written is **restored** by the background thread (those
-  tables, and the tables referencing them, emptied and reloaded from the copies) while
-  the next test runs on another clone; any other change gets it **dropped** there.
+  tracking** (a statement trigger per table). After a test, other sessions on its database
+  are ended and one query reads the triggers' record and a fingerprint of the catalogs,
+  sequences, settings and prepared transactions;
+* a database nothing was committed to is **reused** by the next test of its scenario;
+* one whose tables only had rows written is **restored** in the background (those tables
+  and the ones referencing them reloaded from the copies); any other change gets it
+  **dropped** there.
 
-So a test that only reads costs one query; one that writes costs its tables' reload, done
-while later tests run.
-
-A test that fails or errors never leaves its database to another test. With
-`--celestra-keep` every test's database is kept and listed. Databases are created
-through [`DatabaseManager`][pytest_celestra.db.database.DatabaseManager], so they carry the plugin's
-comment and are swept like its other test databases if a run is killed.
+A test that fails never leaves its database to another. With `--celestra-keep` every
+test's database is kept and listed. Databases are made by
+[`DatabaseManager`][pytest_celestra.db.database.DatabaseManager], so a killed run's are swept.
 """
 
 from __future__ import annotations
@@ -59,8 +51,7 @@ if TYPE_CHECKING:
 AHEAD = 2
 """Clones made ahead per scenario: enough for a test that writes, while the next is made."""
 STRATEGY = "WAL_LOG"
-"""`CREATE DATABASE` strategy: on PostgreSQL 15 WAL_LOG beat FILE_COPY, whose two
-checkpoints cost 100-2,000 ms on a server other sessions write to (see the benchmark)."""
+"""On PostgreSQL 15 WAL_LOG beat FILE_COPY, whose checkpoints cost 100-2,000 ms (benchmark)."""
 
 TRACKING_SCHEMA = "celestra_tracking"
 PRISTINE_SCHEMA = "celestra_pristine"
@@ -106,30 +97,15 @@ BEGIN
 END $$;
 """
 """A copy of each table, then statement triggers (fired even under
-`session_replication_role = replica`) on every table, copies included, that record
-which ones were written to; installed in each clone before a test gets it."""
-_OBJECT_COLUMNS = {
-    "pg_aggregate": "aggfnoid",
-    "pg_attribute": "attrelid",
-    "pg_description": "objoid",
-    "pg_foreign_table": "ftrelid",
-    "pg_index": "indexrelid",
-    "pg_inherits": "inhrelid",
-    "pg_init_privs": "objoid",
-    "pg_largeobject": "loid",
-    "pg_partitioned_table": "partrelid",
-    "pg_range": "rngtypid",
-    "pg_seclabel": "objoid",
-    "pg_sequence": "seqrelid",
-    "pg_subscription_rel": "srrelid",
-    "pg_ts_config_map": "mapcfg",
-}
-"""Catalogs without an `oid` column -> the column naming the object a row is about, so
-that only user objects' rows are read (by index). A catalog that has neither (a new one,
-`pg_depend`) is read whole."""
-_OBJECT_COLUMN_ROWS = ", ".join(
-    f"('{table}', '{column}')" for table, column in _OBJECT_COLUMNS.items()
-)
+`session_replication_role = replica`) on every table, copies included."""
+_OBJECT_COLUMN_ROWS = """
+    ('pg_aggregate', 'aggfnoid'), ('pg_attribute', 'attrelid'), ('pg_description', 'objoid'),
+    ('pg_foreign_table', 'ftrelid'), ('pg_index', 'indexrelid'), ('pg_inherits', 'inhrelid'),
+    ('pg_init_privs', 'objoid'), ('pg_largeobject', 'loid'), ('pg_range', 'rngtypid'),
+    ('pg_partitioned_table', 'partrelid'), ('pg_seclabel', 'objoid'), ('pg_sequence', 'seqrelid'),
+    ('pg_subscription_rel', 'srrelid'), ('pg_ts_config_map', 'mapcfg')"""
+"""Catalogs without an `oid` column -> the column naming a row's object, so only user
+objects' rows are read (by index); a catalog with neither (`pg_depend`) is read whole."""
 _UNSETTLED = ("pg_statistic", "pg_statistic_ext_data")
 """Catalogs the server rewrites by itself (autovacuum's ANALYZE): not what a test made."""
 FINGERPRINT_FUNCTION = f"{TRACKING_SCHEMA}.fingerprint"
@@ -173,24 +149,19 @@ BEGIN
         END $body$ $rest$;
 END $$;
 """
-"""A function whose value changes whenever anything but the tracked tables' rows changes
-(PL/pgSQL, so its plan is made once per session). It is written from the catalog as a
-whole, not from a list of the kinds of object a test might make: every catalog of the
-database (a changed row gets a newer `xmin`, a dropped one lowers the count; only user
-objects, oid >= 16384, are read where an index allows it), and what shared catalogs
-hold about the database: its own row and comment, its settings, replication slots,
-subscriptions and prepared transactions; then the sequences' values."""
+"""A function (PL/pgSQL: planned once per session) whose value changes whenever anything
+but the tracked tables' rows changes. Written from the catalog as a whole, not a list of
+object kinds: every catalog (a changed row gets a newer `xmin`, a dropped one lowers the
+count), what shared catalogs hold about the database, and the sequences' values."""
 INSTALL_TRACKING = _INSTALL_COPIES_AND_TRIGGERS + INSTALL_FINGERPRINT
 """Installed in each clone, in one transaction, before a test gets it."""
 FINGERPRINT = f"SELECT {FINGERPRINT_FUNCTION}()"
-"""One text that changes whenever anything but the tracked tables' rows changes."""
 END_OTHER_SESSIONS = """
 SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
-"""Ends every other session on the database (the code under test's pooled connections,
-with their locks, LISTENs and open transactions), waiting up to a second for each, so
-that what they were committing is either committed or gone before the check."""
+"""Ends every other session on the database (waiting up to a second for each), so what
+they were committing is committed or gone before the check."""
 _OWN_OID = "SELECT oid FROM pg_database WHERE datname = current_database()"
 _OWN_COMMENT = (
     "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
@@ -214,13 +185,12 @@ SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = '{PRISTINE_SCHEMA}'
        <= %(max_rows)s
 """
 """Can these tables (oids) be reloaded from their copies? Each has one, no trigger (but
-ours) or rule that would write elsewhere while they are reloaded, and not too many rows."""
+ours) or rule that would write elsewhere, and not too many rows."""
 
 
 def restore_order(changed: set[int], foreign_keys: list[tuple[int, int]]) -> list[int] | None:
-    """The tables to empty and reload so that `changed` is as it was: those and every
-    table referencing them (emptied with them), parents first; None if their references
-    form a cycle."""
+    """The tables to empty and reload so `changed` is as it was: those and every table
+    referencing them, parents first; None if their references form a cycle."""
     tables = set(changed)
     while more := {child for parent, child in foreign_keys if parent in tables} - tables:
         tables |= more
@@ -253,11 +223,11 @@ class TestDatabase:
     monitor: psycopg.Connection[Any] | None = field(default=None, repr=False)
     comment: str = field(default="", repr=False)
     oid: int | None = field(default=None, repr=False)
-    """The database's oid when made: a database of the same name made by a test differs."""
+    """Its oid when made: a database of the same name made by a test differs."""
 
     def changes(self) -> set[int] | None:
-        """End other sessions on it; the tables written to since it was made or restored
-        (empty: nothing changed), or None if anything else changed (DDL, sequences, ...)."""
+        """End other sessions on it; the tables written to since it was made or restored,
+        or None if anything else changed (DDL, sequences, ...)."""
         import psycopg
 
         if self.monitor is None:
@@ -293,10 +263,9 @@ class TestDatabase:
         return None if row is None else int(row[0])
 
     def reclaim_comment(self) -> None:
-        """Put back the plugin's comment, if a test changed it (`COMMENT ON DATABASE`):
-        without it the plugin would refuse to drop the database. Only through the
-        monitor, which is on this very database (a database dropped and made again by a
-        test ended it), so the database it comments is the one the plugin made."""
+        """Put back the plugin's comment if a test changed it: without it the plugin would
+        refuse to drop the database. Only through the monitor, on this very database (one
+        dropped and made again by a test ended it)."""
         import psycopg
         from psycopg import sql
 
@@ -311,9 +280,8 @@ class TestDatabase:
                 )
 
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
-        """Reload the `changed` tables (and those referencing them) from the copies made
-        with the clone; False (and nothing done) if that cannot be done, or would reload
-        more than `max_rows` rows."""
+        """Reload the `changed` tables (and those referencing them) from the copies; False
+        (nothing done) if it cannot be done, or would reload more than `max_rows` rows."""
         import psycopg
 
         assert self.monitor is not None
@@ -350,23 +318,21 @@ class TestDatabase:
 
 
 ATTEMPTS = (0.0, 0.5, 2.0)
-"""Pauses (s) before each attempt of a background job that lost the server: a restart
-takes a second or two, so it costs the next test a reconnection, not an error."""
+"""Pauses (s) before each attempt of a background job that lost the server (a restart
+takes a second or two)."""
 
 
 class TransactionalDatabases:
     """This process's per-test databases: made ahead, checked after each test, reused if
-    untouched, dropped in the background otherwise.
+    untouched, restored or dropped in the background otherwise.
 
-    `ahead` 0 makes and drops every clone in the test's own thread; `reuse` False
-    gives every test a fresh clone. The benchmark compares such variants; the fixtures
-    use the defaults.
+    `ahead` 0 makes and drops every clone in the test's thread; `reuse` False gives every
+    test a fresh clone (the benchmark compares such variants).
 
-    The background thread never dies of a job: each job fails alone. One that lost the
-    server is tried again (`ATTEMPTS`); a clone that still cannot be made is the error of
-    the one test waiting for it (the next test tries again); a database that cannot be
-    dropped is named once in the run's summary. Drops go before new clones, so the
-    databases on the server stay few: those made ahead, the test's, one being dropped.
+    Each background job fails alone: one that lost the server is tried again (`ATTEMPTS`);
+    a clone that still cannot be made is the error of the test waiting for it; a database
+    that cannot be dropped is named once in the run's summary. Drops go before new clones,
+    so the databases on the server stay few.
     """
 
     def __init__(
@@ -392,19 +358,19 @@ class TransactionalDatabases:
         """Scenarios whose clone could not be made -> the message for the test waiting."""
         self._worker: threading.Thread | None = None
 
-    # --- what the fixtures call -------------------------------------------------------
-
     def take(self, scenario: ScenarioSettings) -> TestDatabase:
         """A database holding `scenario` that no test has changed. Raises
         [`ServerError`][pytest_celestra.errors.ServerError] if none could be made."""
-        from pytest_celestra.errors import ServerError
-
         with self._changed:
             ready = self._ready.setdefault(scenario, deque())
             if self.ahead == 0:
                 return ready.popleft() if ready else self._make(scenario)
             self._failed.pop(scenario, None)  # ask for one again
-            self._start()
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="celestra-transactional", daemon=True
+                )
+                self._worker.start()
             self._changed.notify_all()
             while not ready:
                 if scenario in self._failed:
@@ -415,9 +381,9 @@ class TransactionalDatabases:
         return database
 
     def give_back(self, database: TestDatabase, *, failed: bool) -> str | None:
-        """After the test: reuse `database` if nothing was committed to it; if only rows
-        were, restore it (in the background thread, or here with `ahead` 0); else, or
-        if the test failed, drop it. With `--celestra-keep`: keep it, return its URL."""
+        """After the test: reuse `database` if nothing was committed to it, restore it if
+        only rows were, else (or if the test failed) drop it. With `--celestra-keep`: keep
+        it, return its URL."""
         if self.manager.keep:
             database.close_monitor()
             return self.manager.release(database.url)
@@ -450,10 +416,7 @@ class TransactionalDatabases:
         while self._to_drop:
             self._run_job("drop", self._to_drop.popleft())
 
-    # --- making and dropping ----------------------------------------------------------
-
     def _make(self, scenario: ScenarioSettings) -> TestDatabase:
-        """Clone the scenario's template and install the change tracking in the clone."""
         from pytest_celestra.db.user_scenarios import clone_scenario
 
         url = clone_scenario(
@@ -497,18 +460,9 @@ class TransactionalDatabases:
         database.close_monitor()
         self.manager.discard(database.url)
 
-    def _start(self) -> None:
-        """Start the background thread (the caller holds `_changed`)."""
-        if self._worker is None:
-            self._worker = threading.Thread(
-                target=self._work, name="celestra-transactional", daemon=True
-            )
-            self._worker.start()
-
     def _next_job(self) -> tuple[str, Any] | None:
-        """What the thread does next: restoring what tests wrote comes first (fastest way
-        to a ready database), then drops (so that the databases on the server never pile
-        up: a clone at `large` is 65 MB), then a clone a test may be waiting for, then
+        """What the thread does next: restores first (fastest way to a ready database), then
+        drops (a clone at `large` is 65 MB), then a clone a test may be waiting for, then
         clones up to `ahead`. None when closing."""
         with self._changed:
             while not self._closing:
@@ -541,7 +495,9 @@ class TransactionalDatabases:
                 if kind == "restore":
                     self._repair(*subject)
                 elif kind == "drop":
-                    self._drop_named(subject)
+                    if subject.url.database not in self.manager.created:  # an earlier attempt's
+                        self.manager.created.append(str(subject.url.database))
+                    self._drop(subject)
                 else:
                     database = self._make(subject)
                     with self._changed:
@@ -555,15 +511,11 @@ class TransactionalDatabases:
                 break
         self._report(kind, subject, last)
 
-    def _drop_named(self, database: TestDatabase) -> None:
-        """Drop a database a test is done with; tried again after a lost server."""
-        if database.url.database not in self.manager.created:  # an earlier attempt's
-            self.manager.created.append(str(database.url.database))
-        self._drop(database)
-
     def _report(self, kind: str, subject: Any, error: BaseException) -> None:
         """Say once, scrubbed, which job failed and on which database."""
-        what = _scrubbed(error, self.manager)
+        from pytest_celestra.urls import error_text, mask_text, secrets_of
+
+        what = mask_text(error_text(error, secrets_of(self.manager.server.url)))
         if kind == "make":
             scenario: ScenarioSettings = subject
             with self._changed:
@@ -573,13 +525,12 @@ class TransactionalDatabases:
                 )
                 self._changed.notify_all()
             return
-        database: TestDatabase = subject[0] if kind == "restore" else subject
-        name = database.url.database
         if kind == "restore":  # not ready again: drop it instead, as any other change
             with self._changed:
-                self._to_drop.append(database)
+                self._to_drop.append(subject[0])
                 self._changed.notify_all()
             return
+        name = subject.url.database
         if isinstance(error, UnsafeDatabaseError):
             note = (
                 f"left test database {name}: a test dropped it and made another of that "
@@ -592,13 +543,6 @@ class TransactionalDatabases:
         self.run.notes.append(note)
 
 
-def _scrubbed(error: BaseException, manager: DatabaseManager) -> str:
-    """A driver's message on one line, no password in it (libpq's `conninfo` text too)."""
-    from pytest_celestra.urls import error_text, mask_text, secrets_of
-
-    return mask_text(error_text(error, secrets_of(manager.server.url)))
-
-
 @pytest.fixture(scope="session")
 def _celestra_transactional_databases(
     request: pytest.FixtureRequest, _celestra_databases: DatabaseManager
@@ -608,20 +552,13 @@ def _celestra_transactional_databases(
         yield databases
 
 
-_OTHER_SESSIONS = ("celestra_session", "celestra_seeded_db")
-
-
 @pytest.fixture
 def celestra_transactional_engine(
     request: pytest.FixtureRequest, _celestra_transactional_databases: TransactionalDatabases
 ) -> Iterator[Engine]:
-    """Engine of a database of this test's own, holding the whole scenario.
-
-    Whatever the test commits there, through this engine, your own engines, threads or
-    subprocesses, is gone before the next test and seen by no other test. The scenario
-    is the run's (`--celestra-volume`, `--celestra-seed`) or that of the test's
-    `@pytest.mark.celestra`.
-    """
+    """Engine of a database of this test's own, holding the whole scenario (the run's or
+    that of the test's `@pytest.mark.celestra`). Whatever the test commits there, through
+    any connection, thread or subprocess, is gone before the next test."""
     from sqlalchemy import create_engine
 
     from pytest_celestra.plugin.fixtures import _server_error_as_failure
@@ -661,7 +598,9 @@ def celestra_transactional_db(
 
     from pytest_celestra.rows.factories import bound_session
 
-    both = [name for name in _OTHER_SESSIONS if name in request.fixturenames]
+    both = [
+        name for name in ("celestra_session", "celestra_seeded_db") if name in request.fixturenames
+    ]
     if both:
         pytest.fail(
             f"a test cannot use celestra_transactional_db together with {' and '.join(both)}: "
@@ -677,9 +616,7 @@ def celestra_transactional_db(
 
 
 def _failed(item: pytest.Item) -> bool:
-    """Did a phase of `item` so far fail (set-up or call)?"""
-    reports = item.stash.get(_REPORTS_KEY, {})
-    return any(report.failed for report in reports.values())
+    return any(report.failed for report in item.stash.get(_REPORTS_KEY, {}).values())
 
 
 _REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
