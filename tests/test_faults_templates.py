@@ -151,7 +151,9 @@ def test_a_sealed_templates_size_is_recorded_once_and_read_by_sweeps(admin, mana
     [template] = manager._using
     _, meta = _parse_comment(database_comment(admin, template) or "")
     measured = admin.execute("SELECT pg_database_size(%s)", (template,)).fetchone()[0]
-    assert abs(meta["size"] - measured) <= measured // 100
+    # Not to the byte: a connection after sealing (a check, a clone) may write the
+    # database's relation cache file (pg_internal.init, ~150 kB); it was 2% off under load.
+    assert abs(meta["size"] - measured) <= measured // 20
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(
             sql.Identifier(template),

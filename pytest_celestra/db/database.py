@@ -230,12 +230,14 @@ def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> st
     said = error_text(error).strip()
     if disk_full(error):
         return f"{where} is full: {said}"
+    # Less than the margin every build asks for: the recovery after the crash may already
+    # have freed some (write-ahead log it no longer needs), so not "nothing left".
     free = disk_free(data_directory)
-    if free is None or free >= ROOM_MARGIN // 4:
+    if free is None or free >= ROOM_MARGIN:
         return None
     return (
-        f"{where} is full ({format_bytes(free)} free under {data_directory}), and the server "
-        f"ended the connection ({said}): a server that cannot write its write-ahead log "
+        f"{where} is full ({format_bytes(free)} free under {data_directory} after the server "
+        f"ended the connection: {said}): a server that cannot write its write-ahead log "
         "stops, and may not start again until there is room"
     )
 
