@@ -57,16 +57,18 @@ _EXPORTS: dict[str, str] = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    """`name` from its module, imported on first use. Not cached, so a run that re-imports
-    our modules (pytester's in-process runs restore `sys.modules`) gets no stale class."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except AttributeError:  # a module of ours (`passwords`), not imported yet
-        return importlib.import_module(f"{module}.{name}")
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name is their error
+
+    def __getattr__(name: str) -> Any:
+        """`name` from its module, imported on first use. Not cached, so a run that re-imports
+        our modules (pytester's in-process runs restore `sys.modules`) gets no stale class."""
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except AttributeError:  # a module of ours (`passwords`), not imported yet
+            return importlib.import_module(f"{module}.{name}")
 
 
 def __dir__() -> list[str]:

@@ -68,3 +68,19 @@ def test_a_reimported_module_is_the_one_the_top_level_gives(monkeypatch):
     again = importlib.import_module("pytest_celestra.db.user_scenarios")
     assert again.scenario_builder is not first
     assert pytest_celestra.scenario_builder is again.scenario_builder
+
+
+def test_type_checkers_do_not_see_the_lazy_lookup():
+    """A module `__getattr__` makes mypy accept any name (`from pytest_celestra import
+    UserFactroy`); hidden under `if not TYPE_CHECKING`, a misspelt name is a type error."""
+    tree = ast.parse(inspect.getsource(pytest_celestra))
+    top_level = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert "__getattr__" not in top_level
+    hidden = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.UnaryOp)
+        and getattr(node.test.operand, "id", None) == "TYPE_CHECKING"
+    )
+    assert "__getattr__" in {n.name for n in hidden.body if isinstance(n, ast.FunctionDef)}
