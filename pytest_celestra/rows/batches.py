@@ -280,6 +280,8 @@ class Batch(Maker):
         self.description = description
         self.rows: dict[type[Any], list[PendingRow]] = {}
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
+        #: factory -> (model, its parents' keys, get-or-create keys, the batch's rows of it)
+        self._tables: dict[Any, tuple[type[Any], list[str], tuple[str, ...], list[Any]]] = {}
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
 
@@ -300,46 +302,44 @@ class Batch(Maker):
     def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
         pass  # nothing to save again: the batch writes every row at its end
 
-    def _model_of(self, instance: Any) -> type[Any]:
-        return instance.model if isinstance(instance, PendingRow) else type(instance)
-
-    def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
-        return _parents(model, kwargs)
-
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        model = fb.model_class(factory_class)
-        if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
-            if issubclass(factory_class, BaseListFactory):  # a declaration's list, not a row
-                return fb.build(factory_class, args, kwargs)
-            raise CelestraError(
-                f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
-                "a batch can only make rows of the Celestra tables"
-            )
-        for value in _parents(model, kwargs):
+        table = self._tables.get(factory_class)
+        if table is None:
+            model = fb.model_class(factory_class)
+            if not hasattr(factory_class, "bulk_create") or model not in _MODEL_ORDER:
+                if issubclass(factory_class, BaseListFactory):  # a declaration's list, not a row
+                    return fb.build(factory_class, args, kwargs)
+                raise CelestraError(
+                    f"{self.description}: {factory_class.__name__} is not a Celestra factory; "
+                    "a batch can only make rows of the Celestra tables"
+                )
+            rows = self.rows.setdefault(model, [])
+            keys = fb.get_or_create_keys(factory_class)
+            table = self._tables[factory_class] = (model, _shape(model).parent_keys, keys, rows)
+        model, parent_keys, keys, rows = table
+        parents = [kwargs[key] for key in parent_keys if kwargs.get(key) is not None]
+        for value in parents:
             if not isinstance(value, PendingRow) and id(value) not in self.given:
                 self.given[id(value)] = value
                 if not inspect(value).persistent:
                     self.session.add(value)  # flushed before the COPY, so it comes first
-        keys = fb.get_or_create_keys(factory_class)
-        if not keys:
-            return self._add(model, kwargs)
-        # The batch's row or the session's with these keys (looked up once), else a new one.
-        lookup = {key: kwargs[key] for key in keys}
-        found_key = (model, tuple(lookup.values()))
-        found = self._found.get(found_key)
-        if found is None:
-            found = self.session.scalars(select(model).filter_by(**lookup)).first()
+        if keys:  # the batch's row or the session's with these keys (looked up once)
+            lookup = {key: kwargs[key] for key in keys}
+            found_key = (model, tuple(lookup.values()))
+            found = self._found.get(found_key)
             if found is None:
-                found = self._add(model, kwargs)
-            self._found[found_key] = found
+                found = self.session.scalars(select(model).filter_by(**lookup)).first()
+                if found is None:
+                    found = PendingRow(model, kwargs)
+                    rows.append(found)
+                self._found[found_key] = found
+        else:
+            found = PendingRow(model, kwargs)
+            rows.append(found)
+        self._remember(found, model, kwargs.get("id"), parents)
         return found
-
-    def _add(self, model: type[Any], kwargs: dict[str, Any]) -> PendingRow:
-        row = PendingRow(model, kwargs)
-        self.rows.setdefault(model, []).append(row)
-        return row
 
     def write(self) -> None:
         """COPY every table's rows (parents first) through the session's connection."""

@@ -19,9 +19,12 @@ from factory.base import BaseDictFactory
 from factory.declarations import (
     BaseDeclaration,
     LazyAttribute,
+    LazyAttributeSequence,
     LazyFunction,
     Maybe,
+    PostGeneration,
     SelfAttribute,
+    Sequence,
     SubFactory,
     deepgetattr,
 )
@@ -58,8 +61,10 @@ def pure(declaration: T) -> T:
 def _getter(declaration: Any, levels: int) -> Evaluator:
     """A `SelfAttribute`'s value, `levels` parents up from the row it is read on."""
     name, default = declaration.attribute_name, declaration.default
-    if not levels and "." not in name and default is fb.UNSET:
-        return operator.attrgetter(name)
+    if not levels and "." not in name:
+        if default is fb.UNSET:
+            return operator.attrgetter(name)
+        return lambda row: getattr(row, name, default)  # what deepgetattr does
 
     def get(row: Any) -> Any:
         for _ in range(levels):
@@ -94,6 +99,11 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
     if kind is LazyFunction and not context:
         function = declaration.function
         return lambda row: function(), getattr(declaration, "celestra_pure", False)
+    if kind in (Sequence, LazyAttributeSequence) and not context:  # without its logging
+        function = declaration.function
+        if kind is LazyAttributeSequence:
+            return lambda row: function(row, int(row._celestra_step.sequence)), False
+        return lambda row: function(int(row._celestra_step.sequence)), False
     if kind is SelfAttribute and not context:
         return _getter(declaration, declaration.depth - 1), True
     if kind is Maybe:
@@ -125,6 +135,16 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
     return evaluate, False
 
 
+def compile_hook(hook: Any, context: dict[str, Any]) -> Callable[[Any, Step], Any]:
+    """`hook.evaluate_post(...)` as a function of the object and its step; a plain
+    `PostGeneration` called at once (factory_boy formats its debug line on every call)."""
+    if type(hook) is PostGeneration and not context:
+        function = hook.function
+        return lambda instance, step: function(instance, True, None)  # create: a Maker's
+    evaluate = hook.evaluate_post
+    return lambda instance, step: evaluate(instance=instance, step=step, overrides=context)
+
+
 def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
     """A part of a `Maybe`: a declaration compiled, or a plain value."""
     if isinstance(value, BaseDeclaration):
@@ -137,6 +157,7 @@ class Plan:
 
     def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
         resolved, self.hooks = fb.declarations(factory_class, extras)
+        self.post = [(name, compile_hook(hook, context)) for name, hook, context in self.hooks]
         self.factory = factory_class
         self.names = [name for name, *_ in resolved]
         self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
@@ -342,11 +363,7 @@ class Maker:
             return {name: attributes[name] for name in plan.names}
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
-        self._remember(instance, kwargs)
-        results = {
-            name: hook.evaluate_post(instance=instance, step=step, overrides=context)
-            for name, hook, context in plan.hooks
-        }
+        results = {name: hook(instance, step) for name, hook in plan.post}
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
@@ -354,25 +371,21 @@ class Maker:
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        return fb.instantiate(factory_class, step, args, kwargs)
+        instance = fb.instantiate(factory_class, step, args, kwargs)
+        parents = [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
+        self._remember(instance, type(instance), kwargs.get("id"), parents)
+        return instance
 
     def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
         fb.use_postgeneration_results(factory_class, step, instance, results)
 
-    def _remember(self, instance: Any, kwargs: dict[str, Any]) -> None:
+    def _remember(self, instance: Any, model: type[Any], key: Any, parents: list[Any]) -> None:
         if id(instance) in self._made:
             return  # found by get-or-create again
         self._made.add(id(instance))
-        model = self._model_of(instance)
-        self._by_key[model, kwargs.get("id")] = instance
-        for value in self._parents(model, kwargs):
+        self._by_key[model, key] = instance
+        for value in parents:
             self._children.setdefault((model, id(value)), []).append(instance)
-
-    def _model_of(self, instance: Any) -> type[Any]:
-        return type(instance)
-
-    def _parents(self, model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
-        return [value for value in kwargs.values() if hasattr(value, "_sa_instance_state")]
 
     def made(self, obj: Any) -> bool:
         """Whether `obj` was made by this call (so the database has nothing about it yet)."""
