@@ -379,8 +379,8 @@ in its progress line."""
 
 @contextlib.contextmanager
 def _no_cyclic_collection() -> Iterator[None]:
-    """No cyclic garbage collection while a batch makes its rows: each collection would go
-    through every row kept so far (a tenth of a batch's time)."""
+    """No cyclic garbage collection while a batch makes and writes its rows: each collection
+    would go through every row kept so far (a tenth of a batch's time)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -461,11 +461,14 @@ def bulk_create(
             "as celestra_session, or create_batch()"
         )
     batch = Batch(session, description)
-    with batch.active(), _no_cyclic_collection():
-        made = [batch.make(factory_class, params) for _ in range(size)]
-    try:
-        batch.write()
-    except RuleError as error:
-        error.add_note(f"raised making the rows of {factory_class.__name__}.bulk_create({size})")
-        raise
+    with _no_cyclic_collection():
+        with batch.active():
+            made = [batch.make(factory_class, params) for _ in range(size)]
+        try:
+            batch.write()
+        except RuleError as error:
+            error.add_note(
+                f"raised making the rows of {factory_class.__name__}.bulk_create({size})"
+            )
+            raise
     return BulkResult(session, fb.model_class(factory_class), [row.id for row in made])

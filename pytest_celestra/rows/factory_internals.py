@@ -56,7 +56,10 @@ def defaults(declaration: Any) -> dict[str, Any]:
 
 def faker_instance(locale: str | None = None) -> Any:
     """What `factory.Faker` declarations of `locale` draw from (the proxy's one generator)."""
-    proxy = Faker._get_faker(locale)
+    registry = Faker._FAKER_REGISTRY  # read as `_get_faker` does, without its call
+    proxy = registry.get(Faker._DEFAULT_LOCALE if locale is None else locale)
+    if proxy is None:
+        proxy = Faker._get_faker(locale)
     cached = _GENERATORS.get(locale)
     if cached is None or cached[0] is not proxy:
         generators = proxy.factories
