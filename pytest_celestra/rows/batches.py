@@ -282,6 +282,7 @@ class Batch(Maker):
         self._found: dict[tuple[type[Any], tuple[Any, ...]], Any] = {}
         #: factory -> (model, its parents' keys, get-or-create keys, the batch's rows of it)
         self._tables: dict[Any, tuple[type[Any], list[str], tuple[str, ...], list[Any]]] = {}
+        self._indexed: dict[type[Any], int] = {}  # rows of each model `_index` has seen
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
 
@@ -319,12 +320,13 @@ class Batch(Maker):
             keys = fb.get_or_create_keys(factory_class)
             table = self._tables[factory_class] = (model, _shape(model).parent_keys, keys, rows)
         model, parent_keys, keys, rows = table
-        parents = [kwargs[key] for key in parent_keys if kwargs.get(key) is not None]
-        for value in parents:
-            if not isinstance(value, PendingRow) and id(value) not in self.given:
-                self.given[id(value)] = value
-                if not inspect(value).persistent:
-                    self.session.add(value)  # flushed before the COPY, so it comes first
+        for key in parent_keys:
+            value = kwargs.get(key)
+            if value is None or isinstance(value, PendingRow) or id(value) in self.given:
+                continue
+            self.given[id(value)] = value
+            if not inspect(value).persistent:
+                self.session.add(value)  # flushed before the COPY, so it comes first
         if keys:  # the batch's row or the session's with these keys (looked up once)
             lookup = {key: kwargs[key] for key in keys}
             found_key = (model, tuple(lookup.values()))
@@ -338,8 +340,28 @@ class Batch(Maker):
         else:
             found = PendingRow(model, kwargs)
             rows.append(found)
-        self._remember(found, model, kwargs.get("id"), parents)
+        if not isinstance(found, PendingRow):  # the session's: remembered now (ours: _index)
+            self._remember(found, model, kwargs.get("id"), _parents(model, kwargs))
         return found
+
+    def _index(self, model: type[Any]) -> None:
+        """Remember the rows of `model` made since the last look: `find` and `children`
+        are asked for few tables, so no row is indexed until its table is."""
+        rows, start = self.rows.get(model, []), self._indexed.get(model, 0)
+        for row in rows[start:]:
+            self._remember(row, model, row.values.get("id"), _parents(model, row.values))
+        self._indexed[model] = len(rows)
+
+    def made(self, obj: Any) -> bool:
+        return isinstance(obj, PendingRow) or super().made(obj)
+
+    def children(self, model: type[Any], parent: Any) -> list[Any]:
+        self._index(model)
+        return super().children(model, parent)
+
+    def find(self, model: type[Any], key: Any) -> Any:
+        self._index(model)
+        return super().find(model, key)
 
     def write(self) -> None:
         """COPY every table's rows (parents first) through the session's connection."""

@@ -7,6 +7,8 @@ the releases they were checked against (`tests/test_factory_internals.py`).
 
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Any
 
 import factory.base
@@ -108,7 +110,10 @@ class Arguments:
         adjust = getattr(factory_class._adjust_kwargs, "__func__", None)
         own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
         self.plain = adjust is own and not meta.inline_args
-        self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
+        kept = [name for name in names if name not in hidden]
+        self.keys = [meta.rename.get(name, name) for name in kept]
+        # C-level picking and SKIP test (a tuple from itemgetter of two names or more).
+        self._pick = operator.itemgetter(*kept) if len(kept) > 1 else lambda a: [a[n] for n in kept]
         self._names = names
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -116,12 +121,14 @@ class Arguments:
             declared = {name: attributes[name] for name in self._names}
             args, kwargs = self._meta.prepare_arguments(declared)
             return args, kwargs
-        kwargs = {key: attributes[name] for name, key in self.kept}
+        values = self._pick(attributes)
         # By identity: `SKIP in values` would call every value's __eq__ (UUID's is Python).
-        for value in kwargs.values():
-            if value is SKIP:  # a Maybe that chose neither value leaves its field out
-                return (), {key: value for key, value in kwargs.items() if value is not SKIP}
-        return (), kwargs
+        if any(map(operator.is_, values, _SKIPS)):  # a Maybe that chose neither value
+            return (), {k: v for k, v in zip(self.keys, values, strict=True) if v is not SKIP}
+        return (), dict(zip(self.keys, values, strict=True))
+
+
+_SKIPS = itertools.repeat(SKIP)
 
 
 class Builder:
