@@ -110,10 +110,13 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
         decider, decider_pure = _part(declaration.decider, {})
         yes, yes_pure = _part(declaration.yes, context)
         no, no_pure = _part(declaration.no, context)
-        return (
-            lambda row: yes(row) if decider(row) else no(row),
-            decider_pure and yes_pure and no_pure,
-        )
+
+        def choose(row: Any) -> Any:
+            return yes(row) if decider(row) else no(row)
+
+        if decider_pure:  # a batch may settle it (`_settled`)
+            choose.celestra_branches = (decider, (yes, yes_pure), (no, no_pure))  # type: ignore[attr-defined]
+        return choose, decider_pure and yes_pure and no_pure
     if kind is Faker:
         evaluator = _faker(declaration, context)
         if evaluator is not None:
@@ -199,6 +202,12 @@ class Plan:
         changed = True
         while changed:
             changed = False
+            for name in sorted(self.evaluators.keys() - constant - candidates):
+                branch = _settled(self.evaluators[name], row, constant)
+                if branch is not None:  # a Maybe whose decider reads constants: its branch
+                    self.evaluators[name] = branch[0]
+                    candidates.update([name] if branch[1] else [])
+                    changed = True
             for name in sorted(candidates):
                 tracer = _Tracer(row)
                 try:
@@ -219,6 +228,18 @@ class Plan:
             for name in values
             if name in self.evaluators and name not in folded
         ]
+
+
+def _settled(evaluator: Evaluator, row: _Row, constant: set[str]) -> tuple[Evaluator, bool] | None:
+    """The branch (and whether it is pure) a `Maybe` takes on every row of a batch, when its
+    pure decider reads only `constant` names on `row`; None for anything else."""
+    decider, yes, no = getattr(evaluator, "celestra_branches", (None, None, None))
+    tracer = _Tracer(row)
+    try:
+        chosen = decider is not None and decider(tracer)
+    except Exception:  # the row computed it: only the trace failed
+        return None
+    return (yes if chosen else no) if decider and tracer.reads <= constant else None
 
 
 class _Row:
