@@ -7,9 +7,7 @@ the releases they were checked against (`tests/test_factory_internals.py`).
 
 from __future__ import annotations
 
-import itertools
-import operator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import factory.base
 import factory.enums
@@ -17,6 +15,9 @@ from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.builder import parse_declarations
 from factory.declarations import SKIP, SelfAttribute, Trait
 from factory.faker import Faker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SUPPORTED_VERSIONS = ("3.3",)
 """factory_boy releases (major.minor) whose internals this module was checked against."""
@@ -77,6 +78,15 @@ def next_sequence(factory_class: Any) -> int:
     return sequence
 
 
+def sequence_counter(factory_class: Any) -> Callable[[], int]:
+    """What `next_sequence(factory_class)` calls in the end (its counter, which a reset
+    changes in place), for a maker to call once a row."""
+    meta = factory_class._meta
+    meta._initialize_counter()
+    counter: Callable[[], int] = meta._counter.next
+    return counter
+
+
 def model_class(factory_class: Any) -> Any:
     return factory_class._meta.get_model_class()
 
@@ -110,10 +120,7 @@ class Arguments:
         adjust = getattr(factory_class._adjust_kwargs, "__func__", None)
         own = factory.base.BaseFactory.__dict__["_adjust_kwargs"].__func__
         self.plain = adjust is own and not meta.inline_args
-        kept = [name for name in names if name not in hidden]
-        self.keys = [meta.rename.get(name, name) for name in kept]
-        # C-level picking and SKIP test (a tuple from itemgetter of two names or more).
-        self._pick = operator.itemgetter(*kept) if len(kept) > 1 else lambda a: [a[n] for n in kept]
+        self.kept = [(name, meta.rename.get(name, name)) for name in names if name not in hidden]
         self._names = names
 
     def __call__(self, attributes: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -121,14 +128,12 @@ class Arguments:
             declared = {name: attributes[name] for name in self._names}
             args, kwargs = self._meta.prepare_arguments(declared)
             return args, kwargs
-        values = self._pick(attributes)
+        kwargs = {key: attributes[name] for name, key in self.kept}
         # By identity: `SKIP in values` would call every value's __eq__ (UUID's is Python).
-        if any(map(operator.is_, values, _SKIPS)):  # a Maybe that chose neither value
-            return (), {k: v for k, v in zip(self.keys, values, strict=True) if v is not SKIP}
-        return (), dict(zip(self.keys, values, strict=True))
-
-
-_SKIPS = itertools.repeat(SKIP)
+        for value in kwargs.values():
+            if value is SKIP:  # a Maybe that chose neither value leaves its field out
+                return (), {key: value for key, value in kwargs.items() if value is not SKIP}
+        return (), kwargs
 
 
 class Builder:

@@ -132,7 +132,6 @@ def _convention(domain: str) -> int:
     return zlib.crc32(domain.encode()) % 3
 
 
-@functools.lru_cache(maxsize=8192)  # names come from a vocabulary: they come up again
 def _local_part(name: str, convention: int) -> str:
     parts = _NAME_PARTS.findall(name.lower()) or ["user"]
     first, last = parts[0], parts[-1]

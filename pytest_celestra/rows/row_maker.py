@@ -86,7 +86,7 @@ def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
     plain = {k: v for k, v in arguments.items() if not isinstance(v, SelfAttribute)}
     read = [(k, _getter(v, v.depth - 2)) for k, v in arguments.items() if k not in plain]
     if not read:
-        return lambda row: method(**plain)
+        return (lambda row: method(**plain)) if plain else (lambda row: method())
     return lambda row: method(**plain, **{key: get(row) for key, get in read})
 
 
@@ -162,6 +162,7 @@ class Plan:
         resolved, self.hooks = fb.declarations(factory_class, extras)
         self.post = [(name, compile_hook(hook, context)) for name, hook, context in self.hooks]
         self.factory = factory_class
+        self.next_sequence = fb.sequence_counter(factory_class)
         self.names = [name for name, *_ in resolved]
         self.constants: dict[str, Any] = {}  # plain values, and in a batch the folded ones
         self.evaluators: dict[str, Evaluator] = {}
@@ -374,7 +375,7 @@ class Maker:
         elif init_sequence is not None:
             sequence = init_sequence
         else:
-            sequence = fb.next_sequence(factory_class)
+            sequence = plan.next_sequence()
         step = Step(self, plan, sequence, parent)
         attributes = plan.resolve(step).__dict__
         if self.folds and not plan.folded:
@@ -384,7 +385,7 @@ class Maker:
             return {name: attributes[name] for name in plan.names}
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
-        results = {name: hook(instance, step) for name, hook in plan.post}
+        results = {name: hook(instance, step) for name, hook in plan.post} if plan.post else {}
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
