@@ -143,18 +143,22 @@ class _Shape:
         with the same attributes through one `_writer`, unless a rule fills a column."""
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         # Per call: each session's rules are its own.
-        writers: dict[tuple[str, ...], tuple[tuple[str, ...], Any] | None] = {}
+        # attributes -> (kwargs -> COPY tuple, its group's list), or None (rules fill columns)
+        writers: dict[tuple[str, ...], tuple[Any, list[tuple[Any, ...]]] | None] = {}
         for row in rows:
-            kwargs = row.values
+            kwargs = row.__dict__
             kind = tuple(kwargs)
-            if kind in writers:
-                writer = writers[kind]
-                values = None
-            else:
+            writer: Any = writers.get(kind, False)  # one look-up a row (a tuple keeps no hash)
+            values = None
+            if writer is False:
                 values = self.values(kwargs)
                 plain = dict(values)
                 fill_rule_columns(session, self.table, values, kwargs)
-                writer = writers[kind] = self._writer(kwargs) if values == plain else None
+                if values == plain:
+                    columns, make = self._writer(kwargs)
+                    writer = writers[kind] = (make, groups.setdefault(columns, []))
+                else:
+                    writer = writers[kind] = None
             if writer is None:  # rule columns: row by row
                 if values is None:
                     values = self.values(kwargs)
@@ -163,8 +167,7 @@ class _Shape:
                     tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
                 )
                 continue
-            columns, make = writer
-            groups.setdefault(columns, []).append(make(kwargs))
+            writer[1].append(writer[0](kwargs))
         return groups
 
     def _writer(self, kwargs: dict[str, Any], labels: bool = True) -> tuple[tuple[str, ...], Any]:
