@@ -485,8 +485,8 @@ def bulk_create(
             "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
             "as celestra_session, or create_batch()"
         )
-    batch = Batch(session, description)
     with _no_cyclic_collection():
+        batch = Batch(session, description)
         with batch.active():
             made = [batch.make(factory_class, params) for _ in range(size)]
         try:
@@ -496,4 +496,6 @@ def bulk_create(
                 f"raised making the rows of {factory_class.__name__}.bulk_create({size})"
             )
             raise
-    return BulkResult(session, fb.model_class(factory_class), [row.id for row in made])
+        ids = [row.id for row in made]
+        del batch, made  # its rows freed now, by their counts, not by a collection after
+    return BulkResult(session, fb.model_class(factory_class), ids)
