@@ -159,8 +159,9 @@ class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
     def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
-        resolved, self.hooks = fb.declarations(factory_class, extras)
-        self.post = [(name, compile_hook(hook, context)) for name, hook, context in self.hooks]
+        resolved, hooks = fb.declarations(factory_class, extras)
+        # (name, declaration, the declaration compiled)
+        self.hooks = [(name, hook, compile_hook(hook, context)) for name, hook, context in hooks]
         self.factory = factory_class
         self.next_sequence = fb.sequence_counter(factory_class)
         self.names = [name for name, *_ in resolved]
@@ -385,7 +386,7 @@ class Maker:
             return {name: attributes[name] for name in plan.names}
         args, kwargs = plan.arguments(attributes)
         instance = self._instantiate(factory_class, step, args, kwargs)
-        results = {name: hook(instance, step) for name, hook in plan.post} if plan.post else {}
+        results = {name: call(instance, step) for name, _, call in plan.hooks} if plan.hooks else {}
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
