@@ -142,8 +142,8 @@ class _Shape:
         """The COPY rows of `rows`, by the columns they give (normally one group): rows
         with the same attributes through one `_writer`, unless a rule fills a column."""
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        # Per call: each session's rules are its own.
-        # attributes -> (kwargs -> COPY tuple, its group's list), or None (rules fill columns)
+        # Per call (each session's rules are its own): attributes -> (writer, its group), or
+        # None when a rule fills a column.
         writers: dict[tuple[str, ...], tuple[Any, list[tuple[Any, ...]]] | None] = {}
         for row in rows:
             kwargs = row.__dict__
@@ -323,28 +323,25 @@ class Batch(Maker):
             keys = fb.get_or_create_keys(factory_class)
             table = self._tables[factory_class] = (model, _shape(model).parent_keys, keys, rows)
         model, parent_keys, keys, rows = table
-        for key in parent_keys:
-            value = kwargs.get(key)
-            if value is None or isinstance(value, PendingRow) or id(value) in self.given:
-                continue
-            self.given[id(value)] = value
-            if not inspect(value).persistent:
-                self.session.add(value)  # flushed before the COPY, so it comes first
-        if keys:  # the batch's row or the session's with these keys (looked up once)
-            lookup = {key: kwargs[key] for key in keys}
-            found_key = (model, tuple(lookup.values()))
-            found = self._found.get(found_key)
+        for value in [kwargs[key] for key in parent_keys if kwargs.get(key) is not None]:
+            if not isinstance(value, PendingRow) and id(value) not in self.given:
+                self.given[id(value)] = value
+                if not inspect(value).persistent:
+                    self.session.add(value)  # flushed before the COPY, so it comes first
+        if not keys:
+            rows.append(row := PendingRow(model, kwargs))
+            return row
+        # The batch's row or the session's with these keys (looked up once), else a new one.
+        lookup = {key: kwargs[key] for key in keys}
+        found_key = (model, tuple(lookup.values()))
+        found = self._found.get(found_key)
+        if found is None:
+            found = self.session.scalars(select(model).filter_by(**lookup)).first()
             if found is None:
-                found = self.session.scalars(select(model).filter_by(**lookup)).first()
-                if found is None:
-                    found = PendingRow(model, kwargs)
-                    rows.append(found)
-                self._found[found_key] = found
-        else:
-            found = PendingRow(model, kwargs)
-            rows.append(found)
-        if not isinstance(found, PendingRow):  # the session's: remembered now (ours: _index)
-            self._remember(found, model, kwargs.get("id"), _parents(model, kwargs))
+                rows.append(found := PendingRow(model, kwargs))
+            else:  # the session's, remembered now (the batch's rows by `_index`)
+                self._remember(found, model, kwargs.get("id"), _parents(model, kwargs))
+            self._found[found_key] = found
         return found
 
     def _index(self, model: type[Any]) -> None:

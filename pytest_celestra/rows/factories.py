@@ -178,11 +178,8 @@ def _label(value: Any) -> Any:
 
 
 def _latest_created(o: Any, *parents: str, floor: int = _NO_BOUND) -> int:
-    latest = floor
-    for name in parents:
-        if (row := getattr(o, name)) is not None:
-            latest = max(latest, _offset(o.clock, row.created_at))
-    return latest
+    rows = (getattr(o, name) for name in parents)
+    return max([floor, *(_offset(o.clock, row.created_at) for row in rows if row is not None)])
 
 
 def _not_before(*parents: str, floor: int = _NO_BOUND) -> Any:

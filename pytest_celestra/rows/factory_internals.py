@@ -7,7 +7,7 @@ the releases they were checked against (`tests/test_factory_internals.py`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import factory.base
 import factory.enums
@@ -15,9 +15,6 @@ from factory.alchemy import SQLAlchemyModelFactory, SQLAlchemyOptions
 from factory.builder import parse_declarations
 from factory.declarations import SKIP, SelfAttribute, Trait
 from factory.faker import Faker
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 SUPPORTED_VERSIONS = ("3.3",)
 """factory_boy releases (major.minor) whose internals this module was checked against."""
@@ -59,10 +56,7 @@ def defaults(declaration: Any) -> dict[str, Any]:
 
 def faker_instance(locale: str | None = None) -> Any:
     """What `factory.Faker` declarations of `locale` draw from (the proxy's one generator)."""
-    registry = Faker._FAKER_REGISTRY  # read as `_get_faker` does, without its call
-    proxy = registry.get(Faker._DEFAULT_LOCALE if locale is None else locale)
-    if proxy is None:
-        proxy = Faker._get_faker(locale)
+    proxy = Faker._get_faker(locale)
     cached = _GENERATORS.get(locale)
     if cached is None or cached[0] is not proxy:
         generators = proxy.factories
@@ -78,13 +72,11 @@ def next_sequence(factory_class: Any) -> int:
     return sequence
 
 
-def sequence_counter(factory_class: Any) -> Callable[[], int]:
-    """What `next_sequence(factory_class)` calls in the end (its counter, which a reset
-    changes in place), for a maker to call once a row."""
-    meta = factory_class._meta
-    meta._initialize_counter()
-    counter: Callable[[], int] = meta._counter.next
-    return counter
+def sequence_counter(factory_class: Any) -> Any:
+    """`next_sequence(factory_class)` as a function taken once (a reset changes its counter
+    in place): what a maker calls for each row."""
+    factory_class._meta._initialize_counter()
+    return factory_class._meta._counter.next
 
 
 def model_class(factory_class: Any) -> Any:

@@ -61,10 +61,8 @@ def pure(declaration: T) -> T:
 def _getter(declaration: Any, levels: int) -> Evaluator:
     """A `SelfAttribute`'s value, `levels` parents up from the row it is read on."""
     name, default = declaration.attribute_name, declaration.default
-    if not levels and "." not in name:
-        if default is fb.UNSET:
-            return operator.attrgetter(name)
-        return lambda row: getattr(row, name, default)  # what deepgetattr does
+    if not levels and "." not in name and default is fb.UNSET:
+        return operator.attrgetter(name)
 
     def get(row: Any) -> Any:
         for _ in range(levels):
