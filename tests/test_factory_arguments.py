@@ -80,6 +80,10 @@ def test_enum_columns_take_their_labels_as_strings(celestra_session: Session) ->
     assert UserFactory(company__status="ARCHIVED").company.status is CompanyStatus.ARCHIVED
     batch = UserFactory.bulk_create(2, company__status="SUSPENDED")
     assert {row.company.status for row in batch} == {CompanyStatus.SUSPENDED}
+    # ... and in build(), where factory_boy's builder makes the parent: its member follows.
+    built = UserFactory.build(company__status="SUSPENDED")
+    assert built.company.status is CompanyStatus.SUSPENDED
+    assert built.status is UserStatus.SUSPENDED
 
 
 def test_an_unknown_label_is_refused_with_the_labels(celestra_session: Session) -> None:

@@ -330,6 +330,12 @@ class CelestraFactory(factory_internals.RoutedFactory):
         return checked_arguments(cls, params, check_names=False)
 
     @classmethod
+    def _build(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        # A parent built through a SubFactory (`company__status="SUSPENDED"`) gets its
+        # keywords from factory_boy's builder, not `_route`: its labels become members here.
+        return super()._build(model_class, *args, **cls._enum_labels(kwargs))
+
+    @classmethod
     def _share_parents(cls, params: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments with the parents that must be shared filled in."""
         return params
