@@ -158,6 +158,38 @@ def write(pytester: pytest.Pytester, users: int = 40, **files: str) -> None:
 
 
 @pytest.mark.slow
+def test_a_name_two_conftests_declare_is_the_nearest_ones(celestra_pytester, inner):
+    """As pytest's fixtures: each directory's tests get their own conftest's `team`."""
+    for directory, users in (("north", 2), ("south", 3)):
+        folder = celestra_pytester.mkpydir(directory)
+        (folder / "conftest.py").write_text(
+            textwrap.dedent(
+                f"""
+                from pytest_celestra import UserFactory, scenario_builder
+
+                @scenario_builder
+                def team(session):
+                    UserFactory.create_batch({users})
+                """
+            )
+        )
+        (folder / f"test_{directory}.py").write_text(
+            textwrap.dedent(
+                f"""
+                import pytest
+                from sqlalchemy import text
+
+                @pytest.mark.celestra(scenario="team")
+                def test_team(celestra_seeded_db):
+                    count = celestra_seeded_db.scalar(text("SELECT count(*) FROM users"))
+                    assert count == {users}
+                """
+            )
+        )
+    inner().assert_outcomes(passed=2)
+
+
+@pytest.mark.slow
 def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_seed):
     write(celestra_pytester, test_scenarios=TESTS)
     first = inner()
@@ -795,6 +827,17 @@ def test_names_are_found_in_the_module_first_then_the_conftests():
     assert scenarios_in([first, second]).resolve("acme", own) is own.mine
     with pytest.raises(ScenarioBuildError, match=r"several scenarios .*a/conftest.py, b/conftest"):
         scenarios_in([first, second]).resolve("acme")
+    # As pytest's fixtures: a test below a conftest gets that one's, the nearest first.
+    in_b = SimpleNamespace(__file__="b/test_b.py")
+    assert scenarios_in([first, second]).resolve("acme", in_b) is second.acme
+    root = SimpleNamespace(__file__="conftest.py", acme=acme())
+    deep = SimpleNamespace(__file__="b/c/conftest.py", acme=acme())
+    registry = scenarios_in([root, second, deep])
+    assert registry.resolve("acme", SimpleNamespace(__file__="b/c/d/test_x.py")) is deep.acme
+    assert registry.resolve("acme", SimpleNamespace(__file__="b/test_y.py")) is second.acme
+    assert registry.resolve("acme", SimpleNamespace(__file__="e/test_z.py")) is root.acme
+    with pytest.raises(ScenarioBuildError, match="several scenarios"):
+        scenarios_in([first, second]).resolve("acme", SimpleNamespace(__file__="e/test_z.py"))
     with pytest.raises(ScenarioBuildError, match=r"no scenario of that name.*\(known: acme\)"):
         scenarios_in([first]).resolve("other")
     # A layer's base is known by name too, and one object seen twice is one scenario.

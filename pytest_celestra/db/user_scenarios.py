@@ -14,6 +14,7 @@ import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from pytest_celestra.errors import CelestraError
@@ -158,7 +159,8 @@ class ScenarioRegistry:
                         found.append((builder, where))
 
     def resolve(self, wanted: object, module: object | None = None) -> ScenarioBuilder:
-        """The scenario `wanted` names (or is), looked up in `module`, then in the conftests."""
+        """The scenario `wanted` names (or is), looked up in `module`, then in the conftests
+        (of a name several conftests declare, the one nearest `module`'s file)."""
         if isinstance(wanted, ScenarioBuilder):
             return wanted
         if not isinstance(wanted, str):
@@ -170,6 +172,10 @@ class ScenarioRegistry:
             if isinstance(value, ScenarioBuilder) and value.name == wanted:
                 return value
         found = self.by_name.get(wanted, [])
+        if len(found) > 1 and (test := getattr(module, "__file__", None)):
+            # As pytest's fixtures: the conftest nearest the test, among those above it.
+            above = [(b, w) for b, w in found if Path(test).is_relative_to(Path(w).parent)]
+            found = sorted(above, key=lambda pair: len(Path(pair[1]).parts))[-1:] or found
         if len(found) == 1:
             return found[0][0]
         if found:
