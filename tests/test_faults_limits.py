@@ -166,6 +166,32 @@ def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestr
     assert result.ret != 0
 
 
+def test_your_connections_out_of_slots_name_the_limit(few_connections, celestra_pytester):
+    """Connections a test opens through celestra_transactional_engine: the plugin's error
+    naming the limit, not the driver's "too many clients"."""
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_celestra import ServerError
+
+        def test_many(celestra_transactional_engine):
+            held = []
+            with pytest.raises(ServerError, match="has no connection left") as refused:
+                for _ in range(40):
+                    held.append(celestra_transactional_engine.connect())
+            for connection in held:
+                connection.close()
+            print("REFUSED:", refused.value)
+        """
+    )
+    result = celestra_pytester.runpytest(
+        f"--celestra-dsn={few_connections.url}", "-p", "no:randomly", "-s"
+    )
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert "its max_connections is 12" in output, output
+
+
 # --- 9. waiting on another run's build --------------------------------------------------
 
 

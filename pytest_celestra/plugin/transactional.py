@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import psycopg
-    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.engine import URL, Engine, ExceptionContext
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -569,6 +569,7 @@ def celestra_transactional_engine(
     with _server_error_as_failure():
         database = databases.take(scenario)
     engine = create_engine(database.url)
+    _name_the_connection_limit(engine, databases.manager)
     try:
         yield engine
     finally:
@@ -576,6 +577,19 @@ def celestra_transactional_engine(
         kept = databases.give_back(database, failed=_failed(request.node))
         if kept is not None:
             request.config.stash[RUN_KEY].kept.append(kept)
+
+
+def _name_the_connection_limit(engine: Engine, manager: DatabaseManager) -> None:
+    """A connection of the test's through `engine` refused for want of a slot fails with the
+    plugin's error naming the server's limit and what to change, not the driver's text."""
+    from sqlalchemy import event
+
+    from pytest_celestra.db.server import too_many_clients
+
+    @event.listens_for(engine, "handle_error")
+    def named(context: ExceptionContext) -> BaseException | None:
+        error = context.original_exception
+        return manager.connection_limit_error(error) if too_many_clients(error) else None
 
 
 @pytest.fixture
