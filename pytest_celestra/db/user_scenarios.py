@@ -175,7 +175,8 @@ class ScenarioRegistry:
         if len(found) > 1 and (test := getattr(module, "__file__", None)):
             # As pytest's fixtures: the conftest nearest the test, among those above it.
             above = [(b, w) for b, w in found if Path(test).is_relative_to(Path(w).parent)]
-            found = sorted(above, key=lambda pair: len(Path(pair[1]).parts))[-1:] or found
+            if above:
+                found = [max(above, key=lambda pair: len(Path(pair[1]).parts))]
         if len(found) == 1:
             return found[0][0]
         if found:

@@ -340,7 +340,7 @@ class Batch(Maker):
             if found is None:
                 rows.append(found := PendingRow(model, kwargs))
             else:  # the session's, remembered now (the batch's rows by `_index`)
-                self._remember(found, model, kwargs.get("id"), _parents(model, kwargs))
+                self._remember(found, model, found.id, _parents(model, kwargs))
             self._found[found_key] = found
         return found
 

@@ -205,8 +205,9 @@ class Plan:
             for name in sorted(self.evaluators.keys() - constant - candidates):
                 branch = _settled(self.evaluators[name], row, constant)
                 if branch is not None:  # a Maybe whose decider reads constants: its branch
-                    self.evaluators[name] = branch[0]
-                    candidates.update([name] if branch[1] else [])
+                    self.evaluators[name], branch_pure = branch
+                    if branch_pure:
+                        candidates.add(name)
                     changed = True
             for name in sorted(candidates):
                 tracer = _Tracer(row)
@@ -233,13 +234,16 @@ class Plan:
 def _settled(evaluator: Evaluator, row: _Row, constant: set[str]) -> tuple[Evaluator, bool] | None:
     """The branch (and whether it is pure) a `Maybe` takes on every row of a batch, when its
     pure decider reads only `constant` names on `row`; None for anything else."""
-    decider, yes, no = getattr(evaluator, "celestra_branches", (None, None, None))
+    branches = getattr(evaluator, "celestra_branches", None)
+    if branches is None:  # not a Maybe with a pure decider
+        return None
+    decider, yes, no = branches
     tracer = _Tracer(row)
     try:
-        chosen = decider is not None and decider(tracer)
+        chosen = decider(tracer)
     except Exception:  # the row computed it: only the trace failed
         return None
-    return (yes if chosen else no) if decider and tracer.reads <= constant else None
+    return (yes if chosen else no) if tracer.reads <= constant else None
 
 
 class _Row:
