@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_celestra.rows import story
-from pytest_celestra.rows.steps.draw import allocate
+from pytest_celestra.rows.steps.draw import allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import AuditEventType
 from pytest_celestra.schema.volumes import audit_logs_needed
@@ -118,13 +118,15 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
     p, rng, u = d.p, d.rng, t.u
     failures, lockouts_planned = t.failures.failures, t.locks.lockouts
     sessions = rng.sample(range(len(t.sessions)), len(t.sessions))
-    # The first failed sign-in is for an unknown email, so every volume has one.
-    singles = [i for i, failure in enumerate(failures) if failure.user < 0]
-    singles += rng.sample(t.failures.singles, len(t.failures.singles))
+    # The first failed sign-in (the last popped) is for an unknown email, so every volume
+    # has one.
+    unknown = [i for i, failure in enumerate(failures) if failure.user < 0]
+    singles = unknown[1:] + rng.sample(t.failures.singles, len(t.failures.singles)) + unknown[:1]
     lockouts = list(range(len(lockouts_planned)))
     written = 0
+    actions = covering(spec.AUDIT_ACTION_WEIGHTS, p.audit_action)  # every story told once
     while written < total:
-        action = p.audit_action()
+        action = actions()
         if action == "lockout" and not lockouts:
             action = "failed_sign_in"
         if (
