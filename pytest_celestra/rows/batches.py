@@ -14,6 +14,7 @@ import enum
 import gc
 import operator
 from collections.abc import Sequence
+from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import psycopg
@@ -28,11 +29,14 @@ from pytest_celestra.rows import factory_internals as fb
 from pytest_celestra.rows import loader
 from pytest_celestra.rows.app_factories import fill_rule_columns
 from pytest_celestra.rows.row_maker import Maker, current_maker
+from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
 
 if TYPE_CHECKING:
+    import random
     import uuid
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
 
     from sqlalchemy.orm import Session
 
@@ -389,6 +393,66 @@ class Batch(Maker):
             state = inspect(parent)
             if state.persistent and state.session is self.session:
                 self.session.expire(parent, _shape(type(parent)).collections)
+
+
+class Recipes(Maker):
+    """The factories' declarations as a scenario's row recipes: draws from the scenario's
+    seeded `provider`, times from its `anchor`, no session. A step asks for a table's
+    recipe once and calls it for each row with its plan's choices; its parents are rows a
+    recipe made before (no recipe makes a parent of its own)."""
+
+    def __init__(self, provider: Any, anchor: datetime) -> None:
+        super().__init__(None)  # type: ignore[arg-type]  # no session: nothing is looked up
+        self._provider = provider
+        self._clock = anchor
+        self.company_domains = {spec.PLATFORM_DOMAIN}  # its companies' (one each)
+
+    def faker(self, locale: str | None = None) -> Any:
+        return self._provider
+
+    @property
+    def rng(self) -> random.Random:
+        return self._provider.rng  # type: ignore[no-any-return]
+
+    def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
+        """`factory_class`'s row with the values of the names in `given` (its columns and
+        parameters, no trait), as `recipe(**values)`."""
+        names = given.split()
+        plan = self._new_plan(factory_class, dict.fromkeys(names))
+        if plan.hooks:
+            raise CelestraError(f"{factory_class.__name__} has post-generation hooks: no recipe")
+        model, sequence = fb.model_class(factory_class), count()
+
+        def row(**values: Any) -> PendingRow:
+            return PendingRow(model, self.arguments(plan, next(sequence), values))
+
+        return row
+
+    def _instantiate(
+        self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        raise CelestraError(
+            f"the recipe of {step.parent_step.plan.factory.__name__} made a "  # type: ignore[union-attr]
+            f"{factory_class.__name__}: a scenario's step passes every parent"
+        )
+
+
+def copy_tuple(row: PendingRow) -> tuple[Any, ...]:
+    """`row` as a COPY tuple of every column of its table, in the table's order."""
+    kwargs = row.__dict__
+    writer = _TUPLE_WRITERS.get((row._model, tuple(kwargs)))
+    if writer is None:
+        shape = _shape(row._model)
+        columns, make = shape._writer(kwargs)
+        if set(columns) != set(shape.keys):
+            missing = ", ".join(sorted(set(shape.keys) - set(columns)))
+            raise CelestraError(f"a {shape.table} row of a recipe has no {missing}")
+        order = operator.itemgetter(*(columns.index(column) for column in shape.keys))
+        writer = _TUPLE_WRITERS[row._model, tuple(kwargs)] = lambda kw: order(make(kw))
+    return writer(kwargs)  # type: ignore[no-any-return]
+
+
+_TUPLE_WRITERS: dict[tuple[type[Any], tuple[str, ...]], Callable[[dict[str, Any]], Any]] = {}
 
 
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)

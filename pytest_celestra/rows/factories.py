@@ -99,6 +99,7 @@ from pytest_celestra.schema.models import (
 )
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Callable, Iterator
 
     from sqlalchemy.orm import Session
@@ -149,7 +150,6 @@ CLOCK_LAG = timedelta(minutes=1)
 for a database transaction that started a little earlier than the factory call."""
 _NO_BOUND = -10 * 365 * spec.DAY
 _SECOND = timedelta(seconds=1)  # times an offset: cheaper than timedelta(seconds=offset)
-_RNG = factory.random.randgen  # factory_boy's generator, reseeded in place with Faker's
 
 
 def _clock() -> datetime:
@@ -197,8 +197,18 @@ def _time(index: int | None = None, source: str = "times") -> Any:
     return pure(LazyAttribute(when))
 
 
-_provider = factory_internals.faker_instance
-"""The Faker instance factory_boy draws from (seeded with it), for story functions."""
+def _provider() -> Any:
+    """What the row's draws come from: factory_boy's Faker (seeded with it), or a
+    scenario's seeded provider."""
+    maker = row_maker.current_maker()
+    return factory_internals.faker_instance() if maker is None else maker.faker()
+
+
+def _rng() -> random.Random:
+    """The random generator of the row's other draws: factory_boy's (reseeded in place with
+    Faker's), or a scenario's."""
+    maker = row_maker.current_maker()
+    return factory.random.randgen if maker is None else maker.rng
 
 
 def _closing(o: Any) -> int | None:
@@ -249,7 +259,11 @@ def _state_of_user(method: str, live: frozenset[str]) -> Any:
 
 
 def _company_domains() -> set[str]:
-    """The email domains of the companies made in the bound session (none without one)."""
+    """The email domains of the companies made so far: in the bound session, or in a
+    scenario (its recipes' own); none without either."""
+    maker = row_maker.current_maker()
+    if isinstance(maker, batches.Recipes):
+        return maker.company_domains
     session = _SESSION.get()
     if session is None:
         return set()
@@ -527,7 +541,7 @@ class UserFactory(_CompanyRowFactory):
     name = Faker("person_name")
     # The sequence number keeps emails unique however often a name comes up.
     email = LazyAttributeSequence(lambda o, n: email_address(o.name, o.email_domain, n))
-    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _RNG))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
     # ACTIVE, unless the company is closed: then SUSPENDED or ARCHIVED with it.
     status = _status_with_company(story.member_status, UserStatus.ACTIVE)
 
@@ -625,7 +639,7 @@ class KnowledgeSourceFactory(CelestraFactory):
 def _admin_actor() -> Any:
     """The user of an admin action: a company admin, now and then a super admin."""
     return Maybe(
-        LazyAttribute(lambda o: story.super_admin_acts(_RNG)),
+        LazyAttribute(lambda o: story.super_admin_acts(_rng())),
         SubFactory(UserFactory, super_admin=True),
         SubFactory(UserFactory, company_admin=True),
     )
@@ -724,7 +738,7 @@ class AuditLogFactory(CelestraFactory):
         LazyAttribute(lambda o: o.event_type in spec.SIGNED_EVENT_TYPES),
         Maybe(
             LazyAttribute(
-                lambda o: story.super_admin_signs(_RNG, o.user is None or o.user.company is None)
+                lambda o: story.super_admin_signs(_rng(), o.user is None or o.user.company is None)
             ),
             SubFactory("pytest_celestra.rows.factories.UserFactory", super_admin=True),
             _member_of(_parent_company("user"), role=UserRole.COMPANY_ADMIN),
@@ -914,7 +928,7 @@ class NotificationFactory(CelestraFactory):
     expiry = Faker("notification_expiry")
     user = SubFactory(UserFactory)
     company = pure(LazyAttribute(lambda o: o.user.company))
-    notification_type = LazyFunction(lambda: story.event_free_notification_type(_RNG))
+    notification_type = LazyFunction(lambda: story.event_free_notification_type(_rng()))
     title = Faker("notification_title", notification_type=SelfAttribute("..notification_type"))
     message = Faker("notification_message", notification_type=SelfAttribute("..notification_type"))
     priority = Faker(
@@ -1029,7 +1043,7 @@ def _invitation(user: User, when: datetime, accepted: bool) -> None:
 
 def _signer_at(actor: User, when: datetime) -> Any:
     """Who signs what `actor` did at `when` (story.super_admin_signs)."""
-    if story.super_admin_signs(_RNG, actor.company is None):
+    if story.super_admin_signs(_rng(), actor.company is None):
         return UserFactory(super_admin=True)
     if actor.role is UserRole.COMPANY_ADMIN:
         return actor
@@ -1038,7 +1052,7 @@ def _signer_at(actor: User, when: datetime) -> Any:
 
 def _actor_at(user: User, when: datetime) -> Any:
     """Who changes a row of `user`'s company at `when` (story.super_admin_acts)."""
-    if story.super_admin_acts(_RNG):
+    if story.super_admin_acts(_rng()):
         return UserFactory(super_admin=True)
     return _admin_at(user, when)
 
@@ -1096,7 +1110,7 @@ class PasswordHistoryFactory(CelestraFactory):
         created = LazyAttribute(lambda o: story.password_changed(_provider(), o.lower))
 
     user = SubFactory(UserFactory)
-    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _RNG))
+    password_hash = LazyAttribute(lambda o: passwords.hash_password(o.password, _rng()))
     created_at = _time(source="created")
 
 

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import factory.random
 from factory.base import BaseDictFactory
 from factory.declarations import (
     BaseDeclaration,
@@ -34,11 +35,13 @@ from factory.faker import Faker
 from pytest_celestra.rows import factory_internals as fb
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Callable, Iterator
 
     from sqlalchemy.orm import Session
 
     Evaluator = Callable[[Any], Any]
+    Fakers = Callable[[str | None], Any]  # locale -> what `Faker` declarations draw from
 
 T = TypeVar("T")
 
@@ -72,15 +75,15 @@ def _getter(declaration: Any, levels: int) -> Evaluator:
     return get
 
 
-def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
-    """What `Faker.evaluate` does, with the provider's method looked up once; None unless
-    every argument is a plain value or a `SelfAttribute("..name")` of the row."""
+def _faker(declaration: Any, context: dict[str, Any], faker: Fakers) -> Evaluator | None:
+    """What `Faker.evaluate` does, with the provider's method (of `faker(locale)`) looked up
+    once; None unless every argument is a plain value or a `SelfAttribute("..name")`."""
     arguments = {**fb.defaults(declaration), **context}
     for value in arguments.values():
         of_row = isinstance(value, SelfAttribute) and value.depth >= 2  # 1: another argument
         if isinstance(value, BaseDeclaration) and not of_row:
             return None
-    method = getattr(fb.faker_instance(arguments.pop("locale", None)), declaration.provider)
+    method = getattr(faker(arguments.pop("locale", None)), declaration.provider)
     plain = {k: v for k, v in arguments.items() if not isinstance(v, SelfAttribute)}
     read = [(k, _getter(v, v.depth - 2)) for k, v in arguments.items() if k not in plain]
     if not read:
@@ -88,9 +91,12 @@ def _faker(declaration: Any, context: dict[str, Any]) -> Evaluator | None:
     return lambda row: method(**plain, **{key: get(row) for key, get in read})
 
 
-def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
+def compile_declaration(
+    declaration: Any, context: dict[str, Any], faker: Fakers = fb.faker_instance
+) -> tuple[Evaluator, bool]:
     """`declaration.evaluate_pre(...)` as a function of the row, and whether it is
-    [`pure`][pytest_celestra.rows.row_maker.pure] (a function of what it reads alone)."""
+    [`pure`][pytest_celestra.rows.row_maker.pure] (a function of what it reads alone);
+    `Faker` declarations draw from `faker(locale)`."""
     kind = type(declaration)
     if kind is LazyAttribute and not context:
         return declaration.function, getattr(declaration, "celestra_pure", False)
@@ -105,9 +111,9 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
     if kind is SelfAttribute and not context:
         return _getter(declaration, declaration.depth - 1), True
     if kind is Maybe:
-        decider, decider_pure = _part(declaration.decider, {})
-        yes, yes_pure = _part(declaration.yes, context)
-        no, no_pure = _part(declaration.no, context)
+        decider, decider_pure = _part(declaration.decider, {}, faker)
+        yes, yes_pure = _part(declaration.yes, context, faker)
+        no, no_pure = _part(declaration.no, context, faker)
 
         def choose(row: Any) -> Any:
             return yes(row) if decider(row) else no(row)
@@ -116,9 +122,11 @@ def compile_declaration(declaration: Any, context: dict[str, Any]) -> tuple[Eval
             choose.celestra_branches = (decider, (yes, yes_pure), (no, no_pure))  # type: ignore[attr-defined]
         return choose, decider_pure and yes_pure and no_pure
     if kind is Faker:
-        evaluator = _faker(declaration, context)
+        evaluator = _faker(declaration, context, faker)
         if evaluator is not None:
             return evaluator, False
+        if faker is not fb.faker_instance:
+            raise TypeError(f"a Faker declaration of {declaration.provider!r} cannot be compiled")
     if kind is SubFactory:
         factory_class = declaration.get_factory()
         extras = {**fb.defaults(declaration), **context}
@@ -146,17 +154,19 @@ def compile_hook(hook: Any, context: dict[str, Any]) -> Callable[[Any, Step], An
     return lambda instance, step: evaluate(instance=instance, step=step, overrides=context)
 
 
-def _part(value: Any, context: dict[str, Any]) -> tuple[Evaluator, bool]:
+def _part(value: Any, context: dict[str, Any], faker: Fakers) -> tuple[Evaluator, bool]:
     """A part of a `Maybe`: a declaration compiled, or a plain value."""
     if isinstance(value, BaseDeclaration):
-        return compile_declaration(value, context)
+        return compile_declaration(value, context, faker)
     return lambda row: value, True
 
 
 class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
-    def __init__(self, factory_class: Any, extras: dict[str, Any]) -> None:
+    def __init__(
+        self, factory_class: Any, extras: dict[str, Any], faker: Fakers = fb.faker_instance
+    ) -> None:
         resolved, hooks = fb.declarations(factory_class, extras)
         # (name, declaration, the declaration compiled)
         self.hooks = [(name, hook, compile_hook(hook, context)) for name, hook, context in hooks]
@@ -170,7 +180,7 @@ class Plan:
             if not lazy:
                 self.constants[name] = declaration
                 continue
-            self.evaluators[name], is_pure = compile_declaration(declaration, context)
+            self.evaluators[name], is_pure = compile_declaration(declaration, context, faker)
             if is_pure:
                 self._pure.add(name)
         # (name, evaluator) in resolution order: declaration order, until a batch folds it
@@ -179,10 +189,14 @@ class Plan:
         dict_factory = issubclass(factory_class, BaseDictFactory)
         self.arguments = None if dict_factory else fb.Arguments(factory_class, self.names)
 
-    def resolve(self, step: Step) -> _Row:
+    def resolve(self, step: Step, given: dict[str, Any] | None = None) -> _Row:
+        """The row of `step`: constants, then `given` (a recipe's values of this row), then
+        the lazy declarations in order."""
         row = _Row.__new__(_Row)
         values = row.__dict__
         values.update(self.constants)
+        if given:
+            values.update(given)
         values["_celestra_step"] = step
         parent = step.parent_step
         values["factory_parent"] = parent.stub if parent is not None else None
@@ -341,8 +355,17 @@ class Maker:
         finally:
             _MAKER.reset(token)
 
+    def faker(self, locale: str | None = None) -> Any:
+        """What the factories' `Faker` declarations and story rules draw from."""
+        return fb.faker_instance(locale)
+
+    @property
+    def rng(self) -> random.Random:
+        """The random generator of the draws the factories make without a provider."""
+        return factory.random.randgen
+
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
-        return Plan(factory_class, extras)
+        return Plan(factory_class, extras, self.faker)
 
     def make(
         self,
@@ -392,6 +415,17 @@ class Maker:
         self._finish(factory_class, step, instance, results)
         step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         return instance
+
+    def arguments(self, plan: Plan, sequence: int, given: dict[str, Any]) -> dict[str, Any]:
+        """The model's keyword arguments of `plan`'s row with the `given` values, made with
+        this maker current (a recipe's row: no object, no hook)."""
+        token = _MAKER.set(self)
+        try:
+            row = plan.resolve(Step(self, plan, sequence, None), given)
+        finally:
+            _MAKER.reset(token)
+        assert plan.arguments is not None  # a model's factory, not a dict factory
+        return plan.arguments(row.__dict__)[1]
 
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -9,6 +9,7 @@ from datetime import timedelta
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
+from pytest_celestra.rows.batches import PendingRow, Recipes
 from pytest_celestra.rows.providers import fast_uuid
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class RowFacts:
     created: list[int] = field(default_factory=list)
     current: list[tuple[str, ...]] = field(default_factory=list)
     """Present values of the changeable columns (spec.CHANGEABLE_COLUMNS), if any."""
+    rows: list[PendingRow] = field(default_factory=list)
+    """The rows themselves, for the recipes of their children."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class Draw:
     password_salts: int  # how many hashes of each pool the scenario uses
     old_password_pool: int
     reshape: Reshaper | None = None  # your rules' values of our columns
+    recipes: Recipes = field(init=False)  # the factories' declarations, drawing from `p`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipes", Recipes(self.p, self.anchor))
 
     @property
     def rng(self) -> random.Random:
@@ -60,6 +67,14 @@ class Draw:
 
     def at(self, offset: int | None) -> datetime | None:
         return None if offset is None else self.anchor + timedelta(seconds=offset)
+
+    def offset(self, when: datetime) -> int:
+        """`when` as seconds from the anchor (a recipe's row's time)."""
+        return int((when - self.anchor).total_seconds())
+
+    def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
+        """The rows of `factory_class` with the values of the names in `given`."""
+        return self.recipes.recipe(factory_class, given)
 
     def new_id(self) -> uuid.UUID:
         return fast_uuid(self.p.rng)

@@ -6,15 +6,14 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
-from pytest_celestra.rows import story
-from pytest_celestra.rows.providers import email_address
+from pytest_celestra.rows import factories, story
+from pytest_celestra.rows.batches import copy_tuple
+from pytest_celestra.rows.providers import company_domain, email_address
 from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
 
 if TYPE_CHECKING:
-    import uuid
-
     from pytest_celestra.rows.steps.draw import Draw, Rows
 
 
@@ -46,18 +45,16 @@ class Users(RowFacts):
 
 
 def companies(d: Draw) -> Rows[Companies]:
+    """Sizes, verticals and statuses covered, then the closed companies the headcount cannot
+    bear reopened (story.mostly_open); each row is `CompanyFactory`'s."""
     p = d.p
     sizes = covering(spec.COMPANY_SIZE_WEIGHTS, p.company_size)
     verticals = covering(spec.COMPANY_VERTICAL_WEIGHTS, p.company_vertical)
     # The closed companies the covering draws come first and smallest (sizes cover
     # SMALL, MEDIUM ... in order), so their closing leaves most users ACTIVE.
     statuses = covering(dict(reversed(list(spec.COMPANY_STATUS_WEIGHTS.items()))), p.company_status)
-    ids: list[uuid.UUID] = []
-    created: list[int] = []
-    domains: list[str] = []
     weights: list[float] = []
-    used_domains = {spec.PLATFORM_DOMAIN}
-    drafts: list[tuple[str, str, CompanySize, CompanyVertical, CompanyStatus]] = []
+    drafts: list[tuple[CompanySize, CompanyVertical, CompanyStatus]] = []
     reshape = d.reshape if d.reshape and d.reshape.touches("companies", enums=False) else None
     for _ in range(d.counts["companies"]):
         size, vertical, status = sizes(), verticals(), statuses()
@@ -66,49 +63,36 @@ def companies(d: Draw) -> Rows[Companies]:
             shaped = reshape("companies", drawn, enums=False)
             size, vertical = CompanySize(shaped["size"]), CompanyVertical(shaped["vertical"])
             status = CompanyStatus(shaped["status"])
-        name, domain = story.unique_company_name(p, vertical, used_domains)
-        ids.append(d.new_id())
-        created.append(p.moment(*spec.COMPANY_CREATED))
-        domains.append(domain)
-        drafts.append((name, p.company_description(vertical), size, vertical, status))
+        drafts.append((size, vertical, status))
         weights.append(story.headcount_weight(d.rng, spec.COMPANY_SIZE_HEADCOUNT[size]))
-    final = story.mostly_open([draft[4] for draft in drafts], weights)
-    closed: list[int | None] = []
-    current: list[tuple[str, ...]] = []
-    for company, (name, description, size, vertical, _) in enumerate(drafts):
-        status = final[company]
-        updated = story.row_updated(
-            p, created[company], left_service=status is not CompanyStatus.ACTIVE
-        )
-        closed.append(None if status is CompanyStatus.ACTIVE else updated)
-        current.append((status.value, size.value, vertical.value, description))
-        yield (
-            "companies",
-            (
-                ids[company],
-                name,
-                description,
-                size.value,
-                vertical.value,
-                status.value,
-                d.at(created[company]),
-                d.at(updated),
-            ),
-        )
-    return Companies(domains, weights, final, closed, ids=ids, created=created, current=current)
+    final = story.mostly_open([draft[2] for draft in drafts], weights)
+    company = d.recipe(factories.CompanyFactory, "size vertical status")
+    c = Companies([], weights, final, [])
+    for (size, vertical, _), status in zip(drafts, final, strict=True):
+        row = company(size=size, vertical=vertical, status=status)
+        updated = d.offset(row.updated_at)
+        c.rows.append(row)
+        c.ids.append(row.id)
+        c.created.append(d.offset(row.created_at))
+        c.domain.append(company_domain(row.name))
+        c.closed.append(None if status is CompanyStatus.ACTIVE else updated)
+        c.current.append((status.value, size.value, vertical.value, row.description))
+        yield "companies", copy_tuple(row)
+    return c
 
 
 def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
+    """The catalogue's first types, each `KnowledgeTypeFactory`'s row."""
     names = list(spec.KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
-    ids = [d.new_id() for _ in names]
-    created = [story.knowledge_type_created(name) for name in names]
-    for type_id, name, when in zip(ids, names, created, strict=True):
-        yield (
-            "knowledge_types",
-            (type_id, name, spec.KNOWLEDGE_TYPES[name][0], d.at(when), d.at(when)),
-        )
-    cumulative = list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names))
-    return KnowledgeTypes(names, cumulative, ids=ids, created=created)
+    kind = d.recipe(factories.KnowledgeTypeFactory, "name")
+    t = KnowledgeTypes(names, list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
+    for name in names:
+        row = kind(name=name)
+        t.rows.append(row)
+        t.ids.append(row.id)
+        t.created.append(d.offset(row.created_at))
+        yield "knowledge_types", copy_tuple(row)
+    return t
 
 
 def users(d: Draw, c: Companies) -> Rows[Users]:
@@ -123,6 +107,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     emails: set[str] = set()
     active = UserStatus.ACTIVE
     reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
+    user = d.recipe(factories.UserFactory, "company role status created name email password_hash")
     plan = [(-1, "SUPER_ADMIN", spec.PLATFORM_DOMAIN, -1)] * supers
     for company, members in enumerate(per_company):
         domain = c.domain[company]
@@ -136,19 +121,11 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         else:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
-        closing = None if company < 0 else c.closed[company]
-        company_id = None if company < 0 else c.ids[company]
         label = (drawn if company < 0 else story.member_status(c.status[company], drawn)).value
         if reshape is not None:  # your rules, before the stories after this step read it
+            company_id = None if company < 0 else c.ids[company]
             values = reshape("users", {"company_id": company_id, "role": role, "status": label})
             role, label = values["role"], values["status"]
-        updated = story.row_updated(
-            p,
-            created,
-            left_service=label != active.value,
-            closing=closing,
-            with_company=label != drawn.value,
-        )
         name = p.person_name()
         email = email_address(name, domain)
         number = 1
@@ -156,12 +133,22 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             number += 1
             email = email_address(name, domain, number)
         emails.add(email)
-        index, user_id = len(u.ids), d.new_id()
-        u.ids.append(user_id)
+        row = user(
+            company=None if company < 0 else c.rows[company],
+            role=role,
+            status=UserStatus._value2member_map_.get(label, label),  # a label of your rules'
+            created=created,
+            name=name,
+            email=email,
+            password_hash=d.passwords[int(rng.random() * d.password_salts)],
+        )
+        index = len(u.ids)
+        u.rows.append(row)
+        u.ids.append(row.id)
         u.company.append(company)
         u.created.append(created)
         u.status.append(label)
-        u.until.append(story.activity_until(label, updated))
+        u.until.append(story.activity_until(label, d.offset(row.updated_at)))
         u.current.append((role, label, name))
         if company < 0:
             u.super_admins.append(index)
@@ -171,7 +158,5 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
                 u.admins[company].append(index)
         if label == active.value:
             u.active.append(index)
-        password = d.passwords[int(rng.random() * d.password_salts)]
-        row = (user_id, company_id, role, email, name, password, label)
-        yield "users", (*row, d.at(created), d.at(updated))
+        yield "users", copy_tuple(row)
     return u
