@@ -117,10 +117,10 @@ STEPS: tuple[Step, ...] = (
     _table("users", "companies", tenants.users),
     _table("agents", "companies", assets.agents),
     _table("knowledge_bases", "companies", assets.knowledge_bases),
-    _table("agent_knowledge_bases", "agents knowledge_bases", assets.agent_knowledge_bases),
     _table(
-        "knowledge_sources", "companies knowledge_types knowledge_bases", assets.knowledge_sources
+        "agent_knowledge_bases", "companies agents knowledge_bases", assets.agent_knowledge_bases
     ),
+    _table("knowledge_sources", "knowledge_types knowledge_bases", assets.knowledge_sources),
     _plan("lockouts", "users", security.plan_lockouts),
     _plan("failures", "users lockouts", security.plan_failed_logins),
     _plan("sessions", "users", security.plan_sessions),

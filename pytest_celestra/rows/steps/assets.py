@@ -8,19 +8,18 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.rows import story
+from pytest_celestra.rows import factories, story
+from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import KnowledgeBaseStatus
 
 if TYPE_CHECKING:
-    import uuid
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from pytest_celestra.rows.loader import Row
+    from pytest_celestra.rows.batches import PendingRow
     from pytest_celestra.rows.steps.draw import Draw, Rows
     from pytest_celestra.rows.steps.tenants import Companies, KnowledgeTypes
-    from pytest_celestra.schema.models import CompanyStatus
 
 
 @dataclass(frozen=True)
@@ -36,97 +35,72 @@ class Assets(RowFacts):
 
 
 def _spread(
-    d: Draw,
-    table: str,
-    c: Companies,
-    statuses: Callable[[], Any],
-    follow: Callable[[CompanyStatus, Any], Any],
-    make: Callable[[int, uuid.UUID, int, Any, bool], Row],
-) -> Rows[None]:
-    """Rows of `table` spread over the companies by weight (>= 1 each), each made by
-    `make(company, id, created, status, followed)`, the status `follow`ing its company's."""
-    n_companies = d.counts["companies"]
-    per_company = [1 + extra for extra in allocate(d.counts[table] - n_companies, c.weight)]
+    d: Draw, c: Companies, factory: Any, statuses: Callable[[], Any], follow: Callable[..., Any]
+) -> Iterator[tuple[int, PendingRow]]:
+    """(company, row) of `factory`'s table spread over the companies by weight (>= 1 each),
+    each of a covered status that `follow`s its company's."""
+    table = factory._meta.model.__tablename__
+    per_company = [1 + extra for extra in allocate(d.counts[table] - len(c.ids), c.weight)]
+    recipe = d.recipe(factory, "company status")
     for company, count in enumerate(per_company):
         for _ in range(count):
-            row_id = d.new_id()
-            when = story.member_created(d.p, c.created[company])
-            drawn = statuses()
-            state = follow(c.status[company], drawn)
-            yield table, make(company, row_id, when, state, state is not drawn)
+            yield (
+                company,
+                recipe(company=c.rows[company], status=follow(c.status[company], statuses())),
+            )
 
 
-def _updated(
-    d: Draw, a: Assets, c: Companies, company: int, created: int, status: str, followed: bool
-) -> int:
-    """updated_at of an agent or knowledge base, recording the row's facts in `a`."""
-    retired = status in story.RETIRED_STATUSES
-    updated = story.row_updated(
-        d.p, created, left_service=retired, closing=c.closed[company], with_company=followed
-    )
+def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
+    """Remember an agent or knowledge base in `a`; its updated_at as an offset."""
+    updated = d.offset(row.updated_at)
     a.by_company[company].append(len(a.ids))
-    a.created.append(created)
+    a.rows.append(row)
+    a.ids.append(row.id)
+    a.created.append(d.offset(row.created_at))
     a.company.append(company)
-    a.retired.append(updated if retired else 0)
+    a.retired.append(updated if row.status.value in story.RETIRED_STATUSES else 0)
     return updated
 
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
-    p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = covering(spec.AGENT_STATUS_WEIGHTS, p.agent_status)
-
-    def make(company: int, agent_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
-        status, protocol = state.value, p.agent_protocol()
-        updated = _updated(d, a, c, company, created, status, followed)
-        name, description = p.agent_name(), p.agent_description()
-        a.ids.append(agent_id)
-        a.current.append((status, protocol, name, description))
-        row = (agent_id, c.ids[company], name, description, protocol, status)
-        return (*row, d.at(created), d.at(updated))
-
-    yield from _spread(d, "agents", c, statuses, story.agent_status, make)
+    a = Assets([[] for _ in c.ids])
+    statuses = covering(spec.AGENT_STATUS_WEIGHTS, d.p.agent_status)
+    for company, row in _spread(d, c, factories.AgentFactory, statuses, story.agent_status):
+        _record(d, a, company, row)
+        a.current.append((row.status.value, row.agent_protocol, row.name, row.description))
+        yield "agents", copy_tuple(row)
     return a
 
 
 def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
-    p, a = d.p, Assets([[] for _ in c.ids])
-    statuses = covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, p.knowledge_base_status)
-
-    def make(company: int, kb_id: uuid.UUID, created: int, state: Any, followed: bool) -> Row:
-        updated = _updated(d, a, c, company, created, state.value, followed)
-        name, description = p.knowledge_base_name(), p.knowledge_base_description()
+    a = Assets([[] for _ in c.ids])
+    statuses = covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, d.p.knowledge_base_status)
+    factory = factories.KnowledgeBaseFactory
+    for company, row in _spread(d, c, factory, statuses, story.knowledge_base_status):
+        updated = _record(d, a, company, row)
         if updated >= spec.ACTIVITY_EARLIEST:
-            if state is KnowledgeBaseStatus.ACTIVE:
+            if row.status is KnowledgeBaseStatus.ACTIVE:
                 a.ready.append((company, updated))
-            elif state in story.FAILED_KNOWLEDGE_BASE_STATUSES:
+            elif row.status in story.FAILED_KNOWLEDGE_BASE_STATUSES:
                 a.failed.append((company, updated))
-        a.ids.append(kb_id)
-        a.current.append((state.value, name, description))
-        row = (kb_id, c.ids[company], name, description, state.value)
-        return (*row, d.at(created), d.at(updated))
-
-    yield from _spread(d, "knowledge_bases", c, statuses, story.knowledge_base_status, make)
+        a.current.append((row.status.value, row.name, row.description))
+        yield "knowledge_bases", copy_tuple(row)
     return a
 
 
-def agent_knowledge_bases(d: Draw, agents: Assets, kbs: Assets) -> Rows[None]:
+def agent_knowledge_bases(d: Draw, c: Companies, agents: Assets, kbs: Assets) -> Rows[None]:
     """Links within each company, spread by its distinct agent / knowledge base pairs."""
     capacity = [len(a) * len(k) for a, k in zip(agents.by_company, kbs.by_company, strict=True)]
     per_company = allocate(d.counts["agent_knowledge_bases"], capacity)
+    link = d.recipe(factories.AgentKnowledgeBaseFactory, "company agent knowledge_base")
     for company, count in enumerate(per_company):
         of_agents, of_kbs = agents.by_company[company], kbs.by_company[company]
         for pair in sorted(d.rng.sample(range(capacity[company]), count)):
             agent, kb = of_agents[pair // len(of_kbs)], of_kbs[pair % len(of_kbs)]
-            created = story.link_created(
-                d.p,
-                max(agents.created[agent], kbs.created[kb]),
-                agents.retired[agent],
-                kbs.retired[kb],
+            row = link(
+                company=c.rows[company], agent=agents.rows[agent], knowledge_base=kbs.rows[kb]
             )
-            yield (
-                "agent_knowledge_bases",
-                (d.new_id(), agents.ids[agent], kbs.ids[kb], d.at(created)),
-            )
+            yield "agent_knowledge_bases", copy_tuple(row)
 
 
 def _sources_per_base(d: Draw, n_kbs: int) -> list[int]:
@@ -147,19 +121,15 @@ def _sources_per_base(d: Draw, n_kbs: int) -> list[int]:
     return per_kb
 
 
-def knowledge_sources(d: Draw, c: Companies, types: KnowledgeTypes, kbs: Assets) -> Rows[None]:
-    p, rng = d.p, d.rng
-    type_total = types.cumulative[-1]
+def knowledge_sources(d: Draw, types: KnowledgeTypes, kbs: Assets) -> Rows[None]:
+    """Each knowledge base's sources (the first of several types), of types by weight."""
+    rng, type_total = d.rng, types.cumulative[-1]
+    source = d.recipe(factories.KnowledgeSourceFactory, "knowledge_base knowledge_type")
     for kb, count in enumerate(_sources_per_base(d, len(kbs.ids))):
-        domain = c.domain[kbs.company[kb]]
         for i in range(count):
             if kb == 0 and i < len(types.ids):
                 kind = i
             else:
                 kind = bisect_right(types.cumulative, rng.random() * type_total)
-            lower = max(kbs.created[kb], types.created[kind])
-            created = story.link_created(p, lower, kbs.retired[kb])
-            row_id = d.new_id()
-            name = p.knowledge_source_name(types.names[kind], domain)
-            row = (row_id, kbs.ids[kb], types.ids[kind], name)
-            yield "knowledge_sources", (*row, d.at(created), d.at(story.updated_after(p, created)))
+            row = source(knowledge_base=kbs.rows[kb], knowledge_type=types.rows[kind])
+            yield "knowledge_sources", copy_tuple(row)
