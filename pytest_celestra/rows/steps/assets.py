@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.rows import factories, story
+from pytest_celestra.rows import factories, factory_internals, story
 from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
@@ -39,7 +39,7 @@ def _spread(
 ) -> Iterator[tuple[int, PendingRow]]:
     """(company, row) of `factory`'s table spread over the companies by weight (>= 1 each),
     each of a covered status that `follow`s its company's."""
-    table = factory._meta.model.__tablename__
+    table = factory_internals.model_class(factory).__tablename__
     per_company = [1 + extra for extra in allocate(d.counts[table] - len(c.ids), c.weight)]
     recipe = d.recipe(factory, "company status")
     for company, count in enumerate(per_company):
