@@ -33,7 +33,6 @@ from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
 
 if TYPE_CHECKING:
-    import random
     import uuid
     from collections.abc import Callable, Iterator
     from datetime import datetime
@@ -404,16 +403,12 @@ class Recipes(Maker):
 
     def __init__(self, provider: Any, anchor: datetime) -> None:
         super().__init__(None)  # type: ignore[arg-type]  # no session: nothing is looked up
-        self._provider = provider
+        self.provider, self.rng = provider, provider.rng
         self._clock = anchor
         self.company_domains = {spec.PLATFORM_DOMAIN}  # its companies' (one each)
 
     def faker(self, locale: str | None = None) -> Any:
-        return self._provider
-
-    @property
-    def rng(self) -> random.Random:
-        return self._provider.rng  # type: ignore[no-any-return]
+        return self.provider
 
     def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
         """`factory_class`'s row with the values of the names in `given` (its columns and

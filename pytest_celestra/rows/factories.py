@@ -67,7 +67,7 @@ from pytest_celestra.rows.providers import (
     session_created_window,
     session_held_window,
 )
-from pytest_celestra.rows.row_maker import pure
+from pytest_celestra.rows.row_maker import current_maker, pure
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.app_rules import SESSION_INFO_KEY, rules_of
 from pytest_celestra.schema.models import (
@@ -200,14 +200,14 @@ def _time(index: int | None = None, source: str = "times") -> Any:
 def _provider() -> Any:
     """What the row's draws come from: factory_boy's Faker (seeded with it), or a
     scenario's seeded provider."""
-    maker = row_maker.current_maker()
-    return factory_internals.faker_instance() if maker is None else maker.faker()
+    maker = current_maker()
+    return factory_internals.faker_instance() if maker is None else maker.provider
 
 
 def _rng() -> random.Random:
     """The random generator of the row's other draws: factory_boy's (reseeded in place with
     Faker's), or a scenario's."""
-    maker = row_maker.current_maker()
+    maker = current_maker()
     return factory.random.randgen if maker is None else maker.rng
 
 

@@ -48,9 +48,8 @@ T = TypeVar("T")
 _MAKER: ContextVar[Maker | None] = ContextVar("celestra_factory_maker", default=None)
 
 
-def current_maker() -> Maker | None:
-    """The maker of the factory call (or batch) running now; None outside one."""
-    return _MAKER.get()
+current_maker: Callable[[], Maker | None] = _MAKER.get
+"""The maker of the factory call (or batch) running now; None outside one."""
 
 
 def pure(declaration: T) -> T:
@@ -339,6 +338,10 @@ class Maker:
         self._children: dict[tuple[type[Any], int], list[Any]] = {}
         self._made: set[int] = set()
         self._clock: datetime | None = None
+        #: What the rows' draws come from (the story rules' and the `Faker` declarations'),
+        #: and the generator of their other draws: factory_boy's, seeded with it.
+        self.provider: Any = fb.faker_instance()
+        self.rng: random.Random = factory.random.randgen
 
     def clock(self, lag: Any) -> datetime:
         """ "Now" minus `lag`, read once, so the rows of a call (or batch) share one present."""
@@ -356,13 +359,8 @@ class Maker:
             _MAKER.reset(token)
 
     def faker(self, locale: str | None = None) -> Any:
-        """What the factories' `Faker` declarations and story rules draw from."""
-        return fb.faker_instance(locale)
-
-    @property
-    def rng(self) -> random.Random:
-        """The random generator of the draws the factories make without a provider."""
-        return factory.random.randgen
+        """What the factories' `Faker` declarations of `locale` draw from."""
+        return self.provider if locale is None else fb.faker_instance(locale)
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         return Plan(factory_class, extras, self.faker)
