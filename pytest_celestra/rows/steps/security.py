@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from pytest_celestra.rows import story
+from pytest_celestra.rows import factories, story
+from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
 
@@ -136,23 +137,29 @@ def plan_sessions(d: Draw, u: Users) -> list[Session]:
 
 
 def failed_logins(d: Draw, u: Users, plan: Failures) -> Rows[None]:
+    """The planned failures (who, when, from where), each `FailedLoginFactory`'s row."""
+    failure = d.recipe(factories.FailedLoginFactory, "user attempted ip_address")
     for user, moment, ip in plan.failures:
-        known = user >= 0
-        reason = d.p.failure_reason(known)
-        user_id = u.ids[user] if known else None
-        yield "failed_logins", (d.new_id(), user_id, ip, d.at(moment), reason)
+        row = failure(user=u.rows[user] if user >= 0 else None, attempted=moment, ip_address=ip)
+        yield "failed_logins", copy_tuple(row)
 
 
 def user_lockouts(d: Draw, u: Users, plan: Lockouts) -> Rows[None]:
+    """The planned lockouts (whose, state, times, threshold), each `UserLockoutFactory`'s
+    row (its hook's failed logins are the plan's bursts, written by failed_logins)."""
+    lockout = d.recipe(factories.UserLockoutFactory, "user state times failed_attempts")
     for lock in plan.lockouts:
-        row_id = d.new_id()
-        row = (row_id, u.ids[lock.user], d.at(lock.start), d.at(lock.end))
-        reason = d.p.lockout_reason(lock.state)
-        yield "user_lockouts", (*row, reason, lock.attempts, d.at(lock.start), d.at(lock.updated))
+        times = (lock.start, lock.end, lock.updated)
+        row = lockout(
+            user=u.rows[lock.user], state=lock.state, times=times, failed_attempts=lock.attempts
+        )
+        yield "user_lockouts", copy_tuple(row)
 
 
 def user_sessions(d: Draw, u: Users, sessions: list[Session]) -> Rows[None]:
-    p = d.p
+    """The planned sessions (whose, when), each `UserSessionFactory`'s row."""
+    # The plan's state chose the times; it is no column (a Session keeps the times alone).
+    session = d.recipe(factories.UserSessionFactory, "user state times")
     for user, created, expires in sessions:
-        row = (d.new_id(), u.ids[user], p.url_token(), p.ip_address(), p.browser_user_agent())
-        yield "user_sessions", (*row, d.at(expires), d.at(created))
+        row = session(user=u.rows[user], state=None, times=(created, expires))
+        yield "user_sessions", copy_tuple(row)
