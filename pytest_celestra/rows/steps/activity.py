@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from pytest_celestra.rows import story
+from pytest_celestra.rows import factories, story
+from pytest_celestra.rows.batches import copy_tuple
+from pytest_celestra.rows.providers import invitation_sent_window
 from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
-from pytest_celestra.schema.models import NotificationStatus
+from pytest_celestra.schema.models import NotificationStatus, UserStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -38,26 +40,39 @@ class Passwords:
 
 
 def invitations(d: Draw, u: Users) -> Rows[Invited]:
-    """Invitations of company members: open ones only for ACTIVE users."""
-    p = d.p
+    """Invitations of company members in covered states, each `InvitationFactory`'s row
+    (sent while its user is ACTIVE); open ones only for ACTIVE users, and each other state
+    goes first to a user who left (who can have it), so both paths show one rule."""
     members = [i for i in range(len(u.ids)) if u.company[i] >= 0]
     active = [i for i in u.active if u.company[i] >= 0] or members
-    states = covering(spec.INVITATION_STATE_WEIGHTS, p.invitation_state)
+    left = [i for i in members if u.status[i] != UserStatus.ACTIVE.value]
+    states = covering(spec.INVITATION_STATE_WEIGHTS, d.p.invitation_state)
+    invitation = d.recipe(factories.InvitationFactory, "user state")
+
+    def can_have(user: int, state: str) -> bool:
+        """Whether `user` can be sent an invitation in `state` (it was ACTIVE then)."""
+        until = story.active_until(u.status[user], d.offset(u.rows[user].updated_at))
+        earliest, latest = invitation_sent_window(state, u.created[user], until)
+        return earliest <= latest
+
+    told: set[str] = set(story.OPEN_INVITATION_STATES)
     invited = Invited()
     for _ in range(d.counts["invitations"]):
         state = states()
-        user = d.pick(active if state in story.OPEN_INVITATION_STATES else members)
-        created, sent, expires, updated = p.invitation_times(state, u.created[user])
-        if sent > u.until[user]:
+        if state not in told:
+            told.add(state)
+            fits = [user for user in left if can_have(user, state)]
+            user = d.pick(fits) if fits else d.pick(members)
+        else:
+            user = d.pick(active if state in story.OPEN_INVITATION_STATES else members)
+        if not can_have(user, state):
             # Nobody is invited after leaving ACTIVE: the invitation is someone else's.
             user = d.pick(active)
-            created, sent, expires, updated = p.invitation_times(state, u.created[user])
-        invited.sent.append((user, sent))
+        row = invitation(user=u.rows[user], state=state)
+        invited.sent.append((user, d.offset(row.sent_at)))
         if state == "accepted":
-            invited.accepted.append((user, updated))
-        row = (d.new_id(), u.ids[user], p.url_token(), p.invitation_status(state).value)
-        resent = (d.at(sent), d.at(expires), p.invitation_resend_count())
-        yield "invitations", (*row, *resent, d.at(created), d.at(updated))
+            invited.accepted.append((user, d.offset(row.updated_at)))
+        yield "invitations", copy_tuple(row)
     return invited
 
 
