@@ -115,12 +115,18 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 def notifications(
     d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
 ) -> Rows[None]:
-    """Notifications of drawn types; one that reports an event follows one of its user (or
-    company), or reports none when the scenario has no such event."""
+    """Notifications of drawn types, statuses, deliveries and expiries covered, each
+    `NotificationFactory`'s row; one that reports an event follows one of its user (or
+    company), or reports none (an event-free type, the factory's) when the scenario has no
+    such event. The factory's hook does not run: the events are the other steps' rows."""
     p, rng = d.p, d.rng
     statuses = covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)
     expiries = covering(spec.NOTIFICATION_EXPIRY_WEIGHTS, p.notification_expiry)
+    planned = "user status is_read expiry delivery_method"
+    event_free = d.recipe(factories.NotificationFactory, planned)
+    of_type = d.recipe(factories.NotificationFactory, f"{planned} notification_type")
+    reporting = d.recipe(factories.NotificationFactory, f"{planned} notification_type times")
     for i in range(d.counts["notifications"]):
         kind = p.notification_type()
         status = statuses()
@@ -131,21 +137,19 @@ def notifications(
         event = story.NOTIFICATION_EVENTS.get(kind)
         reported = None if event is None else _reported(d, u, event, events, pw.ages)
         if reported is None:
-            kind = kind if event is None else story.event_free_notification_type(rng)
-            user = int(rng.random() * len(u.ids))
-            times = p.notification_times(status, read, expiry, u.created[user])
+            user, times = int(rng.random() * len(u.ids)), None
         else:
             user, created = reported
             times = p.notification_times_from(created, status, read, expiry)
-        created, delivered_at, read_at, expires, updated = times
-        company = u.company[user]
-        row_id = d.new_id()
-        title, message = p.notification_title(kind), p.notification_message(kind)
-        head = (row_id, u.ids[user], None if company < 0 else c.ids[company], kind.value, title)
-        priority, method = p.notification_priority(kind).value, methods().value
-        body = (message, priority, status.value, method, d.at(read_at))
-        tail = (p.notification_action_url(kind), d.at(expires), d.at(delivered_at))
-        yield "notifications", (*head, *body, *tail, d.at(created), d.at(updated))
+        given = {"user": u.rows[user], "status": status, "is_read": read, "expiry": expiry}
+        given["delivery_method"] = methods()
+        if times is not None:
+            row = reporting(**given, notification_type=kind, times=times)
+        elif event is None:
+            row = of_type(**given, notification_type=kind)
+        else:  # the factory's type: one that reports no event
+            row = event_free(**given)
+        yield "notifications", copy_tuple(row)
 
 
 def _reported(
