@@ -416,6 +416,12 @@ class Recipes(Maker):
         names = given.split()
         plan = self._new_plan(factory_class, dict.fromkeys(names))  # its hooks are not run:
         # a step writes the rows they would (an audit log's change logs, its activity)
+        arguments = plan.arguments
+        if arguments is not None and arguments.plain:
+            # The model's columns in order; a parameter only when one of them reads it (the
+            # step gives most of what the parameters would work out, e.g. `times`).
+            columns = {name for name, _ in arguments.kept}
+            plan.lazy = [(name, evaluate) for name, evaluate in plan.lazy if name in columns]
         model, sequence = fb.model_class(factory_class), count()
 
         def row(**values: Any) -> PendingRow:

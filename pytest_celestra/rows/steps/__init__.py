@@ -80,7 +80,6 @@ def _plan(name: str, parents: str, choose: Callable[..., Any]) -> Step:
 
 def _notifications(
     d: Draw,
-    c: tenants.Companies,
     u: tenants.Users,
     kbs: assets.Assets,
     locks: security.Lockouts,
@@ -108,7 +107,7 @@ def _notifications(
             (c.user, c.moment) for c in passwords.changes if c.moment >= spec.ACTIVITY_EARLIEST
         ],
     }
-    return activity.notifications(d, c, u, events, passwords)
+    return activity.notifications(d, u, events, passwords)
 
 
 STEPS: tuple[Step, ...] = (
@@ -135,8 +134,7 @@ STEPS: tuple[Step, ...] = (
     _plan("passwords", "users", activity.plan_password_history),
     _table(
         "notifications",
-        "companies users knowledge_bases lockouts failures sessions audit_logs invitations "
-        "passwords",
+        "users knowledge_bases lockouts failures sessions audit_logs invitations passwords",
         _notifications,
     ),
     _table("password_history", "users passwords", activity.password_history),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from pytest_celestra.rows.steps.draw import Draw, Rows
-    from pytest_celestra.rows.steps.tenants import Companies, Users
+    from pytest_celestra.rows.steps.tenants import Users
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 
 
 def notifications(
-    d: Draw, c: Companies, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
+    d: Draw, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
 ) -> Rows[None]:
     """Notifications of drawn types, statuses, deliveries and expiries covered, each
     `NotificationFactory`'s row; one that reports an event follows one of its user (or
