@@ -401,6 +401,8 @@ class Recipes(Maker):
     recipe made before (no recipe makes a parent of its own, and no post-generation hook
     runs)."""
 
+    folds = True  # what reads only constants, such as the clock, is worked out once
+
     def __init__(self, provider: Any, anchor: datetime) -> None:
         super().__init__(None)  # type: ignore[arg-type]  # no session: nothing is looked up
         self.provider, self.rng = provider, provider.rng

@@ -36,7 +36,7 @@ from pytest_celestra.rows import factory_internals as fb
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from sqlalchemy.orm import Session
 
@@ -205,11 +205,12 @@ class Plan:
                 values[name] = evaluator(row)
         return row
 
-    def fold(self, row: _Row) -> None:
+    def fold(self, row: _Row, varying: Iterable[str] = ()) -> None:
         """Keep as constants the pure declarations that read only constants on `row`, the
-        plan's first row in a batch; resolve the others in the order `row` completed them."""
+        plan's first row in a batch (not the `varying` names a recipe is given for each
+        row); resolve the others in the order `row` completed them."""
         self.folded = True
-        constant = set(self.constants)
+        constant = set(self.constants).difference(varying)
         candidates = set(self._pure)
         values = row.__dict__
         changed = True
@@ -237,10 +238,11 @@ class Plan:
                     candidates.discard(name)  # reads a value of its own row: never constant
         folded = {name: values[name] for name in constant - set(self.constants)}
         self.constants.update(folded)
+        resolved = {name for name, _ in self.lazy}  # (a recipe leaves parameters out)
         self.lazy = [
             (name, self.evaluators[name])
             for name in values
-            if name in self.evaluators and name not in folded
+            if name in resolved and name not in folded
         ]
 
 
@@ -420,6 +422,8 @@ class Maker:
         token = _MAKER.set(self)
         try:
             row = plan.resolve(Step(self, plan, sequence, None), given)
+            if self.folds and not plan.folded:
+                plan.fold(row, varying=given)
         finally:
             _MAKER.reset(token)
         assert plan.arguments is not None  # a model's factory, not a dict factory
