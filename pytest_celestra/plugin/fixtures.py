@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine
-    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -242,29 +241,23 @@ class RollbackDatabase:
 
     def _connect(self) -> Connection:
         """A new connection; a server out of slots is one failure naming its limit."""
-        from sqlalchemy.exc import DBAPIError, OperationalError
+        from sqlalchemy.exc import DBAPIError
 
         from pytest_celestra.db.server import too_many_clients
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
 
         try:
             return self.engine.connect()
-        except OperationalError as error:
-            if error.orig is None or not too_many_clients(error.orig):
-                raise self._connect_error(error) from None
-            limit = self.manager.connection_limit_error(error.orig)
         except DBAPIError as error:
-            raise self._connect_error(error) from None
+            if error.orig is None or not too_many_clients(error.orig):
+                cause = error_text(error.orig or error, secrets_of(self.url))
+                raise ServerError(
+                    f"could not connect to test database {self.url.database} at "
+                    f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+                    "or stopped? The next test connects again"
+                ) from None
+            limit = self.manager.connection_limit_error(error.orig)
         raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
-
-    def _connect_error(self, error: DBAPIError) -> ServerError:
-        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
-
-        cause = error_text(error.orig or error, secrets_of(self.url))
-        return ServerError(
-            f"could not connect to test database {self.url.database} at "
-            f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
-            "or stopped? The next test connects again"
-        )
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:

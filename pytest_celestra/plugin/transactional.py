@@ -396,10 +396,14 @@ class TransactionalDatabases:
         elif self.ahead == 0:
             self._repair(database, changed)
         else:
-            with self._changed:
-                self._to_restore.append((database, changed))
-                self._changed.notify_all()
+            self._post(self._to_restore, (database, changed))
         return None
+
+    def _post(self, queue: deque[Any], item: Any) -> None:
+        """Append `item` to one of the queues the thread and `take` share; wake them."""
+        with self._changed:
+            queue.append(item)
+            self._changed.notify_all()
 
     def close(self) -> None:
         """Stop the background thread; drop every database made ahead or left to drop."""
@@ -439,22 +443,18 @@ class TransactionalDatabases:
 
     def _repair(self, database: TestDatabase, changed: set[int]) -> None:
         """Restore what a test wrote and make `database` ready again, else drop it."""
-        if not database.restore(changed):
+        if database.restore(changed):
+            self._post(self._ready[database.scenario], database)
+        else:
             self._discard(database)
-            return
-        with self._changed:
-            self._ready.setdefault(database.scenario, deque()).append(database)
-            self._changed.notify_all()
 
     def _discard(self, database: TestDatabase) -> None:
         database.reclaim_comment()
         database.close_monitor()
         if self.ahead == 0:
             self._drop(database)
-            return
-        with self._changed:
-            self._to_drop.append(database)
-            self._changed.notify_all()
+        else:
+            self._post(self._to_drop, database)
 
     def _drop(self, database: TestDatabase) -> None:
         database.close_monitor()
@@ -499,10 +499,7 @@ class TransactionalDatabases:
                         self.manager.created.append(str(subject.url.database))
                     self._drop(subject)
                 else:
-                    database = self._make(subject)
-                    with self._changed:
-                        self._ready[subject].append(database)
-                        self._changed.notify_all()
+                    self._post(self._ready[subject], self._make(subject))
                 return
             except (psycopg.OperationalError, ServerError) as error:
                 last: BaseException = error  # the server: restarted, or gone
@@ -526,9 +523,7 @@ class TransactionalDatabases:
                 self._changed.notify_all()
             return
         if kind == "restore":  # not ready again: drop it instead, as any other change
-            with self._changed:
-                self._to_drop.append(subject[0])
-                self._changed.notify_all()
+            self._post(self._to_drop, subject[0])
             return
         name = subject.url.database
         if isinstance(error, UnsafeDatabaseError):
