@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine, Transaction
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -660,20 +660,28 @@ def rolled_back_session(
             with bound_session(session, rules):
                 yield session
         finally:
-            try:
-                ended_by = guard.escaped(connection)
-                if ended_by is not None:
-                    raise TransactionEscapedError(ended_by)
-                transaction.rollback()  # and every savepoint in it: one round trip
-                session.close()
-                reset_session(connection)
-            except TransactionEscapedError:
-                # Its state is not ours to trust: the connection (and its session) ends.
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
-                with contextlib.suppress(Exception):
-                    session.close()
-                raise
+            end_test_transaction(connection, guard, transaction, session)
+
+
+def end_test_transaction(
+    connection: Connection, guard: IsolationGuard, transaction: Transaction, session: Session
+) -> None:
+    """After a test: roll back its `transaction` (and every savepoint in it: one round
+    trip) and reset the session state; raise `TransactionEscapedError` if it was ended."""
+    try:
+        ended_by = guard.escaped(connection)
+        if ended_by is not None:
+            raise TransactionEscapedError(ended_by)
+        transaction.rollback()
+        session.close()
+        reset_session(connection)
+    except TransactionEscapedError:
+        # Its state is not ours to trust: the connection (and its session) ends.
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        with contextlib.suppress(Exception):
+            session.close()
+        raise
 
 
 def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
