@@ -742,11 +742,6 @@ def _secrets_in(arguments: Sequence[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _fail(message: str, secrets: frozenset[str]) -> int:
-    print(f"{PROG}: error: {mask_text(scrub(message, secrets))}", file=sys.stderr)
-    return EXIT_ERROR
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `celestra-seed` and `python -m pytest_celestra`; the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -758,13 +753,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parser.parse_args(arguments)
         _check_combinations(parser, options)
         outcome = run_seed(options)
-    except (CelestraError, DBAPIError, psycopg.Error) as error:
-        return _fail(failure_text(error), secrets)
     except BrokenPipeError:  # e.g. --sql - | head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush stays quiet
         return EXIT_ERROR
-    except OSError as error:
-        return _fail(str(error), secrets)
+    except (CelestraError, DBAPIError, psycopg.Error, OSError) as error:
+        print(f"{PROG}: error: {mask_text(scrub(failure_text(error), secrets))}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -218,7 +218,7 @@ def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
                 f"{url.username or 'this role'} may not create it: {error_text(error)}. "
                 "Create it yourself (createdb), or name an existing one"
             ) from None
-        _set_comment(admin, name, comment)
+        set_comment(admin, name, comment)
         return True, server_version(admin)
 
 
@@ -299,7 +299,7 @@ def end_prepared_work(admin: Admin, name: str) -> None:
                 inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
 
 
-def _set_comment(admin: Admin, name: str, comment: str) -> None:
+def set_comment(admin: Admin, name: str, comment: str) -> None:
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
     )
@@ -650,7 +650,7 @@ class DatabaseManager:
                     f"{error_text(error)}. Grant it with ALTER ROLE {role} CREATEDB, or use "
                     f"another server or role with {SPECS['dsn'].channels}."
                 ) from None
-            _set_comment(admin, name, comment)
+            set_comment(admin, name, comment)
 
     def _copy(
         self,
@@ -682,7 +682,7 @@ class DatabaseManager:
             if purpose == SEALED:  # record that it was just used, so sweeps keep it
                 now = datetime.now(UTC).isoformat(timespec="milliseconds")
                 with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
-                    _set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
+                    set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
             return template
 
     def _checked_copy(
@@ -754,7 +754,7 @@ class DatabaseManager:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
         facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
-        _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
+        set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
         self._sweep(admin, keep={name})
 
     def _replace(self, admin: Admin, spec: _Spec, name: str) -> None:

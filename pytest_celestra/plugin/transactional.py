@@ -267,17 +267,15 @@ class TestDatabase:
         refuse to drop the database. Only through the monitor, on this very database (one
         dropped and made again by a test ended it)."""
         import psycopg
-        from psycopg import sql
+
+        from pytest_celestra.db.database import set_comment
 
         if self.monitor is None or not self.comment:
             return
         with contextlib.suppress(psycopg.Error):
             row = self.monitor.execute(_OWN_COMMENT).fetchone()
             if row is not None and row[0] != self.comment and self._own_oid() == self.oid:
-                name = sql.Identifier(str(self.url.database))
-                self.monitor.execute(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
-                )
+                set_comment(self.monitor, str(self.url.database), self.comment)
 
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
         """Reload the `changed` tables (and those referencing them) from the copies; False
