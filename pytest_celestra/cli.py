@@ -308,16 +308,12 @@ class Outcome:
             return "\n".join(lines)
         created = ", created now" if d["created_database"] else ""
         reset = "; its Celestra tables were emptied first" if d["reset"] else ""
-        if self.target == "embedded":
-            lines.append(
-                f"Seeded database {d['database']!r}{created}{reset}, on the embedded "
-                f"{d['server_version']} in {d['data_dir']}, which keeps running."
-            )
-        else:
-            lines.append(
-                f"Seeded database {d['database']!r}{created}{reset}, at "
-                f"{d['server_address']} ({d['server_version']})."
-            )
+        where = (
+            f"on the embedded {d['server_version']} in {d['data_dir']}, which keeps running"
+            if self.target == "embedded"
+            else f"at {d['server_address']} ({d['server_version']})"
+        )
+        lines.append(f"Seeded database {d['database']!r}{created}{reset}, {where}.")
         rule_tables = [table for table in self.summary.rows if table not in TABLES_IN_FK_ORDER]
         lines.append(f"  {_created_there(d, rule_tables)}")
         lines.append(f"  psql:        psql {shlex.quote(d['url'])}")
@@ -733,10 +729,8 @@ def run_stop(options: argparse.Namespace) -> int:
 
 def failure_text(error: BaseException) -> str:
     """The one line a failure of ours or of the driver becomes."""
-    if isinstance(error, DBAPIError):
-        return error_text(error.orig or error)
-    if isinstance(error, psycopg.Error):
-        return error_text(error)
+    if isinstance(error, DBAPIError | psycopg.Error):
+        return error_text(getattr(error, "orig", None) or error)
     return str(error)
 
 
@@ -746,11 +740,6 @@ def _secrets_in(arguments: Sequence[str]) -> frozenset[str]:
     for argument in arguments:
         found |= secrets_of(argument) | secrets_of(argument.partition("=")[2])
     return frozenset(found)
-
-
-def _fail(message: str, secrets: frozenset[str]) -> int:
-    print(f"{PROG}: error: {mask_text(scrub(message, secrets))}", file=sys.stderr)
-    return EXIT_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -764,13 +753,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parser.parse_args(arguments)
         _check_combinations(parser, options)
         outcome = run_seed(options)
-    except (CelestraError, DBAPIError, psycopg.Error) as error:
-        return _fail(failure_text(error), secrets)
     except BrokenPipeError:  # e.g. --sql - | head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush stays quiet
         return EXIT_ERROR
-    except OSError as error:
-        return _fail(str(error), secrets)
+    except (CelestraError, DBAPIError, psycopg.Error, OSError) as error:
+        print(f"{PROG}: error: {mask_text(scrub(failure_text(error), secrets))}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

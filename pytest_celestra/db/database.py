@@ -218,7 +218,7 @@ def ensure_database(url: URL, comment: str) -> tuple[bool, str]:
                 f"{url.username or 'this role'} may not create it: {error_text(error)}. "
                 "Create it yourself (createdb), or name an existing one"
             ) from None
-        _set_comment(admin, name, comment)
+        set_comment(admin, name, comment)
         return True, server_version(admin)
 
 
@@ -242,12 +242,9 @@ def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> st
     )
 
 
-def drop_database(
-    admin: Admin, name: str, *, protected: frozenset[str] = frozenset(), force: bool = True
-) -> None:
-    """Drop `name` if its comment says pytest-celestra created it, else raise
-    UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`. `force` ends
-    other sessions on it."""
+def drop_database(admin: Admin, name: str, *, protected: frozenset[str] = frozenset()) -> None:
+    """Drop `name`, ending other sessions on it, if its comment says pytest-celestra created
+    it, else raise UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`."""
     comment = database_comment(admin, name)
     if comment is None:
         return
@@ -257,7 +254,7 @@ def drop_database(
             f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
             "are sure; the plugin only ever drops its own databases."
         )
-    _drop(admin, name, force=force)
+    _drop(admin, name, force=True)
 
 
 def _drop(admin: Admin, name: str, *, force: bool) -> None:
@@ -302,7 +299,7 @@ def end_prepared_work(admin: Admin, name: str) -> None:
                 inside.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
 
 
-def _set_comment(admin: Admin, name: str, comment: str) -> None:
+def set_comment(admin: Admin, name: str, comment: str) -> None:
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
     )
@@ -653,7 +650,7 @@ class DatabaseManager:
                     f"{error_text(error)}. Grant it with ALTER ROLE {role} CREATEDB, or use "
                     f"another server or role with {SPECS['dsn'].channels}."
                 ) from None
-            _set_comment(admin, name, comment)
+            set_comment(admin, name, comment)
 
     def _copy(
         self,
@@ -685,7 +682,7 @@ class DatabaseManager:
             if purpose == SEALED:  # record that it was just used, so sweeps keep it
                 now = datetime.now(UTC).isoformat(timespec="milliseconds")
                 with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
-                    _set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
+                    set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
             return template
 
     def _checked_copy(
@@ -757,7 +754,7 @@ class DatabaseManager:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
         facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
-        _set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
+        set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
         self._sweep(admin, keep={name})
 
     def _replace(self, admin: Admin, spec: _Spec, name: str) -> None:

@@ -23,9 +23,9 @@ from pytest_celestra.plugin.fixtures import (
     RollbackDatabase,
     SeededDatabases,
     TransactionEscapedError,
+    end_test_transaction,
     ensure_scenario_template,
     reseed_factories,
-    reset_session,
 )
 from pytest_celestra.plugin.run_info import scenario_of
 
@@ -52,7 +52,8 @@ async def rolled_back_async_session(
     async with engine.connect() as connection:
         assert connection.sync_connection is not None  # set by connect()
         guard = IsolationGuard(connection.sync_connection)
-        transaction = await connection.begin()
+        transaction = (await connection.begin()).sync_transaction
+        assert transaction is not None  # set by begin()
         await connection.run_sync(guard.open)
         session = AsyncSession(
             bind=connection,
@@ -63,19 +64,9 @@ async def rolled_back_async_session(
         try:
             yield session
         finally:
-            try:
-                ended_by = await connection.run_sync(guard.escaped)
-                if ended_by is not None:
-                    raise TransactionEscapedError(ended_by)
-                await transaction.rollback()  # and every savepoint in it
-                await session.close()
-                await connection.run_sync(reset_session)
-            except TransactionEscapedError:
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
-                with contextlib.suppress(Exception):
-                    await session.close()
-                raise
+            await connection.run_sync(
+                end_test_transaction, guard, transaction, session.sync_session
+            )
 
 
 @contextlib.asynccontextmanager

@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from sqlalchemy.engine import URL, Connection, Engine
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.engine import URL, Connection, Engine, Transaction
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -242,29 +241,23 @@ class RollbackDatabase:
 
     def _connect(self) -> Connection:
         """A new connection; a server out of slots is one failure naming its limit."""
-        from sqlalchemy.exc import DBAPIError, OperationalError
+        from sqlalchemy.exc import DBAPIError
 
         from pytest_celestra.db.server import too_many_clients
+        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
 
         try:
             return self.engine.connect()
-        except OperationalError as error:
-            if error.orig is None or not too_many_clients(error.orig):
-                raise self._connect_error(error) from None
-            limit = self.manager.connection_limit_error(error.orig)
         except DBAPIError as error:
-            raise self._connect_error(error) from None
+            if error.orig is None or not too_many_clients(error.orig):
+                cause = error_text(error.orig or error, secrets_of(self.url))
+                raise ServerError(
+                    f"could not connect to test database {self.url.database} at "
+                    f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+                    "or stopped? The next test connects again"
+                ) from None
+            limit = self.manager.connection_limit_error(error.orig)
         raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
-
-    def _connect_error(self, error: DBAPIError) -> ServerError:
-        from pytest_celestra.urls import error_text, host_port, mask_text, secrets_of
-
-        cause = error_text(error.orig or error, secrets_of(self.url))
-        return ServerError(
-            f"could not connect to test database {self.url.database} at "
-            f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
-            "or stopped? The next test connects again"
-        )
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
@@ -667,20 +660,28 @@ def rolled_back_session(
             with bound_session(session, rules):
                 yield session
         finally:
-            try:
-                ended_by = guard.escaped(connection)
-                if ended_by is not None:
-                    raise TransactionEscapedError(ended_by)
-                transaction.rollback()  # and every savepoint in it: one round trip
-                session.close()
-                reset_session(connection)
-            except TransactionEscapedError:
-                # Its state is not ours to trust: the connection (and its session) ends.
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
-                with contextlib.suppress(Exception):
-                    session.close()
-                raise
+            end_test_transaction(connection, guard, transaction, session)
+
+
+def end_test_transaction(
+    connection: Connection, guard: IsolationGuard, transaction: Transaction, session: Session
+) -> None:
+    """After a test: roll back its `transaction` (and every savepoint in it: one round
+    trip) and reset the session state; raise `TransactionEscapedError` if it was ended."""
+    try:
+        ended_by = guard.escaped(connection)
+        if ended_by is not None:
+            raise TransactionEscapedError(ended_by)
+        transaction.rollback()
+        session.close()
+        reset_session(connection)
+    except TransactionEscapedError:
+        # Its state is not ours to trust: the connection (and its session) ends.
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        with contextlib.suppress(Exception):
+            session.close()
+        raise
 
 
 def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:

@@ -267,17 +267,15 @@ class TestDatabase:
         refuse to drop the database. Only through the monitor, on this very database (one
         dropped and made again by a test ended it)."""
         import psycopg
-        from psycopg import sql
+
+        from pytest_celestra.db.database import set_comment
 
         if self.monitor is None or not self.comment:
             return
         with contextlib.suppress(psycopg.Error):
             row = self.monitor.execute(_OWN_COMMENT).fetchone()
             if row is not None and row[0] != self.comment and self._own_oid() == self.oid:
-                name = sql.Identifier(str(self.url.database))
-                self.monitor.execute(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(self.comment))
-                )
+                set_comment(self.monitor, str(self.url.database), self.comment)
 
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
         """Reload the `changed` tables (and those referencing them) from the copies; False
@@ -396,10 +394,14 @@ class TransactionalDatabases:
         elif self.ahead == 0:
             self._repair(database, changed)
         else:
-            with self._changed:
-                self._to_restore.append((database, changed))
-                self._changed.notify_all()
+            self._post(self._to_restore, (database, changed))
         return None
+
+    def _post(self, queue: deque[Any], item: Any) -> None:
+        """Append `item` to one of the queues the thread and `take` share; wake them."""
+        with self._changed:
+            queue.append(item)
+            self._changed.notify_all()
 
     def close(self) -> None:
         """Stop the background thread; drop every database made ahead or left to drop."""
@@ -439,22 +441,18 @@ class TransactionalDatabases:
 
     def _repair(self, database: TestDatabase, changed: set[int]) -> None:
         """Restore what a test wrote and make `database` ready again, else drop it."""
-        if not database.restore(changed):
+        if database.restore(changed):
+            self._post(self._ready[database.scenario], database)
+        else:
             self._discard(database)
-            return
-        with self._changed:
-            self._ready.setdefault(database.scenario, deque()).append(database)
-            self._changed.notify_all()
 
     def _discard(self, database: TestDatabase) -> None:
         database.reclaim_comment()
         database.close_monitor()
         if self.ahead == 0:
             self._drop(database)
-            return
-        with self._changed:
-            self._to_drop.append(database)
-            self._changed.notify_all()
+        else:
+            self._post(self._to_drop, database)
 
     def _drop(self, database: TestDatabase) -> None:
         database.close_monitor()
@@ -499,10 +497,7 @@ class TransactionalDatabases:
                         self.manager.created.append(str(subject.url.database))
                     self._drop(subject)
                 else:
-                    database = self._make(subject)
-                    with self._changed:
-                        self._ready[subject].append(database)
-                        self._changed.notify_all()
+                    self._post(self._ready[subject], self._make(subject))
                 return
             except (psycopg.OperationalError, ServerError) as error:
                 last: BaseException = error  # the server: restarted, or gone
@@ -526,9 +521,7 @@ class TransactionalDatabases:
                 self._changed.notify_all()
             return
         if kind == "restore":  # not ready again: drop it instead, as any other change
-            with self._changed:
-                self._to_drop.append(subject[0])
-                self._changed.notify_all()
+            self._post(self._to_drop, subject[0])
             return
         name = subject.url.database
         if isinstance(error, UnsafeDatabaseError):
