@@ -132,3 +132,24 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(
             "asyncio_mode = auto)."
         ]
     )
+
+
+@needs_async_support
+def test_a_marked_async_test_cannot_use_the_run_scenario_engine(celestra_pytester, run_inner):
+    """As `celestra_seeded_db`: the engine holds the run's scenario, not the marker's."""
+    celestra_pytester.makeini(ASYNC_INI)
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.celestra(seed=3)
+        async def test_both(celestra_async_seeded_db, celestra_seeded_engine):
+            pass
+        """
+    )
+    result = run_inner()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.celestra asks for volume=small seed=3, but celestra_seeded_engine*"]
+    )

@@ -746,14 +746,14 @@ def celestra_seeded_db(
             pytrace=False,
         )
     scenario = scenario_of(request.node)
-    _check_run_scenario(request, scenario)
+    check_run_scenario(request, scenario)
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
 
 
-def _check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
+def check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
     """Fail a marked test that also uses the engine or DSN of the run's scenario."""
     run_scenario = request.config.stash[CONFIG_KEY].scenario
     shared = [
