@@ -1289,12 +1289,18 @@ class AuditChangeLogFactory(CelestraFactory):
         table = pure(LazyAttribute(_change_table))
         row = LazyAttribute(_changed_row)
         column = LazyAttribute(_next_column)
-        before = LazyAttribute(lambda o: _present_value(o.row, o.column))
+        # The row's present value, unless the change's `after` value is given (a history
+        # told from the present back, as the scenario does): then it is drawn.
+        before = LazyAttribute(
+            lambda o: None if o.after is not None else _present_value(o.row, o.column)
+        )
+        after = None  # the value the change set: drawn unless given
         change = Faker(
             "audit_change",
             table_name=SelfAttribute("..table"),
             column=SelfAttribute("..column"),
             old=SelfAttribute("..before"),
+            new=SelfAttribute("..after"),
         )
 
     audit_log = SubFactory(AuditLogFactory, config_change=True)

@@ -236,7 +236,8 @@ class Plan:
                     changed = True
                 elif not tracer.reads <= constant | candidates:
                     candidates.discard(name)  # reads a value of its own row: never constant
-        folded = {name: values[name] for name in constant - set(self.constants)}
+        # (a parameter no column of `row` read stays out: a recipe works it out when read)
+        folded = {name: values[name] for name in constant - set(self.constants) if name in values}
         self.constants.update(folded)
         resolved = {name for name, _ in self.lazy}  # (a recipe leaves parameters out)
         self.lazy = [

@@ -1,12 +1,15 @@
 """The audit trail: audit logs of actions that change no row (sign-ins, exports ...),
-then each company's row changes with their change logs."""
+then each company's row changes with their change logs. The plan (actions, actors,
+signers, moments, groups, which rows change and each column's history) is the step's;
+each row is `AuditLogFactory`'s or `AuditChangeLogFactory`'s."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_celestra.rows import story
+from pytest_celestra.rows import factories, story
+from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.steps.draw import allocate, covering
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.models import AuditEventType
@@ -14,8 +17,9 @@ from pytest_celestra.schema.volumes import audit_logs_needed
 
 if TYPE_CHECKING:
     import uuid
+    from collections.abc import Callable
 
-    from pytest_celestra.rows.loader import Row
+    from pytest_celestra.rows.batches import PendingRow
     from pytest_celestra.rows.steps.assets import Assets
     from pytest_celestra.rows.steps.draw import Draw, RowFacts, Rows
     from pytest_celestra.rows.steps.security import Failures, Lockouts, Session
@@ -56,6 +60,17 @@ class Trail:
 
     def _assets(self, table: str) -> Assets:
         return self.agents if table == "agents" else self.kbs
+
+
+_ACTION = "user event_type signer created ip_address group_id"
+"""What the plan decides of every audit log: who did it, what, who signed, when, from where,
+with which others (the recipe draws its id, description, signature and reason)."""
+
+
+@dataclass(frozen=True)
+class _Recipes:
+    log: Callable[..., PendingRow]  # AuditLogFactory's row of a change of `table_name`'s row
+    change: Callable[..., PendingRow]  # AuditChangeLogFactory's, `after` the value it set
 
 
 @dataclass(frozen=True)
@@ -106,8 +121,13 @@ def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
     changing = sum(sum(by_table.values()) for by_table in tables)
     events = AuditEvents()
     yield from _plain_audit_logs(d, t, d.counts["audit_logs"] - changing, events)
+    r = _Recipes(
+        d.recipe(factories.AuditLogFactory, f"{_ACTION} table_name record_id"),
+        d.recipe(factories.AuditChangeLogFactory, "audit_log column after"),
+    )
     for company, by_table in enumerate(tables):
-        yield from _company_changes(d, t, company, by_table, changes_per_company[company], events)
+        count = changes_per_company[company]
+        yield from _company_changes(d, t, r, company, by_table, count, events)
     return events
 
 
@@ -124,6 +144,7 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
     singles = unknown[1:] + rng.sample(t.failures.singles, len(t.failures.singles)) + unknown[:1]
     lockouts = list(range(len(lockouts_planned)))
     written = 0
+    log = d.recipe(factories.AuditLogFactory, _ACTION)
     actions = covering(spec.AUDIT_ACTION_WEIGHTS, p.audit_action)  # every story told once
     while written < total:
         action = actions()
@@ -164,19 +185,22 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         written += len(kinds)
         # A lockout's logs are minutes apart: one user action only when seconds apart.
         group_id = d.new_id() if len(kinds) > 1 and action != "lockout" else None
-        user_id = None if user is None else u.ids[user]
+        actor = None if user is None else u.rows[user]
         ip = p.ip_address()
         for event, moment in zip(kinds, moments, strict=False):
-            signed = signer is not None and event in spec.SIGNED_EVENT_TYPES
             if event is AuditEventType.DATA_EXPORT and user is not None:
                 events.data_exports.append((user, moment))
-            log_id = d.new_id()
-            description = p.audit_description(event, None, user is not None)
-            signed_by = u.ids[signer] if signed and signer is not None else None
-            signature = p.digital_signature() if signed else None
-            reason = p.audit_reason(event) if signed else None
-            row = (log_id, user_id, event.value, description, ip, signed_by, signature, reason)
-            yield "audit_logs", (*row, None, None, group_id, d.at(moment))
+            signs = event in spec.SIGNED_EVENT_TYPES
+            signed_by = u.rows[signer] if signs and signer is not None else None
+            row = log(
+                user=actor,
+                event_type=event,
+                signer=signed_by,
+                created=moment,
+                ip_address=ip,
+                group_id=group_id,
+            )
+            yield "audit_logs", copy_tuple(row)
 
 
 def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
@@ -200,7 +224,13 @@ def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
 
 
 def _company_changes(
-    d: Draw, t: Trail, company: int, by_table: dict[str, int], n_changes: int, ev: AuditEvents
+    d: Draw,
+    t: Trail,
+    r: _Recipes,
+    company: int,
+    by_table: dict[str, int],
+    n_changes: int,
+    ev: AuditEvents,
 ) -> Rows[None]:
     """The row-changing audit logs of one company, then their change logs: each column's
     history a chain ending in the row's present value."""
@@ -217,38 +247,46 @@ def _company_changes(
         for (table, _), count in zip(targets, counts, strict=True)
     ]
     whens = _change_moments(d, t, company, targets, events)
-    history: dict[tuple[str, int, str], list[tuple[int, int, int]]] = {}
-    columns_of: list[list[str]] = []
-    for i, ((table, row), count) in enumerate(zip(targets, counts, strict=True)):
-        columns = story.changed_columns(p, events[i], table, count)
-        columns_of.append(columns)
-        for position, column in enumerate(columns):
-            history.setdefault((table, row, column), []).append((whens[i][0], i, position))
-    values: dict[tuple[int, int], tuple[str, str]] = {}
-    for (table, row, column), entries in history.items():
-        new = t.facts(table).current[row][spec.CHANGEABLE_COLUMNS[table].index(column)]
-        for _, i, position in sorted(entries, reverse=True):
-            old = p.column_value(table, column, unlike=new)
-            values[i, position] = (old, new)
-            new = old
-    changes: list[Row] = []
+    columns_of = [
+        story.changed_columns(p, events[i], table, count)
+        for i, ((table, _), count) in enumerate(zip(targets, counts, strict=True))
+    ]
+    logs: list[PendingRow] = []
     for i, (table, row) in enumerate(targets):
         moment, user, signer, group_id, ip = whens[i]
-        log_id, when, event = d.new_id(), d.at(moment), events[i]
+        event = events[i]
         if event is AuditEventType.ROLE_ASSIGNMENT_CHANGE:
             ev.role_changes.append((row, moment))
         elif table == "agents" and "status" in columns_of[i]:
             ev.agent_status_changes.append((company, moment))
-        description, signed_by = p.audit_description(event, table), u.ids[signer]
-        row_facts = (log_id, u.ids[user], event.value, description, ip, signed_by)
-        signature, reason = p.digital_signature(), p.audit_reason(event)
-        record = (table, t.facts(table).ids[row], group_id, when)
-        yield "audit_logs", (*row_facts, signature, reason, *record)
+        logs.append(
+            r.log(
+                user=u.rows[user],
+                event_type=event,
+                signer=u.rows[signer],
+                created=moment,
+                ip_address=ip,
+                group_id=group_id,
+                table_name=table,
+                record_id=t.facts(table).ids[row],
+            )
+        )
+        yield "audit_logs", copy_tuple(logs[-1])
+    # Each column's history, latest first: a change's old value is its predecessor's new.
+    history: dict[tuple[str, int, str], list[tuple[int, int, int]]] = {}
+    for i, (table, row) in enumerate(targets):
         for position, column in enumerate(columns_of[i]):
-            old, new = values[i, position]
-            changes.append((d.new_id(), log_id, column, old, new, when))
-    for change in changes:
-        yield "audit_change_logs", change
+            history.setdefault((table, row, column), []).append((whens[i][0], i, position))
+    changes: dict[tuple[int, int], PendingRow] = {}
+    for (table, row, column), entries in history.items():
+        new = t.facts(table).current[row][spec.CHANGEABLE_COLUMNS[table].index(column)]
+        for _, i, position in sorted(entries, reverse=True):
+            change = r.change(audit_log=logs[i], column=column, after=new)
+            changes[i, position] = change
+            new = change.old_value
+    for i, columns in enumerate(columns_of):
+        for position in range(len(columns)):
+            yield "audit_change_logs", copy_tuple(changes[i, position])
 
 
 def _change_moments(
