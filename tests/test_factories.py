@@ -329,6 +329,17 @@ def test_a_change_log_with_apply_false_leaves_the_row_as_it_is(celestra_session)
     assert change.column_name != applied.column_name
 
 
+def test_a_change_log_given_the_value_it_set_draws_the_value_before(celestra_session):
+    """`after=` tells a history from the present back (as a scenario does): the value
+    before is drawn, another one of the column's domain."""
+    log = AuditLogFactory(config_change=True)
+    changes = [AuditChangeLogFactory(audit_log=log, apply=False, after="Renamed agent")]
+    changes.append(AuditChangeLogFactory(audit_log=log, apply=False, after="Renamed again"))
+    for change, after in zip(changes, ("Renamed agent", "Renamed again"), strict=True):
+        assert change.new_value == after != change.old_value
+        assert change.old_value
+
+
 def test_role_change_changes_the_role_of_a_member_of_the_same_company(
     celestra_session, monkeypatch
 ):
