@@ -29,7 +29,7 @@ def suspend_half(row, rng):
 
 
 def pytest_celestra_schema_rules(rules):
-    rules.enum_weights("user_status", {"DORMANT": 0.1})
+    rules.enum_weights("user_status", {"DORMANT": 0.3})
     rules.column("users", "status", derive=suspend_half)
     rules.column("companies", "vertical", values={"FINANCE": 1})
 """

@@ -78,6 +78,17 @@ def test_every_audit_story_is_told_at_small_whatever_the_seed():
         assert ("FAILED_LOGIN", True) in events, seed
 
 
+def test_most_users_are_active_at_small_whatever_the_seed():
+    """Closed companies and the covering of statuses left exactly half the users of a small
+    volume out of service for one seed in five; the last drawn ones become ACTIVE, and every
+    status stays present."""
+    status = loader.COLUMNS["users"].index("status")
+    for seed in range(1, 31):
+        counts = Counter(row[status] for row in collect("small", seed=seed)["users"])
+        assert counts["ACTIVE"] * 2 > sum(counts.values()), (seed, counts)
+        assert set(counts) == {"ACTIVE", "SUSPENDED", "BLOCKED", "ARCHIVED"}, (seed, counts)
+
+
 @pytest.mark.parametrize("volume", ["small", "medium", "small,users=40,agents=12", "x3"])
 def test_exact_row_counts_in_fk_order_and_layout(volume):
     counts: Counter[str] = Counter()

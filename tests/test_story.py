@@ -213,3 +213,13 @@ def test_a_sign_out_ends_a_session_of_a_state_that_holds_its_moment():
 
 def test_only_active_users_can_be_locked_out():
     assert [s.value for s in UserStatus if story.lockable(s.value)] == ["ACTIVE"]
+
+
+def test_mostly_active_makes_the_last_drawn_users_active_keeping_each_status():
+    A, S, B, X = (UserStatus.ACTIVE, UserStatus.SUSPENDED, UserStatus.BLOCKED, UserStatus.ARCHIVED)
+    statuses = [A, S, S, B, X, X, S, B]
+    drawn = [True, False, True, True, True, True, True, True]
+    # From the end, each drawn one whose status another user keeps, until 5 of 8 are ACTIVE:
+    # the last of each status stays (index 3, 4), and so does one not drawn (index 1).
+    assert story.mostly_active(statuses, drawn) == [A, S, A, B, X, A, A, A]
+    assert story.mostly_active([A, A, S], [True] * 3) == [A, A, S]  # most are ACTIVE already

@@ -10,6 +10,7 @@ check. Times are offsets in seconds from a reference instant.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, TypeVar
 
 from pytest_celestra.rows.providers import company_domain
@@ -91,6 +92,23 @@ def mostly_open(statuses: Sequence[CompanyStatus], weights: Sequence[float]) -> 
             break
         result[i] = CompanyStatus.ACTIVE
         headcount -= weights[i]
+    return result
+
+
+def mostly_active(statuses: Sequence[UserStatus], drawn: Sequence[bool]) -> list[UserStatus]:
+    """`statuses` of users, the last `drawn` ones that are not ACTIVE made ACTIVE until
+    most users are, keeping one of each status (a small volume's coverings and closed
+    companies could leave half the users out of service)."""
+    result = list(statuses)
+    counts = Counter(result)
+    for i in reversed(range(len(result))):
+        if counts[UserStatus.ACTIVE] * 2 > len(result):
+            break
+        status = result[i]
+        if drawn[i] and status is not UserStatus.ACTIVE and counts[status] > 1:
+            result[i] = UserStatus.ACTIVE
+            counts[status] -= 1
+            counts[UserStatus.ACTIVE] += 1
     return result
 
 

@@ -112,6 +112,8 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     for company, members in enumerate(per_company):
         domain = c.domain[company]
         plan += [(company, "COMPANY_ADMIN", domain, 0)] + [(company, "", domain, 1)] * (members - 1)
+    drafts: list[tuple[int, str, str, int]] = []
+    states: list[UserStatus] = []
     for company, role, domain, kind in plan:
         # kind -1: super admin, 0: the company's first admin, 1: another member.
         if kind < 0:
@@ -121,7 +123,16 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         else:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
-        label = (drawn if company < 0 else story.member_status(c.status[company], drawn)).value
+        drafts.append((company, role, domain, created))
+        states.append(drawn if company < 0 else story.member_status(c.status[company], drawn))
+    # Only a member of an open company whose status was drawn may become ACTIVE.
+    open_members = [
+        kind > 0 and c.status[company] is CompanyStatus.ACTIVE for company, _, _, kind in plan
+    ]
+    for (company, role, domain, created), state in zip(
+        drafts, story.mostly_active(states, open_members), strict=True
+    ):
+        label = state.value
         if reshape is not None:  # your rules, before the stories after this step read it
             company_id = None if company < 0 else c.ids[company]
             values = reshape("users", {"company_id": company_id, "role": role, "status": label})
