@@ -213,6 +213,7 @@ class Plan:
         constant = set(self.constants).difference(varying)
         candidates = set(self._pure)
         values = row.__dict__
+        completed = list(values)  # (tracing below may work out more: no column read those)
         changed = True
         while changed:
             changed = False
@@ -239,11 +240,12 @@ class Plan:
         # (a parameter no column of `row` read stays out: a recipe works it out when read)
         folded = {name: values[name] for name in constant - set(self.constants) if name in values}
         self.constants.update(folded)
-        resolved = {name for name, _ in self.lazy}  # (a recipe leaves parameters out)
+        # Every later row works out what `row` did (a recipe's parameters included, once a
+        # column read them), in the same order, without the on-demand look-up.
         self.lazy = [
             (name, self.evaluators[name])
-            for name in values
-            if name in resolved and name not in folded
+            for name in completed
+            if name in self.evaluators and name not in folded
         ]
 
 
