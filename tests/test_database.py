@@ -122,6 +122,17 @@ def test_protected_databases_are_never_dropped(admin, scratch_databases):
     assert not database_exists(admin, ours)
 
 
+def test_without_force_a_database_in_use_is_left_to_its_user(admin, admin_dsn, scratch_databases):
+    """The benchmark's clean-up drops with `force=False`: another run may be connected."""
+    ours = scratch_databases()
+    with psycopg.connect(psycopg.conninfo.make_conninfo(admin_dsn, dbname=ours)):
+        with pytest.raises(psycopg.errors.ObjectInUse):
+            drop_database(admin, ours, force=False)
+        assert database_exists(admin, ours)
+    drop_database(admin, ours, force=False)
+    assert not database_exists(admin, ours)
+
+
 # --- the template cache ----------------------------------------------------------
 
 

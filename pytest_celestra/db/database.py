@@ -242,9 +242,12 @@ def full_disk(url: URL, error: BaseException, data_directory: Path | None) -> st
     )
 
 
-def drop_database(admin: Admin, name: str, *, protected: frozenset[str] = frozenset()) -> None:
-    """Drop `name`, ending other sessions on it, if its comment says pytest-celestra created
-    it, else raise UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`."""
+def drop_database(
+    admin: Admin, name: str, *, protected: frozenset[str] = frozenset(), force: bool = True
+) -> None:
+    """Drop `name` if its comment says pytest-celestra created it, else raise
+    UnsafeDatabaseError; never the `PROTECTED_DATABASES` or `protected`. `force` ends other
+    sessions on it (the benchmark's clean-up does not: another run may be using it)."""
     comment = database_comment(admin, name)
     if comment is None:
         return
@@ -254,7 +257,7 @@ def drop_database(admin: Admin, name: str, *, protected: frozenset[str] = frozen
             f"'{MARK} ...', so pytest-celestra did not create it. Drop it yourself if you "
             "are sure; the plugin only ever drops its own databases."
         )
-    _drop(admin, name, force=True)
+    _drop(admin, name, force=force)
 
 
 def _drop(admin: Admin, name: str, *, force: bool) -> None:
