@@ -89,3 +89,33 @@ def test_rules_reshape_our_columns_before_the_stories(
     celestra_pytester.makeconftest(CONFTEST)
     celestra_pytester.makepyfile(TESTS)
     run_inner("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_rule_on_another_column_of_users_or_companies_is_applied_after_the_row():
+    """Users and companies are reshaped in the generator only in the columns it draws first
+    (a user's company, role and status; a company's size, vertical and status); a rule on
+    any other of their columns applies to the finished row. It was silently dropped."""
+    from collections import Counter
+    from datetime import date
+
+    from pytest_celestra.db.app_seed import extended_rows
+    from pytest_celestra.rows.scenario import anchor_for
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.column("users", "name", values={"Sam Same": 1})
+    rules.column("users", "status", values={"SUSPENDED": 1})
+    rules.column("companies", "description", values={"One description": 1})
+    found: Counter[tuple[str, str]] = Counter()
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, columns, rows in extended_rows(Volume.parse("small"), 1, anchor, rules):
+        for column in {"users": ("name", "status"), "companies": ("description",)}.get(table, ()):
+            found.update((column, row[columns.index(column)]) for row in rows)
+    assert found == Counter(
+        {
+            ("name", "Sam Same"): 20,
+            ("status", "SUSPENDED"): 20,
+            ("description", "One description"): 5,
+        }
+    )

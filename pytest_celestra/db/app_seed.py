@@ -82,17 +82,15 @@ class _Extender:
     def _extend(self, table: str, rows: list[Row]) -> Part:
         added = self.added.get(table, [])
         columns = loader.COLUMNS[table]
-        enums, ours = (not done for done in IN_THE_GENERATOR.get(table, (False, False)))
+        done = IN_THE_GENERATOR.get(table, (frozenset(), frozenset()))
         reshape = self.reshape
-        if reshape is None or not reshape.touches(table, enums=enums, columns=ours):
+        if reshape is None or not reshape.touches(table, done=done):
             reshape = None
             if not added:
                 return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
         if reshape is not None:
             for number, row in enumerate(rows):
-                values = reshape(
-                    table, dict(zip(columns, row, strict=True)), enums=enums, columns=ours
-                )
+                values = reshape(table, dict(zip(columns, row, strict=True)), done=done)
                 rows[number] = tuple(values.values())
         if added:
             kind = functools.partial(self._type, table)

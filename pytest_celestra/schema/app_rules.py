@@ -30,7 +30,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -452,12 +452,18 @@ def seeded_rng(seed: int, *names: str) -> random.Random:
     return random.Random(f"pytest-celestra rules {seed} {' '.join(names)}")
 
 
-IN_THE_GENERATOR: Mapping[str, tuple[bool, bool]] = {
-    "users": (True, True),
-    "companies": (False, True),
+IN_THE_GENERATOR: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
+    "users": (frozenset({"role", "status"}), frozenset({"company_id", "role", "status"})),
+    "companies": (frozenset(), frozenset({"size", "vertical", "status"})),
 }
-"""Tables of ours the rules reshape as the generator makes them, before later steps read
-their facts: (new enum labels, column rules); the others' rows are reshaped after."""
+"""Columns of ours the rules reshape as the generator makes the rows, before later steps
+read their facts: (new enum labels, column rules), by table; every other column of ours
+is reshaped after the rows are made."""
+
+
+Done = tuple[Collection[str], Collection[str]]
+"""Columns already reshaped: (by new enum labels, by column rules)."""
+_NONE: Done = (frozenset(), frozenset())
 
 
 class Reshaper:
@@ -481,18 +487,36 @@ class Reshaper:
                     rng = seeded_rng(seed, table, column)
                     self.columns.setdefault(table, []).append((column, rule, rng, wanted))
 
-    def touches(self, table: str, *, enums: bool = True, columns: bool = True) -> bool:
-        return (enums and table in self.enums) or (columns and table in self.columns)
+    def touches(
+        self,
+        table: str,
+        *,
+        enums: bool = True,
+        done: Done = _NONE,
+    ) -> bool:
+        """Whether the rules reshape a column of `table` but those `done` (enum labels,
+        column rules)."""
+        return any(
+            column not in done[0] for column, *_ in self.enums.get(table, ()) if enums
+        ) or any(column not in done[1] for column, *_ in self.columns.get(table, ()))
 
     def __call__(
-        self, table: str, values: dict[str, Any], *, enums: bool = True, columns: bool = True
+        self,
+        table: str,
+        values: dict[str, Any],
+        *,
+        enums: bool = True,
+        done: Done = _NONE,
     ) -> dict[str, Any]:
-        """`values` (enums as labels) reshaped; new labels first, so a `derive` sees them."""
+        """`values` (enums as labels) reshaped, in the columns they hold but those `done`
+        (enum labels, column rules); new labels first, so a `derive` sees them."""
         for column, shares, rng in self.enums.get(table, ()) if enums else ():
-            if values[column] is not None and rng.random() < sum(shares.values()):
+            present = column in values and column not in done[0] and values[column] is not None
+            if present and rng.random() < sum(shares.values()):
                 values[column] = rng.choices(list(shares), list(shares.values()))[0]
-        for column, rule, rng, kind in self.columns.get(table, ()) if columns else ():
-            values[column] = rule.make(values, rng, kind)
+        for column, rule, rng, kind in self.columns.get(table, ()):
+            if column in values and column not in done[1]:
+                values[column] = rule.make(values, rng, kind)
         return values
 
 
