@@ -119,3 +119,37 @@ def test_a_rule_on_another_column_of_users_or_companies_is_applied_after_the_row
             ("description", "One description"): 5,
         }
     )
+
+
+def test_the_stories_follow_a_rule_on_the_status_of_agents():
+    """An agent's status is reshaped as the generator makes it: nothing is linked to a
+    DISABLED agent after it was disabled, and its audit history ends in the status the
+    rule gave (with the status reshaped after the rows, 15 of 40 links and 15 of 18
+    histories said otherwise)."""
+    from datetime import date
+
+    from pytest_celestra.db.app_seed import extended_rows
+    from pytest_celestra.rows.scenario import anchor_for
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.column("agents", "status", values={"DISABLED": 1})
+    tables: dict[str, list[dict]] = {}
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, columns, rows in extended_rows(Volume.parse("medium"), 1, anchor, rules):
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    agents = {agent["id"]: agent for agent in tables["agents"]}
+    assert {agent["status"] for agent in agents.values()} == {"DISABLED"}
+    for link in tables["agent_knowledge_bases"]:
+        assert link["created_at"] <= agents[link["agent_id"]]["updated_at"]
+    logs = {log["id"]: log for log in tables["audit_logs"]}
+    last: dict = {}
+    for change in sorted(
+        tables["audit_change_logs"], key=lambda c: logs[c["audit_log_id"]]["created_at"]
+    ):
+        log = logs[change["audit_log_id"]]
+        if log["table_name"] == "agents" and change["column_name"] == "status":
+            last[log["record_id"]] = change["new_value"]
+    assert last
+    assert all(agents[agent]["status"] == status for agent, status in last.items())

@@ -455,6 +455,8 @@ def seeded_rng(seed: int, *names: str) -> random.Random:
 IN_THE_GENERATOR: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "users": (frozenset({"role", "status"}), frozenset({"company_id", "role", "status"})),
     "companies": (frozenset(), frozenset({"size", "vertical", "status"})),
+    "agents": (frozenset({"status"}), frozenset({"company_id", "status"})),
+    "knowledge_bases": (frozenset({"status"}), frozenset({"company_id", "status"})),
 }
 """Columns of ours the rules reshape as the generator makes the rows, before later steps
 read their facts: (new enum labels, column rules), by table; every other column of ours

@@ -42,12 +42,20 @@ def _spread(
     table = factory_internals.model_class(factory).__tablename__
     per_company = [1 + extra for extra in allocate(d.counts[table] - len(c.ids), c.weight)]
     recipe = d.recipe(factory, "company status")
+    reshape = d.reshape if d.reshape and d.reshape.touches(table) else None
     for company, count in enumerate(per_company):
         for _ in range(count):
-            yield (
-                company,
-                recipe(company=c.rows[company], status=follow(c.status[company], statuses())),
-            )
+            status = follow(c.status[company], statuses())
+            if reshape is not None:  # your rules, before the stories after this step read it
+                values = {"company_id": c.ids[company], "status": status.value}
+                label = reshape(table, values)["status"]
+                status = type(status)._value2member_map_.get(label, label)  # yours: a label
+            yield company, recipe(company=c.rows[company], status=status)
+
+
+def _label(status: Any) -> str:
+    label: str = getattr(status, "value", status)  # (a label your rules added is a string)
+    return label
 
 
 def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
@@ -58,7 +66,7 @@ def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
     a.ids.append(row.id)
     a.created.append(d.offset(row.created_at))
     a.company.append(company)
-    a.retired.append(updated if row.status.value in story.RETIRED_STATUSES else 0)
+    a.retired.append(updated if _label(row.status) in story.RETIRED_STATUSES else 0)
     return updated
 
 
@@ -67,7 +75,7 @@ def agents(d: Draw, c: Companies) -> Rows[Assets]:
     statuses = covering(spec.AGENT_STATUS_WEIGHTS, d.p.agent_status)
     for company, row in _spread(d, c, factories.AgentFactory, statuses, story.agent_status):
         _record(d, a, company, row)
-        a.current.append((row.status.value, row.agent_protocol, row.name, row.description))
+        a.current.append((_label(row.status), row.agent_protocol, row.name, row.description))
         yield "agents", copy_tuple(row)
     return a
 
@@ -83,7 +91,7 @@ def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
                 a.ready.append((company, updated))
             elif row.status in story.FAILED_KNOWLEDGE_BASE_STATUSES:
                 a.failed.append((company, updated))
-        a.current.append((row.status.value, row.name, row.description))
+        a.current.append((_label(row.status), row.name, row.description))
         yield "knowledge_bases", copy_tuple(row)
     return a
 
