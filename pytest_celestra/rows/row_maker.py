@@ -423,12 +423,14 @@ class Maker:
         """The model's keyword arguments of `plan`'s row with the `given` values, made with
         this maker current (a recipe's row: no object, no hook)."""
         token = _MAKER.set(self)
+        step = Step(self, plan, sequence, None)
         try:
-            row = plan.resolve(Step(self, plan, sequence, None), given)
+            row = plan.resolve(step, given)
             if self.folds and not plan.folded:
                 plan.fold(row, varying=given)
         finally:
             _MAKER.reset(token)
+            step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         assert plan.arguments is not None  # a model's factory, not a dict factory
         return plan.arguments(row.__dict__)[1]
 

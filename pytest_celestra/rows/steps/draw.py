@@ -9,7 +9,7 @@ from datetime import timedelta
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from pytest_celestra.rows.batches import PendingRow, Recipes
+from pytest_celestra.rows.batches import PendingRow, Recipes, no_cyclic_collection
 from pytest_celestra.rows.providers import fast_uuid
 
 if TYPE_CHECKING:
@@ -118,20 +118,26 @@ def covering(weights: Mapping[F, float], draw: Callable[[], F]) -> Callable[[], 
 
 def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:
     """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's facts. A full
-    chunk flushes every table's rows, parents first, so no child comes before its parent."""
+    chunk flushes every table's rows, parents first, so no child comes before its parent.
+    No cyclic garbage collection while rows are made (none while the caller holds a chunk)."""
     batches: dict[str, list[Row]] = {table: [] for table in tables}
     while True:
-        try:
-            table, row = next(rows)
-        except StopIteration as done:
-            for name, batch in batches.items():
-                yield name, batch
-            facts: F = done.value
+        ready: list[Chunk] = []
+        finished = False
+        with no_cyclic_collection():
+            while not ready:
+                try:
+                    table, row = next(rows)
+                except StopIteration as done:
+                    facts: F = done.value
+                    finished = True
+                    break
+                batch = batches[table]
+                batch.append(row)
+                if len(batch) >= CHUNK_ROWS:
+                    ready = [(name, batches[name]) for name in tables if batches[name]]
+                    batches.update((name, []) for name, _ in ready)
+        if finished:
+            yield from batches.items()
             return facts
-        batch = batches[table]
-        batch.append(row)
-        if len(batch) >= CHUNK_ROWS:
-            for name in tables:
-                if batches[name]:
-                    yield name, batches[name]
-                    batches[name] = []
+        yield from ready
