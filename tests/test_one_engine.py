@@ -103,3 +103,21 @@ def test_cyclic_collection_is_off_only_while_rows_are_made(monkeypatch):
     assert seen == [False]
     chunks.close()
     assert gc.isenabled()
+
+
+def test_a_step_that_raises_leaves_cyclic_collection_on(monkeypatch):
+    import gc
+
+    def broken(d, f):
+        yield "users", ()
+        raise RuntimeError("a rule of yours failed")
+
+    replaced = tuple(
+        dataclasses.replace(step, run=broken) if step.name == "users" else step
+        for step in steps.STEPS
+    )
+    monkeypatch.setattr("pytest_celestra.rows.steps.STEPS", replaced)
+    with pytest.raises(RuntimeError, match="a rule of yours failed"):
+        for _ in generate_scenario("small", seed=5, anchor=ANCHOR):
+            pass
+    assert gc.isenabled()
