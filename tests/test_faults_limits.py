@@ -127,7 +127,7 @@ def test_a_test_databases_connection_out_of_slots_names_the_limit(few_connection
     database = RollbackDatabase(manager, run, lambda name: manager.create_empty(name=name))
     taken = _take_every_slot(few_connections.url)
     try:
-        with pytest.raises(pytest.fail.Exception) as failed:
+        with pytest.raises(ServerError) as failed:  # a test's failure, --celestra-lint's line
             database.connection()
     finally:
         for connection in taken:
@@ -135,7 +135,7 @@ def test_a_test_databases_connection_out_of_slots_names_the_limit(few_connection
         database.close()
         manager.close()
     message = str(failed.value)
-    assert message.startswith("pytest-celestra: the PostgreSQL server at 127.0.0.1:")
+    assert message.startswith("the PostgreSQL server at 127.0.0.1:")
     assert "has no connection left (sorry, too many clients already)" in message
     assert f"a run with -n 2 needs up to {2 * CONNECTIONS_PER_PROCESS}" in message
 

@@ -240,7 +240,9 @@ class RollbackDatabase:
         return connection, self._guard
 
     def _connect(self) -> Connection:
-        """A new connection; a server out of slots is one failure naming its limit."""
+        """A new connection; a `ServerError` when there is none (for a server out of slots,
+        the same error naming its limit as the plugin's own connections and the
+        transactional engine raise)."""
         from sqlalchemy.exc import DBAPIError
 
         from pytest_celestra.db.server import too_many_clients
@@ -249,15 +251,14 @@ class RollbackDatabase:
         try:
             return self.engine.connect()
         except DBAPIError as error:
-            if error.orig is None or not too_many_clients(error.orig):
-                cause = error_text(error.orig or error, secrets_of(self.url))
-                raise ServerError(
-                    f"could not connect to test database {self.url.database} at "
-                    f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
-                    "or stopped? The next test connects again"
-                ) from None
-            limit = self.manager.connection_limit_error(error.orig)
-        raise pytest.fail.Exception(f"pytest-celestra: {limit}", pytrace=False)
+            if error.orig is not None and too_many_clients(error.orig):
+                raise self.manager.connection_limit_error(error.orig) from None
+            cause = error_text(error.orig or error, secrets_of(self.url))
+            raise ServerError(
+                f"could not connect to test database {self.url.database} at "
+                f"{host_port(self.url)}: {mask_text(cause)}. Was the server restarted "
+                "or stopped? The next test connects again"
+            ) from None
 
     @contextlib.contextmanager
     def session(self, request: pytest.FixtureRequest) -> Iterator[Session]:
