@@ -153,3 +153,28 @@ def test_a_marked_async_test_cannot_use_the_run_scenario_engine(celestra_pyteste
     result.stdout.fnmatch_lines(
         ["*@pytest.mark.celestra asks for volume=small seed=3, but celestra_seeded_engine*"]
     )
+
+
+@needs_async_support
+def test_the_async_seeded_db_cannot_share_a_test_with_celestra_session(
+    celestra_pytester, run_inner
+):
+    """As `celestra_seeded_db`: the factories' rows would go to the empty database."""
+    celestra_pytester.makeini(ASYNC_INI)
+    celestra_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_both(celestra_async_seeded_db, celestra_session):
+            pass
+        """
+    )
+    result = run_inner()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot use celestra_async_seeded_db together with celestra_session*"
+            "session.add(UserFactory.build())*"
+        ]
+    )

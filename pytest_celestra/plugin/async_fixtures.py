@@ -133,7 +133,7 @@ async def celestra_async_seeded_db(
     """An `AsyncSession` on the scenario of `celestra_seeded_db` (the run's, or its
     `@pytest.mark.celestra`), otherwise as `celestra_async_session`."""
     scenario = scenario_of(request.node)
-    check_run_scenario(request, scenario)
+    check_run_scenario(request, scenario, "celestra_async_seeded_db")
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
     database = _celestra_seeded_databases.database(scenario)

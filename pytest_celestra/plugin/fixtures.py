@@ -738,24 +738,28 @@ def celestra_seeded_db(
     `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module gives
     it that scenario instead, in a database of its own made once per process.
     """
-    if "celestra_session" in request.fixturenames:
-        pytest.fail(
-            "a test cannot use celestra_seeded_db together with celestra_session or a "
-            "celestra_<entity> fixture (those live in the empty database of "
-            "celestra_session): call the factories, e.g. UserFactory(), to add rows "
-            "to the seeded database.",
-            pytrace=False,
-        )
     scenario = scenario_of(request.node)
-    check_run_scenario(request, scenario)
+    check_run_scenario(request, scenario, "celestra_seeded_db")
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
 
 
-def check_run_scenario(request: pytest.FixtureRequest, scenario: ScenarioSettings) -> None:
-    """Fail a marked test that also uses the engine or DSN of the run's scenario."""
+def check_run_scenario(
+    request: pytest.FixtureRequest, scenario: ScenarioSettings, fixture: str
+) -> None:
+    """Fail a test of the seeded `fixture` that also uses `celestra_session` (the empty
+    database), or, marked, the engine or DSN of the run's scenario."""
+    if "celestra_session" in request.fixturenames:
+        call = "session.add(UserFactory.build())" if "async" in fixture else "UserFactory()"
+        pytest.fail(
+            f"a test cannot use {fixture} together with celestra_session or a "
+            "celestra_<entity> fixture (those live in the empty database of "
+            f"celestra_session): call the factories, e.g. {call}, to add rows "
+            "to the seeded database.",
+            pytrace=False,
+        )
     run_scenario = request.config.stash[CONFIG_KEY].scenario
     shared = [
         name
