@@ -23,7 +23,7 @@ from pytest_celestra.plugin.fixtures import (
     RollbackDatabase,
     SeededDatabases,
     TransactionEscapedError,
-    check_run_scenario,
+    check_seeded_request,
     end_test_transaction,
     ensure_scenario_template,
     reseed_factories,
@@ -133,7 +133,7 @@ async def celestra_async_seeded_db(
     """An `AsyncSession` on the scenario of `celestra_seeded_db` (the run's, or its
     `@pytest.mark.celestra`), otherwise as `celestra_async_session`."""
     scenario = scenario_of(request.node)
-    check_run_scenario(request, scenario, "celestra_async_seeded_db")
+    check_seeded_request(request, scenario, "celestra_async_seeded_db")
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
     database = _celestra_seeded_databases.database(scenario)

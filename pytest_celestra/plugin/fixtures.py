@@ -739,14 +739,14 @@ def celestra_seeded_db(
     it that scenario instead, in a database of its own made once per process.
     """
     scenario = scenario_of(request.node)
-    check_run_scenario(request, scenario, "celestra_seeded_db")
+    check_seeded_request(request, scenario, "celestra_seeded_db")
     ensure_scenario_template(request, scenario)
     reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
     with _celestra_seeded_databases.database(scenario).session(request) as session:
         yield session
 
 
-def check_run_scenario(
+def check_seeded_request(
     request: pytest.FixtureRequest, scenario: ScenarioSettings, fixture: str
 ) -> None:
     """Fail a test of the seeded `fixture` that also uses `celestra_session` (the empty
