@@ -151,3 +151,20 @@ def test_a_server_whose_installation_was_deleted_is_stopped_not_reused(tmp_path)
     finally:
         process.kill()
         process.wait()
+
+
+def test_no_exiting_process_can_match_the_local_servers_mark(monkeypatch, tmp_path):
+    """mirakuru SIGKILLs, when any process that imported it exits, every process whose
+    mark contains that process's pid: the local server's mark has no digit (CI saw a local
+    server killed mid-run by another process's exit)."""
+    executors = pytest.importorskip("pytest_postgresql.executors")
+    marks: list[str] = []
+    monkeypatch.setattr(
+        executors.PostgreSQLExecutor, "start", lambda self: marks.append(self._uuid) or self
+    )
+    started = server._start_local("pg_ctl", tmp_path)
+    assert started.kind is ServerMode.LOCAL
+    started.leave_running()  # nothing was started
+    assert marks
+    assert marks[0].startswith("celestra-")
+    assert not any(character.isdigit() for character in marks[0])

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -405,6 +406,9 @@ def start_server(config: CelestraConfig, workdir: Path) -> Server:
     return _start_embedded(config.pgdata.value)
 
 
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def _start_local(pg_ctl: str, workdir: Path) -> Server:
     try:
         from pytest_postgresql.executors import PostgreSQLExecutor
@@ -427,6 +431,12 @@ def _start_local(pg_ctl: str, workdir: Path) -> Server:
         dbname="postgres",
         postgres_options=" ".join(f"-c {name}={value}" for name, value in _DISPOSABLE.items()),
     )
+    # mirakuru marks the server's processes with this name in their environment, and when
+    # any process that imported it exits (every pytest run with pytest-postgresql does), it
+    # SIGKILLs each process whose mark contains that process's pid as a substring: its own
+    # marks hold digits, so another xdist worker's or an inner run's exit could kill this
+    # server mid-run. A mark without digits is this run's alone; `stop` ends the server.
+    executor._uuid = "celestra-" + secrets.token_hex(16).translate(_NO_DIGITS)
 
     def stop() -> None:
         try:
