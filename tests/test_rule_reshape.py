@@ -91,10 +91,10 @@ def test_rules_reshape_our_columns_before_the_stories(
     run_inner("-p", "no:randomly").assert_outcomes(passed=2)
 
 
-def test_a_rule_on_another_column_of_users_or_companies_is_applied_after_the_row():
-    """Users and companies are reshaped in the generator only in the columns it draws first
-    (a user's company, role and status; a company's size, vertical and status); a rule on
-    any other of their columns applies to the finished row. It was silently dropped."""
+def test_rules_on_users_and_companies_columns_are_applied_each_in_its_turn():
+    """A user's name is reshaped before its email is made of it; a rule on a column the
+    generator does not plan (a company's description) applies to the finished row. Both
+    were silently dropped."""
     from collections import Counter
     from datetime import date
 
@@ -112,6 +112,10 @@ def test_a_rule_on_another_column_of_users_or_companies_is_applied_after_the_row
     for table, columns, rows in extended_rows(Volume.parse("small"), 1, anchor, rules):
         for column in {"users": ("name", "status"), "companies": ("description",)}.get(table, ()):
             found.update((column, row[columns.index(column)]) for row in rows)
+        if table == "users":
+            emails = [row[columns.index("email")].split("@")[0] for row in rows]
+            local_parts = {email.rstrip("0123456789") for email in emails}
+            assert local_parts <= {"ssame", "sam.same", "sam_same"}
     assert found == Counter(
         {
             ("name", "Sam Same"): 20,

@@ -453,7 +453,7 @@ def seeded_rng(seed: int, *names: str) -> random.Random:
 
 
 IN_THE_GENERATOR: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
-    "users": (frozenset({"role", "status"}), frozenset({"company_id", "role", "status"})),
+    "users": (frozenset({"role", "status"}), frozenset({"company_id", "role", "status", "name"})),
     "companies": (frozenset(), frozenset({"size", "vertical", "status"})),
     "agents": (frozenset({"status"}), frozenset({"company_id", "status"})),
     "knowledge_bases": (frozenset({"status"}), frozenset({"company_id", "status"})),

@@ -132,13 +132,13 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     for (company, role, domain, created), state in zip(
         drafts, story.mostly_active(states, open_members), strict=True
     ):
-        label = state.value
+        label, name = state.value, p.person_name()
         if reshape is not None:  # your rules, before the stories after this step read it
             company_id = None if company < 0 else c.ids[company]
-            values = reshape("users", {"company_id": company_id, "role": role, "status": label})
-            role, label = values["role"], values["status"]
-        name = p.person_name()
-        email = email_address(name, domain)
+            planned = {"company_id": company_id, "role": role, "status": label, "name": name}
+            values = reshape("users", planned)
+            role, label, name = values["role"], values["status"], values["name"]
+        email = email_address(name, domain)  # of the name your rules gave
         number = 1
         while email in emails:
             number += 1
