@@ -309,3 +309,32 @@ def test_what_a_test_committed_is_gone_for_the_next(transactional, statement, af
 )
 def test_restore_order(changed, foreign_keys, order):
     assert restore_order(changed, foreign_keys) == order
+
+
+def test_a_clone_whose_set_up_fails_is_dropped_even_when_its_first_drop_fails(
+    transactional, suite_databases, admin, monkeypatch
+):
+    """The server gone for a moment while a clone is set up (its monitor connection) and
+    dropped: the clone is dropped at the run's end, not forgotten on the server."""
+    from pytest_celestra.db import database as database_module
+    from pytest_celestra.plugin import transactional as transactional_module
+
+    connect, drop = transactional_module.connect, database_module.drop_database
+    made: list[str] = []
+
+    def lost(url, **kwargs):
+        made.append(str(url.database))
+        raise psycopg.OperationalError("the server restarts")
+
+    def refused(*args, **kwargs):
+        raise psycopg.OperationalError("the server restarts")
+
+    monkeypatch.setattr(transactional_module, "connect", lost)
+    monkeypatch.setattr(database_module, "drop_database", refused)
+    with pytest.raises(psycopg.OperationalError):
+        transactional.take(SMALL)
+    monkeypatch.setattr(transactional_module, "connect", connect)
+    monkeypatch.setattr(database_module, "drop_database", drop)
+    transactional.close()
+    left = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (made[0],)).fetchall()
+    assert left == [], f"{made[0]} was left on the server"

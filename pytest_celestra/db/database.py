@@ -1105,9 +1105,9 @@ class DatabaseManager:
     def discard(self, url: URL) -> None:
         """Drop a test database a test has damaged, even with `keep`."""
         assert url.database in self.created
-        self.created.remove(url.database)
         with self._admin() as admin:
             drop_database(admin, url.database, protected=self.protected)
+        self.created.remove(url.database)  # only once dropped: a failed drop is tried again
 
     def release(self, url: URL) -> str | None:
         """Drop a test database, or with `keep` leave it and return its URL. A server gone
