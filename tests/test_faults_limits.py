@@ -168,7 +168,9 @@ def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestr
 
 def test_your_connections_out_of_slots_name_the_limit(few_connections, celestra_pytester):
     """Connections a test opens through celestra_transactional_engine: the plugin's error
-    naming the limit, not the driver's "too many clients"."""
+    naming the limit, not the driver's "too many clients". Which of the process's
+    connections is refused first is a race (the background thread makes clones ahead), so
+    the test's may get the short form that points to the first refusal's message."""
     celestra_pytester.makepyfile(
         """
         import pytest
@@ -176,7 +178,7 @@ def test_your_connections_out_of_slots_name_the_limit(few_connections, celestra_
 
         def test_many(celestra_transactional_engine):
             held = []
-            with pytest.raises(ServerError, match="has no connection left") as refused:
+            with pytest.raises(ServerError, match="no connection left") as refused:
                 for _ in range(40):
                     held.append(celestra_transactional_engine.connect())
             for connection in held:
