@@ -103,3 +103,25 @@ def test_arguments_of_a_factory_that_adjusts_its_keywords_go_through_factory_boy
     row = {"name": "ada", "password": "x", "factory_parent": None}  # a row holds more
     assert arguments(row) == ((), {"name": "ADA"})
     assert fb.Arguments(UserFactory, ["name"])({"name": "ada", "extra": 1}) == ((), {"name": "ada"})
+
+
+def test_a_faker_declaration_the_maker_cannot_compile_draws_as_factory_boy_does(
+    celestra_session,
+):
+    """A `Faker` whose argument is another declaration (here a `LazyAttribute`) is left to
+    factory_boy's own evaluation in a factory call; only a scenario's recipe, which must
+    draw from the scenario's seed, refuses it."""
+    from factory.declarations import LazyAttribute
+
+    from pytest_celestra.errors import CelestraError
+    from pytest_celestra.rows.batches import Recipes
+    from pytest_celestra.rows.providers import CelestraProvider
+    from pytest_celestra.rows.scenario import anchor_for
+
+    class NamedUserFactory(UserFactory):
+        email = Faker("email_address", name=LazyAttribute(lambda o: "Ann Lee"), domain="x.example")
+
+    assert NamedUserFactory().email.endswith("@x.example")
+    recipes = Recipes(CelestraProvider.seeded(1), anchor_for())
+    with pytest.raises((TypeError, CelestraError), match="email_address"):
+        recipes.recipe(NamedUserFactory, "company")

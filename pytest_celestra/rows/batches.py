@@ -408,11 +408,9 @@ class Recipes(Maker):
     def __init__(self, provider: Any, anchor: datetime) -> None:
         super().__init__(None)  # type: ignore[arg-type]  # no session: nothing is looked up
         self.provider, self.rng = provider, provider.rng
+        self.fakers = lambda locale: provider  # every locale: the scenario's seeded draws
         self._clock = anchor
         self.company_domains = {spec.PLATFORM_DOMAIN}  # its companies' (one each)
-
-    def faker(self, locale: str | None = None) -> Any:
-        return self.provider
 
     def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
         """`factory_class`'s row with the values of the names in `given` (its columns and

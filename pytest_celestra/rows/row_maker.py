@@ -91,11 +91,12 @@ def _faker(declaration: Any, context: dict[str, Any], faker: Fakers) -> Evaluato
 
 
 def compile_declaration(
-    declaration: Any, context: dict[str, Any], faker: Fakers = fb.faker_instance
+    declaration: Any, context: dict[str, Any], faker: Fakers | None = None
 ) -> tuple[Evaluator, bool]:
     """`declaration.evaluate_pre(...)` as a function of the row, and whether it is
     [`pure`][pytest_celestra.rows.row_maker.pure] (a function of what it reads alone);
-    `Faker` declarations draw from `faker(locale)`."""
+    `Faker` declarations draw from `faker(locale)`, else from factory_boy's Faker (and one
+    this cannot compile is left to factory_boy, which draws from its own)."""
     kind = type(declaration)
     if kind is LazyAttribute and not context:
         return declaration.function, getattr(declaration, "celestra_pure", False)
@@ -121,10 +122,10 @@ def compile_declaration(
             choose.celestra_branches = (decider, (yes, yes_pure), (no, no_pure))  # type: ignore[attr-defined]
         return choose, decider_pure and yes_pure and no_pure
     if kind is Faker:
-        evaluator = _faker(declaration, context, faker)
+        evaluator = _faker(declaration, context, faker or fb.faker_instance)
         if evaluator is not None:
             return evaluator, False
-        if faker is not fb.faker_instance:
+        if faker is not None:
             raise TypeError(f"a Faker declaration of {declaration.provider!r} cannot be compiled")
     if kind is SubFactory:
         factory_class = declaration.get_factory()
@@ -153,7 +154,7 @@ def compile_hook(hook: Any, context: dict[str, Any]) -> Callable[[Any, Step], An
     return lambda instance, step: evaluate(instance=instance, step=step, overrides=context)
 
 
-def _part(value: Any, context: dict[str, Any], faker: Fakers) -> tuple[Evaluator, bool]:
+def _part(value: Any, context: dict[str, Any], faker: Fakers | None) -> tuple[Evaluator, bool]:
     """A part of a `Maybe`: a declaration compiled, or a plain value."""
     if isinstance(value, BaseDeclaration):
         return compile_declaration(value, context, faker)
@@ -164,7 +165,7 @@ class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
     def __init__(
-        self, factory_class: Any, extras: dict[str, Any], faker: Fakers = fb.faker_instance
+        self, factory_class: Any, extras: dict[str, Any], faker: Fakers | None = None
     ) -> None:
         resolved, hooks = fb.declarations(factory_class, extras)
         # (name, declaration, the declaration compiled)
@@ -334,6 +335,8 @@ class Maker:
     same order, so the same random draws), with compiled plans."""
 
     folds = False  # whether a plan's pure constants are folded after its first row
+    #: What its `Faker` declarations draw from when not factory_boy's Faker (locale -> it).
+    fakers: Fakers | None = None
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -363,12 +366,8 @@ class Maker:
         finally:
             _MAKER.reset(token)
 
-    def faker(self, locale: str | None = None) -> Any:
-        """What the factories' `Faker` declarations of `locale` draw from."""
-        return self.provider if locale is None else fb.faker_instance(locale)
-
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
-        return Plan(factory_class, extras, self.faker)
+        return Plan(factory_class, extras, self.fakers)
 
     def make(
         self,
