@@ -32,6 +32,7 @@ from pytest_celestra.rows import loader
 from pytest_celestra.rows.app_factories import fill_rule_columns
 from pytest_celestra.rows.row_maker import Maker, current_maker
 from pytest_celestra.schema import spec
+from pytest_celestra.schema.enums import label_of
 from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
 
 if TYPE_CHECKING:
@@ -252,9 +253,7 @@ def insert_row(session: Session, obj: Any, kwargs: dict[str, Any]) -> bool:
         key = shape.keys.get(column)
         if key is None:
             state[column] = value  # a column of your rules: an attribute of this object only
-        elif key not in state or (
-            with_rules is not None and getattr(state[key], "value", state[key]) != value
-        ):
+        elif key not in state or (with_rules is not None and label_of(state[key]) != value):
             set_committed_value(obj, key, value)  # no reload when read; a rule's label
     make_transient_to_detached(obj)
     session.add(obj)

@@ -70,6 +70,7 @@ from pytest_celestra.rows.providers import (
 from pytest_celestra.rows.row_maker import current_maker, pure
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.app_rules import SESSION_INFO_KEY, rules_of
+from pytest_celestra.schema.enums import label_of
 from pytest_celestra.schema.models import (
     MODELS_IN_FK_ORDER,
     Agent,
@@ -173,10 +174,6 @@ def _at(clock: datetime, offset: int | None) -> datetime | None:
     return None if offset is None else clock + _SECOND * offset
 
 
-def _label(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
 def _latest_created(o: Any, *parents: str, floor: int = _NO_BOUND) -> int:
     rows = (getattr(o, name) for name in parents)
     return max([floor, *(_offset(o.clock, row.created_at) for row in rows if row is not None)])
@@ -228,7 +225,7 @@ def _member_updated(table: str, follow: Callable[[Any, Any], Any], active: Any) 
         return story.row_updated(
             _provider(),
             o.created,
-            left_service=story.is_closed(table, _label(o.status)),
+            left_service=story.is_closed(table, label_of(o.status)),
             closing=o.closing,
             with_company=followed,
         )
@@ -261,7 +258,7 @@ def _state_of_user(method: str, live: frozenset[str]) -> Any:
 def _company_domains() -> set[str]:
     """The email domains of the companies made so far: in the bound session, or in a
     scenario (its recipes' own); none without either."""
-    maker = row_maker.current_maker()
+    maker = current_maker()
     if isinstance(maker, batches.Recipes):
         return maker.company_domains
     session = _SESSION.get()
@@ -281,7 +278,7 @@ def _active_until(o: Any, *people: str) -> int:
     for name in people:
         user = getattr(o, name)
         if user is not None and user.status is not None and user.updated_at is not None:
-            until = story.active_until(_label(user.status), _offset(o.clock, user.updated_at))
+            until = story.active_until(label_of(user.status), _offset(o.clock, user.updated_at))
             latest = min(latest, until)
     return latest
 
@@ -291,7 +288,7 @@ def _closed_at(o: Any) -> int:
     record = o.record
     if record is None or record.updated_at is None or record.status is None:
         return 0
-    if not story.is_closed(record.__tablename__, _label(record.status)):
+    if not story.is_closed(record.__tablename__, label_of(record.status)):
         return 0
     return _offset(o.clock, record.updated_at)
 
@@ -303,7 +300,7 @@ def _link_created(*rows: str) -> Any:
         retired = []
         for name in rows:
             row = getattr(o, name)
-            status = None if row is None else _label(row.status)
+            status = None if row is None else label_of(row.status)
             if status in story.RETIRED_STATUSES and row.updated_at is not None:
                 retired.append(_offset(o.clock, row.updated_at))
         return story.link_created(_provider(), o.lower, *retired)
@@ -776,7 +773,7 @@ def _session(user: User, when: datetime, ended: bool = False) -> Any:
     whose window holds that moment, as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
-    status = str(_label(user.status))
+    status = str(label_of(user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
     until = story.active_until(status, updated)
     window = session_held_window if ended else session_created_window
@@ -1130,7 +1127,7 @@ def _record_failed_logins(lockout: UserLockout) -> None:
 
 def _refuse_unlockable(status: Any) -> None:
     """Refuse, naming the rule, a user in `status` who cannot be locked out (story.lockable)."""
-    status = _label(status)
+    status = label_of(status)
     if status is not None and not story.lockable(status):
         raise FactoryArgumentError(
             f"UserLockoutFactory: a user in status {status} cannot be locked out (only "
@@ -1255,7 +1252,7 @@ def _present_value(row: Any, column: str) -> str | None:
     if row is None:
         return None
     value = getattr(row, column)
-    return None if value is None else str(_label(value))
+    return None if value is None else str(label_of(value))
 
 
 @_after_create

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import enum
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class AgentStatus(enum.Enum):
@@ -113,3 +116,14 @@ class UserStatus(enum.Enum):
     SUSPENDED = "SUSPENDED"
     BLOCKED = "BLOCKED"
     ARCHIVED = "ARCHIVED"
+
+
+def label_of(value: Any) -> Any:
+    """The label of an enum member; anything else (a label your rules add, None) as it is."""
+    return getattr(value, "value", value)
+
+
+def member_of(enum_class: type[E], label: str) -> E | str:
+    """`enum_class`'s member of `label`, or `label` itself: one your rules add."""
+    member: E | None = enum_class._value2member_map_.get(label)  # type: ignore[assignment]
+    return label if member is None else member

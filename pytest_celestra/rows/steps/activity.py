@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_celestra.rows import factories, story
 from pytest_celestra.rows.batches import copy_tuple
-from pytest_celestra.rows.passwords import old_password
 from pytest_celestra.rows.providers import invitation_sent_window
 from pytest_celestra.rows.steps.draw import covering
 from pytest_celestra.schema import spec
@@ -101,14 +100,9 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
 def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
     """The planned changes (whose, which former password, when), each
     `PasswordHistoryFactory`'s row with the scenario's hash of that password."""
-    change = d.recipe(factories.PasswordHistoryFactory, "user password password_hash created")
+    change = d.recipe(factories.PasswordHistoryFactory, "user password_hash created")
     for user, pick, moment in plan.changes:
-        row = change(
-            user=u.rows[user],
-            password=old_password(pick),
-            password_hash=d.old_passwords[pick],
-            created=moment,
-        )
+        row = change(user=u.rows[user], password_hash=d.old_passwords[pick], created=moment)
         yield "password_history", copy_tuple(row)
 
 

@@ -12,6 +12,7 @@ from pytest_celestra.rows import factories, factory_internals, story
 from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
+from pytest_celestra.schema.enums import label_of, member_of
 from pytest_celestra.schema.models import KnowledgeBaseStatus
 
 if TYPE_CHECKING:
@@ -49,13 +50,8 @@ def _spread(
             if reshape is not None:  # your rules, before the stories after this step read it
                 values = {"company_id": c.ids[company], "status": status.value}
                 label = reshape(table, values)["status"]
-                status = type(status)._value2member_map_.get(label, label)  # yours: a label
+                status = member_of(type(status), label)
             yield company, recipe(company=c.rows[company], status=status)
-
-
-def _label(status: Any) -> str:
-    label: str = getattr(status, "value", status)  # (a label your rules added is a string)
-    return label
 
 
 def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
@@ -66,7 +62,7 @@ def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
     a.ids.append(row.id)
     a.created.append(d.offset(row.created_at))
     a.company.append(company)
-    a.retired.append(updated if _label(row.status) in story.RETIRED_STATUSES else 0)
+    a.retired.append(updated if label_of(row.status) in story.RETIRED_STATUSES else 0)
     return updated
 
 
@@ -75,7 +71,7 @@ def agents(d: Draw, c: Companies) -> Rows[Assets]:
     statuses = covering(spec.AGENT_STATUS_WEIGHTS, d.p.agent_status)
     for company, row in _spread(d, c, factories.AgentFactory, statuses, story.agent_status):
         _record(d, a, company, row)
-        a.current.append((_label(row.status), row.agent_protocol, row.name, row.description))
+        a.current.append((label_of(row.status), row.agent_protocol, row.name, row.description))
         yield "agents", copy_tuple(row)
     return a
 
@@ -91,7 +87,7 @@ def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
                 a.ready.append((company, updated))
             elif row.status in story.FAILED_KNOWLEDGE_BASE_STATUSES:
                 a.failed.append((company, updated))
-        a.current.append((_label(row.status), row.name, row.description))
+        a.current.append((label_of(row.status), row.name, row.description))
         yield "knowledge_bases", copy_tuple(row)
     return a
 

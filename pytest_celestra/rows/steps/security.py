@@ -158,8 +158,7 @@ def user_lockouts(d: Draw, u: Users, plan: Lockouts) -> Rows[None]:
 
 def user_sessions(d: Draw, u: Users, sessions: list[Session]) -> Rows[None]:
     """The planned sessions (whose, when), each `UserSessionFactory`'s row."""
-    # The plan's state chose the times; it is no column (a Session keeps the times alone).
-    session = d.recipe(factories.UserSessionFactory, "user state times")
+    session = d.recipe(factories.UserSessionFactory, "user times")  # the plan's state chose them
     for user, created, expires in sessions:
-        row = session(user=u.rows[user], state=None, times=(created, expires))
+        row = session(user=u.rows[user], times=(created, expires))
         yield "user_sessions", copy_tuple(row)

@@ -11,6 +11,7 @@ from pytest_celestra.rows.batches import copy_tuple
 from pytest_celestra.rows.providers import company_domain, email_address
 from pytest_celestra.rows.steps.draw import RowFacts, allocate, covering
 from pytest_celestra.schema import spec
+from pytest_celestra.schema.enums import member_of
 from pytest_celestra.schema.models import CompanySize, CompanyStatus, CompanyVertical, UserStatus
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
         row = user(
             company=None if company < 0 else c.rows[company],
             role=role,
-            status=UserStatus._value2member_map_.get(label, label),  # a label of your rules'
+            status=member_of(UserStatus, label),
             created=created,
             name=name,
             email=email,
