@@ -3,17 +3,19 @@ the same rows as the factories make one by one, in the test's transaction, usabl
 
 from __future__ import annotations
 
+import threading
+
 import factory
 import factory.random
 import pytest
 from realism_checks import check_row_rules
 from sqlalchemy import func, inspect, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InternalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pytest_celestra.errors import CelestraError, NoSessionError
 from pytest_celestra.plugin.fixtures import rolled_back_session
-from pytest_celestra.rows import passwords, row_maker
+from pytest_celestra.rows import batches, loader, passwords, row_maker
 from pytest_celestra.rows.batches import BulkResult, BulkWriteError
 from pytest_celestra.rows.factories import (
     ALL_FACTORIES,
@@ -33,6 +35,7 @@ from pytest_celestra.rows.factories import (
 )
 from pytest_celestra.rows.providers import company_domain
 from pytest_celestra.schema import spec
+from pytest_celestra.schema.enums import label_of
 from pytest_celestra.schema.models import (
     Agent,
     AuditChangeLog,
@@ -276,6 +279,8 @@ def test_a_constraint_error_names_the_batch(celestra_session):
     company = CompanyFactory()
     with pytest.raises(BulkWriteError, match=r"UserFactory\.bulk_create\(2, company=.*users rows"):
         UserFactory.bulk_create(2, company=company, email="same@example.com")
+    with pytest.raises(InternalError, match="current transaction is aborted"):
+        celestra_session.scalar(select(1))  # as after any failed statement
 
 
 def test_a_bad_size_is_refused(celestra_session):
@@ -286,6 +291,69 @@ def test_a_bad_size_is_refused(celestra_session):
 def test_a_batch_needs_a_bound_session():
     with pytest.raises(NoSessionError, match="celestra_session"):
         UserFactory.bulk_create(3)
+
+
+# --- a batch written while it is made --------------------------------------------------
+
+
+def test_a_batch_is_written_in_chunks_while_it_makes_the_next(celestra_session, monkeypatch):
+    monkeypatch.setattr(batches, "CHUNK", 3)
+    copies = []
+    copy_rows = loader.copy_rows
+
+    def recorded(pg_conn, table, columns, rows):
+        rows = list(rows)
+        copies.append((threading.current_thread() is threading.main_thread(), table, len(rows)))
+        return copy_rows(pg_conn, table, columns, rows)
+
+    monkeypatch.setattr(loader, "copy_rows", recorded)
+    changes = AuditChangeLogFactory.bulk_create(7)
+    assert [(main, n) for main, table, n in copies if table == "audit_change_logs"] == [
+        (False, 3),
+        (False, 3),
+        (True, 1),
+    ]
+    assert count(celestra_session, AuditChangeLog) == 7
+    for change in changes:  # each chain whole: its row changed, after its parents
+        row = celestra_session.get(Agent, change.audit_log.record_id)
+        assert str(label_of(getattr(row, change.column_name))) == change.new_value
+
+
+def test_a_failing_batch_leaves_none_of_its_rows_and_your_transaction_goes_on(
+    celestra_session, monkeypatch
+):
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    company = CompanyFactory()
+    names = iter(["Ann", "Bo", "Cy", "Di"])
+
+    class FewNamesUserFactory(UserFactory):
+        name = factory.LazyFunction(lambda: next(names))
+
+    with pytest.raises(StopIteration):  # the fifth row, after two chunks were written
+        FewNamesUserFactory.bulk_create(6, company=company)
+    assert count(celestra_session, User) == 0
+    with pytest.raises(BulkWriteError, match="None of its rows was kept"):
+        UserFactory.bulk_create(5, company=company, email="same@example.com")
+    assert count(celestra_session, User) == 0
+    assert UserFactory(company=company).company is company
+
+
+def test_a_row_a_later_row_changes_after_its_chunk_was_written_is_updated(
+    celestra_session, monkeypatch
+):
+    monkeypatch.setattr(batches, "CHUNK", 1)
+    made = []
+
+    class RenamingUserFactory(UserFactory):
+        @batches.bulk_safe
+        @factory.post_generation
+        def rename_the_first(obj, create, extracted, **kwargs):
+            made.append(obj)
+            batches.set_column(celestra_session, made[0], "name", f"Renamed {len(made)}")
+
+    users = RenamingUserFactory.bulk_create(3, company=CompanyFactory())
+    first = select(User.name).where(User.id == users.ids[0])
+    assert celestra_session.scalar(first) == "Renamed 3"
 
 
 # --- single create(): an INSERT of its own instead of a flush ---------------------------

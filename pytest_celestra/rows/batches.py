@@ -16,6 +16,7 @@ import enum
 import gc
 import operator
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import datetime
 
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, SessionTransaction
 
     from pytest_celestra.rows.row_maker import Plan, Step
 
@@ -265,16 +266,18 @@ def set_column(session: Session, row: Any, column: str, value: Any) -> None:
     database's and the session's object at once (an UPDATE, no flush)."""
     if isinstance(row, PendingRow):
         row.values[_shape(row.model).keys[column]] = value
-        return
-    shape = _shape(type(row))
-    if not inspect(row).persistent:
-        setattr(row, shape.keys[column], value)
+        batch = current_maker()
+        if not isinstance(batch, Batch) or id(row) not in batch.sent:
+            return  # written with the others
+    elif not inspect(row).persistent:
+        setattr(row, _shape(type(row)).keys[column], value)
         return
     table = row.__table__
     session.connection().execute(
         table.update().where(table.c.id == row.id).values({table.c[column]: value})
     )
-    set_committed_value(row, shape.keys[column], value)
+    if not isinstance(row, PendingRow):
+        set_committed_value(row, _shape(type(row)).keys[column], value)
 
 
 class Batch(Maker):
@@ -292,6 +295,12 @@ class Batch(Maker):
         self._indexed: dict[type[Any], int] = {}  # rows of each model `_index` has seen
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
+        self._sent: dict[type[Any], int] = {}  # rows of each model sent to be written
+        self.sent: set[int] = set()  # their ids (a later row changing one: an UPDATE)
+        #: Once a chunk is written while the next is made: the batch's savepoint and the
+        #: thread writing its chunks, and the chunk it writes.
+        self._writer: tuple[SessionTransaction, ThreadPoolExecutor] | None = None
+        self._writing: Future[list[int]] | None = None
 
     def _new_plan(self, factory_class: Any, extras: dict[str, Any]) -> Plan:
         plan = super()._new_plan(factory_class, extras)
@@ -308,7 +317,7 @@ class Batch(Maker):
         return plan
 
     def _finish(self, factory_class: Any, step: Step, instance: Any, results: Any) -> None:
-        pass  # nothing to save again: the batch writes every row at its end
+        pass  # nothing to save again: the batch writes its rows in COPYs
 
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -367,32 +376,90 @@ class Batch(Maker):
         self._index(model)
         return super().find(model, key)
 
-    def write(self) -> None:
-        """COPY every table's rows (parents first) through the session's connection."""
-        pg_conn = loader.raw_connection(self.session)  # flushes the session first
+    def send(self, last: bool = False) -> None:
+        """Write the rows made since the last `send`, parents first. Until the `last`, a
+        thread writes them while the batch makes its next rows (the server checks their
+        keys meanwhile); the batch waits for one chunk before it sends the next."""
+        self._wait()
+        if not last and self._writer is None:  # a batch that fails leaves none of its rows
+            thread = ThreadPoolExecutor(1, thread_name_prefix="celestra-batch")
+            self._writer = (self.session.begin_nested(), thread)
+        chunk = []
         for model in MODELS_IN_FK_ORDER:
+            rows = self.rows.get(model, [])[self._sent.get(model, 0) :]
+            if not rows:
+                continue
+            self._sent[model] = self._sent.get(model, 0) + len(rows)
+            if not last:
+                self.sent.update(map(id, rows))
             shape = _shape(model)
-            table = shape.table
-            # Rows that leave out the same columns (normally all of them) share a COPY.
-            for columns, rows in shape.tuples(self.session, self.rows.get(model, [])).items():
-                try:
-                    count = loader.copy_rows(pg_conn, table, columns, rows)
-                except psycopg.Error as error:
-                    from pytest_celestra.db.drift import describe_refusal
+            for columns, tuples in shape.tuples(self.session, rows).items():
+                chunk.append((shape.table, columns, tuples))
+        pg_conn = loader.raw_connection(self.session)  # flushes the session first
+        if last or self._writer is None:
+            self._heard(self._copy(pg_conn, chunk))
+        else:
+            self._writing = self._writer[1].submit(self._copy, pg_conn, chunk)
 
-                    raise BulkWriteError(
-                        f"{self.description} failed writing its {len(rows)} {table} rows: "
-                        f"{describe_refusal(error, table)}. "
-                        "The session's transaction is aborted (roll it back); a value you "
-                        "passed likely breaks a constraint (e.g. the same email for every row)"
-                    ) from None
-                if (heard := self.session.info.get(ROWS_WRITTEN)) is not None:
-                    heard(count)
+    def _copy(self, pg_conn: psycopg.Connection[Any], chunk: list[Any]) -> list[int]:
+        """COPY each (table, columns, rows) of `chunk`; how many rows each wrote."""
+        written = []
+        for table, columns, rows in chunk:
+            try:
+                written.append(loader.copy_rows(pg_conn, table, columns, rows))
+            except psycopg.Error as error:
+                from pytest_celestra.db.drift import describe_refusal
+
+                after = (
+                    "The session's transaction is aborted (roll it back)"
+                    if self._writer is None
+                    else "None of its rows was kept (its savepoint rolled back)"
+                )
+                raise BulkWriteError(
+                    f"{self.description} failed writing its {len(rows)} {table} rows: "
+                    f"{describe_refusal(error, table)}. {after}; a value you passed likely "
+                    "breaks a constraint (e.g. the same email for every row)"
+                ) from None
+        return written
+
+    def _wait(self) -> None:
+        """The chunk being written, written (its error raised here)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self._heard(writing.result())
+
+    def _heard(self, written: list[int]) -> None:
+        heard = self.session.info.get(ROWS_WRITTEN)
+        if heard is not None:
+            for rows in written:
+                heard(rows)
+
+    def finish(self) -> None:
+        """Write the rows not written yet and keep the batch's (else `abandon` it)."""
+        try:
+            self.send(last=True)
+        except BaseException:
+            self.abandon()
+            raise
+        if self._writer is not None:
+            savepoint, thread = self._writer
+            thread.shutdown()
+            savepoint.commit()
         for parent in self.given.values():
             # Their collections (company.users, ...) did not see the new children.
             state = inspect(parent)
             if state.persistent and state.session is self.session:
                 self.session.expire(parent, _shape(type(parent)).collections)
+
+    def abandon(self) -> None:
+        """Undo what the batch wrote (its savepoint rolled back), once its writer is done."""
+        if self._writer is None:
+            return  # nothing written, or one failed COPY: the transaction is aborted
+        savepoint, thread = self._writer
+        with contextlib.suppress(BaseException):
+            self._wait()
+        thread.shutdown()
+        savepoint.rollback()
 
 
 class Recipes(Maker):
@@ -458,6 +525,9 @@ _TUPLE_WRITERS: dict[tuple[type[Any], tuple[str, ...]], Callable[[dict[str, Any]
 
 
 _MODEL_ORDER = frozenset(MODELS_IN_FK_ORDER)
+
+CHUNK = 2_000
+"""Rows of a `bulk_create` made before they are sent to be written while it makes the next."""
 
 ROWS_WRITTEN = "celestra_rows_written"
 """Key of `session.info` for a callable that hears how many rows each COPY of a batch
@@ -551,10 +621,18 @@ def bulk_create(
         )
     with no_cyclic_collection():
         batch = Batch(session, description)
-        with batch.active():
-            made = [batch.make(factory_class, params) for _ in range(size)]
+        made = []
         try:
-            batch.write()
+            with batch.active():
+                for _ in range(size):
+                    made.append(batch.make(factory_class, params))
+                    if len(made) % CHUNK == 0 and len(made) < size:
+                        batch.send()
+        except BaseException:
+            batch.abandon()
+            raise
+        try:
+            batch.finish()
         except RuleError as error:
             error.add_note(
                 f"raised making the rows of {factory_class.__name__}.bulk_create({size})"
