@@ -157,3 +157,46 @@ def test_the_stories_follow_a_rule_on_the_status_of_agents():
             last[log["record_id"]] = change["new_value"]
     assert last
     assert all(agents[agent]["status"] == status for agent, status in last.items())
+
+
+def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
+    """A company's name and description are its recipe's, not its plan's: a rule on them is
+    applied as the recipe makes the row, so its users' email domains follow the new name and
+    the audit history of its description ends in the value the rule gave (applied to the
+    finished rows, neither did)."""
+    from datetime import date
+
+    from pytest_celestra.db.app_seed import extended_rows
+    from pytest_celestra.rows.providers import company_domain
+    from pytest_celestra.rows.scenario import anchor_for
+    from pytest_celestra.schema.app_rules import SchemaRules
+    from pytest_celestra.schema.volumes import Volume
+
+    def renamed(row, rng):
+        return f"Zeta {row['vertical'].title()} {rng.randrange(10**6)}"
+
+    rules = SchemaRules()
+    rules.column("companies", "name", derive=renamed)
+    rules.column("companies", "description", derive=lambda row, rng: f"About {row['name']}")
+    tables: dict[str, list[dict]] = {}
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, columns, rows in extended_rows(Volume.parse("medium"), 1, anchor, rules):
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    companies = {company["id"]: company for company in tables["companies"]}
+    for company in companies.values():
+        assert company["name"].startswith(f"Zeta {company['vertical'].title()} ")
+        assert company["description"] == f"About {company['name']}"
+    for user in tables["users"]:
+        if user["company_id"] is not None:
+            domain = company_domain(companies[user["company_id"]]["name"])
+            assert user["email"].endswith(f"@{domain}")
+    logs = {log["id"]: log for log in tables["audit_logs"]}
+    last: dict = {}
+    for change in sorted(
+        tables["audit_change_logs"], key=lambda c: logs[c["audit_log_id"]]["created_at"]
+    ):
+        log = logs[change["audit_log_id"]]
+        if log["table_name"] == "companies" and change["column_name"] == "description":
+            last[log["record_id"]] = change["new_value"]
+    assert last
+    assert all(companies[company]["description"] == value for company, value in last.items())

@@ -1,9 +1,9 @@
 """Seeding a template that follows your
 [`SchemaRules`][pytest_celestra.schema.app_rules.SchemaRules].
 
-The generator's chunks are wrapped, not changed: a table's new columns get the rules' values
-appended to each row, enum columns take new labels at the rules' shares, and the new tables'
-rows follow in foreign-key order. Untouched chunks are loaded by binary COPY as
+The generator's chunks (whose rows follow your rules on our columns already) are wrapped: a
+table's new columns get the rules' values appended to each row, and the new tables' rows
+follow in foreign-key order. Untouched chunks are loaded by binary COPY as
 [`seed_scenario`][pytest_celestra.rows.scenario.seed_scenario] loads them, the others by a
 text COPY.
 """
@@ -20,7 +20,7 @@ from psycopg import sql
 from pytest_celestra.db.drift import rejected_row
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.rows import loader
-from pytest_celestra.schema.app_rules import IN_THE_GENERATOR, seeded_rng
+from pytest_celestra.schema.app_rules import seeded_rng
 from pytest_celestra.schema.catalog import Catalog, read_catalog
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ class _Extender:
         self.rules, self.catalog, self.volume, self.seed = rules, catalog, volume, seed
         self.added = {table: list(rules.added_columns(table)) for table in loader.COLUMNS}
         self.column_rngs = {key: seeded_rng(seed, *key) for key in rules.columns}
-        #: Our columns' rules and new enum labels the generator did not apply itself.
-        self.reshape = rules.reshaper(seed)
         self.order = _tables_in_order(rules)
         #: parent table -> referenced column -> the keys seen.
         self.wanted: dict[str, dict[str, list[Any]]] = {}
@@ -82,27 +80,23 @@ class _Extender:
     def _extend(self, table: str, rows: list[Row]) -> Part:
         added = self.added.get(table, [])
         columns = loader.COLUMNS[table]
-        done = IN_THE_GENERATOR.get(table, (frozenset(), frozenset()))
-        reshape = self.reshape
-        if reshape is None or not reshape.touches(table, done=done):
-            reshape = None
-            if not added:
-                return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
-        if reshape is not None:
-            for number, row in enumerate(rows):
-                values = reshape(table, dict(zip(columns, row, strict=True)), done=done)
-                rows[number] = tuple(values.values())
-        if added:
-            kind = functools.partial(self._type, table)
-            rows = [
-                (*row, *self.rules.added_values(
-                    table, dict(zip(columns, row, strict=True)), {}, self.column_rngs, kind
-                ).values())
-                for row in rows
-            ]  # fmt: skip
+        if not added:
+            return Part(table, columns, rows, f"the generator's {table} rows", plain=True)
+        kind = functools.partial(self._type, table)
+        rows = [
+            (*row, *self.rules.added_values(
+                table, dict(zip(columns, row, strict=True)), {}, self.column_rngs, kind
+            ).values())
+            for row in rows
+        ]  # fmt: skip
         origins = ", ".join(self.rules.columns[table, column].origin for column in added)
-        producer = f"the generator's {table} rows" + (f" with {origins}" if origins else "")
-        return Part(table, (*columns, *added), rows, producer, plain=False)
+        return Part(
+            table,
+            (*columns, *added),
+            rows,
+            f"the generator's {table} rows with {origins}",
+            plain=False,
+        )
 
     def _type(self, table: str, column: str) -> str | None:
         """The catalog's type of a column (`enum` for an enum type); None when unknown."""

@@ -15,7 +15,7 @@ import contextlib
 import enum
 import gc
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -33,7 +33,7 @@ from pytest_celestra.rows import loader
 from pytest_celestra.rows.app_factories import fill_rule_columns
 from pytest_celestra.rows.row_maker import Maker, current_maker
 from pytest_celestra.schema import spec
-from pytest_celestra.schema.enums import label_of
+from pytest_celestra.schema.enums import label_of, member_of
 from pytest_celestra.schema.models import MODELS_IN_FK_ORDER
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, SessionTransaction
 
     from pytest_celestra.rows.row_maker import Plan, Step
+    from pytest_celestra.schema.app_rules import Reshape, Reshaper
 
 T = TypeVar("T")
 
@@ -471,12 +472,13 @@ class Recipes(Maker):
 
     folds = True  # what reads only constants, such as the clock, is worked out once
 
-    def __init__(self, provider: Any, anchor: datetime) -> None:
+    def __init__(self, provider: Any, anchor: datetime, reshape: Reshaper | None = None) -> None:
         super().__init__(None)  # type: ignore[arg-type]  # no session: nothing is looked up
         self.provider, self.rng = provider, provider.rng
         self.fakers = lambda locale: provider  # every locale: the scenario's seeded draws
         self._clock = anchor
         self.company_domains = {spec.PLATFORM_DOMAIN}  # its companies' (one each)
+        self.reshape = reshape  # your rules on our columns
 
     def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
         """`factory_class`'s row with the values of the names in `given` (its columns and
@@ -491,11 +493,37 @@ class Recipes(Maker):
             columns = {name for name, _ in arguments.kept}
             plan.lazy = [(name, evaluate) for name, evaluate in plan.lazy if name in columns]
         model, sequence = fb.model_class(factory_class), count()
+        reshaped = self._follow_rules(plan, model, names)
 
         def row(**values: Any) -> PendingRow:
+            for key in reshaped:  # the step's value, which your rules reshape
+                values[_GIVEN + key] = values.pop(key)
             return PendingRow(model, self.arguments(plan, next(sequence), values))
 
         return row
+
+    def _follow_rules(self, plan: Plan, model: type[Any], names: list[str]) -> list[str]:
+        """Your rules on the columns of `model` as part of `plan`: each column they reshape
+        is worked out when first read, from the value the recipe (or the step) gives it, so
+        whatever reads it follows them. Returns the given names whose values they reshape."""
+        shape = _shape(model)
+        rules = {} if self.reshape is None else self.reshape.recipe_columns(shape.table)
+        given = []
+        for column, reshape in rules.items():
+            key = shape.keys[column]
+            enum_class = getattr(model.__table__.c[column].type, "enum_class", None)
+            made = plan.evaluators.get(key)
+            if made is None:  # a value: the step's, or the factory's constant
+                value = plan.constants.pop(key)
+                if key in names:
+                    given.append(key)
+                    made = _given(_GIVEN + key)
+                else:
+                    made = lambda row, value=value: value  # noqa: E731
+                plan.lazy.append((key, made))
+            plan.evaluators[key] = evaluate = _reshaped(made, reshape, shape, enum_class)
+            plan.lazy = [(name, evaluate if name == key else e) for name, e in plan.lazy]
+        return given
 
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -504,6 +532,50 @@ class Recipes(Maker):
             f"the recipe of {step.parent_step.plan.factory.__name__} made a "  # type: ignore[union-attr]
             f"{factory_class.__name__}: a scenario's step passes every parent"
         )
+
+
+_GIVEN = "_celestra_given_"  # a recipe's row keeps a given value your rules reshape here
+
+
+def _given(name: str) -> Callable[[Any], Any]:
+    return lambda row: row.__dict__[name]
+
+
+def _reshaped(
+    made: Callable[[Any], Any], reshape: Reshape, shape: _Shape, enum_class: Any
+) -> Callable[[Any], Any]:
+    """The evaluator of a column your rules reshape: its value `made` for the row, reshaped
+    (enums as their labels, and back to our member of a label)."""
+
+    def evaluate(row: Any) -> Any:
+        value = reshape(label_of(made(row)), _Columns(row, shape))
+        return value if enum_class is None or value is None else member_of(enum_class, value)
+
+    return evaluate
+
+
+class _Columns(Mapping[str, Any]):
+    """A recipe's row as your rules read it: column -> value (enums as their labels, a
+    parent's key for a foreign key), each worked out when read."""
+
+    def __init__(self, row: Any, shape: _Shape) -> None:
+        self._row, self._shape = row, shape
+
+    def __getitem__(self, column: str) -> Any:
+        foreign = self._shape.foreign_keys.get(column)
+        if foreign is not None:
+            parent = getattr(self._row, foreign[0], None)
+            return None if parent is None else getattr(parent, foreign[1])
+        return label_of(getattr(self._row, self._shape.keys[column]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shape.keys)
+
+    def __len__(self) -> int:
+        return len(self._shape.keys)
+
+    def values(self) -> Any:  # what a rule's error hides: the values worked out so far
+        return [label_of(value) for value in self._row.__dict__.values()]
 
 
 def copy_tuple(row: PendingRow) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -458,14 +458,16 @@ IN_THE_GENERATOR: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "agents": (frozenset({"status"}), frozenset({"company_id", "status"})),
     "knowledge_bases": (frozenset({"status"}), frozenset({"company_id", "status"})),
 }
-"""Columns of ours the rules reshape as the generator makes the rows, before later steps
-read their facts: (new enum labels, column rules), by table; every other column of ours
-is reshaped after the rows are made."""
+"""Columns of ours the rules reshape in a step's plan, before it chooses what follows from
+them: (new enum labels, column rules), by table. Every other column of ours is reshaped as
+its table's recipe makes the row
+([`Recipes`][pytest_celestra.rows.batches.Recipes])."""
 
+_NOTHING: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
-Done = tuple[Collection[str], Collection[str]]
-"""Columns already reshaped: (by new enum labels, by column rules)."""
-_NONE: Done = (frozenset(), frozenset())
+Reshape = Callable[[Any, Mapping[str, Any]], Any]
+"""`reshape(value, row)`: a column's value as your rules make it, from the value made
+without them and the row's other values."""
 
 
 class Reshaper:
@@ -489,37 +491,76 @@ class Reshaper:
                     rng = seeded_rng(seed, table, column)
                     self.columns.setdefault(table, []).append((column, rule, rng, wanted))
 
-    def touches(
-        self,
-        table: str,
-        *,
-        enums: bool = True,
-        done: Done = _NONE,
-    ) -> bool:
-        """Whether the rules reshape a column of `table` but those `done` (enum labels,
-        column rules)."""
-        return any(
-            column not in done[0] for column, *_ in self.enums.get(table, ()) if enums
-        ) or any(column not in done[1] for column, *_ in self.columns.get(table, ()))
+    def touches(self, table: str, *, enums: bool = True) -> bool:
+        """Whether the rules reshape a column of `table` (by its column rules alone unless
+        `enums`)."""
+        return bool(self.columns.get(table) or (enums and self.enums.get(table)))
 
-    def __call__(
-        self,
-        table: str,
-        values: dict[str, Any],
-        *,
-        enums: bool = True,
-        done: Done = _NONE,
-    ) -> dict[str, Any]:
-        """`values` (enums as labels) reshaped, in the columns they hold but those `done`
-        (enum labels, column rules); new labels first, so a `derive` sees them."""
+    def __call__(self, table: str, values: dict[str, Any], *, enums: bool = True) -> dict[str, Any]:
+        """`values` (enums as labels) reshaped, in the columns they hold (by the column rules
+        alone unless `enums`); new labels first, so a `derive` sees them."""
         for column, shares, rng in self.enums.get(table, ()) if enums else ():
-            present = column in values and column not in done[0] and values[column] is not None
-            if present and rng.random() < sum(shares.values()):
+            if values.get(column) is not None and rng.random() < sum(shares.values()):
                 values[column] = rng.choices(list(shares), list(shares.values()))[0]
         for column, rule, rng, kind in self.columns.get(table, ()):
-            if column in values and column not in done[1]:
+            if column in values:
                 values[column] = rule.make(values, rng, kind)
         return values
+
+    def recipe_columns(self, table: str) -> dict[str, Reshape]:
+        """What the rules do to the columns of `table` a step's plan leaves to its recipe
+        ([`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR]): column ->
+        `reshape(value, row)`, its new labels, then its rule, which sees `row`."""
+        planned = IN_THE_GENERATOR.get(table, _NOTHING)
+        found: dict[str, Reshape] = {}
+        for column, shares, rng in self.enums.get(table, ()):
+            if column not in planned[0]:
+                found[column] = _relabel(shares, rng)
+        for column, rule, rng, kind in self.columns.get(table, ()):
+            if column not in planned[1]:
+                found[column] = _ruled(found.get(column), column, rule, rng, kind)
+        return found
+
+
+def _relabel(shares: dict[str, float], rng: random.Random) -> Reshape:
+    total, labels, weights = sum(shares.values()), list(shares), list(shares.values())
+
+    def relabel(value: Any, row: Mapping[str, Any]) -> Any:
+        if value is not None and rng.random() < total:
+            return rng.choices(labels, weights)[0]
+        return value
+
+    return relabel
+
+
+def _ruled(
+    before: Reshape | None, column: str, rule: ColumnRule, rng: random.Random, kind: str | None
+) -> Reshape:
+    def ruled(value: Any, row: Mapping[str, Any]) -> Any:
+        if before is not None:
+            value = before(value, row)
+        return rule.make(_Replaced(row, column, value), rng, kind)
+
+    return ruled
+
+
+class _Replaced(Mapping[str, Any]):
+    """`row` with `column` holding `value`."""
+
+    def __init__(self, row: Mapping[str, Any], column: str, value: Any) -> None:
+        self.row, self.column, self.value = row, column, value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.value if name == self.column else self.row[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.row)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def values(self) -> Any:  # what a rule's error hides: the values worked out so far
+        return [self.value, *self.row.values()]
 
 
 SESSION_INFO_KEY = "celestra_schema"  # where a session carries its rules (`session.info`)

@@ -59,7 +59,7 @@ class Draw:
     recipes: Recipes = field(init=False)  # the factories' declarations, drawing from `p`
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "recipes", Recipes(self.p, self.anchor))
+        object.__setattr__(self, "recipes", Recipes(self.p, self.anchor, self.reshape))
 
     @property
     def rng(self) -> random.Random:
