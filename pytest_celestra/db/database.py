@@ -1082,7 +1082,7 @@ class DatabaseManager:
         """A new database holding `layers` (bottom first) on the scenario of volume `base`
         (None: on the empty schema), cloned from the top layer's template. Each layer is a
         template of its own, so one shared by several scenarios is built once."""
-        what = layers[-1].label if layers else "the scenario"
+        what = layers[-1].label  # never empty: a scenario is its own top layer
         with (
             self._server_faults(f"building or cloning the template of {what}"),
             self._admin() as admin,
@@ -1096,7 +1096,7 @@ class DatabaseManager:
     ) -> str:
         """Build (or find up to date) the template of `layers` on `base`, as `create_layered`
         would, without cloning it; its name."""
-        what = layers[-1].label if layers else "the scenario"
+        what = layers[-1].label
         with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
             with self._template(admin, spec) as template:
