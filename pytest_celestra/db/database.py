@@ -1082,7 +1082,7 @@ class DatabaseManager:
         """A new database holding `layers` (bottom first) on the scenario of volume `base`
         (None: on the empty schema), cloned from the top layer's template. Each layer is a
         template of its own, so one shared by several scenarios is built once."""
-        what = layers[-1].label if layers else "the scenario"
+        what = layers[-1].label  # never empty: a scenario is its own top layer
         with (
             self._server_faults(f"building or cloning the template of {what}"),
             self._admin() as admin,
@@ -1096,7 +1096,7 @@ class DatabaseManager:
     ) -> str:
         """Build (or find up to date) the template of `layers` on `base`, as `create_layered`
         would, without cloning it; its name."""
-        what = layers[-1].label if layers else "the scenario"
+        what = layers[-1].label
         with self._server_faults(f"building the template of {what}"), self._admin() as admin:
             spec = self._layered_spec(admin, base, layers, seed, anchor)
             with self._template(admin, spec) as template:
@@ -1111,7 +1111,7 @@ class DatabaseManager:
 
     def release(self, url: URL) -> str | None:
         """Drop a test database, or with `keep` leave it and return its URL. A server gone
-        by then gets a note: the next run drops the database."""
+        by then gets a note ([`undropped_note`][pytest_celestra.db.database.undropped_note])."""
         name = url.database
         assert name in self.created
         self.created.remove(name)
@@ -1121,10 +1121,7 @@ class DatabaseManager:
             with self._connect_admin() as admin:
                 drop_database(admin, name, protected=self.protected)
         except psycopg.OperationalError as error:
-            self.notes.append(
-                f"could not drop test database {name} ({error_text(error)}); "
-                "the next run on that server drops it"
-            )
+            self.notes.append(undropped_note(name, error_text(error)))
         return None
 
 
@@ -1132,6 +1129,11 @@ WAIT_NOTICE = 3.0
 """Seconds a process waits for a template's lock before it says who holds it."""
 APPLICATION = "pytest-celestra"
 """The `application_name` of our server-wide connections, for whoever waits for a lock."""
+
+
+def undropped_note(name: str, why: str) -> str:
+    """The run's note on a test database `name` it could not drop (`why`, scrubbed)."""
+    return f"could not drop test database {name} ({why}); the next run on that server drops it"
 
 
 def _seconds(seconds: float) -> str:

