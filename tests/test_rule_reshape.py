@@ -178,6 +178,7 @@ def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
     rules = SchemaRules()
     rules.column("companies", "name", derive=renamed)
     rules.column("companies", "description", derive=lambda row, rng: f"About {row['name']}")
+    rules.enum_weights("notification_status", {"BOUNCED": 0.3})  # a value the step gives
     tables: dict[str, list[dict]] = {}
     anchor = anchor_for(date(2025, 6, 1))
     for table, columns, rows in extended_rows(Volume.parse("medium"), 1, anchor, rules):
@@ -200,3 +201,5 @@ def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
             last[log["record_id"]] = change["new_value"]
     assert last
     assert all(companies[company]["description"] == value for company, value in last.items())
+    statuses = [notification["status"] for notification in tables["notifications"]]
+    assert 0.2 < statuses.count("BOUNCED") / len(statuses) < 0.4
