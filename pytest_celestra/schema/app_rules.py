@@ -388,7 +388,7 @@ class SchemaRules:
     def reshaper(self, seed: int) -> Reshaper | None:
         """What the rules do to our tables' rows in the scenario of `seed` (None: nothing)."""
         reshaper = Reshaper(self, seed)
-        return reshaper if reshaper.enums or reshaper.columns else None
+        return reshaper if reshaper.relabels or reshaper.rules else None
 
     def added_columns(self, table: str) -> dict[str, ColumnRule]:
         """The rules of the columns of `table` that are not ours."""
@@ -478,33 +478,33 @@ class Reshaper:
         from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
 
         ours, enum_types = celestra_columns(), celestra_enums()
-        self.enums: dict[str, list[tuple[str, dict[str, float], random.Random]]] = {}
-        self.columns: dict[str, list[tuple[str, ColumnRule, random.Random, str | None]]] = {}
+        #: table -> [(column, reshape)]: new enum labels at their shares, column rules.
+        self.relabels: dict[str, list[tuple[str, Reshape]]] = {}
+        self.rules: dict[str, list[tuple[str, Reshape]]] = {}
         for table, columns in ours.items():
             for column, kind in columns.items():
                 if kind in enum_types and kind in rules.enum_shares:
                     rng = seeded_rng(seed, "enum", table, column)
-                    self.enums.setdefault(table, []).append((column, rules.enum_shares[kind], rng))
+                    relabel = _relabel(rules.enum_shares[kind], rng)
+                    self.relabels.setdefault(table, []).append((column, relabel))
                 rule = rules.columns.get((table, column))
                 if rule is not None:
                     wanted = "enum" if kind in enum_types else kind
-                    rng = seeded_rng(seed, table, column)
-                    self.columns.setdefault(table, []).append((column, rule, rng, wanted))
+                    ruled = _ruled(column, rule, seeded_rng(seed, table, column), wanted)
+                    self.rules.setdefault(table, []).append((column, ruled))
 
     def touches(self, table: str, *, enums: bool = True) -> bool:
         """Whether the rules reshape a column of `table` (by its column rules alone unless
         `enums`)."""
-        return bool(self.columns.get(table) or (enums and self.enums.get(table)))
+        return bool(self.rules.get(table) or (enums and self.relabels.get(table)))
 
     def __call__(self, table: str, values: dict[str, Any], *, enums: bool = True) -> dict[str, Any]:
         """`values` (enums as labels) reshaped, in the columns they hold (by the column rules
         alone unless `enums`); new labels first, so a `derive` sees them."""
-        for column, shares, rng in self.enums.get(table, ()) if enums else ():
-            if values.get(column) is not None and rng.random() < sum(shares.values()):
-                values[column] = rng.choices(list(shares), list(shares.values()))[0]
-        for column, rule, rng, kind in self.columns.get(table, ()):
-            if column in values:
-                values[column] = rule.make(values, rng, kind)
+        for reshapes in (self.relabels if enums else {}, self.rules):
+            for column, reshape in reshapes.get(table, ()):
+                if column in values:
+                    values[column] = reshape(values[column], values)
         return values
 
     def recipe_columns(self, table: str) -> dict[str, Reshape]:
@@ -512,14 +512,12 @@ class Reshaper:
         ([`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR]): column ->
         `reshape(value, row)`, its new labels, then its rule, which sees `row`."""
         planned = IN_THE_GENERATOR.get(table, _NOTHING)
-        found: dict[str, Reshape] = {}
-        for column, shares, rng in self.enums.get(table, ()):
-            if column not in planned[0]:
-                found[column] = _relabel(shares, rng)
-        for column, rule, rng, kind in self.columns.get(table, ()):
-            if column not in planned[1]:
-                found[column] = _ruled(found.get(column), column, rule, rng, kind)
-        return found
+        found: dict[str, list[Reshape]] = {}
+        for done, reshapes in zip(planned, (self.relabels, self.rules), strict=True):
+            for column, reshape in reshapes.get(table, ()):
+                if column not in done:
+                    found.setdefault(column, []).append(reshape)
+        return {column: _in_turn(steps) for column, steps in found.items()}
 
 
 def _relabel(shares: dict[str, float], rng: random.Random) -> Reshape:
@@ -533,15 +531,20 @@ def _relabel(shares: dict[str, float], rng: random.Random) -> Reshape:
     return relabel
 
 
-def _ruled(
-    before: Reshape | None, column: str, rule: ColumnRule, rng: random.Random, kind: str | None
-) -> Reshape:
-    def ruled(value: Any, row: Mapping[str, Any]) -> Any:
-        if before is not None:
-            value = before(value, row)
-        return rule.make(_Replaced(row, column, value), rng, kind)
+def _ruled(column: str, rule: ColumnRule, rng: random.Random, kind: str | None) -> Reshape:
+    return lambda value, row: rule.make(_Replaced(row, column, value), rng, kind)
 
-    return ruled
+
+def _in_turn(reshapes: list[Reshape]) -> Reshape:
+    if len(reshapes) == 1:
+        return reshapes[0]
+
+    def reshape(value: Any, row: Mapping[str, Any]) -> Any:
+        for step in reshapes:
+            value = step(value, row)
+        return value
+
+    return reshape
 
 
 class _Replaced(Mapping[str, Any]):
