@@ -4,8 +4,9 @@
 
 A batch makes no ORM object and sends no INSERT per row: each row is kept as a
 [`PendingRow`][pytest_celestra.rows.batches.PendingRow], and every table's rows go to the test's
-transaction in one binary `COPY` at the end of the batch. A scenario makes its rows the same
-way, through [`Recipes`][pytest_celestra.rows.batches.Recipes]: the factories' declarations
+transaction in one binary `COPY` at the end of the batch (a batch of more than `CHUNK` rows:
+a chunk at a time, by a thread, while the batch makes the next). A scenario makes its rows
+the same way, through [`Recipes`][pytest_celestra.rows.batches.Recipes]: the factories' declarations
 on the scenario's seeded draws, each row handed to the loader as a tuple (`copy_tuple`).
 """
 
