@@ -343,14 +343,25 @@ def test_ctrl_c_stops_celestra_seed_and_writes_nothing(admin, suite_databases, t
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+#: A conftest whose hashes cost ~250 ms each: the scenario's thread hashing passwords ahead
+#: (24 of them) is sure to be in bcrypt when Ctrl-C lands and when the run exits.
+COSTLY_HASHES = "from pytest_celestra.rows import passwords\n\npasswords.configure('bcrypt', 12)\n"
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("conftest", [None, COSTLY_HASHES], ids=["default", "costly-hashes"])
 def test_ctrl_c_stops_a_template_build_and_drops_it(
-    admin, celestra_pytester, monkeypatch, tmp_path: Path
+    admin, celestra_pytester, monkeypatch, tmp_path: Path, conftest
 ):
     """An inner pytest run building an x2000 template is interrupted: its build database
     is dropped, no template comes of it (a seed that went on after Ctrl-C would finish
-    one), and the run ends as interrupted."""
+    one), and the run ends as interrupted. With costly hashes, the hashing thread is still
+    at work then: left running (a daemon, its generator never closed), the interpreter
+    ended it at exit inside bcrypt and the run died of SIGABRT (exit -6, "FATAL: exception
+    not rethrown"); at the default cost only if the hashes lagged seconds behind."""
     celestra_pytester.makepyfile(DATABASE_TEST)
+    if conftest is not None:
+        celestra_pytester.makeconftest(conftest)
     app = f"celestra-ctrlc-{os.getpid()}"
     env = {**os.environ, "PGAPPNAME": app, "CELESTRA_VOLUME": "x2000"}
     seed = random.randrange(10**9)

@@ -166,6 +166,22 @@ def test_hashing_ahead_computes_in_a_thread_that_ends_with_the_block():
     assert other.computed < 1000
 
 
+def test_the_hashing_thread_is_no_daemon_even_when_started_from_one():
+    """The scenario's generator starts it in the loader's daemon worker: a daemon would be
+    ended at exit inside bcrypt, which aborts the process; the interpreter waits for it."""
+    pool = HashPool(current_hasher(), old_password, "pool-daemon")
+    daemon: list[bool] = []
+
+    def generate() -> None:
+        with hashing_ahead((pool, range(2))) as thread:
+            daemon.append(thread.daemon)
+
+    worker = threading.Thread(target=generate, daemon=True)
+    worker.start()
+    worker.join()
+    assert daemon == [False]
+
+
 def test_an_error_while_hashing_ahead_reaches_the_reader():
     def password(index: int) -> str:
         if index == 2:

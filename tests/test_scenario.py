@@ -314,6 +314,31 @@ def test_a_load_error_stops_the_generating_worker(celestra_session):
     assert not [t for t in threading.enumerate() if t.name == "celestra-generate"]
 
 
+@pytest.mark.parametrize("prefetch", [0, 4], ids=["inline", "worker"])
+def test_a_load_stopped_early_closes_the_generator_and_ends_its_hashing_thread(
+    celestra_session, prefetch
+):
+    """Ctrl-C (here from `progress`) left the scenario's generator suspended, its thread
+    hashing passwords ahead running on: started from the loader's daemon worker, a daemon
+    itself, which the interpreter ended at exit inside bcrypt, aborting the process
+    (SIGABRT, "FATAL: exception not rethrown") instead of exiting as interrupted."""
+    pg_conn = loader.raw_connection(celestra_session)
+    passwords.configure("bcrypt", 8)  # ~15 ms a hash: still hashing after the first chunk
+    try:
+        chunks = generate_scenario("small", anchor=ANCHOR)
+
+        def interrupt(table: str, rows: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            loader.load(pg_conn, chunks, progress=interrupt, prefetch=prefetch)
+        assert chunks.gi_frame is None, "the generator was left suspended, not closed"
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("celestra-")]
+        assert alive == []
+    finally:
+        passwords.configure()
+
+
 def test_copy_takes_ip_addresses_as_text_or_objects(celestra_session):
     pg_conn = loader.raw_connection(celestra_session)
     given = [

@@ -156,7 +156,8 @@ def load(
 
     Each non-empty chunk is one COPY, ended at once, so PostgreSQL checks its foreign keys
     while the next chunk is made. `progress(table, rows_so_far)` is called after each chunk.
-    With `prefetch` > 0, a thread makes up to that many chunks ahead.
+    With `prefetch` > 0, a thread makes up to that many chunks ahead. A generator of chunks
+    is closed before `load` returns or raises, so its clean-up has run.
     """
     counts = dict.fromkeys(TABLES_IN_FK_ORDER, 0)
     with _ahead(chunks, prefetch) as stream:
@@ -170,9 +171,21 @@ def load(
 
 @contextlib.contextmanager
 def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
-    """`chunks`, produced by a worker thread up to `depth` chunks ahead."""
+    """`chunks`, produced by a worker thread up to `depth` chunks ahead; their iterator
+    closed at the end, however the consumer stopped.
+
+    A consumer that stops early (Ctrl-C, a COPY refused) leaves a generator suspended: its
+    `finally` blocks would run only when it is collected, maybe never before the process
+    exits. The scenario's generator joins its password-hashing thread in one; left to run
+    on at exit in bcrypt, that thread aborts the process (SIGABRT) instead of letting it
+    exit as interrupted.
+    """
     if depth <= 0:
-        yield iter(chunks)
+        iterator = iter(chunks)
+        try:
+            yield iterator
+        finally:
+            _close(iterator)
         return
     queue: Queue[Chunk | BaseException | None] = Queue(maxsize=depth)
     stop = threading.Event()
@@ -185,13 +198,16 @@ def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
         return False
 
     def produce() -> None:
+        iterator = iter(chunks)
         try:
-            for chunk in chunks:
+            for chunk in iterator:
                 if not offer(chunk):
                     return
             offer(None)
         except BaseException as error:  # handed to the consumer, which re-raises it
             offer(error)
+        finally:
+            _close(iterator)  # here, in the thread it runs in; the consumer joins this one
 
     def consume() -> Iterator[Chunk]:
         while (item := queue.get()) is not None:
@@ -206,3 +222,10 @@ def _ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Iterator[Chunk]]:
     finally:
         stop.set()
         worker.join()
+
+
+def _close(iterator: Iterator[Any]) -> None:
+    """Close `iterator` if it can be (a generator: its `finally` blocks run now)."""
+    close = getattr(iterator, "close", None)
+    if callable(close):
+        close()

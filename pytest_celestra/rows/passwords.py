@@ -224,7 +224,11 @@ def hashing_ahead(*jobs: tuple[HashPool, Iterable[int]]) -> Iterator[threading.T
                         return
                     pool._compute(index, wait=False)
 
-    thread = threading.Thread(target=work, name="celestra-hash")
+    # Never a daemon, even started from one (the loader's worker thread, whose daemon flag
+    # a new thread would inherit): should a block be left open at exit (a generator never
+    # closed), the interpreter then waits for the thread rather than ending it in bcrypt's
+    # Rust code, which aborts the process ("FATAL: exception not rethrown", SIGABRT).
+    thread = threading.Thread(target=work, name="celestra-hash", daemon=False)
     thread.start()
     try:
         yield thread
