@@ -3,6 +3,7 @@ the same rows as the factories make one by one, in the test's transaction, usabl
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import factory
@@ -317,6 +318,27 @@ def test_a_batch_is_written_in_chunks_while_it_makes_the_next(celestra_session, 
     for change in changes:  # each chain whole: its row changed, after its parents
         row = celestra_session.get(Agent, change.audit_log.record_id)
         assert str(label_of(getattr(row, change.column_name))) == change.new_value
+
+
+def test_a_batch_in_chunks_hands_the_gil_over_promptly_and_restores_the_interval(
+    celestra_session, monkeypatch
+):
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    before = sys.getswitchinterval()
+    seen = []
+
+    class WatchedUserFactory(UserFactory):
+        name = factory.LazyFunction(lambda: seen.append(sys.getswitchinterval()) or "Ann Lee")
+
+    company = CompanyFactory()
+    WatchedUserFactory.bulk_create(2, company=company)  # one chunk: nothing to hand over
+    WatchedUserFactory.bulk_create(3, company=company)
+    assert seen[:2] == [before, before]
+    assert seen[2:] == [0.0005] * 3
+    assert sys.getswitchinterval() == before
+    with pytest.raises(BulkWriteError):
+        UserFactory.bulk_create(3, company=company, email="same@example.com")
+    assert sys.getswitchinterval() == before
 
 
 def test_a_failing_batch_leaves_none_of_its_rows_and_your_transaction_goes_on(
