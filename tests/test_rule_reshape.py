@@ -4,7 +4,13 @@ application added."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
+
+from pytest_celestra.db.app_seed import extended_rows
+from pytest_celestra.rows.scenario import anchor_for
+from pytest_celestra.schema.app_rules import SchemaRules
+from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,15 +99,9 @@ def test_rules_reshape_our_columns_before_the_stories(
 
 def test_rules_on_users_and_companies_columns_are_applied_each_in_its_turn():
     """A user's name is reshaped before its email is made of it; a rule on a column the
-    generator does not plan (a company's description) applies to the finished row. Both
-    were silently dropped."""
+    generator does not plan (a company's description) applies as its recipe makes the row.
+    Both were silently dropped once."""
     from collections import Counter
-    from datetime import date
-
-    from pytest_celestra.db.app_seed import extended_rows
-    from pytest_celestra.rows.scenario import anchor_for
-    from pytest_celestra.schema.app_rules import SchemaRules
-    from pytest_celestra.schema.volumes import Volume
 
     rules = SchemaRules()
     rules.column("users", "name", values={"Sam Same": 1})
@@ -130,31 +130,14 @@ def test_the_stories_follow_a_rule_on_the_status_of_agents():
     DISABLED agent after it was disabled, and its audit history ends in the status the
     rule gave (with the status reshaped after the rows, 15 of 40 links and 15 of 18
     histories said otherwise)."""
-    from datetime import date
-
-    from pytest_celestra.db.app_seed import extended_rows
-    from pytest_celestra.rows.scenario import anchor_for
-    from pytest_celestra.schema.app_rules import SchemaRules
-    from pytest_celestra.schema.volumes import Volume
-
     rules = SchemaRules()
     rules.column("agents", "status", values={"DISABLED": 1})
-    tables: dict[str, list[dict]] = {}
-    anchor = anchor_for(date(2025, 6, 1))
-    for table, columns, rows in extended_rows(Volume.parse("medium"), 1, anchor, rules):
-        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    tables = _tables(rules, "medium")
     agents = {agent["id"]: agent for agent in tables["agents"]}
     assert {agent["status"] for agent in agents.values()} == {"DISABLED"}
     for link in tables["agent_knowledge_bases"]:
         assert link["created_at"] <= agents[link["agent_id"]]["updated_at"]
-    logs = {log["id"]: log for log in tables["audit_logs"]}
-    last: dict = {}
-    for change in sorted(
-        tables["audit_change_logs"], key=lambda c: logs[c["audit_log_id"]]["created_at"]
-    ):
-        log = logs[change["audit_log_id"]]
-        if log["table_name"] == "agents" and change["column_name"] == "status":
-            last[log["record_id"]] = change["new_value"]
+    last = _last_audited(tables, "agents", "status")
     assert last
     assert all(agents[agent]["status"] == status for agent, status in last.items())
 
@@ -164,13 +147,7 @@ def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
     applied as the recipe makes the row, so its users' email domains follow the new name and
     the audit history of its description ends in the value the rule gave (applied to the
     finished rows, neither did)."""
-    from datetime import date
-
-    from pytest_celestra.db.app_seed import extended_rows
     from pytest_celestra.rows.providers import company_domain
-    from pytest_celestra.rows.scenario import anchor_for
-    from pytest_celestra.schema.app_rules import SchemaRules
-    from pytest_celestra.schema.volumes import Volume
 
     def renamed(row, rng):
         return f"Zeta {row['vertical'].title()} {rng.randrange(10**6)}"
@@ -179,10 +156,7 @@ def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
     rules.column("companies", "name", derive=renamed)
     rules.column("companies", "description", derive=lambda row, rng: f"About {row['name']}")
     rules.enum_weights("notification_status", {"BOUNCED": 0.3})  # a value the step gives
-    tables: dict[str, list[dict]] = {}
-    anchor = anchor_for(date(2025, 6, 1))
-    for table, columns, rows in extended_rows(Volume.parse("medium"), 1, anchor, rules):
-        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    tables = _tables(rules, "medium")
     companies = {company["id"]: company for company in tables["companies"]}
     for company in companies.values():
         assert company["name"].startswith(f"Zeta {company['vertical'].title()} ")
@@ -191,15 +165,30 @@ def test_the_stories_follow_a_rule_on_a_column_the_plan_leaves_to_the_recipe():
         if user["company_id"] is not None:
             domain = company_domain(companies[user["company_id"]]["name"])
             assert user["email"].endswith(f"@{domain}")
+    last = _last_audited(tables, "companies", "description")
+    assert last
+    assert all(companies[company]["description"] == value for company, value in last.items())
+    statuses = [notification["status"] for notification in tables["notifications"]]
+    assert 0.2 < statuses.count("BOUNCED") / len(statuses) < 0.4
+
+
+def _tables(rules: SchemaRules, volume: str) -> dict[str, list[dict]]:
+    """Every row the scenario of `volume` (seed 1) extended by `rules` makes, by table."""
+    tables: dict[str, list[dict]] = {}
+    anchor = anchor_for(date(2025, 6, 1))
+    for table, columns, rows in extended_rows(Volume.parse(volume), 1, anchor, rules):
+        tables.setdefault(table, []).extend(dict(zip(columns, row, strict=True)) for row in rows)
+    return tables
+
+
+def _last_audited(tables: dict[str, list[dict]], table: str, column: str) -> dict:
+    """Row id -> the value of `column` its audit history ends in."""
     logs = {log["id"]: log for log in tables["audit_logs"]}
     last: dict = {}
     for change in sorted(
         tables["audit_change_logs"], key=lambda c: logs[c["audit_log_id"]]["created_at"]
     ):
         log = logs[change["audit_log_id"]]
-        if log["table_name"] == "companies" and change["column_name"] == "description":
+        if log["table_name"] == table and change["column_name"] == column:
             last[log["record_id"]] = change["new_value"]
-    assert last
-    assert all(companies[company]["description"] == value for company, value in last.items())
-    statuses = [notification["status"] for notification in tables["notifications"]]
-    assert 0.2 < statuses.count("BOUNCED") / len(statuses) < 0.4
+    return last
