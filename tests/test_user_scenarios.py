@@ -13,7 +13,7 @@ from helpers import sigint_as_in_a_terminal
 # Imported before any in-process inner run: pytester forgets the modules a run imports,
 # and a second import would make factory classes that the first import's modules reject.
 import pytest_celestra.rows.batches
-import pytest_celestra.rows.factories  # noqa: F401
+import pytest_celestra.rows.factories
 from pytest_celestra.db.user_scenarios import ScenarioBuilder, ScenarioBuildError, scenario_builder
 from pytest_celestra.schema.volumes import Volume
 
@@ -221,6 +221,19 @@ def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_s
     assert {name: found["built"] for name, found in again.items()} == {
         name: found["built"] for name, found in templates.items()
     }
+
+
+@pytest.mark.slow
+def test_a_batch_written_in_chunks_builds_whole(celestra_pytester, inner, monkeypatch):
+    """A builder's `bulk_create` of more rows than a chunk is written while it is made, in
+    a savepoint of the build's session (no commit the build refuses): the template holds
+    every row, and the build's report counts them."""
+    monkeypatch.setattr(pytest_celestra.rows.batches, "CHUNK", 3)
+    write(celestra_pytester, users=7, test_scenarios=TESTS)
+    result = inner("-k", "test_rolled_back or test_layer")
+    result.assert_outcomes(passed=2)
+    # 1 company, 7 users in chunks of 3, 3 and 1, and their 7 sessions.
+    result.stdout.fnmatch_lines(["scenario 'acme' on the empty schema: 15 rows in * s"])
 
 
 @pytest.mark.slow
