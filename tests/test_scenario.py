@@ -366,6 +366,23 @@ def test_load_with_and_without_a_worker(celestra_session, prefetch):
     assert counts == dict(Volume.parse("small").counts)
 
 
+def test_a_load_with_a_worker_hands_the_gil_over_promptly_and_restores_the_interval(
+    celestra_session,
+):
+    pg_conn = loader.raw_connection(celestra_session)
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def chunks():  # made in the worker thread, when there is one
+        seen.append(sys.getswitchinterval())
+        yield "companies", []
+
+    loader.load(pg_conn, chunks(), prefetch=2)
+    loader.load(pg_conn, chunks(), prefetch=0)
+    assert seen == [0.0005, before]
+    assert sys.getswitchinterval() == before
+
+
 EDGE_VOLUMES = {
     "minimal": Volume(
         "minimal",

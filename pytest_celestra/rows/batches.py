@@ -16,7 +16,6 @@ import contextlib
 import enum
 import gc
 import operator
-import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
@@ -623,22 +622,6 @@ def no_cyclic_collection() -> Iterator[None]:
             gc.enable()
 
 
-@contextlib.contextmanager
-def prompt_thread_switches(wanted: bool = True) -> Iterator[None]:
-    """Inside the block (if `wanted`), the interpreter hands the GIL over every 0.5 ms
-    rather than every 5 ms: a batch's writer thread, back from waiting on the server (a
-    dozen times a chunk), goes on at once instead of after the maker's next 5 ms, so the
-    batch waits less for its chunks."""
-    interval = sys.getswitchinterval()
-    if wanted:
-        sys.setswitchinterval(min(interval, 0.0005))
-    try:
-        yield
-    finally:
-        if wanted:
-            sys.setswitchinterval(interval)
-
-
 class BulkWriteError(CelestraError):
     """The database refused a batch's rows (its COPY failed)."""
 
@@ -709,7 +692,7 @@ def bulk_create(
             "cannot run it, not even in run_sync). Use a postgresql+psycopg:// session such "
             "as celestra_session, or create_batch()"
         )
-    with no_cyclic_collection(), prompt_thread_switches(size > CHUNK):
+    with no_cyclic_collection(), loader.prompt_thread_switches(size > CHUNK):
         batch = Batch(session, description)
         made = []
         try:
