@@ -290,14 +290,18 @@ def test_free_disk_is_read_from_a_local_server(suite_databases: DatabaseManager)
 # --- Ctrl-C ---------------------------------------------------------------------------
 
 
-def _wait_for(admin: psycopg.Connection[Any], query: str, *params: Any) -> Any:
-    """The first row of ``query`` once it has one (for up to a minute)."""
+def _wait_for(
+    admin: psycopg.Connection[Any], process: subprocess.Popen[str], query: str, *params: Any
+) -> Any:
+    """The first row of ``query`` once it has one (for up to a minute); else ``process``
+    is interrupted, not left running, and the failure shows its output."""
     for _ in range(600):
         row = admin.execute(query, params).fetchone()
         if row is not None:
             return row
         time.sleep(0.1)
-    raise AssertionError(f"nothing came of {query}")
+    _, output = _interrupt(process)
+    raise AssertionError(f"nothing came of {query}; the run said:\n{output}")
 
 
 def _interrupt(process: subprocess.Popen[str]) -> tuple[float, str]:
@@ -327,6 +331,7 @@ def test_ctrl_c_stops_celestra_seed_and_writes_nothing(admin, suite_databases, t
         )
         _wait_for(
             admin,
+            process,
             "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'COPY%%'",
             app,
         )
@@ -378,6 +383,7 @@ def test_ctrl_c_stops_a_template_build_and_drops_it(
     )
     (build,) = _wait_for(
         admin,
+        process,
         "SELECT datname FROM pg_stat_activity WHERE application_name = %s "
         "AND datname LIKE 'celestra_build_%%' AND query LIKE 'COPY%%'",
         app,
