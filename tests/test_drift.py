@@ -49,7 +49,9 @@ def pytest_celestra_schema_rules(rules):
 """
 
 TESTS = """
+import pytest
 from sqlalchemy import text
+from pytest_celestra.errors import ConfigError
 from pytest_celestra.rows.app_factories import factory_for
 from pytest_celestra.rows.factories import UserFactory
 
@@ -84,6 +86,9 @@ def test_factories(celestra_session):
     assert {row.user_id for row in many} == {user.id}
     stored = celestra_session.execute(text("SELECT count(*) FROM user_preferences")).scalar()
     assert stored == 5
+    assert factory_for("users") is UserFactory  # ours too, by the table's name
+    with pytest.raises(ConfigError, match=r"no table 'user_prefs'.*users.*rules.table"):
+        factory_for("user_prefs")
 """
 
 REPORT = """\

@@ -81,10 +81,11 @@ def added_label(session: Any, table: str, column: str, label: str) -> bool:
 
 
 def factory_for(table: str) -> Any:
-    """The factory of `table`, a table of yours that the bound session's rules describe
-    (`rules.table(...)`): a factory_boy factory whose parents are `SubFactory`s (ours,
-    e.g. `UserFactory`, or the factory of a table of yours), named after the FK column
-    without `_id` (`user_id` -> `user`):
+    """The factory of `table`: one of ours (`factory_for("users")` is `UserFactory`), or a
+    table of yours that the bound session's rules describe (`rules.table(...)`), a
+    factory_boy factory whose parents are `SubFactory`s (ours, e.g. `UserFactory`, or the
+    factory of a table of yours), named after the FK column without `_id` (`user_id` ->
+    `user`):
 
     ```python
     from pytest_celestra.rows.app_factories import factory_for
@@ -109,13 +110,15 @@ def table_factory(rules: SchemaRules, table: str) -> Any:
     """What `rules.factory(table)` returns."""
     from pytest_celestra.rows.factories import ALL_FACTORIES
 
+    ours = {model_class(f).__tablename__: f for f in reversed(ALL_FACTORIES)}
+    if table in ours:
+        return ours[table]  # one of our tables: its factory (`users`: `UserFactory`)
     rule = rules.tables.get(table)
     if rule is None:
         raise ConfigError(
-            f"no rules.table({table!r}) in pytest_celestra_schema_rules: factory_for "
-            "makes rows of the tables your rules describe"
+            f"no table {table!r}: factory_for makes rows of our tables ({', '.join(ours)}) "
+            "and of those your rules describe (rules.table(...) in pytest_celestra_schema_rules)"
         )
-    ours = {model_class(f).__tablename__: f for f in reversed(ALL_FACTORIES)}
     parents = {
         _relation(column): ours[parent] if parent in ours else rules.factory(parent)
         for column, parent in rule.parents
