@@ -297,8 +297,8 @@ class Batch(Maker):
         self._indexed: dict[type[Any], int] = {}  # rows of each model `_index` has seen
         #: Parents given to the batch that are already in the session.
         self.given: dict[int, Any] = {}
-        self._sent: dict[type[Any], int] = {}  # rows of each model sent to be written
-        self.sent: set[int] = set()  # their ids (a later row changing one: an UPDATE)
+        self._sent_upto: dict[type[Any], int] = {}  # how many rows of each model were sent
+        self.sent: set[int] = set()  # ids of the rows a thread wrote (a change: an UPDATE)
         #: Once a chunk is written while the next is made: the batch's savepoint and the
         #: thread writing its chunks, and the chunk it writes.
         self._writer: tuple[SessionTransaction, ThreadPoolExecutor] | None = None
@@ -388,10 +388,10 @@ class Batch(Maker):
             self._writer = (self.session.begin_nested(), thread)
         chunk = []
         for model in MODELS_IN_FK_ORDER:
-            rows = self.rows.get(model, [])[self._sent.get(model, 0) :]
+            rows = self.rows.get(model, [])[self._sent_upto.get(model, 0) :]
             if not rows:
                 continue
-            self._sent[model] = self._sent.get(model, 0) + len(rows)
+            self._sent_upto[model] = self._sent_upto.get(model, 0) + len(rows)
             if not last:
                 self.sent.update(map(id, rows))
             shape = _shape(model)
