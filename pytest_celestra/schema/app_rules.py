@@ -316,15 +316,18 @@ class SchemaRules:
         values: Mapping[Any, float] | None = None,
         derive: Derive | None = None,
     ) -> None:
-        """Fill `table.column` (a column the generator does not write).
+        """Fill `table.column`, a column the generator does not write, or reshape one it
+        writes (then `derive` sees its value in `row`, and what follows from it follows
+        your value: see "When your schema changes" in the docs).
 
         Args:
             table: A table of ours, or one given to
                 [`table`][pytest_celestra.schema.app_rules.SchemaRules.table].
-            column: The new column.
+            column: The new column, or one of ours.
             values: Value -> weight: each row draws one value, with these weights.
             derive: `derive(row, rng)` -> the value, from the row's other columns
-                (a mapping of column name -> value) and a seeded `random.Random`.
+                (a mapping of column name -> value, enums as their labels) and a seeded
+                `random.Random`.
         """
         if (values is None) == (derive is None):
             raise ConfigError(f"rules.column({table!r}, {column!r}) needs values= or derive=")
