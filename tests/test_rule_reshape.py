@@ -192,3 +192,13 @@ def _last_audited(tables: dict[str, list[dict]], table: str, column: str) -> dic
         if log["table_name"] == table and change["column_name"] == column:
             last[log["record_id"]] = change["new_value"]
     return last
+
+
+def test_a_rule_on_a_foreign_key_of_ours_reshapes_the_rows_made():
+    """A foreign key is its parent's, so the recipe applies a rule on it to the row it made
+    (it raised KeyError when the rules first went into the recipes)."""
+    rules = SchemaRules()
+    rules.column("notifications", "company_id", derive=lambda row, rng: None)
+    tables = _tables(rules, "small")
+    assert tables["notifications"]
+    assert {notification["company_id"] for notification in tables["notifications"]} == {None}

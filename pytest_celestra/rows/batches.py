@@ -108,6 +108,7 @@ class _Shape:
 
     def __init__(self, model: type[Any]) -> None:
         mapper = inspect(model)
+        self.model = model
         self.table: str = model.__tablename__
         #: FK column -> (relationship key, the parent's column key it copies).
         self.foreign_keys: dict[str, tuple[str, str]] = {}
@@ -494,21 +495,29 @@ class Recipes(Maker):
             columns = {name for name, _ in arguments.kept}
             plan.lazy = [(name, evaluate) for name, evaluate in plan.lazy if name in columns]
         model, sequence = fb.model_class(factory_class), count()
-        reshaped = self._follow_rules(plan, model, names)
+        shape = _shape(model)
+        rules = {} if self.reshape is None else self.reshape.recipe_columns(shape.table)
+        # A foreign key is its parent's: your rule on it reshapes the row once made.
+        keys = [(c, rules.pop(c)) for c in list(rules) if c in shape.foreign_keys]
+        reshaped = self._follow_rules(plan, shape, rules, names)
 
         def row(**values: Any) -> PendingRow:
             for key in reshaped:  # the step's value, which your rules reshape
                 values[_GIVEN + key] = values.pop(key)
-            return PendingRow(model, self.arguments(plan, next(sequence), values))
+            made = PendingRow(model, self.arguments(plan, next(sequence), values))
+            for column, reshape in keys:
+                made.__dict__[column] = reshape(getattr(made, column), _Columns(made, shape))
+            return made
 
         return row
 
-    def _follow_rules(self, plan: Plan, model: type[Any], names: list[str]) -> list[str]:
-        """Your rules on the columns of `model` as part of `plan`: each column they reshape
-        is worked out when first read, from the value the recipe (or the step) gives it, so
-        whatever reads it follows them. Returns the given names whose values they reshape."""
-        shape = _shape(model)
-        rules = {} if self.reshape is None else self.reshape.recipe_columns(shape.table)
+    def _follow_rules(
+        self, plan: Plan, shape: _Shape, rules: dict[str, Reshape], names: list[str]
+    ) -> list[str]:
+        """Your `rules` on the columns of `shape` as part of `plan`: each column they
+        reshape is worked out when first read, from the value the recipe (or the step) gives
+        it, so whatever reads it follows them. Returns the given names they reshape."""
+        model = shape.model
         given = []
         for column, reshape in rules.items():
             key = shape.keys[column]
