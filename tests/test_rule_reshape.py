@@ -7,15 +7,16 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
+import pytest
+
 from pytest_celestra.db.app_seed import extended_rows
+from pytest_celestra.rows import loader
 from pytest_celestra.rows.scenario import anchor_for
 from pytest_celestra.schema.app_rules import SchemaRules
 from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import pytest
 
 CONFTEST = """
 from sqlalchemy import text
@@ -202,3 +203,14 @@ def test_a_rule_on_a_foreign_key_of_ours_reshapes_the_rows_made():
     tables = _tables(rules, "small")
     assert tables["notifications"]
     assert {notification["company_id"] for notification in tables["notifications"]} == {None}
+
+
+@pytest.mark.parametrize("table", list(loader.COLUMNS))
+def test_rules_that_keep_every_value_of_a_table_change_nothing(table):
+    """A rule on each column of `table` that keeps the value it is given: the scenario is
+    the one without rules, row for row (each column's value reaches its rule, enums as
+    labels and back, a foreign key included)."""
+    rules = SchemaRules()
+    for column in loader.COLUMNS[table]:
+        rules.column(table, column, derive=lambda row, rng, column=column: row[column])
+    assert _tables(rules, "small") == _tables(SchemaRules(), "small")
