@@ -259,6 +259,17 @@ def test_the_drift_reports_placeholder_is_refused_when_pasted_unchanged() -> Non
     rules.column("users", "locale", values={"VALUE": 1, "other": 1})  # a real value named so
 
 
+def test_a_table_of_ours_is_not_taken_as_a_table_of_yours() -> None:
+    """`rules.table("users", ...)` was accepted, and its rows would have followed ours."""
+    rules = SchemaRules()
+    with pytest.raises(ConfigError, match=r"rules.table\('users'\): users is one of our tables"):
+        rules.table("users", parents={}, count=3)
+    with pytest.raises(ConfigError, match=r"rules.column\('agents', \.\.\.\)"):
+        rules.leave_empty("user_preferences", "agents")
+    assert not rules.tables
+    assert not rules.empty
+
+
 def test_a_duplicate_email_does_not_blame_migrations(celestra_session: Session) -> None:
     taken = UserFactory()
     with pytest.raises(IntegrityError) as raised:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_celestra.callables import callable_fingerprint
 from pytest_celestra.errors import ConfigError, RuleError
+from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from pytest_celestra.schema.volumes import Volume
@@ -376,6 +377,7 @@ class SchemaRules:
                 out take a [`column`][pytest_celestra.schema.app_rules.SchemaRules.column] rule,
                 a random UUID (a `uuid` key without default) or the database's default.
         """
+        _not_ours(f"rules.table({name!r})", name)
         frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
         frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
         self.tables[name] = TableRule(name, tuple(parents.items()), frozen_count, row)
@@ -386,6 +388,8 @@ class SchemaRules:
 
     def leave_empty(self, *tables: str) -> None:
         """Say that these new tables stay empty in the seeded templates."""
+        for name in tables:
+            _not_ours(f"rules.leave_empty({name!r})", name)
         self.empty.update(tables)
 
     def reshaper(self, seed: int) -> Reshaper | None:
@@ -449,6 +453,15 @@ class SchemaRules:
         }
         text = json.dumps(description, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _not_ours(call: str, table: str) -> None:
+    if table in TABLES_IN_FK_ORDER:
+        raise ConfigError(
+            f"{call}: {table} is one of our tables, which the scenario fills; reshape or add "
+            f"its columns with rules.column({table!r}, ...), and give your own tables other "
+            "names"
+        )
 
 
 def seeded_rng(seed: int, *names: str) -> random.Random:
