@@ -383,6 +383,17 @@ def test_a_load_with_a_worker_hands_the_gil_over_promptly_and_restores_the_inter
     assert sys.getswitchinterval() == before
 
 
+def test_blocks_handing_the_gil_over_promptly_in_two_threads_restore_it_once_both_end():
+    before = sys.getswitchinterval()
+    first, second = loader.prompt_thread_switches(), loader.prompt_thread_switches()
+    first.__enter__()
+    second.__enter__()  # another thread's batch, say
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == 0.0005  # the other block still runs
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
+
+
 EDGE_VOLUMES = {
     "minimal": Volume(
         "minimal",

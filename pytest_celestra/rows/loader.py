@@ -176,15 +176,35 @@ def prompt_thread_switches(wanted: bool = True) -> Iterator[None]:
     """Inside the block (if `wanted`), the interpreter hands the GIL over every 0.5 ms
     rather than every 5 ms. Where one thread makes rows and another COPYs them, the one
     back from waiting on the server (a dozen times a chunk) goes on at once instead of
-    after the other's next 5 ms: a scenario's load and a `bulk_create` in chunks wait less."""
-    interval = sys.getswitchinterval()
-    if wanted:
-        sys.setswitchinterval(min(interval, 0.0005))
+    after the other's next 5 ms: a scenario's load and a `bulk_create` in chunks wait less.
+    Blocks in several threads at once share it: the last one out restores the interval."""
+    if not wanted:
+        yield
+        return
+    with _SWITCHES.lock:
+        if not _SWITCHES.users:
+            _SWITCHES.interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_SWITCHES.interval, 0.0005))
+        _SWITCHES.users += 1
     try:
         yield
     finally:
-        if wanted:
-            sys.setswitchinterval(interval)
+        with _SWITCHES.lock:
+            _SWITCHES.users -= 1
+            if not _SWITCHES.users:
+                sys.setswitchinterval(_SWITCHES.interval)
+
+
+class _Switches:
+    """The blocks of `prompt_thread_switches` open now, and the interval they replaced."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.interval = sys.getswitchinterval()
+
+
+_SWITCHES = _Switches()
 
 
 @contextlib.contextmanager
