@@ -405,9 +405,7 @@ class Maker:
         else:
             sequence = plan.next_sequence()
         step = Step(self, plan, sequence, parent)
-        attributes = plan.resolve(step).__dict__
-        if self.folds and not plan.folded:
-            plan.fold(step.stub)
+        attributes = self._row(plan, step).__dict__
         if plan.arguments is None:  # a dict factory: a declaration's context (Faker's ...)
             step.stub = None
             return {name: attributes[name] for name in plan.names}
@@ -424,14 +422,20 @@ class Maker:
         token = _MAKER.set(self)
         step = Step(self, plan, sequence, None)
         try:
-            row = plan.resolve(step, given)
-            if self.folds and not plan.folded:
-                plan.fold(row, varying=given)
+            row = self._row(plan, step, given)
         finally:
             _MAKER.reset(token)
             step.stub = None  # the row and its step refer to each other: freed now, not by the GC
         assert plan.arguments is not None  # a model's factory, not a dict factory
         return plan.arguments(row.__dict__)[1]
+
+    def _row(self, plan: Plan, step: Step, given: dict[str, Any] | None = None) -> _Row:
+        """`plan`'s row of `step` (with a recipe's `given` values); the first row of a plan
+        folds it when this maker folds."""
+        row = plan.resolve(step, given)
+        if self.folds and not plan.folded:
+            plan.fold(row, varying=given or ())
+        return row
 
     def _instantiate(
         self, factory_class: Any, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]
