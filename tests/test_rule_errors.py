@@ -20,7 +20,7 @@ from pytest_celestra import cli
 from pytest_celestra.db.drift import RowRejectedError
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.rows.factories import UserFactory
-from pytest_celestra.schema.app_rules import SchemaRules, rule_failed, wrong_type
+from pytest_celestra.schema.app_rules import SchemaRules, builtin_tables, rule_failed, wrong_type
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -266,7 +266,7 @@ def test_a_table_of_ours_is_not_taken_as_a_table_of_yours() -> None:
         rules.table("users", parents={}, count=3)
     with pytest.raises(ConfigError, match=r"rules.column\('agents', \.\.\.\)"):
         rules.leave_empty("user_preferences", "agents")
-    assert not rules.tables
+    assert rules.tables == builtin_tables()  # ours, and none of yours
     assert not rules.empty
 
 

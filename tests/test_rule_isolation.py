@@ -68,3 +68,36 @@ def test_two_descriptions_in_one_process_do_not_interfere(engine: Engine) -> Non
     # Nothing was added to the models the two share.
     assert tuple(User.__table__.c.keys()) == columns
     assert not hasattr(User, "locale")
+
+
+def test_our_tables_are_the_built_in_description_that_yours_extend() -> None:
+    """Every `SchemaRules` holds our 15 tables as `rules.table` describes one of yours
+    (parents, rows per volume, columns, factory), and a hook's calls add to its own copy."""
+    from pytest_celestra.rows.factory_internals import model_class
+    from pytest_celestra.schema.app_rules import builtin_tables
+    from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.table("user_preferences", parents={"user_id": "users"}, count={"default": 5})
+    rules.column("users", "locale", values={"en-US": 1})
+    assert list(rules.tables) == [*TABLES_IN_FK_ORDER, "user_preferences"]
+    assert list(rules.added_tables()) == ["user_preferences"]
+    assert list(rules.added_columns("users")) == ["locale"]
+    medium = Volume.named("medium")
+    for name in TABLES_IN_FK_ORDER:
+        described = rules.tables[name]
+        table = Base.metadata.tables[name]
+        assert described.parents == tuple(
+            (column.name, key.column.table.name)
+            for column in table.columns
+            for key in column.foreign_keys
+        )
+        assert [column for column, _ in described.columns] == list(table.c.keys())
+        assert described.rows_for(medium) == medium.counts[name]
+        assert model_class(rules.factory(name)).__tablename__ == name
+    assert rules.tables["users"].parents == (("company_id", "companies"),)
+    assert rules.tables["user_preferences"].rows_for(medium) == 5
+    # The other description is untouched by the hook's calls.
+    assert SchemaRules().tables == builtin_tables()
+    assert not SchemaRules().added_columns("users")

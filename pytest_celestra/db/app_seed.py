@@ -162,7 +162,7 @@ def extended_rows(
 def _tables_in_order(rules: SchemaRules) -> list[TableRule]:
     """The rules' tables, each after the new tables it points at."""
     done: list[TableRule] = []
-    pending = dict(rules.tables)
+    pending = rules.added_tables()
     while pending:
         ready = [
             rule

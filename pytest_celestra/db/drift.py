@@ -188,7 +188,7 @@ def _enum_labels(
 
 
 def _new_tables(report: DriftReport, catalog: Catalog, rules: SchemaRules, ours: set[str]) -> None:
-    for name, rule in rules.tables.items():
+    for name, rule in rules.added_tables().items():
         found = catalog.tables.get(name)
         if found is None:
             report.breaking.append(f"{rule.origin} fills a table the database does not have")

@@ -15,8 +15,8 @@ from factory.base import Factory
 from factory.declarations import Maybe, SubFactory
 
 from pytest_celestra.errors import ConfigError
-from pytest_celestra.rows.factory_internals import model_class, next_sequence
-from pytest_celestra.schema.app_rules import rules_of
+from pytest_celestra.rows.factory_internals import next_sequence
+from pytest_celestra.schema.app_rules import builtin_tables, rules_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Insert
@@ -108,21 +108,18 @@ def _relation(column: str) -> str:
 
 def table_factory(rules: SchemaRules, table: str) -> Any:
     """What `rules.factory(table)` returns."""
-    from pytest_celestra.rows.factories import ALL_FACTORIES
-
-    ours = {model_class(f).__tablename__: f for f in reversed(ALL_FACTORIES)}
-    if table in ours:
-        return ours[table]  # one of our tables: its factory (`users`: `UserFactory`)
     rule = rules.tables.get(table)
     if rule is None:
         raise ConfigError(
-            f"no table {table!r}: factory_for makes rows of our tables ({', '.join(ours)}) "
-            "and of those your rules describe (rules.table(...) in pytest_celestra_schema_rules)"
+            f"no table {table!r}: factory_for makes rows of our tables "
+            f"({', '.join(builtin_tables())}) and of those your rules describe "
+            "(rules.table(...) in pytest_celestra_schema_rules)"
         )
-    parents = {
-        _relation(column): ours[parent] if parent in ours else rules.factory(parent)
-        for column, parent in rule.parents
-    }
+    if rule.factory is not None:  # one of our tables: its factory (`users`: `UserFactory`)
+        from pytest_celestra.rows import factories
+
+        return getattr(factories, rule.factory)
+    parents = {_relation(column): rules.factory(parent) for column, parent in rule.parents}
     declarations: dict[str, Any] = {column: None for column, _ in rule.parents}
     for column, _ in rule.parents:  # a parent's key given: no parent made
         name = _relation(column)

@@ -34,12 +34,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache, partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pytest_celestra.callables import callable_fingerprint
 from pytest_celestra.errors import ConfigError, RuleError
-from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
 if TYPE_CHECKING:
     from pytest_celestra.schema.volumes import Volume
@@ -203,12 +204,21 @@ class ColumnRule:
 
 @dataclass(frozen=True)
 class TableRule:
-    """How the rows of a table of yours are made."""
+    """A table and how its rows are made: one of ours (the built-in description,
+    [`builtin_tables`][pytest_celestra.schema.app_rules.builtin_tables]) or one of yours
+    (`rules.table`)."""
 
     name: str
     parents: tuple[tuple[str, str], ...]  # FK column -> the table it points at
     count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
     row: RowRule | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    """The columns the plugin writes without a rule, with their types (`format_type`'s
+    spelling): every column of ours; none of a table of yours."""
+    factory: str | None = None
+    """Ours: its factory's name in `pytest_celestra` (`UserFactory`), whose declarations are
+    the table's row recipe and whose rows a scenario's steps plan; yours: None (its rows are
+    made by `row` and the column rules)."""
 
     @property
     def origin(self) -> str:
@@ -295,6 +305,35 @@ class TableRule:
         return [self.name, [list(pair) for pair in self.parents], count, row]
 
 
+def _volume_rows(table: str, volume: Volume) -> int:
+    return volume.counts[table]
+
+
+@cache
+def builtin_tables() -> Mapping[str, TableRule]:
+    """Our 15 tables, parents first, described as `rules.table` describes one of yours:
+    their columns and foreign keys (read from the models), rows per volume (the `Volume`'s)
+    and their factories. Every `SchemaRules` starts from them."""
+    from pytest_celestra.schema.catalog import celestra_columns
+    from pytest_celestra.schema.models import Base
+    from pytest_celestra.schema.tables import ENTITIES
+
+    return MappingProxyType({
+        table: TableRule(
+            table,
+            parents=tuple(
+                (column.name, key.column.table.name)
+                for column in Base.metadata.tables[table].columns
+                for key in column.foreign_keys
+            ),
+            count=partial(_volume_rows, table),
+            columns=tuple(celestra_columns()[table].items()),
+            factory=f"{model}Factory",
+        )
+        for model, table in ENTITIES
+    })  # fmt: skip
+
+
 @dataclass
 class SchemaRules:
     """The registry a `pytest_celestra_schema_rules(rules)` hook fills, one rule per call."""
@@ -302,7 +341,8 @@ class SchemaRules:
     columns: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
     enum_shares: dict[str, dict[str, float]] = field(default_factory=dict)
     """enum type -> new label -> share of the rows of every column of that type."""
-    tables: dict[str, TableRule] = field(default_factory=dict)
+    tables: dict[str, TableRule] = field(default_factory=lambda: dict(builtin_tables()))
+    """Every table, ours (the built-in description) first, then yours (`table`)."""
     accepted: set[str] = field(default_factory=set)
     """CHECK and UNIQUE constraints (and unique indexes) the generated data satisfies."""
     empty: set[str] = field(default_factory=set)
@@ -399,9 +439,8 @@ class SchemaRules:
 
     def added_columns(self, table: str) -> dict[str, ColumnRule]:
         """The rules of the columns of `table` that are not ours."""
-        from pytest_celestra.rows.loader import COLUMNS
-
-        builtin = COLUMNS.get(table, ())
+        described = self.tables.get(table)
+        builtin = dict(described.columns) if described is not None else {}
         return {
             column: rule
             for (name, column), rule in self.columns.items()
@@ -439,15 +478,19 @@ class SchemaRules:
             self.cache["factory", table] = table_factory(self, table)
         return self.cache["factory", table]
 
+    def added_tables(self) -> dict[str, TableRule]:
+        """The tables of yours, in the order given."""
+        return {name: rule for name, rule in self.tables.items() if rule.factory is None}
+
     def __bool__(self) -> bool:
-        return bool(self.columns or self.enum_shares or self.tables)
+        return bool(self.columns or self.enum_shares or self.added_tables())
 
     def key(self) -> str:
         """A stable hash of every rule, part of the seeded templates' key."""
         description = {
             "columns": sorted((rule.key() for rule in self.columns.values()), key=str),
             "enums": {name: sorted(shares.items()) for name, shares in self.enum_shares.items()},
-            "tables": sorted((rule.key() for rule in self.tables.values()), key=str),
+            "tables": sorted((rule.key() for rule in self.added_tables().values()), key=str),
             "accepted": sorted(self.accepted),
             "empty": sorted(self.empty),
         }
@@ -456,7 +499,7 @@ class SchemaRules:
 
 
 def _not_ours(call: str, table: str) -> None:
-    if table in TABLES_IN_FK_ORDER:
+    if table in builtin_tables():
         raise ConfigError(
             f"{call}: {table} is one of our tables, which the scenario fills; reshape or add "
             f"its columns with rules.column({table!r}, ...), and give your own tables other "
@@ -491,14 +534,14 @@ class Reshaper:
     at a time, each from a generator seeded by the seed, the table and the column."""
 
     def __init__(self, rules: SchemaRules, seed: int) -> None:
-        from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
+        from pytest_celestra.schema.catalog import celestra_enums
 
-        ours, enum_types = celestra_columns(), celestra_enums()
+        enum_types = celestra_enums()
         #: table -> [(column, reshape)]: new enum labels at their shares, column rules.
         self.relabels: dict[str, list[tuple[str, Reshape]]] = {}
         self.rules: dict[str, list[tuple[str, Reshape]]] = {}
-        for table, columns in ours.items():
-            for column, kind in columns.items():
+        for table, described in rules.tables.items():
+            for column, kind in described.columns:
                 if kind in enum_types and kind in rules.enum_shares:
                     rng = seeded_rng(seed, "enum", table, column)
                     relabel = _relabel(rules.enum_shares[kind], rng)
