@@ -301,3 +301,78 @@ def test_the_template_key_covers_the_rules():
     assert described(share=0.2) != described()
     assert described(count=6) != described()
     assert not SchemaRules()
+
+
+#: A table your migrations fill (plans, keyed by its code) and a table of yours pointing at
+#: it and at one of ours: the rules describe only the second.
+LOOKUP_SCHEMA = """
+from sqlalchemy import text
+from pytest_celestra import Base
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    for statement in [
+        "CREATE TABLE plans (code text PRIMARY KEY, seats int NOT NULL)",
+        "INSERT INTO plans VALUES ('free', 1), ('team', 10), ('enterprise', 500)",
+        "CREATE TABLE subscriptions (id uuid PRIMARY KEY,"
+        " company_id uuid NOT NULL REFERENCES companies (id),"
+        " plan_code text NOT NULL REFERENCES plans (code))",
+    ]:
+        connection.execute(text(statement))
+    return True
+
+def pytest_celestra_schema_rules(rules):
+    rules.table(
+        "subscriptions",
+        parents={"company_id": "companies", "plan_code": "plans"},
+        count={"default": 40},
+    )
+"""
+
+LOOKUP_TESTS = """
+import pytest
+from sqlalchemy import text
+from pytest_celestra import CompanyFactory, factory_for
+from pytest_celestra.errors import ConfigError
+
+def test_seeded(celestra_seeded_db):
+    plans = celestra_seeded_db.execute(
+        text("SELECT plan_code, count(*) FROM subscriptions GROUP BY 1")
+    ).all()
+    assert sum(count for _, count in plans) == 40
+    assert {code for code, _ in plans} == {"free", "team", "enterprise"}
+
+def test_factories(celestra_session):
+    subscriptions = factory_for("subscriptions")
+    one = subscriptions()
+    assert one.plan_code in {"free", "team", "enterprise"}
+    many = subscriptions.bulk_create(30, company=CompanyFactory())
+    assert {row.plan_code for row in many} == {"free", "team", "enterprise"}
+    assert subscriptions(plan_code="team").plan_code == "team"
+    celestra_session.execute(text("DELETE FROM subscriptions"))
+    celestra_session.execute(text("DELETE FROM plans"))
+    with pytest.raises(ConfigError, match="which no rule fills and which has no rows: pass"):
+        subscriptions()
+"""
+
+
+def test_a_parent_table_your_migrations_fill_lends_its_rows(celestra_pytester, run_inner):
+    """Before, the seeded template left such a table's children empty, and its factory
+    raised "no table 'plans'"."""
+    celestra_pytester.makeconftest(LOOKUP_SCHEMA)
+    celestra_pytester.makepyfile(LOOKUP_TESTS)
+    run_inner().assert_outcomes(passed=2)
+
+
+def test_a_script_cannot_read_a_parent_table_your_migrations_fill():
+    from datetime import UTC, datetime
+
+    from pytest_celestra.db.app_seed import extended_rows
+    from pytest_celestra.errors import ConfigError
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.table("subscriptions", parents={"plan_code": "plans"}, count=5)
+    rows = extended_rows(Volume.named("small"), 1, datetime(2026, 1, 1, tzinfo=UTC), rules)
+    with pytest.raises(ConfigError, match=r"points plan_code at plans, a table no rule fills"):
+        list(rows)

@@ -48,8 +48,18 @@ class Part:
 class _Extender:
     """Wraps the generator's chunks; keeps the keys the new tables' rows point at."""
 
-    def __init__(self, rules: SchemaRules, catalog: Catalog, volume: Volume, seed: int) -> None:
+    def __init__(
+        self,
+        rules: SchemaRules,
+        catalog: Catalog,
+        volume: Volume,
+        seed: int,
+        existing: Callable[[str, str], list[Any]] | None = None,
+    ) -> None:
+        """`existing(table, column)`: the keys of the rows a table no rule fills holds
+        already (a lookup table your migrations fill); None without a database."""
         self.rules, self.catalog, self.volume, self.seed = rules, catalog, volume, seed
+        self.existing = existing
         self.added = {table: list(rules.added_columns(table)) for table in loader.COLUMNS}
         self.column_rngs = {key: seeded_rng(seed, *key) for key in rules.columns}
         self.order = _tables_in_order(rules)
@@ -57,20 +67,32 @@ class _Extender:
         self.wanted: dict[str, dict[str, list[Any]]] = {}
         for rule in self.order:
             for column, parent in rule.parents:
-                self.wanted.setdefault(parent, {})[self._referenced(rule.name, column)] = []
-
-    def _referenced(self, table: str, column: str) -> str:
-        for fk in self.catalog.foreign_keys(table):
-            if fk.columns == (column,):
-                return fk.parent_columns[0]
-        return "id"
+                self.wanted.setdefault(parent, {})[self.catalog.referenced(rule.name, column)] = []
 
     def parts(self, chunks: Iterable[tuple[str, list[Row]]]) -> Iterator[Part]:
         for table, rows in chunks:
             self._remember(table, loader.COLUMNS[table], rows)
             yield self._extend(table, rows)
+        self._read_existing()
         for rule in self.order:
             yield self._table(rule)
+
+    def _read_existing(self) -> None:
+        """The keys of the parents no rule describes, as the database holds them."""
+        for rule in self.order:
+            for column, parent in rule.parents:
+                if parent in self.rules.tables:
+                    continue
+                if self.existing is None:
+                    raise ConfigError(
+                        f"{rule.origin} points {column} at {parent}, a table no rule fills: "
+                        "a seeded database picks among the rows your migrations put in it, "
+                        "but a data-only script has no database to read them from. Describe "
+                        f"{parent} with rules.table({parent!r}, ...) too, or seed a database "
+                        "(--dsn) instead of writing a script"
+                    )
+                referenced = self.catalog.referenced(rule.name, column)
+                self.wanted[parent][referenced] = self.existing(parent, referenced)
 
     def _remember(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         for column, keys in self.wanted.get(table, {}).items():
@@ -108,7 +130,7 @@ class _Extender:
         found = self.catalog.tables.get(rule.name)
         rng = seeded_rng(self.seed, "table", rule.name)
         keys = {
-            column: self.wanted[parent][self._referenced(rule.name, column)]
+            column: self.wanted[parent][self.catalog.referenced(rule.name, column)]
             for column, parent in rule.parents
         }
         count = rule.rows_for(self.volume) if all(keys.values()) else 0
@@ -202,7 +224,9 @@ def write_with_rules(
     a row. `progress(table, rows_so_far)` follows each chunk."""
     from pytest_celestra.rows.scenario import generate_scenario
 
-    extender = _Extender(rules, read_catalog(pg_conn), volume, seed)
+    extender = _Extender(
+        rules, read_catalog(pg_conn), volume, seed, functools.partial(loader.existing_keys, pg_conn)
+    )
     parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules))
     written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):

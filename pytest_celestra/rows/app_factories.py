@@ -119,11 +119,15 @@ def table_factory(rules: SchemaRules, table: str) -> Any:
         from pytest_celestra.rows import factories
 
         return getattr(factories, rule.factory)
-    parents = {_relation(column): rules.factory(parent) for column, parent in rule.parents}
+    parents = {  # None: a table no rule fills (its rows are your migrations')
+        _relation(column): rules.factory(parent) if parent in rules.tables else None
+        for column, parent in rule.parents
+    }
     declarations: dict[str, Any] = {column: None for column, _ in rule.parents}
     for column, _ in rule.parents:  # a parent's key given: no parent made
         name = _relation(column)
-        declarations[name] = Maybe(column, None, SubFactory(parents[name]))  # type: ignore[no-untyped-call]
+        made = parents[name] and SubFactory(parents[name])  # type: ignore[no-untyped-call]
+        declarations[name] = Maybe(column, None, made)  # type: ignore[no-untyped-call]
     name = "".join(part.title() for part in table.split("_")) + "Factory"
     meta = type("Meta", (), {"model": dict})
     attributes = {"Meta": meta, "_rules": rules, "_rule": rule, "_parents": parents}
@@ -138,7 +142,7 @@ class _TableFactory(Factory[dict[str, Any]]):
 
     _rules: SchemaRules
     _rule: TableRule
-    _parents: dict[str, Any]  # parent's name (`user`) -> its factory
+    _parents: dict[str, Any]  # parent's name (`user`) -> its factory, None: an existing row
 
     @classmethod
     def _create(cls, model_class: Any, **kwargs: Any) -> Any:
@@ -149,8 +153,9 @@ class _TableFactory(Factory[dict[str, Any]]):
         """`size` rows in one INSERT; a parent not given is made for each row, in one batch."""
         for column, _ in cls._rule.parents:
             name = _relation(column)
-            if kwargs.get(name) is None and kwargs.get(column) is None:
-                kwargs[name] = list(cls._parents[name].bulk_create(size))
+            made = cls._parents[name]
+            if made is not None and kwargs.get(name) is None and kwargs.get(column) is None:
+                kwargs[name] = list(made.bulk_create(size))
         calls = [
             {key: value[i] if isinstance(value, list) else value for key, value in kwargs.items()}
             for i in range(size)
@@ -164,6 +169,7 @@ class _TableFactory(Factory[dict[str, Any]]):
         from sqlalchemy.exc import DBAPIError
 
         from pytest_celestra.db.drift import rejected_row
+        from pytest_celestra.rows import loader
         from pytest_celestra.rows.factories import current_session
         from pytest_celestra.schema.catalog import read_catalog
 
@@ -173,7 +179,8 @@ class _TableFactory(Factory[dict[str, Any]]):
         connection = session.connection()
         if "celestra_catalog" not in session.info:  # read once per session
             session.info["celestra_catalog"] = read_catalog(connection)
-        found = session.info["celestra_catalog"].tables.get(rule.name, {})
+        catalog = session.info["celestra_catalog"]
+        found = catalog.tables.get(rule.name, {})
         columns = [
             (name, column_rule, rng) for name, column_rule in rules.added_columns(rule.name).items()
         ]
@@ -181,13 +188,30 @@ class _TableFactory(Factory[dict[str, Any]]):
         def kind(name: str) -> str | None:
             return found[name].type if name in found else None
 
+        existing: dict[tuple[str, str], list[Any]] = {}  # (table, column) -> its values
+
+        def picked(key: str, table: str) -> Any:
+            referenced = (table, catalog.referenced(rule.name, key))
+            if referenced not in existing:
+                pg_conn = loader.raw_connection(connection)
+                existing[referenced] = loader.existing_keys(pg_conn, *referenced)
+            if not existing[referenced]:
+                raise ConfigError(
+                    f"{cls.__name__}: {rule.name}.{key} points at {table}, which no rule fills "
+                    f"and which has no rows: pass {_relation(key)}= or {key}=, or put rows in "
+                    f"{table} (your migrations, or a fixture) first"
+                )
+            return rng.choice(existing[referenced])
+
         rows, given_parents = [], []
         for call in calls:
             given = {key: value for key, value in call.items() if key not in cls._parents}
             parents = {}
-            for key, _ in rule.parents:
+            for key, table in rule.parents:
                 parent = call.get(_relation(key))
                 parents[key] = given.pop(key, None) or getattr(parent, "id", None)
+                if parents[key] is None and cls._parents[_relation(key)] is None:
+                    parents[key] = picked(key, table)
             given_parents.append({name: call.get(name) for name in cls._parents})
             index = next_sequence(cls)
             rows.append(rule.row_values(parents, index, rng, columns, found, kind, given))

@@ -267,3 +267,12 @@ def _close(iterator: Iterator[Any]) -> None:
     close = getattr(iterator, "close", None)
     if callable(close):
         close()
+
+
+def existing_keys(pg_conn: psycopg.Connection[Any], table: str, column: str) -> list[Any]:
+    """The values of `table.column` in `pg_conn`'s database, in order: the keys a table your
+    migrations fill holds for the rows that point at it."""
+    query = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(
+        sql.Identifier(column), sql.Identifier(table)
+    )
+    return [key for (key,) in pg_conn.execute(query)]

@@ -75,6 +75,14 @@ class Catalog:
     def foreign_keys(self, table: str) -> list[Constraint]:
         return [c for c in self.constraints if c.table == table and c.kind == "f"]
 
+    def referenced(self, table: str, column: str) -> str:
+        """The column of its parent that `table.column`, a foreign key, points at (`id`
+        when the catalog does not say)."""
+        for key in self.foreign_keys(table):
+            if key.columns == (column,):
+                return key.parent_columns[0]
+        return "id"
+
 
 _COLUMNS_QUERY = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
