@@ -30,7 +30,7 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -501,8 +501,7 @@ class DatabaseManager:
             try:
                 self._owner.execute("SELECT 1")
             except psycopg.OperationalError:  # the server restarted: our locks are gone
-                self._owner.close()
-                self._owner = None
+                self.close()
         owner = self._owner
         using = [] if template is None or template in self._using else [template]
         if owner is None:
@@ -779,7 +778,7 @@ class DatabaseManager:
     @contextlib.contextmanager
     def _template(self, admin: Admin, spec: _Spec) -> Iterator[str]:
         """Hold the lock of an up-to-date template of `spec`, building it if needed
-        (`spec.key` None: build first, then name it by its catalog's hash)."""
+        (`spec.key` None, a user schema's: build first, then name it by its catalog's hash)."""
         if spec.key is not None:
             name = template_name(spec.kind, self._role_key(admin, spec.key))
             with self._waiting_for(admin, name):
@@ -794,8 +793,7 @@ class DatabaseManager:
             with self._waiting_for(admin, name):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
-                if spec.kind == "schema":
-                    self._schema_key = key
+                self._schema_key = key
                 yield name
 
     def _role_key(self, admin: Admin, key: str) -> str:
@@ -859,7 +857,6 @@ class DatabaseManager:
         listings = self._listing(admin, sizes=evict)
         for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
-            locks = [_lock_id(name)]
             if name in spared or meta.get("kept"):
                 continue
             if purpose != SEALED and meta.get("run") == self.run_id:
@@ -868,7 +865,7 @@ class DatabaseManager:
                 day = meta.get("day")
                 sealed.append(TemplateUse(name, _when(meta.get("used")), listed.size, day))
             elif "owner" in meta and purpose in ("test database", "template build"):
-                doomed.append((listed, [*locks, int(meta["owner"])], True))
+                doomed.append((listed, [_lock_id(name), int(meta["owner"])], True))
             elif (
                 purpose in ("", "template build")
                 or (
@@ -881,7 +878,7 @@ class DatabaseManager:
                     and now - _when(meta.get("created")) > _LEGACY_TEST_DATABASE_AGE
                 )
             ):
-                doomed.append((listed, locks, purpose == ""))
+                doomed.append((listed, [_lock_id(name)], purpose == ""))
         if evict:
             evicted = set(templates_to_evict(sealed, self.budget, now, kept))
             doomed += [
@@ -890,7 +887,6 @@ class DatabaseManager:
                 if listed.name in evicted
             ]
         for listed, locks, force in doomed:
-            name = listed.name
             with _if_free(admin, locks) as free:
                 if not free:
                     continue
@@ -898,13 +894,13 @@ class DatabaseManager:
                 # unmarked then (its creator between CREATE DATABASE and COMMENT, holding
                 # its lock) is now a living run's, whose run lock was not among those
                 # tried; a template was just used. Only what is still as listed goes.
-                if _describe(admin, name) != (listed.purpose, listed.meta):
+                if _describe(admin, listed.name) != (listed.purpose, listed.meta):
                     continue
                 # In use, or another role's: leave it to a later sweep or its owner.
                 with contextlib.suppress(
                     psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
                 ):
-                    _drop(admin, name, force=force)
+                    _drop(admin, listed.name, force=force)
 
     def _schema_spec(self, admin: Admin | None = None) -> _Spec:
         """The schema template's spec; with `admin`, with its key: a user schema's is learnt
@@ -919,22 +915,17 @@ class DatabaseManager:
             finally:
                 engine.dispose()
 
-        key = self._schema_key or self.schema.key
-        if key is not None:
-            self._schema_key = key
-        spec = _Spec("schema", key, None, populate, label="the empty schema")
-        if key is None and admin is not None:
-            with self._template(admin, spec):
+        self._schema_key = self._schema_key or self.schema.key
+        spec = _Spec("schema", self._schema_key, None, populate, label="the empty schema")
+        if self._schema_key is None and admin is not None:
+            with self._template(admin, spec):  # names it, and learns self._schema_key
                 pass
-            return self._schema_spec()
+            spec = replace(spec, key=self._schema_key)
         return spec
 
-    def _progress(self, label: str) -> Callable[[str], None]:
-        def progress(done: str) -> None:
-            if self.watcher is not None:
-                self.watcher.progress(label, done)
-
-        return progress
+    def _progress(self, label: str, done: str) -> None:
+        if self.watcher is not None:
+            self.watcher.progress(label, done)
 
     def _seeded_spec(self, admin: Admin, volume: Volume, seed: int, anchor: datetime) -> _Spec:
         schema = self._schema_spec(admin)
@@ -943,7 +934,6 @@ class DatabaseManager:
         if self.seeder.key:
             key = digest(key, self.seeder.key)
         label = f"volume {volume.name} (seed {seed})"
-        say = self._progress(label)
 
         def populate(url: URL) -> None:
             with connect(url) as connection:
@@ -952,7 +942,7 @@ class DatabaseManager:
                     volume,
                     seed=seed,
                     anchor=anchor,
-                    progress=lambda table, rows: say(f"{table} {rows:,} rows"),
+                    progress=lambda table, rows: self._progress(label, f"{table} {rows:,} rows"),
                 )
                 self.notes.extend(report.notes)
                 connection.commit()
@@ -1000,7 +990,7 @@ class DatabaseManager:
         return spec
 
     def _fill_layer(self, layer: TemplateLayer, seed: int, anchor: datetime, url: URL) -> None:
-        progress = self._progress(layer.label)
+        progress = functools.partial(self._progress, layer.label)
         self.notes.extend(layer(url, seed=seed, anchor=anchor, progress=progress))
         with connect(url, autocommit=True) as connection:
             connection.execute("ANALYZE")
@@ -1174,9 +1164,5 @@ def _sessions_on(admin: Admin, database: str) -> str:
         "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s",
         (database,),
     ).fetchall()
-    return (
-        ", ".join(
-            f"pid {pid} of {user} ({app or 'no application name'})" for pid, user, app in rows
-        )
-        or "gone since"
-    )
+    sessions = (f"pid {pid} of {user} ({app or 'no application name'})" for pid, user, app in rows)
+    return ", ".join(sessions) or "gone since"

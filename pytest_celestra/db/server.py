@@ -226,8 +226,7 @@ def max_wal_bytes(connection: psycopg.Connection[Any]) -> int | None:
 
 
 def disk_free(path: Path | None) -> int | None:
-    """Free bytes on the disk holding `path` (PostgreSQL has no SQL function for it), or
-    None."""
+    """Free bytes on the disk holding `path` (PostgreSQL has no SQL function for it), or None."""
     try:
         return None if path is None else shutil.disk_usage(path).free
     except OSError:
@@ -584,11 +583,9 @@ def stop_orphaned_postmaster(pgdata: Path, option: str, *, wait: float = 30.0) -
     deadline = time.monotonic() + wait
     try:
         os.kill(pid, signal.SIGINT)
-        while _running(pid):
-            if time.monotonic() > deadline:
-                break
+        while _running(pid) and time.monotonic() <= deadline:
             time.sleep(0.1)
-        else:
+        if not _running(pid):
             return
         why = f"did not stop within {wait:.0f} s"
     except ProcessLookupError:
