@@ -70,16 +70,16 @@ class ServerChoice:
     passed_over: tuple[str, ...] = ()
 
 
-def _local_problem() -> tuple[str | None, str | None]:
-    """(pg_ctl path, None) when the local path can work, else (None, why not)."""
+def _local_choice() -> ServerChoice | str:
+    """The local server (its pg_ctl) when that path can work, else why not."""
     if is_root():
-        return None, "local pg_ctl skipped: running as root, which pg_ctl refuses"
+        return "local pg_ctl skipped: running as root, which pg_ctl refuses"
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl is None:
-        return None, "local pg_ctl skipped: no pg_ctl on PATH"
+        return "local pg_ctl skipped: no pg_ctl on PATH"
     if importlib.util.find_spec("pytest_postgresql") is None:
-        return None, f"local pg_ctl skipped: pytest-postgresql is not installed ({LOCAL_EXTRA})"
-    return pg_ctl, None
+        return f"local pg_ctl skipped: pytest-postgresql is not installed ({LOCAL_EXTRA})"
+    return ServerChoice(ServerMode.LOCAL, pg_ctl)
 
 
 def _embedded_available() -> bool:
@@ -109,16 +109,15 @@ def choose_server(config: CelestraConfig) -> ServerChoice:
         return ServerChoice(ServerMode.DSN, display_url(config.dsn_url))
     passed_over: list[str] = []
     if mode in (ServerMode.AUTO, ServerMode.LOCAL):
-        pg_ctl, problem = _local_problem()
-        if pg_ctl is not None:
-            return ServerChoice(ServerMode.LOCAL, pg_ctl)
-        assert problem is not None
+        local = _local_choice()
+        if isinstance(local, ServerChoice):
+            return local
         if mode is ServerMode.LOCAL:
             raise ServerError(
-                f"server=local ({config.server.source}) cannot work: {problem}. "
+                f"server=local ({config.server.source}) cannot work: {local}. "
                 f"Use another server with {SPECS['server'].channels} (auto, dsn or embedded)."
             )
-        passed_over.append(problem)
+        passed_over.append(local)
     if _embedded_available():
         return ServerChoice(ServerMode.EMBEDDED, str(config.pgdata.value), tuple(passed_over))
     passed_over.append("embedded server not installed")
