@@ -269,6 +269,12 @@ def test_a_volume_larger_than_the_free_disk_is_refused_with_the_estimate():
     assert room_problem(volume, free=2_000_000_000) is None
     assert room_problem(volume, free=None) is None  # unknown: the ceiling still holds
     assert room_problem(Volume.parse("small"), free=100_000_000) is None
+    # One copy is one copy (the empty schema under a scenario of yours said "1 copies").
+    one = room_problem(None, free=1, copies=1)
+    assert one is not None
+    assert "the empty schema needs about" in one
+    assert ": 1 copy" in one
+    assert "1 copies" not in one
 
 
 @pytest.mark.server_path

@@ -288,12 +288,12 @@ def room_problem(
     needed += ROOM_MARGIN + data // 10
     if free is None or needed <= free:
         return None
+    copied = f"{copies} {'copy' if copies == 1 else 'copies'}"
     if volume is None:
-        what = f"the empty schema needs about {format_bytes(needed)}: {copies} copies"
+        what = f"the empty schema needs about {format_bytes(needed)}: {copied}"
     else:
         what = (
-            f"volume {volume.name!r} needs about {format_bytes(needed)}: {copies} "
-            f"{'copy' if copies == 1 else 'copies'} of "
+            f"volume {volume.name!r} needs about {format_bytes(needed)}: {copied} of "
             f"{volume.total_rows:,} rows at about {BYTES_PER_ROW} bytes each"
         )
     wal = "as much again" + (
