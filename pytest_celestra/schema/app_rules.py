@@ -247,28 +247,6 @@ class TableRule:
             f'"{volume.name}" or "default" to its count= mapping'
         )
 
-    def make_row(
-        self, context: RowContext, column_type: Callable[[str], str | None] | None = None
-    ) -> dict[str, Any]:
-        """The `row` rule's values (checked against `column_type(column)`) for one row."""
-        if self.row is None:
-            return {}
-        what = f"rules.table({self.name!r}, row=...)"
-        try:
-            made = self.row(context)
-        except Exception as error:
-            raise rule_failed(what, self.row, error, context.parents.values()) from None
-        if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
-            raise RuleError(
-                f"{what} returned a {type(made).__qualname__}, not a mapping of column "
-                'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
-            )
-        for column, value in made.items():
-            kind = column_type(column) if column_type is not None else None
-            if (wanted := wrong_type(value, kind)) is not None:
-                raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
-        return dict(made)
-
     def row_values(
         self,
         parents: Mapping[str, Any],
@@ -280,10 +258,25 @@ class TableRule:
         given: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One row (for the templates and the factory alike): its parents' keys, the `row`
-        rule's values, `given`, the column rules (`(column, rule, rng)`) of the columns
-        still empty, and random UUIDs for the keys of `found` without a default."""
+        rule's values (checked against `column_type(column)`), `given`, the column rules
+        (`(column, rule, rng)`) of the columns still empty, and random UUIDs for the keys of
+        `found` without a default."""
         values = dict(parents)
-        values.update(self.make_row(RowContext(parents, index, rng), column_type))
+        if self.row is not None:
+            what = f"rules.table({self.name!r}, row=...)"
+            try:
+                made = self.row(RowContext(parents, index, rng))
+            except Exception as error:
+                raise rule_failed(what, self.row, error, parents.values()) from None
+            if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
+                raise RuleError(
+                    f"{what} returned a {type(made).__qualname__}, not a mapping of column "
+                    'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
+                )
+            for column, value in made.items():
+                if (wanted := wrong_type(value, column_type(column))) is not None:
+                    raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
+            values.update(made)
         values.update(given or {})
         for column, rule, column_rng in columns:
             if column not in values:
@@ -522,8 +515,6 @@ them: (new enum labels, column rules), by table. Every other column of ours is r
 its table's recipe makes the row
 ([`Recipes`][pytest_celestra.rows.batches.Recipes])."""
 
-_NOTHING: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
-
 Reshape = Callable[[Any, Mapping[str, Any]], Any]
 """`reshape(value, row)`: a column's value as your rules make it, from the value made
 without them and the row's other values."""
@@ -570,7 +561,7 @@ class Reshaper:
         """What the rules do to the columns of `table` a step's plan leaves to its recipe
         ([`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR]): column ->
         `reshape(value, row)`, its new labels, then its rule, which sees `row`."""
-        planned = IN_THE_GENERATOR.get(table, _NOTHING)
+        planned = IN_THE_GENERATOR.get(table, (frozenset(), frozenset()))
         found: dict[str, list[Reshape]] = {}
         for done, reshapes in zip(planned, (self.relabels, self.rules), strict=True):
             for column, reshape in reshapes.get(table, ()):
