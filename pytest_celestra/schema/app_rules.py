@@ -29,6 +29,7 @@ import enum
 import hashlib
 import json
 import random
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -131,8 +132,6 @@ def _hidden(text: str, values: Iterable[Any]) -> str:
 def rule_failed(what: str, function: Any, error: BaseException, values: Iterable[Any]) -> RuleError:
     """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that raised,
     the row's values hidden."""
-    import traceback
-
     frames = traceback.extract_tb(error.__traceback__)
     at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     message = _hidden(str(error), values)
@@ -287,13 +286,11 @@ class TableRule:
         return values
 
     def key(self) -> object:
-        count = (
-            callable_fingerprint(self.count)
-            if callable(self.count)
-            else self.count
-            if isinstance(self.count, int)
-            else [list(pair) for pair in self.count]
-        )
+        count: object = self.count
+        if callable(count):
+            count = callable_fingerprint(count)
+        elif isinstance(count, tuple):
+            count = [list(pair) for pair in count]
         row = self.row and callable_fingerprint(self.row)
         return [self.name, [list(pair) for pair in self.parents], count, row]
 
