@@ -408,7 +408,6 @@ class SchemaRules:
                 a random UUID (a `uuid` key without default) or the database's default.
         """
         _not_ours(f"rules.table({name!r})", name)
-        frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
         frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
         self.tables[name] = TableRule(name, tuple(parents.items()), frozen_count, row)
 
@@ -564,7 +563,7 @@ class Reshaper:
             for column, reshape in reshapes.get(table, ()):
                 if column not in done:
                     found.setdefault(column, []).append(reshape)
-        return {column: _in_turn(steps) for column, steps in found.items()}
+        return {column: partial(_in_turn, steps) for column, steps in found.items()}
 
 
 def _relabel(shares: dict[str, float], rng: random.Random) -> Reshape:
@@ -582,16 +581,10 @@ def _ruled(column: str, rule: ColumnRule, rng: random.Random, kind: str | None) 
     return lambda value, row: rule.make(_Replaced(row, column, value), rng, kind)
 
 
-def _in_turn(reshapes: list[Reshape]) -> Reshape:
-    if len(reshapes) == 1:
-        return reshapes[0]
-
-    def reshape(value: Any, row: Mapping[str, Any]) -> Any:
-        for step in reshapes:
-            value = step(value, row)
-        return value
-
-    return reshape
+def _in_turn(reshapes: list[Reshape], value: Any, row: Mapping[str, Any]) -> Any:
+    for reshape in reshapes:
+        value = reshape(value, row)
+    return value
 
 
 class _Replaced(Mapping[str, Any]):
