@@ -8,6 +8,7 @@ does needs `--celestra-rebuild` after they change. Standard library only.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import sys
 import types
@@ -71,8 +72,6 @@ class _Hasher:
             self.add("seen", type(value).__qualname__)
             return
         self.seen.add(id(value))
-        import enum
-
         if isinstance(value, enum.Enum):
             self.add("enum", type(value).__qualname__, repr(value.value))
         elif isinstance(value, types.ModuleType):

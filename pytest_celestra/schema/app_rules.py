@@ -29,6 +29,7 @@ import enum
 import hashlib
 import json
 import random
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -131,8 +132,6 @@ def _hidden(text: str, values: Iterable[Any]) -> str:
 def rule_failed(what: str, function: Any, error: BaseException, values: Iterable[Any]) -> RuleError:
     """The [`RuleError`][pytest_celestra.errors.RuleError] of a rule's function that raised,
     the row's values hidden."""
-    import traceback
-
     frames = traceback.extract_tb(error.__traceback__)
     at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     message = _hidden(str(error), values)
@@ -247,28 +246,6 @@ class TableRule:
             f'"{volume.name}" or "default" to its count= mapping'
         )
 
-    def make_row(
-        self, context: RowContext, column_type: Callable[[str], str | None] | None = None
-    ) -> dict[str, Any]:
-        """The `row` rule's values (checked against `column_type(column)`) for one row."""
-        if self.row is None:
-            return {}
-        what = f"rules.table({self.name!r}, row=...)"
-        try:
-            made = self.row(context)
-        except Exception as error:
-            raise rule_failed(what, self.row, error, context.parents.values()) from None
-        if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
-            raise RuleError(
-                f"{what} returned a {type(made).__qualname__}, not a mapping of column "
-                'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
-            )
-        for column, value in made.items():
-            kind = column_type(column) if column_type is not None else None
-            if (wanted := wrong_type(value, kind)) is not None:
-                raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
-        return dict(made)
-
     def row_values(
         self,
         parents: Mapping[str, Any],
@@ -280,10 +257,25 @@ class TableRule:
         given: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One row (for the templates and the factory alike): its parents' keys, the `row`
-        rule's values, `given`, the column rules (`(column, rule, rng)`) of the columns
-        still empty, and random UUIDs for the keys of `found` without a default."""
+        rule's values (checked against `column_type(column)`), `given`, the column rules
+        (`(column, rule, rng)`) of the columns still empty, and random UUIDs for the keys of
+        `found` without a default."""
         values = dict(parents)
-        values.update(self.make_row(RowContext(parents, index, rng), column_type))
+        if self.row is not None:
+            what = f"rules.table({self.name!r}, row=...)"
+            try:
+                made = self.row(RowContext(parents, index, rng))
+            except Exception as error:
+                raise rule_failed(what, self.row, error, parents.values()) from None
+            if not isinstance(made, Mapping) or not all(isinstance(key, str) for key in made):
+                raise RuleError(
+                    f"{what} returned a {type(made).__qualname__}, not a mapping of column "
+                    'names to values (e.g. {"theme": "dark"}). Its values are not shown.'
+                )
+            for column, value in made.items():
+                if (wanted := wrong_type(value, column_type(column))) is not None:
+                    raise rule_mistyped(what, f"{self.name}.{column}", value, wanted)
+            values.update(made)
         values.update(given or {})
         for column, rule, column_rng in columns:
             if column not in values:
@@ -294,13 +286,11 @@ class TableRule:
         return values
 
     def key(self) -> object:
-        count = (
-            callable_fingerprint(self.count)
-            if callable(self.count)
-            else self.count
-            if isinstance(self.count, int)
-            else [list(pair) for pair in self.count]
-        )
+        count: object = self.count
+        if callable(count):
+            count = callable_fingerprint(count)
+        elif isinstance(count, tuple):
+            count = [list(pair) for pair in count]
         row = self.row and callable_fingerprint(self.row)
         return [self.name, [list(pair) for pair in self.parents], count, row]
 
@@ -418,7 +408,6 @@ class SchemaRules:
                 a random UUID (a `uuid` key without default) or the database's default.
         """
         _not_ours(f"rules.table({name!r})", name)
-        frozen_count: int | tuple[tuple[str, int], ...] | Callable[[Volume], int]
         frozen_count = tuple(sorted(count.items())) if isinstance(count, Mapping) else count
         self.tables[name] = TableRule(name, tuple(parents.items()), frozen_count, row)
 
@@ -522,8 +511,6 @@ them: (new enum labels, column rules), by table. Every other column of ours is r
 its table's recipe makes the row
 ([`Recipes`][pytest_celestra.rows.batches.Recipes])."""
 
-_NOTHING: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
-
 Reshape = Callable[[Any, Mapping[str, Any]], Any]
 """`reshape(value, row)`: a column's value as your rules make it, from the value made
 without them and the row's other values."""
@@ -570,13 +557,13 @@ class Reshaper:
         """What the rules do to the columns of `table` a step's plan leaves to its recipe
         ([`IN_THE_GENERATOR`][pytest_celestra.schema.app_rules.IN_THE_GENERATOR]): column ->
         `reshape(value, row)`, its new labels, then its rule, which sees `row`."""
-        planned = IN_THE_GENERATOR.get(table, _NOTHING)
+        planned = IN_THE_GENERATOR.get(table, (frozenset(), frozenset()))
         found: dict[str, list[Reshape]] = {}
         for done, reshapes in zip(planned, (self.relabels, self.rules), strict=True):
             for column, reshape in reshapes.get(table, ()):
                 if column not in done:
                     found.setdefault(column, []).append(reshape)
-        return {column: _in_turn(steps) for column, steps in found.items()}
+        return {column: partial(_in_turn, steps) for column, steps in found.items()}
 
 
 def _relabel(shares: dict[str, float], rng: random.Random) -> Reshape:
@@ -594,16 +581,10 @@ def _ruled(column: str, rule: ColumnRule, rng: random.Random, kind: str | None) 
     return lambda value, row: rule.make(_Replaced(row, column, value), rng, kind)
 
 
-def _in_turn(reshapes: list[Reshape]) -> Reshape:
-    if len(reshapes) == 1:
-        return reshapes[0]
-
-    def reshape(value: Any, row: Mapping[str, Any]) -> Any:
-        for step in reshapes:
-            value = step(value, row)
-        return value
-
-    return reshape
+def _in_turn(reshapes: list[Reshape], value: Any, row: Mapping[str, Any]) -> Any:
+    for reshape in reshapes:
+        value = reshape(value, row)
+    return value
 
 
 class _Replaced(Mapping[str, Any]):

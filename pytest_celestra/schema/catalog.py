@@ -136,12 +136,9 @@ def read_catalog(connection: psycopg.Connection[Any] | Connection) -> Catalog:
     tables: dict[str, dict[str, ColumnInfo]] = {}
     for table, column, kind, not_null, has_default in pg_conn.execute(_COLUMNS_QUERY):
         tables.setdefault(table, {})[column] = ColumnInfo(kind, not_null, has_default)
-    types: dict[str, str] = {}
-    enums: dict[str, tuple[str, ...]] = {}
-    for name, kind, labels in pg_conn.execute(_TYPES_QUERY):
-        types[name] = kind
-        if kind == "e":
-            enums[name] = tuple(labels)
+    type_rows = pg_conn.execute(_TYPES_QUERY).fetchall()
+    types = {name: kind for name, kind, _ in type_rows}
+    enums = {name: tuple(labels) for name, kind, labels in type_rows if kind == "e"}
     constraints = tuple(
         Constraint(name, kind, table, tuple(columns), parent, tuple(parent_columns))
         for name, kind, table, columns, parent, parent_columns in pg_conn.execute(
@@ -221,12 +218,12 @@ def celestra_columns() -> dict[str, dict[str, str]]:
 @cache
 def celestra_enums() -> dict[str, tuple[str, ...]]:
     """Enum type -> its labels, in order."""
-    found: dict[str, tuple[str, ...]] = {}
-    for table in Base.metadata.sorted_tables:
-        for column in table.columns:
-            if isinstance(column.type, Enum) and column.type.name:
-                found[column.type.name] = tuple(column.type.enums)
-    return found
+    return {
+        column.type.name: tuple(column.type.enums)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, Enum) and column.type.name
+    }
 
 
 @dataclass(frozen=True)

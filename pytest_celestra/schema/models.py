@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from pytest_celestra.schema import enums
+from pytest_celestra.schema import enums, tables
 from pytest_celestra.schema.enums import (  # the enums, re-exported (see __all__)
     AgentStatus,
     AuditEventType,
@@ -59,7 +59,6 @@ from pytest_celestra.schema.enums import (  # the enums, re-exported (see __all_
     UserRole,
     UserStatus,
 )
-from pytest_celestra.schema.tables import ENTITIES
 
 __all__ = [
     "ENUM_TYPE_NAMES",
@@ -451,26 +450,10 @@ class AuditChangeLog(Base):
     audit_log: Mapped[AuditLog] = relationship(back_populates="changes")
 
 
-MODELS_IN_FK_ORDER: tuple[type[Base], ...] = (
-    Company,
-    KnowledgeType,
-    User,
-    Agent,
-    KnowledgeBase,
-    AgentKnowledgeBase,
-    KnowledgeSource,
-    AuditLog,
-    FailedLogin,
-    Invitation,
-    Notification,
-    PasswordHistory,
-    UserLockout,
-    UserSession,
-    AuditChangeLog,
-)
+MODELS_IN_FK_ORDER: tuple[type[Base], ...] = tuple(globals()[model] for model, _ in tables.ENTITIES)
 """The 15 models in an order that respects every foreign key (parents first)."""
 
 TABLES_IN_FK_ORDER: tuple[str, ...] = tuple(m.__tablename__ for m in MODELS_IN_FK_ORDER)
 # The plain names that cheap modules use (pytest_celestra.schema.tables) must be these.
-if tuple((m.__name__, m.__tablename__) for m in MODELS_IN_FK_ORDER) != ENTITIES:
-    raise AssertionError("pytest_celestra.schema.tables.ENTITIES differs from MODELS_IN_FK_ORDER")
+if TABLES_IN_FK_ORDER != tables.TABLES_IN_FK_ORDER:
+    raise AssertionError("pytest_celestra.schema.tables.ENTITIES differs from the models")

@@ -160,9 +160,8 @@ class Volume:
             return base
         changed: dict[str, int] = {}
         for item in overrides:
-            table, sep, value = item.partition("=")
-            table = table.strip()
-            if not sep or not value.strip().isascii() or not value.strip().isdigit():
+            table, sep, value = (part.strip() for part in item.partition("="))
+            if not sep or not value.isascii() or not value.isdigit():
                 raise ConfigError(
                     f"invalid volume {shown}: {_shown(item)} is not TABLE=COUNT (a count in "
                     f"the digits 0-9); use {VOLUME_HELP}"
@@ -170,7 +169,7 @@ class Volume:
             if table in changed:
                 raise ConfigError(
                     f"invalid volume {shown}: {table} is counted twice ({table}={changed[table]} "
-                    f"and {table}={value.strip()}); give each table one count"
+                    f"and {table}={value}); give each table one count"
                 )
             changed[table] = _count(shown, value)
         return cls.custom(text.strip().replace(" ", ""), base, **changed)
@@ -188,11 +187,11 @@ def estimate_bytes(rows: int) -> int:
 
 def format_bytes(size: float) -> str:
     """`1.4 GB`: a size for messages, in powers of 1000."""
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000:
             return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
         size /= 1000
-    raise AssertionError("unreachable")
+    return f"{size:,.1f} TB"
 
 
 def largest_multiplier() -> int:
