@@ -267,3 +267,23 @@ def test_constraint_rejects_bad_row(celestra_session, graph, statement, constrai
         celestra_session.execute(text(statement), graph)
     assert caught.value.orig.diag.constraint_name == constraint, str(caught.value)
     assert constraint in str(caught.value)
+
+
+def test_the_schema_ddl_is_the_same_in_every_process() -> None:
+    """SQLAlchemy emits a table's indexes in set order, which changed from one process to
+    the next, and with it the SQL script of `celestra-seed --sql`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from pytest_celestra.schema.catalog import builtin_ddl
+
+    show = "import json; from pytest_celestra.schema.catalog import builtin_ddl as d; "
+    show += "print(json.dumps(d()))"
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", show], capture_output=True, text=True, check=True, env=env
+        )
+        assert json.loads(out.stdout) == builtin_ddl()

@@ -37,7 +37,7 @@ def builtin_schema_key() -> str:
     """Hash of the DDL that `Base.metadata.create_all` emits for PostgreSQL."""
     from pytest_celestra.schema.catalog import builtin_ddl
 
-    return digest("builtin", sorted(builtin_ddl()))  # emission order follows set order
+    return digest("builtin", sorted(builtin_ddl()))  # sorted: the keys of earlier releases
 
 
 def user_schema_key(version: str) -> str:

@@ -27,7 +27,11 @@ _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized v
 
 
 def builtin_ddl() -> list[str]:
-    """The statements `Base.metadata.create_all` emits for PostgreSQL, as text."""
+    """The statements `Base.metadata.create_all` emits for PostgreSQL, as text, the same in
+    every process: SQLAlchemy takes a table's indexes from a set, so the indexes after each
+    table are sorted."""
+    from itertools import groupby
+
     from sqlalchemy import create_mock_engine
     from sqlalchemy.engine import make_url
 
@@ -38,7 +42,8 @@ def builtin_ddl() -> list[str]:
 
     mock = create_mock_engine(make_url("postgresql+psycopg://"), record)
     Base.metadata.create_all(mock)
-    return statements
+    runs = groupby(statements, key=lambda text: " INDEX " in text.split("(", 1)[0])
+    return [text for is_index, run in runs for text in (sorted(run) if is_index else run)]
 
 
 @dataclass(frozen=True)
