@@ -28,6 +28,7 @@ Traits of each factory: [`traits_of`][pytest_celestra.rows.factories.traits_of];
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -288,9 +289,8 @@ def _closed_at(o: Any) -> int:
     record = o.record
     if record is None or record.updated_at is None or record.status is None:
         return 0
-    if not story.is_closed(record.__tablename__, label_of(record.status)):
-        return 0
-    return _offset(o.clock, record.updated_at)
+    closed = story.is_closed(record.__tablename__, label_of(record.status))
+    return _offset(o.clock, record.updated_at) if closed else 0
 
 
 def _link_created(*rows: str) -> Any:
@@ -377,10 +377,6 @@ class CelestraFactory(factory_internals.RoutedFactory):
             existing = session.scalars(select(model_class).filter_by(**lookup)).first()
             if existing is not None:
                 return existing
-        return cls._save(model_class, session, args, kwargs)
-
-    @classmethod
-    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
         # when the call returns, and a constraint error is raised by that call.
         table = model_class.__tablename__
@@ -660,16 +656,14 @@ def _after_create(function: Callable[[Any], None]) -> Any:
 @_after_create
 def _record_activity(log: AuditLog) -> None:
     """A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login."""
-    if log.created_at is None:
+    when, event = log.created_at, log.event_type
+    if when is None:
         return
-    when = log.created_at
-    if log.event_type is AuditEventType.FAILED_LOGIN:
+    if event is AuditEventType.FAILED_LOGIN:
         FailedLoginFactory(user=log.user, attempted_at=when)
-    elif log.user is None:
-        return
-    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+    elif log.user is not None and event in spec.AUDIT_ACTIONS["sign_in"]:
         _session(log.user, when)
-    elif log.event_type is AuditEventType.SESSION_ENDED:
+    elif log.user is not None and event is AuditEventType.SESSION_ENDED:
         _session(log.user, when, ended=True)
 
 
@@ -952,12 +946,12 @@ def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
     notice = None
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
         notice = story.password_notice_window(_offset(o.clock, o.user.created_at), 0)
+    times: tuple[int, int | None, int | None, int, int]
     if notice is None or notice[1] < o.lower:
-        times: tuple[int, int | None, int | None, int, int]
         times = p.notification_times(o.status, o.is_read, o.expiry, o.lower)
-        return times
-    created = p.moment(max(o.lower, notice[0]), notice[1])
-    times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
+    else:
+        created = p.moment(max(o.lower, notice[0]), notice[1])
+        times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
     return times
 
 
@@ -1116,8 +1110,7 @@ def _record_failed_logins(lockout: UserLockout) -> None:
     """The failed logins that caused `lockout` (story.lockout_burst), from one address."""
     if lockout.lockout_start is None:
         return
-    clock = _clock()
-    p = _provider()
+    clock, p = _clock(), _provider()
     start = _offset(clock, lockout.lockout_start)
     lower = _offset(clock, lockout.user.created_at)
     ip = p.ip_address()
@@ -1400,8 +1393,6 @@ def checked_arguments(
 def _unknown_argument(
     factory_class: type[CelestraFactory], call: str, name: str, names: frozenset[str]
 ) -> FactoryArgumentError:
-    import difflib
-
     traits = traits_of(factory_class)
     base = name.split("__", 1)[0]
     close = difflib.get_close_matches(base, [*traits, *sorted(names - set(traits))], n=1)
@@ -1423,8 +1414,6 @@ def _enum_member(call: str, name: str, enum_class: Any, label: str) -> Any:
     for member in enum_class:
         if member.value == label:
             return member
-    import difflib
-
     labels = list(enum_class.__members__)
     close = difflib.get_close_matches(label.upper(), labels, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
