@@ -7,6 +7,7 @@ the releases they were checked against (`tests/test_factory_internals.py`).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import factory.base
@@ -128,10 +129,8 @@ class Arguments:
         return (), kwargs
 
 
-class Builder:
-    """What factory_boy's declarations and options read from its builder: the strategy."""
-
-    strategy = CREATE_STRATEGY
+BUILDER = SimpleNamespace(strategy=CREATE_STRATEGY)
+"""What factory_boy's declarations and options read from a step's builder: the strategy."""
 
 
 def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]) -> Any:
