@@ -50,12 +50,7 @@ from factory.faker import Faker
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra.errors import (
-    CelestraError,
-    FactoryArgumentError,
-    NoSessionError,
-    RuleError,
-)
+from pytest_celestra.errors import CelestraError, FactoryArgumentError, NoSessionError, RuleError
 from pytest_celestra.rows import batches, factory_internals, passwords, row_maker, story
 from pytest_celestra.rows.app_factories import added_label
 from pytest_celestra.rows.providers import (
@@ -810,8 +805,7 @@ class _UserStateFactory(CelestraFactory):
 
     class Meta:
         abstract = True
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
+        exclude = ("state",)  # set by traits, as AuditLogFactory's record
 
     class Params:
         lower = _not_before("user")
@@ -874,8 +868,7 @@ class NotificationFactory(CelestraFactory):
 
     class Meta:
         model = Notification
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("is_read", "expiry")
+        exclude = ("is_read", "expiry")  # set by traits, as AuditLogFactory's record
 
     class Params:
         lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
