@@ -37,15 +37,11 @@ def declarations(
     pre, post = parse_declarations(
         extras, base_pre=meta.pre_declarations, base_post=meta.post_declarations
     )
-    resolved = [
-        (
-            name,
-            pre.declarations[name],
-            pre.contexts[name],
-            factory.enums.get_builder_phase(pre.declarations[name]) == _LAZY,
-        )
-        for name in pre
-    ]
+    resolved = []
+    for name in pre:
+        declaration = pre.declarations[name]
+        lazy = factory.enums.get_builder_phase(declaration) == _LAZY
+        resolved.append((name, declaration, pre.contexts[name], lazy))
     hooks = [(name, post[name].declaration, post[name].context) for name in post.sorted()]
     return resolved, hooks
 

@@ -164,9 +164,7 @@ def _part(value: Any, context: dict[str, Any], faker: Fakers | None) -> tuple[Ev
 class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
-    def __init__(
-        self, factory_class: Any, extras: dict[str, Any], faker: Fakers | None = None
-    ) -> None:
+    def __init__(self, factory_class: Any, extras: dict[str, Any], faker: Fakers | None) -> None:
         resolved, hooks = fb.declarations(factory_class, extras)
         # (name, declaration, the declaration compiled)
         self.hooks = [(name, hook, compile_hook(hook, context)) for name, hook, context in hooks]
