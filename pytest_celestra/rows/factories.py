@@ -365,8 +365,7 @@ class CelestraFactory(factory_internals.RoutedFactory):
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         session = current_session(cls.__name__)
-        keys = factory_internals.get_or_create_keys(cls)
-        if keys:
+        if keys := factory_internals.get_or_create_keys(cls):
             # No rollback on conflict (unlike factory_boy's): the test owns the transaction.
             lookup = {key: kwargs[key] for key in keys}
             existing = session.scalars(select(model_class).filter_by(**lookup)).first()
@@ -845,10 +844,9 @@ def _record_event(notification: Notification) -> None:
     event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
     if event is None or event == story.PASSWORD_AGE:
         return
-    user, created = notification.user, notification.created_at
-    clock = _clock()
-    lower = _offset(clock, user.created_at)
-    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    user, clock = notification.user, _clock()
+    created, lower = _offset(clock, notification.created_at), _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), created, lower))
     assert when is not None
     if event in story.COMPANY_EVENTS and user.company is None:
         raise CelestraError(
@@ -1051,6 +1049,13 @@ def _agent_status_change(user: User, when: datetime) -> None:
     AuditChangeLogFactory(audit_log=log, column="status")
 
 
+def _failed_knowledge_base(user: User, when: datetime) -> Any:
+    """Retrying or switched off, as often as the spec's weights say (as in the scenario)."""
+    draw = _provider().knowledge_base_status
+    status = story.state_of_user(draw, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES)
+    return _member_row(KnowledgeBaseFactory, user, when, status=status)
+
+
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
     story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
@@ -1064,15 +1069,7 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
     ),
-    # Retrying or switched off, as often as the spec's weights say (as in the scenario).
-    story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
-        KnowledgeBaseFactory,
-        user,
-        when,
-        status=story.state_of_user(
-            _provider().knowledge_base_status, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES
-        ),
-    ),
+    story.KNOWLEDGE_BASE_FAILED: _failed_knowledge_base,
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: lambda user, when: _logged(
         user, when, event_type=AuditEventType.DATA_EXPORT
