@@ -761,9 +761,8 @@ def _session(user: User, when: datetime, ended: bool = False) -> Any:
     whose window holds that moment, as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
-    status = str(label_of(user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
-    until = story.active_until(status, updated)
+    until = story.active_until(str(label_of(user.status)), updated)
     window = session_held_window if ended else session_created_window
     fits = story.states_holding(
         moment, spec.SESSION_STATE_WEIGHTS, lambda state: window(state, lower, until)
