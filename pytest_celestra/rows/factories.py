@@ -28,6 +28,7 @@ Traits of each factory: [`traits_of`][pytest_celestra.rows.factories.traits_of];
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -49,12 +50,7 @@ from factory.faker import Faker
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra.errors import (
-    CelestraError,
-    FactoryArgumentError,
-    NoSessionError,
-    RuleError,
-)
+from pytest_celestra.errors import CelestraError, FactoryArgumentError, NoSessionError, RuleError
 from pytest_celestra.rows import batches, factory_internals, passwords, row_maker, story
 from pytest_celestra.rows.app_factories import added_label
 from pytest_celestra.rows.providers import (
@@ -288,9 +284,8 @@ def _closed_at(o: Any) -> int:
     record = o.record
     if record is None or record.updated_at is None or record.status is None:
         return 0
-    if not story.is_closed(record.__tablename__, label_of(record.status)):
-        return 0
-    return _offset(o.clock, record.updated_at)
+    closed = story.is_closed(record.__tablename__, label_of(record.status))
+    return _offset(o.clock, record.updated_at) if closed else 0
 
 
 def _link_created(*rows: str) -> Any:
@@ -370,17 +365,12 @@ class CelestraFactory(factory_internals.RoutedFactory):
     @classmethod
     def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
         session = current_session(cls.__name__)
-        keys = factory_internals.get_or_create_keys(cls)
-        if keys:
+        if keys := factory_internals.get_or_create_keys(cls):
             # No rollback on conflict (unlike factory_boy's): the test owns the transaction.
             lookup = {key: kwargs[key] for key in keys}
             existing = session.scalars(select(model_class).filter_by(**lookup)).first()
             if existing is not None:
                 return existing
-        return cls._save(model_class, session, args, kwargs)
-
-    @classmethod
-    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
         # An INSERT of its own instead of a flush per object: the row is in the database
         # when the call returns, and a constraint error is raised by that call.
         table = model_class.__tablename__
@@ -660,16 +650,14 @@ def _after_create(function: Callable[[Any], None]) -> Any:
 @_after_create
 def _record_activity(log: AuditLog) -> None:
     """A sign-in starts a session, a sign-out ends one, a failed sign-in is a failed login."""
-    if log.created_at is None:
+    when, event = log.created_at, log.event_type
+    if when is None:
         return
-    when = log.created_at
-    if log.event_type is AuditEventType.FAILED_LOGIN:
+    if event is AuditEventType.FAILED_LOGIN:
         FailedLoginFactory(user=log.user, attempted_at=when)
-    elif log.user is None:
-        return
-    elif log.event_type in spec.AUDIT_ACTIONS["sign_in"]:
+    elif log.user is not None and event in spec.AUDIT_ACTIONS["sign_in"]:
         _session(log.user, when)
-    elif log.event_type is AuditEventType.SESSION_ENDED:
+    elif log.user is not None and event is AuditEventType.SESSION_ENDED:
         _session(log.user, when, ended=True)
 
 
@@ -773,9 +761,8 @@ def _session(user: User, when: datetime, ended: bool = False) -> Any:
     whose window holds that moment, as the scenario's sign-ins and sign-outs do."""
     clock, p = _clock(), _provider()
     moment, lower = _offset(clock, when), _offset(clock, user.created_at)
-    status = str(label_of(user.status))
     updated = 0 if user.updated_at is None else _offset(clock, user.updated_at)
-    until = story.active_until(status, updated)
+    until = story.active_until(str(label_of(user.status)), updated)
     window = session_held_window if ended else session_created_window
     fits = story.states_holding(
         moment, spec.SESSION_STATE_WEIGHTS, lambda state: window(state, lower, until)
@@ -816,8 +803,7 @@ class _UserStateFactory(CelestraFactory):
 
     class Meta:
         abstract = True
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("state",)
+        exclude = ("state",)  # set by traits, as AuditLogFactory's record
 
     class Params:
         lower = _not_before("user")
@@ -857,10 +843,9 @@ def _record_event(notification: Notification) -> None:
     event = story.NOTIFICATION_EVENTS.get(notification.notification_type)
     if event is None or event == story.PASSWORD_AGE:
         return
-    user, created = notification.user, notification.created_at
-    clock = _clock()
-    lower = _offset(clock, user.created_at)
-    when = _at(clock, story.event_before(_provider(), _offset(clock, created), lower))
+    user, clock = notification.user, _clock()
+    created, lower = _offset(clock, notification.created_at), _offset(clock, user.created_at)
+    when = _at(clock, story.event_before(_provider(), created, lower))
     assert when is not None
     if event in story.COMPANY_EVENTS and user.company is None:
         raise CelestraError(
@@ -880,8 +865,7 @@ class NotificationFactory(CelestraFactory):
 
     class Meta:
         model = Notification
-        # Traits set these: factory_boy lets a trait override a field, not a Params entry.
-        exclude = ("is_read", "expiry")
+        exclude = ("is_read", "expiry")  # set by traits, as AuditLogFactory's record
 
     class Params:
         lower = pure(LazyAttribute(lambda o: _notification_lower(o)))
@@ -952,12 +936,12 @@ def _notification_times(o: Any) -> tuple[int, int | None, int | None, int, int]:
     notice = None
     if story.NOTIFICATION_EVENTS.get(o.notification_type) == story.PASSWORD_AGE:
         notice = story.password_notice_window(_offset(o.clock, o.user.created_at), 0)
+    times: tuple[int, int | None, int | None, int, int]
     if notice is None or notice[1] < o.lower:
-        times: tuple[int, int | None, int | None, int, int]
         times = p.notification_times(o.status, o.is_read, o.expiry, o.lower)
-        return times
-    created = p.moment(max(o.lower, notice[0]), notice[1])
-    times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
+    else:
+        created = p.moment(max(o.lower, notice[0]), notice[1])
+        times = p.notification_times_from(created, o.status, o.is_read, o.expiry)
     return times
 
 
@@ -1064,6 +1048,13 @@ def _agent_status_change(user: User, when: datetime) -> None:
     AuditChangeLogFactory(audit_log=log, column="status")
 
 
+def _failed_knowledge_base(user: User, when: datetime) -> Any:
+    """Retrying or switched off, as often as the spec's weights say (as in the scenario)."""
+    draw = _provider().knowledge_base_status
+    status = story.state_of_user(draw, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES)
+    return _member_row(KnowledgeBaseFactory, user, when, status=status)
+
+
 _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.FAILED_LOGIN: lambda user, when: FailedLoginFactory(user=user, attempted_at=when),
     story.LOCKOUT_STARTED: lambda user, when: _lockout(user, when, started=True),
@@ -1077,15 +1068,7 @@ _EVENT_MAKERS: dict[str, Callable[[User, datetime], Any]] = {
     story.KNOWLEDGE_BASE_READY: lambda user, when: _member_row(
         KnowledgeBaseFactory, user, when, status=KnowledgeBaseStatus.ACTIVE
     ),
-    # Retrying or switched off, as often as the spec's weights say (as in the scenario).
-    story.KNOWLEDGE_BASE_FAILED: lambda user, when: _member_row(
-        KnowledgeBaseFactory,
-        user,
-        when,
-        status=story.state_of_user(
-            _provider().knowledge_base_status, (), True, story.FAILED_KNOWLEDGE_BASE_STATUSES
-        ),
-    ),
+    story.KNOWLEDGE_BASE_FAILED: _failed_knowledge_base,
     story.AGENT_STATUS_CHANGE: _agent_status_change,
     story.DATA_EXPORT: lambda user, when: _logged(
         user, when, event_type=AuditEventType.DATA_EXPORT
@@ -1116,8 +1099,7 @@ def _record_failed_logins(lockout: UserLockout) -> None:
     """The failed logins that caused `lockout` (story.lockout_burst), from one address."""
     if lockout.lockout_start is None:
         return
-    clock = _clock()
-    p = _provider()
+    clock, p = _clock(), _provider()
     start = _offset(clock, lockout.lockout_start)
     lower = _offset(clock, lockout.user.created_at)
     ip = p.ip_address()
@@ -1400,8 +1382,6 @@ def checked_arguments(
 def _unknown_argument(
     factory_class: type[CelestraFactory], call: str, name: str, names: frozenset[str]
 ) -> FactoryArgumentError:
-    import difflib
-
     traits = traits_of(factory_class)
     base = name.split("__", 1)[0]
     close = difflib.get_close_matches(base, [*traits, *sorted(names - set(traits))], n=1)
@@ -1423,8 +1403,6 @@ def _enum_member(call: str, name: str, enum_class: Any, label: str) -> Any:
     for member in enum_class:
         if member.value == label:
             return member
-    import difflib
-
     labels = list(enum_class.__members__)
     close = difflib.get_close_matches(label.upper(), labels, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -7,6 +7,7 @@ the releases they were checked against (`tests/test_factory_internals.py`).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import factory.base
@@ -36,15 +37,11 @@ def declarations(
     pre, post = parse_declarations(
         extras, base_pre=meta.pre_declarations, base_post=meta.post_declarations
     )
-    resolved = [
-        (
-            name,
-            pre.declarations[name],
-            pre.contexts[name],
-            factory.enums.get_builder_phase(pre.declarations[name]) == _LAZY,
-        )
-        for name in pre
-    ]
+    resolved = []
+    for name in pre:
+        declaration = pre.declarations[name]
+        lazy = factory.enums.get_builder_phase(declaration) == _LAZY
+        resolved.append((name, declaration, pre.contexts[name], lazy))
     hooks = [(name, post[name].declaration, post[name].context) for name in post.sorted()]
     return resolved, hooks
 
@@ -128,10 +125,8 @@ class Arguments:
         return (), kwargs
 
 
-class Builder:
-    """What factory_boy's declarations and options read from its builder: the strategy."""
-
-    strategy = CREATE_STRATEGY
+BUILDER = SimpleNamespace(strategy=CREATE_STRATEGY)
+"""What factory_boy's declarations and options read from a step's builder: the strategy."""
 
 
 def instantiate(factory_class: Any, step: Any, args: Any, kwargs: dict[str, Any]) -> Any:

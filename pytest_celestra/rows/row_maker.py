@@ -164,9 +164,7 @@ def _part(value: Any, context: dict[str, Any], faker: Fakers | None) -> tuple[Ev
 class Plan:
     """A factory's declarations merged with one set of call arguments, compiled."""
 
-    def __init__(
-        self, factory_class: Any, extras: dict[str, Any], faker: Fakers | None = None
-    ) -> None:
+    def __init__(self, factory_class: Any, extras: dict[str, Any], faker: Fakers | None) -> None:
         resolved, hooks = fb.declarations(factory_class, extras)
         # (name, declaration, the declaration compiled)
         self.hooks = [(name, hook, compile_hook(hook, context)) for name, hook, context in hooks]
@@ -309,7 +307,7 @@ class Step:
     the same maker."""
 
     __slots__ = ("maker", "parent_step", "plan", "resolving", "sequence", "stub")
-    builder = fb.Builder()
+    builder = fb.BUILDER
 
     def __init__(self, maker: Maker, plan: Plan, sequence: int, parent: Step | None) -> None:
         self.maker = maker
@@ -398,11 +396,8 @@ class Maker:
             plan = cached[1]
             if init_sequence is None:
                 self._seen[factory_class, id(given)] = (given, plan)
-        if force_sequence is not None:
-            sequence = force_sequence
-        elif init_sequence is not None:
-            sequence = init_sequence
-        else:
+        sequence = init_sequence if force_sequence is None else force_sequence
+        if sequence is None:
             sequence = plan.next_sequence()
         step = Step(self, plan, sequence, parent)
         attributes = self._row(plan, step).__dict__
