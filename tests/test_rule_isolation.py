@@ -35,6 +35,7 @@ def engine(scratch: Callable[[], str], admin_dsn: str) -> Iterator[Engine]:
         Base.metadata.create_all(connection)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("ALTER TABLE users ADD COLUMN locale text")
+        connection.execute("ALTER TYPE company_status ADD VALUE 'DORMANT'")
     yield engine
     engine.dispose()
 
@@ -101,3 +102,18 @@ def test_our_tables_are_the_built_in_description_that_yours_extend() -> None:
     # The other description is untouched by the hook's calls.
     assert SchemaRules().tables == builtin_tables()
     assert not SchemaRules().added_columns("users")
+
+
+def test_a_label_your_rules_add_is_taken_by_a_parent_too(engine: Engine) -> None:
+    """`company__status="DORMANT"` was refused ("not a label of CompanyStatus") where
+    `CompanyFactory(status="DORMANT")` was taken."""
+    from pytest_celestra.rows.factories import CompanyFactory
+
+    rules = SchemaRules()
+    rules.enum_weights("company_status", {"DORMANT": 0})
+    query = text("SELECT status::text FROM companies WHERE id = :id")
+    with Session(engine) as session, bound_session(session, rules):
+        company = CompanyFactory(status="DORMANT")
+        assert session.execute(query, {"id": company.id}).scalar() == "DORMANT"
+        user = UserFactory(company__status="DORMANT")
+        assert session.execute(query, {"id": user.company_id}).scalar() == "DORMANT"

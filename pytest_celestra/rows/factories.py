@@ -1356,13 +1356,14 @@ def checked_arguments(
     call = call or factory_class.__name__
     model = factory_internals.model_class(factory_class)
     # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
-    mapped = check_names and hasattr(model, "__mapper__")
+    mapped = hasattr(model, "__mapper__")
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]
         # SQLAlchemy's constructor also takes properties and hybrids, and your rules' columns.
         if (
             mapped
+            and check_names
             and base
             and base not in names
             and not hasattr(model, base)
