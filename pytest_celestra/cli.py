@@ -51,12 +51,7 @@ from pytest_celestra.db.database import (
 )
 from pytest_celestra.db.drift import SchemaDriftError
 from pytest_celestra.db.seeding import Seeder, SeedReport, rules_from_file, scenario_from_file
-from pytest_celestra.db.server import (
-    CONNECT_TIMEOUT,
-    SPACE_PROBLEM,
-    check_room,
-    has_space,
-)
+from pytest_celestra.db.server import CONNECT_TIMEOUT, SPACE_PROBLEM, check_room, has_space
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.rows.scenario import ScenarioSummary, anchor_for, generate_scenario
 from pytest_celestra.schema.catalog import ExistingSchema, inspect_schema
@@ -625,7 +620,7 @@ def _seed_server(
     details: dict[str, Any],
     bars: ProgressBars | None,
     started: float,
-    rules: SchemaRules | None = None,
+    rules: SchemaRules | None,
 ) -> Outcome:
     """Seed database `url` (created if missing) of a running server."""
     database = str(url.database)
