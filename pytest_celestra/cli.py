@@ -230,15 +230,12 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
             "database session, so it needs a server; drop --sql (or --scenario)"
         )
     if options.sql is not None:
-        extra = [
-            flag
-            for flag, given in (
-                ("--reset", options.reset),
-                ("--database", options.database is not None),
-                ("--data-dir", options.data_dir is not None),
-            )
-            if given
-        ]
+        given = {
+            "--reset": options.reset,
+            "--database": options.database,
+            "--data-dir": options.data_dir,
+        }
+        extra = [flag for flag, value in given.items() if value]
         if extra:
             parser.error(
                 f"{', '.join(extra)}: no effect with --sql, whose script loads into whatever "

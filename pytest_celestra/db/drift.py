@@ -317,16 +317,13 @@ def describe_refusal(error: BaseException, table: str) -> str:
     cause, diag, table, column = _refused_where(error, table)
     sqlstate = str(getattr(cause, "sqlstate", None) or "")
     constraint = diag.constraint_name if diag is not None else None
-    parts = [f"table {table}"]
-    if column:
-        parts.append(f"column {column}")
-    if constraint:
-        parts.append(f"constraint {constraint}")
+    named = {"table": table, "column": column, "constraint": constraint}
+    where = ", ".join(f"{kind} {name}" for kind, name in named.items() if name)
     if sqlstate.startswith("23") and diag is not None and diag.message_primary:
         why = diag.message_primary
     else:
         why = f"{type(cause).__name__} (SQLSTATE {sqlstate or 'unknown'})"
-    return f"{why} [{', '.join(parts)}]"
+    return f"{why} [{where}]"
 
 
 def rejected_row(
