@@ -50,13 +50,8 @@ from pytest_celestra.db.database import (
     refuse_plugin_database,
 )
 from pytest_celestra.db.drift import SchemaDriftError
-from pytest_celestra.db.seeding import Seeder, rules_from_file, scenario_from_file
-from pytest_celestra.db.server import (
-    CONNECT_TIMEOUT,
-    SPACE_PROBLEM,
-    check_room,
-    has_space,
-)
+from pytest_celestra.db.seeding import Seeder, SeedReport, rules_from_file, scenario_from_file
+from pytest_celestra.db.server import CONNECT_TIMEOUT, SPACE_PROBLEM, check_room, has_space
 from pytest_celestra.errors import CelestraError, ConfigError
 from pytest_celestra.rows.scenario import ScenarioSummary, anchor_for, generate_scenario
 from pytest_celestra.schema.catalog import ExistingSchema, inspect_schema
@@ -235,15 +230,12 @@ def _check_combinations(parser: argparse.ArgumentParser, options: argparse.Names
             "database session, so it needs a server; drop --sql (or --scenario)"
         )
     if options.sql is not None:
-        extra = [
-            flag
-            for flag, given in (
-                ("--reset", options.reset),
-                ("--database", options.database is not None),
-                ("--data-dir", options.data_dir is not None),
-            )
-            if given
-        ]
+        given = {
+            "--reset": options.reset,
+            "--database": options.database,
+            "--data-dir": options.data_dir,
+        }
+        extra = [flag for flag, value in given.items() if value]
         if extra:
             parser.error(
                 f"{', '.join(extra)}: no effect with --sql, whose script loads into whatever "
@@ -337,7 +329,7 @@ def server_address(url: URL) -> str:
     return host_port(url)
 
 
-def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str] = ()) -> str:
+def _created_there(details: Mapping[str, Any], rule_tables: Sequence[str]) -> str:
     """`Created there: 15 tables and 13 enum types of the Celestra schema, beside 3 other
     tables (untouched).`; the tables `--rules` seeded are named apart."""
     tables, types = details["created_tables"], details["created_types"]
@@ -399,11 +391,6 @@ def _on_terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def _status(message: str, show: bool) -> None:
-    if show:
-        print(message, file=sys.stderr, flush=True)
-
-
 def seed_database(
     url: URL,
     volume: Volume,
@@ -413,17 +400,16 @@ def seed_database(
     reset: bool = False,
     progress: Callable[[str, int], None] | None = None,
     rules: SchemaRules | None = None,
-    notes: list[str] | None = None,
     scenario: ScenarioBuilder | None = None,
-) -> tuple[ScenarioSummary, ExistingSchema]:
+) -> tuple[SeedReport, ExistingSchema]:
     """Create the schema where absent and seed it, in one transaction. Refuses a database
     holding a table or enum type of a Celestra name that is not Celestra's, and one whose
     Celestra tables hold rows unless `reset` empties them (only them) first. Returns the
-    summary and what the database held before (its `missing_*` were created).
+    seed's report (the summary, and the differences that do not break) and what the
+    database held before (its `missing_*` were created).
 
     The rows are written by the plugin's [`Seeder`][pytest_celestra.db.seeding.Seeder] of
-    `rules` (the scenario of `volume`, or your `scenario`), after the drift check; the
-    differences that do not break go to `notes`."""
+    `rules` (the scenario of `volume`, or your `scenario`), after the drift check."""
     engine = create_engine(
         url.set(drivername="postgresql+psycopg"),
         poolclass=NullPool,
@@ -483,12 +469,10 @@ def seed_database(
                     f"{error}\nThen pass that file to {PROG} with --rules FILE (e.g. --rules "
                     "conftest.py)."
                 ) from None
-            if notes is not None:
-                notes.extend(report.notes)
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
-    return report.summary, existing
+    return report, existing
 
 
 def write_sql(
@@ -513,11 +497,10 @@ def write_sql(
     if path == "-":
         counts = write(sys.stdout)
         sys.stdout.flush()
-    elif sql_target_kind(path) == "stream":
-        counts = _write_through(Path(path), write)
     else:
-        counts = _write_atomically(Path(path), write)
-        size = Path(path).stat().st_size
+        whole = sql_target_kind(path) == "file"
+        counts = _write_file(Path(path), write, whole=whole)
+        size = Path(path).stat().st_size if whole else None
     seconds = time.perf_counter() - started
     return ScenarioSummary(volume, seed, anchor, MappingProxyType(counts), seconds), size
 
@@ -557,38 +540,28 @@ def _open_script(path: Path) -> Any:
     return path.open("w", encoding="utf-8", newline="\n")
 
 
-def _write_atomically(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write a regular file beside `target` and rename it over at the end: whole or not at
-    all. An existing file keeps its permissions."""
-    partial = target.with_name(target.name + ".partial")
+def _write_file(
+    target: Path, write: Callable[[TextIO], dict[str, int]], *, whole: bool
+) -> dict[str, int]:
+    """`whole`: write a regular file beside `target` and rename it over at the end, whole or
+    not at all (an existing file keeps its permissions). Else write into what `target` is
+    (a FIFO, a device, a symlink's target), never replacing it."""
+    written = target.with_name(target.name + ".partial") if whole else target
     try:
-        with _open_script(partial) as out:
+        with _open_script(written) as out:
             counts = write(out)
-        if target.exists():
-            shutil.copymode(target, partial)
-        partial.replace(target)
+        if whole:
+            if target.exists():
+                shutil.copymode(target, written)
+            written.replace(target)
     except BaseException as error:
-        partial.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise _cannot_write(target, error) from None
+        if whole:
+            written.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
+            message = f"cannot write the SQL script to {target}: {error.strerror or error}"
+            raise CelestraError(message) from None
         raise
     return counts
-
-
-def _cannot_write(target: Path, error: OSError) -> CelestraError:
-    return CelestraError(f"cannot write the SQL script to {target}: {error.strerror or error}")
-
-
-def _write_through(target: Path, write: Callable[[TextIO], dict[str, int]]) -> dict[str, int]:
-    """Write into what `target` is (a FIFO, a device, a symlink's target), never replacing
-    it."""
-    try:
-        with _open_script(target) as out:
-            return write(out)
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        raise _cannot_write(target, error) from None
 
 
 def run_seed(options: argparse.Namespace) -> Outcome:
@@ -597,6 +570,7 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     anchor = anchor_for(options.anchor_day)
     on_terminal = _on_terminal() and options.sql != "-"
     rules = rules_from_file(options.rules) if options.rules is not None else None
+    rules_file = None if options.rules is None else str(options.rules)
     options.scenario_builder = None
     if options.scenario is not None:
         default = options.rules or Path("conftest.py").absolute()
@@ -612,16 +586,15 @@ def run_seed(options: argparse.Namespace) -> Outcome:
         )
         if bars:
             bars.close()
-        written = {"sql_file": options.sql, "sql_bytes": size}
-        if options.rules is not None:
-            written["rules_file"] = str(options.rules)
+        written = {"sql_file": options.sql, "sql_bytes": size, "rules_file": rules_file}
         return Outcome(summary, "sql", written, time.perf_counter() - started)
     if options.dsn is not None:
         given = make_url(options.dsn)
         url = given.set(database=options.database or given.database or DEFAULT_DATABASE)
         return _seed_server(options, url, anchor, {}, bars, started, rules)
     data_dir = options.data_dir or default_data_dir()
-    _status(f"Starting the embedded PostgreSQL in {data_dir} ...", on_terminal)
+    if on_terminal:
+        print(f"Starting the embedded PostgreSQL in {data_dir} ...", file=sys.stderr, flush=True)
     maintenance = server.start_embedded(data_dir, "--data-dir", keep_running=True).url
     url = maintenance.set(database=options.database or DEFAULT_DATABASE)
     stop = f"{PROG} stop"
@@ -644,7 +617,7 @@ def _seed_server(
     details: dict[str, Any],
     bars: ProgressBars | None,
     started: float,
-    rules: SchemaRules | None = None,
+    rules: SchemaRules | None,
 ) -> Outcome:
     """Seed database `url` (created if missing) of a running server."""
     database = str(url.database)
@@ -658,15 +631,14 @@ def _seed_server(
     volume = options.volume if scenario is None else scenario.volume or options.volume
     check_room(url, volume, copies=1)
     created, version = ensure_database(url, f"seeded by {PROG} {__version__}")
-    _status(f"Seeding database {database!r} at {server_address(url)}:", bars is not None)
     if bars:
+        print(f"Seeding database {database!r} at {server_address(url)}:", file=sys.stderr)
         bars.draw()
-    notes: list[str] = []
     data_directory = server.data_directory_at(url)  # to tell a full disk from a lost server
     try:
-        summary, existing = seed_database(
+        report, existing = seed_database(
             url, volume, seed=options.seed, anchor=anchor, reset=options.reset,
-            progress=bars, rules=rules, notes=notes, scenario=scenario,
+            progress=bars, rules=rules, scenario=scenario,
         )  # fmt: skip
     except (DBAPIError, psycopg.Error) as error:
         cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
@@ -688,13 +660,13 @@ def _seed_server(
         "url": render_url(url),
         "sqlalchemy_url": render_url(url, driver="postgresql+psycopg"),
         "rules_file": None if options.rules is None else str(options.rules),
-        "schema_notes": notes,
+        "schema_notes": report.notes,
         "scenario": None if scenario is None else scenario.describe(),
     }
     if scenario is not None:  # its base's volume, if it has one
         details["volume"] = None if scenario.volume is None else scenario.volume.name
     target = "dsn" if options.dsn is not None else "embedded"
-    return Outcome(summary, target, details, time.perf_counter() - started)
+    return Outcome(report.summary, target, details, time.perf_counter() - started)
 
 
 def _disk_full_text(url: URL, full: str, created: str | None) -> str:
@@ -766,9 +738,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback = "".join(format_exception(*sys.exc_info()))
         print(mask_text(scrub(traceback, secrets)), file=sys.stderr, end="")
         return EXIT_ERROR
-    report = sys.stderr if options.sql == "-" else sys.stdout
-    if options.json:
-        print(json.dumps(outcome.as_json(), indent=2), file=report)
-    else:
-        print(outcome.as_text(), file=report)
+    shown = json.dumps(outcome.as_json(), indent=2) if options.json else outcome.as_text()
+    print(shown, file=sys.stderr if options.sql == "-" else sys.stdout)
     return 0

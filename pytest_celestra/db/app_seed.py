@@ -24,7 +24,7 @@ from pytest_celestra.schema.app_rules import seeded_rng
 from pytest_celestra.schema.catalog import Catalog, read_catalog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
     from pytest_celestra.schema.app_rules import SchemaRules, TableRule
@@ -69,7 +69,11 @@ class _Extender:
             for column, parent in rule.parents:
                 self.wanted.setdefault(parent, {})[self.catalog.referenced(rule.name, column)] = []
 
-    def parts(self, chunks: Iterable[tuple[str, list[Row]]]) -> Iterator[Part]:
+    def parts(self, anchor: datetime) -> Iterator[Part]:
+        """The scenario's chunks extended by the rules, then the new tables' rows."""
+        from pytest_celestra.rows.scenario import generate_scenario
+
+        chunks = generate_scenario(self.volume, seed=self.seed, anchor=anchor, rules=self.rules)
         for table, rows in chunks:
             self._remember(table, loader.COLUMNS[table], rows)
             yield self._extend(table, rows)
@@ -134,13 +138,12 @@ class _Extender:
             for column, parent in rule.parents
         }
         count = rule.rows_for(self.volume) if all(keys.values()) else 0
+        ruled = [column for table, column in self.rules.columns if table == rule.name]
         column_rules = [
             (column, self.rules.columns[rule.name, column], self.column_rngs[rule.name, column])
-            for column in (found if found is not None else dict.fromkeys(
-                column for table, column in self.rules.columns if table == rule.name
-            ))
+            for column in (ruled if found is None else found)
             if (rule.name, column) in self.rules.columns
-        ]  # fmt: skip
+        ]
         column_type = functools.partial(self._type, rule.name)
         made = [
             rule.row_values(
@@ -174,10 +177,7 @@ def extended_rows(
     """The scenario extended by `rules` without a database (for a data-only SQL
     script): `(table, columns, rows)`, the new tables' rows last. With no catalog to
     read, a new table's columns are the ones its row and column rules give values."""
-    from pytest_celestra.rows.scenario import generate_scenario
-
-    extender = _Extender(rules, Catalog({}, {}, ()), volume, seed)
-    for part in extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules)):
+    for part in _Extender(rules, Catalog({}, {}, ()), volume, seed).parts(anchor):
         yield part.table, part.columns, part.rows
 
 
@@ -222,12 +222,8 @@ def write_with_rules(
     the caller checked for drift; the rows written per table. Raises
     [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] when the database refuses
     a row. `progress(table, rows_so_far)` follows each chunk."""
-    from pytest_celestra.rows.scenario import generate_scenario
-
-    extender = _Extender(
-        rules, read_catalog(pg_conn), volume, seed, functools.partial(loader.existing_keys, pg_conn)
-    )
-    parts = extender.parts(generate_scenario(volume, seed=seed, anchor=anchor, rules=rules))
+    existing = functools.partial(loader.existing_keys, pg_conn)
+    parts = _Extender(rules, read_catalog(pg_conn), volume, seed, existing).parts(anchor)
     written: dict[str, int] = {}
     with loader.caller_transaction(pg_conn):
         for part in parts:

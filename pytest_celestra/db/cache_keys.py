@@ -110,8 +110,6 @@ def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
     from psycopg import sql
 
     tables = [row[0] for row in connection.execute(_TABLES_QUERY).fetchall()]
-    if not tables:
-        return Fingerprint({}, digest("fingerprint", []))
     per_table = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {}, count(*), coalesce(sum(xmin::text::bigint), 0) FROM {}").format(
             sql.Literal(table), sql.SQL(table)
@@ -119,13 +117,10 @@ def content_fingerprint(connection: psycopg.Connection[Any]) -> Fingerprint:
         for table in tables
     )
     # Sorted: the planner may run the branches in parallel, in any order.
-    rows = sorted(connection.execute(per_table).fetchall())
-    return Fingerprint(
-        {str(table): int(count) for table, count, _ in rows},
-        digest(
-            "fingerprint", [[str(table), int(count), int(total)] for table, count, total in rows]
-        ),
-    )
+    found = sorted(connection.execute(per_table).fetchall()) if tables else []
+    counted = [(str(table), int(count), int(total)) for table, count, total in found]
+    rows = {table: count for table, count, _ in counted}
+    return Fingerprint(rows, digest("fingerprint", counted))
 
 
 def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:

@@ -19,6 +19,7 @@ from pytest_celestra.errors import CelestraError
 
 if TYPE_CHECKING:
     import psycopg
+    from sqlalchemy.exc import DBAPIError
 
     from pytest_celestra.schema.app_rules import SchemaRules
     from pytest_celestra.schema.catalog import Catalog, ColumnInfo
@@ -279,21 +280,17 @@ class RowRejectedError(CelestraError):
 
 
 @cache
-def _sqlalchemy_kinds() -> tuple[type[Any], type[Any]]:
-    """Subclasses of SQLAlchemy's errors, so `pytest.raises(IntegrityError)` still
-    catches a factory's refused row; their text is ours, without statement or values."""
-    from sqlalchemy.exc import DBAPIError, IntegrityError
+def _rejected_kind(base: type[DBAPIError]) -> type[Any]:
+    """A subclass of SQLAlchemy's error `base`, so `pytest.raises(IntegrityError)` still
+    catches a factory's refused row; its text is ours, without statement or values."""
 
-    def rejected(base: type[DBAPIError]) -> type[Any]:
-        def __init__(self: Any, message: str, orig: BaseException) -> None:
-            base.__init__(self, None, None, orig)
-            self.message = message
+    def __init__(self: Any, message: str, orig: BaseException) -> None:
+        base.__init__(self, None, None, orig)
+        self.message = message
 
-        name = f"RowRejected{base.__name__}"  # its own name, not <locals>, in tracebacks
-        methods = {"__init__": __init__, "__str__": lambda self: self.message}
-        return type(name, (RowRejectedError, base), {**methods, "__qualname__": name})
-
-    return rejected(IntegrityError), rejected(DBAPIError)
+    name = f"RowRejected{base.__name__}"  # its own name, not <locals>, in tracebacks
+    methods = {"__init__": __init__, "__str__": lambda self: self.message}
+    return type(name, (RowRejectedError, base), {**methods, "__qualname__": name})
 
 
 _COPY_COLUMN = re.compile(r"\bcolumn (\w+)")
@@ -317,16 +314,13 @@ def describe_refusal(error: BaseException, table: str) -> str:
     cause, diag, table, column = _refused_where(error, table)
     sqlstate = str(getattr(cause, "sqlstate", None) or "")
     constraint = diag.constraint_name if diag is not None else None
-    parts = [f"table {table}"]
-    if column:
-        parts.append(f"column {column}")
-    if constraint:
-        parts.append(f"constraint {constraint}")
+    named = {"table": table, "column": column, "constraint": constraint}
+    where = ", ".join(f"{kind} {name}" for kind, name in named.items() if name)
     if sqlstate.startswith("23") and diag is not None and diag.message_primary:
         why = diag.message_primary
     else:
         why = f"{type(cause).__name__} (SQLSTATE {sqlstate or 'unknown'})"
-    return f"{why} [{', '.join(parts)}]"
+    return f"{why} [{where}]"
 
 
 def rejected_row(
@@ -385,8 +379,7 @@ def _wrapped(error: BaseException, cause: BaseException, message: str) -> RowRej
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
     if isinstance(error, DBAPIError):
-        integrity, other = _sqlalchemy_kinds()
-        kind = integrity if isinstance(error, IntegrityError) else other
-        rejected: RowRejectedError = kind(message, cause)
+        base = IntegrityError if isinstance(error, IntegrityError) else DBAPIError
+        rejected: RowRejectedError = _rejected_kind(base)(message, cause)
         return rejected
     return RowRejectedError(message)

@@ -136,12 +136,8 @@ class Seeder:
             notes = self.seed(connection, volume, seed=seed, anchor=anchor).notes
         for layer in layers_of(scenario, self.rules):
             layer.write(connection, seed=seed)
-        counts = connection.execute(
-            text(
-                "SELECT "
-                + ", ".join(f'(SELECT count(*) FROM "{table}")' for table in TABLES_IN_FK_ORDER)
-            )
-        ).one()
+        counted = ", ".join(f'(SELECT count(*) FROM "{table}")' for table in TABLES_IN_FK_ORDER)
+        counts = connection.execute(text(f"SELECT {counted}")).one()
         rows = MappingProxyType(dict(zip(TABLES_IN_FK_ORDER, counts, strict=True)))
         summary = ScenarioSummary(
             volume or Volume.named("medium"), seed, anchor, rows, time.perf_counter() - started

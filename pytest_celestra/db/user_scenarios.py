@@ -125,7 +125,6 @@ def scenario_builder(
             f"scenario_builder(base={base!r}): use a volume ('small', 'x10', a Volume), "
             "another scenario made with @scenario_builder, or None for the empty schema"
         )
-    chosen_base = base
 
     def declare(function: Builder) -> ScenarioBuilder:
         if not callable(function):
@@ -137,7 +136,7 @@ def scenario_builder(
             raise ScenarioBuildError(
                 f"@scenario_builder: {function!r} has no __name__; give it one with name=..."
             )
-        return ScenarioBuilder(function, chosen, chosen_base, version)
+        return ScenarioBuilder(function, chosen, base, version)
 
     return declare if build is None else declare(build)
 
