@@ -376,3 +376,15 @@ def test_a_script_cannot_read_a_parent_table_your_migrations_fill():
     rows = extended_rows(Volume.named("small"), 1, datetime(2026, 1, 1, tzinfo=UTC), rules)
     with pytest.raises(ConfigError, match=r"points plan_code at plans, a table no rule fills"):
         list(rows)
+
+
+def test_an_enum_the_database_lacks_is_reported_once():
+    """It was reported once for each label its weights gave."""
+    from pytest_celestra.db.drift import compare
+    from pytest_celestra.schema.catalog import Catalog
+
+    rules = SchemaRules()
+    rules.enum_weights("mood", {"HAPPY": 0.1, "SAD": 0.1, "BORED": 0.1})
+    report = compare(Catalog({}, {}, ()), rules)
+    about = [line for line in report.breaking if "mood" in line]
+    assert about == ['rules.enum_weights("mood", ...) names an enum the database lacks']

@@ -177,15 +177,16 @@ def _enum_labels(
                 f'rules.enum_weights("{enum}", {{"{label}": 0.05}})'
             )
     for enum, shares in rules.enum_shares.items():
-        found = catalog.enums.get(enum, ())
-        for label in shares:
-            if label not in found:
-                report.breaking.append(
-                    f'rules.enum_weights("{enum}", ...) gives {label}, which the enum '
-                    f"{enum} does not have"
-                    if enum in catalog.enums
-                    else f'rules.enum_weights("{enum}", ...) names an enum the database lacks'
-                )
+        if enum not in catalog.enums:
+            report.breaking.append(
+                f'rules.enum_weights("{enum}", ...) names an enum the database lacks'
+            )
+            continue
+        report.breaking += [
+            f'rules.enum_weights("{enum}", ...) gives {label}, which the enum {enum} does not have'
+            for label in shares
+            if label not in catalog.enums[enum]
+        ]
 
 
 def _new_tables(report: DriftReport, catalog: Catalog, rules: SchemaRules, ours: set[str]) -> None:
