@@ -65,12 +65,7 @@ class PendingRow:
     _model: type[Any]
 
     def __new__(cls, model: type[Any], values: dict[str, Any]) -> PendingRow:
-        kind = _PENDING_KINDS.get(model)
-        if kind is None:
-            kind = _PENDING_KINDS[model] = type(
-                f"Pending{model.__name__}", (PendingRow,), {"_model": model}
-            )
-        row = object.__new__(kind)
+        row = object.__new__(_shape(model).pending)
         object.__setattr__(row, "__dict__", values)
         return row
 
@@ -98,9 +93,6 @@ class PendingRow:
 
     def __repr__(self) -> str:
         return f"<pending {self._model.__name__} {self.__dict__.get('id')}>"
-
-
-_PENDING_KINDS: dict[type[Any], type[PendingRow]] = {}
 
 
 class _Shape:
@@ -139,6 +131,10 @@ class _Shape:
             if getattr(column.type, "enum_class", None) is not None
         }
         self.insert = model.__table__.insert()
+        #: The class of its batch's rows (`PendingUser`, ...).
+        self.pending: type[PendingRow] = type(
+            f"Pending{model.__name__}", (PendingRow,), {"_model": model}
+        )
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Column -> value of the row a factory made from `kwargs`, in the table's order."""
@@ -159,25 +155,22 @@ class _Shape:
             kwargs = row.__dict__
             kind = tuple(kwargs)
             writer: Any = writers.get(kind, False)  # one look-up a row (a tuple keeps no hash)
-            values = None
-            if writer is False:
-                values = self.values(kwargs)
-                plain = dict(values)
-                fill_rule_columns(session, self.table, values, kwargs)
-                if values == plain:
-                    columns, make = self._writer(kwargs)
-                    writer = writers[kind] = (make, groups.setdefault(columns, []))
-                else:
-                    writer = writers[kind] = None
-            if writer is None:  # rule columns: row by row
-                if values is None:
-                    values = self.values(kwargs)
-                    fill_rule_columns(session, self.table, values, kwargs)
+            if writer:
+                writer[1].append(writer[0](kwargs))
+                continue
+            values = self.values(kwargs)
+            plain = dict(values) if writer is False else None  # the first row of its kind
+            fill_rule_columns(session, self.table, values, kwargs)
+            if values == plain:
+                columns, make = self._writer(kwargs)
+                group = groups.setdefault(columns, [])
+                group.append(make(kwargs))
+                writers[kind] = (make, group)
+            else:  # rule columns: row by row
+                writers[kind] = None
                 groups.setdefault(tuple(values), []).append(
                     tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
                 )
-                continue
-            writer[1].append(writer[0](kwargs))
         return groups
 
     def _writer(self, kwargs: dict[str, Any], labels: bool = True) -> tuple[tuple[str, ...], Any]:
@@ -527,7 +520,7 @@ class Recipes(Maker):
                 value = plan.constants.pop(key)
                 if key in names:
                     given.append(key)
-                    made = _given(_GIVEN + key)
+                    made = lambda row, name=_GIVEN + key: row.__dict__[name]  # noqa: E731
                 else:
                     made = lambda row, value=value: value  # noqa: E731
                 plan.lazy.append((key, made))
@@ -545,10 +538,6 @@ class Recipes(Maker):
 
 
 _GIVEN = "_celestra_given_"  # a recipe's row keeps a given value your rules reshape here
-
-
-def _given(name: str) -> Callable[[Any], Any]:
-    return lambda row: row.__dict__[name]
 
 
 def _reshaped(
