@@ -110,26 +110,16 @@ class _Shape:
                 self.parent_keys.append(relationship.key)
                 for local, remote in relationship.local_remote_pairs:
                     self.foreign_keys[local.name] = (relationship.key, remote.key)
-        self.keys = {
-            column.name: mapper.get_property_by_column(column).key
-            for column in model.__table__.columns
-        }
+        columns = model.__table__.columns
+        self.keys = {column.name: mapper.get_property_by_column(column).key for column in columns}
         self.defaults = {
-            column.name: column.default.arg
-            for column in model.__table__.columns
-            if column.default is not None and column.default.is_scalar
+            c.name: c.default.arg for c in columns if c.default is not None and c.default.is_scalar
         }
-        self.server_defaults = {
-            column.name for column in model.__table__.columns if column.server_default is not None
-        }
+        self.server_defaults = {c.name for c in columns if c.server_default is not None}
         #: The collections of a parent that a batch adds children to (expired after it).
         self.collections = [r.key for r in mapper.relationships if r.uselist]
         #: Columns whose values are Python enums (written as their labels).
-        self.enums = {
-            column.name
-            for column in model.__table__.columns
-            if getattr(column.type, "enum_class", None) is not None
-        }
+        self.enums = {c.name for c in columns if getattr(c.type, "enum_class", None) is not None}
         self.insert = model.__table__.insert()
         #: The class of its batch's rows (`PendingUser`, ...).
         self.pending: type[PendingRow] = type(
@@ -638,15 +628,10 @@ class BulkResult(Sequence[T], Generic[T]):
     def objects(self) -> list[T]:
         """The ORM objects, loaded on first call."""
         if self._objects is None:
-            column = self.model.id  # type: ignore[attr-defined]
-            by_id = {
-                obj.id: obj  # type: ignore[attr-defined]
-                for obj in self.session.scalars(
-                    select(self.model).where(
-                        column == any_(bindparam("ids", list(self.ids), type_=ARRAY(Uuid)))
-                    )
-                )
-            }
+            model: Any = self.model
+            ids = bindparam("ids", list(self.ids), type_=ARRAY(Uuid))
+            objects = self.session.scalars(select(model).where(model.id == any_(ids)))
+            by_id = {obj.id: obj for obj in objects}
             self._objects = [by_id[key] for key in self.ids]
         return self._objects
 
