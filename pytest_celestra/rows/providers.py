@@ -598,9 +598,8 @@ class CelestraProvider(BaseProvider):
         if end is None and state == "ended":
             end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
         elif end is None:
-            end = self.moment(
-                *(spec.LOCKOUT_ACTIVE_END if state == "active" else spec.LOCKOUT_LONG_END)
-            )
+            live = spec.LOCKOUT_ACTIVE_END if state == "active" else spec.LOCKOUT_LONG_END
+            end = self.moment(*live)
         updated = min(end, spec.LAST_MOMENT) if state == "ended" else start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
