@@ -178,11 +178,7 @@ class _Shape:
                 parents.append((column, *foreign))
             elif column not in self.server_defaults:
                 constants.append((column, self.defaults.get(column)))
-        columns = (
-            *(c for c, _ in direct),
-            *(c for c, _, _ in parents),
-            *(c for c, _ in constants),
-        )
+        columns = tuple(item[0] for item in (*direct, *parents, *constants))
         enums = [i for i, column in enumerate(columns) if labels and column in self.enums]
         tail = tuple(value for _, value in constants)
         keys = [key for _, key in direct]
@@ -375,7 +371,7 @@ class Batch(Maker):
             rows = self.rows.get(model, [])[self._sent_upto.get(model, 0) :]
             if not rows:
                 continue
-            self._sent_upto[model] = self._sent_upto.get(model, 0) + len(rows)
+            self._sent_upto[model] = len(self.rows[model])
             if not last:
                 self.sent.update(map(id, rows))
             shape = _shape(model)
@@ -500,11 +496,10 @@ class Recipes(Maker):
         """Your `rules` on the columns of `shape` as part of `plan`: each column they
         reshape is worked out when first read, from the value the recipe (or the step) gives
         it, so whatever reads it follows them. Returns the given names they reshape."""
-        model = shape.model
         given = []
         for column, reshape in rules.items():
             key = shape.keys[column]
-            enum_class = getattr(model.__table__.c[column].type, "enum_class", None)
+            enum_class = getattr(shape.model.__table__.c[column].type, "enum_class", None)
             made = plan.evaluators.get(key)
             if made is None:  # a value: the step's, or the factory's constant
                 value = plan.constants.pop(key)
