@@ -125,9 +125,7 @@ def _cached_hash(scheme: str, rounds: int | None, password: str, salt: str | byt
         direct = _direct_bcrypt(password, salt, rounds)
         if direct is not None:
             return direct
-    settings: dict[str, Any] = {"salt": salt}
-    if rounds is not None:
-        settings["rounds"] = rounds
+    settings = {"salt": salt} if rounds is None else {"salt": salt, "rounds": rounds}
     digest: str = get_crypt_handler(scheme).using(**settings).hash(password)
     return digest
 
