@@ -208,9 +208,10 @@ def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
 
 
 def _shape(model: type[Any]) -> _Shape:
-    if model not in _SHAPES:
-        _SHAPES[model] = _Shape(model)
-    return _SHAPES[model]
+    shape = _SHAPES.get(model)
+    if shape is None:
+        shape = _SHAPES[model] = _Shape(model)
+    return shape
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
