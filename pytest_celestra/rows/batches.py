@@ -145,7 +145,7 @@ class _Shape:
             kwargs = row.__dict__
             kind = tuple(kwargs)
             writer: Any = writers.get(kind, False)  # one look-up a row (a tuple keeps no hash)
-            if writer:
+            if writer:  # (writer, its group): no rule column for rows of these attributes
                 writer[1].append(writer[0](kwargs))
                 continue
             values = self.values(kwargs)
