@@ -615,11 +615,10 @@ class CelestraProvider(BaseProvider):
         """`(created_at, delivered_at, read_at, expires_at, updated_at)`: delivered_at only
         for DELIVERED, read_at only when `read`."""
         if expiry == "future":
-            earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
-            created = self.recent_moment(max(lower, earliest), spec.LAST_MOMENT)
+            earliest, latest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST, spec.LAST_MOMENT
         else:
-            latest = spec.EXPIRED_NOTICE_LATEST
-            created = self.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), latest)
+            earliest, latest = spec.ACTIVITY_EARLIEST, spec.EXPIRED_NOTICE_LATEST
+        created = self.recent_moment(max(lower, earliest), latest)
         return self.notification_times_from(created, status, read, expiry)
 
     def notification_times_from(
