@@ -65,12 +65,7 @@ class PendingRow:
     _model: type[Any]
 
     def __new__(cls, model: type[Any], values: dict[str, Any]) -> PendingRow:
-        kind = _PENDING_KINDS.get(model)
-        if kind is None:
-            kind = _PENDING_KINDS[model] = type(
-                f"Pending{model.__name__}", (PendingRow,), {"_model": model}
-            )
-        row = object.__new__(kind)
+        row = object.__new__(_shape(model).pending)
         object.__setattr__(row, "__dict__", values)
         return row
 
@@ -100,9 +95,6 @@ class PendingRow:
         return f"<pending {self._model.__name__} {self.__dict__.get('id')}>"
 
 
-_PENDING_KINDS: dict[type[Any], type[PendingRow]] = {}
-
-
 class _Shape:
     """How a model's attributes become the columns of its COPY."""
 
@@ -118,27 +110,21 @@ class _Shape:
                 self.parent_keys.append(relationship.key)
                 for local, remote in relationship.local_remote_pairs:
                     self.foreign_keys[local.name] = (relationship.key, remote.key)
-        self.keys = {
-            column.name: mapper.get_property_by_column(column).key
-            for column in model.__table__.columns
-        }
+        columns = model.__table__.columns
+        self.keys = {column.name: mapper.get_property_by_column(column).key for column in columns}
         self.defaults = {
-            column.name: column.default.arg
-            for column in model.__table__.columns
-            if column.default is not None and column.default.is_scalar
+            c.name: c.default.arg for c in columns if c.default is not None and c.default.is_scalar
         }
-        self.server_defaults = {
-            column.name for column in model.__table__.columns if column.server_default is not None
-        }
+        self.server_defaults = {c.name for c in columns if c.server_default is not None}
         #: The collections of a parent that a batch adds children to (expired after it).
         self.collections = [r.key for r in mapper.relationships if r.uselist]
         #: Columns whose values are Python enums (written as their labels).
-        self.enums = {
-            column.name
-            for column in model.__table__.columns
-            if getattr(column.type, "enum_class", None) is not None
-        }
+        self.enums = {c.name for c in columns if getattr(c.type, "enum_class", None) is not None}
         self.insert = model.__table__.insert()
+        #: The class of its batch's rows (`PendingUser`, ...).
+        self.pending: type[PendingRow] = type(
+            f"Pending{model.__name__}", (PendingRow,), {"_model": model}
+        )
 
     def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Column -> value of the row a factory made from `kwargs`, in the table's order."""
@@ -159,25 +145,22 @@ class _Shape:
             kwargs = row.__dict__
             kind = tuple(kwargs)
             writer: Any = writers.get(kind, False)  # one look-up a row (a tuple keeps no hash)
-            values = None
-            if writer is False:
-                values = self.values(kwargs)
-                plain = dict(values)
-                fill_rule_columns(session, self.table, values, kwargs)
-                if values == plain:
-                    columns, make = self._writer(kwargs)
-                    writer = writers[kind] = (make, groups.setdefault(columns, []))
-                else:
-                    writer = writers[kind] = None
-            if writer is None:  # rule columns: row by row
-                if values is None:
-                    values = self.values(kwargs)
-                    fill_rule_columns(session, self.table, values, kwargs)
+            if writer:  # (writer, its group): no rule column for rows of these attributes
+                writer[1].append(writer[0](kwargs))
+                continue
+            values = self.values(kwargs)
+            plain = dict(values) if writer is False else None  # the first row of its kind
+            fill_rule_columns(session, self.table, values, kwargs)
+            if values == plain:
+                columns, make = self._writer(kwargs)
+                group = groups.setdefault(columns, [])
+                group.append(make(kwargs))
+                writers[kind] = (make, group)
+            else:  # rule columns: row by row
+                writers[kind] = None
                 groups.setdefault(tuple(values), []).append(
                     tuple([v.value if isinstance(v, enum.Enum) else v for v in values.values()])
                 )
-                continue
-            writer[1].append(writer[0](kwargs))
         return groups
 
     def _writer(self, kwargs: dict[str, Any], labels: bool = True) -> tuple[tuple[str, ...], Any]:
@@ -195,11 +178,7 @@ class _Shape:
                 parents.append((column, *foreign))
             elif column not in self.server_defaults:
                 constants.append((column, self.defaults.get(column)))
-        columns = (
-            *(c for c, _ in direct),
-            *(c for c, _, _ in parents),
-            *(c for c, _ in constants),
-        )
+        columns = tuple(item[0] for item in (*direct, *parents, *constants))
         enums = [i for i, column in enumerate(columns) if labels and column in self.enums]
         tail = tuple(value for _, value in constants)
         keys = [key for _, key in direct]
@@ -229,9 +208,10 @@ def _parents(model: type[Any], kwargs: dict[str, Any]) -> list[Any]:
 
 
 def _shape(model: type[Any]) -> _Shape:
-    if model not in _SHAPES:
-        _SHAPES[model] = _Shape(model)
-    return _SHAPES[model]
+    shape = _SHAPES.get(model)
+    if shape is None:
+        shape = _SHAPES[model] = _Shape(model)
+    return shape
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -392,7 +372,7 @@ class Batch(Maker):
             rows = self.rows.get(model, [])[self._sent_upto.get(model, 0) :]
             if not rows:
                 continue
-            self._sent_upto[model] = self._sent_upto.get(model, 0) + len(rows)
+            self._sent_upto[model] = len(self.rows[model])
             if not last:
                 self.sent.update(map(id, rows))
             shape = _shape(model)
@@ -517,17 +497,16 @@ class Recipes(Maker):
         """Your `rules` on the columns of `shape` as part of `plan`: each column they
         reshape is worked out when first read, from the value the recipe (or the step) gives
         it, so whatever reads it follows them. Returns the given names they reshape."""
-        model = shape.model
         given = []
         for column, reshape in rules.items():
             key = shape.keys[column]
-            enum_class = getattr(model.__table__.c[column].type, "enum_class", None)
+            enum_class = getattr(shape.model.__table__.c[column].type, "enum_class", None)
             made = plan.evaluators.get(key)
             if made is None:  # a value: the step's, or the factory's constant
                 value = plan.constants.pop(key)
                 if key in names:
                     given.append(key)
-                    made = _given(_GIVEN + key)
+                    made = lambda row, name=_GIVEN + key: row.__dict__[name]  # noqa: E731
                 else:
                     made = lambda row, value=value: value  # noqa: E731
                 plan.lazy.append((key, made))
@@ -545,10 +524,6 @@ class Recipes(Maker):
 
 
 _GIVEN = "_celestra_given_"  # a recipe's row keeps a given value your rules reshape here
-
-
-def _given(name: str) -> Callable[[Any], Any]:
-    return lambda row: row.__dict__[name]
 
 
 def _reshaped(
@@ -649,15 +624,10 @@ class BulkResult(Sequence[T], Generic[T]):
     def objects(self) -> list[T]:
         """The ORM objects, loaded on first call."""
         if self._objects is None:
-            column = self.model.id  # type: ignore[attr-defined]
-            by_id = {
-                obj.id: obj  # type: ignore[attr-defined]
-                for obj in self.session.scalars(
-                    select(self.model).where(
-                        column == any_(bindparam("ids", list(self.ids), type_=ARRAY(Uuid)))
-                    )
-                )
-            }
+            model: Any = self.model
+            ids = bindparam("ids", list(self.ids), type_=ARRAY(Uuid))
+            objects = self.session.scalars(select(model).where(model.id == any_(ids)))
+            by_id = {obj.id: obj for obj in objects}
             self._objects = [by_id[key] for key in self.ids]
         return self._objects
 

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 from queue import Full, Queue
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -87,10 +87,7 @@ def raw_connection(connection: Any) -> psycopg.Connection[Any]:
 @contextlib.contextmanager
 def caller_transaction(pg_conn: psycopg.Connection[Any]) -> Iterator[None]:
     """The caller's transaction, or ours in autocommit mode: a seed is never half-written."""
-    if pg_conn.autocommit:
-        with pg_conn.transaction():
-            yield
-    else:
+    with pg_conn.transaction() if pg_conn.autocommit else contextlib.nullcontext():
         yield
 
 
@@ -195,16 +192,8 @@ def prompt_thread_switches(wanted: bool = True) -> Iterator[None]:
                 sys.setswitchinterval(_SWITCHES.interval)
 
 
-class _Switches:
-    """The blocks of `prompt_thread_switches` open now, and the interval they replaced."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.users = 0
-        self.interval = sys.getswitchinterval()
-
-
-_SWITCHES = _Switches()
+#: The blocks of `prompt_thread_switches` open now, and the interval they replaced.
+_SWITCHES = SimpleNamespace(lock=threading.Lock(), users=0, interval=sys.getswitchinterval())
 
 
 @contextlib.contextmanager

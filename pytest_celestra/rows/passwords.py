@@ -125,9 +125,7 @@ def _cached_hash(scheme: str, rounds: int | None, password: str, salt: str | byt
         direct = _direct_bcrypt(password, salt, rounds)
         if direct is not None:
             return direct
-    settings: dict[str, Any] = {"salt": salt}
-    if rounds is not None:
-        settings["rounds"] = rounds
+    settings = {"salt": salt} if rounds is None else {"salt": salt, "rounds": rounds}
     digest: str = get_crypt_handler(scheme).using(**settings).hash(password)
     return digest
 
@@ -167,9 +165,6 @@ class HashPool:
         self._busy: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def salt(self, index: int) -> str | bytes:
-        return self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
-
     def __getitem__(self, index: int) -> str:
         digest = self._done.get(index) or self._compute(index, wait=True)
         assert digest is not None
@@ -195,7 +190,8 @@ class HashPool:
                 return None
             busy.wait()  # then done, or failed there and computed here
         try:
-            digest = self._hasher.hash(self._password(index), self.salt(index))
+            salt = self._hasher.salt(random.Random(f"{self._salt_seed}:{index}"))
+            digest = self._hasher.hash(self._password(index), salt)
             with self._lock:
                 self._done[index] = digest
             return digest
@@ -224,10 +220,9 @@ def hashing_ahead(*jobs: tuple[HashPool, Iterable[int]]) -> Iterator[threading.T
                         return
                     pool._compute(index, wait=False)
 
-    # Never a daemon, even started from one (the loader's worker thread, whose daemon flag
-    # a new thread would inherit): should a block be left open at exit (a generator never
-    # closed), the interpreter then waits for the thread rather than ending it in bcrypt's
-    # Rust code, which aborts the process ("FATAL: exception not rethrown", SIGABRT).
+    # Never a daemon, even started from the loader's daemon worker: a block left open at
+    # exit (a generator never closed) then has the interpreter wait for the thread rather
+    # than end it in bcrypt's Rust code ("FATAL: exception not rethrown", SIGABRT).
     thread = threading.Thread(target=work, name="celestra-hash", daemon=False)
     thread.start()
     try:
@@ -269,13 +264,7 @@ def hash_password(password: str = DEFAULT_PASSWORD, rng: random.Random | None = 
 
 @functools.lru_cache(maxsize=64 * SALT_POOL_SIZE)
 def _pooled_hash(hasher: PasswordHasher, password: str, index: int) -> str:
-    return hasher.hash(password, _pool_salt(hasher, index))
-
-
-@functools.lru_cache(maxsize=4 * SALT_POOL_SIZE)
-def _pool_salt(hasher: PasswordHasher, index: int) -> str | bytes:
-    """The `index`-th salt of the pool (drawn once per process, not once per user)."""
-    return hasher.salt(random.Random(f"celestra-salt:{index}"))
+    return hasher.hash(password, hasher.salt(random.Random(f"celestra-salt:{index}")))
 
 
 def old_password(index: int) -> str:

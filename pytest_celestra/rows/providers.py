@@ -598,9 +598,8 @@ class CelestraProvider(BaseProvider):
         if end is None and state == "ended":
             end = start + self.moment(*spec.LOCKOUT_ENDED_LENGTH)
         elif end is None:
-            end = self.moment(
-                *(spec.LOCKOUT_ACTIVE_END if state == "active" else spec.LOCKOUT_LONG_END)
-            )
+            live = spec.LOCKOUT_ACTIVE_END if state == "active" else spec.LOCKOUT_LONG_END
+            end = self.moment(*live)
         updated = min(end, spec.LAST_MOMENT) if state == "ended" else start
         return start, max(end, start + spec.LOCKOUT_MIN_LENGTH), max(updated, start)
 
@@ -616,11 +615,10 @@ class CelestraProvider(BaseProvider):
         """`(created_at, delivered_at, read_at, expires_at, updated_at)`: delivered_at only
         for DELIVERED, read_at only when `read`."""
         if expiry == "future":
-            earliest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST
-            created = self.recent_moment(max(lower, earliest), spec.LAST_MOMENT)
+            earliest, latest = spec.NOTIFICATION_FUTURE_CREATED_EARLIEST, spec.LAST_MOMENT
         else:
-            latest = spec.EXPIRED_NOTICE_LATEST
-            created = self.recent_moment(max(lower, spec.ACTIVITY_EARLIEST), latest)
+            earliest, latest = spec.ACTIVITY_EARLIEST, spec.EXPIRED_NOTICE_LATEST
+        created = self.recent_moment(max(lower, earliest), latest)
         return self.notification_times_from(created, status, read, expiry)
 
     def notification_times_from(

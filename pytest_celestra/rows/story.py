@@ -10,6 +10,7 @@ check. Times are offsets in seconds from a reference instant.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from typing import TYPE_CHECKING, TypeVar
 
@@ -242,10 +243,8 @@ def activity_moment(p: CelestraProvider, lower: int) -> int:
 def action_steps(rng: random.Random, start: int, count: int) -> list[int]:
     """The moments of `count` audit logs of one action from `start`, each
     [`ACTION_STEP`][pytest_celestra.schema.spec.ACTION_STEP] after the one before."""
-    moments = [start]
-    for _ in range(count - 1):
-        moments.append(moments[-1] + rng.randint(*spec.ACTION_STEP))
-    return moments
+    steps = (rng.randint(*spec.ACTION_STEP) for _ in range(count - 1))
+    return list(itertools.accumulate(steps, initial=start))
 
 
 # --- who acts and who signs ------------------------------------------------------------
