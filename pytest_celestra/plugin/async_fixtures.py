@@ -23,10 +23,9 @@ from pytest_celestra.plugin.fixtures import (
     RollbackDatabase,
     SeededDatabases,
     TransactionEscapedError,
-    check_seeded_request,
     end_test_transaction,
-    ensure_scenario_template,
     reseed_factories,
+    seeded_database,
 )
 from pytest_celestra.plugin.run_info import scenario_of
 
@@ -132,10 +131,6 @@ async def celestra_async_seeded_db(
 ) -> AsyncIterator[AsyncSession]:
     """An `AsyncSession` on the scenario of `celestra_seeded_db` (the run's, or its
     `@pytest.mark.celestra`), otherwise as `celestra_async_session`."""
-    scenario = scenario_of(request.node)
-    check_seeded_request(request, scenario, "celestra_async_seeded_db")
-    ensure_scenario_template(request, scenario)
-    reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
-    database = _celestra_seeded_databases.database(scenario)
+    database = seeded_database(request, _celestra_seeded_databases, "celestra_async_seeded_db")
     async with isolated_async_session(request, database, _celestra_async_engines) as session:
         yield session

@@ -738,19 +738,17 @@ def celestra_seeded_db(
     `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module gives
     it that scenario instead, in a database of its own made once per process.
     """
-    scenario = scenario_of(request.node)
-    check_seeded_request(request, scenario, "celestra_seeded_db")
-    ensure_scenario_template(request, scenario)
-    reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
-    with _celestra_seeded_databases.database(scenario).session(request) as session:
+    database = seeded_database(request, _celestra_seeded_databases, "celestra_seeded_db")
+    with database.session(request) as session:
         yield session
 
 
-def check_seeded_request(
-    request: pytest.FixtureRequest, scenario: ScenarioSettings, fixture: str
-) -> None:
-    """Fail a test of the seeded `fixture` that also uses `celestra_session` (the empty
-    database), or, marked, the engine or DSN of the run's scenario."""
+def seeded_database(
+    request: pytest.FixtureRequest, databases: SeededDatabases, fixture: str
+) -> RollbackDatabase:
+    """The test's seeded database for `fixture`, factories reseeded. Fails a test that also
+    uses `celestra_session` (the empty database), or, marked, the run's seeded engine or DSN."""
+    scenario = scenario_of(request.node)
     if "celestra_session" in request.fixturenames:
         call = "session.add(UserFactory.build())" if "async" in fixture else "UserFactory()"
         pytest.fail(
@@ -775,6 +773,9 @@ def check_seeded_request(
             "celestra_seeded_db.get_bind().engine (its .url for a DSN), or drop the marker.",
             pytrace=False,
         )
+    ensure_scenario_template(request, scenario)
+    reseed_factories(scenario.seed, request.node.nodeid, fixture)
+    return databases.database(scenario)
 
 
 # --- what a test can read about its scenario ---------------------------------------------
