@@ -20,6 +20,7 @@ fixtures that need them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine, Transaction
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -238,6 +240,15 @@ class RollbackDatabase:
             self._guard = IsolationGuard(connection)
         assert self._guard is not None
         return connection, self._guard
+
+    @functools.cached_property
+    def async_engine(self) -> AsyncEngine:
+        """Its async twin, for the async fixtures. NullPool: a pooled connection belongs to
+        the loop that opened it, and loops come and go."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        return create_async_engine(self.url, poolclass=NullPool)
 
     def _connect(self) -> Connection:
         """A new connection; a `ServerError` when there is none (for a server out of slots,
