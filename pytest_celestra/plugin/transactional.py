@@ -56,13 +56,15 @@ STRATEGY = "WAL_LOG"
 TRACKING_SCHEMA = "celestra_tracking"
 PRISTINE_SCHEMA = "celestra_pristine"
 """Where each clone keeps a copy of every table as the template had it, `p<table oid>`."""
-_USER_TABLES = f"""
+_TABLES = f"""
 SELECT c.oid::regclass AS tab, c.oid, c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
-  AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
+  AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}')
 """
-"""The user tables (`tab`, `oid`, `relkind`) of a database, ours excluded."""
+"""The tables (`tab`, `oid`, `relkind`) of a database, the copies included."""
+_USER_TABLES = f"{_TABLES}  AND n.nspname <> '{PRISTINE_SCHEMA}'\n"
+"""The user tables of a database, ours excluded."""
 _INSTALL_COPIES_AND_TRIGGERS = f"""
 CREATE SCHEMA {PRISTINE_SCHEMA};
 DO $$
@@ -82,17 +84,13 @@ BEGIN
 END $$;
 DO $$
 DECLARE
-    tab regclass;
+    t record;
 BEGIN
-    FOR tab IN
-        SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
-          AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}')
-    LOOP
+    FOR t IN {_TABLES} LOOP
         EXECUTE format('CREATE TRIGGER celestra_tracking AFTER INSERT OR UPDATE OR DELETE '
                        'OR TRUNCATE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION {TRACKING_SCHEMA}.mark()', tab);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER celestra_tracking', tab);
+                       'EXECUTE FUNCTION {TRACKING_SCHEMA}.mark()', t.tab);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER celestra_tracking', t.tab);
     END LOOP;
 END $$;
 """
