@@ -74,8 +74,9 @@ async def isolated_async_session(
     request: pytest.FixtureRequest, database: RollbackDatabase
 ) -> AsyncIterator[AsyncSession]:
     """A rolled-back async session on `database`; replaced if the test escapes it."""
+    rules = database.run.rules
     try:
-        async with rolled_back_async_session(database.async_engine, database.run.rules) as session:
+        async with rolled_back_async_session(database.async_engine, rules) as session:
             yield session
     except TransactionEscapedError as error:
         escape = error

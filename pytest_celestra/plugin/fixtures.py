@@ -287,10 +287,36 @@ class RollbackDatabase:
         self.escaped(request, escape)
 
     def escaped(self, request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-        """Replace this database if the test may have changed it, then fail the test."""
-        if escape.replace:
-            self.replace()
-        fail_escaped(request, escape)
+        """Fail the test (at teardown) that ended its fixture's transaction or left state in
+        the session: what it did, what it caused, and what to use; first replace this
+        database if the test may have changed it."""
+        fixture = request.fixturename or "celestra_session"
+        nodeid, ended_by = request.node.nodeid, escape.ended_by
+        if not escape.replace:
+            pytest.fail(
+                f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it "
+                f"on: {ended_by}. Its database was not changed; the next test gets a new "
+                "connection.",
+                pytrace=False,
+            )
+        self.replace()
+        if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+            what = ended_by
+        else:
+            quoted = f"the statement {ended_by.strip()[:200]!r}"
+            statement = ended_by if ended_by == OUTSIDE_SQL else quoted
+            what = f"after {statement} the connection was outside any transaction"
+        pytest.fail(
+            f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
+            f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
+            "keeps it in the database). This process's test database has been replaced by a "
+            "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
+            "or ROLLBACK (or the connection's commit()/rollback()) in a "
+            f"{fixture} test: session.commit() and session.rollback() are safe (they only "
+            "release or roll back a savepoint). For code that must really commit, use the "
+            "celestra_transactional_db fixture.",
+            pytrace=False,
+        )
 
     def replace(self) -> None:
         """Drop this database, damaged by a test (cutting every connection to it), and
@@ -596,10 +622,8 @@ class IsolationGuard:
                         "SELECT xact_start FROM pg_stat_activity WHERE pid = %s",
                         (self._pgconn.backend_pid,),
                     ).fetchone()
-                if row is None:
-                    return None
                 # A chained transaction's start is not reported (NULL): not the plugin's.
-                return row[0] or "an unreported time"
+                return None if row is None else (row[0] or "an unreported time")
         except (DBAPIError, psycopg.Error):
             return None
         return None
@@ -694,37 +718,6 @@ def end_test_transaction(
         with contextlib.suppress(Exception):
             session.close()
         raise
-
-
-def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-    """Fail the test (at teardown) that ended its fixture's transaction or left state in
-    the session: what it did, what it caused, and what to use."""
-    fixture = request.fixturename or "celestra_session"
-    nodeid, ended_by = request.node.nodeid, escape.ended_by
-    if not escape.replace:
-        pytest.fail(
-            f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
-            f"{ended_by}. Its database was not changed; the next test gets a new connection.",
-            pytrace=False,
-        )
-    if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
-        what = ended_by
-    else:
-        statement = (
-            ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
-        )
-        what = f"after {statement} the connection was outside any transaction"
-    pytest.fail(
-        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
-        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
-        "keeps it in the database). This process's test database has been replaced by a "
-        "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
-        "or ROLLBACK (or the connection's commit()/rollback()) in a "
-        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
-        "release or roll back a savepoint). For code that must really commit, use the "
-        "celestra_transactional_db fixture.",
-        pytrace=False,
-    )
 
 
 @pytest.fixture

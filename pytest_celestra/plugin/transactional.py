@@ -244,9 +244,7 @@ class TestDatabase:
                 return None
         except psycopg.Error:  # assume the worst
             return None
-        if row is None or row[1] != self.fingerprint:
-            return None
-        return set(row[0])
+        return None if row is None or row[1] != self.fingerprint else set(row[0])
 
     def _check(self) -> Any:
         assert self.monitor is not None
@@ -563,13 +561,14 @@ def celestra_transactional_engine(
     with _server_error_as_failure():
         database = databases.take(scenario)
     engine = create_engine(database.url)
+    manager = databases.manager
 
     @event.listens_for(engine, "handle_error")
     def name_the_connection_limit(context: ExceptionContext) -> BaseException | None:
         """A connection of the test's refused for want of a slot fails with the plugin's
         error naming the server's limit and what to change, not the driver's text."""
         error = context.original_exception
-        return databases.manager.connection_limit_error(error) if too_many_clients(error) else None
+        return manager.connection_limit_error(error) if too_many_clients(error) else None
 
     try:
         yield engine
