@@ -156,25 +156,22 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_celestra.plugin.lint import LintMode
 
         config.pluginmanager.register(LintMode(config), "celestra_lint")
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(run), "celestra_xdist")
 
 
-class XdistHooks:
-    """Registered only under pytest-xdist: share the run's day, collect kept databases."""
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: a worker's run has the day of the main process's."""
+    node.workerinput["celestra_day"] = node.config.stash[RUN_KEY].day.isoformat()
 
-    def __init__(self, run: RunInfo) -> None:
-        self.run = run
 
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["celestra_day"] = self.run.day.isoformat()
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {})
-        self.run.kept.extend(output.get("celestra_kept", []))
-        self.run.notes.extend(output.get("celestra_notes", []))
-        name = getattr(getattr(node, "gateway", None), "id", "a worker")
-        self.run.builds.extend(f"{line} [{name}]" for line in output.get("celestra_builds", []))
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: what a worker kept, noted and built joins the main process's summary."""
+    run, output = node.config.stash[RUN_KEY], getattr(node, "workeroutput", {})
+    run.kept.extend(output.get("celestra_kept", []))
+    run.notes.extend(output.get("celestra_notes", []))
+    name = getattr(getattr(node, "gateway", None), "id", "a worker")
+    run.builds.extend(f"{line} [{name}]" for line in output.get("celestra_builds", []))
 
 
 @pytest.hookimpl(wrapper=True)
