@@ -6,6 +6,7 @@ Faker and the generator when a test first asks for one (`tests/test_import_cost.
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 import uuid
@@ -32,7 +33,7 @@ from pytest_celestra.plugin.run_info import (
 from pytest_celestra.urls import MASK, mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Generator
 
     from sqlalchemy.engine import Connection
 
@@ -155,25 +156,22 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_celestra.plugin.lint import LintMode
 
         config.pluginmanager.register(LintMode(config), "celestra_lint")
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(run), "celestra_xdist")
 
 
-class XdistHooks:
-    """Registered only under pytest-xdist: share the run's day, collect kept databases."""
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: a worker's run has the day of the main process's."""
+    node.workerinput["celestra_day"] = node.config.stash[RUN_KEY].day.isoformat()
 
-    def __init__(self, run: RunInfo) -> None:
-        self.run = run
 
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["celestra_day"] = self.run.day.isoformat()
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {})
-        self.run.kept.extend(output.get("celestra_kept", []))
-        self.run.notes.extend(output.get("celestra_notes", []))
-        name = getattr(getattr(node, "gateway", None), "id", "a worker")
-        self.run.builds.extend(f"{line} [{name}]" for line in output.get("celestra_builds", []))
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: what a worker kept, noted and built joins the main process's summary."""
+    run, output = node.config.stash[RUN_KEY], getattr(node, "workeroutput", {})
+    run.kept.extend(output.get("celestra_kept", []))
+    run.notes.extend(output.get("celestra_notes", []))
+    name = getattr(getattr(node, "gateway", None), "id", "a worker")
+    run.builds.extend(f"{line} [{name}]" for line in output.get("celestra_builds", []))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -190,7 +188,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
         if marks:
             try:
                 item.stash[SCENARIO_KEY] = scenario_from_marks(
-                    marks, run_scenario, _scenario_finder(item)
+                    marks, run_scenario, functools.partial(_find_scenario, item)
                 )
             except ConfigError as error:
                 problems.append(f"pytest-celestra: {item.nodeid}: {error}")
@@ -199,21 +197,17 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     return report
 
 
-def _scenario_finder(item: Any) -> Callable[[object], ScenarioBuilder]:
-    """Finds a scenario by name in `item`'s module, then in the run's conftest files."""
+def _find_scenario(item: Any, wanted: object) -> ScenarioBuilder:
+    """The scenario `wanted` names, from `item`'s module, else the run's conftest files."""
+    from pytest_celestra.db.user_scenarios import scenarios_in
 
-    def find(wanted: object) -> ScenarioBuilder:
-        from pytest_celestra.db.user_scenarios import scenarios_in
-
-        conftests = [
-            plugin
-            for plugin in item.config.pluginmanager.get_plugins()
-            if isinstance(plugin, types.ModuleType)
-            and (getattr(plugin, "__file__", None) or "").endswith("conftest.py")
-        ]
-        return scenarios_in(conftests).resolve(wanted, getattr(item, "module", None))
-
-    return find
+    conftests = [
+        plugin
+        for plugin in item.config.pluginmanager.get_plugins()
+        if isinstance(plugin, types.ModuleType)
+        and (getattr(plugin, "__file__", None) or "").endswith("conftest.py")
+    ]
+    return scenarios_in(conftests).resolve(wanted, getattr(item, "module", None))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -244,12 +238,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
     for note in dict.fromkeys(run.notes):  # once, whichever worker saw it
         terminalreporter.write_line(f"celestra: {note}")
-    kept = run.kept
-    if kept:
+    if run.kept:
         terminalreporter.write_sep("-", "celestra: kept test databases (--celestra-keep)")
-        for url in kept:
+        for url in run.kept:
             terminalreporter.write_line(mask_url(url))
-        if any(MASK in mask_url(url) for url in kept):
+        if any(MASK in mask_url(url) for url in run.kept):
             terminalreporter.write_line(
                 f"{MASK} stands for the password of your DSN ({SPECS['dsn'].channels})."
             )

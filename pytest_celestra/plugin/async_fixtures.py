@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-import pytest
 import pytest_asyncio
 
 from pytest_celestra.plugin.fixtures import (
@@ -23,16 +22,16 @@ from pytest_celestra.plugin.fixtures import (
     RollbackDatabase,
     SeededDatabases,
     TransactionEscapedError,
-    check_seeded_request,
     end_test_transaction,
-    ensure_scenario_template,
     reseed_factories,
+    seeded_database,
 )
 from pytest_celestra.plugin.run_info import scenario_of
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
+    import pytest
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
     from pytest_celestra.schema.app_rules import SchemaRules
@@ -72,11 +71,12 @@ async def rolled_back_async_session(
 
 @contextlib.asynccontextmanager
 async def isolated_async_session(
-    request: pytest.FixtureRequest, database: RollbackDatabase, engines: AsyncEngines
+    request: pytest.FixtureRequest, database: RollbackDatabase
 ) -> AsyncIterator[AsyncSession]:
     """A rolled-back async session on `database`; replaced if the test escapes it."""
+    rules = database.run.rules
     try:
-        async with rolled_back_async_session(engines.of(database), database.run.rules) as session:
+        async with rolled_back_async_session(database.async_engine, rules) as session:
             yield session
     except TransactionEscapedError as error:
         escape = error
@@ -85,33 +85,10 @@ async def isolated_async_session(
     database.escaped(request, escape)  # outside the except: no chained traceback
 
 
-class AsyncEngines(dict["RollbackDatabase", "AsyncEngine"]):
-    """Async twins of the engines of this process's databases."""
-
-    def of(self, database: RollbackDatabase) -> AsyncEngine:
-        if database not in self:
-            from sqlalchemy.ext.asyncio import create_async_engine
-            from sqlalchemy.pool import NullPool
-
-            # NullPool: a pooled connection belongs to the loop that opened it, and loops
-            # come and go.
-            self[database] = create_async_engine(database.engine.url, poolclass=NullPool)
-        return self[database]
-
-
-@pytest.fixture(scope="session")
-def _celestra_async_engines() -> Iterator[AsyncEngines]:
-    engines = AsyncEngines()
-    yield engines
-    for engine in engines.values():
-        engine.sync_engine.dispose()  # NullPool: nothing is open, no loop needed
-
-
 @pytest_asyncio.fixture
 async def celestra_async_session(
     request: pytest.FixtureRequest,
     _celestra_empty_database: RollbackDatabase,
-    _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
     """An `AsyncSession` on the empty Celestra schema, rolled back after the test, commits
     included. Needs pytest-asyncio (`@pytest.mark.asyncio` in strict mode). Factories do
@@ -119,8 +96,7 @@ async def celestra_async_session(
     with `bound_session`."""
     seed = scenario_of(request.node).seed
     reseed_factories(seed, request.node.nodeid, "celestra_async_session")
-    database = _celestra_empty_database
-    async with isolated_async_session(request, database, _celestra_async_engines) as session:
+    async with isolated_async_session(request, _celestra_empty_database) as session:
         yield session
 
 
@@ -128,14 +104,9 @@ async def celestra_async_session(
 async def celestra_async_seeded_db(
     request: pytest.FixtureRequest,
     _celestra_seeded_databases: SeededDatabases,
-    _celestra_async_engines: AsyncEngines,
 ) -> AsyncIterator[AsyncSession]:
     """An `AsyncSession` on the scenario of `celestra_seeded_db` (the run's, or its
     `@pytest.mark.celestra`), otherwise as `celestra_async_session`."""
-    scenario = scenario_of(request.node)
-    check_seeded_request(request, scenario, "celestra_async_seeded_db")
-    ensure_scenario_template(request, scenario)
-    reseed_factories(scenario.seed, request.node.nodeid, "celestra_async_seeded_db")
-    database = _celestra_seeded_databases.database(scenario)
-    async with isolated_async_session(request, database, _celestra_async_engines) as session:
+    database = seeded_database(request, _celestra_seeded_databases, "celestra_async_seeded_db")
+    async with isolated_async_session(request, database) as session:
         yield session

@@ -20,6 +20,7 @@ fixtures that need them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.engine import URL, Connection, Engine, Transaction
+    from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.orm import Session
 
     from pytest_celestra.config import ScenarioSettings
@@ -239,6 +241,15 @@ class RollbackDatabase:
         assert self._guard is not None
         return connection, self._guard
 
+    @functools.cached_property
+    def async_engine(self) -> AsyncEngine:
+        """Its async twin, for the async fixtures. NullPool: a pooled connection belongs to
+        the loop that opened it, and loops come and go."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        return create_async_engine(self.url, poolclass=NullPool)
+
     def _connect(self) -> Connection:
         """A new connection; a `ServerError` when there is none (for a server out of slots,
         the same error naming its limit as the plugin's own connections and the
@@ -276,10 +287,36 @@ class RollbackDatabase:
         self.escaped(request, escape)
 
     def escaped(self, request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-        """Replace this database if the test may have changed it, then fail the test."""
-        if escape.replace:
-            self.replace()
-        fail_escaped(request, escape)
+        """Fail the test (at teardown) that ended its fixture's transaction or left state in
+        the session: what it did, what it caused, and what to use; first replace this
+        database if the test may have changed it."""
+        fixture = request.fixturename or "celestra_session"
+        nodeid, ended_by = request.node.nodeid, escape.ended_by
+        if not escape.replace:
+            pytest.fail(
+                f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it "
+                f"on: {ended_by}. Its database was not changed; the next test gets a new "
+                "connection.",
+                pytrace=False,
+            )
+        self.replace()
+        if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
+            what = ended_by
+        else:
+            quoted = f"the statement {ended_by.strip()[:200]!r}"
+            statement = ended_by if ended_by == OUTSIDE_SQL else quoted
+            what = f"after {statement} the connection was outside any transaction"
+        pytest.fail(
+            f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
+            f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
+            "keeps it in the database). This process's test database has been replaced by a "
+            "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
+            "or ROLLBACK (or the connection's commit()/rollback()) in a "
+            f"{fixture} test: session.commit() and session.rollback() are safe (they only "
+            "release or roll back a savepoint). For code that must really commit, use the "
+            "celestra_transactional_db fixture.",
+            pytrace=False,
+        )
 
     def replace(self) -> None:
         """Drop this database, damaged by a test (cutting every connection to it), and
@@ -585,10 +622,8 @@ class IsolationGuard:
                         "SELECT xact_start FROM pg_stat_activity WHERE pid = %s",
                         (self._pgconn.backend_pid,),
                     ).fetchone()
-                if row is None:
-                    return None
                 # A chained transaction's start is not reported (NULL): not the plugin's.
-                return row[0] or "an unreported time"
+                return None if row is None else (row[0] or "an unreported time")
         except (DBAPIError, psycopg.Error):
             return None
         return None
@@ -685,37 +720,6 @@ def end_test_transaction(
         raise
 
 
-def fail_escaped(request: pytest.FixtureRequest, escape: TransactionEscapedError) -> None:
-    """Fail the test (at teardown) that ended its fixture's transaction or left state in
-    the session: what it did, what it caused, and what to use."""
-    fixture = request.fixturename or "celestra_session"
-    nodeid, ended_by = request.node.nodeid, escape.ended_by
-    if not escape.replace:
-        pytest.fail(
-            f"pytest-celestra: {nodeid} left state in the connection {fixture} runs it on: "
-            f"{ended_by}. Its database was not changed; the next test gets a new connection.",
-            pytrace=False,
-        )
-    if ended_by.startswith((CHAINED[:20], "a transaction was prepared")):
-        what = ended_by
-    else:
-        statement = (
-            ended_by if ended_by == OUTSIDE_SQL else f"the statement {ended_by.strip()[:200]!r}"
-        )
-        what = f"after {statement} the connection was outside any transaction"
-    pytest.fail(
-        f"pytest-celestra: {nodeid} ended the transaction that {fixture} runs it in: "
-        f"{what}, so the plugin could no longer roll back what the test wrote (a COMMIT "
-        "keeps it in the database). This process's test database has been replaced by a "
-        "fresh clone of its template, so no later test sees any of it. Do not run COMMIT "
-        "or ROLLBACK (or the connection's commit()/rollback()) in a "
-        f"{fixture} test: session.commit() and session.rollback() are safe (they only "
-        "release or roll back a savepoint). For code that must really commit, use the "
-        "celestra_transactional_db fixture.",
-        pytrace=False,
-    )
-
-
 @pytest.fixture
 def celestra_session(
     request: pytest.FixtureRequest, _celestra_empty_database: RollbackDatabase
@@ -738,19 +742,17 @@ def celestra_seeded_db(
     `@pytest.mark.celestra(volume="small", seed=3)` on the test, its class or module gives
     it that scenario instead, in a database of its own made once per process.
     """
-    scenario = scenario_of(request.node)
-    check_seeded_request(request, scenario, "celestra_seeded_db")
-    ensure_scenario_template(request, scenario)
-    reseed_factories(scenario.seed, request.node.nodeid, "celestra_seeded_db")
-    with _celestra_seeded_databases.database(scenario).session(request) as session:
+    database = seeded_database(request, _celestra_seeded_databases, "celestra_seeded_db")
+    with database.session(request) as session:
         yield session
 
 
-def check_seeded_request(
-    request: pytest.FixtureRequest, scenario: ScenarioSettings, fixture: str
-) -> None:
-    """Fail a test of the seeded `fixture` that also uses `celestra_session` (the empty
-    database), or, marked, the engine or DSN of the run's scenario."""
+def seeded_database(
+    request: pytest.FixtureRequest, databases: SeededDatabases, fixture: str
+) -> RollbackDatabase:
+    """The test's seeded database for `fixture`, factories reseeded. Fails a test that also
+    uses `celestra_session` (the empty database), or, marked, the run's seeded engine or DSN."""
+    scenario = scenario_of(request.node)
     if "celestra_session" in request.fixturenames:
         call = "session.add(UserFactory.build())" if "async" in fixture else "UserFactory()"
         pytest.fail(
@@ -775,6 +777,9 @@ def check_seeded_request(
             "celestra_seeded_db.get_bind().engine (its .url for a DSN), or drop the marker.",
             pytrace=False,
         )
+    ensure_scenario_template(request, scenario)
+    reseed_factories(scenario.seed, request.node.nodeid, fixture)
+    return databases.database(scenario)
 
 
 # --- what a test can read about its scenario ---------------------------------------------

@@ -56,13 +56,15 @@ STRATEGY = "WAL_LOG"
 TRACKING_SCHEMA = "celestra_tracking"
 PRISTINE_SCHEMA = "celestra_pristine"
 """Where each clone keeps a copy of every table as the template had it, `p<table oid>`."""
-_USER_TABLES = f"""
+_TABLES = f"""
 SELECT c.oid::regclass AS tab, c.oid, c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
-  AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}', '{PRISTINE_SCHEMA}')
+  AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}')
 """
-"""The user tables (`tab`, `oid`, `relkind`) of a database, ours excluded."""
+"""The tables (`tab`, `oid`, `relkind`) of a database, the copies included."""
+_USER_TABLES = f"{_TABLES}  AND n.nspname <> '{PRISTINE_SCHEMA}'\n"
+"""The user tables of a database, ours excluded."""
 _INSTALL_COPIES_AND_TRIGGERS = f"""
 CREATE SCHEMA {PRISTINE_SCHEMA};
 DO $$
@@ -82,17 +84,13 @@ BEGIN
 END $$;
 DO $$
 DECLARE
-    tab regclass;
+    t record;
 BEGIN
-    FOR tab IN
-        SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
-          AND n.nspname NOT IN ('information_schema', '{TRACKING_SCHEMA}')
-    LOOP
+    FOR t IN {_TABLES} LOOP
         EXECUTE format('CREATE TRIGGER celestra_tracking AFTER INSERT OR UPDATE OR DELETE '
                        'OR TRUNCATE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION {TRACKING_SCHEMA}.mark()', tab);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER celestra_tracking', tab);
+                       'EXECUTE FUNCTION {TRACKING_SCHEMA}.mark()', t.tab);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER celestra_tracking', t.tab);
     END LOOP;
 END $$;
 """
@@ -162,11 +160,11 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
 """Ends every other session on the database (waiting up to a second for each), so what
 they were committing is committed or gone before the check."""
-_OWN_OID = "SELECT oid FROM pg_database WHERE datname = current_database()"
-_OWN_COMMENT = (
-    "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
-    "WHERE datname = current_database()"
+_OWN = (
+    "SELECT oid, coalesce(shobj_description(oid, 'pg_database'), '') AS comment "
+    "FROM pg_database WHERE datname = current_database()"
 )
+"""The database's oid and the comment on it."""
 _CHECK = f"SELECT ARRAY(SELECT DISTINCT relid FROM {TRACKING_SCHEMA}.changed), ({FINGERPRINT})"
 """The tables written to, and the fingerprint now."""
 _FOREIGN_KEYS = "SELECT confrelid, conrelid FROM pg_constraint WHERE contype = 'f'"
@@ -238,7 +236,7 @@ class TestDatabase:
             self.close_monitor()
             try:
                 self.monitor = connect(self.url, autocommit=True)
-                if self._own_oid() != self.oid:  # dropped and made again by a test
+                if self._own()[0] != self.oid:  # dropped and made again by a test
                     self.close_monitor()
                     return None
                 row = self._check()
@@ -246,9 +244,7 @@ class TestDatabase:
                 return None
         except psycopg.Error:  # assume the worst
             return None
-        if row is None or row[1] != self.fingerprint:
-            return None
-        return set(row[0])
+        return None if row is None or row[1] != self.fingerprint else set(row[0])
 
     def _check(self) -> Any:
         assert self.monitor is not None
@@ -257,10 +253,10 @@ class TestDatabase:
         cursor.nextset()
         return cursor.fetchone()
 
-    def _own_oid(self) -> int | None:
+    def _own(self) -> tuple[int | None, str]:
         assert self.monitor is not None
-        row = self.monitor.execute(_OWN_OID).fetchone()
-        return None if row is None else int(row[0])
+        row = self.monitor.execute(_OWN).fetchone()
+        return (None, "") if row is None else (int(row[0]), row[1])
 
     def reclaim_comment(self) -> None:
         """Put back the plugin's comment if a test changed it: without it the plugin would
@@ -273,8 +269,8 @@ class TestDatabase:
         if self.monitor is None or not self.comment:
             return
         with contextlib.suppress(psycopg.Error):
-            row = self.monitor.execute(_OWN_COMMENT).fetchone()
-            if row is not None and row[0] != self.comment and self._own_oid() == self.oid:
+            oid, comment = self._own()
+            if comment != self.comment and oid == self.oid:
                 set_comment(self.monitor, str(self.url.database), self.comment)
 
     def restore(self, changed: set[int], max_rows: float = RESTORE_MAX_ROWS) -> bool:
@@ -430,9 +426,9 @@ class TransactionalDatabases:
             database.monitor = monitor
             with monitor.transaction():
                 monitor.execute(INSTALL_TRACKING)
-            row = monitor.execute(f"{FINGERPRINT}, ({_OWN_COMMENT}), ({_OWN_OID})").fetchone()
+            row = monitor.execute(f"SELECT ({FINGERPRINT}), * FROM ({_OWN}) own").fetchone()
             assert row is not None
-            database.fingerprint, database.comment, database.oid = str(row[0]), row[1], row[2]
+            database.fingerprint, database.oid, database.comment = str(row[0]), row[1], row[2]
         except BaseException:
             # Dropped as any other (with the thread's retries while a restarted server comes
             # back, else at the end of the run, else a note): a drop tried once here and
@@ -475,9 +471,8 @@ class TransactionalDatabases:
                     for scenario, ready in self._ready.items()
                     if len(ready) < self.ahead and scenario not in self._failed
                 ]
-                empty = [scenario for scenario in short if not self._ready[scenario]]
-                if empty or short:
-                    return ("make", (empty or short)[0])
+                if short:  # one with no clone ready first
+                    return ("make", min(short, key=lambda scenario: bool(self._ready[scenario])))
                 self._changed.wait()
             return None
 
@@ -555,8 +550,9 @@ def celestra_transactional_engine(
     """Engine of a database of this test's own, holding the whole scenario (the run's or
     that of the test's `@pytest.mark.celestra`). Whatever the test commits there, through
     any connection, thread or subprocess, is gone before the next test."""
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, event
 
+    from pytest_celestra.db.server import too_many_clients
     from pytest_celestra.plugin.fixtures import _server_error_as_failure
 
     databases = _celestra_transactional_databases
@@ -565,7 +561,15 @@ def celestra_transactional_engine(
     with _server_error_as_failure():
         database = databases.take(scenario)
     engine = create_engine(database.url)
-    _name_the_connection_limit(engine, databases.manager)
+    manager = databases.manager
+
+    @event.listens_for(engine, "handle_error")
+    def name_the_connection_limit(context: ExceptionContext) -> BaseException | None:
+        """A connection of the test's refused for want of a slot fails with the plugin's
+        error naming the server's limit and what to change, not the driver's text."""
+        error = context.original_exception
+        return manager.connection_limit_error(error) if too_many_clients(error) else None
+
     try:
         yield engine
     finally:
@@ -573,19 +577,6 @@ def celestra_transactional_engine(
         kept = databases.give_back(database, failed=_failed(request.node))
         if kept is not None:
             request.config.stash[RUN_KEY].kept.append(kept)
-
-
-def _name_the_connection_limit(engine: Engine, manager: DatabaseManager) -> None:
-    """A connection of the test's through `engine` refused for want of a slot fails with the
-    plugin's error naming the server's limit and what to change, not the driver's text."""
-    from sqlalchemy import event
-
-    from pytest_celestra.db.server import too_many_clients
-
-    @event.listens_for(engine, "handle_error")
-    def named(context: ExceptionContext) -> BaseException | None:
-        error = context.original_exception
-        return manager.connection_limit_error(error) if too_many_clients(error) else None
 
 
 @pytest.fixture
