@@ -170,3 +170,18 @@ def test_keep_keeps_the_server_up_while_kept_databases_exist(embedded_pytester, 
     last.assert_outcomes(passed=1)
     assert note not in last.stdout.str()
     assert not running(pgdata)
+
+
+def test_a_rules_hook_that_raises_leaves_no_server_running(embedded_pytester, pgdata):
+    """The server was started before your hooks ran, and one that raised left it running."""
+    embedded_pytester.makeconftest(
+        """
+def pytest_celestra_schema_rules(rules):
+    rules.column("users", "locale")  # neither values= nor derive=: a ConfigError
+"""
+    )
+    embedded_pytester.makepyfile(test_uses=USES_THE_SERVER)
+    result = embedded_pytester.runpytest("-p", "celestra")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*needs values= or derive=*"])
+    assert not running(pgdata)

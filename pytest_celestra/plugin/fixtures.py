@@ -127,29 +127,32 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
 
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
-    server = start_server(celestra, workdir)
-    run.rules = SchemaRules()
+    run.rules = SchemaRules()  # your hooks first: one that raises leaves no server running
     config.hook.pytest_celestra_schema_rules(rules=run.rules, config=config)
-    manager = DatabaseManager(
-        server,
-        schema_setup(config),
-        Seeder(run.rules),
-        run_id=run.run_id,
-        worker=run.worker,
-        rebuild=celestra.rebuild.value,
-        keep=celestra.keep.value,
-        budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
-        notes=run.notes,
-        processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
-        lock_timeout=celestra.lock_timeout.value,
-        say=_terminal_line(config),
-        watcher=BuildProgress(config, run),
-    )
+    setup = schema_setup(config)
+    server = start_server(celestra, workdir)
+    manager: DatabaseManager | None = None
     try:
+        manager = DatabaseManager(
+            server,
+            setup,
+            Seeder(run.rules),
+            run_id=run.run_id,
+            worker=run.worker,
+            rebuild=celestra.rebuild.value,
+            keep=celestra.keep.value,
+            budget=Budget(celestra.template_max_age.value, celestra.template_max_size.value),
+            notes=run.notes,
+            processes=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
+            lock_timeout=celestra.lock_timeout.value,
+            say=_terminal_line(config),
+            watcher=BuildProgress(config, run),
+        )
         manager.open()
         yield manager
     finally:
-        manager.close()
+        if manager is not None:
+            manager.close()
         _stop_unless_kept(server, celestra.pgdata.value, run.notes)
 
 
