@@ -172,9 +172,6 @@ def generate(
         (d.old_passwords, range(d.old_password_pool)),
     ):
         for step in STEPS:
-            facts[step.name] = yield from chunked(step.tables, step.run(d, declared(step, facts)))
-
-
-def declared(step: Step, facts: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The facts of `step`'s `parents` alone: reading another step's raises `KeyError`."""
-    return MappingProxyType({name: facts[name] for name in step.parents})
+            # The facts of its parents alone: reading another step's raises `KeyError`.
+            known = MappingProxyType({name: facts[name] for name in step.parents})
+            facts[step.name] = yield from chunked(step.tables, step.run(d, known))
