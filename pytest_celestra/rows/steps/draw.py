@@ -42,6 +42,13 @@ class RowFacts:
     rows: list[PendingRow] = field(default_factory=list)
     """The rows themselves, for the recipes of their children."""
 
+    def add(self, row: PendingRow, created: int) -> int:
+        """Keep `row`, made at `created` (seconds from the anchor); returns its index."""
+        self.rows.append(row)
+        self.ids.append(row.id)
+        self.created.append(created)
+        return len(self.ids) - 1
+
 
 @dataclass(frozen=True)
 class Draw:

@@ -71,12 +71,9 @@ def companies(d: Draw) -> Rows[Companies]:
     c = Companies([], weights, final, [])
     for (size, vertical, _), status in zip(drafts, final, strict=True):
         row = company(size=size, vertical=vertical, status=status)
-        updated = d.offset(row.updated_at)
-        c.rows.append(row)
-        c.ids.append(row.id)
-        c.created.append(d.offset(row.created_at))
+        c.add(row, d.offset(row.created_at))
         c.domain.append(company_domain(row.name))
-        c.closed.append(None if status is CompanyStatus.ACTIVE else updated)
+        c.closed.append(None if status is CompanyStatus.ACTIVE else d.offset(row.updated_at))
         c.current.append((status.value, size.value, vertical.value, row.description))
         yield "companies", copy_tuple(row)
     return c
@@ -89,9 +86,7 @@ def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
     t = KnowledgeTypes(names, list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
     for name in names:
         row = kind(name=name)
-        t.rows.append(row)
-        t.ids.append(row.id)
-        t.created.append(d.offset(row.created_at))
+        t.add(row, d.offset(row.created_at))
         yield "knowledge_types", copy_tuple(row)
     return t
 
@@ -154,11 +149,8 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             email=email,
             password_hash=d.passwords[int(rng.random() * d.password_salts)],
         )
-        index = len(u.ids)
-        u.rows.append(row)
-        u.ids.append(row.id)
+        index = u.add(row, created)
         u.company.append(company)
-        u.created.append(created)
         u.status.append(label)
         u.until.append(story.activity_until(label, d.offset(row.updated_at)))
         u.current.append((role, label, name))
