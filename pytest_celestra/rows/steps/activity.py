@@ -62,7 +62,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
         if state not in told:
             told.add(state)
             fits = [user for user in left if can_have(user, state)]
-            user = d.pick(fits) if fits else d.pick(members)
+            user = d.pick(fits or members)
         else:
             user = d.pick(active if state in story.OPEN_INVITATION_STATES else members)
         if not can_have(user, state):
@@ -91,9 +91,8 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
             if (window := story.password_notice_window(set_at, next_change)) is not None:
                 plan.ages.append((user, *window))
             set_at = next_change
-        if count:
-            picks = rng.sample(range(pool_size), count)
-            plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
+        picks = rng.sample(range(pool_size), count)
+        plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
     return plan
 
 
