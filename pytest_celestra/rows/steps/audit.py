@@ -179,10 +179,8 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
             moments.append(lockouts_planned[lockout].start)
         else:
             user, signer, moments = _actor(d, t, action)
-        kinds = list(spec.AUDIT_ACTIONS[action])
-        if action == "lockout":
-            kinds = kinds[-len(moments) :]
-        kinds = kinds[: total - written]
+        # A kind per moment (fewer for a lockout's short burst), the last action cut at `total`.
+        kinds = spec.AUDIT_ACTIONS[action][-len(moments) :][: total - written]
         written += len(kinds)
         # A lockout's logs are minutes apart: one user action only when seconds apart.
         group_id = d.new_id() if len(kinds) > 1 and action != "lockout" else None
@@ -277,9 +275,8 @@ def _company_changes(
         for _, i, position in sorted(entries, reverse=True):
             changes[i, position] = change(audit_log=logs[i], column=column, after=new)
             new = changes[i, position].old_value
-    for i, columns in enumerate(columns_of):
-        for position in range(len(columns)):
-            yield "audit_change_logs", copy_tuple(changes[i, position])
+    for key in sorted(changes):  # in the order of their audit logs
+        yield "audit_change_logs", copy_tuple(changes[key])
 
 
 def _change_moments(
@@ -300,9 +297,7 @@ def _change_moments(
                     break
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else u.admins[company])
         group = targets[i : i + size]
-        earliest = max(
-            spec.ACTIVITY_EARLIEST, *(t.facts(table).created[row] for table, row in group)
-        )
+        earliest = max(t.facts(table).created[row] for table, row in group)
         # A row closed (or switched off) changes no more in the last stretch before that
         # (as in the factories); the logs of the group follow the first within seconds.
         closed = min(t.closed(table, row) for table, row in group)
