@@ -104,28 +104,26 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     active = UserStatus.ACTIVE
     reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
     user = d.recipe(factories.UserFactory, "company role status created name email password_hash")
-    plan = [(-1, "SUPER_ADMIN", spec.PLATFORM_DOMAIN, -1)] * supers
+    plan = [(-1, "SUPER_ADMIN")] * supers  # (company, role); no role: a member's is drawn
     for company, members in enumerate(per_company):
-        domain = c.domain[company]
-        plan += [(company, "COMPANY_ADMIN", domain, 0)] + [(company, "", domain, 1)] * (members - 1)
-    drafts: list[tuple[int, str, str, int]] = []
+        plan += [(company, "COMPANY_ADMIN")] + [(company, "")] * (members - 1)
+    drafts: list[tuple[int, str, int]] = []
     states: list[UserStatus] = []
-    for company, role, domain, kind in plan:
-        # kind -1: super admin, 0: the company's first admin, 1: another member.
-        if kind < 0:
+    for company, role in plan:
+        if company < 0:
             drawn, created = active, p.moment(*spec.SUPER_ADMIN_CREATED)
-        elif kind == 0:
+        elif role:  # the company's first admin
             drawn, created = active, c.created[company] + p.moment(0, spec.FIRST_ADMIN_DELAY)
         else:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
-        drafts.append((company, role, domain, created))
+        drafts.append((company, role, created))
         states.append(drawn if company < 0 else story.member_status(c.status[company], drawn))
     # Only a member of an open company whose status was drawn may become ACTIVE.
     open_members = [
-        kind > 0 and c.status[company] is CompanyStatus.ACTIVE for company, _, _, kind in plan
+        not role and c.status[company] is CompanyStatus.ACTIVE for company, role in plan
     ]
-    for (company, role, domain, created), state in zip(
+    for (company, role, created), state in zip(
         drafts, story.mostly_active(states, open_members), strict=True
     ):
         label, name = state.value, p.person_name()
@@ -134,6 +132,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             planned = {"company_id": company_id, "role": role, "status": label, "name": name}
             values = reshape("users", planned)
             role, label, name = values["role"], values["status"], values["name"]
+        domain = spec.PLATFORM_DOMAIN if company < 0 else c.domain[company]
         email = email_address(name, domain)  # of the name your rules gave
         number = 1
         while email in emails:
