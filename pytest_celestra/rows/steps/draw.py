@@ -62,10 +62,11 @@ class Draw:
     password_salts: int  # how many hashes of each pool the scenario uses
     old_password_pool: int
     reshape: Reshaper | None = None  # your rules' values of our columns
-    recipes: Recipes = field(init=False)  # the factories' declarations, drawing from `p`
+    # Recipes.recipe(factory_class, given): the factory's rows, drawn from `p`.
+    recipe: Callable[[Any, str], Callable[..., PendingRow]] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "recipes", Recipes(self.p, self.anchor, self.reshape))
+        object.__setattr__(self, "recipe", Recipes(self.p, self.anchor, self.reshape).recipe)
 
     @property
     def rng(self) -> random.Random:
@@ -74,10 +75,6 @@ class Draw:
     def offset(self, when: datetime) -> int:
         """`when` as seconds from the anchor (a recipe's row's time)."""
         return int((when - self.anchor).total_seconds())
-
-    def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
-        """The rows of `factory_class` with the values of the names in `given`."""
-        return self.recipes.recipe(factory_class, given)
 
     def new_id(self) -> uuid.UUID:
         return fast_uuid(self.p.rng)
