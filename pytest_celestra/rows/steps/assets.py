@@ -28,7 +28,6 @@ class Assets(RowFacts):
     """What the children and the audit trail need of the agents (or knowledge bases)."""
 
     by_company: list[list[int]]
-    company: list[int] = field(default_factory=list)
     retired: list[int] = field(default_factory=list)  # when each retired, or 0 (never)
     # (company, moment) of knowledge bases that became ready, or whose build failed
     ready: list[tuple[int, int]] = field(default_factory=list)
@@ -58,7 +57,6 @@ def _spread(
                 status = member_of(type(status), label)
             row = recipe(company=c.rows[company], status=status)
             a.by_company[company].append(a.add(row, d.offset(row.created_at)))
-            a.company.append(company)
             retired = label_of(row.status) in story.RETIRED_STATUSES
             a.retired.append(d.offset(row.updated_at) if retired else 0)
             yield company, row

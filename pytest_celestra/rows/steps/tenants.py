@@ -30,7 +30,6 @@ class Companies(RowFacts):
 
 @dataclass(frozen=True)
 class KnowledgeTypes(RowFacts):
-    names: list[str]
     cumulative: list[int]  # catalogue weights, for drawing a type
 
 
@@ -83,7 +82,7 @@ def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
     """The catalogue's first types, each `KnowledgeTypeFactory`'s row."""
     names = list(spec.KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
     kind = d.recipe(factories.KnowledgeTypeFactory, "name")
-    t = KnowledgeTypes(names, list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
+    t = KnowledgeTypes(list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
     for name in names:
         row = kind(name=name)
         t.add(row, d.offset(row.created_at))
