@@ -119,13 +119,11 @@ def table_factory(rules: SchemaRules, table: str) -> Any:
         from pytest_celestra.rows import factories
 
         return getattr(factories, rule.factory)
-    parents = {  # None: a table no rule fills (its rows are your migrations')
-        _relation(column): rules.factory(parent) if parent in rules.tables else None
-        for column, parent in rule.parents
-    }
+    parents: dict[str, Any] = {}  # None: a table no rule fills (its rows are your migrations')
     declarations: dict[str, Any] = {column: None for column, _ in rule.parents}
-    for column, _ in rule.parents:  # a parent's key given: no parent made
+    for column, parent in rule.parents:  # a parent's key given: no parent made
         name = _relation(column)
+        parents[name] = rules.factory(parent) if parent in rules.tables else None
         made = parents[name] and SubFactory(parents[name])  # type: ignore[no-untyped-call]
         declarations[name] = Maybe(column, None, made)  # type: ignore[no-untyped-call]
     name = "".join(part.title() for part in table.split("_")) + "Factory"

@@ -84,17 +84,13 @@ class ScenarioSummary:
 
     def __str__(self) -> str:
         width = max(len(table) for table in self.rows)
-        lines = [
-            f"Celestra scenario {self.volume.name!r}, seed {self.seed}, "
-            f"anchor {self.anchor.isoformat()}"
-        ]
-        lines += [f"  {table:<{width}}  {count:>10,}" for table, count in self.rows.items()]
+        counts = {**self.rows, "total": self.total_rows}
+        lines = [f"  {table:<{width}}  {count:>10,}" for table, count in counts.items()]
         rate = self.total_rows / self.seconds if self.seconds > 0 else 0.0
-        lines.append(
-            f"  {'total':<{width}}  {self.total_rows:>10,}  in {self.seconds:.2f} s "
-            f"({rate:,.0f} rows/s)"
-        )
-        return "\n".join(lines)
+        lines[-1] += f"  in {self.seconds:.2f} s ({rate:,.0f} rows/s)"
+        anchor = self.anchor.isoformat()
+        title = f"Celestra scenario {self.volume.name!r}, seed {self.seed}, anchor {anchor}"
+        return "\n".join([title, *lines])
 
 
 def seed_scenario(

@@ -74,19 +74,12 @@ def copy_header(table: str, columns: Sequence[str]) -> str:
 def schema_statements() -> tuple[list[str], list[str]]:
     """The DDL of `Base.metadata` without semicolons: before the data (enum types, tables)
     and after it (the indexes, built once over the loaded rows)."""
-    types: list[str] = []
-    tables: list[str] = []
-    indexes: list[str] = []
-    for compiled in builtin_ddl():
-        text = "\n".join(line.rstrip() for line in compiled.strip().splitlines())
-        if text.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
-            indexes.append(text)
-        elif text.startswith("CREATE TYPE"):
-            types.append(text)
-        else:
-            tables.append(text)
+    ddl = ["\n".join(map(str.rstrip, text.strip().splitlines())) for text in builtin_ddl()]
+    index = ("CREATE INDEX", "CREATE UNIQUE INDEX")
+    types = [text for text in ddl if text.startswith("CREATE TYPE")]
+    tables = [text for text in ddl if not text.startswith(("CREATE TYPE", *index))]
     # Enum types and indexes come out in set order, which varies between processes.
-    return sorted(types) + tables, sorted(indexes)
+    return sorted(types) + tables, sorted(text for text in ddl if text.startswith(index))
 
 
 def write_script(

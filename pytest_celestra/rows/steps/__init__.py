@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pytest_celestra.rows import story
 from pytest_celestra.rows.passwords import (
     DEFAULT_PASSWORD,
     HashPool,
@@ -26,7 +25,6 @@ from pytest_celestra.rows.passwords import (
 from pytest_celestra.rows.providers import CelestraProvider
 from pytest_celestra.rows.steps import activity, assets, audit, security, tenants
 from pytest_celestra.rows.steps.draw import CHUNK_ROWS, Draw, chunked
-from pytest_celestra.schema import spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -78,38 +76,6 @@ def _plan(name: str, parents: str, choose: Callable[..., Any]) -> Step:
     return _table(name, parents, make, tables=())
 
 
-def _notifications(
-    d: Draw,
-    u: tenants.Users,
-    kbs: assets.Assets,
-    locks: security.Lockouts,
-    failures: security.Failures,
-    sessions: list[security.Session],
-    trail: audit.AuditEvents,
-    invited: activity.Invited,
-    passwords: activity.Passwords,
-) -> Rows[None]:
-    events = {
-        story.KNOWLEDGE_BASE_READY: kbs.ready,
-        story.KNOWLEDGE_BASE_FAILED: kbs.failed,
-        story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in locks.lockouts],
-        story.LOCKOUT_ENDED: [
-            (lock.user, lock.end) for lock in locks.lockouts if lock.end <= spec.LAST_MOMENT
-        ],
-        story.FAILED_LOGIN: [(f.user, f.moment) for f in failures.failures if f.user >= 0],
-        story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
-        story.DATA_EXPORT: trail.data_exports,
-        story.ROLE_CHANGE: trail.role_changes,
-        story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
-        story.INVITATION_SENT: invited.sent,
-        story.INVITATION_ACCEPTED: invited.accepted,
-        story.PASSWORD_CHANGE: [
-            (c.user, c.moment) for c in passwords.changes if c.moment >= spec.ACTIVITY_EARLIEST
-        ],
-    }
-    return activity.notifications(d, u, events, passwords)
-
-
 STEPS: tuple[Step, ...] = (
     _table("companies", "", tenants.companies),
     _table("knowledge_types", "", tenants.knowledge_types),
@@ -135,7 +101,7 @@ STEPS: tuple[Step, ...] = (
     _table(
         "notifications",
         "users knowledge_bases lockouts failures sessions audit_logs invitations passwords",
-        _notifications,
+        activity.notifications,
     ),
     _table("password_history", "users passwords", activity.password_history),
     _table("user_lockouts", "users lockouts", security.user_lockouts),
@@ -172,9 +138,6 @@ def generate(
         (d.old_passwords, range(d.old_password_pool)),
     ):
         for step in STEPS:
-            facts[step.name] = yield from chunked(step.tables, step.run(d, declared(step, facts)))
-
-
-def declared(step: Step, facts: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The facts of `step`'s `parents` alone: reading another step's raises `KeyError`."""
-    return MappingProxyType({name: facts[name] for name in step.parents})
+            # The facts of its parents alone: reading another step's raises `KeyError`.
+            known = MappingProxyType({name: facts[name] for name in step.parents})
+            facts[step.name] = yield from chunked(step.tables, step.run(d, known))

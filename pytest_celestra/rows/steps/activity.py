@@ -16,7 +16,10 @@ from pytest_celestra.schema.models import NotificationStatus, UserStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from pytest_celestra.rows.steps.assets import Assets
+    from pytest_celestra.rows.steps.audit import AuditEvents
     from pytest_celestra.rows.steps.draw import Draw, Rows
+    from pytest_celestra.rows.steps.security import Failures, Lockouts, Session
     from pytest_celestra.rows.steps.tenants import Users
 
 
@@ -62,7 +65,7 @@ def invitations(d: Draw, u: Users) -> Rows[Invited]:
         if state not in told:
             told.add(state)
             fits = [user for user in left if can_have(user, state)]
-            user = d.pick(fits) if fits else d.pick(members)
+            user = d.pick(fits or members)
         else:
             user = d.pick(active if state in story.OPEN_INVITATION_STATES else members)
         if not can_have(user, state):
@@ -91,9 +94,8 @@ def plan_password_history(d: Draw, u: Users) -> Passwords:
             if (window := story.password_notice_window(set_at, next_change)) is not None:
                 plan.ages.append((user, *window))
             set_at = next_change
-        if count:
-            picks = rng.sample(range(pool_size), count)
-            plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
+        picks = rng.sample(range(pool_size), count)
+        plan.changes.extend(map(PasswordChange, [user] * count, picks, moments))
     return plan
 
 
@@ -107,12 +109,38 @@ def password_history(d: Draw, u: Users, plan: Passwords) -> Rows[None]:
 
 
 def notifications(
-    d: Draw, u: Users, events: Mapping[str, list[tuple[int, int]]], pw: Passwords
+    d: Draw,
+    u: Users,
+    kbs: Assets,
+    locks: Lockouts,
+    failures: Failures,
+    sessions: list[Session],
+    trail: AuditEvents,
+    invited: Invited,
+    pw: Passwords,
 ) -> Rows[None]:
     """Notifications of drawn types, statuses, deliveries and expiries covered, each
     `NotificationFactory`'s row; one that reports an event follows one of its user (or
     company), or reports none (an event-free type, the factory's) when the scenario has no
     such event. The factory's hook does not run: the events are the other steps' rows."""
+    events = {
+        story.KNOWLEDGE_BASE_READY: kbs.ready,
+        story.KNOWLEDGE_BASE_FAILED: kbs.failed,
+        story.LOCKOUT_STARTED: [(lock.user, lock.start) for lock in locks.lockouts],
+        story.LOCKOUT_ENDED: [
+            (lock.user, lock.end) for lock in locks.lockouts if lock.end <= spec.LAST_MOMENT
+        ],
+        story.FAILED_LOGIN: [(f.user, f.moment) for f in failures.failures if f.user >= 0],
+        story.SESSION_STARTED: [(s.user, s.created) for s in sessions],
+        story.DATA_EXPORT: trail.data_exports,
+        story.ROLE_CHANGE: trail.role_changes,
+        story.AGENT_STATUS_CHANGE: trail.agent_status_changes,
+        story.INVITATION_SENT: invited.sent,
+        story.INVITATION_ACCEPTED: invited.accepted,
+        story.PASSWORD_CHANGE: [
+            (c.user, c.moment) for c in pw.changes if c.moment >= spec.ACTIVITY_EARLIEST
+        ],
+    }
     p, rng = d.p, d.rng
     statuses = covering(spec.NOTIFICATION_STATUS_WEIGHTS, p.notification_status)
     methods = covering(spec.NOTIFICATION_DELIVERY_WEIGHTS, p.notification_delivery_method)

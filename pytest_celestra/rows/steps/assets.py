@@ -28,7 +28,6 @@ class Assets(RowFacts):
     """What the children and the audit trail need of the agents (or knowledge bases)."""
 
     by_company: list[list[int]]
-    company: list[int] = field(default_factory=list)
     retired: list[int] = field(default_factory=list)  # when each retired, or 0 (never)
     # (company, moment) of knowledge bases that became ready, or whose build failed
     ready: list[tuple[int, int]] = field(default_factory=list)
@@ -36,10 +35,15 @@ class Assets(RowFacts):
 
 
 def _spread(
-    d: Draw, c: Companies, factory: Any, statuses: Callable[[], Any], follow: Callable[..., Any]
+    d: Draw,
+    c: Companies,
+    a: Assets,
+    factory: Any,
+    statuses: Callable[[], Any],
+    follow: Callable[..., Any],
 ) -> Iterator[tuple[int, PendingRow]]:
     """(company, row) of `factory`'s table spread over the companies by weight (>= 1 each),
-    each of a covered status that `follow`s its company's."""
+    each of a covered status that `follow`s its company's; each row kept in `a`."""
     table = factory_internals.model_class(factory).__tablename__
     per_company = [1 + extra for extra in allocate(d.counts[table] - len(c.ids), c.weight)]
     recipe = d.recipe(factory, "company status")
@@ -51,26 +55,17 @@ def _spread(
                 values = {"company_id": c.ids[company], "status": status.value}
                 label = reshape(table, values)["status"]
                 status = member_of(type(status), label)
-            yield company, recipe(company=c.rows[company], status=status)
-
-
-def _record(d: Draw, a: Assets, company: int, row: PendingRow) -> int:
-    """Remember an agent or knowledge base in `a`; its updated_at as an offset."""
-    updated = d.offset(row.updated_at)
-    a.by_company[company].append(len(a.ids))
-    a.rows.append(row)
-    a.ids.append(row.id)
-    a.created.append(d.offset(row.created_at))
-    a.company.append(company)
-    a.retired.append(updated if label_of(row.status) in story.RETIRED_STATUSES else 0)
-    return updated
+            row = recipe(company=c.rows[company], status=status)
+            a.by_company[company].append(a.add(row, d.offset(row.created_at)))
+            retired = label_of(row.status) in story.RETIRED_STATUSES
+            a.retired.append(d.offset(row.updated_at) if retired else 0)
+            yield company, row
 
 
 def agents(d: Draw, c: Companies) -> Rows[Assets]:
     a = Assets([[] for _ in c.ids])
     statuses = covering(spec.AGENT_STATUS_WEIGHTS, d.p.agent_status)
-    for company, row in _spread(d, c, factories.AgentFactory, statuses, story.agent_status):
-        _record(d, a, company, row)
+    for _, row in _spread(d, c, a, factories.AgentFactory, statuses, story.agent_status):
         a.current.append((label_of(row.status), row.agent_protocol, row.name, row.description))
         yield "agents", copy_tuple(row)
     return a
@@ -80,8 +75,8 @@ def knowledge_bases(d: Draw, c: Companies) -> Rows[Assets]:
     a = Assets([[] for _ in c.ids])
     statuses = covering(spec.KNOWLEDGE_BASE_STATUS_WEIGHTS, d.p.knowledge_base_status)
     factory = factories.KnowledgeBaseFactory
-    for company, row in _spread(d, c, factory, statuses, story.knowledge_base_status):
-        updated = _record(d, a, company, row)
+    for company, row in _spread(d, c, a, factory, statuses, story.knowledge_base_status):
+        updated = d.offset(row.updated_at)
         if updated >= spec.ACTIVITY_EARLIEST:
             if row.status is KnowledgeBaseStatus.ACTIVE:
                 a.ready.append((company, updated))

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from pytest_celestra.rows.steps.security import Failures, Lockouts, Session
     from pytest_celestra.rows.steps.tenants import Companies, Users
 
-_When = tuple[int, int, int, "uuid.UUID | None", str]  # moment, user, signer, group, ip
+# moment, user, signer, group, ip
+_When = tuple[int, int, "PendingRow | None", "uuid.UUID | None", str]
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ class Trail:
         return self._assets(table).retired[row]
 
     def facts(self, table: str) -> RowFacts:
-        records: dict[str, RowFacts] = {"companies": self.c, "users": self.u}
-        return records.get(table) or self._assets(table)
+        return {"companies": self.c, "users": self.u}.get(table) or self._assets(table)
 
     def _assets(self, table: str) -> Assets:
         return self.agents if table == "agents" else self.kbs
@@ -65,12 +65,6 @@ class Trail:
 _ACTION = "user event_type signer created ip_address group_id"
 """What the plan decides of every audit log: who did it, what, who signed, when, from where,
 with which others (the recipe draws its id, description, signature and reason)."""
-
-
-@dataclass(frozen=True)
-class _Recipes:
-    log: Callable[..., PendingRow]  # AuditLogFactory's row of a change of `table_name`'s row
-    change: Callable[..., PendingRow]  # AuditChangeLogFactory's, `after` the value it set
 
 
 @dataclass(frozen=True)
@@ -87,15 +81,28 @@ def _signer(d: Draw, u: Users, user: int) -> int:
     return d.pick(u.admins[own])
 
 
-def _window(
-    u: Users, *people: int | None, lower: int = spec.ACTIVITY_EARLIEST, upper: int = 0
-) -> tuple[int, int]:
+def _window(u: Users, lower: int, upper: int, *people: int | None) -> tuple[int, int]:
     """(earliest, latest) moment at which every one of `people` existed and was ACTIVE."""
     present = [person for person in people if person is not None]
     return story.activity_window(
         [lower, *(u.created[person] for person in present)],
         [upper, *(u.until[person] for person in present)],
     )
+
+
+def _acting(
+    d: Draw, u: Users, user: int, signs: bool, lower: int = spec.ACTIVITY_EARLIEST, upper: int = 0
+) -> tuple[int, PendingRow | None, int]:
+    """`user`, the row of a signer drawn for them if the action `signs`, and a moment between
+    `lower` and `upper` at which both were ACTIVE: a super admin acts when those drawn had
+    left before then (or never were)."""
+    signer = _signer(d, u, user) if signs else None
+    earliest, latest = _window(u, lower, upper, user, signer)
+    if latest < earliest:
+        user = d.pick(u.super_admins)
+        signer = _signer(d, u, user) if signs else None
+        earliest, latest = _window(u, lower, upper, user, signer)
+    return user, None if signer is None else u.rows[signer], d.p.recent_moment(earliest, latest)
 
 
 def _plan_changes(d: Draw, c: Companies) -> tuple[list[dict[str, int]], list[int]]:
@@ -121,13 +128,10 @@ def audit_logs(d: Draw, t: Trail) -> Rows[AuditEvents]:
     changing = sum(sum(by_table.values()) for by_table in tables)
     events = AuditEvents()
     yield from _plain_audit_logs(d, t, d.counts["audit_logs"] - changing, events)
-    r = _Recipes(
-        d.recipe(factories.AuditLogFactory, f"{_ACTION} table_name record_id"),
-        d.recipe(factories.AuditChangeLogFactory, "audit_log column after"),
-    )
-    for company, by_table in enumerate(tables):
-        count = changes_per_company[company]
-        yield from _company_changes(d, t, r, company, by_table, count, events)
+    log = d.recipe(factories.AuditLogFactory, f"{_ACTION} table_name record_id")
+    change = d.recipe(factories.AuditChangeLogFactory, "audit_log column after")
+    for company, (by_table, count) in enumerate(zip(tables, changes_per_company, strict=True)):
+        yield from _company_changes(d, t, log, change, company, by_table, count, events)
     return events
 
 
@@ -143,6 +147,7 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
     unknown = [i for i, failure in enumerate(failures) if failure.user < 0]
     singles = unknown[1:] + rng.sample(t.failures.singles, len(t.failures.singles)) + unknown[:1]
     lockouts = list(range(len(lockouts_planned)))
+    planned = {"sign_in": sessions, "sign_out": t.sessions, "failed_sign_in": singles}
     written = 0
     log = d.recipe(factories.AuditLogFactory, _ACTION)
     actions = covering(spec.AUDIT_ACTION_WEIGHTS, p.audit_action)  # every story told once
@@ -150,14 +155,10 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         action = actions()
         if action == "lockout" and not lockouts:
             action = "failed_sign_in"
-        if (
-            (action == "sign_in" and not sessions)
-            or (action == "sign_out" and not t.sessions)
-            or (action == "failed_sign_in" and not singles)
-        ):
+        if action in planned and not planned[action]:
             action = "other"
         user: int | None
-        signer: int | None = None
+        signer: PendingRow | None = None
         moments: list[int]
         if action == "sign_in":
             user, created, _ = t.sessions[sessions.pop()]
@@ -178,10 +179,8 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
             moments.append(lockouts_planned[lockout].start)
         else:
             user, signer, moments = _actor(d, t, action)
-        kinds = list(spec.AUDIT_ACTIONS[action])
-        if action == "lockout":
-            kinds = kinds[-len(moments) :]
-        kinds = kinds[: total - written]
+        # A kind per moment (fewer for a lockout's short burst), the last action cut at `total`.
+        kinds = spec.AUDIT_ACTIONS[action][-len(moments) :][: total - written]
         written += len(kinds)
         # A lockout's logs are minutes apart: one user action only when seconds apart.
         group_id = d.new_id() if len(kinds) > 1 and action != "lockout" else None
@@ -190,12 +189,10 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
         for event, moment in zip(kinds, moments, strict=False):
             if event is AuditEventType.DATA_EXPORT and user is not None:
                 events.data_exports.append((user, moment))
-            signs = event in spec.SIGNED_EVENT_TYPES
-            signed_by = u.rows[signer] if signs and signer is not None else None
             row = log(
                 user=actor,
                 event_type=event,
-                signer=signed_by,
+                signer=signer if event in spec.SIGNED_EVENT_TYPES else None,
                 created=moment,
                 ip_address=ip,
                 group_id=group_id,
@@ -203,9 +200,9 @@ def _plain_audit_logs(d: Draw, t: Trail, total: int, events: AuditEvents) -> Row
             yield "audit_logs", copy_tuple(row)
 
 
-def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
+def _actor(d: Draw, t: Trail, action: str) -> tuple[int, PendingRow | None, list[int]]:
     """Who did a data export or another action, who signed it, and when, while both were
-    ACTIVE (super admins when those drawn never were)."""
+    ACTIVE."""
     rng, u = d.rng, t.u
     signs = any(event in spec.SIGNED_EVENT_TYPES for event in spec.AUDIT_ACTIONS[action])
     if action == "data_export":
@@ -213,27 +210,22 @@ def _actor(d: Draw, t: Trail, action: str) -> tuple[int, int | None, list[int]]:
         user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
     else:
         user = int(rng.random() * len(u.ids))
-    signer = _signer(d, u, user) if signs else None
-    lower, upper = _window(u, user, signer)
-    if upper < lower:
-        user = d.pick(u.super_admins)
-        signer = _signer(d, u, user) if signs else None
-        lower, upper = _window(u, user, signer)
-    start = d.p.recent_moment(lower, upper)
+    user, signer, start = _acting(d, u, user, signs)
     return user, signer, story.action_steps(rng, start, len(spec.AUDIT_ACTIONS[action]))
 
 
 def _company_changes(
     d: Draw,
     t: Trail,
-    r: _Recipes,
+    log: Callable[..., PendingRow],
+    change: Callable[..., PendingRow],
     company: int,
     by_table: dict[str, int],
     n_changes: int,
     ev: AuditEvents,
 ) -> Rows[None]:
-    """The row-changing audit logs of one company, then their change logs: each column's
-    history a chain ending in the row's present value."""
+    """The row-changing audit logs of one company (`log`'s rows), then their change logs
+    (`change`'s): each column's history a chain ending in the row's present value."""
     p, rng, u = d.p, d.rng, t.u
     # (table, row index) of each audit log, in a random order.
     targets: list[tuple[str, int]] = []
@@ -260,10 +252,10 @@ def _company_changes(
         elif table == "agents" and "status" in columns_of[i]:
             ev.agent_status_changes.append((company, moment))
         logs.append(
-            r.log(
+            log(
                 user=u.rows[user],
                 event_type=event,
-                signer=u.rows[signer],
+                signer=signer,
                 created=moment,
                 ip_address=ip,
                 group_id=group_id,
@@ -281,12 +273,10 @@ def _company_changes(
     for (table, row, column), entries in history.items():
         new = t.facts(table).current[row][spec.CHANGEABLE_COLUMNS[table].index(column)]
         for _, i, position in sorted(entries, reverse=True):
-            change = r.change(audit_log=logs[i], column=column, after=new)
-            changes[i, position] = change
-            new = change.old_value
-    for i, columns in enumerate(columns_of):
-        for position in range(len(columns)):
-            yield "audit_change_logs", copy_tuple(changes[i, position])
+            changes[i, position] = change(audit_log=logs[i], column=column, after=new)
+            new = changes[i, position].old_value
+    for key in sorted(changes):  # in the order of their audit logs
+        yield "audit_change_logs", copy_tuple(changes[key])
 
 
 def _change_moments(
@@ -300,29 +290,19 @@ def _change_moments(
     while i < len(targets):
         size = 1
         if events[i] is AuditEventType.CONFIGURATION_UPDATE:
-            size = min(spec.CHANGE_GROUP_SIZES[d.index(spec.CHANGE_GROUP_SIZES)], len(targets) - i)
+            size = min(d.pick(spec.CHANGE_GROUP_SIZES), len(targets) - i)
             for j in range(i + 1, i + size):
                 if events[j] is not AuditEventType.CONFIGURATION_UPDATE:
                     size = j - i
                     break
-        admins = u.admins[company]
-        user = d.pick(u.super_admins if story.super_admin_acts(rng) else admins)
-        signer = _signer(d, u, user)
+        user = d.pick(u.super_admins if story.super_admin_acts(rng) else u.admins[company])
         group = targets[i : i + size]
-        earliest = max(
-            spec.ACTIVITY_EARLIEST, *(t.facts(table).created[row] for table, row in group)
-        )
+        earliest = max(t.facts(table).created[row] for table, row in group)
         # A row closed (or switched off) changes no more in the last stretch before that
         # (as in the factories); the logs of the group follow the first within seconds.
         closed = min(t.closed(table, row) for table, row in group)
         latest = closed - spec.ACTIVITY_MARGIN - spec.ACTION_STEP[1] * (size - 1)
-        lower, upper = _window(u, user, signer, lower=earliest, upper=latest)
-        if upper < lower:
-            # The admins drawn had left before then: a super admin made the change.
-            user = d.pick(u.super_admins)
-            signer = _signer(d, u, user)
-            lower, upper = _window(u, user, signer, lower=earliest, upper=latest)
-        moment = p.recent_moment(lower, upper)
+        user, signer, moment = _acting(d, u, user, signs=True, lower=earliest, upper=latest)
         group_id = d.new_id() if size > 1 else None
         ip = p.ip_address()
         for step in story.action_steps(rng, moment, size):

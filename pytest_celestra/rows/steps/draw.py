@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import timedelta
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -43,6 +42,13 @@ class RowFacts:
     rows: list[PendingRow] = field(default_factory=list)
     """The rows themselves, for the recipes of their children."""
 
+    def add(self, row: PendingRow, created: int) -> int:
+        """Keep `row`, made at `created` (seconds from the anchor); returns its index."""
+        self.rows.append(row)
+        self.ids.append(row.id)
+        self.created.append(created)
+        return len(self.ids) - 1
+
 
 @dataclass(frozen=True)
 class Draw:
@@ -56,25 +62,19 @@ class Draw:
     password_salts: int  # how many hashes of each pool the scenario uses
     old_password_pool: int
     reshape: Reshaper | None = None  # your rules' values of our columns
-    recipes: Recipes = field(init=False)  # the factories' declarations, drawing from `p`
+    # Recipes.recipe(factory_class, given): the factory's rows, drawn from `p`.
+    recipe: Callable[[Any, str], Callable[..., PendingRow]] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "recipes", Recipes(self.p, self.anchor, self.reshape))
+        object.__setattr__(self, "recipe", Recipes(self.p, self.anchor, self.reshape).recipe)
 
     @property
     def rng(self) -> random.Random:
         return self.p.rng
 
-    def at(self, offset: int | None) -> datetime | None:
-        return None if offset is None else self.anchor + timedelta(seconds=offset)
-
     def offset(self, when: datetime) -> int:
         """`when` as seconds from the anchor (a recipe's row's time)."""
         return int((when - self.anchor).total_seconds())
-
-    def recipe(self, factory_class: Any, given: str) -> Callable[..., PendingRow]:
-        """The rows of `factory_class` with the values of the names in `given`."""
-        return self.recipes.recipe(factory_class, given)
 
     def new_id(self) -> uuid.UUID:
         return fast_uuid(self.p.rng)
@@ -120,24 +120,19 @@ def chunked(tables: Sequence[str], rows: Rows[F]) -> Generator[Chunk, None, F]:
     """`rows` of `tables` in chunks of at most `CHUNK_ROWS`; returns the step's facts. A full
     chunk flushes every table's rows, parents first, so no child comes before its parent.
     No cyclic garbage collection while rows are made (none while the caller holds a chunk)."""
-    batches: dict[str, list[Row]] = {table: [] for table in tables}
-    while True:
-        ready: list[Chunk] = []
-        finished = False
+    finished: StopIteration | None = None
+    while finished is None:
+        batches: dict[str, list[Row]] = {table: [] for table in tables}
         with no_cyclic_collection():
-            while not ready:
-                try:
+            try:
+                batch: list[Row] = []
+                while len(batch) < CHUNK_ROWS:
                     table, row = next(rows)
-                except StopIteration as done:
-                    facts: F = done.value
-                    finished = True
-                    break
-                batch = batches[table]
-                batch.append(row)
-                if len(batch) >= CHUNK_ROWS:
-                    ready = [(name, batches[name]) for name in tables if batches[name]]
-                    batches.update((name, []) for name, _ in ready)
-        if finished:
-            yield from batches.items()
-            return facts
-        yield from ready
+                    batch = batches[table]
+                    batch.append(row)
+            except StopIteration as done:
+                finished = done
+        # The last chunk holds every table, even one without rows.
+        yield from ((name, held) for name, held in batches.items() if held or finished)
+    facts: F = finished.value
+    return facts

@@ -65,11 +65,8 @@ def plan_lockouts(d: Draw, u: Users) -> Lockouts:
     """Every lockout and its burst of failed logins; only ACTIVE accounts lock."""
     p, rng = d.p, d.rng
     n_failed, n_lockouts = d.counts["failed_logins"], d.counts["user_lockouts"]
-    unknown = (
-        min(max(1, round(n_failed * spec.UNKNOWN_EMAIL_SHARE)), n_failed - n_lockouts)
-        if n_failed > n_lockouts
-        else 0
-    )
+    wanted = max(1, round(n_failed * spec.UNKNOWN_EMAIL_SHARE))  # unknown emails
+    unknown = max(0, min(wanted, n_failed - n_lockouts))
     share, of = spec.LOCKOUT_BURST_SPARE
     spare = (n_failed - unknown - n_lockouts) * share // of
     # Company members, else platform staff; never a user who cannot be locked out, unless

@@ -30,7 +30,6 @@ class Companies(RowFacts):
 
 @dataclass(frozen=True)
 class KnowledgeTypes(RowFacts):
-    names: list[str]
     cumulative: list[int]  # catalogue weights, for drawing a type
 
 
@@ -71,12 +70,9 @@ def companies(d: Draw) -> Rows[Companies]:
     c = Companies([], weights, final, [])
     for (size, vertical, _), status in zip(drafts, final, strict=True):
         row = company(size=size, vertical=vertical, status=status)
-        updated = d.offset(row.updated_at)
-        c.rows.append(row)
-        c.ids.append(row.id)
-        c.created.append(d.offset(row.created_at))
+        c.add(row, d.offset(row.created_at))
         c.domain.append(company_domain(row.name))
-        c.closed.append(None if status is CompanyStatus.ACTIVE else updated)
+        c.closed.append(None if status is CompanyStatus.ACTIVE else d.offset(row.updated_at))
         c.current.append((status.value, size.value, vertical.value, row.description))
         yield "companies", copy_tuple(row)
     return c
@@ -86,12 +82,10 @@ def knowledge_types(d: Draw) -> Rows[KnowledgeTypes]:
     """The catalogue's first types, each `KnowledgeTypeFactory`'s row."""
     names = list(spec.KNOWLEDGE_TYPES)[: d.counts["knowledge_types"]]
     kind = d.recipe(factories.KnowledgeTypeFactory, "name")
-    t = KnowledgeTypes(names, list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
+    t = KnowledgeTypes(list(accumulate(spec.KNOWLEDGE_TYPES[name][1] for name in names)))
     for name in names:
         row = kind(name=name)
-        t.rows.append(row)
-        t.ids.append(row.id)
-        t.created.append(d.offset(row.created_at))
+        t.add(row, d.offset(row.created_at))
         yield "knowledge_types", copy_tuple(row)
     return t
 
@@ -109,28 +103,26 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
     active = UserStatus.ACTIVE
     reshape = d.reshape if d.reshape and d.reshape.touches("users") else None
     user = d.recipe(factories.UserFactory, "company role status created name email password_hash")
-    plan = [(-1, "SUPER_ADMIN", spec.PLATFORM_DOMAIN, -1)] * supers
+    plan = [(-1, "SUPER_ADMIN")] * supers  # (company, role); no role: a member's is drawn
     for company, members in enumerate(per_company):
-        domain = c.domain[company]
-        plan += [(company, "COMPANY_ADMIN", domain, 0)] + [(company, "", domain, 1)] * (members - 1)
-    drafts: list[tuple[int, str, str, int]] = []
+        plan += [(company, "COMPANY_ADMIN")] + [(company, "")] * (members - 1)
+    drafts: list[tuple[int, str, int]] = []
     states: list[UserStatus] = []
-    for company, role, domain, kind in plan:
-        # kind -1: super admin, 0: the company's first admin, 1: another member.
-        if kind < 0:
+    for company, role in plan:
+        if company < 0:
             drawn, created = active, p.moment(*spec.SUPER_ADMIN_CREATED)
-        elif kind == 0:
+        elif role:  # the company's first admin
             drawn, created = active, c.created[company] + p.moment(0, spec.FIRST_ADMIN_DELAY)
         else:
             created = story.member_created(p, c.created[company])
             role, drawn = p.user_role().value, statuses()
-        drafts.append((company, role, domain, created))
+        drafts.append((company, role, created))
         states.append(drawn if company < 0 else story.member_status(c.status[company], drawn))
     # Only a member of an open company whose status was drawn may become ACTIVE.
     open_members = [
-        kind > 0 and c.status[company] is CompanyStatus.ACTIVE for company, _, _, kind in plan
+        not role and c.status[company] is CompanyStatus.ACTIVE for company, role in plan
     ]
-    for (company, role, domain, created), state in zip(
+    for (company, role, created), state in zip(
         drafts, story.mostly_active(states, open_members), strict=True
     ):
         label, name = state.value, p.person_name()
@@ -139,6 +131,7 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             planned = {"company_id": company_id, "role": role, "status": label, "name": name}
             values = reshape("users", planned)
             role, label, name = values["role"], values["status"], values["name"]
+        domain = spec.PLATFORM_DOMAIN if company < 0 else c.domain[company]
         email = email_address(name, domain)  # of the name your rules gave
         number = 1
         while email in emails:
@@ -154,11 +147,8 @@ def users(d: Draw, c: Companies) -> Rows[Users]:
             email=email,
             password_hash=d.passwords[int(rng.random() * d.password_salts)],
         )
-        index = len(u.ids)
-        u.rows.append(row)
-        u.ids.append(row.id)
+        index = u.add(row, created)
         u.company.append(company)
-        u.created.append(created)
         u.status.append(label)
         u.until.append(story.activity_until(label, d.offset(row.updated_at)))
         u.current.append((role, label, name))
