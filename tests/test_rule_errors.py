@@ -349,3 +349,24 @@ def test_a_rules_message_hides_the_values_of_the_row_as_str_or_repr_shows_them()
         "rules.column('users', 'locale', derive=...) failed: rule (test_rule_errors.py:"
     )
     assert "raised ValueError: no locale for *** at ***, ***" in message
+
+
+def test_tables_of_yours_in_a_cycle_are_an_error_not_a_recursion() -> None:
+    """factory_for of a table whose parent is itself recursed until RecursionError."""
+    from datetime import UTC, datetime
+
+    from pytest_celestra.db.app_seed import extended_rows
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.table("nodes", parents={"parent_id": "nodes"}, count=3)
+    rules.table("a", parents={"b_id": "b"}, count=3)
+    rules.table("b", parents={"a_id": "a", "user_id": "users"}, count=3)
+    for _ in range(2):  # the same error each time
+        with pytest.raises(ConfigError, match=r"in a cycle: nodes\. A row's parents are made"):
+            rules.factory("nodes")
+    with pytest.raises(ConfigError, match=r"in a cycle: a, b\. .*leave one of these keys out"):
+        rules.factory("a")
+    anchor = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ConfigError, match=r"in a cycle: nodes, a, b\. "):
+        list(extended_rows(Volume.named("small"), 1, anchor, rules))

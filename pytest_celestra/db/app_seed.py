@@ -20,7 +20,7 @@ from psycopg import sql
 from pytest_celestra.db.drift import rejected_row
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.rows import loader
-from pytest_celestra.schema.app_rules import seeded_rng
+from pytest_celestra.schema.app_rules import cycle_error, seeded_rng
 from pytest_celestra.schema.catalog import Catalog, read_catalog
 
 if TYPE_CHECKING:
@@ -192,9 +192,7 @@ def _tables_in_order(rules: SchemaRules) -> list[TableRule]:
             if all(parent not in pending for _, parent in rule.parents)
         ]
         if not ready:
-            raise ConfigError(
-                f"the tables of rules.table point at each other in a cycle: {', '.join(pending)}"
-            )
+            raise cycle_error(pending)
         for rule in ready:
             done.append(rule)
             del pending[rule.name]

@@ -464,7 +464,14 @@ class SchemaRules:
         from pytest_celestra.rows.app_factories import table_factory
 
         if ("factory", table) not in self.cache:
-            self.cache["factory", table] = table_factory(self, table)
+            making: list[str] = self.cache.setdefault("making factories", [])
+            if table in making:  # its parents' factories lead back to it
+                raise cycle_error(making[making.index(table) :])
+            making.append(table)
+            try:
+                self.cache["factory", table] = table_factory(self, table)
+            finally:
+                making.remove(table)
         return self.cache["factory", table]
 
     def added_tables(self) -> dict[str, TableRule]:
@@ -485,6 +492,17 @@ class SchemaRules:
         }
         text = json.dumps(description, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cycle_error(tables: Iterable[str]) -> ConfigError:
+    """The error of tables of yours whose parents lead back to them."""
+    named = ", ".join(tables)
+    return ConfigError(
+        f"the tables of rules.table point at each other in a cycle: {named}. A row's "
+        "parents are made first, so leave one of these keys out of parents= (a key to its "
+        "own table, such as a tree's parent_id, too): it stays NULL, or a row= or "
+        "rules.column rule fills it"
+    )
 
 
 def _not_ours(call: str, table: str) -> None:
