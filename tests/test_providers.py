@@ -346,3 +346,14 @@ def test_notification_windows(p, lower, status):
             if lower <= -30 * DAY:
                 assert max(t for t in (created, delivered, read_at, updated) if t is not None) <= 0
                 assert (expires < 0) if expiry == "past" else (expires >= 2 * DAY)
+
+
+def test_a_column_no_audit_change_touches_is_an_error_not_another_columns_value(p):
+    """`audit_change("companies", "name")` gave a knowledge base's name, and
+    `("users", "description")` a company's description."""
+    for table, column in [("companies", "name"), ("users", "description"), ("agents", "x")]:
+        with pytest.raises(ValueError, match=rf"{table}\.{column} is not a column an audit"):
+            p.audit_change(table, column)
+    for table, columns in CHANGEABLE_COLUMNS.items():
+        for column in columns:  # every changeable column has its values
+            assert p.column_value(table, column)

@@ -206,6 +206,17 @@ _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
+_FREE_TEXT_COLUMNS: Mapping[tuple[str, str], str] = {
+    ("users", "name"): "person_name",
+    ("agents", "name"): "agent_name",
+    ("agents", "description"): "agent_description",
+    ("knowledge_bases", "name"): "knowledge_base_name",
+    ("knowledge_bases", "description"): "knowledge_base_description",
+    ("companies", "description"): "company_description",
+}
+"""The changeable columns of free text, and the method that makes a value of each."""
+
+
 class CelestraProvider(BaseProvider):
     """Faker provider of every Celestra column's values (see the module docstring): the
     factories' through factory_boy's Faker, the scenario's
@@ -462,14 +473,18 @@ class CelestraProvider(BaseProvider):
         return value
 
     def _free_text(self, table_name: str, column: str) -> str:
-        if column == "name":
-            names = {"users": self.person_name, "agents": self.agent_name}
-            return names.get(table_name, self.knowledge_base_name)()
-        texts = {
-            "agents": self.agent_description,
-            "knowledge_bases": self.knowledge_base_description,
-        }
-        return texts.get(table_name, self.company_description)()
+        method = _FREE_TEXT_COLUMNS.get((table_name, column))
+        if method is None:
+            changeable = ", ".join(
+                f"{table}.{name}"
+                for table, names in spec.CHANGEABLE_COLUMNS.items()
+                for name in names
+            )
+            raise ValueError(
+                f"{table_name}.{column} is not a column an audit change touches; these are: "
+                f"{changeable}"
+            )
+        return str(getattr(self, method)())
 
     # --- notifications ------------------------------------------------------------------
 
