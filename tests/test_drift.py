@@ -329,11 +329,11 @@ def pytest_celestra_schema_rules(rules):
     )
 """
 
-LOOKUP_TESTS = """
+LOOKUP_TESTS = r"""
 import pytest
 from sqlalchemy import text
 from pytest_celestra import CompanyFactory, factory_for
-from pytest_celestra.errors import ConfigError
+from pytest_celestra.errors import ConfigError, FactoryArgumentError
 
 def test_seeded(celestra_seeded_db):
     plans = celestra_seeded_db.execute(
@@ -349,6 +349,11 @@ def test_factories(celestra_session):
     many = subscriptions.bulk_create(30, company=CompanyFactory())
     assert {row.plan_code for row in many} == {"free", "team", "enterprise"}
     assert subscriptions(plan_code="team").plan_code == "team"
+    enterprise = type("Plan", (), {"code": "enterprise"})()  # a row of your own model
+    made = {subscriptions(plan_code_row=enterprise).plan_code for _ in range(5)}
+    assert made == {"enterprise"}
+    with pytest.raises(FactoryArgumentError, match=r"\(plan=...\): subscriptions has no colu"):
+        subscriptions(plan=enterprise)
     celestra_session.execute(text("DELETE FROM subscriptions"))
     celestra_session.execute(text("DELETE FROM plans"))
     with pytest.raises(ConfigError, match="which no rule fills and which has no rows: pass"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from factory.base import Factory
 from factory.declarations import Maybe, SubFactory
 
-from pytest_celestra.errors import ConfigError
+from pytest_celestra.errors import ConfigError, FactoryArgumentError
 from pytest_celestra.rows.factory_internals import next_sequence
 from pytest_celestra.schema.app_rules import builtin_tables, rules_of
 
@@ -204,10 +204,17 @@ class _TableFactory(Factory[dict[str, Any]]):
         rows, given_parents = [], []
         for call in calls:
             given = {key: value for key, value in call.items() if key not in cls._parents}
+            if found and (unknown := sorted(set(given) - set(found))):
+                raise FactoryArgumentError(
+                    f"{cls.__name__}({unknown[0]}=...): {rule.name} has no column "
+                    f"{unknown[0]!r}. Its columns: {', '.join(found)}; its parents, as "
+                    f"objects: {', '.join(cls._parents)}"
+                )
             parents = {}
             for key, table in rule.parents:
                 parent = call.get(_relation(key))
-                parents[key] = given.pop(key, None) or getattr(parent, "id", None)
+                referenced = catalog.referenced(rule.name, key)  # `id`, or `plans.code`
+                parents[key] = given.pop(key, None) or getattr(parent, referenced, None)
                 if parents[key] is None and cls._parents[_relation(key)] is None:
                     parents[key] = picked(key, table)
             given_parents.append({name: call.get(name) for name in cls._parents})
