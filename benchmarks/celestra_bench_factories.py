@@ -270,12 +270,15 @@ def flush_per_object(f: Any) -> Iterator[None]:
     """``create()`` as it was before ``bulk_create`` (release 0.1): factory_boy's own
     builder and a session flush per object (the cheaper lookup of traits stays)."""
     from factory.alchemy import SQLAlchemyModelFactory
+    from sqlalchemy import select
 
+    from pytest_celestra.rows import factory_internals
     from pytest_celestra.rows.batches import current_maker
 
     base = f.CelestraFactory
     entry = "_route" if "_route" in base.__dict__ else "_generate"  # an older checkout
-    saved = base.__dict__[entry], base.__dict__["_save"]
+    saving = "_save" if "_save" in base.__dict__ else "_create"  # older checkouts: _save
+    saved = base.__dict__[entry], base.__dict__[saving]
 
     def generate(cls: Any, strategy: Any, params: dict[str, Any]) -> Any:
         assert current_maker() is None
@@ -288,13 +291,22 @@ def flush_per_object(f: Any) -> Iterator[None]:
         session.flush()
         return obj
 
+    def create(cls: Any, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        session = f.current_session(cls.__name__)
+        if keys := factory_internals.get_or_create_keys(cls):
+            lookup = {key: kwargs[key] for key in keys}
+            existing = session.scalars(select(model_class).filter_by(**lookup)).first()
+            if existing is not None:
+                return existing
+        return save(cls, model_class, session, args, kwargs)
+
     setattr(base, entry, classmethod(generate))
-    base._save = classmethod(save)
+    setattr(base, saving, classmethod(save if saving == "_save" else create))
     try:
         yield
     finally:
         setattr(base, entry, saved[0])
-        base._save = saved[1]
+        setattr(base, saving, saved[1])
 
 
 def _rows_in(session: Any) -> int:
