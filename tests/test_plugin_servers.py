@@ -86,6 +86,25 @@ def test_local_pg_ctl_path(celestra_pytester, run_inner, monkeypatch):
     assert f"server=local (default) {shutil.which('pg_ctl')} PostgreSQL " in header(result)
 
 
+@pytest.mark.skipif(IS_ROOT, reason="pg_ctl refuses to run as root; CI runs this as a user")
+@pytest.mark.skipif(shutil.which("pg_ctl") is None, reason="no pg_ctl on PATH")
+def test_databases_kept_on_the_local_server_are_said_to_go_with_it(
+    celestra_pytester, run_inner, monkeypatch
+):
+    """The summary listed their URLs to inspect with psql, and the server was gone."""
+    monkeypatch.delenv("CELESTRA_DSN", raising=False)
+    monkeypatch.delenv("CELESTRA_SERVER")
+    celestra_pytester.makepyfile("def test_empty(celestra_session):\n    pass\n")
+    result = run_inner("--celestra-keep")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "celestra: the test databases kept with --celestra-keep were on this run's "
+            "throwaway local server (pg_ctl), which stops with the run: they are gone.*"
+        ]
+    )
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="checks what happens as root")
 def test_as_root_the_local_path_is_skipped_and_says_why(celestra_pytester, run_inner, monkeypatch):
     monkeypatch.delenv("CELESTRA_DSN", raising=False)

@@ -153,19 +153,27 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     finally:
         if manager is not None:
             manager.close()
-        _stop_unless_kept(server, celestra.pgdata.value, run.notes)
+        _stop_unless_kept(server, celestra.pgdata.value, run)
 
 
-def _stop_unless_kept(server: Server, pgdata: Path, notes: list[str]) -> None:
+def _stop_unless_kept(server: Server, pgdata: Path, run: RunInfo) -> None:
     """Stop the run's server, except an embedded one holding kept databases (of this run
-    or an earlier one): their URLs must connect. Says so, and how to stop it, in `notes`."""
+    or an earlier one): their URLs must connect. Says so, and how to stop it, in the run's
+    notes; and that a throwaway local server took this run's kept databases with it."""
     import psycopg
 
     from pytest_celestra.config import ServerMode
     from pytest_celestra.db.database import kept_databases
     from pytest_celestra.db.server import connect
 
-    kept = []
+    notes, kept = run.notes, []
+    if server.kind is ServerMode.LOCAL and run.kept:
+        notes.append(
+            "the test databases kept with --celestra-keep were on this run's throwaway local "
+            "server (pg_ctl), which stops with the run: they are gone. To keep databases "
+            "after the run, use the embedded server (--celestra-server=embedded) or a "
+            "server of yours (--celestra-dsn)"
+        )
     if server.kind is ServerMode.EMBEDDED:
         with contextlib.suppress(psycopg.Error), connect(server.url, autocommit=True) as admin:
             kept = kept_databases(admin)
