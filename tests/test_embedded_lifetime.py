@@ -185,3 +185,33 @@ def pytest_celestra_schema_rules(rules):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*needs values= or derive=*"])
     assert not running(pgdata)
+
+
+TWO_TESTS = """
+def test_one(celestra_session):
+    pass
+
+
+def test_two(celestra_session):
+    pass
+"""
+
+
+@pytest.mark.slow
+def test_under_xdist_the_summary_has_what_the_workers_said_as_they_stopped(
+    embedded_pytester, pgdata
+):
+    """A worker's notes and kept databases were sent to the controller before its session
+    fixtures ended: what they said while stopping the server never reached the summary."""
+    embedded_pytester.makepyfile(test_two=TWO_TESTS)
+    result = embedded_pytester.runpytest_subprocess(
+        "-p", "celestra", "-n", "2", "--celestra-keep", timeout=180
+    )
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str()
+    assert output.count(f"celestra: the embedded PostgreSQL in {pgdata} keeps running") == 1
+    urls = [line for line in result.outlines if line.startswith("postgresql://")]
+    assert urls, output
+    for url in urls:  # each kept database's URL connects after the run
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
