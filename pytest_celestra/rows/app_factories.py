@@ -124,8 +124,9 @@ def table_factory(rules: SchemaRules, table: str) -> Any:
     for column, parent in rule.parents:  # a parent's key given: no parent made
         name = _relation(column)
         parents[name] = rules.factory(parent) if parent in rules.tables else None
-        made = parents[name] and SubFactory(parents[name])  # type: ignore[no-untyped-call]
-        declarations[name] = Maybe(column, None, made)  # type: ignore[no-untyped-call]
+        if parents[name] is not None:
+            made = SubFactory(parents[name])  # type: ignore[no-untyped-call]
+            declarations[name] = Maybe(column, None, made)  # type: ignore[no-untyped-call]
     name = "".join(part.title() for part in table.split("_")) + "Factory"
     meta = type("Meta", (), {"model": dict})
     attributes = {"Meta": meta, "_rules": rules, "_rule": rule, "_parents": parents}
