@@ -187,25 +187,26 @@ class _TableFactory(Factory[dict[str, Any]]):
         def kind(name: str) -> str | None:
             return found[name].type if name in found else None
 
-        existing: dict[tuple[str, str], list[Any]] = {}  # (table, column) -> its values
+        # FK column -> the column of its parent it points at: `id`, or `plans.code`
+        referenced = {key: catalog.referenced(rule.name, key) for key, _ in rule.parents}
+        existing: dict[str, list[Any]] = {}  # FK column -> the keys its parent table holds
 
         def picked(key: str, table: str) -> Any:
-            referenced = (table, catalog.referenced(rule.name, key))
-            if referenced not in existing:
+            if key not in existing:
                 pg_conn = loader.raw_connection(connection)
-                existing[referenced] = loader.existing_keys(pg_conn, *referenced)
-            if not existing[referenced]:
+                existing[key] = loader.existing_keys(pg_conn, table, referenced[key])
+            if not existing[key]:
                 raise ConfigError(
                     f"{cls.__name__}: {rule.name}.{key} points at {table}, which no rule fills "
                     f"and which has no rows: pass {_relation(key)}= or {key}=, or put rows in "
                     f"{table} (your migrations, or a fixture) first"
                 )
-            return rng.choice(existing[referenced])
+            return rng.choice(existing[key])
 
         rows, given_parents = [], []
         for call in calls:
             given = {key: value for key, value in call.items() if key not in cls._parents}
-            if found and (unknown := sorted(set(given) - set(found))):
+            if found and (unknown := sorted(given.keys() - found.keys())):
                 raise FactoryArgumentError(
                     f"{cls.__name__}({unknown[0]}=...): {rule.name} has no column "
                     f"{unknown[0]!r}. Its columns: {', '.join(found)}; its parents, as "
@@ -214,8 +215,7 @@ class _TableFactory(Factory[dict[str, Any]]):
             parents = {}
             for key, table in rule.parents:
                 parent = call.get(_relation(key))
-                referenced = catalog.referenced(rule.name, key)  # `id`, or `plans.code`
-                parents[key] = given.pop(key, None) or getattr(parent, referenced, None)
+                parents[key] = given.pop(key, None) or getattr(parent, referenced[key], None)
                 if parents[key] is None and cls._parents[_relation(key)] is None:
                     parents[key] = picked(key, table)
             given_parents.append({name: call.get(name) for name in cls._parents})

@@ -428,13 +428,12 @@ class SchemaRules:
 
     def added_columns(self, table: str) -> dict[str, ColumnRule]:
         """The rules of the columns of `table` that are not ours."""
+        ruled = {column: rule for (name, column), rule in self.columns.items() if name == table}
         described = self.tables.get(table)
-        builtin = dict(described.columns) if described is not None else {}
-        return {
-            column: rule
-            for (name, column), rule in self.columns.items()
-            if name == table and column not in builtin
-        }
+        if ruled and described is not None:  # (a factory call without rules stops above)
+            for column, _ in described.columns:
+                ruled.pop(column, None)
+        return ruled
 
     def added_values(
         self,
