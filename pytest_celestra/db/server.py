@@ -658,7 +658,10 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
     unless `keep_running` (`celestra-seed` leaves it running for the user). `option`
     names how to choose another data directory."""
     pgserver = _import_pgserver()
-    prepare_data_dir(pgdata, option)
+    # Under the lock pgserver's initdb runs under: another xdist worker's initdb in progress
+    # leaves files without PG_VERSION, which the check would take for a foreign directory.
+    with pgserver.PostgresServer._lock:
+        prepare_data_dir(pgdata, option)
     stop_orphaned_postmaster(pgdata, option)
     prune_dead_users(pgdata)
     try:
