@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,7 +140,11 @@ def _as_nobody(path: Path) -> str | None:
 
     nobody = pwd.getpwnam("nobody")
     read, write = os.pipe()
-    child = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork in a process with threads (xdist's): the child
+        # makes only system calls and this one check, then leaves with os._exit.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
     if child == 0:  # pragma: no cover - the child
         os.close(read)
         try:
