@@ -51,6 +51,27 @@ def test_an_edit_to_any_module_changes_the_code_key(tmp_path):
     assert generator_code_key(package) != before
 
 
+def test_an_upgrade_of_faker_or_factory_boy_changes_the_code_key(monkeypatch, tmp_path):
+    """The scenario draws its people's names from Faker's lists, your builders' factories
+    from Faker and factory_boy: a template built with another release may hold other rows."""
+    from pytest_celestra.db import cache_keys
+
+    package = tmp_path / "pytest_celestra"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = generator_code_key(package)
+    real = cache_keys.importlib.metadata.version
+    for library in ("faker", "factory-boy"):
+        upgraded = {library: "999.0"}
+        with monkeypatch.context() as patched:
+            patched.setattr(
+                cache_keys.importlib.metadata,
+                "version",
+                lambda name, upgraded=upgraded: upgraded.get(name) or real(name),
+            )
+            assert generator_code_key(package) != before, library
+    assert generator_code_key(package) == before
+
+
 def test_the_installed_package_is_hashed_once_per_process(monkeypatch, tmp_path):
     from pytest_celestra.db import cache_keys
 

@@ -2,7 +2,8 @@
 
 A key must change whenever the content would and never otherwise: the built-in schema is
 keyed by the DDL `create_all` emits, yours by its declared version or its catalog, the
-scenario by the package's source, the password hashing, the volume, the seed and the day.
+scenario by the package's source (and the versions of Faker and factory_boy), the password
+hashing, the volume, the seed and the day.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +135,28 @@ def package_sources(package: Path = PACKAGE_DIR) -> dict[str, str]:
     }
 
 
+ROW_LIBRARIES = ("faker", "factory-boy")
+"""The libraries whose code decides rows too: Faker's name lists and the draws of your
+builders' factories, factory_boy's resolution of their declarations."""
+
+
+def library_versions() -> dict[str, str]:
+    """The installed version of each of `ROW_LIBRARIES`."""
+    return {name: importlib.metadata.version(name) for name in ROW_LIBRARIES}
+
+
 def generator_code_key(package: Path = PACKAGE_DIR) -> str:
-    """Hash of the package version and the source of every module of the package; the
-    installed package's once per process (its files do not change while it runs)."""
+    """Hash of the package version, the source of every module of the package and the
+    versions of `ROW_LIBRARIES`; the installed package's once per process (its files do
+    not change while it runs)."""
     if package == PACKAGE_DIR:
         return _installed_code_key()
-    return digest(__version__, package_sources(package))
+    return digest(__version__, package_sources(package), library_versions())
 
 
 @functools.cache
 def _installed_code_key() -> str:
-    return digest(__version__, package_sources(PACKAGE_DIR))
+    return digest(__version__, package_sources(PACKAGE_DIR), library_versions())
 
 
 def password_hashing_key() -> dict[str, object]:
