@@ -465,14 +465,25 @@ def seed_database(
                 else:
                     report = seeder.build(connection, scenario, seed=seed, anchor=anchor)
             except SchemaDriftError as error:
-                raise SchemaDriftError(
-                    f"{error}\nThen pass that file to {PROG} with --rules FILE (e.g. --rules "
-                    "conftest.py)."
-                ) from None
+                raise SchemaDriftError(f"{error}\n{_drift_remedy(existing, rules)}") from None
             connection.execute(text(f"ANALYZE {tables}"))
     finally:
         engine.dispose()
     return report, existing
+
+
+def _drift_remedy(existing: ExistingSchema, rules: SchemaRules | None) -> str:
+    """What to do about a drift report the command met, beyond the report's own lines."""
+    if existing.missing_tables and rules is not None:
+        # The rules describe a migrated schema, and this one is the built-in schema just made.
+        return (
+            f"{PROG} made the missing Celestra tables from the built-in schema, without your "
+            "migrations (it does not run pytest_celestra_create_schema), and rolled them back. "
+            "Migrate the database first (e.g. alembic upgrade head), then seed it with --rules."
+        )
+    if rules is None:
+        return f"Then pass that file to {PROG} with --rules FILE (e.g. --rules conftest.py)."
+    return "Teach those in the file's pytest_celestra_schema_rules, or migrate the database."
 
 
 def write_sql(

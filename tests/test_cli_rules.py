@@ -72,6 +72,26 @@ def test_with_rules_the_rule_columns_and_tables_are_filled(
     assert '"rules_file": ' in result.stdout
 
 
+def test_rules_on_a_database_without_the_migrations_say_to_migrate_it_first(
+    scratch: Callable[[], str], tmp_path: Path
+) -> None:
+    """The command makes missing tables from the built-in schema, not the file's
+    pytest_celestra_create_schema: its refusal said "remove the rule" and "pass --rules",
+    which had been passed, instead of "migrate the database first"."""
+    url = scratch()  # a new database: the command creates it, then the built-in tables
+    result = run_cli(
+        "--dsn", url, "--volume", "small", "--anchor-day", ANCHOR_DAY,
+        "--rules", str(rules_file(tmp_path)),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    message = result.stderr
+    assert "without your migrations" in message
+    assert "Migrate the database first (e.g. alembic upgrade head)" in message
+    assert "--rules FILE" not in message
+    with psycopg.connect(url) as connection:  # the built-in tables were rolled back
+        assert connection.execute("SELECT to_regclass('users')").fetchone() == (None,)
+
+
 def test_rules_of_a_file_without_the_hook_are_refused(
     scratch: Callable[[], str], tmp_path: Path
 ) -> None:
