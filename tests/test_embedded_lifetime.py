@@ -148,7 +148,8 @@ def test_a_data_directory_another_worker_is_making_is_waited_for(pgdata):
         text=True,
     )
     try:
-        assert peer.stdout is not None and peer.stdout.readline() == "holding\n"
+        assert peer.stdout is not None
+        assert peer.stdout.readline() == "holding\n"
         started = server.start_embedded(pgdata, "--celestra-pgdata")
     finally:
         assert peer.wait(timeout=30) == 0
