@@ -144,7 +144,24 @@ def test_an_unreachable_server_fails_fast_with_one_message(
     output = result.stdout.str()
     assert "cannot connect to PostgreSQL at 127.0.0.1:1 (DSN from env)" in output
     assert "--celestra-dsn, ini celestra_dsn or environment variable CELESTRA_DSN" in output
-    assert "pytest-celestra has no database server" in output
+    assert "Start that server or fix the URL" in output
+    assert "pytest-celestra cannot use its database server" in output
+
+
+def test_a_login_the_server_refuses_is_not_called_a_server_to_start(
+    celestra_pytester, run_inner, monkeypatch, admin_dsn
+):
+    """An unknown role or database: the server answered, so "start that server" was wrong."""
+    role = make_url(admin_dsn).set(username=f"celestra_no_role_{secrets.token_hex(4)}")
+    monkeypatch.setenv("CELESTRA_DSN", libpq_url(role))
+    monkeypatch.setenv("CELESTRA_SERVER", "dsn")
+    celestra_pytester.makepyfile("def test_needs_a_database(celestra_session):\n    pass\n")
+    result = run_inner()
+    assert result.ret != 0
+    output = result.stdout.str()
+    assert "does not exist" in output
+    assert "The server is running and refused this login" in output
+    assert "Start that server" not in output
 
 
 @pytest.fixture

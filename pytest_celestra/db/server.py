@@ -318,6 +318,11 @@ _NO_SLOT = (
     "remaining connection slots are reserved",
     "too many connections for role",
 )
+_LOGIN_REFUSED = (
+    "fatal:",  # what the server says while refusing a login; libpq's own errors lack it
+    "password authentication failed",
+    "no pg_hba.conf entry",
+)
 _NO_SPACE = ("no space left on device", "could not extend file", "disk full")
 
 
@@ -330,6 +335,12 @@ def too_many_clients(error: BaseException) -> bool:
     """Did the server refuse a connection for want of a slot (`max_connections`, the
     slots reserved for superusers, or the role's connection limit: SQLSTATE 53300)?"""
     return _says(error, "53300", _NO_SLOT)
+
+
+def refused_login(error: BaseException) -> bool:
+    """Did a running server refuse a connection's login (an unknown role or database, a
+    wrong password, no pg_hba.conf entry), rather than not answer at all?"""
+    return _says(error, "28000", _LOGIN_REFUSED) or _says(error, "3D000", _LOGIN_REFUSED)
 
 
 def disk_full(error: BaseException) -> bool:
@@ -402,11 +413,16 @@ def start_server(config: CelestraConfig, workdir: Path) -> Server:
         try:
             connect(url, autocommit=True).close()
         except psycopg.Error as error:
+            remedy = (
+                "The server is running and refused this login: fix the role, password or "
+                "database (any that exists, such as postgres) of the URL in"
+                if refused_login(error)
+                else "Start that server or fix the URL in"
+            )
             raise ServerError(
                 f"cannot connect to PostgreSQL at {host_port(url)} (DSN from "
-                f"{config.dsn.source}): {error_text(error, secrets_of(url))}. Start that "
-                f"server or fix the URL in {SPECS['dsn'].channels}; unset it to let "
-                "pytest-celestra run its own server."
+                f"{config.dsn.source}): {error_text(error, secrets_of(url))}. {remedy} "
+                f"{SPECS['dsn'].channels}; unset it to let pytest-celestra run its own server."
             ) from None
         return Server(ServerMode.DSN, url)
     if choice.kind is ServerMode.LOCAL:

@@ -201,7 +201,7 @@ def _celestra_databases(
         except (ServerError, ConfigError) as error:  # ConfigError: a rule it cannot use
             # One clear message and a stop, rather than the same error for every test.
             request.session.shouldstop = (
-                "pytest-celestra has no database server (see above)"
+                "pytest-celestra cannot use its database server (see above)"
                 if isinstance(error, ServerError)
                 else "pytest-celestra cannot use your schema rules (see above)"
             )
