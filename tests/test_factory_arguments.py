@@ -94,3 +94,39 @@ def test_an_unknown_label_is_refused_with_the_labels(celestra_session: Session) 
         "'SUSPENDED'? Its labels: ACTIVE, SUSPENDED, BLOCKED, ARCHIVED (as strings or "
         "UserStatus members)."
     )
+
+
+OUR_ERRORS_IN_A_TEST = """
+from pytest_celestra import UserFactory
+
+
+def test_unknown_keyword(celestra_session):
+    UserFactory(emial="x@example.com")
+
+
+def test_duplicate_email(celestra_session):
+    UserFactory(email="same@example.com")
+    UserFactory(email="same@example.com")
+"""
+
+
+def test_our_errors_are_reported_at_the_tests_line_without_library_frames(
+    celestra_pytester: pytest.Pytester, run_inner
+) -> None:
+    """An unknown keyword and a refused row were reported under 40 and 170 lines of
+    factory_boy's, SQLAlchemy's and the plugin's frames; their messages say it all."""
+    celestra_pytester.makepyfile(OUR_ERRORS_IN_A_TEST)
+    result = run_inner("-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            ">       UserFactory(emial=*",
+            "E       pytest_celestra.errors.FactoryArgumentError: UserFactory(emial=...): *",
+            "*.py:5: FactoryArgumentError",
+            ">       UserFactory(email=*",
+            "E       pytest_celestra.db.drift.RowRejectedIntegrityError: PostgreSQL refused *",
+        ]
+    )
+    output = result.stdout.str()
+    for frame in ("factory/base.py", "sqlalchemy/", "pytest_celestra/rows/"):
+        assert frame not in output, frame

@@ -1,9 +1,14 @@
-"""Tracebacks of a refused row without the rows' values.
+"""Reports of our errors at your code's frames, and of a refused row without its values.
 
-pytest's long tracebacks print every frame's arguments, and the frames between a test and
-a factory's INSERT hold the row's values (a password hash among them). For a
+An error of ours ([`CelestraError`][pytest_celestra.errors.CelestraError]: an unknown factory
+keyword, a refused row, a failed rule of yours ...) says what was wrong and how to fix it;
+the frames of the plugin, factory_boy and SQLAlchemy between your call and the raise say
+nothing more, so the report shows the test's and your code's frames only.
+
+pytest's long tracebacks also print every frame's arguments, and the frames between a test
+and a factory's INSERT hold the row's values (a password hash among them). For a
 [`RowRejectedError`][pytest_celestra.db.drift.RowRejectedError] or a failed rule of yours
-([`RuleError`][pytest_celestra.errors.RuleError]) the report is redrawn without them (and
+([`RuleError`][pytest_celestra.errors.RuleError]) the report is drawn without them (and
 without locals, even under `-l`); the message names table, column, constraint and rule.
 """
 
@@ -71,7 +76,7 @@ class RowErrorReports:
             self.drift_shown = True
             return report
         from pytest_celestra.db.drift import RowRejectedError
-        from pytest_celestra.errors import RuleError
+        from pytest_celestra.errors import CelestraError, RuleError
 
         # A rule of yours failing in a flush of your own reaches the test inside
         # SQLAlchemy's StatementError, whose frames hold the row's values.
@@ -80,15 +85,16 @@ class RowErrorReports:
             excinfo.errisinstance(statement_error)
             and isinstance(getattr(excinfo.value, "orig", None), RuleError)
         )
-        if not rule_failed and not excinfo.errisinstance(RowRejectedError):
+        if not rule_failed and not excinfo.errisinstance(CelestraError):
             return report
+        row_values = rule_failed or excinfo.errisinstance(RowRejectedError)
         style = item.config.getoption("tbstyle", "auto")
         if style in ("auto", "long", "short"):
             report.longrepr = excinfo.getrepr(
                 style="short" if style == "short" else "long",
-                funcargs=False,
-                showlocals=False,
-                tbfilter=_callers if rule_failed else _outside_pytest,
+                funcargs=not row_values,
+                showlocals=not row_values and item.config.getoption("showlocals", False),
+                tbfilter=_callers,
                 chain=not rule_failed,  # the rule's error is in the message already
             )
         return report
