@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 class CelestraError(Exception):
     """Base class of every error pytest-celestra raises on purpose."""
@@ -41,3 +46,11 @@ class RuleError(CelestraError):
 class FactoryArgumentError(CelestraError, TypeError):
     """A factory was called with a keyword it does not know (not a trait, a declaration,
     a parameter or a column of its model), or a label its enum column does not have."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` Did you mean 'medium'?` for the choice closest to a misspelt `word`, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

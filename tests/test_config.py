@@ -204,3 +204,18 @@ def test_bad_marker_arguments_name_the_allowed_values(decorator, message):
     with pytest.raises(ConfigError) as error:
         scenario_from_marks(marks(pytest.mark.celestra(volume="small", seed=1), decorator), RUN)
     assert str(error.value).startswith(f"@pytest.mark.celestra{message}")
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("medum", "invalid volume 'medum': Did you mean 'medium'? Use small, medium or large"),
+        ("larg,users=3", "invalid volume 'larg,users=3': Did you mean 'large'? Use small"),
+        ("huge", "invalid volume 'huge': use small, medium or large"),
+    ],
+)
+def test_a_misspelt_volume_names_the_closest(text, hint):
+    """As a misspelt factory keyword does; a word close to none keeps the plain list."""
+    with pytest.raises(ConfigError) as raised:
+        Volume.parse(text)
+    assert str(raised.value).startswith(hint)

@@ -28,7 +28,6 @@ Traits of each factory: [`traits_of`][pytest_celestra.rows.factories.traits_of];
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -50,7 +49,13 @@ from factory.faker import Faker
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from pytest_celestra.errors import CelestraError, FactoryArgumentError, NoSessionError, RuleError
+from pytest_celestra.errors import (
+    CelestraError,
+    FactoryArgumentError,
+    NoSessionError,
+    RuleError,
+    did_you_mean,
+)
 from pytest_celestra.rows import batches, factory_internals, passwords, row_maker, story
 from pytest_celestra.rows.app_factories import added_label
 from pytest_celestra.rows.providers import (
@@ -1385,8 +1390,7 @@ def _unknown_argument(
 ) -> FactoryArgumentError:
     traits = traits_of(factory_class)
     base = name.split("__", 1)[0]
-    close = difflib.get_close_matches(base, [*traits, *sorted(names - set(traits))], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(base, [*traits, *sorted(names - set(traits))])
     listed = ", ".join(traits) if traits else "none"
     fields = ", ".join(sorted(n for n in names - set(traits) if not n.startswith("_")))
     return FactoryArgumentError(
@@ -1405,8 +1409,7 @@ def _enum_member(call: str, name: str, enum_class: Any, label: str) -> Any:
         if member.value == label:
             return member
     labels = list(enum_class.__members__)
-    close = difflib.get_close_matches(label.upper(), labels, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(label.upper(), labels)
     raise FactoryArgumentError(
         f"{call}({name}={label!r}): {label!r} is not a label of {enum_class.__name__}.{hint} "
         f"Its labels: {', '.join(labels)} (as strings or {enum_class.__name__} members)."

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from pytest_celestra.errors import ConfigError
+from pytest_celestra.errors import ConfigError, did_you_mean
 from pytest_celestra.schema import spec
 from pytest_celestra.schema.tables import TABLES_IN_FK_ORDER
 
@@ -127,7 +127,7 @@ class Volume:
             return cls("medium", _MEDIUM)
         if name == "large":
             return cls.scaled(100, name="large")
-        raise ConfigError(f"unknown volume {name!r}; use {VOLUME_HELP}")
+        raise _unknown_volume(repr(name), name)
 
     @classmethod
     def scaled(cls, factor: int, *, name: str | None = None) -> Volume:
@@ -155,7 +155,7 @@ class Volume:
         elif base_text in VOLUME_NAMES:
             base = cls.named(base_text)
         else:
-            raise ConfigError(f"invalid volume {shown}: use {VOLUME_HELP}")
+            raise _unknown_volume(shown, base_text)
         if not overrides:
             return base
         changed: dict[str, int] = {}
@@ -178,6 +178,11 @@ class Volume:
     def estimated_bytes(self) -> int:
         """About how many bytes one database holding this volume takes on disk."""
         return estimate_bytes(self.total_rows)
+
+
+def _unknown_volume(shown: str, name: str) -> ConfigError:
+    hint = did_you_mean(name, VOLUME_NAMES)
+    return ConfigError(f"invalid volume {shown}:{hint} {'Use' if hint else 'use'} {VOLUME_HELP}")
 
 
 def estimate_bytes(rows: int) -> int:
