@@ -410,7 +410,7 @@ def test_a_long_build_shows_progress(celestra_pytester, inner):
 @pytest.mark.parametrize(
     ("marker", "expected"),
     [
-        ('scenario="nope"', "*no scenario of that name*declare one with @scenario_builder*"),
+        ('scenario="nope"', "*no scenario of that name*Declare one with @scenario_builder*"),
         ('scenario="acme", volume="small"', "*a scenario is built on its own base*"),
         ("scenario=3", "*scenario=3: give the name of a scenario*"),
     ],
@@ -853,6 +853,8 @@ def test_names_are_found_in_the_module_first_then_the_conftests():
         scenarios_in([first, second]).resolve("acme", SimpleNamespace(__file__="e/test_z.py"))
     with pytest.raises(ScenarioBuildError, match=r"no scenario of that name.*\(known: acme\)"):
         scenarios_in([first]).resolve("other")
+    with pytest.raises(ScenarioBuildError, match=r"Did you mean 'acme'\? Declare one"):
+        scenarios_in([first]).resolve("acmee")
     # A layer's base is known by name too, and one object seen twice is one scenario.
     child = SimpleNamespace(
         __file__="c/conftest.py", child=scenario_builder(base=first.acme)(build)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from pytest_celestra.errors import CelestraError
+from pytest_celestra.errors import CelestraError, did_you_mean
 from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
@@ -184,10 +184,13 @@ class ScenarioRegistry:
                 f"scenario={wanted!r}: several scenarios have that name ({places}); "
                 "rename one (@scenario_builder(name=...)) or pass the scenario object"
             )
-        known = sorted(self.by_name)
+        values = getattr(module, "__dict__", {}).values()
+        here = [value.name for value in values if isinstance(value, ScenarioBuilder)]
+        known = sorted({*self.by_name, *here})
         raise ScenarioBuildError(
             f"scenario={wanted!r}: no scenario of that name in the test's module or in a "
-            "conftest.py; declare one with @scenario_builder"
+            "conftest.py above it (another test module's is not seen)."
+            f"{did_you_mean(wanted, known)} Declare one with @scenario_builder"
             + (f" (known: {', '.join(known)})" if known else "")
         )
 
