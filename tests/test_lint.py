@@ -59,6 +59,49 @@ def test_a_broken_factory_of_a_conftest_fails_naming_the_constraint(celestra_pyt
     result.stdout.fnmatch_lines([f"celestra lint: 16 factories, * {len(failures)} FAIL"])
 
 
+YOUR_TABLE = """
+from sqlalchemy import text
+from pytest_celestra import Base
+
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text(
+        "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
+        " user_id uuid NOT NULL REFERENCES users (id),"
+        " theme text NOT NULL CONSTRAINT known_theme CHECK (theme IN ('light', 'dark')))"
+    ))
+    return True
+
+
+def pytest_celestra_schema_rules(rules):
+    rules.table(
+        "user_preferences", parents={"user_id": "users"}, count=2,
+        row=lambda context: {"theme": THEME},
+    )
+"""
+
+
+@pytest.mark.parametrize("theme", ["dark", "sepia"])
+def test_the_factories_of_your_tables_are_linted(celestra_pytester, run_inner, theme):
+    """A table your rules describe has a factory (factory_for) as ours do; the lint left it
+    out, though it is the one most worth linting."""
+    celestra_pytester.makeconftest(f"THEME = {theme!r}\n{YOUR_TABLE}")
+    celestra_pytester.makepyfile(FAILING_TEST)
+    result = run_inner("--celestra-lint")
+    table_lines = [line for line in lint_lines(result) if "factory_for" in line]
+    if theme == "dark":
+        assert table_lines == ["OK   factory_for('user_preferences')"]
+        assert result.ret == pytest.ExitCode.OK, result.outlines
+    else:
+        assert table_lines == [
+            "FAIL factory_for('user_preferences'): violates known_theme "
+            "(CheckViolation on user_preferences)"
+        ]
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["celestra lint: 16 factories, *"])
+
+
 def test_factories_of_test_modules_are_linted_abstract_ones_are_not(celestra_pytester, run_inner):
     celestra_pytester.makepyfile(
         test_module="""

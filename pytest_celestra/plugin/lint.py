@@ -7,7 +7,8 @@ Each case (a factory alone, or with one trait: `UserFactory(super_admin=True)`) 
 Which factories: every concrete subclass of
 [`CelestraFactory`][pytest_celestra.rows.factories.CelestraFactory] once pytest has collected
 the tests: the 15 built-in ones and those your `conftest.py` files, test modules and what
-they import define at module level (not `class Meta: abstract = True`).
+they import define at module level (not `class Meta: abstract = True`); then the factory of
+each table of yours that your schema rules describe (`factory_for(table)`).
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ if TYPE_CHECKING:
 class LintCase:
     """One `create()` call: a factory, alone or with one trait."""
 
-    factory: type[CelestraFactory]
+    factory: type[Any]
     trait: str | None = None
+    table: str | None = None
+    """The table of yours whose factory this is (`factory_for(table)`), if it is one."""
 
     @property
     def label(self) -> str:
-        """`UserFactory`, `UserFactory(super_admin=True)`; `module.Name` if not built in."""
+        """`UserFactory`, `UserFactory(super_admin=True)`; `module.Name` if not built in;
+        `factory_for('user_preferences')` for a table of yours."""
+        if self.table is not None:
+            return f"factory_for({self.table!r})"
         cls = self.factory
         name = cls.__qualname__
         if cls.__module__ != "pytest_celestra.rows.factories":
@@ -180,8 +186,6 @@ class LintMode:
 
         factories = factories_to_lint(self.earlier)
         cases = lint_cases(factories)
-        if self.reporter is not None:
-            self.reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
         seed = self.config.stash[CONFIG_KEY].seed.value
         run = self.config.stash[RUN_KEY]
         failed = 0
@@ -192,6 +196,14 @@ class LintMode:
                 # The database and connection celestra_session's tests get.
                 contextlib.closing(empty_database(manager, run)) as database,
             ):
+                # Your hooks ran as the server was opened: your tables' factories after ours.
+                rules = run.rules
+                assert rules is not None  # set as the server was opened
+                tables = [LintCase(rules.factory(t), table=t) for t in rules.added_tables()]
+                factories += [case.factory for case in tables]
+                cases += tables
+                if self.reporter is not None:
+                    self.reporter.write_sep("=", f"celestra lint: {len(cases)} cases")
                 connection, _ = database.connection()
                 for case, problem in run_lint(
                     connection,
