@@ -130,3 +130,28 @@ def test_our_errors_are_reported_at_the_tests_line_without_library_frames(
     output = result.stdout.str()
     for frame in ("factory/base.py", "sqlalchemy/", "pytest_celestra/rows/"):
         assert frame not in output, frame
+
+
+def test_a_declaration_that_is_no_column_is_refused_on_every_path(
+    celestra_session: Session,
+) -> None:
+    """A subclass declaring a misnamed column got SQLAlchemy's bare TypeError from create()
+    and build(), and bulk_create left the value out without a word."""
+    from pytest_celestra.rows.factories import UserSessionFactory
+
+    class BadSessionFactory(UserSessionFactory):
+        token = "same-token"
+
+    calls = {
+        "create": BadSessionFactory,
+        "build": BadSessionFactory.build,
+        "bulk_create": lambda: BadSessionFactory.bulk_create(3),
+    }
+    for path, call in calls.items():
+        with pytest.raises(FactoryArgumentError) as raised:
+            call()
+        assert str(raised.value).startswith(
+            "BadSessionFactory declares 'token', which is no column or relation of "
+            "UserSession (table user_sessions)."
+        ), path
+    assert celestra_session.execute(text("SELECT count(*) FROM user_sessions")).scalar() == 0

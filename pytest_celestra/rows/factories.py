@@ -1324,12 +1324,15 @@ def traits_of(factory_class: type[CelestraFactory]) -> tuple[str, ...]:
     )
 
 
-_ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any]]] = {}
+_ARGUMENTS: dict[type[Any], tuple[int, frozenset[str], dict[str, Any], tuple[str, ...]]] = {}
 
 
-def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str], dict[str, Any]]:
-    """A factory's keywords (its declarations, its model's attributes) and its model's enum
-    attributes (name -> enum class); worked out again when the model gains a column."""
+def _arguments_of(
+    factory_class: type[CelestraFactory],
+) -> tuple[frozenset[str], dict[str, Any], tuple[str, ...]]:
+    """A factory's keywords (its declarations, its model's attributes), its model's enum
+    attributes (name -> enum class), and what its declarations give the model that is no
+    attribute of it (a misnamed column); worked out again when the model gains a column."""
     model = factory_internals.model_class(factory_class)
     mapped = hasattr(model, "__mapper__")
     size = len(model.__mapper__.attrs) if mapped else 0
@@ -1337,14 +1340,17 @@ def _arguments_of(factory_class: type[CelestraFactory]) -> tuple[frozenset[str],
     if known is None or known[0] != size:
         names = factory_internals.known_names(factory_class)
         enums: dict[str, Any] = {}
+        strays: tuple[str, ...] = ()
         if mapped:
             names |= {attribute.key for attribute in model.__mapper__.attrs}
             for attribute in model.__mapper__.column_attrs:
                 enum_class = getattr(attribute.columns[0].type, "enum_class", None)
                 if enum_class is not None:
                     enums[attribute.key] = enum_class
-        known = _ARGUMENTS[factory_class] = (size, frozenset(names), enums)
-    return known[1], known[2]
+            keywords = factory_internals.model_keywords(factory_class)
+            strays = tuple(sorted(name for name in keywords if not hasattr(model, name)))
+        known = _ARGUMENTS[factory_class] = (size, frozenset(names), enums, strays)
+    return known[1], known[2], known[3]
 
 
 def checked_arguments(
@@ -1357,11 +1363,15 @@ def checked_arguments(
     """`params` with enum labels made members (`status="SUSPENDED"`), after checking that
     the factory knows every keyword; else a
     [`FactoryArgumentError`][pytest_celestra.errors.FactoryArgumentError] naming its traits."""
-    names, enums = _arguments_of(factory_class)
+    names, enums, strays = _arguments_of(factory_class)
     call = call or factory_class.__name__
     model = factory_internals.model_class(factory_class)
     # A model that is not SQLAlchemy's may take any keyword: only a mapped one is checked.
     mapped = hasattr(model, "__mapper__")
+    if strays and check_names:  # (`bulk_create` would leave the value out unsaid)
+        added = rules_of(_SESSION.get()).added_columns(model.__tablename__)
+        if stray := next((name for name in strays if name not in added), None):
+            raise _stray_declaration(factory_class, stray, model)
     checked = params
     for name, value in params.items():
         base = name.split("__", 1)[0]
@@ -1397,6 +1407,18 @@ def _unknown_argument(
         f"{call}({name}=...): {factory_class.__name__} has no trait, field or parameter "
         f"{base!r}.{hint} Its traits (each used as name=True): {listed}. Its other "
         f"keywords: {fields}. See the docs page 'Factories and traits' (docs/factories.md)."
+    )
+
+
+def _stray_declaration(
+    factory_class: type[CelestraFactory], name: str, model: type[Any]
+) -> FactoryArgumentError:
+    columns = [attribute.key for attribute in model.__mapper__.attrs]
+    return FactoryArgumentError(
+        f"{factory_class.__name__} declares {name!r}, which is no column or relation of "
+        f"{model.__name__} (table {model.__tablename__}).{did_you_mean(name, columns)} "
+        "Rename the declaration; a value that is no column belongs in `class Params` "
+        "(or in `class Meta: exclude`)."
     )
 
 

@@ -98,6 +98,15 @@ def known_names(factory_class: Any) -> set[str]:
     return names | set(meta.parameters) | set(getattr(meta, "rename", None) or {})
 
 
+def model_keywords(factory_class: Any) -> set[str]:
+    """The keywords a factory's declarations give its model: all but its parameters (traits
+    included) and `Meta.exclude`, renamed as `Meta.rename` says."""
+    meta = factory_class._meta
+    hidden = set(meta.exclude) | set(meta.parameters)
+    names = {name.split("__", 1)[0] for name in meta.pre_declarations.as_dict()}
+    return {(meta.rename or {}).get(name, name) for name in names - hidden}
+
+
 class Arguments:
     """What `Factory._meta.prepare_arguments` does, worked out once per factory."""
 
