@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
 USER_KEYWORDS = (
     "Its traits (each used as name=True): super_admin, company_admin, space_admin, suspended, "
-    "blocked, archived. Its other keywords: clock, closing, company, company_id, created, "
-    "created_at, email, email_domain, id, invitations, lockouts, lower, name, notifications, "
-    "password, password_hash, password_history, role, sessions, status, updated, updated_at. "
-    "See the docs page 'Factories and traits' (docs/factories.md)."
+    "blocked, archived. Its columns and related rows: company, company_id, created_at, email, "
+    "id, invitations, lockouts, name, notifications, password_hash, password_history, role, "
+    "sessions, status, updated_at. Its parameters: clock, closing, created, email_domain, "
+    "lower, password, updated. See the docs page 'Factories and traits' (docs/factories.md)."
 )
 
 

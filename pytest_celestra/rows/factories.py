@@ -1402,11 +1402,15 @@ def _unknown_argument(
     base = name.split("__", 1)[0]
     hint = did_you_mean(base, [*traits, *sorted(names - set(traits))])
     listed = ", ".join(traits) if traits else "none"
-    fields = ", ".join(sorted(n for n in names - set(traits) if not n.startswith("_")))
+    model = factory_internals.model_class(factory_class)
+    others = sorted(n for n in names - set(traits) if not n.startswith("_"))
+    fields = ", ".join(n for n in others if n in model.__mapper__.attrs)
+    parameters = ", ".join(n for n in others if n not in model.__mapper__.attrs) or "none"
     return FactoryArgumentError(
         f"{call}({name}=...): {factory_class.__name__} has no trait, field or parameter "
-        f"{base!r}.{hint} Its traits (each used as name=True): {listed}. Its other "
-        f"keywords: {fields}. See the docs page 'Factories and traits' (docs/factories.md)."
+        f"{base!r}.{hint} Its traits (each used as name=True): {listed}. Its columns and "
+        f"related rows: {fields}. Its parameters: {parameters}. See the docs page "
+        "'Factories and traits' (docs/factories.md)."
     )
 
 
