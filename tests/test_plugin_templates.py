@@ -141,9 +141,49 @@ def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_in
     log = celestra_pytester.path / "setups.log"
     assert log.read_text().count("set up") == 1
     used = (celestra_pytester.path / "templates.log").read_text().split()
-    assert used == [template_name("schema", user_schema_key(version))] * 2
+    project = str(celestra_pytester.path)
+    assert used == [template_name("schema", user_schema_key(version, project))] * 2
 
     newer = f"v2-{secrets.token_hex(4)}"
     celestra_pytester.makeconftest(CUSTOM_SCHEMA.format(table=table, version=newer) + VERSION_HOOK)
     run_inner().assert_outcomes(passed=2)
     assert log.read_text().count("set up") == 2
+
+
+PROJECT_SCHEMA = """
+from sqlalchemy import text
+from pytest_celestra import Base
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text("ALTER TABLE users ADD COLUMN {column} text"))
+    return True
+
+def pytest_celestra_schema_version(config):
+    return {version!r}
+"""
+
+PROJECT_TEST = """
+from sqlalchemy import text
+
+def test_has_its_own_column(celestra_session):
+    columns = celestra_session.execute(text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
+    )).scalars().all()
+    assert "{column}" in columns
+"""
+
+
+def test_two_projects_whose_migrations_share_a_revision_id_get_their_own_schema(
+    celestra_pytester, run_inner
+):
+    """A schema's key was its version alone: on a shared server, a second project whose
+    head revision was also `0002` got the first one's schema (a new user's team did)."""
+    version = f"0002-{secrets.token_hex(4)}"  # one string, as in two projects' alembic heads
+    for project, column in (("project_x", "locale"), ("project_y", "nickname")):
+        folder = celestra_pytester.mkpydir(project)
+        (folder / "pytest.ini").write_text("[pytest]\n")  # its own root directory
+        (folder / "conftest.py").write_text(PROJECT_SCHEMA.format(column=column, version=version))
+        (folder / f"test_{project}.py").write_text(PROJECT_TEST.format(column=column))
+    for project in ("project_x", "project_y", "project_x"):
+        run_inner(project).assert_outcomes(passed=1)

@@ -42,9 +42,11 @@ def builtin_schema_key() -> str:
     return digest("builtin", sorted(builtin_ddl()))  # sorted: the keys of earlier releases
 
 
-def user_schema_key(version: str) -> str:
-    """Key of a schema whose set-up hook declared a version."""
-    return digest("user", version)
+def user_schema_key(version: str, project: str) -> str:
+    """Key of a schema whose set-up hook declared a version, in the project whose root
+    directory is `project`: two projects on one server whose migrations share a revision id
+    (`0002`) never share a schema."""
+    return digest("user", version, project)
 
 
 def catalog_schema_key(connection: psycopg.Connection[Any]) -> str:

@@ -84,7 +84,10 @@ class CelestraHookspecs:
 
         With it, a cached template of that version is used without running
         `pytest_celestra_create_schema` at all; without it, the set-up runs once per
-        test process in a scratch database whose catalog is then hashed.
+        test process in a scratch database whose catalog is then hashed. The template's key
+        also holds your project's root directory (`config.rootpath`), so two projects on one
+        server whose migrations share a revision id (`0002`) never share a schema; a revision
+        edited in place keeps its id, so a hash of your migration files is the safer version.
         """
 
 

@@ -113,7 +113,9 @@ def schema_setup(config: pytest.Config) -> SchemaSetup:
             Base.metadata.create_all(connection)
 
     version = hook.pytest_celestra_schema_version(config=config)
-    return SchemaSetup(create, None if version is None else user_schema_key(str(version)))
+    if version is None:
+        return SchemaSetup(create, None)
+    return SchemaSetup(create, user_schema_key(str(version), str(config.rootpath)))
 
 
 @contextlib.contextmanager
