@@ -117,3 +117,29 @@ def test_a_label_your_rules_add_is_taken_by_a_parent_too(engine: Engine) -> None
         assert session.execute(query, {"id": company.id}).scalar() == "DORMANT"
         user = UserFactory(company__status="DORMANT")
         assert session.execute(query, {"id": user.company_id}).scalar() == "DORMANT"
+
+
+def test_a_shaped_volume_takes_its_bases_count_of_a_table_of_yours() -> None:
+    """`count={"small": 40, ...}`, the docs' shape, failed every test of `small,users=30`
+    or `x2` with "gives no count for the volume"."""
+    from pytest_celestra.errors import ConfigError
+    from pytest_celestra.schema.volumes import Volume
+
+    rules = SchemaRules()
+    rules.table(
+        "user_preferences", parents={"user_id": "users"}, count={"small": 40, "medium": 400}
+    )
+    table = rules.tables["user_preferences"]
+    expected = {
+        "small": 40,
+        "small,users=30": 40,
+        "medium,agents=90": 400,
+        "x2": 800,
+        "large": 40_000,
+    }
+    assert {name: table.rows_for(Volume.parse(name)) for name in expected} == expected
+    rules.table("user_notes", parents={"user_id": "users"}, count={"small": 4, "default": 7})
+    assert rules.tables["user_notes"].rows_for(Volume.parse("x2")) == 7
+    rules.table("user_tags", parents={"user_id": "users"}, count={"small": 4})
+    with pytest.raises(ConfigError, match='add "x2", "medium" or "default"'):
+        rules.tables["user_tags"].rows_for(Volume.parse("x2"))

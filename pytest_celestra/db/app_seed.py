@@ -68,6 +68,10 @@ class _Extender:
         for rule in self.order:
             for column, parent in rule.parents:
                 self.wanted.setdefault(parent, {})[self.catalog.referenced(rule.name, column)] = []
+        # What fails without a row made fails before the first (a script streams as it goes).
+        self.counts = {rule.name: rule.rows_for(volume) for rule in self.order}
+        if existing is None:
+            self._check_lookups()
 
     def parts(self, anchor: datetime) -> Iterator[Part]:
         """The scenario's chunks extended by the rules, then the new tables' rows."""
@@ -81,22 +85,30 @@ class _Extender:
         for rule in self.order:
             yield self._table(rule)
 
-    def _read_existing(self) -> None:
-        """The keys of the parents no rule describes, as the database holds them."""
+    def _lookups(self) -> Iterator[tuple[TableRule, str, str]]:
+        """(rule, column, parent) of each parent no rule describes (a lookup table)."""
         for rule in self.order:
             for column, parent in rule.parents:
-                if parent in self.rules.tables:
-                    continue
-                if self.existing is None:
-                    raise ConfigError(
-                        f"{rule.origin} points {column} at {parent}, a table no rule fills: "
-                        "a seeded database picks among the rows your migrations put in it, "
-                        "but a data-only script has no database to read them from. Describe "
-                        f"{parent} with rules.table({parent!r}, ...) too, or seed a database "
-                        "(--dsn) instead of writing a script"
-                    )
-                referenced = self.catalog.referenced(rule.name, column)
-                self.wanted[parent][referenced] = self.existing(parent, referenced)
+                if parent not in self.rules.tables:
+                    yield rule, column, parent
+
+    def _check_lookups(self) -> None:
+        """Without a database (a data-only script), a lookup parent has no rows to lend."""
+        for rule, column, parent in self._lookups():
+            raise ConfigError(
+                f"{rule.origin} points {column} at {parent}, a table no rule fills: "
+                "a seeded database picks among the rows your migrations put in it, "
+                "but a data-only script has no database to read them from. Describe "
+                f"{parent} with rules.table({parent!r}, ...) too, or seed a database "
+                "(--dsn) instead of writing a script"
+            )
+
+    def _read_existing(self) -> None:
+        """The keys of the parents no rule describes, as the database holds them."""
+        for rule, column, parent in self._lookups():
+            assert self.existing is not None  # checked before the first row (parts)
+            referenced = self.catalog.referenced(rule.name, column)
+            self.wanted[parent][referenced] = self.existing(parent, referenced)
 
     def _remember(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         for column, keys in self.wanted.get(table, {}).items():
@@ -137,7 +149,7 @@ class _Extender:
             column: self.wanted[parent][self.catalog.referenced(rule.name, column)]
             for column, parent in rule.parents
         }
-        count = rule.rows_for(self.volume) if all(keys.values()) else 0
+        count = self.counts[rule.name] if all(keys.values()) else 0
         ruled = [column for table, column in self.rules.columns if table == rule.name]
         column_rules = [
             (column, self.rules.columns[rule.name, column], self.column_rngs[rule.name, column])

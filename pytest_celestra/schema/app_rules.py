@@ -238,12 +238,15 @@ class TableRule:
                 )
             return count
         counts = dict(self.count)
-        for name in (volume.name, "default"):
+        base, multiple = volume.base  # small,users=30: small's; x2: twice medium's
+        for name, times in ((volume.name, 1), (volume.name.split(",")[0], 1), (base, multiple)):
             if name in counts:
-                return counts[name]
+                return counts[name] * times
+        if "default" in counts:
+            return counts["default"]
         raise ConfigError(
             f"{self.origin} gives no count for the volume {volume.name!r}: add "
-            f'"{volume.name}" or "default" to its count= mapping'
+            f'"{volume.name}", "{base}" or "default" to its count= mapping'
         )
 
     def row_values(

@@ -175,6 +175,16 @@ class Volume:
         return cls.custom(text.strip().replace(" ", ""), base, **changed)
 
     @property
+    def base(self) -> tuple[str, int]:
+        """The named volume this one is made from and its multiple: `("small", 1)` for
+        `small,users=30`, `("medium", 2)` for `x2`, `("medium", 100)` for `large`."""
+        base = self.name.split(",", 1)[0]
+        multiplier = _MULTIPLIER.match(base)
+        if multiplier:
+            return "medium", int(multiplier.group(1))
+        return ("medium", 100) if base == "large" else (base, 1)
+
+    @property
     def estimated_bytes(self) -> int:
         """About how many bytes one database holding this volume takes on disk."""
         return estimate_bytes(self.total_rows)
