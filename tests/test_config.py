@@ -212,6 +212,7 @@ def test_bad_marker_arguments_name_the_allowed_values(decorator, message):
         ("medum", "invalid volume 'medum': Did you mean 'medium'? Use small, medium or large"),
         ("larg,users=3", "invalid volume 'larg,users=3': Did you mean 'large'? Use small"),
         ("huge", "invalid volume 'huge': use small, medium or large"),
+        ("small,user=30", "volume 'small,user=30': unknown table(s) user; Did you mean 'users'?"),
     ],
 )
 def test_a_misspelt_volume_names_the_closest(text, hint):

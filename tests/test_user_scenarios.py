@@ -750,6 +750,8 @@ def test_progress_lines_after_two_seconds(monkeypatch):
     progress.built("the empty schema", 0, 0.2)  # short: the summary only
     assert len(lines) == 3
     assert run.builds[-1] == "the empty schema: 0 rows in 0.2 s"
+    progress.built("your schema", 1, 0.2)  # a hook that inserts a row: one row, not "1 rows"
+    assert run.builds[-1] == "your schema: 1 row in 0.2 s"
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ class BuildProgress:
 
     def built(self, label: str, rows: int, seconds: float) -> None:
         self._started.pop(label, None)
-        line = f"{label}: {rows:,} rows in {seconds:.1f} s"
+        line = f"{label}: {rows:,} row{'' if rows == 1 else 's'} in {seconds:.1f} s"
         self.builds.append(line)
         if self._shown.pop(label, None) is not None or seconds >= QUIET_SECONDS:
             self._write(f"celestra: built {line}")

@@ -100,9 +100,11 @@ class Volume:
         missing = [t for t in TABLES_IN_FK_ORDER if t not in self.counts]
         unknown = sorted(set(self.counts) - set(TABLES_IN_FK_ORDER))
         if unknown:
+            hint = did_you_mean(unknown[0], TABLES_IN_FK_ORDER)
             raise ConfigError(
-                f"volume {_shown(self.name)}: unknown table(s) {', '.join(unknown)}; "
-                f"the tables are: {', '.join(TABLES_IN_FK_ORDER)}"
+                f"volume {_shown(self.name)}: unknown table(s) {', '.join(unknown)};{hint} "
+                f"The tables are: {', '.join(TABLES_IN_FK_ORDER)} (a table of yours takes "
+                "its count from rules.table(..., count=...))"
             )
         if missing:
             raise ConfigError(f"volume {_shown(self.name)}: no count for {', '.join(missing)}")
