@@ -399,3 +399,27 @@ def test_an_enum_the_database_lacks_is_reported_once():
     report = compare(Catalog({}, {}, ()), rules)
     about = [line for line in report.breaking if "mood" in line]
     assert about == ['rules.enum_weights("mood", ...) names an enum the database lacks']
+
+
+def test_with_a_rules_hook_the_report_adds_to_it_rather_than_define_another(
+    celestra_session,
+):
+    """It always said to add `def pytest_celestra_schema_rules(rules):`; pasted into a
+    conftest.py that had one, the second definition replaced the first and its rules."""
+    from sqlalchemy import text
+
+    from pytest_celestra.db.drift import compare
+    from pytest_celestra.schema.catalog import read_catalog
+
+    celestra_session.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
+    pg_conn = celestra_session.connection().connection.driver_connection
+    catalog = read_catalog(pg_conn)
+    without = compare(catalog, SchemaRules()).message()
+    assert "Add to your conftest.py:\n\n    def pytest_celestra_schema_rules(rules):" in without
+    rules = SchemaRules()
+    rules.accept("some_constraint_of_yours")
+    message = compare(catalog, rules).message()
+    assert "def pytest_celestra_schema_rules" not in message
+    assert 'Add to your pytest_celestra_schema_rules(rules):\n\n        rules.column("users"' in (
+        message
+    )

@@ -71,6 +71,8 @@ class DriftReport:
     breaking: list[str] = field(default_factory=list)
     remedies: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    has_rules: bool = False
+    """Your rules hook exists (it gave rules): the remedies go into it, not a new one."""
 
     def message(self) -> str:
         lines = [
@@ -79,7 +81,12 @@ class DriftReport:
             "to teach it; no row was written):"
         ]
         lines += [f"  - {line}" for line in self.breaking]
-        if self.remedies:
+        if self.remedies and self.has_rules:
+            # A second hook of that name in the same conftest.py would replace the first.
+            lines += ["Add to your pytest_celestra_schema_rules(rules):", ""]
+            lines += [f"        {line}" for line in self.remedies]
+            lines.append("")
+        elif self.remedies:
             lines += ["Add to your conftest.py:", ""]
             lines.append("    def pytest_celestra_schema_rules(rules):")
             lines += [f"        {line}" for line in self.remedies]
@@ -95,7 +102,7 @@ def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
     """Every difference between `catalog` and what the plugin and `rules` write."""
     from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
 
-    report = DriftReport()
+    report = DriftReport(has_rules=bool(rules or rules.accepted or rules.empty))
     ours = celestra_columns()
     nullable = _builtin_nullable()
     filled = {table: set(columns) for table, columns in ours.items()}
