@@ -181,9 +181,9 @@ def test_step_4_a_new_table_pointing_at_users(alembic_run):
             HEADER,
             "  - new table user_preferences references ours (user_id -> users); the seeded "
             "databases would leave it empty",
-            "Add to your conftest.py:",
+            # The hook has rules already: its lines go into it (a second one would replace it).
+            "Add to your pytest_celestra_schema_rules(rules):",
             "",
-            "    def pytest_celestra_schema_rules(rules):",
             '        rules.table("user_preferences", parents={"user_id": "users"}, '
             'count={"small": 10, "medium": 100, "large": 1000})',
             '        rules.column("user_preferences", "theme", values={"VALUE": 1})  # text: your '
