@@ -24,7 +24,9 @@ class NoSessionError(CelestraError, RuntimeError):
             f"{factory_name}.create() needs a database session, and none is in effect. "
             "In a test, request the `celestra_session` fixture (empty database) or "
             "`celestra_seeded_db` (seeded scenario); outside pytest, wrap the calls in "
-            "`with pytest_celestra.rows.factories.bound_session(session): ...`. "
+            "`with pytest_celestra.rows.factories.bound_session(session): ...`; with "
+            "`celestra_async_session`, call them in `await session.run_sync(make)`, where "
+            "`make(sync_session)` wraps them in `with bound_session(sync_session):`. "
             f"Use {factory_name}.build() for an object that is not saved."
         )
 

@@ -145,6 +145,8 @@ def test_create_without_a_session_names_the_fixtures():
     assert "celestra_session" in message
     assert "celestra_seeded_db" in message
     assert "bound_session" in message
+    # In an async test, the way in is run_sync (a new user was sent to celestra_session).
+    assert "with `celestra_async_session`, call them in `await session.run_sync(make)`" in message
 
 
 def test_create_of_a_child_without_a_session_fails_before_making_parents():
