@@ -461,6 +461,9 @@ def test_declaration_forms():
     assert child.describe() == "scenario 'child' on scenario 'other'"
     with pytest.raises(ScenarioBuildError, match="use a volume"):
         scenario_builder(base=3)  # type: ignore[call-overload]
+    # A scenario's name is no base: it was refused as "invalid volume" without a word on why.
+    with pytest.raises(ScenarioBuildError, match="pass the scenario itself, not its name"):
+        scenario_builder(base="tenant_with_agents")
 
 
 def test_the_key_follows_what_the_builder_reads(monkeypatch):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from pytest_celestra.errors import CelestraError, did_you_mean
+from pytest_celestra.errors import CelestraError, ConfigError, did_you_mean
 from pytest_celestra.schema.volumes import Volume
 
 if TYPE_CHECKING:
@@ -119,7 +119,14 @@ def scenario_builder(
     wrote once it returns.
     """
     if isinstance(base, str):
-        base = Volume.parse(base)
+        try:
+            base = Volume.parse(base)
+        except ConfigError as error:
+            raise ScenarioBuildError(
+                f"scenario_builder(base={base!r}): {error}. To build on a scenario of yours, "
+                "pass the scenario itself, not its name (import it from the conftest.py or "
+                "module that declares it)"
+            ) from None
     if base is not None and not isinstance(base, Volume | ScenarioBuilder):
         raise ScenarioBuildError(
             f"scenario_builder(base={base!r}): use a volume ('small', 'x10', a Volume), "
