@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celestra.config import SETTINGS, SPECS, resolve_config
+from pytest_celestra.config import SETTINGS, SPECS, SettingSpec, resolve_config
 from pytest_celestra.db.server import describe_server
 from pytest_celestra.errors import ConfigError
 from pytest_celestra.plugin import fixtures, transactional
@@ -98,6 +98,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.register(RowErrorReports(), "celestra-row-reports")
 
 
+def _ini_type(spec: SettingSpec) -> Any:
+    """pytest 9.2+ reads a native TOML table ([tool.pytest]) with its types: a flag may be
+    `true`, a seed or a size `42` there, as well as text (the resolver reads its text); an
+    INI file's values stay text. None (text) before pytest 9.2."""
+    if pytest.version_tuple < (9, 2):
+        return None
+    if spec.is_flag:
+        return str | bool
+    return str | int if spec.name in ("seed", "template_max_size") else str
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("celestra", "pytest-celestra (Celestra test databases)")
     for spec in SETTINGS:
@@ -107,7 +118,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             else {"type": spec.argparse_type, "metavar": spec.metavar}
         )
         group.addoption(spec.option, default=None, dest=spec.ini, help=spec.help, **kind)
-        parser.addini(spec.ini, f"{spec.help} Environment: {spec.env}.", default=None)
+        parser.addini(
+            spec.ini, f"{spec.help} Environment: {spec.env}.", _ini_type(spec), default=None
+        )
     # A mode, like --collect-only, so no ini key or environment variable: either would
     # turn every run into a lint run.
     group.addoption(
