@@ -254,9 +254,13 @@ def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def host_port(url: UrlParts) -> str:
-    """`host:port` of a URL, the way libpq would resolve them."""
+    """`host:port` of a URL, the way libpq would resolve them; a socket directory (the
+    embedded server's) as `the socket in DIR`, not `DIR:5432`."""
     host = url.host or url.query.get("host") or "localhost"
-    return f"{host}:{url.port or 5432}"
+    port = url.port or 5432
+    if str(host).startswith("/"):
+        return f"the socket in {host}" + ("" if port == 5432 else f" (port {port})")
+    return f"{host}:{port}"
 
 
 def error_text(error: BaseException, secrets: frozenset[str] = frozenset()) -> str:

@@ -277,8 +277,10 @@ def test_a_run_waiting_on_another_runs_build_says_who_and_gives_up(suite_databas
         assert len(said) == 1
         holder = f"(pytest-celestra gw7 pid {os.getpid()}, "
         assert said[0].startswith("waiting for template celestra_schema_")
+        assert " (the empty schema) on " in said[0]  # what it holds, not only its hash
         assert holder in said[0]
         assert "connected since 20" in said[0]
+        assert "; the lock's own connection " in said[0]  # not the build's: "idle" misled
         assert "giving up after 5 s (--celestra-lock-timeout)" in said[0]
         message = str(gave_up.value)
         assert message.startswith("gave up after waiting 5 s for template celestra_schema_")

@@ -168,3 +168,16 @@ def test_no_exiting_process_can_match_the_local_servers_mark(monkeypatch, tmp_pa
     assert marks
     assert marks[0].startswith("celestra-")
     assert not any(character.isdigit() for character in marks[0])
+
+
+def test_a_socket_directory_is_named_as_one_not_glued_to_a_port():
+    """The embedded server's URL names its socket directory: messages said `DIR:5432`."""
+    from sqlalchemy.engine import make_url
+
+    from pytest_celestra.urls import host_port
+
+    assert host_port(make_url("postgresql://postgres@127.0.0.1:6543/x")) == "127.0.0.1:6543"
+    socket = make_url("postgresql://postgres@/postgres?host=/tmp/celestra/pgdata")
+    assert host_port(socket) == "the socket in /tmp/celestra/pgdata"
+    other_port = make_url("postgresql://postgres@:5499/postgres?host=/tmp/celestra/pgdata")
+    assert host_port(other_port) == "the socket in /tmp/celestra/pgdata (port 5499)"

@@ -586,11 +586,14 @@ class DatabaseManager:
         return ServerError(self.connection_limit)
 
     @contextlib.contextmanager
-    def _waiting_for(self, admin: Admin, name: str) -> Iterator[None]:
-        """Hold the lock of template `name`, waiting while another process builds it:
-        after [`WAIT_NOTICE`][pytest_celestra.db.database.WAIT_NOTICE] seconds, say who
-        holds it (through `say` and the run's summary); after `lock_timeout`, give up."""
+    def _waiting_for(self, admin: Admin, name: str, label: str = "") -> Iterator[None]:
+        """Hold the lock of template `name` (holding `label`: `volume x200 (seed 32)`),
+        waiting while another process builds it: after
+        [`WAIT_NOTICE`][pytest_celestra.db.database.WAIT_NOTICE] seconds, say who holds it
+        (through `say` and the run's summary); after `lock_timeout`, give up."""
         lock = _lock_id(name)
+        if label:
+            name = f"{name} ({label})"
         timeout = self.lock_timeout.total_seconds()
         waited = 0.0
         holder = ""
@@ -781,7 +784,7 @@ class DatabaseManager:
         (`spec.key` None, a user schema's: build first, then name it by its catalog's hash)."""
         if spec.key is not None:
             name = template_name(spec.kind, self._role_key(admin, spec.key))
-            with self._waiting_for(admin, name):
+            with self._waiting_for(admin, name, spec.label):
                 if not self._usable(admin, name):
                     self._replace(admin, spec, name)
                 yield name
@@ -790,7 +793,7 @@ class DatabaseManager:
             with connect(self.server.url_for(built[0])) as connection:
                 key = catalog_schema_key(connection)
             name = template_name(spec.kind, self._role_key(admin, key))
-            with self._waiting_for(admin, name):
+            with self._waiting_for(admin, name, spec.label):
                 if not self._usable(admin, name):
                     self._install(admin, built, name, spec, key)
                 self._schema_key = key
@@ -1153,7 +1156,8 @@ def _lock_holders(admin: Admin, lock: int) -> str:
 
     return ", ".join(
         f"pid {pid} ({app or 'no application name'}, {user or 'unknown role'}, connected "
-        f"since {when(started)}, {state or 'state unknown'} since {when(changed)})"
+        f"since {when(started)}; the lock's own connection {state or 'state unknown'} since "
+        f"{when(changed)})"
         for pid, app, user, started, state, changed in rows
     )
 
