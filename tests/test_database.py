@@ -189,6 +189,21 @@ def test_a_template_is_built_once_then_cloned(admin, manager):
     assert comment_of(admin, clone.database)["worker"] == "probe"
 
 
+def test_two_rebuilding_runs_at_once_take_each_others_fresh_build(admin, manager):
+    """Each rebuilt what the other had just built ("not built by this run"), back and
+    forth for every clone: 3 to 6 builds each instead of one."""
+    key = secrets.token_hex(32)
+    template = template_name("schema", key)
+    manager(key).create_empty()  # an older template, from before both runs began
+    first, second = manager(key, rebuild=True), manager(key, rebuild=True)
+    first.create_empty()
+    assert comment_of(admin, template)["run"] == first.run_id  # rebuilt: it was older
+    second.create_empty()
+    assert comment_of(admin, template)["run"] == first.run_id  # built since both began
+    first.create_empty()
+    assert comment_of(admin, template)["run"] == first.run_id
+
+
 def test_a_failed_build_leaves_nothing_behind(admin, manager):
     broken = manager(secrets.token_hex(32), ddl="CREATE TABLE oops (")
     with pytest.raises(Exception, match="syntax error"):

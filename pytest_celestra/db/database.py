@@ -465,6 +465,8 @@ class DatabaseManager:
     say: Callable[[str], None] | None = field(default=None, repr=False)
     """Where to say, while waiting, that another run holds a template's lock."""
     connection_limit: str | None = None  # the first "too many clients" of this process
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When this process began: with `rebuild`, a template built since is fresh enough."""
     _schema_key: str | None = None
     _data_directory: Path | None = None  # where this machine can see it
     _max_wal: int | None = None
@@ -770,12 +772,14 @@ class DatabaseManager:
 
     def _usable(self, admin: Admin, name: str) -> bool:
         """Is `name` a sealed template with a fingerprint (and, with `rebuild`, one
-        built by this run)?"""
+        built by this run or since it began: two rebuilding runs at once each rebuilt what
+        the other had just built, back and forth)?"""
         purpose, meta = _describe(admin, name)
+        stale = meta.get("run") != self.run_id and _when(meta.get("built")) < self.since
         return (
             purpose == SEALED
             and Fingerprint.from_meta(meta) is not None
-            and not (self.rebuild and meta.get("run") != self.run_id)
+            and not (self.rebuild and stale)
         )
 
     @contextlib.contextmanager
