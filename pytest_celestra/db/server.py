@@ -508,6 +508,18 @@ def _closed_parents(path: Path) -> list[Path]:
     ]
 
 
+HALF_MADE = (
+    "its initdb did not finish (a run killed while it first started the server?): it has "
+    "PG_VERSION but no global/pg_control. Delete the directory to start afresh"
+)
+
+
+def half_made(path: Path) -> bool:
+    """Did `path`'s initdb stop before it was done (the process killed)? Then it has
+    `PG_VERSION` but no `global/pg_control`, and no server can start in it."""
+    return (path / "PG_VERSION").exists() and not (path / "global" / "pg_control").exists()
+
+
 def data_dir_problem(path: Path) -> str | None:
     """Why the embedded server cannot use `path` as its data directory, or None.
 
@@ -520,6 +532,8 @@ def data_dir_problem(path: Path) -> str | None:
         return "it is a file, not a directory"
     if path.is_dir() and not (path / "PG_VERSION").exists() and any(path.iterdir()):
         return "it holds files but is no PostgreSQL data directory; use an empty or new one"
+    if half_made(path):
+        return HALF_MADE
     existing = next(parent for parent in (path, *path.parents) if parent.exists())
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
@@ -719,6 +733,8 @@ def stop_embedded(pgdata: Path) -> bool:
             f"no embedded PostgreSQL data directory at {pgdata}; pass the --data-dir it "
             "was started with"
         )
+    if half_made(pgdata):
+        raise ServerError(f"no server can run in {pgdata}: {HALF_MADE}")
     if running_postmaster(pgdata) is None:
         return False
     handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
