@@ -220,6 +220,10 @@ def build_stop_parser() -> argparse.ArgumentParser:
         "--data-dir", type=_data_dir, default=None, metavar="DIR",
         help=f"Its data directory (default: {default_data_dir()}).",
     )  # fmt: skip
+    parser.add_argument(
+        "--force", action="store_true",
+        help="Stop it even while a test run uses it (that run's tests then fail).",
+    )  # fmt: skip
     return parser
 
 
@@ -702,7 +706,7 @@ def _disk_full_text(url: URL, full: str, created: str | None) -> str:
 
 def run_stop(options: argparse.Namespace) -> int:
     data_dir = options.data_dir or default_data_dir()
-    if server.stop_embedded(data_dir):
+    if server.stop_embedded(data_dir, force=options.force):
         print(f"Stopped the embedded PostgreSQL in {data_dir} (its data stays).")
     else:
         print(f"The embedded PostgreSQL in {data_dir} is not running.")

@@ -63,7 +63,7 @@ def pgdata() -> Iterator[Path]:
     path = parent / "pgdata"
     yield path
     if (path / "PG_VERSION").exists():
-        server.stop_embedded(path)
+        server.stop_embedded(path, force=True)
     shutil.rmtree(parent, ignore_errors=True)
 
 
@@ -160,6 +160,26 @@ def test_a_data_directory_another_run_is_making_is_waited_for(pgdata, tmp_path):
         assert peer.wait(timeout=30) == 0
     started.stop()
     assert (pgdata / "PG_VERSION").exists()
+
+
+def test_stop_leaves_a_server_a_run_uses_unless_forced(pgdata, capsys):
+    """`celestra-seed stop` stopped the server under a live run, whose tests then failed
+    with "terminating connection due to administrator command"."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        server.start_embedded(pgdata, "--data-dir", keep_running=True)
+        (pgdata / server.HANDLE_LIST).write_text(json.dumps([run.pid]))  # a run uses it
+        assert cli.main(["stop", "--data-dir", str(pgdata)]) != 0
+        refused = capsys.readouterr().err
+        assert f"in use by process {run.pid} (a test run)" in refused
+        assert "pass --force" in refused
+        assert running(pgdata)
+        assert cli.main(["stop", "--data-dir", str(pgdata), "--force"]) == 0
+        assert not running(pgdata)
+    finally:
+        run.communicate(b"")
 
 
 def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):

