@@ -350,6 +350,12 @@ class CelestraConfig:
         return " ".join(parts)
 
 
+def _absolute(value: Any, base: Path) -> Any:
+    """A relative path as an absolute one from `base` (so the header and every message name
+    the folder used); any other value as it is."""
+    return base / value if isinstance(value, Path) and not value.is_absolute() else value
+
+
 def resolve_config(
     options: Mapping[str, Any],
     ini: Mapping[str, Any],
@@ -366,7 +372,7 @@ def resolve_config(
     for spec in SETTINGS:
         option_value = options.get(spec.name)
         if option_value is not None:
-            resolved[spec.name] = Setting(option_value, Source.OPTION)
+            resolved[spec.name] = Setting(_absolute(option_value, Path.cwd()), Source.OPTION)
             continue
         for source, where, raw in (
             (Source.ENV, f"environment variable {spec.env}", environ.get(spec.env)),
@@ -378,9 +384,9 @@ def resolve_config(
                     value = spec.parse(text)
                 except ConfigError as error:
                     raise ConfigError(f"{where}: {error}") from None
-                if source is Source.INI and isinstance(value, Path) and ini_dir is not None:
-                    value = ini_dir / value  # an absolute value stays as it is
-                resolved[spec.name] = Setting(value, source)
+                # A relative path: from the ini file's folder, else from where pytest runs.
+                base = ini_dir if source is Source.INI and ini_dir is not None else Path.cwd()
+                resolved[spec.name] = Setting(_absolute(value, base), source)
                 break
         else:
             resolved[spec.name] = Setting(spec.default(), Source.DEFAULT)

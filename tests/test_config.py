@@ -162,8 +162,12 @@ def test_relative_ini_paths_are_relative_to_the_ini_file(tmp_path):
     assert config.pgdata.value == tmp_path / "cache" / "pg"
     config = resolve_config({}, {"pgdata": "/abs/pg"}, {}, tmp_path)
     assert config.pgdata.value == Path("/abs/pg")
+    # The environment's and the option's are relative to where pytest runs, and made
+    # absolute there: the header showed `rel/pg` (a new user could not tell where it was).
     config = resolve_config({}, {}, {"CELESTRA_PGDATA": "rel/pg"}, tmp_path)
-    assert config.pgdata.value == Path("rel/pg")  # the environment's stays relative to the cwd
+    assert config.pgdata.value == Path.cwd() / "rel" / "pg"
+    config = resolve_config({"pgdata": Path("opt/pg")}, {}, {}, tmp_path)
+    assert config.pgdata.value == Path.cwd() / "opt" / "pg"
 
 
 RUN = ScenarioSettings(Volume.named("medium"), 1234)
