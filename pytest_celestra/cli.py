@@ -26,7 +26,6 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from traceback import format_exception
 from types import MappingProxyType
@@ -68,6 +67,7 @@ from pytest_celestra.urls import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
     from typing import TextIO
 
     from sqlalchemy.engine import URL
@@ -100,15 +100,6 @@ def _volume(text: str) -> Volume:
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return volume
-
-
-def _anchor_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid day {text!r}: use YYYY-MM-DD, e.g. 2026-01-15"
-        ) from None
 
 
 def _database(text: str) -> str:
@@ -158,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INT", help=SPECS["seed"].help,
     )  # fmt: skip
     data.add_argument(
-        "--anchor-day", type=_anchor_day, metavar="YYYY-MM-DD",
+        "--anchor-day", type=SPECS["anchor_day"].argparse_type, metavar="YYYY-MM-DD",
         help="Day the scenario's times are relative to (default: today, UTC).",
     )  # fmt: skip
     where = parser.add_argument_group("where it goes")

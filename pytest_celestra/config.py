@@ -15,7 +15,7 @@ import argparse
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -152,6 +152,14 @@ def parse_flag(text: str) -> bool:
     if word in _TRUE or word in _FALSE:
         return word in _TRUE
     raise ConfigError(f"invalid flag {text!r}: use one of {', '.join(_TRUE + _FALSE)}")
+
+
+def parse_day(text: str) -> date:
+    """A day, `YYYY-MM-DD`."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"invalid day {text!r}: use YYYY-MM-DD, e.g. 2026-01-15") from None
 
 
 _DURATION = re.compile(r"^(\d{1,6})\s*([smhd])$", re.IGNORECASE)
@@ -308,6 +316,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         lambda: DEFAULT_LOCK_TIMEOUT,
         "DURATION",
     ),
+    SettingSpec(
+        "anchor_day",
+        "The day (UTC, YYYY-MM-DD) the seeded scenarios' times are relative to (default: "
+        "today): fix it to get the same rows on another day, e.g. to replay a failure.",
+        parse_day,
+        lambda: None,
+        "YYYY-MM-DD",
+    ),
 )
 SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
 
@@ -326,6 +342,7 @@ class CelestraConfig:
     template_max_age: Setting[timedelta]
     template_max_size: Setting[int]
     lock_timeout: Setting[timedelta]
+    anchor_day: Setting[date | None]
 
     @property
     def scenario(self) -> ScenarioSettings:
@@ -347,6 +364,8 @@ class CelestraConfig:
             for name, setting in (("rebuild", self.rebuild), ("keep", self.keep))
             if setting.value
         ]
+        if self.anchor_day.value is not None:
+            parts.append(f"anchor-day={self.anchor_day.value} ({self.anchor_day.source})")
         return " ".join(parts)
 
 

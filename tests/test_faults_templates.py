@@ -468,6 +468,20 @@ def test_the_budget_evicts_by_age_day_and_size_never_what_is_kept():
     assert sorted(templates_to_evict(templates, Budget(), now)) == ["built", "stale", "yesterday"]
 
 
+def test_a_template_of_a_fixed_anchor_day_is_not_stale_the_next_day():
+    """`--celestra-anchor-day` fixes a day before the one a template is built on: such a
+    template is not "yesterday's" (it would be dropped by every sweep and built again by
+    every run); one anchored on its build day is, from the next day on."""
+    now = datetime(2026, 6, 2, 12, tzinfo=UTC)
+    built_yesterday = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    templates = [
+        TemplateUse("fixed", now, 1, day="2025-01-15", built=built_yesterday),
+        TemplateUse("yesterday", now, 1, day="2026-06-01", built=built_yesterday),
+        TemplateUse("earlier", now, 1, day="2026-05-31"),  # built before "built" was recorded
+    ]
+    assert sorted(templates_to_evict(templates, Budget(), now)) == ["earlier", "yesterday"]
+
+
 def test_eviction_never_drops_a_template_in_use(admin, managers, monkeypatch):
     user, idle = managers(tiny_schema()), managers(tiny_schema())
     user.create_empty()

@@ -378,12 +378,14 @@ class TemplateUse(NamedTuple):
     used: datetime
     size: int
     day: str | None = None
+    built: datetime | None = None
 
 
 def templates_to_evict(
     templates: Iterable[TemplateUse], budget: Budget, now: datetime, keep: Iterable[str] = ()
 ) -> list[str]:
-    """The templates over `budget`: of an anchor day before `now`'s, unused for longer
+    """The templates over `budget`: of an anchor day before `now`'s (one anchored on the day
+    it was built, not one whose day was fixed, `--celestra-anchor-day`), unused for longer
     than `max_age`, or beyond `max_size` counting from the most recently used. `keep` (a
     template just built) counts towards the size but is never chosen."""
     today = now.date().isoformat()
@@ -392,7 +394,9 @@ def templates_to_evict(
     evict = []
     for template in sorted(templates, key=lambda t: (t.name not in kept, -t.used.timestamp())):
         total += template.size
-        stale = template.day is not None and template.day < today
+        built = None if template.built is None else template.built.date().isoformat()
+        fixed = built is not None and template.day is not None and template.day < built
+        stale = template.day is not None and template.day < today and not fixed
         if template.name not in kept and (
             stale or now - template.used > budget.max_age or total > budget.max_size
         ):
@@ -870,7 +874,8 @@ class DatabaseManager:
                 continue  # this run's own, alive by definition
             if purpose == SEALED:
                 day = meta.get("day")
-                sealed.append(TemplateUse(name, _when(meta.get("used")), listed.size, day))
+                used, built = _when(meta.get("used")), _when(meta.get("built"))
+                sealed.append(TemplateUse(name, used, listed.size, day, built))
             elif "owner" in meta and purpose in ("test database", "template build"):
                 doomed.append((listed, [_lock_id(name), int(meta["owner"])], True))
             elif (

@@ -155,7 +155,8 @@ def pytest_configure(config: pytest.Config) -> None:
             date.fromisoformat(workerinput["celestra_day"]),
         )
     else:
-        run = RunInfo(uuid.uuid4().hex, "main", datetime.now(UTC).date())
+        day = celestra.anchor_day.value or datetime.now(UTC).date()
+        run = RunInfo(uuid.uuid4().hex, "main", day)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(fixtures, "celestra_fixtures")
     config.pluginmanager.register(transactional, "celestra_transactional")
