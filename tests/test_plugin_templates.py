@@ -187,3 +187,27 @@ def test_two_projects_whose_migrations_share_a_revision_id_get_their_own_schema(
         (folder / f"test_{project}.py").write_text(PROJECT_TEST.format(column=column))
     for project in ("project_x", "project_y", "project_x"):
         run_inner(project).assert_outcomes(passed=1)
+
+
+SEEDED_TEST = "def test_seeded(celestra_seeded_db):\n    pass\n"
+
+
+def test_the_summary_says_why_each_template_was_built(celestra_pytester, run_inner, unique_seed):
+    """It listed the builds without a reason: a team could not tell a new day from an
+    upgrade, a rebuild or an eviction."""
+    celestra_pytester.makepyfile(SEEDED_TEST)
+    seed, volume = f"--celestra-seed={unique_seed}", "--celestra-volume=small"
+
+    def built(*args: str) -> str:
+        result = run_inner(seed, volume, *args)
+        result.assert_outcomes(passed=1)
+        label = f"volume small (seed {unique_seed}): "
+        return next(line for line in result.outlines if line.startswith(label))
+
+    assert built("--celestra-anchor-day=2025-06-01").endswith(" (none on this server yet)")
+    assert built("--celestra-anchor-day=2025-06-02").endswith(
+        " (new anchor day 2025-06-02 (was 2025-06-01))"
+    )
+    assert built("--celestra-anchor-day=2025-06-02", "--celestra-rebuild").endswith(
+        " (--celestra-rebuild)"
+    )

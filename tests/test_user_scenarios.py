@@ -197,8 +197,8 @@ def test_built_once_layered_and_reused(celestra_pytester, inner, admin, unique_s
     first.stdout.fnmatch_lines(
         [
             "*celestra: templates built by this run*",
-            "scenario 'acme' on the empty schema: * rows in * s",
-            "scenario 'acme_with_admin' on scenario 'acme': * rows in * s",
+            "scenario 'acme' on the empty schema: * rows in * s*",
+            "scenario 'acme_with_admin' on scenario 'acme': * rows in * s*",
         ]
     )
     templates = scenario_templates(admin, unique_seed)
@@ -233,7 +233,7 @@ def test_a_batch_written_in_chunks_builds_whole(celestra_pytester, inner, monkey
     result = inner("-k", "test_rolled_back or test_layer")
     result.assert_outcomes(passed=2)
     # 1 company, 7 users in chunks of 3, 3 and 1, and their 7 sessions.
-    result.stdout.fnmatch_lines(["scenario 'acme' on the empty schema: 15 rows in * s"])
+    result.stdout.fnmatch_lines(["scenario 'acme' on the empty schema: 15 rows in * s*"])
 
 
 @pytest.mark.slow
@@ -402,7 +402,7 @@ def test_a_long_build_shows_progress(celestra_pytester, inner):
             # The rows bulk_create COPYs count too: no statement event sees them.
             "celestra: building scenario 'slow' on the empty schema: "
             "* statements, 5 rows by bulk_create, * s (* s)",
-            "celestra: built scenario 'slow' on the empty schema: 6 rows in * s",
+            "celestra: built scenario 'slow' on the empty schema: 6 rows in * s*",
         ]
     )
 
@@ -612,7 +612,7 @@ class RecordingWatcher:
     def progress(self, label: str, done: str) -> None:
         self.events.append(("progress", label, done))
 
-    def built(self, label: str, rows: int, seconds: float) -> None:
+    def built(self, label: str, rows: int, seconds: float, why: str = "") -> None:
         self.events.append(("built", label, str(rows)))
 
 

@@ -126,7 +126,7 @@ class BuildWatcher(Protocol):
 
     def progress(self, label: str, done: str) -> None: ...
 
-    def built(self, label: str, rows: int, seconds: float) -> None: ...
+    def built(self, label: str, rows: int, seconds: float, why: str = "") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -369,6 +369,16 @@ def _when(text: object) -> datetime:
         return datetime.fromisoformat(str(text))
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
+
+
+_CHANGES = {
+    "day": "",  # said with both days
+    "schema": "the schema changed",
+    "rules": "your schema rules changed",
+    "code": "pytest-celestra's code, Faker or factory_boy changed",
+    "passwords": "the password hashing changed",
+}
+"""What a change of each recorded input of a template means, for the run's summary."""
 
 
 class TemplateUse(NamedTuple):
@@ -681,7 +691,7 @@ class DatabaseManager:
             problem = self._checked_copy(admin, template, name, comment, strategy)
             if problem is not None:
                 self.notes.append(f"template {template} was rebuilt: {problem}")
-                self._replace(admin, spec, template)
+                self._replace(admin, spec, template, "its content had changed")
                 problem = self._checked_copy(admin, template, name, comment, strategy)
                 if problem is not None:
                     raise ServerError(
@@ -718,9 +728,12 @@ class DatabaseManager:
         return f"its content is not what was built ({problem})"
 
     @contextlib.contextmanager
-    def _building(self, admin: Admin, spec: _Spec) -> Iterator[tuple[str, Fingerprint]]:
+    def _building(
+        self, admin: Admin, spec: _Spec, why: str = ""
+    ) -> Iterator[tuple[str, Fingerprint]]:
         """A new database made from `spec`'s source and populated, with its fingerprint;
-        dropped at the end unless it has become a template."""
+        dropped at the end unless it has become a template. `why` it is built goes to the
+        watcher (the run's summary)."""
         build = f"celestra_build_{secrets.token_hex(6)}"
         meta: dict[str, Any] = {"run": self.run_id, "owner": self.owner_lock}
         label = spec.label or spec.kind
@@ -739,7 +752,7 @@ class DatabaseManager:
                     fingerprint = content_fingerprint(connection)
                 if self.watcher is not None:
                     seconds = time.perf_counter() - started
-                    self.watcher.built(label, sum(fingerprint.rows.values()), seconds)
+                    self.watcher.built(label, sum(fingerprint.rows.values()), seconds, why)
                 yield build, fingerprint
             finally:
                 # A server gone mid-build cannot drop it: the next run's sweep will.
@@ -765,14 +778,40 @@ class DatabaseManager:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
         facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
+        facts["label"] = spec.label  # what the next build of it says changed (_why_built)
         set_comment(admin, name, _comment(SEALED, **facts, **spec.meta, **fingerprint.as_meta()))
         self._sweep(admin, keep={name})
 
-    def _replace(self, admin: Admin, spec: _Spec, name: str) -> None:
-        """Build template `name` afresh (its lock held by the caller)."""
+    def _replace(self, admin: Admin, spec: _Spec, name: str, why: str = "") -> None:
+        """Build template `name` afresh (its lock held by the caller), `why` it is."""
         key = spec.key or str(_describe(admin, name)[1].get("key", ""))
-        with self._building(admin, spec) as built:
+        with self._building(admin, spec, why) as built:
             self._install(admin, built, name, spec, key)
+
+    def _why_built(self, admin: Admin, name: str, spec: _Spec) -> str:
+        """Why template `name` of `spec` is (re)built: `--celestra-rebuild`, or what changed
+        since the template of the same label last used here (a new anchor day, the schema,
+        the package's code ...), or that there is none."""
+        if _describe(admin, name)[0] == SEALED:
+            return "--celestra-rebuild" if self.rebuild else ""
+        earlier = [
+            listed.meta
+            for listed in self._listing(admin, sizes=False)
+            if listed.purpose == SEALED
+            and listed.meta.get("kind") == spec.kind
+            and listed.meta.get("label") == spec.label
+        ]
+        if not earlier:
+            return "none on this server yet"
+        latest = max(earlier, key=lambda meta: _when(meta.get("used")))
+        changed = [
+            f"new anchor day {spec.meta['day']} (was {latest.get('day')})"
+            if field == "day"
+            else what
+            for field, what in _CHANGES.items()
+            if field in spec.meta and latest.get(field) != spec.meta[field]
+        ]
+        return "; ".join(changed) or "what it is built from changed"
 
     def _usable(self, admin: Admin, name: str) -> bool:
         """Is `name` a sealed template with a fingerprint (and, with `rebuild`, one
@@ -794,7 +833,7 @@ class DatabaseManager:
             name = template_name(spec.kind, self._role_key(admin, spec.key))
             with self._waiting_for(admin, name, spec.label):
                 if not self._usable(admin, name):
-                    self._replace(admin, spec, name)
+                    self._replace(admin, spec, name, self._why_built(admin, name, spec))
                 yield name
             return
         with self._building(admin, spec) as built:
@@ -967,6 +1006,7 @@ class DatabaseManager:
             "schema": self._schema_key,
             "code": generator_code_key(),
             "passwords": password_hashing_key(),
+            "rules": self.seeder.key,
         }
         return _Spec("seeded", key, schema, populate, meta, label)
 

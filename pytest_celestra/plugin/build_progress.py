@@ -49,9 +49,11 @@ class BuildProgress:
         if self._write(f"celestra: building {label}: {done} ({now - started:.0f} s)"):
             self._shown[label] = now
 
-    def built(self, label: str, rows: int, seconds: float) -> None:
+    def built(self, label: str, rows: int, seconds: float, why: str = "") -> None:
         self._started.pop(label, None)
         line = f"{label}: {rows:,} row{'' if rows == 1 else 's'} in {seconds:.1f} s"
+        if why:
+            line += f" ({why})"
         self.builds.append(line)
         if self._shown.pop(label, None) is not None or seconds >= QUIET_SECONDS:
             self._write(f"celestra: built {line}")
