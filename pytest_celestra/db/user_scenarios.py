@@ -196,7 +196,7 @@ class ScenarioRegistry:
         known = sorted({*self.by_name, *here})
         raise ScenarioBuildError(
             f"scenario={wanted!r}: no scenario of that name in the test's module or in a "
-            "conftest.py above it (another test module's is not seen)."
+            "conftest.py (another test module's is not seen)."
             f"{did_you_mean(wanted, known)} Declare one with @scenario_builder"
             + (f" (known: {', '.join(known)})" if known else "")
         )

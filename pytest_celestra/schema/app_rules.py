@@ -238,12 +238,14 @@ class TableRule:
                 )
             return count
         counts = dict(self.count)
-        base, multiple = volume.base  # small,users=30: small's; x2: twice medium's
-        for name, times in ((volume.name, 1), (volume.name.split(",")[0], 1), (base, multiple)):
+        # Its own count, its base's (small,users=30: small's), "default", then a multiple of
+        # a named volume's (x2: twice medium's; large: 100 times medium's).
+        base, multiple = volume.base
+        for name, times in ((volume.name, 1), (volume.name.split(",")[0], 1), ("default", 1)):
             if name in counts:
                 return counts[name] * times
-        if "default" in counts:
-            return counts["default"]
+        if base in counts:
+            return counts[base] * multiple
         raise ConfigError(
             f"{self.origin} gives no count for the volume {volume.name!r}: add "
             f'"{volume.name}", "{base}" or "default" to its count= mapping'
