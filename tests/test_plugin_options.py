@@ -82,8 +82,7 @@ def test_a_native_toml_table_gives_numbers_and_booleans_as_such(
     celestra_pytester.makepyfile(PLAIN_TEST)
     celestra_pytester.makefile(
         ".toml",
-        pyproject="[tool.pytest]\ncelestra_seed = 42\ncelestra_rebuild = true\n"
-        "celestra_template_max_size = 20000000000\n",  # (a number: the budget is the server's)
+        pyproject="[tool.pytest]\ncelestra_seed = 42\ncelestra_rebuild = true\n",
     )
     line = header(run_inner("--co"))
     assert " seed=42 (ini) rebuild=yes (ini) " in line
