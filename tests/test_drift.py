@@ -416,6 +416,11 @@ def test_with_a_rules_hook_the_report_adds_to_it_rather_than_define_another(
     catalog = read_catalog(pg_conn)
     without = compare(catalog, SchemaRules()).message()
     assert "Add to your conftest.py:\n\n    def pytest_celestra_schema_rules(rules):" in without
+    # A hook that gives nothing yet is a hook all the same (the plugin and --rules say so).
+    assert (
+        "def pytest_celestra_schema_rules"
+        not in compare(catalog, SchemaRules(hooked=True)).message()
+    )
     rules = SchemaRules()
     rules.accept("some_constraint_of_yours")
     message = compare(catalog, rules).message()
@@ -423,3 +428,28 @@ def test_with_a_rules_hook_the_report_adds_to_it_rather_than_define_another(
     assert 'Add to your pytest_celestra_schema_rules(rules):\n\n        rules.column("users"' in (
         message
     )
+
+
+EMPTY_HOOK = """
+from sqlalchemy import text
+from pytest_celestra import Base
+
+def pytest_celestra_create_schema(connection, config):
+    Base.metadata.create_all(connection)
+    connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
+    return True
+
+def pytest_celestra_schema_rules(rules):
+    pass  # begun, nothing in it yet
+"""
+
+
+def test_a_rules_hook_that_gives_nothing_yet_is_told_to_take_the_lines(
+    celestra_pytester, run_inner
+):
+    celestra_pytester.makeconftest(EMPTY_HOOK)
+    celestra_pytester.makepyfile("def test_seeded(celestra_seeded_db):\n    pass\n")
+    result = run_inner()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["Add to your pytest_celestra_schema_rules(rules):"])
+    assert "    def pytest_celestra_schema_rules(rules):" not in result.stdout.str()

@@ -72,7 +72,7 @@ class DriftReport:
     remedies: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     has_rules: bool = False
-    """Your rules hook exists (it gave rules): the remedies go into it, not a new one."""
+    """Your rules hook exists: the remedies go into it, not a new one."""
 
     def message(self) -> str:
         lines = [
@@ -102,7 +102,7 @@ def compare(catalog: Catalog, rules: SchemaRules) -> DriftReport:
     """Every difference between `catalog` and what the plugin and `rules` write."""
     from pytest_celestra.schema.catalog import celestra_columns, celestra_enums
 
-    report = DriftReport(has_rules=bool(rules or rules.accepted or rules.empty))
+    report = DriftReport(has_rules=rules.hooked or bool(rules or rules.accepted or rules.empty))
     ours = celestra_columns()
     nullable = _builtin_nullable()
     filled = {table: set(columns) for table, columns in ours.items()}

@@ -198,7 +198,7 @@ def rules_from_file(path: Path) -> SchemaRules:
     hook = getattr(import_user_file(path, f"--rules {path}"), "pytest_celestra_schema_rules", None)
     if not callable(hook):
         raise CelestraError(f"--rules {path}: it defines no pytest_celestra_schema_rules function")
-    rules = SchemaRules()
+    rules = SchemaRules(hooked=True)
     given = {"rules": rules, "config": None}
     try:
         hook(**{name: given[name] for name in inspect.signature(hook).parameters if name in given})

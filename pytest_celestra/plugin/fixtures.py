@@ -130,6 +130,7 @@ def open_databases(config: pytest.Config, workdir: Path) -> Iterator[DatabaseMan
     celestra = config.stash[CONFIG_KEY]
     run = config.stash[RUN_KEY]
     run.rules = SchemaRules()  # your hooks first: one that raises leaves no server running
+    run.rules.hooked = bool(config.hook.pytest_celestra_schema_rules.get_hookimpls())
     config.hook.pytest_celestra_schema_rules(rules=run.rules, config=config)
     setup = schema_setup(config)
     server = start_server(celestra, workdir)

@@ -343,6 +343,9 @@ class SchemaRules:
     empty: set[str] = field(default_factory=set)
     """New tables left empty on purpose."""
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    hooked: bool = field(default=False, compare=False)
+    """A `pytest_celestra_schema_rules` hook filled it (it may have given nothing yet): the
+    drift report's lines go into that hook, not a second one."""
 
     def column(
         self,
