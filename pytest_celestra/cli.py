@@ -268,8 +268,8 @@ class Outcome:
         }
         keys = (
             "database created_database reset created_tables created_types other_tables "
-            "server_version server_address url sqlalchemy_url data_dir stop_command sql_file "
-            "sql_bytes rules_file schema_notes scenario"
+            "server_version server_address url sqlalchemy_url data_dir stop_command test_runs "
+            "sql_file sql_bytes rules_file schema_notes scenario"
         )
         return fields | {key: self.details.get(key) for key in keys.split()}
 
@@ -299,6 +299,9 @@ class Outcome:
             if self.target == "embedded"
             else f"at {d['server_address']} ({d['server_version']})"
         )
+        if d.get("test_runs"):
+            runs = ", ".join(map(str, d["test_runs"]))
+            where += f" until the last test run using it ends (process {runs}), which stops it"
         lines.append(f"Seeded database {d['database']!r}{created}{reset}, {where}.")
         rule_tables = [table for table in self.summary.rows if table not in TABLES_IN_FK_ORDER]
         lines.append(f"  {_created_there(d, rule_tables)}")
@@ -606,9 +609,12 @@ def run_seed(options: argparse.Namespace) -> Outcome:
     stop = f"{PROG} stop"
     if data_dir != default_data_dir():
         stop += f" --data-dir {shlex.quote(str(data_dir))}"
-    details = {"data_dir": str(data_dir), "stop_command": stop}
+    details: dict[str, Any] = {"data_dir": str(data_dir), "stop_command": stop}
     try:
-        return _seed_server(options, url, anchor, details, bars, started, rules)
+        outcome = _seed_server(options, url, anchor, details, bars, started, rules)
+        # Test runs on the same data directory (the plugin's): the last to end stops it.
+        outcome.details["test_runs"] = server.live_users(data_dir)
+        return outcome
     except (CelestraError, DBAPIError, psycopg.Error) as error:
         raise CelestraError(
             f"{failure_text(error)}. The embedded PostgreSQL in {data_dir} is left running; "

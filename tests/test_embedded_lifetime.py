@@ -182,6 +182,24 @@ def test_stop_leaves_a_server_a_run_uses_unless_forced(pgdata, capsys):
         run.communicate(b"")
 
 
+@pytest.mark.slow
+def test_seeding_the_plugins_server_says_the_last_test_run_stops_it(pgdata, capsys):
+    """`celestra-seed` on a data directory a test run uses said the server "keeps running";
+    the run, ending last, stopped it."""
+    waiting = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    run = subprocess.Popen(waiting, stdin=subprocess.PIPE)
+    try:
+        server.start_embedded(pgdata, "--data-dir", keep_running=True)
+        (pgdata / server.HANDLE_LIST).write_text(json.dumps([run.pid]))  # a test run uses it
+        assert cli.main(["--data-dir", str(pgdata), "--volume", "small"]) == 0
+        said = capsys.readouterr().out
+        assert f"until the last test run using it ends (process {run.pid}), which stops it" in (
+            said
+        )
+    finally:
+        run.communicate(b"")
+
+
 def test_a_recycled_pid_is_not_taken_for_the_run_that_had_it(pgdata, tmp_path):
     """A process that started after the list was last written cannot be one of its users."""
     written = tmp_path / "list"
