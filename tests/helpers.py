@@ -231,6 +231,17 @@ def pytest_celestra_schema_rules(rules, config):
 """
 
 
+def schema_hook(*statements: str) -> str:
+    """A conftest.py's `pytest_celestra_create_schema`: the built-in schema, then what a
+    migration of the app adds (`statements`)."""
+    run = "".join(f"    connection.execute(text({statement!r}))\n" for statement in statements)
+    return (
+        "from sqlalchemy import text\nfrom pytest_celestra import Base\n\n"
+        "def pytest_celestra_create_schema(connection, config):\n"
+        f"    Base.metadata.create_all(connection)\n{run}    return True\n"
+    )
+
+
 def migrated_database(admin_dsn: str, url: str) -> None:
     """``url`` created with the built-in schema, then changed as the app's migration does."""
     create_database(admin_dsn, url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import schema_hook
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -201,18 +202,13 @@ def header_line(result: pytest.RunResult) -> str:
     return next(line for line in result.outlines if line.startswith("celestra: "))
 
 
-NULL_LOCALE = """
-from sqlalchemy import text
-from pytest_celestra import Base
-
-def pytest_celestra_create_schema(connection, config):
-    Base.metadata.create_all(connection)
-    connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
-    return True
-
+NULL_LOCALE = (
+    schema_hook("ALTER TABLE users ADD COLUMN locale text NOT NULL")
+    + """
 def pytest_celestra_schema_rules(rules):
     rules.column("users", "locale", derive=lambda row, rng: None)  # a rule that fails
 """
+)
 
 FACTORY_TEST = """
 from pytest_celestra.rows.factories import UserFactory
@@ -430,18 +426,13 @@ def test_with_a_rules_hook_the_report_adds_to_it_rather_than_define_another(
     )
 
 
-EMPTY_HOOK = """
-from sqlalchemy import text
-from pytest_celestra import Base
-
-def pytest_celestra_create_schema(connection, config):
-    Base.metadata.create_all(connection)
-    connection.execute(text("ALTER TABLE users ADD COLUMN locale text NOT NULL"))
-    return True
-
+EMPTY_HOOK = (
+    schema_hook("ALTER TABLE users ADD COLUMN locale text NOT NULL")
+    + """
 def pytest_celestra_schema_rules(rules):
     pass  # begun, nothing in it yet
 """
+)
 
 
 def test_a_rules_hook_that_gives_nothing_yet_is_told_to_take_the_lines(

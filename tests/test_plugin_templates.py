@@ -6,7 +6,7 @@ import json
 import secrets
 
 import pytest
-from helpers import templates_with_seed
+from helpers import schema_hook, templates_with_seed
 
 from pytest_celestra.db.cache_keys import builtin_schema_key, user_schema_key
 from pytest_celestra.db.database import template_name
@@ -151,14 +151,6 @@ def test_a_schema_version_skips_the_set_up_when_cached(celestra_pytester, run_in
 
 
 PROJECT_SCHEMA = """
-from sqlalchemy import text
-from pytest_celestra import Base
-
-def pytest_celestra_create_schema(connection, config):
-    Base.metadata.create_all(connection)
-    connection.execute(text("ALTER TABLE users ADD COLUMN {column} text"))
-    return True
-
 def pytest_celestra_schema_version(config):
     return {version!r}
 """
@@ -183,7 +175,8 @@ def test_two_projects_whose_migrations_share_a_revision_id_get_their_own_schema(
     for project, column in (("project_x", "locale"), ("project_y", "nickname")):
         folder = celestra_pytester.mkpydir(project)
         (folder / "pytest.ini").write_text("[pytest]\n")  # its own root directory
-        (folder / "conftest.py").write_text(PROJECT_SCHEMA.format(column=column, version=version))
+        hook = schema_hook(f"ALTER TABLE users ADD COLUMN {column} text")
+        (folder / "conftest.py").write_text(hook + PROJECT_SCHEMA.format(version=version))
         (folder / f"test_{project}.py").write_text(PROJECT_TEST.format(column=column))
     for project in ("project_x", "project_y", "project_x"):
         run_inner(project).assert_outcomes(passed=1)
