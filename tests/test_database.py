@@ -196,6 +196,8 @@ def test_two_rebuilding_runs_at_once_take_each_others_fresh_build(admin, manager
     template = template_name("schema", key)
     manager(key).create_empty()  # an older template, from before both runs began
     first, second = manager(key, rebuild=True), manager(key, rebuild=True)
+    first.open()  # both runs start (as the plugin opens its manager), then build
+    second.open()
     first.create_empty()
     assert comment_of(admin, template)["run"] == first.run_id  # rebuilt: it was older
     second.create_empty()
@@ -255,3 +257,28 @@ def test_one_lock_whatever_database_the_dsn_names(suite_databases, admin_dsn, sc
     ):
         taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (_lock_id(name),))
         assert taken.fetchone() == (False,)
+
+
+def test_times_are_stamped_by_the_servers_clock(admin, manager, monkeypatch):
+    """Machines sharing a server stamped built, used and created by their own clocks: one
+    whose clock ran ahead made its templates look fresh to every other --celestra-rebuild,
+    and one behind made them look old to the budget."""
+    from datetime import UTC, datetime, timedelta
+
+    from pytest_celestra.db import database
+
+    class BehindByAYear(datetime):
+        @classmethod
+        def now(cls, tz=None):  # this machine's clock, a year behind (never ahead: a
+            return datetime.now(tz) - timedelta(days=365)  # sweep would evict everything)
+
+    monkeypatch.setattr(database, "datetime", BehindByAYear)
+    key = secrets.token_hex(32)
+    made = manager(key)
+    clone = made.create_empty()
+    server_now = admin.execute("SELECT clock_timestamp()").fetchone()[0].astimezone(UTC)
+    stamps = comment_of(admin, template_name("schema", key))
+    for field in ("built", "used"):
+        assert abs(datetime.fromisoformat(stamps[field]) - server_now) < timedelta(minutes=5)
+    created = comment_of(admin, clone.database)["created"]
+    assert abs(datetime.fromisoformat(created) - server_now) < timedelta(minutes=5)

@@ -363,6 +363,13 @@ def _if_free(admin: Admin, locks: list[int]) -> Iterator[bool]:
             admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
 
 
+def _server_now(admin: Admin) -> datetime:
+    """The server's clock: every process, on any machine, stamps and compares our
+    databases' times (built, used, created) by it, whatever its own clock says."""
+    row = admin.execute("SELECT clock_timestamp()").fetchone()
+    return datetime.now(UTC) if row is None else row[0].astimezone(UTC)
+
+
 def _when(text: object) -> datetime:
     """A time recorded in a comment; long ago if unreadable."""
     try:
@@ -479,8 +486,9 @@ class DatabaseManager:
     say: Callable[[str], None] | None = field(default=None, repr=False)
     """Where to say, while waiting, that another run holds a template's lock."""
     connection_limit: str | None = None  # the first "too many clients" of this process
-    since: datetime = field(default_factory=lambda: datetime.now(UTC))
-    """When this process began: with `rebuild`, a template built since is fresh enough."""
+    since: datetime | None = None
+    """When this process first reached the server (`open`, at its start), by the server's
+    clock: with `rebuild`, a template built since is fresh enough."""
     _schema_key: str | None = None
     _data_directory: Path | None = None  # where this machine can see it
     _max_wal: int | None = None
@@ -534,6 +542,8 @@ class DatabaseManager:
         """A connection for one piece of work; the first sweeps what gone runs left."""
         self._claim()
         with self._connect_admin() as admin:
+            if self.since is None:  # the process's start (open), by the server's clock
+                self.since = _server_now(admin)
             if not self._swept:  # where its disk is, to check the room and a full disk
                 self._data_directory = data_directory(admin)
                 self._max_wal = max_wal_bytes(admin)
@@ -701,7 +711,7 @@ class DatabaseManager:
                     )
             purpose, meta = _describe(admin, template)
             if purpose == SEALED:  # record that it was just used, so sweeps keep it
-                now = datetime.now(UTC).isoformat(timespec="milliseconds")
+                now = _server_now(admin).isoformat(timespec="milliseconds")
                 with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # another role's
                     set_comment(admin, template, _comment(SEALED, **{**meta, "used": now}))
             return template
@@ -775,7 +785,7 @@ class DatabaseManager:
         size = admin.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
         seal = "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"
         admin.execute(sql.SQL(seal).format(target))
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = _server_now(admin).isoformat(timespec="milliseconds")
         facts: dict[str, object] = {"run": self.run_id, "built": now, "used": now}
         facts |= {"kind": spec.kind, "key": key, "size": int(size[0]) if size and size[0] else 0}
         facts["label"] = spec.label  # what the next build of it says changed (_why_built)
@@ -818,7 +828,8 @@ class DatabaseManager:
         built by this run or since it began: two rebuilding runs at once each rebuilt what
         the other had just built, back and forth)?"""
         purpose, meta = _describe(admin, name)
-        stale = meta.get("run") != self.run_id and _when(meta.get("built")) < self.since
+        since = self.since or _server_now(admin)
+        stale = meta.get("run") != self.run_id and _when(meta.get("built")) < since
         return (
             purpose == SEALED
             and Fingerprint.from_meta(meta) is not None
@@ -898,7 +909,7 @@ class DatabaseManager:
         whose backends can outlive it for a moment) or whose comment changed since the
         listing is left to a later sweep.
         """
-        now = datetime.now(UTC)
+        now = _server_now(admin)
         kept = set(keep)
         spared = kept | PROTECTED_DATABASES | self.protected
         # (listed, locks to try, force: a dead run's leftovers)
@@ -1057,7 +1068,7 @@ class DatabaseManager:
     ) -> URL:
         """A new test database from the template of `spec`, checked against it."""
         name = name or f"celestra_{label}_{self.worker}_{secrets.token_hex(4)}"
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = _server_now(admin).isoformat(timespec="milliseconds")
         meta: dict[str, object] = {
             "run": self.run_id,
             "owner": self.owner_lock,
