@@ -505,6 +505,10 @@ def test_eviction_never_drops_a_template_in_use(admin, managers, monkeypatch):
         sweeper._sweep(connection)
     assert exists(admin, in_use)
     assert not exists(admin, unused)
+    # Said: on a shared server, one run's budget is everyone's (it went unsaid).
+    said = [note for note in sweeper.notes if note.startswith("the template budget dropped")]
+    assert len(said) == 1
+    assert said[0].startswith("the template budget dropped 1 template other runs had built (")
 
 
 # --- 5a, 5b. a server that restarts ------------------------------------------------

@@ -398,6 +398,14 @@ class TemplateUse(NamedTuple):
     built: datetime | None = None
 
 
+def of_a_past_day(template: TemplateUse, now: datetime) -> bool:
+    """Is `template` anchored on a day before `now`'s, a day it was built on (not one fixed
+    with `--celestra-anchor-day`)? Then no run can use it any more."""
+    built = None if template.built is None else template.built.date().isoformat()
+    fixed = built is not None and template.day is not None and template.day < built
+    return template.day is not None and template.day < now.date().isoformat() and not fixed
+
+
 def templates_to_evict(
     templates: Iterable[TemplateUse], budget: Budget, now: datetime, keep: Iterable[str] = ()
 ) -> list[str]:
@@ -405,17 +413,15 @@ def templates_to_evict(
     it was built, not one whose day was fixed, `--celestra-anchor-day`), unused for longer
     than `max_age`, or beyond `max_size` counting from the most recently used. `keep` (a
     template just built) counts towards the size but is never chosen."""
-    today = now.date().isoformat()
     kept = set(keep)
     total = 0
     evict = []
     for template in sorted(templates, key=lambda t: (t.name not in kept, -t.used.timestamp())):
         total += template.size
-        built = None if template.built is None else template.built.date().isoformat()
-        fixed = built is not None and template.day is not None and template.day < built
-        stale = template.day is not None and template.day < today and not fixed
         if template.name not in kept and (
-            stale or now - template.used > budget.max_age or total > budget.max_size
+            of_a_past_day(template, now)
+            or now - template.used > budget.max_age
+            or total > budget.max_size
         ):
             evict.append(template.name)
     return evict
@@ -915,6 +921,7 @@ class DatabaseManager:
         # (listed, locks to try, force: a dead run's leftovers)
         doomed: list[tuple[_Listed, list[int], bool]] = []
         sealed: list[TemplateUse] = []
+        sealed_listed: list[_Listed] = []  # the listing of each of `sealed`
         listings = self._listing(admin, sizes=evict)
         for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
@@ -926,6 +933,7 @@ class DatabaseManager:
                 day = meta.get("day")
                 used, built = _when(meta.get("used")), _when(meta.get("built"))
                 sealed.append(TemplateUse(name, used, listed.size, day, built))
+                sealed_listed.append(listed)
             elif "owner" in meta and purpose in ("test database", "template build"):
                 doomed.append((listed, [_lock_id(name), int(meta["owner"])], True))
             elif (
@@ -941,6 +949,7 @@ class DatabaseManager:
                 )
             ):
                 doomed.append((listed, [_lock_id(name)], purpose == ""))
+        others: set[str] = set()  # other runs' templates the budget (not the day) drops
         if evict:
             evicted = set(templates_to_evict(sealed, self.budget, now, kept))
             doomed += [
@@ -948,6 +957,14 @@ class DatabaseManager:
                 for listed in listings
                 if listed.name in evicted
             ]
+            others = {
+                template.name
+                for template, listed in zip(sealed, sealed_listed, strict=True)
+                if template.name in evicted
+                and not of_a_past_day(template, now)
+                and listed.meta.get("run") != self.run_id
+            }
+        dropped_others: list[_Listed] = []
         for listed, locks, force in doomed:
             with _if_free(admin, locks) as free:
                 if not free:
@@ -963,6 +980,16 @@ class DatabaseManager:
                     psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege
                 ):
                     _drop(admin, listed.name, force=force)
+                    if listed.name in others:
+                        dropped_others.append(listed)
+        if dropped_others:
+            count, size = len(dropped_others), sum(listed.size for listed in dropped_others)
+            self.notes.append(
+                f"the template budget dropped {count} template{'s' if count != 1 else ''} "
+                f"other runs had built ({format_bytes(size)}), over its age or size: on a "
+                "server others use, their cache too (--celestra-template-max-age, "
+                "--celestra-template-max-size)"
+            )
 
     def _schema_spec(self, admin: Admin | None = None) -> _Spec:
         """The schema template's spec; with `admin`, with its key: a user schema's is learnt
