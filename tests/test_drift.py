@@ -13,24 +13,15 @@ from pytest_celestra.rows.factories import UserFactory
 from pytest_celestra.schema.app_rules import SchemaRules
 
 #: The schema of an app whose migrations changed Celestra's in every way the report knows.
-CHANGED_SCHEMA = """
-from sqlalchemy import text
-from pytest_celestra import Base
-
-def pytest_celestra_create_schema(connection, config):
-    Base.metadata.create_all(connection)
-    for statement in [
-        "ALTER TABLE users ADD COLUMN locale text NOT NULL",
-        "ALTER TYPE user_status ADD VALUE 'DORMANT'",
-        "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
-        " user_id uuid NOT NULL REFERENCES users (id), theme text NOT NULL)",
-        "ALTER TABLE users ADD CONSTRAINT users_email_ascii CHECK (email ~ '^[ -~]*$')",
-        "ALTER TABLE companies ADD COLUMN motto text",
-        "CREATE TABLE app_settings (key text PRIMARY KEY, value text)",
-    ]:
-        connection.execute(text(statement))
-    return True
-"""
+CHANGED_SCHEMA = schema_hook(
+    "ALTER TABLE users ADD COLUMN locale text NOT NULL",
+    "ALTER TYPE user_status ADD VALUE 'DORMANT'",
+    "CREATE TABLE user_preferences (id uuid PRIMARY KEY,"
+    " user_id uuid NOT NULL REFERENCES users (id), theme text NOT NULL)",
+    "ALTER TABLE users ADD CONSTRAINT users_email_ascii CHECK (email ~ '^[ -~]*$')",
+    "ALTER TABLE companies ADD COLUMN motto text",
+    "CREATE TABLE app_settings (key text PRIMARY KEY, value text)",
+)
 
 RULES = """
 def pytest_celestra_schema_rules(rules):
@@ -301,22 +292,15 @@ def test_the_template_key_covers_the_rules():
 
 #: A table your migrations fill (plans, keyed by its code) and a table of yours pointing at
 #: it and at one of ours: the rules describe only the second.
-LOOKUP_SCHEMA = """
-from sqlalchemy import text
-from pytest_celestra import Base
-
-def pytest_celestra_create_schema(connection, config):
-    Base.metadata.create_all(connection)
-    for statement in [
+LOOKUP_SCHEMA = (
+    schema_hook(
         "CREATE TABLE plans (code text PRIMARY KEY, seats int NOT NULL)",
         "INSERT INTO plans VALUES ('free', 1), ('team', 10), ('enterprise', 500)",
         "CREATE TABLE subscriptions (id uuid PRIMARY KEY,"
         " company_id uuid NOT NULL REFERENCES companies (id),"
         " plan_code text NOT NULL REFERENCES plans (code))",
-    ]:
-        connection.execute(text(statement))
-    return True
-
+    )
+    + """
 def pytest_celestra_schema_rules(rules):
     rules.table(
         "subscriptions",
@@ -324,6 +308,7 @@ def pytest_celestra_schema_rules(rules):
         count={"default": 40},
     )
 """
+)
 
 LOOKUP_TESTS = r"""
 import pytest
