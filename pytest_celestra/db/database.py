@@ -396,6 +396,7 @@ class TemplateUse(NamedTuple):
     size: int
     day: str | None = None
     built: datetime | None = None
+    run: str | None = None  # the run that built it
 
 
 def of_a_past_day(template: TemplateUse, now: datetime) -> bool:
@@ -834,13 +835,11 @@ class DatabaseManager:
         built by this run or since it began: two rebuilding runs at once each rebuilt what
         the other had just built, back and forth)?"""
         purpose, meta = _describe(admin, name)
-        since = self.since or _server_now(admin)
-        stale = meta.get("run") != self.run_id and _when(meta.get("built")) < since
-        return (
-            purpose == SEALED
-            and Fingerprint.from_meta(meta) is not None
-            and not (self.rebuild and stale)
-        )
+        if purpose != SEALED or Fingerprint.from_meta(meta) is None:
+            return False
+        if not self.rebuild or meta.get("run") == self.run_id:
+            return True
+        return _when(meta.get("built")) >= (self.since or _server_now(admin))
 
     @contextlib.contextmanager
     def _template(self, admin: Admin, spec: _Spec) -> Iterator[str]:
@@ -921,7 +920,6 @@ class DatabaseManager:
         # (listed, locks to try, force: a dead run's leftovers)
         doomed: list[tuple[_Listed, list[int], bool]] = []
         sealed: list[TemplateUse] = []
-        sealed_listed: list[_Listed] = []  # the listing of each of `sealed`
         listings = self._listing(admin, sizes=evict)
         for listed in listings:
             name, purpose, meta = listed.name, listed.purpose, listed.meta
@@ -932,8 +930,7 @@ class DatabaseManager:
             if purpose == SEALED:
                 day = meta.get("day")
                 used, built = _when(meta.get("used")), _when(meta.get("built"))
-                sealed.append(TemplateUse(name, used, listed.size, day, built))
-                sealed_listed.append(listed)
+                sealed.append(TemplateUse(name, used, listed.size, day, built, meta.get("run")))
             elif "owner" in meta and purpose in ("test database", "template build"):
                 doomed.append((listed, [_lock_id(name), int(meta["owner"])], True))
             elif (
@@ -959,10 +956,10 @@ class DatabaseManager:
             ]
             others = {
                 template.name
-                for template, listed in zip(sealed, sealed_listed, strict=True)
+                for template in sealed
                 if template.name in evicted
                 and not of_a_past_day(template, now)
-                and listed.meta.get("run") != self.run_id
+                and template.run != self.run_id
             }
         dropped_others: list[_Listed] = []
         for listed, locks, force in doomed:
