@@ -388,10 +388,11 @@ def resolve_config(
     Raises [`ConfigError`][pytest_celestra.errors.ConfigError] naming a bad value's channel.
     """
     resolved: dict[str, Setting[Any]] = {}
+    cwd = Path.cwd()
     for spec in SETTINGS:
         option_value = options.get(spec.name)
         if option_value is not None:
-            resolved[spec.name] = Setting(_absolute(option_value, Path.cwd()), Source.OPTION)
+            resolved[spec.name] = Setting(_absolute(option_value, cwd), Source.OPTION)
             continue
         for source, where, raw in (
             (Source.ENV, f"environment variable {spec.env}", environ.get(spec.env)),
@@ -404,7 +405,7 @@ def resolve_config(
                 except ConfigError as error:
                     raise ConfigError(f"{where}: {error}") from None
                 # A relative path: from the ini file's folder, else from where pytest runs.
-                base = ini_dir if source is Source.INI and ini_dir is not None else Path.cwd()
+                base = ini_dir if source is Source.INI and ini_dir is not None else cwd
                 resolved[spec.name] = Setting(_absolute(value, base), source)
                 break
         else:
